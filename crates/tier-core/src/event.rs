@@ -155,6 +155,8 @@ pub struct ValidationLimits {
     pub max_future_ms: i64,
     /// Longest id accepted, in bytes.
     pub max_id_len: usize,
+    /// Largest single amount accepted, in minor units (keeps sums exact in `i64`).
+    pub max_amount_minor: i64,
 }
 
 impl Default for ValidationLimits {
@@ -162,6 +164,7 @@ impl Default for ValidationLimits {
         Self {
             max_future_ms: 24 * 3_600_000,
             max_id_len: 256,
+            max_amount_minor: 1_000_000_000_000_000,
         }
     }
 }
@@ -203,8 +206,8 @@ impl Event {
             } => {
                 let prefix = self.kind.type_name();
                 check_id(field(prefix, "order_id"), order_id, limits)?;
-                check_amount(field(prefix, "amount"), *amount)?;
-                check_amount(field(prefix, "cost"), *cost)?;
+                check_amount(field(prefix, "amount"), *amount, limits)?;
+                check_amount(field(prefix, "cost"), *cost, limits)?;
             }
             EventKind::OrderCancelled { order_id } => {
                 check_id("order_cancelled.order_id", order_id, limits)?;
@@ -216,7 +219,7 @@ impl Event {
                 ..
             } => {
                 check_id("invoice_issued.invoice_id", invoice_id, limits)?;
-                check_amount("invoice_issued.amount", *amount)?;
+                check_amount("invoice_issued.amount", *amount, limits)?;
                 if due_at.millis() <= 0 {
                     return Err(InvalidEvent::new(
                         RejectReason::MissingField,
@@ -227,7 +230,7 @@ impl Event {
             }
             EventKind::PaymentReceived { invoice_id, amount } => {
                 check_id("payment_received.invoice_id", invoice_id, limits)?;
-                check_amount("payment_received.amount", *amount)?;
+                check_amount("payment_received.amount", *amount, limits)?;
             }
             EventKind::ComplaintOpened { complaint_id, .. } => {
                 check_id("complaint_opened.complaint_id", complaint_id, limits)?;
@@ -237,7 +240,7 @@ impl Event {
             }
             EventKind::ProfileUpdated(p) => {
                 if let Some(pp) = p.purchase_potential {
-                    check_amount("profile_updated.purchase_potential", pp)?;
+                    check_amount("profile_updated.purchase_potential", pp, limits)?;
                 }
             }
         }
@@ -275,12 +278,26 @@ fn check_id(field: &'static str, value: &str, limits: &ValidationLimits) -> Resu
     Ok(())
 }
 
-fn check_amount(field: &'static str, amount: Money) -> Result<(), InvalidEvent> {
+fn check_amount(
+    field: &'static str,
+    amount: Money,
+    limits: &ValidationLimits,
+) -> Result<(), InvalidEvent> {
     if amount.0 < 0 {
         return Err(InvalidEvent::new(
             RejectReason::NegativeAmount,
             field,
             format!("{field} is negative ({} minor units)", amount.0),
+        ));
+    }
+    if amount.0 > limits.max_amount_minor {
+        return Err(InvalidEvent::new(
+            RejectReason::InvalidField,
+            field,
+            format!(
+                "{field} is {} minor units, above the limit of {}",
+                amount.0, limits.max_amount_minor
+            ),
         ));
     }
     Ok(())
