@@ -1,1 +1,27 @@
-//! placeholder
+//! # tier-api: tierd's gRPC query API
+//!
+//! Owns the `tiering.v1.TierService` handlers ([`TierServiceImpl`]), the
+//! in-memory [`ReadModel`] they answer from, `grpc.health.v1` health
+//! ([`health_pair`]), gRPC reflection, the server assembly ([`serve`]),
+//! the API's metrics ([`metrics`]), and the one mapping from errors to
+//! gRPC status codes (`impl From<ApiError> for tonic::Status`).
+//!
+//! Must not: talk to Kafka, write to sled or any other store, or compute
+//! tiers of its own. The ingest pipeline publishes a [`CustomerView`] per
+//! customer after each durable batch commit and sends `TierChanged` on a
+//! broadcast channel; this crate only reads those. Scoring and
+//! explanations come from `tier_core::policy::Policy`.
+
+pub mod convert;
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod read_model;
+pub mod server;
+pub mod service;
+
+pub use error::ApiError;
+pub use health::{HEALTH_SERVICES, HealthHandle, HealthService, health_pair};
+pub use read_model::{CustomerView, ReadModel};
+pub use server::{ApiServer, DEFAULT_GRACE_PERIOD, serve};
+pub use service::{MAX_BATCH_IDS, MAX_RANK_ITEMS, TierChangeStream, TierServiceImpl};

@@ -13,6 +13,8 @@ pub mod event;
 pub mod indicators;
 pub mod policy;
 pub mod projection;
+pub mod sim;
+pub mod state;
 pub mod time;
 
 pub use error::{InvalidEvent, RejectReason};

@@ -25,7 +25,7 @@
 //! `now` must not go backwards between calls on one projection; the service
 //! guarantees this by using a monotonic processing clock.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -129,7 +129,12 @@ pub struct CustomerProjection {
     buckets: BTreeMap<Month, Bucket>,
     orders: HashMap<u64, OrderRec>,
     invoices: HashMap<u64, InvoiceRec>,
+    /// Issued invoices not yet paid in full, by due date: scoring scans
+    /// only the overdue prefix.
+    unsettled: BTreeSet<(Timestamp, u64)>,
     complaints: BTreeMap<String, ComplaintRec>,
+    /// Complaints opened and not resolved.
+    open_complaints: u32,
     /// Hashes of applied event ids -> month of the event, for dedupe.
     seen: HashMap<u64, Month>,
     profile: Option<Profile>,
@@ -386,7 +391,9 @@ impl CustomerProjection {
         rec.month = month;
         rec.due_at = due_at;
         rec.amount = amount.0;
-        self.settle_if_paid(key);
+        if !self.settle_if_paid(key) {
+            self.unsettled.insert((due_at, key));
+        }
     }
 
     fn payment_received(&mut self, key: u64, month: Month, at: Timestamp, amount: Money) {
@@ -404,17 +411,20 @@ impl CustomerProjection {
         }
         rec.paid = rec.paid.saturating_add(amount.0);
         rec.last_paid_at = Some(rec.last_paid_at.map_or(at, |t| t.max(at)));
-        self.settle_if_paid(key);
+        let due_at = rec.due_at;
+        if self.settle_if_paid(key) {
+            self.unsettled.remove(&(due_at, key));
+        }
     }
 
     /// Settle an issued invoice once it is paid in full, moving its payment
-    /// record into the month bucket of its issue.
-    fn settle_if_paid(&mut self, key: u64) {
+    /// record into the month bucket of its issue. True when it settled now.
+    fn settle_if_paid(&mut self, key: u64) -> bool {
         let Some(rec) = self.invoices.get_mut(&key) else {
-            return;
+            return false;
         };
         if !rec.issued || rec.settled || rec.paid < rec.amount {
-            return;
+            return false;
         }
         rec.settled = true;
         let settled_at = rec.last_paid_at.unwrap_or(rec.due_at);
@@ -428,6 +438,7 @@ impl CustomerProjection {
         }
         b.days_late_sum += u64::from(days_late);
         b.days_late_max = b.days_late_max.max(days_late);
+        true
     }
 
     fn complaint_opened(
@@ -455,6 +466,9 @@ impl CustomerProjection {
         rec.severity = severity;
         rec.category = category.to_owned();
         rec.month = month;
+        if rec.resolved_at.is_none() {
+            self.open_complaints += 1;
+        }
         self.bucket(month).complaints[severity.index()] += 1;
     }
 
@@ -471,6 +485,9 @@ impl CustomerProjection {
             });
         if rec.resolved_at.is_none() {
             rec.resolved_at = Some(at);
+            if rec.opened_at.is_some() {
+                self.open_complaints = self.open_complaints.saturating_sub(1);
+            }
         }
     }
 
@@ -541,16 +558,15 @@ impl CustomerProjection {
         }
         // Open invoices: past due ones count as late by the days so far.
         let mut overdue = 0i64;
-        for inv in self.invoices.values() {
-            if inv.issued && !inv.settled && inv.due_at < now {
-                let days = now.days_since(inv.due_at).floor();
-                due += 1;
-                late_sum += days;
-                late_max = late_max.max(days);
-                overdue += inv.amount - inv.paid;
-            }
+        let overdue_keys = self.unsettled.range(..(now, 0)).map(|(_, k)| k);
+        for inv in overdue_keys.filter_map(|k| self.invoices.get(k)) {
+            let days = now.days_since(inv.due_at).floor();
+            due += 1;
+            late_sum += days;
+            late_max = late_max.max(days);
+            overdue += inv.amount - inv.paid;
         }
-        let open_complaints = self.complaints.values().filter(|c| c.is_open()).count();
+        let open_complaints = self.open_complaints;
 
         let amount_f = amount as f64;
         let active_from = self
@@ -594,7 +610,7 @@ impl CustomerProjection {
             avg_days_late: if due > 0 { late_sum / due as f64 } else { 0.0 },
             max_days_late: late_max,
             overdue_amount: overdue as f64,
-            open_complaints: open_complaints as f64,
+            open_complaints: f64::from(open_complaints),
             complaints_12m: f64::from(count_12m),
             complaints_weighted_12m: f64::from(weighted),
             days_since_last_order: last_order

@@ -1,1 +1,30 @@
-fn main() {}
+//! `tierd`: parse flags, set up logging, run until SIGINT/SIGTERM.
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use tierd::config::{Cli, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = cli.resolve().context("reading configuration")?;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn,librdkafka=warn"));
+    match config.log_format {
+        LogFormat::Human => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        LogFormat::Json => tracing_subscriber::fmt().json().with_env_filter(filter).init(),
+    }
+    let running = tierd::start(config).await?;
+    tracing::info!(grpc = %running.grpc_addr, metrics = %running.metrics_addr, kafka_bootstrap = %running.kafka_bootstrap, "tierd started; waiting for partitions");
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let running_ref = &running;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = sigterm.recv() => tracing::info!("SIGTERM received"),
+        () = async { loop { tokio::time::sleep(std::time::Duration::from_secs(1)).await; if running_ref.status() == tier_stream::PipelineStatus::Stopped { break; } } } => {}
+    }
+    running.shutdown();
+    running.wait().await
+}

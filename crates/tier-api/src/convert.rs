@@ -1,0 +1,40 @@
+//! Domain-to-wire conversions used by the handlers. Plain functions, no IO.
+
+use tier_core::Timestamp;
+use tier_core::policy::TierSpec;
+use tier_proto::api::Entitlements;
+
+/// A domain instant (UTC milliseconds) as a protobuf `Timestamp`.
+pub fn timestamp(t: Timestamp) -> prost_types::Timestamp {
+    let ms = t.millis();
+    prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        // 0..=999_999_000, always fits.
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
+/// What a tier entitles its customers to, as the API publishes it.
+pub fn entitlements(spec: &TierSpec) -> Entitlements {
+    Entitlements {
+        priority: spec.priority,
+        complaint_sla_hours: spec.complaint_sla_hours,
+        visit_every_days: spec.visit_every_days,
+        payment_terms_days: spec.payment_terms_days,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_keep_millis_also_before_the_epoch() {
+        let t = timestamp(Timestamp::from_millis(1_700_000_000_123));
+        assert_eq!((t.seconds, t.nanos), (1_700_000_000, 123_000_000));
+        let t = timestamp(Timestamp::from_millis(-1));
+        assert_eq!((t.seconds, t.nanos), (-1, 999_000_000));
+        let t = timestamp(Timestamp::from_millis(0));
+        assert_eq!((t.seconds, t.nanos), (0, 0));
+    }
+}

@@ -1,0 +1,149 @@
+//! The crate's one error type and the one place that maps errors to gRPC
+//! status codes.
+
+use tonic::{Code, Status};
+
+/// Everything the API can answer with instead of a result.
+///
+/// Messages are sentences meant for the caller: they name the offending
+/// field (`customer_ids[3]`, `items[0].customer_id`) and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed; retrying it unchanged cannot succeed.
+    #[error("invalid {field}: {reason}")]
+    InvalidArgument {
+        /// The request field, with its index for repeated fields.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// tierd has never seen an event of this customer.
+    #[error("customer {customer_id:?} is unknown: no event of this customer has been processed")]
+    NotFound {
+        /// The id that was asked for.
+        customer_id: String,
+    },
+
+    /// A health check named a service this server does not report on.
+    #[error("service {service:?} is not registered for health checks")]
+    UnknownService {
+        /// The service name asked for.
+        service: String,
+    },
+
+    /// A tier-change watcher fell behind the broadcast buffer and changes
+    /// were dropped for it.
+    #[error(
+        "client too slow: {dropped} tier changes dropped; re-read with BatchGetTiers and watch again"
+    )]
+    ClientTooSlow {
+        /// How many changes the watcher missed.
+        dropped: u64,
+    },
+
+    /// The service cannot answer right now (shutting down, not ready);
+    /// the caller may retry, possibly elsewhere.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+
+    /// The reflection service could not be built from the embedded
+    /// descriptor set (a build defect).
+    #[error("cannot build the reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+
+    /// The gRPC transport failed (listener, connection handling).
+    #[error("gRPC transport failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+impl ApiError {
+    /// An [`ApiError::InvalidArgument`] for `field`.
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        ApiError::InvalidArgument {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The gRPC code this error is answered with. The only mapping from
+    /// errors to codes in tierd's API.
+    pub fn code(&self) -> Code {
+        match self {
+            ApiError::InvalidArgument { .. } => Code::InvalidArgument,
+            ApiError::NotFound { .. } | ApiError::UnknownService { .. } => Code::NotFound,
+            ApiError::ClientTooSlow { .. } => Code::ResourceExhausted,
+            ApiError::Unavailable(_) => Code::Unavailable,
+            ApiError::Reflection(_) | ApiError::Transport(_) => Code::Internal,
+        }
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(err: ApiError) -> Self {
+        Status::new(err.code(), err.to_string())
+    }
+}
+
+/// The canonical upper-snake name of a gRPC code, for metric labels
+/// (`OK`, `NOT_FOUND`, ...).
+pub(crate) const fn code_label(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_maps_to_its_code_and_keeps_the_message() {
+        let cases = [
+            (
+                ApiError::invalid("customer_ids[1]", "must not be empty"),
+                Code::InvalidArgument,
+            ),
+            (
+                ApiError::NotFound {
+                    customer_id: "c-1".into(),
+                },
+                Code::NotFound,
+            ),
+            (
+                ApiError::ClientTooSlow { dropped: 7 },
+                Code::ResourceExhausted,
+            ),
+            (
+                ApiError::Unavailable("shutting down".into()),
+                Code::Unavailable,
+            ),
+        ];
+        for (err, code) in cases {
+            let msg = err.to_string();
+            let status = Status::from(err);
+            assert_eq!(status.code(), code);
+            assert_eq!(status.message(), msg);
+        }
+        let s = Status::from(ApiError::invalid("customer_ids[1]", "must not be empty"));
+        assert_eq!(s.message(), "invalid customer_ids[1]: must not be empty");
+        let s = Status::from(ApiError::ClientTooSlow { dropped: 7 });
+        assert!(s.message().contains("7 tier changes dropped"));
+    }
+}

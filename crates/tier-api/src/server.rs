@@ -1,0 +1,116 @@
+//! Server assembly: `TierService`, `grpc.health.v1` and reflection (v1 and
+//! v1alpha) on one already-bound listener, until a cancellation token fires.
+
+use std::time::Duration;
+
+use tier_proto::api::tier_service_server::TierServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+use tonic_health::pb::health_server::HealthServer;
+
+use crate::error::ApiError;
+use crate::health::HealthService;
+use crate::service::TierServiceImpl;
+
+/// How long [`ApiServer::serve`] waits, after `shutdown` fired, for open
+/// connections to finish their requests before it returns anyway.
+pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
+
+/// The API server: the services to expose and how to shut down.
+#[derive(Debug)]
+pub struct ApiServer {
+    service: TierServiceImpl,
+    health: HealthService,
+    grace: Duration,
+}
+
+impl ApiServer {
+    /// A server exposing `service`, health and reflection.
+    pub fn new(service: TierServiceImpl, health: HealthService) -> Self {
+        Self {
+            service,
+            health,
+            grace: DEFAULT_GRACE_PERIOD,
+        }
+    }
+
+    /// Change the shutdown grace period (default [`DEFAULT_GRACE_PERIOD`]).
+    pub fn grace_period(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Serve on `listener` until `shutdown` is cancelled.
+    ///
+    /// On cancel: stop accepting, report `NOT_SERVING`, end open
+    /// `WatchTierChanges` (`UNAVAILABLE`) and health `Watch` streams, let
+    /// unary requests in flight finish, and return once every connection
+    /// closed or the grace period passed, whichever is first.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> Result<(), ApiError> {
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(tier_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(tier_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let health = self.health.with_shutdown(shutdown.clone());
+        let handle = health.handle();
+        let service = self.service.with_shutdown(shutdown.clone());
+        tracing::info!(addr = ?listener.local_addr().ok(), "gRPC API listening");
+
+        let signal = {
+            let shutdown = shutdown.clone();
+            async move {
+                shutdown.cancelled().await;
+                handle.set_serving(false);
+                tracing::info!("gRPC API shutting down: no new connections");
+            }
+        };
+        let server = Server::builder()
+            .add_service(TierServiceServer::new(service))
+            .add_service(HealthServer::new(health))
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+
+        let grace = self.grace;
+        let deadline = async move {
+            shutdown.cancelled().await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            result = server => {
+                result?;
+                tracing::info!("gRPC API stopped");
+                Ok(())
+            }
+            () = deadline => {
+                tracing::warn!(grace_secs = grace.as_secs_f64(), "gRPC connections still open after the grace period; stopping anyway");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Serve `TierService` + `grpc.health.v1` + reflection (v1 and v1alpha) on
+/// an already-bound listener until `shutdown` is cancelled. See
+/// [`ApiServer::serve`].
+pub async fn serve(
+    listener: TcpListener,
+    service: TierServiceImpl,
+    health: HealthService,
+    shutdown: CancellationToken,
+) -> Result<(), ApiError> {
+    ApiServer::new(service, health)
+        .serve(listener, shutdown)
+        .await
+}

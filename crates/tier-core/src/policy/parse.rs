@@ -1,0 +1,905 @@
+//! Parse and validate a policy file; the factory of the scoring methods.
+//!
+//! The file is deserialized into `Raw*` structs (`deny_unknown_fields`
+//! everywhere, `toml::Spanned` on every validated field), then checked and
+//! turned into a [`Policy`]. Every rejection names its line and field.
+//!
+//! `[method]` is a config enum tagged by `kind`. Serde's own internally
+//! tagged enums buffer their content and lose the spans, so the tag is read
+//! by a first, lenient pass (`Probe`) and the whole file is then
+//! deserialized with the body type of that variant (`RawPolicy<M>`), which
+//! keeps both the spans and serde's unknown-field errors per variant.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::curve::Curve;
+use super::error::{PolicyError, line_of};
+use super::explain::fmt_num;
+use super::rules::{Condition, Op, RuleTiers};
+use super::weighted::{Penalty, Term, WeightedScore};
+use super::{Hysteresis, Method, Policy, TierSpec};
+use crate::event::{CurrencyRules, Severity};
+use crate::indicators::IndicatorName;
+
+const MAX_WINDOW_MONTHS: i64 = 36;
+const MAX_MIN_DAYS_IN_TIER: i64 = 3650;
+const MAX_VERSION_LEN: usize = 128;
+/// Tolerance when checking that percentages sum to 100.
+const SUM_EPSILON: f64 = 1e-6;
+
+#[derive(Deserialize)]
+struct Probe {
+    method: ProbeMethod,
+}
+
+#[derive(Deserialize)]
+struct ProbeMethod {
+    kind: MethodKind,
+}
+
+/// The tag of `[method]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum MethodKind {
+    WeightedScore,
+    Rules,
+}
+
+/// The whole file, generic over the body of `[method]`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy<M> {
+    version: Spanned<String>,
+    currency: Spanned<String>,
+    window_months: Spanned<i64>,
+    #[serde(default)]
+    currency_rates: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    hysteresis: Option<RawHysteresis>,
+    method: M,
+    tiers: Spanned<Vec<RawTier>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHysteresis {
+    #[serde(default)]
+    downgrade_margin: Option<Spanned<f64>>,
+    #[serde(default)]
+    min_days_in_tier: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTier {
+    name: Spanned<String>,
+    #[serde(default)]
+    min_score: Option<Spanned<f64>>,
+    priority: Spanned<i64>,
+    complaint_sla_hours: Spanned<i64>,
+    visit_every_days: Spanned<i64>,
+    payment_terms_days: Spanned<i64>,
+}
+
+/// The `[method]` config enum, tagged by `kind`.
+enum MethodConfig {
+    WeightedScore(WeightedConfig),
+    Rules(RulesConfig),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WeightedConfig {
+    #[serde(rename = "kind")]
+    _kind: MethodKind,
+    dimensions: Spanned<Vec<RawDimension>>,
+    #[serde(default)]
+    complaint_penalty: Option<RawPenalty>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDimension {
+    name: Spanned<String>,
+    weight: Spanned<f64>,
+    parts: Spanned<Vec<RawPart>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPart {
+    indicator: Spanned<IndicatorName>,
+    share: Spanned<f64>,
+    higher_is_better: Spanned<bool>,
+    curve: Spanned<Vec<Spanned<Vec<f64>>>>,
+    #[serde(default)]
+    missing_points: Option<Spanned<f64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPenalty {
+    #[serde(default)]
+    unspecified: Option<Spanned<f64>>,
+    low: Spanned<f64>,
+    medium: Spanned<f64>,
+    high: Spanned<f64>,
+    critical: Spanned<f64>,
+    max: Spanned<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesConfig {
+    #[serde(rename = "kind")]
+    _kind: MethodKind,
+    #[serde(default)]
+    rules: Vec<RawRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    tier: Spanned<String>,
+    all: Spanned<Vec<RawCondition>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCondition {
+    indicator: Spanned<IndicatorName>,
+    op: Spanned<Op>,
+    value: Spanned<f64>,
+}
+
+/// Builds located errors.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    src: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(
+        self,
+        span: Range<usize>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> PolicyError {
+        PolicyError::at(self.src, span, field, message)
+    }
+
+    fn line(self, span: Range<usize>) -> usize {
+        line_of(self.src, span.start)
+    }
+}
+
+type Result<T> = std::result::Result<T, PolicyError>;
+
+/// Parse and validate a policy file's text.
+pub(crate) fn parse(src: &str) -> Result<Policy> {
+    let de = |e: toml::de::Error| PolicyError::from_toml(src, &e);
+    let probe: Probe = toml::from_str(src).map_err(de)?;
+    let ctx = Ctx { src };
+    match probe.method.kind {
+        MethodKind::WeightedScore => {
+            let raw: RawPolicy<WeightedConfig> = toml::from_str(src).map_err(de)?;
+            raw.build(ctx, MethodConfig::WeightedScore)
+        }
+        MethodKind::Rules => {
+            let raw: RawPolicy<RulesConfig> = toml::from_str(src).map_err(de)?;
+            raw.build(ctx, MethodConfig::Rules)
+        }
+    }
+}
+
+impl<M> RawPolicy<M> {
+    fn build(self, ctx: Ctx<'_>, tag: fn(M) -> MethodConfig) -> Result<Policy> {
+        let version = check_version(ctx, &self.version)?;
+        let base = check_currency_code(ctx, &self.currency, "currency")?;
+        let window_months = check_window(ctx, &self.window_months)?;
+        let currency = build_currency_rules(ctx, base, &self.currency_rates)?;
+        let mut tiers = build_tiers(ctx, &self.tiers)?;
+        let method = tag(self.method).build(ctx, &self.tiers, &mut tiers)?;
+        let hysteresis = build_hysteresis(ctx, self.hysteresis.as_ref(), &method)?;
+        Ok(Policy {
+            version,
+            window_months,
+            currency,
+            hysteresis,
+            tiers,
+            method,
+        })
+    }
+}
+
+fn check_version(ctx: Ctx<'_>, v: &Spanned<String>) -> Result<String> {
+    let version = v.get_ref().trim();
+    if version.is_empty() {
+        return Err(ctx.err(v.span(), "version", "version must not be empty"));
+    }
+    if version.len() > MAX_VERSION_LEN {
+        return Err(ctx.err(
+            v.span(),
+            "version",
+            format!(
+                "version is {} bytes, longer than {MAX_VERSION_LEN}",
+                version.len()
+            ),
+        ));
+    }
+    Ok(version.to_owned())
+}
+
+fn is_currency_code(code: &str) -> bool {
+    code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase())
+}
+
+fn check_currency_code(ctx: Ctx<'_>, code: &Spanned<String>, field: &str) -> Result<String> {
+    if !is_currency_code(code.get_ref()) {
+        return Err(ctx.err(
+            code.span(),
+            field,
+            format!(
+                "currency must be an ISO 4217 code of 3 uppercase letters, got {:?}",
+                code.get_ref()
+            ),
+        ));
+    }
+    Ok(code.get_ref().clone())
+}
+
+fn check_window(ctx: Ctx<'_>, w: &Spanned<i64>) -> Result<u32> {
+    let months = *w.get_ref();
+    if !(1..=MAX_WINDOW_MONTHS).contains(&months) {
+        return Err(ctx.err(
+            w.span(),
+            "window_months",
+            format!("window_months must be within 1..={MAX_WINDOW_MONTHS}, got {months}"),
+        ));
+    }
+    u32::try_from(months)
+        .map_err(|_| ctx.err(w.span(), "window_months", "window_months is out of range"))
+}
+
+/// An exact decimal string to millionths: `"7.10"` -> `7_100_000`.
+/// At most 6 decimals, greater than zero.
+fn parse_rate_micro(s: &str) -> Option<i64> {
+    let (int, frac) = match s.split_once('.') {
+        Some((i, f)) => (i, f),
+        None => (s, ""),
+    };
+    let digits = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
+    if int.is_empty()
+        || !digits(int)
+        || frac.len() > 6
+        || !digits(frac)
+        || (s.contains('.') && frac.is_empty())
+    {
+        return None;
+    }
+    let whole: i64 = int.parse().ok()?;
+    let mut micro_frac: i64 = 0;
+    for (i, b) in frac.bytes().enumerate() {
+        micro_frac += i64::from(b - b'0') * 10_i64.pow(5 - i as u32);
+    }
+    let micro = whole.checked_mul(1_000_000)?.checked_add(micro_frac)?;
+    (micro > 0).then_some(micro)
+}
+
+fn build_currency_rules(
+    ctx: Ctx<'_>,
+    base: String,
+    rates: &BTreeMap<String, Spanned<String>>,
+) -> Result<CurrencyRules> {
+    let mut rules = CurrencyRules::new(base.clone());
+    for (code, rate) in rates {
+        let field = format!("currency_rates.{code}");
+        if !is_currency_code(code) {
+            return Err(ctx.err(
+                rate.span(),
+                field,
+                format!("{code:?} is not an ISO 4217 code of 3 uppercase letters"),
+            ));
+        }
+        if *code == base {
+            return Err(ctx.err(
+                rate.span(),
+                field,
+                format!("{code} is the base currency; it needs no rate"),
+            ));
+        }
+        let Some(micro) = parse_rate_micro(rate.get_ref()) else {
+            return Err(ctx.err(
+                rate.span(),
+                field,
+                format!(
+                    "rate {:?} is not an exact decimal like \"7.10\" (digits, at most 6 decimals, greater than 0)",
+                    rate.get_ref()
+                ),
+            ));
+        };
+        rules = rules.with_rate_micro(code.clone(), micro);
+    }
+    Ok(rules)
+}
+
+fn to_u32(ctx: Ctx<'_>, v: &Spanned<i64>, field: &str, min: u32, what: &str) -> Result<u32> {
+    let x = *v.get_ref();
+    match u32::try_from(x) {
+        Ok(ok) if ok >= min => Ok(ok),
+        Ok(_) | Err(_) if x < i64::from(min) => Err(ctx.err(
+            v.span(),
+            field,
+            format!("{what} must be at least {min}, got {x}"),
+        )),
+        _ => Err(ctx.err(
+            v.span(),
+            field,
+            format!("{what} must be at most {}, got {x}", u32::MAX),
+        )),
+    }
+}
+
+fn build_tiers(ctx: Ctx<'_>, raw: &Spanned<Vec<RawTier>>) -> Result<Vec<TierSpec>> {
+    if raw.get_ref().is_empty() {
+        return Err(ctx.err(raw.span(), "tiers", "at least one tier is required"));
+    }
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut tiers = Vec::with_capacity(raw.get_ref().len());
+    for (i, t) in raw.get_ref().iter().enumerate() {
+        let name = t.name.get_ref();
+        let field = |f: &str| format!("tiers[{i}].{f}");
+        if name.trim().is_empty() || name.trim() != name {
+            return Err(ctx.err(
+                t.name.span(),
+                field("name"),
+                format!("tier name {name:?} must be non-empty without surrounding spaces"),
+            ));
+        }
+        if let Some(first) = seen.insert(name, ctx.line(t.name.span())) {
+            return Err(ctx.err(
+                t.name.span(),
+                field("name"),
+                format!("duplicate tier name {name:?} (first defined at line {first})"),
+            ));
+        }
+        tiers.push(TierSpec {
+            name: name.clone(),
+            priority: to_u32(ctx, &t.priority, &field("priority"), 1, "priority")?,
+            complaint_sla_hours: to_u32(
+                ctx,
+                &t.complaint_sla_hours,
+                &field("complaint_sla_hours"),
+                1,
+                "complaint_sla_hours",
+            )?,
+            visit_every_days: to_u32(
+                ctx,
+                &t.visit_every_days,
+                &field("visit_every_days"),
+                1,
+                "visit_every_days",
+            )?,
+            payment_terms_days: to_u32(
+                ctx,
+                &t.payment_terms_days,
+                &field("payment_terms_days"),
+                0,
+                "payment_terms_days",
+            )?,
+            min_score: None,
+        });
+    }
+    Ok(tiers)
+}
+
+fn build_hysteresis(
+    ctx: Ctx<'_>,
+    raw: Option<&RawHysteresis>,
+    method: &Method,
+) -> Result<Hysteresis> {
+    let mut h = Hysteresis::default();
+    let Some(raw) = raw else {
+        return Ok(h);
+    };
+    if let Some(m) = &raw.downgrade_margin {
+        let margin = *m.get_ref();
+        let field = "hysteresis.downgrade_margin";
+        if !(0.0..=100.0).contains(&margin) {
+            return Err(ctx.err(
+                m.span(),
+                field,
+                format!(
+                    "downgrade_margin must be within 0..=100 points, got {}",
+                    fmt_num(margin)
+                ),
+            ));
+        }
+        if margin > 0.0 && !matches!(method, Method::WeightedScore(_)) {
+            return Err(ctx.err(
+                m.span(),
+                field,
+                format!(
+                    "downgrade_margin applies to the weighted_score method only, not to kind = {:?}",
+                    method.kind()
+                ),
+            ));
+        }
+        h.downgrade_margin = margin;
+    }
+    if let Some(d) = &raw.min_days_in_tier {
+        let days = *d.get_ref();
+        if !(0..=MAX_MIN_DAYS_IN_TIER).contains(&days) {
+            return Err(ctx.err(
+                d.span(),
+                "hysteresis.min_days_in_tier",
+                format!("min_days_in_tier must be within 0..={MAX_MIN_DAYS_IN_TIER}, got {days}"),
+            ));
+        }
+        h.min_days_in_tier = u32::try_from(days).unwrap_or(0);
+    }
+    Ok(h)
+}
+
+fn sums_to_100(sum: f64) -> bool {
+    (sum - 100.0).abs() <= SUM_EPSILON
+}
+
+/// A percentage that must be finite and within `(0, 100]`.
+fn check_percent(ctx: Ctx<'_>, v: &Spanned<f64>, field: &str, what: &str) -> Result<f64> {
+    let x = *v.get_ref();
+    if !(x > 0.0 && x <= 100.0) {
+        return Err(ctx.err(
+            v.span(),
+            field,
+            format!(
+                "{what} must be above 0 and at most 100 (percent), got {}",
+                fmt_num(x)
+            ),
+        ));
+    }
+    Ok(x)
+}
+
+impl MethodConfig {
+    /// The factory: validate the method against the tiers and build it.
+    /// Sets `min_score` on the tiers of a weighted policy.
+    fn build(
+        self,
+        ctx: Ctx<'_>,
+        raw_tiers: &Spanned<Vec<RawTier>>,
+        tiers: &mut [TierSpec],
+    ) -> Result<Method> {
+        match self {
+            MethodConfig::WeightedScore(cfg) => {
+                build_weighted(ctx, cfg, raw_tiers, tiers).map(Method::WeightedScore)
+            }
+            MethodConfig::Rules(cfg) => build_rules(ctx, cfg, raw_tiers).map(Method::Rules),
+        }
+    }
+}
+
+fn build_weighted(
+    ctx: Ctx<'_>,
+    cfg: WeightedConfig,
+    raw_tiers: &Spanned<Vec<RawTier>>,
+    tiers: &mut [TierSpec],
+) -> Result<WeightedScore> {
+    let min_scores = check_bands(ctx, raw_tiers)?;
+    for (tier, min) in tiers.iter_mut().zip(&min_scores) {
+        tier.min_score = Some(*min);
+    }
+
+    let dims = cfg.dimensions.get_ref();
+    if dims.is_empty() {
+        return Err(ctx.err(
+            cfg.dimensions.span(),
+            "method.dimensions",
+            "at least one dimension is required",
+        ));
+    }
+    let mut terms = Vec::new();
+    let mut dim_names: BTreeMap<&str, usize> = BTreeMap::new();
+    // Direction of each scored indicator, and where it was first declared.
+    let mut directions: BTreeMap<IndicatorName, (bool, String)> = BTreeMap::new();
+    let mut weight_sum = 0.0;
+    for (d, dim) in dims.iter().enumerate() {
+        let at = format!("method.dimensions[{d}]");
+        let name = dim.name.get_ref();
+        if name.trim().is_empty() {
+            return Err(ctx.err(
+                dim.name.span(),
+                format!("{at}.name"),
+                "dimension name must not be empty",
+            ));
+        }
+        if let Some(first) = dim_names.insert(name, ctx.line(dim.name.span())) {
+            return Err(ctx.err(
+                dim.name.span(),
+                format!("{at}.name"),
+                format!("duplicate dimension name {name:?} (first defined at line {first})"),
+            ));
+        }
+        let weight = check_percent(
+            ctx,
+            &dim.weight,
+            &format!("{at}.weight"),
+            "dimension weight",
+        )?;
+        weight_sum += weight;
+
+        let parts = dim.parts.get_ref();
+        if parts.is_empty() {
+            return Err(ctx.err(
+                dim.parts.span(),
+                format!("{at}.parts"),
+                format!("dimension {name:?} needs at least one part"),
+            ));
+        }
+        let mut share_sum = 0.0;
+        for (p, part) in parts.iter().enumerate() {
+            let at = format!("{at}.parts[{p}]");
+            let share = check_percent(ctx, &part.share, &format!("{at}.share"), "part share")?;
+            share_sum += share;
+            let indicator = *part.indicator.get_ref();
+            let higher = *part.higher_is_better.get_ref();
+            match directions.get(&indicator) {
+                Some((first, first_at)) if *first != higher => {
+                    return Err(ctx.err(
+                        part.higher_is_better.span(),
+                        format!("{at}.higher_is_better"),
+                        format!(
+                            "{indicator} is scored with higher_is_better = {first} at {first_at}; \
+                             one indicator cannot be better both higher and lower"
+                        ),
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    directions.insert(indicator, (higher, at.clone()));
+                }
+            }
+            let curve = build_curve(ctx, &part.curve, higher, &format!("{at}.curve"))?;
+            let missing_points = match &part.missing_points {
+                None => 0.0,
+                Some(m) => {
+                    let x = *m.get_ref();
+                    if !(0.0..=100.0).contains(&x) {
+                        return Err(ctx.err(
+                            m.span(),
+                            format!("{at}.missing_points"),
+                            format!("missing_points must be within 0..=100, got {}", fmt_num(x)),
+                        ));
+                    }
+                    x
+                }
+            };
+            terms.push(Term::new(
+                indicator,
+                weight,
+                share,
+                higher,
+                curve,
+                missing_points,
+            ));
+        }
+        if !sums_to_100(share_sum) {
+            let last = parts.len() - 1;
+            return Err(ctx.err(
+                parts[last].share.span(),
+                format!("{at}.parts[{last}].share"),
+                format!(
+                    "part shares of dimension {name:?} sum to {}, expected 100",
+                    fmt_num(share_sum)
+                ),
+            ));
+        }
+    }
+    if !sums_to_100(weight_sum) {
+        let last = dims.len() - 1;
+        return Err(ctx.err(
+            dims[last].weight.span(),
+            format!("method.dimensions[{last}].weight"),
+            format!(
+                "dimension weights sum to {}, expected 100",
+                fmt_num(weight_sum)
+            ),
+        ));
+    }
+    let penalty = cfg
+        .complaint_penalty
+        .as_ref()
+        .map(|p| build_penalty(ctx, p))
+        .transpose()?;
+    Ok(WeightedScore::new(terms, penalty, min_scores))
+}
+
+/// `min_score` of every tier: present, within 0..=100, strictly decreasing
+/// (bands must not overlap), the lowest one 0 (no score without a tier).
+fn check_bands(ctx: Ctx<'_>, raw_tiers: &Spanned<Vec<RawTier>>) -> Result<Vec<f64>> {
+    let raw = raw_tiers.get_ref();
+    let mut mins: Vec<f64> = Vec::with_capacity(raw.len());
+    for (i, t) in raw.iter().enumerate() {
+        let name = t.name.get_ref();
+        let field = format!("tiers[{i}].min_score");
+        let Some(min) = &t.min_score else {
+            return Err(ctx.err(
+                t.name.span(),
+                field,
+                format!(
+                    "tier {name:?} has no min_score; the weighted_score method needs one per tier"
+                ),
+            ));
+        };
+        let m = *min.get_ref();
+        if !(0.0..=100.0).contains(&m) {
+            return Err(ctx.err(
+                min.span(),
+                field,
+                format!(
+                    "min_score {} of tier {name:?} is outside 0..=100",
+                    fmt_num(m)
+                ),
+            ));
+        }
+        if let (Some(prev), Some(better)) = (mins.last(), i.checked_sub(1).and_then(|b| raw.get(b)))
+            && m >= *prev
+        {
+            return Err(ctx.err(
+                min.span(),
+                field,
+                format!(
+                    "min_score {} of tier {name:?} is not below {} of the better tier {:?}: \
+                         bands would overlap (tiers are listed best first)",
+                    fmt_num(m),
+                    fmt_num(*prev),
+                    better.name.get_ref()
+                ),
+            ));
+        }
+        mins.push(m);
+    }
+    if let (Some(last), Some(lowest)) = (raw.last(), mins.last())
+        && *lowest != 0.0
+    {
+        let span = last
+            .min_score
+            .as_ref()
+            .map_or(last.name.span(), Spanned::span);
+        return Err(ctx.err(
+            span,
+            format!("tiers[{}].min_score", raw.len() - 1),
+            format!(
+                "the lowest tier's min_score is {}, expected 0: scores below it would have no tier",
+                fmt_num(*lowest)
+            ),
+        ));
+    }
+    Ok(mins)
+}
+
+fn build_curve(
+    ctx: Ctx<'_>,
+    raw: &Spanned<Vec<Spanned<Vec<f64>>>>,
+    higher_is_better: bool,
+    field: &str,
+) -> Result<Curve> {
+    let points = raw.get_ref();
+    if points.len() < 2 {
+        return Err(ctx.err(
+            raw.span(),
+            field,
+            format!(
+                "a curve needs at least 2 points [value, points], got {}",
+                points.len()
+            ),
+        ));
+    }
+    let mut knots: Vec<(f64, f64)> = Vec::with_capacity(points.len());
+    for (j, p) in points.iter().enumerate() {
+        let at = format!("{field}[{j}]");
+        let &[x, y] = p.get_ref().as_slice() else {
+            return Err(ctx.err(
+                p.span(),
+                at,
+                format!(
+                    "a curve point is [value, points], got {} numbers",
+                    p.get_ref().len()
+                ),
+            ));
+        };
+        if !x.is_finite() {
+            return Err(ctx.err(p.span(), at, "curve values must be finite"));
+        }
+        if !(0.0..=100.0).contains(&y) {
+            return Err(ctx.err(
+                p.span(),
+                at,
+                format!("curve points must be within 0..=100, got {}", fmt_num(y)),
+            ));
+        }
+        if let Some(&(px, py)) = knots.last() {
+            if x <= px {
+                return Err(ctx.err(
+                    p.span(),
+                    at,
+                    format!(
+                        "curve values must strictly increase: {} follows {}",
+                        fmt_num(x),
+                        fmt_num(px)
+                    ),
+                ));
+            }
+            if higher_is_better && y < py {
+                return Err(ctx.err(
+                    p.span(),
+                    at,
+                    format!(
+                        "curve points must not decrease as the value grows (higher_is_better = true): {} follows {}",
+                        fmt_num(y),
+                        fmt_num(py)
+                    ),
+                ));
+            }
+            if !higher_is_better && y > py {
+                return Err(ctx.err(
+                    p.span(),
+                    at,
+                    format!(
+                        "curve points must not increase as the value grows (higher_is_better = false): {} follows {}",
+                        fmt_num(y),
+                        fmt_num(py)
+                    ),
+                ));
+            }
+        }
+        knots.push((x, y));
+    }
+    Ok(Curve::new(&knots))
+}
+
+fn build_penalty(ctx: Ctx<'_>, raw: &RawPenalty) -> Result<Penalty> {
+    let check = |v: &Spanned<f64>, key: &str| -> Result<f64> {
+        let x = *v.get_ref();
+        if !(0.0..=100.0).contains(&x) {
+            return Err(ctx.err(
+                v.span(),
+                format!("method.complaint_penalty.{key}"),
+                format!("{key} must be within 0..=100 points, got {}", fmt_num(x)),
+            ));
+        }
+        Ok(x)
+    };
+    let low = check(&raw.low, "low")?;
+    let unspecified = match &raw.unspecified {
+        Some(u) => check(u, "unspecified")?,
+        None => low,
+    };
+    let mut per_severity = [0.0; 5];
+    per_severity[Severity::Unspecified.index()] = unspecified;
+    per_severity[Severity::Low.index()] = low;
+    per_severity[Severity::Medium.index()] = check(&raw.medium, "medium")?;
+    per_severity[Severity::High.index()] = check(&raw.high, "high")?;
+    per_severity[Severity::Critical.index()] = check(&raw.critical, "critical")?;
+    Ok(Penalty {
+        per_severity,
+        max: check(&raw.max, "max")?,
+    })
+}
+
+fn build_rules(
+    ctx: Ctx<'_>,
+    cfg: RulesConfig,
+    raw_tiers: &Spanned<Vec<RawTier>>,
+) -> Result<RuleTiers> {
+    let raw = raw_tiers.get_ref();
+    for (i, t) in raw.iter().enumerate() {
+        if let Some(min) = &t.min_score {
+            return Err(ctx.err(
+                min.span(),
+                format!("tiers[{i}].min_score"),
+                "min_score applies to the weighted_score method only; remove it for kind = \"rules\"",
+            ));
+        }
+    }
+    let names: Vec<&str> = raw.iter().map(|t| t.name.get_ref().as_str()).collect();
+    let fallback = names.len() - 1;
+    let mut by_tier: Vec<Option<(Vec<Condition>, usize)>> = (0..fallback).map(|_| None).collect();
+    for (r, rule) in cfg.rules.iter().enumerate() {
+        let at = format!("method.rules[{r}]");
+        let tier_name = rule.tier.get_ref();
+        let Some(idx) = names.iter().position(|n| n == tier_name) else {
+            return Err(ctx.err(
+                rule.tier.span(),
+                format!("{at}.tier"),
+                format!(
+                    "rule for unknown tier {tier_name:?}; the tiers are {}",
+                    names.join(", ")
+                ),
+            ));
+        };
+        if idx == fallback {
+            return Err(ctx.err(
+                rule.tier.span(),
+                format!("{at}.tier"),
+                format!(
+                    "tier {tier_name:?} is the fallback (the lowest tier) and must not have a rule"
+                ),
+            ));
+        }
+        let conditions = rule.all.get_ref();
+        if conditions.is_empty() {
+            return Err(ctx.err(
+                rule.all.span(),
+                format!("{at}.all"),
+                "a rule needs at least one condition",
+            ));
+        }
+        let mut built = Vec::with_capacity(conditions.len());
+        for (c, cond) in conditions.iter().enumerate() {
+            let value = *cond.value.get_ref();
+            if !value.is_finite() {
+                return Err(ctx.err(
+                    cond.value.span(),
+                    format!("{at}.all[{c}].value"),
+                    "condition value must be finite",
+                ));
+            }
+            built.push(Condition::new(
+                *cond.indicator.get_ref(),
+                *cond.op.get_ref(),
+                value,
+            ));
+        }
+        let line = ctx.line(rule.tier.span());
+        if let Some((_, first)) = &by_tier[idx] {
+            return Err(ctx.err(
+                rule.tier.span(),
+                format!("{at}.tier"),
+                format!("a second rule for tier {tier_name:?} (the first is at line {first})"),
+            ));
+        }
+        by_tier[idx] = Some((built, line));
+    }
+    let mut rules = Vec::with_capacity(fallback);
+    for (i, slot) in by_tier.into_iter().enumerate() {
+        let Some((conditions, _)) = slot else {
+            let t = &raw[i];
+            return Err(ctx.err(
+                t.name.span(),
+                format!("tiers[{i}].name"),
+                format!(
+                    "tier {:?} has no rule; with kind = \"rules\" every tier but the lowest needs one",
+                    t.name.get_ref()
+                ),
+            ));
+        };
+        rules.push(conditions);
+    }
+    Ok(RuleTiers::new(rules))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_exact_decimals() {
+        assert_eq!(parse_rate_micro("7.10"), Some(7_100_000));
+        assert_eq!(parse_rate_micro("7"), Some(7_000_000));
+        assert_eq!(parse_rate_micro("0.000001"), Some(1));
+        assert_eq!(parse_rate_micro("0.0213"), Some(21_300));
+        assert_eq!(parse_rate_micro("0"), None);
+        assert_eq!(parse_rate_micro("7."), None);
+        assert_eq!(parse_rate_micro(".5"), None);
+        assert_eq!(parse_rate_micro("7,10"), None);
+        assert_eq!(parse_rate_micro("-1"), None);
+        assert_eq!(parse_rate_micro("1.0000001"), None);
+        assert_eq!(parse_rate_micro("99999999999999999"), None);
+        assert_eq!(parse_rate_micro(""), None);
+    }
+}

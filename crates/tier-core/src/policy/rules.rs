@@ -1,0 +1,266 @@
+//! The `rules` method (DOMAIN.md method 3: rule tiers on raw figures).
+//!
+//! Every tier but the last has one rule, a list of conditions that must all
+//! hold (`indicator op value`). Rules are tried best tier first; the first
+//! rule that holds gives the tier; the last tier is the fallback. A
+//! condition on an unknown indicator (`share_of_wallet` without a purchase
+//! potential) does not hold.
+//!
+//! ## The score of a rules policy
+//! Rules give a tier, not a score, but the service stores and reports a
+//! score, so it should say something useful: how far up the ladder a
+//! customer stands. With `n` tiers there are `n - 1` steps; a customer in
+//! tier `i` (0 = best) who meets `m` of the `k` conditions of the next better
+//! tier's rule scores
+//!
+//! ```text
+//! score = 100 * ((n - 1 - i) + m / k) / (n - 1)
+//! ```
+//!
+//! so the top tier scores 100, the fallback tier 0 plus its progress, each
+//! tier owns the band `[100 * (n-1-i) / (n-1), 100 * (n-i) / (n-1))`, and a
+//! score rises as a customer ticks off conditions of the tier above (never
+//! reaching the next band: meeting all of them means matching that tier).
+//! A single-tier policy scores 0. The explanation splits the score the same
+//! way: the matched rule's conditions share the tier's base, the next
+//! rule's conditions carry `100 / (n - 1) / k` each when met.
+
+use serde::Deserialize;
+
+use super::explain::{ExplainedIndicator, Explanation, fmt_num};
+use super::{Evaluation, Getter, ScoringMethod, TierSpec};
+use crate::indicators::{IndicatorName, Indicators};
+
+/// A comparison operator of a condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub(crate) enum Op {
+    #[serde(rename = ">")]
+    Gt,
+    #[serde(rename = ">=")]
+    Ge,
+    #[serde(rename = "<")]
+    Lt,
+    #[serde(rename = "<=")]
+    Le,
+    #[serde(rename = "==")]
+    Eq,
+}
+
+impl Op {
+    #[inline]
+    fn holds(self, value: f64, threshold: f64) -> bool {
+        match self {
+            Op::Gt => value > threshold,
+            Op::Ge => value >= threshold,
+            Op::Lt => value < threshold,
+            Op::Le => value <= threshold,
+            Op::Eq => value == threshold,
+        }
+    }
+
+    const fn as_str(self) -> &'static str {
+        match self {
+            Op::Gt => ">",
+            Op::Ge => ">=",
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Eq => "==",
+        }
+    }
+}
+
+/// `indicator op value`.
+#[derive(Clone, Debug)]
+pub(crate) struct Condition {
+    indicator: IndicatorName,
+    get: Getter,
+    op: Op,
+    value: f64,
+}
+
+impl Condition {
+    pub(crate) fn new(indicator: IndicatorName, op: Op, value: f64) -> Self {
+        Self {
+            indicator,
+            get: super::getter(indicator),
+            op,
+            value,
+        }
+    }
+
+    #[inline]
+    fn holds(&self, ind: &Indicators) -> bool {
+        (self.get)(ind).is_some_and(|v| self.op.holds(v, self.value))
+    }
+
+    fn text(&self) -> String {
+        format!(
+            "{} {} {}",
+            self.indicator,
+            self.op.as_str(),
+            fmt_num(self.value)
+        )
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct RuleTiers {
+    /// `rules[i]` is the rule of tier `i`; the last tier has none, so
+    /// `rules.len()` is both the fallback index and the number of steps.
+    rules: Vec<Vec<Condition>>,
+}
+
+impl RuleTiers {
+    /// `rules` holds one non-empty rule per tier but the last, best first.
+    pub(crate) fn new(rules: Vec<Vec<Condition>>) -> Self {
+        Self { rules }
+    }
+
+    #[inline]
+    fn matched(&self, ind: &Indicators) -> usize {
+        self.rules
+            .iter()
+            .position(|rule| rule.iter().all(|c| c.holds(ind)))
+            .unwrap_or(self.rules.len())
+    }
+
+    /// Conditions of the next better tier's rule met, and their number.
+    #[inline]
+    fn progress(&self, ind: &Indicators, tier: usize) -> (usize, usize) {
+        match tier
+            .checked_sub(1)
+            .and_then(|better| self.rules.get(better))
+        {
+            Some(rule) => (rule.iter().filter(|c| c.holds(ind)).count(), rule.len()),
+            None => (0, 0),
+        }
+    }
+
+    #[inline]
+    fn score(&self, tier: usize, (met, of): (usize, usize)) -> f64 {
+        let steps = self.rules.len();
+        if steps == 0 {
+            return 0.0;
+        }
+        let fraction = if of == 0 { 0.0 } else { met as f64 / of as f64 };
+        let climbed = steps.saturating_sub(tier) as f64 + fraction;
+        (100.0 * climbed / steps as f64).clamp(0.0, 100.0)
+    }
+
+    fn rule_text(&self, tier: usize) -> String {
+        match self.rules.get(tier) {
+            Some(rule) => rule
+                .iter()
+                .map(Condition::text)
+                .collect::<Vec<_>>()
+                .join(" and "),
+            None => "otherwise (no rule of a better tier holds)".to_owned(),
+        }
+    }
+
+    /// Scored terms: the matched rule's conditions share the tier's base,
+    /// the next better rule's conditions carry one step split evenly.
+    fn terms(&self, ind: &Indicators, tier: usize) -> Vec<ExplainedIndicator> {
+        let steps = self.rules.len();
+        let mut out = Vec::new();
+        if steps == 0 {
+            return out;
+        }
+        let step = 100.0 / steps as f64;
+        let mut push = |c: &Condition, weight: f64| {
+            let points = if c.holds(ind) { 100.0 } else { 0.0 };
+            out.push(ExplainedIndicator {
+                name: c.indicator,
+                value: (c.get)(ind).unwrap_or(f64::NAN),
+                points,
+                weight,
+                contribution: points * weight / 100.0,
+            });
+        };
+        if let Some(rule) = self.rules.get(tier) {
+            let base = step * steps.saturating_sub(tier) as f64;
+            for c in rule {
+                push(c, base / rule.len() as f64);
+            }
+        }
+        if let Some(rule) = tier
+            .checked_sub(1)
+            .and_then(|better| self.rules.get(better))
+        {
+            for c in rule {
+                push(c, step / rule.len() as f64);
+            }
+        }
+        out
+    }
+}
+
+impl ScoringMethod for RuleTiers {
+    #[inline]
+    fn evaluate(&self, ind: &Indicators) -> Evaluation {
+        let tier = self.matched(ind);
+        Evaluation {
+            score: self.score(tier, self.progress(ind, tier)),
+            tier,
+        }
+    }
+
+    fn hold_floor(&self, _held: usize, _margin: f64) -> Option<f64> {
+        None
+    }
+
+    fn explain(&self, ind: &Indicators, tier: usize, tiers: &[TierSpec]) -> Explanation {
+        let eval = self.evaluate(ind);
+        let mut gap = match tier.checked_sub(1) {
+            None => "already in the top tier".to_owned(),
+            Some(next) => {
+                let name = tiers.get(next).map_or("", |t| t.name.as_str());
+                let missing: Vec<String> = self
+                    .rules
+                    .get(next)
+                    .map(|rule| {
+                        rule.iter()
+                            .filter(|c| !c.holds(ind))
+                            .map(|c| {
+                                let now = (c.get)(ind).unwrap_or(f64::NAN);
+                                format!("{} (now {})", c.text(), fmt_num(now))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if missing.is_empty() {
+                    format!("all conditions of {name} hold")
+                } else {
+                    format!("to reach {name}: {}", missing.join(", "))
+                }
+            }
+        };
+        if eval.tier > tier {
+            gap.push_str(&format!(
+                "; held by hysteresis: the rule of this tier no longer holds ({})",
+                self.rule_text(tier)
+            ));
+        }
+        Explanation {
+            tier: tiers.get(tier).map(|t| t.name.clone()).unwrap_or_default(),
+            score: eval.score,
+            indicators: self.terms(ind, eval.tier),
+            penalty: 0.0,
+            band: self.rule_text(tier),
+            next_tier: tier
+                .checked_sub(1)
+                .and_then(|next| tiers.get(next))
+                .map(|t| t.name.clone()),
+            gap,
+        }
+    }
+
+    fn contributions(&self, ind: &Indicators, out: &mut Vec<(&'static str, f64)>) {
+        let tier = self.matched(ind);
+        out.extend(
+            self.terms(ind, tier)
+                .into_iter()
+                .map(|t| (t.name.as_str(), t.contribution)),
+        );
+    }
+}

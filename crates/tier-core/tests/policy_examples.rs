@@ -1,0 +1,600 @@
+//! The scoring rules as readable examples: given a policy and a customer,
+//! when scored (or re-decided later), then the tier is ...
+//!
+//! Figures are DOMAIN.md's own examples (example A thresholds, the retail
+//! rules) and the calibration customers documented in
+//! `deploy/policy/default.toml`.
+
+// Test helpers may panic: a failed lookup is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use tier_core::policy::{Evaluation, Policy, TierAssignment};
+use tier_core::time::date;
+use tier_core::{Indicators, Severity, Timestamp};
+
+const RETAIL: &str = include_str!("../../../deploy/policy/retail-rules.toml");
+
+fn fixture(name: &str) -> Policy {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    Policy::from_toml_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn retail() -> Policy {
+    Policy::from_toml_str(RETAIL).unwrap()
+}
+
+// --- given / when / then ----------------------------------------------------
+
+/// A customer described in business terms; money in CNY, stored in fen.
+#[derive(Clone, Copy, Debug)]
+struct Customer(Indicators);
+
+fn customer() -> Customer {
+    Customer(Indicators {
+        on_time_payment_ratio: 1.0,
+        ..Indicators::default()
+    })
+}
+
+impl Customer {
+    fn buying_cny_a_year(mut self, cny: f64) -> Self {
+        self.0.order_amount_12m = cny * 100.0;
+        self.refresh()
+    }
+
+    fn at_margin(mut self, rate: f64) -> Self {
+        self.0.margin_rate_12m = rate;
+        self.refresh()
+    }
+
+    fn orders_a_month(mut self, n: f64) -> Self {
+        self.0.orders_per_month_12m = n;
+        self.0.order_count_12m = n * 12.0;
+        self.refresh()
+    }
+
+    fn paying(mut self, on_time_ratio: f64, avg_days_late: f64) -> Self {
+        self.0.on_time_payment_ratio = on_time_ratio;
+        self.0.avg_days_late = avg_days_late;
+        self.0.max_days_late = avg_days_late * 2.0;
+        self
+    }
+
+    fn with_complaints(mut self, severity: Severity, n: u32) -> Self {
+        self.0.complaints_by_severity_12m[severity.index()] += n;
+        self.0.complaints_12m += f64::from(n);
+        self.0.complaints_weighted_12m += f64::from(n * severity.weight());
+        self
+    }
+
+    fn with_order_count(mut self, n: f64) -> Self {
+        self.0.order_count_12m = n;
+        self
+    }
+
+    fn refresh(mut self) -> Self {
+        let i = &mut self.0;
+        i.margin_12m = i.order_amount_12m * i.margin_rate_12m;
+        i.avg_order_value_12m = if i.order_count_12m > 0.0 {
+            i.order_amount_12m / i.order_count_12m
+        } else {
+            0.0
+        };
+        self
+    }
+}
+
+struct Given {
+    policy: Policy,
+}
+
+fn given(policy: Policy) -> Given {
+    Given { policy }
+}
+
+struct Then<'a> {
+    policy: &'a Policy,
+    what: String,
+    eval: Evaluation,
+}
+
+impl Given {
+    fn when_scored(&self, c: Customer) -> Then<'_> {
+        Then {
+            policy: &self.policy,
+            what: format!("{c:?}"),
+            eval: self.policy.evaluate(&c.0),
+        }
+    }
+
+    /// The tier `decide` holds for a customer who entered `held` on
+    /// `since`, re-evaluated at `now` with `score` (tier from the bands).
+    fn holding(&self, held: &str, since: Timestamp) -> Holding<'_> {
+        Holding {
+            policy: &self.policy,
+            current: TierAssignment {
+                tier: held.to_owned(),
+                score: 90.0,
+                since,
+            },
+        }
+    }
+}
+
+impl Then<'_> {
+    #[track_caller]
+    fn then_tier(self, name: &str) -> Self {
+        let got = &self.policy.tiers()[self.eval.tier].name;
+        assert_eq!(got, name, "score {} for {}", self.eval.score, self.what);
+        self
+    }
+
+    #[track_caller]
+    fn with_score_within(self, lo: f64, hi: f64) -> Self {
+        let s = self.eval.score;
+        assert!(
+            (lo..=hi).contains(&s),
+            "score {s} not within {lo}..={hi} for {}",
+            self.what
+        );
+        self
+    }
+}
+
+struct Holding<'a> {
+    policy: &'a Policy,
+    current: TierAssignment,
+}
+
+impl Holding<'_> {
+    #[track_caller]
+    fn when_evaluated_at(&self, now: Timestamp, score: f64, evaluated: &str) -> String {
+        let tier = self.policy.tier_index(evaluated).unwrap();
+        let eval = Evaluation { score, tier };
+        let held = self.policy.decide(Some(&self.current), eval, now);
+        self.policy.tiers()[held].name.clone()
+    }
+}
+
+// --- DOMAIN.md example A ----------------------------------------------------
+
+#[test]
+fn example_a_band_edges_belong_to_the_band_above() {
+    // Given bands >= 80 A, 60-79.99 B, 40-59.99 C, < 40 D, and a policy
+    // whose score is exactly the order count:
+    let g = given(fixture("thresholds.toml"));
+    let scored = |score: f64| customer().with_order_count(score);
+    g.when_scored(scored(100.0))
+        .then_tier("A")
+        .with_score_within(100.0, 100.0);
+    g.when_scored(scored(80.0))
+        .then_tier("A")
+        .with_score_within(80.0, 80.0);
+    g.when_scored(scored(79.99))
+        .then_tier("B")
+        .with_score_within(79.99, 79.99);
+    g.when_scored(scored(60.0)).then_tier("B");
+    g.when_scored(scored(59.99)).then_tier("C");
+    g.when_scored(scored(40.0)).then_tier("C");
+    g.when_scored(scored(39.99)).then_tier("D");
+    g.when_scored(scored(0.0)).then_tier("D");
+    // Capped at both ends of the curve.
+    g.when_scored(scored(1e9))
+        .then_tier("A")
+        .with_score_within(100.0, 100.0);
+}
+
+#[test]
+fn default_policy_grades_the_calibration_customers() {
+    let g = given(Policy::default_policy());
+    // A big profitable customer who pays on time is core (A).
+    g.when_scored(
+        customer()
+            .buying_cny_a_year(3_000_000.0)
+            .at_margin(0.25)
+            .orders_a_month(5.0),
+    )
+    .then_tier("A")
+    .with_score_within(85.0, 95.0);
+    g.when_scored(
+        customer()
+            .buying_cny_a_year(1_500_000.0)
+            .at_margin(0.25)
+            .orders_a_month(4.0),
+    )
+    .then_tier("B");
+    g.when_scored(
+        customer()
+            .buying_cny_a_year(800_000.0)
+            .at_margin(0.20)
+            .orders_a_month(3.0),
+    )
+    .then_tier("C");
+    // A small one (20k CNY a year) is D even paying on time.
+    g.when_scored(
+        customer()
+            .buying_cny_a_year(20_000.0)
+            .at_margin(0.20)
+            .orders_a_month(1.0),
+    )
+    .then_tier("D")
+    .with_score_within(15.0, 30.0);
+    // No history at all: only the credit part (nothing fell due) scores.
+    g.when_scored(customer())
+        .then_tier("D")
+        .with_score_within(10.0, 10.0);
+}
+
+#[test]
+fn big_orders_of_low_margin_goods_are_worth_less_than_they_look() {
+    let g = given(Policy::default_policy());
+    let big = customer()
+        .buying_cny_a_year(3_000_000.0)
+        .orders_a_month(5.0);
+    g.when_scored(big.at_margin(0.25)).then_tier("A");
+    g.when_scored(big.at_margin(0.03)).then_tier("C");
+}
+
+#[test]
+fn late_payment_and_complaints_cost_points() {
+    let g = given(Policy::default_policy());
+    let big = customer()
+        .buying_cny_a_year(3_000_000.0)
+        .at_margin(0.25)
+        .orders_a_month(5.0);
+    let on_time = g.when_scored(big).eval.score;
+    let late = g.when_scored(big.paying(0.6, 20.0)).eval.score;
+    assert!(late < on_time - 5.0, "{late} vs {on_time}");
+    // Two critical complaints: 2 x 15 = 30 points, the cap.
+    g.when_scored(big.with_complaints(Severity::Critical, 2))
+        .then_tier("B")
+        .with_score_within(on_time - 30.0 - 1e-9, on_time - 30.0 + 1e-9);
+    // More complaints cost no more than the cap.
+    let capped = g
+        .when_scored(big.with_complaints(Severity::Critical, 5))
+        .eval
+        .score;
+    assert!((capped - (on_time - 30.0)).abs() < 1e-9);
+    // Unspecified severity counts as low (1 point).
+    let one = g
+        .when_scored(big.with_complaints(Severity::Unspecified, 1))
+        .eval
+        .score;
+    assert!((one - (on_time - 1.0)).abs() < 1e-9);
+}
+
+// --- DOMAIN.md method 3: retail rules ---------------------------------------
+
+#[test]
+fn retail_rules_example() {
+    let g = given(retail());
+    // core = yearly spend > 50,000 and >= 4 orders a month and paying within 7 days
+    g.when_scored(
+        customer()
+            .buying_cny_a_year(60_000.0)
+            .orders_a_month(4.0)
+            .paying(0.8, 3.0),
+    )
+    .then_tier("core")
+    .with_score_within(100.0, 100.0);
+    // Exactly 50,000 is not "> 50,000".
+    g.when_scored(customer().buying_cny_a_year(50_000.0).orders_a_month(4.0))
+        .then_tier("important");
+    // Big and frequent but paying 10 days late on average: important.
+    g.when_scored(
+        customer()
+            .buying_cny_a_year(60_000.0)
+            .orders_a_month(5.0)
+            .paying(0.2, 10.0),
+    )
+    .then_tier("important")
+    .with_score_within(
+        50.0 + 50.0 * 2.0 / 3.0 - 1e-9,
+        50.0 + 50.0 * 2.0 / 3.0 + 1e-9,
+    );
+    // important = 10,000-50,000 a year and 2-3 orders a month
+    g.when_scored(customer().buying_cny_a_year(10_000.0).orders_a_month(2.0))
+        .then_tier("important");
+    g.when_scored(customer().buying_cny_a_year(30_000.0).orders_a_month(3.0))
+        .then_tier("important");
+    // regular = under 10,000 a year, or irregular buying
+    g.when_scored(customer().buying_cny_a_year(9_999.0).orders_a_month(3.0))
+        .then_tier("regular")
+        .with_score_within(25.0, 25.0); // one of important's two conditions met
+    g.when_scored(customer().buying_cny_a_year(30_000.0).orders_a_month(1.0))
+        .then_tier("regular");
+    g.when_scored(customer())
+        .then_tier("regular")
+        .with_score_within(0.0, 0.0);
+}
+
+#[test]
+fn retail_explanation_names_the_rule_and_what_is_missing() {
+    let p = retail();
+    let c = customer()
+        .buying_cny_a_year(60_000.0)
+        .orders_a_month(5.0)
+        .paying(0.2, 10.0);
+    let e = p.explain(&c.0, p.evaluate(&c.0).tier);
+    assert_eq!(e.tier, "important");
+    assert_eq!(
+        e.band,
+        "order_amount_12m >= 1,000,000 and orders_per_month_12m >= 2"
+    );
+    assert_eq!(e.next_tier.as_deref(), Some("core"));
+    assert_eq!(e.gap, "to reach core: avg_days_late <= 7 (now 10)");
+    let sum: f64 = e.indicators.iter().map(|i| i.contribution).sum();
+    assert!((sum - e.score).abs() < 1e-9, "{sum} vs {}", e.score);
+
+    let regular = p.explain(&customer().0, 2);
+    assert_eq!(regular.band, "otherwise (no rule of a better tier holds)");
+    assert_eq!(
+        regular.gap,
+        "to reach important: order_amount_12m >= 1,000,000 (now 0), orders_per_month_12m >= 2 (now 0)"
+    );
+}
+
+// --- Hysteresis --------------------------------------------------------------
+
+#[test]
+fn no_downgrade_inside_the_margin() {
+    // Given the default policy (margin 2 points, 30 days) and a customer in A
+    // for 60 days, when the score drops to 78.5 (B by the bands but within
+    // 2 points of A's 80), then A is kept; at 77.9 it goes to B.
+    let g = given(Policy::default_policy());
+    let h = g.holding("A", date(2026, 1, 1));
+    assert_eq!(h.when_evaluated_at(date(2026, 3, 2), 78.5, "B"), "A");
+    assert_eq!(h.when_evaluated_at(date(2026, 3, 2), 78.0, "B"), "A");
+    assert_eq!(h.when_evaluated_at(date(2026, 3, 2), 77.9, "B"), "B");
+    // A fall of several bands lands where the score says.
+    assert_eq!(h.when_evaluated_at(date(2026, 3, 2), 12.0, "D"), "D");
+}
+
+#[test]
+fn no_downgrade_before_the_minimum_days() {
+    let g = given(Policy::default_policy());
+    let h = g.holding("A", date(2026, 1, 1));
+    // 29 days in A: kept even far below the band.
+    assert_eq!(h.when_evaluated_at(date(2026, 1, 30), 30.0, "D"), "A");
+    // 30 days: the downgrade applies.
+    assert_eq!(h.when_evaluated_at(date(2026, 1, 31), 30.0, "D"), "D");
+}
+
+#[test]
+fn upgrades_are_immediate() {
+    let g = given(Policy::default_policy());
+    let h = g.holding("D", date(2026, 1, 1));
+    // One hour later, the customer qualifies for A: no waiting, no margin.
+    let an_hour = Timestamp::from_millis(date(2026, 1, 1).millis() + 3_600_000);
+    assert_eq!(h.when_evaluated_at(an_hour, 80.0, "A"), "A");
+    assert_eq!(h.when_evaluated_at(an_hour, 60.0, "B"), "B");
+    assert_eq!(h.when_evaluated_at(an_hour, 10.0, "D"), "D");
+}
+
+#[test]
+fn rules_policies_use_the_minimum_days_only() {
+    let g = given(retail());
+    let h = g.holding("core", date(2026, 1, 1));
+    assert_eq!(
+        h.when_evaluated_at(date(2026, 1, 20), 0.0, "regular"),
+        "core"
+    );
+    assert_eq!(
+        h.when_evaluated_at(date(2026, 2, 1), 99.0, "important"),
+        "important"
+    );
+}
+
+// --- Explanations ------------------------------------------------------------
+
+#[test]
+fn explanation_contributions_sum_to_the_score_before_penalty() {
+    let p = Policy::default_policy();
+    let c = customer()
+        .buying_cny_a_year(1_500_000.0)
+        .at_margin(0.25)
+        .orders_a_month(4.0)
+        .paying(0.9, 4.0)
+        .with_complaints(Severity::High, 1);
+    let eval = p.evaluate(&c.0);
+    let e = p.explain(&c.0, eval.tier);
+    assert_eq!(e.score, eval.score);
+    assert_eq!(e.tier, p.tiers()[eval.tier].name);
+    assert_eq!(e.penalty, 8.0);
+    let sum: f64 = e.indicators.iter().map(|i| i.contribution).sum();
+    assert!(
+        (sum - e.penalty - e.score).abs() < 1e-9,
+        "{sum} - {} vs {}",
+        e.penalty,
+        e.score
+    );
+    let weights: f64 = e.indicators.iter().map(|i| i.weight).sum();
+    assert!((weights - 100.0).abs() < 1e-9);
+    // Each term: contribution = points * weight / 100, the value is shown.
+    let margin = &e.indicators[0];
+    assert_eq!(margin.name.as_str(), "margin_12m");
+    assert_eq!(margin.value, 37_500_000.0);
+    assert!((margin.weight - 48.0).abs() < 1e-9); // 60% x 80%
+    assert!((margin.contribution - margin.points * margin.weight / 100.0).abs() < 1e-9);
+}
+
+#[test]
+fn explanation_bands_read_like_the_domain() {
+    let p = Policy::default_policy();
+    let ind = customer().0;
+    let bands: Vec<String> = (0..4).map(|t| p.explain(&ind, t).band).collect();
+    assert_eq!(bands, [">= 80", ">= 60 and < 80", ">= 40 and < 60", "< 40"]);
+    let top = p.explain(
+        &customer()
+            .buying_cny_a_year(5e6)
+            .at_margin(0.4)
+            .orders_a_month(8.0)
+            .0,
+        0,
+    );
+    assert_eq!(top.next_tier, None);
+    assert_eq!(top.gap, "already in the top tier");
+}
+
+/// The `X` of "(to X)" in a gap text.
+fn suggested_target(gap: &str) -> f64 {
+    let start = gap.find("(to ").unwrap() + 4;
+    let end = start + gap[start..].find(')').unwrap();
+    gap[start..end].replace(',', "").parse().unwrap()
+}
+
+#[test]
+fn the_gap_suggestion_really_reaches_the_next_tier() {
+    // Given a B customer, when we follow the explanation's suggestion,
+    // then the customer is A.
+    let p = Policy::default_policy();
+    let c = customer()
+        .buying_cny_a_year(1_500_000.0)
+        .at_margin(0.25)
+        .orders_a_month(4.0);
+    let eval = p.evaluate(&c.0);
+    assert_eq!(eval.tier, 1);
+    let e = p.explain(&c.0, eval.tier);
+    assert_eq!(e.next_tier.as_deref(), Some("A"));
+    assert!(
+        e.gap
+            .starts_with(&format!("+{} points to A: e.g. margin_12m +", {
+                let need = 80.0 - eval.score;
+                format!("{:.2}", need)
+                    .trim_end_matches('0')
+                    .trim_end_matches('.')
+                    .to_owned()
+            })),
+        "{}",
+        e.gap
+    );
+    let mut better = c.0;
+    better.margin_12m = suggested_target(&e.gap);
+    assert_eq!(
+        p.evaluate(&better).tier,
+        0,
+        "{} -> {:?}",
+        e.gap,
+        p.evaluate(&better)
+    );
+
+    // A lower-is-better lever: a policy scoring only days late. 20 days
+    // late scores 33.33 (D); 18 days would score 40 (C).
+    let src = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/thresholds.toml"),
+    )
+    .unwrap()
+    .replace("\"order_count_12m\"", "\"avg_days_late\"")
+    .replace("higher_is_better = true", "higher_is_better = false")
+    .replace(
+        "curve = [[0, 0], [100, 100]]",
+        "curve = [[0, 100], [30, 0]]",
+    );
+    let days = Policy::from_toml_str(&src).unwrap();
+    let late = Indicators {
+        avg_days_late: 20.0,
+        ..Default::default()
+    };
+    let eval = days.evaluate(&late);
+    assert_eq!(eval.tier, 3);
+    let e = days.explain(&late, eval.tier);
+    assert_eq!(
+        e.gap,
+        "+6.67 points to C: e.g. avg_days_late -2 (to 18) would do it"
+    );
+    let sooner = Indicators {
+        avg_days_late: suggested_target(&e.gap),
+        ..late
+    };
+    assert_eq!(days.evaluate(&sooner).tier, 2);
+}
+
+#[test]
+fn an_unreachable_gap_says_so() {
+    // Capped complaints cost 30 points: without margin even a perfect
+    // profile cannot reach A from the rest.
+    let p = Policy::default_policy();
+    let c = customer()
+        .buying_cny_a_year(20_000.0)
+        .at_margin(0.20)
+        .orders_a_month(1.0)
+        .with_complaints(Severity::Critical, 2);
+    let e = p.explain(&c.0, p.evaluate(&c.0).tier);
+    assert_eq!(e.tier, "D");
+    assert!(
+        e.gap
+            .contains("no single indicator closes the gap; most to gain: margin_12m"),
+        "{}",
+        e.gap
+    );
+    assert!(e.gap.ends_with("(complaints cost 30 points)"), "{}", e.gap);
+}
+
+#[test]
+fn a_held_tier_is_explained_as_held() {
+    let p = Policy::default_policy();
+    let c = customer()
+        .buying_cny_a_year(1_500_000.0)
+        .at_margin(0.25)
+        .orders_a_month(4.0);
+    let e = p.explain(&c.0, 0);
+    assert_eq!(e.tier, "A");
+    assert!(e.gap.contains("held by hysteresis"), "{}", e.gap);
+}
+
+// --- Reasons -----------------------------------------------------------------
+
+#[test]
+fn reasons_are_the_largest_changes_first() {
+    let p = Policy::default_policy();
+    let old = customer()
+        .buying_cny_a_year(800_000.0)
+        .at_margin(0.20)
+        .orders_a_month(3.0);
+    let new = old
+        .buying_cny_a_year(1_500_000.0)
+        .at_margin(0.25)
+        .with_complaints(Severity::Low, 1);
+    let reasons = p.reasons(&old.0, &new.0, 10);
+    let names: Vec<&str> = reasons.iter().map(|r| r.name.as_str()).collect();
+    // margin_12m (weight 48%) moves most, then order_amount (21%),
+    // margin_rate (12%), the penalty (-1); frequency and credit did not move.
+    assert_eq!(
+        names,
+        [
+            "margin_12m",
+            "order_amount_12m",
+            "margin_rate_12m",
+            "complaint_penalty"
+        ]
+    );
+    for pair in reasons.windows(2) {
+        assert!(pair[0].delta.abs() >= pair[1].delta.abs());
+    }
+    let penalty = &reasons[3];
+    assert_eq!((penalty.contribution, penalty.delta), (-1.0, -1.0));
+    // The deltas add up to the score change.
+    let total: f64 = reasons.iter().map(|r| r.delta).sum();
+    let change = p.evaluate(&new.0).score - p.evaluate(&old.0).score;
+    assert!((total - change).abs() < 1e-9);
+    // At most k; nothing when nothing changed.
+    assert_eq!(p.reasons(&old.0, &new.0, 2).len(), 2);
+    assert!(p.reasons(&new.0, &new.0, 5).is_empty());
+    assert!(p.reasons(&old.0, &new.0, 0).is_empty());
+}
+
+#[test]
+fn rules_reasons_follow_the_conditions() {
+    let p = retail();
+    let old = customer().buying_cny_a_year(30_000.0).orders_a_month(1.0);
+    let new = old.orders_a_month(2.0);
+    let reasons = p.reasons(&old.0, &new.0, 5);
+    assert!(!reasons.is_empty());
+    let total: f64 = reasons.iter().map(|r| r.delta).sum();
+    let change = p.evaluate(&new.0).score - p.evaluate(&old.0).score;
+    assert!((total - change).abs() < 1e-9, "{reasons:?}");
+}

@@ -1,0 +1,60 @@
+//! What one commit writes, and what it hands back.
+
+use std::ops::Range;
+
+/// Everything one processed batch of events changes, committed atomically by
+/// [`Store::commit`](crate::Store::commit): all of it becomes visible (and,
+/// with [`FlushPolicy::EveryCommit`](crate::FlushPolicy::EveryCommit),
+/// durable) or none of it does.
+#[derive(Debug)]
+pub struct CommitBatch<'a, S> {
+    /// Customer states to upsert, already coalesced per customer by the
+    /// caller. Should an id appear twice anyway, the later entry wins.
+    pub customers: Vec<(&'a str, &'a S)>,
+    /// `(topic, partition, next offset to consume)`; later entries win.
+    pub offsets: Vec<(&'a str, i32, i64)>,
+    /// New outbox rows, in the order they must be published.
+    pub outbox: Vec<Vec<u8>>,
+}
+
+impl<S> CommitBatch<'_, S> {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self {
+            customers: Vec::new(),
+            offsets: Vec::new(),
+            outbox: Vec::new(),
+        }
+    }
+
+    /// True when committing the batch would change nothing.
+    pub fn is_empty(&self) -> bool {
+        self.customers.is_empty() && self.offsets.is_empty() && self.outbox.is_empty()
+    }
+}
+
+impl<S> Default for CommitBatch<'_, S> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What a successful commit assigned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitReceipt {
+    /// Keys of the batch's outbox rows, in batch order. Keys are contiguous
+    /// because commits are serialized; the range is empty (`n..n`) when the
+    /// batch had no outbox rows. Keys are never reused, also across reopen.
+    pub outbox_keys: Range<u64>,
+}
+
+/// What [`Store::verify`](crate::Store::verify) checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VerifyReport {
+    /// Customer states decoded.
+    pub customers: usize,
+    /// Offset entries checked.
+    pub offsets: usize,
+    /// Outbox rows checked.
+    pub outbox_rows: usize,
+}

@@ -1,0 +1,196 @@
+//! The crate's one error type.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the store, phrased for an operator's log.
+///
+/// [`StoreError::is_corruption`] splits the variants into "the data on disk
+/// cannot be trusted" (quarantine it) and everything else (retry or refuse).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The data directory could not even be listed.
+    #[error("could not inspect data dir {}: {source}", dir.display())]
+    DataDir {
+        /// The data directory.
+        dir: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// sled refused to open the data directory.
+    #[error("could not open the sled data dir {}: {source}", dir.display())]
+    Open {
+        /// The data directory.
+        dir: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: sled::Error,
+    },
+
+    /// The directory held files, but sled found no readable log in them and
+    /// would have started empty.
+    #[error(
+        "data dir {} holds files, but sled recovered nothing from them; its log is unreadable",
+        dir.display()
+    )]
+    Unrecoverable {
+        /// The data directory.
+        dir: PathBuf,
+    },
+
+    /// The directory holds data without tier-store's schema marker.
+    #[error(
+        "data dir {} has data but no schema version; it was not written by tier-store or its metadata is damaged",
+        dir.display()
+    )]
+    SchemaMissing {
+        /// The data directory.
+        dir: PathBuf,
+    },
+
+    /// The directory was written with a schema this build cannot read.
+    #[error(
+        "data dir {} has schema version {found}, but this build supports only version {supported}",
+        dir.display()
+    )]
+    SchemaMismatch {
+        /// The data directory.
+        dir: PathBuf,
+        /// The version found on disk.
+        found: u32,
+        /// The version this build reads and writes.
+        supported: u32,
+    },
+
+    /// A sled operation on an open store failed.
+    #[error("sled I/O failed while {during}: {source}")]
+    Sled {
+        /// What the store was doing, e.g. "committing a batch".
+        during: &'static str,
+        /// The underlying error.
+        #[source]
+        source: sled::Error,
+    },
+
+    /// A customer state could not be serialized; nothing was written.
+    #[error("could not encode the state of customer {id}: {source}")]
+    Encode {
+        /// The customer id.
+        id: String,
+        /// The serializer's error.
+        #[source]
+        source: postcard::Error,
+    },
+
+    /// A stored customer state does not decode as the requested type.
+    #[error("stored value for customer {id} is corrupt: {source}")]
+    Corrupt {
+        /// The customer id.
+        id: String,
+        /// The deserializer's error.
+        #[source]
+        source: postcard::Error,
+    },
+
+    /// A stored customer state carries a format version this build does not know.
+    #[error(
+        "stored value for customer {id} has format version {version}, but this build reads only version {supported}"
+    )]
+    UnknownFormatVersion {
+        /// The customer id.
+        id: String,
+        /// The version byte found.
+        version: u8,
+        /// The newest version this build reads.
+        supported: u8,
+    },
+
+    /// A key or a non-customer value does not follow the layout.
+    #[error("entry {key} in the {section} section is malformed: {reason}")]
+    MalformedEntry {
+        /// "customers", "offsets", "outbox", "meta" or "unknown".
+        section: &'static str,
+        /// The key, printable (non-UTF-8 bytes escaped).
+        key: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// A topic name that cannot be part of an offset key.
+    #[error("topic name {topic:?} cannot be stored: it is empty or contains a NUL byte")]
+    InvalidTopic {
+        /// The rejected topic name.
+        topic: String,
+    },
+
+    /// Kafka partitions are never negative.
+    #[error("partition {partition} of topic {topic} is negative")]
+    NegativePartition {
+        /// The topic.
+        topic: String,
+        /// The rejected partition.
+        partition: i32,
+    },
+
+    /// Kafka offsets to consume next are never negative.
+    #[error("next offset {offset} for partition {partition} of topic {topic} is negative")]
+    NegativeOffset {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The rejected offset.
+        offset: i64,
+    },
+
+    /// The outbox sequence would wrap around `u64::MAX`.
+    #[error("the outbox sequence is exhausted; no more outbox rows can be keyed")]
+    OutboxExhausted,
+
+    /// Moving a broken data directory aside failed.
+    #[error("could not quarantine data dir {}: {source}", dir.display())]
+    Quarantine {
+        /// The data directory that should have been moved.
+        dir: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl StoreError {
+    /// True when the error means the data on disk cannot be trusted, so the
+    /// data dir should be quarantined rather than retried.
+    ///
+    /// I/O errors (permissions, a lock held by another process, a full disk)
+    /// and a schema *newer* than this build (a rollback) are not corruption:
+    /// quarantining would throw away good state.
+    pub fn is_corruption(&self) -> bool {
+        match self {
+            Self::Open { source, .. } | Self::Sled { source, .. } => matches!(
+                source,
+                sled::Error::Corruption { .. }
+                    | sled::Error::Unsupported(_)
+                    | sled::Error::ReportableBug(_)
+            ),
+            Self::SchemaMismatch {
+                found, supported, ..
+            } => found < supported,
+            Self::Unrecoverable { .. }
+            | Self::SchemaMissing { .. }
+            | Self::Corrupt { .. }
+            | Self::UnknownFormatVersion { .. }
+            | Self::MalformedEntry { .. } => true,
+            Self::DataDir { .. }
+            | Self::Encode { .. }
+            | Self::InvalidTopic { .. }
+            | Self::NegativePartition { .. }
+            | Self::NegativeOffset { .. }
+            | Self::OutboxExhausted
+            | Self::Quarantine { .. } => false,
+        }
+    }
+}

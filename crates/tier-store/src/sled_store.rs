@@ -1,0 +1,412 @@
+//! The sled backend.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::layout::{self, CUSTOMER, META, OFFSET, OUTBOX};
+use crate::{
+    CommitBatch, CommitReceipt, FlushPolicy, Store, StoreError, StoreOptions, VerifyReport, codec,
+    quarantine,
+};
+
+/// Name of the one sled tree holding all of tier-store's keys.
+const STATE_TREE: &str = "tierd-state";
+
+/// [`Store`] on sled: one tree, prefixed keys, one `apply_batch` per commit
+/// (see the crate docs for why).
+pub struct SledStore {
+    db: sled::Db,
+    tree: sled::Tree,
+    dir: PathBuf,
+    flush: FlushPolicy,
+    /// Next outbox sequence; the lock also serializes commits so that keys
+    /// are handed out in commit order.
+    next_outbox: Mutex<u64>,
+}
+
+impl fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SledStore")
+            .field("dir", &self.dir)
+            .field("flush", &self.flush)
+            .finish_non_exhaustive()
+    }
+}
+
+fn sled_err(during: &'static str) -> impl FnOnce(sled::Error) -> StoreError {
+    move |source| StoreError::Sled { during, source }
+}
+
+impl SledStore {
+    /// Opens the store in `dir`, creating it if `dir` is missing or empty.
+    ///
+    /// Checks the schema marker (cheap); use [`Store::verify`] for a full
+    /// check. A directory that holds files but no readable tier-store data is
+    /// refused ([`StoreError::Unrecoverable`], [`StoreError::SchemaMissing`])
+    /// instead of being silently treated as a new, empty store.
+    pub fn open(dir: &Path, opts: StoreOptions) -> Result<Self, StoreError> {
+        let fresh = dir_is_empty(dir)?;
+        let flush_every_ms = match opts.flush {
+            FlushPolicy::EveryCommit => None,
+            FlushPolicy::IntervalMs(ms) => Some(ms.max(1)),
+        };
+        let open_err = |source| StoreError::Open {
+            dir: dir.to_owned(),
+            source,
+        };
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(opts.cache_capacity_bytes)
+            .flush_every_ms(flush_every_ms)
+            .open()
+            .map_err(open_err)?;
+        if !fresh && !db.was_recovered() {
+            return Err(StoreError::Unrecoverable {
+                dir: dir.to_owned(),
+            });
+        }
+        let tree = db.open_tree(STATE_TREE).map_err(open_err)?;
+        match tree.get(layout::META_SCHEMA).map_err(open_err)? {
+            None if fresh => init_meta(&db, &tree)?,
+            None => {
+                return Err(StoreError::SchemaMissing {
+                    dir: dir.to_owned(),
+                });
+            }
+            Some(raw) => {
+                let found = layout::parse_u32("meta", layout::META_SCHEMA, &raw)?;
+                if found != layout::SCHEMA_VERSION {
+                    return Err(StoreError::SchemaMismatch {
+                        dir: dir.to_owned(),
+                        found,
+                        supported: layout::SCHEMA_VERSION,
+                    });
+                }
+            }
+        }
+        let next_outbox = recover_outbox_next(&tree)?;
+        tracing::info!(dir = %dir.display(), fresh, outbox_next = next_outbox, "opened tier store");
+        Ok(Self {
+            db,
+            tree,
+            dir: dir.to_owned(),
+            flush: opts.flush,
+            next_outbox: Mutex::new(next_outbox),
+        })
+    }
+
+    /// Opens the store; if the data dir is corrupt (see
+    /// [`StoreError::is_corruption`]), moves it aside with [`quarantine`] and
+    /// opens a fresh store in its place, returning where the old data went.
+    ///
+    /// Errors that are not corruption (permissions, a lock held by another
+    /// process, a schema newer than this build) are returned unchanged and
+    /// nothing is moved.
+    pub fn open_or_quarantine(
+        dir: &Path,
+        opts: StoreOptions,
+    ) -> Result<(Self, Option<PathBuf>), StoreError> {
+        match Self::open(dir, opts.clone()) {
+            Ok(store) => Ok((store, None)),
+            Err(err) if err.is_corruption() => {
+                let moved = quarantine(dir)?;
+                tracing::warn!(
+                    dir = %dir.display(),
+                    quarantined = %moved.display(),
+                    error = %err,
+                    "data dir is corrupt; quarantined it and starting with an empty store"
+                );
+                let store = Self::open(dir, opts)?;
+                Ok((store, Some(moved)))
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn flush_if_every_commit(&self, during: &'static str) -> Result<(), StoreError> {
+        if self.flush == FlushPolicy::EveryCommit {
+            self.db.flush().map_err(sled_err(during))?;
+        }
+        Ok(())
+    }
+}
+
+/// True if `dir` does not exist or has no entries.
+fn dir_is_empty(dir: &Path) -> Result<bool, StoreError> {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => Ok(entries.next().is_none()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(source) => Err(StoreError::DataDir {
+            dir: dir.to_owned(),
+            source,
+        }),
+    }
+}
+
+fn init_meta(db: &sled::Db, tree: &sled::Tree) -> Result<(), StoreError> {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    let created_by = concat!("tier-store ", env!("CARGO_PKG_VERSION"));
+    let mut meta = sled::Batch::default();
+    meta.insert(
+        layout::META_SCHEMA,
+        &layout::SCHEMA_VERSION.to_be_bytes()[..],
+    );
+    meta.insert(layout::META_OUTBOX_NEXT, &0u64.to_be_bytes()[..]);
+    meta.insert(layout::META_CREATED_AT, &now_ms.to_be_bytes()[..]);
+    meta.insert(layout::META_CREATED_BY, created_by.as_bytes());
+    tree.apply_batch(meta)
+        .map_err(sled_err("initializing a new store"))?;
+    db.flush().map_err(sled_err("initializing a new store"))?;
+    Ok(())
+}
+
+/// The counter persisted with every commit, or one past the newest outbox
+/// row if that is larger (it cannot be, short of damage; cheap to be sure).
+fn recover_outbox_next(tree: &sled::Tree) -> Result<u64, StoreError> {
+    let during = "recovering the outbox sequence";
+    let persisted = match tree
+        .get(layout::META_OUTBOX_NEXT)
+        .map_err(sled_err(during))?
+    {
+        Some(raw) => layout::parse_u64("meta", layout::META_OUTBOX_NEXT, &raw)?,
+        None => 0,
+    };
+    let after_last = match tree.scan_prefix(OUTBOX).next_back() {
+        Some(item) => {
+            let (key, _) = item.map_err(sled_err(during))?;
+            layout::parse_outbox_key(&key)?
+                .checked_add(1)
+                .ok_or(StoreError::OutboxExhausted)?
+        }
+        None => 0,
+    };
+    Ok(persisted.max(after_last))
+}
+
+impl Store for SledStore {
+    fn commit<S: Serialize>(
+        &self,
+        batch: &CommitBatch<'_, S>,
+    ) -> Result<CommitReceipt, StoreError> {
+        // Encode and validate everything before touching sled or the counter,
+        // so that any failure leaves the store exactly as it was.
+        let mut writes = sled::Batch::default();
+        for &(id, state) in &batch.customers {
+            writes.insert(layout::customer_key(id), codec::encode(id, state)?);
+        }
+        for &(topic, partition, offset) in &batch.offsets {
+            layout::validate_offset(topic, partition, offset)?;
+            writes.insert(
+                layout::offset_key(topic, partition),
+                &offset.to_be_bytes()[..],
+            );
+        }
+        let rows = u64::try_from(batch.outbox.len()).map_err(|_| StoreError::OutboxExhausted)?;
+
+        let mut next = self
+            .next_outbox
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let first = *next;
+        let end = first.checked_add(rows).ok_or(StoreError::OutboxExhausted)?;
+        if batch.is_empty() {
+            return Ok(CommitReceipt {
+                outbox_keys: first..end,
+            });
+        }
+        for (seq, row) in (first..end).zip(&batch.outbox) {
+            writes.insert(&layout::outbox_key(seq)[..], row.as_slice());
+        }
+        if rows > 0 {
+            writes.insert(layout::META_OUTBOX_NEXT, &end.to_be_bytes()[..]);
+        }
+        self.tree
+            .apply_batch(writes)
+            .map_err(sled_err("committing a batch"))?;
+        *next = end;
+        drop(next);
+
+        self.flush_if_every_commit("flushing a committed batch")?;
+        Ok(CommitReceipt {
+            outbox_keys: first..end,
+        })
+    }
+
+    fn get_customer<S: DeserializeOwned>(&self, id: &str) -> Result<Option<S>, StoreError> {
+        self.tree
+            .get(layout::customer_key(id))
+            .map_err(sled_err("reading a customer"))?
+            .map(|raw| codec::decode(id, &raw))
+            .transpose()
+    }
+
+    fn scan_customers<S: DeserializeOwned>(
+        &self,
+    ) -> impl Iterator<Item = Result<(String, S), StoreError>> {
+        self.tree.scan_prefix(CUSTOMER).map(|item| {
+            let (key, raw) = item.map_err(sled_err("scanning customers"))?;
+            let id = layout::parse_customer_key(&key)?;
+            let state = codec::decode(&id, &raw)?;
+            Ok((id, state))
+        })
+    }
+
+    fn customer_count(&self) -> Result<usize, StoreError> {
+        count_prefix(&self.tree, CUSTOMER, "counting customers")
+    }
+
+    fn offsets(&self) -> Result<Vec<(String, i32, i64)>, StoreError> {
+        self.tree
+            .scan_prefix(OFFSET)
+            .map(|item| {
+                let (key, raw) = item.map_err(sled_err("reading offsets"))?;
+                let (topic, partition) = layout::parse_offset_key(&key)?;
+                Ok((topic, partition, layout::parse_offset_value(&key, &raw)?))
+            })
+            .collect()
+    }
+
+    fn offset(&self, topic: &str, partition: i32) -> Result<Option<i64>, StoreError> {
+        layout::validate_position(topic, partition)?;
+        let key = layout::offset_key(topic, partition);
+        self.tree
+            .get(&key)
+            .map_err(sled_err("reading an offset"))?
+            .map(|raw| layout::parse_offset_value(&key, &raw))
+            .transpose()
+    }
+
+    fn set_offset(&self, topic: &str, partition: i32, next_offset: i64) -> Result<(), StoreError> {
+        layout::validate_offset(topic, partition, next_offset)?;
+        self.tree
+            .insert(
+                layout::offset_key(topic, partition),
+                &next_offset.to_be_bytes()[..],
+            )
+            .map_err(sled_err("writing an offset"))?;
+        self.flush_if_every_commit("flushing an offset")
+    }
+
+    fn outbox_pending(&self, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.tree
+            .scan_prefix(OUTBOX)
+            .take(limit)
+            .map(|item| {
+                let (key, raw) = item.map_err(sled_err("reading the outbox"))?;
+                Ok((layout::parse_outbox_key(&key)?, raw.to_vec()))
+            })
+            .collect()
+    }
+
+    fn outbox_delete(&self, keys: &[u64]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut removes = sled::Batch::default();
+        for &seq in keys {
+            removes.remove(&layout::outbox_key(seq)[..]);
+        }
+        self.tree
+            .apply_batch(removes)
+            .map_err(sled_err("deleting outbox rows"))
+    }
+
+    fn outbox_len(&self) -> Result<usize, StoreError> {
+        count_prefix(&self.tree, OUTBOX, "counting outbox rows")
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map_err(sled_err("flushing"))?;
+        Ok(())
+    }
+
+    fn verify<S: DeserializeOwned>(&self) -> Result<VerifyReport, StoreError> {
+        let current_next = || {
+            *self
+                .next_outbox
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        let mut next_outbox = current_next();
+        let mut report = VerifyReport::default();
+        for item in self.tree.iter() {
+            let (key, raw) = item.map_err(sled_err("verifying the store"))?;
+            if key.starts_with(CUSTOMER) {
+                let id = layout::parse_customer_key(&key)?;
+                codec::decode::<S>(&id, &raw)?;
+                report.customers += 1;
+            } else if key.starts_with(OFFSET) {
+                layout::parse_offset_key(&key)?;
+                layout::parse_offset_value(&key, &raw)?;
+                report.offsets += 1;
+            } else if key.starts_with(OUTBOX) {
+                let seq = layout::parse_outbox_key(&key)?;
+                if seq >= next_outbox {
+                    // A commit may have landed since verify started.
+                    next_outbox = current_next();
+                }
+                if seq >= next_outbox {
+                    return Err(layout::malformed(
+                        "outbox",
+                        &key,
+                        "key not below the outbox sequence",
+                    ));
+                }
+                report.outbox_rows += 1;
+            } else if key.starts_with(META) {
+                verify_meta(&key, &raw)?;
+            } else {
+                return Err(layout::malformed(
+                    "unknown",
+                    &key,
+                    "key has no known prefix",
+                ));
+            }
+        }
+        Ok(report)
+    }
+}
+
+fn count_prefix(
+    tree: &sled::Tree,
+    prefix: &[u8],
+    during: &'static str,
+) -> Result<usize, StoreError> {
+    let mut n = 0;
+    for item in tree.scan_prefix(prefix).keys() {
+        item.map_err(sled_err(during))?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Known meta keys must parse; unknown ones are allowed (meta is extensible).
+fn verify_meta(key: &[u8], raw: &[u8]) -> Result<(), StoreError> {
+    if key == layout::META_SCHEMA {
+        if layout::parse_u32("meta", key, raw)? != layout::SCHEMA_VERSION {
+            return Err(layout::malformed(
+                "meta",
+                key,
+                "schema version changed while open",
+            ));
+        }
+    } else if key == layout::META_OUTBOX_NEXT || key == layout::META_CREATED_AT {
+        layout::parse_u64("meta", key, raw)?;
+    } else if key == layout::META_CREATED_BY && std::str::from_utf8(raw).is_err() {
+        return Err(layout::malformed("meta", key, "value is not UTF-8"));
+    }
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! The narrow interface the rest of tierd sees.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{CommitBatch, CommitReceipt, StoreError, VerifyReport};
+
+/// Durable (or, for tests, in-memory) customer state, consumed offsets and
+/// outbox, changed together by one atomic [`commit`](Store::commit).
+///
+/// Every method is blocking; async callers use `spawn_blocking`. The store is
+/// generic over the customer-state type `S`; reading with a different type
+/// than was written yields [`StoreError::Corrupt`].
+pub trait Store: Send + Sync {
+    /// Writes a batch atomically: customers, offsets and outbox rows all
+    /// become visible together, or (on any error, including a state that
+    /// fails to serialize) nothing changes. Commits are serialized; outbox
+    /// keys increase in commit order.
+    ///
+    /// One exception to "error means unchanged": with
+    /// [`FlushPolicy::EveryCommit`](crate::FlushPolicy::EveryCommit), if the
+    /// batch was applied but the following fsync failed, the error is
+    /// [`StoreError::Sled`] "while flushing a committed batch" and the batch is
+    /// visible but maybe not durable. Treat that as fatal (stop, restart).
+    fn commit<S: Serialize>(&self, batch: &CommitBatch<'_, S>)
+    -> Result<CommitReceipt, StoreError>;
+
+    /// One customer's state, if stored.
+    fn get_customer<S: DeserializeOwned>(&self, id: &str) -> Result<Option<S>, StoreError>;
+
+    /// Every customer's state in id byte order, for warming an in-memory map
+    /// at start. Not a snapshot: commits made while iterating may or may not
+    /// be seen.
+    fn scan_customers<S: DeserializeOwned>(
+        &self,
+    ) -> impl Iterator<Item = Result<(String, S), StoreError>>;
+
+    /// Number of stored customers (a scan; not for hot paths).
+    fn customer_count(&self) -> Result<usize, StoreError>;
+
+    /// All stored `(topic, partition, next offset to consume)`, ordered by
+    /// topic, then partition.
+    fn offsets(&self) -> Result<Vec<(String, i32, i64)>, StoreError>;
+
+    /// The next offset to consume for one partition, if stored.
+    fn offset(&self, topic: &str, partition: i32) -> Result<Option<i64>, StoreError>;
+
+    /// Overwrites one partition's next offset outside a commit, e.g. when the
+    /// stored one lies beyond the partition's end and the caller resets it.
+    fn set_offset(&self, topic: &str, partition: i32, next_offset: i64) -> Result<(), StoreError>;
+
+    /// Up to `limit` outbox rows, oldest first.
+    fn outbox_pending(&self, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
+
+    /// Deletes outbox rows after the broker acknowledged them. Unknown or
+    /// already deleted keys are ignored. Not flushed by itself: a delete lost
+    /// in a crash only means the row is published again.
+    fn outbox_delete(&self, keys: &[u64]) -> Result<(), StoreError>;
+
+    /// Number of outbox rows not yet deleted (a scan; the outbox is small).
+    fn outbox_len(&self) -> Result<usize, StoreError>;
+
+    /// Makes everything written so far durable.
+    fn flush(&self) -> Result<(), StoreError>;
+
+    /// Decodes every customer as `S` and checks every key and value against
+    /// the layout. Reads the whole store; stops at the first problem.
+    fn verify<S: DeserializeOwned>(&self) -> Result<VerifyReport, StoreError>;
+}

@@ -1,0 +1,275 @@
+//! What only a store on disk can get wrong: damage, foreign data, schema
+//! versions, locks, quarantine.
+
+use std::path::{Path, PathBuf};
+
+use tier_store::{CommitBatch, FlushPolicy, SledStore, Store, StoreError, StoreOptions};
+
+use crate::common::{Account, Backend, account, copy_dir, snapshot};
+
+fn opts() -> StoreOptions {
+    StoreOptions {
+        flush: FlushPolicy::EveryCommit,
+        cache_capacity_bytes: 16 * 1024 * 1024,
+    }
+}
+
+/// A closed store in `<tmp>/data` holding two customers, an offset and a row.
+fn populated() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let store = SledStore::open(&dir, opts()).unwrap();
+    let (a, b) = (account(1, "gold"), account(2, "silver"));
+    store
+        .commit(&CommitBatch {
+            customers: vec![("a", &a), ("b", &b)],
+            offsets: vec![("orders", 0, 10)],
+            outbox: vec![b"row".to_vec()],
+        })
+        .unwrap();
+    drop(store);
+    (tmp, dir)
+}
+
+fn garbage(len: usize) -> Vec<u8> {
+    (0..len.max(4096)).map(|i| (i * 7919 % 251) as u8).collect()
+}
+
+fn open_err(dir: &Path) -> StoreError {
+    SledStore::open(dir, opts()).unwrap_err()
+}
+
+/// Writes raw key/values into the store's tree, bypassing the store.
+fn poke(dir: &Path, entries: &[(&[u8], &[u8])]) {
+    let db = sled::open(dir).unwrap();
+    let tree = db.open_tree("tierd-state").unwrap();
+    for (k, v) in entries {
+        tree.insert(*k, *v).unwrap();
+    }
+    db.flush().unwrap();
+}
+
+#[test]
+fn garbage_in_a_copied_data_dir_is_quarantined_and_a_fresh_store_opened() {
+    let (tmp, dir) = populated();
+    let copy = tmp.path().join("copy");
+    copy_dir(&dir, &copy);
+    let db_file = copy.join("db");
+    let len = std::fs::metadata(&db_file).unwrap().len() as usize;
+    std::fs::write(&db_file, garbage(len)).unwrap();
+
+    let err = open_err(&copy);
+    assert!(err.is_corruption(), "{err:?}");
+
+    let (store, moved) = SledStore::open_or_quarantine(&copy, opts()).unwrap();
+    let moved = moved.expect("the broken dir is moved aside");
+    assert!(
+        moved
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("copy.quarantined-")
+    );
+    assert_eq!(moved.parent(), Some(tmp.path()));
+    assert!(
+        moved.join("db").exists(),
+        "quarantined data is kept, not deleted"
+    );
+    assert_eq!(store.customer_count().unwrap(), 0);
+    assert_eq!(store.offsets().unwrap(), vec![]);
+    let c = account(3, "new");
+    assert_eq!(
+        store
+            .commit(&CommitBatch {
+                customers: vec![("c", &c)],
+                ..CommitBatch::new()
+            })
+            .unwrap()
+            .outbox_keys,
+        0..0
+    );
+    assert_eq!(store.get_customer::<Account>("c").unwrap(), Some(c));
+    drop(store);
+
+    // The original was untouched.
+    let original = SledStore::open(&dir, opts()).unwrap();
+    assert_eq!(
+        original.get_customer::<Account>("a").unwrap(),
+        Some(account(1, "gold"))
+    );
+    assert_eq!(original.offset("orders", 0).unwrap(), Some(10));
+    assert_eq!(
+        original.outbox_pending(10).unwrap(),
+        vec![(0, b"row".to_vec())]
+    );
+}
+
+#[test]
+fn garbage_in_sled_conf_is_quarantined() {
+    let (tmp, dir) = populated();
+    std::fs::write(dir.join("conf"), garbage(64)).unwrap();
+    assert!(matches!(
+        open_err(&dir),
+        StoreError::Open {
+            source: sled::Error::Unsupported(_),
+            ..
+        }
+    ));
+    let (_store, moved) = SledStore::open_or_quarantine(&dir, opts()).unwrap();
+    assert!(moved.unwrap().starts_with(tmp.path()));
+}
+
+#[test]
+fn a_healthy_store_is_not_moved() {
+    let (_tmp, dir) = populated();
+    let (store, moved) = SledStore::open_or_quarantine(&dir, opts()).unwrap();
+    assert_eq!(moved, None);
+    assert_eq!(store.customer_count().unwrap(), 2);
+}
+
+#[test]
+fn foreign_sled_data_without_schema_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let db = sled::open(&dir).unwrap();
+    db.insert("someone else's", "data").unwrap();
+    db.flush().unwrap();
+    drop(db);
+    let err = open_err(&dir);
+    assert!(matches!(err, StoreError::SchemaMissing { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("has data but no schema version"),
+        "{err}"
+    );
+    assert!(err.is_corruption());
+}
+
+#[test]
+fn a_newer_schema_is_refused_and_not_quarantined() {
+    let (_tmp, dir) = populated();
+    poke(&dir, &[(b"m/schema", &2u32.to_be_bytes())]);
+    let err = open_err(&dir);
+    assert!(
+        matches!(
+            err,
+            StoreError::SchemaMismatch {
+                found: 2,
+                supported: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .ends_with("has schema version 2, but this build supports only version 1"),
+        "{err}"
+    );
+    assert!(!err.is_corruption(), "a rollback must not throw state away");
+    assert!(SledStore::open_or_quarantine(&dir, opts()).is_err());
+    assert!(dir.exists());
+}
+
+#[test]
+fn a_store_in_use_is_not_quarantined() {
+    let (_tmp, dir) = populated();
+    let first = SledStore::open(&dir, opts()).unwrap();
+    let err = SledStore::open_or_quarantine(&dir, opts()).unwrap_err();
+    assert!(!err.is_corruption(), "{err:?}");
+    assert!(dir.exists());
+    assert_eq!(first.customer_count().unwrap(), 2);
+}
+
+#[test]
+fn damaged_values_are_found_by_verify_not_by_open() {
+    let (_tmp, dir) = populated();
+    poke(&dir, &[(b"c/a", &[1, 0xff, 0xff]), (b"c/b", &[9, 1, 2, 3])]);
+    let store = SledStore::open(&dir, opts()).unwrap();
+    let err = store.verify::<Account>().unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("stored value for customer a is corrupt: "),
+        "{err}"
+    );
+    let err = store.get_customer::<Account>("b").unwrap_err();
+    assert!(
+        matches!(err, StoreError::UnknownFormatVersion { version: 9, .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "stored value for customer b has format version 9, but this build reads only version 1"
+    );
+}
+
+#[test]
+fn verify_checks_keys_and_non_customer_values() {
+    let zero = 0i64.to_be_bytes();
+    let cases: [(&[u8], &[u8]); 6] = [
+        (b"o/orders\0\0\0\0\x01", b"short"),
+        (b"o/orders", &zero),
+        (b"o/\0\0\0\0\x01", &zero),
+        (b"x/\0\0\0\0\0\0\0\0\0", b"row"),
+        (b"zz", b"no known prefix"),
+        (b"m/outbox_next", b"??"),
+    ];
+    for bad in cases {
+        let (_tmp, dir) = populated();
+        poke(&dir, &[bad]);
+        // A broken counter is found at open already, everything else by verify.
+        let err = match SledStore::open(&dir, opts()) {
+            Ok(store) => store.verify::<Account>().unwrap_err(),
+            Err(err) => err,
+        };
+        assert!(
+            matches!(err, StoreError::MalformedEntry { .. }),
+            "{bad:?}: {err:?}"
+        );
+        assert!(err.is_corruption());
+    }
+}
+
+#[test]
+fn fresh_store_is_marked_and_verifies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = SledStore::open(&tmp.path().join("new"), opts()).unwrap();
+    assert_eq!(store.verify::<Account>().unwrap(), Default::default());
+    drop(store);
+    // An empty existing directory counts as new, too.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    drop(SledStore::open(&empty, opts()).unwrap());
+    assert!(SledStore::open(&empty, opts()).is_ok());
+}
+
+#[test]
+fn interval_flush_state_survives_a_clean_close() {
+    let mut b = crate::common::sled(FlushPolicy::IntervalMs(60_000));
+    let x = account(5, "x");
+    b.store()
+        .commit(&CommitBatch {
+            customers: vec![("x", &x)],
+            offsets: vec![("t", 0, 1)],
+            ..CommitBatch::new()
+        })
+        .unwrap();
+    let before = snapshot(b.store());
+    b.store().flush().unwrap();
+    b.close();
+    b.reopen();
+    assert_eq!(snapshot(b.store()), before);
+    let _ = b.data_dir();
+}
+
+#[test]
+fn outbox_keys_continue_after_the_newest_row_even_if_the_counter_lags() {
+    let (_tmp, dir) = populated();
+    poke(&dir, &[(b"x/\0\0\0\0\0\0\x01\0", b"row 256")]);
+    let store = SledStore::open(&dir, opts()).unwrap();
+    let batch = CommitBatch::<Account> {
+        outbox: vec![b"next".to_vec()],
+        ..CommitBatch::new()
+    };
+    assert_eq!(store.commit(&batch).unwrap().outbox_keys, 257..258);
+    assert_eq!(store.verify::<Account>().unwrap().outbox_rows, 3);
+}

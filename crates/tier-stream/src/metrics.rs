@@ -1,0 +1,44 @@
+//! Metric names of the ingest and publish paths. Every name is prefixed
+//! `tierd_`; counters end in `_total`. Recorded only through this module.
+
+pub const EVENTS_CONSUMED: &str = "tierd_events_consumed_total";
+pub const EVENTS_APPLIED: &str = "tierd_events_applied_total";
+pub const EVENTS_REJECTED: &str = "tierd_events_rejected_total";
+pub const EVENTS_DUPLICATE: &str = "tierd_events_duplicate_total";
+pub const EVENTS_STALE: &str = "tierd_events_stale_total";
+pub const BATCH_COMMIT_SECONDS: &str = "tierd_batch_commit_duration_seconds";
+pub const BATCH_SIZE: &str = "tierd_batch_records";
+pub const CONSUMER_LAG: &str = "tierd_consumer_lag";
+pub const TIER_CHANGES: &str = "tierd_tier_changes_total";
+pub const CUSTOMERS_PER_TIER: &str = "tierd_customers";
+pub const OUTBOX_BACKLOG: &str = "tierd_outbox_backlog";
+pub const OUTBOX_PUBLISHED: &str = "tierd_outbox_published_total";
+pub const RETRIES: &str = "tierd_retries_total";
+pub const OFFSET_RESETS: &str = "tierd_offset_resets_total";
+
+/// Buckets for the commit latency histogram, in seconds.
+pub const COMMIT_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// Buckets for batch sizes, in records.
+pub const BATCH_BUCKETS: &[f64] = &[1.0, 10.0, 100.0, 1_000.0, 5_000.0, 10_000.0, 50_000.0];
+
+/// Describe every metric once (help texts for /metrics).
+pub fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(EVENTS_CONSUMED, "Records consumed, by topic and event type.");
+    describe_counter!(EVENTS_APPLIED, "Events that changed a projection, by event type.");
+    describe_counter!(EVENTS_REJECTED, "Records dead-lettered, by reason.");
+    describe_counter!(EVENTS_DUPLICATE, "Events ignored as re-sent duplicates.");
+    describe_counter!(EVENTS_STALE, "Events ignored as older than the window.");
+    describe_histogram!(BATCH_COMMIT_SECONDS, "Latency of one atomic state + offsets + outbox commit.");
+    describe_histogram!(BATCH_SIZE, "Records per processed batch.");
+    describe_gauge!(CONSUMER_LAG, "Records behind the partition's high watermark, by topic and partition.");
+    describe_counter!(TIER_CHANGES, "Tier changes, by from and to tier.");
+    describe_gauge!(CUSTOMERS_PER_TIER, "Customers per tier.");
+    describe_gauge!(OUTBOX_BACKLOG, "Tier changes committed but not yet acknowledged by the broker.");
+    describe_counter!(OUTBOX_PUBLISHED, "Tier changes published to the tier-changes topic.");
+    describe_counter!(RETRIES, "Retried operations, by operation and reason.");
+    describe_counter!(OFFSET_RESETS, "Stored offsets reset because the log no longer has them, by topic.");
+}

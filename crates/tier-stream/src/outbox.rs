@@ -1,0 +1,252 @@
+//! Tier changes out: the domain-to-wire conversion and the outbox publisher.
+//!
+//! The pipeline writes encoded `TierChanged` rows into the store's outbox
+//! in the same atomic batch as the state that produced them. The publisher
+//! drains the outbox in order with an idempotent producer and deletes rows
+//! only after the broker acknowledged them, so a crash re-sends (consumers
+//! de-duplicate on `(customer_id, sequence)`) and never loses a change.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::Message as _;
+use rdkafka::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use tier_core::state::{Cause, TierChange};
+use tier_proto::api;
+use tokio::sync::{Notify, broadcast};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::StreamError;
+use crate::metrics as m;
+use tier_store::Store;
+
+pub(crate) fn to_proto_timestamp(t: tier_core::Timestamp) -> prost_types::Timestamp {
+    let ms = t.millis();
+    prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: i32::try_from(ms.rem_euclid(1000) * 1_000_000).unwrap_or(0),
+    }
+}
+
+/// Domain tier change -> wire `TierChanged`.
+pub fn tier_changed_to_proto(c: &TierChange) -> api::TierChanged {
+    api::TierChanged {
+        customer_id: c.customer_id.clone(),
+        old_tier: c.old_tier.clone().unwrap_or_default(),
+        new_tier: c.new_tier.clone(),
+        old_score: c.old_score,
+        new_score: c.new_score,
+        cause: match c.cause {
+            Cause::Event => api::ChangeCause::Event,
+            Cause::Time => api::ChangeCause::Time,
+            Cause::Policy => api::ChangeCause::Policy,
+            Cause::Override => api::ChangeCause::Override,
+        } as i32,
+        causing_event_id: c.causing_event_id.clone().unwrap_or_default(),
+        reasons: c
+            .reasons
+            .iter()
+            .map(|r| api::Reason {
+                name: r.name.clone(),
+                contribution: r.contribution,
+                delta: r.delta,
+            })
+            .collect(),
+        policy_version: c.policy_version.clone(),
+        sequence: c.sequence,
+        changed_at: Some(to_proto_timestamp(c.changed_at)),
+    }
+}
+
+/// How tier changes are encoded on the tier-changes topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    #[default]
+    Protobuf,
+    Json,
+}
+
+/// Outbox rows always hold protobuf; JSON is produced at publish time.
+pub(crate) fn encode_row(c: &TierChange) -> Vec<u8> {
+    tier_changed_to_proto(c).encode_to_vec()
+}
+
+fn to_json(msg: &api::TierChanged) -> Result<Vec<u8>, String> {
+    let desc = tier_proto::descriptor_pool()
+        .get_message_by_name("tiering.v1.TierChanged")
+        .ok_or("descriptor for tiering.v1.TierChanged missing")?;
+    let mut dynamic = prost_reflect::DynamicMessage::new(desc);
+    dynamic
+        .transcode_from(msg)
+        .map_err(|e| format!("transcode failed: {e}"))?;
+    serde_json::to_vec(&dynamic).map_err(|e| format!("json encoding failed: {e}"))
+}
+
+/// Settings of the publisher.
+#[derive(Debug, Clone)]
+pub struct PublisherConfig {
+    pub brokers: String,
+    pub topic: String,
+    pub format: OutputFormat,
+    /// Rows sent per round.
+    pub batch: usize,
+    /// Extra librdkafka settings.
+    pub kafka: Vec<(String, String)>,
+}
+
+/// Drains the outbox to Kafka until `stop` is cancelled and the outbox is
+/// empty (or `drain_timeout` passes after `stop`).
+pub struct Publisher<S> {
+    config: PublisherConfig,
+    store: Arc<S>,
+    producer: FutureProducer,
+    notify: Arc<Notify>,
+    changes: broadcast::Sender<api::TierChanged>,
+}
+
+impl<S> std::fmt::Debug for Publisher<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl<S: Store + 'static> Publisher<S> {
+    pub fn new(
+        config: PublisherConfig,
+        store: Arc<S>,
+        notify: Arc<Notify>,
+        changes: broadcast::Sender<api::TierChanged>,
+    ) -> Result<Self, StreamError> {
+        let mut cc = ClientConfig::new();
+        cc.set("bootstrap.servers", &config.brokers)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "30000");
+        for (k, v) in &config.kafka {
+            cc.set(k, v);
+        }
+        let producer: FutureProducer = cc
+            .create()
+            .map_err(|e| StreamError::Kafka(format!("could not create the tier-changes producer: {e}")))?;
+        Ok(Self {
+            config,
+            store,
+            producer,
+            notify,
+            changes,
+        })
+    }
+
+    /// Run until `stop` is cancelled, then drain what is left (bounded by
+    /// `drain_timeout`).
+    pub async fn run(self, stop: CancellationToken, drain_timeout: Duration) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.publish_round().await {
+                Ok(0) => {
+                    backoff = Duration::from_millis(100);
+                    if stop.is_cancelled() {
+                        break;
+                    }
+                    tokio::select! {
+                        () = self.notify.notified() => {}
+                        () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        () = stop.cancelled() => {}
+                    }
+                }
+                Ok(_) => backoff = Duration::from_millis(100),
+                Err(e) => {
+                    metrics::counter!(m::RETRIES, "op" => "publish_tier_changes").increment(1);
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "publishing tier changes failed; will retry");
+                    if stop.is_cancelled() {
+                        break;
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = stop.cancelled() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        // Drain after stop: the pipeline has committed its last batch.
+        let deadline = tokio::time::Instant::now() + drain_timeout;
+        while tokio::time::Instant::now() < deadline {
+            match self.publish_round().await {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "draining the outbox failed; retrying until the drain timeout");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+        let _ = self.producer.flush(Duration::from_secs(5));
+        match self.store.outbox_len() {
+            Ok(0) => tracing::info!("outbox drained"),
+            Ok(n) => tracing::warn!(backlog = n, "outbox not empty at shutdown; it will be published on the next start"),
+            Err(e) => tracing::warn!(error = %e, "could not read the outbox length at shutdown"),
+        }
+    }
+
+    /// Send one round of rows; returns how many were published.
+    async fn publish_round(&self) -> Result<usize, StreamError> {
+        let rows = self.store.outbox_pending(self.config.batch)?;
+        metrics::gauge!(m::OUTBOX_BACKLOG).set(self.store.outbox_len()? as f64);
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut decoded = Vec::with_capacity(rows.len());
+        let mut sends = Vec::with_capacity(rows.len());
+        for (key, bytes) in &rows {
+            let msg = match api::TierChanged::decode(bytes.as_slice()) {
+                Ok(m) => m,
+                Err(e) => {
+                    // Only tierd writes these rows; an undecodable one is a
+                    // defect. Keep it out of the way, loudly, but keep going.
+                    tracing::error!(outbox_key = key, error = %e, "undecodable outbox row skipped");
+                    continue;
+                }
+            };
+            let payload = match self.config.format {
+                OutputFormat::Protobuf => bytes.clone(),
+                OutputFormat::Json => to_json(&msg).map_err(StreamError::Kafka)?,
+            };
+            let record = FutureRecord::to(&self.config.topic)
+                .key(msg.customer_id.as_bytes())
+                .payload(&payload);
+            let fut = self
+                .producer
+                .send_result(record)
+                .map_err(|(e, _)| StreamError::Kafka(format!("enqueue to {}: {e}", self.config.topic)))?;
+            sends.push(fut);
+            decoded.push((*key, msg));
+        }
+        let mut acked = Vec::with_capacity(decoded.len());
+        let mut failure = None;
+        for (fut, (key, msg)) in sends.into_iter().zip(decoded) {
+            match fut.await {
+                Ok(Ok(_)) => acked.push((key, msg)),
+                Ok(Err((e, _))) => failure = Some(format!("broker refused a tier change: {e}")),
+                Err(_) => failure = Some("delivery future cancelled".to_owned()),
+            }
+        }
+        // Rows are deleted only after acknowledgement. A failed row stays and
+        // is re-sent next round, possibly after later rows: consumers order
+        // and de-duplicate by `(customer_id, sequence)`.
+        let keys: Vec<u64> = acked.iter().map(|(k, _)| *k).collect();
+        self.store.outbox_delete(&keys)?;
+        let n = acked.len();
+        metrics::counter!(m::OUTBOX_PUBLISHED).increment(n as u64);
+        for (_, msg) in acked {
+            let _ = self.changes.send(msg);
+        }
+        match failure {
+            Some(f) => Err(StreamError::Kafka(f)),
+            None => Ok(n),
+        }
+    }
+}

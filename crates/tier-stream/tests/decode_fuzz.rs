@@ -1,0 +1,469 @@
+//! Robustness of `Decoder::decode` against hostile bytes.
+//!
+//! The bulk is a seeded mutation loop (fast and deterministic, no proptest
+//! shrinking): valid protobuf, JSON and Confluent encodings of random events
+//! are bit-flipped, truncated, extended, spliced and mixed with random bytes.
+//! Every outcome must be `Ok` or a rejection with a bounded reason, a field
+//! and a short detail; an accepted event must be valid and survive a
+//! re-encode in every format unchanged. Both outcomes are counted and both
+//! must occur, so the test cannot pass vacuously.
+//!
+//! A proptest round trip over generated domain events complements it.
+
+// Test helpers outside #[test] fns panic on purpose too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use proptest::prelude::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tier_core::time::date;
+use tier_core::{
+    CurrencyRules, Event, EventKind, Money, Profile, RejectReason, Severity, Timestamp,
+    ValidationLimits,
+};
+use tier_proto::ev;
+use tier_stream::decode::{
+    Decoder, FIELD_PATHS, MAX_DETAIL_LEN, encode_confluent, encode_json, encode_protobuf,
+    event_to_proto,
+};
+
+const BASE: &str = "CNY";
+const ITERATIONS: usize = 200_000;
+const SEED: u64 = 0x7153_D3C0_DE5E_ED01;
+
+fn now() -> Timestamp {
+    date(2026, 3, 1)
+}
+
+fn decoder() -> Decoder {
+    Decoder::new(
+        CurrencyRules::new(BASE).with_rate_micro("USD", 7_100_000),
+        ValidationLimits::default(),
+    )
+}
+
+const ID_CHARS: &[u8] = b"abcXYZ019-_:./ {}\"\\";
+
+fn random_id(rng: &mut StdRng) -> String {
+    let len = rng.random_range(1..12);
+    let mut s: String = (0..len)
+        .map(|_| char::from(ID_CHARS[rng.random_range(0..ID_CHARS.len())]))
+        .collect();
+    if rng.random_bool(0.1) {
+        s.push('é');
+    }
+    s.push('x'); // never blank
+    s
+}
+
+fn random_money(rng: &mut StdRng) -> Money {
+    Money(match rng.random_range(0..4) {
+        0 => 0,
+        1 => rng.random_range(0..1_000_000),
+        _ => rng.random_range(0..1_000_000_000_000),
+    })
+}
+
+fn random_event(rng: &mut StdRng) -> Event {
+    let kind = match rng.random_range(0..8) {
+        0 => EventKind::OrderPlaced {
+            order_id: random_id(rng),
+            amount: random_money(rng),
+            cost: random_money(rng),
+        },
+        1 => EventKind::OrderCancelled {
+            order_id: random_id(rng),
+        },
+        2 => EventKind::OrderReturned {
+            order_id: random_id(rng),
+            amount: random_money(rng),
+            cost: random_money(rng),
+        },
+        3 => EventKind::InvoiceIssued {
+            invoice_id: random_id(rng),
+            order_id: random_id(rng),
+            amount: random_money(rng),
+            due_at: now().plus_days(rng.random_range(-100..100)),
+        },
+        4 => EventKind::PaymentReceived {
+            invoice_id: random_id(rng),
+            amount: random_money(rng),
+        },
+        5 => EventKind::ComplaintOpened {
+            complaint_id: random_id(rng),
+            severity: Severity::ALL[rng.random_range(0..Severity::ALL.len())],
+            category: random_id(rng),
+        },
+        6 => EventKind::ComplaintResolved {
+            complaint_id: random_id(rng),
+        },
+        _ => EventKind::ProfileUpdated(Profile {
+            name: random_id(rng),
+            industry: random_id(rng),
+            region: String::new(),
+            purchase_potential: rng.random_bool(0.5).then(|| random_money(rng)),
+            account_manager: random_id(rng),
+        }),
+    };
+    Event {
+        event_id: random_id(rng),
+        customer_id: random_id(rng),
+        occurred_at: Timestamp::from_millis(
+            now().millis() - rng.random_range(-3_600_000..400 * 86_400_000),
+        ),
+        source: if rng.random_bool(0.5) {
+            random_id(rng)
+        } else {
+            String::new()
+        },
+        kind,
+    }
+}
+
+/// Valid encodings in all three formats, plus a few hand-written variants.
+fn seed_corpus(rng: &mut StdRng) -> Vec<Vec<u8>> {
+    let mut corpus = Vec::new();
+    for i in 0..120 {
+        let ev = random_event(rng);
+        let currency = if i % 3 == 0 { "" } else { BASE };
+        let msg = event_to_proto(&ev, currency);
+        corpus.push(encode_protobuf(&msg));
+        corpus.push(encode_json(&msg));
+        corpus.push(encode_confluent(&msg, rng.random()));
+    }
+    corpus.push(
+        br#" {"event_id":"e","customer_id":"c","occurred_at":"2026-01-01T00:00:00Z",
+             "order_placed":{"order_id":"o","amount":{"amount_minor":"5","currency":"USD"}}}"#
+            .to_vec(),
+    );
+    let mut shorthand = vec![0, 0, 0, 0, 1, 0];
+    shorthand.extend_from_slice(&corpus[0]);
+    corpus.push(shorthand);
+    corpus
+}
+
+const INTERESTING: &[u8] = &[
+    0x00, 0x01, 0x7F, 0x80, 0xFF, b'{', b'}', b'"', b'\\', b':', b',', b'[', b'-', b'0', b'\n',
+    0x0A, 0x12, 0x1A, 0x52, 0x7A,
+];
+
+fn mutate(rng: &mut StdRng, corpus: &[Vec<u8>], out: &mut Vec<u8>) -> &'static str {
+    out.clear();
+    let pick = |rng: &mut StdRng| &corpus[rng.random_range(0..corpus.len())];
+    match rng.random_range(0..100) {
+        // Unchanged valid seeds keep `Ok` in the mix.
+        0..5 => {
+            out.extend_from_slice(pick(rng));
+            return "valid";
+        }
+        // Random bytes, sometimes behind a format's first byte.
+        5..13 => {
+            let len = rng.random_range(0..80);
+            match rng.random_range(0..3) {
+                0 => out.push(0),
+                1 => out.push(b'{'),
+                _ => {}
+            }
+            out.extend((0..len).map(|_| rng.random::<u8>()));
+            return "random";
+        }
+        // Splice: a prefix of one seed and a suffix of another.
+        13..25 => {
+            let (a, b) = (pick(rng), pick(rng));
+            out.extend_from_slice(&a[..rng.random_range(0..=a.len())]);
+            out.extend_from_slice(&b[rng.random_range(0..=b.len())..]);
+        }
+        _ => out.extend_from_slice(pick(rng)),
+    }
+    let rounds = rng.random_range(1..4);
+    for _ in 0..rounds {
+        let len = out.len();
+        match rng.random_range(0..6) {
+            // Bit flips.
+            0 if len > 0 => {
+                for _ in 0..rng.random_range(1..5) {
+                    let i = rng.random_range(0..len);
+                    out[i] ^= 1 << rng.random_range(0..8);
+                }
+            }
+            // Truncation.
+            1 => out.truncate(rng.random_range(0..=len)),
+            // Insertion of random or interesting bytes.
+            2 => {
+                let at = rng.random_range(0..=len);
+                let n = rng.random_range(1..6);
+                let bytes: Vec<u8> = (0..n)
+                    .map(|_| {
+                        if rng.random_bool(0.5) {
+                            INTERESTING[rng.random_range(0..INTERESTING.len())]
+                        } else {
+                            rng.random()
+                        }
+                    })
+                    .collect();
+                out.splice(at..at, bytes);
+            }
+            // Overwrite with an interesting byte.
+            3 if len > 0 => {
+                let i = rng.random_range(0..len);
+                out[i] = INTERESTING[rng.random_range(0..INTERESTING.len())];
+            }
+            // Remove a range.
+            4 if len > 0 => {
+                let a = rng.random_range(0..len);
+                let b = rng.random_range(a..=len.min(a + 8));
+                out.drain(a..b);
+            }
+            // Duplicate a range.
+            _ if len > 0 => {
+                let a = rng.random_range(0..len);
+                let b = rng.random_range(a..=len.min(a + 16));
+                let chunk = out[a..b].to_vec();
+                let at = rng.random_range(0..=out.len());
+                out.splice(at..at, chunk);
+            }
+            _ => {}
+        }
+    }
+    "mutated"
+}
+
+#[test]
+fn mutated_payloads_never_panic_and_are_accepted_or_named() {
+    let mut rng = StdRng::seed_from_u64(SEED);
+    let corpus = seed_corpus(&mut rng);
+    let decoder = decoder();
+    let mut payload = Vec::with_capacity(1024);
+    let mut ok = 0usize;
+    let mut ok_mutated = 0usize;
+    let mut rejected: BTreeMap<&'static str, usize> = BTreeMap::new();
+
+    for iteration in 0..ITERATIONS {
+        let origin = mutate(&mut rng, &corpus, &mut payload);
+        let key: Option<Vec<u8>> = match rng.random_range(0..10) {
+            0 => Some((0..rng.random_range(0..6)).map(|_| rng.random()).collect()),
+            1..4 => None,
+            _ => Some(b"x".to_vec()),
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            decoder.decode(key.as_deref(), Some(&payload), now())
+        }));
+        let result = match outcome {
+            Ok(result) => result,
+            Err(_) => panic!(
+                "decode panicked at iteration {iteration} (seed {SEED:#x}) on {} bytes: {:02x?}",
+                payload.len(),
+                payload
+            ),
+        };
+        match result {
+            Ok(decoded) => {
+                ok += 1;
+                if origin != "valid" {
+                    ok_mutated += 1;
+                }
+                let ev = decoded.event;
+                assert!(ev.validate(now(), decoder.limits()).is_ok());
+                if let (Some(k), false) = (&key, key.as_ref().is_some_and(|k| k.is_empty())) {
+                    assert_eq!(k.as_slice(), ev.customer_id.as_bytes());
+                }
+                // An accepted event re-encodes and decodes to itself.
+                let msg = event_to_proto(&ev, BASE);
+                for bytes in [
+                    encode_protobuf(&msg),
+                    encode_json(&msg),
+                    encode_confluent(&msg, 3),
+                ] {
+                    let again = decoder
+                        .decode(None, Some(&bytes), now())
+                        .unwrap_or_else(|e| panic!("re-encoded event rejected: {e}; {ev:?}"));
+                    assert_eq!(again.event, ev);
+                }
+            }
+            Err(err) => {
+                assert!(RejectReason::ALL.contains(&err.reason));
+                assert!(FIELD_PATHS.contains(&err.field), "{err:?}");
+                assert!(!err.detail.is_empty(), "{err:?}");
+                assert!(err.detail.len() <= MAX_DETAIL_LEN, "{err:?}");
+                *rejected.entry(err.reason.as_str()).or_default() += 1;
+            }
+        }
+    }
+
+    let rejected_total: usize = rejected.values().sum();
+    println!(
+        "{ITERATIONS} payloads: {ok} accepted ({ok_mutated} of them mutated), \
+         {rejected_total} rejected: {rejected:?}"
+    );
+    assert_eq!(ok + rejected_total, ITERATIONS);
+    assert!(ok > 0 && rejected_total > 0, "both outcomes must occur");
+    assert!(ok_mutated > 0, "some mutations must still decode");
+    assert!(
+        rejected.len() >= 5,
+        "the mutations should reach most rejection classes: {rejected:?}"
+    );
+}
+
+#[test]
+fn random_noise_never_panics() {
+    let mut rng = StdRng::seed_from_u64(SEED ^ 1);
+    let decoder = decoder();
+    let mut buf = Vec::new();
+    for _ in 0..5_000 {
+        buf.clear();
+        buf.extend((0..rng.random_range(0..300)).map(|_| rng.random::<u8>()));
+        if let Err(e) = decoder.decode(Some(b"k"), Some(&buf), now()) {
+            assert!(RejectReason::ALL.contains(&e.reason));
+            assert!(FIELD_PATHS.contains(&e.field), "{e:?}");
+        }
+    }
+}
+
+fn arb_id() -> impl Strategy<Value = String> {
+    "\\PC{0,12}[a-zA-Z0-9]\\PC{0,12}"
+}
+
+fn arb_money() -> impl Strategy<Value = Money> {
+    (0i64..=1_000_000_000_000_000).prop_map(Money)
+}
+
+/// Any instant proto3 can carry that validation accepts as a due date.
+fn arb_due() -> impl Strategy<Value = Timestamp> {
+    (1i64..=253_402_300_799_999).prop_map(Timestamp::from_millis)
+}
+
+fn arb_kind() -> impl Strategy<Value = EventKind> {
+    prop_oneof![
+        (arb_id(), arb_money(), arb_money()).prop_map(|(order_id, amount, cost)| {
+            EventKind::OrderPlaced {
+                order_id,
+                amount,
+                cost,
+            }
+        }),
+        arb_id().prop_map(|order_id| EventKind::OrderCancelled { order_id }),
+        (arb_id(), arb_money(), arb_money()).prop_map(|(order_id, amount, cost)| {
+            EventKind::OrderReturned {
+                order_id,
+                amount,
+                cost,
+            }
+        }),
+        (arb_id(), any::<String>(), arb_money(), arb_due()).prop_map(
+            |(invoice_id, order_id, amount, due_at)| EventKind::InvoiceIssued {
+                invoice_id,
+                order_id,
+                amount,
+                due_at,
+            }
+        ),
+        (arb_id(), arb_money())
+            .prop_map(|(invoice_id, amount)| EventKind::PaymentReceived { invoice_id, amount }),
+        (arb_id(), 0usize..5, any::<String>()).prop_map(|(complaint_id, s, category)| {
+            EventKind::ComplaintOpened {
+                complaint_id,
+                severity: Severity::ALL[s],
+                category,
+            }
+        }),
+        arb_id().prop_map(|complaint_id| EventKind::ComplaintResolved { complaint_id }),
+        (
+            any::<String>(),
+            any::<String>(),
+            any::<String>(),
+            proptest::option::of(arb_money()),
+            any::<String>()
+        )
+            .prop_map(
+                |(name, industry, region, purchase_potential, account_manager)| {
+                    EventKind::ProfileUpdated(Profile {
+                        name,
+                        industry,
+                        region,
+                        purchase_potential,
+                        account_manager,
+                    })
+                }
+            ),
+    ]
+}
+
+fn arb_event() -> impl Strategy<Value = Event> {
+    let latest = now().millis() + 24 * 3_600_000;
+    (
+        arb_id(),
+        arb_id(),
+        1i64..=latest,
+        any::<String>(),
+        arb_kind(),
+    )
+        .prop_map(|(event_id, customer_id, at, source, kind)| Event {
+            event_id,
+            customer_id,
+            occurred_at: Timestamp::from_millis(at),
+            source,
+            kind,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+        )),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn any_valid_event_round_trips_in_every_format(ev in arb_event(), schema_id in any::<u32>()) {
+        let d = decoder();
+        let msg = event_to_proto(&ev, BASE);
+        for bytes in [encode_protobuf(&msg), encode_json(&msg), encode_confluent(&msg, schema_id)] {
+            let got = d.decode(Some(ev.customer_id.as_bytes()), Some(&bytes), now());
+            prop_assert_eq!(got.map(|g| g.event), Ok(ev.clone()));
+        }
+    }
+
+    #[test]
+    fn proto_level_garbage_is_rejected_not_panicking(
+        event_id in any::<String>(),
+        seconds in any::<i64>(),
+        nanos in any::<i32>(),
+        amount in any::<i64>(),
+        currency in "[A-Z]{0,4}",
+        severity in any::<i32>(),
+    ) {
+        let msg = ev::CustomerEvent {
+            event_id,
+            customer_id: "c".into(),
+            occurred_at: Some(prost_types::Timestamp { seconds, nanos }),
+            source: String::new(),
+            payload: Some(if severity % 2 == 0 {
+                ev::customer_event::Payload::ComplaintOpened(ev::ComplaintOpened {
+                    complaint_id: "k".into(),
+                    severity,
+                    category: String::new(),
+                })
+            } else {
+                ev::customer_event::Payload::PaymentReceived(ev::PaymentReceived {
+                    invoice_id: "i".into(),
+                    amount: Some(ev::Money { amount_minor: amount, currency }),
+                })
+            }),
+        };
+        let d = decoder();
+        for bytes in [encode_protobuf(&msg), encode_json(&msg), encode_confluent(&msg, 0)] {
+            match d.decode(None, Some(&bytes), now()) {
+                Ok(decoded) => prop_assert!(decoded.event.validate(now(), d.limits()).is_ok()),
+                Err(e) => {
+                    prop_assert!(RejectReason::ALL.contains(&e.reason));
+                    prop_assert!(FIELD_PATHS.contains(&e.field), "{:?}", e);
+                }
+            }
+        }
+    }
+}

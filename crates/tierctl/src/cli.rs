@@ -1,0 +1,521 @@
+//! The command line: clap derive definitions and their value parsers.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tier_core::Timestamp;
+
+/// Command-line client for tierd: query tiers, explain them, rank work by
+/// priority, watch tier changes, and publish realistic sample events.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "tierctl", version, about, propagate_version = true)]
+pub struct Cli {
+    /// tierd's gRPC address (`http://` is assumed when no scheme is given).
+    #[arg(
+        long,
+        global = true,
+        env = "TIERCTL_ADDR",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub addr: String,
+
+    /// Output format for results: aligned text, or JSON (one object per
+    /// line for lists and streams; proto field names, defaults included).
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+
+    /// Deadline of each unary gRPC call, in seconds.
+    #[arg(long, global = true, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Aligned text for people.
+    Table,
+    /// Proto3 JSON for scripts.
+    Json,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Show one customer's tier, score, priority and entitlements.
+    Get(GetArgs),
+    /// Show several customers' tiers, one line each, in request order.
+    BatchGet(BatchGetArgs),
+    /// Explain a customer's tier: indicators, points, weights, gap to the next tier.
+    Explain(ExplainArgs),
+    /// Order work items by their customers' tier priority.
+    Rank(RankArgs),
+    /// Stream tier changes, one line each, until Ctrl-C.
+    Watch,
+    /// Generate a realistic workload and publish it to Kafka.
+    Simulate(SimulateArgs),
+    /// Publish events given as proto3 JSON lines.
+    Produce(ProduceArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GetArgs {
+    /// The customer id.
+    pub customer_id: String,
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(arg_required_else_help = true)]
+pub struct BatchGetArgs {
+    /// Customer ids.
+    pub customer_ids: Vec<String>,
+    /// Read more ids from a file, one per line (`-` = stdin; blank lines
+    /// and lines starting with `#` are skipped). Appended after the
+    /// positional ids.
+    #[arg(long, short = 'f')]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExplainArgs {
+    /// The customer id.
+    pub customer_id: String,
+    /// Currency label for money indicators (the policy's base currency).
+    #[arg(long, default_value = "CNY")]
+    pub currency: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RankArgs {
+    /// Work items as `CUSTOMER_ID:ITEM_ID` (split at the first `:`).
+    #[arg(required = true, value_parser = parse_work_item)]
+    pub items: Vec<WorkItemArg>,
+}
+
+/// One `CUSTOMER_ID:ITEM_ID` argument of `rank`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkItemArg {
+    pub customer_id: String,
+    pub item_id: String,
+}
+
+/// Parse `CUSTOMER_ID:ITEM_ID`; both parts must be non-empty.
+pub fn parse_work_item(s: &str) -> Result<WorkItemArg, String> {
+    match s.split_once(':') {
+        Some((c, i)) if !c.is_empty() && !i.is_empty() => Ok(WorkItemArg {
+            customer_id: c.to_owned(),
+            item_id: i.to_owned(),
+        }),
+        _ => Err(format!("expected CUSTOMER_ID:ITEM_ID, got {s:?}")),
+    }
+}
+
+/// Wire format of published events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventFormat {
+    /// Binary protobuf `CustomerEvent` (canonical).
+    Protobuf,
+    /// The proto3 JSON mapping.
+    Json,
+    /// Binary protobuf in Confluent Schema Registry framing.
+    Confluent,
+}
+
+/// Where to connect to Kafka.
+#[derive(Debug, Clone, Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers, `HOST:PORT[,HOST:PORT...]`.
+    #[arg(long, short = 'b', env = "TIERCTL_BROKERS")]
+    pub brokers: String,
+    /// Extra librdkafka producer properties, `KEY=VALUE` (repeatable; they
+    /// override tierctl's defaults), e.g. `-X security.protocol=SASL_SSL`.
+    #[arg(short = 'X', long = "kafka-config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub config: Vec<(String, String)>,
+    /// Most deliveries awaited at once; sends wait when this many are
+    /// unacknowledged.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_in_flight: u64,
+}
+
+impl KafkaArgs {
+    /// Defaults for `brokers`: no extra config, a window of 10,000.
+    pub fn new(brokers: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            config: Vec::new(),
+            max_in_flight: 10_000,
+        }
+    }
+}
+
+/// Parse `KEY=VALUE`.
+pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+/// Topic per event type.
+#[derive(Debug, Clone, Args)]
+pub struct TopicArgs {
+    /// Topic for order placed / cancelled / returned.
+    #[arg(long, default_value = "orders")]
+    pub orders_topic: String,
+    /// Topic for invoices and payments.
+    #[arg(long, default_value = "payments")]
+    pub payments_topic: String,
+    /// Topic for complaints opened / resolved.
+    #[arg(long, default_value = "complaints")]
+    pub complaints_topic: String,
+    /// Topic for customer profile updates.
+    #[arg(long, default_value = "customers")]
+    pub customers_topic: String,
+}
+
+impl Default for TopicArgs {
+    fn default() -> Self {
+        Self {
+            orders_topic: "orders".into(),
+            payments_topic: "payments".into(),
+            complaints_topic: "complaints".into(),
+            customers_topic: "customers".into(),
+        }
+    }
+}
+
+impl TopicArgs {
+    /// All four topics, in a fixed order.
+    pub fn all(&self) -> [&str; 4] {
+        [
+            &self.orders_topic,
+            &self.payments_topic,
+            &self.complaints_topic,
+            &self.customers_topic,
+        ]
+    }
+}
+
+/// End of the simulated period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndTime {
+    /// The wall clock when the command starts.
+    Now,
+    At(Timestamp),
+}
+
+impl EndTime {
+    /// Resolve against the wall clock.
+    pub fn resolve(self) -> Timestamp {
+        match self {
+            EndTime::At(t) => t,
+            EndTime::Now => {
+                let ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+                Timestamp(ms)
+            }
+        }
+    }
+}
+
+/// Parse `now`, an RFC 3339 instant (`2026-11-01T00:00:00Z`,
+/// `2026-11-01T08:00:00+08:00`) or a date (`2026-11-01`, midnight UTC).
+pub fn parse_end(s: &str) -> Result<EndTime, String> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("now") {
+        return Ok(EndTime::Now);
+    }
+    let err = || format!("expected \"now\", an RFC 3339 time or YYYY-MM-DD, got {s:?}");
+    if let Ok(ts) = s.parse::<prost_types::Timestamp>() {
+        let ms = crate::format::proto_millis(&ts);
+        return if ms > 0 {
+            Ok(EndTime::At(Timestamp(ms)))
+        } else {
+            Err(format!("{s:?} is not after 1970-01-01"))
+        };
+    }
+    let mut parts = s.splitn(3, '-');
+    let (Some(y), Some(m), Some(d)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(err());
+    };
+    let (Ok(y), Ok(m), Ok(d)) = (y.parse::<i64>(), m.parse::<u32>(), d.parse::<u32>()) else {
+        return Err(err());
+    };
+    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return Err(err());
+    }
+    let t = tier_core::time::date(y, m, d);
+    // Reject dates that roll over (2026-02-31).
+    if t.ymd() != (y, m, d) {
+        return Err(err());
+    }
+    Ok(EndTime::At(t))
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SimulateArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Number of customers.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub customers: u64,
+    /// Number of orders (invoices, payments, returns and complaints follow
+    /// from them).
+    #[arg(long, default_value_t = 20_000)]
+    pub orders: u64,
+    /// Seed of the generator: same seed and end, same events.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Wire format of the records.
+    #[arg(long, value_enum, default_value_t = EventFormat::Protobuf)]
+    pub format: EventFormat,
+    /// Length of the simulated period in days, ending at `--end`.
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..))]
+    pub days: u32,
+    /// End of the simulated period: `now`, RFC 3339 or YYYY-MM-DD. No event
+    /// lies after it.
+    #[arg(long, default_value = "now", value_parser = parse_end)]
+    pub end: EndTime,
+    /// Zipf exponent of customer activity (0 = uniform).
+    #[arg(long, default_value_t = 1.0)]
+    pub zipf: f64,
+    /// Prefix of the generated customer ids.
+    #[arg(long, default_value = "cust-")]
+    pub id_prefix: String,
+    /// Currency code written on every amount.
+    #[arg(long, default_value = "CNY")]
+    pub currency: String,
+    /// Schema id written in the Confluent framing (`--format confluent`).
+    #[arg(long, default_value_t = 1)]
+    pub schema_id: u32,
+    #[command(flatten)]
+    pub topics: TopicArgs,
+    /// Never show the progress bar (it is hidden anyway when stderr is not
+    /// a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+impl SimulateArgs {
+    /// The command's defaults, publishing to `brokers`.
+    pub fn new(brokers: impl Into<String>) -> Self {
+        Self {
+            kafka: KafkaArgs::new(brokers),
+            customers: 2000,
+            orders: 20_000,
+            seed: 42,
+            format: EventFormat::Protobuf,
+            days: 365,
+            end: EndTime::Now,
+            zipf: 1.0,
+            id_prefix: "cust-".into(),
+            currency: "CNY".into(),
+            schema_id: 1,
+            topics: TopicArgs::default(),
+            no_progress: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ProduceArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Publish every event to this topic; without it, each event goes to
+    /// its type's topic (see the `--*-topic` options).
+    #[arg(long, short = 't')]
+    pub topic: Option<String>,
+    /// Wire format of the records.
+    #[arg(long, value_enum, default_value_t = EventFormat::Protobuf)]
+    pub format: EventFormat,
+    /// File of `CustomerEvent`s in proto3 JSON, one per line (`-` = stdin;
+    /// blank lines and lines starting with `#` are skipped).
+    #[arg(long, value_name = "FILE")]
+    pub json_file: PathBuf,
+    /// Schema id written in the Confluent framing (`--format confluent`).
+    #[arg(long, default_value_t = 1)]
+    pub schema_id: u32,
+    #[command(flatten)]
+    pub topics: TopicArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("tierctl").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_and_get() {
+        let cli = parse(&["get", "cust-1"]).unwrap();
+        assert_eq!(cli.addr, "http://127.0.0.1:50051");
+        assert_eq!(cli.output, Output::Table);
+        assert!(
+            matches!(cli.command, Command::Get(GetArgs { ref customer_id }) if customer_id == "cust-1")
+        );
+
+        let cli = parse(&["get", "c", "--addr", "http://tierd:9000", "-o", "json"]).unwrap();
+        assert_eq!(cli.addr, "http://tierd:9000");
+        assert_eq!(cli.output, Output::Json);
+        assert!(parse(&["get"]).is_err());
+        assert!(parse(&["get", "c", "--output", "yaml"]).is_err());
+    }
+
+    #[test]
+    fn batch_get_and_rank() {
+        let cli = parse(&["batch-get", "a", "b", "c"]).unwrap();
+        let Command::BatchGet(args) = cli.command else {
+            panic!("not batch-get");
+        };
+        assert_eq!(args.customer_ids, ["a", "b", "c"]);
+        assert!(args.file.is_none());
+        let cli = parse(&["batch-get", "--file", "ids.txt"]).unwrap();
+        let Command::BatchGet(args) = cli.command else {
+            panic!("not batch-get");
+        };
+        assert_eq!(args.file.as_deref(), Some(std::path::Path::new("ids.txt")));
+
+        let cli = parse(&["rank", "c1:o1", "c2:o:2"]).unwrap();
+        let Command::Rank(args) = cli.command else {
+            panic!("not rank");
+        };
+        assert_eq!(
+            args.items,
+            [
+                WorkItemArg {
+                    customer_id: "c1".into(),
+                    item_id: "o1".into()
+                },
+                WorkItemArg {
+                    customer_id: "c2".into(),
+                    item_id: "o:2".into()
+                },
+            ]
+        );
+        assert!(parse(&["rank"]).is_err());
+        assert!(parse(&["rank", "c1"]).is_err());
+        assert!(parse(&["rank", ":o1"]).is_err());
+    }
+
+    #[test]
+    fn simulate_defaults_and_options() {
+        let cli = parse(&["simulate", "--brokers", "localhost:9092"]).unwrap();
+        let Command::Simulate(args) = cli.command else {
+            panic!("not simulate");
+        };
+        assert_eq!(args.kafka.brokers, "localhost:9092");
+        assert_eq!((args.customers, args.orders, args.seed), (2000, 20_000, 42));
+        assert_eq!(args.days, 365);
+        assert_eq!(args.format, EventFormat::Protobuf);
+        assert_eq!(args.end, EndTime::Now);
+        assert_eq!(args.kafka.max_in_flight, 10_000);
+        assert_eq!(
+            args.topics.all(),
+            ["orders", "payments", "complaints", "customers"]
+        );
+
+        let cli = parse(&[
+            "simulate",
+            "-b",
+            "k:1",
+            "--customers",
+            "10",
+            "--orders",
+            "50",
+            "--seed",
+            "7",
+            "--format",
+            "confluent",
+            "--days",
+            "30",
+            "--end",
+            "2026-11-01T00:00:00Z",
+            "--orders-topic",
+            "o2",
+            "-X",
+            "acks=all",
+        ])
+        .unwrap();
+        let Command::Simulate(args) = cli.command else {
+            panic!("not simulate");
+        };
+        assert_eq!(
+            (args.customers, args.orders, args.seed, args.days),
+            (10, 50, 7, 30)
+        );
+        assert_eq!(args.format, EventFormat::Confluent);
+        assert_eq!(args.end, EndTime::At(tier_core::time::date(2026, 11, 1)));
+        assert_eq!(args.topics.orders_topic, "o2");
+        assert_eq!(args.kafka.config, [("acks".to_owned(), "all".to_owned())]);
+
+        assert!(parse(&["simulate", "-b", "k:1", "--customers", "0"]).is_err());
+        assert!(parse(&["simulate", "-b", "k:1", "--format", "avro"]).is_err());
+        assert!(parse(&["simulate", "-b", "k:1", "--end", "yesterday"]).is_err());
+    }
+
+    #[test]
+    fn produce_arguments() {
+        let cli = parse(&[
+            "produce",
+            "--brokers",
+            "k:1",
+            "--topic",
+            "orders",
+            "--format",
+            "json",
+            "--json-file",
+            "ev.jsonl",
+        ])
+        .unwrap();
+        let Command::Produce(args) = cli.command else {
+            panic!("not produce");
+        };
+        assert_eq!(args.topic.as_deref(), Some("orders"));
+        assert_eq!(args.format, EventFormat::Json);
+        assert!(parse(&["produce", "--brokers", "k:1"]).is_err());
+    }
+
+    #[test]
+    fn end_times() {
+        use tier_core::time::date;
+        assert_eq!(parse_end("now"), Ok(EndTime::Now));
+        assert_eq!(parse_end("NOW"), Ok(EndTime::Now));
+        assert_eq!(parse_end("2026-11-01"), Ok(EndTime::At(date(2026, 11, 1))));
+        assert_eq!(
+            parse_end("2026-11-01T08:00:00+08:00"),
+            Ok(EndTime::At(date(2026, 11, 1)))
+        );
+        assert_eq!(
+            parse_end("2026-11-01T00:00:01.5Z"),
+            Ok(EndTime::At(Timestamp(date(2026, 11, 1).millis() + 1500)))
+        );
+        assert!(parse_end("2026-02-31").is_err());
+        assert!(parse_end("2026-13-01").is_err());
+        assert!(parse_end("1960-01-01T00:00:00Z").is_err());
+        assert!(parse_end("soon").is_err());
+    }
+
+    #[test]
+    fn key_values_and_work_items() {
+        assert_eq!(
+            parse_key_value("linger.ms=10"),
+            Ok(("linger.ms".into(), "10".into()))
+        );
+        assert_eq!(parse_key_value("a=b=c"), Ok(("a".into(), "b=c".into())));
+        assert!(parse_key_value("novalue").is_err());
+        assert!(parse_key_value("=x").is_err());
+        assert!(parse_work_item("c:").is_err());
+    }
+}

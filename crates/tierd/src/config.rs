@@ -1,0 +1,223 @@
+//! Daemon settings: defaults < TOML config file < environment < flags.
+//!
+//! Every flag has a `TIERD_*` environment variable (clap reads both) and a
+//! key of the same name in the config file (`--config`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// How tier changes are encoded on the tier-changes topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormatArg {
+    #[default]
+    Protobuf,
+    Json,
+}
+
+/// The effective settings of one tierd process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Kafka bootstrap servers; absent: start an embedded broker.
+    pub brokers: Option<String>,
+    pub data_dir: PathBuf,
+    pub grpc_listen: SocketAddr,
+    pub metrics_listen: SocketAddr,
+    /// Policy file; absent: the built-in default policy.
+    pub policy: Option<PathBuf>,
+    /// Written with the actual addresses once tierd is ready.
+    pub ready_file: Option<PathBuf>,
+    pub log_format: LogFormat,
+    /// Input topics; any event type is accepted on any of them.
+    pub topics: Vec<String>,
+    pub dlq_topic: String,
+    pub tier_changes_topic: String,
+    pub tier_changes_format: OutputFormatArg,
+    pub group_id: String,
+    /// Static group membership id (fast restarts of a single instance).
+    pub group_instance_id: Option<String>,
+    /// Create missing topics at start.
+    pub create_topics: bool,
+    pub partitions: i32,
+    pub replication: i32,
+    pub batch_max_records: usize,
+    pub batch_max_wait_ms: u64,
+    /// 0: flush sled after every batch; N: flush every N ms.
+    pub flush_every_ms: u64,
+    pub session_timeout_ms: u32,
+    /// Extra librdkafka settings (`key=value`), e.g. SASL options.
+    pub kafka: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            brokers: None,
+            data_dir: PathBuf::from("tierd-data"),
+            grpc_listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            policy: None,
+            ready_file: None,
+            log_format: LogFormat::Human,
+            topics: ["orders", "payments", "complaints", "customers"]
+                .map(String::from)
+                .to_vec(),
+            dlq_topic: "tierd.dlq".into(),
+            tier_changes_topic: "tier-changes".into(),
+            tier_changes_format: OutputFormatArg::Protobuf,
+            group_id: "tierd".into(),
+            group_instance_id: None,
+            create_topics: true,
+            partitions: 8,
+            replication: 1,
+            batch_max_records: 20_000,
+            batch_max_wait_ms: 50,
+            flush_every_ms: 0,
+            session_timeout_ms: 10_000,
+            kafka: Vec::new(),
+        }
+    }
+}
+
+/// Command-line flags. Unset flags fall through to the file and defaults.
+#[derive(Debug, Parser, Serialize, Default)]
+#[command(name = "tierd", version, about = "Grades customers into tiers from their live business events.")]
+pub struct Cli {
+    /// TOML config file with any of the keys below.
+    #[arg(long, env = "TIERD_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Kafka bootstrap servers. Absent: start an embedded (non-durable) broker.
+    #[arg(long, env = "TIERD_BROKERS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brokers: Option<String>,
+    #[arg(long, env = "TIERD_DATA_DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// gRPC listen address (port 0 picks a free port).
+    #[arg(long, env = "TIERD_GRPC_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_listen: Option<SocketAddr>,
+    /// Prometheus /metrics listen address (port 0 picks a free port).
+    #[arg(long, env = "TIERD_METRICS_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Scoring policy file (TOML). Absent: the built-in default.
+    #[arg(long, env = "TIERD_POLICY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PathBuf>,
+    /// Write {"grpc","metrics","kafka_bootstrap"} JSON here when ready.
+    #[arg(long, env = "TIERD_READY_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready_file: Option<PathBuf>,
+    #[arg(long, env = "TIERD_LOG_FORMAT", value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+    /// Input topics, comma separated.
+    #[arg(long, env = "TIERD_TOPICS", value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topics: Option<Vec<String>>,
+    #[arg(long, env = "TIERD_DLQ_TOPIC")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dlq_topic: Option<String>,
+    #[arg(long, env = "TIERD_TIER_CHANGES_TOPIC")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier_changes_topic: Option<String>,
+    #[arg(long, env = "TIERD_TIER_CHANGES_FORMAT", value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tier_changes_format: Option<OutputFormatArg>,
+    #[arg(long, env = "TIERD_GROUP_ID")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    #[arg(long, env = "TIERD_GROUP_INSTANCE_ID")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_instance_id: Option<String>,
+    /// Create missing topics at start (true/false).
+    #[arg(long, env = "TIERD_CREATE_TOPICS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub create_topics: Option<bool>,
+    #[arg(long, env = "TIERD_PARTITIONS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<i32>,
+    #[arg(long, env = "TIERD_BATCH_MAX_RECORDS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_max_records: Option<usize>,
+    #[arg(long, env = "TIERD_BATCH_MAX_WAIT_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_max_wait_ms: Option<u64>,
+    /// 0: flush the store after every batch; N: every N ms.
+    #[arg(long, env = "TIERD_FLUSH_EVERY_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flush_every_ms: Option<u64>,
+    /// Extra librdkafka setting key=value (repeatable).
+    #[arg(long = "kafka", env = "TIERD_KAFKA", value_delimiter = ';')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<Vec<String>>,
+}
+
+impl Cli {
+    /// Merge defaults, the config file and these flags.
+    pub fn resolve(&self) -> Result<Config, figment::Error> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = &self.config {
+            fig = fig.merge(Toml::file_exact(path));
+        }
+        fig.merge(Serialized::defaults(self)).extract()
+    }
+}
+
+impl Config {
+    /// Parsed `--kafka key=value` settings.
+    pub fn kafka_settings(&self) -> anyhow::Result<Vec<(String, String)>> {
+        self.kafka
+            .iter()
+            .map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                    .ok_or_else(|| anyhow::anyhow!("--kafka {kv:?}: expected key=value"))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tierd.toml");
+        std::fs::write(&file, "partitions = 3\ngroup_id = \"from-file\"\n").unwrap();
+        let cli = Cli::try_parse_from(["tierd", "--config", file.to_str().unwrap(), "--group-id", "from-flag"]).unwrap();
+        let c = cli.resolve().unwrap();
+        assert_eq!(c.partitions, 3);
+        assert_eq!(c.group_id, "from-flag");
+        assert_eq!(c.dlq_topic, "tierd.dlq");
+    }
+
+    #[test]
+    fn unknown_key_in_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tierd.toml");
+        std::fs::write(&file, "partitons = 3\n").unwrap();
+        let cli = Cli::try_parse_from(["tierd", "--config", file.to_str().unwrap()]).unwrap();
+        let err = cli.resolve().unwrap_err().to_string();
+        assert!(err.contains("partitons"), "{err}");
+    }
+}

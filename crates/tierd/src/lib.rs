@@ -1,0 +1,326 @@
+//! # tierd: the daemon
+//!
+//! Owns configuration, wiring and lifecycle: it opens the store, loads the
+//! policy, starts (or connects to) the broker, runs the ingest pipeline,
+//! the outbox publisher, the gRPC API and the `/metrics` endpoint, and shuts
+//! them down in order. No domain logic and no protocol code live here.
+//!
+//! The library form exists so end-to-end tests start tierd in-process with
+//! [`start`]; `main.rs` only parses flags, sets up logging and waits for a
+//! signal.
+
+pub mod config;
+pub mod metrics_http;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tier_api::{CustomerView, ReadModel, TierServiceImpl};
+use tier_core::Timestamp;
+use tier_core::policy::Policy;
+use tier_core::state::CustomerState;
+use tier_store::{SledStore, Store as _};
+use tier_stream::pipeline::{self, CommitObserver, PipelineStatus};
+use tier_stream::{Clock, EmbeddedBroker, OutputFormat, PipelineConfig, PublisherConfig};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, broadcast};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use config::{Cli, Config};
+
+/// Load the policy named by the config, or the built-in default.
+pub fn load_policy(path: Option<&Path>) -> anyhow::Result<Policy> {
+    match path {
+        None => Ok(Policy::default_policy()),
+        Some(p) => {
+            let src = std::fs::read_to_string(p)
+                .with_context(|| format!("reading policy file {}", p.display()))?;
+            Policy::from_toml_str(&src).with_context(|| format!("policy file {}", p.display()))
+        }
+    }
+}
+
+/// Publishes committed customer states into the API's read model.
+struct ReadModelObserver {
+    read: Arc<ReadModel>,
+    policy: Arc<Policy>,
+}
+
+impl CommitObserver for ReadModelObserver {
+    fn committed(&self, customers: &[(&str, &CustomerState)], now: Timestamp) {
+        self.read.upsert_many(customers.iter().filter_map(|(id, s)| {
+            let a = s.assignment.as_ref()?;
+            Some((
+                *id,
+                CustomerView {
+                    tier: a.tier.clone(),
+                    score: a.score,
+                    since: a.since,
+                    sequence: s.sequence,
+                    indicators: s.indicators(&self.policy, now),
+                    scored_at: now,
+                    overridden: false,
+                },
+            ))
+        }));
+    }
+}
+
+/// A running tierd.
+#[derive(Debug)]
+pub struct Running {
+    pub grpc_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    pub kafka_bootstrap: String,
+    shutdown: CancellationToken,
+    status: tokio::sync::watch::Receiver<PipelineStatus>,
+    main: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Ask tierd to stop: finish and commit the batch in hand, flush the
+    /// outbox, stop serving.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Wait until partitions are assigned and state is loaded.
+    pub async fn ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let status = &mut self.status;
+        tokio::time::timeout(timeout, status.wait_for(|s| *s == PipelineStatus::Ready))
+            .await
+            .context("tierd did not become ready in time")?
+            .context("tierd stopped before it was ready")?;
+        Ok(())
+    }
+
+    pub fn status(&self) -> PipelineStatus {
+        *self.status.borrow()
+    }
+
+    /// Wait for tierd to stop (after [`Running::shutdown`] or a fatal error).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.main.await.context("tierd main task panicked")?
+    }
+}
+
+/// Start tierd with `config`, using `clock` for processing time.
+pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
+    let shutdown = CancellationToken::new();
+    let metrics_handle = metrics_http::recorder()?;
+
+    let policy = Arc::new(load_policy(config.policy.as_deref())?);
+    tracing::info!(version = policy.version(), tiers = policy.tiers().len(), "policy loaded");
+
+    // Broker: external, or embedded for the default run.
+    let mut embedded = None;
+    let brokers = match &config.brokers {
+        Some(b) => b.clone(),
+        None => {
+            let broker = EmbeddedBroker::start(1)?;
+            let b = broker.bootstrap_servers().to_owned();
+            tracing::warn!(bootstrap = %b, "no --brokers given: started an EMBEDDED Kafka-protocol broker in memory. Its log is NOT durable: it is empty after every restart (tierd keeps its own state). Point --brokers at a real cluster for production.");
+            embedded = Some(broker);
+            b
+        }
+    };
+    let kafka_bootstrap = brokers.clone();
+    let kafka = config.kafka_settings()?;
+    let mut all_topics = config.topics.clone();
+    all_topics.push(config.dlq_topic.clone());
+    all_topics.push(config.tier_changes_topic.clone());
+    if let Some(broker) = &embedded {
+        for t in &all_topics {
+            broker.create_topic(t, config.partitions)?;
+        }
+    } else if config.create_topics {
+        let mut cc = rdkafka::ClientConfig::new();
+        cc.set("bootstrap.servers", &brokers);
+        for (k, v) in &kafka {
+            cc.set(k, v);
+        }
+        tier_stream::ensure_topics(&cc, &all_topics, config.partitions, config.replication).await?;
+    }
+
+    let store_opts = tier_store::StoreOptions {
+        flush: if config.flush_every_ms == 0 {
+            tier_store::FlushPolicy::EveryCommit
+        } else {
+            tier_store::FlushPolicy::IntervalMs(config.flush_every_ms)
+        },
+        ..tier_store::StoreOptions::default()
+    };
+    let data_dir = config.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || SledStore::open(&data_dir, store_opts))
+        .await
+        .context("store open task panicked")?
+        .with_context(|| format!("opening the data dir {}", config.data_dir.display()))?;
+    let store = Arc::new(store);
+
+    let read = Arc::new(ReadModel::new());
+    let (changes_tx, _) = broadcast::channel(4096);
+    let notify = Arc::new(Notify::new());
+
+    // Listeners first, so their addresses are known and port 0 works.
+    let grpc_listener = TcpListener::bind(config.grpc_listen)
+        .await
+        .with_context(|| format!("binding gRPC on {}", config.grpc_listen))?;
+    let grpc_addr = grpc_listener.local_addr()?;
+    let metrics_listener = TcpListener::bind(config.metrics_listen)
+        .await
+        .with_context(|| format!("binding /metrics on {}", config.metrics_listen))?;
+    let metrics_addr = metrics_listener.local_addr()?;
+
+    let (health, health_service) = tier_api::health_pair();
+    let service = TierServiceImpl::new(read.clone(), policy.clone(), changes_tx.clone());
+    let api_stop = CancellationToken::new();
+    let api_task = tokio::spawn(tier_api::serve(
+        grpc_listener,
+        service,
+        health_service,
+        api_stop.clone(),
+    ));
+    let metrics_stop = CancellationToken::new();
+    let metrics_task = tokio::spawn(metrics_http::serve(
+        metrics_listener,
+        metrics_handle,
+        metrics_stop.clone(),
+    ));
+
+    let mut pc = PipelineConfig::new(brokers.clone(), config.topics.clone());
+    pc.group_id = config.group_id.clone();
+    pc.group_instance_id = config.group_instance_id.clone();
+    pc.dlq_topic = config.dlq_topic.clone();
+    pc.batch_max_records = config.batch_max_records.max(1);
+    pc.batch_max_wait = Duration::from_millis(config.batch_max_wait_ms.max(1));
+    pc.session_timeout_ms = config.session_timeout_ms;
+    pc.kafka = kafka.clone();
+    let ingest_stop = CancellationToken::new();
+    let observer = Arc::new(ReadModelObserver {
+        read: read.clone(),
+        policy: policy.clone(),
+    });
+    let pipeline = pipeline::spawn(
+        pc,
+        pipeline::PipelineDeps {
+            store: store.clone(),
+            policy: policy.clone(),
+            clock,
+            outbox_notify: notify.clone(),
+            cancel: ingest_stop.clone(),
+        },
+        observer,
+    )?;
+    let status = pipeline.status();
+
+    let publisher = tier_stream::Publisher::new(
+        PublisherConfig {
+            brokers: brokers.clone(),
+            topic: config.tier_changes_topic.clone(),
+            format: match config.tier_changes_format {
+                config::OutputFormatArg::Protobuf => OutputFormat::Protobuf,
+                config::OutputFormatArg::Json => OutputFormat::Json,
+            },
+            batch: 1000,
+            kafka,
+        },
+        store.clone(),
+        notify,
+        changes_tx,
+    )?;
+    let publisher_stop = CancellationToken::new();
+    let publisher_task = tokio::spawn(publisher.run(publisher_stop.clone(), Duration::from_secs(10)));
+
+    // Health follows the pipeline; the ready file is written once.
+    let health_task = {
+        let mut status = status.clone();
+        let ready_file = config.ready_file.clone();
+        let info = serde_json::json!({
+            "grpc": grpc_addr.to_string(),
+            "metrics": metrics_addr.to_string(),
+            "kafka_bootstrap": brokers,
+        });
+        tokio::spawn(async move {
+            let mut wrote = false;
+            loop {
+                let s = *status.borrow_and_update();
+                health.set_serving(s == PipelineStatus::Ready);
+                if s == PipelineStatus::Ready && !wrote {
+                    wrote = true;
+                    tracing::info!(grpc = %info["grpc"], metrics = %info["metrics"], kafka_bootstrap = %info["kafka_bootstrap"], "tierd is ready");
+                    if let Some(path) = &ready_file
+                        && let Err(e) = write_ready_file(path, &info)
+                    {
+                        tracing::error!(path = %path.display(), error = %e, "could not write the ready file");
+                    }
+                }
+                if s == PipelineStatus::Stopped || status.changed().await.is_err() {
+                    health.set_serving(false);
+                    break;
+                }
+            }
+        })
+    };
+
+    let stop = shutdown.clone();
+    let main = tokio::spawn(async move {
+        let mut pipeline_status = pipeline.status();
+        tokio::select! {
+            () = stop.cancelled() => tracing::info!("shutting down: finishing the batch in hand"),
+            _ = pipeline_status.wait_for(|s| *s == PipelineStatus::Stopped) => {
+                tracing::error!("the ingest pipeline stopped on its own");
+            }
+        }
+        ingest_stop.cancel();
+        let report = pipeline.join().await;
+        publisher_stop.cancel();
+        let _ = publisher_task.await;
+        api_stop.cancel();
+        let api_result = api_task.await;
+        metrics_stop.cancel();
+        let _ = metrics_task.await;
+        let _ = health_task.await;
+        if let Err(e) = store.flush() {
+            tracing::error!(error = %e, "final store flush failed");
+        }
+        drop(embedded);
+        match api_result {
+            Ok(Err(e)) => tracing::warn!(error = %e, "gRPC server ended with an error"),
+            Err(e) => tracing::warn!(error = %e, "gRPC server task failed"),
+            Ok(Ok(())) => {}
+        }
+        let report = report?;
+        tracing::info!(records = report.records, applied = report.applied, rejected = report.rejected, "tierd stopped");
+        if stop.is_cancelled() {
+            Ok(())
+        } else {
+            anyhow::bail!("the ingest pipeline stopped unexpectedly")
+        }
+    });
+
+    Ok(Running {
+        grpc_addr,
+        metrics_addr,
+        kafka_bootstrap,
+        shutdown,
+        status,
+        main,
+    })
+}
+
+/// Start tierd on the wall clock.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    start_with_clock(config, Arc::new(tier_stream::SystemClock)).await
+}
+
+fn write_ready_file(path: &Path, info: &serde_json::Value) -> anyhow::Result<()> {
+    // Write then rename, so a watcher never reads half a file.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(info)?)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
