@@ -1,1 +1,299 @@
-//! placeholder
+//! # tierd-tests: end-to-end test support
+//!
+//! A [`Sandbox`] gives each test its own Kafka-protocol broker (librdkafka's
+//! mock cluster, in-process), its own topic names, consumer group and temp
+//! data directory, and starts tierd in-process on port 0. Helpers publish
+//! events in every wire format, read topics back, and wait for conditions
+//! with a deadline instead of sleeping.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tier_core::Event;
+use tier_proto::api::tier_service_client::TierServiceClient;
+use tier_stream::decode::{encode_confluent, encode_json, encode_protobuf, event_to_proto};
+use tier_stream::{Clock, EmbeddedBroker};
+use tierd::{Config, Running};
+use tonic::transport::Channel;
+
+/// How an event is put on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    Protobuf,
+    Json,
+    Confluent,
+}
+
+/// Encode a domain event (base currency CNY) for publishing.
+pub fn encode(ev: &Event, wire: Wire) -> Vec<u8> {
+    let msg = event_to_proto(ev, "CNY");
+    match wire {
+        Wire::Protobuf => encode_protobuf(&msg),
+        Wire::Json => encode_json(&msg),
+        Wire::Confluent => encode_confluent(&msg, 7),
+    }
+}
+
+/// A record read back from a topic.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+    pub headers: Vec<(String, String)>,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl Record {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// One test's world: a broker, topics, a data dir, and tierd.
+pub struct Sandbox {
+    pub broker: EmbeddedBroker,
+    pub dir: tempfile::TempDir,
+    pub config: Config,
+    pub running: Option<Running>,
+    pub clock: Option<Arc<dyn Clock>>,
+    producer: FutureProducer,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+pub const PARTITIONS: i32 = 4;
+
+impl Sandbox {
+    /// A fresh broker with this test's own topic names.
+    pub fn new() -> Self {
+        let broker = EmbeddedBroker::start(1).expect("embedded broker");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let p = unique("t");
+        let config = Config {
+            brokers: Some(broker.bootstrap_servers().to_owned()),
+            data_dir: dir.path().join("data"),
+            grpc_listen: "127.0.0.1:0".parse().unwrap(),
+            metrics_listen: "127.0.0.1:0".parse().unwrap(),
+            ready_file: Some(dir.path().join("ready.json")),
+            topics: ["orders", "payments", "complaints", "customers"]
+                .iter()
+                .map(|t| format!("{p}.{t}"))
+                .collect(),
+            dlq_topic: format!("{p}.dlq"),
+            tier_changes_topic: format!("{p}.tier-changes"),
+            group_id: format!("{p}.group"),
+            group_instance_id: Some(format!("{p}.instance")),
+            partitions: PARTITIONS,
+            batch_max_wait_ms: 20,
+            session_timeout_ms: 6_000,
+            ..Config::default()
+        };
+        for t in config
+            .topics
+            .iter()
+            .chain([&config.dlq_topic, &config.tier_changes_topic])
+        {
+            broker.create_topic(t, PARTITIONS).expect("create topic");
+        }
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", broker.bootstrap_servers())
+            .set("linger.ms", "1")
+            .create()
+            .expect("producer");
+        Self {
+            broker,
+            dir,
+            config,
+            running: None,
+            clock: None,
+            producer,
+        }
+    }
+
+    pub fn orders_topic(&self) -> &str {
+        &self.config.topics[0]
+    }
+
+    pub fn topic(&self, i: usize) -> &str {
+        &self.config.topics[i]
+    }
+
+    /// Start tierd and wait until it is ready.
+    pub async fn start(&mut self) -> &Running {
+        assert!(self.running.is_none(), "tierd already running");
+        let running = match &self.clock {
+            Some(c) => tierd::start_with_clock(self.config.clone(), c.clone()).await,
+            None => tierd::start(self.config.clone()).await,
+        };
+        let mut running = running.expect("tierd starts");
+        running
+            .ready(Duration::from_secs(60))
+            .await
+            .expect("tierd ready");
+        self.running = Some(running);
+        self.running.as_ref().unwrap()
+    }
+
+    /// Graceful stop; returns the run's pipeline report.
+    pub async fn stop(&mut self) -> tier_stream::PipelineReport {
+        let running = self.running.take().expect("tierd running");
+        running.shutdown();
+        tokio::time::timeout(Duration::from_secs(60), running.wait())
+            .await
+            .expect("tierd stops in time")
+            .expect("tierd stops cleanly")
+    }
+
+    pub fn running(&self) -> &Running {
+        self.running.as_ref().expect("tierd running")
+    }
+
+    pub async fn client(&self) -> TierServiceClient<Channel> {
+        TierServiceClient::connect(format!("http://{}", self.running().grpc_addr))
+            .await
+            .expect("grpc connect")
+    }
+
+    pub fn ready_file(&self) -> PathBuf {
+        self.dir.path().join("ready.json")
+    }
+
+    /// Publish raw bytes and wait for the broker's acknowledgement.
+    pub async fn publish_raw(&self, topic: &str, key: Option<&str>, payload: &[u8]) {
+        let mut rec: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).payload(payload);
+        if let Some(k) = key {
+            rec = rec.key(k);
+        }
+        self.producer
+            .send(rec, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)
+            .expect("publish");
+    }
+
+    /// Publish events keyed by customer, in order, in one wire format.
+    pub async fn publish(&self, topic: &str, events: &[Event], wire: Wire) {
+        let mut futs = Vec::with_capacity(events.len());
+        let payloads: Vec<Vec<u8>> = events.iter().map(|e| encode(e, wire)).collect();
+        for (e, p) in events.iter().zip(&payloads) {
+            let rec = FutureRecord::to(topic).key(e.customer_id.as_str()).payload(p.as_slice());
+            futs.push(self.producer.send_result(rec).map_err(|(e, _)| e).expect("enqueue"));
+        }
+        for f in futs {
+            f.await.expect("delivery").map_err(|(e, _)| e).expect("delivered");
+        }
+    }
+
+    /// Read every record currently in `topic` (all partitions).
+    pub fn read_topic(&self, topic: &str, expect_at_least: usize, timeout: Duration) -> Vec<Record> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.broker.bootstrap_servers())
+            .set("group.id", unique("reader"))
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        consumer.subscribe(&[topic]).expect("subscribe");
+        let deadline = Instant::now() + timeout;
+        let mut out = Vec::new();
+        let mut idle_since = Instant::now();
+        while Instant::now() < deadline {
+            match consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) => {
+                    idle_since = Instant::now();
+                    let headers = m
+                        .headers()
+                        .map(|h| {
+                            h.iter()
+                                .map(|hd| {
+                                    (
+                                        hd.key.to_owned(),
+                                        String::from_utf8_lossy(hd.value.unwrap_or_default()).into_owned(),
+                                    )
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    out.push(Record {
+                        key: m.key().map(<[u8]>::to_vec),
+                        payload: m.payload().map(<[u8]>::to_vec),
+                        headers,
+                        partition: m.partition(),
+                        offset: m.offset(),
+                    });
+                }
+                Some(Err(e)) => panic!("reading {topic}: {e}"),
+                None => {
+                    if out.len() >= expect_at_least && idle_since.elapsed() > Duration::from_secs(1) {
+                        break;
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Poll `check` until it returns `Some`, or fail after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// GET a path from tierd's metrics endpoint.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect metrics");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.unwrap();
+    buf
+}

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use tier_proto::api::tier_service_server::TierServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::pb::health_server::HealthServer;
 
 use crate::error::ApiError;
@@ -17,6 +17,11 @@ use crate::service::TierServiceImpl;
 /// How long [`ApiServer::serve`] waits, after `shutdown` fired, for open
 /// connections to finish their requests before it returns anyway.
 pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
+
+/// HTTP/2 pings on idle connections, so a vanished `WatchTierChanges`
+/// client is noticed and its stream dropped.
+const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The API server: the services to expose and how to shut down.
 #[derive(Debug)]
@@ -75,12 +80,18 @@ impl ApiServer {
                 tracing::info!("gRPC API shutting down: no new connections");
             }
         };
+        // `TcpIncoming` rather than a bare `TcpListenerStream`: the builder's
+        // `tcp_nodelay` only applies to listeners tonic binds itself, and
+        // without TCP_NODELAY small responses wait out delayed ACKs (~40 ms).
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let server = Server::builder()
+            .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
             .add_service(TierServiceServer::new(service))
             .add_service(HealthServer::new(health))
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+            .serve_with_incoming_shutdown(incoming, signal);
 
         let grace = self.grace;
         let deadline = async move {

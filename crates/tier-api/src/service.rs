@@ -2,7 +2,7 @@
 //!
 //! Every handler validates its request, reads [`ReadModel`] views and the
 //! [`Policy`], and answers; nothing here writes state. Each trait method
-//! is a one-line call of [`instrument`] around a plain function returning
+//! is a one-line call of `metrics::instrument` around a plain function returning
 //! `Result<_, ApiError>`, so metrics and the error-to-status mapping live
 //! in exactly one place.
 

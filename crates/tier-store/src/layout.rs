@@ -1,11 +1,6 @@
 //! Key layout of the single sled tree, and the validation both backends share.
 //!
-//! | prefix | key after the prefix                  | value                                 |
-//! |--------|---------------------------------------|---------------------------------------|
-//! | `c/`   | customer id (UTF-8 bytes)             | format byte + postcard state          |
-//! | `o/`   | topic, `0x00`, partition as i32 BE    | next offset to consume, i64 BE        |
-//! | `x/`   | outbox sequence, u64 BE               | opaque bytes (an encoded TierChanged) |
-//! | `m/`   | meta name (`schema`, `outbox_next`, `created_at_ms`, `created_by`) | see the constants |
+//! The table of prefixes is in the crate docs.
 //!
 //! Big-endian integers keep sled's byte order equal to numeric order, so
 //! partitions and outbox rows scan oldest/lowest first.

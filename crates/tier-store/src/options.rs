@@ -1,5 +1,7 @@
 //! How a [`SledStore`](crate::SledStore) is opened.
 
+use std::time::Duration;
+
 /// When committed data reaches the disk.
 ///
 /// Either way a crash leaves a state that some prefix of the commits
@@ -24,14 +26,19 @@ pub struct StoreOptions {
     pub flush: FlushPolicy,
     /// Size of sled's page cache in bytes.
     pub cache_capacity_bytes: u64,
+    /// How long `open` waits for the data dir's lock. sled releases it a
+    /// moment after the previous store in this process was dropped; another
+    /// process holding it makes `open` fail after this long.
+    pub lock_timeout: Duration,
 }
 
 impl Default for StoreOptions {
-    /// `EveryCommit` and a 256 MiB cache.
+    /// `EveryCommit`, a 256 MiB cache, a 2 s lock timeout.
     fn default() -> Self {
         Self {
             flush: FlushPolicy::EveryCommit,
             cache_capacity_bytes: 256 * 1024 * 1024,
+            lock_timeout: Duration::from_secs(2),
         }
     }
 }

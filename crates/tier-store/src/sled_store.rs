@@ -1,9 +1,10 @@
 //! The sled backend.
 
 use std::fmt;
+use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -59,12 +60,11 @@ impl SledStore {
             dir: dir.to_owned(),
             source,
         };
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .cache_capacity(opts.cache_capacity_bytes)
-            .flush_every_ms(flush_every_ms)
-            .open()
-            .map_err(open_err)?;
+            .flush_every_ms(flush_every_ms);
+        let db = open_when_unlocked(dir, &config, opts.lock_timeout).map_err(open_err)?;
         if !fresh && !db.was_recovered() {
             return Err(StoreError::Unrecoverable {
                 dir: dir.to_owned(),
@@ -138,6 +138,38 @@ impl SledStore {
             self.db.flush().map_err(sled_err(during))?;
         }
         Ok(())
+    }
+}
+
+/// Opens sled, waiting while its `db` file is locked: sled releases the lock
+/// only once its I/O threads let go of the file, a moment after the previous
+/// `Db` in this process was dropped. Probes the lock with std's `try_lock`
+/// (flock, as sled's own lock) rather than matching sled's error text.
+fn open_when_unlocked(
+    dir: &Path,
+    config: &sled::Config,
+    timeout: Duration,
+) -> Result<sled::Db, sled::Error> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        if !db_file_is_locked(dir) || Instant::now() >= deadline {
+            match config.open() {
+                // Lost a race for the lock: wait again.
+                Err(sled::Error::Io(_)) if Instant::now() < deadline && db_file_is_locked(dir) => {}
+                result => return result,
+            }
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// True if someone holds the lock sled takes on `<dir>/db`.
+fn db_file_is_locked(dir: &Path) -> bool {
+    match File::open(dir.join("db")) {
+        Ok(file) => matches!(file.try_lock(), Err(TryLockError::WouldBlock)),
+        Err(_) => false,
     }
 }
 

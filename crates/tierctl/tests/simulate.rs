@@ -220,3 +220,61 @@ async fn failed_deliveries_fail_the_run() {
     assert!(text.contains("Topic authorization failed"), "{text}");
     drop(cluster);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn produce_publishes_json_lines_by_type() {
+    let cluster = mock_cluster();
+    let brokers = cluster.bootstrap_servers();
+    let path = std::env::temp_dir().join(format!(
+        "tierctl-produce-{}-{}.jsonl",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::write(
+        &path,
+        concat!(
+            "# two events\n",
+            r#"{"eventId":"e1","customerId":"c1","occurredAt":"2026-01-01T00:00:00Z","orderPlaced":{"orderId":"o1","amount":{"amountMinor":"100","currency":"CNY"}}}"#,
+            "\n\n",
+            r#"{"event_id":"e2","customer_id":"c2","occurred_at":"2026-01-02T00:00:00Z","profile_updated":{"name":"Two"}}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let args = tierctl::cli::ProduceArgs {
+        kafka: tierctl::cli::KafkaArgs::new(&brokers),
+        topic: None,
+        format: EventFormat::Confluent,
+        json_file: path.clone(),
+        schema_id: 3,
+        topics: tierctl::cli::TopicArgs::default(),
+    };
+    let summary = tierctl::commands::produce::run(&args).await;
+    std::fs::remove_file(&path).unwrap();
+    let summary = summary.unwrap();
+    assert_eq!(summary.events, 2);
+    let consumer_brokers = brokers.clone();
+    let records = tokio::task::spawn_blocking(move || consume_all(&consumer_brokers, 2))
+        .await
+        .unwrap();
+    drop(cluster);
+    let mut seen: Vec<(String, Vec<u8>)> = records
+        .iter()
+        .map(|r| (r.topic.clone(), r.key.clone().unwrap()))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("customers".to_owned(), b"c2".to_vec()),
+            ("orders".to_owned(), b"c1".to_vec())
+        ]
+    );
+    let decoder = Decoder::new(CurrencyRules::new("CNY"), ValidationLimits::default());
+    for r in &records {
+        assert_eq!(&r.payload[..5], &[0, 0, 0, 0, 3]);
+        decoder
+            .decode(r.key.as_deref(), Some(&r.payload), date(2026, 11, 1))
+            .unwrap();
+    }
+}

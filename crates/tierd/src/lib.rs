@@ -23,7 +23,7 @@ use tier_core::Timestamp;
 use tier_core::policy::Policy;
 use tier_core::state::CustomerState;
 use tier_store::{SledStore, Store as _};
-use tier_stream::pipeline::{self, CommitObserver, PipelineStatus};
+use tier_stream::pipeline::{self, CommitObserver, PipelineReport, PipelineStatus};
 use tier_stream::{Clock, EmbeddedBroker, OutputFormat, PipelineConfig, PublisherConfig};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, broadcast};
@@ -78,7 +78,7 @@ pub struct Running {
     pub kafka_bootstrap: String,
     shutdown: CancellationToken,
     status: tokio::sync::watch::Receiver<PipelineStatus>,
-    main: JoinHandle<anyhow::Result<()>>,
+    main: JoinHandle<anyhow::Result<PipelineReport>>,
 }
 
 impl Running {
@@ -102,8 +102,9 @@ impl Running {
         *self.status.borrow()
     }
 
-    /// Wait for tierd to stop (after [`Running::shutdown`] or a fatal error).
-    pub async fn wait(self) -> anyhow::Result<()> {
+    /// Wait for tierd to stop (after [`Running::shutdown`] or a fatal error);
+    /// returns what the ingest pipeline did in this run.
+    pub async fn wait(self) -> anyhow::Result<PipelineReport> {
         self.main.await.context("tierd main task panicked")?
     }
 }
@@ -176,8 +177,9 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     let metrics_addr = metrics_listener.local_addr()?;
 
     let (health, health_service) = tier_api::health_pair();
-    let service = TierServiceImpl::new(read.clone(), policy.clone(), changes_tx.clone());
     let api_stop = CancellationToken::new();
+    let service = TierServiceImpl::new(read.clone(), policy.clone(), changes_tx.clone())
+        .with_shutdown(api_stop.clone());
     let api_task = tokio::spawn(tier_api::serve(
         grpc_listener,
         service,
@@ -296,7 +298,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         let report = report?;
         tracing::info!(records = report.records, applied = report.applied, rejected = report.rejected, "tierd stopped");
         if stop.is_cancelled() {
-            Ok(())
+            Ok(report)
         } else {
             anyhow::bail!("the ingest pipeline stopped unexpectedly")
         }

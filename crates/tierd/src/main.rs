@@ -26,5 +26,5 @@ async fn main() -> anyhow::Result<()> {
         () = async { loop { tokio::time::sleep(std::time::Duration::from_secs(1)).await; if running_ref.status() == tier_stream::PipelineStatus::Stopped { break; } } } => {}
     }
     running.shutdown();
-    running.wait().await
+    running.wait().await.map(|_| ())
 }

@@ -25,8 +25,16 @@
 //!   `[min_score, next better min_score)`, the top band includes 100.
 //! - **`rules`** (DOMAIN.md method 3): every tier but the last has a rule
 //!   (all conditions must hold); tiers are tried best first and the first
-//!   match wins; the last tier is the fallback. See `rules.rs` for the score
-//!   such a policy reports.
+//!   match wins; the last tier is the fallback. Rules give a tier, not a
+//!   score; the score reported is how far up the ladder a customer stands:
+//!   with `n` tiers, a customer in tier `i` (0 = best) meeting `m` of the `k`
+//!   conditions of the next better tier's rule scores
+//!   `100 * ((n - 1 - i) + m / k) / (n - 1)` (top tier 100, each tier its own
+//!   band, progress towards the next tier visible). Details in `rules.rs`.
+//!
+//! An indicator that is unknown (`share_of_wallet` without a purchase
+//! potential) earns the part's `missing_points` (default 0) in a weighted
+//! policy and fails any rule condition on it.
 //!
 //! ## Hysteresis
 //! Upgrades apply at once. A downgrade needs at least `min_days_in_tier` days

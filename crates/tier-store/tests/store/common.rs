@@ -112,6 +112,7 @@ pub(crate) fn sled(flush: FlushPolicy) -> Sled {
     let opts = StoreOptions {
         flush,
         cache_capacity_bytes: 16 * 1024 * 1024,
+        ..StoreOptions::default()
     };
     let store = SledStore::open(&dir.path().join("data"), opts.clone()).unwrap();
     Sled {

@@ -1,0 +1,364 @@
+//! tierd end to end, in-process, against a Kafka-protocol broker: events in
+//! every wire format, every RPC, tier changes out, dead letters, restarts.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use prost::Message as _;
+use tier_core::{Event, EventKind, Money, Timestamp};
+use tier_proto::api::{
+    self, BatchGetTiersRequest, ExplainTierRequest, GetTierRequest, RankByPriorityRequest,
+    WatchTierChangesRequest, WorkItem,
+};
+use tierd_tests::{Sandbox, Wire, http_get, wait_for};
+
+const T: Duration = Duration::from_secs(60);
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// `n` large, profitable orders: enough for the default policy's tier A.
+fn big_orders(customer: &str, n: usize, prefix: &str) -> Vec<Event> {
+    let at = Timestamp::from_millis(now_ms() - 3_600_000);
+    (0..n)
+        .map(|i| Event {
+            event_id: format!("{prefix}-{customer}-{i}"),
+            customer_id: customer.into(),
+            occurred_at: at,
+            source: "test".into(),
+            kind: EventKind::OrderPlaced {
+                order_id: format!("{prefix}-o-{i}"),
+                amount: Money(100_000_000),
+                cost: Money(60_000_000),
+            },
+        })
+        .collect()
+}
+
+fn small_order(customer: &str, id: &str) -> Event {
+    Event {
+        event_id: format!("evt-{id}"),
+        customer_id: customer.into(),
+        occurred_at: Timestamp::from_millis(now_ms() - 3_600_000),
+        source: "test".into(),
+        kind: EventKind::OrderPlaced {
+            order_id: format!("ord-{id}"),
+            amount: Money(10_000),
+            cost: Money(9_000),
+        },
+    }
+}
+
+async fn tier_of(sb: &Sandbox, customer: &str) -> Option<api::CustomerTier> {
+    let mut c = sb.client().await;
+    c.get_tier(GetTierRequest {
+        customer_id: customer.into(),
+    })
+    .await
+    .ok()
+    .map(tonic::Response::into_inner)
+}
+
+async fn indicator(sb: &Sandbox, customer: &str, name: &str) -> Option<f64> {
+    let mut c = sb.client().await;
+    let ex = c
+        .explain_tier(ExplainTierRequest {
+            customer_id: customer.into(),
+        })
+        .await
+        .ok()?
+        .into_inner();
+    ex.indicators.iter().find(|i| i.name == name).map(|i| i.value)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_format_in_every_rpc_out() {
+    let mut sb = Sandbox::new();
+    sb.start().await;
+    let mut client = sb.client().await;
+    let mut watch = client
+        .watch_tier_changes(WatchTierChangesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+
+    // Protobuf, JSON and Confluent-framed events, on different topics.
+    sb.publish(sb.topic(0), &big_orders("big", 8, "p"), Wire::Protobuf).await;
+    sb.publish(sb.topic(0), &[small_order("small", "s1")], Wire::Json).await;
+    sb.publish(sb.topic(3), &[small_order("conf", "c1")], Wire::Confluent).await;
+
+    let big = wait_for("big customer in tier A", T, || async {
+        tier_of(&sb, "big").await.filter(|t| t.tier == "A")
+    })
+    .await;
+    assert!(big.known);
+    assert_eq!(big.priority, 1);
+    assert!(big.score >= 80.0, "{}", big.score);
+    assert_eq!(big.policy_version, "default-2026.11");
+    assert_eq!(big.entitlements.as_ref().unwrap().complaint_sla_hours, 72);
+    let small = wait_for("small customer", T, || tier_of(&sb, "small")).await;
+    assert_eq!(small.tier, "D");
+    wait_for("confluent-framed customer", T, || tier_of(&sb, "conf")).await;
+
+    // NOT_FOUND and INVALID_ARGUMENT naming the field.
+    let err = client
+        .get_tier(GetTierRequest {
+            customer_id: "nobody".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    let err = client
+        .get_tier(GetTierRequest {
+            customer_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("customer_id"), "{}", err.message());
+
+    // Batch: request order, unknown customers in the lowest tier.
+    let batch = client
+        .batch_get_tiers(BatchGetTiersRequest {
+            customer_ids: vec!["small".into(), "nobody".into(), "big".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tiers;
+    let got: Vec<(&str, &str, bool)> = batch
+        .iter()
+        .map(|t| (t.customer_id.as_str(), t.tier.as_str(), t.known))
+        .collect();
+    assert_eq!(
+        got,
+        [("small", "D", true), ("nobody", "D", false), ("big", "A", true)]
+    );
+
+    // Rank: by priority, stable within a priority.
+    let items = [("w1", "small"), ("w2", "big"), ("w3", "nobody"), ("w4", "big")]
+        .iter()
+        .map(|(id, c)| WorkItem {
+            id: (*id).into(),
+            customer_id: (*c).into(),
+        })
+        .collect();
+    let ranked = client
+        .rank_by_priority(RankByPriorityRequest { items })
+        .await
+        .unwrap()
+        .into_inner()
+        .items;
+    let order: Vec<&str> = ranked.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(order, ["w2", "w4", "w1", "w3"]);
+
+    // Explain: indicator values and contributions that add up.
+    let ex = client
+        .explain_tier(ExplainTierRequest {
+            customer_id: "big".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ex.tier, "A");
+    let margin = ex.indicators.iter().find(|i| i.name == "margin_12m").unwrap();
+    assert_eq!(margin.value, 320_000_000.0);
+    let total: f64 = ex.indicators.iter().map(|i| i.contribution).sum();
+    assert!((total - ex.score).abs() < 1e-6, "{total} vs {}", ex.score);
+
+    // Watch saw big's change to A.
+    let change = tokio::time::timeout(T, async {
+        loop {
+            let c = watch.next().await.unwrap().unwrap();
+            if c.customer_id == "big" && c.new_tier == "A" {
+                return c;
+            }
+        }
+    })
+    .await
+    .expect("watch delivers big's change");
+    assert_eq!(change.cause, api::ChangeCause::Event as i32);
+    assert!(!change.reasons.is_empty());
+
+    // The tier-changes topic: protobuf, keyed by customer, gap-free sequences.
+    let records = sb.read_topic(&sb.config.tier_changes_topic, 3, T);
+    let mut seqs: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for r in &records {
+        let msg = api::TierChanged::decode(r.payload.as_deref().unwrap()).unwrap();
+        assert_eq!(r.key.as_deref(), Some(msg.customer_id.as_bytes()));
+        seqs.entry(msg.customer_id.clone()).or_default().push(msg.sequence);
+    }
+    for (customer, s) in &seqs {
+        let expected: Vec<u64> = (1..=s.len() as u64).collect();
+        assert_eq!(s, &expected, "sequences of {customer}");
+    }
+    assert!(seqs.contains_key("big") && seqs.contains_key("small") && seqs.contains_key("conf"));
+
+    // Health and metrics.
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", sb.running().grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let status = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    let metrics = http_get(sb.running().metrics_addr, "/metrics").await;
+    for name in [
+        "tierd_events_consumed_total",
+        "tierd_batch_commit_duration_seconds_bucket",
+        "tierd_tier_changes_total",
+        "tierd_customers",
+        "tierd_grpc_requests_total",
+    ] {
+        assert!(metrics.contains(name), "/metrics lacks {name}");
+    }
+
+    // The ready file names the actual addresses.
+    let ready: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sb.ready_file()).unwrap()).unwrap();
+    assert_eq!(ready["grpc"], sb.running().grpc_addr.to_string());
+    assert_eq!(ready["metrics"], sb.running().metrics_addr.to_string());
+    assert_eq!(ready["kafka_bootstrap"], sb.broker.bootstrap_servers());
+
+    sb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_records_are_dead_lettered_and_later_ones_still_apply() {
+    let mut sb = Sandbox::new();
+    sb.start().await;
+    let topic = sb.topic(0).to_owned();
+    let mut bad_amount = small_order("dlq-cust", "neg");
+    bad_amount.kind = EventKind::OrderPlaced {
+        order_id: "neg".into(),
+        amount: Money(-5),
+        cost: Money(0),
+    };
+    // All on one key, so one partition, in this order.
+    sb.publish(&topic, &[small_order("dlq-cust", "g1")], Wire::Protobuf).await;
+    sb.publish_raw(&topic, Some("dlq-cust"), b"\xff\xfe not an event").await;
+    sb.publish(&topic, &[bad_amount], Wire::Protobuf).await;
+    sb.publish(&topic, &[small_order("dlq-cust", "g2")], Wire::Json).await;
+
+    wait_for("both good orders applied", T, || async {
+        indicator(&sb, "dlq-cust", "order_count_12m").await.filter(|n| *n == 2.0)
+    })
+    .await;
+
+    let dead = sb.read_topic(&sb.config.dlq_topic, 2, T);
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    let mut reasons: Vec<&str> = dead.iter().map(|r| r.header("tierd-reason").unwrap()).collect();
+    reasons.sort_unstable();
+    assert_eq!(reasons, ["negative_amount", "undecodable"]);
+    for r in &dead {
+        assert_eq!(r.header("tierd-topic"), Some(topic.as_str()));
+        assert!(r.header("tierd-partition").unwrap().parse::<i32>().is_ok());
+        let offset: i64 = r.header("tierd-offset").unwrap().parse().unwrap();
+        assert!(offset == 1 || offset == 2, "offset {offset}");
+        assert_eq!(r.key.as_deref(), Some(&b"dlq-cust"[..]));
+    }
+    let neg = dead
+        .iter()
+        .find(|r| r.header("tierd-reason") == Some("negative_amount"))
+        .unwrap();
+    assert_eq!(neg.header("tierd-field"), Some("order_placed.amount"));
+    // The record is dead-lettered unchanged.
+    let undecodable = dead
+        .iter()
+        .find(|r| r.header("tierd-reason") == Some("undecodable"))
+        .unwrap();
+    assert_eq!(undecodable.payload.as_deref(), Some(&b"\xff\xfe not an event"[..]));
+    let report = sb.stop().await;
+    assert_eq!((report.records, report.rejected), (4, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_tiers_and_resumes_from_stored_offsets() {
+    let mut sb = Sandbox::new();
+    sb.start().await;
+    let mut events = big_orders("r-big", 8, "r");
+    events.push(small_order("r-small", "1"));
+    sb.publish(sb.topic(0), &events, Wire::Protobuf).await;
+    let before = wait_for("both customers", T, || async {
+        let a = tier_of(&sb, "r-big").await.filter(|t| t.tier == "A")?;
+        let b = tier_of(&sb, "r-small").await?;
+        Some((a, b))
+    })
+    .await;
+    let first = sb.stop().await;
+    assert_eq!(first.records, 9);
+
+    // Second run: same data dir, same broker.
+    sb.start().await;
+    let after_big = tier_of(&sb, "r-big").await.expect("big still known");
+    let after_small = tier_of(&sb, "r-small").await.expect("small still known");
+    assert_eq!((after_big.tier.as_str(), after_big.score), (before.0.tier.as_str(), before.0.score));
+    assert_eq!((after_small.tier.as_str(), after_small.since), (before.1.tier.as_str(), before.1.since));
+    // One new event: the only record this run may consume.
+    sb.publish(sb.topic(0), &[small_order("r-small", "2")], Wire::Protobuf).await;
+    wait_for("the new order", T, || async {
+        indicator(&sb, "r-small", "order_count_12m").await.filter(|n| *n == 2.0)
+    })
+    .await;
+    let second = sb.stop().await;
+    assert_eq!(second.records, 1, "nothing before the stored offsets was consumed again");
+
+    // No tier change was published twice.
+    let records = sb.read_topic(&sb.config.tier_changes_topic, 2, T);
+    let mut seen = HashSet::new();
+    for r in &records {
+        let msg = api::TierChanged::decode(r.payload.as_deref().unwrap()).unwrap();
+        assert!(seen.insert((msg.customer_id.clone(), msg.sequence)), "duplicate {msg:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_empty_log_is_consumed_from_its_start() {
+    let mut sb = Sandbox::new();
+    sb.start().await;
+    sb.publish(sb.topic(0), &big_orders("n-big", 8, "n1"), Wire::Protobuf).await;
+    wait_for("A", T, || async { tier_of(&sb, "n-big").await.filter(|t| t.tier == "A") }).await;
+    sb.stop().await;
+
+    // A restarted embedded broker: same topic names, empty logs.
+    let fresh = tier_stream::EmbeddedBroker::start(1).unwrap();
+    for t in sb.config.topics.iter().chain([&sb.config.dlq_topic, &sb.config.tier_changes_topic]) {
+        fresh.create_topic(t, tierd_tests::PARTITIONS).unwrap();
+    }
+    sb.config.brokers = Some(fresh.bootstrap_servers().to_owned());
+    sb.start().await;
+    let producer: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", fresh.bootstrap_servers())
+        .create()
+        .unwrap();
+    let ev = small_order("n-big", "after-reset");
+    let payload = tierd_tests::encode(&ev, Wire::Protobuf);
+    producer
+        .send(
+            rdkafka::producer::FutureRecord::to(sb.topic(0)).key("n-big").payload(&payload),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    wait_for("the event of the new log applied", T, || async {
+        indicator(&sb, "n-big", "order_count_12m").await.filter(|n| *n == 9.0)
+    })
+    .await;
+    assert_eq!(tier_of(&sb, "n-big").await.unwrap().tier, "A", "state survived the new log");
+    sb.stop().await;
+}
