@@ -148,6 +148,10 @@ fuzz_target!(|data: &[u8]| {
         projection.apply(&event, now, window_months);
         let before = projection.clone();
         projection.apply(&event, now, window_months);
-        assert!(projection == before, "re-applying {} changed the projection", event.event_id);
+        assert!(
+            projection == before,
+            "re-applying {} changed the projection",
+            event.event_id
+        );
     }
 });

@@ -96,6 +96,7 @@ pub const PARTITIONS: i32 = 4;
 impl Sandbox {
     /// A fresh broker with this test's own topic names.
     pub fn new() -> Self {
+        init_logging();
         let broker = EmbeddedBroker::start(1).expect("embedded broker");
         let dir = tempfile::tempdir().expect("temp dir");
         let p = unique("t");
@@ -114,6 +115,8 @@ impl Sandbox {
             group_id: format!("{p}.group"),
             group_instance_id: Some(format!("{p}.instance")),
             partitions: PARTITIONS,
+            // The sandbox creates its topics on the broker directly.
+            create_topics: false,
             batch_max_wait_ms: 20,
             session_timeout_ms: 6_000,
             ..Config::default()
@@ -268,6 +271,19 @@ impl Default for Sandbox {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Logs go to the test output; `RUST_LOG` filters (default: warnings).
+pub fn init_logging() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
 }
 
 /// Poll `check` until it returns `Some`, or fail after `timeout`.

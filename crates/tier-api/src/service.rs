@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use tier_core::IndicatorName;
 use tier_core::policy::{Policy, TierSpec};
 use tier_proto::api::tier_service_server::TierService;
 use tier_proto::api::{
@@ -213,21 +214,39 @@ impl TierServiceImpl {
             .tiers()
             .get(computed.tier)
             .map_or_else(|| explanation.tier.clone(), |t| t.name.clone());
+        // The scored indicators first, then every other known indicator
+        // with weight 0, so managers see the whole picture.
+        let mut indicators: Vec<Indicator> = explanation
+            .indicators
+            .iter()
+            .map(|ind| Indicator {
+                name: ind.name.as_str().to_owned(),
+                value: ind.value,
+                points: ind.points,
+                weight: ind.weight,
+                contribution: ind.contribution,
+            })
+            .collect();
+        for name in IndicatorName::ALL {
+            if explanation.indicators.iter().any(|i| i.name == name) {
+                continue;
+            }
+            if let Some(value) = view.indicators.get(name) {
+                indicators.push(Indicator {
+                    name: name.as_str().to_owned(),
+                    value,
+                    points: 0.0,
+                    weight: 0.0,
+                    contribution: 0.0,
+                });
+            }
+        }
         Ok(TierExplanation {
             customer_id: req.customer_id,
             tier: view.tier.clone(),
             score: explanation.score,
-            indicators: explanation
-                .indicators
-                .into_iter()
-                .map(|ind| Indicator {
-                    name: ind.name.as_str().to_owned(),
-                    value: ind.value,
-                    points: ind.points,
-                    weight: ind.weight,
-                    contribution: ind.contribution,
-                })
-                .collect(),
+            penalty: explanation.penalty,
+            indicators,
             next_tier: explanation.next_tier.unwrap_or_default(),
             gap: explanation.gap,
             policy_version: self.policy.version().to_owned(),

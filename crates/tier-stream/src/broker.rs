@@ -137,7 +137,9 @@ pub async fn ensure_topics(
         .iter()
         .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(replication)))
         .collect();
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(10)))
+        .request_timeout(Some(Duration::from_secs(10)));
     match admin.create_topics(new.iter(), &opts).await {
         Ok(results) => {
             for r in results {

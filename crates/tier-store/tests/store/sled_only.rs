@@ -2,6 +2,7 @@
 //! versions, locks, quarantine.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use tier_store::{CommitBatch, FlushPolicy, SledStore, Store, StoreError, StoreOptions};
 
@@ -11,6 +12,7 @@ fn opts() -> StoreOptions {
     StoreOptions {
         flush: FlushPolicy::EveryCommit,
         cache_capacity_bytes: 16 * 1024 * 1024,
+        ..StoreOptions::default()
     }
 }
 
@@ -39,9 +41,24 @@ fn open_err(dir: &Path) -> StoreError {
     SledStore::open(dir, opts()).unwrap_err()
 }
 
+/// Opens sled directly, waiting for a store dropped a moment ago to release
+/// its lock (the store's own `open` does the same).
+fn raw_sled(dir: &Path) -> sled::Db {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match sled::open(dir) {
+            Err(sled::Error::Io(e)) if Instant::now() < deadline => {
+                eprintln!("retrying: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            result => return result.unwrap(),
+        }
+    }
+}
+
 /// Writes raw key/values into the store's tree, bypassing the store.
 fn poke(dir: &Path, entries: &[(&[u8], &[u8])]) {
-    let db = sled::open(dir).unwrap();
+    let db = raw_sled(dir);
     let tree = db.open_tree("tierd-state").unwrap();
     for (k, v) in entries {
         tree.insert(*k, *v).unwrap();
@@ -131,7 +148,7 @@ fn a_healthy_store_is_not_moved() {
 fn foreign_sled_data_without_schema_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    let db = sled::open(&dir).unwrap();
+    let db = raw_sled(&dir);
     db.insert("someone else's", "data").unwrap();
     db.flush().unwrap();
     drop(db);
@@ -174,7 +191,23 @@ fn a_newer_schema_is_refused_and_not_quarantined() {
 fn a_store_in_use_is_not_quarantined() {
     let (_tmp, dir) = populated();
     let first = SledStore::open(&dir, opts()).unwrap();
-    let err = SledStore::open_or_quarantine(&dir, opts()).unwrap_err();
+    let impatient = StoreOptions {
+        lock_timeout: Duration::from_millis(50),
+        ..opts()
+    };
+    let started = Instant::now();
+    let err = SledStore::open_or_quarantine(&dir, impatient).unwrap_err();
+    assert!(started.elapsed() >= Duration::from_millis(50));
+    assert!(
+        matches!(
+            err,
+            StoreError::Open {
+                source: sled::Error::Io(_),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(!err.is_corruption(), "{err:?}");
     assert!(dir.exists());
     assert_eq!(first.customer_count().unwrap(), 2);
