@@ -631,7 +631,19 @@ async fn explain_a_tier() {
     assert_eq!(e.gap, want.gap);
     assert_eq!(e.next_tier, want.next_tier.clone().unwrap_or_default());
     assert!(!e.overridden);
-    assert_eq!(e.indicators.len(), want.indicators.len());
+    assert_eq!(e.penalty, want.penalty);
+    // The scored indicators come first, in the policy's order; every other
+    // known indicator follows with weight 0.
+    let known = tier_core::IndicatorName::ALL
+        .iter()
+        .filter(|n| {
+            view.indicators.get(**n).is_some() || want.indicators.iter().any(|w| w.name == **n)
+        })
+        .count();
+    assert_eq!(e.indicators.len(), known);
+    for extra in &e.indicators[want.indicators.len()..] {
+        assert_eq!((extra.weight, extra.points, extra.contribution), (0.0, 0.0, 0.0), "{extra:?}");
+    }
     for (got, want) in e.indicators.iter().zip(&want.indicators) {
         assert_eq!(got.name, want.name.as_str());
         // NaN stands for an unknown value (share of wallet): compare bits.

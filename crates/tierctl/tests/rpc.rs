@@ -122,6 +122,7 @@ impl TierService for Fake {
             band: ">= 60 and < 80".into(),
             overridden: false,
             computed_tier: "A".into(),
+            penalty: 0.0,
         }))
     }
 

@@ -62,6 +62,9 @@ pub struct Config {
     pub session_timeout_ms: u32,
     /// Extra librdkafka settings (`key=value`), e.g. SASL options.
     pub kafka: Vec<String>,
+    /// Freeze processing time at this instant (ms since the epoch): for
+    /// replays "as of" a date and for deterministic tests.
+    pub frozen_now_ms: Option<i64>,
 }
 
 impl Default for Config {
@@ -90,13 +93,18 @@ impl Default for Config {
             flush_every_ms: 0,
             session_timeout_ms: 10_000,
             kafka: Vec::new(),
+            frozen_now_ms: None,
         }
     }
 }
 
 /// Command-line flags. Unset flags fall through to the file and defaults.
 #[derive(Debug, Parser, Serialize, Default)]
-#[command(name = "tierd", version, about = "Grades customers into tiers from their live business events.")]
+#[command(
+    name = "tierd",
+    version,
+    about = "Grades customers into tiers from their live business events."
+)]
 pub struct Cli {
     /// TOML config file with any of the keys below.
     #[arg(long, env = "TIERD_CONFIG")]
@@ -168,16 +176,25 @@ pub struct Cli {
     #[arg(long = "kafka", env = "TIERD_KAFKA", value_delimiter = ';')]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kafka: Option<Vec<String>>,
+    /// Freeze processing time at this instant, in ms since the epoch
+    /// (replays "as of" a date; deterministic tests).
+    #[arg(long, env = "TIERD_FROZEN_NOW_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frozen_now_ms: Option<i64>,
+    /// Session timeout of the consumer group, in ms.
+    #[arg(long, env = "TIERD_SESSION_TIMEOUT_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_timeout_ms: Option<u32>,
 }
 
 impl Cli {
     /// Merge defaults, the config file and these flags.
-    pub fn resolve(&self) -> Result<Config, figment::Error> {
+    pub fn resolve(&self) -> anyhow::Result<Config> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = &self.config {
             fig = fig.merge(Toml::file_exact(path));
         }
-        fig.merge(Serialized::defaults(self)).extract()
+        Ok(fig.merge(Serialized::defaults(self)).extract()?)
     }
 }
 
@@ -204,7 +221,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("tierd.toml");
         std::fs::write(&file, "partitions = 3\ngroup_id = \"from-file\"\n").unwrap();
-        let cli = Cli::try_parse_from(["tierd", "--config", file.to_str().unwrap(), "--group-id", "from-flag"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "tierd",
+            "--config",
+            file.to_str().unwrap(),
+            "--group-id",
+            "from-flag",
+        ])
+        .unwrap();
         let c = cli.resolve().unwrap();
         assert_eq!(c.partitions, 3);
         assert_eq!(c.group_id, "from-flag");

@@ -52,21 +52,22 @@ struct ReadModelObserver {
 
 impl CommitObserver for ReadModelObserver {
     fn committed(&self, customers: &[(&str, &CustomerState)], now: Timestamp) {
-        self.read.upsert_many(customers.iter().filter_map(|(id, s)| {
-            let a = s.assignment.as_ref()?;
-            Some((
-                *id,
-                CustomerView {
-                    tier: a.tier.clone(),
-                    score: a.score,
-                    since: a.since,
-                    sequence: s.sequence,
-                    indicators: s.indicators(&self.policy, now),
-                    scored_at: now,
-                    overridden: false,
-                },
-            ))
-        }));
+        self.read
+            .upsert_many(customers.iter().filter_map(|(id, s)| {
+                let a = s.assignment.as_ref()?;
+                Some((
+                    *id,
+                    CustomerView {
+                        tier: a.tier.clone(),
+                        score: a.score,
+                        since: a.since,
+                        sequence: s.sequence,
+                        indicators: s.indicators(&self.policy, now),
+                        scored_at: now,
+                        overridden: false,
+                    },
+                ))
+            }));
     }
 }
 
@@ -115,7 +116,11 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     let metrics_handle = metrics_http::recorder()?;
 
     let policy = Arc::new(load_policy(config.policy.as_deref())?);
-    tracing::info!(version = policy.version(), tiers = policy.tiers().len(), "policy loaded");
+    tracing::info!(
+        version = policy.version(),
+        tiers = policy.tiers().len(),
+        "policy loaded"
+    );
 
     // Broker: external, or embedded for the default run.
     let mut embedded = None;
@@ -156,7 +161,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         ..tier_store::StoreOptions::default()
     };
     let data_dir = config.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || SledStore::open(&data_dir, store_opts))
+    let store = tokio::task::spawn_blocking(move || open_store(&data_dir, store_opts))
         .await
         .context("store open task panicked")?
         .with_context(|| format!("opening the data dir {}", config.data_dir.display()))?;
@@ -235,7 +240,8 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         changes_tx,
     )?;
     let publisher_stop = CancellationToken::new();
-    let publisher_task = tokio::spawn(publisher.run(publisher_stop.clone(), Duration::from_secs(10)));
+    let publisher_task =
+        tokio::spawn(publisher.run(publisher_stop.clone(), Duration::from_secs(10)));
 
     // Health follows the pipeline; the ready file is written once.
     let health_task = {
@@ -296,7 +302,12 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
             Ok(Ok(())) => {}
         }
         let report = report?;
-        tracing::info!(records = report.records, applied = report.applied, rejected = report.rejected, "tierd stopped");
+        tracing::info!(
+            records = report.records,
+            applied = report.applied,
+            rejected = report.rejected,
+            "tierd stopped"
+        );
         if stop.is_cancelled() {
             Ok(report)
         } else {
@@ -314,9 +325,55 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     })
 }
 
-/// Start tierd on the wall clock.
+/// Metric: data dirs moved aside because they could not be opened or failed
+/// the integrity check.
+pub const STORE_QUARANTINED: &str = "tierd_store_quarantined_total";
+
+/// Open the store, checking its integrity (every key and value decodes). A
+/// data dir that cannot be opened or fails the check is quarantined
+/// (renamed, never deleted) and replaced by a fresh one: with no stored
+/// offsets, the pipeline then rebuilds all state by consuming the input
+/// topics from their earliest available offsets.
+pub fn open_store(dir: &Path, opts: tier_store::StoreOptions) -> anyhow::Result<SledStore> {
+    let started = std::time::Instant::now();
+    let (store, moved) = SledStore::open_or_quarantine(dir, opts.clone())?;
+    let (store, moved) = match (moved, store.verify::<CustomerState>()) {
+        (moved, Ok(report)) => {
+            tracing::info!(
+                customers = report.customers,
+                offsets = report.offsets,
+                outbox = report.outbox_rows,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "store integrity check passed"
+            );
+            (store, moved)
+        }
+        (None, Err(e)) if e.is_corruption() => {
+            tracing::error!(error = %e, "store integrity check failed");
+            drop(store);
+            let moved = tier_store::quarantine(dir)?;
+            (SledStore::open(dir, opts)?, Some(moved))
+        }
+        (_, Err(e)) => return Err(e.into()),
+    };
+    if let Some(moved) = moved {
+        metrics::counter!(STORE_QUARANTINED).increment(1);
+        tracing::error!(
+            data_dir = %dir.display(),
+            quarantined_to = %moved.display(),
+            "the data dir could not be opened or failed its integrity check: it was moved aside (not deleted) and state will be rebuilt by replaying the input topics from their earliest offsets"
+        );
+    }
+    Ok(store)
+}
+
+/// Start tierd on the wall clock (or the frozen instant of the config).
 pub async fn start(config: Config) -> anyhow::Result<Running> {
-    start_with_clock(config, Arc::new(tier_stream::SystemClock)).await
+    let clock: Arc<dyn Clock> = match config.frozen_now_ms {
+        Some(ms) => Arc::new(tier_stream::ManualClock::new(Timestamp::from_millis(ms))),
+        None => Arc::new(tier_stream::SystemClock),
+    };
+    start_with_clock(config, clock).await
 }
 
 fn write_ready_file(path: &Path, info: &serde_json::Value) -> anyhow::Result<()> {

@@ -13,7 +13,10 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn,librdkafka=warn"));
     match config.log_format {
         LogFormat::Human => tracing_subscriber::fmt().with_env_filter(filter).init(),
-        LogFormat::Json => tracing_subscriber::fmt().json().with_env_filter(filter).init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init(),
     }
     let running = tierd::start(config).await?;
     tracing::info!(grpc = %running.grpc_addr, metrics = %running.metrics_addr, kafka_bootstrap = %running.kafka_bootstrap, "tierd started; waiting for partitions");

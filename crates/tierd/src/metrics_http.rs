@@ -19,9 +19,18 @@ pub fn recorder() -> anyhow::Result<PrometheusHandle> {
     }
     let mut builder = PrometheusBuilder::new();
     for (name, buckets) in [
-        (tier_stream::metrics::BATCH_COMMIT_SECONDS, tier_stream::metrics::COMMIT_BUCKETS),
-        (tier_stream::metrics::BATCH_SIZE, tier_stream::metrics::BATCH_BUCKETS),
-        (tier_api::metrics::GRPC_REQUEST_DURATION, tier_api::metrics::REQUEST_BUCKETS),
+        (
+            tier_stream::metrics::BATCH_COMMIT_SECONDS,
+            tier_stream::metrics::COMMIT_BUCKETS,
+        ),
+        (
+            tier_stream::metrics::BATCH_SIZE,
+            tier_stream::metrics::BATCH_BUCKETS,
+        ),
+        (
+            tier_api::metrics::GRPC_REQUEST_DURATION,
+            tier_api::metrics::REQUEST_BUCKETS,
+        ),
     ] {
         builder = builder.set_buckets_for_metric(Matcher::Full(name.to_owned()), buckets)?;
     }
@@ -36,6 +45,11 @@ pub fn recorder() -> anyhow::Result<PrometheusHandle> {
         }
     };
     tier_stream::metrics::describe();
+    tier_api::metrics::describe();
+    metrics::describe_counter!(
+        crate::STORE_QUARANTINED,
+        "Data dirs moved aside because they could not be opened or failed the integrity check."
+    );
     let _ = HANDLE.set(handle.clone());
     Ok(HANDLE.get().cloned().unwrap_or(handle))
 }
@@ -65,7 +79,8 @@ pub async fn serve(listener: TcpListener, handle: PrometheusHandle, shutdown: Ca
         let handle = handle.clone();
         tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
-            let n = match tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buf)).await {
+            let n = match tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buf)).await
+            {
                 Ok(Ok(n)) => n,
                 _ => return,
             };
@@ -73,7 +88,11 @@ pub async fn serve(listener: TcpListener, handle: PrometheusHandle, shutdown: Ca
             let (status, body, ctype) = if request.starts_with("GET /metrics") {
                 ("200 OK", handle.render(), "text/plain; version=0.0.4")
             } else {
-                ("404 Not Found", "try GET /metrics\n".to_owned(), "text/plain")
+                (
+                    "404 Not Found",
+                    "try GET /metrics\n".to_owned(),
+                    "text/plain",
+                )
             };
             let response = format!(
                 "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

@@ -46,7 +46,11 @@ pub fn render(e: &TierExplanation, currency: &str) -> String {
         out.push('\n');
     }
     let sum: f64 = e.indicators.iter().map(|i| i.contribution).sum();
-    let adjustment = e.score - sum;
+    if e.penalty > 0.0 {
+        out.push_str(&format!("complaint penalty: -{}\n", fixed(e.penalty, 2)));
+    }
+    // What neither the contributions nor the penalty explain (clamping).
+    let adjustment = e.score - (sum - e.penalty);
     let mut score = fixed(e.score, 2);
     if !e.indicators.is_empty() && adjustment.abs() >= 0.005 {
         score.push_str(&format!(
@@ -120,6 +124,7 @@ mod tests {
             band: ">= 60 and < 80".into(),
             overridden: true,
             computed_tier: "B".into(),
+            penalty: 0.0,
         };
         let text = render(&e, "CNY");
         assert!(text.contains("CNY 1,234,567.89"), "{text}");
