@@ -75,7 +75,10 @@ async fn indicator(sb: &Sandbox, customer: &str, name: &str) -> Option<f64> {
         .await
         .ok()?
         .into_inner();
-    ex.indicators.iter().find(|i| i.name == name).map(|i| i.value)
+    ex.indicators
+        .iter()
+        .find(|i| i.name == name)
+        .map(|i| i.value)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,9 +93,12 @@ async fn every_format_in_every_rpc_out() {
         .into_inner();
 
     // Protobuf, JSON and Confluent-framed events, on different topics.
-    sb.publish(sb.topic(0), &big_orders("big", 8, "p"), Wire::Protobuf).await;
-    sb.publish(sb.topic(0), &[small_order("small", "s1")], Wire::Json).await;
-    sb.publish(sb.topic(3), &[small_order("conf", "c1")], Wire::Confluent).await;
+    sb.publish(sb.topic(0), &big_orders("big", 8, "p"), Wire::Protobuf)
+        .await;
+    sb.publish(sb.topic(0), &[small_order("small", "s1")], Wire::Json)
+        .await;
+    sb.publish(sb.topic(3), &[small_order("conf", "c1")], Wire::Confluent)
+        .await;
 
     let big = wait_for("big customer in tier A", T, || async {
         tier_of(&sb, "big").await.filter(|t| t.tier == "A")
@@ -139,17 +145,26 @@ async fn every_format_in_every_rpc_out() {
         .collect();
     assert_eq!(
         got,
-        [("small", "D", true), ("nobody", "D", false), ("big", "A", true)]
+        [
+            ("small", "D", true),
+            ("nobody", "D", false),
+            ("big", "A", true)
+        ]
     );
 
     // Rank: by priority, stable within a priority.
-    let items = [("w1", "small"), ("w2", "big"), ("w3", "nobody"), ("w4", "big")]
-        .iter()
-        .map(|(id, c)| WorkItem {
-            id: (*id).into(),
-            customer_id: (*c).into(),
-        })
-        .collect();
+    let items = [
+        ("w1", "small"),
+        ("w2", "big"),
+        ("w3", "nobody"),
+        ("w4", "big"),
+    ]
+    .iter()
+    .map(|(id, c)| WorkItem {
+        id: (*id).into(),
+        customer_id: (*c).into(),
+    })
+    .collect();
     let ranked = client
         .rank_by_priority(RankByPriorityRequest { items })
         .await
@@ -168,7 +183,11 @@ async fn every_format_in_every_rpc_out() {
         .unwrap()
         .into_inner();
     assert_eq!(ex.tier, "A");
-    let margin = ex.indicators.iter().find(|i| i.name == "margin_12m").unwrap();
+    let margin = ex
+        .indicators
+        .iter()
+        .find(|i| i.name == "margin_12m")
+        .unwrap();
     assert_eq!(margin.value, 320_000_000.0);
     let total: f64 = ex.indicators.iter().map(|i| i.contribution).sum();
     assert!((total - ex.score).abs() < 1e-6, "{total} vs {}", ex.score);
@@ -193,7 +212,9 @@ async fn every_format_in_every_rpc_out() {
     for r in &records {
         let msg = api::TierChanged::decode(r.payload.as_deref().unwrap()).unwrap();
         assert_eq!(r.key.as_deref(), Some(msg.customer_id.as_bytes()));
-        seqs.entry(msg.customer_id.clone()).or_default().push(msg.sequence);
+        seqs.entry(msg.customer_id.clone())
+            .or_default()
+            .push(msg.sequence);
     }
     for (customer, s) in &seqs {
         let expected: Vec<u64> = (1..=s.len() as u64).collect();
@@ -202,11 +223,12 @@ async fn every_format_in_every_rpc_out() {
     assert!(seqs.contains_key("big") && seqs.contains_key("small") && seqs.contains_key("conf"));
 
     // Health and metrics.
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", sb.running().grpc_addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", sb.running().grpc_addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
     let status = health
         .check(tonic_health::pb::HealthCheckRequest {
@@ -216,7 +238,10 @@ async fn every_format_in_every_rpc_out() {
         .unwrap()
         .into_inner()
         .status;
-    assert_eq!(status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    assert_eq!(
+        status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
     let metrics = http_get(sb.running().metrics_addr, "/metrics").await;
     for name in [
         "tierd_events_consumed_total",
@@ -250,19 +275,27 @@ async fn malformed_records_are_dead_lettered_and_later_ones_still_apply() {
         cost: Money(0),
     };
     // All on one key, so one partition, in this order.
-    sb.publish(&topic, &[small_order("dlq-cust", "g1")], Wire::Protobuf).await;
-    sb.publish_raw(&topic, Some("dlq-cust"), b"\xff\xfe not an event").await;
+    sb.publish(&topic, &[small_order("dlq-cust", "g1")], Wire::Protobuf)
+        .await;
+    sb.publish_raw(&topic, Some("dlq-cust"), b"\xff\xfe not an event")
+        .await;
     sb.publish(&topic, &[bad_amount], Wire::Protobuf).await;
-    sb.publish(&topic, &[small_order("dlq-cust", "g2")], Wire::Json).await;
+    sb.publish(&topic, &[small_order("dlq-cust", "g2")], Wire::Json)
+        .await;
 
     wait_for("both good orders applied", T, || async {
-        indicator(&sb, "dlq-cust", "order_count_12m").await.filter(|n| *n == 2.0)
+        indicator(&sb, "dlq-cust", "order_count_12m")
+            .await
+            .filter(|n| *n == 2.0)
     })
     .await;
 
     let dead = sb.read_topic(&sb.config.dlq_topic, 2, T);
     assert_eq!(dead.len(), 2, "{dead:?}");
-    let mut reasons: Vec<&str> = dead.iter().map(|r| r.header("tierd-reason").unwrap()).collect();
+    let mut reasons: Vec<&str> = dead
+        .iter()
+        .map(|r| r.header("tierd-reason").unwrap())
+        .collect();
     reasons.sort_unstable();
     assert_eq!(reasons, ["negative_amount", "undecodable"]);
     for r in &dead {
@@ -282,7 +315,10 @@ async fn malformed_records_are_dead_lettered_and_later_ones_still_apply() {
         .iter()
         .find(|r| r.header("tierd-reason") == Some("undecodable"))
         .unwrap();
-    assert_eq!(undecodable.payload.as_deref(), Some(&b"\xff\xfe not an event"[..]));
+    assert_eq!(
+        undecodable.payload.as_deref(),
+        Some(&b"\xff\xfe not an event"[..])
+    );
     let report = sb.stop().await;
     assert_eq!((report.records, report.rejected), (4, 2));
 }
@@ -307,23 +343,38 @@ async fn restart_keeps_tiers_and_resumes_from_stored_offsets() {
     sb.start().await;
     let after_big = tier_of(&sb, "r-big").await.expect("big still known");
     let after_small = tier_of(&sb, "r-small").await.expect("small still known");
-    assert_eq!((after_big.tier.as_str(), after_big.score), (before.0.tier.as_str(), before.0.score));
-    assert_eq!((after_small.tier.as_str(), after_small.since), (before.1.tier.as_str(), before.1.since));
+    assert_eq!(
+        (after_big.tier.as_str(), after_big.score),
+        (before.0.tier.as_str(), before.0.score)
+    );
+    assert_eq!(
+        (after_small.tier.as_str(), after_small.since),
+        (before.1.tier.as_str(), before.1.since)
+    );
     // One new event: the only record this run may consume.
-    sb.publish(sb.topic(0), &[small_order("r-small", "2")], Wire::Protobuf).await;
+    sb.publish(sb.topic(0), &[small_order("r-small", "2")], Wire::Protobuf)
+        .await;
     wait_for("the new order", T, || async {
-        indicator(&sb, "r-small", "order_count_12m").await.filter(|n| *n == 2.0)
+        indicator(&sb, "r-small", "order_count_12m")
+            .await
+            .filter(|n| *n == 2.0)
     })
     .await;
     let second = sb.stop().await;
-    assert_eq!(second.records, 1, "nothing before the stored offsets was consumed again");
+    assert_eq!(
+        second.records, 1,
+        "nothing before the stored offsets was consumed again"
+    );
 
     // No tier change was published twice.
     let records = sb.read_topic(&sb.config.tier_changes_topic, 2, T);
     let mut seen = HashSet::new();
     for r in &records {
         let msg = api::TierChanged::decode(r.payload.as_deref().unwrap()).unwrap();
-        assert!(seen.insert((msg.customer_id.clone(), msg.sequence)), "duplicate {msg:?}");
+        assert!(
+            seen.insert((msg.customer_id.clone(), msg.sequence)),
+            "duplicate {msg:?}"
+        );
     }
 }
 
@@ -331,13 +382,22 @@ async fn restart_keeps_tiers_and_resumes_from_stored_offsets() {
 async fn a_new_empty_log_is_consumed_from_its_start() {
     let mut sb = Sandbox::new();
     sb.start().await;
-    sb.publish(sb.topic(0), &big_orders("n-big", 8, "n1"), Wire::Protobuf).await;
-    wait_for("A", T, || async { tier_of(&sb, "n-big").await.filter(|t| t.tier == "A") }).await;
+    sb.publish(sb.topic(0), &big_orders("n-big", 8, "n1"), Wire::Protobuf)
+        .await;
+    wait_for("A", T, || async {
+        tier_of(&sb, "n-big").await.filter(|t| t.tier == "A")
+    })
+    .await;
     sb.stop().await;
 
     // A restarted embedded broker: same topic names, empty logs.
     let fresh = tier_stream::EmbeddedBroker::start(1).unwrap();
-    for t in sb.config.topics.iter().chain([&sb.config.dlq_topic, &sb.config.tier_changes_topic]) {
+    for t in sb
+        .config
+        .topics
+        .iter()
+        .chain([&sb.config.dlq_topic, &sb.config.tier_changes_topic])
+    {
         fresh.create_topic(t, tierd_tests::PARTITIONS).unwrap();
     }
     sb.config.brokers = Some(fresh.bootstrap_servers().to_owned());
@@ -350,15 +410,23 @@ async fn a_new_empty_log_is_consumed_from_its_start() {
     let payload = tierd_tests::encode(&ev, Wire::Protobuf);
     producer
         .send(
-            rdkafka::producer::FutureRecord::to(sb.topic(0)).key("n-big").payload(&payload),
+            rdkafka::producer::FutureRecord::to(sb.topic(0))
+                .key("n-big")
+                .payload(&payload),
             Duration::from_secs(10),
         )
         .await
         .unwrap();
     wait_for("the event of the new log applied", T, || async {
-        indicator(&sb, "n-big", "order_count_12m").await.filter(|n| *n == 9.0)
+        indicator(&sb, "n-big", "order_count_12m")
+            .await
+            .filter(|n| *n == 9.0)
     })
     .await;
-    assert_eq!(tier_of(&sb, "n-big").await.unwrap().tier, "A", "state survived the new log");
+    assert_eq!(
+        tier_of(&sb, "n-big").await.unwrap().tier,
+        "A",
+        "state survived the new log"
+    );
     sb.stop().await;
 }

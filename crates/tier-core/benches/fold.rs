@@ -7,20 +7,28 @@
 use std::collections::HashMap;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use tier_core::Event;
 use tier_core::policy::Policy;
 use tier_core::sim::Workload;
 use tier_core::state::CustomerState;
 use tier_core::time::date;
-use tier_core::Event;
 
-fn fold_all(events: &[Event], policy: &Policy, states: &mut HashMap<String, CustomerState>) -> usize {
+fn fold_all(
+    events: &[Event],
+    policy: &Policy,
+    states: &mut HashMap<String, CustomerState>,
+) -> usize {
     let mut changes = 0;
     for e in events {
         let state = match states.get_mut(&e.customer_id) {
             Some(s) => s,
             None => states.entry(e.customer_id.clone()).or_default(),
         };
-        if state.process(&e.customer_id, e, policy, e.occurred_at).change.is_some() {
+        if state
+            .process(&e.customer_id, e, policy, e.occurred_at)
+            .change
+            .is_some()
+        {
             changes += 1;
         }
     }

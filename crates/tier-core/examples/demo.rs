@@ -27,13 +27,19 @@ fn main() {
         // Replay as if live: processing time follows the events.
         let now = e.occurred_at;
         let state = states.entry(e.customer_id.clone()).or_default();
-        if state.process(&e.customer_id, e, &policy, now).change.is_some() {
+        if state
+            .process(&e.customer_id, e, &policy, now)
+            .change
+            .is_some()
+        {
             changes += 1;
         }
     }
     // Let the clock reach the end of the stream for everyone.
     for (id, s) in &mut states {
-        if s.reevaluate(id, &policy, end, tier_core::state::Cause::Time).is_some() {
+        if s.reevaluate(id, &policy, end, tier_core::state::Cause::Time)
+            .is_some()
+        {
             changes += 1;
         }
     }
@@ -53,7 +59,9 @@ fn main() {
     let (mut revenue, mut margin) = (0i64, 0i64);
     for s in states.values() {
         let Some(a) = &s.assignment else { continue };
-        let idx = policy.tier_index(&a.tier).unwrap_or(policy.tiers().len() - 1);
+        let idx = policy
+            .tier_index(&a.tier)
+            .unwrap_or(policy.tiers().len() - 1);
         let r = s.projection.order_amount(end, policy.window_months());
         let m = s.projection.margin(end, policy.window_months());
         let e = by_tier.entry(idx).or_default();
@@ -89,8 +97,14 @@ fn main() {
         .and_then(|a| policy.tier_index(&a.tier))
         .unwrap_or(0);
     let ex = policy.explain(&ind, tier);
-    println!("\nwhy is {id} tier {} (score {:.1}, band {})?", ex.tier, ex.score, ex.band);
-    println!("{:<24} {:>16} {:>8} {:>8} {:>13}", "indicator", "value", "points", "weight", "contribution");
+    println!(
+        "\nwhy is {id} tier {} (score {:.1}, band {})?",
+        ex.tier, ex.score, ex.band
+    );
+    println!(
+        "{:<24} {:>16} {:>8} {:>8} {:>13}",
+        "indicator", "value", "points", "weight", "contribution"
+    );
     for i in &ex.indicators {
         println!(
             "{:<24} {:>16.2} {:>8.1} {:>7.1}% {:>13.2}",

@@ -260,7 +260,11 @@ fn field(prefix: &'static str, name: &'static str) -> &'static str {
     }
 }
 
-fn check_id(field: &'static str, value: &str, limits: &ValidationLimits) -> Result<(), InvalidEvent> {
+fn check_id(
+    field: &'static str,
+    value: &str,
+    limits: &ValidationLimits,
+) -> Result<(), InvalidEvent> {
     if value.trim().is_empty() {
         return Err(InvalidEvent::new(
             RejectReason::MissingField,
@@ -272,7 +276,11 @@ fn check_id(field: &'static str, value: &str, limits: &ValidationLimits) -> Resu
         return Err(InvalidEvent::new(
             RejectReason::InvalidField,
             field,
-            format!("{field} is {} bytes, longer than {}", value.len(), limits.max_id_len),
+            format!(
+                "{field} is {} bytes, longer than {}",
+                value.len(),
+                limits.max_id_len
+            ),
         ));
     }
     Ok(())
@@ -400,13 +408,19 @@ mod tests {
         e.kind = EventKind::OrderCancelled {
             order_id: " ".into(),
         };
-        assert_eq!(e.validate(now, &l).unwrap_err().field, "order_cancelled.order_id");
+        assert_eq!(
+            e.validate(now, &l).unwrap_err().field,
+            "order_cancelled.order_id"
+        );
 
         e.kind = EventKind::ComplaintResolved {
             complaint_id: "k".into(),
         };
         e.event_id.clear();
-        assert_eq!(e.validate(now, &l).unwrap_err().reason, RejectReason::MissingField);
+        assert_eq!(
+            e.validate(now, &l).unwrap_err().reason,
+            RejectReason::MissingField
+        );
 
         e.event_id = "e".into();
         e.occurred_at = date(2026, 1, 5);

@@ -343,7 +343,14 @@ impl CustomerProjection {
         }
     }
 
-    fn order_returned(&mut self, key: u64, month: Month, at: Timestamp, amount: Money, cost: Money) {
+    fn order_returned(
+        &mut self,
+        key: u64,
+        month: Month,
+        at: Timestamp,
+        amount: Money,
+        cost: Money,
+    ) {
         let rec = self.orders.entry(key).or_insert(OrderRec {
             state: OrderState::Pending,
             month,
@@ -613,8 +620,7 @@ impl CustomerProjection {
             open_complaints: f64::from(open_complaints),
             complaints_12m: f64::from(count_12m),
             complaints_weighted_12m: f64::from(weighted),
-            days_since_last_order: last_order
-                .map_or(window_days, |t| now.days_since(t).max(0.0)),
+            days_since_last_order: last_order.map_or(window_days, |t| now.days_since(t).max(0.0)),
             tenure_days: self.first_seen.map_or(0.0, |f| now.days_since(f).max(0.0)),
             share_of_wallet: self
                 .profile

@@ -227,7 +227,9 @@ impl Generator {
     fn pick_customer(&mut self) -> usize {
         let total = self.cdf.last().copied().unwrap_or(1.0);
         let x = self.rng.unit() * total;
-        self.cdf.partition_point(|c| *c < x).min(self.customers.len() - 1)
+        self.cdf
+            .partition_point(|c| *c < x)
+            .min(self.customers.len() - 1)
     }
 
     /// Seasonal spacing: busier in spring and autumn.
@@ -364,8 +366,8 @@ impl Iterator for Generator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::date;
     use crate::ValidationLimits;
+    use crate::time::date;
 
     #[test]
     fn same_seed_same_stream_in_time_order_and_valid() {
@@ -377,7 +379,11 @@ mod tests {
         assert!(a.windows(2).all(|p| p[0].occurred_at <= p[1].occurred_at));
         let mut ids = std::collections::HashSet::new();
         for e in &a {
-            assert!(ids.insert(e.event_id.clone()), "duplicate id {}", e.event_id);
+            assert!(
+                ids.insert(e.event_id.clone()),
+                "duplicate id {}",
+                e.event_id
+            );
             e.validate(w.end, &ValidationLimits::default()).unwrap();
         }
         let kinds: std::collections::HashSet<_> = a.iter().map(|e| e.kind.type_name()).collect();

@@ -80,13 +80,13 @@ fn action() -> impl Strategy<Value = Action> {
                 due_in,
                 pays
             }),
-        (day, 0usize..5, prop::option::of(0i64..60)).prop_map(
-            |(day, severity, resolve_after)| Action::Complaint {
+        (day, 0usize..5, prop::option::of(0i64..60)).prop_map(|(day, severity, resolve_after)| {
+            Action::Complaint {
                 day,
                 severity,
-                resolve_after
+                resolve_after,
             }
-        ),
+        }),
     ]
 }
 
@@ -234,9 +234,9 @@ fn naive_indicators(events: &[Event], now: Timestamp) -> (i64, i64, u64, u32, u3
             cost: c,
         } = &e.kind
         {
-            let cancelled = live.iter().any(|x| {
-                matches!(&x.kind, EventKind::OrderCancelled { order_id: o } if o == order_id)
-            });
+            let cancelled = live.iter().any(
+                |x| matches!(&x.kind, EventKind::OrderCancelled { order_id: o } if o == order_id),
+            );
             if cancelled {
                 continue;
             }
@@ -476,7 +476,13 @@ fn given_a_big_order_when_cancelled_then_nothing_remains() {
     assert_eq!(i.order_count_12m, 1.0);
     assert!((i.days_since_last_order - 172.0).abs() < 1e-9);
     p.apply(
-        &ev(2, t.plus_days(1), EventKind::OrderCancelled { order_id: "o1".into() }),
+        &ev(
+            2,
+            t.plus_days(1),
+            EventKind::OrderCancelled {
+                order_id: "o1".into(),
+            },
+        ),
         now(),
         W,
     );

@@ -4,7 +4,12 @@
 //! contract) and `tiering.v1` (the `TierService` API and `TierChanged`).
 //! Conversions to domain types live at the edges that use them, not here.
 
-#![allow(missing_docs, unreachable_pub, clippy::all, missing_debug_implementations)]
+#![allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::all,
+    missing_debug_implementations
+)]
 
 /// The serialized `FileDescriptorSet` of every tierd proto, for gRPC
 /// reflection and for decoding the proto3 JSON mapping.

@@ -20,6 +20,9 @@ pub enum StreamError {
 impl StreamError {
     /// Transient failures are retried without advancing offsets.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StreamError::Kafka(_) | StreamError::DeadLetter(_) | StreamError::Store(_))
+        matches!(
+            self,
+            StreamError::Kafka(_) | StreamError::DeadLetter(_) | StreamError::Store(_)
+        )
     }
 }

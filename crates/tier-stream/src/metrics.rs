@@ -27,18 +27,39 @@ pub const BATCH_BUCKETS: &[f64] = &[1.0, 10.0, 100.0, 1_000.0, 5_000.0, 10_000.0
 /// Describe every metric once (help texts for /metrics).
 pub fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
-    describe_counter!(EVENTS_CONSUMED, "Records consumed, by topic and event type.");
-    describe_counter!(EVENTS_APPLIED, "Events that changed a projection, by event type.");
+    describe_counter!(
+        EVENTS_CONSUMED,
+        "Records consumed, by topic and event type."
+    );
+    describe_counter!(
+        EVENTS_APPLIED,
+        "Events that changed a projection, by event type."
+    );
     describe_counter!(EVENTS_REJECTED, "Records dead-lettered, by reason.");
     describe_counter!(EVENTS_DUPLICATE, "Events ignored as re-sent duplicates.");
     describe_counter!(EVENTS_STALE, "Events ignored as older than the window.");
-    describe_histogram!(BATCH_COMMIT_SECONDS, "Latency of one atomic state + offsets + outbox commit.");
+    describe_histogram!(
+        BATCH_COMMIT_SECONDS,
+        "Latency of one atomic state + offsets + outbox commit."
+    );
     describe_histogram!(BATCH_SIZE, "Records per processed batch.");
-    describe_gauge!(CONSUMER_LAG, "Records behind the partition's high watermark, by topic and partition.");
+    describe_gauge!(
+        CONSUMER_LAG,
+        "Records behind the partition's high watermark, by topic and partition."
+    );
     describe_counter!(TIER_CHANGES, "Tier changes, by from and to tier.");
     describe_gauge!(CUSTOMERS_PER_TIER, "Customers per tier.");
-    describe_gauge!(OUTBOX_BACKLOG, "Tier changes committed but not yet acknowledged by the broker.");
-    describe_counter!(OUTBOX_PUBLISHED, "Tier changes published to the tier-changes topic.");
+    describe_gauge!(
+        OUTBOX_BACKLOG,
+        "Tier changes committed but not yet acknowledged by the broker."
+    );
+    describe_counter!(
+        OUTBOX_PUBLISHED,
+        "Tier changes published to the tier-changes topic."
+    );
     describe_counter!(RETRIES, "Retried operations, by operation and reason.");
-    describe_counter!(OFFSET_RESETS, "Stored offsets reset because the log no longer has them, by topic.");
+    describe_counter!(
+        OFFSET_RESETS,
+        "Stored offsets reset because the log no longer has them, by topic."
+    );
 }

@@ -108,7 +108,9 @@ pub struct Publisher<S> {
 
 impl<S> std::fmt::Debug for Publisher<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Publisher").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Publisher")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -128,9 +130,9 @@ impl<S: Store + 'static> Publisher<S> {
         for (k, v) in &config.kafka {
             cc.set(k, v);
         }
-        let producer: FutureProducer = cc
-            .create()
-            .map_err(|e| StreamError::Kafka(format!("could not create the tier-changes producer: {e}")))?;
+        let producer: FutureProducer = cc.create().map_err(|e| {
+            StreamError::Kafka(format!("could not create the tier-changes producer: {e}"))
+        })?;
         Ok(Self {
             config,
             store,
@@ -187,7 +189,10 @@ impl<S: Store + 'static> Publisher<S> {
         let _ = self.producer.flush(Duration::from_secs(5));
         match self.store.outbox_len() {
             Ok(0) => tracing::info!("outbox drained"),
-            Ok(n) => tracing::warn!(backlog = n, "outbox not empty at shutdown; it will be published on the next start"),
+            Ok(n) => tracing::warn!(
+                backlog = n,
+                "outbox not empty at shutdown; it will be published on the next start"
+            ),
             Err(e) => tracing::warn!(error = %e, "could not read the outbox length at shutdown"),
         }
     }
@@ -218,10 +223,9 @@ impl<S: Store + 'static> Publisher<S> {
             let record = FutureRecord::to(&self.config.topic)
                 .key(msg.customer_id.as_bytes())
                 .payload(&payload);
-            let fut = self
-                .producer
-                .send_result(record)
-                .map_err(|(e, _)| StreamError::Kafka(format!("enqueue to {}: {e}", self.config.topic)))?;
+            let fut = self.producer.send_result(record).map_err(|(e, _)| {
+                StreamError::Kafka(format!("enqueue to {}: {e}", self.config.topic))
+            })?;
             sends.push(fut);
             decoded.push((*key, msg));
         }
