@@ -4,11 +4,11 @@
 //!
 //! `cargo bench -p tier-core --bench fold`
 
-use std::collections::HashMap;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use tier_core::Event;
 use tier_core::policy::Policy;
+use tier_core::projection::CustomerMap;
 use tier_core::sim::Workload;
 use tier_core::state::CustomerState;
 use tier_core::time::date;
@@ -16,7 +16,7 @@ use tier_core::time::date;
 fn fold_all(
     events: &[Event],
     policy: &Policy,
-    states: &mut HashMap<String, CustomerState>,
+    states: &mut CustomerMap<CustomerState>,
 ) -> usize {
     let mut changes = 0;
     for e in events {
@@ -44,7 +44,7 @@ fn bench(c: &mut Criterion) {
     // Warm state: the first year builds the projections; measure the
     // steady state of folding a further stream into existing customers.
     let (warm, hot) = events.split_at(events.len() / 2);
-    let mut warm_states = HashMap::new();
+    let mut warm_states = CustomerMap::default();
     fold_all(warm, &policy, &mut warm_states);
 
     let mut group = c.benchmark_group("fold_rescore");

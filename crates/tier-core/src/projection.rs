@@ -123,12 +123,62 @@ impl ComplaintRec {
     }
 }
 
+/// Keys of the id maps are already [`stable_hash`]es: hashing them again
+/// (std's SipHash) would only cost time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PrehashedKey(u64);
+
+impl std::hash::Hasher for PrehashedKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<PrehashedKey>>;
+
+/// FNV-1a as a `Hasher`, for maps keyed by customer id on the hot path
+/// (ids come from trusted producers, so flooding resistance is not needed).
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// A `HashMap` keyed by customer id, hashed with [`Fnv`].
+pub type CustomerMap<V> = HashMap<String, V, std::hash::BuildHasherDefault<Fnv>>;
+
 /// Everything tierd knows about one customer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CustomerProjection {
     buckets: BTreeMap<Month, Bucket>,
-    orders: HashMap<u64, OrderRec>,
-    invoices: HashMap<u64, InvoiceRec>,
+    orders: IdMap<OrderRec>,
+    invoices: IdMap<InvoiceRec>,
     /// Issued invoices not yet paid in full, by due date: scoring scans
     /// only the overdue prefix.
     unsettled: BTreeSet<(Timestamp, u64)>,
@@ -136,7 +186,7 @@ pub struct CustomerProjection {
     /// Complaints opened and not resolved.
     open_complaints: u32,
     /// Hashes of applied event ids -> month of the event, for dedupe.
-    seen: HashMap<u64, Month>,
+    seen: IdMap<Month>,
     profile: Option<Profile>,
     profile_at: Option<Timestamp>,
     first_seen: Option<Timestamp>,
