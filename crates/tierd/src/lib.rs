@@ -103,6 +103,12 @@ impl Running {
         *self.status.borrow()
     }
 
+    /// Resolves when the ingest pipeline has stopped (for any reason).
+    pub async fn stopped(&self) {
+        let mut status = self.status.clone();
+        let _ = status.wait_for(|s| *s == PipelineStatus::Stopped).await;
+    }
+
     /// Wait for tierd to stop (after [`Running::shutdown`] or a fatal error);
     /// returns what the ingest pipeline did in this run.
     pub async fn wait(self) -> anyhow::Result<PipelineReport> {

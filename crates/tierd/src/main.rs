@@ -22,11 +22,10 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(grpc = %running.grpc_addr, metrics = %running.metrics_addr, kafka_bootstrap = %running.kafka_bootstrap, "tierd started; waiting for partitions");
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
-    let running_ref = &running;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
         _ = sigterm.recv() => tracing::info!("SIGTERM received"),
-        () = async { loop { tokio::time::sleep(std::time::Duration::from_secs(1)).await; if running_ref.status() == tier_stream::PipelineStatus::Stopped { break; } } } => {}
+        () = running.stopped() => {}
     }
     running.shutdown();
     running.wait().await.map(|_| ())
