@@ -642,7 +642,11 @@ async fn explain_a_tier() {
         .count();
     assert_eq!(e.indicators.len(), known);
     for extra in &e.indicators[want.indicators.len()..] {
-        assert_eq!((extra.weight, extra.points, extra.contribution), (0.0, 0.0, 0.0), "{extra:?}");
+        assert_eq!(
+            (extra.weight, extra.points, extra.contribution),
+            (0.0, 0.0, 0.0),
+            "{extra:?}"
+        );
     }
     for (got, want) in e.indicators.iter().zip(&want.indicators) {
         assert_eq!(got.name, want.name.as_str());

@@ -4,7 +4,6 @@
 //!
 //! `cargo bench -p tier-core --bench fold`
 
-
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use tier_core::Event;
 use tier_core::policy::Policy;
@@ -13,11 +12,7 @@ use tier_core::sim::Workload;
 use tier_core::state::CustomerState;
 use tier_core::time::date;
 
-fn fold_all(
-    events: &[Event],
-    policy: &Policy,
-    states: &mut CustomerMap<CustomerState>,
-) -> usize {
+fn fold_all(events: &[Event], policy: &Policy, states: &mut CustomerMap<CustomerState>) -> usize {
     let mut changes = 0;
     for e in events {
         let state = match states.get_mut(&e.customer_id) {

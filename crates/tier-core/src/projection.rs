@@ -94,6 +94,22 @@ struct OrderRec {
     cancel_pending: bool,
 }
 
+impl OrderRec {
+    /// A placeholder for an order whose placement has not arrived yet.
+    fn pending(month: Month, at: Timestamp) -> Self {
+        Self {
+            state: OrderState::Pending,
+            month,
+            at,
+            amount: 0,
+            cost: 0,
+            returned_amount: 0,
+            returned_cost: 0,
+            cancel_pending: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct InvoiceRec {
     /// False while only payments have been seen.
@@ -105,6 +121,21 @@ struct InvoiceRec {
     /// Time of the latest payment, which settles the invoice when it completes it.
     last_paid_at: Option<Timestamp>,
     settled: bool,
+}
+
+impl InvoiceRec {
+    /// A placeholder for an invoice whose issue has not arrived yet.
+    fn unissued(month: Month) -> Self {
+        Self {
+            issued: false,
+            month,
+            due_at: Timestamp::default(),
+            amount: 0,
+            paid: 0,
+            last_paid_at: None,
+            settled: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -307,16 +338,10 @@ impl CustomerProjection {
 
     fn order_placed(&mut self, key: u64, at: Timestamp, amount: Money, cost: Money) {
         let month = at.month();
-        let rec = self.orders.entry(key).or_insert(OrderRec {
-            state: OrderState::Pending,
-            month,
-            at,
-            amount: 0,
-            cost: 0,
-            returned_amount: 0,
-            returned_cost: 0,
-            cancel_pending: false,
-        });
+        let rec = self
+            .orders
+            .entry(key)
+            .or_insert(OrderRec::pending(month, at));
         if rec.state != OrderState::Pending {
             // The same order placed again under another event id: first wins.
             return;
@@ -349,14 +374,8 @@ impl CustomerProjection {
             self.orders.insert(
                 key,
                 OrderRec {
-                    state: OrderState::Pending,
-                    month,
-                    at,
-                    amount: 0,
-                    cost: 0,
-                    returned_amount: 0,
-                    returned_cost: 0,
                     cancel_pending: true,
+                    ..OrderRec::pending(month, at)
                 },
             );
             return;
@@ -401,16 +420,10 @@ impl CustomerProjection {
         amount: Money,
         cost: Money,
     ) {
-        let rec = self.orders.entry(key).or_insert(OrderRec {
-            state: OrderState::Pending,
-            month,
-            at,
-            amount: 0,
-            cost: 0,
-            returned_amount: 0,
-            returned_cost: 0,
-            cancel_pending: false,
-        });
+        let rec = self
+            .orders
+            .entry(key)
+            .or_insert(OrderRec::pending(month, at));
         match rec.state {
             OrderState::Cancelled => {}
             OrderState::Pending => {
@@ -432,15 +445,10 @@ impl CustomerProjection {
     }
 
     fn invoice_issued(&mut self, key: u64, month: Month, amount: Money, due_at: Timestamp) {
-        let rec = self.invoices.entry(key).or_insert(InvoiceRec {
-            issued: false,
-            month,
-            due_at,
-            amount: 0,
-            paid: 0,
-            last_paid_at: None,
-            settled: false,
-        });
+        let rec = self
+            .invoices
+            .entry(key)
+            .or_insert_with(|| InvoiceRec::unissued(month));
         if rec.issued {
             return;
         }
@@ -454,15 +462,10 @@ impl CustomerProjection {
     }
 
     fn payment_received(&mut self, key: u64, month: Month, at: Timestamp, amount: Money) {
-        let rec = self.invoices.entry(key).or_insert(InvoiceRec {
-            issued: false,
-            month,
-            due_at: Timestamp::default(),
-            amount: 0,
-            paid: 0,
-            last_paid_at: None,
-            settled: false,
-        });
+        let rec = self
+            .invoices
+            .entry(key)
+            .or_insert_with(|| InvoiceRec::unissued(month));
         if rec.settled {
             return;
         }
