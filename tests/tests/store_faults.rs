@@ -64,10 +64,12 @@ fn quarantined_next_to(dir: &Path) -> Vec<PathBuf> {
 
 async fn tier(sb: &Sandbox, customer: &str) -> Option<String> {
     let mut c = sb.client().await;
-    c.get_tier(GetTierRequest { customer_id: customer.into() })
-        .await
-        .ok()
-        .map(|r| r.into_inner().tier)
+    c.get_tier(GetTierRequest {
+        customer_id: customer.into(),
+    })
+    .await
+    .ok()
+    .map(|r| r.into_inner().tier)
 }
 
 /// Run tierd on `dir`, expecting it to quarantine it and rebuild `customer`.
@@ -75,14 +77,25 @@ async fn expect_rebuild(sb: &mut Sandbox, dir: PathBuf, customer: &str) {
     sb.config.data_dir = dir.clone();
     sb.start().await;
     let moved = quarantined_next_to(&dir);
-    assert_eq!(moved.len(), 1, "exactly one quarantined copy of {}", dir.display());
-    assert!(moved[0].join("db").exists() || moved[0].read_dir().unwrap().next().is_some(), "the quarantined dir keeps its files");
+    assert_eq!(
+        moved.len(),
+        1,
+        "exactly one quarantined copy of {}",
+        dir.display()
+    );
+    assert!(
+        moved[0].join("db").exists() || moved[0].read_dir().unwrap().next().is_some(),
+        "the quarantined dir keeps its files"
+    );
     wait_for("state rebuilt from the log", T, || async {
         tier(sb, customer).await.filter(|t| t == "A")
     })
     .await;
     let metrics = http_get(sb.running().metrics_addr, "/metrics").await;
-    assert!(metrics.contains("tierd_store_quarantined_total"), "metric missing");
+    assert!(
+        metrics.contains("tierd_store_quarantined_total"),
+        "metric missing"
+    );
     sb.stop().await;
 }
 
@@ -90,8 +103,12 @@ async fn expect_rebuild(sb: &mut Sandbox, dir: PathBuf, customer: &str) {
 async fn corrupt_data_dirs_are_quarantined_and_rebuilt_from_kafka() {
     let mut sb = Sandbox::new();
     sb.start().await;
-    sb.publish(sb.topic(0), &orders("q-big", 8), Wire::Protobuf).await;
-    wait_for("tier A", T, || async { tier(&sb, "q-big").await.filter(|t| t == "A") }).await;
+    sb.publish(sb.topic(0), &orders("q-big", 8), Wire::Protobuf)
+        .await;
+    wait_for("tier A", T, || async {
+        tier(&sb, "q-big").await.filter(|t| t == "A")
+    })
+    .await;
     sb.stop().await;
     let original = sb.config.data_dir.clone();
 
@@ -101,8 +118,12 @@ async fn corrupt_data_dirs_are_quarantined_and_rebuilt_from_kafka() {
     {
         let db = sled::open(&bad_value).unwrap();
         let tree = db.open_tree("tierd-state").unwrap();
-        assert!(tree.get(b"c/q-big").unwrap().is_some(), "layout assumption: c/<id> keys");
-        tree.insert(b"c/q-big", &b"\x01\xff\xff\xff garbage"[..]).unwrap();
+        assert!(
+            tree.get(b"c/q-big").unwrap().is_some(),
+            "layout assumption: c/<id> keys"
+        );
+        tree.insert(b"c/q-big", &b"\x01\xff\xff\xff garbage"[..])
+            .unwrap();
         db.flush().unwrap();
     }
     expect_rebuild(&mut sb, bad_value, "q-big").await;

@@ -52,6 +52,12 @@ impl SledStore {
     /// instead of being silently treated as a new, empty store.
     pub fn open(dir: &Path, opts: StoreOptions) -> Result<Self, StoreError> {
         let fresh = dir_is_empty(dir)?;
+        if fresh {
+            // Build the new store aside and move it into place only once its
+            // schema marker is durable: a crash during creation must not
+            // leave a half-written dir that later looks corrupt.
+            create_aside(dir, &opts)?;
+        }
         let flush_every_ms = match opts.flush {
             FlushPolicy::EveryCommit => None,
             FlushPolicy::IntervalMs(ms) => Some(ms.max(1)),
@@ -65,7 +71,7 @@ impl SledStore {
             .cache_capacity(opts.cache_capacity_bytes)
             .flush_every_ms(flush_every_ms);
         let db = open_when_unlocked(dir, &config, opts.lock_timeout).map_err(open_err)?;
-        if !fresh && !db.was_recovered() {
+        if !db.was_recovered() {
             return Err(StoreError::Unrecoverable {
                 dir: dir.to_owned(),
             });
@@ -183,6 +189,46 @@ fn dir_is_empty(dir: &Path) -> Result<bool, StoreError> {
             source,
         }),
     }
+}
+
+/// Create an initialised store in `<dir>.creating`, flush it, then rename it
+/// to `dir` (which is missing or empty). A leftover `.creating` dir is from a
+/// crash during creation: nothing was ever committed there, so it is removed.
+fn create_aside(dir: &Path, opts: &StoreOptions) -> Result<(), StoreError> {
+    let data_dir_err = |source| StoreError::DataDir {
+        dir: dir.to_owned(),
+        source,
+    };
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(".creating");
+    let tmp = dir.with_file_name(name);
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(data_dir_err)?;
+    }
+    {
+        let open_err = |source| StoreError::Open {
+            dir: tmp.clone(),
+            source,
+        };
+        let db = sled::Config::new()
+            .path(&tmp)
+            .cache_capacity(opts.cache_capacity_bytes)
+            .open()
+            .map_err(open_err)?;
+        let tree = db.open_tree(STATE_TREE).map_err(open_err)?;
+        init_meta(&db, &tree)?;
+        db.flush().map_err(open_err)?;
+    }
+    if dir.exists() {
+        std::fs::remove_dir(dir).map_err(data_dir_err)?;
+    }
+    std::fs::rename(&tmp, dir).map_err(data_dir_err)?;
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::File::open(parent)
+            .and_then(|f| f.sync_all())
+            .map_err(data_dir_err)?;
+    }
+    Ok(())
 }
 
 fn init_meta(db: &sled::Db, tree: &sled::Tree) -> Result<(), StoreError> {
@@ -441,4 +487,27 @@ fn verify_meta(key: &[u8], raw: &[u8]) -> Result<(), StoreError> {
         return Err(layout::malformed("meta", key, "value is not UTF-8"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod creation_tests {
+    use super::*;
+
+    #[test]
+    fn a_crash_during_creation_leaves_nothing_that_looks_corrupt() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("data");
+        // What a kill during an earlier creation leaves: a half-built
+        // `.creating` dir and possibly an empty target.
+        let leftover = parent.path().join("data.creating");
+        std::fs::create_dir_all(&leftover).unwrap();
+        std::fs::write(leftover.join("db"), b"half written").unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = SledStore::open(&dir, StoreOptions::default()).unwrap();
+        assert!(!leftover.exists(), "the leftover was cleaned up");
+        assert_eq!(store.customer_count().unwrap(), 0);
+        drop(store);
+        // And the new store reopens as a recovered, initialised one.
+        SledStore::open(&dir, StoreOptions::default()).unwrap();
+    }
 }

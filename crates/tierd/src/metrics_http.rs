@@ -14,6 +14,14 @@ static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 /// Install the process-wide recorder once (several in-process daemons in
 /// tests share it) and return its handle.
 pub fn recorder() -> anyhow::Result<PrometheusHandle> {
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    if let Some(h) = HANDLE.get() {
+        return Ok(h.clone());
+    }
+    // One installer at a time; the loser of a race finds the handle set.
+    let _guard = INSTALLING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(h) = HANDLE.get() {
         return Ok(h.clone());
     }
@@ -34,16 +42,9 @@ pub fn recorder() -> anyhow::Result<PrometheusHandle> {
     ] {
         builder = builder.set_buckets_for_metric(Matcher::Full(name.to_owned()), buckets)?;
     }
-    let handle = match builder.install_recorder() {
-        Ok(h) => h,
-        // Lost a race with another daemon in this process.
-        Err(_) => {
-            return HANDLE
-                .get()
-                .cloned()
-                .ok_or_else(|| anyhow::anyhow!("a foreign metrics recorder is installed"));
-        }
-    };
+    let handle = builder
+        .install_recorder()
+        .map_err(|e| anyhow::anyhow!("installing the metrics recorder: {e}"))?;
     tier_stream::metrics::describe();
     tier_api::metrics::describe();
     metrics::describe_counter!(
