@@ -8,6 +8,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+pub mod fault;
+pub mod testbroker;
+
+pub use testbroker::TestBroker;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -87,7 +92,9 @@ pub struct Sandbox {
 
 impl std::fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sandbox").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Sandbox")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -209,16 +216,31 @@ impl Sandbox {
         let mut futs = Vec::with_capacity(events.len());
         let payloads: Vec<Vec<u8>> = events.iter().map(|e| encode(e, wire)).collect();
         for (e, p) in events.iter().zip(&payloads) {
-            let rec = FutureRecord::to(topic).key(e.customer_id.as_str()).payload(p.as_slice());
-            futs.push(self.producer.send_result(rec).map_err(|(e, _)| e).expect("enqueue"));
+            let rec = FutureRecord::to(topic)
+                .key(e.customer_id.as_str())
+                .payload(p.as_slice());
+            futs.push(
+                self.producer
+                    .send_result(rec)
+                    .map_err(|(e, _)| e)
+                    .expect("enqueue"),
+            );
         }
         for f in futs {
-            f.await.expect("delivery").map_err(|(e, _)| e).expect("delivered");
+            f.await
+                .expect("delivery")
+                .map_err(|(e, _)| e)
+                .expect("delivered");
         }
     }
 
     /// Read every record currently in `topic` (all partitions).
-    pub fn read_topic(&self, topic: &str, expect_at_least: usize, timeout: Duration) -> Vec<Record> {
+    pub fn read_topic(
+        &self,
+        topic: &str,
+        expect_at_least: usize,
+        timeout: Duration,
+    ) -> Vec<Record> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", self.broker.bootstrap_servers())
             .set("group.id", unique("reader"))
@@ -241,7 +263,8 @@ impl Sandbox {
                                 .map(|hd| {
                                     (
                                         hd.key.to_owned(),
-                                        String::from_utf8_lossy(hd.value.unwrap_or_default()).into_owned(),
+                                        String::from_utf8_lossy(hd.value.unwrap_or_default())
+                                            .into_owned(),
                                     )
                                 })
                                 .collect()
@@ -257,7 +280,8 @@ impl Sandbox {
                 }
                 Some(Err(e)) => panic!("reading {topic}: {e}"),
                 None => {
-                    if out.len() >= expect_at_least && idle_since.elapsed() > Duration::from_secs(1) {
+                    if out.len() >= expect_at_least && idle_since.elapsed() > Duration::from_secs(1)
+                    {
                         break;
                     }
                 }
@@ -305,11 +329,222 @@ where
 /// GET a path from tierd's metrics endpoint.
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect metrics");
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect metrics");
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
         .await
         .unwrap();
     let mut buf = String::new();
     s.read_to_string(&mut buf).await.unwrap();
     buf
+}
+
+// ---------------------------------------------------------------------------
+// Fault-test support: frozen clocks, health, ordered publishing with
+// offsets, consumption progress read from the group's committed offsets,
+// and the in-process oracle.
+// ---------------------------------------------------------------------------
+
+/// A raw record to publish: topic, key, payload.
+#[derive(Debug, Clone)]
+pub struct RawRecord {
+    pub topic: String,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+}
+
+impl RawRecord {
+    /// An event keyed by its customer, encoded as binary protobuf.
+    pub fn event(topic: &str, ev: &Event) -> Self {
+        Self {
+            topic: topic.to_owned(),
+            key: Some(ev.customer_id.as_bytes().to_vec()),
+            payload: encode(ev, Wire::Protobuf),
+        }
+    }
+}
+
+/// Publish `records` in order with `producer`; returns each record's
+/// `(partition, offset)`. Waits for every acknowledgement (an idempotent
+/// producer keeps per-partition order across broker outages).
+pub async fn publish_records(producer: &FutureProducer, records: &[RawRecord]) -> Vec<(i32, i64)> {
+    let mut futs = Vec::with_capacity(records.len());
+    for r in records {
+        let mut rec: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(&r.topic).payload(r.payload.as_slice());
+        if let Some(k) = &r.key {
+            rec = rec.key(k.as_slice());
+        }
+        futs.push(
+            producer
+                .send_result(rec)
+                .map_err(|(e, _)| e)
+                .expect("enqueue"),
+        );
+    }
+    let mut out = Vec::with_capacity(futs.len());
+    for f in futs {
+        let delivery = f
+            .await
+            .expect("delivery")
+            .map_err(|(e, _)| e)
+            .expect("delivered");
+        out.push((delivery.partition, delivery.offset));
+    }
+    out
+}
+
+/// The default policy's fold of `events`, in order, at the frozen `now`:
+/// what tierd must end up with. Returns the states and how many events
+/// were applied (not duplicates, not stale).
+pub fn oracle(
+    events: &[Event],
+    now: tier_core::Timestamp,
+) -> (
+    std::collections::BTreeMap<String, tier_core::state::CustomerState>,
+    u64,
+) {
+    let policy = tier_core::policy::Policy::default_policy();
+    let mut states = std::collections::BTreeMap::<String, tier_core::state::CustomerState>::new();
+    let mut applied = 0;
+    for ev in events {
+        let state = states.entry(ev.customer_id.clone()).or_default();
+        let p = state.process(&ev.customer_id, ev, &policy, now);
+        if p.applied == tier_core::projection::Applied::Applied {
+            applied += 1;
+        }
+    }
+    // tierd stores a customer only once an event of it was applied.
+    states.retain(|_, s| s.assignment.is_some());
+    (states, applied)
+}
+
+/// Every customer state in a (stopped) tierd's data directory.
+pub fn stored_states(
+    data_dir: &std::path::Path,
+) -> std::collections::BTreeMap<String, tier_core::state::CustomerState> {
+    use tier_store::Store as _;
+    let store = tier_store::SledStore::open(data_dir, Default::default()).expect("open store");
+    store
+        .scan_customers::<tier_core::state::CustomerState>()
+        .map(|r| r.expect("readable customer"))
+        .collect()
+}
+
+/// The next offset a (stopped) tierd stored for a partition.
+pub fn stored_offset(data_dir: &std::path::Path, topic: &str, partition: i32) -> Option<i64> {
+    use tier_store::Store as _;
+    let store = tier_store::SledStore::open(data_dir, Default::default()).expect("open store");
+    store.offset(topic, partition).expect("readable offset")
+}
+
+impl Sandbox {
+    /// A sandbox whose tierd runs on a clock frozen at `now`.
+    pub fn frozen_at(now: tier_core::Timestamp) -> Self {
+        let mut sb = Self::new();
+        sb.clock = Some(Arc::new(tier_stream::ManualClock::new(now)));
+        sb
+    }
+
+    /// An idempotent producer (order kept through retries and outages).
+    pub fn ordered_producer(&self) -> FutureProducer {
+        ClientConfig::new()
+            .set("bootstrap.servers", self.broker.bootstrap_servers())
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "120000")
+            .create()
+            .expect("producer")
+    }
+
+    /// gRPC health of the whole server: `Some(true)` when SERVING,
+    /// `Some(false)` for any other status, `None` when it does not answer.
+    pub async fn serving(&self) -> Option<bool> {
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{}", self.running().grpc_addr))
+                .ok()?
+                .connect_timeout(Duration::from_secs(2))
+                .connect()
+                .await
+                .ok()?;
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .ok()?
+            .into_inner()
+            .status;
+        Some(status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32)
+    }
+
+    /// Wait until the health service says `serving` (or not).
+    pub async fn wait_serving(&self, serving: bool, timeout: Duration) {
+        let what = if serving { "SERVING" } else { "NOT_SERVING" };
+        wait_for(what, timeout, || async {
+            (self.serving().await == Some(serving)).then_some(())
+        })
+        .await;
+    }
+
+    /// The end offset of every partition of the input topics.
+    pub fn log_ends(&self) -> std::collections::BTreeMap<(String, i32), i64> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.broker.bootstrap_servers())
+            .create()
+            .expect("consumer");
+        let mut ends = std::collections::BTreeMap::new();
+        for t in &self.config.topics {
+            for p in 0..PARTITIONS {
+                let (_, high) = consumer
+                    .fetch_watermarks(t, p, Duration::from_secs(10))
+                    .expect("watermarks");
+                ends.insert((t.clone(), p), high);
+            }
+        }
+        ends
+    }
+
+    /// The offsets tierd's group committed to Kafka (written right after
+    /// each store commit, for monitoring).
+    pub fn group_committed(&self) -> std::collections::BTreeMap<(String, i32), i64> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", self.broker.bootstrap_servers())
+            .set("group.id", &self.config.group_id)
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for t in &self.config.topics {
+            for p in 0..PARTITIONS {
+                tpl.add_partition(t, p);
+            }
+        }
+        let committed = consumer
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .unwrap_or_default();
+        committed
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                rdkafka::Offset::Offset(o) => Some(((e.topic().to_owned(), e.partition()), o)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Wait until tierd has committed every record now in the input topics.
+    pub async fn wait_consumed(&self, timeout: Duration) {
+        let ends = self.log_ends();
+        wait_for("tierd to commit every published record", timeout, || {
+            let committed = self.group_committed();
+            let done = ends
+                .iter()
+                .all(|(tp, end)| *end == 0 || committed.get(tp).is_some_and(|c| c >= end));
+            async move { done.then_some(()) }
+        })
+        .await;
+    }
 }
