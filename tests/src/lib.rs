@@ -125,6 +125,7 @@ impl Sandbox {
             // The sandbox creates its topics on the broker directly.
             create_topics: false,
             batch_max_wait_ms: 20,
+            stall_after_ms: 1_500,
             session_timeout_ms: 6_000,
             ..Config::default()
         };

@@ -5,6 +5,10 @@
 //! its own (its handle is not `Send`). It speaks the Kafka protocol on a
 //! loopback port, but its log lives in memory: a restart starts a new,
 //! empty log, and it keeps only about 5 MiB per partition.
+//!
+//! For tests it also injects faults: brokers going down and up, errors
+//! returned to chosen protocol requests, and topic-level metadata errors
+//! (see [`EmbeddedBroker::broker_down`] and the methods after it).
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -15,6 +19,8 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 use crate::error::StreamError;
 
@@ -24,7 +30,53 @@ enum Command {
         partitions: i32,
         done: mpsc::Sender<Result<(), StreamError>>,
     },
+    Fault {
+        fault: Fault,
+        done: mpsc::Sender<Result<(), StreamError>>,
+    },
     Stop,
+}
+
+/// A fault to inject into (or remove from) the mock cluster.
+#[derive(Debug)]
+enum Fault {
+    BrokerDown(i32),
+    BrokerUp(i32),
+    RequestErrors(RDKafkaApiKey, Vec<RDKafkaRespErr>),
+    ClearRequestErrors(RDKafkaApiKey),
+    TopicError(String, RDKafkaRespErr),
+}
+
+impl Fault {
+    fn apply(
+        self,
+        cluster: &MockCluster<'static, DefaultProducerContext>,
+    ) -> Result<(), StreamError> {
+        let failed = |what: String| {
+            move |e: rdkafka::error::KafkaError| {
+                StreamError::Broker(format!("embedded broker could not {what}: {e}"))
+            }
+        };
+        match self {
+            Fault::BrokerDown(id) => cluster
+                .broker_down(id)
+                .map_err(failed(format!("take broker {id} down"))),
+            Fault::BrokerUp(id) => cluster
+                .broker_up(id)
+                .map_err(failed(format!("bring broker {id} up"))),
+            Fault::RequestErrors(api, errors) => {
+                cluster.request_errors(api, &errors);
+                Ok(())
+            }
+            Fault::ClearRequestErrors(api) => {
+                cluster.clear_request_errors(api);
+                Ok(())
+            }
+            Fault::TopicError(topic, err) => cluster
+                .topic_error(&topic, err)
+                .map_err(failed(format!("set an error on topic {topic}"))),
+        }
+    }
 }
 
 /// An in-process Kafka-protocol broker (librdkafka's mock cluster).
@@ -39,6 +91,7 @@ impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Command::CreateTopic { name, .. } => write!(f, "CreateTopic({name})"),
+            Command::Fault { fault, .. } => write!(f, "Fault({fault:?})"),
             Command::Stop => f.write_str("Stop"),
         }
     }
@@ -76,6 +129,9 @@ impl EmbeddedBroker {
                             });
                             let _ = done.send(r);
                         }
+                        Command::Fault { fault, done } => {
+                            let _ = done.send(fault.apply(&cluster));
+                        }
                         Command::Stop => break,
                     }
                 }
@@ -99,13 +155,63 @@ impl EmbeddedBroker {
 
     /// Create a topic (the mock cluster has no CreateTopics API).
     pub fn create_topic(&self, name: &str, partitions: i32) -> Result<(), StreamError> {
+        self.call(|done| Command::CreateTopic {
+            name: name.to_owned(),
+            partitions,
+            done,
+        })
+    }
+
+    /// Disconnect broker `id` (1-based; -1: all) and refuse new
+    /// connections until [`EmbeddedBroker::broker_up`]. Partition
+    /// leadership does not move.
+    pub fn broker_down(&self, id: i32) -> Result<(), StreamError> {
+        self.fault(Fault::BrokerDown(id))
+    }
+
+    /// Let broker `id` (-1: all) accept connections again.
+    pub fn broker_up(&self, id: i32) -> Result<(), StreamError> {
+        self.fault(Fault::BrokerUp(id))
+    }
+
+    /// Push `errors` onto the error stack of protocol requests `api`
+    /// (e.g. `RDKafkaApiKey::Fetch`, `RDKafkaApiKey::Produce`): each
+    /// following request of that kind, from any client, fails with the next
+    /// error until the stack is empty. `RD_KAFKA_RESP_ERR__TRANSPORT`
+    /// disconnects the client instead.
+    pub fn request_errors(
+        &self,
+        api: RDKafkaApiKey,
+        errors: &[RDKafkaRespErr],
+    ) -> Result<(), StreamError> {
+        self.fault(Fault::RequestErrors(api, errors.to_vec()))
+    }
+
+    /// Drop the errors still stacked for requests `api`.
+    pub fn clear_request_errors(&self, api: RDKafkaApiKey) -> Result<(), StreamError> {
+        self.fault(Fault::ClearRequestErrors(api))
+    }
+
+    /// Return `err` for `topic` in metadata responses (what clients see of
+    /// an unauthorized or broken topic); `RD_KAFKA_RESP_ERR_NO_ERROR`
+    /// clears it. Clients that already hold the topic's metadata notice at
+    /// their next metadata refresh.
+    pub fn topic_error(&self, topic: &str, err: RDKafkaRespErr) -> Result<(), StreamError> {
+        self.fault(Fault::TopicError(topic.to_owned(), err))
+    }
+
+    fn fault(&self, fault: Fault) -> Result<(), StreamError> {
+        self.call(|done| Command::Fault { fault, done })
+    }
+
+    /// Send a command to the broker thread and wait for its answer.
+    fn call(
+        &self,
+        command: impl FnOnce(mpsc::Sender<Result<(), StreamError>>) -> Command,
+    ) -> Result<(), StreamError> {
         let (done, rx) = mpsc::channel();
         self.commands
-            .send(Command::CreateTopic {
-                name: name.to_owned(),
-                partitions,
-                done,
-            })
+            .send(command(done))
             .map_err(|_| StreamError::Broker("the embedded broker has stopped".into()))?;
         rx.recv()
             .map_err(|_| StreamError::Broker("the embedded broker has stopped".into()))?

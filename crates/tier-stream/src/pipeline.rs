@@ -12,7 +12,8 @@
 //!    are kept in memory; sled is the durable copy) and collect tier changes;
 //! 4. deliver dead letters and wait for the broker's acknowledgement; if
 //!    that fails the batch is not committed and is retried (the partition
-//!    does not advance past a record it could not park);
+//!    does not advance past a record it could not park); a retry re-sends
+//!    only the dead letters the broker has not acknowledged yet;
 //! 5. commit ONE store batch: the touched customers (once each), the next
 //!    offset of every partition touched, and the tier changes as outbox rows;
 //! 6. publish the new views, wake the outbox publisher, commit offsets to
@@ -23,6 +24,28 @@
 //! Kafka's committed offsets are never read. A stored offset beyond the
 //! partition's end (a new embedded log, a recreated topic) is reset to the
 //! log start with a warning.
+//!
+//! # Health
+//!
+//! The status is `Ready` while the pipeline makes progress, and `Stalled`
+//! once it has been unable to for [`PipelineConfig::stall_after`]: trouble
+//! starts with a consumer error (client error events such as
+//! `AllBrokersDown` or `BrokerTransportFailure`, poll errors), a failed
+//! dead-letter delivery or store commit, or, when no record arrived for a
+//! while, a probe that cannot reach the partition leaders or finds records
+//! waiting that the consumer does not fetch. Trouble ends with the next
+//! record consumed, batch committed, or probe that finds every assigned
+//! partition caught up. The pipeline never skips a record: it retries
+//! forever, and stalls rather than advance. Progress is judged over all
+//! assigned partitions together: one stuck partition among flowing ones
+//! does not stall the pipeline.
+//!
+//! On cancellation the batch in hand is committed if it can be within a
+//! short grace period; otherwise it is left uncommitted as a whole (neither
+//! state, offsets nor outbox rows are written) and consumed again on the
+//! next start ([`PipelineReport::uncommitted`]). Dead letters it had
+//! already delivered are then delivered again: the dead-letter topic is
+//! at-least-once across restarts, exactly-once within a run.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -31,9 +54,9 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message as _, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, TopicPartitionList as Tpl};
@@ -67,6 +90,10 @@ pub struct PipelineConfig {
     /// Extra librdkafka settings for consumer and DLQ producer.
     pub kafka: Vec<(String, String)>,
     pub limits: ValidationLimits,
+    /// How long the pipeline may fail to make progress (consumer errors,
+    /// unreachable leaders, records it cannot fetch, dead letters or
+    /// commits that keep failing) before its status turns `Stalled`.
+    pub stall_after: Duration,
 }
 
 impl PipelineConfig {
@@ -82,9 +109,24 @@ impl PipelineConfig {
             session_timeout_ms: 10_000,
             kafka: Vec::new(),
             limits: ValidationLimits::default(),
+            stall_after: Duration::from_secs(10),
         }
     }
+
+    /// How often an idle pipeline checks that it is caught up.
+    fn probe_every(&self) -> Duration {
+        (self.stall_after / 4).clamp(Duration::from_millis(100), Duration::from_millis(2500))
+    }
+
+    /// How long one such check may take.
+    fn probe_timeout(&self) -> Duration {
+        (self.stall_after / 2).clamp(Duration::from_millis(200), Duration::from_secs(2))
+    }
 }
+
+/// How long a cancelled pipeline keeps retrying the batch in hand before it
+/// stops with the batch uncommitted.
+const CANCEL_GRACE: Duration = Duration::from_secs(3);
 
 /// Where the pipeline stands; drives the health service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +135,9 @@ pub enum PipelineStatus {
     Starting,
     /// Partitions assigned, state loaded, batches committing.
     Ready,
-    /// Cannot make progress (store or dead-letter failures); retrying.
+    /// Has not been able to make progress for `stall_after` (Kafka
+    /// unreachable, records not fetched, dead-letter or store failures);
+    /// retrying.
     Stalled,
     Stopped,
 }
@@ -107,10 +151,17 @@ pub trait CommitObserver: Send + Sync + 'static {
 /// What the pipeline did, returned when it stops.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PipelineReport {
+    /// Records in committed batches.
     pub records: u64,
+    /// Events that changed a projection (not duplicates, not stale).
     pub applied: u64,
+    /// Records dead-lettered.
     pub rejected: u64,
+    /// Batches committed.
     pub batches: u64,
+    /// Records of a batch that could not be committed before the pipeline
+    /// was stopped; they are consumed again on the next start.
+    pub uncommitted: u64,
 }
 
 /// A running pipeline.
@@ -154,11 +205,12 @@ pub fn spawn<S: Store + 'static>(
     observer: Arc<dyn CommitObserver>,
 ) -> Result<PipelineHandle, StreamError> {
     let (status_tx, status_rx) = watch::channel(PipelineStatus::Starting);
+    let status_tx = Arc::new(status_tx);
     let thread = std::thread::Builder::new()
         .name("tierd-ingest".into())
         .spawn(move || {
-            let result = Pipeline::start(config, deps, observer, &status_tx)
-                .and_then(|mut p| p.run(&status_tx));
+            let health = Health::new(status_tx.clone(), config.stall_after);
+            let result = Pipeline::start(config, deps, observer, health).and_then(|mut p| p.run());
             let _ = status_tx.send(PipelineStatus::Stopped);
             if let Err(e) = &result {
                 tracing::error!(error = %e, "ingest pipeline stopped with an error");
@@ -172,7 +224,113 @@ pub fn spawn<S: Store + 'static>(
     })
 }
 
+/// Whether the pipeline makes progress; publishes its status.
+struct Health {
+    tx: Arc<watch::Sender<PipelineStatus>>,
+    current: PipelineStatus,
+    stall_after: Duration,
+    /// Partitions were assigned at least once.
+    started: bool,
+    /// Since when no progress was made despite trouble, and the latest
+    /// reason (a bounded label).
+    trouble: Option<(Instant, &'static str)>,
+}
+
+impl Health {
+    fn new(tx: Arc<watch::Sender<PipelineStatus>>, stall_after: Duration) -> Self {
+        Self {
+            tx,
+            current: PipelineStatus::Starting,
+            stall_after,
+            started: false,
+            trouble: None,
+        }
+    }
+
+    /// Something failed; the clock starts at the first failure since the
+    /// last progress.
+    fn trouble(&mut self, reason: &'static str) {
+        self.trouble_since(Instant::now(), reason);
+    }
+
+    /// Like [`Health::trouble`], for an attempt that began at `at` and
+    /// failed (a delivery can take `message.timeout.ms` to fail).
+    fn trouble_since(&mut self, at: Instant, reason: &'static str) {
+        match &mut self.trouble {
+            Some((since, r)) => {
+                *since = (*since).min(at);
+                *r = reason;
+            }
+            None => self.trouble = Some((at, reason)),
+        }
+    }
+
+    /// A record consumed, a batch committed, or every partition caught up.
+    fn progress(&mut self) {
+        self.trouble = None;
+    }
+
+    /// Recompute the status; publish it and log one line if it changed.
+    fn update(&mut self) {
+        let next = match self.trouble {
+            _ if !self.started => PipelineStatus::Starting,
+            Some((since, _)) if since.elapsed() >= self.stall_after => PipelineStatus::Stalled,
+            _ => PipelineStatus::Ready,
+        };
+        if next == self.current {
+            return;
+        }
+        match (self.current, next, self.trouble) {
+            (_, PipelineStatus::Stalled, Some((since, reason))) => tracing::warn!(
+                reason,
+                stalled_for_ms = since.elapsed().as_millis() as u64,
+                "ingest cannot make progress; status Stalled (not serving) while it keeps retrying"
+            ),
+            (PipelineStatus::Stalled, PipelineStatus::Ready, _) => {
+                tracing::info!("ingest is making progress again; status Ready");
+            }
+            (from, to, _) => tracing::info!(from = ?from, to = ?to, "ingest status changed"),
+        }
+        self.current = next;
+        let _ = self.tx.send(next);
+    }
+}
+
+/// Bounded label for a Kafka error (metrics, logs).
+fn kafka_reason(e: &KafkaError) -> &'static str {
+    match e.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::AllBrokersDown) => "all_brokers_down",
+        Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::Resolve) => "transport",
+        Some(
+            RDKafkaErrorCode::OperationTimedOut
+            | RDKafkaErrorCode::RequestTimedOut
+            | RDKafkaErrorCode::MessageTimedOut,
+        ) => "timed_out",
+        Some(
+            RDKafkaErrorCode::UnknownTopicOrPartition
+            | RDKafkaErrorCode::UnknownTopic
+            | RDKafkaErrorCode::UnknownPartition,
+        ) => "unknown_topic",
+        Some(
+            RDKafkaErrorCode::TopicAuthorizationFailed
+            | RDKafkaErrorCode::GroupAuthorizationFailed
+            | RDKafkaErrorCode::ClusterAuthorizationFailed
+            | RDKafkaErrorCode::Authentication,
+        ) => "not_authorized",
+        Some(RDKafkaErrorCode::QueueFull) => "queue_full",
+        Some(
+            RDKafkaErrorCode::NotLeaderForPartition
+            | RDKafkaErrorCode::LeaderNotAvailable
+            | RDKafkaErrorCode::NotEnoughReplicas,
+        ) => "leader_unavailable",
+        _ => "kafka_error",
+    }
+}
+
 type Positions = Arc<Mutex<HashMap<(String, i32), i64>>>;
+
+/// `((topic, partition), offset)`.
+type PartitionOffset = ((String, i32), i64);
 
 /// Consumer context: assigns partitions at the pipeline's own offsets.
 struct IngestContext {
@@ -180,6 +338,8 @@ struct IngestContext {
     /// Offsets reset on assignment, to be written with the next commit.
     resets: Arc<Mutex<Vec<(String, i32, i64)>>>,
     assigned: Arc<Mutex<bool>>,
+    /// The reason of a client error event not yet seen by the pipeline.
+    client_error: Arc<Mutex<Option<&'static str>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -200,9 +360,14 @@ impl ClientContext for IngestContext {
         }
     }
 
+    /// Client-level errors (brokers down, transport failures, ...). Called
+    /// on the ingest thread from within `poll`, which then also returns the
+    /// same error; the pipeline counts and logs it once.
     fn error(&self, error: KafkaError, reason: &str) {
-        metrics::counter!(m::RETRIES, "op" => "kafka", "reason" => "client_error").increment(1);
-        tracing::warn!(error = %error, reason, "kafka client error");
+        let label = kafka_reason(&error);
+        metrics::counter!(m::RETRIES, "op" => "consume", "reason" => label).increment(1);
+        tracing::warn!(error = %error, reason, "kafka client error; librdkafka keeps retrying");
+        *lock(&self.client_error) = Some(label);
     }
 }
 
@@ -227,7 +392,10 @@ impl ConsumerContext for IngestContext {
                     tracing::debug!(topic = %topic, partition, offset = ?offset, "partition assigned");
                     let _ = tpl.set_partition_offset(&topic, partition, offset);
                 }
-                tracing::info!(partitions = tpl.count(), "partitions assigned; resuming from tierd's stored offsets");
+                tracing::info!(
+                    partitions = tpl.count(),
+                    "partitions assigned; resuming from tierd's stored offsets"
+                );
                 if let Err(e) = consumer.assign(tpl) {
                     tracing::error!(error = %e, "assigning partitions failed");
                 } else {
@@ -263,17 +431,29 @@ impl IngestContext {
         };
         match consumer.fetch_watermarks(topic, partition, Duration::from_secs(5)) {
             Ok((low, high)) if next > high => {
-                tracing::warn!(topic, partition, stored = next, log_end = high, log_start = low,
-                    "stored offset is beyond the end of the log (new embedded log or recreated topic); consuming this log from its start");
+                tracing::warn!(
+                    topic,
+                    partition,
+                    stored = next,
+                    log_end = high,
+                    log_start = low,
+                    "stored offset is beyond the end of the log (new embedded log or recreated topic); consuming this log from its start"
+                );
                 metrics::counter!(m::OFFSET_RESETS, "topic" => topic.to_owned(), "why" => "beyond_end").increment(1);
                 lock(&self.resets).push((topic.to_owned(), partition, low));
                 lock(&self.positions).insert((topic.to_owned(), partition), low);
                 Offset::Offset(low)
             }
             Ok((low, _)) if next < low => {
-                tracing::error!(topic, partition, stored = next, log_start = low,
-                    "the log no longer holds the stored offset (retention); events in between are lost to tierd");
+                tracing::error!(
+                    topic,
+                    partition,
+                    stored = next,
+                    log_start = low,
+                    "the log no longer holds the stored offset (retention); events in between are lost to tierd"
+                );
                 metrics::counter!(m::OFFSET_RESETS, "topic" => topic.to_owned(), "why" => "before_start").increment(1);
+                lock(&self.positions).insert((topic.to_owned(), partition), low);
                 Offset::Offset(low)
             }
             Ok(_) => Offset::Offset(next),
@@ -293,6 +473,8 @@ struct DeadLetter {
     key: Option<Vec<u8>>,
     payload: Option<Vec<u8>>,
     error: InvalidEvent,
+    /// The broker acknowledged it (a retry does not send it again).
+    delivered: bool,
 }
 
 struct Batch {
@@ -321,20 +503,59 @@ impl Batch {
     }
 }
 
+/// Why finishing a batch failed: the error, and bounded labels for the
+/// retry counter.
+struct Failure {
+    error: StreamError,
+    op: &'static str,
+    reason: &'static str,
+}
+
+impl Failure {
+    fn dead_letter(error: StreamError, reason: &'static str) -> Self {
+        Self {
+            error,
+            op: "dead_letter",
+            reason,
+        }
+    }
+}
+
+/// What an idle pipeline found when it looked at its partitions.
+enum Probe {
+    /// Every assigned partition is consumed to its end (or nothing is
+    /// assigned and the cluster answers).
+    CaughtUp,
+    /// Records are waiting that the consumer has not delivered.
+    Lagging {
+        topic: String,
+        partition: i32,
+        position: i64,
+        end: i64,
+    },
+    /// The cluster did not answer.
+    Failed(KafkaError),
+}
+
 struct Pipeline<S> {
     config: PipelineConfig,
     deps: PipelineDeps<S>,
     observer: Arc<dyn CommitObserver>,
     consumer: BaseConsumer<IngestContext>,
     dlq: FutureProducer,
+    dlq_config: ClientConfig,
     decoder: Decoder,
     states: HashMap<String, CustomerState>,
     positions: Positions,
     resets: Arc<Mutex<Vec<(String, i32, i64)>>>,
     assigned: Arc<Mutex<bool>>,
+    client_error: Arc<Mutex<Option<&'static str>>>,
     tier_counts: BTreeMap<String, i64>,
     now: MonotonicNow,
     report: PipelineReport,
+    health: Health,
+    /// When the pipeline last consumed a record or probed its partitions.
+    last_activity: Instant,
 }
 
 impl<S: Store + 'static> Pipeline<S> {
@@ -342,9 +563,9 @@ impl<S: Store + 'static> Pipeline<S> {
         config: PipelineConfig,
         deps: PipelineDeps<S>,
         observer: Arc<dyn CommitObserver>,
-        status: &watch::Sender<PipelineStatus>,
+        mut health: Health,
     ) -> Result<Self, StreamError> {
-        let _ = status.send(PipelineStatus::Starting);
+        health.update();
         let started = Instant::now();
         // Warm the in-memory state from the store.
         let mut states = HashMap::new();
@@ -380,10 +601,12 @@ impl<S: Store + 'static> Pipeline<S> {
         );
         let resets = Arc::new(Mutex::new(Vec::new()));
         let assigned = Arc::new(Mutex::new(false));
+        let client_error = Arc::new(Mutex::new(None));
         let ctx = IngestContext {
             positions: positions.clone(),
             resets: resets.clone(),
             assigned: assigned.clone(),
+            client_error: client_error.clone(),
         };
         let mut cc = ClientConfig::new();
         cc.set("bootstrap.servers", &config.brokers)
@@ -408,17 +631,16 @@ impl<S: Store + 'static> Pipeline<S> {
         consumer
             .subscribe(&topics)
             .map_err(|e| StreamError::Kafka(format!("could not subscribe to {topics:?}: {e}")))?;
-        let mut pc = ClientConfig::new();
-        pc.set("bootstrap.servers", &config.brokers)
+        let mut dlq_config = ClientConfig::new();
+        dlq_config
+            .set("bootstrap.servers", &config.brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("message.timeout.ms", "10000");
         for (k, v) in &config.kafka {
-            pc.set(k, v);
+            dlq_config.set(k, v);
         }
-        let dlq: FutureProducer = pc
-            .create()
-            .map_err(|e| StreamError::Kafka(format!("could not create the dead-letter producer: {e}")))?;
+        let dlq = create_dlq_producer(&dlq_config)?;
         let decoder = Decoder::new(deps.policy.currency_rules().clone(), config.limits);
         Ok(Self {
             config,
@@ -426,25 +648,22 @@ impl<S: Store + 'static> Pipeline<S> {
             observer,
             consumer,
             dlq,
+            dlq_config,
             decoder,
             states,
             positions,
             resets,
             assigned,
+            client_error,
             tier_counts,
             now: clock_now,
             report: PipelineReport::default(),
+            health,
+            last_activity: Instant::now(),
         })
     }
 
-    fn run(&mut self, status: &watch::Sender<PipelineStatus>) -> Result<PipelineReport, StreamError> {
-        let mut current = PipelineStatus::Starting;
-        let mut set_status = |s: PipelineStatus| {
-            if current != s {
-                current = s;
-                let _ = status.send(s);
-            }
-        };
+    fn run(&mut self) -> Result<PipelineReport, StreamError> {
         loop {
             let cancelled = self.deps.cancel.is_cancelled();
             let mut batch = Batch::new();
@@ -452,16 +671,33 @@ impl<S: Store + 'static> Pipeline<S> {
                 self.fill(&mut batch)?;
             }
             if *lock(&self.assigned) {
-                set_status(PipelineStatus::Ready);
+                self.health.started = true;
             }
-            if batch.records > 0 || !lock(&self.resets).is_empty() {
-                self.finish_batch(batch, &mut set_status)?;
+            if batch.records > 0 {
+                self.health.progress();
+                self.last_activity = Instant::now();
+            }
+            self.health.update();
+            if (batch.records > 0 || !lock(&self.resets).is_empty()) && !self.finish_batch(batch)? {
+                // Cancelled while the batch could not be committed.
+                break;
             }
             if cancelled {
                 break;
             }
+            if self.last_activity.elapsed() >= self.config.probe_every()
+                && !self.deps.cancel.is_cancelled()
+            {
+                self.probe_and_judge();
+                self.last_activity = Instant::now();
+            }
         }
-        tracing::info!(records = self.report.records, batches = self.report.batches, "ingest stopped after committing its last batch");
+        tracing::info!(
+            records = self.report.records,
+            batches = self.report.batches,
+            uncommitted = self.report.uncommitted,
+            "ingest stopped"
+        );
         Ok(self.report.clone())
     }
 
@@ -480,8 +716,19 @@ impl<S: Store + 'static> Pipeline<S> {
             let msg = match polled {
                 Ok(msg) => msg,
                 Err(e) => {
-                    metrics::counter!(m::RETRIES, "op" => "poll", "reason" => "kafka_error").increment(1);
-                    tracing::warn!(error = %e, "poll failed");
+                    // A client error event was already counted and logged by
+                    // the context; other poll errors are counted here.
+                    let reason = match lock(&self.client_error).take() {
+                        Some(reason) => reason,
+                        None => {
+                            let reason = kafka_reason(&e);
+                            metrics::counter!(m::RETRIES, "op" => "consume", "reason" => reason)
+                                .increment(1);
+                            tracing::warn!(error = %e, "poll failed; librdkafka keeps retrying");
+                            reason
+                        }
+                    };
+                    self.health.trouble(reason);
                     continue;
                 }
             };
@@ -504,7 +751,8 @@ impl<S: Store + 'static> Pipeline<S> {
                     match processed.applied {
                         Applied::Applied => {
                             batch.applied += 1;
-                            metrics::counter!(m::EVENTS_APPLIED, "type" => event.kind.type_name()).increment(1);
+                            metrics::counter!(m::EVENTS_APPLIED, "type" => event.kind.type_name())
+                                .increment(1);
                         }
                         Applied::Duplicate => metrics::counter!(m::EVENTS_DUPLICATE).increment(1),
                         Applied::Stale => metrics::counter!(m::EVENTS_STALE).increment(1),
@@ -529,67 +777,136 @@ impl<S: Store + 'static> Pipeline<S> {
                         key: msg.key().map(<[u8]>::to_vec),
                         payload: msg.payload().map(<[u8]>::to_vec),
                         error,
+                        delivered: false,
                     });
                 }
             }
         }
+        // A client error event whose poll result was not seen (cannot
+        // happen with the current librdkafka bindings, but cheap to check).
+        if let Some(reason) = lock(&self.client_error).take() {
+            self.health.trouble(reason);
+        }
         Ok(())
     }
 
-    /// Dead-letter, commit, publish. Retries until it succeeds or the
-    /// pipeline is cancelled (then the batch is dropped uncommitted and
-    /// will be consumed again on the next start).
-    fn finish_batch(
-        &mut self,
-        batch: Batch,
-        set_status: &mut impl FnMut(PipelineStatus),
-    ) -> Result<(), StreamError> {
+    /// Dead-letter, commit, publish. Retries until it succeeds; the batch
+    /// is committed whole or not at all, and never before its dead letters
+    /// are acknowledged. Once the pipeline is cancelled, retries go on for
+    /// [`CANCEL_GRACE`]; then the batch is left uncommitted (it is consumed
+    /// again on the next start) and the pipeline stops cleanly.
+    ///
+    /// Returns whether the batch was committed.
+    fn finish_batch(&mut self, mut batch: Batch) -> Result<bool, StreamError> {
         let mut backoff = Duration::from_millis(50);
-        let mut dead_done = false;
+        let mut cancelled_at: Option<Instant> = None;
         loop {
-            let attempt = (|| {
-                if !dead_done {
-                    self.dead_letter(&batch.dead)?;
-                    dead_done = true;
+            let attempt_started = Instant::now();
+            let attempt = match self.dead_letter(&mut batch.dead) {
+                Ok(()) => self.commit(&batch).map_err(|error| Failure {
+                    reason: retry_reason(&error),
+                    error,
+                    op: "commit",
+                }),
+                Err(f) => Err(f),
+            };
+            let failure = match attempt {
+                Ok(()) => {
+                    self.health.progress();
+                    self.health.update();
+                    return Ok(true);
                 }
-                self.commit(&batch)
-            })();
-            match attempt {
-                Ok(()) => break,
-                Err(e) if e.is_transient() => {
-                    set_status(PipelineStatus::Stalled);
-                    metrics::counter!(m::RETRIES, "op" => "commit_batch", "reason" => retry_reason(&e)).increment(1);
-                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "batch not committed; retrying");
-                    if self.deps.cancel.is_cancelled() && backoff >= Duration::from_secs(2) {
-                        return Err(e);
-                    }
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                Err(f) if f.error.is_transient() => f,
+                Err(f) => return Err(f.error),
+            };
+            self.health.trouble_since(attempt_started, failure.reason);
+            self.health.update();
+            metrics::counter!(m::RETRIES, "op" => failure.op, "reason" => failure.reason)
+                .increment(1);
+            let undelivered = batch.dead.iter().filter(|d| !d.delivered).count();
+            tracing::warn!(
+                error = %failure.error,
+                records = batch.records,
+                dead_letters_pending = undelivered,
+                retry_in_ms = backoff.as_millis() as u64,
+                "batch not committed; its partitions do not advance; retrying"
+            );
+            if self.deps.cancel.is_cancelled() {
+                let since = *cancelled_at.get_or_insert_with(Instant::now);
+                if since.elapsed() >= CANCEL_GRACE {
+                    tracing::warn!(
+                        records = batch.records,
+                        error = %failure.error,
+                        "stopping with the batch in hand uncommitted (no state, offset or outbox row of it was written); it will be consumed again on the next start"
+                    );
+                    self.report.uncommitted += batch.records as u64;
+                    return Ok(false);
                 }
-                Err(e) => return Err(e),
             }
+            if failure.op == "dead_letter" {
+                self.repair_dlq_producer();
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(2));
         }
-        if *lock(&self.assigned) {
-            set_status(PipelineStatus::Ready);
-        }
-        Ok(())
     }
 
-    fn dead_letter(&self, dead: &[DeadLetter]) -> Result<(), StreamError> {
-        if dead.is_empty() {
-            return Ok(());
+    /// After a failed delivery: replace a producer that hit a fatal error,
+    /// and refresh the dead-letter topic's metadata (a topic error such as
+    /// an authorization failure is otherwise kept until the periodic
+    /// refresh, minutes later).
+    fn repair_dlq_producer(&mut self) {
+        if let Some((code, reason)) = self.dlq.client().fatal_error() {
+            tracing::warn!(error = %code, reason, "the dead-letter producer hit a fatal error; replacing it");
+            match create_dlq_producer(&self.dlq_config) {
+                Ok(p) => self.dlq = p,
+                Err(e) => tracing::warn!(error = %e, "could not replace the dead-letter producer"),
+            }
+            return;
         }
-        let mut futures = Vec::with_capacity(dead.len());
-        for d in dead {
+        if let Err(e) = self
+            .dlq
+            .client()
+            .fetch_metadata(Some(&self.config.dlq_topic), self.config.probe_timeout())
+        {
+            tracing::debug!(error = %e, "refreshing the dead-letter topic's metadata failed");
+        }
+    }
+
+    /// Send the dead letters not yet acknowledged and wait for every
+    /// acknowledgement, so that each outcome is known before a retry (no
+    /// dead letter is sent twice within a run).
+    fn dead_letter(&mut self, dead: &mut [DeadLetter]) -> Result<(), Failure> {
+        let mut sent = Vec::new();
+        let mut failure = None;
+        for (i, d) in dead.iter().enumerate().filter(|(_, d)| !d.delivered) {
             let partition = d.partition.to_string();
             let offset = d.offset.to_string();
             let headers = OwnedHeaders::new()
-                .insert(Header { key: "tierd-reason", value: Some(d.error.reason.as_str()) })
-                .insert(Header { key: "tierd-field", value: Some(d.error.field) })
-                .insert(Header { key: "tierd-detail", value: Some(d.error.detail.as_str()) })
-                .insert(Header { key: "tierd-topic", value: Some(d.topic.as_str()) })
-                .insert(Header { key: "tierd-partition", value: Some(partition.as_str()) })
-                .insert(Header { key: "tierd-offset", value: Some(offset.as_str()) });
+                .insert(Header {
+                    key: "tierd-reason",
+                    value: Some(d.error.reason.as_str()),
+                })
+                .insert(Header {
+                    key: "tierd-field",
+                    value: Some(d.error.field),
+                })
+                .insert(Header {
+                    key: "tierd-detail",
+                    value: Some(d.error.detail.as_str()),
+                })
+                .insert(Header {
+                    key: "tierd-topic",
+                    value: Some(d.topic.as_str()),
+                })
+                .insert(Header {
+                    key: "tierd-partition",
+                    value: Some(partition.as_str()),
+                })
+                .insert(Header {
+                    key: "tierd-offset",
+                    value: Some(offset.as_str()),
+                });
             let mut record: FutureRecord<'_, [u8], [u8]> =
                 FutureRecord::to(&self.config.dlq_topic).headers(headers);
             if let Some(k) = &d.key {
@@ -598,27 +915,164 @@ impl<S: Store + 'static> Pipeline<S> {
             if let Some(p) = &d.payload {
                 record = record.payload(p.as_slice());
             }
-            let fut = self
-                .dlq
-                .send_result(record)
-                .map_err(|(e, _)| StreamError::DeadLetter(format!("enqueue failed: {e}")))?;
-            futures.push(fut);
-        }
-        for (fut, d) in futures.into_iter().zip(dead) {
-            match futures::executor::block_on(fut) {
-                Ok(Ok(_)) => {
-                    metrics::counter!(m::EVENTS_REJECTED, "reason" => d.error.reason.as_str()).increment(1);
+            match self.dlq.send_result(record) {
+                Ok(fut) => sent.push((i, fut)),
+                Err((e, _)) => {
+                    // Stop sending, but still learn the fate of what was sent.
+                    failure = Some(Failure::dead_letter(
+                        StreamError::DeadLetter(format!(
+                            "{}[{}]@{}: enqueue failed: {e}",
+                            d.topic, d.partition, d.offset
+                        )),
+                        kafka_reason(&e),
+                    ));
+                    break;
                 }
-                Ok(Err((e, _))) => {
-                    return Err(StreamError::DeadLetter(format!(
-                        "{}[{}]@{}: {e}",
-                        d.topic, d.partition, d.offset
-                    )));
-                }
-                Err(_) => return Err(StreamError::DeadLetter("delivery cancelled".into())),
             }
         }
-        Ok(())
+        for (i, fut) in sent {
+            let d = &mut dead[i];
+            match futures::executor::block_on(fut) {
+                Ok(Ok(_)) => {
+                    d.delivered = true;
+                    metrics::counter!(m::EVENTS_REJECTED, "reason" => d.error.reason.as_str())
+                        .increment(1);
+                }
+                Ok(Err((e, _))) => {
+                    if failure.is_none() {
+                        failure = Some(Failure::dead_letter(
+                            StreamError::DeadLetter(format!(
+                                "{}[{}]@{}: {e}",
+                                d.topic, d.partition, d.offset
+                            )),
+                            kafka_reason(&e),
+                        ));
+                    }
+                }
+                Err(_) => {
+                    if failure.is_none() {
+                        failure = Some(Failure::dead_letter(
+                            StreamError::DeadLetter("delivery cancelled".into()),
+                            "cancelled",
+                        ));
+                    }
+                }
+            }
+        }
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// An idle pipeline checks that it is caught up; see [`Probe`].
+    fn probe_and_judge(&mut self) {
+        match self.probe() {
+            Probe::CaughtUp => self.health.progress(),
+            Probe::Lagging {
+                topic,
+                partition,
+                position,
+                end,
+            } => {
+                metrics::counter!(m::RETRIES, "op" => "consume", "reason" => "not_fetching")
+                    .increment(1);
+                tracing::debug!(
+                    topic,
+                    partition,
+                    position,
+                    end,
+                    "records are waiting but none were consumed"
+                );
+                self.health.trouble("not_fetching");
+            }
+            Probe::Failed(e) => {
+                let reason = kafka_reason(&e);
+                metrics::counter!(m::RETRIES, "op" => "probe", "reason" => reason).increment(1);
+                tracing::debug!(error = %e, "probing the assigned partitions failed");
+                self.health.trouble(reason);
+            }
+        }
+        self.health.update();
+    }
+
+    fn probe(&self) -> Probe {
+        let timeout = self.config.probe_timeout();
+        let assignment = match self.consumer.assignment() {
+            Ok(a) => a,
+            Err(e) => return Probe::Failed(e),
+        };
+        if assignment.count() == 0 {
+            // Nothing to be behind on; is the cluster there at all?
+            let topic = self.config.topics.first().map(String::as_str);
+            return match self.consumer.fetch_metadata(topic, timeout) {
+                Ok(_) => Probe::CaughtUp,
+                Err(e) => Probe::Failed(e),
+            };
+        }
+        let ends = match self.list_offsets(&assignment, Offset::End, timeout) {
+            Ok(ends) => ends,
+            Err(e) => return Probe::Failed(e),
+        };
+        // Where the consumer stands: librdkafka's application position
+        // (which also moves past transaction markers), else ours.
+        let mut at: HashMap<(String, i32), i64> = lock(&self.positions).clone();
+        if let Ok(tpl) = self.consumer.position() {
+            for e in tpl.elements() {
+                if let Offset::Offset(o) = e.offset() {
+                    let p = at.entry((e.topic().to_owned(), e.partition())).or_insert(o);
+                    *p = (*p).max(o);
+                }
+            }
+        }
+        let mut unknown = Tpl::new();
+        for ((topic, partition), end) in &ends {
+            if !at.contains_key(&(topic.clone(), *partition)) && *end > 0 {
+                let _ = unknown.add_partition_offset(topic, *partition, Offset::Beginning);
+            }
+        }
+        if unknown.count() > 0 {
+            // Never consumed: behind only if the log holds records.
+            match self.list_offsets(&unknown, Offset::Beginning, timeout) {
+                Ok(starts) => at.extend(starts),
+                Err(e) => return Probe::Failed(e),
+            }
+        }
+        for ((topic, partition), end) in ends {
+            let position = at.get(&(topic.clone(), partition)).copied().unwrap_or(0);
+            if position < end {
+                return Probe::Lagging {
+                    topic,
+                    partition,
+                    position,
+                    end,
+                };
+            }
+        }
+        Probe::CaughtUp
+    }
+
+    /// The start or end offsets of `partitions`, one request per leader.
+    fn list_offsets(
+        &self,
+        partitions: &Tpl,
+        which: Offset,
+        timeout: Duration,
+    ) -> Result<Vec<PartitionOffset>, KafkaError> {
+        let mut query = Tpl::new();
+        for e in partitions.elements() {
+            query.add_partition_offset(e.topic(), e.partition(), which)?;
+        }
+        let answer = self.consumer.offsets_for_times(query, timeout)?;
+        let mut out = Vec::with_capacity(answer.count());
+        for e in answer.elements() {
+            e.error()?;
+            match e.offset() {
+                Offset::Offset(o) => out.push(((e.topic().to_owned(), e.partition()), o)),
+                other => {
+                    tracing::debug!(topic = e.topic(), partition = e.partition(), offset = ?other, "no offset in the ListOffsets answer");
+                    return Err(KafkaError::MetadataFetch(RDKafkaErrorCode::InvalidArgument));
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn commit(&mut self, batch: &Batch) -> Result<(), StreamError> {
@@ -648,7 +1102,10 @@ impl<S: Store + 'static> Pipeline<S> {
         };
         let receipt = self.deps.store.commit(&commit)?;
         let customers = commit.customers;
-        debug_assert_eq!(receipt.outbox_keys.end - receipt.outbox_keys.start, batch.changes.len() as u64);
+        debug_assert_eq!(
+            receipt.outbox_keys.end - receipt.outbox_keys.start,
+            batch.changes.len() as u64
+        );
         lock(&self.resets).clear();
         let elapsed = started.elapsed();
         metrics::histogram!(m::BATCH_COMMIT_SECONDS).record(elapsed.as_secs_f64());
@@ -673,7 +1130,14 @@ impl<S: Store + 'static> Pipeline<S> {
         self.report.rejected += batch.dead.len() as u64;
         self.report.batches += 1;
         self.kafka_bookkeeping(&batch.offsets);
-        tracing::debug!(records = batch.records, customers = customers.len(), changes = batch.changes.len(), dead = batch.dead.len(), commit_ms = elapsed.as_millis() as u64, "batch committed");
+        tracing::debug!(
+            records = batch.records,
+            customers = customers.len(),
+            changes = batch.changes.len(),
+            dead = batch.dead.len(),
+            commit_ms = elapsed.as_millis() as u64,
+            "batch committed"
+        );
         Ok(())
     }
 
@@ -693,11 +1157,81 @@ impl<S: Store + 'static> Pipeline<S> {
     }
 }
 
+fn create_dlq_producer(config: &ClientConfig) -> Result<FutureProducer, StreamError> {
+    config
+        .create()
+        .map_err(|e| StreamError::Kafka(format!("could not create the dead-letter producer: {e}")))
+}
+
 fn retry_reason(e: &StreamError) -> &'static str {
     match e {
         StreamError::Store(_) => "store",
         StreamError::DeadLetter(_) => "dead_letter",
         StreamError::Kafka(_) | StreamError::Broker(_) => "kafka",
         StreamError::Stopped(_) => "stopped",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn health(stall_after: Duration) -> (Health, watch::Receiver<PipelineStatus>) {
+        let (tx, rx) = watch::channel(PipelineStatus::Starting);
+        (Health::new(Arc::new(tx), stall_after), rx)
+    }
+
+    #[test]
+    fn starting_until_assigned_even_in_trouble() {
+        let (mut h, rx) = health(Duration::ZERO);
+        h.trouble("transport");
+        h.update();
+        assert_eq!(*rx.borrow(), PipelineStatus::Starting);
+        h.started = true;
+        h.update();
+        assert_eq!(*rx.borrow(), PipelineStatus::Stalled);
+    }
+
+    #[test]
+    fn stalls_only_after_stall_after_and_recovers_on_progress() {
+        let (mut h, rx) = health(Duration::from_millis(50));
+        h.started = true;
+        h.update();
+        assert_eq!(*rx.borrow(), PipelineStatus::Ready);
+        h.trouble("all_brokers_down");
+        h.update();
+        assert_eq!(*rx.borrow(), PipelineStatus::Ready, "not yet");
+        std::thread::sleep(Duration::from_millis(60));
+        // A later error does not restart the clock.
+        h.trouble("transport");
+        h.update();
+        assert_eq!(*rx.borrow(), PipelineStatus::Stalled);
+        h.progress();
+        h.update();
+        assert_eq!(*rx.borrow(), PipelineStatus::Ready);
+    }
+
+    #[test]
+    fn a_failed_attempt_counts_from_its_start() {
+        let (mut h, rx) = health(Duration::from_millis(50));
+        h.started = true;
+        let began = Instant::now();
+        std::thread::sleep(Duration::from_millis(60));
+        h.trouble_since(began, "timed_out");
+        h.update();
+        assert_eq!(*rx.borrow(), PipelineStatus::Stalled);
+    }
+
+    #[test]
+    fn probe_cadence_follows_stall_after() {
+        let mut c = PipelineConfig::new("b", vec![]);
+        assert_eq!(c.stall_after, Duration::from_secs(10));
+        assert_eq!(c.probe_every(), Duration::from_millis(2500));
+        assert_eq!(c.probe_timeout(), Duration::from_secs(2));
+        c.stall_after = Duration::from_millis(1500);
+        assert_eq!(c.probe_every(), Duration::from_millis(375));
+        assert_eq!(c.probe_timeout(), Duration::from_millis(750));
     }
 }

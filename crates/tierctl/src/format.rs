@@ -8,8 +8,6 @@
 
 use std::fmt::Write as _;
 
-use tonic::Code;
-
 /// Insert `,` every three digits of an unsigned decimal digit string.
 fn group_thousands(digits: &str) -> String {
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
@@ -371,8 +369,8 @@ mod tests {
         assert_eq!(proto_millis(&ts), 1_767_225_600_999);
         assert_eq!(proto_time(Some(&ts)), "2026-01-01T00:00:00Z");
         assert_eq!(proto_time(None), "-");
-        assert_eq!(code_name(Code::NotFound), "NOT_FOUND");
-        assert_eq!(code_name(Code::InvalidArgument), "INVALID_ARGUMENT");
+        assert_eq!(code_name(tonic::Code::NotFound), "NOT_FOUND");
+        assert_eq!(code_name(tonic::Code::InvalidArgument), "INVALID_ARGUMENT");
     }
 
     #[test]

@@ -65,6 +65,9 @@ pub struct Config {
     /// Freeze processing time at this instant (ms since the epoch): for
     /// replays "as of" a date and for deterministic tests.
     pub frozen_now_ms: Option<i64>,
+    /// How long ingest may fail to make progress before health turns
+    /// NOT_SERVING.
+    pub stall_after_ms: u64,
 }
 
 impl Default for Config {
@@ -94,6 +97,7 @@ impl Default for Config {
             session_timeout_ms: 10_000,
             kafka: Vec::new(),
             frozen_now_ms: None,
+            stall_after_ms: 10_000,
         }
     }
 }
@@ -181,6 +185,11 @@ pub struct Cli {
     #[arg(long, env = "TIERD_FROZEN_NOW_MS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frozen_now_ms: Option<i64>,
+    /// How long ingest may fail to make progress before health turns
+    /// NOT_SERVING, in ms.
+    #[arg(long, env = "TIERD_STALL_AFTER_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stall_after_ms: Option<u64>,
     /// Session timeout of the consumer group, in ms.
     #[arg(long, env = "TIERD_SESSION_TIMEOUT_MS")]
     #[serde(skip_serializing_if = "Option::is_none")]

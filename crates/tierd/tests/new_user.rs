@@ -38,7 +38,12 @@ fn run_simulate_explain_stop() {
     let ready = dir.path().join("ready.json");
     let mut tierd = Command::new(env!("CARGO_BIN_EXE_tierd"))
         .current_dir(dir.path())
-        .args(["--grpc-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+        .args([
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
         .arg("--ready-file")
         .arg(&ready)
         .env("RUST_LOG", "warn")
@@ -48,24 +53,38 @@ fn run_simulate_explain_stop() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     while !ready.exists() {
-        assert!(Instant::now() < deadline, "tierd never wrote its ready file");
+        assert!(
+            Instant::now() < deadline,
+            "tierd never wrote its ready file"
+        );
         assert!(tierd.try_wait().unwrap().is_none(), "tierd exited early");
         std::thread::sleep(Duration::from_millis(100));
     }
     let info: serde_json::Value = serde_json::from_slice(&std::fs::read(&ready).unwrap()).unwrap();
     let brokers = info["kafka_bootstrap"].as_str().unwrap().to_owned();
     let addr = format!("http://{}", info["grpc"].as_str().unwrap());
-    assert!(dir.path().join("tierd-data").exists(), "default data dir in the working dir");
+    assert!(
+        dir.path().join("tierd-data").exists(),
+        "default data dir in the working dir"
+    );
 
     let (ok, out) = run(Command::new(tierctl()).args([
-        "simulate", "--brokers", &brokers, "--customers", "300", "--orders", "3000", "--no-progress",
+        "simulate",
+        "--brokers",
+        &brokers,
+        "--customers",
+        "300",
+        "--orders",
+        "3000",
+        "--no-progress",
     ]));
     assert!(ok, "simulate failed:\n{out}");
 
     // The biggest key account ends up explained, with indicator names.
     let deadline = Instant::now() + Duration::from_secs(120);
     let explained = loop {
-        let (ok, out) = run(Command::new(tierctl()).args(["--addr", &addr, "explain", "cust-000000"]));
+        let (ok, out) =
+            run(Command::new(tierctl()).args(["--addr", &addr, "explain", "cust-000000"]));
         if ok && out.contains("margin_12m") {
             break out;
         }
@@ -77,7 +96,10 @@ fn run_simulate_explain_stop() {
     assert!(ok && out.contains("tier"), "{out}");
 
     // SIGTERM: finish the batch, flush, exit 0.
-    let status = Command::new("kill").args(["-TERM", &tierd.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &tierd.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(60);
     let exit = loop {
