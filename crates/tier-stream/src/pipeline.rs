@@ -61,7 +61,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, TopicPartitionList as Tpl};
 use tier_core::policy::Policy;
-use tier_core::projection::Applied;
+use tier_core::projection::{Applied, CustomerMap};
 use tier_core::state::{CustomerState, TierChange};
 use tier_core::{InvalidEvent, Timestamp, ValidationLimits};
 use tokio::sync::{Notify, watch};
@@ -545,7 +545,7 @@ struct Pipeline<S> {
     dlq: FutureProducer,
     dlq_config: ClientConfig,
     decoder: Decoder,
-    states: HashMap<String, CustomerState>,
+    states: CustomerMap<CustomerState>,
     positions: Positions,
     resets: Arc<Mutex<Vec<(String, i32, i64)>>>,
     assigned: Arc<Mutex<bool>>,
@@ -568,7 +568,7 @@ impl<S: Store + 'static> Pipeline<S> {
         health.update();
         let started = Instant::now();
         // Warm the in-memory state from the store.
-        let mut states = HashMap::new();
+        let mut states = CustomerMap::default();
         for item in deps.store.scan_customers::<CustomerState>() {
             let (id, state) = item?;
             states.insert(id, state);
