@@ -66,7 +66,9 @@ pub struct CustomerState {
     /// Sequence number of the last published tier change.
     pub sequence: u64,
     /// Indicators at the last scoring: the baseline of a change's reasons.
-    #[serde(default)]
+    /// Not stored (it would double a customer's size on disk): after a
+    /// restart the first change's reasons compare with empty indicators.
+    #[serde(skip)]
     pub last_indicators: Option<Indicators>,
 }
 

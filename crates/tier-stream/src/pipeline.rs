@@ -400,6 +400,24 @@ impl ConsumerContext for IngestContext {
                     tracing::error!(error = %e, "assigning partitions failed");
                 } else {
                     *lock(&self.assigned) = true;
+                    // Tell the group where tierd stands at once, so lag
+                    // monitors are right also for partitions with nothing
+                    // new to consume (monitoring only; never read back).
+                    let mut known = Tpl::new();
+                    for e in tpl.elements() {
+                        if let Offset::Offset(o) = e.offset() {
+                            let _ = known.add_partition_offset(
+                                e.topic(),
+                                e.partition(),
+                                Offset::Offset(o),
+                            );
+                        }
+                    }
+                    if known.count() > 0
+                        && let Err(e) = consumer.commit(&known, CommitMode::Async)
+                    {
+                        tracing::debug!(error = %e, "committing assigned offsets to Kafka (monitoring only) failed");
+                    }
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
@@ -487,6 +505,31 @@ struct Batch {
     /// Next offset per partition.
     offsets: BTreeMap<(String, i32), i64>,
     applied: u64,
+    /// Records per (topic, event type), for the metrics at commit.
+    consumed: Vec<(String, &'static str, u64)>,
+    /// Applied events per type.
+    applied_by_type: Vec<(&'static str, u64)>,
+    duplicates: u64,
+    stale: u64,
+}
+
+/// Count one record of `topic` and `kind` (a handful of distinct pairs per
+/// batch, so a linear scan beats hashing; no allocation after the first).
+fn count_consumed(counts: &mut Vec<(String, &'static str, u64)>, topic: &str, kind: &'static str) {
+    match counts.iter_mut().find(|(t, k, _)| t == topic && *k == kind) {
+        Some((_, _, n)) => *n += 1,
+        None => counts.push((topic.to_owned(), kind, 1)),
+    }
+}
+
+/// Set `key`'s value, cloning the key only when it is new.
+fn set_next<K: Ord + Clone>(map: &mut BTreeMap<K, i64>, key: &K, next: i64) {
+    match map.get_mut(key) {
+        Some(v) => *v = next,
+        None => {
+            map.insert(key.clone(), next);
+        }
+    }
 }
 
 impl Batch {
@@ -499,6 +542,10 @@ impl Batch {
             dead: Vec::new(),
             offsets: BTreeMap::new(),
             applied: 0,
+            consumed: Vec::new(),
+            applied_by_type: Vec::new(),
+            duplicates: 0,
+            stale: 0,
         }
     }
 }
@@ -705,6 +752,9 @@ impl<S: Store + 'static> Pipeline<S> {
     fn fill(&mut self, batch: &mut Batch) -> Result<(), StreamError> {
         let deadline = Instant::now() + self.config.batch_max_wait;
         let now = self.now.now(self.deps.clock.as_ref());
+        // The partition of the previous record: records come in runs per
+        // partition, so its key is allocated once per run, not per record.
+        let mut current: (String, i32) = (String::new(), -1);
         while batch.records < self.config.batch_max_records {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || self.deps.cancel.is_cancelled() {
@@ -734,14 +784,23 @@ impl<S: Store + 'static> Pipeline<S> {
             };
             let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
             batch.records += 1;
-            batch
-                .offsets
-                .insert((topic.to_owned(), partition), offset + 1);
-            lock(&self.positions).insert((topic.to_owned(), partition), offset + 1);
+            if current.1 != partition || current.0 != topic {
+                current = (topic.to_owned(), partition);
+            }
+            set_next(&mut batch.offsets, &current, offset + 1);
+            {
+                let mut positions = lock(&self.positions);
+                match positions.get_mut(&current) {
+                    Some(v) => *v = offset + 1,
+                    None => {
+                        positions.insert(current.clone(), offset + 1);
+                    }
+                }
+            }
             match self.decoder.decode(msg.key(), msg.payload(), now) {
                 Ok(decoded) => {
                     let event = decoded.event;
-                    metrics::counter!(m::EVENTS_CONSUMED, "topic" => topic.to_owned(), "type" => event.kind.type_name()).increment(1);
+                    count_consumed(&mut batch.consumed, topic, event.kind.type_name());
                     let state = match self.states.get_mut(&event.customer_id) {
                         Some(s) => s,
                         None => self.states.entry(event.customer_id.clone()).or_default(),
@@ -751,11 +810,14 @@ impl<S: Store + 'static> Pipeline<S> {
                     match processed.applied {
                         Applied::Applied => {
                             batch.applied += 1;
-                            metrics::counter!(m::EVENTS_APPLIED, "type" => event.kind.type_name())
-                                .increment(1);
+                            let kind = event.kind.type_name();
+                            match batch.applied_by_type.iter_mut().find(|(k, _)| *k == kind) {
+                                Some((_, n)) => *n += 1,
+                                None => batch.applied_by_type.push((kind, 1)),
+                            }
                         }
-                        Applied::Duplicate => metrics::counter!(m::EVENTS_DUPLICATE).increment(1),
-                        Applied::Stale => metrics::counter!(m::EVENTS_STALE).increment(1),
+                        Applied::Duplicate => batch.duplicates += 1,
+                        Applied::Stale => batch.stale += 1,
                     }
                     if processed.applied == Applied::Applied
                         && !batch.touched_set.contains(&event.customer_id)
@@ -768,7 +830,7 @@ impl<S: Store + 'static> Pipeline<S> {
                     }
                 }
                 Err(error) => {
-                    metrics::counter!(m::EVENTS_CONSUMED, "topic" => topic.to_owned(), "type" => "invalid").increment(1);
+                    count_consumed(&mut batch.consumed, topic, "invalid");
                     tracing::warn!(topic, partition, offset, reason = error.reason.as_str(), field = error.field, detail = %error.detail, "rejected record; dead-lettering it");
                     batch.dead.push(DeadLetter {
                         topic: topic.to_owned(),
@@ -1110,6 +1172,17 @@ impl<S: Store + 'static> Pipeline<S> {
         let elapsed = started.elapsed();
         metrics::histogram!(m::BATCH_COMMIT_SECONDS).record(elapsed.as_secs_f64());
         metrics::histogram!(m::BATCH_SIZE).record(batch.records as f64);
+        // Counted once per committed batch: the counters describe what
+        // tierd durably processed, and the hot loop stays free of them.
+        for (topic, kind, n) in &batch.consumed {
+            metrics::counter!(m::EVENTS_CONSUMED, "topic" => topic.clone(), "type" => *kind)
+                .increment(*n);
+        }
+        for (kind, n) in &batch.applied_by_type {
+            metrics::counter!(m::EVENTS_APPLIED, "type" => *kind).increment(*n);
+        }
+        metrics::counter!(m::EVENTS_DUPLICATE).increment(batch.duplicates);
+        metrics::counter!(m::EVENTS_STALE).increment(batch.stale);
 
         self.observer.committed(&customers, now);
         if !batch.changes.is_empty() {

@@ -62,7 +62,10 @@ impl CommitObserver for ReadModelObserver {
                         score: a.score,
                         since: a.since,
                         sequence: s.sequence,
-                        indicators: s.indicators(&self.policy, now),
+                        // As scored (the last rescore ran in this batch).
+                        indicators: s
+                            .last_indicators
+                            .unwrap_or_else(|| s.indicators(&self.policy, now)),
                         scored_at: now,
                         overridden: false,
                     },
