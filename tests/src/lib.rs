@@ -195,6 +195,24 @@ impl Sandbox {
             .expect("grpc connect")
     }
 
+    /// One indicator of a customer as ExplainTier reports it; `None` while
+    /// the customer is unknown.
+    pub async fn indicator(&self, customer: &str, name: &str) -> Option<f64> {
+        let ex = self
+            .client()
+            .await
+            .explain_tier(tier_proto::api::ExplainTierRequest {
+                customer_id: customer.into(),
+            })
+            .await
+            .ok()?
+            .into_inner();
+        ex.indicators
+            .iter()
+            .find(|i| i.name == name)
+            .map(|i| i.value)
+    }
+
     pub fn ready_file(&self) -> PathBuf {
         self.dir.path().join("ready.json")
     }

@@ -17,7 +17,6 @@ use tier_core::projection::Applied;
 use tier_core::sim::Workload;
 use tier_core::state::CustomerState;
 use tier_core::{Event, EventKind, Money, Timestamp};
-use tier_proto::api::ExplainTierRequest;
 use tier_stream::decode::{encode_json, encode_protobuf, event_to_proto};
 use tierd_tests::{RawRecord, Sandbox, oracle, publish_records, stored_offset, stored_states};
 
@@ -70,18 +69,7 @@ fn assert_state_matches_oracle(sb: &Sandbox, events: &[Event]) -> u64 {
 }
 
 async fn order_count(sb: &Sandbox, customer: &str) -> Option<f64> {
-    let mut c = sb.client().await;
-    let ex = c
-        .explain_tier(ExplainTierRequest {
-            customer_id: customer.into(),
-        })
-        .await
-        .ok()?
-        .into_inner();
-    ex.indicators
-        .iter()
-        .find(|i| i.name == "order_count_12m")
-        .map(|i| i.value)
+    sb.indicator(customer, "order_count_12m").await
 }
 
 fn order(customer: &str, id: &str, amount: i64) -> Event {

@@ -67,18 +67,7 @@ async fn tier_of(sb: &Sandbox, customer: &str) -> Option<api::CustomerTier> {
 }
 
 async fn indicator(sb: &Sandbox, customer: &str, name: &str) -> Option<f64> {
-    let mut c = sb.client().await;
-    let ex = c
-        .explain_tier(ExplainTierRequest {
-            customer_id: customer.into(),
-        })
-        .await
-        .ok()?
-        .into_inner();
-    ex.indicators
-        .iter()
-        .find(|i| i.name == name)
-        .map(|i| i.value)
+    sb.indicator(customer, name).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
