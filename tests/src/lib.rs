@@ -58,6 +58,30 @@ pub struct Record {
 }
 
 impl Record {
+    /// An owned copy of a consumed message, headers as text.
+    pub fn from_message(m: &impl Message) -> Self {
+        let headers = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|hd| {
+                        (
+                            hd.key.to_owned(),
+                            String::from_utf8_lossy(hd.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            key: m.key().map(<[u8]>::to_vec),
+            payload: m.payload().map(<[u8]>::to_vec),
+            headers,
+            partition: m.partition(),
+            offset: m.offset(),
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -275,27 +299,7 @@ impl Sandbox {
             match consumer.poll(Duration::from_millis(200)) {
                 Some(Ok(m)) => {
                     idle_since = Instant::now();
-                    let headers = m
-                        .headers()
-                        .map(|h| {
-                            h.iter()
-                                .map(|hd| {
-                                    (
-                                        hd.key.to_owned(),
-                                        String::from_utf8_lossy(hd.value.unwrap_or_default())
-                                            .into_owned(),
-                                    )
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    out.push(Record {
-                        key: m.key().map(<[u8]>::to_vec),
-                        payload: m.payload().map(<[u8]>::to_vec),
-                        headers,
-                        partition: m.partition(),
-                        offset: m.offset(),
-                    });
+                    out.push(Record::from_message(&m));
                 }
                 Some(Err(e)) => panic!("reading {topic}: {e}"),
                 None => {

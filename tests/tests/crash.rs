@@ -354,6 +354,18 @@ fn records_reported(path: &Path) -> (usize, u64) {
     (stops, records)
 }
 
+/// Fail the test with the full report unless the run checked out clean.
+fn assert_clean(w: &World, caught: &CatchUp, o: &Outcome, problems: &[String]) {
+    assert!(
+        o.failures.is_empty()
+            && problems.is_empty()
+            && caught.partitions_behind == 0
+            && caught.tiers_wrong == 0,
+        "{}",
+        failure_report(w, caught, o, problems)
+    );
+}
+
 fn failure_report(w: &World, caught: &CatchUp, o: &Outcome, extra: &[String]) -> String {
     let mut all: Vec<String> = extra.to_vec();
     if caught.partitions_behind > 0 || caught.tiers_wrong > 0 {
@@ -489,14 +501,7 @@ fn sigkill_at_random_moments_loses_nothing_and_counts_nothing_twice() {
             w.oracle.duplicates,
             started.elapsed().as_secs_f64()
         );
-        assert!(
-            outcome.failures.is_empty()
-                && problems.is_empty()
-                && caught.partitions_behind == 0
-                && caught.tiers_wrong == 0,
-            "{}",
-            failure_report(&w, &caught, &outcome, &problems)
-        );
+        assert_clean(&w, &caught, &outcome, &problems);
         w.pass();
     });
 }
@@ -577,14 +582,7 @@ fn sigterm_under_load_loses_nothing_and_reapplies_nothing() {
             w.oracle.duplicates,
             started.elapsed().as_secs_f64()
         );
-        assert!(
-            outcome.failures.is_empty()
-                && problems.is_empty()
-                && caught.partitions_behind == 0
-                && caught.tiers_wrong == 0,
-            "{}",
-            failure_report(&w, &caught, &outcome, &problems)
-        );
+        assert_clean(&w, &caught, &outcome, &problems);
         w.pass();
     });
 }

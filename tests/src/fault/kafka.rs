@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -137,31 +137,12 @@ pub fn read_all(brokers: &str, topic: &str, partitions: i32) -> anyhow::Result<V
             continue;
         };
         let m = m.with_context(|| format!("reading {topic}"))?;
-        let headers = m
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|hd| {
-                        (
-                            hd.key.to_owned(),
-                            String::from_utf8_lossy(hd.value.unwrap_or_default()).into_owned(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
         if let Some(high) = left.get(&m.partition())
             && m.offset() + 1 >= *high
         {
             left.remove(&m.partition());
         }
-        out.push(Record {
-            key: m.key().map(<[u8]>::to_vec),
-            payload: m.payload().map(<[u8]>::to_vec),
-            headers,
-            partition: m.partition(),
-            offset: m.offset(),
-        });
+        out.push(Record::from_message(&m));
     }
     Ok(out)
 }
