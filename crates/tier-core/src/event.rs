@@ -73,7 +73,88 @@ impl Severity {
     }
 }
 
-/// Facts about a customer that do not come from transactions.
+/// An ISO 4217 currency code, three ASCII letters, stored inline.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+pub struct Currency(pub [u8; 3]);
+
+impl Currency {
+    /// Parse a three-letter code (`"CNY"`); `None` for anything else.
+    pub fn parse(code: &str) -> Option<Self> {
+        let b = code.as_bytes();
+        (b.len() == 3 && b.iter().all(u8::is_ascii_uppercase)).then(|| Self([b[0], b[1], b[2]]))
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("???")
+    }
+}
+
+impl std::fmt::Display for Currency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Money in its own currency, exactly as billed or paid (minor units).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct Amount {
+    pub minor: i64,
+    pub currency: Currency,
+}
+
+impl Amount {
+    pub const fn new(minor: i64, currency: Currency) -> Self {
+        Self { minor, currency }
+    }
+}
+
+/// The profile fields an update can set or clear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileField {
+    Name,
+    Industry,
+    Region,
+    PurchasePotential,
+    AccountManager,
+    CustomerSince,
+}
+
+impl ProfileField {
+    pub const ALL: [ProfileField; 6] = [
+        ProfileField::Name,
+        ProfileField::Industry,
+        ProfileField::Region,
+        ProfileField::PurchasePotential,
+        ProfileField::AccountManager,
+        ProfileField::CustomerSince,
+    ];
+
+    /// The field's name on the wire (`purchase_potential`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ProfileField::Name => "name",
+            ProfileField::Industry => "industry",
+            ProfileField::Region => "region",
+            ProfileField::PurchasePotential => "purchase_potential",
+            ProfileField::AccountManager => "account_manager",
+            ProfileField::CustomerSince => "customer_since",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == name)
+    }
+
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Facts about a customer that do not come from transactions: the merged
+/// result of every [`ProfileUpdate`].
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Profile {
     pub name: String,
@@ -82,15 +163,96 @@ pub struct Profile {
     /// Yearly purchase potential (a sales estimate), for share of wallet.
     pub purchase_potential: Option<Money>,
     pub account_manager: String,
+    /// When the relationship began, when older than the first order tierd
+    /// saw (tenure counts from the earlier of the two).
+    pub customer_since: Option<Timestamp>,
+}
+
+/// A partial profile change. A field that is `None` is left as it is; a
+/// field named in `cleared` is reset (empty text, unknown potential or
+/// start date). Setting and clearing the same field is rejected by
+/// [`Event::validate`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ProfileUpdate {
+    pub name: Option<String>,
+    pub industry: Option<String>,
+    pub region: Option<String>,
+    pub purchase_potential: Option<Money>,
+    pub account_manager: Option<String>,
+    pub customer_since: Option<Timestamp>,
+    pub cleared: Vec<ProfileField>,
+}
+
+impl ProfileUpdate {
+    /// Whether this update sets `field`.
+    pub fn sets(&self, field: ProfileField) -> bool {
+        match field {
+            ProfileField::Name => self.name.is_some(),
+            ProfileField::Industry => self.industry.is_some(),
+            ProfileField::Region => self.region.is_some(),
+            ProfileField::PurchasePotential => self.purchase_potential.is_some(),
+            ProfileField::AccountManager => self.account_manager.is_some(),
+            ProfileField::CustomerSince => self.customer_since.is_some(),
+        }
+    }
+
+    /// Whether this update sets or clears `field`.
+    pub fn touches(&self, field: ProfileField) -> bool {
+        self.sets(field) || self.cleared.contains(&field)
+    }
+
+    /// Write `field` of this update into `profile` (set or clear).
+    pub fn write(&self, field: ProfileField, profile: &mut Profile) {
+        let clear = self.cleared.contains(&field);
+        match field {
+            ProfileField::Name => set_text(&mut profile.name, &self.name, clear),
+            ProfileField::Industry => set_text(&mut profile.industry, &self.industry, clear),
+            ProfileField::Region => set_text(&mut profile.region, &self.region, clear),
+            ProfileField::AccountManager => {
+                set_text(&mut profile.account_manager, &self.account_manager, clear)
+            }
+            ProfileField::PurchasePotential => {
+                if clear {
+                    profile.purchase_potential = None;
+                } else if self.purchase_potential.is_some() {
+                    profile.purchase_potential = self.purchase_potential;
+                }
+            }
+            ProfileField::CustomerSince => {
+                if clear {
+                    profile.customer_since = None;
+                } else if self.customer_since.is_some() {
+                    profile.customer_since = self.customer_since;
+                }
+            }
+        }
+    }
+}
+
+fn set_text(slot: &mut String, value: &Option<String>, clear: bool) {
+    if clear {
+        slot.clear();
+    } else if let Some(v) = value {
+        slot.clone_from(v);
+    }
 }
 
 /// What happened.
+///
+/// Order money (`amount`, `cost`) is in base-currency minor units: it only
+/// feeds indicators. Invoices and payments keep their own currency
+/// (`billed`, `paid`) so an invoice is settled exactly in the currency it
+/// was issued in; `amount` beside it is the base-currency value, for money
+/// indicators only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventKind {
     OrderPlaced {
         order_id: String,
         amount: Money,
-        cost: Money,
+        /// Cost of the goods, `None` when the producer does not know it:
+        /// the order then adds nothing to the margin figures (never a
+        /// 100% margin).
+        cost: Option<Money>,
     },
     OrderCancelled {
         order_id: String,
@@ -98,17 +260,24 @@ pub enum EventKind {
     OrderReturned {
         order_id: String,
         amount: Money,
-        cost: Money,
+        /// `None`: the cost is taken pro rata from the order.
+        cost: Option<Money>,
     },
     InvoiceIssued {
         invoice_id: String,
         order_id: String,
         amount: Money,
+        billed: Amount,
         due_at: Timestamp,
+    },
+    /// A credit note: the invoice is void (its unpaid part no longer owed).
+    InvoiceCancelled {
+        invoice_id: String,
     },
     PaymentReceived {
         invoice_id: String,
         amount: Money,
+        paid: Amount,
     },
     ComplaintOpened {
         complaint_id: String,
@@ -118,7 +287,7 @@ pub enum EventKind {
     ComplaintResolved {
         complaint_id: String,
     },
-    ProfileUpdated(Profile),
+    ProfileUpdated(ProfileUpdate),
 }
 
 impl EventKind {
@@ -129,6 +298,7 @@ impl EventKind {
             EventKind::OrderCancelled { .. } => "order_cancelled",
             EventKind::OrderReturned { .. } => "order_returned",
             EventKind::InvoiceIssued { .. } => "invoice_issued",
+            EventKind::InvoiceCancelled { .. } => "invoice_cancelled",
             EventKind::PaymentReceived { .. } => "payment_received",
             EventKind::ComplaintOpened { .. } => "complaint_opened",
             EventKind::ComplaintResolved { .. } => "complaint_resolved",
@@ -148,6 +318,10 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+/// The default per-event money limit: 10^15 minor units (10 trillion in a
+/// currency with cents).
+pub const MAX_AMOUNT_MINOR: i64 = 1_000_000_000_000_000;
+
 /// Limits applied by [`Event::validate`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ValidationLimits {
@@ -155,7 +329,9 @@ pub struct ValidationLimits {
     pub max_future_ms: i64,
     /// Longest id accepted, in bytes.
     pub max_id_len: usize,
-    /// Largest single amount accepted, in minor units (keeps sums exact in `i64`).
+    /// Largest single amount accepted, in minor units. Sums are kept in
+    /// `i128`, so no number of events at this limit can overflow them; the
+    /// limit keeps each figure exact as an `f64` indicator (below 2^53).
     pub max_amount_minor: i64,
 }
 
@@ -164,7 +340,7 @@ impl Default for ValidationLimits {
         Self {
             max_future_ms: 24 * 3_600_000,
             max_id_len: 256,
-            max_amount_minor: 1_000_000_000_000_000,
+            max_amount_minor: MAX_AMOUNT_MINOR,
         }
     }
 }
@@ -207,7 +383,9 @@ impl Event {
                 let prefix = self.kind.type_name();
                 check_id(field(prefix, "order_id"), order_id, limits)?;
                 check_amount(field(prefix, "amount"), *amount, limits)?;
-                check_amount(field(prefix, "cost"), *cost, limits)?;
+                if let Some(cost) = cost {
+                    check_amount(field(prefix, "cost"), *cost, limits)?;
+                }
             }
             EventKind::OrderCancelled { order_id } => {
                 check_id("order_cancelled.order_id", order_id, limits)?;
@@ -215,11 +393,13 @@ impl Event {
             EventKind::InvoiceIssued {
                 invoice_id,
                 amount,
+                billed,
                 due_at,
                 ..
             } => {
                 check_id("invoice_issued.invoice_id", invoice_id, limits)?;
                 check_amount("invoice_issued.amount", *amount, limits)?;
+                check_amount("invoice_issued.amount", Money(billed.minor), limits)?;
                 if due_at.millis() <= 0 {
                     return Err(InvalidEvent::new(
                         RejectReason::MissingField,
@@ -228,9 +408,17 @@ impl Event {
                     ));
                 }
             }
-            EventKind::PaymentReceived { invoice_id, amount } => {
+            EventKind::InvoiceCancelled { invoice_id } => {
+                check_id("invoice_cancelled.invoice_id", invoice_id, limits)?;
+            }
+            EventKind::PaymentReceived {
+                invoice_id,
+                amount,
+                paid,
+            } => {
                 check_id("payment_received.invoice_id", invoice_id, limits)?;
                 check_amount("payment_received.amount", *amount, limits)?;
+                check_amount("payment_received.amount", Money(paid.minor), limits)?;
             }
             EventKind::ComplaintOpened { complaint_id, .. } => {
                 check_id("complaint_opened.complaint_id", complaint_id, limits)?;
@@ -241,6 +429,13 @@ impl Event {
             EventKind::ProfileUpdated(p) => {
                 if let Some(pp) = p.purchase_potential {
                     check_amount("profile_updated.purchase_potential", pp, limits)?;
+                }
+                if let Some(f) = p.cleared.iter().find(|f| p.sets(**f)) {
+                    return Err(InvalidEvent::new(
+                        RejectReason::InvalidField,
+                        "profile_updated.cleared_fields",
+                        format!("{} is both set and cleared", f.as_str()),
+                    ));
                 }
             }
         }
@@ -338,6 +533,36 @@ impl CurrencyRules {
         &self.base
     }
 
+    /// The base currency as a code (`XXX` when the base is not a valid code,
+    /// which policy validation prevents).
+    pub fn base_currency(&self) -> Currency {
+        Currency::parse(&self.base).unwrap_or(Currency(*b"XXX"))
+    }
+
+    /// Read wire money into an [`Amount`] in its own currency and its value
+    /// in base minor units. An empty code means the base currency; a code
+    /// that is not three capital letters is rejected.
+    pub fn amount(
+        &self,
+        field: &'static str,
+        amount_minor: i64,
+        currency: &str,
+    ) -> Result<(Amount, Money), InvalidEvent> {
+        let base = self.to_base(field, amount_minor, currency)?;
+        let code = if currency.is_empty() {
+            self.base_currency()
+        } else {
+            Currency::parse(currency).ok_or_else(|| {
+                InvalidEvent::new(
+                    RejectReason::InvalidField,
+                    field,
+                    format!("{field} has currency {currency:?}, not an ISO 4217 code"),
+                )
+            })?
+        };
+        Ok((Amount::new(amount_minor, code), base))
+    }
+
     /// Convert `amount_minor` in `currency` to base minor units. An empty
     /// currency code means the base currency.
     pub fn to_base(
@@ -399,7 +624,7 @@ mod tests {
         let mut e = ev(EventKind::OrderPlaced {
             order_id: "o".into(),
             amount: Money(-5),
-            cost: Money(0),
+            cost: Some(Money(0)),
         });
         let err = e.validate(now, &l).unwrap_err();
         assert_eq!(err.reason, RejectReason::NegativeAmount);
@@ -438,5 +663,29 @@ mod tests {
         let err = rules.to_base("x.amount", 1, "EUR").unwrap_err();
         assert_eq!(err.reason, RejectReason::UnknownCurrency);
         assert_eq!(err.field, "x.amount");
+        let (own, base) = rules.amount("a", 3_333, "USD").unwrap();
+        assert_eq!(own, Amount::new(3_333, Currency::parse("USD").unwrap()));
+        assert_eq!(base, Money(23_664));
+        assert_eq!(rules.amount("a", 5, "").unwrap().0.currency.as_str(), "CNY");
+    }
+
+    #[test]
+    fn profile_updates_set_only_what_they_name() {
+        let mut p = Profile {
+            name: "ACME".into(),
+            purchase_potential: Some(Money(500)),
+            ..Profile::default()
+        };
+        let u = ProfileUpdate {
+            account_manager: Some("li".into()),
+            cleared: vec![ProfileField::Name],
+            ..ProfileUpdate::default()
+        };
+        for f in ProfileField::ALL {
+            u.write(f, &mut p);
+        }
+        assert_eq!(p.name, "");
+        assert_eq!(p.account_manager, "li");
+        assert_eq!(p.purchase_potential, Some(Money(500)));
     }
 }

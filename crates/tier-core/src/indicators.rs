@@ -20,22 +20,28 @@ pub enum IndicatorName {
     /// `order_amount_12m / order_count_12m`, minor units.
     #[serde(rename = "avg_order_value_12m")]
     AvgOrderValue12m,
-    /// Orders per active month of the window.
+    /// Orders per month over the span the window actually covers: from
+    /// the first order (or the profile's `customer_since`) to today,
+    /// capped at the window, at least one month.
     #[serde(rename = "orders_per_month_12m")]
     OrdersPerMonth12m,
-    /// Net amount minus net cost of goods in the window, minor units.
+    /// Net amount minus net cost of goods of the window's orders whose cost
+    /// is known (an order without a cost adds nothing), minor units;
+    /// unknown when the window has orders and none has a known cost.
     #[serde(rename = "margin_12m")]
     Margin12m,
-    /// `margin_12m / order_amount_12m` (0 when there is no amount).
+    /// Margin over the amount of the orders whose cost is known; unknown
+    /// when no order of the window has a known cost.
     #[serde(rename = "margin_rate_12m")]
     MarginRate12m,
-    /// Share of invoices due so far that were paid in full by their due
-    /// date (1.0 when nothing has fallen due: no evidence of late payment).
+    /// Share of invoices settled in the window (by their payment date) and
+    /// invoices overdue now that were paid in full by their due date;
+    /// unknown when none fell due (no evidence either way).
     OnTimePaymentRatio,
-    /// Mean days late over invoices due in the window (late ones count
-    /// their lateness, on-time ones 0; unpaid overdue ones count days so far).
+    /// Mean business days late over the same invoices (on-time ones count
+    /// 0, unpaid overdue ones the days so far); unknown when none fell due.
     AvgDaysLate,
-    /// Largest days late over the same invoices.
+    /// Largest days late over the same invoices; unknown when none fell due.
     MaxDaysLate,
     /// Unpaid remainder of invoices past their due date, minor units.
     OverdueAmount,
@@ -47,20 +53,28 @@ pub enum IndicatorName {
     /// Complaints opened in the window weighted by severity (1/1/2/4/8).
     #[serde(rename = "complaints_weighted_12m")]
     ComplaintsWeighted12m,
-    /// Days since the last (not cancelled) order; window length in days when none.
+    /// Days since the last order that still counts (not cancelled, not
+    /// fully returned), growing past the window; unknown with no order.
     DaysSinceLastOrder,
-    /// Days since the customer's first event in the window.
+    /// Days since the relationship began: the profile's `customer_since`
+    /// or the first order ever, whichever is earlier (0 with neither).
     TenureDays,
-    /// `order_amount_12m / purchase_potential`, when the potential is known.
+    /// Yearly order amount (the window's amount annualised) over the
+    /// profile's yearly purchase potential; unknown without a potential.
     ShareOfWallet,
-    /// Growth of the last 3 complete months' amount over the 3 before, as a
-    /// ratio (-1.0 ..= capped at 10.0; 0 with no history).
+    /// Growth of the last 3 complete business months' amount over the 3
+    /// before, as a ratio (-1.0 ..= 10.0); unknown when the prior quarter
+    /// had no amount (no base to grow from).
     #[serde(rename = "growth_3m")]
     Growth3m,
+    /// Consecutive complete business months, up to the last one, each with
+    /// a larger net amount than the month before (DOMAIN's "three months
+    /// of growing spend" is `>= 3`).
+    GrowthStreakMonths,
 }
 
 impl IndicatorName {
-    pub const ALL: [IndicatorName; 17] = [
+    pub const ALL: [IndicatorName; 18] = [
         IndicatorName::OrderAmount12m,
         IndicatorName::OrderCount12m,
         IndicatorName::AvgOrderValue12m,
@@ -78,6 +92,7 @@ impl IndicatorName {
         IndicatorName::TenureDays,
         IndicatorName::ShareOfWallet,
         IndicatorName::Growth3m,
+        IndicatorName::GrowthStreakMonths,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -99,6 +114,30 @@ impl IndicatorName {
             IndicatorName::TenureDays => "tenure_days",
             IndicatorName::ShareOfWallet => "share_of_wallet",
             IndicatorName::Growth3m => "growth_3m",
+            IndicatorName::GrowthStreakMonths => "growth_streak_months",
+        }
+    }
+
+    /// What the indicator's values measure.
+    pub const fn unit(self) -> Unit {
+        match self {
+            IndicatorName::OrderAmount12m
+            | IndicatorName::AvgOrderValue12m
+            | IndicatorName::Margin12m
+            | IndicatorName::OverdueAmount => Unit::Money,
+            IndicatorName::OrderCount12m => Unit::Orders,
+            IndicatorName::OrdersPerMonth12m => Unit::OrdersPerMonth,
+            IndicatorName::MarginRate12m
+            | IndicatorName::OnTimePaymentRatio
+            | IndicatorName::ShareOfWallet
+            | IndicatorName::Growth3m => Unit::Ratio,
+            IndicatorName::AvgDaysLate
+            | IndicatorName::MaxDaysLate
+            | IndicatorName::DaysSinceLastOrder
+            | IndicatorName::TenureDays => Unit::Days,
+            IndicatorName::OpenComplaints | IndicatorName::Complaints12m => Unit::Complaints,
+            IndicatorName::ComplaintsWeighted12m => Unit::WeightedComplaints,
+            IndicatorName::GrowthStreakMonths => Unit::Months,
         }
     }
 
@@ -114,6 +153,38 @@ impl std::fmt::Display for IndicatorName {
     }
 }
 
+/// The unit of an indicator's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    /// Minor units of the policy's base currency.
+    Money,
+    Orders,
+    OrdersPerMonth,
+    /// A fraction (0.25 = 25%).
+    Ratio,
+    Days,
+    Complaints,
+    /// Complaints weighted by severity.
+    WeightedComplaints,
+    Months,
+}
+
+impl Unit {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Unit::Money => "money",
+            Unit::Orders => "orders",
+            Unit::OrdersPerMonth => "orders_per_month",
+            Unit::Ratio => "ratio",
+            Unit::Days => "days",
+            Unit::Complaints => "complaints",
+            Unit::WeightedComplaints => "weighted_complaints",
+            Unit::Months => "months",
+        }
+    }
+}
+
 /// Every indicator of one customer at one instant. Money in minor units of
 /// the base currency (as `f64` for scoring; exact sums live in the projection).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -122,46 +193,81 @@ pub struct Indicators {
     pub order_count_12m: f64,
     pub avg_order_value_12m: f64,
     pub orders_per_month_12m: f64,
-    pub margin_12m: f64,
-    pub margin_rate_12m: f64,
-    pub on_time_payment_ratio: f64,
-    pub avg_days_late: f64,
-    pub max_days_late: f64,
+    /// `None`: orders in the window, none with a known cost.
+    pub margin_12m: Option<f64>,
+    /// `None`: no order of the window has a known cost.
+    pub margin_rate_12m: Option<f64>,
+    /// `None` (and the two below): no invoice has fallen due.
+    pub on_time_payment_ratio: Option<f64>,
+    pub avg_days_late: Option<f64>,
+    pub max_days_late: Option<f64>,
     pub overdue_amount: f64,
     pub open_complaints: f64,
     pub complaints_12m: f64,
     pub complaints_weighted_12m: f64,
-    pub days_since_last_order: f64,
+    /// `None`: no order that still counts, ever.
+    pub days_since_last_order: Option<f64>,
     pub tenure_days: f64,
     /// `None` when the purchase potential is unknown.
     pub share_of_wallet: Option<f64>,
-    pub growth_3m: f64,
+    /// `None` without a prior quarter to compare with.
+    pub growth_3m: Option<f64>,
+    pub growth_streak_months: f64,
     /// Complaints opened in the window, per [`crate::Severity::index`].
     pub complaints_by_severity_12m: [u32; 5],
+    /// Of those, the ones resolved since.
+    pub resolved_by_severity_12m: [u32; 5],
 }
 
 impl Indicators {
-    /// The value of one indicator; `None` only for an unknown share of wallet.
+    /// The value of one indicator; `None` when it is unknown.
     pub fn get(&self, name: IndicatorName) -> Option<f64> {
-        Some(match name {
-            IndicatorName::OrderAmount12m => self.order_amount_12m,
-            IndicatorName::OrderCount12m => self.order_count_12m,
-            IndicatorName::AvgOrderValue12m => self.avg_order_value_12m,
-            IndicatorName::OrdersPerMonth12m => self.orders_per_month_12m,
+        match name {
+            IndicatorName::OrderAmount12m => Some(self.order_amount_12m),
+            IndicatorName::OrderCount12m => Some(self.order_count_12m),
+            IndicatorName::AvgOrderValue12m => Some(self.avg_order_value_12m),
+            IndicatorName::OrdersPerMonth12m => Some(self.orders_per_month_12m),
             IndicatorName::Margin12m => self.margin_12m,
             IndicatorName::MarginRate12m => self.margin_rate_12m,
             IndicatorName::OnTimePaymentRatio => self.on_time_payment_ratio,
             IndicatorName::AvgDaysLate => self.avg_days_late,
             IndicatorName::MaxDaysLate => self.max_days_late,
-            IndicatorName::OverdueAmount => self.overdue_amount,
-            IndicatorName::OpenComplaints => self.open_complaints,
-            IndicatorName::Complaints12m => self.complaints_12m,
-            IndicatorName::ComplaintsWeighted12m => self.complaints_weighted_12m,
+            IndicatorName::OverdueAmount => Some(self.overdue_amount),
+            IndicatorName::OpenComplaints => Some(self.open_complaints),
+            IndicatorName::Complaints12m => Some(self.complaints_12m),
+            IndicatorName::ComplaintsWeighted12m => Some(self.complaints_weighted_12m),
             IndicatorName::DaysSinceLastOrder => self.days_since_last_order,
-            IndicatorName::TenureDays => self.tenure_days,
-            IndicatorName::ShareOfWallet => return self.share_of_wallet,
+            IndicatorName::TenureDays => Some(self.tenure_days),
+            IndicatorName::ShareOfWallet => self.share_of_wallet,
             IndicatorName::Growth3m => self.growth_3m,
-        })
+            IndicatorName::GrowthStreakMonths => Some(self.growth_streak_months),
+        }
+    }
+
+    /// A mutable slot for one indicator (tests, what-if analysis): setting
+    /// it to `Some` makes it known.
+    pub fn set(&mut self, name: IndicatorName, value: Option<f64>) {
+        let v = value.unwrap_or(0.0);
+        match name {
+            IndicatorName::OrderAmount12m => self.order_amount_12m = v,
+            IndicatorName::OrderCount12m => self.order_count_12m = v,
+            IndicatorName::AvgOrderValue12m => self.avg_order_value_12m = v,
+            IndicatorName::OrdersPerMonth12m => self.orders_per_month_12m = v,
+            IndicatorName::Margin12m => self.margin_12m = value,
+            IndicatorName::MarginRate12m => self.margin_rate_12m = value,
+            IndicatorName::OnTimePaymentRatio => self.on_time_payment_ratio = value,
+            IndicatorName::AvgDaysLate => self.avg_days_late = value,
+            IndicatorName::MaxDaysLate => self.max_days_late = value,
+            IndicatorName::OverdueAmount => self.overdue_amount = v,
+            IndicatorName::OpenComplaints => self.open_complaints = v,
+            IndicatorName::Complaints12m => self.complaints_12m = v,
+            IndicatorName::ComplaintsWeighted12m => self.complaints_weighted_12m = v,
+            IndicatorName::DaysSinceLastOrder => self.days_since_last_order = value,
+            IndicatorName::TenureDays => self.tenure_days = v,
+            IndicatorName::ShareOfWallet => self.share_of_wallet = value,
+            IndicatorName::Growth3m => self.growth_3m = value,
+            IndicatorName::GrowthStreakMonths => self.growth_streak_months = v,
+        }
     }
 }
 

@@ -18,6 +18,9 @@ pub mod state;
 pub mod time;
 
 pub use error::{InvalidEvent, RejectReason};
-pub use event::{CurrencyRules, Event, EventKind, Money, Profile, Severity, ValidationLimits};
+pub use event::{
+    Amount, Currency, CurrencyRules, Event, EventKind, Money, Profile, ProfileField, ProfileUpdate,
+    Severity, ValidationLimits,
+};
 pub use indicators::{IndicatorName, Indicators};
-pub use time::{Month, Timestamp};
+pub use time::{BusinessCalendar, Day, Month, Timestamp, Window};

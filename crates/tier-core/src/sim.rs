@@ -10,7 +10,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use crate::event::{Event, EventKind, Money, Profile, Severity};
+use crate::event::{Amount, Currency, Event, EventKind, Money, ProfileUpdate, Severity};
 use crate::time::Timestamp;
 
 const DAY_MS: i64 = 86_400_000;
@@ -80,6 +80,8 @@ pub struct Workload {
     pub zipf_s: f64,
     /// Prefix of customer ids (`{prefix}{n:06}`).
     pub id_prefix: String,
+    /// Currency of invoices and payments (the policy's base currency).
+    pub currency: Currency,
 }
 
 impl Workload {
@@ -92,6 +94,7 @@ impl Workload {
             days: 365,
             zipf_s: 1.0,
             id_prefix: "cust-".into(),
+            currency: Currency(*b"CNY"),
         }
     }
 
@@ -145,6 +148,7 @@ pub struct Generator {
     pending: BinaryHeap<Reverse<Scheduled>>,
     seq: u64,
     end: i64,
+    currency: Currency,
 }
 
 impl Generator {
@@ -174,6 +178,7 @@ impl Generator {
         let span_ms = i64::from(w.days.max(1)) * DAY_MS;
         let start = w.end.millis() - span_ms;
         let mut g = Self {
+            currency: w.currency,
             rng,
             customers,
             cdf,
@@ -199,12 +204,15 @@ impl Generator {
                 customer_id: c.id.clone(),
                 occurred_at: Timestamp(start + (idx as i64 % 1000)),
                 source: "crm".into(),
-                kind: EventKind::ProfileUpdated(Profile {
-                    name: format!("Customer {idx}"),
-                    industry: ["machinery", "retail", "electronics", "chemicals"][idx % 4].into(),
-                    region: ["east", "north", "south", "west"][idx % 4].into(),
+                kind: EventKind::ProfileUpdated(ProfileUpdate {
+                    name: Some(format!("Customer {idx}")),
+                    industry: Some(
+                        ["machinery", "retail", "electronics", "chemicals"][idx % 4].into(),
+                    ),
+                    region: Some(["east", "north", "south", "west"][idx % 4].into()),
                     purchase_potential: potential,
-                    account_manager: format!("rep-{}", idx % 17),
+                    account_manager: Some(format!("rep-{}", idx % 17)),
+                    ..ProfileUpdate::default()
                 }),
             };
             g.schedule(ev);
@@ -267,7 +275,7 @@ impl Generator {
             EventKind::OrderPlaced {
                 order_id: order_id.clone(),
                 amount: Money(amount),
-                cost: Money(cost),
+                cost: Some(Money(cost)),
             },
         ));
         if self.rng.chance(0.01) {
@@ -286,7 +294,7 @@ impl Generator {
                 EventKind::OrderReturned {
                     order_id: order_id.clone(),
                     amount: Money(amount * pct / 100),
-                    cost: Money(cost * pct / 100),
+                    cost: Some(Money(cost * pct / 100)),
                 },
             ));
         }
@@ -300,6 +308,7 @@ impl Generator {
                 invoice_id: invoice_id.clone(),
                 order_id,
                 amount: Money(billed),
+                billed: Amount::new(billed, self.currency),
                 due_at: Timestamp(due),
             },
         ));
@@ -315,6 +324,7 @@ impl Generator {
                 EventKind::PaymentReceived {
                     invoice_id,
                     amount: Money(billed),
+                    paid: Amount::new(billed, self.currency),
                 },
             ));
         }

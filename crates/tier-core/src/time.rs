@@ -1,7 +1,25 @@
-//! Time as the domain sees it: UTC milliseconds, calendar months, days.
+//! Time as the domain sees it: UTC instants, business days and months in
+//! the policy's time zone, and the rolling window.
 //!
 //! The core never reads a clock. Callers pass `now` in, so tests control
 //! time and replays are deterministic.
+//!
+//! ## Business time
+//! An instant ([`Timestamp`]) is UTC milliseconds. Everything a manager
+//! counts in days or months is counted in the *business* calendar: the
+//! civil date in the policy's `time_zone` ([`BusinessCalendar`], an IANA
+//! zone from a database compiled into the binary, so the core does no IO).
+//! A [`Day`] is a local civil date, a [`Month`] a local calendar month. Due
+//! dates, days late, month buckets and the window all use them, so a
+//! payment made at 10:00 in Shanghai on its due date is on time although it
+//! is still the previous day in UTC.
+//!
+//! ## The window
+//! "Last N months" ([`Window`]) is a span of whole business days of a
+//! *fixed* length, `round(N * 30.4375)` days (365 for 12 months, 183 for 6,
+//! 731 for 24): the same length on every day of the year, so a customer who
+//! behaves the same keeps the same figures. At instant `t` the window holds
+//! the `len` business days ending with `t`'s day, that day included.
 
 use serde::{Deserialize, Serialize};
 
@@ -27,7 +45,8 @@ impl Timestamp {
         self.0.div_euclid(MS_PER_DAY)
     }
 
-    /// The calendar month this instant falls in.
+    /// The UTC calendar month this instant falls in (business months come
+    /// from [`BusinessCalendar::month`]).
     pub fn month(self) -> Month {
         let (y, m, _) = civil_from_days(self.day());
         Month::from_ym(y, m)
@@ -57,6 +76,216 @@ impl std::fmt::Display for Timestamp {
     }
 }
 
+/// A business (local civil) date, as days since 1970-01-01.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+pub struct Day(pub i32);
+
+impl Day {
+    pub const fn plus(self, n: i32) -> Self {
+        Self(self.0.saturating_add(n))
+    }
+
+    pub const fn minus(self, n: i32) -> Self {
+        Self(self.0.saturating_sub(n))
+    }
+
+    /// Whole days from `earlier` to `self` (negative when `earlier` is later).
+    pub const fn since(self, earlier: Day) -> i32 {
+        self.0.saturating_sub(earlier.0)
+    }
+
+    /// The calendar month of this date.
+    pub fn month(self) -> Month {
+        let (y, m, _) = civil_from_days(i64::from(self.0));
+        Month::from_ym(y, m)
+    }
+
+    /// `(year, month 1-12, day 1-31)`.
+    pub fn ymd(self) -> (i64, u32, u32) {
+        civil_from_days(i64::from(self.0))
+    }
+}
+
+impl std::fmt::Display for Day {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (y, m, d) = self.ymd();
+        write!(f, "{y:04}-{m:02}-{d:02}")
+    }
+}
+
+/// The business calendar: civil dates in the policy's time zone.
+///
+/// Cheap to clone (the zone is reference counted). UTC unless the policy
+/// names a zone.
+#[derive(Clone)]
+pub struct BusinessCalendar {
+    name: String,
+    tz: jiff::tz::TimeZone,
+    /// The zone never changes its offset (UTC, Asia/Shanghai, ...): days
+    /// are then one addition away, no zone lookup.
+    fixed_offset_ms: Option<i64>,
+}
+
+impl std::fmt::Debug for BusinessCalendar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("BusinessCalendar").field(&self.name).finish()
+    }
+}
+
+impl PartialEq for BusinessCalendar {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Default for BusinessCalendar {
+    fn default() -> Self {
+        Self::utc()
+    }
+}
+
+/// A time zone name that the bundled database does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown time zone {name:?}: expected an IANA name such as \"Asia/Shanghai\" or \"UTC\"")]
+pub struct UnknownTimeZone {
+    pub name: String,
+}
+
+impl BusinessCalendar {
+    pub fn utc() -> Self {
+        Self {
+            name: "UTC".to_owned(),
+            tz: jiff::tz::TimeZone::UTC,
+            fixed_offset_ms: Some(0),
+        }
+    }
+
+    /// The calendar of an IANA time zone (`Asia/Shanghai`, `Europe/Berlin`).
+    pub fn from_iana(name: &str) -> Result<Self, UnknownTimeZone> {
+        let tz = jiff::tz::db().get(name).map_err(|_| UnknownTimeZone {
+            name: name.to_owned(),
+        })?;
+        // A zone with no transitions from 1900 on has one offset for good.
+        let fixed_offset_ms = fixed_offset(&tz).map(|s| i64::from(s) * 1000);
+        Ok(Self {
+            name: name.to_owned(),
+            tz,
+            fixed_offset_ms,
+        })
+    }
+
+    /// The IANA name (`UTC` by default).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Offset of local time from UTC at `t`, in milliseconds.
+    #[inline]
+    fn offset_ms(&self, t: Timestamp) -> i64 {
+        if let Some(fixed) = self.fixed_offset_ms {
+            return fixed;
+        }
+        let ts = jiff::Timestamp::from_millisecond(t.0).unwrap_or(if t.0 < 0 {
+            jiff::Timestamp::MIN
+        } else {
+            jiff::Timestamp::MAX
+        });
+        i64::from(self.tz.to_offset(ts).seconds()) * 1000
+    }
+
+    /// The business day `t` falls on.
+    #[inline]
+    pub fn day(&self, t: Timestamp) -> Day {
+        let local = t.0.saturating_add(self.offset_ms(t));
+        let d = local.div_euclid(MS_PER_DAY);
+        Day(d.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32)
+    }
+
+    /// The business month `t` falls in.
+    pub fn month(&self, t: Timestamp) -> Month {
+        self.day(t).month()
+    }
+
+    /// The first instant of business day `d` (local midnight; the earliest
+    /// instant of that date if midnight is skipped by a DST change).
+    pub fn day_start(&self, d: Day) -> Timestamp {
+        let naive = i64::from(d.0).saturating_mul(MS_PER_DAY);
+        // The offset at local midnight is close to the one at the UTC
+        // instant of the same wall time; two rounds settle any DST edge.
+        let mut t = Timestamp(naive.saturating_sub(self.offset_ms(Timestamp(naive))));
+        for _ in 0..2 {
+            if self.day(t) < d {
+                t = Timestamp(naive.saturating_sub(self.offset_ms(Timestamp(t.0 + 3_600_000))));
+            }
+        }
+        while self.day(t) < d {
+            t = Timestamp(t.0 + 3_600_000);
+        }
+        while self.day(Timestamp(t.0 - 1)) >= d {
+            t = Timestamp(t.0 - 3_600_000);
+        }
+        t
+    }
+
+    /// The first instant of business month `m`.
+    pub fn month_start(&self, m: Month) -> Timestamp {
+        self.day_start(m.first_day())
+    }
+}
+
+/// The offset of a zone that has one offset from 1900 on, in seconds.
+fn fixed_offset(tz: &jiff::tz::TimeZone) -> Option<i32> {
+    let start = jiff::Timestamp::from_second(-2_208_988_800).ok()?; // 1900-01-01
+    let first = tz.to_offset(start);
+    let mut transitions = tz.following(start);
+    match transitions.next() {
+        None => Some(first.seconds()),
+        Some(_) => None,
+    }
+}
+
+/// A rolling window of a fixed number of business days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    months: u32,
+    days: u32,
+}
+
+impl Window {
+    /// Average Gregorian month: 365.25 / 12 days.
+    const DAYS_PER_MONTH: f64 = 30.4375;
+
+    /// The window of "the last `months` months": `round(months * 30.4375)`
+    /// days (at least one).
+    pub fn months(months: u32) -> Self {
+        let months = months.max(1);
+        let days = (f64::from(months) * Self::DAYS_PER_MONTH).round() as u32;
+        Self { months, days }
+    }
+
+    /// The nominal length in months (what the policy says).
+    pub const fn len_months(self) -> u32 {
+        self.months
+    }
+
+    /// The length in business days.
+    pub const fn len_days(self) -> u32 {
+        self.days
+    }
+
+    /// The first business day of the window whose last day is `today`.
+    pub fn start(self, today: Day) -> Day {
+        today.minus(i32::try_from(self.days).unwrap_or(i32::MAX) - 1)
+    }
+
+    /// Factor that turns a sum over the window into a yearly figure.
+    pub fn annualise(self) -> f64 {
+        365.25 / f64::from(self.days)
+    }
+}
+
 /// A calendar month as a running index: `year * 12 + (month - 1)`.
 ///
 /// Rolling windows are kept in month buckets: a window of `W` months at
@@ -81,7 +310,15 @@ impl Month {
         Self(self.0.saturating_add(n))
     }
 
-    /// The first instant of this month.
+    /// The first day of this month.
+    pub fn first_day(self) -> Day {
+        let year = i64::from(self.0.div_euclid(12));
+        let month = self.0.rem_euclid(12) as u32 + 1;
+        let d = days_from_civil(year, month, 1);
+        Day(d.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32)
+    }
+
+    /// The first instant of this month in UTC.
     pub fn start(self) -> Timestamp {
         let year = i64::from(self.0.div_euclid(12));
         let month = self.0.rem_euclid(12) as u32 + 1;
@@ -140,5 +377,43 @@ mod tests {
         assert_eq!(Month::from_ym(2025, 12).start(), date(2025, 12, 1));
         assert_eq!(date(2024, 2, 29).to_string(), "2024-02-29T00:00:00Z");
         assert_eq!(Timestamp(-1).day(), -1);
+        assert_eq!(Month::from_ym(2026, 3).first_day().ymd(), (2026, 3, 1));
+    }
+
+    #[test]
+    fn business_days_follow_the_zone() {
+        let sh = BusinessCalendar::from_iana("Asia/Shanghai").unwrap();
+        // 2026-03-09T16:00Z is midnight of 2026-03-10 in Shanghai.
+        let t = Timestamp(date(2026, 3, 9).0 + 16 * 3_600_000);
+        assert_eq!(sh.day(t).ymd(), (2026, 3, 10));
+        assert_eq!(sh.day(Timestamp(t.0 - 1)).ymd(), (2026, 3, 9));
+        assert_eq!(sh.day_start(sh.day(t)), t);
+        assert_eq!(BusinessCalendar::utc().day(t).ymd(), (2026, 3, 9));
+        assert!(BusinessCalendar::from_iana("Mars/Olympus").is_err());
+    }
+
+    #[test]
+    fn day_start_is_exact_across_dst() {
+        let berlin = BusinessCalendar::from_iana("Europe/Berlin").unwrap();
+        let ny = BusinessCalendar::from_iana("America/New_York").unwrap();
+        for cal in [&berlin, &ny, &BusinessCalendar::utc()] {
+            let first = cal.day(date(2025, 1, 1));
+            for i in 0..800 {
+                let d = first.plus(i);
+                let s = cal.day_start(d);
+                assert_eq!(cal.day(s), d, "{cal:?} {d}");
+                assert_eq!(cal.day(Timestamp(s.0 - 1)), d.minus(1), "{cal:?} {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn windows_have_a_fixed_length() {
+        assert_eq!(Window::months(12).len_days(), 365);
+        assert_eq!(Window::months(6).len_days(), 183);
+        assert_eq!(Window::months(1).len_days(), 30);
+        assert_eq!(Window::months(24).len_days(), 731);
+        let today = Day(20_000);
+        assert_eq!(today.since(Window::months(12).start(today)), 364);
     }
 }

@@ -58,7 +58,8 @@ pub use explain::{ExplainedIndicator, Explanation};
 
 use crate::event::CurrencyRules;
 use crate::indicators::{IndicatorName, Indicators};
-use crate::time::Timestamp;
+use crate::projection::FoldRules;
+use crate::time::{BusinessCalendar, Timestamp};
 use rules::RuleTiers;
 use weighted::WeightedScore;
 
@@ -126,7 +127,8 @@ pub struct Hysteresis {
 #[derive(Clone, Debug)]
 pub struct Policy {
     version: String,
-    window_months: u32,
+    /// The window and the business calendar the fold and the indicators use.
+    fold: FoldRules,
     currency: CurrencyRules,
     hysteresis: Hysteresis,
     tiers: Vec<TierSpec>,
@@ -143,19 +145,20 @@ pub(crate) fn getter(name: IndicatorName) -> Getter {
         IndicatorName::OrderCount12m => |i| Some(i.order_count_12m),
         IndicatorName::AvgOrderValue12m => |i| Some(i.avg_order_value_12m),
         IndicatorName::OrdersPerMonth12m => |i| Some(i.orders_per_month_12m),
-        IndicatorName::Margin12m => |i| Some(i.margin_12m),
-        IndicatorName::MarginRate12m => |i| Some(i.margin_rate_12m),
-        IndicatorName::OnTimePaymentRatio => |i| Some(i.on_time_payment_ratio),
-        IndicatorName::AvgDaysLate => |i| Some(i.avg_days_late),
-        IndicatorName::MaxDaysLate => |i| Some(i.max_days_late),
+        IndicatorName::Margin12m => |i| i.margin_12m,
+        IndicatorName::MarginRate12m => |i| i.margin_rate_12m,
+        IndicatorName::OnTimePaymentRatio => |i| i.on_time_payment_ratio,
+        IndicatorName::AvgDaysLate => |i| i.avg_days_late,
+        IndicatorName::MaxDaysLate => |i| i.max_days_late,
         IndicatorName::OverdueAmount => |i| Some(i.overdue_amount),
         IndicatorName::OpenComplaints => |i| Some(i.open_complaints),
         IndicatorName::Complaints12m => |i| Some(i.complaints_12m),
         IndicatorName::ComplaintsWeighted12m => |i| Some(i.complaints_weighted_12m),
-        IndicatorName::DaysSinceLastOrder => |i| Some(i.days_since_last_order),
+        IndicatorName::DaysSinceLastOrder => |i| i.days_since_last_order,
         IndicatorName::TenureDays => |i| Some(i.tenure_days),
         IndicatorName::ShareOfWallet => |i| i.share_of_wallet,
-        IndicatorName::Growth3m => |i| Some(i.growth_3m),
+        IndicatorName::Growth3m => |i| i.growth_3m,
+        IndicatorName::GrowthStreakMonths => |i| Some(i.growth_streak_months),
     }
 }
 
@@ -247,9 +250,20 @@ impl Policy {
         &self.version
     }
 
-    /// Length of the rolling window the indicators are computed over.
+    /// Length of the rolling window the indicators are computed over, as
+    /// the policy states it (see [`Window`] for its length in days).
     pub fn window_months(&self) -> u32 {
-        self.window_months
+        self.fold.window.len_months()
+    }
+
+    /// The window and business calendar of the fold and the indicators.
+    pub fn fold_rules(&self) -> &FoldRules {
+        &self.fold
+    }
+
+    /// The business calendar (the policy's `time_zone`, UTC by default).
+    pub fn calendar(&self) -> &BusinessCalendar {
+        &self.fold.calendar
     }
 
     /// Base currency and exchange rates, for converting wire money.

@@ -24,6 +24,8 @@ use super::weighted::{Penalty, Term, WeightedScore};
 use super::{Hysteresis, Method, Policy, TierSpec};
 use crate::event::{CurrencyRules, Severity};
 use crate::indicators::IndicatorName;
+use crate::projection::FoldRules;
+use crate::time::{BusinessCalendar, Window};
 
 const MAX_WINDOW_MONTHS: i64 = 36;
 const MAX_MIN_DAYS_IN_TIER: i64 = 3650;
@@ -56,6 +58,9 @@ struct RawPolicy<M> {
     version: Spanned<String>,
     currency: Spanned<String>,
     window_months: Spanned<i64>,
+    /// IANA zone of the business calendar; UTC when absent.
+    #[serde(default)]
+    time_zone: Option<Spanned<String>>,
     #[serde(default)]
     currency_rates: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
@@ -201,13 +206,21 @@ impl<M> RawPolicy<M> {
         let version = check_version(ctx, &self.version)?;
         let base = check_currency_code(ctx, &self.currency, "currency")?;
         let window_months = check_window(ctx, &self.window_months)?;
+        let calendar = match &self.time_zone {
+            None => BusinessCalendar::utc(),
+            Some(tz) => BusinessCalendar::from_iana(tz.get_ref().trim())
+                .map_err(|e| ctx.err(tz.span(), "time_zone", e.to_string()))?,
+        };
         let currency = build_currency_rules(ctx, base, &self.currency_rates)?;
         let mut tiers = build_tiers(ctx, &self.tiers)?;
         let method = tag(self.method).build(ctx, &self.tiers, &mut tiers)?;
         let hysteresis = build_hysteresis(ctx, self.hysteresis.as_ref(), &method)?;
         Ok(Policy {
             version,
-            window_months,
+            fold: FoldRules {
+                window: Window::months(window_months),
+                calendar,
+            },
             currency,
             hysteresis,
             tiers,

@@ -1,0 +1,1035 @@
+//! The per-customer projection and its fold.
+//!
+//! A [`CustomerProjection`] keeps exactly what the indicators need over the
+//! rolling window ([`crate::time::Window`]: a fixed number of business days):
+//!
+//! - one day bucket per business day with activity, holding additive sums
+//!   (orders, margin, complaints, settlements), plus running window totals
+//!   of those sums, so scoring never scans the window;
+//! - net order amounts per business month, for growth;
+//! - the orders, invoices and complaints of the window, keyed by id, so a
+//!   cancellation or return takes back exactly what its order added and a
+//!   repeated business id is applied once;
+//! - the ids of applied events (64-bit FNV-1a hashes), so a resent event
+//!   changes nothing.
+//!
+//! ## The clock model
+//! The projection has its own clock: the latest `occurred_at` it has
+//! applied ([`CustomerProjection::clock`]), its *watermark*. The window is
+//! anchored at the watermark, never at the wall clock of the machine that
+//! processes the events, so folding a log live (with the processing clock
+//! stepping between batches) and replaying the same log on any later day
+//! end in the same projection.
+//!
+//! An event whose business day lies before the window at the watermark is
+//! *stale*: it could never count again at any later instant, so it changes
+//! nothing ([`Applied::Stale`]). Exceptions, because they are true of the
+//! customer whatever their date: a payment, a credit note or a complaint
+//! resolution that closes a record still open; a profile update; and the
+//! first order ever and the last order ever (tenure and recency are true
+//! durations, not window figures).
+//!
+//! Unpaid invoices and open complaints stay until closed, whatever their
+//! age: debt and grievances do not expire.
+//!
+//! ## Corrections
+//! Every figure an order adds is a pure function of its record
+//! ([`OrderRec::figures`]): a cancellation, a return or a placement that
+//! arrives after its correction (events may arrive out of order across
+//! topics) updates the record and applies the difference. A cancellation
+//! or a full return therefore takes back the amount, cost, count and
+//! recency the order raised; a cancelled order also voids its unpaid
+//! invoices. A return without a cost takes the cost pro rata from the
+//! order.
+//!
+//! ## Money
+//! Sums are `i128` (see [`crate::event::MAX_AMOUNT_MINOR`]). Invoices are
+//! settled in their own currency: payments in the invoice's currency are
+//! compared exactly; a payment in another currency is converted through the
+//! base-currency values of the two. The excess of an overpayment is not
+//! carried to other invoices (credit balances are the ERP's business), and
+//! payments on a void invoice change nothing.
+
+mod sums;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{
+    Amount, Event, EventKind, Money, Profile, ProfileField, ProfileUpdate, Severity,
+};
+use crate::indicators::Indicators;
+use crate::time::{BusinessCalendar, Day, Month, Timestamp, Window};
+use sums::{DayBucket, OrderFigures, Sums};
+
+/// What `apply` did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The event changed the projection.
+    Applied,
+    /// The same `event_id` was applied before: nothing changed.
+    Duplicate,
+    /// The event lies before the window at the projection's watermark.
+    Stale,
+}
+
+/// The window and business calendar a projection is folded under (from
+/// the policy: `window_months`, `time_zone`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoldRules {
+    pub window: Window,
+    pub calendar: BusinessCalendar,
+}
+
+impl FoldRules {
+    pub fn new(window_months: u32, calendar: BusinessCalendar) -> Self {
+        Self {
+            window: Window::months(window_months),
+            calendar,
+        }
+    }
+
+    /// A window of `window_months` in UTC business days (tests, tools).
+    pub fn utc(window_months: u32) -> Self {
+        Self::new(window_months, BusinessCalendar::utc())
+    }
+
+    /// First business day of the window at instant `t`.
+    pub fn window_start(&self, t: Timestamp) -> Day {
+        self.window.start(self.calendar.day(t))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum OrderState {
+    /// Only a return or cancellation has been seen so far.
+    Pending,
+    Placed,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct OrderRec {
+    state: OrderState,
+    /// Business day of the placement (of the first event seen, while pending).
+    day: Day,
+    at: Timestamp,
+    amount: i64,
+    cost: Option<i64>,
+    /// Returned amount, all returns together (capped by `amount` when used).
+    returned: i64,
+    /// Cost taken back by returns that named it.
+    returned_cost: i64,
+    /// Returned amount of returns without a cost (pro rata).
+    returned_uncosted: i64,
+    /// A cancellation arrived before the placement.
+    cancel_pending: bool,
+}
+
+impl OrderRec {
+    fn pending(day: Day, at: Timestamp) -> Self {
+        Self {
+            state: OrderState::Pending,
+            day,
+            at,
+            amount: 0,
+            cost: None,
+            returned: 0,
+            returned_cost: 0,
+            returned_uncosted: 0,
+            cancel_pending: false,
+        }
+    }
+
+    /// What the order adds to its day now. Nothing unless placed and not
+    /// cancelled; a full return counts like a cancellation.
+    fn figures(&self) -> OrderFigures {
+        if self.state != OrderState::Placed {
+            return OrderFigures::default();
+        }
+        let amount = i128::from(self.amount);
+        let returned = i128::from(self.returned).min(amount);
+        let net = amount - returned;
+        if net <= 0 {
+            return OrderFigures::default();
+        }
+        let Some(cost) = self.cost.map(i128::from) else {
+            return OrderFigures {
+                amount: net,
+                orders: 1,
+                ..OrderFigures::default()
+            };
+        };
+        let uncosted = i128::from(self.returned_uncosted).min(amount);
+        let pro_rata = if amount > 0 {
+            cost * uncosted / amount
+        } else {
+            0
+        };
+        let taken = (i128::from(self.returned_cost) + pro_rata).min(cost);
+        OrderFigures {
+            amount: net,
+            costed_amount: net,
+            cost: cost - taken,
+            orders: 1,
+        }
+    }
+
+    fn counts(&self) -> bool {
+        self.figures().orders > 0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum InvoiceState {
+    /// Only payments (or a credit note) have been seen so far.
+    Unissued,
+    Open,
+    Settled,
+    Void,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct InvoiceRec {
+    state: InvoiceState,
+    /// Business day of the issue (of the first event seen, while unissued).
+    day: Day,
+    /// Hash of the order it bills (0: none named).
+    order: u64,
+    due_day: Day,
+    /// As billed, in its own currency.
+    billed: Amount,
+    /// Its value in base minor units.
+    base: i64,
+    /// Paid so far, in the invoice's currency.
+    paid: i128,
+    /// Payments seen before the issue: (as paid, base value).
+    early_payments: Vec<(Amount, i64)>,
+    last_paid_at: Option<Timestamp>,
+    /// A credit note arrived before the issue.
+    void_pending: bool,
+}
+
+impl InvoiceRec {
+    fn unissued(day: Day) -> Self {
+        Self {
+            state: InvoiceState::Unissued,
+            day,
+            order: 0,
+            due_day: Day::default(),
+            billed: Amount::default(),
+            base: 0,
+            paid: 0,
+            early_payments: Vec::new(),
+            last_paid_at: None,
+            void_pending: false,
+        }
+    }
+
+    /// A payment in the invoice's own currency.
+    fn credit(&mut self, paid: Amount, base: i64) {
+        let own = if paid.currency == self.billed.currency {
+            i128::from(paid.minor)
+        } else if self.base > 0 {
+            i128::from(base) * i128::from(self.billed.minor) / i128::from(self.base)
+        } else {
+            i128::from(self.billed.minor)
+        };
+        self.paid = self.paid.saturating_add(own);
+    }
+
+    /// The unpaid part, in base minor units.
+    fn unpaid_base(&self) -> i128 {
+        let billed = i128::from(self.billed.minor);
+        let left = (billed - self.paid).max(0);
+        if billed > 0 {
+            i128::from(self.base) * left / billed
+        } else {
+            0
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComplaintRec {
+    pub opened_at: Option<Timestamp>,
+    pub severity: Severity,
+    pub category: String,
+    pub resolved_at: Option<Timestamp>,
+    /// Business day of the opening (of the resolution while the opening is missing).
+    pub day: Day,
+}
+
+impl ComplaintRec {
+    pub fn is_open(&self) -> bool {
+        self.opened_at.is_some() && self.resolved_at.is_none()
+    }
+}
+
+/// Keys of the id maps are already [`stable_hash`]es: hashing them again
+/// (std's SipHash) would only cost time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PrehashedKey(u64);
+
+impl std::hash::Hasher for PrehashedKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<PrehashedKey>>;
+
+/// FNV-1a as a `Hasher`, for maps keyed by customer id on the hot path
+/// (ids come from trusted producers, so flooding resistance is not needed).
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+/// A `HashMap` keyed by customer id, hashed with [`Fnv`].
+pub type CustomerMap<V> = HashMap<String, V, std::hash::BuildHasherDefault<Fnv>>;
+
+/// 64-bit FNV-1a: a stable hash for persisted id sets (std's hashers are not
+/// guaranteed stable across Rust releases). Collisions among one customer's
+/// ids within one window are negligible (~n^2 / 2^65).
+pub fn stable_hash(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// Everything tierd knows about one customer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CustomerProjection {
+    /// Days with activity, all within the window at the watermark.
+    days: BTreeMap<Day, DayBucket>,
+    /// The sums of every bucket in `days`.
+    totals: Sums,
+    /// Days late of the late settlements in `days`: value -> count.
+    late: BTreeMap<u32, u32>,
+    /// Net order amount per business month (for growth).
+    months: BTreeMap<Month, i128>,
+    orders: IdMap<OrderRec>,
+    invoices: IdMap<InvoiceRec>,
+    /// Open invoices by due day: scoring scans only the overdue prefix.
+    unsettled: BTreeSet<(Day, u64)>,
+    complaints: BTreeMap<String, ComplaintRec>,
+    /// Complaints opened and not resolved, whatever their age.
+    open_complaints: u32,
+    /// Hashes of applied event ids -> the day they are kept until.
+    seen: IdMap<Day>,
+    profile: Profile,
+    /// Event time of the update that last wrote each profile field.
+    profile_at: [Option<Timestamp>; 6],
+    has_profile: bool,
+    /// Earliest placement ever (tenure).
+    first_order_at: Option<Timestamp>,
+    /// Latest placement that still counted when its day left the window
+    /// (recency past the window).
+    last_order_before_window: Option<Timestamp>,
+    /// Watermark: latest `occurred_at` applied.
+    clock: Option<Timestamp>,
+    /// First day of the window at the watermark.
+    window_start: Day,
+}
+
+impl CustomerProjection {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The watermark: the latest `occurred_at` applied (`None` before any).
+    pub fn clock(&self) -> Option<Timestamp> {
+        self.clock
+    }
+
+    /// Fold one validated event in. Infallible: every invariant it needs was
+    /// checked by [`Event::validate`].
+    pub fn apply(&mut self, event: &Event, rules: &FoldRules) -> Applied {
+        let id = stable_hash(&event.event_id);
+        if self.seen.contains_key(&id) {
+            return Applied::Duplicate;
+        }
+        let at = event.occurred_at;
+        let day = rules.calendar.day(at);
+        if self.clock.is_none_or(|c| at > c) {
+            self.clock = Some(at);
+            self.advance_window(rules.window.start(day));
+        }
+        let in_window = day >= self.window_start;
+        let applied = match &event.kind {
+            EventKind::OrderPlaced {
+                order_id,
+                amount,
+                cost,
+            } => {
+                self.first_order_at = Some(self.first_order_at.map_or(at, |f| f.min(at)));
+                if in_window {
+                    self.order_placed(stable_hash(order_id), day, at, *amount, *cost);
+                } else {
+                    // Too old to count in the window, but a true last order
+                    // when nothing later counts.
+                    self.last_order_before_window =
+                        Some(self.last_order_before_window.map_or(at, |l| l.max(at)));
+                }
+                in_window
+            }
+            EventKind::OrderCancelled { order_id } => {
+                self.order_event(stable_hash(order_id), day, at, in_window, |rec| {
+                    if rec.state == OrderState::Pending {
+                        rec.cancel_pending = true;
+                    } else {
+                        rec.state = OrderState::Cancelled;
+                    }
+                })
+            }
+            EventKind::OrderReturned {
+                order_id,
+                amount,
+                cost,
+            } => self.order_event(stable_hash(order_id), day, at, in_window, |rec| {
+                rec.returned = rec.returned.saturating_add(amount.0);
+                match cost {
+                    Some(c) => rec.returned_cost = rec.returned_cost.saturating_add(c.0),
+                    None => rec.returned_uncosted = rec.returned_uncosted.saturating_add(amount.0),
+                }
+            }),
+            EventKind::InvoiceIssued {
+                invoice_id,
+                order_id,
+                amount,
+                billed,
+                due_at,
+            } => {
+                if in_window {
+                    let due_day = rules.calendar.day(*due_at);
+                    self.invoice_issued(
+                        stable_hash(invoice_id),
+                        stable_hash(order_id),
+                        day,
+                        *billed,
+                        *amount,
+                        due_day,
+                        rules,
+                    );
+                }
+                in_window
+            }
+            EventKind::InvoiceCancelled { invoice_id } => {
+                self.invoice_cancelled(stable_hash(invoice_id), day, in_window)
+            }
+            EventKind::PaymentReceived {
+                invoice_id,
+                amount,
+                paid,
+            } => self.payment_received(
+                stable_hash(invoice_id),
+                day,
+                at,
+                *paid,
+                *amount,
+                in_window,
+                rules,
+            ),
+            EventKind::ComplaintOpened {
+                complaint_id,
+                severity,
+                category,
+            } => {
+                if in_window {
+                    self.complaint_opened(complaint_id, day, at, *severity, category);
+                }
+                in_window
+            }
+            EventKind::ComplaintResolved { complaint_id } => {
+                self.complaint_resolved(complaint_id, day, at, in_window)
+            }
+            EventKind::ProfileUpdated(update) => {
+                self.profile_updated(update, at);
+                true
+            }
+        };
+        if !applied {
+            return Applied::Stale;
+        }
+        // Keep the id for a whole window, also for an old event applied
+        // because it closed an open record.
+        self.seen.insert(id, day.max(self.window_start));
+        Applied::Applied
+    }
+
+    /// Move the window start forward, dropping what left the window.
+    fn advance_window(&mut self, start: Day) {
+        if start <= self.window_start {
+            return;
+        }
+        self.window_start = start;
+        let kept = self.days.split_off(&start);
+        let gone = std::mem::replace(&mut self.days, kept);
+        for (_, bucket) in gone {
+            self.totals.sub(&bucket.sums);
+            for d in bucket.late {
+                if let Some(n) = self.late.get_mut(&d) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.late.remove(&d);
+                    }
+                }
+            }
+            if let Some(t) = bucket.last_order_at {
+                self.last_order_before_window =
+                    Some(self.last_order_before_window.map_or(t, |l| l.max(t)));
+            }
+        }
+        // Growth looks back six complete months, the streak over the window.
+        let keep_from = start.month().minus(7);
+        self.months = self.months.split_off(&keep_from);
+        self.seen.retain(|_, d| *d >= start);
+        self.orders.retain(|_, o| o.day >= start);
+        self.invoices
+            .retain(|_, i| i.day >= start || i.state == InvoiceState::Open);
+        self.complaints.retain(|_, c| c.day >= start || c.is_open());
+    }
+
+    fn bucket(&mut self, day: Day) -> &mut DayBucket {
+        self.days.entry(day).or_default()
+    }
+
+    fn drop_if_empty(&mut self, day: Day) {
+        if self.days.get(&day).is_some_and(DayBucket::is_empty) {
+            self.days.remove(&day);
+        }
+    }
+
+    /// Add `delta` to `day`'s bucket and the totals.
+    fn add_sums(&mut self, day: Day, delta: &Sums) {
+        if delta.is_zero() || day < self.window_start {
+            return;
+        }
+        self.bucket(day).sums.add(delta);
+        self.totals.add(delta);
+    }
+
+    /// Apply the change of one order's figures.
+    fn order_changed(&mut self, key: u64, before: OrderFigures) {
+        let Some(rec) = self.orders.get(&key) else {
+            return;
+        };
+        let (day, at, after) = (rec.day, rec.at, rec.figures());
+        if after == before {
+            return;
+        }
+        let delta = after.minus(before);
+        self.add_sums(day, &delta);
+        if delta.amount != 0 {
+            *self.months.entry(day.month()).or_default() += delta.amount;
+        }
+        if after.orders > 0 {
+            let b = self.bucket(day);
+            b.last_order_at = Some(b.last_order_at.map_or(at, |l| l.max(at)));
+        } else if before.orders > 0 {
+            self.recompute_last_order(day);
+            if self.first_order_at == Some(at) {
+                self.first_order_at = self
+                    .orders
+                    .values()
+                    .filter(|o| o.counts())
+                    .map(|o| o.at)
+                    .min();
+            }
+        }
+        self.drop_if_empty(day);
+    }
+
+    fn recompute_last_order(&mut self, day: Day) {
+        let last = self
+            .orders
+            .values()
+            .filter(|o| o.day == day && o.counts())
+            .map(|o| o.at)
+            .max();
+        if let Some(b) = self.days.get_mut(&day) {
+            b.last_order_at = last;
+        }
+    }
+
+    fn order_placed(
+        &mut self,
+        key: u64,
+        day: Day,
+        at: Timestamp,
+        amount: Money,
+        cost: Option<Money>,
+    ) {
+        let rec = self.orders.entry(key).or_insert(OrderRec::pending(day, at));
+        if rec.state != OrderState::Pending {
+            // The same order placed again under another event id: first wins.
+            return;
+        }
+        let before = rec.figures();
+        rec.day = day;
+        rec.at = at;
+        rec.amount = amount.0;
+        rec.cost = cost.map(|c| c.0);
+        rec.state = if rec.cancel_pending {
+            OrderState::Cancelled
+        } else {
+            OrderState::Placed
+        };
+        let cancelled = rec.state == OrderState::Cancelled;
+        self.order_changed(key, before);
+        if cancelled {
+            self.void_invoices_of(key);
+        }
+    }
+
+    /// A cancellation or return: update the record (a placeholder when the
+    /// placement has not arrived) and apply the difference.
+    fn order_event(
+        &mut self,
+        key: u64,
+        day: Day,
+        at: Timestamp,
+        in_window: bool,
+        update: impl FnOnce(&mut OrderRec),
+    ) -> bool {
+        let rec = match self.orders.get_mut(&key) {
+            Some(rec) => rec,
+            None if in_window => self.orders.entry(key).or_insert(OrderRec::pending(day, at)),
+            // The order left the window long ago: nothing of it counts.
+            None => return false,
+        };
+        let before = rec.figures();
+        let was_cancelled = rec.state == OrderState::Cancelled;
+        update(rec);
+        let cancelled_now = !was_cancelled && rec.state == OrderState::Cancelled;
+        self.order_changed(key, before);
+        if cancelled_now {
+            self.void_invoices_of(key);
+        }
+        true
+    }
+
+    /// A cancelled order's unpaid invoices are void.
+    fn void_invoices_of(&mut self, order: u64) {
+        let keys: Vec<u64> = self
+            .invoices
+            .iter()
+            .filter(|(_, i)| i.order == order && i.state == InvoiceState::Open)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in keys {
+            self.void_invoice(key);
+        }
+    }
+
+    fn void_invoice(&mut self, key: u64) {
+        if let Some(rec) = self.invoices.get_mut(&key)
+            && rec.state == InvoiceState::Open
+        {
+            rec.state = InvoiceState::Void;
+            let due = rec.due_day;
+            self.unsettled.remove(&(due, key));
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn invoice_issued(
+        &mut self,
+        key: u64,
+        order: u64,
+        day: Day,
+        billed: Amount,
+        base: Money,
+        due_day: Day,
+        rules: &FoldRules,
+    ) {
+        let rec = self
+            .invoices
+            .entry(key)
+            .or_insert_with(|| InvoiceRec::unissued(day));
+        if rec.state != InvoiceState::Unissued {
+            return;
+        }
+        rec.state = InvoiceState::Open;
+        rec.day = day;
+        rec.order = order;
+        rec.due_day = due_day;
+        rec.billed = billed;
+        rec.base = base.0;
+        for (paid, base) in std::mem::take(&mut rec.early_payments) {
+            rec.credit(paid, base);
+        }
+        let void = rec.void_pending
+            || self
+                .orders
+                .get(&order)
+                .is_some_and(|o| o.state == OrderState::Cancelled || o.cancel_pending);
+        self.unsettled.insert((due_day, key));
+        if void {
+            self.void_invoice(key);
+        } else {
+            self.settle_if_paid(key, rules);
+        }
+    }
+
+    fn invoice_cancelled(&mut self, key: u64, day: Day, in_window: bool) -> bool {
+        match self.invoices.get_mut(&key) {
+            Some(rec) if rec.state == InvoiceState::Unissued => rec.void_pending = true,
+            Some(_) => self.void_invoice(key),
+            None if in_window => {
+                let mut rec = InvoiceRec::unissued(day);
+                rec.void_pending = true;
+                self.invoices.insert(key, rec);
+            }
+            None => return false,
+        }
+        true
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn payment_received(
+        &mut self,
+        key: u64,
+        day: Day,
+        at: Timestamp,
+        paid: Amount,
+        base: Money,
+        in_window: bool,
+        rules: &FoldRules,
+    ) -> bool {
+        let rec = match self.invoices.get_mut(&key) {
+            Some(rec) => rec,
+            None if in_window => self
+                .invoices
+                .entry(key)
+                .or_insert_with(|| InvoiceRec::unissued(day)),
+            None => return false,
+        };
+        match rec.state {
+            InvoiceState::Settled | InvoiceState::Void => return true,
+            InvoiceState::Unissued => rec.early_payments.push((paid, base.0)),
+            InvoiceState::Open => rec.credit(paid, base.0),
+        }
+        rec.last_paid_at = Some(rec.last_paid_at.map_or(at, |t| t.max(at)));
+        self.settle_if_paid(key, rules);
+        true
+    }
+
+    /// Settle an open invoice once it is paid in full. Its payment record
+    /// (on time, days late) counts on the business day of the payment that
+    /// completed it: lateness counts when the debt is paid, however old
+    /// the invoice.
+    fn settle_if_paid(&mut self, key: u64, rules: &FoldRules) {
+        let Some(rec) = self.invoices.get_mut(&key) else {
+            return;
+        };
+        if rec.state != InvoiceState::Open || rec.paid < i128::from(rec.billed.minor) {
+            return;
+        }
+        rec.state = InvoiceState::Settled;
+        let due_day = rec.due_day;
+        self.unsettled.remove(&(due_day, key));
+        let Some(paid_at) = rec.last_paid_at else {
+            // Billed zero: nothing was ever owed, no payment behaviour.
+            return;
+        };
+        let paid_day = rules.calendar.day(paid_at);
+        if paid_day < self.window_start {
+            return;
+        }
+        let days_late = u32::try_from(paid_day.since(due_day).max(0)).unwrap_or(u32::MAX);
+        let delta = Sums {
+            settled: 1,
+            settled_on_time: i64::from(days_late == 0),
+            days_late: i64::from(days_late),
+            ..Sums::default()
+        };
+        self.add_sums(paid_day, &delta);
+        if days_late > 0 {
+            self.bucket(paid_day).late.push(days_late);
+            *self.late.entry(days_late).or_default() += 1;
+        }
+    }
+
+    fn complaint_opened(
+        &mut self,
+        id: &str,
+        day: Day,
+        at: Timestamp,
+        severity: Severity,
+        category: &str,
+    ) {
+        let rec = self
+            .complaints
+            .entry(id.to_owned())
+            .or_insert_with(|| ComplaintRec {
+                opened_at: None,
+                severity,
+                category: String::new(),
+                resolved_at: None,
+                day,
+            });
+        if rec.opened_at.is_some() {
+            return;
+        }
+        rec.opened_at = Some(at);
+        rec.severity = severity;
+        rec.category = category.to_owned();
+        rec.day = day;
+        let resolved = rec.resolved_at.is_some();
+        if !resolved {
+            self.open_complaints += 1;
+        }
+        let mut delta = Sums::default();
+        delta.complaints[severity.index()] = 1;
+        delta.resolved[severity.index()] = i64::from(resolved);
+        self.add_sums(day, &delta);
+    }
+
+    fn complaint_resolved(&mut self, id: &str, day: Day, at: Timestamp, in_window: bool) -> bool {
+        let rec = match self.complaints.get_mut(id) {
+            Some(rec) => rec,
+            None if in_window => {
+                self.complaints
+                    .entry(id.to_owned())
+                    .or_insert_with(|| ComplaintRec {
+                        opened_at: None,
+                        severity: Severity::Unspecified,
+                        category: String::new(),
+                        resolved_at: None,
+                        day,
+                    })
+            }
+            None => return false,
+        };
+        if rec.resolved_at.is_some() {
+            return true;
+        }
+        rec.resolved_at = Some(at);
+        if rec.opened_at.is_some() {
+            let (open_day, severity) = (rec.day, rec.severity);
+            self.open_complaints = self.open_complaints.saturating_sub(1);
+            let mut delta = Sums::default();
+            delta.resolved[severity.index()] = 1;
+            self.add_sums(open_day, &delta);
+        }
+        true
+    }
+
+    /// Each field the update sets or clears is written unless a later
+    /// update (by event time) wrote it already; ties go to arrival order.
+    fn profile_updated(&mut self, update: &ProfileUpdate, at: Timestamp) {
+        self.has_profile = true;
+        for field in ProfileField::ALL {
+            if !update.touches(field) {
+                continue;
+            }
+            let slot = &mut self.profile_at[field.index()];
+            if slot.is_none_or(|t| at >= t) {
+                *slot = Some(at);
+                update.write(field, &mut self.profile);
+            }
+        }
+    }
+
+    /// The customer's profile, when one was published.
+    pub fn profile(&self) -> Option<&Profile> {
+        self.has_profile.then_some(&self.profile)
+    }
+
+    /// Complaints kept by the projection (open ones, and the window's resolved ones).
+    pub fn complaints(&self) -> impl Iterator<Item = (&str, &ComplaintRec)> {
+        self.complaints.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// The latest `occurred_at` applied.
+    pub fn last_event_at(&self) -> Option<Timestamp> {
+        self.clock
+    }
+
+    /// The window's sums at `at` (at or after the watermark): the totals
+    /// minus the days that left the window since the watermark.
+    fn sums_at(&self, start: Day) -> Sums {
+        let mut sums = self.totals;
+        if start > self.window_start {
+            for (_, b) in self.days.range(..start) {
+                sums.sub(&b.sums);
+            }
+        }
+        sums
+    }
+
+    /// Net order amount in the window at `at`, exact, in minor units.
+    pub fn order_amount(&self, at: Timestamp, rules: &FoldRules) -> i128 {
+        self.sums_at(rules.window_start(self.eval_instant(at)))
+            .amount
+    }
+
+    /// Net margin of the orders with a known cost in the window at `at`,
+    /// exact, in minor units.
+    pub fn margin(&self, at: Timestamp, rules: &FoldRules) -> i128 {
+        let s = self.sums_at(rules.window_start(self.eval_instant(at)));
+        s.costed_amount - s.cost
+    }
+
+    /// Indicators are evaluated no earlier than the watermark.
+    fn eval_instant(&self, at: Timestamp) -> Timestamp {
+        self.clock.map_or(at, |c| at.max(c))
+    }
+
+    /// The latest order that still counts at `at`, in or before the window.
+    fn last_order(&self) -> Option<Timestamp> {
+        let in_window = self.days.values().rev().find_map(|b| b.last_order_at);
+        in_window.or(self.last_order_before_window)
+    }
+
+    /// Compute every indicator at instant `at` (taken as the watermark when
+    /// earlier).
+    pub fn indicators(&self, at: Timestamp, rules: &FoldRules) -> Indicators {
+        let at = self.eval_instant(at);
+        let cal = &rules.calendar;
+        let today = cal.day(at);
+        let start = rules.window.start(today);
+        let sums = self.sums_at(start);
+
+        // Payment behaviour: settlements in the window, plus open invoices
+        // past their due day, counted with the days so far.
+        let mut due = sums.settled;
+        let on_time = sums.settled_on_time;
+        let mut late_sum = sums.days_late;
+        let mut late_max: i64 = if start > self.window_start {
+            self.days
+                .range(start..)
+                .flat_map(|(_, b)| b.late.iter())
+                .copied()
+                .max()
+                .map_or(0, i64::from)
+        } else {
+            self.late.keys().next_back().copied().map_or(0, i64::from)
+        };
+        let mut overdue: i128 = 0;
+        for (due_day, key) in self.unsettled.range(..(today, 0)) {
+            let Some(inv) = self.invoices.get(key) else {
+                continue;
+            };
+            let days = i64::from(today.since(*due_day));
+            due += 1;
+            late_sum += days;
+            late_max = late_max.max(days);
+            overdue += inv.unpaid_base();
+        }
+        let credit_known = due > 0;
+
+        let amount = sums.amount as f64;
+        let orders = sums.orders.max(0);
+        let first = match (self.first_order_at, self.profile.customer_since) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let covered_days = first.map_or(0, |f| {
+            (today.since(cal.day(f)) + 1).clamp(1, rules.window.len_days() as i32)
+        });
+        let covered_months = (f64::from(covered_days) / 30.4375).max(1.0);
+        let mut by_severity = [0u32; 5];
+        let mut resolved = [0u32; 5];
+        for i in 0..5 {
+            by_severity[i] = u32::try_from(sums.complaints[i].max(0)).unwrap_or(u32::MAX);
+            resolved[i] = u32::try_from(sums.resolved[i].max(0)).unwrap_or(u32::MAX);
+        }
+        let count: u32 = by_severity.iter().sum();
+        let weighted: u32 = Severity::ALL
+            .iter()
+            .map(|s| by_severity[s.index()] * s.weight())
+            .sum();
+        let this_month = today.month();
+        let month_amount = |m: Month| self.months.get(&m).copied().unwrap_or(0);
+        let quarter = |from: i32| {
+            (from..from + 3)
+                .map(|k| month_amount(this_month.minus(k)))
+                .sum::<i128>()
+        };
+        let (recent, prior) = (quarter(1), quarter(4));
+        let growth =
+            (prior > 0).then(|| ((recent - prior) as f64 / prior as f64).clamp(-1.0, 10.0));
+        let first_month = self.first_order_at.map(|f| cal.month(f));
+        let mut streak = 0u32;
+        let max_streak = rules.window.len_months();
+        while streak < max_streak {
+            let later = this_month.minus(1 + streak as i32);
+            let earlier = later.minus(1);
+            if first_month.is_none_or(|f| earlier < f)
+                || month_amount(later) <= month_amount(earlier)
+            {
+                break;
+            }
+            streak += 1;
+        }
+        let annual = 12.0 / f64::from(rules.window.len_months());
+        Indicators {
+            order_amount_12m: amount,
+            order_count_12m: orders as f64,
+            avg_order_value_12m: if orders > 0 {
+                amount / orders as f64
+            } else {
+                0.0
+            },
+            orders_per_month_12m: orders as f64 / covered_months,
+            margin_12m: (orders == 0 || sums.costed_amount > 0)
+                .then(|| (sums.costed_amount - sums.cost) as f64),
+            margin_rate_12m: (sums.costed_amount > 0)
+                .then(|| (sums.costed_amount - sums.cost) as f64 / sums.costed_amount as f64),
+            on_time_payment_ratio: credit_known.then(|| on_time as f64 / due as f64),
+            avg_days_late: credit_known.then(|| late_sum as f64 / due as f64),
+            max_days_late: credit_known.then_some(late_max as f64),
+            overdue_amount: overdue as f64,
+            open_complaints: f64::from(self.open_complaints),
+            complaints_12m: f64::from(count),
+            complaints_weighted_12m: f64::from(weighted),
+            days_since_last_order: self
+                .last_order()
+                .map(|t| f64::from(today.since(cal.day(t)).max(0))),
+            tenure_days: first.map_or(0.0, |f| f64::from(today.since(cal.day(f)).max(0))),
+            share_of_wallet: self
+                .profile
+                .purchase_potential
+                .filter(|p| p.0 > 0)
+                .map(|p| amount * annual / p.0 as f64),
+            growth_3m: growth,
+            growth_streak_months: f64::from(streak),
+            complaints_by_severity_12m: by_severity,
+            resolved_by_severity_12m: resolved,
+        }
+    }
+}
