@@ -25,9 +25,14 @@
 //! *stale*: it could never count again at any later instant, so it changes
 //! nothing ([`Applied::Stale`]). Exceptions, because they are true of the
 //! customer whatever their date: a payment, a credit note or a complaint
-//! resolution that closes a record still open; a profile update; and the
-//! first order ever and the last order ever (tenure and recency are true
-//! durations, not window figures).
+//! resolution that closes a record still open, and a profile update.
+//!
+//! Tenure and recency are true durations, not window figures: the first
+//! order ever applied and the last order that still counts are kept when
+//! their days leave the window. A backfill of several years published in
+//! time order therefore keeps its full tenure; history published newest
+//! first cannot (its old part is stale on arrival), which is what the
+//! profile's `customer_since` is for.
 //!
 //! Unpaid invoices and open complaints stay until closed, whatever their
 //! age: debt and grievances do not expire.
@@ -206,6 +211,9 @@ struct InvoiceRec {
     paid: i128,
     /// Payments seen before the issue: (as paid, base value).
     early_payments: Vec<(Amount, i64)>,
+    /// Hashes of the payment events applied: an open invoice outlives the
+    /// window's dedupe set, and a resent payment must not count twice.
+    payments: Vec<u64>,
     last_paid_at: Option<Timestamp>,
     /// A credit note arrived before the issue.
     void_pending: bool,
@@ -222,6 +230,7 @@ impl InvoiceRec {
             base: 0,
             paid: 0,
             early_payments: Vec::new(),
+            payments: Vec::new(),
             last_paid_at: None,
             void_pending: false,
         }
@@ -394,14 +403,8 @@ impl CustomerProjection {
                 amount,
                 cost,
             } => {
-                self.first_order_at = Some(self.first_order_at.map_or(at, |f| f.min(at)));
                 if in_window {
                     self.order_placed(stable_hash(order_id), day, at, *amount, *cost);
-                } else {
-                    // Too old to count in the window, but a true last order
-                    // when nothing later counts.
-                    self.last_order_before_window =
-                        Some(self.last_order_before_window.map_or(at, |l| l.max(at)));
                 }
                 in_window
             }
@@ -453,15 +456,17 @@ impl CustomerProjection {
                 invoice_id,
                 amount,
                 paid,
-            } => self.payment_received(
-                stable_hash(invoice_id),
-                day,
-                at,
-                *paid,
-                *amount,
-                in_window,
-                rules,
-            ),
+            } => {
+                let key = stable_hash(invoice_id);
+                if self
+                    .invoices
+                    .get(&key)
+                    .is_some_and(|i| i.payments.contains(&id))
+                {
+                    return Applied::Duplicate;
+                }
+                self.payment_received(key, id, day, at, *paid, *amount, in_window, rules)
+            }
             EventKind::ComplaintOpened {
                 complaint_id,
                 severity,
@@ -556,6 +561,7 @@ impl CustomerProjection {
             *self.months.entry(day.month()).or_default() += delta.amount;
         }
         if after.orders > 0 {
+            self.first_order_at = Some(self.first_order_at.map_or(at, |f| f.min(at)));
             let b = self.bucket(day);
             b.last_order_at = Some(b.last_order_at.map_or(at, |l| l.max(at)));
         } else if before.orders > 0 {
@@ -722,6 +728,7 @@ impl CustomerProjection {
     fn payment_received(
         &mut self,
         key: u64,
+        event: u64,
         day: Day,
         at: Timestamp,
         paid: Amount,
@@ -742,6 +749,7 @@ impl CustomerProjection {
             InvoiceState::Unissued => rec.early_payments.push((paid, base.0)),
             InvoiceState::Open => rec.credit(paid, base.0),
         }
+        rec.payments.push(event);
         rec.last_paid_at = Some(rec.last_paid_at.map_or(at, |t| t.max(at)));
         self.settle_if_paid(key, rules);
         true
