@@ -1,0 +1,568 @@
+//! "Semantics a manager can trust" (DOMAIN.md), one given/when/then
+//! example per rule, written as the rule reads.
+//!
+//! Each test drives one customer through [`Customer`], a small scenario
+//! helper over the real per-customer step (`CustomerState::process`), and
+//! reads the figures a manager would see.
+
+use tier_core::policy::Policy;
+use tier_core::projection::FoldRules;
+use tier_core::state::{Cause, CustomerState};
+use tier_core::time::date;
+use tier_core::{
+    Amount, BusinessCalendar, Currency, Event, EventKind, Indicators, Money, ProfileField,
+    ProfileUpdate, Severity, Timestamp,
+};
+
+const HOUR: i64 = 3_600_000;
+
+/// A policy like the default one, with the window, zone and hysteresis a
+/// test needs.
+fn policy(window_months: u32, time_zone: &str, min_days_in_tier: u32) -> Policy {
+    let text: String = tier_core::policy::DEFAULT_POLICY_TOML
+        .lines()
+        .filter(|l| !l.starts_with("time_zone"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let text = text
+        .replace(
+            "window_months = 12",
+            &format!("window_months = {window_months}\ntime_zone = \"{time_zone}\""),
+        )
+        .replace(
+            "min_days_in_tier = 30",
+            &format!("min_days_in_tier = {min_days_in_tier}"),
+        );
+    Policy::from_toml_str(&text).expect("test policy is valid")
+}
+
+fn cny(minor: i64) -> Amount {
+    Amount::new(minor, Currency(*b"CNY"))
+}
+
+fn usd(minor: i64) -> Amount {
+    Amount::new(minor, Currency(*b"USD"))
+}
+
+/// One customer, its events and the policy that grades it.
+struct Customer {
+    policy: Policy,
+    state: CustomerState,
+    next_id: usize,
+}
+
+impl Customer {
+    fn given(policy: Policy) -> Self {
+        Self {
+            policy,
+            state: CustomerState::default(),
+            next_id: 0,
+        }
+    }
+
+    fn event(&mut self, at: Timestamp, kind: EventKind) -> &mut Self {
+        self.next_id += 1;
+        let e = Event {
+            event_id: format!("e{}", self.next_id),
+            customer_id: "c".into(),
+            occurred_at: at,
+            source: String::new(),
+            kind,
+        };
+        self.state.process("c", &e, &self.policy);
+        self
+    }
+
+    fn orders(&mut self, at: Timestamp, id: &str, amount: i64, cost: Option<i64>) -> &mut Self {
+        self.event(
+            at,
+            EventKind::OrderPlaced {
+                order_id: id.into(),
+                amount: Money(amount),
+                cost: cost.map(Money),
+            },
+        )
+    }
+
+    fn cancels(&mut self, at: Timestamp, id: &str) -> &mut Self {
+        self.event(at, EventKind::OrderCancelled { order_id: id.into() })
+    }
+
+    fn returns(&mut self, at: Timestamp, id: &str, amount: i64, cost: Option<i64>) -> &mut Self {
+        self.event(
+            at,
+            EventKind::OrderReturned {
+                order_id: id.into(),
+                amount: Money(amount),
+                cost: cost.map(Money),
+            },
+        )
+    }
+
+    fn is_invoiced(
+        &mut self,
+        at: Timestamp,
+        id: &str,
+        order: &str,
+        billed: Amount,
+        base: i64,
+        due: Timestamp,
+    ) -> &mut Self {
+        self.event(
+            at,
+            EventKind::InvoiceIssued {
+                invoice_id: id.into(),
+                order_id: order.into(),
+                amount: Money(base),
+                billed,
+                due_at: due,
+            },
+        )
+    }
+
+    fn pays(&mut self, at: Timestamp, invoice: &str, paid: Amount, base: i64) -> &mut Self {
+        self.event(
+            at,
+            EventKind::PaymentReceived {
+                invoice_id: invoice.into(),
+                amount: Money(base),
+                paid,
+            },
+        )
+    }
+
+    fn profile(&mut self, at: Timestamp, update: ProfileUpdate) -> &mut Self {
+        self.event(at, EventKind::ProfileUpdated(update))
+    }
+
+    /// The figures behind the held tier.
+    fn figures(&self) -> Indicators {
+        self.state.indicators(&self.policy)
+    }
+
+    /// The figures as of a later instant.
+    fn figures_at(&self, t: Timestamp) -> Indicators {
+        self.state.projection.indicators(t, self.policy.fold_rules())
+    }
+
+    fn tier(&self) -> &str {
+        self.state.assignment.as_ref().map_or("-", |a| a.tier.as_str())
+    }
+}
+
+/// A customer the default policy grades B: 1,500,000 CNY a year at 25%
+/// margin over 48 orders, paid on time.
+fn steady_b_customer(p: Policy, until: Timestamp) -> Customer {
+    let mut c = Customer::given(p);
+    let mut t = until.plus_days(-364);
+    let mut n = 0;
+    while t <= until {
+        n += 1;
+        let id = format!("o{n}");
+        c.orders(t, &id, 3_125_000, Some(2_343_750));
+        c.is_invoiced(t, &format!("i{n}"), &id, cny(3_125_000), 3_125_000, t.plus_days(30));
+        c.pays(t.plus_days(1), &format!("i{n}"), cny(3_125_000), 3_125_000);
+        t = t.plus_days(7);
+        if n % 13 == 0 {
+            t = t.plus_days(7); // 48 orders a year, not 52
+        }
+    }
+    c
+}
+
+// --- 1. History is judged in event time -------------------------------
+
+#[test]
+fn given_a_history_published_a_year_late_when_replayed_then_it_counts_as_of_when_it_happened() {
+    let p = policy(12, "UTC", 30);
+    let mut live = steady_b_customer(p.clone(), date(2025, 6, 30));
+    // The same history, processed much later (the core never reads a
+    // clock: the decision instant is the customer's own watermark).
+    let replay = steady_b_customer(p, date(2025, 6, 30));
+    assert_eq!(live.state.assignment, replay.state.assignment);
+    assert_eq!(live.state.decided_at, replay.state.decided_at);
+    assert_eq!(live.figures(), replay.figures());
+    assert_eq!(live.tier(), "B");
+    // Its `since` is an event time, in 2024/2025, not a processing time.
+    let since = live.state.assignment.as_ref().unwrap().since;
+    assert!(since < date(2025, 7, 1), "{since}");
+    // An old-but-valid late posting inside the window still counts.
+    let before = live.figures().order_amount_12m;
+    live.orders(date(2025, 1, 15), "late-posting", 1_000_000, Some(800_000));
+    assert_eq!(live.figures().order_amount_12m, before + 1_000_000.0);
+}
+
+#[test]
+fn given_a_backfill_of_several_years_in_time_order_then_tenure_counts_from_the_first_order() {
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    for year in 2020..=2026 {
+        c.orders(date(year, 3, 1), &format!("o{year}"), 100_000, Some(80_000));
+    }
+    let f = c.figures();
+    assert_eq!(f.tenure_days, (date(2026, 3, 1).day() - date(2020, 3, 1).day()) as f64);
+    assert_eq!(f.order_count_12m, 1.0);
+}
+
+// --- 2. Windows have a stable length ----------------------------------
+
+#[test]
+fn given_a_steady_weekly_buyer_then_figures_and_tier_hold_on_every_day_of_two_years() {
+    let p = policy(12, "Asia/Shanghai", 30);
+    let mut c = Customer::given(p.clone());
+    let first = date(2024, 1, 1).plus_days(0);
+    let mut next_order = first;
+    let mut n = 0;
+    let mut tiers = std::collections::BTreeSet::new();
+    for day in 0..(3 * 365) {
+        let today = first.plus_days(day).plus_days(0);
+        while next_order <= today {
+            n += 1;
+            c.orders(next_order, &format!("o{n}"), 4_000_000, Some(3_000_000));
+            next_order = next_order.plus_days(7);
+        }
+        if day < 365 {
+            continue;
+        }
+        // Every day of years two and three, as of noon.
+        let noon = Timestamp::from_millis(today.millis() + 12 * HOUR);
+        c.state.reevaluate("c", &p, noon, Cause::Time);
+        let f = c.figures();
+        assert!(
+            (52.0..=53.0).contains(&f.order_count_12m),
+            "day {day}: {} orders",
+            f.order_count_12m
+        );
+        assert!(
+            (f.orders_per_month_12m - 52.5 / 12.0).abs() <= 1.0 / 12.0 + 1e-9,
+            "day {day}: {}",
+            f.orders_per_month_12m
+        );
+        tiers.insert(c.tier().to_owned());
+    }
+    assert_eq!(tiers.len(), 1, "{tiers:?}");
+}
+
+#[test]
+fn given_a_new_customer_then_orders_per_month_divide_by_the_span_covered_and_only_orders_count() {
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    // A profile and a complaint months earlier do not start the span.
+    c.profile(date(2026, 1, 1), ProfileUpdate::default());
+    c.event(
+        date(2026, 2, 1),
+        EventKind::ComplaintOpened {
+            complaint_id: "k".into(),
+            severity: Severity::Low,
+            category: String::new(),
+        },
+    );
+    for (i, d) in [1, 8, 15, 22].into_iter().enumerate() {
+        c.orders(date(2026, 6, d), &format!("o{i}"), 1000, Some(500));
+    }
+    let f = c.figures_at(date(2026, 6, 30));
+    // Four orders in the first month of the relationship: 4 a month, not 4/12.
+    assert_eq!(f.orders_per_month_12m, 4.0);
+}
+
+// --- 3. Recency and tenure are true durations -------------------------
+
+#[test]
+fn given_a_customer_who_stops_buying_then_days_since_last_order_keep_growing_past_the_window() {
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.orders(date(2025, 1, 10), "o1", 1000, Some(500));
+    let f = c.figures_at(date(2026, 6, 1));
+    assert_eq!(f.order_count_12m, 0.0);
+    assert_eq!(
+        f.days_since_last_order,
+        Some((date(2026, 6, 1).day() - date(2025, 1, 10).day()) as f64)
+    );
+    // Tenure runs from the first order, not from a profile event.
+    c.profile(date(2025, 12, 1), ProfileUpdate::default());
+    assert_eq!(
+        c.figures_at(date(2026, 6, 1)).tenure_days,
+        (date(2026, 6, 1).day() - date(2025, 1, 10).day()) as f64
+    );
+    // ... unless the profile says the relationship is older.
+    c.profile(
+        date(2025, 12, 2),
+        ProfileUpdate {
+            customer_since: Some(date(2019, 1, 1)),
+            ..ProfileUpdate::default()
+        },
+    );
+    assert_eq!(
+        c.figures_at(date(2026, 6, 1)).tenure_days,
+        (date(2026, 6, 1).day() - date(2019, 1, 1).day()) as f64
+    );
+}
+
+// --- 4. Corrections undo what they corrected --------------------------
+
+#[test]
+fn given_a_huge_order_that_made_a_b_customer_a_when_it_is_cancelled_then_the_tier_is_b_again() {
+    // Hysteresis would hold A for 30 days against an organic drop.
+    let mut c = steady_b_customer(policy(12, "UTC", 30), date(2026, 6, 30));
+    assert_eq!(c.tier(), "B");
+    let since_b = c.state.assignment.as_ref().unwrap().since;
+    let before = c.figures();
+    c.orders(date(2026, 7, 1), "huge", 300_000_000, Some(200_000_000));
+    assert_eq!(c.tier(), "A");
+    c.cancels(date(2026, 7, 2), "huge");
+    assert_eq!(c.tier(), "B");
+    // Back to B with the since it had: the days in B keep counting.
+    assert_eq!(c.state.assignment.as_ref().unwrap().since, since_b);
+    let after = c.figures();
+    assert_eq!(after.order_amount_12m, before.order_amount_12m);
+    assert_eq!(after.order_count_12m, before.order_count_12m);
+    assert_eq!(after.margin_12m, before.margin_12m);
+}
+
+#[test]
+fn given_a_full_return_then_count_and_recency_are_taken_back_too() {
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.orders(date(2026, 3, 1), "o1", 1000, Some(600));
+    c.orders(date(2026, 5, 1), "o2", 5000, Some(3000));
+    c.returns(date(2026, 5, 10), "o2", 5000, None);
+    let f = c.figures_at(date(2026, 6, 1));
+    assert_eq!(f.order_count_12m, 1.0);
+    assert_eq!(f.order_amount_12m, 1000.0);
+    assert_eq!(f.margin_12m, Some(400.0));
+    assert_eq!(
+        f.days_since_last_order,
+        Some((date(2026, 6, 1).day() - date(2026, 3, 1).day()) as f64)
+    );
+}
+
+#[test]
+fn given_a_return_without_a_cost_then_the_cost_comes_pro_rata_from_the_order() {
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.orders(date(2026, 3, 1), "o1", 10_000, Some(6_000));
+    c.returns(date(2026, 3, 5), "o1", 2_500, None);
+    let f = c.figures();
+    assert_eq!(f.order_amount_12m, 7_500.0);
+    // Cost 6,000 - 6,000 * 2,500 / 10,000 = 4,500.
+    assert_eq!(f.margin_12m, Some(3_000.0));
+}
+
+#[test]
+fn given_a_cancelled_order_then_its_unpaid_invoice_is_void_and_a_credit_note_voids_an_invoice() {
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.orders(date(2026, 3, 1), "o1", 10_000, Some(6_000));
+    c.is_invoiced(date(2026, 3, 2), "i1", "o1", cny(10_000), 10_000, date(2026, 4, 1));
+    c.orders(date(2026, 3, 3), "o2", 20_000, Some(6_000));
+    c.is_invoiced(date(2026, 3, 4), "i2", "o2", cny(20_000), 20_000, date(2026, 4, 1));
+    let f = c.figures_at(date(2026, 5, 1));
+    assert_eq!(f.overdue_amount, 30_000.0);
+    c.cancels(date(2026, 5, 2), "o1");
+    c.event(
+        date(2026, 5, 3),
+        EventKind::InvoiceCancelled {
+            invoice_id: "i2".into(),
+        },
+    );
+    let f = c.figures_at(date(2026, 5, 10));
+    assert_eq!(f.overdue_amount, 0.0);
+    assert_eq!(f.on_time_payment_ratio, None, "nothing is owed any more");
+}
+
+// --- 5. Money is exact -------------------------------------------------
+
+#[test]
+fn given_a_usd_invoice_paid_in_three_instalments_then_it_settles_exactly() {
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    // 100.00 USD at 7.10 = 710.00 CNY; instalments of 33.33, 33.33, 33.34
+    // convert to 236.64 + 236.64 + 236.71 CNY, which is not 710.00.
+    c.is_invoiced(date(2026, 3, 1), "i1", "", usd(10_000), 71_000, date(2026, 4, 1));
+    c.pays(date(2026, 3, 10), "i1", usd(3_333), 23_664);
+    c.pays(date(2026, 3, 20), "i1", usd(3_333), 23_664);
+    // 33.34 USD still open: 710.00 CNY * 3,334 / 10,000, in whole fen.
+    assert_eq!(c.figures_at(date(2026, 4, 5)).overdue_amount, 23_671.0);
+    c.pays(date(2026, 3, 30), "i1", usd(3_334), 23_671);
+    let f = c.figures_at(date(2026, 4, 5));
+    assert_eq!(f.overdue_amount, 0.0);
+    assert_eq!(f.on_time_payment_ratio, Some(1.0));
+}
+
+#[test]
+fn given_an_overpayment_then_the_invoice_settles_and_the_excess_counts_nowhere() {
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.is_invoiced(date(2026, 3, 1), "i1", "", cny(1_000), 1_000, date(2026, 4, 1));
+    c.is_invoiced(date(2026, 3, 1), "i2", "", cny(1_000), 1_000, date(2026, 4, 1));
+    c.pays(date(2026, 3, 10), "i1", cny(1_500), 1_500);
+    let f = c.figures_at(date(2026, 4, 10));
+    // i1 is settled on time; the 500 extra does not pay i2.
+    assert_eq!(f.overdue_amount, 1_000.0);
+    assert_eq!(f.on_time_payment_ratio, Some(0.5));
+}
+
+#[test]
+fn given_an_order_without_a_cost_then_its_margin_is_unknown_never_100_percent() {
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.orders(date(2026, 3, 1), "o1", 10_000, None);
+    let f = c.figures();
+    assert_eq!(f.margin_12m, None);
+    assert_eq!(f.margin_rate_12m, None);
+    c.orders(date(2026, 3, 2), "o2", 10_000, Some(7_500));
+    let f = c.figures();
+    // Only the order with a known cost tells the margin.
+    assert_eq!(f.margin_12m, Some(2_500.0));
+    assert_eq!(f.margin_rate_12m, Some(0.25));
+    assert_eq!(f.order_amount_12m, 20_000.0);
+}
+
+#[test]
+fn given_ten_thousand_orders_at_the_event_limit_then_sums_are_exact() {
+    let limit = tier_core::event::MAX_AMOUNT_MINOR;
+    let rules = FoldRules::utc(12);
+    let mut p = tier_core::projection::CustomerProjection::new();
+    for i in 0..10_000 {
+        let e = Event {
+            event_id: format!("e{i}"),
+            customer_id: "c".into(),
+            occurred_at: Timestamp::from_millis(date(2026, 1, 1).millis() + i * 1000),
+            source: String::new(),
+            kind: EventKind::OrderPlaced {
+                order_id: format!("o{i}"),
+                amount: Money(limit),
+                cost: Some(Money(limit - 1)),
+            },
+        };
+        p.apply(&e, &rules);
+    }
+    let t = date(2026, 2, 1);
+    // 10^19 does not fit an i64; the sums are exact.
+    assert_eq!(p.order_amount(t, &rules), 10_000 * i128::from(limit));
+    assert_eq!(p.margin(t, &rules), 10_000);
+}
+
+// --- 6. Days are business days ------------------------------------------
+
+#[test]
+fn given_a_shanghai_business_when_paid_during_the_local_due_date_then_it_is_on_time() {
+    let sh = BusinessCalendar::from_iana("Asia/Shanghai").unwrap();
+    let due = sh.day_start(sh.day(date(2026, 3, 10).plus_days(0))); // 00:00 CST on 10 March
+    // 09:00 CST on 10 March is still 9 March in UTC.
+    let paid = Timestamp::from_millis(due.millis() + 9 * HOUR);
+    for (zone, on_time) in [("Asia/Shanghai", Some(1.0)), ("UTC", Some(0.0))] {
+        let mut c = Customer::given(policy(12, zone, 30));
+        c.is_invoiced(date(2026, 2, 1), "i1", "", cny(100), 100, due);
+        c.pays(paid, "i1", cny(100), 100);
+        assert_eq!(c.figures().on_time_payment_ratio, on_time, "{zone}");
+    }
+}
+
+#[test]
+fn given_an_order_late_on_the_last_utc_day_of_a_month_then_shanghai_counts_it_in_the_next_month() {
+    let mut c = Customer::given(policy(12, "Asia/Shanghai", 30));
+    // Three months of 100 then three of 200, each order placed at 20:00 UTC
+    // on the last day of the month before (04:00 the next day in Shanghai).
+    let months = [(2026, 1), (2026, 2), (2026, 3), (2026, 4), (2026, 5), (2026, 6)];
+    for (i, (y, m)) in months.into_iter().enumerate() {
+        let at = Timestamp::from_millis(date(y, m, 1).millis() - 4 * HOUR);
+        let amount = if i < 3 { 100 } else { 200 };
+        c.orders(at, &format!("o{i}"), amount, Some(50));
+    }
+    let f = c.figures_at(date(2026, 7, 15));
+    assert_eq!(f.growth_3m, Some(1.0));
+}
+
+// --- 7. Lateness sticks ------------------------------------------------
+
+#[test]
+fn given_an_old_debt_paid_400_days_late_then_it_counts_as_late_not_as_perfect_credit() {
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.is_invoiced(date(2025, 1, 1), "old", "", cny(50_000), 50_000, date(2025, 1, 31));
+    c.orders(date(2026, 2, 1), "o1", 1_000, Some(500));
+    let paid = date(2025, 1, 31).plus_days(400);
+    c.pays(paid, "old", cny(50_000), 50_000);
+    let f = c.figures();
+    assert_eq!(f.on_time_payment_ratio, Some(0.0));
+    assert_eq!(f.avg_days_late, Some(400.0));
+    assert_eq!(f.overdue_amount, 0.0);
+}
+
+#[test]
+fn given_an_open_complaint_older_than_the_window_when_resolved_then_it_closes() {
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.event(
+        date(2025, 1, 1),
+        EventKind::ComplaintOpened {
+            complaint_id: "k1".into(),
+            severity: Severity::High,
+            category: String::new(),
+        },
+    );
+    c.orders(date(2026, 3, 1), "o1", 1_000, Some(500));
+    assert_eq!(c.figures().open_complaints, 1.0);
+    c.event(
+        date(2026, 3, 2),
+        EventKind::ComplaintResolved {
+            complaint_id: "k1".into(),
+        },
+    );
+    assert_eq!(c.figures().open_complaints, 0.0);
+}
+
+// --- 9. Profiles and potential -------------------------------------------
+
+#[test]
+fn given_a_purchase_potential_when_an_account_manager_is_edited_then_the_potential_stays() {
+    let mut c = Customer::given(policy(6, "UTC", 30));
+    c.profile(
+        date(2026, 1, 1),
+        ProfileUpdate {
+            name: Some("ACME".into()),
+            purchase_potential: Some(Money(4_000_000)),
+            ..ProfileUpdate::default()
+        },
+    );
+    c.profile(
+        date(2026, 2, 1),
+        ProfileUpdate {
+            account_manager: Some("li.wei".into()),
+            ..ProfileUpdate::default()
+        },
+    );
+    c.orders(date(2026, 3, 1), "o1", 1_000_000, Some(500_000));
+    let profile = c.state.projection.profile().unwrap().clone();
+    assert_eq!(profile.purchase_potential, Some(Money(4_000_000)));
+    assert_eq!(profile.name, "ACME");
+    // Six months of 1,000,000 is 2,000,000 a year: half the potential.
+    assert_eq!(c.figures().share_of_wallet, Some(0.5));
+    c.profile(
+        date(2026, 3, 2),
+        ProfileUpdate {
+            cleared: vec![ProfileField::PurchasePotential],
+            ..ProfileUpdate::default()
+        },
+    );
+    assert_eq!(c.figures().share_of_wallet, None);
+    assert_eq!(c.state.projection.profile().unwrap().account_manager, "li.wei");
+}
+
+// --- 10. Growth and evidence ----------------------------------------------
+
+#[test]
+fn given_no_prior_quarter_then_growth_is_unknown_and_three_growing_months_make_a_streak() {
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    for (m, amount) in [(4, 100), (5, 200), (6, 300)] {
+        c.orders(date(2026, m, 10), &format!("o{m}"), amount, Some(50));
+    }
+    let f = c.figures_at(date(2026, 7, 2));
+    assert_eq!(f.growth_3m, None, "no prior quarter to grow from");
+    assert_eq!(f.growth_streak_months, 2.0);
+    c.orders(date(2026, 7, 10), "o7", 400, Some(50));
+    let f = c.figures_at(date(2026, 8, 2));
+    assert_eq!(f.growth_streak_months, 3.0);
+    assert_eq!(f.growth_3m, Some((900.0 - 100.0) / 100.0));
+}
+
+#[test]
+fn given_no_invoice_has_fallen_due_then_credit_is_unknown_not_perfect() {
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.orders(date(2026, 3, 1), "o1", 1_000, Some(500));
+    c.is_invoiced(date(2026, 3, 1), "i1", "o1", cny(1_000), 1_000, date(2026, 4, 1));
+    let f = c.figures();
+    assert_eq!(f.on_time_payment_ratio, None);
+    assert_eq!(f.avg_days_late, None);
+    assert_eq!(f.max_days_late, None);
+}
