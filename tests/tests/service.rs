@@ -96,7 +96,7 @@ async fn every_format_in_every_rpc_out() {
     assert!(big.known);
     assert_eq!(big.priority, 1);
     assert!(big.score >= 80.0, "{}", big.score);
-    assert_eq!(big.policy_version, "default-2026.11");
+    assert_eq!(big.policy_version, "default-2026.12");
     assert_eq!(big.entitlements.as_ref().unwrap().complaint_sla_hours, 72);
     let small = wait_for("small customer", T, || tier_of(&sb, "small")).await;
     assert_eq!(small.tier, "D");

@@ -20,7 +20,7 @@ fn fold_all(events: &[Event], policy: &Policy, states: &mut CustomerMap<Customer
             None => states.entry(e.customer_id.clone()).or_default(),
         };
         if state
-            .process(&e.customer_id, e, policy, e.occurred_at)
+            .process(&e.customer_id, e, policy)
             .change
             .is_some()
         {

@@ -24,11 +24,10 @@ fn main() {
     let mut states: HashMap<String, CustomerState> = HashMap::new();
     let mut changes = 0usize;
     for e in &events {
-        // Replay as if live: processing time follows the events.
-        let now = e.occurred_at;
+        // Decisions follow each customer's own event time.
         let state = states.entry(e.customer_id.clone()).or_default();
         if state
-            .process(&e.customer_id, e, &policy, now)
+            .process(&e.customer_id, e, &policy)
             .change
             .is_some()
         {
@@ -55,15 +54,15 @@ fn main() {
     );
 
     // Distribution with revenue and margin share (the Pareto check).
-    let mut by_tier: BTreeMap<usize, (usize, i64, i64)> = BTreeMap::new();
-    let (mut revenue, mut margin) = (0i64, 0i64);
+    let mut by_tier: BTreeMap<usize, (usize, i128, i128)> = BTreeMap::new();
+    let (mut revenue, mut margin) = (0i128, 0i128);
     for s in states.values() {
         let Some(a) = &s.assignment else { continue };
         let idx = policy
             .tier_index(&a.tier)
             .unwrap_or(policy.tiers().len() - 1);
-        let r = s.projection.order_amount(end, policy.window_months());
-        let m = s.projection.margin(end, policy.window_months());
+        let r = s.projection.order_amount(end, policy.fold_rules());
+        let m = s.projection.margin(end, policy.fold_rules());
         let e = by_tier.entry(idx).or_default();
         e.0 += 1;
         e.1 += r;
@@ -86,11 +85,11 @@ fn main() {
     // Explain the biggest customer.
     let Some((id, state)) = states
         .iter()
-        .max_by_key(|(_, s)| s.projection.order_amount(end, policy.window_months()))
+        .max_by_key(|(_, s)| s.projection.order_amount(end, policy.fold_rules()))
     else {
         return;
     };
-    let ind = state.indicators(&policy, end);
+    let ind = state.indicators(&policy);
     let tier = state
         .assignment
         .as_ref()
@@ -107,9 +106,9 @@ fn main() {
     );
     for i in &ex.indicators {
         println!(
-            "{:<24} {:>16.2} {:>8.1} {:>7.1}% {:>13.2}",
+            "{:<24} {:>16} {:>8.1} {:>7.1}% {:>13.2}",
             i.name.as_str(),
-            i.value,
+            i.value.map_or_else(|| "unknown".to_owned(), |v| format!("{v:.2}")),
             i.points,
             i.weight,
             i.contribution

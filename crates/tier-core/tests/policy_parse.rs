@@ -28,9 +28,11 @@ const RETAIL: &str = include_str!("../../../deploy/policy/retail-rules.toml");
 #[test]
 fn the_shipped_policies_load() {
     let default = Policy::from_toml_str(DEFAULT).unwrap();
-    assert_eq!(default.version(), "default-2026.11");
+    assert_eq!(default.version(), "default-2026.12");
     assert_eq!(default.method_kind(), "weighted_score");
     assert_eq!(default.version(), Policy::default_policy().version());
+    // Business days are Shanghai days.
+    assert_eq!(default.calendar().name(), "Asia/Shanghai");
 
     let retail = Policy::from_toml_str(RETAIL).unwrap();
     assert_eq!(retail.version(), "retail-rules-2026.11");
@@ -41,6 +43,7 @@ fn the_shipped_policies_load() {
     assert_eq!(retail.lowest_tier().name, "regular");
     assert_eq!(retail.hysteresis().min_days_in_tier, 30);
     assert_eq!(retail.hysteresis().downgrade_margin, 0.0);
+    assert_eq!(retail.calendar().name(), "Asia/Shanghai");
 }
 
 #[test]
@@ -166,6 +169,12 @@ const INVALID: &[(&str, usize, &str, &str)] = &[
         63,
         "tiers[0].min_score",
         "outside 0..=100",
+    ),
+    (
+        "min_score_too_precise.toml",
+        72,
+        "tiers[1].min_score",
+        "min_score 59.995 of tier \"B\" has more than 2 decimals",
     ),
     (
         "unknown_indicator.toml",
@@ -367,6 +376,24 @@ fn more_semantic_checks_name_line_and_field() {
         (Some(42), "method.dimensions[1].parts[1].missing_points")
     );
 
+    let e = reject_weighted(|s| s.replace("resolved_factor = 0.5", "resolved_factor = 1.5"));
+    assert_eq!(
+        (e.line, e.field.as_str()),
+        (Some(61), "method.complaint_penalty.resolved_factor")
+    );
+    assert!(
+        e.message
+            .contains("resolved_factor must be within 0.0..=1.0"),
+        "{e}"
+    );
+    let e = reject_weighted(|s| s.replace("resolved_factor = 0.5", "resolved_factor = -0.1"));
+    assert_eq!(e.field, "method.complaint_penalty.resolved_factor");
+    let e = reject_weighted(|s| s.replace("resolved_factor = 0.5", "resolved_factor = \"half\""));
+    assert_eq!(
+        (e.line, e.field.as_str()),
+        (Some(61), "method.complaint_penalty.resolved_factor")
+    );
+
     let e = reject_weighted(|s| s.replace("JPY = \"0.048\"", "CNY = \"1\""));
     assert_eq!((e.line, e.field.as_str()), (Some(8), "currency_rates.CNY"));
 
@@ -375,6 +402,13 @@ fn more_semantic_checks_name_line_and_field() {
         (e.line, e.field.as_str()),
         (Some(11), "hysteresis.downgrade_margin")
     );
+
+    let e = reject_weighted(|s| s.replace("downgrade_margin = 2.5", "downgrade_margin = 2.555"));
+    assert_eq!(
+        (e.line, e.field.as_str()),
+        (Some(11), "hysteresis.downgrade_margin")
+    );
+    assert!(e.message.contains("more than 2 decimals"), "{e}");
 
     let e = reject_weighted(|s| s.replace("min_days_in_tier = 14", "min_days_in_tier = 5000"));
     assert_eq!(
@@ -438,4 +472,32 @@ fn a_single_tier_policy_is_valid_for_both_methods() {
     assert!(e.message.contains("missing field `method`"), "{e}");
     let e = p.evaluate(&Default::default());
     assert_eq!((e.tier, e.score), (0, 0.0));
+}
+
+#[test]
+fn resolved_factor_defaults_to_full_points() {
+    // Given two policies that differ only in resolved_factor (absent = 1),
+    // a resolved high complaint costs 8 points under the first, 4 under
+    // the second (0.5), and an open one 8 under both.
+    let half = load("valid_weighted.toml").unwrap();
+    let full = Policy::from_toml_str(
+        &fixture("valid_weighted.toml").replace("resolved_factor = 0.5\n", ""),
+    )
+    .unwrap();
+    let mut ind = tier_core::Indicators::default();
+    ind.complaints_by_severity_12m[tier_core::Severity::High.index()] = 1;
+    let open = |p: &Policy| p.explain(&ind, 0).penalty;
+    assert_eq!((open(&full), open(&half)), (8.0, 8.0));
+    ind.resolved_by_severity_12m[tier_core::Severity::High.index()] = 1;
+    let resolved = |p: &Policy| p.explain(&ind, 0).penalty;
+    assert_eq!((resolved(&full), resolved(&half)), (8.0, 4.0));
+}
+
+#[test]
+fn band_edges_with_two_decimals_load_exactly() {
+    let p = load("valid_unknowns.toml").unwrap();
+    let bands: Vec<Option<f64>> = p.tiers().iter().map(|t| t.min_score).collect();
+    assert_eq!(bands, [Some(77.77), Some(55.5), Some(33.33), Some(0.0)]);
+    assert_eq!(p.hysteresis().downgrade_margin, 1.25);
+    assert_eq!(p.calendar().name(), "Asia/Shanghai");
 }

@@ -1,43 +1,78 @@
-//! One property harness every scoring method must pass, run against both
-//! shipped policies and the valid fixtures: for any plausible indicators,
-//! the score is finite and within 0..=100, the tier is a configured one,
-//! `evaluate` agrees with `explain`, decisions stay within the configured
-//! tiers and apply upgrades at once, and raising an indicator that is
-//! "better higher" (or lowering one that is "better lower") never lowers
-//! the score or the tier.
+//! One property harness every scoring method must pass, run against every
+//! shipped policy (`deploy/policy/*.toml`) and every valid fixture: for any
+//! plausible indicators (some unknown), the score is a whole number of
+//! hundredths within 0..=100, the tier is a configured one and agrees with
+//! the score shown, `evaluate` agrees with `explain`, following the advice
+//! reaches the next tier, band edges are exact, decisions stay within the
+//! configured tiers and apply upgrades at once, and raising an indicator
+//! that is "better higher" (or lowering one that is "better lower") never
+//! lowers the score or the tier.
 //!
-//! The direction of each indicator is read from the policy text itself
-//! (parts' `higher_is_better`, rules' operators), independently of the
-//! implementation under test.
+//! What each policy scores (directions, curve knots) is read from the
+//! policy text itself (parts' `higher_is_better` and `curve`, rules'
+//! operators), independently of the implementation under test.
 
 // Test helpers may panic: a failed lookup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::LazyLock;
 
 use proptest::prelude::*;
-use tier_core::policy::{Policy, TierAssignment};
+use tier_core::indicators::Unit;
+use tier_core::policy::{Evaluation, Policy, TierAssignment};
 use tier_core::time::date;
 use tier_core::{IndicatorName, Indicators, Severity, Timestamp};
 
 struct Case {
-    name: &'static str,
+    name: String,
     policy: Policy,
-    /// `(indicator, higher_is_better)` for every indicator the policy uses.
+    /// `(indicator, higher_is_better)` for every indicator the policy uses
+    /// in one direction only.
     directions: Vec<(IndicatorName, bool)>,
+    /// Weighted policies: every scored indicator, its direction and the
+    /// range of its curves' knot values.
+    levers: Vec<Lever>,
 }
 
-fn directions_of(src: &str) -> Vec<(IndicatorName, bool)> {
-    let doc: toml::Table = src.parse().unwrap();
+#[derive(Clone, Copy, Debug)]
+struct Lever {
+    indicator: IndicatorName,
+    higher_is_better: bool,
+    first_x: f64,
+    last_x: f64,
+}
+
+impl Lever {
+    /// The value earning the most points.
+    fn best(self) -> f64 {
+        if self.higher_is_better {
+            self.last_x
+        } else {
+            self.first_x
+        }
+    }
+}
+
+fn indicator(v: &toml::Value) -> IndicatorName {
+    IndicatorName::parse(v.as_str().unwrap()).unwrap()
+}
+
+fn number(v: &toml::Value) -> f64 {
+    v.as_float()
+        .or_else(|| v.as_integer().map(|i| i as f64))
+        .unwrap()
+}
+
+fn directions_of(doc: &toml::Table) -> Vec<(IndicatorName, bool)> {
     let method = doc["method"].as_table().unwrap();
     let mut out = Vec::new();
-    let parse = |v: &toml::Value| IndicatorName::parse(v.as_str().unwrap()).unwrap();
     if let Some(dims) = method.get("dimensions").and_then(toml::Value::as_array) {
         for dim in dims {
             for part in dim["parts"].as_array().unwrap() {
                 let higher = part["higher_is_better"].as_bool().unwrap();
-                out.push((parse(&part["indicator"]), higher));
+                out.push((indicator(&part["indicator"]), higher));
             }
         }
     }
@@ -45,8 +80,8 @@ fn directions_of(src: &str) -> Vec<(IndicatorName, bool)> {
         for rule in rules {
             for c in rule["all"].as_array().unwrap() {
                 match c["op"].as_str().unwrap() {
-                    ">" | ">=" => out.push((parse(&c["indicator"]), true)),
-                    "<" | "<=" => out.push((parse(&c["indicator"]), false)),
+                    ">" | ">=" => out.push((indicator(&c["indicator"]), true)),
+                    "<" | "<=" => out.push((indicator(&c["indicator"]), false)),
                     _ => {}
                 }
             }
@@ -54,117 +89,167 @@ fn directions_of(src: &str) -> Vec<(IndicatorName, bool)> {
     }
     out.sort();
     out.dedup();
+    // A range (both directions on one indicator) is not monotone.
+    let both: Vec<IndicatorName> = out
+        .windows(2)
+        .filter(|w| w[0].0 == w[1].0)
+        .map(|w| w[0].0)
+        .collect();
+    out.retain(|(name, _)| !both.contains(name));
     out
 }
 
-static CASES: LazyLock<Vec<Case>> = LazyLock::new(|| {
-    let fixture = |name: &str| {
-        std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures")
-                .join(name),
-        )
-        .unwrap()
+fn levers_of(doc: &toml::Table) -> Vec<Lever> {
+    let mut by_name: BTreeMap<IndicatorName, Lever> = BTreeMap::new();
+    let method = doc["method"].as_table().unwrap();
+    let Some(dims) = method.get("dimensions").and_then(toml::Value::as_array) else {
+        return Vec::new();
     };
-    let sources: [(&'static str, String); 5] = [
-        (
-            "default",
-            include_str!("../../../deploy/policy/default.toml").to_owned(),
-        ),
-        (
-            "retail-rules",
-            include_str!("../../../deploy/policy/retail-rules.toml").to_owned(),
-        ),
-        ("valid_weighted", fixture("valid_weighted.toml")),
-        ("valid_rules", fixture("valid_rules.toml")),
-        ("thresholds", fixture("thresholds.toml")),
-    ];
-    sources
+    for dim in dims {
+        for part in dim["parts"].as_array().unwrap() {
+            let name = indicator(&part["indicator"]);
+            let xs: Vec<f64> = part["curve"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| number(&k.as_array().unwrap()[0]))
+                .collect();
+            let (first, last) = (xs[0], xs[xs.len() - 1]);
+            let lever = by_name.entry(name).or_insert(Lever {
+                indicator: name,
+                higher_is_better: part["higher_is_better"].as_bool().unwrap(),
+                first_x: first,
+                last_x: last,
+            });
+            lever.first_x = lever.first_x.min(first);
+            lever.last_x = lever.last_x.max(last);
+        }
+    }
+    by_name.into_values().collect()
+}
+
+fn toml_files(dir: &Path, keep: impl Fn(&str) -> bool) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.ends_with(".toml") && keep(name))
+        .map(|name| {
+            let src = std::fs::read_to_string(dir.join(&name)).unwrap();
+            (name, src)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Every shipped policy and every valid fixture.
+static CASES: LazyLock<Vec<Case>> = LazyLock::new(|| {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shipped = toml_files(&root.join("../../deploy/policy"), |_| true);
+    assert!(shipped.len() >= 2, "shipped policies: {shipped:?}");
+    let fixtures = toml_files(&root.join("tests/fixtures"), |name| {
+        name.starts_with("valid_") || name == "thresholds.toml"
+    });
+    shipped
         .into_iter()
-        .map(|(name, src)| Case {
-            name,
-            policy: Policy::from_toml_str(&src).unwrap(),
-            directions: directions_of(&src),
+        .chain(fixtures)
+        .map(|(name, src)| {
+            let doc: toml::Table = src.parse().unwrap();
+            Case {
+                policy: Policy::from_toml_str(&src).unwrap_or_else(|e| panic!("{name}: {e}")),
+                directions: directions_of(&doc),
+                levers: levers_of(&doc),
+                name,
+            }
         })
         .collect()
 });
 
-fn set(ind: &mut Indicators, name: IndicatorName, v: f64) {
-    let field = match name {
-        IndicatorName::OrderAmount12m => &mut ind.order_amount_12m,
-        IndicatorName::OrderCount12m => &mut ind.order_count_12m,
-        IndicatorName::AvgOrderValue12m => &mut ind.avg_order_value_12m,
-        IndicatorName::OrdersPerMonth12m => &mut ind.orders_per_month_12m,
-        IndicatorName::Margin12m => &mut ind.margin_12m,
-        IndicatorName::MarginRate12m => &mut ind.margin_rate_12m,
-        IndicatorName::OnTimePaymentRatio => &mut ind.on_time_payment_ratio,
-        IndicatorName::AvgDaysLate => &mut ind.avg_days_late,
-        IndicatorName::MaxDaysLate => &mut ind.max_days_late,
-        IndicatorName::OverdueAmount => &mut ind.overdue_amount,
-        IndicatorName::OpenComplaints => &mut ind.open_complaints,
-        IndicatorName::Complaints12m => &mut ind.complaints_12m,
-        IndicatorName::ComplaintsWeighted12m => &mut ind.complaints_weighted_12m,
-        IndicatorName::DaysSinceLastOrder => &mut ind.days_since_last_order,
-        IndicatorName::TenureDays => &mut ind.tenure_days,
-        IndicatorName::ShareOfWallet => {
-            ind.share_of_wallet = Some(v);
-            return;
-        }
-        IndicatorName::Growth3m => &mut ind.growth_3m,
-    };
-    *field = v;
+/// Money in whole fen: often zero, up to 500 million CNY.
+fn money() -> impl Strategy<Value = f64> {
+    prop_oneof![1 => Just(0.0), 6 => (0.0..5e10f64).prop_map(f64::round)]
 }
 
-/// Money in fen: often zero, up to 500 million CNY.
-fn money() -> impl Strategy<Value = f64> {
-    prop_oneof![1 => Just(0.0), 6 => 0.0..5e10f64]
+fn days(max: u32) -> impl Strategy<Value = f64> {
+    (0..max).prop_map(f64::from)
 }
 
 prop_compose! {
     fn indicators()(
-        (amount, margin_rate, orders_per_month, active_months) in
-            (money(), -0.5..0.95f64, 0.0..40.0f64, 1.0..=12.0f64),
-        (on_time, avg_late, extra_late, overdue) in
-            (prop_oneof![1 => Just(1.0), 3 => 0.0..=1.0f64], 0.0..120.0f64, 0.0..200.0f64, money()),
-        (by_severity, open, days_since, tenure) in
-            (prop::array::uniform5(0u32..6), 0u32..8, 0.0..400.0f64, 0.0..4000.0f64),
-        (share_of_wallet, growth) in (prop::option::of(0.0..2.0f64), -1.0..=10.0f64),
+        (amount, margin_rate, orders_per_month, active_months) in (
+            money(),
+            prop::option::weighted(0.85, -0.5..0.95f64),
+            0.0..40.0f64,
+            1.0..=12.0f64,
+        ),
+        credit in prop::option::weighted(0.8, (
+            prop_oneof![1 => Just(1.0), 3 => 0.0..=1.0f64],
+            0.0..120.0f64,
+            days(200),
+        )),
+        (overdue, by_severity, resolved) in (
+            money(),
+            prop::array::uniform5(0u32..6),
+            prop::array::uniform5(0u32..6),
+        ),
+        (days_since, tenure) in (prop::option::weighted(0.9, days(800)), days(4000)),
+        (share_of_wallet, growth, streak) in (
+            prop::option::of(0.0..2.0f64),
+            prop::option::weighted(0.8, -1.0..=10.0f64),
+            0u32..13,
+        ),
     ) -> Indicators {
         let count = (orders_per_month * active_months).round();
         let complaints: u32 = by_severity.iter().sum();
         let weighted: u32 = Severity::ALL.iter().map(|s| by_severity[s.index()] * s.weight()).sum();
+        let resolved = std::array::from_fn(|i| resolved[i].min(by_severity[i]));
+        let open: u32 = (0..5).map(|i| by_severity[i] - resolved[i]).sum();
+        // A margin needs orders with a known cost.
+        let margin_rate = margin_rate.filter(|_| amount > 0.0);
         Indicators {
             order_amount_12m: amount,
             order_count_12m: count,
             avg_order_value_12m: if count > 0.0 { amount / count } else { 0.0 },
             orders_per_month_12m: orders_per_month,
-            margin_12m: amount * margin_rate,
-            margin_rate_12m: if amount > 0.0 { margin_rate } else { 0.0 },
-            on_time_payment_ratio: on_time,
-            avg_days_late: avg_late,
-            max_days_late: avg_late + extra_late,
+            margin_12m: margin_rate.map(|r| (amount * r).round()),
+            margin_rate_12m: margin_rate,
+            on_time_payment_ratio: credit.map(|c| c.0),
+            avg_days_late: credit.map(|c| c.1),
+            max_days_late: credit.map(|c| c.1.ceil() + c.2),
             overdue_amount: overdue,
-            open_complaints: f64::from(open.min(complaints)),
+            open_complaints: f64::from(open),
             complaints_12m: f64::from(complaints),
             complaints_weighted_12m: f64::from(weighted),
             days_since_last_order: days_since,
             tenure_days: tenure,
             share_of_wallet,
             growth_3m: growth,
+            growth_streak_months: f64::from(streak),
             complaints_by_severity_12m: by_severity,
+            resolved_by_severity_12m: resolved,
         }
     }
+}
+
+/// The tier whose band holds `score`, from the `min_score`s the policy
+/// reports (weighted policies only).
+fn band_of(p: &Policy, score: f64) -> Option<usize> {
+    let mins: Option<Vec<f64>> = p.tiers().iter().map(|t| t.min_score).collect();
+    let mins = mins?;
+    Some(
+        mins.iter()
+            .position(|m| score >= *m)
+            .unwrap_or(mins.len() - 1),
+    )
+}
+
+fn is_hundredths(score: f64) -> bool {
+    (score * 100.0).round() / 100.0 == score
 }
 
 fn check_evaluation(case: &Case, ind: &Indicators) -> Result<(), TestCaseError> {
     let p = &case.policy;
     let eval = p.evaluate(ind);
-    prop_assert!(
-        eval.score.is_finite(),
-        "{}: score {}",
-        case.name,
-        eval.score
-    );
     prop_assert!(
         (0.0..=100.0).contains(&eval.score),
         "{}: score {}",
@@ -172,32 +257,223 @@ fn check_evaluation(case: &Case, ind: &Indicators) -> Result<(), TestCaseError> 
         eval.score
     );
     prop_assert!(
+        is_hundredths(eval.score),
+        "{}: score {} is not a whole number of hundredths",
+        case.name,
+        eval.score
+    );
+    prop_assert_eq!(eval.score_centi() as f64 / 100.0, eval.score);
+    prop_assert!(
         eval.tier < p.tiers().len(),
         "{}: tier {}",
         case.name,
         eval.tier
     );
+    // The tier agrees with the score shown.
+    if let Some(band) = band_of(p, eval.score) {
+        prop_assert_eq!(eval.tier, band, "{}: score {}", &case.name, eval.score);
+    }
     // Evaluating is pure.
     prop_assert_eq!(p.evaluate(ind), eval);
 
     let e = p.explain(ind, eval.tier);
-    prop_assert_eq!(e.score, eval.score, "{}", case.name);
-    prop_assert_eq!(&e.tier, &p.tiers()[eval.tier].name, "{}", case.name);
+    prop_assert_eq!(e.score, eval.score, "{}", &case.name);
+    prop_assert_eq!(&e.tier, &p.tiers()[eval.tier].name, "{}", &case.name);
     prop_assert_eq!(e.next_tier.is_some(), eval.tier > 0);
     let sum: f64 = e.indicators.iter().map(|i| i.contribution).sum();
     let rebuilt = (sum - e.penalty).clamp(0.0, 100.0);
     prop_assert!(
-        (rebuilt - eval.score).abs() < 1e-9,
-        "{}: contributions {sum} - penalty {} != score {}",
+        (rebuilt - eval.score).abs() <= 0.005 + 1e-9,
+        "{}: contributions {sum} - penalty {} do not round to score {}",
         case.name,
         e.penalty,
         eval.score
     );
     for i in &e.indicators {
+        prop_assert_eq!(i.value, ind.get(i.name), "{}: {:?}", &case.name, i);
         prop_assert!((0.0..=100.0).contains(&i.points), "{}: {i:?}", case.name);
         prop_assert!((i.contribution - i.points * i.weight / 100.0).abs() < 1e-9);
     }
     Ok(())
+}
+
+/// On the unit's grid: whole minor units, orders, days, complaints and
+/// months; hundredths of orders a month; ten-thousandths of a ratio.
+fn on_grid(v: f64, unit: Unit) -> bool {
+    let per = match unit {
+        Unit::Ratio => 10_000.0,
+        Unit::OrdersPerMonth => 100.0,
+        _ => 1.0,
+    };
+    let scaled = v * per;
+    (scaled - scaled.round()).abs() <= 1e-6 * scaled.abs().max(1.0)
+}
+
+/// Every scored indicator at its best value.
+fn best_everything(case: &Case, ind: &Indicators) -> Indicators {
+    let mut best = *ind;
+    for l in &case.levers {
+        best.set(l.indicator, Some(l.best()));
+    }
+    best
+}
+
+/// Following the advice for tier `asked` reaches the tier above it.
+fn check_advice(case: &Case, ind: &Indicators, asked: usize) -> Result<(), TestCaseError> {
+    let p = &case.policy;
+    let eval = p.evaluate(ind);
+    let e = p.explain(ind, asked);
+    let Some(next) = asked.checked_sub(1) else {
+        prop_assert!(e.advice.is_empty(), "{}: advice at the top", case.name);
+        return Ok(());
+    };
+    if eval.tier <= next {
+        prop_assert!(
+            e.advice.is_empty(),
+            "{}: advice although {} is reached: {:?}",
+            case.name,
+            next,
+            e.advice
+        );
+        return Ok(());
+    }
+    let mut after = *ind;
+    for (k, a) in e.advice.iter().enumerate() {
+        prop_assert_eq!(a.unit, a.indicator.unit(), "{}: {:?}", &case.name, a);
+        prop_assert_eq!(a.current, ind.get(a.indicator), "{}: {:?}", &case.name, a);
+        prop_assert!(a.target.is_finite(), "{}: {a:?}", case.name);
+        prop_assert!(
+            Some(a.target) != a.current,
+            "{}: advice to keep {a:?}",
+            case.name
+        );
+        prop_assert!(
+            on_grid(a.target, a.unit),
+            "{}: {a:?} is not on the grid of its unit",
+            case.name
+        );
+        prop_assert!(
+            e.advice[..k].iter().all(|b| b.indicator != a.indicator),
+            "{}: {} advised twice",
+            case.name,
+            a.indicator
+        );
+        after.set(a.indicator, Some(a.target));
+    }
+    let reached = p.evaluate(&after);
+    if e.advice.is_empty() {
+        // Empty only when nothing can: not even every scored indicator at
+        // its best (rules: a next rule can always be met in these policies).
+        prop_assert!(
+            !case.levers.is_empty(),
+            "{}: no advice from {} to {next}: {}",
+            case.name,
+            eval.tier,
+            e.gap
+        );
+        let best = p.evaluate(&best_everything(case, ind));
+        prop_assert!(
+            best.tier > next,
+            "{}: no advice, but every indicator at its best reaches {:?}: {}",
+            case.name,
+            best,
+            e.gap
+        );
+    } else {
+        prop_assert!(
+            reached.tier <= next,
+            "{}: following {:?} from {:?} gives {:?}, not tier {next} ({})",
+            case.name,
+            e.advice,
+            eval,
+            reached,
+            e.gap
+        );
+    }
+    Ok(())
+}
+
+/// The indicators `ind` with `lever` bisected to the value where the shown
+/// score first reaches `m`: just below, and at the edge. `None` when the
+/// lever alone does not cross `m`.
+fn bisect_edge(
+    p: &Policy,
+    ind: &Indicators,
+    lever: Lever,
+    m: f64,
+) -> Option<(Indicators, Indicators)> {
+    // Bisect over `a`, the value in the lever's better direction.
+    let sign = if lever.higher_is_better { 1.0 } else { -1.0 };
+    let at = |a: f64| {
+        let mut t = *ind;
+        t.set(lever.indicator, Some(sign * a));
+        t
+    };
+    let score = |a: f64| p.evaluate(&at(a)).score;
+    let (mut lo, mut hi) = if lever.higher_is_better {
+        (lever.first_x - 1.0, lever.last_x + 1.0)
+    } else {
+        (-(lever.last_x + 1.0), -(lever.first_x - 1.0))
+    };
+    if score(lo) >= m || score(hi) < m {
+        return None;
+    }
+    for _ in 0..200 {
+        let mid = lo + (hi - lo) / 2.0;
+        if mid <= lo || mid >= hi {
+            break;
+        }
+        if score(mid) >= m {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    Some((at(lo), at(hi)))
+}
+
+/// Bisect one scored indicator to the value where the shown score first
+/// reaches each band's `min_score`: there the unrounded score is half a
+/// hundredth below it, so a banding on unrounded floats would fail.
+/// Returns how many edges landed exactly on `min_score`.
+fn check_band_edges(case: &Case, ind: &Indicators, pick: usize) -> Result<usize, TestCaseError> {
+    let p = &case.policy;
+    if case.levers.is_empty() {
+        return Ok(0);
+    }
+    let lever = case.levers[pick % case.levers.len()];
+    let mut exact = 0;
+    for (i, tier) in p.tiers().iter().enumerate() {
+        let m = tier.min_score.unwrap();
+        if m == 0.0 {
+            continue;
+        }
+        let Some((below, edge)) = bisect_edge(p, ind, lever, m) else {
+            continue;
+        };
+        let (below, edge) = (p.evaluate(&below), p.evaluate(&edge));
+        prop_assert!(
+            below.score < m && below.tier > i,
+            "{}: {below:?} below {m}",
+            case.name
+        );
+        prop_assert!(
+            edge.score >= m && edge.tier <= i,
+            "{}: {edge:?} at {m}",
+            case.name
+        );
+        if edge.score == m {
+            prop_assert_eq!(
+                edge.tier,
+                i,
+                "{}: score shown as {} is not in its band",
+                &case.name,
+                m
+            );
+            exact += 1;
+        }
+    }
+    Ok(exact)
 }
 
 fn check_monotone(case: &Case, ind: &Indicators, step: f64) -> Result<(), TestCaseError> {
@@ -214,7 +490,7 @@ fn check_monotone(case: &Case, ind: &Indicators, step: f64) -> Result<(), TestCa
             value - step * scale
         };
         let mut better = *ind;
-        set(&mut better, name, moved);
+        better.set(name, Some(moved));
         let after = p.evaluate(&better);
         prop_assert!(
             after.score >= before.score,
@@ -231,10 +507,23 @@ fn check_monotone(case: &Case, ind: &Indicators, step: f64) -> Result<(), TestCa
             after.tier
         );
     }
-    // One more complaint never helps.
+    // One more complaint never helps; resolving one never hurts.
     let mut worse = *ind;
     worse.complaints_by_severity_12m[Severity::High.index()] += 1;
     prop_assert!(p.evaluate(&worse).score <= before.score);
+    for s in Severity::ALL {
+        let i = s.index();
+        if ind.resolved_by_severity_12m[i] < ind.complaints_by_severity_12m[i] {
+            let mut resolved = *ind;
+            resolved.resolved_by_severity_12m[i] += 1;
+            let after = p.evaluate(&resolved);
+            prop_assert!(
+                after.score >= before.score,
+                "{}: resolving {s:?}",
+                case.name
+            );
+        }
+    }
     Ok(())
 }
 
@@ -278,6 +567,29 @@ fn check_decide(
             case.name
         );
     }
+    // The hysteresis floor is a band edge in hundredths too: a score shown
+    // as exactly `min_score - downgrade_margin` keeps the held tier.
+    if let Some(min) = p.tiers()[held].min_score
+        && held_days >= i64::from(p.hysteresis().min_days_in_tier)
+        && held + 1 < p.tiers().len()
+    {
+        let floor = min - p.hysteresis().downgrade_margin;
+        let floor = (floor * 100.0).round() / 100.0;
+        let lower = Evaluation {
+            score: floor,
+            tier: held + 1,
+        };
+        if floor < min {
+            prop_assert_eq!(p.decide(Some(&current), lower, now), held, "{}", &case.name);
+            let below = Evaluation {
+                score: floor - 0.01,
+                tier: held + 1,
+            };
+            if floor - 0.01 >= 0.0 {
+                prop_assert_eq!(p.decide(Some(&current), below, now), held + 1);
+            }
+        }
+    }
 
     // Persisted form round-trips.
     let json = serde_json::to_string(&current).unwrap();
@@ -319,13 +631,106 @@ fn check_reasons(
     Ok(())
 }
 
+#[test]
+fn every_shipped_policy_and_valid_fixture_is_a_case() {
+    let names: Vec<&str> = CASES.iter().map(|c| c.name.as_str()).collect();
+    for must in [
+        "default.toml",
+        "retail-rules.toml",
+        "thresholds.toml",
+        "valid_weighted.toml",
+        "valid_rules.toml",
+        "valid_unknowns.toml",
+    ] {
+        assert!(names.contains(&must), "{must} missing from {names:?}");
+    }
+}
+
+#[test]
+fn band_edges_are_exact_for_plain_customers() {
+    // Deterministic companion of the band edge property: from no history
+    // and from a middling customer, the weighted policies have edges whose
+    // shown score is exactly the band's min_score while the unrounded sum
+    // of the terms is below it; those are in the band.
+    let middling = Indicators {
+        order_amount_12m: 50_000_000.0,
+        order_count_12m: 24.0,
+        avg_order_value_12m: 50_000_000.0 / 24.0,
+        orders_per_month_12m: 2.0,
+        margin_12m: Some(10_000_000.0),
+        margin_rate_12m: Some(0.2),
+        on_time_payment_ratio: Some(0.9),
+        avg_days_late: Some(3.0),
+        max_days_late: Some(12.0),
+        days_since_last_order: Some(20.0),
+        tenure_days: 700.0,
+        share_of_wallet: Some(0.3),
+        growth_3m: Some(0.1),
+        growth_streak_months: 1.0,
+        ..Indicators::default()
+    };
+    let mut exact = 0;
+    let mut below_unrounded = 0;
+    for case in CASES.iter() {
+        let p = &case.policy;
+        for ind in [Indicators::default(), middling] {
+            for (pick, &lever) in case.levers.iter().enumerate() {
+                exact += check_band_edges(case, &ind, pick).unwrap();
+                for (i, m) in p.tiers().iter().filter_map(|t| t.min_score).enumerate() {
+                    let Some((_, edge)) = bisect_edge(p, &ind, lever, m) else {
+                        continue;
+                    };
+                    let eval = p.evaluate(&edge);
+                    let e = p.explain(&edge, eval.tier);
+                    let unrounded: f64 =
+                        e.indicators.iter().map(|t| t.contribution).sum::<f64>() - e.penalty;
+                    if eval.score == m && unrounded < m {
+                        below_unrounded += 1;
+                        assert_eq!(eval.tier, i, "{}: {m}", case.name);
+                    }
+                }
+            }
+        }
+    }
+    assert!(exact >= 10, "only {exact} exact edges");
+    assert!(
+        below_unrounded >= 10,
+        "only {below_unrounded} edges below unrounded"
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(3000))]
 
     #[test]
-    fn every_policy_scores_within_bounds_and_explains_what_it_evaluates(ind in indicators()) {
+    fn every_policy_scores_in_hundredths_within_bounds_and_explains_what_it_evaluates(
+        ind in indicators(),
+    ) {
         for case in CASES.iter() {
             check_evaluation(case, &ind)?;
+        }
+    }
+
+    #[test]
+    fn following_the_advice_reaches_the_next_tier(
+        ind in indicators(),
+        held_better_by in 0usize..4,
+    ) {
+        for case in CASES.iter() {
+            let tier = case.policy.evaluate(&ind).tier;
+            // The evaluated tier, and a better one hysteresis may hold.
+            check_advice(case, &ind, tier)?;
+            check_advice(case, &ind, tier.saturating_sub(held_better_by))?;
+        }
+    }
+
+    #[test]
+    fn a_score_shown_as_a_band_edge_is_in_that_band(
+        ind in indicators(),
+        pick in 0usize..32,
+    ) {
+        for case in CASES.iter() {
+            check_band_edges(case, &ind, pick)?;
         }
     }
 

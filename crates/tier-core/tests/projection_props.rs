@@ -8,6 +8,9 @@
 //!
 //! The window of these tests is 12 months (365 business days, UTC).
 
+// Test helpers may panic: a failed step is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use proptest::prelude::*;
 use tier_core::policy::Policy;
 use tier_core::projection::{Applied, CustomerProjection, FoldRules};
@@ -239,7 +242,16 @@ fn fold(events: &[Event]) -> CustomerProjection {
 
 /// What the tests compare: amount, margin, orders, complaints, open
 /// complaints, on-time ratio, overdue amount, mean days late.
-type Observed = (i64, Option<i64>, u64, u32, u32, Option<f64>, i64, Option<f64>);
+type Observed = (
+    i64,
+    Option<i64>,
+    u64,
+    u32,
+    u32,
+    Option<f64>,
+    i64,
+    Option<f64>,
+);
 
 /// Independent recomputation from the whole list, in time order, at `now`.
 fn naive_indicators(events: &[Event], now: Timestamp) -> Observed {
@@ -251,21 +263,34 @@ fn naive_indicators(events: &[Event], now: Timestamp) -> Observed {
         .iter()
         .filter(|e| seen.insert(e.event_id.clone()))
         .collect();
-    let live: Vec<&Event> = all.iter().copied().filter(|e| e.occurred_at.day() >= ws).collect();
+    let live: Vec<&Event> = all
+        .iter()
+        .copied()
+        .filter(|e| e.occurred_at.day() >= ws)
+        .collect();
     let (mut amount, mut costed, mut cost_left, mut orders) = (0i128, 0i128, 0i128, 0u64);
     for e in &live {
-        let EventKind::OrderPlaced { order_id, amount: a, cost: c } = &e.kind else {
+        let EventKind::OrderPlaced {
+            order_id,
+            amount: a,
+            cost: c,
+        } = &e.kind
+        else {
             continue;
         };
-        let cancelled = all.iter().any(
-            |x| matches!(&x.kind, EventKind::OrderCancelled { order_id: o } if o == order_id),
-        );
+        let cancelled = all
+            .iter()
+            .any(|x| matches!(&x.kind, EventKind::OrderCancelled { order_id: o } if o == order_id));
         if cancelled {
             continue;
         }
         let (mut ret, mut ret_cost, mut ret_uncosted) = (0i128, 0i128, 0i128);
         for x in &all {
-            if let EventKind::OrderReturned { order_id: o, amount, cost } = &x.kind
+            if let EventKind::OrderReturned {
+                order_id: o,
+                amount,
+                cost,
+            } = &x.kind
                 && o == order_id
             {
                 ret += i128::from(amount.0);
@@ -310,15 +335,27 @@ fn naive_indicators(events: &[Event], now: Timestamp) -> Observed {
     let (mut due, mut on_time, mut late_days, mut overdue) = (0u64, 0u64, 0i64, 0i64);
     let mut payments: HashMap<&str, (i64, Timestamp)> = HashMap::new();
     for e in &all {
-        if let EventKind::PaymentReceived { invoice_id, paid, .. } = &e.kind {
+        if let EventKind::PaymentReceived {
+            invoice_id, paid, ..
+        } = &e.kind
+        {
             let p = payments.entry(invoice_id).or_insert((0, e.occurred_at));
             p.0 += paid.minor;
             p.1 = p.1.max(e.occurred_at);
         }
     }
     for e in &all {
-        if let EventKind::InvoiceIssued { invoice_id, billed, due_at, .. } = &e.kind {
-            let (paid, last) = payments.get(invoice_id.as_str()).copied().unwrap_or((0, Timestamp::default()));
+        if let EventKind::InvoiceIssued {
+            invoice_id,
+            billed,
+            due_at,
+            ..
+        } = &e.kind
+        {
+            let (paid, last) = payments
+                .get(invoice_id.as_str())
+                .copied()
+                .unwrap_or((0, Timestamp::default()));
             let due_day = due_at.day();
             if paid >= billed.minor {
                 if last.day() >= ws {
@@ -372,8 +409,8 @@ fn live(events: &[Event], cuts: &[usize], policy: &Policy) -> CustomerState {
             state.process("c", e, policy);
         }
         from = cut;
-        let bytes = postcard::to_stdvec(&state).unwrap();
-        state = postcard::from_bytes(&bytes).unwrap();
+        let bytes = postcard::to_stdvec(&state).expect("a state encodes");
+        state = postcard::from_bytes(&bytes).expect("and decodes");
     }
     state
 }
@@ -556,4 +593,3 @@ proptest! {
         prop_assert!(bytes.len() <= empty.len() + 64 + open * 64 + 4096, "{} bytes", bytes.len());
     }
 }
-

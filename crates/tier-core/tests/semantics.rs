@@ -5,6 +5,9 @@
 //! helper over the real per-customer step (`CustomerState::process`), and
 //! reads the figures a manager would see.
 
+// Test helpers may panic: a failed step is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use tier_core::policy::Policy;
 use tier_core::projection::FoldRules;
 use tier_core::state::{Cause, CustomerState};
@@ -85,7 +88,12 @@ impl Customer {
     }
 
     fn cancels(&mut self, at: Timestamp, id: &str) -> &mut Self {
-        self.event(at, EventKind::OrderCancelled { order_id: id.into() })
+        self.event(
+            at,
+            EventKind::OrderCancelled {
+                order_id: id.into(),
+            },
+        )
     }
 
     fn returns(&mut self, at: Timestamp, id: &str, amount: i64, cost: Option<i64>) -> &mut Self {
@@ -142,11 +150,16 @@ impl Customer {
 
     /// The figures as of a later instant.
     fn figures_at(&self, t: Timestamp) -> Indicators {
-        self.state.projection.indicators(t, self.policy.fold_rules())
+        self.state
+            .projection
+            .indicators(t, self.policy.fold_rules())
     }
 
     fn tier(&self) -> &str {
-        self.state.assignment.as_ref().map_or("-", |a| a.tier.as_str())
+        self.state
+            .assignment
+            .as_ref()
+            .map_or("-", |a| a.tier.as_str())
     }
 }
 
@@ -160,7 +173,14 @@ fn steady_b_customer(p: Policy, until: Timestamp) -> Customer {
         n += 1;
         let id = format!("o{n}");
         c.orders(t, &id, 3_125_000, Some(2_343_750));
-        c.is_invoiced(t, &format!("i{n}"), &id, cny(3_125_000), 3_125_000, t.plus_days(30));
+        c.is_invoiced(
+            t,
+            &format!("i{n}"),
+            &id,
+            cny(3_125_000),
+            3_125_000,
+            t.plus_days(30),
+        );
         c.pays(t.plus_days(1), &format!("i{n}"), cny(3_125_000), 3_125_000);
         t = t.plus_days(7);
         if n % 13 == 0 {
@@ -199,7 +219,10 @@ fn given_a_backfill_of_several_years_in_time_order_then_tenure_counts_from_the_f
         c.orders(date(year, 3, 1), &format!("o{year}"), 100_000, Some(80_000));
     }
     let f = c.figures();
-    assert_eq!(f.tenure_days, (date(2026, 3, 1).day() - date(2020, 3, 1).day()) as f64);
+    assert_eq!(
+        f.tenure_days,
+        (date(2026, 3, 1).day() - date(2020, 3, 1).day()) as f64
+    );
     assert_eq!(f.order_count_12m, 1.0);
 }
 
@@ -347,9 +370,23 @@ fn given_a_return_without_a_cost_then_the_cost_comes_pro_rata_from_the_order() {
 fn given_a_cancelled_order_then_its_unpaid_invoice_is_void_and_a_credit_note_voids_an_invoice() {
     let mut c = Customer::given(policy(12, "UTC", 30));
     c.orders(date(2026, 3, 1), "o1", 10_000, Some(6_000));
-    c.is_invoiced(date(2026, 3, 2), "i1", "o1", cny(10_000), 10_000, date(2026, 4, 1));
+    c.is_invoiced(
+        date(2026, 3, 2),
+        "i1",
+        "o1",
+        cny(10_000),
+        10_000,
+        date(2026, 4, 1),
+    );
     c.orders(date(2026, 3, 3), "o2", 20_000, Some(6_000));
-    c.is_invoiced(date(2026, 3, 4), "i2", "o2", cny(20_000), 20_000, date(2026, 4, 1));
+    c.is_invoiced(
+        date(2026, 3, 4),
+        "i2",
+        "o2",
+        cny(20_000),
+        20_000,
+        date(2026, 4, 1),
+    );
     let f = c.figures_at(date(2026, 5, 1));
     assert_eq!(f.overdue_amount, 30_000.0);
     c.cancels(date(2026, 5, 2), "o1");
@@ -371,7 +408,14 @@ fn given_a_usd_invoice_paid_in_three_instalments_then_it_settles_exactly() {
     let mut c = Customer::given(policy(12, "UTC", 30));
     // 100.00 USD at 7.10 = 710.00 CNY; instalments of 33.33, 33.33, 33.34
     // convert to 236.64 + 236.64 + 236.71 CNY, which is not 710.00.
-    c.is_invoiced(date(2026, 3, 1), "i1", "", usd(10_000), 71_000, date(2026, 4, 1));
+    c.is_invoiced(
+        date(2026, 3, 1),
+        "i1",
+        "",
+        usd(10_000),
+        71_000,
+        date(2026, 4, 1),
+    );
     c.pays(date(2026, 3, 10), "i1", usd(3_333), 23_664);
     c.pays(date(2026, 3, 20), "i1", usd(3_333), 23_664);
     // 33.34 USD still open: 710.00 CNY * 3,334 / 10,000, in whole fen.
@@ -385,8 +429,22 @@ fn given_a_usd_invoice_paid_in_three_instalments_then_it_settles_exactly() {
 #[test]
 fn given_an_overpayment_then_the_invoice_settles_and_the_excess_counts_nowhere() {
     let mut c = Customer::given(policy(12, "UTC", 30));
-    c.is_invoiced(date(2026, 3, 1), "i1", "", cny(1_000), 1_000, date(2026, 4, 1));
-    c.is_invoiced(date(2026, 3, 1), "i2", "", cny(1_000), 1_000, date(2026, 4, 1));
+    c.is_invoiced(
+        date(2026, 3, 1),
+        "i1",
+        "",
+        cny(1_000),
+        1_000,
+        date(2026, 4, 1),
+    );
+    c.is_invoiced(
+        date(2026, 3, 1),
+        "i2",
+        "",
+        cny(1_000),
+        1_000,
+        date(2026, 4, 1),
+    );
     c.pays(date(2026, 3, 10), "i1", cny(1_500), 1_500);
     let f = c.figures_at(date(2026, 4, 10));
     // i1 is settled on time; the 500 extra does not pay i2.
@@ -455,7 +513,14 @@ fn given_an_order_late_on_the_last_utc_day_of_a_month_then_shanghai_counts_it_in
     let mut c = Customer::given(policy(12, "Asia/Shanghai", 30));
     // Three months of 100 then three of 200, each order placed at 20:00 UTC
     // on the last day of the month before (04:00 the next day in Shanghai).
-    let months = [(2026, 1), (2026, 2), (2026, 3), (2026, 4), (2026, 5), (2026, 6)];
+    let months = [
+        (2026, 1),
+        (2026, 2),
+        (2026, 3),
+        (2026, 4),
+        (2026, 5),
+        (2026, 6),
+    ];
     for (i, (y, m)) in months.into_iter().enumerate() {
         let at = Timestamp::from_millis(date(y, m, 1).millis() - 4 * HOUR);
         let amount = if i < 3 { 100 } else { 200 };
@@ -470,7 +535,14 @@ fn given_an_order_late_on_the_last_utc_day_of_a_month_then_shanghai_counts_it_in
 #[test]
 fn given_an_old_debt_paid_400_days_late_then_it_counts_as_late_not_as_perfect_credit() {
     let mut c = Customer::given(policy(12, "UTC", 30));
-    c.is_invoiced(date(2025, 1, 1), "old", "", cny(50_000), 50_000, date(2025, 1, 31));
+    c.is_invoiced(
+        date(2025, 1, 1),
+        "old",
+        "",
+        cny(50_000),
+        50_000,
+        date(2025, 1, 31),
+    );
     c.orders(date(2026, 2, 1), "o1", 1_000, Some(500));
     let paid = date(2025, 1, 31).plus_days(400);
     c.pays(paid, "old", cny(50_000), 50_000);
@@ -536,7 +608,10 @@ fn given_a_purchase_potential_when_an_account_manager_is_edited_then_the_potenti
         },
     );
     assert_eq!(c.figures().share_of_wallet, None);
-    assert_eq!(c.state.projection.profile().unwrap().account_manager, "li.wei");
+    assert_eq!(
+        c.state.projection.profile().unwrap().account_manager,
+        "li.wei"
+    );
 }
 
 // --- 10. Growth and evidence ----------------------------------------------
@@ -560,7 +635,14 @@ fn given_no_prior_quarter_then_growth_is_unknown_and_three_growing_months_make_a
 fn given_no_invoice_has_fallen_due_then_credit_is_unknown_not_perfect() {
     let mut c = Customer::given(policy(12, "UTC", 30));
     c.orders(date(2026, 3, 1), "o1", 1_000, Some(500));
-    c.is_invoiced(date(2026, 3, 1), "i1", "o1", cny(1_000), 1_000, date(2026, 4, 1));
+    c.is_invoiced(
+        date(2026, 3, 1),
+        "i1",
+        "o1",
+        cny(1_000),
+        1_000,
+        date(2026, 4, 1),
+    );
     let f = c.figures();
     assert_eq!(f.on_time_payment_ratio, None);
     assert_eq!(f.avg_days_late, None);

@@ -22,7 +22,13 @@ pub(crate) const META_CREATED_AT: &[u8] = b"m/created_at_ms";
 pub(crate) const META_CREATED_BY: &[u8] = b"m/created_by";
 
 /// Version of this layout; bump it (and add a migration) when it changes.
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// - 1: customer states with month-bucket windows decided on processing time.
+/// - 2: business-day windows anchored at each customer's event-time
+///   watermark (tier-core's clock model). A version-1 dir cannot be
+///   upcast (its figures were computed under other rules): it is set aside
+///   and the state is rebuilt from Kafka.
+pub const SCHEMA_VERSION: u32 = 2;
 
 fn prefixed(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
     let mut key = Vec::with_capacity(prefix.len() + rest.len() + 5);

@@ -121,12 +121,22 @@ impl SledStore {
             Ok(store) => Ok((store, None)),
             Err(err) if err.is_corruption() => {
                 let moved = quarantine(dir)?;
-                tracing::warn!(
-                    dir = %dir.display(),
-                    quarantined = %moved.display(),
-                    error = %err,
-                    "data dir is corrupt; quarantined it and starting with an empty store"
-                );
+                if let StoreError::SchemaMismatch { found, supported, .. } = &err {
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        set_aside = %moved.display(),
+                        found,
+                        supported,
+                        "data dir was written by an older tierd; set it aside and rebuilding the state from Kafka"
+                    );
+                } else {
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        quarantined = %moved.display(),
+                        error = %err,
+                        "data dir is corrupt; quarantined it and starting with an empty store"
+                    );
+                }
                 let store = Self::open(dir, opts)?;
                 Ok((store, Some(moved)))
             }

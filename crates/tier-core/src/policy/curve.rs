@@ -82,55 +82,9 @@ impl Curve {
         self.last_y
     }
 
-    /// The knot with the most points in the stated direction: the last one
-    /// for a rising curve, the first one for a falling curve.
-    pub(crate) fn best_knot(&self, higher_is_better: bool) -> (f64, f64) {
-        let knot = if higher_is_better {
-            self.knots.last()
-        } else {
-            self.knots.first()
-        };
-        knot.copied().unwrap_or((self.first_x, self.first_y))
-    }
-
-    /// The value closest to the current one (in the stated direction) that
-    /// earns at least `target` points: the smallest such value for a rising
-    /// curve, the largest for a falling one. `None` when no value does.
-    pub(crate) fn reach(&self, target: f64, higher_is_better: bool) -> Option<f64> {
-        if higher_is_better {
-            if self.first_y >= target {
-                return Some(self.first_x);
-            }
-            for w in self.knots.windows(2) {
-                let ((x0, y0), (x1, y1)) = (w[0], w[1]);
-                if y1 >= target {
-                    let x = if y1 > y0 {
-                        x0 + (target - y0) / (y1 - y0) * (x1 - x0)
-                    } else {
-                        x0
-                    };
-                    return Some(x.clamp(x0, x1));
-                }
-            }
-            None
-        } else {
-            if self.first_y < target {
-                return None;
-            }
-            for w in self.knots.windows(2) {
-                let ((x0, y0), (x1, y1)) = (w[0], w[1]);
-                if y1 < target {
-                    let x = if y0 > y1 {
-                        x0 + (y0 - target) / (y0 - y1) * (x1 - x0)
-                    } else {
-                        x0
-                    };
-                    return Some(x.clamp(x0, x1));
-                }
-            }
-            // Even the last knot earns enough: any value does.
-            self.knots.last().map(|k| k.0)
-        }
+    /// The `(value, points)` knots, values strictly increasing.
+    pub(crate) fn knots(&self) -> &[(f64, f64)] {
+        &self.knots
     }
 }
 
@@ -152,22 +106,14 @@ mod tests {
     }
 
     #[test]
-    fn falling_curves_and_their_inverse() {
+    fn falling_curves() {
         let c = Curve::new(&[(0.0, 100.0), (7.0, 70.0), (30.0, 20.0), (90.0, 0.0)]);
         assert_eq!(c.at(0.0), 100.0);
+        assert_eq!(c.at(3.5), 85.0);
         assert_eq!(c.at(7.0), 70.0);
         assert_eq!(c.at(200.0), 0.0);
         assert_eq!(c.at(f64::NAN), 0.0);
-        assert_eq!(c.best_knot(false), (0.0, 100.0));
-        // To earn 70 points, be at most 7 days late.
-        assert!((c.reach(70.0, false).unwrap() - 7.0).abs() < 1e-9);
-        assert!((c.reach(85.0, false).unwrap() - 3.5).abs() < 1e-9);
-        assert_eq!(c.reach(101.0, false), None);
-
-        let up = Curve::new(&[(0.0, 0.0), (100.0, 100.0)]);
-        assert!((up.reach(42.0, true).unwrap() - 42.0).abs() < 1e-9);
-        assert_eq!(up.reach(100.5, true), None);
-        assert_eq!(up.reach(-1.0, true), Some(0.0));
+        assert_eq!(c.knots().len(), 4);
     }
 
     #[test]

@@ -2,25 +2,33 @@
 //!
 //! An [`Explanation`] puts each indicator's actual value next to the points
 //! it earned and its share of the score, names the band the tier covers and
-//! says, in indicator terms where possible, what would reach the next tier.
+//! says what would reach the next tier twice: as human text (`gap`) and as
+//! structured [`Advice`] (indicator, current value, target value, unit)
+//! that a caller can render or act on.
+//!
+//! Unknown indicator values are `None` everywhere here
+//! ([`ExplainedIndicator::value`], [`Advice::current`]); the text shows
+//! them as `unknown`.
 
 use serde::{Deserialize, Serialize};
 
-use crate::indicators::IndicatorName;
+use crate::indicators::{IndicatorName, Unit};
 
 /// Why a customer holds a tier.
 ///
 /// `score` and `indicators` describe the evaluation of the given indicators;
-/// `tier`, `band`, `next_tier` and `gap` describe the tier asked about
-/// (normally the held one, which differs from the evaluated tier only while
-/// hysteresis holds a customer in a better tier).
+/// `tier`, `band`, `next_tier`, `gap` and `advice` describe the tier asked
+/// about (normally the held one, which differs from the evaluated tier only
+/// while hysteresis holds a customer in a better tier).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Explanation {
     pub tier: String,
-    /// Final score 0..=100, after the complaint penalty.
+    /// Final score 0..=100, after the complaint penalty, rounded to two
+    /// decimals (always a whole number of hundredths): the value the tier
+    /// was banded on.
     pub score: f64,
     /// One entry per scored term, in policy order. Their contributions sum
-    /// to the score before the penalty.
+    /// to the score before the penalty and before rounding to hundredths.
     pub indicators: Vec<ExplainedIndicator>,
     /// Points subtracted for complaints (0 when the policy has none).
     pub penalty: f64,
@@ -31,20 +39,117 @@ pub struct Explanation {
     pub next_tier: Option<String>,
     /// What is missing to reach `next_tier`, as human text.
     pub gap: String,
+    /// What would reach `next_tier`, in indicator terms: setting every
+    /// advised indicator to its `target` (all other indicators and the
+    /// complaints unchanged) evaluates to `next_tier` or better. Empty at
+    /// the top, when the score already reaches `next_tier`, and when no
+    /// change of the scored indicators can reach it.
+    #[serde(default)]
+    pub advice: Vec<Advice>,
 }
 
 /// One scored term of an [`Explanation`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ExplainedIndicator {
     pub name: IndicatorName,
-    /// The indicator's value (minor units for money; `NaN` when unknown).
-    pub value: f64,
+    /// The indicator's value (minor units for money); `None` when it is
+    /// unknown (the term then earns the part's `missing_points`, and a rule
+    /// condition on it does not hold).
+    pub value: Option<f64>,
     /// Points 0..=100 the value earns.
     pub points: f64,
     /// Percent of the score this term carries.
     pub weight: f64,
     /// `points * weight / 100`: score points contributed.
     pub contribution: f64,
+}
+
+/// One step of the way to the next tier: bring `indicator` from `current`
+/// to `target`.
+///
+/// Targets are in the indicator's [`Unit`] and rounded in the helpful
+/// direction to the unit's grain ([`Unit`] steps: whole minor units of
+/// money, whole orders, days, complaints and months, hundredths of orders
+/// per month, ten-thousandths of a ratio). The contract is "in indicator
+/// terms, everything else held fixed": some indicators cannot move alone in
+/// the real world (`avg_order_value_12m` follows amount and count).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Advice {
+    pub indicator: IndicatorName,
+    /// The value now; `None` when unknown (the target then also makes it
+    /// known, e.g. a first invoice paid on time).
+    pub current: Option<f64>,
+    /// The value to reach.
+    pub target: f64,
+    /// The unit of `current` and `target` (`indicator.unit()`).
+    pub unit: Unit,
+}
+
+impl Advice {
+    pub(crate) fn new(indicator: IndicatorName, current: Option<f64>, target: f64) -> Self {
+        Self {
+            indicator,
+            current,
+            target,
+            unit: indicator.unit(),
+        }
+    }
+}
+
+/// Grid points per unit of an indicator's values: targets are whole
+/// multiples of `1 / per_unit`.
+pub(crate) const fn per_unit(unit: Unit) -> f64 {
+    match unit {
+        Unit::Money
+        | Unit::Orders
+        | Unit::Days
+        | Unit::Complaints
+        | Unit::WeightedComplaints
+        | Unit::Months => 1.0,
+        Unit::OrdersPerMonth => 100.0,
+        Unit::Ratio => 10_000.0,
+    }
+}
+
+/// `v` on the unit's grid, towards `+inf` when `up`, else towards `-inf`,
+/// moved `extra` further grid steps the same way.
+pub(crate) fn to_grid(v: f64, unit: Unit, up: bool, extra: u32) -> f64 {
+    let per = per_unit(unit);
+    let scaled = v * per;
+    let nearest = scaled.round();
+    // Absorb representation noise: 0.95 (a ratio) is 9_500 grid steps
+    // even when `0.95 * 10_000` is not exactly 9_500.
+    let n = if (scaled - nearest).abs() <= 1e-9 * nearest.abs().max(1.0) {
+        nearest
+    } else if up {
+        scaled.ceil()
+    } else {
+        scaled.floor()
+    };
+    let extra = f64::from(extra);
+    let n = if up { n + extra } else { n - extra };
+    n / per
+}
+
+/// Format a value in its unit: [`fmt_num`], but ratios with up to four
+/// decimals (their grid), so an advised ratio reads as it must be reached.
+pub(crate) fn fmt_value(v: f64, unit: Unit) -> String {
+    if unit == Unit::Ratio && v.is_finite() && v.abs() < 1000.0 {
+        let s = format!("{v:.4}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        if s == "-0" {
+            "0".to_owned()
+        } else {
+            s.to_owned()
+        }
+    } else {
+        fmt_num(v)
+    }
+}
+
+/// [`fmt_value`] of a value that may be unknown.
+pub(crate) fn fmt_opt(v: Option<f64>, unit: Unit) -> String {
+    v.map_or_else(|| "unknown".to_owned(), |v| fmt_value(v, unit))
 }
 
 /// Format a figure for people: thousands separators and no decimals from
@@ -82,30 +187,12 @@ pub(crate) fn fmt_num(v: f64) -> String {
     }
 }
 
-/// Round `v` to the precision [`fmt_num`] shows, towards `+inf` when
-/// `up`, else towards `-inf`: a suggested target then still reaches the goal
-/// after rounding.
-pub(crate) fn round_for_display(v: f64, up: bool) -> f64 {
-    let per_unit = if v.abs() >= 1000.0 { 1.0 } else { 100.0 };
-    let scaled = v * per_unit;
-    // Absorb representation noise (4.000000000001 must stay 4).
-    let nearest = scaled.round();
-    let scaled = if (scaled - nearest).abs() < 1e-6 {
-        nearest
-    } else if up {
-        scaled.ceil()
-    } else {
-        scaled.floor()
-    };
-    scaled / per_unit
-}
-
-/// Format a signed change: `+1,200,000`, `-3.5`.
-pub(crate) fn fmt_delta(v: f64) -> String {
+/// Format a signed change in a unit: `+1,200,000`, `-3.5`.
+pub(crate) fn fmt_delta(v: f64, unit: Unit) -> String {
     if v >= 0.0 {
-        format!("+{}", fmt_num(v))
+        format!("+{}", fmt_value(v, unit))
     } else {
-        fmt_num(v)
+        fmt_value(v, unit)
     }
 }
 
@@ -123,16 +210,26 @@ mod tests {
         assert_eq!(fmt_num(0.954), "0.95");
         assert_eq!(fmt_num(-0.001), "0");
         assert_eq!(fmt_num(f64::NAN), "unknown");
-        assert_eq!(fmt_delta(1_200_000.0), "+1,200,000");
-        assert_eq!(fmt_delta(-3.5), "-3.5");
+        assert_eq!(fmt_delta(1_200_000.0, Unit::Money), "+1,200,000");
+        assert_eq!(fmt_delta(-3.5, Unit::Days), "-3.5");
+        assert_eq!(fmt_value(0.953_46, Unit::Ratio), "0.9535");
+        assert_eq!(fmt_value(0.5, Unit::Ratio), "0.5");
+        assert_eq!(fmt_opt(None, Unit::Ratio), "unknown");
     }
 
     #[test]
-    fn display_rounding_keeps_the_goal() {
-        assert_eq!(round_for_display(5_399_999.2, true), 5_400_000.0);
-        assert_eq!(round_for_display(5_400_000.8, false), 5_400_000.0);
-        assert_eq!(round_for_display(0.951, true), 0.96);
-        assert_eq!(round_for_display(3.509, false), 3.5);
-        assert_eq!(round_for_display(4.000_000_000_001, true), 4.0);
+    fn targets_land_on_the_unit_grid() {
+        assert_eq!(to_grid(5_399_999.2, Unit::Money, true, 0), 5_400_000.0);
+        assert_eq!(to_grid(5_400_000.8, Unit::Money, false, 0), 5_400_000.0);
+        assert_eq!(to_grid(0.951_01, Unit::Ratio, true, 0), 0.9511);
+        assert_eq!(to_grid(0.951_01, Unit::Ratio, false, 1), 0.9509);
+        assert_eq!(to_grid(3.509, Unit::OrdersPerMonth, false, 0), 3.5);
+        assert_eq!(to_grid(17.2, Unit::Days, true, 2), 20.0);
+        assert_eq!(to_grid(4.0, Unit::Orders, true, 0), 4.0);
+        assert_eq!(to_grid(0.95, Unit::Ratio, true, 0), 0.95);
+        assert_eq!(
+            to_grid(4.000_000_000_001, Unit::OrdersPerMonth, true, 0),
+            4.0
+        );
     }
 }

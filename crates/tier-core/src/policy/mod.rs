@@ -21,25 +21,71 @@
 //!   (percent, summing to 100) and parts (indicator, share within the
 //!   dimension summing to 100, a piecewise-linear curve to points 0..=100).
 //!   Score = sum of `points * weight * share / 10_000`, minus an optional
-//!   complaint penalty, clamped to 0..=100. Tiers are bands of the score:
-//!   `[min_score, next better min_score)`, the top band includes 100.
+//!   complaint penalty, rounded to hundredths and clamped to 0..=100. Tiers
+//!   are bands of the score: `[min_score, next better min_score)`, the top
+//!   band includes 100.
 //! - **`rules`** (DOMAIN.md method 3): every tier but the last has a rule
 //!   (all conditions must hold); tiers are tried best first and the first
 //!   match wins; the last tier is the fallback. Rules give a tier, not a
 //!   score; the score reported is how far up the ladder a customer stands:
 //!   with `n` tiers, a customer in tier `i` (0 = best) meeting `m` of the `k`
 //!   conditions of the next better tier's rule scores
-//!   `100 * ((n - 1 - i) + m / k) / (n - 1)` (top tier 100, each tier its own
-//!   band, progress towards the next tier visible). Details in `rules.rs`.
+//!   `100 * ((n - 1 - i) + m / k) / (n - 1)`, rounded to hundredths (top
+//!   tier 100, each tier its own band, progress towards the next tier
+//!   visible). Details in `rules.rs`.
 //!
-//! An indicator that is unknown (`share_of_wallet` without a purchase
-//! potential) earns the part's `missing_points` (default 0) in a weighted
-//! policy and fails any rule condition on it.
+//! ## Exact edges: scores in hundredths
+//! A score is shown with two decimals, so it is decided with two decimals:
+//! both methods compute the score in whole hundredths of a point
+//! ("centi-points", `(x * 100).round()`, clamped to `0..=10_000`), and
+//! [`Evaluation::score`] is always exactly `centi / 100`. Band minimums
+//! (`min_score`) and the hysteresis `downgrade_margin` are converted to
+//! hundredths once, at load; a value with more than two decimals is
+//! rejected with its line and field. Banding and the hysteresis floor
+//! compare integers, so a score shown as 80.00 is in the `>= 80` band,
+//! whatever floating-point noise the sum of the terms carried.
+//!
+//! ## Unknown indicators
+//! Several indicators can be unknown ([`Indicators`] holds `None`): a
+//! margin without any known cost, the credit figures before any invoice
+//! fell due, recency without an order, growth without a prior quarter,
+//! share of wallet without a purchase potential. A weighted part then earns
+//! its `missing_points` (0..=100, default 0; the default policy gives the
+//! credit parts a neutral 50, so no free perfect score before any invoice
+//! fell due); a rule condition on an unknown indicator does not hold, and
+//! its text says `now unknown`. Explanations carry unknown values as `None`
+//! ([`ExplainedIndicator::value`], [`Advice::current`]).
+//!
+//! ## Complaint penalty
+//! `[method.complaint_penalty]` subtracts points per complaint opened in
+//! the window, by severity, capped at `max`. Complaints since resolved
+//! weigh `resolved_factor` (0.0..=1.0, default 1.0) times their severity's
+//! points; open ones (opened minus resolved, per severity) weigh in full.
+//!
+//! ## Advice
+//! An [`Explanation`] says what would reach the next tier, as text (`gap`)
+//! and as [`Advice`]: indicators with target values, in indicator terms,
+//! everything else held fixed. Following all of it (setting each advised
+//! indicator to its target) evaluates to the next tier or better.
+//! - weighted: the heaviest indicator that closes the gap alone; else a
+//!   combination, greedy by the points each indicator can still gain, each
+//!   pushed to its best value but the last, pushed only as far as needed;
+//!   empty when even all of them cannot. Targets sit on the unit's grid
+//!   (whole minor units of money, whole orders, days, complaints and
+//!   months, 0.01 orders a month, 0.0001 of a ratio), rounded in the
+//!   helpful direction, and every suggestion is checked by evaluating it
+//!   (moving it a grid step further when floating point falls short).
+//! - rules: the unmet conditions of the next better tier's rule, the
+//!   target being the threshold, moved to the nearest grid value that
+//!   satisfies a strict comparison (`> 5_000_000` fen: 5_000_001; `> 0.9`
+//!   ratio: 0.9001) or, for several conditions on one indicator, the value
+//!   meeting them all.
 //!
 //! ## Hysteresis
 //! Upgrades apply at once. A downgrade needs at least `min_days_in_tier` days
 //! in the current tier and, for the weighted method, a score below the
-//! current band's `min_score - downgrade_margin`. See [`Policy::decide`].
+//! current band's `min_score - downgrade_margin` (compared in hundredths).
+//! See [`Policy::decide`].
 
 mod curve;
 mod error;
@@ -54,7 +100,7 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 
 pub use error::PolicyError;
-pub use explain::{ExplainedIndicator, Explanation};
+pub use explain::{Advice, ExplainedIndicator, Explanation};
 
 use crate::event::CurrencyRules;
 use crate::indicators::{IndicatorName, Indicators};
@@ -79,7 +125,8 @@ pub struct TierSpec {
     pub visit_every_days: u32,
     /// Payment terms granted, in days.
     pub payment_terms_days: u32,
-    /// Lower bound of the tier's score band (weighted method only).
+    /// Lower bound of the tier's score band (weighted method only); at
+    /// most two decimals, as scores are banded in hundredths.
     pub min_score: Option<f64>,
 }
 
@@ -95,10 +142,40 @@ pub struct TierAssignment {
 /// The result of scoring one set of indicators.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Evaluation {
-    /// 0..=100.
+    /// 0..=100, always a whole number of hundredths (`centi / 100`): the
+    /// value shown is the value banded.
     pub score: f64,
     /// Index into [`Policy::tiers`], 0 = best.
     pub tier: usize,
+}
+
+impl Evaluation {
+    /// The score in whole hundredths of a point, `0..=10_000`.
+    pub fn score_centi(&self) -> i64 {
+        to_centi(self.score)
+    }
+}
+
+/// Hundredths of a point in a whole score (100.00).
+pub(crate) const FULL_CENTI: i64 = 10_000;
+
+/// A score in whole hundredths of a point: rounded to the nearest
+/// hundredth (half away from zero), clamped to `0..=10_000`; NaN is 0.
+#[inline]
+pub(crate) fn to_centi(score: f64) -> i64 {
+    let c = (score * 100.0).round();
+    if c >= 0.0 {
+        // In 0..=10_000 after the `min`: the cast is exact.
+        c.min(FULL_CENTI as f64) as i64
+    } else {
+        0
+    }
+}
+
+/// The score shown for a number of hundredths.
+#[inline]
+pub(crate) fn from_centi(centi: i64) -> f64 {
+    centi as f64 / 100.0
 }
 
 /// One cause of a score change: an indicator (or `complaint_penalty`) and
@@ -167,9 +244,10 @@ pub(crate) trait ScoringMethod {
     /// Score and evaluated tier. Hot path: must not allocate.
     fn evaluate(&self, ind: &Indicators) -> Evaluation;
 
-    /// The score at or above which `held` is kept although the evaluation
-    /// points to a worse tier; `None` when the method has no score margin.
-    fn hold_floor(&self, held: usize, margin: f64) -> Option<f64>;
+    /// The score, in hundredths, at or above which `held` is kept although
+    /// the evaluation points to a worse tier (`margin_centi` below the held
+    /// band); `None` when the method has no score margin.
+    fn hold_floor(&self, held: usize, margin_centi: i64) -> Option<i64>;
 
     /// Explain the evaluation of `ind` and the way from `tier` (a valid
     /// index) to the next better tier.
@@ -205,10 +283,10 @@ impl ScoringMethod for Method {
         }
     }
 
-    fn hold_floor(&self, held: usize, margin: f64) -> Option<f64> {
+    fn hold_floor(&self, held: usize, margin_centi: i64) -> Option<i64> {
         match self {
-            Method::WeightedScore(m) => m.hold_floor(held, margin),
-            Method::Rules(m) => m.hold_floor(held, margin),
+            Method::WeightedScore(m) => m.hold_floor(held, margin_centi),
+            Method::Rules(m) => m.hold_floor(held, margin_centi),
         }
     }
 
@@ -251,7 +329,7 @@ impl Policy {
     }
 
     /// Length of the rolling window the indicators are computed over, as
-    /// the policy states it (see [`Window`] for its length in days).
+    /// the policy states it (see [`crate::time::Window`] for its length in days).
     pub fn window_months(&self) -> u32 {
         self.fold.window.len_months()
     }
@@ -307,8 +385,10 @@ impl Policy {
     /// Upgrades (and a first assignment) apply at once. A downgrade needs at
     /// least `min_days_in_tier` days since `current.since` and, for the
     /// weighted method, a score below the held band's `min_score` minus
-    /// `downgrade_margin`; otherwise the held tier is kept. When the held
-    /// tier no longer exists in this policy, the evaluated tier is taken.
+    /// `downgrade_margin` (compared in whole hundredths, `eval.score`
+    /// rounded to hundredths first); otherwise the held tier is kept. When
+    /// the held tier no longer exists in this policy, the evaluated tier is
+    /// taken.
     pub fn decide(
         &self,
         current: Option<&TierAssignment>,
@@ -328,18 +408,17 @@ impl Policy {
         if now.days_since(current.since) < f64::from(self.hysteresis.min_days_in_tier) {
             return held;
         }
-        match self
-            .method
-            .hold_floor(held, self.hysteresis.downgrade_margin)
-        {
-            Some(floor) if eval.score >= floor => held,
+        // Validated at load to hold at most two decimals: exact.
+        let margin_centi = (self.hysteresis.downgrade_margin * 100.0).round() as i64;
+        match self.method.hold_floor(held, margin_centi) {
+            Some(floor) if eval.score_centi() >= floor => held,
             _ => evaluated,
         }
     }
 
     /// Explain the score of `ind` and what tier `tier` (normally the held
     /// one; clamped to the lowest tier when out of range) would need to move
-    /// up.
+    /// up, as text and as [`Advice`] (see the module docs).
     pub fn explain(&self, ind: &Indicators, tier: usize) -> Explanation {
         let tier = tier.min(self.tiers.len().saturating_sub(1));
         self.method.explain(ind, tier, &self.tiers)
@@ -347,7 +426,8 @@ impl Policy {
 
     /// The largest contribution changes between two indicator sets, by
     /// `|delta|` descending (ties by name), at most `k`, zero deltas dropped.
-    /// Terms on the same indicator are merged.
+    /// Terms on the same indicator are merged. Contributions are not
+    /// rounded: the deltas add up to the score change within 0.01.
     pub fn reasons(&self, old: &Indicators, new: &Indicators, k: usize) -> Vec<Reason> {
         let mut terms = Vec::new();
         self.method.contributions(old, &mut terms);
@@ -386,7 +466,7 @@ mod tests {
 
     fn with_score(p: &Policy, score: f64) -> usize {
         match &p.method {
-            Method::WeightedScore(m) => m.band_of(score),
+            Method::WeightedScore(m) => m.band_of(to_centi(score)),
             Method::Rules(_) => unreachable!("weighted policy expected"),
         }
     }
@@ -425,6 +505,39 @@ mod tests {
         assert_eq!(with_score(&p, 40.0), 2);
         assert_eq!(with_score(&p, 39.99), 3);
         assert_eq!(with_score(&p, 0.0), 3);
+        // Banded in hundredths: what shows as 80.00 is 80.
+        assert_eq!(with_score(&p, 79.996), 0);
+        assert_eq!(with_score(&p, 79.994), 1);
+    }
+
+    #[test]
+    fn centi_points_round_and_clamp() {
+        assert_eq!(to_centi(80.0), 8000);
+        assert_eq!(to_centi(79.999_999_999_99), 8000);
+        assert_eq!(to_centi(0.004), 0);
+        assert_eq!(to_centi(-3.0), 0);
+        assert_eq!(to_centi(100.7), 10_000);
+        assert_eq!(to_centi(f64::NAN), 0);
+        for c in 0..=FULL_CENTI {
+            assert_eq!(to_centi(from_centi(c)), c);
+        }
+    }
+
+    #[test]
+    fn the_hysteresis_floor_is_compared_in_hundredths() {
+        // Given the default policy (A from 80, margin 2) and a customer in
+        // A for long enough, a score shown as 78.00 keeps A, 77.99 does not.
+        let p = Policy::default_policy();
+        let held = TierAssignment {
+            tier: "A".into(),
+            score: 85.0,
+            since: date(2025, 1, 1),
+        };
+        let now = date(2026, 1, 1);
+        let at = |score: f64| p.decide(Some(&held), Evaluation { score, tier: 1 }, now);
+        assert_eq!(at(78.0), 0);
+        assert_eq!(at(77.999_999_999), 0);
+        assert_eq!(at(77.99), 1);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use super::error::{PolicyError, line_of};
 use super::explain::fmt_num;
 use super::rules::{Condition, Op, RuleTiers};
 use super::weighted::{Penalty, Term, WeightedScore};
-use super::{Hysteresis, Method, Policy, TierSpec};
+use super::{Hysteresis, Method, Policy, TierSpec, from_centi};
 use crate::event::{CurrencyRules, Severity};
 use crate::indicators::IndicatorName;
 use crate::projection::FoldRules;
@@ -32,6 +32,19 @@ const MAX_MIN_DAYS_IN_TIER: i64 = 3650;
 const MAX_VERSION_LEN: usize = 128;
 /// Tolerance when checking that percentages sum to 100.
 const SUM_EPSILON: f64 = 1e-6;
+
+/// `x` in whole hundredths when it has at most two decimals (`80`,
+/// `79.5`, `2.25`), else `None`. Exact: a decimal with two places parses to
+/// the float nearest it, which is also what `centi / 100` gives.
+fn exact_centi(x: f64) -> Option<i64> {
+    if !x.is_finite() || x.abs() > 1e12 {
+        return None;
+    }
+    let centi = (x * 100.0).round();
+    // |centi| <= 1e14: the cast is exact.
+    let c = centi as i64;
+    (from_centi(c) == x).then_some(c)
+}
 
 #[derive(Deserialize)]
 struct Probe {
@@ -135,6 +148,9 @@ struct RawPenalty {
     high: Spanned<f64>,
     critical: Spanned<f64>,
     max: Spanned<f64>,
+    /// Share of its points a complaint resolved since costs; 1 when absent.
+    #[serde(default)]
+    resolved_factor: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -432,6 +448,15 @@ fn build_hysteresis(
                 ),
             ));
         }
+        if exact_centi(margin).is_none() {
+            return Err(ctx.err(
+                m.span(),
+                field,
+                format!(
+                    "downgrade_margin {margin} has more than 2 decimals; scores are compared in hundredths of a point"
+                ),
+            ));
+        }
         if margin > 0.0 && !matches!(method, Method::WeightedScore(_)) {
             return Err(ctx.err(
                 m.span(),
@@ -502,9 +527,9 @@ fn build_weighted(
     raw_tiers: &Spanned<Vec<RawTier>>,
     tiers: &mut [TierSpec],
 ) -> Result<WeightedScore> {
-    let min_scores = check_bands(ctx, raw_tiers)?;
-    for (tier, min) in tiers.iter_mut().zip(&min_scores) {
-        tier.min_score = Some(*min);
+    let min_centis = check_bands(ctx, raw_tiers)?;
+    for (tier, min) in tiers.iter_mut().zip(&min_centis) {
+        tier.min_score = Some(from_centi(*min));
     }
 
     let dims = cfg.dimensions.get_ref();
@@ -628,14 +653,16 @@ fn build_weighted(
         .as_ref()
         .map(|p| build_penalty(ctx, p))
         .transpose()?;
-    Ok(WeightedScore::new(terms, penalty, min_scores))
+    Ok(WeightedScore::new(terms, penalty, min_centis))
 }
 
-/// `min_score` of every tier: present, within 0..=100, strictly decreasing
+/// `min_score` of every tier, in hundredths: present, within 0..=100, at
+/// most two decimals (scores are banded in hundredths), strictly decreasing
 /// (bands must not overlap), the lowest one 0 (no score without a tier).
-fn check_bands(ctx: Ctx<'_>, raw_tiers: &Spanned<Vec<RawTier>>) -> Result<Vec<f64>> {
+fn check_bands(ctx: Ctx<'_>, raw_tiers: &Spanned<Vec<RawTier>>) -> Result<Vec<i64>> {
     let raw = raw_tiers.get_ref();
     let mut mins: Vec<f64> = Vec::with_capacity(raw.len());
+    let mut centis: Vec<i64> = Vec::with_capacity(raw.len());
     for (i, t) in raw.iter().enumerate() {
         let name = t.name.get_ref();
         let field = format!("tiers[{i}].min_score");
@@ -659,6 +686,16 @@ fn check_bands(ctx: Ctx<'_>, raw_tiers: &Spanned<Vec<RawTier>>) -> Result<Vec<f6
                 ),
             ));
         }
+        let Some(centi) = exact_centi(m) else {
+            return Err(ctx.err(
+                min.span(),
+                field,
+                format!(
+                    "min_score {m} of tier {name:?} has more than 2 decimals; \
+                     scores are shown and banded in hundredths of a point"
+                ),
+            ));
+        };
         if let (Some(prev), Some(better)) = (mins.last(), i.checked_sub(1).and_then(|b| raw.get(b)))
             && m >= *prev
         {
@@ -675,6 +712,7 @@ fn check_bands(ctx: Ctx<'_>, raw_tiers: &Spanned<Vec<RawTier>>) -> Result<Vec<f6
             ));
         }
         mins.push(m);
+        centis.push(centi);
     }
     if let (Some(last), Some(lowest)) = (raw.last(), mins.last())
         && *lowest != 0.0
@@ -692,7 +730,7 @@ fn check_bands(ctx: Ctx<'_>, raw_tiers: &Spanned<Vec<RawTier>>) -> Result<Vec<f6
             ),
         ));
     }
-    Ok(mins)
+    Ok(centis)
 }
 
 fn build_curve(
@@ -798,8 +836,26 @@ fn build_penalty(ctx: Ctx<'_>, raw: &RawPenalty) -> Result<Penalty> {
     per_severity[Severity::Medium.index()] = check(&raw.medium, "medium")?;
     per_severity[Severity::High.index()] = check(&raw.high, "high")?;
     per_severity[Severity::Critical.index()] = check(&raw.critical, "critical")?;
+    let resolved_factor = match &raw.resolved_factor {
+        None => 1.0,
+        Some(f) => {
+            let x = *f.get_ref();
+            if !(0.0..=1.0).contains(&x) {
+                return Err(ctx.err(
+                    f.span(),
+                    "method.complaint_penalty.resolved_factor",
+                    format!(
+                        "resolved_factor must be within 0.0..=1.0 (the share of its points a \
+                         resolved complaint still costs), got {x}"
+                    ),
+                ));
+            }
+            x
+        }
+    };
     Ok(Penalty {
         per_severity,
+        resolved_factor,
         max: check(&raw.max, "max")?,
     })
 }
@@ -914,5 +970,22 @@ mod tests {
         assert_eq!(parse_rate_micro("1.0000001"), None);
         assert_eq!(parse_rate_micro("99999999999999999"), None);
         assert_eq!(parse_rate_micro(""), None);
+    }
+
+    #[test]
+    fn two_decimals_at_most() {
+        assert_eq!(exact_centi(80.0), Some(8000));
+        assert_eq!(exact_centi(79.99), Some(7999));
+        assert_eq!(exact_centi(0.01), Some(1));
+        assert_eq!(exact_centi(2.5), Some(250));
+        assert_eq!(exact_centi(0.0), Some(0));
+        assert_eq!(exact_centi(80.001), None);
+        assert_eq!(exact_centi(33.333), None);
+        assert_eq!(exact_centi(f64::NAN), None);
+        assert_eq!(exact_centi(f64::INFINITY), None);
+        for c in 0..=10_000 {
+            let decimal: f64 = format!("{}.{:02}", c / 100, c % 100).parse().unwrap();
+            assert_eq!(exact_centi(decimal), Some(c), "{decimal}");
+        }
     }
 }

@@ -3,8 +3,9 @@
 //! Every tier but the last has one rule, a list of conditions that must all
 //! hold (`indicator op value`). Rules are tried best tier first; the first
 //! rule that holds gives the tier; the last tier is the fallback. A
-//! condition on an unknown indicator (`share_of_wallet` without a purchase
-//! potential) does not hold.
+//! condition on an unknown indicator (a margin without known costs, credit
+//! before any invoice fell due, `share_of_wallet` without a purchase
+//! potential, ...) does not hold; the gap text says `now unknown`.
 //!
 //! ## The score of a rules policy
 //! Rules give a tier, not a score, but the service stores and reports a
@@ -17,18 +18,32 @@
 //! score = 100 * ((n - 1 - i) + m / k) / (n - 1)
 //! ```
 //!
-//! so the top tier scores 100, the fallback tier 0 plus its progress, each
-//! tier owns the band `[100 * (n-1-i) / (n-1), 100 * (n-i) / (n-1))`, and a
-//! score rises as a customer ticks off conditions of the tier above (never
-//! reaching the next band: meeting all of them means matching that tier).
+//! rounded to hundredths of a point like every score. So the top tier
+//! scores 100, the fallback tier 0 plus its progress, each tier owns the
+//! band `[100 * (n-1-i) / (n-1), 100 * (n-i) / (n-1))`, and a score rises
+//! as a customer ticks off conditions of the tier above (never reaching the
+//! next band: meeting all of them means matching that tier).
 //! A single-tier policy scores 0. The explanation splits the score the same
 //! way: the matched rule's conditions share the tier's base, the next
-//! rule's conditions carry `100 / (n - 1) / k` each when met.
+//! rule's conditions carry `100 / (n - 1) / k` each when met (their
+//! contributions sum to the score before rounding).
+//!
+//! ## Advice
+//! The advice to reach the next better tier is its rule's unmet
+//! conditions, each as a target value: the threshold, moved onto the
+//! unit's grid (see [`super::Advice`]) on the side the operator needs, one
+//! grid step past it for a strict comparison: `> 5_000_000` (fen) asks for
+//! 5_000_001, `> 0.9` (a ratio) for 0.9001, `< 7` (days) for 6; `==` asks
+//! for the threshold itself. When the rule has several conditions on one
+//! indicator, the target is the candidate meeting all of them nearest the
+//! current value. Setting every advised indicator makes the rule hold, so
+//! the customer matches that tier or a better one; a rule no value can
+//! satisfy (contradictory conditions) gives no advice.
 
 use serde::Deserialize;
 
-use super::explain::{ExplainedIndicator, Explanation, fmt_num};
-use super::{Evaluation, Getter, ScoringMethod, TierSpec};
+use super::explain::{Advice, ExplainedIndicator, Explanation, fmt_num, fmt_opt, to_grid};
+use super::{Evaluation, Getter, ScoringMethod, TierSpec, from_centi, to_centi};
 use crate::indicators::{IndicatorName, Indicators};
 
 /// A comparison operator of a condition.
@@ -101,6 +116,35 @@ impl Condition {
             fmt_num(self.value)
         )
     }
+
+    /// The value on the indicator's grid nearest the threshold that makes
+    /// the condition hold (see the module docs).
+    fn target(&self) -> f64 {
+        let unit = self.indicator.unit();
+        let t = self.value;
+        let v = match self.op {
+            Op::Ge => to_grid(t, unit, true, 0),
+            Op::Le => to_grid(t, unit, false, 0),
+            Op::Gt => {
+                let v = to_grid(t, unit, true, 0);
+                if v > t { v } else { to_grid(t, unit, true, 1) }
+            }
+            Op::Lt => {
+                let v = to_grid(t, unit, false, 0);
+                if v < t { v } else { to_grid(t, unit, false, 1) }
+            }
+            Op::Eq => t,
+        };
+        if self.op.holds(v, t) {
+            return v;
+        }
+        // The grid is too fine for the threshold's magnitude.
+        match self.op {
+            Op::Gt => t.next_up(),
+            Op::Lt => t.next_down(),
+            Op::Ge | Op::Le | Op::Eq => t,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -136,6 +180,7 @@ impl RuleTiers {
         }
     }
 
+    /// The ladder score, rounded to hundredths.
     #[inline]
     fn score(&self, tier: usize, (met, of): (usize, usize)) -> f64 {
         let steps = self.rules.len();
@@ -144,7 +189,46 @@ impl RuleTiers {
         }
         let fraction = if of == 0 { 0.0 } else { met as f64 / of as f64 };
         let climbed = steps.saturating_sub(tier) as f64 + fraction;
-        (100.0 * climbed / steps as f64).clamp(0.0, 100.0)
+        from_centi(to_centi(100.0 * climbed / steps as f64))
+    }
+
+    /// The unmet conditions of rule `next` as targets; empty when the rule
+    /// holds or cannot be met (see the module docs).
+    fn advise(&self, ind: &Indicators, next: usize) -> Vec<Advice> {
+        let Some(rule) = self.rules.get(next) else {
+            return Vec::new();
+        };
+        let mut advice: Vec<Advice> = Vec::new();
+        for c in rule.iter().filter(|c| !c.holds(ind)) {
+            if advice.iter().any(|a| a.indicator == c.indicator) {
+                continue;
+            }
+            let on_indicator: Vec<&Condition> =
+                rule.iter().filter(|o| o.indicator == c.indicator).collect();
+            let current = (c.get)(ind);
+            let meets_all = |v: f64| on_indicator.iter().all(|o| o.op.holds(v, o.value));
+            let distance = |v: f64| current.map_or(0.0, |now| (v - now).abs());
+            let best = on_indicator
+                .iter()
+                .map(|o| o.target())
+                .filter(|v| meets_all(*v))
+                .min_by(|a, b| distance(*a).total_cmp(&distance(*b)));
+            let Some(target) = best else {
+                return Vec::new();
+            };
+            advice.push(Advice::new(c.indicator, current, target));
+        }
+        // Following it must make the rule hold; never give advice that
+        // does not.
+        let mut after = *ind;
+        for a in &advice {
+            after.set(a.indicator, Some(a.target));
+        }
+        if self.matched(&after) <= next {
+            advice
+        } else {
+            Vec::new()
+        }
     }
 
     fn rule_text(&self, tier: usize) -> String {
@@ -171,7 +255,7 @@ impl RuleTiers {
             let points = if c.holds(ind) { 100.0 } else { 0.0 };
             out.push(ExplainedIndicator {
                 name: c.indicator,
-                value: (c.get)(ind).unwrap_or(f64::NAN),
+                value: (c.get)(ind),
                 points,
                 weight,
                 contribution: points * weight / 100.0,
@@ -205,7 +289,7 @@ impl ScoringMethod for RuleTiers {
         }
     }
 
-    fn hold_floor(&self, _held: usize, _margin: f64) -> Option<f64> {
+    fn hold_floor(&self, _held: usize, _margin_centi: i64) -> Option<i64> {
         None
     }
 
@@ -222,8 +306,8 @@ impl ScoringMethod for RuleTiers {
                         rule.iter()
                             .filter(|c| !c.holds(ind))
                             .map(|c| {
-                                let now = (c.get)(ind).unwrap_or(f64::NAN);
-                                format!("{} (now {})", c.text(), fmt_num(now))
+                                let now = fmt_opt((c.get)(ind), c.indicator.unit());
+                                format!("{} (now {now})", c.text())
                             })
                             .collect()
                     })
@@ -252,6 +336,9 @@ impl ScoringMethod for RuleTiers {
                 .and_then(|next| tiers.get(next))
                 .map(|t| t.name.clone()),
             gap,
+            advice: tier
+                .checked_sub(1)
+                .map_or_else(Vec::new, |next| self.advise(ind, next)),
         }
     }
 

@@ -3,21 +3,47 @@
 //!
 //! Each part of each dimension becomes one precomputed term: an indicator
 //! getter, a curve, and a factor `dimension weight * part share / 10_000`.
-//! The score is `sum(factor * points)` minus the complaint penalty, clamped
-//! to 0..=100; the tier is the first (best) band whose `min_score` the score
+//! The score is `sum(factor * points)` minus the complaint penalty, in whole
+//! hundredths of a point (rounded, clamped to `0..=10_000`); the tier is the
+//! first (best) band whose `min_score`, also in hundredths, the score
 //! reaches. Raising an indicator scored `higher_is_better` never lowers the
 //! score: curves are monotone in their declared direction, an indicator may
-//! not be scored in both directions, and every step is a monotone floating
-//! point operation.
+//! not be scored in both directions, and every step (including the
+//! rounding) is a monotone floating point operation.
+//!
+//! ## Advice
+//! The terms on one indicator form a *lever*: what moving that indicator
+//! alone does to the score. Advice tries the levers heaviest first for one
+//! that closes the gap alone; failing that, it takes them by the points they
+//! can still gain, pushing each to its best value until the last one, which
+//! goes only as far as needed. A lever's target is solved on its
+//! piecewise-linear points function for the least score that rounds to the
+//! band's edge, put on the unit's grid (the grid value just short of it
+//! first, then the helpful direction) and checked by evaluating the changed
+//! indicators; when floating point falls short, the next grid value is
+//! tried. The target is thus the least grid value that reaches the band. Advice is
+//! therefore never wrong, and empty when no change of the scored indicators
+//! reaches the next band.
 
 use super::curve::Curve;
-use super::explain::{ExplainedIndicator, Explanation, fmt_delta, fmt_num, round_for_display};
-use super::{Evaluation, Getter, ScoringMethod, TierSpec};
+use super::explain::{
+    Advice, ExplainedIndicator, Explanation, fmt_delta, fmt_num, fmt_opt, fmt_value, to_grid,
+};
+use super::{Evaluation, Getter, ScoringMethod, TierSpec, from_centi, to_centi};
 use crate::event::Severity;
 use crate::indicators::{IndicatorName, Indicators};
 
 /// Name of the penalty in [`super::Reason`]s.
 pub(crate) const PENALTY_REASON: &str = "complaint_penalty";
+
+/// Points below which a lever is considered to gain nothing.
+const GAIN_EPSILON: f64 = 1e-9;
+
+/// Half a hundredth of a point: what rounds up to the next hundredth.
+const HALF_CENTI: f64 = 0.005;
+
+/// Grid steps tried beyond a solved target before giving up on it.
+const EXTRA_STEPS: u32 = 3;
 
 /// One scored part.
 #[derive(Clone, Debug)]
@@ -28,7 +54,7 @@ pub(crate) struct Term {
     factor: f64,
     higher_is_better: bool,
     curve: Curve,
-    /// Points when the indicator is unknown (only `share_of_wallet` can be).
+    /// Points when the indicator is unknown.
     missing_points: f64,
 }
 
@@ -51,13 +77,20 @@ impl Term {
         }
     }
 
+    /// Points for a value, or for an unknown one.
+    #[inline]
+    fn points_at(&self, value: Option<f64>) -> f64 {
+        match value {
+            Some(v) => self.curve.at(v),
+            None => self.missing_points,
+        }
+    }
+
     /// The indicator's value and the points it earns.
     #[inline]
     fn eval(&self, ind: &Indicators) -> (Option<f64>, f64) {
-        match (self.get)(ind) {
-            Some(v) => (Some(v), self.curve.at(v)),
-            None => (None, self.missing_points),
-        }
+        let value = (self.get)(ind);
+        (value, self.points_at(value))
     }
 }
 
@@ -66,6 +99,8 @@ impl Term {
 pub(crate) struct Penalty {
     /// Indexed by [`Severity::index`].
     pub(crate) per_severity: [f64; 5],
+    /// Share of its points a complaint resolved since costs (0..=1).
+    pub(crate) resolved_factor: f64,
     pub(crate) max: f64,
 }
 
@@ -74,32 +109,151 @@ impl Penalty {
     fn of(&self, ind: &Indicators) -> f64 {
         let mut total = 0.0;
         for s in Severity::ALL {
-            total +=
-                f64::from(ind.complaints_by_severity_12m[s.index()]) * self.per_severity[s.index()];
+            let i = s.index();
+            let opened = ind.complaints_by_severity_12m[i];
+            let resolved = ind.resolved_by_severity_12m[i].min(opened);
+            let open = opened - resolved;
+            total += (f64::from(open) + self.resolved_factor * f64::from(resolved))
+                * self.per_severity[i];
         }
         total.min(self.max)
+    }
+}
+
+/// Every term on one indicator: what moving that indicator alone does.
+#[derive(Clone, Debug)]
+struct Lever {
+    indicator: IndicatorName,
+    get: Getter,
+    higher_is_better: bool,
+    /// Indices into [`WeightedScore::terms`].
+    terms: Vec<usize>,
+    /// Summed factor: the lever's share of the score.
+    factor: f64,
+    /// The union of the terms' knot values, strictly increasing. The
+    /// lever's points are linear between two of them.
+    xs: Vec<f64>,
+    /// The value earning the most points, nearest the worst end.
+    best_x: f64,
+}
+
+impl Lever {
+    /// Score points (before the penalty) the lever earns at `value`.
+    fn points(&self, terms: &[Term], value: Option<f64>) -> f64 {
+        self.terms
+            .iter()
+            .filter_map(|i| terms.get(*i))
+            .map(|t| t.factor * t.points_at(value))
+            .sum()
+    }
+
+    fn best_points(&self, terms: &[Term]) -> f64 {
+        self.points(terms, Some(self.best_x))
+    }
+
+    /// Points the lever can still gain for `ind`.
+    fn gain(&self, terms: &[Term], ind: &Indicators) -> f64 {
+        self.best_points(terms) - self.points(terms, (self.get)(ind))
+    }
+
+    /// The best value on the unit's grid.
+    fn best_target(&self) -> f64 {
+        to_grid(self.best_x, self.indicator.unit(), self.higher_is_better, 0)
+    }
+
+    /// The value nearest the worst end that earns at least `goal` points:
+    /// the smallest for a rising lever, the largest for a falling one.
+    /// `None` when no value does.
+    fn reach(&self, terms: &[Term], goal: f64) -> Option<f64> {
+        let knots: Vec<(f64, f64)> = self
+            .xs
+            .iter()
+            .map(|&x| (x, self.points(terms, Some(x))))
+            .collect();
+        let &(first_x, first_y) = knots.first()?;
+        let interpolate = |(x0, y0): (f64, f64), (x1, y1): (f64, f64)| {
+            let x = if y1 == y0 {
+                x0
+            } else {
+                x0 + (goal - y0) / (y1 - y0) * (x1 - x0)
+            };
+            x.clamp(x0, x1)
+        };
+        if self.higher_is_better {
+            if first_y >= goal {
+                return Some(first_x);
+            }
+            knots
+                .windows(2)
+                .find(|w| w[1].1 >= goal)
+                .map(|w| interpolate(w[0], w[1]))
+        } else {
+            if first_y < goal {
+                return None;
+            }
+            match knots.windows(2).find(|w| w[1].1 < goal) {
+                Some(w) => Some(interpolate(w[0], w[1])),
+                // Even the last value earns enough.
+                None => knots.last().map(|k| k.0),
+            }
+        }
     }
 }
 
 #[derive(Clone, Debug)]
 pub(crate) struct WeightedScore {
     terms: Vec<Term>,
+    /// One per scored indicator, heaviest first (ties in policy order).
+    levers: Vec<Lever>,
     penalty: Option<Penalty>,
-    /// Lower bound of each tier's band, best first, strictly decreasing,
-    /// the last one 0.
-    min_scores: Vec<f64>,
+    /// Lower bound of each tier's band in hundredths of a point, best
+    /// first, strictly decreasing, the last one 0.
+    min_centis: Vec<i64>,
 }
 
 impl WeightedScore {
-    pub(crate) fn new(terms: Vec<Term>, penalty: Option<Penalty>, min_scores: Vec<f64>) -> Self {
+    /// `min_centis`: each tier's `min_score` in hundredths, best first.
+    pub(crate) fn new(terms: Vec<Term>, penalty: Option<Penalty>, min_centis: Vec<i64>) -> Self {
+        let mut levers: Vec<Lever> = Vec::new();
+        for (i, t) in terms.iter().enumerate() {
+            let knots = t.curve.knots().iter().map(|k| k.0);
+            match levers.iter_mut().find(|l| l.indicator == t.indicator) {
+                Some(l) => {
+                    l.terms.push(i);
+                    l.factor += t.factor;
+                    l.xs.extend(knots);
+                }
+                None => levers.push(Lever {
+                    indicator: t.indicator,
+                    get: t.get,
+                    higher_is_better: t.higher_is_better,
+                    terms: vec![i],
+                    factor: t.factor,
+                    xs: knots.collect(),
+                    best_x: 0.0,
+                }),
+            }
+        }
+        for l in &mut levers {
+            l.xs.sort_by(f64::total_cmp);
+            l.xs.dedup();
+            let ends = if l.higher_is_better {
+                l.xs.last()
+            } else {
+                l.xs.first()
+            };
+            l.best_x = ends.copied().unwrap_or(0.0);
+        }
+        levers.sort_by(|a, b| b.factor.total_cmp(&a.factor));
         Self {
             terms,
+            levers,
             penalty,
-            min_scores,
+            min_centis,
         }
     }
 
-    /// Score before the penalty.
+    /// Score before the penalty, unrounded.
     #[inline]
     fn raw(&self, ind: &Indicators) -> f64 {
         let mut raw = 0.0;
@@ -114,144 +268,238 @@ impl WeightedScore {
         self.penalty.as_ref().map_or(0.0, |p| p.of(ind))
     }
 
-    /// The best tier whose band the score reaches.
+    /// The final score in hundredths.
     #[inline]
-    pub(crate) fn band_of(&self, score: f64) -> usize {
-        let lowest = self.min_scores.len().saturating_sub(1);
-        self.min_scores
+    fn centi(&self, ind: &Indicators) -> i64 {
+        to_centi(self.raw(ind) - self.penalty(ind))
+    }
+
+    /// The best tier whose band a score in hundredths reaches.
+    #[inline]
+    pub(crate) fn band_of(&self, centi: i64) -> usize {
+        let lowest = self.min_centis.len().saturating_sub(1);
+        self.min_centis
             .iter()
-            .position(|min| score >= *min)
+            .position(|min| centi >= *min)
             .unwrap_or(lowest)
     }
 
     fn band_text(&self, tier: usize) -> String {
-        let min = self.min_scores.get(tier).copied().unwrap_or(0.0);
+        let min = self.min_centis.get(tier).copied().unwrap_or(0);
         let upper = tier
             .checked_sub(1)
-            .and_then(|better| self.min_scores.get(better));
+            .and_then(|better| self.min_centis.get(better));
         match upper {
-            None => format!(">= {}", fmt_num(min)),
-            Some(up) if min <= 0.0 => format!("< {}", fmt_num(*up)),
-            Some(up) => format!(">= {} and < {}", fmt_num(min), fmt_num(*up)),
+            None => format!(">= {}", fmt_num(from_centi(min))),
+            Some(up) if min <= 0 => format!("< {}", fmt_num(from_centi(*up))),
+            Some(up) => format!(
+                ">= {} and < {}",
+                fmt_num(from_centi(min)),
+                fmt_num(from_centi(*up))
+            ),
         }
     }
 
-    /// What would lift the score into the band above `tier`.
+    /// Advice that brings `ind` to `goal_centi` or more (see the module
+    /// docs); empty when it is there already or nothing gets it there.
+    fn advise(&self, ind: &Indicators, goal_centi: i64) -> Vec<Advice> {
+        if self.centi(ind) >= goal_centi {
+            return Vec::new();
+        }
+        let gains: Vec<f64> = self
+            .levers
+            .iter()
+            .map(|l| l.gain(&self.terms, ind))
+            .collect();
+        // One indicator alone, the heaviest first.
+        for (lever, gain) in self.levers.iter().zip(&gains) {
+            if *gain <= GAIN_EPSILON {
+                continue;
+            }
+            if let Some(target) = self.solve(lever, ind, goal_centi) {
+                return vec![Advice::new(lever.indicator, (lever.get)(ind), target)];
+            }
+        }
+        // Several together, greedy by gain (ties heaviest first).
+        let mut order: Vec<usize> = (0..self.levers.len())
+            .filter(|i| gains.get(*i).is_some_and(|g| *g > GAIN_EPSILON))
+            .collect();
+        order.sort_by(|a, b| gains[*b].total_cmp(&gains[*a]));
+        let mut trial = *ind;
+        let mut advice = Vec::new();
+        for i in order {
+            let Some(lever) = self.levers.get(i) else {
+                continue;
+            };
+            let current = (lever.get)(ind);
+            if let Some(target) = self.solve(lever, &trial, goal_centi) {
+                advice.push(Advice::new(lever.indicator, current, target));
+                return advice;
+            }
+            let best = lever.best_target();
+            trial.set(lever.indicator, Some(best));
+            advice.push(Advice::new(lever.indicator, current, best));
+        }
+        if self.centi(&trial) >= goal_centi {
+            advice
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The grid value of `lever`, nearest the worst end, that brings
+    /// `trial` (the other indicators held) to `goal_centi` or more, checked
+    /// by evaluation. `None` when the lever alone cannot.
+    fn solve(&self, lever: &Lever, trial: &Indicators, goal_centi: i64) -> Option<f64> {
+        let now = lever.points(&self.terms, (lever.get)(trial));
+        // Aim at the least unrounded score that rounds to the band's edge;
+        // floating point noise decides on which side of it `x` falls, so
+        // the candidates below are checked by evaluation.
+        let need = from_centi(goal_centi) - HALF_CENTI + self.penalty(trial) - self.raw(trial);
+        let best_points = lever.best_points(&self.terms);
+        let goal = now + need;
+        if goal > best_points + GAIN_EPSILON {
+            return None;
+        }
+        let x = lever.reach(&self.terms, goal.min(best_points))?;
+        let unit = lever.indicator.unit();
+        let up = lever.higher_is_better;
+        let best = lever.best_target();
+        let past_best = |v: f64| if up { v > best } else { v < best };
+        // Least helpful first: one grid value short of `x` (the rounded
+        // score may already reach the band there), then `x` on the grid in
+        // the helpful direction and a few values beyond, then the best.
+        let candidates = std::iter::once(to_grid(x, unit, !up, 0))
+            .chain((0..=EXTRA_STEPS).map(|k| to_grid(x, unit, up, k)))
+            .map(|v| if past_best(v) { best } else { v })
+            .chain(std::iter::once(best));
+        let reaches = |v: f64| {
+            let mut t = *trial;
+            t.set(lever.indicator, Some(v));
+            self.centi(&t) >= goal_centi
+        };
+        candidates.into_iter().find(|v| reaches(*v))
+    }
+
+    /// What lifts the score into the band above `tier`, as text.
     fn gap_text(
         &self,
         ind: &Indicators,
-        eval: Evaluation,
-        raw: f64,
+        centi: i64,
         penalty: f64,
         tier: usize,
         tiers: &[TierSpec],
+        advice: &[Advice],
     ) -> String {
         let mut text = match tier.checked_sub(1) {
             None => "already in the top tier".to_owned(),
             Some(next) => {
-                let target = self.min_scores.get(next).copied().unwrap_or(0.0);
+                let target = self.min_centis.get(next).copied().unwrap_or(0);
                 let name = tiers.get(next).map_or("", |t| t.name.as_str());
-                let need = target - eval.score;
-                if need <= 0.0 {
+                if centi >= target {
                     format!(
                         "score {} already reaches {name} (>= {})",
-                        fmt_num(eval.score),
-                        fmt_num(target)
+                        fmt_num(from_centi(centi)),
+                        fmt_num(from_centi(target))
                     )
                 } else {
-                    // In raw points: the penalty stays, and a score clamped
-                    // at 0 hides how far below zero it is.
-                    let need_raw = target + penalty - raw;
-                    format!(
-                        "+{} points to {name}: {}",
-                        fmt_num(need),
-                        self.lever_text(ind, need_raw)
-                    )
+                    let need = fmt_num(from_centi(target - centi));
+                    let how = match advice {
+                        [] => format!(
+                            "the scored indicators cannot close the gap, even all together; most to gain: {}",
+                            self.most_to_gain(ind)
+                        ),
+                        [one] => format!("e.g. {} would do it", advice_text(one)),
+                        several => format!(
+                            "no single indicator closes the gap; together: {}",
+                            several
+                                .iter()
+                                .map(advice_text)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    };
+                    format!("+{need} points to {name}: {how}")
                 }
             }
         };
         if penalty > 0.0 {
             text.push_str(&format!(" (complaints cost {} points)", fmt_num(penalty)));
         }
-        let own_min = self.min_scores.get(tier).copied().unwrap_or(0.0);
-        if eval.score < own_min {
+        let own_min = self.min_centis.get(tier).copied().unwrap_or(0);
+        if centi < own_min {
             text.push_str(&format!(
                 "; held by hysteresis: score {} is below this band ({})",
-                fmt_num(eval.score),
+                fmt_num(from_centi(centi)),
                 self.band_text(tier)
             ));
         }
         text
     }
 
-    /// One indicator change that gains `need_raw` points on its own, the
-    /// heaviest term first; else the terms with the most to gain.
-    fn lever_text(&self, ind: &Indicators, need_raw: f64) -> String {
-        let mut by_weight: Vec<&Term> = self.terms.iter().collect();
-        by_weight.sort_by(|a, b| b.factor.total_cmp(&a.factor));
-        let mut levers: Vec<(f64, &Term, f64)> = Vec::new();
-        for t in by_weight {
-            let (Some(value), points) = t.eval(ind) else {
-                continue;
-            };
-            let (best_x, best_y) = t.curve.best_knot(t.higher_is_better);
-            let gain = t.factor * (best_y - points);
-            if gain <= 1e-9 {
-                continue;
-            }
-            if gain >= need_raw {
-                let goal = (points + need_raw / t.factor).min(best_y);
-                if let Some(x) = t.curve.reach(goal, t.higher_is_better) {
-                    let x = round_for_display(x, t.higher_is_better);
-                    return format!(
-                        "e.g. {} {} (to {}) would do it",
-                        t.indicator,
-                        fmt_delta(x - value),
-                        fmt_num(x)
-                    );
-                }
-            }
-            levers.push((gain, t, best_x));
-        }
+    /// The (at most three) levers with the most points to gain.
+    fn most_to_gain(&self, ind: &Indicators) -> String {
+        let mut levers: Vec<(f64, &Lever)> = self
+            .levers
+            .iter()
+            .map(|l| (l.gain(&self.terms, ind), l))
+            .filter(|(gain, _)| *gain > GAIN_EPSILON)
+            .collect();
         if levers.is_empty() {
-            return "no indicator can gain more points".to_owned();
+            return "nothing".to_owned();
         }
         levers.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let list: Vec<String> = levers
+        levers
             .iter()
             .take(3)
-            .map(|(gain, t, best_x)| {
+            .map(|(gain, l)| {
                 format!(
                     "{} (up to +{} points at {})",
-                    t.indicator,
+                    l.indicator,
                     fmt_num(*gain),
-                    fmt_num(*best_x)
+                    fmt_value(l.best_target(), l.indicator.unit())
                 )
             })
-            .collect();
-        format!(
-            "no single indicator closes the gap; most to gain: {}",
-            list.join(", ")
-        )
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// `margin_12m +1,200,000 (to 50,000,000)`, or for an unknown value
+/// `on_time_payment_ratio (now unknown) to 1`.
+fn advice_text(a: &Advice) -> String {
+    match a.current {
+        Some(now) => format!(
+            "{} {} (to {})",
+            a.indicator,
+            fmt_delta(a.target - now, a.unit),
+            fmt_value(a.target, a.unit)
+        ),
+        None => format!(
+            "{} (now {}) to {}",
+            a.indicator,
+            fmt_opt(None, a.unit),
+            fmt_value(a.target, a.unit)
+        ),
     }
 }
 
 impl ScoringMethod for WeightedScore {
     #[inline]
     fn evaluate(&self, ind: &Indicators) -> Evaluation {
-        let score = (self.raw(ind) - self.penalty(ind)).clamp(0.0, 100.0);
+        let centi = self.centi(ind);
         Evaluation {
-            score,
-            tier: self.band_of(score),
+            score: from_centi(centi),
+            tier: self.band_of(centi),
         }
     }
 
-    fn hold_floor(&self, held: usize, margin: f64) -> Option<f64> {
-        self.min_scores.get(held).map(|min| min - margin)
+    fn hold_floor(&self, held: usize, margin_centi: i64) -> Option<i64> {
+        self.min_centis.get(held).map(|min| min - margin_centi)
     }
 
     fn explain(&self, ind: &Indicators, tier: usize, tiers: &[TierSpec]) -> Explanation {
-        let eval = self.evaluate(ind);
+        let centi = self.centi(ind);
         let penalty = self.penalty(ind);
         let indicators: Vec<ExplainedIndicator> = self
             .terms
@@ -260,17 +508,20 @@ impl ScoringMethod for WeightedScore {
                 let (value, points) = t.eval(ind);
                 ExplainedIndicator {
                     name: t.indicator,
-                    value: value.unwrap_or(f64::NAN),
+                    value,
                     points,
                     weight: t.factor * 100.0,
                     contribution: t.factor * points,
                 }
             })
             .collect();
-        let raw = self.raw(ind);
+        let advice = tier
+            .checked_sub(1)
+            .and_then(|next| self.min_centis.get(next))
+            .map_or_else(Vec::new, |goal| self.advise(ind, *goal));
         Explanation {
             tier: tiers.get(tier).map(|t| t.name.clone()).unwrap_or_default(),
-            score: eval.score,
+            score: from_centi(centi),
             indicators,
             penalty,
             band: self.band_text(tier),
@@ -278,7 +529,8 @@ impl ScoringMethod for WeightedScore {
                 .checked_sub(1)
                 .and_then(|next| tiers.get(next))
                 .map(|t| t.name.clone()),
-            gap: self.gap_text(ind, eval, raw, penalty, tier, tiers),
+            gap: self.gap_text(ind, centi, penalty, tier, tiers, &advice),
+            advice,
         }
     }
 

@@ -164,27 +164,47 @@ fn foreign_sled_data_without_schema_is_refused() {
 #[test]
 fn a_newer_schema_is_refused_and_not_quarantined() {
     let (_tmp, dir) = populated();
-    poke(&dir, &[(b"m/schema", &2u32.to_be_bytes())]);
+    let newer = tier_store::SCHEMA_VERSION + 1;
+    poke(&dir, &[(b"m/schema", &newer.to_be_bytes())]);
     let err = open_err(&dir);
     assert!(
         matches!(
             err,
-            StoreError::SchemaMismatch {
-                found: 2,
-                supported: 1,
-                ..
-            }
+            StoreError::SchemaMismatch { found, supported, .. }
+                if found == newer && supported == tier_store::SCHEMA_VERSION
         ),
         "{err:?}"
     );
     assert!(
-        err.to_string()
-            .ends_with("has schema version 2, but this build supports only version 1"),
+        err.to_string().ends_with(&format!(
+            "has schema version {newer}, but this build supports only version {}",
+            tier_store::SCHEMA_VERSION
+        )),
         "{err}"
     );
     assert!(!err.is_corruption(), "a rollback must not throw state away");
     assert!(SledStore::open_or_quarantine(&dir, opts()).is_err());
     assert!(dir.exists());
+}
+
+/// A data dir written by an older tierd (schema 1: month-bucket windows,
+/// processing-time decisions) cannot be read as today's state: it is set
+/// aside, never deleted, and the state is rebuilt from Kafka.
+#[test]
+fn an_older_schema_is_set_aside_and_rebuilt() {
+    let (_tmp, dir) = populated();
+    poke(&dir, &[(b"m/schema", &1u32.to_be_bytes())]);
+    let err = open_err(&dir);
+    assert!(
+        matches!(err, StoreError::SchemaMismatch { found: 1, .. }),
+        "{err:?}"
+    );
+    assert!(err.is_corruption(), "an older layout is rebuilt from Kafka");
+    let (store, moved) = SledStore::open_or_quarantine(&dir, opts()).unwrap();
+    let moved = moved.expect("the old dir was set aside");
+    assert!(moved.exists(), "set aside, never deleted");
+    drop(store);
+    assert!(SledStore::open(&dir, opts()).is_ok());
 }
 
 #[test]
