@@ -1,7 +1,8 @@
 //! Domain-to-wire conversions used by the handlers. Plain functions, no IO.
 
 use tier_core::Timestamp;
-use tier_core::policy::TierSpec;
+use tier_core::indicators::Unit;
+use tier_core::policy::{Advice, TierSpec};
 use tier_proto::api::Entitlements;
 
 /// A domain instant (UTC milliseconds) as a protobuf `Timestamp`.
@@ -21,6 +22,31 @@ pub fn entitlements(spec: &TierSpec) -> Entitlements {
         complaint_sla_hours: spec.complaint_sla_hours,
         visit_every_days: spec.visit_every_days,
         payment_terms_days: spec.payment_terms_days,
+    }
+}
+
+/// An indicator's unit on the wire.
+pub fn unit(u: Unit) -> tier_proto::api::Unit {
+    use tier_proto::api::Unit as W;
+    match u {
+        Unit::Money => W::Money,
+        Unit::Orders => W::Orders,
+        Unit::OrdersPerMonth => W::OrdersPerMonth,
+        Unit::Ratio => W::Ratio,
+        Unit::Days => W::Days,
+        Unit::Complaints => W::Complaints,
+        Unit::WeightedComplaints => W::WeightedComplaints,
+        Unit::Months => W::Months,
+    }
+}
+
+/// One step of advice on the wire.
+pub fn advice(a: &Advice) -> tier_proto::api::Advice {
+    tier_proto::api::Advice {
+        indicator: a.indicator.as_str().to_owned(),
+        current: a.current,
+        target: a.target,
+        unit: unit(a.unit).into(),
     }
 }
 

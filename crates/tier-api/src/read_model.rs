@@ -37,8 +37,11 @@ pub struct CustomerView {
     pub sequence: u64,
     /// The indicators the score was computed from.
     pub indicators: Indicators,
-    /// When `indicators` and `score` were computed.
+    /// The decision instant `indicators` and `score` are as of (the
+    /// customer's event-time clock, see tier-core's `state` module).
     pub scored_at: Timestamp,
+    /// Version of the policy that made the decision.
+    pub policy_version: String,
     /// Whether `tier` was set by a manager rather than computed.
     pub overridden: bool,
 }
@@ -190,6 +193,7 @@ mod tests {
             sequence: 1,
             indicators: Indicators::default(),
             scored_at: Timestamp::from_millis(2),
+            policy_version: "v".into(),
             overridden: false,
         }
     }

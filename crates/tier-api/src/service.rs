@@ -26,7 +26,7 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::{Request, Response, Status};
 
-use crate::convert::{entitlements, timestamp};
+use crate::convert::{advice, entitlements, timestamp, unit};
 use crate::error::ApiError;
 use crate::metrics::{WATCHERS_LAGGED, instrument};
 use crate::read_model::{CustomerView, ReadModel};
@@ -104,8 +104,11 @@ impl TierServiceImpl {
                     since: Some(timestamp(view.since)),
                     overridden: view.overridden,
                     known: true,
-                    policy_version: self.policy.version().to_owned(),
+                    // The decision's own version: every answer about it
+                    // (and its TierChanged) names the same one.
+                    policy_version: view.policy_version.clone(),
                     entitlements: Some(entitlements(spec)),
+                    evaluated_at: Some(timestamp(view.scored_at)),
                 }
             }
             None => {
@@ -120,6 +123,7 @@ impl TierServiceImpl {
                     known: false,
                     policy_version: self.policy.version().to_owned(),
                     entitlements: Some(entitlements(spec)),
+                    evaluated_at: None,
                 }
             }
         }
@@ -221,7 +225,9 @@ impl TierServiceImpl {
             .iter()
             .map(|ind| Indicator {
                 name: ind.name.as_str().to_owned(),
-                value: ind.value,
+                value: ind.value.unwrap_or(0.0),
+                known: ind.value.is_some(),
+                unit: unit(ind.name.unit()).into(),
                 points: ind.points,
                 weight: ind.weight,
                 contribution: ind.contribution,
@@ -231,28 +237,36 @@ impl TierServiceImpl {
             if explanation.indicators.iter().any(|i| i.name == name) {
                 continue;
             }
-            if let Some(value) = view.indicators.get(name) {
-                indicators.push(Indicator {
-                    name: name.as_str().to_owned(),
-                    value,
-                    points: 0.0,
-                    weight: 0.0,
-                    contribution: 0.0,
-                });
-            }
+            let value = view.indicators.get(name);
+            indicators.push(Indicator {
+                name: name.as_str().to_owned(),
+                value: value.unwrap_or(0.0),
+                known: value.is_some(),
+                unit: unit(name.unit()).into(),
+                points: 0.0,
+                weight: 0.0,
+                contribution: 0.0,
+            });
         }
         Ok(TierExplanation {
             customer_id: req.customer_id,
             tier: view.tier.clone(),
-            score: explanation.score,
+            // The held decision's score: the same figure GetTier and the
+            // TierChanged that made the decision carry (the explanation
+            // recomputes it from the same indicators under the same
+            // policy version).
+            score: view.score,
             penalty: explanation.penalty,
             indicators,
             next_tier: explanation.next_tier.unwrap_or_default(),
             gap: explanation.gap,
-            policy_version: self.policy.version().to_owned(),
+            policy_version: view.policy_version.clone(),
             band: explanation.band,
             overridden: view.overridden,
             computed_tier,
+            advice: explanation.advice.iter().map(advice).collect(),
+            evaluated_at: Some(timestamp(view.scored_at)),
+            currency: self.policy.currency_rules().base().to_owned(),
         })
     }
 }
@@ -416,7 +430,7 @@ mod tests {
             let indicators = Indicators {
                 order_amount_12m: (i as f64) * 1_000.0,
                 order_count_12m: (i % 40) as f64,
-                on_time_payment_ratio: 1.0,
+                on_time_payment_ratio: Some(1.0),
                 ..Indicators::default()
             };
             let eval = policy.evaluate(&indicators);
@@ -429,6 +443,7 @@ mod tests {
                     sequence: 1,
                     indicators,
                     scored_at: Timestamp::from_millis(0),
+                    policy_version: policy.version().to_owned(),
                     overridden: false,
                 },
             );

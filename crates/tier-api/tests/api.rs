@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use tier_api::convert::timestamp;
 use tier_api::{
     ApiError, CustomerView, HealthHandle, MAX_BATCH_IDS, ReadModel, TierServiceImpl, health_pair,
     serve,
@@ -62,13 +63,13 @@ fn strong() -> Indicators {
         order_count_12m: 120.0,
         avg_order_value_12m: 2_083_333.0,
         orders_per_month_12m: 10.0,
-        margin_12m: 75_000_000.0,
-        margin_rate_12m: 0.3,
-        on_time_payment_ratio: 1.0,
-        days_since_last_order: 2.0,
+        margin_12m: Some(75_000_000.0),
+        margin_rate_12m: Some(0.3),
+        on_time_payment_ratio: Some(1.0),
+        days_since_last_order: Some(2.0),
         tenure_days: 365.0,
         share_of_wallet: Some(0.8),
-        growth_3m: 0.5,
+        growth_3m: Some(0.5),
         ..Indicators::default()
     }
 }
@@ -79,14 +80,14 @@ fn weak() -> Indicators {
         order_count_12m: 1.0,
         avg_order_value_12m: 10_000.0,
         orders_per_month_12m: 0.1,
-        on_time_payment_ratio: 0.2,
-        avg_days_late: 60.0,
-        max_days_late: 90.0,
+        on_time_payment_ratio: Some(0.2),
+        avg_days_late: Some(60.0),
+        max_days_late: Some(90.0),
         overdue_amount: 5_000.0,
         open_complaints: 3.0,
         complaints_12m: 5.0,
         complaints_weighted_12m: 20.0,
-        days_since_last_order: 300.0,
+        days_since_last_order: Some(300.0),
         tenure_days: 30.0,
         ..Indicators::default()
     }
@@ -102,6 +103,7 @@ fn scored(policy: &Policy, indicators: Indicators, since_ms: i64) -> CustomerVie
         sequence: 1,
         indicators,
         scored_at: Timestamp::from_millis(since_ms + 1_000),
+        policy_version: policy.version().to_owned(),
         overridden: false,
     }
 }
@@ -632,15 +634,22 @@ async fn explain_a_tier() {
     assert_eq!(e.next_tier, want.next_tier.clone().unwrap_or_default());
     assert!(!e.overridden);
     assert_eq!(e.penalty, want.penalty);
+    // The same decision as GetTier: score, version, instant.
+    assert_eq!(e.score, view.score);
+    assert_eq!(e.evaluated_at, Some(timestamp(view.scored_at)));
+    assert_eq!(e.currency, "CNY");
+    assert_eq!(
+        e.advice.len(),
+        want.advice.len(),
+        "structured advice besides the text"
+    );
+    for (got, w) in e.advice.iter().zip(&want.advice) {
+        assert_eq!(got.indicator, w.indicator.as_str());
+        assert_eq!((got.current, got.target), (w.current, w.target));
+    }
     // The scored indicators come first, in the policy's order; every other
-    // known indicator follows with weight 0.
-    let known = tier_core::IndicatorName::ALL
-        .iter()
-        .filter(|n| {
-            view.indicators.get(**n).is_some() || want.indicators.iter().any(|w| w.name == **n)
-        })
-        .count();
-    assert_eq!(e.indicators.len(), known);
+    // indicator follows with weight 0, unknown ones marked as such.
+    assert_eq!(e.indicators.len(), tier_core::IndicatorName::ALL.len());
     for extra in &e.indicators[want.indicators.len()..] {
         assert_eq!(
             (extra.weight, extra.points, extra.contribution),
@@ -650,8 +659,8 @@ async fn explain_a_tier() {
     }
     for (got, want) in e.indicators.iter().zip(&want.indicators) {
         assert_eq!(got.name, want.name.as_str());
-        // NaN stands for an unknown value (share of wallet): compare bits.
-        assert_eq!(got.value.to_bits(), want.value.to_bits());
+        assert_eq!(got.known, want.value.is_some());
+        assert_eq!(got.value, want.value.unwrap_or(0.0));
         assert_eq!(got.points, want.points);
         assert_eq!(got.weight, want.weight);
         assert_eq!(got.contribution, want.contribution);

@@ -51,7 +51,7 @@ struct ReadModelObserver {
 }
 
 impl CommitObserver for ReadModelObserver {
-    fn committed(&self, customers: &[(&str, &CustomerState)], now: Timestamp) {
+    fn committed(&self, customers: &[(&str, &CustomerState)], _now: Timestamp) {
         self.read
             .upsert_many(customers.iter().filter_map(|(id, s)| {
                 let a = s.assignment.as_ref()?;
@@ -62,11 +62,13 @@ impl CommitObserver for ReadModelObserver {
                         score: a.score,
                         since: a.since,
                         sequence: s.sequence,
-                        // As scored (the last rescore ran in this batch).
+                        // The figures of the decision itself (at its
+                        // instant), so every answer describes it.
                         indicators: s
                             .last_indicators
-                            .unwrap_or_else(|| s.indicators(&self.policy, now)),
-                        scored_at: now,
+                            .unwrap_or_else(|| s.indicators(&self.policy)),
+                        scored_at: s.decided_at,
+                        policy_version: s.policy_version.clone(),
                         overridden: false,
                     },
                 ))
