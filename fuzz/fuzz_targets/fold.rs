@@ -1,12 +1,15 @@
 //! Arbitrary bytes -> a sequence of records for one customer -> decoded
 //! events folded into a `CustomerProjection`, with the processing clock
-//! moving forward (windows roll over) between records.
+//! (which bounds how far in the future an event may lie) moving forward
+//! between records and event times spread around it.
 //!
 //! Each record is either raw payload bytes (through the full decoder) or,
 //! so that the fuzzer reaches deep fold states without a seed corpus, a
 //! compact description of an event (kind, small id spaces so cancellations,
-//! returns and payments meet their orders and invoices, amounts, times)
-//! that is built, encoded in one of the three wire formats and decoded.
+//! returns, credit notes and payments meet their orders and invoices,
+//! amounts with or without a cost, invoices and payments in the base
+//! currency or USD, partial profile updates, times) that is built, encoded
+//! in one of the three wire formats and decoded.
 //!
 //! Checks: nothing panics (overflow included: fuzz builds keep debug
 //! assertions), and re-applying an event that was just applied leaves the
@@ -16,9 +19,12 @@
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use tier_core::projection::CustomerProjection;
+use tier_core::projection::{CustomerProjection, FoldRules};
 use tier_core::time::date;
-use tier_core::{CurrencyRules, Event, EventKind, Money, Profile, Severity, ValidationLimits};
+use tier_core::{
+    Amount, Currency, CurrencyRules, Event, EventKind, Money, ProfileField, ProfileUpdate,
+    Severity, ValidationLimits,
+};
 use tier_stream::decode::{
     Decoder, encode_confluent, encode_json, encode_protobuf, event_to_proto,
 };
@@ -63,13 +69,28 @@ impl<'a> Input<'a> {
     }
 }
 
+/// Invoice or payment money as the decoder reads it back: `minor` in the
+/// base currency or USD, and its base value.
+fn own_money(minor: i64, usd: bool) -> (Amount, Money) {
+    let code = if usd { "USD" } else { BASE };
+    DECODER
+        .rules()
+        .amount("amount", minor, code)
+        .unwrap_or((Amount::new(minor, Currency(*b"CNY")), Money(minor)))
+}
+
 fn compact_event(input: &mut Input<'_>, now_ms: i64) -> Event {
     let kind_byte = input.u8();
     let id = |b: u8| format!("x{}", b % 8);
     let business = input.u8();
-    let amount = Money(i64::from(input.u32()));
-    let cost = Money(i64::from(input.u16()));
-    let kind = match kind_byte % 8 {
+    let minor = i64::from(input.u32());
+    let amount = Money(minor);
+    let cost_word = input.u16();
+    // The low bit: is the cost known?
+    let cost = cost_word
+        .is_multiple_of(2)
+        .then_some(Money(i64::from(cost_word)));
+    let kind = match kind_byte % 9 {
         0 => EventKind::OrderPlaced {
             order_id: id(business),
             amount,
@@ -83,16 +104,24 @@ fn compact_event(input: &mut Input<'_>, now_ms: i64) -> Event {
             amount,
             cost,
         },
-        3 => EventKind::InvoiceIssued {
-            invoice_id: id(business),
-            order_id: id(business),
-            amount,
-            due_at: date(2020, 1, 1).plus_days(i64::from(input.u16())),
-        },
-        4 => EventKind::PaymentReceived {
-            invoice_id: id(business),
-            amount,
-        },
+        3 => {
+            let (billed, amount) = own_money(minor, kind_byte & 0x80 != 0);
+            EventKind::InvoiceIssued {
+                invoice_id: id(business),
+                order_id: id(business),
+                amount,
+                billed,
+                due_at: date(2020, 1, 1).plus_days(i64::from(input.u16())),
+            }
+        }
+        4 => {
+            let (paid, amount) = own_money(minor, kind_byte & 0x80 != 0);
+            EventKind::PaymentReceived {
+                invoice_id: id(business),
+                amount,
+                paid,
+            }
+        }
         5 => EventKind::ComplaintOpened {
             complaint_id: id(business),
             severity: Severity::ALL[usize::from(input.u8()) % Severity::ALL.len()],
@@ -101,10 +130,32 @@ fn compact_event(input: &mut Input<'_>, now_ms: i64) -> Event {
         6 => EventKind::ComplaintResolved {
             complaint_id: id(business),
         },
-        _ => EventKind::ProfileUpdated(Profile {
-            purchase_potential: (cost.0 % 2 == 0).then_some(amount),
-            ..Profile::default()
-        }),
+        7 => EventKind::InvoiceCancelled {
+            invoice_id: id(business),
+        },
+        _ => {
+            // Two bits per field: 0 unchanged, 1 set, 2 cleared, 3 unchanged.
+            let mut p = ProfileUpdate::default();
+            let mut plan = u32::from(cost_word) | (u32::from(business) << 16);
+            for field in ProfileField::ALL {
+                match plan & 3 {
+                    1 => match field {
+                        ProfileField::Name => p.name = Some(id(business)),
+                        ProfileField::Industry => p.industry = Some(String::new()),
+                        ProfileField::Region => p.region = Some(id(kind_byte)),
+                        ProfileField::PurchasePotential => p.purchase_potential = Some(amount),
+                        ProfileField::AccountManager => p.account_manager = Some(id(business)),
+                        ProfileField::CustomerSince => {
+                            p.customer_since = Some(date(2000, 1, 1).plus_days(minor % 10_000));
+                        }
+                    },
+                    2 => p.cleared.push(field),
+                    _ => {}
+                }
+                plan >>= 2;
+            }
+            EventKind::ProfileUpdated(p)
+        }
     };
     // Up to ~2.7 years back, or up to 24 h ahead (the allowed clock skew).
     let back = i64::from(input.u16()) * HOUR_MS / 3;
@@ -120,7 +171,7 @@ fn compact_event(input: &mut Input<'_>, now_ms: i64) -> Event {
 
 fuzz_target!(|data: &[u8]| {
     let mut input = Input(data);
-    let window_months = u32::from(input.u8() % 36) + 1;
+    let rules = FoldRules::utc(u32::from(input.u8() % 36) + 1);
     let mut now_ms = date(2026, 1, 1).millis();
     let mut projection = CustomerProjection::new();
     let mut records = 0;
@@ -145,9 +196,9 @@ fuzz_target!(|data: &[u8]| {
             continue;
         };
         let event = decoded.event;
-        projection.apply(&event, now, window_months);
+        projection.apply(&event, &rules);
         let before = projection.clone();
-        projection.apply(&event, now, window_months);
+        projection.apply(&event, &rules);
         assert!(
             projection == before,
             "re-applying {} changed the projection",

@@ -430,6 +430,18 @@ impl Event {
                 if let Some(pp) = p.purchase_potential {
                     check_amount("profile_updated.purchase_potential", pp, limits)?;
                 }
+                if let Some(since) = p.customer_since
+                    && since.millis() > self.occurred_at.millis().saturating_add(limits.max_future_ms)
+                {
+                    return Err(InvalidEvent::new(
+                        RejectReason::InvalidField,
+                        "profile_updated.customer_since",
+                        format!(
+                            "customer_since {since} is after the update itself ({})",
+                            self.occurred_at
+                        ),
+                    ));
+                }
                 if let Some(f) = p.cleared.iter().find(|f| p.sets(**f)) {
                     return Err(InvalidEvent::new(
                         RejectReason::InvalidField,

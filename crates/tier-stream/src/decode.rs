@@ -1,9 +1,10 @@
 //! Kafka record -> validated domain [`Event`], or a named rejection.
 //!
 //! This is the edge where untrusted bytes become domain values. Everything
-//! that passes [`Decoder::decode`] has been converted to the base currency
-//! and accepted by [`Event::validate`]; everything else comes back as an
-//! [`InvalidEvent`] whose `reason` is one of the bounded
+//! that passes [`Decoder::decode`] carries its money in the base currency
+//! (invoices and payments also keep it exactly as billed and paid, in their
+//! own currency) and was accepted by [`Event::validate`]; everything else
+//! comes back as an [`InvalidEvent`] whose `reason` is one of the bounded
 //! [`RejectReason`]s (the DLQ header and metric label) and whose `field`
 //! names the offending field as a dotted path (`order_placed.amount`).
 //! Details are short and readable by an operator; they never echo the whole
@@ -45,9 +46,11 @@
 //! indexes; the single byte `0x00` is shorthand for `[0]`), then the
 //! protobuf bytes. `CustomerEvent` is message index
 //! [`CUSTOMER_EVENT_MESSAGE_INDEX`] (9) of `events.proto` (messages in file
-//! order, enums not counted); `[9]` is accepted, and so is `[0]`, because
-//! many producers register the subject with `CustomerEvent` as the only or
-//! first message. Any other path is rejected as undecodable.
+//! order, enums not counted; messages added later, such as
+//! `InvoiceCancelled`, are declared after `CustomerEvent` so the index
+//! stays 9); `[9]` is accepted, and so is `[0]`, because many producers
+//! register the subject with `CustomerEvent` as the only or first message.
+//! Any other path is rejected as undecodable.
 //!
 //! ## JSON
 //!
@@ -68,14 +71,28 @@
 //!   truncated (the domain keeps milliseconds).
 //! - An empty `oneof payload` is [`RejectReason::EmptyPayload`].
 //! - `amount` is required on orders, returns, invoices and payments
-//!   ([`RejectReason::MissingField`]); `cost` on orders and returns is
-//!   optional and defaults to 0 (not every producer knows its cost of goods;
-//!   the margin is then overstated, which is visible in the data, rather than
-//!   the order being lost); `purchase_potential` is optional.
-//! - Money is converted with [`CurrencyRules::to_base`] under the field's
-//!   path (an empty currency code means the base currency).
+//!   ([`RejectReason::MissingField`]). `cost` on orders and returns is
+//!   optional and stays `None` when absent: not every producer knows its
+//!   cost of goods, and an unknown cost is not a zero cost (the order adds
+//!   nothing to the margin figures rather than a 100% margin; a return
+//!   without a cost takes it pro rata from its order). An explicit
+//!   `amount_minor: 0` is a known cost of 0.
+//! - Order, return and purchase-potential money is converted with
+//!   [`CurrencyRules::to_base`] under the field's path (an empty currency
+//!   code means the base currency). Invoice and payment money is read with
+//!   [`CurrencyRules::amount`]: kept exactly in its own currency (`billed`,
+//!   `paid`) with its base value beside it (`amount`). Either way a
+//!   currency the policy has no rate for is [`RejectReason::UnknownCurrency`],
+//!   a negative amount [`RejectReason::NegativeAmount`].
 //! - A `severity` outside the enum is [`RejectReason::InvalidField`].
 //! - `invoice_issued.due_at` is required.
+//! - `profile_updated` is a partial update: an absent field (the strings
+//!   are proto3 `optional`, so presence is on the wire; `purchase_potential`
+//!   and `customer_since` are messages) is `None`, i.e. unchanged.
+//!   `cleared_fields` names fields to reset, by their proto names
+//!   (`purchase_potential`, ...); any other name is
+//!   [`RejectReason::InvalidField`] on `profile_updated.cleared_fields`, and
+//!   so (from [`Event::validate`]) is a field both set and cleared.
 //! - Ids must be valid UTF-8: prost refuses invalid UTF-8 in `string` fields,
 //!   so such a record is [`RejectReason::Undecodable`] with the field named.
 //!
@@ -90,27 +107,29 @@
 //! `confluent.schema_id`, `confluent.message_indexes`, `key`, and the
 //! dotted proto field paths: `event_id`, `customer_id`, `occurred_at`,
 //! `source`, `<kind>.<field>` such as `order_placed.amount`,
-//! `invoice_issued.due_at`, `complaint_opened.severity`, and for binary
-//! decode errors inside money or timestamps one level deeper
-//! (`order_placed.amount.currency`, `occurred_at.nanos`). Undecodable
-//! protobuf names the field prost stopped at; undecodable JSON names the
-//! member that fails on its own (an unknown name blames the message that
-//! holds it, e.g. `order_placed`), else `payload`. The set is bounded:
-//! every name is a `&'static str` from this module or from `tier_core`.
+//! `invoice_issued.due_at`, `complaint_opened.severity`,
+//! `profile_updated.cleared_fields`, and for binary decode errors inside
+//! money or timestamps one level deeper (`order_placed.amount.currency`,
+//! `occurred_at.nanos`). Undecodable protobuf names the field prost stopped
+//! at; undecodable JSON names the member that fails on its own (an unknown
+//! name blames the message that holds it, e.g. `order_placed`), else
+//! `payload`. The set is bounded: every name is a `&'static str` from this
+//! module or from `tier_core`.
 
 use std::sync::OnceLock;
 
 use prost::Message as _;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 use tier_core::{
-    CurrencyRules, Event, EventKind, InvalidEvent, Money, Profile, RejectReason, Severity,
-    Timestamp, ValidationLimits,
+    Amount, CurrencyRules, Event, EventKind, InvalidEvent, Money, ProfileField, ProfileUpdate,
+    RejectReason, Severity, Timestamp, ValidationLimits,
 };
 use tier_proto::ev::{self, CustomerEvent, customer_event::Payload};
 
 /// Index of `CustomerEvent` among the messages of `events.proto`, in file
 /// order (Money 0, OrderPlaced 1, ..., CustomerProfileUpdated 8,
-/// CustomerEvent 9), as used in Confluent message-index paths.
+/// CustomerEvent 9, then later additions such as InvoiceCancelled), as used
+/// in Confluent message-index paths.
 pub const CUSTOMER_EVENT_MESSAGE_INDEX: i32 = 9;
 
 /// Fully qualified name of the envelope message.
@@ -479,15 +498,14 @@ fn convert(msg: CustomerEvent, rules: &CurrencyRules) -> Result<Event, InvalidEv
             RejectReason::EmptyPayload,
             "payload",
             "the event has no payload (none of order_placed, order_cancelled, order_returned, \
-             invoice_issued, payment_received, complaint_opened, complaint_resolved, \
-             profile_updated is set)",
+             invoice_issued, invoice_cancelled, payment_received, complaint_opened, \
+             complaint_resolved, profile_updated is set)",
         ));
     };
     let kind = match payload {
         Payload::OrderPlaced(p) => EventKind::OrderPlaced {
             amount: required_money("order_placed.amount", p.amount.as_ref(), rules)?,
-            cost: optional_money("order_placed.cost", p.cost.as_ref(), rules)?
-                .unwrap_or(Money::ZERO),
+            cost: optional_money("order_placed.cost", p.cost.as_ref(), rules)?,
             order_id: p.order_id,
         },
         Payload::OrderCancelled(p) => EventKind::OrderCancelled {
@@ -495,29 +513,41 @@ fn convert(msg: CustomerEvent, rules: &CurrencyRules) -> Result<Event, InvalidEv
         },
         Payload::OrderReturned(p) => EventKind::OrderReturned {
             amount: required_money("order_returned.amount", p.amount.as_ref(), rules)?,
-            cost: optional_money("order_returned.cost", p.cost.as_ref(), rules)?
-                .unwrap_or(Money::ZERO),
+            cost: optional_money("order_returned.cost", p.cost.as_ref(), rules)?,
             order_id: p.order_id,
         },
-        Payload::InvoiceIssued(p) => EventKind::InvoiceIssued {
-            amount: required_money("invoice_issued.amount", p.amount.as_ref(), rules)?,
-            due_at: match &p.due_at {
-                Some(ts) => timestamp_from_proto("invoice_issued.due_at", ts)?,
-                None => {
-                    return Err(InvalidEvent::new(
-                        RejectReason::MissingField,
-                        "invoice_issued.due_at",
-                        "invoice_issued.due_at is required",
-                    ));
-                }
-            },
+        Payload::InvoiceIssued(p) => {
+            let (billed, amount) =
+                required_amount("invoice_issued.amount", p.amount.as_ref(), rules)?;
+            EventKind::InvoiceIssued {
+                amount,
+                billed,
+                due_at: match &p.due_at {
+                    Some(ts) => timestamp_from_proto("invoice_issued.due_at", ts)?,
+                    None => {
+                        return Err(InvalidEvent::new(
+                            RejectReason::MissingField,
+                            "invoice_issued.due_at",
+                            "invoice_issued.due_at is required",
+                        ));
+                    }
+                },
+                invoice_id: p.invoice_id,
+                order_id: p.order_id,
+            }
+        }
+        Payload::InvoiceCancelled(p) => EventKind::InvoiceCancelled {
             invoice_id: p.invoice_id,
-            order_id: p.order_id,
         },
-        Payload::PaymentReceived(p) => EventKind::PaymentReceived {
-            amount: required_money("payment_received.amount", p.amount.as_ref(), rules)?,
-            invoice_id: p.invoice_id,
-        },
+        Payload::PaymentReceived(p) => {
+            let (paid, amount) =
+                required_amount("payment_received.amount", p.amount.as_ref(), rules)?;
+            EventKind::PaymentReceived {
+                amount,
+                paid,
+                invoice_id: p.invoice_id,
+            }
+        }
         Payload::ComplaintOpened(p) => EventKind::ComplaintOpened {
             severity: severity_from_proto(p.severity)?,
             complaint_id: p.complaint_id,
@@ -526,17 +556,7 @@ fn convert(msg: CustomerEvent, rules: &CurrencyRules) -> Result<Event, InvalidEv
         Payload::ComplaintResolved(p) => EventKind::ComplaintResolved {
             complaint_id: p.complaint_id,
         },
-        Payload::ProfileUpdated(p) => EventKind::ProfileUpdated(Profile {
-            purchase_potential: optional_money(
-                "profile_updated.purchase_potential",
-                p.purchase_potential.as_ref(),
-                rules,
-            )?,
-            name: p.name,
-            industry: p.industry,
-            region: p.region,
-            account_manager: p.account_manager,
-        }),
+        Payload::ProfileUpdated(p) => EventKind::ProfileUpdated(profile_from_proto(p, rules)?),
     };
     Ok(Event {
         event_id: msg.event_id,
@@ -547,18 +567,52 @@ fn convert(msg: CustomerEvent, rules: &CurrencyRules) -> Result<Event, InvalidEv
     })
 }
 
+fn profile_from_proto(
+    p: ev::CustomerProfileUpdated,
+    rules: &CurrencyRules,
+) -> Result<ProfileUpdate, InvalidEvent> {
+    let cleared = p
+        .cleared_fields
+        .iter()
+        .map(|name| {
+            ProfileField::parse(name).ok_or_else(|| {
+                InvalidEvent::new(
+                    RejectReason::InvalidField,
+                    "profile_updated.cleared_fields",
+                    format!(
+                        "profile_updated.cleared_fields names {:?}, which is not one of {}",
+                        truncate(name, 40),
+                        ProfileField::ALL.map(ProfileField::as_str).join(", ")
+                    ),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ProfileUpdate {
+        purchase_potential: optional_money(
+            "profile_updated.purchase_potential",
+            p.purchase_potential.as_ref(),
+            rules,
+        )?,
+        customer_since: p
+            .customer_since
+            .as_ref()
+            .map(|ts| timestamp_from_proto("profile_updated.customer_since", ts))
+            .transpose()?,
+        name: p.name,
+        industry: p.industry,
+        region: p.region,
+        account_manager: p.account_manager,
+        cleared,
+    })
+}
+
 fn required_money(
     field: &'static str,
     money: Option<&ev::Money>,
     rules: &CurrencyRules,
 ) -> Result<Money, InvalidEvent> {
-    optional_money(field, money, rules)?.ok_or_else(|| {
-        InvalidEvent::new(
-            RejectReason::MissingField,
-            field,
-            format!("{field} is required"),
-        )
-    })
+    optional_money(field, money, rules)?.ok_or_else(|| missing(field))
 }
 
 fn optional_money(
@@ -569,6 +623,25 @@ fn optional_money(
     money
         .map(|m| rules.to_base(field, m.amount_minor, &m.currency))
         .transpose()
+}
+
+/// Invoice or payment money: exactly as on the wire, in its own currency,
+/// and its base-currency value.
+fn required_amount(
+    field: &'static str,
+    money: Option<&ev::Money>,
+    rules: &CurrencyRules,
+) -> Result<(Amount, Money), InvalidEvent> {
+    let m = money.ok_or_else(|| missing(field))?;
+    rules.amount(field, m.amount_minor, &m.currency)
+}
+
+fn missing(field: &'static str) -> InvalidEvent {
+    InvalidEvent::new(
+        RejectReason::MissingField,
+        field,
+        format!("{field} is required"),
+    )
 }
 
 fn severity_from_proto(value: i32) -> Result<Severity, InvalidEvent> {
@@ -632,16 +705,25 @@ fn timestamp_to_proto(t: Timestamp) -> prost_types::Timestamp {
     }
 }
 
-/// Domain -> proto, for producers (`tierctl simulate`, tests). Every amount
-/// is written in `currency`, unconverted: for a base-currency event (pass
-/// the base currency code, or `""`), [`event_from_proto`] is its exact
-/// inverse. `cost` is always written, also when 0.
+/// Domain -> proto, for producers (`tierctl simulate`, tests).
+///
+/// Base-currency money (order and return amounts and costs, the purchase
+/// potential) is written in `currency`, unconverted: pass the base
+/// currency code, or `""`. Invoices and payments are written exactly as
+/// billed and paid (`billed`, `paid`: their own currency and minor units);
+/// their base `amount` is not written, the decoder derives it from the
+/// policy's rates. An absent cost stays absent. So for every event whose
+/// invoice and payment `amount`s are the base values of `billed` and
+/// `paid` under the decoder's rules (as every decoded event's are),
+/// [`event_from_proto`] is the exact inverse.
 pub fn event_to_proto(ev: &Event, currency: &str) -> CustomerEvent {
-    let money = |m: Money| {
-        Some(ev::Money {
-            amount_minor: m.minor(),
-            currency: currency.to_owned(),
-        })
+    let money = |m: Money| ev::Money {
+        amount_minor: m.minor(),
+        currency: currency.to_owned(),
+    };
+    let own = |a: &Amount| ev::Money {
+        amount_minor: a.minor,
+        currency: a.currency.as_str().to_owned(),
     };
     let payload = match &ev.kind {
         EventKind::OrderPlaced {
@@ -650,8 +732,8 @@ pub fn event_to_proto(ev: &Event, currency: &str) -> CustomerEvent {
             cost,
         } => Payload::OrderPlaced(ev::OrderPlaced {
             order_id: order_id.clone(),
-            amount: money(*amount),
-            cost: money(*cost),
+            amount: Some(money(*amount)),
+            cost: cost.map(money),
         }),
         EventKind::OrderCancelled { order_id } => Payload::OrderCancelled(ev::OrderCancelled {
             order_id: order_id.clone(),
@@ -662,26 +744,34 @@ pub fn event_to_proto(ev: &Event, currency: &str) -> CustomerEvent {
             cost,
         } => Payload::OrderReturned(ev::OrderReturned {
             order_id: order_id.clone(),
-            amount: money(*amount),
-            cost: money(*cost),
+            amount: Some(money(*amount)),
+            cost: cost.map(money),
         }),
         EventKind::InvoiceIssued {
             invoice_id,
             order_id,
-            amount,
+            amount: _,
+            billed,
             due_at,
         } => Payload::InvoiceIssued(ev::InvoiceIssued {
             invoice_id: invoice_id.clone(),
             order_id: order_id.clone(),
-            amount: money(*amount),
+            amount: Some(own(billed)),
             due_at: Some(timestamp_to_proto(*due_at)),
         }),
-        EventKind::PaymentReceived { invoice_id, amount } => {
-            Payload::PaymentReceived(ev::PaymentReceived {
+        EventKind::InvoiceCancelled { invoice_id } => {
+            Payload::InvoiceCancelled(ev::InvoiceCancelled {
                 invoice_id: invoice_id.clone(),
-                amount: money(*amount),
             })
         }
+        EventKind::PaymentReceived {
+            invoice_id,
+            amount: _,
+            paid,
+        } => Payload::PaymentReceived(ev::PaymentReceived {
+            invoice_id: invoice_id.clone(),
+            amount: Some(own(paid)),
+        }),
         EventKind::ComplaintOpened {
             complaint_id,
             severity,
@@ -700,8 +790,10 @@ pub fn event_to_proto(ev: &Event, currency: &str) -> CustomerEvent {
             name: p.name.clone(),
             industry: p.industry.clone(),
             region: p.region.clone(),
-            purchase_potential: p.purchase_potential.and_then(money),
+            purchase_potential: p.purchase_potential.map(money),
             account_manager: p.account_manager.clone(),
+            customer_since: p.customer_since.map(timestamp_to_proto),
+            cleared_fields: p.cleared.iter().map(|f| f.as_str().to_owned()).collect(),
         }),
     };
     CustomerEvent {
@@ -827,6 +919,8 @@ pub const FIELD_PATHS: &[&str] = &[
     "invoice_issued.due_at",
     "invoice_issued.due_at.seconds",
     "invoice_issued.due_at.nanos",
+    "invoice_cancelled",
+    "invoice_cancelled.invoice_id",
     "payment_received",
     "payment_received.invoice_id",
     "payment_received.amount",
@@ -846,6 +940,10 @@ pub const FIELD_PATHS: &[&str] = &[
     "profile_updated.purchase_potential.amount_minor",
     "profile_updated.purchase_potential.currency",
     "profile_updated.account_manager",
+    "profile_updated.customer_since",
+    "profile_updated.customer_since.seconds",
+    "profile_updated.customer_since.nanos",
+    "profile_updated.cleared_fields",
 ];
 
 /// The oneof variant name of a payload message type, as prost names it.
@@ -855,6 +953,7 @@ fn variant_of(message: &str) -> Option<&'static str> {
         "OrderCancelled" => "order_cancelled",
         "OrderReturned" => "order_returned",
         "InvoiceIssued" => "invoice_issued",
+        "InvoiceCancelled" => "invoice_cancelled",
         "PaymentReceived" => "payment_received",
         "ComplaintOpened" => "complaint_opened",
         "ComplaintResolved" => "complaint_resolved",

@@ -805,8 +805,7 @@ impl<S: Store + 'static> Pipeline<S> {
                         Some(s) => s,
                         None => self.states.entry(event.customer_id.clone()).or_default(),
                     };
-                    let processed =
-                        state.process(&event.customer_id, &event, &self.deps.policy, now);
+                    let processed = state.process(&event.customer_id, &event, &self.deps.policy);
                     match processed.applied {
                         Applied::Applied => {
                             batch.applied += 1;

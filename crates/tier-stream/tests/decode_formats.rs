@@ -7,8 +7,8 @@
 use prost::Message as _;
 use tier_core::time::date;
 use tier_core::{
-    CurrencyRules, Event, EventKind, InvalidEvent, Money, Profile, RejectReason, Severity,
-    Timestamp, ValidationLimits,
+    Amount, Currency, CurrencyRules, Event, EventKind, InvalidEvent, Money, ProfileField,
+    ProfileUpdate, RejectReason, Severity, Timestamp, ValidationLimits,
 };
 use tier_proto::ev::{self, CustomerEvent, customer_event::Payload};
 use tier_stream::decode::{
@@ -42,7 +42,17 @@ fn event(id: &str, kind: EventKind) -> Event {
     }
 }
 
-/// One event of every kind, with awkward values where they matter.
+fn usd() -> Currency {
+    Currency::parse("USD").unwrap()
+}
+
+fn cny() -> Currency {
+    Currency::parse(BASE).unwrap()
+}
+
+/// One event of every kind and shape, with awkward values where they
+/// matter. Invoice and payment base amounts are the base values of what
+/// was billed or paid under [`rules`].
 fn every_kind() -> Vec<Event> {
     vec![
         event(
@@ -50,7 +60,7 @@ fn every_kind() -> Vec<Event> {
             EventKind::OrderPlaced {
                 order_id: "o-1".into(),
                 amount: Money(1_234_567),
-                cost: Money(1_000_000),
+                cost: Some(Money(1_000_000)),
             },
         ),
         event(
@@ -58,7 +68,15 @@ fn every_kind() -> Vec<Event> {
             EventKind::OrderPlaced {
                 order_id: "o-2".into(),
                 amount: Money(0),
-                cost: Money(0),
+                cost: Some(Money(0)),
+            },
+        ),
+        event(
+            "e-placed-uncosted",
+            EventKind::OrderPlaced {
+                order_id: "o-3".into(),
+                amount: Money(99_900),
+                cost: None,
             },
         ),
         event(
@@ -72,7 +90,15 @@ fn every_kind() -> Vec<Event> {
             EventKind::OrderReturned {
                 order_id: "o-1".into(),
                 amount: Money(500),
-                cost: Money(400),
+                cost: Some(Money(400)),
+            },
+        ),
+        event(
+            "e-returned-pro-rata",
+            EventKind::OrderReturned {
+                order_id: "o-3".into(),
+                amount: Money(9_990),
+                cost: None,
             },
         ),
         event(
@@ -81,7 +107,25 @@ fn every_kind() -> Vec<Event> {
                 invoice_id: "i-1".into(),
                 order_id: "o-1".into(),
                 amount: Money(1_234_567),
+                billed: Amount::new(1_234_567, cny()),
                 due_at: Timestamp::from_millis(date(2026, 3, 16).millis() + 999),
+            },
+        ),
+        event(
+            "e-invoice-usd",
+            EventKind::InvoiceIssued {
+                invoice_id: "i-2".into(),
+                order_id: String::new(),
+                // 3,333 US cents at 7.10 = 23,664.3 fen, truncated.
+                amount: Money(23_664),
+                billed: Amount::new(3_333, usd()),
+                due_at: date(2026, 4, 1),
+            },
+        ),
+        event(
+            "e-invoice-cancelled",
+            EventKind::InvoiceCancelled {
+                invoice_id: "i-2".into(),
             },
         ),
         event(
@@ -89,6 +133,15 @@ fn every_kind() -> Vec<Event> {
             EventKind::PaymentReceived {
                 invoice_id: "i-1".into(),
                 amount: Money(1_000_000_000_000_000), // the default limit
+                paid: Amount::new(1_000_000_000_000_000, cny()),
+            },
+        ),
+        event(
+            "e-payment-usd",
+            EventKind::PaymentReceived {
+                invoice_id: "i-2".into(),
+                amount: Money(7),
+                paid: Amount::new(1, usd()),
             },
         ),
         event(
@@ -115,19 +168,47 @@ fn every_kind() -> Vec<Event> {
         ),
         event(
             "e-profile",
-            EventKind::ProfileUpdated(Profile {
-                name: "Zhejiang Präzision 精密".into(),
-                industry: "machinery".into(),
-                region: "east".into(),
+            EventKind::ProfileUpdated(ProfileUpdate {
+                name: Some("Zhejiang Präzision 精密".into()),
+                industry: Some("machinery".into()),
+                region: Some("east".into()),
                 purchase_potential: Some(Money(50_000_000)),
-                account_manager: "li.wei".into(),
+                account_manager: Some("li.wei".into()),
+                customer_since: Some(date(2011, 6, 1)),
+                cleared: Vec::new(),
             }),
         ),
         event(
             "e-profile-empty",
-            EventKind::ProfileUpdated(Profile::default()),
+            EventKind::ProfileUpdated(ProfileUpdate::default()),
+        ),
+        event(
+            "e-profile-partial",
+            EventKind::ProfileUpdated(ProfileUpdate {
+                // Set to empty text: present on the wire, unlike an absent field.
+                name: Some(String::new()),
+                account_manager: Some("wang.fang".into()),
+                customer_since: Some(Timestamp::from_millis(-1_000_000_000_001)),
+                cleared: vec![ProfileField::PurchasePotential, ProfileField::Region],
+                ..ProfileUpdate::default()
+            }),
+        ),
+        event(
+            "e-profile-clear-all",
+            EventKind::ProfileUpdated(ProfileUpdate {
+                cleared: ProfileField::ALL.to_vec(),
+                ..ProfileUpdate::default()
+            }),
         ),
     ]
+}
+
+/// The event of [`every_kind`] with this id.
+fn by_id(id: &str) -> Event {
+    every_kind()
+        .into_iter()
+        .find(|e| e.event_id == id)
+        .unwrap_or_else(|| panic!("no event {id}"))
 }
 
 fn encodings(msg: &CustomerEvent) -> [(WireFormat, Vec<u8>); 3] {
@@ -165,7 +246,7 @@ fn assert_reject(err: &InvalidEvent, reason: RejectReason, field: &str) {
 }
 
 fn placed() -> CustomerEvent {
-    event_to_proto(&every_kind()[0], BASE)
+    event_to_proto(&by_id("e-placed"), BASE)
 }
 
 fn with_payload(payload: Payload) -> CustomerEvent {
@@ -205,7 +286,7 @@ fn round_trip_every_kind_in_every_format() {
 
 #[test]
 fn json_is_the_canonical_proto3_mapping() {
-    let msg = event_to_proto(&every_kind()[4], BASE);
+    let msg = event_to_proto(&by_id("e-invoice"), BASE);
     let json: serde_json::Value = serde_json::from_slice(&encode_json(&msg)).unwrap();
     assert_eq!(
         json,
@@ -222,14 +303,14 @@ fn json_is_the_canonical_proto3_mapping() {
             }
         })
     );
-    let complaint = event_to_proto(&every_kind()[6], BASE);
+    let complaint = event_to_proto(&by_id("e-complaint"), BASE);
     let json: serde_json::Value = serde_json::from_slice(&encode_json(&complaint)).unwrap();
     assert_eq!(json["complaintOpened"]["severity"], "SEVERITY_CRITICAL");
 }
 
 #[test]
 fn json_accepts_original_names_numbers_offsets_and_whitespace() {
-    let want = every_kind()[0].clone();
+    let want = by_id("e-placed");
     let json = r#"
         {
           "event_id": "e-placed",
@@ -273,7 +354,7 @@ fn foreign_currency_is_converted_to_base() {
         amount_minor: 100,
         currency: "USD".into(),
     });
-    p.cost = None; // optional: defaults to 0
+    p.cost = None; // optional: unknown, not 0
     for (_, bytes) in encodings(&msg) {
         let got = decoder().decode(None, Some(&bytes), now()).unwrap();
         assert_eq!(
@@ -281,10 +362,138 @@ fn foreign_currency_is_converted_to_base() {
             EventKind::OrderPlaced {
                 order_id: "o-1".into(),
                 amount: Money(710),
-                cost: Money(0),
+                cost: None,
             }
         );
     }
+}
+
+#[test]
+fn absent_cost_is_unknown_and_zero_cost_is_known() {
+    for (id, wire_cost, want) in [
+        ("e-placed-uncosted", None, None),
+        ("e-placed-free", Some(0), Some(Money(0))),
+    ] {
+        let msg = event_to_proto(&by_id(id), BASE);
+        let Some(Payload::OrderPlaced(p)) = &msg.payload else {
+            unreachable!()
+        };
+        assert_eq!(p.cost.as_ref().map(|c| c.amount_minor), wire_cost, "{id}");
+        for (format, bytes) in encodings(&msg) {
+            let got = decoder().decode(None, Some(&bytes), now()).unwrap().event;
+            let EventKind::OrderPlaced { cost, .. } = got.kind else {
+                unreachable!()
+            };
+            assert_eq!(cost, want, "{id} as {format}");
+        }
+    }
+    let json = serde_json::json!({
+        "eventId": "e", "customerId": "c", "occurredAt": "2026-01-01T00:00:00Z",
+        "orderReturned": {"orderId": "o", "amount": {"amountMinor": "5"}, "cost": null}
+    });
+    let got = decoder()
+        .decode(None, Some(&serde_json::to_vec(&json).unwrap()), now())
+        .unwrap();
+    assert!(
+        matches!(got.event.kind, EventKind::OrderReturned { cost: None, .. }),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn invoices_and_payments_keep_their_own_currency() {
+    // On the wire: the Amount's own currency and minor units, not the base.
+    for (id, want_minor) in [("e-invoice-usd", 3_333), ("e-payment-usd", 1)] {
+        let ev = by_id(id);
+        for currency in [BASE, "", "USD"] {
+            let msg = event_to_proto(&ev, currency);
+            let wire = match &msg.payload {
+                Some(Payload::InvoiceIssued(p)) => p.amount.clone(),
+                Some(Payload::PaymentReceived(p)) => p.amount.clone(),
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(
+                wire,
+                Some(ev::Money {
+                    amount_minor: want_minor,
+                    currency: "USD".into()
+                }),
+                "{id}"
+            );
+        }
+    }
+    // Decoded: exact in its own currency, base value beside it. An empty
+    // code is the base currency.
+    let msg = with_payload(Payload::PaymentReceived(ev::PaymentReceived {
+        invoice_id: "i".into(),
+        amount: Some(ev::Money {
+            amount_minor: 1_001,
+            currency: String::new(),
+        }),
+    }));
+    for (format, bytes) in encodings(&msg) {
+        let got = decoder().decode(None, Some(&bytes), now()).unwrap().event;
+        assert_eq!(
+            got.kind,
+            EventKind::PaymentReceived {
+                invoice_id: "i".into(),
+                amount: Money(1_001),
+                paid: Amount::new(1_001, cny()),
+            },
+            "{format}"
+        );
+    }
+}
+
+#[test]
+fn partial_profile_json_carries_presence_and_cleared_fields() {
+    let msg = event_to_proto(&by_id("e-profile-partial"), BASE);
+    let json: serde_json::Value = serde_json::from_slice(&encode_json(&msg)).unwrap();
+    // Absent fields stay absent; a field set to "" is present.
+    assert_eq!(
+        json["profileUpdated"],
+        serde_json::json!({
+            "name": "",
+            "accountManager": "wang.fang",
+            "customerSince": "1938-04-24T22:13:19.999Z",
+            "clearedFields": ["purchase_potential", "region"]
+        })
+    );
+    let empty = event_to_proto(&by_id("e-profile-empty"), BASE);
+    let json: serde_json::Value = serde_json::from_slice(&encode_json(&empty)).unwrap();
+    assert_eq!(json["profileUpdated"], serde_json::json!({}));
+
+    // Original names work too; an explicit null is absent.
+    let text = r#"{"event_id":"e","customer_id":"c","occurred_at":"2026-01-01T00:00:00Z",
+        "profile_updated":{"industry":"retail","region":null,
+        "customer_since":"2020-02-29T00:00:00Z","cleared_fields":["account_manager"]}}"#;
+    let got = decoder()
+        .decode(None, Some(text.as_bytes()), now())
+        .unwrap();
+    assert_eq!(
+        got.event.kind,
+        EventKind::ProfileUpdated(ProfileUpdate {
+            industry: Some("retail".into()),
+            customer_since: Some(date(2020, 2, 29)),
+            cleared: vec![ProfileField::AccountManager],
+            ..ProfileUpdate::default()
+        })
+    );
+}
+
+#[test]
+fn profile_fields_stay_wire_compatible() {
+    // `optional string` encodes a set field exactly as the plain `string`
+    // of the first release did (tag 1, length, bytes), so old producers'
+    // records decode unchanged; an empty plain string was never on the wire
+    // and now reads as "unchanged".
+    let msg = ev::CustomerProfileUpdated {
+        name: Some("ACME".into()),
+        ..Default::default()
+    };
+    assert_eq!(msg.encode_to_vec(), b"\x0a\x04ACME");
+    let old_empty = ev::CustomerProfileUpdated::decode(&b""[..]).unwrap();
+    assert_eq!(old_empty.name, None);
 }
 
 #[test]
@@ -300,14 +509,14 @@ fn confluent_accepts_full_index_and_shorthand() {
         frame.extend_from_slice(&body);
         let got = decoder().decode(None, Some(&frame), now()).unwrap();
         assert_eq!(got.format, WireFormat::ConfluentProtobuf);
-        assert_eq!(got.event, every_kind()[0]);
+        assert_eq!(got.event, by_id("e-placed"));
     }
 }
 
 #[test]
 fn protobuf_that_looks_like_json_whitespace_is_still_protobuf() {
     // An event_id of 123 bytes encodes as 0A 7B ..., i.e. "\n{".
-    let mut ev = every_kind()[0].clone();
+    let mut ev = by_id("e-placed");
     ev.event_id = format!("{{{}", "x".repeat(122));
     let bytes = encode_protobuf(&event_to_proto(&ev, BASE));
     assert_eq!(&bytes[..2], b"\n{");
@@ -393,6 +602,132 @@ fn unknown_currency() {
         &err,
         RejectReason::UnknownCurrency,
         "profile_updated.purchase_potential",
+    );
+}
+
+#[test]
+fn bad_currency_code_on_an_invoice() {
+    // A malformed code is no currency the policy knows: rejected like an
+    // unknown one, under the invoice's amount.
+    for code in ["usd", "US", "USDX", "€€€", " CNY"] {
+        let msg = with_payload(Payload::InvoiceIssued(ev::InvoiceIssued {
+            invoice_id: "i".into(),
+            order_id: "o".into(),
+            amount: Some(ev::Money {
+                amount_minor: 10,
+                currency: code.into(),
+            }),
+            due_at: Some(prost_types::Timestamp {
+                seconds: 1_780_000_000,
+                nanos: 0,
+            }),
+        }));
+        let err = reject_msg(&msg);
+        assert_reject(&err, RejectReason::UnknownCurrency, "invoice_issued.amount");
+        assert!(err.detail.contains(&format!("{code:?}")), "{err}");
+    }
+    let msg = with_payload(Payload::PaymentReceived(ev::PaymentReceived {
+        invoice_id: "i".into(),
+        amount: Some(ev::Money {
+            amount_minor: 10,
+            currency: "cny".into(),
+        }),
+    }));
+    assert_reject(
+        &reject_msg(&msg),
+        RejectReason::UnknownCurrency,
+        "payment_received.amount",
+    );
+}
+
+#[test]
+fn unknown_cleared_field_name() {
+    for name in ["nmae", "purchasePotential", "Name", "", "tier"] {
+        let msg = with_payload(Payload::ProfileUpdated(ev::CustomerProfileUpdated {
+            industry: Some("retail".into()),
+            cleared_fields: vec!["region".into(), name.into()],
+            ..Default::default()
+        }));
+        let err = reject_msg(&msg);
+        assert_reject(
+            &err,
+            RejectReason::InvalidField,
+            "profile_updated.cleared_fields",
+        );
+        assert!(err.detail.contains(&format!("{name:?}")), "{err}");
+        assert!(err.detail.contains("purchase_potential"), "{err}");
+    }
+    // A huge name is not echoed whole.
+    let msg = with_payload(Payload::ProfileUpdated(ev::CustomerProfileUpdated {
+        cleared_fields: vec!["x".repeat(10_000)],
+        ..Default::default()
+    }));
+    assert!(reject_msg(&msg).detail.len() <= MAX_DETAIL_LEN);
+}
+
+#[test]
+fn profile_field_set_and_cleared() {
+    let msg = with_payload(Payload::ProfileUpdated(ev::CustomerProfileUpdated {
+        customer_since: Some(prost_types::Timestamp {
+            seconds: 1_300_000_000,
+            nanos: 0,
+        }),
+        cleared_fields: vec!["customer_since".into()],
+        ..Default::default()
+    }));
+    let err = reject_msg(&msg);
+    assert_reject(
+        &err,
+        RejectReason::InvalidField,
+        "profile_updated.cleared_fields",
+    );
+    assert!(err.detail.contains("customer_since"), "{err}");
+}
+
+#[test]
+fn customer_since_out_of_range() {
+    let msg = with_payload(Payload::ProfileUpdated(ev::CustomerProfileUpdated {
+        customer_since: Some(prost_types::Timestamp {
+            seconds: 1_300_000_000,
+            nanos: 1_000_000_000,
+        }),
+        ..Default::default()
+    }));
+    // Binary only: JSON normalises nanos away.
+    assert_reject(
+        &reject(None, &encode_protobuf(&msg)),
+        RejectReason::InvalidField,
+        "profile_updated.customer_since",
+    );
+    let json = br#"{"eventId":"e","customerId":"c","occurredAt":"2026-01-01T00:00:00Z",
+        "profileUpdated":{"customerSince":"last spring"}}"#;
+    assert_reject(
+        &reject(None, json),
+        RejectReason::Undecodable,
+        "profile_updated.customer_since",
+    );
+}
+
+#[test]
+fn invoice_cancelled_needs_its_invoice() {
+    let msg = with_payload(Payload::InvoiceCancelled(ev::InvoiceCancelled::default()));
+    assert_reject(
+        &reject_msg(&msg),
+        RejectReason::MissingField,
+        "invoice_cancelled.invoice_id",
+    );
+    let json = br#"{"eventId":"e","customerId":"c","occurredAt":"2026-01-01T00:00:00Z",
+        "invoiceCancelled":{"invoiceId":"i","amount":{"amountMinor":"5"}}}"#;
+    let err = reject(None, json);
+    assert_reject(&err, RejectReason::Undecodable, "invoice_cancelled");
+    // A non-UTF-8 id inside the new variant names it: field 18, length 3,
+    // then tag 1 length 1.
+    let mut bytes = encode_protobuf(&placed());
+    bytes.extend_from_slice(&[0x92, 0x01, 0x03, 0x0A, 0x01, 0xC3]);
+    assert_reject(
+        &reject(None, &bytes),
+        RejectReason::Undecodable,
+        "invoice_cancelled.invoice_id",
     );
 }
 
@@ -569,7 +904,7 @@ fn severity_out_of_range() {
 
 #[test]
 fn far_future_time() {
-    let mut ev = every_kind()[0].clone();
+    let mut ev = by_id("e-placed");
     ev.occurred_at = now().plus_days(2);
     let err = reject_msg(&event_to_proto(&ev, BASE));
     assert_reject(&err, RejectReason::FutureTimestamp, "occurred_at");

@@ -21,8 +21,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tier_core::time::date;
 use tier_core::{
-    CurrencyRules, Event, EventKind, Money, Profile, RejectReason, Severity, Timestamp,
-    ValidationLimits,
+    Amount, CurrencyRules, Event, EventKind, Money, ProfileField, ProfileUpdate, RejectReason,
+    Severity, Timestamp, ValidationLimits,
 };
 use tier_proto::ev;
 use tier_stream::decode::{
@@ -38,12 +38,23 @@ fn now() -> Timestamp {
     date(2026, 3, 1)
 }
 
-fn decoder() -> Decoder {
-    Decoder::new(
-        CurrencyRules::new(BASE).with_rate_micro("USD", 7_100_000),
-        ValidationLimits::default(),
-    )
+fn rules() -> CurrencyRules {
+    CurrencyRules::new(BASE).with_rate_micro("USD", 7_100_000)
 }
+
+fn decoder() -> Decoder {
+    Decoder::new(rules(), ValidationLimits::default())
+}
+
+/// Invoice or payment money as the decoder reads it: exact in its own
+/// currency (base or USD, or the empty code), and its base value.
+fn own_money(minor: i64, currency: &str) -> (Amount, Money) {
+    rules().amount("amount", minor, currency).unwrap()
+}
+
+/// Earliest and latest millisecond a proto3 `Timestamp` can carry.
+const PROTO_MIN_MS: i64 = -62_135_596_800_000;
+const PROTO_MAX_MS: i64 = 253_402_300_799_999;
 
 const ID_CHARS: &[u8] = b"abcXYZ019-_:./ {}\"\\";
 
@@ -67,12 +78,57 @@ fn random_money(rng: &mut StdRng) -> Money {
     })
 }
 
+/// Money in its own currency: mostly base, sometimes USD (kept small
+/// enough that its base value stays within the limit).
+fn random_own_money(rng: &mut StdRng) -> (Amount, Money) {
+    let minor = random_money(rng).minor();
+    match rng.random_range(0..4) {
+        0 => own_money(minor, "USD"),
+        1 => own_money(minor, ""),
+        _ => own_money(minor, BASE),
+    }
+}
+
+/// A partial profile update: each field unchanged, set or cleared.
+fn random_profile(rng: &mut StdRng) -> ProfileUpdate {
+    let mut p = ProfileUpdate::default();
+    for field in ProfileField::ALL {
+        match rng.random_range(0..3) {
+            0 => {}
+            1 => p.cleared.push(field),
+            _ => match field {
+                ProfileField::Name => p.name = Some(random_id(rng)),
+                ProfileField::Industry => p.industry = Some(random_id(rng)),
+                ProfileField::Region => {
+                    p.region = Some(if rng.random_bool(0.3) {
+                        String::new()
+                    } else {
+                        random_id(rng)
+                    });
+                }
+                ProfileField::PurchasePotential => {
+                    p.purchase_potential = Some(random_money(rng));
+                }
+                ProfileField::AccountManager => p.account_manager = Some(random_id(rng)),
+                ProfileField::CustomerSince => {
+                    p.customer_since = Some(now().plus_days(-rng.random_range(0..20_000)));
+                }
+            },
+        }
+    }
+    // Cleared fields in any order.
+    if rng.random_bool(0.5) {
+        p.cleared.reverse();
+    }
+    p
+}
+
 fn random_event(rng: &mut StdRng) -> Event {
-    let kind = match rng.random_range(0..8) {
+    let kind = match rng.random_range(0..10) {
         0 => EventKind::OrderPlaced {
             order_id: random_id(rng),
             amount: random_money(rng),
-            cost: random_money(rng),
+            cost: rng.random_bool(0.7).then(|| random_money(rng)),
         },
         1 => EventKind::OrderCancelled {
             order_id: random_id(rng),
@@ -80,18 +136,26 @@ fn random_event(rng: &mut StdRng) -> Event {
         2 => EventKind::OrderReturned {
             order_id: random_id(rng),
             amount: random_money(rng),
-            cost: random_money(rng),
+            cost: rng.random_bool(0.5).then(|| random_money(rng)),
         },
-        3 => EventKind::InvoiceIssued {
-            invoice_id: random_id(rng),
-            order_id: random_id(rng),
-            amount: random_money(rng),
-            due_at: now().plus_days(rng.random_range(-100..100)),
-        },
-        4 => EventKind::PaymentReceived {
-            invoice_id: random_id(rng),
-            amount: random_money(rng),
-        },
+        3 => {
+            let (billed, amount) = random_own_money(rng);
+            EventKind::InvoiceIssued {
+                invoice_id: random_id(rng),
+                order_id: random_id(rng),
+                amount,
+                billed,
+                due_at: now().plus_days(rng.random_range(-100..100)),
+            }
+        }
+        4 => {
+            let (paid, amount) = random_own_money(rng);
+            EventKind::PaymentReceived {
+                invoice_id: random_id(rng),
+                amount,
+                paid,
+            }
+        }
         5 => EventKind::ComplaintOpened {
             complaint_id: random_id(rng),
             severity: Severity::ALL[rng.random_range(0..Severity::ALL.len())],
@@ -100,13 +164,10 @@ fn random_event(rng: &mut StdRng) -> Event {
         6 => EventKind::ComplaintResolved {
             complaint_id: random_id(rng),
         },
-        _ => EventKind::ProfileUpdated(Profile {
-            name: random_id(rng),
-            industry: random_id(rng),
-            region: String::new(),
-            purchase_potential: rng.random_bool(0.5).then(|| random_money(rng)),
-            account_manager: random_id(rng),
-        }),
+        7 => EventKind::InvoiceCancelled {
+            invoice_id: random_id(rng),
+        },
+        _ => EventKind::ProfileUpdated(random_profile(rng)),
     };
     Event {
         event_id: random_id(rng),
@@ -139,6 +200,17 @@ fn seed_corpus(rng: &mut StdRng) -> Vec<Vec<u8>> {
              "order_placed":{"order_id":"o","amount":{"amount_minor":"5","currency":"USD"}}}"#
             .to_vec(),
     );
+    corpus.push(
+        br#"{"eventId":"e","customerId":"c","occurredAt":"2026-01-01T00:00:00Z",
+             "profileUpdated":{"name":"","customerSince":"2001-01-01T00:00:00Z",
+             "clearedFields":["region","purchase_potential"]}}"#
+            .to_vec(),
+    );
+    corpus.push(
+        br#"{"eventId":"e","customerId":"c","occurredAt":"2026-01-01T00:00:00Z",
+             "invoiceCancelled":{"invoiceId":"i"}}"#
+            .to_vec(),
+    );
     let mut shorthand = vec![0, 0, 0, 0, 1, 0];
     shorthand.extend_from_slice(&corpus[0]);
     corpus.push(shorthand);
@@ -147,7 +219,7 @@ fn seed_corpus(rng: &mut StdRng) -> Vec<Vec<u8>> {
 
 const INTERESTING: &[u8] = &[
     0x00, 0x01, 0x7F, 0x80, 0xFF, b'{', b'}', b'"', b'\\', b':', b',', b'[', b'-', b'0', b'\n',
-    0x0A, 0x12, 0x1A, 0x52, 0x7A,
+    0x0A, 0x12, 0x1A, 0x52, 0x7A, 0x92, 0x3A,
 ];
 
 fn mutate(rng: &mut StdRng, corpus: &[Vec<u8>], out: &mut Vec<u8>) -> &'static str {
@@ -335,33 +407,89 @@ fn arb_due() -> impl Strategy<Value = Timestamp> {
     (1i64..=253_402_300_799_999).prop_map(Timestamp::from_millis)
 }
 
+/// Invoice or payment money: base, the empty code, or USD (bounded so the
+/// base value stays within the limit).
+fn arb_own_money() -> impl Strategy<Value = (Amount, Money)> {
+    prop_oneof![
+        (0i64..=1_000_000_000_000_000).prop_map(|m| own_money(m, BASE)),
+        (0i64..=1_000_000_000_000_000).prop_map(|m| own_money(m, "")),
+        (0i64..=140_000_000_000_000).prop_map(|m| own_money(m, "USD")),
+    ]
+}
+
+/// A partial profile update: per field unchanged (0), set (1) or cleared
+/// (2); cleared fields in any order.
+fn arb_profile() -> impl Strategy<Value = ProfileUpdate> {
+    (
+        proptest::collection::vec(0u8..3, ProfileField::ALL.len()),
+        (
+            any::<String>(),
+            any::<String>(),
+            any::<String>(),
+            arb_money(),
+            any::<String>(),
+            PROTO_MIN_MS..=PROTO_MAX_MS,
+        ),
+        any::<bool>(),
+    )
+        .prop_map(|(states, values, reverse)| {
+            let (name, industry, region, potential, manager, since) = values;
+            let mut p = ProfileUpdate::default();
+            for (field, state) in ProfileField::ALL.into_iter().zip(states) {
+                match (state, field) {
+                    (0, _) => {}
+                    (1, ProfileField::Name) => p.name = Some(name.clone()),
+                    (1, ProfileField::Industry) => p.industry = Some(industry.clone()),
+                    (1, ProfileField::Region) => p.region = Some(region.clone()),
+                    (1, ProfileField::PurchasePotential) => p.purchase_potential = Some(potential),
+                    (1, ProfileField::AccountManager) => p.account_manager = Some(manager.clone()),
+                    (1, ProfileField::CustomerSince) => {
+                        p.customer_since = Some(Timestamp::from_millis(since));
+                    }
+                    _ => p.cleared.push(field),
+                }
+            }
+            if reverse {
+                p.cleared.reverse();
+            }
+            p
+        })
+}
+
 fn arb_kind() -> impl Strategy<Value = EventKind> {
     prop_oneof![
-        (arb_id(), arb_money(), arb_money()).prop_map(|(order_id, amount, cost)| {
-            EventKind::OrderPlaced {
+        (arb_id(), arb_money(), proptest::option::of(arb_money())).prop_map(
+            |(order_id, amount, cost)| EventKind::OrderPlaced {
                 order_id,
                 amount,
                 cost,
             }
-        }),
+        ),
         arb_id().prop_map(|order_id| EventKind::OrderCancelled { order_id }),
-        (arb_id(), arb_money(), arb_money()).prop_map(|(order_id, amount, cost)| {
-            EventKind::OrderReturned {
+        (arb_id(), arb_money(), proptest::option::of(arb_money())).prop_map(
+            |(order_id, amount, cost)| EventKind::OrderReturned {
                 order_id,
                 amount,
                 cost,
             }
-        }),
-        (arb_id(), any::<String>(), arb_money(), arb_due()).prop_map(
-            |(invoice_id, order_id, amount, due_at)| EventKind::InvoiceIssued {
+        ),
+        (arb_id(), any::<String>(), arb_own_money(), arb_due()).prop_map(
+            |(invoice_id, order_id, (billed, amount), due_at)| EventKind::InvoiceIssued {
                 invoice_id,
                 order_id,
                 amount,
+                billed,
                 due_at,
             }
         ),
-        (arb_id(), arb_money())
-            .prop_map(|(invoice_id, amount)| EventKind::PaymentReceived { invoice_id, amount }),
+        arb_id().prop_map(|invoice_id| EventKind::InvoiceCancelled { invoice_id }),
+        (arb_id(), arb_own_money()).prop_map(|(invoice_id, (paid, amount))| {
+            EventKind::PaymentReceived {
+                invoice_id,
+                amount,
+                paid,
+            }
+        }),
         (arb_id(), 0usize..5, any::<String>()).prop_map(|(complaint_id, s, category)| {
             EventKind::ComplaintOpened {
                 complaint_id,
@@ -370,24 +498,7 @@ fn arb_kind() -> impl Strategy<Value = EventKind> {
             }
         }),
         arb_id().prop_map(|complaint_id| EventKind::ComplaintResolved { complaint_id }),
-        (
-            any::<String>(),
-            any::<String>(),
-            any::<String>(),
-            proptest::option::of(arb_money()),
-            any::<String>()
-        )
-            .prop_map(
-                |(name, industry, region, purchase_potential, account_manager)| {
-                    EventKind::ProfileUpdated(Profile {
-                        name,
-                        industry,
-                        region,
-                        purchase_potential,
-                        account_manager,
-                    })
-                }
-            ),
+        arb_profile().prop_map(EventKind::ProfileUpdated),
     ]
 }
 
@@ -434,25 +545,47 @@ proptest! {
         seconds in any::<i64>(),
         nanos in any::<i32>(),
         amount in any::<i64>(),
-        currency in "[A-Z]{0,4}",
+        currency in "[A-Za-z]{0,4}",
         severity in any::<i32>(),
+        cleared in proptest::collection::vec(
+            prop_oneof![
+                Just("name".to_owned()),
+                Just("customer_since".to_owned()),
+                "[a-z_]{0,20}",
+                any::<String>(),
+            ],
+            0..4,
+        ),
     ) {
         let msg = ev::CustomerEvent {
             event_id,
             customer_id: "c".into(),
             occurred_at: Some(prost_types::Timestamp { seconds, nanos }),
             source: String::new(),
-            payload: Some(if severity % 2 == 0 {
-                ev::customer_event::Payload::ComplaintOpened(ev::ComplaintOpened {
+            payload: Some(match severity.rem_euclid(4) {
+                0 => ev::customer_event::Payload::ComplaintOpened(ev::ComplaintOpened {
                     complaint_id: "k".into(),
                     severity,
                     category: String::new(),
-                })
-            } else {
-                ev::customer_event::Payload::PaymentReceived(ev::PaymentReceived {
+                }),
+                1 => ev::customer_event::Payload::PaymentReceived(ev::PaymentReceived {
                     invoice_id: "i".into(),
                     amount: Some(ev::Money { amount_minor: amount, currency }),
-                })
+                }),
+                2 => ev::customer_event::Payload::InvoiceIssued(ev::InvoiceIssued {
+                    invoice_id: "i".into(),
+                    order_id: String::new(),
+                    amount: Some(ev::Money { amount_minor: amount, currency }),
+                    due_at: Some(prost_types::Timestamp { seconds: seconds.wrapping_add(86_400), nanos }),
+                }),
+                _ => ev::customer_event::Payload::ProfileUpdated(ev::CustomerProfileUpdated {
+                    name: (amount % 3 == 0).then(String::new),
+                    purchase_potential: (amount % 2 == 0)
+                        .then_some(ev::Money { amount_minor: amount, currency }),
+                    customer_since: Some(prost_types::Timestamp { seconds, nanos }),
+                    cleared_fields: cleared,
+                    ..Default::default()
+                }),
             }),
         };
         let d = decoder();
@@ -462,6 +595,7 @@ proptest! {
                 Err(e) => {
                     prop_assert!(RejectReason::ALL.contains(&e.reason));
                     prop_assert!(FIELD_PATHS.contains(&e.field), "{:?}", e);
+                    prop_assert!(e.detail.len() <= MAX_DETAIL_LEN, "{:?}", e);
                 }
             }
         }

@@ -163,7 +163,7 @@ pub struct TopicArgs {
     /// Topic for order placed / cancelled / returned.
     #[arg(long, default_value = "orders")]
     pub orders_topic: String,
-    /// Topic for invoices and payments.
+    /// Topic for invoices (issued and cancelled) and payments.
     #[arg(long, default_value = "payments")]
     pub payments_topic: String,
     /// Topic for complaints opened / resolved.
@@ -284,7 +284,9 @@ pub struct SimulateArgs {
     /// Prefix of the generated customer ids.
     #[arg(long, default_value = "cust-")]
     pub id_prefix: String,
-    /// Currency code written on every amount.
+    /// ISO 4217 code written on every amount (the policy's base currency):
+    /// the currency of order figures, and the currency invoices are billed
+    /// and paid in.
     #[arg(long, default_value = "CNY")]
     pub currency: String,
     /// Schema id written in the Confluent framing (`--format confluent`).

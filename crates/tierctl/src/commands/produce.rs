@@ -36,7 +36,9 @@ pub fn topic_for_payload<'t>(payload: Option<&Payload>, topics: &'t TopicArgs) -
         Payload::OrderPlaced(_) | Payload::OrderCancelled(_) | Payload::OrderReturned(_) => {
             &topics.orders_topic
         }
-        Payload::InvoiceIssued(_) | Payload::PaymentReceived(_) => &topics.payments_topic,
+        Payload::InvoiceIssued(_) | Payload::InvoiceCancelled(_) | Payload::PaymentReceived(_) => {
+            &topics.payments_topic
+        }
         Payload::ComplaintOpened(_) | Payload::ComplaintResolved(_) => &topics.complaints_topic,
         Payload::ProfileUpdated(_) => &topics.customers_topic,
     })
@@ -147,9 +149,11 @@ mod tests {
 # a comment
 {"eventId":"e1","customerId":"c1","occurredAt":"2026-01-01T00:00:00Z","orderPlaced":{"orderId":"o1","amount":{"amountMinor":"100","currency":"CNY"}}}
 {"event_id":"e2","customer_id":"c2","occurred_at":"2026-01-02T00:00:00Z","payment_received":{"invoice_id":"i1","amount":{"amount_minor":5}}}
+{"eventId":"e3","customerId":"c2","occurredAt":"2026-01-03T00:00:00Z","invoiceCancelled":{"invoiceId":"i1"}}
+{"eventId":"e4","customerId":"c1","occurredAt":"2026-01-04T00:00:00Z","profileUpdated":{"name":"","customerSince":"2010-05-01T00:00:00Z","clearedFields":["region"]}}
 "#;
         let events = parse_lines(text.as_bytes()).unwrap();
-        assert_eq!(events.len(), 2);
+        assert_eq!(events.len(), 4);
         assert_eq!(events[1].customer_id, "c2");
         let topics = TopicArgs::default();
         assert_eq!(
@@ -160,6 +164,25 @@ mod tests {
             topic_for_payload(events[1].payload.as_ref(), &topics),
             Some("payments")
         );
+        assert_eq!(
+            topic_for_payload(events[2].payload.as_ref(), &topics),
+            Some("payments")
+        );
+        assert_eq!(
+            topic_for_payload(events[3].payload.as_ref(), &topics),
+            Some("customers")
+        );
+        // A partial profile keeps its presence and cleared fields through
+        // the re-encoding `produce` does.
+        let Some(Payload::ProfileUpdated(p)) = &events[3].payload else {
+            panic!("{:?}", events[3]);
+        };
+        assert_eq!((p.name.as_deref(), p.industry.as_deref()), (Some(""), None));
+        assert_eq!(p.cleared_fields, ["region"]);
+        let again = decode_wire(&try_encode_json(&events[3]).unwrap())
+            .unwrap()
+            .0;
+        assert_eq!(again, events[3]);
         assert_eq!(topic_for_payload(None, &topics), None);
     }
 

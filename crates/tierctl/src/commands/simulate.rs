@@ -3,7 +3,8 @@
 //! Events come from [`tier_core::sim::Generator`] in time order (no event
 //! after `--end`) and are streamed, never held in memory all at once. Each
 //! goes to its type's topic: orders (placed, cancelled, returned) ->
-//! `--orders-topic`, invoices and payments -> `--payments-topic`,
+//! `--orders-topic`, invoices (issued, cancelled) and payments ->
+//! `--payments-topic`,
 //! complaints -> `--complaints-topic`, profiles -> `--customers-topic`.
 //! The record key is the customer id, so with a key-hashing partitioner
 //! one customer's records of one topic share a partition and keep their
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tier_core::sim::{Generator, Workload};
-use tier_core::{Event, EventKind, Timestamp};
+use tier_core::{Currency, Event, EventKind, Timestamp};
 use tier_stream::decode::{encode_confluent, encode_protobuf, event_to_proto, try_encode_json};
 
 use super::emit;
@@ -77,9 +78,9 @@ pub fn topic_for<'t>(kind: &EventKind, topics: &'t TopicArgs) -> &'t str {
         EventKind::OrderPlaced { .. }
         | EventKind::OrderCancelled { .. }
         | EventKind::OrderReturned { .. } => &topics.orders_topic,
-        EventKind::InvoiceIssued { .. } | EventKind::PaymentReceived { .. } => {
-            &topics.payments_topic
-        }
+        EventKind::InvoiceIssued { .. }
+        | EventKind::InvoiceCancelled { .. }
+        | EventKind::PaymentReceived { .. } => &topics.payments_topic,
         EventKind::ComplaintOpened { .. } | EventKind::ComplaintResolved { .. } => {
             &topics.complaints_topic
         }
@@ -94,7 +95,14 @@ pub fn workload(args: &SimulateArgs) -> Result<Workload> {
     if !(args.zipf.is_finite() && args.zipf >= 0.0) {
         anyhow::bail!("--zipf must be a finite number >= 0, got {}", args.zipf);
     }
+    let currency = Currency::parse(&args.currency).with_context(|| {
+        format!(
+            "--currency must be an ISO 4217 code such as CNY (the policy's base currency), got {:?}",
+            args.currency
+        )
+    })?;
     let mut w = Workload::new(customers, orders, args.end.resolve());
+    w.currency = currency;
     w.seed = args.seed;
     w.days = args.days;
     w.zipf_s = args.zipf;
@@ -299,6 +307,10 @@ impl Stats {
             } => {
                 self.open_invoices.insert(invoice_id.clone(), (c, *due_at));
             }
+            // A credit note: nothing is owed any more, so it is never late.
+            EventKind::InvoiceCancelled { invoice_id } => {
+                self.open_invoices.remove(invoice_id);
+            }
             EventKind::PaymentReceived { invoice_id, .. } => {
                 if let Some((c, due)) = self.open_invoices.remove(invoice_id) {
                     self.customers[c].invoices_due += 1;
@@ -436,6 +448,36 @@ mod tests {
         assert_eq!(seen["payment_received"], "payments");
         assert_eq!(seen["complaint_opened"], "complaints");
         assert_eq!(seen["profile_updated"], "customers");
+    }
+
+    #[test]
+    fn currency_is_an_iso_code_used_for_invoices_too() {
+        let mut args = small_args();
+        args.currency = "USD".into();
+        let w = workload(&args).unwrap();
+        assert_eq!(w.currency.as_str(), "USD");
+        let decoder = tier_stream::decode::Decoder::new(
+            tier_core::CurrencyRules::new("USD"),
+            tier_core::ValidationLimits::default(),
+        );
+        let mut invoices = 0;
+        for e in Generator::new(&w).take(300) {
+            let bytes = encode(&e, EventFormat::Json, "USD", 1).unwrap();
+            let decoded = decoder
+                .decode(None, Some(&bytes), date(2026, 11, 1))
+                .unwrap();
+            assert_eq!(decoded.event, e);
+            if let EventKind::InvoiceIssued { billed, .. } = &e.kind {
+                assert_eq!(billed.currency.as_str(), "USD");
+                invoices += 1;
+            }
+        }
+        assert!(invoices > 0);
+        for bad in ["", "usd", "EURO"] {
+            args.currency = bad.into();
+            let err = workload(&args).unwrap_err();
+            assert!(err.to_string().contains("--currency"), "{err}");
+        }
     }
 
     #[test]
