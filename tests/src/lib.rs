@@ -418,12 +418,12 @@ pub async fn publish_records(producer: &FutureProducer, records: &[RawRecord]) -
     out
 }
 
-/// The default policy's fold of `events`, in order, at the frozen `now`:
-/// what tierd must end up with. Returns the states and how many events
-/// were applied (not duplicates, not stale).
+/// The default policy's fold of `events`, in order: what tierd must end up
+/// with (decisions follow each customer's event time, whatever the
+/// processing clock). Returns the states and how many events were applied
+/// (not duplicates, not stale).
 pub fn oracle(
     events: &[Event],
-    now: tier_core::Timestamp,
 ) -> (
     std::collections::BTreeMap<String, tier_core::state::CustomerState>,
     u64,
@@ -433,7 +433,7 @@ pub fn oracle(
     let mut applied = 0;
     for ev in events {
         let state = states.entry(ev.customer_id.clone()).or_default();
-        let p = state.process(&ev.customer_id, ev, &policy, now);
+        let p = state.process(&ev.customer_id, ev, &policy);
         if p.applied == tier_core::projection::Applied::Applied {
             applied += 1;
         }

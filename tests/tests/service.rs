@@ -36,7 +36,7 @@ fn big_orders(customer: &str, n: usize, prefix: &str) -> Vec<Event> {
             kind: EventKind::OrderPlaced {
                 order_id: format!("{prefix}-o-{i}"),
                 amount: Money(100_000_000),
-                cost: Money(60_000_000),
+                cost: Some(Money(60_000_000)),
             },
         })
         .collect()
@@ -51,7 +51,7 @@ fn small_order(customer: &str, id: &str) -> Event {
         kind: EventKind::OrderPlaced {
             order_id: format!("ord-{id}"),
             amount: Money(10_000),
-            cost: Money(9_000),
+            cost: Some(Money(9_000)),
         },
     }
 }
@@ -261,7 +261,7 @@ async fn malformed_records_are_dead_lettered_and_later_ones_still_apply() {
     bad_amount.kind = EventKind::OrderPlaced {
         order_id: "neg".into(),
         amount: Money(-5),
-        cost: Money(0),
+        cost: Some(Money(0)),
     };
     // All on one key, so one partition, in this order.
     sb.publish(&topic, &[small_order("dlq-cust", "g1")], Wire::Protobuf)

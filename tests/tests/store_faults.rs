@@ -29,7 +29,7 @@ fn orders(customer: &str, n: usize) -> Vec<Event> {
             kind: EventKind::OrderPlaced {
                 order_id: format!("{customer}-o{i}"),
                 amount: Money(100_000_000),
-                cost: Money(60_000_000),
+                cost: Some(Money(60_000_000)),
             },
         })
         .collect()

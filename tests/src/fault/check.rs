@@ -93,12 +93,11 @@ fn whereabouts(w: &Workload, names: &Names, landed: &[Landed], customer: &str) -
 
 fn indicator_diff(
     policy: &Policy,
-    now: tier_core::Timestamp,
     got: &CustomerState,
     want: &CustomerState,
 ) -> String {
-    let g = got.indicators(policy, now);
-    let x = want.indicators(policy, now);
+    let g = got.indicators(policy);
+    let x = want.indicators(policy);
     let mut diffs = Vec::new();
     for name in IndicatorName::ALL {
         let (a, b) = (g.get(name), x.get(name));
@@ -125,7 +124,6 @@ pub fn check(
     let mut o = Outcome::default();
     let mut failures = Vec::new();
     let policy = Policy::default_policy();
-    let now = w.spec.now;
 
     anyhow::ensure!(
         landed.len() == w.records.len(),
@@ -186,7 +184,7 @@ pub fn check(
                     got.sequence,
                     tier(want),
                     want.sequence,
-                    indicator_diff(&policy, now, got, want),
+                    indicator_diff(&policy, got, want),
                     whereabouts(w, names, landed, id)
                 )
             });

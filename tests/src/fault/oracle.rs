@@ -33,11 +33,10 @@ pub struct Oracle {
 }
 
 impl Oracle {
-    /// Fold every valid record of `w`, in publish order, at `w.spec.now`
-    /// with the default policy.
+    /// Fold every valid record of `w`, in publish order, with the default
+    /// policy (decisions on each customer's event-time clock).
     pub fn fold(w: &Workload) -> Self {
         let policy = Policy::default_policy();
-        let now = w.spec.now;
         let mut o = Oracle::default();
         let mut states: BTreeMap<String, CustomerState> = BTreeMap::new();
         for r in &w.records {
@@ -49,7 +48,7 @@ impl Oracle {
                 }
             };
             let state = states.entry(event.customer_id.clone()).or_default();
-            let processed = state.process(&event.customer_id, event, &policy, now);
+            let processed = state.process(&event.customer_id, event, &policy);
             match processed.applied {
                 Applied::Applied => o.applied += 1,
                 Applied::Duplicate => o.duplicates += 1,

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use prost::Message as _;
 use tier_core::policy::Policy;
-use tier_core::projection::{stable_hash, window_start};
+use tier_core::projection::stable_hash;
 use tier_core::sim::{self, SplitMix64};
 use tier_core::{Event, EventKind, Money, RejectReason, Timestamp, ValidationLimits};
 use tier_proto::ev::{self, customer_event::Payload};
@@ -215,9 +215,11 @@ impl Workload {
             placed.push(Placed { at, record });
         }
 
-        // Late events: valid, but before the window at `now`.
+        // Late events: valid, but before the window at `now` (stale when the
+        // customer's watermark is already near `now`).
         let policy = Policy::default_policy();
-        let window_begins = window_start(spec.now, policy.window_months()).start();
+        let rules = policy.fold_rules();
+        let window_begins = rules.calendar.day_start(rules.window_start(spec.now));
         for k in 0..late {
             let customer = &customer_ids[rng.range(0, customers as i64) as usize];
             let occurred_at = Timestamp(window_begins.millis() - rng.range(DAY_MS, 400 * DAY_MS));
@@ -229,7 +231,7 @@ impl Workload {
                 kind: EventKind::OrderPlaced {
                     order_id: format!("late-ord-{k}"),
                     amount: Money(rng.range(10_000, 50_000_000)),
-                    cost: Money(rng.range(5_000, 10_000)),
+                    cost: Some(Money(rng.range(5_000, 10_000))),
                 },
             };
             let wire = pick_wire(&mut rng);
@@ -332,7 +334,7 @@ fn order_msg(
         kind: EventKind::OrderPlaced {
             order_id: format!("bad-ord-{k}"),
             amount: Money(rng.range(10_000, 5_000_000)),
-            cost: Money(rng.range(1_000, 10_000)),
+            cost: Some(Money(rng.range(1_000, 10_000))),
         },
     };
     event_to_proto(&event, "CNY")

@@ -397,6 +397,11 @@ impl CustomerProjection {
             self.advance_window(rules.window.start(day));
         }
         let in_window = day >= self.window_start;
+        let fresh = if in_window {
+            Applied::Applied
+        } else {
+            Applied::Stale
+        };
         let applied = match &event.kind {
             EventKind::OrderPlaced {
                 order_id,
@@ -406,7 +411,7 @@ impl CustomerProjection {
                 if in_window {
                     self.order_placed(stable_hash(order_id), day, at, *amount, *cost);
                 }
-                in_window
+                fresh
             }
             EventKind::OrderCancelled { order_id } => {
                 self.order_event(stable_hash(order_id), day, at, in_window, |rec| {
@@ -447,7 +452,7 @@ impl CustomerProjection {
                         rules,
                     );
                 }
-                in_window
+                fresh
             }
             EventKind::InvoiceCancelled { invoice_id } => {
                 self.invoice_cancelled(stable_hash(invoice_id), day, in_window)
@@ -475,18 +480,15 @@ impl CustomerProjection {
                 if in_window {
                     self.complaint_opened(complaint_id, day, at, *severity, category);
                 }
-                in_window
+                fresh
             }
             EventKind::ComplaintResolved { complaint_id } => {
                 self.complaint_resolved(complaint_id, day, at, in_window)
             }
-            EventKind::ProfileUpdated(update) => {
-                self.profile_updated(update, at);
-                true
-            }
+            EventKind::ProfileUpdated(update) => self.profile_updated(update, at),
         };
-        if !applied {
-            return Applied::Stale;
+        if applied != Applied::Applied {
+            return applied;
         }
         // Keep the id for a whole window, also for an old event applied
         // because it closed an open record.
@@ -629,12 +631,12 @@ impl CustomerProjection {
         at: Timestamp,
         in_window: bool,
         update: impl FnOnce(&mut OrderRec),
-    ) -> bool {
+    ) -> Applied {
         let rec = match self.orders.get_mut(&key) {
             Some(rec) => rec,
             None if in_window => self.orders.entry(key).or_insert(OrderRec::pending(day, at)),
             // The order left the window long ago: nothing of it counts.
-            None => return false,
+            None => return Applied::Stale,
         };
         let before = rec.figures();
         let was_cancelled = rec.state == OrderState::Cancelled;
@@ -644,7 +646,7 @@ impl CustomerProjection {
         if cancelled_now {
             self.void_invoices_of(key);
         }
-        true
+        Applied::Applied
     }
 
     /// A cancelled order's unpaid invoices are void.
@@ -710,8 +712,13 @@ impl CustomerProjection {
         }
     }
 
-    fn invoice_cancelled(&mut self, key: u64, day: Day, in_window: bool) -> bool {
+    /// A credit note. Voiding a void invoice again is the same fact
+    /// (a duplicate); a settled invoice stays settled (it was paid).
+    fn invoice_cancelled(&mut self, key: u64, day: Day, in_window: bool) -> Applied {
         match self.invoices.get_mut(&key) {
+            Some(rec) if rec.state == InvoiceState::Void || rec.void_pending => {
+                return Applied::Duplicate;
+            }
             Some(rec) if rec.state == InvoiceState::Unissued => rec.void_pending = true,
             Some(_) => self.void_invoice(key),
             None if in_window => {
@@ -719,9 +726,9 @@ impl CustomerProjection {
                 rec.void_pending = true;
                 self.invoices.insert(key, rec);
             }
-            None => return false,
+            None => return Applied::Stale,
         }
-        true
+        Applied::Applied
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -735,24 +742,26 @@ impl CustomerProjection {
         base: Money,
         in_window: bool,
         rules: &FoldRules,
-    ) -> bool {
+    ) -> Applied {
         let rec = match self.invoices.get_mut(&key) {
             Some(rec) => rec,
             None if in_window => self
                 .invoices
                 .entry(key)
                 .or_insert_with(|| InvoiceRec::unissued(day)),
-            None => return false,
+            None => return Applied::Stale,
         };
+        rec.payments.push(event);
         match rec.state {
-            InvoiceState::Settled | InvoiceState::Void => return true,
+            // An overpayment, or a payment on a void invoice: recorded
+            // (so a resend is known) and otherwise changes nothing.
+            InvoiceState::Settled | InvoiceState::Void => return Applied::Applied,
             InvoiceState::Unissued => rec.early_payments.push((paid, base.0)),
             InvoiceState::Open => rec.credit(paid, base.0),
         }
-        rec.payments.push(event);
         rec.last_paid_at = Some(rec.last_paid_at.map_or(at, |t| t.max(at)));
         self.settle_if_paid(key, rules);
-        true
+        Applied::Applied
     }
 
     /// Settle an open invoice once it is paid in full. Its payment record
@@ -826,7 +835,14 @@ impl CustomerProjection {
         self.add_sums(day, &delta);
     }
 
-    fn complaint_resolved(&mut self, id: &str, day: Day, at: Timestamp, in_window: bool) -> bool {
+    /// Resolving a resolved complaint again is the same fact (a duplicate).
+    fn complaint_resolved(
+        &mut self,
+        id: &str,
+        day: Day,
+        at: Timestamp,
+        in_window: bool,
+    ) -> Applied {
         let rec = match self.complaints.get_mut(id) {
             Some(rec) => rec,
             None if in_window => {
@@ -840,10 +856,10 @@ impl CustomerProjection {
                         day,
                     })
             }
-            None => return false,
+            None => return Applied::Stale,
         };
         if rec.resolved_at.is_some() {
-            return true;
+            return Applied::Duplicate;
         }
         rec.resolved_at = Some(at);
         if rec.opened_at.is_some() {
@@ -853,12 +869,16 @@ impl CustomerProjection {
             delta.resolved[severity.index()] = 1;
             self.add_sums(open_day, &delta);
         }
-        true
+        Applied::Applied
     }
 
     /// Each field the update sets or clears is written unless a later
     /// update (by event time) wrote it already; ties go to arrival order.
-    fn profile_updated(&mut self, update: &ProfileUpdate, at: Timestamp) {
+    /// Profile updates are never stale (the profile is not a window
+    /// figure), so one that changes nothing, like a resend of an old one,
+    /// is a duplicate.
+    fn profile_updated(&mut self, update: &ProfileUpdate, at: Timestamp) -> Applied {
+        let before = (self.has_profile, self.profile.clone(), self.profile_at);
         self.has_profile = true;
         for field in ProfileField::ALL {
             if !update.touches(field) {
@@ -869,6 +889,11 @@ impl CustomerProjection {
                 *slot = Some(at);
                 update.write(field, &mut self.profile);
             }
+        }
+        if (self.has_profile, &self.profile, self.profile_at) == (before.0, &before.1, before.2) {
+            Applied::Duplicate
+        } else {
+            Applied::Applied
         }
     }
 
