@@ -81,9 +81,11 @@ pub struct BatchGetArgs {
 pub struct ExplainArgs {
     /// The customer id.
     pub customer_id: String,
-    /// Currency label for money indicators (the policy's base currency).
-    #[arg(long, default_value = "CNY")]
-    pub currency: String,
+    /// Currency of money values when tierd does not name one (an older
+    /// server). The currency tierd reports (the policy's base currency)
+    /// always wins: values cannot be converted, only labelled.
+    #[arg(long)]
+    pub currency: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

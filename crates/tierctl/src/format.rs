@@ -3,10 +3,15 @@
 //!
 //! Everything here is pure and unit-tested. Money arrives in integer minor
 //! units (or as the `f64` the explanation carries) and is shown in major
-//! units with thousands separators and exactly two decimals
-//! (`1234567` -> `12,345.67`). Ratios (0..1) are shown as percentages.
+//! units with thousands separators and as many decimals as the currency
+//! has minor digits ([`currency_exponent`]): `1234567` CNY ->
+//! `12,345.67 CNY`, JPY -> `1,234,567 JPY`, KWD -> `1,234.567 KWD`.
+//! Ratios (0..1) are shown as percentages, other indicator values with
+//! their unit ([`unit_value`]).
 
 use std::fmt::Write as _;
+
+use tier_proto::api::Unit;
 
 /// Insert `,` every three digits of an unsigned decimal digit string.
 fn group_thousands(digits: &str) -> String {
@@ -20,28 +25,119 @@ fn group_thousands(digits: &str) -> String {
     out
 }
 
-/// Minor units -> major units with thousands separators and two decimals:
-/// `1234567` -> `12,345.67`, `-5` -> `-0.05`.
-pub fn money_minor(minor: i64) -> String {
-    let sign = if minor < 0 { "-" } else { "" };
-    let abs = minor.unsigned_abs();
-    format!(
-        "{sign}{}.{:02}",
-        group_thousands(&(abs / 100).to_string()),
-        abs % 100
-    )
+/// ISO 4217 currencies whose minor unit is not a hundredth, with their
+/// number of minor digits. Every other code has 2.
+const CURRENCY_EXPONENTS: [(&str, usize); 26] = [
+    ("BIF", 0),
+    ("CLP", 0),
+    ("DJF", 0),
+    ("GNF", 0),
+    ("ISK", 0),
+    ("JPY", 0),
+    ("KMF", 0),
+    ("KRW", 0),
+    ("PYG", 0),
+    ("RWF", 0),
+    ("UGX", 0),
+    ("UYI", 0),
+    ("VND", 0),
+    ("VUV", 0),
+    ("XAF", 0),
+    ("XOF", 0),
+    ("XPF", 0),
+    ("BHD", 3),
+    ("IQD", 3),
+    ("JOD", 3),
+    ("KWD", 3),
+    ("LYD", 3),
+    ("OMR", 3),
+    ("TND", 3),
+    ("CLF", 4),
+    ("UYW", 4),
+];
+
+/// Minor-unit digits of an ISO 4217 currency code (case-insensitive):
+/// `JPY` -> 0, `CNY` -> 2, `KWD` -> 3; 2 for codes not in the table and
+/// for an empty code.
+pub fn currency_exponent(code: &str) -> usize {
+    let code = code.trim();
+    CURRENCY_EXPONENTS
+        .iter()
+        .find(|(c, _)| c.eq_ignore_ascii_case(code))
+        .map_or(2, |&(_, e)| e)
 }
 
-/// [`money_minor`] for a value carried as `f64` (rounded to the nearest
-/// minor unit); `unknown` for NaN, `-`/`inf` text for infinities.
-pub fn money_f64(minor: f64) -> String {
+/// An unsigned integer digit string of minor units in major units:
+/// `exponent` decimals, integer part grouped: `("1234567", 2)` ->
+/// `12,345.67`, `("5", 3)` -> `0.005`, `("42", 0)` -> `42`.
+fn place_decimals(digits: &str, exponent: usize) -> String {
+    let padded = if digits.len() <= exponent {
+        format!("{}{digits}", "0".repeat(exponent + 1 - digits.len()))
+    } else {
+        digits.to_owned()
+    };
+    let (int, frac) = padded.split_at(padded.len() - exponent);
+    let mut out = group_thousands(int);
+    if !frac.is_empty() {
+        out.push('.');
+        out.push_str(frac);
+    }
+    out
+}
+
+/// [`place_decimals`] with a `-` for a negative, non-zero amount.
+fn signed_amount(negative: bool, digits: &str, exponent: usize) -> String {
+    let body = place_decimals(digits, exponent);
+    if negative && digits.bytes().any(|b| b != b'0') {
+        format!("-{body}")
+    } else {
+        body
+    }
+}
+
+/// Minor units -> major units with thousands separators and `exponent`
+/// decimals: `(1234567, 2)` -> `12,345.67`, `(-5, 3)` -> `-0.005`.
+pub fn money_minor_exp(minor: i64, exponent: usize) -> String {
+    signed_amount(minor < 0, &minor.unsigned_abs().to_string(), exponent)
+}
+
+/// [`money_minor_exp`] with two decimals: `1234567` -> `12,345.67`,
+/// `-5` -> `-0.05`.
+pub fn money_minor(minor: i64) -> String {
+    money_minor_exp(minor, 2)
+}
+
+/// [`money_minor_exp`] for a value carried as `f64`, rounded to the nearest
+/// minor unit, exact at any magnitude (no integer overflow); `unknown` for
+/// NaN, `inf`/`-inf` for infinities.
+pub fn money_f64_exp(minor: f64, exponent: usize) -> String {
     if minor.is_nan() {
         return "unknown".to_owned();
     }
-    if minor.is_infinite() || minor.abs() >= 9.0e18 {
+    if minor.is_infinite() {
         return minor.to_string();
     }
-    money_minor(minor.round() as i64)
+    let digits = format!("{:.0}", minor.abs().round());
+    signed_amount(minor.is_sign_negative(), &digits, exponent)
+}
+
+/// [`money_f64_exp`] with two decimals.
+pub fn money_f64(minor: f64) -> String {
+    money_f64_exp(minor, 2)
+}
+
+/// Minor units of `currency` in its major units, followed by the code:
+/// `(123456789.0, "CNY")` -> `1,234,567.89 CNY`, `(5000.0, "JPY")` ->
+/// `5,000 JPY`. Without a code (an empty `currency`), two decimals and no
+/// label; NaN is `unknown`.
+pub fn money(minor: f64, currency: &str) -> String {
+    let currency = currency.trim();
+    let amount = money_f64_exp(minor, currency_exponent(currency));
+    if currency.is_empty() || minor.is_nan() {
+        amount
+    } else {
+        format!("{amount} {currency}")
+    }
 }
 
 /// A number with thousands separators and at most `decimals` decimals
@@ -87,6 +183,41 @@ pub fn percent_of_ratio(ratio: f64) -> String {
     format!("{}%", number(ratio * 100.0, 1))
 }
 
+/// A fixed number of decimals with thousands separators, `-0.00` shown as
+/// `0.00`: `(1234.5, 2)` -> `1,234.50`.
+pub fn grouped_fixed(v: f64, decimals: usize) -> String {
+    if v.is_nan() {
+        return "unknown".to_owned();
+    }
+    if v.is_infinite() {
+        return v.to_string();
+    }
+    let text = format!("{:.*}", decimals, v.abs());
+    let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
+    let zero = text.bytes().all(|b| b == b'0' || b == b'.');
+    let sign = if v < 0.0 && !zero { "-" } else { "" };
+    let mut out = format!("{sign}{}", group_thousands(int));
+    if !frac.is_empty() {
+        out.push('.');
+        out.push_str(frac);
+    }
+    out
+}
+
+/// A ratio as a percentage with one decimal, or two when the ratio has
+/// them (ratios, and the advice targets on them, are exact to 0.01%):
+/// `0.25` -> `25.0%`, `0.9525` -> `95.25%`, `-0.1` -> `-10.0%`.
+pub fn ratio_percent(ratio: f64) -> String {
+    if ratio.is_nan() {
+        return "unknown".to_owned();
+    }
+    let mut text = grouped_fixed(ratio * 100.0, 2);
+    if text.ends_with('0') && text.contains('.') {
+        text.pop();
+    }
+    format!("{text}%")
+}
+
 /// A value that already is a percentage: `25.0` -> `25%`, `12.5` -> `12.5%`.
 pub fn percent(value: f64) -> String {
     if value.is_nan() {
@@ -105,7 +236,8 @@ pub fn signed(v: f64) -> String {
     }
 }
 
-/// How an indicator's value is shown, by its stable name.
+/// How an indicator's value is shown, guessed from its stable name: the
+/// fallback for servers that do not send an [`Unit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ValueKind {
     /// Minor units of the base currency.
@@ -140,18 +272,48 @@ pub fn value_kind(name: &str) -> ValueKind {
     }
 }
 
-/// An indicator's raw value for people, per [`value_kind`]; money is
-/// prefixed with `currency`.
-pub fn indicator_value(name: &str, value: f64, currency: &str) -> String {
+/// A count with its noun, singular for exactly one: `(1.0, 0)` ->
+/// `1 day`, `(12.0, 0)` -> `12 days`, `(3.25, 1)` -> `3.3 days`.
+fn counted(v: f64, decimals: usize, one: &str, many: &str) -> String {
+    let n = number(v, decimals);
+    let noun = if n == "1" { one } else { many };
+    format!("{n} {noun}")
+}
+
+/// A value in its unit, for people: money in the major units of
+/// `currency` (see [`money`]), ratios as percentages, orders per month
+/// with two decimals, days, months and counts with their noun. For
+/// [`Unit::Unspecified`] (an older server) the unit is guessed from the
+/// indicator `name` ([`value_kind`]). NaN is `unknown`.
+pub fn unit_value(name: &str, value: f64, unit: Unit, currency: &str) -> String {
     if value.is_nan() {
         return "unknown".to_owned();
     }
-    match value_kind(name) {
-        ValueKind::Money => format!("{currency} {}", money_f64(value)),
-        ValueKind::Ratio => percent_of_ratio(value),
-        ValueKind::Days => format!("{} d", number(value, 1)),
-        ValueKind::Plain => number(value, 2),
+    match unit {
+        Unit::Money => money(value, currency),
+        Unit::Orders => counted(value, 2, "order", "orders"),
+        Unit::OrdersPerMonth => format!("{} orders/month", grouped_fixed(value, 2)),
+        Unit::Ratio => ratio_percent(value),
+        Unit::Days => counted(value, 1, "day", "days"),
+        Unit::Complaints => counted(value, 2, "complaint", "complaints"),
+        Unit::WeightedComplaints => counted(value, 2, "weighted complaint", "weighted complaints"),
+        Unit::Months => counted(value, 1, "month", "months"),
+        Unit::Unspecified => match value_kind(name) {
+            ValueKind::Money => money(value, currency),
+            ValueKind::Ratio => ratio_percent(value),
+            ValueKind::Days => counted(value, 1, "day", "days"),
+            ValueKind::Plain => number(value, 2),
+        },
     }
+}
+
+/// An indicator's value for people, `unknown` when it is not known (see
+/// [`unit_value`]).
+pub fn indicator_value(name: &str, value: Option<f64>, unit: Unit, currency: &str) -> String {
+    value.map_or_else(
+        || "unknown".to_owned(),
+        |v| unit_value(name, v, unit, currency),
+    )
 }
 
 /// Milliseconds since the epoch of a protobuf timestamp (sub-millisecond
@@ -301,6 +463,66 @@ mod tests {
     }
 
     #[test]
+    fn currency_exponents() {
+        for (code, e) in [
+            ("CNY", 2),
+            ("USD", 2),
+            ("EUR", 2),
+            ("JPY", 0),
+            ("KRW", 0),
+            ("jpy", 0),
+            ("KWD", 3),
+            ("BHD", 3),
+            ("JOD", 3),
+            ("OMR", 3),
+            ("TND", 3),
+            ("CLF", 4),
+            ("XYZ", 2),
+            ("", 2),
+        ] {
+            assert_eq!(currency_exponent(code), e, "{code}");
+        }
+    }
+
+    #[test]
+    fn money_in_the_currency_major_units() {
+        // Exponent 0: minor units are major units.
+        assert_eq!(money(1_234_567.0, "JPY"), "1,234,567 JPY");
+        assert_eq!(money(0.0, "KRW"), "0 KRW");
+        assert_eq!(money(-999.0, "JPY"), "-999 JPY");
+        assert_eq!(money_minor_exp(-1_000, 0), "-1,000");
+        // Exponent 2.
+        assert_eq!(money(123_456_789.0, "CNY"), "1,234,567.89 CNY");
+        assert_eq!(money(150_000_000.0, "CNY"), "1,500,000.00 CNY");
+        assert_eq!(money(5.0, "EUR"), "0.05 EUR");
+        assert_eq!(money(-5.0, "CNY"), "-0.05 CNY");
+        assert_eq!(money(-123_456.0, "USD"), "-1,234.56 USD");
+        // Exponent 3.
+        assert_eq!(money(1_234_567.0, "KWD"), "1,234.567 KWD");
+        assert_eq!(money(5.0, "BHD"), "0.005 BHD");
+        assert_eq!(money(-1_000.0, "OMR"), "-1.000 OMR");
+        assert_eq!(money_minor_exp(-5, 3), "-0.005");
+        // Negative zero and rounding to whole minor units.
+        assert_eq!(money(-0.0, "CNY"), "0.00 CNY");
+        assert_eq!(money(-0.4, "CNY"), "0.00 CNY");
+        assert_eq!(money(99.5, "CNY"), "1.00 CNY");
+        // Large values: past i64, exact digits, no overflow.
+        assert_eq!(money_minor_exp(i64::MAX, 3), "9,223,372,036,854,775.807");
+        assert_eq!(money_minor_exp(i64::MIN, 0), "-9,223,372,036,854,775,808");
+        assert_eq!(money(1e20, "CNY"), "1,000,000,000,000,000,000.00 CNY");
+        assert_eq!(money(-1e21, "JPY"), "-1,000,000,000,000,000,000,000 JPY");
+        assert_eq!(
+            money(9_007_199_254_740_992.0, "KWD"),
+            "9,007,199,254,740.992 KWD"
+        );
+        // Not a number, no currency.
+        assert_eq!(money(f64::NAN, "CNY"), "unknown");
+        assert_eq!(money(f64::INFINITY, "CNY"), "inf CNY");
+        assert_eq!(money(1_234.0, ""), "12.34");
+        assert_eq!(money(1_234.0, " CNY "), "12.34 CNY");
+    }
+
+    #[test]
     fn numbers_and_percentages() {
         assert_eq!(number(1234.5, 2), "1,234.5");
         assert_eq!(number(3.0, 2), "3");
@@ -347,17 +569,45 @@ mod tests {
             assert_eq!(value_kind(days), ValueKind::Days, "{days}");
         }
         assert_eq!(value_kind("order_count_12m"), ValueKind::Plain);
+        // Without a unit from the server, the name decides.
+        let guess = |name: &str, v: f64| unit_value(name, v, Unit::Unspecified, "CNY");
+        assert_eq!(guess("order_amount_12m", 1_234_567.0), "12,345.67 CNY");
+        assert_eq!(guess("on_time_payment_ratio", 0.5), "50.0%");
+        assert_eq!(guess("tenure_days", 400.26), "400.3 days");
+        assert_eq!(guess("order_count_12m", 1500.0), "1,500");
+        assert_eq!(guess("share_of_wallet", f64::NAN), "unknown");
+    }
+
+    #[test]
+    fn values_in_their_units() {
+        let v = |value: f64, unit: Unit| unit_value("x", value, unit, "CNY");
+        assert_eq!(v(123_456_789.0, Unit::Money), "1,234,567.89 CNY");
+        assert_eq!(unit_value("x", 5000.0, Unit::Money, "JPY"), "5,000 JPY");
+        assert_eq!(unit_value("x", 5000.0, Unit::Money, ""), "50.00");
+        assert_eq!(v(1500.0, Unit::Orders), "1,500 orders");
+        assert_eq!(v(1.0, Unit::Orders), "1 order");
+        assert_eq!(v(3.0, Unit::OrdersPerMonth), "3.00 orders/month");
+        assert_eq!(v(1234.567, Unit::OrdersPerMonth), "1,234.57 orders/month");
+        assert_eq!(v(0.25, Unit::Ratio), "25.0%");
+        assert_eq!(v(0.9525, Unit::Ratio), "95.25%");
+        assert_eq!(v(0.29, Unit::Ratio), "29.0%");
+        assert_eq!(v(1.0, Unit::Ratio), "100.0%");
+        assert_eq!(v(-0.1, Unit::Ratio), "-10.0%");
+        assert_eq!(v(12.5, Unit::Ratio), "1,250.0%");
+        assert_eq!(v(12.0, Unit::Days), "12 days");
+        assert_eq!(v(1.0, Unit::Days), "1 day");
+        assert_eq!(v(2.26, Unit::Days), "2.3 days");
+        assert_eq!(v(2.0, Unit::Complaints), "2 complaints");
+        assert_eq!(v(1.5, Unit::WeightedComplaints), "1.5 weighted complaints");
+        assert_eq!(v(14.0, Unit::Months), "14 months");
+        assert_eq!(v(f64::NAN, Unit::Money), "unknown");
+        assert_eq!(indicator_value("x", None, Unit::Money, "CNY"), "unknown");
         assert_eq!(
-            indicator_value("order_amount_12m", 1_234_567.0, "CNY"),
-            "CNY 12,345.67"
+            indicator_value("x", Some(0.0), Unit::Money, "CNY"),
+            "0.00 CNY"
         );
-        assert_eq!(indicator_value("on_time_payment_ratio", 0.5, "CNY"), "50%");
-        assert_eq!(indicator_value("tenure_days", 400.26, "CNY"), "400.3 d");
-        assert_eq!(indicator_value("order_count_12m", 1500.0, "CNY"), "1,500");
-        assert_eq!(
-            indicator_value("share_of_wallet", f64::NAN, "CNY"),
-            "unknown"
-        );
+        assert_eq!(grouped_fixed(-0.001, 2), "0.00");
+        assert_eq!(grouped_fixed(-1234.5, 2), "-1,234.50");
     }
 
     #[test]

@@ -11,9 +11,9 @@ use std::process::Output;
 use futures::Stream;
 use tier_proto::api::tier_service_server::{TierService, TierServiceServer};
 use tier_proto::api::{
-    BatchGetTiersRequest, BatchGetTiersResponse, ChangeCause, CustomerTier, Entitlements,
+    Advice, BatchGetTiersRequest, BatchGetTiersResponse, ChangeCause, CustomerTier, Entitlements,
     ExplainTierRequest, GetTierRequest, Indicator, RankByPriorityRequest, RankByPriorityResponse,
-    RankedWorkItem, Reason, TierChanged, TierExplanation, WatchTierChangesRequest,
+    RankedWorkItem, Reason, TierChanged, TierExplanation, Unit, WatchTierChangesRequest,
 };
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
@@ -21,7 +21,19 @@ use tonic::{Request, Response, Status};
 #[derive(Debug, Default)]
 struct Fake;
 
+/// Ids starting `new` are customers tierd has never seen: lowest tier, no
+/// instants. Ids starting `key` are top customers.
 fn tier_of(id: &str) -> CustomerTier {
+    if id.starts_with("new") {
+        return CustomerTier {
+            customer_id: id.to_owned(),
+            tier: "C".into(),
+            priority: 4,
+            known: false,
+            policy_version: "v7".into(),
+            ..Default::default()
+        };
+    }
     let (tier, priority) = if id.starts_with("key") {
         ("S", 1)
     } else {
@@ -44,6 +56,10 @@ fn tier_of(id: &str) -> CustomerTier {
             complaint_sla_hours: 4,
             visit_every_days: 30,
             payment_terms_days: 60,
+        }),
+        evaluated_at: Some(prost_types::Timestamp {
+            seconds: 1_767_312_000,
+            nanos: 0,
         }),
     }
 }
@@ -101,28 +117,64 @@ impl TierService for Fake {
         request: Request<ExplainTierRequest>,
     ) -> Result<Response<TierExplanation>, Status> {
         let id = request.into_inner().customer_id;
-        let ind = |name: &str, value: f64, points: f64, weight: f64| Indicator {
-            name: name.into(),
-            value,
-            points,
-            weight,
-            contribution: points * weight / 100.0,
+        // Ids starting `jp` are scored under a JPY policy (no minor digits).
+        let (currency, scale) = if id.starts_with("jp") {
+            ("JPY", 1.0)
+        } else {
+            ("CNY", 100.0)
         };
+        let ind =
+            |name: &str, value: Option<f64>, unit: Unit, points: f64, weight: f64| Indicator {
+                name: name.into(),
+                value: value.unwrap_or(0.0),
+                points,
+                weight,
+                contribution: points * weight / 100.0,
+                known: value.is_some(),
+                unit: unit.into(),
+            };
         Ok(Response::new(TierExplanation {
             customer_id: id,
             tier: "A".into(),
-            score: 66.0,
+            score: 61.0,
             indicators: vec![
-                ind("order_amount_12m", 1_234_567.0, 70.0, 60.0),
-                ind("on_time_payment_ratio", 0.9, 60.0, 40.0),
+                ind(
+                    "order_amount_12m",
+                    Some(1_500_000.0 * scale),
+                    Unit::Money,
+                    70.0,
+                    40.0,
+                ),
+                ind("on_time_payment_ratio", Some(0.9), Unit::Ratio, 60.0, 30.0),
+                ind("margin_rate_12m", None, Unit::Ratio, 50.0, 30.0),
+                ind("avg_days_late", Some(12.0), Unit::Days, 0.0, 0.0),
             ],
             next_tier: "S".into(),
-            gap: "14 points: order_amount_12m needs CNY 80,000.00 more".into(),
+            gap: "+14 points to S: no single indicator closes the gap".into(),
             policy_version: "v7".into(),
             band: ">= 60 and < 80".into(),
             overridden: false,
             computed_tier: "A".into(),
             penalty: 0.0,
+            advice: vec![
+                Advice {
+                    indicator: "order_amount_12m".into(),
+                    current: Some(1_500_000.0 * scale),
+                    target: 2_000_000.0 * scale,
+                    unit: Unit::Money.into(),
+                },
+                Advice {
+                    indicator: "margin_rate_12m".into(),
+                    current: None,
+                    target: 0.25,
+                    unit: Unit::Ratio.into(),
+                },
+            ],
+            evaluated_at: Some(prost_types::Timestamp {
+                seconds: 1_767_312_000,
+                nanos: 0,
+            }),
+            currency: currency.into(),
         }))
     }
 
@@ -232,11 +284,11 @@ fn commands_against_a_fake_server() {
     let out = tierctl(&addr, &["explain", "key-1"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("CNY 12,345.67"), "{text}");
-    assert!(text.contains("90%"), "{text}");
-    assert!(text.contains("60%"), "{text}");
-    assert!(text.contains("42.00"), "{text}");
-    assert!(text.contains("total score  66.00\n"), "{text}");
+    assert!(text.contains("1,500,000.00 CNY"), "{text}");
+    assert!(text.contains("90.0%"), "{text}");
+    assert!(text.contains("60.0"), "{text}");
+    assert!(text.contains("28.00"), "{text}");
+    assert!(text.contains("total score  61.00\n"), "{text}");
     assert!(text.contains("next tier    S\n"), "{text}");
 
     let out = tierctl(&addr, &["rank", "small-1:o1", "key-9:o2", "small-2:o3"]);
@@ -262,6 +314,140 @@ fn commands_against_a_fake_server() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn explain_shows_money_units_unknowns_and_advice() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let addr = serve(&rt);
+
+    let out = tierctl(&addr, &["explain", "key-1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    // Money in major units with the policy's currency, not minor units.
+    let row = |name: &str| -> Vec<String> {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} row in\n{text}"))
+            .split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        row("order_amount_12m"),
+        [
+            "order_amount_12m",
+            "1,500,000.00 CNY",
+            "70.0",
+            "40%",
+            "28.00"
+        ],
+        "{text}"
+    );
+    assert!(!text.contains("150,000,000"), "{text}");
+    assert_eq!(row("on_time_payment_ratio")[1], "90.0%", "{text}");
+    // An unknown figure is `unknown`, not its placeholder 0.
+    assert_eq!(row("margin_rate_12m")[1], "unknown", "{text}");
+    assert_eq!(row("avg_days_late")[1], "12 days", "{text}");
+    assert!(
+        text.contains("as of        2026-01-02T00:00:00Z\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("gap          +14 points to S: no single indicator closes the gap\n"),
+        "{text}"
+    );
+    // The structured advice, one aligned line per indicator.
+    let advice: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("to reach "))
+        .collect();
+    assert_eq!(
+        advice,
+        [
+            "to reach S: order_amount_12m  1,500,000.00 CNY -> 2,000,000.00 CNY",
+            "            margin_rate_12m            unknown ->            25.0%",
+            "            (all of these together, everything else unchanged)",
+        ],
+        "{text}"
+    );
+
+    // The server's currency decides the minor digits; --currency only
+    // labels amounts when the server names none.
+    let out = tierctl(&addr, &["explain", "jp-1", "--currency", "CNY"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("to reach S: order_amount_12m  1,500,000 JPY -> 2,000,000 JPY\n"),
+        "{text}"
+    );
+    assert!(!text.contains(" CNY"), "{text}");
+
+    // JSON carries the new fields as they are on the wire.
+    let out = tierctl(&addr, &["explain", "key-1", "-o", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["currency"], "CNY");
+    assert_eq!(v["evaluated_at"], "2026-01-02T00:00:00Z");
+    assert_eq!(v["indicators"][0]["unit"], "UNIT_MONEY");
+    assert_eq!(v["indicators"][0]["value"], 150_000_000.0);
+    assert_eq!(v["indicators"][2]["known"], false);
+    assert_eq!(v["advice"][0]["indicator"], "order_amount_12m");
+    assert_eq!(v["advice"][0]["current"], 150_000_000.0);
+    assert_eq!(v["advice"][0]["target"], 200_000_000.0);
+    assert_eq!(v["advice"][1]["unit"], "UNIT_RATIO");
+    assert!(
+        v["advice"][1].get("current").is_none_or(|c| c.is_null()),
+        "{v}"
+    );
+}
+
+#[test]
+fn tiers_show_the_instant_they_are_as_of() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let addr = serve(&rt);
+
+    let out = tierctl(&addr, &["get", "key-1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("as of         2026-01-02T00:00:00Z\n"),
+        "{text}"
+    );
+
+    // An unknown customer: no instant, output as before.
+    let out = tierctl(&addr, &["get", "new-1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(!text.contains("as of"), "{text}");
+    assert!(text.contains("known         no\n"), "{text}");
+
+    let out = tierctl(&addr, &["batch-get", "key-1", "new-1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(
+        lines[0].contains("  since  ") && lines[0].contains("  as of  "),
+        "{text}"
+    );
+    let cells = |l: &str| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(
+        cells(lines[2])[4..6],
+        ["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"],
+        "{text}"
+    );
+    assert_eq!(
+        cells(lines[3])[..6],
+        ["new-1", "C", "0.00", "4", "-", "-"],
+        "{text}"
+    );
+
+    let out = tierctl(&addr, &["get", "key-1", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["evaluated_at"], "2026-01-02T00:00:00Z");
 }
 
 #[test]

@@ -1,11 +1,13 @@
 //! `explain`: why a customer holds its tier.
 
+use std::fmt::Write as _;
+
 use anyhow::Result;
 use tier_proto::api::{ExplainTierRequest, TierExplanation};
 
 use super::{RpcOptions, emit, proto_json_line};
 use crate::cli::{ExplainArgs, Output};
-use crate::format::{Table, fixed, indicator_value, key_values, percent};
+use crate::format::{Table, fixed, indicator_value, key_values, percent, proto_time, unit_value};
 
 pub async fn run(rpc: &RpcOptions, args: &ExplainArgs) -> Result<()> {
     let mut client = rpc.connect().await?;
@@ -21,14 +23,28 @@ pub async fn run(rpc: &RpcOptions, args: &ExplainArgs) -> Result<()> {
             &explanation,
             "tiering.v1.TierExplanation",
         )?),
-        Output::Table => emit(&render(&explanation, &args.currency)),
+        Output::Table => emit(&render(&explanation, args.currency.as_deref())),
     }
 }
 
-/// The indicator table, then the score, tier, band, next tier and gap.
-/// Contributions that do not add up to the score (a complaint penalty, or
-/// a rules policy) are shown as the difference.
-pub fn render(e: &TierExplanation, currency: &str) -> String {
+/// The currency money values are in: the one tierd names, else
+/// `fallback` (`--currency`), else none (amounts shown unlabelled).
+fn currency<'a>(e: &'a TierExplanation, fallback: Option<&'a str>) -> &'a str {
+    let named = e.currency.trim();
+    if named.is_empty() {
+        fallback.map_or("", str::trim)
+    } else {
+        named
+    }
+}
+
+/// The indicator table, then the score, tier, band, next tier and gap,
+/// then the advice. Contributions that do not add up to the score (a
+/// complaint penalty, or a rules policy) are shown as the difference.
+/// Money is shown in major units of the explanation's currency (or
+/// `fallback_currency` when the server names none).
+pub fn render(e: &TierExplanation, fallback_currency: Option<&str>) -> String {
+    let currency = currency(e, fallback_currency);
     let mut out = String::new();
     if !e.indicators.is_empty() {
         let mut table = Table::new(["indicator", "value", "points", "weight", "contribution"])
@@ -36,7 +52,7 @@ pub fn render(e: &TierExplanation, currency: &str) -> String {
         for i in &e.indicators {
             table.row([
                 i.name.clone(),
-                indicator_value(&i.name, i.value, currency),
+                indicator_value(&i.name, i.known.then_some(i.value), i.unit(), currency),
                 fixed(i.points, 1),
                 percent(i.weight),
                 fixed(i.contribution, 2),
@@ -81,6 +97,7 @@ pub fn render(e: &TierExplanation, currency: &str) -> String {
     };
     out.push_str(&key_values(&[
         ("customer", e.customer_id.clone()),
+        ("as of", proto_time(e.evaluated_at.as_ref())),
         ("total score", score),
         ("tier", tier),
         ("band", dash(&e.band)),
@@ -88,35 +105,109 @@ pub fn render(e: &TierExplanation, currency: &str) -> String {
         ("gap", dash(&e.gap)),
         ("policy", dash(&e.policy_version)),
     ]));
+    let advice = render_advice(e, currency);
+    if !advice.is_empty() {
+        out.push('\n');
+        out.push_str(&advice);
+    }
+    out
+}
+
+/// The structured advice, one aligned line per indicator:
+/// `to reach B: order_amount_12m  1,500,000.00 CNY -> 2,000,000.00 CNY`,
+/// later lines indented under the first. Empty without advice.
+fn render_advice(e: &TierExplanation, currency: &str) -> String {
+    if e.advice.is_empty() {
+        return String::new();
+    }
+    let rows: Vec<[String; 3]> = e
+        .advice
+        .iter()
+        .map(|a| {
+            [
+                a.indicator.clone(),
+                indicator_value(&a.indicator, a.current, a.unit(), currency),
+                unit_value(&a.indicator, a.target, a.unit(), currency),
+            ]
+        })
+        .collect();
+    let width = |col: usize| {
+        rows.iter()
+            .map(|r| r[col].chars().count())
+            .max()
+            .unwrap_or(0)
+    };
+    let (name_w, current_w, target_w) = (width(0), width(1), width(2));
+    let next = if e.next_tier.is_empty() {
+        "the next tier"
+    } else {
+        e.next_tier.as_str()
+    };
+    let lead = format!("to reach {next}: ");
+    let indent = " ".repeat(lead.chars().count());
+    let mut out = String::new();
+    for (k, [name, current, target]) in rows.iter().enumerate() {
+        let prefix = if k == 0 { &lead } else { &indent };
+        let _ = writeln!(
+            out,
+            "{prefix}{name:<name_w$}  {current:>current_w$} -> {target:>target_w$}"
+        );
+    }
+    if rows.len() > 1 {
+        out.push_str(&format!(
+            "{indent}(all of these together, everything else unchanged)\n"
+        ));
+    }
     out
 }
 
 #[cfg(test)]
 mod tests {
-    use tier_proto::api::Indicator;
+    use tier_proto::api::{Advice, Indicator, Unit};
 
     use super::*;
 
-    fn indicator(name: &str, value: f64, points: f64, weight: f64) -> Indicator {
+    fn indicator(
+        name: &str,
+        value: Option<f64>,
+        unit: Unit,
+        points: f64,
+        weight: f64,
+    ) -> Indicator {
         Indicator {
             name: name.into(),
-            value,
+            value: value.unwrap_or(0.0),
+            known: value.is_some(),
+            unit: unit.into(),
             points,
             weight,
             contribution: points * weight / 100.0,
         }
     }
 
-    #[test]
-    fn explanation_table() {
-        let e = TierExplanation {
+    fn explanation() -> TierExplanation {
+        TierExplanation {
             customer_id: "cust-000001".into(),
             tier: "A".into(),
             score: 70.0,
             indicators: vec![
-                indicator("order_amount_12m", 123_456_789.0, 90.0, 40.0),
-                indicator("on_time_payment_ratio", 0.875, 80.0, 30.0),
-                indicator("share_of_wallet", f64::NAN, 0.0, 30.0),
+                indicator(
+                    "order_amount_12m",
+                    Some(123_456_789.0),
+                    Unit::Money,
+                    90.0,
+                    40.0,
+                ),
+                indicator(
+                    "on_time_payment_ratio",
+                    Some(0.875),
+                    Unit::Ratio,
+                    80.0,
+                    30.0,
+                ),
+                indicator("share_of_wallet", None, Unit::Ratio, 0.0, 30.0),
+                indicator("avg_days_late", Some(12.0), Unit::Days, 0.0, 0.0),
+                indicator("order_frequency", Some(3.5), Unit::OrdersPerMonth, 0.0, 0.0),
             ],
             next_tier: "S".into(),
             gap: "order_amount_12m +CNY 200,000".into(),
@@ -125,11 +216,41 @@ mod tests {
             overridden: true,
             computed_tier: "B".into(),
             penalty: 0.0,
-        };
-        let text = render(&e, "CNY");
-        assert!(text.contains("CNY 1,234,567.89"), "{text}");
+            advice: vec![
+                Advice {
+                    indicator: "order_amount_12m".into(),
+                    current: Some(123_456_789.0),
+                    target: 200_000_000.0,
+                    unit: Unit::Money.into(),
+                },
+                Advice {
+                    indicator: "share_of_wallet".into(),
+                    current: None,
+                    target: 0.9525,
+                    unit: Unit::Ratio.into(),
+                },
+            ],
+            evaluated_at: Some(prost_types::Timestamp {
+                seconds: 1_767_225_600,
+                nanos: 0,
+            }),
+            currency: "CNY".into(),
+        }
+    }
+
+    #[test]
+    fn explanation_table() {
+        let text = render(&explanation(), None);
+        assert!(text.contains("1,234,567.89 CNY"), "{text}");
         assert!(text.contains("87.5%"), "{text}");
-        assert!(text.contains("unknown"), "{text}");
+        let unknown = text
+            .lines()
+            .find(|l| l.starts_with("share_of_wallet "))
+            .unwrap();
+        let cells: Vec<&str> = unknown.split_whitespace().collect();
+        assert_eq!(cells, ["share_of_wallet", "unknown", "0.0", "30%", "0.00"]);
+        assert!(text.contains("12 days"), "{text}");
+        assert!(text.contains("3.50 orders/month"), "{text}");
         assert!(text.contains("40%"), "{text}");
         assert!(text.contains("36.00"), "{text}");
         assert!(
@@ -137,8 +258,65 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("A  (overridden; computed B)"), "{text}");
+        assert!(
+            text.contains("as of        2026-01-01T00:00:00Z\n"),
+            "{text}"
+        );
         assert!(text.contains("next tier    S\n"), "{text}");
         assert!(text.contains("band         >= 60 and < 80\n"), "{text}");
+        assert!(
+            text.contains("gap          order_amount_12m +CNY 200,000\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn advice_lines_are_aligned() {
+        let text = render(&explanation(), None);
+        let advice: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("to reach"))
+            .collect();
+        assert_eq!(
+            advice,
+            [
+                "to reach S: order_amount_12m  1,234,567.89 CNY -> 2,000,000.00 CNY",
+                "            share_of_wallet            unknown ->           95.25%",
+                "            (all of these together, everything else unchanged)",
+            ],
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_server_currency_wins_over_the_fallback() {
+        let mut e = explanation();
+        e.currency = "JPY".into();
+        let text = render(&e, Some("CNY"));
+        assert!(text.contains("123,456,789 JPY"), "{text}");
+        assert!(
+            text.contains("123,456,789 JPY -> 200,000,000 JPY"),
+            "{text}"
+        );
+        assert!(!text.contains(" CNY"), "{text}");
+
+        e.currency = String::new();
+        let text = render(&e, Some("KWD"));
+        assert!(text.contains("123,456.789 KWD"), "{text}");
+        let text = render(&e, None);
+        assert!(text.contains("1,234,567.89 "), "{text}");
+        assert!(!text.contains("1,234,567.89 CNY"), "{text}");
+    }
+
+    #[test]
+    fn one_advice_needs_no_together_note() {
+        let mut e = explanation();
+        e.advice.truncate(1);
+        let text = render(&e, None);
+        assert!(
+            text.ends_with("to reach S: order_amount_12m  1,234,567.89 CNY -> 2,000,000.00 CNY\n"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -149,8 +327,10 @@ mod tests {
             score: 90.0,
             ..Default::default()
         };
-        let text = render(&e, "CNY");
+        let text = render(&e, Some("CNY"));
         assert!(text.contains("- (top tier)"), "{text}");
+        assert!(text.contains("as of        -\n"), "{text}");
         assert!(!text.contains("adjustment"), "{text}");
+        assert!(!text.contains("to reach"), "{text}");
     }
 }

@@ -103,19 +103,26 @@ fn entitlements_text(e: Option<&Entitlements>) -> String {
     }
 }
 
-/// One customer as key/value lines.
+/// One customer as key/value lines. `as of` (the event-time instant the
+/// tier is as of) is left out when unset, as it is for unknown customers.
 pub fn render_one(t: &CustomerTier) -> String {
-    key_values(&[
+    let mut pairs = vec![
         ("customer", t.customer_id.clone()),
         ("tier", t.tier.clone()),
         ("score", fixed(t.score, 2)),
         ("priority", t.priority.to_string()),
         ("since", proto_time(t.since.as_ref())),
+    ];
+    if let Some(at) = &t.evaluated_at {
+        pairs.push(("as of", proto_time(Some(at))));
+    }
+    pairs.extend([
         ("known", yes_no(t.known).to_owned()),
         ("overridden", yes_no(t.overridden).to_owned()),
         ("entitlements", entitlements_text(t.entitlements.as_ref())),
         ("policy", t.policy_version.clone()),
-    ])
+    ]);
+    key_values(&pairs)
 }
 
 fn tier_table() -> Table {
@@ -125,6 +132,7 @@ fn tier_table() -> Table {
         "score",
         "priority",
         "since",
+        "as of",
         "known",
         "overridden",
         "policy",
@@ -132,13 +140,15 @@ fn tier_table() -> Table {
     .right(&[2, 3])
 }
 
-fn tier_row(t: &CustomerTier) -> [String; 8] {
+/// One table row; `as of` is `-` when unset (unknown customers).
+fn tier_row(t: &CustomerTier) -> [String; 9] {
     [
         t.customer_id.clone(),
         t.tier.clone(),
         fixed(t.score, 2),
         t.priority.to_string(),
         proto_time(t.since.as_ref()),
+        proto_time(t.evaluated_at.as_ref()),
         yes_no(t.known).to_owned(),
         yes_no(t.overridden).to_owned(),
         t.policy_version.clone(),
@@ -175,6 +185,10 @@ mod tests {
                 visit_every_days: 30,
                 payment_terms_days: 60,
             }),
+            evaluated_at: Some(prost_types::Timestamp {
+                seconds: 1_767_312_000,
+                nanos: 0,
+            }),
         };
         let text = render_one(&t);
         assert!(text.contains("score         81.46\n"), "{text}");
@@ -182,9 +196,42 @@ mod tests {
             text.contains("since         2026-01-01T00:00:00Z\n"),
             "{text}"
         );
+        assert!(
+            text.contains("as of         2026-01-02T00:00:00Z\n"),
+            "{text}"
+        );
         assert!(text.contains("complaint SLA 4 h"), "{text}");
         let mut table = tier_table();
         table.row(tier_row(&t));
-        assert_eq!(table.render().lines().count(), 3);
+        let rendered = table.render();
+        assert_eq!(rendered.lines().count(), 3);
+        assert!(
+            rendered.lines().next().unwrap().contains("since  "),
+            "{rendered}"
+        );
+        assert!(
+            rendered.contains("2026-01-01T00:00:00Z  2026-01-02T00:00:00Z"),
+            "{rendered}"
+        );
+    }
+
+    #[test]
+    fn unknown_customers_have_no_instant() {
+        let t = CustomerTier {
+            customer_id: "new-1".into(),
+            tier: "C".into(),
+            known: false,
+            ..Default::default()
+        };
+        let text = render_one(&t);
+        assert!(!text.contains("as of"), "{text}");
+        assert!(text.contains("since         -\n"), "{text}");
+        assert!(text.contains("known         no\n"), "{text}");
+        let mut table = tier_table();
+        table.row(tier_row(&t));
+        let rendered = table.render();
+        let row = rendered.lines().nth(2).unwrap();
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cells, ["new-1", "C", "0.00", "0", "-", "-", "no", "no"]);
     }
 }
