@@ -39,7 +39,7 @@
 //!
 //! ## Corrections
 //! Every figure an order adds is a pure function of its record
-//! ([`OrderRec::figures`]): a cancellation, a return or a placement that
+//! (`OrderRec::figures`): a cancellation, a return or a placement that
 //! arrives after its correction (events may arrive out of order across
 //! topics) updates the record and applies the difference. A cancellation
 //! or a full return therefore takes back the amount, cost, count and
