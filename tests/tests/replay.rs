@@ -18,18 +18,18 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use prost::Message as _;
 use rdkafka::ClientConfig;
 use rdkafka::producer::FutureProducer;
 use tier_core::Timestamp;
 use tier_core::sim::Workload;
 use tier_core::time::date;
 use tier_proto::api::tier_service_client::TierServiceClient;
-use prost::Message as _;
 use tier_proto::api::{ExplainTierRequest, GetTierRequest, TierChanged};
 use tierd_tests::fault::check::Names;
+use tierd_tests::fault::kafka::{read_all, watermarks};
 use tierd_tests::fault::process::{ReadyInfo, TierdSetup, tierd_binary};
 use tierd_tests::fault::{group_committed, unique};
-use tierd_tests::fault::kafka::{read_all, watermarks};
 use tierd_tests::{RawRecord, TestBroker, oracle, publish_records};
 
 const PARTITIONS: i32 = 4;
@@ -59,7 +59,11 @@ fn runtime() -> tokio::runtime::Runtime {
 async fn wait_consumed(brokers: &str, group: &str, names: &Names) {
     let mut high = BTreeMap::new();
     for t in &names.inputs {
-        for (p, (_, h)) in watermarks(brokers, t, PARTITIONS).unwrap().into_iter().enumerate() {
+        for (p, (_, h)) in watermarks(brokers, t, PARTITIONS)
+            .unwrap()
+            .into_iter()
+            .enumerate()
+        {
             high.insert((t.clone(), p as i32), h);
         }
     }
@@ -83,7 +87,12 @@ async fn wait_consumed(brokers: &str, group: &str, names: &Names) {
 
 /// Run tierd frozen at `now` until it consumed the whole log, then read
 /// every customer's answers and stop it with SIGTERM.
-async fn run_and_read(setup: &TierdSetup, run: usize, names: &Names, ids: &[String]) -> BTreeMap<String, Answer> {
+async fn run_and_read(
+    setup: &TierdSetup,
+    run: usize,
+    names: &Names,
+    ids: &[String],
+) -> BTreeMap<String, Answer> {
     let mut child = setup.spawn(run).unwrap();
     let ready: ReadyInfo = child.wait_ready(Duration::from_secs(120)).await.unwrap();
     wait_consumed(&setup.brokers, &setup.group_id, names).await;
@@ -156,7 +165,12 @@ fn a_live_run_in_two_steps_equals_a_replay_on_a_later_day() {
         let half = Timestamp::from_millis(end.millis() - 120 * DAY_MS);
         let (first, second): (Vec<_>, Vec<_>) =
             events.iter().cloned().partition(|e| e.occurred_at <= half);
-        assert!(first.len() > 1_000 && second.len() > 500, "{} + {}", first.len(), second.len());
+        assert!(
+            first.len() > 1_000 && second.len() > 500,
+            "{} + {}",
+            first.len(),
+            second.len()
+        );
         let records = |evs: &[tier_core::Event]| -> Vec<RawRecord> {
             evs.iter()
                 .map(|e| {
@@ -241,7 +255,9 @@ fn a_live_run_in_two_steps_equals_a_replay_on_a_later_day() {
         let mut last: BTreeMap<String, TierChanged> = BTreeMap::new();
         for r in read_all(broker.bootstrap_servers(), &names.tier_changes, PARTITIONS).unwrap() {
             let msg = TierChanged::decode(r.payload.as_deref().unwrap_or_default()).unwrap();
-            let held = last.entry(msg.customer_id.clone()).or_insert_with(|| msg.clone());
+            let held = last
+                .entry(msg.customer_id.clone())
+                .or_insert_with(|| msg.clone());
             if msg.sequence > held.sequence {
                 *held = msg;
             }
@@ -263,10 +279,17 @@ fn a_live_run_in_two_steps_equals_a_replay_on_a_later_day() {
             let held = s.assignment.as_ref().unwrap();
             assert_eq!(a.tier, held.tier, "{id}");
             assert_eq!(a.score, held.score, "{id}");
-            assert_eq!(a.explained_score, a.score, "{id}: ExplainTier agrees with GetTier");
+            assert_eq!(
+                a.explained_score, a.score,
+                "{id}: ExplainTier agrees with GetTier"
+            );
             assert_eq!(a.policy_version, s.policy_version, "{id}");
             let at = a.evaluated_at.unwrap();
-            assert_eq!(at.seconds * 1000 + i64::from(at.nanos / 1_000_000), s.decided_at.millis(), "{id}");
+            assert_eq!(
+                at.seconds * 1000 + i64::from(at.nanos / 1_000_000),
+                s.decided_at.millis(),
+                "{id}"
+            );
         }
     });
 }

@@ -19,11 +19,7 @@ fn fold_all(events: &[Event], policy: &Policy, states: &mut CustomerMap<Customer
             Some(s) => s,
             None => states.entry(e.customer_id.clone()).or_default(),
         };
-        if state
-            .process(&e.customer_id, e, policy)
-            .change
-            .is_some()
-        {
+        if state.process(&e.customer_id, e, policy).change.is_some() {
             changes += 1;
         }
     }

@@ -26,11 +26,7 @@ fn main() {
     for e in &events {
         // Decisions follow each customer's own event time.
         let state = states.entry(e.customer_id.clone()).or_default();
-        if state
-            .process(&e.customer_id, e, &policy)
-            .change
-            .is_some()
-        {
+        if state.process(&e.customer_id, e, &policy).change.is_some() {
             changes += 1;
         }
     }
@@ -108,7 +104,8 @@ fn main() {
         println!(
             "{:<24} {:>16} {:>8.1} {:>7.1}% {:>13.2}",
             i.name.as_str(),
-            i.value.map_or_else(|| "unknown".to_owned(), |v| format!("{v:.2}")),
+            i.value
+                .map_or_else(|| "unknown".to_owned(), |v| format!("{v:.2}")),
             i.points,
             i.weight,
             i.contribution

@@ -431,7 +431,11 @@ impl Event {
                     check_amount("profile_updated.purchase_potential", pp, limits)?;
                 }
                 if let Some(since) = p.customer_since
-                    && since.millis() > self.occurred_at.millis().saturating_add(limits.max_future_ms)
+                    && since.millis()
+                        > self
+                            .occurred_at
+                            .millis()
+                            .saturating_add(limits.max_future_ms)
                 {
                     return Err(InvalidEvent::new(
                         RejectReason::InvalidField,

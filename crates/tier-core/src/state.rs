@@ -69,6 +69,7 @@ pub struct TierChange {
     pub new_score: f64,
     pub cause: Cause,
     pub causing_event_id: Option<String>,
+    /// The contributions that moved most since the previous tier change.
     pub reasons: Vec<Reason>,
     pub policy_version: String,
     /// Per customer, from 1, without gaps.
@@ -98,12 +99,15 @@ pub struct CustomerState {
     /// Sequence number of the last published tier change.
     pub sequence: u64,
     /// The last upgrade an order caused, while it is the held tier's cause.
-    raise: Option<Raise>,
-    /// Indicators at the last scoring: the baseline of a change's reasons.
-    /// Not stored (it would double a customer's size on disk): after a
-    /// restart the first change's reasons compare with empty indicators.
+    raise: Option<Box<Raise>>,
+    /// Indicators at the last tier change: the baseline of the next
+    /// change's reasons ("what moved since the tier was last set"). Boxed
+    /// and written only on a change, so the per-event path neither copies
+    /// nor carries them. Not stored (it would double a customer's size on
+    /// disk): after a restart the first change's reasons compare with
+    /// empty indicators.
     #[serde(skip)]
-    pub last_indicators: Option<Indicators>,
+    pub indicators_at_change: Option<Box<Indicators>>,
 }
 
 /// The outcome of [`CustomerState::process`].
@@ -189,7 +193,6 @@ impl CustomerState {
         trigger: Trigger<'_>,
     ) -> Option<TierChange> {
         let after = self.projection.indicators(now, policy.fold_rules());
-        let before = self.last_indicators.replace(after);
         let eval: Evaluation = policy.evaluate(&after);
         self.decided_at = now;
         if self.policy_version != policy.version() {
@@ -225,10 +228,10 @@ impl CustomerState {
                     .map_or(now, |p| p.since);
                 let upgrade = held_idx.is_none_or(|h| tier_idx < h);
                 self.raise = match trigger.placed {
-                    Some(order) if upgrade => Some(Raise {
+                    Some(order) if upgrade => Some(Box::new(Raise {
                         order,
                         prior: old.clone(),
-                    }),
+                    })),
                     _ => None,
                 };
                 *current = Some(TierAssignment {
@@ -237,10 +240,11 @@ impl CustomerState {
                     since,
                 });
                 self.sequence += 1;
-                // Reasons compare with the previous scoring (a state loaded
-                // from the store starts from empty indicators).
-                let baseline = before.unwrap_or_default();
-                let reasons = policy.reasons(&baseline, &after, MAX_REASONS);
+                // Reasons compare with the figures at the previous change
+                // (a state loaded from the store starts from empty ones).
+                let baseline = self.indicators_at_change.get_or_insert_with(Box::default);
+                let reasons = policy.reasons(baseline, &after, MAX_REASONS);
+                **baseline = after;
                 Some(TierChange {
                     customer_id: customer_id.to_owned(),
                     old_score: old.as_ref().map_or(0.0, |o| o.score),

@@ -123,9 +123,12 @@ impl std::fmt::Display for Day {
 pub struct BusinessCalendar {
     name: String,
     tz: jiff::tz::TimeZone,
-    /// The zone never changes its offset (UTC, Asia/Shanghai, ...): days
-    /// are then one addition away, no zone lookup.
+    /// The zone never changes its offset (UTC, Etc/GMT-8, ...): days are
+    /// then one addition away, no zone lookup.
     fixed_offset_ms: Option<i64>,
+    /// The zone's offset has not changed since this instant (Asia/Shanghai
+    /// since 1991): `(since_ms, offset_ms)`. Later instants skip the lookup.
+    steady: Option<(i64, i64)>,
 }
 
 impl std::fmt::Debug for BusinessCalendar {
@@ -159,6 +162,7 @@ impl BusinessCalendar {
             name: "UTC".to_owned(),
             tz: jiff::tz::TimeZone::UTC,
             fixed_offset_ms: Some(0),
+            steady: None,
         }
     }
 
@@ -169,10 +173,12 @@ impl BusinessCalendar {
         })?;
         // A zone with no transitions from 1900 on has one offset for good.
         let fixed_offset_ms = fixed_offset(&tz).map(|s| i64::from(s) * 1000);
+        let steady = steady_offset(&tz);
         Ok(Self {
             name: name.to_owned(),
             tz,
             fixed_offset_ms,
+            steady,
         })
     }
 
@@ -182,11 +188,22 @@ impl BusinessCalendar {
     }
 
     /// Offset of local time from UTC at `t`, in milliseconds.
-    #[inline]
+    #[inline(always)]
     fn offset_ms(&self, t: Timestamp) -> i64 {
         if let Some(fixed) = self.fixed_offset_ms {
             return fixed;
         }
+        if let Some((since, offset)) = self.steady
+            && t.0 >= since
+        {
+            return offset;
+        }
+        self.lookup_offset_ms(t)
+    }
+
+    /// The zone database's offset at `t` (the slow path).
+    #[inline(never)]
+    fn lookup_offset_ms(&self, t: Timestamp) -> i64 {
         let ts = jiff::Timestamp::from_millisecond(t.0).unwrap_or(if t.0 < 0 {
             jiff::Timestamp::MIN
         } else {
@@ -244,6 +261,25 @@ fn fixed_offset(tz: &jiff::tz::TimeZone) -> Option<i32> {
         None => Some(first.seconds()),
         Some(_) => None,
     }
+}
+
+/// The last transition of a zone that has no more of them (no daylight
+/// saving any more): `(its instant in ms, the offset after it in ms)`.
+fn steady_offset(tz: &jiff::tz::TimeZone) -> Option<(i64, i64)> {
+    // A zone with rules for the future (daylight saving) has a transition
+    // within any two years; one without has none after its last.
+    let probe = jiff::Timestamp::from_second(4_102_444_800).ok()?; // 2100-01-01
+    if tz
+        .preceding(probe)
+        .next()
+        .is_some_and(|t| t.timestamp().as_second() > 4_102_444_800 - 2 * 366 * 86_400)
+    {
+        return None;
+    }
+    let last = tz.preceding(probe).next()?;
+    let since = last.timestamp().as_millisecond();
+    let offset = i64::from(tz.to_offset(last.timestamp()).seconds()) * 1000;
+    Some((since, offset))
 }
 
 /// A rolling window of a fixed number of business days.
@@ -390,6 +426,13 @@ mod tests {
         assert_eq!(sh.day_start(sh.day(t)), t);
         assert_eq!(BusinessCalendar::utc().day(t).ymd(), (2026, 3, 9));
         assert!(BusinessCalendar::from_iana("Mars/Olympus").is_err());
+        // Shanghai had daylight saving until 1991: an instant then still
+        // uses the zone database, a later one the steady offset.
+        let dst_1988 = Timestamp(date(1988, 7, 1).0 + 15 * 3_600_000 + 30 * 60_000);
+        assert_eq!(sh.day(dst_1988).ymd(), (1988, 7, 2), "UTC+9 in summer 1988");
+        assert!(sh.steady.is_some());
+        let berlin = BusinessCalendar::from_iana("Europe/Berlin").unwrap();
+        assert!(berlin.steady.is_none() && berlin.fixed_offset_ms.is_none());
     }
 
     #[test]

@@ -121,7 +121,10 @@ impl SledStore {
             Ok(store) => Ok((store, None)),
             Err(err) if err.is_corruption() => {
                 let moved = quarantine(dir)?;
-                if let StoreError::SchemaMismatch { found, supported, .. } = &err {
+                if let StoreError::SchemaMismatch {
+                    found, supported, ..
+                } = &err
+                {
                     tracing::warn!(
                         dir = %dir.display(),
                         set_aside = %moved.display(),

@@ -64,9 +64,7 @@ impl CommitObserver for ReadModelObserver {
                         sequence: s.sequence,
                         // The figures of the decision itself (at its
                         // instant), so every answer describes it.
-                        indicators: s
-                            .last_indicators
-                            .unwrap_or_else(|| s.indicators(&self.policy)),
+                        indicators: s.indicators(&self.policy),
                         scored_at: s.decided_at,
                         policy_version: s.policy_version.clone(),
                         overridden: false,

@@ -91,11 +91,7 @@ fn whereabouts(w: &Workload, names: &Names, landed: &[Landed], customer: &str) -
     )
 }
 
-fn indicator_diff(
-    policy: &Policy,
-    got: &CustomerState,
-    want: &CustomerState,
-) -> String {
+fn indicator_diff(policy: &Policy, got: &CustomerState, want: &CustomerState) -> String {
     let g = got.indicators(policy);
     let x = want.indicators(policy);
     let mut diffs = Vec::new();

@@ -50,7 +50,7 @@ pub struct WorkloadSpec {
 pub enum Truth {
     /// Decodes to exactly this event (which the fold may still find to be a
     /// duplicate or stale).
-    Valid(Event),
+    Valid(Box<Event>),
     /// Rejected with this reason, dead-lettered.
     Malformed(RejectReason),
 }
@@ -186,7 +186,7 @@ impl Workload {
                 topic: topic_of(&event.customer_id, topics),
                 key: Some(event.customer_id.clone()),
                 payload: Some(encode(&msg, wire)),
-                truth: Truth::Valid(event),
+                truth: Truth::Valid(Box::new(event)),
                 flavor,
             };
             placed.push(Placed { at, record });
@@ -239,7 +239,7 @@ impl Workload {
                 topic: topic_of(customer, topics),
                 key: Some(customer.clone()),
                 payload: Some(encode(&event_to_proto(&event, "CNY"), wire)),
-                truth: Truth::Valid(event),
+                truth: Truth::Valid(Box::new(event)),
                 flavor: Flavor::Late,
             };
             placed.push(Placed {
@@ -307,7 +307,7 @@ impl Workload {
                 self.spec.now,
             );
             match (&r.truth, got) {
-                (Truth::Valid(want), Ok(d)) if d.event == *want => {}
+                (Truth::Valid(want), Ok(d)) if d.event == **want => {}
                 (Truth::Malformed(want), Err(e)) if e.reason == *want => {}
                 (truth, got) => problems.push(format!(
                     "record {i} ({:?}): expected {truth:?}, the decoder says {got:?}",

@@ -66,7 +66,7 @@ use crate::event::{
 };
 use crate::indicators::Indicators;
 use crate::time::{BusinessCalendar, Day, Month, Timestamp, Window};
-use sums::{DayBucket, OrderFigures, Sums};
+use sums::{DayBucket, DayBuckets, OrderFigures, Sums};
 
 /// What `apply` did with an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,10 +252,12 @@ impl InvoiceRec {
     fn unpaid_base(&self) -> i128 {
         let billed = i128::from(self.billed.minor);
         let left = (billed - self.paid).max(0);
-        if billed > 0 {
-            i128::from(self.base) * left / billed
-        } else {
+        if left == billed {
+            i128::from(self.base)
+        } else if left == 0 || billed <= 0 {
             0
+        } else {
+            i128::from(self.base) * left / billed
         }
     }
 }
@@ -273,6 +275,17 @@ pub struct ComplaintRec {
 impl ComplaintRec {
     pub fn is_open(&self) -> bool {
         self.opened_at.is_some() && self.resolved_at.is_none()
+    }
+}
+
+/// An exact money sum as an indicator value. Sums almost always fit an
+/// `i64`, whose conversion is one instruction; `i128` to `f64` is a
+/// library call.
+#[inline]
+fn money_f64(v: i128) -> f64 {
+    match i64::try_from(v) {
+        Ok(small) => small as f64,
+        Err(_) => v as f64,
     }
 }
 
@@ -338,11 +351,19 @@ pub fn stable_hash(s: &str) -> u64 {
     h
 }
 
+/// The merged profile and when each field was last written.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct ProfileState {
+    profile: Profile,
+    /// Event time of the update that last wrote each field.
+    written_at: [Option<Timestamp>; 6],
+}
+
 /// Everything tierd knows about one customer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CustomerProjection {
     /// Days with activity, all within the window at the watermark.
-    days: BTreeMap<Day, DayBucket>,
+    days: DayBuckets,
     /// The sums of every bucket in `days`.
     totals: Sums,
     /// Days late of the late settlements in `days`: value -> count.
@@ -358,10 +379,12 @@ pub struct CustomerProjection {
     open_complaints: u32,
     /// Hashes of applied event ids -> the day they are kept until.
     seen: IdMap<Day>,
-    profile: Profile,
-    /// Event time of the update that last wrote each profile field.
-    profile_at: [Option<Timestamp>; 6],
-    has_profile: bool,
+    /// The merged profile, boxed: most events never touch it.
+    profile: Option<Box<ProfileState>>,
+    /// The profile's figures the indicators read on every event, kept
+    /// beside the box so scoring does not chase the pointer.
+    customer_since: Option<Timestamp>,
+    purchase_potential: Option<Money>,
     /// Earliest placement ever (tenure).
     first_order_at: Option<Timestamp>,
     /// Latest placement that still counted when its day left the window
@@ -501,10 +524,9 @@ impl CustomerProjection {
         if start <= self.window_start {
             return;
         }
+        let month_turned = start.month() != self.window_start.month();
         self.window_start = start;
-        let kept = self.days.split_off(&start);
-        let gone = std::mem::replace(&mut self.days, kept);
-        for (_, bucket) in gone {
+        while let Some(bucket) = self.days.pop_before(start) {
             self.totals.sub(&bucket.sums);
             for d in bucket.late {
                 if let Some(n) = self.late.get_mut(&d) {
@@ -521,22 +543,32 @@ impl CustomerProjection {
         }
         // Growth looks back six complete months, the streak over the window.
         let keep_from = start.month().minus(7);
-        self.months = self.months.split_off(&keep_from);
-        self.seen.retain(|_, d| *d >= start);
-        self.orders.retain(|_, o| o.day >= start);
-        self.invoices
-            .retain(|_, i| i.day >= start || i.state == InvoiceState::Open);
-        self.complaints.retain(|_, c| c.day >= start || c.is_open());
+        while self
+            .months
+            .first_key_value()
+            .is_some_and(|(m, _)| *m < keep_from)
+        {
+            self.months.pop_first();
+        }
+        // The id maps are swept when the window's first month changes, not
+        // every day: an entry kept a few days longer is dead weight, never a
+        // figure (every lookup checks the window itself), and a sweep costs
+        // a pass over the maps.
+        if month_turned {
+            self.seen.retain(|_, d| *d >= start);
+            self.orders.retain(|_, o| o.day >= start);
+            self.invoices
+                .retain(|_, i| i.day >= start || i.state == InvoiceState::Open);
+            self.complaints.retain(|_, c| c.day >= start || c.is_open());
+        }
     }
 
     fn bucket(&mut self, day: Day) -> &mut DayBucket {
-        self.days.entry(day).or_default()
+        self.days.entry(day)
     }
 
     fn drop_if_empty(&mut self, day: Day) {
-        if self.days.get(&day).is_some_and(DayBucket::is_empty) {
-            self.days.remove(&day);
-        }
+        self.days.remove_if_empty(day);
     }
 
     /// Add `delta` to `day`'s bucket and the totals.
@@ -558,15 +590,19 @@ impl CustomerProjection {
             return;
         }
         let delta = after.minus(before);
-        self.add_sums(day, &delta);
         if delta.amount != 0 {
             *self.months.entry(day.month()).or_default() += delta.amount;
         }
+        // Orders are only ever changed while their day is in the window.
+        self.totals.add(&delta);
+        let bucket = self.days.entry(day);
+        bucket.sums.add(&delta);
         if after.orders > 0 {
+            bucket.last_order_at = Some(bucket.last_order_at.map_or(at, |l| l.max(at)));
             self.first_order_at = Some(self.first_order_at.map_or(at, |f| f.min(at)));
-            let b = self.bucket(day);
-            b.last_order_at = Some(b.last_order_at.map_or(at, |l| l.max(at)));
-        } else if before.orders > 0 {
+            return;
+        }
+        if before.orders > 0 {
             self.recompute_last_order(day);
             if self.first_order_at == Some(at) {
                 self.first_order_at = self
@@ -587,7 +623,7 @@ impl CustomerProjection {
             .filter(|o| o.day == day && o.counts())
             .map(|o| o.at)
             .max();
-        if let Some(b) = self.days.get_mut(&day) {
+        if let Some(b) = self.days.get_mut(day) {
             b.last_order_at = last;
         }
     }
@@ -632,7 +668,11 @@ impl CustomerProjection {
         in_window: bool,
         update: impl FnOnce(&mut OrderRec),
     ) -> Applied {
+        let window_start = self.window_start;
         let rec = match self.orders.get_mut(&key) {
+            // Kept until the next sweep, but no longer in the window:
+            // nothing of it counts.
+            Some(rec) if rec.day < window_start => return Applied::Stale,
             Some(rec) => rec,
             None if in_window => self.orders.entry(key).or_insert(OrderRec::pending(day, at)),
             // The order left the window long ago: nothing of it counts.
@@ -751,16 +791,24 @@ impl CustomerProjection {
                 .or_insert_with(|| InvoiceRec::unissued(day)),
             None => return Applied::Stale,
         };
-        rec.payments.push(event);
         match rec.state {
-            // An overpayment, or a payment on a void invoice: recorded
-            // (so a resend is known) and otherwise changes nothing.
-            InvoiceState::Settled | InvoiceState::Void => return Applied::Applied,
+            // An overpayment, a resend or a payment on a void invoice:
+            // changes nothing (the same fact as far as the figures go).
+            InvoiceState::Settled | InvoiceState::Void => return Applied::Duplicate,
             InvoiceState::Unissued => rec.early_payments.push((paid, base.0)),
             InvoiceState::Open => rec.credit(paid, base.0),
         }
         rec.last_paid_at = Some(rec.last_paid_at.map_or(at, |t| t.max(at)));
         self.settle_if_paid(key, rules);
+        // A payment that leaves the invoice open is remembered on it: an
+        // open invoice outlives the window's dedupe set, and a resend must
+        // not count twice. (One that settles it needs no memory: a resend
+        // finds it settled.)
+        if let Some(rec) = self.invoices.get_mut(&key)
+            && matches!(rec.state, InvoiceState::Open | InvoiceState::Unissued)
+        {
+            rec.payments.push(event);
+        }
         Applied::Applied
     }
 
@@ -789,7 +837,7 @@ impl CustomerProjection {
         let days_late = u32::try_from(paid_day.since(due_day).max(0)).unwrap_or(u32::MAX);
         let delta = Sums {
             settled: 1,
-            settled_on_time: i64::from(days_late == 0),
+            settled_on_time: i32::from(days_late == 0),
             days_late: i64::from(days_late),
             ..Sums::default()
         };
@@ -831,7 +879,7 @@ impl CustomerProjection {
         }
         let mut delta = Sums::default();
         delta.complaints[severity.index()] = 1;
-        delta.resolved[severity.index()] = i64::from(resolved);
+        delta.resolved[severity.index()] = i32::from(resolved);
         self.add_sums(day, &delta);
     }
 
@@ -878,19 +926,22 @@ impl CustomerProjection {
     /// figure), so one that changes nothing, like a resend of an old one,
     /// is a duplicate.
     fn profile_updated(&mut self, update: &ProfileUpdate, at: Timestamp) -> Applied {
-        let before = (self.has_profile, self.profile.clone(), self.profile_at);
-        self.has_profile = true;
+        let first = self.profile.is_none();
+        let state = self.profile.get_or_insert_with(Box::default);
+        let before = (**state).clone();
         for field in ProfileField::ALL {
             if !update.touches(field) {
                 continue;
             }
-            let slot = &mut self.profile_at[field.index()];
+            let slot = &mut state.written_at[field.index()];
             if slot.is_none_or(|t| at >= t) {
                 *slot = Some(at);
-                update.write(field, &mut self.profile);
+                update.write(field, &mut state.profile);
             }
         }
-        if (self.has_profile, &self.profile, self.profile_at) == (before.0, &before.1, before.2) {
+        self.customer_since = state.profile.customer_since;
+        self.purchase_potential = state.profile.purchase_potential;
+        if !first && **state == before {
             Applied::Duplicate
         } else {
             Applied::Applied
@@ -899,7 +950,7 @@ impl CustomerProjection {
 
     /// The customer's profile, when one was published.
     pub fn profile(&self) -> Option<&Profile> {
-        self.has_profile.then_some(&self.profile)
+        self.profile.as_deref().map(|p| &p.profile)
     }
 
     /// Complaints kept by the projection (open ones, and the window's resolved ones).
@@ -917,7 +968,7 @@ impl CustomerProjection {
     fn sums_at(&self, start: Day) -> Sums {
         let mut sums = self.totals;
         if start > self.window_start {
-            for (_, b) in self.days.range(..start) {
+            for b in self.days.before(start) {
                 sums.sub(&b.sums);
             }
         }
@@ -944,7 +995,7 @@ impl CustomerProjection {
 
     /// The latest order that still counts at `at`, in or before the window.
     fn last_order(&self) -> Option<Timestamp> {
-        let in_window = self.days.values().rev().find_map(|b| b.last_order_at);
+        let in_window = self.days.newest_first().find_map(|b| b.last_order_at);
         in_window.or(self.last_order_before_window)
     }
 
@@ -964,8 +1015,8 @@ impl CustomerProjection {
         let mut late_sum = sums.days_late;
         let mut late_max: i64 = if start > self.window_start {
             self.days
-                .range(start..)
-                .flat_map(|(_, b)| b.late.iter())
+                .from(start)
+                .flat_map(|b| b.late.iter())
                 .copied()
                 .max()
                 .map_or(0, i64::from)
@@ -985,14 +1036,15 @@ impl CustomerProjection {
         }
         let credit_known = due > 0;
 
-        let amount = sums.amount as f64;
+        let amount = money_f64(sums.amount);
         let orders = sums.orders.max(0);
-        let first = match (self.first_order_at, self.profile.customer_since) {
+        let first = match (self.first_order_at, self.customer_since) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let covered_days = first.map_or(0, |f| {
-            (today.since(cal.day(f)) + 1).clamp(1, rules.window.len_days() as i32)
+        let first_day = first.map(|f| cal.day(f));
+        let covered_days = first_day.map_or(0, |f| {
+            (today.since(f) + 1).clamp(1, rules.window.len_days() as i32)
         });
         let covered_months = (f64::from(covered_days) / 30.4375).max(1.0);
         let mut by_severity = [0u32; 5];
@@ -1007,26 +1059,38 @@ impl CustomerProjection {
             .map(|s| by_severity[s.index()] * s.weight())
             .sum();
         let this_month = today.month();
-        let month_amount = |m: Month| self.months.get(&m).copied().unwrap_or(0);
-        let quarter = |from: i32| {
-            (from..from + 3)
-                .map(|k| month_amount(this_month.minus(k)))
-                .sum::<i128>()
+        // Complete months before this one, newest first, read in one pass
+        // (months without orders are 0).
+        let mut months = self.months.range(..this_month).rev().peekable();
+        let mut amount_back = |k: usize| -> i128 {
+            let m = this_month.minus(i32::try_from(k).unwrap_or(i32::MAX - 1) + 1);
+            while months.next_if(|(mm, _)| **mm > m).is_some() {}
+            match months.peek() {
+                Some((mm, a)) if **mm == m => **a,
+                _ => 0,
+            }
         };
-        let (recent, prior) = (quarter(1), quarter(4));
+        let mut back = [0i128; 6];
+        for (k, slot) in back.iter_mut().enumerate() {
+            *slot = amount_back(k);
+        }
+        let (recent, prior): (i128, i128) = (back[0..3].iter().sum(), back[3..6].iter().sum());
         let growth =
-            (prior > 0).then(|| ((recent - prior) as f64 / prior as f64).clamp(-1.0, 10.0));
-        let first_month = self.first_order_at.map(|f| cal.month(f));
+            (prior > 0).then(|| (money_f64(recent - prior) / money_f64(prior)).clamp(-1.0, 10.0));
+        // Growing months count only within the customer's history.
+        let history = self
+            .first_order_at
+            .map_or(0, |f| (this_month.0 - cal.day(f).month().0).max(0) as usize);
+        let max_streak = (rules.window.len_months() as usize).min(history.saturating_sub(1));
         let mut streak = 0u32;
-        let max_streak = rules.window.len_months();
-        while streak < max_streak {
-            let later = this_month.minus(1 + streak as i32);
-            let earlier = later.minus(1);
-            if first_month.is_none_or(|f| earlier < f)
-                || month_amount(later) <= month_amount(earlier)
-            {
+        let mut later = back[0];
+        while (streak as usize) < max_streak {
+            let k = streak as usize + 1;
+            let earlier = back.get(k).copied().unwrap_or_else(|| amount_back(k));
+            if later <= earlier {
                 break;
             }
+            later = earlier;
             streak += 1;
         }
         let annual = 12.0 / f64::from(rules.window.len_months());
@@ -1040,22 +1104,21 @@ impl CustomerProjection {
             },
             orders_per_month_12m: orders as f64 / covered_months,
             margin_12m: (orders == 0 || sums.costed_amount > 0)
-                .then(|| (sums.costed_amount - sums.cost) as f64),
+                .then(|| money_f64(sums.costed_amount - sums.cost)),
             margin_rate_12m: (sums.costed_amount > 0)
-                .then(|| (sums.costed_amount - sums.cost) as f64 / sums.costed_amount as f64),
+                .then(|| money_f64(sums.costed_amount - sums.cost) / money_f64(sums.costed_amount)),
             on_time_payment_ratio: credit_known.then(|| on_time as f64 / due as f64),
             avg_days_late: credit_known.then(|| late_sum as f64 / due as f64),
             max_days_late: credit_known.then_some(late_max as f64),
-            overdue_amount: overdue as f64,
+            overdue_amount: money_f64(overdue),
             open_complaints: f64::from(self.open_complaints),
             complaints_12m: f64::from(count),
             complaints_weighted_12m: f64::from(weighted),
             days_since_last_order: self
                 .last_order()
                 .map(|t| f64::from(today.since(cal.day(t)).max(0))),
-            tenure_days: first.map_or(0.0, |f| f64::from(today.since(cal.day(f)).max(0))),
+            tenure_days: first_day.map_or(0.0, |f| f64::from(today.since(f).max(0))),
             share_of_wallet: self
-                .profile
                 .purchase_potential
                 .filter(|p| p.0 > 0)
                 .map(|p| amount * annual / p.0 as f64),
