@@ -700,6 +700,29 @@ mod tests {
         for f in ProfileField::ALL {
             u.write(f, &mut p);
         }
+        // A relationship cannot begin after the update that states it.
+        let mut e = Event {
+            event_id: "e".into(),
+            customer_id: "c".into(),
+            occurred_at: date(2026, 1, 1),
+            source: String::new(),
+            kind: EventKind::ProfileUpdated(ProfileUpdate {
+                customer_since: Some(date(2026, 3, 1)),
+                ..ProfileUpdate::default()
+            }),
+        };
+        let err = e
+            .validate(date(2026, 1, 2), &ValidationLimits::default())
+            .unwrap_err();
+        assert_eq!(err.field, "profile_updated.customer_since");
+        e.kind = EventKind::ProfileUpdated(ProfileUpdate {
+            customer_since: Some(date(2019, 3, 1)),
+            ..ProfileUpdate::default()
+        });
+        assert!(
+            e.validate(date(2026, 1, 2), &ValidationLimits::default())
+                .is_ok()
+        );
         assert_eq!(p.name, "");
         assert_eq!(p.account_manager, "li");
         assert_eq!(p.purchase_potential, Some(Money(500)));

@@ -77,6 +77,49 @@ pub struct TierChange {
     pub changed_at: Timestamp,
 }
 
+/// Where a customer stands in its relationship, beside the tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lifecycle {
+    /// Known (a profile, an invoice, a complaint) but no order yet.
+    Prospect,
+    /// First order less than `new_for_days` ago.
+    New,
+    Active,
+    /// No order for `lapsed_after_days` or more.
+    Lapsed,
+    /// Ordered again after a lapse, less than `new_for_days` ago.
+    Reactivated,
+}
+
+impl Lifecycle {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Lifecycle::Prospect => "prospect",
+            Lifecycle::New => "new",
+            Lifecycle::Active => "active",
+            Lifecycle::Lapsed => "lapsed",
+            Lifecycle::Reactivated => "reactivated",
+        }
+    }
+}
+
+/// A time-driven downgrade foreseen within the policy's horizon: what a
+/// sales rep needs to act before it happens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AtRisk {
+    pub customer_id: String,
+    pub current_tier: String,
+    /// The tier the customer will hold if nothing happens.
+    pub falls_to: String,
+    /// When it will (a decision instant: the start of a business day, or
+    /// the end of a hysteresis hold).
+    pub on: Timestamp,
+    /// What would keep the current tier at that instant, in indicator
+    /// terms (others unchanged).
+    pub keep: Vec<crate::policy::Advice>,
+}
+
 /// An upgrade caused by an order's placement.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Raise {
@@ -100,6 +143,8 @@ pub struct CustomerState {
     pub sequence: u64,
     /// The last upgrade an order caused, while it is the held tier's cause.
     raise: Option<Box<Raise>>,
+    /// The order that ended the last lapse (lifecycle `reactivated`).
+    reactivated_at: Option<Timestamp>,
     /// Indicators at the last tier change: the baseline of the next
     /// change's reasons ("what moved since the tier was last set"). Boxed
     /// and written only on a change, so the per-event path neither copies
@@ -132,6 +177,7 @@ impl CustomerState {
     /// Fold `event` in and rescore at the decision instant. Duplicates and
     /// stale events change nothing, not even the score.
     pub fn process(&mut self, customer_id: &str, event: &Event, policy: &Policy) -> Processed {
+        let last_order = self.projection.last_order_at();
         let applied = self.projection.apply(event, policy.fold_rules());
         if applied != Applied::Applied {
             return Processed {
@@ -140,7 +186,10 @@ impl CustomerState {
             };
         }
         let (placed, corrected) = match &event.kind {
-            EventKind::OrderPlaced { order_id, .. } => (Some(stable_hash(order_id)), None),
+            EventKind::OrderPlaced { order_id, .. } => {
+                self.note_reactivation(last_order, event.occurred_at, policy);
+                (Some(stable_hash(order_id)), None)
+            }
             EventKind::OrderCancelled { order_id } | EventKind::OrderReturned { order_id, .. } => {
                 (None, Some(stable_hash(order_id)))
             }
@@ -174,6 +223,129 @@ impl CustomerState {
             corrected: None,
         };
         self.rescore(customer_id, policy, at, trigger)
+    }
+
+    /// An order after `lapsed_after_days` without one ends a lapse.
+    fn note_reactivation(&mut self, before: Option<Timestamp>, at: Timestamp, policy: &Policy) {
+        let Some(before) = before else {
+            return;
+        };
+        let cal = policy.calendar();
+        let gap = cal.day(at).since(cal.day(before));
+        if i64::from(gap) >= i64::from(policy.lifecycle().lapsed_after_days) {
+            self.reactivated_at = Some(self.reactivated_at.map_or(at, |r| r.max(at)));
+        }
+    }
+
+    /// The lifecycle stage at `at` (no earlier than the decision instant).
+    pub fn lifecycle(&self, policy: &Policy, at: Timestamp) -> Lifecycle {
+        let at = self.decision_instant(Some(at));
+        let cal = policy.calendar();
+        let rules = policy.lifecycle();
+        let today = cal.day(at);
+        let days_since = |t: Timestamp| i64::from(today.since(cal.day(t)));
+        let Some(last) = self.projection.last_order_at() else {
+            return Lifecycle::Prospect;
+        };
+        if days_since(last) >= i64::from(rules.lapsed_after_days) {
+            return Lifecycle::Lapsed;
+        }
+        if self
+            .reactivated_at
+            .is_some_and(|r| days_since(r) < i64::from(rules.new_for_days))
+        {
+            return Lifecycle::Reactivated;
+        }
+        match self.projection.first_order_at() {
+            Some(first) if days_since(first) < i64::from(rules.new_for_days) => Lifecycle::New,
+            _ => Lifecycle::Active,
+        }
+    }
+
+    /// The next instant after the last decision at which this customer's
+    /// figures, stage or tier can change with time alone, `None` when
+    /// nothing can.
+    ///
+    /// Figures are kept per business day and several (days since the last
+    /// order, tenure, days late of an open invoice) grow every day, so a
+    /// customer with any order, open invoice or open complaint is due at
+    /// the start of its next business day; the end of a hysteresis hold is
+    /// exact to the millisecond.
+    pub fn next_due(&self, policy: &Policy) -> Option<Timestamp> {
+        let now = self.decision_instant(None);
+        let cal = policy.calendar();
+        let mut due = (self.projection.last_order_at().is_some()
+            || self.projection.has_open_figures())
+        .then(|| cal.day_start(cal.day(now).plus(1)));
+        if let Some(a) = &self.assignment {
+            let held = policy.tier_index(&a.tier);
+            let evaluated = policy.evaluate(&self.indicators(policy)).tier;
+            if held.is_some_and(|h| evaluated > h) {
+                let end = a
+                    .since
+                    .plus_days(i64::from(policy.hysteresis().min_days_in_tier));
+                if end > now {
+                    due = Some(due.map_or(end, |d| d.min(end)));
+                }
+            }
+        }
+        due
+    }
+
+    /// Make every time-driven decision up to `until`, in order, each at its
+    /// own due instant (so the result does not depend on how often this is
+    /// called). At most `max_steps` decisions; returns the tier changes
+    /// and whether `until` was reached.
+    pub fn advance_to(
+        &mut self,
+        customer_id: &str,
+        policy: &Policy,
+        until: Timestamp,
+        max_steps: usize,
+    ) -> (Vec<TierChange>, bool) {
+        let mut changes = Vec::new();
+        for _ in 0..max_steps {
+            match self.next_due(policy) {
+                Some(due) if due <= until => {
+                    changes.extend(self.reevaluate(customer_id, policy, due, Cause::Time));
+                }
+                _ => return (changes, true),
+            }
+        }
+        (changes, self.next_due(policy).is_none_or(|d| d > until))
+    }
+
+    /// Foresee a time-driven downgrade within the policy's horizon from
+    /// `now`: the first one that would happen if no event arrived.
+    pub fn foresee_drop(
+        &self,
+        customer_id: &str,
+        policy: &Policy,
+        now: Timestamp,
+    ) -> Option<AtRisk> {
+        let current = self.assignment.as_ref()?;
+        let held = policy.tier_index(&current.tier)?;
+        let horizon = now.plus_days(i64::from(policy.lifecycle().at_risk_horizon_days));
+        let mut future = self.clone();
+        let limit = policy.lifecycle().at_risk_horizon_days as usize + 8;
+        for _ in 0..limit {
+            let due = future.next_due(policy).filter(|d| *d <= horizon)?;
+            if let Some(change) = future.reevaluate(customer_id, policy, due, Cause::Time) {
+                let to = policy.tier_index(&change.new_tier)?;
+                if to > held {
+                    let figures = future.indicators(policy);
+                    let keep = policy.explain(&figures, to).advice;
+                    return Some(AtRisk {
+                        customer_id: customer_id.to_owned(),
+                        current_tier: current.tier.clone(),
+                        falls_to: change.new_tier,
+                        on: change.changed_at,
+                        keep,
+                    });
+                }
+            }
+        }
+        None
     }
 
     /// The latest of the watermark, the last decision and `at`.

@@ -511,12 +511,22 @@ fn arb_event() -> impl Strategy<Value = Event> {
         any::<String>(),
         arb_kind(),
     )
-        .prop_map(|(event_id, customer_id, at, source, kind)| Event {
-            event_id,
-            customer_id,
-            occurred_at: Timestamp::from_millis(at),
-            source,
-            kind,
+        .prop_map(|(event_id, customer_id, at, source, mut kind)| {
+            // A relationship cannot begin after the update that states it
+            // (`Event::validate` rejects that; tested on its own).
+            if let EventKind::ProfileUpdated(p) = &mut kind
+                && let Some(since) = &mut p.customer_since
+                && since.millis() > at
+            {
+                *since = Timestamp::from_millis(at);
+            }
+            Event {
+                event_id,
+                customer_id,
+                occurred_at: Timestamp::from_millis(at),
+                source,
+                kind,
+            }
         })
 }
 

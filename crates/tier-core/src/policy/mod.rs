@@ -200,6 +200,30 @@ pub struct Hysteresis {
     pub min_days_in_tier: u32,
 }
 
+/// Lifecycle stages beside the tier, and how far ahead time-driven drops
+/// are foreseen (the policy's optional `[lifecycle]` table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleRules {
+    /// A customer is `new` (or `reactivated`) this long after its first
+    /// order (or the order that ended a lapse). Default 90.
+    pub new_for_days: u32,
+    /// No order for this long: `lapsed`. Default 180.
+    pub lapsed_after_days: u32,
+    /// A time-driven downgrade foreseeable within this many days is
+    /// announced as "at risk". Default 30.
+    pub at_risk_horizon_days: u32,
+}
+
+impl Default for LifecycleRules {
+    fn default() -> Self {
+        Self {
+            new_for_days: 90,
+            lapsed_after_days: 180,
+            at_risk_horizon_days: 30,
+        }
+    }
+}
+
 /// A loaded, validated policy. Immutable; cheap to share behind an `Arc`.
 #[derive(Clone, Debug)]
 pub struct Policy {
@@ -208,6 +232,7 @@ pub struct Policy {
     fold: FoldRules,
     currency: CurrencyRules,
     hysteresis: Hysteresis,
+    lifecycle: LifecycleRules,
     tiers: Vec<TierSpec>,
     method: Method,
 }
@@ -351,6 +376,11 @@ impl Policy {
 
     pub fn hysteresis(&self) -> Hysteresis {
         self.hysteresis
+    }
+
+    /// Lifecycle thresholds and the at-risk horizon.
+    pub fn lifecycle(&self) -> LifecycleRules {
+        self.lifecycle
     }
 
     /// `weighted_score` or `rules`.

@@ -21,7 +21,7 @@ use super::error::{PolicyError, line_of};
 use super::explain::fmt_num;
 use super::rules::{Condition, Op, RuleTiers};
 use super::weighted::{Penalty, Term, WeightedScore};
-use super::{Hysteresis, Method, Policy, TierSpec, from_centi};
+use super::{Hysteresis, LifecycleRules, Method, Policy, TierSpec, from_centi};
 use crate::event::{CurrencyRules, Severity};
 use crate::indicators::IndicatorName;
 use crate::projection::FoldRules;
@@ -78,6 +78,8 @@ struct RawPolicy<M> {
     currency_rates: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     hysteresis: Option<RawHysteresis>,
+    #[serde(default)]
+    lifecycle: Option<RawLifecycle>,
     method: M,
     tiers: Spanned<Vec<RawTier>>,
 }
@@ -89,6 +91,17 @@ struct RawHysteresis {
     downgrade_margin: Option<Spanned<f64>>,
     #[serde(default)]
     min_days_in_tier: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLifecycle {
+    #[serde(default)]
+    new_for_days: Option<Spanned<i64>>,
+    #[serde(default)]
+    lapsed_after_days: Option<Spanned<i64>>,
+    #[serde(default)]
+    at_risk_horizon_days: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -239,6 +252,7 @@ impl<M> RawPolicy<M> {
             },
             currency,
             hysteresis,
+            lifecycle: build_lifecycle(ctx, self.lifecycle.as_ref())?,
             tiers,
             method,
         })
@@ -424,6 +438,44 @@ fn build_tiers(ctx: Ctx<'_>, raw: &Spanned<Vec<RawTier>>) -> Result<Vec<TierSpec
         });
     }
     Ok(tiers)
+}
+
+fn build_lifecycle(ctx: Ctx<'_>, raw: Option<&RawLifecycle>) -> Result<LifecycleRules> {
+    let mut l = LifecycleRules::default();
+    let Some(raw) = raw else {
+        return Ok(l);
+    };
+    let days = |v: &Option<Spanned<i64>>, field: &'static str, slot: &mut u32| -> Result<()> {
+        let Some(v) = v else {
+            return Ok(());
+        };
+        let d = *v.get_ref();
+        if !(1..=3650).contains(&d) {
+            return Err(ctx.err(
+                v.span(),
+                field,
+                format!("{field} must be within 1..=3650 days, got {d}"),
+            ));
+        }
+        *slot = d as u32;
+        Ok(())
+    };
+    days(
+        &raw.new_for_days,
+        "lifecycle.new_for_days",
+        &mut l.new_for_days,
+    )?;
+    days(
+        &raw.lapsed_after_days,
+        "lifecycle.lapsed_after_days",
+        &mut l.lapsed_after_days,
+    )?;
+    days(
+        &raw.at_risk_horizon_days,
+        "lifecycle.at_risk_horizon_days",
+        &mut l.at_risk_horizon_days,
+    )?;
+    Ok(l)
 }
 
 fn build_hysteresis(

@@ -993,6 +993,22 @@ impl CustomerProjection {
         self.clock.map_or(at, |c| at.max(c))
     }
 
+    /// The earliest order ever applied (tenure).
+    pub fn first_order_at(&self) -> Option<Timestamp> {
+        self.first_order_at
+    }
+
+    /// Whether anything can still change with time alone: activity in the
+    /// window, open invoices or open complaints.
+    pub fn has_open_figures(&self) -> bool {
+        !self.days.is_empty() || !self.unsettled.is_empty() || self.open_complaints > 0
+    }
+
+    /// The latest order that still counts, in or before the window.
+    pub fn last_order_at(&self) -> Option<Timestamp> {
+        self.last_order()
+    }
+
     /// The latest order that still counts at `at`, in or before the window.
     fn last_order(&self) -> Option<Timestamp> {
         let in_window = self.days.newest_first().find_map(|b| b.last_order_at);

@@ -172,6 +172,10 @@ impl DayBuckets {
             .map(|(_, b)| b)
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Buckets, newest first.
     pub(crate) fn newest_first(&self) -> impl Iterator<Item = &DayBucket> {
         self.0.iter().rev().map(|(_, b)| b)

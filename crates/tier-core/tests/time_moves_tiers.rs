@@ -1,0 +1,170 @@
+//! "Time moves tiers" in the core: lifecycle stages, due instants, the
+//! time-driven decisions `advance_to` makes, and the foresight behind
+//! "at risk" warnings. Given/when/then, on the default policy.
+
+// Test helpers may panic: a failed step is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use tier_core::policy::Policy;
+use tier_core::state::{Cause, CustomerState, Lifecycle, TierChange};
+use tier_core::time::date;
+use tier_core::{Event, EventKind, Money, ProfileUpdate, Timestamp};
+
+fn order(n: usize, at: Timestamp, amount: i64) -> Event {
+    Event {
+        event_id: format!("e{n}"),
+        customer_id: "c".into(),
+        occurred_at: at,
+        source: String::new(),
+        kind: EventKind::OrderPlaced {
+            order_id: format!("o{n}"),
+            amount: Money(amount),
+            cost: Some(Money(amount * 3 / 4)),
+        },
+    }
+}
+
+/// A customer who bought 2,000,000 CNY a year in weekly orders until
+/// `last`, then stopped.
+fn buyer_until(policy: &Policy, last: Timestamp) -> CustomerState {
+    let mut s = CustomerState::default();
+    let mut t = last.plus_days(-364);
+    let mut n = 0;
+    while t <= last {
+        n += 1;
+        s.process("c", &order(n, t, 3_846_200), policy);
+        t = t.plus_days(7);
+    }
+    s
+}
+
+fn tier_index(policy: &Policy, s: &CustomerState) -> usize {
+    policy
+        .tier_index(&s.assignment.as_ref().unwrap().tier)
+        .unwrap()
+}
+
+#[test]
+fn given_a_customer_who_stops_buying_when_time_passes_then_the_tier_drops_by_itself() {
+    let policy = Policy::default_policy();
+    let last = date(2026, 3, 2);
+    let mut stepped = buyer_until(&policy, last);
+    let start_tier = tier_index(&policy, &stepped);
+    let mut jumped = stepped.clone();
+
+    // A sweep every day for 400 days.
+    let mut changes: Vec<TierChange> = Vec::new();
+    for d in 1..=400 {
+        let (c, done) = stepped.advance_to("c", &policy, last.plus_days(d), 10);
+        assert!(done);
+        changes.extend(c);
+    }
+    assert!(!changes.is_empty(), "time alone moved the tier");
+    assert!(changes.iter().all(|c| c.cause == Cause::Time));
+    // Downwards only, each step once: no flapping.
+    let mut idx = start_tier;
+    for c in &changes {
+        let to = policy.tier_index(&c.new_tier).unwrap();
+        assert!(to > idx, "{c:?}");
+        idx = to;
+        // Decided at a due instant: a business-day start in Shanghai.
+        let cal = policy.calendar();
+        assert_eq!(cal.day_start(cal.day(c.changed_at)), c.changed_at);
+    }
+
+    // tierd down for the whole time: one catch-up on restart makes the
+    // same decisions at the same instants.
+    let (caught_up, done) = jumped.advance_to("c", &policy, last.plus_days(400), 1_000);
+    assert!(done);
+    assert_eq!(caught_up, changes);
+    assert_eq!(jumped.assignment, stepped.assignment);
+    assert_eq!(jumped.decided_at, stepped.decided_at);
+}
+
+#[test]
+fn lifecycle_stages_follow_orders_and_time() {
+    let policy = Policy::default_policy(); // new 90 days, lapsed after 180
+    let mut s = CustomerState::default();
+    let t0 = date(2026, 1, 5);
+    s.process(
+        "c",
+        &Event {
+            event_id: "p".into(),
+            customer_id: "c".into(),
+            occurred_at: t0,
+            source: String::new(),
+            kind: EventKind::ProfileUpdated(ProfileUpdate {
+                name: Some("ACME".into()),
+                ..ProfileUpdate::default()
+            }),
+        },
+        &policy,
+    );
+    assert_eq!(s.lifecycle(&policy, t0), Lifecycle::Prospect);
+    s.process("c", &order(1, t0.plus_days(1), 1_000), &policy);
+    assert_eq!(s.lifecycle(&policy, t0.plus_days(1)), Lifecycle::New);
+    assert_eq!(s.lifecycle(&policy, t0.plus_days(90)), Lifecycle::New);
+    assert_eq!(s.lifecycle(&policy, t0.plus_days(91)), Lifecycle::Active);
+    // Exactly 180 business days after the last order: lapsed.
+    assert_eq!(s.lifecycle(&policy, t0.plus_days(180)), Lifecycle::Active);
+    assert_eq!(s.lifecycle(&policy, t0.plus_days(181)), Lifecycle::Lapsed);
+    // An order after the lapse reactivates, for 90 days.
+    s.process("c", &order(2, t0.plus_days(200), 1_000), &policy);
+    assert_eq!(
+        s.lifecycle(&policy, t0.plus_days(200)),
+        Lifecycle::Reactivated
+    );
+    assert_eq!(s.lifecycle(&policy, t0.plus_days(291)), Lifecycle::Active);
+}
+
+#[test]
+fn given_a_drop_ahead_then_it_is_foreseen_with_its_day_and_what_would_keep_the_tier() {
+    let policy = Policy::default_policy();
+    let last = date(2026, 3, 2);
+    let s = buyer_until(&policy, last);
+    // Where the drop really happens.
+    let mut future = s.clone();
+    let (changes, _) = future.advance_to("c", &policy, last.plus_days(400), 1_000);
+    let drop = changes.first().expect("a time-driven drop").clone();
+    let horizon = i64::from(policy.lifecycle().at_risk_horizon_days);
+
+    // Too far ahead: nothing to announce yet.
+    let early = drop.changed_at.plus_days(-(horizon + 2));
+    let mut before = s.clone();
+    before.advance_to("c", &policy, early, 1_000);
+    assert_eq!(before.foresee_drop("c", &policy, early), None);
+
+    // Within the horizon: the right day, the right tier, and advice.
+    let near = drop.changed_at.plus_days(-(horizon / 2));
+    let mut before = s.clone();
+    before.advance_to("c", &policy, near, 1_000);
+    let risk = before
+        .foresee_drop("c", &policy, near)
+        .expect("foreseen within the horizon");
+    assert_eq!(risk.on, drop.changed_at);
+    assert_eq!(risk.falls_to, drop.new_tier);
+    assert_eq!(Some(risk.current_tier.clone()), drop.old_tier);
+    assert!(!risk.keep.is_empty(), "says what would keep the tier");
+    // Foreseeing changes nothing.
+    let mut again = s.clone();
+    again.advance_to("c", &policy, near, 1_000);
+    assert_eq!(again.assignment, before.assignment);
+}
+
+#[test]
+fn the_lifecycle_table_is_validated_with_line_and_field() {
+    let text = tier_core::policy::DEFAULT_POLICY_TOML.replace(
+        "[hysteresis]",
+        "[lifecycle]\nnew_for_days = 60\nlapsed_after_days = 0\n\n[hysteresis]",
+    );
+    let err = Policy::from_toml_str(&text).unwrap_err().to_string();
+    assert!(err.contains("lifecycle.lapsed_after_days"), "{err}");
+    assert!(err.contains("line"), "{err}");
+    let ok = tier_core::policy::DEFAULT_POLICY_TOML.replace(
+        "[hysteresis]",
+        "[lifecycle]\nnew_for_days = 60\nlapsed_after_days = 120\nat_risk_horizon_days = 14\n\n[hysteresis]",
+    );
+    let p = Policy::from_toml_str(&ok).unwrap();
+    assert_eq!(p.lifecycle().lapsed_after_days, 120);
+    assert_eq!(p.lifecycle().at_risk_horizon_days, 14);
+}
