@@ -31,6 +31,7 @@
 pub mod error;
 pub mod event;
 pub mod indicators;
+pub mod overrides;
 pub mod policy;
 pub mod projection;
 pub mod sim;

@@ -27,6 +27,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, EventKind};
 use crate::indicators::Indicators;
+use crate::overrides::{
+    MAX_OVERRIDE_HISTORY, Override, OverrideAction, OverrideEntry, OverrideError,
+};
 use crate::policy::{Evaluation, Policy, Reason, TierAssignment};
 use crate::projection::{Applied, CustomerProjection, stable_hash};
 use crate::time::Timestamp;
@@ -58,13 +61,18 @@ impl Cause {
     }
 }
 
-/// A tier change, ready to be written to the outbox.
+/// A change of the effective tier (the computed one, or an override's),
+/// ready to be written to the outbox.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TierChange {
     pub customer_id: String,
     /// `None` for the customer's first tier.
     pub old_tier: Option<String>,
     pub new_tier: String,
+    /// The tier the figures give, beside an override's `new_tier`.
+    pub computed_tier: String,
+    /// Whether `new_tier` is set by an override.
+    pub overridden: bool,
     pub old_score: f64,
     pub new_score: f64,
     pub cause: Cause,
@@ -145,6 +153,14 @@ pub struct CustomerState {
     raise: Option<Box<Raise>>,
     /// The order that ended the last lapse (lifecycle `reactivated`).
     reactivated_at: Option<Timestamp>,
+    /// A manager's override, while it lasts.
+    pub manual: Option<Override>,
+    /// Every override set, cleared or expired, oldest first (at most
+    /// [`MAX_OVERRIDE_HISTORY`]).
+    pub override_history: Vec<OverrideEntry>,
+    /// The tier consumers act on (the override's, when one applies) and
+    /// since when; `None` before the first decision.
+    pub effective: Option<TierAssignment>,
     /// Indicators at the last tier change: the baseline of the next
     /// change's reasons ("what moved since the tier was last set"). Boxed
     /// and written only on a change, so the per-event path neither copies
@@ -277,6 +293,11 @@ impl CustomerState {
         let mut due = (self.projection.last_order_at().is_some()
             || self.projection.has_open_figures())
         .then(|| cal.day_start(cal.day(now).plus(1)));
+        if let Some(end) = self.manual.as_ref().and_then(|m| m.expires_at)
+            && end > now
+        {
+            due = Some(due.map_or(end, |d| d.min(end)));
+        }
         if let Some(a) = &self.assignment {
             let held = policy.tier_index(&a.tier);
             let evaluated = policy.evaluate(&self.indicators(policy)).tier;
@@ -323,7 +344,7 @@ impl CustomerState {
         policy: &Policy,
         now: Timestamp,
     ) -> Option<AtRisk> {
-        let current = self.assignment.as_ref()?;
+        let current = self.effective.as_ref()?;
         let held = policy.tier_index(&current.tier)?;
         let horizon = now.plus_days(i64::from(policy.lifecycle().at_risk_horizon_days));
         let mut future = self.clone();
@@ -386,11 +407,10 @@ impl CustomerState {
             .assignment
             .as_ref()
             .and_then(|a| policy.tier_index(&a.tier));
+        let effective_before = self.effective.clone();
+        let old_score = self.assignment.as_ref().map_or(0.0, |a| a.score);
         match &mut self.assignment {
-            Some(a) if a.tier == *new_tier => {
-                a.score = eval.score;
-                None
-            }
+            Some(a) if a.tier == *new_tier => a.score = eval.score,
             current => {
                 let old = current.take();
                 // Back to the tier the corrected order replaced: keep its since.
@@ -400,10 +420,7 @@ impl CustomerState {
                     .map_or(now, |p| p.since);
                 let upgrade = held_idx.is_none_or(|h| tier_idx < h);
                 self.raise = match trigger.placed {
-                    Some(order) if upgrade => Some(Box::new(Raise {
-                        order,
-                        prior: old.clone(),
-                    })),
+                    Some(order) if upgrade => Some(Box::new(Raise { order, prior: old })),
                     _ => None,
                 };
                 *current = Some(TierAssignment {
@@ -411,27 +428,204 @@ impl CustomerState {
                     score: eval.score,
                     since,
                 });
-                self.sequence += 1;
-                // Reasons compare with the figures at the previous change
-                // (a state loaded from the store starts from empty ones).
-                let baseline = self.indicators_at_change.get_or_insert_with(Box::default);
-                let reasons = policy.reasons(baseline, &after, MAX_REASONS);
-                **baseline = after;
-                Some(TierChange {
-                    customer_id: customer_id.to_owned(),
-                    old_score: old.as_ref().map_or(0.0, |o| o.score),
-                    old_tier: old.map(|o| o.tier),
-                    new_tier: new_tier.clone(),
-                    new_score: eval.score,
-                    cause: trigger.cause,
-                    causing_event_id: trigger.event_id.map(str::to_owned),
-                    reasons,
-                    policy_version: policy.version().to_owned(),
-                    sequence: self.sequence,
-                    changed_at: now,
-                })
             }
         }
+        let mut cause = trigger.cause;
+        if self
+            .manual
+            .as_ref()
+            .is_some_and(|m| m.expires_at.is_some_and(|e| e <= now))
+        {
+            self.manual = None;
+            self.log_override(now, OverrideAction::Expired);
+            cause = Cause::Override;
+        }
+        let change = self.effective_changed(
+            customer_id,
+            policy,
+            effective_before,
+            old_score,
+            Some(&after),
+            cause,
+            trigger.event_id,
+            now,
+        );
+        if let (Some(c), Some(a)) = (&change, &mut self.effective) {
+            // A return to the tier a corrected order replaced keeps its since.
+            if !c.overridden
+                && let Some(assigned) = &self.assignment
+                && assigned.tier == a.tier
+            {
+                a.since = assigned.since;
+            }
+        }
+        change
+    }
+
+    /// The effective tier index: the override's, bounded as its mode says,
+    /// else the computed one.
+    fn effective_index(&self, policy: &Policy) -> Option<(usize, bool)> {
+        let computed = self
+            .assignment
+            .as_ref()
+            .and_then(|a| policy.tier_index(&a.tier));
+        match self.manual.as_ref().and_then(|m| m.apply(policy, computed)) {
+            Some(i) => Some((i, computed != Some(i))),
+            None => computed.map(|c| (c, false)),
+        }
+    }
+
+    /// Recompute the effective tier; when it moved, count the change and
+    /// describe it.
+    #[allow(clippy::too_many_arguments)]
+    fn effective_changed(
+        &mut self,
+        customer_id: &str,
+        policy: &Policy,
+        before: Option<TierAssignment>,
+        old_score: f64,
+        after: Option<&Indicators>,
+        cause: Cause,
+        event_id: Option<&str>,
+        now: Timestamp,
+    ) -> Option<TierChange> {
+        let (idx, overridden) = self.effective_index(policy)?;
+        let tier = &policy.tiers().get(idx)?.name;
+        let score = self.assignment.as_ref().map_or(0.0, |a| a.score);
+        if before.as_ref().is_some_and(|b| b.tier == *tier) {
+            if let Some(e) = &mut self.effective {
+                e.score = score;
+            }
+            return None;
+        }
+        self.effective = Some(TierAssignment {
+            tier: tier.clone(),
+            score,
+            since: now,
+        });
+        self.sequence += 1;
+        // Reasons compare with the figures at the previous change (a state
+        // loaded from the store starts from empty ones).
+        let figures = match after {
+            Some(f) => *f,
+            None => self.indicators(policy),
+        };
+        let baseline = self.indicators_at_change.get_or_insert_with(Box::default);
+        let reasons = policy.reasons(baseline, &figures, MAX_REASONS);
+        **baseline = figures;
+        Some(TierChange {
+            customer_id: customer_id.to_owned(),
+            old_score,
+            old_tier: before.map(|b| b.tier),
+            new_tier: tier.clone(),
+            computed_tier: self
+                .assignment
+                .as_ref()
+                .map_or_else(|| tier.clone(), |a| a.tier.clone()),
+            overridden,
+            new_score: score,
+            cause,
+            causing_event_id: event_id.map(str::to_owned),
+            reasons,
+            policy_version: policy.version().to_owned(),
+            sequence: self.sequence,
+            changed_at: now,
+        })
+    }
+
+    fn log_override(&mut self, at: Timestamp, action: OverrideAction) {
+        self.override_history.push(OverrideEntry { at, action });
+        if self.override_history.len() > MAX_OVERRIDE_HISTORY {
+            let excess = self.override_history.len() - MAX_OVERRIDE_HISTORY;
+            self.override_history.drain(..excess);
+        }
+    }
+
+    /// A manager sets (or replaces) the customer's override at `at`. The
+    /// change of the effective tier, if any, has cause `Override`.
+    pub fn set_override(
+        &mut self,
+        customer_id: &str,
+        policy: &Policy,
+        o: Override,
+    ) -> Result<Option<TierChange>, OverrideError> {
+        if policy.tier_index(&o.tier).is_none() {
+            return Err(OverrideError::UnknownTier {
+                tier: o.tier,
+                policy_version: policy.version().to_owned(),
+            });
+        }
+        if o.reason.trim().is_empty() {
+            return Err(OverrideError::Missing { field: "reason" });
+        }
+        if o.author.trim().is_empty() {
+            return Err(OverrideError::Missing { field: "author" });
+        }
+        if let Some(e) = o.expires_at
+            && e <= o.set_at
+        {
+            return Err(OverrideError::ExpiresInThePast {
+                expires_at: e,
+                at: o.set_at,
+            });
+        }
+        let at = o.set_at;
+        let before = self.effective.clone();
+        let old_score = before.as_ref().map_or(0.0, |b| b.score);
+        self.log_override(at, OverrideAction::Set(o.clone()));
+        self.manual = Some(o);
+        Ok(self.effective_changed(
+            customer_id,
+            policy,
+            before,
+            old_score,
+            None,
+            Cause::Override,
+            None,
+            at,
+        ))
+    }
+
+    /// A manager clears the customer's override at `at`.
+    pub fn clear_override(
+        &mut self,
+        customer_id: &str,
+        policy: &Policy,
+        reason: &str,
+        author: &str,
+        at: Timestamp,
+    ) -> Result<Option<TierChange>, OverrideError> {
+        if self.manual.is_none() {
+            return Err(OverrideError::NothingToClear {
+                customer_id: customer_id.to_owned(),
+            });
+        }
+        if reason.trim().is_empty() {
+            return Err(OverrideError::Missing { field: "reason" });
+        }
+        if author.trim().is_empty() {
+            return Err(OverrideError::Missing { field: "author" });
+        }
+        let before = self.effective.clone();
+        let old_score = before.as_ref().map_or(0.0, |b| b.score);
+        self.manual = None;
+        self.log_override(
+            at,
+            OverrideAction::Cleared {
+                reason: reason.to_owned(),
+                author: author.to_owned(),
+            },
+        );
+        Ok(self.effective_changed(
+            customer_id,
+            policy,
+            before,
+            old_score,
+            None,
+            Cause::Override,
+            None,
+            at,
+        ))
     }
 
     /// The indicators of the last decision (at [`Self::decided_at`]): the
