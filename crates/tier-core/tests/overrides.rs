@@ -70,7 +70,7 @@ fn a_pin_wins_and_the_computed_tier_stays_visible() {
         .set_override("c", &policy, manual("D", OverrideMode::Pin, at, None))
         .unwrap();
     assert_eq!(effective(&s), "D");
-    assert_eq!(change.is_some(), true);
+    assert!(change.is_some());
 }
 
 #[test]
