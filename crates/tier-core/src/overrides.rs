@@ -61,7 +61,10 @@ impl Override {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OverrideAction {
     Set(Override),
-    Cleared { reason: String, author: String },
+    Cleared {
+        reason: String,
+        author: String,
+    },
     /// The override reached its `expires_at`.
     Expired,
 }
@@ -85,7 +88,10 @@ pub enum OverrideError {
         policy_version: String,
     },
     #[error("expires_at {expires_at} is not after the override's start {at}")]
-    ExpiresInThePast { expires_at: Timestamp, at: Timestamp },
+    ExpiresInThePast {
+        expires_at: Timestamp,
+        at: Timestamp,
+    },
     #[error("{field} must not be empty")]
     Missing { field: &'static str },
     #[error("customer {customer_id} has no override to clear")]

@@ -118,7 +118,10 @@ fn an_override_expires_at_its_instant_and_everything_is_in_the_history() {
     assert_eq!(due_times.last(), Some(&ends));
     let (changes, done) = s.advance_to("c", &policy, date(2026, 3, 20), 100);
     assert!(done);
-    let expired: Vec<_> = changes.iter().filter(|c| c.cause == Cause::Override).collect();
+    let expired: Vec<_> = changes
+        .iter()
+        .filter(|c| c.cause == Cause::Override)
+        .collect();
     assert_eq!(expired.len(), 1, "{changes:?}");
     assert_eq!(expired[0].changed_at, ends);
     assert_eq!(expired[0].new_tier, low);
@@ -141,9 +144,7 @@ fn an_override_expires_at_its_instant_and_everything_is_in_the_history() {
     assert!(matches!(actions[0], OverrideAction::Set(o) if o.tier == "A"));
     assert!(matches!(actions[1], OverrideAction::Expired));
     assert!(matches!(actions[2], OverrideAction::Set(o) if o.tier == "B"));
-    assert!(
-        matches!(actions[3], OverrideAction::Cleared { author, .. } if author == "wang.fang")
-    );
+    assert!(matches!(actions[3], OverrideAction::Cleared { author, .. } if author == "wang.fang"));
 }
 
 #[test]
@@ -152,7 +153,11 @@ fn bad_overrides_are_refused_with_the_reason() {
     let mut s = small_customer(&policy);
     let at = date(2026, 3, 3);
     let err = s
-        .set_override("c", &policy, manual("Platinum", OverrideMode::Pin, at, None))
+        .set_override(
+            "c",
+            &policy,
+            manual("Platinum", OverrideMode::Pin, at, None),
+        )
         .unwrap_err();
     assert!(matches!(err, OverrideError::UnknownTier { .. }), "{err}");
     let err = s
@@ -162,7 +167,10 @@ fn bad_overrides_are_refused_with_the_reason() {
             manual("A", OverrideMode::Pin, at, Some(date(2026, 3, 1))),
         )
         .unwrap_err();
-    assert!(matches!(err, OverrideError::ExpiresInThePast { .. }), "{err}");
+    assert!(
+        matches!(err, OverrideError::ExpiresInThePast { .. }),
+        "{err}"
+    );
     let mut o = manual("A", OverrideMode::Pin, at, None);
     o.reason = " ".into();
     assert_eq!(
@@ -173,7 +181,10 @@ fn bad_overrides_are_refused_with_the_reason() {
         s.clear_override("c", &policy, "r", "a", at).unwrap_err(),
         OverrideError::NothingToClear { .. }
     ));
-    assert!(s.override_history.is_empty(), "refused commands leave no trace");
+    assert!(
+        s.override_history.is_empty(),
+        "refused commands leave no trace"
+    );
 }
 
 #[test]
