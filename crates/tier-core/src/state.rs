@@ -280,34 +280,50 @@ impl CustomerState {
 
     /// The next instant after the last decision at which this customer's
     /// figures, stage or tier can change with time alone, `None` when
-    /// nothing can.
-    ///
-    /// Figures are kept per business day and several (days since the last
-    /// order, tenure, days late of an open invoice) grow every day, so a
-    /// customer with any order, open invoice or open complaint is due at
-    /// the start of its next business day; the end of a hysteresis hold is
-    /// exact to the millisecond.
+    /// nothing can: the start of the business day a scored figure next
+    /// changes (see `CustomerProjection::next_change`) or a lifecycle
+    /// threshold is crossed, the end of a hysteresis hold, an override's
+    /// expiry (exact to the millisecond).
     pub fn next_due(&self, policy: &Policy) -> Option<Timestamp> {
         let now = self.decision_instant(None);
         let cal = policy.calendar();
-        let mut due = (self.projection.last_order_at().is_some()
-            || self.projection.has_open_figures())
-        .then(|| cal.day_start(cal.day(now).plus(1)));
-        if let Some(end) = self.manual.as_ref().and_then(|m| m.expires_at)
-            && end > now
-        {
-            due = Some(due.map_or(end, |d| d.min(end)));
+        let today = cal.day(now);
+        let mut day = self
+            .projection
+            .next_change(policy.fold_rules(), now, |n| policy.uses(n));
+        let mut consider = |d: crate::time::Day| {
+            if d > today {
+                day = Some(day.map_or(d, |n| n.min(d)));
+            }
+        };
+        let rules = policy.lifecycle();
+        let plus = |t: Timestamp, n: u32| cal.day(t).plus(i32::try_from(n).unwrap_or(i32::MAX));
+        if let Some(last) = self.projection.last_order_at() {
+            consider(plus(last, rules.lapsed_after_days));
+        }
+        if let Some(first) = self.projection.first_order_at() {
+            consider(plus(first, rules.new_for_days).plus(1));
+        }
+        if let Some(r) = self.reactivated_at {
+            consider(plus(r, rules.new_for_days));
+        }
+        let mut due = day.map(|d| cal.day_start(d));
+        let mut exact = |t: Timestamp| {
+            if t > now {
+                due = Some(due.map_or(t, |d: Timestamp| d.min(t)));
+            }
+        };
+        if let Some(end) = self.manual.as_ref().and_then(|m| m.expires_at) {
+            exact(end);
         }
         if let Some(a) = &self.assignment {
             let held = policy.tier_index(&a.tier);
             let evaluated = policy.evaluate(&self.indicators(policy)).tier;
             if held.is_some_and(|h| evaluated > h) {
-                let end = a
-                    .since
-                    .plus_days(i64::from(policy.hysteresis().min_days_in_tier));
-                if end > now {
-                    due = Some(due.map_or(end, |d| d.min(end)));
-                }
+                exact(
+                    a.since
+                        .plus_days(i64::from(policy.hysteresis().min_days_in_tier)),
+                );
             }
         }
         due

@@ -280,6 +280,9 @@ pub(crate) trait ScoringMethod {
 
     /// Score points per scored term (penalty negative), for [`Policy::reasons`].
     fn contributions(&self, ind: &Indicators, out: &mut Vec<(&'static str, f64)>);
+
+    /// Whether the method reads `name` (a term, a condition, the penalty).
+    fn uses(&self, name: IndicatorName) -> bool;
 }
 
 /// The configured method, dispatched with a `match`.
@@ -326,6 +329,13 @@ impl ScoringMethod for Method {
         match self {
             Method::WeightedScore(m) => m.contributions(ind, out),
             Method::Rules(m) => m.contributions(ind, out),
+        }
+    }
+
+    fn uses(&self, name: IndicatorName) -> bool {
+        match self {
+            Method::WeightedScore(m) => m.uses(name),
+            Method::Rules(m) => m.uses(name),
         }
     }
 }
@@ -376,6 +386,12 @@ impl Policy {
 
     pub fn hysteresis(&self) -> Hysteresis {
         self.hysteresis
+    }
+
+    /// Whether the scoring reads indicator `name`: what can move a score
+    /// as time passes depends on it.
+    pub fn uses(&self, name: IndicatorName) -> bool {
+        self.method.uses(name)
     }
 
     /// Lifecycle thresholds and the at-risk horizon.

@@ -342,6 +342,10 @@ impl ScoringMethod for RuleTiers {
         }
     }
 
+    fn uses(&self, name: IndicatorName) -> bool {
+        self.rules.iter().flatten().any(|c| c.indicator == name)
+    }
+
     fn contributions(&self, ind: &Indicators, out: &mut Vec<(&'static str, f64)>) {
         let tier = self.matched(ind);
         out.extend(

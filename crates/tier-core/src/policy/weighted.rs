@@ -534,6 +534,10 @@ impl ScoringMethod for WeightedScore {
         }
     }
 
+    fn uses(&self, name: IndicatorName) -> bool {
+        self.terms.iter().any(|t| t.indicator == name)
+    }
+
     fn contributions(&self, ind: &Indicators, out: &mut Vec<(&'static str, f64)>) {
         for t in &self.terms {
             out.push((t.indicator.as_str(), t.factor * t.eval(ind).1));

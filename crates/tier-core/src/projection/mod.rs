@@ -64,7 +64,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::{
     Amount, Event, EventKind, Money, Profile, ProfileField, ProfileUpdate, Severity,
 };
-use crate::indicators::Indicators;
+use crate::indicators::{IndicatorName, Indicators};
 use crate::time::{BusinessCalendar, Day, Month, Timestamp, Window};
 use sums::{DayBucket, DayBuckets, OrderFigures, Sums};
 
@@ -1002,6 +1002,64 @@ impl CustomerProjection {
     /// window, open invoices or open complaints.
     pub fn has_open_figures(&self) -> bool {
         !self.days.is_empty() || !self.unsettled.is_empty() || self.open_complaints > 0
+    }
+
+    /// The first business day after `at` on which a figure that `uses`
+    /// says is scored can change with time alone, `None` when none can:
+    /// the day the oldest activity leaves the window, the day after an
+    /// open invoice falls due, every day while one is overdue (days late
+    /// grow) or while day counts are scored (recency, tenure, the span of
+    /// a customer younger than the window), the first day of next month
+    /// when growth is scored.
+    pub fn next_change(
+        &self,
+        rules: &FoldRules,
+        at: Timestamp,
+        uses: impl Fn(IndicatorName) -> bool,
+    ) -> Option<Day> {
+        let at = self.eval_instant(at);
+        let cal = &rules.calendar;
+        let today = cal.day(at);
+        let tomorrow = today.plus(1);
+        let len = i32::try_from(rules.window.len_days()).unwrap_or(i32::MAX);
+        let mut next: Option<Day> = None;
+        let mut consider = |d: Day| {
+            if d > today {
+                next = Some(next.map_or(d, |n: Day| n.min(d)));
+            }
+        };
+        // Days before the window at `at` have left already (the deque
+        // drops them only when an event moves the watermark).
+        if let Some(oldest) = self.days.oldest_day_from(rules.window.start(today)) {
+            consider(oldest.plus(len));
+        }
+        if let Some((due_day, _)) = self.unsettled.range((today, 0)..).next() {
+            consider(due_day.plus(1));
+        }
+        let late_scored = uses(IndicatorName::AvgDaysLate)
+            || uses(IndicatorName::MaxDaysLate)
+            || uses(IndicatorName::OnTimePaymentRatio);
+        if late_scored && self.unsettled.range(..(today, 0)).next().is_some() {
+            consider(tomorrow);
+        }
+        let has_orders = self.first_order_at.is_some();
+        if has_orders
+            && (uses(IndicatorName::DaysSinceLastOrder) || uses(IndicatorName::TenureDays))
+        {
+            consider(tomorrow);
+        }
+        let young = self
+            .first_order_at
+            .is_some_and(|f| today.since(cal.day(f)) + 1 < len);
+        if young && uses(IndicatorName::OrdersPerMonth12m) {
+            consider(tomorrow);
+        }
+        if !self.months.is_empty()
+            && (uses(IndicatorName::Growth3m) || uses(IndicatorName::GrowthStreakMonths))
+        {
+            consider(today.month().plus(1).first_day());
+        }
+        next
     }
 
     /// The latest order that still counts, in or before the window.

@@ -172,6 +172,11 @@ impl DayBuckets {
             .map(|(_, b)| b)
     }
 
+    /// The oldest day with activity from `start` on.
+    pub(crate) fn oldest_day_from(&self, start: Day) -> Option<Day> {
+        self.0.iter().map(|(d, _)| *d).find(|d| *d >= start)
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
