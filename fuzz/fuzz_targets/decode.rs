@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use libfuzzer_sys::fuzz_target;
 use tier_core::time::date;
 use tier_core::{CurrencyRules, RejectReason, Timestamp, ValidationLimits};
-use tier_stream::decode::{
+use tier_wire::decode::{
     Decoder, FIELD_PATHS, MAX_DETAIL_LEN, encode_confluent, encode_json, encode_protobuf,
     event_to_proto,
 };

@@ -25,9 +25,7 @@ use tier_core::{
     Amount, Currency, CurrencyRules, Event, EventKind, Money, ProfileField, ProfileUpdate,
     Severity, ValidationLimits,
 };
-use tier_stream::decode::{
-    Decoder, encode_confluent, encode_json, encode_protobuf, event_to_proto,
-};
+use tier_wire::decode::{Decoder, encode_confluent, encode_json, encode_protobuf, event_to_proto};
 
 const BASE: &str = "CNY";
 const CUSTOMER: &str = "c1";

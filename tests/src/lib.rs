@@ -24,8 +24,8 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tier_core::Event;
 use tier_proto::api::tier_service_client::TierServiceClient;
-use tier_stream::decode::{encode_confluent, encode_json, encode_protobuf, event_to_proto};
 use tier_stream::{Clock, EmbeddedBroker};
+use tier_wire::decode::{encode_confluent, encode_json, encode_protobuf, event_to_proto};
 use tierd::{Config, Running};
 use tonic::transport::Channel;
 

@@ -17,7 +17,7 @@ use tier_core::projection::Applied;
 use tier_core::sim::Workload;
 use tier_core::state::CustomerState;
 use tier_core::{Event, EventKind, Money, Timestamp};
-use tier_stream::decode::{encode_json, encode_protobuf, event_to_proto};
+use tier_wire::decode::{encode_json, encode_protobuf, event_to_proto};
 use tierd_tests::{RawRecord, Sandbox, oracle, publish_records, stored_offset, stored_states};
 
 const T: Duration = Duration::from_secs(60);

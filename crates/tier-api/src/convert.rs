@@ -1,19 +1,12 @@
 //! Domain-to-wire conversions used by the handlers. Plain functions, no IO.
 
-use tier_core::Timestamp;
 use tier_core::indicators::Unit;
 use tier_core::policy::{Advice, TierSpec};
 use tier_proto::api::Entitlements;
 
-/// A domain instant (UTC milliseconds) as a protobuf `Timestamp`.
-pub fn timestamp(t: Timestamp) -> prost_types::Timestamp {
-    let ms = t.millis();
-    prost_types::Timestamp {
-        seconds: ms.div_euclid(1000),
-        // 0..=999_999_000, always fits.
-        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
-    }
-}
+/// A domain instant (UTC milliseconds) as a protobuf `Timestamp`: the one
+/// conversion every codec uses, from `tier-wire`.
+pub use tier_wire::time::to_proto as timestamp;
 
 /// What a tier entitles its customers to, as the API publishes it.
 pub fn entitlements(spec: &TierSpec) -> Entitlements {
@@ -47,20 +40,5 @@ pub fn advice(a: &Advice) -> tier_proto::api::Advice {
         current: a.current,
         target: a.target,
         unit: unit(a.unit).into(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_keep_millis_also_before_the_epoch() {
-        let t = timestamp(Timestamp::from_millis(1_700_000_000_123));
-        assert_eq!((t.seconds, t.nanos), (1_700_000_000, 123_000_000));
-        let t = timestamp(Timestamp::from_millis(-1));
-        assert_eq!((t.seconds, t.nanos), (-1, 999_000_000));
-        let t = timestamp(Timestamp::from_millis(0));
-        assert_eq!((t.seconds, t.nanos), (0, 0));
     }
 }

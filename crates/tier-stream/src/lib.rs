@@ -1,10 +1,11 @@
 //! # tier-stream: tierd's Kafka adapter
 //!
-//! Owns everything that touches Kafka: decoding and validating records at
-//! the edge ([`decode`]), the batched ingest pipeline that folds events and
-//! commits state, offsets and outbox rows atomically ([`pipeline`]), the
-//! dead-letter path, the outbox publisher ([`outbox`]), topic creation and
-//! the embedded broker of the default run ([`broker`]).
+//! Owns everything that touches Kafka: the batched ingest pipeline that
+//! decodes records at the edge, folds events and commits state, offsets and
+//! outbox rows atomically ([`pipeline`]), the dead-letter path, the outbox
+//! publisher ([`outbox`]), topic creation and the embedded broker of the
+//! default run ([`broker`]). The codecs themselves (input events,
+//! `TierChanged`, timestamps) live in `tier-wire`.
 //!
 //! Must not hold domain rules (they live in `tier-core`) nor the sled
 //! layout (in `tier-store`); records are turned into owned, typed events at
@@ -12,7 +13,6 @@
 
 pub mod broker;
 pub mod clock;
-pub mod decode;
 pub mod error;
 pub mod metrics;
 pub mod outbox;
@@ -21,7 +21,7 @@ pub mod pipeline;
 pub use broker::{EmbeddedBroker, ensure_topics};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::StreamError;
-pub use outbox::{OutputFormat, Publisher, PublisherConfig, tier_changed_to_proto};
+pub use outbox::{OutputFormat, Publisher, PublisherConfig};
 pub use pipeline::{
     CommitObserver, PipelineConfig, PipelineDeps, PipelineHandle, PipelineReport, PipelineStatus,
 };

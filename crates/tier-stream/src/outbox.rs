@@ -1,6 +1,7 @@
-//! Tier changes out: the domain-to-wire conversion and the outbox publisher.
+//! Tier changes out: the outbox publisher.
 //!
-//! The pipeline writes encoded `TierChanged` rows into the store's outbox
+//! The pipeline writes encoded `TierChanged` rows
+//! ([`tier_wire::tier_changed::encode_row`]) into the store's outbox
 //! in the same atomic batch as the state that produced them. The publisher
 //! drains the outbox in order with an idempotent producer and deletes rows
 //! only after the broker acknowledged them, so a crash re-sends (consumers
@@ -9,11 +10,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use prost::Message as _;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
-use tier_core::state::{Cause, TierChange};
 use tier_proto::api;
+use tier_wire::tier_changed;
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
@@ -21,67 +21,15 @@ use crate::error::StreamError;
 use crate::metrics as m;
 use tier_store::Store;
 
-pub(crate) fn to_proto_timestamp(t: tier_core::Timestamp) -> prost_types::Timestamp {
-    let ms = t.millis();
-    prost_types::Timestamp {
-        seconds: ms.div_euclid(1000),
-        nanos: i32::try_from(ms.rem_euclid(1000) * 1_000_000).unwrap_or(0),
-    }
-}
-
-/// Domain tier change -> wire `TierChanged`.
-pub fn tier_changed_to_proto(c: &TierChange) -> api::TierChanged {
-    api::TierChanged {
-        customer_id: c.customer_id.clone(),
-        old_tier: c.old_tier.clone().unwrap_or_default(),
-        new_tier: c.new_tier.clone(),
-        old_score: c.old_score,
-        new_score: c.new_score,
-        cause: match c.cause {
-            Cause::Event => api::ChangeCause::Event,
-            Cause::Time => api::ChangeCause::Time,
-            Cause::Policy => api::ChangeCause::Policy,
-            Cause::Override => api::ChangeCause::Override,
-        } as i32,
-        causing_event_id: c.causing_event_id.clone().unwrap_or_default(),
-        reasons: c
-            .reasons
-            .iter()
-            .map(|r| api::Reason {
-                name: r.name.clone(),
-                contribution: r.contribution,
-                delta: r.delta,
-            })
-            .collect(),
-        policy_version: c.policy_version.clone(),
-        sequence: c.sequence,
-        changed_at: Some(to_proto_timestamp(c.changed_at)),
-    }
-}
-
-/// How tier changes are encoded on the tier-changes topic.
+/// How tier changes are encoded on the tier-changes topic. Outbox rows
+/// always hold protobuf; JSON is produced at publish time
+/// ([`tier_wire::tier_changed::encode_json`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputFormat {
     #[default]
     Protobuf,
     Json,
-}
-
-/// Outbox rows always hold protobuf; JSON is produced at publish time.
-pub(crate) fn encode_row(c: &TierChange) -> Vec<u8> {
-    tier_changed_to_proto(c).encode_to_vec()
-}
-
-fn to_json(msg: &api::TierChanged) -> Result<Vec<u8>, String> {
-    let desc = tier_proto::descriptor_pool()
-        .get_message_by_name("tiering.v1.TierChanged")
-        .ok_or("descriptor for tiering.v1.TierChanged missing")?;
-    let mut dynamic = prost_reflect::DynamicMessage::new(desc);
-    dynamic
-        .transcode_from(msg)
-        .map_err(|e| format!("transcode failed: {e}"))?;
-    serde_json::to_vec(&dynamic).map_err(|e| format!("json encoding failed: {e}"))
 }
 
 /// Settings of the publisher.
@@ -207,7 +155,7 @@ impl<S: Store + 'static> Publisher<S> {
         let mut decoded = Vec::with_capacity(rows.len());
         let mut sends = Vec::with_capacity(rows.len());
         for (key, bytes) in &rows {
-            let msg = match api::TierChanged::decode(bytes.as_slice()) {
+            let msg = match tier_changed::decode_row(bytes) {
                 Ok(m) => m,
                 Err(e) => {
                     // Only tierd writes these rows; an undecodable one is a
@@ -218,7 +166,8 @@ impl<S: Store + 'static> Publisher<S> {
             };
             let payload = match self.config.format {
                 OutputFormat::Protobuf => bytes.clone(),
-                OutputFormat::Json => to_json(&msg).map_err(StreamError::Kafka)?,
+                OutputFormat::Json => tier_changed::encode_json(&msg)
+                    .map_err(|e| StreamError::Kafka(e.to_string()))?,
             };
             let record = FutureRecord::to(&self.config.topic)
                 .key(msg.customer_id.as_bytes())

@@ -68,11 +68,11 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, MonotonicNow};
-use crate::decode::Decoder;
 use crate::error::StreamError;
 use crate::metrics as m;
-use crate::outbox::encode_row;
 use tier_store::{CommitBatch, Store};
+use tier_wire::decode::Decoder;
+use tier_wire::tier_changed::encode_row;
 
 /// Settings of the ingest pipeline.
 #[derive(Debug, Clone)]

@@ -15,7 +15,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tier_core::time::date;
 use tier_core::{CurrencyRules, Timestamp, ValidationLimits};
-use tier_stream::decode::{Decoder, WireFormat};
+use tier_wire::decode::{Decoder, WireFormat};
 use tierctl::cli::{EndTime, EventFormat, SimulateArgs};
 use tierctl::commands::simulate;
 

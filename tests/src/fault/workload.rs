@@ -25,9 +25,7 @@ use tier_core::projection::stable_hash;
 use tier_core::sim::{self, SplitMix64};
 use tier_core::{Event, EventKind, Money, RejectReason, Timestamp, ValidationLimits};
 use tier_proto::ev::{self, customer_event::Payload};
-use tier_stream::decode::{
-    Decoder, encode_confluent, encode_json, encode_protobuf, event_to_proto,
-};
+use tier_wire::decode::{Decoder, encode_confluent, encode_json, encode_protobuf, event_to_proto};
 
 const DAY_MS: i64 = 86_400_000;
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use tier_proto::ev::CustomerEvent;
 use tier_proto::ev::customer_event::Payload;
-use tier_stream::decode::{
+use tier_wire::decode::{
     WireFormat, decode_wire, encode_confluent, encode_protobuf, try_encode_json,
 };
 

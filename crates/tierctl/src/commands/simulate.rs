@@ -23,7 +23,7 @@ use anyhow::{Context as _, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tier_core::sim::{Generator, Workload};
 use tier_core::{Currency, Event, EventKind, Timestamp};
-use tier_stream::decode::{encode_confluent, encode_protobuf, event_to_proto, try_encode_json};
+use tier_wire::decode::{encode_confluent, encode_protobuf, event_to_proto, try_encode_json};
 
 use super::emit;
 use super::kafka::Publisher;
@@ -456,7 +456,7 @@ mod tests {
         args.currency = "USD".into();
         let w = workload(&args).unwrap();
         assert_eq!(w.currency.as_str(), "USD");
-        let decoder = tier_stream::decode::Decoder::new(
+        let decoder = tier_wire::decode::Decoder::new(
             tier_core::CurrencyRules::new("USD"),
             tier_core::ValidationLimits::default(),
         );
@@ -483,7 +483,7 @@ mod tests {
     #[test]
     fn encodings_decode_back() {
         let args = small_args();
-        let decoder = tier_stream::decode::Decoder::new(
+        let decoder = tier_wire::decode::Decoder::new(
             tier_core::CurrencyRules::new("CNY"),
             tier_core::ValidationLimits::default(),
         );

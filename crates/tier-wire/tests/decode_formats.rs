@@ -11,7 +11,7 @@ use tier_core::{
     ProfileUpdate, RejectReason, Severity, Timestamp, ValidationLimits,
 };
 use tier_proto::ev::{self, CustomerEvent, customer_event::Payload};
-use tier_stream::decode::{
+use tier_wire::decode::{
     CUSTOMER_EVENT_MESSAGE_INDEX, Decoded, Decoder, FIELD_PATHS, MAX_DETAIL_LEN, WireFormat,
     decode_wire, encode_confluent, encode_json, encode_protobuf, event_from_proto, event_to_proto,
     try_encode_json,

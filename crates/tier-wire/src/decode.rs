@@ -65,7 +65,8 @@
 //!
 //! - `occurred_at` is required ([`RejectReason::MissingField`]).
 //! - Timestamps must lie in the range proto3 defines (0001-01-01 to
-//!   9999-12-31, nanos in `0..1e9`), else [`RejectReason::InvalidField`];
+//!   9999-12-31, nanos in `0..1e9`), else [`RejectReason::InvalidField`]
+//!   (the conversion is [`crate::time::from_proto`]);
 //!   all three formats therefore accept exactly the same instants, and every
 //!   accepted event can be re-encoded as JSON. Sub-millisecond precision is
 //!   truncated (the domain keeps milliseconds).
@@ -126,6 +127,8 @@ use tier_core::{
 };
 use tier_proto::ev::{self, CustomerEvent, customer_event::Payload};
 
+use crate::time;
+
 /// Index of `CustomerEvent` among the messages of `events.proto`, in file
 /// order (Money 0, OrderPlaced 1, ..., CustomerProfileUpdated 8,
 /// CustomerEvent 9, then later additions such as InvoiceCancelled), as used
@@ -138,11 +141,6 @@ pub const CUSTOMER_EVENT_FULL_NAME: &str = "tiering.events.v1.CustomerEvent";
 /// Longest `detail` of a rejection, in bytes; longer ones are cut at a
 /// character boundary and end with `...`.
 pub const MAX_DETAIL_LEN: usize = 240;
-
-/// Earliest and latest seconds of a proto3 `Timestamp`
-/// (0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z).
-const MIN_TIMESTAMP_SECONDS: i64 = -62_135_596_800;
-const MAX_TIMESTAMP_SECONDS: i64 = 253_402_300_799;
 
 /// Wire format detected for a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -484,7 +482,7 @@ pub fn event_from_proto(msg: CustomerEvent, rules: &CurrencyRules) -> Result<Eve
 
 fn convert(msg: CustomerEvent, rules: &CurrencyRules) -> Result<Event, InvalidEvent> {
     let occurred_at = match &msg.occurred_at {
-        Some(ts) => timestamp_from_proto("occurred_at", ts)?,
+        Some(ts) => time::from_proto("occurred_at", ts)?,
         None => {
             return Err(InvalidEvent::new(
                 RejectReason::MissingField,
@@ -523,7 +521,7 @@ fn convert(msg: CustomerEvent, rules: &CurrencyRules) -> Result<Event, InvalidEv
                 amount,
                 billed,
                 due_at: match &p.due_at {
-                    Some(ts) => timestamp_from_proto("invoice_issued.due_at", ts)?,
+                    Some(ts) => time::from_proto("invoice_issued.due_at", ts)?,
                     None => {
                         return Err(InvalidEvent::new(
                             RejectReason::MissingField,
@@ -597,7 +595,7 @@ fn profile_from_proto(
         customer_since: p
             .customer_since
             .as_ref()
-            .map(|ts| timestamp_from_proto("profile_updated.customer_since", ts))
+            .map(|ts| time::from_proto("profile_updated.customer_since", ts))
             .transpose()?,
         name: p.name,
         industry: p.industry,
@@ -669,42 +667,6 @@ const fn severity_to_proto(s: Severity) -> ev::Severity {
     }
 }
 
-fn timestamp_from_proto(
-    field: &'static str,
-    ts: &prost_types::Timestamp,
-) -> Result<Timestamp, InvalidEvent> {
-    if !(0..1_000_000_000).contains(&ts.nanos) {
-        return Err(InvalidEvent::new(
-            RejectReason::InvalidField,
-            field,
-            format!("{field}.nanos is {}, outside 0..=999999999", ts.nanos),
-        ));
-    }
-    if !(MIN_TIMESTAMP_SECONDS..=MAX_TIMESTAMP_SECONDS).contains(&ts.seconds) {
-        return Err(InvalidEvent::new(
-            RejectReason::InvalidField,
-            field,
-            format!(
-                "{field}.seconds is {}, outside 0001-01-01..9999-12-31",
-                ts.seconds
-            ),
-        ));
-    }
-    // In range, so neither the product nor the sum can overflow.
-    Ok(Timestamp::from_millis(
-        ts.seconds * 1000 + i64::from(ts.nanos / 1_000_000),
-    ))
-}
-
-fn timestamp_to_proto(t: Timestamp) -> prost_types::Timestamp {
-    let ms = t.millis();
-    prost_types::Timestamp {
-        seconds: ms.div_euclid(1000),
-        // rem_euclid is in 0..1000, so this is below 1e9 and fits.
-        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
-    }
-}
-
 /// Domain -> proto, for producers (`tierctl simulate`, tests).
 ///
 /// Base-currency money (order and return amounts and costs, the purchase
@@ -757,7 +719,7 @@ pub fn event_to_proto(ev: &Event, currency: &str) -> CustomerEvent {
             invoice_id: invoice_id.clone(),
             order_id: order_id.clone(),
             amount: Some(own(billed)),
-            due_at: Some(timestamp_to_proto(*due_at)),
+            due_at: Some(time::to_proto(*due_at)),
         }),
         EventKind::InvoiceCancelled { invoice_id } => {
             Payload::InvoiceCancelled(ev::InvoiceCancelled {
@@ -792,14 +754,14 @@ pub fn event_to_proto(ev: &Event, currency: &str) -> CustomerEvent {
             region: p.region.clone(),
             purchase_potential: p.purchase_potential.map(money),
             account_manager: p.account_manager.clone(),
-            customer_since: p.customer_since.map(timestamp_to_proto),
+            customer_since: p.customer_since.map(time::to_proto),
             cleared_fields: p.cleared.iter().map(|f| f.as_str().to_owned()).collect(),
         }),
     };
     CustomerEvent {
         event_id: ev.event_id.clone(),
         customer_id: ev.customer_id.clone(),
-        occurred_at: Some(timestamp_to_proto(ev.occurred_at)),
+        occurred_at: Some(time::to_proto(ev.occurred_at)),
         source: ev.source.clone(),
         payload: Some(payload),
     }

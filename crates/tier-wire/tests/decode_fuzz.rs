@@ -25,7 +25,7 @@ use tier_core::{
     Severity, Timestamp, ValidationLimits,
 };
 use tier_proto::ev;
-use tier_stream::decode::{
+use tier_wire::decode::{
     Decoder, FIELD_PATHS, MAX_DETAIL_LEN, encode_confluent, encode_json, encode_protobuf,
     event_to_proto,
 };
