@@ -586,20 +586,8 @@ impl CustomerState {
             });
         }
         let at = o.set_at;
-        let before = self.effective.clone();
-        let old_score = before.as_ref().map_or(0.0, |b| b.score);
-        self.log_override(at, OverrideAction::Set(o.clone()));
-        self.manual = Some(o);
-        Ok(self.effective_changed(
-            customer_id,
-            policy,
-            before,
-            old_score,
-            None,
-            Cause::Override,
-            None,
-            at,
-        ))
+        let action = OverrideAction::Set(o.clone());
+        Ok(self.override_command(customer_id, policy, Some(o), action, at))
     }
 
     /// A manager clears the customer's override at `at`.
@@ -622,17 +610,28 @@ impl CustomerState {
         if author.trim().is_empty() {
             return Err(OverrideError::Missing { field: "author" });
         }
+        let action = OverrideAction::Cleared {
+            reason: reason.to_owned(),
+            author: author.to_owned(),
+        };
+        Ok(self.override_command(customer_id, policy, None, action, at))
+    }
+
+    /// Replace the override, log the action, and describe the change of
+    /// the effective tier it causes, if any.
+    fn override_command(
+        &mut self,
+        customer_id: &str,
+        policy: &Policy,
+        manual: Option<Override>,
+        action: OverrideAction,
+        at: Timestamp,
+    ) -> Option<TierChange> {
         let before = self.effective.clone();
         let old_score = before.as_ref().map_or(0.0, |b| b.score);
-        self.manual = None;
-        self.log_override(
-            at,
-            OverrideAction::Cleared {
-                reason: reason.to_owned(),
-                author: author.to_owned(),
-            },
-        );
-        Ok(self.effective_changed(
+        self.manual = manual;
+        self.log_override(at, action);
+        self.effective_changed(
             customer_id,
             policy,
             before,
@@ -641,7 +640,7 @@ impl CustomerState {
             Cause::Override,
             None,
             at,
-        ))
+        )
     }
 
     /// The indicators of the last decision (at [`Self::decided_at`]): the
