@@ -128,6 +128,14 @@ pub struct AtRisk {
     pub keep: Vec<crate::policy::Advice>,
 }
 
+/// A customer's override in force and its override history.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Overrides {
+    active: Option<Override>,
+    /// Oldest first, at most [`MAX_OVERRIDE_HISTORY`].
+    history: Vec<OverrideEntry>,
+}
+
 /// An upgrade caused by an order's placement.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Raise {
@@ -153,11 +161,9 @@ pub struct CustomerState {
     raise: Option<Box<Raise>>,
     /// The order that ended the last lapse (lifecycle `reactivated`).
     reactivated_at: Option<Timestamp>,
-    /// A manager's override, while it lasts.
-    pub manual: Option<Override>,
-    /// Every override set, cleared or expired, oldest first (at most
-    /// [`MAX_OVERRIDE_HISTORY`]).
-    pub override_history: Vec<OverrideEntry>,
+    /// Overrides: the one in force and the history. Boxed, since few
+    /// customers ever have one and every event reads this state.
+    overrides: Option<Box<Overrides>>,
     /// The tier consumers act on (the override's, when one applies) and
     /// since when; `None` before the first decision.
     pub effective: Option<TierAssignment>,
@@ -313,7 +319,7 @@ impl CustomerState {
                 due = Some(due.map_or(t, |d: Timestamp| d.min(t)));
             }
         };
-        if let Some(end) = self.manual.as_ref().and_then(|m| m.expires_at) {
+        if let Some(end) = self.manual().and_then(|m| m.expires_at) {
             exact(end);
         }
         if let Some(a) = &self.assignment {
@@ -423,8 +429,6 @@ impl CustomerState {
             .assignment
             .as_ref()
             .and_then(|a| policy.tier_index(&a.tier));
-        let effective_before = self.effective.clone();
-        let old_score = self.assignment.as_ref().map_or(0.0, |a| a.score);
         match &mut self.assignment {
             Some(a) if a.tier == *new_tier => a.score = eval.score,
             current => {
@@ -448,19 +452,17 @@ impl CustomerState {
         }
         let mut cause = trigger.cause;
         if self
-            .manual
-            .as_ref()
+            .manual()
             .is_some_and(|m| m.expires_at.is_some_and(|e| e <= now))
         {
-            self.manual = None;
+            self.set_manual(None);
             self.log_override(now, OverrideAction::Expired);
             cause = Cause::Override;
         }
         let change = self.effective_changed(
             customer_id,
             policy,
-            effective_before,
-            old_score,
+            Some(tier_idx),
             Some(&after),
             cause,
             trigger.event_id,
@@ -480,41 +482,43 @@ impl CustomerState {
 
     /// The effective tier index: the override's, bounded as its mode says,
     /// else the computed one.
-    fn effective_index(&self, policy: &Policy) -> Option<(usize, bool)> {
-        let computed = self
-            .assignment
-            .as_ref()
-            .and_then(|a| policy.tier_index(&a.tier));
-        match self.manual.as_ref().and_then(|m| m.apply(policy, computed)) {
+    /// `computed`: the computed tier's index when the caller knows it.
+    fn effective_index(&self, policy: &Policy, computed: Option<usize>) -> Option<(usize, bool)> {
+        let computed = computed.or_else(|| {
+            self.assignment
+                .as_ref()
+                .and_then(|a| policy.tier_index(&a.tier))
+        });
+        match self.manual().and_then(|m| m.apply(policy, computed)) {
             Some(i) => Some((i, computed != Some(i))),
             None => computed.map(|c| (c, false)),
         }
     }
 
     /// Recompute the effective tier; when it moved, count the change and
-    /// describe it.
-    #[allow(clippy::too_many_arguments)]
+    /// describe it. The per-event path allocates nothing unless the tier
+    /// moved.
+    #[allow(clippy::too_many_arguments)] // one private call path, all plain values
     fn effective_changed(
         &mut self,
         customer_id: &str,
         policy: &Policy,
-        before: Option<TierAssignment>,
-        old_score: f64,
+        computed: Option<usize>,
         after: Option<&Indicators>,
         cause: Cause,
         event_id: Option<&str>,
         now: Timestamp,
     ) -> Option<TierChange> {
-        let (idx, overridden) = self.effective_index(policy)?;
+        let (idx, overridden) = self.effective_index(policy, computed)?;
         let tier = &policy.tiers().get(idx)?.name;
         let score = self.assignment.as_ref().map_or(0.0, |a| a.score);
-        if before.as_ref().is_some_and(|b| b.tier == *tier) {
-            if let Some(e) = &mut self.effective {
-                e.score = score;
-            }
+        if let Some(e) = &mut self.effective
+            && e.tier == *tier
+        {
+            e.score = score;
             return None;
         }
-        self.effective = Some(TierAssignment {
+        let before = self.effective.replace(TierAssignment {
             tier: tier.clone(),
             score,
             since: now,
@@ -531,7 +535,7 @@ impl CustomerState {
         **baseline = figures;
         Some(TierChange {
             customer_id: customer_id.to_owned(),
-            old_score,
+            old_score: before.as_ref().map_or(0.0, |b| b.score),
             old_tier: before.map(|b| b.tier),
             new_tier: tier.clone(),
             computed_tier: self
@@ -549,11 +553,28 @@ impl CustomerState {
         })
     }
 
+    /// The override in force, if any.
+    pub fn manual(&self) -> Option<&Override> {
+        self.overrides.as_ref().and_then(|o| o.active.as_ref())
+    }
+
+    /// Every override set, cleared or expired, oldest first.
+    pub fn override_history(&self) -> &[OverrideEntry] {
+        self.overrides
+            .as_ref()
+            .map_or(&[], |o| o.history.as_slice())
+    }
+
+    fn set_manual(&mut self, manual: Option<Override>) {
+        self.overrides.get_or_insert_with(Box::default).active = manual;
+    }
+
     fn log_override(&mut self, at: Timestamp, action: OverrideAction) {
-        self.override_history.push(OverrideEntry { at, action });
-        if self.override_history.len() > MAX_OVERRIDE_HISTORY {
-            let excess = self.override_history.len() - MAX_OVERRIDE_HISTORY;
-            self.override_history.drain(..excess);
+        let history = &mut self.overrides.get_or_insert_with(Box::default).history;
+        history.push(OverrideEntry { at, action });
+        if history.len() > MAX_OVERRIDE_HISTORY {
+            let excess = history.len() - MAX_OVERRIDE_HISTORY;
+            history.drain(..excess);
         }
     }
 
@@ -599,7 +620,7 @@ impl CustomerState {
         author: &str,
         at: Timestamp,
     ) -> Result<Option<TierChange>, OverrideError> {
-        if self.manual.is_none() {
+        if self.manual().is_none() {
             return Err(OverrideError::NothingToClear {
                 customer_id: customer_id.to_owned(),
             });
@@ -627,20 +648,9 @@ impl CustomerState {
         action: OverrideAction,
         at: Timestamp,
     ) -> Option<TierChange> {
-        let before = self.effective.clone();
-        let old_score = before.as_ref().map_or(0.0, |b| b.score);
-        self.manual = manual;
+        self.set_manual(manual);
         self.log_override(at, action);
-        self.effective_changed(
-            customer_id,
-            policy,
-            before,
-            old_score,
-            None,
-            Cause::Override,
-            None,
-            at,
-        )
+        self.effective_changed(customer_id, policy, None, None, Cause::Override, None, at)
     }
 
     /// The indicators of the last decision (at [`Self::decided_at`]): the

@@ -126,7 +126,7 @@ fn an_override_expires_at_its_instant_and_everything_is_in_the_history() {
     assert_eq!(expired[0].changed_at, ends);
     assert_eq!(expired[0].new_tier, low);
     assert!(!expired[0].overridden);
-    assert!(s.manual.is_none());
+    assert!(s.manual().is_none());
 
     // Set, then a manual clear of a second one: three entries in order.
     s.set_override(
@@ -140,7 +140,7 @@ fn an_override_expires_at_its_instant_and_everything_is_in_the_history() {
         .unwrap()
         .unwrap();
     assert_eq!(change.new_tier, low);
-    let actions: Vec<&OverrideAction> = s.override_history.iter().map(|e| &e.action).collect();
+    let actions: Vec<&OverrideAction> = s.override_history().iter().map(|e| &e.action).collect();
     assert!(matches!(actions[0], OverrideAction::Set(o) if o.tier == "A"));
     assert!(matches!(actions[1], OverrideAction::Expired));
     assert!(matches!(actions[2], OverrideAction::Set(o) if o.tier == "B"));
@@ -182,7 +182,7 @@ fn bad_overrides_are_refused_with_the_reason() {
         OverrideError::NothingToClear { .. }
     ));
     assert!(
-        s.override_history.is_empty(),
+        s.override_history().is_empty(),
         "refused commands leave no trace"
     );
 }

@@ -195,6 +195,17 @@ enum InvoiceState {
     Void,
 }
 
+/// The rare part of an invoice record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct InvoicePayments {
+    /// Payments seen before the issue: (as paid, base value).
+    early: Vec<(Amount, i64)>,
+    /// Hashes of the payment events that left the invoice open: an open
+    /// invoice outlives the window's dedupe set, and a resent payment must
+    /// not count twice.
+    applied: Vec<u64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct InvoiceRec {
     state: InvoiceState,
@@ -209,11 +220,8 @@ struct InvoiceRec {
     base: i64,
     /// Paid so far, in the invoice's currency.
     paid: i128,
-    /// Payments seen before the issue: (as paid, base value).
-    early_payments: Vec<(Amount, i64)>,
-    /// Hashes of the payment events applied: an open invoice outlives the
-    /// window's dedupe set, and a resent payment must not count twice.
-    payments: Vec<u64>,
+    /// Early and partial payments: rare, so boxed.
+    extra: Option<Box<InvoicePayments>>,
     last_paid_at: Option<Timestamp>,
     /// A credit note arrived before the issue.
     void_pending: bool,
@@ -229,8 +237,7 @@ impl InvoiceRec {
             billed: Amount::default(),
             base: 0,
             paid: 0,
-            early_payments: Vec::new(),
-            payments: Vec::new(),
+            extra: None,
             last_paid_at: None,
             void_pending: false,
         }
@@ -489,7 +496,7 @@ impl CustomerProjection {
                 if self
                     .invoices
                     .get(&key)
-                    .is_some_and(|i| i.payments.contains(&id))
+                    .is_some_and(|i| i.extra.as_ref().is_some_and(|x| x.applied.contains(&id)))
                 {
                     return Applied::Duplicate;
                 }
@@ -736,7 +743,12 @@ impl CustomerProjection {
         rec.due_day = due_day;
         rec.billed = billed;
         rec.base = base.0;
-        for (paid, base) in std::mem::take(&mut rec.early_payments) {
+        let early = rec
+            .extra
+            .as_mut()
+            .map(|x| std::mem::take(&mut x.early))
+            .unwrap_or_default();
+        for (paid, base) in early {
             rec.credit(paid, base);
         }
         let void = rec.void_pending
@@ -795,7 +807,11 @@ impl CustomerProjection {
             // An overpayment, a resend or a payment on a void invoice:
             // changes nothing (the same fact as far as the figures go).
             InvoiceState::Settled | InvoiceState::Void => return Applied::Duplicate,
-            InvoiceState::Unissued => rec.early_payments.push((paid, base.0)),
+            InvoiceState::Unissued => rec
+                .extra
+                .get_or_insert_with(Box::default)
+                .early
+                .push((paid, base.0)),
             InvoiceState::Open => rec.credit(paid, base.0),
         }
         rec.last_paid_at = Some(rec.last_paid_at.map_or(at, |t| t.max(at)));
@@ -807,7 +823,10 @@ impl CustomerProjection {
         if let Some(rec) = self.invoices.get_mut(&key)
             && matches!(rec.state, InvoiceState::Open | InvoiceState::Unissued)
         {
-            rec.payments.push(event);
+            rec.extra
+                .get_or_insert_with(Box::default)
+                .applied
+                .push(event);
         }
         Applied::Applied
     }
