@@ -95,6 +95,11 @@ impl IndicatorName {
         IndicatorName::GrowthStreakMonths,
     ];
 
+    /// Position in [`Self::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     pub const fn as_str(self) -> &'static str {
         match self {
             IndicatorName::OrderAmount12m => "order_amount_12m",
@@ -279,6 +284,7 @@ mod tests {
     fn names_are_stable_and_parse_back() {
         for n in IndicatorName::ALL {
             assert_eq!(IndicatorName::parse(n.as_str()), Some(n));
+            assert_eq!(IndicatorName::ALL[n.index()], n);
             let json = serde_json::to_string(&n).unwrap();
             assert_eq!(json, format!("\"{}\"", n.as_str()));
         }

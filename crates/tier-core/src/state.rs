@@ -199,7 +199,11 @@ impl CustomerState {
     /// Fold `event` in and rescore at the decision instant. Duplicates and
     /// stale events change nothing, not even the score.
     pub fn process(&mut self, customer_id: &str, event: &Event, policy: &Policy) -> Processed {
-        let last_order = self.projection.last_order_at();
+        // Only a placement can end a lapse: read the last order for those.
+        let last_order = match event.kind {
+            EventKind::OrderPlaced { .. } => self.projection.last_order_at(),
+            _ => None,
+        };
         let applied = self.projection.apply(event, policy.fold_rules());
         if applied != Applied::Applied {
             return Processed {
@@ -324,7 +328,12 @@ impl CustomerState {
         }
         if let Some(a) = &self.assignment {
             let held = policy.tier_index(&a.tier);
-            let evaluated = policy.evaluate(&self.indicators(policy)).tier;
+            let figures = self.projection.indicators_with(
+                self.decision_instant(None),
+                policy.fold_rules(),
+                |n| policy.uses(n),
+            );
+            let evaluated = policy.evaluate(&figures).tier;
             if held.is_some_and(|h| evaluated > h) {
                 exact(
                     a.since
@@ -407,7 +416,10 @@ impl CustomerState {
         now: Timestamp,
         trigger: Trigger<'_>,
     ) -> Option<TierChange> {
-        let after = self.projection.indicators(now, policy.fold_rules());
+        // Only what the policy reads: scoring is the hot path.
+        let after = self
+            .projection
+            .indicators_with(now, policy.fold_rules(), |n| policy.uses(n));
         let eval: Evaluation = policy.evaluate(&after);
         self.decided_at = now;
         if self.policy_version != policy.version() {

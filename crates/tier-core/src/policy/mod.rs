@@ -235,6 +235,8 @@ pub struct Policy {
     lifecycle: LifecycleRules,
     tiers: Vec<TierSpec>,
     method: Method,
+    /// `scored[n.index()]`: whether the method reads indicator `n`.
+    scored: [bool; IndicatorName::ALL.len()],
 }
 
 /// Reads one indicator; precomputed per scored term.
@@ -390,8 +392,9 @@ impl Policy {
 
     /// Whether the scoring reads indicator `name`: what can move a score
     /// as time passes depends on it.
+    #[inline]
     pub fn uses(&self, name: IndicatorName) -> bool {
-        self.method.uses(name)
+        self.scored[name.index()]
     }
 
     /// Lifecycle thresholds and the at-risk horizon.

@@ -21,7 +21,7 @@ use super::error::{PolicyError, line_of};
 use super::explain::fmt_num;
 use super::rules::{Condition, Op, RuleTiers};
 use super::weighted::{Penalty, Term, WeightedScore};
-use super::{Hysteresis, LifecycleRules, Method, Policy, TierSpec, from_centi};
+use super::{Hysteresis, LifecycleRules, Method, Policy, ScoringMethod as _, TierSpec, from_centi};
 use crate::event::{CurrencyRules, Severity};
 use crate::indicators::IndicatorName;
 use crate::projection::FoldRules;
@@ -253,6 +253,7 @@ impl<M> RawPolicy<M> {
             currency,
             hysteresis,
             lifecycle: build_lifecycle(ctx, self.lifecycle.as_ref())?,
+            scored: IndicatorName::ALL.map(|n| method.uses(n)),
             tiers,
             method,
         })

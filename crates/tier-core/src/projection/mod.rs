@@ -401,6 +401,9 @@ pub struct CustomerProjection {
     clock: Option<Timestamp>,
     /// First day of the window at the watermark.
     window_start: Day,
+    /// The id maps are swept when the window start reaches this day (the
+    /// first day of the month after the last sweep).
+    next_sweep: Day,
 }
 
 impl CustomerProjection {
@@ -531,7 +534,7 @@ impl CustomerProjection {
         if start <= self.window_start {
             return;
         }
-        let month_turned = start.month() != self.window_start.month();
+        let month_turned = start >= self.next_sweep;
         self.window_start = start;
         while let Some(bucket) = self.days.pop_before(start) {
             self.totals.sub(&bucket.sums);
@@ -562,6 +565,7 @@ impl CustomerProjection {
         // figure (every lookup checks the window itself), and a sweep costs
         // a pass over the maps.
         if month_turned {
+            self.next_sweep = start.month().plus(1).first_day();
             self.seen.retain(|_, d| *d >= start);
             self.orders.retain(|_, o| o.day >= start);
             self.invoices
@@ -1095,6 +1099,18 @@ impl CustomerProjection {
     /// Compute every indicator at instant `at` (taken as the watermark when
     /// earlier).
     pub fn indicators(&self, at: Timestamp, rules: &FoldRules) -> Indicators {
+        self.indicators_with(at, rules, |_| true)
+    }
+
+    /// The indicators `needed` says are read, at instant `at` (others are
+    /// left at their defaults): what scoring needs, without the work of
+    /// the rest. Explanations and queries use [`Self::indicators`].
+    pub fn indicators_with(
+        &self,
+        at: Timestamp,
+        rules: &FoldRules,
+        needed: impl Fn(IndicatorName) -> bool,
+    ) -> Indicators {
         let at = self.eval_instant(at);
         let cal = &rules.calendar;
         let today = cal.day(at);
@@ -1106,7 +1122,10 @@ impl CustomerProjection {
         let mut due = sums.settled;
         let on_time = sums.settled_on_time;
         let mut late_sum = sums.days_late;
-        let mut late_max: i64 = if start > self.window_start {
+        let want_max = needed(IndicatorName::MaxDaysLate);
+        let mut late_max: i64 = if !want_max {
+            0
+        } else if start > self.window_start {
             self.days
                 .from(start)
                 .flat_map(|b| b.late.iter())
@@ -1151,6 +1170,55 @@ impl CustomerProjection {
             .iter()
             .map(|s| by_severity[s.index()] * s.weight())
             .sum();
+        let want_growth =
+            needed(IndicatorName::Growth3m) || needed(IndicatorName::GrowthStreakMonths);
+        let (growth, streak) = if want_growth {
+            self.growth(today, rules)
+        } else {
+            (None, 0)
+        };
+        let annual = 12.0 / f64::from(rules.window.len_months());
+        Indicators {
+            order_amount_12m: amount,
+            order_count_12m: orders as f64,
+            avg_order_value_12m: if orders > 0 {
+                amount / orders as f64
+            } else {
+                0.0
+            },
+            orders_per_month_12m: orders as f64 / covered_months,
+            margin_12m: (orders == 0 || sums.costed_amount > 0)
+                .then(|| money_f64(sums.costed_amount - sums.cost)),
+            margin_rate_12m: (sums.costed_amount > 0)
+                .then(|| money_f64(sums.costed_amount - sums.cost) / money_f64(sums.costed_amount)),
+            on_time_payment_ratio: credit_known.then(|| on_time as f64 / due as f64),
+            avg_days_late: credit_known.then(|| late_sum as f64 / due as f64),
+            max_days_late: credit_known.then_some(late_max as f64),
+            overdue_amount: money_f64(overdue),
+            open_complaints: f64::from(self.open_complaints),
+            complaints_12m: f64::from(count),
+            complaints_weighted_12m: f64::from(weighted),
+            days_since_last_order: if needed(IndicatorName::DaysSinceLastOrder) {
+                self.last_order()
+                    .map(|t| f64::from(today.since(cal.day(t)).max(0)))
+            } else {
+                None
+            },
+            tenure_days: first_day.map_or(0.0, |f| f64::from(today.since(f).max(0))),
+            share_of_wallet: self
+                .purchase_potential
+                .filter(|p| p.0 > 0)
+                .map(|p| amount * annual / p.0 as f64),
+            growth_3m: growth,
+            growth_streak_months: f64::from(streak),
+            complaints_by_severity_12m: by_severity,
+            resolved_by_severity_12m: resolved,
+        }
+    }
+
+    /// `growth_3m` and `growth_streak_months` as of business day `today`.
+    fn growth(&self, today: Day, rules: &FoldRules) -> (Option<f64>, u32) {
+        let cal = &rules.calendar;
         let this_month = today.month();
         // Complete months before this one, newest first, read in one pass
         // (months without orders are 0).
@@ -1186,39 +1254,6 @@ impl CustomerProjection {
             later = earlier;
             streak += 1;
         }
-        let annual = 12.0 / f64::from(rules.window.len_months());
-        Indicators {
-            order_amount_12m: amount,
-            order_count_12m: orders as f64,
-            avg_order_value_12m: if orders > 0 {
-                amount / orders as f64
-            } else {
-                0.0
-            },
-            orders_per_month_12m: orders as f64 / covered_months,
-            margin_12m: (orders == 0 || sums.costed_amount > 0)
-                .then(|| money_f64(sums.costed_amount - sums.cost)),
-            margin_rate_12m: (sums.costed_amount > 0)
-                .then(|| money_f64(sums.costed_amount - sums.cost) / money_f64(sums.costed_amount)),
-            on_time_payment_ratio: credit_known.then(|| on_time as f64 / due as f64),
-            avg_days_late: credit_known.then(|| late_sum as f64 / due as f64),
-            max_days_late: credit_known.then_some(late_max as f64),
-            overdue_amount: money_f64(overdue),
-            open_complaints: f64::from(self.open_complaints),
-            complaints_12m: f64::from(count),
-            complaints_weighted_12m: f64::from(weighted),
-            days_since_last_order: self
-                .last_order()
-                .map(|t| f64::from(today.since(cal.day(t)).max(0))),
-            tenure_days: first_day.map_or(0.0, |f| f64::from(today.since(f).max(0))),
-            share_of_wallet: self
-                .purchase_potential
-                .filter(|p| p.0 > 0)
-                .map(|p| amount * annual / p.0 as f64),
-            growth_3m: growth,
-            growth_streak_months: f64::from(streak),
-            complaints_by_severity_12m: by_severity,
-            resolved_by_severity_12m: resolved,
-        }
+        (growth, streak)
     }
 }
