@@ -369,6 +369,16 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
 // and the in-process oracle.
 // ---------------------------------------------------------------------------
 
+/// The runtime of the tests that drive processes (two workers: the
+/// machine has two cores).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
 /// A raw record to publish: topic, key, payload.
 #[derive(Debug, Clone)]
 pub struct RawRecord {

@@ -25,13 +25,13 @@ use std::time::{Duration, Instant};
 use tier_core::Timestamp;
 use tier_core::sim::SplitMix64;
 use tier_core::time::date;
-use tierd_tests::TestBroker;
 use tierd_tests::fault::check::{Names, Outcome, check};
 use tierd_tests::fault::kafka::{Landed, publish_paced, watermarks};
 use tierd_tests::fault::oracle::Oracle;
 use tierd_tests::fault::process::{TierdSetup, tierd_binary};
 use tierd_tests::fault::workload::{Workload, WorkloadSpec};
 use tierd_tests::fault::{CatchUp, env_or, max_committed, unique, wait_caught_up};
+use tierd_tests::{TestBroker, runtime};
 
 const PARTITIONS: i32 = 16;
 const INPUTS: usize = 4;
@@ -39,14 +39,6 @@ const INPUTS: usize = 4;
 /// One test at a time: both start brokers and tierd processes, and the
 /// machine has two cores.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// A broker process, topics, a workload and its oracle, a tierd setup.
 struct World {

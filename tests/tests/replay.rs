@@ -30,7 +30,7 @@ use tierd_tests::fault::check::Names;
 use tierd_tests::fault::kafka::{read_all, watermarks};
 use tierd_tests::fault::process::{ReadyInfo, TierdSetup, tierd_binary};
 use tierd_tests::fault::{group_committed, unique};
-use tierd_tests::{RawRecord, TestBroker, oracle, publish_records};
+use tierd_tests::{RawRecord, TestBroker, oracle, publish_records, runtime};
 
 const PARTITIONS: i32 = 4;
 const DAY_MS: i64 = 86_400_000;
@@ -45,14 +45,6 @@ struct Answer {
     policy_version: String,
     explained_score: f64,
     indicators: Vec<(String, bool, u64)>,
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 /// Wait until the group committed every input partition up to its end.

@@ -328,12 +328,7 @@ impl CustomerState {
         }
         if let Some(a) = &self.assignment {
             let held = policy.tier_index(&a.tier);
-            let figures = self.projection.indicators_with(
-                self.decision_instant(None),
-                policy.fold_rules(),
-                |n| policy.uses(n),
-            );
-            let evaluated = policy.evaluate(&figures).tier;
+            let evaluated = policy.evaluate(&self.scored_figures(policy, now)).tier;
             if held.is_some_and(|h| evaluated > h) {
                 exact(
                     a.since
@@ -416,10 +411,7 @@ impl CustomerState {
         now: Timestamp,
         trigger: Trigger<'_>,
     ) -> Option<TierChange> {
-        // Only what the policy reads: scoring is the hot path.
-        let after = self
-            .projection
-            .indicators_with(now, policy.fold_rules(), |n| policy.uses(n));
+        let after = self.scored_figures(policy, now);
         let eval: Evaluation = policy.evaluate(&after);
         self.decided_at = now;
         if self.policy_version != policy.version() {
@@ -663,6 +655,13 @@ impl CustomerState {
         self.set_manual(manual);
         self.log_override(at, action);
         self.effective_changed(customer_id, policy, None, None, Cause::Override, None, at)
+    }
+
+    /// Only the indicators the policy reads, at `at`: scoring is the hot
+    /// path, and the rest would be computed for nothing.
+    fn scored_figures(&self, policy: &Policy, at: Timestamp) -> Indicators {
+        self.projection
+            .indicators_with(at, policy.fold_rules(), |n| policy.uses(n))
     }
 
     /// The indicators of the last decision (at [`Self::decided_at`]): the

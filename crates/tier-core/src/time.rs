@@ -45,13 +45,6 @@ impl Timestamp {
         self.0.div_euclid(MS_PER_DAY)
     }
 
-    /// The UTC calendar month this instant falls in (business months come
-    /// from [`BusinessCalendar::month`]).
-    pub fn month(self) -> Month {
-        let (y, m, _) = civil_from_days(self.day());
-        Month::from_ym(y, m)
-    }
-
     pub const fn plus_days(self, days: i64) -> Self {
         Self(self.0.saturating_add(days.saturating_mul(MS_PER_DAY)))
     }
@@ -353,13 +346,6 @@ impl Month {
         let d = days_from_civil(year, month, 1);
         Day(d.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32)
     }
-
-    /// The first instant of this month in UTC.
-    pub fn start(self) -> Timestamp {
-        let year = i64::from(self.0.div_euclid(12));
-        let month = self.0.rem_euclid(12) as u32 + 1;
-        Timestamp(days_from_civil(year, month, 1).saturating_mul(MS_PER_DAY))
-    }
 }
 
 /// Days since 1970-01-01 to `(year, month, day)`. Howard Hinnant's algorithm.
@@ -408,9 +394,12 @@ mod tests {
     fn months_and_display() {
         let t = date(2026, 2, 28).plus_days(1);
         assert_eq!(t.ymd(), (2026, 3, 1));
-        assert_eq!(t.month(), Month::from_ym(2026, 3));
+        assert_eq!(BusinessCalendar::utc().month(t), Month::from_ym(2026, 3));
         assert_eq!(Month::from_ym(2026, 1).minus(1), Month::from_ym(2025, 12));
-        assert_eq!(Month::from_ym(2025, 12).start(), date(2025, 12, 1));
+        assert_eq!(
+            BusinessCalendar::utc().month_start(Month::from_ym(2025, 12)),
+            date(2025, 12, 1)
+        );
         assert_eq!(date(2024, 2, 29).to_string(), "2024-02-29T00:00:00Z");
         assert_eq!(Timestamp(-1).day(), -1);
         assert_eq!(Month::from_ym(2026, 3).first_day().ymd(), (2026, 3, 1));

@@ -63,7 +63,7 @@ use rdkafka::{ClientContext, TopicPartitionList as Tpl};
 use tier_core::policy::Policy;
 use tier_core::projection::{Applied, CustomerMap};
 use tier_core::state::{CustomerState, TierChange};
-use tier_core::{InvalidEvent, Timestamp, ValidationLimits};
+use tier_core::{InvalidEvent, ValidationLimits};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -144,8 +144,9 @@ pub enum PipelineStatus {
 
 /// Told about every committed batch (the API's read model listens).
 pub trait CommitObserver: Send + Sync + 'static {
-    /// `customers` were durably committed as of `now`.
-    fn committed(&self, customers: &[(&str, &CustomerState)], now: Timestamp);
+    /// `customers` were durably committed (each carries the instant of
+    /// its own last decision).
+    fn committed(&self, customers: &[(&str, &CustomerState)]);
 }
 
 /// What the pipeline did, returned when it stops.
@@ -620,12 +621,11 @@ impl<S: Store + 'static> Pipeline<S> {
             let (id, state) = item?;
             states.insert(id, state);
         }
-        let mut clock_now = MonotonicNow::new();
-        let now = clock_now.now(deps.clock.as_ref());
+        let clock_now = MonotonicNow::new();
         {
             let all: Vec<(&str, &CustomerState)> =
                 states.iter().map(|(k, v)| (k.as_str(), v)).collect();
-            observer.committed(&all, now);
+            observer.committed(&all);
         }
         let mut tier_counts = BTreeMap::new();
         for s in states.values() {
@@ -1138,7 +1138,6 @@ impl<S: Store + 'static> Pipeline<S> {
 
     fn commit(&mut self, batch: &Batch) -> Result<(), StreamError> {
         let started = Instant::now();
-        let now = self.now.now(self.deps.clock.as_ref());
         let customers: Vec<(&str, &CustomerState)> = batch
             .touched
             .iter()
@@ -1183,7 +1182,7 @@ impl<S: Store + 'static> Pipeline<S> {
         metrics::counter!(m::EVENTS_DUPLICATE).increment(batch.duplicates);
         metrics::counter!(m::EVENTS_STALE).increment(batch.stale);
 
-        self.observer.committed(&customers, now);
+        self.observer.committed(&customers);
         if !batch.changes.is_empty() {
             self.deps.outbox_notify.notify_one();
         }

@@ -51,7 +51,7 @@ struct ReadModelObserver {
 }
 
 impl CommitObserver for ReadModelObserver {
-    fn committed(&self, customers: &[(&str, &CustomerState)], _now: Timestamp) {
+    fn committed(&self, customers: &[(&str, &CustomerState)]) {
         self.read
             .upsert_many(customers.iter().filter_map(|(id, s)| {
                 let a = s.assignment.as_ref()?;

@@ -1021,12 +1021,6 @@ impl CustomerProjection {
         self.first_order_at
     }
 
-    /// Whether anything can still change with time alone: activity in the
-    /// window, open invoices or open complaints.
-    pub fn has_open_figures(&self) -> bool {
-        !self.days.is_empty() || !self.unsettled.is_empty() || self.open_complaints > 0
-    }
-
     /// The first business day after `at` on which a figure that `uses`
     /// says is scored can change with time alone, `None` when none can:
     /// the day the oldest activity leaves the window, the day after an

@@ -177,10 +177,6 @@ impl DayBuckets {
         self.0.iter().map(|(d, _)| *d).find(|d| *d >= start)
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// Buckets, newest first.
     pub(crate) fn newest_first(&self) -> impl Iterator<Item = &DayBucket> {
         self.0.iter().rev().map(|(_, b)| b)
