@@ -15,6 +15,19 @@
 //! rescore without an event (time passed, policy changed) decides at the
 //! instant it is given, if that is later.
 //!
+//! ## Time moves tiers
+//! [`CustomerState::next_due`] is the next instant time alone can change
+//! a customer: always the start of a business day (an order leaving the
+//! window, an invoice falling due, a lifecycle threshold, the day a
+//! hysteresis hold runs out), or an override's exact expiry.
+//! [`CustomerState::advance_to`] makes those decisions in order, each at
+//! its own due instant, with cause `Time`. The service's sweeper calls it
+//! for customers that fell due; [`CustomerState::process`] calls it first
+//! for an event dated after a due instant. So the decisions do not depend
+//! on when a sweep ran: a sweep up to `t` followed by events dated at or
+//! after `t` gives the state the events alone give (a property test checks
+//! this), which keeps replays and crash recovery exact.
+//!
 //! ## Corrections
 //! When an order's placement upgrades the tier, the state remembers the
 //! order and the assignment before it. A cancellation or return of that
@@ -181,6 +194,10 @@ pub struct CustomerState {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Processed {
     pub applied: Applied,
+    /// Time-driven changes due before the event's instant, made (cause
+    /// `Time`, each at its own due instant) before the event was folded.
+    /// Empty unless time moved the tier since the customer's last decision.
+    pub due_first: Vec<TierChange>,
     pub change: Option<TierChange>,
 }
 
@@ -199,6 +216,23 @@ impl CustomerState {
     /// Fold `event` in and rescore at the decision instant. Duplicates and
     /// stale events change nothing, not even the score.
     pub fn process(&mut self, customer_id: &str, event: &Event, policy: &Policy) -> Processed {
+        // Whatever time alone decides before the event's instant is decided
+        // first, at its own instant: the result is then the same whether a
+        // sweep or this event reached the due instant first. Time-driven
+        // decisions fall on business-day starts (or an override's expiry),
+        // so an event on the day of the last decision skips the check.
+        let mut due_first = Vec::new();
+        if event.occurred_at > self.decided_at
+            && (policy.calendar().day(event.occurred_at) > policy.calendar().day(self.decided_at)
+                || self.manual().is_some_and(|m| m.expires_at.is_some()))
+            && self
+                .next_due(policy)
+                .is_some_and(|d| d <= event.occurred_at)
+        {
+            due_first = self
+                .advance_to(customer_id, policy, event.occurred_at, usize::MAX)
+                .0;
+        }
         // Only a placement can end a lapse: read the last order for those.
         let last_order = match event.kind {
             EventKind::OrderPlaced { .. } => self.projection.last_order_at(),
@@ -208,6 +242,7 @@ impl CustomerState {
         if applied != Applied::Applied {
             return Processed {
                 applied,
+                due_first,
                 change: None,
             };
         }
@@ -229,7 +264,11 @@ impl CustomerState {
             corrected,
         };
         let change = self.rescore(customer_id, policy, at, trigger);
-        Processed { applied, change }
+        Processed {
+            applied,
+            due_first,
+            change,
+        }
     }
 
     /// Rescore without an event, at `at` (or the decision instant, when
@@ -330,10 +369,19 @@ impl CustomerState {
             let held = policy.tier_index(&a.tier);
             let evaluated = policy.evaluate(&self.scored_figures(policy, now)).tier;
             if held.is_some_and(|h| evaluated > h) {
-                exact(
-                    a.since
-                        .plus_days(i64::from(policy.hysteresis().min_days_in_tier)),
-                );
+                // A hold ends at the start of the business day it runs out
+                // on (or at once, when that day has started): time-driven
+                // decisions fall on day starts.
+                let end = a
+                    .since
+                    .plus_days(i64::from(policy.hysteresis().min_days_in_tier));
+                let day = cal.day(end);
+                let start = cal.day_start(day);
+                exact(if start < end {
+                    cal.day_start(day.plus(1))
+                } else {
+                    start
+                });
             }
         }
         due

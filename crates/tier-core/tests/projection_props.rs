@@ -593,3 +593,106 @@ proptest! {
         prop_assert!(bytes.len() <= empty.len() + 64 + open * 64 + 4096, "{} bytes", bytes.len());
     }
 }
+
+/// Cases in which time moved a tier (the property must not hold vacuously).
+static MOVED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Every tier change of a run: `(sequence, old, new, cause, changed_at)`.
+type Trail = Vec<(u64, Option<String>, String, &'static str, Timestamp)>;
+
+fn trail(changes: impl IntoIterator<Item = tier_core::state::TierChange>, into: &mut Trail) {
+    for c in changes {
+        into.push((
+            c.sequence,
+            c.old_tier,
+            c.new_tier,
+            c.cause.as_str(),
+            c.changed_at,
+        ));
+    }
+}
+
+/// Process `events` in event-time order; before event `i` in `sweeps`,
+/// sweep the customer up to a random instant no later than that event.
+/// Finally sweep up to `end`.
+fn swept(
+    events: &[Event],
+    sweeps: &[(usize, u8)],
+    end: Timestamp,
+    policy: &Policy,
+) -> (CustomerState, Trail) {
+    let mut state = CustomerState::default();
+    let mut changes = Trail::new();
+    for (i, e) in events.iter().enumerate() {
+        for &(at, frac) in sweeps.iter().filter(|(at, _)| *at == i) {
+            let _ = at;
+            // Somewhere between the customer's last decision and the event.
+            let from = state.decided_at.max(events[0].occurred_at).millis();
+            let to = e.occurred_at.millis().max(from);
+            let t = Timestamp::from_millis(from + (to - from) / 255 * i64::from(frac));
+            let (c, _) = state.advance_to("c", policy, t, usize::MAX);
+            trail(c, &mut changes);
+        }
+        let p = state.process("c", e, policy);
+        trail(p.due_first.into_iter().chain(p.change), &mut changes);
+    }
+    let (c, reached) = state.advance_to("c", policy, end, usize::MAX);
+    assert!(reached);
+    trail(c, &mut changes);
+    (state, changes)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+
+    /// Time-driven decisions do not depend on when the sweeper ran: sweeps
+    /// at any instants up to the next event give the same state and the
+    /// same tier changes (causes and instants included) as none at all.
+    #[test]
+    fn sweeps_do_not_change_decisions(
+        actions in prop::collection::vec(action(), 1..30),
+        sweeps in prop::collection::vec((0usize..60, any::<u8>()), 0..8),
+        tail_days in 0i64..500,
+    ) {
+        // Amounts x150, so customers move across the default policy's tiers.
+        let mut events = expand(&actions);
+        for e in &mut events {
+            match &mut e.kind {
+                EventKind::OrderPlaced { amount, cost, .. }
+                | EventKind::OrderReturned { amount, cost, .. } => {
+                    amount.0 *= 150;
+                    if let Some(c) = cost {
+                        c.0 *= 150;
+                    }
+                }
+                _ => {}
+            }
+        }
+        events.sort_by_key(|e| e.occurred_at);
+        let policy = Policy::default_policy();
+        let end = events.last().map_or(now(), |e| e.occurred_at).plus_days(tail_days);
+        let (plain, plain_trail) = swept(&events, &[], end, &policy);
+        let (with, with_trail) = swept(&events, &sweeps, end, &policy);
+        prop_assert_eq!(&with_trail, &plain_trail);
+        MOVED.fetch_add(
+            usize::from(plain_trail.iter().any(|c| c.3 == "time")),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        prop_assert_eq!(with.assignment, plain.assignment);
+        prop_assert_eq!(with.effective, plain.effective);
+        prop_assert_eq!(with.decided_at, plain.decided_at);
+        prop_assert_eq!(with.sequence, plain.sequence);
+        prop_assert_eq!(with.projection, plain.projection);
+    }
+}
+
+#[test]
+fn sweeps_property_sees_time_driven_changes() {
+    // Runs after (or alongside) the property; it only makes sense when the
+    // property ran in this process, so it triggers it on its own.
+    sweeps_do_not_change_decisions();
+    assert!(
+        MOVED.load(std::sync::atomic::Ordering::Relaxed) > 20,
+        "the generated cases must include time-driven tier changes"
+    );
+}

@@ -824,6 +824,7 @@ impl<S: Store + 'static> Pipeline<S> {
                         batch.touched_set.insert(event.customer_id.clone());
                         batch.touched.push(event.customer_id.clone());
                     }
+                    batch.changes.extend(processed.due_first);
                     if let Some(change) = processed.change {
                         batch.changes.push(change);
                     }

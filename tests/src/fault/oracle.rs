@@ -54,7 +54,7 @@ impl Oracle {
                 Applied::Duplicate => o.duplicates += 1,
                 Applied::Stale => o.stale += 1,
             }
-            if let Some(c) = processed.change {
+            for c in processed.due_first.into_iter().chain(processed.change) {
                 o.transitions
                     .entry(event.customer_id.clone())
                     .or_default()
