@@ -96,6 +96,8 @@ pub struct TierChange {
     /// Per customer, from 1, without gaps.
     pub sequence: u64,
     pub changed_at: Timestamp,
+    /// The lifecycle stage at `changed_at`.
+    pub lifecycle: Lifecycle,
 }
 
 /// Where a customer stands in its relationship, beside the tier.
@@ -188,6 +190,10 @@ pub struct CustomerState {
     /// empty indicators.
     #[serde(skip)]
     pub indicators_at_change: Option<Box<Indicators>>,
+    /// The time-driven downgrade last announced as foreseen (published
+    /// once; cleared when it no longer lies ahead).
+    #[serde(default)]
+    pub at_risk: Option<Box<AtRisk>>,
 }
 
 /// The outcome of [`CustomerState::process`].
@@ -475,7 +481,17 @@ impl CustomerState {
             Some(r) => r.prior.as_ref(),
             None => self.assignment.as_ref(),
         };
-        let tier_idx = policy.decide(base, eval, now);
+        let mut tier_idx = policy.decide(base, eval, now);
+        if trigger.cause == Cause::Policy
+            && policy.hysteresis().forbid_policy_downgrades
+            && let Some(held) = self
+                .assignment
+                .as_ref()
+                .and_then(|a| policy.tier_index(&a.tier))
+        {
+            // Lower index = better tier: keep the held one.
+            tier_idx = tier_idx.min(held);
+        }
         let new_tier = &policy.tiers()[tier_idx].name;
         let held_idx = self
             .assignment
@@ -602,6 +618,7 @@ impl CustomerState {
             policy_version: policy.version().to_owned(),
             sequence: self.sequence,
             changed_at: now,
+            lifecycle: self.lifecycle(policy, now),
         })
     }
 

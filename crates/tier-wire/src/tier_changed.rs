@@ -9,7 +9,7 @@
 
 use prost::Message as _;
 use prost_reflect::DynamicMessage;
-use tier_core::state::{Cause, TierChange};
+use tier_core::state::{Cause, Lifecycle, TierChange};
 use tier_proto::api;
 
 use crate::time;
@@ -39,6 +39,20 @@ pub fn tier_changed_to_proto(c: &TierChange) -> api::TierChanged {
         policy_version: c.policy_version.clone(),
         sequence: c.sequence,
         changed_at: Some(time::to_proto(c.changed_at)),
+        computed_tier: c.computed_tier.clone(),
+        overridden: c.overridden,
+        lifecycle: lifecycle_to_proto(c.lifecycle) as i32,
+    }
+}
+
+/// The wire form of a lifecycle stage.
+pub const fn lifecycle_to_proto(l: Lifecycle) -> api::Lifecycle {
+    match l {
+        Lifecycle::Prospect => api::Lifecycle::Prospect,
+        Lifecycle::New => api::Lifecycle::New,
+        Lifecycle::Active => api::Lifecycle::Active,
+        Lifecycle::Lapsed => api::Lifecycle::Lapsed,
+        Lifecycle::Reactivated => api::Lifecycle::Reactivated,
     }
 }
 
@@ -110,6 +124,7 @@ mod tests {
             policy_version: "2026-01".into(),
             sequence: 1,
             changed_at: Timestamp::from_millis(1_700_000_000_123),
+            lifecycle: Lifecycle::Active,
         }
     }
 

@@ -198,6 +198,10 @@ pub struct Hysteresis {
     pub downgrade_margin: f64,
     /// No downgrade before this many days in the held tier.
     pub min_days_in_tier: u32,
+    /// A policy change never lowers a tier: customers the new policy
+    /// would move down keep their tier until events or time move them
+    /// (`[hysteresis] forbid_policy_downgrades = true`; default false).
+    pub forbid_policy_downgrades: bool,
 }
 
 /// Lifecycle stages beside the tier, and how far ahead time-driven drops

@@ -91,6 +91,8 @@ struct RawHysteresis {
     downgrade_margin: Option<Spanned<f64>>,
     #[serde(default)]
     min_days_in_tier: Option<Spanned<i64>>,
+    #[serde(default)]
+    forbid_policy_downgrades: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -488,6 +490,7 @@ fn build_hysteresis(
     let Some(raw) = raw else {
         return Ok(h);
     };
+    h.forbid_policy_downgrades = raw.forbid_policy_downgrades.unwrap_or(false);
     if let Some(m) = &raw.downgrade_margin {
         let margin = *m.get_ref();
         let field = "hysteresis.downgrade_margin";

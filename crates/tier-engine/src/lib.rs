@@ -1,0 +1,627 @@
+//! tierd's engine: the single writer of customer state.
+//!
+//! # What this crate owns
+//! Everything that changes a customer, in one place and in memory, with
+//! no Kafka, no gRPC, no store and no clock of its own:
+//! - **records**: [`Engine::fold`] folds a decoded event into its
+//!   customer (tier-core's `CustomerState::process`);
+//! - **time**: a due index (every customer's next instant time alone can
+//!   change it, see `CustomerState::next_due`, plus a daily at-risk check
+//!   for customers above the lowest tier) and [`Engine::sweep`], which
+//!   advances due customers in bounded slices, with cause `Time`, and
+//!   announces foreseeable drops ([`AtRisk`]) once;
+//! - **commands**: [`Engine::set_override`] / [`Engine::clear_override`];
+//! - **policy changes**: [`Engine::dry_run`] (changes nothing),
+//!   [`Engine::apply_policy`] and [`Engine::rescore`] (a background
+//!   rescore in slices, cause `Policy`, with [`PolicyStatus`] progress).
+//!
+//! Every change lands in a [`Unit`]: the customers it touched (each once),
+//! the tier changes and at-risk notices to publish. The adapter commits a
+//! unit atomically (state, offsets, outbox rows) and only then tells
+//! readers, so no reader sees state a crash could take back.
+//!
+//! # Time
+//! The engine never reads a clock. The adapter passes the instant a sweep
+//! may go to (its *horizon*) and the instant of a command. Time-driven
+//! decisions are made at their own due instants (business-day starts, an
+//! override's exact expiry), so the result does not depend on when or how
+//! often sweeps run (tier-core's `sweeps_do_not_change_decisions`).
+//!
+//! # Derived, not stored
+//! The due index and the at-risk list are derived from the customer
+//! states, which are what the store keeps: [`Engine::new`] rebuilds them
+//! in one pass, so they can never disagree with the committed state, and
+//! a restart sweeps at once whatever fell due while tierd was down.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+
+use tier_core::overrides::{Override, OverrideError, OverrideMode};
+use tier_core::policy::{Policy, Reason};
+use tier_core::projection::{Applied, CustomerMap};
+use tier_core::state::{AtRisk, Cause, CustomerState, TierChange};
+use tier_core::{Event, Timestamp};
+
+/// Most time-driven decisions one sweep makes for one customer before it
+/// moves on (the customer stays due and is taken up again).
+pub const MAX_STEPS_PER_CUSTOMER: usize = 64;
+
+/// What one batch of work changed; committed atomically by the adapter.
+#[derive(Debug, Default)]
+pub struct Unit {
+    touched: Vec<String>,
+    touched_set: HashSet<String>,
+    /// Tier changes, in the order they were made (per customer: by
+    /// sequence).
+    pub changes: Vec<TierChange>,
+    /// Foreseen drops announced for the first time.
+    pub at_risk: Vec<AtRisk>,
+    /// Events that changed a projection.
+    pub applied: u64,
+    /// Applied events per type.
+    pub applied_by_type: Vec<(&'static str, u64)>,
+    pub duplicates: u64,
+    pub stale: u64,
+    /// Customers advanced by sweeps.
+    pub swept: u64,
+    /// Customers rescored under a new policy.
+    pub rescored: u64,
+}
+
+impl Unit {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Customers this unit changed, each once, in first-touch order.
+    pub fn touched(&self) -> &[String] {
+        &self.touched
+    }
+
+    /// True when committing the unit would write no customer.
+    pub fn is_empty(&self) -> bool {
+        self.touched.is_empty()
+    }
+
+    fn touch(&mut self, id: &str) {
+        if !self.touched_set.contains(id) {
+            self.touched_set.insert(id.to_owned());
+            self.touched.push(id.to_owned());
+        }
+    }
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Override(#[from] OverrideError),
+    #[error("customer_id must not be empty")]
+    EmptyCustomerId,
+}
+
+/// An override command as the API hands it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetOverride {
+    pub customer_id: String,
+    pub tier: String,
+    pub mode: OverrideMode,
+    pub reason: String,
+    pub author: String,
+    pub expires_at: Option<Timestamp>,
+}
+
+/// Customers moving from one tier to another under a dry-run policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cell {
+    /// `None`: no tier before.
+    pub from: Option<String>,
+    pub to: String,
+    pub customers: u64,
+}
+
+/// A customer whose effective tier a dry run moves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mover {
+    pub customer_id: String,
+    pub from: Option<String>,
+    pub to: String,
+    pub old_score: f64,
+    pub new_score: f64,
+    pub reasons: Vec<Reason>,
+}
+
+/// What applying a policy would do, as of an instant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DryRun {
+    pub version: String,
+    /// Every (from, to) pair with at least one customer, ordered by the
+    /// new policy's tier order (unknown tiers last).
+    pub matrix: Vec<Cell>,
+    /// Customers whose effective tier moves.
+    pub movers: u64,
+    /// The first movers by customer id.
+    pub sample: Vec<Mover>,
+    pub as_of: Timestamp,
+}
+
+/// Progress of the policy in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyStatus {
+    pub version: String,
+    pub rescoring: bool,
+    pub rescored: u64,
+    pub total: u64,
+    /// Tier changes the rescore made so far.
+    pub changed: u64,
+    pub applied_at: Option<Timestamp>,
+}
+
+#[derive(Debug)]
+struct Rescore {
+    at: Timestamp,
+    /// Ids still to rescore, popped from the end.
+    queue: Vec<String>,
+    total: u64,
+    done: u64,
+    changed: u64,
+}
+
+/// The single writer of customer state. See the crate docs.
+#[derive(Debug)]
+pub struct Engine {
+    policy: Arc<Policy>,
+    states: CustomerMap<CustomerState>,
+    /// `(when, customer)`: the next instant the sweeper must look at a
+    /// customer. Exactly one entry per customer with anything due.
+    due: BTreeSet<(Timestamp, String)>,
+    due_of: CustomerMap<Timestamp>,
+    rescore: Option<Rescore>,
+    applied_at: Option<Timestamp>,
+    /// The latest horizon a sweep reached (the at-risk checks' "today").
+    swept_to: Option<Timestamp>,
+}
+
+impl Engine {
+    /// An engine over `states` (as loaded from the store) under `policy`.
+    /// Rebuilds the due index; customers decided under another policy
+    /// version (a rescore a crash interrupted, a policy changed while tierd
+    /// was down) are queued for a rescore at `now`.
+    pub fn new(
+        policy: Arc<Policy>,
+        states: impl IntoIterator<Item = (String, CustomerState)>,
+        now: Timestamp,
+    ) -> Self {
+        let mut engine = Self {
+            policy,
+            states: CustomerMap::default(),
+            due: BTreeSet::new(),
+            due_of: CustomerMap::default(),
+            rescore: None,
+            applied_at: None,
+            swept_to: None,
+        };
+        let mut stale = Vec::new();
+        for (id, state) in states {
+            if state.policy_version != engine.policy.version() {
+                stale.push(id.clone());
+            }
+            engine.states.insert(id, state);
+        }
+        let ids: Vec<String> = engine.states.keys().cloned().collect();
+        for id in &ids {
+            engine.reindex(id);
+        }
+        if !stale.is_empty() {
+            stale.sort_unstable_by(|a, b| b.cmp(a));
+            engine.rescore = Some(Rescore {
+                at: now,
+                total: stale.len() as u64,
+                queue: stale,
+                done: 0,
+                changed: 0,
+            });
+            engine.applied_at = Some(now);
+        }
+        engine
+    }
+
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
+    }
+
+    pub fn customer(&self, id: &str) -> Option<&CustomerState> {
+        self.states.get(id)
+    }
+
+    pub fn customers(&self) -> impl Iterator<Item = (&str, &CustomerState)> {
+        self.states.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.states.is_empty()
+    }
+
+    /// The touched customers of `unit` with their states, for the commit.
+    pub fn unit_customers<'a>(&'a self, unit: &Unit) -> Vec<(&'a str, &'a CustomerState)> {
+        unit.touched
+            .iter()
+            .filter_map(|id| self.states.get_key_value(id))
+            .map(|(k, v)| (k.as_str(), v))
+            .collect()
+    }
+
+    /// Fold one decoded event.
+    pub fn fold(&mut self, unit: &mut Unit, event: &Event) -> Applied {
+        let id = &event.customer_id;
+        let state = match self.states.get_mut(id) {
+            Some(s) => s,
+            None => self.states.entry(id.clone()).or_default(),
+        };
+        let processed = state.process(id, event, &self.policy);
+        let moved = !processed.due_first.is_empty();
+        match processed.applied {
+            Applied::Applied => {
+                unit.applied += 1;
+                let kind = event.kind.type_name();
+                match unit.applied_by_type.iter_mut().find(|(k, _)| *k == kind) {
+                    Some((_, n)) => *n += 1,
+                    None => unit.applied_by_type.push((kind, 1)),
+                }
+            }
+            Applied::Duplicate => unit.duplicates += 1,
+            Applied::Stale => unit.stale += 1,
+        }
+        if processed.applied == Applied::Applied || moved {
+            unit.touch(id);
+        } else if self.states.get(id).is_some_and(|s| s.assignment.is_none()) {
+            // A customer is stored only once an event of it was applied.
+            self.states.remove(id);
+        }
+        unit.changes.extend(processed.due_first);
+        unit.changes.extend(processed.change);
+        processed.applied
+    }
+
+    /// Finish a unit before it is committed: re-index every touched
+    /// customer (its next due instant may have moved).
+    pub fn seal(&mut self, unit: &Unit) {
+        for id in &unit.touched {
+            self.reindex(id);
+        }
+    }
+
+    /// The earliest instant anything is due, if anything is.
+    pub fn next_due(&self) -> Option<Timestamp> {
+        self.due.first().map(|(t, _)| *t)
+    }
+
+    /// Customers due at or before `horizon`.
+    pub fn due_count(&self, horizon: Timestamp) -> usize {
+        self.due
+            .range(
+                ..(
+                    Timestamp::from_millis(horizon.millis().saturating_add(1)),
+                    String::new(),
+                ),
+            )
+            .count()
+    }
+
+    /// Advance up to `budget` customers due at or before `horizon`, oldest
+    /// due first. Returns how many were advanced; a customer not done in
+    /// [`MAX_STEPS_PER_CUSTOMER`] decisions stays due.
+    pub fn sweep(&mut self, unit: &mut Unit, horizon: Timestamp, budget: usize) -> usize {
+        self.swept_to = Some(self.swept_to.map_or(horizon, |s| s.max(horizon)));
+        let mut n = 0;
+        while n < budget {
+            let Some((when, id)) = self.due.first().cloned() else {
+                break;
+            };
+            if when > horizon {
+                break;
+            }
+            self.due.remove(&(when, id.clone()));
+            self.due_of.remove(&id);
+            n += 1;
+            let Some(state) = self.states.get_mut(&id) else {
+                continue;
+            };
+            let (changes, _) = state.advance_to(&id, &self.policy, horizon, MAX_STEPS_PER_CUSTOMER);
+            let moved = !changes.is_empty();
+            unit.changes.extend(changes);
+            let notice = self.check_at_risk(&id, horizon);
+            if moved || notice.is_some() {
+                unit.touch(&id);
+            }
+            if let Some(Some(r)) = notice {
+                unit.at_risk.push(r);
+            }
+            unit.swept += 1;
+            // Re-indexed now (not at seal) so this sweep does not take it
+            // up again; a customer left short of the horizon is due at once.
+            self.reindex(&id);
+        }
+        n
+    }
+
+    /// Recompute the at-risk notice of `id` as of `now`. `Some(Some(r))`:
+    /// a new drop to announce; `Some(None)`: the old notice was withdrawn;
+    /// `None`: nothing changed.
+    #[allow(clippy::option_option)] // three outcomes, documented above
+    fn check_at_risk(&mut self, id: &str, now: Timestamp) -> Option<Option<AtRisk>> {
+        let state = self.states.get_mut(id)?;
+        let found = state.foresee_drop(id, &self.policy, now);
+        let same = match (&found, &state.at_risk) {
+            (Some(f), Some(held)) => f.falls_to == held.falls_to && f.on == held.on,
+            (None, None) => true,
+            _ => false,
+        };
+        if same {
+            return None;
+        }
+        state.at_risk = found.clone().map(Box::new);
+        Some(found)
+    }
+
+    /// Put `id` in the due index at its next due instant, or the next
+    /// at-risk check (the start of the day after the last sweep) for a
+    /// customer above the lowest tier, whichever is first.
+    fn reindex(&mut self, id: &str) {
+        if let Some(old) = self.due_of.remove(id) {
+            self.due.remove(&(old, id.to_owned()));
+        }
+        let Some(state) = self.states.get(id) else {
+            return;
+        };
+        let mut next = state.next_due(&self.policy);
+        let lowest = self.policy.tiers().len().saturating_sub(1);
+        let above_lowest = state
+            .effective
+            .as_ref()
+            .and_then(|e| self.policy.tier_index(&e.tier))
+            .is_some_and(|i| i < lowest);
+        if above_lowest {
+            let from = self
+                .swept_to
+                .unwrap_or(state.decided_at)
+                .max(state.decided_at);
+            let cal = self.policy.calendar();
+            let check = cal.day_start(cal.day(from).plus(1));
+            next = Some(next.map_or(check, |n| n.min(check)));
+        }
+        if let Some(t) = next {
+            self.due.insert((t, id.to_owned()));
+            self.due_of.insert(id.to_owned(), t);
+        }
+    }
+
+    /// Advance `id` to `at` and make its decisions due by then (commands
+    /// act on a current customer).
+    fn bring_to(&mut self, unit: &mut Unit, id: &str, at: Timestamp) {
+        if let Some(state) = self.states.get_mut(id) {
+            let (changes, _) = state.advance_to(id, &self.policy, at, usize::MAX);
+            if !changes.is_empty() {
+                unit.touch(id);
+            }
+            unit.changes.extend(changes);
+        }
+    }
+
+    /// A manager's override, effective at `now` (or the customer's last
+    /// decision, when later). A customer tierd has not seen yet gets a
+    /// state holding just the override.
+    pub fn set_override(
+        &mut self,
+        unit: &mut Unit,
+        cmd: SetOverride,
+        now: Timestamp,
+    ) -> Result<Option<TierChange>, CommandError> {
+        if cmd.customer_id.trim().is_empty() {
+            return Err(CommandError::EmptyCustomerId);
+        }
+        self.bring_to(unit, &cmd.customer_id, now);
+        let known = self.states.contains_key(&cmd.customer_id);
+        let mut state = self.states.remove(&cmd.customer_id).unwrap_or_default();
+        let at = now.max(state.decided_at);
+        let result = state.set_override(
+            &cmd.customer_id,
+            &self.policy,
+            Override {
+                tier: cmd.tier,
+                mode: cmd.mode,
+                reason: cmd.reason,
+                author: cmd.author,
+                set_at: at,
+                expires_at: cmd.expires_at,
+            },
+        );
+        if result.is_ok() || known {
+            if result.is_ok() && state.decided_at < at {
+                state.decided_at = at;
+            }
+            self.states.insert(cmd.customer_id.clone(), state);
+        }
+        let change = result?;
+        unit.touch(&cmd.customer_id);
+        unit.changes.extend(change.clone());
+        self.reindex(&cmd.customer_id);
+        Ok(change)
+    }
+
+    /// Clear a customer's override at `now`.
+    pub fn clear_override(
+        &mut self,
+        unit: &mut Unit,
+        customer_id: &str,
+        reason: &str,
+        author: &str,
+        now: Timestamp,
+    ) -> Result<Option<TierChange>, CommandError> {
+        if customer_id.trim().is_empty() {
+            return Err(CommandError::EmptyCustomerId);
+        }
+        self.bring_to(unit, customer_id, now);
+        let Some(state) = self.states.get_mut(customer_id) else {
+            return Err(OverrideError::NothingToClear {
+                customer_id: customer_id.to_owned(),
+            }
+            .into());
+        };
+        let at = now.max(state.decided_at);
+        let change = state.clear_override(customer_id, &self.policy, reason, author, at)?;
+        unit.touch(customer_id);
+        unit.changes.extend(change.clone());
+        self.reindex(customer_id);
+        Ok(change)
+    }
+
+    /// What applying `policy` at `at` would do, changing nothing: every
+    /// customer is rescored on a copy exactly as [`Engine::rescore`] will.
+    pub fn dry_run(&self, policy: &Policy, at: Timestamp, sample: usize) -> DryRun {
+        let mut cells: BTreeMap<(Option<String>, String), u64> = BTreeMap::new();
+        let mut movers = 0;
+        let mut ids: Vec<&String> = self.states.keys().collect();
+        ids.sort_unstable();
+        let mut picked = Vec::new();
+        for id in ids {
+            let Some(state) = self.states.get(id) else {
+                continue;
+            };
+            let mut copy = state.clone();
+            let from = state.effective.as_ref().map(|e| e.tier.clone());
+            let change = copy.reevaluate(id, policy, at, Cause::Policy);
+            let Some(to) = copy.effective.as_ref().map(|e| e.tier.clone()) else {
+                continue;
+            };
+            *cells.entry((from.clone(), to.clone())).or_insert(0) += 1;
+            if from.as_deref() != Some(to.as_str()) {
+                movers += 1;
+                if picked.len() < sample {
+                    picked.push(Mover {
+                        customer_id: id.clone(),
+                        old_score: state.effective.as_ref().map_or(0.0, |e| e.score),
+                        new_score: copy.effective.as_ref().map_or(0.0, |e| e.score),
+                        reasons: change.map(|c| c.reasons).unwrap_or_default(),
+                        from,
+                        to,
+                    });
+                }
+            }
+        }
+        let rank = |t: &Option<String>| {
+            t.as_deref()
+                .and_then(|t| policy.tier_index(t))
+                .unwrap_or(usize::MAX)
+        };
+        let mut matrix: Vec<Cell> = cells
+            .into_iter()
+            .map(|((from, to), customers)| Cell {
+                from,
+                to,
+                customers,
+            })
+            .collect();
+        matrix.sort_by(|a, b| {
+            (rank(&a.from), &a.from, rank(&Some(a.to.clone())), &a.to).cmp(&(
+                rank(&b.from),
+                &b.from,
+                rank(&Some(b.to.clone())),
+                &b.to,
+            ))
+        });
+        DryRun {
+            version: policy.version().to_owned(),
+            matrix,
+            movers,
+            sample: picked,
+            as_of: at,
+        }
+    }
+
+    /// Make `policy` the policy in force at `at`: events and sweeps use it
+    /// at once, and every customer is queued for a background rescore
+    /// (see [`Engine::rescore`]).
+    pub fn apply_policy(&mut self, policy: Arc<Policy>, at: Timestamp) {
+        let mut queue: Vec<String> = self.states.keys().cloned().collect();
+        queue.sort_unstable_by(|a, b| b.cmp(a));
+        self.policy = policy;
+        self.applied_at = Some(at);
+        self.rescore = Some(Rescore {
+            at,
+            total: queue.len() as u64,
+            queue,
+            done: 0,
+            changed: 0,
+        });
+    }
+
+    /// Rescore up to `budget` customers under the policy in force (cause
+    /// `Policy`); returns how many. Customers an event already moved to
+    /// the new policy are skipped.
+    pub fn rescore(&mut self, unit: &mut Unit, budget: usize) -> usize {
+        let Some(r) = &mut self.rescore else {
+            return 0;
+        };
+        let mut n = 0;
+        let mut done = Vec::new();
+        while n < budget {
+            let Some(id) = r.queue.pop() else {
+                break;
+            };
+            n += 1;
+            r.done += 1;
+            let Some(state) = self.states.get_mut(&id) else {
+                continue;
+            };
+            let change = state.reevaluate(&id, &self.policy, r.at, Cause::Policy);
+            if change.is_some() {
+                r.changed += 1;
+            }
+            unit.changes.extend(change);
+            unit.rescored += 1;
+            unit.touch(&id);
+            done.push(id);
+        }
+        for id in done {
+            self.reindex(&id);
+        }
+        n
+    }
+
+    /// The policy in force and the progress of its rescore.
+    pub fn status(&self) -> PolicyStatus {
+        let (rescoring, rescored, total, changed) = match &self.rescore {
+            Some(r) => (!r.queue.is_empty(), r.done, r.total, r.changed),
+            None => (false, 0, 0, 0),
+        };
+        PolicyStatus {
+            version: self.policy.version().to_owned(),
+            rescoring,
+            rescored,
+            total,
+            changed,
+            applied_at: self.applied_at,
+        }
+    }
+
+    /// Whether a rescore has customers left.
+    pub fn rescoring(&self) -> bool {
+        self.rescore.as_ref().is_some_and(|r| !r.queue.is_empty())
+    }
+
+    /// Every customer with a drop announced, soonest first.
+    pub fn at_risk(&self) -> Vec<&AtRisk> {
+        let mut all: Vec<&AtRisk> = self
+            .states
+            .values()
+            .filter_map(|s| s.at_risk.as_deref())
+            .collect();
+        all.sort_by(|a, b| (a.on, &a.customer_id).cmp(&(b.on, &b.customer_id)));
+        all
+    }
+}

@@ -1,0 +1,507 @@
+//! The engine without a broker: events in a `Vec`, a stepped clock (plain
+//! instants handed to `sweep` and the commands), states carried across a
+//! "restart" by rebuilding the engine from them, as tierd does from the
+//! store.
+
+// Test helpers may panic: a failed step is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use tier_core::overrides::{OverrideAction, OverrideError, OverrideMode};
+use tier_core::policy::Policy;
+use tier_core::state::{Cause, CustomerState, TierChange};
+use tier_core::time::date;
+use tier_core::{Event, EventKind, Money, Timestamp};
+use tier_engine::{CommandError, Engine, SetOverride, Unit};
+
+fn order(customer: &str, n: usize, at: Timestamp, amount: i64) -> Event {
+    Event {
+        event_id: format!("{customer}-e{n}"),
+        customer_id: customer.into(),
+        occurred_at: at,
+        source: String::new(),
+        kind: EventKind::OrderPlaced {
+            order_id: format!("{customer}-o{n}"),
+            amount: Money(amount),
+            cost: Some(Money(amount * 3 / 4)),
+        },
+    }
+}
+
+/// Weekly orders worth `per_year` minor units a year, for the year up to `last`.
+fn buyer(customer: &str, last: Timestamp, per_year: i64) -> Vec<Event> {
+    let mut out = Vec::new();
+    let mut t = last.plus_days(-364);
+    let mut n = 0;
+    while t <= last {
+        n += 1;
+        out.push(order(customer, n, t, per_year / 52));
+        t = t.plus_days(7);
+    }
+    out
+}
+
+fn policy() -> Arc<Policy> {
+    Arc::new(Policy::default_policy())
+}
+
+fn fold_all(engine: &mut Engine, events: &[Event]) -> Unit {
+    let mut unit = Unit::new();
+    for e in events {
+        engine.fold(&mut unit, e);
+    }
+    engine.seal(&unit);
+    unit
+}
+
+/// Sweep day by day from `from` to `to` (inclusive), as the service does
+/// between batches; returns every change and at-risk notice with the day.
+fn sweep_days(
+    engine: &mut Engine,
+    from: Timestamp,
+    days: i64,
+) -> (Vec<TierChange>, Vec<(i64, tier_core::state::AtRisk)>) {
+    let mut changes = Vec::new();
+    let mut notices = Vec::new();
+    for d in 0..=days {
+        let now = from.plus_days(d);
+        let mut unit = Unit::new();
+        while engine.sweep(&mut unit, now, 7) > 0 {}
+        engine.seal(&unit);
+        changes.extend(unit.changes);
+        notices.extend(unit.at_risk.into_iter().map(|r| (d, r)));
+    }
+    (changes, notices)
+}
+
+fn states(engine: &Engine) -> Vec<(String, CustomerState)> {
+    engine
+        .customers()
+        .map(|(k, v)| (k.to_owned(), v.clone()))
+        .collect()
+}
+
+#[test]
+fn a_lapsing_customer_drops_on_the_right_day_with_cause_time_exactly_once_each() {
+    let policy = policy();
+    let last = date(2026, 3, 2);
+    let mut engine = Engine::new(policy.clone(), [], last);
+    fold_all(&mut engine, &buyer("c", last, 2_000_000_00));
+    let start = engine.customer("c").unwrap().effective.clone().unwrap();
+    assert_eq!(start.tier, "B", "a 2,000,000 CNY buyer starts in B");
+
+    let (changes, _) = sweep_days(&mut engine, last, 400);
+    assert!(
+        !changes.is_empty(),
+        "the stopped buyer drops with time alone"
+    );
+    assert!(changes.iter().all(|c| c.cause == Cause::Time));
+    // Each change once, downwards, on a business-day start.
+    let cal = policy.calendar();
+    let mut seq = 0;
+    for c in &changes {
+        assert!(c.sequence > seq, "gap-free, no repeats: {changes:?}");
+        seq = c.sequence;
+        assert_eq!(cal.day_start(cal.day(c.changed_at)), c.changed_at);
+    }
+    // The same decisions as the core makes alone, at the same instants.
+    let mut alone = CustomerState::default();
+    for e in buyer("c", last, 2_000_000_00) {
+        alone.process("c", &e, &policy);
+    }
+    let (expected, done) = alone.advance_to("c", &policy, last.plus_days(400), 10_000);
+    assert!(done);
+    assert_eq!(changes, expected);
+    // Lapsed after 180 days without an order.
+    assert_eq!(
+        changes.last().unwrap().lifecycle,
+        tier_core::state::Lifecycle::Lapsed
+    );
+}
+
+#[test]
+fn a_restart_after_the_due_time_sweeps_what_fell_due_while_down() {
+    let policy = policy();
+    let last = date(2026, 3, 2);
+    let mut live = Engine::new(policy.clone(), [], last);
+    fold_all(&mut live, &buyer("c", last, 2_000_000_00));
+    // tierd is down for 300 days; the rebuilt engine knows at once that
+    // the customer is due.
+    let down_until = last.plus_days(300);
+    let mut restarted = Engine::new(policy.clone(), states(&live), down_until);
+    assert!(restarted.due_count(down_until) >= 1);
+    let mut unit = Unit::new();
+    while restarted.sweep(&mut unit, down_until, 100) > 0 {}
+    assert!(!unit.changes.is_empty());
+    assert!(unit.changes.iter().all(|c| c.cause == Cause::Time));
+    assert_eq!(unit.touched(), ["c".to_owned()]);
+    // Same as sweeping every day of the outage.
+    let (daily, _) = sweep_days(&mut live, last, 300);
+    assert_eq!(unit.changes, daily);
+}
+
+#[test]
+fn at_risk_comes_before_the_drop_once_with_advice() {
+    let policy = policy();
+    let last = date(2026, 3, 2);
+    let mut engine = Engine::new(policy.clone(), [], last);
+    fold_all(&mut engine, &buyer("c", last, 2_000_000_00));
+    let (changes, notices) = sweep_days(&mut engine, last, 400);
+    let first_drop = changes.first().expect("a drop").clone();
+    let (day, notice) = notices.first().expect("a notice before the drop").clone();
+    assert!(
+        last.plus_days(day) < first_drop.changed_at,
+        "announced ahead of time"
+    );
+    let horizon = i64::from(policy.lifecycle().at_risk_horizon_days);
+    assert!(first_drop.changed_at <= last.plus_days(day + horizon));
+    assert_eq!(notice.current_tier, "B");
+    assert_eq!(notice.falls_to, first_drop.new_tier);
+    assert_eq!(notice.on, first_drop.changed_at);
+    assert!(!notice.keep.is_empty(), "says what would keep the tier");
+    // Published once for that drop, not every day until it happens.
+    let for_first = notices
+        .iter()
+        .filter(|(_, n)| n.on == first_drop.changed_at && n.falls_to == first_drop.new_tier)
+        .count();
+    assert_eq!(for_first, 1, "{notices:?}");
+}
+
+#[test]
+fn each_override_mode_wins_expires_and_is_in_the_history() {
+    let policy = policy();
+    let t0 = date(2026, 3, 2);
+    let mut engine = Engine::new(policy.clone(), [], t0);
+    // "big" is computed B, "small" computed D.
+    fold_all(&mut engine, &buyer("big", t0, 2_000_000_00));
+    fold_all(&mut engine, &buyer("small", t0, 20_000_00));
+    let computed = |e: &Engine, c: &str| e.customer(c).unwrap().assignment.clone().unwrap().tier;
+    let effective = |e: &Engine, c: &str| e.customer(c).unwrap().effective.clone().unwrap().tier;
+    assert_eq!(computed(&engine, "big"), "B");
+    assert_eq!(computed(&engine, "small"), "D");
+
+    let set = |c: &str, tier: &str, mode, expires_at| SetOverride {
+        customer_id: c.into(),
+        tier: tier.into(),
+        mode,
+        reason: "key account".into(),
+        author: "li.wei".into(),
+        expires_at,
+    };
+    let at = t0.plus_days(1);
+    let cases = [
+        // (customer, tier, mode, effective)
+        ("big", "D", OverrideMode::Pin, "D"),
+        ("big", "C", OverrideMode::Floor, "B"),
+        ("big", "C", OverrideMode::Ceiling, "C"),
+        ("small", "C", OverrideMode::Floor, "C"),
+        ("small", "A", OverrideMode::Ceiling, "D"),
+        ("small", "A", OverrideMode::Pin, "A"),
+    ];
+    for (c, tier, mode, expect) in cases {
+        let mut unit = Unit::new();
+        let change = engine
+            .set_override(&mut unit, set(c, tier, mode, None), at)
+            .unwrap();
+        engine.seal(&unit);
+        assert_eq!(effective(&engine, c), expect, "{c} {tier} {mode:?}");
+        if let Some(ch) = change {
+            assert_eq!(ch.cause, Cause::Override);
+            assert_eq!(ch.new_tier, expect);
+            assert_eq!(ch.computed_tier, computed(&engine, c));
+        }
+        assert_eq!(unit.touched(), [c.to_owned()], "committed with the state");
+    }
+    // Expiry is swept like any due time: the pin ends on its instant.
+    let mut unit = Unit::new();
+    let ends = at.plus_days(10);
+    engine
+        .set_override(
+            &mut unit,
+            set("big", "A", OverrideMode::Pin, Some(ends)),
+            at,
+        )
+        .unwrap();
+    engine.seal(&unit);
+    assert_eq!(effective(&engine, "big"), "A");
+    let mut unit = Unit::new();
+    while engine.sweep(&mut unit, ends.plus_days(-1), 100) > 0 {}
+    assert_eq!(effective(&engine, "big"), "A", "not before its end");
+    let mut unit = Unit::new();
+    while engine.sweep(&mut unit, ends, 100) > 0 {}
+    engine.seal(&unit);
+    let expired: Vec<_> = unit
+        .changes
+        .iter()
+        .filter(|c| c.customer_id == "big")
+        .collect();
+    assert_eq!(expired.len(), 1, "{expired:?}");
+    assert_eq!(expired[0].cause, Cause::Override);
+    assert_eq!(expired[0].changed_at, ends);
+    assert_eq!(expired[0].new_tier, computed(&engine, "big"));
+
+    // Clear, then the history has every step.
+    let mut unit = Unit::new();
+    engine
+        .set_override(
+            &mut unit,
+            set("small", "B", OverrideMode::Pin, None),
+            at.plus_days(20),
+        )
+        .unwrap();
+    engine
+        .clear_override(
+            &mut unit,
+            "small",
+            "review done",
+            "li.wei",
+            at.plus_days(21),
+        )
+        .unwrap();
+    assert_eq!(effective(&engine, "small"), "D");
+    let history = engine.customer("small").unwrap().override_history();
+    assert_eq!(history.len(), 5);
+    assert!(matches!(history[4].action, OverrideAction::Cleared { .. }));
+    let big = engine.customer("big").unwrap().override_history();
+    assert!(matches!(
+        big.last().unwrap().action,
+        OverrideAction::Expired
+    ));
+
+    // Refusals name what is wrong and change nothing.
+    let before = engine.customer("small").unwrap().clone();
+    let mut unit = Unit::new();
+    let err = engine
+        .set_override(
+            &mut unit,
+            set("small", "Z", OverrideMode::Pin, None),
+            at.plus_days(22),
+        )
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        CommandError::Override(OverrideError::UnknownTier { .. })
+    ));
+    let err = engine
+        .clear_override(&mut unit, "small", "again", "li.wei", at.plus_days(22))
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        CommandError::Override(OverrideError::NothingToClear { .. })
+    ));
+    let err = engine
+        .set_override(
+            &mut unit,
+            set("", "A", OverrideMode::Pin, None),
+            at.plus_days(22),
+        )
+        .unwrap_err();
+    assert_eq!(err, CommandError::EmptyCustomerId);
+    assert!(unit.changes.is_empty());
+    assert_eq!(engine.customer("small").unwrap(), &before);
+    assert!(engine.customer("").is_none());
+}
+
+#[test]
+fn an_override_for_a_customer_not_seen_yet_pins_it_from_day_one() {
+    let t0 = date(2026, 3, 2);
+    let mut engine = Engine::new(policy(), [], t0);
+    let mut unit = Unit::new();
+    let change = engine
+        .set_override(
+            &mut unit,
+            SetOverride {
+                customer_id: "newco".into(),
+                tier: "A".into(),
+                mode: OverrideMode::Floor,
+                reason: "strategic account signed".into(),
+                author: "sales.director".into(),
+                expires_at: Some(t0.plus_days(90)),
+            },
+            t0,
+        )
+        .unwrap()
+        .expect("a first tier");
+    assert_eq!(change.new_tier, "A");
+    assert!(change.overridden);
+    // Its first order is scored, and the floor keeps A.
+    fold_all(
+        &mut engine,
+        &[order("newco", 1, t0.plus_days(2), 10_000_00)],
+    );
+    let s = engine.customer("newco").unwrap();
+    assert_eq!(s.effective.as_ref().unwrap().tier, "A");
+    assert_eq!(s.assignment.as_ref().unwrap().tier, "D");
+}
+
+/// A population spread over the tiers.
+fn population(engine: &mut Engine, at: Timestamp, n: usize) {
+    let mut events = Vec::new();
+    for i in 0..n {
+        let per_year = [6_000_000_00, 2_000_000_00, 600_000_00, 50_000_00][i % 4];
+        events.extend(buyer(
+            &format!("c{i:05}"),
+            at,
+            per_year + (i as i64) * 1_000_00,
+        ));
+    }
+    events.sort_by_key(|e| e.occurred_at);
+    fold_all(engine, &events);
+}
+
+/// The default policy with stricter bands: many customers move down.
+fn stricter() -> Arc<Policy> {
+    let text = include_str!("../../../deploy/policy/default.toml").replace(
+        "version = \"default-2026.12\"",
+        "version = \"strict-2027.01\"",
+    );
+    let text = raise_min_scores(&text, 8.0);
+    Arc::new(Policy::from_toml_str(&text).unwrap())
+}
+
+/// Add `by` points to every `min_score = N` line.
+fn raise_min_scores(text: &str, by: f64) -> String {
+    text.lines()
+        .map(|l| {
+            let t = l.trim_start();
+            if let Some(rest) = t.strip_prefix("min_score = ") {
+                let num: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit() || *c == '.')
+                    .collect();
+                let v: f64 = num.parse().unwrap();
+                if v > 0.0 {
+                    return format!("min_score = {:.1}", (v + by).min(100.0));
+                }
+            }
+            l.to_owned()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn a_dry_run_changes_nothing_and_its_matrix_is_what_applying_moves() {
+    let t0 = date(2026, 3, 2);
+    let mut engine = Engine::new(policy(), [], t0);
+    population(&mut engine, t0, 400);
+    let before = states(&engine);
+    let new = stricter();
+    let at = t0.plus_days(1);
+
+    let dry = engine.dry_run(&new, at, 10);
+    assert_eq!(states(&engine), before, "a dry run changes nothing");
+    assert_eq!(engine.policy().version(), "default-2026.12");
+    assert!(dry.movers > 0, "the stricter policy moves customers");
+    assert_eq!(dry.sample.len(), 10);
+    assert_eq!(
+        dry.matrix.iter().map(|c| c.customers).sum::<u64>(),
+        400,
+        "every customer is in the matrix once"
+    );
+
+    engine.apply_policy(new.clone(), at);
+    let mut moved: std::collections::BTreeMap<(Option<String>, String), u64> = Default::default();
+    let mut total = 0;
+    while engine.rescoring() {
+        let mut unit = Unit::new();
+        engine.rescore(&mut unit, 37);
+        engine.seal(&unit);
+        for c in &unit.changes {
+            assert_eq!(c.cause, Cause::Policy);
+            assert_eq!(c.policy_version, "strict-2027.01");
+            *moved
+                .entry((c.old_tier.clone(), c.new_tier.clone()))
+                .or_default() += 1;
+            total += 1;
+        }
+    }
+    assert_eq!(total, dry.movers);
+    let expected: std::collections::BTreeMap<_, _> = dry
+        .matrix
+        .iter()
+        .filter(|c| c.from.as_deref() != Some(c.to.as_str()))
+        .map(|c| ((c.from.clone(), c.to.clone()), c.customers))
+        .collect();
+    assert_eq!(moved, expected);
+    let status = engine.status();
+    assert_eq!(status.version, "strict-2027.01");
+    assert!(!status.rescoring);
+    assert_eq!(
+        (status.rescored, status.total, status.changed),
+        (400, 400, total)
+    );
+    // Every decision records the policy that made it.
+    assert!(
+        engine
+            .customers()
+            .all(|(_, s)| s.policy_version == "strict-2027.01")
+    );
+}
+
+#[test]
+fn a_policy_can_forbid_its_own_downgrades() {
+    let t0 = date(2026, 3, 2);
+    let mut engine = Engine::new(policy(), [], t0);
+    population(&mut engine, t0, 200);
+    let text = include_str!("../../../deploy/policy/default.toml")
+        .replace(
+            "version = \"default-2026.12\"",
+            "version = \"strict-no-down\"",
+        )
+        .replace(
+            "[hysteresis]",
+            "[hysteresis]\nforbid_policy_downgrades = true",
+        );
+    let new = Arc::new(Policy::from_toml_str(&raise_min_scores(&text, 8.0)).unwrap());
+    assert!(new.hysteresis().forbid_policy_downgrades);
+    let dry = engine.dry_run(&new, t0, 5);
+    assert_eq!(dry.movers, 0, "{:?}", dry.matrix);
+    engine.apply_policy(new, t0);
+    let mut unit = Unit::new();
+    while engine.rescore(&mut unit, 1_000) > 0 {}
+    assert!(unit.changes.is_empty());
+    assert_eq!(unit.rescored, 200);
+}
+
+#[test]
+fn a_rescore_interrupted_by_a_crash_resumes_for_the_customers_left() {
+    let t0 = date(2026, 3, 2);
+    let mut engine = Engine::new(policy(), [], t0);
+    population(&mut engine, t0, 100);
+    let new = stricter();
+    engine.apply_policy(new.clone(), t0);
+    let mut unit = Unit::new();
+    engine.rescore(&mut unit, 30);
+    // Only the committed customers survive; the engine restarts under the
+    // new policy and queues exactly the 70 decided under the old one.
+    let restarted = Engine::new(new, states(&engine), t0);
+    let status = restarted.status();
+    assert!(status.rescoring);
+    assert_eq!(status.total, 70);
+}
+
+#[test]
+fn background_rescore_in_slices_interleaves_with_events() {
+    let t0 = date(2026, 3, 2);
+    let mut engine = Engine::new(policy(), [], t0);
+    population(&mut engine, t0, 200);
+    engine.apply_policy(stricter(), t0);
+    let mut slices = 0;
+    let mut n = 1_000;
+    while engine.rescoring() {
+        let mut unit = Unit::new();
+        engine.rescore(&mut unit, 16);
+        // An event between slices is scored under the new policy at once.
+        n += 1;
+        engine.fold(&mut unit, &order("c00003", n, t0.plus_days(1), 1_000));
+        engine.seal(&unit);
+        slices += 1;
+        assert_eq!(
+            engine.customer("c00003").unwrap().policy_version,
+            "strict-2027.01"
+        );
+    }
+    assert_eq!(slices, 200 / 16 + 1);
+}
