@@ -1,6 +1,9 @@
 //! The crate's one error type and the one place that maps errors to gRPC
 //! status codes.
 
+use tier_core::overrides::OverrideError;
+use tier_engine::CommandError;
+use tier_engine::command::SendError;
 use tonic::{Code, Status};
 
 /// Everything the API can answer with instead of a result.
@@ -47,6 +50,15 @@ pub enum ApiError {
     #[error("service unavailable: {0}")]
     Unavailable(String),
 
+    /// The request is valid but the state does not allow it (e.g. clearing
+    /// an override the customer does not have).
+    #[error("{0}")]
+    FailedPrecondition(String),
+
+    /// The engine has too many commands waiting.
+    #[error("{0}")]
+    Busy(String),
+
     /// The reflection service could not be built from the embedded
     /// descriptor set (a build defect).
     #[error("cannot build the reflection service: {0}")]
@@ -72,9 +84,37 @@ impl ApiError {
         match self {
             ApiError::InvalidArgument { .. } => Code::InvalidArgument,
             ApiError::NotFound { .. } | ApiError::UnknownService { .. } => Code::NotFound,
-            ApiError::ClientTooSlow { .. } => Code::ResourceExhausted,
+            ApiError::ClientTooSlow { .. } | ApiError::Busy(_) => Code::ResourceExhausted,
+            ApiError::FailedPrecondition(_) => Code::FailedPrecondition,
             ApiError::Unavailable(_) => Code::Unavailable,
             ApiError::Reflection(_) | ApiError::Transport(_) => Code::Internal,
+        }
+    }
+}
+
+impl From<CommandError> for ApiError {
+    /// A refused command names the request field at fault.
+    fn from(e: CommandError) -> Self {
+        let field = match &e {
+            CommandError::EmptyCustomerId => "customer_id",
+            CommandError::Override(o) => match o {
+                OverrideError::UnknownTier { .. } => "tier",
+                OverrideError::ExpiresInThePast { .. } => "expires_at",
+                OverrideError::Missing { field } => field,
+                OverrideError::NothingToClear { .. } => {
+                    return ApiError::FailedPrecondition(e.to_string());
+                }
+            },
+        };
+        ApiError::invalid(field, e.to_string())
+    }
+}
+
+impl From<SendError> for ApiError {
+    fn from(e: SendError) -> Self {
+        match e {
+            SendError::Busy(_) => ApiError::Busy(e.to_string()),
+            SendError::Stopped => ApiError::Unavailable(e.to_string()),
         }
     }
 }
@@ -112,6 +152,21 @@ mod tests {
                 ApiError::Unavailable("shutting down".into()),
                 Code::Unavailable,
             ),
+            (
+                ApiError::from(CommandError::Override(OverrideError::UnknownTier {
+                    tier: "Z".into(),
+                    policy_version: "v".into(),
+                })),
+                Code::InvalidArgument,
+            ),
+            (
+                ApiError::from(CommandError::Override(OverrideError::NothingToClear {
+                    customer_id: "c".into(),
+                })),
+                Code::FailedPrecondition,
+            ),
+            (ApiError::from(SendError::Busy(8)), Code::ResourceExhausted),
+            (ApiError::from(SendError::Stopped), Code::Unavailable),
         ];
         for (err, code) in cases {
             let msg = err.to_string();
@@ -121,6 +176,10 @@ mod tests {
         }
         let s = Status::from(ApiError::invalid("customer_ids[1]", "must not be empty"));
         assert_eq!(s.message(), "invalid customer_ids[1]: must not be empty");
+        let s = Status::from(ApiError::from(CommandError::Override(
+            OverrideError::Missing { field: "reason" },
+        )));
+        assert_eq!(s.message(), "invalid reason: reason must not be empty");
         let s = Status::from(ApiError::ClientTooSlow { dropped: 7 });
         assert!(s.message().contains("7 tier changes dropped"));
     }

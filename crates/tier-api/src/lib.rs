@@ -2,9 +2,11 @@
 //!
 //! Owns the `tiering.v1.TierService` handlers ([`TierServiceImpl`]), the
 //! in-memory [`ReadModel`] they answer from, `grpc.health.v1` health
-//! ([`health_pair`]), gRPC reflection, the server assembly ([`serve`]),
-//! the API's metrics ([`metrics`]), and the one mapping from errors to
-//! gRPC status codes (`impl From<ApiError> for tonic::Status`).
+//! ([`health_pair`]), gRPC reflection, bearer-token authorization
+//! ([`auth`], whose refusals map to `UNAUTHENTICATED`/`PERMISSION_DENIED`
+//! there), the server assembly ([`serve`]), the API's metrics
+//! ([`metrics`]), and the one mapping from errors to gRPC status codes
+//! (`impl From<ApiError> for tonic::Status`).
 //!
 //! Must not: talk to Kafka, write to sled or any other store, or compute
 //! tiers of its own. The ingest pipeline publishes a [`CustomerView`] per
@@ -12,6 +14,8 @@
 //! broadcast channel; this crate only reads those. Scoring and
 //! explanations come from `tier_core::policy::Policy`.
 
+pub mod admin;
+pub mod auth;
 pub mod convert;
 pub mod error;
 pub mod health;
@@ -20,6 +24,8 @@ pub mod read_model;
 pub mod server;
 pub mod service;
 
+pub use admin::AdminServiceImpl;
+pub use auth::{Auth, AuthError, AuthLayer, Scope};
 pub use error::ApiError;
 pub use health::{HEALTH_SERVICES, HealthHandle, HealthService, health_pair};
 pub use read_model::{CustomerView, ReadModel};

@@ -18,6 +18,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use tier_core::overrides::{Override, OverrideEntry};
+use tier_core::state::{AtRisk, Lifecycle};
 use tier_core::{Indicators, Timestamp};
 
 /// Number of shards. A power of two, so a shard is a mask away.
@@ -44,6 +46,24 @@ pub struct CustomerView {
     pub policy_version: String,
     /// Whether `tier` was set by a manager rather than computed.
     pub overridden: bool,
+    /// Lifecycle, the computed tier, overrides and at-risk notice.
+    pub relation: Relation,
+}
+
+/// What a view says beyond the tier and its figures.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Relation {
+    /// The tier the figures give (empty: same as the view's tier).
+    pub computed_tier: String,
+    /// The lifecycle stage at the decision instant (`None` before the
+    /// first order was scored).
+    pub lifecycle: Option<Lifecycle>,
+    /// The override in force.
+    pub manual: Option<Override>,
+    /// Every override set, cleared or expired, oldest first.
+    pub override_history: Arc<[OverrideEntry]>,
+    /// A foreseeable time-driven downgrade, announced.
+    pub at_risk: Option<AtRisk>,
 }
 
 type Shard = RwLock<HashMap<String, Arc<CustomerView>>>;
@@ -115,6 +135,15 @@ impl ReadModel {
         self.shards[shard]
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Every view, in no particular order (a snapshot per shard).
+    pub fn all(&self) -> Vec<(String, Arc<CustomerView>)> {
+        let mut out = Vec::with_capacity(self.len());
+        for i in 0..SHARDS {
+            out.extend(self.read(i).iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        out
     }
 
     /// Insert or replace one customer's view (unless the held one has a
@@ -195,6 +224,7 @@ mod tests {
             scored_at: Timestamp::from_millis(2),
             policy_version: "v".into(),
             overridden: false,
+            relation: Relation::default(),
         }
     }
 

@@ -1,8 +1,10 @@
 //! Server assembly: `TierService`, `grpc.health.v1` and reflection (v1 and
-//! v1alpha) on one already-bound listener, until a cancellation token fires.
+//! v1alpha) on one already-bound listener, behind the bearer-token
+//! [`AuthLayer`], until a cancellation token fires.
 
 use std::time::Duration;
 
+use tier_proto::api::admin_service_server::AdminServiceServer;
 use tier_proto::api::tier_service_server::TierServiceServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -10,6 +12,8 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::pb::health_server::HealthServer;
 
+use crate::admin::AdminServiceImpl;
+use crate::auth::{Auth, AuthLayer};
 use crate::error::ApiError;
 use crate::health::HealthService;
 use crate::service::TierServiceImpl;
@@ -29,16 +33,34 @@ pub struct ApiServer {
     service: TierServiceImpl,
     health: HealthService,
     grace: Duration,
+    auth: Auth,
+    admin: Option<AdminServiceImpl>,
 }
 
 impl ApiServer {
-    /// A server exposing `service`, health and reflection.
+    /// A server exposing `service`, health and reflection, with no auth
+    /// tokens ([`Auth::none`]) until [`ApiServer::with_auth`].
     pub fn new(service: TierServiceImpl, health: HealthService) -> Self {
         Self {
             service,
             health,
             grace: DEFAULT_GRACE_PERIOD,
+            auth: Auth::none(),
+            admin: None,
         }
+    }
+
+    /// Also expose `tiering.v1.AdminService` (overrides, policy changes).
+    pub fn with_admin(mut self, admin: AdminServiceImpl) -> Self {
+        self.admin = Some(admin);
+        self
+    }
+
+    /// Authorize requests with `auth` (default [`Auth::none`]: admin RPCs
+    /// from loopback peers only, read RPCs open).
+    pub fn with_auth(mut self, auth: Auth) -> Self {
+        self.auth = auth;
+        self
     }
 
     /// Change the shutdown grace period (default [`DEFAULT_GRACE_PERIOD`]).
@@ -71,6 +93,7 @@ impl ApiServer {
         let handle = health.handle();
         let service = self.service.with_shutdown(shutdown.clone());
         tracing::info!(addr = ?listener.local_addr().ok(), "gRPC API listening");
+        self.auth.log_mode();
 
         let signal = {
             let shutdown = shutdown.clone();
@@ -87,7 +110,9 @@ impl ApiServer {
         let server = Server::builder()
             .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+            .layer(AuthLayer::new(self.auth))
             .add_service(TierServiceServer::new(service))
+            .add_optional_service(self.admin.map(AdminServiceServer::new))
             .add_service(HealthServer::new(health))
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -113,8 +138,8 @@ impl ApiServer {
 }
 
 /// Serve `TierService` + `grpc.health.v1` + reflection (v1 and v1alpha) on
-/// an already-bound listener until `shutdown` is cancelled. See
-/// [`ApiServer::serve`].
+/// an already-bound listener until `shutdown` is cancelled, with no auth
+/// tokens ([`Auth::none`]). See [`ApiServer::serve`].
 pub async fn serve(
     listener: TcpListener,
     service: TierServiceImpl,

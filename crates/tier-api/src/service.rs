@@ -12,13 +12,19 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tier_core::IndicatorName;
+use tier_core::overrides::{Override, OverrideAction, OverrideEntry, OverrideMode};
 use tier_core::policy::{Policy, TierSpec};
+use tier_engine::{ActivePolicy, Command, CommandSender, DryRun, PolicyHandle};
 use tier_proto::api::tier_service_server::TierService;
 use tier_proto::api::{
-    BatchGetTiersRequest, BatchGetTiersResponse, CustomerTier, ExplainTierRequest, GetTierRequest,
-    Indicator, RankByPriorityRequest, RankByPriorityResponse, RankedWorkItem, TierChanged,
-    TierExplanation, WatchTierChangesRequest,
+    BatchGetTiersRequest, BatchGetTiersResponse, CustomerTier, DryRunPolicyRequest,
+    DryRunPolicyResponse, ExplainTierRequest, GetOverrideHistoryRequest, GetPolicyRequest,
+    GetPolicyStatusRequest, GetTierRequest, Indicator, ListAtRiskCustomersRequest,
+    ListAtRiskCustomersResponse, MigrationCell, Mover, OverrideHistory, OverrideHistoryEntry,
+    PolicyInfo, PolicyStatus, RankByPriorityRequest, RankByPriorityResponse, RankedWorkItem,
+    TierChanged, TierExplanation, WatchTierChangesRequest,
 };
+use tier_wire::tier_changed::lifecycle_to_proto;
 use tokio::sync::broadcast;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::BroadcastStream;
@@ -40,7 +46,9 @@ pub const MAX_RANK_ITEMS: usize = 10_000;
 #[derive(Debug, Clone)]
 pub struct TierServiceImpl {
     read: Arc<ReadModel>,
-    policy: Arc<Policy>,
+    policy: Arc<PolicyHandle>,
+    /// The engine's inbox (dry runs); `None` for a read-only service.
+    commands: Option<CommandSender>,
     changes: broadcast::Sender<TierChanged>,
     shutdown: CancellationToken,
 }
@@ -53,9 +61,28 @@ impl TierServiceImpl {
         policy: Arc<Policy>,
         changes: broadcast::Sender<TierChanged>,
     ) -> Self {
+        let active = ActivePolicy::new((*policy).clone(), String::new(), String::new());
+        Self {
+            read,
+            policy: Arc::new(PolicyHandle::new(Arc::new(active))),
+            commands: None,
+            changes,
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// A service answering under the engine's policy handle, sending dry
+    /// runs to the engine.
+    pub fn with_engine(
+        read: Arc<ReadModel>,
+        policy: Arc<PolicyHandle>,
+        commands: CommandSender,
+        changes: broadcast::Sender<TierChanged>,
+    ) -> Self {
         Self {
             read,
             policy,
+            commands: Some(commands),
             changes,
             shutdown: CancellationToken::new(),
         }
@@ -74,8 +101,13 @@ impl TierServiceImpl {
         &self.read
     }
 
-    /// The policy this service answers under.
-    pub fn policy(&self) -> &Arc<Policy> {
+    /// The policy this service answers under (the one in force now).
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.policy()
+    }
+
+    /// The policy handle this service reads.
+    pub fn policy_handle(&self) -> &Arc<PolicyHandle> {
         &self.policy
     }
 
@@ -83,19 +115,23 @@ impl TierServiceImpl {
     /// tier. A tier name the current policy does not have (the policy
     /// changed and the recompute has not reached this customer yet) falls
     /// back to the tier the current policy computes from the view.
-    fn spec_for(&self, view: &CustomerView) -> &TierSpec {
-        let tiers = self.policy.tiers();
-        let idx = self
-            .policy
+    fn spec_for<'p>(policy: &'p Policy, view: &CustomerView) -> &'p TierSpec {
+        let tiers = policy.tiers();
+        let idx = policy
             .tier_index(&view.tier)
-            .unwrap_or_else(|| self.policy.evaluate(&view.indicators).tier);
-        tiers.get(idx).unwrap_or_else(|| self.policy.lowest_tier())
+            .unwrap_or_else(|| policy.evaluate(&view.indicators).tier);
+        tiers.get(idx).unwrap_or_else(|| policy.lowest_tier())
     }
 
-    fn customer_tier(&self, customer_id: String, view: Option<&CustomerView>) -> CustomerTier {
+    pub(crate) fn customer_tier(
+        &self,
+        customer_id: String,
+        view: Option<&CustomerView>,
+    ) -> CustomerTier {
+        let policy = self.policy.policy();
         match view {
             Some(view) => {
-                let spec = self.spec_for(view);
+                let spec = Self::spec_for(&policy, view);
                 CustomerTier {
                     customer_id,
                     tier: view.tier.clone(),
@@ -109,10 +145,13 @@ impl TierServiceImpl {
                     policy_version: view.policy_version.clone(),
                     entitlements: Some(entitlements(spec)),
                     evaluated_at: Some(timestamp(view.scored_at)),
+                    lifecycle: lifecycle_of(view) as i32,
+                    computed_tier: computed_of(view),
+                    r#override: view.relation.manual.as_ref().map(override_to_proto),
                 }
             }
             None => {
-                let spec = self.policy.lowest_tier();
+                let spec = policy.lowest_tier();
                 CustomerTier {
                     customer_id,
                     tier: spec.name.clone(),
@@ -121,9 +160,12 @@ impl TierServiceImpl {
                     since: None,
                     overridden: false,
                     known: false,
-                    policy_version: self.policy.version().to_owned(),
+                    policy_version: policy.version().to_owned(),
                     entitlements: Some(entitlements(spec)),
                     evaluated_at: None,
+                    lifecycle: 0,
+                    computed_tier: String::new(),
+                    r#override: None,
                 }
             }
         }
@@ -167,7 +209,8 @@ impl TierServiceImpl {
         req: RankByPriorityRequest,
     ) -> Result<RankByPriorityResponse, ApiError> {
         check_limit("items", req.items.len(), MAX_RANK_ITEMS, "items")?;
-        let lowest = self.policy.lowest_tier();
+        let policy = self.policy.policy();
+        let lowest = policy.lowest_tier();
         let mut items = Vec::with_capacity(req.items.len());
         for (i, item) in req.items.into_iter().enumerate() {
             if item.customer_id.is_empty() {
@@ -184,7 +227,7 @@ impl TierServiceImpl {
             }
             let view = self.read.get(&item.customer_id);
             let (tier, priority) = match view.as_deref() {
-                Some(view) => (view.tier.clone(), self.spec_for(view).priority),
+                Some(view) => (view.tier.clone(), Self::spec_for(&policy, view).priority),
                 None => (lowest.name.clone(), lowest.priority),
             };
             items.push(RankedWorkItem {
@@ -208,13 +251,13 @@ impl TierServiceImpl {
             .ok_or_else(|| ApiError::NotFound {
                 customer_id: req.customer_id.clone(),
             })?;
-        let computed = self.policy.evaluate(&view.indicators);
+        let policy = self.policy.policy();
+        let computed = policy.evaluate(&view.indicators);
         // Explain the held tier; one the current policy does not know
         // (policy changed, recompute pending) is explained as the computed one.
-        let held = self.policy.tier_index(&view.tier).unwrap_or(computed.tier);
-        let explanation = self.policy.explain(&view.indicators, held);
-        let computed_tier = self
-            .policy
+        let held = policy.tier_index(&view.tier).unwrap_or(computed.tier);
+        let explanation = policy.explain(&view.indicators, held);
+        let computed_tier = policy
             .tiers()
             .get(computed.tier)
             .map_or_else(|| explanation.tier.clone(), |t| t.name.clone());
@@ -266,8 +309,228 @@ impl TierServiceImpl {
             computed_tier,
             advice: explanation.advice.iter().map(advice).collect(),
             evaluated_at: Some(timestamp(view.scored_at)),
-            currency: self.policy.currency_rules().base().to_owned(),
+            currency: policy.currency_rules().base().to_owned(),
+            lifecycle: lifecycle_of(&view) as i32,
+            r#override: view.relation.manual.as_ref().map(override_to_proto),
         })
+    }
+
+    fn get_override_history_sync(
+        &self,
+        req: GetOverrideHistoryRequest,
+    ) -> Result<OverrideHistory, ApiError> {
+        require_id("customer_id", &req.customer_id)?;
+        let view = self
+            .read
+            .get(&req.customer_id)
+            .ok_or_else(|| ApiError::NotFound {
+                customer_id: req.customer_id.clone(),
+            })?;
+        Ok(OverrideHistory {
+            customer_id: req.customer_id,
+            entries: view
+                .relation
+                .override_history
+                .iter()
+                .map(history_entry)
+                .collect(),
+        })
+    }
+
+    fn get_policy_sync(&self) -> PolicyInfo {
+        let active = self.policy.active();
+        PolicyInfo {
+            version: active.policy.version().to_owned(),
+            hash: active.hash.clone(),
+            text: active.text.clone(),
+        }
+    }
+
+    async fn dry_run_policy_async(
+        &self,
+        req: DryRunPolicyRequest,
+    ) -> Result<DryRunPolicyResponse, ApiError> {
+        let policy = Arc::new(parse_policy(&req.policy_text)?);
+        let sample = match req.sample {
+            0 => 20,
+            n if n > 1000 => {
+                return Err(ApiError::invalid(
+                    "sample",
+                    format!("at most 1000 movers, got {n}"),
+                ));
+            }
+            n => n as usize,
+        };
+        let commands = self
+            .commands
+            .as_ref()
+            .ok_or_else(|| ApiError::Unavailable("this server has no engine".into()))?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        commands.send(Command::DryRun {
+            policy,
+            sample,
+            reply: Box::new(move |d| {
+                let _ = tx.send(d);
+            }),
+        })?;
+        let dry = rx
+            .await
+            .map_err(|_| ApiError::Unavailable("the engine stopped before answering".into()))?;
+        Ok(dry_run_to_proto(&dry))
+    }
+
+    fn get_policy_status_sync(&self) -> PolicyStatus {
+        status_to_proto(&self.policy.status())
+    }
+
+    fn list_at_risk_sync(
+        &self,
+        req: ListAtRiskCustomersRequest,
+    ) -> Result<ListAtRiskCustomersResponse, ApiError> {
+        let limit = match req.limit {
+            0 => 100,
+            n if n > 10_000 => {
+                return Err(ApiError::invalid(
+                    "limit",
+                    format!("at most 10000 entries, got {n}"),
+                ));
+            }
+            n => n as usize,
+        };
+        let policy = self.policy.policy();
+        if !req.tier.is_empty() && policy.tier_index(&req.tier).is_none() {
+            return Err(ApiError::invalid(
+                "tier",
+                format!(
+                    "{:?} is not a tier of policy {}",
+                    req.tier,
+                    policy.version()
+                ),
+            ));
+        }
+        let mut all: Vec<tier_core::state::AtRisk> = self
+            .read
+            .all()
+            .into_iter()
+            .filter_map(|(_, v)| v.relation.at_risk.clone())
+            .filter(|r| req.tier.is_empty() || r.current_tier == req.tier)
+            .collect();
+        all.sort_by(|a, b| (a.on, &a.customer_id).cmp(&(b.on, &b.customer_id)));
+        all.truncate(limit);
+        Ok(ListAtRiskCustomersResponse {
+            customers: all
+                .iter()
+                .map(|r| tier_wire::at_risk::at_risk_to_proto(r, &policy))
+                .collect(),
+        })
+    }
+}
+
+/// Parse a policy from a request, naming line and field on failure.
+pub(crate) fn parse_policy(text: &str) -> Result<Policy, ApiError> {
+    if text.trim().is_empty() {
+        return Err(ApiError::invalid("policy_text", "must not be empty"));
+    }
+    Policy::from_toml_str(text).map_err(|e| ApiError::invalid("policy_text", e.to_string()))
+}
+
+fn lifecycle_of(view: &CustomerView) -> tier_proto::api::Lifecycle {
+    view.relation
+        .lifecycle
+        .map_or(tier_proto::api::Lifecycle::Unspecified, lifecycle_to_proto)
+}
+
+fn computed_of(view: &CustomerView) -> String {
+    if view.relation.computed_tier.is_empty() {
+        view.tier.clone()
+    } else {
+        view.relation.computed_tier.clone()
+    }
+}
+
+pub(crate) fn override_to_proto(o: &Override) -> tier_proto::api::Override {
+    tier_proto::api::Override {
+        tier: o.tier.clone(),
+        mode: match o.mode {
+            OverrideMode::Pin => tier_proto::api::OverrideMode::Pin,
+            OverrideMode::Floor => tier_proto::api::OverrideMode::Floor,
+            OverrideMode::Ceiling => tier_proto::api::OverrideMode::Ceiling,
+        } as i32,
+        reason: o.reason.clone(),
+        author: o.author.clone(),
+        set_at: Some(timestamp(o.set_at)),
+        expires_at: o.expires_at.map(timestamp),
+    }
+}
+
+fn history_entry(e: &OverrideEntry) -> OverrideHistoryEntry {
+    let mut out = OverrideHistoryEntry {
+        at: Some(timestamp(e.at)),
+        ..Default::default()
+    };
+    match &e.action {
+        OverrideAction::Set(o) => {
+            out.action = "set".into();
+            out.author = o.author.clone();
+            out.reason = o.reason.clone();
+            out.r#override = Some(override_to_proto(o));
+        }
+        OverrideAction::Cleared { reason, author } => {
+            out.action = "cleared".into();
+            out.reason = reason.clone();
+            out.author = author.clone();
+        }
+        OverrideAction::Expired => out.action = "expired".into(),
+    }
+    out
+}
+
+fn dry_run_to_proto(d: &DryRun) -> DryRunPolicyResponse {
+    DryRunPolicyResponse {
+        version: d.version.clone(),
+        matrix: d
+            .matrix
+            .iter()
+            .map(|c| MigrationCell {
+                from_tier: c.from.clone().unwrap_or_default(),
+                to_tier: c.to.clone(),
+                customers: c.customers,
+            })
+            .collect(),
+        movers: d.movers,
+        sample: d
+            .sample
+            .iter()
+            .map(|m| Mover {
+                customer_id: m.customer_id.clone(),
+                from_tier: m.from.clone().unwrap_or_default(),
+                to_tier: m.to.clone(),
+                old_score: m.old_score,
+                new_score: m.new_score,
+                reasons: m
+                    .reasons
+                    .iter()
+                    .map(|r| tier_proto::api::Reason {
+                        name: r.name.clone(),
+                        contribution: r.contribution,
+                        delta: r.delta,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        as_of: Some(timestamp(d.as_of)),
+    }
+}
+
+pub(crate) fn status_to_proto(s: &tier_engine::PolicyStatus) -> PolicyStatus {
+    PolicyStatus {
+        version: s.version.clone(),
+        hash: String::new(),
+        rescoring: s.rescoring,
+        rescored: s.rescored,
+        total: s.total,
+        changed: s.changed,
+        applied_at: s.applied_at.map(timestamp),
     }
 }
 
@@ -326,6 +589,56 @@ impl TierService for TierServiceImpl {
     ) -> Result<Response<TierExplanation>, Status> {
         instrument("ExplainTier", async {
             self.explain_tier_sync(request.into_inner())
+        })
+        .await
+    }
+
+    async fn get_override_history(
+        &self,
+        request: Request<GetOverrideHistoryRequest>,
+    ) -> Result<Response<OverrideHistory>, Status> {
+        instrument("GetOverrideHistory", async {
+            self.get_override_history_sync(request.into_inner())
+        })
+        .await
+    }
+
+    async fn get_policy(
+        &self,
+        _request: Request<GetPolicyRequest>,
+    ) -> Result<Response<PolicyInfo>, Status> {
+        instrument("GetPolicy", async { Ok(self.get_policy_sync()) }).await
+    }
+
+    async fn dry_run_policy(
+        &self,
+        request: Request<DryRunPolicyRequest>,
+    ) -> Result<Response<DryRunPolicyResponse>, Status> {
+        instrument(
+            "DryRunPolicy",
+            self.dry_run_policy_async(request.into_inner()),
+        )
+        .await
+    }
+
+    async fn get_policy_status(
+        &self,
+        _request: Request<GetPolicyStatusRequest>,
+    ) -> Result<Response<PolicyStatus>, Status> {
+        instrument("GetPolicyStatus", async {
+            let mut s = self.get_policy_status_sync();
+            s.hash = self.policy.active().hash.clone();
+            Ok(s)
+        })
+        .await
+    }
+
+    async fn list_at_risk_customers(
+        &self,
+        request: Request<ListAtRiskCustomersRequest>,
+    ) -> Result<Response<ListAtRiskCustomersResponse>, Status> {
+        instrument("ListAtRiskCustomers", async {
+            self.list_at_risk_sync(request.into_inner())
         })
         .await
     }
@@ -445,6 +758,7 @@ mod tests {
                     scored_at: Timestamp::from_millis(0),
                     policy_version: policy.version().to_owned(),
                     overridden: false,
+                    relation: Default::default(),
                 },
             );
         }

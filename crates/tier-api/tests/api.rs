@@ -105,6 +105,7 @@ fn scored(policy: &Policy, indicators: Indicators, since_ms: i64) -> CustomerVie
         scored_at: Timestamp::from_millis(since_ms + 1_000),
         policy_version: policy.version().to_owned(),
         overridden: false,
+        relation: Default::default(),
     }
 }
 
@@ -210,6 +211,7 @@ fn change(customer_id: &str, sequence: u64) -> TierChanged {
         policy_version: "test".into(),
         sequence,
         changed_at: None,
+        ..TierChanged::default()
     }
 }
 

@@ -33,6 +33,8 @@
 //! in one pass, so they can never disagree with the committed state, and
 //! a restart sweeps at once whatever fell due while tierd was down.
 
+pub mod command;
+
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
@@ -41,6 +43,8 @@ use tier_core::policy::{Policy, Reason};
 use tier_core::projection::{Applied, CustomerMap};
 use tier_core::state::{AtRisk, Cause, CustomerState, TierChange};
 use tier_core::{Event, Timestamp};
+
+pub use command::{ActivePolicy, Command, CommandSender, PolicyHandle};
 
 /// Most time-driven decisions one sweep makes for one customer before it
 /// moves on (the customer stays due and is taken up again).

@@ -42,6 +42,11 @@ fn buyer(customer: &str, last: Timestamp, per_year: i64) -> Vec<Event> {
     out
 }
 
+/// Minor units (fen) of `major` CNY.
+const fn cny(major: i64) -> i64 {
+    major * 100
+}
+
 fn policy() -> Arc<Policy> {
     Arc::new(Policy::default_policy())
 }
@@ -87,7 +92,7 @@ fn a_lapsing_customer_drops_on_the_right_day_with_cause_time_exactly_once_each()
     let policy = policy();
     let last = date(2026, 3, 2);
     let mut engine = Engine::new(policy.clone(), [], last);
-    fold_all(&mut engine, &buyer("c", last, 2_000_000_00));
+    fold_all(&mut engine, &buyer("c", last, cny(2_000_000)));
     let start = engine.customer("c").unwrap().effective.clone().unwrap();
     assert_eq!(start.tier, "B", "a 2,000,000 CNY buyer starts in B");
 
@@ -107,7 +112,7 @@ fn a_lapsing_customer_drops_on_the_right_day_with_cause_time_exactly_once_each()
     }
     // The same decisions as the core makes alone, at the same instants.
     let mut alone = CustomerState::default();
-    for e in buyer("c", last, 2_000_000_00) {
+    for e in buyer("c", last, cny(2_000_000)) {
         alone.process("c", &e, &policy);
     }
     let (expected, done) = alone.advance_to("c", &policy, last.plus_days(400), 10_000);
@@ -125,7 +130,7 @@ fn a_restart_after_the_due_time_sweeps_what_fell_due_while_down() {
     let policy = policy();
     let last = date(2026, 3, 2);
     let mut live = Engine::new(policy.clone(), [], last);
-    fold_all(&mut live, &buyer("c", last, 2_000_000_00));
+    fold_all(&mut live, &buyer("c", last, cny(2_000_000)));
     // tierd is down for 300 days; the rebuilt engine knows at once that
     // the customer is due.
     let down_until = last.plus_days(300);
@@ -146,7 +151,7 @@ fn at_risk_comes_before_the_drop_once_with_advice() {
     let policy = policy();
     let last = date(2026, 3, 2);
     let mut engine = Engine::new(policy.clone(), [], last);
-    fold_all(&mut engine, &buyer("c", last, 2_000_000_00));
+    fold_all(&mut engine, &buyer("c", last, cny(2_000_000)));
     let (changes, notices) = sweep_days(&mut engine, last, 400);
     let first_drop = changes.first().expect("a drop").clone();
     let (day, notice) = notices.first().expect("a notice before the drop").clone();
@@ -174,8 +179,8 @@ fn each_override_mode_wins_expires_and_is_in_the_history() {
     let t0 = date(2026, 3, 2);
     let mut engine = Engine::new(policy.clone(), [], t0);
     // "big" is computed B, "small" computed D.
-    fold_all(&mut engine, &buyer("big", t0, 2_000_000_00));
-    fold_all(&mut engine, &buyer("small", t0, 20_000_00));
+    fold_all(&mut engine, &buyer("big", t0, cny(2_000_000)));
+    fold_all(&mut engine, &buyer("small", t0, cny(20_000)));
     let computed = |e: &Engine, c: &str| e.customer(c).unwrap().assignment.clone().unwrap().tier;
     let effective = |e: &Engine, c: &str| e.customer(c).unwrap().effective.clone().unwrap().tier;
     assert_eq!(computed(&engine, "big"), "B");
@@ -328,7 +333,7 @@ fn an_override_for_a_customer_not_seen_yet_pins_it_from_day_one() {
     // Its first order is scored, and the floor keeps A.
     fold_all(
         &mut engine,
-        &[order("newco", 1, t0.plus_days(2), 10_000_00)],
+        &[order("newco", 1, t0.plus_days(2), cny(10_000))],
     );
     let s = engine.customer("newco").unwrap();
     assert_eq!(s.effective.as_ref().unwrap().tier, "A");
@@ -339,11 +344,11 @@ fn an_override_for_a_customer_not_seen_yet_pins_it_from_day_one() {
 fn population(engine: &mut Engine, at: Timestamp, n: usize) {
     let mut events = Vec::new();
     for i in 0..n {
-        let per_year = [6_000_000_00, 2_000_000_00, 600_000_00, 50_000_00][i % 4];
+        let per_year = [cny(6_000_000), cny(2_000_000), cny(600_000), cny(50_000)][i % 4];
         events.extend(buyer(
             &format!("c{i:05}"),
             at,
-            per_year + (i as i64) * 1_000_00,
+            per_year + (i as i64) * cny(1_000),
         ));
     }
     events.sort_by_key(|e| e.occurred_at);

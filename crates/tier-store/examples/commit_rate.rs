@@ -105,6 +105,7 @@ impl Workload<'_> {
                 customers,
                 offsets,
                 outbox,
+                meta: Vec::new(),
             };
 
             let t = Instant::now();

@@ -15,6 +15,10 @@ pub struct CommitBatch<'a, S> {
     pub offsets: Vec<(&'a str, i32, i64)>,
     /// New outbox rows, in the order they must be published.
     pub outbox: Vec<Vec<u8>>,
+    /// Application records to set, `(name, value)`: small named values
+    /// that must change atomically with the state (e.g. the policy in
+    /// force). Names are ASCII letters, digits, `_`, `-` and `.`.
+    pub meta: Vec<(&'a str, Vec<u8>)>,
 }
 
 impl<S> CommitBatch<'_, S> {
@@ -24,12 +28,16 @@ impl<S> CommitBatch<'_, S> {
             customers: Vec::new(),
             offsets: Vec::new(),
             outbox: Vec::new(),
+            meta: Vec::new(),
         }
     }
 
     /// True when committing the batch would change nothing.
     pub fn is_empty(&self) -> bool {
-        self.customers.is_empty() && self.offsets.is_empty() && self.outbox.is_empty()
+        self.customers.is_empty()
+            && self.offsets.is_empty()
+            && self.outbox.is_empty()
+            && self.meta.is_empty()
     }
 }
 

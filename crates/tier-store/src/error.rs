@@ -10,6 +10,12 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
+    /// An application record name outside `[A-Za-z0-9_.-]{1,64}`.
+    #[error(
+        "invalid application record name {name:?}: use 1-64 ASCII letters, digits, '_', '-' or '.'"
+    )]
+    InvalidMetaName { name: String },
+
     /// The data directory could not even be listed.
     #[error("could not inspect data dir {}: {source}", dir.display())]
     DataDir {
@@ -190,6 +196,7 @@ impl StoreError {
             | Self::NegativePartition { .. }
             | Self::NegativeOffset { .. }
             | Self::OutboxExhausted
+            | Self::InvalidMetaName { .. }
             | Self::Quarantine { .. } => false,
         }
     }

@@ -30,6 +30,24 @@ pub(crate) const META_CREATED_BY: &[u8] = b"m/created_by";
 ///   and the state is rebuilt from Kafka.
 pub const SCHEMA_VERSION: u32 = 2;
 
+/// Prefix of application records (see `CommitBatch::meta`).
+pub(crate) const META_APP: &[u8] = b"m/app.";
+
+/// The key of application record `name`, after checking the name.
+pub(crate) fn app_key(name: &str) -> Result<Vec<u8>, StoreError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if !ok {
+        return Err(StoreError::InvalidMetaName {
+            name: name.to_owned(),
+        });
+    }
+    Ok(prefixed(META_APP, name.as_bytes()))
+}
+
 fn prefixed(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
     let mut key = Vec::with_capacity(prefix.len() + rest.len() + 5);
     key.extend_from_slice(prefix);

@@ -25,6 +25,7 @@ struct MemState {
     offsets: BTreeMap<(String, i32), i64>,
     outbox: BTreeMap<u64, Vec<u8>>,
     next_outbox: u64,
+    meta: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 /// Customers copied out per lock acquisition while scanning.
@@ -56,9 +57,15 @@ impl Store for MemStore {
         for &(topic, partition, offset) in &batch.offsets {
             layout::validate_offset(topic, partition, offset)?;
         }
+        let meta = batch
+            .meta
+            .iter()
+            .map(|(name, value)| Ok((layout::app_key(name)?, value.clone())))
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let rows = u64::try_from(batch.outbox.len()).map_err(|_| StoreError::OutboxExhausted)?;
 
         let mut state = self.lock();
+        state.meta.extend(meta);
         let first = state.next_outbox;
         let end = first.checked_add(rows).ok_or(StoreError::OutboxExhausted)?;
         state.customers.extend(customers);
@@ -72,6 +79,11 @@ impl Store for MemStore {
         Ok(CommitReceipt {
             outbox_keys: first..end,
         })
+    }
+
+    fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = layout::app_key(name)?;
+        Ok(self.lock().meta.get(&key).cloned())
     }
 
     fn get_customer<S: DeserializeOwned>(&self, id: &str) -> Result<Option<S>, StoreError> {

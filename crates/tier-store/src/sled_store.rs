@@ -305,6 +305,9 @@ impl Store for SledStore {
                 &offset.to_be_bytes()[..],
             );
         }
+        for (name, value) in &batch.meta {
+            writes.insert(layout::app_key(name)?, value.as_slice());
+        }
         let rows = u64::try_from(batch.outbox.len()).map_err(|_| StoreError::OutboxExhausted)?;
 
         let mut next = self
@@ -334,6 +337,14 @@ impl Store for SledStore {
         Ok(CommitReceipt {
             outbox_keys: first..end,
         })
+    }
+
+    fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .tree
+            .get(layout::app_key(name)?)
+            .map_err(sled_err("reading an application record"))?
+            .map(|v| v.to_vec()))
     }
 
     fn get_customer<S: DeserializeOwned>(&self, id: &str) -> Result<Option<S>, StoreError> {

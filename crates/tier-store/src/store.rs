@@ -60,6 +60,9 @@ pub trait Store: Send + Sync {
     /// Number of outbox rows not yet deleted (a scan; the outbox is small).
     fn outbox_len(&self) -> Result<usize, StoreError>;
 
+    /// An application record written by a commit (`CommitBatch::meta`).
+    fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
     /// Makes everything written so far durable.
     fn flush(&self) -> Result<(), StoreError>;
 

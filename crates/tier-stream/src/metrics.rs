@@ -15,6 +15,16 @@ pub const OUTBOX_BACKLOG: &str = "tierd_outbox_backlog";
 pub const OUTBOX_PUBLISHED: &str = "tierd_outbox_published_total";
 pub const RETRIES: &str = "tierd_retries_total";
 pub const OFFSET_RESETS: &str = "tierd_offset_resets_total";
+/// Customers due for a time-driven decision the sweeper has not reached.
+pub const SWEEP_BACKLOG: &str = "tierd_sweep_backlog";
+/// Customers advanced by sweeps.
+pub const SWEPT: &str = "tierd_swept_customers_total";
+/// Customers with a foreseeable time-driven downgrade announced.
+pub const AT_RISK: &str = "tierd_customers_at_risk";
+/// Share of customers rescored under the policy in force (1 when done).
+pub const POLICY_RESCORE_PROGRESS: &str = "tierd_policy_rescore_progress";
+/// Commands (overrides, policy changes) applied, by kind and outcome.
+pub const COMMANDS: &str = "tierd_commands_total";
 
 /// Buckets for the commit latency histogram, in seconds.
 pub const COMMIT_BUCKETS: &[f64] = &[

@@ -10,9 +10,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use prost::Message as _;
 use rdkafka::ClientConfig;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use tier_proto::api;
+use tier_wire::at_risk::{OutboxRecord, decode_outbox_row};
 use tier_wire::tier_changed;
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
@@ -155,7 +158,7 @@ impl<S: Store + 'static> Publisher<S> {
         let mut decoded = Vec::with_capacity(rows.len());
         let mut sends = Vec::with_capacity(rows.len());
         for (key, bytes) in &rows {
-            let msg = match tier_changed::decode_row(bytes) {
+            let msg = match decode_outbox_row(bytes) {
                 Ok(m) => m,
                 Err(e) => {
                     // Only tierd writes these rows; an undecodable one is a
@@ -164,13 +167,34 @@ impl<S: Store + 'static> Publisher<S> {
                     continue;
                 }
             };
-            let payload = match self.config.format {
-                OutputFormat::Protobuf => bytes.clone(),
-                OutputFormat::Json => tier_changed::encode_json(&msg)
-                    .map_err(|e| StreamError::Kafka(e.to_string()))?,
+            // Each record says what it is in a header; at-risk notices
+            // share the topic so a consumer sees them in order with the
+            // changes of the same customer.
+            let (customer_id, kind, payload) = match (&msg, self.config.format) {
+                (OutboxRecord::Changed(m), OutputFormat::Protobuf) => {
+                    (&m.customer_id, "TierChanged", bytes.clone())
+                }
+                (OutboxRecord::Changed(m), OutputFormat::Json) => (
+                    &m.customer_id,
+                    "TierChanged",
+                    tier_changed::encode_json(m).map_err(|e| StreamError::Kafka(e.to_string()))?,
+                ),
+                (OutboxRecord::AtRisk(m), OutputFormat::Protobuf) => {
+                    (&m.customer_id, "TierAtRisk", m.encode_to_vec())
+                }
+                (OutboxRecord::AtRisk(m), OutputFormat::Json) => (
+                    &m.customer_id,
+                    "TierAtRisk",
+                    tier_changed::encode_json_as("tiering.v1.TierAtRisk", m)
+                        .map_err(|e| StreamError::Kafka(e.to_string()))?,
+                ),
             };
             let record = FutureRecord::to(&self.config.topic)
-                .key(msg.customer_id.as_bytes())
+                .key(customer_id.as_bytes())
+                .headers(OwnedHeaders::new().insert(Header {
+                    key: "tierd-type",
+                    value: Some(kind),
+                }))
                 .payload(&payload);
             let fut = self.producer.send_result(record).map_err(|(e, _)| {
                 StreamError::Kafka(format!("enqueue to {}: {e}", self.config.topic))
@@ -195,7 +219,9 @@ impl<S: Store + 'static> Publisher<S> {
         let n = acked.len();
         metrics::counter!(m::OUTBOX_PUBLISHED).increment(n as u64);
         for (_, msg) in acked {
-            let _ = self.changes.send(msg);
+            if let OutboxRecord::Changed(msg) = msg {
+                let _ = self.changes.send(msg);
+            }
         }
         match failure {
             Some(f) => Err(StreamError::Kafka(f)),

@@ -60,10 +60,10 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, TopicPartitionList as Tpl};
-use tier_core::policy::Policy;
-use tier_core::projection::{Applied, CustomerMap};
 use tier_core::state::{CustomerState, TierChange};
 use tier_core::{InvalidEvent, ValidationLimits};
+use tier_engine::command::{Command, Reply};
+use tier_engine::{ActivePolicy, Engine, PolicyHandle, PolicyStatus, Unit};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -71,6 +71,7 @@ use crate::clock::{Clock, MonotonicNow};
 use crate::error::StreamError;
 use crate::metrics as m;
 use tier_store::{CommitBatch, Store};
+use tier_wire::at_risk::encode_at_risk_row;
 use tier_wire::decode::Decoder;
 use tier_wire::tier_changed::encode_row;
 
@@ -189,11 +190,24 @@ impl PipelineHandle {
     }
 }
 
+/// Most customers one loop iteration sweeps or rescores, so ingest never
+/// waits long for time or a policy change.
+const SLICE: usize = 5_000;
+
+/// Application record holding the policy in force (its TOML text).
+pub const META_POLICY: &str = "policy";
+/// Application record: SHA-256 of the `--policy` file it came from.
+pub const META_POLICY_SOURCE: &str = "policy.source";
+
 /// Everything the pipeline needs from the daemon.
 #[derive(Debug)]
 pub struct PipelineDeps<S> {
     pub store: Arc<S>,
-    pub policy: Arc<Policy>,
+    /// The policy in force; the pipeline replaces it when a new one is
+    /// durably recorded.
+    pub policy: Arc<PolicyHandle>,
+    /// Commands (overrides, policy changes), applied between batches.
+    pub commands: std::sync::mpsc::Receiver<Command>,
     pub clock: Arc<dyn Clock>,
     pub outbox_notify: Arc<Notify>,
     pub cancel: CancellationToken,
@@ -496,22 +510,28 @@ struct DeadLetter {
     delivered: bool,
 }
 
+/// A reply to send once the batch is durable.
+enum PendingReply {
+    Override(
+        Reply<tier_engine::command::OverrideOutcome>,
+        Option<Box<TierChange>>,
+    ),
+    Policy(Reply<PolicyStatus>),
+}
+
 struct Batch {
     records: usize,
-    /// Customers touched, each once, in first-touch order.
-    touched: Vec<String>,
-    touched_set: std::collections::HashSet<String>,
-    changes: Vec<TierChange>,
+    /// What the engine changed: customers, tier changes, at-risk notices.
+    unit: Unit,
     dead: Vec<DeadLetter>,
     /// Next offset per partition.
     offsets: BTreeMap<(String, i32), i64>,
-    applied: u64,
     /// Records per (topic, event type), for the metrics at commit.
     consumed: Vec<(String, &'static str, u64)>,
-    /// Applied events per type.
-    applied_by_type: Vec<(&'static str, u64)>,
-    duplicates: u64,
-    stale: u64,
+    /// Replies to commands applied in this batch.
+    replies: Vec<PendingReply>,
+    /// A policy applied in this batch, recorded with it.
+    policy: Option<Arc<ActivePolicy>>,
 }
 
 /// Count one record of `topic` and `kind` (a handful of distinct pairs per
@@ -537,17 +557,22 @@ impl Batch {
     fn new() -> Self {
         Self {
             records: 0,
-            touched: Vec::new(),
-            touched_set: std::collections::HashSet::new(),
-            changes: Vec::new(),
+            unit: Unit::new(),
             dead: Vec::new(),
             offsets: BTreeMap::new(),
-            applied: 0,
             consumed: Vec::new(),
-            applied_by_type: Vec::new(),
-            duplicates: 0,
-            stale: 0,
+            replies: Vec::new(),
+            policy: None,
         }
+    }
+
+    /// Whether there is anything to commit.
+    fn has_work(&self) -> bool {
+        self.records > 0
+            || !self.unit.is_empty()
+            || !self.unit.changes.is_empty()
+            || !self.replies.is_empty()
+            || self.policy.is_some()
     }
 }
 
@@ -593,7 +618,13 @@ struct Pipeline<S> {
     dlq: FutureProducer,
     dlq_config: ClientConfig,
     decoder: Decoder,
-    states: CustomerMap<CustomerState>,
+    engine: Engine,
+    /// The consumer has been seen at the end of every assigned partition
+    /// since the last full batch: time-driven decisions may go up to the
+    /// processing clock (while catching up they wait, so a customer is not
+    /// swept for want of events still in the backlog).
+    caught_up: bool,
+    last_probe: Instant,
     positions: Positions,
     resets: Arc<Mutex<Vec<(String, i32, i64)>>>,
     assigned: Arc<Mutex<bool>>,
@@ -615,21 +646,30 @@ impl<S: Store + 'static> Pipeline<S> {
     ) -> Result<Self, StreamError> {
         health.update();
         let started = Instant::now();
-        // Warm the in-memory state from the store.
-        let mut states = CustomerMap::default();
+        // Warm the engine from the store.
+        let mut states = Vec::new();
         for item in deps.store.scan_customers::<CustomerState>() {
-            let (id, state) = item?;
-            states.insert(id, state);
+            states.push(item?);
         }
-        let clock_now = MonotonicNow::new();
+        let mut clock_now = MonotonicNow::new();
+        let now = clock_now.now(deps.clock.as_ref());
+        let engine = Engine::new(deps.policy.policy(), states, now);
         {
-            let all: Vec<(&str, &CustomerState)> =
-                states.iter().map(|(k, v)| (k.as_str(), v)).collect();
+            let all: Vec<(&str, &CustomerState)> = engine.customers().collect();
             observer.committed(&all);
         }
+        let status = engine.status();
+        if status.rescoring {
+            tracing::info!(
+                version = %status.version,
+                customers = status.total,
+                "customers decided under another policy version: rescoring them in the background"
+            );
+        }
+        deps.policy.set_status(status);
         let mut tier_counts = BTreeMap::new();
-        for s in states.values() {
-            if let Some(a) = &s.assignment {
+        for (_, s) in engine.customers() {
+            if let Some(a) = &s.effective {
                 *tier_counts.entry(a.tier.clone()).or_insert(0) += 1;
             }
         }
@@ -641,7 +681,8 @@ impl<S: Store + 'static> Pipeline<S> {
                 .collect(),
         ));
         tracing::info!(
-            customers = states.len(),
+            customers = engine.len(),
+            due_now = engine.due_count(now),
             partitions = lock(&positions).len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "state loaded"
@@ -688,7 +729,7 @@ impl<S: Store + 'static> Pipeline<S> {
             dlq_config.set(k, v);
         }
         let dlq = create_dlq_producer(&dlq_config)?;
-        let decoder = Decoder::new(deps.policy.currency_rules().clone(), config.limits);
+        let decoder = Decoder::new(deps.policy.policy().currency_rules().clone(), config.limits);
         Ok(Self {
             config,
             deps,
@@ -697,7 +738,9 @@ impl<S: Store + 'static> Pipeline<S> {
             dlq,
             dlq_config,
             decoder,
-            states,
+            engine,
+            caught_up: false,
+            last_probe: Instant::now(),
             positions,
             resets,
             assigned,
@@ -720,23 +763,35 @@ impl<S: Store + 'static> Pipeline<S> {
             if *lock(&self.assigned) {
                 self.health.started = true;
             }
+            let full = batch.records >= self.config.batch_max_records;
+            if full {
+                self.caught_up = false;
+            }
             if batch.records > 0 {
                 self.health.progress();
                 self.last_activity = Instant::now();
             }
             self.health.update();
-            if (batch.records > 0 || !lock(&self.resets).is_empty()) && !self.finish_batch(batch)? {
+            if !cancelled {
+                self.between_batches(&mut batch);
+            }
+            self.engine.seal(&batch.unit);
+            if (batch.has_work() || !lock(&self.resets).is_empty()) && !self.finish_batch(batch)? {
                 // Cancelled while the batch could not be committed.
                 break;
             }
             if cancelled {
                 break;
             }
-            if self.last_activity.elapsed() >= self.config.probe_every()
-                && !self.deps.cancel.is_cancelled()
-            {
+            let idle = self.last_activity.elapsed() >= self.config.probe_every();
+            let check =
+                !self.caught_up && !full && self.last_probe.elapsed() >= self.config.probe_every();
+            if (idle || check) && !self.deps.cancel.is_cancelled() {
                 self.probe_and_judge();
-                self.last_activity = Instant::now();
+                self.last_probe = Instant::now();
+                if idle {
+                    self.last_activity = Instant::now();
+                }
             }
         }
         tracing::info!(
@@ -746,6 +801,97 @@ impl<S: Store + 'static> Pipeline<S> {
             "ingest stopped"
         );
         Ok(self.report.clone())
+    }
+
+    /// Between polls: apply waiting commands, a slice of a policy rescore
+    /// and, once caught up, a slice of the due customers, all into the
+    /// batch in hand (committed with it).
+    fn between_batches(&mut self, batch: &mut Batch) {
+        let now = self.now.now(self.deps.clock.as_ref());
+        for _ in 0..64 {
+            let Ok(command) = self.deps.commands.try_recv() else {
+                break;
+            };
+            self.command(batch, command, now);
+        }
+        if self.engine.rescoring() {
+            self.engine.rescore(&mut batch.unit, SLICE);
+        }
+        if self.caught_up {
+            let swept = self.engine.sweep(&mut batch.unit, now, SLICE);
+            if swept > 0 {
+                metrics::counter!(m::SWEPT).increment(swept as u64);
+            }
+        }
+    }
+
+    fn command(&mut self, batch: &mut Batch, command: Command, now: tier_core::Timestamp) {
+        let (kind, ok) = match command {
+            Command::SetOverride { cmd, reply } => {
+                let customer = cmd.customer_id.clone();
+                match self.engine.set_override(&mut batch.unit, cmd, now) {
+                    Ok(change) => {
+                        tracing::info!(customer_id = %customer, changed = change.is_some(), "override set");
+                        batch
+                            .replies
+                            .push(PendingReply::Override(reply, change.map(Box::new)));
+                        ("set_override", true)
+                    }
+                    Err(e) => {
+                        reply(Err(e));
+                        ("set_override", false)
+                    }
+                }
+            }
+            Command::ClearOverride {
+                customer_id,
+                reason,
+                author,
+                reply,
+            } => match self.engine.clear_override(
+                &mut batch.unit,
+                &customer_id,
+                &reason,
+                &author,
+                now,
+            ) {
+                Ok(change) => {
+                    tracing::info!(customer_id = %customer_id, changed = change.is_some(), "override cleared");
+                    batch
+                        .replies
+                        .push(PendingReply::Override(reply, change.map(Box::new)));
+                    ("clear_override", true)
+                }
+                Err(e) => {
+                    reply(Err(e));
+                    ("clear_override", false)
+                }
+            },
+            Command::ApplyPolicy { policy, reply } => {
+                tracing::info!(
+                    version = policy.policy.version(),
+                    hash = %policy.hash,
+                    customers = self.engine.len(),
+                    "applying a new policy; rescoring every customer in the background"
+                );
+                self.engine.apply_policy(policy.policy.clone(), now);
+                self.decoder =
+                    Decoder::new(policy.policy.currency_rules().clone(), self.config.limits);
+                batch.policy = Some(policy);
+                batch.replies.push(PendingReply::Policy(reply));
+                ("apply_policy", true)
+            }
+            Command::DryRun {
+                policy,
+                sample,
+                reply,
+            } => {
+                reply(self.engine.dry_run(&policy, now, sample));
+                ("dry_run", true)
+            }
+        };
+        metrics::counter!(m::COMMANDS, "kind" => kind, "outcome" => if ok { "ok" } else { "refused" })
+            .increment(1);
     }
 
     /// Poll records into `batch` until it is full or the wait is over.
@@ -801,33 +947,7 @@ impl<S: Store + 'static> Pipeline<S> {
                 Ok(decoded) => {
                     let event = decoded.event;
                     count_consumed(&mut batch.consumed, topic, event.kind.type_name());
-                    let state = match self.states.get_mut(&event.customer_id) {
-                        Some(s) => s,
-                        None => self.states.entry(event.customer_id.clone()).or_default(),
-                    };
-                    let processed = state.process(&event.customer_id, &event, &self.deps.policy);
-                    match processed.applied {
-                        Applied::Applied => {
-                            batch.applied += 1;
-                            let kind = event.kind.type_name();
-                            match batch.applied_by_type.iter_mut().find(|(k, _)| *k == kind) {
-                                Some((_, n)) => *n += 1,
-                                None => batch.applied_by_type.push((kind, 1)),
-                            }
-                        }
-                        Applied::Duplicate => batch.duplicates += 1,
-                        Applied::Stale => batch.stale += 1,
-                    }
-                    if processed.applied == Applied::Applied
-                        && !batch.touched_set.contains(&event.customer_id)
-                    {
-                        batch.touched_set.insert(event.customer_id.clone());
-                        batch.touched.push(event.customer_id.clone());
-                    }
-                    batch.changes.extend(processed.due_first);
-                    if let Some(change) = processed.change {
-                        batch.changes.push(change);
-                    }
+                    self.engine.fold(&mut batch.unit, &event);
                 }
                 Err(error) => {
                     count_consumed(&mut batch.consumed, topic, "invalid");
@@ -865,7 +985,7 @@ impl<S: Store + 'static> Pipeline<S> {
         loop {
             let attempt_started = Instant::now();
             let attempt = match self.dead_letter(&mut batch.dead) {
-                Ok(()) => self.commit(&batch).map_err(|error| Failure {
+                Ok(()) => self.commit(&mut batch).map_err(|error| Failure {
                     reason: retry_reason(&error),
                     error,
                     op: "commit",
@@ -1027,7 +1147,13 @@ impl<S: Store + 'static> Pipeline<S> {
     /// An idle pipeline checks that it is caught up; see [`Probe`].
     fn probe_and_judge(&mut self) {
         match self.probe() {
-            Probe::CaughtUp => self.health.progress(),
+            Probe::CaughtUp => {
+                self.health.progress();
+                if !self.caught_up && *lock(&self.assigned) {
+                    tracing::debug!("caught up: time-driven decisions follow the processing clock");
+                    self.caught_up = true;
+                }
+            }
             Probe::Lagging {
                 topic,
                 partition,
@@ -1137,13 +1263,9 @@ impl<S: Store + 'static> Pipeline<S> {
         Ok(out)
     }
 
-    fn commit(&mut self, batch: &Batch) -> Result<(), StreamError> {
+    fn commit(&mut self, batch: &mut Batch) -> Result<(), StreamError> {
         let started = Instant::now();
-        let customers: Vec<(&str, &CustomerState)> = batch
-            .touched
-            .iter()
-            .filter_map(|id| self.states.get(id).map(|s| (id.as_str(), s)))
-            .collect();
+        let customers = self.engine.unit_customers(&batch.unit);
         let mut offsets: Vec<(&str, i32, i64)> = batch
             .offsets
             .iter()
@@ -1155,17 +1277,33 @@ impl<S: Store + 'static> Pipeline<S> {
                 offsets.push((t.as_str(), *p, *o));
             }
         }
-        let outbox: Vec<Vec<u8>> = batch.changes.iter().map(encode_row).collect();
+        let policy = self.engine.policy().clone();
+        let mut outbox: Vec<Vec<u8>> = batch.unit.changes.iter().map(encode_row).collect();
+        outbox.extend(
+            batch
+                .unit
+                .at_risk
+                .iter()
+                .map(|r| encode_at_risk_row(r, &policy)),
+        );
+        let meta = match &batch.policy {
+            Some(p) => vec![
+                (META_POLICY, p.text.as_bytes().to_vec()),
+                (META_POLICY_SOURCE, p.source_hash.as_bytes().to_vec()),
+            ],
+            None => Vec::new(),
+        };
         let commit = CommitBatch {
             customers,
             offsets,
             outbox,
+            meta,
         };
         let receipt = self.deps.store.commit(&commit)?;
         let customers = commit.customers;
         debug_assert_eq!(
             receipt.outbox_keys.end - receipt.outbox_keys.start,
-            batch.changes.len() as u64
+            (batch.unit.changes.len() + batch.unit.at_risk.len()) as u64
         );
         lock(&self.resets).clear();
         let elapsed = started.elapsed();
@@ -1177,35 +1315,66 @@ impl<S: Store + 'static> Pipeline<S> {
             metrics::counter!(m::EVENTS_CONSUMED, "topic" => topic.clone(), "type" => *kind)
                 .increment(*n);
         }
-        for (kind, n) in &batch.applied_by_type {
+        let unit = &batch.unit;
+        for (kind, n) in &unit.applied_by_type {
             metrics::counter!(m::EVENTS_APPLIED, "type" => *kind).increment(*n);
         }
-        metrics::counter!(m::EVENTS_DUPLICATE).increment(batch.duplicates);
-        metrics::counter!(m::EVENTS_STALE).increment(batch.stale);
+        metrics::counter!(m::EVENTS_DUPLICATE).increment(unit.duplicates);
+        metrics::counter!(m::EVENTS_STALE).increment(unit.stale);
 
+        // Durable: now readers may see it, in this order: the policy in
+        // force, the customers, the replies.
+        if let Some(p) = batch.policy.take() {
+            self.deps.policy.set(p);
+        }
+        let status = self.engine.status();
+        let progress = if status.total == 0 {
+            1.0
+        } else {
+            status.rescored as f64 / status.total as f64
+        };
+        metrics::gauge!(m::POLICY_RESCORE_PROGRESS).set(progress);
+        self.deps.policy.set_status(status.clone());
         self.observer.committed(&customers);
-        if !batch.changes.is_empty() {
+        if !unit.changes.is_empty() || !unit.at_risk.is_empty() {
             self.deps.outbox_notify.notify_one();
         }
-        for c in &batch.changes {
+        for c in &unit.changes {
             if let Some(old) = &c.old_tier {
                 *self.tier_counts.entry(old.clone()).or_insert(0) -= 1;
             }
             *self.tier_counts.entry(c.new_tier.clone()).or_insert(0) += 1;
-            metrics::counter!(m::TIER_CHANGES, "from" => c.old_tier.clone().unwrap_or_else(|| "none".into()), "to" => c.new_tier.clone()).increment(1);
+            metrics::counter!(m::TIER_CHANGES, "from" => c.old_tier.clone().unwrap_or_else(|| "none".into()), "to" => c.new_tier.clone(), "cause" => c.cause.as_str()).increment(1);
         }
         for (tier, n) in &self.tier_counts {
             metrics::gauge!(m::CUSTOMERS_PER_TIER, "tier" => tier.clone()).set(*n as f64);
         }
+        if self.caught_up {
+            metrics::gauge!(m::SWEEP_BACKLOG).set(
+                self.engine
+                    .due_count(self.now.now(self.deps.clock.as_ref())) as f64,
+            );
+        }
+        if !unit.at_risk.is_empty() || unit.swept > 0 {
+            metrics::gauge!(m::AT_RISK).set(self.engine.at_risk().len() as f64);
+        }
+        for r in batch.replies.drain(..) {
+            match r {
+                PendingReply::Override(reply, change) => reply(Ok(change.map(|c| *c))),
+                PendingReply::Policy(reply) => reply(status.clone()),
+            }
+        }
         self.report.records += batch.records as u64;
-        self.report.applied += batch.applied;
+        self.report.applied += unit.applied;
         self.report.rejected += batch.dead.len() as u64;
         self.report.batches += 1;
         self.kafka_bookkeeping(&batch.offsets);
         tracing::debug!(
             records = batch.records,
             customers = customers.len(),
-            changes = batch.changes.len(),
+            changes = unit.changes.len(),
+            swept = unit.swept,
+            rescored = unit.rescored,
             dead = batch.dead.len(),
             commit_ms = elapsed.as_millis() as u64,
             "batch committed"

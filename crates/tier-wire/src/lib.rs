@@ -17,6 +17,7 @@
 //! the codecs without the Kafka adapter. Domain rules stay in `tier-core`;
 //! the generated message types in `tier-proto`.
 
+pub mod at_risk;
 pub mod decode;
 pub mod tier_changed;
 pub mod time;

@@ -90,8 +90,16 @@ pub enum EncodeJsonError {
 /// RFC 3339 timestamps, int64 as strings, enums by name, default values
 /// omitted), through prost-reflect's serde support.
 pub fn encode_json(msg: &api::TierChanged) -> Result<Vec<u8>, EncodeJsonError> {
+    encode_json_as(TIER_CHANGED_FULL_NAME, msg)
+}
+
+/// Any message of the API as canonical protobuf JSON, by its full name.
+pub fn encode_json_as<M: prost::Message>(
+    full_name: &str,
+    msg: &M,
+) -> Result<Vec<u8>, EncodeJsonError> {
     let desc = tier_proto::descriptor_pool()
-        .get_message_by_name(TIER_CHANGED_FULL_NAME)
+        .get_message_by_name(full_name)
         .ok_or(EncodeJsonError::MissingDescriptor)?;
     let mut dynamic = DynamicMessage::new(desc);
     dynamic.transcode_from(msg)?;

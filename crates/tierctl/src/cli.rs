@@ -28,8 +28,39 @@ pub struct Cli {
     #[arg(long, global = true, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
 
+    /// Bearer token sent with every gRPC call (`authorization: Bearer
+    /// TOKEN`); the `override` and `policy apply` writes need an admin
+    /// token. Never printed.
+    #[arg(long, global = true, env = "TIERD_TOKEN", hide_env_values = true)]
+    pub token: Option<Token>,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// A bearer token. Its `Debug` hides the value so it never ends up in a
+/// log or an error message; [`Token::expose`] gives it to the one place
+/// that sends it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    /// The token as given.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Token {
+    fn from(s: String) -> Self {
+        Token(s)
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
 }
 
 /// How results are printed.
@@ -57,6 +88,180 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Publish events given as proto3 JSON lines.
     Produce(ProduceArgs),
+    /// Set, clear or list a customer's manual tier override (set and clear
+    /// need an admin token).
+    #[command(subcommand)]
+    Override(OverrideCommand),
+    /// Show, try out, apply and follow the scoring policy.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// List customers whose tier will drop if nothing happens, soonest
+    /// first, with what would keep it.
+    AtRisk(AtRiskArgs),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum OverrideCommand {
+    /// Pin, floor or cap a customer's tier (AdminService.SetOverride).
+    Set(OverrideSetArgs),
+    /// Remove a customer's override (AdminService.ClearOverride).
+    Clear(OverrideClearArgs),
+    /// A customer's override history, oldest first.
+    History(OverrideHistoryArgs),
+}
+
+/// How an override bounds the computed tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OverrideModeArg {
+    /// Exactly this tier.
+    Pin,
+    /// At least this tier: a better computed tier wins.
+    Floor,
+    /// At most this tier: a worse computed tier wins.
+    Ceiling,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OverrideSetArgs {
+    /// The customer id.
+    pub customer_id: String,
+    /// The tier to pin to, or the floor or ceiling.
+    #[arg(long)]
+    pub tier: String,
+    /// How the tier bounds the computed one.
+    #[arg(long, value_enum)]
+    pub mode: OverrideModeArg,
+    /// Why (recorded in the history).
+    #[arg(long)]
+    pub reason: String,
+    /// Who decided (recorded in the history).
+    #[arg(long)]
+    pub author: String,
+    /// When the override lapses: RFC 3339 or YYYY-MM-DD (midnight UTC).
+    /// Without `--expires` or `--for`, it holds until cleared.
+    #[arg(long, value_name = "TIME", value_parser = parse_instant)]
+    pub expires: Option<prost_types::Timestamp>,
+    /// How long the override holds from now: `30d`, `12h`, `2w`, `90m`.
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration, conflicts_with = "expires")]
+    pub duration: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OverrideClearArgs {
+    /// The customer id.
+    pub customer_id: String,
+    /// Why (recorded in the history).
+    #[arg(long)]
+    pub reason: String,
+    /// Who decided (recorded in the history).
+    #[arg(long)]
+    pub author: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OverrideHistoryArgs {
+    /// The customer id.
+    pub customer_id: String,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum PolicyCommand {
+    /// The policy in force: version, hash, then its text.
+    Show(PolicyShowArgs),
+    /// What applying a policy file would do now: the tier migration
+    /// matrix and a sample of the customers who would move. Changes
+    /// nothing.
+    DryRun(PolicyDryRunArgs),
+    /// Make a policy file the policy (needs an admin token); customers
+    /// are then rescored in the background.
+    Apply(PolicyApplyArgs),
+    /// The policy in force and the progress of its rescore.
+    Status,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PolicyShowArgs {
+    /// Print only the policy text, exactly as stored (whatever
+    /// `--output`), e.g. to save it to a file.
+    #[arg(long)]
+    pub text_only: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PolicyDryRunArgs {
+    /// The policy file (TOML; `-` = stdin).
+    pub file: PathBuf,
+    /// Most movers to list (the server's default is 20).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub sample: Option<u32>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PolicyApplyArgs {
+    /// The policy file (TOML; `-` = stdin).
+    pub file: PathBuf,
+    /// Wait until every customer is rescored, printing progress.
+    #[arg(long)]
+    pub wait: bool,
+    /// Seconds between progress checks with `--wait`.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_interval)]
+    pub interval: f64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AtRiskArgs {
+    /// Only customers now in this tier.
+    #[arg(long)]
+    pub tier: Option<String>,
+    /// Most customers to list (the server's default is 100).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub limit: Option<u32>,
+}
+
+/// Parse an instant: RFC 3339 (`2027-01-31T00:00:00Z`) or a date
+/// (`2027-01-31`, midnight UTC).
+pub fn parse_instant(s: &str) -> Result<prost_types::Timestamp, String> {
+    if s.trim().eq_ignore_ascii_case("now") {
+        return Err("expected an RFC 3339 time or YYYY-MM-DD, got \"now\"".to_owned());
+    }
+    match parse_end(s)? {
+        EndTime::At(t) => Ok(crate::format::to_proto_time(t.millis())),
+        EndTime::Now => Err(format!(
+            "expected an RFC 3339 time or YYYY-MM-DD, got {s:?}"
+        )),
+    }
+}
+
+/// Parse a positive duration: a whole number and a unit, `s`, `m`, `h`,
+/// `d` or `w` (`30d`, `12h`).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let err = || format!("expected a duration such as 30d, 12h, 2w or 90m, got {s:?}");
+    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| err())?;
+    let secs_per = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(err()),
+    };
+    if n == 0 {
+        return Err(format!("the duration must be positive, got {s:?}"));
+    }
+    n.checked_mul(secs_per)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("duration {s:?} is too long"))
+}
+
+/// Parse a polling interval in seconds, 0.1 to 3600.
+fn parse_interval(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if (0.1..=3600.0).contains(&v) => Ok(v),
+        _ => Err(format!("expected seconds between 0.1 and 3600, got {s:?}")),
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -509,6 +714,103 @@ mod tests {
         assert!(parse_end("2026-13-01").is_err());
         assert!(parse_end("1960-01-01T00:00:00Z").is_err());
         assert!(parse_end("soon").is_err());
+    }
+
+    #[test]
+    fn admin_commands_and_token() {
+        let cli = parse(&[
+            "--token", "t0k", "override", "set", "c-1", "--tier", "A", "--mode", "ceiling",
+            "--reason", "r", "--author", "a", "--for", "2w",
+        ])
+        .unwrap();
+        assert_eq!(cli.token.as_ref().map(Token::expose), Some("t0k"));
+        assert!(!format!("{cli:?}").contains("t0k"));
+        let Command::Override(OverrideCommand::Set(args)) = cli.command else {
+            panic!("not override set");
+        };
+        assert_eq!(args.mode, OverrideModeArg::Ceiling);
+        assert_eq!(
+            args.duration,
+            Some(std::time::Duration::from_secs(14 * 86_400))
+        );
+        assert_eq!(args.expires, None);
+
+        let set = [
+            "override", "set", "c", "--tier", "A", "--reason", "r", "--author", "a",
+        ];
+        let with = |extra: &[&'static str]| {
+            let mut v = set.to_vec();
+            v.extend_from_slice(extra);
+            parse(&v)
+        };
+        assert!(with(&[]).is_err(), "--mode is required");
+        assert!(with(&["--mode", "pin", "--for", "1d", "--expires", "2027-01-01"]).is_err());
+        let Command::Override(OverrideCommand::Set(args)) =
+            with(&["--mode", "pin", "--expires", "2027-01-31"])
+                .unwrap()
+                .command
+        else {
+            panic!("not override set");
+        };
+        assert_eq!(
+            args.expires,
+            Some(prost_types::Timestamp {
+                seconds: 1_801_353_600,
+                nanos: 0
+            })
+        );
+
+        let cli = parse(&["policy", "apply", "p.toml", "--wait"]).unwrap();
+        let Command::Policy(PolicyCommand::Apply(args)) = cli.command else {
+            panic!("not policy apply");
+        };
+        assert!(args.wait);
+        assert!((args.interval - 1.0).abs() < f64::EPSILON);
+        assert!(parse(&["policy", "apply", "p.toml", "--interval", "0"]).is_err());
+        assert!(parse(&["policy", "dry-run", "p.toml", "--sample", "1001"]).is_err());
+        assert!(parse(&["policy", "show", "--text-only"]).is_ok());
+        assert!(parse(&["policy", "status"]).is_ok());
+        let cli = parse(&["at-risk", "--tier", "B", "--limit", "10000"]).unwrap();
+        let Command::AtRisk(args) = cli.command else {
+            panic!("not at-risk");
+        };
+        assert_eq!(
+            (args.tier.as_deref(), args.limit),
+            (Some("B"), Some(10_000))
+        );
+        assert!(parse(&["at-risk", "--limit", "10001"]).is_err());
+    }
+
+    #[test]
+    fn durations_and_instants() {
+        let secs = |s: &str| parse_duration(s).map(|d| d.as_secs());
+        assert_eq!(secs("30d"), Ok(30 * 86_400));
+        assert_eq!(secs("12h"), Ok(12 * 3_600));
+        assert_eq!(secs("90m"), Ok(5_400));
+        assert_eq!(secs("45s"), Ok(45));
+        assert_eq!(secs("2w"), Ok(14 * 86_400));
+        for bad in [
+            "",
+            "30",
+            "d",
+            "0d",
+            "1.5d",
+            "-1d",
+            "3y",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_duration("99999999999999999w").is_err());
+        assert_eq!(
+            parse_instant("2027-01-31T08:00:00+08:00"),
+            Ok(prost_types::Timestamp {
+                seconds: 1_801_353_600,
+                nanos: 0
+            })
+        );
+        assert!(parse_instant("now").is_err());
+        assert!(parse_instant("2027-02-30").is_err());
     }
 
     #[test]

@@ -11,7 +11,7 @@
 
 use std::fmt::Write as _;
 
-use tier_proto::api::Unit;
+use tier_proto::api::{Lifecycle, Override, OverrideMode, Unit};
 
 /// Insert `,` every three digits of an unsigned decimal digit string.
 fn group_thousands(digits: &str) -> String {
@@ -332,6 +332,97 @@ pub fn proto_time(ts: Option<&prost_types::Timestamp>) -> String {
     )
 }
 
+/// Milliseconds since the epoch as a protobuf timestamp.
+pub fn to_proto_time(ms: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        // In 0..1_000_000_000, so it fits.
+        nanos: i32::try_from(ms.rem_euclid(1000) * 1_000_000).unwrap_or(0),
+    }
+}
+
+/// The calendar date (`YYYY-MM-DD`) of an instant that starts a business
+/// day, `-` when unset. The business time zone is not on the wire, so the
+/// instant is rounded to the nearest UTC midnight: right for every zone
+/// from UTC-11 to UTC+12 (a start of day there lies within 12 hours of
+/// its date's UTC midnight).
+pub fn day_start_date(ts: Option<&prost_types::Timestamp>) -> String {
+    const HALF_DAY_MS: i64 = 12 * 3_600_000;
+    ts.map_or_else(
+        || "-".to_owned(),
+        |t| {
+            let (y, m, d) = tier_core::Timestamp(proto_millis(t).saturating_add(HALF_DAY_MS)).ymd();
+            format!("{y:04}-{m:02}-{d:02}")
+        },
+    )
+}
+
+/// A lifecycle stage in lower case (`active`), `-` when unspecified.
+pub fn lifecycle_name(value: i32) -> String {
+    match Lifecycle::try_from(value) {
+        Ok(Lifecycle::Unspecified) => "-".to_owned(),
+        Ok(Lifecycle::Prospect) => "prospect".to_owned(),
+        Ok(Lifecycle::New) => "new".to_owned(),
+        Ok(Lifecycle::Active) => "active".to_owned(),
+        Ok(Lifecycle::Lapsed) => "lapsed".to_owned(),
+        Ok(Lifecycle::Reactivated) => "reactivated".to_owned(),
+        Err(_) => format!("lifecycle {value}"),
+    }
+}
+
+/// An override mode in lower case (`pin`, `floor`, `ceiling`), `-` when
+/// unspecified.
+pub fn override_mode_name(value: i32) -> String {
+    match OverrideMode::try_from(value) {
+        Ok(OverrideMode::Unspecified) => "-".to_owned(),
+        Ok(OverrideMode::Pin) => "pin".to_owned(),
+        Ok(OverrideMode::Floor) => "floor".to_owned(),
+        Ok(OverrideMode::Ceiling) => "ceiling".to_owned(),
+        Err(_) => format!("mode {value}"),
+    }
+}
+
+/// An override on one line: `floor A until 2027-01-31T00:00:00Z, set
+/// 2026-12-01T09:00:00Z by alice: key account` (`until cleared` without
+/// an expiry; unset parts left out).
+pub fn override_text(o: &Override) -> String {
+    let mut text = format!("{} {}", override_mode_name(o.mode), o.tier);
+    match &o.expires_at {
+        Some(at) => {
+            let _ = write!(text, " until {}", proto_time(Some(at)));
+        }
+        None => text.push_str(" until cleared"),
+    }
+    let mut set = Vec::new();
+    if let Some(at) = &o.set_at {
+        set.push(proto_time(Some(at)));
+    }
+    if !o.author.is_empty() {
+        set.push(format!("by {}", o.author));
+    }
+    if !set.is_empty() {
+        let _ = write!(text, ", set {}", set.join(" "));
+    }
+    if !o.reason.is_empty() {
+        let _ = write!(text, ": {}", o.reason);
+    }
+    text
+}
+
+/// `s`, or `-` when it is empty.
+pub fn dash(s: &str) -> String {
+    if s.is_empty() {
+        "-".to_owned()
+    } else {
+        s.to_owned()
+    }
+}
+
+/// A count with thousands separators: `12345` -> `12,345`.
+pub fn count(n: u64) -> String {
+    group_thousands(&n.to_string())
+}
+
 /// `yes` / `no`.
 pub fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
@@ -621,6 +712,58 @@ mod tests {
         assert_eq!(proto_time(None), "-");
         assert_eq!(code_name(tonic::Code::NotFound), "NOT_FOUND");
         assert_eq!(code_name(tonic::Code::InvalidArgument), "INVALID_ARGUMENT");
+    }
+
+    #[test]
+    fn dates_lifecycles_and_overrides() {
+        let ts = |seconds| prost_types::Timestamp { seconds, nanos: 0 };
+        // 2027-01-31 00:00 in Shanghai is 2027-01-30T16:00:00Z.
+        assert_eq!(
+            day_start_date(Some(&ts(1_801_353_600 - 8 * 3600))),
+            "2027-01-31"
+        );
+        assert_eq!(day_start_date(Some(&ts(1_801_353_600))), "2027-01-31");
+        // ... and in New York 05:00Z.
+        assert_eq!(
+            day_start_date(Some(&ts(1_801_353_600 + 5 * 3600))),
+            "2027-01-31"
+        );
+        assert_eq!(day_start_date(None), "-");
+        assert_eq!(
+            to_proto_time(-1),
+            prost_types::Timestamp {
+                seconds: -1,
+                nanos: 999_000_000
+            }
+        );
+        assert_eq!(
+            proto_millis(&to_proto_time(1_801_353_600_123)),
+            1_801_353_600_123
+        );
+
+        assert_eq!(lifecycle_name(Lifecycle::Reactivated as i32), "reactivated");
+        assert_eq!(lifecycle_name(0), "-");
+        assert_eq!(lifecycle_name(42), "lifecycle 42");
+        assert_eq!(override_mode_name(OverrideMode::Ceiling as i32), "ceiling");
+
+        let mut o = Override {
+            tier: "A".into(),
+            mode: OverrideMode::Floor.into(),
+            reason: "key account".into(),
+            author: "alice".into(),
+            set_at: Some(ts(1_767_225_600)),
+            expires_at: Some(ts(1_801_353_600)),
+        };
+        assert_eq!(
+            override_text(&o),
+            "floor A until 2027-01-31T00:00:00Z, set 2026-01-01T00:00:00Z by alice: key account"
+        );
+        o.expires_at = None;
+        o.set_at = None;
+        o.reason.clear();
+        assert_eq!(override_text(&o), "floor A until cleared, set by alice");
+        assert_eq!(count(1_234_567), "1,234,567");
+        assert_eq!(dash(""), "-");
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //!   `TierService` (`--addr`, env `TIERCTL_ADDR`) and print aligned text or,
 //!   with `--output json`, proto3 JSON (one object per line for lists and
 //!   streams).
+//! - `override set|clear|history`, `policy show|dry-run|apply|status` and
+//!   `at-risk` manage overrides and the scoring policy; the writes go to
+//!   `AdminService`. `--token` (env `TIERD_TOKEN`) is sent as
+//!   `authorization: Bearer TOKEN` on every call and never printed.
 //! - `simulate` generates a deterministic, realistic workload with
 //!   [`tier_core::sim`] and publishes it to Kafka, one topic per event type,
 //!   keyed by customer id; `produce` publishes hand-written proto3 JSON

@@ -11,9 +11,12 @@ use std::process::Output;
 use futures::Stream;
 use tier_proto::api::tier_service_server::{TierService, TierServiceServer};
 use tier_proto::api::{
-    Advice, BatchGetTiersRequest, BatchGetTiersResponse, ChangeCause, CustomerTier, Entitlements,
-    ExplainTierRequest, GetTierRequest, Indicator, RankByPriorityRequest, RankByPriorityResponse,
-    RankedWorkItem, Reason, TierChanged, TierExplanation, Unit, WatchTierChangesRequest,
+    Advice, BatchGetTiersRequest, BatchGetTiersResponse, ChangeCause, CustomerTier,
+    DryRunPolicyRequest, DryRunPolicyResponse, Entitlements, ExplainTierRequest,
+    GetOverrideHistoryRequest, GetPolicyRequest, GetPolicyStatusRequest, GetTierRequest, Indicator,
+    Lifecycle, ListAtRiskCustomersRequest, ListAtRiskCustomersResponse, OverrideHistory,
+    PolicyInfo, PolicyStatus, RankByPriorityRequest, RankByPriorityResponse, RankedWorkItem,
+    Reason, TierChanged, TierExplanation, Unit, WatchTierChangesRequest,
 };
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
@@ -61,6 +64,9 @@ fn tier_of(id: &str) -> CustomerTier {
             seconds: 1_767_312_000,
             nanos: 0,
         }),
+        lifecycle: Lifecycle::Active.into(),
+        computed_tier: tier.to_owned(),
+        r#override: None,
     }
 }
 
@@ -175,6 +181,8 @@ impl TierService for Fake {
                 nanos: 0,
             }),
             currency: currency.into(),
+            lifecycle: Lifecycle::Active.into(),
+            r#override: None,
         }))
     }
 
@@ -201,10 +209,50 @@ impl TierService for Fake {
             policy_version: "v7".into(),
             sequence: seq,
             changed_at: None,
+            computed_tier: "A".into(),
+            overridden: false,
+            lifecycle: Lifecycle::Unspecified.into(),
         };
         // Two changes, then the server ends the stream.
         let stream = futures::stream::iter([Ok(change(1)), Ok(change(2))]);
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    // The admin-era reads are covered by tests/admin.rs.
+
+    async fn get_override_history(
+        &self,
+        _request: Request<GetOverrideHistoryRequest>,
+    ) -> Result<Response<OverrideHistory>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
+    async fn get_policy(
+        &self,
+        _request: Request<GetPolicyRequest>,
+    ) -> Result<Response<PolicyInfo>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
+    async fn dry_run_policy(
+        &self,
+        _request: Request<DryRunPolicyRequest>,
+    ) -> Result<Response<DryRunPolicyResponse>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
+    async fn get_policy_status(
+        &self,
+        _request: Request<GetPolicyStatusRequest>,
+    ) -> Result<Response<PolicyStatus>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
+    async fn list_at_risk_customers(
+        &self,
+        _request: Request<ListAtRiskCustomersRequest>,
+    ) -> Result<Response<ListAtRiskCustomersResponse>, Status> {
+        Err(Status::unimplemented("not in this fake"))
     }
 }
 
@@ -225,6 +273,7 @@ fn serve(rt: &tokio::runtime::Runtime) -> String {
 fn tierctl(addr: &str, args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_tierctl"))
         .env_remove("TIERCTL_ADDR")
+        .env_remove("TIERD_TOKEN")
         .arg("--addr")
         .arg(addr)
         .args(args)

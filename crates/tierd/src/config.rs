@@ -68,6 +68,9 @@ pub struct Config {
     /// How long ingest may fail to make progress before health turns
     /// NOT_SERVING.
     pub stall_after_ms: u64,
+    /// gRPC bearer tokens (TOML, `[[token]]` entries); absent: admin RPCs
+    /// only from loopback peers, read RPCs open.
+    pub auth_tokens_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -98,6 +101,7 @@ impl Default for Config {
             kafka: Vec::new(),
             frozen_now_ms: None,
             stall_after_ms: 10_000,
+            auth_tokens_file: None,
         }
     }
 }
@@ -194,6 +198,12 @@ pub struct Cli {
     #[arg(long, env = "TIERD_SESSION_TIMEOUT_MS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_timeout_ms: Option<u32>,
+    /// gRPC bearer tokens file (TOML `[[token]]` entries with scope
+    /// "admin" or "read", token, optional name). Absent: admin RPCs are
+    /// accepted only from loopback peers, read RPCs from anyone.
+    #[arg(long, env = "TIERD_AUTH_TOKENS_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_tokens_file: Option<PathBuf>,
 }
 
 impl Cli {
@@ -242,6 +252,34 @@ mod tests {
         assert_eq!(c.partitions, 3);
         assert_eq!(c.group_id, "from-flag");
         assert_eq!(c.dlq_topic, "tierd.dlq");
+    }
+
+    #[test]
+    fn auth_tokens_file_from_flag_or_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tierd.toml");
+        std::fs::write(&file, "auth_tokens_file = \"/etc/tierd/tokens.toml\"\n").unwrap();
+        let c = Cli::try_parse_from(["tierd", "--config", file.to_str().unwrap()])
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(
+            c.auth_tokens_file,
+            Some(PathBuf::from("/etc/tierd/tokens.toml"))
+        );
+        let c = Cli::try_parse_from([
+            "tierd",
+            "--config",
+            file.to_str().unwrap(),
+            "--auth-tokens-file",
+            "/run/tokens.toml",
+        ])
+        .unwrap()
+        .resolve()
+        .unwrap();
+        assert_eq!(c.auth_tokens_file, Some(PathBuf::from("/run/tokens.toml")));
+        let c = Cli::try_parse_from(["tierd"]).unwrap().resolve().unwrap();
+        assert_eq!(c.auth_tokens_file, None);
     }
 
     #[test]

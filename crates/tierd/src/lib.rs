@@ -18,10 +18,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tier_api::{CustomerView, ReadModel, TierServiceImpl};
+use tier_api::read_model::Relation;
+use tier_api::{AdminServiceImpl, CustomerView, ReadModel, TierServiceImpl};
 use tier_core::Timestamp;
 use tier_core::policy::Policy;
 use tier_core::state::CustomerState;
+use tier_engine::{ActivePolicy, Command, PolicyHandle};
 use tier_store::{SledStore, Store as _};
 use tier_stream::pipeline::{self, CommitObserver, PipelineReport, PipelineStatus};
 use tier_stream::{Clock, EmbeddedBroker, OutputFormat, PipelineConfig, PublisherConfig};
@@ -34,40 +36,92 @@ pub use config::{Cli, Config};
 
 /// Load the policy named by the config, or the built-in default.
 pub fn load_policy(path: Option<&Path>) -> anyhow::Result<Policy> {
+    let (policy, _) = load_policy_text(path)?;
+    Ok(policy)
+}
+
+/// The policy named by the config (or the built-in default) and its text.
+pub fn load_policy_text(path: Option<&Path>) -> anyhow::Result<(Policy, String)> {
     match path {
-        None => Ok(Policy::default_policy()),
+        None => Ok((
+            Policy::default_policy(),
+            tier_core::policy::DEFAULT_POLICY_TOML.to_owned(),
+        )),
         Some(p) => {
             let src = std::fs::read_to_string(p)
                 .with_context(|| format!("reading policy file {}", p.display()))?;
-            Policy::from_toml_str(&src).with_context(|| format!("policy file {}", p.display()))
+            let policy = Policy::from_toml_str(&src)
+                .with_context(|| format!("policy file {}", p.display()))?;
+            Ok((policy, src))
         }
     }
+}
+
+/// The policy tierd starts with.
+///
+/// The data dir remembers the policy in force and the SHA-256 of the
+/// `--policy` file (or built-in default) it was recorded against. If that
+/// file is unchanged, the remembered policy stays in force, so one applied
+/// with `ApplyPolicy` survives restarts. If the file changed (or nothing
+/// is remembered), the file's policy is put in force, exactly as a SIGHUP
+/// would; customers decided under another version are then rescored in
+/// the background.
+pub fn starting_policy(
+    store: &SledStore,
+    path: Option<&Path>,
+) -> anyhow::Result<(ActivePolicy, bool)> {
+    let (file_policy, file_text) = load_policy_text(path)?;
+    let file_hash = tier_engine::command::sha256_hex(&file_text);
+    let stored_text = store.meta(pipeline::META_POLICY)?;
+    let stored_source = store.meta(pipeline::META_POLICY_SOURCE)?;
+    if let (Some(text), Some(source)) = (stored_text, stored_source)
+        && source == file_hash.as_bytes()
+    {
+        let text = String::from_utf8(text).context("the stored policy is not UTF-8")?;
+        match Policy::from_toml_str(&text) {
+            Ok(p) => return Ok((ActivePolicy::new(p, text, file_hash), false)),
+            Err(e) => {
+                tracing::warn!(error = %e, "the policy recorded in the data dir no longer parses; using the policy file")
+            }
+        }
+    }
+    Ok((ActivePolicy::new(file_policy, file_text, file_hash), true))
 }
 
 /// Publishes committed customer states into the API's read model.
 struct ReadModelObserver {
     read: Arc<ReadModel>,
-    policy: Arc<Policy>,
+    policy: Arc<PolicyHandle>,
 }
 
 impl CommitObserver for ReadModelObserver {
     fn committed(&self, customers: &[(&str, &CustomerState)]) {
+        let policy = self.policy.policy();
         self.read
             .upsert_many(customers.iter().filter_map(|(id, s)| {
-                let a = s.assignment.as_ref()?;
+                let e = s.effective.as_ref()?;
+                let computed = s.assignment.as_ref();
                 Some((
                     *id,
                     CustomerView {
-                        tier: a.tier.clone(),
-                        score: a.score,
-                        since: a.since,
+                        tier: e.tier.clone(),
+                        score: e.score,
+                        since: e.since,
                         sequence: s.sequence,
                         // The figures of the decision itself (at its
                         // instant), so every answer describes it.
-                        indicators: s.indicators(&self.policy),
+                        indicators: s.indicators(&policy),
                         scored_at: s.decided_at,
                         policy_version: s.policy_version.clone(),
-                        overridden: false,
+                        overridden: computed.is_none_or(|c| c.tier != e.tier)
+                            || s.manual().is_some_and(|m| m.tier == e.tier),
+                        relation: Relation {
+                            computed_tier: computed.map(|c| c.tier.clone()).unwrap_or_default(),
+                            lifecycle: Some(s.lifecycle(&policy, s.decided_at)),
+                            manual: s.manual().cloned(),
+                            override_history: s.override_history().into(),
+                            at_risk: s.at_risk.as_deref().cloned(),
+                        },
                     },
                 ))
             }));
@@ -83,9 +137,42 @@ pub struct Running {
     shutdown: CancellationToken,
     status: tokio::sync::watch::Receiver<PipelineStatus>,
     main: JoinHandle<anyhow::Result<PipelineReport>>,
+    policy_path: Option<std::path::PathBuf>,
+    policy: Arc<PolicyHandle>,
+    commands: tier_engine::CommandSender,
 }
 
 impl Running {
+    /// Re-read `--policy` (what SIGHUP does): validate it, and if its text
+    /// differs from the policy in force, apply it like `ApplyPolicy` (a
+    /// background rescore). Returns the new version, or `None` when the
+    /// file holds the policy already in force. A file that fails to parse
+    /// changes nothing; the error names line and field.
+    pub async fn reload_policy(&self) -> anyhow::Result<Option<String>> {
+        let path = self.policy_path.clone();
+        let (policy, text) = tokio::task::spawn_blocking(move || load_policy_text(path.as_deref()))
+            .await
+            .context("policy reload task panicked")??;
+        let source_hash = tier_engine::command::sha256_hex(&text);
+        if self.policy.active().text == text {
+            return Ok(None);
+        }
+        let version = policy.version().to_owned();
+        let active = Arc::new(ActivePolicy::new(policy, text, source_hash));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.commands
+            .send(Command::ApplyPolicy {
+                policy: active,
+                reply: Box::new(move |s| {
+                    let _ = tx.send(s);
+                }),
+            })
+            .map_err(|e| anyhow::anyhow!("cannot apply the policy: {e}"))?;
+        rx.await
+            .context("tierd stopped before the new policy was recorded")?;
+        Ok(Some(version))
+    }
+
     /// Ask tierd to stop: finish and commit the batch in hand, flush the
     /// outbox, stop serving.
     pub fn shutdown(&self) {
@@ -123,13 +210,6 @@ impl Running {
 pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
     let shutdown = CancellationToken::new();
     let metrics_handle = metrics_http::recorder()?;
-
-    let policy = Arc::new(load_policy(config.policy.as_deref())?);
-    tracing::info!(
-        version = policy.version(),
-        tiers = policy.tiers().len(),
-        "policy loaded"
-    );
 
     // Broker: external, or embedded for the default run.
     let mut embedded = None;
@@ -176,6 +256,38 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         .with_context(|| format!("opening the data dir {}", config.data_dir.display()))?;
     let store = Arc::new(store);
 
+    let (active, from_file) = starting_policy(&store, config.policy.as_deref())?;
+    tracing::info!(
+        version = active.policy.version(),
+        hash = %active.hash,
+        tiers = active.policy.tiers().len(),
+        source = if from_file { "policy file" } else { "data dir (applied earlier; the policy file is unchanged)" },
+        "policy loaded"
+    );
+    let active = Arc::new(active);
+    if from_file {
+        // Record it, so an unchanged file keeps whatever is applied later.
+        let s = store.clone();
+        let a = active.clone();
+        tokio::task::spawn_blocking(move || {
+            s.commit(&tier_store::CommitBatch::<'_, CustomerState> {
+                meta: vec![
+                    (pipeline::META_POLICY, a.text.as_bytes().to_vec()),
+                    (
+                        pipeline::META_POLICY_SOURCE,
+                        a.source_hash.as_bytes().to_vec(),
+                    ),
+                ],
+                ..tier_store::CommitBatch::new()
+            })
+        })
+        .await
+        .context("store task panicked")?
+        .context("recording the policy in force")?;
+    }
+    let policy_handle = Arc::new(PolicyHandle::new(active.clone()));
+    let (commands, inbox) = tier_engine::command::channel(1024);
+
     let read = Arc::new(ReadModel::new());
     let (changes_tx, _) = broadcast::channel(4096);
     let notify = Arc::new(Notify::new());
@@ -192,14 +304,28 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
 
     let (health, health_service) = tier_api::health_pair();
     let api_stop = CancellationToken::new();
-    let service = TierServiceImpl::new(read.clone(), policy.clone(), changes_tx.clone())
-        .with_shutdown(api_stop.clone());
-    let api_task = tokio::spawn(tier_api::serve(
-        grpc_listener,
-        service,
-        health_service,
-        api_stop.clone(),
-    ));
+    let service = TierServiceImpl::with_engine(
+        read.clone(),
+        policy_handle.clone(),
+        commands.clone(),
+        changes_tx.clone(),
+    )
+    .with_shutdown(api_stop.clone());
+    let admin = AdminServiceImpl::new(
+        service.clone(),
+        commands.clone(),
+        active.source_hash.as_str(),
+    );
+    let auth = match &config.auth_tokens_file {
+        Some(path) => tier_api::Auth::from_file(path)?,
+        None => tier_api::Auth::none(),
+    };
+    let api_task = tokio::spawn(
+        tier_api::ApiServer::new(service, health_service)
+            .with_admin(admin)
+            .with_auth(auth)
+            .serve(grpc_listener, api_stop.clone()),
+    );
     let metrics_stop = CancellationToken::new();
     let metrics_task = tokio::spawn(metrics_http::serve(
         metrics_listener,
@@ -219,13 +345,14 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     let ingest_stop = CancellationToken::new();
     let observer = Arc::new(ReadModelObserver {
         read: read.clone(),
-        policy: policy.clone(),
+        policy: policy_handle.clone(),
     });
     let pipeline = pipeline::spawn(
         pc,
         pipeline::PipelineDeps {
             store: store.clone(),
-            policy: policy.clone(),
+            policy: policy_handle.clone(),
+            commands: inbox,
             clock,
             outbox_notify: notify.clone(),
             cancel: ingest_stop.clone(),
@@ -332,6 +459,9 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         shutdown,
         status,
         main,
+        policy_path: config.policy.clone(),
+        policy: policy_handle,
+        commands,
     })
 }
 

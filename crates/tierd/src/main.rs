@@ -1,4 +1,5 @@
-//! `tierd`: parse flags, set up logging, run until SIGINT/SIGTERM.
+//! `tierd`: parse flags, set up logging, run until SIGINT/SIGTERM; SIGHUP
+//! re-reads `--policy`.
 
 use anyhow::Context as _;
 use clap::Parser as _;
@@ -22,10 +23,25 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(grpc = %running.grpc_addr, metrics = %running.metrics_addr, kafka_bootstrap = %running.kafka_bootstrap, "tierd started; waiting for partitions");
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-        _ = sigterm.recv() => tracing::info!("SIGTERM received"),
-        () = running.stopped() => {}
+    let mut sighup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("SIGINT received");
+                break;
+            }
+            _ = sigterm.recv() => {
+                tracing::info!("SIGTERM received");
+                break;
+            }
+            _ = sighup.recv() => match running.reload_policy().await {
+                Ok(Some(version)) => tracing::info!(version, "SIGHUP: new policy applied; rescoring in the background"),
+                Ok(None) => tracing::info!("SIGHUP: the policy file is unchanged"),
+                Err(e) => tracing::error!(error = format!("{e:#}"), "SIGHUP: policy NOT reloaded; the policy in force stays"),
+            },
+            () = running.stopped() => break,
+        }
     }
     running.shutdown();
     running.wait().await.map(|_| ())

@@ -75,6 +75,7 @@ fn apply(b: &mut impl Backend, op: &Op) -> Outcome {
                 customers: states.iter().map(|(id, s)| (IDS[*id], s)).collect(),
                 offsets: offsets.iter().map(|&(t, p, o)| (TOPICS[t], p, o)).collect(),
                 outbox: outbox.clone(),
+                meta: Vec::new(),
             };
             outcome(b.store().commit(&batch), Outcome::Committed)
         }

@@ -28,6 +28,7 @@ macro_rules! for_every_backend {
 }
 
 for_every_backend!(
+    app_records_are_committed_atomically,
     commit_then_read_back,
     failed_commit_changes_nothing,
     offsets_round_trip,
@@ -48,6 +49,7 @@ fn commit_then_read_back(b: &mut impl Backend) {
             customers: vec![("zeta", &z), ("alpha", &a)],
             offsets: vec![("orders", 1, 42), ("orders", 0, 7)],
             outbox: vec![b"first".to_vec(), b"second".to_vec()],
+            meta: Vec::new(),
         })
         .unwrap();
     assert_eq!(receipt.outbox_keys, 0..2);
@@ -79,6 +81,7 @@ fn commit_then_read_back(b: &mut impl Backend) {
             customers: vec![("alpha", &a2)],
             offsets: vec![("orders", 1, 43)],
             outbox: vec![b"third".to_vec()],
+            meta: Vec::new(),
         })
         .unwrap();
     assert_eq!(receipt.outbox_keys, 2..3);
@@ -101,6 +104,7 @@ fn failed_commit_changes_nothing(b: &mut impl Backend) {
             customers: vec![("kept", &before_state)],
             offsets: vec![("orders", 0, 100)],
             outbox: vec![b"row".to_vec()],
+            meta: Vec::new(),
         })
         .unwrap();
     let before = snapshot(store);
@@ -116,6 +120,7 @@ fn failed_commit_changes_nothing(b: &mut impl Backend) {
             customers: vec![("kept", &good), ("broken", &bad), ("new", &good2)],
             offsets: vec![("orders", 0, 200), ("payments", 3, 5)],
             outbox: vec![b"never".to_vec(), b"published".to_vec()],
+            meta: Vec::new(),
         })
         .unwrap_err();
     assert!(
@@ -134,6 +139,7 @@ fn failed_commit_changes_nothing(b: &mut impl Backend) {
             customers: vec![("new", &good2)],
             offsets: vec![("orders", 0, 300), ("bad\0topic", 0, 1)],
             outbox: vec![b"never".to_vec()],
+            meta: Vec::new(),
         })
         .unwrap_err();
     assert!(matches!(err, StoreError::InvalidTopic { .. }), "{err:?}");
@@ -284,6 +290,7 @@ fn reopen_keeps_state(b: &mut impl Backend) {
             customers: states.iter().map(|(id, s)| (id.as_str(), s)).collect(),
             offsets: vec![("orders", 0, 50), ("orders", 1, 51)],
             outbox: vec![vec![1, 2, 3]],
+            meta: Vec::new(),
         })
         .unwrap();
     let before = snapshot(b.store());
@@ -312,6 +319,7 @@ fn later_duplicate_in_a_batch_wins(b: &mut impl Backend) {
             customers: vec![("dup", &first), ("dup", &second)],
             offsets: vec![("orders", 0, 1), ("orders", 0, 2)],
             outbox: vec![],
+            meta: Vec::new(),
         })
         .unwrap();
     assert_eq!(
@@ -373,4 +381,30 @@ fn reading_with_the_wrong_type_is_corruption(b: &mut impl Backend) {
     let first = store.scan_customers::<Account>().next().unwrap();
     assert!(first.is_err());
     assert_eq!(store.get_customer::<u8>("short").unwrap(), Some(7));
+}
+
+/// Application records change with the commit that carries them.
+fn app_records_are_committed_atomically(b: &mut impl Backend) {
+    let store = b.store();
+    assert_eq!(store.meta("policy").unwrap(), None);
+    store
+        .commit(&CommitBatch::<'_, u32> {
+            customers: Vec::new(),
+            offsets: vec![("t", 0, 5)],
+            outbox: Vec::new(),
+            meta: vec![("policy", b"v2".to_vec())],
+        })
+        .unwrap();
+    assert_eq!(store.meta("policy").unwrap(), Some(b"v2".to_vec()));
+    // A bad name fails the whole batch: the offset is not written either.
+    let err = store
+        .commit(&CommitBatch::<'_, u32> {
+            customers: Vec::new(),
+            offsets: vec![("t", 0, 9)],
+            outbox: Vec::new(),
+            meta: vec![("no/slash", Vec::new())],
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("no/slash"), "{err}");
+    assert_eq!(store.offset("t", 0).unwrap(), Some(5));
 }

@@ -27,6 +27,7 @@ fn populated() -> (tempfile::TempDir, PathBuf) {
             customers: vec![("a", &a), ("b", &b)],
             offsets: vec![("orders", 0, 10)],
             outbox: vec![b"row".to_vec()],
+            meta: Vec::new(),
         })
         .unwrap();
     drop(store);

@@ -7,7 +7,10 @@ use tier_proto::api::{ExplainTierRequest, TierExplanation};
 
 use super::{RpcOptions, emit, proto_json_line};
 use crate::cli::{ExplainArgs, Output};
-use crate::format::{Table, fixed, indicator_value, key_values, percent, proto_time, unit_value};
+use crate::format::{
+    Table, fixed, indicator_value, key_values, lifecycle_name, override_text, percent, proto_time,
+    unit_value,
+};
 
 pub async fn run(rpc: &RpcOptions, args: &ExplainArgs) -> Result<()> {
     let mut client = rpc.connect().await?;
@@ -95,16 +98,24 @@ pub fn render(e: &TierExplanation, fallback_currency: Option<&str>) -> String {
     } else {
         e.next_tier.clone()
     };
-    out.push_str(&key_values(&[
+    let mut pairs = vec![
         ("customer", e.customer_id.clone()),
         ("as of", proto_time(e.evaluated_at.as_ref())),
+        ("lifecycle", lifecycle_name(e.lifecycle)),
         ("total score", score),
         ("tier", tier),
+        ("computed", dash(&e.computed_tier)),
+    ];
+    if let Some(o) = &e.r#override {
+        pairs.push(("override", override_text(o)));
+    }
+    pairs.extend([
         ("band", dash(&e.band)),
         ("next tier", next),
         ("gap", dash(&e.gap)),
         ("policy", dash(&e.policy_version)),
-    ]));
+    ]);
+    out.push_str(&key_values(&pairs));
     let advice = render_advice(e, currency);
     if !advice.is_empty() {
         out.push('\n');
@@ -235,6 +246,15 @@ mod tests {
                 nanos: 0,
             }),
             currency: "CNY".into(),
+            lifecycle: tier_proto::api::Lifecycle::Active.into(),
+            r#override: Some(tier_proto::api::Override {
+                tier: "A".into(),
+                mode: tier_proto::api::OverrideMode::Floor.into(),
+                reason: "strategic".into(),
+                author: "alice".into(),
+                set_at: None,
+                expires_at: None,
+            }),
         }
     }
 
@@ -258,6 +278,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("A  (overridden; computed B)"), "{text}");
+        assert!(text.contains("computed     B\n"), "{text}");
+        assert!(text.contains("lifecycle    active\n"), "{text}");
+        assert!(
+            text.contains("override     floor A until cleared, set by alice: strategic\n"),
+            "{text}"
+        );
         assert!(
             text.contains("as of        2026-01-01T00:00:00Z\n"),
             "{text}"
@@ -329,6 +355,8 @@ mod tests {
         };
         let text = render(&e, Some("CNY"));
         assert!(text.contains("- (top tier)"), "{text}");
+        assert!(text.contains("computed     -\n"), "{text}");
+        assert!(!text.contains("override "), "{text}");
         assert!(text.contains("as of        -\n"), "{text}");
         assert!(!text.contains("adjustment"), "{text}");
         assert!(!text.contains("to reach"), "{text}");

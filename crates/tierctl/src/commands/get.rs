@@ -5,7 +5,9 @@ use tier_proto::api::{BatchGetTiersRequest, CustomerTier, Entitlements, GetTierR
 
 use super::{RpcOptions, emit, proto_json_line};
 use crate::cli::{BatchGetArgs, GetArgs, Output};
-use crate::format::{Table, fixed, key_values, proto_time, yes_no};
+use crate::format::{
+    Table, dash, fixed, key_values, lifecycle_name, override_text, proto_time, yes_no,
+};
 
 const CUSTOMER_TIER: &str = "tiering.v1.CustomerTier";
 
@@ -104,11 +106,13 @@ fn entitlements_text(e: Option<&Entitlements>) -> String {
 }
 
 /// One customer as key/value lines. `as of` (the event-time instant the
-/// tier is as of) is left out when unset, as it is for unknown customers.
+/// tier is as of) is left out when unset, as it is for unknown customers;
+/// `override` when none is in force.
 pub fn render_one(t: &CustomerTier) -> String {
     let mut pairs = vec![
         ("customer", t.customer_id.clone()),
         ("tier", t.tier.clone()),
+        ("computed", dash(&t.computed_tier)),
         ("score", fixed(t.score, 2)),
         ("priority", t.priority.to_string()),
         ("since", proto_time(t.since.as_ref())),
@@ -118,7 +122,13 @@ pub fn render_one(t: &CustomerTier) -> String {
     }
     pairs.extend([
         ("known", yes_no(t.known).to_owned()),
+        ("lifecycle", lifecycle_name(t.lifecycle)),
         ("overridden", yes_no(t.overridden).to_owned()),
+    ]);
+    if let Some(o) = &t.r#override {
+        pairs.push(("override", override_text(o)));
+    }
+    pairs.extend([
         ("entitlements", entitlements_text(t.entitlements.as_ref())),
         ("policy", t.policy_version.clone()),
     ]);
@@ -189,9 +199,15 @@ mod tests {
                 seconds: 1_767_312_000,
                 nanos: 0,
             }),
+            lifecycle: tier_proto::api::Lifecycle::Active.into(),
+            computed_tier: "GOLD".into(),
+            r#override: None,
         };
         let text = render_one(&t);
         assert!(text.contains("score         81.46\n"), "{text}");
+        assert!(text.contains("computed      GOLD\n"), "{text}");
+        assert!(text.contains("lifecycle     active\n"), "{text}");
+        assert!(!text.contains("override "), "{text}");
         assert!(
             text.contains("since         2026-01-01T00:00:00Z\n"),
             "{text}"
@@ -216,6 +232,43 @@ mod tests {
     }
 
     #[test]
+    fn overrides_show_with_the_computed_tier() {
+        let t = CustomerTier {
+            customer_id: "c-2".into(),
+            tier: "A".into(),
+            computed_tier: "B".into(),
+            overridden: true,
+            lifecycle: tier_proto::api::Lifecycle::Lapsed.into(),
+            r#override: Some(tier_proto::api::Override {
+                tier: "A".into(),
+                mode: tier_proto::api::OverrideMode::Pin.into(),
+                reason: "key account".into(),
+                author: "alice".into(),
+                set_at: None,
+                expires_at: Some(prost_types::Timestamp {
+                    seconds: 1_801_353_600,
+                    nanos: 0,
+                }),
+            }),
+            ..Default::default()
+        };
+        let text = render_one(&t);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], "tier          A", "{text}");
+        assert_eq!(lines[2], "computed      B", "{text}");
+        assert!(
+            text.contains("lifecycle     lapsed\noverridden    yes\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "override      pin A until 2027-01-31T00:00:00Z, set by alice: key account\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn unknown_customers_have_no_instant() {
         let t = CustomerTier {
             customer_id: "new-1".into(),
@@ -227,6 +280,8 @@ mod tests {
         assert!(!text.contains("as of"), "{text}");
         assert!(text.contains("since         -\n"), "{text}");
         assert!(text.contains("known         no\n"), "{text}");
+        assert!(text.contains("computed      -\n"), "{text}");
+        assert!(text.contains("lifecycle     -\n"), "{text}");
         let mut table = tier_table();
         table.row(tier_row(&t));
         let rendered = table.render();

@@ -1,9 +1,12 @@
 //! One module per subcommand, plus what they share: the gRPC connection,
 //! error rendering and output.
 
+pub mod at_risk;
 pub mod explain;
 pub mod get;
 pub mod kafka;
+pub mod overrides;
+pub mod policy;
 pub mod produce;
 pub mod rank;
 pub mod simulate;
@@ -12,13 +15,21 @@ pub mod watch;
 use std::io::Write as _;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use prost_reflect::{DynamicMessage, SerializeOptions};
+use tier_proto::api::admin_service_client::AdminServiceClient;
 use tier_proto::api::tier_service_client::TierServiceClient;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::cli::{Cli, Command, Output};
+use crate::cli::{Cli, Command, Output, OverrideCommand, PolicyCommand, Token};
 use crate::format::code_name;
+
+/// A `TierService` client that sends the bearer token.
+pub type TierClient = TierServiceClient<InterceptedService<Channel, Auth>>;
+/// An `AdminService` client that sends the bearer token.
+pub type AdminClient = AdminServiceClient<InterceptedService<Channel, Auth>>;
 
 /// Run one parsed command line.
 pub async fn dispatch(cli: Cli) -> Result<()> {
@@ -26,6 +37,7 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
         addr: normalize_addr(&cli.addr),
         output: cli.output,
         timeout: Duration::from_secs(cli.timeout),
+        auth: Auth::new(cli.token.as_ref())?,
     };
     match cli.command {
         Command::Get(args) => get::get(&rpc, &args).await,
@@ -41,6 +53,82 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             let summary = produce::run(&args).await?;
             produce::print_summary(&summary, cli.output)
         }
+        Command::Override(OverrideCommand::Set(args)) => overrides::set(&rpc, &args).await,
+        Command::Override(OverrideCommand::Clear(args)) => overrides::clear(&rpc, &args).await,
+        Command::Override(OverrideCommand::History(args)) => overrides::history(&rpc, &args).await,
+        Command::Policy(PolicyCommand::Show(args)) => policy::show(&rpc, &args).await,
+        Command::Policy(PolicyCommand::DryRun(args)) => policy::dry_run(&rpc, &args).await,
+        Command::Policy(PolicyCommand::Apply(args)) => policy::apply(&rpc, &args).await,
+        Command::Policy(PolicyCommand::Status) => policy::status(&rpc).await,
+        Command::AtRisk(args) => at_risk::run(&rpc, &args).await,
+    }
+}
+
+/// Adds `authorization: Bearer TOKEN` to every call when a token is set.
+/// Its `Debug` never shows the token.
+#[derive(Clone, Default)]
+pub struct Auth {
+    header: Option<MetadataValue<Ascii>>,
+}
+
+impl Auth {
+    /// The header for `token`; a leading `Bearer ` and surrounding
+    /// whitespace are dropped. Fails, without echoing the token, when it
+    /// is empty or not a valid header value.
+    pub fn new(token: Option<&Token>) -> Result<Self> {
+        let Some(token) = token else {
+            return Ok(Self::default());
+        };
+        let raw = token.expose().trim();
+        let raw = match raw.split_once(char::is_whitespace) {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim_start(),
+            _ if raw.eq_ignore_ascii_case("bearer") => "",
+            _ => raw,
+        };
+        if raw.is_empty() {
+            bail!("the token (--token or TIERD_TOKEN) is empty");
+        }
+        let visible = raw.bytes().all(|b| b.is_ascii_graphic());
+        let value = MetadataValue::try_from(format!("Bearer {raw}"));
+        let (true, Ok(mut value)) = (visible, value) else {
+            bail!(
+                "the token (--token or TIERD_TOKEN) is not a valid header value: only visible ASCII characters, no spaces, are allowed"
+            );
+        };
+        value.set_sensitive(true);
+        Ok(Self {
+            header: Some(value),
+        })
+    }
+
+    /// Whether a token is sent.
+    pub fn has_token(&self) -> bool {
+        self.header.is_some()
+    }
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let token = if self.has_token() {
+            "<redacted>"
+        } else {
+            "none"
+        };
+        f.debug_struct("Auth").field("token", &token).finish()
+    }
+}
+
+impl tonic::service::Interceptor for Auth {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.header {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
     }
 }
 
@@ -52,20 +140,37 @@ pub struct RpcOptions {
     pub output: Output,
     /// Deadline of each unary call.
     pub timeout: Duration,
+    /// The bearer token sent with every call, if any.
+    pub auth: Auth,
 }
 
 impl RpcOptions {
-    /// Connect to tierd, failing with the address tried.
-    pub async fn connect(&self) -> Result<TierServiceClient<Channel>> {
+    /// The channel to tierd, failing with the address tried.
+    async fn channel(&self) -> Result<Channel> {
         let endpoint = Endpoint::from_shared(self.addr.clone())
             .with_context(|| format!("invalid tierd address {:?}", self.addr))?
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true);
-        let channel = endpoint
+        endpoint
             .connect()
             .await
-            .with_context(|| format!("cannot connect to tierd at {}", self.addr))?;
-        Ok(TierServiceClient::new(channel))
+            .with_context(|| format!("cannot connect to tierd at {}", self.addr))
+    }
+
+    /// Connect to tierd's `TierService`.
+    pub async fn connect(&self) -> Result<TierClient> {
+        Ok(TierServiceClient::with_interceptor(
+            self.channel().await?,
+            self.auth.clone(),
+        ))
+    }
+
+    /// Connect to tierd's `AdminService`.
+    pub async fn connect_admin(&self) -> Result<AdminClient> {
+        Ok(AdminServiceClient::with_interceptor(
+            self.channel().await?,
+            self.auth.clone(),
+        ))
     }
 
     /// A unary request with the configured deadline.
@@ -80,6 +185,7 @@ impl RpcOptions {
         RpcError {
             status,
             addr: self.addr.clone(),
+            token_sent: self.auth.has_token(),
         }
         .into()
     }
@@ -97,11 +203,14 @@ pub fn normalize_addr(addr: &str) -> String {
 
 /// A gRPC call that returned a non-OK status. Displays as
 /// `NOT_FOUND: customer "c-1" is unknown`; transport-level failures add the
-/// address and the underlying cause.
+/// address and the underlying cause, `UNAUTHENTICATED` without a token
+/// says how to send one.
 #[derive(Debug)]
 pub struct RpcError {
     pub status: tonic::Status,
     pub addr: String,
+    /// Whether the call carried a bearer token.
+    pub token_sent: bool,
 }
 
 impl std::fmt::Display for RpcError {
@@ -127,6 +236,9 @@ impl std::fmt::Display for RpcError {
             tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Unknown
         ) {
             write!(f, " (tierd at {})", self.addr)?;
+        }
+        if self.status.code() == tonic::Code::Unauthenticated && !self.token_sent {
+            write!(f, " (no token sent: pass --token or set TIERD_TOKEN)")?;
         }
         Ok(())
     }
@@ -204,6 +316,7 @@ mod tests {
             addr: "http://127.0.0.1:1".into(),
             output: Output::Table,
             timeout: Duration::from_secs(1),
+            auth: Auth::default(),
         };
         let e = opts.rpc_error(tonic::Status::not_found("customer c-1 is unknown"));
         assert_eq!(render_error(&e), "NOT_FOUND: customer c-1 is unknown");
@@ -227,6 +340,42 @@ mod tests {
             render_error(&repeated),
             "cannot connect: tcp connect error: refused"
         );
+
+        let e = opts.rpc_error(tonic::Status::unauthenticated("missing bearer token"));
+        assert_eq!(
+            render_error(&e),
+            "UNAUTHENTICATED: missing bearer token (no token sent: pass --token or set TIERD_TOKEN)"
+        );
+        let with_token = RpcOptions {
+            auth: Auth::new(Some(&Token::from("s3cret".to_owned()))).unwrap(),
+            ..opts
+        };
+        let e = with_token.rpc_error(tonic::Status::unauthenticated("unknown token"));
+        assert_eq!(render_error(&e), "UNAUTHENTICATED: unknown token");
+        let e = with_token.rpc_error(tonic::Status::permission_denied("not an admin token"));
+        assert_eq!(render_error(&e), "PERMISSION_DENIED: not an admin token");
+    }
+
+    #[test]
+    fn tokens_become_a_hidden_bearer_header() {
+        let token = |s: &str| Token::from(s.to_owned());
+        let header = |auth: &Auth| auth.header.as_ref().map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(header(&Auth::new(None).unwrap()), None);
+        for given in ["s3cret", " s3cret\n", "Bearer s3cret", "bearer  s3cret"] {
+            let auth = Auth::new(Some(&token(given))).unwrap();
+            assert_eq!(header(&auth).as_deref(), Some("Bearer s3cret"), "{given:?}");
+            assert!(auth.header.as_ref().unwrap().is_sensitive());
+            assert!(!format!("{auth:?}").contains("s3cret"));
+        }
+        assert!(!format!("{:?}", token("s3cret")).contains("s3cret"));
+        for bad in ["", "  ", "Bearer ", "s3cr\u{e9}t", "s3cr\nt", "s3 cret"] {
+            let e = Auth::new(Some(&token(bad))).unwrap_err().to_string();
+            assert!(
+                e.starts_with("the token (--token or TIERD_TOKEN) is"),
+                "{e}"
+            );
+            assert!(!e.contains("s3cr"), "{e}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use tier_proto::api::{ChangeCause, TierChanged, WatchTierChangesRequest};
 
 use super::{RpcOptions, emit, proto_json_line};
 use crate::cli::Output;
-use crate::format::{fixed, proto_time, signed};
+use crate::format::{fixed, lifecycle_name, proto_time, signed};
 
 /// Reasons shown per line.
 const TOP_REASONS: usize = 3;
@@ -38,8 +38,9 @@ pub async fn run(rpc: &RpcOptions) -> Result<()> {
     }
 }
 
-/// One change on one line: time, customer, old -> new, score, cause, top
-/// reasons, sequence.
+/// One change on one line: time, customer, old -> new (with the computed
+/// tier when an override sets the new one), score, lifecycle (when the
+/// server sends one), cause, top reasons, sequence.
 pub fn render(c: &TierChanged) -> String {
     let old = if c.old_tier.is_empty() {
         "(none)"
@@ -67,14 +68,27 @@ pub fn render(c: &TierChanged) -> String {
     } else {
         reasons.join(", ")
     };
+    let computed_differs = !c.computed_tier.is_empty() && c.computed_tier != c.new_tier;
+    let overridden = match (c.overridden, computed_differs) {
+        (true, true) => format!(" (overridden; computed {})", c.computed_tier),
+        (true, false) => " (overridden)".to_owned(),
+        (false, true) => format!(" (computed {})", c.computed_tier),
+        (false, false) => String::new(),
+    };
+    let lifecycle = match lifecycle_name(c.lifecycle) {
+        l if l == "-" => String::new(),
+        l => format!("  lifecycle {l}"),
+    };
     format!(
-        "{}  {}  {} -> {}  score {} -> {}  {}  reasons: {}  seq {}",
+        "{}  {}  {} -> {}{}  score {} -> {}{}  {}  reasons: {}  seq {}",
         proto_time(c.changed_at.as_ref()),
         c.customer_id,
         old,
         c.new_tier,
+        overridden,
         fixed(c.old_score, 2),
         fixed(c.new_score, 2),
+        lifecycle,
         cause,
         reasons,
         c.sequence
@@ -114,6 +128,9 @@ mod tests {
                 seconds: 1_767_225_600,
                 nanos: 0,
             }),
+            computed_tier: "A".into(),
+            overridden: false,
+            lifecycle: 0,
         };
         assert_eq!(
             render(&c),
@@ -130,6 +147,22 @@ mod tests {
         assert_eq!(
             render(&first),
             "-  c  (none) -> C  score 0.00 -> 0.00  time passed  reasons: -  seq 1"
+        );
+        let pinned = TierChanged {
+            customer_id: "c".into(),
+            old_tier: "B".into(),
+            new_tier: "A".into(),
+            computed_tier: "B".into(),
+            overridden: true,
+            lifecycle: tier_proto::api::Lifecycle::Reactivated.into(),
+            cause: ChangeCause::Override as i32,
+            sequence: 9,
+            ..Default::default()
+        };
+        assert_eq!(
+            render(&pinned),
+            "-  c  B -> A (overridden; computed B)  score 0.00 -> 0.00  lifecycle reactivated  override  \
+             reasons: -  seq 9"
         );
     }
 }

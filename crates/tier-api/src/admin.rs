@@ -1,0 +1,191 @@
+//! The `tiering.v1.AdminService` handlers: overrides and policy changes.
+//!
+//! Every write is a command to the engine (see tier-engine's `command`
+//! module): validated here for shape (fields present, enums known), then
+//! applied by the engine on its own thread inside a commit unit, and
+//! answered only once that unit is durable. Refusals map to gRPC codes in
+//! [`crate::error`], naming the request field.
+
+use std::sync::Arc;
+
+use tier_core::overrides::OverrideMode;
+use tier_engine::command::OverrideOutcome;
+use tier_engine::{ActivePolicy, Command, SetOverride};
+use tier_proto::api::admin_service_server::AdminService;
+use tier_proto::api::{
+    ApplyPolicyRequest, ClearOverrideRequest, OverrideResponse, PolicyStatus, SetOverrideRequest,
+};
+use tier_wire::tier_changed::tier_changed_to_proto;
+use tonic::{Request, Response, Status};
+
+use crate::error::ApiError;
+use crate::metrics::instrument;
+use crate::service::{TierServiceImpl, parse_policy, status_to_proto};
+
+/// The `AdminService` implementation; shares the read side with a
+/// [`TierServiceImpl`] built with `with_engine`.
+#[derive(Debug, Clone)]
+pub struct AdminServiceImpl {
+    reads: TierServiceImpl,
+    commands: tier_engine::CommandSender,
+    /// SHA-256 of the `--policy` file an applied policy is recorded
+    /// against (see tierd's policy start-up rule).
+    source_hash: Arc<str>,
+}
+
+impl AdminServiceImpl {
+    pub fn new(
+        reads: TierServiceImpl,
+        commands: tier_engine::CommandSender,
+        source_hash: impl Into<Arc<str>>,
+    ) -> Self {
+        Self {
+            reads,
+            commands,
+            source_hash: source_hash.into(),
+        }
+    }
+
+    /// Send a command built around a reply callback and wait for its answer.
+    async fn ask<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(tier_engine::command::Reply<T>) -> Command,
+    ) -> Result<T, ApiError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.commands.send(make(Box::new(move |v| {
+            let _ = tx.send(v);
+        })))?;
+        rx.await.map_err(|_| {
+            ApiError::Unavailable(
+                "tierd stopped before the command was committed; it was not applied".into(),
+            )
+        })
+    }
+
+    fn answer(
+        &self,
+        customer_id: String,
+        outcome: OverrideOutcome,
+    ) -> Result<OverrideResponse, ApiError> {
+        let change = outcome?;
+        let view = self.reads.read_model().get(&customer_id);
+        Ok(OverrideResponse {
+            tier: Some(self.reads.customer_tier(customer_id, view.as_deref())),
+            change: change.as_ref().map(tier_changed_to_proto),
+        })
+    }
+
+    async fn set_override_async(
+        &self,
+        req: SetOverrideRequest,
+    ) -> Result<OverrideResponse, ApiError> {
+        require("customer_id", &req.customer_id)?;
+        require("tier", &req.tier)?;
+        require("reason", &req.reason)?;
+        require("author", &req.author)?;
+        let mode = match tier_proto::api::OverrideMode::try_from(req.mode) {
+            Ok(tier_proto::api::OverrideMode::Pin) => OverrideMode::Pin,
+            Ok(tier_proto::api::OverrideMode::Floor) => OverrideMode::Floor,
+            Ok(tier_proto::api::OverrideMode::Ceiling) => OverrideMode::Ceiling,
+            _ => {
+                return Err(ApiError::invalid(
+                    "mode",
+                    "must be OVERRIDE_MODE_PIN, OVERRIDE_MODE_FLOOR or OVERRIDE_MODE_CEILING",
+                ));
+            }
+        };
+        let expires_at = match req.expires_at {
+            None => None,
+            Some(t) => Some(
+                tier_wire::time::from_proto("expires_at", &t)
+                    .map_err(|e| ApiError::invalid("expires_at", e.detail))?,
+            ),
+        };
+        let customer_id = req.customer_id.clone();
+        let cmd = SetOverride {
+            customer_id: req.customer_id,
+            tier: req.tier,
+            mode,
+            reason: req.reason,
+            author: req.author,
+            expires_at,
+        };
+        let outcome = self
+            .ask(|reply| Command::SetOverride { cmd, reply })
+            .await?;
+        self.answer(customer_id, outcome)
+    }
+
+    async fn clear_override_async(
+        &self,
+        req: ClearOverrideRequest,
+    ) -> Result<OverrideResponse, ApiError> {
+        require("customer_id", &req.customer_id)?;
+        require("reason", &req.reason)?;
+        require("author", &req.author)?;
+        let customer_id = req.customer_id.clone();
+        let outcome = self
+            .ask(|reply| Command::ClearOverride {
+                customer_id: req.customer_id,
+                reason: req.reason,
+                author: req.author,
+                reply,
+            })
+            .await?;
+        self.answer(customer_id, outcome)
+    }
+
+    async fn apply_policy_async(&self, req: ApplyPolicyRequest) -> Result<PolicyStatus, ApiError> {
+        let policy = parse_policy(&req.policy_text)?;
+        let active = Arc::new(ActivePolicy::new(
+            policy,
+            req.policy_text,
+            self.source_hash.to_string(),
+        ));
+        let hash = active.hash.clone();
+        let status = self
+            .ask(|reply| Command::ApplyPolicy {
+                policy: active,
+                reply,
+            })
+            .await?;
+        let mut out = status_to_proto(&status);
+        out.hash = hash;
+        Ok(out)
+    }
+}
+
+fn require(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.trim().is_empty() {
+        return Err(ApiError::invalid(field, "must not be empty"));
+    }
+    Ok(())
+}
+
+#[tonic::async_trait]
+impl AdminService for AdminServiceImpl {
+    async fn set_override(
+        &self,
+        request: Request<SetOverrideRequest>,
+    ) -> Result<Response<OverrideResponse>, Status> {
+        instrument("SetOverride", self.set_override_async(request.into_inner())).await
+    }
+
+    async fn clear_override(
+        &self,
+        request: Request<ClearOverrideRequest>,
+    ) -> Result<Response<OverrideResponse>, Status> {
+        instrument(
+            "ClearOverride",
+            self.clear_override_async(request.into_inner()),
+        )
+        .await
+    }
+
+    async fn apply_policy(
+        &self,
+        request: Request<ApplyPolicyRequest>,
+    ) -> Result<Response<PolicyStatus>, Status> {
+        instrument("ApplyPolicy", self.apply_policy_async(request.into_inner())).await
+    }
+}

@@ -1,0 +1,180 @@
+//! What the outside world asks of the engine, and how it hears back.
+//!
+//! Commands travel on a bounded channel to the task that owns the engine
+//! and are applied between batches, inside a commit unit. A command's
+//! reply is sent only once that unit is durable, so a caller that got an
+//! answer can rely on it surviving a crash. Replies are plain callbacks,
+//! so this crate needs no async runtime.
+
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use sha2::{Digest as _, Sha256};
+use tier_core::policy::Policy;
+use tier_core::state::TierChange;
+
+use crate::{CommandError, DryRun, PolicyStatus, SetOverride};
+
+/// A callback that receives a command's outcome.
+pub type Reply<T> = Box<dyn FnOnce(T) + Send>;
+
+/// The outcome of an override command: the change of the effective tier,
+/// if it moved.
+pub type OverrideOutcome = Result<Option<TierChange>, CommandError>;
+
+/// One request to the engine.
+pub enum Command {
+    SetOverride {
+        cmd: SetOverride,
+        reply: Reply<OverrideOutcome>,
+    },
+    ClearOverride {
+        customer_id: String,
+        reason: String,
+        author: String,
+        reply: Reply<OverrideOutcome>,
+    },
+    /// Make `policy` the policy in force (already validated).
+    ApplyPolicy {
+        policy: Arc<ActivePolicy>,
+        reply: Reply<PolicyStatus>,
+    },
+    /// What applying `policy` would do now; changes nothing.
+    DryRun {
+        policy: Arc<Policy>,
+        sample: usize,
+        reply: Reply<DryRun>,
+    },
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::SetOverride { cmd, .. } => f.debug_tuple("SetOverride").field(cmd).finish(),
+            Command::ClearOverride { customer_id, .. } => {
+                f.debug_tuple("ClearOverride").field(customer_id).finish()
+            }
+            Command::ApplyPolicy { policy, .. } => f
+                .debug_tuple("ApplyPolicy")
+                .field(&policy.policy.version())
+                .finish(),
+            Command::DryRun { policy, .. } => {
+                f.debug_tuple("DryRun").field(&policy.version()).finish()
+            }
+        }
+    }
+}
+
+/// Why a command could not be handed to the engine.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    #[error("the engine has {0} commands waiting; try again shortly")]
+    Busy(usize),
+    #[error("the engine has stopped")]
+    Stopped,
+}
+
+/// Hands commands to the engine (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct CommandSender {
+    tx: SyncSender<Command>,
+    capacity: usize,
+}
+
+impl CommandSender {
+    pub fn send(&self, c: Command) -> Result<(), SendError> {
+        self.tx.try_send(c).map_err(|e| match e {
+            TrySendError::Full(_) => SendError::Busy(self.capacity),
+            TrySendError::Disconnected(_) => SendError::Stopped,
+        })
+    }
+}
+
+/// A bounded command channel.
+pub fn channel(capacity: usize) -> (CommandSender, Receiver<Command>) {
+    let (tx, rx) = sync_channel(capacity);
+    (CommandSender { tx, capacity }, rx)
+}
+
+/// A policy with the text it was parsed from.
+#[derive(Debug)]
+pub struct ActivePolicy {
+    pub policy: Arc<Policy>,
+    pub text: String,
+    /// SHA-256 of `text`, lowercase hex.
+    pub hash: String,
+    /// SHA-256 of the `--policy` file (or built-in default) this policy
+    /// was last loaded from; an applied policy keeps its file's hash.
+    pub source_hash: String,
+}
+
+impl ActivePolicy {
+    pub fn new(policy: Policy, text: String, source_hash: String) -> Self {
+        Self {
+            policy: Arc::new(policy),
+            hash: sha256_hex(&text),
+            text,
+            source_hash,
+        }
+    }
+}
+
+/// Lowercase hex SHA-256.
+pub fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The one policy handle every reader of the policy uses: the policy in
+/// force (replaced only once a new one is durably recorded) and its rescore
+/// progress.
+#[derive(Debug)]
+pub struct PolicyHandle {
+    current: RwLock<Arc<ActivePolicy>>,
+    status: Mutex<PolicyStatus>,
+}
+
+impl PolicyHandle {
+    pub fn new(active: Arc<ActivePolicy>) -> Self {
+        let status = PolicyStatus {
+            version: active.policy.version().to_owned(),
+            rescoring: false,
+            rescored: 0,
+            total: 0,
+            changed: 0,
+            applied_at: None,
+        };
+        Self {
+            current: RwLock::new(active),
+            status: Mutex::new(status),
+        }
+    }
+
+    pub fn active(&self) -> Arc<ActivePolicy> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn policy(&self) -> Arc<Policy> {
+        self.active().policy.clone()
+    }
+
+    pub fn set(&self, active: Arc<ActivePolicy>) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = active;
+    }
+
+    pub fn status(&self) -> PolicyStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn set_status(&self, s: PolicyStatus) {
+        *self.status.lock().unwrap_or_else(PoisonError::into_inner) = s;
+    }
+}
