@@ -438,6 +438,18 @@ pub fn oracle(
     std::collections::BTreeMap<String, tier_core::state::CustomerState>,
     u64,
 ) {
+    oracle_at(events, None)
+}
+
+/// [`oracle`], then every customer advanced to processing instant `now`
+/// (what tierd's sweeper does once it has caught up).
+pub fn oracle_at(
+    events: &[Event],
+    now: Option<tier_core::Timestamp>,
+) -> (
+    std::collections::BTreeMap<String, tier_core::state::CustomerState>,
+    u64,
+) {
     let policy = tier_core::policy::Policy::default_policy();
     let mut states = std::collections::BTreeMap::<String, tier_core::state::CustomerState>::new();
     let mut applied = 0;
@@ -450,6 +462,11 @@ pub fn oracle(
     }
     // tierd stores a customer only once an event of it was applied.
     states.retain(|_, s| s.assignment.is_some());
+    if let Some(now) = now {
+        for (id, s) in &mut states {
+            let _ = s.advance_to(id, &policy, now, usize::MAX);
+        }
+    }
     (states, applied)
 }
 
@@ -473,9 +490,13 @@ pub fn stored_offset(data_dir: &std::path::Path, topic: &str, partition: i32) ->
 }
 
 impl Sandbox {
-    /// A sandbox whose tierd runs on a clock frozen at `now`.
+    /// A sandbox whose tierd runs on a clock frozen at `now`, without time
+    /// sweeps: tiers move with events only, so the fold of the events is the
+    /// oracle whatever arrives late (the time-driven behaviour has its own
+    /// tests, `tiers_that_live.rs`).
     pub fn frozen_at(now: tier_core::Timestamp) -> Self {
         let mut sb = Self::new();
+        sb.config.time_sweeps = false;
         sb.clock = Some(Arc::new(tier_stream::ManualClock::new(now)));
         sb
     }
@@ -568,8 +589,20 @@ impl Sandbox {
             .collect()
     }
 
-    /// Wait until tierd has committed every record now in the input topics.
+    /// Wait until tierd has committed every record now in the input topics
+    /// and, on a stepped clock, made every time-driven decision due by now.
     pub async fn wait_consumed(&self, timeout: Duration) {
+        self.wait_committed(timeout).await;
+        if let Some(clock) = self.clock.as_ref().filter(|_| self.config.time_sweeps) {
+            self.running()
+                .swept_to(clock.now(), timeout)
+                .await
+                .expect("the sweeper catches up");
+        }
+    }
+
+    /// Wait until tierd has committed every record now in the input topics.
+    pub async fn wait_committed(&self, timeout: Duration) {
         let ends = self.log_ends();
         wait_for("tierd to commit every published record", timeout, || {
             let committed = self.group_committed();

@@ -107,7 +107,11 @@ impl World {
             group_instance_id: format!("{prefix}.instance"),
             session_timeout_ms: session_ms,
             frozen_now_ms: now.millis(),
+            // The oracle is the fold of the events; time-driven decisions
+            // are not yet part of it (see tiers_that_live.rs for those).
             extra_args: vec![
+                "--time-sweeps".into(),
+                "false".into(),
                 "--kafka".into(),
                 std::iter::once(format!(
                     "heartbeat.interval.ms={}",

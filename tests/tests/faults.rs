@@ -18,7 +18,7 @@ use tier_core::sim::Workload;
 use tier_core::state::CustomerState;
 use tier_core::{Event, EventKind, Money, Timestamp};
 use tier_wire::decode::{encode_json, encode_protobuf, event_to_proto};
-use tierd_tests::{RawRecord, Sandbox, oracle, publish_records, stored_offset, stored_states};
+use tierd_tests::{RawRecord, Sandbox, oracle_at, publish_records, stored_offset, stored_states};
 
 const T: Duration = Duration::from_secs(60);
 /// Long enough for `stall_after` (10 s by default) plus a probe.
@@ -50,7 +50,7 @@ fn records_for(sb: &Sandbox, events: &[Event]) -> Vec<RawRecord> {
 }
 
 fn assert_state_matches_oracle(sb: &Sandbox, events: &[Event]) -> u64 {
-    let (expected, applied) = oracle(events);
+    let (expected, applied) = oracle_at(events, None);
     let stored = stored_states(&sb.config.data_dir);
     assert_eq!(
         stored.keys().collect::<Vec<_>>(),
@@ -443,7 +443,7 @@ async fn malformed_floods_and_resent_duplicates_change_nothing() {
     );
 
     let report = sb.stop().await;
-    let (_, applied) = oracle(&events);
+    let (_, applied) = oracle_at(&events, None);
     assert_eq!(
         report.records,
         (good.len() + 1_000 + 2_000) as u64,

@@ -137,6 +137,22 @@ impl AdminServiceImpl {
 
     async fn apply_policy_async(&self, req: ApplyPolicyRequest) -> Result<PolicyStatus, ApiError> {
         let policy = parse_policy(&req.policy_text)?;
+        let current = self.reads.policy_handle().active();
+        if policy.version() == current.policy.version() {
+            if req.policy_text == current.text {
+                // Already in force: nothing to do.
+                let mut out = status_to_proto(&self.reads.policy_handle().status());
+                out.hash.clone_from(&current.hash);
+                return Ok(out);
+            }
+            return Err(ApiError::invalid(
+                "policy_text",
+                format!(
+                    "version {:?} is the version in force with a different text; give the changed policy a new version (every decision records the version that made it)",
+                    policy.version()
+                ),
+            ));
+        }
         let active = Arc::new(ActivePolicy::new(
             policy,
             req.policy_text,

@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use crate::error::ApiError;
 use futures::future::{Either, Ready, ready};
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, Request, Response};
@@ -140,19 +141,15 @@ pub enum Refusal {
 
 impl Refusal {
     /// The gRPC code the refusal is answered with.
+    /// The gRPC code, from the one mapping in [`crate::error`].
     pub fn code(&self) -> Code {
-        match self {
-            Refusal::MissingToken | Refusal::MalformedHeader(_) | Refusal::WrongToken => {
-                Code::Unauthenticated
-            }
-            Refusal::ReadTokenOnAdmin | Refusal::NotLoopback => Code::PermissionDenied,
-        }
+        ApiError::from(self.clone()).code()
     }
 }
 
 impl From<Refusal> for Status {
     fn from(refusal: Refusal) -> Self {
-        Status::new(refusal.code(), refusal.to_string())
+        ApiError::from(refusal).into()
     }
 }
 

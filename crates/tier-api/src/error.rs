@@ -6,6 +6,8 @@ use tier_engine::CommandError;
 use tier_engine::command::SendError;
 use tonic::{Code, Status};
 
+use crate::auth::Refusal;
+
 /// Everything the API can answer with instead of a result.
 ///
 /// Messages are sentences meant for the caller: they name the offending
@@ -55,6 +57,14 @@ pub enum ApiError {
     #[error("{0}")]
     FailedPrecondition(String),
 
+    /// No, a malformed or an unknown bearer token.
+    #[error("{0}")]
+    Unauthenticated(String),
+
+    /// A valid caller without the right to this RPC.
+    #[error("{0}")]
+    PermissionDenied(String),
+
     /// The engine has too many commands waiting.
     #[error("{0}")]
     Busy(String),
@@ -86,6 +96,8 @@ impl ApiError {
             ApiError::NotFound { .. } | ApiError::UnknownService { .. } => Code::NotFound,
             ApiError::ClientTooSlow { .. } | ApiError::Busy(_) => Code::ResourceExhausted,
             ApiError::FailedPrecondition(_) => Code::FailedPrecondition,
+            ApiError::Unauthenticated(_) => Code::Unauthenticated,
+            ApiError::PermissionDenied(_) => Code::PermissionDenied,
             ApiError::Unavailable(_) => Code::Unavailable,
             ApiError::Reflection(_) | ApiError::Transport(_) => Code::Internal,
         }
@@ -107,6 +119,19 @@ impl From<CommandError> for ApiError {
             },
         };
         ApiError::invalid(field, e.to_string())
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::MissingToken | Refusal::MalformedHeader(_) | Refusal::WrongToken => {
+                ApiError::Unauthenticated(r.to_string())
+            }
+            Refusal::ReadTokenOnAdmin | Refusal::NotLoopback => {
+                ApiError::PermissionDenied(r.to_string())
+            }
+        }
     }
 }
 

@@ -259,8 +259,38 @@ impl Engine {
             .collect()
     }
 
+    /// While a policy rescore is under way, a customer not rescored yet is
+    /// rescored (cause `Policy`, at the apply instant) before anything else
+    /// decides for it under the new policy: the policy's moves are then
+    /// exactly those a dry run at that instant predicts, whatever events
+    /// and sweeps come first.
+    fn ensure_current(&mut self, unit: &mut Unit, id: &str) {
+        let Some(r) = &mut self.rescore else {
+            return;
+        };
+        if r.queue.is_empty() {
+            return;
+        }
+        let Some(state) = self.states.get_mut(id) else {
+            return;
+        };
+        if state.policy_version == self.policy.version() {
+            return;
+        }
+        let change = state.reevaluate(id, &self.policy, r.at, Cause::Policy);
+        if change.is_some() {
+            r.changed += 1;
+        }
+        unit.changes.extend(change);
+        unit.rescored += 1;
+        unit.touch(id);
+    }
+
     /// Fold one decoded event.
     pub fn fold(&mut self, unit: &mut Unit, event: &Event) -> Applied {
+        if self.rescore.is_some() {
+            self.ensure_current(unit, &event.customer_id);
+        }
         let id = &event.customer_id;
         let state = match self.states.get_mut(id) {
             Some(s) => s,
@@ -332,11 +362,15 @@ impl Engine {
             self.due.remove(&(when, id.clone()));
             self.due_of.remove(&id);
             n += 1;
+            self.ensure_current(unit, &id);
             let Some(state) = self.states.get_mut(&id) else {
                 continue;
             };
+            let before = state.decided_at;
             let (changes, _) = state.advance_to(&id, &self.policy, horizon, MAX_STEPS_PER_CUSTOMER);
-            let moved = !changes.is_empty();
+            // Any decision changes the state (its instant, score, an
+            // override that expired without moving the tier): stored.
+            let moved = !changes.is_empty() || state.decided_at != before;
             unit.changes.extend(changes);
             let notice = self.check_at_risk(&id, horizon);
             if moved || notice.is_some() {
@@ -408,8 +442,9 @@ impl Engine {
     /// act on a current customer).
     fn bring_to(&mut self, unit: &mut Unit, id: &str, at: Timestamp) {
         if let Some(state) = self.states.get_mut(id) {
+            let before = state.decided_at;
             let (changes, _) = state.advance_to(id, &self.policy, at, usize::MAX);
-            if !changes.is_empty() {
+            if !changes.is_empty() || state.decided_at != before {
                 unit.touch(id);
             }
             unit.changes.extend(changes);
@@ -428,6 +463,7 @@ impl Engine {
         if cmd.customer_id.trim().is_empty() {
             return Err(CommandError::EmptyCustomerId);
         }
+        self.ensure_current(unit, &cmd.customer_id);
         self.bring_to(unit, &cmd.customer_id, now);
         let known = self.states.contains_key(&cmd.customer_id);
         let mut state = self.states.remove(&cmd.customer_id).unwrap_or_default();
@@ -469,6 +505,7 @@ impl Engine {
         if customer_id.trim().is_empty() {
             return Err(CommandError::EmptyCustomerId);
         }
+        self.ensure_current(unit, customer_id);
         self.bring_to(unit, customer_id, now);
         let Some(state) = self.states.get_mut(customer_id) else {
             return Err(OverrideError::NothingToClear {
@@ -582,6 +619,10 @@ impl Engine {
             let Some(state) = self.states.get_mut(&id) else {
                 continue;
             };
+            if state.policy_version == self.policy.version() {
+                // Rescored already, before an event, sweep or command.
+                continue;
+            }
             let change = state.reevaluate(&id, &self.policy, r.at, Cause::Policy);
             if change.is_some() {
                 r.changed += 1;

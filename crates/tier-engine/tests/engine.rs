@@ -510,3 +510,36 @@ fn background_rescore_in_slices_interleaves_with_events() {
     }
     assert_eq!(slices, 200 / 16 + 1);
 }
+
+#[test]
+fn an_override_that_expires_without_moving_the_tier_is_still_committed() {
+    let t0 = date(2026, 3, 2);
+    let mut engine = Engine::new(policy(), [], t0);
+    fold_all(&mut engine, &buyer("big", t0, cny(2_000_000)));
+    let mut unit = Unit::new();
+    engine
+        .set_override(
+            &mut unit,
+            SetOverride {
+                customer_id: "big".into(),
+                tier: "C".into(),
+                mode: OverrideMode::Floor,
+                reason: "watch".into(),
+                author: "li.wei".into(),
+                expires_at: Some(t0.plus_days(5)),
+            },
+            t0.plus_days(1),
+        )
+        .unwrap();
+    engine.seal(&unit);
+    let mut unit = Unit::new();
+    while engine.sweep(&mut unit, t0.plus_days(6), 100) > 0 {}
+    assert!(unit.changes.is_empty(), "B stays B: {:?}", unit.changes);
+    assert_eq!(unit.touched(), ["big".to_owned()], "the expiry is stored");
+    let s = engine.customer("big").unwrap();
+    assert!(s.manual().is_none());
+    assert!(matches!(
+        s.override_history().last().unwrap().action,
+        OverrideAction::Expired
+    ));
+}

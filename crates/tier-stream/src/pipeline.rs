@@ -95,6 +95,8 @@ pub struct PipelineConfig {
     /// unreachable leaders, records it cannot fetch, dead letters or
     /// commits that keep failing) before its status turns `Stalled`.
     pub stall_after: Duration,
+    /// Sweep due customers once caught up (time-driven decisions).
+    pub time_sweeps: bool,
 }
 
 impl PipelineConfig {
@@ -111,6 +113,7 @@ impl PipelineConfig {
             kafka: Vec::new(),
             limits: ValidationLimits::default(),
             stall_after: Duration::from_secs(10),
+            time_sweeps: true,
         }
     }
 
@@ -208,6 +211,9 @@ pub struct PipelineDeps<S> {
     pub policy: Arc<PolicyHandle>,
     /// Commands (overrides, policy changes), applied between batches.
     pub commands: std::sync::mpsc::Receiver<Command>,
+    /// The processing instant up to which every time-driven decision is
+    /// made and committed (set once caught up and nothing is due).
+    pub swept_to: watch::Sender<Option<tier_core::Timestamp>>,
     pub clock: Arc<dyn Clock>,
     pub outbox_notify: Arc<Notify>,
     pub cancel: CancellationToken,
@@ -776,9 +782,27 @@ impl<S: Store + 'static> Pipeline<S> {
                 self.between_batches(&mut batch);
             }
             self.engine.seal(&batch.unit);
-            if (batch.has_work() || !lock(&self.resets).is_empty()) && !self.finish_batch(batch)? {
+            let has_work = batch.has_work() || !lock(&self.resets).is_empty();
+            if has_work && !self.finish_batch(batch)? {
                 // Cancelled while the batch could not be committed.
                 break;
+            }
+            if self.caught_up && self.config.time_sweeps {
+                let now = self.now.now(self.deps.clock.as_ref());
+                if self.engine.next_due().is_none_or(|d| d > now) {
+                    self.deps.swept_to.send_if_modified(|t| {
+                        let moved = *t != Some(now);
+                        *t = Some(now);
+                        moved
+                    });
+                }
+            }
+            if !has_work && self.engine.status() != self.deps.policy.status() {
+                // A rescore can finish without a commit of its own (the
+                // last customers were rescored, and committed, ahead of
+                // the queue by sweeps or events).
+                self.deps.policy.set_status(self.engine.status());
+                metrics::gauge!(m::POLICY_RESCORE_PROGRESS).set(1.0);
             }
             if cancelled {
                 break;
@@ -817,8 +841,9 @@ impl<S: Store + 'static> Pipeline<S> {
         if self.engine.rescoring() {
             self.engine.rescore(&mut batch.unit, SLICE);
         }
-        if self.caught_up {
+        if self.caught_up && self.config.time_sweeps {
             let swept = self.engine.sweep(&mut batch.unit, now, SLICE);
+            tracing::trace!(swept, next_due = ?self.engine.next_due(), now = %now, "sweep");
             if swept > 0 {
                 metrics::counter!(m::SWEPT).increment(swept as u64);
             }

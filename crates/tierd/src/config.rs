@@ -71,6 +71,11 @@ pub struct Config {
     /// gRPC bearer tokens (TOML, `[[token]]` entries); absent: admin RPCs
     /// only from loopback peers, read RPCs open.
     pub auth_tokens_file: Option<PathBuf>,
+    /// Make time-driven decisions (activity leaving the window, invoices
+    /// falling due, lifecycle thresholds, hold and override expiry) as the
+    /// processing clock passes them. Off: tiers move only with events,
+    /// overrides and policy changes (what-if replays, audits).
+    pub time_sweeps: bool,
 }
 
 impl Default for Config {
@@ -102,6 +107,7 @@ impl Default for Config {
             frozen_now_ms: None,
             stall_after_ms: 10_000,
             auth_tokens_file: None,
+            time_sweeps: true,
         }
     }
 }
@@ -204,6 +210,12 @@ pub struct Cli {
     #[arg(long, env = "TIERD_AUTH_TOKENS_FILE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_tokens_file: Option<PathBuf>,
+    /// Make time-driven decisions as the processing clock passes them
+    /// (default true). false: tiers move only with events, overrides and
+    /// policy changes (what-if replays, audits).
+    #[arg(long, env = "TIERD_TIME_SWEEPS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_sweeps: Option<bool>,
 }
 
 impl Cli {

@@ -140,9 +140,21 @@ pub struct Running {
     policy_path: Option<std::path::PathBuf>,
     policy: Arc<PolicyHandle>,
     commands: tier_engine::CommandSender,
+    swept_to: tokio::sync::watch::Receiver<Option<Timestamp>>,
 }
 
 impl Running {
+    /// Wait until every time-driven decision due by processing instant
+    /// `at` is made and committed (the sweeper caught up with `at`).
+    pub async fn swept_to(&self, at: Timestamp, timeout: Duration) -> anyhow::Result<()> {
+        let mut rx = self.swept_to.clone();
+        tokio::time::timeout(timeout, rx.wait_for(|t| t.is_some_and(|t| t >= at)))
+            .await
+            .context("the sweeper did not catch up in time")?
+            .context("tierd stopped")?;
+        Ok(())
+    }
+
     /// Re-read `--policy` (what SIGHUP does): validate it, and if its text
     /// differs from the policy in force, apply it like `ApplyPolicy` (a
     /// background rescore). Returns the new version, or `None` when the
@@ -154,10 +166,16 @@ impl Running {
             .await
             .context("policy reload task panicked")??;
         let source_hash = tier_engine::command::sha256_hex(&text);
-        if self.policy.active().text == text {
+        let current = self.policy.active();
+        if current.text == text {
             return Ok(None);
         }
         let version = policy.version().to_owned();
+        if version == current.policy.version() {
+            anyhow::bail!(
+                "the policy file changed but keeps version {version:?}, the version in force; give the changed policy a new version"
+            );
+        }
         let active = Arc::new(ActivePolicy::new(policy, text, source_hash));
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.commands
@@ -287,6 +305,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     }
     let policy_handle = Arc::new(PolicyHandle::new(active.clone()));
     let (commands, inbox) = tier_engine::command::channel(1024);
+    let (swept_tx, swept_rx) = tokio::sync::watch::channel(None);
 
     let read = Arc::new(ReadModel::new());
     let (changes_tx, _) = broadcast::channel(4096);
@@ -342,6 +361,12 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     pc.session_timeout_ms = config.session_timeout_ms;
     pc.stall_after = Duration::from_millis(config.stall_after_ms.max(100));
     pc.kafka = kafka.clone();
+    pc.time_sweeps = config.time_sweeps;
+    if !config.time_sweeps {
+        tracing::warn!(
+            "--time-sweeps false: tiers move only with events, overrides and policy changes, never with time alone"
+        );
+    }
     let ingest_stop = CancellationToken::new();
     let observer = Arc::new(ReadModelObserver {
         read: read.clone(),
@@ -353,6 +378,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
             store: store.clone(),
             policy: policy_handle.clone(),
             commands: inbox,
+            swept_to: swept_tx,
             clock,
             outbox_notify: notify.clone(),
             cancel: ingest_stop.clone(),
@@ -462,6 +488,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         policy_path: config.policy.clone(),
         policy: policy_handle,
         commands,
+        swept_to: swept_rx,
     })
 }
 

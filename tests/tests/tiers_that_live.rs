@@ -1,0 +1,672 @@
+//! "Tiers that live", end to end: tierd in-process on a stepped clock
+//! (time sweeps, at-risk notices, a restart after the due time), the
+//! override and policy RPCs over gRPC, and SIGHUP on the real binary.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::Message as _;
+use tier_core::policy::Policy;
+use tier_core::state::CustomerState;
+use tier_core::time::date;
+use tier_core::{Event, EventKind, Money, Timestamp};
+use tier_proto::api::admin_service_client::AdminServiceClient;
+use tier_proto::api::{
+    self, ApplyPolicyRequest, ChangeCause, ClearOverrideRequest, DryRunPolicyRequest,
+    GetOverrideHistoryRequest, GetPolicyRequest, GetPolicyStatusRequest, GetTierRequest,
+    ListAtRiskCustomersRequest, OverrideMode, SetOverrideRequest, TierAtRisk, TierChanged,
+};
+use tier_stream::ManualClock;
+use tierd_tests::{Record, Sandbox, Wire, wait_for};
+use tonic::Code;
+
+const T: Duration = Duration::from_secs(60);
+
+fn order(customer: &str, n: usize, at: Timestamp, amount: i64) -> Event {
+    Event {
+        event_id: format!("{customer}-e{n}"),
+        customer_id: customer.into(),
+        occurred_at: at,
+        source: "test".into(),
+        kind: EventKind::OrderPlaced {
+            order_id: format!("{customer}-o{n}"),
+            amount: Money(amount),
+            cost: Some(Money(amount * 3 / 4)),
+        },
+    }
+}
+
+/// Weekly orders worth `per_year` minor units over the year up to `last`.
+fn buyer(customer: &str, last: Timestamp, per_year: i64) -> Vec<Event> {
+    let mut out = Vec::new();
+    let mut t = last.plus_days(-364);
+    let mut n = 0;
+    while t <= last {
+        n += 1;
+        out.push(order(customer, n, t, per_year / 52));
+        t = t.plus_days(7);
+    }
+    out
+}
+
+/// 2,000,000 CNY a year, in fen: tier B under the default policy.
+const B_BUYER: i64 = 200_000_000;
+
+fn stepped(at: Timestamp) -> (Sandbox, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(at));
+    let mut sb = Sandbox::new();
+    sb.clock = Some(clock.clone());
+    (sb, clock)
+}
+
+/// Every record on the tier-changes topic: the changes and the at-risk
+/// notices, told apart by the `tierd-type` header.
+fn published(sb: &Sandbox, at_least: usize) -> (Vec<TierChanged>, Vec<TierAtRisk>) {
+    let records: Vec<Record> = sb.read_topic(
+        &sb.config.tier_changes_topic,
+        at_least,
+        Duration::from_secs(30),
+    );
+    let mut changes = Vec::new();
+    let mut notices = Vec::new();
+    for r in records {
+        let payload = r.payload.clone().unwrap_or_default();
+        match r.header("tierd-type") {
+            Some("TierAtRisk") => notices.push(TierAtRisk::decode(payload.as_slice()).unwrap()),
+            _ => changes.push(TierChanged::decode(payload.as_slice()).unwrap()),
+        }
+    }
+    changes.sort_by_key(|c| (c.customer_id.clone(), c.sequence));
+    (changes, notices)
+}
+
+async fn tier(sb: &Sandbox, customer: &str) -> api::CustomerTier {
+    sb.client()
+        .await
+        .get_tier(GetTierRequest {
+            customer_id: customer.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// Wait until GetTier says `tier` for `customer`.
+async fn wait_tier(sb: &Sandbox, customer: &str, want: &str) -> api::CustomerTier {
+    wait_for(&format!("{customer} in {want}"), T, || async {
+        let t = tier(sb, customer).await;
+        (t.tier == want).then_some(t)
+    })
+    .await
+}
+
+async fn admin(sb: &Sandbox) -> AdminServiceClient<tonic::transport::Channel> {
+    AdminServiceClient::connect(format!("http://{}", sb.running().grpc_addr))
+        .await
+        .unwrap()
+}
+
+/// What the core alone decides for `events` advanced to `until`.
+fn core_alone(customer: &str, events: &[Event], until: Timestamp) -> CustomerState {
+    let policy = Policy::default_policy();
+    let mut s = CustomerState::default();
+    for e in events {
+        s.process(customer, e, &policy);
+    }
+    let (_, done) = s.advance_to(customer, &policy, until, 100_000);
+    assert!(done);
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lapsing_customer_drops_on_its_day_announced_ahead_and_a_restart_sweeps_it() {
+    let last = date(2026, 3, 2);
+    let (mut sb, clock) = stepped(last.plus_days(1));
+    let events = buyer("lapsing", last, B_BUYER);
+    sb.publish(sb.orders_topic(), &events, Wire::Protobuf).await;
+    sb.start().await;
+    sb.wait_consumed(T).await;
+    let start = wait_tier(&sb, "lapsing", "B").await;
+    assert_eq!(start.lifecycle, api::Lifecycle::Active as i32);
+
+    // When will time alone move it? The core says (B -> C about 200 days
+    // after the last order, as orders leave the 12-month window).
+    let mut probe = core_alone("lapsing", &events, last);
+    let mut drop_day = 0;
+    for d in 1..400 {
+        let (c, _) = probe.advance_to("lapsing", &Policy::default_policy(), last.plus_days(d), 100);
+        if !c.is_empty() {
+            drop_day = d;
+            break;
+        }
+    }
+    assert!(drop_day > 30, "not before the window lets go");
+
+    // Three weeks before: announced, listed, still B.
+    clock.set(last.plus_days(drop_day - 21));
+    let listed = wait_for("an at-risk listing", T, || async {
+        let l = sb
+            .client()
+            .await
+            .list_at_risk_customers(ListAtRiskCustomersRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .customers;
+        (!l.is_empty()).then_some(l)
+    })
+    .await;
+    assert_eq!(listed[0].customer_id, "lapsing");
+    assert_eq!(listed[0].current_tier, "B");
+    assert_eq!(tier(&sb, "lapsing").await.tier, "B");
+    // The day before: still B. On the day: the drop.
+    clock.set(last.plus_days(drop_day - 1));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(tier(&sb, "lapsing").await.tier, "B");
+    clock.set(last.plus_days(drop_day));
+    let dropped = wait_tier(&sb, "lapsing", &listed[0].falls_to).await;
+    assert_eq!(
+        dropped.lifecycle,
+        api::Lifecycle::Lapsed as i32,
+        "no order for 180 days"
+    );
+
+    // tierd is down for 250 days; on restart it sweeps what fell due.
+    sb.stop().await;
+    clock.set(last.plus_days(450));
+    sb.start().await;
+    let expected = core_alone("lapsing", &events, last.plus_days(450));
+    let want = expected.effective.as_ref().unwrap().tier.clone();
+    let after = wait_tier(&sb, "lapsing", &want).await;
+    assert_eq!(after.lifecycle, api::Lifecycle::Lapsed as i32);
+    assert_eq!(after.score, expected.effective.as_ref().unwrap().score);
+
+    let (changes, notices) = published(&sb, expected.sequence as usize);
+    let mine: Vec<&TierChanged> = changes
+        .iter()
+        .filter(|c| c.customer_id == "lapsing")
+        .collect();
+    // Exactly once each: gap-free sequences, no repeats.
+    let seqs: Vec<u64> = mine.iter().map(|c| c.sequence).collect();
+    assert_eq!(
+        seqs,
+        (1..=expected.sequence).collect::<Vec<_>>(),
+        "{mine:?}"
+    );
+    let time: Vec<&&TierChanged> = mine
+        .iter()
+        .filter(|c| c.cause == ChangeCause::Time as i32)
+        .collect();
+    // The core alone makes the same time-driven decisions, and every
+    // change after the last order is one of them.
+    let mut alone = core_alone("lapsing", &events, last);
+    let (drops, _) = alone.advance_to(
+        "lapsing",
+        &Policy::default_policy(),
+        last.plus_days(450),
+        10_000,
+    );
+    let published_drops: Vec<(String, u64)> = time
+        .iter()
+        .map(|c| (c.new_tier.clone(), c.sequence))
+        .collect();
+    let core_drops: Vec<(String, u64)> = drops
+        .iter()
+        .map(|c| (c.new_tier.clone(), c.sequence))
+        .collect();
+    assert_eq!(published_drops, core_drops);
+    assert!(mine.iter().all(|c| c.cause == ChangeCause::Time as i32
+        || c.changed_at.as_ref().map_or(0, |t| t.seconds) <= last.millis() / 1000));
+    assert_eq!(
+        time.last().unwrap().lifecycle,
+        api::Lifecycle::Lapsed as i32
+    );
+    // The at-risk notice came first, for the first drop, with advice.
+    let first = time[0];
+    let notice = notices
+        .iter()
+        .find(|n| n.customer_id == "lapsing" && n.falls_to == first.new_tier)
+        .expect("a TierAtRisk before the first drop");
+    assert_eq!(notice.current_tier, "B");
+    assert_eq!(notice.on, first.changed_at);
+    assert!(!notice.keep.is_empty());
+    assert!(notice.summary.contains("to stay B"), "{}", notice.summary);
+    assert_eq!(
+        notices
+            .iter()
+            .filter(|n| n.customer_id == "lapsing" && n.on == first.changed_at)
+            .count(),
+        1,
+        "announced once"
+    );
+    sb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_risk_customers_are_listed_soonest_first() {
+    let last = date(2026, 3, 2);
+    let (mut sb, clock) = stepped(last.plus_days(1));
+    // Their last orders 20 days apart; "small" is in the lowest tier,
+    // which nothing can fall from.
+    let mut events = buyer("soon", last.plus_days(-20), B_BUYER);
+    events.extend(buyer("later", last, B_BUYER));
+    events.extend(buyer("small", last, B_BUYER / 100));
+    events.sort_by_key(|e| e.occurred_at);
+    sb.publish(sb.orders_topic(), &events, Wire::Protobuf).await;
+    sb.start().await;
+    sb.wait_consumed(T).await;
+    // 180 days on, "soon" and "later" are both within 30 days of a drop
+    // (about 204 days after their last orders).
+    clock.set(last.plus_days(180));
+    let listed = wait_for("two customers at risk", T, || async {
+        let l = sb
+            .client()
+            .await
+            .list_at_risk_customers(ListAtRiskCustomersRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .customers;
+        (l.len() >= 2).then_some(l)
+    })
+    .await;
+    let ids: Vec<&str> = listed.iter().map(|r| r.customer_id.as_str()).collect();
+    assert_eq!(ids, ["soon", "later"], "{listed:?}");
+    let secs = |r: &TierAtRisk| r.on.as_ref().map_or(0, |t| t.seconds);
+    assert!(secs(&listed[0]) <= secs(&listed[1]));
+    let only_c = sb
+        .client()
+        .await
+        .list_at_risk_customers(ListAtRiskCustomersRequest {
+            tier: "Z".into(),
+            limit: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(only_c.code(), Code::InvalidArgument);
+    assert!(only_c.message().contains("tier"));
+    sb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overrides_win_expire_and_are_in_the_history() {
+    let t0 = date(2026, 3, 2);
+    let (mut sb, clock) = stepped(t0.plus_days(1));
+    sb.publish(
+        sb.orders_topic(),
+        &buyer("acct", t0, B_BUYER),
+        Wire::Protobuf,
+    )
+    .await;
+    sb.start().await;
+    sb.wait_consumed(T).await;
+    wait_tier(&sb, "acct", "B").await;
+    let mut admin = admin(&sb).await;
+    let ts = |t: Timestamp| tier_wire::time::to_proto(t);
+
+    // Pin for ten days: answered after the commit, so GetTier agrees at once.
+    let resp = admin
+        .set_override(SetOverrideRequest {
+            customer_id: "acct".into(),
+            tier: "A".into(),
+            mode: OverrideMode::Pin as i32,
+            reason: "strategic account".into(),
+            author: "li.wei".into(),
+            expires_at: Some(ts(t0.plus_days(11))),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let t = resp.tier.unwrap();
+    assert_eq!((t.tier.as_str(), t.computed_tier.as_str()), ("A", "B"));
+    assert!(t.overridden);
+    let change = resp.change.unwrap();
+    assert_eq!(change.cause, ChangeCause::Override as i32);
+    assert!(change.overridden);
+    let now = tier(&sb, "acct").await;
+    assert_eq!(now.tier, "A");
+    assert_eq!(now.r#override.unwrap().author, "li.wei");
+
+    // A ceiling below the computed tier wins; a floor below it does not.
+    for (mode, tier_name, effective) in [
+        (OverrideMode::Ceiling, "C", "C"),
+        (OverrideMode::Floor, "C", "B"),
+    ] {
+        let r = admin
+            .set_override(SetOverrideRequest {
+                customer_id: "acct".into(),
+                tier: tier_name.into(),
+                mode: mode as i32,
+                reason: "review".into(),
+                author: "li.wei".into(),
+                expires_at: Some(ts(t0.plus_days(11))),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.tier.unwrap().tier, effective, "{mode:?}");
+    }
+    // The floor expires on its day: swept like any due time.
+    clock.set(t0.plus_days(12));
+    wait_for("the override to expire", T, || async {
+        let t = tier(&sb, "acct").await;
+        t.r#override.is_none().then_some(())
+    })
+    .await;
+    let history = sb
+        .client()
+        .await
+        .get_override_history(GetOverrideHistoryRequest {
+            customer_id: "acct".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    let actions: Vec<&str> = history.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["set", "set", "set", "expired"]);
+
+    // Clear: a pin, then cleared with a reason.
+    admin
+        .set_override(SetOverrideRequest {
+            customer_id: "acct".into(),
+            tier: "D".into(),
+            mode: OverrideMode::Pin as i32,
+            reason: "credit hold".into(),
+            author: "finance".into(),
+            expires_at: None,
+        })
+        .await
+        .unwrap();
+    let cleared = admin
+        .clear_override(ClearOverrideRequest {
+            customer_id: "acct".into(),
+            reason: "paid up".into(),
+            author: "finance".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(cleared.tier.unwrap().tier, "B");
+
+    // Refusals name the field and change nothing.
+    let bad = |mode: i32, tier: &str, reason: &str| SetOverrideRequest {
+        customer_id: "acct".into(),
+        tier: tier.into(),
+        mode,
+        reason: reason.into(),
+        author: "x".into(),
+        expires_at: None,
+    };
+    for (req, field) in [
+        (bad(0, "A", "r"), "mode"),
+        (bad(OverrideMode::Pin as i32, "Z", "r"), "tier"),
+        (bad(OverrideMode::Pin as i32, "A", " "), "reason"),
+    ] {
+        let e = admin.set_override(req).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        assert!(e.message().contains(field), "{field}: {}", e.message());
+    }
+    let e = admin
+        .clear_override(ClearOverrideRequest {
+            customer_id: "acct".into(),
+            reason: "again".into(),
+            author: "finance".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert_eq!(tier(&sb, "acct").await.tier, "B");
+    sb.stop().await;
+}
+
+/// The default policy with every band raised by `by` points.
+fn stricter(version: &str, by: f64) -> String {
+    tier_core::policy::DEFAULT_POLICY_TOML
+        .replace(
+            "version = \"default-2026.12\"",
+            &format!("version = \"{version}\""),
+        )
+        .lines()
+        .map(|l| match l.trim_start().strip_prefix("min_score = ") {
+            Some(rest) => {
+                let v: f64 = rest.split_whitespace().next().unwrap().parse().unwrap();
+                if v > 0.0 {
+                    format!("min_score = {:.1}", (v + by).min(100.0))
+                } else {
+                    l.to_owned()
+                }
+            }
+            None => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_predicts_exactly_what_applying_moves_while_get_tier_keeps_answering() {
+    const N: usize = 100_000;
+    // Orders 60 days back: past the 30-day hold, so downgrades are free.
+    let at = date(2026, 3, 2);
+    let (mut sb, _clock) = stepped(at.plus_days(60));
+    // One order each, amounts spread so customers sit across the bands.
+    let events: Vec<Event> = (0..N)
+        .map(|i| {
+            let amount = 5_000_000 + (i as i64 % 1000) * 600_000;
+            order(&format!("c{i:06}"), 1, at, amount)
+        })
+        .collect();
+    sb.publish(sb.orders_topic(), &events, Wire::Protobuf).await;
+    sb.start().await;
+    sb.wait_consumed(Duration::from_secs(180)).await;
+    let mut client = sb.client().await;
+    let mut admin = admin(&sb).await;
+    let before = client
+        .get_policy(GetPolicyRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(before.version, "default-2026.12");
+    assert_eq!(before.hash.len(), 64);
+
+    let text = stricter("strict-2027.01", 6.0);
+    let dry = client
+        .dry_run_policy(DryRunPolicyRequest {
+            policy_text: text.clone(),
+            sample: 5,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(dry.movers > 0);
+    assert_eq!(dry.sample.len(), 5);
+    assert_eq!(
+        dry.matrix.iter().map(|c| c.customers).sum::<u64>(),
+        N as u64
+    );
+    let unchanged = client
+        .get_policy(GetPolicyRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        unchanged.version, "default-2026.12",
+        "a dry run changes nothing"
+    );
+
+    // A bad policy is refused with line and field.
+    let e = admin
+        .apply_policy(ApplyPolicyRequest {
+            policy_text: text.replace("min_score = ", "min_score = -"),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("line"), "{}", e.message());
+
+    let applied = admin
+        .apply_policy(ApplyPolicyRequest {
+            policy_text: text.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(applied.version, "strict-2027.01");
+    // GetTier answers throughout the background rescore.
+    let mut answered_while_rescoring = 0;
+    loop {
+        let status = client
+            .get_policy_status(GetPolicyStatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        let t = tier(&sb, "c000007").await;
+        assert!(!t.tier.is_empty());
+        if !status.rescoring {
+            assert_eq!(status.rescored, N as u64);
+            break;
+        }
+        answered_while_rescoring += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(applied.rescoring || answered_while_rescoring > 0);
+
+    // Exactly the matrix's customers moved, with cause POLICY (counted by
+    // tierd's own metric; only this test changes a policy).
+    let metrics = tierd_tests::http_get(sb.running().metrics_addr, "/metrics").await;
+    let label = |line: &str, key: &str| -> String {
+        let from = line.find(&format!("{key}=\"")).unwrap() + key.len() + 2;
+        line[from..].split('"').next().unwrap().to_owned()
+    };
+    let mut moved = std::collections::BTreeMap::<(String, String), u64>::new();
+    for line in metrics.lines() {
+        if line.starts_with("tierd_tier_changes_total{") && line.contains("cause=\"policy\"") {
+            let n: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+            moved.insert((label(line, "from"), label(line, "to")), n);
+        }
+    }
+    let expected: std::collections::BTreeMap<(String, String), u64> = dry
+        .matrix
+        .iter()
+        .filter(|c| c.from_tier != c.to_tier)
+        .map(|c| ((c.from_tier.clone(), c.to_tier.clone()), c.customers))
+        .collect();
+    assert_eq!(moved, expected);
+    let info = client
+        .get_policy(GetPolicyRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.text, text);
+
+    // The applied policy survives a restart (the policy file is unchanged).
+    sb.stop().await;
+    sb.start().await;
+    let info = sb
+        .client()
+        .await
+        .get_policy(GetPolicyRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.version, "strict-2027.01");
+    sb.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_rereads_the_policy_file() {
+    use tierd_tests::fault::process::TierdSetup;
+    let work = tempfile::tempdir().unwrap();
+    let prefix = tierd_tests::fault::unique("sighup");
+    let topics: Vec<String> = ["orders", "payments"]
+        .iter()
+        .map(|t| format!("{prefix}.{t}"))
+        .collect();
+    let dlq = format!("{prefix}.dlq");
+    let changes = format!("{prefix}.tier-changes");
+    let mut all: Vec<(&str, i32)> = topics.iter().map(|t| (t.as_str(), 2)).collect();
+    all.push((&dlq, 2));
+    all.push((&changes, 2));
+    let broker =
+        tierd_tests::TestBroker::spawn(Path::new(env!("CARGO_BIN_EXE_tierd-testbroker")), 1, &all)
+            .unwrap();
+    let policy_file = work.path().join("policy.toml");
+    std::fs::write(&policy_file, tier_core::policy::DEFAULT_POLICY_TOML).unwrap();
+    let setup = TierdSetup {
+        exe: tierd_tests::fault::process::tierd_binary(),
+        brokers: broker.bootstrap_servers().to_owned(),
+        data_dir: work.path().join("data"),
+        work_dir: work.path().to_owned(),
+        topics,
+        dlq_topic: dlq,
+        tier_changes_topic: changes,
+        group_id: format!("{prefix}.g"),
+        group_instance_id: format!("{prefix}.i"),
+        session_timeout_ms: 6_000,
+        frozen_now_ms: date(2026, 3, 2).millis(),
+        extra_args: vec![
+            "--policy".into(),
+            policy_file.to_string_lossy().into_owned(),
+        ],
+    };
+    let mut child = setup.spawn(1).unwrap();
+    let ready = child.wait_ready(T).await.unwrap();
+    let mut client = tier_proto::api::tier_service_client::TierServiceClient::connect(format!(
+        "http://{}",
+        ready.grpc
+    ))
+    .await
+    .unwrap();
+    let version = |c: &mut tier_proto::api::tier_service_client::TierServiceClient<
+        tonic::transport::Channel,
+    >| {
+        let mut c = c.clone();
+        async move {
+            c.get_policy(GetPolicyRequest {})
+                .await
+                .unwrap()
+                .into_inner()
+                .version
+        }
+    };
+    assert_eq!(version(&mut client).await, "default-2026.12");
+    // A broken file is refused; the policy in force stays.
+    std::fs::write(&policy_file, "version = ").unwrap();
+    let pid = child.pid().to_string();
+    let hup = || {
+        let ok = std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    };
+    hup();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(version(&mut client).await, "default-2026.12");
+    assert!(child.exited().is_none(), "a bad file does not stop tierd");
+    std::fs::write(&policy_file, stricter("hup-2027.02", 2.0)).unwrap();
+    hup();
+    wait_for("the reloaded policy", T, || {
+        let mut c = client.clone();
+        async move {
+            let v = c
+                .get_policy(GetPolicyRequest {})
+                .await
+                .ok()?
+                .into_inner()
+                .version;
+            (v == "hup-2027.02").then_some(())
+        }
+    })
+    .await;
+    let log = std::fs::read_to_string(setup.log_path()).unwrap();
+    assert!(
+        log.contains("policy NOT reloaded"),
+        "the bad file is logged"
+    );
+    child.sigkill().unwrap();
+}
