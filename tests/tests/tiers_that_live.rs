@@ -103,6 +103,22 @@ async fn wait_tier(sb: &Sandbox, customer: &str, want: &str) -> api::CustomerTie
     .await
 }
 
+/// Wait until `ListAtRiskCustomers` lists at least `n` customers.
+async fn wait_at_risk(sb: &Sandbox, n: usize) -> Vec<TierAtRisk> {
+    wait_for(&format!("{n} customers at risk"), T, || async {
+        let l = sb
+            .client()
+            .await
+            .list_at_risk_customers(ListAtRiskCustomersRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .customers;
+        (l.len() >= n).then_some(l)
+    })
+    .await
+}
+
 async fn admin(sb: &Sandbox) -> AdminServiceClient<tonic::transport::Channel> {
     AdminServiceClient::connect(format!("http://{}", sb.running().grpc_addr))
         .await
@@ -147,18 +163,7 @@ async fn a_lapsing_customer_drops_on_its_day_announced_ahead_and_a_restart_sweep
 
     // Three weeks before: announced, listed, still B.
     clock.set(last.plus_days(drop_day - 21));
-    let listed = wait_for("an at-risk listing", T, || async {
-        let l = sb
-            .client()
-            .await
-            .list_at_risk_customers(ListAtRiskCustomersRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
-            .customers;
-        (!l.is_empty()).then_some(l)
-    })
-    .await;
+    let listed = wait_at_risk(&sb, 1).await;
     assert_eq!(listed[0].customer_id, "lapsing");
     assert_eq!(listed[0].current_tier, "B");
     assert_eq!(tier(&sb, "lapsing").await.tier, "B");
@@ -261,18 +266,7 @@ async fn at_risk_customers_are_listed_soonest_first() {
     // 180 days on, "soon" and "later" are both within 30 days of a drop
     // (about 204 days after their last orders).
     clock.set(last.plus_days(180));
-    let listed = wait_for("two customers at risk", T, || async {
-        let l = sb
-            .client()
-            .await
-            .list_at_risk_customers(ListAtRiskCustomersRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
-            .customers;
-        (l.len() >= 2).then_some(l)
-    })
-    .await;
+    let listed = wait_at_risk(&sb, 2).await;
     let ids: Vec<&str> = listed.iter().map(|r| r.customer_id.as_str()).collect();
     assert_eq!(ids, ["soon", "later"], "{listed:?}");
     let secs = |r: &TierAtRisk| r.on.as_ref().map_or(0, |t| t.seconds);

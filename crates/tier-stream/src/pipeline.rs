@@ -1347,8 +1347,19 @@ impl<S: Store + 'static> Pipeline<S> {
         metrics::counter!(m::EVENTS_DUPLICATE).increment(unit.duplicates);
         metrics::counter!(m::EVENTS_STALE).increment(unit.stale);
 
-        // Durable: now readers may see it, in this order: the policy in
-        // force, the customers, the replies.
+        for c in &unit.changes {
+            if let Some(old) = &c.old_tier {
+                *self.tier_counts.entry(old.clone()).or_insert(0) -= 1;
+            }
+            *self.tier_counts.entry(c.new_tier.clone()).or_insert(0) += 1;
+            metrics::counter!(m::TIER_CHANGES, "from" => c.old_tier.clone().unwrap_or_else(|| "none".into()), "to" => c.new_tier.clone(), "cause" => c.cause.as_str()).increment(1);
+        }
+        for (tier, n) in &self.tier_counts {
+            metrics::gauge!(m::CUSTOMERS_PER_TIER, "tier" => tier.clone()).set(*n as f64);
+        }
+
+        // Durable: now readers may see it, in this order: the metrics
+        // above, the policy in force, the customers, the replies.
         if let Some(p) = batch.policy.take() {
             self.deps.policy.set(p);
         }
@@ -1363,16 +1374,6 @@ impl<S: Store + 'static> Pipeline<S> {
         self.observer.committed(&customers);
         if !unit.changes.is_empty() || !unit.at_risk.is_empty() {
             self.deps.outbox_notify.notify_one();
-        }
-        for c in &unit.changes {
-            if let Some(old) = &c.old_tier {
-                *self.tier_counts.entry(old.clone()).or_insert(0) -= 1;
-            }
-            *self.tier_counts.entry(c.new_tier.clone()).or_insert(0) += 1;
-            metrics::counter!(m::TIER_CHANGES, "from" => c.old_tier.clone().unwrap_or_else(|| "none".into()), "to" => c.new_tier.clone(), "cause" => c.cause.as_str()).increment(1);
-        }
-        for (tier, n) in &self.tier_counts {
-            metrics::gauge!(m::CUSTOMERS_PER_TIER, "tier" => tier.clone()).set(*n as f64);
         }
         if self.caught_up {
             metrics::gauge!(m::SWEEP_BACKLOG).set(
