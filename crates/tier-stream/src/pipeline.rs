@@ -97,6 +97,8 @@ pub struct PipelineConfig {
     pub stall_after: Duration,
     /// Sweep due customers once caught up (time-driven decisions).
     pub time_sweeps: bool,
+    /// Most customers swept, and most rescored, between two batches.
+    pub slice: usize,
 }
 
 impl PipelineConfig {
@@ -114,6 +116,7 @@ impl PipelineConfig {
             limits: ValidationLimits::default(),
             stall_after: Duration::from_secs(10),
             time_sweeps: true,
+            slice: 5_000,
         }
     }
 
@@ -192,10 +195,6 @@ impl PipelineHandle {
             .map_err(|_| StreamError::Stopped("the pipeline thread panicked".into()))?
     }
 }
-
-/// Most customers one loop iteration sweeps or rescores, so ingest never
-/// waits long for time or a policy change.
-const SLICE: usize = 5_000;
 
 /// Application record holding the policy in force (its TOML text).
 pub const META_POLICY: &str = "policy";
@@ -790,6 +789,7 @@ impl<S: Store + 'static> Pipeline<S> {
             if self.caught_up && self.config.time_sweeps {
                 let now = self.now.now(self.deps.clock.as_ref());
                 if self.engine.next_due().is_none_or(|d| d > now) {
+                    metrics::gauge!(m::SWEEP_BACKLOG).set(0.0);
                     self.deps.swept_to.send_if_modified(|t| {
                         let moved = *t != Some(now);
                         *t = Some(now);
@@ -839,10 +839,10 @@ impl<S: Store + 'static> Pipeline<S> {
             self.command(batch, command, now);
         }
         if self.engine.rescoring() {
-            self.engine.rescore(&mut batch.unit, SLICE);
+            self.engine.rescore(&mut batch.unit, self.config.slice);
         }
         if self.caught_up && self.config.time_sweeps {
-            let swept = self.engine.sweep(&mut batch.unit, now, SLICE);
+            let swept = self.engine.sweep(&mut batch.unit, now, self.config.slice);
             tracing::trace!(swept, next_due = ?self.engine.next_due(), now = %now, "sweep");
             if swept > 0 {
                 metrics::counter!(m::SWEPT).increment(swept as u64);

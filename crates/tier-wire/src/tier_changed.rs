@@ -56,7 +56,7 @@ pub const fn lifecycle_to_proto(l: Lifecycle) -> api::Lifecycle {
     }
 }
 
-const fn cause_to_proto(cause: Cause) -> api::ChangeCause {
+pub const fn cause_to_proto(cause: Cause) -> api::ChangeCause {
     match cause {
         Cause::Event => api::ChangeCause::Event,
         Cause::Time => api::ChangeCause::Time,

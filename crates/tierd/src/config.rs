@@ -76,6 +76,10 @@ pub struct Config {
     /// processing clock passes them. Off: tiers move only with events,
     /// overrides and policy changes (what-if replays, audits).
     pub time_sweeps: bool,
+    /// Most customers one loop between batches sweeps, and most it
+    /// rescores under a new policy: smaller keeps ingest latency lower
+    /// during a rescore, larger finishes sooner.
+    pub engine_slice: usize,
 }
 
 impl Default for Config {
@@ -108,6 +112,7 @@ impl Default for Config {
             stall_after_ms: 10_000,
             auth_tokens_file: None,
             time_sweeps: true,
+            engine_slice: 5_000,
         }
     }
 }
@@ -216,6 +221,11 @@ pub struct Cli {
     #[arg(long, env = "TIERD_TIME_SWEEPS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time_sweeps: Option<bool>,
+    /// Most customers swept, and most rescored under a new policy, between
+    /// two batches (default 5000).
+    #[arg(long, env = "TIERD_ENGINE_SLICE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine_slice: Option<usize>,
 }
 
 impl Cli {
