@@ -194,6 +194,11 @@ pub struct CustomerState {
     /// once; cleared when it no longer lies ahead).
     #[serde(default)]
     pub at_risk: Option<Box<AtRisk>>,
+    /// The tier the figures gave at the last decision (before hysteresis),
+    /// so [`Self::next_due`] need not evaluate again right after one.
+    /// Derived; not stored.
+    #[serde(skip)]
+    evaluated: Option<(Timestamp, usize)>,
 }
 
 /// The outcome of [`CustomerState::process`].
@@ -373,7 +378,10 @@ impl CustomerState {
         }
         if let Some(a) = &self.assignment {
             let held = policy.tier_index(&a.tier);
-            let evaluated = policy.evaluate(&self.scored_figures(policy, now)).tier;
+            let evaluated = match self.evaluated {
+                Some((at, tier)) if at == now && self.policy_version == policy.version() => tier,
+                _ => policy.evaluate(&self.scored_figures(policy, now)).tier,
+            };
             if held.is_some_and(|h| evaluated > h) {
                 // A hold ends at the start of the business day it runs out
                 // on (or at once, when that day has started): time-driven
@@ -468,6 +476,7 @@ impl CustomerState {
         let after = self.scored_figures(policy, now);
         let eval: Evaluation = policy.evaluate(&after);
         self.decided_at = now;
+        self.evaluated = Some((now, eval.tier));
         if self.policy_version != policy.version() {
             self.policy_version = policy.version().to_owned();
         }
