@@ -23,8 +23,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tier_core::Event;
+use tier_kafka::{Clock, EmbeddedBroker};
 use tier_proto::api::tier_service_client::TierServiceClient;
-use tier_stream::{Clock, EmbeddedBroker};
 use tier_wire::decode::{encode_confluent, encode_json, encode_protobuf, event_to_proto};
 use tierd::{Config, Running};
 use tonic::transport::Channel;
@@ -200,7 +200,7 @@ impl Sandbox {
     }
 
     /// Graceful stop; returns the run's pipeline report.
-    pub async fn stop(&mut self) -> tier_stream::PipelineReport {
+    pub async fn stop(&mut self) -> tier_kafka::PipelineReport {
         let running = self.running.take().expect("tierd running");
         running.shutdown();
         tokio::time::timeout(Duration::from_secs(60), running.wait())
@@ -497,7 +497,7 @@ impl Sandbox {
     pub fn frozen_at(now: tier_core::Timestamp) -> Self {
         let mut sb = Self::new();
         sb.config.time_sweeps = false;
-        sb.clock = Some(Arc::new(tier_stream::ManualClock::new(now)));
+        sb.clock = Some(Arc::new(tier_kafka::ManualClock::new(now)));
         sb
     }
 

@@ -380,7 +380,7 @@ async fn a_new_empty_log_is_consumed_from_its_start() {
     sb.stop().await;
 
     // A restarted embedded broker: same topic names, empty logs.
-    let fresh = tier_stream::EmbeddedBroker::start(1).unwrap();
+    let fresh = tier_kafka::EmbeddedBroker::start(1).unwrap();
     for t in sb
         .config
         .topics

@@ -13,13 +13,13 @@ use tier_core::policy::Policy;
 use tier_core::state::CustomerState;
 use tier_core::time::date;
 use tier_core::{Event, EventKind, Money, Timestamp};
+use tier_kafka::ManualClock;
 use tier_proto::api::admin_service_client::AdminServiceClient;
 use tier_proto::api::{
     self, ApplyPolicyRequest, ChangeCause, ClearOverrideRequest, DryRunPolicyRequest,
     GetOverrideHistoryRequest, GetPolicyRequest, GetPolicyStatusRequest, GetTierRequest,
     ListAtRiskCustomersRequest, OverrideMode, SetOverrideRequest, TierAtRisk, TierChanged,
 };
-use tier_stream::ManualClock;
 use tierd_tests::{Record, Sandbox, Wire, wait_for};
 use tonic::Code;
 

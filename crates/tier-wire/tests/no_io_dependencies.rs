@@ -62,7 +62,7 @@ fn the_codecs_have_no_io_dependencies() {
 fn neither_kafka_nor_the_store_is_reachable_at_all() {
     let tree = tree(&[]);
     for name in crate_names(&tree) {
-        for forbidden in ["rdkafka", "sled", "tier-stream", "tier-store"] {
+        for forbidden in ["rdkafka", "sled", "tier-kafka", "tier-store"] {
             assert!(
                 !name.starts_with(forbidden),
                 "tier-wire depends on {name}: the codecs must stay free of IO"

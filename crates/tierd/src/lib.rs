@@ -24,9 +24,9 @@ use tier_core::Timestamp;
 use tier_core::policy::Policy;
 use tier_core::state::CustomerState;
 use tier_engine::{ActivePolicy, Command, PolicyHandle};
+use tier_kafka::pipeline::{self, CommitObserver, PipelineReport, PipelineStatus};
+use tier_kafka::{Clock, EmbeddedBroker, OutputFormat, PipelineConfig, PublisherConfig};
 use tier_store::{SledStore, Store as _};
-use tier_stream::pipeline::{self, CommitObserver, PipelineReport, PipelineStatus};
-use tier_stream::{Clock, EmbeddedBroker, OutputFormat, PipelineConfig, PublisherConfig};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, broadcast};
 use tokio::task::JoinHandle;
@@ -251,12 +251,8 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
             broker.create_topic(t, config.partitions)?;
         }
     } else if config.create_topics {
-        let mut cc = rdkafka::ClientConfig::new();
-        cc.set("bootstrap.servers", &brokers);
-        for (k, v) in &kafka {
-            cc.set(k, v);
-        }
-        tier_stream::ensure_topics(&cc, &all_topics, config.partitions, config.replication).await?;
+        let cc = tier_kafka::client_config(&brokers, &[], &kafka);
+        tier_kafka::ensure_topics(&cc, &all_topics, config.partitions, config.replication).await?;
     }
 
     let store_opts = tier_store::StoreOptions {
@@ -388,7 +384,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     )?;
     let status = pipeline.status();
 
-    let publisher = tier_stream::Publisher::new(
+    let publisher = tier_kafka::Publisher::new(
         PublisherConfig {
             brokers: brokers.clone(),
             topic: config.tier_changes_topic.clone(),
@@ -538,8 +534,8 @@ pub fn open_store(dir: &Path, opts: tier_store::StoreOptions) -> anyhow::Result<
 /// Start tierd on the wall clock (or the frozen instant of the config).
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let clock: Arc<dyn Clock> = match config.frozen_now_ms {
-        Some(ms) => Arc::new(tier_stream::ManualClock::new(Timestamp::from_millis(ms))),
-        None => Arc::new(tier_stream::SystemClock),
+        Some(ms) => Arc::new(tier_kafka::ManualClock::new(Timestamp::from_millis(ms))),
+        None => Arc::new(tier_kafka::SystemClock),
     };
     start_with_clock(config, clock).await
 }

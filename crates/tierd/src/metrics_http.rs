@@ -28,12 +28,12 @@ pub fn recorder() -> anyhow::Result<PrometheusHandle> {
     let mut builder = PrometheusBuilder::new();
     for (name, buckets) in [
         (
-            tier_stream::metrics::BATCH_COMMIT_SECONDS,
-            tier_stream::metrics::COMMIT_BUCKETS,
+            tier_kafka::metrics::BATCH_COMMIT_SECONDS,
+            tier_kafka::metrics::COMMIT_BUCKETS,
         ),
         (
-            tier_stream::metrics::BATCH_SIZE,
-            tier_stream::metrics::BATCH_BUCKETS,
+            tier_kafka::metrics::BATCH_SIZE,
+            tier_kafka::metrics::BATCH_BUCKETS,
         ),
         (
             tier_api::metrics::GRPC_REQUEST_DURATION,
@@ -45,7 +45,7 @@ pub fn recorder() -> anyhow::Result<PrometheusHandle> {
     let handle = builder
         .install_recorder()
         .map_err(|e| anyhow::anyhow!("installing the metrics recorder: {e}"))?;
-    tier_stream::metrics::describe();
+    tier_kafka::metrics::describe();
     tier_api::metrics::describe();
     metrics::describe_counter!(
         crate::STORE_QUARANTINED,

@@ -67,6 +67,7 @@ use tier_engine::{ActivePolicy, Engine, PolicyHandle, PolicyStatus, Unit};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::client::client_config;
 use crate::clock::{Clock, MonotonicNow};
 use crate::error::StreamError;
 use crate::metrics as m;
@@ -701,22 +702,21 @@ impl<S: Store + 'static> Pipeline<S> {
             assigned: assigned.clone(),
             client_error: client_error.clone(),
         };
-        let mut cc = ClientConfig::new();
-        cc.set("bootstrap.servers", &config.brokers)
-            .set("group.id", &config.group_id)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", config.session_timeout_ms.to_string())
-            .set("enable.partition.eof", "false")
-            .set("topic.metadata.refresh.interval.ms", "10000")
-            .set("statistics.interval.ms", "5000");
+        let session_timeout = config.session_timeout_ms.to_string();
+        let mut consumer_defaults = vec![
+            ("group.id", config.group_id.as_str()),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("session.timeout.ms", session_timeout.as_str()),
+            ("enable.partition.eof", "false"),
+            ("topic.metadata.refresh.interval.ms", "10000"),
+            ("statistics.interval.ms", "5000"),
+        ];
         if let Some(id) = &config.group_instance_id {
-            cc.set("group.instance.id", id);
+            consumer_defaults.push(("group.instance.id", id.as_str()));
         }
-        for (k, v) in &config.kafka {
-            cc.set(k, v);
-        }
+        let cc = client_config(&config.brokers, &consumer_defaults, &config.kafka);
         let consumer: BaseConsumer<IngestContext> = cc
             .create_with_context(ctx)
             .map_err(|e| StreamError::Kafka(format!("could not create the consumer: {e}")))?;
@@ -724,15 +724,15 @@ impl<S: Store + 'static> Pipeline<S> {
         consumer
             .subscribe(&topics)
             .map_err(|e| StreamError::Kafka(format!("could not subscribe to {topics:?}: {e}")))?;
-        let mut dlq_config = ClientConfig::new();
-        dlq_config
-            .set("bootstrap.servers", &config.brokers)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("message.timeout.ms", "10000");
-        for (k, v) in &config.kafka {
-            dlq_config.set(k, v);
-        }
+        let dlq_config = client_config(
+            &config.brokers,
+            &[
+                ("enable.idempotence", "true"),
+                ("acks", "all"),
+                ("message.timeout.ms", "10000"),
+            ],
+            &config.kafka,
+        );
         let dlq = create_dlq_producer(&dlq_config)?;
         let decoder = Decoder::new(deps.policy.policy().currency_rules().clone(), config.limits);
         Ok(Self {

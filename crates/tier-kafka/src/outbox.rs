@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prost::Message as _;
-use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use tier_proto::api;
@@ -20,6 +19,7 @@ use tier_wire::tier_changed;
 use tokio::sync::{Notify, broadcast};
 use tokio_util::sync::CancellationToken;
 
+use crate::client::client_config;
 use crate::error::StreamError;
 use crate::metrics as m;
 use tier_store::Store;
@@ -72,15 +72,16 @@ impl<S: Store + 'static> Publisher<S> {
         notify: Arc<Notify>,
         changes: broadcast::Sender<api::TierChanged>,
     ) -> Result<Self, StreamError> {
-        let mut cc = ClientConfig::new();
-        cc.set("bootstrap.servers", &config.brokers)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .set("message.timeout.ms", "30000");
-        for (k, v) in &config.kafka {
-            cc.set(k, v);
-        }
+        let cc = client_config(
+            &config.brokers,
+            &[
+                ("enable.idempotence", "true"),
+                ("acks", "all"),
+                ("linger.ms", "5"),
+                ("message.timeout.ms", "30000"),
+            ],
+            &config.kafka,
+        );
         let producer: FutureProducer = cc.create().map_err(|e| {
             StreamError::Kafka(format!("could not create the tier-changes producer: {e}"))
         })?;
