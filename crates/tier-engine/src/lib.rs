@@ -312,8 +312,13 @@ impl Engine {
         }
         if processed.applied == Applied::Applied || moved {
             unit.touch(id);
-        } else if self.states.get(id).is_some_and(|s| s.assignment.is_none()) {
-            // A customer is stored only once an event of it was applied.
+        } else if self
+            .states
+            .get(id)
+            .is_some_and(|s| s.assignment.is_none() && s.effective.is_none())
+        {
+            // A customer is stored only once an event of it was applied (or
+            // a manager set its tier).
             self.states.remove(id);
         }
         unit.changes.extend(processed.due_first);
