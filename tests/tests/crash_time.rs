@@ -178,25 +178,11 @@ impl World {
 }
 
 fn stricter() -> String {
-    tier_core::policy::DEFAULT_POLICY_TOML
-        .replace(
-            "version = \"default-2026.12\"",
-            "version = \"strict-crash\"",
-        )
-        .lines()
-        .map(|l| match l.trim_start().strip_prefix("min_score = ") {
-            Some(rest) => {
-                let v: f64 = rest.split_whitespace().next().unwrap().parse().unwrap();
-                if v > 0.0 {
-                    format!("min_score = {:.1}", (v + 5.0).min(100.0))
-                } else {
-                    l.to_owned()
-                }
-            }
-            None => l.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    tier_core::sim::scenario::stricter_bands(
+        tier_core::policy::DEFAULT_POLICY_TOML,
+        "strict-crash",
+        5.0,
+    )
 }
 
 #[test]

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use prost::Message as _;
 use tier_core::policy::Policy;
+use tier_core::sim::scenario::{order, stricter_bands, weekly_buyer as buyer};
 use tier_core::state::CustomerState;
 use tier_core::time::date;
-use tier_core::{Event, EventKind, Money, Timestamp};
+use tier_core::{Event, Timestamp};
 use tier_kafka::ManualClock;
 use tier_proto::api::admin_service_client::AdminServiceClient;
 use tier_proto::api::{
@@ -24,33 +25,6 @@ use tierd_tests::{Record, Sandbox, Wire, wait_for};
 use tonic::Code;
 
 const T: Duration = Duration::from_secs(60);
-
-fn order(customer: &str, n: usize, at: Timestamp, amount: i64) -> Event {
-    Event {
-        event_id: format!("{customer}-e{n}"),
-        customer_id: customer.into(),
-        occurred_at: at,
-        source: "test".into(),
-        kind: EventKind::OrderPlaced {
-            order_id: format!("{customer}-o{n}"),
-            amount: Money(amount),
-            cost: Some(Money(amount * 3 / 4)),
-        },
-    }
-}
-
-/// Weekly orders worth `per_year` minor units over the year up to `last`.
-fn buyer(customer: &str, last: Timestamp, per_year: i64) -> Vec<Event> {
-    let mut out = Vec::new();
-    let mut t = last.plus_days(-364);
-    let mut n = 0;
-    while t <= last {
-        n += 1;
-        out.push(order(customer, n, t, per_year / 52));
-        t = t.plus_days(7);
-    }
-    out
-}
 
 /// 2,000,000 CNY a year, in fen: tier B under the default policy.
 const B_BUYER: i64 = 200_000_000;
@@ -419,25 +393,7 @@ async fn overrides_win_expire_and_are_in_the_history() {
 
 /// The default policy with every band raised by `by` points.
 fn stricter(version: &str, by: f64) -> String {
-    tier_core::policy::DEFAULT_POLICY_TOML
-        .replace(
-            "version = \"default-2026.12\"",
-            &format!("version = \"{version}\""),
-        )
-        .lines()
-        .map(|l| match l.trim_start().strip_prefix("min_score = ") {
-            Some(rest) => {
-                let v: f64 = rest.split_whitespace().next().unwrap().parse().unwrap();
-                if v > 0.0 {
-                    format!("min_score = {:.1}", (v + by).min(100.0))
-                } else {
-                    l.to_owned()
-                }
-            }
-            None => l.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    stricter_bands(tier_core::policy::DEFAULT_POLICY_TOML, version, by)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

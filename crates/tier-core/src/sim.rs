@@ -400,3 +400,92 @@ mod tests {
         assert_eq!(kinds.len(), 8, "{kinds:?}");
     }
 }
+
+/// Scenario building blocks for tests and demos: one customer's steady
+/// buying, and a variant of a policy with stricter bands.
+pub mod scenario {
+    use crate::event::{Event, EventKind, Money};
+    use crate::time::Timestamp;
+
+    /// Order `n` of `customer` at `at`, worth `amount` minor units at a 25%
+    /// margin (cost 75%).
+    pub fn order(customer: &str, n: usize, at: Timestamp, amount: i64) -> Event {
+        Event {
+            event_id: format!("{customer}-e{n}"),
+            customer_id: customer.into(),
+            occurred_at: at,
+            source: "scenario".into(),
+            kind: EventKind::OrderPlaced {
+                order_id: format!("{customer}-o{n}"),
+                amount: Money(amount),
+                cost: Some(Money(amount * 3 / 4)),
+            },
+        }
+    }
+
+    /// Weekly orders worth `per_year` minor units a year, over the year up
+    /// to `last` (53 orders, the last one at `last`).
+    pub fn weekly_buyer(customer: &str, last: Timestamp, per_year: i64) -> Vec<Event> {
+        let mut out = Vec::new();
+        let mut t = last.plus_days(-364);
+        let mut n = 0;
+        while t <= last {
+            n += 1;
+            out.push(order(customer, n, t, per_year / 52));
+            t = t.plus_days(7);
+        }
+        out
+    }
+
+    /// `policy_toml` with `version` and every positive `min_score` raised
+    /// by `by` points (at most 100): the same policy, stricter bands.
+    /// Lines are matched as the shipped policies write them
+    /// (`version = "..."`, `min_score = N  # ...`).
+    pub fn stricter_bands(policy_toml: &str, version: &str, by: f64) -> String {
+        policy_toml
+            .lines()
+            .map(|l| {
+                let t = l.trim_start();
+                if t.starts_with("version = ") {
+                    return format!("version = \"{version}\"");
+                }
+                let Some(rest) = t.strip_prefix("min_score = ") else {
+                    return l.to_owned();
+                };
+                match rest.split_whitespace().next().map(str::parse::<f64>) {
+                    Some(Ok(v)) if v > 0.0 => format!("min_score = {:.1}", (v + by).min(100.0)),
+                    _ => l.to_owned(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::policy::{DEFAULT_POLICY_TOML, Policy};
+
+        #[test]
+        fn stricter_bands_parse_and_raise_every_band() {
+            let base = Policy::default_policy();
+            let p =
+                Policy::from_toml_str(&stricter_bands(DEFAULT_POLICY_TOML, "s-1", 5.0)).unwrap();
+            assert_eq!(p.version(), "s-1");
+            for (a, b) in base.tiers().iter().zip(p.tiers()) {
+                match (a.min_score, b.min_score) {
+                    (Some(x), Some(y)) if x > 0.0 => assert_eq!(y, x + 5.0, "{}", a.name),
+                    (x, y) => assert_eq!(x, y, "{}", a.name),
+                }
+            }
+        }
+
+        #[test]
+        fn a_weekly_buyer_buys_53_times_a_year() {
+            let last = crate::time::date(2026, 3, 2);
+            let events = weekly_buyer("c", last, 5_200);
+            assert_eq!(events.len(), 53);
+            assert_eq!(events.last().unwrap().occurred_at, last);
+        }
+    }
+}

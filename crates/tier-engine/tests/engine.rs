@@ -10,37 +10,11 @@ use std::sync::Arc;
 
 use tier_core::overrides::{OverrideAction, OverrideError, OverrideMode};
 use tier_core::policy::Policy;
+use tier_core::sim::scenario::{order, stricter_bands, weekly_buyer as buyer};
 use tier_core::state::{Cause, CustomerState, TierChange};
 use tier_core::time::date;
-use tier_core::{Event, EventKind, Money, Timestamp};
+use tier_core::{Event, Timestamp};
 use tier_engine::{CommandError, Engine, SetOverride, Unit};
-
-fn order(customer: &str, n: usize, at: Timestamp, amount: i64) -> Event {
-    Event {
-        event_id: format!("{customer}-e{n}"),
-        customer_id: customer.into(),
-        occurred_at: at,
-        source: String::new(),
-        kind: EventKind::OrderPlaced {
-            order_id: format!("{customer}-o{n}"),
-            amount: Money(amount),
-            cost: Some(Money(amount * 3 / 4)),
-        },
-    }
-}
-
-/// Weekly orders worth `per_year` minor units a year, for the year up to `last`.
-fn buyer(customer: &str, last: Timestamp, per_year: i64) -> Vec<Event> {
-    let mut out = Vec::new();
-    let mut t = last.plus_days(-364);
-    let mut n = 0;
-    while t <= last {
-        n += 1;
-        out.push(order(customer, n, t, per_year / 52));
-        t = t.plus_days(7);
-    }
-    out
-}
 
 /// Minor units (fen) of `major` CNY.
 const fn cny(major: i64) -> i64 {
@@ -357,33 +331,12 @@ fn population(engine: &mut Engine, at: Timestamp, n: usize) {
 
 /// The default policy with stricter bands: many customers move down.
 fn stricter() -> Arc<Policy> {
-    let text = include_str!("../../../deploy/policy/default.toml").replace(
-        "version = \"default-2026.12\"",
-        "version = \"strict-2027.01\"",
+    let text = stricter_bands(
+        tier_core::policy::DEFAULT_POLICY_TOML,
+        "strict-2027.01",
+        8.0,
     );
-    let text = raise_min_scores(&text, 8.0);
     Arc::new(Policy::from_toml_str(&text).unwrap())
-}
-
-/// Add `by` points to every `min_score = N` line.
-fn raise_min_scores(text: &str, by: f64) -> String {
-    text.lines()
-        .map(|l| {
-            let t = l.trim_start();
-            if let Some(rest) = t.strip_prefix("min_score = ") {
-                let num: String = rest
-                    .chars()
-                    .take_while(|c| c.is_ascii_digit() || *c == '.')
-                    .collect();
-                let v: f64 = num.parse().unwrap();
-                if v > 0.0 {
-                    return format!("min_score = {:.1}", (v + by).min(100.0));
-                }
-            }
-            l.to_owned()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[test]
@@ -450,16 +403,12 @@ fn a_policy_can_forbid_its_own_downgrades() {
     let t0 = date(2026, 3, 2);
     let mut engine = Engine::new(policy(), [], t0);
     population(&mut engine, t0, 200);
-    let text = include_str!("../../../deploy/policy/default.toml")
-        .replace(
-            "version = \"default-2026.12\"",
-            "version = \"strict-no-down\"",
-        )
-        .replace(
-            "[hysteresis]",
-            "[hysteresis]\nforbid_policy_downgrades = true",
-        );
-    let new = Arc::new(Policy::from_toml_str(&raise_min_scores(&text, 8.0)).unwrap());
+    let text = tier_core::policy::DEFAULT_POLICY_TOML.replace(
+        "[hysteresis]",
+        "[hysteresis]\nforbid_policy_downgrades = true",
+    );
+    let new =
+        Arc::new(Policy::from_toml_str(&stricter_bands(&text, "strict-no-down", 8.0)).unwrap());
     assert!(new.hysteresis().forbid_policy_downgrades);
     let dry = engine.dry_run(&new, t0, 5);
     assert_eq!(dry.movers, 0, "{:?}", dry.matrix);
