@@ -265,17 +265,23 @@ impl Engine {
     /// exactly those a dry run at that instant predicts, whatever events
     /// and sweeps come first.
     fn ensure_current(&mut self, unit: &mut Unit, id: &str) {
-        let Some(r) = &mut self.rescore else {
-            return;
-        };
-        if r.queue.is_empty() {
-            return;
+        if self.rescoring() {
+            self.rescore_one(unit, id);
         }
+    }
+
+    /// Rescore `id` under the policy in force at the rescore's instant,
+    /// unless it was decided under that policy already. Returns whether
+    /// it was rescored.
+    fn rescore_one(&mut self, unit: &mut Unit, id: &str) -> bool {
+        let Some(r) = &mut self.rescore else {
+            return false;
+        };
         let Some(state) = self.states.get_mut(id) else {
-            return;
+            return false;
         };
         if state.policy_version == self.policy.version() {
-            return;
+            return false;
         }
         let change = state.reevaluate(id, &self.policy, r.at, Cause::Policy);
         if change.is_some() {
@@ -284,6 +290,7 @@ impl Engine {
         unit.changes.extend(change);
         unit.rescored += 1;
         unit.touch(id);
+        true
     }
 
     /// Fold one decoded event.
@@ -610,35 +617,19 @@ impl Engine {
     /// `Policy`); returns how many. Customers an event already moved to
     /// the new policy are skipped.
     pub fn rescore(&mut self, unit: &mut Unit, budget: usize) -> usize {
-        let Some(r) = &mut self.rescore else {
-            return 0;
-        };
         let mut n = 0;
-        let mut done = Vec::new();
         while n < budget {
-            let Some(id) = r.queue.pop() else {
+            let Some(id) = self.rescore.as_mut().and_then(|r| r.queue.pop()) else {
                 break;
             };
             n += 1;
-            r.done += 1;
-            let Some(state) = self.states.get_mut(&id) else {
-                continue;
-            };
-            if state.policy_version == self.policy.version() {
-                // Rescored already, before an event, sweep or command.
-                continue;
+            if let Some(r) = &mut self.rescore {
+                r.done += 1;
             }
-            let change = state.reevaluate(&id, &self.policy, r.at, Cause::Policy);
-            if change.is_some() {
-                r.changed += 1;
+            // Skipped when an event, sweep or command rescored it already.
+            if self.rescore_one(unit, &id) {
+                self.reindex(&id);
             }
-            unit.changes.extend(change);
-            unit.rescored += 1;
-            unit.touch(&id);
-            done.push(id);
-        }
-        for id in done {
-            self.reindex(&id);
         }
         n
     }
@@ -664,14 +655,8 @@ impl Engine {
         self.rescore.as_ref().is_some_and(|r| !r.queue.is_empty())
     }
 
-    /// Every customer with a drop announced, soonest first.
-    pub fn at_risk(&self) -> Vec<&AtRisk> {
-        let mut all: Vec<&AtRisk> = self
-            .states
-            .values()
-            .filter_map(|s| s.at_risk.as_deref())
-            .collect();
-        all.sort_by(|a, b| (a.on, &a.customer_id).cmp(&(b.on, &b.customer_id)));
-        all
+    /// Customers with a drop announced.
+    pub fn at_risk_count(&self) -> usize {
+        self.states.values().filter(|s| s.at_risk.is_some()).count()
     }
 }

@@ -1382,7 +1382,7 @@ impl<S: Store + 'static> Pipeline<S> {
             );
         }
         if !unit.at_risk.is_empty() || unit.swept > 0 {
-            metrics::gauge!(m::AT_RISK).set(self.engine.at_risk().len() as f64);
+            metrics::gauge!(m::AT_RISK).set(self.engine.at_risk_count() as f64);
         }
         for r in batch.replies.drain(..) {
             match r {
