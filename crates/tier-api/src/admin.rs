@@ -20,7 +20,7 @@ use tonic::{Request, Response, Status};
 
 use crate::error::ApiError;
 use crate::metrics::instrument;
-use crate::service::{TierServiceImpl, parse_policy, status_to_proto};
+use crate::service::{TierServiceImpl, ask, parse_policy, status_to_proto};
 
 /// The `AdminService` implementation; shares the read side with a
 /// [`TierServiceImpl`] built with `with_engine`.
@@ -44,22 +44,6 @@ impl AdminServiceImpl {
             commands,
             source_hash: source_hash.into(),
         }
-    }
-
-    /// Send a command built around a reply callback and wait for its answer.
-    async fn ask<T: Send + 'static>(
-        &self,
-        make: impl FnOnce(tier_engine::command::Reply<T>) -> Command,
-    ) -> Result<T, ApiError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.commands.send(make(Box::new(move |v| {
-            let _ = tx.send(v);
-        })))?;
-        rx.await.map_err(|_| {
-            ApiError::Unavailable(
-                "tierd stopped before the command was committed; it was not applied".into(),
-            )
-        })
     }
 
     fn answer(
@@ -110,9 +94,7 @@ impl AdminServiceImpl {
             author: req.author,
             expires_at,
         };
-        let outcome = self
-            .ask(|reply| Command::SetOverride { cmd, reply })
-            .await?;
+        let outcome = ask(&self.commands, |reply| Command::SetOverride { cmd, reply }).await?;
         self.answer(customer_id, outcome)
     }
 
@@ -124,34 +106,27 @@ impl AdminServiceImpl {
         require("reason", &req.reason)?;
         require("author", &req.author)?;
         let customer_id = req.customer_id.clone();
-        let outcome = self
-            .ask(|reply| Command::ClearOverride {
-                customer_id: req.customer_id,
-                reason: req.reason,
-                author: req.author,
-                reply,
-            })
-            .await?;
+        let outcome = ask(&self.commands, |reply| Command::ClearOverride {
+            customer_id: req.customer_id,
+            reason: req.reason,
+            author: req.author,
+            reply,
+        })
+        .await?;
         self.answer(customer_id, outcome)
     }
 
     async fn apply_policy_async(&self, req: ApplyPolicyRequest) -> Result<PolicyStatus, ApiError> {
         let policy = parse_policy(&req.policy_text)?;
         let current = self.reads.policy_handle().active();
-        if policy.version() == current.policy.version() {
-            if req.policy_text == current.text {
-                // Already in force: nothing to do.
-                let mut out = status_to_proto(&self.reads.policy_handle().status());
-                out.hash.clone_from(&current.hash);
-                return Ok(out);
-            }
-            return Err(ApiError::invalid(
-                "policy_text",
-                format!(
-                    "version {:?} is the version in force with a different text; give the changed policy a new version (every decision records the version that made it)",
-                    policy.version()
-                ),
-            ));
+        let changed = current
+            .is_changed_by(&policy, &req.policy_text)
+            .map_err(|e| ApiError::invalid("policy_text", e.to_string()))?;
+        if !changed {
+            // Already in force: nothing to do.
+            let mut out = status_to_proto(&self.reads.policy_handle().status());
+            out.hash.clone_from(&current.hash);
+            return Ok(out);
         }
         let active = Arc::new(ActivePolicy::new(
             policy,
@@ -159,12 +134,11 @@ impl AdminServiceImpl {
             self.source_hash.to_string(),
         ));
         let hash = active.hash.clone();
-        let status = self
-            .ask(|reply| Command::ApplyPolicy {
-                policy: active,
-                reply,
-            })
-            .await?;
+        let status = ask(&self.commands, |reply| Command::ApplyPolicy {
+            policy: active,
+            reply,
+        })
+        .await?;
         let mut out = status_to_proto(&status);
         out.hash = hash;
         Ok(out)

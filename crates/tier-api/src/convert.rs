@@ -1,7 +1,6 @@
 //! Domain-to-wire conversions used by the handlers. Plain functions, no IO.
 
-use tier_core::indicators::Unit;
-use tier_core::policy::{Advice, TierSpec};
+use tier_core::policy::TierSpec;
 use tier_proto::api::Entitlements;
 
 /// A domain instant (UTC milliseconds) as a protobuf `Timestamp`: the one
@@ -18,27 +17,6 @@ pub fn entitlements(spec: &TierSpec) -> Entitlements {
     }
 }
 
-/// An indicator's unit on the wire.
-pub fn unit(u: Unit) -> tier_proto::api::Unit {
-    use tier_proto::api::Unit as W;
-    match u {
-        Unit::Money => W::Money,
-        Unit::Orders => W::Orders,
-        Unit::OrdersPerMonth => W::OrdersPerMonth,
-        Unit::Ratio => W::Ratio,
-        Unit::Days => W::Days,
-        Unit::Complaints => W::Complaints,
-        Unit::WeightedComplaints => W::WeightedComplaints,
-        Unit::Months => W::Months,
-    }
-}
-
-/// One step of advice on the wire.
-pub fn advice(a: &Advice) -> tier_proto::api::Advice {
-    tier_proto::api::Advice {
-        indicator: a.indicator.as_str().to_owned(),
-        current: a.current,
-        target: a.target,
-        unit: unit(a.unit).into(),
-    }
-}
+/// An indicator's unit and a piece of advice on the wire: the same
+/// conversions the published records use, from `tier-wire`.
+pub use tier_wire::at_risk::{advice_to_proto as advice, unit_to_proto as unit};

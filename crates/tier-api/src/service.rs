@@ -24,7 +24,7 @@ use tier_proto::api::{
     PolicyInfo, PolicyStatus, RankByPriorityRequest, RankByPriorityResponse, RankedWorkItem,
     TierChanged, TierExplanation, WatchTierChangesRequest,
 };
-use tier_wire::tier_changed::lifecycle_to_proto;
+use tier_wire::tier_changed::{lifecycle_to_proto, reason_to_proto};
 use tokio::sync::broadcast;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::BroadcastStream;
@@ -365,17 +365,12 @@ impl TierServiceImpl {
             .commands
             .as_ref()
             .ok_or_else(|| ApiError::Unavailable("this server has no engine".into()))?;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        commands.send(Command::DryRun {
+        let dry = ask(commands, |reply| Command::DryRun {
             policy,
             sample,
-            reply: Box::new(move |d| {
-                let _ = tx.send(d);
-            }),
-        })?;
-        let dry = rx
-            .await
-            .map_err(|_| ApiError::Unavailable("the engine stopped before answering".into()))?;
+            reply,
+        })
+        .await?;
         Ok(dry_run_to_proto(&dry))
     }
 
@@ -424,6 +419,23 @@ impl TierServiceImpl {
                 .collect(),
         })
     }
+}
+
+/// Hand a command, built around its reply callback, to the engine and wait
+/// for the answer (sent once the engine's work for it is durable).
+pub async fn ask<T: Send + 'static>(
+    commands: &CommandSender,
+    make: impl FnOnce(tier_engine::command::Reply<T>) -> Command,
+) -> Result<T, ApiError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    commands.send(make(Box::new(move |v| {
+        let _ = tx.send(v);
+    })))?;
+    rx.await.map_err(|_| {
+        ApiError::Unavailable(
+            "tierd stopped before the command was committed; it was not applied".into(),
+        )
+    })
 }
 
 /// Parse a policy from a request, naming line and field on failure.
@@ -507,15 +519,7 @@ fn dry_run_to_proto(d: &DryRun) -> DryRunPolicyResponse {
                 to_tier: m.to.clone(),
                 old_score: m.old_score,
                 new_score: m.new_score,
-                reasons: m
-                    .reasons
-                    .iter()
-                    .map(|r| tier_proto::api::Reason {
-                        name: r.name.clone(),
-                        contribution: r.contribution,
-                        delta: r.delta,
-                    })
-                    .collect(),
+                reasons: m.reasons.iter().map(reason_to_proto).collect(),
             })
             .collect(),
         as_of: Some(timestamp(d.as_of)),

@@ -119,6 +119,32 @@ impl ActivePolicy {
     }
 }
 
+/// A changed policy text that keeps the version in force.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "version {version:?} is the version in force with a different text; give the changed policy a new version (every decision records the version that made it)"
+)]
+pub struct VersionReused {
+    pub version: String,
+}
+
+impl ActivePolicy {
+    /// Whether `text` (parsed as `policy`) would change the policy in
+    /// force: `Ok(false)` for the same text, an error for a different text
+    /// under the same version. The one rule for `ApplyPolicy` and SIGHUP.
+    pub fn is_changed_by(&self, policy: &Policy, text: &str) -> Result<bool, VersionReused> {
+        if text == self.text {
+            return Ok(false);
+        }
+        if policy.version() == self.policy.version() {
+            return Err(VersionReused {
+                version: policy.version().to_owned(),
+            });
+        }
+        Ok(true)
+    }
+}
+
 /// Lowercase hex SHA-256.
 pub fn sha256_hex(text: &str) -> String {
     Sha256::digest(text.as_bytes())
@@ -176,5 +202,32 @@ impl PolicyHandle {
 
     pub fn set_status(&self, s: PolicyStatus) {
         *self.status.lock().unwrap_or_else(PoisonError::into_inner) = s;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn active(text: &str) -> ActivePolicy {
+        ActivePolicy::new(
+            Policy::from_toml_str(text).unwrap(),
+            text.to_owned(),
+            String::new(),
+        )
+    }
+
+    #[test]
+    fn a_changed_text_needs_a_new_version_and_the_same_text_changes_nothing() {
+        let base = tier_core::policy::DEFAULT_POLICY_TOML;
+        let current = active(base);
+        assert_eq!(current.is_changed_by(&current.policy, base), Ok(false));
+        let same_version = base.replace("min_score = 80", "min_score = 81");
+        let p = Policy::from_toml_str(&same_version).unwrap();
+        let err = current.is_changed_by(&p, &same_version).unwrap_err();
+        assert!(err.to_string().contains("new version"), "{err}");
+        let renamed = same_version.replace("default-2026.12", "default-2027.01");
+        let p = Policy::from_toml_str(&renamed).unwrap();
+        assert_eq!(current.is_changed_by(&p, &renamed), Ok(true));
     }
 }

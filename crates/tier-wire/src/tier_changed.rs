@@ -9,6 +9,7 @@
 
 use prost::Message as _;
 use prost_reflect::DynamicMessage;
+use tier_core::policy::Reason;
 use tier_core::state::{Cause, Lifecycle, TierChange};
 use tier_proto::api;
 
@@ -27,21 +28,22 @@ pub fn tier_changed_to_proto(c: &TierChange) -> api::TierChanged {
         new_score: c.new_score,
         cause: cause_to_proto(c.cause) as i32,
         causing_event_id: c.causing_event_id.clone().unwrap_or_default(),
-        reasons: c
-            .reasons
-            .iter()
-            .map(|r| api::Reason {
-                name: r.name.clone(),
-                contribution: r.contribution,
-                delta: r.delta,
-            })
-            .collect(),
+        reasons: c.reasons.iter().map(reason_to_proto).collect(),
         policy_version: c.policy_version.clone(),
         sequence: c.sequence,
         changed_at: Some(time::to_proto(c.changed_at)),
         computed_tier: c.computed_tier.clone(),
         overridden: c.overridden,
         lifecycle: lifecycle_to_proto(c.lifecycle) as i32,
+    }
+}
+
+/// One reason of a tier change on the wire.
+pub fn reason_to_proto(r: &Reason) -> api::Reason {
+    api::Reason {
+        name: r.name.clone(),
+        contribution: r.contribution,
+        delta: r.delta,
     }
 }
 

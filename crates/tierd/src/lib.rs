@@ -166,28 +166,17 @@ impl Running {
             .await
             .context("policy reload task panicked")??;
         let source_hash = tier_engine::command::sha256_hex(&text);
-        let current = self.policy.active();
-        if current.text == text {
+        if !self.policy.active().is_changed_by(&policy, &text)? {
             return Ok(None);
         }
         let version = policy.version().to_owned();
-        if version == current.policy.version() {
-            anyhow::bail!(
-                "the policy file changed but keeps version {version:?}, the version in force; give the changed policy a new version"
-            );
-        }
         let active = Arc::new(ActivePolicy::new(policy, text, source_hash));
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.commands
-            .send(Command::ApplyPolicy {
-                policy: active,
-                reply: Box::new(move |s| {
-                    let _ = tx.send(s);
-                }),
-            })
-            .map_err(|e| anyhow::anyhow!("cannot apply the policy: {e}"))?;
-        rx.await
-            .context("tierd stopped before the new policy was recorded")?;
+        tier_api::service::ask(&self.commands, |reply| Command::ApplyPolicy {
+            policy: active,
+            reply,
+        })
+        .await
+        .context("applying the policy")?;
         Ok(Some(version))
     }
 
