@@ -33,7 +33,10 @@
 //! in one pass, so they can never disagree with the committed state, and
 //! a restart sweeps at once whatever fell due while tierd was down.
 
+pub mod batch;
 pub mod command;
+pub mod committer;
+pub mod metrics;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
@@ -44,7 +47,12 @@ use tier_core::projection::{Applied, CustomerMap};
 use tier_core::state::{AtRisk, Cause, CustomerState, TierChange};
 use tier_core::{Event, Timestamp};
 
+pub use batch::{Batch, CommitUnit, DeadLetter, SealInfo};
 pub use command::{ActivePolicy, Command, CommandSender, PolicyHandle};
+pub use committer::{
+    CommitError, CommitHooks, CommitObserver, CommitReport, Committer, CommitterDeps,
+    DeadLetterSink, Durable, SinkError,
+};
 
 /// Most time-driven decisions one sweep makes for one customer before it
 /// moves on (the customer stays due and is taken up again).

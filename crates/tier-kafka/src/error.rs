@@ -15,6 +15,8 @@ pub enum StreamError {
     DeadLetter(String),
     #[error("the pipeline thread stopped unexpectedly: {0}")]
     Stopped(String),
+    #[error(transparent)]
+    Commit(#[from] tier_engine::CommitError),
 }
 
 impl StreamError {

@@ -17,8 +17,9 @@
 pub mod broker;
 pub mod client;
 pub mod clock;
+pub mod dead_letter;
 pub mod error;
-pub mod metrics;
+pub use tier_engine::metrics;
 pub mod outbox;
 pub mod pipeline;
 

@@ -1,23 +1,23 @@
-//! The ingest pipeline: Kafka records in, one atomic commit per batch out.
+//! The ingest source: Kafka records in, engine units out.
 //!
-//! Runs on a dedicated OS thread with a `BaseConsumer`, so a batch is
-//! decoded, folded and committed without crossing tasks, and per-partition
+//! Runs on a dedicated OS thread with a `BaseConsumer`, so per-partition
 //! order is kept by construction (records are handled in poll order).
 //!
 //! Per batch:
 //! 1. poll up to `batch_max_records` records or `batch_max_wait`;
 //! 2. decode and validate each at once into an owned domain event; invalid
-//!    ones are queued for the dead-letter topic;
-//! 3. fold valid events into the in-memory customer states (all customers
-//!    are kept in memory; sled is the durable copy) and collect tier changes;
-//! 4. deliver dead letters and wait for the broker's acknowledgement; if
-//!    that fails the batch is not committed and is retried (the partition
-//!    does not advance past a record it could not park); a retry re-sends
-//!    only the dead letters the broker has not acknowledged yet;
-//! 5. commit ONE store batch: the touched customers (once each), the next
-//!    offset of every partition touched, and the tier changes as outbox rows;
-//! 6. publish the new views, wake the outbox publisher, commit offsets to
-//!    Kafka for lag monitoring only.
+//!    ones are parked in the batch for the dead-letter sink
+//!    ([`crate::dead_letter`]);
+//! 3. fold valid events into the engine (all customers are kept in memory;
+//!    sled is the durable copy); between polls the engine also applies
+//!    waiting commands, a slice of a policy rescore and, once caught up, a
+//!    slice of the due customers;
+//! 4. seal the batch into an owned commit unit and hand it to the engine's
+//!    committer thread (`tier_engine::committer`), which delivers its dead
+//!    letters, commits its customers, offsets and outbox rows in ONE store
+//!    batch and only then publishes its effects (read model, outbox
+//!    wake-up, Kafka bookkeeping, replies) while this thread already folds
+//!    the next batch.
 //!
 //! On every partition assignment the consumer starts from the offsets the
 //! pipeline has processed (equal to the stored ones after a restart);
@@ -52,29 +52,30 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message as _, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::message::Message as _;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, TopicPartitionList as Tpl};
-use tier_core::state::{CustomerState, TierChange};
-use tier_core::{InvalidEvent, ValidationLimits};
-use tier_engine::command::{Command, Reply};
-use tier_engine::{ActivePolicy, Engine, PolicyHandle, PolicyStatus, Unit};
+use tier_core::ValidationLimits;
+use tier_core::state::CustomerState;
+pub use tier_engine::CommitObserver;
+use tier_engine::command::Command;
+use tier_engine::{
+    Batch, CommitHooks, Committer, CommitterDeps, DeadLetter, Durable, Engine, PolicyHandle,
+    PolicyStatus, SealInfo,
+};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::client::client_config;
 use crate::clock::{Clock, MonotonicNow};
+use crate::dead_letter::KafkaDeadLetters;
 use crate::error::StreamError;
 use crate::metrics as m;
-use tier_store::{CommitBatch, Store};
-use tier_wire::at_risk::encode_at_risk_row;
+use tier_store::Store;
 use tier_wire::decode::Decoder;
-use tier_wire::tier_changed::encode_row;
 
 /// Settings of the ingest pipeline.
 #[derive(Debug, Clone)]
@@ -132,10 +133,6 @@ impl PipelineConfig {
     }
 }
 
-/// How long a cancelled pipeline keeps retrying the batch in hand before it
-/// stops with the batch uncommitted.
-const CANCEL_GRACE: Duration = Duration::from_secs(3);
-
 /// Where the pipeline stands; drives the health service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PipelineStatus {
@@ -148,13 +145,6 @@ pub enum PipelineStatus {
     /// retrying.
     Stalled,
     Stopped,
-}
-
-/// Told about every committed batch (the API's read model listens).
-pub trait CommitObserver: Send + Sync + 'static {
-    /// `customers` were durably committed (each carries the instant of
-    /// its own last decision).
-    fn committed(&self, customers: &[(&str, &CustomerState)]);
 }
 
 /// What the pipeline did, returned when it stops.
@@ -197,10 +187,7 @@ impl PipelineHandle {
     }
 }
 
-/// Application record holding the policy in force (its TOML text).
-pub const META_POLICY: &str = "policy";
-/// Application record: SHA-256 of the `--policy` file it came from.
-pub const META_POLICY_SOURCE: &str = "policy.source";
+pub use tier_engine::committer::{META_POLICY, META_POLICY_SOURCE};
 
 /// Everything the pipeline needs from the daemon.
 #[derive(Debug)]
@@ -230,7 +217,10 @@ pub fn spawn<S: Store + 'static>(
     let thread = std::thread::Builder::new()
         .name("tierd-ingest".into())
         .spawn(move || {
-            let health = Health::new(status_tx.clone(), config.stall_after);
+            let health = Arc::new(Mutex::new(Health::new(
+                status_tx.clone(),
+                config.stall_after,
+            )));
             let result = Pipeline::start(config, deps, observer, health).and_then(|mut p| p.run());
             let _ = status_tx.send(PipelineStatus::Stopped);
             if let Err(e) = &result {
@@ -253,8 +243,12 @@ struct Health {
     /// Partitions were assigned at least once.
     started: bool,
     /// Since when no progress was made despite trouble, and the latest
-    /// reason (a bounded label).
+    /// reason (a bounded label): consuming (the source's side).
     trouble: Option<(Instant, &'static str)>,
+    /// The same for committing (the committer's side). Kept apart: the
+    /// source can be caught up while the unit in hand cannot be committed,
+    /// and only a commit clears a commit's trouble.
+    commit_trouble: Option<(Instant, &'static str)>,
 }
 
 impl Health {
@@ -265,6 +259,31 @@ impl Health {
             stall_after,
             started: false,
             trouble: None,
+            commit_trouble: None,
+        }
+    }
+
+    /// An attempt to commit a unit, begun at `at`, failed.
+    fn commit_failed(&mut self, at: Instant, reason: &'static str) {
+        match &mut self.commit_trouble {
+            Some((since, r)) => {
+                *since = (*since).min(at);
+                *r = reason;
+            }
+            None => self.commit_trouble = Some((at, reason)),
+        }
+    }
+
+    /// A unit was committed.
+    fn committed(&mut self) {
+        self.commit_trouble = None;
+    }
+
+    /// The longest-standing trouble of either side.
+    fn worst(&self) -> Option<(Instant, &'static str)> {
+        match (self.trouble, self.commit_trouble) {
+            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+            (a, b) => a.or(b),
         }
     }
 
@@ -293,7 +312,8 @@ impl Health {
 
     /// Recompute the status; publish it and log one line if it changed.
     fn update(&mut self) {
-        let next = match self.trouble {
+        let worst = self.worst();
+        let next = match worst {
             _ if !self.started => PipelineStatus::Starting,
             Some((since, _)) if since.elapsed() >= self.stall_after => PipelineStatus::Stalled,
             _ => PipelineStatus::Ready,
@@ -301,7 +321,7 @@ impl Health {
         if next == self.current {
             return;
         }
-        match (self.current, next, self.trouble) {
+        match (self.current, next, worst) {
             (_, PipelineStatus::Stalled, Some((since, reason))) => tracing::warn!(
                 reason,
                 stalled_for_ms = since.elapsed().as_millis() as u64,
@@ -318,7 +338,7 @@ impl Health {
 }
 
 /// Bounded label for a Kafka error (metrics, logs).
-fn kafka_reason(e: &KafkaError) -> &'static str {
+pub(crate) fn kafka_reason(e: &KafkaError) -> &'static str {
     match e.rdkafka_error_code() {
         Some(RDKafkaErrorCode::AllBrokersDown) => "all_brokers_down",
         Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::Resolve) => "transport",
@@ -504,102 +524,6 @@ impl IngestContext {
     }
 }
 
-/// A record that failed validation, kept whole for the dead-letter topic.
-struct DeadLetter {
-    topic: String,
-    partition: i32,
-    offset: i64,
-    key: Option<Vec<u8>>,
-    payload: Option<Vec<u8>>,
-    error: InvalidEvent,
-    /// The broker acknowledged it (a retry does not send it again).
-    delivered: bool,
-}
-
-/// A reply to send once the batch is durable.
-enum PendingReply {
-    Override(
-        Reply<tier_engine::command::OverrideOutcome>,
-        Option<Box<TierChange>>,
-    ),
-    Policy(Reply<PolicyStatus>),
-}
-
-struct Batch {
-    records: usize,
-    /// What the engine changed: customers, tier changes, at-risk notices.
-    unit: Unit,
-    dead: Vec<DeadLetter>,
-    /// Next offset per partition.
-    offsets: BTreeMap<(String, i32), i64>,
-    /// Records per (topic, event type), for the metrics at commit.
-    consumed: Vec<(String, &'static str, u64)>,
-    /// Replies to commands applied in this batch.
-    replies: Vec<PendingReply>,
-    /// A policy applied in this batch, recorded with it.
-    policy: Option<Arc<ActivePolicy>>,
-}
-
-/// Count one record of `topic` and `kind` (a handful of distinct pairs per
-/// batch, so a linear scan beats hashing; no allocation after the first).
-fn count_consumed(counts: &mut Vec<(String, &'static str, u64)>, topic: &str, kind: &'static str) {
-    match counts.iter_mut().find(|(t, k, _)| t == topic && *k == kind) {
-        Some((_, _, n)) => *n += 1,
-        None => counts.push((topic.to_owned(), kind, 1)),
-    }
-}
-
-/// Set `key`'s value, cloning the key only when it is new.
-fn set_next<K: Ord + Clone>(map: &mut BTreeMap<K, i64>, key: &K, next: i64) {
-    match map.get_mut(key) {
-        Some(v) => *v = next,
-        None => {
-            map.insert(key.clone(), next);
-        }
-    }
-}
-
-impl Batch {
-    fn new() -> Self {
-        Self {
-            records: 0,
-            unit: Unit::new(),
-            dead: Vec::new(),
-            offsets: BTreeMap::new(),
-            consumed: Vec::new(),
-            replies: Vec::new(),
-            policy: None,
-        }
-    }
-
-    /// Whether there is anything to commit.
-    fn has_work(&self) -> bool {
-        self.records > 0
-            || !self.unit.is_empty()
-            || !self.unit.changes.is_empty()
-            || !self.replies.is_empty()
-            || self.policy.is_some()
-    }
-}
-
-/// Why finishing a batch failed: the error, and bounded labels for the
-/// retry counter.
-struct Failure {
-    error: StreamError,
-    op: &'static str,
-    reason: &'static str,
-}
-
-impl Failure {
-    fn dead_letter(error: StreamError, reason: &'static str) -> Self {
-        Self {
-            error,
-            op: "dead_letter",
-            reason,
-        }
-    }
-}
-
 /// What an idle pipeline found when it looked at its partitions.
 enum Probe {
     /// Every assigned partition is consumed to its end (or nothing is
@@ -619,12 +543,12 @@ enum Probe {
 struct Pipeline<S> {
     config: PipelineConfig,
     deps: PipelineDeps<S>,
-    observer: Arc<dyn CommitObserver>,
-    consumer: BaseConsumer<IngestContext>,
-    dlq: FutureProducer,
-    dlq_config: ClientConfig,
+    consumer: Arc<BaseConsumer<IngestContext>>,
     decoder: Decoder,
+    /// The policy the decoder was built for.
+    decoder_policy: Arc<tier_core::policy::Policy>,
     engine: Engine,
+    committer: Option<Committer>,
     /// The consumer has been seen at the end of every assigned partition
     /// since the last full batch: time-driven decisions may go up to the
     /// processing clock (while catching up they wait, so a customer is not
@@ -635,12 +559,73 @@ struct Pipeline<S> {
     resets: Arc<Mutex<Vec<(String, i32, i64)>>>,
     assigned: Arc<Mutex<bool>>,
     client_error: Arc<Mutex<Option<&'static str>>>,
-    tier_counts: BTreeMap<String, i64>,
     now: MonotonicNow,
-    report: PipelineReport,
-    health: Health,
+    health: Arc<Mutex<Health>>,
     /// When the pipeline last consumed a record or probed its partitions.
     last_activity: Instant,
+    /// The swept-to mark and policy status last handed to the committer.
+    sent_swept_to: Option<tier_core::Timestamp>,
+    sent_status: PolicyStatus,
+}
+
+/// The pipeline's side of the committer: health, the outbox wake-up,
+/// Kafka bookkeeping and the swept-to mark, all after a unit is durable.
+struct Hooks {
+    health: Arc<Mutex<Health>>,
+    consumer: Arc<BaseConsumer<IngestContext>>,
+    outbox_notify: Arc<Notify>,
+    swept_to: watch::Sender<Option<tier_core::Timestamp>>,
+    cancel: CancellationToken,
+}
+
+impl CommitHooks for Hooks {
+    fn durable(&mut self, unit: &Durable<'_>) {
+        if unit.outbox_rows > 0 {
+            self.outbox_notify.notify_one();
+        }
+        if let Some(at) = unit.swept_to {
+            self.swept_to.send_if_modified(|t| {
+                let moved = *t != Some(at);
+                *t = Some(at);
+                moved
+            });
+        }
+        kafka_bookkeeping(&self.consumer, unit.offsets);
+    }
+
+    fn trouble(&mut self, since: Instant, reason: &'static str) {
+        let mut health = lock(&self.health);
+        health.commit_failed(since, reason);
+        health.update();
+    }
+
+    fn progress(&mut self) {
+        let mut health = lock(&self.health);
+        health.committed();
+        health.update();
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+}
+
+/// Commit offsets to Kafka for lag monitoring only (lag itself comes from
+/// librdkafka's statistics, see `IngestContext::stats`).
+fn kafka_bookkeeping(
+    consumer: &BaseConsumer<IngestContext>,
+    offsets: &BTreeMap<(String, i32), i64>,
+) {
+    if offsets.is_empty() {
+        return;
+    }
+    let mut tpl = Tpl::new();
+    for ((t, p), o) in offsets {
+        let _ = tpl.add_partition_offset(t, *p, Offset::Offset(*o));
+    }
+    if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+        tracing::debug!(error = %e, "committing offsets to Kafka (monitoring only) failed");
+    }
 }
 
 impl<S: Store + 'static> Pipeline<S> {
@@ -648,13 +633,14 @@ impl<S: Store + 'static> Pipeline<S> {
         config: PipelineConfig,
         deps: PipelineDeps<S>,
         observer: Arc<dyn CommitObserver>,
-        mut health: Health,
+        health: Arc<Mutex<Health>>,
     ) -> Result<Self, StreamError> {
-        health.update();
+        lock(&health).update();
         let started = Instant::now();
+        let store = deps.store.clone();
         // Warm the engine from the store.
         let mut states = Vec::new();
-        for item in deps.store.scan_customers::<CustomerState>() {
+        for item in store.scan_customers::<CustomerState>() {
             states.push(item?);
         }
         let mut clock_now = MonotonicNow::new();
@@ -672,7 +658,7 @@ impl<S: Store + 'static> Pipeline<S> {
                 "customers decided under another policy version: rescoring them in the background"
             );
         }
-        deps.policy.set_status(status);
+        deps.policy.set_status(status.clone());
         let mut tier_counts = BTreeMap::new();
         for (_, s) in engine.customers() {
             if let Some(a) = &s.effective {
@@ -680,7 +666,7 @@ impl<S: Store + 'static> Pipeline<S> {
             }
         }
         let positions: Positions = Arc::new(Mutex::new(
-            deps.store
+            store
                 .offsets()?
                 .into_iter()
                 .map(|(t, p, o)| ((t, p), o))
@@ -717,9 +703,10 @@ impl<S: Store + 'static> Pipeline<S> {
             consumer_defaults.push(("group.instance.id", id.as_str()));
         }
         let cc = client_config(&config.brokers, &consumer_defaults, &config.kafka);
-        let consumer: BaseConsumer<IngestContext> = cc
-            .create_with_context(ctx)
-            .map_err(|e| StreamError::Kafka(format!("could not create the consumer: {e}")))?;
+        let consumer: Arc<BaseConsumer<IngestContext>> = Arc::new(
+            cc.create_with_context(ctx)
+                .map_err(|e| StreamError::Kafka(format!("could not create the consumer: {e}")))?,
+        );
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer
             .subscribe(&topics)
@@ -733,79 +720,118 @@ impl<S: Store + 'static> Pipeline<S> {
             ],
             &config.kafka,
         );
-        let dlq = create_dlq_producer(&dlq_config)?;
-        let decoder = Decoder::new(deps.policy.policy().currency_rules().clone(), config.limits);
+        let sink =
+            KafkaDeadLetters::new(dlq_config, config.dlq_topic.clone(), config.probe_timeout())?;
+        let committer = Committer::spawn(CommitterDeps {
+            store,
+            sink: Box::new(sink),
+            observer,
+            policy: deps.policy.clone(),
+            hooks: Box::new(Hooks {
+                health: health.clone(),
+                consumer: consumer.clone(),
+                outbox_notify: deps.outbox_notify.clone(),
+                swept_to: deps.swept_to.clone(),
+                cancel: deps.cancel.clone(),
+            }),
+            tier_counts,
+        })?;
+        let decoder_policy = engine.policy().clone();
+        let decoder = Decoder::new(decoder_policy.currency_rules().clone(), config.limits);
         Ok(Self {
             config,
             deps,
-            observer,
             consumer,
-            dlq,
-            dlq_config,
             decoder,
+            decoder_policy,
             engine,
+            committer: Some(committer),
             caught_up: false,
             last_probe: Instant::now(),
             positions,
             resets,
             assigned,
             client_error,
-            tier_counts,
             now: clock_now,
-            report: PipelineReport::default(),
             health,
             last_activity: Instant::now(),
+            sent_swept_to: None,
+            sent_status: status,
         })
     }
 
     fn run(&mut self) -> Result<PipelineReport, StreamError> {
+        let outcome = self.run_loop();
+        // Whatever happened, let the committer finish what it has (or give
+        // up on it within its grace period) before reporting.
+        let finished = match self.committer.take() {
+            Some(c) => c.finish().map_err(StreamError::from),
+            None => Err(StreamError::Stopped(
+                "the committer was already stopped".into(),
+            )),
+        };
+        outcome?;
+        let report = finished?;
+        tracing::info!(
+            records = report.records,
+            batches = report.batches,
+            uncommitted = report.uncommitted,
+            "ingest stopped"
+        );
+        Ok(PipelineReport {
+            records: report.records,
+            applied: report.applied,
+            rejected: report.rejected,
+            batches: report.batches,
+            uncommitted: report.uncommitted,
+        })
+    }
+
+    fn run_loop(&mut self) -> Result<(), StreamError> {
         loop {
             let cancelled = self.deps.cancel.is_cancelled();
             let mut batch = Batch::new();
             if !cancelled {
                 self.fill(&mut batch)?;
             }
-            if *lock(&self.assigned) {
-                self.health.started = true;
-            }
             let full = batch.records >= self.config.batch_max_records;
             if full {
                 self.caught_up = false;
             }
+            {
+                let mut health = lock(&self.health);
+                if *lock(&self.assigned) {
+                    health.started = true;
+                }
+                if batch.records > 0 {
+                    health.progress();
+                }
+                health.update();
+            }
             if batch.records > 0 {
-                self.health.progress();
                 self.last_activity = Instant::now();
             }
-            self.health.update();
+            let now = self.now.now(self.deps.clock.as_ref());
+            let sweeping = self.caught_up && self.config.time_sweeps;
             if !cancelled {
-                self.between_batches(&mut batch);
-            }
-            self.engine.seal(&batch.unit);
-            let has_work = batch.has_work() || !lock(&self.resets).is_empty();
-            if has_work && !self.finish_batch(batch)? {
-                // Cancelled while the batch could not be committed.
-                break;
-            }
-            if self.caught_up && self.config.time_sweeps {
-                let now = self.now.now(self.deps.clock.as_ref());
-                if self.engine.next_due().is_none_or(|d| d > now) {
-                    metrics::gauge!(m::SWEEP_BACKLOG).set(0.0);
-                    self.deps.swept_to.send_if_modified(|t| {
-                        let moved = *t != Some(now);
-                        *t = Some(now);
-                        moved
-                    });
+                self.engine.between_batches(
+                    &mut batch,
+                    &self.deps.commands,
+                    now,
+                    sweeping,
+                    self.config.slice,
+                );
+                if !Arc::ptr_eq(self.engine.policy(), &self.decoder_policy) {
+                    self.decoder_policy = self.engine.policy().clone();
+                    self.decoder = Decoder::new(
+                        self.decoder_policy.currency_rules().clone(),
+                        self.config.limits,
+                    );
                 }
             }
-            if !has_work && self.engine.status() != self.deps.policy.status() {
-                // A rescore can finish without a commit of its own (the
-                // last customers were rescored, and committed, ahead of
-                // the queue by sweeps or events).
-                self.deps.policy.set_status(self.engine.status());
-                metrics::gauge!(m::POLICY_RESCORE_PROGRESS).set(1.0);
-            }
+            self.submit(batch, now, sweeping)?;
             if cancelled {
-                break;
+                return Ok(());
             }
             let idle = self.last_activity.elapsed() >= self.config.probe_every();
             let check =
@@ -818,105 +844,42 @@ impl<S: Store + 'static> Pipeline<S> {
                 }
             }
         }
-        tracing::info!(
-            records = self.report.records,
-            batches = self.report.batches,
-            uncommitted = self.report.uncommitted,
-            "ingest stopped"
-        );
-        Ok(self.report.clone())
     }
 
-    /// Between polls: apply waiting commands, a slice of a policy rescore
-    /// and, once caught up, a slice of the due customers, all into the
-    /// batch in hand (committed with it).
-    fn between_batches(&mut self, batch: &mut Batch) {
-        let now = self.now.now(self.deps.clock.as_ref());
-        for _ in 0..64 {
-            let Ok(command) = self.deps.commands.try_recv() else {
-                break;
-            };
-            self.command(batch, command, now);
+    /// Seal the batch and hand it to the committer, if it has anything to
+    /// write or announce (a swept-to mark, a policy status that moved:
+    /// a rescore can finish without a write of its own when its last
+    /// customers were rescored ahead of the queue by sweeps or events).
+    fn submit(
+        &mut self,
+        batch: Batch,
+        now: tier_core::Timestamp,
+        sweeping: bool,
+    ) -> Result<(), StreamError> {
+        let resets = std::mem::take(&mut *lock(&self.resets));
+        let swept_to = (sweeping && self.engine.next_due().is_none_or(|d| d > now)).then_some(now);
+        let status = self.engine.status();
+        let announce =
+            swept_to.is_some_and(|t| self.sent_swept_to != Some(t)) || status != self.sent_status;
+        if !batch.has_work() && resets.is_empty() && !announce {
+            return Ok(());
         }
-        if self.engine.rescoring() {
-            self.engine.rescore(&mut batch.unit, self.config.slice);
-        }
-        if self.caught_up && self.config.time_sweeps {
-            let swept = self.engine.sweep(&mut batch.unit, now, self.config.slice);
-            tracing::trace!(swept, next_due = ?self.engine.next_due(), now = %now, "sweep");
-            if swept > 0 {
-                metrics::counter!(m::SWEPT).increment(swept as u64);
-            }
-        }
-    }
-
-    fn command(&mut self, batch: &mut Batch, command: Command, now: tier_core::Timestamp) {
-        let (kind, ok) = match command {
-            Command::SetOverride { cmd, reply } => {
-                let customer = cmd.customer_id.clone();
-                match self.engine.set_override(&mut batch.unit, cmd, now) {
-                    Ok(change) => {
-                        tracing::info!(customer_id = %customer, changed = change.is_some(), "override set");
-                        batch
-                            .replies
-                            .push(PendingReply::Override(reply, change.map(Box::new)));
-                        ("set_override", true)
-                    }
-                    Err(e) => {
-                        reply(Err(e));
-                        ("set_override", false)
-                    }
-                }
-            }
-            Command::ClearOverride {
-                customer_id,
-                reason,
-                author,
-                reply,
-            } => match self.engine.clear_override(
-                &mut batch.unit,
-                &customer_id,
-                &reason,
-                &author,
-                now,
-            ) {
-                Ok(change) => {
-                    tracing::info!(customer_id = %customer_id, changed = change.is_some(), "override cleared");
-                    batch
-                        .replies
-                        .push(PendingReply::Override(reply, change.map(Box::new)));
-                    ("clear_override", true)
-                }
-                Err(e) => {
-                    reply(Err(e));
-                    ("clear_override", false)
-                }
+        let unit = self.engine.seal_batch(
+            batch,
+            resets,
+            SealInfo {
+                backlog_at: sweeping.then_some(now),
+                swept_to,
             },
-            Command::ApplyPolicy { policy, reply } => {
-                tracing::info!(
-                    version = policy.policy.version(),
-                    hash = %policy.hash,
-                    customers = self.engine.len(),
-                    "applying a new policy; rescoring every customer in the background"
-                );
-                self.engine.apply_policy(policy.policy.clone(), now);
-                self.decoder =
-                    Decoder::new(policy.policy.currency_rules().clone(), self.config.limits);
-                batch.policy = Some(policy);
-                batch.replies.push(PendingReply::Policy(reply));
-                ("apply_policy", true)
-            }
-            Command::DryRun {
-                policy,
-                sample,
-                reply,
-            } => {
-                reply(self.engine.dry_run(&policy, now, sample));
-                ("dry_run", true)
-            }
+        );
+        if swept_to.is_some() {
+            self.sent_swept_to = swept_to;
+        }
+        self.sent_status = status;
+        let Some(committer) = self.committer.as_mut() else {
+            return Err(StreamError::Stopped("the committer has stopped".into()));
         };
-        metrics::counter!(m::COMMANDS, "kind" => kind, "outcome" => if ok { "ok" } else { "refused" })
-            .increment(1);
+        committer.submit(unit).map_err(StreamError::from)
     }
 
     /// Poll records into `batch` until it is full or the wait is over.
@@ -949,16 +912,14 @@ impl<S: Store + 'static> Pipeline<S> {
                             reason
                         }
                     };
-                    self.health.trouble(reason);
+                    lock(&self.health).trouble(reason);
                     continue;
                 }
             };
             let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
-            batch.records += 1;
             if current.1 != partition || current.0 != topic {
                 current = (topic.to_owned(), partition);
             }
-            set_next(&mut batch.offsets, &current, offset + 1);
             {
                 let mut positions = lock(&self.positions);
                 match positions.get_mut(&current) {
@@ -971,13 +932,13 @@ impl<S: Store + 'static> Pipeline<S> {
             match self.decoder.decode(msg.key(), msg.payload(), now) {
                 Ok(decoded) => {
                     let event = decoded.event;
-                    count_consumed(&mut batch.consumed, topic, event.kind.type_name());
+                    batch.record(&current, offset, event.kind.type_name());
                     self.engine.fold(&mut batch.unit, &event);
                 }
                 Err(error) => {
-                    count_consumed(&mut batch.consumed, topic, "invalid");
+                    batch.record(&current, offset, "invalid");
                     tracing::warn!(topic, partition, offset, reason = error.reason.as_str(), field = error.field, detail = %error.detail, "rejected record; dead-lettering it");
-                    batch.dead.push(DeadLetter {
+                    batch.dead_letter(DeadLetter {
                         topic: topic.to_owned(),
                         partition,
                         offset,
@@ -992,188 +953,16 @@ impl<S: Store + 'static> Pipeline<S> {
         // A client error event whose poll result was not seen (cannot
         // happen with the current librdkafka bindings, but cheap to check).
         if let Some(reason) = lock(&self.client_error).take() {
-            self.health.trouble(reason);
+            lock(&self.health).trouble(reason);
         }
         Ok(())
-    }
-
-    /// Dead-letter, commit, publish. Retries until it succeeds; the batch
-    /// is committed whole or not at all, and never before its dead letters
-    /// are acknowledged. Once the pipeline is cancelled, retries go on for
-    /// [`CANCEL_GRACE`]; then the batch is left uncommitted (it is consumed
-    /// again on the next start) and the pipeline stops cleanly.
-    ///
-    /// Returns whether the batch was committed.
-    fn finish_batch(&mut self, mut batch: Batch) -> Result<bool, StreamError> {
-        let mut backoff = Duration::from_millis(50);
-        let mut cancelled_at: Option<Instant> = None;
-        loop {
-            let attempt_started = Instant::now();
-            let attempt = match self.dead_letter(&mut batch.dead) {
-                Ok(()) => self.commit(&mut batch).map_err(|error| Failure {
-                    reason: retry_reason(&error),
-                    error,
-                    op: "commit",
-                }),
-                Err(f) => Err(f),
-            };
-            let failure = match attempt {
-                Ok(()) => {
-                    self.health.progress();
-                    self.health.update();
-                    return Ok(true);
-                }
-                Err(f) if f.error.is_transient() => f,
-                Err(f) => return Err(f.error),
-            };
-            self.health.trouble_since(attempt_started, failure.reason);
-            self.health.update();
-            metrics::counter!(m::RETRIES, "op" => failure.op, "reason" => failure.reason)
-                .increment(1);
-            let undelivered = batch.dead.iter().filter(|d| !d.delivered).count();
-            tracing::warn!(
-                error = %failure.error,
-                records = batch.records,
-                dead_letters_pending = undelivered,
-                retry_in_ms = backoff.as_millis() as u64,
-                "batch not committed; its partitions do not advance; retrying"
-            );
-            if self.deps.cancel.is_cancelled() {
-                let since = *cancelled_at.get_or_insert_with(Instant::now);
-                if since.elapsed() >= CANCEL_GRACE {
-                    tracing::warn!(
-                        records = batch.records,
-                        error = %failure.error,
-                        "stopping with the batch in hand uncommitted (no state, offset or outbox row of it was written); it will be consumed again on the next start"
-                    );
-                    self.report.uncommitted += batch.records as u64;
-                    return Ok(false);
-                }
-            }
-            if failure.op == "dead_letter" {
-                self.repair_dlq_producer();
-            }
-            std::thread::sleep(backoff);
-            backoff = (backoff * 2).min(Duration::from_secs(2));
-        }
-    }
-
-    /// After a failed delivery: replace a producer that hit a fatal error,
-    /// and refresh the dead-letter topic's metadata (a topic error such as
-    /// an authorization failure is otherwise kept until the periodic
-    /// refresh, minutes later).
-    fn repair_dlq_producer(&mut self) {
-        if let Some((code, reason)) = self.dlq.client().fatal_error() {
-            tracing::warn!(error = %code, reason, "the dead-letter producer hit a fatal error; replacing it");
-            match create_dlq_producer(&self.dlq_config) {
-                Ok(p) => self.dlq = p,
-                Err(e) => tracing::warn!(error = %e, "could not replace the dead-letter producer"),
-            }
-            return;
-        }
-        if let Err(e) = self
-            .dlq
-            .client()
-            .fetch_metadata(Some(&self.config.dlq_topic), self.config.probe_timeout())
-        {
-            tracing::debug!(error = %e, "refreshing the dead-letter topic's metadata failed");
-        }
-    }
-
-    /// Send the dead letters not yet acknowledged and wait for every
-    /// acknowledgement, so that each outcome is known before a retry (no
-    /// dead letter is sent twice within a run).
-    fn dead_letter(&mut self, dead: &mut [DeadLetter]) -> Result<(), Failure> {
-        let mut sent = Vec::new();
-        let mut failure = None;
-        for (i, d) in dead.iter().enumerate().filter(|(_, d)| !d.delivered) {
-            let partition = d.partition.to_string();
-            let offset = d.offset.to_string();
-            let headers = OwnedHeaders::new()
-                .insert(Header {
-                    key: "tierd-reason",
-                    value: Some(d.error.reason.as_str()),
-                })
-                .insert(Header {
-                    key: "tierd-field",
-                    value: Some(d.error.field),
-                })
-                .insert(Header {
-                    key: "tierd-detail",
-                    value: Some(d.error.detail.as_str()),
-                })
-                .insert(Header {
-                    key: "tierd-topic",
-                    value: Some(d.topic.as_str()),
-                })
-                .insert(Header {
-                    key: "tierd-partition",
-                    value: Some(partition.as_str()),
-                })
-                .insert(Header {
-                    key: "tierd-offset",
-                    value: Some(offset.as_str()),
-                });
-            let mut record: FutureRecord<'_, [u8], [u8]> =
-                FutureRecord::to(&self.config.dlq_topic).headers(headers);
-            if let Some(k) = &d.key {
-                record = record.key(k.as_slice());
-            }
-            if let Some(p) = &d.payload {
-                record = record.payload(p.as_slice());
-            }
-            match self.dlq.send_result(record) {
-                Ok(fut) => sent.push((i, fut)),
-                Err((e, _)) => {
-                    // Stop sending, but still learn the fate of what was sent.
-                    failure = Some(Failure::dead_letter(
-                        StreamError::DeadLetter(format!(
-                            "{}[{}]@{}: enqueue failed: {e}",
-                            d.topic, d.partition, d.offset
-                        )),
-                        kafka_reason(&e),
-                    ));
-                    break;
-                }
-            }
-        }
-        for (i, fut) in sent {
-            let d = &mut dead[i];
-            match futures::executor::block_on(fut) {
-                Ok(Ok(_)) => {
-                    d.delivered = true;
-                    metrics::counter!(m::EVENTS_REJECTED, "reason" => d.error.reason.as_str())
-                        .increment(1);
-                }
-                Ok(Err((e, _))) => {
-                    if failure.is_none() {
-                        failure = Some(Failure::dead_letter(
-                            StreamError::DeadLetter(format!(
-                                "{}[{}]@{}: {e}",
-                                d.topic, d.partition, d.offset
-                            )),
-                            kafka_reason(&e),
-                        ));
-                    }
-                }
-                Err(_) => {
-                    if failure.is_none() {
-                        failure = Some(Failure::dead_letter(
-                            StreamError::DeadLetter("delivery cancelled".into()),
-                            "cancelled",
-                        ));
-                    }
-                }
-            }
-        }
-        failure.map_or(Ok(()), Err)
     }
 
     /// An idle pipeline checks that it is caught up; see [`Probe`].
     fn probe_and_judge(&mut self) {
         match self.probe() {
             Probe::CaughtUp => {
-                self.health.progress();
+                lock(&self.health).progress();
                 if !self.caught_up && *lock(&self.assigned) {
                     tracing::debug!("caught up: time-driven decisions follow the processing clock");
                     self.caught_up = true;
@@ -1194,16 +983,16 @@ impl<S: Store + 'static> Pipeline<S> {
                     end,
                     "records are waiting but none were consumed"
                 );
-                self.health.trouble("not_fetching");
+                lock(&self.health).trouble("not_fetching");
             }
             Probe::Failed(e) => {
                 let reason = kafka_reason(&e);
                 metrics::counter!(m::RETRIES, "op" => "probe", "reason" => reason).increment(1);
                 tracing::debug!(error = %e, "probing the assigned partitions failed");
-                self.health.trouble(reason);
+                lock(&self.health).trouble(reason);
             }
         }
-        self.health.update();
+        lock(&self.health).update();
     }
 
     fn probe(&self) -> Probe {
@@ -1287,156 +1076,6 @@ impl<S: Store + 'static> Pipeline<S> {
         }
         Ok(out)
     }
-
-    fn commit(&mut self, batch: &mut Batch) -> Result<(), StreamError> {
-        let started = Instant::now();
-        let customers = self.engine.unit_customers(&batch.unit);
-        let mut offsets: Vec<(&str, i32, i64)> = batch
-            .offsets
-            .iter()
-            .map(|((t, p), o)| (t.as_str(), *p, *o))
-            .collect();
-        let resets = lock(&self.resets).clone();
-        for (t, p, o) in &resets {
-            if !batch.offsets.contains_key(&(t.clone(), *p)) {
-                offsets.push((t.as_str(), *p, *o));
-            }
-        }
-        let policy = self.engine.policy().clone();
-        let mut outbox: Vec<Vec<u8>> = batch.unit.changes.iter().map(encode_row).collect();
-        outbox.extend(
-            batch
-                .unit
-                .at_risk
-                .iter()
-                .map(|r| encode_at_risk_row(r, &policy)),
-        );
-        let meta = match &batch.policy {
-            Some(p) => vec![
-                (META_POLICY, p.text.as_bytes().to_vec()),
-                (META_POLICY_SOURCE, p.source_hash.as_bytes().to_vec()),
-            ],
-            None => Vec::new(),
-        };
-        let commit = CommitBatch {
-            customers,
-            offsets,
-            outbox,
-            meta,
-        };
-        let receipt = self.deps.store.commit(&commit)?;
-        let customers = commit.customers;
-        debug_assert_eq!(
-            receipt.outbox_keys.end - receipt.outbox_keys.start,
-            (batch.unit.changes.len() + batch.unit.at_risk.len()) as u64
-        );
-        lock(&self.resets).clear();
-        let elapsed = started.elapsed();
-        metrics::histogram!(m::BATCH_COMMIT_SECONDS).record(elapsed.as_secs_f64());
-        metrics::histogram!(m::BATCH_SIZE).record(batch.records as f64);
-        // Counted once per committed batch: the counters describe what
-        // tierd durably processed, and the hot loop stays free of them.
-        for (topic, kind, n) in &batch.consumed {
-            metrics::counter!(m::EVENTS_CONSUMED, "topic" => topic.clone(), "type" => *kind)
-                .increment(*n);
-        }
-        let unit = &batch.unit;
-        for (kind, n) in &unit.applied_by_type {
-            metrics::counter!(m::EVENTS_APPLIED, "type" => *kind).increment(*n);
-        }
-        metrics::counter!(m::EVENTS_DUPLICATE).increment(unit.duplicates);
-        metrics::counter!(m::EVENTS_STALE).increment(unit.stale);
-
-        for c in &unit.changes {
-            if let Some(old) = &c.old_tier {
-                *self.tier_counts.entry(old.clone()).or_insert(0) -= 1;
-            }
-            *self.tier_counts.entry(c.new_tier.clone()).or_insert(0) += 1;
-            metrics::counter!(m::TIER_CHANGES, "from" => c.old_tier.clone().unwrap_or_else(|| "none".into()), "to" => c.new_tier.clone(), "cause" => c.cause.as_str()).increment(1);
-        }
-        for (tier, n) in &self.tier_counts {
-            metrics::gauge!(m::CUSTOMERS_PER_TIER, "tier" => tier.clone()).set(*n as f64);
-        }
-
-        // Durable: now readers may see it, in this order: the metrics
-        // above, the policy in force, the customers, the replies.
-        if let Some(p) = batch.policy.take() {
-            self.deps.policy.set(p);
-        }
-        let status = self.engine.status();
-        let progress = if status.total == 0 {
-            1.0
-        } else {
-            status.rescored as f64 / status.total as f64
-        };
-        metrics::gauge!(m::POLICY_RESCORE_PROGRESS).set(progress);
-        self.deps.policy.set_status(status.clone());
-        self.observer.committed(&customers);
-        if !unit.changes.is_empty() || !unit.at_risk.is_empty() {
-            self.deps.outbox_notify.notify_one();
-        }
-        if self.caught_up {
-            metrics::gauge!(m::SWEEP_BACKLOG).set(
-                self.engine
-                    .due_count(self.now.now(self.deps.clock.as_ref())) as f64,
-            );
-        }
-        if !unit.at_risk.is_empty() || unit.swept > 0 {
-            metrics::gauge!(m::AT_RISK).set(self.engine.at_risk_count() as f64);
-        }
-        for r in batch.replies.drain(..) {
-            match r {
-                PendingReply::Override(reply, change) => reply(Ok(change.map(|c| *c))),
-                PendingReply::Policy(reply) => reply(status.clone()),
-            }
-        }
-        self.report.records += batch.records as u64;
-        self.report.applied += unit.applied;
-        self.report.rejected += batch.dead.len() as u64;
-        self.report.batches += 1;
-        self.kafka_bookkeeping(&batch.offsets);
-        tracing::debug!(
-            records = batch.records,
-            customers = customers.len(),
-            changes = unit.changes.len(),
-            swept = unit.swept,
-            rescored = unit.rescored,
-            dead = batch.dead.len(),
-            commit_ms = elapsed.as_millis() as u64,
-            "batch committed"
-        );
-        Ok(())
-    }
-
-    /// Commit offsets to Kafka for lag monitoring only (lag itself comes
-    /// from librdkafka's statistics, see `IngestContext::stats`).
-    fn kafka_bookkeeping(&self, offsets: &BTreeMap<(String, i32), i64>) {
-        if offsets.is_empty() {
-            return;
-        }
-        let mut tpl = Tpl::new();
-        for ((t, p), o) in offsets {
-            let _ = tpl.add_partition_offset(t, *p, Offset::Offset(*o));
-        }
-        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
-            tracing::debug!(error = %e, "committing offsets to Kafka (monitoring only) failed");
-        }
-    }
-}
-
-fn create_dlq_producer(config: &ClientConfig) -> Result<FutureProducer, StreamError> {
-    config
-        .create()
-        .map_err(|e| StreamError::Kafka(format!("could not create the dead-letter producer: {e}")))
-}
-
-fn retry_reason(e: &StreamError) -> &'static str {
-    match e {
-        StreamError::Store(_) => "store",
-        StreamError::DeadLetter(_) => "dead_letter",
-        StreamError::Kafka(_) | StreamError::Broker(_) => "kafka",
-        StreamError::Stopped(_) => "stopped",
-    }
 }
 
 #[cfg(test)]
@@ -1489,6 +1128,22 @@ mod tests {
         h.trouble_since(began, "timed_out");
         h.update();
         assert_eq!(*rx.borrow(), PipelineStatus::Stalled);
+    }
+
+    #[test]
+    fn a_caught_up_source_does_not_hide_a_commit_that_keeps_failing() {
+        let (mut h, rx) = health(Duration::from_millis(50));
+        h.started = true;
+        let began = Instant::now();
+        h.commit_failed(began, "dead_letter");
+        std::thread::sleep(Duration::from_millis(60));
+        // The source keeps consuming and finds itself caught up.
+        h.progress();
+        h.update();
+        assert_eq!(*rx.borrow(), PipelineStatus::Stalled);
+        h.committed();
+        h.update();
+        assert_eq!(*rx.borrow(), PipelineStatus::Ready);
     }
 
     #[test]

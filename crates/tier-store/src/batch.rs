@@ -2,6 +2,10 @@
 
 use std::ops::Range;
 
+use serde::Serialize;
+
+use crate::{StoreError, codec, layout};
+
 /// Everything one processed batch of events changes, committed atomically by
 /// [`Store::commit`](crate::Store::commit): all of it becomes visible (and,
 /// with [`FlushPolicy::EveryCommit`](crate::FlushPolicy::EveryCommit),
@@ -44,6 +48,72 @@ impl<S> CommitBatch<'_, S> {
 impl<S> Default for CommitBatch<'_, S> {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// A [`CommitBatch`] encoded and validated, owning everything it writes:
+/// made by [`PreparedBatch::prepare`] with no IO (so it may run on another
+/// thread than the one that writes), written by
+/// [`Store::apply`](crate::Store::apply), made durable by
+/// [`Store::sync`](crate::Store::sync).
+#[derive(Debug, Default)]
+pub struct PreparedBatch {
+    /// `(customer id, format byte + postcard state)`.
+    pub(crate) customers: Vec<(String, Vec<u8>)>,
+    pub(crate) offsets: Vec<(String, i32, i64)>,
+    pub(crate) outbox: Vec<Vec<u8>>,
+    /// `(application key, value)`.
+    pub(crate) meta: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl PreparedBatch {
+    /// Encodes every state and validates every offset and record name. Any
+    /// failure (a state that does not serialize, a bad topic name) is
+    /// returned here, before anything is written.
+    pub fn prepare<S: Serialize>(batch: &CommitBatch<'_, S>) -> Result<Self, StoreError> {
+        let customers = batch
+            .customers
+            .iter()
+            .map(|&(id, state)| Ok((id.to_owned(), codec::encode(id, state)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let offsets = batch
+            .offsets
+            .iter()
+            .map(|&(topic, partition, offset)| {
+                layout::validate_offset(topic, partition, offset)?;
+                Ok((topic.to_owned(), partition, offset))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let meta = batch
+            .meta
+            .iter()
+            .map(|(name, value)| Ok((layout::app_key(name)?, value.clone())))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        u64::try_from(batch.outbox.len()).map_err(|_| StoreError::OutboxExhausted)?;
+        Ok(Self {
+            customers,
+            offsets,
+            outbox: batch.outbox.clone(),
+            meta,
+        })
+    }
+
+    /// True when applying the batch would change nothing.
+    pub fn is_empty(&self) -> bool {
+        self.customers.is_empty()
+            && self.offsets.is_empty()
+            && self.outbox.is_empty()
+            && self.meta.is_empty()
+    }
+
+    /// Number of customer states in the batch.
+    pub fn customers(&self) -> usize {
+        self.customers.len()
+    }
+
+    /// Encoded bytes of the customer states (for metrics).
+    pub fn customer_bytes(&self) -> usize {
+        self.customers.iter().map(|(_, v)| v.len()).sum()
     }
 }
 

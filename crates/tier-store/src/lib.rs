@@ -78,7 +78,7 @@ mod quarantine;
 mod sled_store;
 mod store;
 
-pub use batch::{CommitBatch, CommitReceipt, VerifyReport};
+pub use batch::{CommitBatch, CommitReceipt, PreparedBatch, VerifyReport};
 pub use error::StoreError;
 pub use layout::SCHEMA_VERSION;
 pub use mem_store::MemStore;

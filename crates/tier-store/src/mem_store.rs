@@ -5,10 +5,9 @@ use std::marker::PhantomData;
 use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::{CommitBatch, CommitReceipt, Store, StoreError, VerifyReport, codec, layout};
+use crate::{CommitReceipt, PreparedBatch, Store, StoreError, VerifyReport, codec, layout};
 
 /// [`Store`] in memory: `BTreeMap`s behind one mutex, with the same
 /// semantics as [`SledStore`](crate::SledStore): values go through the same
@@ -45,35 +44,22 @@ impl MemStore {
 }
 
 impl Store for MemStore {
-    fn commit<S: Serialize>(
-        &self,
-        batch: &CommitBatch<'_, S>,
-    ) -> Result<CommitReceipt, StoreError> {
-        let customers = batch
-            .customers
-            .iter()
-            .map(|&(id, state)| Ok((id.to_owned(), codec::encode(id, state)?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        for &(topic, partition, offset) in &batch.offsets {
-            layout::validate_offset(topic, partition, offset)?;
-        }
-        let meta = batch
-            .meta
-            .iter()
-            .map(|(name, value)| Ok((layout::app_key(name)?, value.clone())))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let rows = u64::try_from(batch.outbox.len()).map_err(|_| StoreError::OutboxExhausted)?;
+    fn commit_prepared(&self, batch: PreparedBatch) -> Result<CommitReceipt, StoreError> {
+        self.apply(batch)
+    }
 
+    fn apply(&self, batch: PreparedBatch) -> Result<CommitReceipt, StoreError> {
+        let rows = u64::try_from(batch.outbox.len()).map_err(|_| StoreError::OutboxExhausted)?;
         let mut state = self.lock();
-        state.meta.extend(meta);
         let first = state.next_outbox;
         let end = first.checked_add(rows).ok_or(StoreError::OutboxExhausted)?;
-        state.customers.extend(customers);
-        for &(topic, partition, offset) in &batch.offsets {
-            state.offsets.insert((topic.to_owned(), partition), offset);
+        state.meta.extend(batch.meta);
+        state.customers.extend(batch.customers);
+        for (topic, partition, offset) in batch.offsets {
+            state.offsets.insert((topic, partition), offset);
         }
-        for (seq, row) in (first..end).zip(&batch.outbox) {
-            state.outbox.insert(seq, row.clone());
+        for (seq, row) in (first..end).zip(batch.outbox) {
+            state.outbox.insert(seq, row);
         }
         state.next_outbox = end;
         Ok(CommitReceipt {

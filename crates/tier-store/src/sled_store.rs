@@ -6,13 +6,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::layout::{self, CUSTOMER, META, OFFSET, OUTBOX};
 use crate::{
-    CommitBatch, CommitReceipt, FlushPolicy, Store, StoreError, StoreOptions, VerifyReport, codec,
-    quarantine,
+    CommitReceipt, FlushPolicy, PreparedBatch, Store, StoreError, StoreOptions, VerifyReport,
+    codec, quarantine,
 };
 
 /// Name of the one sled tree holding all of tier-store's keys.
@@ -288,28 +287,16 @@ fn recover_outbox_next(tree: &sled::Tree) -> Result<u64, StoreError> {
 }
 
 impl Store for SledStore {
-    fn commit<S: Serialize>(
-        &self,
-        batch: &CommitBatch<'_, S>,
-    ) -> Result<CommitReceipt, StoreError> {
-        // Encode and validate everything before touching sled or the counter,
-        // so that any failure leaves the store exactly as it was.
-        let mut writes = sled::Batch::default();
-        for &(id, state) in &batch.customers {
-            writes.insert(layout::customer_key(id), codec::encode(id, state)?);
-        }
-        for &(topic, partition, offset) in &batch.offsets {
-            layout::validate_offset(topic, partition, offset)?;
-            writes.insert(
-                layout::offset_key(topic, partition),
-                &offset.to_be_bytes()[..],
-            );
-        }
-        for (name, value) in &batch.meta {
-            writes.insert(layout::app_key(name)?, value.as_slice());
-        }
-        let rows = u64::try_from(batch.outbox.len()).map_err(|_| StoreError::OutboxExhausted)?;
+    fn commit_prepared(&self, batch: PreparedBatch) -> Result<CommitReceipt, StoreError> {
+        let receipt = self.apply(batch)?;
+        self.flush_if_every_commit("flushing a committed batch")?;
+        Ok(receipt)
+    }
 
+    fn apply(&self, batch: PreparedBatch) -> Result<CommitReceipt, StoreError> {
+        // Everything was encoded and validated by `prepare`; only the
+        // outbox counter can still fail, before sled is touched.
+        let rows = u64::try_from(batch.outbox.len()).map_err(|_| StoreError::OutboxExhausted)?;
         let mut next = self
             .next_outbox
             .lock()
@@ -321,8 +308,21 @@ impl Store for SledStore {
                 outbox_keys: first..end,
             });
         }
-        for (seq, row) in (first..end).zip(&batch.outbox) {
-            writes.insert(&layout::outbox_key(seq)[..], row.as_slice());
+        let mut writes = sled::Batch::default();
+        for (id, value) in batch.customers {
+            writes.insert(layout::customer_key(&id), value);
+        }
+        for (topic, partition, offset) in &batch.offsets {
+            writes.insert(
+                layout::offset_key(topic, *partition),
+                &offset.to_be_bytes()[..],
+            );
+        }
+        for (key, value) in batch.meta {
+            writes.insert(key, value);
+        }
+        for (seq, row) in (first..end).zip(batch.outbox) {
+            writes.insert(&layout::outbox_key(seq)[..], row);
         }
         if rows > 0 {
             writes.insert(layout::META_OUTBOX_NEXT, &end.to_be_bytes()[..]);
@@ -331,9 +331,6 @@ impl Store for SledStore {
             .apply_batch(writes)
             .map_err(sled_err("committing a batch"))?;
         *next = end;
-        drop(next);
-
-        self.flush_if_every_commit("flushing a committed batch")?;
         Ok(CommitReceipt {
             outbox_keys: first..end,
         })

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::{CommitBatch, CommitReceipt, StoreError, VerifyReport};
+use crate::{CommitBatch, CommitReceipt, PreparedBatch, StoreError, VerifyReport};
 
 /// Durable (or, for tests, in-memory) customer state, consumed offsets and
 /// outbox, changed together by one atomic [`commit`](Store::commit).
@@ -22,8 +22,32 @@ pub trait Store: Send + Sync {
     /// batch was applied but the following fsync failed, the error is
     /// [`StoreError::Sled`] "while flushing a committed batch" and the batch is
     /// visible but maybe not durable. Treat that as fatal (stop, restart).
-    fn commit<S: Serialize>(&self, batch: &CommitBatch<'_, S>)
-    -> Result<CommitReceipt, StoreError>;
+    ///
+    /// The same as [`PreparedBatch::prepare`], then [`commit_prepared`](Store::commit_prepared).
+    fn commit<S: Serialize>(
+        &self,
+        batch: &CommitBatch<'_, S>,
+    ) -> Result<CommitReceipt, StoreError> {
+        self.commit_prepared(PreparedBatch::prepare(batch)?)
+    }
+
+    /// [`apply`](Store::apply), then [`sync`](Store::sync) if the store's
+    /// [`FlushPolicy`](crate::FlushPolicy) says every commit is synced.
+    /// Same guarantees and the same one exception as [`commit`](Store::commit).
+    fn commit_prepared(&self, batch: PreparedBatch) -> Result<CommitReceipt, StoreError>;
+
+    /// Writes a prepared batch atomically: it becomes visible whole or not
+    /// at all, and a crash keeps a prefix of the applied batches, but it is
+    /// durable only after the next [`sync`](Store::sync) (or sled's
+    /// background flush). Applies are serialized; outbox keys increase in
+    /// apply order.
+    fn apply(&self, batch: PreparedBatch) -> Result<CommitReceipt, StoreError>;
+
+    /// Makes every applied batch durable (an fsync). The same as
+    /// [`flush`](Store::flush); named for the prepare / apply / sync split.
+    fn sync(&self) -> Result<(), StoreError> {
+        self.flush()
+    }
 
     /// One customer's state, if stored.
     fn get_customer<S: DeserializeOwned>(&self, id: &str) -> Result<Option<S>, StoreError>;

@@ -1,6 +1,6 @@
 //! Store scenarios, each written once and run against every backend.
 
-use tier_store::{CommitBatch, Store, StoreError};
+use tier_store::{CommitBatch, PreparedBatch, Store, StoreError};
 
 use crate::common::{Account, Backend, MaybePoisoned, account, fine, poisoned, snapshot};
 
@@ -39,6 +39,7 @@ for_every_backend!(
     later_duplicate_in_a_batch_wins,
     scan_visits_every_customer_in_id_order,
     reading_with_the_wrong_type_is_corruption,
+    prepare_elsewhere_then_apply_and_sync,
 );
 
 fn commit_then_read_back(b: &mut impl Backend) {
@@ -407,4 +408,53 @@ fn app_records_are_committed_atomically(b: &mut impl Backend) {
         .unwrap_err();
     assert!(err.to_string().contains("no/slash"), "{err}");
     assert_eq!(store.offset("t", 0).unwrap(), Some(5));
+}
+
+/// The committer's split: encode on one thread (no IO: the store does not
+/// change), apply and sync on another, in order; an encoding failure is
+/// found by `prepare`, before anything is written.
+fn prepare_elsewhere_then_apply_and_sync(b: &mut impl Backend) {
+    let states: Vec<(String, Account)> = (0..3)
+        .map(|i| (format!("c{i}"), account(i, "gold")))
+        .collect();
+    let before = snapshot(b.store());
+    let prepared = std::thread::scope(|s| {
+        s.spawn(|| {
+            let batch = CommitBatch {
+                customers: states.iter().map(|(id, a)| (id.as_str(), a)).collect(),
+                offsets: vec![("orders", 0, 3)],
+                outbox: vec![b"one".to_vec(), b"two".to_vec()],
+                meta: vec![("policy", b"v1".to_vec())],
+            };
+            PreparedBatch::prepare(&batch).unwrap()
+        })
+        .join()
+        .unwrap()
+    });
+    assert_eq!((prepared.customers(), prepared.is_empty()), (3, false));
+    assert_eq!(snapshot(b.store()), before, "prepare wrote something");
+
+    let bad = poisoned();
+    let err = PreparedBatch::prepare(&CommitBatch {
+        customers: vec![("broken", &bad)],
+        ..CommitBatch::new()
+    })
+    .unwrap_err();
+    assert!(matches!(err, StoreError::Encode { .. }), "{err:?}");
+
+    let receipt = b.store().apply(prepared).unwrap();
+    assert_eq!(receipt.outbox_keys, 0..2);
+    b.store().sync().unwrap();
+    let later = PreparedBatch::prepare(&CommitBatch::<Account> {
+        outbox: vec![b"three".to_vec()],
+        ..CommitBatch::new()
+    })
+    .unwrap();
+    assert_eq!(b.store().commit_prepared(later).unwrap().outbox_keys, 2..3);
+    b.reopen();
+    let after = snapshot(b.store());
+    assert_eq!(after.customers, states);
+    assert_eq!(b.store().offset("orders", 0).unwrap(), Some(3));
+    assert_eq!(b.store().meta("policy").unwrap(), Some(b"v1".to_vec()));
+    assert_eq!(b.store().outbox_len().unwrap(), 3);
 }

@@ -1,0 +1,333 @@
+//! The batch in hand: what the adapter gathers between two commits, and
+//! how it becomes an owned [`CommitUnit`] for the committer.
+//!
+//! The adapter records each consumed record's position
+//! ([`Batch::record`]), folds valid events through [`Engine::fold`] into
+//! [`Batch::unit`] and parks invalid ones ([`Batch::dead_letter`]). Between
+//! polls, [`Engine::between_batches`] applies waiting commands and a slice
+//! of the background work. [`Engine::seal_batch`] then turns the batch into
+//! a [`CommitUnit`] that owns everything the commit and its effects need (a
+//! copy of each touched customer's state, the offsets, the outbox rows, the
+//! replies), so the engine can fold the next batch while the committer
+//! makes this one durable.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+
+use tier_core::InvalidEvent;
+use tier_core::Timestamp;
+use tier_core::state::{CustomerState, TierChange};
+use tier_wire::at_risk::encode_at_risk_row;
+
+use crate::command::{Command, OverrideOutcome, Reply};
+use crate::metrics as m;
+use crate::{ActivePolicy, Engine, PolicyStatus, Unit};
+
+/// Commands applied per pause between two polls, at most.
+pub const COMMANDS_PER_BATCH: usize = 64;
+
+/// A record that failed validation, kept whole for the dead-letter sink.
+#[derive(Debug)]
+pub struct DeadLetter {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+    pub error: InvalidEvent,
+    /// The sink acknowledged it (a retry does not send it again).
+    pub delivered: bool,
+}
+
+/// A reply to send once the unit is durable.
+pub(crate) enum PendingReply {
+    Override(Reply<OverrideOutcome>, Option<Box<TierChange>>),
+    Policy(Reply<PolicyStatus>),
+}
+
+/// What the adapter gathers between two commits.
+#[derive(Default)]
+pub struct Batch {
+    /// Records consumed (valid or not).
+    pub records: usize,
+    /// What the engine changed: customers, tier changes, at-risk notices.
+    pub unit: Unit,
+    dead: Vec<DeadLetter>,
+    /// Next offset per partition.
+    offsets: BTreeMap<(String, i32), i64>,
+    /// Records per (topic, event type), for the metrics at commit.
+    consumed: Vec<(String, &'static str, u64)>,
+    replies: Vec<PendingReply>,
+    /// A policy applied in this batch, recorded with it.
+    policy: Option<Arc<ActivePolicy>>,
+}
+
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch")
+            .field("records", &self.records)
+            .field("touched", &self.unit.touched().len())
+            .field("dead", &self.dead.len())
+            .field("replies", &self.replies.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Batch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// One consumed record at `offset` of `partition` (a key the caller
+    /// keeps per run of records, so it is cloned only when new), of event
+    /// type `kind` (`"invalid"` for a dead letter).
+    pub fn record(&mut self, partition: &(String, i32), offset: i64, kind: &'static str) {
+        self.records += 1;
+        match self.offsets.get_mut(partition) {
+            Some(next) => *next = offset + 1,
+            None => {
+                self.offsets.insert(partition.clone(), offset + 1);
+            }
+        }
+        let topic = partition.0.as_str();
+        match self
+            .consumed
+            .iter_mut()
+            .find(|(t, k, _)| t == topic && *k == kind)
+        {
+            Some((_, _, n)) => *n += 1,
+            None => self.consumed.push((topic.to_owned(), kind, 1)),
+        }
+    }
+
+    /// Park an invalid record (already [`record`](Batch::record)ed).
+    pub fn dead_letter(&mut self, dead: DeadLetter) {
+        self.dead.push(dead);
+    }
+
+    /// Whether there is anything to commit.
+    pub fn has_work(&self) -> bool {
+        self.records > 0
+            || !self.unit.is_empty()
+            || !self.unit.changes.is_empty()
+            || !self.replies.is_empty()
+            || self.policy.is_some()
+    }
+}
+
+/// Everything one commit writes and everything that happens once it is
+/// durable, owned: the engine goes on folding while the committer works.
+pub struct CommitUnit {
+    pub(crate) records: usize,
+    /// The touched customers' states as of the seal.
+    pub(crate) customers: Vec<(String, CustomerState)>,
+    pub(crate) offsets: BTreeMap<(String, i32), i64>,
+    /// Offsets to store that no record of this unit moved (resets).
+    pub(crate) extra_offsets: Vec<(String, i32, i64)>,
+    pub(crate) unit: Unit,
+    /// Encoded at-risk rows, after the unit's tier changes in the outbox.
+    pub(crate) at_risk_rows: Vec<Vec<u8>>,
+    pub(crate) dead: Vec<DeadLetter>,
+    pub(crate) consumed: Vec<(String, &'static str, u64)>,
+    pub(crate) replies: Vec<PendingReply>,
+    pub(crate) policy: Option<Arc<ActivePolicy>>,
+    /// The policy status as of the seal.
+    pub(crate) status: PolicyStatus,
+    /// Customers with a drop announced, when the unit may have moved it.
+    pub(crate) at_risk_total: Option<usize>,
+    /// Customers due and not swept yet, when the engine sweeps.
+    pub(crate) sweep_backlog: Option<usize>,
+    /// Every time-driven decision up to this instant is in this unit or an
+    /// earlier one.
+    pub(crate) swept_to: Option<Timestamp>,
+}
+
+impl std::fmt::Debug for CommitUnit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommitUnit")
+            .field("records", &self.records)
+            .field("customers", &self.customers.len())
+            .field("changes", &self.unit.changes.len())
+            .field("dead", &self.dead.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CommitUnit {
+    /// Whether the store has anything to write for this unit (otherwise
+    /// only its effects run: replies, status, swept-to).
+    pub(crate) fn writes(&self) -> bool {
+        self.records > 0
+            || !self.customers.is_empty()
+            || !self.unit.changes.is_empty()
+            || !self.at_risk_rows.is_empty()
+            || !self.extra_offsets.is_empty()
+            || self.policy.is_some()
+    }
+
+    /// Records in the unit.
+    pub fn records(&self) -> usize {
+        self.records
+    }
+}
+
+/// How [`Engine::seal_batch`] describes the time-driven work.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SealInfo {
+    /// Report the sweep backlog as of this instant (the adapter sweeps).
+    pub backlog_at: Option<Timestamp>,
+    /// Every decision due up to this instant has been made.
+    pub swept_to: Option<Timestamp>,
+}
+
+impl Engine {
+    /// Apply one command into `batch`. Returns its kind and whether it was
+    /// accepted (a refused one is answered at once; an accepted one once
+    /// the batch is durable, except a dry run, which changes nothing and is
+    /// answered at once).
+    pub fn command(
+        &mut self,
+        batch: &mut Batch,
+        command: Command,
+        now: Timestamp,
+    ) -> (&'static str, bool) {
+        match command {
+            Command::SetOverride { cmd, reply } => {
+                let customer = cmd.customer_id.clone();
+                match self.set_override(&mut batch.unit, cmd, now) {
+                    Ok(change) => {
+                        tracing::info!(customer_id = %customer, changed = change.is_some(), "override set");
+                        batch
+                            .replies
+                            .push(PendingReply::Override(reply, change.map(Box::new)));
+                        ("set_override", true)
+                    }
+                    Err(e) => {
+                        reply(Err(e));
+                        ("set_override", false)
+                    }
+                }
+            }
+            Command::ClearOverride {
+                customer_id,
+                reason,
+                author,
+                reply,
+            } => match self.clear_override(&mut batch.unit, &customer_id, &reason, &author, now) {
+                Ok(change) => {
+                    tracing::info!(customer_id = %customer_id, changed = change.is_some(), "override cleared");
+                    batch
+                        .replies
+                        .push(PendingReply::Override(reply, change.map(Box::new)));
+                    ("clear_override", true)
+                }
+                Err(e) => {
+                    reply(Err(e));
+                    ("clear_override", false)
+                }
+            },
+            Command::ApplyPolicy { policy, reply } => {
+                tracing::info!(
+                    version = policy.policy.version(),
+                    hash = %policy.hash,
+                    customers = self.len(),
+                    "applying a new policy; rescoring every customer in the background"
+                );
+                self.apply_policy(policy.policy.clone(), now);
+                batch.policy = Some(policy);
+                batch.replies.push(PendingReply::Policy(reply));
+                ("apply_policy", true)
+            }
+            Command::DryRun {
+                policy,
+                sample,
+                reply,
+            } => {
+                reply(self.dry_run(&policy, now, sample));
+                ("dry_run", true)
+            }
+        }
+    }
+
+    /// Between polls: apply waiting commands (at most
+    /// [`COMMANDS_PER_BATCH`]), a slice of a policy rescore and, when
+    /// `sweep` is set, a slice of the customers due by `now`, all into the
+    /// batch in hand.
+    pub fn between_batches(
+        &mut self,
+        batch: &mut Batch,
+        commands: &Receiver<Command>,
+        now: Timestamp,
+        sweep: bool,
+        slice: usize,
+    ) {
+        for _ in 0..COMMANDS_PER_BATCH {
+            let Ok(command) = commands.try_recv() else {
+                break;
+            };
+            let (kind, ok) = self.command(batch, command, now);
+            metrics::counter!(m::COMMANDS, "kind" => kind, "outcome" => if ok { "ok" } else { "refused" })
+                .increment(1);
+        }
+        if self.rescoring() {
+            self.rescore(&mut batch.unit, slice);
+        }
+        if sweep {
+            let swept = self.sweep(&mut batch.unit, now, slice);
+            tracing::trace!(swept, next_due = ?self.next_due(), now = %now, "sweep");
+            if swept > 0 {
+                metrics::counter!(m::SWEPT).increment(swept as u64);
+            }
+        }
+    }
+
+    /// Close `batch`: re-index its customers and copy out everything its
+    /// commit and effects need. `extra_offsets` are stored with it (offset
+    /// resets no record moved).
+    pub fn seal_batch(
+        &mut self,
+        batch: Batch,
+        extra_offsets: Vec<(String, i32, i64)>,
+        info: SealInfo,
+    ) -> CommitUnit {
+        let Batch {
+            records,
+            unit,
+            dead,
+            offsets,
+            consumed,
+            replies,
+            policy,
+        } = batch;
+        self.seal(&unit);
+        let customers = unit
+            .touched()
+            .iter()
+            .filter_map(|id| self.states.get(id).map(|s| (id.clone(), s.clone())))
+            .collect();
+        let at_risk_rows = unit
+            .at_risk
+            .iter()
+            .map(|r| encode_at_risk_row(r, &self.policy))
+            .collect();
+        let at_risk_total =
+            (!unit.at_risk.is_empty() || unit.swept > 0).then(|| self.at_risk_count());
+        CommitUnit {
+            records,
+            customers,
+            offsets,
+            extra_offsets,
+            unit,
+            at_risk_rows,
+            dead,
+            consumed,
+            replies,
+            policy,
+            status: self.status(),
+            at_risk_total,
+            sweep_backlog: info.backlog_at.map(|at| self.due_count(at)),
+            swept_to: info.swept_to,
+        }
+    }
+}

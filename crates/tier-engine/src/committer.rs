@@ -1,0 +1,473 @@
+//! The committer: a thread that makes each [`CommitUnit`] durable while
+//! the engine folds the next one, then lets the world see it.
+//!
+//! Per unit, in order:
+//! 1. deliver its dead letters through the [`DeadLetterSink`] and wait for
+//!    every acknowledgement (a partition never advances past a record it
+//!    could not park);
+//! 2. prepare (encode the states, no IO), apply and sync ONE store batch:
+//!    the unit's customers, the next offset of every partition it moved,
+//!    its outbox rows (tier changes, then at-risk notices) and the policy
+//!    it applied;
+//! 3. only then its effects: metrics, the policy in force and its status,
+//!    the read model ([`CommitObserver`]), the adapter's hooks (outbox
+//!    wake-up, Kafka bookkeeping, the swept-to mark) and the command
+//!    replies.
+//!
+//! The queue between the engine and the committer holds one unit, so at
+//! most one unit waits while another commits: the engine is never more
+//! than two units ahead of the disk, and a reader never sees state a crash
+//! could take back.
+//!
+//! Failures of step 1 or 2 are retried with backoff (the unit is committed
+//! whole or not at all); the adapter hears of them through
+//! [`CommitHooks::trouble`] to judge its health. Once the adapter is
+//! stopping ([`CommitHooks::cancelled`]), retries go on for
+//! [`CANCEL_GRACE`]; then the unit and any behind it are left uncommitted
+//! (consumed again on the next start). A state that cannot be encoded is a
+//! bug, not a passing failure: the committer stops with
+//! [`CommitError::Prepare`] rather than retry it forever.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tier_core::Timestamp;
+use tier_core::state::CustomerState;
+use tier_store::{CommitBatch, PreparedBatch, Store, StoreError};
+use tier_wire::tier_changed::encode_row;
+
+use crate::batch::{CommitUnit, DeadLetter, PendingReply};
+use crate::metrics as m;
+use crate::{PolicyHandle, PolicyStatus};
+
+/// How long a stopping committer keeps retrying the unit in hand.
+pub const CANCEL_GRACE: Duration = Duration::from_secs(3);
+
+/// Application record holding the policy in force (its TOML text).
+pub const META_POLICY: &str = "policy";
+/// Application record: SHA-256 of the `--policy` file it came from.
+pub const META_POLICY_SOURCE: &str = "policy.source";
+
+/// Why delivering dead letters failed (always retried).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct SinkError {
+    pub message: String,
+    /// A bounded label for metrics.
+    pub reason: &'static str,
+}
+
+/// Where invalid records go (the adapter's dead-letter topic).
+pub trait DeadLetterSink: Send + 'static {
+    /// Deliver every dead letter not yet `delivered` and wait for each
+    /// outcome, marking the acknowledged ones `delivered` (a retry sends
+    /// only the rest).
+    fn deliver(&mut self, dead: &mut [DeadLetter]) -> Result<(), SinkError>;
+
+    /// After a failed delivery: repair what can be repaired (replace a
+    /// producer that hit a fatal error, refresh metadata).
+    fn repair(&mut self) {}
+}
+
+/// Told about every durable unit (the API's read model listens).
+pub trait CommitObserver: Send + Sync + 'static {
+    /// `customers` were durably committed (each carries the instant of
+    /// its own last decision).
+    fn committed(&self, customers: &[(&str, &CustomerState)]);
+}
+
+/// What a durable unit tells the adapter.
+#[derive(Debug)]
+pub struct Durable<'a> {
+    /// The next offset per partition the unit's records moved.
+    pub offsets: &'a BTreeMap<(String, i32), i64>,
+    /// Outbox rows the unit wrote (tier changes and at-risk notices).
+    pub outbox_rows: usize,
+    /// Every time-driven decision up to this instant is durable.
+    pub swept_to: Option<Timestamp>,
+}
+
+/// The adapter's side of the committer.
+pub trait CommitHooks: Send + 'static {
+    /// A unit is durable and the read model has it; called in commit
+    /// order, before the unit's command replies.
+    fn durable(&mut self, unit: &Durable<'_>);
+    /// An attempt to finish a unit, begun at `since`, failed; it is
+    /// retried.
+    fn trouble(&mut self, since: Instant, reason: &'static str);
+    /// A unit with records or writes was committed.
+    fn progress(&mut self);
+    /// The adapter is stopping: retries end after [`CANCEL_GRACE`].
+    fn cancelled(&self) -> bool;
+}
+
+/// What the committer did, returned when it stops.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CommitReport {
+    /// Records in committed units.
+    pub records: u64,
+    /// Events that changed a projection.
+    pub applied: u64,
+    /// Records dead-lettered.
+    pub rejected: u64,
+    /// Units written to the store.
+    pub batches: u64,
+    /// Records of units left uncommitted because the adapter stopped
+    /// while they could not be committed.
+    pub uncommitted: u64,
+}
+
+/// Why the committer stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    #[error("a unit could not be encoded for the store (a bug; nothing of it was written): {0}")]
+    Prepare(#[source] StoreError),
+    #[error("the committer thread stopped unexpectedly: {0}")]
+    Stopped(String),
+}
+
+/// Everything the committer thread works with.
+pub struct CommitterDeps<S> {
+    pub store: Arc<S>,
+    pub sink: Box<dyn DeadLetterSink>,
+    pub observer: Arc<dyn CommitObserver>,
+    pub policy: Arc<PolicyHandle>,
+    pub hooks: Box<dyn CommitHooks>,
+    /// Customers per effective tier, as loaded (the gauge's start).
+    pub tier_counts: BTreeMap<String, i64>,
+}
+
+impl<S> std::fmt::Debug for CommitterDeps<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommitterDeps")
+            .field("tier_counts", &self.tier_counts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The handle the engine's loop submits units to.
+#[derive(Debug)]
+pub struct Committer {
+    tx: Option<SyncSender<CommitUnit>>,
+    thread: Option<JoinHandle<Result<CommitReport, CommitError>>>,
+}
+
+impl Committer {
+    /// Start the committer thread.
+    pub fn spawn<S: Store + 'static>(deps: CommitterDeps<S>) -> Result<Self, CommitError> {
+        let (tx, rx) = sync_channel(1);
+        let thread = std::thread::Builder::new()
+            .name("tierd-commit".into())
+            .spawn(move || Worker::new(deps).run(rx))
+            .map_err(|e| CommitError::Stopped(format!("could not spawn the thread: {e}")))?;
+        Ok(Self {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Hand over a sealed unit; blocks while one unit already waits. If the
+    /// committer has stopped, returns why (and the unit is dropped: it was
+    /// never written).
+    pub fn submit(&mut self, unit: CommitUnit) -> Result<(), CommitError> {
+        let sent = match &self.tx {
+            Some(tx) => tx.send(unit).is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(());
+        }
+        self.tx = None;
+        match self.join() {
+            Ok(_) => Err(CommitError::Stopped(
+                "it gave up on a unit while stopping".into(),
+            )),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Commit whatever was submitted, stop the thread and report.
+    pub fn finish(mut self) -> Result<CommitReport, CommitError> {
+        self.tx = None;
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<CommitReport, CommitError> {
+        let Some(thread) = self.thread.take() else {
+            return Err(CommitError::Stopped("already joined".into()));
+        };
+        thread
+            .join()
+            .map_err(|_| CommitError::Stopped("the committer thread panicked".into()))?
+    }
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+struct Worker<S> {
+    store: Arc<S>,
+    sink: Box<dyn DeadLetterSink>,
+    observer: Arc<dyn CommitObserver>,
+    policy: Arc<PolicyHandle>,
+    hooks: Box<dyn CommitHooks>,
+    tier_counts: BTreeMap<String, i64>,
+    report: CommitReport,
+}
+
+/// How one attempt to finish a unit failed.
+struct Failure {
+    op: &'static str,
+    reason: &'static str,
+    message: String,
+}
+
+impl<S: Store + 'static> Worker<S> {
+    fn new(deps: CommitterDeps<S>) -> Self {
+        Self {
+            store: deps.store,
+            sink: deps.sink,
+            observer: deps.observer,
+            policy: deps.policy,
+            hooks: deps.hooks,
+            tier_counts: deps.tier_counts,
+            report: CommitReport::default(),
+        }
+    }
+
+    fn run(mut self, rx: Receiver<CommitUnit>) -> Result<CommitReport, CommitError> {
+        while let Ok(mut unit) = rx.recv() {
+            if unit.writes() && !self.finish(&mut unit)? {
+                // Gave up while stopping: this unit and every one behind
+                // it stay uncommitted (each builds on the one before).
+                self.report.uncommitted += unit.records as u64;
+                while let Ok(later) = rx.recv() {
+                    self.report.uncommitted += later.records as u64;
+                }
+                break;
+            }
+            self.effects(unit);
+        }
+        Ok(self.report)
+    }
+
+    /// Dead-letter and commit `unit`, retrying until it succeeds. Returns
+    /// whether it was committed (false: given up while stopping).
+    fn finish(&mut self, unit: &mut CommitUnit) -> Result<bool, CommitError> {
+        let mut backoff = Duration::from_millis(50);
+        let mut cancelled_at: Option<Instant> = None;
+        loop {
+            let started = Instant::now();
+            let failure = match self.sink.deliver(&mut unit.dead) {
+                Ok(()) => match self.commit(unit, started) {
+                    Ok(()) => {
+                        self.hooks.progress();
+                        return Ok(true);
+                    }
+                    Err(CommitAttempt::Fatal(e)) => return Err(e),
+                    Err(CommitAttempt::Failed(f)) => f,
+                },
+                Err(e) => Failure {
+                    op: "dead_letter",
+                    reason: e.reason,
+                    message: e.message,
+                },
+            };
+            self.hooks.trouble(started, failure.reason);
+            metrics::counter!(m::RETRIES, "op" => failure.op, "reason" => failure.reason)
+                .increment(1);
+            tracing::warn!(
+                error = %failure.message,
+                records = unit.records,
+                dead_letters_pending = unit.dead.iter().filter(|d| !d.delivered).count(),
+                retry_in_ms = backoff.as_millis() as u64,
+                "batch not committed; its partitions do not advance; retrying"
+            );
+            if self.hooks.cancelled() {
+                let since = *cancelled_at.get_or_insert_with(Instant::now);
+                if since.elapsed() >= CANCEL_GRACE {
+                    tracing::warn!(
+                        records = unit.records,
+                        error = %failure.message,
+                        "stopping with the batch in hand uncommitted (no state, offset or outbox row of it was written); it will be consumed again on the next start"
+                    );
+                    return Ok(false);
+                }
+            }
+            if failure.op == "dead_letter" {
+                self.sink.repair();
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    fn commit(&mut self, unit: &CommitUnit, started: Instant) -> Result<(), CommitAttempt> {
+        let mut offsets: Vec<(&str, i32, i64)> = unit
+            .offsets
+            .iter()
+            .map(|((t, p), o)| (t.as_str(), *p, *o))
+            .collect();
+        for (t, p, o) in &unit.extra_offsets {
+            if !unit.offsets.contains_key(&(t.clone(), *p)) {
+                offsets.push((t.as_str(), *p, *o));
+            }
+        }
+        let mut outbox: Vec<Vec<u8>> = unit.unit.changes.iter().map(encode_row).collect();
+        outbox.extend(unit.at_risk_rows.iter().cloned());
+        let meta = match &unit.policy {
+            Some(p) => vec![
+                (META_POLICY, p.text.as_bytes().to_vec()),
+                (META_POLICY_SOURCE, p.source_hash.as_bytes().to_vec()),
+            ],
+            None => Vec::new(),
+        };
+        let batch = CommitBatch {
+            customers: unit
+                .customers
+                .iter()
+                .map(|(id, s)| (id.as_str(), s))
+                .collect(),
+            offsets,
+            outbox,
+            meta,
+        };
+        let prepared = PreparedBatch::prepare(&batch)
+            .map_err(|e| CommitAttempt::Fatal(CommitError::Prepare(e)))?;
+        let receipt = self.store.commit_prepared(prepared).map_err(|e| {
+            CommitAttempt::Failed(Failure {
+                op: "commit",
+                reason: "store",
+                message: e.to_string(),
+            })
+        })?;
+        debug_assert_eq!(
+            receipt.outbox_keys.end - receipt.outbox_keys.start,
+            (unit.unit.changes.len() + unit.at_risk_rows.len()) as u64
+        );
+        let elapsed = started.elapsed();
+        metrics::histogram!(m::BATCH_COMMIT_SECONDS).record(elapsed.as_secs_f64());
+        tracing::debug!(
+            records = unit.records,
+            customers = unit.customers.len(),
+            changes = unit.unit.changes.len(),
+            swept = unit.unit.swept,
+            rescored = unit.unit.rescored,
+            dead = unit.dead.len(),
+            commit_ms = elapsed.as_millis() as u64,
+            "batch committed"
+        );
+        self.report.batches += 1;
+        Ok(())
+    }
+
+    /// The unit is durable (or wrote nothing): let the world see it.
+    fn effects(&mut self, unit: CommitUnit) {
+        let CommitUnit {
+            records,
+            customers,
+            offsets,
+            unit: work,
+            at_risk_rows,
+            dead,
+            consumed,
+            replies,
+            policy,
+            status,
+            at_risk_total,
+            sweep_backlog,
+            swept_to,
+            ..
+        } = unit;
+        if records > 0 {
+            metrics::histogram!(m::BATCH_SIZE).record(records as f64);
+        }
+        // Counted once per committed unit: the counters describe what
+        // tierd durably processed, and the hot loop stays free of them.
+        for (topic, kind, n) in &consumed {
+            metrics::counter!(m::EVENTS_CONSUMED, "topic" => topic.clone(), "type" => *kind)
+                .increment(*n);
+        }
+        for (kind, n) in &work.applied_by_type {
+            metrics::counter!(m::EVENTS_APPLIED, "type" => *kind).increment(*n);
+        }
+        if work.duplicates > 0 {
+            metrics::counter!(m::EVENTS_DUPLICATE).increment(work.duplicates);
+        }
+        if work.stale > 0 {
+            metrics::counter!(m::EVENTS_STALE).increment(work.stale);
+        }
+        for c in &work.changes {
+            if let Some(old) = &c.old_tier {
+                *self.tier_counts.entry(old.clone()).or_insert(0) -= 1;
+            }
+            *self.tier_counts.entry(c.new_tier.clone()).or_insert(0) += 1;
+            metrics::counter!(m::TIER_CHANGES, "from" => c.old_tier.clone().unwrap_or_else(|| "none".into()), "to" => c.new_tier.clone(), "cause" => c.cause.as_str()).increment(1);
+        }
+        if !work.changes.is_empty() {
+            for (tier, n) in &self.tier_counts {
+                metrics::gauge!(m::CUSTOMERS_PER_TIER, "tier" => tier.clone()).set(*n as f64);
+            }
+        }
+
+        // Durable: now readers may see it, in this order: the metrics
+        // above, the policy in force, the customers, the hooks, the replies.
+        if let Some(p) = policy {
+            self.policy.set(p);
+        }
+        set_status(&self.policy, &status);
+        if !customers.is_empty() {
+            let views: Vec<(&str, &CustomerState)> =
+                customers.iter().map(|(id, s)| (id.as_str(), s)).collect();
+            self.observer.committed(&views);
+        }
+        if let Some(backlog) = sweep_backlog {
+            metrics::gauge!(m::SWEEP_BACKLOG).set(backlog as f64);
+        }
+        if let Some(n) = at_risk_total {
+            metrics::gauge!(m::AT_RISK).set(n as f64);
+        }
+        self.hooks.durable(&Durable {
+            offsets: &offsets,
+            outbox_rows: work.changes.len() + at_risk_rows.len(),
+            swept_to,
+        });
+        for r in replies {
+            match r {
+                PendingReply::Override(reply, change) => reply(Ok(change.map(|c| *c))),
+                PendingReply::Policy(reply) => reply(status.clone()),
+            }
+        }
+        self.report.records += records as u64;
+        self.report.applied += work.applied;
+        self.report.rejected += dead.len() as u64;
+    }
+}
+
+/// Publish `status` as the policy's progress (handle and gauge).
+fn set_status(handle: &PolicyHandle, status: &PolicyStatus) {
+    if handle.status() == *status {
+        return;
+    }
+    let progress = if status.total == 0 {
+        1.0
+    } else {
+        status.rescored as f64 / status.total as f64
+    };
+    metrics::gauge!(m::POLICY_RESCORE_PROGRESS).set(progress);
+    handle.set_status(status.clone());
+}
+
+enum CommitAttempt {
+    Failed(Failure),
+    Fatal(CommitError),
+}
