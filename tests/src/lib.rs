@@ -88,6 +88,12 @@ impl Record {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+
+    /// A `TierChanged` record of the tier-changes topic (not one of the
+    /// notices that share it: `TierAtRisk`, `ComplaintOverdue`).
+    pub fn is_tier_changed(&self) -> bool {
+        self.header("tierd-type").is_none_or(|t| t == "TierChanged")
+    }
 }
 
 fn unique(prefix: &str) -> String {

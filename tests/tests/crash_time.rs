@@ -50,6 +50,8 @@ struct Oracle {
     engine: Engine,
     changes: BTreeMap<String, Vec<Change>>,
     notices: BTreeSet<(String, String, i64)>,
+    /// Complaints announced overdue: `(customer, complaint, deadline ms)`.
+    overdue: BTreeSet<(String, String, i64)>,
 }
 
 impl Oracle {
@@ -69,6 +71,10 @@ impl Oracle {
         for r in unit.at_risk {
             self.notices
                 .insert((r.customer_id, r.falls_to, r.on.millis()));
+        }
+        for o in unit.overdue {
+            self.overdue
+                .insert((o.customer_id, o.complaint_id, o.deadline.at.millis()));
         }
     }
 
@@ -265,6 +271,7 @@ fn kills_during_sweeps_and_rescores_lose_nothing_and_repeat_nothing() {
             engine: Engine::new(policy, [], t1),
             changes: BTreeMap::new(),
             notices: BTreeSet::new(),
+            overdue: BTreeSet::new(),
         };
         let mut unit = Unit::new();
         for r in &workload.records {
@@ -434,8 +441,17 @@ fn kills_during_sweeps_and_rescores_lose_nothing_and_repeat_nothing() {
             read_all(w.setup.brokers.as_str(), &w.names.tier_changes, PARTITIONS).unwrap();
         let mut published: BTreeMap<String, BTreeMap<u64, Change>> = BTreeMap::new();
         let mut notices = BTreeSet::new();
+        let mut overdue = BTreeSet::new();
+        let millis = |t: Option<prost_types::Timestamp>| {
+            t.map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
+        };
         for r in records {
             let payload = r.payload.clone().unwrap_or_default();
+            if r.header("tierd-type") == Some("ComplaintOverdue") {
+                let n = api::ComplaintOverdue::decode(payload.as_slice()).unwrap();
+                overdue.insert((n.customer_id, n.complaint_id, millis(n.deadline)));
+                continue;
+            }
             if r.header("tierd-type") == Some("TierAtRisk") {
                 let n = api::TierAtRisk::decode(payload.as_slice()).unwrap();
                 let on =
@@ -473,5 +489,10 @@ fn kills_during_sweeps_and_rescores_lose_nothing_and_repeat_nothing() {
         }
         assert!(!o.notices.is_empty());
         assert_eq!(notices, o.notices, "at-risk notices");
+        assert!(
+            !o.overdue.is_empty(),
+            "the workload has complaints left open"
+        );
+        assert_eq!(overdue, o.overdue, "complaint-overdue notices");
     });
 }

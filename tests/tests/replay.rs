@@ -253,6 +253,9 @@ fn a_live_run_in_two_steps_equals_a_replay_on_a_later_day() {
         // same decision: tier, since, policy version.
         let mut last: BTreeMap<String, TierChanged> = BTreeMap::new();
         for r in read_all(broker.bootstrap_servers(), &names.tier_changes, PARTITIONS).unwrap() {
+            if !r.is_tier_changed() {
+                continue;
+            }
             let msg = TierChanged::decode(r.payload.as_deref().unwrap_or_default()).unwrap();
             let held = last
                 .entry(msg.customer_id.clone())

@@ -50,6 +50,7 @@ fn published(sb: &Sandbox, at_least: usize) -> (Vec<TierChanged>, Vec<TierAtRisk
         let payload = r.payload.clone().unwrap_or_default();
         match r.header("tierd-type") {
             Some("TierAtRisk") => notices.push(TierAtRisk::decode(payload.as_slice()).unwrap()),
+            Some("ComplaintOverdue") => {}
             _ => changes.push(TierChanged::decode(payload.as_slice()).unwrap()),
         }
     }
@@ -419,7 +420,7 @@ async fn a_dry_run_predicts_exactly_what_applying_moves_while_get_tier_keeps_ans
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(before.version, "default-2026.12");
+    assert_eq!(before.version, "default-2027.01");
     assert_eq!(before.hash.len(), 64);
 
     let text = stricter("strict-2027.01", 6.0);
@@ -443,7 +444,7 @@ async fn a_dry_run_predicts_exactly_what_applying_moves_while_get_tier_keeps_ans
         .unwrap()
         .into_inner();
     assert_eq!(
-        unchanged.version, "default-2026.12",
+        unchanged.version, "default-2027.01",
         "a dry run changes nothing"
     );
 
@@ -582,7 +583,7 @@ async fn sighup_rereads_the_policy_file() {
                 .version
         }
     };
-    assert_eq!(version(&mut client).await, "default-2026.12");
+    assert_eq!(version(&mut client).await, "default-2027.01");
     // A broken file is refused; the policy in force stays.
     std::fs::write(&policy_file, "version = ").unwrap();
     let pid = child.pid().to_string();
@@ -596,7 +597,7 @@ async fn sighup_rereads_the_policy_file() {
     };
     hup();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(version(&mut client).await, "default-2026.12");
+    assert_eq!(version(&mut client).await, "default-2027.01");
     assert!(child.exited().is_none(), "a bad file does not stop tierd");
     std::fs::write(&policy_file, stricter("hup-2027.02", 2.0)).unwrap();
     hup();
@@ -619,4 +620,146 @@ async fn sighup_rereads_the_policy_file() {
         "the bad file is logged"
     );
     child.sigkill().unwrap();
+}
+
+/// The hour a complaint's deadline passes: listed overdue, announced once
+/// on the tier-changes topic, counted for the tier at its opening; the
+/// reports see the account manager from the profile; the tier on a past
+/// date comes from the stored history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complaint_goes_overdue_on_its_hour_once_and_the_reports_see_it() {
+    use tier_core::event::{EventKind, ProfileUpdate};
+    use tier_core::sim::scenario::complaint;
+    use tier_proto::api::{
+        GetAccountManagerBalanceRequest, GetTierAsOfRequest, ListComplaintQueueRequest,
+        ListOverdueComplaintsRequest,
+    };
+
+    const HOUR: i64 = 3_600_000;
+    let at_hour = |t: Timestamp, h: i64| Timestamp::from_millis(t.millis() + h * HOUR);
+    let last = date(2026, 3, 2);
+    let opened = at_hour(last, 9);
+    let (mut sb, clock) = stepped(at_hour(opened, 1));
+    let mut events = buyer("kim", last, B_BUYER);
+    events.push(Event {
+        event_id: "kim-profile".into(),
+        customer_id: "kim".into(),
+        occurred_at: last,
+        source: "crm".into(),
+        kind: EventKind::ProfileUpdated(ProfileUpdate {
+            account_manager: Some("mei".into()),
+            ..ProfileUpdate::default()
+        }),
+    });
+    events.push(complaint("kim", 1, opened, tier_core::Severity::High));
+    sb.publish(sb.orders_topic(), &events, Wire::Protobuf).await;
+    sb.start().await;
+    sb.wait_consumed(T).await;
+    wait_tier(&sb, "kim", "B").await;
+    let policy = Policy::default_policy();
+    let b = policy.tier_index("B").unwrap();
+    let sla = i64::from(policy.tiers()[b].complaint_sla_hours);
+    async fn overdue(sb: &Sandbox) -> api::ListOverdueComplaintsResponse {
+        sb.client()
+            .await
+            .list_overdue_complaints(ListOverdueComplaintsRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    // An hour before the deadline: queued, not overdue.
+    clock.set(at_hour(opened, sla - 1));
+    sb.running()
+        .swept_to(at_hour(opened, sla - 1), T)
+        .await
+        .unwrap();
+    assert_eq!(overdue(&sb).await.total, 0);
+    let queue = sb
+        .client()
+        .await
+        .list_complaint_queue(ListComplaintQueueRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(queue.total, 1);
+    assert_eq!(
+        queue.complaints[0].deadline,
+        Some(tier_wire::time::to_proto(at_hour(opened, sla)))
+    );
+    assert_eq!(queue.complaints[0].deadline_tier, "B");
+
+    // On the hour: overdue, announced once.
+    clock.set(at_hour(opened, sla));
+    sb.running()
+        .swept_to(at_hour(opened, sla), T)
+        .await
+        .unwrap();
+    let listed = overdue(&sb).await;
+    assert_eq!(listed.total, 1);
+    assert!(listed.complaints[0].overdue);
+    clock.set(at_hour(opened, sla + 30));
+    sb.running()
+        .swept_to(at_hour(opened, sla + 30), T)
+        .await
+        .unwrap();
+    let records = sb.read_topic(&sb.config.tier_changes_topic, 2, Duration::from_secs(30));
+    let announced: Vec<api::ComplaintOverdue> = records
+        .iter()
+        .filter(|r| r.header("tierd-type") == Some("ComplaintOverdue"))
+        .map(|r| api::ComplaintOverdue::decode(r.payload.as_deref().unwrap()).unwrap())
+        .collect();
+    assert_eq!(announced.len(), 1, "{announced:?}");
+    assert_eq!(
+        (
+            announced[0].complaint_id.as_str(),
+            announced[0].tier.as_str()
+        ),
+        ("kim-complaint1", "B")
+    );
+    let metrics = tierd_tests::http_get(sb.running().metrics_addr, "/metrics").await;
+    assert!(
+        metrics.contains("tierd_complaints_overdue{tier=\"B\"} 1"),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("complaints_overdue"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+
+    // The reports see the profile's account manager.
+    let balance = sb
+        .client()
+        .await
+        .get_account_manager_balance(GetAccountManagerBalanceRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let mei: Vec<_> = balance
+        .managers
+        .iter()
+        .filter(|m| m.account_manager == "mei")
+        .collect();
+    assert_eq!(mei.len(), 1, "{balance:?}");
+
+    // The tier on a past date: none before the first order, B since.
+    let as_of = |at: Timestamp| GetTierAsOfRequest {
+        customer_id: "kim".into(),
+        at: Some(tier_wire::time::to_proto(at)),
+    };
+    let mut client = sb.client().await;
+    let then = client
+        .get_tier_as_of(as_of(last.plus_days(-400)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((then.known, then.tier.as_str()), (true, ""));
+    let now = client
+        .get_tier_as_of(as_of(opened))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((now.known, now.tier.as_str()), (true, "B"));
+    sb.stop().await;
 }

@@ -1,6 +1,6 @@
 //! Domain-to-wire conversions used by the handlers. Plain functions, no IO.
 
-use tier_core::policy::TierSpec;
+use tier_core::policy::{FailedGate, TierSpec};
 use tier_proto::api::Entitlements;
 
 /// A domain instant (UTC milliseconds) as a protobuf `Timestamp`: the one
@@ -20,3 +20,15 @@ pub fn entitlements(spec: &TierSpec) -> Entitlements {
 /// An indicator's unit and a piece of advice on the wire: the same
 /// conversions the published records use, from `tier-wire`.
 pub use tier_wire::at_risk::{advice_to_proto as advice, unit_to_proto as unit};
+
+/// A tier gate the customer fails, as ExplainTier reports it.
+pub fn failed_gate(g: &FailedGate) -> tier_proto::api::FailedGate {
+    tier_proto::api::FailedGate {
+        tier: g.tier.clone(),
+        indicator: g.indicator.as_str().to_owned(),
+        op: g.op.clone(),
+        threshold: g.threshold,
+        value: g.value,
+        unit: unit(g.unit).into(),
+    }
+}

@@ -9,18 +9,25 @@
 //! (`impl From<ApiError> for tonic::Status`).
 //!
 //! Must not: talk to Kafka, write to sled or any other store, or compute
-//! tiers of its own. The ingest pipeline publishes a [`CustomerView`] per
-//! customer after each durable batch commit and sends `TierChanged` on a
-//! broadcast channel; this crate only reads those. Scoring and
-//! explanations come from `tier_core::policy::Policy`.
+//! tiers of its own. The ingest pipeline publishes each committed
+//! customer state after each durable batch commit
+//! ([`ReadModel::publish`], which builds its [`CustomerView`] and
+//! [`Book`]) and sends `TierChanged` on a broadcast channel; this crate
+//! only reads those. Scoring and explanations come from
+//! `tier_core::policy::Policy`. The managers' lists and reports
+//! ([`reports`]) read the model's ordered id index and running totals.
 
 pub mod admin;
 pub mod auth;
+pub mod complaints;
 pub mod convert;
 pub mod error;
+pub mod gradings;
 pub mod health;
+pub mod history;
 pub mod metrics;
 pub mod read_model;
+pub mod reports;
 pub mod server;
 pub mod service;
 
@@ -28,6 +35,6 @@ pub use admin::AdminServiceImpl;
 pub use auth::{Auth, AuthError, AuthLayer, Scope};
 pub use error::ApiError;
 pub use health::{HEALTH_SERVICES, HealthHandle, HealthService, health_pair};
-pub use read_model::{CustomerView, ReadModel};
+pub use read_model::{Book, CustomerView, Entry, ReadModel};
 pub use server::{ApiServer, DEFAULT_GRACE_PERIOD, serve};
 pub use service::{MAX_BATCH_IDS, MAX_RANK_ITEMS, TierChangeStream, TierServiceImpl};

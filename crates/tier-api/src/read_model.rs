@@ -14,13 +14,35 @@
 //! `RwLock`, picked by a hash of the customer id. A poisoned lock (a
 //! panic while holding it) is recovered, never propagated: every write is
 //! a single `insert`, so a shard cannot be left half-updated.
+//!
+//! For the lists and reports (see [`crate::reports`]) each customer also
+//! has a [`Book`] (account manager, exact 12-month revenue and margin),
+//! built with the view at commit time ([`ReadModel::publish`]), and the
+//! model keeps, as it goes rather than per request:
+//! - an ordered index of every customer id, so a page of `ListCustomers`
+//!   is a range read from the last id seen (ids are never removed);
+//! - per shard, [`Totals`]: customers, revenue and margin per (held tier,
+//!   account manager), updated by each replace (the old view's figures
+//!   out, the new one's in), so a distribution merges 64 small maps
+//!   instead of reading every customer.
+//!
+//! Writers take a shard's write lock for the inserts of one batch, then
+//! the index's write lock only when the batch brought new customers.
+//! Readers take each lock for a bounded read (a chunk of ids, one entry,
+//! one shard's totals), so a report never holds the engine's commit up
+//! for longer than that.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tier_core::overrides::{Override, OverrideEntry};
-use tier_core::state::{AtRisk, Lifecycle};
-use tier_core::{Indicators, Timestamp};
+use tier_core::policy::{Grading, GradingClass, Policy};
+
+use crate::gradings::Population;
+use tier_core::projection::Deadline;
+use tier_core::state::{AtRisk, CustomerState, Lifecycle, TierStep};
+use tier_core::{Indicators, Severity, Timestamp};
 
 /// Number of shards. A power of two, so a shard is a mask away.
 pub const SHARDS: usize = 64;
@@ -64,13 +86,303 @@ pub struct Relation {
     pub override_history: Arc<[OverrideEntry]>,
     /// A foreseeable time-driven downgrade, announced.
     pub at_risk: Option<AtRisk>,
+    /// The open complaints, by id.
+    pub complaints: Arc<[OpenComplaint]>,
+    /// Every change of the effective tier kept, oldest first.
+    pub history: Arc<[TierStep]>,
+    /// The last order that still counts (RFM recency).
+    pub last_order_at: Option<Timestamp>,
 }
 
-type Shard = RwLock<HashMap<String, Arc<CustomerView>>>;
+/// An open complaint as the lists show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenComplaint {
+    pub id: String,
+    pub severity: Severity,
+    pub category: String,
+    pub opened_at: Timestamp,
+    /// Fixed at the opening (none only for a complaint opened before
+    /// deadlines existed, which a data dir of this schema cannot hold).
+    pub deadline: Option<Deadline>,
+    /// Announced past its deadline.
+    pub overdue: bool,
+}
 
-/// Sharded, concurrently readable map from customer id to its latest view.
+impl CustomerView {
+    /// The view of a committed customer state: the effective decision,
+    /// the figures behind it (at its instant) and its relation. `None`
+    /// before the customer's first decision.
+    pub fn from_state(state: &CustomerState, policy: &Policy) -> Option<Self> {
+        let e = state.effective.as_ref()?;
+        let computed = state.assignment.as_ref();
+        Some(CustomerView {
+            tier: e.tier.clone(),
+            score: e.score,
+            since: e.since,
+            sequence: state.sequence,
+            // The figures of the decision itself (at its instant), so
+            // every answer describes it.
+            indicators: state.indicators(policy),
+            scored_at: state.decided_at,
+            policy_version: state.policy_version.clone(),
+            overridden: computed.is_none_or(|c| c.tier != e.tier)
+                || state.manual().is_some_and(|m| m.tier == e.tier),
+            relation: Relation {
+                computed_tier: computed.map(|c| c.tier.clone()).unwrap_or_default(),
+                lifecycle: Some(state.lifecycle(policy, state.decided_at)),
+                manual: state.manual().cloned(),
+                override_history: state.override_history().into(),
+                at_risk: state.at_risk.as_deref().cloned(),
+                complaints: state
+                    .projection
+                    .complaints()
+                    .filter(|(_, c)| c.is_open())
+                    .filter_map(|(id, c)| {
+                        Some(OpenComplaint {
+                            id: id.to_owned(),
+                            severity: c.severity,
+                            category: c.category.clone(),
+                            opened_at: c.opened_at?,
+                            deadline: c.deadline.clone(),
+                            overdue: c.overdue_announced,
+                        })
+                    })
+                    .collect(),
+                history: state.tier_history().into(),
+                last_order_at: state.projection.last_order_at(),
+            },
+        })
+    }
+}
+
+/// Who looks after a customer and what it brought in over the window, as
+/// of the view's decision: what the lists and reports filter and add up.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Book {
+    /// The account manager of the customer's profile, trimmed; empty when
+    /// it has none (the reports' "unassigned" bucket).
+    pub account_manager: Arc<str>,
+    /// Net order amount of the window (returns and cancellations
+    /// subtracted), in minor units of the base currency: exact, saturated
+    /// at the bounds of `i64`.
+    pub revenue_12m: i64,
+    /// Gross margin of the window's orders with a known cost, in minor
+    /// units; `None` when no order of the window has a known cost (as the
+    /// `margin_12m` indicator: unknown, never 100%).
+    pub margin_12m: Option<i64>,
+}
+
+/// An exact sum as `i64`, saturated at its bounds.
+fn saturate(v: i128) -> i64 {
+    i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// A money figure carried as `f64` (integral minor units) as `i64`:
+/// exact below 2^53 minor units, saturated at the bounds of `i64`, 0 for
+/// NaN.
+fn minor_of(v: f64) -> i64 {
+    v.round() as i64
+}
+
+/// The account manager of customers without one: one shared empty name.
+fn no_manager() -> Arc<str> {
+    static EMPTY: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+    Arc::clone(EMPTY.get_or_init(|| Arc::from("")))
+}
+
+impl Book {
+    /// The book of a committed customer state whose view has
+    /// `indicators`: the profile's account manager and the window's exact
+    /// sums at the decision instant.
+    pub fn from_state(state: &CustomerState, policy: &Policy, indicators: &Indicators) -> Self {
+        let rules = policy.fold_rules();
+        let at = state.decided_at;
+        let projection = &state.projection;
+        Book {
+            account_manager: match projection.profile().map(|p| p.account_manager.trim()) {
+                None | Some("") => no_manager(),
+                Some(name) => Arc::from(name),
+            },
+            revenue_12m: saturate(projection.order_amount(at, rules)),
+            margin_12m: indicators
+                .margin_12m
+                .map(|_| saturate(projection.margin(at, rules))),
+        }
+    }
+
+    /// A book from a view's indicators alone (no account manager): for
+    /// views published without their state ([`ReadModel::upsert`]).
+    pub fn from_indicators(indicators: &Indicators) -> Self {
+        Book {
+            account_manager: no_manager(),
+            revenue_12m: minor_of(indicators.order_amount_12m),
+            margin_12m: indicators.margin_12m.map(minor_of),
+        }
+    }
+}
+
+/// What the model holds per customer: its view and its book, replaced
+/// together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub view: Arc<CustomerView>,
+    pub book: Book,
+}
+
+impl Entry {
+    /// A view and its book.
+    pub fn new(view: CustomerView, book: Book) -> Self {
+        Self {
+            view: Arc::new(view),
+            book,
+        }
+    }
+
+    /// The entry of a committed state (see [`CustomerView::from_state`]),
+    /// `None` before the customer's first decision.
+    pub fn from_state(state: &CustomerState, policy: &Policy) -> Option<Self> {
+        let view = CustomerView::from_state(state, policy)?;
+        let book = Book::from_state(state, policy, &view.indicators);
+        Some(Self::new(view, book))
+    }
+
+    /// A view with the book its indicators give (no account manager).
+    pub fn from_view(view: CustomerView) -> Self {
+        let book = Book::from_indicators(&view.indicators);
+        Self::new(view, book)
+    }
+}
+
+/// Customers and money of one (held tier, account manager) pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Cell {
+    pub customers: u64,
+    /// Sum of [`Book::revenue_12m`].
+    pub revenue_12m: i128,
+    /// Sum of the known [`Book::margin_12m`]s.
+    pub margin_12m: i128,
+    /// Customers whose margin is known.
+    pub margin_known: u64,
+}
+
+impl Cell {
+    fn add(&mut self, book: &Book) {
+        self.customers += 1;
+        self.revenue_12m += i128::from(book.revenue_12m);
+        if let Some(m) = book.margin_12m {
+            self.margin_12m += i128::from(m);
+            self.margin_known += 1;
+        }
+    }
+
+    fn remove(&mut self, book: &Book) {
+        self.customers = self.customers.saturating_sub(1);
+        self.revenue_12m -= i128::from(book.revenue_12m);
+        if let Some(m) = book.margin_12m {
+            self.margin_12m -= i128::from(m);
+            self.margin_known = self.margin_known.saturating_sub(1);
+        }
+    }
+
+    /// Add another cell's figures to this one.
+    pub fn merge(&mut self, other: &Cell) {
+        self.customers += other.customers;
+        self.revenue_12m += other.revenue_12m;
+        self.margin_12m += other.margin_12m;
+        self.margin_known += other.margin_known;
+    }
+}
+
+/// Customers and money per held tier and account manager (an empty tier:
+/// no decision yet; an empty manager: none). Kept up to date on every
+/// replace; pairs left without customers are dropped.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Totals {
+    cells: HashMap<Arc<str>, HashMap<Arc<str>, Cell>>,
+}
+
+impl Totals {
+    fn add(&mut self, tier: &str, book: &Book) {
+        let managers = match self.cells.get_mut(tier) {
+            Some(m) => m,
+            None => self.cells.entry(Arc::from(tier)).or_default(),
+        };
+        match managers.get_mut(&*book.account_manager) {
+            Some(cell) => cell.add(book),
+            None => managers
+                .entry(Arc::clone(&book.account_manager))
+                .or_default()
+                .add(book),
+        }
+    }
+
+    fn remove(&mut self, tier: &str, book: &Book) {
+        let Some(managers) = self.cells.get_mut(tier) else {
+            return;
+        };
+        if let Some(cell) = managers.get_mut(&*book.account_manager) {
+            cell.remove(book);
+            if cell.customers == 0 {
+                managers.remove(&*book.account_manager);
+            }
+        }
+        if managers.is_empty() {
+            self.cells.remove(tier);
+        }
+    }
+
+    /// Add every pair of `other` to this.
+    pub fn merge(&mut self, other: &Totals) {
+        for (tier, managers) in &other.cells {
+            let mine = self.cells.entry(Arc::clone(tier)).or_default();
+            for (manager, cell) in managers {
+                mine.entry(Arc::clone(manager)).or_default().merge(cell);
+            }
+        }
+    }
+
+    /// Every (tier, account manager, figures), in no particular order.
+    pub fn cells(&self) -> impl Iterator<Item = (&str, &str, &Cell)> {
+        self.cells.iter().flat_map(|(tier, managers)| {
+            managers
+                .iter()
+                .map(move |(manager, cell)| (&**tier, &**manager, cell))
+        })
+    }
+
+    /// Figures per held tier, all managers together.
+    pub fn by_tier(&self) -> BTreeMap<String, Cell> {
+        let mut out: BTreeMap<String, Cell> = BTreeMap::new();
+        for (tier, _, cell) in self.cells() {
+            match out.get_mut(tier) {
+                Some(c) => c.merge(cell),
+                None => {
+                    out.insert(tier.to_owned(), *cell);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// One shard: its customers and their totals.
+#[derive(Debug, Default)]
+struct ShardData {
+    entries: HashMap<Arc<str>, Entry>,
+    totals: Totals,
+}
+
+type Shard = RwLock<ShardData>;
+
+/// Sharded, concurrently readable map from customer id to its latest view,
+/// with an ordered index of the ids and running totals.
 pub struct ReadModel {
     shards: Box<[Shard]>,
+    /// Every customer id, in byte order: inserted after the customer's
+    /// entry, never removed.
+    ids: RwLock<BTreeSet<Arc<str>>>,
+    /// The population gradings (abc, rfm) of the policy in force.
+    population: Mutex<Population>,
 }
 
 impl std::fmt::Debug for ReadModel {
@@ -82,20 +394,30 @@ impl std::fmt::Debug for ReadModel {
     }
 }
 
-/// Put `view` in `shard` unless the held view is newer.
-fn put(shard: &mut HashMap<String, Arc<CustomerView>>, customer_id: &str, view: Arc<CustomerView>) {
-    match shard.get_mut(customer_id) {
-        Some(held) if held.sequence > view.sequence => {
+/// Put `entry` in `shard` unless the held view is newer, keeping the
+/// shard's totals in step. Returns the id when it is new to the model.
+fn put(shard: &mut ShardData, customer_id: &str, entry: Entry) -> Option<Arc<str>> {
+    match shard.entries.get_mut(customer_id) {
+        Some(held) if held.view.sequence > entry.view.sequence => {
             tracing::debug!(
                 customer_id,
-                held = held.sequence,
-                offered = view.sequence,
+                held = held.view.sequence,
+                offered = entry.view.sequence,
                 "ignoring a stale customer view"
             );
+            None
         }
-        Some(held) => *held = view,
+        Some(held) => {
+            shard.totals.remove(&held.view.tier, &held.book);
+            shard.totals.add(&entry.view.tier, &entry.book);
+            *held = entry;
+            None
+        }
         None => {
-            shard.insert(customer_id.to_owned(), view);
+            let id: Arc<str> = Arc::from(customer_id);
+            shard.totals.add(&entry.view.tier, &entry.book);
+            shard.entries.insert(Arc::clone(&id), entry);
+            Some(id)
         }
     }
 }
@@ -122,35 +444,115 @@ impl ReadModel {
     pub fn new() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            ids: RwLock::default(),
+            population: Mutex::default(),
         }
     }
 
-    fn read(&self, shard: usize) -> RwLockReadGuard<'_, HashMap<String, Arc<CustomerView>>> {
+    fn read(&self, shard: usize) -> RwLockReadGuard<'_, ShardData> {
         self.shards[shard]
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn write(&self, shard: usize) -> RwLockWriteGuard<'_, HashMap<String, Arc<CustomerView>>> {
+    fn write(&self, shard: usize) -> RwLockWriteGuard<'_, ShardData> {
         self.shards[shard]
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn read_ids(&self) -> RwLockReadGuard<'_, BTreeSet<Arc<str>>> {
+        self.ids
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Add ids new to the model to the index (after their entries are in
+    /// their shards, so an indexed id always has an entry).
+    fn index(&self, new_ids: Vec<Arc<str>>) {
+        if new_ids.is_empty() {
+            return;
+        }
+        self.ids
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(new_ids);
     }
 
     /// Every view, in no particular order (a snapshot per shard).
     pub fn all(&self) -> Vec<(String, Arc<CustomerView>)> {
         let mut out = Vec::with_capacity(self.len());
         for i in 0..SHARDS {
-            out.extend(self.read(i).iter().map(|(k, v)| (k.clone(), v.clone())));
+            out.extend(
+                self.read(i)
+                    .entries
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), Arc::clone(&v.view))),
+            );
         }
         out
     }
 
+    /// Publish the committed states of a batch (customers without a
+    /// decision yet are left out): what the ingest pipeline calls after
+    /// each durable commit and for the start-up fill. Views and books are
+    /// built here, once, under `policy` (the policy in force).
+    pub fn publish(&self, customers: &[(&str, &CustomerState)], policy: &Policy) {
+        let entries: Vec<(&str, Entry)> = customers
+            .iter()
+            .filter_map(|(id, state)| Some((*id, Entry::from_state(state, policy)?)))
+            .collect();
+        if !policy.gradings().iter().any(Grading::is_population) {
+            self.upsert_entries(entries);
+            return;
+        }
+        {
+            let mut population = self.population();
+            if population.is_for(policy) {
+                for (id, entry) in &entries {
+                    population.upsert(id, &entry.view);
+                }
+            }
+        }
+        self.upsert_entries(entries);
+    }
+
+    fn population(&self) -> std::sync::MutexGuard<'_, Population> {
+        self.population
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `id`'s class in population grading `g` of `policy` (built from
+    /// every view when the policy's gradings are new to the model; cut
+    /// points at most the grading's `recut_seconds` old).
+    pub fn population_class(&self, policy: &Policy, g: &Grading, id: &str) -> Option<GradingClass> {
+        let mut population = self.population();
+        if !population.is_for(policy) {
+            let all = self.all();
+            population.rebuild(policy, all.iter().map(|(id, v)| (id.as_str(), v.as_ref())));
+        }
+        population.recut_if_due();
+        population.class(g, id)
+    }
+
+    /// Recompute the population gradings' cut points now (the cadence
+    /// does it by itself; tests and a policy change want it at once).
+    pub fn recut_gradings(&self) {
+        self.population().recut();
+    }
+
     /// Insert or replace one customer's view (unless the held one has a
-    /// higher `sequence`).
+    /// higher `sequence`), with the book its indicators give (no account
+    /// manager: [`Self::publish`] has the profile).
     pub fn upsert(&self, customer_id: &str, view: CustomerView) {
-        let view = Arc::new(view);
-        put(&mut self.write(shard_of(customer_id)), customer_id, view);
+        self.upsert_entry(customer_id, Entry::from_view(view));
+    }
+
+    /// [`Self::upsert`] with a book.
+    pub fn upsert_entry(&self, customer_id: &str, entry: Entry) {
+        let new = put(&mut self.write(shard_of(customer_id)), customer_id, entry);
+        self.index(new.into_iter().collect());
     }
 
     /// Insert or replace many views (same rule as [`Self::upsert`]; for
@@ -158,55 +560,98 @@ impl ReadModel {
     /// grouped by shard, one write lock per
     /// touched shard. For a batch commit and for the start-up fill.
     pub fn upsert_many<'a>(&self, views: impl IntoIterator<Item = (&'a str, CustomerView)>) {
-        let mut grouped: Vec<Vec<(&'a str, Arc<CustomerView>)>> =
-            (0..SHARDS).map(|_| Vec::new()).collect();
-        for (id, view) in views {
-            grouped[shard_of(id)].push((id, Arc::new(view)));
+        self.upsert_entries(
+            views
+                .into_iter()
+                .map(|(id, view)| (id, Entry::from_view(view))),
+        );
+    }
+
+    /// [`Self::upsert_many`] with books.
+    pub fn upsert_entries<'a>(&self, entries: impl IntoIterator<Item = (&'a str, Entry)>) {
+        let mut grouped: Vec<Vec<(&'a str, Entry)>> = (0..SHARDS).map(|_| Vec::new()).collect();
+        for (id, entry) in entries {
+            grouped[shard_of(id)].push((id, entry));
         }
+        let mut new_ids = Vec::new();
         for (idx, group) in grouped.into_iter().enumerate() {
             if group.is_empty() {
                 continue;
             }
             let mut shard = self.write(idx);
-            shard.reserve(group.len());
-            for (id, view) in group {
-                put(&mut shard, id, view);
+            shard.entries.reserve(group.len());
+            for (id, entry) in group {
+                new_ids.extend(put(&mut shard, id, entry));
             }
         }
+        self.index(new_ids);
     }
 
     /// The latest view of a customer, if any event of it was processed.
     pub fn get(&self, customer_id: &str) -> Option<Arc<CustomerView>> {
-        self.read(shard_of(customer_id)).get(customer_id).cloned()
+        self.read(shard_of(customer_id))
+            .entries
+            .get(customer_id)
+            .map(|e| Arc::clone(&e.view))
+    }
+
+    /// The latest view of a customer with its book.
+    pub fn entry(&self, customer_id: &str) -> Option<Entry> {
+        self.read(shard_of(customer_id))
+            .entries
+            .get(customer_id)
+            .cloned()
+    }
+
+    /// Up to `max` customer ids after `after` (from the first when
+    /// `None`), in byte order: a copy, taken under the index's read lock.
+    pub fn ids_after(&self, after: Option<&str>, max: usize) -> Vec<Arc<str>> {
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.read_ids()
+            .range::<str, _>((lower, Bound::Unbounded))
+            .take(max)
+            .cloned()
+            .collect()
+    }
+
+    /// Whether any customer id sorts after `after`.
+    pub fn has_ids_after(&self, after: &str) -> bool {
+        self.read_ids()
+            .range::<str, _>((Bound::Excluded(after), Bound::Unbounded))
+            .next()
+            .is_some()
+    }
+
+    /// Customers and money per held tier and account manager, all shards
+    /// merged. Each shard is read under its own read lock, so the result
+    /// is a near-instant rather than an atomic snapshot: each customer is
+    /// counted once, in the tier of its view when its shard was read.
+    pub fn totals(&self) -> Totals {
+        let mut out = Totals::default();
+        for i in 0..SHARDS {
+            out.merge(&self.read(i).totals);
+        }
+        out
     }
 
     /// Number of customers with a view.
     pub fn len(&self) -> usize {
-        (0..SHARDS).map(|i| self.read(i).len()).sum()
+        (0..SHARDS).map(|i| self.read(i).entries.len()).sum()
     }
 
     /// Whether no customer has a view yet.
     pub fn is_empty(&self) -> bool {
-        (0..SHARDS).all(|i| self.read(i).is_empty())
+        (0..SHARDS).all(|i| self.read(i).entries.is_empty())
     }
 
-    /// Customers per held tier, for the customers-per-tier gauge. Each
-    /// shard is counted under its own read lock, so the total is a
-    /// near-instant rather than an atomic snapshot.
+    /// Customers per held tier, for the customers-per-tier gauge (see
+    /// [`Self::totals`] for how near-instant it is).
     pub fn count_by_tier(&self) -> BTreeMap<String, u64> {
-        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-        for i in 0..SHARDS {
-            let shard = self.read(i);
-            for view in shard.values() {
-                match counts.get_mut(view.tier.as_str()) {
-                    Some(n) => *n += 1,
-                    None => {
-                        counts.insert(view.tier.clone(), 1);
-                    }
-                }
-            }
-        }
-        counts
+        self.totals()
+            .by_tier()
+            .into_iter()
+            .map(|(tier, cell)| (tier, cell.customers))
+            .collect()
     }
 }
 
@@ -281,10 +726,189 @@ mod tests {
             rm.get("cust-7").map(|v| v.tier.clone()),
             Some("silver".into())
         );
-        let used = (0..SHARDS).filter(|&i| !rm.read(i).is_empty()).count();
+        let used = (0..SHARDS)
+            .filter(|&i| !rm.read(i).entries.is_empty())
+            .count();
         assert_eq!(used, SHARDS, "10k ids should touch every shard");
-        let max = (0..SHARDS).map(|i| rm.read(i).len()).max().unwrap_or(0);
+        let max = (0..SHARDS)
+            .map(|i| rm.read(i).entries.len())
+            .max()
+            .unwrap_or(0);
         assert!(max < 2 * 10_000 / SHARDS, "shards are badly skewed: {max}");
+    }
+
+    fn book(manager: &str, revenue: i64, margin: Option<i64>) -> Book {
+        Book {
+            account_manager: Arc::from(manager),
+            revenue_12m: revenue,
+            margin_12m: margin,
+        }
+    }
+
+    fn cell(totals: &Totals, tier: &str, manager: &str) -> Option<Cell> {
+        totals
+            .cells()
+            .find(|(t, m, _)| *t == tier && *m == manager)
+            .map(|(_, _, c)| *c)
+    }
+
+    #[test]
+    fn totals_follow_every_replace_and_ignore_stale_views() {
+        let rm = ReadModel::new();
+        let entry = |tier: &str, seq: u64, b: Book| {
+            Entry::new(
+                CustomerView {
+                    sequence: seq,
+                    ..view(tier, 1.0)
+                },
+                b,
+            )
+        };
+        rm.upsert_entries([
+            ("c-1", entry("gold", 1, book("li", 1_000, Some(300)))),
+            ("c-2", entry("gold", 1, book("li", 500, None))),
+            ("c-3", entry("silver", 1, book("", 200, Some(-50)))),
+        ]);
+        let t = rm.totals();
+        assert_eq!(
+            cell(&t, "gold", "li"),
+            Some(Cell {
+                customers: 2,
+                revenue_12m: 1_500,
+                margin_12m: 300,
+                margin_known: 1,
+            })
+        );
+        // c-1 moves to silver under another manager: its figures leave
+        // gold/li whole.
+        rm.upsert_entry("c-1", entry("silver", 2, book("wang", 1_200, Some(400))));
+        // A stale view of c-2 changes nothing.
+        rm.upsert_entry("c-2", entry("silver", 0, book("wang", 9, Some(9))));
+        let t = rm.totals();
+        assert_eq!(
+            cell(&t, "gold", "li"),
+            Some(Cell {
+                customers: 1,
+                revenue_12m: 500,
+                margin_12m: 0,
+                margin_known: 0,
+            })
+        );
+        assert_eq!(
+            cell(&t, "silver", "wang").map(|c| c.revenue_12m),
+            Some(1_200)
+        );
+        assert_eq!(cell(&t, "silver", "").map(|c| c.margin_12m), Some(-50));
+        let by_tier = t.by_tier();
+        assert_eq!(by_tier["silver"].customers, 2);
+        assert_eq!(by_tier["silver"].revenue_12m, 1_400);
+        // c-2 leaves gold: the empty pair is dropped.
+        rm.upsert_entry("c-2", entry("silver", 1, book("li", 500, None)));
+        assert_eq!(cell(&rm.totals(), "gold", "li"), None);
+        assert_eq!(
+            rm.count_by_tier(),
+            BTreeMap::from([("silver".to_owned(), 3)])
+        );
+    }
+
+    #[test]
+    fn the_id_index_is_ordered_and_complete() {
+        let rm = ReadModel::new();
+        rm.upsert_many([("b", view("x", 1.0)), ("a", view("x", 1.0))]);
+        rm.upsert("c", view("x", 1.0));
+        rm.upsert("a", view("y", 1.0));
+        let ids = |after: Option<&str>, max| -> Vec<String> {
+            rm.ids_after(after, max)
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        };
+        assert_eq!(ids(None, 10), ["a", "b", "c"]);
+        assert_eq!(ids(Some("a"), 1), ["b"]);
+        assert_eq!(ids(Some("aa"), 10), ["b", "c"]);
+        assert!(ids(Some("c"), 10).is_empty());
+        assert!(rm.has_ids_after("b"));
+        assert!(!rm.has_ids_after("c"));
+    }
+
+    #[test]
+    fn publish_builds_the_view_and_the_book_from_the_state() {
+        use tier_core::time::date;
+        use tier_core::{Event, EventKind, Money, ProfileUpdate};
+
+        let policy = Policy::default_policy();
+        let mut state = CustomerState::default();
+        let mut n = 0;
+        let mut apply = |state: &mut CustomerState, at: Timestamp, kind: EventKind| {
+            n += 1;
+            let e = Event {
+                event_id: format!("e{n}"),
+                customer_id: "c-1".into(),
+                occurred_at: at,
+                source: String::new(),
+                kind,
+            };
+            state.process("c-1", &e, &policy);
+        };
+        let day = date(2026, 3, 2);
+        apply(
+            &mut state,
+            day,
+            EventKind::ProfileUpdated(ProfileUpdate {
+                account_manager: Some(" li.wei ".into()),
+                ..ProfileUpdate::default()
+            }),
+        );
+        apply(
+            &mut state,
+            day,
+            EventKind::OrderPlaced {
+                order_id: "o1".into(),
+                amount: Money(1_000_000),
+                cost: Some(Money(700_000)),
+            },
+        );
+        apply(
+            &mut state,
+            day,
+            EventKind::OrderPlaced {
+                order_id: "o2".into(),
+                amount: Money(333_333),
+                cost: None,
+            },
+        );
+        let rm = ReadModel::new();
+        rm.publish(&[("c-1", &state)], &policy);
+        let e = rm.entry("c-1").unwrap();
+        assert_eq!(
+            Some(&*e.view),
+            CustomerView::from_state(&state, &policy).as_ref()
+        );
+        assert_eq!(e.view.tier, state.effective.as_ref().unwrap().tier);
+        assert_eq!(&*e.book.account_manager, "li.wei");
+        assert_eq!(e.book.revenue_12m, 1_333_333);
+        // Only the costed order has a margin.
+        assert_eq!(e.book.margin_12m, Some(300_000));
+        assert_eq!(e.view.indicators.order_amount_12m, 1_333_333.0);
+
+        // A state without a decision yet is not published.
+        rm.publish(&[("c-0", &CustomerState::default())], &policy);
+        assert_eq!(rm.entry("c-0"), None);
+
+        // The cancelled order takes its figures back.
+        apply(
+            &mut state,
+            day,
+            EventKind::OrderCancelled {
+                order_id: "o1".into(),
+            },
+        );
+        rm.publish(&[("c-1", &state)], &policy);
+        let e = rm.entry("c-1").unwrap();
+        assert_eq!((e.book.revenue_12m, e.book.margin_12m), (333_333, None));
+        let t = rm.totals();
+        let total: i128 = t.cells().map(|(_, _, c)| c.revenue_12m).sum();
+        assert_eq!(total, 333_333);
     }
 
     #[test]

@@ -17,6 +17,13 @@ use tier_core::policy::{Policy, TierSpec};
 use tier_engine::{ActivePolicy, Command, CommandSender, DryRun, PolicyHandle};
 use tier_proto::api::tier_service_server::TierService;
 use tier_proto::api::{
+    AccountManagerBalance, GetAccountManagerBalanceRequest, GetTierAsOfRequest,
+    GetTierDistributionRequest, GetTierHistoryRequest, ListComplaintQueueRequest,
+    ListComplaintQueueResponse, ListCustomersRequest, ListCustomersResponse,
+    ListOverdueComplaintsRequest, ListOverdueComplaintsResponse, ListTierMoversRequest,
+    ListTierMoversResponse, TierAsOf, TierDistribution, TierHistory,
+};
+use tier_proto::api::{
     BatchGetTiersRequest, BatchGetTiersResponse, CustomerTier, DryRunPolicyRequest,
     DryRunPolicyResponse, ExplainTierRequest, GetOverrideHistoryRequest, GetPolicyRequest,
     GetPolicyStatusRequest, GetTierRequest, Indicator, ListAtRiskCustomersRequest,
@@ -32,10 +39,11 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::{Request, Response, Status};
 
-use crate::convert::{advice, entitlements, timestamp, unit};
+use crate::convert::{advice, entitlements, failed_gate, timestamp, unit};
 use crate::error::ApiError;
 use crate::metrics::{WATCHERS_LAGGED, instrument};
 use crate::read_model::{CustomerView, ReadModel};
+use crate::{complaints, history, reports};
 
 /// Most ids in one `BatchGetTiers` request.
 pub const MAX_BATCH_IDS: usize = 10_000;
@@ -115,12 +123,35 @@ impl TierServiceImpl {
     /// tier. A tier name the current policy does not have (the policy
     /// changed and the recompute has not reached this customer yet) falls
     /// back to the tier the current policy computes from the view.
-    fn spec_for<'p>(policy: &'p Policy, view: &CustomerView) -> &'p TierSpec {
+    pub(crate) fn spec_for<'p>(policy: &'p Policy, view: &CustomerView) -> &'p TierSpec {
         let tiers = policy.tiers();
         let idx = policy
             .tier_index(&view.tier)
             .unwrap_or_else(|| policy.evaluate(&view.indicators).tier);
         tiers.get(idx).unwrap_or_else(|| policy.lowest_tier())
+    }
+
+    /// The customer's class in every secondary grading of the policy in
+    /// force: per-customer ones from the view's figures, population ones
+    /// from the read model's rankings.
+    pub(crate) fn gradings_of(
+        &self,
+        customer_id: &str,
+        view: &CustomerView,
+        policy: &Policy,
+    ) -> Vec<tier_proto::api::GradingClass> {
+        policy
+            .gradings()
+            .iter()
+            .filter_map(|g| {
+                if g.is_population() {
+                    self.read.population_class(policy, g, customer_id)
+                } else {
+                    g.class_of(&view.indicators)
+                }
+            })
+            .map(|c| tier_wire::tier_changed::grading_to_proto(&c))
+            .collect()
     }
 
     pub(crate) fn customer_tier(
@@ -132,6 +163,7 @@ impl TierServiceImpl {
         match view {
             Some(view) => {
                 let spec = Self::spec_for(&policy, view);
+                let gradings = self.gradings_of(&customer_id, view, &policy);
                 CustomerTier {
                     customer_id,
                     tier: view.tier.clone(),
@@ -148,6 +180,7 @@ impl TierServiceImpl {
                     lifecycle: lifecycle_of(view) as i32,
                     computed_tier: computed_of(view),
                     r#override: view.relation.manual.as_ref().map(override_to_proto),
+                    gradings,
                 }
             }
             None => {
@@ -166,6 +199,7 @@ impl TierServiceImpl {
                     lifecycle: 0,
                     computed_tier: String::new(),
                     r#override: None,
+                    gradings: Vec::new(),
                 }
             }
         }
@@ -291,6 +325,7 @@ impl TierServiceImpl {
                 contribution: 0.0,
             });
         }
+        let gradings = self.gradings_of(&req.customer_id, &view, &policy);
         Ok(TierExplanation {
             customer_id: req.customer_id,
             tier: view.tier.clone(),
@@ -312,6 +347,9 @@ impl TierServiceImpl {
             currency: policy.currency_rules().base().to_owned(),
             lifecycle: lifecycle_of(&view) as i32,
             r#override: view.relation.manual.as_ref().map(override_to_proto),
+            score_tier: explanation.score_tier,
+            failed_gates: explanation.failed_gates.iter().map(failed_gate).collect(),
+            gradings,
         })
     }
 
@@ -647,6 +685,89 @@ impl TierService for TierServiceImpl {
         .await
     }
 
+    async fn list_customers(
+        &self,
+        request: Request<ListCustomersRequest>,
+    ) -> Result<Response<ListCustomersResponse>, Status> {
+        instrument("ListCustomers", async {
+            reports::list_customers(&self.read, &self.policy.policy(), &request.into_inner())
+        })
+        .await
+    }
+
+    async fn get_tier_distribution(
+        &self,
+        _request: Request<GetTierDistributionRequest>,
+    ) -> Result<Response<TierDistribution>, Status> {
+        instrument("GetTierDistribution", async {
+            Ok(reports::tier_distribution(
+                &self.read,
+                &self.policy.policy(),
+            ))
+        })
+        .await
+    }
+
+    async fn get_account_manager_balance(
+        &self,
+        _request: Request<GetAccountManagerBalanceRequest>,
+    ) -> Result<Response<AccountManagerBalance>, Status> {
+        instrument("GetAccountManagerBalance", async {
+            Ok(reports::manager_balance(&self.read, &self.policy.policy()))
+        })
+        .await
+    }
+
+    async fn list_complaint_queue(
+        &self,
+        request: Request<ListComplaintQueueRequest>,
+    ) -> Result<Response<ListComplaintQueueResponse>, Status> {
+        instrument("ListComplaintQueue", async {
+            complaints::queue(&self.read, &self.policy.policy(), &request.into_inner())
+        })
+        .await
+    }
+
+    async fn list_overdue_complaints(
+        &self,
+        request: Request<ListOverdueComplaintsRequest>,
+    ) -> Result<Response<ListOverdueComplaintsResponse>, Status> {
+        instrument("ListOverdueComplaints", async {
+            complaints::overdue(&self.read, &self.policy.policy(), &request.into_inner())
+        })
+        .await
+    }
+
+    async fn get_tier_history(
+        &self,
+        request: Request<GetTierHistoryRequest>,
+    ) -> Result<Response<TierHistory>, Status> {
+        instrument("GetTierHistory", async {
+            history::history(&self.read, &request.into_inner())
+        })
+        .await
+    }
+
+    async fn get_tier_as_of(
+        &self,
+        request: Request<GetTierAsOfRequest>,
+    ) -> Result<Response<TierAsOf>, Status> {
+        instrument("GetTierAsOf", async {
+            history::as_of(&self.read, &request.into_inner())
+        })
+        .await
+    }
+
+    async fn list_tier_movers(
+        &self,
+        request: Request<ListTierMoversRequest>,
+    ) -> Result<Response<ListTierMoversResponse>, Status> {
+        instrument("ListTierMovers", async {
+            history::movers(&self.read, &self.policy.policy(), &request.into_inner())
+        })
+        .await
+    }
+
     type WatchTierChangesStream = TierChangeStream;
 
     async fn watch_tier_changes(
@@ -795,5 +916,62 @@ mod tests {
             p99
         );
         assert!(p99 < std::time::Duration::from_millis(50), "p99 {p99:?}");
+    }
+
+    #[test]
+    fn explain_names_the_gate_that_vetoed_the_score_tier() {
+        // Given a big customer who pays every invoice late (A by its score,
+        // B under the default policy's credit gate), when explained, then
+        // the answer carries the score's tier and the failed gate.
+        let policy = Policy::default_policy();
+        let indicators = Indicators {
+            order_amount_12m: 300_000_000.0,
+            order_count_12m: 245.0,
+            orders_per_month_12m: 20.0,
+            margin_12m: Some(75_000_000.0),
+            margin_rate_12m: Some(0.25),
+            on_time_payment_ratio: Some(0.0),
+            avg_days_late: Some(5.0),
+            max_days_late: Some(5.0),
+            ..Indicators::default()
+        };
+        let eval = policy.evaluate(&indicators);
+        let read = ReadModel::new();
+        read.upsert(
+            "late",
+            CustomerView {
+                tier: policy.tiers()[eval.tier].name.clone(),
+                score: eval.score,
+                since: Timestamp::from_millis(0),
+                sequence: 1,
+                indicators,
+                scored_at: Timestamp::from_millis(0),
+                policy_version: policy.version().to_owned(),
+                overridden: false,
+                relation: Default::default(),
+            },
+        );
+        let (tx, _) = broadcast::channel(16);
+        let svc = TierServiceImpl::new(Arc::new(read), Arc::new(policy), tx);
+        let e = svc
+            .explain_tier_sync(ExplainTierRequest {
+                customer_id: "late".into(),
+            })
+            .unwrap();
+        assert_eq!((e.tier.as_str(), e.computed_tier.as_str()), ("B", "B"));
+        assert_eq!(e.score_tier, "A");
+        assert!(e.score >= 80.0, "{}", e.score);
+        let [gate] = e.failed_gates.as_slice() else {
+            panic!("one failed gate expected: {:?}", e.failed_gates);
+        };
+        assert_eq!(gate.tier, "A");
+        assert_eq!(gate.indicator, "on_time_payment_ratio");
+        assert_eq!((gate.op.as_str(), gate.threshold), (">=", 0.8));
+        assert_eq!(gate.value, Some(0.0));
+        assert_eq!(gate.unit(), tier_proto::api::Unit::Ratio);
+        assert!(e.gap.contains("A is vetoed"), "{}", e.gap);
+        assert_eq!(e.advice.len(), 1);
+        assert_eq!(e.advice[0].indicator, "on_time_payment_ratio");
+        assert_eq!(e.advice[0].target, 0.8);
     }
 }

@@ -170,6 +170,62 @@ impl TierService for Fake {
     ) -> Result<Response<ListAtRiskCustomersResponse>, Status> {
         Err(Status::unimplemented("fake"))
     }
+
+    async fn list_customers(
+        &self,
+        _request: Request<tier_proto::api::ListCustomersRequest>,
+    ) -> Result<Response<tier_proto::api::ListCustomersResponse>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn get_tier_distribution(
+        &self,
+        _request: Request<tier_proto::api::GetTierDistributionRequest>,
+    ) -> Result<Response<tier_proto::api::TierDistribution>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn get_account_manager_balance(
+        &self,
+        _request: Request<tier_proto::api::GetAccountManagerBalanceRequest>,
+    ) -> Result<Response<tier_proto::api::AccountManagerBalance>, Status> {
+        Err(Status::unimplemented("fake"))
+    }
+
+    async fn list_complaint_queue(
+        &self,
+        _request: Request<tier_proto::api::ListComplaintQueueRequest>,
+    ) -> Result<Response<tier_proto::api::ListComplaintQueueResponse>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
+    async fn list_overdue_complaints(
+        &self,
+        _request: Request<tier_proto::api::ListOverdueComplaintsRequest>,
+    ) -> Result<Response<tier_proto::api::ListOverdueComplaintsResponse>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
+    async fn get_tier_history(
+        &self,
+        _request: Request<tier_proto::api::GetTierHistoryRequest>,
+    ) -> Result<Response<tier_proto::api::TierHistory>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
+    async fn get_tier_as_of(
+        &self,
+        _request: Request<tier_proto::api::GetTierAsOfRequest>,
+    ) -> Result<Response<tier_proto::api::TierAsOf>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
+    async fn list_tier_movers(
+        &self,
+        _request: Request<tier_proto::api::ListTierMoversRequest>,
+    ) -> Result<Response<tier_proto::api::ListTierMoversResponse>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
 }
 
 // -------------------------------------------------------------- harness

@@ -71,10 +71,21 @@ pub enum IndicatorName {
     /// a larger net amount than the month before (DOMAIN's "three months
     /// of growing spend" is `>= 3`).
     GrowthStreakMonths,
+    /// Business days the oldest unpaid invoice is past its due day, as of
+    /// the decision instant (1 on the day after the due day); 0 when
+    /// nothing is overdue. Grows by one every day until the invoice is
+    /// paid in full or voided: "no overdue debt older than 60 days" is
+    /// `<= 60`. Any unpaid remainder counts, however small. (Listed last,
+    /// like every later indicator: persisted names keep their positions.)
+    OldestOverdueDays,
+    /// The profile's yearly purchase potential, minor units; unknown
+    /// without one. The other axis of the relationship x potential matrix
+    /// beside `share_of_wallet`.
+    PurchasePotential,
 }
 
 impl IndicatorName {
-    pub const ALL: [IndicatorName; 18] = [
+    pub const ALL: [IndicatorName; 20] = [
         IndicatorName::OrderAmount12m,
         IndicatorName::OrderCount12m,
         IndicatorName::AvgOrderValue12m,
@@ -93,6 +104,8 @@ impl IndicatorName {
         IndicatorName::ShareOfWallet,
         IndicatorName::Growth3m,
         IndicatorName::GrowthStreakMonths,
+        IndicatorName::OldestOverdueDays,
+        IndicatorName::PurchasePotential,
     ];
 
     /// Position in [`Self::ALL`].
@@ -120,6 +133,8 @@ impl IndicatorName {
             IndicatorName::ShareOfWallet => "share_of_wallet",
             IndicatorName::Growth3m => "growth_3m",
             IndicatorName::GrowthStreakMonths => "growth_streak_months",
+            IndicatorName::OldestOverdueDays => "oldest_overdue_days",
+            IndicatorName::PurchasePotential => "purchase_potential",
         }
     }
 
@@ -129,7 +144,8 @@ impl IndicatorName {
             IndicatorName::OrderAmount12m
             | IndicatorName::AvgOrderValue12m
             | IndicatorName::Margin12m
-            | IndicatorName::OverdueAmount => Unit::Money,
+            | IndicatorName::OverdueAmount
+            | IndicatorName::PurchasePotential => Unit::Money,
             IndicatorName::OrderCount12m => Unit::Orders,
             IndicatorName::OrdersPerMonth12m => Unit::OrdersPerMonth,
             IndicatorName::MarginRate12m
@@ -139,7 +155,8 @@ impl IndicatorName {
             IndicatorName::AvgDaysLate
             | IndicatorName::MaxDaysLate
             | IndicatorName::DaysSinceLastOrder
-            | IndicatorName::TenureDays => Unit::Days,
+            | IndicatorName::TenureDays
+            | IndicatorName::OldestOverdueDays => Unit::Days,
             IndicatorName::OpenComplaints | IndicatorName::Complaints12m => Unit::Complaints,
             IndicatorName::ComplaintsWeighted12m => Unit::WeightedComplaints,
             IndicatorName::GrowthStreakMonths => Unit::Months,
@@ -207,6 +224,12 @@ pub struct Indicators {
     pub avg_days_late: Option<f64>,
     pub max_days_late: Option<f64>,
     pub overdue_amount: f64,
+    /// Days the oldest unpaid invoice is past due; 0 when none is.
+    #[serde(default)]
+    pub oldest_overdue_days: f64,
+    /// The profile's yearly purchase potential; `None` without one.
+    #[serde(default)]
+    pub purchase_potential: Option<f64>,
     pub open_complaints: f64,
     pub complaints_12m: f64,
     pub complaints_weighted_12m: f64,
@@ -246,6 +269,8 @@ impl Indicators {
             IndicatorName::ShareOfWallet => self.share_of_wallet,
             IndicatorName::Growth3m => self.growth_3m,
             IndicatorName::GrowthStreakMonths => Some(self.growth_streak_months),
+            IndicatorName::OldestOverdueDays => Some(self.oldest_overdue_days),
+            IndicatorName::PurchasePotential => self.purchase_potential,
         }
     }
 
@@ -272,6 +297,8 @@ impl Indicators {
             IndicatorName::ShareOfWallet => self.share_of_wallet = value,
             IndicatorName::Growth3m => self.growth_3m = value,
             IndicatorName::GrowthStreakMonths => self.growth_streak_months = v,
+            IndicatorName::OldestOverdueDays => self.oldest_overdue_days = v,
+            IndicatorName::PurchasePotential => self.purchase_potential = value,
         }
     }
 }

@@ -34,6 +34,7 @@ pub mod indicators;
 pub mod overrides;
 pub mod policy;
 pub mod projection;
+pub mod rank;
 pub mod sim;
 pub mod state;
 pub mod time;

@@ -402,9 +402,10 @@ mod tests {
 }
 
 /// Scenario building blocks for tests and demos: one customer's steady
-/// buying, and a variant of a policy with stricter bands.
+/// buying, its invoices and payments, and a variant of a policy with
+/// stricter bands.
 pub mod scenario {
-    use crate::event::{Event, EventKind, Money};
+    use crate::event::{Amount, Currency, Event, EventKind, Money, Severity};
     use crate::time::Timestamp;
 
     /// Order `n` of `customer` at `at`, worth `amount` minor units at a 25%
@@ -419,6 +420,69 @@ pub mod scenario {
                 order_id: format!("{customer}-o{n}"),
                 amount: Money(amount),
                 cost: Some(Money(amount * 3 / 4)),
+            },
+        }
+    }
+
+    /// The invoice of order `n` of `customer` (see [`order`]): `amount`
+    /// minor units of CNY, issued at `at`, due `terms_days` later.
+    pub fn invoice(customer: &str, n: usize, at: Timestamp, amount: i64, terms_days: i64) -> Event {
+        Event {
+            event_id: format!("{customer}-i{n}"),
+            customer_id: customer.into(),
+            occurred_at: at,
+            source: "scenario".into(),
+            kind: EventKind::InvoiceIssued {
+                invoice_id: format!("{customer}-inv{n}"),
+                order_id: format!("{customer}-o{n}"),
+                amount: Money(amount),
+                billed: Amount::new(amount, Currency(*b"CNY")),
+                due_at: at.plus_days(terms_days),
+            },
+        }
+    }
+
+    /// Payment in full, at `at`, of the invoice of order `n` (see
+    /// [`invoice`]).
+    pub fn payment(customer: &str, n: usize, at: Timestamp, amount: i64) -> Event {
+        Event {
+            event_id: format!("{customer}-p{n}"),
+            customer_id: customer.into(),
+            occurred_at: at,
+            source: "scenario".into(),
+            kind: EventKind::PaymentReceived {
+                invoice_id: format!("{customer}-inv{n}"),
+                amount: Money(amount),
+                paid: Amount::new(amount, Currency(*b"CNY")),
+            },
+        }
+    }
+
+    /// Complaint `n` of `customer`, opened at `at`.
+    pub fn complaint(customer: &str, n: usize, at: Timestamp, severity: Severity) -> Event {
+        Event {
+            event_id: format!("{customer}-k{n}"),
+            customer_id: customer.into(),
+            occurred_at: at,
+            source: "scenario".into(),
+            kind: EventKind::ComplaintOpened {
+                complaint_id: format!("{customer}-complaint{n}"),
+                severity,
+                category: "quality".into(),
+            },
+        }
+    }
+
+    /// Resolution, at `at`, of complaint `n` of `customer` (see
+    /// [`complaint`]).
+    pub fn resolved(customer: &str, n: usize, at: Timestamp) -> Event {
+        Event {
+            event_id: format!("{customer}-kr{n}"),
+            customer_id: customer.into(),
+            occurred_at: at,
+            source: "scenario".into(),
+            kind: EventKind::ComplaintResolved {
+                complaint_id: format!("{customer}-complaint{n}"),
             },
         }
     }

@@ -44,7 +44,7 @@ use crate::overrides::{
     MAX_OVERRIDE_HISTORY, Override, OverrideAction, OverrideEntry, OverrideError,
 };
 use crate::policy::{Evaluation, Policy, Reason, TierAssignment};
-use crate::projection::{Applied, CustomerProjection, stable_hash};
+use crate::projection::{Applied, CustomerProjection, Deadline, stable_hash};
 use crate::time::Timestamp;
 
 /// How many reasons a tier change carries.
@@ -98,6 +98,9 @@ pub struct TierChange {
     pub changed_at: Timestamp,
     /// The lifecycle stage at `changed_at`.
     pub lifecycle: Lifecycle,
+    /// The per-customer secondary gradings at `changed_at` (see
+    /// `policy::Grading`).
+    pub gradings: Vec<crate::policy::GradingClass>,
 }
 
 /// Where a customer stands in its relationship, beside the tier.
@@ -143,6 +146,43 @@ pub struct AtRisk {
     pub keep: Vec<crate::policy::Advice>,
 }
 
+/// A complaint that passed its resolution deadline unresolved: published
+/// once (`ComplaintOverdue`), at the deadline's instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComplaintOverdue {
+    pub customer_id: String,
+    pub complaint_id: String,
+    pub severity: crate::event::Severity,
+    pub category: String,
+    pub opened_at: Timestamp,
+    pub deadline: Deadline,
+    /// Set when the complaint was found overdue only after it was
+    /// resolved late (while tierd caught up on a backlog).
+    pub resolved_at: Option<Timestamp>,
+}
+
+impl CustomerState {
+    /// Mark the complaints overdue by `now` and not announced yet as
+    /// announced and return their notices (see [`ComplaintOverdue`]).
+    pub fn announce_overdue(&mut self, customer_id: &str, now: Timestamp) -> Vec<ComplaintOverdue> {
+        self.projection
+            .announce_overdue(now)
+            .into_iter()
+            .filter_map(|(complaint_id, rec)| {
+                Some(ComplaintOverdue {
+                    customer_id: customer_id.to_owned(),
+                    complaint_id,
+                    severity: rec.severity,
+                    category: rec.category,
+                    opened_at: rec.opened_at?,
+                    deadline: rec.deadline?,
+                    resolved_at: rec.resolved_at,
+                })
+            })
+            .collect()
+    }
+}
+
 /// A customer's override in force and its override history.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct Overrides {
@@ -158,6 +198,32 @@ struct Raise {
     order: u64,
     /// The assignment before the upgrade (`None`: it was the first).
     prior: Option<TierAssignment>,
+}
+
+/// Most tier changes a customer's history keeps.
+pub const MAX_TIER_HISTORY: usize = 256;
+
+/// One change of a customer's effective tier, as kept in its history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TierStep {
+    pub at: Timestamp,
+    /// `None`: the customer's first tier.
+    pub from: Option<String>,
+    pub to: String,
+    pub score: f64,
+    pub cause: Cause,
+    pub overridden: bool,
+    pub sequence: u64,
+}
+
+/// What a customer's tier was at an instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TierAsOf {
+    /// The tier held (`None`: no tier yet, the first came later).
+    Known(Option<String>),
+    /// Before the oldest change the history still keeps; the tier then
+    /// is not known (it is the `from` of that change at the latest).
+    Forgotten { oldest: Timestamp },
 }
 
 /// What the store keeps per customer.
@@ -194,6 +260,11 @@ pub struct CustomerState {
     /// once; cleared when it no longer lies ahead).
     #[serde(default)]
     pub at_risk: Option<Box<AtRisk>>,
+    /// Every change of the effective tier, oldest first, at most
+    /// [`MAX_TIER_HISTORY`] (the oldest are dropped first): what the tier
+    /// was on a past date ([`Self::tier_as_of`]).
+    #[serde(default)]
+    history: Vec<TierStep>,
     /// The tier the figures gave at the last decision (before hysteresis),
     /// so [`Self::next_due`] need not evaluate again right after one.
     /// Derived; not stored.
@@ -210,6 +281,10 @@ pub struct Processed {
     /// Empty unless time moved the tier since the customer's last decision.
     pub due_first: Vec<TierChange>,
     pub change: Option<TierChange>,
+    /// Complaints this event shows past their deadline (its late
+    /// resolution, or an instant past one), announced now; a sweep that
+    /// reached the deadline first announced them already.
+    pub overdue: Vec<ComplaintOverdue>,
 }
 
 /// What a rescore is about, beyond its cause.
@@ -244,6 +319,13 @@ impl CustomerState {
                 .advance_to(customer_id, policy, event.occurred_at, usize::MAX)
                 .0;
         }
+        // A complaint's deadline follows the tier held at its opening.
+        let tier_at_opening = match &event.kind {
+            EventKind::ComplaintOpened { .. } => {
+                Some(self.effective.as_ref().map(|e| e.tier.clone()))
+            }
+            _ => None,
+        };
         // Only a placement can end a lapse: read the last order for those.
         let last_order = match event.kind {
             EventKind::OrderPlaced { .. } => self.projection.last_order_at(),
@@ -255,6 +337,7 @@ impl CustomerState {
                 applied,
                 due_first,
                 change: None,
+                overdue: Vec::new(),
             };
         }
         let (placed, corrected) = match &event.kind {
@@ -275,11 +358,61 @@ impl CustomerState {
             corrected,
         };
         let change = self.rescore(customer_id, policy, at, trigger);
+        if let (Some(held), EventKind::ComplaintOpened { complaint_id, .. }) =
+            (tier_at_opening, &event.kind)
+        {
+            self.set_complaint_deadline(complaint_id, held, event.occurred_at, policy);
+        }
+        let complaint_event = matches!(
+            event.kind,
+            EventKind::ComplaintOpened { .. } | EventKind::ComplaintResolved { .. }
+        );
+        let overdue = if complaint_event
+            || self
+                .projection
+                .next_complaint_deadline()
+                .is_some_and(|d| d <= event.occurred_at)
+        {
+            self.announce_overdue(customer_id, event.occurred_at)
+        } else {
+            Vec::new()
+        };
         Processed {
             applied,
             due_first,
             change,
+            overdue,
         }
+    }
+
+    /// Fix a newly opened complaint's deadline: `opened_at` plus the
+    /// `complaint_sla_hours` of the tier held at the opening; a customer
+    /// with no tier before its first event takes the tier that event gave
+    /// it (the lowest tier if none).
+    fn set_complaint_deadline(
+        &mut self,
+        complaint_id: &str,
+        held: Option<String>,
+        opened_at: Timestamp,
+        policy: &Policy,
+    ) {
+        let tier = held
+            .or_else(|| self.effective.as_ref().map(|e| e.tier.clone()))
+            .and_then(|t| policy.tier_index(&t))
+            .unwrap_or(policy.tiers().len().saturating_sub(1));
+        let Some(spec) = policy.tiers().get(tier) else {
+            return;
+        };
+        let hours = i64::from(spec.complaint_sla_hours);
+        let at = Timestamp::from_millis(opened_at.millis().saturating_add(hours * 3_600_000));
+        self.projection.set_complaint_deadline(
+            complaint_id,
+            Deadline {
+                at,
+                tier: spec.name.clone(),
+                sla_hours: spec.complaint_sla_hours,
+            },
+        );
     }
 
     /// Rescore without an event, at `at` (or the decision instant, when
@@ -601,6 +734,18 @@ impl CustomerState {
             since: now,
         });
         self.sequence += 1;
+        if self.history.len() >= MAX_TIER_HISTORY {
+            self.history.remove(0);
+        }
+        self.history.push(TierStep {
+            at: now,
+            from: before.as_ref().map(|b| b.tier.clone()),
+            to: tier.clone(),
+            score,
+            cause,
+            overridden,
+            sequence: self.sequence,
+        });
         // Reasons compare with the figures at the previous change (a state
         // loaded from the store starts from empty ones).
         let figures = match after {
@@ -628,7 +773,27 @@ impl CustomerState {
             sequence: self.sequence,
             changed_at: now,
             lifecycle: self.lifecycle(policy, now),
+            gradings: policy
+                .gradings()
+                .iter()
+                .filter_map(|g| g.class_of(&figures))
+                .collect(),
         })
+    }
+
+    /// Every change of the effective tier kept, oldest first.
+    pub fn tier_history(&self) -> &[TierStep] {
+        &self.history
+    }
+
+    /// The effective tier at `at`: the last change at or before it.
+    pub fn tier_as_of(&self, at: Timestamp) -> TierAsOf {
+        let i = self.history.partition_point(|s| s.at <= at);
+        match (i, self.history.first()) {
+            (0, Some(first)) if first.sequence > 1 => TierAsOf::Forgotten { oldest: first.at },
+            (0, _) => TierAsOf::Known(None),
+            (i, _) => TierAsOf::Known(self.history.get(i - 1).map(|s| s.to.clone())),
+        }
     }
 
     /// The override in force, if any.

@@ -140,7 +140,8 @@ impl Given {
     }
 
     /// The tier `decide` holds for a customer who entered `held` on
-    /// `since`, re-evaluated at `now` with `score` (tier from the bands).
+    /// `since`, re-evaluated at `now` with `score` (tier from the bands,
+    /// no gate failing).
     fn holding(&self, held: &str, since: Timestamp) -> Holding<'_> {
         Holding {
             policy: &self.policy,
@@ -182,7 +183,11 @@ impl Holding<'_> {
     #[track_caller]
     fn when_evaluated_at(&self, now: Timestamp, score: f64, evaluated: &str) -> String {
         let tier = self.policy.tier_index(evaluated).unwrap();
-        let eval = Evaluation { score, tier };
+        let eval = Evaluation {
+            score,
+            tier,
+            ceiling: 0,
+        };
         let held = self.policy.decide(Some(&self.current), eval, now);
         self.policy.tiers()[held].name.clone()
     }
@@ -259,6 +264,17 @@ fn default_policy_grades_the_calibration_customers() {
     )
     .then_tier("D")
     .with_score_within(15.0, 30.0);
+    // The same big customer paying every invoice late still scores A's
+    // band (credit weighs 10%), but A's credit gate (on time >= 80%)
+    // vetoes A: it holds B, the best tier whose gates it meets.
+    let always_late = customer()
+        .buying_cny_a_year(3_000_000.0)
+        .at_margin(0.25)
+        .orders_a_month(5.0)
+        .paying(0.0, 5.0);
+    let late = g.when_scored(always_late).then_tier("B");
+    assert!(late.eval.score >= 80.0, "{:?}", late.eval);
+    assert_eq!(late.eval.ceiling, 1);
     // No history at all: only the credit part scores, at its neutral 50
     // points (nothing fell due): 10% x 50 = 5.
     g.when_scored(newcomer())
@@ -809,7 +825,8 @@ fn when_no_single_indicator_suffices_the_advice_combines_them() {
         p.evaluate(&after),
         Evaluation {
             score: 80.0,
-            tier: 0
+            tier: 0,
+            ceiling: 0,
         }
     );
 

@@ -28,7 +28,7 @@ const RETAIL: &str = include_str!("../../../deploy/policy/retail-rules.toml");
 #[test]
 fn the_shipped_policies_load() {
     let default = Policy::from_toml_str(DEFAULT).unwrap();
-    assert_eq!(default.version(), "default-2026.12");
+    assert_eq!(default.version(), "default-2027.01");
     assert_eq!(default.method_kind(), "weighted_score");
     assert_eq!(default.version(), Policy::default_policy().version());
     // Business days are Shanghai days.
@@ -248,6 +248,24 @@ const INVALID: &[(&str, usize, &str, &str)] = &[
         "tiers[1].min_score",
         "weighted_score method only",
     ),
+    (
+        "gate_unknown_indicator.toml",
+        72,
+        "tiers[0].gates[1].indicator",
+        "unknown variant `credit_rating`",
+    ),
+    (
+        "gate_bad_op.toml",
+        71,
+        "tiers[0].gates[0].op",
+        "unknown variant `=>`",
+    ),
+    (
+        "gate_on_lowest_tier.toml",
+        94,
+        "tiers[3].gates",
+        "tier \"D\" is the lowest tier, which every customer may hold",
+    ),
 ];
 
 #[test]
@@ -299,7 +317,8 @@ fn the_unknown_key_error_reads_well() {
     assert_eq!(
         err.to_string(),
         "policy line 73, field tiers[1].colour: unknown field `colour`, expected one of \
-         `name`, `min_score`, `priority`, `complaint_sla_hours`, `visit_every_days`, `payment_terms_days`"
+         `name`, `min_score`, `priority`, `complaint_sla_hours`, `visit_every_days`, \
+         `payment_terms_days`, `gates`"
     );
 }
 

@@ -2,15 +2,17 @@
 //! shipped policy (`deploy/policy/*.toml`) and every valid fixture: for any
 //! plausible indicators (some unknown), the score is a whole number of
 //! hundredths within 0..=100, the tier is a configured one and agrees with
-//! the score shown, `evaluate` agrees with `explain`, following the advice
-//! reaches the next tier, band edges are exact, decisions stay within the
-//! configured tiers and apply upgrades at once, and raising an indicator
-//! that is "better higher" (or lowering one that is "better lower") never
+//! the score shown and the tier gates, `evaluate` agrees with `explain`,
+//! following the advice reaches the next tier (gates included), band edges
+//! are exact, decisions stay within the configured tiers, apply upgrades
+//! at once and leave a vetoed tier at once, and raising an indicator that
+//! is "better higher" (or lowering one that is "better lower") never
 //! lowers the score or the tier.
 //!
-//! What each policy scores (directions, curve knots) is read from the
-//! policy text itself (parts' `higher_is_better` and `curve`, rules'
-//! operators), independently of the implementation under test.
+//! What each policy scores (directions, curve knots) and which gates each
+//! tier has are read from the policy text itself (parts'
+//! `higher_is_better` and `curve`, rules' and gates' operators),
+//! independently of the implementation under test.
 
 // Test helpers may panic: a failed lookup is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -34,6 +36,66 @@ struct Case {
     /// Weighted policies: every scored indicator, its direction and the
     /// range of its curves' knot values.
     levers: Vec<Lever>,
+    /// Every tier gate, as the policy text writes it.
+    gates: Vec<GateSpec>,
+}
+
+/// One tier gate read from the policy text.
+#[derive(Clone, Debug)]
+struct GateSpec {
+    /// Index of the tier that lists it.
+    tier: usize,
+    indicator: IndicatorName,
+    op: String,
+    value: f64,
+    /// `unknown = "fail"`.
+    fail_unknown: bool,
+}
+
+impl GateSpec {
+    fn holds(&self, ind: &Indicators) -> bool {
+        let Some(v) = ind.get(self.indicator) else {
+            return !self.fail_unknown;
+        };
+        match self.op.as_str() {
+            ">" => v > self.value,
+            ">=" => v >= self.value,
+            "<" => v < self.value,
+            "<=" => v <= self.value,
+            "==" => v == self.value,
+            op => panic!("unknown op {op}"),
+        }
+    }
+}
+
+fn gates_of(doc: &toml::Table) -> Vec<GateSpec> {
+    let mut out = Vec::new();
+    for (tier, t) in doc["tiers"].as_array().unwrap().iter().enumerate() {
+        let Some(gates) = t.get("gates").and_then(toml::Value::as_array) else {
+            continue;
+        };
+        for g in gates {
+            out.push(GateSpec {
+                tier,
+                indicator: indicator(&g["indicator"]),
+                op: g["op"].as_str().unwrap().to_owned(),
+                value: number(&g["value"]),
+                fail_unknown: g.get("unknown").and_then(toml::Value::as_str) == Some("fail"),
+            });
+        }
+    }
+    out
+}
+
+/// The best tier the gates admit: below the worst tier with a failing
+/// gate (a gate binds its tier and every better one).
+fn ceiling_of(case: &Case, ind: &Indicators) -> usize {
+    case.gates
+        .iter()
+        .filter(|g| !g.holds(ind))
+        .map(|g| g.tier + 1)
+        .max()
+        .unwrap_or(0)
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -76,15 +138,24 @@ fn directions_of(doc: &toml::Table) -> Vec<(IndicatorName, bool)> {
             }
         }
     }
-    if let Some(rules) = method.get("rules").and_then(toml::Value::as_array) {
-        for rule in rules {
-            for c in rule["all"].as_array().unwrap() {
-                match c["op"].as_str().unwrap() {
-                    ">" | ">=" => out.push((indicator(&c["indicator"]), true)),
-                    "<" | "<=" => out.push((indicator(&c["indicator"]), false)),
-                    _ => {}
-                }
-            }
+    let rules = method
+        .get("rules")
+        .and_then(toml::Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(|rule| rule["all"].as_array().unwrap());
+    // A gate also makes its indicator better one way.
+    let gates = doc["tiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t.get("gates").and_then(toml::Value::as_array))
+        .flatten();
+    for c in rules.chain(gates) {
+        match c["op"].as_str().unwrap() {
+            ">" | ">=" => out.push((indicator(&c["indicator"]), true)),
+            "<" | "<=" => out.push((indicator(&c["indicator"]), false)),
+            _ => {}
         }
     }
     out.sort();
@@ -159,6 +230,7 @@ static CASES: LazyLock<Vec<Case>> = LazyLock::new(|| {
                 policy: Policy::from_toml_str(&src).unwrap_or_else(|e| panic!("{name}: {e}")),
                 directions: directions_of(&doc),
                 levers: levers_of(&doc),
+                gates: gates_of(&doc),
                 name,
             }
         })
@@ -187,8 +259,9 @@ prop_compose! {
             0.0..120.0f64,
             days(200),
         )),
-        (overdue, by_severity, resolved) in (
+        (overdue, oldest_overdue, by_severity, resolved) in (
             money(),
+            prop_oneof![2 => Just(0.0), 3 => days(200)],
             prop::array::uniform5(0u32..6),
             prop::array::uniform5(0u32..6),
         ),
@@ -217,12 +290,16 @@ prop_compose! {
             avg_days_late: credit.map(|c| c.1),
             max_days_late: credit.map(|c| c.1.ceil() + c.2),
             overdue_amount: overdue,
+            // Something overdue for some days, or nothing overdue.
+            oldest_overdue_days: if overdue > 0.0 { oldest_overdue } else { 0.0 },
             open_complaints: f64::from(open),
             complaints_12m: f64::from(complaints),
             complaints_weighted_12m: f64::from(weighted),
             days_since_last_order: days_since,
             tenure_days: tenure,
             share_of_wallet,
+            // A potential whenever a share of wallet is known.
+            purchase_potential: share_of_wallet.map(|_| 100_000_000.0),
             growth_3m: growth,
             growth_streak_months: f64::from(streak),
             complaints_by_severity_12m: by_severity,
@@ -269,9 +346,19 @@ fn check_evaluation(case: &Case, ind: &Indicators) -> Result<(), TestCaseError> 
         case.name,
         eval.tier
     );
-    // The tier agrees with the score shown.
+    // The gates cap the tier; with every gate holding the tier agrees
+    // with the score shown, else it is the worse of the two.
+    let ceiling = ceiling_of(case, ind);
+    prop_assert_eq!(eval.ceiling, ceiling, "{}", &case.name);
+    prop_assert!(eval.tier >= ceiling, "{}: {eval:?}", case.name);
     if let Some(band) = band_of(p, eval.score) {
-        prop_assert_eq!(eval.tier, band, "{}: score {}", &case.name, eval.score);
+        prop_assert_eq!(
+            eval.tier,
+            band.max(ceiling),
+            "{}: score {}",
+            &case.name,
+            eval.score
+        );
     }
     // Evaluating is pure.
     prop_assert_eq!(p.evaluate(ind), eval);
@@ -288,6 +375,29 @@ fn check_evaluation(case: &Case, ind: &Indicators) -> Result<(), TestCaseError> 
         case.name,
         e.penalty,
         eval.score
+    );
+    // Every failing gate is named, with its tier and the value now.
+    let failing: Vec<(String, IndicatorName)> = case
+        .gates
+        .iter()
+        .filter(|g| !g.holds(ind))
+        .map(|g| (p.tiers()[g.tier].name.clone(), g.indicator))
+        .collect();
+    let named: Vec<(String, IndicatorName)> = e
+        .failed_gates
+        .iter()
+        .map(|f| (f.tier.clone(), f.indicator))
+        .collect();
+    prop_assert_eq!(named, failing, "{}", &case.name);
+    for f in &e.failed_gates {
+        prop_assert_eq!(f.value, ind.get(f.indicator), "{}: {:?}", &case.name, f);
+    }
+    let score_tier = p.tier_index(&e.score_tier);
+    prop_assert!(
+        score_tier.is_some_and(|t| t <= eval.tier && eval.tier == t.max(ceiling)),
+        "{}: score tier {:?} for {eval:?}",
+        case.name,
+        e.score_tier
     );
     for i in &e.indicators {
         prop_assert_eq!(i.value, ind.get(i.name), "{}: {:?}", &case.name, i);
@@ -451,6 +561,9 @@ fn check_band_edges(case: &Case, ind: &Indicators, pick: usize) -> Result<usize,
         let Some((below, edge)) = bisect_edge(p, ind, lever, m) else {
             continue;
         };
+        // A gate may veto the band the score reaches: the tier is then
+        // the gates' ceiling.
+        let edge_ceiling = ceiling_of(case, &edge);
         let (below, edge) = (p.evaluate(&below), p.evaluate(&edge));
         prop_assert!(
             below.score < m && below.tier > i,
@@ -458,14 +571,14 @@ fn check_band_edges(case: &Case, ind: &Indicators, pick: usize) -> Result<usize,
             case.name
         );
         prop_assert!(
-            edge.score >= m && edge.tier <= i,
+            edge.score >= m && edge.tier <= i.max(edge_ceiling),
             "{}: {edge:?} at {m}",
             case.name
         );
         if edge.score == m {
             prop_assert_eq!(
                 edge.tier,
-                i,
+                i.max(edge_ceiling),
                 "{}: score shown as {} is not in its band",
                 &case.name,
                 m
@@ -560,7 +673,11 @@ fn check_decide(
         // Upgrades (and staying) apply at once.
         prop_assert_eq!(decided, eval.tier);
     }
-    if held_days < i64::from(p.hysteresis().min_days_in_tier) {
+    if held < eval.ceiling {
+        // A gate vetoes the held tier: left at once, whatever hysteresis
+        // would say.
+        prop_assert_eq!(decided, eval.tier, "{}: vetoed tier kept", &case.name);
+    } else if held_days < i64::from(p.hysteresis().min_days_in_tier) {
         prop_assert!(
             decided <= held,
             "{}: downgraded before the minimum days",
@@ -578,13 +695,21 @@ fn check_decide(
         let lower = Evaluation {
             score: floor,
             tier: held + 1,
+            ceiling: 0,
         };
         if floor < min {
             prop_assert_eq!(p.decide(Some(&current), lower, now), held, "{}", &case.name);
             let below = Evaluation {
                 score: floor - 0.01,
                 tier: held + 1,
+                ceiling: 0,
             };
+            // The same score with a gate vetoing the held tier: no hold.
+            let vetoed = Evaluation {
+                ceiling: held + 1,
+                ..lower
+            };
+            prop_assert_eq!(p.decide(Some(&current), vetoed, now), held + 1);
             if floor - 0.01 >= 0.0 {
                 prop_assert_eq!(p.decide(Some(&current), below, now), held + 1);
             }
@@ -641,6 +766,7 @@ fn every_shipped_policy_and_valid_fixture_is_a_case() {
         "valid_weighted.toml",
         "valid_rules.toml",
         "valid_unknowns.toml",
+        "valid_rules_gates.toml",
     ] {
         assert!(names.contains(&must), "{must} missing from {names:?}");
     }
@@ -686,7 +812,8 @@ fn band_edges_are_exact_for_plain_customers() {
                         e.indicators.iter().map(|t| t.contribution).sum::<f64>() - e.penalty;
                     if eval.score == m && unrounded < m {
                         below_unrounded += 1;
-                        assert_eq!(eval.tier, i, "{}: {m}", case.name);
+                        let ceiling = ceiling_of(case, &edge);
+                        assert_eq!(eval.tier, i.max(ceiling), "{}: {m}", case.name);
                     }
                 }
             }

@@ -18,7 +18,7 @@ use std::sync::mpsc::Receiver;
 use tier_core::InvalidEvent;
 use tier_core::Timestamp;
 use tier_core::state::{CustomerState, TierChange};
-use tier_wire::at_risk::encode_at_risk_row;
+use tier_wire::at_risk::{encode_at_risk_row, encode_overdue_row};
 
 use crate::command::{Command, OverrideOutcome, Reply};
 use crate::metrics as m;
@@ -126,8 +126,11 @@ pub struct CommitUnit {
     /// Offsets to store that no record of this unit moved (resets).
     pub(crate) extra_offsets: Vec<(String, i32, i64)>,
     pub(crate) unit: Unit,
-    /// Encoded at-risk rows, after the unit's tier changes in the outbox.
-    pub(crate) at_risk_rows: Vec<Vec<u8>>,
+    /// Encoded notice rows (at-risk, then complaint-overdue), after the
+    /// unit's tier changes in the outbox.
+    pub(crate) notice_rows: Vec<Vec<u8>>,
+    /// Open overdue complaints per tier, when the unit moved the count.
+    pub(crate) overdue_by_tier: Option<Vec<(String, i64)>>,
     pub(crate) dead: Vec<DeadLetter>,
     pub(crate) consumed: Vec<(String, &'static str, u64)>,
     pub(crate) replies: Vec<PendingReply>,
@@ -161,7 +164,7 @@ impl CommitUnit {
         self.records > 0
             || !self.customers.is_empty()
             || !self.unit.changes.is_empty()
-            || !self.at_risk_rows.is_empty()
+            || !self.notice_rows.is_empty()
             || !self.extra_offsets.is_empty()
             || self.policy.is_some()
     }
@@ -306,11 +309,13 @@ impl Engine {
             .iter()
             .filter_map(|id| self.states.get(id).map(|s| (id.clone(), s.clone())))
             .collect();
-        let at_risk_rows = unit
+        let notice_rows = unit
             .at_risk
             .iter()
             .map(|r| encode_at_risk_row(r, &self.policy))
+            .chain(unit.overdue.iter().map(encode_overdue_row))
             .collect();
+        let overdue_by_tier = unit.overdue_moved.then(|| self.overdue_by_tier());
         let at_risk_total =
             (!unit.at_risk.is_empty() || unit.swept > 0).then(|| self.at_risk_count());
         CommitUnit {
@@ -319,7 +324,8 @@ impl Engine {
             offsets,
             extra_offsets,
             unit,
-            at_risk_rows,
+            notice_rows,
+            overdue_by_tier,
             dead,
             consumed,
             replies,

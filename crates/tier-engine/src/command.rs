@@ -226,7 +226,7 @@ mod tests {
         let p = Policy::from_toml_str(&same_version).unwrap();
         let err = current.is_changed_by(&p, &same_version).unwrap_err();
         assert!(err.to_string().contains("new version"), "{err}");
-        let renamed = same_version.replace("default-2026.12", "default-2027.01");
+        let renamed = same_version.replace("default-2027.01", "default-2027.02");
         let p = Policy::from_toml_str(&renamed).unwrap();
         assert_eq!(current.is_changed_by(&p, &renamed), Ok(true));
     }

@@ -323,7 +323,7 @@ impl<S: Store + 'static> Worker<S> {
             }
         }
         let mut outbox: Vec<Vec<u8>> = unit.unit.changes.iter().map(encode_row).collect();
-        outbox.extend(unit.at_risk_rows.iter().cloned());
+        outbox.extend(unit.notice_rows.iter().cloned());
         let meta = match &unit.policy {
             Some(p) => vec![
                 (META_POLICY, p.text.as_bytes().to_vec()),
@@ -352,7 +352,7 @@ impl<S: Store + 'static> Worker<S> {
         })?;
         debug_assert_eq!(
             receipt.outbox_keys.end - receipt.outbox_keys.start,
-            (unit.unit.changes.len() + unit.at_risk_rows.len()) as u64
+            (unit.unit.changes.len() + unit.notice_rows.len()) as u64
         );
         let elapsed = started.elapsed();
         metrics::histogram!(m::BATCH_COMMIT_SECONDS).record(elapsed.as_secs_f64());
@@ -377,7 +377,7 @@ impl<S: Store + 'static> Worker<S> {
             customers,
             offsets,
             unit: work,
-            at_risk_rows,
+            notice_rows,
             dead,
             consumed,
             replies,
@@ -386,6 +386,7 @@ impl<S: Store + 'static> Worker<S> {
             at_risk_total,
             sweep_backlog,
             swept_to,
+            overdue_by_tier,
             ..
         } = unit;
         if records > 0 {
@@ -436,9 +437,12 @@ impl<S: Store + 'static> Worker<S> {
         if let Some(n) = at_risk_total {
             metrics::gauge!(m::AT_RISK).set(n as f64);
         }
+        for (tier, n) in overdue_by_tier.iter().flatten() {
+            metrics::gauge!(m::COMPLAINTS_OVERDUE, "tier" => tier.clone()).set(*n as f64);
+        }
         self.hooks.durable(&Durable {
             offsets: &offsets,
-            outbox_rows: work.changes.len() + at_risk_rows.len(),
+            outbox_rows: work.changes.len() + notice_rows.len(),
             swept_to,
         });
         for r in replies {

@@ -44,8 +44,8 @@ use std::sync::Arc;
 use tier_core::overrides::{Override, OverrideError, OverrideMode};
 use tier_core::policy::{Policy, Reason};
 use tier_core::projection::{Applied, CustomerMap};
-use tier_core::state::{AtRisk, Cause, CustomerState, TierChange};
-use tier_core::{Event, Timestamp};
+use tier_core::state::{AtRisk, Cause, ComplaintOverdue, CustomerState, TierChange};
+use tier_core::{Event, EventKind, Timestamp};
 
 pub use batch::{Batch, CommitUnit, DeadLetter, SealInfo};
 pub use command::{ActivePolicy, Command, CommandSender, PolicyHandle};
@@ -68,6 +68,10 @@ pub struct Unit {
     pub changes: Vec<TierChange>,
     /// Foreseen drops announced for the first time.
     pub at_risk: Vec<AtRisk>,
+    /// Complaints found past their deadline, each announced once.
+    pub overdue: Vec<ComplaintOverdue>,
+    /// The count of open overdue complaints per tier moved.
+    pub overdue_moved: bool,
     /// Events that changed a projection.
     pub applied: u64,
     /// Applied events per type.
@@ -101,6 +105,19 @@ impl Unit {
             self.touched.push(id.to_owned());
         }
     }
+}
+
+/// The deadline tiers of a customer's open complaints announced overdue.
+fn open_overdue_tiers(state: &CustomerState) -> Vec<String> {
+    if state.projection.open_complaint_count() == 0 {
+        return Vec::new();
+    }
+    state
+        .projection
+        .complaints()
+        .filter(|(_, c)| c.is_open() && c.overdue_announced)
+        .filter_map(|(_, c)| c.deadline.as_ref().map(|d| d.tier.clone()))
+        .collect()
 }
 
 /// Why a command was refused.
@@ -192,6 +209,8 @@ pub struct Engine {
     applied_at: Option<Timestamp>,
     /// The latest horizon a sweep reached (the at-risk checks' "today").
     swept_to: Option<Timestamp>,
+    /// Open complaints announced overdue, per tier of their deadline.
+    overdue_open: BTreeMap<String, i64>,
 }
 
 impl Engine {
@@ -212,6 +231,7 @@ impl Engine {
             rescore: None,
             applied_at: None,
             swept_to: None,
+            overdue_open: BTreeMap::new(),
         };
         let mut stale = Vec::new();
         for (id, state) in states {
@@ -223,6 +243,11 @@ impl Engine {
         let ids: Vec<String> = engine.states.keys().cloned().collect();
         for id in &ids {
             engine.reindex(id);
+        }
+        for state in engine.states.values() {
+            for tier in open_overdue_tiers(state) {
+                *engine.overdue_open.entry(tier).or_insert(0) += 1;
+            }
         }
         if !stale.is_empty() {
             stale.sort_unstable_by(|a, b| b.cmp(a));
@@ -311,8 +336,31 @@ impl Engine {
             Some(s) => s,
             None => self.states.entry(id.clone()).or_default(),
         };
+        let complaint_event = matches!(
+            event.kind,
+            EventKind::ComplaintOpened { .. } | EventKind::ComplaintResolved { .. }
+        );
+        let overdue_before = if complaint_event {
+            open_overdue_tiers(state)
+        } else {
+            Vec::new()
+        };
         let processed = state.process(id, event, &self.policy);
-        let moved = !processed.due_first.is_empty();
+        let notices = processed.overdue;
+        if complaint_event || !notices.is_empty() {
+            let after = open_overdue_tiers(state);
+            if after != overdue_before {
+                for t in overdue_before {
+                    *self.overdue_open.entry(t).or_insert(0) -= 1;
+                }
+                for t in after {
+                    *self.overdue_open.entry(t).or_insert(0) += 1;
+                }
+                unit.overdue_moved = true;
+            }
+        }
+        let moved = !processed.due_first.is_empty() || !notices.is_empty();
+        unit.overdue.extend(notices);
         match processed.applied {
             Applied::Applied => {
                 unit.applied += 1;
@@ -392,6 +440,16 @@ impl Engine {
             // override that expired without moving the tier): stored.
             let moved = !changes.is_empty() || state.decided_at != before;
             unit.changes.extend(changes);
+            let overdue = state.announce_overdue(&id, horizon);
+            for n in overdue.iter().filter(|n| n.resolved_at.is_none()) {
+                *self
+                    .overdue_open
+                    .entry(n.deadline.tier.clone())
+                    .or_insert(0) += 1;
+                unit.overdue_moved = true;
+            }
+            let moved = moved || !overdue.is_empty();
+            unit.overdue.extend(overdue);
             let notice = self.check_at_risk(&id, horizon);
             if moved || notice.is_some() {
                 unit.touch(&id);
@@ -437,6 +495,9 @@ impl Engine {
             return;
         };
         let mut next = state.next_due(&self.policy);
+        if let Some(d) = state.projection.next_complaint_deadline() {
+            next = Some(next.map_or(d, |n| n.min(d)));
+        }
         let lowest = self.policy.tiers().len().saturating_sub(1);
         let above_lowest = state
             .effective
@@ -661,6 +722,24 @@ impl Engine {
     /// Whether a rescore has customers left.
     pub fn rescoring(&self) -> bool {
         self.rescore.as_ref().is_some_and(|r| !r.queue.is_empty())
+    }
+
+    /// Open complaints past their deadline, per tier of the deadline
+    /// (every tier of the policy, zeros included).
+    pub fn overdue_by_tier(&self) -> Vec<(String, i64)> {
+        let mut out: Vec<(String, i64)> = self
+            .policy
+            .tiers()
+            .iter()
+            .map(|t| (t.name.clone(), 0))
+            .collect();
+        for (tier, n) in &self.overdue_open {
+            match out.iter_mut().find(|(t, _)| t == tier) {
+                Some((_, m)) => *m += n,
+                None => out.push((tier.clone(), *n)),
+            }
+        }
+        out
     }
 
     /// Customers with a drop announced.

@@ -23,6 +23,8 @@ pub const SWEPT: &str = "tierd_swept_customers_total";
 pub const AT_RISK: &str = "tierd_customers_at_risk";
 /// Share of customers rescored under the policy in force (1 when done).
 pub const POLICY_RESCORE_PROGRESS: &str = "tierd_policy_rescore_progress";
+/// Open complaints past their resolution deadline, by the tier that set it.
+pub const COMPLAINTS_OVERDUE: &str = "tierd_complaints_overdue";
 /// Commands (overrides, policy changes) applied, by kind and outcome.
 pub const COMMANDS: &str = "tierd_commands_total";
 
@@ -66,6 +68,10 @@ pub fn describe() {
     describe_counter!(
         OUTBOX_PUBLISHED,
         "Tier changes published to the tier-changes topic."
+    );
+    describe_gauge!(
+        COMPLAINTS_OVERDUE,
+        "Open complaints past their resolution deadline, by the tier whose SLA set it."
     );
     describe_counter!(RETRIES, "Retried operations, by operation and reason.");
     describe_counter!(

@@ -350,7 +350,7 @@ fn a_dry_run_changes_nothing_and_its_matrix_is_what_applying_moves() {
 
     let dry = engine.dry_run(&new, at, 10);
     assert_eq!(states(&engine), before, "a dry run changes nothing");
-    assert_eq!(engine.policy().version(), "default-2026.12");
+    assert_eq!(engine.policy().version(), "default-2027.01");
     assert!(dry.movers > 0, "the stricter policy moves customers");
     assert_eq!(dry.sample.len(), 10);
     assert_eq!(

@@ -168,28 +168,26 @@ impl<S: Store + 'static> Publisher<S> {
                     continue;
                 }
             };
-            // Each record says what it is in a header; at-risk notices
-            // share the topic so a consumer sees them in order with the
-            // changes of the same customer.
-            let (customer_id, kind, payload) = match (&msg, self.config.format) {
-                (OutboxRecord::Changed(m), OutputFormat::Protobuf) => {
-                    (&m.customer_id, "TierChanged", bytes.clone())
+            // Each record says what it is in a header; notices share the
+            // topic so a consumer sees them in order with the changes of
+            // the same customer.
+            let kind = msg.type_name();
+            let customer_id = msg.customer_id();
+            let payload = match (&msg, self.config.format) {
+                (OutboxRecord::Changed(_), OutputFormat::Protobuf) => Ok(bytes.clone()),
+                (OutboxRecord::AtRisk(m), OutputFormat::Protobuf) => Ok(m.encode_to_vec()),
+                (OutboxRecord::ComplaintOverdue(m), OutputFormat::Protobuf) => {
+                    Ok(m.encode_to_vec())
                 }
-                (OutboxRecord::Changed(m), OutputFormat::Json) => (
-                    &m.customer_id,
-                    "TierChanged",
-                    tier_changed::encode_json(m).map_err(|e| StreamError::Kafka(e.to_string()))?,
-                ),
-                (OutboxRecord::AtRisk(m), OutputFormat::Protobuf) => {
-                    (&m.customer_id, "TierAtRisk", m.encode_to_vec())
-                }
-                (OutboxRecord::AtRisk(m), OutputFormat::Json) => (
-                    &m.customer_id,
-                    "TierAtRisk",
+                (OutboxRecord::Changed(m), OutputFormat::Json) => tier_changed::encode_json(m),
+                (OutboxRecord::AtRisk(m), OutputFormat::Json) => {
                     tier_changed::encode_json_as("tiering.v1.TierAtRisk", m)
-                        .map_err(|e| StreamError::Kafka(e.to_string()))?,
-                ),
-            };
+                }
+                (OutboxRecord::ComplaintOverdue(m), OutputFormat::Json) => {
+                    tier_changed::encode_json_as("tiering.v1.ComplaintOverdue", m)
+                }
+            }
+            .map_err(|e| StreamError::Kafka(format!("encoding a {kind} as JSON: {e}")))?;
             let record = FutureRecord::to(&self.config.topic)
                 .key(customer_id.as_bytes())
                 .headers(OwnedHeaders::new().insert(Header {

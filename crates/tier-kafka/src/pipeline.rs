@@ -659,6 +659,9 @@ impl<S: Store + 'static> Pipeline<S> {
             );
         }
         deps.policy.set_status(status.clone());
+        for (tier, n) in engine.overdue_by_tier() {
+            metrics::gauge!(m::COMPLAINTS_OVERDUE, "tier" => tier).set(n as f64);
+        }
         let mut tier_counts = BTreeMap::new();
         for (_, s) in engine.customers() {
             if let Some(a) = &s.effective {

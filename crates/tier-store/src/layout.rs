@@ -28,7 +28,11 @@ pub(crate) const META_CREATED_BY: &[u8] = b"m/created_by";
 ///   watermark (tier-core's clock model). A version-1 dir cannot be
 ///   upcast (its figures were computed under other rules): it is set aside
 ///   and the state is rebuilt from Kafka.
-pub const SCHEMA_VERSION: u32 = 2;
+/// - 3: customer states carry each complaint's resolution deadline (fixed
+///   from the tier at its opening) and whether it was announced overdue.
+///   A version-2 dir does not know the tier each open complaint was opened
+///   under, so it is set aside and rebuilt from Kafka like version 1.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Prefix of application records (see `CommitBatch::meta`).
 pub(crate) const META_APP: &[u8] = b"m/app.";

@@ -1,28 +1,75 @@
-//! The `TierAtRisk` record, and the outbox row envelope that lets one
-//! outbox carry both it and `TierChanged`.
+//! The `TierAtRisk` and `ComplaintOverdue` records, and the outbox row
+//! envelope that lets one outbox carry them beside `TierChanged`.
 //!
-//! Outbox rows were plain `TierChanged` bytes before at-risk notices
-//! existed, and such rows may still wait in a data dir. A protobuf message
-//! never starts with a zero byte (field number 0 is invalid), so an at-risk
-//! row is a zero byte followed by the `TierAtRisk` bytes, and every other
-//! row is a `TierChanged`, old rows included.
+//! Outbox rows were plain `TierChanged` bytes before notices existed, and
+//! such rows may still wait in a data dir. A protobuf message never starts
+//! with a byte below 8 (field number 0 is invalid), so a notice row is a
+//! tag byte (0: at risk, 1: complaint overdue) followed by the message's
+//! bytes, and every other row is a `TierChanged`, old rows included.
 
 use prost::Message as _;
 use tier_core::indicators::Unit;
 use tier_core::policy::{Advice, Policy};
-use tier_core::state::AtRisk;
+use tier_core::state::{AtRisk, ComplaintOverdue};
 use tier_proto::api;
 
 use crate::time;
 
 /// The first byte of an at-risk outbox row.
 const AT_RISK_TAG: u8 = 0;
+/// The first byte of a complaint-overdue outbox row.
+const OVERDUE_TAG: u8 = 1;
 
 /// An outbox row, decoded.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutboxRecord {
     Changed(api::TierChanged),
     AtRisk(api::TierAtRisk),
+    ComplaintOverdue(api::ComplaintOverdue),
+}
+
+impl OutboxRecord {
+    /// The record's type, as in the `tierd-type` header.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            OutboxRecord::Changed(_) => "TierChanged",
+            OutboxRecord::AtRisk(_) => "TierAtRisk",
+            OutboxRecord::ComplaintOverdue(_) => "ComplaintOverdue",
+        }
+    }
+
+    /// The customer the record is about (the record key).
+    pub fn customer_id(&self) -> &str {
+        match self {
+            OutboxRecord::Changed(m) => &m.customer_id,
+            OutboxRecord::AtRisk(m) => &m.customer_id,
+            OutboxRecord::ComplaintOverdue(m) => &m.customer_id,
+        }
+    }
+}
+
+/// The wire form of a complaint-overdue notice.
+pub fn overdue_to_proto(o: &ComplaintOverdue) -> api::ComplaintOverdue {
+    api::ComplaintOverdue {
+        customer_id: o.customer_id.clone(),
+        complaint_id: o.complaint_id.clone(),
+        severity: o.severity.as_str().to_owned(),
+        category: o.category.clone(),
+        opened_at: Some(time::to_proto(o.opened_at)),
+        deadline: Some(time::to_proto(o.deadline.at)),
+        tier: o.deadline.tier.clone(),
+        sla_hours: o.deadline.sla_hours,
+        resolved_at: o.resolved_at.map(time::to_proto),
+    }
+}
+
+/// A complaint-overdue notice as an outbox row.
+pub fn encode_overdue_row(o: &ComplaintOverdue) -> Vec<u8> {
+    let msg = overdue_to_proto(o);
+    let mut row = Vec::with_capacity(1 + msg.encoded_len());
+    row.push(OVERDUE_TAG);
+    msg.encode(&mut row).unwrap_or_default();
+    row
 }
 
 /// The wire form of an at-risk notice under `policy`.
@@ -135,6 +182,9 @@ pub fn encode_at_risk_row(r: &AtRisk, policy: &Policy) -> Vec<u8> {
 pub fn decode_outbox_row(row: &[u8]) -> Result<OutboxRecord, prost::DecodeError> {
     match row.split_first() {
         Some((&AT_RISK_TAG, rest)) => api::TierAtRisk::decode(rest).map(OutboxRecord::AtRisk),
+        Some((&OVERDUE_TAG, rest)) => {
+            api::ComplaintOverdue::decode(rest).map(OutboxRecord::ComplaintOverdue)
+        }
         _ => api::TierChanged::decode(row).map(OutboxRecord::Changed),
     }
 }
@@ -173,6 +223,30 @@ mod tests {
             msg.summary
         );
         assert!(msg.summary.contains("2027-01-3"), "{}", msg.summary);
+        let overdue = ComplaintOverdue {
+            customer_id: "c-1".into(),
+            complaint_id: "k-9".into(),
+            severity: tier_core::Severity::High,
+            category: "delivery".into(),
+            opened_at: date(2027, 1, 1),
+            deadline: tier_core::projection::Deadline {
+                at: date(2027, 1, 4),
+                tier: "A".into(),
+                sla_hours: 72,
+            },
+            resolved_at: None,
+        };
+        let row = encode_overdue_row(&overdue);
+        let decoded = decode_outbox_row(&row).unwrap();
+        assert_eq!(decoded.type_name(), "ComplaintOverdue");
+        let OutboxRecord::ComplaintOverdue(msg) = decoded else {
+            panic!("an overdue row")
+        };
+        assert_eq!(
+            (msg.tier.as_str(), msg.sla_hours, msg.severity.as_str()),
+            ("A", 72, "high")
+        );
+        assert_eq!(msg.deadline, Some(time::to_proto(date(2027, 1, 4))));
         let changed = api::TierChanged {
             customer_id: "c-1".into(),
             ..Default::default()

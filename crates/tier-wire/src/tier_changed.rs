@@ -9,7 +9,7 @@
 
 use prost::Message as _;
 use prost_reflect::DynamicMessage;
-use tier_core::policy::Reason;
+use tier_core::policy::{GradingClass, Reason};
 use tier_core::state::{Cause, Lifecycle, TierChange};
 use tier_proto::api;
 
@@ -35,6 +35,16 @@ pub fn tier_changed_to_proto(c: &TierChange) -> api::TierChanged {
         computed_tier: c.computed_tier.clone(),
         overridden: c.overridden,
         lifecycle: lifecycle_to_proto(c.lifecycle) as i32,
+        gradings: c.gradings.iter().map(grading_to_proto).collect(),
+    }
+}
+
+/// A grading class on the wire.
+pub fn grading_to_proto(g: &GradingClass) -> api::GradingClass {
+    api::GradingClass {
+        grading: g.grading.clone(),
+        kind: g.kind.clone(),
+        class: g.class.clone(),
     }
 }
 
@@ -135,6 +145,7 @@ mod tests {
             sequence: 1,
             changed_at: Timestamp::from_millis(1_700_000_000_123),
             lifecycle: Lifecycle::Active,
+            gradings: Vec::new(),
         }
     }
 

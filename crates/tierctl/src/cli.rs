@@ -19,10 +19,13 @@ pub struct Cli {
     )]
     pub addr: String,
 
-    /// Output format for results: aligned text, or JSON (one object per
-    /// line for lists and streams; proto field names, defaults included).
-    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Table)]
-    pub output: Output,
+    /// Output format for results: aligned text, JSON (one object per
+    /// line for lists and streams, the whole answer as one object for
+    /// lists that carry a total or a truncation flag; proto field names,
+    /// defaults included), or CSV (`customers`, `distribution`,
+    /// `managers` and `complaints` only).
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
 
     /// Deadline of each unary gRPC call, in seconds.
     #[arg(long, global = true, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
@@ -63,13 +66,40 @@ impl std::fmt::Debug for Token {
     }
 }
 
-/// How results are printed.
+/// How results are printed, for a command that prints tables and JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
     /// Aligned text for people.
     Table,
     /// Proto3 JSON for scripts.
     Json,
+}
+
+/// What `--output` accepts. A command that can also print CSV takes this
+/// type; the others take [`Output`] and refuse `csv` (see
+/// [`Command::supports_csv`]): to give a command CSV, handle
+/// [`OutputFormat::Csv`] in it and list it there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned text for people.
+    Table,
+    /// Proto3 JSON for scripts.
+    Json,
+    /// Comma-separated values (RFC 4180) with a header line, for
+    /// spreadsheets: money in major units without separators, shares in
+    /// percent.
+    Csv,
+}
+
+impl OutputFormat {
+    /// The [`Output`] of a command without CSV; `None` for `csv`.
+    pub fn table_or_json(self) -> Option<Output> {
+        match self {
+            OutputFormat::Table => Some(Output::Table),
+            OutputFormat::Json => Some(Output::Json),
+            OutputFormat::Csv => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -98,6 +128,138 @@ pub enum Command {
     /// List customers whose tier will drop if nothing happens, soonest
     /// first, with what would keep it.
     AtRisk(AtRiskArgs),
+    /// List customers by id with tier, score, lifecycle, account manager
+    /// and 12-month revenue and margin; every page unless `--one-page`.
+    Customers(CustomersArgs),
+    /// Customers, 12-month revenue and margin per tier with their shares
+    /// (the Pareto check).
+    Distribution,
+    /// Customers and 12-month revenue per account manager and tier, and
+    /// how evenly the top tier is spread over the managers.
+    Managers,
+    /// Open complaints in the order customer service works them, or the
+    /// overdue ones, with the deadline each got from its tier.
+    #[command(subcommand)]
+    Complaints(ComplaintsCommand),
+    /// A customer's tier changes, oldest first; with `--at`, the tier it
+    /// held at an instant.
+    History(HistoryArgs),
+    /// Tier changes in a period, newest first: who moved up or down.
+    Movers(MoversArgs),
+}
+
+impl Command {
+    /// The commands that print `--output csv`, for the refusal message.
+    pub const CSV_COMMANDS: &'static str =
+        "`customers`, `distribution`, `managers` and `complaints`";
+
+    /// Whether the command prints `--output csv` (see [`Self::CSV_COMMANDS`]).
+    pub fn supports_csv(&self) -> bool {
+        matches!(
+            self,
+            Command::Customers(_)
+                | Command::Distribution
+                | Command::Managers
+                | Command::Complaints(_)
+        )
+    }
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ComplaintsCommand {
+    /// Open complaints: the customer's tier priority first, then the
+    /// oldest opening.
+    Queue(ComplaintListArgs),
+    /// Open complaints past their deadline: the customer's tier priority
+    /// first, then the earliest deadline.
+    Overdue(ComplaintListArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ComplaintListArgs {
+    /// Most complaints to list (the server's default is 100).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HistoryArgs {
+    /// The customer id.
+    pub customer_id: String,
+    /// Show only the tier held at this instant (the last change at or
+    /// before it): RFC 3339 or YYYY-MM-DD (midnight UTC).
+    #[arg(long, value_name = "TIME", value_parser = parse_instant)]
+    pub at: Option<prost_types::Timestamp>,
+}
+
+/// Which tier changes `movers` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DirectionArg {
+    /// To a better tier of the policy in force.
+    Up,
+    /// To a worse tier of the policy in force.
+    Down,
+    /// Every change, first tiers included.
+    Any,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MoversArgs {
+    /// Changes at or after this instant: RFC 3339 or YYYY-MM-DD (midnight
+    /// UTC).
+    #[arg(long, value_name = "TIME", value_parser = parse_instant)]
+    pub since: prost_types::Timestamp,
+    /// Changes before this instant (default: no end).
+    #[arg(long, value_name = "TIME", value_parser = parse_instant)]
+    pub until: Option<prost_types::Timestamp>,
+    /// Only upgrades, only downgrades, or every change (a customer's
+    /// first tier, and a tier the policy no longer has, count as neither
+    /// up nor down).
+    #[arg(long, value_enum, default_value_t = DirectionArg::Any)]
+    pub direction: DirectionArg,
+    /// Most changes to list (the server's default is 100).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub limit: Option<u32>,
+}
+
+/// A lifecycle stage, for filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LifecycleArg {
+    /// Known but no order yet.
+    Prospect,
+    /// First order recently.
+    New,
+    Active,
+    /// No order for a long time.
+    Lapsed,
+    /// Ordering again after a lapse.
+    Reactivated,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CustomersArgs {
+    /// Only customers holding this tier (a tier of the policy in force).
+    #[arg(long)]
+    pub tier: Option<String>,
+    /// Only this account manager's customers.
+    #[arg(long, conflicts_with = "unassigned")]
+    pub account_manager: Option<String>,
+    /// Only customers without an account manager.
+    #[arg(long)]
+    pub unassigned: bool,
+    /// Only customers in this lifecycle stage.
+    #[arg(long, value_enum)]
+    pub lifecycle: Option<LifecycleArg>,
+    /// Customers per request (the server's default is 100, at most 1000).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub page_size: Option<u32>,
+    /// Continue a walk from this token (printed by `--one-page`); the
+    /// filters must be the walk's.
+    #[arg(long)]
+    pub page_token: Option<String>,
+    /// Fetch one page only; the token of the next is printed on stderr.
+    #[arg(long)]
+    pub one_page: bool,
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -221,15 +383,8 @@ pub struct AtRiskArgs {
 /// Parse an instant: RFC 3339 (`2027-01-31T00:00:00Z`) or a date
 /// (`2027-01-31`, midnight UTC).
 pub fn parse_instant(s: &str) -> Result<prost_types::Timestamp, String> {
-    if s.trim().eq_ignore_ascii_case("now") {
-        return Err("expected an RFC 3339 time or YYYY-MM-DD, got \"now\"".to_owned());
-    }
-    match parse_end(s)? {
-        EndTime::At(t) => Ok(crate::format::to_proto_time(t.millis())),
-        EndTime::Now => Err(format!(
-            "expected an RFC 3339 time or YYYY-MM-DD, got {s:?}"
-        )),
-    }
+    let t = parse_time(s, "an RFC 3339 time or YYYY-MM-DD")?;
+    Ok(crate::format::to_proto_time(t.millis()))
 }
 
 /// Parse a positive duration: a whole number and a unit, `s`, `m`, `h`,
@@ -430,15 +585,21 @@ impl EndTime {
 /// Parse `now`, an RFC 3339 instant (`2026-11-01T00:00:00Z`,
 /// `2026-11-01T08:00:00+08:00`) or a date (`2026-11-01`, midnight UTC).
 pub fn parse_end(s: &str) -> Result<EndTime, String> {
-    let s = s.trim();
-    if s.eq_ignore_ascii_case("now") {
+    if s.trim().eq_ignore_ascii_case("now") {
         return Ok(EndTime::Now);
     }
-    let err = || format!("expected \"now\", an RFC 3339 time or YYYY-MM-DD, got {s:?}");
+    parse_time(s, "\"now\", an RFC 3339 time or YYYY-MM-DD").map(EndTime::At)
+}
+
+/// Parse an RFC 3339 instant or a date (midnight UTC) after 1970;
+/// `expected` describes the accepted forms in the error.
+fn parse_time(s: &str, expected: &str) -> Result<Timestamp, String> {
+    let s = s.trim();
+    let err = || format!("expected {expected}, got {s:?}");
     if let Ok(ts) = s.parse::<prost_types::Timestamp>() {
         let ms = crate::format::proto_millis(&ts);
         return if ms > 0 {
-            Ok(EndTime::At(Timestamp(ms)))
+            Ok(Timestamp(ms))
         } else {
             Err(format!("{s:?} is not after 1970-01-01"))
         };
@@ -458,7 +619,7 @@ pub fn parse_end(s: &str) -> Result<EndTime, String> {
     if t.ymd() != (y, m, d) {
         return Err(err());
     }
-    Ok(EndTime::At(t))
+    Ok(t)
 }
 
 #[derive(Debug, Clone, Args)]
@@ -570,14 +731,14 @@ mod tests {
     fn global_options_and_get() {
         let cli = parse(&["get", "cust-1"]).unwrap();
         assert_eq!(cli.addr, "http://127.0.0.1:50051");
-        assert_eq!(cli.output, Output::Table);
+        assert_eq!(cli.output, OutputFormat::Table);
         assert!(
             matches!(cli.command, Command::Get(GetArgs { ref customer_id }) if customer_id == "cust-1")
         );
 
         let cli = parse(&["get", "c", "--addr", "http://tierd:9000", "-o", "json"]).unwrap();
         assert_eq!(cli.addr, "http://tierd:9000");
-        assert_eq!(cli.output, Output::Json);
+        assert_eq!(cli.output, OutputFormat::Json);
         assert!(parse(&["get"]).is_err());
         assert!(parse(&["get", "c", "--output", "yaml"]).is_err());
     }
@@ -811,6 +972,69 @@ mod tests {
         );
         assert!(parse_instant("now").is_err());
         assert!(parse_instant("2027-02-30").is_err());
+    }
+
+    #[test]
+    fn complaints_history_and_movers() {
+        let cli = parse(&["complaints", "queue", "--limit", "10000", "-o", "csv"]).unwrap();
+        assert!(cli.command.supports_csv());
+        let Command::Complaints(ComplaintsCommand::Queue(args)) = cli.command else {
+            panic!("not complaints queue");
+        };
+        assert_eq!(args.limit, Some(10_000));
+        assert!(parse(&["complaints", "overdue", "--limit", "0"]).is_err());
+        assert!(parse(&["complaints", "overdue", "--limit", "10001"]).is_err());
+        assert!(parse(&["complaints"]).is_err());
+
+        let cli = parse(&["history", "c-1", "--at", "2027-01-31"]).unwrap();
+        assert!(!cli.command.supports_csv());
+        let Command::History(args) = cli.command else {
+            panic!("not history");
+        };
+        assert_eq!(args.customer_id, "c-1");
+        assert_eq!(
+            args.at,
+            Some(prost_types::Timestamp {
+                seconds: 1_801_353_600,
+                nanos: 0
+            })
+        );
+        assert!(parse(&["history"]).is_err());
+        let e = parse(&["history", "c-1", "--at", "yesterday"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("expected an RFC 3339 time or YYYY-MM-DD, got \"yesterday\""),
+            "{e}"
+        );
+
+        let cli = parse(&["movers", "--since", "2027-01-01"]).unwrap();
+        let Command::Movers(args) = cli.command else {
+            panic!("not movers");
+        };
+        assert_eq!(
+            (args.direction, args.until, args.limit),
+            (DirectionArg::Any, None, None)
+        );
+        let cli = parse(&[
+            "movers",
+            "--since",
+            "2027-01-01",
+            "--until",
+            "2027-02-01T00:00:00Z",
+            "--direction",
+            "down",
+            "--limit",
+            "5",
+        ])
+        .unwrap();
+        let Command::Movers(args) = cli.command else {
+            panic!("not movers");
+        };
+        assert_eq!(args.direction, DirectionArg::Down);
+        assert!(args.until.is_some());
+        assert!(parse(&["movers"]).is_err(), "--since is required");
+        assert!(parse(&["movers", "--since", "2027-01-01", "--direction", "sideways"]).is_err());
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Formatting for people: money, percentages, numbers, timestamps, gRPC
-//! codes and hand-aligned tables.
+//! codes and hand-aligned tables; and CSV lines for machines.
 //!
 //! Everything here is pure and unit-tested. Money arrives in integer minor
 //! units (or as the `f64` the explanation carries) and is shown in major
@@ -11,7 +11,7 @@
 
 use std::fmt::Write as _;
 
-use tier_proto::api::{Lifecycle, Override, OverrideMode, Unit};
+use tier_proto::api::{ChangeCause, Lifecycle, Override, OverrideMode, Unit};
 
 /// Insert `,` every three digits of an unsigned decimal digit string.
 fn group_thousands(digits: &str) -> String {
@@ -357,6 +357,19 @@ pub fn day_start_date(ts: Option<&prost_types::Timestamp>) -> String {
     )
 }
 
+/// A customer's classes in the policy's secondary gradings, one line:
+/// `abc_revenue A, rfm 545, relationship key`; `-` when none.
+pub fn gradings_text(gradings: &[tier_proto::api::GradingClass]) -> String {
+    if gradings.is_empty() {
+        return "-".to_owned();
+    }
+    gradings
+        .iter()
+        .map(|g| format!("{} {}", g.grading, g.class))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A lifecycle stage in lower case (`active`), `-` when unspecified.
 pub fn lifecycle_name(value: i32) -> String {
     match Lifecycle::try_from(value) {
@@ -407,6 +420,25 @@ pub fn override_text(o: &Override) -> String {
         let _ = write!(text, ": {}", o.reason);
     }
     text
+}
+
+/// Why a tier changed, for people: `event`, `time passed`, `policy
+/// changed`, `override`; `-` when unspecified.
+pub fn cause_name(value: i32) -> String {
+    match ChangeCause::try_from(value) {
+        Ok(ChangeCause::Unspecified) => "-".to_owned(),
+        Ok(ChangeCause::Event) => "event".to_owned(),
+        Ok(ChangeCause::Time) => "time passed".to_owned(),
+        Ok(ChangeCause::Policy) => "policy changed".to_owned(),
+        Ok(ChangeCause::Override) => "override".to_owned(),
+        Err(_) => format!("cause {value}"),
+    }
+}
+
+/// A move between tiers: `A -> B`, `(none) -> C` for a first tier.
+pub fn tier_move(from: &str, to: &str) -> String {
+    let from = if from.is_empty() { "(none)" } else { from };
+    format!("{from} -> {}", dash(to))
 }
 
 /// `s`, or `-` when it is empty.
@@ -517,6 +549,51 @@ impl Table {
         }
         out
     }
+}
+
+/// One line of comma-separated values (RFC 4180), with a `\n`: a field
+/// holding a comma, a quote or a line break is quoted, its quotes doubled.
+pub fn csv_line<S: AsRef<str>>(fields: impl IntoIterator<Item = S>) -> String {
+    let mut out = String::new();
+    for (i, field) in fields.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let field = field.as_ref();
+        if field.contains([',', '"', '\n', '\r']) {
+            out.push('"');
+            out.push_str(&field.replace('"', "\"\""));
+            out.push('"');
+        } else {
+            out.push_str(field);
+        }
+    }
+    out.push('\n');
+    out
+}
+
+/// Minor units of `currency` as a plain decimal of major units, for
+/// machines: no separators, `-` for negatives: `(1234567, "CNY")` ->
+/// `12345.67`, `(5000, "JPY")` -> `5000`.
+pub fn plain_money(minor: i64, currency: &str) -> String {
+    money_minor_exp(minor, currency_exponent(currency)).replace(',', "")
+}
+
+/// Minor units of `currency` in major units with separators, no code:
+/// `(1234567, "CNY")` -> `12,345.67`.
+pub fn money_major(minor: i64, currency: &str) -> String {
+    money_minor_exp(minor, currency_exponent(currency))
+}
+
+/// Basis points (10,000 = 100%) as a percentage with two decimals, no
+/// sign: `3333` -> `33.33`, `10000` -> `100.00`, `-5` -> `-0.05`.
+pub fn bp_number(bp: i64) -> String {
+    money_minor_exp(bp, 2).replace(',', "")
+}
+
+/// [`bp_number`] with a `%`: `3333` -> `33.33%`.
+pub fn bp_percent(bp: i64) -> String {
+    format!("{}%", bp_number(bp))
 }
 
 /// Key/value lines with the keys padded to one width, for one record.
@@ -764,6 +841,29 @@ mod tests {
         assert_eq!(override_text(&o), "floor A until cleared, set by alice");
         assert_eq!(count(1_234_567), "1,234,567");
         assert_eq!(dash(""), "-");
+        assert_eq!(cause_name(ChangeCause::Time as i32), "time passed");
+        assert_eq!(cause_name(0), "-");
+        assert_eq!(cause_name(9), "cause 9");
+        assert_eq!(tier_move("A", "B"), "A -> B");
+        assert_eq!(tier_move("", "C"), "(none) -> C");
+    }
+
+    #[test]
+    fn csv_and_machine_figures() {
+        assert_eq!(csv_line(["a", "b c", ""]), "a,b c,\n");
+        assert_eq!(
+            csv_line(["x,y", "say \"hi\"", "two\nlines"]),
+            "\"x,y\",\"say \"\"hi\"\"\",\"two\nlines\"\n"
+        );
+        assert_eq!(plain_money(123_456_789, "CNY"), "1234567.89");
+        assert_eq!(plain_money(-5, "CNY"), "-0.05");
+        assert_eq!(plain_money(5_000, "JPY"), "5000");
+        assert_eq!(money_major(123_456_789, "CNY"), "1,234,567.89");
+        assert_eq!(bp_percent(3333), "33.33%");
+        assert_eq!(bp_percent(10_000), "100.00%");
+        assert_eq!(bp_percent(0), "0.00%");
+        assert_eq!(bp_number(-5), "-0.05");
+        assert_eq!(bp_number(123_456), "1234.56");
     }
 
     #[test]

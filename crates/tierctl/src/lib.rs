@@ -6,6 +6,14 @@
 //!   `TierService` (`--addr`, env `TIERCTL_ADDR`) and print aligned text or,
 //!   with `--output json`, proto3 JSON (one object per line for lists and
 //!   streams).
+//! - `customers`, `distribution` and `managers` print the lists and
+//!   reports managers read (every page of `ListCustomers`, the Pareto
+//!   check, the top tier's spread over account managers), also as
+//!   `--output csv`.
+//! - `complaints queue|overdue` list open complaints in the order customer
+//!   service works them, with their tier deadlines (also as CSV);
+//!   `history` shows a customer's tier changes or, with `--at`, its tier
+//!   at a past instant; `movers` lists who moved up or down in a period.
 //! - `override set|clear|history`, `policy show|dry-run|apply|status` and
 //!   `at-risk` manage overrides and the scoring policy; the writes go to
 //!   `AdminService`. `--token` (env `TIERD_TOKEN`) is sent as

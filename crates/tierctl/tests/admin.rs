@@ -138,6 +138,7 @@ fn overridden_tier() -> CustomerTier {
         lifecycle: Lifecycle::Reactivated.into(),
         computed_tier: "B".into(),
         r#override: Some(floor_a()),
+        gradings: Vec::new(),
     }
 }
 
@@ -297,7 +298,7 @@ impl TierService for Fake {
         };
         // Not in tier order: tierctl orders rows and columns itself.
         Ok(Response::new(DryRunPolicyResponse {
-            version: "default-2026.12".into(),
+            version: "default-2027.01".into(),
             matrix: vec![
                 cell("C", "C", 1_500),
                 cell("A", "B", 2),
@@ -357,6 +358,62 @@ impl TierService for Fake {
                 ),
             ],
         }))
+    }
+
+    async fn list_customers(
+        &self,
+        _request: Request<tier_proto::api::ListCustomersRequest>,
+    ) -> Result<Response<tier_proto::api::ListCustomersResponse>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
+    async fn get_tier_distribution(
+        &self,
+        _request: Request<tier_proto::api::GetTierDistributionRequest>,
+    ) -> Result<Response<tier_proto::api::TierDistribution>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
+    async fn get_account_manager_balance(
+        &self,
+        _request: Request<tier_proto::api::GetAccountManagerBalanceRequest>,
+    ) -> Result<Response<tier_proto::api::AccountManagerBalance>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
+    async fn list_complaint_queue(
+        &self,
+        _request: Request<tier_proto::api::ListComplaintQueueRequest>,
+    ) -> Result<Response<tier_proto::api::ListComplaintQueueResponse>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
+    async fn list_overdue_complaints(
+        &self,
+        _request: Request<tier_proto::api::ListOverdueComplaintsRequest>,
+    ) -> Result<Response<tier_proto::api::ListOverdueComplaintsResponse>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
+    async fn get_tier_history(
+        &self,
+        _request: Request<tier_proto::api::GetTierHistoryRequest>,
+    ) -> Result<Response<tier_proto::api::TierHistory>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
+    async fn get_tier_as_of(
+        &self,
+        _request: Request<tier_proto::api::GetTierAsOfRequest>,
+    ) -> Result<Response<tier_proto::api::TierAsOf>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
+    async fn list_tier_movers(
+        &self,
+        _request: Request<tier_proto::api::ListTierMoversRequest>,
+    ) -> Result<Response<tier_proto::api::ListTierMoversResponse>, Status> {
+        Err(Status::unimplemented("not in this fake"))
     }
 }
 
@@ -797,7 +854,7 @@ fn policy_dry_run_prints_the_migration_matrix() {
     assert_eq!(
         lines[..9],
         [
-            "dry run of policy default-2026.12 as of 2026-01-01T00:00:00Z",
+            "dry run of policy default-2027.01 as of 2026-01-01T00:00:00Z",
             "",
             "from \\ to   A   B      C    D  total",
             "---------  --  --  -----  ---  -----",

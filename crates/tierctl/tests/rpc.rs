@@ -67,6 +67,7 @@ fn tier_of(id: &str) -> CustomerTier {
         lifecycle: Lifecycle::Active.into(),
         computed_tier: tier.to_owned(),
         r#override: None,
+        gradings: Vec::new(),
     }
 }
 
@@ -183,6 +184,7 @@ impl TierService for Fake {
             currency: currency.into(),
             lifecycle: Lifecycle::Active.into(),
             r#override: None,
+            ..Default::default()
         }))
     }
 
@@ -212,6 +214,7 @@ impl TierService for Fake {
             computed_tier: "A".into(),
             overridden: false,
             lifecycle: Lifecycle::Unspecified.into(),
+            gradings: Vec::new(),
         };
         // Two changes, then the server ends the stream.
         let stream = futures::stream::iter([Ok(change(1)), Ok(change(2))]);
@@ -252,6 +255,62 @@ impl TierService for Fake {
         &self,
         _request: Request<ListAtRiskCustomersRequest>,
     ) -> Result<Response<ListAtRiskCustomersResponse>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
+    async fn list_customers(
+        &self,
+        _request: Request<tier_proto::api::ListCustomersRequest>,
+    ) -> Result<Response<tier_proto::api::ListCustomersResponse>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
+    async fn get_tier_distribution(
+        &self,
+        _request: Request<tier_proto::api::GetTierDistributionRequest>,
+    ) -> Result<Response<tier_proto::api::TierDistribution>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
+    async fn get_account_manager_balance(
+        &self,
+        _request: Request<tier_proto::api::GetAccountManagerBalanceRequest>,
+    ) -> Result<Response<tier_proto::api::AccountManagerBalance>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
+    async fn list_complaint_queue(
+        &self,
+        _request: Request<tier_proto::api::ListComplaintQueueRequest>,
+    ) -> Result<Response<tier_proto::api::ListComplaintQueueResponse>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
+    async fn list_overdue_complaints(
+        &self,
+        _request: Request<tier_proto::api::ListOverdueComplaintsRequest>,
+    ) -> Result<Response<tier_proto::api::ListOverdueComplaintsResponse>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
+    async fn get_tier_history(
+        &self,
+        _request: Request<tier_proto::api::GetTierHistoryRequest>,
+    ) -> Result<Response<tier_proto::api::TierHistory>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
+    async fn get_tier_as_of(
+        &self,
+        _request: Request<tier_proto::api::GetTierAsOfRequest>,
+    ) -> Result<Response<tier_proto::api::TierAsOf>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
+    async fn list_tier_movers(
+        &self,
+        _request: Request<tier_proto::api::ListTierMoversRequest>,
+    ) -> Result<Response<tier_proto::api::ListTierMoversResponse>, Status> {
         Err(Status::unimplemented("not in this fake"))
     }
 }

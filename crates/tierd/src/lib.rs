@@ -18,8 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use tier_api::read_model::Relation;
-use tier_api::{AdminServiceImpl, CustomerView, ReadModel, TierServiceImpl};
+use tier_api::{AdminServiceImpl, ReadModel, TierServiceImpl};
 use tier_core::Timestamp;
 use tier_core::policy::Policy;
 use tier_core::state::CustomerState;
@@ -96,35 +95,9 @@ struct ReadModelObserver {
 
 impl CommitObserver for ReadModelObserver {
     fn committed(&self, customers: &[(&str, &CustomerState)]) {
-        let policy = self.policy.policy();
-        self.read
-            .upsert_many(customers.iter().filter_map(|(id, s)| {
-                let e = s.effective.as_ref()?;
-                let computed = s.assignment.as_ref();
-                Some((
-                    *id,
-                    CustomerView {
-                        tier: e.tier.clone(),
-                        score: e.score,
-                        since: e.since,
-                        sequence: s.sequence,
-                        // The figures of the decision itself (at its
-                        // instant), so every answer describes it.
-                        indicators: s.indicators(&policy),
-                        scored_at: s.decided_at,
-                        policy_version: s.policy_version.clone(),
-                        overridden: computed.is_none_or(|c| c.tier != e.tier)
-                            || s.manual().is_some_and(|m| m.tier == e.tier),
-                        relation: Relation {
-                            computed_tier: computed.map(|c| c.tier.clone()).unwrap_or_default(),
-                            lifecycle: Some(s.lifecycle(&policy, s.decided_at)),
-                            manual: s.manual().cloned(),
-                            override_history: s.override_history().into(),
-                            at_risk: s.at_risk.as_deref().cloned(),
-                        },
-                    },
-                ))
-            }));
+        // Views of the decisions themselves (figures at their instants),
+        // with each customer's account manager and exact 12-month money.
+        self.read.publish(customers, &self.policy.policy());
     }
 }
 

@@ -250,7 +250,7 @@ pub fn check(
     o.change_records = records.len();
     let mut seen: BTreeMap<(String, u64), Transition> = BTreeMap::new();
     let mut n = 0;
-    for r in &records {
+    for r in records.iter().filter(|r| r.is_tier_changed()) {
         let msg = match api::TierChanged::decode(r.payload.as_deref().unwrap_or_default()) {
             Ok(m) => m,
             Err(e) => {

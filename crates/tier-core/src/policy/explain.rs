@@ -46,6 +46,34 @@ pub struct Explanation {
     /// change of the scored indicators can reach it.
     #[serde(default)]
     pub advice: Vec<Advice>,
+    /// The tier the score (weighted) or the rules alone reach, before the
+    /// tier gates: the evaluated tier is this one or, when a gate vetoes
+    /// it, a worse one.
+    #[serde(default)]
+    pub score_tier: String,
+    /// Every tier gate the indicators fail, best tier first, then in
+    /// policy order. A gate that fails keeps the customer out of its tier
+    /// and every better one; empty when every gate holds (or the policy
+    /// has none).
+    #[serde(default)]
+    pub failed_gates: Vec<FailedGate>,
+}
+
+/// A tier gate the customer fails: `indicator op threshold` does not hold
+/// for `value` (see the policy module docs, "Tier gates").
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FailedGate {
+    /// The tier whose gate this is: while it fails, the customer holds
+    /// neither this tier nor any better one.
+    pub tier: String,
+    pub indicator: IndicatorName,
+    /// `>`, `>=`, `<`, `<=` or `==`.
+    pub op: String,
+    pub threshold: f64,
+    /// The value now; `None` when unknown (a gate with `unknown = "fail"`).
+    pub value: Option<f64>,
+    /// The unit of `threshold` and `value` (`indicator.unit()`).
+    pub unit: Unit,
 }
 
 /// One scored term of an [`Explanation`].

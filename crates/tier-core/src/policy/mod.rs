@@ -81,15 +81,34 @@
 //!   ratio: 0.9001) or, for several conditions on one indicator, the value
 //!   meeting them all.
 //!
+//! ## Tier gates
+//! A tier may list gates: conditions beyond the score (or the rules), like
+//! `gates = [{ indicator = "on_time_payment_ratio", op = ">=", value = 0.8 }]`
+//! (optional `unknown = "pass"` (default) or `"fail"`), for both methods.
+//! A customer gets the best tier its score band (or matched rule) reaches
+//! whose gates hold, together with the gates of every worse tier: a gate
+//! binds its own tier and every better one, so a failing gate of tier `g`
+//! caps the customer at `g + 1` ([`Evaluation::ceiling`]). A gate on an
+//! unknown indicator holds unless it says `unknown = "fail"` (no evidence,
+//! no veto: a customer with no invoice due yet does not fail an on-time
+//! gate). The lowest tier cannot have gates (rejected at load: every
+//! customer may hold it, so there is nothing to veto). Gates veto the
+//! tier, not the score: [`Evaluation::score`] is what the figures earn.
+//! Explanations list every failing gate ([`FailedGate`]); the advice to
+//! the next tier includes the gates that block it. Details in `gate.rs`.
+//!
 //! ## Hysteresis
 //! Upgrades apply at once. A downgrade needs at least `min_days_in_tier` days
 //! in the current tier and, for the weighted method, a score below the
 //! current band's `min_score - downgrade_margin` (compared in hundredths).
-//! See [`Policy::decide`].
+//! A tier a gate vetoes is left at once: hysteresis slows score drops, it
+//! does not override a veto. See [`Policy::decide`].
 
 mod curve;
 mod error;
 mod explain;
+mod gate;
+mod grading;
 mod parse;
 mod rules;
 mod weighted;
@@ -100,12 +119,16 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 
 pub use error::PolicyError;
-pub use explain::{Advice, ExplainedIndicator, Explanation};
+pub use explain::{Advice, ExplainedIndicator, Explanation, FailedGate};
+pub use grading::{
+    DEFAULT_RECUT_SECONDS, Grading, GradingClass, GradingKind, MATRIX_CLASSES, RankBy,
+};
 
 use crate::event::CurrencyRules;
 use crate::indicators::{IndicatorName, Indicators};
 use crate::projection::FoldRules;
 use crate::time::{BusinessCalendar, Timestamp};
+use gate::Gates;
 use rules::RuleTiers;
 use weighted::WeightedScore;
 
@@ -145,8 +168,12 @@ pub struct Evaluation {
     /// 0..=100, always a whole number of hundredths (`centi / 100`): the
     /// value shown is the value banded.
     pub score: f64,
-    /// Index into [`Policy::tiers`], 0 = best.
+    /// Index into [`Policy::tiers`], 0 = best: the worse of the tier the
+    /// score (or the rules) reaches and [`Self::ceiling`].
     pub tier: usize,
+    /// The best tier the tier gates admit: one below the worst tier with
+    /// a failing gate; 0 when every gate holds (or there are none).
+    pub ceiling: usize,
 }
 
 impl Evaluation {
@@ -239,7 +266,11 @@ pub struct Policy {
     lifecycle: LifecycleRules,
     tiers: Vec<TierSpec>,
     method: Method,
-    /// `scored[n.index()]`: whether the method reads indicator `n`.
+    /// The tiers' gates (empty when no tier has any).
+    gates: Gates,
+    /// Secondary gradings reported beside the tier.
+    gradings: Vec<Grading>,
+    /// `scored[n.index()]`: whether the method or a gate reads indicator `n`.
     scored: [bool; IndicatorName::ALL.len()],
 }
 
@@ -267,6 +298,8 @@ pub(crate) fn getter(name: IndicatorName) -> Getter {
         IndicatorName::ShareOfWallet => |i| i.share_of_wallet,
         IndicatorName::Growth3m => |i| i.growth_3m,
         IndicatorName::GrowthStreakMonths => |i| Some(i.growth_streak_months),
+        IndicatorName::OldestOverdueDays => |i| Some(i.oldest_overdue_days),
+        IndicatorName::PurchasePotential => |i| i.purchase_potential,
     }
 }
 
@@ -394,8 +427,8 @@ impl Policy {
         self.hysteresis
     }
 
-    /// Whether the scoring reads indicator `name`: what can move a score
-    /// as time passes depends on it.
+    /// Whether the scoring or a tier gate reads indicator `name`: what can
+    /// move a score or a tier as time passes depends on it.
     #[inline]
     pub fn uses(&self, name: IndicatorName) -> bool {
         self.scored[name.index()]
@@ -412,6 +445,11 @@ impl Policy {
     }
 
     /// Tiers, best first. Never empty.
+    /// The secondary gradings, in policy order.
+    pub fn gradings(&self) -> &[Grading] {
+        &self.gradings
+    }
+
     pub fn tiers(&self) -> &[TierSpec] {
         &self.tiers
     }
@@ -426,11 +464,17 @@ impl Policy {
         &self.tiers[self.tiers.len() - 1]
     }
 
-    /// Score the indicators and find the tier they earn, before hysteresis.
-    /// Hot path: called for every event; does not allocate.
+    /// Score the indicators and find the tier they earn, before hysteresis:
+    /// the tier the score (or the rules) reaches, or the tier gates'
+    /// ceiling when that is worse. Hot path: called for every event; does
+    /// not allocate.
     #[inline]
     pub fn evaluate(&self, ind: &Indicators) -> Evaluation {
-        self.method.evaluate(ind)
+        let mut eval = self.method.evaluate(ind);
+        let ceiling = self.gates.ceiling(ind);
+        eval.ceiling = ceiling;
+        eval.tier = eval.tier.max(ceiling);
+        eval
     }
 
     /// The tier index to hold, given the current assignment.
@@ -439,9 +483,11 @@ impl Policy {
     /// least `min_days_in_tier` days since `current.since` and, for the
     /// weighted method, a score below the held band's `min_score` minus
     /// `downgrade_margin` (compared in whole hundredths, `eval.score`
-    /// rounded to hundredths first); otherwise the held tier is kept. When
-    /// the held tier no longer exists in this policy, the evaluated tier is
-    /// taken.
+    /// rounded to hundredths first); otherwise the held tier is kept. A
+    /// held tier a gate vetoes (better than `eval.ceiling`) is left at
+    /// once: hysteresis never keeps a customer in a tier it is not fit
+    /// for. When the held tier no longer exists in this policy, the
+    /// evaluated tier is taken.
     pub fn decide(
         &self,
         current: Option<&TierAssignment>,
@@ -455,7 +501,7 @@ impl Policy {
         let Some(held) = self.tier_index(&current.tier) else {
             return evaluated;
         };
-        if evaluated <= held {
+        if evaluated <= held || held < eval.ceiling {
             return evaluated;
         }
         if now.days_since(current.since) < f64::from(self.hysteresis.min_days_in_tier) {
@@ -471,10 +517,76 @@ impl Policy {
 
     /// Explain the score of `ind` and what tier `tier` (normally the held
     /// one; clamped to the lowest tier when out of range) would need to move
-    /// up, as text and as [`Advice`] (see the module docs).
+    /// up, as text and as [`Advice`] (see the module docs), with every
+    /// failing tier gate.
+    ///
+    /// When gates block the next tier, the advice first meets them (a
+    /// target per gated indicator) and then closes what the score still
+    /// lacks with those targets in place; the gap says both. Advice that
+    /// would not reach the next tier is never given.
     pub fn explain(&self, ind: &Indicators, tier: usize) -> Explanation {
         let tier = tier.min(self.tiers.len().saturating_sub(1));
-        self.method.explain(ind, tier, &self.tiers)
+        let mut e = self.method.explain(ind, tier, &self.tiers);
+        let scored = self.method.evaluate(ind).tier;
+        e.score_tier = self
+            .tiers
+            .get(scored)
+            .map(|t| t.name.clone())
+            .unwrap_or_default();
+        if self.gates.is_empty() {
+            return e;
+        }
+        e.failed_gates = self.gates.failed(ind, &self.tiers);
+        if let Some(next) = tier.checked_sub(1)
+            && let Some((blocking, count)) = self.gates.failed_text(ind, &self.tiers, next)
+        {
+            match self.gates.advise(ind, next) {
+                Some(gate_advice) => {
+                    let name = self.tiers.get(next).map_or("", |t| t.name.as_str());
+                    if scored <= next {
+                        // The score (or the rules) reach the next tier
+                        // already: only the gates stand in the way.
+                        e.gap = format!("{}; {name} is vetoed: {blocking}", e.gap);
+                    } else {
+                        let mut trial = *ind;
+                        for a in &gate_advice {
+                            trial.set(a.indicator, Some(a.target));
+                        }
+                        let then = self.method.explain(&trial, tier, &self.tiers);
+                        let met = if count == 1 {
+                            "with that met"
+                        } else {
+                            "with those met"
+                        };
+                        e.gap = format!("{blocking}; {met}: {}", then.gap);
+                        e.advice = then.advice;
+                    }
+                    e.advice = merge_advice(ind, gate_advice, std::mem::take(&mut e.advice));
+                }
+                None => {
+                    e.gap = format!("{blocking}; no value meets all of these gates");
+                    e.advice.clear();
+                }
+            }
+        }
+        if let Some((own, _)) = self.gates.failed_text(ind, &self.tiers, tier) {
+            e.gap
+                .push_str(&format!("; held although gates veto this tier: {own}"));
+        }
+        // Never advice that does not reach the next tier (a score lever
+        // moved against a gate, say).
+        if let Some(next) = tier.checked_sub(1)
+            && !e.advice.is_empty()
+        {
+            let mut after = *ind;
+            for a in &e.advice {
+                after.set(a.indicator, Some(a.target));
+            }
+            if self.evaluate(&after).tier > next {
+                e.advice.clear();
+            }
+        }
+        e
     }
 
     /// The largest contribution changes between two indicator sets, by
@@ -510,6 +622,22 @@ impl Policy {
         reasons.truncate(k);
         reasons
     }
+}
+
+/// `first` (the gates' targets), then `then` (the method's, computed with
+/// those targets in place): one entry per indicator, the later target
+/// winning, each with the indicator's value in `ind` as its current value;
+/// entries that would keep the current value are dropped.
+fn merge_advice(ind: &Indicators, first: Vec<Advice>, then: Vec<Advice>) -> Vec<Advice> {
+    let mut advice = first;
+    for a in then {
+        match advice.iter_mut().find(|b| b.indicator == a.indicator) {
+            Some(b) => b.target = a.target,
+            None => advice.push(Advice::new(a.indicator, ind.get(a.indicator), a.target)),
+        }
+    }
+    advice.retain(|a| a.current != Some(a.target));
+    advice
 }
 
 #[cfg(test)]
@@ -587,7 +715,14 @@ mod tests {
             since: date(2025, 1, 1),
         };
         let now = date(2026, 1, 1);
-        let at = |score: f64| p.decide(Some(&held), Evaluation { score, tier: 1 }, now);
+        let at = |score: f64| {
+            let eval = Evaluation {
+                score,
+                tier: 1,
+                ceiling: 0,
+            };
+            p.decide(Some(&held), eval, now)
+        };
         assert_eq!(at(78.0), 0);
         assert_eq!(at(77.999_999_999), 0);
         assert_eq!(at(77.99), 1);
@@ -604,6 +739,7 @@ mod tests {
         let eval = Evaluation {
             score: 50.0,
             tier: 2,
+            ceiling: 0,
         };
         assert_eq!(p.decide(Some(&gone), eval, date(2026, 1, 2)), 2);
         assert_eq!(p.decide(None, eval, date(2026, 1, 2)), 2);

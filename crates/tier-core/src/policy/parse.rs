@@ -19,6 +19,8 @@ use toml::Spanned;
 use super::curve::Curve;
 use super::error::{PolicyError, line_of};
 use super::explain::fmt_num;
+use super::gate::{Gate, Gates, WhenUnknown};
+use super::grading::{DEFAULT_RECUT_SECONDS, Grading, GradingKind, RankBy};
 use super::rules::{Condition, Op, RuleTiers};
 use super::weighted::{Penalty, Term, WeightedScore};
 use super::{Hysteresis, LifecycleRules, Method, Policy, ScoringMethod as _, TierSpec, from_centi};
@@ -82,6 +84,34 @@ struct RawPolicy<M> {
     lifecycle: Option<RawLifecycle>,
     method: M,
     tiers: Spanned<Vec<RawTier>>,
+    /// Secondary gradings reported beside the tier (see `grading.rs`).
+    #[serde(default)]
+    gradings: Vec<RawGrading>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGrading {
+    name: Spanned<String>,
+    kind: Spanned<String>,
+    #[serde(default)]
+    x: Option<Spanned<IndicatorName>>,
+    #[serde(default)]
+    x_min: Option<Spanned<f64>>,
+    #[serde(default)]
+    y: Option<Spanned<IndicatorName>>,
+    #[serde(default)]
+    y_min: Option<Spanned<f64>>,
+    #[serde(default)]
+    by: Option<Spanned<String>>,
+    #[serde(default)]
+    shares: Option<Spanned<Vec<f64>>>,
+    #[serde(default)]
+    classes: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    low_value_share: Option<Spanned<f64>>,
+    #[serde(default)]
+    recut_seconds: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -116,6 +146,21 @@ struct RawTier {
     complaint_sla_hours: Spanned<i64>,
     visit_every_days: Spanned<i64>,
     payment_terms_days: Spanned<i64>,
+    /// Veto conditions beyond the score (see `gate.rs`).
+    #[serde(default)]
+    gates: Option<Spanned<Vec<RawGate>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGate {
+    indicator: Spanned<IndicatorName>,
+    op: Spanned<Op>,
+    value: Spanned<f64>,
+    /// `pass` (the default) or `fail`: what the gate does when its
+    /// indicator is unknown.
+    #[serde(default)]
+    unknown: Option<Spanned<WhenUnknown>>,
 }
 
 /// The `[method]` config enum, tagged by `kind`.
@@ -244,8 +289,10 @@ impl<M> RawPolicy<M> {
         };
         let currency = build_currency_rules(ctx, base, &self.currency_rates)?;
         let mut tiers = build_tiers(ctx, &self.tiers)?;
+        let gates = build_gates(ctx, &self.tiers)?;
         let method = tag(self.method).build(ctx, &self.tiers, &mut tiers)?;
         let hysteresis = build_hysteresis(ctx, self.hysteresis.as_ref(), &method)?;
+        let gradings = build_gradings(ctx, &self.gradings)?;
         Ok(Policy {
             version,
             fold: FoldRules {
@@ -255,9 +302,14 @@ impl<M> RawPolicy<M> {
             currency,
             hysteresis,
             lifecycle: build_lifecycle(ctx, self.lifecycle.as_ref())?,
-            scored: IndicatorName::ALL.map(|n| method.uses(n)),
+            // Not the gradings': they never move the tier, so what they read
+            // must not make a customer due (the figures they read are
+            // computed for every decision anyway).
+            scored: IndicatorName::ALL.map(|n| method.uses(n) || gates.uses(n)),
             tiers,
             method,
+            gates,
+            gradings,
         })
     }
 }
@@ -441,6 +493,261 @@ fn build_tiers(ctx: Ctx<'_>, raw: &Spanned<Vec<RawTier>>) -> Result<Vec<TierSpec
         });
     }
     Ok(tiers)
+}
+
+/// The gates of every tier (`tiers[i].gates`): values finite, none on
+/// the lowest tier (every customer may hold it: a gate there could veto
+/// nothing, and a policy that writes one most likely meant another tier).
+/// Unknown indicators and operators are rejected by deserialization, with
+/// their line and field too.
+fn build_gates(ctx: Ctx<'_>, raw: &Spanned<Vec<RawTier>>) -> Result<Gates> {
+    let tiers = raw.get_ref();
+    let lowest = tiers.len().saturating_sub(1);
+    let mut by_tier = Vec::with_capacity(tiers.len());
+    for (i, t) in tiers.iter().enumerate() {
+        let Some(gates) = &t.gates else {
+            by_tier.push(Vec::new());
+            continue;
+        };
+        let at = format!("tiers[{i}].gates");
+        if i == lowest && !gates.get_ref().is_empty() {
+            return Err(ctx.err(
+                gates.span(),
+                at,
+                format!(
+                    "tier {:?} is the lowest tier, which every customer may hold: a gate there could veto nothing; put it on the tier that requires it",
+                    t.name.get_ref()
+                ),
+            ));
+        }
+        let mut built = Vec::with_capacity(gates.get_ref().len());
+        for (g, gate) in gates.get_ref().iter().enumerate() {
+            let value = *gate.value.get_ref();
+            if !value.is_finite() {
+                return Err(ctx.err(
+                    gate.value.span(),
+                    format!("{at}[{g}].value"),
+                    format!("gate value must be finite, got {value}"),
+                ));
+            }
+            built.push(Gate::new(
+                *gate.indicator.get_ref(),
+                *gate.op.get_ref(),
+                value,
+                gate.unknown
+                    .as_ref()
+                    .map_or(WhenUnknown::Pass, |u| *u.get_ref()),
+            ));
+        }
+        by_tier.push(built);
+    }
+    Ok(Gates::new(by_tier))
+}
+
+fn build_gradings(ctx: Ctx<'_>, raw: &[RawGrading]) -> Result<Vec<Grading>> {
+    let mut out: Vec<Grading> = Vec::with_capacity(raw.len());
+    for (i, g) in raw.iter().enumerate() {
+        let at = |f: &str| format!("gradings[{i}].{f}");
+        let name = g.name.get_ref().trim().to_owned();
+        if name.is_empty() || name.len() > 64 {
+            return Err(ctx.err(
+                g.name.span(),
+                at("name"),
+                "a grading needs a name of 1 to 64 characters",
+            ));
+        }
+        if out.iter().any(|o| o.name == name) {
+            return Err(ctx.err(
+                g.name.span(),
+                at("name"),
+                format!("grading {name:?} is defined twice"),
+            ));
+        }
+        // Fields that belong to another kind are refused, not ignored.
+        let allowed: &[&str] = match g.kind.get_ref().as_str() {
+            "matrix" => &["x", "x_min", "y", "y_min"],
+            "abc" => &[
+                "by",
+                "shares",
+                "classes",
+                "low_value_share",
+                "recut_seconds",
+            ],
+            "rfm" => &["recut_seconds"],
+            _ => &[],
+        };
+        let present = [
+            ("x", g.x.as_ref().map(Spanned::span)),
+            ("x_min", g.x_min.as_ref().map(Spanned::span)),
+            ("y", g.y.as_ref().map(Spanned::span)),
+            ("y_min", g.y_min.as_ref().map(Spanned::span)),
+            ("by", g.by.as_ref().map(Spanned::span)),
+            ("shares", g.shares.as_ref().map(Spanned::span)),
+            ("classes", g.classes.as_ref().map(Spanned::span)),
+            (
+                "low_value_share",
+                g.low_value_share.as_ref().map(Spanned::span),
+            ),
+        ];
+        for (field, span) in present {
+            if let Some(span) = span
+                && !allowed.contains(&field)
+                && matches!(g.kind.get_ref().as_str(), "matrix" | "abc" | "rfm")
+            {
+                return Err(ctx.err(
+                    span,
+                    at(field),
+                    format!("{field} does not apply to a {:?} grading", g.kind.get_ref()),
+                ));
+            }
+        }
+        let kind = match g.kind.get_ref().as_str() {
+            "matrix" => {
+                let threshold = |v: &Option<Spanned<f64>>, field: &str| -> Result<f64> {
+                    let v = v.as_ref().ok_or_else(|| {
+                        ctx.err(
+                            g.kind.span(),
+                            at(field),
+                            format!("a matrix grading needs {field}"),
+                        )
+                    })?;
+                    let x = *v.get_ref();
+                    if !x.is_finite() {
+                        return Err(ctx.err(
+                            v.span(),
+                            at(field),
+                            format!("{field} must be finite, got {x}"),
+                        ));
+                    }
+                    Ok(x)
+                };
+                GradingKind::Matrix {
+                    x: g.x
+                        .as_ref()
+                        .map_or(IndicatorName::ShareOfWallet, |x| *x.get_ref()),
+                    x_min: threshold(&g.x_min, "x_min")?,
+                    y: g.y
+                        .as_ref()
+                        .map_or(IndicatorName::PurchasePotential, |y| *y.get_ref()),
+                    y_min: threshold(&g.y_min, "y_min")?,
+                }
+            }
+            "abc" => {
+                let by = match &g.by {
+                    None => RankBy::Score,
+                    Some(b) if b.get_ref() == "score" => RankBy::Score,
+                    Some(b) => RankBy::Indicator(
+                        IndicatorName::ALL
+                            .into_iter()
+                            .find(|n| n.as_str() == b.get_ref())
+                            .ok_or_else(|| {
+                                ctx.err(
+                                    b.span(),
+                                    at("by"),
+                                    format!(
+                                        "{:?} is neither \"score\" nor an indicator",
+                                        b.get_ref()
+                                    ),
+                                )
+                            })?,
+                    ),
+                };
+                let shares = g.shares.as_ref().ok_or_else(|| {
+                    ctx.err(
+                        g.kind.span(),
+                        at("shares"),
+                        "an abc grading needs shares, e.g. [20, 30, 50]",
+                    )
+                })?;
+                let classes = g.classes.as_ref().ok_or_else(|| {
+                    ctx.err(
+                        g.kind.span(),
+                        at("classes"),
+                        "an abc grading needs classes, e.g. [\"A\", \"B\", \"C\"]",
+                    )
+                })?;
+                let pct = shares.get_ref();
+                if pct.len() < 2 || pct.iter().any(|p| !p.is_finite() || *p <= 0.0) {
+                    return Err(ctx.err(
+                        shares.span(),
+                        at("shares"),
+                        "at least two shares, each a positive percentage",
+                    ));
+                }
+                let sum: f64 = pct.iter().sum();
+                if (sum - 100.0).abs() > SUM_EPSILON {
+                    return Err(ctx.err(
+                        shares.span(),
+                        at("shares"),
+                        format!("shares must sum to 100, got {}", fmt_num(sum)),
+                    ));
+                }
+                if classes.get_ref().len() != pct.len() {
+                    return Err(ctx.err(
+                        classes.span(),
+                        at("classes"),
+                        format!(
+                            "{} classes for {} shares",
+                            classes.get_ref().len(),
+                            pct.len()
+                        ),
+                    ));
+                }
+                let low_value_share = match &g.low_value_share {
+                    None => None,
+                    Some(v)
+                        if v.get_ref().is_finite()
+                            && *v.get_ref() > 0.0
+                            && *v.get_ref() < 100.0 =>
+                    {
+                        Some(*v.get_ref() / 100.0)
+                    }
+                    Some(v) => {
+                        return Err(ctx.err(
+                            v.span(),
+                            at("low_value_share"),
+                            "a percentage above 0 and below 100",
+                        ));
+                    }
+                };
+                GradingKind::Abc {
+                    by,
+                    shares: pct.iter().map(|p| p / 100.0).collect(),
+                    classes: classes.get_ref().clone(),
+                    low_value_share,
+                }
+            }
+            "rfm" => GradingKind::Rfm,
+            other => {
+                return Err(ctx.err(
+                    g.kind.span(),
+                    at("kind"),
+                    format!(
+                        "unknown grading kind {other:?}; expected \"matrix\", \"abc\" or \"rfm\""
+                    ),
+                ));
+            }
+        };
+        let recut_seconds = match &g.recut_seconds {
+            None => DEFAULT_RECUT_SECONDS,
+            Some(v) => u32::try_from(*v.get_ref())
+                .ok()
+                .filter(|s| (1..=86_400).contains(s))
+                .ok_or_else(|| {
+                    ctx.err(
+                        v.span(),
+                        at("recut_seconds"),
+                        format!("1 to 86400 seconds, got {}", v.get_ref()),
+                    )
+                })?,
+        };
+        out.push(Grading {
+            name,
+            kind,
+            recut_seconds,
+        });
+    }
+    Ok(out)
 }
 
 fn build_lifecycle(ctx: Ctx<'_>, raw: Option<&RawLifecycle>) -> Result<LifecycleRules> {

@@ -63,7 +63,7 @@ pub(crate) enum Op {
 
 impl Op {
     #[inline]
-    fn holds(self, value: f64, threshold: f64) -> bool {
+    pub(crate) fn holds(self, value: f64, threshold: f64) -> bool {
         match self {
             Op::Gt => value > threshold,
             Op::Ge => value >= threshold,
@@ -73,7 +73,7 @@ impl Op {
         }
     }
 
-    const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             Op::Gt => ">",
             Op::Ge => ">=",
@@ -120,30 +120,36 @@ impl Condition {
     /// The value on the indicator's grid nearest the threshold that makes
     /// the condition hold (see the module docs).
     fn target(&self) -> f64 {
-        let unit = self.indicator.unit();
-        let t = self.value;
-        let v = match self.op {
-            Op::Ge => to_grid(t, unit, true, 0),
-            Op::Le => to_grid(t, unit, false, 0),
-            Op::Gt => {
-                let v = to_grid(t, unit, true, 0);
-                if v > t { v } else { to_grid(t, unit, true, 1) }
-            }
-            Op::Lt => {
-                let v = to_grid(t, unit, false, 0);
-                if v < t { v } else { to_grid(t, unit, false, 1) }
-            }
-            Op::Eq => t,
-        };
-        if self.op.holds(v, t) {
-            return v;
+        target(self.indicator, self.op, self.value)
+    }
+}
+
+/// The value on `indicator`'s grid nearest `t` that satisfies `op t`: the
+/// threshold itself for `>=`, `<=` and `==` (on the grid, in the helpful
+/// direction), one grid step past it for `>` and `<`.
+pub(crate) fn target(indicator: IndicatorName, op: Op, t: f64) -> f64 {
+    let unit = indicator.unit();
+    let v = match op {
+        Op::Ge => to_grid(t, unit, true, 0),
+        Op::Le => to_grid(t, unit, false, 0),
+        Op::Gt => {
+            let v = to_grid(t, unit, true, 0);
+            if v > t { v } else { to_grid(t, unit, true, 1) }
         }
-        // The grid is too fine for the threshold's magnitude.
-        match self.op {
-            Op::Gt => t.next_up(),
-            Op::Lt => t.next_down(),
-            Op::Ge | Op::Le | Op::Eq => t,
+        Op::Lt => {
+            let v = to_grid(t, unit, false, 0);
+            if v < t { v } else { to_grid(t, unit, false, 1) }
         }
+        Op::Eq => t,
+    };
+    if op.holds(v, t) {
+        return v;
+    }
+    // The grid is too fine for the threshold's magnitude.
+    match op {
+        Op::Gt => t.next_up(),
+        Op::Lt => t.next_down(),
+        Op::Ge | Op::Le | Op::Eq => t,
     }
 }
 
@@ -286,6 +292,7 @@ impl ScoringMethod for RuleTiers {
         Evaluation {
             score: self.score(tier, self.progress(ind, tier)),
             tier,
+            ceiling: 0,
         }
     }
 
@@ -339,6 +346,8 @@ impl ScoringMethod for RuleTiers {
             advice: tier
                 .checked_sub(1)
                 .map_or_else(Vec::new, |next| self.advise(ind, next)),
+            score_tier: String::new(),
+            failed_gates: Vec::new(),
         }
     }
 

@@ -491,6 +491,7 @@ impl ScoringMethod for WeightedScore {
         Evaluation {
             score: from_centi(centi),
             tier: self.band_of(centi),
+            ceiling: 0,
         }
     }
 
@@ -531,6 +532,8 @@ impl ScoringMethod for WeightedScore {
                 .map(|t| t.name.clone()),
             gap: self.gap_text(ind, centi, penalty, tier, tiers, &advice),
             advice,
+            score_tier: String::new(),
+            failed_gates: Vec::new(),
         }
     }
 

@@ -277,11 +277,37 @@ pub struct ComplaintRec {
     pub resolved_at: Option<Timestamp>,
     /// Business day of the opening (of the resolution while the opening is missing).
     pub day: Day,
+    /// The resolution deadline and the tier it was set from: the
+    /// customer's tier at the opening and its `complaint_sla_hours`
+    /// (see `CustomerState::process`). Set once; a later tier change does
+    /// not move it.
+    pub deadline: Option<Deadline>,
+    /// A `ComplaintOverdue` notice was published for it (once).
+    pub overdue_announced: bool,
+}
+
+/// When a complaint must be resolved by, fixed at its opening.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deadline {
+    pub at: Timestamp,
+    /// The tier whose SLA set it.
+    pub tier: String,
+    pub sla_hours: u32,
 }
 
 impl ComplaintRec {
     pub fn is_open(&self) -> bool {
         self.opened_at.is_some() && self.resolved_at.is_none()
+    }
+
+    /// Whether the complaint has passed its deadline unresolved by `now`
+    /// (resolved after its deadline counts: it was overdue then).
+    pub fn is_overdue(&self, now: Timestamp) -> bool {
+        self.opened_at.is_some()
+            && self
+                .deadline
+                .as_ref()
+                .is_some_and(|d| d.at <= now && self.resolved_at.is_none_or(|r| r > d.at))
     }
 }
 
@@ -888,6 +914,8 @@ impl CustomerProjection {
                 category: String::new(),
                 resolved_at: None,
                 day,
+                deadline: None,
+                overdue_announced: false,
             });
         if rec.opened_at.is_some() {
             return;
@@ -925,6 +953,8 @@ impl CustomerProjection {
                         category: String::new(),
                         resolved_at: None,
                         day,
+                        deadline: None,
+                        overdue_announced: false,
                     })
             }
             None => return Applied::Stale,
@@ -977,6 +1007,49 @@ impl CustomerProjection {
     }
 
     /// Complaints kept by the projection (open ones, and the window's resolved ones).
+    /// Complaints opened and not resolved.
+    pub fn open_complaint_count(&self) -> u32 {
+        self.open_complaints
+    }
+
+    /// Set a complaint's deadline unless it has one (see [`Deadline`]).
+    /// Returns whether it was set.
+    pub fn set_complaint_deadline(&mut self, id: &str, deadline: Deadline) -> bool {
+        match self.complaints.get_mut(id) {
+            Some(rec) if rec.opened_at.is_some() && rec.deadline.is_none() => {
+                rec.deadline = Some(deadline);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Mark the complaints overdue by `now` and not announced yet as
+    /// announced, and return them (id and record), in id order.
+    pub fn announce_overdue(&mut self, now: Timestamp) -> Vec<(String, ComplaintRec)> {
+        let mut out = Vec::new();
+        for (id, rec) in &mut self.complaints {
+            if !rec.overdue_announced && rec.is_overdue(now) {
+                rec.overdue_announced = true;
+                out.push((id.clone(), rec.clone()));
+            }
+        }
+        out
+    }
+
+    /// The earliest deadline of a complaint not resolved and not announced
+    /// overdue yet: the instant time alone makes the next one overdue.
+    pub fn next_complaint_deadline(&self) -> Option<Timestamp> {
+        if self.open_complaints == 0 {
+            return None;
+        }
+        self.complaints
+            .values()
+            .filter(|c| c.is_open() && !c.overdue_announced)
+            .filter_map(|c| c.deadline.as_ref().map(|d| d.at))
+            .min()
+    }
+
     pub fn complaints(&self) -> impl Iterator<Item = (&str, &ComplaintRec)> {
         self.complaints.iter().map(|(k, v)| (k.as_str(), v))
     }
@@ -1025,7 +1098,7 @@ impl CustomerProjection {
     /// says is scored can change with time alone, `None` when none can:
     /// the day the oldest activity leaves the window, the day after an
     /// open invoice falls due, every day while one is overdue (days late
-    /// grow) or while day counts are scored (recency, tenure, the span of
+    /// and `oldest_overdue_days` grow) or while day counts are scored (recency, tenure, the span of
     /// a customer younger than the window), the first day of next month
     /// when growth is scored.
     pub fn next_change(
@@ -1055,7 +1128,8 @@ impl CustomerProjection {
         }
         let late_scored = uses(IndicatorName::AvgDaysLate)
             || uses(IndicatorName::MaxDaysLate)
-            || uses(IndicatorName::OnTimePaymentRatio);
+            || uses(IndicatorName::OnTimePaymentRatio)
+            || uses(IndicatorName::OldestOverdueDays);
         if late_scored && self.unsettled.range(..(today, 0)).next().is_some() {
             consider(tomorrow);
         }
@@ -1130,6 +1204,8 @@ impl CustomerProjection {
             self.late.keys().next_back().copied().map_or(0, i64::from)
         };
         let mut overdue: i128 = 0;
+        // Open invoices are ordered by due day: the first is the oldest.
+        let mut oldest_overdue: i64 = 0;
         for (due_day, key) in self.unsettled.range(..(today, 0)) {
             let Some(inv) = self.invoices.get(key) else {
                 continue;
@@ -1138,6 +1214,7 @@ impl CustomerProjection {
             due += 1;
             late_sum += days;
             late_max = late_max.max(days);
+            oldest_overdue = oldest_overdue.max(days);
             overdue += inv.unpaid_base();
         }
         let credit_known = due > 0;
@@ -1189,6 +1266,7 @@ impl CustomerProjection {
             avg_days_late: credit_known.then(|| late_sum as f64 / due as f64),
             max_days_late: credit_known.then_some(late_max as f64),
             overdue_amount: money_f64(overdue),
+            oldest_overdue_days: oldest_overdue as f64,
             open_complaints: f64::from(self.open_complaints),
             complaints_12m: f64::from(count),
             complaints_weighted_12m: f64::from(weighted),
@@ -1203,6 +1281,7 @@ impl CustomerProjection {
                 .purchase_potential
                 .filter(|p| p.0 > 0)
                 .map(|p| amount * annual / p.0 as f64),
+            purchase_potential: self.purchase_potential.map(|p| p.0 as f64),
             growth_3m: growth,
             growth_streak_months: f64::from(streak),
             complaints_by_severity_12m: by_severity,

@@ -8,8 +8,8 @@ use tier_proto::api::{ExplainTierRequest, TierExplanation};
 use super::{RpcOptions, emit, proto_json_line};
 use crate::cli::{ExplainArgs, Output};
 use crate::format::{
-    Table, fixed, indicator_value, key_values, lifecycle_name, override_text, percent, proto_time,
-    unit_value,
+    Table, fixed, gradings_text, indicator_value, key_values, lifecycle_name, override_text,
+    percent, proto_time, unit_value,
 };
 
 pub async fn run(rpc: &RpcOptions, args: &ExplainArgs) -> Result<()> {
@@ -42,7 +42,7 @@ fn currency<'a>(e: &'a TierExplanation, fallback: Option<&'a str>) -> &'a str {
 }
 
 /// The indicator table, then the score, tier, band, next tier and gap,
-/// then the advice. Contributions that do not add up to the score (a
+/// then the tier gates the customer fails, then the advice. Contributions that do not add up to the score (a
 /// complaint penalty, or a rules policy) are shown as the difference.
 /// Money is shown in major units of the explanation's currency (or
 /// `fallback_currency` when the server names none).
@@ -105,7 +105,15 @@ pub fn render(e: &TierExplanation, fallback_currency: Option<&str>) -> String {
         ("total score", score),
         ("tier", tier),
         ("computed", dash(&e.computed_tier)),
+        ("gradings", gradings_text(&e.gradings)),
     ];
+    // A gate vetoed the tier the score reaches: say which one it was.
+    if !e.score_tier.is_empty() && e.score_tier != e.computed_tier {
+        pairs.push((
+            "score tier",
+            format!("{}  (vetoed by a gate)", e.score_tier),
+        ));
+    }
     if let Some(o) = &e.r#override {
         pairs.push(("override", override_text(o)));
     }
@@ -116,10 +124,62 @@ pub fn render(e: &TierExplanation, fallback_currency: Option<&str>) -> String {
         ("policy", dash(&e.policy_version)),
     ]);
     out.push_str(&key_values(&pairs));
+    let gates = render_gates(e, currency);
+    if !gates.is_empty() {
+        out.push('\n');
+        out.push_str(&gates);
+    }
     let advice = render_advice(e, currency);
     if !advice.is_empty() {
         out.push('\n');
         out.push_str(&advice);
+    }
+    out
+}
+
+/// The failed tier gates, one aligned line each, best tier first:
+/// `failed gate: A  on_time_payment_ratio >= 80.0%  now 25.0%`, later
+/// lines indented under the first. Empty when every gate holds.
+fn render_gates(e: &TierExplanation, currency: &str) -> String {
+    if e.failed_gates.is_empty() {
+        return String::new();
+    }
+    let rows: Vec<[String; 3]> = e
+        .failed_gates
+        .iter()
+        .map(|g| {
+            [
+                g.tier.clone(),
+                format!(
+                    "{} {} {}",
+                    g.indicator,
+                    g.op,
+                    unit_value(&g.indicator, g.threshold, g.unit(), currency)
+                ),
+                indicator_value(&g.indicator, g.value, g.unit(), currency),
+            ]
+        })
+        .collect();
+    let width = |col: usize| {
+        rows.iter()
+            .map(|r| r[col].chars().count())
+            .max()
+            .unwrap_or(0)
+    };
+    let (tier_w, cond_w) = (width(0), width(1));
+    let lead = if rows.len() == 1 {
+        "failed gate: "
+    } else {
+        "failed gates: "
+    };
+    let indent = " ".repeat(lead.chars().count());
+    let mut out = String::new();
+    for (k, [tier, condition, now]) in rows.iter().enumerate() {
+        let prefix = if k == 0 { lead } else { indent.as_str() };
+        let _ = writeln!(
+            out,
+            "{prefix}{tier:<tier_w$}  {condition:<cond_w$}  now {now}"
+        );
     }
     out
 }
@@ -174,7 +234,7 @@ fn render_advice(e: &TierExplanation, currency: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use tier_proto::api::{Advice, Indicator, Unit};
+    use tier_proto::api::{Advice, FailedGate, Indicator, Unit};
 
     use super::*;
 
@@ -255,6 +315,9 @@ mod tests {
                 set_at: None,
                 expires_at: None,
             }),
+            score_tier: String::new(),
+            failed_gates: Vec::new(),
+            gradings: Vec::new(),
         }
     }
 
@@ -343,6 +406,62 @@ mod tests {
             text.ends_with("to reach S: order_amount_12m  1,234,567.89 CNY -> 2,000,000.00 CNY\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn failed_gates_are_listed_with_their_tier_and_the_value_now() {
+        let mut e = explanation();
+        e.overridden = false;
+        e.r#override = None;
+        e.tier = "B".into();
+        e.computed_tier = "B".into();
+        e.score_tier = "A".into();
+        e.failed_gates = vec![
+            FailedGate {
+                tier: "A".into(),
+                indicator: "on_time_payment_ratio".into(),
+                op: ">=".into(),
+                threshold: 0.8,
+                value: Some(0.25),
+                unit: Unit::Ratio.into(),
+            },
+            FailedGate {
+                tier: "A".into(),
+                indicator: "oldest_overdue_days".into(),
+                op: "<=".into(),
+                threshold: 60.0,
+                value: Some(75.0),
+                unit: Unit::Days.into(),
+            },
+        ];
+        let text = render(&e, None);
+        assert!(
+            text.contains("score tier   A  (vetoed by a gate)\n"),
+            "{text}"
+        );
+        let gates: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("failed gates"))
+            .take(2)
+            .collect();
+        assert_eq!(
+            gates,
+            [
+                "failed gates: A  on_time_payment_ratio >= 80.0%  now 25.0%",
+                "              A  oldest_overdue_days <= 60 days  now 75 days",
+            ],
+            "{text}"
+        );
+        // One gate: singular; none: no section, no score tier line.
+        e.failed_gates.truncate(1);
+        let text = render(&e, None);
+        assert!(
+            text.contains("failed gate: A  on_time_payment_ratio >= 80.0%  now 25.0%\n"),
+            "{text}"
+        );
+        let text = render(&explanation(), None);
+        assert!(!text.contains("failed gate"), "{text}");
+        assert!(!text.contains("score tier"), "{text}");
     }
 
     #[test]

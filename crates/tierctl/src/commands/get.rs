@@ -6,7 +6,8 @@ use tier_proto::api::{BatchGetTiersRequest, CustomerTier, Entitlements, GetTierR
 use super::{RpcOptions, emit, proto_json_line};
 use crate::cli::{BatchGetArgs, GetArgs, Output};
 use crate::format::{
-    Table, dash, fixed, key_values, lifecycle_name, override_text, proto_time, yes_no,
+    Table, dash, fixed, gradings_text, key_values, lifecycle_name, override_text, proto_time,
+    yes_no,
 };
 
 const CUSTOMER_TIER: &str = "tiering.v1.CustomerTier";
@@ -123,6 +124,7 @@ pub fn render_one(t: &CustomerTier) -> String {
     pairs.extend([
         ("known", yes_no(t.known).to_owned()),
         ("lifecycle", lifecycle_name(t.lifecycle)),
+        ("gradings", gradings_text(&t.gradings)),
         ("overridden", yes_no(t.overridden).to_owned()),
     ]);
     if let Some(o) = &t.r#override {
@@ -202,6 +204,7 @@ mod tests {
             lifecycle: tier_proto::api::Lifecycle::Active.into(),
             computed_tier: "GOLD".into(),
             r#override: None,
+            gradings: Vec::new(),
         };
         let text = render_one(&t);
         assert!(text.contains("score         81.46\n"), "{text}");
@@ -255,9 +258,28 @@ mod tests {
         let text = render_one(&t);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[1], "tier          A", "{text}");
+        let graded = render_one(&CustomerTier {
+            gradings: vec![
+                tier_proto::api::GradingClass {
+                    grading: "abc_revenue".into(),
+                    kind: "abc".into(),
+                    class: "A".into(),
+                },
+                tier_proto::api::GradingClass {
+                    grading: "rfm".into(),
+                    kind: "rfm".into(),
+                    class: "545".into(),
+                },
+            ],
+            ..t.clone()
+        });
+        assert!(
+            graded.contains("gradings      abc_revenue A, rfm 545\n"),
+            "{graded}"
+        );
         assert_eq!(lines[2], "computed      B", "{text}");
         assert!(
-            text.contains("lifecycle     lapsed\noverridden    yes\n"),
+            text.contains("lifecycle     lapsed\ngradings      -\noverridden    yes\n"),
             "{text}"
         );
         assert!(

@@ -2,9 +2,15 @@
 //! error rendering and output.
 
 pub mod at_risk;
+pub mod complaints;
+pub mod customers;
+pub mod distribution;
 pub mod explain;
 pub mod get;
+pub mod history;
 pub mod kafka;
+pub mod managers;
+pub mod movers;
 pub mod overrides;
 pub mod policy;
 pub mod produce;
@@ -23,7 +29,7 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::cli::{Cli, Command, Output, OverrideCommand, PolicyCommand, Token};
+use crate::cli::{Cli, Command, ComplaintsCommand, Output, OverrideCommand, PolicyCommand, Token};
 use crate::format::code_name;
 
 /// A `TierService` client that sends the bearer token.
@@ -33,9 +39,19 @@ pub type AdminClient = AdminServiceClient<InterceptedService<Channel, Auth>>;
 
 /// Run one parsed command line.
 pub async fn dispatch(cli: Cli) -> Result<()> {
+    let format = cli.output;
+    let output = match format.table_or_json() {
+        Some(output) => output,
+        // Commands with CSV read `format` themselves.
+        None if cli.command.supports_csv() => Output::Table,
+        None => bail!(
+            "--output csv is available for {}; this command prints table or json",
+            Command::CSV_COMMANDS
+        ),
+    };
     let rpc = RpcOptions {
         addr: normalize_addr(&cli.addr),
-        output: cli.output,
+        output,
         timeout: Duration::from_secs(cli.timeout),
         auth: Auth::new(cli.token.as_ref())?,
     };
@@ -47,11 +63,11 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
         Command::Watch => watch::run(&rpc).await,
         Command::Simulate(args) => {
             let summary = simulate::run(&args).await?;
-            simulate::print_summary(&summary, cli.output)
+            simulate::print_summary(&summary, output)
         }
         Command::Produce(args) => {
             let summary = produce::run(&args).await?;
-            produce::print_summary(&summary, cli.output)
+            produce::print_summary(&summary, output)
         }
         Command::Override(OverrideCommand::Set(args)) => overrides::set(&rpc, &args).await,
         Command::Override(OverrideCommand::Clear(args)) => overrides::clear(&rpc, &args).await,
@@ -61,6 +77,17 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
         Command::Policy(PolicyCommand::Apply(args)) => policy::apply(&rpc, &args).await,
         Command::Policy(PolicyCommand::Status) => policy::status(&rpc).await,
         Command::AtRisk(args) => at_risk::run(&rpc, &args).await,
+        Command::Customers(args) => customers::run(&rpc, format, &args).await,
+        Command::Distribution => distribution::run(&rpc, format).await,
+        Command::Managers => managers::run(&rpc, format).await,
+        Command::Complaints(ComplaintsCommand::Queue(args)) => {
+            complaints::run(&rpc, format, complaints::Which::Queue, &args).await
+        }
+        Command::Complaints(ComplaintsCommand::Overdue(args)) => {
+            complaints::run(&rpc, format, complaints::Which::Overdue, &args).await
+        }
+        Command::History(args) => history::run(&rpc, &args).await,
+        Command::Movers(args) => movers::run(&rpc, &args).await,
     }
 }
 

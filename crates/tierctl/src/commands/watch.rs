@@ -131,6 +131,7 @@ mod tests {
             computed_tier: "A".into(),
             overridden: false,
             lifecycle: 0,
+            gradings: Vec::new(),
         };
         assert_eq!(
             render(&c),

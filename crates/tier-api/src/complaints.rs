@@ -1,0 +1,121 @@
+//! The complaint lists customer service works from: the queue of open
+//! complaints and the overdue ones, each complaint with the deadline fixed
+//! at its opening (tier-core) and its customer's tier priority now.
+//!
+//! Both read the read model's views (committed state only). Order: the
+//! customer's tier priority now (1 first; a tier no longer in the policy
+//! last), then, for the queue, the oldest opening, for the overdue list the
+//! earliest deadline; ties by customer and complaint id, so the order is
+//! stable between calls.
+
+use tier_core::policy::Policy;
+use tier_proto::api::{
+    ComplaintItem, ListComplaintQueueRequest, ListComplaintQueueResponse,
+    ListOverdueComplaintsRequest, ListOverdueComplaintsResponse,
+};
+
+use crate::convert::timestamp;
+use crate::error::ApiError;
+use crate::read_model::{OpenComplaint, ReadModel};
+
+/// Most complaints one answer lists.
+pub const MAX_LIMIT: u32 = 10_000;
+/// What `limit = 0` means.
+pub const DEFAULT_LIMIT: u32 = 100;
+
+/// `limit` as a count, or INVALID_ARGUMENT naming it.
+pub(crate) fn limit(requested: u32) -> Result<usize, ApiError> {
+    match requested {
+        0 => Ok(DEFAULT_LIMIT as usize),
+        n if n > MAX_LIMIT => Err(ApiError::invalid(
+            "limit",
+            format!("at most {MAX_LIMIT} entries, got {n}"),
+        )),
+        n => Ok(n as usize),
+    }
+}
+
+/// Every open complaint (only overdue ones if `overdue_only`), with the
+/// sort key `(priority, instant)` and the item.
+fn collect(
+    read: &ReadModel,
+    policy: &Policy,
+    overdue_only: bool,
+) -> Vec<((u32, i64), ComplaintItem)> {
+    let mut out = Vec::new();
+    for (customer_id, view) in read.all() {
+        if view.relation.complaints.is_empty() {
+            continue;
+        }
+        let priority = policy
+            .tier_index(&view.tier)
+            .and_then(|i| policy.tiers().get(i))
+            .map_or(u32::MAX, |t| t.priority);
+        for c in view.relation.complaints.iter() {
+            if overdue_only && !c.overdue {
+                continue;
+            }
+            let instant = if overdue_only {
+                c.deadline.as_ref().map_or(c.opened_at, |d| d.at)
+            } else {
+                c.opened_at
+            };
+            out.push((
+                (priority, instant.millis()),
+                item(&customer_id, &view.tier, priority, c),
+            ));
+        }
+    }
+    out.sort_by(|(a, x), (b, y)| {
+        a.cmp(b)
+            .then_with(|| x.customer_id.cmp(&y.customer_id))
+            .then_with(|| x.complaint_id.cmp(&y.complaint_id))
+    });
+    out
+}
+
+fn item(customer_id: &str, tier: &str, priority: u32, c: &OpenComplaint) -> ComplaintItem {
+    ComplaintItem {
+        customer_id: customer_id.to_owned(),
+        complaint_id: c.id.clone(),
+        severity: c.severity.as_str().to_owned(),
+        category: c.category.clone(),
+        opened_at: Some(timestamp(c.opened_at)),
+        deadline: c.deadline.as_ref().map(|d| timestamp(d.at)),
+        deadline_tier: c
+            .deadline
+            .as_ref()
+            .map(|d| d.tier.clone())
+            .unwrap_or_default(),
+        sla_hours: c.deadline.as_ref().map_or(0, |d| d.sla_hours),
+        customer_tier: tier.to_owned(),
+        priority: if priority == u32::MAX { 0 } else { priority },
+        overdue: c.overdue,
+    }
+}
+
+pub(crate) fn queue(
+    read: &ReadModel,
+    policy: &Policy,
+    req: &ListComplaintQueueRequest,
+) -> Result<ListComplaintQueueResponse, ApiError> {
+    let limit = limit(req.limit)?;
+    let all = collect(read, policy, false);
+    Ok(ListComplaintQueueResponse {
+        total: u32::try_from(all.len()).unwrap_or(u32::MAX),
+        complaints: all.into_iter().take(limit).map(|(_, i)| i).collect(),
+    })
+}
+
+pub(crate) fn overdue(
+    read: &ReadModel,
+    policy: &Policy,
+    req: &ListOverdueComplaintsRequest,
+) -> Result<ListOverdueComplaintsResponse, ApiError> {
+    let limit = limit(req.limit)?;
+    let all = collect(read, policy, true);
+    Ok(ListOverdueComplaintsResponse {
+        total: u32::try_from(all.len()).unwrap_or(u32::MAX),
+        complaints: all.into_iter().take(limit).map(|(_, i)| i).collect(),
+    })
+}

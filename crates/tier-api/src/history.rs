@@ -1,0 +1,145 @@
+//! Tier history: every change of a customer's effective tier as it was
+//! published (kept with the customer, the last 256), what the tier was at
+//! a past instant, and who moved in a period.
+//!
+//! A date before the oldest change kept is answered `known = false` with
+//! the instant from which the history is complete, never guessed. Movers
+//! are listed newest first; `UP` and `DOWN` compare the tiers' order in the
+//! policy in force (a customer's first tier, and a tier the policy no
+//! longer has, count as neither).
+
+use tier_core::Timestamp;
+use tier_core::policy::Policy;
+use tier_core::state::TierStep;
+use tier_proto::api::{
+    self, GetTierAsOfRequest, GetTierHistoryRequest, ListTierMoversRequest, ListTierMoversResponse,
+    MoveDirection, TierAsOf, TierHistory, TierMover,
+};
+use tier_wire::tier_changed::cause_to_proto;
+
+use crate::complaints::limit;
+use crate::convert::timestamp;
+use crate::error::ApiError;
+use crate::read_model::ReadModel;
+
+fn step(s: &TierStep) -> api::TierStep {
+    api::TierStep {
+        at: Some(timestamp(s.at)),
+        from_tier: s.from.clone().unwrap_or_default(),
+        to_tier: s.to.clone(),
+        score: s.score,
+        cause: cause_to_proto(s.cause) as i32,
+        overridden: s.overridden,
+        sequence: s.sequence,
+    }
+}
+
+fn instant(field: &'static str, t: Option<&prost_types::Timestamp>) -> Result<Timestamp, ApiError> {
+    let t = t.ok_or_else(|| ApiError::invalid(field, "required"))?;
+    tier_wire::time::from_proto(field, t).map_err(|e| ApiError::invalid(field, e.detail))
+}
+
+fn customer(field_value: &str) -> Result<&str, ApiError> {
+    if field_value.is_empty() {
+        return Err(ApiError::invalid("customer_id", "must not be empty"));
+    }
+    Ok(field_value)
+}
+
+pub(crate) fn history(
+    read: &ReadModel,
+    req: &GetTierHistoryRequest,
+) -> Result<TierHistory, ApiError> {
+    let id = customer(&req.customer_id)?;
+    let view = read.get(id).ok_or_else(|| ApiError::NotFound {
+        customer_id: id.to_owned(),
+    })?;
+    let steps = &view.relation.history;
+    Ok(TierHistory {
+        customer_id: id.to_owned(),
+        truncated: steps.first().is_some_and(|s| s.sequence > 1),
+        steps: steps.iter().map(step).collect(),
+    })
+}
+
+pub(crate) fn as_of(read: &ReadModel, req: &GetTierAsOfRequest) -> Result<TierAsOf, ApiError> {
+    let id = customer(&req.customer_id)?;
+    let at = instant("at", req.at.as_ref())?;
+    let view = read.get(id).ok_or_else(|| ApiError::NotFound {
+        customer_id: id.to_owned(),
+    })?;
+    let steps = &view.relation.history;
+    let i = steps.partition_point(|s| s.at <= at);
+    let mut out = TierAsOf {
+        customer_id: id.to_owned(),
+        at: Some(timestamp(at)),
+        known: true,
+        ..TierAsOf::default()
+    };
+    match (i, steps.first()) {
+        (0, Some(first)) if first.sequence > 1 => {
+            out.known = false;
+            out.known_from = Some(timestamp(first.at));
+        }
+        (0, _) => {}
+        (i, _) => {
+            if let Some(s) = steps.get(i - 1) {
+                out.tier = s.to.clone();
+                out.step = Some(step(s));
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn movers(
+    read: &ReadModel,
+    policy: &Policy,
+    req: &ListTierMoversRequest,
+) -> Result<ListTierMoversResponse, ApiError> {
+    let limit = limit(req.limit)?;
+    let since = instant("since", req.since.as_ref())?;
+    let until = match &req.until {
+        Some(t) => instant("until", Some(t))?,
+        None => Timestamp::from_millis(i64::MAX),
+    };
+    if until < since {
+        return Err(ApiError::invalid("until", "must not be before since"));
+    }
+    let direction = MoveDirection::try_from(req.direction)
+        .map_err(|_| ApiError::invalid("direction", format!("unknown value {}", req.direction)))?;
+    let rank = |t: &str| policy.tier_index(t);
+    let mut all: Vec<(String, TierStep)> = Vec::new();
+    for (id, view) in read.all() {
+        for s in view.relation.history.iter() {
+            if s.at < since || s.at >= until {
+                continue;
+            }
+            let moved = match (s.from.as_deref().and_then(rank), rank(&s.to)) {
+                (Some(from), Some(to)) => Some(to.cmp(&from)),
+                _ => None,
+            };
+            let keep = match direction {
+                MoveDirection::Any => true,
+                // A better tier has a lower index.
+                MoveDirection::Up => moved == Some(std::cmp::Ordering::Less),
+                MoveDirection::Down => moved == Some(std::cmp::Ordering::Greater),
+            };
+            if keep {
+                all.push((id.clone(), s.clone()));
+            }
+        }
+    }
+    all.sort_by(|(a, x), (b, y)| y.at.cmp(&x.at).then_with(|| a.cmp(b)));
+    Ok(ListTierMoversResponse {
+        total: u32::try_from(all.len()).unwrap_or(u32::MAX),
+        movers: all
+            .iter()
+            .take(limit)
+            .map(|(id, s)| TierMover {
+                customer_id: id.clone(),
+                step: Some(step(s)),
+            })
+            .collect(),
+    })
+}

@@ -1,0 +1,215 @@
+//! Complaints by tier deadline, through the engine on a stepped clock: a
+//! complaint's deadline comes from the tier held at its opening and does
+//! not move when the tier changes; it becomes overdue on the right hour,
+//! announced exactly once (by a sweep, or by the event that shows it
+//! while tierd catches up without sweeping); the per-tier count of open
+//! overdue complaints follows; a replay announces the same.
+
+// Test helpers may panic: a failed step is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use tier_core::overrides::OverrideMode;
+use tier_core::policy::Policy;
+use tier_core::sim::scenario::{complaint, resolved, weekly_buyer};
+use tier_core::state::ComplaintOverdue;
+use tier_core::time::date;
+use tier_core::{Event, Severity, Timestamp};
+use tier_engine::{Engine, SetOverride, Unit};
+
+const HOUR: i64 = 3_600_000;
+
+fn at_hours(t: Timestamp, hours: i64) -> Timestamp {
+    Timestamp::from_millis(t.millis() + hours * HOUR)
+}
+
+fn policy() -> Arc<Policy> {
+    Arc::new(Policy::default_policy())
+}
+
+fn sla(policy: &Policy, tier: &str) -> i64 {
+    let i = policy.tier_index(tier).unwrap();
+    i64::from(policy.tiers()[i].complaint_sla_hours)
+}
+
+fn fold(engine: &mut Engine, events: &[Event]) -> Unit {
+    let mut unit = Unit::new();
+    for e in events {
+        engine.fold(&mut unit, e);
+    }
+    engine.seal(&unit);
+    unit
+}
+
+/// Sweep hour by hour from `from` for `hours` hours; every notice with the
+/// hour it came in.
+fn sweep_hours(engine: &mut Engine, from: Timestamp, hours: i64) -> Vec<(i64, ComplaintOverdue)> {
+    let mut out = Vec::new();
+    for h in 0..=hours {
+        let mut unit = Unit::new();
+        while engine.sweep(&mut unit, at_hours(from, h), 50) > 0 {}
+        engine.seal(&unit);
+        out.extend(unit.overdue.into_iter().map(|o| (h, o)));
+    }
+    out
+}
+
+fn overdue_in(engine: &Engine, tier: &str) -> i64 {
+    engine
+        .overdue_by_tier()
+        .into_iter()
+        .find(|(t, _)| t == tier)
+        .map_or(0, |(_, n)| n)
+}
+
+/// A customer buying weekly, 3,000,000 CNY a year (the default policy's A).
+fn big(engine: &mut Engine, id: &str, last: Timestamp) -> String {
+    fold(engine, &weekly_buyer(id, last, 300_000_000));
+    engine.customer(id).unwrap().effective.clone().unwrap().tier
+}
+
+#[test]
+fn the_deadline_follows_the_tier_at_opening_and_passes_on_the_hour_once() {
+    let policy = policy();
+    let opened = at_hours(date(2026, 3, 2), 9);
+    let mut engine = Engine::new(policy.clone(), Vec::new(), date(2026, 1, 1));
+    let tier = big(&mut engine, "ada", date(2026, 3, 1));
+    let lowest = policy.tiers().last().unwrap().name.clone();
+    assert_ne!(
+        tier, lowest,
+        "the customer must hold a better tier than the lowest"
+    );
+
+    let unit = fold(&mut engine, &[complaint("ada", 1, opened, Severity::High)]);
+    assert!(unit.overdue.is_empty());
+    let hours = sla(&policy, &tier);
+    assert!(
+        hours < sla(&policy, &lowest),
+        "a better tier answers sooner"
+    );
+
+    // A manager pins the customer to the lowest tier: the open
+    // complaint's deadline stays; a new complaint gets the lowest tier's.
+    let mut unit = Unit::new();
+    engine
+        .set_override(
+            &mut unit,
+            SetOverride {
+                customer_id: "ada".into(),
+                tier: lowest.clone(),
+                mode: OverrideMode::Pin,
+                reason: "dispute".into(),
+                author: "cs-lead".into(),
+                expires_at: None,
+            },
+            at_hours(opened, 1),
+        )
+        .unwrap();
+    engine.seal(&unit);
+    fold(
+        &mut engine,
+        &[complaint("ada", 2, at_hours(opened, 2), Severity::Low)],
+    );
+
+    let notices = sweep_hours(&mut engine, opened, hours + 2 + sla(&policy, &lowest) + 3);
+    let first: Vec<_> = notices
+        .iter()
+        .filter(|(_, n)| n.complaint_id == "ada-complaint1")
+        .collect();
+    assert_eq!(first.len(), 1, "announced exactly once: {notices:?}");
+    let (hour, n) = first[0];
+    assert_eq!(*hour, hours, "overdue on the hour its SLA ends");
+    assert_eq!(n.deadline.at, at_hours(opened, hours));
+    assert_eq!(
+        (n.deadline.tier.as_str(), i64::from(n.deadline.sla_hours)),
+        (tier.as_str(), hours)
+    );
+    assert_eq!((n.severity, n.resolved_at), (Severity::High, None));
+
+    let second: Vec<_> = notices
+        .iter()
+        .filter(|(_, n)| n.complaint_id == "ada-complaint2")
+        .collect();
+    assert_eq!(second.len(), 1, "{notices:?}");
+    assert_eq!(second[0].0, 2 + sla(&policy, &lowest));
+    assert_eq!(second[0].1.deadline.tier, lowest);
+
+    assert_eq!(overdue_in(&engine, &tier), 1);
+    assert_eq!(overdue_in(&engine, &lowest), 1);
+
+    // Resolving takes it off the count and announces nothing more.
+    let late = at_hours(opened, hours + 40);
+    let unit = fold(&mut engine, &[resolved("ada", 1, late)]);
+    assert!(unit.overdue.is_empty());
+    assert!(unit.overdue_moved);
+    assert_eq!(overdue_in(&engine, &tier), 0);
+    assert_eq!(overdue_in(&engine, &lowest), 1);
+    assert!(sweep_hours(&mut engine, late, 500).is_empty());
+}
+
+#[test]
+fn resolved_in_time_is_never_overdue_and_resolved_late_while_catching_up_is_announced_once() {
+    let policy = policy();
+    let opened = at_hours(date(2026, 3, 2), 9);
+    let mut engine = Engine::new(policy.clone(), Vec::new(), date(2026, 1, 1));
+    let tier = big(&mut engine, "bo", date(2026, 3, 1));
+    big(&mut engine, "cy", date(2026, 3, 1));
+    let hours = sla(&policy, &tier);
+
+    // Caught up and sweeping: resolved one hour before the deadline.
+    fold(&mut engine, &[complaint("bo", 1, opened, Severity::Medium)]);
+    sweep_hours(&mut engine, opened, hours - 2);
+    fold(
+        &mut engine,
+        &[resolved("bo", 1, at_hours(opened, hours - 1))],
+    );
+    assert!(sweep_hours(&mut engine, at_hours(opened, hours - 1), 200).is_empty());
+
+    // Catching up (no sweeps): the complaint is resolved a day late; the
+    // resolution shows it was overdue and announces it, once.
+    let unit = fold(
+        &mut engine,
+        &[
+            complaint("cy", 1, opened, Severity::Critical),
+            resolved("cy", 1, at_hours(opened, hours + 24)),
+        ],
+    );
+    assert_eq!(unit.overdue.len(), 1, "{:?}", unit.overdue);
+    let n = &unit.overdue[0];
+    assert_eq!(n.deadline.at, at_hours(opened, hours));
+    assert_eq!(n.resolved_at, Some(at_hours(opened, hours + 24)));
+    assert_eq!(overdue_in(&engine, &tier), 0, "resolved: not open");
+    assert!(sweep_hours(&mut engine, at_hours(opened, hours + 24), 200).is_empty());
+
+    // A replay of the same events into a fresh engine decides the same.
+    let mut replay = Engine::new(policy, Vec::new(), date(2026, 1, 1));
+    big(&mut replay, "cy", date(2026, 3, 1));
+    let again = fold(
+        &mut replay,
+        &[
+            complaint("cy", 1, opened, Severity::Critical),
+            resolved("cy", 1, at_hours(opened, hours + 24)),
+        ],
+    );
+    assert_eq!(again.overdue, unit.overdue);
+}
+
+#[test]
+fn overdue_counts_survive_a_restart_and_announced_ones_are_not_announced_again() {
+    let policy = policy();
+    let opened = at_hours(date(2026, 3, 2), 9);
+    let mut engine = Engine::new(policy.clone(), Vec::new(), date(2026, 1, 1));
+    let tier = big(&mut engine, "di", date(2026, 3, 1));
+    let hours = sla(&policy, &tier);
+    fold(&mut engine, &[complaint("di", 1, opened, Severity::Low)]);
+    assert_eq!(sweep_hours(&mut engine, opened, hours).len(), 1);
+
+    let states: Vec<_> = engine
+        .customers()
+        .map(|(k, v)| (k.to_owned(), v.clone()))
+        .collect();
+    let mut restarted = Engine::new(policy, states, at_hours(opened, hours + 5));
+    assert_eq!(overdue_in(&restarted, &tier), 1);
+    assert!(sweep_hours(&mut restarted, at_hours(opened, hours + 5), 100).is_empty());
+}
