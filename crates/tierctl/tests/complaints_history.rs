@@ -12,16 +12,17 @@
 use std::process::Output;
 use std::sync::Arc;
 
-use tier_api::{ReadModel, TierServiceImpl};
+use tier_api::ReadModel;
 use tier_core::overrides::{Override, OverrideMode};
 use tier_core::policy::Policy;
 use tier_core::sim::scenario::{complaint, weekly_buyer};
 use tier_core::state::{CustomerState, MAX_TIER_HISTORY, TierStep};
 use tier_core::time::date;
 use tier_core::{Severity, Timestamp};
-use tier_proto::api::tier_service_server::TierServiceServer;
 use tierctl::format::{cause_name, fixed, tier_move};
-use tonic::transport::server::TcpIncoming;
+
+mod common;
+use common::{ok, serve, stderr, tierctl};
 
 const HOUR: i64 = 3_600_000;
 
@@ -135,46 +136,6 @@ impl World {
     fn history(&self, id: &str) -> &[TierStep] {
         &self.histories.iter().find(|(c, _)| *c == id).unwrap().1
     }
-}
-
-/// Serve the real service on a free loopback port.
-fn serve(rt: &tokio::runtime::Runtime, read: Arc<ReadModel>) -> String {
-    let incoming = rt
-        .block_on(async { TcpIncoming::bind("127.0.0.1:0".parse().unwrap()) })
-        .unwrap();
-    let addr = incoming.local_addr().unwrap();
-    let (changes, _) = tokio::sync::broadcast::channel(4);
-    let service = TierServiceImpl::new(read, Arc::new(Policy::default_policy()), changes);
-    rt.spawn(
-        tonic::transport::Server::builder()
-            .add_service(TierServiceServer::new(service))
-            .serve_with_incoming(incoming),
-    );
-    format!("http://{addr}")
-}
-
-fn tierctl(addr: &str, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_tierctl"))
-        .env_remove("TIERCTL_ADDR")
-        .env_remove("TIERD_TOKEN")
-        .arg("--addr")
-        .arg(addr)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8(out.stderr.clone()).unwrap()
 }
 
 /// The command failed with `code`, nothing on stdout, and `needle` on

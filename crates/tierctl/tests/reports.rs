@@ -6,16 +6,15 @@
 // Helpers outside `#[test]` fns are test code too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Output;
 use std::sync::Arc;
 
 use tier_api::read_model::Relation;
-use tier_api::{Book, CustomerView, Entry, ReadModel, TierServiceImpl};
-use tier_core::policy::Policy;
+use tier_api::{Book, CustomerView, Entry, ReadModel};
 use tier_core::state::Lifecycle;
 use tier_core::{Indicators, Timestamp};
-use tier_proto::api::tier_service_server::TierServiceServer;
-use tonic::transport::server::TcpIncoming;
+
+mod common;
+use common::{ok, serve, stderr, tierctl};
 
 const MANAGERS: [&str; 3] = ["li", "wang", ""];
 const TIERS: [&str; 4] = ["A", "B", "C", "D"];
@@ -62,46 +61,6 @@ fn model() -> Arc<ReadModel> {
         )
     }));
     read
-}
-
-/// Serve the real service on a free loopback port.
-fn serve(rt: &tokio::runtime::Runtime, read: Arc<ReadModel>) -> String {
-    let incoming = rt
-        .block_on(async { TcpIncoming::bind("127.0.0.1:0".parse().unwrap()) })
-        .unwrap();
-    let addr = incoming.local_addr().unwrap();
-    let (changes, _) = tokio::sync::broadcast::channel(4);
-    let service = TierServiceImpl::new(read, Arc::new(Policy::default_policy()), changes);
-    rt.spawn(
-        tonic::transport::Server::builder()
-            .add_service(TierServiceServer::new(service))
-            .serve_with_incoming(incoming),
-    );
-    format!("http://{addr}")
-}
-
-fn tierctl(addr: &str, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_tierctl"))
-        .env_remove("TIERCTL_ADDR")
-        .env_remove("TIERD_TOKEN")
-        .arg("--addr")
-        .arg(addr)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8(out.stderr.clone()).unwrap()
 }
 
 #[test]
