@@ -728,6 +728,18 @@ async fn a_complaint_goes_overdue_on_its_hour_once_and_the_reports_see_it() {
             .join("\n")
     );
 
+    // The default policy's secondary gradings are reported beside the
+    // tier: the population ones and not the matrix (the profile has no
+    // purchase potential). A population of one sits where the rounding
+    // rule puts position 0 of 1: the 20% cut rounds to 0 customers, the
+    // 50% cut to 1 (half up), so B; each RFM quintile likewise gives 3.
+    let graded = tier(&sb, "kim").await.gradings;
+    let names: Vec<(&str, &str)> = graded
+        .iter()
+        .map(|g| (g.grading.as_str(), g.class.as_str()))
+        .collect();
+    assert_eq!(names, [("abc_revenue", "B"), ("rfm", "333")], "{graded:?}");
+
     // The reports see the profile's account manager.
     let balance = sb
         .client()
