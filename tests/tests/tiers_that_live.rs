@@ -775,3 +775,158 @@ async fn a_complaint_goes_overdue_on_its_hour_once_and_the_reports_see_it() {
     assert_eq!((now.known, now.tier.as_str()), (true, "B"));
     sb.stop().await;
 }
+
+/// What account managers know that events don't, end to end under a
+/// policy with assessments: a `CustomerAssessed` event and the admin RPC
+/// both set one (and move the tier), an off-scale one is dead-lettered
+/// with the field named and refused by the RPC with the field named, the
+/// history keeps both, and the assessments about to expire are listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assessments_by_event_and_by_rpc_move_the_tier_and_are_listed_before_they_expire() {
+    use tier_core::event::EventKind;
+    use tier_proto::api::{
+        ExplainTierRequest, GetAssessmentHistoryRequest, ListAssessmentsDueRequest,
+        SetAssessmentRequest,
+    };
+
+    let policy_path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../crates/tier-core/tests/fixtures/valid_assessments.toml");
+    let policy = Policy::from_toml_str(&std::fs::read_to_string(&policy_path).unwrap()).unwrap();
+    let day = date(2026, 3, 2);
+    let (mut sb, _clock) = stepped(day);
+    sb.config.policy = Some(policy_path);
+    let assessed = |n: usize, indicator: &str, value: i64| Event {
+        event_id: format!("ann-assess-{n}"),
+        customer_id: "ann".into(),
+        occurred_at: day.plus_days(-1),
+        source: "crm".into(),
+        kind: EventKind::CustomerAssessed {
+            indicator: indicator.into(),
+            value,
+            assessed_by: "li.wei".into(),
+            note: "met the board".into(),
+        },
+    };
+    let mut events = buyer("ann", day.plus_days(-2), 20_000_000);
+    events.push(assessed(1, "potential", 5));
+    events.push(assessed(2, "potential", 9)); // off the 1-5 scale
+    sb.publish(sb.orders_topic(), &events, Wire::Protobuf).await;
+    sb.start().await;
+    sb.wait_consumed(T).await;
+
+    // The bad one is parked with the field named; the good one counts.
+    let dead = sb.read_topic(&sb.config.dlq_topic, 1, T);
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        dead[0].header("tierd-field"),
+        Some("customer_assessed.value")
+    );
+    let mut client = sb.client().await;
+    let explained = client
+        .explain_tier(ExplainTierRequest {
+            customer_id: "ann".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let potential = explained
+        .assessments
+        .iter()
+        .find(|a| a.name == "potential")
+        .expect("the declared assessment is explained");
+    assert_eq!(
+        (
+            potential.value,
+            potential.label.as_str(),
+            potential.assessed_by.as_str()
+        ),
+        (Some(5.0), "exceptional", "li.wei")
+    );
+    let before = tier(&sb, "ann").await;
+
+    // The RPC: refused off scale with the field named, then accepted; the
+    // answer comes after the commit and the score moves.
+    let mut admin = admin(&sb).await;
+    let err = admin
+        .set_assessment(SetAssessmentRequest {
+            customer_id: "ann".into(),
+            indicator: "potential".into(),
+            value: 0,
+            assessed_by: "li.wei".into(),
+            note: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("value"), "{}", err.message());
+    let err = admin
+        .set_assessment(SetAssessmentRequest {
+            customer_id: "ann".into(),
+            indicator: "charisma".into(),
+            value: 3,
+            assessed_by: "li.wei".into(),
+            note: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("indicator"), "{}", err.message());
+    let answer = admin
+        .set_assessment(SetAssessmentRequest {
+            customer_id: "ann".into(),
+            indicator: "potential".into(),
+            value: 1,
+            assessed_by: "zhang.min".into(),
+            note: "lost the tender".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let after = answer.tier.unwrap();
+    assert!(
+        after.score < before.score,
+        "{} then {}",
+        before.score,
+        after.score
+    );
+
+    // The history keeps both; the due list has the one in force.
+    let history = client
+        .get_assessment_history(GetAssessmentHistoryRequest {
+            customer_id: "ann".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let authors: Vec<&str> = history
+        .entries
+        .iter()
+        .map(|e| e.assessed_by.as_str())
+        .collect();
+    assert_eq!(authors, ["li.wei", "zhang.min"]);
+    let spec = policy.assessments().find("potential").unwrap().1;
+    let due = client
+        .list_assessments_due(ListAssessmentsDueRequest {
+            before: Some(tier_wire::time::to_proto(
+                day.plus_days(i64::from(spec.valid_days) + 2),
+            )),
+            limit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(due.total, 1, "{due:?}");
+    assert_eq!(
+        due.due[0].assessment.as_ref().unwrap().assessed_by,
+        "zhang.min"
+    );
+    let none = client
+        .list_assessments_due(ListAssessmentsDueRequest {
+            before: Some(tier_wire::time::to_proto(day)),
+            limit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(none.total, 0);
+    sb.stop().await;
+}

@@ -98,6 +98,29 @@ impl AdminServiceImpl {
         self.answer(customer_id, outcome)
     }
 
+    async fn set_assessment_async(
+        &self,
+        req: tier_proto::api::SetAssessmentRequest,
+    ) -> Result<OverrideResponse, ApiError> {
+        require("customer_id", &req.customer_id)?;
+        require("indicator", &req.indicator)?;
+        require("assessed_by", &req.assessed_by)?;
+        let customer_id = req.customer_id.clone();
+        let cmd = tier_engine::SetAssessment {
+            customer_id: req.customer_id,
+            indicator: req.indicator,
+            value: req.value,
+            assessed_by: req.assessed_by,
+            note: req.note,
+        };
+        let outcome = ask(&self.commands, |reply| Command::SetAssessment {
+            cmd,
+            reply,
+        })
+        .await?;
+        self.answer(customer_id, outcome)
+    }
+
     async fn clear_override_async(
         &self,
         req: ClearOverrideRequest,
@@ -159,6 +182,17 @@ impl AdminService for AdminServiceImpl {
         request: Request<SetOverrideRequest>,
     ) -> Result<Response<OverrideResponse>, Status> {
         instrument("SetOverride", self.set_override_async(request.into_inner())).await
+    }
+
+    async fn set_assessment(
+        &self,
+        request: Request<tier_proto::api::SetAssessmentRequest>,
+    ) -> Result<Response<OverrideResponse>, Status> {
+        instrument(
+            "SetAssessment",
+            self.set_assessment_async(request.into_inner()),
+        )
+        .await
     }
 
     async fn clear_override(

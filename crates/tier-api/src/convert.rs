@@ -32,3 +32,20 @@ pub fn failed_gate(g: &FailedGate) -> tier_proto::api::FailedGate {
         unit: unit(g.unit).into(),
     }
 }
+
+/// An explained assessment on the wire.
+pub fn assessed(a: &tier_core::policy::ExplainedAssessment) -> tier_proto::api::AssessedIndicator {
+    tier_proto::api::AssessedIndicator {
+        name: a.name.clone(),
+        value: a.value,
+        label: a.label.clone().unwrap_or_default(),
+        points: a.points,
+        weight: a.weight,
+        contribution: a.contribution,
+        missing_points: a.missing_points,
+        assessed_by: a.assessed_by.clone().unwrap_or_default(),
+        note: a.note.clone().unwrap_or_default(),
+        assessed_at: a.assessed_at.map(timestamp),
+        expires_at: a.expires_at.map(timestamp),
+    }
+}

@@ -117,6 +117,9 @@ impl From<CommandError> for ApiError {
                     return ApiError::FailedPrecondition(e.to_string());
                 }
             },
+            CommandError::Assessment { field, reason } => {
+                return ApiError::invalid(*field, reason.clone());
+            }
         };
         ApiError::invalid(field, e.to_string())
     }

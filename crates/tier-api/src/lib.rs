@@ -18,6 +18,7 @@
 //! ([`reports`]) read the model's ordered id index and running totals.
 
 pub mod admin;
+pub mod assessments;
 pub mod auth;
 pub mod complaints;
 pub mod convert;

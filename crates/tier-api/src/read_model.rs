@@ -41,6 +41,7 @@ use tier_core::policy::{Grading, GradingClass, Policy};
 
 use crate::gradings::Population;
 use tier_core::projection::Deadline;
+use tier_core::projection::assessments::Assessment;
 use tier_core::state::{AtRisk, CustomerState, Lifecycle, TierStep};
 use tier_core::{Indicators, Severity, Timestamp};
 
@@ -92,6 +93,10 @@ pub struct Relation {
     pub history: Arc<[TierStep]>,
     /// The last order that still counts (RFM recency).
     pub last_order_at: Option<Timestamp>,
+    /// The assessments in force (or expired, until replaced), by indicator.
+    pub assessments: Arc<[Assessment]>,
+    /// Every assessment kept (see tier-core's assessment history).
+    pub assessment_history: Arc<[Assessment]>,
 }
 
 /// An open complaint as the lists show it.
@@ -150,6 +155,8 @@ impl CustomerView {
                     .collect(),
                 history: state.tier_history().into(),
                 last_order_at: state.projection.last_order_at(),
+                assessments: state.projection.assessments().cloned().collect(),
+                assessment_history: state.projection.assessment_history().into(),
             },
         })
     }

@@ -43,7 +43,7 @@ use crate::convert::{advice, entitlements, failed_gate, timestamp, unit};
 use crate::error::ApiError;
 use crate::metrics::{WATCHERS_LAGGED, instrument};
 use crate::read_model::{CustomerView, ReadModel};
-use crate::{complaints, history, reports};
+use crate::{assessments, complaints, history, reports};
 
 /// Most ids in one `BatchGetTiers` request.
 pub const MAX_BATCH_IDS: usize = 10_000;
@@ -290,7 +290,11 @@ impl TierServiceImpl {
         // Explain the held tier; one the current policy does not know
         // (policy changed, recompute pending) is explained as the computed one.
         let held = policy.tier_index(&view.tier).unwrap_or(computed.tier);
-        let explanation = policy.explain(&view.indicators, held);
+        let mut explanation = policy.explain(&view.indicators, held);
+        tier_core::projection::assessments::annotate(
+            &mut explanation.assessments,
+            view.relation.assessments.iter(),
+        );
         let computed_tier = policy
             .tiers()
             .get(computed.tier)
@@ -326,6 +330,11 @@ impl TierServiceImpl {
             });
         }
         let gradings = self.gradings_of(&req.customer_id, &view, &policy);
+        let assessments = explanation
+            .assessments
+            .iter()
+            .map(crate::convert::assessed)
+            .collect();
         Ok(TierExplanation {
             customer_id: req.customer_id,
             tier: view.tier.clone(),
@@ -350,6 +359,7 @@ impl TierServiceImpl {
             score_tier: explanation.score_tier,
             failed_gates: explanation.failed_gates.iter().map(failed_gate).collect(),
             gradings,
+            assessments,
         })
     }
 
@@ -764,6 +774,26 @@ impl TierService for TierServiceImpl {
     ) -> Result<Response<ListTierMoversResponse>, Status> {
         instrument("ListTierMovers", async {
             history::movers(&self.read, &self.policy.policy(), &request.into_inner())
+        })
+        .await
+    }
+
+    async fn get_assessment_history(
+        &self,
+        request: Request<tier_proto::api::GetAssessmentHistoryRequest>,
+    ) -> Result<Response<tier_proto::api::AssessmentHistory>, Status> {
+        instrument("GetAssessmentHistory", async {
+            assessments::history(&self.read, &self.policy.policy(), &request.into_inner())
+        })
+        .await
+    }
+
+    async fn list_assessments_due(
+        &self,
+        request: Request<tier_proto::api::ListAssessmentsDueRequest>,
+    ) -> Result<Response<tier_proto::api::ListAssessmentsDueResponse>, Status> {
+        instrument("ListAssessmentsDue", async {
+            assessments::due(&self.read, &self.policy.policy(), &request.into_inner())
         })
         .await
     }

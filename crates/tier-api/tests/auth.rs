@@ -82,6 +82,13 @@ impl AdminService for Fake {
         }))
     }
 
+    async fn set_assessment(
+        &self,
+        _request: Request<tier_proto::api::SetAssessmentRequest>,
+    ) -> Result<Response<OverrideResponse>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
     async fn clear_override(
         &self,
         _: Request<ClearOverrideRequest>,
@@ -224,6 +231,20 @@ impl TierService for Fake {
         &self,
         _request: Request<tier_proto::api::ListTierMoversRequest>,
     ) -> Result<Response<tier_proto::api::ListTierMoversResponse>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
+    async fn get_assessment_history(
+        &self,
+        _request: Request<tier_proto::api::GetAssessmentHistoryRequest>,
+    ) -> Result<Response<tier_proto::api::AssessmentHistory>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
+    async fn list_assessments_due(
+        &self,
+        _request: Request<tier_proto::api::ListAssessmentsDueRequest>,
+    ) -> Result<Response<tier_proto::api::ListAssessmentsDueResponse>, Status> {
         Err(Status::unimplemented("not in this fake"))
     }
 }

@@ -18,7 +18,8 @@ pub enum RejectReason {
     FutureTimestamp,
     /// The Kafka key differs from the payload's `customer_id`.
     KeyMismatch,
-    /// Any other malformed value (overlong id, bad timestamp, ...).
+    /// Any other malformed value (overlong id, bad timestamp, an
+    /// assessment of an undeclared indicator or outside its scale, ...).
     InvalidField,
 }
 

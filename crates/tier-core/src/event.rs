@@ -288,6 +288,15 @@ pub enum EventKind {
         complaint_id: String,
     },
     ProfileUpdated(ProfileUpdate),
+    /// An account manager's judgement of a qualitative indicator the
+    /// policy declares (`[[assessments]]`): `value` is a level of its
+    /// scale. See `policy/assessment.rs` and `projection/assessments.rs`.
+    CustomerAssessed {
+        indicator: String,
+        value: i64,
+        assessed_by: String,
+        note: String,
+    },
 }
 
 impl EventKind {
@@ -303,6 +312,7 @@ impl EventKind {
             EventKind::ComplaintOpened { .. } => "complaint_opened",
             EventKind::ComplaintResolved { .. } => "complaint_resolved",
             EventKind::ProfileUpdated(_) => "profile_updated",
+            EventKind::CustomerAssessed { .. } => "customer_assessed",
         }
     }
 }
@@ -454,6 +464,42 @@ impl Event {
                     ));
                 }
             }
+            EventKind::CustomerAssessed {
+                indicator,
+                assessed_by,
+                note,
+                ..
+            } => {
+                check_id("customer_assessed.indicator", indicator, limits)?;
+                check_id("customer_assessed.assessed_by", assessed_by, limits)?;
+                if note.len() > crate::policy::MAX_NOTE_LEN {
+                    return Err(InvalidEvent::new(
+                        RejectReason::InvalidField,
+                        "customer_assessed.note",
+                        format!(
+                            "customer_assessed.note is {} bytes, longer than {}",
+                            note.len(),
+                            crate::policy::MAX_NOTE_LEN
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Check an assessment against the policy's assessment indicators
+    /// (declared name, value on the scale); other events pass. The error
+    /// names `customer_assessed.indicator` or `customer_assessed.value`.
+    pub fn check_assessment(
+        &self,
+        assessments: &crate::policy::AssessmentRules,
+    ) -> Result<(), InvalidEvent> {
+        if let EventKind::CustomerAssessed {
+            indicator, value, ..
+        } = &self.kind
+        {
+            assessments.check(indicator, *value)?;
         }
         Ok(())
     }

@@ -245,7 +245,17 @@ pub struct Indicators {
     pub complaints_by_severity_12m: [u32; 5],
     /// Of those, the ones resolved since.
     pub resolved_by_severity_12m: [u32; 5],
+    /// The assessment indicators' values by the policy's slot (see
+    /// [`crate::policy::AssessmentRules`]); `None` when never assessed or
+    /// expired. A fixed array, so the hot path copies, never allocates.
+    #[serde(default)]
+    pub assessed: Assessed,
 }
+
+/// Values of the assessment indicators, by slot: the policy's
+/// `[[assessments]]` in order, at most
+/// [`crate::policy::MAX_ASSESSMENTS`].
+pub type Assessed = [Option<f64>; crate::policy::MAX_ASSESSMENTS];
 
 impl Indicators {
     /// The value of one indicator; `None` when it is unknown.

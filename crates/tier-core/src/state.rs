@@ -19,7 +19,9 @@
 //! [`CustomerState::next_due`] is the next instant time alone can change
 //! a customer: always the start of a business day (an order leaving the
 //! window, an invoice falling due, a lifecycle threshold, the day a
-//! hysteresis hold runs out), or an override's exact expiry.
+//! hysteresis hold runs out), an override's exact expiry, or the expiry
+//! of a scored assessment (a business day's start in the calendar it was
+//! folded under).
 //! [`CustomerState::advance_to`] makes those decisions in order, each at
 //! its own due instant, with cause `Time`. The service's sweeper calls it
 //! for customers that fell due; [`CustomerState::process`] calls it first
@@ -509,6 +511,16 @@ impl CustomerState {
         if let Some(end) = self.manual().and_then(|m| m.expires_at) {
             exact(end);
         }
+        // An assessment expires at a business day's start in the calendar
+        // it was folded under: exact, should the calendar have changed.
+        if let Some(end) =
+            self.projection
+                .next_assessment_expiry(policy.fold_rules(), now, |slot| {
+                    policy.uses_assessment(slot)
+                })
+        {
+            exact(end);
+        }
         if let Some(a) = &self.assignment {
             let held = policy.tier_index(&a.tier);
             let evaluated = match self.evaluated {
@@ -901,6 +913,21 @@ impl CustomerState {
     fn scored_figures(&self, policy: &Policy, at: Timestamp) -> Indicators {
         self.projection
             .indicators_with(at, policy.fold_rules(), |n| policy.uses(n))
+    }
+
+    /// The explanation of the held tier (the evaluated one when none is
+    /// held, or the policy no longer knows it) at the last decision, with
+    /// who assessed each assessment indicator, when, and until when.
+    pub fn explain(&self, policy: &Policy) -> crate::policy::Explanation {
+        let figures = self.indicators(policy);
+        let held = self
+            .assignment
+            .as_ref()
+            .and_then(|a| policy.tier_index(&a.tier))
+            .unwrap_or_else(|| policy.evaluate(&figures).tier);
+        let mut e = policy.explain(&figures, held);
+        crate::projection::assessments::annotate(&mut e.assessments, self.projection.assessments());
+        e
     }
 
     /// The indicators of the last decision (at [`Self::decided_at`]): the

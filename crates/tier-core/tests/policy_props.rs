@@ -121,6 +121,11 @@ fn indicator(v: &toml::Value) -> IndicatorName {
     IndicatorName::parse(v.as_str().unwrap()).unwrap()
 }
 
+/// A part's event-derived indicator; `None` for a part on an assessment.
+fn scored_indicator(part: &toml::Value) -> Option<IndicatorName> {
+    IndicatorName::parse(part["indicator"].as_str().unwrap())
+}
+
 fn number(v: &toml::Value) -> f64 {
     v.as_float()
         .or_else(|| v.as_integer().map(|i| i as f64))
@@ -134,7 +139,11 @@ fn directions_of(doc: &toml::Table) -> Vec<(IndicatorName, bool)> {
         for dim in dims {
             for part in dim["parts"].as_array().unwrap() {
                 let higher = part["higher_is_better"].as_bool().unwrap();
-                out.push((indicator(&part["indicator"]), higher));
+                // A part on an assessment is no lever here: the generated
+                // indicators leave assessments missing (constant points).
+                if let Some(name) = scored_indicator(part) {
+                    out.push((name, higher));
+                }
             }
         }
     }
@@ -178,7 +187,9 @@ fn levers_of(doc: &toml::Table) -> Vec<Lever> {
     };
     for dim in dims {
         for part in dim["parts"].as_array().unwrap() {
-            let name = indicator(&part["indicator"]);
+            let Some(name) = scored_indicator(part) else {
+                continue;
+            };
             let xs: Vec<f64> = part["curve"]
                 .as_array()
                 .unwrap()
@@ -304,6 +315,7 @@ prop_compose! {
             growth_streak_months: f64::from(streak),
             complaints_by_severity_12m: by_severity,
             resolved_by_severity_12m: resolved,
+            ..Indicators::default()
         }
     }
 }
@@ -367,7 +379,9 @@ fn check_evaluation(case: &Case, ind: &Indicators) -> Result<(), TestCaseError> 
     prop_assert_eq!(e.score, eval.score, "{}", &case.name);
     prop_assert_eq!(&e.tier, &p.tiers()[eval.tier].name, "{}", &case.name);
     prop_assert_eq!(e.next_tier.is_some(), eval.tier > 0);
-    let sum: f64 = e.indicators.iter().map(|i| i.contribution).sum();
+    // The assessments' parts count beside the event-derived ones.
+    let sum: f64 = e.indicators.iter().map(|i| i.contribution).sum::<f64>()
+        + e.assessments.iter().map(|a| a.contribution).sum::<f64>();
     let rebuilt = (sum - e.penalty).clamp(0.0, 100.0);
     prop_assert!(
         (rebuilt - eval.score).abs() <= 0.005 + 1e-9,
@@ -762,7 +776,9 @@ fn every_shipped_policy_and_valid_fixture_is_a_case() {
     for must in [
         "default.toml",
         "retail-rules.toml",
+        "example-b.toml",
         "thresholds.toml",
+        "valid_assessments.toml",
         "valid_weighted.toml",
         "valid_rules.toml",
         "valid_unknowns.toml",
@@ -808,8 +824,9 @@ fn band_edges_are_exact_for_plain_customers() {
                     };
                     let eval = p.evaluate(&edge);
                     let e = p.explain(&edge, eval.tier);
-                    let unrounded: f64 =
-                        e.indicators.iter().map(|t| t.contribution).sum::<f64>() - e.penalty;
+                    let unrounded: f64 = e.indicators.iter().map(|t| t.contribution).sum::<f64>()
+                        + e.assessments.iter().map(|a| a.contribution).sum::<f64>()
+                        - e.penalty;
                     if eval.score == m && unrounded < m {
                         below_unrounded += 1;
                         let ceiling = ceiling_of(case, &edge);

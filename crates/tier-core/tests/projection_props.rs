@@ -555,7 +555,7 @@ proptest! {
                 EventKind::OrderPlaced { order_id, .. } | EventKind::OrderCancelled { order_id } | EventKind::OrderReturned { order_id, .. } => *order_id = format!("old-{order_id}"),
                 EventKind::InvoiceIssued { invoice_id, .. } | EventKind::PaymentReceived { invoice_id, .. } | EventKind::InvoiceCancelled { invoice_id } => *invoice_id = format!("old-{invoice_id}"),
                 EventKind::ComplaintOpened { complaint_id, .. } | EventKind::ComplaintResolved { complaint_id } => *complaint_id = format!("old-{complaint_id}"),
-                EventKind::ProfileUpdated(_) => {}
+                EventKind::ProfileUpdated(_) | EventKind::CustomerAssessed { .. } => {}
             }
             prop_assert_eq!(p.apply(&e, &rules()), Applied::Stale);
         }

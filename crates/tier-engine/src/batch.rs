@@ -230,6 +230,22 @@ impl Engine {
                     ("clear_override", false)
                 }
             },
+            Command::SetAssessment { cmd, reply } => {
+                let customer = cmd.customer_id.clone();
+                match self.set_assessment(&mut batch.unit, cmd, now) {
+                    Ok(change) => {
+                        tracing::info!(customer_id = %customer, changed = change.is_some(), "assessment set");
+                        batch
+                            .replies
+                            .push(PendingReply::Override(reply, change.map(Box::new)));
+                        ("set_assessment", true)
+                    }
+                    Err(e) => {
+                        reply(Err(e));
+                        ("set_assessment", false)
+                    }
+                }
+            }
             Command::ApplyPolicy { policy, reply } => {
                 tracing::info!(
                     version = policy.policy.version(),

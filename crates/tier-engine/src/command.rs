@@ -34,6 +34,10 @@ pub enum Command {
         author: String,
         reply: Reply<OverrideOutcome>,
     },
+    SetAssessment {
+        cmd: crate::SetAssessment,
+        reply: Reply<OverrideOutcome>,
+    },
     /// Make `policy` the policy in force (already validated).
     ApplyPolicy {
         policy: Arc<ActivePolicy>,
@@ -51,6 +55,9 @@ impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Command::SetOverride { cmd, .. } => f.debug_tuple("SetOverride").field(cmd).finish(),
+            Command::SetAssessment { cmd, .. } => {
+                f.debug_tuple("SetAssessment").field(cmd).finish()
+            }
             Command::ClearOverride { customer_id, .. } => {
                 f.debug_tuple("ClearOverride").field(customer_id).finish()
             }

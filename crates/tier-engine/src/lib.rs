@@ -127,6 +127,19 @@ pub enum CommandError {
     Override(#[from] OverrideError),
     #[error("customer_id must not be empty")]
     EmptyCustomerId,
+    /// An assessment the policy refuses (unknown indicator, off scale).
+    #[error("invalid {field}: {reason}")]
+    Assessment { field: &'static str, reason: String },
+}
+
+/// An assessment an account manager makes through the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAssessment {
+    pub customer_id: String,
+    pub indicator: String,
+    pub value: i64,
+    pub assessed_by: String,
+    pub note: String,
 }
 
 /// An override command as the API hands it over.
@@ -572,6 +585,57 @@ impl Engine {
         unit.changes.extend(change.clone());
         self.reindex(&cmd.customer_id);
         Ok(change)
+    }
+
+    /// Record an assessment made at `now`, exactly as a `CustomerAssessed`
+    /// event of that instant would be (its event id names the command:
+    /// `tierd-admin:{customer}:{indicator}:{millis}`). Returns the change
+    /// of the effective tier it caused, if any.
+    pub fn set_assessment(
+        &mut self,
+        unit: &mut Unit,
+        cmd: SetAssessment,
+        now: Timestamp,
+    ) -> Result<Option<TierChange>, CommandError> {
+        if cmd.customer_id.trim().is_empty() {
+            return Err(CommandError::EmptyCustomerId);
+        }
+        self.policy
+            .assessments()
+            .check(&cmd.indicator, cmd.value)
+            .map_err(|e| CommandError::Assessment {
+                field: if e.field.ends_with("value") {
+                    "value"
+                } else {
+                    "indicator"
+                },
+                reason: e.detail,
+            })?;
+        let event = Event {
+            event_id: format!(
+                "tierd-admin:{}:{}:{}",
+                cmd.customer_id,
+                cmd.indicator,
+                now.millis()
+            ),
+            customer_id: cmd.customer_id.clone(),
+            occurred_at: now,
+            source: "tierd-admin".into(),
+            kind: EventKind::CustomerAssessed {
+                indicator: cmd.indicator,
+                value: cmd.value,
+                assessed_by: cmd.assessed_by,
+                note: cmd.note,
+            },
+        };
+        let before = unit.changes.len();
+        self.fold(unit, &event);
+        self.reindex(&cmd.customer_id);
+        Ok(unit.changes[before..]
+            .iter()
+            .rev()
+            .find(|c| c.customer_id == cmd.customer_id && c.cause == Cause::Event)
+            .cloned())
     }
 
     /// Clear a customer's override at `now`.

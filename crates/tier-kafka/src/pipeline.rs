@@ -740,7 +740,7 @@ impl<S: Store + 'static> Pipeline<S> {
             tier_counts,
         })?;
         let decoder_policy = engine.policy().clone();
-        let decoder = Decoder::new(decoder_policy.currency_rules().clone(), config.limits);
+        let decoder = Decoder::for_policy(&decoder_policy, config.limits);
         Ok(Self {
             config,
             deps,
@@ -826,10 +826,7 @@ impl<S: Store + 'static> Pipeline<S> {
                 );
                 if !Arc::ptr_eq(self.engine.policy(), &self.decoder_policy) {
                     self.decoder_policy = self.engine.policy().clone();
-                    self.decoder = Decoder::new(
-                        self.decoder_policy.currency_rules().clone(),
-                        self.config.limits,
-                    );
+                    self.decoder = Decoder::for_policy(&self.decoder_policy, self.config.limits);
                 }
             }
             self.submit(batch, now, sweeping)?;

@@ -94,6 +94,14 @@
 //!   (`purchase_potential`, ...); any other name is
 //!   [`RejectReason::InvalidField`] on `profile_updated.cleared_fields`, and
 //!   so (from [`Event::validate`]) is a field both set and cleared.
+//! - `customer_assessed` carries `indicator`, `value` (a level of the
+//!   scale), `assessed_by` (required) and `note` (at most
+//!   [`tier_core::policy::MAX_NOTE_LEN`] bytes). A decoder built with the
+//!   policy's assessment indicators ([`Decoder::for_policy`],
+//!   [`Decoder::with_assessments`]) rejects an indicator the policy does not
+//!   declare ([`RejectReason::InvalidField`] on
+//!   `customer_assessed.indicator`) and a value off its scale (on
+//!   `customer_assessed.value`), after [`Event::validate`].
 //! - Ids must be valid UTF-8: prost refuses invalid UTF-8 in `string` fields,
 //!   so such a record is [`RejectReason::Undecodable`] with the field named.
 //!
@@ -121,6 +129,7 @@ use std::sync::OnceLock;
 
 use prost::Message as _;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
+use tier_core::policy::{AssessmentRules, Policy};
 use tier_core::{
     Amount, CurrencyRules, Event, EventKind, InvalidEvent, Money, ProfileField, ProfileUpdate,
     RejectReason, Severity, Timestamp, ValidationLimits,
@@ -189,11 +198,42 @@ pub struct Decoded {
 pub struct Decoder {
     rules: CurrencyRules,
     limits: ValidationLimits,
+    /// The policy's assessment indicators, when assessments are checked
+    /// here (see [`Decoder::with_assessments`]).
+    assessments: Option<AssessmentRules>,
 }
 
 impl Decoder {
+    /// A decoder that does not check assessments against a policy (the
+    /// fold then ignores an undeclared or off-scale one); see
+    /// [`Self::with_assessments`] and [`Self::for_policy`].
     pub fn new(rules: CurrencyRules, limits: ValidationLimits) -> Self {
-        Self { rules, limits }
+        Self {
+            rules,
+            limits,
+            assessments: None,
+        }
+    }
+
+    /// Check `customer_assessed` events against these assessment
+    /// indicators: an undeclared indicator or a value off its scale is
+    /// rejected ([`RejectReason::InvalidField`] on
+    /// `customer_assessed.indicator` / `customer_assessed.value`).
+    pub fn with_assessments(mut self, assessments: AssessmentRules) -> Self {
+        self.assessments = Some(assessments);
+        self
+    }
+
+    /// A decoder for `policy`: its currency rules and its assessment
+    /// indicators.
+    pub fn for_policy(policy: &Policy, limits: ValidationLimits) -> Self {
+        Self::new(policy.currency_rules().clone(), limits)
+            .with_assessments(policy.assessments().clone())
+    }
+
+    /// The assessment indicators checked, when any are.
+    pub fn assessments(&self) -> Option<&AssessmentRules> {
+        self.assessments.as_ref()
     }
 
     pub fn rules(&self) -> &CurrencyRules {
@@ -216,6 +256,9 @@ impl Decoder {
         let (msg, format) = decode_wire(payload.unwrap_or_default())?;
         let event = event_from_proto(msg, &self.rules)?;
         event.validate(now, &self.limits).map_err(bounded)?;
+        if let Some(assessments) = &self.assessments {
+            event.check_assessment(assessments).map_err(bounded)?;
+        }
         check_key(key, &event.customer_id)?;
         Ok(Decoded { event, format })
     }
@@ -497,7 +540,7 @@ fn convert(msg: CustomerEvent, rules: &CurrencyRules) -> Result<Event, InvalidEv
             "payload",
             "the event has no payload (none of order_placed, order_cancelled, order_returned, \
              invoice_issued, invoice_cancelled, payment_received, complaint_opened, \
-             complaint_resolved, profile_updated is set)",
+             complaint_resolved, profile_updated, customer_assessed is set)",
         ));
     };
     let kind = match payload {
@@ -555,6 +598,12 @@ fn convert(msg: CustomerEvent, rules: &CurrencyRules) -> Result<Event, InvalidEv
             complaint_id: p.complaint_id,
         },
         Payload::ProfileUpdated(p) => EventKind::ProfileUpdated(profile_from_proto(p, rules)?),
+        Payload::CustomerAssessed(p) => EventKind::CustomerAssessed {
+            indicator: p.indicator,
+            value: i64::from(p.value),
+            assessed_by: p.assessed_by,
+            note: p.note,
+        },
     };
     Ok(Event {
         event_id: msg.event_id,
@@ -757,6 +806,18 @@ pub fn event_to_proto(ev: &Event, currency: &str) -> CustomerEvent {
             customer_since: p.customer_since.map(time::to_proto),
             cleared_fields: p.cleared.iter().map(|f| f.as_str().to_owned()).collect(),
         }),
+        EventKind::CustomerAssessed {
+            indicator,
+            value,
+            assessed_by,
+            note,
+        } => Payload::CustomerAssessed(ev::CustomerAssessed {
+            indicator: indicator.clone(),
+            // Values are levels within 0..=1000 (the policy's scale limit).
+            value: i32::try_from(*value).unwrap_or(if *value < 0 { i32::MIN } else { i32::MAX }),
+            assessed_by: assessed_by.clone(),
+            note: note.clone(),
+        }),
     };
     CustomerEvent {
         event_id: ev.event_id.clone(),
@@ -906,6 +967,11 @@ pub const FIELD_PATHS: &[&str] = &[
     "profile_updated.customer_since.seconds",
     "profile_updated.customer_since.nanos",
     "profile_updated.cleared_fields",
+    "customer_assessed",
+    "customer_assessed.indicator",
+    "customer_assessed.value",
+    "customer_assessed.assessed_by",
+    "customer_assessed.note",
 ];
 
 /// The oneof variant name of a payload message type, as prost names it.
@@ -920,6 +986,7 @@ fn variant_of(message: &str) -> Option<&'static str> {
         "ComplaintOpened" => "complaint_opened",
         "ComplaintResolved" => "complaint_resolved",
         "CustomerProfileUpdated" => "profile_updated",
+        "CustomerAssessed" => "customer_assessed",
         _ => return None,
     })
 }

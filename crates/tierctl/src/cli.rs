@@ -146,6 +146,47 @@ pub enum Command {
     History(HistoryArgs),
     /// Tier changes in a period, newest first: who moved up or down.
     Movers(MoversArgs),
+    /// Record a qualitative assessment of a customer (an admin token).
+    Assess(AssessArgs),
+    /// A customer's assessment history, or the assessments about to expire.
+    #[command(subcommand)]
+    Assessments(AssessmentsCommand),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AssessArgs {
+    /// The customer id.
+    pub customer_id: String,
+    /// An assessment indicator of the policy (`policy show` lists them).
+    #[arg(long)]
+    pub indicator: String,
+    /// A level of its scale.
+    #[arg(long, allow_negative_numbers = true)]
+    pub value: i64,
+    /// Who assessed (recorded in the history).
+    #[arg(long = "by")]
+    pub assessed_by: String,
+    /// Why (recorded in the history).
+    #[arg(long, default_value = "")]
+    pub note: String,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum AssessmentsCommand {
+    /// Every assessment of a customer, oldest first.
+    History(OverrideHistoryArgs),
+    /// Assessments in force that expire within `--within` (re-assess in time).
+    Due(AssessmentsDueArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AssessmentsDueArgs {
+    /// The horizon from now: `30d`, `2w`, `12h`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30d")]
+    pub within: std::time::Duration,
+    /// At most this many (1 to 10000).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub limit: u32,
 }
 
 impl Command {

@@ -415,6 +415,20 @@ impl TierService for Fake {
     ) -> Result<Response<tier_proto::api::ListTierMoversResponse>, Status> {
         Err(Status::unimplemented("not in this fake"))
     }
+
+    async fn get_assessment_history(
+        &self,
+        _request: Request<tier_proto::api::GetAssessmentHistoryRequest>,
+    ) -> Result<Response<tier_proto::api::AssessmentHistory>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
+    async fn list_assessments_due(
+        &self,
+        _request: Request<tier_proto::api::ListAssessmentsDueRequest>,
+    ) -> Result<Response<tier_proto::api::ListAssessmentsDueResponse>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
 }
 
 #[tonic::async_trait]
@@ -454,6 +468,13 @@ impl AdminService for Fake {
                 ..Default::default()
             }),
         }))
+    }
+
+    async fn set_assessment(
+        &self,
+        _request: Request<tier_proto::api::SetAssessmentRequest>,
+    ) -> Result<Response<OverrideResponse>, Status> {
+        Err(Status::unimplemented("not in this fake"))
     }
 
     async fn clear_override(

@@ -313,6 +313,20 @@ impl TierService for Fake {
     ) -> Result<Response<tier_proto::api::ListTierMoversResponse>, Status> {
         Err(Status::unimplemented("not in this fake"))
     }
+
+    async fn get_assessment_history(
+        &self,
+        _request: Request<tier_proto::api::GetAssessmentHistoryRequest>,
+    ) -> Result<Response<tier_proto::api::AssessmentHistory>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
+
+    async fn list_assessments_due(
+        &self,
+        _request: Request<tier_proto::api::ListAssessmentsDueRequest>,
+    ) -> Result<Response<tier_proto::api::ListAssessmentsDueResponse>, Status> {
+        Err(Status::unimplemented("not in this fake"))
+    }
 }
 
 /// Serve the fake on a free loopback port; returns `http://127.0.0.1:PORT`.

@@ -27,8 +27,9 @@ pub struct Explanation {
     /// decimals (always a whole number of hundredths): the value the tier
     /// was banded on.
     pub score: f64,
-    /// One entry per scored term, in policy order. Their contributions sum
-    /// to the score before the penalty and before rounding to hundredths.
+    /// One entry per scored term on an event-derived indicator, in policy
+    /// order. Their contributions and those of `assessments` sum to the
+    /// score before the penalty and before rounding to hundredths.
     pub indicators: Vec<ExplainedIndicator>,
     /// Points subtracted for complaints (0 when the policy has none).
     pub penalty: f64,
@@ -57,6 +58,43 @@ pub struct Explanation {
     /// has none).
     #[serde(default)]
     pub failed_gates: Vec<FailedGate>,
+    /// Every assessment indicator the policy declares, in policy order,
+    /// beside the event-derived `indicators`: its value and label, its
+    /// share of the score, and (filled from the customer's state by
+    /// `CustomerState::explain`) who assessed it, when, and until when it
+    /// counts. Empty when the policy declares none.
+    #[serde(default)]
+    pub assessments: Vec<ExplainedAssessment>,
+}
+
+/// One assessment indicator of an [`Explanation`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExplainedAssessment {
+    pub name: String,
+    /// The level in force; `None` when never assessed or expired (the
+    /// parts on it then earn `missing_points`).
+    pub value: Option<f64>,
+    /// The level's label, when the scale has labels and a value is in force.
+    pub label: Option<String>,
+    /// Points 0..=100 the parts on it earn (their weighted mean when
+    /// several parts score it); `None` when no part scores it.
+    pub points: Option<f64>,
+    /// Percent of the score the parts on it carry (0 when none).
+    pub weight: f64,
+    /// Score points contributed.
+    pub contribution: f64,
+    /// What the parts on it earn while it is missing or expired.
+    pub missing_points: f64,
+    /// Who made the latest assessment (also when it has expired); `None`
+    /// when never assessed.
+    pub assessed_by: Option<String>,
+    pub note: Option<String>,
+    /// When the latest assessment was made (event time).
+    pub assessed_at: Option<crate::time::Timestamp>,
+    /// When it stops counting: the start of the business day `valid_days`
+    /// after the assessment's day. A past `expires_at` with `value: None`
+    /// means it expired.
+    pub expires_at: Option<crate::time::Timestamp>,
 }
 
 /// A tier gate the customer fails: `indicator op threshold` does not hold

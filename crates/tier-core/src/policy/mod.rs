@@ -56,6 +56,20 @@
 //! its text says `now unknown`. Explanations carry unknown values as `None`
 //! ([`ExplainedIndicator::value`], [`Advice::current`]).
 //!
+//! ## Assessment indicators
+//! `[[assessments]]` declares qualitative indicators that account
+//! managers judge (name, scale of whole levels with optional labels,
+//! `valid_days`, `missing_points`); `CustomerAssessed` events set them per
+//! customer. A weighted part names one like any indicator; it earns the
+//! assessment's `missing_points` while the customer has none in force
+//! (never assessed, or expired after `valid_days` business days). Their
+//! values travel in [`Indicators::assessed`] (fixed slots, policy order),
+//! so scoring stays allocation-free; they are never advised (an
+//! assessment is a judgement to make, not a figure to move), and an
+//! explanation lists each beside the event-derived indicators
+//! ([`ExplainedAssessment`]). Gates, rule conditions and grading axes
+//! read event-derived indicators only. Details in `assessment.rs`.
+//!
 //! ## Complaint penalty
 //! `[method.complaint_penalty]` subtracts points per complaint opened in
 //! the window, by severity, capped at `max`. Complaints since resolved
@@ -104,6 +118,7 @@
 //! A tier a gate vetoes is left at once: hysteresis slows score drops, it
 //! does not override a veto. See [`Policy::decide`].
 
+mod assessment;
 mod curve;
 mod error;
 mod explain;
@@ -118,8 +133,11 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
+pub use assessment::{
+    AssessmentRules, AssessmentSpec, MAX_ASSESSMENTS, MAX_NOTE_LEN, MAX_VALID_DAYS, SCALE_LIMIT,
+};
 pub use error::PolicyError;
-pub use explain::{Advice, ExplainedIndicator, Explanation, FailedGate};
+pub use explain::{Advice, ExplainedAssessment, ExplainedIndicator, Explanation, FailedGate};
 pub use grading::{
     DEFAULT_RECUT_SECONDS, Grading, GradingClass, GradingKind, MATRIX_CLASSES, RankBy,
 };
@@ -272,6 +290,8 @@ pub struct Policy {
     gradings: Vec<Grading>,
     /// `scored[n.index()]`: whether the method or a gate reads indicator `n`.
     scored: [bool; IndicatorName::ALL.len()],
+    /// `scored_assessments[slot]`: whether the method reads that assessment.
+    scored_assessments: [bool; MAX_ASSESSMENTS],
 }
 
 /// Reads one indicator; precomputed per scored term.
@@ -318,7 +338,7 @@ pub(crate) trait ScoringMethod {
     fn explain(&self, ind: &Indicators, tier: usize, tiers: &[TierSpec]) -> Explanation;
 
     /// Score points per scored term (penalty negative), for [`Policy::reasons`].
-    fn contributions(&self, ind: &Indicators, out: &mut Vec<(&'static str, f64)>);
+    fn contributions<'a>(&'a self, ind: &Indicators, out: &mut Vec<(&'a str, f64)>);
 
     /// Whether the method reads `name` (a term, a condition, the penalty).
     fn uses(&self, name: IndicatorName) -> bool;
@@ -364,7 +384,7 @@ impl ScoringMethod for Method {
         }
     }
 
-    fn contributions(&self, ind: &Indicators, out: &mut Vec<(&'static str, f64)>) {
+    fn contributions<'a>(&'a self, ind: &Indicators, out: &mut Vec<(&'a str, f64)>) {
         match self {
             Method::WeightedScore(m) => m.contributions(ind, out),
             Method::Rules(m) => m.contributions(ind, out),
@@ -432,6 +452,18 @@ impl Policy {
     #[inline]
     pub fn uses(&self, name: IndicatorName) -> bool {
         self.scored[name.index()]
+    }
+
+    /// The assessment indicators the policy declares (`[[assessments]]`).
+    pub fn assessments(&self) -> &AssessmentRules {
+        &self.fold.assessments
+    }
+
+    /// Whether the scoring reads the assessment in `slot` (its position
+    /// in [`Self::assessments`]): its expiry can then move the tier.
+    #[inline]
+    pub fn uses_assessment(&self, slot: usize) -> bool {
+        self.scored_assessments.get(slot).copied().unwrap_or(false)
     }
 
     /// Lifecycle thresholds and the at-risk horizon.
@@ -527,6 +559,7 @@ impl Policy {
     pub fn explain(&self, ind: &Indicators, tier: usize) -> Explanation {
         let tier = tier.min(self.tiers.len().saturating_sub(1));
         let mut e = self.method.explain(ind, tier, &self.tiers);
+        e.assessments = self.explain_assessments(ind);
         let scored = self.method.evaluate(ind).tier;
         e.score_tier = self
             .tiers
@@ -596,7 +629,7 @@ impl Policy {
     pub fn reasons(&self, old: &Indicators, new: &Indicators, k: usize) -> Vec<Reason> {
         let mut terms = Vec::new();
         self.method.contributions(old, &mut terms);
-        let mut by_name: BTreeMap<&'static str, (f64, f64)> = BTreeMap::new();
+        let mut by_name: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
         for (name, c) in terms.drain(..) {
             by_name.entry(name).or_default().0 += c;
         }
@@ -621,6 +654,40 @@ impl Policy {
         });
         reasons.truncate(k);
         reasons
+    }
+}
+
+impl Policy {
+    /// Every declared assessment with its value, label and share of the
+    /// score for `ind` (who assessed it and when is the state's to add:
+    /// see `CustomerState::explain`).
+    fn explain_assessments(&self, ind: &Indicators) -> Vec<ExplainedAssessment> {
+        self.assessments()
+            .specs()
+            .iter()
+            .enumerate()
+            .map(|(slot, spec)| {
+                let value = ind.assessed.get(slot).copied().flatten();
+                let (weight, contribution) = match &self.method {
+                    Method::WeightedScore(m) => m.assessed_share(slot, ind),
+                    Method::Rules(_) => (0.0, 0.0),
+                };
+                ExplainedAssessment {
+                    name: spec.name.clone(),
+                    value,
+                    // Values are whole levels (see `assessment.rs`).
+                    label: value.and_then(|v| spec.label(v as i64)).map(str::to_owned),
+                    points: (weight > 0.0).then(|| contribution * 100.0 / weight),
+                    weight,
+                    contribution,
+                    missing_points: spec.missing_points,
+                    assessed_by: None,
+                    note: None,
+                    assessed_at: None,
+                    expires_at: None,
+                }
+            })
+            .collect()
     }
 }
 

@@ -16,13 +16,16 @@ use std::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::assessment::{
+    AssessmentRules, AssessmentSpec, MAX_ASSESSMENTS, MAX_VALID_DAYS, SCALE_LIMIT,
+};
 use super::curve::Curve;
 use super::error::{PolicyError, line_of};
 use super::explain::fmt_num;
 use super::gate::{Gate, Gates, WhenUnknown};
 use super::grading::{DEFAULT_RECUT_SECONDS, Grading, GradingKind, RankBy};
 use super::rules::{Condition, Op, RuleTiers};
-use super::weighted::{Penalty, Term, WeightedScore};
+use super::weighted::{AssessedTerm, Penalty, Term, WeightedScore};
 use super::{Hysteresis, LifecycleRules, Method, Policy, ScoringMethod as _, TierSpec, from_centi};
 use crate::event::{CurrencyRules, Severity};
 use crate::indicators::IndicatorName;
@@ -87,6 +90,29 @@ struct RawPolicy<M> {
     /// Secondary gradings reported beside the tier (see `grading.rs`).
     #[serde(default)]
     gradings: Vec<RawGrading>,
+    /// Assessment indicators (see `assessment.rs`).
+    #[serde(default)]
+    assessments: Vec<RawAssessment>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAssessment {
+    name: Spanned<String>,
+    scale: Spanned<RawScale>,
+    valid_days: Spanned<i64>,
+    /// Points of the weighted parts on it when missing or expired; 0 when absent.
+    #[serde(default)]
+    missing_points: Option<Spanned<f64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScale {
+    min: Spanned<i64>,
+    max: Spanned<i64>,
+    #[serde(default)]
+    labels: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -190,7 +216,8 @@ struct RawDimension {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPart {
-    indicator: Spanned<IndicatorName>,
+    /// An [`IndicatorName`] or the name of a declared assessment.
+    indicator: Spanned<String>,
     share: Spanned<f64>,
     higher_is_better: Spanned<bool>,
     curve: Spanned<Vec<Spanned<Vec<f64>>>>,
@@ -290,14 +317,20 @@ impl<M> RawPolicy<M> {
         let currency = build_currency_rules(ctx, base, &self.currency_rates)?;
         let mut tiers = build_tiers(ctx, &self.tiers)?;
         let gates = build_gates(ctx, &self.tiers)?;
-        let method = tag(self.method).build(ctx, &self.tiers, &mut tiers)?;
+        let assessments = build_assessments(ctx, &self.assessments)?;
+        let method = tag(self.method).build(ctx, &self.tiers, &mut tiers, &assessments)?;
         let hysteresis = build_hysteresis(ctx, self.hysteresis.as_ref(), &method)?;
         let gradings = build_gradings(ctx, &self.gradings)?;
         Ok(Policy {
             version,
+            scored_assessments: std::array::from_fn(|slot| match &method {
+                Method::WeightedScore(m) => m.uses_assessment(slot),
+                Method::Rules(_) => false,
+            }),
             fold: FoldRules {
                 window: Window::months(window_months),
                 calendar,
+                assessments,
             },
             currency,
             hysteresis,
@@ -874,10 +907,11 @@ impl MethodConfig {
         ctx: Ctx<'_>,
         raw_tiers: &Spanned<Vec<RawTier>>,
         tiers: &mut [TierSpec],
+        assessments: &AssessmentRules,
     ) -> Result<Method> {
         match self {
             MethodConfig::WeightedScore(cfg) => {
-                build_weighted(ctx, cfg, raw_tiers, tiers).map(Method::WeightedScore)
+                build_weighted(ctx, cfg, raw_tiers, tiers, assessments).map(Method::WeightedScore)
             }
             MethodConfig::Rules(cfg) => build_rules(ctx, cfg, raw_tiers).map(Method::Rules),
         }
@@ -889,6 +923,7 @@ fn build_weighted(
     cfg: WeightedConfig,
     raw_tiers: &Spanned<Vec<RawTier>>,
     tiers: &mut [TierSpec],
+    assessments: &AssessmentRules,
 ) -> Result<WeightedScore> {
     let min_centis = check_bands(ctx, raw_tiers)?;
     for (tier, min) in tiers.iter_mut().zip(&min_centis) {
@@ -907,6 +942,8 @@ fn build_weighted(
     let mut dim_names: BTreeMap<&str, usize> = BTreeMap::new();
     // Direction of each scored indicator, and where it was first declared.
     let mut directions: BTreeMap<IndicatorName, (bool, String)> = BTreeMap::new();
+    let mut assessed = Vec::new();
+    let mut assessed_directions: BTreeMap<usize, (bool, String)> = BTreeMap::new();
     let mut weight_sum = 0.0;
     for (d, dim) in dims.iter().enumerate() {
         let at = format!("method.dimensions[{d}]");
@@ -946,8 +983,49 @@ fn build_weighted(
             let at = format!("{at}.parts[{p}]");
             let share = check_percent(ctx, &part.share, &format!("{at}.share"), "part share")?;
             share_sum += share;
-            let indicator = *part.indicator.get_ref();
             let higher = *part.higher_is_better.get_ref();
+            let indicator = match resolve_indicator(ctx, &part.indicator, &at, assessments)? {
+                Scored::Event(name) => name,
+                Scored::Assessment(slot, spec) => {
+                    if let Some((first, first_at)) = assessed_directions.get(&slot)
+                        && *first != higher
+                    {
+                        return Err(ctx.err(
+                            part.higher_is_better.span(),
+                            format!("{at}.higher_is_better"),
+                            format!(
+                                "{} is scored with higher_is_better = {first} at {first_at}; \
+                                 one indicator cannot be better both higher and lower",
+                                spec.name
+                            ),
+                        ));
+                    }
+                    assessed_directions
+                        .entry(slot)
+                        .or_insert_with(|| (higher, at.clone()));
+                    if let Some(m) = &part.missing_points {
+                        return Err(ctx.err(
+                            m.span(),
+                            format!("{at}.missing_points"),
+                            format!(
+                                "{} is an assessment: its missing_points is set once, on its \
+                                 [[assessments]] entry",
+                                spec.name
+                            ),
+                        ));
+                    }
+                    let curve = build_curve(ctx, &part.curve, higher, &format!("{at}.curve"))?;
+                    assessed.push(AssessedTerm::new(
+                        slot,
+                        spec.name.clone(),
+                        weight,
+                        share,
+                        curve,
+                        spec.missing_points,
+                    ));
+                    continue;
+                }
+            };
             match directions.get(&indicator) {
                 Some((first, first_at)) if *first != higher => {
                     return Err(ctx.err(
@@ -1016,7 +1094,194 @@ fn build_weighted(
         .as_ref()
         .map(|p| build_penalty(ctx, p))
         .transpose()?;
-    Ok(WeightedScore::new(terms, penalty, min_centis))
+    Ok(WeightedScore::new(terms, assessed, penalty, min_centis))
+}
+
+/// What a part scores.
+enum Scored<'a> {
+    Event(IndicatorName),
+    /// Slot and spec of a declared assessment.
+    Assessment(usize, &'a AssessmentSpec),
+}
+
+/// A part's `indicator`: an event-derived indicator or a declared assessment.
+fn resolve_indicator<'a>(
+    ctx: Ctx<'_>,
+    raw: &Spanned<String>,
+    at: &str,
+    assessments: &'a AssessmentRules,
+) -> Result<Scored<'a>> {
+    let name = raw.get_ref();
+    if let Some(event) = IndicatorName::parse(name) {
+        return Ok(Scored::Event(event));
+    }
+    if let Some((slot, spec)) = assessments.find(name) {
+        return Ok(Scored::Assessment(slot, spec));
+    }
+    let declared: Vec<&str> = assessments
+        .specs()
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    Err(ctx.err(
+        raw.span(),
+        format!("{at}.indicator"),
+        format!(
+            "unknown variant `{name}`: neither an indicator ({}) nor a declared assessment ({})",
+            IndicatorName::ALL.map(IndicatorName::as_str).join(", "),
+            if declared.is_empty() {
+                "none".to_owned()
+            } else {
+                declared.join(", ")
+            }
+        ),
+    ))
+}
+
+fn is_snake_case(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_lowercase())
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !name.ends_with('_')
+        && !name.contains("__")
+}
+
+/// `[[assessments]]`: at most [`MAX_ASSESSMENTS`], names snake_case,
+/// unique and not an event indicator's, a scale of whole levels within
+/// `0..=SCALE_LIMIT` with `min < max` and one label per level (when
+/// labelled), `valid_days` within `1..=MAX_VALID_DAYS`, `missing_points`
+/// within `0..=100`.
+fn build_assessments(ctx: Ctx<'_>, list: &[RawAssessment]) -> Result<AssessmentRules> {
+    if let Some(extra) = list.get(MAX_ASSESSMENTS) {
+        return Err(ctx.err(
+            extra.name.span(),
+            format!("assessments[{MAX_ASSESSMENTS}]"),
+            format!(
+                "{} assessments declared; at most {MAX_ASSESSMENTS} are allowed",
+                list.len()
+            ),
+        ));
+    }
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut specs = Vec::with_capacity(list.len());
+    for (i, a) in list.iter().enumerate() {
+        let at = |f: &str| format!("assessments[{i}].{f}");
+        let name = a.name.get_ref();
+        if !is_snake_case(name) || name.len() > 64 {
+            return Err(ctx.err(
+                a.name.span(),
+                at("name"),
+                format!(
+                    "assessment name {name:?} must be snake_case (lowercase letters, digits and \
+                     single underscores, starting with a letter), at most 64 bytes"
+                ),
+            ));
+        }
+        if name == super::weighted::PENALTY_REASON {
+            return Err(ctx.err(
+                a.name.span(),
+                at("name"),
+                format!("{name:?} is reserved: it names the complaint penalty in reasons"),
+            ));
+        }
+        if IndicatorName::parse(name).is_some() {
+            return Err(ctx.err(
+                a.name.span(),
+                at("name"),
+                format!(
+                    "{name:?} is the name of an event-derived indicator; an assessment needs its own name"
+                ),
+            ));
+        }
+        if let Some(first) = seen.insert(name, ctx.line(a.name.span())) {
+            return Err(ctx.err(
+                a.name.span(),
+                at("name"),
+                format!("duplicate assessment name {name:?} (first defined at line {first})"),
+            ));
+        }
+        let scale = a.scale.get_ref();
+        let (min, max) = (*scale.min.get_ref(), *scale.max.get_ref());
+        for (v, key) in [(&scale.min, "min"), (&scale.max, "max")] {
+            let x = *v.get_ref();
+            if !(0..=SCALE_LIMIT).contains(&x) {
+                return Err(ctx.err(
+                    v.span(),
+                    at(&format!("scale.{key}")),
+                    format!("scale {key} must be within 0..={SCALE_LIMIT}, got {x}"),
+                ));
+            }
+        }
+        if max <= min {
+            return Err(ctx.err(
+                scale.max.span(),
+                at("scale.max"),
+                format!("scale max {max} must be above min {min}"),
+            ));
+        }
+        let labels = match &scale.labels {
+            None => Vec::new(),
+            Some(l) => {
+                let levels = max - min + 1;
+                if i64::try_from(l.get_ref().len()).ok() != Some(levels) {
+                    return Err(ctx.err(
+                        l.span(),
+                        at("scale.labels"),
+                        format!(
+                            "{} labels for the {levels} levels {min}..={max}; give one per level, lowest first",
+                            l.get_ref().len()
+                        ),
+                    ));
+                }
+                if let Some(bad) = l
+                    .get_ref()
+                    .iter()
+                    .find(|s| s.trim().is_empty() || s.trim() != s.as_str())
+                {
+                    return Err(ctx.err(
+                        l.span(),
+                        at("scale.labels"),
+                        format!("label {bad:?} must be non-empty without surrounding spaces"),
+                    ));
+                }
+                l.get_ref().clone()
+            }
+        };
+        let days = *a.valid_days.get_ref();
+        let valid_days = match u32::try_from(days) {
+            Ok(d) if (1..=MAX_VALID_DAYS).contains(&d) => d,
+            _ => {
+                return Err(ctx.err(
+                    a.valid_days.span(),
+                    at("valid_days"),
+                    format!("valid_days must be within 1..={MAX_VALID_DAYS}, got {days}"),
+                ));
+            }
+        };
+        let missing_points = match &a.missing_points {
+            None => 0.0,
+            Some(m) => {
+                let x = *m.get_ref();
+                if !(0.0..=100.0).contains(&x) {
+                    return Err(ctx.err(
+                        m.span(),
+                        at("missing_points"),
+                        format!("missing_points must be within 0..=100, got {}", fmt_num(x)),
+                    ));
+                }
+                x
+            }
+        };
+        specs.push(AssessmentSpec {
+            name: name.clone(),
+            min,
+            max,
+            labels,
+            valid_days,
+            missing_points,
+        });
+    }
+    Ok(AssessmentRules::new(specs))
 }
 
 /// `min_score` of every tier, in hundredths: present, within 0..=100, at

@@ -348,6 +348,7 @@ impl ScoringMethod for RuleTiers {
                 .map_or_else(Vec::new, |next| self.advise(ind, next)),
             score_tier: String::new(),
             failed_gates: Vec::new(),
+            assessments: Vec::new(),
         }
     }
 
@@ -355,7 +356,7 @@ impl ScoringMethod for RuleTiers {
         self.rules.iter().flatten().any(|c| c.indicator == name)
     }
 
-    fn contributions(&self, ind: &Indicators, out: &mut Vec<(&'static str, f64)>) {
+    fn contributions<'a>(&'a self, ind: &Indicators, out: &mut Vec<(&'a str, f64)>) {
         let tier = self.matched(ind);
         out.extend(
             self.terms(ind, tier)

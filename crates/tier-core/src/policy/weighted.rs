@@ -94,6 +94,51 @@ impl Term {
     }
 }
 
+/// One scored part on an assessment indicator (see `assessment.rs`):
+/// never a lever of the advice (an assessment is a judgement to make, not
+/// a figure the customer moves), otherwise scored like a [`Term`].
+#[derive(Clone, Debug)]
+pub(crate) struct AssessedTerm {
+    /// Slot in [`Indicators::assessed`] (the assessment's policy position).
+    pub(crate) slot: usize,
+    pub(crate) name: String,
+    /// Share of the score: `weight * share / 10_000` (0..=1).
+    factor: f64,
+    curve: Curve,
+    /// The assessment's `missing_points`: never assessed, or expired.
+    missing_points: f64,
+}
+
+impl AssessedTerm {
+    pub(crate) fn new(
+        slot: usize,
+        name: String,
+        weight: f64,
+        share: f64,
+        curve: Curve,
+        missing_points: f64,
+    ) -> Self {
+        Self {
+            slot,
+            name,
+            factor: weight * share / 10_000.0,
+            curve,
+            missing_points,
+        }
+    }
+
+    /// The assessment's value and the points it earns.
+    #[inline]
+    fn eval(&self, ind: &Indicators) -> (Option<f64>, f64) {
+        let value = ind.assessed.get(self.slot).copied().flatten();
+        let points = match value {
+            Some(v) => self.curve.at(v),
+            None => self.missing_points,
+        };
+        (value, points)
+    }
+}
+
 /// Points subtracted per complaint opened in the window, by severity.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Penalty {
@@ -203,6 +248,8 @@ impl Lever {
 #[derive(Clone, Debug)]
 pub(crate) struct WeightedScore {
     terms: Vec<Term>,
+    /// The parts on assessment indicators, in policy order.
+    assessed: Vec<AssessedTerm>,
     /// One per scored indicator, heaviest first (ties in policy order).
     levers: Vec<Lever>,
     penalty: Option<Penalty>,
@@ -213,7 +260,12 @@ pub(crate) struct WeightedScore {
 
 impl WeightedScore {
     /// `min_centis`: each tier's `min_score` in hundredths, best first.
-    pub(crate) fn new(terms: Vec<Term>, penalty: Option<Penalty>, min_centis: Vec<i64>) -> Self {
+    pub(crate) fn new(
+        terms: Vec<Term>,
+        assessed: Vec<AssessedTerm>,
+        penalty: Option<Penalty>,
+        min_centis: Vec<i64>,
+    ) -> Self {
         let mut levers: Vec<Lever> = Vec::new();
         for (i, t) in terms.iter().enumerate() {
             let knots = t.curve.knots().iter().map(|k| k.0);
@@ -247,10 +299,27 @@ impl WeightedScore {
         levers.sort_by(|a, b| b.factor.total_cmp(&a.factor));
         Self {
             terms,
+            assessed,
             levers,
             penalty,
             min_centis,
         }
+    }
+
+    /// Whether a part scores the assessment in `slot`.
+    pub(crate) fn uses_assessment(&self, slot: usize) -> bool {
+        self.assessed.iter().any(|t| t.slot == slot)
+    }
+
+    /// The percent of the score the parts on the assessment in `slot`
+    /// carry, and the points they contribute for `ind`.
+    pub(crate) fn assessed_share(&self, slot: usize, ind: &Indicators) -> (f64, f64) {
+        self.assessed
+            .iter()
+            .filter(|t| t.slot == slot)
+            .fold((0.0, 0.0), |(w, c), t| {
+                (w + t.factor * 100.0, c + t.factor * t.eval(ind).1)
+            })
     }
 
     /// Score before the penalty, unrounded.
@@ -258,6 +327,9 @@ impl WeightedScore {
     fn raw(&self, ind: &Indicators) -> f64 {
         let mut raw = 0.0;
         for t in &self.terms {
+            raw += t.factor * t.eval(ind).1;
+        }
+        for t in &self.assessed {
             raw += t.factor * t.eval(ind).1;
         }
         raw
@@ -534,6 +606,7 @@ impl ScoringMethod for WeightedScore {
             advice,
             score_tier: String::new(),
             failed_gates: Vec::new(),
+            assessments: Vec::new(),
         }
     }
 
@@ -541,9 +614,12 @@ impl ScoringMethod for WeightedScore {
         self.terms.iter().any(|t| t.indicator == name)
     }
 
-    fn contributions(&self, ind: &Indicators, out: &mut Vec<(&'static str, f64)>) {
+    fn contributions<'a>(&'a self, ind: &Indicators, out: &mut Vec<(&'a str, f64)>) {
         for t in &self.terms {
             out.push((t.indicator.as_str(), t.factor * t.eval(ind).1));
+        }
+        for t in &self.assessed {
+            out.push((t.name.as_str(), t.factor * t.eval(ind).1));
         }
         if self.penalty.is_some() {
             out.push((PENALTY_REASON, -self.penalty(ind)));

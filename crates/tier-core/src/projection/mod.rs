@@ -55,6 +55,7 @@
 //! carried to other invoices (credit balances are the ERP's business), and
 //! payments on a void invoice change nothing.
 
+pub mod assessments;
 mod sums;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -65,7 +66,9 @@ use crate::event::{
     Amount, Event, EventKind, Money, Profile, ProfileField, ProfileUpdate, Severity,
 };
 use crate::indicators::{IndicatorName, Indicators};
+use crate::policy::AssessmentRules;
 use crate::time::{BusinessCalendar, Day, Month, Timestamp, Window};
+use assessments::{Assessment, AssessmentBook};
 use sums::{DayBucket, DayBuckets, OrderFigures, Sums};
 
 /// What `apply` did with an event.
@@ -85,6 +88,10 @@ pub enum Applied {
 pub struct FoldRules {
     pub window: Window,
     pub calendar: BusinessCalendar,
+    /// The policy's assessment indicators: what an assessment event may
+    /// set, how long it counts, and the slot its value takes in
+    /// [`Indicators::assessed`].
+    pub assessments: AssessmentRules,
 }
 
 impl FoldRules {
@@ -92,7 +99,14 @@ impl FoldRules {
         Self {
             window: Window::months(window_months),
             calendar,
+            assessments: AssessmentRules::default(),
         }
+    }
+
+    /// The same rules with these assessment indicators (tests, tools).
+    pub fn with_assessments(mut self, assessments: AssessmentRules) -> Self {
+        self.assessments = assessments;
+        self
     }
 
     /// A window of `window_months` in UTC business days (tests, tools).
@@ -430,6 +444,10 @@ pub struct CustomerProjection {
     /// The id maps are swept when the window start reaches this day (the
     /// first day of the month after the last sweep).
     next_sweep: Day,
+    /// Qualitative assessments (see [`assessments`]), boxed: most
+    /// customers have none.
+    #[serde(default)]
+    assessments: Option<Box<AssessmentBook>>,
 }
 
 impl CustomerProjection {
@@ -545,6 +563,33 @@ impl CustomerProjection {
                 self.complaint_resolved(complaint_id, day, at, in_window)
             }
             EventKind::ProfileUpdated(update) => self.profile_updated(update, at),
+            EventKind::CustomerAssessed {
+                indicator,
+                value,
+                assessed_by,
+                note,
+            } => {
+                let Some((_, spec)) = rules.assessments.find(indicator) else {
+                    return Applied::Stale;
+                };
+                if !spec.in_scale(*value) {
+                    return Applied::Stale;
+                }
+                let book = self.assessments.get_or_insert_with(Box::default);
+                if book.has_event(id) {
+                    return Applied::Duplicate;
+                }
+                book.apply(Assessment {
+                    indicator: indicator.clone(),
+                    value: *value,
+                    assessed_by: assessed_by.clone(),
+                    note: note.clone(),
+                    assessed_at: at,
+                    expires_at: assessments::expiry(&rules.calendar, at, spec.valid_days),
+                    event: id,
+                });
+                Applied::Applied
+            }
         };
         if applied != Applied::Applied {
             return applied;
@@ -1153,6 +1198,46 @@ impl CustomerProjection {
         next
     }
 
+    /// The latest assessment per indicator (in force or expired), by
+    /// indicator name.
+    pub fn assessments(&self) -> impl Iterator<Item = &Assessment> {
+        self.assessments.iter().flat_map(|b| b.current())
+    }
+
+    /// The latest assessment of `indicator` (in force or expired).
+    pub fn assessment(&self, indicator: &str) -> Option<&Assessment> {
+        self.assessments.as_ref().and_then(|b| b.get(indicator))
+    }
+
+    /// Every assessment applied, by `assessed_at` (ties in arrival
+    /// order), at most [`assessments::MAX_ASSESSMENT_HISTORY`].
+    pub fn assessment_history(&self) -> &[Assessment] {
+        self.assessments.as_ref().map_or(&[], |b| b.history())
+    }
+
+    /// The earliest instant after `at` (taken as the watermark when
+    /// earlier) at which an assessment in force that `uses` says is scored
+    /// (by its slot in `rules.assessments`) expires; `None` when none will.
+    pub fn next_assessment_expiry(
+        &self,
+        rules: &FoldRules,
+        at: Timestamp,
+        uses: impl Fn(usize) -> bool,
+    ) -> Option<Timestamp> {
+        let book = self.assessments.as_ref()?;
+        let at = self.eval_instant(at);
+        rules
+            .assessments
+            .specs()
+            .iter()
+            .enumerate()
+            .filter(|(slot, _)| uses(*slot))
+            .filter_map(|(_, spec)| book.get(&spec.name))
+            .map(|a| a.expires_at)
+            .filter(|t| *t > at)
+            .min()
+    }
+
     /// The latest order that still counts, in or before the window.
     pub fn last_order_at(&self) -> Option<Timestamp> {
         self.last_order()
@@ -1249,6 +1334,12 @@ impl CustomerProjection {
             (None, 0)
         };
         let annual = 12.0 / f64::from(rules.window.len_months());
+        let mut assessed = crate::indicators::Assessed::default();
+        if let Some(book) = &self.assessments {
+            for (slot, spec) in assessed.iter_mut().zip(rules.assessments.specs()) {
+                *slot = book.value_at(spec, at);
+            }
+        }
         Indicators {
             order_amount_12m: amount,
             order_count_12m: orders as f64,
@@ -1286,6 +1377,7 @@ impl CustomerProjection {
             growth_streak_months: f64::from(streak),
             complaints_by_severity_12m: by_severity,
             resolved_by_severity_12m: resolved,
+            assessed,
         }
     }
 

@@ -124,6 +124,11 @@ pub fn render(e: &TierExplanation, fallback_currency: Option<&str>) -> String {
         ("policy", dash(&e.policy_version)),
     ]);
     out.push_str(&key_values(&pairs));
+    let assessed = render_assessments(e);
+    if !assessed.is_empty() {
+        out.push('\n');
+        out.push_str(&assessed);
+    }
     let gates = render_gates(e, currency);
     if !gates.is_empty() {
         out.push('\n');
@@ -135,6 +140,51 @@ pub fn render(e: &TierExplanation, fallback_currency: Option<&str>) -> String {
         out.push_str(&advice);
     }
     out
+}
+
+/// The assessed indicators (what account managers judged), one aligned
+/// row each: level and label, points, contribution, who and when, until
+/// when; `expired` / `never assessed` instead of a level. Empty when the
+/// policy declares none.
+fn render_assessments(e: &TierExplanation) -> String {
+    if e.assessments.is_empty() {
+        return String::new();
+    }
+    let mut t = Table::new([
+        "assessed",
+        "level",
+        "points",
+        "contribution",
+        "by",
+        "on",
+        "until",
+    ]);
+    for a in &e.assessments {
+        let level = match (a.value, a.assessed_by.is_empty()) {
+            (Some(v), _) if a.label.is_empty() => fixed(v, 0),
+            (Some(v), _) => format!("{} ({})", fixed(v, 0), a.label),
+            (None, true) => "never assessed".to_owned(),
+            (None, false) => "expired".to_owned(),
+        };
+        let dash = |s: &str| {
+            if s.is_empty() {
+                "-".to_owned()
+            } else {
+                s.to_owned()
+            }
+        };
+        t.row(vec![
+            a.name.clone(),
+            level,
+            a.points
+                .map_or_else(|| fixed(a.missing_points, 2), |p| fixed(p, 2)),
+            fixed(a.contribution, 2),
+            dash(&a.assessed_by),
+            proto_time(a.assessed_at.as_ref()),
+            proto_time(a.expires_at.as_ref()),
+        ]);
+    }
+    t.render()
 }
 
 /// The failed tier gates, one aligned line each, best tier first:
@@ -318,7 +368,50 @@ mod tests {
             score_tier: String::new(),
             failed_gates: Vec::new(),
             gradings: Vec::new(),
+            assessments: Vec::new(),
         }
+    }
+
+    #[test]
+    fn assessments_show_level_author_and_expiry() {
+        let mut e = explanation();
+        e.assessments = vec![
+            tier_proto::api::AssessedIndicator {
+                name: "potential".into(),
+                value: Some(4.0),
+                label: "high".into(),
+                points: Some(75.0),
+                weight: 20.0,
+                contribution: 15.0,
+                assessed_by: "li.wei".into(),
+                assessed_at: Some(prost_types::Timestamp {
+                    seconds: 1_767_225_600,
+                    nanos: 0,
+                }),
+                expires_at: Some(prost_types::Timestamp {
+                    seconds: 1_769_817_600,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            },
+            tier_proto::api::AssessedIndicator {
+                name: "cooperation".into(),
+                missing_points: 40.0,
+                ..Default::default()
+            },
+        ];
+        let text = render(&e, None);
+        let row = text
+            .lines()
+            .find(|l| l.starts_with("potential"))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(row.contains("4 (high)") && row.contains("li.wei"), "{row}");
+        assert!(row.contains("2026-01-01"), "{row}");
+        let never = text.lines().find(|l| l.starts_with("cooperation")).unwrap();
+        assert!(
+            never.contains("never assessed") && never.contains("40.00"),
+            "{never}"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! One module per subcommand, plus what they share: the gRPC connection,
 //! error rendering and output.
 
+pub mod assessments;
 pub mod at_risk;
 pub mod complaints;
 pub mod customers;
@@ -29,7 +30,10 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::cli::{Cli, Command, ComplaintsCommand, Output, OverrideCommand, PolicyCommand, Token};
+use crate::cli::{
+    AssessmentsCommand, Cli, Command, ComplaintsCommand, Output, OverrideCommand, PolicyCommand,
+    Token,
+};
 use crate::format::code_name;
 
 /// A `TierService` client that sends the bearer token.
@@ -88,6 +92,11 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::History(args) => history::run(&rpc, &args).await,
         Command::Movers(args) => movers::run(&rpc, &args).await,
+        Command::Assess(args) => assessments::assess(&rpc, &args).await,
+        Command::Assessments(AssessmentsCommand::History(args)) => {
+            assessments::history(&rpc, &args).await
+        }
+        Command::Assessments(AssessmentsCommand::Due(args)) => assessments::due(&rpc, &args).await,
     }
 }
 

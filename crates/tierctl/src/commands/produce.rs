@@ -40,7 +40,7 @@ pub fn topic_for_payload<'t>(payload: Option<&Payload>, topics: &'t TopicArgs) -
             &topics.payments_topic
         }
         Payload::ComplaintOpened(_) | Payload::ComplaintResolved(_) => &topics.complaints_topic,
-        Payload::ProfileUpdated(_) => &topics.customers_topic,
+        Payload::ProfileUpdated(_) | Payload::CustomerAssessed(_) => &topics.customers_topic,
     })
 }
 

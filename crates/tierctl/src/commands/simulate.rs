@@ -84,7 +84,9 @@ pub fn topic_for<'t>(kind: &EventKind, topics: &'t TopicArgs) -> &'t str {
         EventKind::ComplaintOpened { .. } | EventKind::ComplaintResolved { .. } => {
             &topics.complaints_topic
         }
-        EventKind::ProfileUpdated(_) => &topics.customers_topic,
+        EventKind::ProfileUpdated(_) | EventKind::CustomerAssessed { .. } => {
+            &topics.customers_topic
+        }
     }
 }
 
@@ -325,7 +327,8 @@ impl Stats {
             }
             EventKind::OrderCancelled { .. }
             | EventKind::ComplaintResolved { .. }
-            | EventKind::ProfileUpdated(_) => {}
+            | EventKind::ProfileUpdated(_)
+            | EventKind::CustomerAssessed { .. } => {}
         }
     }
 
