@@ -360,6 +360,7 @@ impl TierServiceImpl {
             failed_gates: explanation.failed_gates.iter().map(failed_gate).collect(),
             gradings,
             assessments,
+            new_customer: explanation.new_customer.clone().unwrap_or_default(),
         })
     }
 

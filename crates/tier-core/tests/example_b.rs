@@ -381,18 +381,25 @@ fn a_new_customer_with_a_high_potential_and_no_order() {
     assert_eq!((nothing.score, nothing.tier), (20.75, 3));
 
     // When its account manager judges it exceptional potential (5), strong
-    // in its industry (4) and a promoter (4), before any order, then it
-    // is scored on that at once: 29.75, still D. Potential weighs 20% and
-    // the figures have nothing to say yet.
+    // in its industry (4) and a promoter (4), before any order, then its
+    // score is 29.75 (D: potential weighs 20% and the figures have nothing
+    // to say yet), but it is new, so the new-customer rule grades it by the
+    // judged potential: B from day one, and ExplainTier says why.
     let g = newcomer("prospect")
         .assessed("judged_potential", 5, 1)
         .assessed("industry_position", 4, 1)
         .assessed("word_of_mouth", 4, 1)
         .when_processed(&p);
-    g.then(&p, "D", 29.75);
+    assert!((g.score() - 29.75).abs() < 0.005, "{}", g.score());
+    assert_eq!(g.tier(), "B");
     let first = &g.changes[0];
-    assert_eq!((first.new_tier.as_str(), first.cause), ("D", Cause::Event));
+    assert_eq!((first.new_tier.as_str(), first.cause), ("B", Cause::Event));
     let e = g.state.explain(&p);
+    assert_eq!(e.score_tier, "D", "the score alone reaches D");
+    assert_eq!(
+        e.new_customer.as_deref(),
+        Some("new customer (fewer than 3 orders or under 90 days): judged_potential 5 gives B")
+    );
     let potential = &e.assessments[0];
     assert_eq!(potential.name, "judged_potential");
     assert_eq!(
@@ -400,15 +407,60 @@ fn a_new_customer_with_a_high_potential_and_no_order() {
         (Some(5.0), Some("exceptional"))
     );
     assert!((potential.contribution - 8.0).abs() < 1e-9);
-    assert_eq!(e.next_tier.as_deref(), Some("C"));
 
-    // Only the best judgement on all four (cooperation "strategic" too,
-    // e.g. a framework agreement signed before the first order) lifts it
-    // into C: 40.25.
-    newcomer("strategic")
-        .judged(5, 5, 5, 5, 1)
-        .when_processed(&p)
-        .then(&p, "C", 40.25);
+    // A high (4) judgement gives C; an average one (3) no lift: D.
+    for (level, tier) in [(4, "C"), (3, "D")] {
+        let g = newcomer("judged")
+            .assessed("judged_potential", level, 1)
+            .when_processed(&p);
+        assert_eq!(g.tier(), tier, "judged {level}");
+    }
+}
+
+#[test]
+fn a_new_customer_moves_to_the_normal_grading_once_it_has_the_history() {
+    let p = policy();
+    // Judged exceptional before its first order, then three small orders
+    // in its first two months: still new (tenure under 90 days), still B.
+    let id = "rookie";
+    let start = days_before_today(200);
+    let judged = Event {
+        event_id: "rookie-a1".into(),
+        customer_id: id.into(),
+        occurred_at: start,
+        source: "crm".into(),
+        kind: EventKind::CustomerAssessed {
+            indicator: "judged_potential".into(),
+            value: 5,
+            assessed_by: "alice".into(),
+            note: "strategic prospect".into(),
+        },
+    };
+    let mut s = CustomerState::default();
+    s.process(id, &judged, &p);
+    for (n, day) in [(1, 1), (2, 30), (3, 60)] {
+        s.process(id, &order(id, n, start.plus_days(day), 2_000_000), &p);
+    }
+    assert_eq!(s.effective.as_ref().unwrap().tier, "B");
+
+    // Day by day: nothing moves it while it is new; on the day its tenure
+    // reaches 90 days (from its first order, on day 1) the method alone
+    // grades it, with cause TIME.
+    let mut changes = Vec::new();
+    for day in 61..=91 {
+        let (c, _) = s.advance_to(id, &p, start.plus_days(day), 1_000);
+        changes.extend(c.into_iter().map(|c| (day, c)));
+    }
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    let (day, c) = &changes[0];
+    assert_eq!(*day, 91, "tenure 90 days from the first order on day 1");
+    assert_eq!(
+        (c.old_tier.as_deref(), c.new_tier.as_str(), c.cause),
+        (Some("B"), "D", Cause::Time)
+    );
+    let e = s.explain(&p);
+    assert_eq!(e.new_customer, None, "graded by the method now");
+    assert_eq!(e.score_tier, "D");
 }
 
 // --- expiry -------------------------------------------------------------------
@@ -488,4 +540,40 @@ fn an_expiring_judgement_takes_core_down_on_the_right_day_with_time_alone() {
     assert_eq!(potential.assessed_by.as_deref(), Some("alice"));
     assert_eq!(potential.expires_at, Some(expires));
     assert_eq!(e.assessments[1].value, Some(4.0));
+}
+
+#[test]
+fn a_bad_new_customer_rule_is_refused_with_line_and_field() {
+    let base = EXAMPLE_B
+        .split("[new_customers]")
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    for (section, field, says) in [
+        (
+            "[new_customers]\nassessment = \"judged_potential\"\ntiers = [{ min_level = 5, tier = \"B\" }]\n",
+            "new_customers",
+            "say who is new",
+        ),
+        (
+            "[new_customers]\norders = 3\nassessment = \"charisma\"\ntiers = [{ min_level = 5, tier = \"B\" }]\n",
+            "new_customers.assessment",
+            "not declared",
+        ),
+        (
+            "[new_customers]\norders = 3\nassessment = \"judged_potential\"\ntiers = [{ min_level = 9, tier = \"B\" }]\n",
+            "new_customers.tiers[0].min_level",
+            "not a level",
+        ),
+        (
+            "[new_customers]\ntenure_days = 90\nassessment = \"judged_potential\"\ntiers = [{ min_level = 5, tier = \"Gold\" }]\n",
+            "new_customers.tiers[0].tier",
+            "not a tier",
+        ),
+    ] {
+        let err = Policy::from_toml_str(&format!("{base}{section}")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(field) && msg.contains(says), "{field}: {msg}");
+        assert!(msg.contains("line "), "{msg}");
+    }
 }

@@ -58,6 +58,9 @@ pub struct Explanation {
     /// has none).
     #[serde(default)]
     pub failed_gates: Vec<FailedGate>,
+    /// Set while the new-customer rule set grades the customer (see
+    /// `new_customers.rs`): which rule and what it gives.
+    pub new_customer: Option<String>,
     /// Every assessment indicator the policy declares, in policy order,
     /// beside the event-derived `indicators`: its value and label, its
     /// share of the score, and (filled from the customer's state by

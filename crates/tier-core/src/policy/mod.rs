@@ -124,6 +124,7 @@ mod error;
 mod explain;
 mod gate;
 mod grading;
+mod new_customers;
 mod parse;
 mod rules;
 mod weighted;
@@ -141,6 +142,7 @@ pub use explain::{Advice, ExplainedAssessment, ExplainedIndicator, Explanation, 
 pub use grading::{
     DEFAULT_RECUT_SECONDS, Grading, GradingClass, GradingKind, MATRIX_CLASSES, RankBy,
 };
+pub use new_customers::NewCustomers;
 
 use crate::event::CurrencyRules;
 use crate::indicators::{IndicatorName, Indicators};
@@ -288,6 +290,8 @@ pub struct Policy {
     gates: Gates,
     /// Secondary gradings reported beside the tier.
     gradings: Vec<Grading>,
+    /// The new-customer rule set, if any.
+    new_customers: Option<NewCustomers>,
     /// `scored[n.index()]`: whether the method or a gate reads indicator `n`.
     scored: [bool; IndicatorName::ALL.len()],
     /// `scored_assessments[slot]`: whether the method reads that assessment.
@@ -477,6 +481,11 @@ impl Policy {
     }
 
     /// Tiers, best first. Never empty.
+    /// The new-customer rule set, if the policy has one.
+    pub fn new_customers(&self) -> Option<&NewCustomers> {
+        self.new_customers.as_ref()
+    }
+
     /// The secondary gradings, in policy order.
     pub fn gradings(&self) -> &[Grading] {
         &self.gradings
@@ -503,6 +512,10 @@ impl Policy {
     #[inline]
     pub fn evaluate(&self, ind: &Indicators) -> Evaluation {
         let mut eval = self.method.evaluate(ind);
+        if let Some((tier, _)) = self.new_customers.as_ref().and_then(|n| n.tier_for(ind)) {
+            // The better of what the judgement gives and the score earns.
+            eval.tier = eval.tier.min(tier);
+        }
         let ceiling = self.gates.ceiling(ind);
         eval.ceiling = ceiling;
         eval.tier = eval.tier.max(ceiling);
@@ -566,6 +579,10 @@ impl Policy {
             .get(scored)
             .map(|t| t.name.clone())
             .unwrap_or_default();
+        e.new_customer = self
+            .new_customers
+            .as_ref()
+            .and_then(|n| n.describe(ind, &self.tiers));
         if self.gates.is_empty() {
             return e;
         }

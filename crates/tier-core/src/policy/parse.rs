@@ -24,6 +24,7 @@ use super::error::{PolicyError, line_of};
 use super::explain::fmt_num;
 use super::gate::{Gate, Gates, WhenUnknown};
 use super::grading::{DEFAULT_RECUT_SECONDS, Grading, GradingKind, RankBy};
+use super::new_customers::NewCustomers;
 use super::rules::{Condition, Op, RuleTiers};
 use super::weighted::{AssessedTerm, Penalty, Term, WeightedScore};
 use super::{Hysteresis, LifecycleRules, Method, Policy, ScoringMethod as _, TierSpec, from_centi};
@@ -93,6 +94,27 @@ struct RawPolicy<M> {
     /// Assessment indicators (see `assessment.rs`).
     #[serde(default)]
     assessments: Vec<RawAssessment>,
+    /// The new-customer rule set (see `new_customers.rs`).
+    #[serde(default)]
+    new_customers: Option<Spanned<RawNewCustomers>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNewCustomers {
+    #[serde(default)]
+    orders: Option<Spanned<i64>>,
+    #[serde(default)]
+    tenure_days: Option<Spanned<i64>>,
+    assessment: Spanned<String>,
+    tiers: Spanned<Vec<RawNewCustomerRule>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNewCustomerRule {
+    min_level: Spanned<i64>,
+    tier: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -321,11 +343,18 @@ impl<M> RawPolicy<M> {
         let method = tag(self.method).build(ctx, &self.tiers, &mut tiers, &assessments)?;
         let hysteresis = build_hysteresis(ctx, self.hysteresis.as_ref(), &method)?;
         let gradings = build_gradings(ctx, &self.gradings)?;
+        let new_customers = match &self.new_customers {
+            Some(raw) => Some(build_new_customers(ctx, raw, &tiers, &assessments)?),
+            None => None,
+        };
         Ok(Policy {
             version,
-            scored_assessments: std::array::from_fn(|slot| match &method {
-                Method::WeightedScore(m) => m.uses_assessment(slot),
-                Method::Rules(_) => false,
+            scored_assessments: std::array::from_fn(|slot| {
+                new_customers.as_ref().is_some_and(|n| n.slot == slot)
+                    || match &method {
+                        Method::WeightedScore(m) => m.uses_assessment(slot),
+                        Method::Rules(_) => false,
+                    }
             }),
             fold: FoldRules {
                 window: Window::months(window_months),
@@ -338,11 +367,22 @@ impl<M> RawPolicy<M> {
             // Not the gradings': they never move the tier, so what they read
             // must not make a customer due (the figures they read are
             // computed for every decision anyway).
-            scored: IndicatorName::ALL.map(|n| method.uses(n) || gates.uses(n)),
+            scored: IndicatorName::ALL.map(|n| {
+                method.uses(n)
+                    || gates.uses(n)
+                    // The move from the new-customer rule to the method
+                    // happens when tenure or orders pass their thresholds.
+                    || new_customers.as_ref().is_some_and(|c| match n {
+                        IndicatorName::TenureDays => c.tenure_days.is_some(),
+                        IndicatorName::OrderCount12m => c.orders.is_some(),
+                        _ => false,
+                    })
+            }),
             tiers,
             method,
             gates,
             gradings,
+            new_customers,
         })
     }
 }
@@ -575,6 +615,85 @@ fn build_gates(ctx: Ctx<'_>, raw: &Spanned<Vec<RawTier>>) -> Result<Gates> {
         by_tier.push(built);
     }
     Ok(Gates::new(by_tier))
+}
+
+fn build_new_customers(
+    ctx: Ctx<'_>,
+    raw: &Spanned<RawNewCustomers>,
+    tiers: &[TierSpec],
+    assessments: &super::AssessmentRules,
+) -> Result<NewCustomers> {
+    let r = raw.get_ref();
+    let count = |v: &Option<Spanned<i64>>, field: &str| -> Result<Option<u32>> {
+        match v {
+            None => Ok(None),
+            Some(v) => u32::try_from(*v.get_ref())
+                .ok()
+                .filter(|n| (1..=3650).contains(n))
+                .map(Some)
+                .ok_or_else(|| {
+                    ctx.err(
+                        v.span(),
+                        format!("new_customers.{field}"),
+                        format!("1 to 3650, got {}", v.get_ref()),
+                    )
+                }),
+        }
+    };
+    let orders = count(&r.orders, "orders")?;
+    let tenure_days = count(&r.tenure_days, "tenure_days")?;
+    if orders.is_none() && tenure_days.is_none() {
+        return Err(ctx.err(
+            raw.span(),
+            "new_customers",
+            "say who is new: orders (fewer than N orders) and/or tenure_days (under N days)",
+        ));
+    }
+    let name = r.assessment.get_ref().trim();
+    let Some((slot, spec)) = assessments.find(name) else {
+        return Err(ctx.err(
+            r.assessment.span(),
+            "new_customers.assessment",
+            format!("{name:?} is not declared in [[assessments]]"),
+        ));
+    };
+    if r.tiers.get_ref().is_empty() {
+        return Err(ctx.err(
+            r.tiers.span(),
+            "new_customers.tiers",
+            "at least one { min_level, tier } rule",
+        ));
+    }
+    let mut rules = Vec::with_capacity(r.tiers.get_ref().len());
+    for (i, rule) in r.tiers.get_ref().iter().enumerate() {
+        let level = *rule.min_level.get_ref();
+        if !spec.in_scale(level) {
+            return Err(ctx.err(
+                rule.min_level.span(),
+                format!("new_customers.tiers[{i}].min_level"),
+                format!("{level} is not a level of {name}'s scale"),
+            ));
+        }
+        let tier = tiers
+            .iter()
+            .position(|t| t.name == *rule.tier.get_ref())
+            .ok_or_else(|| {
+                ctx.err(
+                    rule.tier.span(),
+                    format!("new_customers.tiers[{i}].tier"),
+                    format!("{:?} is not a tier of the policy", rule.tier.get_ref()),
+                )
+            })?;
+        rules.push((level, tier));
+    }
+    rules.sort_by_key(|r| std::cmp::Reverse(r.0));
+    Ok(NewCustomers {
+        orders,
+        tenure_days,
+        assessment: name.to_owned(),
+        slot,
+        rules,
+    })
 }
 
 fn build_gradings(ctx: Ctx<'_>, raw: &[RawGrading]) -> Result<Vec<Grading>> {

@@ -348,6 +348,7 @@ impl ScoringMethod for RuleTiers {
                 .map_or_else(Vec::new, |next| self.advise(ind, next)),
             score_tier: String::new(),
             failed_gates: Vec::new(),
+            new_customer: None,
             assessments: Vec::new(),
         }
     }

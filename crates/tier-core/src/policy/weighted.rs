@@ -606,6 +606,7 @@ impl ScoringMethod for WeightedScore {
             advice,
             score_tier: String::new(),
             failed_gates: Vec::new(),
+            new_customer: None,
             assessments: Vec::new(),
         }
     }

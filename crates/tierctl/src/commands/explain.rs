@@ -107,6 +107,9 @@ pub fn render(e: &TierExplanation, fallback_currency: Option<&str>) -> String {
         ("computed", dash(&e.computed_tier)),
         ("gradings", gradings_text(&e.gradings)),
     ];
+    if !e.new_customer.is_empty() {
+        pairs.push(("graded as", e.new_customer.clone()));
+    }
     // A gate vetoed the tier the score reaches: say which one it was.
     if !e.score_tier.is_empty() && e.score_tier != e.computed_tier {
         pairs.push((
@@ -369,6 +372,7 @@ mod tests {
             failed_gates: Vec::new(),
             gradings: Vec::new(),
             assessments: Vec::new(),
+            new_customer: String::new(),
         }
     }
 
