@@ -80,10 +80,7 @@ impl AdminServiceImpl {
         };
         let expires_at = match req.expires_at {
             None => None,
-            Some(t) => Some(
-                tier_wire::time::from_proto("expires_at", &t)
-                    .map_err(|e| ApiError::invalid("expires_at", e.detail))?,
-            ),
+            Some(t) => Some(crate::convert::instant("expires_at", &t)?),
         };
         let customer_id = req.customer_id.clone();
         let cmd = SetOverride {

@@ -10,8 +10,7 @@ use tier_proto::api::{
     ListAssessmentsDueRequest, ListAssessmentsDueResponse,
 };
 
-use crate::complaints::limit;
-use crate::convert::timestamp;
+use crate::convert::{list_limit as limit, required_instant, timestamp};
 use crate::error::ApiError;
 use crate::read_model::ReadModel;
 
@@ -63,12 +62,7 @@ pub(crate) fn due(
     req: &ListAssessmentsDueRequest,
 ) -> Result<ListAssessmentsDueResponse, ApiError> {
     let limit = limit(req.limit)?;
-    let before = req
-        .before
-        .as_ref()
-        .ok_or_else(|| ApiError::invalid("before", "required"))?;
-    let before = tier_wire::time::from_proto("before", before)
-        .map_err(|e| ApiError::invalid("before", e.detail))?;
+    let before = required_instant("before", req.before.as_ref())?;
     let mut all: Vec<(tier_core::Timestamp, String, AssessmentDue)> = Vec::new();
     for (id, view) in read.all() {
         for a in view.relation.assessments.iter() {

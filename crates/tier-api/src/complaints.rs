@@ -14,26 +14,9 @@ use tier_proto::api::{
     ListOverdueComplaintsRequest, ListOverdueComplaintsResponse,
 };
 
-use crate::convert::timestamp;
+use crate::convert::{list_limit as limit, timestamp};
 use crate::error::ApiError;
 use crate::read_model::{OpenComplaint, ReadModel};
-
-/// Most complaints one answer lists.
-pub const MAX_LIMIT: u32 = 10_000;
-/// What `limit = 0` means.
-pub const DEFAULT_LIMIT: u32 = 100;
-
-/// `limit` as a count, or INVALID_ARGUMENT naming it.
-pub(crate) fn limit(requested: u32) -> Result<usize, ApiError> {
-    match requested {
-        0 => Ok(DEFAULT_LIMIT as usize),
-        n if n > MAX_LIMIT => Err(ApiError::invalid(
-            "limit",
-            format!("at most {MAX_LIMIT} entries, got {n}"),
-        )),
-        n => Ok(n as usize),
-    }
-}
 
 /// Every open complaint (only overdue ones if `overdue_only`), with the
 /// sort key `(priority, instant)` and the item.

@@ -1,7 +1,10 @@
-//! Domain-to-wire conversions used by the handlers. Plain functions, no IO.
+//! Domain-to-wire conversions used by the handlers, and the request-field
+//! parsers they share (list limits, instants). Plain functions, no IO.
 
 use tier_core::policy::{FailedGate, TierSpec};
 use tier_proto::api::Entitlements;
+
+use crate::error::ApiError;
 
 /// A domain instant (UTC milliseconds) as a protobuf `Timestamp`: the one
 /// conversion every codec uses, from `tier-wire`.
@@ -48,4 +51,42 @@ pub fn assessed(a: &tier_core::policy::ExplainedAssessment) -> tier_proto::api::
         assessed_at: a.assessed_at.map(timestamp),
         expires_at: a.expires_at.map(timestamp),
     }
+}
+
+/// Most entries one list answer holds.
+pub const MAX_LIST_LIMIT: u32 = 10_000;
+/// What a list request's `limit = 0` means.
+pub const DEFAULT_LIST_LIMIT: u32 = 100;
+
+/// A list request's `limit` as a count (0: the default), or
+/// INVALID_ARGUMENT naming it.
+pub(crate) fn list_limit(requested: u32) -> Result<usize, ApiError> {
+    match requested {
+        0 => Ok(DEFAULT_LIST_LIMIT as usize),
+        n if n > MAX_LIST_LIMIT => Err(ApiError::invalid(
+            "limit",
+            format!("at most {MAX_LIST_LIMIT} entries, got {n}"),
+        )),
+        n => Ok(n as usize),
+    }
+}
+
+/// A request's instant `field`, or INVALID_ARGUMENT naming it when it is
+/// out of range.
+pub(crate) fn instant(
+    field: &'static str,
+    t: &prost_types::Timestamp,
+) -> Result<tier_core::Timestamp, ApiError> {
+    tier_wire::time::from_proto(field, t).map_err(|e| ApiError::invalid(field, e.detail))
+}
+
+/// A required instant `field` (INVALID_ARGUMENT naming it when absent).
+pub(crate) fn required_instant(
+    field: &'static str,
+    t: Option<&prost_types::Timestamp>,
+) -> Result<tier_core::Timestamp, ApiError> {
+    instant(
+        field,
+        t.ok_or_else(|| ApiError::invalid(field, "required"))?,
+    )
 }

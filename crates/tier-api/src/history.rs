@@ -10,15 +10,14 @@
 
 use tier_core::Timestamp;
 use tier_core::policy::Policy;
-use tier_core::state::TierStep;
+use tier_core::state::{TierStep, history_truncated, step_at};
 use tier_proto::api::{
     self, GetTierAsOfRequest, GetTierHistoryRequest, ListTierMoversRequest, ListTierMoversResponse,
     MoveDirection, TierAsOf, TierHistory, TierMover,
 };
 use tier_wire::tier_changed::cause_to_proto;
 
-use crate::complaints::limit;
-use crate::convert::timestamp;
+use crate::convert::{instant, list_limit as limit, required_instant, timestamp};
 use crate::error::ApiError;
 use crate::read_model::ReadModel;
 
@@ -32,11 +31,6 @@ fn step(s: &TierStep) -> api::TierStep {
         overridden: s.overridden,
         sequence: s.sequence,
     }
-}
-
-fn instant(field: &'static str, t: Option<&prost_types::Timestamp>) -> Result<Timestamp, ApiError> {
-    let t = t.ok_or_else(|| ApiError::invalid(field, "required"))?;
-    tier_wire::time::from_proto(field, t).map_err(|e| ApiError::invalid(field, e.detail))
 }
 
 fn customer(field_value: &str) -> Result<&str, ApiError> {
@@ -57,36 +51,32 @@ pub(crate) fn history(
     let steps = &view.relation.history;
     Ok(TierHistory {
         customer_id: id.to_owned(),
-        truncated: steps.first().is_some_and(|s| s.sequence > 1),
+        truncated: history_truncated(steps),
         steps: steps.iter().map(step).collect(),
     })
 }
 
 pub(crate) fn as_of(read: &ReadModel, req: &GetTierAsOfRequest) -> Result<TierAsOf, ApiError> {
     let id = customer(&req.customer_id)?;
-    let at = instant("at", req.at.as_ref())?;
+    let at = required_instant("at", req.at.as_ref())?;
     let view = read.get(id).ok_or_else(|| ApiError::NotFound {
         customer_id: id.to_owned(),
     })?;
-    let steps = &view.relation.history;
-    let i = steps.partition_point(|s| s.at <= at);
     let mut out = TierAsOf {
         customer_id: id.to_owned(),
         at: Some(timestamp(at)),
         known: true,
         ..TierAsOf::default()
     };
-    match (i, steps.first()) {
-        (0, Some(first)) if first.sequence > 1 => {
-            out.known = false;
-            out.known_from = Some(timestamp(first.at));
+    match step_at(&view.relation.history, at) {
+        Ok(None) => {}
+        Ok(Some(s)) => {
+            out.tier = s.to.clone();
+            out.step = Some(step(s));
         }
-        (0, _) => {}
-        (i, _) => {
-            if let Some(s) = steps.get(i - 1) {
-                out.tier = s.to.clone();
-                out.step = Some(step(s));
-            }
+        Err(oldest) => {
+            out.known = false;
+            out.known_from = Some(timestamp(oldest));
         }
     }
     Ok(out)
@@ -98,9 +88,9 @@ pub(crate) fn movers(
     req: &ListTierMoversRequest,
 ) -> Result<ListTierMoversResponse, ApiError> {
     let limit = limit(req.limit)?;
-    let since = instant("since", req.since.as_ref())?;
+    let since = required_instant("since", req.since.as_ref())?;
     let until = match &req.until {
-        Some(t) => instant("until", Some(t))?,
+        Some(t) => instant("until", t)?,
         None => Timestamp::from_millis(i64::MAX),
     };
     if until < since {

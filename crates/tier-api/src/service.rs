@@ -431,16 +431,7 @@ impl TierServiceImpl {
         &self,
         req: ListAtRiskCustomersRequest,
     ) -> Result<ListAtRiskCustomersResponse, ApiError> {
-        let limit = match req.limit {
-            0 => 100,
-            n if n > 10_000 => {
-                return Err(ApiError::invalid(
-                    "limit",
-                    format!("at most 10000 entries, got {n}"),
-                ));
-            }
-            n => n as usize,
-        };
+        let limit = crate::convert::list_limit(req.limit)?;
         let policy = self.policy.policy();
         if !req.tier.is_empty() && policy.tier_index(&req.tier).is_none() {
             return Err(ApiError::invalid(

@@ -300,6 +300,15 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// A complaint opened or resolved: what can start, end or reveal a
+    /// complaint's overdue state.
+    pub const fn is_complaint(&self) -> bool {
+        matches!(
+            self,
+            EventKind::ComplaintOpened { .. } | EventKind::ComplaintResolved { .. }
+        )
+    }
+
     /// Bounded label for metrics and logs.
     pub const fn type_name(&self) -> &'static str {
         match self {

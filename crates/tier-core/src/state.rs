@@ -218,6 +218,24 @@ pub struct TierStep {
     pub sequence: u64,
 }
 
+/// Whether a tier history kept oldest first lost its oldest changes
+/// (its first step is not the customer's first change).
+pub fn history_truncated(history: &[TierStep]) -> bool {
+    history.first().is_some_and(|s| s.sequence > 1)
+}
+
+/// The change in force at `at` in a tier history kept oldest first: the
+/// last one at or before it; `Ok(None)` before the customer's first tier;
+/// `Err(oldest kept)` when `at` lies before a truncated history (the tier
+/// then is not known).
+pub fn step_at(history: &[TierStep], at: Timestamp) -> Result<Option<&TierStep>, Timestamp> {
+    match history.partition_point(|s| s.at <= at) {
+        0 if history_truncated(history) => Err(history.first().map_or(at, |s| s.at)),
+        0 => Ok(None),
+        i => Ok(history.get(i - 1)),
+    }
+}
+
 /// What a customer's tier was at an instant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TierAsOf {
@@ -365,10 +383,7 @@ impl CustomerState {
         {
             self.set_complaint_deadline(complaint_id, held, event.occurred_at, policy);
         }
-        let complaint_event = matches!(
-            event.kind,
-            EventKind::ComplaintOpened { .. } | EventKind::ComplaintResolved { .. }
-        );
+        let complaint_event = event.kind.is_complaint();
         let overdue = if complaint_event
             || self
                 .projection
@@ -800,11 +815,9 @@ impl CustomerState {
 
     /// The effective tier at `at`: the last change at or before it.
     pub fn tier_as_of(&self, at: Timestamp) -> TierAsOf {
-        let i = self.history.partition_point(|s| s.at <= at);
-        match (i, self.history.first()) {
-            (0, Some(first)) if first.sequence > 1 => TierAsOf::Forgotten { oldest: first.at },
-            (0, _) => TierAsOf::Known(None),
-            (i, _) => TierAsOf::Known(self.history.get(i - 1).map(|s| s.to.clone())),
+        match step_at(&self.history, at) {
+            Ok(step) => TierAsOf::Known(step.map(|s| s.to.clone())),
+            Err(oldest) => TierAsOf::Forgotten { oldest },
         }
     }
 
