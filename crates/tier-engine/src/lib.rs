@@ -349,18 +349,12 @@ impl Engine {
             Some(s) => s,
             None => self.states.entry(id.clone()).or_default(),
         };
-        let complaint_event = matches!(
-            event.kind,
-            EventKind::ComplaintOpened { .. } | EventKind::ComplaintResolved { .. }
-        );
-        let overdue_before = if complaint_event {
-            open_overdue_tiers(state)
-        } else {
-            Vec::new()
-        };
+        // Open complaints already announced overdue (empty at once for a
+        // customer without open complaints): any event may announce more.
+        let overdue_before = open_overdue_tiers(state);
         let processed = state.process(id, event, &self.policy);
         let notices = processed.overdue;
-        if complaint_event || !notices.is_empty() {
+        if event.kind.is_complaint() || !notices.is_empty() {
             let after = open_overdue_tiers(state);
             if after != overdue_before {
                 for t in overdue_before {

@@ -213,3 +213,42 @@ fn overdue_counts_survive_a_restart_and_announced_ones_are_not_announced_again()
     assert_eq!(overdue_in(&restarted, &tier), 1);
     assert!(sweep_hours(&mut restarted, at_hours(opened, hours + 5), 100).is_empty());
 }
+
+#[test]
+fn an_event_that_reveals_a_second_overdue_complaint_counts_only_that_one() {
+    let policy = policy();
+    let opened = at_hours(date(2026, 3, 2), 9);
+    let mut engine = Engine::new(policy.clone(), Vec::new(), date(2026, 1, 1));
+    let tier = big(&mut engine, "eve", date(2026, 3, 1));
+    let hours = sla(&policy, &tier);
+    // The first complaint is announced by a sweep at its deadline.
+    fold(&mut engine, &[complaint("eve", 1, opened, Severity::Low)]);
+    assert_eq!(sweep_hours(&mut engine, opened, hours).len(), 1);
+    assert_eq!(overdue_in(&engine, &tier), 1);
+    // The second opens later; no sweep runs (catching up), and an order
+    // dated past its deadline reveals it.
+    let second = at_hours(opened, hours + 1);
+    fold(&mut engine, &[complaint("eve", 2, second, Severity::Low)]);
+    let unit = fold(
+        &mut engine,
+        &[tier_core::sim::scenario::order(
+            "eve",
+            900,
+            at_hours(second, hours + 1),
+            100_000,
+        )],
+    );
+    assert_eq!(unit.overdue.len(), 1, "{:?}", unit.overdue);
+    assert_eq!(
+        overdue_in(&engine, &tier),
+        2,
+        "each open overdue complaint once"
+    );
+    // A restart derives the same count.
+    let states: Vec<_> = engine
+        .customers()
+        .map(|(k, v)| (k.to_owned(), v.clone()))
+        .collect();
+    let restarted = Engine::new(policy, states, at_hours(second, hours + 2));
+    assert_eq!(overdue_in(&restarted, &tier), 2);
+}
