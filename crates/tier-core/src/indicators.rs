@@ -190,6 +190,8 @@ pub enum Unit {
     /// Complaints weighted by severity.
     WeightedComplaints,
     Months,
+    /// A level on an assessment's declared scale (whole numbers).
+    Level,
 }
 
 impl Unit {
@@ -203,6 +205,7 @@ impl Unit {
             Unit::Complaints => "complaints",
             Unit::WeightedComplaints => "weighted_complaints",
             Unit::Months => "months",
+            Unit::Level => "level",
         }
     }
 }

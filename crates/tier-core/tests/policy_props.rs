@@ -400,11 +400,15 @@ fn check_evaluation(case: &Case, ind: &Indicators) -> Result<(), TestCaseError> 
     let named: Vec<(String, IndicatorName)> = e
         .failed_gates
         .iter()
-        .map(|f| (f.tier.clone(), f.indicator))
+        .map(|f| {
+            let indicator = IndicatorName::parse(&f.indicator).expect("an event indicator");
+            (f.tier.clone(), indicator)
+        })
         .collect();
     prop_assert_eq!(named, failing, "{}", &case.name);
     for f in &e.failed_gates {
-        prop_assert_eq!(f.value, ind.get(f.indicator), "{}: {:?}", &case.name, f);
+        let indicator = IndicatorName::parse(&f.indicator).expect("an event indicator");
+        prop_assert_eq!(f.value, ind.get(indicator), "{}: {:?}", &case.name, f);
     }
     let score_tier = p.tier_index(&e.score_tier);
     prop_assert!(

@@ -108,6 +108,7 @@ pub const fn unit_to_proto(u: Unit) -> api::Unit {
         Unit::Complaints => api::Unit::Complaints,
         Unit::WeightedComplaints => api::Unit::WeightedComplaints,
         Unit::Months => api::Unit::Months,
+        Unit::Level => api::Unit::Level,
     }
 }
 
@@ -151,6 +152,7 @@ fn value(v: f64, unit: Unit, currency: &str) -> String {
         Unit::OrdersPerMonth => format!("{v:.1} orders/month"),
         Unit::Complaints | Unit::WeightedComplaints => format!("{v:.1} complaints"),
         Unit::Months => format!("{v:.0} months"),
+        Unit::Level => format!("level {v:.0}"),
     }
 }
 

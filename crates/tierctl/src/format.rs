@@ -298,6 +298,7 @@ pub fn unit_value(name: &str, value: f64, unit: Unit, currency: &str) -> String 
         Unit::Complaints => counted(value, 2, "complaint", "complaints"),
         Unit::WeightedComplaints => counted(value, 2, "weighted complaint", "weighted complaints"),
         Unit::Months => counted(value, 1, "month", "months"),
+        Unit::Level => format!("level {}", number(value, 0)),
         Unit::Unspecified => match value_kind(name) {
             ValueKind::Money => money(value, currency),
             ValueKind::Ratio => ratio_percent(value),

@@ -107,13 +107,15 @@ pub struct FailedGate {
     /// The tier whose gate this is: while it fails, the customer holds
     /// neither this tier nor any better one.
     pub tier: String,
-    pub indicator: IndicatorName,
+    /// An indicator's name, or an assessment's (see `Operand`).
+    pub indicator: String,
     /// `>`, `>=`, `<`, `<=` or `==`.
     pub op: String,
     pub threshold: f64,
     /// The value now; `None` when unknown (a gate with `unknown = "fail"`).
     pub value: Option<f64>,
-    /// The unit of `threshold` and `value` (`indicator.unit()`).
+    /// The unit of `threshold` and `value` ([`Unit::Level`] for an
+    /// assessment).
     pub unit: Unit,
 }
 
@@ -174,7 +176,8 @@ pub(crate) const fn per_unit(unit: Unit) -> f64 {
         | Unit::Days
         | Unit::Complaints
         | Unit::WeightedComplaints
-        | Unit::Months => 1.0,
+        | Unit::Months
+        | Unit::Level => 1.0,
         Unit::OrdersPerMonth => 100.0,
         Unit::Ratio => 10_000.0,
     }

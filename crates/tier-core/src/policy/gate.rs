@@ -29,9 +29,9 @@
 
 use serde::Deserialize;
 
-use super::Getter;
 use super::TierSpec;
 use super::explain::{Advice, FailedGate, fmt_opt, fmt_value};
+use super::operand::Operand;
 use super::rules::{Op, target};
 use crate::indicators::{IndicatorName, Indicators};
 
@@ -46,11 +46,11 @@ pub(crate) enum WhenUnknown {
     Fail,
 }
 
-/// `indicator op value`, required by one tier.
+/// `indicator op value`, required by one tier; the indicator may be an
+/// assessment (see `operand.rs`).
 #[derive(Clone, Debug)]
 pub(crate) struct Gate {
-    indicator: IndicatorName,
-    get: Getter,
+    operand: Operand,
     op: Op,
     value: f64,
     when_unknown: WhenUnknown,
@@ -58,14 +58,13 @@ pub(crate) struct Gate {
 
 impl Gate {
     pub(crate) fn new(
-        indicator: IndicatorName,
+        operand: impl Into<Operand>,
         op: Op,
         value: f64,
         when_unknown: WhenUnknown,
     ) -> Self {
         Self {
-            indicator,
-            get: super::getter(indicator),
+            operand: operand.into(),
             op,
             value,
             when_unknown,
@@ -83,18 +82,18 @@ impl Gate {
 
     #[inline]
     fn holds(&self, ind: &Indicators) -> bool {
-        self.holds_at((self.get)(ind))
+        self.holds_at(self.operand.value(ind))
     }
 
     /// `on_time_payment_ratio >= 0.8 (now 0.25)`.
     fn text(&self, ind: &Indicators) -> String {
-        let unit = self.indicator.unit();
+        let unit = self.operand.unit();
         format!(
             "{} {} {} (now {})",
-            self.indicator,
+            self.operand,
             self.op.as_str(),
             fmt_value(self.value, unit),
-            fmt_opt((self.get)(ind), unit)
+            fmt_opt(self.operand.value(ind), unit)
         )
     }
 }
@@ -119,7 +118,18 @@ impl Gates {
 
     /// Whether some gate reads `name`.
     pub(crate) fn uses(&self, name: IndicatorName) -> bool {
-        self.by_tier.iter().flatten().any(|g| g.indicator == name)
+        self.by_tier
+            .iter()
+            .flatten()
+            .any(|g| g.operand.indicator() == Some(name))
+    }
+
+    /// Whether some gate reads the assessment in `slot`.
+    pub(crate) fn uses_assessment(&self, slot: usize) -> bool {
+        self.by_tier
+            .iter()
+            .flatten()
+            .any(|g| g.operand.assessment_slot() == Some(slot))
     }
 
     /// The best tier the gates admit: one below the worst tier with a
@@ -149,11 +159,11 @@ impl Gates {
         self.failing(ind, 0)
             .map(|(t, g)| FailedGate {
                 tier: tiers.get(t).map(|s| s.name.clone()).unwrap_or_default(),
-                indicator: g.indicator,
+                indicator: g.operand.name().to_owned(),
                 op: g.op.as_str().to_owned(),
                 threshold: g.value,
-                value: (g.get)(ind),
-                unit: g.indicator.unit(),
+                value: g.operand.value(ind),
+                unit: g.operand.unit(),
             })
             .collect()
     }
@@ -190,35 +200,66 @@ impl Gates {
         Some((text, count))
     }
 
-    /// Targets that make every gate of tiers `from` and worse hold, one
-    /// per indicator with a failing gate: the candidate (each gate's
-    /// threshold on the unit's grid, one step past it for a strict
-    /// comparison) meeting every such gate on that indicator, nearest the
-    /// current value. Empty when they all hold; `None` when no value meets
-    /// every gate on some indicator (contradictory gates).
+    /// Targets that make every gate of tiers `from` and worse on an
+    /// event-derived indicator hold, one per indicator with a failing gate:
+    /// the candidate (each gate's threshold on the unit's grid, one step
+    /// past it for a strict comparison) meeting every such gate on that
+    /// indicator, nearest the current value. Empty when they all hold;
+    /// `None` when no value meets every gate on some indicator
+    /// (contradictory gates). Gates on assessments are judgements, not
+    /// levers: they are named by [`Self::failed_text`], and
+    /// [`Self::assume_judgements`] meets them for what-if trials.
     pub(crate) fn advise(&self, ind: &Indicators, from: usize) -> Option<Vec<Advice>> {
         let mut advice: Vec<Advice> = Vec::new();
         for (_, g) in self.failing(ind, from) {
-            if advice.iter().any(|a| a.indicator == g.indicator) {
+            let Some(indicator) = g.operand.indicator() else {
+                continue;
+            };
+            if advice.iter().any(|a| a.indicator == indicator) {
                 continue;
             }
-            let on_indicator: Vec<&Gate> = self
-                .by_tier
-                .iter()
-                .skip(from)
-                .flatten()
-                .filter(|o| o.indicator == g.indicator)
-                .collect();
-            let current = (g.get)(ind);
-            let distance = |v: f64| current.map_or(0.0, |now| (v - now).abs());
-            let best = on_indicator
-                .iter()
-                .map(|o| target(o.indicator, o.op, o.value))
-                .filter(|v| on_indicator.iter().all(|o| o.holds_at(Some(*v))))
-                .min_by(|a, b| distance(*a).total_cmp(&distance(*b)))?;
-            advice.push(Advice::new(g.indicator, current, best));
+            let current = g.operand.value(ind);
+            let best = self.meeting_all(&g.operand, current, from)?;
+            advice.push(Advice::new(indicator, current, best));
         }
         Some(advice)
+    }
+
+    /// Set every assessment with a failing gate of tiers `from` and worse
+    /// to the level nearest its current one that meets all such gates (a
+    /// what-if: "were it judged so"); `false` when no level does.
+    pub(crate) fn assume_judgements(&self, ind: &mut Indicators, from: usize) -> bool {
+        let failing: Vec<Operand> = self
+            .failing(ind, from)
+            .filter(|(_, g)| g.operand.assessment_slot().is_some())
+            .map(|(_, g)| g.operand.clone())
+            .collect();
+        for operand in failing {
+            let current = operand.value(ind);
+            match self.meeting_all(&operand, current, from) {
+                Some(level) => operand.set(ind, Some(level)),
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// The candidate value meeting every gate of tiers `from` and worse on
+    /// `operand`, nearest `current`.
+    fn meeting_all(&self, operand: &Operand, current: Option<f64>, from: usize) -> Option<f64> {
+        let on_operand: Vec<&Gate> = self
+            .by_tier
+            .iter()
+            .skip(from)
+            .flatten()
+            .filter(|o| o.operand == *operand)
+            .collect();
+        let distance = |v: f64| current.map_or(0.0, |now| (v - now).abs());
+        on_operand
+            .iter()
+            .map(|o| target(o.operand.unit(), o.op, o.value))
+            .filter(|v| on_operand.iter().all(|o| o.holds_at(Some(*v))))
+            .min_by(|a, b| distance(*a).total_cmp(&distance(*b)))
     }
 }
 
@@ -316,12 +357,12 @@ mod tests {
         let tiers = [tier("A"), tier("B"), tier("C")];
         let late = ind(Some(0.25), 95.0);
         let failed = g.failed(&late, &tiers);
-        let named: Vec<(&str, IndicatorName, &str, f64, Option<f64>)> = failed
+        let named: Vec<(&str, &str, &str, f64, Option<f64>)> = failed
             .iter()
             .map(|f| {
                 (
                     f.tier.as_str(),
-                    f.indicator,
+                    f.indicator.as_str(),
                     f.op.as_str(),
                     f.threshold,
                     f.value,
@@ -331,27 +372,9 @@ mod tests {
         assert_eq!(
             named,
             [
-                (
-                    "A",
-                    IndicatorName::OnTimePaymentRatio,
-                    ">=",
-                    0.8,
-                    Some(0.25)
-                ),
-                (
-                    "A",
-                    IndicatorName::OldestOverdueDays,
-                    "<=",
-                    60.0,
-                    Some(95.0)
-                ),
-                (
-                    "B",
-                    IndicatorName::OldestOverdueDays,
-                    "<=",
-                    90.0,
-                    Some(95.0)
-                ),
+                ("A", "on_time_payment_ratio", ">=", 0.8, Some(0.25)),
+                ("A", "oldest_overdue_days", "<=", 60.0, Some(95.0)),
+                ("B", "oldest_overdue_days", "<=", 90.0, Some(95.0)),
             ]
         );
         let (text, n) = g.failed_text(&late, &tiers, 0).unwrap();

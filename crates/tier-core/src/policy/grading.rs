@@ -8,8 +8,10 @@
 //!   `purchase_potential`) against `y_min`. High x and high y is `key`,
 //!   low x and high y `potential` (room to grow), high x and low y
 //!   `regular`, low both `low_value`; a value at its threshold counts as
-//!   high. A customer with either figure unknown (no purchase potential in
-//!   its profile) is not graded. Per customer: needs nothing but its own
+//!   high. Either axis may be an assessment (e.g. `y = "potential"`: the
+//!   judged potential instead of the profile's figure). A customer with
+//!   either figure unknown (no purchase potential in its profile, an
+//!   assessment never made or expired) is not graded. Per customer: needs nothing but its own
 //!   figures.
 //! - **`abc`** (proportional ranking): the population ranked by `by` (an
 //!   indicator, or `"score"` for the primary score), best first; the first
@@ -26,6 +28,7 @@
 //! (default [`DEFAULT_RECUT_SECONDS`]) while the population changes and at
 //! once on a policy change; see the API's grading module.
 
+use super::Operand;
 use crate::indicators::{IndicatorName, Indicators};
 
 /// What a matrix grading calls its quadrants.
@@ -66,9 +69,10 @@ pub struct Grading {
 #[derive(Clone, Debug, PartialEq)]
 pub enum GradingKind {
     Matrix {
-        x: IndicatorName,
+        /// An indicator or an assessment (see `operand.rs`).
+        x: Operand,
         x_min: f64,
-        y: IndicatorName,
+        y: Operand,
         y_min: f64,
     },
     Abc {
@@ -88,7 +92,7 @@ impl Grading {
     pub fn classify(&self, ind: &Indicators) -> Option<&'static str> {
         match &self.kind {
             GradingKind::Matrix { x, x_min, y, y_min } => {
-                let (xv, yv) = (ind.get(*x)?, ind.get(*y)?);
+                let (xv, yv) = (x.value(ind)?, y.value(ind)?);
                 let (hx, hy) = (xv >= *x_min, yv >= *y_min);
                 Some(match (hx, hy) {
                     (true, true) => MATRIX_CLASSES[0],
@@ -128,7 +132,9 @@ impl Grading {
     /// Indicators the grading reads.
     pub fn uses(&self, name: IndicatorName) -> bool {
         match &self.kind {
-            GradingKind::Matrix { x, y, .. } => *x == name || *y == name,
+            GradingKind::Matrix { x, y, .. } => {
+                x.indicator() == Some(name) || y.indicator() == Some(name)
+            }
             GradingKind::Abc { by, .. } => *by == RankBy::Indicator(name),
             GradingKind::Rfm => matches!(
                 name,

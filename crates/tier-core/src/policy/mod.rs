@@ -67,8 +67,12 @@
 //! so scoring stays allocation-free; they are never advised (an
 //! assessment is a judgement to make, not a figure to move), and an
 //! explanation lists each beside the event-derived indicators
-//! ([`ExplainedAssessment`]). Gates, rule conditions and grading axes
-//! read event-derived indicators only. Details in `assessment.rs`.
+//! ([`ExplainedAssessment`]). A tier gate, a rule condition and a matrix
+//! axis may name one too ([`Operand`]): unknown while none is in force,
+//! like any unknown figure; explanations name an unmet judgement in the
+//! gap and the failed gates (unit `level`), never in the advice, and the
+//! advice given reaches the next tier once the judgement is made. Details
+//! in `assessment.rs` and `operand.rs`.
 //!
 //! ## Complaint penalty
 //! `[method.complaint_penalty]` subtracts points per complaint opened in
@@ -125,6 +129,7 @@ mod explain;
 mod gate;
 mod grading;
 mod new_customers;
+mod operand;
 mod parse;
 mod rules;
 mod weighted;
@@ -143,6 +148,7 @@ pub use grading::{
     DEFAULT_RECUT_SECONDS, Grading, GradingClass, GradingKind, MATRIX_CLASSES, RankBy,
 };
 pub use new_customers::NewCustomers;
+pub use operand::Operand;
 
 use crate::event::CurrencyRules;
 use crate::indicators::{IndicatorName, Indicators};
@@ -632,6 +638,12 @@ impl Policy {
             for a in &e.advice {
                 after.set(a.indicator, Some(a.target));
             }
+            // Judgements are not advised (an assessment is not a lever)
+            // but the advice only needs to reach the tier with them made.
+            self.gates.assume_judgements(&mut after, next);
+            if let Method::Rules(m) = &self.method {
+                m.assume_judgements(&mut after, next);
+            }
             if self.evaluate(&after).tier > next {
                 e.advice.clear();
             }
@@ -687,7 +699,7 @@ impl Policy {
                 let value = ind.assessed.get(slot).copied().flatten();
                 let (weight, contribution) = match &self.method {
                     Method::WeightedScore(m) => m.assessed_share(slot, ind),
-                    Method::Rules(_) => (0.0, 0.0),
+                    Method::Rules(m) => m.assessed_share(slot, ind),
                 };
                 ExplainedAssessment {
                     name: spec.name.clone(),

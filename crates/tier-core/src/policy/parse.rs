@@ -25,6 +25,7 @@ use super::explain::fmt_num;
 use super::gate::{Gate, Gates, WhenUnknown};
 use super::grading::{DEFAULT_RECUT_SECONDS, Grading, GradingKind, RankBy};
 use super::new_customers::NewCustomers;
+use super::operand::Operand;
 use super::rules::{Condition, Op, RuleTiers};
 use super::weighted::{AssessedTerm, Penalty, Term, WeightedScore};
 use super::{Hysteresis, LifecycleRules, Method, Policy, ScoringMethod as _, TierSpec, from_centi};
@@ -142,12 +143,13 @@ struct RawScale {
 struct RawGrading {
     name: Spanned<String>,
     kind: Spanned<String>,
+    /// An [`IndicatorName`] or the name of a declared assessment.
     #[serde(default)]
-    x: Option<Spanned<IndicatorName>>,
+    x: Option<Spanned<String>>,
     #[serde(default)]
     x_min: Option<Spanned<f64>>,
     #[serde(default)]
-    y: Option<Spanned<IndicatorName>>,
+    y: Option<Spanned<String>>,
     #[serde(default)]
     y_min: Option<Spanned<f64>>,
     #[serde(default)]
@@ -202,7 +204,8 @@ struct RawTier {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawGate {
-    indicator: Spanned<IndicatorName>,
+    /// An [`IndicatorName`] or the name of a declared assessment.
+    indicator: Spanned<String>,
     op: Spanned<Op>,
     value: Spanned<f64>,
     /// `pass` (the default) or `fail`: what the gate does when its
@@ -281,7 +284,8 @@ struct RawRule {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCondition {
-    indicator: Spanned<IndicatorName>,
+    /// An [`IndicatorName`] or the name of a declared assessment.
+    indicator: Spanned<String>,
     op: Spanned<Op>,
     value: Spanned<f64>,
 }
@@ -338,11 +342,11 @@ impl<M> RawPolicy<M> {
         };
         let currency = build_currency_rules(ctx, base, &self.currency_rates)?;
         let mut tiers = build_tiers(ctx, &self.tiers)?;
-        let gates = build_gates(ctx, &self.tiers)?;
         let assessments = build_assessments(ctx, &self.assessments)?;
+        let gates = build_gates(ctx, &self.tiers, &assessments)?;
         let method = tag(self.method).build(ctx, &self.tiers, &mut tiers, &assessments)?;
         let hysteresis = build_hysteresis(ctx, self.hysteresis.as_ref(), &method)?;
-        let gradings = build_gradings(ctx, &self.gradings)?;
+        let gradings = build_gradings(ctx, &self.gradings, &assessments)?;
         let new_customers = match &self.new_customers {
             Some(raw) => Some(build_new_customers(ctx, raw, &tiers, &assessments)?),
             None => None,
@@ -351,9 +355,10 @@ impl<M> RawPolicy<M> {
             version,
             scored_assessments: std::array::from_fn(|slot| {
                 new_customers.as_ref().is_some_and(|n| n.slot == slot)
+                    || gates.uses_assessment(slot)
                     || match &method {
                         Method::WeightedScore(m) => m.uses_assessment(slot),
-                        Method::Rules(_) => false,
+                        Method::Rules(m) => m.uses_assessment(slot),
                     }
             }),
             fold: FoldRules {
@@ -573,7 +578,11 @@ fn build_tiers(ctx: Ctx<'_>, raw: &Spanned<Vec<RawTier>>) -> Result<Vec<TierSpec
 /// nothing, and a policy that writes one most likely meant another tier).
 /// Unknown indicators and operators are rejected by deserialization, with
 /// their line and field too.
-fn build_gates(ctx: Ctx<'_>, raw: &Spanned<Vec<RawTier>>) -> Result<Gates> {
+fn build_gates(
+    ctx: Ctx<'_>,
+    raw: &Spanned<Vec<RawTier>>,
+    assessments: &AssessmentRules,
+) -> Result<Gates> {
     let tiers = raw.get_ref();
     let lowest = tiers.len().saturating_sub(1);
     let mut by_tier = Vec::with_capacity(tiers.len());
@@ -604,7 +613,12 @@ fn build_gates(ctx: Ctx<'_>, raw: &Spanned<Vec<RawTier>>) -> Result<Gates> {
                 ));
             }
             built.push(Gate::new(
-                *gate.indicator.get_ref(),
+                resolve_operand(
+                    ctx,
+                    &gate.indicator,
+                    &format!("{at}[{g}].indicator"),
+                    assessments,
+                )?,
                 *gate.op.get_ref(),
                 value,
                 gate.unknown
@@ -696,7 +710,11 @@ fn build_new_customers(
     })
 }
 
-fn build_gradings(ctx: Ctx<'_>, raw: &[RawGrading]) -> Result<Vec<Grading>> {
+fn build_gradings(
+    ctx: Ctx<'_>,
+    raw: &[RawGrading],
+    assessments: &AssessmentRules,
+) -> Result<Vec<Grading>> {
     let mut out: Vec<Grading> = Vec::with_capacity(raw.len());
     for (i, g) in raw.iter().enumerate() {
         let at = |f: &str| format!("gradings[{i}].{f}");
@@ -773,14 +791,15 @@ fn build_gradings(ctx: Ctx<'_>, raw: &[RawGrading]) -> Result<Vec<Grading>> {
                     }
                     Ok(x)
                 };
+                let axis = |raw: &Option<Spanned<String>>, field: &str, default: IndicatorName| {
+                    raw.as_ref().map_or(Ok(Operand::Indicator(default)), |r| {
+                        resolve_operand(ctx, r, &at(field), assessments)
+                    })
+                };
                 GradingKind::Matrix {
-                    x: g.x
-                        .as_ref()
-                        .map_or(IndicatorName::ShareOfWallet, |x| *x.get_ref()),
+                    x: axis(&g.x, "x", IndicatorName::ShareOfWallet)?,
                     x_min: threshold(&g.x_min, "x_min")?,
-                    y: g.y
-                        .as_ref()
-                        .map_or(IndicatorName::PurchasePotential, |y| *y.get_ref()),
+                    y: axis(&g.y, "y", IndicatorName::PurchasePotential)?,
                     y_min: threshold(&g.y_min, "y_min")?,
                 }
             }
@@ -1032,7 +1051,9 @@ impl MethodConfig {
             MethodConfig::WeightedScore(cfg) => {
                 build_weighted(ctx, cfg, raw_tiers, tiers, assessments).map(Method::WeightedScore)
             }
-            MethodConfig::Rules(cfg) => build_rules(ctx, cfg, raw_tiers).map(Method::Rules),
+            MethodConfig::Rules(cfg) => {
+                build_rules(ctx, cfg, raw_tiers, assessments).map(Method::Rules)
+            }
         }
     }
 }
@@ -1103,7 +1124,12 @@ fn build_weighted(
             let share = check_percent(ctx, &part.share, &format!("{at}.share"), "part share")?;
             share_sum += share;
             let higher = *part.higher_is_better.get_ref();
-            let indicator = match resolve_indicator(ctx, &part.indicator, &at, assessments)? {
+            let indicator = match resolve_indicator(
+                ctx,
+                &part.indicator,
+                &format!("{at}.indicator"),
+                assessments,
+            )? {
                 Scored::Event(name) => name,
                 Scored::Assessment(slot, spec) => {
                     if let Some((first, first_at)) = assessed_directions.get(&slot)
@@ -1223,11 +1249,29 @@ enum Scored<'a> {
     Assessment(usize, &'a AssessmentSpec),
 }
 
-/// A part's `indicator`: an event-derived indicator or a declared assessment.
+/// What a gate, a condition or a matrix axis reads, resolved like a
+/// part's `indicator`; `field` names it in errors.
+fn resolve_operand(
+    ctx: Ctx<'_>,
+    raw: &Spanned<String>,
+    field: &str,
+    assessments: &AssessmentRules,
+) -> Result<Operand> {
+    Ok(match resolve_indicator(ctx, raw, field, assessments)? {
+        Scored::Event(n) => Operand::Indicator(n),
+        Scored::Assessment(slot, spec) => Operand::Assessment {
+            slot,
+            name: spec.name.as_str().into(),
+        },
+    })
+}
+
+/// A part's `indicator`: an event-derived indicator or a declared
+/// assessment; `field` names it in errors.
 fn resolve_indicator<'a>(
     ctx: Ctx<'_>,
     raw: &Spanned<String>,
-    at: &str,
+    field: &str,
     assessments: &'a AssessmentRules,
 ) -> Result<Scored<'a>> {
     let name = raw.get_ref();
@@ -1244,7 +1288,7 @@ fn resolve_indicator<'a>(
         .collect();
     Err(ctx.err(
         raw.span(),
-        format!("{at}.indicator"),
+        field,
         format!(
             "unknown variant `{name}`: neither an indicator ({}) nor a declared assessment ({})",
             IndicatorName::ALL.map(IndicatorName::as_str).join(", "),
@@ -1611,6 +1655,7 @@ fn build_rules(
     ctx: Ctx<'_>,
     cfg: RulesConfig,
     raw_tiers: &Spanned<Vec<RawTier>>,
+    assessments: &AssessmentRules,
 ) -> Result<RuleTiers> {
     let raw = raw_tiers.get_ref();
     for (i, t) in raw.iter().enumerate() {
@@ -1666,7 +1711,12 @@ fn build_rules(
                 ));
             }
             built.push(Condition::new(
-                *cond.indicator.get_ref(),
+                resolve_operand(
+                    ctx,
+                    &cond.indicator,
+                    &format!("{at}.all[{c}].indicator"),
+                    assessments,
+                )?,
                 *cond.op.get_ref(),
                 value,
             ));

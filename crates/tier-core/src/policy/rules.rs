@@ -43,8 +43,9 @@
 use serde::Deserialize;
 
 use super::explain::{Advice, ExplainedIndicator, Explanation, fmt_num, fmt_opt, to_grid};
-use super::{Evaluation, Getter, ScoringMethod, TierSpec, from_centi, to_centi};
-use crate::indicators::{IndicatorName, Indicators};
+use super::operand::Operand;
+use super::{Evaluation, ScoringMethod, TierSpec, from_centi, to_centi};
+use crate::indicators::{IndicatorName, Indicators, Unit};
 
 /// A comparison operator of a condition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -84,20 +85,19 @@ impl Op {
     }
 }
 
-/// `indicator op value`.
+/// `indicator op value`; the indicator may be an assessment (see
+/// `operand.rs`).
 #[derive(Clone, Debug)]
 pub(crate) struct Condition {
-    indicator: IndicatorName,
-    get: Getter,
+    operand: Operand,
     op: Op,
     value: f64,
 }
 
 impl Condition {
-    pub(crate) fn new(indicator: IndicatorName, op: Op, value: f64) -> Self {
+    pub(crate) fn new(operand: impl Into<Operand>, op: Op, value: f64) -> Self {
         Self {
-            indicator,
-            get: super::getter(indicator),
+            operand: operand.into(),
             op,
             value,
         }
@@ -105,13 +105,15 @@ impl Condition {
 
     #[inline]
     fn holds(&self, ind: &Indicators) -> bool {
-        (self.get)(ind).is_some_and(|v| self.op.holds(v, self.value))
+        self.operand
+            .value(ind)
+            .is_some_and(|v| self.op.holds(v, self.value))
     }
 
     fn text(&self) -> String {
         format!(
             "{} {} {}",
-            self.indicator,
+            self.operand,
             self.op.as_str(),
             fmt_num(self.value)
         )
@@ -120,15 +122,14 @@ impl Condition {
     /// The value on the indicator's grid nearest the threshold that makes
     /// the condition hold (see the module docs).
     fn target(&self) -> f64 {
-        target(self.indicator, self.op, self.value)
+        target(self.operand.unit(), self.op, self.value)
     }
 }
 
-/// The value on `indicator`'s grid nearest `t` that satisfies `op t`: the
+/// The value on `unit`'s grid nearest `t` that satisfies `op t`: the
 /// threshold itself for `>=`, `<=` and `==` (on the grid, in the helpful
 /// direction), one grid step past it for `>` and `<`.
-pub(crate) fn target(indicator: IndicatorName, op: Op, t: f64) -> f64 {
-    let unit = indicator.unit();
+pub(crate) fn target(unit: Unit, op: Op, t: f64) -> f64 {
     let v = match op {
         Op::Ge => to_grid(t, unit, true, 0),
         Op::Le => to_grid(t, unit, false, 0),
@@ -198,23 +199,32 @@ impl RuleTiers {
         from_centi(to_centi(100.0 * climbed / steps as f64))
     }
 
-    /// The unmet conditions of rule `next` as targets; empty when the rule
-    /// holds or cannot be met (see the module docs).
+    /// The unmet conditions of rule `next` on event-derived indicators as
+    /// targets; empty when the rule holds or cannot be met (see the module
+    /// docs). Unmet conditions on assessments are judgements, not levers:
+    /// the gap names them and the check that the advice reaches the rule
+    /// assumes them met.
     fn advise(&self, ind: &Indicators, next: usize) -> Vec<Advice> {
         let Some(rule) = self.rules.get(next) else {
             return Vec::new();
         };
         let mut advice: Vec<Advice> = Vec::new();
+        let mut after = *ind;
+        let mut judged: Vec<&Operand> = Vec::new();
         for c in rule.iter().filter(|c| !c.holds(ind)) {
-            if advice.iter().any(|a| a.indicator == c.indicator) {
+            let seen = match c.operand.indicator() {
+                Some(indicator) => advice.iter().any(|a| a.indicator == indicator),
+                None => judged.contains(&&c.operand),
+            };
+            if seen {
                 continue;
             }
-            let on_indicator: Vec<&Condition> =
-                rule.iter().filter(|o| o.indicator == c.indicator).collect();
-            let current = (c.get)(ind);
-            let meets_all = |v: f64| on_indicator.iter().all(|o| o.op.holds(v, o.value));
+            let on_operand: Vec<&Condition> =
+                rule.iter().filter(|o| o.operand == c.operand).collect();
+            let current = c.operand.value(ind);
+            let meets_all = |v: f64| on_operand.iter().all(|o| o.op.holds(v, o.value));
             let distance = |v: f64| current.map_or(0.0, |now| (v - now).abs());
-            let best = on_indicator
+            let best = on_operand
                 .iter()
                 .map(|o| o.target())
                 .filter(|v| meets_all(*v))
@@ -222,19 +232,68 @@ impl RuleTiers {
             let Some(target) = best else {
                 return Vec::new();
             };
-            advice.push(Advice::new(c.indicator, current, target));
+            c.operand.set(&mut after, Some(target));
+            match c.operand.indicator() {
+                Some(indicator) => advice.push(Advice::new(indicator, current, target)),
+                None => judged.push(&c.operand),
+            }
         }
-        // Following it must make the rule hold; never give advice that
-        // does not.
-        let mut after = *ind;
-        for a in &advice {
-            after.set(a.indicator, Some(a.target));
-        }
+        // Following it (with the judgements made) must make the rule hold;
+        // never give advice that does not.
         if self.matched(&after) <= next {
             advice
         } else {
             Vec::new()
         }
+    }
+
+    /// Set every assessment an unmet condition of rule `next` reads to the
+    /// level nearest its current one that meets the rule's conditions on
+    /// it (a what-if: "were it judged so").
+    pub(crate) fn assume_judgements(&self, ind: &mut Indicators, next: usize) {
+        let Some(rule) = self.rules.get(next) else {
+            return;
+        };
+        let unmet: Vec<&Operand> = rule
+            .iter()
+            .filter(|c| c.operand.assessment_slot().is_some() && !c.holds(ind))
+            .map(|c| &c.operand)
+            .collect();
+        for operand in unmet {
+            let on_operand: Vec<&Condition> =
+                rule.iter().filter(|o| o.operand == *operand).collect();
+            let current = operand.value(ind);
+            let distance = |v: f64| current.map_or(0.0, |now| (v - now).abs());
+            if let Some(level) = on_operand
+                .iter()
+                .map(|o| o.target())
+                .filter(|v| on_operand.iter().all(|o| o.op.holds(*v, o.value)))
+                .min_by(|a, b| distance(*a).total_cmp(&distance(*b)))
+            {
+                operand.set(ind, Some(level));
+            }
+        }
+    }
+
+    /// Whether a condition reads the assessment in `slot`.
+    pub(crate) fn uses_assessment(&self, slot: usize) -> bool {
+        self.rules
+            .iter()
+            .flatten()
+            .any(|c| c.operand.assessment_slot() == Some(slot))
+    }
+
+    /// The percent of the score the conditions on the assessment in `slot`
+    /// carry for `ind`, and the points they contribute (see [`Self::terms`]).
+    pub(crate) fn assessed_share(&self, slot: usize, ind: &Indicators) -> (f64, f64) {
+        let mut share = (0.0, 0.0);
+        self.each_term(ind, self.matched(ind), |c, weight, contribution| {
+            if c.operand.assessment_slot() == Some(slot) {
+                share.0 += weight;
+                share.1 += contribution;
+            }
+        });
+        share
     }
 
     fn rule_text(&self, tier: usize) -> String {
@@ -248,24 +307,23 @@ impl RuleTiers {
         }
     }
 
-    /// Scored terms: the matched rule's conditions share the tier's base,
-    /// the next better rule's conditions carry one step split evenly.
-    fn terms(&self, ind: &Indicators, tier: usize) -> Vec<ExplainedIndicator> {
+    /// Every scored term: the matched rule's conditions share the tier's
+    /// base, the next better rule's conditions carry one step split evenly;
+    /// `f(condition, weight, contribution)`.
+    fn each_term<'a>(
+        &'a self,
+        ind: &Indicators,
+        tier: usize,
+        mut f: impl FnMut(&'a Condition, f64, f64),
+    ) {
         let steps = self.rules.len();
-        let mut out = Vec::new();
         if steps == 0 {
-            return out;
+            return;
         }
         let step = 100.0 / steps as f64;
-        let mut push = |c: &Condition, weight: f64| {
+        let mut push = |c: &'a Condition, weight: f64| {
             let points = if c.holds(ind) { 100.0 } else { 0.0 };
-            out.push(ExplainedIndicator {
-                name: c.indicator,
-                value: (c.get)(ind),
-                points,
-                weight,
-                contribution: points * weight / 100.0,
-            });
+            f(c, weight, points * weight / 100.0);
         };
         if let Some(rule) = self.rules.get(tier) {
             let base = step * steps.saturating_sub(tier) as f64;
@@ -281,6 +339,23 @@ impl RuleTiers {
                 push(c, step / rule.len() as f64);
             }
         }
+    }
+
+    /// The scored terms on event-derived indicators (those on assessments
+    /// are the explanation's `assessments`: see [`Self::assessed_share`]).
+    fn terms(&self, ind: &Indicators, tier: usize) -> Vec<ExplainedIndicator> {
+        let mut out = Vec::new();
+        self.each_term(ind, tier, |c, weight, contribution| {
+            if let Some(name) = c.operand.indicator() {
+                out.push(ExplainedIndicator {
+                    name,
+                    value: c.operand.value(ind),
+                    points: if c.holds(ind) { 100.0 } else { 0.0 },
+                    weight,
+                    contribution,
+                });
+            }
+        });
         out
     }
 }
@@ -313,7 +388,7 @@ impl ScoringMethod for RuleTiers {
                         rule.iter()
                             .filter(|c| !c.holds(ind))
                             .map(|c| {
-                                let now = fmt_opt((c.get)(ind), c.indicator.unit());
+                                let now = fmt_opt(c.operand.value(ind), c.operand.unit());
                                 format!("{} (now {now})", c.text())
                             })
                             .collect()
@@ -354,15 +429,16 @@ impl ScoringMethod for RuleTiers {
     }
 
     fn uses(&self, name: IndicatorName) -> bool {
-        self.rules.iter().flatten().any(|c| c.indicator == name)
+        self.rules
+            .iter()
+            .flatten()
+            .any(|c| c.operand.indicator() == Some(name))
     }
 
     fn contributions<'a>(&'a self, ind: &Indicators, out: &mut Vec<(&'a str, f64)>) {
         let tier = self.matched(ind);
-        out.extend(
-            self.terms(ind, tier)
-                .into_iter()
-                .map(|t| (t.name.as_str(), t.contribution)),
-        );
+        self.each_term(ind, tier, |c, _, contribution| {
+            out.push((c.operand.name(), contribution));
+        });
     }
 }
