@@ -151,6 +151,18 @@ pub enum Command {
     /// A customer's assessment history, or the assessments about to expire.
     #[command(subcommand)]
     Assessments(AssessmentsCommand),
+    /// Print a shell completion script, e.g.
+    /// `tierctl completions bash > /etc/bash_completion.d/tierctl`,
+    /// `tierctl completions zsh > "${fpath[1]}/_tierctl"`,
+    /// `tierctl completions fish > ~/.config/fish/completions/tierctl.fish`.
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Clone, Args)]

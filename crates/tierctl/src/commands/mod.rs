@@ -43,6 +43,10 @@ pub type AdminClient = AdminServiceClient<InterceptedService<Channel, Auth>>;
 
 /// Run one parsed command line.
 pub async fn dispatch(cli: Cli) -> Result<()> {
+    // Needs no server, and no flag of the others applies.
+    if let Command::Completions(args) = &cli.command {
+        return completions(args.shell);
+    }
     let format = cli.output;
     let output = match format.table_or_json() {
         Some(output) => output,
@@ -97,6 +101,7 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             assessments::history(&rpc, &args).await
         }
         Command::Assessments(AssessmentsCommand::Due(args)) => assessments::due(&rpc, &args).await,
+        Command::Completions(args) => completions(args.shell),
     }
 }
 
@@ -429,4 +434,14 @@ mod tests {
         assert_eq!(v["overridden"], false);
         assert!(proto_json(&tier, "tiering.v1.Nope").is_err());
     }
+}
+
+/// `tierctl completions SHELL`: the completion script on stdout.
+fn completions(shell: clap_complete::Shell) -> Result<()> {
+    use clap::CommandFactory as _;
+    let mut cmd = Cli::command();
+    let mut out = std::io::stdout().lock();
+    clap_complete::generate(shell, &mut cmd, "tierctl", &mut out);
+    std::io::Write::flush(&mut out)?;
+    Ok(())
 }
