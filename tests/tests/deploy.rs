@@ -130,7 +130,7 @@ fn check_yaml(rel: &str, text: &str) {
             }
             scalar_at = None;
         }
-        if t.starts_with('#') {
+        if t.starts_with('#') || (t == "---" && ind == 0) {
             continue;
         }
         assert_eq!(ind % 2, 0, "{at}: odd indentation");
@@ -151,7 +151,7 @@ fn check_yaml(rel: &str, text: &str) {
                 !key.is_empty()
                     && key
                         .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)),
+                        .all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c)),
                 "{at}: bad key {key:?}"
             );
             let value = item[k + 1..].trim();
@@ -355,6 +355,104 @@ fn the_files_are_well_formed() {
     check_dashboard(&read("grafana/tierd.json"));
     check_provisioning();
     check_compose(&read("docker-compose.yml"));
+    check_k8s();
+}
+
+/// The manifests of `deploy/k8s/`, and everything they share with the rest
+/// of the repository: the policy ConfigMap is `policy/default.toml`
+/// verbatim (and parses), the token Secret parses as a tokens file, the
+/// probes name tierd's health services, ports and uid match the
+/// Dockerfile, and every mount the arguments read is there.
+fn check_k8s() {
+    const MANIFESTS: [&str; 5] = [
+        "namespace.yaml",
+        "policy-configmap.yaml",
+        "tokens-secret.yaml",
+        "service.yaml",
+        "statefulset.yaml",
+    ];
+    let kustomization = read("k8s/kustomization.yaml");
+    check_yaml("k8s/kustomization.yaml", &kustomization);
+    for m in MANIFESTS {
+        let rel = format!("k8s/{m}");
+        check_yaml(&rel, &read(&rel));
+        assert!(
+            kustomization.lines().any(|l| l.trim() == format!("- {m}")),
+            "kustomization.yaml does not list {m}"
+        );
+    }
+
+    let block = |text: &str, key: &str| -> String {
+        let mut lines = text.lines().skip_while(|l| l.trim() != format!("{key}: |"));
+        let header = lines
+            .next()
+            .unwrap_or_else(|| panic!("no `{key}: |` block"));
+        let indent = header.len() - header.trim_start().len() + 2;
+        let mut out = String::new();
+        for l in lines {
+            if !l.trim().is_empty() && l.len() - l.trim_start().len() < indent {
+                break;
+            }
+            out.push_str(l.get(indent..).unwrap_or(""));
+            out.push('\n');
+        }
+        out
+    };
+    let policy = block(&read("k8s/policy-configmap.yaml"), "policy.toml");
+    assert_eq!(
+        policy,
+        read("policy/default.toml"),
+        "k8s/policy-configmap.yaml must hold policy/default.toml verbatim"
+    );
+    tier_core::policy::Policy::from_toml_str(&policy).unwrap();
+    let tokens = block(&read("k8s/tokens-secret.yaml"), "tokens.toml");
+    let auth = tier_api::auth::Auth::parse(&tokens, std::path::Path::new("tokens.toml")).unwrap();
+    assert!(auth.is_configured());
+
+    let sts = read("k8s/statefulset.yaml");
+    let docker = read("Dockerfile");
+    assert!(
+        docker.contains("EXPOSE 50051 9464"),
+        "Dockerfile ports moved"
+    );
+    assert_eq!(values(&sts, "containerPort"), ["50051", "9464"]);
+    assert!(docker.contains("--uid 10001") && docker.contains("USER 10001:10001"));
+    assert_eq!(values(&sts, "runAsUser"), ["10001"]);
+    // Readiness on the whole server, liveness and startup on the service
+    // that stays SERVING while tierd catches up.
+    assert_eq!(
+        values(&sts, "service"),
+        [
+            "\"\"",
+            tier_api::LIVENESS_SERVICE,
+            tier_api::LIVENESS_SERVICE
+        ]
+    );
+    for probe in ["readinessProbe", "livenessProbe", "startupProbe"] {
+        assert_eq!(values(&sts, probe), [""], "{probe}");
+    }
+    assert_eq!(
+        values(&sts, "port")
+            .iter()
+            .filter(|p| **p == "50051")
+            .count(),
+        3
+    );
+    for needed in [
+        "volumeClaimTemplates",
+        "requests",
+        "mountPath: /var/lib/tierd",
+        "value: \"/var/lib/tierd/data\"",
+        "mountPath: /etc/tierd/policy",
+        "\"/etc/tierd/policy/policy.toml\"",
+        "name: tierd-policy",
+        "mountPath: /etc/tierd/tokens",
+        "\"/etc/tierd/tokens/tokens.toml\"",
+        "secretName: tierd-tokens",
+        "value: \"0.0.0.0:9464\"",
+    ] {
+        assert!(sts.contains(needed), "statefulset.yaml lacks {needed}");
+    }
 }
 
 /// Start tierd on a stepped clock and make every referenced metric exist:

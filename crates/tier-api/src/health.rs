@@ -2,7 +2,11 @@
 //!
 //! Health starts `NOT_SERVING` for the whole server (`""`) and for
 //! `tiering.v1.TierService`; the daemon flips it with
-//! [`HealthHandle::set_serving`] when ingest has caught up or stalls. Our
+//! [`HealthHandle::set_serving`] when ingest has caught up or stalls: that
+//! is readiness. [`LIVENESS_SERVICE`] is `SERVING` for as long as the
+//! server answers (until shutdown), whatever ingest does: a liveness probe
+//! on it does not restart a tierd that is catching up or waiting for its
+//! brokers, which a restart would not help. Our
 //! own small implementation (rather than `tonic_health`'s reporter) keeps
 //! `set_serving` synchronous and lets `Watch` streams end on shutdown,
 //! which a graceful shutdown needs: it waits for every open stream.
@@ -23,8 +27,12 @@ use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
 use crate::error::ApiError;
 
-/// The service names health reports on: the whole server and the API.
+/// The service names health reports readiness on: the whole server and the
+/// API.
 pub const HEALTH_SERVICES: [&str; 2] = ["", SERVICE_NAME];
+
+/// The service name a liveness probe checks: `SERVING` until shutdown.
+pub const LIVENESS_SERVICE: &str = "tierd.liveness";
 
 /// Flips the reported health. Cheap to clone; every clone drives the same
 /// [`HealthService`].
@@ -91,7 +99,7 @@ impl HealthService {
     }
 
     fn known(service: &str) -> Result<(), ApiError> {
-        if HEALTH_SERVICES.contains(&service) {
+        if HEALTH_SERVICES.contains(&service) || service == LIVENESS_SERVICE {
             Ok(())
         } else {
             Err(ApiError::UnknownService {
@@ -121,8 +129,14 @@ impl Health for HealthService {
         &self,
         request: Request<HealthCheckRequest>,
     ) -> Result<Response<HealthCheckResponse>, Status> {
-        Self::known(&request.get_ref().service)?;
-        Ok(Response::new(response(status_of(*self.serving.borrow()))))
+        let service = &request.get_ref().service;
+        Self::known(service)?;
+        let serving = if service == LIVENESS_SERVICE {
+            !self.shutdown.is_cancelled()
+        } else {
+            *self.serving.borrow()
+        };
+        Ok(Response::new(response(status_of(serving))))
     }
 
     type WatchStream = HealthWatchStream;
@@ -133,10 +147,12 @@ impl Health for HealthService {
         &self,
         request: Request<HealthCheckRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let known = Self::known(&request.get_ref().service).is_ok();
+        let service = &request.get_ref().service;
+        let known = Self::known(service).is_ok();
         Ok(Response::new(HealthWatchStream {
             statuses: WatchStream::new(self.serving.subscribe()),
             known,
+            alive: service == LIVENESS_SERVICE,
             last: None,
             shutdown: Box::pin(self.shutdown.clone().cancelled_owned()),
             done: false,
@@ -149,6 +165,8 @@ impl Health for HealthService {
 pub struct HealthWatchStream {
     statuses: WatchStream<bool>,
     known: bool,
+    /// The liveness service: `SERVING` whatever readiness says.
+    alive: bool,
     last: Option<ServingStatus>,
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     done: bool,
@@ -182,7 +200,7 @@ impl Stream for HealthWatchStream {
             match Pin::new(&mut this.statuses).poll_next(cx) {
                 Poll::Ready(Some(serving)) => {
                     let status = if this.known {
-                        status_of(serving)
+                        status_of(serving || this.alive)
                     } else {
                         ServingStatus::ServiceUnknown
                     };

@@ -35,7 +35,7 @@ pub mod service;
 pub use admin::AdminServiceImpl;
 pub use auth::{Auth, AuthError, AuthLayer, Scope};
 pub use error::ApiError;
-pub use health::{HEALTH_SERVICES, HealthHandle, HealthService, health_pair};
+pub use health::{HEALTH_SERVICES, HealthHandle, HealthService, LIVENESS_SERVICE, health_pair};
 pub use read_model::{Book, CustomerView, Entry, ReadModel};
 pub use server::{ApiServer, DEFAULT_GRACE_PERIOD, serve};
 pub use service::{MAX_BATCH_IDS, MAX_RANK_ITEMS, TierChangeStream, TierServiceImpl};

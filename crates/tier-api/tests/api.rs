@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use tier_api::convert::timestamp;
 use tier_api::{
-    ApiError, CustomerView, HealthHandle, MAX_BATCH_IDS, ReadModel, TierServiceImpl, health_pair,
-    serve,
+    ApiError, CustomerView, HealthHandle, LIVENESS_SERVICE, MAX_BATCH_IDS, ReadModel,
+    TierServiceImpl, health_pair, serve,
 };
 use tier_core::policy::Policy;
 use tier_core::{Indicators, Timestamp};
@@ -812,6 +812,27 @@ async fn health_starts_not_serving_and_follows_the_handle() {
             .status;
         assert_eq!(status, ServingStatus::NotServing as i32, "{service:?}");
     }
+    // Liveness: serving while not ready (catching up, brokers away).
+    let live = |mut health: HealthClient<tonic::transport::Channel>| async move {
+        health
+            .check(HealthCheckRequest {
+                service: LIVENESS_SERVICE.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status
+    };
+    assert_eq!(live(health.clone()).await, ServingStatus::Serving as i32);
+    let mut live_watch = health
+        .watch(HealthCheckRequest {
+            service: LIVENESS_SERVICE.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = live_watch.next().await.unwrap().unwrap();
+    assert_eq!(first.status, ServingStatus::Serving as i32);
     let mut watch = health
         .watch(HealthCheckRequest {
             service: SERVICE.into(),
@@ -849,6 +870,10 @@ async fn health_starts_not_serving_and_follows_the_handle() {
         .unwrap()
         .unwrap();
     assert_eq!(next.status, ServingStatus::NotServing as i32);
+    assert_eq!(live(health.clone()).await, ServingStatus::Serving as i32);
+    // Readiness flapping never reaches a liveness watcher.
+    let quiet = tokio::time::timeout(Duration::from_millis(200), live_watch.next()).await;
+    assert!(quiet.is_err(), "{quiet:?}");
 
     let err = health
         .check(HealthCheckRequest {
