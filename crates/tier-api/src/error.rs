@@ -74,9 +74,19 @@ pub enum ApiError {
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
 
-    /// The gRPC transport failed (listener, connection handling).
+    /// The gRPC transport failed (listener, connection handling, a TLS
+    /// certificate or key that does not parse).
     #[error("gRPC transport failed: {0}")]
     Transport(#[from] tonic::transport::Error),
+
+    /// A TLS file could not be read.
+    #[error("cannot read the TLS {what} {}: {source}", path.display())]
+    TlsFile {
+        /// `certificate`, `private key` or `client CA`.
+        what: &'static str,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl ApiError {
@@ -99,7 +109,9 @@ impl ApiError {
             ApiError::Unauthenticated(_) => Code::Unauthenticated,
             ApiError::PermissionDenied(_) => Code::PermissionDenied,
             ApiError::Unavailable(_) => Code::Unavailable,
-            ApiError::Reflection(_) | ApiError::Transport(_) => Code::Internal,
+            ApiError::Reflection(_) | ApiError::Transport(_) | ApiError::TlsFile { .. } => {
+                Code::Internal
+            }
         }
     }
 }

@@ -31,11 +31,13 @@ pub mod read_model;
 pub mod reports;
 pub mod server;
 pub mod service;
+pub mod tls;
 
 pub use admin::AdminServiceImpl;
 pub use auth::{Auth, AuthError, AuthLayer, Scope};
 pub use error::ApiError;
 pub use health::{HEALTH_SERVICES, HealthHandle, HealthService, LIVENESS_SERVICE, health_pair};
 pub use read_model::{Book, CustomerView, Entry, ReadModel};
-pub use server::{ApiServer, DEFAULT_GRACE_PERIOD, serve};
+pub use server::{ApiServer, DEFAULT_GRACE_PERIOD, Limits, serve};
 pub use service::{MAX_BATCH_IDS, MAX_RANK_ITEMS, TierChangeStream, TierServiceImpl};
+pub use tls::{ApiTls, TlsFiles};

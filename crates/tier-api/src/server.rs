@@ -1,6 +1,22 @@
 //! Server assembly: `TierService`, `grpc.health.v1` and reflection (v1 and
 //! v1alpha) on one already-bound listener, behind the bearer-token
-//! [`AuthLayer`], until a cancellation token fires.
+//! [`AuthLayer`], until a cancellation token fires; optionally over TLS or
+//! mutual TLS ([`ApiTls`]), always within [`Limits`].
+//!
+//! ## Limits
+//! - A request message larger than [`Limits::max_request_bytes`] is
+//!   refused before it is decoded (`OUT_OF_RANGE`, tonic's code for an
+//!   oversized message); batch RPCs also cap their id lists
+//!   ([`crate::MAX_BATCH_IDS`], `INVALID_ARGUMENT` naming the field).
+//! - At most [`Limits::concurrent_requests_per_connection`] requests run
+//!   at once per connection; more are shed at once with
+//!   `RESOURCE_EXHAUSTED` rather than queued, so one client flooding a
+//!   connection gets told to back off and nobody else waits.
+//! - Every request ends within [`Limits::request_timeout`], or the
+//!   client's own deadline (`grpc-timeout`) when shorter; a request past
+//!   it is cancelled (`CANCELLED`). The timeout covers producing the
+//!   response: a stream's messages (`WatchTierChanges`) flow for as long as
+//!   the client keeps it open.
 
 use std::time::Duration;
 
@@ -17,6 +33,7 @@ use crate::auth::{Auth, AuthLayer};
 use crate::error::ApiError;
 use crate::health::HealthService;
 use crate::service::TierServiceImpl;
+use crate::tls::ApiTls;
 
 /// How long [`ApiServer::serve`] waits, after `shutdown` fired, for open
 /// connections to finish their requests before it returns anyway.
@@ -27,6 +44,29 @@ pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
 const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Resource limits of the API server (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request message accepted, in bytes.
+    pub max_request_bytes: usize,
+    /// Requests served at once per connection; the rest are shed.
+    pub concurrent_requests_per_connection: usize,
+    /// Longest a request may run (a shorter client deadline wins).
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    /// 4 MiB requests (a 1,000-id batch is about 20 KiB), 256 concurrent
+    /// requests per connection, 30 s per request.
+    fn default() -> Self {
+        Self {
+            max_request_bytes: 4 * 1024 * 1024,
+            concurrent_requests_per_connection: 256,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
 /// The API server: the services to expose and how to shut down.
 #[derive(Debug)]
 pub struct ApiServer {
@@ -35,6 +75,8 @@ pub struct ApiServer {
     grace: Duration,
     auth: Auth,
     admin: Option<AdminServiceImpl>,
+    tls: Option<ApiTls>,
+    limits: Limits,
 }
 
 impl ApiServer {
@@ -47,7 +89,21 @@ impl ApiServer {
             grace: DEFAULT_GRACE_PERIOD,
             auth: Auth::none(),
             admin: None,
+            tls: None,
+            limits: Limits::default(),
         }
+    }
+
+    /// Serve over TLS (mutual TLS when `tls` has a client CA).
+    pub fn with_tls(mut self, tls: ApiTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Change the limits (default [`Limits::default`]).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Also expose `tiering.v1.AdminService` (overrides, policy changes).
@@ -92,7 +148,12 @@ impl ApiServer {
         let health = self.health.with_shutdown(shutdown.clone());
         let handle = health.handle();
         let service = self.service.with_shutdown(shutdown.clone());
-        tracing::info!(addr = ?listener.local_addr().ok(), "gRPC API listening");
+        let tls = match &self.tls {
+            Some(tls) if tls.is_mutual() => "mutual TLS",
+            Some(_) => "TLS",
+            None => "plaintext",
+        };
+        tracing::info!(addr = ?listener.local_addr().ok(), tls, limits = ?self.limits, "gRPC API listening");
         self.auth.log_mode();
 
         let signal = {
@@ -107,12 +168,24 @@ impl ApiServer {
         // `tcp_nodelay` only applies to listeners tonic binds itself, and
         // without TCP_NODELAY small responses wait out delayed ACKs (~40 ms).
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        let server = Server::builder()
+        let limits = self.limits;
+        let mut builder = Server::builder();
+        if let Some(tls) = &self.tls {
+            builder = builder.tls_config(tls.server_config())?;
+        }
+        let server = builder
             .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+            .concurrency_limit_per_connection(limits.concurrent_requests_per_connection.max(1))
+            .load_shed(true)
+            .timeout(limits.request_timeout)
             .layer(AuthLayer::new(self.auth))
-            .add_service(TierServiceServer::new(service))
-            .add_optional_service(self.admin.map(AdminServiceServer::new))
+            .add_service(
+                TierServiceServer::new(service).max_decoding_message_size(limits.max_request_bytes),
+            )
+            .add_optional_service(self.admin.map(|admin| {
+                AdminServiceServer::new(admin).max_decoding_message_size(limits.max_request_bytes)
+            }))
             .add_service(HealthServer::new(health))
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
