@@ -16,6 +16,7 @@ use tier_proto::api::{
     ApplyPolicyRequest, ClearOverrideRequest, OverrideResponse, PolicyStatus, SetOverrideRequest,
 };
 use tier_wire::tier_changed::tier_changed_to_proto;
+use tier_wire::trace::TraceParent;
 use tonic::{Request, Response, Status};
 
 use crate::error::ApiError;
@@ -46,22 +47,32 @@ impl AdminServiceImpl {
         }
     }
 
+    /// The answer to an override or assessment: the customer's tier now
+    /// and the change made, stamped like its `TierChanged` record.
     fn answer(
         &self,
         customer_id: String,
         outcome: OverrideOutcome,
+        trace: Option<TraceParent>,
     ) -> Result<OverrideResponse, ApiError> {
         let change = outcome?;
         let view = self.reads.read_model().get(&customer_id);
         Ok(OverrideResponse {
             tier: Some(self.reads.customer_tier(customer_id, view.as_deref())),
-            change: change.as_ref().map(tier_changed_to_proto),
+            change: change.as_ref().map(|c| {
+                let mut msg = tier_changed_to_proto(c);
+                if let Some(t) = trace {
+                    msg.traceparent = t.child(&c.customer_id, c.sequence).to_string();
+                }
+                msg
+            }),
         })
     }
 
     async fn set_override_async(
         &self,
         req: SetOverrideRequest,
+        trace: Option<TraceParent>,
     ) -> Result<OverrideResponse, ApiError> {
         require("customer_id", &req.customer_id)?;
         require("tier", &req.tier)?;
@@ -91,13 +102,17 @@ impl AdminServiceImpl {
             author: req.author,
             expires_at,
         };
-        let outcome = ask(&self.commands, |reply| Command::SetOverride { cmd, reply }).await?;
-        self.answer(customer_id, outcome)
+        let outcome = ask(&self.commands, |reply| {
+            Command::SetOverride { cmd, reply }.traced(trace)
+        })
+        .await?;
+        self.answer(customer_id, outcome, trace)
     }
 
     async fn set_assessment_async(
         &self,
         req: tier_proto::api::SetAssessmentRequest,
+        trace: Option<TraceParent>,
     ) -> Result<OverrideResponse, ApiError> {
         require("customer_id", &req.customer_id)?;
         require("indicator", &req.indicator)?;
@@ -110,30 +125,33 @@ impl AdminServiceImpl {
             assessed_by: req.assessed_by,
             note: req.note,
         };
-        let outcome = ask(&self.commands, |reply| Command::SetAssessment {
-            cmd,
-            reply,
+        let outcome = ask(&self.commands, |reply| {
+            Command::SetAssessment { cmd, reply }.traced(trace)
         })
         .await?;
-        self.answer(customer_id, outcome)
+        self.answer(customer_id, outcome, trace)
     }
 
     async fn clear_override_async(
         &self,
         req: ClearOverrideRequest,
+        trace: Option<TraceParent>,
     ) -> Result<OverrideResponse, ApiError> {
         require("customer_id", &req.customer_id)?;
         require("reason", &req.reason)?;
         require("author", &req.author)?;
         let customer_id = req.customer_id.clone();
-        let outcome = ask(&self.commands, |reply| Command::ClearOverride {
-            customer_id: req.customer_id,
-            reason: req.reason,
-            author: req.author,
-            reply,
+        let outcome = ask(&self.commands, |reply| {
+            Command::ClearOverride {
+                customer_id: req.customer_id,
+                reason: req.reason,
+                author: req.author,
+                reply,
+            }
+            .traced(trace)
         })
         .await?;
-        self.answer(customer_id, outcome)
+        self.answer(customer_id, outcome, trace)
     }
 
     async fn apply_policy_async(&self, req: ApplyPolicyRequest) -> Result<PolicyStatus, ApiError> {
@@ -165,6 +183,15 @@ impl AdminServiceImpl {
     }
 }
 
+/// The W3C trace context of a request (`traceparent` metadata), when valid.
+pub(crate) fn trace_of<T>(request: &Request<T>) -> Option<TraceParent> {
+    request
+        .metadata()
+        .get(TraceParent::HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceParent::parse)
+}
+
 fn require(field: &str, value: &str) -> Result<(), ApiError> {
     if value.trim().is_empty() {
         return Err(ApiError::invalid(field, "must not be empty"));
@@ -178,16 +205,22 @@ impl AdminService for AdminServiceImpl {
         &self,
         request: Request<SetOverrideRequest>,
     ) -> Result<Response<OverrideResponse>, Status> {
-        instrument("SetOverride", self.set_override_async(request.into_inner())).await
+        let trace = trace_of(&request);
+        instrument(
+            "SetOverride",
+            self.set_override_async(request.into_inner(), trace),
+        )
+        .await
     }
 
     async fn set_assessment(
         &self,
         request: Request<tier_proto::api::SetAssessmentRequest>,
     ) -> Result<Response<OverrideResponse>, Status> {
+        let trace = trace_of(&request);
         instrument(
             "SetAssessment",
-            self.set_assessment_async(request.into_inner()),
+            self.set_assessment_async(request.into_inner(), trace),
         )
         .await
     }
@@ -196,9 +229,10 @@ impl AdminService for AdminServiceImpl {
         &self,
         request: Request<ClearOverrideRequest>,
     ) -> Result<Response<OverrideResponse>, Status> {
+        let trace = trace_of(&request);
         instrument(
             "ClearOverride",
-            self.clear_override_async(request.into_inner()),
+            self.clear_override_async(request.into_inner(), trace),
         )
         .await
     }

@@ -174,6 +174,7 @@ impl ApiServer {
             builder = builder.tls_config(tls.server_config())?;
         }
         let server = builder
+            .trace_fn(request_span)
             .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
             .concurrency_limit_per_connection(limits.concurrent_requests_per_connection.max(1))
@@ -208,6 +209,19 @@ impl ApiServer {
             }
         }
     }
+}
+
+/// The span every request is served in: its method path and, when the
+/// caller sent a valid W3C `traceparent`, the trace id, so log lines of the
+/// request can be found by the caller's trace.
+fn request_span(request: &http::Request<()>) -> tracing::Span {
+    let trace_id = request
+        .headers()
+        .get(tier_wire::trace::TraceParent::HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(tier_wire::trace::TraceParent::parse)
+        .map(|t| t.trace_id());
+    tracing::info_span!("grpc", path = request.uri().path(), trace_id)
 }
 
 /// Serve `TierService` + `grpc.health.v1` + reflection (v1 and v1alpha) on

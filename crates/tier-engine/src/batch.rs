@@ -196,6 +196,16 @@ impl Engine {
         now: Timestamp,
     ) -> (&'static str, bool) {
         match command {
+            Command::Traced { trace, command } => {
+                // Log lines of the command carry the caller's trace id.
+                let span = tracing::info_span!("command", trace_id = %trace.trace_id());
+                let _entered = span.enter();
+                let first = batch.unit.changes.len();
+                let outcome = self.command(batch, *command, now);
+                let made = first..batch.unit.changes.len();
+                batch.unit.traced.extend(made.map(|i| (i, trace)));
+                outcome
+            }
             Command::SetOverride { cmd, reply } => {
                 let customer = cmd.customer_id.clone();
                 match self.set_override(&mut batch.unit, cmd, now) {

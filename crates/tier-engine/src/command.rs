@@ -49,6 +49,25 @@ pub enum Command {
         sample: usize,
         reply: Reply<DryRun>,
     },
+    /// `command`, sent under the trace context of the request that asked
+    /// for it: the changes it makes at once carry a child of `trace`.
+    Traced {
+        trace: tier_wire::trace::TraceParent,
+        command: Box<Command>,
+    },
+}
+
+impl Command {
+    /// `self`, traced by `trace` when there is one.
+    pub fn traced(self, trace: Option<tier_wire::trace::TraceParent>) -> Self {
+        match trace {
+            Some(trace) => Command::Traced {
+                trace,
+                command: Box::new(self),
+            },
+            None => self,
+        }
+    }
 }
 
 impl std::fmt::Debug for Command {
@@ -68,6 +87,11 @@ impl std::fmt::Debug for Command {
             Command::DryRun { policy, .. } => {
                 f.debug_tuple("DryRun").field(&policy.version()).finish()
             }
+            Command::Traced { trace, command } => f
+                .debug_struct("Traced")
+                .field("trace", trace)
+                .field("command", command)
+                .finish(),
         }
     }
 }

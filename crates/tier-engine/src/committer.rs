@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use tier_core::Timestamp;
 use tier_core::state::CustomerState;
 use tier_store::{CommitBatch, PreparedBatch, Store, StoreError};
-use tier_wire::tier_changed::encode_row;
+use tier_wire::tier_changed::encode_row_traced;
 
 use crate::batch::{CommitUnit, DeadLetter, PendingReply};
 use crate::metrics as m;
@@ -322,7 +322,17 @@ impl<S: Store + 'static> Worker<S> {
                 offsets.push((t.as_str(), *p, *o));
             }
         }
-        let mut outbox: Vec<Vec<u8>> = unit.unit.changes.iter().map(encode_row).collect();
+        let mut traced = unit.unit.traced.iter().peekable();
+        let mut outbox: Vec<Vec<u8>> = unit
+            .unit
+            .changes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let trace = traced.next_if(|(at, _)| *at == i).map(|(_, t)| t);
+                encode_row_traced(c, trace)
+            })
+            .collect();
         outbox.extend(unit.notice_rows.iter().cloned());
         let meta = match &unit.policy {
             Some(p) => vec![

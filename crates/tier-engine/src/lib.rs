@@ -46,6 +46,7 @@ use tier_core::policy::{Policy, Reason};
 use tier_core::projection::{Applied, CustomerMap};
 use tier_core::state::{AtRisk, Cause, ComplaintOverdue, CustomerState, TierChange};
 use tier_core::{Event, EventKind, Timestamp};
+use tier_wire::trace::TraceParent;
 
 pub use batch::{Batch, CommitUnit, DeadLetter, SealInfo};
 pub use command::{ActivePolicy, Command, CommandSender, PolicyHandle};
@@ -82,6 +83,10 @@ pub struct Unit {
     pub swept: u64,
     /// Customers rescored under a new policy.
     pub rescored: u64,
+    /// The trace context of the cause of some changes: `(index into
+    /// changes, context)`, by index. The change's `TierChanged` carries a
+    /// child of it (see `tier_wire::trace`).
+    pub traced: Vec<(usize, TraceParent)>,
 }
 
 impl Unit {
@@ -341,6 +346,19 @@ impl Engine {
 
     /// Fold one decoded event.
     pub fn fold(&mut self, unit: &mut Unit, event: &Event) -> Applied {
+        self.fold_traced(unit, event, None)
+    }
+
+    /// Fold one decoded event that arrived under trace context `trace`
+    /// (its record's `traceparent` header): the change the event causes
+    /// carries a child of it. Time-driven changes decided first, at their
+    /// own instants, are not the event's and carry none.
+    pub fn fold_traced(
+        &mut self,
+        unit: &mut Unit,
+        event: &Event,
+        trace: Option<TraceParent>,
+    ) -> Applied {
         if self.rescore.is_some() {
             self.ensure_current(unit, &event.customer_id);
         }
@@ -392,7 +410,12 @@ impl Engine {
             self.states.remove(id);
         }
         unit.changes.extend(processed.due_first);
-        unit.changes.extend(processed.change);
+        if let Some(change) = processed.change {
+            if let Some(trace) = trace {
+                unit.traced.push((unit.changes.len(), trace));
+            }
+            unit.changes.push(change);
+        }
         processed.applied
     }
 

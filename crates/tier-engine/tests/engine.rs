@@ -492,3 +492,30 @@ fn an_override_that_expires_without_moving_the_tier_is_still_committed() {
         OverrideAction::Expired
     ));
 }
+
+#[test]
+fn only_the_change_an_event_causes_carries_its_trace() {
+    use tier_wire::trace::TraceParent;
+    let trace =
+        TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+    let last = date(2026, 3, 2);
+    let mut engine = Engine::new(policy(), [], last);
+    fold_all(&mut engine, &buyer("c", last, cny(2_000_000)));
+    // No sweep for a year: the drops time decided come first, at their own
+    // instants, then the big order's upgrade.
+    let back = last.plus_days(400);
+    let mut unit = Unit::new();
+    engine.fold_traced(&mut unit, &order("c", 900, back, cny(5_000_000)), Some(trace));
+    let causes: Vec<Cause> = unit.changes.iter().map(|c| c.cause).collect();
+    assert!(causes.len() >= 2, "{causes:?}");
+    let (event_change, time_changes) = causes.split_last().unwrap();
+    assert_eq!(*event_change, Cause::Event);
+    assert!(time_changes.iter().all(|c| *c == Cause::Time), "{causes:?}");
+    assert_eq!(unit.traced, [(causes.len() - 1, trace)]);
+
+    // Untraced: nothing recorded.
+    let mut plain = Unit::new();
+    engine.fold_traced(&mut plain, &order("d", 1, back, cny(5_000_000)), None);
+    assert!(!plain.changes.is_empty());
+    assert!(plain.traced.is_empty());
+}

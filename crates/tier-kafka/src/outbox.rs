@@ -188,12 +188,21 @@ impl<S: Store + 'static> Publisher<S> {
                 }
             }
             .map_err(|e| StreamError::Kafka(format!("encoding a {kind} as JSON: {e}")))?;
+            let mut headers = OwnedHeaders::new().insert(Header {
+                key: "tierd-type",
+                value: Some(kind),
+            });
+            if let OutboxRecord::Changed(m) = &msg
+                && !m.traceparent.is_empty()
+            {
+                headers = headers.insert(Header {
+                    key: tier_wire::trace::TraceParent::HEADER,
+                    value: Some(m.traceparent.as_str()),
+                });
+            }
             let record = FutureRecord::to(&self.config.topic)
                 .key(customer_id.as_bytes())
-                .headers(OwnedHeaders::new().insert(Header {
-                    key: "tierd-type",
-                    value: Some(kind),
-                }))
+                .headers(headers)
                 .payload(&payload);
             let fut = self.producer.send_result(record).map_err(|(e, _)| {
                 StreamError::Kafka(format!("enqueue to {}: {e}", self.config.topic))

@@ -76,6 +76,19 @@ use crate::error::StreamError;
 use crate::metrics as m;
 use tier_store::Store;
 use tier_wire::decode::Decoder;
+use tier_wire::trace::TraceParent;
+
+/// The W3C trace context of a record (its `traceparent` header), when it
+/// has a valid one; a malformed one is ignored.
+fn traceparent(msg: &impl rdkafka::message::Message) -> Option<TraceParent> {
+    use rdkafka::message::Headers as _;
+    let headers = msg.headers()?;
+    headers
+        .iter()
+        .find(|h| h.key.eq_ignore_ascii_case(TraceParent::HEADER))
+        .and_then(|h| h.value)
+        .and_then(TraceParent::from_bytes)
+}
 
 /// Settings of the ingest pipeline.
 #[derive(Debug, Clone)]
@@ -929,15 +942,17 @@ impl<S: Store + 'static> Pipeline<S> {
                     }
                 }
             }
+            let trace = traceparent(&msg);
             match self.decoder.decode(msg.key(), msg.payload(), now) {
                 Ok(decoded) => {
                     let event = decoded.event;
                     batch.record(&current, offset, event.kind.type_name());
-                    self.engine.fold(&mut batch.unit, &event);
+                    self.engine.fold_traced(&mut batch.unit, &event, trace);
                 }
                 Err(error) => {
                     batch.record(&current, offset, "invalid");
-                    tracing::warn!(topic, partition, offset, reason = error.reason.as_str(), field = error.field, detail = %error.detail, "rejected record; dead-lettering it");
+                    let trace_id = trace.map(|t| t.trace_id());
+                    tracing::warn!(topic, partition, offset, reason = error.reason.as_str(), field = error.field, detail = %error.detail, trace_id, "rejected record; dead-lettering it");
                     batch.dead_letter(DeadLetter {
                         topic: topic.to_owned(),
                         partition,

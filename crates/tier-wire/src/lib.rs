@@ -10,6 +10,8 @@
 //!   the JSON output format).
 //! - [`time`]: the one conversion between the domain's `Timestamp` and
 //!   protobuf's, used by both codecs and by the gRPC API.
+//! - [`trace`]: W3C `traceparent` from a cause to the `TierChanged` it
+//!   causes.
 //!
 //! Pure functions over bytes and values: no IO, no clock, no threads. It
 //! must not depend on rdkafka, tokio, sled or tonic (a test checks the
@@ -21,6 +23,7 @@ pub mod at_risk;
 pub mod decode;
 pub mod tier_changed;
 pub mod time;
+pub mod trace;
 
 pub use decode::{Decoded, Decoder, WireFormat};
 pub use tier_changed::tier_changed_to_proto;

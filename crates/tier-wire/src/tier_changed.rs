@@ -36,6 +36,7 @@ pub fn tier_changed_to_proto(c: &TierChange) -> api::TierChanged {
         overridden: c.overridden,
         lifecycle: lifecycle_to_proto(c.lifecycle) as i32,
         gradings: c.gradings.iter().map(grading_to_proto).collect(),
+        traceparent: String::new(),
     }
 }
 
@@ -80,6 +81,16 @@ pub const fn cause_to_proto(cause: Cause) -> api::ChangeCause {
 /// An outbox row: the binary protobuf of the change's `TierChanged`.
 pub fn encode_row(c: &TierChange) -> Vec<u8> {
     tier_changed_to_proto(c).encode_to_vec()
+}
+
+/// An outbox row of a change caused under trace context `cause`: the row
+/// carries the change's child context (see [`crate::trace`]).
+pub fn encode_row_traced(c: &TierChange, cause: Option<&crate::trace::TraceParent>) -> Vec<u8> {
+    let mut msg = tier_changed_to_proto(c);
+    if let Some(cause) = cause {
+        msg.traceparent = cause.child(&c.customer_id, c.sequence).to_string();
+    }
+    msg.encode_to_vec()
 }
 
 /// An outbox row (or a protobuf record of the tier-changes topic) read back.

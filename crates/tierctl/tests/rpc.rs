@@ -215,6 +215,7 @@ impl TierService for Fake {
             overridden: false,
             lifecycle: Lifecycle::Unspecified.into(),
             gradings: Vec::new(),
+            traceparent: String::new(),
         };
         // Two changes, then the server ends the stream.
         let stream = futures::stream::iter([Ok(change(1)), Ok(change(2))]);

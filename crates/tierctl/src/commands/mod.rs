@@ -340,6 +340,16 @@ pub fn proto_json_line<M: prost::Message>(msg: &M, full_name: &str) -> Result<St
     Ok(line)
 }
 
+/// `tierctl completions SHELL`: the completion script on stdout.
+fn completions(shell: clap_complete::Shell) -> Result<()> {
+    use clap::CommandFactory as _;
+    let mut cmd = Cli::command();
+    let mut out = std::io::stdout().lock();
+    clap_complete::generate(shell, &mut cmd, "tierctl", &mut out);
+    std::io::Write::flush(&mut out)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,14 +444,4 @@ mod tests {
         assert_eq!(v["overridden"], false);
         assert!(proto_json(&tier, "tiering.v1.Nope").is_err());
     }
-}
-
-/// `tierctl completions SHELL`: the completion script on stdout.
-fn completions(shell: clap_complete::Shell) -> Result<()> {
-    use clap::CommandFactory as _;
-    let mut cmd = Cli::command();
-    let mut out = std::io::stdout().lock();
-    clap_complete::generate(shell, &mut cmd, "tierctl", &mut out);
-    std::io::Write::flush(&mut out)?;
-    Ok(())
 }

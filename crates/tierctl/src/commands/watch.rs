@@ -132,6 +132,7 @@ mod tests {
             overridden: false,
             lifecycle: 0,
             gradings: Vec::new(),
+            traceparent: String::new(),
         };
         assert_eq!(
             render(&c),
