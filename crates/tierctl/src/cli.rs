@@ -37,6 +37,37 @@ pub struct Cli {
     #[arg(long, global = true, env = "TIERD_TOKEN", hide_env_values = true)]
     pub token: Option<Token>,
 
+    /// CA certificate (PEM) to verify tierd's TLS certificate with; implies
+    /// TLS (an `https://` address). Without it an `https://` address is
+    /// verified against the system's trusted roots.
+    #[arg(long, global = true, env = "TIERCTL_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<std::path::PathBuf>,
+
+    /// Client certificate (PEM) for mutual TLS, with `--key`.
+    #[arg(
+        long,
+        global = true,
+        env = "TIERCTL_CERT",
+        value_name = "FILE",
+        requires = "key"
+    )]
+    pub cert: Option<std::path::PathBuf>,
+
+    /// Private key (PEM) of `--cert`.
+    #[arg(
+        long,
+        global = true,
+        env = "TIERCTL_KEY",
+        value_name = "FILE",
+        requires = "cert"
+    )]
+    pub key: Option<std::path::PathBuf>,
+
+    /// Server name to verify the certificate against, when it differs
+    /// from the address's host (e.g. connecting by IP).
+    #[arg(long, global = true, env = "TIERCTL_TLS_DOMAIN", value_name = "NAME")]
+    pub tls_domain: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }

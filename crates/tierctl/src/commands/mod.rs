@@ -28,7 +28,7 @@ use tier_proto::api::admin_service_client::AdminServiceClient;
 use tier_proto::api::tier_service_client::TierServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::cli::{
     AssessmentsCommand, Cli, Command, ComplaintsCommand, Output, OverrideCommand, PolicyCommand,
@@ -57,11 +57,18 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
             Command::CSV_COMMANDS
         ),
     };
+    let tls = tls_config(&cli)?;
+    let addr = match &tls {
+        // A CA or a client certificate means TLS: default to https.
+        Some(_) if !cli.addr.contains("://") => format!("https://{}", cli.addr.trim()),
+        _ => normalize_addr(&cli.addr),
+    };
     let rpc = RpcOptions {
-        addr: normalize_addr(&cli.addr),
+        addr,
         output,
         timeout: Duration::from_secs(cli.timeout),
         auth: Auth::new(cli.token.as_ref())?,
+        tls,
     };
     match cli.command {
         Command::Get(args) => get::get(&rpc, &args).await,
@@ -183,15 +190,28 @@ pub struct RpcOptions {
     pub timeout: Duration,
     /// The bearer token sent with every call, if any.
     pub auth: Auth,
+    /// TLS settings; `None`: TLS only for an `https://` address, verified
+    /// against the system's roots.
+    pub tls: Option<ClientTlsConfig>,
 }
 
 impl RpcOptions {
     /// The channel to tierd, failing with the address tried.
     async fn channel(&self) -> Result<Channel> {
-        let endpoint = Endpoint::from_shared(self.addr.clone())
+        let mut endpoint = Endpoint::from_shared(self.addr.clone())
             .with_context(|| format!("invalid tierd address {:?}", self.addr))?
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true);
+        let tls = match (&self.tls, self.addr.starts_with("https://")) {
+            (Some(tls), _) => Some(tls.clone()),
+            (None, true) => Some(ClientTlsConfig::new().with_native_roots()),
+            (None, false) => None,
+        };
+        if let Some(tls) = tls {
+            endpoint = endpoint
+                .tls_config(tls)
+                .with_context(|| format!("TLS settings for {}", self.addr))?;
+        }
         endpoint
             .connect()
             .await
@@ -340,6 +360,33 @@ pub fn proto_json_line<M: prost::Message>(msg: &M, full_name: &str) -> Result<St
     Ok(line)
 }
 
+/// The TLS settings the flags ask for; `None` when none is given.
+fn tls_config(cli: &Cli) -> Result<Option<ClientTlsConfig>> {
+    if cli.ca_cert.is_none() && cli.cert.is_none() && cli.tls_domain.is_none() {
+        return Ok(None);
+    }
+    let read = |path: &std::path::Path, what: &str| {
+        std::fs::read(path).with_context(|| format!("reading the {what} {}", path.display()))
+    };
+    let mut tls = match &cli.ca_cert {
+        Some(ca) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(
+            ca,
+            "CA certificate (--ca-cert)",
+        )?)),
+        None => ClientTlsConfig::new().with_native_roots(),
+    };
+    if let (Some(cert), Some(key)) = (&cli.cert, &cli.key) {
+        tls = tls.identity(Identity::from_pem(
+            read(cert, "client certificate (--cert)")?,
+            read(key, "client key (--key)")?,
+        ));
+    }
+    if let Some(domain) = &cli.tls_domain {
+        tls = tls.domain_name(domain.clone());
+    }
+    Ok(Some(tls))
+}
+
 /// `tierctl completions SHELL`: the completion script on stdout.
 fn completions(shell: clap_complete::Shell) -> Result<()> {
     use clap::CommandFactory as _;
@@ -364,6 +411,7 @@ mod tests {
     #[test]
     fn statuses_render_as_code_and_message() {
         let opts = RpcOptions {
+            tls: None,
             addr: "http://127.0.0.1:1".into(),
             output: Output::Table,
             timeout: Duration::from_secs(1),
