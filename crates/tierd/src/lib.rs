@@ -9,6 +9,7 @@
 //! [`start`]; `main.rs` only parses flags, sets up logging and waits for a
 //! signal.
 
+pub mod check;
 pub mod config;
 pub mod metrics_http;
 

@@ -1,5 +1,6 @@
 //! `tierd`: parse flags, set up logging, run until SIGINT/SIGTERM; SIGHUP
-//! re-reads `--policy`.
+//! re-reads `--policy`. `tierd check-config [FLAGS]` validates instead
+//! (see [`tierd::check`]).
 
 use anyhow::Context as _;
 use clap::Parser as _;
@@ -8,7 +9,14 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "check-config") {
+        args.remove(1);
+        let report = tierd::check::check(&Cli::parse_from(args));
+        print!("{}", report.render());
+        std::process::exit(if report.is_ok() { 0 } else { 1 });
+    }
+    let cli = Cli::parse_from(args);
     let config = cli.resolve().context("reading configuration")?;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn,librdkafka=warn"));
