@@ -3,7 +3,9 @@
 //! trace id, its own parent id) as a header and in the message; a record
 //! without one, or with a malformed one, causes an untraced change and is
 //! not dead-lettered for it; an admin request with `traceparent` metadata
-//! stamps the change it makes, in the reply and on the topic.
+//! stamps the change it makes, in the reply and on the topic. Published
+//! records also carry the customer's population gradings (ABC, RFM),
+//! completed at publication from the read side's rankings.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -87,6 +89,17 @@ async fn a_traced_record_or_request_stamps_the_change_it_causes() {
     assert_ne!(child, cause, "a parent id of its own");
     assert_eq!(child, cause.child("traced", traced.sequence));
     assert_eq!(header.as_deref(), Some(traced.traceparent.as_str()));
+
+    // Population gradings are completed at publication, next to the
+    // per-customer ones.
+    for (msg, _) in &changes {
+        let names: Vec<&str> = msg.gradings.iter().map(|g| g.grading.as_str()).collect();
+        assert!(
+            names.contains(&"abc_revenue") && names.contains(&"rfm"),
+            "{}: {names:?}",
+            msg.customer_id
+        );
+    }
 
     for untraced in ["plain", "garbled"] {
         let (msg, header) = of(untraced);

@@ -45,6 +45,22 @@ pub struct PublisherConfig {
     pub batch: usize,
     /// Extra librdkafka settings.
     pub kafka: Vec<(String, String)>,
+    /// Adds what only the read side knows to each `TierChanged` as it is
+    /// published (the population gradings: ABC and RFM classes).
+    pub enrich: Option<Enrich>,
+}
+
+/// A function completing a `TierChanged` at publication (see
+/// [`PublisherConfig::enrich`]). The row in the outbox stays as committed;
+/// a record published again after a crash is completed again, with the
+/// population as it is then.
+#[derive(Clone)]
+pub struct Enrich(pub Arc<dyn Fn(&mut api::TierChanged) + Send + Sync>);
+
+impl std::fmt::Debug for Enrich {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Enrich(..)")
+    }
 }
 
 /// Drains the outbox to Kafka until `stop` is cancelled and the outbox is
@@ -159,7 +175,7 @@ impl<S: Store + 'static> Publisher<S> {
         let mut decoded = Vec::with_capacity(rows.len());
         let mut sends = Vec::with_capacity(rows.len());
         for (key, bytes) in &rows {
-            let msg = match decode_outbox_row(bytes) {
+            let mut msg = match decode_outbox_row(bytes) {
                 Ok(m) => m,
                 Err(e) => {
                     // Only tierd writes these rows; an undecodable one is a
@@ -168,12 +184,22 @@ impl<S: Store + 'static> Publisher<S> {
                     continue;
                 }
             };
+            let enriched = match (&mut msg, &self.config.enrich) {
+                (OutboxRecord::Changed(m), Some(enrich)) => {
+                    (enrich.0)(m);
+                    true
+                }
+                _ => false,
+            };
             // Each record says what it is in a header; notices share the
             // topic so a consumer sees them in order with the changes of
             // the same customer.
             let kind = msg.type_name();
             let customer_id = msg.customer_id();
             let payload = match (&msg, self.config.format) {
+                (OutboxRecord::Changed(m), OutputFormat::Protobuf) if enriched => {
+                    Ok(m.encode_to_vec())
+                }
                 (OutboxRecord::Changed(_), OutputFormat::Protobuf) => Ok(bytes.clone()),
                 (OutboxRecord::AtRisk(m), OutputFormat::Protobuf) => Ok(m.encode_to_vec()),
                 (OutboxRecord::ComplaintOverdue(m), OutputFormat::Protobuf) => {

@@ -88,6 +88,23 @@ pub fn starting_policy(
     Ok((ActivePolicy::new(file_policy, file_text, file_hash), true))
 }
 
+/// Completes each published `TierChanged` with the customer's classes in
+/// the policy's population gradings (ABC, RFM), which only the read side's
+/// rankings know; per-customer gradings are in the record already. The
+/// read model holds the change's state by then (it is updated before the
+/// outbox is woken).
+fn population_gradings(read: Arc<ReadModel>, policy: Arc<PolicyHandle>) -> tier_kafka::Enrich {
+    tier_kafka::Enrich(Arc::new(move |msg: &mut tier_proto::api::TierChanged| {
+        let policy = policy.policy();
+        for g in policy.gradings().iter().filter(|g| g.is_population()) {
+            if let Some(class) = read.population_class(&policy, g, &msg.customer_id) {
+                msg.gradings
+                    .push(tier_wire::tier_changed::grading_to_proto(&class));
+            }
+        }
+    }))
+}
+
 /// Publishes committed customer states into the API's read model.
 struct ReadModelObserver {
     read: Arc<ReadModel>,
@@ -357,6 +374,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
             },
             batch: 1000,
             kafka,
+            enrich: Some(population_gradings(read.clone(), policy_handle.clone())),
         },
         store.clone(),
         notify,
