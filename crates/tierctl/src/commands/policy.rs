@@ -1,11 +1,12 @@
 //! `policy show`, `policy dry-run`, `policy apply` and `policy status`.
 
 use std::collections::HashMap;
-use std::io::Read as _;
+use std::io::{IsTerminal as _, Read as _};
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tier_proto::api::{
     ApplyPolicyRequest, DryRunPolicyRequest, DryRunPolicyResponse, GetPolicyRequest,
     GetPolicyStatusRequest, PolicyInfo, PolicyStatus,
@@ -237,6 +238,16 @@ pub async fn apply(rpc: &RpcOptions, args: &PolicyApplyArgs) -> Result<()> {
     let applied = status.version.clone();
     let mut client = rpc.connect().await?;
     let mut last = (status.rescored, status.changed);
+    // On a terminal a bar shows the rescore; otherwise a line per step.
+    let bar = (rpc.output == Output::Table && std::io::stderr().is_terminal()).then(|| {
+        let pb = ProgressBar::with_draw_target(Some(status.total), ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template(
+            "rescoring [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} customers ({per_sec}, eta {eta}) {msg}",
+        ) {
+            pb.set_style(style);
+        }
+        pb
+    });
     while status.rescoring {
         tokio::time::sleep(Duration::from_secs_f64(args.interval)).await;
         status = client
@@ -251,6 +262,14 @@ pub async fn apply(rpc: &RpcOptions, args: &PolicyApplyArgs) -> Result<()> {
                 dash(&applied)
             );
         }
+        if let Some(pb) = &bar {
+            pb.set_length(status.total);
+            pb.set_position(status.rescored);
+            pb.set_message(format!("{} changes", count(status.changed)));
+            if !status.rescoring {
+                pb.finish_and_clear();
+            }
+        }
         match rpc.output {
             Output::Json => emit(&proto_json_line(&status, POLICY_STATUS)?)?,
             Output::Table if !status.rescoring => emit(&format!(
@@ -259,7 +278,7 @@ pub async fn apply(rpc: &RpcOptions, args: &PolicyApplyArgs) -> Result<()> {
                 count(status.rescored),
                 count(status.changed)
             ))?,
-            Output::Table if (status.rescored, status.changed) != last => {
+            Output::Table if bar.is_none() && (status.rescored, status.changed) != last => {
                 emit(&format!("rescoring {}\n", progress_line(&status)))?;
             }
             Output::Table => {}
