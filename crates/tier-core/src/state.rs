@@ -63,6 +63,9 @@ pub enum Cause {
     Policy,
     /// A manager set or cleared an override.
     Override,
+    /// The population moved: an `abc` policy's cut points were recomputed
+    /// and the customer's band changed (see `policy/abc.rs`).
+    Rank,
 }
 
 impl Cause {
@@ -72,6 +75,7 @@ impl Cause {
             Cause::Time => "time",
             Cause::Policy => "policy",
             Cause::Override => "override",
+            Cause::Rank => "rank",
         }
     }
 }

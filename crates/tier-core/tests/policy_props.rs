@@ -238,7 +238,9 @@ static CASES: LazyLock<Vec<Case>> = LazyLock::new(|| {
         .map(|(name, src)| {
             let doc: toml::Table = src.parse().unwrap();
             Case {
-                policy: Policy::from_toml_str(&src).unwrap_or_else(|e| panic!("{name}: {e}")),
+                policy: ranked(
+                    Policy::from_toml_str(&src).unwrap_or_else(|e| panic!("{name}: {e}")),
+                ),
                 directions: directions_of(&doc),
                 levers: levers_of(&doc),
                 gates: gates_of(&doc),
@@ -247,6 +249,22 @@ static CASES: LazyLock<Vec<Case>> = LazyLock::new(|| {
         })
         .collect()
 });
+
+/// An `abc` policy cut over a synthetic population (its figure spread
+/// over 0..5e10, the range the strategies draw money from): its tiers
+/// depend on a population, and the properties hold for any cut points.
+/// Other policies unchanged.
+fn ranked(policy: Policy) -> Policy {
+    let Some((_, direction)) = policy.rank_by() else {
+        return policy;
+    };
+    let population = tier_core::rank::Ranking::from_values(
+        direction,
+        (0..1000).map(|i| (i, f64::from(i) * 5e7)),
+    );
+    let cuts = policy.rank_cuts_of(&population).unwrap_or_default();
+    policy.with_rank_cuts(cuts)
+}
 
 /// Money in whole fen: often zero, up to 500 million CNY.
 fn money() -> impl Strategy<Value = f64> {
@@ -787,6 +805,7 @@ fn every_shipped_policy_and_valid_fixture_is_a_case() {
         "valid_rules.toml",
         "valid_unknowns.toml",
         "valid_rules_gates.toml",
+        "valid_abc.toml",
     ] {
         assert!(names.contains(&must), "{must} missing from {names:?}");
     }

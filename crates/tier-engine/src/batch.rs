@@ -61,6 +61,8 @@ pub struct Batch {
     replies: Vec<PendingReply>,
     /// A policy applied in this batch, recorded with it.
     policy: Option<Arc<ActivePolicy>>,
+    /// New `abc` cut points for the read side (see [`Engine::recut`]).
+    rank_cut: Option<Arc<tier_core::policy::Policy>>,
 }
 
 impl std::fmt::Debug for Batch {
@@ -135,6 +137,8 @@ pub struct CommitUnit {
     pub(crate) consumed: Vec<(String, &'static str, u64)>,
     pub(crate) replies: Vec<PendingReply>,
     pub(crate) policy: Option<Arc<ActivePolicy>>,
+    /// New `abc` cut points of the policy in force, for the read side.
+    pub(crate) rank_cut: Option<Arc<tier_core::policy::Policy>>,
     /// The policy status as of the seal.
     pub(crate) status: PolicyStatus,
     /// Customers with a drop announced, when the unit may have moved it.
@@ -302,6 +306,9 @@ impl Engine {
         if self.rescoring() {
             self.rescore(&mut batch.unit, slice);
         }
+        if let Some(cut) = self.recut(&mut batch.unit, now) {
+            batch.rank_cut = Some(cut);
+        }
         if sweep {
             let swept = self.sweep(&mut batch.unit, now, slice);
             tracing::trace!(swept, next_due = ?self.next_due(), now = %now, "sweep");
@@ -328,6 +335,7 @@ impl Engine {
             consumed,
             replies,
             policy,
+            rank_cut,
         } = batch;
         self.seal(&unit);
         let customers = unit
@@ -356,6 +364,7 @@ impl Engine {
             consumed,
             replies,
             policy,
+            rank_cut,
             status: self.status(),
             at_risk_total,
             sweep_backlog: info.backlog_at.map(|at| self.due_count(at)),

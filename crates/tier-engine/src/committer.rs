@@ -392,6 +392,7 @@ impl<S: Store + 'static> Worker<S> {
             consumed,
             replies,
             policy,
+            rank_cut,
             status,
             at_risk_total,
             sweep_backlog,
@@ -434,6 +435,18 @@ impl<S: Store + 'static> Worker<S> {
         // above, the policy in force, the customers, the hooks, the replies.
         if let Some(p) = policy {
             self.policy.set(p);
+        }
+        if let Some(cut) = rank_cut {
+            // New cut points of the policy in force: same text and version.
+            let current = self.policy.active();
+            if current.policy.version() == cut.version() {
+                self.policy.set(Arc::new(crate::ActivePolicy {
+                    policy: cut,
+                    text: current.text.clone(),
+                    hash: current.hash.clone(),
+                    source_hash: current.source_hash.clone(),
+                }));
+            }
         }
         set_status(&self.policy, &status);
         if !customers.is_empty() {

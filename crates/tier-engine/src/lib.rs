@@ -44,6 +44,7 @@ use std::sync::Arc;
 use tier_core::overrides::{Override, OverrideError, OverrideMode};
 use tier_core::policy::{Policy, Reason};
 use tier_core::projection::{Applied, CustomerMap};
+use tier_core::rank::Ranking;
 use tier_core::state::{AtRisk, Cause, ComplaintOverdue, CustomerState, TierChange};
 use tier_core::{Event, EventKind, Timestamp};
 use tier_wire::trace::TraceParent;
@@ -229,6 +230,15 @@ pub struct Engine {
     swept_to: Option<Timestamp>,
     /// Open complaints announced overdue, per tier of their deadline.
     overdue_open: BTreeMap<String, i64>,
+    /// An `abc` policy's population, ranked by its figure (`None` for
+    /// other methods); see [`Engine::recut`].
+    ranking: Option<Ranking<String>>,
+    /// A ranked value moved since the last cut.
+    ranking_moved: bool,
+    /// When the cut points were last recomputed (processing clock).
+    last_cut: Option<Timestamp>,
+    /// Cut points the read side has not been given yet.
+    cut_unpublished: bool,
 }
 
 impl Engine {
@@ -250,6 +260,10 @@ impl Engine {
             applied_at: None,
             swept_to: None,
             overdue_open: BTreeMap::new(),
+            ranking: None,
+            ranking_moved: false,
+            last_cut: None,
+            cut_unpublished: false,
         };
         let mut stale = Vec::new();
         for (id, state) in states {
@@ -267,6 +281,7 @@ impl Engine {
                 *engine.overdue_open.entry(tier).or_insert(0) += 1;
             }
         }
+        engine.rank_all(now);
         if !stale.is_empty() {
             stale.sort_unstable_by(|a, b| b.cmp(a));
             engine.rescore = Some(Rescore {
@@ -425,6 +440,94 @@ impl Engine {
         for id in &unit.touched {
             self.reindex(id);
         }
+        if self.ranking.is_some() {
+            for id in &unit.touched {
+                self.rerank(id);
+            }
+        }
+    }
+
+    /// The value `id` is ranked by under an `abc` policy (NaN: unknown).
+    fn rank_value(&self, id: &str) -> f64 {
+        self.states
+            .get(id)
+            .and_then(|s| self.policy.rank_value(&s.indicators(&self.policy)))
+            .unwrap_or(f64::NAN)
+    }
+
+    /// Move `id` in the ranking to its current value.
+    fn rerank(&mut self, id: &str) {
+        let value = self.rank_value(id);
+        if let Some(ranking) = &mut self.ranking {
+            let old = ranking.upsert(id, value);
+            let same = old.is_some_and(|o| o == value || (o.is_nan() && value.is_nan()));
+            self.ranking_moved |= !same;
+        }
+    }
+
+    /// Rank every customer under the policy in force and cut at once (an
+    /// `abc` policy at start or when applied); other methods drop the
+    /// ranking.
+    fn rank_all(&mut self, now: Timestamp) {
+        let Some((_, direction)) = self.policy.rank_by() else {
+            self.ranking = None;
+            return;
+        };
+        let values: Vec<(String, f64)> = self
+            .states
+            .keys()
+            .map(|id| (id.clone(), self.rank_value(id)))
+            .collect();
+        let ranking = Ranking::from_values(direction, values);
+        if let Some(cuts) = self.policy.rank_cuts_of(&ranking) {
+            self.policy = Arc::new(self.policy.with_rank_cuts(cuts));
+        }
+        self.ranking = Some(ranking);
+        self.ranking_moved = false;
+        self.last_cut = Some(now);
+        self.cut_unpublished = true;
+    }
+
+    /// Under an `abc` policy: recompute the cut points when the ranking
+    /// moved and `recut_seconds` passed since the last cut (processing
+    /// clock), and rescore every customer whose band the new cut points
+    /// move (cause `Rank`) into `unit`. Returns the policy with the cut
+    /// points in force when the read side should get it (a new cut, or
+    /// the first one), else `None`.
+    pub fn recut(&mut self, unit: &mut Unit, now: Timestamp) -> Option<Arc<Policy>> {
+        let ranking = self.ranking.as_ref()?;
+        let every = i64::from(self.policy.rank_recut_seconds().unwrap_or(10)) * 1000;
+        let due = self.ranking_moved
+            && self
+                .last_cut
+                .is_none_or(|t| now.millis().saturating_sub(t.millis()) >= every);
+        if !due {
+            return std::mem::take(&mut self.cut_unpublished).then(|| self.policy.clone());
+        }
+        self.last_cut = Some(now);
+        self.ranking_moved = false;
+        let cuts = self.policy.rank_cuts_of(ranking)?;
+        if cuts == self.policy.rank_cuts() {
+            return std::mem::take(&mut self.cut_unpublished).then(|| self.policy.clone());
+        }
+        let old = self.policy.clone();
+        let new = Arc::new(old.with_rank_cuts(cuts));
+        let moved: Vec<String> = ranking
+            .iter()
+            .filter(|(_, v)| old.rank_band(Some(*v)) != new.rank_band(Some(*v)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        self.policy = new;
+        tracing::debug!(moved = moved.len(), cuts = ?self.policy.rank_cuts(), "abc cut points recomputed");
+        for id in &moved {
+            if let Some(state) = self.states.get_mut(id) {
+                unit.changes
+                    .extend(state.reevaluate(id, &self.policy, now, Cause::Rank));
+                unit.touch(id);
+            }
+        }
+        self.cut_unpublished = false;
+        Some(self.policy.clone())
     }
 
     /// The earliest instant anything is due, if anything is.
@@ -686,6 +789,22 @@ impl Engine {
     /// What applying `policy` at `at` would do, changing nothing: every
     /// customer is rescored on a copy exactly as [`Engine::rescore`] will.
     pub fn dry_run(&self, policy: &Policy, at: Timestamp, sample: usize) -> DryRun {
+        // An abc policy grades against the population ranked its way now.
+        let cut;
+        let policy = match policy.rank_by() {
+            Some((_, direction)) => {
+                let ranking = Ranking::from_values(
+                    direction,
+                    self.states.iter().map(|(id, s)| {
+                        let v = policy.rank_value(&s.indicators(policy));
+                        (id.clone(), v.unwrap_or(f64::NAN))
+                    }),
+                );
+                cut = policy.with_rank_cuts(policy.rank_cuts_of(&ranking).unwrap_or_default());
+                &cut
+            }
+            None => policy,
+        };
         let mut cells: BTreeMap<(Option<String>, String), u64> = BTreeMap::new();
         let mut movers = 0;
         let mut ids: Vec<&String> = self.states.keys().collect();
@@ -753,6 +872,7 @@ impl Engine {
         let mut queue: Vec<String> = self.states.keys().cloned().collect();
         queue.sort_unstable_by(|a, b| b.cmp(a));
         self.policy = policy;
+        self.rank_all(at);
         self.applied_at = Some(at);
         self.rescore = Some(Rescore {
             at,

@@ -75,6 +75,7 @@ pub const fn cause_to_proto(cause: Cause) -> api::ChangeCause {
         Cause::Time => api::ChangeCause::Time,
         Cause::Policy => api::ChangeCause::Policy,
         Cause::Override => api::ChangeCause::Override,
+        Cause::Rank => api::ChangeCause::Rank,
     }
 }
 

@@ -432,6 +432,7 @@ pub fn cause_name(value: i32) -> String {
         Ok(ChangeCause::Time) => "time passed".to_owned(),
         Ok(ChangeCause::Policy) => "policy changed".to_owned(),
         Ok(ChangeCause::Override) => "override".to_owned(),
+        Ok(ChangeCause::Rank) => "ranking moved".to_owned(),
         Err(_) => format!("cause {value}"),
     }
 }

@@ -5,14 +5,16 @@
 //! Owns: parsing and validating the policy (`parse.rs`, errors with line and
 //! field in `error.rs`), the scoring methods (`weighted.rs`, `rules.rs`, with
 //! curves in `curve.rs`), the tier decision with hysteresis, explanations
-//! (`explain.rs`) and the reasons of a change. Must not do IO: callers read
+//! (`explain.rs`) and the reasons of a change; `abc.rs` the proportional
+//! ranking method, whose cut points the engine sets from the population it
+//! ranks ([`Policy::with_rank_cuts`]). Must not do IO: callers read
 //! the file and pass its text to [`Policy::from_toml_str`]; the clock is
 //! always an argument.
 //!
 //! ## Methods
 //! A scoring method implements the crate-private `ScoringMethod` trait. The
 //! `[method]` table of the file is a config enum tagged by `kind`
-//! (`weighted_score` or `rules`); a factory in `parse.rs` validates it and
+//! (`weighted_score`, `rules` or `abc`); a factory in `parse.rs` validates it and
 //! builds the runtime `Method` enum, which dispatches statically (a `match`,
 //! no vtable) on the hot path. Everything is precomputed at load: indicator
 //! getters, the weight of each term, curve slopes.
@@ -33,6 +35,10 @@
 //!   `100 * ((n - 1 - i) + m / k) / (n - 1)`, rounded to hundredths (top
 //!   tier 100, each tier its own band, progress towards the next tier
 //!   visible). Details in `rules.rs`.
+//! - **`abc`** (DOMAIN.md method 2): the tier is the customer's share band
+//!   of the population ranked by one figure (top 20% A, ...), against cut
+//!   points the engine recomputes as the population moves; equal figures
+//!   hold equal tiers. Details in `abc.rs`.
 //!
 //! ## Exact edges: scores in hundredths
 //! A score is shown with two decimals, so it is decided with two decimals:
@@ -122,6 +128,7 @@
 //! A tier a gate vetoes is left at once: hysteresis slows score drops, it
 //! does not override a veto. See [`Policy::decide`].
 
+mod abc;
 mod assessment;
 mod curve;
 mod error;
@@ -359,6 +366,7 @@ pub(crate) trait ScoringMethod {
 pub(crate) enum Method {
     WeightedScore(WeightedScore),
     Rules(RuleTiers),
+    Abc(abc::AbcMethod),
 }
 
 impl Method {
@@ -367,6 +375,7 @@ impl Method {
         match self {
             Method::WeightedScore(_) => "weighted_score",
             Method::Rules(_) => "rules",
+            Method::Abc(_) => "abc",
         }
     }
 }
@@ -377,6 +386,7 @@ impl ScoringMethod for Method {
         match self {
             Method::WeightedScore(m) => m.evaluate(ind),
             Method::Rules(m) => m.evaluate(ind),
+            Method::Abc(m) => m.evaluate(ind),
         }
     }
 
@@ -384,6 +394,7 @@ impl ScoringMethod for Method {
         match self {
             Method::WeightedScore(m) => m.hold_floor(held, margin_centi),
             Method::Rules(m) => m.hold_floor(held, margin_centi),
+            Method::Abc(m) => m.hold_floor(held, margin_centi),
         }
     }
 
@@ -391,6 +402,7 @@ impl ScoringMethod for Method {
         match self {
             Method::WeightedScore(m) => m.explain(ind, tier, tiers),
             Method::Rules(m) => m.explain(ind, tier, tiers),
+            Method::Abc(m) => m.explain(ind, tier, tiers),
         }
     }
 
@@ -398,6 +410,7 @@ impl ScoringMethod for Method {
         match self {
             Method::WeightedScore(m) => m.contributions(ind, out),
             Method::Rules(m) => m.contributions(ind, out),
+            Method::Abc(m) => m.contributions(ind, out),
         }
     }
 
@@ -405,6 +418,7 @@ impl ScoringMethod for Method {
         match self {
             Method::WeightedScore(m) => m.uses(name),
             Method::Rules(m) => m.uses(name),
+            Method::Abc(m) => m.uses(name),
         }
     }
 }
@@ -474,6 +488,74 @@ impl Policy {
     #[inline]
     pub fn uses_assessment(&self, slot: usize) -> bool {
         self.scored_assessments.get(slot).copied().unwrap_or(false)
+    }
+
+    /// For the `abc` method: the figure the population is ranked by and
+    /// its direction; `None` for other methods.
+    pub fn rank_by(&self) -> Option<(&Operand, crate::rank::Direction)> {
+        match &self.method {
+            Method::Abc(m) => Some((m.by(), m.direction())),
+            _ => None,
+        }
+    }
+
+    /// For the `abc` method: the value `ind` is ranked by (`None`: unknown,
+    /// not ranked). `None` for other methods.
+    pub fn rank_value(&self, ind: &Indicators) -> Option<f64> {
+        self.rank_by()
+            .and_then(|(by, _)| by.value(ind))
+            .filter(|v| v.is_finite())
+    }
+
+    /// For the `abc` method: seconds between two cuts while the
+    /// population changes.
+    pub fn rank_recut_seconds(&self) -> Option<u32> {
+        match &self.method {
+            Method::Abc(m) => Some(m.recut_seconds()),
+            _ => None,
+        }
+    }
+
+    /// For the `abc` method: the cut points in force (one per tier but the
+    /// lowest; empty before the first cut). Empty for other methods.
+    pub fn rank_cuts(&self) -> &[f64] {
+        match &self.method {
+            Method::Abc(m) => m.cuts(),
+            _ => &[],
+        }
+    }
+
+    /// For the `abc` method: the cut points of `ranking` (the population
+    /// ranked by [`Self::rank_by`]); `None` for other methods.
+    pub fn rank_cuts_of<K: Ord + std::hash::Hash + Clone>(
+        &self,
+        ranking: &crate::rank::Ranking<K>,
+    ) -> Option<Vec<f64>> {
+        match &self.method {
+            Method::Abc(m) => Some(m.cuts_of(ranking)),
+            _ => None,
+        }
+    }
+
+    /// For the `abc` method: the band (tier index before gates, hysteresis
+    /// and overrides) a ranked value falls in under the cut points in
+    /// force; `None` for other methods.
+    pub fn rank_band(&self, value: Option<f64>) -> Option<usize> {
+        match &self.method {
+            Method::Abc(m) => Some(m.band_of_value(value)),
+            _ => None,
+        }
+    }
+
+    /// This policy with the `abc` method's cut points replaced (same
+    /// version: cut points follow the population, not the policy text).
+    /// Other methods: an unchanged copy.
+    pub fn with_rank_cuts(&self, cuts: Vec<f64>) -> Policy {
+        let mut p = self.clone();
+        if let Method::Abc(m) = &self.method {
+            p.method = Method::Abc(m.with_cuts(cuts));
+        }
+        p
     }
 
     /// Lifecycle thresholds and the at-risk horizon.
@@ -700,6 +782,11 @@ impl Policy {
                 let (weight, contribution) = match &self.method {
                     Method::WeightedScore(m) => m.assessed_share(slot, ind),
                     Method::Rules(m) => m.assessed_share(slot, ind),
+                    Method::Abc(m) if m.by().assessment_slot() == Some(slot) => {
+                        let score = m.evaluate(ind).score;
+                        (100.0, score)
+                    }
+                    Method::Abc(_) => (0.0, 0.0),
                 };
                 ExplainedAssessment {
                     name: spec.name.clone(),
@@ -744,7 +831,7 @@ mod tests {
     fn with_score(p: &Policy, score: f64) -> usize {
         match &p.method {
             Method::WeightedScore(m) => m.band_of(to_centi(score)),
-            Method::Rules(_) => unreachable!("weighted policy expected"),
+            Method::Rules(_) | Method::Abc(_) => unreachable!("weighted policy expected"),
         }
     }
 

@@ -69,6 +69,7 @@ struct ProbeMethod {
 enum MethodKind {
     WeightedScore,
     Rules,
+    Abc,
 }
 
 /// The whole file, generic over the body of `[method]`.
@@ -218,6 +219,7 @@ struct RawGate {
 enum MethodConfig {
     WeightedScore(WeightedConfig),
     Rules(RulesConfig),
+    Abc(AbcConfig),
 }
 
 #[derive(Deserialize)]
@@ -263,6 +265,21 @@ struct RawPenalty {
     /// Share of its points a complaint resolved since costs; 1 when absent.
     #[serde(default)]
     resolved_factor: Option<Spanned<f64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AbcConfig {
+    #[serde(rename = "kind")]
+    _kind: MethodKind,
+    /// An [`IndicatorName`] or the name of a declared assessment.
+    by: Spanned<String>,
+    #[serde(default)]
+    higher_is_better: Option<bool>,
+    /// Percent per tier, best first.
+    shares: Spanned<Vec<f64>>,
+    #[serde(default)]
+    recut_seconds: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -327,6 +344,10 @@ pub(crate) fn parse(src: &str) -> Result<Policy> {
             let raw: RawPolicy<RulesConfig> = toml::from_str(src).map_err(de)?;
             raw.build(ctx, MethodConfig::Rules)
         }
+        MethodKind::Abc => {
+            let raw: RawPolicy<AbcConfig> = toml::from_str(src).map_err(de)?;
+            raw.build(ctx, MethodConfig::Abc)
+        }
     }
 }
 
@@ -359,6 +380,7 @@ impl<M> RawPolicy<M> {
                     || match &method {
                         Method::WeightedScore(m) => m.uses_assessment(slot),
                         Method::Rules(m) => m.uses_assessment(slot),
+                        Method::Abc(m) => m.by().assessment_slot() == Some(slot),
                     }
             }),
             fold: FoldRules {
@@ -1054,6 +1076,7 @@ impl MethodConfig {
             MethodConfig::Rules(cfg) => {
                 build_rules(ctx, cfg, raw_tiers, assessments).map(Method::Rules)
             }
+            MethodConfig::Abc(cfg) => build_abc(ctx, cfg, raw_tiers, assessments).map(Method::Abc),
         }
     }
 }
@@ -1649,6 +1672,90 @@ fn build_penalty(ctx: Ctx<'_>, raw: &RawPenalty) -> Result<Penalty> {
         resolved_factor,
         max: check(&raw.max, "max")?,
     })
+}
+
+/// `kind = "abc"`: `by` an indicator or an assessment (not the score:
+/// ranking by the weighted score is a secondary grading's job), one share
+/// per tier summing to 100, tiers without `min_score`.
+fn build_abc(
+    ctx: Ctx<'_>,
+    cfg: AbcConfig,
+    raw_tiers: &Spanned<Vec<RawTier>>,
+    assessments: &AssessmentRules,
+) -> Result<super::abc::AbcMethod> {
+    let raw = raw_tiers.get_ref();
+    for (i, t) in raw.iter().enumerate() {
+        if let Some(min) = &t.min_score {
+            return Err(ctx.err(
+                min.span(),
+                format!("tiers[{i}].min_score"),
+                "min_score applies to the weighted_score method only; an abc tier is its share of the ranking",
+            ));
+        }
+    }
+    if cfg.by.get_ref().trim() == "score" {
+        return Err(ctx.err(
+            cfg.by.span(),
+            "method.by",
+            "an abc method ranks by an indicator or an assessment; to rank by a weighted score, \
+             keep kind = \"weighted_score\" and add an abc grading with by = \"score\" under [[gradings]]",
+        ));
+    }
+    let by = resolve_operand(ctx, &cfg.by, "method.by", assessments)?;
+    let pct = cfg.shares.get_ref();
+    if pct.len() != raw.len() {
+        return Err(ctx.err(
+            cfg.shares.span(),
+            "method.shares",
+            format!(
+                "{} shares for {} tiers: one share per tier, best first",
+                pct.len(),
+                raw.len()
+            ),
+        ));
+    }
+    if pct.iter().any(|p| !p.is_finite() || *p <= 0.0) {
+        return Err(ctx.err(
+            cfg.shares.span(),
+            "method.shares",
+            "each share must be a positive percentage",
+        ));
+    }
+    let sum: f64 = pct.iter().sum();
+    if (sum - 100.0).abs() > SUM_EPSILON {
+        return Err(ctx.err(
+            cfg.shares.span(),
+            "method.shares",
+            format!("shares must sum to 100, got {}", fmt_num(sum)),
+        ));
+    }
+    let fractions: Vec<f64> = pct.iter().map(|p| p / 100.0).collect();
+    let proportions = crate::rank::Proportions::new(&fractions)
+        .map_err(|e| ctx.err(cfg.shares.span(), "method.shares", e.to_string()))?;
+    let recut_seconds = match &cfg.recut_seconds {
+        None => super::abc::DEFAULT_ABC_RECUT_SECONDS,
+        Some(r) => match u32::try_from(*r.get_ref()) {
+            Ok(v) if (1..=86_400).contains(&v) => v,
+            _ => {
+                return Err(ctx.err(
+                    r.span(),
+                    "method.recut_seconds",
+                    format!("recut_seconds must be 1..=86400, got {}", r.get_ref()),
+                ));
+            }
+        },
+    };
+    let direction = if cfg.higher_is_better.unwrap_or(true) {
+        crate::rank::Direction::HigherIsBetter
+    } else {
+        crate::rank::Direction::LowerIsBetter
+    };
+    Ok(super::abc::AbcMethod::new(
+        by,
+        direction,
+        proportions,
+        recut_seconds,
+    ))
 }
 
 fn build_rules(

@@ -55,6 +55,7 @@ pub fn render(c: &TierChanged) -> String {
         Ok(ChangeCause::Time) => "time passed".to_owned(),
         Ok(ChangeCause::Policy) => "policy changed".to_owned(),
         Ok(ChangeCause::Override) => "override".to_owned(),
+        Ok(ChangeCause::Rank) => "ranking moved".to_owned(),
         Ok(ChangeCause::Unspecified) | Err(_) => format!("cause {}", c.cause),
     };
     let reasons: Vec<String> = c

@@ -1,0 +1,162 @@
+//! The `abc` method in the engine: the population ranked as it folds, cut
+//! points recomputed on the cadence (processing clock), customers the new
+//! cut points move rescored with cause `Rank`, newcomers graded against
+//! the frozen cut points at once, the same tiers after a restart, and a
+//! dry run of an abc policy graded against the population ranked its way.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use tier_core::policy::Policy;
+use tier_core::sim::scenario::order;
+use tier_core::state::{Cause, TierChange};
+use tier_core::time::date;
+use tier_core::{Event, Timestamp};
+use tier_engine::{Engine, Unit};
+
+const ABC: &str = r#"
+version = "abc-engine-1"
+currency = "CNY"
+window_months = 12
+
+[hysteresis]
+min_days_in_tier = 0
+
+[method]
+kind = "abc"
+by = "order_amount_12m"
+shares = [20, 30, 50]
+recut_seconds = 10
+
+[[tiers]]
+name = "A"
+priority = 1
+complaint_sla_hours = 72
+visit_every_days = 30
+payment_terms_days = 60
+
+[[tiers]]
+name = "B"
+priority = 2
+complaint_sla_hours = 96
+visit_every_days = 90
+payment_terms_days = 45
+
+[[tiers]]
+name = "C"
+priority = 3
+complaint_sla_hours = 120
+visit_every_days = 180
+payment_terms_days = 30
+"#;
+
+/// 100,000 CNY in fen.
+const UNIT: i64 = 10_000_000;
+
+fn policy() -> Arc<Policy> {
+    Arc::new(Policy::from_toml_str(ABC).unwrap())
+}
+
+fn secs(t: Timestamp, s: i64) -> Timestamp {
+    Timestamp::from_millis(t.millis() + s * 1000)
+}
+
+fn fold(engine: &mut Engine, events: &[Event]) -> Unit {
+    let mut unit = Unit::new();
+    for e in events {
+        engine.fold(&mut unit, e);
+    }
+    engine.seal(&unit);
+    unit
+}
+
+fn recut(engine: &mut Engine, now: Timestamp) -> Vec<TierChange> {
+    let mut unit = Unit::new();
+    engine.recut(&mut unit, now);
+    engine.seal(&unit);
+    unit.changes
+}
+
+fn tier(engine: &Engine, id: &str) -> String {
+    engine.customer(id).unwrap().effective.clone().unwrap().tier
+}
+
+#[test]
+fn the_population_moves_the_tiers_with_cause_rank() {
+    let t0 = secs(date(2026, 3, 2), 7200);
+    let mut engine = Engine::new(policy(), [], t0);
+    // The first ten customers: 1..=10 units of revenue.
+    let first: Vec<Event> = (0..10)
+        .map(|i| order(&format!("c{i}"), 1, t0, UNIT * (i + 1)))
+        .collect();
+    fold(&mut engine, &first);
+    // Nobody was ranked when they came: the lowest tier, until the cut.
+    assert!((0..10).all(|i| tier(&engine, &format!("c{i}")) == "C"));
+    assert!(
+        recut(&mut engine, secs(t0, 5)).is_empty(),
+        "not before recut_seconds"
+    );
+
+    let changes = recut(&mut engine, secs(t0, 10));
+    let tiers: Vec<String> = (0..10).map(|i| tier(&engine, &format!("c{i}"))).collect();
+    assert_eq!(tiers, ["C", "C", "C", "C", "C", "B", "B", "B", "A", "A"]);
+    assert_eq!(changes.len(), 5, "{changes:?}");
+    assert!(changes.iter().all(|c| c.cause == Cause::Rank));
+    assert_eq!(
+        engine.policy().rank_cuts(),
+        [9.0 * UNIT as f64, 6.0 * UNIT as f64]
+    );
+
+    // A newcomer above the top cut point is A at once (cause EVENT)...
+    let t1 = secs(t0, 60);
+    let big = fold(&mut engine, &[order("c10", 1, t1, UNIT * 20)]);
+    assert_eq!(big.changes.len(), 1);
+    assert_eq!(
+        (big.changes[0].new_tier.as_str(), big.changes[0].cause),
+        ("A", Cause::Event)
+    );
+    // ...and at the next cut the top 20% of 11 (two customers) are c10
+    // and c9: c8 falls to B with cause RANK, nobody else moves.
+    let changes = recut(&mut engine, secs(t1, 10));
+    let moved: Vec<(&str, &str, Cause)> = changes
+        .iter()
+        .map(|c| (c.customer_id.as_str(), c.new_tier.as_str(), c.cause))
+        .collect();
+    assert_eq!(moved, [("c8", "B", Cause::Rank)]);
+    assert_eq!(tier(&engine, "c5"), "B");
+    assert_eq!(tier(&engine, "c4"), "C");
+
+    // A restart ranks the stored states and cuts at once: the same tiers,
+    // nothing moves.
+    let states: Vec<(String, tier_core::state::CustomerState)> = engine
+        .customers()
+        .map(|(k, v)| (k.to_owned(), v.clone()))
+        .collect();
+    let mut restarted = Engine::new(policy(), states, secs(t1, 3600));
+    assert_eq!(restarted.policy().rank_cuts(), engine.policy().rank_cuts());
+    assert!(recut(&mut restarted, secs(t1, 7200)).is_empty());
+    for i in 0..11 {
+        let id = format!("c{i}");
+        assert_eq!(tier(&restarted, &id), tier(&engine, &id), "{id}");
+    }
+}
+
+#[test]
+fn a_dry_run_of_an_abc_policy_ranks_the_population_its_way() {
+    let t0 = secs(date(2026, 3, 2), 7200);
+    let mut engine = Engine::new(Arc::new(Policy::default_policy()), [], t0);
+    let events: Vec<Event> = (0..10)
+        .map(|i| order(&format!("c{i}"), 1, t0, UNIT * (i + 1)))
+        .collect();
+    fold(&mut engine, &events);
+    let dry = engine.dry_run(&policy(), t0, 100);
+    let to = |tier: &str| -> u64 {
+        dry.matrix
+            .iter()
+            .filter(|c| c.to == tier)
+            .map(|c| c.customers)
+            .sum()
+    };
+    assert_eq!((to("A"), to("B"), to("C")), (2, 3, 5), "{:?}", dry.matrix);
+}
