@@ -476,12 +476,21 @@ pub fn oracle_at(
     (states, applied)
 }
 
+/// Opens a (stopped) tierd's data dir with the backend that wrote it (the
+/// fault harness's [`fault::check::test_store_backend`] for a dir not yet
+/// created).
+fn open_stored(data_dir: &std::path::Path) -> tier_store::AnyStore {
+    let backend = tier_store::Backend::detect(data_dir)
+        .unwrap_or_else(|| fault::check::test_store_backend().expect("TIERD_TEST_STORE_BACKEND"));
+    tier_store::AnyStore::open(backend, data_dir, Default::default()).expect("open store")
+}
+
 /// Every customer state in a (stopped) tierd's data directory.
 pub fn stored_states(
     data_dir: &std::path::Path,
 ) -> std::collections::BTreeMap<String, tier_core::state::CustomerState> {
     use tier_store::Store as _;
-    let store = tier_store::SledStore::open(data_dir, Default::default()).expect("open store");
+    let store = open_stored(data_dir);
     store
         .scan_customers::<tier_core::state::CustomerState>()
         .map(|r| r.expect("readable customer"))
@@ -491,7 +500,7 @@ pub fn stored_states(
 /// The next offset a (stopped) tierd stored for a partition.
 pub fn stored_offset(data_dir: &std::path::Path, topic: &str, partition: i32) -> Option<i64> {
     use tier_store::Store as _;
-    let store = tier_store::SledStore::open(data_dir, Default::default()).expect("open store");
+    let store = open_stored(data_dir);
     store.offset(topic, partition).expect("readable offset")
 }
 

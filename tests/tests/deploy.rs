@@ -356,6 +356,28 @@ fn the_files_are_well_formed() {
     check_provisioning();
     check_compose(&read("docker-compose.yml"));
     check_k8s();
+    check_ci_runs_the_readme_test_command();
+}
+
+/// `.ci/run` runs exactly README's test command (the second command of
+/// "Two commands").
+fn check_ci_runs_the_readme_test_command() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = readme.split("## Two commands").nth(1).unwrap();
+    let commands: Vec<&str> = section
+        .split("```sh\n")
+        .skip(1)
+        .take(2)
+        .map(|b| b.split("```").next().unwrap().trim())
+        .collect();
+    assert_eq!(commands.len(), 2, "README's two commands");
+    let ci = std::fs::read_to_string(root.join(".ci/run")).unwrap();
+    assert!(
+        ci.lines().any(|l| l.trim() == commands[1]),
+        ".ci/run does not run README's test command {:?}",
+        commands[1]
+    );
 }
 
 /// The manifests of `deploy/k8s/`, and everything they share with the rest

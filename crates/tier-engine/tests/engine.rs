@@ -505,7 +505,11 @@ fn only_the_change_an_event_causes_carries_its_trace() {
     // instants, then the big order's upgrade.
     let back = last.plus_days(400);
     let mut unit = Unit::new();
-    engine.fold_traced(&mut unit, &order("c", 900, back, cny(5_000_000)), Some(trace));
+    engine.fold_traced(
+        &mut unit,
+        &order("c", 900, back, cny(5_000_000)),
+        Some(trace),
+    );
     let causes: Vec<Cause> = unit.changes.iter().map(|c| c.cause).collect();
     assert!(causes.len() >= 2, "{causes:?}");
     let (event_change, time_changes) = causes.split_last().unwrap();

@@ -3,6 +3,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::Backend;
+
 /// Everything that can go wrong in the store, phrased for an operator's log.
 ///
 /// [`StoreError::is_corruption`] splits the variants into "the data on disk
@@ -71,7 +73,8 @@ pub enum StoreError {
         supported: u32,
     },
 
-    /// A sled operation on an open store failed.
+    /// A sled operation on an open store failed (for the other backends:
+    /// `StoreError::Fjall`, `StoreError::Redb`, with their features).
     #[error("sled I/O failed while {during}: {source}")]
     Sled {
         /// What the store was doing, e.g. "committing a batch".
@@ -79,6 +82,78 @@ pub enum StoreError {
         /// The underlying error.
         #[source]
         source: sled::Error,
+    },
+
+    /// fjall (the `fjall` backend) failed while opening or using the store.
+    #[cfg(feature = "fjall")]
+    #[error("fjall failed while {during}: {source}")]
+    Fjall {
+        /// What the store was doing, e.g. "committing a batch".
+        during: &'static str,
+        /// The underlying error.
+        #[source]
+        source: fjall::Error,
+    },
+
+    /// redb (the `redb` backend) failed while opening or using the store.
+    #[cfg(feature = "redb")]
+    #[error("redb failed while {during}: {source}")]
+    Redb {
+        /// What the store was doing, e.g. "committing a batch".
+        during: &'static str,
+        /// The underlying error.
+        #[source]
+        source: redb::Error,
+    },
+
+    /// The directory holds files, but not the files of this backend's store
+    /// (and not those of another backend either).
+    #[error(
+        "data dir {} holds files, but no {backend} store; it was not written by tier-store or is damaged",
+        dir.display()
+    )]
+    NotAStore {
+        /// The data directory.
+        dir: PathBuf,
+        /// The backend that looked for its files.
+        backend: Backend,
+    },
+
+    /// The directory holds a store of another backend than the one asked for.
+    #[error(
+        "data dir {} holds a {found} store, but the configured store backend is {configured}; \
+         configure store backend {found} to use it, or move the dir away to rebuild the state from Kafka",
+        dir.display()
+    )]
+    WrongBackend {
+        /// The data directory.
+        dir: PathBuf,
+        /// The backend whose files are in the directory.
+        found: Backend,
+        /// The backend that was asked for.
+        configured: Backend,
+    },
+
+    /// A store backend name that is not known at all.
+    #[error("unknown store backend {name:?}: this build supports {compiled}")]
+    UnknownBackend {
+        /// The rejected name.
+        name: String,
+        /// The backends compiled into this build, e.g. "sled, redb".
+        compiled: String,
+    },
+
+    /// A store backend that exists but was not compiled into this build.
+    #[error(
+        "store backend {backend} is not compiled into this build (it needs cargo feature store-{feature} of tierd, {feature} of tier-store); this build supports {compiled}"
+    )]
+    BackendNotCompiled {
+        /// The backend asked for.
+        backend: Backend,
+        /// The cargo feature that enables it (of tier-store; tierd forwards it as `store-<name>`).
+        feature: &'static str,
+        /// The backends compiled into this build.
+        compiled: String,
     },
 
     /// A customer state could not be serialized; nothing was written.
@@ -182,6 +257,10 @@ impl StoreError {
                     | sled::Error::Unsupported(_)
                     | sled::Error::ReportableBug(_)
             ),
+            #[cfg(feature = "fjall")]
+            Self::Fjall { source, .. } => crate::fjall_store::is_corruption(source),
+            #[cfg(feature = "redb")]
+            Self::Redb { source, .. } => crate::redb_store::is_corruption(source),
             Self::SchemaMismatch {
                 found, supported, ..
             } => found < supported,
@@ -189,7 +268,8 @@ impl StoreError {
             | Self::SchemaMissing { .. }
             | Self::Corrupt { .. }
             | Self::UnknownFormatVersion { .. }
-            | Self::MalformedEntry { .. } => true,
+            | Self::MalformedEntry { .. }
+            | Self::NotAStore { .. } => true,
             Self::DataDir { .. }
             | Self::Encode { .. }
             | Self::InvalidTopic { .. }
@@ -197,7 +277,10 @@ impl StoreError {
             | Self::NegativeOffset { .. }
             | Self::OutboxExhausted
             | Self::InvalidMetaName { .. }
-            | Self::Quarantine { .. } => false,
+            | Self::Quarantine { .. }
+            | Self::WrongBackend { .. }
+            | Self::UnknownBackend { .. }
+            | Self::BackendNotCompiled { .. } => false,
         }
     }
 }

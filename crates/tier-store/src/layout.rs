@@ -1,8 +1,9 @@
-//! Key layout of the single sled tree, and the validation both backends share.
+//! Key layout of the single keyspace (a sled tree, a fjall keyspace, a redb
+//! table), and the validation every backend shares.
 //!
 //! The table of prefixes is in the crate docs.
 //!
-//! Big-endian integers keep sled's byte order equal to numeric order, so
+//! Big-endian integers keep the stores' byte order equal to numeric order, so
 //! partitions and outbox rows scan oldest/lowest first.
 
 use crate::StoreError;
@@ -179,6 +180,20 @@ pub(crate) fn malformed(section: &'static str, key: &[u8], reason: &'static str)
 /// Key bytes for messages: UTF-8 where possible, escapes elsewhere.
 pub(crate) fn printable(key: &[u8]) -> String {
     key.escape_ascii().to_string()
+}
+
+/// Known meta keys must parse; unknown ones are allowed (meta is extensible).
+pub(crate) fn verify_meta(key: &[u8], raw: &[u8]) -> Result<(), StoreError> {
+    if key == META_SCHEMA {
+        if parse_u32("meta", key, raw)? != SCHEMA_VERSION {
+            return Err(malformed("meta", key, "schema version changed while open"));
+        }
+    } else if key == META_OUTBOX_NEXT || key == META_CREATED_AT {
+        parse_u64("meta", key, raw)?;
+    } else if key == META_CREATED_BY && std::str::from_utf8(raw).is_err() {
+        return Err(malformed("meta", key, "value is not UTF-8"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! How a [`SledStore`](crate::SledStore) is opened.
+//! How a store is opened: durability and cache size, for every backend.
 
 use std::time::Duration;
 
@@ -14,21 +14,24 @@ use std::time::Duration;
 pub enum FlushPolicy {
     /// `commit` and `set_offset` return only after an fsync.
     EveryCommit,
-    /// sled's background flusher syncs every this many milliseconds (0 is
-    /// treated as 1).
+    /// A background sync every this many milliseconds (0 is treated as 1):
+    /// sled's own flusher; for fjall and redb a tier-store thread.
     IntervalMs(u64),
 }
 
-/// Options for [`SledStore::open`](crate::SledStore::open).
+/// Options for opening a store ([`SledStore::open`](crate::SledStore::open),
+/// [`AnyStore::open`](crate::AnyStore::open), ...).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreOptions {
     /// Durability of commits.
     pub flush: FlushPolicy,
-    /// Size of sled's page cache in bytes.
+    /// Size of the backend's cache in bytes (sled's page cache, fjall's
+    /// block cache, redb's page cache).
     pub cache_capacity_bytes: u64,
     /// How long `open` waits for the data dir's lock. sled releases it a
-    /// moment after the previous store in this process was dropped; another
-    /// process holding it makes `open` fail after this long.
+    /// moment after the previous store in this process was dropped (fjall
+    /// and redb on drop); another process holding it makes `open` fail
+    /// after this long.
     pub lock_timeout: Duration,
 }
 

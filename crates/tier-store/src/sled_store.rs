@@ -466,7 +466,7 @@ impl Store for SledStore {
                 }
                 report.outbox_rows += 1;
             } else if key.starts_with(META) {
-                verify_meta(&key, &raw)?;
+                layout::verify_meta(&key, &raw)?;
             } else {
                 return Err(layout::malformed(
                     "unknown",
@@ -490,24 +490,6 @@ fn count_prefix(
         n += 1;
     }
     Ok(n)
-}
-
-/// Known meta keys must parse; unknown ones are allowed (meta is extensible).
-fn verify_meta(key: &[u8], raw: &[u8]) -> Result<(), StoreError> {
-    if key == layout::META_SCHEMA {
-        if layout::parse_u32("meta", key, raw)? != layout::SCHEMA_VERSION {
-            return Err(layout::malformed(
-                "meta",
-                key,
-                "schema version changed while open",
-            ));
-        }
-    } else if key == layout::META_OUTBOX_NEXT || key == layout::META_CREATED_AT {
-        layout::parse_u64("meta", key, raw)?;
-    } else if key == layout::META_CREATED_BY && std::str::from_utf8(raw).is_err() {
-        return Err(layout::malformed("meta", key, "value is not UTF-8"));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -22,6 +22,9 @@ pub trait Store: Send + Sync {
     /// batch was applied but the following fsync failed, the error is
     /// [`StoreError::Sled`] "while flushing a committed batch" and the batch is
     /// visible but maybe not durable. Treat that as fatal (stop, restart).
+    /// fjall and redb write and sync such a batch in one step: a failed
+    /// fsync there leaves the batch not visible now but maybe on disk (fjall
+    /// then refuses all writes until reopened), so it is just as fatal.
     ///
     /// The same as [`PreparedBatch::prepare`], then [`commit_prepared`](Store::commit_prepared).
     fn commit<S: Serialize>(
@@ -38,8 +41,8 @@ pub trait Store: Send + Sync {
 
     /// Writes a prepared batch atomically: it becomes visible whole or not
     /// at all, and a crash keeps a prefix of the applied batches, but it is
-    /// durable only after the next [`sync`](Store::sync) (or sled's
-    /// background flush). Applies are serialized; outbox keys increase in
+    /// durable only after the next [`sync`](Store::sync) (or the
+    /// background flush of [`FlushPolicy::IntervalMs`](crate::FlushPolicy)). Applies are serialized; outbox keys increase in
     /// apply order.
     fn apply(&self, batch: PreparedBatch) -> Result<CommitReceipt, StoreError>;
 

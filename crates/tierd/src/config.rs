@@ -57,8 +57,11 @@ pub struct Config {
     pub replication: i32,
     pub batch_max_records: usize,
     pub batch_max_wait_ms: u64,
-    /// 0: flush sled after every batch; N: flush every N ms.
+    /// 0: flush the store after every batch; N: flush every N ms.
     pub flush_every_ms: u64,
+    /// The store backend of the data dir: `sled` (the default), or `fjall`
+    /// / `redb` in builds with the `store-fjall` / `store-redb` features.
+    pub store_backend: tier_store::Backend,
     pub session_timeout_ms: u32,
     /// Extra librdkafka settings (`key=value`), e.g. SASL options.
     pub kafka: Vec<String>,
@@ -106,6 +109,7 @@ impl Default for Config {
             batch_max_records: 20_000,
             batch_max_wait_ms: 50,
             flush_every_ms: 0,
+            store_backend: tier_store::Backend::Sled,
             session_timeout_ms: 10_000,
             kafka: Vec::new(),
             frozen_now_ms: None,
@@ -191,6 +195,12 @@ pub struct Cli {
     #[arg(long, env = "TIERD_FLUSH_EVERY_MS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flush_every_ms: Option<u64>,
+    /// Store backend: sled (default); fjall or redb if this build has the
+    /// store-fjall / store-redb feature. A data dir keeps the backend that
+    /// created it: opening it as another is refused.
+    #[arg(long, env = "TIERD_STORE_BACKEND")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_backend: Option<tier_store::Backend>,
     /// Extra librdkafka setting key=value (repeatable).
     #[arg(long = "kafka", env = "TIERD_KAFKA", value_delimiter = ';')]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -302,6 +312,56 @@ mod tests {
         assert_eq!(c.auth_tokens_file, Some(PathBuf::from("/run/tokens.toml")));
         let c = Cli::try_parse_from(["tierd"]).unwrap().resolve().unwrap();
         assert_eq!(c.auth_tokens_file, None);
+    }
+
+    #[test]
+    fn store_backend_from_flag_or_file_and_unknown_ones_refused() {
+        use tier_store::Backend;
+        let c = Cli::try_parse_from(["tierd"]).unwrap().resolve().unwrap();
+        assert_eq!(c.store_backend, Backend::Sled);
+        let c = Cli::try_parse_from(["tierd", "--store-backend", "sled"])
+            .unwrap()
+            .resolve()
+            .unwrap();
+        assert_eq!(c.store_backend, Backend::Sled);
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tierd.toml");
+        for backend in Backend::ALL {
+            std::fs::write(&file, format!("store_backend = \"{backend}\"\n")).unwrap();
+            let from_file = Cli::try_parse_from(["tierd", "--config", file.to_str().unwrap()])
+                .unwrap()
+                .resolve();
+            let from_flag = Cli::try_parse_from(["tierd", "--store-backend", backend.name()]);
+            if backend.is_compiled_in() {
+                assert_eq!(from_file.unwrap().store_backend, backend);
+                assert_eq!(from_flag.unwrap().resolve().unwrap().store_backend, backend);
+            } else {
+                let want = format!("store backend {backend} is not compiled into this build");
+                let err = format!("{:#}", from_file.unwrap_err());
+                assert!(err.contains(&want), "{err}");
+                let err = from_flag.unwrap_err().to_string();
+                assert!(err.contains(&want), "{err}");
+            }
+        }
+
+        let err = Cli::try_parse_from(["tierd", "--store-backend", "rocksdb"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!(
+                "unknown store backend \"rocksdb\": this build supports {}",
+                Backend::compiled_in_list()
+            )),
+            "{err}"
+        );
+        std::fs::write(&file, "store_backend = \"lmdb\"\n").unwrap();
+        let err = Cli::try_parse_from(["tierd", "--config", file.to_str().unwrap()])
+            .unwrap()
+            .resolve()
+            .unwrap_err();
+        let err = format!("{err:#}");
+        assert!(err.contains("unknown store backend \"lmdb\""), "{err}");
     }
 
     #[test]

@@ -26,7 +26,7 @@ use tier_core::state::CustomerState;
 use tier_engine::{ActivePolicy, Command, PolicyHandle};
 use tier_kafka::pipeline::{self, CommitObserver, PipelineReport, PipelineStatus};
 use tier_kafka::{Clock, EmbeddedBroker, OutputFormat, PipelineConfig, PublisherConfig};
-use tier_store::{SledStore, Store as _};
+use tier_store::{AnyStore, Store as _};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, broadcast};
 use tokio::task::JoinHandle;
@@ -67,7 +67,7 @@ pub fn load_policy_text(path: Option<&Path>) -> anyhow::Result<(Policy, String)>
 /// would; customers decided under another version are then rescored in
 /// the background.
 pub fn starting_policy(
-    store: &SledStore,
+    store: &AnyStore,
     path: Option<&Path>,
 ) -> anyhow::Result<(ActivePolicy, bool)> {
     let (file_policy, file_text) = load_policy_text(path)?;
@@ -244,7 +244,8 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         ..tier_store::StoreOptions::default()
     };
     let data_dir = config.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || open_store(&data_dir, store_opts))
+    let backend = config.store_backend;
+    let store = tokio::task::spawn_blocking(move || open_store(&data_dir, backend, store_opts))
         .await
         .context("store open task panicked")?
         .with_context(|| format!("opening the data dir {}", config.data_dir.display()))?;
@@ -474,17 +475,24 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
 /// the integrity check.
 pub const STORE_QUARANTINED: &str = "tierd_store_quarantined_total";
 
-/// Open the store, checking its integrity (every key and value decodes). A
-/// data dir that cannot be opened or fails the check is quarantined
-/// (renamed, never deleted) and replaced by a fresh one: with no stored
-/// offsets, the pipeline then rebuilds all state by consuming the input
-/// topics from their earliest available offsets.
-pub fn open_store(dir: &Path, opts: tier_store::StoreOptions) -> anyhow::Result<SledStore> {
+/// Open the store of `backend`, checking its integrity (every key and value
+/// decodes). A data dir that cannot be opened or fails the check is
+/// quarantined (renamed, never deleted) and replaced by a fresh one: with no
+/// stored offsets, the pipeline then rebuilds all state by consuming the
+/// input topics from their earliest available offsets. A dir written by
+/// another backend, or a backend not compiled in, is an error (nothing is
+/// moved).
+pub fn open_store(
+    dir: &Path,
+    backend: tier_store::Backend,
+    opts: tier_store::StoreOptions,
+) -> anyhow::Result<AnyStore> {
     let started = std::time::Instant::now();
-    let (store, moved) = SledStore::open_or_quarantine(dir, opts.clone())?;
+    let (store, moved) = AnyStore::open_or_quarantine(backend, dir, opts.clone())?;
     let (store, moved) = match (moved, store.verify::<CustomerState>()) {
         (moved, Ok(report)) => {
             tracing::info!(
+                backend = %backend,
                 customers = report.customers,
                 offsets = report.offsets,
                 outbox = report.outbox_rows,
@@ -497,7 +505,7 @@ pub fn open_store(dir: &Path, opts: tier_store::StoreOptions) -> anyhow::Result<
             tracing::error!(error = %e, "store integrity check failed");
             drop(store);
             let moved = tier_store::quarantine(dir)?;
-            (SledStore::open(dir, opts)?, Some(moved))
+            (AnyStore::open(backend, dir, opts)?, Some(moved))
         }
         (_, Err(e)) => return Err(e.into()),
     };

@@ -1,5 +1,5 @@
-//! The verdict: tierd's sled data dir and the output topics against the
-//! oracle. Every disagreement is collected (not just the first) so a
+//! The verdict: tierd's data dir (of the backend under test, see
+//! [`test_store_backend`]) and the output topics against the oracle. Every disagreement is collected (not just the first) so a
 //! failure report says which customers, partitions and offsets.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -11,11 +11,28 @@ use tier_core::IndicatorName;
 use tier_core::policy::Policy;
 use tier_core::state::CustomerState;
 use tier_proto::api;
-use tier_store::{SledStore, Store as _, StoreOptions};
+use tier_store::{AnyStore, Backend, Store as _, StoreOptions};
 
 use super::kafka::{Landed, read_all, watermarks};
 use super::oracle::{Oracle, Transition};
 use super::workload::{Truth, Workload};
+
+/// Environment variable naming the store backend the fault harness runs
+/// tierd with and checks the data dir as (`sled`, `fjall`, `redb`; default
+/// sled). fjall and redb need the tests crate's `store-fjall` /
+/// `store-redb` features.
+pub const STORE_BACKEND_ENV: &str = "TIERD_TEST_STORE_BACKEND";
+
+/// The store backend under test, from [`STORE_BACKEND_ENV`]; an error
+/// names the backends this build has when it is unknown or not compiled in.
+pub fn test_store_backend() -> anyhow::Result<Backend> {
+    match std::env::var(STORE_BACKEND_ENV) {
+        Ok(name) if !name.trim().is_empty() => name
+            .parse()
+            .with_context(|| format!("{STORE_BACKEND_ENV}={name}")),
+        _ => Ok(Backend::Sled),
+    }
+}
 
 /// Topic names of one test.
 #[derive(Debug, Clone)]
@@ -142,8 +159,16 @@ pub fn check(
         }
     }
 
-    // State, offsets and outbox, straight from sled.
-    let store = SledStore::open(data_dir, StoreOptions::default())
+    // State, offsets and outbox, straight from the store; written by the
+    // backend under test (a tierd that ignored its flag would not pass).
+    let backend = test_store_backend()?;
+    anyhow::ensure!(
+        Backend::detect(data_dir) == Some(backend),
+        "data dir {} holds {:?} files, but tierd ran with store backend {backend}",
+        data_dir.display(),
+        Backend::detect(data_dir)
+    );
+    let store = AnyStore::open(backend, data_dir, StoreOptions::default())
         .with_context(|| format!("opening {}", data_dir.display()))?;
     let mut stored: BTreeMap<String, CustomerState> = BTreeMap::new();
     for item in store.scan_customers::<CustomerState>() {

@@ -153,6 +153,13 @@ impl TierdSetup {
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
+        // The backend under test (TIERD_TEST_STORE_BACKEND, default sled);
+        // passed as given, so that tierd itself refuses a bad name at start.
+        if let Ok(backend) = std::env::var(super::check::STORE_BACKEND_ENV)
+            && !backend.trim().is_empty()
+        {
+            a.extend(["--store-backend".to_owned(), backend]);
+        }
         a.extend(self.extra_args.iter().cloned());
         a
     }

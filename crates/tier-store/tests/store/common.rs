@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::ser::Error as _;
 use serde::{Deserialize, Serialize, Serializer};
 use tempfile::TempDir;
-use tier_store::{FlushPolicy, MemStore, SledStore, Store, StoreOptions};
+use tier_store::{AnyStore, FlushPolicy, MemStore, SledStore, Store, StoreOptions};
 
 /// Stand-in for the customer projection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +140,51 @@ impl Backend for Sled {
     fn reopen(&mut self) {
         self.store = None;
         self.store = Some(SledStore::open(&self.data_dir(), self.opts.clone()).unwrap());
+    }
+}
+
+/// A store of any backend on disk, opened through [`AnyStore`] (which is
+/// what tierd uses), in a temporary directory.
+pub(crate) struct Disk {
+    // Field order: the store must be dropped before the directory.
+    store: Option<AnyStore>,
+    backend: tier_store::Backend,
+    opts: StoreOptions,
+    dir: TempDir,
+}
+
+pub(crate) fn disk(backend: tier_store::Backend, flush: FlushPolicy) -> Disk {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = StoreOptions {
+        flush,
+        cache_capacity_bytes: 16 * 1024 * 1024,
+        ..StoreOptions::default()
+    };
+    let store = AnyStore::open(backend, &dir.path().join("data"), opts.clone()).unwrap();
+    assert_eq!(store.backend(), backend);
+    Disk {
+        store: Some(store),
+        backend,
+        opts,
+        dir,
+    }
+}
+
+impl Disk {
+    pub(crate) fn data_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+}
+
+impl Backend for Disk {
+    type S = AnyStore;
+    fn store(&self) -> &AnyStore {
+        self.store.as_ref().unwrap()
+    }
+    fn reopen(&mut self) {
+        self.store = None;
+        self.store =
+            Some(AnyStore::open(self.backend, &self.data_dir(), self.opts.clone()).unwrap());
     }
 }
 

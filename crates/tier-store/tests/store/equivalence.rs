@@ -1,5 +1,6 @@
-//! Random sequences of operations leave `MemStore` and `SledStore` in the
-//! same observable state, with the same results along the way.
+//! Random sequences of operations leave `MemStore` and each disk backend
+//! (sled; fjall and redb when compiled in) in the same observable state,
+//! with the same results along the way.
 
 use proptest::prelude::*;
 use tier_store::{CommitBatch, CommitReceipt, FlushPolicy, Store, StoreError};
@@ -90,21 +91,44 @@ fn apply(b: &mut impl Backend, op: &Op) -> Outcome {
     }
 }
 
+/// Runs `ops` on the in-memory store and on `disk`, comparing every
+/// outcome and the observable state after each step.
+fn agree(ops: &[Op], mut disk: impl Backend) -> Result<(), TestCaseError> {
+    let mut mem = crate::common::mem();
+    for op in ops {
+        let (m, s) = (apply(&mut mem, op), apply(&mut disk, op));
+        prop_assert_eq!(&m, &s, "{:?}", op);
+        prop_assert_eq!(
+            snapshot(mem.store()),
+            snapshot(disk.store()),
+            "after {:?}",
+            op
+        );
+    }
+    prop_assert_eq!(
+        mem.store().verify::<crate::common::Account>().unwrap(),
+        disk.store().verify::<crate::common::Account>().unwrap()
+    );
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     #[test]
     fn mem_and_sled_agree(ops in prop::collection::vec(op(), 1..25)) {
-        let mut mem = crate::common::mem();
-        let mut sled = crate::common::sled(FlushPolicy::IntervalMs(1_000));
-        for op in &ops {
-            let (m, s) = (apply(&mut mem, op), apply(&mut sled, op));
-            prop_assert_eq!(&m, &s, "{:?}", op);
-            prop_assert_eq!(snapshot(mem.store()), snapshot(sled.store()), "after {:?}", op);
-        }
-        prop_assert_eq!(
-            mem.store().verify::<crate::common::Account>().unwrap(),
-            sled.store().verify::<crate::common::Account>().unwrap()
-        );
+        agree(&ops, crate::common::sled(FlushPolicy::IntervalMs(1_000)))?;
+    }
+
+    #[cfg(feature = "fjall")]
+    #[test]
+    fn mem_and_fjall_agree(ops in prop::collection::vec(op(), 1..25)) {
+        agree(&ops, crate::common::disk(tier_store::Backend::Fjall, FlushPolicy::IntervalMs(1_000)))?;
+    }
+
+    #[cfg(feature = "redb")]
+    #[test]
+    fn mem_and_redb_agree(ops in prop::collection::vec(op(), 1..25)) {
+        agree(&ops, crate::common::disk(tier_store::Backend::Redb, FlushPolicy::IntervalMs(1_000)))?;
     }
 }

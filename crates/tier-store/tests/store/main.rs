@@ -1,6 +1,8 @@
-//! Store tests: scenarios written once and run against every backend, the
-//! sled-only cases (reopen on disk, damage, quarantine), and a property test
-//! that both backends end in the same observable state.
+//! Store tests: scenarios written once and run against every backend
+//! compiled in, the on-disk cases (damage, foreign data, quarantine, locks,
+//! background sync) for every disk backend plus the sled-only ones, and a
+//! property test that each disk backend ends in the same observable state
+//! as the in-memory one.
 
 #![allow(
     clippy::unwrap_used,
@@ -10,5 +12,6 @@
 
 mod common;
 mod equivalence;
+mod every_disk;
 mod scenarios;
 mod sled_only;

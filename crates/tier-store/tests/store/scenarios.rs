@@ -1,4 +1,5 @@
-//! Store scenarios, each written once and run against every backend.
+//! Store scenarios, each written once and run against every backend
+//! compiled in (`--features fjall,redb` or `--all-features` for all).
 
 use tier_store::{CommitBatch, PreparedBatch, Store, StoreError};
 
@@ -22,6 +23,56 @@ macro_rules! for_every_backend {
             $(#[test]
             fn $scenario() {
                 super::$scenario(&mut crate::common::sled(tier_store::FlushPolicy::IntervalMs(200)));
+            })*
+        }
+        /// sled again, but through `AnyStore` as tierd opens it.
+        mod any_sled {
+            $(#[test]
+            fn $scenario() {
+                super::$scenario(&mut crate::common::disk(
+                    tier_store::Backend::Sled,
+                    tier_store::FlushPolicy::EveryCommit,
+                ));
+            })*
+        }
+        #[cfg(feature = "fjall")]
+        mod fjall_every_commit {
+            $(#[test]
+            fn $scenario() {
+                super::$scenario(&mut crate::common::disk(
+                    tier_store::Backend::Fjall,
+                    tier_store::FlushPolicy::EveryCommit,
+                ));
+            })*
+        }
+        #[cfg(feature = "fjall")]
+        mod fjall_interval {
+            $(#[test]
+            fn $scenario() {
+                super::$scenario(&mut crate::common::disk(
+                    tier_store::Backend::Fjall,
+                    tier_store::FlushPolicy::IntervalMs(200),
+                ));
+            })*
+        }
+        #[cfg(feature = "redb")]
+        mod redb_every_commit {
+            $(#[test]
+            fn $scenario() {
+                super::$scenario(&mut crate::common::disk(
+                    tier_store::Backend::Redb,
+                    tier_store::FlushPolicy::EveryCommit,
+                ));
+            })*
+        }
+        #[cfg(feature = "redb")]
+        mod redb_interval {
+            $(#[test]
+            fn $scenario() {
+                super::$scenario(&mut crate::common::disk(
+                    tier_store::Backend::Redb,
+                    tier_store::FlushPolicy::IntervalMs(200),
+                ));
             })*
         }
     };

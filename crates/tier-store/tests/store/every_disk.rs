@@ -1,0 +1,442 @@
+//! What a store on disk can get wrong, for every backend compiled in and
+//! through `AnyStore` as tierd opens it: a dir of another backend, foreign
+//! or damaged data, schema versions, locks, quarantine, creation, and the
+//! background sync of `FlushPolicy::IntervalMs`. (`sled_only` has the
+//! cases that need sled's own file format.)
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tier_store::{AnyStore, Backend, CommitBatch, FlushPolicy, Store, StoreError, StoreOptions};
+
+use crate::common::{Account, account, copy_dir};
+
+fn opts() -> StoreOptions {
+    StoreOptions {
+        flush: FlushPolicy::EveryCommit,
+        cache_capacity_bytes: 16 * 1024 * 1024,
+        ..StoreOptions::default()
+    }
+}
+
+/// A closed `backend` store in `<tmp>/data` holding two customers, an
+/// offset and an outbox row.
+fn populated(backend: Backend) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let store = AnyStore::open(backend, &dir, opts()).unwrap();
+    let (a, b) = (account(1, "gold"), account(2, "silver"));
+    store
+        .commit(&CommitBatch {
+            customers: vec![("a", &a), ("b", &b)],
+            offsets: vec![("orders", 0, 10)],
+            outbox: vec![b"row".to_vec()],
+            meta: Vec::new(),
+        })
+        .unwrap();
+    drop(store);
+    (tmp, dir)
+}
+
+fn assert_populated(store: &AnyStore) {
+    assert_eq!(
+        store.get_customer::<Account>("a").unwrap(),
+        Some(account(1, "gold"))
+    );
+    assert_eq!(store.offset("orders", 0).unwrap(), Some(10));
+    assert_eq!(
+        store.outbox_pending(10).unwrap(),
+        vec![(0, b"row".to_vec())]
+    );
+}
+
+/// Opens sled directly, waiting for a store dropped a moment ago to release
+/// its lock.
+fn raw_sled(dir: &Path) -> sled::Db {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match sled::open(dir) {
+            Err(sled::Error::Io(_)) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            result => return result.unwrap(),
+        }
+    }
+}
+
+/// Writes raw key/values into the store's keyspace, bypassing the store.
+fn poke(backend: Backend, dir: &Path, entries: &[(&[u8], &[u8])]) {
+    match backend {
+        Backend::Sled => {
+            let db = raw_sled(dir);
+            let tree = db.open_tree("tierd-state").unwrap();
+            for (k, v) in entries {
+                tree.insert(*k, *v).unwrap();
+            }
+            db.flush().unwrap();
+        }
+        #[cfg(feature = "fjall")]
+        Backend::Fjall => {
+            let db = fjall::Database::builder(dir).open().unwrap();
+            let ks = db
+                .keyspace("tierd-state", fjall::KeyspaceCreateOptions::default)
+                .unwrap();
+            for (k, v) in entries {
+                ks.insert(*k, *v).unwrap();
+            }
+            db.persist(fjall::PersistMode::SyncAll).unwrap();
+        }
+        #[cfg(feature = "redb")]
+        Backend::Redb => {
+            let db = redb::Database::open(dir.join("state.redb")).unwrap();
+            let table: redb::TableDefinition<'_, &[u8], &[u8]> =
+                redb::TableDefinition::new("tierd-state");
+            let tx = db.begin_write().unwrap();
+            {
+                let mut t = tx.open_table(table).unwrap();
+                for (k, v) in entries {
+                    t.insert(*k, *v).unwrap();
+                }
+            }
+            tx.commit().unwrap();
+        }
+        #[allow(unreachable_patterns, reason = "reachable when a feature is off")]
+        other => panic!("{other} is not compiled in"),
+    }
+}
+
+/// Runs `test` once per compiled-in backend, naming the backend on failure.
+fn for_each_backend(test: impl Fn(Backend)) {
+    for backend in Backend::compiled_in() {
+        eprintln!("--- backend {backend}");
+        test(backend);
+    }
+}
+
+#[test]
+fn a_dir_of_another_backend_is_refused_and_never_quarantined() {
+    for_each_backend(|written| {
+        let (_tmp, dir) = populated(written);
+        assert_eq!(Backend::detect(&dir), Some(written));
+        for configured in Backend::compiled_in() {
+            if configured == written {
+                continue;
+            }
+            let err = AnyStore::open(configured, &dir, opts()).unwrap_err();
+            assert!(
+                matches!(
+                    &err,
+                    StoreError::WrongBackend { found, configured: c, .. }
+                        if *found == written && *c == configured
+                ),
+                "{err:?}"
+            );
+            assert!(!err.is_corruption());
+            assert!(
+                err.to_string().contains(&format!(
+                    "holds a {written} store, but the configured store backend is {configured}"
+                )),
+                "{err}"
+            );
+            let err = AnyStore::open_or_quarantine(configured, &dir, opts()).unwrap_err();
+            assert!(matches!(err, StoreError::WrongBackend { .. }), "{err:?}");
+        }
+        // Untouched: the right backend still opens it with its data.
+        assert_populated(&AnyStore::open(written, &dir, opts()).unwrap());
+    });
+}
+
+#[test]
+fn foreign_files_are_quarantined_and_a_fresh_store_opened() {
+    for_each_backend(|backend| {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("notes.txt"), b"not a store").unwrap();
+        let err = AnyStore::open(backend, &dir, opts()).unwrap_err();
+        assert!(err.is_corruption(), "{err:?}");
+        let (store, moved) = AnyStore::open_or_quarantine(backend, &dir, opts()).unwrap();
+        let moved = moved.expect("moved aside");
+        assert!(moved.join("notes.txt").exists(), "kept, not deleted");
+        assert_eq!(store.customer_count().unwrap(), 0);
+        assert_eq!(store.verify::<Account>().unwrap(), Default::default());
+    });
+}
+
+#[test]
+fn a_damaged_store_file_is_quarantined() {
+    for_each_backend(|backend| {
+        let (tmp, dir) = populated(backend);
+        // The file each backend cannot do without.
+        let victim = match backend {
+            Backend::Sled => dir.join("conf"),
+            Backend::Fjall => dir.join("version"),
+            Backend::Redb => dir.join("state.redb"),
+        };
+        let len = std::fs::metadata(&victim).unwrap().len() as usize;
+        let garbage: Vec<u8> = (0..len.max(4096)).map(|i| (i * 7919 % 251) as u8).collect();
+        std::fs::write(&victim, garbage).unwrap();
+        let err = AnyStore::open(backend, &dir, opts()).unwrap_err();
+        assert!(err.is_corruption(), "{backend}: {err:?}");
+        let (store, moved) = AnyStore::open_or_quarantine(backend, &dir, opts()).unwrap();
+        assert!(moved.unwrap().starts_with(tmp.path()));
+        assert_eq!(store.customer_count().unwrap(), 0);
+    });
+}
+
+/// Damage in the middle of the biggest file, past its headers, is found by
+/// the checksums (fjall's blocks, redb's pages) and quarantined. (sled's
+/// preallocated log is mostly empty in the middle; `sled_only` damages it
+/// in its own ways.)
+#[test]
+fn scribbled_pages_are_found_at_open_or_by_verify() {
+    for_each_backend(|backend| {
+        if backend == Backend::Sled {
+            return;
+        }
+        let (_tmp, dir) = populated(backend);
+        let mut files: Vec<(u64, PathBuf)> = Vec::new();
+        let mut stack = vec![dir.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let e = e.unwrap();
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(e.path());
+                } else {
+                    files.push((e.metadata().unwrap().len(), e.path()));
+                }
+            }
+        }
+        files.sort();
+        let (len, biggest) = files.last().unwrap().clone();
+        let mut bytes = std::fs::read(&biggest).unwrap();
+        let mid = (len / 2) as usize;
+        for b in &mut bytes[mid..(mid + 64).min(len as usize)] {
+            *b ^= 0x5a;
+        }
+        std::fs::write(&biggest, bytes).unwrap();
+        let err = match AnyStore::open(backend, &dir, opts()) {
+            Err(e) => e,
+            Ok(s) => s.verify::<Account>().unwrap_err(),
+        };
+        assert!(err.is_corruption(), "{backend}: {err:?}");
+        let (store, moved) = AnyStore::open_or_quarantine(backend, &dir, opts()).unwrap();
+        assert!(moved.unwrap().exists());
+        assert_eq!(store.customer_count().unwrap(), 0);
+    });
+}
+
+#[test]
+fn a_newer_schema_is_refused_and_an_older_one_set_aside() {
+    for_each_backend(|backend| {
+        let (_tmp, dir) = populated(backend);
+        let newer = tier_store::SCHEMA_VERSION + 1;
+        poke(backend, &dir, &[(b"m/schema", &newer.to_be_bytes())]);
+        let err = AnyStore::open(backend, &dir, opts()).unwrap_err();
+        assert!(
+            matches!(err, StoreError::SchemaMismatch { found, .. } if found == newer),
+            "{err:?}"
+        );
+        assert!(!err.is_corruption(), "a rollback must not throw state away");
+        assert!(AnyStore::open_or_quarantine(backend, &dir, opts()).is_err());
+        assert!(dir.exists());
+
+        poke(backend, &dir, &[(b"m/schema", &1u32.to_be_bytes())]);
+        let err = AnyStore::open(backend, &dir, opts()).unwrap_err();
+        assert!(err.is_corruption(), "{err:?}");
+        let (store, moved) = AnyStore::open_or_quarantine(backend, &dir, opts()).unwrap();
+        assert!(moved.expect("set aside").exists());
+        assert_eq!(store.customer_count().unwrap(), 0);
+    });
+}
+
+#[test]
+fn data_without_a_schema_marker_is_refused() {
+    for_each_backend(|backend| {
+        let (_tmp, dir) = populated(backend);
+        // Remove the marker by writing a store that never had one: the
+        // populated dir's own engine, with the key deleted.
+        match backend {
+            Backend::Sled => {
+                let db = raw_sled(&dir);
+                db.open_tree("tierd-state")
+                    .unwrap()
+                    .remove(b"m/schema")
+                    .unwrap();
+                db.flush().unwrap();
+            }
+            #[cfg(feature = "fjall")]
+            Backend::Fjall => {
+                let db = fjall::Database::builder(&dir).open().unwrap();
+                db.keyspace("tierd-state", fjall::KeyspaceCreateOptions::default)
+                    .unwrap()
+                    .remove(b"m/schema".as_slice())
+                    .unwrap();
+                db.persist(fjall::PersistMode::SyncAll).unwrap();
+            }
+            #[cfg(feature = "redb")]
+            Backend::Redb => {
+                let db = redb::Database::open(dir.join("state.redb")).unwrap();
+                let table: redb::TableDefinition<'_, &[u8], &[u8]> =
+                    redb::TableDefinition::new("tierd-state");
+                let tx = db.begin_write().unwrap();
+                tx.open_table(table)
+                    .unwrap()
+                    .remove(b"m/schema".as_slice())
+                    .unwrap();
+                tx.commit().unwrap();
+            }
+            #[allow(unreachable_patterns, reason = "reachable when a feature is off")]
+            other => panic!("{other} is not compiled in"),
+        }
+        let err = AnyStore::open(backend, &dir, opts()).unwrap_err();
+        assert!(matches!(err, StoreError::SchemaMissing { .. }), "{err:?}");
+        assert!(err.is_corruption());
+    });
+}
+
+#[test]
+fn a_store_in_use_is_not_quarantined() {
+    for_each_backend(|backend| {
+        let (_tmp, dir) = populated(backend);
+        let first = AnyStore::open(backend, &dir, opts()).unwrap();
+        let impatient = StoreOptions {
+            lock_timeout: Duration::from_millis(50),
+            ..opts()
+        };
+        let started = Instant::now();
+        let err = AnyStore::open_or_quarantine(backend, &dir, impatient).unwrap_err();
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        assert!(!err.is_corruption(), "{backend}: {err:?}");
+        assert!(dir.exists());
+        assert_populated(&first);
+        drop(first);
+        // Released on drop: an immediate reopen works.
+        assert_populated(&AnyStore::open(backend, &dir, opts()).unwrap());
+    });
+}
+
+#[test]
+fn damaged_values_are_found_by_verify_not_by_open() {
+    for_each_backend(|backend| {
+        let (_tmp, dir) = populated(backend);
+        poke(
+            backend,
+            &dir,
+            &[(b"c/a", &[1, 0xff, 0xff]), (b"zz", b"no known prefix")],
+        );
+        let store = AnyStore::open(backend, &dir, opts()).unwrap();
+        let err = store.verify::<Account>().unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("stored value for customer a is corrupt: "),
+            "{err}"
+        );
+        assert!(err.is_corruption());
+        drop(store);
+        // A valid state again (format 1, score 1, tier "g", no orders).
+        poke(backend, &dir, &[(b"c/a", &[1, 0x02, 0x01, b'g', 0x00])]);
+        let store = AnyStore::open(backend, &dir, opts()).unwrap();
+        let err = store.verify::<Account>().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::MalformedEntry {
+                    section: "unknown",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    });
+}
+
+#[test]
+fn outbox_keys_continue_after_the_newest_row_even_if_the_counter_lags() {
+    for_each_backend(|backend| {
+        let (_tmp, dir) = populated(backend);
+        poke(backend, &dir, &[(b"x/\0\0\0\0\0\0\x01\0", b"row 256")]);
+        let store = AnyStore::open(backend, &dir, opts()).unwrap();
+        let batch = CommitBatch::<Account> {
+            outbox: vec![b"next".to_vec()],
+            ..CommitBatch::new()
+        };
+        assert_eq!(store.commit(&batch).unwrap().outbox_keys, 257..258);
+        assert_eq!(store.verify::<Account>().unwrap().outbox_rows, 3);
+    });
+}
+
+#[test]
+fn a_crash_during_creation_leaves_nothing_that_looks_corrupt() {
+    for_each_backend(|backend| {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("data");
+        let leftover = parent.path().join("data.creating");
+        std::fs::create_dir_all(&leftover).unwrap();
+        std::fs::write(leftover.join("half"), b"half written").unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = AnyStore::open(backend, &dir, opts()).unwrap();
+        assert!(!leftover.exists(), "the leftover was cleaned up");
+        assert_eq!(Backend::detect(&dir), Some(backend));
+        drop(store);
+        assert_eq!(
+            AnyStore::open(backend, &dir, opts())
+                .unwrap()
+                .verify::<Account>()
+                .unwrap(),
+            Default::default()
+        );
+    });
+}
+
+/// What a crash would find: a copy of the data dir taken while the store
+/// is open (the copy is opened; the original store keeps running).
+fn crash_image(dir: &Path, into: &Path) -> AnyStore {
+    copy_dir(dir, into);
+    // The copy is not locked, whatever the original holds.
+    AnyStore::open(Backend::detect(into).unwrap(), into, opts()).unwrap()
+}
+
+#[test]
+fn sync_and_the_interval_flush_make_applied_batches_durable() {
+    for_each_backend(|backend| {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let lazy = StoreOptions {
+            flush: FlushPolicy::IntervalMs(100),
+            ..opts()
+        };
+        let store = AnyStore::open(backend, &dir, lazy).unwrap();
+        let x = account(5, "x");
+        let applied = |id: &str| {
+            store
+                .apply(
+                    tier_store::PreparedBatch::prepare(&CommitBatch {
+                        customers: vec![(id, &x)],
+                        offsets: vec![("t", 0, 1)],
+                        ..CommitBatch::new()
+                    })
+                    .unwrap(),
+                )
+                .unwrap();
+        };
+        applied("synced");
+        store.sync().unwrap();
+        let image = crash_image(&dir, &tmp.path().join("after-sync"));
+        assert_eq!(
+            image.get_customer::<Account>("synced").unwrap(),
+            Some(x.clone())
+        );
+        drop(image);
+
+        applied("by-interval");
+        std::thread::sleep(Duration::from_millis(600));
+        let image = crash_image(&dir, &tmp.path().join("after-interval"));
+        assert_eq!(
+            image.get_customer::<Account>("by-interval").unwrap(),
+            Some(x.clone()),
+            "{backend}: the background sync did not run"
+        );
+        assert_eq!(image.offset("t", 0).unwrap(), Some(1));
+    });
+}
