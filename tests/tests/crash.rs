@@ -76,6 +76,8 @@ impl World {
             customers,
             now,
             topics: INPUTS,
+            // CustomerAssessed events too, for the harness policy.
+            assessments: true,
         });
         let problems = workload.self_check();
         assert!(
@@ -95,6 +97,8 @@ impl World {
         // Above the mock cluster's 3 s initial rebalance delay: a member
         // joining an empty group must not time out before the first election.
         let session_ms: u32 = env_or("TIERD_FAULT_SESSION_MS", 5_000);
+        let policy_file = tmp.path().join("policy.toml");
+        std::fs::write(&policy_file, tierd_tests::fault::harness_policy_toml()).unwrap();
         let setup = TierdSetup {
             exe: tierd_binary(),
             brokers: broker.bootstrap_servers().to_owned(),
@@ -110,6 +114,8 @@ impl World {
             // The oracle is the fold of the events; time-driven decisions
             // are not yet part of it (see tiers_that_live.rs for those).
             extra_args: vec![
+                "--policy".into(),
+                policy_file.to_string_lossy().into_owned(),
                 "--time-sweeps".into(),
                 "false".into(),
                 "--kafka".into(),

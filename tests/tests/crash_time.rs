@@ -218,6 +218,7 @@ fn kills_during_sweeps_and_rescores_lose_nothing_and_repeat_nothing() {
             customers: 1_500,
             now: t1,
             topics: INPUTS,
+            assessments: false,
         });
         let workload = Arc::new(workload);
         publish_paced(

@@ -136,7 +136,7 @@ pub fn check(
 ) -> anyhow::Result<Outcome> {
     let mut o = Outcome::default();
     let mut failures = Vec::new();
-    let policy = Policy::default_policy();
+    let policy = w.spec.policy();
 
     anyhow::ensure!(
         landed.len() == w.records.len(),

@@ -23,6 +23,51 @@ use self::check::Names;
 use self::oracle::Oracle;
 use self::process::ReadyInfo;
 
+/// The policy of the crash harness's tierd (`--policy`) and of its oracle:
+/// the default policy with one assessment indicator, `potential` (scale
+/// 1-5, valid 30 days), scored in the credit dimension, so assessments go
+/// through the same kills, restarts and replays as orders and payments.
+pub fn harness_policy_toml() -> String {
+    let default = tier_core::policy::DEFAULT_POLICY_TOML;
+    let replace = |text: String, from: &str, to: &str| {
+        assert!(
+            text.contains(from),
+            "the default policy changed: {from:?} not found"
+        );
+        text.replacen(from, to, 1)
+    };
+    let text = replace(
+        default.to_owned(),
+        "version = \"default-2027.01\"",
+        "version = \"crash-harness-2027.01\"",
+    );
+    let text = replace(
+        text,
+        "indicator = \"avg_days_late\"\nshare = 40",
+        "indicator = \"avg_days_late\"\nshare = 20",
+    );
+    let text = replace(
+        text,
+        "[method.complaint_penalty]",
+        "[[method.dimensions.parts]]\nindicator = \"potential\"\nshare = 20\nhigher_is_better = true\ncurve = [[1, 0], [5, 100]]\n\n[method.complaint_penalty]",
+    );
+    format!(
+        "{text}\n[[assessments]]\nname = \"potential\"\nscale = {{ min = 1, max = 5 }}\nvalid_days = 30\nmissing_points = 50\n"
+    )
+}
+
+/// [`harness_policy_toml`], parsed.
+pub fn harness_policy() -> &'static tier_core::policy::Policy {
+    static POLICY: std::sync::LazyLock<tier_core::policy::Policy> =
+        std::sync::LazyLock::new(|| {
+            match tier_core::policy::Policy::from_toml_str(&harness_policy_toml()) {
+                Ok(p) => p,
+                Err(e) => panic!("the crash harness policy does not parse: {e}"),
+            }
+        });
+    &POLICY
+}
+
 /// A number from the environment, or `default`.
 pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)

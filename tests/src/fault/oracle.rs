@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use tier_core::policy::Policy;
 use tier_core::projection::Applied;
 use tier_core::state::CustomerState;
 
@@ -33,10 +32,10 @@ pub struct Oracle {
 }
 
 impl Oracle {
-    /// Fold every valid record of `w`, in publish order, with the default
-    /// policy (decisions on each customer's event-time clock).
+    /// Fold every valid record of `w`, in publish order, with the policy
+    /// of its spec (decisions on each customer's event-time clock).
     pub fn fold(w: &Workload) -> Self {
-        let policy = Policy::default_policy();
+        let policy = w.spec.policy();
         let mut o = Oracle::default();
         let mut states: BTreeMap<String, CustomerState> = BTreeMap::new();
         for r in &w.records {

@@ -41,6 +41,21 @@ pub struct WorkloadSpec {
     pub now: Timestamp,
     /// Number of input topics customers are spread over.
     pub topics: usize,
+    /// Also publish `CustomerAssessed` events (about 2% of the records),
+    /// for tierd running [`super::harness_policy`]; without them the
+    /// workload is for the default policy.
+    pub assessments: bool,
+}
+
+impl WorkloadSpec {
+    /// The policy tierd runs with for this workload.
+    pub fn policy(&self) -> Policy {
+        if self.assessments {
+            super::harness_policy().clone()
+        } else {
+            Policy::default_policy()
+        }
+    }
 }
 
 /// What tierd must make of a record.
@@ -170,7 +185,37 @@ impl Workload {
         let mut placed: Vec<Placed> = Vec::with_capacity(total + 16);
         let n = base.len() as f64;
         let mut stats = WorkloadStats::default();
+        let mut assessed = 0usize;
         for (i, event) in base.into_iter().enumerate() {
+            // An account manager's judgement of the customer, right after
+            // one of its events (later judgements replace earlier ones; a
+            // 30-day validity makes some expire within the year).
+            if spec.assessments && rng.chance(0.02) {
+                let judged = Event {
+                    event_id: format!("assess-{}-{assessed}", spec.seed),
+                    customer_id: event.customer_id.clone(),
+                    occurred_at: Timestamp(event.occurred_at.millis() + 60_000),
+                    source: "crm".into(),
+                    kind: EventKind::CustomerAssessed {
+                        indicator: "potential".into(),
+                        value: rng.range(1, 6),
+                        assessed_by: format!("am-{}", assessed % 7),
+                        note: String::new(),
+                    },
+                };
+                assessed += 1;
+                let wire = pick_wire(&mut rng);
+                placed.push(Placed {
+                    at: i as f64 + 0.5,
+                    record: WorkRecord {
+                        topic: topic_of(&judged.customer_id, topics),
+                        key: Some(judged.customer_id.clone()),
+                        payload: Some(encode(&event_to_proto(&judged, "CNY"), wire)),
+                        truth: Truth::Valid(Box::new(judged)),
+                        flavor: Flavor::Fresh,
+                    },
+                });
+            }
             let mut at = i as f64;
             let mut flavor = Flavor::Fresh;
             // Out of order: published later than the customer's next events.
@@ -215,7 +260,7 @@ impl Workload {
 
         // Late events: valid, but before the window at `now` (stale when the
         // customer's watermark is already near `now`).
-        let policy = Policy::default_policy();
+        let policy = spec.policy();
         let rules = policy.fold_rules();
         let window_begins = rules.calendar.day_start(rules.window_start(spec.now));
         for k in 0..late {
@@ -295,8 +340,7 @@ impl Workload {
     /// exactly their event, malformed ones must be rejected for their
     /// reason. Returns the disagreements (empty when the truth holds).
     pub fn self_check(&self) -> Vec<String> {
-        let policy = Policy::default_policy();
-        let decoder = Decoder::new(policy.currency_rules().clone(), ValidationLimits::default());
+        let decoder = Decoder::for_policy(&self.spec.policy(), ValidationLimits::default());
         let mut problems = Vec::new();
         for (i, r) in self.records.iter().enumerate() {
             let got = decoder.decode(
