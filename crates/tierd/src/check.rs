@@ -93,6 +93,15 @@ pub fn check(cli: &Cli) -> CheckReport {
     {
         errors.push(format!("auth_tokens_file: {e}"));
     }
+    match config.grpc_tls() {
+        Ok(Some(files)) => {
+            if let Err(e) = tier_api::ApiTls::from_files(&files) {
+                errors.push(format!("grpc_tls: {e}"));
+            }
+        }
+        Ok(None) => {}
+        Err(e) => errors.push(format!("grpc_tls: {e:#}")),
+    }
     if let Err(e) = config.kafka_settings() {
         errors.push(format!("kafka: {e:#}"));
     }
@@ -108,6 +117,15 @@ pub fn check(cli: &Cli) -> CheckReport {
         ),
         ("session_timeout_ms", u64::from(config.session_timeout_ms)),
         ("stall_after_ms", config.stall_after_ms),
+        (
+            "grpc_max_request_bytes",
+            config.grpc_max_request_bytes as u64,
+        ),
+        (
+            "grpc_concurrency_per_connection",
+            config.grpc_concurrency_per_connection as u64,
+        ),
+        ("grpc_request_timeout_ms", config.grpc_request_timeout_ms),
     ];
     for (name, value) in positive {
         if value == 0 {

@@ -15,9 +15,24 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// JSON when stderr is not a terminal (a container, a service
+    /// manager), human otherwise.
     #[default]
+    Auto,
     Human,
     Json,
+}
+
+impl LogFormat {
+    /// `Auto` settled for this process: JSON unless stderr is a terminal.
+    pub fn resolved(self) -> LogFormat {
+        use std::io::IsTerminal as _;
+        match self {
+            LogFormat::Auto if std::io::stderr().is_terminal() => LogFormat::Human,
+            LogFormat::Auto => LogFormat::Json,
+            other => other,
+        }
+    }
 }
 
 /// How tier changes are encoded on the tier-changes topic.
@@ -28,6 +43,19 @@ pub enum OutputFormatArg {
     Protobuf,
     Json,
 }
+
+/// `tierd --help`'s examples.
+const EXAMPLES: &str = "\
+Examples:
+  tierd                                      try it: an embedded broker, state in ./tierd-data
+  tierd --brokers kafka:9092 --policy /etc/tierd/policy.toml --data-dir /var/lib/tierd/data
+  tierd --config /etc/tierd/tierd.toml       every flag is also a key of the file
+  TIERD_BROKERS=kafka:9092 tierd             ... and an environment variable
+  tierd --brokers kafka:9092 --kafka 'security.protocol=SASL_SSL;sasl.mechanisms=PLAIN;sasl.username=tierd;sasl.password=...'
+  tierd --grpc-tls-cert server.pem --grpc-tls-key server.key --grpc-tls-client-ca clients-ca.pem --auth-tokens-file tokens.toml
+  tierd check-config --config /etc/tierd/tierd.toml    validate and print the effective settings
+
+Signals: SIGTERM/SIGINT stop gracefully; SIGHUP re-reads --policy.";
 
 /// The effective settings of one tierd process.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,6 +111,48 @@ pub struct Config {
     /// rescores under a new policy: smaller keeps ingest latency lower
     /// during a rescore, larger finishes sooner.
     pub engine_slice: usize,
+    /// gRPC TLS: the server certificate chain and key (PEM); both or
+    /// neither.
+    pub grpc_tls_cert: Option<PathBuf>,
+    pub grpc_tls_key: Option<PathBuf>,
+    /// Mutual TLS: the CA client certificates must chain to (PEM).
+    pub grpc_tls_client_ca: Option<PathBuf>,
+    /// Largest gRPC request message accepted, in bytes.
+    pub grpc_max_request_bytes: usize,
+    /// gRPC requests served at once per connection; more are refused with
+    /// RESOURCE_EXHAUSTED.
+    pub grpc_concurrency_per_connection: usize,
+    /// Longest a gRPC request may take (a shorter client deadline wins).
+    pub grpc_request_timeout_ms: u64,
+}
+
+impl Config {
+    /// The gRPC TLS files, when TLS is configured; an error when only one
+    /// of certificate and key is given, or a client CA without them.
+    pub fn grpc_tls(&self) -> anyhow::Result<Option<tier_api::TlsFiles>> {
+        match (&self.grpc_tls_cert, &self.grpc_tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(tier_api::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: self.grpc_tls_client_ca.clone(),
+            })),
+            (None, None) if self.grpc_tls_client_ca.is_some() => anyhow::bail!(
+                "grpc_tls_client_ca needs grpc_tls_cert and grpc_tls_key (mutual TLS is TLS first)"
+            ),
+            (None, None) => Ok(None),
+            (Some(_), None) => anyhow::bail!("grpc_tls_cert needs grpc_tls_key"),
+            (None, Some(_)) => anyhow::bail!("grpc_tls_key needs grpc_tls_cert"),
+        }
+    }
+
+    /// The API server's limits.
+    pub fn grpc_limits(&self) -> tier_api::Limits {
+        tier_api::Limits {
+            max_request_bytes: self.grpc_max_request_bytes,
+            concurrent_requests_per_connection: self.grpc_concurrency_per_connection,
+            request_timeout: std::time::Duration::from_millis(self.grpc_request_timeout_ms),
+        }
+    }
 }
 
 impl Default for Config {
@@ -94,7 +164,7 @@ impl Default for Config {
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
             policy: None,
             ready_file: None,
-            log_format: LogFormat::Human,
+            log_format: LogFormat::Auto,
             topics: ["orders", "payments", "complaints", "customers"]
                 .map(String::from)
                 .to_vec(),
@@ -117,6 +187,13 @@ impl Default for Config {
             auth_tokens_file: None,
             time_sweeps: true,
             engine_slice: 5_000,
+            grpc_tls_cert: None,
+            grpc_tls_key: None,
+            grpc_tls_client_ca: None,
+            grpc_max_request_bytes: tier_api::Limits::default().max_request_bytes,
+            grpc_concurrency_per_connection: tier_api::Limits::default()
+                .concurrent_requests_per_connection,
+            grpc_request_timeout_ms: 30_000,
         }
     }
 }
@@ -126,7 +203,8 @@ impl Default for Config {
 #[command(
     name = "tierd",
     version,
-    about = "Grades customers into tiers from their live business events."
+    about = "Grades customers into tiers from their live business events.",
+    after_help = EXAMPLES
 )]
 pub struct Cli {
     /// TOML config file with any of the keys below.
@@ -236,6 +314,34 @@ pub struct Cli {
     #[arg(long, env = "TIERD_ENGINE_SLICE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub engine_slice: Option<usize>,
+    /// gRPC over TLS: the server certificate chain (PEM), with
+    /// --grpc-tls-key.
+    #[arg(long, env = "TIERD_GRPC_TLS_CERT", value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_tls_cert: Option<PathBuf>,
+    /// The server's private key (PEM).
+    #[arg(long, env = "TIERD_GRPC_TLS_KEY", value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_tls_key: Option<PathBuf>,
+    /// Mutual TLS: clients must present a certificate signed by this CA
+    /// (PEM). Bearer tokens are still checked on top.
+    #[arg(long, env = "TIERD_GRPC_TLS_CLIENT_CA", value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_tls_client_ca: Option<PathBuf>,
+    /// Largest gRPC request accepted, in bytes (default 4 MiB).
+    #[arg(long, env = "TIERD_GRPC_MAX_REQUEST_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_max_request_bytes: Option<usize>,
+    /// gRPC requests served at once per connection; more are shed with
+    /// RESOURCE_EXHAUSTED (default 256).
+    #[arg(long, env = "TIERD_GRPC_CONCURRENCY_PER_CONNECTION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_concurrency_per_connection: Option<usize>,
+    /// Longest a gRPC request may take, in ms; a shorter client deadline
+    /// wins (default 30000).
+    #[arg(long, env = "TIERD_GRPC_REQUEST_TIMEOUT_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_request_timeout_ms: Option<u64>,
 }
 
 impl Cli {

@@ -206,6 +206,11 @@ impl Running {
 
 /// Start tierd with `config`, using `clock` for processing time.
 pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Running> {
+    // Settings that can be wrong are read before anything starts.
+    let tls = match config.grpc_tls()? {
+        Some(files) => Some(tier_api::ApiTls::from_files(&files)?),
+        None => None,
+    };
     let shutdown = CancellationToken::new();
     let metrics_handle = metrics_http::recorder()?;
 
@@ -316,12 +321,14 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         Some(path) => tier_api::Auth::from_file(path)?,
         None => tier_api::Auth::none(),
     };
-    let api_task = tokio::spawn(
-        tier_api::ApiServer::new(service, health_service)
-            .with_admin(admin)
-            .with_auth(auth)
-            .serve(grpc_listener, api_stop.clone()),
-    );
+    let mut api = tier_api::ApiServer::new(service, health_service)
+        .with_admin(admin)
+        .with_auth(auth)
+        .with_limits(config.grpc_limits());
+    if let Some(tls) = tls {
+        api = api.with_tls(tls);
+    }
+    let api_task = tokio::spawn(api.serve(grpc_listener, api_stop.clone()));
     let metrics_stop = CancellationToken::new();
     let metrics_task = tokio::spawn(metrics_http::serve(
         metrics_listener,

@@ -20,12 +20,14 @@ async fn main() -> anyhow::Result<()> {
     let config = cli.resolve().context("reading configuration")?;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn,librdkafka=warn"));
-    match config.log_format {
-        LogFormat::Human => tracing_subscriber::fmt().with_env_filter(filter).init(),
+    match config.log_format.resolved() {
         LogFormat::Json => tracing_subscriber::fmt()
             .json()
             .with_env_filter(filter)
             .init(),
+        LogFormat::Human | LogFormat::Auto => {
+            tracing_subscriber::fmt().with_env_filter(filter).init();
+        }
     }
     let running = tierd::start(config).await?;
     tracing::info!(grpc = %running.grpc_addr, metrics = %running.metrics_addr, kafka_bootstrap = %running.kafka_bootstrap, "tierd started; waiting for partitions");
