@@ -22,8 +22,9 @@ pub struct Cli {
     /// Output format for results: aligned text, JSON (one object per
     /// line for lists and streams, the whole answer as one object for
     /// lists that carry a total or a truncation flag; proto field names,
-    /// defaults included), or CSV (`customers`, `distribution`,
-    /// `managers` and `complaints` only).
+    /// defaults included), or CSV (a layout of its own for `customers`,
+    /// `distribution`, `managers` and `complaints`; the JSON's fields as
+    /// columns, a row per object, for every other command).
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
 

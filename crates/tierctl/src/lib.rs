@@ -32,6 +32,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod csv_out;
 pub mod format;
 
 use std::process::ExitCode;

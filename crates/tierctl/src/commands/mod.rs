@@ -52,10 +52,14 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
         Some(output) => output,
         // Commands with CSV read `format` themselves.
         None if cli.command.supports_csv() => Output::Table,
-        None => bail!(
-            "--output csv is available for {}; this command prints table or json",
-            Command::CSV_COMMANDS
-        ),
+        // The others print their JSON as CSV rows (see `csv_out`).
+        None => {
+            *crate::csv_out::ACTIVE
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some(crate::csv_out::CsvFromJson::new());
+            Output::Json
+        }
     };
     let tls = tls_config(&cli)?;
     let addr = match &tls {
@@ -328,6 +332,12 @@ pub fn render_error(e: &anyhow::Error) -> String {
 /// Write text to stdout (broken pipes surface as errors, which `main`
 /// treats as a quiet stop).
 pub fn emit(text: &str) -> Result<()> {
+    let csv = crate::csv_out::ACTIVE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .as_mut()
+        .map(|c| c.convert(text));
+    let text = csv.as_deref().unwrap_or(text);
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()?;
