@@ -427,7 +427,10 @@ fn history_and_the_tier_at_an_instant() {
     let csv = ok(&tierctl(&addr, &["history", "lapser", "-o", "csv"]));
     let mut lines = csv.lines();
     let header = lines.next().unwrap();
-    assert!(header.contains("to_tier") && header.contains("cause"), "{csv}");
+    assert!(
+        header.contains("to_tier") && header.contains("cause"),
+        "{csv}"
+    );
     let rows: Vec<&str> = lines.collect();
     let json = ok(&tierctl(&addr, &["history", "lapser", "-o", "json"]));
     let changes = json.matches("\"to_tier\"").count();
