@@ -1,0 +1,119 @@
+//! Command line and the scale of each scenario.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use clap::Parser;
+
+/// tierd's benchmark suite.
+#[derive(Debug, Parser)]
+#[command(name = "tier-bench", version)]
+pub(crate) struct Args {
+    /// Smaller workloads: the whole suite in under 5 minutes on 2 cores.
+    #[arg(long)]
+    pub(crate) quick: bool,
+    /// Print one JSON object with every figure as the last line of stdout.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Run only these scenarios (comma separated), e.g. `fold,grpc`.
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) only: Vec<String>,
+    /// Customers of the event workload (default 100,000; quick 20,000).
+    #[arg(long)]
+    pub(crate) customers: Option<usize>,
+    /// Orders of the event workload (default 120,000; quick 30,000).
+    #[arg(long)]
+    pub(crate) orders: Option<usize>,
+    /// Customers for the state-size and rescore figures (default
+    /// 1,000,000; quick 100,000).
+    #[arg(long)]
+    pub(crate) state_customers: Option<usize>,
+    /// Zipf exponent of customer activity.
+    #[arg(long, default_value_t = 1.1)]
+    pub(crate) zipf_s: f64,
+    /// Seed of the workload generator.
+    #[arg(long, default_value_t = 42)]
+    pub(crate) seed: u64,
+    /// Where scenarios put data directories (a fresh temp dir inside it).
+    #[arg(long)]
+    pub(crate) work_dir: Option<PathBuf>,
+}
+
+/// The resolved scale of a run, shared by every scenario.
+#[derive(Debug)]
+pub(crate) struct BenchConfig {
+    pub(crate) quick: bool,
+    pub(crate) json: bool,
+    pub(crate) only: Vec<String>,
+    pub(crate) customers: usize,
+    pub(crate) orders: usize,
+    pub(crate) state_customers: usize,
+    pub(crate) zipf_s: f64,
+    pub(crate) seed: u64,
+    /// Removed when the run ends.
+    pub(crate) work_dir: tempfile::TempDir,
+}
+
+impl BenchConfig {
+    pub(crate) fn from_args(args: &Args) -> Result<Self> {
+        let quick = args.quick;
+        let work_dir = match &args.work_dir {
+            Some(root) => tempfile::Builder::new()
+                .prefix("tier-bench-")
+                .tempdir_in(root)
+                .with_context(|| format!("creating a work dir in {}", root.display()))?,
+            None => tempfile::Builder::new()
+                .prefix("tier-bench-")
+                .tempdir()
+                .context("creating a work dir")?,
+        };
+        Ok(Self {
+            quick,
+            json: args.json,
+            only: args
+                .only
+                .iter()
+                .map(|s| s.trim().to_ascii_lowercase())
+                .collect(),
+            customers: args
+                .customers
+                .unwrap_or(if quick { 20_000 } else { 100_000 }),
+            orders: args.orders.unwrap_or(if quick { 30_000 } else { 120_000 }),
+            state_customers: args.state_customers.unwrap_or(if quick {
+                100_000
+            } else {
+                1_000_000
+            }),
+            zipf_s: args.zipf_s,
+            seed: args.seed,
+            work_dir,
+        })
+    }
+
+    /// Whether scenario `name` is selected (all are, without `--only`).
+    pub(crate) fn wants(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| o == name)
+    }
+
+    /// A fresh directory for one scenario, inside the run's work dir.
+    pub(crate) fn scratch(&self, name: &str) -> Result<PathBuf> {
+        let dir = self.work_dir.path().join(name);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
+        }
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(dir)
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        format!(
+            "tier-bench{}: {} customers, {} orders (zipf s = {}), state figures at {} customers, {} cores",
+            if self.quick { " --quick" } else { "" },
+            self.customers,
+            self.orders,
+            self.zipf_s,
+            self.state_customers,
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+        )
+    }
+}

@@ -1,0 +1,236 @@
+//! `rescore`: a changed policy applied to every customer, as tierd does it.
+//!
+//! The population's engine gets an `ApplyPolicy` command (the default
+//! policy with every band 5 points stricter, see
+//! `tier_core::sim::scenario::stricter_bands`) and is then driven the way
+//! the ingest loop drives it with no records coming in: per turn,
+//! `between_batches` (commands, then a rescore slice of tierd's default
+//! `engine_slice`), `seal_batch`, and the sealed unit goes to the real
+//! [`Committer`] with the sled store (`EveryCommit`) and a read-model
+//! observer, exactly as tierd wires them. The clock stops when the
+//! committer's published [`PolicyStatus`](tier_engine::PolicyStatus) says
+//! the rescore is done (every rescored customer durable and in the read
+//! model), which is when `GetPolicyStatus` would say so.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use tier_api::ReadModel;
+use tier_core::policy::{DEFAULT_POLICY_TOML, Policy};
+use tier_core::sim::scenario::stricter_bands;
+use tier_core::state::CustomerState;
+use tier_engine::command::sha256_hex;
+use tier_engine::{
+    ActivePolicy, Batch, Command, CommitHooks, CommitObserver, Committer, CommitterDeps,
+    DeadLetter, DeadLetterSink, Durable, PolicyHandle, SealInfo, SinkError,
+};
+use tier_store::{SledStore, StoreOptions};
+
+use super::population::Population;
+use crate::config::BenchConfig;
+use crate::report::{Figure, Goal, Report};
+
+/// Customers rescored per turn: tierd's default `engine_slice`.
+const SLICE: usize = 5_000;
+
+/// Every customer's effective tier after the rescore.
+pub(crate) type Tiers = HashMap<String, String>;
+
+/// The changed policy: the default one, every band 5 points stricter.
+pub(crate) fn changed_policy_text() -> String {
+    stricter_bands(DEFAULT_POLICY_TOML, "bench-stricter-bands", 5.0)
+}
+
+struct NoDeadLetters;
+
+impl DeadLetterSink for NoDeadLetters {
+    fn deliver(&mut self, _dead: &mut [DeadLetter]) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+struct Hooks;
+
+impl CommitHooks for Hooks {
+    fn durable(&mut self, _unit: &Durable<'_>) {}
+    fn trouble(&mut self, _since: Instant, reason: &'static str) {
+        eprintln!("  rescore: a commit failed ({reason}); the committer retries");
+    }
+    fn progress(&mut self) {}
+    fn cancelled(&self) -> bool {
+        false
+    }
+}
+
+/// tierd's observer: committed states into the API's read model.
+struct ReadModelObserver {
+    read: Arc<ReadModel>,
+    policy: Arc<PolicyHandle>,
+    /// Time spent publishing, in nanoseconds.
+    nanos: AtomicU64,
+}
+
+impl CommitObserver for ReadModelObserver {
+    fn committed(&self, customers: &[(&str, &CustomerState)]) {
+        let started = Instant::now();
+        self.read.publish(customers, &self.policy.policy());
+        self.nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+}
+
+pub(crate) fn run(
+    cfg: &BenchConfig,
+    pop: &mut Population,
+    store: Option<Arc<SledStore>>,
+    report: &mut Report,
+) -> Result<Tiers> {
+    let (store, store_note) = match store {
+        Some(s) => (s, "into the store the state scenario filled"),
+        None => {
+            let dir = cfg.scratch("rescore")?.join("data");
+            let s = SledStore::open(&dir, StoreOptions::default())
+                .with_context(|| format!("opening a sled store in {}", dir.display()))?;
+            (
+                Arc::new(s),
+                "into a fresh store (run `state` too to rescore into a full one)",
+            )
+        }
+    };
+    let old = Arc::new(ActivePolicy::new(
+        Policy::default_policy(),
+        DEFAULT_POLICY_TOML.to_owned(),
+        sha256_hex(DEFAULT_POLICY_TOML),
+    ));
+    let text = changed_policy_text();
+    let new_policy = Policy::from_toml_str(&text).context("the changed policy")?;
+    let new = Arc::new(ActivePolicy::new(
+        new_policy,
+        text.clone(),
+        sha256_hex(&text),
+    ));
+    let handle = Arc::new(PolicyHandle::new(old));
+
+    // The read model holds every customer, as tierd fills it at start.
+    let read = Arc::new(ReadModel::new());
+    let fill = Instant::now();
+    let all: Vec<(&str, &CustomerState)> = pop.engine.customers().collect();
+    for chunk in all.chunks(20_000) {
+        read.publish(chunk, &handle.policy());
+    }
+    drop(all);
+    eprintln!(
+        "  read model filled with {} customers in {:.1}s",
+        read.len(),
+        fill.elapsed().as_secs_f64()
+    );
+
+    let observer = Arc::new(ReadModelObserver {
+        read: read.clone(),
+        policy: handle.clone(),
+        nanos: AtomicU64::new(0),
+    });
+    let mut committer = Committer::spawn(CommitterDeps {
+        store,
+        sink: Box::new(NoDeadLetters),
+        observer: observer.clone(),
+        policy: handle.clone(),
+        hooks: Box::new(Hooks),
+        tier_counts: BTreeMap::new(),
+    })
+    .context("starting the committer")?;
+    let (commands, inbox) = tier_engine::command::channel(16);
+
+    let total = pop.engine.len() as u64;
+    let started = Instant::now();
+    commands
+        .send(Command::ApplyPolicy {
+            policy: new,
+            reply: Box::new(|_| {}),
+        })
+        .context("sending ApplyPolicy")?;
+    let mut engine_time = Duration::ZERO;
+    let mut submit_time = Duration::ZERO;
+    let mut units = 0u64;
+    loop {
+        let turn = Instant::now();
+        let mut batch = Batch::new();
+        pop.engine
+            .between_batches(&mut batch, &inbox, pop.end, false, SLICE);
+        let unit = pop
+            .engine
+            .seal_batch(batch, Vec::new(), SealInfo::default());
+        engine_time += turn.elapsed();
+        let submit = Instant::now();
+        committer
+            .submit(unit)
+            .context("the committer stopped during the rescore")?;
+        submit_time += submit.elapsed();
+        units += 1;
+        if !pop.engine.rescoring() {
+            break;
+        }
+    }
+    let engine_done = started.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let s = handle.status();
+        if s.version == "bench-stricter-bands" && !s.rescoring && s.rescored == s.total {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the rescore was not durable after 10 minutes: {s:?}");
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let commit_report = committer.finish().context("stopping the committer")?;
+    let status = handle.status();
+    let publish_secs = observer.nanos.load(Ordering::Relaxed) as f64 / 1e9;
+    eprintln!(
+        "  rescored {} customers ({} changed) in {secs:.2}s: engine {:.2}s, waiting on the committer {:.2}s, read model {publish_secs:.2}s, {units} units",
+        status.rescored,
+        status.changed,
+        engine_time.as_secs_f64(),
+        submit_time.as_secs_f64(),
+    );
+    if status.rescored != total {
+        report.fail(
+            "rescore",
+            format!("{} of {total} customers rescored", status.rescored),
+        );
+    }
+    let label = if total >= 1_000_000 {
+        format!(
+            "policy rescore of {}M customers, durable",
+            total as f64 / 1e6
+        )
+    } else {
+        format!("policy rescore of {total} customers, durable")
+    };
+    report.add(
+        Figure::new("rescore_1m_seconds", label, secs, " s")
+            .goal(Goal::AtMost(2.0))
+            .note(format!(
+                "ApplyPolicy (default policy, bands +5) through between_batches/seal_batch in \
+                 slices of {SLICE}, committed by tierd's Committer {store_note} (EveryCommit) with \
+                 a read-model observer, until PolicyStatus is done; {} of {total} customers \
+                 changed tier; engine (rescore + seal) {:.2}s, blocked on the committer {:.2}s, \
+                 of which read-model publish {publish_secs:.2}s; last unit submitted at {:.2}s; \
+                 {} store batches",
+                status.changed,
+                engine_time.as_secs_f64(),
+                submit_time.as_secs_f64(),
+                engine_done.as_secs_f64(),
+                commit_report.batches,
+            )),
+    );
+    Ok(pop
+        .engine
+        .customers()
+        .filter_map(|(id, s)| Some((id.to_owned(), s.effective.as_ref()?.tier.clone())))
+        .collect())
+}
