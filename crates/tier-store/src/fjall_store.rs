@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
 use crate::kv::{Engine, Entries, KvCore, Write, delegate_store_to_core};
-use crate::{Backend, StoreError, StoreOptions, quarantine};
+use crate::{Backend, StoreError, StoreOptions};
 
 /// Name of the one fjall keyspace holding all of tier-store's keys.
 const KEYSPACE: &str = "tierd-state";
@@ -160,26 +160,13 @@ impl FjallStore {
     }
 
     /// Opens the store; a corrupt data dir is moved aside with
-    /// [`quarantine`] and a fresh store opened in its place, as
+    /// [`quarantine`](crate::quarantine) and a fresh store opened in its place, as
     /// [`SledStore::open_or_quarantine`](crate::SledStore::open_or_quarantine).
     pub fn open_or_quarantine(
         dir: &Path,
         opts: StoreOptions,
     ) -> Result<(Self, Option<std::path::PathBuf>), StoreError> {
-        match Self::open(dir, opts.clone()) {
-            Ok(store) => Ok((store, None)),
-            Err(err) if err.is_corruption() => {
-                let moved = quarantine(dir)?;
-                tracing::warn!(
-                    dir = %dir.display(),
-                    quarantined = %moved.display(),
-                    error = %err,
-                    "data dir is corrupt or outdated; set it aside and starting with an empty store"
-                );
-                Ok((Self::open(dir, opts)?, Some(moved)))
-            }
-            Err(err) => Err(err),
-        }
+        crate::quarantine::open_or_quarantine(dir, opts, Self::open)
     }
 
     /// The data directory.

@@ -35,6 +35,44 @@ pub fn quarantine(dir: &Path) -> Result<PathBuf, StoreError> {
     Ok(target)
 }
 
+/// Open a store with `open`; a data dir that is corrupt (or of an older
+/// schema) is moved aside with [`quarantine`] and a fresh store opened in
+/// its place, with a log line saying which. The one rule of every
+/// backend's `open_or_quarantine`.
+pub(crate) fn open_or_quarantine<S>(
+    dir: &Path,
+    opts: crate::StoreOptions,
+    open: impl Fn(&Path, crate::StoreOptions) -> Result<S, StoreError>,
+) -> Result<(S, Option<PathBuf>), StoreError> {
+    match open(dir, opts.clone()) {
+        Ok(store) => Ok((store, None)),
+        Err(err) if err.is_corruption() => {
+            let moved = quarantine(dir)?;
+            if let StoreError::SchemaMismatch {
+                found, supported, ..
+            } = &err
+            {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    set_aside = %moved.display(),
+                    found,
+                    supported,
+                    "data dir was written by an older tierd; set it aside and rebuilding the state from Kafka"
+                );
+            } else {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    quarantined = %moved.display(),
+                    error = %err,
+                    "data dir is corrupt; quarantined it and starting with an empty store"
+                );
+            }
+            Ok((open(dir, opts)?, Some(moved)))
+        }
+        Err(err) => Err(err),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

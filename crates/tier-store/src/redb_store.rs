@@ -24,7 +24,7 @@ use redb::{Database, Durability, ReadableDatabase, TableDefinition};
 
 use crate::backend::REDB_FILE;
 use crate::kv::{Engine, Entries, KvCore, Write, delegate_store_to_core};
-use crate::{Backend, StoreError, StoreOptions, quarantine};
+use crate::{Backend, StoreError, StoreOptions};
 
 /// The one redb table holding all of tier-store's keys.
 const TABLE: TableDefinition<'static, &'static [u8], &'static [u8]> =
@@ -220,26 +220,13 @@ impl RedbStore {
     }
 
     /// Opens the store; a corrupt data dir is moved aside with
-    /// [`quarantine`] and a fresh store opened in its place, as
+    /// [`quarantine`](crate::quarantine) and a fresh store opened in its place, as
     /// [`SledStore::open_or_quarantine`](crate::SledStore::open_or_quarantine).
     pub fn open_or_quarantine(
         dir: &Path,
         opts: StoreOptions,
     ) -> Result<(Self, Option<PathBuf>), StoreError> {
-        match Self::open(dir, opts.clone()) {
-            Ok(store) => Ok((store, None)),
-            Err(err) if err.is_corruption() => {
-                let moved = quarantine(dir)?;
-                tracing::warn!(
-                    dir = %dir.display(),
-                    quarantined = %moved.display(),
-                    error = %err,
-                    "data dir is corrupt or outdated; set it aside and starting with an empty store"
-                );
-                Ok((Self::open(dir, opts)?, Some(moved)))
-            }
-            Err(err) => Err(err),
-        }
+        crate::quarantine::open_or_quarantine(dir, opts, Self::open)
     }
 
     /// The data directory.

@@ -10,8 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::layout::{self, CUSTOMER, META, OFFSET, OUTBOX};
 use crate::{
-    CommitReceipt, FlushPolicy, PreparedBatch, Store, StoreError, StoreOptions, VerifyReport,
-    codec, quarantine,
+    CommitReceipt, FlushPolicy, PreparedBatch, Store, StoreError, StoreOptions, VerifyReport, codec,
 };
 
 /// Name of the one sled tree holding all of tier-store's keys.
@@ -106,7 +105,7 @@ impl SledStore {
     }
 
     /// Opens the store; if the data dir is corrupt (see
-    /// [`StoreError::is_corruption`]), moves it aside with [`quarantine`] and
+    /// [`StoreError::is_corruption`]), moves it aside with [`quarantine`](crate::quarantine) and
     /// opens a fresh store in its place, returning where the old data went.
     ///
     /// Errors that are not corruption (permissions, a lock held by another
@@ -116,34 +115,7 @@ impl SledStore {
         dir: &Path,
         opts: StoreOptions,
     ) -> Result<(Self, Option<PathBuf>), StoreError> {
-        match Self::open(dir, opts.clone()) {
-            Ok(store) => Ok((store, None)),
-            Err(err) if err.is_corruption() => {
-                let moved = quarantine(dir)?;
-                if let StoreError::SchemaMismatch {
-                    found, supported, ..
-                } = &err
-                {
-                    tracing::warn!(
-                        dir = %dir.display(),
-                        set_aside = %moved.display(),
-                        found,
-                        supported,
-                        "data dir was written by an older tierd; set it aside and rebuilding the state from Kafka"
-                    );
-                } else {
-                    tracing::warn!(
-                        dir = %dir.display(),
-                        quarantined = %moved.display(),
-                        error = %err,
-                        "data dir is corrupt; quarantined it and starting with an empty store"
-                    );
-                }
-                let store = Self::open(dir, opts)?;
-                Ok((store, Some(moved)))
-            }
-            Err(err) => Err(err),
-        }
+        crate::quarantine::open_or_quarantine(dir, opts, Self::open)
     }
 
     /// The data directory.
