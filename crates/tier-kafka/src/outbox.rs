@@ -71,7 +71,13 @@ pub struct Publisher<S> {
     producer: FutureProducer,
     notify: Arc<Notify>,
     changes: broadcast::Sender<api::TierChanged>,
+    /// When the whole outbox was last counted for the backlog gauge.
+    counted_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// How often a publisher with a full round behind it counts the whole
+/// outbox for the backlog gauge (counting is a scan of the outbox).
+const COUNT_EVERY: Duration = Duration::from_secs(1);
 
 impl<S> std::fmt::Debug for Publisher<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -107,6 +113,7 @@ impl<S: Store + 'static> Publisher<S> {
             producer,
             notify,
             changes,
+            counted_at: std::sync::Mutex::new(None),
         })
     }
 
@@ -168,7 +175,21 @@ impl<S: Store + 'static> Publisher<S> {
     /// Send one round of rows; returns how many were published.
     async fn publish_round(&self) -> Result<usize, StreamError> {
         let rows = self.store.outbox_pending(self.config.batch)?;
-        metrics::gauge!(m::OUTBOX_BACKLOG).set(self.store.outbox_len()? as f64);
+        // A round shorter than the batch saw every pending row: that is the
+        // backlog. Behind a full round, count the outbox (a scan) at most
+        // every COUNT_EVERY, not on every round of a catch-up.
+        if rows.len() < self.config.batch {
+            metrics::gauge!(m::OUTBOX_BACKLOG).set(rows.len() as f64);
+        } else {
+            let mut counted = self
+                .counted_at
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if counted.is_none_or(|t| t.elapsed() >= COUNT_EVERY) {
+                metrics::gauge!(m::OUTBOX_BACKLOG).set(self.store.outbox_len()? as f64);
+                *counted = Some(std::time::Instant::now());
+            }
+        }
         if rows.is_empty() {
             return Ok(0);
         }
