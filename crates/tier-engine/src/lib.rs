@@ -455,6 +455,19 @@ impl Engine {
             .unwrap_or(f64::NAN)
     }
 
+    /// Every customer ranked by what `policy`'s `abc` method ranks by (NaN:
+    /// unknown); `None` for other methods.
+    fn rank_population(&self, policy: &Policy) -> Option<Ranking<String>> {
+        let (_, direction) = policy.rank_by()?;
+        Some(Ranking::from_values(
+            direction,
+            self.states.iter().map(|(id, s)| {
+                let v = policy.rank_value(&s.indicators(policy));
+                (id.clone(), v.unwrap_or(f64::NAN))
+            }),
+        ))
+    }
+
     /// Move `id` in the ranking to its current value.
     fn rerank(&mut self, id: &str) {
         let value = self.rank_value(id);
@@ -469,16 +482,10 @@ impl Engine {
     /// `abc` policy at start or when applied); other methods drop the
     /// ranking.
     fn rank_all(&mut self, now: Timestamp) {
-        let Some((_, direction)) = self.policy.rank_by() else {
+        let Some(ranking) = self.rank_population(&self.policy) else {
             self.ranking = None;
             return;
         };
-        let values: Vec<(String, f64)> = self
-            .states
-            .keys()
-            .map(|id| (id.clone(), self.rank_value(id)))
-            .collect();
-        let ranking = Ranking::from_values(direction, values);
         if let Some(cuts) = self.policy.rank_cuts_of(&ranking) {
             self.policy = Arc::new(self.policy.with_rank_cuts(cuts));
         }
@@ -791,15 +798,8 @@ impl Engine {
     pub fn dry_run(&self, policy: &Policy, at: Timestamp, sample: usize) -> DryRun {
         // An abc policy grades against the population ranked its way now.
         let cut;
-        let policy = match policy.rank_by() {
-            Some((_, direction)) => {
-                let ranking = Ranking::from_values(
-                    direction,
-                    self.states.iter().map(|(id, s)| {
-                        let v = policy.rank_value(&s.indicators(policy));
-                        (id.clone(), v.unwrap_or(f64::NAN))
-                    }),
-                );
+        let policy = match self.rank_population(policy) {
+            Some(ranking) => {
                 cut = policy.with_rank_cuts(policy.rank_cuts_of(&ranking).unwrap_or_default());
                 &cut
             }

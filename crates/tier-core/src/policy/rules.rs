@@ -154,6 +154,19 @@ pub(crate) fn target(unit: Unit, op: Op, t: f64) -> f64 {
     }
 }
 
+/// The candidate value (each condition's target on `operand`) meeting every
+/// condition of `rule` on `operand`, nearest `current`; `None` when no
+/// value meets them all (contradictory conditions).
+fn meeting_all(rule: &[Condition], operand: &Operand, current: Option<f64>) -> Option<f64> {
+    let on_operand: Vec<&Condition> = rule.iter().filter(|o| o.operand == *operand).collect();
+    let distance = |v: f64| current.map_or(0.0, |now| (v - now).abs());
+    on_operand
+        .iter()
+        .map(|o| o.target())
+        .filter(|v| on_operand.iter().all(|o| o.op.holds(*v, o.value)))
+        .min_by(|a, b| distance(*a).total_cmp(&distance(*b)))
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct RuleTiers {
     /// `rules[i]` is the rule of tier `i`; the last tier has none, so
@@ -219,17 +232,8 @@ impl RuleTiers {
             if seen {
                 continue;
             }
-            let on_operand: Vec<&Condition> =
-                rule.iter().filter(|o| o.operand == c.operand).collect();
             let current = c.operand.value(ind);
-            let meets_all = |v: f64| on_operand.iter().all(|o| o.op.holds(v, o.value));
-            let distance = |v: f64| current.map_or(0.0, |now| (v - now).abs());
-            let best = on_operand
-                .iter()
-                .map(|o| o.target())
-                .filter(|v| meets_all(*v))
-                .min_by(|a, b| distance(*a).total_cmp(&distance(*b)));
-            let Some(target) = best else {
+            let Some(target) = meeting_all(rule, &c.operand, current) else {
                 return Vec::new();
             };
             c.operand.set(&mut after, Some(target));
@@ -260,16 +264,7 @@ impl RuleTiers {
             .map(|c| &c.operand)
             .collect();
         for operand in unmet {
-            let on_operand: Vec<&Condition> =
-                rule.iter().filter(|o| o.operand == *operand).collect();
-            let current = operand.value(ind);
-            let distance = |v: f64| current.map_or(0.0, |now| (v - now).abs());
-            if let Some(level) = on_operand
-                .iter()
-                .map(|o| o.target())
-                .filter(|v| on_operand.iter().all(|o| o.op.holds(*v, o.value)))
-                .min_by(|a, b| distance(*a).total_cmp(&distance(*b)))
-            {
+            if let Some(level) = meeting_all(rule, operand, operand.value(ind)) {
                 operand.set(ind, Some(level));
             }
         }
