@@ -325,6 +325,20 @@ async fn restart_keeps_tiers_and_resumes_from_stored_offsets() {
         Some((a, b))
     })
     .await;
+    // One stop order: the batch in hand is committed before the publisher
+    // drains, the API outlives the engine, the store is flushed last.
+    assert_eq!(
+        sb.running().stop_order(),
+        [
+            "ingest",
+            "outbox publisher",
+            "gRPC API",
+            "metrics endpoint",
+            "health",
+            "store",
+            "embedded broker"
+        ]
+    );
     let first = sb.stop().await;
     assert_eq!(first.records, 9);
 

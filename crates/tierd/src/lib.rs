@@ -3,7 +3,7 @@
 //! Owns configuration, wiring and lifecycle: it opens the store, loads the
 //! policy, starts (or connects to) the broker, runs the ingest pipeline,
 //! the outbox publisher, the gRPC API and the `/metrics` endpoint, and shuts
-//! them down in order. No domain logic and no protocol code live here.
+//! them down in one order ([`supervisor`]). No domain logic and no protocol code live here.
 //!
 //! The library form exists so end-to-end tests start tierd in-process with
 //! [`start`]; `main.rs` only parses flags, sets up logging and waits for a
@@ -12,6 +12,7 @@
 pub mod check;
 pub mod config;
 pub mod metrics_http;
+pub mod supervisor;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -31,6 +32,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, broadcast};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+use crate::supervisor::Supervisor;
 
 pub use config::{Cli, Config};
 
@@ -132,6 +135,7 @@ pub struct Running {
     policy: Arc<PolicyHandle>,
     commands: tier_engine::CommandSender,
     swept_to: tokio::sync::watch::Receiver<Option<Timestamp>>,
+    stop_order: Vec<&'static str>,
 }
 
 impl Running {
@@ -185,6 +189,11 @@ impl Running {
             .context("tierd did not become ready in time")?
             .context("tierd stopped before it was ready")?;
         Ok(())
+    }
+
+    /// The parts of this tierd in the order a shutdown stops them.
+    pub fn stop_order(&self) -> &[&'static str] {
+        &self.stop_order
     }
 
     pub fn status(&self) -> PipelineStatus {
@@ -423,34 +432,47 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         })
     };
 
+    // The one stop order (see `supervisor`): ingest commits the batch in
+    // hand, the publisher drains what it committed, the API answers until
+    // the engine is gone, the store is flushed when nothing writes to it.
+    let mut pipeline_status = pipeline.status();
+    let (report_tx, report_rx) = tokio::sync::oneshot::channel();
+    let mut parts = Supervisor::new();
+    parts.then("ingest", move || async move {
+        ingest_stop.cancel();
+        let report = pipeline.join().await;
+        let _ = report_tx.send(report);
+        Ok(())
+    });
+    parts.task("outbox publisher", publisher_stop, publisher_task);
+    parts.task("gRPC API", api_stop, api_task);
+    parts.task("metrics endpoint", metrics_stop, metrics_task);
+    parts.task("health", CancellationToken::new(), health_task);
+    let flushed = store.clone();
+    parts.then("store", move || async move {
+        tokio::task::spawn_blocking(move || flushed.flush())
+            .await
+            .context("store flush task panicked")?
+            .context("final store flush")
+    });
+    parts.then("embedded broker", move || async move {
+        drop(embedded);
+        Ok(())
+    });
+
+    let stop_order = parts.order();
     let stop = shutdown.clone();
     let main = tokio::spawn(async move {
-        let mut pipeline_status = pipeline.status();
         tokio::select! {
             () = stop.cancelled() => tracing::info!("shutting down: finishing the batch in hand"),
             _ = pipeline_status.wait_for(|s| *s == PipelineStatus::Stopped) => {
                 tracing::error!("the ingest pipeline stopped on its own");
             }
         }
-        ingest_stop.cancel();
-        let report = pipeline.join().await;
-        publisher_stop.cancel();
-        let _ = publisher_task.await;
-        api_stop.cancel();
-        let api_result = api_task.await;
-        metrics_stop.cancel();
-        let _ = metrics_task.await;
-        let _ = health_task.await;
-        if let Err(e) = store.flush() {
-            tracing::error!(error = %e, "final store flush failed");
-        }
-        drop(embedded);
-        match api_result {
-            Ok(Err(e)) => tracing::warn!(error = %e, "gRPC server ended with an error"),
-            Err(e) => tracing::warn!(error = %e, "gRPC server task failed"),
-            Ok(Ok(())) => {}
-        }
-        let report = report?;
+        parts.stop().await;
+        let report = report_rx
+            .await
+            .context("the ingest part ended without a report")??;
         tracing::info!(
             records = report.records,
             applied = report.applied,
@@ -475,6 +497,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         policy: policy_handle,
         commands,
         swept_to: swept_rx,
+        stop_order,
     })
 }
 
