@@ -118,12 +118,14 @@ async fn corrupt_data_dirs_are_quarantined_and_rebuilt_from_kafka() {
     {
         let db = sled::open(&bad_value).unwrap();
         let tree = db.open_tree("tierd-state").unwrap();
-        assert!(
-            tree.get(b"c/q-big").unwrap().is_some(),
-            "layout assumption: c/<id> keys"
-        );
-        tree.insert(b"c/q-big", &b"\x01\xff\xff\xff garbage"[..])
-            .unwrap();
+        // Layout: `c/`, the input partition (4 bytes), the id.
+        let key = tree
+            .scan_prefix(b"c/")
+            .keys()
+            .map(Result::unwrap)
+            .find(|k| k.len() == 2 + 4 + 5 && k.ends_with(b"q-big"))
+            .expect("layout assumption: c/<scope><id> keys");
+        tree.insert(key, &b"\x01\xff\xff\xff garbage"[..]).unwrap();
         db.flush().unwrap();
     }
     expect_rebuild(&mut sb, bad_value, "q-big").await;

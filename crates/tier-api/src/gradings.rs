@@ -154,6 +154,17 @@ impl Population {
         self.dirty = true;
     }
 
+    /// A customer left this instance.
+    pub(crate) fn remove(&mut self, id: &str) {
+        for a in &mut self.abc {
+            a.ranking.remove(id);
+        }
+        for r in &mut self.rfm {
+            r.ranking.remove(id);
+        }
+        self.dirty |= !self.abc.is_empty() || !self.rfm.is_empty();
+    }
+
     /// Recompute every cut point now.
     pub(crate) fn recut(&mut self) {
         for a in &mut self.abc {

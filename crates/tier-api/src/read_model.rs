@@ -386,7 +386,8 @@ type Shard = RwLock<ShardData>;
 pub struct ReadModel {
     shards: Box<[Shard]>,
     /// Every customer id, in byte order: inserted after the customer's
-    /// entry, never removed.
+    /// entry, removed after it (only when the customer leaves this
+    /// instance, see [`ReadModel::remove`]).
     ids: RwLock<BTreeSet<Arc<str>>>,
     /// The population gradings (abc, rfm) of the policy in force.
     population: Mutex<Population>,
@@ -594,6 +595,44 @@ impl ReadModel {
         self.index(new_ids);
     }
 
+    /// Drop customers this instance no longer owns (their input
+    /// partition went to another instance): their views, their share of
+    /// the totals, their place in the id index and in population
+    /// gradings. A page walk over the ids skips them from then on.
+    pub fn remove(&self, customer_ids: &[String]) {
+        if customer_ids.is_empty() {
+            return;
+        }
+        let mut grouped: Vec<Vec<&str>> = (0..SHARDS).map(|_| Vec::new()).collect();
+        for id in customer_ids {
+            grouped[shard_of(id)].push(id);
+        }
+        for (idx, group) in grouped.into_iter().enumerate() {
+            if group.is_empty() {
+                continue;
+            }
+            let mut shard = self.write(idx);
+            for id in group {
+                if let Some(held) = shard.entries.remove(id) {
+                    shard.totals.remove(&held.view.tier, &held.book);
+                }
+            }
+        }
+        {
+            let mut ids = self
+                .ids
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for id in customer_ids {
+                ids.remove(id.as_str());
+            }
+        }
+        let mut population = self.population();
+        for id in customer_ids {
+            population.remove(id);
+        }
+    }
+
     /// The latest view of a customer, if any event of it was processed.
     pub fn get(&self, customer_id: &str) -> Option<Arc<CustomerView>> {
         self.read(shard_of(customer_id))
@@ -693,6 +732,32 @@ mod tests {
         let counts = rm.count_by_tier();
         assert_eq!(counts.get("silver"), Some(&2));
         assert_eq!(counts.get("gold"), None);
+    }
+
+    #[test]
+    fn removed_customers_leave_views_totals_and_the_index() {
+        let rm = ReadModel::new();
+        rm.upsert_many([
+            ("a", view("gold", 90.0)),
+            ("b", view("gold", 80.0)),
+            ("c", view("silver", 60.0)),
+        ]);
+        rm.remove(&["b".to_owned(), "c".to_owned(), "unknown".to_owned()]);
+        assert_eq!(rm.len(), 1);
+        assert_eq!(rm.get("b"), None);
+        let counts = rm.count_by_tier();
+        assert_eq!(counts.get("gold"), Some(&1));
+        assert_eq!(counts.get("silver"), None);
+        let ids: Vec<String> = rm
+            .ids_after(None, 10)
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(ids, ["a"]);
+        assert!(!rm.has_ids_after("a"));
+        // Back again (its partition was assigned here again).
+        rm.upsert("c", view("silver", 60.0));
+        assert_eq!(rm.count_by_tier().get("silver"), Some(&1));
     }
 
     #[test]

@@ -95,6 +95,7 @@ fn bench(c: &mut Criterion) {
                 engine.seal(&unit);
                 let commit = CommitBatch {
                     customers: engine.unit_customers(&unit),
+                    moved: Vec::new(),
                     offsets: vec![(partition.0.as_str(), partition.1, batch.len() as i64)],
                     outbox: unit.changes.iter().map(encode_row).collect(),
                     meta: Vec::new(),

@@ -44,6 +44,8 @@ pub struct DeadLetter {
 pub(crate) enum PendingReply {
     Override(Reply<OverrideOutcome>, Option<Box<TierChange>>),
     Policy(Reply<PolicyStatus>),
+    /// Told once this unit and every one before it are durable.
+    Barrier(std::sync::mpsc::SyncSender<()>),
 }
 
 /// What the adapter gathers between two commits.
@@ -103,6 +105,15 @@ impl Batch {
         }
     }
 
+    /// A signal for when this batch, and every one submitted before it, is
+    /// durable and its effects are done (e.g. before reading the store
+    /// for customers a rebalance gave back).
+    pub fn barrier(&mut self) -> std::sync::mpsc::Receiver<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.replies.push(PendingReply::Barrier(tx));
+        rx
+    }
+
     /// Park an invalid record (already [`record`](Batch::record)ed).
     pub fn dead_letter(&mut self, dead: DeadLetter) {
         self.dead.push(dead);
@@ -114,6 +125,7 @@ impl Batch {
             || !self.unit.is_empty()
             || !self.unit.changes.is_empty()
             || !self.replies.is_empty()
+            || !self.unit.evicted.is_empty()
             || self.policy.is_some()
     }
 }
@@ -122,8 +134,8 @@ impl Batch {
 /// durable, owned: the engine goes on folding while the committer works.
 pub struct CommitUnit {
     pub(crate) records: usize,
-    /// The touched customers' states as of the seal.
-    pub(crate) customers: Vec<(String, CustomerState)>,
+    /// The touched customers' scopes and states as of the seal.
+    pub(crate) customers: Vec<(tier_store::Scope, String, CustomerState)>,
     pub(crate) offsets: BTreeMap<(String, i32), i64>,
     /// Offsets to store that no record of this unit moved (resets).
     pub(crate) extra_offsets: Vec<(String, i32, i64)>,
@@ -167,6 +179,7 @@ impl CommitUnit {
     pub(crate) fn writes(&self) -> bool {
         self.records > 0
             || !self.customers.is_empty()
+            || !self.unit.moved.is_empty()
             || !self.unit.changes.is_empty()
             || !self.notice_rows.is_empty()
             || !self.extra_offsets.is_empty()
@@ -338,10 +351,10 @@ impl Engine {
             rank_cut,
         } = batch;
         self.seal(&unit);
-        let customers = unit
-            .touched()
-            .iter()
-            .filter_map(|id| self.states.get(id).map(|s| (id.clone(), s.clone())))
+        let customers = self
+            .unit_customers(&unit)
+            .into_iter()
+            .map(|(scope, id, state)| (scope, id.to_owned(), state.clone()))
             .collect();
         let notice_rows = unit
             .at_risk

@@ -77,6 +77,12 @@ pub trait CommitObserver: Send + Sync + 'static {
     /// `customers` were durably committed (each carries the instant of
     /// its own last decision).
     fn committed(&self, customers: &[(&str, &CustomerState)]);
+
+    /// `ids` left this instance (their input partition was assigned to
+    /// another one); called after every unit sealed before is durable.
+    fn evicted(&self, ids: &[String]) {
+        let _ = ids;
+    }
 }
 
 /// What a durable unit tells the adapter.
@@ -345,7 +351,13 @@ impl<S: Store + 'static> Worker<S> {
             customers: unit
                 .customers
                 .iter()
-                .map(|(id, s)| (id.as_str(), s))
+                .map(|(scope, id, s)| (*scope, id.as_str(), s))
+                .collect(),
+            moved: unit
+                .unit
+                .moved
+                .iter()
+                .map(|(scope, id)| (*scope, id.as_str()))
                 .collect(),
             offsets,
             outbox,
@@ -450,9 +462,14 @@ impl<S: Store + 'static> Worker<S> {
         }
         set_status(&self.policy, &status);
         if !customers.is_empty() {
-            let views: Vec<(&str, &CustomerState)> =
-                customers.iter().map(|(id, s)| (id.as_str(), s)).collect();
+            let views: Vec<(&str, &CustomerState)> = customers
+                .iter()
+                .map(|(_, id, s)| (id.as_str(), s))
+                .collect();
             self.observer.committed(&views);
+        }
+        if !work.evicted.is_empty() {
+            self.observer.evicted(&work.evicted);
         }
         if let Some(backlog) = sweep_backlog {
             metrics::gauge!(m::SWEEP_BACKLOG).set(backlog as f64);
@@ -472,6 +489,9 @@ impl<S: Store + 'static> Worker<S> {
             match r {
                 PendingReply::Override(reply, change) => reply(Ok(change.map(|c| *c))),
                 PendingReply::Policy(reply) => reply(status.clone()),
+                PendingReply::Barrier(tx) => {
+                    let _ = tx.send(());
+                }
             }
         }
         self.report.records += records as u64;

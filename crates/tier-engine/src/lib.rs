@@ -11,6 +11,10 @@
 //!   advances due customers in bounded slices, with cause `Time`, and
 //!   announces foreseeable drops ([`AtRisk`]) once;
 //! - **commands**: [`Engine::set_override`] / [`Engine::clear_override`];
+//! - **partitions**: each customer's scope (the input partition its
+//!   records arrive on, [`Engine::fold_from`]) and what a rebalance keeps
+//!   in memory ([`Engine::assign`], [`Engine::admit`]); see the `scope`
+//!   module;
 //! - **policy changes**: [`Engine::dry_run`] (changes nothing),
 //!   [`Engine::apply_policy`] and [`Engine::rescore`] (a background
 //!   rescore in slices, cause `Policy`, with [`PolicyStatus`] progress).
@@ -37,6 +41,7 @@ pub mod batch;
 pub mod command;
 pub mod committer;
 pub mod metrics;
+mod scope;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
@@ -47,6 +52,7 @@ use tier_core::projection::{Applied, CustomerMap};
 use tier_core::rank::Ranking;
 use tier_core::state::{AtRisk, Cause, ComplaintOverdue, CustomerState, TierChange};
 use tier_core::{Event, EventKind, Timestamp};
+use tier_store::Scope;
 use tier_wire::trace::TraceParent;
 
 pub use batch::{Batch, CommitUnit, DeadLetter, SealInfo};
@@ -88,6 +94,14 @@ pub struct Unit {
     /// changes, context)`, by index. The change's `TierChanged` carries a
     /// child of it (see `tier_wire::trace`).
     pub traced: Vec<(usize, TraceParent)>,
+    /// Customers whose records moved them to another scope (input
+    /// partition): their key under the old scope is deleted with the
+    /// commit (see `Engine::fold_from`).
+    pub moved: Vec<(Scope, String)>,
+    /// Customers dropped from memory because their partition went to
+    /// another instance; the read side drops them once the unit is
+    /// durable (see `Engine::assign`).
+    pub evicted: Vec<String>,
 }
 
 impl Unit {
@@ -239,6 +253,12 @@ pub struct Engine {
     last_cut: Option<Timestamp>,
     /// Cut points the read side has not been given yet.
     cut_unpublished: bool,
+    /// Each customer's scope (input partition) when it has one; absent:
+    /// [`Scope::UNSCOPED`]. See [`scope`].
+    scopes: CustomerMap<Scope>,
+    /// The scopes of the partitions assigned to this instance, once an
+    /// assignment was made (`None`: every stored customer is in memory).
+    owned: Option<BTreeSet<Scope>>,
 }
 
 impl Engine {
@@ -264,6 +284,8 @@ impl Engine {
             ranking_moved: false,
             last_cut: None,
             cut_unpublished: false,
+            scopes: CustomerMap::default(),
+            owned: None,
         };
         let mut stale = Vec::new();
         for (id, state) in states {
@@ -316,12 +338,13 @@ impl Engine {
         self.states.is_empty()
     }
 
-    /// The touched customers of `unit` with their states, for the commit.
-    pub fn unit_customers<'a>(&'a self, unit: &Unit) -> Vec<(&'a str, &'a CustomerState)> {
+    /// The touched customers of `unit` with their scopes and states, for
+    /// the commit.
+    pub fn unit_customers<'a>(&'a self, unit: &Unit) -> Vec<(Scope, &'a str, &'a CustomerState)> {
         unit.touched
             .iter()
             .filter_map(|id| self.states.get_key_value(id))
-            .map(|(k, v)| (k.as_str(), v))
+            .map(|(k, v)| (self.scope_of(k), k.as_str(), v))
             .collect()
     }
 
@@ -423,6 +446,7 @@ impl Engine {
             // A customer is stored only once an event of it was applied (or
             // a manager set its tier).
             self.states.remove(id);
+            self.scopes.remove(id);
         }
         unit.changes.extend(processed.due_first);
         if let Some(change) = processed.change {

@@ -26,7 +26,7 @@ use tier_engine::{
     ActivePolicy, Batch, CommitHooks, CommitObserver, CommitUnit, Committer, CommitterDeps,
     DeadLetter, DeadLetterSink, Durable, Engine, PolicyHandle, SealInfo, SetOverride, SinkError,
 };
-use tier_store::{MemStore, Store};
+use tier_store::{MemStore, Scope, Store};
 
 /// Fails the first `fail` deliveries, then acknowledges.
 struct FlakySink {
@@ -58,6 +58,7 @@ impl DeadLetterSink for FlakySink {
 struct Reader {
     store: Arc<MemStore>,
     seen: Mutex<Vec<String>>,
+    evicted: Mutex<Vec<String>>,
 }
 
 impl CommitObserver for Reader {
@@ -75,6 +76,19 @@ impl CommitObserver for Reader {
             );
             self.seen.lock().unwrap().push((*id).to_owned());
         }
+    }
+
+    fn evicted(&self, ids: &[String]) {
+        for id in ids {
+            assert!(
+                self.store
+                    .get_customer::<CustomerState>(id)
+                    .unwrap()
+                    .is_some(),
+                "a customer left memory before its state was stored"
+            );
+        }
+        self.evicted.lock().unwrap().extend(ids.iter().cloned());
     }
 }
 
@@ -147,6 +161,7 @@ fn rig(fail: usize) -> Rig {
     let reader = Arc::new(Reader {
         store: store.clone(),
         seen: Mutex::new(Vec::new()),
+        evicted: Mutex::new(Vec::new()),
     });
     let told = Arc::new(Mutex::new(Told::default()));
     let fail = Arc::new(AtomicUsize::new(fail));
@@ -351,4 +366,148 @@ fn a_command_is_answered_only_after_its_unit_is_stored() {
     r.committer.finish().unwrap();
     assert_eq!(answer_rx.recv().unwrap(), (true, true));
     assert_eq!(r.handle.status().version, r.engine.status().version);
+}
+
+/// A batch of orders `(customer, partition, amount)` from offset `first`
+/// on, each folded as a record of its partition.
+fn scoped_batch(engine: &mut Engine, first: i64, orders: &[(&str, i32, i64)]) -> Batch {
+    let at = date(2026, 1, 5);
+    let mut b = Batch::new();
+    for (i, (customer, partition, amount)) in orders.iter().enumerate() {
+        let offset = first + i as i64;
+        let event = order(customer, offset as usize, at, *amount);
+        b.record(
+            &(TOPIC.to_owned(), *partition),
+            offset,
+            event.kind.type_name(),
+        );
+        engine.fold_from(&mut b.unit, &event, None, *partition);
+    }
+    b
+}
+
+fn stored_scopes(store: &MemStore) -> Vec<(Scope, String)> {
+    store
+        .scan_scoped::<CustomerState>(None)
+        .map(|item| {
+            let (scope, id, _) = item.unwrap();
+            (scope, id)
+        })
+        .collect()
+}
+
+fn p(n: i32) -> Scope {
+    Scope::partition(n).unwrap()
+}
+
+/// A customer is stored under the partition its records arrive on; one
+/// known first from a command is unscoped; when its records move to
+/// another partition the old key goes in the same commit, so the store
+/// never holds a customer twice.
+#[test]
+fn customers_are_stored_under_their_input_partition_and_move_with_it() {
+    let mut r = rig(0);
+    let b = scoped_batch(&mut r.engine, 0, &[("ann", 0, 500_000), ("ben", 1, 1_000)]);
+    let u = seal(&mut r.engine, b);
+    r.committer.submit(u).unwrap();
+    // An override for a customer tierd has not seen: no partition yet.
+    let mut b = Batch::new();
+    r.engine
+        .set_override(
+            &mut b.unit,
+            SetOverride {
+                customer_id: "cat".into(),
+                tier: "A".into(),
+                mode: OverrideMode::Pin,
+                reason: "key account".into(),
+                author: "lead".into(),
+                expires_at: None,
+            },
+            date(2026, 1, 6),
+        )
+        .unwrap();
+    let u = seal(&mut r.engine, b);
+    r.committer.submit(u).unwrap();
+    // ben's records now arrive on partition 2 (topics repartitioned); cat's
+    // first record on partition 1; a duplicate of ann's order moves nothing.
+    let b = scoped_batch(&mut r.engine, 2, &[("ben", 2, 2_000), ("cat", 1, 3_000)]);
+    let u = seal(&mut r.engine, b);
+    r.committer.submit(u).unwrap();
+    let Rig {
+        committer,
+        store,
+        engine,
+        ..
+    } = r;
+    committer.finish().unwrap();
+    assert_eq!(
+        stored_scopes(&store),
+        [
+            (p(0), "ann".to_owned()),
+            (p(1), "cat".to_owned()),
+            (p(2), "ben".to_owned()),
+        ]
+    );
+    assert_eq!(engine.scope_of("cat"), p(1));
+    let ben: CustomerState = store.get_customer("ben").unwrap().unwrap();
+    assert_eq!(ben.sequence, engine.customer("ben").unwrap().sequence);
+}
+
+/// A rebalance: customers of partitions assigned elsewhere leave memory
+/// (and the read side, after the commit) but stay in the store; nothing
+/// sweeps them here; when their partition comes back they are loaded
+/// from the store as they were.
+#[test]
+fn an_assignment_drops_and_a_reassignment_reloads_a_partitions_customers() {
+    let mut r = rig(0);
+    let b = scoped_batch(
+        &mut r.engine,
+        0,
+        &[("ann", 0, 500_000), ("ben", 1, 900_000), ("bo", 1, 1_000)],
+    );
+    let u = seal(&mut r.engine, b);
+    r.committer.submit(u).unwrap();
+    let before: Vec<CustomerState> = ["ben", "bo"]
+        .iter()
+        .map(|id| r.engine.customer(id).unwrap().clone())
+        .collect();
+
+    // The first assignment: partition 0 only.
+    let mut b = Batch::new();
+    let assigned = r.engine.assign(&mut b.unit, &[0].into());
+    assert_eq!(assigned.evicted, 2);
+    assert!(
+        assigned.to_load.is_empty(),
+        "everything was loaded at start"
+    );
+    assert!(r.engine.customer("ben").is_none() && r.engine.customer("ann").is_some());
+    let due_before = r.engine.due_count(date(2030, 1, 1));
+    assert_eq!(due_before, 1, "only ann is left to sweep");
+    let durable = b.barrier();
+    let u = seal(&mut r.engine, b);
+    r.committer.submit(u).unwrap();
+    durable.recv().unwrap();
+    let mut evicted = r.reader.evicted.lock().unwrap().clone();
+    evicted.sort();
+    assert_eq!(evicted, ["ben", "bo"]);
+    assert_eq!(stored_scopes(&r.store).len(), 3, "the store keeps them");
+
+    // Partition 1 comes back.
+    let mut b = Batch::new();
+    let assigned = r.engine.assign(&mut b.unit, &[0, 1].into());
+    assert_eq!(assigned.to_load, [p(1)]);
+    assert_eq!(assigned.evicted, 0);
+    for item in r.store.scan_scoped::<CustomerState>(Some(p(1))) {
+        let (scope, id, state) = item.unwrap();
+        assert!(r.engine.admit(id, state, scope, date(2026, 1, 6)));
+    }
+    for (id, was) in ["ben", "bo"].iter().zip(&before) {
+        let now = r.engine.customer(id).unwrap();
+        assert_eq!(durable_part(now), durable_part(was), "{id} as it was");
+        assert_eq!(r.engine.scope_of(id), p(1));
+    }
+    assert_eq!(r.engine.due_count(date(2030, 1, 1)), 3, "swept here again");
+    // A customer already in memory is not admitted twice.
+    let ann = r.engine.customer("ann").unwrap().clone();
+    assert!(!r.engine.admit("ann".into(), ann, p(0), date(2026, 1, 6)));
 }

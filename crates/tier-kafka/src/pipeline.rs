@@ -21,7 +21,12 @@
 //!
 //! On every partition assignment the consumer starts from the offsets the
 //! pipeline has processed (equal to the stored ones after a restart);
-//! Kafka's committed offsets are never read. A stored offset beyond the
+//! Kafka's committed offsets are never read. The engine learns the new
+//! assignment before it folds a record of it or sweeps: the batch in hand
+//! is committed, customers of partitions now owned elsewhere are dropped
+//! from memory, and those of partitions owned again are loaded back from
+//! the store once everything before is durable (`Pipeline::reassign`,
+//! tier-engine's `scope` module). A stored offset beyond the
 //! partition's end (a new embedded log, a recreated topic) is reset to the
 //! log start with a warning.
 //!
@@ -47,7 +52,7 @@
 //! already delivered are then delivered again: the dead-letter topic is
 //! at-least-once across restarts, exactly-once within a run.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -392,6 +397,9 @@ struct IngestContext {
     /// Offsets reset on assignment, to be written with the next commit.
     resets: Arc<Mutex<Vec<(String, i32, i64)>>>,
     assigned: Arc<Mutex<bool>>,
+    /// The partition numbers of an assignment the engine has not applied
+    /// yet (see `Pipeline::reassign`).
+    assignment: Arc<Mutex<Option<BTreeSet<i32>>>>,
     /// The reason of a client error event not yet seen by the pipeline.
     client_error: Arc<Mutex<Option<&'static str>>>,
 }
@@ -454,6 +462,8 @@ impl ConsumerContext for IngestContext {
                     tracing::error!(error = %e, "assigning partitions failed");
                 } else {
                     *lock(&self.assigned) = true;
+                    *lock(&self.assignment) =
+                        Some(tpl.elements().iter().map(|e| e.partition()).collect());
                     // Tell the group where tierd stands at once, so lag
                     // monitors are right also for partitions with nothing
                     // new to consume (monitoring only; never read back).
@@ -571,6 +581,9 @@ struct Pipeline<S> {
     positions: Positions,
     resets: Arc<Mutex<Vec<(String, i32, i64)>>>,
     assigned: Arc<Mutex<bool>>,
+    assignment: Arc<Mutex<Option<BTreeSet<i32>>>>,
+    /// The read side, for customers loaded back on an assignment.
+    observer: Arc<dyn CommitObserver>,
     client_error: Arc<Mutex<Option<&'static str>>>,
     now: MonotonicNow,
     health: Arc<Mutex<Health>>,
@@ -653,12 +666,16 @@ impl<S: Store + 'static> Pipeline<S> {
         let store = deps.store.clone();
         // Warm the engine from the store.
         let mut states = Vec::new();
-        for item in store.scan_customers::<CustomerState>() {
-            states.push(item?);
+        let mut scopes = Vec::new();
+        for item in store.scan_scoped::<CustomerState>(None) {
+            let (scope, id, state) = item?;
+            scopes.push((id.clone(), scope));
+            states.push((id, state));
         }
         let mut clock_now = MonotonicNow::new();
         let now = clock_now.now(deps.clock.as_ref());
-        let engine = Engine::new(deps.policy.policy(), states, now);
+        let mut engine = Engine::new(deps.policy.policy(), states, now);
+        engine.set_scopes(scopes);
         {
             let all: Vec<(&str, &CustomerState)> = engine.customers().collect();
             observer.committed(&all);
@@ -697,11 +714,13 @@ impl<S: Store + 'static> Pipeline<S> {
         );
         let resets = Arc::new(Mutex::new(Vec::new()));
         let assigned = Arc::new(Mutex::new(false));
+        let assignment = Arc::new(Mutex::new(None));
         let client_error = Arc::new(Mutex::new(None));
         let ctx = IngestContext {
             positions: positions.clone(),
             resets: resets.clone(),
             assigned: assigned.clone(),
+            assignment: assignment.clone(),
             client_error: client_error.clone(),
         };
         let session_timeout = config.session_timeout_ms.to_string();
@@ -741,7 +760,7 @@ impl<S: Store + 'static> Pipeline<S> {
         let committer = Committer::spawn(CommitterDeps {
             store,
             sink: Box::new(sink),
-            observer,
+            observer: observer.clone(),
             policy: deps.policy.clone(),
             hooks: Box::new(Hooks {
                 health: health.clone(),
@@ -767,6 +786,8 @@ impl<S: Store + 'static> Pipeline<S> {
             positions,
             resets,
             assigned,
+            assignment,
+            observer,
             client_error,
             now: clock_now,
             health,
@@ -828,6 +849,11 @@ impl<S: Store + 'static> Pipeline<S> {
                 self.last_activity = Instant::now();
             }
             let now = self.now.now(self.deps.clock.as_ref());
+            if !cancelled && lock(&self.assignment).is_some() {
+                // Before sweeping: never decide for a customer whose
+                // partition went elsewhere.
+                self.reassign(&mut batch, now)?;
+            }
             let sweeping = self.caught_up && self.config.time_sweeps;
             if !cancelled {
                 self.engine.between_batches(
@@ -902,12 +928,15 @@ impl<S: Store + 'static> Pipeline<S> {
         // The partition of the previous record: records come in runs per
         // partition, so its key is allocated once per run, not per record.
         let mut current: (String, i32) = (String::new(), -1);
+        // A handle of its own: a record borrows it while the pipeline may
+        // have to apply a rebalance.
+        let consumer = self.consumer.clone();
         while batch.records < self.config.batch_max_records {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || self.deps.cancel.is_cancelled() {
                 break;
             }
-            let Some(polled) = self.consumer.poll(left) else {
+            let Some(polled) = consumer.poll(left) else {
                 break;
             };
             let msg = match polled {
@@ -929,6 +958,11 @@ impl<S: Store + 'static> Pipeline<S> {
                     continue;
                 }
             };
+            if lock(&self.assignment).is_some() {
+                // A rebalance happened within this poll: apply it before
+                // folding the records of the new assignment.
+                self.reassign(batch, now)?;
+            }
             let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
             if current.1 != partition || current.0 != topic {
                 current = (topic.to_owned(), partition);
@@ -947,7 +981,8 @@ impl<S: Store + 'static> Pipeline<S> {
                 Ok(decoded) => {
                     let event = decoded.event;
                     batch.record(&current, offset, event.kind.type_name());
-                    self.engine.fold_traced(&mut batch.unit, &event, trace);
+                    self.engine
+                        .fold_from(&mut batch.unit, &event, trace, partition);
                 }
                 Err(error) => {
                     batch.record(&current, offset, "invalid");
@@ -970,6 +1005,60 @@ impl<S: Store + 'static> Pipeline<S> {
         if let Some(reason) = lock(&self.client_error).take() {
             lock(&self.health).trouble(reason);
         }
+        Ok(())
+    }
+
+    /// Apply a new assignment to the engine: commit the batch in hand
+    /// first (so no customer about to be dropped has uncommitted work),
+    /// drop the customers of partitions no longer owned, and load back,
+    /// once everything before is durable, those of partitions owned again.
+    fn reassign(
+        &mut self,
+        batch: &mut Batch,
+        now: tier_core::Timestamp,
+    ) -> Result<(), StreamError> {
+        let Some(partitions) = lock(&self.assignment).take() else {
+            return Ok(());
+        };
+        let in_hand = std::mem::take(batch);
+        self.submit(in_hand, now, false)?;
+        let assigned = self.engine.assign(&mut batch.unit, &partitions);
+        if assigned.evicted > 0 {
+            tracing::info!(
+                customers = assigned.evicted,
+                "customers of partitions assigned elsewhere dropped from memory (their state stays in the store)"
+            );
+        }
+        if assigned.to_load.is_empty() {
+            return Ok(());
+        }
+        let durable = batch.barrier();
+        let unit = std::mem::take(batch);
+        self.submit(unit, now, false)?;
+        durable
+            .recv()
+            .map_err(|_| StreamError::Stopped("the committer stopped during a rebalance".into()))?;
+        let started = Instant::now();
+        let mut loaded = Vec::new();
+        for scope in &assigned.to_load {
+            for item in self.deps.store.scan_scoped::<CustomerState>(Some(*scope)) {
+                let (_, id, state) = item?;
+                if self.engine.admit(id.clone(), state, *scope, now) {
+                    loaded.push(id);
+                }
+            }
+        }
+        let views: Vec<(&str, &CustomerState)> = loaded
+            .iter()
+            .filter_map(|id| Some((id.as_str(), self.engine.customer(id)?)))
+            .collect();
+        self.observer.committed(&views);
+        tracing::info!(
+            customers = loaded.len(),
+            partitions = ?assigned.to_load.iter().filter_map(|s| s.as_partition()).collect::<Vec<_>>(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "customers of partitions assigned again loaded from the store"
+        );
         Ok(())
     }
 

@@ -23,7 +23,9 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use serde::Serialize;
-use tier_store::{AnyStore, Backend, CommitBatch, FlushPolicy, PreparedBatch, Store, StoreOptions};
+use tier_store::{
+    AnyStore, Backend, CommitBatch, FlushPolicy, PreparedBatch, Scope, Store, StoreOptions,
+};
 
 const PRELOADED: u64 = 20_000;
 const BULK: u64 = 50_000;
@@ -88,7 +90,12 @@ fn load(store: &AnyStore, ids: &[String], states: &[BenchState]) {
         .zip(states.chunks(LOAD_BATCH as usize))
     {
         let batch = CommitBatch {
-            customers: ids.iter().map(String::as_str).zip(states).collect(),
+            customers: ids
+                .iter()
+                .zip(states)
+                .enumerate()
+                .map(|(i, (id, s))| (scope_of(i), id.as_str(), s))
+                .collect(),
             ..CommitBatch::new()
         };
         store
@@ -131,8 +138,9 @@ fn commit_500(c: &mut Criterion) {
                 let batch = CommitBatch {
                     customers: updates
                         .iter()
-                        .map(|(i, s)| (all_ids[*i].as_str(), s))
+                        .map(|(i, s)| (scope_of(*i), all_ids[*i].as_str(), s))
                         .collect(),
+                    moved: Vec::new(),
                     offsets: (0..16).map(|p| ("orders", p, n as i64)).collect(),
                     outbox: vec![vec![7u8; 120]; 4],
                     meta: Vec::new(),
@@ -177,3 +185,8 @@ fn bulk_load_50k(c: &mut Criterion) {
 
 criterion_group!(benches, commit_500, bulk_load_50k);
 criterion_main!(benches);
+
+/// The input partition of customer `i` (16, like the offsets).
+fn scope_of(i: usize) -> Scope {
+    Scope::partition((i % 16) as i32).unwrap_or(Scope::UNSCOPED)
+}

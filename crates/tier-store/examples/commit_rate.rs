@@ -12,7 +12,7 @@ use std::error::Error;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tier_store::{CommitBatch, FlushPolicy, MemStore, SledStore, Store, StoreOptions};
+use tier_store::{CommitBatch, FlushPolicy, MemStore, Scope, SledStore, Store, StoreOptions};
 
 const POPULATION: u64 = 100_000;
 const OUTBOX_ROWS: usize = 50;
@@ -92,7 +92,12 @@ impl Workload<'_> {
             let customers = (0..self.per_batch)
                 .map(|i| {
                     let c = ((b * self.per_batch + i) * 7_919 % POPULATION) as usize;
-                    (self.ids[c].as_str(), &self.states[c])
+                    (
+                        Scope::partition((c % PARTITIONS as usize) as i32)
+                            .unwrap_or(Scope::UNSCOPED),
+                        self.ids[c].as_str(),
+                        &self.states[c],
+                    )
                 })
                 .collect();
             let offsets = (0..PARTITIONS)
@@ -103,6 +108,7 @@ impl Workload<'_> {
                 .collect();
             let batch = CommitBatch {
                 customers,
+                moved: Vec::new(),
                 offsets,
                 outbox,
                 meta: Vec::new(),

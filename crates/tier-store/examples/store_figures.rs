@@ -26,7 +26,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tier_store::{AnyStore, Backend, CommitBatch, FlushPolicy, PreparedBatch, Store, StoreOptions};
+use tier_store::{
+    AnyStore, Backend, CommitBatch, FlushPolicy, PreparedBatch, Scope, Store, StoreOptions,
+};
 
 const LOAD_BATCH: usize = 10_000;
 const COMMIT_CUSTOMERS: usize = 500;
@@ -136,7 +138,12 @@ fn run(backend: Backend, customers: u64, batches: usize) -> Result<Figures, Box<
         let ids: Vec<String> = (next..end).map(customer_id).collect();
         let states: Vec<FigState> = (next..end).map(|i| state(&mut rng, i)).collect();
         let batch = CommitBatch {
-            customers: ids.iter().map(String::as_str).zip(&states).collect(),
+            customers: ids
+                .iter()
+                .map(|id| (Scope::UNSCOPED, id.as_str()))
+                .zip(&states)
+                .map(|((scope, id), s)| (scope, id, s))
+                .collect(),
             offsets: vec![("orders", 0, end as i64)],
             ..CommitBatch::new()
         };
@@ -162,7 +169,13 @@ fn run(backend: Backend, customers: u64, batches: usize) -> Result<Figures, Box<
         let states: Vec<FigState> = picks.iter().map(|&i| state(&mut rng, i)).collect();
         let outbox = (0..OUTBOX_ROWS).map(|r| vec![r as u8; 120]).collect();
         let batch = CommitBatch {
-            customers: ids.iter().map(String::as_str).zip(&states).collect(),
+            customers: ids
+                .iter()
+                .map(|id| (Scope::UNSCOPED, id.as_str()))
+                .zip(&states)
+                .map(|((scope, id), s)| (scope, id, s))
+                .collect(),
+            moved: Vec::new(),
             offsets: (0..PARTITIONS)
                 .map(|p| ("orders", p, (b as i64 + 1) * 10_000))
                 .collect(),

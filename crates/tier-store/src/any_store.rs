@@ -11,7 +11,8 @@ use crate::FjallStore;
 #[cfg(feature = "redb")]
 use crate::RedbStore;
 use crate::{
-    Backend, CommitReceipt, PreparedBatch, SledStore, Store, StoreError, StoreOptions, VerifyReport,
+    Backend, CommitReceipt, PreparedBatch, Scope, SledStore, Store, StoreError, StoreOptions,
+    VerifyReport,
 };
 
 /// The store of whichever [`Backend`] was chosen at start; implements
@@ -146,28 +147,29 @@ impl Store for AnyStore {
         dispatch!(self, s => s.get_customer(id))
     }
 
-    fn scan_customers<S: DeserializeOwned>(
+    fn scan_scoped<S: DeserializeOwned>(
         &self,
-    ) -> impl Iterator<Item = Result<(String, S), StoreError>> {
+        scope: Option<Scope>,
+    ) -> impl Iterator<Item = Result<(Scope, String, S), StoreError>> {
         // The backends' iterators are distinct opaque types: hold the one
         // in use, the others stay `None`.
         #[cfg(not(all(feature = "fjall", feature = "redb")))]
-        type Items<S> = std::iter::Empty<Result<(String, S), StoreError>>;
+        type Items<S> = std::iter::Empty<Result<(Scope, String, S), StoreError>>;
         #[allow(unreachable_patterns, reason = "reachable when a feature is on")]
         let sled = match self {
-            AnyStore::Sled(s) => Some(s.scan_customers::<S>()),
+            AnyStore::Sled(s) => Some(s.scan_scoped::<S>(scope)),
             _ => None,
         };
         #[cfg(feature = "fjall")]
         let fjall = match self {
-            AnyStore::Fjall(s) => Some(s.scan_customers::<S>()),
+            AnyStore::Fjall(s) => Some(s.scan_scoped::<S>(scope)),
             _ => None,
         };
         #[cfg(not(feature = "fjall"))]
         let fjall: Option<Items<S>> = None;
         #[cfg(feature = "redb")]
         let redb = match self {
-            AnyStore::Redb(s) => Some(s.scan_customers::<S>()),
+            AnyStore::Redb(s) => Some(s.scan_scoped::<S>(scope)),
             _ => None,
         };
         #[cfg(not(feature = "redb"))]

@@ -4,6 +4,7 @@ use std::ops::Range;
 
 use serde::Serialize;
 
+use crate::layout::Scope;
 use crate::{StoreError, codec, layout};
 
 /// Everything one processed batch of events changes, committed atomically by
@@ -12,9 +13,14 @@ use crate::{StoreError, codec, layout};
 /// durable) or none of it does.
 #[derive(Debug)]
 pub struct CommitBatch<'a, S> {
-    /// Customer states to upsert, already coalesced per customer by the
-    /// caller. Should an id appear twice anyway, the later entry wins.
-    pub customers: Vec<(&'a str, &'a S)>,
+    /// Customer states to upsert under their scope (input partition),
+    /// already coalesced per customer by the caller. Should an id appear
+    /// twice in one scope anyway, the later entry wins.
+    pub customers: Vec<(Scope, &'a str, &'a S)>,
+    /// Customers whose scope changed: the key under the old scope is
+    /// deleted. Deletes are applied before the upserts, so a customer
+    /// moved away and back within one batch keeps its upsert.
+    pub moved: Vec<(Scope, &'a str)>,
     /// `(topic, partition, next offset to consume)`; later entries win.
     pub offsets: Vec<(&'a str, i32, i64)>,
     /// New outbox rows, in the order they must be published.
@@ -30,6 +36,7 @@ impl<S> CommitBatch<'_, S> {
     pub fn new() -> Self {
         Self {
             customers: Vec::new(),
+            moved: Vec::new(),
             offsets: Vec::new(),
             outbox: Vec::new(),
             meta: Vec::new(),
@@ -39,6 +46,7 @@ impl<S> CommitBatch<'_, S> {
     /// True when committing the batch would change nothing.
     pub fn is_empty(&self) -> bool {
         self.customers.is_empty()
+            && self.moved.is_empty()
             && self.offsets.is_empty()
             && self.outbox.is_empty()
             && self.meta.is_empty()
@@ -58,8 +66,10 @@ impl<S> Default for CommitBatch<'_, S> {
 /// [`Store::sync`](crate::Store::sync).
 #[derive(Debug, Default)]
 pub struct PreparedBatch {
-    /// `(customer id, format byte + postcard state)`.
-    pub(crate) customers: Vec<(String, Vec<u8>)>,
+    /// `(customer key, format byte + postcard state)`.
+    pub(crate) customers: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Customer keys to delete (before the upserts).
+    pub(crate) moved: Vec<Vec<u8>>,
     pub(crate) offsets: Vec<(String, i32, i64)>,
     pub(crate) outbox: Vec<Vec<u8>>,
     /// `(application key, value)`.
@@ -74,8 +84,15 @@ impl PreparedBatch {
         let customers = batch
             .customers
             .iter()
-            .map(|&(id, state)| Ok((id.to_owned(), codec::encode(id, state)?)))
+            .map(|&(scope, id, state)| {
+                Ok((layout::customer_key(scope, id), codec::encode(id, state)?))
+            })
             .collect::<Result<Vec<_>, StoreError>>()?;
+        let moved = batch
+            .moved
+            .iter()
+            .map(|&(scope, id)| layout::customer_key(scope, id))
+            .collect();
         let offsets = batch
             .offsets
             .iter()
@@ -92,6 +109,7 @@ impl PreparedBatch {
         u64::try_from(batch.outbox.len()).map_err(|_| StoreError::OutboxExhausted)?;
         Ok(Self {
             customers,
+            moved,
             offsets,
             outbox: batch.outbox.clone(),
             meta,
@@ -101,6 +119,7 @@ impl PreparedBatch {
     /// True when applying the batch would change nothing.
     pub fn is_empty(&self) -> bool {
         self.customers.is_empty()
+            && self.moved.is_empty()
             && self.offsets.is_empty()
             && self.outbox.is_empty()
             && self.meta.is_empty()

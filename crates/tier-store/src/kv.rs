@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
 
-use crate::layout::{self, CUSTOMER, META, OFFSET, OUTBOX};
+use crate::layout::{self, CUSTOMER, META, OFFSET, OUTBOX, Scope};
 use crate::{
     Backend, CommitReceipt, FlushPolicy, PreparedBatch, StoreError, StoreOptions, VerifyReport,
     codec,
@@ -117,7 +117,9 @@ impl<E: Engine> KvCore<E> {
             }
             Some(raw) => {
                 let found = layout::parse_u32("meta", layout::META_SCHEMA, &raw)?;
-                if found != layout::SCHEMA_VERSION {
+                if found == 3 {
+                    upgrade_v3(&*engine, dir)?;
+                } else if found != layout::SCHEMA_VERSION {
                     return Err(StoreError::SchemaMismatch {
                         dir: dir.to_owned(),
                         found,
@@ -181,10 +183,16 @@ impl<E: Engine> KvCore<E> {
             });
         }
         let mut writes = Vec::with_capacity(
-            batch.customers.len() + batch.offsets.len() + batch.meta.len() + batch.outbox.len() + 1,
+            batch.moved.len()
+                + batch.customers.len()
+                + batch.offsets.len()
+                + batch.meta.len()
+                + batch.outbox.len()
+                + 1,
         );
-        for (id, value) in batch.customers {
-            writes.push(Write::Put(layout::customer_key(&id), value));
+        writes.extend(batch.moved.into_iter().map(Write::Delete));
+        for (key, value) in batch.customers {
+            writes.push(Write::Put(key, value));
         }
         for (topic, partition, offset) in &batch.offsets {
             writes.push(Write::Put(
@@ -228,23 +236,30 @@ impl<E: Engine> KvCore<E> {
         &self,
         id: &str,
     ) -> Result<Option<S>, StoreError> {
-        self.engine
-            .get(&layout::customer_key(id), "reading a customer")?
-            .map(|raw| codec::decode(id, &raw))
-            .transpose()
+        for item in self.engine.scan(CUSTOMER, "reading a customer") {
+            let (key, raw) = item?;
+            if layout::customer_key_id(&key) == Some(id.as_bytes()) {
+                return codec::decode(id, &raw).map(Some);
+            }
+        }
+        Ok(None)
     }
 
-    pub(crate) fn scan_customers<S: DeserializeOwned>(
+    /// Customers under `prefix` (all of them, or one scope's).
+    pub(crate) fn scan_scoped<S: DeserializeOwned>(
         &self,
-    ) -> impl Iterator<Item = Result<(String, S), StoreError>> {
-        self.engine
-            .scan(CUSTOMER, "scanning customers")
-            .map(|item| {
-                let (key, raw) = item?;
-                let id = layout::parse_customer_key(&key)?;
-                let state = codec::decode(&id, &raw)?;
-                Ok((id, state))
-            })
+        scope: Option<Scope>,
+    ) -> impl Iterator<Item = Result<(Scope, String, S), StoreError>> + '_ {
+        let prefix = match scope {
+            Some(scope) => layout::scope_prefix(scope),
+            None => CUSTOMER.to_vec(),
+        };
+        self.engine.scan(&prefix, "scanning customers").map(|item| {
+            let (key, raw) = item?;
+            let (scope, id) = layout::parse_customer_key(&key)?;
+            let state = codec::decode(&id, &raw)?;
+            Ok((scope, id, state))
+        })
     }
 
     fn count(&self, prefix: &[u8], during: &'static str) -> Result<usize, StoreError> {
@@ -344,7 +359,7 @@ impl<E: Engine> KvCore<E> {
         for item in self.engine.scan(b"", "verifying the store") {
             let (key, raw) = item?;
             if key.starts_with(CUSTOMER) {
-                let id = layout::parse_customer_key(&key)?;
+                let (_, id) = layout::parse_customer_key(&key)?;
                 codec::decode::<S>(&id, &raw)?;
                 report.customers += 1;
             } else if key.starts_with(OFFSET) {
@@ -517,6 +532,30 @@ fn init_meta(engine: &impl Engine) -> Result<(), StoreError> {
     )
 }
 
+/// Rewrites a version-3 keyspace to version 4 in one atomic, durable write
+/// (see `layout::upgrade_v3`).
+fn upgrade_v3(engine: &impl Engine, dir: &Path) -> Result<(), StoreError> {
+    let during = "upgrading the data dir from schema 3";
+    let customers = engine
+        .scan(CUSTOMER, during)
+        .collect::<Result<Vec<_>, _>>()?;
+    let offsets = engine
+        .scan(OFFSET, during)
+        .map(|item| layout::parse_offset_key(&item?.0))
+        .collect::<Result<Vec<_>, _>>()?;
+    let upgrade = layout::upgrade_v3(customers, &offsets)?;
+    let mut writes: Vec<Write> = Vec::with_capacity(upgrade.deletes.len() + upgrade.puts.len() + 1);
+    writes.extend(upgrade.deletes.iter().cloned().map(Write::Delete));
+    writes.extend(upgrade.puts.iter().cloned().map(|(k, v)| Write::Put(k, v)));
+    writes.push(Write::Put(
+        layout::META_SCHEMA.to_vec(),
+        layout::SCHEMA_VERSION.to_be_bytes().to_vec(),
+    ));
+    engine.write(writes, true, during)?;
+    upgrade.log(dir);
+    Ok(())
+}
+
 /// The counter persisted with every commit, or one past the newest outbox
 /// row if that is larger (it cannot be, short of damage; cheap to be sure).
 fn recover_outbox_next(engine: &impl Engine) -> Result<u64, StoreError> {
@@ -557,10 +596,11 @@ macro_rules! delegate_store_to_core {
             ) -> Result<Option<S>, $crate::StoreError> {
                 self.core.get_customer(id)
             }
-            fn scan_customers<S: serde::de::DeserializeOwned>(
+            fn scan_scoped<S: serde::de::DeserializeOwned>(
                 &self,
-            ) -> impl Iterator<Item = Result<(String, S), $crate::StoreError>> {
-                self.core.scan_customers()
+                scope: Option<$crate::Scope>,
+            ) -> impl Iterator<Item = Result<($crate::Scope, String, S), $crate::StoreError>> {
+                self.core.scan_scoped(scope)
             }
             fn customer_count(&self) -> Result<usize, $crate::StoreError> {
                 self.core.customer_count()
@@ -611,3 +651,84 @@ macro_rules! delegate_store_to_core {
 }
 #[allow(unused_imports, reason = "used only when a kv backend is compiled in")]
 pub(crate) use delegate_store_to_core;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CommitBatch, Store};
+
+    /// Rewrites a closed store's keyspace into the version-3 layout
+    /// (customer keys without a scope), with one more offset.
+    fn make_v3<E: Engine>(dir: &Path, extra_offset: (&str, i32)) {
+        let engine = E::open(dir, false, &StoreOptions::default()).unwrap();
+        let customers: Vec<_> = engine
+            .scan(CUSTOMER, "test")
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let mut writes = Vec::new();
+        for (key, value) in customers {
+            let mut old = CUSTOMER.to_vec();
+            old.extend_from_slice(&key[6..]);
+            writes.push(Write::Delete(key));
+            writes.push(Write::Put(old, value));
+        }
+        writes.push(Write::Put(
+            layout::offset_key(extra_offset.0, extra_offset.1),
+            5i64.to_be_bytes().to_vec(),
+        ));
+        writes.push(Write::Put(
+            layout::META_SCHEMA.to_vec(),
+            3u32.to_be_bytes().to_vec(),
+        ));
+        engine.write(writes, true, "test").unwrap();
+    }
+
+    fn upgrade_in_place<E: Engine, St: Store>(open: impl Fn(&Path) -> St) {
+        for (extra, expect) in [
+            (("payments", 0), Scope::partition(0).unwrap()),
+            (("payments", 3), Scope::UNSCOPED),
+        ] {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("data");
+            let store = open(&dir);
+            let p0 = Scope::partition(0).unwrap();
+            let (a, b) = (7u32, 9u32);
+            store
+                .commit(&CommitBatch {
+                    customers: vec![(p0, "a", &a), (p0, "b", &b)],
+                    offsets: vec![("orders", 0, 10)],
+                    ..CommitBatch::new()
+                })
+                .unwrap();
+            drop(store);
+            make_v3::<E>(&dir, extra);
+            let store = open(&dir);
+            let found: Vec<(Scope, String, u32)> =
+                store.scan_scoped(None).collect::<Result<_, _>>().unwrap();
+            assert_eq!(
+                found,
+                [(expect, "a".to_owned(), 7), (expect, "b".to_owned(), 9)],
+                "offsets on partitions 0 and {}",
+                extra.1
+            );
+            assert_eq!(store.verify::<u32>().unwrap().customers, 2);
+            assert_eq!(store.get_customer::<u32>("b").unwrap(), Some(9));
+        }
+    }
+
+    #[cfg(feature = "fjall")]
+    #[test]
+    fn fjall_upgrades_a_schema_3_dir_in_place() {
+        upgrade_in_place::<crate::fjall_store::FjallEngine, _>(|dir| {
+            crate::FjallStore::open(dir, StoreOptions::default()).unwrap()
+        });
+    }
+
+    #[cfg(feature = "redb")]
+    #[test]
+    fn redb_upgrades_a_schema_3_dir_in_place() {
+        upgrade_in_place::<crate::redb_store::RedbEngine, _>(|dir| {
+            crate::RedbStore::open(dir, StoreOptions::default()).unwrap()
+        });
+    }
+}

@@ -33,7 +33,53 @@ pub(crate) const META_CREATED_BY: &[u8] = b"m/created_by";
 ///   from the tier at its opening) and whether it was announced overdue.
 ///   A version-2 dir does not know the tier each open complaint was opened
 ///   under, so it is set aside and rebuilt from Kafka like version 1.
-pub const SCHEMA_VERSION: u32 = 3;
+/// - 4: customer keys are scoped by input partition (`c/` + partition
+///   u32 BE + id, see [`Scope`]), so one partition's customers are one
+///   key range. A version-3 dir is upgraded in place on open
+///   ([`upgrade_v3`]), in one atomic write.
+pub const SCHEMA_VERSION: u32 = 4;
+
+/// The input partition whose records reach a customer: the scope of its
+/// key. All of a partition's customers are one key range, so they can be
+/// loaded (on assignment) or handed over (when the partition moves to
+/// another instance) together.
+///
+/// Input topics are co-partitioned by customer id, so a customer's
+/// records arrive on the same partition number of every input topic; the
+/// scope is that number. A customer no record has reached yet (one known
+/// only from a command, such as an override) is [`Scope::UNSCOPED`]; so is
+/// one a schema upgrade could not place, until its next record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Scope(u32);
+
+impl Scope {
+    /// No input partition (yet).
+    pub const UNSCOPED: Scope = Scope(u32::MAX);
+
+    /// The scope of input partition `partition`; `None` for a negative one
+    /// (Kafka never hands those out).
+    pub fn partition(partition: i32) -> Option<Scope> {
+        u32::try_from(partition).ok().map(Scope)
+    }
+
+    /// The input partition, or `None` for [`Scope::UNSCOPED`].
+    pub fn as_partition(self) -> Option<i32> {
+        i32::try_from(self.0).ok()
+    }
+
+    pub(crate) fn to_be_bytes(self) -> [u8; 4] {
+        self.0.to_be_bytes()
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.as_partition() {
+            Some(p) => write!(f, "partition {p}"),
+            None => f.write_str("unscoped"),
+        }
+    }
+}
 
 /// Prefix of application records (see `CommitBatch::meta`).
 pub(crate) const META_APP: &[u8] = b"m/app.";
@@ -60,17 +106,106 @@ fn prefixed(prefix: &[u8], rest: &[u8]) -> Vec<u8> {
     key
 }
 
-pub(crate) fn customer_key(id: &str) -> Vec<u8> {
-    prefixed(CUSTOMER, id.as_bytes())
+pub(crate) fn customer_key(scope: Scope, id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(CUSTOMER.len() + 4 + id.len());
+    key.extend_from_slice(CUSTOMER);
+    key.extend_from_slice(&scope.to_be_bytes());
+    key.extend_from_slice(id.as_bytes());
+    key
 }
 
-pub(crate) fn parse_customer_key(key: &[u8]) -> Result<String, StoreError> {
+/// The id bytes of a customer key, without checking the scope.
+pub(crate) fn customer_key_id(key: &[u8]) -> Option<&[u8]> {
+    key.strip_prefix(CUSTOMER)?.get(4..)
+}
+
+/// The prefix of every customer key of `scope`.
+pub(crate) fn scope_prefix(scope: Scope) -> Vec<u8> {
+    prefixed(CUSTOMER, &scope.to_be_bytes())
+}
+
+pub(crate) fn parse_customer_key(key: &[u8]) -> Result<(Scope, String), StoreError> {
     let rest = key
         .strip_prefix(CUSTOMER)
         .ok_or_else(|| malformed("customers", key, "missing prefix"))?;
-    std::str::from_utf8(rest)
-        .map(str::to_owned)
-        .map_err(|_| malformed("customers", key, "customer id is not UTF-8"))
+    let (scope, id) = rest
+        .split_first_chunk::<4>()
+        .ok_or_else(|| malformed("customers", key, "too short for a scope"))?;
+    let scope = Scope(u32::from_be_bytes(*scope));
+    if scope != Scope::UNSCOPED && scope.as_partition().is_none() {
+        return Err(malformed("customers", key, "scope is not a partition"));
+    }
+    let id = std::str::from_utf8(id)
+        .map_err(|_| malformed("customers", key, "customer id is not UTF-8"))?;
+    Ok((scope, id.to_owned()))
+}
+
+/// The writes that upgrade a version-3 keyspace (customer keys `c/` + id)
+/// to version 4, given every entry under the customer prefix and the
+/// stored offsets; applied atomically with the new schema marker, so a
+/// crash leaves the old layout or the new one, never a mix.
+///
+/// Which partition a version-3 customer came from is not stored. When the
+/// offsets name a single partition number (every input topic has one
+/// partition, or only one was ever consumed) every customer is scoped to
+/// it. Otherwise the customers are kept [`Scope::UNSCOPED`] and each moves
+/// to its partition with its next record (the engine re-scopes it then).
+pub(crate) fn upgrade_v3(
+    customers: Vec<(Vec<u8>, Vec<u8>)>,
+    offsets: &[(String, i32)],
+) -> Result<V3Upgrade, StoreError> {
+    let mut partitions: Vec<i32> = offsets.iter().map(|(_, p)| *p).collect();
+    partitions.sort_unstable();
+    partitions.dedup();
+    let scope = match partitions.as_slice() {
+        [one] => Scope::partition(*one).unwrap_or(Scope::UNSCOPED),
+        _ => Scope::UNSCOPED,
+    };
+    let mut deletes = Vec::with_capacity(customers.len());
+    let mut puts = Vec::with_capacity(customers.len());
+    for (key, value) in customers {
+        let rest = key
+            .strip_prefix(CUSTOMER)
+            .ok_or_else(|| malformed("customers", &key, "missing prefix"))?;
+        let id = std::str::from_utf8(rest)
+            .map_err(|_| malformed("customers", &key, "customer id is not UTF-8"))?;
+        puts.push((customer_key(scope, id), value));
+        deletes.push(key);
+    }
+    Ok(V3Upgrade {
+        scope,
+        deletes,
+        puts,
+    })
+}
+
+/// What [`upgrade_v3`] writes: delete every old key, then put the new
+/// ones and the new schema marker.
+#[derive(Debug)]
+pub(crate) struct V3Upgrade {
+    pub scope: Scope,
+    pub deletes: Vec<Vec<u8>>,
+    pub puts: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl V3Upgrade {
+    /// Logs what the upgrade did (after it was written).
+    pub(crate) fn log(&self, dir: &std::path::Path) {
+        let customers = self.puts.len();
+        match self.scope.as_partition() {
+            Some(p) => tracing::warn!(
+                dir = %dir.display(),
+                customers,
+                partition = p,
+                "upgraded the data dir from schema 3 to 4 in place: customer keys are now scoped by input partition (every stored offset is of partition {p}, so every customer was scoped to it)"
+            ),
+            None => tracing::warn!(
+                dir = %dir.display(),
+                customers,
+                "upgraded the data dir from schema 3 to 4 in place: customer keys are now scoped by input partition; the stored offsets span several partitions, so customers stay unscoped until their next record moves each to its partition"
+            ),
+        }
+    }
 }
 
 /// Checks what Kafka guarantees anyway, so that keys stay parseable.

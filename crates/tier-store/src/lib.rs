@@ -50,7 +50,7 @@
 //!
 //! | prefix | key after the prefix               | value                                  |
 //! |--------|------------------------------------|----------------------------------------|
-//! | `c/`   | customer id (UTF-8 bytes)          | format byte + postcard state           |
+//! | `c/`   | scope (input partition, u32 BE; `u32::MAX` unscoped), customer id (UTF-8) | format byte + postcard state |
 //! | `o/`   | topic, `0x00`, partition (i32 BE)  | next offset to consume (i64 BE)        |
 //! | `x/`   | outbox sequence (u64 BE)           | opaque bytes (an encoded TierChanged)  |
 //! | `m/`   | `schema`, `outbox_next`, `created_at_ms`, `created_by` | u32 BE, u64 BE, u64 BE, UTF-8 |
@@ -107,7 +107,7 @@ pub use batch::{CommitBatch, CommitReceipt, PreparedBatch, VerifyReport};
 pub use error::StoreError;
 #[cfg(feature = "fjall")]
 pub use fjall_store::FjallStore;
-pub use layout::SCHEMA_VERSION;
+pub use layout::{SCHEMA_VERSION, Scope};
 pub use mem_store::MemStore;
 pub use options::{FlushPolicy, StoreOptions};
 pub use quarantine::quarantine;

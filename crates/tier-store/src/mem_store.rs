@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde::de::DeserializeOwned;
 
-use crate::{CommitReceipt, PreparedBatch, Store, StoreError, VerifyReport, codec, layout};
+use crate::{CommitReceipt, PreparedBatch, Scope, Store, StoreError, VerifyReport, codec, layout};
 
 /// [`Store`] in memory: `BTreeMap`s behind one mutex, with the same
 /// semantics as [`SledStore`](crate::SledStore): values go through the same
@@ -20,7 +20,8 @@ pub struct MemStore {
 
 #[derive(Debug, Default)]
 struct MemState {
-    customers: BTreeMap<String, Vec<u8>>,
+    /// Keyed like the disk backends: `c/` + scope + id.
+    customers: BTreeMap<Vec<u8>, Vec<u8>>,
     offsets: BTreeMap<(String, i32), i64>,
     outbox: BTreeMap<u64, Vec<u8>>,
     next_outbox: u64,
@@ -54,6 +55,9 @@ impl Store for MemStore {
         let first = state.next_outbox;
         let end = first.checked_add(rows).ok_or(StoreError::OutboxExhausted)?;
         state.meta.extend(batch.meta);
+        for key in batch.moved {
+            state.customers.remove(&key);
+        }
         state.customers.extend(batch.customers);
         for (topic, partition, offset) in batch.offsets {
             state.offsets.insert((topic, partition), offset);
@@ -73,16 +77,27 @@ impl Store for MemStore {
     }
 
     fn get_customer<S: DeserializeOwned>(&self, id: &str) -> Result<Option<S>, StoreError> {
-        let raw = self.lock().customers.get(id).cloned();
+        let raw = self
+            .lock()
+            .customers
+            .iter()
+            .find(|(key, _)| layout::customer_key_id(key) == Some(id.as_bytes()))
+            .map(|(_, raw)| raw.clone());
         raw.map(|raw| codec::decode(id, &raw)).transpose()
     }
 
-    fn scan_customers<S: DeserializeOwned>(
+    fn scan_scoped<S: DeserializeOwned>(
         &self,
-    ) -> impl Iterator<Item = Result<(String, S), StoreError>> {
+        scope: Option<Scope>,
+    ) -> impl Iterator<Item = Result<(Scope, String, S), StoreError>> {
+        let prefix = match scope {
+            Some(scope) => layout::scope_prefix(scope),
+            None => layout::CUSTOMER.to_vec(),
+        };
         MemScan {
             store: self,
             after: None,
+            prefix,
             buffer: VecDeque::new(),
             done: false,
             state: PhantomData,
@@ -174,34 +189,40 @@ impl Store for MemStore {
 /// the caller works on an item.
 struct MemScan<'a, S> {
     store: &'a MemStore,
-    after: Option<String>,
-    buffer: VecDeque<(String, Vec<u8>)>,
+    after: Option<Vec<u8>>,
+    prefix: Vec<u8>,
+    buffer: VecDeque<(Vec<u8>, Vec<u8>)>,
     done: bool,
     state: PhantomData<fn() -> S>,
 }
 
 impl<S: DeserializeOwned> Iterator for MemScan<'_, S> {
-    type Item = Result<(String, S), StoreError>;
+    type Item = Result<(Scope, String, S), StoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.buffer.is_empty() && !self.done {
             let state = self.store.lock();
             let lower = match &self.after {
-                Some(after) => Bound::Excluded(after.as_str()),
-                None => Bound::Unbounded,
+                Some(after) => Bound::Excluded(after.as_slice()),
+                None => Bound::Included(self.prefix.as_slice()),
             };
+            let prefix = &self.prefix;
             self.buffer.extend(
                 state
                     .customers
-                    .range::<str, _>((lower, Bound::Unbounded))
+                    .range::<[u8], _>((lower, Bound::Unbounded))
+                    .take_while(|(key, _)| key.starts_with(prefix))
                     .take(SCAN_CHUNK)
-                    .map(|(id, raw)| (id.clone(), raw.clone())),
+                    .map(|(key, raw)| (key.clone(), raw.clone())),
             );
             drop(state);
             self.done = self.buffer.len() < SCAN_CHUNK;
             self.after = self.buffer.back().map(|(id, _)| id.clone());
         }
-        let (id, raw) = self.buffer.pop_front()?;
-        Some(codec::decode(&id, &raw).map(|state| (id, state)))
+        let (key, raw) = self.buffer.pop_front()?;
+        Some(
+            layout::parse_customer_key(&key)
+                .and_then(|(scope, id)| codec::decode(&id, &raw).map(|state| (scope, id, state))),
+        )
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
 
-use crate::layout::{self, CUSTOMER, META, OFFSET, OUTBOX};
+use crate::layout::{self, CUSTOMER, META, OFFSET, OUTBOX, Scope};
 use crate::{
     CommitReceipt, FlushPolicy, PreparedBatch, Store, StoreError, StoreOptions, VerifyReport, codec,
 };
@@ -84,7 +84,9 @@ impl SledStore {
             }
             Some(raw) => {
                 let found = layout::parse_u32("meta", layout::META_SCHEMA, &raw)?;
-                if found != layout::SCHEMA_VERSION {
+                if found == 3 {
+                    upgrade_v3(&tree, dir)?;
+                } else if found != layout::SCHEMA_VERSION {
                     return Err(StoreError::SchemaMismatch {
                         dir: dir.to_owned(),
                         found,
@@ -235,6 +237,42 @@ fn init_meta(db: &sled::Db, tree: &sled::Tree) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Rewrites a version-3 keyspace to version 4 in one atomic batch (see
+/// `layout::upgrade_v3`), flushed before the store is used.
+fn upgrade_v3(tree: &sled::Tree, dir: &Path) -> Result<(), StoreError> {
+    let during = "upgrading the data dir from schema 3";
+    let customers = tree
+        .scan_prefix(CUSTOMER)
+        .map(|item| {
+            item.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .map_err(sled_err(during))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let offsets = tree
+        .scan_prefix(OFFSET)
+        .map(|item| {
+            let (key, _) = item.map_err(sled_err(during))?;
+            layout::parse_offset_key(&key)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let upgrade = layout::upgrade_v3(customers, &offsets)?;
+    let mut batch = sled::Batch::default();
+    for key in &upgrade.deletes {
+        batch.remove(key.as_slice());
+    }
+    for (key, value) in &upgrade.puts {
+        batch.insert(key.as_slice(), value.as_slice());
+    }
+    batch.insert(
+        layout::META_SCHEMA,
+        &layout::SCHEMA_VERSION.to_be_bytes()[..],
+    );
+    tree.apply_batch(batch).map_err(sled_err(during))?;
+    tree.flush().map_err(sled_err(during))?;
+    upgrade.log(dir);
+    Ok(())
+}
+
 /// The counter persisted with every commit, or one past the newest outbox
 /// row if that is larger (it cannot be, short of damage; cheap to be sure).
 fn recover_outbox_next(tree: &sled::Tree) -> Result<u64, StoreError> {
@@ -281,8 +319,11 @@ impl Store for SledStore {
             });
         }
         let mut writes = sled::Batch::default();
-        for (id, value) in batch.customers {
-            writes.insert(layout::customer_key(&id), value);
+        for key in batch.moved {
+            writes.remove(key);
+        }
+        for (key, value) in batch.customers {
+            writes.insert(key, value);
         }
         for (topic, partition, offset) in &batch.offsets {
             writes.insert(
@@ -317,21 +358,28 @@ impl Store for SledStore {
     }
 
     fn get_customer<S: DeserializeOwned>(&self, id: &str) -> Result<Option<S>, StoreError> {
-        self.tree
-            .get(layout::customer_key(id))
-            .map_err(sled_err("reading a customer"))?
-            .map(|raw| codec::decode(id, &raw))
-            .transpose()
+        for item in self.tree.scan_prefix(CUSTOMER) {
+            let (key, raw) = item.map_err(sled_err("reading a customer"))?;
+            if layout::customer_key_id(&key) == Some(id.as_bytes()) {
+                return codec::decode(id, &raw).map(Some);
+            }
+        }
+        Ok(None)
     }
 
-    fn scan_customers<S: DeserializeOwned>(
+    fn scan_scoped<S: DeserializeOwned>(
         &self,
-    ) -> impl Iterator<Item = Result<(String, S), StoreError>> {
-        self.tree.scan_prefix(CUSTOMER).map(|item| {
+        scope: Option<Scope>,
+    ) -> impl Iterator<Item = Result<(Scope, String, S), StoreError>> {
+        let prefix = match scope {
+            Some(scope) => layout::scope_prefix(scope),
+            None => CUSTOMER.to_vec(),
+        };
+        self.tree.scan_prefix(prefix).map(|item| {
             let (key, raw) = item.map_err(sled_err("scanning customers"))?;
-            let id = layout::parse_customer_key(&key)?;
+            let (scope, id) = layout::parse_customer_key(&key)?;
             let state = codec::decode(&id, &raw)?;
-            Ok((id, state))
+            Ok((scope, id, state))
         })
     }
 
@@ -416,7 +464,7 @@ impl Store for SledStore {
         for item in self.tree.iter() {
             let (key, raw) = item.map_err(sled_err("verifying the store"))?;
             if key.starts_with(CUSTOMER) {
-                let id = layout::parse_customer_key(&key)?;
+                let (_, id) = layout::parse_customer_key(&key)?;
                 codec::decode::<S>(&id, &raw)?;
                 report.customers += 1;
             } else if key.starts_with(OFFSET) {

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::{CommitBatch, CommitReceipt, PreparedBatch, StoreError, VerifyReport};
+use crate::{CommitBatch, CommitReceipt, PreparedBatch, Scope, StoreError, VerifyReport};
 
 /// Durable (or, for tests, in-memory) customer state, consumed offsets and
 /// outbox, changed together by one atomic [`commit`](Store::commit).
@@ -52,15 +52,28 @@ pub trait Store: Send + Sync {
         self.flush()
     }
 
-    /// One customer's state, if stored.
+    /// One customer's state, if stored, under whichever scope. A scan of
+    /// every customer: for tools and tests, not for hot paths (tierd keeps
+    /// its customers in memory).
     fn get_customer<S: DeserializeOwned>(&self, id: &str) -> Result<Option<S>, StoreError>;
 
-    /// Every customer's state in id byte order, for warming an in-memory map
-    /// at start. Not a snapshot: commits made while iterating may or may not
-    /// be seen.
+    /// Customers with their scope, ordered by scope, then id byte order:
+    /// every customer, or with `Some(scope)` only that input partition's
+    /// (one key range). For warming the in-memory state at start and on a
+    /// partition assignment. Not a snapshot: commits made while iterating
+    /// may or may not be seen.
+    fn scan_scoped<S: DeserializeOwned>(
+        &self,
+        scope: Option<Scope>,
+    ) -> impl Iterator<Item = Result<(Scope, String, S), StoreError>>;
+
+    /// Every customer's state, without its scope (see [`Store::scan_scoped`]).
     fn scan_customers<S: DeserializeOwned>(
         &self,
-    ) -> impl Iterator<Item = Result<(String, S), StoreError>>;
+    ) -> impl Iterator<Item = Result<(String, S), StoreError>> {
+        self.scan_scoped(None)
+            .map(|item| item.map(|(_, id, state)| (id, state)))
+    }
 
     /// Number of stored customers (a scan; not for hot paths).
     fn customer_count(&self) -> Result<usize, StoreError>;

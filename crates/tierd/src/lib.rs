@@ -120,6 +120,10 @@ impl CommitObserver for ReadModelObserver {
         // with each customer's account manager and exact 12-month money.
         self.read.publish(customers, &self.policy.policy());
     }
+
+    fn evicted(&self, ids: &[String]) {
+        self.read.remove(ids);
+    }
 }
 
 /// A running tierd.

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result};
 use tier_core::state::CustomerState;
-use tier_store::{CommitBatch, PreparedBatch, SledStore, Store as _, StoreOptions};
+use tier_store::{CommitBatch, PreparedBatch, Scope, SledStore, Store as _, StoreOptions};
 
 use super::population::{BATCH_RECORDS, Population};
 use crate::config::BenchConfig;
@@ -32,7 +32,11 @@ pub(crate) fn run(
     let store = SledStore::open(&dir, StoreOptions::default())
         .with_context(|| format!("opening a sled store in {}", dir.display()))?;
     let started = Instant::now();
-    let customers: Vec<(&str, &CustomerState)> = pop.engine.customers().collect();
+    let customers: Vec<(Scope, &str, &CustomerState)> = pop
+        .engine
+        .customers()
+        .map(|(id, state)| (pop.engine.scope_of(id), id, state))
+        .collect();
     let mut value_bytes = 0usize;
     for chunk in customers.chunks(BATCH_RECORDS) {
         let batch = CommitBatch {

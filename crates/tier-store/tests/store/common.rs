@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::ser::Error as _;
 use serde::{Deserialize, Serialize, Serializer};
 use tempfile::TempDir;
-use tier_store::{AnyStore, FlushPolicy, MemStore, SledStore, Store, StoreOptions};
+use tier_store::{AnyStore, FlushPolicy, MemStore, Scope, SledStore, Store, StoreOptions};
 
 /// Stand-in for the customer projection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -13,6 +13,17 @@ pub(crate) struct Account {
     pub(crate) score: i64,
     pub(crate) tier: String,
     pub(crate) orders: Vec<u32>,
+}
+
+/// Customers of input partition 0, for a `CommitBatch`.
+pub(crate) fn p0<'a, S>(
+    customers: impl IntoIterator<Item = (&'a str, &'a S)>,
+) -> Vec<(Scope, &'a str, &'a S)> {
+    let p0 = Scope::partition(0).expect("partition 0");
+    customers
+        .into_iter()
+        .map(|(id, state)| (p0, id, state))
+        .collect()
 }
 
 pub(crate) fn account(score: i64, tier: &str) -> Account {

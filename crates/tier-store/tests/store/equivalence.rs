@@ -2,6 +2,7 @@
 //! (sled; fjall and redb when compiled in) in the same observable state,
 //! with the same results along the way.
 
+use crate::common::p0;
 use proptest::prelude::*;
 use tier_store::{CommitBatch, CommitReceipt, FlushPolicy, Store, StoreError};
 
@@ -73,7 +74,8 @@ fn apply(b: &mut impl Backend, op: &Op) -> Outcome {
                 })
                 .collect();
             let batch = CommitBatch {
-                customers: states.iter().map(|(id, s)| (IDS[*id], s)).collect(),
+                customers: p0(states.iter().map(|(id, s)| (IDS[*id], s))),
+                moved: Vec::new(),
                 offsets: offsets.iter().map(|&(t, p, o)| (TOPICS[t], p, o)).collect(),
                 outbox: outbox.clone(),
                 meta: Vec::new(),

@@ -4,6 +4,7 @@
 //! background sync of `FlushPolicy::IntervalMs`. (`sled_only` has the
 //! cases that need sled's own file format.)
 
+use crate::common::p0;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -28,7 +29,8 @@ fn populated(backend: Backend) -> (tempfile::TempDir, PathBuf) {
     let (a, b) = (account(1, "gold"), account(2, "silver"));
     store
         .commit(&CommitBatch {
-            customers: vec![("a", &a), ("b", &b)],
+            customers: p0(vec![("a", &a), ("b", &b)]),
+            moved: Vec::new(),
             offsets: vec![("orders", 0, 10)],
             outbox: vec![b"row".to_vec()],
             meta: Vec::new(),
@@ -323,7 +325,10 @@ fn damaged_values_are_found_by_verify_not_by_open() {
         poke(
             backend,
             &dir,
-            &[(b"c/a", &[1, 0xff, 0xff]), (b"zz", b"no known prefix")],
+            &[
+                (b"c/\0\0\0\0a", &[1, 0xff, 0xff]),
+                (b"zz", b"no known prefix"),
+            ],
         );
         let store = AnyStore::open(backend, &dir, opts()).unwrap();
         let err = store.verify::<Account>().unwrap_err();
@@ -335,7 +340,11 @@ fn damaged_values_are_found_by_verify_not_by_open() {
         assert!(err.is_corruption());
         drop(store);
         // A valid state again (format 1, score 1, tier "g", no orders).
-        poke(backend, &dir, &[(b"c/a", &[1, 0x02, 0x01, b'g', 0x00])]);
+        poke(
+            backend,
+            &dir,
+            &[(b"c/\0\0\0\0a", &[1, 0x02, 0x01, b'g', 0x00])],
+        );
         let store = AnyStore::open(backend, &dir, opts()).unwrap();
         let err = store.verify::<Account>().unwrap_err();
         assert!(
@@ -412,7 +421,8 @@ fn sync_and_the_interval_flush_make_applied_batches_durable() {
             store
                 .apply(
                     tier_store::PreparedBatch::prepare(&CommitBatch {
-                        customers: vec![(id, &x)],
+                        customers: p0(vec![(id, &x)]),
+                        moved: Vec::new(),
                         offsets: vec![("t", 0, 1)],
                         ..CommitBatch::new()
                     })

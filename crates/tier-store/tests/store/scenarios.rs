@@ -1,6 +1,7 @@
 //! Store scenarios, each written once and run against every backend
 //! compiled in (`--features fjall,redb` or `--all-features` for all).
 
+use crate::common::p0;
 use tier_store::{CommitBatch, PreparedBatch, Store, StoreError};
 
 use crate::common::{Account, Backend, MaybePoisoned, account, fine, poisoned, snapshot};
@@ -98,7 +99,8 @@ fn commit_then_read_back(b: &mut impl Backend) {
     let (a, z) = (account(10, "gold"), account(-3, "bronze"));
     let receipt = store
         .commit(&CommitBatch {
-            customers: vec![("zeta", &z), ("alpha", &a)],
+            customers: p0(vec![("zeta", &z), ("alpha", &a)]),
+            moved: Vec::new(),
             offsets: vec![("orders", 1, 42), ("orders", 0, 7)],
             outbox: vec![b"first".to_vec(), b"second".to_vec()],
             meta: Vec::new(),
@@ -130,7 +132,8 @@ fn commit_then_read_back(b: &mut impl Backend) {
     let a2 = account(99, "platinum");
     let receipt = store
         .commit(&CommitBatch {
-            customers: vec![("alpha", &a2)],
+            customers: p0(vec![("alpha", &a2)]),
+            moved: Vec::new(),
             offsets: vec![("orders", 1, 43)],
             outbox: vec![b"third".to_vec()],
             meta: Vec::new(),
@@ -153,7 +156,8 @@ fn failed_commit_changes_nothing(b: &mut impl Backend) {
     let before_state = fine(account(1, "silver"));
     store
         .commit(&CommitBatch {
-            customers: vec![("kept", &before_state)],
+            customers: p0(vec![("kept", &before_state)]),
+            moved: Vec::new(),
             offsets: vec![("orders", 0, 100)],
             outbox: vec![b"row".to_vec()],
             meta: Vec::new(),
@@ -169,7 +173,8 @@ fn failed_commit_changes_nothing(b: &mut impl Backend) {
     );
     let err = store
         .commit(&CommitBatch {
-            customers: vec![("kept", &good), ("broken", &bad), ("new", &good2)],
+            customers: p0(vec![("kept", &good), ("broken", &bad), ("new", &good2)]),
+            moved: Vec::new(),
             offsets: vec![("orders", 0, 200), ("payments", 3, 5)],
             outbox: vec![b"never".to_vec(), b"published".to_vec()],
             meta: Vec::new(),
@@ -188,7 +193,8 @@ fn failed_commit_changes_nothing(b: &mut impl Backend) {
     // An offset the layout cannot hold, after valid customers and offsets.
     let err = store
         .commit(&CommitBatch {
-            customers: vec![("new", &good2)],
+            customers: p0(vec![("new", &good2)]),
+            moved: Vec::new(),
             offsets: vec![("orders", 0, 300), ("bad\0topic", 0, 1)],
             outbox: vec![b"never".to_vec()],
             meta: Vec::new(),
@@ -339,7 +345,8 @@ fn reopen_keeps_state(b: &mut impl Backend) {
         .collect();
     b.store()
         .commit(&CommitBatch {
-            customers: states.iter().map(|(id, s)| (id.as_str(), s)).collect(),
+            customers: p0(states.iter().map(|(id, s)| (id.as_str(), s))),
+            moved: Vec::new(),
             offsets: vec![("orders", 0, 50), ("orders", 1, 51)],
             outbox: vec![vec![1, 2, 3]],
             meta: Vec::new(),
@@ -368,7 +375,8 @@ fn later_duplicate_in_a_batch_wins(b: &mut impl Backend) {
     let (first, second) = (account(1, "first"), account(2, "second"));
     b.store()
         .commit(&CommitBatch {
-            customers: vec![("dup", &first), ("dup", &second)],
+            customers: p0(vec![("dup", &first), ("dup", &second)]),
+            moved: Vec::new(),
             offsets: vec![("orders", 0, 1), ("orders", 0, 2)],
             outbox: vec![],
             meta: Vec::new(),
@@ -392,7 +400,8 @@ fn scan_visits_every_customer_in_id_order(b: &mut impl Backend) {
     for chunk in states.chunks(700) {
         b.store()
             .commit(&CommitBatch {
-                customers: chunk.iter().map(|(id, s)| (id.as_str(), s)).collect(),
+                customers: p0(chunk.iter().map(|(id, s)| (id.as_str(), s))),
+                moved: Vec::new(),
                 ..CommitBatch::new()
             })
             .unwrap();
@@ -411,7 +420,8 @@ fn reading_with_the_wrong_type_is_corruption(b: &mut impl Backend) {
     let store = b.store();
     store
         .commit(&CommitBatch {
-            customers: vec![("short", &7u8)],
+            customers: p0(vec![("short", &7u8)]),
+            moved: Vec::new(),
             ..CommitBatch::new()
         })
         .unwrap();
@@ -442,6 +452,7 @@ fn app_records_are_committed_atomically(b: &mut impl Backend) {
     store
         .commit(&CommitBatch::<'_, u32> {
             customers: Vec::new(),
+            moved: Vec::new(),
             offsets: vec![("t", 0, 5)],
             outbox: Vec::new(),
             meta: vec![("policy", b"v2".to_vec())],
@@ -452,6 +463,7 @@ fn app_records_are_committed_atomically(b: &mut impl Backend) {
     let err = store
         .commit(&CommitBatch::<'_, u32> {
             customers: Vec::new(),
+            moved: Vec::new(),
             offsets: vec![("t", 0, 9)],
             outbox: Vec::new(),
             meta: vec![("no/slash", Vec::new())],
@@ -472,7 +484,8 @@ fn prepare_elsewhere_then_apply_and_sync(b: &mut impl Backend) {
     let prepared = std::thread::scope(|s| {
         s.spawn(|| {
             let batch = CommitBatch {
-                customers: states.iter().map(|(id, a)| (id.as_str(), a)).collect(),
+                customers: p0(states.iter().map(|(id, a)| (id.as_str(), a))),
+                moved: Vec::new(),
                 offsets: vec![("orders", 0, 3)],
                 outbox: vec![b"one".to_vec(), b"two".to_vec()],
                 meta: vec![("policy", b"v1".to_vec())],
@@ -487,7 +500,8 @@ fn prepare_elsewhere_then_apply_and_sync(b: &mut impl Backend) {
 
     let bad = poisoned();
     let err = PreparedBatch::prepare(&CommitBatch {
-        customers: vec![("broken", &bad)],
+        customers: p0(vec![("broken", &bad)]),
+        moved: Vec::new(),
         ..CommitBatch::new()
     })
     .unwrap_err();

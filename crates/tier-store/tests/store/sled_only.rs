@@ -1,10 +1,11 @@
 //! What only a store on disk can get wrong: damage, foreign data, schema
 //! versions, locks, quarantine.
 
+use crate::common::p0;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tier_store::{CommitBatch, FlushPolicy, SledStore, Store, StoreError, StoreOptions};
+use tier_store::{CommitBatch, FlushPolicy, Scope, SledStore, Store, StoreError, StoreOptions};
 
 use crate::common::{Account, Backend, account, copy_dir, snapshot};
 
@@ -24,7 +25,8 @@ fn populated() -> (tempfile::TempDir, PathBuf) {
     let (a, b) = (account(1, "gold"), account(2, "silver"));
     store
         .commit(&CommitBatch {
-            customers: vec![("a", &a), ("b", &b)],
+            customers: p0(vec![("a", &a), ("b", &b)]),
+            moved: Vec::new(),
             offsets: vec![("orders", 0, 10)],
             outbox: vec![b"row".to_vec()],
             meta: Vec::new(),
@@ -99,7 +101,8 @@ fn garbage_in_a_copied_data_dir_is_quarantined_and_a_fresh_store_opened() {
     assert_eq!(
         store
             .commit(&CommitBatch {
-                customers: vec![("c", &c)],
+                customers: p0(vec![("c", &c)]),
+                moved: Vec::new(),
                 ..CommitBatch::new()
             })
             .unwrap()
@@ -237,7 +240,13 @@ fn a_store_in_use_is_not_quarantined() {
 #[test]
 fn damaged_values_are_found_by_verify_not_by_open() {
     let (_tmp, dir) = populated();
-    poke(&dir, &[(b"c/a", &[1, 0xff, 0xff]), (b"c/b", &[9, 1, 2, 3])]);
+    poke(
+        &dir,
+        &[
+            (b"c/\0\0\0\0a", &[1, 0xff, 0xff]),
+            (b"c/\0\0\0\0b", &[9, 1, 2, 3]),
+        ],
+    );
     let store = SledStore::open(&dir, opts()).unwrap();
     let err = store.verify::<Account>().unwrap_err();
     assert!(
@@ -302,7 +311,8 @@ fn interval_flush_state_survives_a_clean_close() {
     let x = account(5, "x");
     b.store()
         .commit(&CommitBatch {
-            customers: vec![("x", &x)],
+            customers: p0(vec![("x", &x)]),
+            moved: Vec::new(),
             offsets: vec![("t", 0, 1)],
             ..CommitBatch::new()
         })
@@ -326,4 +336,97 @@ fn outbox_keys_continue_after_the_newest_row_even_if_the_counter_lags() {
     };
     assert_eq!(store.commit(&batch).unwrap().outbox_keys, 257..258);
     assert_eq!(store.verify::<Account>().unwrap().outbox_rows, 3);
+}
+
+/// Rewrites a closed store into the version-3 layout (customer keys
+/// without a scope), as a tierd before partition scoping left it, and adds
+/// `(topic, partition)` offsets.
+fn make_v3(dir: &Path, offsets: &[(&str, i32)]) {
+    let db = raw_sled(dir);
+    let tree = db.open_tree("tierd-state").unwrap();
+    let customers: Vec<_> = tree.scan_prefix(b"c/").map(Result::unwrap).collect();
+    assert!(!customers.is_empty());
+    for (key, value) in customers {
+        tree.remove(&key).unwrap();
+        let mut old = b"c/".to_vec();
+        old.extend_from_slice(&key[6..]);
+        tree.insert(old, value).unwrap();
+    }
+    for (topic, partition) in offsets {
+        let mut key = b"o/".to_vec();
+        key.extend_from_slice(topic.as_bytes());
+        key.push(0);
+        key.extend_from_slice(&partition.to_be_bytes());
+        tree.insert(key, &5i64.to_be_bytes()[..]).unwrap();
+    }
+    tree.insert(b"m/schema", &3u32.to_be_bytes()[..]).unwrap();
+    db.flush().unwrap();
+}
+
+fn scopes(store: &SledStore) -> Vec<(Scope, String, i64)> {
+    store
+        .scan_scoped::<Account>(None)
+        .map(|item| {
+            let (scope, id, a) = item.unwrap();
+            (scope, id, a.score)
+        })
+        .collect()
+}
+
+/// A version-3 dir whose offsets name one partition (every input topic has
+/// one) is upgraded in place: every customer is scoped to that partition,
+/// nothing is lost, and it is not set aside.
+#[test]
+fn a_schema_3_dir_of_one_partition_is_upgraded_in_place() {
+    let (_tmp, dir) = populated();
+    make_v3(&dir, &[("payments", 0)]);
+    let (store, moved) = SledStore::open_or_quarantine(&dir, opts()).unwrap();
+    assert!(moved.is_none(), "upgraded, not set aside");
+    let p0 = Scope::partition(0).unwrap();
+    assert_eq!(
+        scopes(&store),
+        [(p0, "a".to_owned(), 1), (p0, "b".to_owned(), 2)]
+    );
+    assert_eq!(store.verify::<Account>().unwrap().customers, 2);
+    assert_eq!(store.offset("orders", 0).unwrap(), Some(10));
+    assert_eq!(store.outbox_len().unwrap(), 1);
+    drop(store);
+    let store = SledStore::open(&dir, opts()).expect("now a version-4 dir");
+    assert_eq!(scopes(&store).len(), 2);
+    assert_eq!(
+        store.scan_scoped::<Account>(Some(p0)).count(),
+        2,
+        "one partition's customers are one key range"
+    );
+}
+
+/// With offsets on several partitions the old layout does not say where a
+/// customer's records come from: customers are kept unscoped, and a
+/// commit that moves one to its partition deletes the unscoped key.
+#[test]
+fn a_schema_3_dir_of_several_partitions_keeps_customers_unscoped_until_moved() {
+    let (_tmp, dir) = populated();
+    make_v3(&dir, &[("orders", 1), ("payments", 2)]);
+    let store = SledStore::open(&dir, opts()).unwrap();
+    let un = Scope::UNSCOPED;
+    assert_eq!(
+        scopes(&store),
+        [(un, "a".to_owned(), 1), (un, "b".to_owned(), 2)]
+    );
+    let p1 = Scope::partition(1).unwrap();
+    let a2 = account(7, "gold");
+    store
+        .commit(&CommitBatch {
+            customers: vec![(p1, "a", &a2)],
+            moved: vec![(un, "a")],
+            ..CommitBatch::new()
+        })
+        .unwrap();
+    assert_eq!(
+        scopes(&store),
+        [(p1, "a".to_owned(), 7), (un, "b".to_owned(), 2)]
+    );
+    let a: Account = store.get_customer("a").unwrap().unwrap();
+    assert_eq!(a.score, 7);
+    assert_eq!(store.verify::<Account>().unwrap().customers, 2);
 }
