@@ -337,6 +337,10 @@ pub(crate) fn getter(name: IndicatorName) -> Getter {
         IndicatorName::GrowthStreakMonths => |i| Some(i.growth_streak_months),
         IndicatorName::OldestOverdueDays => |i| Some(i.oldest_overdue_days),
         IndicatorName::PurchasePotential => |i| i.purchase_potential,
+        IndicatorName::RfmRecency => |i| i.rfm_recency,
+        IndicatorName::RfmFrequency => |i| i.rfm_frequency,
+        IndicatorName::RfmMonetary => |i| i.rfm_monetary,
+        IndicatorName::RfmScore => |i| i.rfm_score,
     }
 }
 
@@ -490,9 +494,10 @@ impl Policy {
         self.scored_assessments.get(slot).copied().unwrap_or(false)
     }
 
-    /// For the `abc` method: the figure the population is ranked by and
-    /// its direction; `None` for other methods.
-    pub fn rank_by(&self) -> Option<(&Operand, crate::rank::Direction)> {
+    /// For the `abc` method: the figure the population is ranked by (an
+    /// indicator or an assessment; `None` for `by = "score"`, the method's
+    /// weighted score) and its direction; `None` for other methods.
+    pub fn rank_by(&self) -> Option<(Option<&Operand>, crate::rank::Direction)> {
         match &self.method {
             Method::Abc(m) => Some((m.by(), m.direction())),
             _ => None,
@@ -502,9 +507,10 @@ impl Policy {
     /// For the `abc` method: the value `ind` is ranked by (`None`: unknown,
     /// not ranked). `None` for other methods.
     pub fn rank_value(&self, ind: &Indicators) -> Option<f64> {
-        self.rank_by()
-            .and_then(|(by, _)| by.value(ind))
-            .filter(|v| v.is_finite())
+        match &self.method {
+            Method::Abc(m) => m.value(ind).filter(|v| v.is_finite()),
+            _ => None,
+        }
     }
 
     /// For the `abc` method: seconds between two cuts while the
@@ -556,6 +562,38 @@ impl Policy {
             p.method = Method::Abc(m.with_cuts(cuts));
         }
         p
+    }
+
+    /// Whether the tier (the method, a gate) or a grading reads an RFM
+    /// quintile score (`rfm_*`): the engine then keeps the population
+    /// ranked by recency, frequency and monetary value and sets the cut
+    /// points ([`Self::with_rfm_cuts`]).
+    pub fn uses_rfm(&self) -> bool {
+        IndicatorName::RFM
+            .iter()
+            .any(|n| self.uses(*n) || self.gradings.iter().any(|g| g.uses(*n)))
+    }
+
+    /// The RFM quintile cut points in force (empty before the first cut:
+    /// every `rfm_*` indicator is then unknown).
+    pub fn rfm_cuts(&self) -> &crate::rank::RfmQuintiles {
+        &self.fold.rfm
+    }
+
+    /// This policy with the RFM quintile cut points replaced (same
+    /// version: cut points follow the population, not the policy text).
+    pub fn with_rfm_cuts(&self, cuts: crate::rank::RfmQuintiles) -> Policy {
+        let mut p = self.clone();
+        p.fold.rfm = cuts;
+        p
+    }
+
+    /// Seconds between two cuts of the population while it changes: the
+    /// `abc` method's `recut_seconds`, else the default (10), which RFM
+    /// cut points follow too.
+    pub fn recut_seconds(&self) -> u32 {
+        self.rank_recut_seconds()
+            .unwrap_or(abc::DEFAULT_ABC_RECUT_SECONDS)
     }
 
     /// Lifecycle thresholds and the at-risk horizon.
@@ -782,7 +820,10 @@ impl Policy {
                 let (weight, contribution) = match &self.method {
                     Method::WeightedScore(m) => m.assessed_share(slot, ind),
                     Method::Rules(m) => m.assessed_share(slot, ind),
-                    Method::Abc(m) if m.by().assessment_slot() == Some(slot) => {
+                    Method::Abc(m) if m.weighted().is_some() => m
+                        .weighted()
+                        .map_or((0.0, 0.0), |w| w.assessed_share(slot, ind)),
+                    Method::Abc(m) if m.uses_assessment(slot) => {
                         let score = m.evaluate(ind).score;
                         (100.0, score)
                     }
