@@ -3,7 +3,10 @@
 //! [`Indicators`] is a plain value computed from a projection at a given
 //! `now` (see `CustomerProjection::indicators`). Policies refer to
 //! indicators by their stable snake_case names ([`IndicatorName`]), which
-//! are also the names shown in explanations.
+//! are also the names shown in explanations. The RFM quintile scores
+//! (`rfm_*`) are the only ones relative to the population: the projection
+//! maps the customer's figures through the cut points the policy holds
+//! (`FoldRules::rfm`).
 
 use serde::{Deserialize, Serialize};
 

@@ -5,11 +5,40 @@
 //! ```toml
 //! [method]
 //! kind = "abc"
-//! by = "order_amount_12m"   # an indicator or a declared assessment
+//! by = "order_amount_12m"   # an indicator, a declared assessment, or "score"
 //! higher_is_better = true   # the default
 //! shares = [20, 30, 50]     # percent per tier, best first; one per tier
 //! recut_seconds = 10        # how often cut points follow the population
 //! ```
+//!
+//! ## Ranking by the weighted score (`by = "score"`)
+//! DOMAIN.md's "sort customers by ... the weighted score": the method then
+//! declares the score exactly as the `weighted_score` method does
+//! (`[[method.dimensions]]` with weighted parts and curves, an optional
+//! `[method.complaint_penalty]`, checked by the same parser with the same
+//! line-and-field errors), and ranks the population by it:
+//!
+//! ```toml
+//! [method]
+//! kind = "abc"
+//! by = "score"
+//! shares = [20, 30, 50]
+//!
+//! [[method.dimensions]]
+//! name = "value"
+//! weight = 100
+//! parts = [
+//!   { indicator = "margin_12m", share = 70, higher_is_better = true, curve = [[0, 0], [30_000_000, 100]] },
+//!   { indicator = "rfm_frequency", share = 30, higher_is_better = true, curve = [[1, 0], [5, 100]] },
+//! ]
+//! ```
+//!
+//! Tiers have no `min_score` (the cut points are the bands), a higher
+//! score is always better (`higher_is_better = false` is refused), and
+//! `by = "score"` without dimensions is refused (field
+//! `method.dimensions`), as are dimensions or a penalty with any other
+//! `by`. The score reported (and held, and explained with every part's
+//! contribution) is the weighted score; the tier is its share band.
 //!
 //! ## Cut points
 //! A customer's tier depends on everyone else's figures, so the engine, which
@@ -38,11 +67,21 @@
 //! everyone before the first cut (an empty population has no cut points).
 //!
 //! ## Score
-//! The tier is the band, and the score says how high the band is: with `k`
-//! tiers, band `i` (0 = best) scores `100 * (k - 1 - i) / (k - 1)`. The
-//! ranked figure and the cut point to reach are in the explanation, and
-//! the advice is that figure at the next band's cut point (for an
-//! assessment, none: a judgement is not a lever).
+//! Ranked by an indicator or an assessment, the tier is the band, and the
+//! score says how high the band is: with `k` tiers, band `i` (0 = best)
+//! scores `100 * (k - 1 - i) / (k - 1)`. The ranked figure and the cut
+//! point to reach are in the explanation, and the advice is that figure at
+//! the next band's cut point (for an assessment, none: a judgement is not
+//! a lever). Ranked by the score, the score is the weighted score, the
+//! explanation lists its parts like the weighted method's, and the advice
+//! is the weighted method's advice for reaching the next band's cut point
+//! (a score, whole hundredths like every score).
+//!
+//! ## Ranking by an RFM score
+//! `by` may be an `rfm_*` indicator (see [`crate::rank::RfmQuintiles`]).
+//! Its value depends on the RFM cut points, so the engine cuts the RFM
+//! quintiles first and then this method's cut points over the new scores,
+//! in the same recut.
 
 use std::sync::Arc;
 

@@ -38,7 +38,10 @@
 //! - **`abc`** (DOMAIN.md method 2): the tier is the customer's share band
 //!   of the population ranked by one figure (top 20% A, ...), against cut
 //!   points the engine recomputes as the population moves; equal figures
-//!   hold equal tiers. Details in `abc.rs`.
+//!   hold equal tiers. The figure is an indicator, an assessment, or
+//!   (`by = "score"`) a weighted score the method declares with the
+//!   `weighted_score` method's `[[method.dimensions]]`, which is then the
+//!   score reported. Details in `abc.rs`.
 //!
 //! ## Exact edges: scores in hundredths
 //! A score is shown with two decimals, so it is decided with two decimals:
@@ -79,6 +82,32 @@
 //! gap and the failed gates (unit `level`), never in the advice, and the
 //! advice given reaches the next tier once the judgement is made. Details
 //! in `assessment.rs` and `operand.rs`.
+//!
+//! ## RFM scores
+//! `rfm_recency`, `rfm_frequency` and `rfm_monetary` are the customer's
+//! quintile (1-5, 5 = the best fifth) of the population by the date of its
+//! last order that still counts, by `order_count_12m` and by
+//! `order_amount_12m`; `rfm_score` is their sum (3-15: a sum, not the
+//! three digits, so that `rfm_score >= 12` means what it reads). They are
+//! indicators like any other ([`IndicatorName`], unit `level`): a weighted
+//! part, a rule condition, a gate, a matrix axis or an `abc` method's `by`
+//! may read them. Their cut points are the population's, held in the policy
+//! ([`Policy::rfm_cuts`]) like the `abc` method's and set the same way:
+//! the engine ranks the population by the three figures
+//! ([`crate::rank::RfmRanking`]) when the policy reads an RFM score, and
+//! cuts at start, on a policy change and at most every `recut_seconds`
+//! (the `abc` method's, else 10) while the population moves
+//! ([`Policy::with_rfm_cuts`]). A customer's scores are its own figures
+//! mapped through the cut points in force, so between two recuts answers
+//! agree and its own order moves its scores at once; a recut rescores the
+//! customers whose read scores it moves (cause `RANK`). Equal figures get
+//! equal scores (ties go to the better fifth; the secondary `rfm` grading,
+//! which only reports, splits ties by id instead). Recency is ranked by
+//! the last order's instant, so time passing moves no recency score.
+//! Unknown without an order that still counts, and before the first cut.
+//! Advice may name one (e.g. `rfm_frequency` to 3): it is reached by
+//! buying more than the customers now in that fifth, as the population
+//! ranks today.
 //!
 //! ## Complaint penalty
 //! `[method.complaint_penalty]` subtracts points per complaint opened in
