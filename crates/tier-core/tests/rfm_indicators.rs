@@ -139,6 +139,15 @@ fn quintile_scores_of_a_hand_computed_population() {
         );
         assert_eq!(ind.get(IndicatorName::RfmScore), Some(total));
     }
+
+    // Time passing moves no score: 100 days on, everyone's days since the
+    // last order grew alike, and recency is ranked by the order's instant.
+    let mut later = states[0].1.clone();
+    let before = later.indicators(&cut);
+    later.reevaluate("c0", &cut, plus_days(base(), 100), Cause::Time);
+    let after = later.indicators(&cut);
+    assert!(after.days_since_last_order > before.days_since_last_order);
+    assert_eq!(scores(&after), scores(&before));
 }
 
 #[test]

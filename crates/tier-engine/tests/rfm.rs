@@ -3,8 +3,9 @@
 //! and monetary value as it folds, the quintile cut points recomputed on
 //! the cadence (processing clock); at a recut exactly the customers whose
 //! read score moved are rescored (cause `Rank`), newcomers are scored
-//! against the frozen cut points at once, and a restart gives the same
-//! cut points and tiers.
+//! against the frozen cut points at once, a restart gives the same cut
+//! points and tiers, and a figure time alone moves (an order leaving the
+//! window, swept with cause `TIME`) moves the ranking for the next recut.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -242,4 +243,86 @@ fn a_dry_run_of_an_rfm_policy_scores_the_population_its_way() {
             .sum()
     };
     assert_eq!((to("A"), to("B"), to("C")), (1, 5, 4), "{:?}", dry.matrix);
+}
+
+const FREQUENT: &str = r#"
+version = "rfm-engine-2"
+currency = "CNY"
+window_months = 12
+
+[hysteresis]
+min_days_in_tier = 0
+
+[method]
+kind = "rules"
+
+[[method.rules]]
+tier = "A"
+all = [{ indicator = "rfm_frequency", op = ">=", value = 5 }]
+
+[[tiers]]
+name = "A"
+priority = 1
+complaint_sla_hours = 72
+visit_every_days = 30
+payment_terms_days = 60
+
+[[tiers]]
+name = "B"
+priority = 2
+complaint_sla_hours = 96
+visit_every_days = 90
+payment_terms_days = 45
+"#;
+
+#[test]
+fn time_moves_a_figure_and_the_next_recut_follows() {
+    const DAY: i64 = 86_400;
+    let t0 = secs(date(2026, 3, 2), 7200);
+    let policy = Arc::new(Policy::from_toml_str(FREQUENT).unwrap());
+    let mut engine = Engine::new(policy, [], t0);
+    // c0: three orders, two of them about to leave the 12-month window;
+    // c1..c4: one order each.
+    let mut events = vec![
+        order("c0", 1, secs(t0, -355 * DAY), UNIT),
+        order("c0", 2, secs(t0, -354 * DAY), UNIT),
+        order("c0", 3, t0, UNIT),
+    ];
+    events.extend((1..5).map(|i| order(&format!("c{i}"), 1, t0, UNIT)));
+    fold(&mut engine, &events);
+    // Frequency fifths of five: c0 (3 orders) alone in the first; one
+    // order reaches the second: c0 scores 5 (A), the others 4.
+    let unit = recut(&mut engine, secs(t0, 10));
+    assert_eq!(engine.policy().rfm_cuts().frequency, [3.0, 1.0, 1.0, 1.0]);
+    let moved: Vec<(&str, &str)> = unit
+        .changes
+        .iter()
+        .map(|c| (c.customer_id.as_str(), c.new_tier.as_str()))
+        .collect();
+    assert_eq!(moved, [("c0", "A")]);
+
+    // Time alone: c0's two old orders leave the window, its one order
+    // left scores 4 against the frozen cut points (cause TIME).
+    let later = secs(t0, 30 * DAY);
+    let mut unit = Unit::new();
+    engine.sweep(&mut unit, later, 1000);
+    engine.seal(&unit);
+    let c0: Vec<(&str, Cause)> = unit
+        .changes
+        .iter()
+        .filter(|c| c.customer_id == "c0")
+        .map(|c| (c.new_tier.as_str(), c.cause))
+        .collect();
+    assert_eq!(c0, [("B", Cause::Time)]);
+    // The swept figure moved the ranking: at the next recut everyone has
+    // one order, all tie in the first fifth and score 5: everyone A.
+    let unit = recut(&mut engine, secs(later, 10));
+    assert_eq!(engine.policy().rfm_cuts().frequency, [1.0, 1.0, 1.0, 1.0]);
+    assert_eq!(unit.touched().len(), 5);
+    assert_eq!(unit.changes.len(), 5, "{:?}", unit.changes);
+    assert!(
+        unit.changes
+            .iter()
+            .all(|c| c.new_tier == "A" && c.cause == Cause::Rank)
+    );
 }
