@@ -3,7 +3,10 @@
 //! [`Indicators`] is a plain value computed from a projection at a given
 //! `now` (see `CustomerProjection::indicators`). Policies refer to
 //! indicators by their stable snake_case names ([`IndicatorName`]), which
-//! are also the names shown in explanations.
+//! are also the names shown in explanations. The RFM quintile scores
+//! (`rfm_*`) are the only ones relative to the population: the projection
+//! maps the customer's figures through the cut points the policy holds
+//! (`FoldRules::rfm`).
 
 use serde::{Deserialize, Serialize};
 
@@ -82,10 +85,22 @@ pub enum IndicatorName {
     /// without one. The other axis of the relationship x potential matrix
     /// beside `share_of_wallet`.
     PurchasePotential,
+    /// Recency quintile score over the population, 1-5 (5 = the fifth
+    /// with the most recent last order); unknown with no order, or before
+    /// the population is first ranked. See [`crate::rank::RfmQuintiles`].
+    RfmRecency,
+    /// Frequency quintile score (`order_count_12m` over the population),
+    /// 1-5; unknown as for [`Self::RfmRecency`].
+    RfmFrequency,
+    /// Monetary quintile score (`order_amount_12m` over the population),
+    /// 1-5; unknown as for [`Self::RfmRecency`].
+    RfmMonetary,
+    /// The sum of the three RFM scores, 3-15; unknown when any is.
+    RfmScore,
 }
 
 impl IndicatorName {
-    pub const ALL: [IndicatorName; 20] = [
+    pub const ALL: [IndicatorName; 24] = [
         IndicatorName::OrderAmount12m,
         IndicatorName::OrderCount12m,
         IndicatorName::AvgOrderValue12m,
@@ -106,7 +121,32 @@ impl IndicatorName {
         IndicatorName::GrowthStreakMonths,
         IndicatorName::OldestOverdueDays,
         IndicatorName::PurchasePotential,
+        IndicatorName::RfmRecency,
+        IndicatorName::RfmFrequency,
+        IndicatorName::RfmMonetary,
+        IndicatorName::RfmScore,
     ];
+
+    /// The RFM quintile scores (population-relative, see
+    /// [`crate::rank::RfmQuintiles`]).
+    pub const RFM: [IndicatorName; 4] = [
+        IndicatorName::RfmRecency,
+        IndicatorName::RfmFrequency,
+        IndicatorName::RfmMonetary,
+        IndicatorName::RfmScore,
+    ];
+
+    /// Whether this is an RFM quintile score (its value depends on the
+    /// population, not on the customer's figures alone).
+    pub const fn is_rfm(self) -> bool {
+        matches!(
+            self,
+            IndicatorName::RfmRecency
+                | IndicatorName::RfmFrequency
+                | IndicatorName::RfmMonetary
+                | IndicatorName::RfmScore
+        )
+    }
 
     /// Position in [`Self::ALL`].
     pub const fn index(self) -> usize {
@@ -135,6 +175,10 @@ impl IndicatorName {
             IndicatorName::GrowthStreakMonths => "growth_streak_months",
             IndicatorName::OldestOverdueDays => "oldest_overdue_days",
             IndicatorName::PurchasePotential => "purchase_potential",
+            IndicatorName::RfmRecency => "rfm_recency",
+            IndicatorName::RfmFrequency => "rfm_frequency",
+            IndicatorName::RfmMonetary => "rfm_monetary",
+            IndicatorName::RfmScore => "rfm_score",
         }
     }
 
@@ -160,6 +204,11 @@ impl IndicatorName {
             IndicatorName::OpenComplaints | IndicatorName::Complaints12m => Unit::Complaints,
             IndicatorName::ComplaintsWeighted12m => Unit::WeightedComplaints,
             IndicatorName::GrowthStreakMonths => Unit::Months,
+            // Whole quintile scores, like an assessment's levels.
+            IndicatorName::RfmRecency
+            | IndicatorName::RfmFrequency
+            | IndicatorName::RfmMonetary
+            | IndicatorName::RfmScore => Unit::Level,
         }
     }
 
@@ -253,6 +302,19 @@ pub struct Indicators {
     /// expired. A fixed array, so the hot path copies, never allocates.
     #[serde(default)]
     pub assessed: Assessed,
+    /// RFM quintile scores 1-5 against the policy's cut points (see
+    /// [`crate::rank::RfmQuintiles`]); `None` with no order, or before the
+    /// population is first ranked.
+    #[serde(default)]
+    pub rfm_recency: Option<f64>,
+    #[serde(default)]
+    pub rfm_frequency: Option<f64>,
+    #[serde(default)]
+    pub rfm_monetary: Option<f64>,
+    /// `rfm_recency + rfm_frequency + rfm_monetary` (3-15); `None` when
+    /// any is unknown.
+    #[serde(default)]
+    pub rfm_score: Option<f64>,
 }
 
 /// Values of the assessment indicators, by slot: the policy's
@@ -284,6 +346,10 @@ impl Indicators {
             IndicatorName::GrowthStreakMonths => Some(self.growth_streak_months),
             IndicatorName::OldestOverdueDays => Some(self.oldest_overdue_days),
             IndicatorName::PurchasePotential => self.purchase_potential,
+            IndicatorName::RfmRecency => self.rfm_recency,
+            IndicatorName::RfmFrequency => self.rfm_frequency,
+            IndicatorName::RfmMonetary => self.rfm_monetary,
+            IndicatorName::RfmScore => self.rfm_score,
         }
     }
 
@@ -312,6 +378,10 @@ impl Indicators {
             IndicatorName::GrowthStreakMonths => self.growth_streak_months = v,
             IndicatorName::OldestOverdueDays => self.oldest_overdue_days = v,
             IndicatorName::PurchasePotential => self.purchase_potential = value,
+            IndicatorName::RfmRecency => self.rfm_recency = value,
+            IndicatorName::RfmFrequency => self.rfm_frequency = value,
+            IndicatorName::RfmMonetary => self.rfm_monetary = value,
+            IndicatorName::RfmScore => self.rfm_score = value,
         }
     }
 }

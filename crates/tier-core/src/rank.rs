@@ -17,6 +17,10 @@
 //!   ranking between the old and the new cut points.
 //! - [`RfmRanking`] / [`RfmCuts`]: recency, frequency and monetary quintile
 //!   scores (1-5, 5 = best fifth) from three rankings.
+//! - [`Ranking::value_cuts`] / [`RfmQuintiles`]: the same cut points as
+//!   plain values, ties to the better class, for a policy that grades a
+//!   customer by its own figure (the primary `abc` method, the `rfm_*`
+//!   indicators): equal figures always get equal classes there.
 //!
 //! ## Order and ties
 //! The ranking is a *total* order, so the same population always gives the
@@ -421,6 +425,39 @@ impl<K: Ord + Hash + Clone> Ranking<K> {
             flagged,
             low_bound,
         }
+    }
+
+    /// Value cut points of `proportions` over the current known
+    /// population, ties to the better class: `cuts[i]` is the value of the
+    /// last (worst) customer of class `i`, one per class but the last, so a
+    /// value reaching `cuts[i]` (`>=` higher-is-better, `<=` lower) is in
+    /// class `i` or better. A class with nobody in it cannot be reached
+    /// (an infinite cut point). Unlike [`Cuts`], equal values always get
+    /// the same class: what a policy needs to grade a customer by its own
+    /// figure alone ([`value_class`]). Empty for an empty population.
+    pub fn value_cuts(&self, proportions: &Proportions) -> Vec<f64> {
+        let n = self.known_len();
+        if n == 0 {
+            return Vec::new();
+        }
+        let unreachable = match self.direction {
+            Direction::HigherIsBetter => f64::INFINITY,
+            Direction::LowerIsBetter => f64::NEG_INFINITY,
+        };
+        let mut starts = vec![0];
+        starts.extend(proportions.boundaries(n));
+        starts
+            .iter()
+            .take(proportions.classes().saturating_sub(1))
+            .zip(starts.iter().skip(1))
+            .map(|(&start, &end)| {
+                if start < end {
+                    self.get(end - 1).map_or(unreachable, |(_, v)| v)
+                } else {
+                    unreachable
+                }
+            })
+            .collect()
     }
 
     /// Customers of this ranking whose placement (class or low flag)
@@ -1030,6 +1067,68 @@ impl<K: Ord> Cuts<K> {
     }
 }
 
+/// The class of `value` under value cut points ([`Ranking::value_cuts`]):
+/// the best class whose cut point it reaches, else the last (`classes -
+/// 1`). `None` when the value is unknown (`None`, NaN) or there are no
+/// cut points yet.
+pub fn value_class(direction: Direction, cuts: &[f64], value: Option<f64>) -> Option<usize> {
+    let v = value.filter(|v| !v.is_nan())?;
+    if cuts.is_empty() {
+        return None;
+    }
+    let reaches = |t: &f64| match direction {
+        Direction::HigherIsBetter => v >= *t,
+        Direction::LowerIsBetter => v <= *t,
+    };
+    Some(cuts.iter().position(reaches).unwrap_or(cuts.len()))
+}
+
+/// RFM quintile cut points as values, for grading a customer by its own
+/// figures (the `rfm_*` indicators): one [`Ranking::value_cuts`] of the
+/// quintiles per ranking of an [`RfmRanking`], ties to the better
+/// quintile, so two customers with the same figure always get the same
+/// score (unlike [`RfmCuts`], which splits ties by id to keep every
+/// quintile within one customer of its size, for a report). Scores are
+/// 1-5, 5 = the best fifth; a dimension with no cut points (no ranked
+/// customer) scores unknown. Recency cut points are last-order instants
+/// (millis), so time passing moves no recency score.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RfmQuintiles {
+    pub recency: Vec<f64>,
+    pub frequency: Vec<f64>,
+    pub monetary: Vec<f64>,
+}
+
+impl RfmQuintiles {
+    /// The quintile cut points of `ranking`'s current population.
+    pub fn of<K: Ord + Hash + Clone>(ranking: &RfmRanking<K>) -> Self {
+        let q = Proportions::quintiles();
+        Self {
+            recency: ranking.recency.value_cuts(&q),
+            frequency: ranking.frequency.value_cuts(&q),
+            monetary: ranking.monetary.value_cuts(&q),
+        }
+    }
+
+    /// No cut points at all (nobody ranked yet).
+    pub fn is_empty(&self) -> bool {
+        self.recency.is_empty() && self.frequency.is_empty() && self.monetary.is_empty()
+    }
+
+    /// The quintile scores of a customer with these values.
+    pub fn score(&self, values: &RfmValues) -> RfmScore {
+        let score = |cuts: &[f64], v: f64| {
+            let class = value_class(Direction::HigherIsBetter, cuts, Some(v))?;
+            u8::try_from(5usize.saturating_sub(class)).ok()
+        };
+        RfmScore {
+            recency: score(&self.recency, recency_value(values)),
+            frequency: score(&self.frequency, values.frequency),
+            monetary: score(&self.monetary, values.monetary),
+        }
+    }
+}
+
 /// What RFM scores a customer on.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct RfmValues {
@@ -1053,6 +1152,13 @@ pub struct RfmScore {
     pub recency: Option<u8>,
     pub frequency: Option<u8>,
     pub monetary: Option<u8>,
+}
+
+impl RfmScore {
+    /// `recency + frequency + monetary` (3-15); `None` when any is unknown.
+    pub fn total(&self) -> Option<u8> {
+        Some(self.recency? + self.frequency? + self.monetary?)
+    }
 }
 
 fn recency_value(values: &RfmValues) -> f64 {
@@ -1099,15 +1205,38 @@ impl<K: Ord + Hash + Clone> RfmRanking<K> {
         }
     }
 
-    /// Sets a customer's RFM values (inserting it if new).
-    pub fn upsert<Q>(&mut self, id: &Q, values: &RfmValues)
+    /// Sets a customer's RFM values (inserting it if new). Returns whether
+    /// any ranked value changed (a new customer counts as a change).
+    pub fn upsert<Q>(&mut self, id: &Q, values: &RfmValues) -> bool
     where
         K: Borrow<Q>,
         Q: Hash + Ord + ToOwned<Owned = K> + ?Sized,
     {
-        self.recency.upsert(id, recency_value(values));
-        self.frequency.upsert(id, values.frequency);
-        self.monetary.upsert(id, values.monetary);
+        let same = |old: Option<f64>, new: f64| {
+            old.is_some_and(|o| o == new || (o.is_nan() && new.is_nan()))
+        };
+        let r = recency_value(values);
+        let r = same(self.recency.upsert(id, r), r);
+        let f = same(
+            self.frequency.upsert(id, values.frequency),
+            values.frequency,
+        );
+        let m = same(self.monetary.upsert(id, values.monetary), values.monetary);
+        !(r && f && m)
+    }
+
+    /// The values a ranked customer is ranked by; `None` if not ranked.
+    pub fn values_of<Q: Hash + Eq + ?Sized>(&self, id: &Q) -> Option<RfmValues>
+    where
+        K: Borrow<Q>,
+    {
+        let recency = self.recency.value(id)?;
+        Some(RfmValues {
+            // Whole millis, ranked exactly (see `recency_value`).
+            last_order_at: (!recency.is_nan()).then(|| Timestamp::from_millis(recency as i64)),
+            frequency: self.frequency.value(id)?,
+            monetary: self.monetary.value(id)?,
+        })
     }
 
     pub fn remove<Q: Hash + Ord + ?Sized>(&mut self, id: &Q)

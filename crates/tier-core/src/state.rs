@@ -947,6 +947,13 @@ impl CustomerState {
         e
     }
 
+    /// What the RFM quintiles rank this customer by, as of the last
+    /// decision (see `CustomerProjection::rfm_values`).
+    pub fn rfm_values(&self, policy: &Policy) -> crate::rank::RfmValues {
+        self.projection
+            .rfm_values(self.decision_instant(None), policy.fold_rules())
+    }
+
     /// The indicators of the last decision (at [`Self::decided_at`]): the
     /// figures behind the held tier and score, for explanations and queries.
     pub fn indicators(&self, policy: &Policy) -> Indicators {

@@ -1,7 +1,10 @@
 //! The `abc` method (proportional ranking as the primary tier): parsing
 //! with line and field, cut points from a ranked population giving each
 //! tier its share, equal figures holding equal tiers, the lowest tier for
-//! the unranked and the unknown, and explanations naming the cut point.
+//! the unranked and the unknown, and explanations naming the cut point;
+//! `by = "score"`: the population ranked by a weighted score the method
+//! declares, the score reported and explained, advice that reaches the
+//! next band.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -165,12 +168,11 @@ fn bad_abc_policies_are_refused_with_line_and_field() {
         let t = text("").replacen(from, to, 1);
         Policy::from_toml_str(&t).unwrap_err()
     };
+    // Ranking by the score needs the score's dimensions.
     let e = bad("by = \"order_amount_12m\"", "by = \"score\"");
-    assert_eq!(e.field, "method.by");
-    assert!(
-        e.line.is_some() && e.message.contains("[[gradings]]"),
-        "{e}"
-    );
+    assert_eq!(e.field, "method.dimensions");
+    assert_eq!(e.line, Some(8), "{e}");
+    assert!(e.message.contains("[[method.dimensions]]"), "{e}");
     let e = bad("shares = [20, 30, 50]", "shares = [20, 80]");
     assert_eq!(e.field, "method.shares");
     assert!(e.message.contains("2 shares for 3 tiers"), "{e}");
@@ -182,4 +184,137 @@ fn bad_abc_policies_are_refused_with_line_and_field() {
     assert_eq!(e.field, "method.by");
     let e = Policy::from_toml_str(&text("recut_seconds = 0")).unwrap_err();
     assert_eq!(e.field, "method.recut_seconds");
+}
+
+/// An abc method ranking by a weighted score: one dimension, the 12-month
+/// revenue, 0 to 1,000,000 fen for 0 to 100 points.
+fn by_score(extra: &str) -> String {
+    text(extra)
+        .replacen("by = \"order_amount_12m\"", "by = \"score\"", 1)
+        .replacen(
+            "[[tiers]]",
+            r#"[[method.dimensions]]
+name = "value"
+weight = 100
+parts = [
+  { indicator = "order_amount_12m", share = 100, higher_is_better = true, curve = [[0, 0], [1000000, 100]] },
+]
+
+[[tiers]]"#,
+            1,
+        )
+}
+
+/// `p` cut over the customers `ind` as the engine ranks them: by
+/// [`Policy::rank_value`].
+fn ranked_by_value(p: &Policy, ind: &[Indicators]) -> Policy {
+    let (_, direction) = p.rank_by().unwrap();
+    let ranking = Ranking::from_values(
+        direction,
+        ind.iter()
+            .enumerate()
+            .map(|(i, x)| (i, p.rank_value(x).unwrap_or(f64::NAN))),
+    );
+    p.with_rank_cuts(p.rank_cuts_of(&ranking).unwrap())
+}
+
+#[test]
+fn by_score_ranks_the_weighted_score_and_reports_it() {
+    let p = Policy::from_toml_str(&by_score("")).unwrap();
+    assert_eq!(p.method_kind(), "abc");
+    assert!(matches!(
+        p.rank_by(),
+        Some((None, Direction::HigherIsBetter))
+    ));
+    // Revenue 100,000 .. 1,000,000: scores 10 .. 100.
+    let ind: Vec<Indicators> = (1..=10)
+        .map(|i| revenue(f64::from(i) * 100_000.0))
+        .collect();
+    assert_eq!(p.rank_value(&ind[4]), Some(50.0));
+    let p = ranked_by_value(&p, &ind);
+    assert_eq!(p.rank_cuts(), [90.0, 60.0]);
+    let tiers: Vec<&str> = ind
+        .iter()
+        .map(|x| p.tiers()[p.evaluate(x).tier].name.as_str())
+        .collect();
+    assert_eq!(tiers, ["C", "C", "C", "C", "C", "B", "B", "B", "A", "A"]);
+    // The score reported is the weighted score, not the band's height.
+    let middling = revenue(550_000.0);
+    let eval = p.evaluate(&middling);
+    assert_eq!((eval.score, eval.tier), (55.0, 2));
+    // The explanation shows the score's contributions, the cut point to
+    // reach, and advice that reaches it.
+    let e = p.explain(&middling, 2);
+    assert_eq!(e.score, 55.0);
+    assert_eq!(e.indicators.len(), 1);
+    assert_eq!(e.indicators[0].contribution, 55.0);
+    assert!(
+        e.band.starts_with("bottom 50% by score (score < 60)"),
+        "{}",
+        e.band
+    );
+    assert_eq!(
+        e.gap,
+        "to reach B: score >= 60 (now 55), as the population ranks today"
+    );
+    assert_eq!(e.advice.len(), 1, "{:?}", e.advice);
+    // The least revenue whose score shows as 60.00 (59.995 rounds up).
+    assert_eq!(e.advice[0].target, 599_950.0);
+    let after = revenue(e.advice[0].target);
+    assert_eq!(p.evaluate(&after).score, 60.0);
+    assert_eq!(p.tiers()[p.evaluate(&after).tier].name, "B");
+    // Reasons name the score's indicators.
+    let reasons = p.reasons(&revenue(500_000.0), &middling, 3);
+    assert_eq!(reasons.len(), 1);
+    assert_eq!(reasons[0].name, "order_amount_12m");
+    assert_eq!(reasons[0].delta, 5.0);
+}
+
+#[test]
+fn by_score_gives_each_tier_its_share_within_one_customer() {
+    let p = Policy::from_toml_str(&by_score("")).unwrap();
+    let shares = [0.2, 0.3, 0.5];
+    for n in 1..=40u32 {
+        // Distinct revenues, in a scrambled order.
+        let ind: Vec<Indicators> = (0..n)
+            .map(|i| revenue(f64::from((i * 7919) % n + 1) * 10_000.0))
+            .collect();
+        let cut = ranked_by_value(&p, &ind);
+        let mut counts = [0usize; 3];
+        for x in &ind {
+            counts[cut.evaluate(x).tier] += 1;
+        }
+        for (t, share) in shares.iter().enumerate() {
+            let want = share * f64::from(n);
+            assert!(
+                (counts[t] as f64 - want).abs() <= 1.0,
+                "n = {n}: {counts:?} against {shares:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn by_score_parse_errors_name_line_and_field() {
+    // higher_is_better = false makes no sense for a score.
+    let e = Policy::from_toml_str(&by_score("higher_is_better = false")).unwrap_err();
+    assert_eq!(e.field, "method.higher_is_better");
+    assert!(e.line.is_some(), "{e}");
+    // The dimensions are checked as the weighted method's.
+    let e = Policy::from_toml_str(&by_score("").replacen("weight = 100", "weight = 90", 1))
+        .unwrap_err();
+    assert_eq!(e.field, "method.dimensions[0].weight");
+    assert!(e.message.contains("sum to 90"), "{e}");
+    // Dimensions or a penalty with an indicator ranked: refused, not ignored.
+    let with_dims = by_score("").replacen("by = \"score\"", "by = \"order_amount_12m\"", 1);
+    let e = Policy::from_toml_str(&with_dims).unwrap_err();
+    assert_eq!(e.field, "method.dimensions");
+    assert!(
+        e.line.is_some() && e.message.contains("by = \"score\" only"),
+        "{e}"
+    );
+    let with_penalty =
+        text("[method.complaint_penalty]\nlow = 1\nmedium = 2\nhigh = 4\ncritical = 8\nmax = 20");
+    let e = Policy::from_toml_str(&with_penalty).unwrap_err();
+    assert_eq!(e.field, "method.complaint_penalty");
 }

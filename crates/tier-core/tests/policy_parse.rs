@@ -266,6 +266,18 @@ const INVALID: &[(&str, usize, &str, &str)] = &[
         "tiers[3].gates",
         "tier \"D\" is the lowest tier, which every customer may hold",
     ),
+    (
+        "abc_score_without_dimensions.toml",
+        9,
+        "method.dimensions",
+        "by = \"score\" ranks by a weighted score: declare its [[method.dimensions]]",
+    ),
+    (
+        "abc_score_unknown_indicator.toml",
+        23,
+        "method.dimensions[1].parts[0].indicator",
+        "unknown variant `rfm_frequencies`: neither an indicator (",
+    ),
 ];
 
 #[test]

@@ -251,17 +251,20 @@ static CASES: LazyLock<Vec<Case>> = LazyLock::new(|| {
 });
 
 /// An `abc` policy cut over a synthetic population (its figure spread
-/// over 0..5e10, the range the strategies draw money from): its tiers
-/// depend on a population, and the properties hold for any cut points.
-/// Other policies unchanged.
+/// over 0..5e10, the range the strategies draw money from; for `by =
+/// "score"`, scores 0..100 in tenths): its tiers depend on a population,
+/// and the properties hold for any cut points. Other policies unchanged
+/// (RFM scores are drawn by the strategies, whatever the cut points).
 fn ranked(policy: Policy) -> Policy {
-    let Some((_, direction)) = policy.rank_by() else {
+    let Some((by, direction)) = policy.rank_by() else {
         return policy;
     };
-    let population = tier_core::rank::Ranking::from_values(
-        direction,
-        (0..1000).map(|i| (i, f64::from(i) * 5e7)),
-    );
+    let spread = |i: i32| match by {
+        Some(_) => f64::from(i) * 5e7,
+        None => f64::from(i) / 10.0,
+    };
+    let population =
+        tier_core::rank::Ranking::from_values(direction, (0..1000).map(|i| (i, spread(i))));
     let cuts = policy.rank_cuts_of(&population).unwrap_or_default();
     policy.with_rank_cuts(cuts)
 }
@@ -300,6 +303,8 @@ prop_compose! {
             prop::option::weighted(0.8, -1.0..=10.0f64),
             0u32..13,
         ),
+        // RFM quintile scores (unknown: no order, or not cut yet).
+        rfm in prop::option::weighted(0.85, (1u8..=5, 1u8..=5, 1u8..=5)),
     ) -> Indicators {
         let count = (orders_per_month * active_months).round();
         let complaints: u32 = by_severity.iter().sum();
@@ -333,6 +338,10 @@ prop_compose! {
             growth_streak_months: f64::from(streak),
             complaints_by_severity_12m: by_severity,
             resolved_by_severity_12m: resolved,
+            rfm_recency: rfm.map(|r| f64::from(r.0)),
+            rfm_frequency: rfm.map(|r| f64::from(r.1)),
+            rfm_monetary: rfm.map(|r| f64::from(r.2)),
+            rfm_score: rfm.map(|r| f64::from(r.0 + r.1 + r.2)),
             ..Indicators::default()
         }
     }
@@ -578,10 +587,24 @@ fn bisect_edge(
     Some((at(lo), at(hi)))
 }
 
+/// Where each tier's score band starts: its `min_score`, or for an `abc`
+/// policy ranking by the score, the cut point the population sets (0 for
+/// the lowest tier). Empty when tiers are not bands of the score.
+fn band_starts(p: &Policy) -> Vec<f64> {
+    if let Some(mins) = p.tiers().iter().map(|t| t.min_score).collect() {
+        return mins;
+    }
+    match p.rank_by() {
+        Some((None, _)) => p.rank_cuts().iter().copied().chain([0.0]).collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Bisect one scored indicator to the value where the shown score first
-/// reaches each band's `min_score`: there the unrounded score is half a
-/// hundredth below it, so a banding on unrounded floats would fail.
-/// Returns how many edges landed exactly on `min_score`.
+/// reaches each band's `min_score` (or an abc-by-score cut point): there
+/// the unrounded score is half a hundredth below it, so a banding on
+/// unrounded floats would fail. Returns how many edges landed exactly on
+/// the band's start.
 fn check_band_edges(case: &Case, ind: &Indicators, pick: usize) -> Result<usize, TestCaseError> {
     let p = &case.policy;
     if case.levers.is_empty() {
@@ -589,8 +612,7 @@ fn check_band_edges(case: &Case, ind: &Indicators, pick: usize) -> Result<usize,
     }
     let lever = case.levers[pick % case.levers.len()];
     let mut exact = 0;
-    for (i, tier) in p.tiers().iter().enumerate() {
-        let m = tier.min_score.unwrap();
+    for (i, m) in band_starts(p).into_iter().enumerate() {
         if m == 0.0 {
             continue;
         }
@@ -806,6 +828,9 @@ fn every_shipped_policy_and_valid_fixture_is_a_case() {
         "valid_unknowns.toml",
         "valid_rules_gates.toml",
         "valid_abc.toml",
+        "valid_abc_score.toml",
+        "valid_rfm.toml",
+        "abc-score.toml",
     ] {
         assert!(names.contains(&must), "{must} missing from {names:?}");
     }
@@ -841,7 +866,7 @@ fn band_edges_are_exact_for_plain_customers() {
         for ind in [Indicators::default(), middling] {
             for (pick, &lever) in case.levers.iter().enumerate() {
                 exact += check_band_edges(case, &ind, pick).unwrap();
-                for (i, m) in p.tiers().iter().filter_map(|t| t.min_score).enumerate() {
+                for (i, m) in band_starts(p).into_iter().enumerate() {
                     let Some((_, edge)) = bisect_edge(p, &ind, lever, m) else {
                         continue;
                     };

@@ -397,6 +397,20 @@ fn observed(i: &Indicators) -> Observed {
     )
 }
 
+/// `tests/fixtures/valid_rfm.toml` (rules and a gate on RFM scores) with
+/// fixed quintile cut points spread over the range the actions draw from.
+fn rfm_policy() -> Policy {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/valid_rfm.toml");
+    let policy = Policy::from_toml_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let day = |d: i64| at(d).millis() as f64;
+    policy.with_rfm_cuts(tier_core::rank::RfmQuintiles {
+        recency: vec![day(-10), day(-60), day(-200), day(-400)],
+        frequency: vec![8.0, 5.0, 3.0, 1.0],
+        monetary: vec![20_000_000.0, 8_000_000.0, 3_000_000.0, 500_000.0],
+    })
+}
+
 /// Process events in batches through the whole per-customer step (fold,
 /// score, decide), persisting and reloading the state between batches as
 /// the store does.
@@ -448,6 +462,27 @@ proptest! {
         prop_assert_eq!(stepped.sequence, replayed.sequence);
         prop_assert_eq!(stepped.decided_at, replayed.decided_at);
         prop_assert_eq!(stepped.indicators(&policy), replayed.indicators(&policy));
+    }
+
+    /// Replay equals live under a policy reading RFM quintile scores (a
+    /// rules condition and a gate on them) against fixed cut points: the
+    /// scores are the customer's own figures mapped through the cut points,
+    /// so batching, storing and reloading change nothing either.
+    #[test]
+    fn replay_equals_live_under_rfm_scores(actions in prop::collection::vec(action(), 0..30), cuts in prop::collection::vec(0usize..80, 0..5)) {
+        let policy = rfm_policy();
+        let events = expand(&actions);
+        let mut cuts = cuts;
+        cuts.sort_unstable();
+        let stepped = live(&events, &cuts, &policy);
+        let replayed = live(&events, &[], &policy);
+        prop_assert_eq!(&stepped.assignment, &replayed.assignment);
+        prop_assert_eq!(stepped.sequence, replayed.sequence);
+        prop_assert_eq!(stepped.decided_at, replayed.decided_at);
+        let (a, b) = (stepped.indicators(&policy), replayed.indicators(&policy));
+        prop_assert_eq!(a, b);
+        // Known exactly when there is an order that counts.
+        prop_assert_eq!(a.rfm_score.is_some(), stepped.projection.last_order_at().is_some());
     }
 
     /// Applying any event a second time changes nothing.

@@ -46,10 +46,11 @@ mod scope;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
+use tier_core::IndicatorName;
 use tier_core::overrides::{Override, OverrideError, OverrideMode};
 use tier_core::policy::{Policy, Reason};
 use tier_core::projection::{Applied, CustomerMap};
-use tier_core::rank::Ranking;
+use tier_core::rank::{Ranking, RfmQuintiles, RfmRanking, RfmScore};
 use tier_core::state::{AtRisk, Cause, ComplaintOverdue, CustomerState, TierChange};
 use tier_core::{Event, EventKind, Timestamp};
 use tier_store::Scope;
@@ -249,6 +250,12 @@ pub struct Engine {
     ranking: Option<Ranking<String>>,
     /// A ranked value moved since the last cut.
     ranking_moved: bool,
+    /// The population ranked by recency, frequency and monetary value when
+    /// the policy reads an `rfm_*` score (`None` otherwise); cut on the
+    /// same cadence as the `abc` ranking, see [`Engine::recut`].
+    rfm: Option<RfmRanking<String>>,
+    /// An RFM value moved since the last cut.
+    rfm_moved: bool,
     /// When the cut points were last recomputed (processing clock).
     last_cut: Option<Timestamp>,
     /// Cut points the read side has not been given yet.
@@ -282,6 +289,8 @@ impl Engine {
             overdue_open: BTreeMap::new(),
             ranking: None,
             ranking_moved: false,
+            rfm: None,
+            rfm_moved: false,
             last_cut: None,
             cut_unpublished: false,
             scopes: CustomerMap::default(),
@@ -464,11 +473,58 @@ impl Engine {
         for id in &unit.touched {
             self.reindex(id);
         }
+        if self.rfm.is_some() {
+            for id in &unit.touched {
+                self.rerank_rfm(id);
+            }
+        }
         if self.ranking.is_some() {
             for id in &unit.touched {
                 self.rerank(id);
             }
         }
+    }
+
+    /// Move `id` in the RFM rankings to its current values.
+    fn rerank_rfm(&mut self, id: &str) {
+        let Some(values) = self.states.get(id).map(|s| s.rfm_values(&self.policy)) else {
+            return;
+        };
+        if let Some(rfm) = &mut self.rfm {
+            self.rfm_moved |= rfm.upsert(id, &values);
+        }
+    }
+
+    /// Every customer ranked by recency, frequency and monetary value when
+    /// `policy` reads an `rfm_*` score; `None` otherwise.
+    fn rfm_population(&self, policy: &Policy) -> Option<RfmRanking<String>> {
+        if !policy.uses_rfm() {
+            return None;
+        }
+        let mut rfm = RfmRanking::new();
+        for (id, s) in self.states.iter() {
+            rfm.upsert(id.as_str(), &s.rfm_values(policy));
+        }
+        Some(rfm)
+    }
+
+    /// `policy` with the cut points of the population as the engine ranks
+    /// it for that policy (RFM quintiles first: an `abc` method may rank
+    /// by an `rfm_*` score), and the rankings.
+    fn cut_population(
+        &self,
+        policy: &Policy,
+    ) -> (Policy, Option<RfmRanking<String>>, Option<Ranking<String>>) {
+        let rfm = self.rfm_population(policy);
+        let mut cut = match &rfm {
+            Some(r) => policy.with_rfm_cuts(RfmQuintiles::of(r)),
+            None => policy.clone(),
+        };
+        let ranking = self.rank_population(&cut);
+        if let Some(cuts) = ranking.as_ref().and_then(|r| cut.rank_cuts_of(r)) {
+            cut = cut.with_rank_cuts(cuts);
+        }
+        (cut, rfm, ranking)
     }
 
     /// The value `id` is ranked by under an `abc` policy (NaN: unknown).
@@ -503,32 +559,48 @@ impl Engine {
     }
 
     /// Rank every customer under the policy in force and cut at once (an
-    /// `abc` policy at start or when applied); other methods drop the
-    /// ranking.
+    /// `abc` policy, or one reading an `rfm_*` score, at start or when
+    /// applied); a policy that ranks nothing drops the rankings.
     fn rank_all(&mut self, now: Timestamp) {
-        let Some(ranking) = self.rank_population(&self.policy) else {
-            self.ranking = None;
-            return;
-        };
-        if let Some(cuts) = self.policy.rank_cuts_of(&ranking) {
-            self.policy = Arc::new(self.policy.with_rank_cuts(cuts));
-        }
-        self.ranking = Some(ranking);
+        let (cut, rfm, ranking) = self.cut_population(&self.policy);
+        let ranks = rfm.is_some() || ranking.is_some();
+        self.rfm = rfm;
+        self.ranking = ranking;
         self.ranking_moved = false;
+        self.rfm_moved = false;
+        if !ranks {
+            return;
+        }
+        self.policy = Arc::new(cut);
         self.last_cut = Some(now);
         self.cut_unpublished = true;
     }
 
-    /// Under an `abc` policy: recompute the cut points when the ranking
-    /// moved and `recut_seconds` passed since the last cut (processing
-    /// clock), and rescore every customer whose band the new cut points
-    /// move (cause `Rank`) into `unit`. Returns the policy with the cut
-    /// points in force when the read side should get it (a new cut, or
-    /// the first one), else `None`.
+    /// Whether a customer's RFM scores under `old` and `new` cut points
+    /// differ in a score `policy` reads (its tier or a grading).
+    fn rfm_moves(policy: &Policy, old: RfmScore, new: RfmScore) -> bool {
+        let reads =
+            |n: IndicatorName| policy.uses(n) || policy.gradings().iter().any(|g| g.uses(n));
+        (reads(IndicatorName::RfmRecency) && old.recency != new.recency)
+            || (reads(IndicatorName::RfmFrequency) && old.frequency != new.frequency)
+            || (reads(IndicatorName::RfmMonetary) && old.monetary != new.monetary)
+            || (reads(IndicatorName::RfmScore) && old.total() != new.total())
+    }
+
+    /// Under an `abc` policy or one reading an `rfm_*` score: recompute
+    /// the cut points when a ranking moved and `recut_seconds` passed since
+    /// the last cut (processing clock), and rescore every customer whose
+    /// band or read RFM score the new cut points move (cause `Rank`) into
+    /// `unit`. RFM quintiles are cut first: an `abc` method ranking by an
+    /// `rfm_*` score then ranks by the new scores. Returns the policy with
+    /// the cut points in force when the read side should get it (a new
+    /// cut, or the first one), else `None`.
     pub fn recut(&mut self, unit: &mut Unit, now: Timestamp) -> Option<Arc<Policy>> {
-        let ranking = self.ranking.as_ref()?;
-        let every = i64::from(self.policy.rank_recut_seconds().unwrap_or(10)) * 1000;
-        let due = self.ranking_moved
+        if self.ranking.is_none() && self.rfm.is_none() {
+            return None;
+        }
+        let every = i64::from(self.policy.recut_seconds()) * 1000;
+        let due = (self.ranking_moved || self.rfm_moved)
             && self
                 .last_cut
                 .is_none_or(|t| now.millis().saturating_sub(t.millis()) >= every);
@@ -536,20 +608,63 @@ impl Engine {
             return std::mem::take(&mut self.cut_unpublished).then(|| self.policy.clone());
         }
         self.last_cut = Some(now);
-        self.ranking_moved = false;
-        let cuts = self.policy.rank_cuts_of(ranking)?;
-        if cuts == self.policy.rank_cuts() {
+        let old = self.policy.clone();
+        let mut policy = (*old).clone();
+        let mut moved: BTreeSet<String> = BTreeSet::new();
+        if std::mem::take(&mut self.rfm_moved)
+            && let Some(rfm) = &self.rfm
+        {
+            let cuts = RfmQuintiles::of(rfm);
+            if &cuts != old.rfm_cuts() {
+                let before = old.rfm_cuts();
+                for (id, _) in rfm.frequency().iter() {
+                    let Some(values) = rfm.values_of(id.as_str()) else {
+                        continue;
+                    };
+                    if Self::rfm_moves(&old, before.score(&values), cuts.score(&values)) {
+                        moved.insert(id.clone());
+                    }
+                }
+                tracing::debug!(moved = moved.len(), cuts = ?cuts, "rfm cut points recomputed");
+                policy = policy.with_rfm_cuts(cuts);
+            }
+        }
+        if self.ranking.is_some() {
+            // An abc method ranking by an rfm_* score: the scores moved
+            // with the cut points.
+            let rank_by_rfm = policy
+                .rank_by()
+                .and_then(|(by, _)| by.and_then(|b| b.indicator()))
+                .is_some_and(IndicatorName::is_rfm);
+            if rank_by_rfm && !moved.is_empty() {
+                let ids: Vec<String> = moved.iter().cloned().collect();
+                self.policy = Arc::new(policy.clone());
+                for id in &ids {
+                    self.rerank(id);
+                }
+            }
+        }
+        if std::mem::take(&mut self.ranking_moved)
+            && let Some(ranking) = &self.ranking
+            && let Some(cuts) = policy.rank_cuts_of(ranking)
+            && cuts != policy.rank_cuts()
+        {
+            let new = policy.with_rank_cuts(cuts);
+            let before = moved.len();
+            moved.extend(
+                ranking
+                    .iter()
+                    .filter(|(_, v)| policy.rank_band(Some(*v)) != new.rank_band(Some(*v)))
+                    .map(|(id, _)| id.clone()),
+            );
+            tracing::debug!(moved = moved.len() - before, cuts = ?new.rank_cuts(), "abc cut points recomputed");
+            policy = new;
+        }
+        if policy.rank_cuts() == old.rank_cuts() && policy.rfm_cuts() == old.rfm_cuts() {
+            self.policy = old;
             return std::mem::take(&mut self.cut_unpublished).then(|| self.policy.clone());
         }
-        let old = self.policy.clone();
-        let new = Arc::new(old.with_rank_cuts(cuts));
-        let moved: Vec<String> = ranking
-            .iter()
-            .filter(|(_, v)| old.rank_band(Some(*v)) != new.rank_band(Some(*v)))
-            .map(|(id, _)| id.clone())
-            .collect();
-        self.policy = new;
-        tracing::debug!(moved = moved.len(), cuts = ?self.policy.rank_cuts(), "abc cut points recomputed");
+        self.policy = Arc::new(policy);
         for id in &moved {
             if let Some(state) = self.states.get_mut(id) {
                 unit.changes
@@ -820,15 +935,10 @@ impl Engine {
     /// What applying `policy` at `at` would do, changing nothing: every
     /// customer is rescored on a copy exactly as [`Engine::rescore`] will.
     pub fn dry_run(&self, policy: &Policy, at: Timestamp, sample: usize) -> DryRun {
-        // An abc policy grades against the population ranked its way now.
-        let cut;
-        let policy = match self.rank_population(policy) {
-            Some(ranking) => {
-                cut = policy.with_rank_cuts(policy.rank_cuts_of(&ranking).unwrap_or_default());
-                &cut
-            }
-            None => policy,
-        };
+        // An abc policy, or one reading rfm_* scores, grades against the
+        // population ranked its way now.
+        let (cut, _, _) = self.cut_population(policy);
+        let policy = &cut;
         let mut cells: BTreeMap<(Option<String>, String), u64> = BTreeMap::new();
         let mut movers = 0;
         let mut ids: Vec<&String> = self.states.keys().collect();

@@ -135,6 +135,10 @@ impl Engine {
         {
             self.ranking_moved = true;
         }
+        if let Some(rfm) = &mut self.rfm {
+            rfm.remove(id);
+            self.rfm_moved = true;
+        }
         self.scopes.remove(id);
     }
 
@@ -164,6 +168,9 @@ impl Engine {
         self.reindex(&id);
         if self.ranking.is_some() {
             self.rerank(&id);
+        }
+        if self.rfm.is_some() {
+            self.rerank_rfm(&id);
         }
         if stale {
             match &mut self.rescore {

@@ -1,8 +1,10 @@
 //! The `abc` method in the engine: the population ranked as it folds, cut
 //! points recomputed on the cadence (processing clock), customers the new
 //! cut points move rescored with cause `Rank`, newcomers graded against
-//! the frozen cut points at once, the same tiers after a restart, and a
-//! dry run of an abc policy graded against the population ranked its way.
+//! the frozen cut points at once, the same tiers after a restart, a dry
+//! run of an abc policy graded against the population ranked its way, and
+//! ranking by the weighted score (`by = "score"`) or by an RFM score (the
+//! quintiles cut first, in the same recut).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -159,4 +161,80 @@ fn a_dry_run_of_an_abc_policy_ranks_the_population_its_way() {
             .sum()
     };
     assert_eq!((to("A"), to("B"), to("C")), (2, 3, 5), "{:?}", dry.matrix);
+}
+
+/// [`ABC`] ranking by something else: `by` replaced by `by`, `extra`
+/// inserted before the first tier.
+fn abc_by(by: &str, extra: &str) -> Arc<Policy> {
+    let text = ABC.replacen("by = \"order_amount_12m\"", by, 1).replacen(
+        "[[tiers]]",
+        &format!("{extra}\n[[tiers]]"),
+        1,
+    );
+    Arc::new(Policy::from_toml_str(&text).unwrap())
+}
+
+#[test]
+fn by_score_ranks_the_weighted_score_and_reports_it() {
+    // The score: 12-month revenue, 0 to 10 units for 0 to 100 points.
+    let p = abc_by(
+        "by = \"score\"",
+        r#"[[method.dimensions]]
+name = "value"
+weight = 100
+parts = [
+  { indicator = "order_amount_12m", share = 100, higher_is_better = true, curve = [[0, 0], [100000000, 100]] },
+]
+"#,
+    );
+    let t0 = secs(date(2026, 3, 2), 7200);
+    let mut engine = Engine::new(p, [], t0);
+    let first: Vec<Event> = (0..10)
+        .map(|i| order(&format!("c{i}"), 1, t0, UNIT * (i + 1)))
+        .collect();
+    fold(&mut engine, &first);
+    let changes = recut(&mut engine, secs(t0, 10));
+    assert!(changes.iter().all(|c| c.cause == Cause::Rank));
+    assert_eq!(engine.policy().rank_cuts(), [90.0, 60.0]);
+    let tiers: Vec<String> = (0..10).map(|i| tier(&engine, &format!("c{i}"))).collect();
+    assert_eq!(tiers, ["C", "C", "C", "C", "C", "B", "B", "B", "A", "A"]);
+    // The score held is the weighted score, not the band's height.
+    let held = |id: &str| {
+        engine
+            .customer(id)
+            .unwrap()
+            .effective
+            .clone()
+            .unwrap()
+            .score
+    };
+    assert_eq!((held("c4"), held("c7"), held("c9")), (50.0, 80.0, 100.0));
+}
+
+#[test]
+fn by_an_rfm_score_ranks_the_scores_of_the_same_cut() {
+    // Ranked by the monetary quintile score: the first recut sets the
+    // quintile cut points, the scores move, and the abc cut points follow
+    // in the same recut.
+    let p = abc_by("by = \"rfm_monetary\"", "");
+    let t0 = secs(date(2026, 3, 2), 7200);
+    let mut engine = Engine::new(p.clone(), [], t0);
+    let first: Vec<Event> = (0..10)
+        .map(|i| order(&format!("c{i}"), 1, t0, UNIT * (i + 1)))
+        .collect();
+    fold(&mut engine, &first);
+    let changes = recut(&mut engine, secs(t0, 10));
+    // Scores 1,1,2,2,3,3,4,4,5,5: A is score 5, B reaches c4's 3.
+    assert_eq!(engine.policy().rank_cuts(), [5.0, 3.0]);
+    let tiers: Vec<String> = (0..10).map(|i| tier(&engine, &format!("c{i}"))).collect();
+    assert_eq!(tiers, ["C", "C", "C", "C", "B", "B", "B", "B", "A", "A"]);
+    assert_eq!(changes.len(), 6);
+    // A restart cuts both at once: the same cut points.
+    let states: Vec<(String, tier_core::state::CustomerState)> = engine
+        .customers()
+        .map(|(k, v)| (k.to_owned(), v.clone()))
+        .collect();
+    let restarted = Engine::new(p, states, secs(t0, 3600));
+    assert_eq!(restarted.policy().rank_cuts(), engine.policy().rank_cuts());
+    assert_eq!(restarted.policy().rfm_cuts(), engine.policy().rfm_cuts());
 }

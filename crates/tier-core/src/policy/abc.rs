@@ -5,11 +5,40 @@
 //! ```toml
 //! [method]
 //! kind = "abc"
-//! by = "order_amount_12m"   # an indicator or a declared assessment
+//! by = "order_amount_12m"   # an indicator, a declared assessment, or "score"
 //! higher_is_better = true   # the default
 //! shares = [20, 30, 50]     # percent per tier, best first; one per tier
 //! recut_seconds = 10        # how often cut points follow the population
 //! ```
+//!
+//! ## Ranking by the weighted score (`by = "score"`)
+//! DOMAIN.md's "sort customers by ... the weighted score": the method then
+//! declares the score exactly as the `weighted_score` method does
+//! (`[[method.dimensions]]` with weighted parts and curves, an optional
+//! `[method.complaint_penalty]`, checked by the same parser with the same
+//! line-and-field errors), and ranks the population by it:
+//!
+//! ```toml
+//! [method]
+//! kind = "abc"
+//! by = "score"
+//! shares = [20, 30, 50]
+//!
+//! [[method.dimensions]]
+//! name = "value"
+//! weight = 100
+//! parts = [
+//!   { indicator = "margin_12m", share = 70, higher_is_better = true, curve = [[0, 0], [30_000_000, 100]] },
+//!   { indicator = "rfm_frequency", share = 30, higher_is_better = true, curve = [[1, 0], [5, 100]] },
+//! ]
+//! ```
+//!
+//! Tiers have no `min_score` (the cut points are the bands), a higher
+//! score is always better (`higher_is_better = false` is refused), and
+//! `by = "score"` without dimensions is refused (field
+//! `method.dimensions`), as are dimensions or a penalty with any other
+//! `by`. The score reported (and held, and explained with every part's
+//! contribution) is the weighted score; the tier is its share band.
 //!
 //! ## Cut points
 //! A customer's tier depends on everyone else's figures, so the engine, which
@@ -38,16 +67,27 @@
 //! everyone before the first cut (an empty population has no cut points).
 //!
 //! ## Score
-//! The tier is the band, and the score says how high the band is: with `k`
-//! tiers, band `i` (0 = best) scores `100 * (k - 1 - i) / (k - 1)`. The
-//! ranked figure and the cut point to reach are in the explanation, and
-//! the advice is that figure at the next band's cut point (for an
-//! assessment, none: a judgement is not a lever).
+//! Ranked by an indicator or an assessment, the tier is the band, and the
+//! score says how high the band is: with `k` tiers, band `i` (0 = best)
+//! scores `100 * (k - 1 - i) / (k - 1)`. The ranked figure and the cut
+//! point to reach are in the explanation, and the advice is that figure at
+//! the next band's cut point (for an assessment, none: a judgement is not
+//! a lever). Ranked by the score, the score is the weighted score, the
+//! explanation lists its parts like the weighted method's, and the advice
+//! is the weighted method's advice for reaching the next band's cut point
+//! (a score, whole hundredths like every score).
+//!
+//! ## Ranking by an RFM score
+//! `by` may be an `rfm_*` indicator (see [`crate::rank::RfmQuintiles`]).
+//! Its value depends on the RFM cut points, so the engine cuts the RFM
+//! quintiles first and then this method's cut points over the new scores,
+//! in the same recut.
 
 use std::sync::Arc;
 
-use super::explain::{Advice, ExplainedIndicator, Explanation, fmt_opt, fmt_value};
+use super::explain::{Advice, ExplainedIndicator, Explanation, fmt_num, fmt_opt};
 use super::operand::Operand;
+use super::weighted::WeightedScore;
 use super::{Evaluation, ScoringMethod, TierSpec, from_centi, to_centi};
 use crate::indicators::{IndicatorName, Indicators};
 use crate::rank::{Direction, Proportions, Ranking};
@@ -55,9 +95,18 @@ use crate::rank::{Direction, Proportions, Ranking};
 /// How often cut points follow the population, unless the policy says.
 pub(crate) const DEFAULT_ABC_RECUT_SECONDS: u32 = 10;
 
+/// What the population is ranked by.
+#[derive(Clone, Debug)]
+pub(crate) enum RankedBy {
+    /// An indicator or an assessment.
+    Operand(Operand),
+    /// The weighted score of the method's own `dimensions` (`by = "score"`).
+    Score(Box<WeightedScore>),
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct AbcMethod {
-    by: Operand,
+    by: RankedBy,
     direction: Direction,
     /// Fractions per tier, best first.
     proportions: Proportions,
@@ -69,7 +118,7 @@ pub(crate) struct AbcMethod {
 
 impl AbcMethod {
     pub(crate) fn new(
-        by: Operand,
+        by: RankedBy,
         direction: Direction,
         proportions: Proportions,
         recut_seconds: u32,
@@ -83,8 +132,28 @@ impl AbcMethod {
         }
     }
 
-    pub(crate) fn by(&self) -> &Operand {
-        &self.by
+    /// The indicator or assessment ranked by; `None` for the score.
+    pub(crate) fn by(&self) -> Option<&Operand> {
+        match &self.by {
+            RankedBy::Operand(o) => Some(o),
+            RankedBy::Score(_) => None,
+        }
+    }
+
+    /// The weighted score ranked by, for `by = "score"`.
+    pub(crate) fn weighted(&self) -> Option<&WeightedScore> {
+        match &self.by {
+            RankedBy::Operand(_) => None,
+            RankedBy::Score(w) => Some(w),
+        }
+    }
+
+    /// Whether the ranked figure reads the assessment in `slot`.
+    pub(crate) fn uses_assessment(&self, slot: usize) -> bool {
+        match &self.by {
+            RankedBy::Operand(o) => o.assessment_slot() == Some(slot),
+            RankedBy::Score(w) => w.uses_assessment(slot),
+        }
     }
 
     pub(crate) fn direction(&self) -> Direction {
@@ -110,6 +179,32 @@ impl AbcMethod {
         self.proportions.classes()
     }
 
+    /// The value `ind` is ranked by; `None` when unknown.
+    #[inline]
+    pub(crate) fn value(&self, ind: &Indicators) -> Option<f64> {
+        match &self.by {
+            RankedBy::Operand(o) => o.value(ind),
+            RankedBy::Score(w) => Some(w.evaluate(ind).score),
+        }
+    }
+
+    /// The ranked figure's name: the operand's, or `score`.
+    fn by_name(&self) -> &str {
+        match &self.by {
+            RankedBy::Operand(o) => o.name(),
+            RankedBy::Score(_) => "score",
+        }
+    }
+
+    /// A ranked value as text (a score in points).
+    fn fmt_by(&self, v: Option<f64>) -> String {
+        match (&self.by, v) {
+            (RankedBy::Operand(o), v) => fmt_opt(v, o.unit()),
+            (RankedBy::Score(_), Some(v)) => fmt_num(v),
+            (RankedBy::Score(_), None) => "unknown".to_owned(),
+        }
+    }
+
     /// Whether `v` reaches cut point `t`.
     fn reaches(&self, v: f64, t: f64) -> bool {
         match self.direction {
@@ -120,7 +215,7 @@ impl AbcMethod {
 
     /// The band of `ind`: the best whose cut point its value reaches.
     fn band(&self, ind: &Indicators) -> usize {
-        self.band_of_value(self.by.value(ind))
+        self.band_of_value(self.value(ind))
     }
 
     /// The band of a ranked value (`None` or not finite: unknown, the
@@ -137,46 +232,33 @@ impl AbcMethod {
     }
 
     /// The cut points of `ranking` (ranked by this method's figure, in its
-    /// direction) for these proportions.
+    /// direction) for these proportions (see [`Ranking::value_cuts`]).
     pub(crate) fn cuts_of<K: Ord + std::hash::Hash + Clone>(
         &self,
         ranking: &Ranking<K>,
     ) -> Vec<f64> {
-        let n = ranking.known_len();
-        let boundaries = self.proportions.boundaries(n);
-        let unreachable = match self.direction {
-            Direction::HigherIsBetter => f64::INFINITY,
-            Direction::LowerIsBetter => f64::NEG_INFINITY,
-        };
-        // Band `i` holds positions `[starts[i], starts[i + 1])`; reaching
-        // its last customer's value is reaching the band (ties: the better
-        // band). A band with nobody in it cannot be reached.
-        let mut starts = vec![0];
-        starts.extend(boundaries.iter().copied());
-        starts
-            .iter()
-            .take(self.tiers() - 1)
-            .zip(starts.iter().skip(1))
-            .map(|(&start, &end)| {
-                if start < end {
-                    ranking.get(end - 1).map_or(unreachable, |(_, v)| v)
-                } else {
-                    unreachable
-                }
-            })
-            .collect()
+        let cuts = ranking.value_cuts(&self.proportions);
+        if cuts.is_empty() && self.tiers() > 1 {
+            // Nobody ranked: every band but the lowest is out of reach.
+            let unreachable = match self.direction {
+                Direction::HigherIsBetter => f64::INFINITY,
+                Direction::LowerIsBetter => f64::NEG_INFINITY,
+            };
+            return vec![unreachable; self.tiers() - 1];
+        }
+        cuts
     }
 
     fn band_text(&self, tier: usize) -> String {
         let pct = |i: usize| self.proportions.shares().get(i).copied().unwrap_or(0.0) * 100.0;
         let which = if tier == 0 {
-            format!("top {}%", super::explain::fmt_num(pct(0)))
+            format!("top {}%", fmt_num(pct(0)))
         } else if tier + 1 == self.tiers() {
-            format!("bottom {}%", super::explain::fmt_num(pct(tier)))
+            format!("bottom {}%", fmt_num(pct(tier)))
         } else {
-            format!("next {}%", super::explain::fmt_num(pct(tier)))
+            format!("next {}%", fmt_num(pct(tier)))
         };
-        let unit = self.by.unit();
+        let by = self.by_name();
         let op = match self.direction {
             Direction::HigherIsBetter => ">=",
             Direction::LowerIsBetter => "<=",
@@ -186,31 +268,40 @@ impl AbcMethod {
             self.cuts.get(tier),
         ) {
             _ if self.cuts.is_empty() => "not ranked yet".to_owned(),
-            (_, Some(own)) => format!("{} {op} {}", self.by, fmt_value(*own, unit)),
+            (_, Some(own)) => format!("{by} {op} {}", self.fmt_by(Some(*own))),
             (Some(better), None) => {
                 let below = match self.direction {
                     Direction::HigherIsBetter => "<",
                     Direction::LowerIsBetter => ">",
                 };
-                format!("{} {below} {}", self.by, fmt_value(*better, unit))
+                format!("{by} {below} {}", self.fmt_by(Some(*better)))
             }
             (None, None) => "everyone".to_owned(),
         };
-        format!("{which} by {} ({range})", self.by)
+        format!("{which} by {by} ({range})")
     }
 }
 
 impl ScoringMethod for AbcMethod {
     #[inline]
     fn evaluate(&self, ind: &Indicators) -> Evaluation {
-        let tier = self.band(ind);
-        let steps = self.tiers().saturating_sub(1);
-        let score = if steps == 0 {
-            0.0
-        } else {
-            from_centi(to_centi(
-                100.0 * steps.saturating_sub(tier) as f64 / steps as f64,
-            ))
+        let (tier, score) = match &self.by {
+            RankedBy::Score(w) => {
+                let score = w.evaluate(ind).score;
+                (self.band_of_value(Some(score)), score)
+            }
+            RankedBy::Operand(_) => {
+                let tier = self.band(ind);
+                let steps = self.tiers().saturating_sub(1);
+                let score = if steps == 0 {
+                    0.0
+                } else {
+                    from_centi(to_centi(
+                        100.0 * steps.saturating_sub(tier) as f64 / steps as f64,
+                    ))
+                };
+                (tier, score)
+            }
         };
         Evaluation {
             score,
@@ -225,20 +316,23 @@ impl ScoringMethod for AbcMethod {
 
     fn explain(&self, ind: &Indicators, tier: usize, tiers: &[TierSpec]) -> Explanation {
         let eval = self.evaluate(ind);
-        let value = self.by.value(ind);
-        let unit = self.by.unit();
-        let indicators = self
-            .by
-            .indicator()
-            .map(|name| ExplainedIndicator {
-                name,
-                value,
-                points: eval.score,
-                weight: 100.0,
-                contribution: eval.score,
-            })
-            .into_iter()
-            .collect();
+        let value = self.value(ind);
+        let (indicators, penalty) = match &self.by {
+            RankedBy::Score(w) => (w.explained(ind), w.penalty(ind)),
+            RankedBy::Operand(o) => (
+                o.indicator()
+                    .map(|name| ExplainedIndicator {
+                        name,
+                        value,
+                        points: eval.score,
+                        weight: 100.0,
+                        contribution: eval.score,
+                    })
+                    .into_iter()
+                    .collect(),
+                0.0,
+            ),
+        };
         let next = tier.checked_sub(1);
         let target = next
             .and_then(|n| self.cuts.get(n))
@@ -257,9 +351,9 @@ impl ScoringMethod for AbcMethod {
                 };
                 format!(
                     "to reach {name}: {} {op} {} (now {}), as the population ranks today",
-                    self.by,
-                    fmt_value(t, unit),
-                    fmt_opt(value, unit)
+                    self.by_name(),
+                    self.fmt_by(Some(t)),
+                    self.fmt_by(value)
                 )
             }
             (Some(n), None) => {
@@ -267,9 +361,19 @@ impl ScoringMethod for AbcMethod {
                 format!("{name}'s band is empty in today's ranking")
             }
         };
-        let advice = match (self.by.indicator(), target) {
-            (Some(indicator), Some(t)) if eval.tier > next.unwrap_or(0) => {
-                vec![Advice::new(indicator, value, t)]
+        let behind = eval.tier > next.unwrap_or(0);
+        let advice = match (&self.by, target) {
+            (RankedBy::Operand(o), Some(t)) if behind => o
+                .indicator()
+                .map(|indicator| Advice::new(indicator, value, t))
+                .into_iter()
+                .collect(),
+            // The weighted method's advice to the score at the cut point
+            // (scores are whole hundredths, and so are the cut points).
+            (RankedBy::Score(w), Some(t))
+                if behind && self.direction == Direction::HigherIsBetter =>
+            {
+                w.advise(ind, to_centi(t))
             }
             _ => Vec::new(),
         };
@@ -277,7 +381,7 @@ impl ScoringMethod for AbcMethod {
             tier: tiers.get(tier).map(|t| t.name.clone()).unwrap_or_default(),
             score: eval.score,
             indicators,
-            penalty: 0.0,
+            penalty,
             band: self.band_text(tier),
             next_tier: next.and_then(|n| tiers.get(n)).map(|t| t.name.clone()),
             gap,
@@ -290,10 +394,16 @@ impl ScoringMethod for AbcMethod {
     }
 
     fn contributions<'a>(&'a self, ind: &Indicators, out: &mut Vec<(&'a str, f64)>) {
-        out.push((self.by.name(), self.evaluate(ind).score));
+        match &self.by {
+            RankedBy::Score(w) => w.contributions(ind, out),
+            RankedBy::Operand(o) => out.push((o.name(), self.evaluate(ind).score)),
+        }
     }
 
     fn uses(&self, name: IndicatorName) -> bool {
-        self.by.indicator() == Some(name)
+        match &self.by {
+            RankedBy::Score(w) => w.uses(name),
+            RankedBy::Operand(o) => o.indicator() == Some(name),
+        }
     }
 }

@@ -21,7 +21,10 @@
 //! - **`rfm`**: recency, frequency and monetary quintile scores (1-5, 5
 //!   best) over the population: `days_since_last_order` (fewer is better),
 //!   `order_count_12m`, `order_amount_12m`; the class is the three digits,
-//!   e.g. `"545"`. Customers without an order are not graded.
+//!   e.g. `"545"`. Customers without an order are not graded. (The
+//!   `rfm_*` indicators a tier may read are the same quintiles with ties
+//!   to the better fifth, so that equal figures score alike; see the
+//!   policy module's "RFM scores".)
 //!
 //! Population gradings are computed over the committed population by the
 //! read side, their cut points recomputed at most every `recut_seconds`

@@ -38,7 +38,10 @@
 //! - **`abc`** (DOMAIN.md method 2): the tier is the customer's share band
 //!   of the population ranked by one figure (top 20% A, ...), against cut
 //!   points the engine recomputes as the population moves; equal figures
-//!   hold equal tiers. Details in `abc.rs`.
+//!   hold equal tiers. The figure is an indicator, an assessment, or
+//!   (`by = "score"`) a weighted score the method declares with the
+//!   `weighted_score` method's `[[method.dimensions]]`, which is then the
+//!   score reported. Details in `abc.rs`.
 //!
 //! ## Exact edges: scores in hundredths
 //! A score is shown with two decimals, so it is decided with two decimals:
@@ -79,6 +82,32 @@
 //! gap and the failed gates (unit `level`), never in the advice, and the
 //! advice given reaches the next tier once the judgement is made. Details
 //! in `assessment.rs` and `operand.rs`.
+//!
+//! ## RFM scores
+//! `rfm_recency`, `rfm_frequency` and `rfm_monetary` are the customer's
+//! quintile (1-5, 5 = the best fifth) of the population by the date of its
+//! last order that still counts, by `order_count_12m` and by
+//! `order_amount_12m`; `rfm_score` is their sum (3-15: a sum, not the
+//! three digits, so that `rfm_score >= 12` means what it reads). They are
+//! indicators like any other ([`IndicatorName`], unit `level`): a weighted
+//! part, a rule condition, a gate, a matrix axis or an `abc` method's `by`
+//! may read them. Their cut points are the population's, held in the policy
+//! ([`Policy::rfm_cuts`]) like the `abc` method's and set the same way:
+//! the engine ranks the population by the three figures
+//! ([`crate::rank::RfmRanking`]) when the policy reads an RFM score, and
+//! cuts at start, on a policy change and at most every `recut_seconds`
+//! (the `abc` method's, else 10) while the population moves
+//! ([`Policy::with_rfm_cuts`]). A customer's scores are its own figures
+//! mapped through the cut points in force, so between two recuts answers
+//! agree and its own order moves its scores at once; a recut rescores the
+//! customers whose read scores it moves (cause `RANK`). Equal figures get
+//! equal scores (ties go to the better fifth; the secondary `rfm` grading,
+//! which only reports, splits ties by id instead). Recency is ranked by
+//! the last order's instant, so time passing moves no recency score.
+//! Unknown without an order that still counts, and before the first cut.
+//! Advice may name one (e.g. `rfm_frequency` to 3): it is reached by
+//! buying more than the customers now in that fifth, as the population
+//! ranks today.
 //!
 //! ## Complaint penalty
 //! `[method.complaint_penalty]` subtracts points per complaint opened in
@@ -337,6 +366,10 @@ pub(crate) fn getter(name: IndicatorName) -> Getter {
         IndicatorName::GrowthStreakMonths => |i| Some(i.growth_streak_months),
         IndicatorName::OldestOverdueDays => |i| Some(i.oldest_overdue_days),
         IndicatorName::PurchasePotential => |i| i.purchase_potential,
+        IndicatorName::RfmRecency => |i| i.rfm_recency,
+        IndicatorName::RfmFrequency => |i| i.rfm_frequency,
+        IndicatorName::RfmMonetary => |i| i.rfm_monetary,
+        IndicatorName::RfmScore => |i| i.rfm_score,
     }
 }
 
@@ -490,9 +523,10 @@ impl Policy {
         self.scored_assessments.get(slot).copied().unwrap_or(false)
     }
 
-    /// For the `abc` method: the figure the population is ranked by and
-    /// its direction; `None` for other methods.
-    pub fn rank_by(&self) -> Option<(&Operand, crate::rank::Direction)> {
+    /// For the `abc` method: the figure the population is ranked by (an
+    /// indicator or an assessment; `None` for `by = "score"`, the method's
+    /// weighted score) and its direction; `None` for other methods.
+    pub fn rank_by(&self) -> Option<(Option<&Operand>, crate::rank::Direction)> {
         match &self.method {
             Method::Abc(m) => Some((m.by(), m.direction())),
             _ => None,
@@ -502,9 +536,10 @@ impl Policy {
     /// For the `abc` method: the value `ind` is ranked by (`None`: unknown,
     /// not ranked). `None` for other methods.
     pub fn rank_value(&self, ind: &Indicators) -> Option<f64> {
-        self.rank_by()
-            .and_then(|(by, _)| by.value(ind))
-            .filter(|v| v.is_finite())
+        match &self.method {
+            Method::Abc(m) => m.value(ind).filter(|v| v.is_finite()),
+            _ => None,
+        }
     }
 
     /// For the `abc` method: seconds between two cuts while the
@@ -556,6 +591,38 @@ impl Policy {
             p.method = Method::Abc(m.with_cuts(cuts));
         }
         p
+    }
+
+    /// Whether the tier (the method, a gate) or a grading reads an RFM
+    /// quintile score (`rfm_*`): the engine then keeps the population
+    /// ranked by recency, frequency and monetary value and sets the cut
+    /// points ([`Self::with_rfm_cuts`]).
+    pub fn uses_rfm(&self) -> bool {
+        IndicatorName::RFM
+            .iter()
+            .any(|n| self.uses(*n) || self.gradings.iter().any(|g| g.uses(*n)))
+    }
+
+    /// The RFM quintile cut points in force (empty before the first cut:
+    /// every `rfm_*` indicator is then unknown).
+    pub fn rfm_cuts(&self) -> &crate::rank::RfmQuintiles {
+        &self.fold.rfm
+    }
+
+    /// This policy with the RFM quintile cut points replaced (same
+    /// version: cut points follow the population, not the policy text).
+    pub fn with_rfm_cuts(&self, cuts: crate::rank::RfmQuintiles) -> Policy {
+        let mut p = self.clone();
+        p.fold.rfm = cuts;
+        p
+    }
+
+    /// Seconds between two cuts of the population while it changes: the
+    /// `abc` method's `recut_seconds`, else the default (10), which RFM
+    /// cut points follow too.
+    pub fn recut_seconds(&self) -> u32 {
+        self.rank_recut_seconds()
+            .unwrap_or(abc::DEFAULT_ABC_RECUT_SECONDS)
     }
 
     /// Lifecycle thresholds and the at-risk horizon.
@@ -782,7 +849,10 @@ impl Policy {
                 let (weight, contribution) = match &self.method {
                     Method::WeightedScore(m) => m.assessed_share(slot, ind),
                     Method::Rules(m) => m.assessed_share(slot, ind),
-                    Method::Abc(m) if m.by().assessment_slot() == Some(slot) => {
+                    Method::Abc(m) if m.weighted().is_some() => m
+                        .weighted()
+                        .map_or((0.0, 0.0), |w| w.assessed_share(slot, ind)),
+                    Method::Abc(m) if m.uses_assessment(slot) => {
                         let score = m.evaluate(ind).score;
                         (100.0, score)
                     }

@@ -8,6 +8,11 @@
 //! its `unknown` setting. Assessment levels are whole numbers on the
 //! declared scale ([`Unit::Level`]).
 //!
+//! An indicator may be an RFM quintile score (`rfm_recency`, ...): its
+//! value is the customer's own figure mapped through the population's cut
+//! points the policy holds, filled in with the other indicators (see the
+//! policy module's "RFM scores"); it reads like any indicator.
+//!
 //! An assessment is a judgement to make, not a lever: explanations name an
 //! unmet condition or a failing gate on one in their gap text and failed
 //! gates, never in the structured advice (which lists the event-derived

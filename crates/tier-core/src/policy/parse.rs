@@ -272,14 +272,21 @@ struct RawPenalty {
 struct AbcConfig {
     #[serde(rename = "kind")]
     _kind: MethodKind,
-    /// An [`IndicatorName`] or the name of a declared assessment.
+    /// An [`IndicatorName`], the name of a declared assessment, or
+    /// `"score"`: the weighted score of `dimensions`.
     by: Spanned<String>,
     #[serde(default)]
-    higher_is_better: Option<bool>,
+    higher_is_better: Option<Spanned<bool>>,
     /// Percent per tier, best first.
     shares: Spanned<Vec<f64>>,
     #[serde(default)]
     recut_seconds: Option<Spanned<i64>>,
+    /// With `by = "score"`: the weighted score's dimensions, exactly as the
+    /// `weighted_score` method declares them.
+    #[serde(default)]
+    dimensions: Option<Spanned<Vec<RawDimension>>>,
+    #[serde(default)]
+    complaint_penalty: Option<Spanned<RawPenalty>>,
 }
 
 #[derive(Deserialize)]
@@ -380,13 +387,14 @@ impl<M> RawPolicy<M> {
                     || match &method {
                         Method::WeightedScore(m) => m.uses_assessment(slot),
                         Method::Rules(m) => m.uses_assessment(slot),
-                        Method::Abc(m) => m.by().assessment_slot() == Some(slot),
+                        Method::Abc(m) => m.uses_assessment(slot),
                     }
             }),
             fold: FoldRules {
                 window: Window::months(window_months),
                 calendar,
                 assessments,
+                rfm: crate::rank::RfmQuintiles::default(),
             },
             currency,
             hysteresis,
@@ -1092,11 +1100,30 @@ fn build_weighted(
     for (tier, min) in tiers.iter_mut().zip(&min_centis) {
         tier.min_score = Some(from_centi(*min));
     }
+    build_score(
+        ctx,
+        &cfg.dimensions,
+        cfg.complaint_penalty.as_ref(),
+        assessments,
+        min_centis,
+    )
+}
 
-    let dims = cfg.dimensions.get_ref();
+/// A weighted score from `[[method.dimensions]]` and an optional
+/// `[method.complaint_penalty]`: the `weighted_score` method's, and what an
+/// `abc` method with `by = "score"` ranks by. `min_centis`: the tiers'
+/// bands (the weighted method's; unused by abc, which bands by share).
+fn build_score(
+    ctx: Ctx<'_>,
+    dimensions: &Spanned<Vec<RawDimension>>,
+    complaint_penalty: Option<&RawPenalty>,
+    assessments: &AssessmentRules,
+    min_centis: Vec<i64>,
+) -> Result<WeightedScore> {
+    let dims = dimensions.get_ref();
     if dims.is_empty() {
         return Err(ctx.err(
-            cfg.dimensions.span(),
+            dimensions.span(),
             "method.dimensions",
             "at least one dimension is required",
         ));
@@ -1257,9 +1284,7 @@ fn build_weighted(
             ),
         ));
     }
-    let penalty = cfg
-        .complaint_penalty
-        .as_ref()
+    let penalty = complaint_penalty
         .map(|p| build_penalty(ctx, p))
         .transpose()?;
     Ok(WeightedScore::new(terms, assessed, penalty, min_centis))
@@ -1674,9 +1699,10 @@ fn build_penalty(ctx: Ctx<'_>, raw: &RawPenalty) -> Result<Penalty> {
     })
 }
 
-/// `kind = "abc"`: `by` an indicator or an assessment (not the score:
-/// ranking by the weighted score is a secondary grading's job), one share
-/// per tier summing to 100, tiers without `min_score`.
+/// `kind = "abc"`: `by` an indicator, an assessment or `"score"` (then
+/// `[[method.dimensions]]` define the weighted score, as for the
+/// `weighted_score` method, and `higher_is_better` may not be false), one
+/// share per tier summing to 100, tiers without `min_score`.
 fn build_abc(
     ctx: Ctx<'_>,
     cfg: AbcConfig,
@@ -1693,15 +1719,51 @@ fn build_abc(
             ));
         }
     }
-    if cfg.by.get_ref().trim() == "score" {
-        return Err(ctx.err(
-            cfg.by.span(),
-            "method.by",
-            "an abc method ranks by an indicator or an assessment; to rank by a weighted score, \
-             keep kind = \"weighted_score\" and add an abc grading with by = \"score\" under [[gradings]]",
-        ));
-    }
-    let by = resolve_operand(ctx, &cfg.by, "method.by", assessments)?;
+    let higher = cfg.higher_is_better.as_ref().is_none_or(|h| *h.get_ref());
+    let by = if cfg.by.get_ref().trim() == "score" {
+        let Some(dimensions) = &cfg.dimensions else {
+            return Err(ctx.err(
+                cfg.by.span(),
+                "method.dimensions",
+                "by = \"score\" ranks by a weighted score: declare its [[method.dimensions]] \
+                 (name, weight, parts) as for kind = \"weighted_score\"",
+            ));
+        };
+        if let Some(h) = cfg.higher_is_better.as_ref().filter(|_| !higher) {
+            return Err(ctx.err(
+                h.span(),
+                "method.higher_is_better",
+                "a higher score is always better: remove higher_is_better = false for by = \"score\"",
+            ));
+        }
+        let score = build_score(
+            ctx,
+            dimensions,
+            cfg.complaint_penalty.as_ref().map(Spanned::get_ref),
+            assessments,
+            vec![0; raw.len()],
+        )?;
+        super::abc::RankedBy::Score(Box::new(score))
+    } else {
+        let field = |name: &str| format!("method.{name}");
+        let extra = match (&cfg.dimensions, &cfg.complaint_penalty) {
+            (Some(d), _) => Some((d.span(), field("dimensions"))),
+            (None, Some(p)) => Some((p.span(), field("complaint_penalty"))),
+            (None, None) => None,
+        };
+        if let Some((span, field)) = extra {
+            let what = field.trim_start_matches("method.").to_owned();
+            return Err(ctx.err(
+                span,
+                field,
+                format!(
+                    "{what} applies to by = \"score\" only; this abc method ranks by {:?}",
+                    cfg.by.get_ref()
+                ),
+            ));
+        }
+        super::abc::RankedBy::Operand(resolve_operand(ctx, &cfg.by, "method.by", assessments)?)
+    };
     let pct = cfg.shares.get_ref();
     if pct.len() != raw.len() {
         return Err(ctx.err(
@@ -1745,7 +1807,7 @@ fn build_abc(
             }
         },
     };
-    let direction = if cfg.higher_is_better.unwrap_or(true) {
+    let direction = if higher {
         crate::rank::Direction::HigherIsBetter
     } else {
         crate::rank::Direction::LowerIsBetter

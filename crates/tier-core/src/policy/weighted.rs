@@ -336,7 +336,7 @@ impl WeightedScore {
     }
 
     #[inline]
-    fn penalty(&self, ind: &Indicators) -> f64 {
+    pub(crate) fn penalty(&self, ind: &Indicators) -> f64 {
         self.penalty.as_ref().map_or(0.0, |p| p.of(ind))
     }
 
@@ -372,9 +372,27 @@ impl WeightedScore {
         }
     }
 
+    /// Every scored part on an event-derived indicator with its value,
+    /// points, weight and contribution.
+    pub(crate) fn explained(&self, ind: &Indicators) -> Vec<ExplainedIndicator> {
+        self.terms
+            .iter()
+            .map(|t| {
+                let (value, points) = t.eval(ind);
+                ExplainedIndicator {
+                    name: t.indicator,
+                    value,
+                    points,
+                    weight: t.factor * 100.0,
+                    contribution: t.factor * points,
+                }
+            })
+            .collect()
+    }
+
     /// Advice that brings `ind` to `goal_centi` or more (see the module
     /// docs); empty when it is there already or nothing gets it there.
-    fn advise(&self, ind: &Indicators, goal_centi: i64) -> Vec<Advice> {
+    pub(crate) fn advise(&self, ind: &Indicators, goal_centi: i64) -> Vec<Advice> {
         if self.centi(ind) >= goal_centi {
             return Vec::new();
         }
@@ -574,20 +592,7 @@ impl ScoringMethod for WeightedScore {
     fn explain(&self, ind: &Indicators, tier: usize, tiers: &[TierSpec]) -> Explanation {
         let centi = self.centi(ind);
         let penalty = self.penalty(ind);
-        let indicators: Vec<ExplainedIndicator> = self
-            .terms
-            .iter()
-            .map(|t| {
-                let (value, points) = t.eval(ind);
-                ExplainedIndicator {
-                    name: t.indicator,
-                    value,
-                    points,
-                    weight: t.factor * 100.0,
-                    contribution: t.factor * points,
-                }
-            })
-            .collect();
+        let indicators = self.explained(ind);
         let advice = tier
             .checked_sub(1)
             .and_then(|next| self.min_centis.get(next))

@@ -92,6 +92,10 @@ pub struct FoldRules {
     /// set, how long it counts, and the slot its value takes in
     /// [`Indicators::assessed`].
     pub assessments: AssessmentRules,
+    /// The population's RFM quintile cut points the `rfm_*` indicators
+    /// map a customer's figures through (set by the engine, which ranks
+    /// the population; empty, so unknown scores, until then).
+    pub rfm: crate::rank::RfmQuintiles,
 }
 
 impl FoldRules {
@@ -100,6 +104,7 @@ impl FoldRules {
             window: Window::months(window_months),
             calendar,
             assessments: AssessmentRules::default(),
+            rfm: crate::rank::RfmQuintiles::default(),
         }
     }
 
@@ -329,6 +334,17 @@ impl ComplaintRec {
 /// `i64`, whose conversion is one instruction; `i128` to `f64` is a
 /// library call.
 #[inline]
+/// The RFM values of a customer: unknown throughout without an order that
+/// still counts (nothing to score its buying on).
+fn rfm_values(last_order: Option<Timestamp>, orders: f64, amount: f64) -> crate::rank::RfmValues {
+    let known = |v: f64| if last_order.is_some() { v } else { f64::NAN };
+    crate::rank::RfmValues {
+        last_order_at: last_order,
+        frequency: known(orders),
+        monetary: known(amount),
+    }
+}
+
 fn money_f64(v: i128) -> f64 {
     match i64::try_from(v) {
         Ok(small) => small as f64,
@@ -1249,6 +1265,14 @@ impl CustomerProjection {
         in_window.or(self.last_order_before_window)
     }
 
+    /// What the RFM quintiles rank this customer by at instant `at`: its
+    /// last order that still counts and the window's order count and
+    /// amount (all unknown for a customer without an order).
+    pub fn rfm_values(&self, at: Timestamp, rules: &FoldRules) -> crate::rank::RfmValues {
+        let ind = self.indicators_with(at, rules, |_| false);
+        rfm_values(self.last_order(), ind.order_count_12m, ind.order_amount_12m)
+    }
+
     /// Compute every indicator at instant `at` (taken as the watermark when
     /// earlier).
     pub fn indicators(&self, at: Timestamp, rules: &FoldRules) -> Indicators {
@@ -1334,6 +1358,13 @@ impl CustomerProjection {
             (None, 0)
         };
         let annual = 12.0 / f64::from(rules.window.len_months());
+        let rfm = if IndicatorName::RFM.iter().any(|n| needed(*n)) {
+            rules
+                .rfm
+                .score(&rfm_values(self.last_order(), orders as f64, amount))
+        } else {
+            crate::rank::RfmScore::default()
+        };
         let mut assessed = crate::indicators::Assessed::default();
         if let Some(book) = &self.assessments {
             for (slot, spec) in assessed.iter_mut().zip(rules.assessments.specs()) {
@@ -1378,6 +1409,10 @@ impl CustomerProjection {
             complaints_by_severity_12m: by_severity,
             resolved_by_severity_12m: resolved,
             assessed,
+            rfm_recency: rfm.recency.map(f64::from),
+            rfm_frequency: rfm.frequency.map(f64::from),
+            rfm_monetary: rfm.monetary.map(f64::from),
+            rfm_score: rfm.total().map(f64::from),
         }
     }
 
