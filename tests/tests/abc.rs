@@ -133,4 +133,13 @@ async fn the_population_sets_the_tiers() {
         );
     }
     sb.stop().await;
+
+    // The cut points in force are in the data dir, for the next start.
+    use tier_store::Store as _;
+    let store =
+        tier_store::SledStore::open(&sb.config.data_dir, tier_store::StoreOptions::default())
+            .unwrap();
+    let stored = store.meta(tier_engine::cuts::META_CUTS).unwrap().unwrap();
+    let cuts = tier_engine::cuts::decode(&stored).unwrap();
+    assert_eq!(cuts.rank, [90_000_000.0, 60_000_000.0]);
 }

@@ -184,6 +184,7 @@ impl CommitUnit {
             || !self.notice_rows.is_empty()
             || !self.extra_offsets.is_empty()
             || self.policy.is_some()
+            || self.rank_cut.is_some()
     }
 
     /// Records in the unit.

@@ -340,13 +340,17 @@ impl<S: Store + 'static> Worker<S> {
             })
             .collect();
         outbox.extend(unit.notice_rows.iter().cloned());
-        let meta = match &unit.policy {
+        let mut meta = match &unit.policy {
             Some(p) => vec![
                 (META_POLICY, p.text.as_bytes().to_vec()),
                 (META_POLICY_SOURCE, p.source_hash.as_bytes().to_vec()),
             ],
             None => Vec::new(),
         };
+        if let Some(cut) = &unit.rank_cut {
+            // With the decisions made against them (see `cuts`).
+            meta.push((crate::cuts::META_CUTS, crate::cuts::encode(cut)));
+        }
         let batch = CommitBatch {
             customers: unit
                 .customers

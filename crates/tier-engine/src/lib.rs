@@ -40,6 +40,7 @@
 pub mod batch;
 pub mod command;
 pub mod committer;
+pub mod cuts;
 pub mod metrics;
 mod scope;
 

@@ -238,3 +238,62 @@ fn by_an_rfm_score_ranks_the_scores_of_the_same_cut() {
     assert_eq!(restarted.policy().rank_cuts(), engine.policy().rank_cuts());
     assert_eq!(restarted.policy().rfm_cuts(), engine.policy().rfm_cuts());
 }
+
+/// tierd stopped after the population moved but before the next recut:
+/// the restart puts the stored cut points back in force and its first
+/// recut rescores exactly the customers the fresh cut moves, as the recut
+/// the stop prevented would have. Without the stored cut points the
+/// start-up cut would leave them on their old tiers until touched.
+#[test]
+fn a_restart_between_recuts_rescores_whom_the_missed_recut_moves() {
+    use tier_engine::cuts;
+
+    let t0 = secs(date(2026, 3, 2), 7200);
+    let mut engine = Engine::new(policy(), [], t0);
+    let first: Vec<Event> = (0..10)
+        .map(|i| order(&format!("c{i}"), 1, t0, UNIT * (i + 1)))
+        .collect();
+    fold(&mut engine, &first);
+    recut(&mut engine, secs(t0, 10));
+    let stored = cuts::encode(engine.policy());
+    // A newcomer at the top; then tierd stops before the next recut.
+    let t1 = secs(t0, 60);
+    fold(&mut engine, &[order("c10", 1, t1, UNIT * 20)]);
+    assert_eq!(tier(&engine, "c8"), "A", "the old cut still holds");
+    let states: Vec<(String, tier_core::state::CustomerState)> = engine
+        .customers()
+        .map(|(k, v)| (k.to_owned(), v.clone()))
+        .collect();
+
+    // Restart with the stored cut points.
+    let t2 = secs(t1, 3600);
+    let mut restarted = Engine::new(policy(), states.clone(), t2);
+    assert!(restarted.restore_cuts(&cuts::decode(&stored).unwrap()));
+    assert_eq!(
+        restarted.policy().rank_cuts(),
+        [9.0 * UNIT as f64, 6.0 * UNIT as f64],
+        "the cut points decisions were made against"
+    );
+    let changes = recut(&mut restarted, t2);
+    let moved: Vec<(&str, &str, Cause)> = changes
+        .iter()
+        .map(|c| (c.customer_id.as_str(), c.new_tier.as_str(), c.cause))
+        .collect();
+    assert_eq!(moved, [("c8", "B", Cause::Rank)]);
+    // The same as the recut the stop prevented.
+    recut(&mut engine, secs(t1, 10));
+    for i in 0..11 {
+        let id = format!("c{i}");
+        assert_eq!(tier(&restarted, &id), tier(&engine, &id), "{id}");
+    }
+
+    // Without them (a data dir from before cut points were stored, or an
+    // unreadable record) the start-up cut stands and c8 keeps A.
+    let mut blind = Engine::new(policy(), states, t2);
+    assert!(recut(&mut blind, t2).is_empty());
+    assert_eq!(tier(&blind, "c8"), "A");
+    // Cut points of another policy version are not restored.
+    let mut other = cuts::decode(&stored).unwrap();
+    other.version = "another".into();
+    assert!(!blind.restore_cuts(&other));
+}

@@ -676,6 +676,14 @@ impl<S: Store + 'static> Pipeline<S> {
         let now = clock_now.now(deps.clock.as_ref());
         let mut engine = Engine::new(deps.policy.policy(), states, now);
         engine.set_scopes(scopes);
+        let cuts = store.meta(tier_engine::cuts::META_CUTS)?;
+        if let Some(stored) = cuts.as_deref().and_then(tier_engine::cuts::decode)
+            && engine.restore_cuts(&stored)
+        {
+            tracing::info!(
+                "population cut points of the last run restored: the first recut rescores exactly the customers a fresh cut moves"
+            );
+        }
         {
             let all: Vec<(&str, &CustomerState)> = engine.customers().collect();
             observer.committed(&all);
