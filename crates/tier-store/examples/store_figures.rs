@@ -138,12 +138,7 @@ fn run(backend: Backend, customers: u64, batches: usize) -> Result<Figures, Box<
         let ids: Vec<String> = (next..end).map(customer_id).collect();
         let states: Vec<FigState> = (next..end).map(|i| state(&mut rng, i)).collect();
         let batch = CommitBatch {
-            customers: ids
-                .iter()
-                .map(|id| (Scope::UNSCOPED, id.as_str()))
-                .zip(&states)
-                .map(|((scope, id), s)| (scope, id, s))
-                .collect(),
+            customers: scoped(&ids, &states),
             offsets: vec![("orders", 0, end as i64)],
             ..CommitBatch::new()
         };
@@ -169,12 +164,7 @@ fn run(backend: Backend, customers: u64, batches: usize) -> Result<Figures, Box<
         let states: Vec<FigState> = picks.iter().map(|&i| state(&mut rng, i)).collect();
         let outbox = (0..OUTBOX_ROWS).map(|r| vec![r as u8; 120]).collect();
         let batch = CommitBatch {
-            customers: ids
-                .iter()
-                .map(|id| (Scope::UNSCOPED, id.as_str()))
-                .zip(&states)
-                .map(|((scope, id), s)| (scope, id, s))
-                .collect(),
+            customers: scoped(&ids, &states),
             moved: Vec::new(),
             offsets: (0..PARTITIONS)
                 .map(|p| ("orders", p, (b as i64 + 1) * 10_000))
@@ -245,4 +235,13 @@ fn main() -> Result<(), Box<dyn Error>> {
         );
     }
     Ok(())
+}
+
+/// `(scope, id, state)` rows for a commit: one scope, as the figures do not
+/// depend on it.
+fn scoped<'a>(ids: &'a [String], states: &'a [FigState]) -> Vec<(Scope, &'a str, &'a FigState)> {
+    ids.iter()
+        .zip(states)
+        .map(|(id, s)| (Scope::UNSCOPED, id.as_str(), s))
+        .collect()
 }
