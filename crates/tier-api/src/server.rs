@@ -11,12 +11,17 @@
 //! - At most [`Limits::concurrent_requests_per_connection`] requests run
 //!   at once per connection; more are shed at once with
 //!   `RESOURCE_EXHAUSTED` rather than queued, so one client flooding a
-//!   connection gets told to back off and nobody else waits.
+//!   connection gets told to back off and nobody else waits
+//!   ([`crate::shed`]; counted in `tierd_grpc_requests_total`).
 //! - Every request ends within [`Limits::request_timeout`], or the
 //!   client's own deadline (`grpc-timeout`) when shorter; a request past
-//!   it is cancelled (`CANCELLED`). The timeout covers producing the
-//!   response: a stream's messages (`WatchTierChanges`) flow for as long as
-//!   the client keeps it open.
+//!   it is cancelled: the client gets `CANCELLED` ("Timeout expired",
+//!   tonic's code for a server-side timeout) and the request is counted
+//!   under `CANCELLED`. The timeout covers producing the response: a
+//!   stream's messages (`WatchTierChanges`) flow for as long as the
+//!   client keeps it open.
+//!
+//! `tests/limits.rs` drives both against this very server assembly.
 
 use std::time::Duration;
 
@@ -33,6 +38,7 @@ use crate::auth::{Auth, AuthLayer};
 use crate::error::ApiError;
 use crate::health::HealthService;
 use crate::service::TierServiceImpl;
+use crate::shed::ShedLayer;
 use crate::tls::ApiTls;
 
 /// How long [`ApiServer::serve`] waits, after `shutdown` fired, for open
@@ -177,9 +183,9 @@ impl ApiServer {
             .trace_fn(request_span)
             .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
-            .concurrency_limit_per_connection(limits.concurrent_requests_per_connection.max(1))
-            .load_shed(true)
             .timeout(limits.request_timeout)
+            // Shed before authorizing: a flood costs no token checks.
+            .layer(ShedLayer::new(limits.concurrent_requests_per_connection))
             .layer(AuthLayer::new(self.auth))
             .add_service(
                 TierServiceServer::new(service).max_decoding_message_size(limits.max_request_bytes),
