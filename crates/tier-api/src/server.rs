@@ -219,15 +219,27 @@ impl ApiServer {
 
 /// The span every request is served in: its method path and, when the
 /// caller sent a valid W3C `traceparent`, the trace id, so log lines of the
-/// request can be found by the caller's trace.
+/// request can be found by the caller's trace. Exported spans (OTLP) are
+/// named by the path, and are children of the caller's span
+/// ([`tier_wire::trace::adopt`]).
 fn request_span(request: &http::Request<()>) -> tracing::Span {
-    let trace_id = request
+    let trace = request
         .headers()
         .get(tier_wire::trace::TraceParent::HEADER)
         .and_then(|v| v.to_str().ok())
-        .and_then(tier_wire::trace::TraceParent::parse)
-        .map(|t| t.trace_id());
-    tracing::info_span!("grpc", path = request.uri().path(), trace_id)
+        .and_then(tier_wire::trace::TraceParent::parse);
+    let path = request.uri().path();
+    let span = tracing::info_span!(
+        "grpc",
+        path,
+        trace_id = trace.map(|t| t.trace_id()),
+        otel.name = path,
+        otel.kind = "server"
+    );
+    if let Some(trace) = &trace {
+        tier_wire::trace::adopt(&span, trace);
+    }
+    span
 }
 
 /// Serve `TierService` + `grpc.health.v1` + reflection (v1 and v1alpha) on

@@ -6,12 +6,13 @@
 //! them down in order. No domain logic and no protocol code live here.
 //!
 //! The library form exists so end-to-end tests start tierd in-process with
-//! [`start`]; `main.rs` only parses flags, sets up logging and waits for a
-//! signal.
+//! [`start`]; `main.rs` only parses flags, sets up logging
+//! ([`telemetry::init`]) and waits for a signal.
 
 pub mod check;
 pub mod config;
 pub mod metrics_http;
+pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::path::Path;
