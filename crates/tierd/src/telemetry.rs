@@ -98,17 +98,15 @@ impl Telemetry {
     }
 
     /// Send the spans not exported yet and stop exporting. Blocks until
-    /// they are sent or the export timeout passed: call it last, off the
-    /// runtime's worker threads (`spawn_blocking`).
+    /// they are sent or 10 s passed: call it last, off the runtime's
+    /// worker threads (`spawn_blocking`); the runtime must still run (the
+    /// export is sent on it).
     pub fn shutdown(self) {
         #[cfg(feature = "otlp")]
-        if let Some(provider) = self.provider {
-            if let Err(e) = provider.force_flush() {
-                tracing::warn!(error = %e, "could not send the last spans to the OTLP collector");
-            }
-            if let Err(e) = provider.shutdown() {
-                tracing::warn!(error = %e, "stopping the OTLP span export failed");
-            }
+        if let Some(provider) = self.provider
+            && let Err(e) = provider.shutdown_with_timeout(otlp::EXPORT_TIMEOUT)
+        {
+            tracing::warn!(error = %e, "could not send the last spans to the OTLP collector");
         }
     }
 }
@@ -181,7 +179,7 @@ mod otlp {
     use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
     /// Longest one export (connect, send, answer) may take.
-    const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+    pub(super) const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
     /// An [`HttpClient`] that runs hyper's requests on a tokio runtime.
     #[derive(Debug)]
