@@ -49,11 +49,22 @@ mod with_the_feature {
 
     use super::*;
 
-    /// Start the `tierd` binary with `extra` flags; the ready file's JSON
-    /// once it is ready.
-    fn start_tierd(dir: &Path, extra: &[&str]) -> (Child, serde_json::Value) {
+    /// Kills the child on drop, so a failed assertion leaves no tierd
+    /// behind.
+    struct KillOnDrop(Child);
+
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// Start the `tierd` binary with `extra` flags; it and the ready
+    /// file's JSON once it is ready.
+    fn start_tierd(dir: &Path, extra: &[&str]) -> (KillOnDrop, serde_json::Value) {
         let ready = dir.join("ready.json");
-        let mut tierd = Command::new(env!("CARGO_BIN_EXE_tierd"))
+        let child = Command::new(env!("CARGO_BIN_EXE_tierd"))
             .current_dir(dir)
             .args([
                 "--grpc-listen",
@@ -69,13 +80,14 @@ mod with_the_feature {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        let mut tierd = KillOnDrop(child);
         let deadline = Instant::now() + Duration::from_secs(120);
         while !ready.exists() {
             assert!(
                 Instant::now() < deadline,
                 "tierd never wrote its ready file"
             );
-            assert!(tierd.try_wait().unwrap().is_none(), "tierd exited early");
+            assert!(tierd.0.try_wait().unwrap().is_none(), "tierd exited early");
             std::thread::sleep(Duration::from_millis(100));
         }
         let info = serde_json::from_slice(&std::fs::read(&ready).unwrap()).unwrap();
@@ -201,13 +213,13 @@ mod with_the_feature {
 
         // SIGTERM: tierd stops, then sends the spans still pending.
         let status = Command::new("kill")
-            .args(["-TERM", &tierd.id().to_string()])
+            .args(["-TERM", &tierd.0.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
         let deadline = Instant::now() + Duration::from_secs(60);
         let exit = loop {
-            if let Some(s) = tierd.try_wait().unwrap() {
+            if let Some(s) = tierd.0.try_wait().unwrap() {
                 break s;
             }
             assert!(Instant::now() < deadline, "tierd did not stop on SIGTERM");
