@@ -31,6 +31,7 @@ pub mod read_model;
 pub mod reports;
 pub mod server;
 pub mod service;
+pub mod shed;
 pub mod tls;
 
 pub use admin::AdminServiceImpl;
@@ -40,4 +41,5 @@ pub use health::{HEALTH_SERVICES, HealthHandle, HealthService, LIVENESS_SERVICE,
 pub use read_model::{Book, CustomerView, Entry, ReadModel};
 pub use server::{ApiServer, DEFAULT_GRACE_PERIOD, Limits, serve};
 pub use service::{MAX_BATCH_IDS, MAX_RANK_ITEMS, TierChangeStream, TierServiceImpl};
+pub use shed::ShedLayer;
 pub use tls::{ApiTls, TlsFiles};

@@ -11,12 +11,17 @@
 //! - At most [`Limits::concurrent_requests_per_connection`] requests run
 //!   at once per connection; more are shed at once with
 //!   `RESOURCE_EXHAUSTED` rather than queued, so one client flooding a
-//!   connection gets told to back off and nobody else waits.
+//!   connection gets told to back off and nobody else waits
+//!   ([`crate::shed`]; counted in `tierd_grpc_requests_total`).
 //! - Every request ends within [`Limits::request_timeout`], or the
 //!   client's own deadline (`grpc-timeout`) when shorter; a request past
-//!   it is cancelled (`CANCELLED`). The timeout covers producing the
-//!   response: a stream's messages (`WatchTierChanges`) flow for as long as
-//!   the client keeps it open.
+//!   it is cancelled: the client gets `CANCELLED` ("Timeout expired",
+//!   tonic's code for a server-side timeout) and the request is counted
+//!   under `CANCELLED`. The timeout covers producing the response: a
+//!   stream's messages (`WatchTierChanges`) flow for as long as the
+//!   client keeps it open.
+//!
+//! `tests/limits.rs` drives both against this very server assembly.
 
 use std::time::Duration;
 
@@ -33,6 +38,7 @@ use crate::auth::{Auth, AuthLayer};
 use crate::error::ApiError;
 use crate::health::HealthService;
 use crate::service::TierServiceImpl;
+use crate::shed::ShedLayer;
 use crate::tls::ApiTls;
 
 /// How long [`ApiServer::serve`] waits, after `shutdown` fired, for open
@@ -177,9 +183,9 @@ impl ApiServer {
             .trace_fn(request_span)
             .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
-            .concurrency_limit_per_connection(limits.concurrent_requests_per_connection.max(1))
-            .load_shed(true)
             .timeout(limits.request_timeout)
+            // Shed before authorizing: a flood costs no token checks.
+            .layer(ShedLayer::new(limits.concurrent_requests_per_connection))
             .layer(AuthLayer::new(self.auth))
             .add_service(
                 TierServiceServer::new(service).max_decoding_message_size(limits.max_request_bytes),
@@ -213,15 +219,27 @@ impl ApiServer {
 
 /// The span every request is served in: its method path and, when the
 /// caller sent a valid W3C `traceparent`, the trace id, so log lines of the
-/// request can be found by the caller's trace.
+/// request can be found by the caller's trace. Exported spans (OTLP) are
+/// named by the path, and are children of the caller's span
+/// ([`tier_wire::trace::adopt`]).
 fn request_span(request: &http::Request<()>) -> tracing::Span {
-    let trace_id = request
+    let trace = request
         .headers()
         .get(tier_wire::trace::TraceParent::HEADER)
         .and_then(|v| v.to_str().ok())
-        .and_then(tier_wire::trace::TraceParent::parse)
-        .map(|t| t.trace_id());
-    tracing::info_span!("grpc", path = request.uri().path(), trace_id)
+        .and_then(tier_wire::trace::TraceParent::parse);
+    let path = request.uri().path();
+    let span = tracing::info_span!(
+        "grpc",
+        path,
+        trace_id = trace.map(|t| t.trace_id()),
+        otel.name = path,
+        otel.kind = "server"
+    );
+    if let Some(trace) = &trace {
+        tier_wire::trace::adopt(&span, trace);
+    }
+    span
 }
 
 /// Serve `TierService` + `grpc.health.v1` + reflection (v1 and v1alpha) on

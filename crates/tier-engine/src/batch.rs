@@ -217,6 +217,7 @@ impl Engine {
             Command::Traced { trace, command } => {
                 // Log lines of the command carry the caller's trace id.
                 let span = tracing::info_span!("command", trace_id = %trace.trace_id());
+                tier_wire::trace::adopt(&span, &trace);
                 let _entered = span.enter();
                 let first = batch.unit.changes.len();
                 let outcome = self.command(batch, *command, now);

@@ -12,8 +12,35 @@
 //!
 //! A malformed header is ignored (never a dead letter: tracing must not
 //! cost data), as the W3C spec asks of a receiver.
+//!
+//! Spans of work a caller traced (a gRPC request, an engine command) carry
+//! its trace id as a `trace_id` field. When the daemon exports spans
+//! (OpenTelemetry), it installs a [`RemoteParentHook`] with
+//! [`set_remote_parent_hook`], and [`adopt`] makes such a span a child of
+//! the caller's span in the caller's trace.
 
 use std::fmt;
+use std::sync::OnceLock;
+
+/// Makes `span` a child of the caller's span `trace` (OpenTelemetry's
+/// remote parent). Must run before the span is first entered.
+pub type RemoteParentHook = fn(&tracing::Span, &TraceParent);
+
+static REMOTE_PARENT: OnceLock<RemoteParentHook> = OnceLock::new();
+
+/// Install the process's [`RemoteParentHook`]; `false` when one was
+/// installed already (the first stays).
+pub fn set_remote_parent_hook(hook: RemoteParentHook) -> bool {
+    REMOTE_PARENT.set(hook).is_ok()
+}
+
+/// Give `span` the caller's trace as its remote parent, when a hook is
+/// installed (spans are exported); otherwise nothing.
+pub fn adopt(span: &tracing::Span, trace: &TraceParent) {
+    if let Some(hook) = REMOTE_PARENT.get() {
+        hook(span, trace);
+    }
+}
 
 /// A parsed `traceparent` (version 00).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -96,6 +123,21 @@ impl TraceParent {
     /// The trace id as 32 hex digits (what log lines carry).
     pub fn trace_id(&self) -> String {
         self.trace_id.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The trace id's 16 bytes.
+    pub fn trace_id_bytes(&self) -> [u8; 16] {
+        self.trace_id
+    }
+
+    /// The caller's span id (the header's parent id), 8 bytes.
+    pub fn parent_id_bytes(&self) -> [u8; 8] {
+        self.parent_id
+    }
+
+    /// The trace flags (bit 0: sampled).
+    pub fn flags(&self) -> u8 {
+        self.flags
     }
 
     /// Whether the caller sampled the trace.

@@ -6,7 +6,8 @@
 //!
 //! Checked: the settings themselves (types, unknown keys, the store
 //! backend), the policy file (line and field), the auth tokens file, the
-//! `--kafka` settings, topic names, the data dir, numeric bounds. Not
+//! `--kafka` settings, topic names, the data dir, numeric bounds, the
+//! OTLP endpoint (and that this build can export). Not
 //! checked: anything needing the network (brokers, ports in use).
 
 use std::fmt::Write as _;
@@ -101,6 +102,9 @@ pub fn check(cli: &Cli) -> CheckReport {
         }
         Ok(None) => {}
         Err(e) => errors.push(format!("grpc_tls: {e:#}")),
+    }
+    if let Err(e) = crate::telemetry::check(&config) {
+        errors.push(format!("otlp_endpoint: {e:#}"));
     }
     if let Err(e) = config.kafka_settings() {
         errors.push(format!("kafka: {e:#}"));
@@ -300,6 +304,42 @@ mod tests {
             "{text}"
         );
         assert!(!r.is_ok());
+    }
+
+    #[test]
+    fn the_otlp_endpoint_is_shown_and_refused_by_builds_without_the_feature() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let r = check_args(&[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--otlp-endpoint",
+            "http://collector.example:4318",
+        ]);
+        let text = r.render();
+        assert!(
+            text.contains("otlp_endpoint = \"http://collector.example:4318\""),
+            "{text}"
+        );
+        if crate::telemetry::OTLP_COMPILED_IN {
+            assert!(r.is_ok(), "{text}");
+        } else {
+            assert!(
+                text.contains("otlp_endpoint: set to \"http://collector.example:4318\", but this tierd was built without the otlp feature"),
+                "{text}"
+            );
+        }
+        for (bad, why) in [
+            ("https://collector:4318", "https is not supported"),
+            ("collector:4318", "expected an http:// URL"),
+        ] {
+            let r = check_args(&["--data-dir", data.to_str().unwrap(), "--otlp-endpoint", bad]);
+            let text = r.render();
+            assert!(text.contains("otlp_endpoint: "), "{text}");
+            if crate::telemetry::OTLP_COMPILED_IN {
+                assert!(text.contains(why), "{text}");
+            }
+        }
     }
 
     #[test]

@@ -124,6 +124,10 @@ pub struct Config {
     pub grpc_concurrency_per_connection: usize,
     /// Longest a gRPC request may take (a shorter client deadline wins).
     pub grpc_request_timeout_ms: u64,
+    /// OpenTelemetry collector (OTLP/HTTP, protobuf) to export spans to,
+    /// e.g. `http://localhost:4318`; spans go to `<url>/v1/traces`. Needs
+    /// a build with the `otlp` feature; absent: no export.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Config {
@@ -194,6 +198,7 @@ impl Default for Config {
             grpc_concurrency_per_connection: tier_api::Limits::default()
                 .concurrent_requests_per_connection,
             grpc_request_timeout_ms: 30_000,
+            otlp_endpoint: None,
         }
     }
 }
@@ -342,6 +347,13 @@ pub struct Cli {
     #[arg(long, env = "TIERD_GRPC_REQUEST_TIMEOUT_MS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grpc_request_timeout_ms: Option<u64>,
+    /// Export spans to this OpenTelemetry collector over OTLP/HTTP
+    /// (protobuf), e.g. http://localhost:4318 (spans go to
+    /// <URL>/v1/traces). Only in builds with the `otlp` feature; others
+    /// refuse to start with it.
+    #[arg(long, env = "TIERD_OTLP_ENDPOINT", value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Cli {

@@ -6,13 +6,14 @@
 //! them down in one order ([`supervisor`]). No domain logic and no protocol code live here.
 //!
 //! The library form exists so end-to-end tests start tierd in-process with
-//! [`start`]; `main.rs` only parses flags, sets up logging and waits for a
-//! signal.
+//! [`start`]; `main.rs` only parses flags, sets up logging
+//! ([`telemetry::init`]) and waits for a signal.
 
 pub mod check;
 pub mod config;
 pub mod metrics_http;
 pub mod supervisor;
+pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::path::Path;

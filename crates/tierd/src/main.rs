@@ -1,11 +1,11 @@
-//! `tierd`: parse flags, set up logging, run until SIGINT/SIGTERM; SIGHUP
-//! re-reads `--policy`. `tierd check-config [FLAGS]` validates instead
+//! `tierd`: parse flags, set up logging (and span export,
+//! [`tierd::telemetry`]), run until SIGINT/SIGTERM; SIGHUP re-reads
+//! `--policy`. `tierd check-config [FLAGS]` validates instead
 //! (see [`tierd::check`]).
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use tierd::config::{Cli, LogFormat};
-use tracing_subscriber::EnvFilter;
+use tierd::config::Cli;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -18,17 +18,17 @@ async fn main() -> anyhow::Result<()> {
     }
     let cli = Cli::parse_from(args);
     let config = cli.resolve().context("reading configuration")?;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn,librdkafka=warn"));
-    match config.log_format.resolved() {
-        LogFormat::Json => tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init(),
-        LogFormat::Human | LogFormat::Auto => {
-            tracing_subscriber::fmt().with_env_filter(filter).init();
-        }
-    }
+    let telemetry = tierd::telemetry::init(&config)?;
+    let result = run(config).await;
+    // Last, so the spans of the stop itself are sent too.
+    tokio::task::spawn_blocking(move || telemetry.shutdown())
+        .await
+        .context("the telemetry shutdown panicked")?;
+    result
+}
+
+/// Start tierd and run it until a signal (or its own stop).
+async fn run(config: tierd::Config) -> anyhow::Result<()> {
     let running = tierd::start(config).await?;
     tracing::info!(grpc = %running.grpc_addr, metrics = %running.metrics_addr, kafka_bootstrap = %running.kafka_bootstrap, "tierd started; waiting for partitions");
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
