@@ -311,6 +311,14 @@ pub struct Processed {
     pub overdue: Vec<ComplaintOverdue>,
 }
 
+/// Which search finds the time-driven decisions: the fast one, or the
+/// full one it is tested against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    Fast,
+    Reference,
+}
+
 /// What a rescore is about, beyond its cause.
 #[derive(Debug, Clone, Copy)]
 struct Trigger<'a> {
@@ -326,6 +334,29 @@ impl CustomerState {
     /// Fold `event` in and rescore at the decision instant. Duplicates and
     /// stale events change nothing, not even the score.
     pub fn process(&mut self, customer_id: &str, event: &Event, policy: &Policy) -> Processed {
+        self.process_with(customer_id, event, policy, Path::Fast)
+    }
+
+    /// [`Self::process`] with every time-driven decision found by the
+    /// straightforward search ([`Self::next_due_reference`]): the
+    /// reference the fast path is tested against.
+    #[doc(hidden)]
+    pub fn process_reference(
+        &mut self,
+        customer_id: &str,
+        event: &Event,
+        policy: &Policy,
+    ) -> Processed {
+        self.process_with(customer_id, event, policy, Path::Reference)
+    }
+
+    fn process_with(
+        &mut self,
+        customer_id: &str,
+        event: &Event,
+        policy: &Policy,
+        path: Path,
+    ) -> Processed {
         // Whatever time alone decides before the event's instant is decided
         // first, at its own instant: the result is then the same whether a
         // sweep or this event reached the due instant first. Time-driven
@@ -335,12 +366,17 @@ impl CustomerState {
         if event.occurred_at > self.decided_at
             && (policy.calendar().day(event.occurred_at) > policy.calendar().day(self.decided_at)
                 || self.manual().is_some_and(|m| m.expires_at.is_some()))
-            && self
-                .next_due(policy)
-                .is_some_and(|d| d <= event.occurred_at)
+            && let Some(due) = self.due(policy, path).filter(|d| *d <= event.occurred_at)
         {
             due_first = self
-                .advance_to(customer_id, policy, event.occurred_at, usize::MAX)
+                .advance_from(
+                    Some(due),
+                    customer_id,
+                    policy,
+                    event.occurred_at,
+                    usize::MAX,
+                    path,
+                )
                 .0;
         }
         // A complaint's deadline follows the tier held at its opening.
@@ -498,7 +534,46 @@ impl CustomerState {
     /// changes (see `CustomerProjection::next_change`) or a lifecycle
     /// threshold is crossed, the end of a hysteresis hold, an override's
     /// expiry (exact to the millisecond).
+    ///
+    /// The common case is answered without the full search: when a scored
+    /// figure changes every day (see `CustomerProjection::changes_daily`)
+    /// and no exact instant (an override's or an assessment's expiry) can
+    /// come first, the next due instant is the start of tomorrow.
     pub fn next_due(&self, policy: &Policy) -> Option<Timestamp> {
+        self.next_due_daily(policy)
+            .or_else(|| self.next_due_reference(policy))
+    }
+
+    /// The fast path of [`Self::next_due`]: `Some(start of tomorrow)` when
+    /// a scored figure changes every day and no exact instant can come
+    /// first; `None` when the full search must answer. Every other
+    /// candidate of the search is a day start after today, or the end of
+    /// a hysteresis hold, also a day start after the decision instant: none
+    /// is earlier than tomorrow's start.
+    fn next_due_daily(&self, policy: &Policy) -> Option<Timestamp> {
+        if self.projection.has_assessments()
+            || self.manual().is_some_and(|m| m.expires_at.is_some())
+        {
+            return None;
+        }
+        let cal = policy.calendar();
+        let today = cal.day(self.decision_instant(None));
+        self.projection
+            .changes_daily(policy.fold_rules(), today, |n| policy.uses(n))
+            .then(|| cal.day_start(today.plus(1)))
+    }
+
+    fn due(&self, policy: &Policy, path: Path) -> Option<Timestamp> {
+        match path {
+            Path::Fast => self.next_due(policy),
+            Path::Reference => self.next_due_reference(policy),
+        }
+    }
+
+    /// [`Self::next_due`] by the full search over every candidate: the
+    /// reference its fast path is tested against.
+    #[doc(hidden)]
+    pub fn next_due_reference(&self, policy: &Policy) -> Option<Timestamp> {
         let now = self.decision_instant(None);
         let cal = policy.calendar();
         let today = cal.day(now);
@@ -576,16 +651,47 @@ impl CustomerState {
         until: Timestamp,
         max_steps: usize,
     ) -> (Vec<TierChange>, bool) {
+        self.advance_from(None, customer_id, policy, until, max_steps, Path::Fast)
+    }
+
+    /// [`Self::advance_to`] by [`Self::next_due_reference`] (tests).
+    #[doc(hidden)]
+    pub fn advance_to_reference(
+        &mut self,
+        customer_id: &str,
+        policy: &Policy,
+        until: Timestamp,
+        max_steps: usize,
+    ) -> (Vec<TierChange>, bool) {
+        self.advance_from(None, customer_id, policy, until, max_steps, Path::Reference)
+    }
+
+    /// [`Self::advance_to`], with the first due instant when the caller
+    /// has just found it.
+    fn advance_from(
+        &mut self,
+        first: Option<Timestamp>,
+        customer_id: &str,
+        policy: &Policy,
+        until: Timestamp,
+        max_steps: usize,
+        path: Path,
+    ) -> (Vec<TierChange>, bool) {
         let mut changes = Vec::new();
+        let mut next = match first {
+            Some(due) => Some(due),
+            None => self.due(policy, path),
+        };
         for _ in 0..max_steps {
-            match self.next_due(policy) {
+            match next {
                 Some(due) if due <= until => {
                     changes.extend(self.reevaluate(customer_id, policy, due, Cause::Time));
+                    next = self.due(policy, path);
                 }
                 _ => return (changes, true),
             }
         }
-        (changes, self.next_due(policy).is_none_or(|d| d > until))
+        (changes, next.is_none_or(|d| d > until))
     }
 
     /// Foresee a time-driven downgrade within the policy's horizon from

@@ -1171,23 +1171,7 @@ impl CustomerProjection {
         if let Some((due_day, _)) = self.unsettled.range((today, 0)..).next() {
             consider(due_day.plus(1));
         }
-        let late_scored = uses(IndicatorName::AvgDaysLate)
-            || uses(IndicatorName::MaxDaysLate)
-            || uses(IndicatorName::OnTimePaymentRatio)
-            || uses(IndicatorName::OldestOverdueDays);
-        if late_scored && self.unsettled.range(..(today, 0)).next().is_some() {
-            consider(tomorrow);
-        }
-        let has_orders = self.first_order_at.is_some();
-        if has_orders
-            && (uses(IndicatorName::DaysSinceLastOrder) || uses(IndicatorName::TenureDays))
-        {
-            consider(tomorrow);
-        }
-        let young = self
-            .first_order_at
-            .is_some_and(|f| today.since(cal.day(f)) + 1 < len);
-        if young && uses(IndicatorName::OrdersPerMonth12m) {
+        if self.changes_daily(rules, today, &uses) {
             consider(tomorrow);
         }
         if !self.months.is_empty()
@@ -1196,6 +1180,46 @@ impl CustomerProjection {
             consider(today.month().plus(1).first_day());
         }
         next
+    }
+
+    /// Whether a scored figure changes on every business day after
+    /// `today` (`today` no earlier than the watermark's day), so that the
+    /// next change is tomorrow whatever else is pending: days late and
+    /// `oldest_overdue_days` while an invoice is overdue, recency and
+    /// tenure once there is an order, `orders_per_month_12m` while the
+    /// customer is younger than the window. The cheap test behind
+    /// [`Self::next_change`]'s daily case, which `CustomerState::next_due`
+    /// also takes as its fast path.
+    pub fn changes_daily(
+        &self,
+        rules: &FoldRules,
+        today: Day,
+        uses: impl Fn(IndicatorName) -> bool,
+    ) -> bool {
+        let has_orders = self.first_order_at.is_some();
+        if has_orders
+            && (uses(IndicatorName::DaysSinceLastOrder) || uses(IndicatorName::TenureDays))
+        {
+            return true;
+        }
+        let len = i32::try_from(rules.window.len_days()).unwrap_or(i32::MAX);
+        let young = self
+            .first_order_at
+            .is_some_and(|f| today.since(rules.calendar.day(f)) + 1 < len);
+        if young && uses(IndicatorName::OrdersPerMonth12m) {
+            return true;
+        }
+        let late_scored = uses(IndicatorName::AvgDaysLate)
+            || uses(IndicatorName::MaxDaysLate)
+            || uses(IndicatorName::OnTimePaymentRatio)
+            || uses(IndicatorName::OldestOverdueDays);
+        late_scored && self.unsettled.range(..(today, 0)).next().is_some()
+    }
+
+    /// Whether any assessment was ever applied (their expiries are exact
+    /// instants, outside [`Self::changes_daily`]'s day starts).
+    pub fn has_assessments(&self) -> bool {
+        self.assessments.is_some()
     }
 
     /// The latest assessment per indicator (in force or expired), by
