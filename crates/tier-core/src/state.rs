@@ -30,6 +30,33 @@
 //! after `t` gives the state the events alone give (a property test checks
 //! this), which keeps replays and crash recovery exact.
 //!
+//! ### The time step, incrementally
+//! A customer younger than the window (its `orders_per_month_12m` covers
+//! a growing span), one with recency or tenure scored, or one with an
+//! invoice overdue has a figure that moves every business day, so every
+//! day between two of its events is a decision day. Those decisions are
+//! made one by one as above (each can change the tier, and its instant,
+//! cause and sequence number are published), but cheaply:
+//! - [`CustomerState::next_due`] answers "the start of tomorrow" without
+//!   the full search when a figure moves daily and no exact instant (an
+//!   override's or an assessment's expiry) can come first: every other
+//!   candidate is a later day start;
+//! - the projection does not change between two events, so each step of
+//!   [`CustomerState::advance_to`] after the first moves only the day's
+//!   figures (orders per month, tenure, recency) from the previous step's
+//!   indicators, when nothing else can have moved: no activity left the
+//!   window, no open invoice is past due, the month did not turn while
+//!   growth is scored, no assessment exists
+//!   (`CustomerProjection::indicators_step`); otherwise it computes them
+//!   in full;
+//! - `process` hands the first due instant it found to the advance.
+//!
+//! The full search stays as `next_due_reference` / `advance_to_reference`
+//! / `process_reference`, and a differential property test
+//! (`fast_time_steps_equal_the_reference` in `tests/projection_props.rs`)
+//! checks that both paths give the same tier changes in full and the
+//! same final states.
+//!
 //! ## Corrections
 //! When an order's placement upgrades the tier, the state remembers the
 //! order and the assignment before it. A cancellation or return of that
@@ -682,10 +709,39 @@ impl CustomerState {
             Some(due) => Some(due),
             None => self.due(policy, path),
         };
+        // The figures of the previous step and their instant: the
+        // projection does not change between two steps, so a step moves
+        // only the day's figures from them when nothing else can have
+        // moved (see `CustomerProjection::indicators_step`).
+        let mut figures = Indicators::default();
+        let mut figures_at: Option<Timestamp> = None;
+        let trigger = Trigger {
+            cause: Cause::Time,
+            event_id: None,
+            placed: None,
+            corrected: None,
+        };
         for _ in 0..max_steps {
             match next {
                 Some(due) if due <= until => {
-                    changes.extend(self.reevaluate(customer_id, policy, due, Cause::Time));
+                    let at = self.decision_instant(Some(due));
+                    let stepped = path == Path::Fast
+                        && figures_at.is_some_and(|prev| {
+                            self.projection.indicators_step(
+                                &mut figures,
+                                prev,
+                                at,
+                                policy.fold_rules(),
+                                |n| policy.uses(n),
+                            )
+                        });
+                    if !stepped {
+                        figures = self.scored_figures(policy, at);
+                    }
+                    figures_at = Some(at);
+                    if let Some(c) = self.rescore_with(customer_id, policy, at, trigger, &figures) {
+                        changes.push(c);
+                    }
                     next = self.due(policy, path);
                 }
                 _ => return (changes, true),
@@ -744,7 +800,19 @@ impl CustomerState {
         trigger: Trigger<'_>,
     ) -> Option<TierChange> {
         let after = self.scored_figures(policy, now);
-        let eval: Evaluation = policy.evaluate(&after);
+        self.rescore_with(customer_id, policy, now, trigger, &after)
+    }
+
+    /// [`Self::rescore`] with the scored figures at `now` already known.
+    fn rescore_with(
+        &mut self,
+        customer_id: &str,
+        policy: &Policy,
+        now: Timestamp,
+        trigger: Trigger<'_>,
+        after: &Indicators,
+    ) -> Option<TierChange> {
+        let eval: Evaluation = policy.evaluate(after);
         self.decided_at = now;
         self.evaluated = Some((now, eval.tier));
         if self.policy_version != policy.version() {
@@ -810,7 +878,7 @@ impl CustomerState {
             customer_id,
             policy,
             Some(tier_idx),
-            Some(&after),
+            Some(after),
             cause,
             trigger.event_id,
             now,

@@ -583,8 +583,15 @@ impl Policy {
         &self.tiers
     }
 
+    /// Hot path (every decision): names of other lengths or first bytes
+    /// are passed over without a string comparison.
+    #[inline]
     pub fn tier_index(&self, name: &str) -> Option<usize> {
-        self.tiers.iter().position(|t| t.name == name)
+        let name = name.as_bytes();
+        self.tiers.iter().position(|t| {
+            let t = t.name.as_bytes();
+            t.len() == name.len() && t.first() == name.first() && t == name
+        })
     }
 
     /// The last, worst tier (the fallback of a rules policy).

@@ -332,8 +332,16 @@ impl ComplaintRec {
 fn money_f64(v: i128) -> f64 {
     match i64::try_from(v) {
         Ok(small) => small as f64,
-        Err(_) => v as f64,
+        Err(_) => big_money_f64(v),
     }
+}
+
+/// Apart and cold, so the compiler does not compute the library call
+/// alongside the one-instruction case.
+#[cold]
+#[inline(never)]
+fn big_money_f64(v: i128) -> f64 {
+    v as f64
 }
 
 /// Keys of the id maps are already [`stable_hash`]es: hashing them again
@@ -1330,15 +1338,6 @@ impl CustomerProjection {
 
         let amount = money_f64(sums.amount);
         let orders = sums.orders.max(0);
-        let first = match (self.first_order_at, self.customer_since) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let first_day = first.map(|f| cal.day(f));
-        let covered_days = first_day.map_or(0, |f| {
-            (today.since(f) + 1).clamp(1, rules.window.len_days() as i32)
-        });
-        let covered_months = (f64::from(covered_days) / 30.4375).max(1.0);
         let mut by_severity = [0u32; 5];
         let mut resolved = [0u32; 5];
         for i in 0..5 {
@@ -1364,7 +1363,7 @@ impl CustomerProjection {
                 *slot = book.value_at(spec, at);
             }
         }
-        Indicators {
+        let mut ind = Indicators {
             order_amount_12m: amount,
             order_count_12m: orders as f64,
             avg_order_value_12m: if orders > 0 {
@@ -1372,7 +1371,7 @@ impl CustomerProjection {
             } else {
                 0.0
             },
-            orders_per_month_12m: orders as f64 / covered_months,
+            orders_per_month_12m: 0.0,
             margin_12m: (orders == 0 || sums.costed_amount > 0)
                 .then(|| money_f64(sums.costed_amount - sums.cost)),
             margin_rate_12m: (sums.costed_amount > 0)
@@ -1385,13 +1384,8 @@ impl CustomerProjection {
             open_complaints: f64::from(self.open_complaints),
             complaints_12m: f64::from(count),
             complaints_weighted_12m: f64::from(weighted),
-            days_since_last_order: if needed(IndicatorName::DaysSinceLastOrder) {
-                self.last_order()
-                    .map(|t| f64::from(today.since(cal.day(t)).max(0)))
-            } else {
-                None
-            },
-            tenure_days: first_day.map_or(0.0, |f| f64::from(today.since(f).max(0))),
+            days_since_last_order: None,
+            tenure_days: 0.0,
             share_of_wallet: self
                 .purchase_potential
                 .filter(|p| p.0 > 0)
@@ -1402,7 +1396,87 @@ impl CustomerProjection {
             complaints_by_severity_12m: by_severity,
             resolved_by_severity_12m: resolved,
             assessed,
+        };
+        self.day_figures(today, rules, &needed, &mut ind);
+        ind
+    }
+
+    /// The figures that move with the day alone while the window's
+    /// activity stays: `orders_per_month_12m` (the span a young customer's
+    /// window covers), `tenure_days` and `days_since_last_order` (when
+    /// `needed`), as of business day `today`; one formula for
+    /// [`Self::indicators_with`] and [`Self::indicators_step`].
+    fn day_figures(
+        &self,
+        today: Day,
+        rules: &FoldRules,
+        needed: impl Fn(IndicatorName) -> bool,
+        ind: &mut Indicators,
+    ) {
+        let cal = &rules.calendar;
+        let first = match (self.first_order_at, self.customer_since) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let first_day = first.map(|f| cal.day(f));
+        let covered_days = first_day.map_or(0, |f| {
+            (today.since(f) + 1).clamp(1, rules.window.len_days() as i32)
+        });
+        let covered_months = (f64::from(covered_days) / 30.4375).max(1.0);
+        ind.orders_per_month_12m = ind.order_count_12m / covered_months;
+        ind.days_since_last_order = if needed(IndicatorName::DaysSinceLastOrder) {
+            self.last_order()
+                .map(|t| f64::from(today.since(cal.day(t)).max(0)))
+        } else {
+            None
+        };
+        ind.tenure_days = first_day.map_or(0.0, |f| f64::from(today.since(f).max(0)));
+    }
+
+    /// Move `ind`, the indicators [`Self::indicators_with`] gave at
+    /// `prev_at` (no later than `at`, with the same `needed`, and the
+    /// projection unchanged since), to `at`: `true` when only the day's
+    /// figures ([`Self::day_figures`]) can differ between the two
+    /// instants, and they were moved; `false` (and `ind` untouched) when
+    /// the full computation is needed. That is when activity left the window between them, an
+    /// open invoice is past its due day (days late grow), growth is
+    /// needed and the month turned, or assessments (which expire) exist.
+    /// The result is then exactly what `indicators_with` gives at `at`:
+    /// every other figure is a function of the window's activity alone.
+    /// A run of time-driven decisions between two events takes this step.
+    pub fn indicators_step(
+        &self,
+        ind: &mut Indicators,
+        prev_at: Timestamp,
+        at: Timestamp,
+        rules: &FoldRules,
+        needed: impl Fn(IndicatorName) -> bool,
+    ) -> bool {
+        if self.assessments.is_some() {
+            return false;
         }
+        let (prev_at, at) = (self.eval_instant(prev_at), self.eval_instant(at));
+        if at < prev_at {
+            return false;
+        }
+        let cal = &rules.calendar;
+        let (was, today) = (cal.day(prev_at), cal.day(at));
+        // Open invoices by due day: the first is the oldest.
+        if self.unsettled.first().is_some_and(|(due, _)| *due < today) {
+            return false;
+        }
+        if (needed(IndicatorName::Growth3m) || needed(IndicatorName::GrowthStreakMonths))
+            && was.month() != today.month()
+        {
+            return false;
+        }
+        // The same buckets are in the window at both instants.
+        let (from, to) = (rules.window.start(was), rules.window.start(today));
+        if self.days.oldest_day_from(from).is_some_and(|d| d < to) {
+            return false;
+        }
+        self.day_figures(today, rules, &needed, ind);
+        true
     }
 
     /// `growth_3m` and `growth_streak_months` as of business day `today`.
