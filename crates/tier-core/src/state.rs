@@ -68,7 +68,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, EventKind};
-use crate::indicators::Indicators;
+use crate::indicators::{Indicators, KeptIndicators};
 use crate::overrides::{
     MAX_OVERRIDE_HISTORY, Override, OverrideAction, OverrideEntry, OverrideError,
 };
@@ -302,11 +302,11 @@ pub struct CustomerState {
     /// Indicators at the last tier change: the baseline of the next
     /// change's reasons ("what moved since the tier was last set"). Boxed
     /// and written only on a change, so the per-event path neither copies
-    /// nor carries them. Not stored (it would double a customer's size on
-    /// disk): after a restart the first change's reasons compare with
-    /// empty indicators.
+    /// nor carries them; kept compact in memory (see [`KeptIndicators`]).
+    /// Not stored (it would double a customer's size on disk): after a
+    /// restart the first change's reasons compare with empty indicators.
     #[serde(skip)]
-    pub indicators_at_change: Option<Box<Indicators>>,
+    indicators_at_change: Option<Box<KeptIndicators>>,
     /// The time-driven downgrade last announced as foreseen (published
     /// once; cleared when it no longer lies ahead).
     #[serde(default)]
@@ -941,6 +941,11 @@ impl CustomerState {
         self.sequence += 1;
         if self.history.len() >= MAX_TIER_HISTORY {
             self.history.remove(0);
+        } else if self.history.len() == self.history.capacity() && self.history.len() < 8 {
+            // Most customers change tier a few times: one step at a time
+            // while there are few (a step is 80 bytes; the default growth
+            // doubles from 4).
+            self.history.reserve_exact(1);
         }
         self.history.push(TierStep {
             at: now,
@@ -957,9 +962,12 @@ impl CustomerState {
             Some(f) => *f,
             None => self.indicators(policy),
         };
-        let baseline = self.indicators_at_change.get_or_insert_with(Box::default);
-        let reasons = policy.reasons(baseline, &figures, MAX_REASONS);
-        **baseline = figures;
+        let baseline = self
+            .indicators_at_change
+            .as_ref()
+            .map_or_else(Indicators::default, |k| k.get());
+        let reasons = policy.reasons(&baseline, &figures, MAX_REASONS);
+        self.indicators_at_change = Some(Box::new(KeptIndicators::new(&figures)));
         Some(TierChange {
             customer_id: customer_id.to_owned(),
             old_score: before.as_ref().map_or(0.0, |b| b.score),

@@ -56,6 +56,7 @@
 //! payments on a void invoice change nothing.
 
 pub mod assessments;
+mod idmap;
 mod sums;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -69,6 +70,7 @@ use crate::indicators::{IndicatorName, Indicators};
 use crate::policy::AssessmentRules;
 use crate::time::{BusinessCalendar, Day, Month, Timestamp, Window};
 use assessments::{Assessment, AssessmentBook};
+use idmap::IdMap;
 use sums::{DayBucket, DayBuckets, OrderFigures, Sums};
 
 /// What `apply` did with an event.
@@ -364,8 +366,6 @@ impl std::hash::Hasher for PrehashedKey {
         self.0 = n;
     }
 }
-
-type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<PrehashedKey>>;
 
 /// FNV-1a as a `Hasher`, for maps keyed by customer id on the hot path
 /// (ids come from trusted producers, so flooding resistance is not needed).
@@ -726,7 +726,9 @@ impl CustomerProjection {
         amount: Money,
         cost: Option<Money>,
     ) {
-        let rec = self.orders.entry(key).or_insert(OrderRec::pending(day, at));
+        let rec = self
+            .orders
+            .get_or_insert_with(key, || OrderRec::pending(day, at));
         if rec.state != OrderState::Pending {
             // The same order placed again under another event id: first wins.
             return;
@@ -764,7 +766,9 @@ impl CustomerProjection {
             // nothing of it counts.
             Some(rec) if rec.day < window_start => return Applied::Stale,
             Some(rec) => rec,
-            None if in_window => self.orders.entry(key).or_insert(OrderRec::pending(day, at)),
+            None if in_window => self
+                .orders
+                .get_or_insert_with(key, || OrderRec::pending(day, at)),
             // The order left the window long ago: nothing of it counts.
             None => return Applied::Stale,
         };
@@ -815,8 +819,7 @@ impl CustomerProjection {
     ) {
         let rec = self
             .invoices
-            .entry(key)
-            .or_insert_with(|| InvoiceRec::unissued(day));
+            .get_or_insert_with(key, || InvoiceRec::unissued(day));
         if rec.state != InvoiceState::Unissued {
             return;
         }
@@ -882,8 +885,7 @@ impl CustomerProjection {
             Some(rec) => rec,
             None if in_window => self
                 .invoices
-                .entry(key)
-                .or_insert_with(|| InvoiceRec::unissued(day)),
+                .get_or_insert_with(key, || InvoiceRec::unissued(day)),
             None => return Applied::Stale,
         };
         match rec.state {
