@@ -49,6 +49,10 @@
 //!   growth is scored, no assessment exists
 //!   (`CustomerProjection::indicators_step`); otherwise it computes them
 //!   in full;
+//! - a weighted score evaluates again only the parts on those day
+//!   figures, summing the kept products of the others in the same order,
+//!   and keeps the gates' ceiling while no gate reads a day figure
+//!   (`Policy::evaluate_step`: exactly what `evaluate` gives);
 //! - `process` hands the first due instant it found to the advance.
 //!
 //! The full search stays as `next_due_reference` / `advance_to_reference`
@@ -715,6 +719,7 @@ impl CustomerState {
         // moved (see `CustomerProjection::indicators_step`).
         let mut figures = Indicators::default();
         let mut figures_at: Option<Timestamp> = None;
+        let mut kept = crate::policy::StepProducts::default();
         let trigger = Trigger {
             cause: Cause::Time,
             event_id: None,
@@ -739,7 +744,17 @@ impl CustomerState {
                         figures = self.scored_figures(policy, at);
                     }
                     figures_at = Some(at);
-                    if let Some(c) = self.rescore_with(customer_id, policy, at, trigger, &figures) {
+                    // Only the day's figures moved: a weighted score
+                    // computes only their parts again.
+                    let eval = match path {
+                        Path::Fast => policy.evaluate_step(&figures, &mut kept, !stepped, |n| {
+                            crate::projection::DAY_FIGURES.contains(&n)
+                        }),
+                        Path::Reference => policy.evaluate(&figures),
+                    };
+                    if let Some(c) =
+                        self.rescore_with(customer_id, policy, at, trigger, &figures, eval)
+                    {
                         changes.push(c);
                     }
                     next = self.due(policy, path);
@@ -800,10 +815,12 @@ impl CustomerState {
         trigger: Trigger<'_>,
     ) -> Option<TierChange> {
         let after = self.scored_figures(policy, now);
-        self.rescore_with(customer_id, policy, now, trigger, &after)
+        let eval = policy.evaluate(&after);
+        self.rescore_with(customer_id, policy, now, trigger, &after, eval)
     }
 
-    /// [`Self::rescore`] with the scored figures at `now` already known.
+    /// [`Self::rescore`] with the scored figures at `now` and their
+    /// evaluation already known.
     fn rescore_with(
         &mut self,
         customer_id: &str,
@@ -811,8 +828,8 @@ impl CustomerState {
         now: Timestamp,
         trigger: Trigger<'_>,
         after: &Indicators,
+        eval: Evaluation,
     ) -> Option<TierChange> {
-        let eval: Evaluation = policy.evaluate(after);
         self.decided_at = now;
         self.evaluated = Some((now, eval.tier));
         if self.policy_version != policy.version() {

@@ -697,18 +697,26 @@ fn sweeps_property_sees_time_driven_changes() {
     );
 }
 
-/// The default policy with recency scored in place of days late: every
-/// customer with an order then changes every day (the default policy
-/// changes daily only for customers younger than the window, and while
-/// an invoice is overdue).
+/// The default policy with recency scored in place of days late, and
+/// orders per month gating the best tier: every customer with an order
+/// then changes every day (the default policy changes daily only for
+/// customers younger than the window, and while an invoice is overdue),
+/// and a gate reads a figure that moves with the day.
 fn recency_policy() -> Policy {
     let text = tier_core::policy::DEFAULT_POLICY_TOML
+        .replacen(
+            r#"{ indicator = "oldest_overdue_days", op = "<=", value = 60 },"#,
+            r#"{ indicator = "oldest_overdue_days", op = "<=", value = 60 },
+    { indicator = "orders_per_month_12m", op = ">=", value = 0.5 },"#,
+            1,
+        )
         .replacen(
             "indicator = \"avg_days_late\"",
             "indicator = \"days_since_last_order\"",
             1,
         )
         .replacen("version = \"default-2027.01\"", "version = \"recency\"", 1);
+    assert!(text.contains(r#""orders_per_month_12m", op"#));
     Policy::from_toml_str(&text).expect("the recency variant parses")
 }
 

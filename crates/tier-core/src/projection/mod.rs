@@ -73,6 +73,14 @@ use assessments::{Assessment, AssessmentBook};
 use idmap::IdMap;
 use sums::{DayBucket, DayBuckets, OrderFigures, Sums};
 
+/// The indicators [`CustomerProjection::indicators_step`] moves: the
+/// only ones that differ between two time-driven decisions it steps.
+pub const DAY_FIGURES: [IndicatorName; 3] = [
+    IndicatorName::OrdersPerMonth12m,
+    IndicatorName::TenureDays,
+    IndicatorName::DaysSinceLastOrder,
+];
+
 /// What `apply` did with an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
