@@ -284,7 +284,11 @@ pub enum TierAsOf {
 /// What the store keeps per customer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CustomerState {
-    pub projection: CustomerProjection,
+    /// Boxed: the service keeps every customer's state in one hash table,
+    /// whose slots (several per customer: a table is never full) hold
+    /// what is inline; the projection is most of it (448 bytes) and every
+    /// customer has one. Serialized as itself.
+    pub projection: Box<CustomerProjection>,
     /// The tier currently held; `None` until the first event is scored.
     pub assignment: Option<TierAssignment>,
     /// When the last decision was made (see the module docs).
