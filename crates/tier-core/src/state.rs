@@ -30,6 +30,37 @@
 //! after `t` gives the state the events alone give (a property test checks
 //! this), which keeps replays and crash recovery exact.
 //!
+//! ### The time step, incrementally
+//! A customer younger than the window (its `orders_per_month_12m` covers
+//! a growing span), one with recency or tenure scored, or one with an
+//! invoice overdue has a figure that moves every business day, so every
+//! day between two of its events is a decision day. Those decisions are
+//! made one by one as above (each can change the tier, and its instant,
+//! cause and sequence number are published), but cheaply:
+//! - [`CustomerState::next_due`] answers "the start of tomorrow" without
+//!   the full search when a figure moves daily and no exact instant (an
+//!   override's or an assessment's expiry) can come first: every other
+//!   candidate is a later day start;
+//! - the projection does not change between two events, so each step of
+//!   [`CustomerState::advance_to`] after the first moves only the day's
+//!   figures (orders per month, tenure, recency) from the previous step's
+//!   indicators, when nothing else can have moved: no activity left the
+//!   window, no open invoice is past due, the month did not turn while
+//!   growth is scored, no assessment exists
+//!   (`CustomerProjection::indicators_step`); otherwise it computes them
+//!   in full;
+//! - a weighted score evaluates again only the parts on those day
+//!   figures, summing the kept products of the others in the same order,
+//!   and keeps the gates' ceiling while no gate reads a day figure
+//!   (`Policy::evaluate_step`: exactly what `evaluate` gives);
+//! - `process` hands the first due instant it found to the advance.
+//!
+//! The full search stays as `next_due_reference` / `advance_to_reference`
+//! / `process_reference`, and a differential property test
+//! (`fast_time_steps_equal_the_reference` in `tests/projection_props.rs`)
+//! checks that both paths give the same tier changes in full and the
+//! same final states.
+//!
 //! ## Corrections
 //! When an order's placement upgrades the tier, the state remembers the
 //! order and the assignment before it. A cancellation or return of that
@@ -41,7 +72,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, EventKind};
-use crate::indicators::Indicators;
+use crate::indicators::{Indicators, KeptIndicators};
 use crate::overrides::{
     MAX_OVERRIDE_HISTORY, Override, OverrideAction, OverrideEntry, OverrideError,
 };
@@ -253,7 +284,11 @@ pub enum TierAsOf {
 /// What the store keeps per customer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CustomerState {
-    pub projection: CustomerProjection,
+    /// Boxed: the service keeps every customer's state in one hash table,
+    /// whose slots (several per customer: a table is never full) hold
+    /// what is inline; the projection is most of it (448 bytes) and every
+    /// customer has one. Serialized as itself.
+    pub projection: Box<CustomerProjection>,
     /// The tier currently held; `None` until the first event is scored.
     pub assignment: Option<TierAssignment>,
     /// When the last decision was made (see the module docs).
@@ -275,11 +310,11 @@ pub struct CustomerState {
     /// Indicators at the last tier change: the baseline of the next
     /// change's reasons ("what moved since the tier was last set"). Boxed
     /// and written only on a change, so the per-event path neither copies
-    /// nor carries them. Not stored (it would double a customer's size on
-    /// disk): after a restart the first change's reasons compare with
-    /// empty indicators.
+    /// nor carries them; kept compact in memory (see [`KeptIndicators`]).
+    /// Not stored (it would double a customer's size on disk): after a
+    /// restart the first change's reasons compare with empty indicators.
     #[serde(skip)]
-    pub indicators_at_change: Option<Box<Indicators>>,
+    indicators_at_change: Option<Box<KeptIndicators>>,
     /// The time-driven downgrade last announced as foreseen (published
     /// once; cleared when it no longer lies ahead).
     #[serde(default)]
@@ -311,6 +346,14 @@ pub struct Processed {
     pub overdue: Vec<ComplaintOverdue>,
 }
 
+/// Which search finds the time-driven decisions: the fast one, or the
+/// full one it is tested against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    Fast,
+    Reference,
+}
+
 /// What a rescore is about, beyond its cause.
 #[derive(Debug, Clone, Copy)]
 struct Trigger<'a> {
@@ -326,6 +369,29 @@ impl CustomerState {
     /// Fold `event` in and rescore at the decision instant. Duplicates and
     /// stale events change nothing, not even the score.
     pub fn process(&mut self, customer_id: &str, event: &Event, policy: &Policy) -> Processed {
+        self.process_with(customer_id, event, policy, Path::Fast)
+    }
+
+    /// [`Self::process`] with every time-driven decision found by the
+    /// straightforward search ([`Self::next_due_reference`]): the
+    /// reference the fast path is tested against.
+    #[doc(hidden)]
+    pub fn process_reference(
+        &mut self,
+        customer_id: &str,
+        event: &Event,
+        policy: &Policy,
+    ) -> Processed {
+        self.process_with(customer_id, event, policy, Path::Reference)
+    }
+
+    fn process_with(
+        &mut self,
+        customer_id: &str,
+        event: &Event,
+        policy: &Policy,
+        path: Path,
+    ) -> Processed {
         // Whatever time alone decides before the event's instant is decided
         // first, at its own instant: the result is then the same whether a
         // sweep or this event reached the due instant first. Time-driven
@@ -335,12 +401,17 @@ impl CustomerState {
         if event.occurred_at > self.decided_at
             && (policy.calendar().day(event.occurred_at) > policy.calendar().day(self.decided_at)
                 || self.manual().is_some_and(|m| m.expires_at.is_some()))
-            && self
-                .next_due(policy)
-                .is_some_and(|d| d <= event.occurred_at)
+            && let Some(due) = self.due(policy, path).filter(|d| *d <= event.occurred_at)
         {
             due_first = self
-                .advance_to(customer_id, policy, event.occurred_at, usize::MAX)
+                .advance_from(
+                    Some(due),
+                    customer_id,
+                    policy,
+                    event.occurred_at,
+                    usize::MAX,
+                    path,
+                )
                 .0;
         }
         // A complaint's deadline follows the tier held at its opening.
@@ -498,7 +569,46 @@ impl CustomerState {
     /// changes (see `CustomerProjection::next_change`) or a lifecycle
     /// threshold is crossed, the end of a hysteresis hold, an override's
     /// expiry (exact to the millisecond).
+    ///
+    /// The common case is answered without the full search: when a scored
+    /// figure changes every day (see `CustomerProjection::changes_daily`)
+    /// and no exact instant (an override's or an assessment's expiry) can
+    /// come first, the next due instant is the start of tomorrow.
     pub fn next_due(&self, policy: &Policy) -> Option<Timestamp> {
+        self.next_due_daily(policy)
+            .or_else(|| self.next_due_reference(policy))
+    }
+
+    /// The fast path of [`Self::next_due`]: `Some(start of tomorrow)` when
+    /// a scored figure changes every day and no exact instant can come
+    /// first; `None` when the full search must answer. Every other
+    /// candidate of the search is a day start after today, or the end of
+    /// a hysteresis hold, also a day start after the decision instant: none
+    /// is earlier than tomorrow's start.
+    fn next_due_daily(&self, policy: &Policy) -> Option<Timestamp> {
+        if self.projection.has_assessments()
+            || self.manual().is_some_and(|m| m.expires_at.is_some())
+        {
+            return None;
+        }
+        let cal = policy.calendar();
+        let today = cal.day(self.decision_instant(None));
+        self.projection
+            .changes_daily(policy.fold_rules(), today, |n| policy.uses(n))
+            .then(|| cal.day_start(today.plus(1)))
+    }
+
+    fn due(&self, policy: &Policy, path: Path) -> Option<Timestamp> {
+        match path {
+            Path::Fast => self.next_due(policy),
+            Path::Reference => self.next_due_reference(policy),
+        }
+    }
+
+    /// [`Self::next_due`] by the full search over every candidate: the
+    /// reference its fast path is tested against.
+    #[doc(hidden)]
+    pub fn next_due_reference(&self, policy: &Policy) -> Option<Timestamp> {
         let now = self.decision_instant(None);
         let cal = policy.calendar();
         let today = cal.day(now);
@@ -576,16 +686,87 @@ impl CustomerState {
         until: Timestamp,
         max_steps: usize,
     ) -> (Vec<TierChange>, bool) {
+        self.advance_from(None, customer_id, policy, until, max_steps, Path::Fast)
+    }
+
+    /// [`Self::advance_to`] by [`Self::next_due_reference`] (tests).
+    #[doc(hidden)]
+    pub fn advance_to_reference(
+        &mut self,
+        customer_id: &str,
+        policy: &Policy,
+        until: Timestamp,
+        max_steps: usize,
+    ) -> (Vec<TierChange>, bool) {
+        self.advance_from(None, customer_id, policy, until, max_steps, Path::Reference)
+    }
+
+    /// [`Self::advance_to`], with the first due instant when the caller
+    /// has just found it.
+    fn advance_from(
+        &mut self,
+        first: Option<Timestamp>,
+        customer_id: &str,
+        policy: &Policy,
+        until: Timestamp,
+        max_steps: usize,
+        path: Path,
+    ) -> (Vec<TierChange>, bool) {
         let mut changes = Vec::new();
+        let mut next = match first {
+            Some(due) => Some(due),
+            None => self.due(policy, path),
+        };
+        // The figures of the previous step and their instant: the
+        // projection does not change between two steps, so a step moves
+        // only the day's figures from them when nothing else can have
+        // moved (see `CustomerProjection::indicators_step`).
+        let mut figures = Indicators::default();
+        let mut figures_at: Option<Timestamp> = None;
+        let mut kept = crate::policy::StepProducts::default();
+        let trigger = Trigger {
+            cause: Cause::Time,
+            event_id: None,
+            placed: None,
+            corrected: None,
+        };
         for _ in 0..max_steps {
-            match self.next_due(policy) {
+            match next {
                 Some(due) if due <= until => {
-                    changes.extend(self.reevaluate(customer_id, policy, due, Cause::Time));
+                    let at = self.decision_instant(Some(due));
+                    let stepped = path == Path::Fast
+                        && figures_at.is_some_and(|prev| {
+                            self.projection.indicators_step(
+                                &mut figures,
+                                prev,
+                                at,
+                                policy.fold_rules(),
+                                |n| policy.uses(n),
+                            )
+                        });
+                    if !stepped {
+                        figures = self.scored_figures(policy, at);
+                    }
+                    figures_at = Some(at);
+                    // Only the day's figures moved: a weighted score
+                    // computes only their parts again.
+                    let eval = match path {
+                        Path::Fast => policy.evaluate_step(&figures, &mut kept, !stepped, |n| {
+                            crate::projection::DAY_FIGURES.contains(&n)
+                        }),
+                        Path::Reference => policy.evaluate(&figures),
+                    };
+                    if let Some(c) =
+                        self.rescore_with(customer_id, policy, at, trigger, &figures, eval)
+                    {
+                        changes.push(c);
+                    }
+                    next = self.due(policy, path);
                 }
                 _ => return (changes, true),
             }
         }
-        (changes, self.next_due(policy).is_none_or(|d| d > until))
+        (changes, next.is_none_or(|d| d > until))
     }
 
     /// Foresee a time-driven downgrade within the policy's horizon from
@@ -638,7 +819,21 @@ impl CustomerState {
         trigger: Trigger<'_>,
     ) -> Option<TierChange> {
         let after = self.scored_figures(policy, now);
-        let eval: Evaluation = policy.evaluate(&after);
+        let eval = policy.evaluate(&after);
+        self.rescore_with(customer_id, policy, now, trigger, &after, eval)
+    }
+
+    /// [`Self::rescore`] with the scored figures at `now` and their
+    /// evaluation already known.
+    fn rescore_with(
+        &mut self,
+        customer_id: &str,
+        policy: &Policy,
+        now: Timestamp,
+        trigger: Trigger<'_>,
+        after: &Indicators,
+        eval: Evaluation,
+    ) -> Option<TierChange> {
         self.decided_at = now;
         self.evaluated = Some((now, eval.tier));
         if self.policy_version != policy.version() {
@@ -704,7 +899,7 @@ impl CustomerState {
             customer_id,
             policy,
             Some(tier_idx),
-            Some(&after),
+            Some(after),
             cause,
             trigger.event_id,
             now,
@@ -767,6 +962,11 @@ impl CustomerState {
         self.sequence += 1;
         if self.history.len() >= MAX_TIER_HISTORY {
             self.history.remove(0);
+        } else if self.history.len() == self.history.capacity() && self.history.len() < 8 {
+            // Most customers change tier a few times: one step at a time
+            // while there are few (a step is 80 bytes; the default growth
+            // doubles from 4).
+            self.history.reserve_exact(1);
         }
         self.history.push(TierStep {
             at: now,
@@ -783,9 +983,12 @@ impl CustomerState {
             Some(f) => *f,
             None => self.indicators(policy),
         };
-        let baseline = self.indicators_at_change.get_or_insert_with(Box::default);
-        let reasons = policy.reasons(baseline, &figures, MAX_REASONS);
-        **baseline = figures;
+        let baseline = self
+            .indicators_at_change
+            .as_ref()
+            .map_or_else(Indicators::default, |k| k.get());
+        let reasons = policy.reasons(&baseline, &figures, MAX_REASONS);
+        self.indicators_at_change = Some(Box::new(KeptIndicators::new(&figures)));
         Some(TierChange {
             customer_id: customer_id.to_owned(),
             old_score: before.as_ref().map_or(0.0, |b| b.score),

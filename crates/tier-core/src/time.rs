@@ -222,6 +222,25 @@ impl BusinessCalendar {
     /// instant of that date if midnight is skipped by a DST change).
     pub fn day_start(&self, d: Day) -> Timestamp {
         let naive = i64::from(d.0).saturating_mul(MS_PER_DAY);
+        // One offset at the instant, the one before it and `naive` (a
+        // fixed zone, or a steady one since before them): local midnight
+        // is exact, and what the search below finds.
+        let steady = match (self.fixed_offset_ms, self.steady) {
+            (Some(offset), _) => Some(offset),
+            (None, Some((since, offset)))
+                if naive >= since && naive.saturating_sub(offset) > since =>
+            {
+                Some(offset)
+            }
+            _ => None,
+        };
+        if let Some(offset) = steady
+            && let Some(t) = naive.checked_sub(offset)
+            && t > i64::MIN / 2
+            && t < i64::MAX / 2
+        {
+            return Timestamp(t);
+        }
         // The offset at local midnight is close to the one at the UTC
         // instant of the same wall time; two rounds settle any DST edge.
         let mut t = Timestamp(naive.saturating_sub(self.offset_ms(Timestamp(naive))));

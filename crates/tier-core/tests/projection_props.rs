@@ -731,3 +731,196 @@ fn sweeps_property_sees_time_driven_changes() {
         "the generated cases must include time-driven tier changes"
     );
 }
+
+/// The default policy with recency scored in place of days late, and
+/// orders per month gating the best tier: every customer with an order
+/// then changes every day (the default policy changes daily only for
+/// customers younger than the window, and while an invoice is overdue),
+/// and a gate reads a figure that moves with the day.
+fn recency_policy() -> Policy {
+    let text = tier_core::policy::DEFAULT_POLICY_TOML
+        .replacen(
+            r#"{ indicator = "oldest_overdue_days", op = "<=", value = 60 },"#,
+            r#"{ indicator = "oldest_overdue_days", op = "<=", value = 60 },
+    { indicator = "orders_per_month_12m", op = ">=", value = 0.5 },"#,
+            1,
+        )
+        .replacen(
+            "indicator = \"avg_days_late\"",
+            "indicator = \"days_since_last_order\"",
+            1,
+        )
+        .replacen("version = \"default-2027.01\"", "version = \"recency\"", 1);
+    assert!(text.contains(r#""orders_per_month_12m", op"#));
+    Policy::from_toml_str(&text).expect("the recency variant parses")
+}
+
+/// One run of events and sweeps through the fast path (`process`,
+/// `advance_to`) or the reference (`process_reference`,
+/// `advance_to_reference`: the full search for every due instant), with
+/// an optional override `(before event, mode, tier, expires after ms)`;
+/// returns the final state, every tier change in full, and the due
+/// instant after every step.
+type Run = (
+    CustomerState,
+    Vec<tier_core::state::TierChange>,
+    Vec<Option<Timestamp>>,
+);
+
+fn run_path(
+    events: &[Event],
+    sweeps: &[(usize, u8)],
+    manual: Option<(usize, u8, usize, i64)>,
+    end: Timestamp,
+    policy: &Policy,
+    reference: bool,
+) -> Run {
+    use tier_core::overrides::{Override, OverrideMode};
+    let mut state = CustomerState::default();
+    let mut changes = Vec::new();
+    let mut dues = Vec::new();
+    let advance = |s: &mut CustomerState, t: Timestamp| {
+        if reference {
+            s.advance_to_reference("c", policy, t, usize::MAX)
+        } else {
+            s.advance_to("c", policy, t, usize::MAX)
+        }
+    };
+    for (i, e) in events.iter().enumerate() {
+        for &(_, frac) in sweeps.iter().filter(|(at, _)| *at == i) {
+            let from = state.decided_at.max(events[0].occurred_at).millis();
+            let to = e.occurred_at.millis().max(from);
+            let t = Timestamp::from_millis(from + (to - from) / 255 * i64::from(frac));
+            changes.extend(advance(&mut state, t).0);
+            dues.push(state.next_due_reference(policy));
+        }
+        if let Some((at, mode, tier, ms)) = manual
+            && at == i
+        {
+            let set_at = state.decided_at.max(e.occurred_at);
+            let o = Override {
+                tier: policy.tiers()[tier % policy.tiers().len()].name.clone(),
+                mode: [
+                    OverrideMode::Pin,
+                    OverrideMode::Floor,
+                    OverrideMode::Ceiling,
+                ][usize::from(mode) % 3],
+                reason: "test".into(),
+                author: "prop".into(),
+                set_at,
+                expires_at: Some(Timestamp::from_millis(set_at.millis() + ms)),
+            };
+            changes.extend(
+                state
+                    .set_override("c", policy, o)
+                    .expect("a valid override"),
+            );
+        }
+        let p = if reference {
+            state.process_reference("c", e, policy)
+        } else {
+            state.process("c", e, policy)
+        };
+        changes.extend(p.due_first.into_iter().chain(p.change));
+        dues.push(state.next_due_reference(policy));
+    }
+    let (c, reached) = advance(&mut state, end);
+    assert!(reached);
+    changes.extend(c);
+    (state, changes, dues)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    /// The fast time step (`next_due`'s daily shortcut, the first due
+    /// instant handed from `process` to the advance) decides exactly as
+    /// the full search for every due instant: the same tier changes in
+    /// full (instants, causes, sequence numbers, scores, reasons,
+    /// lifecycle, gradings), the same final state, and `next_due` agrees
+    /// with the full search after every step.
+    #[test]
+    fn fast_time_steps_equal_the_reference(
+        actions in prop::collection::vec(action(), 1..30),
+        sweeps in prop::collection::vec((0usize..60, any::<u8>()), 0..6),
+        manual in prop::option::weighted(0.3, (0usize..40, any::<u8>(), 0usize..4, 1i64..(90 * DAY))),
+        tail_days in 0i64..500,
+        recency in any::<bool>(),
+    ) {
+        let mut events = expand(&actions);
+        for e in &mut events {
+            if let EventKind::OrderPlaced { amount, cost, .. } = &mut e.kind {
+                amount.0 *= 150;
+                if let Some(c) = cost {
+                    c.0 *= 150;
+                }
+            }
+        }
+        let policy = if recency { recency_policy() } else { Policy::default_policy() };
+        let end = events.last().map_or(now(), |e| e.occurred_at).plus_days(tail_days);
+        let (fast, fast_changes, fast_dues) =
+            run_path(&events, &sweeps, manual, end, &policy, false);
+        let (slow, slow_changes, slow_dues) =
+            run_path(&events, &sweeps, manual, end, &policy, true);
+        prop_assert_eq!(&fast_changes, &slow_changes);
+        prop_assert_eq!(&fast_dues, &slow_dues);
+        prop_assert_eq!(fast.next_due(&policy), slow.next_due_reference(&policy));
+        prop_assert_eq!(
+            fast.foresee_drop("c", &policy, end),
+            slow.foresee_drop("c", &policy, end)
+        );
+        prop_assert_eq!(&fast, &slow);
+    }
+}
+
+/// The fast path's `next_due` agrees with the full search at every
+/// instant of a customer's life, day by day (not only after events).
+#[test]
+fn next_due_fast_path_agrees_day_by_day() {
+    for policy in [Policy::default_policy(), recency_policy()] {
+        let mut s = CustomerState::default();
+        let events = [
+            ev(
+                1,
+                at(-400),
+                EventKind::OrderPlaced {
+                    order_id: "o1".into(),
+                    amount: Money(90_000_000),
+                    cost: Some(Money(40_000_000)),
+                },
+            ),
+            ev(
+                2,
+                at(-390),
+                EventKind::InvoiceIssued {
+                    invoice_id: "i1".into(),
+                    order_id: "o1".into(),
+                    amount: Money(1_000_000),
+                    billed: cny(1_000_000),
+                    due_at: at(-380),
+                },
+            ),
+            ev(
+                3,
+                at(-100),
+                EventKind::OrderPlaced {
+                    order_id: "o2".into(),
+                    amount: Money(9_000_000),
+                    cost: None,
+                },
+            ),
+        ];
+        for e in &events {
+            s.process("c", e, &policy);
+            let mut a = s.clone();
+            let mut b = s.clone();
+            for _ in 0..120 {
+                assert_eq!(a.next_due(&policy), b.next_due_reference(&policy));
+                let (ca, _) = a.advance_to("c", &policy, a.decided_at.plus_days(3), 1);
+                let (cb, _) = b.advance_to_reference("c", &policy, b.decided_at.plus_days(3), 1);
+                assert_eq!(ca, cb);
+            }
+            assert_eq!(a, b);
+        }
+    }
+}

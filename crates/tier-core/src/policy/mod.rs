@@ -456,6 +456,25 @@ impl ScoringMethod for Method {
     }
 }
 
+/// What [`Policy::evaluate_step`] keeps between two evaluations: the
+/// products of a weighted score's parts (a policy with more parts is
+/// evaluated in full), and the gates' ceiling when no gate reads a moved
+/// indicator.
+#[derive(Debug, Clone, Copy)]
+pub struct StepProducts {
+    products: [f64; 32],
+    ceiling: Option<usize>,
+}
+
+impl Default for StepProducts {
+    fn default() -> Self {
+        Self {
+            products: [0.0; 32],
+            ceiling: None,
+        }
+    }
+}
+
 impl Policy {
     /// Parse and validate a policy file's text. Errors name the line and
     /// the field.
@@ -650,8 +669,15 @@ impl Policy {
         &self.tiers
     }
 
+    /// Hot path (every decision): names of other lengths or first bytes
+    /// are passed over without a string comparison.
+    #[inline]
     pub fn tier_index(&self, name: &str) -> Option<usize> {
-        self.tiers.iter().position(|t| t.name == name)
+        let name = name.as_bytes();
+        self.tiers.iter().position(|t| {
+            let t = t.name.as_bytes();
+            t.len() == name.len() && t.first() == name.first() && t == name
+        })
     }
 
     /// The last, worst tier (the fallback of a rules policy).
@@ -672,6 +698,48 @@ impl Policy {
             eval.tier = eval.tier.min(tier);
         }
         let ceiling = self.gates.ceiling(ind);
+        eval.ceiling = ceiling;
+        eval.tier = eval.tier.max(ceiling);
+        eval
+    }
+
+    /// [`Self::evaluate`] for a run of evaluations of one customer's
+    /// indicators in which only the indicators `moved` says may change
+    /// from one to the next (a run of time-driven decisions: see
+    /// `CustomerState::advance_to`): a weighted score keeps the products
+    /// of its other parts in `kept` and sums them again in order, which
+    /// gives exactly what `evaluate` gives. `fresh`: the first of a run
+    /// (or after the indicators were computed in full), every part is
+    /// computed. Other methods evaluate in full.
+    pub fn evaluate_step(
+        &self,
+        ind: &Indicators,
+        kept: &mut StepProducts,
+        fresh: bool,
+        moved: impl Fn(IndicatorName) -> bool,
+    ) -> Evaluation {
+        let stepped = match &self.method {
+            Method::WeightedScore(m) => m.evaluate_step(ind, &mut kept.products, fresh, &moved),
+            _ => None,
+        };
+        let Some(mut eval) = stepped else {
+            return self.evaluate(ind);
+        };
+        if let Some((tier, _)) = self.new_customers.as_ref().and_then(|n| n.tier_for(ind)) {
+            eval.tier = eval.tier.min(tier);
+        }
+        // The gates' ceiling is kept while no gate reads a moved indicator.
+        let ceiling = match kept.ceiling {
+            Some(c) if !fresh => c,
+            _ => {
+                let c = self.gates.ceiling(ind);
+                let fixed = !IndicatorName::ALL
+                    .iter()
+                    .any(|n| moved(*n) && self.gates.uses(*n));
+                kept.ceiling = fixed.then_some(c);
+                c
+            }
+        };
         eval.ceiling = ceiling;
         eval.tier = eval.tier.max(ceiling);
         eval

@@ -335,6 +335,57 @@ impl WeightedScore {
         raw
     }
 
+    /// [`Self::raw`] from the products of a previous call kept in
+    /// `products` (one per term, then per assessed term): the terms whose
+    /// indicator `moved` says may have changed are computed again, the
+    /// others are taken as kept, and the sum runs in the same order, so
+    /// the result is exactly `raw(ind)` when the kept products are those
+    /// of indicators equal to `ind` but for the moved ones. `fresh`:
+    /// compute every product. `None` when the policy has more parts than
+    /// `products` holds.
+    pub(crate) fn raw_step(
+        &self,
+        ind: &Indicators,
+        products: &mut [f64],
+        fresh: bool,
+        moved: impl Fn(IndicatorName) -> bool,
+    ) -> Option<f64> {
+        if self.terms.len() + self.assessed.len() > products.len() {
+            return None;
+        }
+        let mut raw = 0.0;
+        for (t, p) in self.terms.iter().zip(products.iter_mut()) {
+            if fresh || moved(t.indicator) {
+                *p = t.factor * t.eval(ind).1;
+            }
+            raw += *p;
+        }
+        let rest = &mut products[self.terms.len()..];
+        for (t, p) in self.assessed.iter().zip(rest.iter_mut()) {
+            // Assessment values move with their expiry alone: never kept.
+            *p = t.factor * t.eval(ind).1;
+            raw += *p;
+        }
+        Some(raw)
+    }
+
+    /// [`ScoringMethod::evaluate`] by [`Self::raw_step`].
+    pub(crate) fn evaluate_step(
+        &self,
+        ind: &Indicators,
+        products: &mut [f64],
+        fresh: bool,
+        moved: impl Fn(IndicatorName) -> bool,
+    ) -> Option<Evaluation> {
+        let raw = self.raw_step(ind, products, fresh, moved)?;
+        let centi = to_centi(raw - self.penalty(ind));
+        Some(Evaluation {
+            score: from_centi(centi),
+            tier: self.band_of(centi),
+            ceiling: 0,
+        })
+    }
+
     #[inline]
     pub(crate) fn penalty(&self, ind: &Indicators) -> f64 {
         self.penalty.as_ref().map_or(0.0, |p| p.of(ind))

@@ -56,6 +56,7 @@
 //! payments on a void invoice change nothing.
 
 pub mod assessments;
+mod idmap;
 mod sums;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -69,7 +70,16 @@ use crate::indicators::{IndicatorName, Indicators};
 use crate::policy::AssessmentRules;
 use crate::time::{BusinessCalendar, Day, Month, Timestamp, Window};
 use assessments::{Assessment, AssessmentBook};
+use idmap::IdMap;
 use sums::{DayBucket, DayBuckets, OrderFigures, Sums};
+
+/// The indicators [`CustomerProjection::indicators_step`] moves: the
+/// only ones that differ between two time-driven decisions it steps.
+pub const DAY_FIGURES: [IndicatorName; 3] = [
+    IndicatorName::OrdersPerMonth12m,
+    IndicatorName::TenureDays,
+    IndicatorName::DaysSinceLastOrder,
+];
 
 /// What `apply` did with an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -348,8 +358,16 @@ fn rfm_values(last_order: Option<Timestamp>, orders: f64, amount: f64) -> crate:
 fn money_f64(v: i128) -> f64 {
     match i64::try_from(v) {
         Ok(small) => small as f64,
-        Err(_) => v as f64,
+        Err(_) => big_money_f64(v),
     }
+}
+
+/// Apart and cold, so the compiler does not compute the library call
+/// alongside the one-instruction case.
+#[cold]
+#[inline(never)]
+fn big_money_f64(v: i128) -> f64 {
+    v as f64
 }
 
 /// Keys of the id maps are already [`stable_hash`]es: hashing them again
@@ -372,8 +390,6 @@ impl std::hash::Hasher for PrehashedKey {
         self.0 = n;
     }
 }
-
-type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<PrehashedKey>>;
 
 /// FNV-1a as a `Hasher`, for maps keyed by customer id on the hot path
 /// (ids come from trusted producers, so flooding resistance is not needed).
@@ -734,7 +750,9 @@ impl CustomerProjection {
         amount: Money,
         cost: Option<Money>,
     ) {
-        let rec = self.orders.entry(key).or_insert(OrderRec::pending(day, at));
+        let rec = self
+            .orders
+            .get_or_insert_with(key, || OrderRec::pending(day, at));
         if rec.state != OrderState::Pending {
             // The same order placed again under another event id: first wins.
             return;
@@ -772,7 +790,9 @@ impl CustomerProjection {
             // nothing of it counts.
             Some(rec) if rec.day < window_start => return Applied::Stale,
             Some(rec) => rec,
-            None if in_window => self.orders.entry(key).or_insert(OrderRec::pending(day, at)),
+            None if in_window => self
+                .orders
+                .get_or_insert_with(key, || OrderRec::pending(day, at)),
             // The order left the window long ago: nothing of it counts.
             None => return Applied::Stale,
         };
@@ -823,8 +843,7 @@ impl CustomerProjection {
     ) {
         let rec = self
             .invoices
-            .entry(key)
-            .or_insert_with(|| InvoiceRec::unissued(day));
+            .get_or_insert_with(key, || InvoiceRec::unissued(day));
         if rec.state != InvoiceState::Unissued {
             return;
         }
@@ -890,8 +909,7 @@ impl CustomerProjection {
             Some(rec) => rec,
             None if in_window => self
                 .invoices
-                .entry(key)
-                .or_insert_with(|| InvoiceRec::unissued(day)),
+                .get_or_insert_with(key, || InvoiceRec::unissued(day)),
             None => return Applied::Stale,
         };
         match rec.state {
@@ -1187,23 +1205,7 @@ impl CustomerProjection {
         if let Some((due_day, _)) = self.unsettled.range((today, 0)..).next() {
             consider(due_day.plus(1));
         }
-        let late_scored = uses(IndicatorName::AvgDaysLate)
-            || uses(IndicatorName::MaxDaysLate)
-            || uses(IndicatorName::OnTimePaymentRatio)
-            || uses(IndicatorName::OldestOverdueDays);
-        if late_scored && self.unsettled.range(..(today, 0)).next().is_some() {
-            consider(tomorrow);
-        }
-        let has_orders = self.first_order_at.is_some();
-        if has_orders
-            && (uses(IndicatorName::DaysSinceLastOrder) || uses(IndicatorName::TenureDays))
-        {
-            consider(tomorrow);
-        }
-        let young = self
-            .first_order_at
-            .is_some_and(|f| today.since(cal.day(f)) + 1 < len);
-        if young && uses(IndicatorName::OrdersPerMonth12m) {
+        if self.changes_daily(rules, today, &uses) {
             consider(tomorrow);
         }
         if !self.months.is_empty()
@@ -1212,6 +1214,46 @@ impl CustomerProjection {
             consider(today.month().plus(1).first_day());
         }
         next
+    }
+
+    /// Whether a scored figure changes on every business day after
+    /// `today` (`today` no earlier than the watermark's day), so that the
+    /// next change is tomorrow whatever else is pending: days late and
+    /// `oldest_overdue_days` while an invoice is overdue, recency and
+    /// tenure once there is an order, `orders_per_month_12m` while the
+    /// customer is younger than the window. The cheap test behind
+    /// [`Self::next_change`]'s daily case, which `CustomerState::next_due`
+    /// also takes as its fast path.
+    pub fn changes_daily(
+        &self,
+        rules: &FoldRules,
+        today: Day,
+        uses: impl Fn(IndicatorName) -> bool,
+    ) -> bool {
+        let has_orders = self.first_order_at.is_some();
+        if has_orders
+            && (uses(IndicatorName::DaysSinceLastOrder) || uses(IndicatorName::TenureDays))
+        {
+            return true;
+        }
+        let len = i32::try_from(rules.window.len_days()).unwrap_or(i32::MAX);
+        let young = self
+            .first_order_at
+            .is_some_and(|f| today.since(rules.calendar.day(f)) + 1 < len);
+        if young && uses(IndicatorName::OrdersPerMonth12m) {
+            return true;
+        }
+        let late_scored = uses(IndicatorName::AvgDaysLate)
+            || uses(IndicatorName::MaxDaysLate)
+            || uses(IndicatorName::OnTimePaymentRatio)
+            || uses(IndicatorName::OldestOverdueDays);
+        late_scored && self.unsettled.range(..(today, 0)).next().is_some()
+    }
+
+    /// Whether any assessment was ever applied (their expiries are exact
+    /// instants, outside [`Self::changes_daily`]'s day starts).
+    pub fn has_assessments(&self) -> bool {
+        self.assessments.is_some()
     }
 
     /// The latest assessment per indicator (in force or expired), by
@@ -1330,15 +1372,6 @@ impl CustomerProjection {
 
         let amount = money_f64(sums.amount);
         let orders = sums.orders.max(0);
-        let first = match (self.first_order_at, self.customer_since) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let first_day = first.map(|f| cal.day(f));
-        let covered_days = first_day.map_or(0, |f| {
-            (today.since(f) + 1).clamp(1, rules.window.len_days() as i32)
-        });
-        let covered_months = (f64::from(covered_days) / 30.4375).max(1.0);
         let mut by_severity = [0u32; 5];
         let mut resolved = [0u32; 5];
         for i in 0..5 {
@@ -1371,7 +1404,7 @@ impl CustomerProjection {
                 *slot = book.value_at(spec, at);
             }
         }
-        Indicators {
+        let mut ind = Indicators {
             order_amount_12m: amount,
             order_count_12m: orders as f64,
             avg_order_value_12m: if orders > 0 {
@@ -1379,7 +1412,7 @@ impl CustomerProjection {
             } else {
                 0.0
             },
-            orders_per_month_12m: orders as f64 / covered_months,
+            orders_per_month_12m: 0.0,
             margin_12m: (orders == 0 || sums.costed_amount > 0)
                 .then(|| money_f64(sums.costed_amount - sums.cost)),
             margin_rate_12m: (sums.costed_amount > 0)
@@ -1392,13 +1425,8 @@ impl CustomerProjection {
             open_complaints: f64::from(self.open_complaints),
             complaints_12m: f64::from(count),
             complaints_weighted_12m: f64::from(weighted),
-            days_since_last_order: if needed(IndicatorName::DaysSinceLastOrder) {
-                self.last_order()
-                    .map(|t| f64::from(today.since(cal.day(t)).max(0)))
-            } else {
-                None
-            },
-            tenure_days: first_day.map_or(0.0, |f| f64::from(today.since(f).max(0))),
+            days_since_last_order: None,
+            tenure_days: 0.0,
             share_of_wallet: self
                 .purchase_potential
                 .filter(|p| p.0 > 0)
@@ -1413,7 +1441,87 @@ impl CustomerProjection {
             rfm_frequency: rfm.frequency.map(f64::from),
             rfm_monetary: rfm.monetary.map(f64::from),
             rfm_score: rfm.total().map(f64::from),
+        };
+        self.day_figures(today, rules, &needed, &mut ind);
+        ind
+    }
+
+    /// The figures that move with the day alone while the window's
+    /// activity stays: `orders_per_month_12m` (the span a young customer's
+    /// window covers), `tenure_days` and `days_since_last_order` (when
+    /// `needed`), as of business day `today`; one formula for
+    /// [`Self::indicators_with`] and [`Self::indicators_step`].
+    fn day_figures(
+        &self,
+        today: Day,
+        rules: &FoldRules,
+        needed: impl Fn(IndicatorName) -> bool,
+        ind: &mut Indicators,
+    ) {
+        let cal = &rules.calendar;
+        let first = match (self.first_order_at, self.customer_since) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let first_day = first.map(|f| cal.day(f));
+        let covered_days = first_day.map_or(0, |f| {
+            (today.since(f) + 1).clamp(1, rules.window.len_days() as i32)
+        });
+        let covered_months = (f64::from(covered_days) / 30.4375).max(1.0);
+        ind.orders_per_month_12m = ind.order_count_12m / covered_months;
+        ind.days_since_last_order = if needed(IndicatorName::DaysSinceLastOrder) {
+            self.last_order()
+                .map(|t| f64::from(today.since(cal.day(t)).max(0)))
+        } else {
+            None
+        };
+        ind.tenure_days = first_day.map_or(0.0, |f| f64::from(today.since(f).max(0)));
+    }
+
+    /// Move `ind`, the indicators [`Self::indicators_with`] gave at
+    /// `prev_at` (no later than `at`, with the same `needed`, and the
+    /// projection unchanged since), to `at`: `true` when only the day's
+    /// figures ([`Self::day_figures`]) can differ between the two
+    /// instants, and they were moved; `false` (and `ind` untouched) when
+    /// the full computation is needed. That is when activity left the window between them, an
+    /// open invoice is past its due day (days late grow), growth is
+    /// needed and the month turned, or assessments (which expire) exist.
+    /// The result is then exactly what `indicators_with` gives at `at`:
+    /// every other figure is a function of the window's activity alone.
+    /// A run of time-driven decisions between two events takes this step.
+    pub fn indicators_step(
+        &self,
+        ind: &mut Indicators,
+        prev_at: Timestamp,
+        at: Timestamp,
+        rules: &FoldRules,
+        needed: impl Fn(IndicatorName) -> bool,
+    ) -> bool {
+        if self.assessments.is_some() {
+            return false;
         }
+        let (prev_at, at) = (self.eval_instant(prev_at), self.eval_instant(at));
+        if at < prev_at {
+            return false;
+        }
+        let cal = &rules.calendar;
+        let (was, today) = (cal.day(prev_at), cal.day(at));
+        // Open invoices by due day: the first is the oldest.
+        if self.unsettled.first().is_some_and(|(due, _)| *due < today) {
+            return false;
+        }
+        if (needed(IndicatorName::Growth3m) || needed(IndicatorName::GrowthStreakMonths))
+            && was.month() != today.month()
+        {
+            return false;
+        }
+        // The same buckets are in the window at both instants.
+        let (from, to) = (rules.window.start(was), rules.window.start(today));
+        if self.days.oldest_day_from(from).is_some_and(|d| d < to) {
+            return false;
+        }
+        self.day_figures(today, rules, &needed, ind);
+        true
     }
 
     /// `growth_3m` and `growth_streak_months` as of business day `today`.

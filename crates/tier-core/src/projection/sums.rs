@@ -109,6 +109,9 @@ impl OrderFigures {
 /// order (appended at the back) and leave from the front, so a sorted
 /// `VecDeque` beats a `BTreeMap` here: no node shuffling when the oldest
 /// day leaves.
+/// Up to this many day buckets, [`DayBuckets`] grows by one at a time.
+const SMALL_BUCKETS: usize = 8;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct DayBuckets(std::collections::VecDeque<(Day, DayBucket)>);
 
@@ -127,6 +130,13 @@ impl DayBuckets {
         let i = match self.position(day) {
             Ok(i) => i,
             Err(i) => {
+                // Most customers have a few active days in a window:
+                // grow one bucket at a time while there are few (a
+                // bucket is 160 bytes; the default growth doubles from
+                // 4), by doubling past that.
+                if self.0.len() == self.0.capacity() && self.0.len() < SMALL_BUCKETS {
+                    self.0.reserve_exact(1);
+                }
                 self.0.insert(i, (day, DayBucket::default()));
                 i
             }

@@ -1,0 +1,216 @@
+//! The projection's maps keyed by stable hashes (orders, invoices, applied
+//! event ids): a short vector while small, a hash table past
+//! [`SMALL_MAP`] entries.
+//!
+//! Most customers have a few orders, invoices and events in a window; a
+//! hash table holds at least 4 buckets (plus control bytes) however few
+//! entries it has, and its growth doubles. The short vector grows 1, 2, 4,
+//! 8 and is searched by comparing keys (already hashes), which beats
+//! hashing at these sizes. Serialized as a map, exactly like the
+//! `HashMap` it replaces, so stored states read the same.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::BuildHasherDefault;
+use std::marker::PhantomData;
+
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::PrehashedKey;
+
+/// Entries up to which an [`IdMap`] is a vector.
+pub(crate) const SMALL_MAP: usize = 8;
+
+type Table<V> = HashMap<u64, V, BuildHasherDefault<PrehashedKey>>;
+
+#[derive(Debug, Clone)]
+pub(crate) enum IdMap<V> {
+    Small(Vec<(u64, V)>),
+    Large(Table<V>),
+}
+
+impl<V> Default for IdMap<V> {
+    fn default() -> Self {
+        IdMap::Small(Vec::new())
+    }
+}
+
+impl<V> IdMap<V> {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            IdMap::Small(v) => v.len(),
+            IdMap::Large(m) => m.len(),
+        }
+    }
+
+    pub(crate) fn get(&self, key: &u64) -> Option<&V> {
+        match self {
+            IdMap::Small(v) => v.iter().find(|(k, _)| k == key).map(|(_, x)| x),
+            IdMap::Large(m) => m.get(key),
+        }
+    }
+
+    pub(crate) fn get_mut(&mut self, key: &u64) -> Option<&mut V> {
+        match self {
+            IdMap::Small(v) => v.iter_mut().find(|(k, _)| k == key).map(|(_, x)| x),
+            IdMap::Large(m) => m.get_mut(key),
+        }
+    }
+
+    pub(crate) fn contains_key(&self, key: &u64) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// The value of `key`, inserted from `make` when missing.
+    pub(crate) fn get_or_insert_with(&mut self, key: u64, make: impl FnOnce() -> V) -> &mut V {
+        if let IdMap::Small(v) = self
+            && v.len() >= SMALL_MAP
+            && !v.iter().any(|(k, _)| *k == key)
+        {
+            let table: Table<V> = std::mem::take(v).into_iter().collect();
+            *self = IdMap::Large(table);
+        }
+        match self {
+            IdMap::Small(v) => {
+                let i = match v.iter().position(|(k, _)| *k == key) {
+                    Some(i) => i,
+                    None => {
+                        if v.len() == v.capacity() {
+                            v.reserve_exact(v.len().max(1));
+                        }
+                        v.push((key, make()));
+                        v.len() - 1
+                    }
+                };
+                &mut v[i].1
+            }
+            IdMap::Large(m) => m.entry(key).or_insert_with(make),
+        }
+    }
+
+    /// Insert or replace; returns the value replaced.
+    pub(crate) fn insert(&mut self, key: u64, value: V) -> Option<V> {
+        match self.get_mut(&key) {
+            Some(old) => Some(std::mem::replace(old, value)),
+            None => {
+                let mut value = Some(value);
+                self.get_or_insert_with(key, || value.take().unwrap_or_else(|| unreachable!()));
+                None
+            }
+        }
+    }
+
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&u64, &mut V) -> bool) {
+        match self {
+            IdMap::Small(v) => v.retain_mut(|(k, x)| keep(k, x)),
+            IdMap::Large(m) => m.retain(|k, x| keep(k, x)),
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&u64, &V)> {
+        let (small, large) = match self {
+            IdMap::Small(v) => (Some(v.iter().map(|(k, x)| (k, x))), None),
+            IdMap::Large(m) => (None, Some(m.iter())),
+        };
+        small
+            .into_iter()
+            .flatten()
+            .chain(large.into_iter().flatten())
+    }
+
+    pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
+        self.iter().map(|(_, v)| v)
+    }
+}
+
+/// Equal when they hold the same entries, whatever their order or form
+/// (as `HashMap`s compare).
+impl<V: PartialEq> PartialEq for IdMap<V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().all(|(k, v)| other.get(k) == Some(v))
+    }
+}
+
+impl<V: Eq> Eq for IdMap<V> {}
+
+impl<V: Serialize> Serialize for IdMap<V> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.len()))?;
+        for (k, v) in self.iter() {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for IdMap<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entries<V>(PhantomData<V>);
+
+        impl<'de, V: Deserialize<'de>> Visitor<'de> for Entries<V> {
+            type Value = IdMap<V>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of hashed ids")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<IdMap<V>, A::Error> {
+                let mut map = match access.size_hint() {
+                    Some(n) if n > SMALL_MAP => IdMap::Large(Table::with_capacity_and_hasher(
+                        n.min(1 << 16),
+                        BuildHasherDefault::default(),
+                    )),
+                    Some(n) => IdMap::Small(Vec::with_capacity(n)),
+                    None => IdMap::default(),
+                };
+                // A repeated key: the later value wins, as in a `HashMap`.
+                while let Some((k, v)) = access.next_entry::<u64, V>()? {
+                    map.insert(k, v);
+                }
+                Ok(map)
+            }
+        }
+
+        d.deserialize_map(Entries(PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_and_large_maps_hold_and_compare_the_same() {
+        let mut small: IdMap<u32> = IdMap::default();
+        let mut table: Table<u32> = Table::default();
+        for i in 0..40u64 {
+            let k = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            *small.get_or_insert_with(k, || 0) += 1;
+            small.insert(k ^ 1, i as u32);
+            *table.entry(k).or_insert(0) += 1;
+            table.insert(k ^ 1, i as u32);
+            assert_eq!(small.len(), table.len());
+            for (tk, tv) in &table {
+                assert_eq!(small.get(tk), Some(tv));
+            }
+        }
+        small.retain(|k, _| k % 3 == 0);
+        table.retain(|k, _| k % 3 == 0);
+        assert_eq!(small.len(), table.len());
+        let bytes = postcard::to_allocvec(&table).unwrap();
+        let decoded: IdMap<u32> = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(decoded, small);
+        let again: Table<u32> =
+            postcard::from_bytes(&postcard::to_allocvec(&small).unwrap()).unwrap();
+        assert_eq!(again, table);
+        let mut a: IdMap<u32> = IdMap::default();
+        let mut b: IdMap<u32> = IdMap::default();
+        a.insert(1, 1);
+        a.insert(2, 2);
+        b.insert(2, 2);
+        b.insert(1, 1);
+        assert_eq!(a, b);
+    }
+}
