@@ -794,6 +794,10 @@ pub struct ProduceArgs {
     pub schema_id: u32,
     #[command(flatten)]
     pub topics: TopicArgs,
+    /// Never show the progress bar (it is hidden anyway when stderr is not
+    /// a terminal).
+    #[arg(long)]
+    pub no_progress: bool,
 }
 
 #[cfg(test)]

@@ -248,6 +248,7 @@ async fn produce_publishes_json_lines_by_type() {
         json_file: path.clone(),
         schema_id: 3,
         topics: tierctl::cli::TopicArgs::default(),
+        no_progress: true,
     };
     let summary = tierctl::commands::produce::run(&args).await;
     std::fs::remove_file(&path).unwrap();

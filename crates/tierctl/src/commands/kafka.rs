@@ -21,7 +21,9 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, anyhow, bail};
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
-use indicatif::ProgressBar;
+use std::io::IsTerminal as _;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
@@ -55,6 +57,21 @@ impl std::fmt::Debug for Publisher {
 
 /// The producer configuration for `args`: tierctl's defaults, then the
 /// user's `-X` overrides.
+/// A progress bar over `total` events published, on stderr, unless
+/// `no_progress` or stderr is not a terminal (a pipe or a log file).
+pub fn events_bar(total: u64, no_progress: bool) -> Option<ProgressBar> {
+    if no_progress || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} events ({per_sec}, eta {eta})",
+    ) {
+        pb.set_style(style);
+    }
+    Some(pb)
+}
+
 pub fn producer_config(args: &KafkaArgs) -> ClientConfig {
     let mut config = ClientConfig::new();
     config

@@ -1,4 +1,6 @@
-//! `produce`: publish `CustomerEvent`s given as proto3 JSON lines.
+//! `produce`: publish `CustomerEvent`s given as proto3 JSON lines (also
+//! how a recorded event log is replayed into the input topics, with a
+//! progress bar on a terminal).
 //!
 //! Each line is parsed as the proto3 JSON mapping (unknown fields are
 //! errors, as in tierd), re-encoded in `--format` and published keyed by its
@@ -98,7 +100,8 @@ pub async fn run(args: &ProduceArgs) -> Result<ProduceSummary> {
         };
         routed.push((topic, msg.customer_id.as_str(), bytes));
     }
-    let mut publisher = Publisher::connect(&args.kafka, None).await?;
+    let progress = super::kafka::events_bar(routed.len() as u64, args.no_progress);
+    let mut publisher = Publisher::connect(&args.kafka, progress.clone()).await?;
     let mut per_topic: BTreeMap<String, u64> = BTreeMap::new();
     let started = Instant::now();
     for (topic, key, bytes) in &routed {
@@ -106,6 +109,9 @@ pub async fn run(args: &ProduceArgs) -> Result<ProduceSummary> {
         *per_topic.entry((*topic).to_owned()).or_default() += 1;
     }
     let events = publisher.finish().await?;
+    if let Some(pb) = progress {
+        pb.finish_and_clear();
+    }
     Ok(ProduceSummary {
         events,
         per_topic,

@@ -16,11 +16,9 @@
 //! year old, would let a broker's time-based retention delete them at once.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::IsTerminal as _;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tier_core::sim::{Generator, Workload};
 use tier_core::{Currency, Event, EventKind, Timestamp};
 use tier_wire::decode::{encode_confluent, encode_protobuf, event_to_proto, try_encode_json};
@@ -132,20 +130,12 @@ pub fn encode(
 /// acknowledged, or with the first failure.
 pub async fn run(args: &SimulateArgs) -> Result<Summary> {
     let workload = workload(args)?;
-    let show_progress = !args.no_progress && std::io::stderr().is_terminal();
-    let progress = if show_progress {
-        // Generating twice is cheap next to publishing, and gives an
-        // honest bar with an ETA.
-        let total = Generator::new(&workload).count() as u64;
-        let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        if let Ok(style) = ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} events ({per_sec}, eta {eta})",
-        ) {
-            pb.set_style(style);
-        }
-        Some(pb)
-    } else {
+    // Generating twice is cheap next to publishing, and gives an honest
+    // bar with an ETA.
+    let progress = if args.no_progress {
         None
+    } else {
+        super::kafka::events_bar(Generator::new(&workload).count() as u64, false)
     };
 
     let mut publisher = Publisher::connect(&args.kafka, progress.clone()).await?;
