@@ -16,11 +16,10 @@
 // Test code: a panic is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tier_api::{ApiError, ApiServer, Limits, ReadModel, TierServiceImpl, health_pair};
@@ -148,80 +147,14 @@ fn dry_run() -> DryRunPolicyRequest {
     }
 }
 
-// ------------------------------------------------------- metrics recorder
-
-/// Counters recorded anywhere in this test binary, keyed `name{k=v,..}`.
-type Counters = Mutex<HashMap<String, Arc<AtomicU64>>>;
-
-#[derive(Default)]
-struct TestRecorder {
-    counters: Arc<Counters>,
-}
-
-impl metrics::Recorder for TestRecorder {
-    fn describe_counter(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn describe_gauge(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-    fn describe_histogram(
-        &self,
-        _: metrics::KeyName,
-        _: Option<metrics::Unit>,
-        _: metrics::SharedString,
-    ) {
-    }
-
-    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
-        let labels: Vec<String> = key
-            .labels()
-            .map(|l| format!("{}={}", l.key(), l.value()))
-            .collect();
-        let name = format!("{}{{{}}}", key.name(), labels.join(","));
-        let mut counters = self.counters.lock().unwrap();
-        metrics::Counter::from_arc(Arc::clone(counters.entry(name).or_default()))
-    }
-
-    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
-        metrics::Gauge::noop()
-    }
-
-    fn register_histogram(
-        &self,
-        _: &metrics::Key,
-        _: &metrics::Metadata<'_>,
-    ) -> metrics::Histogram {
-        metrics::Histogram::noop()
-    }
-}
-
-fn metrics_recorder() -> &'static Counters {
-    static COUNTERS: OnceLock<Arc<Counters>> = OnceLock::new();
-    COUNTERS.get_or_init(|| {
-        let recorder = TestRecorder::default();
-        let counters = Arc::clone(&recorder.counters);
-        metrics::set_global_recorder(recorder).unwrap();
-        counters
-    })
-}
+#[path = "support/recorder.rs"]
+mod recorder;
+use recorder::{counter, metrics_recorder};
 
 fn requests(method: &str, code: &str) -> u64 {
-    metrics_recorder()
-        .lock()
-        .unwrap()
-        .get(&format!(
-            "tierd_grpc_requests_total{{method={method},code={code}}}"
-        ))
-        .map_or(0, |c| c.load(Ordering::Relaxed))
+    counter(&format!(
+        "tierd_grpc_requests_total{{method={method},code={code}}}"
+    ))
 }
 
 /// Poll until `requests(method, code)` reaches `want`, up to 5 s.
