@@ -5,26 +5,11 @@
 //! `cargo bench -p tier-core --bench fold`
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use tier_core::Event;
 use tier_core::policy::Policy;
 use tier_core::projection::CustomerMap;
 use tier_core::sim::Workload;
-use tier_core::state::CustomerState;
+use tier_core::state::fold_all;
 use tier_core::time::date;
-
-fn fold_all(events: &[Event], policy: &Policy, states: &mut CustomerMap<CustomerState>) -> usize {
-    let mut changes = 0;
-    for e in events {
-        let state = match states.get_mut(&e.customer_id) {
-            Some(s) => s,
-            None => states.entry(e.customer_id.clone()).or_default(),
-        };
-        if state.process(&e.customer_id, e, policy).change.is_some() {
-            changes += 1;
-        }
-    }
-    changes
-}
 
 fn bench(c: &mut Criterion) {
     let policy = Policy::default_policy();

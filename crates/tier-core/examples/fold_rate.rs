@@ -11,22 +11,8 @@ use tier_core::Event;
 use tier_core::policy::Policy;
 use tier_core::projection::CustomerMap;
 use tier_core::sim::Workload;
-use tier_core::state::CustomerState;
+use tier_core::state::{CustomerState, fold_all};
 use tier_core::time::date;
-
-fn fold_all(events: &[Event], policy: &Policy, states: &mut CustomerMap<CustomerState>) -> usize {
-    let mut changes = 0;
-    for e in events {
-        let state = match states.get_mut(&e.customer_id) {
-            Some(s) => s,
-            None => states.entry(e.customer_id.clone()).or_default(),
-        };
-        if state.process(&e.customer_id, e, policy).change.is_some() {
-            changes += 1;
-        }
-    }
-    changes
-}
 
 /// The timed pass, apart so that `valgrind --tool=callgrind
 /// --toggle-collect=*hot_pass*` counts its instructions alone.

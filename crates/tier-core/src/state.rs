@@ -198,6 +198,28 @@ pub struct ComplaintOverdue {
     pub resolved_at: Option<Timestamp>,
 }
 
+/// Folds `events` in order into their customers' states in `states`
+/// (a customer is created by its first event), deciding each customer's
+/// tier after each event; returns how many tier changes were made. The
+/// loop the fold benchmarks time (`benches/fold.rs`, tier-bench's `fold`).
+pub fn fold_all(
+    events: &[crate::Event],
+    policy: &Policy,
+    states: &mut crate::projection::CustomerMap<CustomerState>,
+) -> usize {
+    let mut changes = 0;
+    for e in events {
+        let state = match states.get_mut(&e.customer_id) {
+            Some(s) => s,
+            None => states.entry(e.customer_id.clone()).or_default(),
+        };
+        if state.process(&e.customer_id, e, policy).change.is_some() {
+            changes += 1;
+        }
+    }
+    changes
+}
+
 impl CustomerState {
     /// Mark the complaints overdue by `now` and not announced yet as
     /// announced and return their notices (see [`ComplaintOverdue`]).

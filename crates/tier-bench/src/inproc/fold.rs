@@ -9,10 +9,9 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use tier_core::Event;
 use tier_core::policy::Policy;
 use tier_core::projection::CustomerMap;
-use tier_core::state::CustomerState;
+use tier_core::state::fold_all;
 
 use crate::config::BenchConfig;
 use crate::report::{Figure, Goal, Report};
@@ -20,20 +19,6 @@ use crate::workload::events;
 
 /// Timed repetitions (the median is reported).
 const REPS: usize = 5;
-
-fn fold_all(events: &[Event], policy: &Policy, states: &mut CustomerMap<CustomerState>) -> usize {
-    let mut changes = 0;
-    for e in events {
-        let state = match states.get_mut(&e.customer_id) {
-            Some(s) => s,
-            None => states.entry(e.customer_id.clone()).or_default(),
-        };
-        if state.process(&e.customer_id, e, policy).change.is_some() {
-            changes += 1;
-        }
-    }
-    changes
-}
 
 pub(crate) fn run(cfg: &BenchConfig, report: &mut Report) -> Result<()> {
     let policy = Policy::default_policy();
