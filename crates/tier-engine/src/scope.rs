@@ -68,25 +68,28 @@ impl Engine {
         trace: Option<TraceParent>,
         partition: i32,
     ) -> Applied {
-        let existed = self.states.contains_key(&event.customer_id);
-        let applied = self.fold_traced(unit, event, trace);
         let Some(scope) = Scope::partition(partition) else {
-            return applied;
+            return self.fold_traced(unit, event, trace);
         };
         let id = &event.customer_id;
+        // The common case, a customer already scoped to this partition,
+        // costs one lookup.
+        let old = self.scope_of(id);
+        if old == scope {
+            return self.fold_traced(unit, event, trace);
+        }
+        let existed = self.states.contains_key(id);
+        let applied = self.fold_traced(unit, event, trace);
         if !self.states.contains_key(id) {
             return applied;
         }
-        let old = self.scope_of(id);
-        if old != scope {
-            if existed {
-                // Stored (or about to be) under the old scope: delete that
-                // key and write the state under the new one, together.
-                unit.moved.push((old, id.clone()));
-                unit.touch(id);
-            }
-            self.scopes.insert(id.clone(), scope);
+        if existed {
+            // Stored (or about to be) under the old scope: delete that key
+            // and write the state under the new one, together.
+            unit.moved.push((old, id.clone()));
+            unit.touch(id);
         }
+        self.scopes.insert(id.clone(), scope);
         applied
     }
 

@@ -544,15 +544,16 @@ fn upgrade_v3(engine: &impl Engine, dir: &Path) -> Result<(), StoreError> {
         .map(|item| layout::parse_offset_key(&item?.0))
         .collect::<Result<Vec<_>, _>>()?;
     let upgrade = layout::upgrade_v3(customers, &offsets)?;
+    let summary = upgrade.summary();
     let mut writes: Vec<Write> = Vec::with_capacity(upgrade.deletes.len() + upgrade.puts.len() + 1);
-    writes.extend(upgrade.deletes.iter().cloned().map(Write::Delete));
-    writes.extend(upgrade.puts.iter().cloned().map(|(k, v)| Write::Put(k, v)));
+    writes.extend(upgrade.deletes.into_iter().map(Write::Delete));
+    writes.extend(upgrade.puts.into_iter().map(|(k, v)| Write::Put(k, v)));
     writes.push(Write::Put(
         layout::META_SCHEMA.to_vec(),
         layout::SCHEMA_VERSION.to_be_bytes().to_vec(),
     ));
     engine.write(writes, true, during)?;
-    upgrade.log(dir);
+    layout::log_v3_upgrade(dir, summary);
     Ok(())
 }
 

@@ -189,22 +189,27 @@ pub(crate) struct V3Upgrade {
 }
 
 impl V3Upgrade {
-    /// Logs what the upgrade did (after it was written).
-    pub(crate) fn log(&self, dir: &std::path::Path) {
-        let customers = self.puts.len();
-        match self.scope.as_partition() {
-            Some(p) => tracing::warn!(
-                dir = %dir.display(),
-                customers,
-                partition = p,
-                "upgraded the data dir from schema 3 to 4 in place: customer keys are now scoped by input partition (every stored offset is of partition {p}, so every customer was scoped to it)"
-            ),
-            None => tracing::warn!(
-                dir = %dir.display(),
-                customers,
-                "upgraded the data dir from schema 3 to 4 in place: customer keys are now scoped by input partition; the stored offsets span several partitions, so customers stay unscoped until their next record moves each to its partition"
-            ),
-        }
+    /// What to log once the upgrade is written: `(scope, customers)`.
+    pub(crate) fn summary(&self) -> (Scope, usize) {
+        (self.scope, self.puts.len())
+    }
+}
+
+/// Logs what an upgrade of `customers` customers to `scope` did (after
+/// it was written).
+pub(crate) fn log_v3_upgrade(dir: &std::path::Path, (scope, customers): (Scope, usize)) {
+    match scope.as_partition() {
+        Some(p) => tracing::warn!(
+            dir = %dir.display(),
+            customers,
+            partition = p,
+            "upgraded the data dir from schema 3 to 4 in place: customer keys are now scoped by input partition (every stored offset is of partition {p}, so every customer was scoped to it)"
+        ),
+        None => tracing::warn!(
+            dir = %dir.display(),
+            customers,
+            "upgraded the data dir from schema 3 to 4 in place: customer keys are now scoped by input partition; the stored offsets span several partitions, so customers stay unscoped until their next record moves each to its partition"
+        ),
     }
 }
 

@@ -269,7 +269,7 @@ fn upgrade_v3(tree: &sled::Tree, dir: &Path) -> Result<(), StoreError> {
     );
     tree.apply_batch(batch).map_err(sled_err(during))?;
     tree.flush().map_err(sled_err(during))?;
-    upgrade.log(dir);
+    layout::log_v3_upgrade(dir, upgrade.summary());
     Ok(())
 }
 
