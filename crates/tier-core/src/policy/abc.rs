@@ -310,10 +310,6 @@ impl ScoringMethod for AbcMethod {
         }
     }
 
-    fn hold_floor(&self, _held: usize, _margin_centi: i64) -> Option<i64> {
-        None
-    }
-
     fn explain(&self, ind: &Indicators, tier: usize, tiers: &[TierSpec]) -> Explanation {
         let eval = self.evaluate(ind);
         let value = self.value(ind);

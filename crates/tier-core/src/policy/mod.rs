@@ -380,8 +380,12 @@ pub(crate) trait ScoringMethod {
 
     /// The score, in hundredths, at or above which `held` is kept although
     /// the evaluation points to a worse tier (`margin_centi` below the held
-    /// band); `None` when the method has no score margin.
-    fn hold_floor(&self, held: usize, margin_centi: i64) -> Option<i64>;
+    /// band); `None` when the method has no score margin (the default:
+    /// only the weighted score has one).
+    fn hold_floor(&self, held: usize, margin_centi: i64) -> Option<i64> {
+        let _ = (held, margin_centi);
+        None
+    }
 
     /// Explain the evaluation of `ind` and the way from `tier` (a valid
     /// index) to the next better tier.

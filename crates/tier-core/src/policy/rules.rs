@@ -366,10 +366,6 @@ impl ScoringMethod for RuleTiers {
         }
     }
 
-    fn hold_floor(&self, _held: usize, _margin_centi: i64) -> Option<i64> {
-        None
-    }
-
     fn explain(&self, ind: &Indicators, tier: usize, tiers: &[TierSpec]) -> Explanation {
         let eval = self.evaluate(ind);
         let mut gap = match tier.checked_sub(1) {
