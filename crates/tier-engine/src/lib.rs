@@ -11,10 +11,13 @@
 //!   advances due customers in bounded slices, with cause `Time`, and
 //!   announces foreseeable drops ([`AtRisk`]) once;
 //! - **commands**: [`Engine::set_override`] / [`Engine::clear_override`];
-//! - **partitions**: each customer's scope (the input partition its
-//!   records arrive on, [`Engine::fold_from`]) and what a rebalance keeps
-//!   in memory ([`Engine::assign`], [`Engine::admit`]); see the `scope`
-//!   module;
+//! - **partitions**: each input partition is a task (its customers'
+//!   states and due index, the `task` module); a customer's scope is the
+//!   partition its records arrive on ([`Engine::fold_from`]), and a
+//!   rebalance drops or keeps tasks whole ([`Engine::assign`],
+//!   [`Engine::admit`]); see the `scope` module. Tasks run in turn on the
+//!   engine's one thread: the `abc` and RFM rankings a policy grades
+//!   against are population-wide;
 //! - **policy changes**: [`Engine::dry_run`] (changes nothing),
 //!   [`Engine::apply_policy`] and [`Engine::rescore`] (a background
 //!   rescore in slices, cause `Policy`, with [`PolicyStatus`] progress).
@@ -43,6 +46,7 @@ pub mod committer;
 pub mod cuts;
 pub mod metrics;
 mod scope;
+mod task;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
@@ -56,6 +60,8 @@ use tier_core::state::{AtRisk, Cause, ComplaintOverdue, CustomerState, TierChang
 use tier_core::{Event, EventKind, Timestamp};
 use tier_store::Scope;
 use tier_wire::trace::TraceParent;
+
+use task::Task;
 
 pub use batch::{Batch, CommitUnit, DeadLetter, SealInfo};
 pub use command::{ActivePolicy, Command, CommandSender, PolicyHandle};
@@ -235,11 +241,13 @@ struct Rescore {
 #[derive(Debug)]
 pub struct Engine {
     policy: Arc<Policy>,
-    states: CustomerMap<CustomerState>,
-    /// `(when, customer)`: the next instant the sweeper must look at a
-    /// customer. Exactly one entry per customer with anything due.
-    due: BTreeSet<(Timestamp, String)>,
-    due_of: CustomerMap<Timestamp>,
+    /// One task per scope (input partition; [`Scope::UNSCOPED`] for
+    /// customers known only from commands): its customers' states and due
+    /// index. See the `task` module.
+    tasks: BTreeMap<Scope, Task>,
+    /// Each customer in memory, routed to its task: an entry here exactly
+    /// when `tasks[scope].states` holds the customer.
+    scopes: CustomerMap<Scope>,
     rescore: Option<Rescore>,
     applied_at: Option<Timestamp>,
     /// The latest horizon a sweep reached (the at-risk checks' "today").
@@ -261,9 +269,6 @@ pub struct Engine {
     last_cut: Option<Timestamp>,
     /// Cut points the read side has not been given yet.
     cut_unpublished: bool,
-    /// Each customer's scope (input partition) when it has one; absent:
-    /// [`Scope::UNSCOPED`]. See [`scope`].
-    scopes: CustomerMap<Scope>,
     /// The scopes of the partitions assigned to this instance, once an
     /// assignment was made (`None`: every stored customer is in memory).
     owned: Option<BTreeSet<Scope>>,
@@ -279,11 +284,26 @@ impl Engine {
         states: impl IntoIterator<Item = (String, CustomerState)>,
         now: Timestamp,
     ) -> Self {
+        Self::with_scopes(
+            policy,
+            states
+                .into_iter()
+                .map(|(id, state)| (Scope::UNSCOPED, id, state)),
+            now,
+        )
+    }
+
+    /// [`Engine::new`] over states loaded with their scopes: each scope's
+    /// customers become its task.
+    pub fn with_scopes(
+        policy: Arc<Policy>,
+        states: impl IntoIterator<Item = (Scope, String, CustomerState)>,
+        now: Timestamp,
+    ) -> Self {
         let mut engine = Self {
             policy,
-            states: CustomerMap::default(),
-            due: BTreeSet::new(),
-            due_of: CustomerMap::default(),
+            tasks: BTreeMap::new(),
+            scopes: CustomerMap::default(),
             rescore: None,
             applied_at: None,
             swept_to: None,
@@ -294,21 +314,31 @@ impl Engine {
             rfm_moved: false,
             last_cut: None,
             cut_unpublished: false,
-            scopes: CustomerMap::default(),
             owned: None,
         };
         let mut stale = Vec::new();
-        for (id, state) in states {
+        for (scope, id, state) in states {
             if state.policy_version != engine.policy.version() {
                 stale.push(id.clone());
             }
-            engine.states.insert(id, state);
+            // A customer stored twice (under two scopes) keeps the last.
+            if let Some(old) = engine.scopes.insert(id.clone(), scope)
+                && let Some(task) = engine.tasks.get_mut(&old)
+            {
+                task.remove(&id);
+            }
+            engine
+                .tasks
+                .entry(scope)
+                .or_default()
+                .states
+                .insert(id, state);
         }
-        let ids: Vec<String> = engine.states.keys().cloned().collect();
+        let ids: Vec<String> = engine.scopes.keys().cloned().collect();
         for id in &ids {
             engine.reindex(id);
         }
-        for state in engine.states.values() {
+        for state in engine.tasks.values().flat_map(|t| t.states.values()) {
             for tier in open_overdue_tiers(state) {
                 *engine.overdue_open.entry(tier).or_insert(0) += 1;
             }
@@ -333,19 +363,30 @@ impl Engine {
     }
 
     pub fn customer(&self, id: &str) -> Option<&CustomerState> {
-        self.states.get(id)
+        let scope = self.scopes.get(id)?;
+        self.tasks.get(scope)?.states.get(id)
     }
 
+    /// Every customer in memory, task by task.
     pub fn customers(&self) -> impl Iterator<Item = (&str, &CustomerState)> {
-        self.states.iter().map(|(k, v)| (k.as_str(), v))
+        self.all_states().map(|(k, v)| (k.as_str(), v))
+    }
+
+    fn all_states(&self) -> impl Iterator<Item = (&String, &CustomerState)> {
+        self.tasks.values().flat_map(|t| t.states.iter())
     }
 
     pub fn len(&self) -> usize {
-        self.states.len()
+        self.scopes.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.states.is_empty()
+        self.scopes.is_empty()
+    }
+
+    /// The scopes with a task in memory and the customers of each.
+    pub fn tasks(&self) -> impl Iterator<Item = (Scope, usize)> + '_ {
+        self.tasks.iter().map(|(s, t)| (*s, t.states.len()))
     }
 
     /// The touched customers of `unit` with their scopes and states, for
@@ -353,8 +394,11 @@ impl Engine {
     pub fn unit_customers<'a>(&'a self, unit: &Unit) -> Vec<(Scope, &'a str, &'a CustomerState)> {
         unit.touched
             .iter()
-            .filter_map(|id| self.states.get_key_value(id))
-            .map(|(k, v)| (self.scope_of(k), k.as_str(), v))
+            .filter_map(|id| {
+                let scope = *self.scopes.get(id)?;
+                let (k, v) = self.tasks.get(&scope)?.states.get_key_value(id)?;
+                Some((scope, k.as_str(), v))
+            })
             .collect()
     }
 
@@ -376,7 +420,7 @@ impl Engine {
         let Some(r) = &mut self.rescore else {
             return false;
         };
-        let Some(state) = self.states.get_mut(id) else {
+        let Some(state) = locate(&mut self.tasks, &self.scopes, id) else {
             return false;
         };
         if state.policy_version == self.policy.version() {
@@ -407,13 +451,30 @@ impl Engine {
         event: &Event,
         trace: Option<TraceParent>,
     ) -> Applied {
+        let scope = self.scope_of(&event.customer_id);
+        self.fold_in(unit, event, trace, scope)
+    }
+
+    /// Fold `event` on task `scope`: the task its customer is in, or joins
+    /// when new.
+    fn fold_in(
+        &mut self,
+        unit: &mut Unit,
+        event: &Event,
+        trace: Option<TraceParent>,
+        scope: Scope,
+    ) -> Applied {
         if self.rescore.is_some() {
             self.ensure_current(unit, &event.customer_id);
         }
         let id = &event.customer_id;
-        let state = match self.states.get_mut(id) {
+        let task = self.tasks.entry(scope).or_default();
+        let state = match task.states.get_mut(id) {
             Some(s) => s,
-            None => self.states.entry(id.clone()).or_default(),
+            None => {
+                self.scopes.insert(id.clone(), scope);
+                task.states.entry(id.clone()).or_default()
+            }
         };
         // Open complaints already announced overdue (empty at once for a
         // customer without open complaints): any event may announce more.
@@ -448,14 +509,15 @@ impl Engine {
         }
         if processed.applied == Applied::Applied || moved {
             unit.touch(id);
-        } else if self
-            .states
-            .get(id)
-            .is_some_and(|s| s.assignment.is_none() && s.effective.is_none())
+        } else if let Some(task) = self.tasks.get_mut(&scope)
+            && task
+                .states
+                .get(id)
+                .is_some_and(|s| s.assignment.is_none() && s.effective.is_none())
         {
             // A customer is stored only once an event of it was applied (or
             // a manager set its tier).
-            self.states.remove(id);
+            task.remove(id);
             self.scopes.remove(id);
         }
         unit.changes.extend(processed.due_first);
@@ -488,7 +550,7 @@ impl Engine {
 
     /// Move `id` in the RFM rankings to its current values.
     fn rerank_rfm(&mut self, id: &str) {
-        let Some(values) = self.states.get(id).map(|s| s.rfm_values(&self.policy)) else {
+        let Some(values) = self.customer(id).map(|s| s.rfm_values(&self.policy)) else {
             return;
         };
         if let Some(rfm) = &mut self.rfm {
@@ -503,7 +565,7 @@ impl Engine {
             return None;
         }
         let mut rfm = RfmRanking::new();
-        for (id, s) in self.states.iter() {
+        for (id, s) in self.all_states() {
             rfm.upsert(id.as_str(), &s.rfm_values(policy));
         }
         Some(rfm)
@@ -530,8 +592,7 @@ impl Engine {
 
     /// The value `id` is ranked by under an `abc` policy (NaN: unknown).
     fn rank_value(&self, id: &str) -> f64 {
-        self.states
-            .get(id)
+        self.customer(id)
             .and_then(|s| self.policy.rank_value(&s.indicators(&self.policy)))
             .unwrap_or(f64::NAN)
     }
@@ -542,7 +603,7 @@ impl Engine {
         let (_, direction) = policy.rank_by()?;
         Some(Ranking::from_values(
             direction,
-            self.states.iter().map(|(id, s)| {
+            self.all_states().map(|(id, s)| {
                 let v = policy.rank_value(&s.indicators(policy));
                 (id.clone(), v.unwrap_or(f64::NAN))
             }),
@@ -667,7 +728,7 @@ impl Engine {
         }
         self.policy = Arc::new(policy);
         for id in &moved {
-            if let Some(state) = self.states.get_mut(id) {
+            if let Some(state) = locate(&mut self.tasks, &self.scopes, id) {
                 unit.changes
                     .extend(state.reevaluate(id, &self.policy, now, Cause::Rank));
                 unit.touch(id);
@@ -679,39 +740,35 @@ impl Engine {
 
     /// The earliest instant anything is due, if anything is.
     pub fn next_due(&self) -> Option<Timestamp> {
-        self.due.first().map(|(t, _)| *t)
+        self.tasks.values().filter_map(Task::first_due).min()
     }
 
     /// Customers due at or before `horizon`.
     pub fn due_count(&self, horizon: Timestamp) -> usize {
-        self.due
-            .range(
-                ..(
-                    Timestamp::from_millis(horizon.millis().saturating_add(1)),
-                    String::new(),
-                ),
-            )
-            .count()
+        self.tasks.values().map(|t| t.due_count(horizon)).sum()
     }
 
     /// Advance up to `budget` customers due at or before `horizon`, oldest
-    /// due first. Returns how many were advanced; a customer not done in
-    /// [`MAX_STEPS_PER_CUSTOMER`] decisions stays due.
+    /// due first (across tasks: the task whose first customer is due
+    /// earliest, ties to the lower scope). Returns how many were advanced;
+    /// a customer not done in [`MAX_STEPS_PER_CUSTOMER`] decisions stays
+    /// due.
     pub fn sweep(&mut self, unit: &mut Unit, horizon: Timestamp, budget: usize) -> usize {
         self.swept_to = Some(self.swept_to.map_or(horizon, |s| s.max(horizon)));
         let mut n = 0;
         while n < budget {
-            let Some((when, id)) = self.due.first().cloned() else {
+            let Some(id) = self
+                .tasks
+                .iter_mut()
+                .filter_map(|(scope, t)| Some((t.first_due()?, *scope, t)))
+                .min_by_key(|(when, scope, _)| (*when, *scope))
+                .and_then(|(_, _, t)| t.pop_due(horizon))
+            else {
                 break;
             };
-            if when > horizon {
-                break;
-            }
-            self.due.remove(&(when, id.clone()));
-            self.due_of.remove(&id);
             n += 1;
             self.ensure_current(unit, &id);
-            let Some(state) = self.states.get_mut(&id) else {
+            let Some(state) = locate(&mut self.tasks, &self.scopes, &id) else {
                 continue;
             };
             let before = state.decided_at;
@@ -750,7 +807,7 @@ impl Engine {
     /// `None`: nothing changed.
     #[allow(clippy::option_option)] // three outcomes, documented above
     fn check_at_risk(&mut self, id: &str, now: Timestamp) -> Option<Option<AtRisk>> {
-        let state = self.states.get_mut(id)?;
+        let state = locate(&mut self.tasks, &self.scopes, id)?;
         let found = state.foresee_drop(id, &self.policy, now);
         let same = match (&found, &state.at_risk) {
             (Some(f), Some(held)) => f.falls_to == held.falls_to && f.on == held.on,
@@ -768,41 +825,23 @@ impl Engine {
     /// at-risk check (the start of the day after the last sweep) for a
     /// customer above the lowest tier, whichever is first.
     fn reindex(&mut self, id: &str) {
-        if let Some(old) = self.due_of.remove(id) {
-            self.due.remove(&(old, id.to_owned()));
-        }
-        let Some(state) = self.states.get(id) else {
+        let Some(scope) = self.scopes.get(id).copied() else {
             return;
         };
-        let mut next = state.next_due(&self.policy);
-        if let Some(d) = state.projection.next_complaint_deadline() {
-            next = Some(next.map_or(d, |n| n.min(d)));
-        }
-        let lowest = self.policy.tiers().len().saturating_sub(1);
-        let above_lowest = state
-            .effective
-            .as_ref()
-            .and_then(|e| self.policy.tier_index(&e.tier))
-            .is_some_and(|i| i < lowest);
-        if above_lowest {
-            let from = self
-                .swept_to
-                .unwrap_or(state.decided_at)
-                .max(state.decided_at);
-            let cal = self.policy.calendar();
-            let check = cal.day_start(cal.day(from).plus(1));
-            next = Some(next.map_or(check, |n| n.min(check)));
-        }
-        if let Some(t) = next {
-            self.due.insert((t, id.to_owned()));
-            self.due_of.insert(id.to_owned(), t);
-        }
+        let Some(task) = self.tasks.get_mut(&scope) else {
+            return;
+        };
+        let next = task
+            .states
+            .get(id)
+            .and_then(|state| due_at(&self.policy, self.swept_to, state));
+        task.index(id, next);
     }
 
     /// Advance `id` to `at` and make its decisions due by then (commands
     /// act on a current customer).
     fn bring_to(&mut self, unit: &mut Unit, id: &str, at: Timestamp) {
-        if let Some(state) = self.states.get_mut(id) {
+        if let Some(state) = locate(&mut self.tasks, &self.scopes, id) {
             let before = state.decided_at;
             let (changes, _) = state.advance_to(id, &self.policy, at, usize::MAX);
             if !changes.is_empty() || state.decided_at != before {
@@ -826,8 +865,15 @@ impl Engine {
         }
         self.ensure_current(unit, &cmd.customer_id);
         self.bring_to(unit, &cmd.customer_id, now);
-        let known = self.states.contains_key(&cmd.customer_id);
-        let mut state = self.states.remove(&cmd.customer_id).unwrap_or_default();
+        // A customer tierd has not seen yet is unscoped until its records
+        // arrive (see the `scope` module).
+        let scope = self.scope_of(&cmd.customer_id);
+        let stored = self
+            .tasks
+            .get_mut(&scope)
+            .and_then(|t| t.states.remove(&cmd.customer_id));
+        let known = stored.is_some();
+        let mut state = stored.unwrap_or_default();
         let at = now.max(state.decided_at);
         let result = state.set_override(
             &cmd.customer_id,
@@ -845,7 +891,12 @@ impl Engine {
             if result.is_ok() && state.decided_at < at {
                 state.decided_at = at;
             }
-            self.states.insert(cmd.customer_id.clone(), state);
+            self.scopes.insert(cmd.customer_id.clone(), scope);
+            self.tasks
+                .entry(scope)
+                .or_default()
+                .states
+                .insert(cmd.customer_id.clone(), state);
         }
         let change = result?;
         unit.touch(&cmd.customer_id);
@@ -919,7 +970,7 @@ impl Engine {
         }
         self.ensure_current(unit, customer_id);
         self.bring_to(unit, customer_id, now);
-        let Some(state) = self.states.get_mut(customer_id) else {
+        let Some(state) = locate(&mut self.tasks, &self.scopes, customer_id) else {
             return Err(OverrideError::NothingToClear {
                 customer_id: customer_id.to_owned(),
             }
@@ -942,11 +993,11 @@ impl Engine {
         let policy = &cut;
         let mut cells: BTreeMap<(Option<String>, String), u64> = BTreeMap::new();
         let mut movers = 0;
-        let mut ids: Vec<&String> = self.states.keys().collect();
+        let mut ids: Vec<&String> = self.scopes.keys().collect();
         ids.sort_unstable();
         let mut picked = Vec::new();
         for id in ids {
-            let Some(state) = self.states.get(id) else {
+            let Some(state) = self.customer(id) else {
                 continue;
             };
             let mut copy = state.clone();
@@ -1004,7 +1055,7 @@ impl Engine {
     /// at once, and every customer is queued for a background rescore
     /// (see [`Engine::rescore`]).
     pub fn apply_policy(&mut self, policy: Arc<Policy>, at: Timestamp) {
-        let mut queue: Vec<String> = self.states.keys().cloned().collect();
+        let mut queue: Vec<String> = self.scopes.keys().cloned().collect();
         queue.sort_unstable_by(|a, b| b.cmp(a));
         self.policy = policy;
         self.rank_all(at);
@@ -1080,6 +1131,47 @@ impl Engine {
 
     /// Customers with a drop announced.
     pub fn at_risk_count(&self) -> usize {
-        self.states.values().filter(|s| s.at_risk.is_some()).count()
+        self.all_states()
+            .filter(|(_, s)| s.at_risk.is_some())
+            .count()
     }
+}
+
+/// `id`'s state in its task (a free function, so a caller can hold it
+/// while reading the engine's other fields).
+fn locate<'a>(
+    tasks: &'a mut BTreeMap<Scope, Task>,
+    scopes: &CustomerMap<Scope>,
+    id: &str,
+) -> Option<&'a mut CustomerState> {
+    let scope = scopes.get(id)?;
+    tasks.get_mut(scope)?.states.get_mut(id)
+}
+
+/// The next instant the sweeper must look at `state`: its next due
+/// instant or complaint deadline, or the next at-risk check (the start of
+/// the day after the last sweep, `swept_to`) for a customer above the
+/// lowest tier, whichever is first.
+fn due_at(
+    policy: &Policy,
+    swept_to: Option<Timestamp>,
+    state: &CustomerState,
+) -> Option<Timestamp> {
+    let mut next = state.next_due(policy);
+    if let Some(d) = state.projection.next_complaint_deadline() {
+        next = Some(next.map_or(d, |n| n.min(d)));
+    }
+    let lowest = policy.tiers().len().saturating_sub(1);
+    let above_lowest = state
+        .effective
+        .as_ref()
+        .and_then(|e| policy.tier_index(&e.tier))
+        .is_some_and(|i| i < lowest);
+    if above_lowest {
+        let from = swept_to.unwrap_or(state.decided_at).max(state.decided_at);
+        let cal = policy.calendar();
+        let check = cal.day_start(cal.day(from).plus(1));
+        next = Some(next.map_or(check, |n| n.min(check)));
+    }
+    next
 }

@@ -11,15 +11,17 @@
 //!   a customer first known from a command, a data dir upgraded from the
 //!   unscoped layout), the unit deletes the key under the old scope and
 //!   writes the state under the new one, in the same atomic commit.
+//! - Each scope is a task of the engine (the `task` module): its
+//!   customers' states and due index.
 //! - A rebalance arrives as [`Engine::assign`] with the partitions this
-//!   instance now owns. Customers of partitions it no longer owns are
-//!   dropped from memory (their committed state stays in the store, under
-//!   their scope); those of partitions assigned again are loaded back from
-//!   the store by the adapter, once every unit before is durable
-//!   ([`Engine::admit`]). Partitions that stay assigned keep their
-//!   customers in memory, so an eager rebalance that revokes and reassigns
-//!   the same partitions costs nothing. Unscoped customers (known only from
-//!   commands) stay with every instance.
+//!   instance now owns. The tasks of partitions it no longer owns are
+//!   dropped (their committed state stays in the store, under their
+//!   scope); those of partitions assigned again are loaded back from the
+//!   store by the adapter, once every unit before is durable
+//!   ([`Engine::admit`]). Tasks of partitions that stay assigned are kept,
+//!   so an eager rebalance that revokes and reassigns the same partitions
+//!   costs nothing. The unscoped task (customers known only from commands)
+//!   stays with every instance.
 
 use std::collections::BTreeSet;
 
@@ -43,19 +45,10 @@ pub struct Assigned {
 }
 
 impl Engine {
-    /// The scope `id` is stored under.
+    /// The scope `id` is stored under ([`Scope::UNSCOPED`] for a customer
+    /// not in memory).
     pub fn scope_of(&self, id: &str) -> Scope {
         self.scopes.get(id).copied().unwrap_or(Scope::UNSCOPED)
-    }
-
-    /// Set the scopes of customers loaded from the store (after
-    /// [`Engine::new`]).
-    pub fn set_scopes(&mut self, scopes: impl IntoIterator<Item = (String, Scope)>) {
-        for (id, scope) in scopes {
-            if scope != Scope::UNSCOPED && self.states.contains_key(&id) {
-                self.scopes.insert(id, scope);
-            }
-        }
     }
 
     /// [`Engine::fold_traced`] for a record of input partition
@@ -72,44 +65,62 @@ impl Engine {
             return self.fold_traced(unit, event, trace);
         };
         let id = &event.customer_id;
-        // The common case, a customer already scoped to this partition,
-        // costs one lookup.
-        let old = self.scope_of(id);
-        if old == scope {
-            return self.fold_traced(unit, event, trace);
-        }
-        let existed = self.states.contains_key(id);
-        let applied = self.fold_traced(unit, event, trace);
-        if !self.states.contains_key(id) {
-            return applied;
-        }
-        if existed {
+        // The common case, a customer already in this partition's task (or
+        // new), costs one lookup in the scope map.
+        let old = match self.scopes.get(id) {
+            Some(old) if *old != scope => *old,
+            _ => return self.fold_in(unit, event, trace, scope),
+        };
+        self.move_to(id, old, scope);
+        let applied = self.fold_in(unit, event, trace, scope);
+        if self.scopes.contains_key(id) {
             // Stored (or about to be) under the old scope: delete that key
             // and write the state under the new one, together.
             unit.moved.push((old, id.clone()));
             unit.touch(id);
         }
-        self.scopes.insert(id.clone(), scope);
         applied
     }
 
+    /// Move `id` from task `from` to task `to`.
+    fn move_to(&mut self, id: &str, from: Scope, to: Scope) {
+        let Some(state) = self.tasks.get_mut(&from).and_then(|t| t.remove(id)) else {
+            return;
+        };
+        self.tasks
+            .entry(to)
+            .or_default()
+            .states
+            .insert(id.to_owned(), state);
+        self.scopes.insert(id.to_owned(), to);
+        self.reindex(id);
+    }
+
     /// This instance now owns the input partitions `partitions` (a
-    /// rebalance). Customers of other partitions are dropped from memory
-    /// (listed in `unit.evicted` for the read side); scopes dropped before
-    /// and owned again are returned for the adapter to load.
+    /// rebalance). The tasks of other partitions are dropped (their
+    /// customers listed in `unit.evicted` for the read side); scopes
+    /// dropped before and owned again are returned for the adapter to load.
     pub fn assign(&mut self, unit: &mut Unit, partitions: &BTreeSet<i32>) -> Assigned {
         let owned: BTreeSet<Scope> = partitions
             .iter()
             .filter_map(|p| Scope::partition(*p))
             .collect();
-        let gone: Vec<String> = self
-            .scopes
-            .iter()
-            .filter(|(_, scope)| !owned.contains(scope))
-            .map(|(id, _)| id.clone())
+        let dropped: Vec<Scope> = self
+            .tasks
+            .keys()
+            .filter(|scope| **scope != Scope::UNSCOPED && !owned.contains(scope))
+            .copied()
             .collect();
-        for id in &gone {
-            self.evict(id);
+        let mut evicted = 0;
+        for scope in dropped {
+            let Some(task) = self.tasks.remove(&scope) else {
+                continue;
+            };
+            for (id, state) in task.states {
+                self.forget(&id, &state);
+                unit.evicted.push(id);
+                evicted += 1;
+            }
         }
         let to_load = match &self.owned {
             // Everything stored was loaded at start: nothing to load.
@@ -117,21 +128,14 @@ impl Engine {
             Some(before) => owned.difference(before).copied().collect(),
         };
         self.owned = Some(owned);
-        let evicted = gone.len();
-        unit.evicted.extend(gone);
         Assigned { evicted, to_load }
     }
 
-    /// Drop `id` from memory and from every index (its stored state is
-    /// untouched).
-    fn evict(&mut self, id: &str) {
-        if let Some(state) = self.states.remove(id) {
-            for tier in open_overdue_tiers(&state) {
-                *self.overdue_open.entry(tier).or_insert(0) -= 1;
-            }
-        }
-        if let Some(at) = self.due_of.remove(id) {
-            self.due.remove(&(at, id.to_owned()));
+    /// Take `id`, whose task was dropped, out of the engine's
+    /// population-wide figures and its scope map.
+    fn forget(&mut self, id: &str, state: &CustomerState) {
+        for tier in open_overdue_tiers(state) {
+            *self.overdue_open.entry(tier).or_insert(0) -= 1;
         }
         if let Some(ranking) = &mut self.ranking
             && ranking.remove(id).is_some()
@@ -157,17 +161,19 @@ impl Engine {
         scope: Scope,
         now: Timestamp,
     ) -> bool {
-        if self.states.contains_key(&id) {
+        if self.scopes.contains_key(&id) {
             return false;
         }
         for tier in open_overdue_tiers(&state) {
             *self.overdue_open.entry(tier).or_insert(0) += 1;
         }
         let stale = state.policy_version != self.policy.version();
-        self.states.insert(id.clone(), state);
-        if scope != Scope::UNSCOPED {
-            self.scopes.insert(id.clone(), scope);
-        }
+        self.tasks
+            .entry(scope)
+            .or_default()
+            .states
+            .insert(id.clone(), state);
+        self.scopes.insert(id.clone(), scope);
         self.reindex(&id);
         if self.ranking.is_some() {
             self.rerank(&id);

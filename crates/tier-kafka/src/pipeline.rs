@@ -665,17 +665,12 @@ impl<S: Store + 'static> Pipeline<S> {
         let started = Instant::now();
         let store = deps.store.clone();
         // Warm the engine from the store.
-        let mut states = Vec::new();
-        let mut scopes = Vec::new();
-        for item in store.scan_scoped::<CustomerState>(None) {
-            let (scope, id, state) = item?;
-            scopes.push((id.clone(), scope));
-            states.push((id, state));
-        }
+        let states = store
+            .scan_scoped::<CustomerState>(None)
+            .collect::<Result<Vec<_>, _>>()?;
         let mut clock_now = MonotonicNow::new();
         let now = clock_now.now(deps.clock.as_ref());
-        let mut engine = Engine::new(deps.policy.policy(), states, now);
-        engine.set_scopes(scopes);
+        let mut engine = Engine::with_scopes(deps.policy.policy(), states, now);
         let cuts = store.meta(tier_engine::cuts::META_CUTS)?;
         if let Some(stored) = cuts.as_deref().and_then(tier_engine::cuts::decode)
             && engine.restore_cuts(&stored)
