@@ -411,7 +411,8 @@ fn kills_during_sweeps_and_rescores_lose_nothing_and_repeat_nothing() {
 
         // Stored state equals the oracle's, customer by customer.
         let stored = tierd_tests::stored_states(&w.setup.data_dir);
-        let expected: BTreeMap<&str, &CustomerState> = o.engine.customers().collect();
+        let expected: BTreeMap<&str, std::borrow::Cow<'_, CustomerState>> =
+            o.engine.customers().collect();
         assert_eq!(stored.len(), expected.len(), "customers stored");
         let mut differ = Vec::new();
         for (id, want) in &expected {

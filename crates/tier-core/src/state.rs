@@ -1157,6 +1157,19 @@ impl CustomerState {
             .indicators_with(at, policy.fold_rules(), |n| policy.uses(n))
     }
 
+    /// Take out the figures the next tier change's reasons compare with.
+    /// They are not part of the stored form (see the field), so a holder
+    /// that keeps states encoded in memory keeps them beside the bytes and
+    /// puts them back with [`Self::restore_change_baseline`].
+    pub fn take_change_baseline(&mut self) -> Option<Box<KeptIndicators>> {
+        self.indicators_at_change.take()
+    }
+
+    /// Put back what [`Self::take_change_baseline`] took out.
+    pub fn restore_change_baseline(&mut self, kept: Option<Box<KeptIndicators>>) {
+        self.indicators_at_change = kept;
+    }
+
     /// The explanation of the held tier (the evaluated one when none is
     /// held, or the policy no longer knows it) at the last decision, with
     /// who assessed each assessment indicator, when, and until when.

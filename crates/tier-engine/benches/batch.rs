@@ -55,7 +55,7 @@ fn bench(c: &mut Criterion) {
         engine.seal(&unit);
         engine
             .customers()
-            .map(|(id, s)| (id.to_owned(), s.clone()))
+            .map(|(id, s)| (id.to_owned(), s.into_owned()))
             .collect()
     };
     let partition = ("erp.events".to_owned(), 0);

@@ -90,8 +90,7 @@ impl Engine {
         self.tasks
             .entry(to)
             .or_default()
-            .states
-            .insert(id.to_owned(), state);
+            .insert(id.to_owned(), state, self.epoch);
         self.scopes.insert(id.to_owned(), to);
         self.reindex(id);
     }
@@ -116,7 +115,7 @@ impl Engine {
             let Some(task) = self.tasks.remove(&scope) else {
                 continue;
             };
-            for (id, state) in task.states {
+            for (id, state) in task.into_states() {
                 self.forget(&id, &state);
                 unit.evicted.push(id);
                 evicted += 1;
@@ -171,8 +170,7 @@ impl Engine {
         self.tasks
             .entry(scope)
             .or_default()
-            .states
-            .insert(id.clone(), state);
+            .insert(id.clone(), state, self.epoch);
         self.scopes.insert(id.clone(), scope);
         self.reindex(&id);
         if self.ranking.is_some() {

@@ -133,7 +133,7 @@ fn the_population_moves_the_tiers_with_cause_rank() {
     // nothing moves.
     let states: Vec<(String, tier_core::state::CustomerState)> = engine
         .customers()
-        .map(|(k, v)| (k.to_owned(), v.clone()))
+        .map(|(k, v)| (k.to_owned(), v.into_owned()))
         .collect();
     let mut restarted = Engine::new(policy(), states, secs(t1, 3600));
     assert_eq!(restarted.policy().rank_cuts(), engine.policy().rank_cuts());
@@ -232,7 +232,7 @@ fn by_an_rfm_score_ranks_the_scores_of_the_same_cut() {
     // A restart cuts both at once: the same cut points.
     let states: Vec<(String, tier_core::state::CustomerState)> = engine
         .customers()
-        .map(|(k, v)| (k.to_owned(), v.clone()))
+        .map(|(k, v)| (k.to_owned(), v.into_owned()))
         .collect();
     let restarted = Engine::new(p, states, secs(t0, 3600));
     assert_eq!(restarted.policy().rank_cuts(), engine.policy().rank_cuts());
@@ -262,7 +262,7 @@ fn a_restart_between_recuts_rescores_whom_the_missed_recut_moves() {
     assert_eq!(tier(&engine, "c8"), "A", "the old cut still holds");
     let states: Vec<(String, tier_core::state::CustomerState)> = engine
         .customers()
-        .map(|(k, v)| (k.to_owned(), v.clone()))
+        .map(|(k, v)| (k.to_owned(), v.into_owned()))
         .collect();
 
     // Restart with the stored cut points.

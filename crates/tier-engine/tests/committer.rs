@@ -283,10 +283,8 @@ fn effects_follow_the_store_in_commit_order() {
     assert_eq!(offsets, [2, 5], "hooks in commit order");
     assert_eq!(*r.delivered.lock().unwrap(), [4]);
     let alice: CustomerState = r.store.get_customer("alice").unwrap().unwrap();
-    assert_eq!(
-        durable_part(&alice),
-        durable_part(r.engine.customer("alice").unwrap())
-    );
+    let held = r.engine.customer("alice").unwrap();
+    assert_eq!(durable_part(&alice), durable_part(&held));
     assert!(
         r.store.outbox_len().unwrap() >= 3,
         "each new customer's first tier is published"
@@ -469,7 +467,7 @@ fn an_assignment_drops_and_a_reassignment_reloads_a_partitions_customers() {
     r.committer.submit(u).unwrap();
     let before: Vec<CustomerState> = ["ben", "bo"]
         .iter()
-        .map(|id| r.engine.customer(id).unwrap().clone())
+        .map(|id| r.engine.customer(id).unwrap().into_owned())
         .collect();
 
     // The first assignment: partition 0 only.
@@ -503,11 +501,11 @@ fn an_assignment_drops_and_a_reassignment_reloads_a_partitions_customers() {
     }
     for (id, was) in ["ben", "bo"].iter().zip(&before) {
         let now = r.engine.customer(id).unwrap();
-        assert_eq!(durable_part(now), durable_part(was), "{id} as it was");
+        assert_eq!(durable_part(&now), durable_part(was), "{id} as it was");
         assert_eq!(r.engine.scope_of(id), p(1));
     }
     assert_eq!(r.engine.due_count(date(2030, 1, 1)), 3, "swept here again");
     // A customer already in memory is not admitted twice.
-    let ann = r.engine.customer("ann").unwrap().clone();
+    let ann = r.engine.customer("ann").unwrap().into_owned();
     assert!(!r.engine.admit("ann".into(), ann, p(0), date(2026, 1, 6)));
 }

@@ -207,7 +207,7 @@ fn overdue_counts_survive_a_restart_and_announced_ones_are_not_announced_again()
 
     let states: Vec<_> = engine
         .customers()
-        .map(|(k, v)| (k.to_owned(), v.clone()))
+        .map(|(k, v)| (k.to_owned(), v.into_owned()))
         .collect();
     let mut restarted = Engine::new(policy, states, at_hours(opened, hours + 5));
     assert_eq!(overdue_in(&restarted, &tier), 1);
@@ -247,7 +247,7 @@ fn an_event_that_reveals_a_second_overdue_complaint_counts_only_that_one() {
     // A restart derives the same count.
     let states: Vec<_> = engine
         .customers()
-        .map(|(k, v)| (k.to_owned(), v.clone()))
+        .map(|(k, v)| (k.to_owned(), v.into_owned()))
         .collect();
     let restarted = Engine::new(policy, states, at_hours(second, hours + 2));
     assert_eq!(overdue_in(&restarted, &tier), 2);

@@ -57,7 +57,7 @@ fn sweep_days(
 fn states(engine: &Engine) -> Vec<(String, CustomerState)> {
     engine
         .customers()
-        .map(|(k, v)| (k.to_owned(), v.clone()))
+        .map(|(k, v)| (k.to_owned(), v.into_owned()))
         .collect()
 }
 
@@ -239,17 +239,18 @@ fn each_override_mode_wins_expires_and_is_in_the_history() {
         )
         .unwrap();
     assert_eq!(effective(&engine, "small"), "D");
-    let history = engine.customer("small").unwrap().override_history();
+    let small = engine.customer("small").unwrap();
+    let history = small.override_history();
     assert_eq!(history.len(), 5);
     assert!(matches!(history[4].action, OverrideAction::Cleared { .. }));
-    let big = engine.customer("big").unwrap().override_history();
+    let big = engine.customer("big").unwrap();
     assert!(matches!(
-        big.last().unwrap().action,
+        big.override_history().last().unwrap().action,
         OverrideAction::Expired
     ));
 
     // Refusals name what is wrong and change nothing.
-    let before = engine.customer("small").unwrap().clone();
+    let before = engine.customer("small").unwrap().into_owned();
     let mut unit = Unit::new();
     let err = engine
         .set_override(
@@ -278,7 +279,7 @@ fn each_override_mode_wins_expires_and_is_in_the_history() {
         .unwrap_err();
     assert_eq!(err, CommandError::EmptyCustomerId);
     assert!(unit.changes.is_empty());
-    assert_eq!(engine.customer("small").unwrap(), &before);
+    assert_eq!(*engine.customer("small").unwrap(), before);
     assert!(engine.customer("").is_none());
 }
 

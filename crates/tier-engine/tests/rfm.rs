@@ -194,7 +194,7 @@ fn a_recut_rescores_exactly_the_customers_whose_rfm_score_moved() {
     // points and tiers, and nothing to rescore.
     let states: Vec<(String, CustomerState)> = engine
         .customers()
-        .map(|(k, v)| (k.to_owned(), v.clone()))
+        .map(|(k, v)| (k.to_owned(), v.into_owned()))
         .collect();
     let mut restarted = Engine::new(policy(), states, secs(t1, 7200));
     assert_eq!(restarted.policy().rfm_cuts(), engine.policy().rfm_cuts());

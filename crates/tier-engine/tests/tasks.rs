@@ -99,7 +99,7 @@ fn each_input_partition_is_a_task_and_a_revoke_drops_only_its_task() {
     );
     assert_eq!(engine.scope_of("b"), p(1));
     assert_eq!(engine.scope_of("z"), Scope::UNSCOPED);
-    let kept = engine.customer("a").unwrap().clone();
+    let kept = engine.customer("a").unwrap().into_owned();
 
     // Partition 1 goes to another instance: its task goes, whole.
     let mut unit = Unit::new();
@@ -114,7 +114,7 @@ fn each_input_partition_is_a_task_and_a_revoke_drops_only_its_task() {
     assert_eq!(engine.len(), 2);
     assert!(engine.customer("b").is_none() && engine.customer("c").is_none());
     assert_eq!(
-        engine.customer("a"),
+        engine.customer("a").as_deref(),
         Some(&kept),
         "a kept task is untouched"
     );

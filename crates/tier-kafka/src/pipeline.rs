@@ -52,6 +52,7 @@
 //! already delivered are then delivered again: the dead-letter topic is
 //! at-least-once across restarts, exactly-once within a run.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -119,6 +120,8 @@ pub struct PipelineConfig {
     pub time_sweeps: bool,
     /// Most customers swept, and most rescored, between two batches.
     pub slice: usize,
+    /// Customers the engine holds decoded (`Engine::set_hot_limit`).
+    pub hot_customers: usize,
 }
 
 impl PipelineConfig {
@@ -137,6 +140,7 @@ impl PipelineConfig {
             stall_after: Duration::from_secs(10),
             time_sweeps: true,
             slice: 5_000,
+            hot_customers: tier_engine::DEFAULT_HOT_CUSTOMERS,
         }
     }
 
@@ -654,6 +658,34 @@ fn kafka_bookkeeping(
     }
 }
 
+/// Customers handed to the read side per call when many are published at
+/// once (at start, after a reassignment): most are held encoded, so each
+/// chunk is decoded, published and dropped before the next.
+const VIEW_CHUNK: usize = 10_000;
+
+/// Publish `customers` (committed state) to `observer` in chunks.
+fn publish_views<'a>(
+    observer: &dyn CommitObserver,
+    customers: impl Iterator<Item = (&'a str, Cow<'a, CustomerState>)>,
+) {
+    let mut chunk = Vec::with_capacity(VIEW_CHUNK);
+    let publish = |chunk: &mut Vec<(&str, Cow<'_, CustomerState>)>| {
+        let views: Vec<(&str, &CustomerState)> =
+            chunk.iter().map(|(id, s)| (*id, s.as_ref())).collect();
+        observer.committed(&views);
+        chunk.clear();
+    };
+    for item in customers {
+        chunk.push(item);
+        if chunk.len() == VIEW_CHUNK {
+            publish(&mut chunk);
+        }
+    }
+    if !chunk.is_empty() {
+        publish(&mut chunk);
+    }
+}
+
 impl<S: Store + 'static> Pipeline<S> {
     fn start(
         config: PipelineConfig,
@@ -665,12 +697,19 @@ impl<S: Store + 'static> Pipeline<S> {
         let started = Instant::now();
         let store = deps.store.clone();
         // Warm the engine from the store.
-        let states = store
-            .scan_scoped::<CustomerState>(None)
-            .collect::<Result<Vec<_>, _>>()?;
         let mut clock_now = MonotonicNow::new();
         let now = clock_now.now(deps.clock.as_ref());
-        let mut engine = Engine::with_scopes(deps.policy.policy(), states, now);
+        // Streamed into the engine, which holds most customers encoded:
+        // loading never holds every customer decoded at once.
+        let mut scan_error = None;
+        let states = store
+            .scan_scoped::<CustomerState>(None)
+            .map_while(|item| item.map_err(|e| scan_error = Some(e)).ok());
+        let mut engine =
+            Engine::with_scopes(deps.policy.policy(), states, now, config.hot_customers);
+        if let Some(e) = scan_error {
+            return Err(e.into());
+        }
         let cuts = store.meta(tier_engine::cuts::META_CUTS)?;
         if let Some(stored) = cuts.as_deref().and_then(tier_engine::cuts::decode)
             && engine.restore_cuts(&stored)
@@ -679,10 +718,7 @@ impl<S: Store + 'static> Pipeline<S> {
                 "population cut points of the last run restored: the first recut rescores exactly the customers a fresh cut moves"
             );
         }
-        {
-            let all: Vec<(&str, &CustomerState)> = engine.customers().collect();
-            observer.committed(&all);
-        }
+        publish_views(observer.as_ref(), engine.customers());
         let status = engine.status();
         if status.rescoring {
             tracing::info!(
@@ -1051,11 +1087,12 @@ impl<S: Store + 'static> Pipeline<S> {
                 }
             }
         }
-        let views: Vec<(&str, &CustomerState)> = loaded
-            .iter()
-            .filter_map(|id| Some((id.as_str(), self.engine.customer(id)?)))
-            .collect();
-        self.observer.committed(&views);
+        publish_views(
+            self.observer.as_ref(),
+            loaded
+                .iter()
+                .filter_map(|id| Some((id.as_str(), self.engine.customer(id)?))),
+        );
         tracing::info!(
             customers = loaded.len(),
             partitions = ?assigned.to_load.iter().filter_map(|s| s.as_partition()).collect::<Vec<_>>(),

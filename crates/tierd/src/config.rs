@@ -111,6 +111,9 @@ pub struct Config {
     /// rescores under a new policy: smaller keeps ingest latency lower
     /// during a rescore, larger finishes sooner.
     pub engine_slice: usize,
+    /// Customers the engine holds decoded; the least recently used beyond
+    /// it are held encoded (about 0.4 KB each instead of about 3 KB).
+    pub hot_customers: usize,
     /// gRPC TLS: the server certificate chain and key (PEM); both or
     /// neither.
     pub grpc_tls_cert: Option<PathBuf>,
@@ -191,6 +194,7 @@ impl Default for Config {
             auth_tokens_file: None,
             time_sweeps: true,
             engine_slice: 5_000,
+            hot_customers: tier_engine::DEFAULT_HOT_CUSTOMERS,
             grpc_tls_cert: None,
             grpc_tls_key: None,
             grpc_tls_client_ca: None,
@@ -319,6 +323,12 @@ pub struct Cli {
     #[arg(long, env = "TIERD_ENGINE_SLICE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub engine_slice: Option<usize>,
+    /// Customers held decoded in memory; the least recently used beyond it
+    /// are held encoded, about 0.4 KB each instead of about 3 KB (default
+    /// 200000).
+    #[arg(long, env = "TIERD_HOT_CUSTOMERS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hot_customers: Option<usize>,
     /// gRPC over TLS: the server certificate chain (PEM), with
     /// --grpc-tls-key.
     #[arg(long, env = "TIERD_GRPC_TLS_CERT", value_name = "FILE")]

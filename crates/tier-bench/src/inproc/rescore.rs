@@ -12,6 +12,7 @@
 //! the rescore is done (every rescored customer durable and in the read
 //! model), which is when `GetPolicyStatus` would say so.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -117,11 +118,15 @@ pub(crate) fn run(
     // The read model holds every customer, as tierd fills it at start.
     let read = Arc::new(ReadModel::new());
     let fill = Instant::now();
-    let all: Vec<(&str, &CustomerState)> = pop.engine.customers().collect();
-    for chunk in all.chunks(20_000) {
-        read.publish(chunk, &handle.policy());
+    {
+        let mut all = pop.engine.customers().peekable();
+        while all.peek().is_some() {
+            let chunk: Vec<(&str, Cow<'_, CustomerState>)> = all.by_ref().take(20_000).collect();
+            let views: Vec<(&str, &CustomerState)> =
+                chunk.iter().map(|(id, s)| (*id, s.as_ref())).collect();
+            read.publish(&views, &handle.policy());
+        }
     }
-    drop(all);
     eprintln!(
         "  read model filled with {} customers in {:.1}s",
         read.len(),

@@ -8,6 +8,7 @@
 //! this process's resident set with the engine and the store open is
 //! `rss_mib`.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,15 +33,25 @@ pub(crate) fn run(
     let store = SledStore::open(&dir, StoreOptions::default())
         .with_context(|| format!("opening a sled store in {}", dir.display()))?;
     let started = Instant::now();
-    let customers: Vec<(Scope, &str, &CustomerState)> = pop
-        .engine
-        .customers()
-        .map(|(id, state)| (pop.engine.scope_of(id), id, state))
-        .collect();
+    // Most customers are held encoded: each batch decodes its customers,
+    // commits them and drops the copies.
     let mut value_bytes = 0usize;
-    for chunk in customers.chunks(BATCH_RECORDS) {
+    let mut n = 0;
+    let mut chunk: Vec<(Scope, &str, Cow<'_, CustomerState>)> = Vec::with_capacity(BATCH_RECORDS);
+    let mut customers = pop.engine.customers().peekable();
+    while customers.peek().is_some() {
+        chunk.extend(
+            customers
+                .by_ref()
+                .take(BATCH_RECORDS)
+                .map(|(id, state)| (pop.engine.scope_of(id), id, state)),
+        );
+        n += chunk.len();
         let batch = CommitBatch {
-            customers: chunk.to_vec(),
+            customers: chunk
+                .iter()
+                .map(|(s, id, st)| (*s, *id, st.as_ref()))
+                .collect(),
             ..CommitBatch::new()
         };
         let prepared = PreparedBatch::prepare(&batch).context("encoding customer states")?;
@@ -48,11 +59,10 @@ pub(crate) fn run(
         store
             .commit_prepared(prepared)
             .context("committing customer states")?;
+        chunk.clear();
     }
     store.sync().context("syncing the store")?;
     let commit_secs = started.elapsed().as_secs_f64();
-    let n = customers.len();
-    drop(customers);
     eprintln!(
         "  {n} customers committed in {commit_secs:.1}s ({:.0} customers/s)",
         n as f64 / commit_secs
