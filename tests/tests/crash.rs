@@ -118,6 +118,10 @@ impl World {
                 policy_file.to_string_lossy().into_owned(),
                 "--time-sweeps".into(),
                 "false".into(),
+                // Most customers held encoded: kills land while customers
+                // are decoded, changed and encoded again.
+                "--hot-customers".into(),
+                "1000".into(),
                 "--kafka".into(),
                 std::iter::once(format!(
                     "heartbeat.interval.ms={}",

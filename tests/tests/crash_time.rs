@@ -250,6 +250,10 @@ fn kills_during_sweeps_and_rescores_lose_nothing_and_repeat_nothing() {
             extra_args: vec![
                 "--engine-slice".into(),
                 SLICE.into(),
+                // Most customers held encoded: kills land while customers
+                // are decoded, changed and encoded again.
+                "--hot-customers".into(),
+                "200".into(),
                 // Probe every 500 ms: caught up (and sweeping) sooner.
                 "--stall-after-ms".into(),
                 "2000".into(),
