@@ -34,6 +34,10 @@ pub(crate) struct Args {
     /// Seed of the workload generator.
     #[arg(long, default_value_t = 42)]
     pub(crate) seed: u64,
+    /// Customers the engine of the state and rescore scenarios holds
+    /// decoded (tierd's `--hot-customers`; default tierd's default).
+    #[arg(long, default_value_t = tier_engine::DEFAULT_HOT_CUSTOMERS)]
+    pub(crate) hot_customers: usize,
     /// Where scenarios put data directories (a fresh temp dir inside it).
     #[arg(long)]
     pub(crate) work_dir: Option<PathBuf>,
@@ -50,6 +54,7 @@ pub(crate) struct BenchConfig {
     pub(crate) state_customers: usize,
     pub(crate) zipf_s: f64,
     pub(crate) seed: u64,
+    pub(crate) hot_customers: usize,
     /// Removed when the run ends.
     pub(crate) work_dir: tempfile::TempDir,
 }
@@ -86,6 +91,7 @@ impl BenchConfig {
             }),
             zipf_s: args.zipf_s,
             seed: args.seed,
+            hot_customers: args.hot_customers,
             work_dir,
         })
     }
@@ -107,12 +113,13 @@ impl BenchConfig {
 
     pub(crate) fn describe(&self) -> String {
         format!(
-            "tier-bench{}: {} customers, {} orders (zipf s = {}), state figures at {} customers, {} cores",
+            "tier-bench{}: {} customers, {} orders (zipf s = {}), state figures at {} customers ({} held decoded), {} cores",
             if self.quick { " --quick" } else { "" },
             self.customers,
             self.orders,
             self.zipf_s,
             self.state_customers,
+            self.hot_customers.min(self.state_customers),
             std::thread::available_parallelism().map_or(1, |n| n.get()),
         )
     }

@@ -39,6 +39,10 @@ fn main() -> ExitCode {
     if let Some(code) = kafka::child_main() {
         return code;
     }
+    #[cfg(feature = "inproc")]
+    if let Some(code) = inproc::child_main() {
+        return code;
+    }
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -26,6 +26,8 @@ use anyhow::{Context as _, Result};
 use crate::config::BenchConfig;
 use crate::report::Report;
 
+pub(crate) use state::child_main;
+
 pub(crate) fn run(cfg: &BenchConfig, report: &mut Report) -> Result<()> {
     // Other work on the machine skews every figure: record how busy it was.
     if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {

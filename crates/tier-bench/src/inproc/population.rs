@@ -54,6 +54,7 @@ pub(crate) fn build(cfg: &BenchConfig, csv: Option<&Path>) -> Result<Population>
     }
     let started = Instant::now();
     let mut engine = Engine::new(Arc::new(Policy::default_policy()), Vec::new(), end);
+    engine.set_hot_limit(cfg.hot_customers);
     let mut unit = Unit::new();
     let mut in_unit = 0;
     let mut events = 0u64;
