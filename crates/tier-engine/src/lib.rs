@@ -73,8 +73,8 @@ pub use committer::{
 
 /// Customers the engine holds decoded ("hot") by default; the least
 /// recently used beyond it are held encoded. About 3 KB each decoded,
-/// 0.4 KB encoded. See [`Engine::set_hot_limit`].
-pub const DEFAULT_HOT_CUSTOMERS: usize = 200_000;
+/// 0.7 KB encoded (with the reasons' baseline). See [`Engine::set_hot_limit`].
+pub const DEFAULT_HOT_CUSTOMERS: usize = 100_000;
 
 /// Most time-driven decisions one sweep makes for one customer before it
 /// moves on (the customer stays due and is taken up again).
@@ -399,7 +399,7 @@ impl Engine {
     }
 
     /// Hold at most `limit` customers decoded: from the next seal on, the
-    /// least recently used beyond it are encoded (about 0.4 KB each
+    /// least recently used beyond it are encoded (about 0.7 KB each
     /// instead of about 3 KB) and decoded again when something changes
     /// them. Reads of an encoded customer decode a copy.
     pub fn set_hot_limit(&mut self, limit: usize) {

@@ -112,7 +112,7 @@ pub struct Config {
     /// during a rescore, larger finishes sooner.
     pub engine_slice: usize,
     /// Customers the engine holds decoded; the least recently used beyond
-    /// it are held encoded (about 0.4 KB each instead of about 3 KB).
+    /// it are held encoded (about 0.7 KB each instead of about 3 KB).
     pub hot_customers: usize,
     /// gRPC TLS: the server certificate chain and key (PEM); both or
     /// neither.
@@ -324,8 +324,8 @@ pub struct Cli {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub engine_slice: Option<usize>,
     /// Customers held decoded in memory; the least recently used beyond it
-    /// are held encoded, about 0.4 KB each instead of about 3 KB (default
-    /// 200000).
+    /// are held encoded, about 0.7 KB each instead of about 3 KB (default
+    /// 100000).
     #[arg(long, env = "TIERD_HOT_CUSTOMERS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hot_customers: Option<usize>,

@@ -81,6 +81,16 @@ pub(crate) fn run(
     // the rescore.
     drop(store);
     let restart = restart_in_child(&dir, cfg.hot_customers);
+    // The same restart holding every customer decoded: the baseline.
+    let all_hot = restart_in_child(&dir, usize::MAX).map_or_else(
+        |e| format!("holding every customer decoded, the restarted process failed: {e:#}"),
+        |r| {
+            format!(
+                "holding every customer decoded instead: {:.0} MiB",
+                r.rss_kib as f64 / 1024.0
+            )
+        },
+    );
     let store = SledStore::open(&dir, StoreOptions::default())
         .with_context(|| format!("opening the sled store in {} again", dir.display()))?;
     report.add(
@@ -125,7 +135,8 @@ pub(crate) fn run(
             .note(format!(
                 "VmRSS of a fresh process that opened the sled store (256 MiB cache) and \
                  loaded the engine from it as tierd starts ({} customers, {} held decoded, \
-                 the rest encoded; due index), in {:.1}s; peak {:.0} MiB; {in_process}",
+                 the rest encoded; due index), in {:.1}s; peak {:.0} MiB; {all_hot}; \
+                 {in_process}",
                 r.customers,
                 r.hot,
                 r.secs,
