@@ -18,6 +18,9 @@
 //!   [`Engine::admit`]); see the `scope` module. Tasks run in turn on the
 //!   engine's one thread: the `abc` and RFM rankings a policy grades
 //!   against are population-wide;
+//! - **memory**: beyond [`Engine::set_hot_limit`] customers, the least
+//!   recently used are held encoded and decoded when something changes
+//!   them (the `task` module);
 //! - **policy changes**: [`Engine::dry_run`] (changes nothing),
 //!   [`Engine::apply_policy`] and [`Engine::rescore`] (a background
 //!   rescore in slices, cause `Policy`, with [`PolicyStatus`] progress).
