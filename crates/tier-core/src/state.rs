@@ -53,13 +53,23 @@
 //!   figures, summing the kept products of the others in the same order,
 //!   and keeps the gates' ceiling while no gate reads a day figure
 //!   (`Policy::evaluate_step`: exactly what `evaluate` gives);
-//! - `process` hands the first due instant it found to the advance.
+//! - `process` hands the first due instant it found to the advance;
+//! - a run of such days that all keep the held tier is decided at its
+//!   last day only, where the policy proves that the day's figures can
+//!   only lower the tier (`Policy::day_figures_only_lower`: e.g. a young
+//!   customer's orders per month, scored higher-is-better, only fall as
+//!   its span grows): a decision that keeps the tier only moves the
+//!   decision instant and the score, so the state is the one deciding
+//!   every day gives. The run's last day keeping the tier is its end, or
+//!   found by bisection (once a day leaves the held tier, every later day
+//!   of the run would); the day after it is then decided as before.
 //!
 //! The full search stays as `next_due_reference` / `advance_to_reference`
 //! / `process_reference`, and a differential property test
 //! (`fast_time_steps_equal_the_reference` in `tests/projection_props.rs`)
 //! checks that both paths give the same tier changes in full and the
-//! same final states.
+//! same final states, under policies that allow quiet runs and one that
+//! does not, with sweeps limited to a few decisions.
 //!
 //! ## Corrections
 //! When an order's placement upgrades the tier, the state remembers the
@@ -374,6 +384,23 @@ pub struct Processed {
 enum Path {
     Fast,
     Reference,
+}
+
+/// The last day of a run of time-driven decisions that keep the held
+/// tier (see `CustomerState::quiet_run`).
+struct QuietRun {
+    /// The start of the run's last day, its figures and their evaluation.
+    at: Timestamp,
+    figures: Indicators,
+    eval: Evaluation,
+    /// Days of the run after the first.
+    days: usize,
+}
+
+/// Whether `name` is one of the day's figures, the only indicators a
+/// time step moves (`CustomerProjection::indicators_step`).
+fn is_day_figure(name: crate::indicators::IndicatorName) -> bool {
+    crate::projection::DAY_FIGURES.contains(&name)
 }
 
 /// What a rescore is about, beyond its cause.
@@ -752,43 +779,152 @@ impl CustomerState {
             placed: None,
             corrected: None,
         };
-        for _ in 0..max_steps {
-            match next {
-                Some(due) if due <= until => {
-                    let at = self.decision_instant(Some(due));
-                    let stepped = path == Path::Fast
-                        && figures_at.is_some_and(|prev| {
-                            self.projection.indicators_step(
-                                &mut figures,
-                                prev,
-                                at,
-                                policy.fold_rules(),
-                                |n| policy.uses(n),
-                            )
-                        });
-                    if !stepped {
-                        figures = self.scored_figures(policy, at);
-                    }
-                    figures_at = Some(at);
-                    // Only the day's figures moved: a weighted score
-                    // computes only their parts again.
-                    let eval = match path {
-                        Path::Fast => policy.evaluate_step(&figures, &mut kept, !stepped, |n| {
-                            crate::projection::DAY_FIGURES.contains(&n)
-                        }),
-                        Path::Reference => policy.evaluate(&figures),
-                    };
-                    if let Some(c) =
-                        self.rescore_with(customer_id, policy, at, trigger, &figures, eval)
-                    {
-                        changes.push(c);
-                    }
-                    next = self.due(policy, path);
-                }
-                _ => return (changes, true),
+        let mut steps = 0;
+        while steps < max_steps {
+            let Some(due) = next.filter(|d| *d <= until) else {
+                return (changes, true);
+            };
+            let at = self.decision_instant(Some(due));
+            let stepped = path == Path::Fast
+                && figures_at.is_some_and(|prev| {
+                    self.projection.indicators_step(
+                        &mut figures,
+                        prev,
+                        at,
+                        policy.fold_rules(),
+                        |n| policy.uses(n),
+                    )
+                });
+            if !stepped {
+                figures = self.scored_figures(policy, at);
             }
+            // Only the day's figures moved: a weighted score computes only
+            // their parts again.
+            let mut eval = match path {
+                Path::Fast => policy.evaluate_step(&figures, &mut kept, !stepped, is_day_figure),
+                Path::Reference => policy.evaluate(&figures),
+            };
+            let mut at = at;
+            steps += 1;
+            // A quiet run of days that keep the held tier is decided at
+            // its last day (see `quiet_run`).
+            if path == Path::Fast
+                && let Some(run) = self.quiet_run(
+                    policy,
+                    at,
+                    &figures,
+                    eval,
+                    &mut kept,
+                    until,
+                    max_steps - steps,
+                )
+            {
+                (at, figures, eval) = (run.at, run.figures, run.eval);
+                steps += run.days;
+            }
+            figures_at = Some(at);
+            if let Some(c) = self.rescore_with(customer_id, policy, at, trigger, &figures, eval) {
+                changes.push(c);
+            }
+            next = self.due(policy, path);
         }
         (changes, next.is_none_or(|d| d > until))
+    }
+
+    /// A run of daily time-driven decisions from `at` (the decision just
+    /// evaluated, `figures` and `eval` its own, not made yet) that all keep
+    /// the held tier, so that deciding only its last day leaves the state
+    /// each of them would (a decision that keeps the tier only sets the
+    /// decision instant and the score): the last such day no later than
+    /// `until`, at most `budget` days after `at`'s, its figures and their
+    /// evaluation; `None` when there is no such run past `at`'s day.
+    ///
+    /// Taken only where it is provable: the policy's day figures can only
+    /// lower the tier ([`Policy::day_figures_only_lower`]), no override
+    /// expires and no assessment exists (no exact instant can interleave),
+    /// every day of the run is due (a day figure moves daily,
+    /// `CustomerProjection::daily_through`), and only the day figures move
+    /// over it (`CustomerProjection::step_through`). Then, with `at`
+    /// keeping the held tier, the evaluated tier never improves over the
+    /// run, so the first day that leaves the held tier is followed only by
+    /// days that leave it too (a hold's days and the score's distance
+    /// below the band only grow; the gates admit no better tier): the last
+    /// day that keeps it is found by testing the run's last day, else by
+    /// bisection. The differential test checks it against deciding every
+    /// day (`fast_time_steps_equal_the_reference`).
+    #[allow(clippy::too_many_arguments)] // one private call path, all plain values
+    fn quiet_run(
+        &self,
+        policy: &Policy,
+        at: Timestamp,
+        figures: &Indicators,
+        eval: Evaluation,
+        kept: &mut crate::policy::StepProducts,
+        until: Timestamp,
+        budget: usize,
+    ) -> Option<QuietRun> {
+        if budget == 0
+            || !policy.day_figures_only_lower()
+            || self.projection.has_assessments()
+            || self.manual().is_some_and(|m| m.expires_at.is_some())
+        {
+            return None;
+        }
+        let current = self.assignment.as_ref()?;
+        let held = policy.tier_index(&current.tier)?;
+        let keeps =
+            |eval: Evaluation, now: Timestamp| policy.decide(Some(current), eval, now) == held;
+        if !keeps(eval, at) {
+            return None;
+        }
+        let (rules, cal) = (policy.fold_rules(), policy.calendar());
+        let uses = |n| policy.uses(n);
+        let first = cal.day(at);
+        let last = cal
+            .day(until)
+            .min(first.plus(i32::try_from(budget).unwrap_or(i32::MAX)))
+            .min(self.projection.step_through(at, rules, uses)?)
+            .min(self.projection.daily_through(rules, first, uses)?.plus(1));
+        // Every day after `first` through `last` is due: a figure moved
+        // daily on the day before each.
+        if last <= first || !self.projection.changes_daily(rules, last.minus(1), uses) {
+            return None;
+        }
+        let mut on = |day: crate::time::Day| -> Option<(Timestamp, Indicators, Evaluation)> {
+            let t = cal.day_start(day);
+            let mut f = *figures;
+            if !self.projection.indicators_step(&mut f, at, t, rules, uses) {
+                return None;
+            }
+            let e = policy.evaluate_step(&f, kept, false, is_day_figure);
+            Some((t, f, e))
+        };
+        let (mut lo, mut hi) = (first, last);
+        let mut best = None;
+        let end = on(last)?;
+        if keeps(end.2, end.0) {
+            lo = last;
+            best = Some(end);
+        } else {
+            // `lo` keeps the tier, `hi` leaves it.
+            while hi.since(lo) > 1 {
+                let mid = lo.plus(hi.since(lo) / 2);
+                let m = on(mid)?;
+                if keeps(m.2, m.0) {
+                    lo = mid;
+                    best = Some(m);
+                } else {
+                    hi = mid;
+                }
+            }
+        }
+        let (at, figures, eval) = best?;
+        Some(QuietRun {
+            at,
+            figures,
+            eval,
+            days: usize::try_from(lo.since(first)).unwrap_or(0),
+        })
     }
 
     /// Foresee a time-driven downgrade within the policy's horizon from

@@ -124,6 +124,21 @@ impl Gates {
             .any(|g| g.operand.indicator() == Some(name))
     }
 
+    /// Whether every gate on an indicator that `rises` says moves with
+    /// the day alone (`Some(true)`: grows, `Some(false)`: falls) can only
+    /// stop holding as it moves: `<` or `<=` on one that grows, `>` or
+    /// `>=` on one that falls (an unknown value stays unknown).
+    pub(crate) fn only_fail_as(&self, rises: impl Fn(IndicatorName) -> Option<bool>) -> bool {
+        self.by_tier
+            .iter()
+            .flatten()
+            .all(|g| match g.operand.indicator().and_then(&rises) {
+                None => true,
+                Some(true) => matches!(g.op, Op::Lt | Op::Le),
+                Some(false) => matches!(g.op, Op::Gt | Op::Ge),
+            })
+    }
+
     /// Whether some gate reads the assessment in `slot`.
     pub(crate) fn uses_assessment(&self, slot: usize) -> bool {
         self.by_tier

@@ -81,6 +81,21 @@ pub const DAY_FIGURES: [IndicatorName; 3] = [
     IndicatorName::DaysSinceLastOrder,
 ];
 
+/// How a figure of [`DAY_FIGURES`] moves as business days pass while the
+/// window's activity stays: `Some(true)` when it can only grow (tenure,
+/// recency), `Some(false)` when it can only fall (`orders_per_month_12m`:
+/// the same orders over a span that grows until the customer is as old as
+/// the window); `None` for the other indicators, which do not move with
+/// the day alone. What lets a policy prove that a run of time-driven
+/// decisions cannot raise a tier (`Policy::day_figures_only_lower`).
+pub const fn day_figure_rises(name: IndicatorName) -> Option<bool> {
+    match name {
+        IndicatorName::OrdersPerMonth12m => Some(false),
+        IndicatorName::TenureDays | IndicatorName::DaysSinceLastOrder => Some(true),
+        _ => None,
+    }
+}
+
 /// What `apply` did with an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
@@ -1522,6 +1537,64 @@ impl CustomerProjection {
         }
         self.day_figures(today, rules, &needed, ind);
         true
+    }
+
+    /// The last business day `d` for which [`Self::indicators_step`] from
+    /// `prev_at` to the start of `d` moves only the day's figures: the day
+    /// before the oldest open invoice turns overdue (its due day), the
+    /// last day of `prev_at`'s month when growth is `needed`, the last day
+    /// the oldest activity of the window stays in it; `None` when the step
+    /// cannot be taken even on `prev_at`'s day (assessments exist, an
+    /// invoice is overdue already). The conditions only ever fail as days
+    /// pass, so the step holds on every day from `prev_at`'s to `d`.
+    pub fn step_through(
+        &self,
+        prev_at: Timestamp,
+        rules: &FoldRules,
+        needed: impl Fn(IndicatorName) -> bool,
+    ) -> Option<Day> {
+        if self.assessments.is_some() {
+            return None;
+        }
+        let was = rules.calendar.day(self.eval_instant(prev_at));
+        let mut last = Day(i32::MAX);
+        if let Some((due, _)) = self.unsettled.first() {
+            last = last.min(*due);
+        }
+        if needed(IndicatorName::Growth3m) || needed(IndicatorName::GrowthStreakMonths) {
+            last = last.min(was.month().plus(1).first_day().minus(1));
+        }
+        let len = i32::try_from(rules.window.len_days()).unwrap_or(i32::MAX);
+        // It leaves when the window's start passes it: `start(d) = d - (len - 1)`.
+        if let Some(oldest) = self.days.oldest_day_from(rules.window.start(was)) {
+            last = last.min(oldest.plus(len - 1));
+        }
+        (last >= was).then_some(last)
+    }
+
+    /// The last business day from `today` on through which
+    /// [`Self::changes_daily`] holds for a reason other than an overdue
+    /// invoice: tenure or recency scored once there is an order (every
+    /// day), `orders_per_month_12m` scored while the customer is younger
+    /// than the window; `None` when neither holds on `today`. Both hold
+    /// from a day on or until a day, never again after they stop.
+    pub fn daily_through(
+        &self,
+        rules: &FoldRules,
+        today: Day,
+        uses: impl Fn(IndicatorName) -> bool,
+    ) -> Option<Day> {
+        let first = self.first_order_at?;
+        if uses(IndicatorName::DaysSinceLastOrder) || uses(IndicatorName::TenureDays) {
+            return Some(Day(i32::MAX));
+        }
+        if !uses(IndicatorName::OrdersPerMonth12m) {
+            return None;
+        }
+        let len = i32::try_from(rules.window.len_days()).unwrap_or(i32::MAX);
+        // Young while `d.since(first) + 1 < len`: through `first + len - 2`.
+        let last = rules.calendar.day(first).plus(len.saturating_sub(2));
+        (last >= today).then_some(last)
     }
 
     /// `growth_3m` and `growth_streak_months` as of business day `today`.
