@@ -54,15 +54,18 @@
 //!   and keeps the gates' ceiling while no gate reads a day figure
 //!   (`Policy::evaluate_step`: exactly what `evaluate` gives);
 //! - `process` hands the first due instant it found to the advance;
-//! - a run of such days that all keep the held tier is decided at its
-//!   last day only, where the policy proves that the day's figures can
-//!   only lower the tier (`Policy::day_figures_only_lower`: e.g. a young
-//!   customer's orders per month, scored higher-is-better, only fall as
-//!   its span grows): a decision that keeps the tier only moves the
-//!   decision instant and the score, so the state is the one deciding
-//!   every day gives. The run's last day keeping the tier is its end, or
-//!   found by bisection (once a day leaves the held tier, every later day
-//!   of the run would); the day after it is then decided as before.
+//! - a run of daily decisions that all keep the held tier is decided at
+//!   its last day only, where the policy proves that what time moves over
+//!   the run can only lower the tier (`Policy::day_figures_only_lower`:
+//!   e.g. a young customer's orders per month, scored higher-is-better,
+//!   only fall as its span grows; an overdue invoice's days late, scored
+//!   lower-is-better, only grow) and nothing else moves (no activity
+//!   leaves the window, no invoice falls due): a decision that keeps the
+//!   tier only moves the decision instant and the score, so the state is
+//!   the one deciding every day gives. The run's last day keeping the
+//!   tier is its end, or found by bisection (once a day leaves the held
+//!   tier, every later day of the run would); the day after it is then
+//!   decided as before.
 //!
 //! The full search stays as `next_due_reference` / `advance_to_reference`
 //! / `process_reference`, and a differential property test
@@ -839,12 +842,13 @@ impl CustomerState {
     /// `until`, at most `budget` days after `at`'s, its figures and their
     /// evaluation; `None` when there is no such run past `at`'s day.
     ///
-    /// Taken only where it is provable: the policy's day figures can only
+    /// Taken only where it is provable: the figures time moves can only
     /// lower the tier ([`Policy::day_figures_only_lower`]), no override
     /// expires and no assessment exists (no exact instant can interleave),
-    /// every day of the run is due (a day figure moves daily,
-    /// `CustomerProjection::daily_through`), and only the day figures move
-    /// over it (`CustomerProjection::step_through`). Then, with `at`
+    /// every day of the run is due (a scored figure moves daily,
+    /// `CustomerProjection::daily_through`), and only those figures move
+    /// over it (`CustomerProjection::quiet_through`: no activity leaves
+    /// the window, no invoice falls due). Then, with `at`
     /// keeping the held tier, the evaluated tier never improves over the
     /// run, so the first day that leaves the held tier is followed only by
     /// days that leave it too (a hold's days and the score's distance
@@ -880,10 +884,11 @@ impl CustomerState {
         let (rules, cal) = (policy.fold_rules(), policy.calendar());
         let uses = |n| policy.uses(n);
         let first = cal.day(at);
+        let (quiet, overdue) = self.projection.quiet_through(at, rules, uses)?;
         let last = cal
             .day(until)
             .min(first.plus(i32::try_from(budget).unwrap_or(i32::MAX)))
-            .min(self.projection.step_through(at, rules, uses)?)
+            .min(quiet)
             .min(self.projection.daily_through(rules, first, uses)?.plus(1));
         // Every day after `first` through `last` is due: a figure moved
         // daily on the day before each.
@@ -892,6 +897,13 @@ impl CustomerState {
         }
         let mut on = |day: crate::time::Day| -> Option<(Timestamp, Indicators, Evaluation)> {
             let t = cal.day_start(day);
+            if overdue {
+                // Days late grow: in full (the next step is computed in
+                // full too, an invoice being overdue).
+                let f = self.scored_figures(policy, t);
+                let e = policy.evaluate(&f);
+                return Some((t, f, e));
+            }
             let mut f = *figures;
             if !self.projection.indicators_step(&mut f, at, t, rules, uses) {
                 return None;

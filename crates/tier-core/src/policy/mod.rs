@@ -536,19 +536,19 @@ impl Policy {
         self.scored[name.index()]
     }
 
-    /// Whether the day's figures ([`crate::projection::DAY_FIGURES`]), as
-    /// days pass with the window's activity unchanged, can only lower the
+    /// Whether the figures that move with the days alone (over a run of
+    /// days in which no activity leaves the window and no invoice falls
+    /// due: see [`crate::projection::moves_with_days`]) can only lower the
     /// score and the tier: the method is a weighted score whose parts on
     /// them lose points as they move (a figure that falls scored
-    /// `higher_is_better`, one that grows scored lower-is-better; see
-    /// [`crate::projection::day_figure_rises`]), and every gate on them
-    /// can only stop holding as they move. Curves are monotone and every
-    /// step of the score is a monotone floating point operation, so over
-    /// such a run the evaluated tier never improves, and once a day's
-    /// decision leaves the held tier, every later day's does too: what
-    /// lets `CustomerState::advance_to` decide a quiet run of days at its
-    /// last day (a new-customer rule reads an assessment, and runs have
-    /// none in force).
+    /// `higher_is_better`, one that grows scored lower-is-better), and
+    /// every gate on them can only stop holding as they move. Curves are
+    /// monotone and every step of the score is a monotone floating point
+    /// operation, so over such a run the evaluated tier never improves,
+    /// and once a day's decision leaves the held tier, every later day's
+    /// does too: what lets `CustomerState::advance_to` decide a quiet run
+    /// of days at its last day (a new-customer rule reads an assessment,
+    /// and runs have none in force).
     #[inline]
     pub fn day_figures_only_lower(&self) -> bool {
         self.day_figures_only_lower
@@ -971,7 +971,7 @@ impl Policy {
 
 /// [`Policy::day_figures_only_lower`] of a method and its gates.
 pub(crate) fn day_figures_only_lower(method: &Method, gates: &Gates) -> bool {
-    let rises = crate::projection::day_figure_rises;
+    let rises = crate::projection::moves_with_days;
     match method {
         Method::WeightedScore(m) => m.only_loses_as(rises) && gates.only_fail_as(rises),
         Method::Rules(_) | Method::Abc(_) => false,

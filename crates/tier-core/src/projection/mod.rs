@@ -81,17 +81,25 @@ pub const DAY_FIGURES: [IndicatorName; 3] = [
     IndicatorName::DaysSinceLastOrder,
 ];
 
-/// How a figure of [`DAY_FIGURES`] moves as business days pass while the
-/// window's activity stays: `Some(true)` when it can only grow (tenure,
-/// recency), `Some(false)` when it can only fall (`orders_per_month_12m`:
-/// the same orders over a span that grows until the customer is as old as
-/// the window); `None` for the other indicators, which do not move with
-/// the day alone. What lets a policy prove that a run of time-driven
-/// decisions cannot raise a tier (`Policy::day_figures_only_lower`).
-pub const fn day_figure_rises(name: IndicatorName) -> Option<bool> {
+/// How an indicator moves as business days pass with the projection
+/// unchanged, over a run of days in which no activity leaves the window
+/// and no open invoice falls due (see [`CustomerProjection::quiet_through`]):
+/// `Some(true)` when it can only grow (tenure, recency, and the days late
+/// of the invoices overdue: `avg_days_late`, `max_days_late`,
+/// `oldest_overdue_days`), `Some(false)` when it can only fall
+/// (`orders_per_month_12m`: the same orders over a span that grows until
+/// the customer is as old as the window); `None` for the indicators that
+/// stay over such a run. What lets a policy prove that such a run of
+/// time-driven decisions cannot raise a tier
+/// (`Policy::day_figures_only_lower`).
+pub const fn moves_with_days(name: IndicatorName) -> Option<bool> {
     match name {
         IndicatorName::OrdersPerMonth12m => Some(false),
-        IndicatorName::TenureDays | IndicatorName::DaysSinceLastOrder => Some(true),
+        IndicatorName::TenureDays
+        | IndicatorName::DaysSinceLastOrder
+        | IndicatorName::AvgDaysLate
+        | IndicatorName::MaxDaysLate
+        | IndicatorName::OldestOverdueDays => Some(true),
         _ => None,
     }
 }
@@ -1539,26 +1547,29 @@ impl CustomerProjection {
         true
     }
 
-    /// The last business day `d` for which [`Self::indicators_step`] from
-    /// `prev_at` to the start of `d` moves only the day's figures: the day
-    /// before the oldest open invoice turns overdue (its due day), the
-    /// last day of `prev_at`'s month when growth is `needed`, the last day
-    /// the oldest activity of the window stays in it; `None` when the step
-    /// cannot be taken even on `prev_at`'s day (assessments exist, an
-    /// invoice is overdue already). The conditions only ever fail as days
-    /// pass, so the step holds on every day from `prev_at`'s to `d`.
-    pub fn step_through(
+    /// The last business day `d` such that from `prev_at`'s day through
+    /// `d` only the figures [`moves_with_days`] names can change with
+    /// time alone: no open invoice falls due before `d` (the invoices
+    /// overdue stay the same), the month does not turn when growth is
+    /// `needed`, the oldest activity of the window stays in it; with
+    /// whether an invoice is overdue already (days late then grow, and the
+    /// figures are computed in full; otherwise [`Self::indicators_step`]
+    /// moves them on every day of the run). `None` when assessments exist
+    /// (they expire at exact instants). The conditions only ever fail as
+    /// days pass, so they hold on every day from `prev_at`'s to `d`.
+    pub fn quiet_through(
         &self,
         prev_at: Timestamp,
         rules: &FoldRules,
         needed: impl Fn(IndicatorName) -> bool,
-    ) -> Option<Day> {
+    ) -> Option<(Day, bool)> {
         if self.assessments.is_some() {
             return None;
         }
         let was = rules.calendar.day(self.eval_instant(prev_at));
         let mut last = Day(i32::MAX);
-        if let Some((due, _)) = self.unsettled.first() {
+        // Overdue from the day after its due day.
+        if let Some((due, _)) = self.unsettled.range((was, 0)..).next() {
             last = last.min(*due);
         }
         if needed(IndicatorName::Growth3m) || needed(IndicatorName::GrowthStreakMonths) {
@@ -1569,21 +1580,30 @@ impl CustomerProjection {
         if let Some(oldest) = self.days.oldest_day_from(rules.window.start(was)) {
             last = last.min(oldest.plus(len - 1));
         }
-        (last >= was).then_some(last)
+        let overdue = self.unsettled.first().is_some_and(|(due, _)| *due < was);
+        Some((last, overdue))
     }
 
     /// The last business day from `today` on through which
-    /// [`Self::changes_daily`] holds for a reason other than an overdue
-    /// invoice: tenure or recency scored once there is an order (every
-    /// day), `orders_per_month_12m` scored while the customer is younger
-    /// than the window; `None` when neither holds on `today`. Both hold
-    /// from a day on or until a day, never again after they stop.
+    /// [`Self::changes_daily`] holds, as long as no open invoice falls
+    /// due: while one is overdue and days late are scored (every day),
+    /// tenure or recency scored once there is an order (every day),
+    /// `orders_per_month_12m` scored while the customer is younger than
+    /// the window; `None` when none holds on `today`. Each holds from a
+    /// day on or until a day, never again after it stops.
     pub fn daily_through(
         &self,
         rules: &FoldRules,
         today: Day,
         uses: impl Fn(IndicatorName) -> bool,
     ) -> Option<Day> {
+        let late_scored = uses(IndicatorName::AvgDaysLate)
+            || uses(IndicatorName::MaxDaysLate)
+            || uses(IndicatorName::OnTimePaymentRatio)
+            || uses(IndicatorName::OldestOverdueDays);
+        if late_scored && self.unsettled.first().is_some_and(|(due, _)| *due < today) {
+            return Some(Day(i32::MAX));
+        }
         let first = self.first_order_at?;
         if uses(IndicatorName::DaysSinceLastOrder) || uses(IndicatorName::TenureDays) {
             return Some(Day(i32::MAX));
