@@ -876,8 +876,9 @@ impl CustomerState {
         }
         let current = self.assignment.as_ref()?;
         let held = policy.tier_index(&current.tier)?;
-        let keeps =
-            |eval: Evaluation, now: Timestamp| policy.decide(Some(current), eval, now) == held;
+        let keeps = |eval: Evaluation, now: Timestamp| {
+            policy.decide_held(Some((held, current.since)), eval, now) == held
+        };
         if !keeps(eval, at) {
             return None;
         }
@@ -1015,28 +1016,29 @@ impl CustomerState {
             (Some(r), Some(order)) if r.order == order => self.raise.take(),
             _ => None,
         };
-        let base = match &undo {
-            Some(r) => r.prior.as_ref(),
-            None => self.assignment.as_ref(),
+        // The held tier's index, looked up once (tier names are unique).
+        let held_idx = self
+            .assignment
+            .as_ref()
+            .and_then(|a| policy.tier_index(&a.tier));
+        let mut tier_idx = match &undo {
+            Some(r) => policy.decide(r.prior.as_ref(), eval, now),
+            None => policy.decide_held(
+                held_idx.zip(self.assignment.as_ref().map(|a| a.since)),
+                eval,
+                now,
+            ),
         };
-        let mut tier_idx = policy.decide(base, eval, now);
         if trigger.cause == Cause::Policy
             && policy.hysteresis().forbid_policy_downgrades
-            && let Some(held) = self
-                .assignment
-                .as_ref()
-                .and_then(|a| policy.tier_index(&a.tier))
+            && let Some(held) = held_idx
         {
             // Lower index = better tier: keep the held one.
             tier_idx = tier_idx.min(held);
         }
         let new_tier = &policy.tiers()[tier_idx].name;
-        let held_idx = self
-            .assignment
-            .as_ref()
-            .and_then(|a| policy.tier_index(&a.tier));
         match &mut self.assignment {
-            Some(a) if a.tier == *new_tier => a.score = eval.score,
+            Some(a) if held_idx == Some(tier_idx) => a.score = eval.score,
             current => {
                 let old = current.take();
                 // Back to the tier the corrected order replaced: keep its since.

@@ -786,17 +786,28 @@ impl Policy {
         eval: Evaluation,
         now: Timestamp,
     ) -> usize {
+        let held = current.and_then(|c| Some((self.tier_index(&c.tier)?, c.since)));
+        self.decide_held(held, eval, now)
+    }
+
+    /// [`Self::decide`] with the held tier's index (`None`: no tier held,
+    /// or one this policy does not know) and since when it is held: the
+    /// hot path, which knows the index already.
+    #[inline]
+    pub(crate) fn decide_held(
+        &self,
+        held: Option<(usize, Timestamp)>,
+        eval: Evaluation,
+        now: Timestamp,
+    ) -> usize {
         let evaluated = eval.tier.min(self.tiers.len().saturating_sub(1));
-        let Some(current) = current else {
-            return evaluated;
-        };
-        let Some(held) = self.tier_index(&current.tier) else {
+        let Some((held, since)) = held else {
             return evaluated;
         };
         if evaluated <= held || held < eval.ceiling {
             return evaluated;
         }
-        if now.days_since(current.since) < f64::from(self.hysteresis.min_days_in_tier) {
+        if now.days_since(since) < f64::from(self.hysteresis.min_days_in_tier) {
             return held;
         }
         // Validated at load to hold at most two decimals: exact.
