@@ -398,6 +398,10 @@ struct QuietRun {
     eval: Evaluation,
     /// Days of the run after the first.
     days: usize,
+    /// Whether the run's last day is the day of the advance's `until`:
+    /// the next due instant is then later (no exact instant, an
+    /// override's or an assessment's expiry, can come first in a run).
+    reaches_until: bool,
 }
 
 /// Whether `name` is one of the day's figures, the only indicators a
@@ -808,6 +812,7 @@ impl CustomerState {
                 Path::Reference => policy.evaluate(&figures),
             };
             let mut at = at;
+            let mut reached = false;
             steps += 1;
             // A quiet run of days that keep the held tier is decided at
             // its last day (see `quiet_run`).
@@ -824,10 +829,15 @@ impl CustomerState {
             {
                 (at, figures, eval) = (run.at, run.figures, run.eval);
                 steps += run.days;
+                reached = run.reaches_until;
             }
             figures_at = Some(at);
             if let Some(c) = self.rescore_with(customer_id, policy, at, trigger, &figures, eval) {
                 changes.push(c);
+            }
+            if reached {
+                // Every later due instant is a day start after `until`'s day.
+                return (changes, true);
             }
             next = self.due(policy, path);
         }
@@ -937,6 +947,7 @@ impl CustomerState {
             figures,
             eval,
             days: usize::try_from(lo.since(first)).unwrap_or(0),
+            reaches_until: lo == cal.day(until),
         })
     }
 
