@@ -392,9 +392,8 @@ enum Path {
 /// The last day of a run of time-driven decisions that keep the held
 /// tier (see `CustomerState::quiet_run`).
 struct QuietRun {
-    /// The start of the run's last day, its figures and their evaluation.
+    /// The start of the run's last day and the evaluation of its figures.
     at: Timestamp,
-    figures: Indicators,
     eval: Evaluation,
     /// Days of the run after the first.
     days: usize,
@@ -820,14 +819,14 @@ impl CustomerState {
                 && let Some(run) = self.quiet_run(
                     policy,
                     at,
-                    &figures,
+                    &mut figures,
                     eval,
                     &mut kept,
                     until,
                     max_steps - steps,
                 )
             {
-                (at, figures, eval) = (run.at, run.figures, run.eval);
+                (at, eval) = (run.at, run.eval);
                 steps += run.days;
                 reached = run.reaches_until;
             }
@@ -849,8 +848,9 @@ impl CustomerState {
     /// the held tier, so that deciding only its last day leaves the state
     /// each of them would (a decision that keeps the tier only sets the
     /// decision instant and the score): the last such day no later than
-    /// `until`, at most `budget` days after `at`'s, its figures and their
-    /// evaluation; `None` when there is no such run past `at`'s day.
+    /// `until`, at most `budget` days after `at`'s, and the evaluation of
+    /// its figures, left in `figures`; `None` (and `figures` unchanged)
+    /// when there is no such run past `at`'s day.
     ///
     /// Taken only where it is provable: the figures time moves can only
     /// lower the tier ([`Policy::day_figures_only_lower`]), no override
@@ -871,7 +871,7 @@ impl CustomerState {
         &self,
         policy: &Policy,
         at: Timestamp,
-        figures: &Indicators,
+        figures: &mut Indicators,
         eval: Evaluation,
         kept: &mut crate::policy::StepProducts,
         until: Timestamp,
@@ -906,45 +906,50 @@ impl CustomerState {
         if last <= first || !self.projection.changes_daily(rules, last.minus(1), uses) {
             return None;
         }
-        let mut on = |day: crate::time::Day| -> Option<(Timestamp, Indicators, Evaluation)> {
-            let t = cal.day_start(day);
-            if overdue {
-                // Days late grow: in full (the next step is computed in
-                // full too, an invoice being overdue).
-                let f = self.scored_figures(policy, t);
-                let e = policy.evaluate(&f);
-                return Some((t, f, e));
-            }
-            let mut f = *figures;
-            if !self.projection.indicators_step(&mut f, at, t, rules, uses) {
-                return None;
-            }
-            let e = policy.evaluate_step(&f, kept, false, is_day_figure);
-            Some((t, f, e))
-        };
+        // The figures of another day of the run, in `f` (`figures`' copy):
+        // the day figures moved, or everything computed again while days
+        // late grow (the next step is computed in full too then, an
+        // invoice being overdue).
+        let mut on =
+            |day: crate::time::Day, f: &mut Indicators| -> Option<(Timestamp, Evaluation)> {
+                let t = cal.day_start(day);
+                if overdue {
+                    *f = self.scored_figures(policy, t);
+                    return Some((t, policy.evaluate(f)));
+                }
+                if !self.projection.indicators_step(f, at, t, rules, uses) {
+                    return None;
+                }
+                Some((t, policy.evaluate_step(f, kept, false, is_day_figure)))
+            };
+        let mut f = *figures;
         let (mut lo, mut hi) = (first, last);
         let mut best = None;
-        let end = on(last)?;
-        if keeps(end.2, end.0) {
+        let end = on(last, &mut f)?;
+        if keeps(end.1, end.0) {
             lo = last;
             best = Some(end);
         } else {
             // `lo` keeps the tier, `hi` leaves it.
             while hi.since(lo) > 1 {
                 let mid = lo.plus(hi.since(lo) / 2);
-                let m = on(mid)?;
-                if keeps(m.2, m.0) {
+                let m = on(mid, &mut f)?;
+                if keeps(m.1, m.0) {
                     lo = mid;
                     best = Some(m);
                 } else {
                     hi = mid;
                 }
             }
+            // `f` holds the last day evaluated, which may be `hi`.
+            if best.is_some() && on(lo, &mut f).is_none() {
+                return None;
+            }
         }
-        let (at, figures, eval) = best?;
+        let (at, eval) = best?;
+        *figures = f;
         Some(QuietRun {
             at,
-            figures,
             eval,
             days: usize::try_from(lo.since(first)).unwrap_or(0),
             reaches_until: lo == cal.day(until),
