@@ -53,13 +53,26 @@
 //!   figures, summing the kept products of the others in the same order,
 //!   and keeps the gates' ceiling while no gate reads a day figure
 //!   (`Policy::evaluate_step`: exactly what `evaluate` gives);
-//! - `process` hands the first due instant it found to the advance.
+//! - `process` hands the first due instant it found to the advance;
+//! - a run of daily decisions that all keep the held tier is decided at
+//!   its last day only, where the policy proves that what time moves over
+//!   the run can only lower the tier (`Policy::day_figures_only_lower`:
+//!   e.g. a young customer's orders per month, scored higher-is-better,
+//!   only fall as its span grows; an overdue invoice's days late, scored
+//!   lower-is-better, only grow) and nothing else moves (no activity
+//!   leaves the window, no invoice falls due): a decision that keeps the
+//!   tier only moves the decision instant and the score, so the state is
+//!   the one deciding every day gives. The run's last day keeping the
+//!   tier is its end, or found by bisection (once a day leaves the held
+//!   tier, every later day of the run would); the day after it is then
+//!   decided as before.
 //!
 //! The full search stays as `next_due_reference` / `advance_to_reference`
 //! / `process_reference`, and a differential property test
 //! (`fast_time_steps_equal_the_reference` in `tests/projection_props.rs`)
 //! checks that both paths give the same tier changes in full and the
-//! same final states.
+//! same final states, under policies that allow quiet runs and one that
+//! does not, with sweeps limited to a few decisions.
 //!
 //! ## Corrections
 //! When an order's placement upgrades the tier, the state remembers the
@@ -374,6 +387,26 @@ pub struct Processed {
 enum Path {
     Fast,
     Reference,
+}
+
+/// The last day of a run of time-driven decisions that keep the held
+/// tier (see `CustomerState::quiet_run`).
+struct QuietRun {
+    /// The start of the run's last day and the evaluation of its figures.
+    at: Timestamp,
+    eval: Evaluation,
+    /// Days of the run after the first.
+    days: usize,
+    /// Whether the run's last day is the day of the advance's `until`:
+    /// the next due instant is then later (no exact instant, an
+    /// override's or an assessment's expiry, can come first in a run).
+    reaches_until: bool,
+}
+
+/// Whether `name` is one of the day's figures, the only indicators a
+/// time step moves (`CustomerProjection::indicators_step`).
+fn is_day_figure(name: crate::indicators::IndicatorName) -> bool {
+    crate::projection::DAY_FIGURES.contains(&name)
 }
 
 /// What a rescore is about, beyond its cause.
@@ -752,43 +785,175 @@ impl CustomerState {
             placed: None,
             corrected: None,
         };
-        for _ in 0..max_steps {
-            match next {
-                Some(due) if due <= until => {
-                    let at = self.decision_instant(Some(due));
-                    let stepped = path == Path::Fast
-                        && figures_at.is_some_and(|prev| {
-                            self.projection.indicators_step(
-                                &mut figures,
-                                prev,
-                                at,
-                                policy.fold_rules(),
-                                |n| policy.uses(n),
-                            )
-                        });
-                    if !stepped {
-                        figures = self.scored_figures(policy, at);
-                    }
-                    figures_at = Some(at);
-                    // Only the day's figures moved: a weighted score
-                    // computes only their parts again.
-                    let eval = match path {
-                        Path::Fast => policy.evaluate_step(&figures, &mut kept, !stepped, |n| {
-                            crate::projection::DAY_FIGURES.contains(&n)
-                        }),
-                        Path::Reference => policy.evaluate(&figures),
-                    };
-                    if let Some(c) =
-                        self.rescore_with(customer_id, policy, at, trigger, &figures, eval)
-                    {
-                        changes.push(c);
-                    }
-                    next = self.due(policy, path);
-                }
-                _ => return (changes, true),
+        let mut steps = 0;
+        while steps < max_steps {
+            let Some(due) = next.filter(|d| *d <= until) else {
+                return (changes, true);
+            };
+            let at = self.decision_instant(Some(due));
+            let stepped = path == Path::Fast
+                && figures_at.is_some_and(|prev| {
+                    self.projection.indicators_step(
+                        &mut figures,
+                        prev,
+                        at,
+                        policy.fold_rules(),
+                        |n| policy.uses(n),
+                    )
+                });
+            if !stepped {
+                figures = self.scored_figures(policy, at);
             }
+            // Only the day's figures moved: a weighted score computes only
+            // their parts again.
+            let mut eval = match path {
+                Path::Fast => policy.evaluate_step(&figures, &mut kept, !stepped, is_day_figure),
+                Path::Reference => policy.evaluate(&figures),
+            };
+            let mut at = at;
+            let mut reached = false;
+            steps += 1;
+            // A quiet run of days that keep the held tier is decided at
+            // its last day (see `quiet_run`).
+            if path == Path::Fast
+                && let Some(run) = self.quiet_run(
+                    policy,
+                    at,
+                    &mut figures,
+                    eval,
+                    &mut kept,
+                    until,
+                    max_steps - steps,
+                )
+            {
+                (at, eval) = (run.at, run.eval);
+                steps += run.days;
+                reached = run.reaches_until;
+            }
+            figures_at = Some(at);
+            if let Some(c) = self.rescore_with(customer_id, policy, at, trigger, &figures, eval) {
+                changes.push(c);
+            }
+            if reached {
+                // Every later due instant is a day start after `until`'s day.
+                return (changes, true);
+            }
+            next = self.due(policy, path);
         }
         (changes, next.is_none_or(|d| d > until))
+    }
+
+    /// A run of daily time-driven decisions from `at` (the decision just
+    /// evaluated, `figures` and `eval` its own, not made yet) that all keep
+    /// the held tier, so that deciding only its last day leaves the state
+    /// each of them would (a decision that keeps the tier only sets the
+    /// decision instant and the score): the last such day no later than
+    /// `until`, at most `budget` days after `at`'s, and the evaluation of
+    /// its figures, left in `figures`; `None` (and `figures` unchanged)
+    /// when there is no such run past `at`'s day.
+    ///
+    /// Taken only where it is provable: the figures time moves can only
+    /// lower the tier ([`Policy::day_figures_only_lower`]), no override
+    /// expires and no assessment exists (no exact instant can interleave),
+    /// every day of the run is due (a scored figure moves daily,
+    /// `CustomerProjection::daily_through`), and only those figures move
+    /// over it (`CustomerProjection::quiet_through`: no activity leaves
+    /// the window, no invoice falls due). Then, with `at`
+    /// keeping the held tier, the evaluated tier never improves over the
+    /// run, so the first day that leaves the held tier is followed only by
+    /// days that leave it too (a hold's days and the score's distance
+    /// below the band only grow; the gates admit no better tier): the last
+    /// day that keeps it is found by testing the run's last day, else by
+    /// bisection. The differential test checks it against deciding every
+    /// day (`fast_time_steps_equal_the_reference`).
+    #[allow(clippy::too_many_arguments)] // one private call path, all plain values
+    fn quiet_run(
+        &self,
+        policy: &Policy,
+        at: Timestamp,
+        figures: &mut Indicators,
+        eval: Evaluation,
+        kept: &mut crate::policy::StepProducts,
+        until: Timestamp,
+        budget: usize,
+    ) -> Option<QuietRun> {
+        if budget == 0
+            || !policy.day_figures_only_lower()
+            || self.projection.has_assessments()
+            || self.manual().is_some_and(|m| m.expires_at.is_some())
+        {
+            return None;
+        }
+        let current = self.assignment.as_ref()?;
+        let held = policy.tier_index(&current.tier)?;
+        let keeps = |eval: Evaluation, now: Timestamp| {
+            policy.decide_held(Some((held, current.since)), eval, now) == held
+        };
+        if !keeps(eval, at) {
+            return None;
+        }
+        let (rules, cal) = (policy.fold_rules(), policy.calendar());
+        let uses = |n| policy.uses(n);
+        let first = cal.day(at);
+        let (quiet, overdue) = self.projection.quiet_through(at, rules, uses)?;
+        let last = cal
+            .day(until)
+            .min(first.plus(i32::try_from(budget).unwrap_or(i32::MAX)))
+            .min(quiet)
+            .min(self.projection.daily_through(rules, first, uses)?.plus(1));
+        // Every day after `first` through `last` is due: a figure moved
+        // daily on the day before each.
+        if last <= first || !self.projection.changes_daily(rules, last.minus(1), uses) {
+            return None;
+        }
+        // The figures of another day of the run, in `f` (`figures`' copy):
+        // the day figures moved, or everything computed again while days
+        // late grow (the next step is computed in full too then, an
+        // invoice being overdue).
+        let mut on =
+            |day: crate::time::Day, f: &mut Indicators| -> Option<(Timestamp, Evaluation)> {
+                let t = cal.day_start(day);
+                if overdue {
+                    *f = self.scored_figures(policy, t);
+                    return Some((t, policy.evaluate(f)));
+                }
+                if !self.projection.indicators_step(f, at, t, rules, uses) {
+                    return None;
+                }
+                Some((t, policy.evaluate_step(f, kept, false, is_day_figure)))
+            };
+        let mut f = *figures;
+        let (mut lo, mut hi) = (first, last);
+        let mut best = None;
+        let end = on(last, &mut f)?;
+        if keeps(end.1, end.0) {
+            lo = last;
+            best = Some(end);
+        } else {
+            // `lo` keeps the tier, `hi` leaves it.
+            while hi.since(lo) > 1 {
+                let mid = lo.plus(hi.since(lo) / 2);
+                let m = on(mid, &mut f)?;
+                if keeps(m.1, m.0) {
+                    lo = mid;
+                    best = Some(m);
+                } else {
+                    hi = mid;
+                }
+            }
+            // `f` holds the last day evaluated, which may be `hi`.
+            if best.is_some() && on(lo, &mut f).is_none() {
+                return None;
+            }
+        }
+        let (at, eval) = best?;
+        *figures = f;
+        Some(QuietRun {
+            at,
+            eval,
+            days: usize::try_from(lo.since(first)).unwrap_or(0),
+            reaches_until: lo == cal.day(until),
+        })
     }
 
     /// Foresee a time-driven downgrade within the policy's horizon from
@@ -867,28 +1032,29 @@ impl CustomerState {
             (Some(r), Some(order)) if r.order == order => self.raise.take(),
             _ => None,
         };
-        let base = match &undo {
-            Some(r) => r.prior.as_ref(),
-            None => self.assignment.as_ref(),
+        // The held tier's index, looked up once (tier names are unique).
+        let held_idx = self
+            .assignment
+            .as_ref()
+            .and_then(|a| policy.tier_index(&a.tier));
+        let mut tier_idx = match &undo {
+            Some(r) => policy.decide(r.prior.as_ref(), eval, now),
+            None => policy.decide_held(
+                held_idx.zip(self.assignment.as_ref().map(|a| a.since)),
+                eval,
+                now,
+            ),
         };
-        let mut tier_idx = policy.decide(base, eval, now);
         if trigger.cause == Cause::Policy
             && policy.hysteresis().forbid_policy_downgrades
-            && let Some(held) = self
-                .assignment
-                .as_ref()
-                .and_then(|a| policy.tier_index(&a.tier))
+            && let Some(held) = held_idx
         {
             // Lower index = better tier: keep the held one.
             tier_idx = tier_idx.min(held);
         }
         let new_tier = &policy.tiers()[tier_idx].name;
-        let held_idx = self
-            .assignment
-            .as_ref()
-            .and_then(|a| policy.tier_index(&a.tier));
         match &mut self.assignment {
-            Some(a) if a.tier == *new_tier => a.score = eval.score,
+            Some(a) if held_idx == Some(tier_idx) => a.score = eval.score,
             current => {
                 let old = current.take();
                 // Back to the tier the corrected order replaced: keep its since.

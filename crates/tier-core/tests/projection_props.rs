@@ -755,16 +755,116 @@ fn recency_policy() -> Policy {
     Policy::from_toml_str(&text).expect("the recency variant parses")
 }
 
+/// The default policy with growth scored in place of the margin rate (so
+/// a month's turn ends a run of steps), a gate on recency for B (a figure
+/// that grows, under `<=`: it can only stop holding) and a short, tight
+/// hold (7 days, no margin), so that holds run out inside runs of
+/// time-driven decisions.
+fn growth_policy() -> Policy {
+    let text = tier_core::policy::DEFAULT_POLICY_TOML
+        .replacen(
+            "indicator = \"margin_rate_12m\"",
+            "indicator = \"growth_3m\"",
+            1,
+        )
+        .replacen(
+            r#"{ indicator = "oldest_overdue_days", op = "<=", value = 90 },"#,
+            r#"{ indicator = "oldest_overdue_days", op = "<=", value = 90 },
+    { indicator = "days_since_last_order", op = "<=", value = 90 },"#,
+            1,
+        )
+        .replacen("downgrade_margin = 2.0", "downgrade_margin = 0.0", 1)
+        .replacen("min_days_in_tier = 30", "min_days_in_tier = 7", 1)
+        .replacen("version = \"default-2027.01\"", "version = \"growth\"", 1);
+    assert!(text.contains(r#""days_since_last_order", op"#));
+    Policy::from_toml_str(&text).expect("the growth variant parses")
+}
+
+/// The default policy rewarding tenure (steeply, in place of the margin
+/// rate) and with a short, tight hold: a figure that moves with the day
+/// raises the score, so a run of time-driven decisions may leave the held
+/// tier (a hold running out) and come back to it; no run may be decided
+/// at its last day only.
+fn tenure_policy() -> Policy {
+    let text = tier_core::policy::DEFAULT_POLICY_TOML
+        .replacen(
+            r#"indicator = "margin_rate_12m"
+share = 20
+higher_is_better = true
+curve = [[0.0, 0], [0.10, 40], [0.25, 80], [0.40, 100]]"#,
+            r#"indicator = "tenure_days"
+share = 20
+higher_is_better = true
+curve = [[0, 0], [60, 100]]"#,
+            1,
+        )
+        .replacen("downgrade_margin = 2.0", "downgrade_margin = 0.0", 1)
+        .replacen("min_days_in_tier = 30", "min_days_in_tier = 7", 1)
+        .replacen("version = \"default-2027.01\"", "version = \"tenure\"", 1);
+    assert!(text.contains(r#"indicator = "tenure_days""#));
+    Policy::from_toml_str(&text).expect("the tenure variant parses")
+}
+
+/// The policies of the differential test, and whether each lets a run of
+/// quiet days be decided at its last day.
+fn step_policies() -> [(Policy, bool); 4] {
+    [
+        (Policy::default_policy(), true),
+        (recency_policy(), true),
+        (growth_policy(), true),
+        (tenure_policy(), false),
+    ]
+}
+
+#[test]
+fn policies_say_whether_time_only_lowers_tiers() {
+    for (p, lowers) in step_policies() {
+        assert_eq!(p.day_figures_only_lower(), lowers, "{}", p.version());
+    }
+    // Fewer orders a month rewarded (a falling figure raising the score),
+    // or a gate a growing figure can start to meet.
+    let rewarded = tier_core::policy::DEFAULT_POLICY_TOML.replacen(
+        r#"indicator = "orders_per_month_12m"
+share = 30
+higher_is_better = true
+curve = [[0, 0], [1, 30], [4, 80], [8, 100]]"#,
+        r#"indicator = "orders_per_month_12m"
+share = 30
+higher_is_better = false
+curve = [[0, 100], [1, 30], [4, 10], [8, 0]]"#,
+        1,
+    );
+    assert!(rewarded.contains("higher_is_better = false\ncurve = [[0, 100], [1, 30]"));
+    assert!(
+        !Policy::from_toml_str(&rewarded)
+            .unwrap()
+            .day_figures_only_lower()
+    );
+    let gate = tier_core::policy::DEFAULT_POLICY_TOML.replacen(
+        r#"{ indicator = "oldest_overdue_days", op = "<=", value = 90 },"#,
+        r#"{ indicator = "oldest_overdue_days", op = "<=", value = 90 },
+    { indicator = "tenure_days", op = ">=", value = 90 },"#,
+        1,
+    );
+    assert!(gate.contains(r#""tenure_days", op = ">=""#));
+    assert!(
+        !Policy::from_toml_str(&gate)
+            .unwrap()
+            .day_figures_only_lower()
+    );
+}
+
 /// One run of events and sweeps through the fast path (`process`,
 /// `advance_to`) or the reference (`process_reference`,
 /// `advance_to_reference`: the full search for every due instant), with
 /// an optional override `(before event, mode, tier, expires after ms)`;
+/// a quarter of the sweeps may make only a few decisions (1 to 6);
 /// returns the final state, every tier change in full, and the due
-/// instant after every step.
+/// instant after every step with whether each sweep reached its instant.
 type Run = (
     CustomerState,
     Vec<tier_core::state::TierChange>,
-    Vec<Option<Timestamp>>,
+    Vec<(Option<Timestamp>, bool)>,
 );
 
 fn run_path(
@@ -779,11 +879,11 @@ fn run_path(
     let mut state = CustomerState::default();
     let mut changes = Vec::new();
     let mut dues = Vec::new();
-    let advance = |s: &mut CustomerState, t: Timestamp| {
+    let advance = |s: &mut CustomerState, t: Timestamp, steps: usize| {
         if reference {
-            s.advance_to_reference("c", policy, t, usize::MAX)
+            s.advance_to_reference("c", policy, t, steps)
         } else {
-            s.advance_to("c", policy, t, usize::MAX)
+            s.advance_to("c", policy, t, steps)
         }
     };
     for (i, e) in events.iter().enumerate() {
@@ -791,8 +891,14 @@ fn run_path(
             let from = state.decided_at.max(events[0].occurred_at).millis();
             let to = e.occurred_at.millis().max(from);
             let t = Timestamp::from_millis(from + (to - from) / 255 * i64::from(frac));
-            changes.extend(advance(&mut state, t).0);
-            dues.push(state.next_due_reference(policy));
+            let steps = if frac % 4 == 0 {
+                1 + usize::from(frac / 4) % 6
+            } else {
+                usize::MAX
+            };
+            let (c, reached) = advance(&mut state, t, steps);
+            changes.extend(c);
+            dues.push((state.next_due_reference(policy), reached));
         }
         if let Some((at, mode, tier, ms)) = manual
             && at == i
@@ -822,30 +928,37 @@ fn run_path(
             state.process("c", e, policy)
         };
         changes.extend(p.due_first.into_iter().chain(p.change));
-        dues.push(state.next_due_reference(policy));
+        dues.push((state.next_due_reference(policy), true));
     }
-    let (c, reached) = advance(&mut state, end);
+    let (c, reached) = advance(&mut state, end, usize::MAX);
     assert!(reached);
     changes.extend(c);
     (state, changes, dues)
 }
 
+/// Cases of the differential test in which time moved a tier two days or
+/// more after the event before (inside a run of daily decisions the fast
+/// path may decide at its last day only): the run must stop right before.
+static MOVED_IN_RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 
     /// The fast time step (`next_due`'s daily shortcut, the first due
-    /// instant handed from `process` to the advance) decides exactly as
-    /// the full search for every due instant: the same tier changes in
-    /// full (instants, causes, sequence numbers, scores, reasons,
+    /// instant handed from `process` to the advance, a quiet run of days
+    /// decided at its last day) decides exactly as the full search for
+    /// every due instant, one decision at a time: the same tier changes
+    /// in full (instants, causes, sequence numbers, scores, reasons,
     /// lifecycle, gradings), the same final state, and `next_due` agrees
-    /// with the full search after every step.
+    /// with the full search after every step; sweeps limited to a few
+    /// decisions stop at the same one.
     #[test]
     fn fast_time_steps_equal_the_reference(
         actions in prop::collection::vec(action(), 1..30),
         sweeps in prop::collection::vec((0usize..60, any::<u8>()), 0..6),
         manual in prop::option::weighted(0.3, (0usize..40, any::<u8>(), 0usize..4, 1i64..(90 * DAY))),
         tail_days in 0i64..500,
-        recency in any::<bool>(),
+        which in 0usize..4,
     ) {
         let mut events = expand(&actions);
         for e in &mut events {
@@ -856,21 +969,43 @@ proptest! {
                 }
             }
         }
-        let policy = if recency { recency_policy() } else { Policy::default_policy() };
+        static POLICIES: std::sync::OnceLock<[(Policy, bool); 4]> = std::sync::OnceLock::new();
+        let (policy, _) = &POLICIES.get_or_init(step_policies)[which];
         let end = events.last().map_or(now(), |e| e.occurred_at).plus_days(tail_days);
         let (fast, fast_changes, fast_dues) =
-            run_path(&events, &sweeps, manual, end, &policy, false);
+            run_path(&events, &sweeps, manual, end, policy, false);
         let (slow, slow_changes, slow_dues) =
-            run_path(&events, &sweeps, manual, end, &policy, true);
+            run_path(&events, &sweeps, manual, end, policy, true);
+        let in_run = fast_changes.iter().any(|c| {
+            c.cause == tier_core::state::Cause::Time
+                && events
+                    .iter()
+                    .map(|e| e.occurred_at)
+                    .filter(|t| *t <= c.changed_at)
+                    .max()
+                    .is_some_and(|t| c.changed_at.millis() - t.millis() >= 2 * DAY)
+        });
+        MOVED_IN_RUN.fetch_add(usize::from(in_run), std::sync::atomic::Ordering::Relaxed);
         prop_assert_eq!(&fast_changes, &slow_changes);
         prop_assert_eq!(&fast_dues, &slow_dues);
-        prop_assert_eq!(fast.next_due(&policy), slow.next_due_reference(&policy));
+        prop_assert_eq!(fast.next_due(policy), slow.next_due_reference(policy));
         prop_assert_eq!(
-            fast.foresee_drop("c", &policy, end),
-            slow.foresee_drop("c", &policy, end)
+            fast.foresee_drop("c", policy, end),
+            slow.foresee_drop("c", policy, end)
         );
         prop_assert_eq!(&fast, &slow);
     }
+}
+
+#[test]
+fn fast_time_steps_property_sees_changes_inside_runs() {
+    // As `sweeps_property_sees_time_driven_changes`: runs the property in
+    // this process and checks it did not hold vacuously.
+    fast_time_steps_equal_the_reference();
+    assert!(
+        MOVED_IN_RUN.load(std::sync::atomic::Ordering::Relaxed) > 50,
+        "the generated cases must include time-driven tier changes inside runs of days"
+    );
 }
 
 /// The fast path's `next_due` agrees with the full search at every

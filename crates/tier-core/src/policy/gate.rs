@@ -104,12 +104,21 @@ pub(crate) struct Gates {
     /// `by_tier[t]`: the gates of tier `t` (best first); empty for tiers
     /// without gates and always for the lowest tier.
     by_tier: Vec<Vec<Gate>>,
+    /// `reads[n.index()]`: whether some gate reads indicator `n` (asked
+    /// on every fresh evaluation of a run of time steps).
+    reads: [bool; IndicatorName::ALL.len()],
 }
 
 impl Gates {
     /// `by_tier`: one list per tier, best first, the lowest one empty.
     pub(crate) fn new(by_tier: Vec<Vec<Gate>>) -> Self {
-        Self { by_tier }
+        let reads = IndicatorName::ALL.map(|n| {
+            by_tier
+                .iter()
+                .flatten()
+                .any(|g| g.operand.indicator() == Some(n))
+        });
+        Self { by_tier, reads }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -117,11 +126,24 @@ impl Gates {
     }
 
     /// Whether some gate reads `name`.
+    #[inline]
     pub(crate) fn uses(&self, name: IndicatorName) -> bool {
+        self.reads[name.index()]
+    }
+
+    /// Whether every gate on an indicator that `rises` says moves with
+    /// the day alone (`Some(true)`: grows, `Some(false)`: falls) can only
+    /// stop holding as it moves: `<` or `<=` on one that grows, `>` or
+    /// `>=` on one that falls (an unknown value stays unknown).
+    pub(crate) fn only_fail_as(&self, rises: impl Fn(IndicatorName) -> Option<bool>) -> bool {
         self.by_tier
             .iter()
             .flatten()
-            .any(|g| g.operand.indicator() == Some(name))
+            .all(|g| match g.operand.indicator().and_then(&rises) {
+                None => true,
+                Some(true) => matches!(g.op, Op::Lt | Op::Le),
+                Some(false) => matches!(g.op, Op::Gt | Op::Ge),
+            })
     }
 
     /// Whether some gate reads the assessment in `slot`.

@@ -338,6 +338,8 @@ pub struct Policy {
     scored: [bool; IndicatorName::ALL.len()],
     /// `scored_assessments[slot]`: whether the method reads that assessment.
     scored_assessments: [bool; MAX_ASSESSMENTS],
+    /// See [`Policy::day_figures_only_lower`].
+    day_figures_only_lower: bool,
 }
 
 /// Reads one indicator; precomputed per scored term.
@@ -532,6 +534,24 @@ impl Policy {
     #[inline]
     pub fn uses(&self, name: IndicatorName) -> bool {
         self.scored[name.index()]
+    }
+
+    /// Whether the figures that move with the days alone (over a run of
+    /// days in which no activity leaves the window and no invoice falls
+    /// due: see [`crate::projection::moves_with_days`]) can only lower the
+    /// score and the tier: the method is a weighted score whose parts on
+    /// them lose points as they move (a figure that falls scored
+    /// `higher_is_better`, one that grows scored lower-is-better), and
+    /// every gate on them can only stop holding as they move. Curves are
+    /// monotone and every step of the score is a monotone floating point
+    /// operation, so over such a run the evaluated tier never improves,
+    /// and once a day's decision leaves the held tier, every later day's
+    /// does too: what lets `CustomerState::advance_to` decide a quiet run
+    /// of days at its last day (a new-customer rule reads an assessment,
+    /// and runs have none in force).
+    #[inline]
+    pub fn day_figures_only_lower(&self) -> bool {
+        self.day_figures_only_lower
     }
 
     /// The assessment indicators the policy declares (`[[assessments]]`).
@@ -766,17 +786,28 @@ impl Policy {
         eval: Evaluation,
         now: Timestamp,
     ) -> usize {
+        let held = current.and_then(|c| Some((self.tier_index(&c.tier)?, c.since)));
+        self.decide_held(held, eval, now)
+    }
+
+    /// [`Self::decide`] with the held tier's index (`None`: no tier held,
+    /// or one this policy does not know) and since when it is held: the
+    /// hot path, which knows the index already.
+    #[inline]
+    pub(crate) fn decide_held(
+        &self,
+        held: Option<(usize, Timestamp)>,
+        eval: Evaluation,
+        now: Timestamp,
+    ) -> usize {
         let evaluated = eval.tier.min(self.tiers.len().saturating_sub(1));
-        let Some(current) = current else {
-            return evaluated;
-        };
-        let Some(held) = self.tier_index(&current.tier) else {
+        let Some((held, since)) = held else {
             return evaluated;
         };
         if evaluated <= held || held < eval.ceiling {
             return evaluated;
         }
-        if now.days_since(current.since) < f64::from(self.hysteresis.min_days_in_tier) {
+        if now.days_since(since) < f64::from(self.hysteresis.min_days_in_tier) {
             return held;
         }
         // Validated at load to hold at most two decimals: exact.
@@ -946,6 +977,15 @@ impl Policy {
                 }
             })
             .collect()
+    }
+}
+
+/// [`Policy::day_figures_only_lower`] of a method and its gates.
+pub(crate) fn day_figures_only_lower(method: &Method, gates: &Gates) -> bool {
+    let rises = crate::projection::moves_with_days;
+    match method {
+        Method::WeightedScore(m) => m.only_loses_as(rises) && gates.only_fail_as(rises),
+        Method::Rules(_) | Method::Abc(_) => false,
     }
 }
 

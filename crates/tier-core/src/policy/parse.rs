@@ -381,6 +381,7 @@ impl<M> RawPolicy<M> {
         };
         Ok(Policy {
             version,
+            day_figures_only_lower: super::day_figures_only_lower(&method, &gates),
             scored_assessments: std::array::from_fn(|slot| {
                 new_customers.as_ref().is_some_and(|n| n.slot == slot)
                     || gates.uses_assessment(slot)

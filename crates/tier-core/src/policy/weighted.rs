@@ -306,6 +306,17 @@ impl WeightedScore {
         }
     }
 
+    /// Whether every part on an indicator that `rises` says moves with
+    /// the day alone (`Some(true)`: grows, `Some(false)`: falls) can only
+    /// lose points as it moves: scored lower-is-better when it grows,
+    /// higher-is-better when it falls (curves are monotone in their
+    /// declared direction).
+    pub(crate) fn only_loses_as(&self, rises: impl Fn(IndicatorName) -> Option<bool>) -> bool {
+        self.terms
+            .iter()
+            .all(|t| rises(t.indicator).is_none_or(|up| up != t.higher_is_better))
+    }
+
     /// Whether a part scores the assessment in `slot`.
     pub(crate) fn uses_assessment(&self, slot: usize) -> bool {
         self.assessed.iter().any(|t| t.slot == slot)

@@ -81,6 +81,29 @@ pub const DAY_FIGURES: [IndicatorName; 3] = [
     IndicatorName::DaysSinceLastOrder,
 ];
 
+/// How an indicator moves as business days pass with the projection
+/// unchanged, over a run of days in which no activity leaves the window
+/// and no open invoice falls due (see [`CustomerProjection::quiet_through`]):
+/// `Some(true)` when it can only grow (tenure, recency, and the days late
+/// of the invoices overdue: `avg_days_late`, `max_days_late`,
+/// `oldest_overdue_days`), `Some(false)` when it can only fall
+/// (`orders_per_month_12m`: the same orders over a span that grows until
+/// the customer is as old as the window); `None` for the indicators that
+/// stay over such a run. What lets a policy prove that such a run of
+/// time-driven decisions cannot raise a tier
+/// (`Policy::day_figures_only_lower`).
+pub const fn moves_with_days(name: IndicatorName) -> Option<bool> {
+    match name {
+        IndicatorName::OrdersPerMonth12m => Some(false),
+        IndicatorName::TenureDays
+        | IndicatorName::DaysSinceLastOrder
+        | IndicatorName::AvgDaysLate
+        | IndicatorName::MaxDaysLate
+        | IndicatorName::OldestOverdueDays => Some(true),
+        _ => None,
+    }
+}
+
 /// What `apply` did with an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
@@ -1522,6 +1545,76 @@ impl CustomerProjection {
         }
         self.day_figures(today, rules, &needed, ind);
         true
+    }
+
+    /// The last business day `d` such that from `prev_at`'s day through
+    /// `d` only the figures [`moves_with_days`] names can change with
+    /// time alone: no open invoice falls due before `d` (the invoices
+    /// overdue stay the same), the month does not turn when growth is
+    /// `needed`, the oldest activity of the window stays in it; with
+    /// whether an invoice is overdue already (days late then grow, and the
+    /// figures are computed in full; otherwise [`Self::indicators_step`]
+    /// moves them on every day of the run). `None` when assessments exist
+    /// (they expire at exact instants). The conditions only ever fail as
+    /// days pass, so they hold on every day from `prev_at`'s to `d`.
+    pub fn quiet_through(
+        &self,
+        prev_at: Timestamp,
+        rules: &FoldRules,
+        needed: impl Fn(IndicatorName) -> bool,
+    ) -> Option<(Day, bool)> {
+        if self.assessments.is_some() {
+            return None;
+        }
+        let was = rules.calendar.day(self.eval_instant(prev_at));
+        let mut last = Day(i32::MAX);
+        // Overdue from the day after its due day.
+        if let Some((due, _)) = self.unsettled.range((was, 0)..).next() {
+            last = last.min(*due);
+        }
+        if needed(IndicatorName::Growth3m) || needed(IndicatorName::GrowthStreakMonths) {
+            last = last.min(was.month().plus(1).first_day().minus(1));
+        }
+        let len = i32::try_from(rules.window.len_days()).unwrap_or(i32::MAX);
+        // It leaves when the window's start passes it: `start(d) = d - (len - 1)`.
+        if let Some(oldest) = self.days.oldest_day_from(rules.window.start(was)) {
+            last = last.min(oldest.plus(len - 1));
+        }
+        let overdue = self.unsettled.first().is_some_and(|(due, _)| *due < was);
+        Some((last, overdue))
+    }
+
+    /// The last business day from `today` on through which
+    /// [`Self::changes_daily`] holds, as long as no open invoice falls
+    /// due: while one is overdue and days late are scored (every day),
+    /// tenure or recency scored once there is an order (every day),
+    /// `orders_per_month_12m` scored while the customer is younger than
+    /// the window; `None` when none holds on `today`. Each holds from a
+    /// day on or until a day, never again after it stops.
+    pub fn daily_through(
+        &self,
+        rules: &FoldRules,
+        today: Day,
+        uses: impl Fn(IndicatorName) -> bool,
+    ) -> Option<Day> {
+        let late_scored = uses(IndicatorName::AvgDaysLate)
+            || uses(IndicatorName::MaxDaysLate)
+            || uses(IndicatorName::OnTimePaymentRatio)
+            || uses(IndicatorName::OldestOverdueDays);
+        if late_scored && self.unsettled.first().is_some_and(|(due, _)| *due < today) {
+            return Some(Day(i32::MAX));
+        }
+        let first = self.first_order_at?;
+        if uses(IndicatorName::DaysSinceLastOrder) || uses(IndicatorName::TenureDays) {
+            return Some(Day(i32::MAX));
+        }
+        if !uses(IndicatorName::OrdersPerMonth12m) {
+            return None;
+        }
+        let len = i32::try_from(rules.window.len_days()).unwrap_or(i32::MAX);
+        // Young while `d.since(first) + 1 < len`: through `first + len - 2`.
+        let last = rules.calendar.day(first).plus(len.saturating_sub(2));
+        (last >= today).then_some(last)
     }
 
     /// `growth_3m` and `growth_streak_months` as of business day `today`.
