@@ -2,16 +2,18 @@
 //! process of its own (`tierd-testbroker`), checked against an oracle (the
 //! fold of the same events by tier-core, once, without Kafka).
 //!
-//! One test, three phases over one seeded workload (orders, payments,
-//! complaints, assessments, duplicates, late and malformed records, keyed by
-//! customer, over two input topics of four partitions each):
+//! `two_instances_in_one_group_...`: three phases over one seeded workload
+//! (orders, payments, complaints, assessments, duplicates, late and
+//! malformed records, keyed by customer, over two input topics of four
+//! partitions each), time sweeps off:
 //!
 //! 1. A and B join one group; the first part of the workload goes in. Once
 //!    caught up, every customer is known to exactly one instance, with the
-//!    oracle's tier and score; the instances split the partition numbers
-//!    between them (the non-owner answers `known: false`); the tier-changes
-//!    topic, de-duplicated on (customer, sequence), is exactly the oracle's
-//!    transitions.
+//!    oracle's tier and score (BatchGetTiers and GetTier); the other answers
+//!    `known: false` and NOT_FOUND; the instances split the partition
+//!    numbers between them; each one's `tierd_customers{tier}` gauge counts
+//!    the customers it serves; the tier-changes topic, de-duplicated on
+//!    (customer, sequence), is exactly the oracle's transitions.
 //! 2. B is stopped with SIGTERM; the group has committed offsets (the log
 //!    ends) for B's partitions, but A has none in its own store, so A must
 //!    consume them from the start (rebuild), not from the group's offsets:
@@ -25,14 +27,19 @@
 //!    both are stopped and each one's store is checked for the partitions
 //!    it owns: states and offsets equal the oracle's and the log ends.
 //!
+//! `a_takeover_sweeps_...`: the whole workload is in the log before A and
+//! B start, time sweeps on; after B stops, A rebuilds B's partitions over
+//! many small batches and must sweep their customers only once the backlog
+//! is consumed, so that what it re-publishes equals what B published.
+//!
 //! What this does not promise (see `../shared/ROADMAP.md`: fencing and
 //! changelog restore come later): a rebuilding instance re-publishes the
 //! tier changes of the customers it rebuilds (same sequence, same content:
 //! consumers de-duplicate), and a restarted instance answers from its stored
 //! (possibly stale) state until it has caught up. The run prints both.
 //!
-//! tierd's logs and data dirs are kept under `target/tmp/` when it fails
-//! (or with `TIERD_FAULT_KEEP`).
+//! tierd's logs and data dirs are kept under `target/tmp/` when a test
+//! fails (or with `TIERD_FAULT_KEEP`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
