@@ -664,12 +664,18 @@ async fn wait_judged(
         .map(|i| (i.name, i.ready.expect("ready")))
         .collect();
     let started = Instant::now();
+    // The most customers seen unknown to every instance, and answered
+    // otherwise than the oracle says, in any one poll (what clients saw
+    // meanwhile; printed, not asserted).
+    let (mut unknown, mut wrong, mut polls) = (0, 0, 0);
     loop {
+        polls += 1;
         match judge(oracle, homes, &live).await {
             Ok(owned) => {
                 println!(
                     "{what}: {} customers answered right by their owner after {:.1} s; \
-                     owners {owned:?}",
+                     owners {owned:?}; before that, in {polls} polls, at most {unknown} \
+                     unknown to every instance and {wrong} answered otherwise than the oracle",
                     oracle.states.len(),
                     started.elapsed().as_secs_f64()
                 );
@@ -681,7 +687,12 @@ async fn wait_judged(
                 PATIENCE,
                 &problems[..problems.len().min(15)]
             ),
-            Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+            Err(problems) => {
+                let count = |s: &str| problems.iter().filter(|p| p.contains(s)).count();
+                unknown = unknown.max(count("unknown to every"));
+                wrong = wrong.max(count(" answers "));
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
         }
     }
 }
