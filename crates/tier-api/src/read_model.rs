@@ -691,13 +691,27 @@ impl ReadModel {
     }
 
     /// Customers per held tier, for the customers-per-tier gauge (see
-    /// [`Self::totals`] for how near-instant it is).
+    /// [`Self::totals`] for how near-instant it is). Summed shard by shard
+    /// without merging the cells (tierd sets the gauge after every
+    /// committed unit).
     pub fn count_by_tier(&self) -> BTreeMap<String, u64> {
-        self.totals()
-            .by_tier()
-            .into_iter()
-            .map(|(tier, cell)| (tier, cell.customers))
-            .collect()
+        let mut out: BTreeMap<String, u64> = BTreeMap::new();
+        for i in 0..SHARDS {
+            let shard = self.read(i);
+            for (tier, managers) in &shard.totals.cells {
+                let n: u64 = managers.values().map(|c| c.customers).sum();
+                if n == 0 {
+                    continue;
+                }
+                match out.get_mut(&**tier) {
+                    Some(total) => *total += n,
+                    None => {
+                        out.insert(tier.to_string(), n);
+                    }
+                }
+            }
+        }
+        out
     }
 }
 

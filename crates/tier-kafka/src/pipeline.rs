@@ -577,9 +577,10 @@ struct Pipeline<S> {
     engine: Engine,
     committer: Option<Committer>,
     /// The consumer has been seen at the end of every assigned partition
-    /// since the last full batch: time-driven decisions may go up to the
-    /// processing clock (while catching up they wait, so a customer is not
-    /// swept for want of events still in the backlog).
+    /// since the last full batch and the last assignment of partitions new
+    /// to the engine: time-driven decisions may go up to the processing
+    /// clock (while catching up they wait, so a customer is not swept for
+    /// want of events still in the backlog).
     caught_up: bool,
     last_probe: Instant,
     positions: Positions,
@@ -1062,6 +1063,16 @@ impl<S: Store + 'static> Pipeline<S> {
         let in_hand = std::mem::take(batch);
         self.submit(in_hand, now, false)?;
         let assigned = self.engine.assign(&mut batch.unit, &partitions);
+        if !assigned.to_load.is_empty() {
+            // Partitions new to this instance come with a backlog (from
+            // their start when it never owned them, else from its own older
+            // offset): as at start, time-driven decisions wait until the
+            // probe finds every assigned partition consumed to its end, so
+            // no customer of theirs is swept halfway through its history
+            // (which would publish tier changes its previous owner never
+            // made, under sequence numbers it already used).
+            self.caught_up = false;
+        }
         if assigned.evicted > 0 {
             tracing::info!(
                 customers = assigned.evicted,

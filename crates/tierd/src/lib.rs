@@ -109,10 +109,44 @@ fn population_gradings(read: Arc<ReadModel>, policy: Arc<PolicyHandle>) -> tier_
     }))
 }
 
-/// Publishes committed customer states into the API's read model.
+/// Publishes committed customer states into the API's read model, and
+/// the customers-per-tier gauge from it.
 struct ReadModelObserver {
     read: Arc<ReadModel>,
     policy: Arc<PolicyHandle>,
+    /// Every tier the gauge was set for (set to 0 once it has no customer).
+    gauged: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
+
+impl ReadModelObserver {
+    fn new(read: Arc<ReadModel>, policy: Arc<PolicyHandle>) -> Self {
+        Self {
+            read,
+            policy,
+            gauged: std::sync::Mutex::new(std::collections::BTreeSet::new()),
+        }
+    }
+
+    /// `tierd_customers{tier}`: the customers this instance holds, per
+    /// held tier, counted from the read model. It follows rebalances
+    /// (customers evicted when their partition goes elsewhere, loaded back
+    /// when it returns), which the committer's own running count does not
+    /// (it only moves with tier changes); the committer sets the gauge
+    /// before it tells this observer, so this count is the one that stays.
+    fn set_tier_gauge(&self) {
+        let mut gauged = self
+            .gauged
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let counts = self.read.count_by_tier();
+        gauged.extend(self.policy.policy().tiers().iter().map(|t| t.name.clone()));
+        gauged.extend(counts.keys().filter(|t| !t.is_empty()).cloned());
+        for tier in gauged.iter() {
+            let n = counts.get(tier).copied().unwrap_or(0);
+            metrics::gauge!(tier_kafka::metrics::CUSTOMERS_PER_TIER, "tier" => tier.clone())
+                .set(n as f64);
+        }
+    }
 }
 
 impl CommitObserver for ReadModelObserver {
@@ -120,10 +154,12 @@ impl CommitObserver for ReadModelObserver {
         // Views of the decisions themselves (figures at their instants),
         // with each customer's account manager and exact 12-month money.
         self.read.publish(customers, &self.policy.policy());
+        self.set_tier_gauge();
     }
 
     fn evicted(&self, ids: &[String]) {
         self.read.remove(ids);
+        self.set_tier_gauge();
     }
 }
 
@@ -368,10 +404,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         );
     }
     let ingest_stop = CancellationToken::new();
-    let observer = Arc::new(ReadModelObserver {
-        read: read.clone(),
-        policy: policy_handle.clone(),
-    });
+    let observer = Arc::new(ReadModelObserver::new(read.clone(), policy_handle.clone()));
     let pipeline = pipeline::spawn(
         pc,
         pipeline::PipelineDeps {
@@ -571,4 +604,92 @@ fn write_ready_file(path: &Path, info: &serde_json::Value) -> anyhow::Result<()>
     std::fs::write(&tmp, serde_json::to_vec_pretty(info)?)?;
     std::fs::rename(&tmp, path)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::collections::BTreeMap;
+
+    use tier_core::{Event, EventKind, Money};
+
+    use super::*;
+
+    /// A customer after `orders` orders of `amount` (minor units).
+    fn customer(id: &str, orders: usize, amount: i64, policy: &Policy) -> CustomerState {
+        let at = tier_core::time::date(2026, 11, 1);
+        let mut state = CustomerState::default();
+        for i in 0..orders {
+            let event = Event {
+                event_id: format!("{id}-{i}"),
+                customer_id: id.into(),
+                occurred_at: Timestamp(at.millis() + i as i64 * 60_000),
+                source: "test".into(),
+                kind: EventKind::OrderPlaced {
+                    order_id: format!("{id}-o-{i}"),
+                    amount: Money(amount),
+                    cost: Some(Money(amount / 2)),
+                },
+            };
+            let _ = state.process(id, &event, policy);
+        }
+        state
+    }
+
+    fn tier(state: &CustomerState) -> String {
+        state.effective.as_ref().expect("decided").tier.clone()
+    }
+
+    /// `tierd_customers{tier=..}` by tier, from a Prometheus text.
+    fn gauges(text: &str) -> BTreeMap<String, f64> {
+        text.lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix("tierd_customers{tier=\"")?;
+                let (tier, value) = rest.split_once("\"} ")?;
+                Some((tier.to_owned(), value.trim().parse().ok()?))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_customers_per_tier_gauge_follows_evictions_and_loads() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let policy = Policy::default_policy();
+        let tiers: Vec<String> = policy.tiers().iter().map(|t| t.name.clone()).collect();
+        let big = customer("big", 12, 100_000_000, &policy);
+        let small = customer("small", 1, 10_000, &policy);
+        assert_ne!(tier(&big), tier(&small), "the test needs two tiers");
+        let observer = ReadModelObserver::new(
+            Arc::new(ReadModel::new()),
+            Arc::new(PolicyHandle::new(Arc::new(ActivePolicy::new(
+                policy.clone(),
+                String::new(),
+                String::new(),
+            )))),
+        );
+        let expect = |held: &[&CustomerState]| -> BTreeMap<String, f64> {
+            let mut want: BTreeMap<String, f64> = tiers.iter().map(|t| (t.clone(), 0.0)).collect();
+            for s in held {
+                *want.get_mut(&tier(s)).expect("a policy tier") += 1.0;
+            }
+            want
+        };
+        metrics::with_local_recorder(&recorder, || {
+            // Loaded at start, or committed.
+            observer.committed(&[("big", &big), ("small", &small)]);
+            assert_eq!(gauges(&handle.render()), expect(&[&big, &small]));
+            // "small"'s partition went to another instance: its tier is
+            // left with no customer here, and says 0.
+            observer.evicted(&["small".to_owned()]);
+            assert_eq!(gauges(&handle.render()), expect(&[&big]));
+            // The partition came back: loaded from the store again.
+            observer.committed(&[("small", &small)]);
+            assert_eq!(gauges(&handle.render()), expect(&[&big, &small]));
+            // A customer committed again is counted once.
+            observer.committed(&[("big", &big)]);
+            assert_eq!(gauges(&handle.render()), expect(&[&big, &small]));
+        });
+    }
 }
