@@ -412,7 +412,7 @@ macro_rules! kept_indicators {
         /// figures, exactly, with the assessment slots boxed apart and
         /// absent when none is set (most customers), so a state carries
         /// about half the bytes of `Indicators`.
-        #[derive(Debug, Clone, PartialEq)]
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
         pub struct KeptIndicators {
             $($field: $ty,)*
             assessed: Option<Box<Assessed>>,

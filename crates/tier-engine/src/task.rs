@@ -35,26 +35,30 @@ pub(crate) enum Slot {
         state: Box<CustomerState>,
         used: u64,
     },
-    /// Encoded (postcard); `at_risk` mirrors `state.at_risk.is_some()`, so
-    /// counting the customers with a drop announced decodes nothing.
-    /// `baseline` is what the encoding leaves out: the figures the next
-    /// change's reasons compare with (see
-    /// `CustomerState::take_change_baseline`).
-    Cold {
-        bytes: Box<[u8]>,
-        at_risk: bool,
-        baseline: Option<Box<KeptIndicators>>,
-    },
+    /// Encoded (postcard): the stored form of the state, then what the
+    /// stored form leaves out, the figures the next change's reasons
+    /// compare with (see `CustomerState::take_change_baseline`).
+    /// `at_risk` mirrors `state.at_risk.is_some()`, so counting the
+    /// customers with a drop announced decodes nothing.
+    Cold { bytes: Box<[u8]>, at_risk: bool },
 }
 
 impl Slot {
-    fn decode(bytes: &[u8], baseline: Option<&KeptIndicators>) -> CustomerState {
+    /// `state` encoded, or `None` (a state that cannot be encoded, none
+    /// today, stays hot).
+    fn encode(state: &CustomerState, baseline: Option<&KeptIndicators>) -> Option<Box<[u8]>> {
+        postcard::to_allocvec(&(state, baseline))
+            .ok()
+            .map(Vec::into_boxed_slice)
+    }
+
+    fn decode(bytes: &[u8]) -> CustomerState {
         // The bytes are this engine's own encoding of a state it held a
         // moment before, never input: a failure is a bug in the codec.
         #[allow(clippy::expect_used)]
-        let mut state: CustomerState =
+        let (mut state, baseline): (CustomerState, Option<Box<KeptIndicators>>) =
             postcard::from_bytes(bytes).expect("a customer state this engine encoded decodes");
-        state.restore_change_baseline(baseline.map(|b| Box::new(b.clone())));
+        state.restore_change_baseline(baseline);
         state
     }
 
@@ -62,9 +66,7 @@ impl Slot {
     pub(crate) fn read(&self) -> Cow<'_, CustomerState> {
         match self {
             Slot::Hot { state, .. } => Cow::Borrowed(state),
-            Slot::Cold {
-                bytes, baseline, ..
-            } => Cow::Owned(Self::decode(bytes, baseline.as_deref())),
+            Slot::Cold { bytes, .. } => Cow::Owned(Self::decode(bytes)),
         }
     }
 
@@ -86,13 +88,7 @@ impl Slot {
     fn into_state(self) -> CustomerState {
         match self {
             Slot::Hot { state, .. } => *state,
-            Slot::Cold {
-                bytes, baseline, ..
-            } => {
-                let mut state = Self::decode(&bytes, None);
-                state.restore_change_baseline(baseline);
-                state
-            }
+            Slot::Cold { bytes, .. } => Self::decode(&bytes),
         }
     }
 }
@@ -100,12 +96,8 @@ impl Slot {
 /// `slot`'s state to change: decoded (counted in `hot`) if cold, marked
 /// used in `epoch`.
 fn thaw<'a>(slot: &'a mut Slot, hot: &mut usize, epoch: u64) -> &'a mut CustomerState {
-    if let Slot::Cold {
-        bytes, baseline, ..
-    } = slot
-    {
-        let mut state = Box::new(Slot::decode(bytes, None));
-        state.restore_change_baseline(baseline.take());
+    if let Slot::Cold { bytes, .. } = slot {
+        let state = Box::new(Slot::decode(bytes));
         *slot = Slot::Hot { state, used: epoch };
         *hot += 1;
     }
@@ -191,17 +183,13 @@ impl Task {
         let Slot::Hot { state, .. } = slot else {
             return false;
         };
-        // A state that cannot be encoded (none can today) stays hot.
-        let Ok(bytes) = postcard::to_allocvec(state.as_ref()) else {
+        let baseline = state.take_change_baseline();
+        let Some(bytes) = Slot::encode(state, baseline.as_deref()) else {
+            state.restore_change_baseline(baseline);
             return false;
         };
         let at_risk = state.at_risk.is_some();
-        let baseline = state.take_change_baseline();
-        *slot = Slot::Cold {
-            bytes: bytes.into_boxed_slice(),
-            at_risk,
-            baseline,
-        };
+        *slot = Slot::Cold { bytes, at_risk };
         self.hot -= 1;
         true
     }
