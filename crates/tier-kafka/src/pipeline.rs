@@ -769,6 +769,10 @@ impl<S: Store + 'static> Pipeline<S> {
             ("enable.auto.commit", "false"),
             ("enable.auto.offset.store", "false"),
             ("auto.offset.reset", "earliest"),
+            // An instance owns the same partition number of every input
+            // topic (co-partitioned by customer id): only the range
+            // assignor guarantees it (tierd refuses other settings).
+            ("partition.assignment.strategy", "range"),
             ("session.timeout.ms", session_timeout.as_str()),
             ("enable.partition.eof", "false"),
             ("topic.metadata.refresh.interval.ms", "10000"),

@@ -379,13 +379,28 @@ impl Cli {
 
 impl Config {
     /// Parsed `--kafka key=value` settings.
+    ///
+    /// `partition.assignment.strategy` may only be `range` (tierd's
+    /// default): an instance owns a partition *number* of every input
+    /// topic (they are co-partitioned by customer id), which only the
+    /// range assignor guarantees, and tierd's rebalance handling is the
+    /// eager protocol's (a cooperative assignor would stop consumption).
     pub fn kafka_settings(&self) -> anyhow::Result<Vec<(String, String)>> {
         self.kafka
             .iter()
             .map(|kv| {
-                kv.split_once('=')
+                let (k, v) = kv
+                    .split_once('=')
                     .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-                    .ok_or_else(|| anyhow::anyhow!("--kafka {kv:?}: expected key=value"))
+                    .ok_or_else(|| anyhow::anyhow!("--kafka {kv:?}: expected key=value"))?;
+                if k == "partition.assignment.strategy" && v != "range" {
+                    anyhow::bail!(
+                        "--kafka {kv:?}: tierd needs the range assignor (an instance owns the same \
+                         partition number of every co-partitioned input topic, and rebalances are \
+                         handled eagerly); remove the setting or set it to range"
+                    );
+                }
+                Ok((k, v))
             })
             .collect()
     }
@@ -412,6 +427,25 @@ mod tests {
         assert_eq!(c.partitions, 3);
         assert_eq!(c.group_id, "from-flag");
         assert_eq!(c.dlq_topic, "tierd.dlq");
+    }
+
+    #[test]
+    fn only_the_range_assignor_is_accepted() {
+        let with = |v: &str| Config {
+            kafka: vec![format!("partition.assignment.strategy={v}")],
+            ..Config::default()
+        };
+        assert_eq!(
+            with("range").kafka_settings().unwrap(),
+            [(
+                "partition.assignment.strategy".to_owned(),
+                "range".to_owned()
+            )]
+        );
+        for other in ["roundrobin", "cooperative-sticky", "range,roundrobin"] {
+            let err = with(other).kafka_settings().unwrap_err().to_string();
+            assert!(err.contains("range assignor"), "{other}: {err}");
+        }
     }
 
     #[test]
