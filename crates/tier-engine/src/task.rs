@@ -111,16 +111,24 @@ fn thaw<'a>(slot: &'a mut Slot, hot: &mut usize, epoch: u64) -> &'a mut Customer
     }
 }
 
+/// One customer of a task: its state and the instant it is indexed at
+/// (kept here rather than in a second map, one id copy less).
+#[derive(Debug)]
+struct Entry {
+    slot: Slot,
+    due: Option<Timestamp>,
+}
+
 /// One scope's customers and when each falls due.
 #[derive(Debug, Default)]
 pub(crate) struct Task {
-    states: CustomerMap<Slot>,
+    states: CustomerMap<Entry>,
     /// Customers held decoded.
     hot: usize,
     /// `(when, customer)`: the next instant the sweeper must look at a
-    /// customer. Exactly one entry per customer with anything due.
+    /// customer. Exactly one entry per customer with anything due (the
+    /// one its `Entry::due` names).
     due: BTreeSet<(Timestamp, String)>,
-    due_of: CustomerMap<Timestamp>,
 }
 
 impl Task {
@@ -138,18 +146,18 @@ impl Task {
 
     /// `id`'s state (decoded when cold, leaving it cold).
     pub(crate) fn get(&self, id: &str) -> Option<Cow<'_, CustomerState>> {
-        self.states.get(id).map(Slot::read)
+        self.states.get(id).map(|e| e.slot.read())
     }
 
     /// `id`'s key and slot.
     pub(crate) fn slot(&self, id: &str) -> Option<(&String, &Slot)> {
-        self.states.get_key_value(id)
+        self.states.get_key_value(id).map(|(k, e)| (k, &e.slot))
     }
 
     /// `id`'s state to change: decoded if cold, marked used in `epoch`.
     pub(crate) fn get_mut(&mut self, id: &str, epoch: u64) -> Option<&mut CustomerState> {
-        let slot = self.states.get_mut(id)?;
-        Some(thaw(slot, &mut self.hot, epoch))
+        let entry = self.states.get_mut(id)?;
+        Some(thaw(&mut entry.slot, &mut self.hot, epoch))
     }
 
     /// A new customer `id` (not in the task), with a default state.
@@ -159,28 +167,41 @@ impl Task {
             state: Box::default(),
             used: epoch,
         };
-        let slot = self.states.entry(id).insert_entry(slot).into_mut();
-        thaw(slot, &mut self.hot, epoch)
+        let entry = self
+            .states
+            .entry(id)
+            .insert_entry(Entry { slot, due: None })
+            .into_mut();
+        thaw(&mut entry.slot, &mut self.hot, epoch)
     }
 
-    /// Hold `state` for `id` (hot), replacing what was held.
+    /// Hold `state` for `id` (hot), replacing what was held (its due
+    /// entry stays until the next [`Task::index`]).
     pub(crate) fn insert(&mut self, id: String, state: CustomerState, epoch: u64) {
         let slot = Slot::Hot {
             state: Box::new(state),
             used: epoch,
         };
-        let was_hot = matches!(self.states.insert(id, slot), Some(Slot::Hot { .. }));
-        if !was_hot {
-            self.hot += 1;
+        match self.states.get_mut(&id) {
+            Some(entry) => {
+                if !matches!(entry.slot, Slot::Hot { .. }) {
+                    self.hot += 1;
+                }
+                entry.slot = slot;
+            }
+            None => {
+                self.hot += 1;
+                self.states.insert(id, Entry { slot, due: None });
+            }
         }
     }
 
     /// Encode `id` if it is hot; true when it was cooled.
     pub(crate) fn cool(&mut self, id: &str) -> bool {
-        let Some(slot) = self.states.get_mut(id) else {
+        let Some(entry) = self.states.get_mut(id) else {
             return false;
         };
-        let Slot::Hot { state, .. } = slot else {
+        let Slot::Hot { state, .. } = &mut entry.slot else {
             return false;
         };
         let baseline = state.take_change_baseline();
@@ -189,29 +210,29 @@ impl Task {
             return false;
         };
         let at_risk = state.at_risk.is_some();
-        *slot = Slot::Cold { bytes, at_risk };
+        entry.slot = Slot::Cold { bytes, at_risk };
         self.hot -= 1;
         true
     }
 
     /// The hot customers with the epoch of their last use.
     pub(crate) fn hot_customers(&self) -> impl Iterator<Item = (u64, &String)> {
-        self.states.iter().filter_map(|(id, slot)| match slot {
-            Slot::Hot { used, .. } => Some((*used, id)),
+        self.states.iter().filter_map(|(id, e)| match e.slot {
+            Slot::Hot { used, .. } => Some((used, id)),
             Slot::Cold { .. } => None,
         })
     }
 
     /// Every customer with its slot.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&String, &Slot)> {
-        self.states.iter()
+        self.states.iter().map(|(id, e)| (id, &e.slot))
     }
 
     /// Every customer, decoded, consuming the task.
     pub(crate) fn into_states(self) -> impl Iterator<Item = (String, CustomerState)> {
         self.states
             .into_iter()
-            .map(|(id, slot)| (id, slot.into_state()))
+            .map(|(id, e)| (id, e.slot.into_state()))
     }
 
     /// The earliest instant anything of this task is due.
@@ -237,29 +258,40 @@ impl Task {
             return None;
         }
         let (_, id) = self.due.pop_first()?;
-        self.due_of.remove(&id);
+        if let Some(entry) = self.states.get_mut(&id) {
+            entry.due = None;
+        }
         Some(id)
     }
 
-    /// Index `id` at `at` (`None`: nothing due), replacing its entry.
+    /// Index `id` (a customer of this task) at `at` (`None`: nothing
+    /// due), replacing its entry.
     pub(crate) fn index(&mut self, id: &str, at: Option<Timestamp>) {
-        if let Some(old) = self.due_of.remove(id) {
+        let Some(entry) = self.states.get_mut(id) else {
+            return;
+        };
+        if entry.due == at {
+            return;
+        }
+        if let Some(old) = entry.due.take() {
             self.due.remove(&(old, id.to_owned()));
         }
         if let Some(t) = at {
             self.due.insert((t, id.to_owned()));
-            self.due_of.insert(id.to_owned(), t);
+            entry.due = Some(t);
         }
     }
 
     /// Take `id` out of the task (state and due entry).
     pub(crate) fn remove(&mut self, id: &str) -> Option<CustomerState> {
-        self.index(id, None);
-        let slot = self.states.remove(id)?;
-        if let Slot::Hot { .. } = slot {
+        let entry = self.states.remove(id)?;
+        if let Some(t) = entry.due {
+            self.due.remove(&(t, id.to_owned()));
+        }
+        if let Slot::Hot { .. } = entry.slot {
             self.hot -= 1;
         }
-        Some(slot.into_state())
+        Some(entry.slot.into_state())
     }
 }
 
@@ -274,6 +306,9 @@ mod tests {
     #[test]
     fn the_due_index_pops_in_order_up_to_the_horizon_and_keeps_one_entry_per_customer() {
         let mut task = Task::default();
+        for id in ["a", "b", "c"] {
+            task.insert(id.into(), CustomerState::default(), 0);
+        }
         task.index("b", Some(at(20)));
         task.index("a", Some(at(30)));
         task.index("a", Some(at(10)));
