@@ -1,23 +1,28 @@
-//! The committer: a thread that makes each [`CommitUnit`] durable while
-//! the engine folds the next one, then lets the world see it.
+//! The committer: two threads that make each [`CommitUnit`] durable while
+//! the engine folds the next one, then let the world see it.
 //!
 //! Per unit, in order:
-//! 1. deliver its dead letters through the [`DeadLetterSink`] and wait for
-//!    every acknowledgement (a partition never advances past a record it
-//!    could not park);
-//! 2. prepare (encode the states, no IO), apply and sync ONE store batch:
-//!    the unit's customers, the next offset of every partition it moved,
-//!    its outbox rows (tier changes, then at-risk notices) and the policy
-//!    it applied;
-//! 3. only then its effects: metrics, the policy in force and its status,
-//!    the read model ([`CommitObserver`]), the adapter's hooks (outbox
-//!    wake-up, Kafka bookkeeping, the swept-to mark) and the command
-//!    replies.
+//! 1. (commit thread, `tierd-commit`) deliver its dead letters through the
+//!    [`DeadLetterSink`] and wait for every acknowledgement (a partition
+//!    never advances past a record it could not park);
+//! 2. (commit thread) apply and sync ONE store batch: the unit's customers
+//!    (encoded by the engine at seal), the next offset of every partition
+//!    it moved, its outbox rows (tier changes, then at-risk notices) and
+//!    the policy it applied;
+//! 3. (publish thread, `tierd-publish`) only then its effects: metrics,
+//!    the policy in force and its status, the read model
+//!    ([`CommitObserver`]), the adapter's hooks (outbox wake-up, Kafka
+//!    bookkeeping, the swept-to mark) and the command replies.
 //!
-//! The queue between the engine and the committer holds one unit, so at
-//! most one unit waits while another commits: the engine is never more
-//! than two units ahead of the disk, and a reader never sees state a crash
-//! could take back.
+//! The commit thread hands each durable unit to the publish thread, in
+//! commit order, and goes on with the next unit: the read-model update of
+//! one unit overlaps the store write of the next. Each queue (engine to
+//! commit thread, commit thread to publish thread) holds one unit, so the
+//! engine is never more than two units ahead of the disk, the read model
+//! never more than two units behind it, and a reader never sees state a
+//! crash could take back (a unit reaches the publish thread only once it
+//! is durable). A reader may see a unit after a later one is already
+//! durable; it never sees one before it is.
 //!
 //! Failures of step 1 or 2 are retried with backoff (the unit is committed
 //! whole or not at all); the adapter hears of them through
@@ -29,8 +34,8 @@
 //! [`CommitError::Prepare`] rather than retry it forever.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -72,7 +77,8 @@ pub trait DeadLetterSink: Send + 'static {
     fn repair(&mut self) {}
 }
 
-/// Told about every durable unit (the API's read model listens).
+/// Told about every durable unit (the API's read model listens), in
+/// commit order, on the committer's publish thread.
 pub trait CommitObserver: Send + Sync + 'static {
     /// `customers` were durably committed (each carries the instant of
     /// its own last decision).
@@ -96,7 +102,9 @@ pub struct Durable<'a> {
     pub swept_to: Option<Timestamp>,
 }
 
-/// The adapter's side of the committer.
+/// The adapter's side of the committer. Called from both of its threads
+/// (one at a time): `durable` from the publish thread, the others from the
+/// commit thread.
 pub trait CommitHooks: Send + 'static {
     /// A unit is durable and the read model has it; called in commit
     /// order, before the unit's command replies.
@@ -162,12 +170,44 @@ pub struct Committer {
 }
 
 impl Committer {
-    /// Start the committer thread.
+    /// Start the committer's threads (commit, then publish).
     pub fn spawn<S: Store + 'static>(deps: CommitterDeps<S>) -> Result<Self, CommitError> {
         let (tx, rx) = sync_channel(1);
+        let (durable_tx, durable_rx) = sync_channel(1);
+        let hooks = Arc::new(Mutex::new(deps.hooks));
+        let publisher = Publisher {
+            observer: deps.observer,
+            policy: deps.policy,
+            hooks: Arc::clone(&hooks),
+            tier_counts: deps.tier_counts,
+            report: CommitReport::default(),
+        };
+        let publish = std::thread::Builder::new()
+            .name("tierd-publish".into())
+            .spawn(move || publisher.run(durable_rx))
+            .map_err(|e| CommitError::Stopped(format!("could not spawn the thread: {e}")))?;
+        let worker = Worker {
+            store: deps.store,
+            sink: deps.sink,
+            hooks,
+            durable: durable_tx,
+            report: CommitReport::default(),
+        };
         let thread = std::thread::Builder::new()
             .name("tierd-commit".into())
-            .spawn(move || Worker::new(deps).run(rx))
+            .spawn(move || {
+                let committed = worker.run(rx);
+                // The worker is gone, and with it the publish queue's
+                // sender: the publish thread drains it and stops.
+                let published = publish
+                    .join()
+                    .map_err(|_| CommitError::Stopped("the publish thread panicked".into()))?;
+                let mut report = committed?;
+                report.records += published.records;
+                report.applied += published.applied;
+                report.rejected += published.rejected;
+                Ok(report)
+            })
             .map_err(|e| CommitError::Stopped(format!("could not spawn the thread: {e}")))?;
         Ok(Self {
             tx: Some(tx),
@@ -220,13 +260,13 @@ impl Drop for Committer {
     }
 }
 
+/// The commit thread: dead letters and the store.
 struct Worker<S> {
     store: Arc<S>,
     sink: Box<dyn DeadLetterSink>,
-    observer: Arc<dyn CommitObserver>,
-    policy: Arc<PolicyHandle>,
-    hooks: Box<dyn CommitHooks>,
-    tier_counts: BTreeMap<String, i64>,
+    hooks: Arc<Mutex<Box<dyn CommitHooks>>>,
+    /// Durable units, in commit order, to the publish thread.
+    durable: SyncSender<CommitUnit>,
     report: CommitReport,
 }
 
@@ -237,19 +277,12 @@ struct Failure {
     message: String,
 }
 
-impl<S: Store + 'static> Worker<S> {
-    fn new(deps: CommitterDeps<S>) -> Self {
-        Self {
-            store: deps.store,
-            sink: deps.sink,
-            observer: deps.observer,
-            policy: deps.policy,
-            hooks: deps.hooks,
-            tier_counts: deps.tier_counts,
-            report: CommitReport::default(),
-        }
-    }
+/// The hooks, whichever thread held them when it panicked.
+fn hooks(hooks: &Mutex<Box<dyn CommitHooks>>) -> MutexGuard<'_, Box<dyn CommitHooks>> {
+    hooks.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
+impl<S: Store + 'static> Worker<S> {
     fn run(mut self, rx: Receiver<CommitUnit>) -> Result<CommitReport, CommitError> {
         while let Ok(mut unit) = rx.recv() {
             if unit.writes() && !self.finish(&mut unit)? {
@@ -261,7 +294,11 @@ impl<S: Store + 'static> Worker<S> {
                 }
                 break;
             }
-            self.effects(unit);
+            if self.durable.send(unit).is_err() {
+                return Err(CommitError::Stopped(
+                    "the publish thread stopped unexpectedly".into(),
+                ));
+            }
         }
         Ok(self.report)
     }
@@ -276,7 +313,7 @@ impl<S: Store + 'static> Worker<S> {
             let failure = match self.sink.deliver(&mut unit.dead) {
                 Ok(()) => match self.commit(unit, started) {
                     Ok(()) => {
-                        self.hooks.progress();
+                        hooks(&self.hooks).progress();
                         return Ok(true);
                     }
                     Err(CommitAttempt::Fatal(e)) => return Err(e),
@@ -288,7 +325,7 @@ impl<S: Store + 'static> Worker<S> {
                     message: e.message,
                 },
             };
-            self.hooks.trouble(started, failure.reason);
+            hooks(&self.hooks).trouble(started, failure.reason);
             metrics::counter!(m::RETRIES, "op" => failure.op, "reason" => failure.reason)
                 .increment(1);
             tracing::warn!(
@@ -298,7 +335,7 @@ impl<S: Store + 'static> Worker<S> {
                 retry_in_ms = backoff.as_millis() as u64,
                 "batch not committed; its partitions do not advance; retrying"
             );
-            if self.hooks.cancelled() {
+            if hooks(&self.hooks).cancelled() {
                 let since = *cancelled_at.get_or_insert_with(Instant::now);
                 if since.elapsed() >= CANCEL_GRACE {
                     tracing::warn!(
@@ -395,6 +432,25 @@ impl<S: Store + 'static> Worker<S> {
         self.report.batches += 1;
         Ok(())
     }
+}
+
+/// The publish thread: a durable unit's effects, in commit order.
+struct Publisher {
+    observer: Arc<dyn CommitObserver>,
+    policy: Arc<PolicyHandle>,
+    hooks: Arc<Mutex<Box<dyn CommitHooks>>>,
+    tier_counts: BTreeMap<String, i64>,
+    /// Records, applied and rejected of the units published.
+    report: CommitReport,
+}
+
+impl Publisher {
+    fn run(mut self, rx: Receiver<CommitUnit>) -> CommitReport {
+        while let Ok(unit) = rx.recv() {
+            self.effects(unit);
+        }
+        self.report
+    }
 
     /// The unit is durable (or wrote nothing): let the world see it.
     fn effects(&mut self, unit: CommitUnit) {
@@ -484,7 +540,7 @@ impl<S: Store + 'static> Worker<S> {
         for (tier, n) in overdue_by_tier.iter().flatten() {
             metrics::gauge!(m::COMPLAINTS_OVERDUE, "tier" => tier.clone()).set(*n as f64);
         }
-        self.hooks.durable(&Durable {
+        hooks(&self.hooks).durable(&Durable {
             offsets: &offsets,
             outbox_rows: work.changes.len() + notice_rows.len(),
             swept_to,

@@ -69,10 +69,14 @@ impl CommitObserver for Reader {
                 .get_customer(id)
                 .unwrap()
                 .expect("a reader saw a customer before it was stored");
-            assert_eq!(
+            // The store may hold a later unit's state already (the read
+            // model is updated while the next unit commits), never an
+            // earlier one.
+            assert!(
+                durable_part(&stored) == durable_part(state) || age(&stored) > age(state),
+                "a reader saw state the store does not have: stored {:?}, seen {:?}",
                 durable_part(&stored),
-                durable_part(state),
-                "a reader saw state the store does not have"
+                durable_part(state)
             );
             self.seen.lock().unwrap().push((*id).to_owned());
         }
@@ -102,6 +106,11 @@ fn durable_part(s: &CustomerState) -> impl PartialEq + std::fmt::Debug {
     )
 }
 
+/// How far a customer's state has come: a later state compares greater.
+fn age(s: &CustomerState) -> impl PartialOrd {
+    (s.sequence, s.decided_at, s.projection.last_event_at())
+}
+
 /// What one `durable` call said: offsets, outbox rows, swept-to mark.
 type DurableCall = (BTreeMap<(String, i32), i64>, usize, Option<Timestamp>);
 
@@ -121,9 +130,9 @@ struct Hooks {
 impl CommitHooks for Hooks {
     fn durable(&mut self, unit: &Durable<'_>) {
         for ((topic, partition), next) in unit.offsets {
-            assert_eq!(
-                self.store.offset(topic, *partition).unwrap(),
-                Some(*next),
+            // As for the reader: a later unit may be stored already.
+            assert!(
+                self.store.offset(topic, *partition).unwrap() >= Some(*next),
                 "hooks heard of offsets before they were stored"
             );
         }

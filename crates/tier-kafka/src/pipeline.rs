@@ -13,11 +13,12 @@
 //!    waiting commands, a slice of a policy rescore and, once caught up, a
 //!    slice of the due customers;
 //! 4. seal the batch into an owned commit unit and hand it to the engine's
-//!    committer thread (`tier_engine::committer`), which delivers its dead
-//!    letters, commits its customers, offsets and outbox rows in ONE store
-//!    batch and only then publishes its effects (read model, outbox
-//!    wake-up, Kafka bookkeeping, replies) while this thread already folds
-//!    the next batch.
+//!    committer (`tier_engine::committer`), whose commit thread delivers
+//!    its dead letters and commits its customers, offsets and outbox rows
+//!    in ONE store batch, and whose publish thread only then publishes its
+//!    effects (read model, outbox wake-up, Kafka bookkeeping, replies)
+//!    while the commit thread writes the next unit and this thread already
+//!    folds the one after.
 //!
 //! On every partition assignment the consumer starts from the offsets the
 //! pipeline has processed (equal to the stored ones after a restart);

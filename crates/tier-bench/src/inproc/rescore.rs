@@ -219,7 +219,8 @@ pub(crate) fn run(
                  slices of {SLICE}, committed by tierd's Committer {store_note} (EveryCommit) with \
                  a read-model observer, until PolicyStatus is done; {} of {total} customers \
                  changed tier; engine (rescore + seal) {:.2}s, blocked on the committer {:.2}s, \
-                 of which read-model publish {publish_secs:.2}s; last unit submitted at {:.2}s; \
+                 read-model publish (on the committer's publish thread) {publish_secs:.2}s; \
+                 last unit submitted at {:.2}s; \
                  {} store batches",
                 status.changed,
                 engine_time.as_secs_f64(),
