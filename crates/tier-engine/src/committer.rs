@@ -40,8 +40,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tier_core::Timestamp;
+use tier_core::policy::Policy;
 use tier_core::state::CustomerState;
-use tier_store::{CommitBatch, PreparedBatch, Store, StoreError};
+use tier_store::{CommitBatch, EncodedCustomers, PreparedBatch, Store, StoreError};
 use tier_wire::tier_changed::encode_row_traced;
 
 use crate::batch::{CommitUnit, DeadLetter, PendingReply};
@@ -77,12 +78,56 @@ pub trait DeadLetterSink: Send + 'static {
     fn repair(&mut self) {}
 }
 
+/// What the read side publishes of a unit's customers once the unit is
+/// durable, made as the unit is sealed ([`CommitObserver::prepare`]).
+pub enum ReadUpdate {
+    /// A copy of each state, for [`CommitObserver::committed`].
+    States(Vec<(String, CustomerState)>),
+    /// Whatever the observer prepared (e.g. the customers' views, built on
+    /// the engine's thread), made visible by calling it.
+    Prepared(Box<dyn FnOnce() + Send>),
+}
+
+impl ReadUpdate {
+    /// A copy of each state (what [`CommitObserver::prepare`] does unless
+    /// the observer prepares something smaller).
+    pub fn copy(customers: &[(&str, &CustomerState)]) -> Self {
+        Self::States(
+            customers
+                .iter()
+                .map(|&(id, state)| (id.to_owned(), state.clone()))
+                .collect(),
+        )
+    }
+}
+
+impl std::fmt::Debug for ReadUpdate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::States(states) => f.debug_tuple("States").field(&states.len()).finish(),
+            Self::Prepared(_) => f.write_str("Prepared"),
+        }
+    }
+}
+
 /// Told about every durable unit (the API's read model listens), in
 /// commit order, on the committer's publish thread.
 pub trait CommitObserver: Send + Sync + 'static {
     /// `customers` were durably committed (each carries the instant of
     /// its own last decision).
     fn committed(&self, customers: &[(&str, &CustomerState)]);
+
+    /// On the engine's thread, as a unit is sealed
+    /// ([`Engine::seal_batch_for`](crate::Engine::seal_batch_for)): what
+    /// to publish of `customers` (their states as of the seal, decided
+    /// under `policy`, the engine's policy then) once the unit is durable.
+    /// Must make nothing visible. By default a copy of each state, given
+    /// to [`committed`](Self::committed); an observer that needs less
+    /// (views) builds it here and returns [`ReadUpdate::Prepared`].
+    fn prepare(&self, customers: &[(&str, &CustomerState)], policy: &Arc<Policy>) -> ReadUpdate {
+        let _ = policy;
+        ReadUpdate::copy(customers)
+    }
 
     /// `ids` left this instance (their input partition was assigned to
     /// another one); called after every unit sealed before is durable.
@@ -306,12 +351,16 @@ impl<S: Store + 'static> Worker<S> {
     /// Dead-letter and commit `unit`, retrying until it succeeds. Returns
     /// whether it was committed (false: given up while stopping).
     fn finish(&mut self, unit: &mut CommitUnit) -> Result<bool, CommitError> {
+        // A state the engine could not encode: nothing of the unit is
+        // written (the publish thread needs none of the encoded states).
+        let customers = std::mem::replace(&mut unit.customers, Ok(EncodedCustomers::default()))
+            .map_err(CommitError::Prepare)?;
         let mut backoff = Duration::from_millis(50);
         let mut cancelled_at: Option<Instant> = None;
         loop {
             let started = Instant::now();
             let failure = match self.sink.deliver(&mut unit.dead) {
-                Ok(()) => match self.commit(unit, started) {
+                Ok(()) => match self.commit(unit, &customers, started) {
                     Ok(()) => {
                         hooks(&self.hooks).progress();
                         return Ok(true);
@@ -354,7 +403,12 @@ impl<S: Store + 'static> Worker<S> {
         }
     }
 
-    fn commit(&mut self, unit: &CommitUnit, started: Instant) -> Result<(), CommitAttempt> {
+    fn commit(
+        &mut self,
+        unit: &CommitUnit,
+        customers: &EncodedCustomers,
+        started: Instant,
+    ) -> Result<(), CommitAttempt> {
         let mut offsets: Vec<(&str, i32, i64)> = unit
             .offsets
             .iter()
@@ -388,12 +442,8 @@ impl<S: Store + 'static> Worker<S> {
             // With the decisions made against them (see `cuts`).
             meta.push((crate::cuts::META_CUTS, crate::cuts::encode(cut)));
         }
-        let batch = CommitBatch {
-            customers: unit
-                .customers
-                .iter()
-                .map(|(scope, id, s)| (*scope, id.as_str(), s))
-                .collect(),
+        let batch: CommitBatch<'_, CustomerState> = CommitBatch {
+            customers: Vec::new(),
             moved: unit
                 .unit
                 .moved
@@ -404,7 +454,8 @@ impl<S: Store + 'static> Worker<S> {
             outbox,
             meta,
         };
-        let prepared = PreparedBatch::prepare(&batch)
+        // A copy per attempt: a failed attempt consumed its batch.
+        let prepared = PreparedBatch::prepare_encoded(&batch, customers.clone())
             .map_err(|e| CommitAttempt::Fatal(CommitError::Prepare(e)))?;
         let receipt = self.store.commit_prepared(prepared).map_err(|e| {
             CommitAttempt::Failed(Failure {
@@ -421,7 +472,7 @@ impl<S: Store + 'static> Worker<S> {
         metrics::histogram!(m::BATCH_COMMIT_SECONDS).record(elapsed.as_secs_f64());
         tracing::debug!(
             records = unit.records,
-            customers = unit.customers.len(),
+            customers = customers.len(),
             changes = unit.unit.changes.len(),
             swept = unit.unit.swept,
             rescored = unit.unit.rescored,
@@ -456,7 +507,7 @@ impl Publisher {
     fn effects(&mut self, unit: CommitUnit) {
         let CommitUnit {
             records,
-            customers,
+            read,
             offsets,
             unit: work,
             notice_rows,
@@ -521,12 +572,14 @@ impl Publisher {
             }
         }
         set_status(&self.policy, &status);
-        if !customers.is_empty() {
-            let views: Vec<(&str, &CustomerState)> = customers
-                .iter()
-                .map(|(_, id, s)| (id.as_str(), s))
-                .collect();
-            self.observer.committed(&views);
+        match read {
+            Some(ReadUpdate::States(states)) => {
+                let views: Vec<(&str, &CustomerState)> =
+                    states.iter().map(|(id, s)| (id.as_str(), s)).collect();
+                self.observer.committed(&views);
+            }
+            Some(ReadUpdate::Prepared(publish)) => publish(),
+            None => {}
         }
         if !work.evicted.is_empty() {
             self.observer.evicted(&work.evicted);

@@ -912,13 +912,14 @@ impl<S: Store + 'static> Pipeline<S> {
         if !batch.has_work() && resets.is_empty() && !announce {
             return Ok(());
         }
-        let unit = self.engine.seal_batch(
+        let unit = self.engine.seal_batch_for(
             batch,
             resets,
             SealInfo {
                 backlog_at: sweeping.then_some(now),
                 swept_to,
             },
+            self.observer.as_ref(),
         );
         if swept_to.is_some() {
             self.sent_swept_to = swept_to;

@@ -25,6 +25,7 @@ use tier_api::{AdminServiceImpl, ReadModel, TierServiceImpl};
 use tier_core::Timestamp;
 use tier_core::policy::Policy;
 use tier_core::state::CustomerState;
+use tier_engine::committer::ReadUpdate;
 use tier_engine::{ActivePolicy, Command, PolicyHandle};
 use tier_kafka::pipeline::{self, CommitObserver, PipelineReport, PipelineStatus};
 use tier_kafka::{Clock, EmbeddedBroker, OutputFormat, PipelineConfig, PublisherConfig};
@@ -120,6 +121,19 @@ impl CommitObserver for ReadModelObserver {
         // Views of the decisions themselves (figures at their instants),
         // with each customer's account manager and exact 12-month money.
         self.read.publish(customers, &self.policy.policy());
+    }
+
+    fn prepare(
+        &self,
+        customers: &[(&str, &CustomerState)],
+        policy: &Arc<tier_core::policy::Policy>,
+    ) -> ReadUpdate {
+        // The same views, built on the engine's thread as the unit is
+        // sealed (the engine's policy then is the one in force once the
+        // unit is durable); the publish thread only inserts them.
+        let prepared = ReadModel::prepare(customers, policy);
+        let read = Arc::clone(&self.read);
+        ReadUpdate::Prepared(Box::new(move || read.publish_prepared(prepared)))
     }
 
     fn evicted(&self, ids: &[String]) {
