@@ -38,7 +38,7 @@ pub use admin::AdminServiceImpl;
 pub use auth::{Auth, AuthError, AuthLayer, Scope};
 pub use error::ApiError;
 pub use health::{HEALTH_SERVICES, HealthHandle, HealthService, LIVENESS_SERVICE, health_pair};
-pub use read_model::{Book, CustomerView, Entry, ReadModel};
+pub use read_model::{Book, CustomerView, Entry, Prepared, ReadModel};
 pub use server::{ApiServer, DEFAULT_GRACE_PERIOD, Limits, serve};
 pub use service::{MAX_BATCH_IDS, MAX_RANK_ITEMS, TierChangeStream, TierServiceImpl};
 pub use shed::ShedLayer;

@@ -2,7 +2,9 @@
 //!
 //! The ingest pipeline publishes a [`CustomerView`] per touched customer
 //! after each durable batch commit (and fills the model in bulk at
-//! start-up); the API only reads. Views are immutable and shared as
+//! start-up); the API only reads. The views of a batch are built as the
+//! engine seals it ([`ReadModel::prepare`], no lock, nothing visible) and
+//! inserted once it is durable ([`ReadModel::publish_prepared`]). Views are immutable and shared as
 //! `Arc`s, so a reader never blocks a writer for longer than a map lookup.
 //!
 //! A view never replaces one with a higher `sequence` (the customer's
@@ -225,6 +227,27 @@ impl Book {
             revenue_12m: minor_of(indicators.order_amount_12m),
             margin_12m: indicators.margin_12m.map(minor_of),
         }
+    }
+}
+
+/// A batch's entries, built ahead of their publish by
+/// [`ReadModel::prepare`].
+#[derive(Debug)]
+pub struct Prepared {
+    entries: Vec<(String, Entry)>,
+    /// The policy the entries were built under.
+    policy: Arc<Policy>,
+}
+
+impl Prepared {
+    /// Number of customers with an entry (those with a decision).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no customer has an entry.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 }
 
@@ -510,6 +533,37 @@ impl ReadModel {
             .iter()
             .filter_map(|(id, state)| Some((*id, Entry::from_state(state, policy)?)))
             .collect();
+        self.publish_entries(entries, policy);
+    }
+
+    /// The first half of [`Self::publish`], with no lock taken and
+    /// nothing made visible: the entries of `customers` under `policy`
+    /// (the policy the states were decided under). For the engine's
+    /// thread as it seals a unit, so that only [`Self::publish_prepared`]
+    /// runs once the unit is durable.
+    pub fn prepare(customers: &[(&str, &CustomerState)], policy: &Arc<Policy>) -> Prepared {
+        Prepared {
+            entries: customers
+                .iter()
+                .filter_map(|(id, state)| {
+                    Some(((*id).to_owned(), Entry::from_state(state, policy)?))
+                })
+                .collect(),
+            policy: Arc::clone(policy),
+        }
+    }
+
+    /// The second half of [`Self::publish`]: make prepared entries visible.
+    pub fn publish_prepared(&self, prepared: Prepared) {
+        let Prepared { entries, policy } = prepared;
+        let (ids, entries): (Vec<String>, Vec<Entry>) = entries.into_iter().unzip();
+        self.publish_entries(
+            ids.iter().map(String::as_str).zip(entries).collect(),
+            &policy,
+        );
+    }
+
+    fn publish_entries(&self, entries: Vec<(&str, Entry)>, policy: &Policy) {
         if !policy.gradings().iter().any(Grading::is_population) {
             self.upsert_entries(entries);
             return;

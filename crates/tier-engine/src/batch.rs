@@ -6,10 +6,11 @@
 //! [`Batch::unit`] and parks invalid ones ([`Batch::dead_letter`]). Between
 //! polls, [`Engine::between_batches`] applies waiting commands and a slice
 //! of the background work. [`Engine::seal_batch`] then turns the batch into
-//! a [`CommitUnit`] that owns everything the commit and its effects need (a
-//! copy of each touched customer's state, the offsets, the outbox rows, the
-//! replies), so the engine can fold the next batch while the committer
-//! makes this one durable.
+//! a [`CommitUnit`] that owns everything the commit and its effects need
+//! (each touched customer's state encoded for the store, what the read
+//! side needs of it, the offsets, the outbox rows, the replies), so the
+//! engine can fold the next batch while the committer makes this one
+//! durable and publishes the one before.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,9 +19,11 @@ use std::sync::mpsc::Receiver;
 use tier_core::InvalidEvent;
 use tier_core::Timestamp;
 use tier_core::state::{CustomerState, TierChange};
+use tier_store::{EncodedCustomers, StoreError};
 use tier_wire::at_risk::{encode_at_risk_row, encode_overdue_row};
 
 use crate::command::{Command, OverrideOutcome, Reply};
+use crate::committer::{CommitObserver, ReadUpdate};
 use crate::metrics as m;
 use crate::{ActivePolicy, Engine, PolicyStatus, Unit};
 
@@ -134,8 +137,12 @@ impl Batch {
 /// durable, owned: the engine goes on folding while the committer works.
 pub struct CommitUnit {
     pub(crate) records: usize,
-    /// The touched customers' scopes and states as of the seal.
-    pub(crate) customers: Vec<(tier_store::Scope, String, CustomerState)>,
+    /// The touched customers' states as of the seal, encoded under their
+    /// scoped keys (an error is a bug: the committer stops on it).
+    pub(crate) customers: Result<EncodedCustomers, StoreError>,
+    /// What the read side publishes of the touched customers once the
+    /// unit is durable (see [`CommitObserver::prepare`]).
+    pub(crate) read: Option<ReadUpdate>,
     pub(crate) offsets: BTreeMap<(String, i32), i64>,
     /// Offsets to store that no record of this unit moved (resets).
     pub(crate) extra_offsets: Vec<(String, i32, i64)>,
@@ -166,7 +173,10 @@ impl std::fmt::Debug for CommitUnit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CommitUnit")
             .field("records", &self.records)
-            .field("customers", &self.customers.len())
+            .field(
+                "customers",
+                &self.customers.as_ref().map_or(0, EncodedCustomers::len),
+            )
             .field("changes", &self.unit.changes.len())
             .field("dead", &self.dead.len())
             .finish_non_exhaustive()
@@ -178,7 +188,10 @@ impl CommitUnit {
     /// only its effects run: replies, status, swept-to).
     pub(crate) fn writes(&self) -> bool {
         self.records > 0
-            || !self.customers.is_empty()
+            || !self
+                .customers
+                .as_ref()
+                .is_ok_and(EncodedCustomers::is_empty)
             || !self.unit.moved.is_empty()
             || !self.unit.changes.is_empty()
             || !self.notice_rows.is_empty()
@@ -335,12 +348,39 @@ impl Engine {
 
     /// Close `batch`: re-index its customers and copy out everything its
     /// commit and effects need. `extra_offsets` are stored with it (offset
-    /// resets no record moved).
+    /// resets no record moved). The touched customers' states are encoded
+    /// for the store here, and copied for the committer's observer (see
+    /// [`Engine::seal_batch_for`], which hands the observer only what it
+    /// asks for).
     pub fn seal_batch(
         &mut self,
         batch: Batch,
         extra_offsets: Vec<(String, i32, i64)>,
         info: SealInfo,
+    ) -> CommitUnit {
+        self.seal_unit(batch, extra_offsets, info, None)
+    }
+
+    /// [`Engine::seal_batch`] for a committer whose observer is `read`:
+    /// what the read side needs of the touched customers is prepared here,
+    /// on the engine's thread, by [`CommitObserver::prepare`] (e.g. their
+    /// views), instead of a copy of each state.
+    pub fn seal_batch_for(
+        &mut self,
+        batch: Batch,
+        extra_offsets: Vec<(String, i32, i64)>,
+        info: SealInfo,
+        read: &dyn CommitObserver,
+    ) -> CommitUnit {
+        self.seal_unit(batch, extra_offsets, info, Some(read))
+    }
+
+    fn seal_unit(
+        &mut self,
+        batch: Batch,
+        extra_offsets: Vec<(String, i32, i64)>,
+        info: SealInfo,
+        read: Option<&dyn CommitObserver>,
     ) -> CommitUnit {
         let Batch {
             records,
@@ -353,11 +393,17 @@ impl Engine {
             rank_cut,
         } = batch;
         self.seal(&unit);
-        let customers = self
-            .unit_customers(&unit)
-            .into_iter()
-            .map(|(scope, id, state)| (scope, id.to_owned(), state.clone()))
-            .collect();
+        let touched = self.unit_customers(&unit);
+        let customers = encode(&touched);
+        let read = (!touched.is_empty()).then(|| {
+            let states: Vec<(&str, &CustomerState)> =
+                touched.iter().map(|&(_, id, state)| (id, state)).collect();
+            match read {
+                Some(observer) => observer.prepare(&states, self.policy()),
+                None => ReadUpdate::copy(&states),
+            }
+        });
+        drop(touched);
         let notice_rows = unit
             .at_risk
             .iter()
@@ -370,6 +416,7 @@ impl Engine {
         CommitUnit {
             records,
             customers,
+            read,
             offsets,
             extra_offsets,
             unit,
@@ -386,4 +433,16 @@ impl Engine {
             swept_to: info.swept_to,
         }
     }
+}
+
+/// The states of a unit's customers, encoded for the store under their
+/// scoped keys.
+fn encode(
+    touched: &[(tier_store::Scope, &str, &CustomerState)],
+) -> Result<EncodedCustomers, StoreError> {
+    let mut encoded = EncodedCustomers::with_capacity(touched.len());
+    for &(scope, id, state) in touched {
+        encoded.push(scope, id, state)?;
+    }
+    Ok(encoded)
 }

@@ -1,23 +1,28 @@
-//! The committer: a thread that makes each [`CommitUnit`] durable while
-//! the engine folds the next one, then lets the world see it.
+//! The committer: two threads that make each [`CommitUnit`] durable while
+//! the engine folds the next one, then let the world see it.
 //!
 //! Per unit, in order:
-//! 1. deliver its dead letters through the [`DeadLetterSink`] and wait for
-//!    every acknowledgement (a partition never advances past a record it
-//!    could not park);
-//! 2. prepare (encode the states, no IO), apply and sync ONE store batch:
-//!    the unit's customers, the next offset of every partition it moved,
-//!    its outbox rows (tier changes, then at-risk notices) and the policy
-//!    it applied;
-//! 3. only then its effects: metrics, the policy in force and its status,
-//!    the read model ([`CommitObserver`]), the adapter's hooks (outbox
-//!    wake-up, Kafka bookkeeping, the swept-to mark) and the command
-//!    replies.
+//! 1. (commit thread, `tierd-commit`) deliver its dead letters through the
+//!    [`DeadLetterSink`] and wait for every acknowledgement (a partition
+//!    never advances past a record it could not park);
+//! 2. (commit thread) apply and sync ONE store batch: the unit's customers
+//!    (encoded by the engine at seal), the next offset of every partition
+//!    it moved, its outbox rows (tier changes, then at-risk notices) and
+//!    the policy it applied;
+//! 3. (publish thread, `tierd-publish`) only then its effects: metrics,
+//!    the policy in force and its status, the read model
+//!    ([`CommitObserver`]), the adapter's hooks (outbox wake-up, Kafka
+//!    bookkeeping, the swept-to mark) and the command replies.
 //!
-//! The queue between the engine and the committer holds one unit, so at
-//! most one unit waits while another commits: the engine is never more
-//! than two units ahead of the disk, and a reader never sees state a crash
-//! could take back.
+//! The commit thread hands each durable unit to the publish thread, in
+//! commit order, and goes on with the next unit: the read-model update of
+//! one unit overlaps the store write of the next. Each queue (engine to
+//! commit thread, commit thread to publish thread) holds one unit, so the
+//! engine is never more than two units ahead of the disk, the read model
+//! never more than two units behind it, and a reader never sees state a
+//! crash could take back (a unit reaches the publish thread only once it
+//! is durable). A reader may see a unit after a later one is already
+//! durable; it never sees one before it is.
 //!
 //! Failures of step 1 or 2 are retried with backoff (the unit is committed
 //! whole or not at all); the adapter hears of them through
@@ -29,14 +34,15 @@
 //! [`CommitError::Prepare`] rather than retry it forever.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tier_core::Timestamp;
+use tier_core::policy::Policy;
 use tier_core::state::CustomerState;
-use tier_store::{CommitBatch, PreparedBatch, Store, StoreError};
+use tier_store::{CommitBatch, EncodedCustomers, PreparedBatch, Store, StoreError};
 use tier_wire::tier_changed::encode_row_traced;
 
 use crate::batch::{CommitUnit, DeadLetter, PendingReply};
@@ -72,11 +78,56 @@ pub trait DeadLetterSink: Send + 'static {
     fn repair(&mut self) {}
 }
 
-/// Told about every durable unit (the API's read model listens).
+/// What the read side publishes of a unit's customers once the unit is
+/// durable, made as the unit is sealed ([`CommitObserver::prepare`]).
+pub enum ReadUpdate {
+    /// A copy of each state, for [`CommitObserver::committed`].
+    States(Vec<(String, CustomerState)>),
+    /// Whatever the observer prepared (e.g. the customers' views, built on
+    /// the engine's thread), made visible by calling it.
+    Prepared(Box<dyn FnOnce() + Send>),
+}
+
+impl ReadUpdate {
+    /// A copy of each state (what [`CommitObserver::prepare`] does unless
+    /// the observer prepares something smaller).
+    pub fn copy(customers: &[(&str, &CustomerState)]) -> Self {
+        Self::States(
+            customers
+                .iter()
+                .map(|&(id, state)| (id.to_owned(), state.clone()))
+                .collect(),
+        )
+    }
+}
+
+impl std::fmt::Debug for ReadUpdate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::States(states) => f.debug_tuple("States").field(&states.len()).finish(),
+            Self::Prepared(_) => f.write_str("Prepared"),
+        }
+    }
+}
+
+/// Told about every durable unit (the API's read model listens), in
+/// commit order, on the committer's publish thread.
 pub trait CommitObserver: Send + Sync + 'static {
     /// `customers` were durably committed (each carries the instant of
     /// its own last decision).
     fn committed(&self, customers: &[(&str, &CustomerState)]);
+
+    /// On the engine's thread, as a unit is sealed
+    /// ([`Engine::seal_batch_for`](crate::Engine::seal_batch_for)): what
+    /// to publish of `customers` (their states as of the seal, decided
+    /// under `policy`, the engine's policy then) once the unit is durable.
+    /// Must make nothing visible. By default a copy of each state, given
+    /// to [`committed`](Self::committed); an observer that needs less
+    /// (views) builds it here and returns [`ReadUpdate::Prepared`].
+    fn prepare(&self, customers: &[(&str, &CustomerState)], policy: &Arc<Policy>) -> ReadUpdate {
+        let _ = policy;
+        ReadUpdate::copy(customers)
+    }
 
     /// `ids` left this instance (their input partition was assigned to
     /// another one); called after every unit sealed before is durable.
@@ -96,7 +147,9 @@ pub struct Durable<'a> {
     pub swept_to: Option<Timestamp>,
 }
 
-/// The adapter's side of the committer.
+/// The adapter's side of the committer. Called from both of its threads
+/// (one at a time): `durable` from the publish thread, the others from the
+/// commit thread.
 pub trait CommitHooks: Send + 'static {
     /// A unit is durable and the read model has it; called in commit
     /// order, before the unit's command replies.
@@ -142,15 +195,11 @@ pub struct CommitterDeps<S> {
     pub observer: Arc<dyn CommitObserver>,
     pub policy: Arc<PolicyHandle>,
     pub hooks: Box<dyn CommitHooks>,
-    /// Customers per effective tier, as loaded (the gauge's start).
-    pub tier_counts: BTreeMap<String, i64>,
 }
 
 impl<S> std::fmt::Debug for CommitterDeps<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CommitterDeps")
-            .field("tier_counts", &self.tier_counts)
-            .finish_non_exhaustive()
+        f.debug_struct("CommitterDeps").finish_non_exhaustive()
     }
 }
 
@@ -162,12 +211,43 @@ pub struct Committer {
 }
 
 impl Committer {
-    /// Start the committer thread.
+    /// Start the committer's threads (commit, then publish).
     pub fn spawn<S: Store + 'static>(deps: CommitterDeps<S>) -> Result<Self, CommitError> {
         let (tx, rx) = sync_channel(1);
+        let (durable_tx, durable_rx) = sync_channel(1);
+        let hooks = Arc::new(Mutex::new(deps.hooks));
+        let publisher = Publisher {
+            observer: deps.observer,
+            policy: deps.policy,
+            hooks: Arc::clone(&hooks),
+            report: CommitReport::default(),
+        };
+        let publish = std::thread::Builder::new()
+            .name("tierd-publish".into())
+            .spawn(move || publisher.run(durable_rx))
+            .map_err(|e| CommitError::Stopped(format!("could not spawn the thread: {e}")))?;
+        let worker = Worker {
+            store: deps.store,
+            sink: deps.sink,
+            hooks,
+            durable: durable_tx,
+            report: CommitReport::default(),
+        };
         let thread = std::thread::Builder::new()
             .name("tierd-commit".into())
-            .spawn(move || Worker::new(deps).run(rx))
+            .spawn(move || {
+                let committed = worker.run(rx);
+                // The worker is gone, and with it the publish queue's
+                // sender: the publish thread drains it and stops.
+                let published = publish
+                    .join()
+                    .map_err(|_| CommitError::Stopped("the publish thread panicked".into()))?;
+                let mut report = committed?;
+                report.records += published.records;
+                report.applied += published.applied;
+                report.rejected += published.rejected;
+                Ok(report)
+            })
             .map_err(|e| CommitError::Stopped(format!("could not spawn the thread: {e}")))?;
         Ok(Self {
             tx: Some(tx),
@@ -220,13 +300,13 @@ impl Drop for Committer {
     }
 }
 
+/// The commit thread: dead letters and the store.
 struct Worker<S> {
     store: Arc<S>,
     sink: Box<dyn DeadLetterSink>,
-    observer: Arc<dyn CommitObserver>,
-    policy: Arc<PolicyHandle>,
-    hooks: Box<dyn CommitHooks>,
-    tier_counts: BTreeMap<String, i64>,
+    hooks: Arc<Mutex<Box<dyn CommitHooks>>>,
+    /// Durable units, in commit order, to the publish thread.
+    durable: SyncSender<CommitUnit>,
     report: CommitReport,
 }
 
@@ -237,19 +317,12 @@ struct Failure {
     message: String,
 }
 
-impl<S: Store + 'static> Worker<S> {
-    fn new(deps: CommitterDeps<S>) -> Self {
-        Self {
-            store: deps.store,
-            sink: deps.sink,
-            observer: deps.observer,
-            policy: deps.policy,
-            hooks: deps.hooks,
-            tier_counts: deps.tier_counts,
-            report: CommitReport::default(),
-        }
-    }
+/// The hooks, whichever thread held them when it panicked.
+fn hooks(hooks: &Mutex<Box<dyn CommitHooks>>) -> MutexGuard<'_, Box<dyn CommitHooks>> {
+    hooks.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
+impl<S: Store + 'static> Worker<S> {
     fn run(mut self, rx: Receiver<CommitUnit>) -> Result<CommitReport, CommitError> {
         while let Ok(mut unit) = rx.recv() {
             if unit.writes() && !self.finish(&mut unit)? {
@@ -261,7 +334,11 @@ impl<S: Store + 'static> Worker<S> {
                 }
                 break;
             }
-            self.effects(unit);
+            if self.durable.send(unit).is_err() {
+                return Err(CommitError::Stopped(
+                    "the publish thread stopped unexpectedly".into(),
+                ));
+            }
         }
         Ok(self.report)
     }
@@ -269,14 +346,18 @@ impl<S: Store + 'static> Worker<S> {
     /// Dead-letter and commit `unit`, retrying until it succeeds. Returns
     /// whether it was committed (false: given up while stopping).
     fn finish(&mut self, unit: &mut CommitUnit) -> Result<bool, CommitError> {
+        // A state the engine could not encode: nothing of the unit is
+        // written (the publish thread needs none of the encoded states).
+        let customers = std::mem::replace(&mut unit.customers, Ok(EncodedCustomers::default()))
+            .map_err(CommitError::Prepare)?;
         let mut backoff = Duration::from_millis(50);
         let mut cancelled_at: Option<Instant> = None;
         loop {
             let started = Instant::now();
             let failure = match self.sink.deliver(&mut unit.dead) {
-                Ok(()) => match self.commit(unit, started) {
+                Ok(()) => match self.commit(unit, &customers, started) {
                     Ok(()) => {
-                        self.hooks.progress();
+                        hooks(&self.hooks).progress();
                         return Ok(true);
                     }
                     Err(CommitAttempt::Fatal(e)) => return Err(e),
@@ -288,7 +369,7 @@ impl<S: Store + 'static> Worker<S> {
                     message: e.message,
                 },
             };
-            self.hooks.trouble(started, failure.reason);
+            hooks(&self.hooks).trouble(started, failure.reason);
             metrics::counter!(m::RETRIES, "op" => failure.op, "reason" => failure.reason)
                 .increment(1);
             tracing::warn!(
@@ -298,7 +379,7 @@ impl<S: Store + 'static> Worker<S> {
                 retry_in_ms = backoff.as_millis() as u64,
                 "batch not committed; its partitions do not advance; retrying"
             );
-            if self.hooks.cancelled() {
+            if hooks(&self.hooks).cancelled() {
                 let since = *cancelled_at.get_or_insert_with(Instant::now);
                 if since.elapsed() >= CANCEL_GRACE {
                     tracing::warn!(
@@ -317,7 +398,12 @@ impl<S: Store + 'static> Worker<S> {
         }
     }
 
-    fn commit(&mut self, unit: &CommitUnit, started: Instant) -> Result<(), CommitAttempt> {
+    fn commit(
+        &mut self,
+        unit: &CommitUnit,
+        customers: &EncodedCustomers,
+        started: Instant,
+    ) -> Result<(), CommitAttempt> {
         let mut offsets: Vec<(&str, i32, i64)> = unit
             .offsets
             .iter()
@@ -351,12 +437,8 @@ impl<S: Store + 'static> Worker<S> {
             // With the decisions made against them (see `cuts`).
             meta.push((crate::cuts::META_CUTS, crate::cuts::encode(cut)));
         }
-        let batch = CommitBatch {
-            customers: unit
-                .customers
-                .iter()
-                .map(|(scope, id, s)| (*scope, id.as_str(), s))
-                .collect(),
+        let batch: CommitBatch<'_, CustomerState> = CommitBatch {
+            customers: Vec::new(),
             moved: unit
                 .unit
                 .moved
@@ -367,7 +449,8 @@ impl<S: Store + 'static> Worker<S> {
             outbox,
             meta,
         };
-        let prepared = PreparedBatch::prepare(&batch)
+        // A copy per attempt: a failed attempt consumed its batch.
+        let prepared = PreparedBatch::prepare_encoded(&batch, customers.clone())
             .map_err(|e| CommitAttempt::Fatal(CommitError::Prepare(e)))?;
         let receipt = self.store.commit_prepared(prepared).map_err(|e| {
             CommitAttempt::Failed(Failure {
@@ -384,7 +467,7 @@ impl<S: Store + 'static> Worker<S> {
         metrics::histogram!(m::BATCH_COMMIT_SECONDS).record(elapsed.as_secs_f64());
         tracing::debug!(
             records = unit.records,
-            customers = unit.customers.len(),
+            customers = customers.len(),
             changes = unit.unit.changes.len(),
             swept = unit.unit.swept,
             rescored = unit.unit.rescored,
@@ -395,12 +478,30 @@ impl<S: Store + 'static> Worker<S> {
         self.report.batches += 1;
         Ok(())
     }
+}
+
+/// The publish thread: a durable unit's effects, in commit order.
+struct Publisher {
+    observer: Arc<dyn CommitObserver>,
+    policy: Arc<PolicyHandle>,
+    hooks: Arc<Mutex<Box<dyn CommitHooks>>>,
+    /// Records, applied and rejected of the units published.
+    report: CommitReport,
+}
+
+impl Publisher {
+    fn run(mut self, rx: Receiver<CommitUnit>) -> CommitReport {
+        while let Ok(unit) = rx.recv() {
+            self.effects(unit);
+        }
+        self.report
+    }
 
     /// The unit is durable (or wrote nothing): let the world see it.
     fn effects(&mut self, unit: CommitUnit) {
         let CommitUnit {
             records,
-            customers,
+            read,
             offsets,
             unit: work,
             notice_rows,
@@ -434,17 +535,10 @@ impl<S: Store + 'static> Worker<S> {
         if work.stale > 0 {
             metrics::counter!(m::EVENTS_STALE).increment(work.stale);
         }
+        // The customers-per-tier gauge is the read side's (it follows
+        // rebalances, which tier changes alone do not show).
         for c in &work.changes {
-            if let Some(old) = &c.old_tier {
-                *self.tier_counts.entry(old.clone()).or_insert(0) -= 1;
-            }
-            *self.tier_counts.entry(c.new_tier.clone()).or_insert(0) += 1;
             metrics::counter!(m::TIER_CHANGES, "from" => c.old_tier.clone().unwrap_or_else(|| "none".into()), "to" => c.new_tier.clone(), "cause" => c.cause.as_str()).increment(1);
-        }
-        if !work.changes.is_empty() {
-            for (tier, n) in &self.tier_counts {
-                metrics::gauge!(m::CUSTOMERS_PER_TIER, "tier" => tier.clone()).set(*n as f64);
-            }
         }
 
         // Durable: now readers may see it, in this order: the metrics
@@ -465,12 +559,14 @@ impl<S: Store + 'static> Worker<S> {
             }
         }
         set_status(&self.policy, &status);
-        if !customers.is_empty() {
-            let views: Vec<(&str, &CustomerState)> = customers
-                .iter()
-                .map(|(_, id, s)| (id.as_str(), s))
-                .collect();
-            self.observer.committed(&views);
+        match read {
+            Some(ReadUpdate::States(states)) => {
+                let views: Vec<(&str, &CustomerState)> =
+                    states.iter().map(|(id, s)| (id.as_str(), s)).collect();
+                self.observer.committed(&views);
+            }
+            Some(ReadUpdate::Prepared(publish)) => publish(),
+            None => {}
         }
         if !work.evicted.is_empty() {
             self.observer.evicted(&work.evicted);
@@ -484,7 +580,7 @@ impl<S: Store + 'static> Worker<S> {
         for (tier, n) in overdue_by_tier.iter().flatten() {
             metrics::gauge!(m::COMPLAINTS_OVERDUE, "tier" => tier.clone()).set(*n as f64);
         }
-        self.hooks.durable(&Durable {
+        hooks(&self.hooks).durable(&Durable {
             offsets: &offsets,
             outbox_rows: work.changes.len() + notice_rows.len(),
             swept_to,

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::sync_channel;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use tier_core::overrides::OverrideMode;
@@ -22,6 +22,7 @@ use tier_core::state::CustomerState;
 use tier_core::time::date;
 use tier_core::{InvalidEvent, RejectReason, Timestamp};
 use tier_engine::command::Command;
+use tier_engine::committer::ReadUpdate;
 use tier_engine::{
     ActivePolicy, Batch, CommitHooks, CommitObserver, CommitUnit, Committer, CommitterDeps,
     DeadLetter, DeadLetterSink, Durable, Engine, PolicyHandle, SealInfo, SetOverride, SinkError,
@@ -57,25 +58,61 @@ impl DeadLetterSink for FlakySink {
 /// Checks, each time it is told, that what it is told is in the store.
 struct Reader {
     store: Arc<MemStore>,
-    seen: Mutex<Vec<String>>,
+    seen: Arc<Mutex<Vec<String>>>,
     evicted: Mutex<Vec<String>>,
+    /// Customers prepared at a seal (`seal_batch_for`).
+    prepared: Mutex<Vec<String>>,
+    /// Customers told as copies of their states (`seal_batch`).
+    copies: AtomicUsize,
 }
 
 impl CommitObserver for Reader {
     fn committed(&self, customers: &[(&str, &CustomerState)]) {
+        self.copies.fetch_add(customers.len(), Ordering::SeqCst);
         for (id, state) in customers {
             let stored: CustomerState = self
                 .store
                 .get_customer(id)
                 .unwrap()
                 .expect("a reader saw a customer before it was stored");
-            assert_eq!(
+            // The store may hold a later unit's state already (the read
+            // model is updated while the next unit commits), never an
+            // earlier one.
+            assert!(
+                durable_part(&stored) == durable_part(state) || age(&stored) > age(state),
+                "a reader saw state the store does not have: stored {:?}, seen {:?}",
                 durable_part(&stored),
-                durable_part(state),
-                "a reader saw state the store does not have"
+                durable_part(state)
             );
             self.seen.lock().unwrap().push((*id).to_owned());
         }
+    }
+
+    fn prepare(&self, customers: &[(&str, &CustomerState)], _policy: &Arc<Policy>) -> ReadUpdate {
+        // What a view keeps of each state, as of the seal.
+        let sealed: Vec<_> = customers
+            .iter()
+            .map(|(id, s)| ((*id).to_owned(), durable_part(s), age(s)))
+            .collect();
+        self.prepared
+            .lock()
+            .unwrap()
+            .extend(sealed.iter().map(|(id, _, _)| id.clone()));
+        let store = self.store.clone();
+        let seen = self.seen.clone();
+        ReadUpdate::Prepared(Box::new(move || {
+            for (id, part, sealed_age) in sealed {
+                let stored: CustomerState = store
+                    .get_customer(&id)
+                    .unwrap()
+                    .expect("a prepared view was published before its state was stored");
+                assert!(
+                    durable_part(&stored) == part || age(&stored) > sealed_age,
+                    "a prepared view was published before its state was stored"
+                );
+                seen.lock().unwrap().push(id);
+            }
+        }))
     }
 
     fn evicted(&self, ids: &[String]) {
@@ -93,12 +130,26 @@ impl CommitObserver for Reader {
 }
 
 /// What a state's identity as stored is (derived caches are not stored).
-fn durable_part(s: &CustomerState) -> impl PartialEq + std::fmt::Debug {
+fn durable_part(s: &CustomerState) -> impl PartialEq + std::fmt::Debug + Send + use<> {
     (
         s.sequence,
         s.decided_at,
         s.effective.clone(),
         s.projection.last_event_at(),
+    )
+}
+
+/// How far a customer's state has come: a later state compares greater
+/// (these tests' customers only ever place orders, so their order amount
+/// grows with each event, also within one day).
+fn age(s: &CustomerState) -> impl PartialOrd + Send + use<> {
+    static POLICY: OnceLock<Policy> = OnceLock::new();
+    let rules = POLICY.get_or_init(Policy::default_policy).fold_rules();
+    (
+        s.sequence,
+        s.decided_at,
+        s.projection.last_event_at(),
+        s.projection.order_amount(s.decided_at, rules),
     )
 }
 
@@ -121,9 +172,9 @@ struct Hooks {
 impl CommitHooks for Hooks {
     fn durable(&mut self, unit: &Durable<'_>) {
         for ((topic, partition), next) in unit.offsets {
-            assert_eq!(
-                self.store.offset(topic, *partition).unwrap(),
-                Some(*next),
+            // As for the reader: a later unit may be stored already.
+            assert!(
+                self.store.offset(topic, *partition).unwrap() >= Some(*next),
                 "hooks heard of offsets before they were stored"
             );
         }
@@ -160,8 +211,10 @@ fn rig(fail: usize) -> Rig {
     let store = Arc::new(MemStore::new());
     let reader = Arc::new(Reader {
         store: store.clone(),
-        seen: Mutex::new(Vec::new()),
+        seen: Arc::new(Mutex::new(Vec::new())),
         evicted: Mutex::new(Vec::new()),
+        prepared: Mutex::new(Vec::new()),
+        copies: AtomicUsize::new(0),
     });
     let told = Arc::new(Mutex::new(Told::default()));
     let fail = Arc::new(AtomicUsize::new(fail));
@@ -187,7 +240,6 @@ fn rig(fail: usize) -> Rig {
             told: told.clone(),
             cancelled: cancelled.clone(),
         }),
-        tier_counts: BTreeMap::new(),
     })
     .unwrap();
     let engine = Engine::new(policy, Vec::new(), date(2026, 1, 1));
@@ -274,6 +326,8 @@ fn effects_follow_the_store_in_commit_order() {
         *r.reader.seen.lock().unwrap(),
         ["alice", "bob", "alice", "carol"]
     );
+    assert_eq!(r.reader.copies.load(Ordering::SeqCst), 4);
+    assert!(r.reader.prepared.lock().unwrap().is_empty());
     let told = r.told.lock().unwrap();
     let offsets: Vec<i64> = told
         .durable
@@ -289,6 +343,44 @@ fn effects_follow_the_store_in_commit_order() {
         r.store.outbox_len().unwrap() >= 3,
         "each new customer's first tier is published"
     );
+}
+
+#[test]
+fn an_observer_publishes_what_it_prepared_at_the_seal_once_it_is_durable() {
+    let mut r = rig(0);
+    let first = batch(
+        &mut r.engine,
+        0,
+        &[("hana", 90_000), ("ivan", 5_000)],
+        false,
+    );
+    let u1 = r
+        .engine
+        .seal_batch_for(first, Vec::new(), SealInfo::default(), r.reader.as_ref());
+    assert_eq!(*r.reader.prepared.lock().unwrap(), ["hana", "ivan"]);
+    // hana changes again before the first unit is durable: the first
+    // unit publishes her state as of its own seal.
+    let second = batch(&mut r.engine, 2, &[("hana", 400_000)], false);
+    let u2 = r
+        .engine
+        .seal_batch_for(second, Vec::new(), SealInfo::default(), r.reader.as_ref());
+    assert!(
+        r.reader.seen.lock().unwrap().is_empty(),
+        "nothing is published at the seal"
+    );
+    r.committer.submit(u1).unwrap();
+    r.committer.submit(u2).unwrap();
+    let report = r.committer.finish().unwrap();
+    assert_eq!((report.records, report.batches), (3, 2));
+    assert_eq!(*r.reader.seen.lock().unwrap(), ["hana", "ivan", "hana"]);
+    assert_eq!(
+        r.reader.copies.load(Ordering::SeqCst),
+        0,
+        "no state was copied for the observer"
+    );
+    let hana: CustomerState = r.store.get_customer("hana").unwrap().unwrap();
+    let held = r.engine.customer("hana").unwrap();
+    assert_eq!(durable_part(&hana), durable_part(&held));
 }
 
 #[test]

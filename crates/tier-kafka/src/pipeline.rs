@@ -13,11 +13,12 @@
 //!    waiting commands, a slice of a policy rescore and, once caught up, a
 //!    slice of the due customers;
 //! 4. seal the batch into an owned commit unit and hand it to the engine's
-//!    committer thread (`tier_engine::committer`), which delivers its dead
-//!    letters, commits its customers, offsets and outbox rows in ONE store
-//!    batch and only then publishes its effects (read model, outbox
-//!    wake-up, Kafka bookkeeping, replies) while this thread already folds
-//!    the next batch.
+//!    committer (`tier_engine::committer`), whose commit thread delivers
+//!    its dead letters and commits its customers, offsets and outbox rows
+//!    in ONE store batch, and whose publish thread only then publishes its
+//!    effects (read model, outbox wake-up, Kafka bookkeeping, replies)
+//!    while the commit thread writes the next unit and this thread already
+//!    folds the one after.
 //!
 //! On every partition assignment the consumer starts from the offsets the
 //! pipeline has processed (equal to the stored ones after a restart);
@@ -732,12 +733,6 @@ impl<S: Store + 'static> Pipeline<S> {
         for (tier, n) in engine.overdue_by_tier() {
             metrics::gauge!(m::COMPLAINTS_OVERDUE, "tier" => tier).set(n as f64);
         }
-        let mut tier_counts = BTreeMap::new();
-        for (_, s) in engine.customers() {
-            if let Some(a) = &s.effective {
-                *tier_counts.entry(a.tier.clone()).or_insert(0) += 1;
-            }
-        }
         let positions: Positions = Arc::new(Mutex::new(
             store
                 .offsets()?
@@ -813,7 +808,6 @@ impl<S: Store + 'static> Pipeline<S> {
                 swept_to: deps.swept_to.clone(),
                 cancel: deps.cancel.clone(),
             }),
-            tier_counts,
         })?;
         let decoder_policy = engine.policy().clone();
         let decoder = Decoder::for_policy(&decoder_policy, config.limits);
@@ -947,13 +941,14 @@ impl<S: Store + 'static> Pipeline<S> {
         if !batch.has_work() && resets.is_empty() && !announce {
             return Ok(());
         }
-        let unit = self.engine.seal_batch(
+        let unit = self.engine.seal_batch_for(
             batch,
             resets,
             SealInfo {
                 backlog_at: sweeping.then_some(now),
                 swept_to,
             },
+            self.observer.as_ref(),
         );
         if swept_to.is_some() {
             self.sent_swept_to = swept_to;

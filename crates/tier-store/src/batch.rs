@@ -59,6 +59,54 @@ impl<S> Default for CommitBatch<'_, S> {
     }
 }
 
+/// Customer states encoded ahead of their commit, under their keys (no
+/// IO): for a caller that hands the states' bytes to another thread
+/// instead of a copy of the states. Committed by
+/// [`PreparedBatch::prepare_encoded`].
+#[derive(Debug, Clone, Default)]
+pub struct EncodedCustomers {
+    /// `(customer key, format byte + postcard state)`, in push order.
+    entries: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl EncodedCustomers {
+    /// Room for `n` customers.
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            entries: Vec::with_capacity(n),
+        }
+    }
+
+    /// Encode `state` for `id` under `scope`, as
+    /// [`PreparedBatch::prepare`] would. Should an id be pushed twice in
+    /// one scope, the later entry wins at the commit.
+    pub fn push<S: Serialize>(
+        &mut self,
+        scope: Scope,
+        id: &str,
+        state: &S,
+    ) -> Result<(), StoreError> {
+        self.entries
+            .push((layout::customer_key(scope, id), codec::encode(id, state)?));
+        Ok(())
+    }
+
+    /// Number of customers.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when there is no customer.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Encoded bytes of the states.
+    pub fn bytes(&self) -> usize {
+        self.entries.iter().map(|(_, v)| v.len()).sum()
+    }
+}
+
 /// A [`CommitBatch`] encoded and validated, owning everything it writes:
 /// made by [`PreparedBatch::prepare`] with no IO (so it may run on another
 /// thread than the one that writes), written by
@@ -81,13 +129,22 @@ impl PreparedBatch {
     /// failure (a state that does not serialize, a bad topic name) is
     /// returned here, before anything is written.
     pub fn prepare<S: Serialize>(batch: &CommitBatch<'_, S>) -> Result<Self, StoreError> {
-        let customers = batch
-            .customers
-            .iter()
-            .map(|&(scope, id, state)| {
-                Ok((layout::customer_key(scope, id), codec::encode(id, state)?))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        Self::prepare_encoded(batch, EncodedCustomers::default())
+    }
+
+    /// [`prepare`](Self::prepare) with states encoded ahead: `customers`
+    /// are written after `batch.customers` (the later entry wins), with
+    /// the same atomicity. Validates offsets and record names.
+    pub fn prepare_encoded<S: Serialize>(
+        batch: &CommitBatch<'_, S>,
+        customers: EncodedCustomers,
+    ) -> Result<Self, StoreError> {
+        let mut encoded = Vec::with_capacity(batch.customers.len() + customers.len());
+        for &(scope, id, state) in &batch.customers {
+            encoded.push((layout::customer_key(scope, id), codec::encode(id, state)?));
+        }
+        encoded.extend(customers.entries);
+        let customers = encoded;
         let moved = batch
             .moved
             .iter()
@@ -154,4 +211,51 @@ pub struct VerifyReport {
     pub offsets: usize,
     /// Outbox rows checked.
     pub outbox_rows: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::{MemStore, Store};
+
+    #[test]
+    fn states_encoded_ahead_are_written_as_prepare_writes_them() {
+        let scope = Scope::partition(3).unwrap();
+        let mut batch: CommitBatch<'_, (u32, String)> = CommitBatch::new();
+        let early = (1, "early".to_owned());
+        batch.customers.push((scope, "c1", &early));
+        batch.offsets.push(("orders", 3, 10));
+        let direct = PreparedBatch::prepare(&batch).unwrap();
+
+        let mut encoded = EncodedCustomers::with_capacity(1);
+        encoded.push(scope, "c1", &early).unwrap();
+        assert_eq!((encoded.len(), encoded.is_empty()), (1, false));
+        assert_eq!(encoded.bytes(), direct.customer_bytes());
+        let mut ahead: CommitBatch<'_, (u32, String)> = CommitBatch::new();
+        ahead.offsets.push(("orders", 3, 10));
+        let prepared = PreparedBatch::prepare_encoded(&ahead, encoded).unwrap();
+        assert_eq!(prepared.customers, direct.customers);
+        assert_eq!(prepared.offsets, direct.offsets);
+
+        // Encoded ahead comes after the batch's own states: it wins.
+        let late = (2, "late".to_owned());
+        let mut encoded = EncodedCustomers::default();
+        encoded.push(scope, "c1", &late).unwrap();
+        let store = MemStore::new();
+        store
+            .commit_prepared(PreparedBatch::prepare_encoded(&batch, encoded).unwrap())
+            .unwrap();
+        assert_eq!(
+            store.get_customer::<(u32, String)>("c1").unwrap(),
+            Some(late)
+        );
+        assert_eq!(store.offset("orders", 3).unwrap(), Some(10));
+
+        // Offsets are still validated.
+        let mut bad: CommitBatch<'_, (u32, String)> = CommitBatch::new();
+        bad.offsets.push(("orders", -1, 10));
+        assert!(PreparedBatch::prepare_encoded(&bad, EncodedCustomers::default()).is_err());
+    }
 }

@@ -103,7 +103,7 @@ mod store;
 
 pub use any_store::AnyStore;
 pub use backend::Backend;
-pub use batch::{CommitBatch, CommitReceipt, PreparedBatch, VerifyReport};
+pub use batch::{CommitBatch, CommitReceipt, EncodedCustomers, PreparedBatch, VerifyReport};
 pub use error::StoreError;
 #[cfg(feature = "fjall")]
 pub use fjall_store::FjallStore;

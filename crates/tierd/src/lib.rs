@@ -25,6 +25,7 @@ use tier_api::{AdminServiceImpl, ReadModel, TierServiceImpl};
 use tier_core::Timestamp;
 use tier_core::policy::Policy;
 use tier_core::state::CustomerState;
+use tier_engine::committer::ReadUpdate;
 use tier_engine::{ActivePolicy, Command, PolicyHandle};
 use tier_kafka::pipeline::{self, CommitObserver, PipelineReport, PipelineStatus};
 use tier_kafka::{Clock, EmbeddedBroker, OutputFormat, PipelineConfig, PublisherConfig};
@@ -114,8 +115,7 @@ fn population_gradings(read: Arc<ReadModel>, policy: Arc<PolicyHandle>) -> tier_
 struct ReadModelObserver {
     read: Arc<ReadModel>,
     policy: Arc<PolicyHandle>,
-    /// Every tier the gauge was set for (set to 0 once it has no customer).
-    gauged: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    gauge: Arc<TierGauge>,
 }
 
 impl ReadModelObserver {
@@ -123,23 +123,34 @@ impl ReadModelObserver {
         Self {
             read,
             policy,
-            gauged: std::sync::Mutex::new(std::collections::BTreeSet::new()),
+            gauge: Arc::new(TierGauge::default()),
         }
     }
 
-    /// `tierd_customers{tier}`: the customers this instance holds, per
-    /// held tier, counted from the read model. It follows rebalances
-    /// (customers evicted when their partition goes elsewhere, loaded back
-    /// when it returns), which the committer's own running count does not
-    /// (it only moves with tier changes); the committer sets the gauge
-    /// before it tells this observer, so this count is the one that stays.
     fn set_tier_gauge(&self) {
+        self.gauge.set(&self.read, &self.policy);
+    }
+}
+
+/// `tierd_customers{tier}`: the customers this instance holds, per held
+/// tier, counted from the read model after every published unit and
+/// eviction, so it follows rebalances (customers evicted when their
+/// partition goes elsewhere, loaded back when it returns), which tier
+/// changes alone do not show.
+#[derive(Default)]
+struct TierGauge {
+    /// Every tier the gauge was set for (set to 0 once it has no customer).
+    gauged: std::sync::Mutex<std::collections::BTreeSet<String>>,
+}
+
+impl TierGauge {
+    fn set(&self, read: &ReadModel, policy: &PolicyHandle) {
         let mut gauged = self
             .gauged
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let counts = self.read.count_by_tier();
-        gauged.extend(self.policy.policy().tiers().iter().map(|t| t.name.clone()));
+        let counts = read.count_by_tier();
+        gauged.extend(policy.policy().tiers().iter().map(|t| t.name.clone()));
         gauged.extend(counts.keys().filter(|t| !t.is_empty()).cloned());
         for tier in gauged.iter() {
             let n = counts.get(tier).copied().unwrap_or(0);
@@ -155,6 +166,26 @@ impl CommitObserver for ReadModelObserver {
         // with each customer's account manager and exact 12-month money.
         self.read.publish(customers, &self.policy.policy());
         self.set_tier_gauge();
+    }
+
+    fn prepare(
+        &self,
+        customers: &[(&str, &CustomerState)],
+        policy: &Arc<tier_core::policy::Policy>,
+    ) -> ReadUpdate {
+        // The same views, built on the engine's thread as the unit is
+        // sealed (the engine's policy then is the one in force once the
+        // unit is durable); the publish thread only inserts them.
+        let prepared = ReadModel::prepare(customers, policy);
+        let (read, handle, gauge) = (
+            Arc::clone(&self.read),
+            Arc::clone(&self.policy),
+            Arc::clone(&self.gauge),
+        );
+        ReadUpdate::Prepared(Box::new(move || {
+            read.publish_prepared(prepared);
+            gauge.set(&read, &handle);
+        }))
     }
 
     fn evicted(&self, ids: &[String]) {

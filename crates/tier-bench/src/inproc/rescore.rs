@@ -5,7 +5,7 @@
 //! `tier_core::sim::scenario::stricter_bands`) and is then driven the way
 //! the ingest loop drives it with no records coming in: per turn,
 //! `between_batches` (commands, then a rescore slice of tierd's default
-//! `engine_slice`), `seal_batch`, and the sealed unit goes to the real
+//! `engine_slice`), `seal_batch_for`, and the sealed unit goes to the real
 //! [`Committer`] with the sled store (`EveryCommit`) and a read-model
 //! observer, exactly as tierd wires them. The clock stops when the
 //! committer's published [`PolicyStatus`](tier_engine::PolicyStatus) says
@@ -13,7 +13,7 @@
 //! model), which is when `GetPolicyStatus` would say so.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -24,6 +24,7 @@ use tier_core::policy::{DEFAULT_POLICY_TOML, Policy};
 use tier_core::sim::scenario::stricter_bands;
 use tier_core::state::CustomerState;
 use tier_engine::command::sha256_hex;
+use tier_engine::committer::ReadUpdate;
 use tier_engine::{
     ActivePolicy, Batch, Command, CommitHooks, CommitObserver, Committer, CommitterDeps,
     DeadLetter, DeadLetterSink, Durable, PolicyHandle, SealInfo, SinkError,
@@ -71,7 +72,7 @@ struct ReadModelObserver {
     read: Arc<ReadModel>,
     policy: Arc<PolicyHandle>,
     /// Time spent publishing, in nanoseconds.
-    nanos: AtomicU64,
+    nanos: Arc<AtomicU64>,
 }
 
 impl CommitObserver for ReadModelObserver {
@@ -80,6 +81,19 @@ impl CommitObserver for ReadModelObserver {
         self.read.publish(customers, &self.policy.policy());
         self.nanos
             .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// As tierd: views built as the unit is sealed (counted in the
+    /// engine's time), inserted once it is durable (counted here).
+    fn prepare(&self, customers: &[(&str, &CustomerState)], policy: &Arc<Policy>) -> ReadUpdate {
+        let prepared = ReadModel::prepare(customers, policy);
+        let read = Arc::clone(&self.read);
+        let nanos = Arc::clone(&self.nanos);
+        ReadUpdate::Prepared(Box::new(move || {
+            let started = Instant::now();
+            read.publish_prepared(prepared);
+            nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        }))
     }
 }
 
@@ -136,7 +150,7 @@ pub(crate) fn run(
     let observer = Arc::new(ReadModelObserver {
         read: read.clone(),
         policy: handle.clone(),
-        nanos: AtomicU64::new(0),
+        nanos: Arc::new(AtomicU64::new(0)),
     });
     let mut committer = Committer::spawn(CommitterDeps {
         store,
@@ -144,7 +158,6 @@ pub(crate) fn run(
         observer: observer.clone(),
         policy: handle.clone(),
         hooks: Box::new(Hooks),
-        tier_counts: BTreeMap::new(),
     })
     .context("starting the committer")?;
     let (commands, inbox) = tier_engine::command::channel(16);
@@ -165,9 +178,9 @@ pub(crate) fn run(
         let mut batch = Batch::new();
         pop.engine
             .between_batches(&mut batch, &inbox, pop.end, false, SLICE);
-        let unit = pop
-            .engine
-            .seal_batch(batch, Vec::new(), SealInfo::default());
+        let unit =
+            pop.engine
+                .seal_batch_for(batch, Vec::new(), SealInfo::default(), observer.as_ref());
         engine_time += turn.elapsed();
         let submit = Instant::now();
         committer
@@ -224,7 +237,8 @@ pub(crate) fn run(
                  slices of {SLICE}, committed by tierd's Committer {store_note} (EveryCommit) with \
                  a read-model observer, until PolicyStatus is done; {} of {total} customers \
                  changed tier; engine (rescore + seal) {:.2}s, blocked on the committer {:.2}s, \
-                 of which read-model publish {publish_secs:.2}s; last unit submitted at {:.2}s; \
+                 read-model publish (on the committer's publish thread) {publish_secs:.2}s; \
+                 last unit submitted at {:.2}s; \
                  {} store batches",
                 status.changed,
                 engine_time.as_secs_f64(),
