@@ -197,17 +197,11 @@ fn kills_during_sweeps_and_rescores_lose_nothing_and_repeat_nothing() {
         let seed: u64 = env_or("TIERD_FAULT_SEED", 7);
         let kills: usize = env_or("TIERD_FAULT_KILLS", 3);
         let prefix = unique("crash-time");
-        let names = Names {
-            inputs: (0..INPUTS).map(|i| format!("{prefix}.in{i}")).collect(),
-            dlq: format!("{prefix}.dlq"),
-            tier_changes: format!("{prefix}.tier-changes"),
-            partitions: PARTITIONS,
-        };
-        let topics: Vec<(&str, i32)> = names.all().into_iter().map(|t| (t, PARTITIONS)).collect();
+        let names = Names::new(&prefix, INPUTS, PARTITIONS);
         let broker = TestBroker::spawn(
             Path::new(env!("CARGO_BIN_EXE_tierd-testbroker")),
             1,
-            &topics,
+            &names.topics(),
         )
         .unwrap();
         let t1 = Timestamp(date(2026, 11, 20).millis() + 12 * 3_600_000);

@@ -138,17 +138,11 @@ async fn run_and_read(
 fn a_live_run_in_two_steps_equals_a_replay_on_a_later_day() {
     runtime().block_on(async {
         let prefix = unique("replay");
-        let names = Names {
-            inputs: (0..2).map(|i| format!("{prefix}.in{i}")).collect(),
-            dlq: format!("{prefix}.dlq"),
-            tier_changes: format!("{prefix}.tier-changes"),
-            partitions: PARTITIONS,
-        };
-        let topics: Vec<(&str, i32)> = names.all().into_iter().map(|t| (t, PARTITIONS)).collect();
+        let names = Names::new(&prefix, 2, PARTITIONS);
         let broker = TestBroker::spawn(
             Path::new(env!("CARGO_BIN_EXE_tierd-testbroker")),
             1,
-            &topics,
+            &names.topics(),
         )
         .expect("testbroker starts");
 

@@ -94,17 +94,11 @@ struct World {
 impl World {
     fn new(seed: u64, events: usize, customers: usize) -> Self {
         let prefix = unique("scale");
-        let names = Names {
-            inputs: (0..INPUTS).map(|i| format!("{prefix}.in{i}")).collect(),
-            dlq: format!("{prefix}.dlq"),
-            tier_changes: format!("{prefix}.tier-changes"),
-            partitions: PARTITIONS,
-        };
-        let topics: Vec<(&str, i32)> = names.all().into_iter().map(|t| (t, PARTITIONS)).collect();
+        let names = Names::new(&prefix, INPUTS, PARTITIONS);
         let broker = TestBroker::spawn(
             Path::new(env!("CARGO_BIN_EXE_tierd-testbroker")),
             1,
-            &topics,
+            &names.topics(),
         )
         .expect("testbroker starts");
         // Noon of a fixed day: both tierds run frozen at this instant, without

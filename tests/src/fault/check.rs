@@ -44,6 +44,25 @@ pub struct Names {
 }
 
 impl Names {
+    /// The topics of one test under `prefix`: `inputs` input topics, the
+    /// dead-letter and tier-change topics, each of `partitions` partitions.
+    pub fn new(prefix: &str, inputs: usize, partitions: i32) -> Self {
+        Self {
+            inputs: (0..inputs).map(|i| format!("{prefix}.in{i}")).collect(),
+            dlq: format!("{prefix}.dlq"),
+            tier_changes: format!("{prefix}.tier-changes"),
+            partitions,
+        }
+    }
+
+    /// `(name, partitions)` of every topic, for the test broker.
+    pub fn topics(&self) -> Vec<(&str, i32)> {
+        self.all()
+            .into_iter()
+            .map(|t| (t, self.partitions))
+            .collect()
+    }
+
     pub fn all(&self) -> Vec<&str> {
         self.inputs
             .iter()
