@@ -167,6 +167,8 @@ pub struct CommitUnit {
     /// Every time-driven decision up to this instant is in this unit or an
     /// earlier one.
     pub(crate) swept_to: Option<Timestamp>,
+    /// The key after the unit's last outbox row, once committed.
+    pub(crate) outbox_end: Option<u64>,
 }
 
 impl std::fmt::Debug for CommitUnit {
@@ -431,6 +433,7 @@ impl Engine {
             at_risk_total,
             sweep_backlog: info.backlog_at.map(|at| self.due_count(at)),
             swept_to: info.swept_to,
+            outbox_end: None,
         }
     }
 }

@@ -143,6 +143,11 @@ pub struct Durable<'a> {
     pub offsets: &'a BTreeMap<(String, i32), i64>,
     /// Outbox rows the unit wrote (tier changes and at-risk notices).
     pub outbox_rows: usize,
+    /// Every outbox row with a key below this one is durable and its unit
+    /// is in the read model (`None`: the unit wrote nothing). The outbox
+    /// publisher sends no row at or past it, so a record completed from
+    /// the read model (the population gradings) sees its own unit.
+    pub outbox_end: Option<u64>,
     /// Every time-driven decision up to this instant is durable.
     pub swept_to: Option<Timestamp>,
 }
@@ -356,7 +361,8 @@ impl<S: Store + 'static> Worker<S> {
             let started = Instant::now();
             let failure = match self.sink.deliver(&mut unit.dead) {
                 Ok(()) => match self.commit(unit, &customers, started) {
-                    Ok(()) => {
+                    Ok(end) => {
+                        unit.outbox_end = Some(end);
                         hooks(&self.hooks).progress();
                         return Ok(true);
                     }
@@ -403,7 +409,7 @@ impl<S: Store + 'static> Worker<S> {
         unit: &CommitUnit,
         customers: &EncodedCustomers,
         started: Instant,
-    ) -> Result<(), CommitAttempt> {
+    ) -> Result<u64, CommitAttempt> {
         let mut offsets: Vec<(&str, i32, i64)> = unit
             .offsets
             .iter()
@@ -476,7 +482,7 @@ impl<S: Store + 'static> Worker<S> {
             "batch committed"
         );
         self.report.batches += 1;
-        Ok(())
+        Ok(receipt.outbox_keys.end)
     }
 }
 
@@ -515,6 +521,7 @@ impl Publisher {
             sweep_backlog,
             swept_to,
             overdue_by_tier,
+            outbox_end,
             ..
         } = unit;
         if records > 0 {
@@ -583,6 +590,7 @@ impl Publisher {
         hooks(&self.hooks).durable(&Durable {
             offsets: &offsets,
             outbox_rows: work.changes.len() + notice_rows.len(),
+            outbox_end,
             swept_to,
         });
         for r in replies {

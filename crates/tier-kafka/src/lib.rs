@@ -27,7 +27,7 @@ pub use broker::{EmbeddedBroker, ensure_topics};
 pub use client::client_config;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::StreamError;
-pub use outbox::{Enrich, OutputFormat, Publisher, PublisherConfig};
+pub use outbox::{Enrich, OutboxGate, OutputFormat, Publisher, PublisherConfig};
 pub use pipeline::{
     CommitObserver, PipelineConfig, PipelineDeps, PipelineHandle, PipelineReport, PipelineStatus,
 };

@@ -8,6 +8,7 @@
 //! de-duplicate on `(customer_id, sequence)`) and never loses a change.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use prost::Message as _;
@@ -63,6 +64,35 @@ impl std::fmt::Debug for Enrich {
     }
 }
 
+/// How far the outbox may be published: every row with a key below the
+/// gate's limit is durable and its unit is in the read model, so a record
+/// completed from the read model at publication ([`Enrich`]) sees the
+/// state of its own unit. The pipeline opens it once the read model holds
+/// what was stored at start, then after each unit the read side has.
+#[derive(Debug, Default)]
+pub struct OutboxGate(AtomicU64);
+
+impl OutboxGate {
+    /// Rows below `end` may be published.
+    pub fn open_to(&self, end: u64) {
+        self.0.fetch_max(end, Ordering::AcqRel);
+    }
+
+    /// Rows at or past this key wait.
+    pub fn limit(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// The rows of `rows` (oldest first) that `gate` lets through.
+fn through_gate(mut rows: Vec<(u64, Vec<u8>)>, gate: Option<&OutboxGate>) -> Vec<(u64, Vec<u8>)> {
+    if let Some(gate) = gate {
+        let limit = gate.limit();
+        rows.retain(|(key, _)| *key < limit);
+    }
+    rows
+}
+
 /// Drains the outbox to Kafka until `stop` is cancelled and the outbox is
 /// empty (or `drain_timeout` passes after `stop`).
 pub struct Publisher<S> {
@@ -70,6 +100,8 @@ pub struct Publisher<S> {
     store: Arc<S>,
     producer: FutureProducer,
     notify: Arc<Notify>,
+    /// `None`: every stored row may be published.
+    gate: Option<Arc<OutboxGate>>,
     changes: broadcast::Sender<api::TierChanged>,
     /// When the whole outbox was last counted for the backlog gauge.
     counted_at: std::sync::Mutex<Option<std::time::Instant>>,
@@ -112,9 +144,17 @@ impl<S: Store + 'static> Publisher<S> {
             store,
             producer,
             notify,
+            gate: None,
             changes,
             counted_at: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Publish only the rows `gate` lets through (see [`OutboxGate`]).
+    #[must_use]
+    pub fn with_gate(mut self, gate: Arc<OutboxGate>) -> Self {
+        self.gate = Some(gate);
+        self
     }
 
     /// Run until `stop` is cancelled, then drain what is left (bounded by
@@ -174,7 +214,10 @@ impl<S: Store + 'static> Publisher<S> {
 
     /// Send one round of rows; returns how many were published.
     async fn publish_round(&self) -> Result<usize, StreamError> {
-        let rows = self.store.outbox_pending(self.config.batch)?;
+        let rows = through_gate(
+            self.store.outbox_pending(self.config.batch)?,
+            self.gate.as_deref(),
+        );
         // A round shorter than the batch saw every pending row: that is the
         // backlog. Behind a full round, count the outbox (a scan) at most
         // every COUNT_EVERY, not on every round of a catch-up.
@@ -282,5 +325,37 @@ impl<S: Store + 'static> Publisher<S> {
             Some(f) => Err(StreamError::Kafka(f)),
             None => Ok(n),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(keys: &[u64]) -> Vec<(u64, Vec<u8>)> {
+        keys.iter().map(|k| (*k, vec![])).collect()
+    }
+
+    fn keys(rows: &[(u64, Vec<u8>)]) -> Vec<u64> {
+        rows.iter().map(|(k, _)| *k).collect()
+    }
+
+    #[test]
+    fn the_gate_holds_rows_until_their_unit_is_in_the_read_model() {
+        let gate = OutboxGate::default();
+        assert!(
+            through_gate(rows(&[0, 1, 2]), Some(&gate)).is_empty(),
+            "closed at first"
+        );
+        gate.open_to(2);
+        assert_eq!(
+            keys(&through_gate(rows(&[0, 1, 2, 3]), Some(&gate))),
+            [0, 1]
+        );
+        gate.open_to(1);
+        assert_eq!(gate.limit(), 2, "never closes again");
+        gate.open_to(4);
+        assert_eq!(keys(&through_gate(rows(&[2, 3, 4]), Some(&gate))), [2, 3]);
+        assert_eq!(keys(&through_gate(rows(&[7, 8]), None)), [7, 8], "no gate");
     }
 }

@@ -226,6 +226,8 @@ pub struct PipelineDeps<S> {
     pub swept_to: watch::Sender<Option<tier_core::Timestamp>>,
     pub clock: Arc<dyn Clock>,
     pub outbox_notify: Arc<Notify>,
+    /// Opened as units reach the read side (see [`crate::OutboxGate`]).
+    pub outbox_gate: Arc<crate::OutboxGate>,
     pub cancel: CancellationToken,
 }
 
@@ -606,12 +608,18 @@ struct Hooks {
     health: Arc<Mutex<Health>>,
     consumer: Arc<BaseConsumer<IngestContext>>,
     outbox_notify: Arc<Notify>,
+    outbox_gate: Arc<crate::OutboxGate>,
     swept_to: watch::Sender<Option<tier_core::Timestamp>>,
     cancel: CancellationToken,
 }
 
 impl CommitHooks for Hooks {
     fn durable(&mut self, unit: &Durable<'_>) {
+        if let Some(end) = unit.outbox_end {
+            // The read model has this unit: its rows may be completed from
+            // it and published.
+            self.outbox_gate.open_to(end);
+        }
         if unit.outbox_rows > 0 {
             self.outbox_notify.notify_one();
         }
@@ -721,6 +729,16 @@ impl<S: Store + 'static> Pipeline<S> {
             );
         }
         publish_views(observer.as_ref(), engine.customers());
+        // The read model holds everything stored: the outbox rows stored
+        // before this start may be published (an empty commit names the
+        // next outbox key and writes nothing).
+        let next_outbox = store
+            .commit_prepared(tier_store::PreparedBatch::prepare(
+                &tier_store::CommitBatch::<CustomerState>::new(),
+            )?)?
+            .outbox_keys
+            .start;
+        deps.outbox_gate.open_to(next_outbox);
         let status = engine.status();
         if status.rescoring {
             tracing::info!(
@@ -805,6 +823,7 @@ impl<S: Store + 'static> Pipeline<S> {
                 health: health.clone(),
                 consumer: consumer.clone(),
                 outbox_notify: deps.outbox_notify.clone(),
+                outbox_gate: deps.outbox_gate.clone(),
                 swept_to: deps.swept_to.clone(),
                 cancel: deps.cancel.clone(),
             }),

@@ -96,8 +96,8 @@ pub fn starting_policy(
 /// Completes each published `TierChanged` with the customer's classes in
 /// the policy's population gradings (ABC, RFM), which only the read side's
 /// rankings know; per-customer gradings are in the record already. The
-/// read model holds the change's state by then (it is updated before the
-/// outbox is woken).
+/// read model holds the change's state by then: the outbox publishes a row
+/// only once the read side has its unit (`tier_kafka::OutboxGate`).
 fn population_gradings(read: Arc<ReadModel>, policy: Arc<PolicyHandle>) -> tier_kafka::Enrich {
     tier_kafka::Enrich(Arc::new(move |msg: &mut tier_proto::api::TierChanged| {
         let policy = policy.policy();
@@ -373,6 +373,9 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     let read = Arc::new(ReadModel::new());
     let (changes_tx, _) = broadcast::channel(4096);
     let notify = Arc::new(Notify::new());
+    // The outbox publishes a row only once its unit is in the read model
+    // (it completes records from it).
+    let outbox_gate = Arc::new(tier_kafka::OutboxGate::default());
 
     // Listeners first, so their addresses are known and port 0 works.
     let grpc_listener = TcpListener::bind(config.grpc_listen)
@@ -445,6 +448,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
             swept_to: swept_tx,
             clock,
             outbox_notify: notify.clone(),
+            outbox_gate: outbox_gate.clone(),
             cancel: ingest_stop.clone(),
         },
         observer,
@@ -466,7 +470,8 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         store.clone(),
         notify,
         changes_tx,
-    )?;
+    )?
+    .with_gate(outbox_gate);
     let publisher_stop = CancellationToken::new();
     let publisher_task =
         tokio::spawn(publisher.run(publisher_stop.clone(), Duration::from_secs(10)));
