@@ -374,6 +374,26 @@ impl Engine {
         engine
     }
 
+    /// The engine over everything `store` holds, as tierd starts: every
+    /// customer under its scope, streamed in, so loading never holds more
+    /// than `hot_limit` decoded (see [`Engine::with_scopes`]).
+    pub fn load<S: tier_store::Store>(
+        policy: Arc<Policy>,
+        store: &S,
+        now: Timestamp,
+        hot_limit: usize,
+    ) -> Result<Self, tier_store::StoreError> {
+        let mut scan_error = None;
+        let states = store
+            .scan_scoped::<CustomerState>(None)
+            .map_while(|item| item.map_err(|e| scan_error = Some(e)).ok());
+        let engine = Self::with_scopes(policy, states, now, hot_limit);
+        match scan_error {
+            Some(e) => Err(e),
+            None => Ok(engine),
+        }
+    }
+
     pub fn policy(&self) -> &Arc<Policy> {
         &self.policy
     }

@@ -709,17 +709,12 @@ impl<S: Store + 'static> Pipeline<S> {
         // Warm the engine from the store.
         let mut clock_now = MonotonicNow::new();
         let now = clock_now.now(deps.clock.as_ref());
-        // Streamed into the engine, which holds most customers encoded:
-        // loading never holds every customer decoded at once.
-        let mut scan_error = None;
-        let states = store
-            .scan_scoped::<CustomerState>(None)
-            .map_while(|item| item.map_err(|e| scan_error = Some(e)).ok());
-        let mut engine =
-            Engine::with_scopes(deps.policy.policy(), states, now, config.hot_customers);
-        if let Some(e) = scan_error {
-            return Err(e.into());
-        }
+        let mut engine = Engine::load(
+            deps.policy.policy(),
+            store.as_ref(),
+            now,
+            config.hot_customers,
+        )?;
         let cuts = store.meta(tier_engine::cuts::META_CUTS)?;
         if let Some(stored) = cuts.as_deref().and_then(tier_engine::cuts::decode)
             && engine.restore_cuts(&stored)

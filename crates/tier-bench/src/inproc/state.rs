@@ -9,8 +9,8 @@
 //! `rss_mib` is what tierd holds for those customers after a restart: the
 //! store is closed, and a fresh process (this binary, [`RESTART_ARG`])
 //! opens it and loads the engine from it exactly as tierd starts
-//! (`Engine::with_scopes` over the streamed scan, `--hot-customers`
-//! decoded), then reports its resident set. The bench process's own
+//! (`Engine::load`, `--hot-customers` decoded), then reports its resident
+//! set. The bench process's own
 //! resident set after building the population in memory (it also holds
 //! the generator's leftovers) is in the note.
 
@@ -206,19 +206,13 @@ pub(crate) fn child_main() -> Option<std::process::ExitCode> {
         let started = Instant::now();
         let store = SledStore::open(Path::new(&dir), StoreOptions::default())
             .with_context(|| format!("opening the sled store in {dir}"))?;
-        let mut scan_error = None;
-        let states = store
-            .scan_scoped::<CustomerState>(None)
-            .map_while(|item| item.map_err(|e| scan_error = Some(e)).ok());
-        let engine = tier_engine::Engine::with_scopes(
+        let engine = tier_engine::Engine::load(
             Arc::new(tier_core::policy::Policy::default_policy()),
-            states,
+            &store,
             tier_core::Timestamp::from_millis(0),
             hot,
-        );
-        if let Some(e) = scan_error {
-            return Err(e).context("scanning the store");
-        }
+        )
+        .context("loading the engine from the store")?;
         let secs = started.elapsed().as_secs_f64();
         let mem = Memory::read()?;
         Ok(Restarted {
