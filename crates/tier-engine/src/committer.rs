@@ -34,6 +34,7 @@
 //! [`CommitError::Prepare`] rather than retry it forever.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -213,6 +214,8 @@ impl<S> std::fmt::Debug for CommitterDeps<S> {
 pub struct Committer {
     tx: Option<SyncSender<CommitUnit>>,
     thread: Option<JoinHandle<Result<CommitReport, CommitError>>>,
+    /// Units submitted and not yet through the commit thread.
+    pending: Arc<AtomicUsize>,
 }
 
 impl Committer {
@@ -231,11 +234,13 @@ impl Committer {
             .name("tierd-publish".into())
             .spawn(move || publisher.run(durable_rx))
             .map_err(|e| CommitError::Stopped(format!("could not spawn the thread: {e}")))?;
+        let pending = Arc::new(AtomicUsize::new(0));
         let worker = Worker {
             store: deps.store,
             sink: deps.sink,
             hooks,
             durable: durable_tx,
+            pending: Arc::clone(&pending),
             report: CommitReport::default(),
         };
         let thread = std::thread::Builder::new()
@@ -257,13 +262,25 @@ impl Committer {
         Ok(Self {
             tx: Some(tx),
             thread: Some(thread),
+            pending,
         })
+    }
+
+    /// Whether the commit thread has nothing to do: every submitted unit
+    /// is through it (durable, or given up while stopping). The ingest
+    /// loop seals its batch as soon as this holds (group commit): records
+    /// wait for a commit only while the one before is being written, so a
+    /// lone event is committed at once and a busy stream still gets large
+    /// units.
+    pub fn idle(&self) -> bool {
+        self.pending.load(Ordering::Acquire) == 0
     }
 
     /// Hand over a sealed unit; blocks while one unit already waits. If the
     /// committer has stopped, returns why (and the unit is dropped: it was
     /// never written).
     pub fn submit(&mut self, unit: CommitUnit) -> Result<(), CommitError> {
+        self.pending.fetch_add(1, Ordering::AcqRel);
         let sent = match &self.tx {
             Some(tx) => tx.send(unit).is_ok(),
             None => false,
@@ -271,6 +288,7 @@ impl Committer {
         if sent {
             return Ok(());
         }
+        self.pending.fetch_sub(1, Ordering::AcqRel);
         self.tx = None;
         match self.join() {
             Ok(_) => Err(CommitError::Stopped(
@@ -312,6 +330,8 @@ struct Worker<S> {
     hooks: Arc<Mutex<Box<dyn CommitHooks>>>,
     /// Durable units, in commit order, to the publish thread.
     durable: SyncSender<CommitUnit>,
+    /// The handle's count of units not yet through this thread.
+    pending: Arc<AtomicUsize>,
     report: CommitReport,
 }
 
@@ -339,6 +359,7 @@ impl<S: Store + 'static> Worker<S> {
                 }
                 break;
             }
+            self.pending.fetch_sub(1, Ordering::AcqRel);
             if self.durable.send(unit).is_err() {
                 return Err(CommitError::Stopped(
                     "the publish thread stopped unexpectedly".into(),

@@ -606,32 +606,41 @@ impl Engine {
 
     /// Encode the least recently used hot customers until at most the hot
     /// limit are hot, keeping those `unit` touched (its commit reads
-    /// them). Runs once a quarter more than the limit are hot, so the scan
-    /// is paid once per many seals.
+    /// them). Each task queues its customers in order of use, so a seal
+    /// cools about as many customers as its unit thawed, without a scan:
+    /// the cost is spread evenly over the seals instead of a pause each
+    /// time a quarter more than the limit are hot.
     fn cool(&mut self, unit: &Unit) {
-        let hot = self.hot_customers();
-        if hot <= self.hot_limit.saturating_add(self.hot_limit / 4) {
-            return;
+        let mut hot = self.hot_customers();
+        // This unit's customers met in the queue, put back afterwards.
+        let mut kept: Vec<(Scope, u64, String)> = Vec::new();
+        while hot > self.hot_limit {
+            // The task whose least recently used customer is the oldest.
+            let Some((_, scope)) = self
+                .tasks
+                .iter_mut()
+                .filter_map(|(scope, t)| Some((t.least_recent()?, *scope)))
+                .min()
+            else {
+                break;
+            };
+            let Some(task) = self.tasks.get_mut(&scope) else {
+                break;
+            };
+            let Some((used, id)) = task.pop_least_recent() else {
+                break;
+            };
+            if unit.touched_set.contains(id.as_str()) || !task.cool(&id) {
+                // Read by this unit's commit (or, none today, a state that
+                // cannot be encoded): stays hot.
+                kept.push((scope, used, id));
+                continue;
+            }
+            hot -= 1;
         }
-        let mut candidates: Vec<(u64, Scope, String)> = self
-            .tasks
-            .iter()
-            .flat_map(|(scope, t)| {
-                t.hot_customers()
-                    .filter(|(_, id)| !unit.touched_set.contains(id.as_str()))
-                    .map(|(used, id)| (used, *scope, id.clone()))
-            })
-            .collect();
-        let n = (hot - self.hot_limit).min(candidates.len());
-        if n == 0 {
-            return;
-        }
-        if n < candidates.len() {
-            candidates.select_nth_unstable_by_key(n - 1, |(used, _, _)| *used);
-        }
-        for (_, scope, id) in candidates.iter().take(n) {
-            if let Some(task) = self.tasks.get_mut(scope) {
-                task.cool(id);
+        for (scope, used, id) in kept {
+            if let Some(task) = self.tasks.get_mut(&scope) {
+                task.requeue(used, id);
             }
         }
     }

@@ -20,7 +20,7 @@
 //! totals stay with the [`Engine`](crate::Engine).
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 
 use tier_core::Timestamp;
 use tier_core::indicators::KeptIndicators;
@@ -94,21 +94,42 @@ impl Slot {
 }
 
 /// `slot`'s state to change: decoded (counted in `hot`) if cold, marked
-/// used in `epoch`.
-fn thaw<'a>(slot: &'a mut Slot, hot: &mut usize, epoch: u64) -> &'a mut CustomerState {
+/// used in `epoch`. A first use in `epoch` queues `id` in `recent`.
+fn thaw<'a>(
+    slot: &'a mut Slot,
+    hot: &mut usize,
+    recent: &mut VecDeque<(u64, String)>,
+    id: &str,
+    epoch: u64,
+) -> &'a mut CustomerState {
     if let Slot::Cold { bytes, .. } = slot {
         let state = Box::new(Slot::decode(bytes));
-        *slot = Slot::Hot { state, used: epoch };
+        // `u64::MAX`: not used in any epoch yet, queued just below.
+        *slot = Slot::Hot {
+            state,
+            used: u64::MAX,
+        };
         *hot += 1;
     }
     match slot {
         Slot::Hot { state, used } => {
-            *used = epoch;
+            if *used != epoch {
+                *used = epoch;
+                recent.push_back((epoch, id.to_owned()));
+            }
             state
         }
         // Replaced by a hot slot just above.
         Slot::Cold { .. } => unreachable!("a thawed slot is hot"),
     }
+}
+
+/// Whether the use-queue entry `(epoch, id)` is live: `id` is hot and
+/// was last used in `epoch`.
+fn live(states: &CustomerMap<Entry>, epoch: u64, id: &str) -> bool {
+    states
+        .get(id)
+        .is_some_and(|e| matches!(e.slot, Slot::Hot { used, .. } if used == epoch))
 }
 
 /// One customer of a task: its state and the instant it is indexed at
@@ -129,6 +150,12 @@ pub(crate) struct Task {
     /// customer. Exactly one entry per customer with anything due (the
     /// one its `Entry::due` names).
     due: BTreeSet<(Timestamp, String)>,
+    /// `(epoch, customer)` in the order customers were used: the least
+    /// recently used hot customer is found at the front without a scan
+    /// (an entry is live while its customer is hot and last used in that
+    /// epoch; stale ones are dropped as they are met, and in a compaction
+    /// once the queue outgrows twice the hot count).
+    recent: VecDeque<(u64, String)>,
 }
 
 impl Task {
@@ -156,13 +183,22 @@ impl Task {
 
     /// `id`'s state to change: decoded if cold, marked used in `epoch`.
     pub(crate) fn get_mut(&mut self, id: &str, epoch: u64) -> Option<&mut CustomerState> {
+        self.compact_recent();
         let entry = self.states.get_mut(id)?;
-        Some(thaw(&mut entry.slot, &mut self.hot, epoch))
+        Some(thaw(
+            &mut entry.slot,
+            &mut self.hot,
+            &mut self.recent,
+            id,
+            epoch,
+        ))
     }
 
     /// A new customer `id` (not in the task), with a default state.
     pub(crate) fn insert_new(&mut self, id: String, epoch: u64) -> &mut CustomerState {
+        self.compact_recent();
         self.hot += 1;
+        self.recent.push_back((epoch, id.clone()));
         let slot = Slot::Hot {
             state: Box::default(),
             used: epoch,
@@ -172,16 +208,21 @@ impl Task {
             .entry(id)
             .insert_entry(Entry { slot, due: None })
             .into_mut();
-        thaw(&mut entry.slot, &mut self.hot, epoch)
+        match &mut entry.slot {
+            Slot::Hot { state, .. } => state,
+            Slot::Cold { .. } => unreachable!("inserted hot just above"),
+        }
     }
 
     /// Hold `state` for `id` (hot), replacing what was held (its due
     /// entry stays until the next [`Task::index`]).
     pub(crate) fn insert(&mut self, id: String, state: CustomerState, epoch: u64) {
+        self.compact_recent();
         let slot = Slot::Hot {
             state: Box::new(state),
             used: epoch,
         };
+        self.recent.push_back((epoch, id.clone()));
         match self.states.get_mut(&id) {
             Some(entry) => {
                 if !matches!(entry.slot, Slot::Hot { .. }) {
@@ -194,6 +235,42 @@ impl Task {
                 self.states.insert(id, Entry { slot, due: None });
             }
         }
+    }
+
+    /// Drop the stale entries of the use queue once it holds more than
+    /// twice as many as there are hot customers (so it stays bounded
+    /// when nothing is cooled, at a cost spread over the uses between).
+    fn compact_recent(&mut self) {
+        if self.recent.len() <= 2 * self.hot + 1024 {
+            return;
+        }
+        let states = &self.states;
+        self.recent.retain(|(epoch, id)| live(states, *epoch, id));
+    }
+
+    /// The epoch of the least recently used hot customer's last use
+    /// (stale queue entries in front of it are dropped).
+    pub(crate) fn least_recent(&mut self) -> Option<u64> {
+        while let Some((used, id)) = self.recent.front() {
+            if live(&self.states, *used, id) {
+                return Some(*used);
+            }
+            self.recent.pop_front();
+        }
+        None
+    }
+
+    /// Take the least recently used hot customer off the use queue (it
+    /// stays hot: cool it, or [`Task::requeue`] it).
+    pub(crate) fn pop_least_recent(&mut self) -> Option<(u64, String)> {
+        self.least_recent()?;
+        self.recent.pop_front()
+    }
+
+    /// Put `(used, id)`, taken by [`Task::pop_least_recent`] and kept hot,
+    /// back on the use queue.
+    pub(crate) fn requeue(&mut self, used: u64, id: String) {
+        self.recent.push_back((used, id));
     }
 
     /// Encode `id` if it is hot; true when it was cooled.
@@ -213,14 +290,6 @@ impl Task {
         entry.slot = Slot::Cold { bytes, at_risk };
         self.hot -= 1;
         true
-    }
-
-    /// The hot customers with the epoch of their last use.
-    pub(crate) fn hot_customers(&self) -> impl Iterator<Item = (u64, &String)> {
-        self.states.iter().filter_map(|(id, e)| match e.slot {
-            Slot::Hot { used, .. } => Some((used, id)),
-            Slot::Cold { .. } => None,
-        })
     }
 
     /// Every customer with its slot.
@@ -338,10 +407,16 @@ mod tests {
         assert_eq!(task.hot_len(), 1, "a read leaves it cold");
         task.get_mut("a", 5).unwrap().policy_version.push('!');
         assert_eq!(task.hot_len(), 2, "a change thaws it");
+        assert_eq!(task.least_recent(), Some(1), "b was used first");
+        assert_eq!(task.pop_least_recent(), Some((1, "b".to_owned())));
+        assert_eq!(task.pop_least_recent(), Some((5, "a".to_owned())));
         assert_eq!(
-            task.hot_customers().map(|(e, id)| (e, id.as_str())).max(),
-            Some((5, "a"))
+            task.pop_least_recent(),
+            None,
+            "each hot customer queued once"
         );
+        task.requeue(5, "a".to_owned());
+        assert_eq!(task.least_recent(), Some(5));
         assert!(task.cool("a"));
         assert_eq!(task.remove("a").unwrap().policy_version, "v7!");
         assert_eq!((task.len(), task.hot_len()), (1, 1));

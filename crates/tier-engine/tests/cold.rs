@@ -56,9 +56,9 @@ impl Pair {
         for ((_, id, x), (_, _, y)) in committed.iter().zip(&warm) {
             assert_eq!(stored(x), stored(y), "{what}: {id} as committed");
         }
-        // Beyond the limit, only this unit's customers stay decoded (and
-        // the quarter of slack the engine allows before it cools).
-        let bound = (LIMIT + LIMIT / 4).max(b.touched().len());
+        // Beyond the limit, only this unit's customers stay decoded: each
+        // seal cools the least recently used back to the limit.
+        let bound = LIMIT.max(b.touched().len());
         assert!(
             self.cold.hot_customers() <= bound,
             "{what}: {} hot, bound {bound}",
