@@ -403,6 +403,34 @@ fn a_unit_whose_dead_letters_cannot_be_parked_is_not_written_until_they_are() {
 }
 
 #[test]
+fn the_committer_is_idle_only_once_every_submitted_unit_is_durable() {
+    // The ingest loop seals its batch as soon as the committer is idle
+    // (group commit): idle must never be reported while a unit is not
+    // yet through the store.
+    let mut r = rig(usize::MAX);
+    assert!(r.committer.idle(), "nothing submitted");
+    let b = batch(&mut r.engine, 0, &[("gina", 50_000)], true);
+    let u = seal(&mut r.engine, b);
+    r.committer.submit(u).unwrap();
+    // Its dead letter cannot be parked: the unit stays in hand.
+    while r.told.lock().unwrap().troubles.len() < 2 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(!r.committer.idle(), "a unit is being retried");
+    assert_eq!(r.store.offset(TOPIC, 0).unwrap(), None);
+    r.fail.store(0, Ordering::SeqCst);
+    while !r.committer.idle() {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(
+        r.store.offset(TOPIC, 0).unwrap(),
+        Some(2),
+        "idle again only once the unit is durable"
+    );
+    r.committer.finish().unwrap();
+}
+
+#[test]
 fn stopping_while_the_sink_fails_leaves_the_unit_and_those_behind_it_unwritten() {
     let mut r = rig(usize::MAX);
     let b1 = batch(&mut r.engine, 0, &[("erin", 50_000)], true);

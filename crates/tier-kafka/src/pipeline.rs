@@ -4,7 +4,10 @@
 //! order is kept by construction (records are handled in poll order).
 //!
 //! Per batch:
-//! 1. poll up to `batch_max_records` records or `batch_max_wait`;
+//! 1. poll records until the committer is idle (group commit: a batch
+//!    is sealed as soon as the unit before it is durable, so a lone event
+//!    waits for no timer and a busy stream forms large units), bounded by
+//!    `batch_max_records` and `batch_max_wait`;
 //! 2. decode and validate each at once into an owned domain event; invalid
 //!    ones are parked in the batch for the dead-letter sink
 //!    ([`crate::dead_letter`]);
@@ -673,6 +676,11 @@ fn kafka_bookkeeping(
 /// chunk is decoded, published and dropped before the next.
 const VIEW_CHUNK: usize = 10_000;
 
+/// How long a poll waits while records are in hand and a commit is being
+/// written: the longest a finished commit goes unnoticed when no record
+/// arrives.
+const GROUP_COMMIT_STEP: Duration = Duration::from_millis(2);
+
 /// Publish `customers` (committed state) to `observer` in chunks.
 fn publish_views<'a>(
     observer: &dyn CommitObserver,
@@ -985,12 +993,23 @@ impl<S: Store + 'static> Pipeline<S> {
         // have to apply a rebalance.
         let consumer = self.consumer.clone();
         while batch.records < self.config.batch_max_records {
+            // Group commit: records in hand and nothing being written: seal.
+            if batch.records > 0 && self.committer.as_ref().is_some_and(Committer::idle) {
+                break;
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || self.deps.cancel.is_cancelled() {
                 break;
             }
-            let Some(polled) = consumer.poll(left) else {
-                break;
+            // With records in hand, wait for more only in short steps, so a
+            // commit finishing while no record arrives is noticed.
+            let wait = if batch.records > 0 {
+                left.min(GROUP_COMMIT_STEP)
+            } else {
+                left
+            };
+            let Some(polled) = consumer.poll(wait) else {
+                continue;
             };
             let msg = match polled {
                 Ok(msg) => msg,
