@@ -48,7 +48,7 @@ impl Engine {
     /// The scope `id` is stored under ([`Scope::UNSCOPED`] for a customer
     /// not in memory).
     pub fn scope_of(&self, id: &str) -> Scope {
-        self.scopes.get(id).copied().unwrap_or(Scope::UNSCOPED)
+        crate::find_scope(&self.tasks, id).unwrap_or(Scope::UNSCOPED)
     }
 
     /// [`Engine::fold_traced`] for a record of input partition
@@ -65,15 +65,17 @@ impl Engine {
             return self.fold_traced(unit, event, trace);
         };
         let id = &event.customer_id;
-        // The common case, a customer already in this partition's task (or
-        // new), costs one lookup in the scope map.
-        let old = match self.scopes.get(id) {
-            Some(old) if *old != scope => *old,
-            _ => return self.fold_in(unit, event, trace, scope),
+        // The common case, a customer already in this partition's task,
+        // costs one lookup; a customer new to it, one in each other task.
+        if self.tasks.get(&scope).is_some_and(|t| t.contains(id)) {
+            return self.fold_in(unit, event, trace, scope);
+        }
+        let Some(old) = crate::find_scope(&self.tasks, id) else {
+            return self.fold_in(unit, event, trace, scope);
         };
         self.move_to(id, old, scope);
         let applied = self.fold_in(unit, event, trace, scope);
-        if self.scopes.contains_key(id) {
+        if self.tasks.get(&scope).is_some_and(|t| t.contains(id)) {
             // Stored (or about to be) under the old scope: delete that key
             // and write the state under the new one, together.
             unit.moved.push((old, id.clone()));
@@ -91,7 +93,6 @@ impl Engine {
             .entry(to)
             .or_default()
             .insert(id.to_owned(), state, self.epoch);
-        self.scopes.insert(id.to_owned(), to);
         self.reindex(id);
     }
 
@@ -131,7 +132,7 @@ impl Engine {
     }
 
     /// Take `id`, whose task was dropped, out of the engine's
-    /// population-wide figures and its scope map.
+    /// population-wide figures.
     fn forget(&mut self, id: &str, state: &CustomerState) {
         for tier in open_overdue_tiers(state) {
             *self.overdue_open.entry(tier).or_insert(0) -= 1;
@@ -145,7 +146,6 @@ impl Engine {
             rfm.remove(id);
             self.rfm_moved = true;
         }
-        self.scopes.remove(id);
     }
 
     /// Take a customer loaded from the store under `scope` back into
@@ -160,7 +160,7 @@ impl Engine {
         scope: Scope,
         now: Timestamp,
     ) -> bool {
-        if self.scopes.contains_key(&id) {
+        if crate::find_scope(&self.tasks, &id).is_some() {
             return false;
         }
         for tier in open_overdue_tiers(&state) {
@@ -171,7 +171,6 @@ impl Engine {
             .entry(scope)
             .or_default()
             .insert(id.clone(), state, self.epoch);
-        self.scopes.insert(id.clone(), scope);
         self.reindex(&id);
         if self.ranking.is_some() {
             self.rerank(&id);
