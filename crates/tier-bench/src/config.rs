@@ -41,6 +41,10 @@ pub(crate) struct Args {
     /// Where scenarios put data directories (a fresh temp dir inside it).
     #[arg(long)]
     pub(crate) work_dir: Option<PathBuf>,
+    /// tierd's store backend in the Kafka scenarios (ingest, freshness,
+    /// replay): `sled` (tierd's default), `fjall` or `redb`.
+    #[arg(long, default_value = "sled")]
+    pub(crate) store_backend: tier_store::Backend,
 }
 
 /// The resolved scale of a run, shared by every scenario.
@@ -55,6 +59,7 @@ pub(crate) struct BenchConfig {
     pub(crate) zipf_s: f64,
     pub(crate) seed: u64,
     pub(crate) hot_customers: usize,
+    pub(crate) store_backend: tier_store::Backend,
     /// Removed when the run ends.
     pub(crate) work_dir: tempfile::TempDir,
 }
@@ -92,6 +97,7 @@ impl BenchConfig {
             zipf_s: args.zipf_s,
             seed: args.seed,
             hot_customers: args.hot_customers,
+            store_backend: args.store_backend,
             work_dir,
         })
     }
@@ -113,13 +119,14 @@ impl BenchConfig {
 
     pub(crate) fn describe(&self) -> String {
         format!(
-            "tier-bench{}: {} customers, {} orders (zipf s = {}), state figures at {} customers ({} held decoded), {} cores",
+            "tier-bench{}: {} customers, {} orders (zipf s = {}), state figures at {} customers ({} held decoded), tierd on {}, {} cores",
             if self.quick { " --quick" } else { "" },
             self.customers,
             self.orders,
             self.zipf_s,
             self.state_customers,
             self.hot_customers.min(self.state_customers),
+            self.store_backend,
             std::thread::available_parallelism().map_or(1, |n| n.get()),
         )
     }

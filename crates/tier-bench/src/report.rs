@@ -125,6 +125,7 @@ impl Report {
         context.insert("orders", json!(cfg.orders));
         context.insert("state_customers", json!(cfg.state_customers));
         context.insert("hot_customers", json!(cfg.hot_customers));
+        context.insert("store_backend", json!(cfg.store_backend.name()));
         context.insert("zipf_s", json!(cfg.zipf_s));
         context.insert(
             "cores",

@@ -29,8 +29,14 @@ use super::produce::{DLQ, INPUTS, TIER_CHANGES};
 const POLL_EVERY: Duration = Duration::from_millis(20);
 
 /// tierd's settings for a run against `broker`: defaults, except the
-/// addresses (port 0), the data dir, the group and that the topics exist.
-pub(crate) fn config(broker: &Broker, data_dir: PathBuf, group: &str) -> Result<Config> {
+/// addresses (port 0), the data dir, the group, the store backend and that
+/// the topics exist.
+pub(crate) fn config(
+    broker: &Broker,
+    data_dir: PathBuf,
+    group: &str,
+    store_backend: tier_store::Backend,
+) -> Result<Config> {
     let partitions = *broker
         .topics
         .get(INPUTS[0])
@@ -53,6 +59,7 @@ pub(crate) fn config(broker: &Broker, data_dir: PathBuf, group: &str) -> Result<
         // up to 500 ms per fetch, an artefact of the mock. 10 ms emulates
         // Kafka's early answer (no effect on a backlog: data is waiting).
         kafka: vec!["fetch.wait.max.ms=10".to_owned()],
+        store_backend,
         ..Config::default()
     })
 }

@@ -219,7 +219,12 @@ fn backlog_scenarios(
     if cfg.wants("ingest") || cfg.wants("freshness") {
         let data_dir = cfg.scratch("ingest")?;
         eprintln!("  ingest: tierd in process, fresh data dir");
-        let config = ingest::config(&broker, data_dir.join("data"), "tier-bench-ingest")?;
+        let config = ingest::config(
+            &broker,
+            data_dir.join("data"),
+            "tier-bench-ingest",
+            cfg.store_backend,
+        )?;
         match ingest::ingest(rt, config, expected) {
             Ok((t, tierd)) => {
                 if cfg.wants("ingest") {
@@ -411,7 +416,12 @@ fn replay(
     report.context("replay_backlog_records", json!(expected));
     report.context("replay_partitions", json!(REPLAY_PARTITIONS));
     let data_dir = cfg.scratch("replay")?;
-    let config = ingest::config(&broker, data_dir.join("data"), "tier-bench-replay")?;
+    let config = ingest::config(
+        &broker,
+        data_dir.join("data"),
+        "tier-bench-replay",
+        cfg.store_backend,
+    )?;
     let result = ingest::ingest(rt, config, expected);
     let outcome = result.and_then(|(t, tierd)| {
         let r = tierd.stop(rt)?;
