@@ -754,6 +754,18 @@ impl Engine {
         if self.ranking.is_none() && self.rfm.is_none() {
             return None;
         }
+        // The customers `unit` folded were graded under the cut points in
+        // force, with what they hold now; the seal ranks them only after
+        // this cut. Ranked now, the cut sees them, and judges their moves
+        // from the cut points they were graded under.
+        for id in &unit.touched {
+            if self.rfm.is_some() {
+                self.rerank_rfm(id);
+            }
+            if self.ranking.is_some() {
+                self.rerank(id);
+            }
+        }
         let every = i64::from(self.policy.recut_seconds()) * 1000;
         let due = (self.ranking_moved || self.rfm_moved)
             && self

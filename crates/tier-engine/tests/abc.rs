@@ -145,6 +145,36 @@ fn the_population_moves_the_tiers_with_cause_rank() {
 }
 
 #[test]
+fn a_cut_in_the_unit_that_folded_customers_sees_them_before_the_seal() {
+    // The ingest loop folds a batch, then recuts (between batches), then
+    // seals. Customers folded by the unit must be in the cut, and be moved
+    // from the cut points they were graded under.
+    let t0 = secs(date(2026, 3, 2), 7200);
+    let mut engine = Engine::new(policy(), [], t0);
+    fold(&mut engine, &[order("c0", 1, t0, UNIT)]);
+    // A cut over one customer.
+    recut(&mut engine, secs(t0, 10));
+    let t1 = secs(t0, 20);
+    let rest: Vec<Event> = (1..10)
+        .map(|i| order(&format!("c{i}"), 1, t1, UNIT * (i + 1)))
+        .collect();
+    let mut unit = Unit::new();
+    for e in &rest {
+        engine.fold(&mut unit, e);
+    }
+    engine.recut(&mut unit, secs(t1, 10));
+    engine.seal(&unit);
+    let tiers: Vec<String> = (0..10).map(|i| tier(&engine, &format!("c{i}"))).collect();
+    assert_eq!(tiers, ["C", "C", "C", "C", "C", "B", "B", "B", "A", "A"]);
+    assert_eq!(
+        engine.policy().rank_cuts(),
+        [9.0 * UNIT as f64, 6.0 * UNIT as f64]
+    );
+    // Nothing is left for the next cut to move.
+    assert!(recut(&mut engine, secs(t1, 3600)).is_empty());
+}
+
+#[test]
 fn a_dry_run_of_an_abc_policy_ranks_the_population_its_way() {
     let t0 = secs(date(2026, 3, 2), 7200);
     let mut engine = Engine::new(Arc::new(Policy::default_policy()), [], t0);
