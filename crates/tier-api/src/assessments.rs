@@ -63,7 +63,7 @@ pub(crate) fn due(
     let limit = limit(req.limit)?;
     let before = required_instant("before", req.before.as_ref())?;
     let mut all: Vec<(tier_core::Timestamp, String, AssessmentDue)> = Vec::new();
-    for (id, view) in read.all() {
+    for (id, view) in read.all_shared() {
         for a in view.assessments() {
             if a.expires_at < before && policy.assessments().find(&a.indicator).is_some() {
                 all.push((

@@ -26,7 +26,7 @@ fn collect(
     overdue_only: bool,
 ) -> Vec<((u32, i64), ComplaintItem)> {
     let mut out = Vec::new();
-    for (customer_id, view) in read.all() {
+    for (customer_id, view) in read.all_shared() {
         if view.complaints().is_empty() {
             continue;
         }

@@ -100,7 +100,7 @@ pub(crate) fn movers(
         .map_err(|_| ApiError::invalid("direction", format!("unknown value {}", req.direction)))?;
     let rank = |t: &str| policy.tier_index(t);
     let mut all: Vec<(String, TierStep)> = Vec::new();
-    for (id, view) in read.all() {
+    for (id, view) in read.all_shared() {
         for s in view.history() {
             if s.at < since || s.at >= until {
                 continue;

@@ -947,7 +947,15 @@ impl ReadModel {
     }
 
     /// Every view, in no particular order (a snapshot per shard).
-    pub fn all(&self) -> Vec<(Arc<str>, Arc<View>)> {
+    pub fn all(&self) -> Vec<(String, Arc<View>)> {
+        self.all_shared()
+            .into_iter()
+            .map(|(id, v)| (id.to_string(), v))
+            .collect()
+    }
+
+    /// [`Self::all`] with the model's own id strings.
+    pub(crate) fn all_shared(&self) -> Vec<(Arc<str>, Arc<View>)> {
         let mut out = Vec::with_capacity(self.len());
         for i in 0..SHARDS {
             out.extend(
@@ -1047,7 +1055,7 @@ impl ReadModel {
     pub fn population_class(&self, policy: &Policy, g: &Grading, id: &str) -> Option<GradingClass> {
         let mut population = self.population();
         if !population.is_for(policy) {
-            let all = self.all();
+            let all = self.all_shared();
             population.rebuild(policy, all.iter().map(|(id, v)| (id, v.as_ref())));
         }
         population.recut_if_due();

@@ -442,7 +442,7 @@ impl TierServiceImpl {
         }
         let mut all: Vec<tier_core::state::AtRisk> = self
             .read
-            .all()
+            .all_shared()
             .into_iter()
             .filter_map(|(_, v)| v.at_risk().cloned())
             .filter(|r| req.tier.is_empty() || r.current_tier == req.tier)
