@@ -1,11 +1,18 @@
 //! The read model: the latest committed view of every customer, in memory.
 //!
-//! The ingest pipeline publishes a [`CustomerView`] per touched customer
-//! after each durable batch commit (and fills the model in bulk at
-//! start-up); the API only reads. The views of a batch are built as the
-//! engine seals it ([`ReadModel::prepare`], no lock, nothing visible) and
-//! inserted once it is durable ([`ReadModel::publish_prepared`]). Views are immutable and shared as
-//! `Arc`s, so a reader never blocks a writer for longer than a map lookup.
+//! The ingest pipeline publishes a view per touched customer after each
+//! durable batch commit (and fills the model in bulk at start-up); the
+//! API only reads. The views of a batch are built as the engine seals it
+//! ([`ReadModel::prepare`], no lock, nothing visible) and inserted once it
+//! is durable ([`ReadModel::publish_prepared`]). Views are immutable and
+//! shared as `Arc`s, so a reader never blocks a writer for longer than a
+//! map lookup.
+//!
+//! The model holds a million customers or more, so a view is held compact
+//! ([`View`]: shared strings, packed indicators, no allocation for what a
+//! customer does not have); [`CustomerView`] is the same view in full,
+//! what tests and [`ReadModel::upsert`] hand in and
+//! [`View::to_customer_view`] gives back.
 //!
 //! A view never replaces one with a higher `sequence` (the customer's
 //! gap-free tier-change counter, persisted with its state): a late publish
