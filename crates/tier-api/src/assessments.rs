@@ -48,8 +48,7 @@ pub(crate) fn history(
     Ok(AssessmentHistory {
         customer_id: req.customer_id.clone(),
         entries: view
-            .relation
-            .assessment_history
+            .assessment_history()
             .iter()
             .map(|a| entry(a, policy))
             .collect(),
@@ -64,16 +63,16 @@ pub(crate) fn due(
     let limit = limit(req.limit)?;
     let before = required_instant("before", req.before.as_ref())?;
     let mut all: Vec<(tier_core::Timestamp, String, AssessmentDue)> = Vec::new();
-    for (id, view) in read.all() {
-        for a in view.relation.assessments.iter() {
+    for (id, view) in read.all_shared() {
+        for a in view.assessments() {
             if a.expires_at < before && policy.assessments().find(&a.indicator).is_some() {
                 all.push((
                     a.expires_at,
-                    id.clone(),
+                    id.to_string(),
                     AssessmentDue {
-                        customer_id: id.clone(),
+                        customer_id: id.to_string(),
                         assessment: Some(entry(a, policy)),
-                        tier: view.tier.clone(),
+                        tier: view.tier.to_string(),
                     },
                 ));
             }

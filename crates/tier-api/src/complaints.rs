@@ -26,15 +26,15 @@ fn collect(
     overdue_only: bool,
 ) -> Vec<((u32, i64), ComplaintItem)> {
     let mut out = Vec::new();
-    for (customer_id, view) in read.all() {
-        if view.relation.complaints.is_empty() {
+    for (customer_id, view) in read.all_shared() {
+        if view.complaints().is_empty() {
             continue;
         }
         let priority = policy
             .tier_index(&view.tier)
             .and_then(|i| policy.tiers().get(i))
             .map_or(u32::MAX, |t| t.priority);
-        for c in view.relation.complaints.iter() {
+        for c in view.complaints() {
             if overdue_only && !c.overdue {
                 continue;
             }

@@ -13,24 +13,27 @@
 
 use std::time::{Duration, Instant};
 
+use tier_core::Indicators;
 use tier_core::policy::{Grading, GradingClass, GradingKind, Policy, RankBy};
 use tier_core::rank::{Cuts, Direction, Proportions, Ranking, RfmCuts, RfmRanking, RfmValues};
 
-use crate::read_model::CustomerView;
+use std::sync::Arc;
+
+use crate::read_model::View;
 
 struct Abc {
     name: String,
     by: RankBy,
     proportions: Proportions,
     classes: Vec<String>,
-    ranking: Ranking<String>,
-    cuts: Option<Cuts<String>>,
+    ranking: Ranking<Arc<str>>,
+    cuts: Option<Cuts<Arc<str>>>,
 }
 
 struct Rfm {
     name: String,
-    ranking: RfmRanking<String>,
-    cuts: Option<RfmCuts<String>>,
+    ranking: RfmRanking<Arc<str>>,
+    cuts: Option<RfmCuts<Arc<str>>>,
 }
 
 /// The population gradings of one policy version.
@@ -57,18 +60,18 @@ impl std::fmt::Debug for Population {
 }
 
 /// The value an `abc` grading ranks a view by (`NaN`: unknown).
-fn abc_value(by: &RankBy, view: &CustomerView) -> f64 {
+fn abc_value(by: &RankBy, view: &View, indicators: &Indicators) -> f64 {
     match by {
         RankBy::Score => view.score,
-        RankBy::Indicator(name) => view.indicators.get(*name).unwrap_or(f64::NAN),
+        RankBy::Indicator(name) => indicators.get(*name).unwrap_or(f64::NAN),
     }
 }
 
-fn rfm_values(view: &CustomerView) -> RfmValues {
+fn rfm_values(view: &View, indicators: &Indicators) -> RfmValues {
     RfmValues {
-        last_order_at: view.relation.last_order_at,
-        frequency: view.indicators.order_count_12m,
-        monetary: view.indicators.order_amount_12m,
+        last_order_at: view.last_order_at,
+        frequency: indicators.order_count_12m,
+        monetary: indicators.order_amount_12m,
     }
 }
 
@@ -82,7 +85,7 @@ impl Population {
     pub(crate) fn rebuild<'a>(
         &mut self,
         policy: &Policy,
-        all: impl IntoIterator<Item = (&'a str, &'a CustomerView)>,
+        all: impl IntoIterator<Item = (&'a Arc<str>, &'a View)>,
     ) {
         *self = Population {
             version: Some(policy.version().to_owned()),
@@ -140,16 +143,18 @@ impl Population {
         self.recut();
     }
 
-    /// A customer's view changed (or is new).
-    pub(crate) fn upsert(&mut self, id: &str, view: &CustomerView) {
+    /// A customer's view changed (or is new). `id` is kept shared (the
+    /// read model's own string).
+    pub(crate) fn upsert(&mut self, id: &Arc<str>, view: &View) {
         if self.abc.is_empty() && self.rfm.is_empty() {
             return;
         }
+        let indicators = view.indicators();
         for a in &mut self.abc {
-            a.ranking.upsert(id, abc_value(&a.by, view));
+            a.ranking.upsert(id, abc_value(&a.by, view, &indicators));
         }
         for r in &mut self.rfm {
-            r.ranking.upsert(id, &rfm_values(view));
+            r.ranking.upsert(id, &rfm_values(view, &indicators));
         }
         self.dirty = true;
     }
@@ -229,10 +234,10 @@ mod tests {
     use tier_core::{Indicators, Timestamp};
 
     use super::*;
-    use crate::read_model::Relation;
+    use crate::read_model::{Book, CustomerView, Relation};
 
-    fn view(score: f64, revenue: f64, orders: f64, last_order_day: Option<i64>) -> CustomerView {
-        CustomerView {
+    fn view(score: f64, revenue: f64, orders: f64, last_order_day: Option<i64>) -> View {
+        let full = CustomerView {
             tier: "C".into(),
             score,
             since: Timestamp::from_millis(0),
@@ -249,7 +254,8 @@ mod tests {
                 last_order_at: last_order_day.map(|d| Timestamp::from_millis(d * 86_400_000)),
                 ..Relation::default()
             },
-        }
+        };
+        View::new(full, Book::default())
     }
 
     fn policy() -> Policy {
@@ -307,8 +313,8 @@ kind = \"rfm\"
             earlier in prop::collection::vec((0usize..60, customer()), 0..40),
         ) {
             let p = policy();
-            let ids: Vec<String> = (0..finals.len()).map(|i| format!("c{i:03}")).collect();
-            let views: Vec<CustomerView> = finals
+            let ids: Vec<Arc<str>> = (0..finals.len()).map(|i| Arc::from(format!("c{i:03}"))).collect();
+            let views: Vec<View> = finals
                 .iter()
                 .map(|&(s, r, o, l)| view(s, r, o, l))
                 .collect();
@@ -326,7 +332,7 @@ kind = \"rfm\"
             incremental.recut();
 
             let mut replay = Population::default();
-            replay.rebuild(&p, ids.iter().map(String::as_str).zip(&views));
+            replay.rebuild(&p, ids.iter().zip(&views));
 
             for g in p.gradings() {
                 for id in &ids {

@@ -48,7 +48,7 @@ pub(crate) fn history(
     let view = read.get(id).ok_or_else(|| ApiError::NotFound {
         customer_id: id.to_owned(),
     })?;
-    let steps = &view.relation.history;
+    let steps = view.history();
     Ok(TierHistory {
         customer_id: id.to_owned(),
         truncated: history_truncated(steps),
@@ -68,7 +68,7 @@ pub(crate) fn as_of(read: &ReadModel, req: &GetTierAsOfRequest) -> Result<TierAs
         known: true,
         ..TierAsOf::default()
     };
-    match step_at(&view.relation.history, at) {
+    match step_at(view.history(), at) {
         Ok(None) => {}
         Ok(Some(s)) => {
             out.tier = s.to.clone();
@@ -100,8 +100,8 @@ pub(crate) fn movers(
         .map_err(|_| ApiError::invalid("direction", format!("unknown value {}", req.direction)))?;
     let rank = |t: &str| policy.tier_index(t);
     let mut all: Vec<(String, TierStep)> = Vec::new();
-    for (id, view) in read.all() {
-        for s in view.relation.history.iter() {
+    for (id, view) in read.all_shared() {
+        for s in view.history() {
             if s.at < since || s.at >= until {
                 continue;
             }
@@ -116,7 +116,7 @@ pub(crate) fn movers(
                 MoveDirection::Down => moved == Some(std::cmp::Ordering::Greater),
             };
             if keep {
-                all.push((id.clone(), s.clone()));
+                all.push((id.to_string(), s.clone()));
             }
         }
     }

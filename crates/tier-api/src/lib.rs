@@ -11,7 +11,7 @@
 //! Must not: talk to Kafka, write to sled or any other store, or compute
 //! tiers of its own. The ingest pipeline publishes each committed
 //! customer state after each durable batch commit
-//! ([`ReadModel::publish`], which builds its [`CustomerView`] and
+//! ([`ReadModel::publish`], which builds its compact [`View`] and
 //! [`Book`]) and sends `TierChanged` on a broadcast channel; this crate
 //! only reads those. Scoring and explanations come from
 //! `tier_core::policy::Policy`. The managers' lists and reports
@@ -38,7 +38,7 @@ pub use admin::AdminServiceImpl;
 pub use auth::{Auth, AuthError, AuthLayer, Scope};
 pub use error::ApiError;
 pub use health::{HEALTH_SERVICES, HealthHandle, HealthService, LIVENESS_SERVICE, health_pair};
-pub use read_model::{Book, CustomerView, Entry, Prepared, ReadModel};
+pub use read_model::{Book, CustomerView, Entry, Prepared, ReadModel, View};
 pub use server::{ApiServer, DEFAULT_GRACE_PERIOD, Limits, serve};
 pub use service::{MAX_BATCH_IDS, MAX_RANK_ITEMS, TierChangeStream, TierServiceImpl};
 pub use shed::ShedLayer;

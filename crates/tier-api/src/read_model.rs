@@ -1,11 +1,18 @@
 //! The read model: the latest committed view of every customer, in memory.
 //!
-//! The ingest pipeline publishes a [`CustomerView`] per touched customer
-//! after each durable batch commit (and fills the model in bulk at
-//! start-up); the API only reads. The views of a batch are built as the
-//! engine seals it ([`ReadModel::prepare`], no lock, nothing visible) and
-//! inserted once it is durable ([`ReadModel::publish_prepared`]). Views are immutable and shared as
-//! `Arc`s, so a reader never blocks a writer for longer than a map lookup.
+//! The ingest pipeline publishes a view per touched customer after each
+//! durable batch commit (and fills the model in bulk at start-up); the
+//! API only reads. The views of a batch are built as the engine seals it
+//! ([`ReadModel::prepare`], no lock, nothing visible) and inserted once it
+//! is durable ([`ReadModel::publish_prepared`]). Views are immutable and
+//! shared as `Arc`s, so a reader never blocks a writer for longer than a
+//! map lookup.
+//!
+//! The model holds a million customers or more, so a view is held compact
+//! ([`View`]: shared strings, packed indicators, no allocation for what a
+//! customer does not have); [`CustomerView`] is the same view in full,
+//! what tests and [`ReadModel::upsert`] hand in and
+//! [`View::to_customer_view`] gives back.
 //!
 //! A view never replaces one with a higher `sequence` (the customer's
 //! gap-free tier-change counter, persisted with its state): a late publish
@@ -118,49 +125,478 @@ pub struct OpenComplaint {
 impl CustomerView {
     /// The view of a committed customer state: the effective decision,
     /// the figures behind it (at its instant) and its relation. `None`
+    /// before the customer's first decision. (The model holds it as a
+    /// [`View`]; this is that view in full.)
+    pub fn from_state(state: &CustomerState, policy: &Policy) -> Option<Self> {
+        View::from_state(state, policy).map(|v| v.to_customer_view())
+    }
+}
+
+/// What the model holds per customer: a [`CustomerView`] and its [`Book`],
+/// compact. Strings that repeat across customers (tiers, the policy
+/// version, account managers) are shared, the indicators are packed (only
+/// the figures that are not 0 or `None` are kept, bit for bit), lists are
+/// boxed slices (an empty one allocates nothing) and what few customers
+/// have (an override, an at-risk notice, open complaints, assessments) is
+/// behind one optional box. Every accessor gives back exactly what the
+/// full view holds ([`View::to_customer_view`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct View {
+    /// The tier held (an override's tier when `overridden`).
+    pub tier: Arc<str>,
+    /// The score at `scored_at`.
+    pub score: f64,
+    /// When the customer entered `tier`.
+    pub since: Timestamp,
+    /// Sequence number of the customer's last tier change.
+    pub sequence: u64,
+    /// The decision instant the indicators and `score` are as of.
+    pub scored_at: Timestamp,
+    /// Version of the policy that made the decision.
+    pub policy_version: Arc<str>,
+    /// Whether `tier` was set by a manager rather than computed.
+    pub overridden: bool,
+    /// The lifecycle stage at the decision instant.
+    pub lifecycle: Option<Lifecycle>,
+    /// The last order that still counts (RFM recency).
+    pub last_order_at: Option<Timestamp>,
+    /// Who looks after the customer and what it brought in.
+    pub book: Book,
+    /// As [`Relation::computed_tier`] (empty: same as `tier`).
+    computed_tier: Arc<str>,
+    indicators: Packed,
+    history: Box<[TierStep]>,
+    more: Option<Box<More>>,
+}
+
+/// The parts of a [`Relation`] few customers have; `None` in a [`View`]
+/// when all are empty.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct More {
+    manual: Option<Override>,
+    override_history: Box<[OverrideEntry]>,
+    at_risk: Option<AtRisk>,
+    complaints: Box<[OpenComplaint]>,
+    assessments: Box<[Assessment]>,
+    assessment_history: Box<[Assessment]>,
+}
+
+impl More {
+    fn is_empty(&self) -> bool {
+        self.manual.is_none()
+            && self.override_history.is_empty()
+            && self.at_risk.is_none()
+            && self.complaints.is_empty()
+            && self.assessments.is_empty()
+            && self.assessment_history.is_empty()
+    }
+
+    fn boxed(self) -> Option<Box<Self>> {
+        (!self.is_empty()).then(|| Box::new(self))
+    }
+}
+
+impl View {
+    /// The view and book of a committed customer state (see
+    /// [`CustomerView::from_state`] and [`Book::from_state`]), `None`
     /// before the customer's first decision.
     pub fn from_state(state: &CustomerState, policy: &Policy) -> Option<Self> {
         let e = state.effective.as_ref()?;
         let computed = state.assignment.as_ref();
-        Some(CustomerView {
-            tier: e.tier.clone(),
+        // The figures of the decision itself (at its instant), so every
+        // answer describes it.
+        let indicators = state.indicators(policy);
+        let book = Book::from_state(state, policy, &indicators);
+        let more = More {
+            manual: state.manual().cloned(),
+            override_history: state.override_history().into(),
+            at_risk: state.at_risk.as_deref().cloned(),
+            complaints: state
+                .projection
+                .complaints()
+                .filter(|(_, c)| c.is_open())
+                .filter_map(|(id, c)| {
+                    Some(OpenComplaint {
+                        id: id.to_owned(),
+                        severity: c.severity,
+                        category: c.category.clone(),
+                        opened_at: c.opened_at?,
+                        deadline: c.deadline.clone(),
+                        overdue: c.overdue_announced,
+                    })
+                })
+                .collect(),
+            assessments: state.projection.assessments().cloned().collect(),
+            assessment_history: state.projection.assessment_history().into(),
+        };
+        Some(View {
+            tier: intern(&e.tier),
             score: e.score,
             since: e.since,
             sequence: state.sequence,
-            // The figures of the decision itself (at its instant), so
-            // every answer describes it.
-            indicators: state.indicators(policy),
             scored_at: state.decided_at,
-            policy_version: state.policy_version.clone(),
+            policy_version: intern(&state.policy_version),
             overridden: computed.is_none_or(|c| c.tier != e.tier)
                 || state.manual().is_some_and(|m| m.tier == e.tier),
-            relation: Relation {
-                computed_tier: computed.map(|c| c.tier.clone()).unwrap_or_default(),
-                lifecycle: Some(state.lifecycle(policy, state.decided_at)),
-                manual: state.manual().cloned(),
-                override_history: state.override_history().into(),
-                at_risk: state.at_risk.as_deref().cloned(),
-                complaints: state
-                    .projection
-                    .complaints()
-                    .filter(|(_, c)| c.is_open())
-                    .filter_map(|(id, c)| {
-                        Some(OpenComplaint {
-                            id: id.to_owned(),
-                            severity: c.severity,
-                            category: c.category.clone(),
-                            opened_at: c.opened_at?,
-                            deadline: c.deadline.clone(),
-                            overdue: c.overdue_announced,
-                        })
-                    })
-                    .collect(),
-                history: state.tier_history().into(),
-                last_order_at: state.projection.last_order_at(),
-                assessments: state.projection.assessments().cloned().collect(),
-                assessment_history: state.projection.assessment_history().into(),
-            },
+            lifecycle: Some(state.lifecycle(policy, state.decided_at)),
+            last_order_at: state.projection.last_order_at(),
+            book,
+            computed_tier: computed.map_or_else(|| intern(""), |c| intern(&c.tier)),
+            indicators: Packed::new(&indicators),
+            history: state.tier_history().into(),
+            more: more.boxed(),
         })
+    }
+
+    /// A full view with its book, made compact.
+    pub fn new(view: CustomerView, book: Book) -> Self {
+        let CustomerView {
+            tier,
+            score,
+            since,
+            sequence,
+            indicators,
+            scored_at,
+            policy_version,
+            overridden,
+            relation,
+        } = view;
+        let Relation {
+            computed_tier,
+            lifecycle,
+            manual,
+            override_history,
+            at_risk,
+            complaints,
+            history,
+            last_order_at,
+            assessments,
+            assessment_history,
+        } = relation;
+        View {
+            tier: intern(&tier),
+            score,
+            since,
+            sequence,
+            scored_at,
+            policy_version: intern(&policy_version),
+            overridden,
+            lifecycle,
+            last_order_at,
+            book,
+            computed_tier: intern(&computed_tier),
+            indicators: Packed::new(&indicators),
+            history: history.as_ref().into(),
+            more: More {
+                manual,
+                override_history: override_history.as_ref().into(),
+                at_risk,
+                complaints: complaints.as_ref().into(),
+                assessments: assessments.as_ref().into(),
+                assessment_history: assessment_history.as_ref().into(),
+            }
+            .boxed(),
+        }
+    }
+
+    /// The view in full (its book aside).
+    pub fn to_customer_view(&self) -> CustomerView {
+        CustomerView {
+            tier: self.tier.to_string(),
+            score: self.score,
+            since: self.since,
+            sequence: self.sequence,
+            indicators: self.indicators(),
+            scored_at: self.scored_at,
+            policy_version: self.policy_version.to_string(),
+            overridden: self.overridden,
+            relation: Relation {
+                computed_tier: self.computed_tier.to_string(),
+                lifecycle: self.lifecycle,
+                manual: self.manual().cloned(),
+                override_history: self.override_history().into(),
+                at_risk: self.at_risk().cloned(),
+                complaints: self.complaints().into(),
+                history: self.history().into(),
+                last_order_at: self.last_order_at,
+                assessments: self.assessments().into(),
+                assessment_history: self.assessment_history().into(),
+            },
+        }
+    }
+
+    /// The indicators the score was computed from (unpacked: a copy, no
+    /// allocation).
+    pub fn indicators(&self) -> Indicators {
+        self.indicators.get()
+    }
+
+    /// The tier the figures give (the held tier when they give the same
+    /// one or when no tier was computed).
+    pub fn computed_tier(&self) -> &str {
+        if self.computed_tier.is_empty() {
+            &self.tier
+        } else {
+            &self.computed_tier
+        }
+    }
+
+    /// Every change of the effective tier kept, oldest first.
+    pub fn history(&self) -> &[TierStep] {
+        &self.history
+    }
+
+    /// The override in force.
+    pub fn manual(&self) -> Option<&Override> {
+        self.more.as_ref()?.manual.as_ref()
+    }
+
+    /// Every override set, cleared or expired, oldest first.
+    pub fn override_history(&self) -> &[OverrideEntry] {
+        self.more.as_ref().map_or(&[], |m| &m.override_history)
+    }
+
+    /// A foreseeable time-driven downgrade, announced.
+    pub fn at_risk(&self) -> Option<&AtRisk> {
+        self.more.as_ref()?.at_risk.as_ref()
+    }
+
+    /// The open complaints, by id.
+    pub fn complaints(&self) -> &[OpenComplaint] {
+        self.more.as_ref().map_or(&[], |m| &m.complaints)
+    }
+
+    /// The assessments in force (or expired, until replaced), by indicator.
+    pub fn assessments(&self) -> &[Assessment] {
+        self.more.as_ref().map_or(&[], |m| &m.assessments)
+    }
+
+    /// Every assessment kept.
+    pub fn assessment_history(&self) -> &[Assessment] {
+        self.more.as_ref().map_or(&[], |m| &m.assessment_history)
+    }
+}
+
+/// Most distinct strings an [`intern`] table keeps (per thread): tiers,
+/// policy versions and account managers are few; past this, strings are
+/// no longer shared, only copied.
+const INTERNED_MAX: usize = 4_096;
+
+/// `s` as a shared string: one copy per distinct value (per thread that
+/// builds views), rather than one per customer.
+fn intern(s: &str) -> Arc<str> {
+    use std::cell::RefCell;
+    use std::collections::HashSet;
+    thread_local! {
+        static TABLE: RefCell<HashSet<Arc<str>>> = RefCell::new(HashSet::new());
+    }
+    TABLE.with_borrow_mut(|table| match table.get(s) {
+        Some(shared) => Arc::clone(shared),
+        None => {
+            let shared: Arc<str> = Arc::from(s);
+            if table.len() < INTERNED_MAX {
+                table.insert(Arc::clone(&shared));
+            }
+            shared
+        }
+    })
+}
+
+/// [`Indicators`] packed: a bit per figure (set: kept), then the kept
+/// figures in field order, as bits. A plain figure is kept when its bits
+/// are not those of `0.0` (so `-0.0` and NaN come back as they were), an
+/// optional one when `Some`, a count when not 0. Empty (no allocation) when
+/// nothing is kept.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Packed(Box<[u64]>);
+
+/// Figures of [`Indicators`]: 11 plain, 13 optional, 10 counts and the
+/// assessment slots. One bit each must fit the mask.
+const PACKED_FIGURES: usize = 11 + 13 + 10 + tier_core::policy::MAX_ASSESSMENTS;
+const _: () = assert!(PACKED_FIGURES <= 64);
+
+struct Packer {
+    mask: u64,
+    bit: u32,
+    len: usize,
+    values: [u64; PACKED_FIGURES + 1],
+}
+
+impl Packer {
+    fn keep(&mut self, keep: bool, bits: u64) {
+        if keep {
+            self.mask |= 1 << self.bit;
+            self.len += 1;
+            if let Some(slot) = self.values.get_mut(self.len) {
+                *slot = bits;
+            }
+        }
+        self.bit += 1;
+    }
+
+    fn plain(&mut self, v: f64) {
+        self.keep(v.to_bits() != 0, v.to_bits());
+    }
+
+    fn opt(&mut self, v: Option<f64>) {
+        self.keep(v.is_some(), v.map_or(0, f64::to_bits));
+    }
+
+    fn counts(&mut self, v: &[u32]) {
+        for &c in v {
+            self.keep(c != 0, u64::from(c));
+        }
+    }
+}
+
+struct Unpacker<'a> {
+    mask: u64,
+    bit: u32,
+    values: std::slice::Iter<'a, u64>,
+}
+
+impl Unpacker<'_> {
+    fn next(&mut self) -> Option<u64> {
+        let kept = self.mask & (1 << self.bit) != 0;
+        self.bit += 1;
+        if kept {
+            self.values.next().copied()
+        } else {
+            None
+        }
+    }
+
+    fn plain(&mut self) -> f64 {
+        self.next().map_or(0.0, f64::from_bits)
+    }
+
+    fn opt(&mut self) -> Option<f64> {
+        self.next().map(f64::from_bits)
+    }
+
+    fn counts<const N: usize>(&mut self) -> [u32; N] {
+        std::array::from_fn(|_| {
+            self.next()
+                .map_or(0, |c| u32::try_from(c).unwrap_or(u32::MAX))
+        })
+    }
+}
+
+impl Packed {
+    fn new(ind: &Indicators) -> Self {
+        // Every field named, so a new one cannot be left out.
+        let Indicators {
+            order_amount_12m,
+            order_count_12m,
+            avg_order_value_12m,
+            orders_per_month_12m,
+            margin_12m,
+            margin_rate_12m,
+            on_time_payment_ratio,
+            avg_days_late,
+            max_days_late,
+            overdue_amount,
+            oldest_overdue_days,
+            purchase_potential,
+            open_complaints,
+            complaints_12m,
+            complaints_weighted_12m,
+            days_since_last_order,
+            tenure_days,
+            share_of_wallet,
+            growth_3m,
+            growth_streak_months,
+            complaints_by_severity_12m,
+            resolved_by_severity_12m,
+            assessed,
+            rfm_recency,
+            rfm_frequency,
+            rfm_monetary,
+            rfm_score,
+        } = *ind;
+        let mut p = Packer {
+            mask: 0,
+            bit: 0,
+            len: 0,
+            values: [0; PACKED_FIGURES + 1],
+        };
+        p.plain(order_amount_12m);
+        p.plain(order_count_12m);
+        p.plain(avg_order_value_12m);
+        p.plain(orders_per_month_12m);
+        p.opt(margin_12m);
+        p.opt(margin_rate_12m);
+        p.opt(on_time_payment_ratio);
+        p.opt(avg_days_late);
+        p.opt(max_days_late);
+        p.plain(overdue_amount);
+        p.plain(oldest_overdue_days);
+        p.opt(purchase_potential);
+        p.plain(open_complaints);
+        p.plain(complaints_12m);
+        p.plain(complaints_weighted_12m);
+        p.opt(days_since_last_order);
+        p.plain(tenure_days);
+        p.opt(share_of_wallet);
+        p.opt(growth_3m);
+        p.plain(growth_streak_months);
+        p.counts(&complaints_by_severity_12m);
+        p.counts(&resolved_by_severity_12m);
+        for a in assessed {
+            p.opt(a);
+        }
+        p.opt(rfm_recency);
+        p.opt(rfm_frequency);
+        p.opt(rfm_monetary);
+        p.opt(rfm_score);
+        if p.len == 0 {
+            return Packed::default();
+        }
+        p.values[0] = p.mask;
+        Packed(p.values.get(..=p.len).unwrap_or(&p.values).into())
+    }
+
+    fn get(&self) -> Indicators {
+        let (mask, values) = match self.0.split_first() {
+            Some((mask, values)) => (*mask, values),
+            None => (0, &[][..]),
+        };
+        let mut u = Unpacker {
+            mask,
+            bit: 0,
+            values: values.iter(),
+        };
+        // Fields in the order `new` packs them (a struct expression
+        // evaluates its fields in source order).
+        Indicators {
+            order_amount_12m: u.plain(),
+            order_count_12m: u.plain(),
+            avg_order_value_12m: u.plain(),
+            orders_per_month_12m: u.plain(),
+            margin_12m: u.opt(),
+            margin_rate_12m: u.opt(),
+            on_time_payment_ratio: u.opt(),
+            avg_days_late: u.opt(),
+            max_days_late: u.opt(),
+            overdue_amount: u.plain(),
+            oldest_overdue_days: u.plain(),
+            purchase_potential: u.opt(),
+            open_complaints: u.plain(),
+            complaints_12m: u.plain(),
+            complaints_weighted_12m: u.plain(),
+            days_since_last_order: u.opt(),
+            tenure_days: u.plain(),
+            share_of_wallet: u.opt(),
+            growth_3m: u.opt(),
+            growth_streak_months: u.plain(),
+            complaints_by_severity_12m: u.counts(),
+            resolved_by_severity_12m: u.counts(),
+            assessed: std::array::from_fn(|_| u.opt()),
+            rfm_recency: u.opt(),
+            rfm_frequency: u.opt(),
+            rfm_monetary: u.opt(),
+            rfm_score: u.opt(),
+        }
     }
 }
 
@@ -210,7 +646,7 @@ impl Book {
         Book {
             account_manager: match projection.profile().map(|p| p.account_manager.trim()) {
                 None | Some("") => no_manager(),
-                Some(name) => Arc::from(name),
+                Some(name) => intern(name),
             },
             revenue_12m: saturate(projection.order_amount(at, rules)),
             margin_12m: indicators
@@ -251,35 +687,37 @@ impl Prepared {
     }
 }
 
-/// What the model holds per customer: its view and its book, replaced
-/// together.
+/// What the model holds per customer: its view, with its book, shared.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
-    pub view: Arc<CustomerView>,
-    pub book: Book,
+    pub view: Arc<View>,
 }
 
 impl Entry {
     /// A view and its book.
     pub fn new(view: CustomerView, book: Book) -> Self {
         Self {
-            view: Arc::new(view),
-            book,
+            view: Arc::new(View::new(view, book)),
         }
     }
 
-    /// The entry of a committed state (see [`CustomerView::from_state`]),
-    /// `None` before the customer's first decision.
+    /// The entry of a committed state (see [`View::from_state`]), `None`
+    /// before the customer's first decision.
     pub fn from_state(state: &CustomerState, policy: &Policy) -> Option<Self> {
-        let view = CustomerView::from_state(state, policy)?;
-        let book = Book::from_state(state, policy, &view.indicators);
-        Some(Self::new(view, book))
+        Some(Self {
+            view: Arc::new(View::from_state(state, policy)?),
+        })
     }
 
     /// A view with the book its indicators give (no account manager).
     pub fn from_view(view: CustomerView) -> Self {
         let book = Book::from_indicators(&view.indicators);
         Self::new(view, book)
+    }
+
+    /// The customer's book.
+    pub fn book(&self) -> &Book {
+        &self.view.book
     }
 }
 
@@ -426,12 +864,17 @@ impl std::fmt::Debug for ReadModel {
 }
 
 /// Put `entry` in `shard` unless the held view is newer, keeping the
-/// shard's totals in step. Returns the id when it is new to the model.
-fn put(shard: &mut ShardData, customer_id: &str, entry: Entry) -> Option<Arc<str>> {
-    match shard.entries.get_mut(customer_id) {
+/// shard's totals in step. Returns the id when it is new to the model
+/// (`customer_id` itself when it is shared already).
+fn put<K: AsRef<str> + Into<Arc<str>>>(
+    shard: &mut ShardData,
+    customer_id: K,
+    entry: Entry,
+) -> Option<Arc<str>> {
+    match shard.entries.get_mut(customer_id.as_ref()) {
         Some(held) if held.view.sequence > entry.view.sequence => {
             tracing::debug!(
-                customer_id,
+                customer_id = customer_id.as_ref(),
                 held = held.view.sequence,
                 offered = entry.view.sequence,
                 "ignoring a stale customer view"
@@ -439,14 +882,14 @@ fn put(shard: &mut ShardData, customer_id: &str, entry: Entry) -> Option<Arc<str
             None
         }
         Some(held) => {
-            shard.totals.remove(&held.view.tier, &held.book);
-            shard.totals.add(&entry.view.tier, &entry.book);
+            shard.totals.remove(&held.view.tier, &held.view.book);
+            shard.totals.add(&entry.view.tier, &entry.view.book);
             *held = entry;
             None
         }
         None => {
-            let id: Arc<str> = Arc::from(customer_id);
-            shard.totals.add(&entry.view.tier, &entry.book);
+            let id: Arc<str> = customer_id.into();
+            shard.totals.add(&entry.view.tier, &entry.view.book);
             shard.entries.insert(Arc::clone(&id), entry);
             Some(id)
         }
@@ -511,14 +954,22 @@ impl ReadModel {
     }
 
     /// Every view, in no particular order (a snapshot per shard).
-    pub fn all(&self) -> Vec<(String, Arc<CustomerView>)> {
+    pub fn all(&self) -> Vec<(String, Arc<View>)> {
+        self.all_shared()
+            .into_iter()
+            .map(|(id, v)| (id.to_string(), v))
+            .collect()
+    }
+
+    /// [`Self::all`] with the model's own id strings.
+    pub(crate) fn all_shared(&self) -> Vec<(Arc<str>, Arc<View>)> {
         let mut out = Vec::with_capacity(self.len());
         for i in 0..SHARDS {
             out.extend(
                 self.read(i)
                     .entries
                     .iter()
-                    .map(|(k, v)| (k.to_string(), Arc::clone(&v.view))),
+                    .map(|(k, v)| (Arc::clone(k), Arc::clone(&v.view))),
             );
         }
         out
@@ -568,15 +1019,35 @@ impl ReadModel {
             self.upsert_entries(entries);
             return;
         }
-        {
-            let mut population = self.population();
-            if population.is_for(policy) {
-                for (id, entry) in &entries {
-                    population.upsert(id, &entry.view);
-                }
-            }
+        let mut population = self.population();
+        if !population.is_for(policy) {
+            drop(population);
+            self.upsert_entries(entries);
+            return;
         }
-        self.upsert_entries(entries);
+        // The rankings share the model's id strings: each id is the one
+        // the model holds (or will hold, for a new customer).
+        let entries: Vec<(Arc<str>, Entry)> = entries
+            .into_iter()
+            .map(|(id, entry)| (self.shared_id(id), entry))
+            .collect();
+        for (id, entry) in &entries {
+            population.upsert(id, &entry.view);
+        }
+        drop(population);
+        self.upsert_keyed(entries);
+    }
+
+    /// The id string the model holds for `customer_id`, or a new one.
+    fn shared_id(&self, customer_id: &str) -> Arc<str> {
+        match self
+            .read(shard_of(customer_id))
+            .entries
+            .get_key_value(customer_id)
+        {
+            Some((id, _)) => Arc::clone(id),
+            None => Arc::from(customer_id),
+        }
     }
 
     fn population(&self) -> std::sync::MutexGuard<'_, Population> {
@@ -591,8 +1062,8 @@ impl ReadModel {
     pub fn population_class(&self, policy: &Policy, g: &Grading, id: &str) -> Option<GradingClass> {
         let mut population = self.population();
         if !population.is_for(policy) {
-            let all = self.all();
-            population.rebuild(policy, all.iter().map(|(id, v)| (id.as_str(), v.as_ref())));
+            let all = self.all_shared();
+            population.rebuild(policy, all.iter().map(|(id, v)| (id, v.as_ref())));
         }
         population.recut_if_due();
         population.class(g, id)
@@ -631,9 +1102,17 @@ impl ReadModel {
 
     /// [`Self::upsert_many`] with books.
     pub fn upsert_entries<'a>(&self, entries: impl IntoIterator<Item = (&'a str, Entry)>) {
-        let mut grouped: Vec<Vec<(&'a str, Entry)>> = (0..SHARDS).map(|_| Vec::new()).collect();
+        self.upsert_keyed(entries);
+    }
+
+    /// [`Self::upsert_entries`], ids borrowed or already shared.
+    fn upsert_keyed<K: AsRef<str> + Into<Arc<str>>>(
+        &self,
+        entries: impl IntoIterator<Item = (K, Entry)>,
+    ) {
+        let mut grouped: Vec<Vec<(K, Entry)>> = (0..SHARDS).map(|_| Vec::new()).collect();
         for (id, entry) in entries {
-            grouped[shard_of(id)].push((id, entry));
+            grouped[shard_of(id.as_ref())].push((id, entry));
         }
         let mut new_ids = Vec::new();
         for (idx, group) in grouped.into_iter().enumerate() {
@@ -668,7 +1147,7 @@ impl ReadModel {
             let mut shard = self.write(idx);
             for id in group {
                 if let Some(held) = shard.entries.remove(id) {
-                    shard.totals.remove(&held.view.tier, &held.book);
+                    shard.totals.remove(&held.view.tier, &held.view.book);
                 }
             }
         }
@@ -688,7 +1167,7 @@ impl ReadModel {
     }
 
     /// The latest view of a customer, if any event of it was processed.
-    pub fn get(&self, customer_id: &str) -> Option<Arc<CustomerView>> {
+    pub fn get(&self, customer_id: &str) -> Option<Arc<View>> {
         self.read(shard_of(customer_id))
             .entries
             .get(customer_id)
@@ -841,15 +1320,16 @@ mod tests {
         };
         rm.upsert("c-1", newer.clone());
         rm.upsert("c-1", older.clone());
-        assert_eq!(rm.get("c-1").as_deref(), Some(&newer));
+        let held = || rm.get("c-1").map(|v| v.to_customer_view());
+        assert_eq!(held(), Some(newer.clone()));
         rm.upsert_many([("c-1", older)]);
-        assert_eq!(rm.get("c-1").as_deref(), Some(&newer));
+        assert_eq!(held(), Some(newer.clone()));
         let rescored = CustomerView {
             score: 95.0,
             ..newer
         };
         rm.upsert("c-1", rescored.clone());
-        assert_eq!(rm.get("c-1").as_deref(), Some(&rescored));
+        assert_eq!(held(), Some(rescored));
     }
 
     #[test]
@@ -1021,15 +1501,15 @@ mod tests {
         rm.publish(&[("c-1", &state)], &policy);
         let e = rm.entry("c-1").unwrap();
         assert_eq!(
-            Some(&*e.view),
-            CustomerView::from_state(&state, &policy).as_ref()
+            Some(e.view.to_customer_view()),
+            CustomerView::from_state(&state, &policy)
         );
-        assert_eq!(e.view.tier, state.effective.as_ref().unwrap().tier);
-        assert_eq!(&*e.book.account_manager, "li.wei");
-        assert_eq!(e.book.revenue_12m, 1_333_333);
+        assert_eq!(*e.view.tier, state.effective.as_ref().unwrap().tier);
+        assert_eq!(&*e.book().account_manager, "li.wei");
+        assert_eq!(e.book().revenue_12m, 1_333_333);
         // Only the costed order has a margin.
-        assert_eq!(e.book.margin_12m, Some(300_000));
-        assert_eq!(e.view.indicators.order_amount_12m, 1_333_333.0);
+        assert_eq!(e.book().margin_12m, Some(300_000));
+        assert_eq!(e.view.indicators().order_amount_12m, 1_333_333.0);
 
         // A state without a decision yet is not published.
         rm.publish(&[("c-0", &CustomerState::default())], &policy);
@@ -1045,10 +1525,166 @@ mod tests {
         );
         rm.publish(&[("c-1", &state)], &policy);
         let e = rm.entry("c-1").unwrap();
-        assert_eq!((e.book.revenue_12m, e.book.margin_12m), (333_333, None));
+        assert_eq!((e.book().revenue_12m, e.book().margin_12m), (333_333, None));
         let t = rm.totals();
         let total: i128 = t.cells().map(|(_, _, c)| c.revenue_12m).sum();
         assert_eq!(total, 333_333);
+    }
+
+    /// The full view as it was built before the model held it compact
+    /// (a copy of the old `CustomerView::from_state`): the reference the
+    /// compact view must give back exactly.
+    fn reference_view(state: &CustomerState, policy: &Policy) -> Option<CustomerView> {
+        let e = state.effective.as_ref()?;
+        let computed = state.assignment.as_ref();
+        Some(CustomerView {
+            tier: e.tier.clone(),
+            score: e.score,
+            since: e.since,
+            sequence: state.sequence,
+            indicators: state.indicators(policy),
+            scored_at: state.decided_at,
+            policy_version: state.policy_version.clone(),
+            overridden: computed.is_none_or(|c| c.tier != e.tier)
+                || state.manual().is_some_and(|m| m.tier == e.tier),
+            relation: Relation {
+                computed_tier: computed.map(|c| c.tier.clone()).unwrap_or_default(),
+                lifecycle: Some(state.lifecycle(policy, state.decided_at)),
+                manual: state.manual().cloned(),
+                override_history: state.override_history().into(),
+                at_risk: state.at_risk.as_deref().cloned(),
+                complaints: state
+                    .projection
+                    .complaints()
+                    .filter(|(_, c)| c.is_open())
+                    .filter_map(|(id, c)| {
+                        Some(OpenComplaint {
+                            id: id.to_owned(),
+                            severity: c.severity,
+                            category: c.category.clone(),
+                            opened_at: c.opened_at?,
+                            deadline: c.deadline.clone(),
+                            overdue: c.overdue_announced,
+                        })
+                    })
+                    .collect(),
+                history: state.tier_history().into(),
+                last_order_at: state.projection.last_order_at(),
+                assessments: state.projection.assessments().cloned().collect(),
+                assessment_history: state.projection.assessment_history().into(),
+            },
+        })
+    }
+
+    /// Equal, also where `==` would not tell (Debug prints every field,
+    /// NaN and -0.0 as they are).
+    fn same(a: &CustomerView, b: &CustomerView) -> bool {
+        format!("{a:?}") == format!("{b:?}")
+    }
+
+    #[test]
+    fn compact_views_give_back_the_full_view_of_every_generated_customer() {
+        use tier_core::sim::{Generator, Workload};
+        use tier_core::time::date;
+
+        let mut w = Workload::new(3_000, 6_000, date(2026, 11, 1));
+        w.zipf_s = 1.1;
+        let policy = Arc::new(Policy::default_policy());
+        let mut engine = tier_engine::Engine::new(Arc::clone(&policy), Vec::new(), w.end);
+        let mut unit = tier_engine::Unit::new();
+        for event in Generator::new(&w) {
+            engine.fold(&mut unit, &event);
+        }
+        engine.seal(&unit);
+        let mut n = 0;
+        for (id, state) in engine.customers() {
+            let want = reference_view(&state, &policy);
+            let got = View::from_state(&state, &policy);
+            assert_eq!(got.is_some(), want.is_some(), "{id}");
+            let (Some(got), Some(want)) = (got, want) else {
+                continue;
+            };
+            n += 1;
+            assert!(same(&got.to_customer_view(), &want), "{id}");
+            // And a full view made compact comes back the same.
+            let again = View::new(want.clone(), got.book.clone());
+            assert_eq!(again, got, "{id}");
+            assert!(same(&again.to_customer_view(), &want), "{id}");
+            assert_eq!(
+                got.book,
+                Book::from_state(&state, &policy, &want.indicators),
+                "{id}"
+            );
+        }
+        assert!(n > 2_000, "{n} views");
+    }
+
+    #[test]
+    fn packed_indicators_keep_every_figure_bit_for_bit() {
+        let mut all = Indicators {
+            order_amount_12m: 1.5,
+            order_count_12m: -0.0,
+            avg_order_value_12m: f64::NAN,
+            orders_per_month_12m: f64::INFINITY,
+            margin_12m: Some(0.0),
+            margin_rate_12m: Some(-0.0),
+            on_time_payment_ratio: Some(f64::NAN),
+            avg_days_late: Some(3.0),
+            max_days_late: Some(4.0),
+            overdue_amount: 5.0,
+            oldest_overdue_days: 6.0,
+            purchase_potential: Some(7.0),
+            open_complaints: 8.0,
+            complaints_12m: 9.0,
+            complaints_weighted_12m: 10.0,
+            days_since_last_order: Some(11.0),
+            tenure_days: 12.0,
+            share_of_wallet: Some(13.0),
+            growth_3m: Some(14.0),
+            growth_streak_months: 15.0,
+            complaints_by_severity_12m: [1, 0, 3, u32::MAX, 5],
+            resolved_by_severity_12m: [0, 2, 0, 4, 0],
+            assessed: [None; tier_core::policy::MAX_ASSESSMENTS],
+            rfm_recency: Some(1.0),
+            rfm_frequency: None,
+            rfm_monetary: Some(3.0),
+            rfm_score: Some(0.0),
+        };
+        all.assessed[0] = Some(2.0);
+        all.assessed[tier_core::policy::MAX_ASSESSMENTS - 1] = Some(-1.0);
+        let none = Indicators::default();
+        let sparse = Indicators {
+            tenure_days: 30.0,
+            rfm_score: Some(9.0),
+            ..Indicators::default()
+        };
+        for ind in [all, none, sparse] {
+            let back = Packed::new(&ind).get();
+            // Debug prints every field, NaN and -0.0 included.
+            assert_eq!(format!("{back:?}"), format!("{ind:?}"));
+            assert_eq!(
+                back.order_count_12m.to_bits(),
+                ind.order_count_12m.to_bits()
+            );
+            assert_eq!(
+                back.margin_rate_12m.map(f64::to_bits),
+                ind.margin_rate_12m.map(f64::to_bits)
+            );
+        }
+        // Nothing kept: nothing allocated.
+        assert!(Packed::new(&none).0.is_empty());
+        assert_eq!(Packed::new(&sparse).0.len(), 3);
+    }
+
+    #[test]
+    fn repeated_strings_are_shared() {
+        let a = Entry::new(view("gold", 1.0), book("li", 1, None));
+        let b = Entry::new(view("gold", 2.0), book("li", 2, None));
+        assert!(Arc::ptr_eq(&a.view.tier, &b.view.tier));
+        assert!(Arc::ptr_eq(&a.view.policy_version, &b.view.policy_version));
+        // An empty computed tier is the held one.
+        assert_eq!(a.view.computed_tier(), "gold");
+        assert!(a.view.history().is_empty() && a.view.complaints().is_empty());
     }
 
     #[test]

@@ -127,11 +127,11 @@ impl Filter {
     }
 
     fn matches(&self, entry: &Entry) -> bool {
-        (self.tier.is_empty() || entry.view.tier == self.tier)
+        (self.tier.is_empty() || *entry.view.tier == *self.tier)
             && self
                 .account_manager
                 .as_deref()
-                .is_none_or(|m| *entry.book.account_manager == *m)
+                .is_none_or(|m| *entry.book().account_manager == *m)
             && self.lifecycle.is_none_or(|l| lifecycle_of(entry) == l)
     }
 
@@ -156,7 +156,6 @@ impl Filter {
 fn lifecycle_of(entry: &Entry) -> Lifecycle {
     entry
         .view
-        .relation
         .lifecycle
         .map_or(Lifecycle::Unspecified, lifecycle_to_proto)
 }
@@ -272,17 +271,13 @@ fn row(customer_id: &str, entry: &Entry, policy: &Policy) -> CustomerRow {
     let view = &entry.view;
     CustomerRow {
         customer_id: customer_id.to_owned(),
-        tier: view.tier.clone(),
-        computed_tier: if view.relation.computed_tier.is_empty() {
-            view.tier.clone()
-        } else {
-            view.relation.computed_tier.clone()
-        },
+        tier: view.tier.to_string(),
+        computed_tier: view.computed_tier().to_owned(),
         score: view.score,
         lifecycle: lifecycle_of(entry) as i32,
-        account_manager: entry.book.account_manager.to_string(),
-        revenue_12m: entry.book.revenue_12m,
-        margin_12m: entry.book.margin_12m,
+        account_manager: view.book.account_manager.to_string(),
+        revenue_12m: view.book.revenue_12m,
+        margin_12m: view.book.margin_12m,
         overridden: view.overridden,
         priority: TierServiceImpl::spec_for(policy, view).priority,
     }

@@ -42,7 +42,7 @@ use tonic::{Request, Response, Status};
 use crate::convert::{advice, entitlements, failed_gate, timestamp, unit};
 use crate::error::ApiError;
 use crate::metrics::{WATCHERS_LAGGED, instrument};
-use crate::read_model::{CustomerView, ReadModel};
+use crate::read_model::{ReadModel, View};
 use crate::{assessments, complaints, history, reports};
 
 /// Most ids in one `BatchGetTiers` request.
@@ -123,11 +123,11 @@ impl TierServiceImpl {
     /// tier. A tier name the current policy does not have (the policy
     /// changed and the recompute has not reached this customer yet) falls
     /// back to the tier the current policy computes from the view.
-    pub(crate) fn spec_for<'p>(policy: &'p Policy, view: &CustomerView) -> &'p TierSpec {
+    pub(crate) fn spec_for<'p>(policy: &'p Policy, view: &View) -> &'p TierSpec {
         let tiers = policy.tiers();
         let idx = policy
             .tier_index(&view.tier)
-            .unwrap_or_else(|| policy.evaluate(&view.indicators).tier);
+            .unwrap_or_else(|| policy.evaluate(&view.indicators()).tier);
         tiers.get(idx).unwrap_or_else(|| policy.lowest_tier())
     }
 
@@ -137,9 +137,11 @@ impl TierServiceImpl {
     pub(crate) fn gradings_of(
         &self,
         customer_id: &str,
-        view: &CustomerView,
+        view: &View,
         policy: &Policy,
     ) -> Vec<tier_proto::api::GradingClass> {
+        // Unpacked once, and only when a grading reads them.
+        let mut indicators = None;
         policy
             .gradings()
             .iter()
@@ -147,18 +149,14 @@ impl TierServiceImpl {
                 if g.is_population() {
                     self.read.population_class(policy, g, customer_id)
                 } else {
-                    g.class_of(&view.indicators)
+                    g.class_of(indicators.get_or_insert_with(|| view.indicators()))
                 }
             })
             .map(|c| tier_wire::tier_changed::grading_to_proto(&c))
             .collect()
     }
 
-    pub(crate) fn customer_tier(
-        &self,
-        customer_id: String,
-        view: Option<&CustomerView>,
-    ) -> CustomerTier {
+    pub(crate) fn customer_tier(&self, customer_id: String, view: Option<&View>) -> CustomerTier {
         let policy = self.policy.policy();
         match view {
             Some(view) => {
@@ -166,7 +164,7 @@ impl TierServiceImpl {
                 let gradings = self.gradings_of(&customer_id, view, &policy);
                 CustomerTier {
                     customer_id,
-                    tier: view.tier.clone(),
+                    tier: view.tier.to_string(),
                     score: view.score,
                     priority: spec.priority,
                     since: Some(timestamp(view.since)),
@@ -174,12 +172,12 @@ impl TierServiceImpl {
                     known: true,
                     // The decision's own version: every answer about it
                     // (and its TierChanged) names the same one.
-                    policy_version: view.policy_version.clone(),
+                    policy_version: view.policy_version.to_string(),
                     entitlements: Some(entitlements(spec)),
                     evaluated_at: Some(timestamp(view.scored_at)),
                     lifecycle: lifecycle_of(view) as i32,
                     computed_tier: computed_of(view),
-                    r#override: view.relation.manual.as_ref().map(override_to_proto),
+                    r#override: view.manual().map(override_to_proto),
                     gradings,
                 }
             }
@@ -261,7 +259,10 @@ impl TierServiceImpl {
             }
             let view = self.read.get(&item.customer_id);
             let (tier, priority) = match view.as_deref() {
-                Some(view) => (view.tier.clone(), Self::spec_for(&policy, view).priority),
+                Some(view) => (
+                    view.tier.to_string(),
+                    Self::spec_for(&policy, view).priority,
+                ),
                 None => (lowest.name.clone(), lowest.priority),
             };
             items.push(RankedWorkItem {
@@ -286,14 +287,15 @@ impl TierServiceImpl {
                 customer_id: req.customer_id.clone(),
             })?;
         let policy = self.policy.policy();
-        let computed = policy.evaluate(&view.indicators);
+        let figures = view.indicators();
+        let computed = policy.evaluate(&figures);
         // Explain the held tier; one the current policy does not know
         // (policy changed, recompute pending) is explained as the computed one.
         let held = policy.tier_index(&view.tier).unwrap_or(computed.tier);
-        let mut explanation = policy.explain(&view.indicators, held);
+        let mut explanation = policy.explain(&figures, held);
         tier_core::projection::assessments::annotate(
             &mut explanation.assessments,
-            view.relation.assessments.iter(),
+            view.assessments().iter(),
         );
         let computed_tier = policy
             .tiers()
@@ -318,7 +320,7 @@ impl TierServiceImpl {
             if explanation.indicators.iter().any(|i| i.name == name) {
                 continue;
             }
-            let value = view.indicators.get(name);
+            let value = figures.get(name);
             indicators.push(Indicator {
                 name: name.as_str().to_owned(),
                 value: value.unwrap_or(0.0),
@@ -337,7 +339,7 @@ impl TierServiceImpl {
             .collect();
         Ok(TierExplanation {
             customer_id: req.customer_id,
-            tier: view.tier.clone(),
+            tier: view.tier.to_string(),
             // The held decision's score: the same figure GetTier and the
             // TierChanged that made the decision carry (the explanation
             // recomputes it from the same indicators under the same
@@ -347,7 +349,7 @@ impl TierServiceImpl {
             indicators,
             next_tier: explanation.next_tier.unwrap_or_default(),
             gap: explanation.gap,
-            policy_version: view.policy_version.clone(),
+            policy_version: view.policy_version.to_string(),
             band: explanation.band,
             overridden: view.overridden,
             computed_tier,
@@ -355,7 +357,7 @@ impl TierServiceImpl {
             evaluated_at: Some(timestamp(view.scored_at)),
             currency: policy.currency_rules().base().to_owned(),
             lifecycle: lifecycle_of(&view) as i32,
-            r#override: view.relation.manual.as_ref().map(override_to_proto),
+            r#override: view.manual().map(override_to_proto),
             score_tier: explanation.score_tier,
             failed_gates: explanation.failed_gates.iter().map(failed_gate).collect(),
             gradings,
@@ -377,12 +379,7 @@ impl TierServiceImpl {
             })?;
         Ok(OverrideHistory {
             customer_id: req.customer_id,
-            entries: view
-                .relation
-                .override_history
-                .iter()
-                .map(history_entry)
-                .collect(),
+            entries: view.override_history().iter().map(history_entry).collect(),
         })
     }
 
@@ -445,9 +442,9 @@ impl TierServiceImpl {
         }
         let mut all: Vec<tier_core::state::AtRisk> = self
             .read
-            .all()
+            .all_shared()
             .into_iter()
-            .filter_map(|(_, v)| v.relation.at_risk.clone())
+            .filter_map(|(_, v)| v.at_risk().cloned())
             .filter(|r| req.tier.is_empty() || r.current_tier == req.tier)
             .collect();
         all.sort_by(|a, b| (a.on, &a.customer_id).cmp(&(b.on, &b.customer_id)));
@@ -486,18 +483,13 @@ pub(crate) fn parse_policy(text: &str) -> Result<Policy, ApiError> {
     Policy::from_toml_str(text).map_err(|e| ApiError::invalid("policy_text", e.to_string()))
 }
 
-fn lifecycle_of(view: &CustomerView) -> tier_proto::api::Lifecycle {
-    view.relation
-        .lifecycle
+fn lifecycle_of(view: &View) -> tier_proto::api::Lifecycle {
+    view.lifecycle
         .map_or(tier_proto::api::Lifecycle::Unspecified, lifecycle_to_proto)
 }
 
-fn computed_of(view: &CustomerView) -> String {
-    if view.relation.computed_tier.is_empty() {
-        view.tier.clone()
-    } else {
-        view.relation.computed_tier.clone()
-    }
+fn computed_of(view: &View) -> String {
+    view.computed_tier().to_owned()
 }
 
 pub(crate) fn override_to_proto(o: &Override) -> tier_proto::api::Override {
@@ -880,6 +872,7 @@ impl Stream for TierChangeStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::read_model::CustomerView;
     use tier_core::Indicators;
     use tier_core::Timestamp;
 

@@ -165,7 +165,7 @@ impl Harness {
         match self.read.get(customer_id) {
             Some(v) => match self.policy.tier_index(&v.tier) {
                 Some(i) => self.policy.tiers()[i].priority,
-                None => self.policy.tiers()[self.policy.evaluate(&v.indicators).tier].priority,
+                None => self.policy.tiers()[self.policy.evaluate(&v.indicators()).tier].priority,
             },
             None => self.policy.lowest_tier().priority,
         }
@@ -235,7 +235,7 @@ async fn get_tier_of_a_known_customer() {
         .unwrap()
         .into_inner();
     assert_eq!(t.customer_id, "c-strong");
-    assert_eq!(t.tier, view.tier);
+    assert_eq!(*t.tier, *view.tier);
     assert_eq!(t.score, view.score);
     assert_eq!(t.priority, spec.priority);
     let since = t.since.unwrap();
@@ -326,7 +326,7 @@ async fn batch_keeps_request_order_and_puts_unknown_customers_in_the_lowest_tier
         match h.read.get(&t.customer_id) {
             Some(view) => {
                 assert!(t.known);
-                assert_eq!(t.tier, view.tier);
+                assert_eq!(*t.tier, *view.tier);
                 assert_eq!(t.score, view.score);
                 assert!(t.since.is_some());
             }
@@ -554,10 +554,10 @@ async fn explain_a_tier() {
         .unwrap()
         .into_inner();
     let idx = h.policy.tier_index(&view.tier).unwrap();
-    let want = h.policy.explain(&view.indicators, idx);
+    let want = h.policy.explain(&view.indicators(), idx);
     assert_eq!(e.customer_id, "c-strong");
-    assert_eq!(e.tier, view.tier);
-    assert_eq!(e.computed_tier, view.tier);
+    assert_eq!(*e.tier, *view.tier);
+    assert_eq!(*e.computed_tier, *view.tier);
     assert_eq!(e.score, want.score);
     assert_eq!(e.policy_version, h.policy.version());
     assert_eq!(e.band, want.band);
@@ -610,7 +610,7 @@ async fn explain_a_tier() {
     assert_eq!(e.tier, top_tier(&h.policy));
     assert!(e.overridden);
     assert_eq!(e.next_tier, "");
-    let computed = h.policy.evaluate(&top.indicators).tier;
+    let computed = h.policy.evaluate(&top.indicators()).tier;
     assert_eq!(e.computed_tier, h.policy.tiers()[computed].name);
 
     // A retired tier is explained as the computed one.
@@ -623,8 +623,8 @@ async fn explain_a_tier() {
         .await
         .unwrap()
         .into_inner();
-    let computed = h.policy.evaluate(&retired.indicators).tier;
-    let want = h.policy.explain(&retired.indicators, computed);
+    let computed = h.policy.evaluate(&retired.indicators()).tier;
+    let want = h.policy.explain(&retired.indicators(), computed);
     assert_eq!(e.tier, RETIRED_TIER);
     assert_eq!(e.computed_tier, h.policy.tiers()[computed].name);
     assert_eq!(e.next_tier, want.next_tier.unwrap_or_default());

@@ -130,7 +130,7 @@ fn entry(tier: &str, sequence: u64, manager: &str, revenue: i64, margin: Option<
 
 fn with_lifecycle(mut e: Entry, lifecycle: CoreLifecycle) -> Entry {
     let mut view = (*e.view).clone();
-    view.relation.lifecycle = Some(lifecycle);
+    view.lifecycle = Some(lifecycle);
     e.view = Arc::new(view);
     e
 }
