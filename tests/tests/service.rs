@@ -433,3 +433,38 @@ async fn a_new_empty_log_is_consumed_from_its_start() {
     );
     sb.stop().await;
 }
+
+/// Group commit: a batch is sealed as soon as the unit before it is
+/// durable, not when `batch_max_wait` runs out. With a 20 s wait, an event
+/// sent right after the previous commit is answered long before the timer
+/// would have sealed its batch (it waited about 19 s before group commit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_is_committed_without_waiting_for_its_batch_to_fill() {
+    let mut sb = Sandbox::new();
+    sb.config.batch_max_wait_ms = 20_000;
+    sb.start().await;
+    sb.publish(
+        sb.topic(0),
+        &[small_order("gc-first", "gc-1")],
+        Wire::Protobuf,
+    )
+    .await;
+    wait_for("the first event", T, || async {
+        tier_of(&sb, "gc-first").await
+    })
+    .await;
+    // The loop now polls for the next batch, with up to 20 s to fill it.
+    sb.publish(
+        sb.topic(0),
+        &[small_order("gc-second", "gc-2")],
+        Wire::Protobuf,
+    )
+    .await;
+    wait_for(
+        "the second event, well before the batch wait",
+        Duration::from_secs(10),
+        || async { tier_of(&sb, "gc-second").await },
+    )
+    .await;
+    sb.stop().await;
+}
