@@ -230,12 +230,7 @@ impl World {
                 o.transitions
                     .entry(id.clone())
                     .or_default()
-                    .push(Transition {
-                        sequence: c.sequence,
-                        old_tier: c.old_tier,
-                        new_tier: c.new_tier,
-                        causing_event_id: c.causing_event_id,
-                    });
+                    .push(Transition::from(c));
             }
         }
         o
@@ -347,23 +342,19 @@ impl World {
             let msg = api::TierChanged::decode(r.payload.as_deref().unwrap_or_default())
                 .expect("a TierChanged record");
             assert_eq!(r.key.as_deref(), Some(msg.customer_id.as_bytes()));
-            let t = Transition {
-                sequence: msg.sequence,
-                old_tier: Some(msg.old_tier).filter(|s| !s.is_empty()),
-                new_tier: msg.new_tier,
-                causing_event_id: Some(msg.causing_event_id).filter(|s| !s.is_empty()),
-            };
-            match seen.get(&(msg.customer_id.clone(), msg.sequence)) {
+            let customer = msg.customer_id.clone();
+            let t = Transition::from(msg);
+            match seen.get(&(customer.clone(), t.sequence)) {
                 Some(prev) => {
                     assert_eq!(
                         *prev, t,
-                        "customer {} sequence {} published twice with different content",
-                        msg.customer_id, msg.sequence
+                        "customer {customer} sequence {} published twice with different content",
+                        t.sequence
                     );
                     dups += 1;
                 }
                 None => {
-                    seen.insert((msg.customer_id, msg.sequence), t);
+                    seen.insert((customer, t.sequence), t);
                 }
             }
         }

@@ -318,26 +318,22 @@ pub fn check(
                 )
             });
         }
-        let t = Transition {
-            sequence: msg.sequence,
-            old_tier: Some(msg.old_tier).filter(|s| !s.is_empty()),
-            new_tier: msg.new_tier,
-            causing_event_id: Some(msg.causing_event_id).filter(|s| !s.is_empty()),
-        };
-        match seen.get(&(msg.customer_id.clone(), msg.sequence)) {
+        let customer = msg.customer_id.clone();
+        let t = Transition::from(msg);
+        match seen.get(&(customer.clone(), t.sequence)) {
             Some(prev) => {
                 o.change_duplicates += 1;
                 if *prev != t {
                     note(&mut failures, &mut n, || {
                         format!(
-                            "customer {} sequence {} published twice with different content: {prev:?} vs {t:?} (tier-changes[{}]@{})",
-                            msg.customer_id, msg.sequence, r.partition, r.offset
+                            "customer {customer} sequence {} published twice with different content: {prev:?} vs {t:?} (tier-changes[{}]@{})",
+                            t.sequence, r.partition, r.offset
                         )
                     });
                 }
             }
             None => {
-                seen.insert((msg.customer_id, msg.sequence), t);
+                seen.insert((customer, t.sequence), t);
             }
         }
     }

@@ -18,6 +18,31 @@ pub struct Transition {
     pub causing_event_id: Option<String>,
 }
 
+impl From<tier_core::state::TierChange> for Transition {
+    /// The change as the oracle decided it.
+    fn from(c: tier_core::state::TierChange) -> Self {
+        Self {
+            sequence: c.sequence,
+            old_tier: c.old_tier,
+            new_tier: c.new_tier,
+            causing_event_id: c.causing_event_id,
+        }
+    }
+}
+
+impl From<tier_proto::api::TierChanged> for Transition {
+    /// The change as a `TierChanged` record published it (empty strings
+    /// stand for none).
+    fn from(msg: tier_proto::api::TierChanged) -> Self {
+        Self {
+            sequence: msg.sequence,
+            old_tier: Some(msg.old_tier).filter(|s| !s.is_empty()),
+            new_tier: msg.new_tier,
+            causing_event_id: Some(msg.causing_event_id).filter(|s| !s.is_empty()),
+        }
+    }
+}
+
 /// Expected final states and tier changes.
 #[derive(Debug, Clone, Default)]
 pub struct Oracle {
@@ -57,12 +82,7 @@ impl Oracle {
                 o.transitions
                     .entry(event.customer_id.clone())
                     .or_default()
-                    .push(Transition {
-                        sequence: c.sequence,
-                        old_tier: c.old_tier,
-                        new_tier: c.new_tier,
-                        causing_event_id: c.causing_event_id,
-                    });
+                    .push(Transition::from(c));
             }
         }
         o.states = states
