@@ -58,7 +58,7 @@ use std::sync::Arc;
 use tier_core::IndicatorName;
 use tier_core::overrides::{Override, OverrideError, OverrideMode};
 use tier_core::policy::{Policy, Reason};
-use tier_core::projection::Applied;
+use tier_core::projection::{Applied, CustomerMap};
 use tier_core::rank::{Ranking, RfmQuintiles, RfmRanking, RfmScore};
 use tier_core::state::{AtRisk, Cause, ComplaintOverdue, CustomerState, TierChange};
 use tier_core::{Event, EventKind, Timestamp};
@@ -253,10 +253,10 @@ pub struct Engine {
     /// One task per scope (input partition; [`Scope::UNSCOPED`] for
     /// customers known only from commands): its customers' states and due
     /// index. See the `task` module.
-    /// A customer is in at most one task, found by asking each (a
-    /// handful: this instance's partitions); no id-to-task map is kept,
-    /// which would cost about 70 bytes per customer.
     tasks: BTreeMap<Scope, Task>,
+    /// Each customer in memory, routed to its task: an entry here exactly
+    /// when `tasks[scope].states` holds the customer.
+    scopes: CustomerMap<Scope>,
     rescore: Option<Rescore>,
     applied_at: Option<Timestamp>,
     /// The latest horizon a sweep reached (the at-risk checks' "today").
@@ -320,6 +320,7 @@ impl Engine {
         let mut engine = Self {
             policy,
             tasks: BTreeMap::new(),
+            scopes: CustomerMap::default(),
             rescore: None,
             applied_at: None,
             swept_to: None,
@@ -340,7 +341,7 @@ impl Engine {
                 stale.push(id.clone());
             }
             // A customer stored twice (under two scopes) keeps the last.
-            if let Some(old) = find_scope(&engine.tasks, &id)
+            if let Some(old) = engine.scopes.insert(id.clone(), scope)
                 && let Some(gone) = engine.tasks.get_mut(&old).and_then(|t| t.remove(&id))
             {
                 for tier in open_overdue_tiers(&gone) {
@@ -400,7 +401,8 @@ impl Engine {
     /// `id`'s state: borrowed when held decoded, a decoded copy when held
     /// encoded (reading does not decode it in place).
     pub fn customer(&self, id: &str) -> Option<Cow<'_, CustomerState>> {
-        self.tasks.values().find_map(|t| t.get(id))
+        let scope = self.scopes.get(id)?;
+        self.tasks.get(scope)?.get(id)
     }
 
     /// Every customer in memory, task by task (see [`Engine::customer`]).
@@ -428,11 +430,11 @@ impl Engine {
     }
 
     pub fn len(&self) -> usize {
-        self.tasks.values().map(Task::len).sum()
+        self.scopes.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.tasks.values().all(|t| t.len() == 0)
+        self.scopes.is_empty()
     }
 
     /// The scopes with a task in memory and the customers of each.
@@ -447,10 +449,8 @@ impl Engine {
         unit.touched
             .iter()
             .filter_map(|id| {
-                let (scope, (k, slot)) = self
-                    .tasks
-                    .iter()
-                    .find_map(|(scope, t)| Some((*scope, t.slot(id)?)))?;
+                let scope = *self.scopes.get(id)?;
+                let (k, slot) = self.tasks.get(&scope)?.slot(id)?;
                 debug_assert!(slot.hot().is_some(), "{id} was touched, so it is hot");
                 Some((scope, k.as_str(), slot.hot()?))
             })
@@ -475,7 +475,7 @@ impl Engine {
         let Some(r) = &mut self.rescore else {
             return false;
         };
-        let Some(state) = locate(&mut self.tasks, self.epoch, id) else {
+        let Some(state) = locate(&mut self.tasks, &self.scopes, self.epoch, id) else {
             return false;
         };
         if state.policy_version == self.policy.version() {
@@ -526,7 +526,10 @@ impl Engine {
         let task = self.tasks.entry(scope).or_default();
         let state = match task.get_mut(id, self.epoch) {
             Some(s) => s,
-            None => task.insert_new(id.clone(), self.epoch),
+            None => {
+                self.scopes.insert(id.clone(), scope);
+                task.insert_new(id.clone(), self.epoch)
+            }
         };
         // Open complaints already announced overdue (empty at once for a
         // customer without open complaints): any event may announce more.
@@ -569,6 +572,7 @@ impl Engine {
             // A customer is stored only once an event of it was applied (or
             // a manager set its tier).
             task.remove(id);
+            self.scopes.remove(id);
         }
         unit.changes.extend(processed.due_first);
         if let Some(change) = processed.change {
@@ -833,7 +837,7 @@ impl Engine {
         }
         self.policy = Arc::new(policy);
         for id in &moved {
-            if let Some(state) = locate(&mut self.tasks, self.epoch, id) {
+            if let Some(state) = locate(&mut self.tasks, &self.scopes, self.epoch, id) {
                 unit.changes
                     .extend(state.reevaluate(id, &self.policy, now, Cause::Rank));
                 unit.touch(id);
@@ -873,7 +877,7 @@ impl Engine {
             };
             n += 1;
             self.ensure_current(unit, &id);
-            let Some(state) = locate(&mut self.tasks, self.epoch, &id) else {
+            let Some(state) = locate(&mut self.tasks, &self.scopes, self.epoch, &id) else {
                 continue;
             };
             let before = state.decided_at;
@@ -912,7 +916,7 @@ impl Engine {
     /// `None`: nothing changed.
     #[allow(clippy::option_option)] // three outcomes, documented above
     fn check_at_risk(&mut self, id: &str, now: Timestamp) -> Option<Option<AtRisk>> {
-        let state = locate(&mut self.tasks, self.epoch, id)?;
+        let state = locate(&mut self.tasks, &self.scopes, self.epoch, id)?;
         let found = state.foresee_drop(id, &self.policy, now);
         let same = match (&found, &state.at_risk) {
             (Some(f), Some(held)) => f.falls_to == held.falls_to && f.on == held.on,
@@ -930,7 +934,10 @@ impl Engine {
     /// at-risk check (the start of the day after the last sweep) for a
     /// customer above the lowest tier, whichever is first.
     fn reindex(&mut self, id: &str) {
-        let Some(task) = self.tasks.values_mut().find(|t| t.contains(id)) else {
+        let Some(scope) = self.scopes.get(id).copied() else {
+            return;
+        };
+        let Some(task) = self.tasks.get_mut(&scope) else {
             return;
         };
         let next = task
@@ -942,7 +949,7 @@ impl Engine {
     /// Advance `id` to `at` and make its decisions due by then (commands
     /// act on a current customer).
     fn bring_to(&mut self, unit: &mut Unit, id: &str, at: Timestamp) {
-        if let Some(state) = locate(&mut self.tasks, self.epoch, id) {
+        if let Some(state) = locate(&mut self.tasks, &self.scopes, self.epoch, id) {
             let before = state.decided_at;
             let (changes, _) = state.advance_to(id, &self.policy, at, usize::MAX);
             if !changes.is_empty() || state.decided_at != before {
@@ -991,7 +998,9 @@ impl Engine {
         if result.is_ok() && state.decided_at < at {
             state.decided_at = at;
         }
-        if result.is_err() && !known {
+        if result.is_ok() {
+            self.scopes.insert(cmd.customer_id.clone(), scope);
+        } else if !known {
             task.remove(&cmd.customer_id);
         }
         let change = result?;
@@ -1066,7 +1075,7 @@ impl Engine {
         }
         self.ensure_current(unit, customer_id);
         self.bring_to(unit, customer_id, now);
-        let Some(state) = locate(&mut self.tasks, self.epoch, customer_id) else {
+        let Some(state) = locate(&mut self.tasks, &self.scopes, self.epoch, customer_id) else {
             return Err(OverrideError::NothingToClear {
                 customer_id: customer_id.to_owned(),
             }
@@ -1089,11 +1098,7 @@ impl Engine {
         let policy = &cut;
         let mut cells: BTreeMap<(Option<String>, String), u64> = BTreeMap::new();
         let mut movers = 0;
-        let mut ids: Vec<&String> = self
-            .tasks
-            .values()
-            .flat_map(|t| t.iter().map(|(id, _)| id))
-            .collect();
+        let mut ids: Vec<&String> = self.scopes.keys().collect();
         ids.sort_unstable();
         let mut picked = Vec::new();
         for id in ids {
@@ -1155,11 +1160,7 @@ impl Engine {
     /// at once, and every customer is queued for a background rescore
     /// (see [`Engine::rescore`]).
     pub fn apply_policy(&mut self, policy: Arc<Policy>, at: Timestamp) {
-        let mut queue: Vec<String> = self
-            .tasks
-            .values()
-            .flat_map(|t| t.iter().map(|(id, _)| id.clone()))
-            .collect();
+        let mut queue: Vec<String> = self.scopes.keys().cloned().collect();
         queue.sort_unstable_by(|a, b| b.cmp(a));
         self.policy = policy;
         self.rank_all(at);
@@ -1247,20 +1248,12 @@ impl Engine {
 /// while reading the engine's other fields).
 fn locate<'a>(
     tasks: &'a mut BTreeMap<Scope, Task>,
+    scopes: &CustomerMap<Scope>,
     epoch: u64,
     id: &str,
 ) -> Option<&'a mut CustomerState> {
-    tasks
-        .values_mut()
-        .find(|t| t.contains(id))?
-        .get_mut(id, epoch)
-}
-
-/// The scope of the task holding `id`.
-fn find_scope(tasks: &BTreeMap<Scope, Task>, id: &str) -> Option<Scope> {
-    tasks
-        .iter()
-        .find_map(|(scope, t)| t.contains(id).then_some(*scope))
+    let scope = scopes.get(id)?;
+    tasks.get_mut(scope)?.get_mut(id, epoch)
 }
 
 /// The next instant the sweeper must look at `state`: its next due

@@ -48,7 +48,7 @@ impl Engine {
     /// The scope `id` is stored under ([`Scope::UNSCOPED`] for a customer
     /// not in memory).
     pub fn scope_of(&self, id: &str) -> Scope {
-        crate::find_scope(&self.tasks, id).unwrap_or(Scope::UNSCOPED)
+        self.scopes.get(id).copied().unwrap_or(Scope::UNSCOPED)
     }
 
     /// [`Engine::fold_traced`] for a record of input partition
@@ -65,17 +65,15 @@ impl Engine {
             return self.fold_traced(unit, event, trace);
         };
         let id = &event.customer_id;
-        // The common case, a customer already in this partition's task,
-        // costs one lookup; a customer new to it, one in each other task.
-        if self.tasks.get(&scope).is_some_and(|t| t.contains(id)) {
-            return self.fold_in(unit, event, trace, scope);
-        }
-        let Some(old) = crate::find_scope(&self.tasks, id) else {
-            return self.fold_in(unit, event, trace, scope);
+        // The common case, a customer already in this partition's task (or
+        // new), costs one lookup in the scope map.
+        let old = match self.scopes.get(id) {
+            Some(old) if *old != scope => *old,
+            _ => return self.fold_in(unit, event, trace, scope),
         };
         self.move_to(id, old, scope);
         let applied = self.fold_in(unit, event, trace, scope);
-        if self.tasks.get(&scope).is_some_and(|t| t.contains(id)) {
+        if self.scopes.contains_key(id) {
             // Stored (or about to be) under the old scope: delete that key
             // and write the state under the new one, together.
             unit.moved.push((old, id.clone()));
@@ -93,6 +91,7 @@ impl Engine {
             .entry(to)
             .or_default()
             .insert(id.to_owned(), state, self.epoch);
+        self.scopes.insert(id.to_owned(), to);
         self.reindex(id);
     }
 
@@ -132,7 +131,7 @@ impl Engine {
     }
 
     /// Take `id`, whose task was dropped, out of the engine's
-    /// population-wide figures.
+    /// population-wide figures and its scope map.
     fn forget(&mut self, id: &str, state: &CustomerState) {
         for tier in open_overdue_tiers(state) {
             *self.overdue_open.entry(tier).or_insert(0) -= 1;
@@ -146,6 +145,7 @@ impl Engine {
             rfm.remove(id);
             self.rfm_moved = true;
         }
+        self.scopes.remove(id);
     }
 
     /// Take a customer loaded from the store under `scope` back into
@@ -160,7 +160,7 @@ impl Engine {
         scope: Scope,
         now: Timestamp,
     ) -> bool {
-        if crate::find_scope(&self.tasks, &id).is_some() {
+        if self.scopes.contains_key(&id) {
             return false;
         }
         for tier in open_overdue_tiers(&state) {
@@ -171,6 +171,7 @@ impl Engine {
             .entry(scope)
             .or_default()
             .insert(id.clone(), state, self.epoch);
+        self.scopes.insert(id.clone(), scope);
         self.reindex(&id);
         if self.ranking.is_some() {
             self.rerank(&id);

@@ -5,7 +5,7 @@
 //! states of its customers and the instants they fall due, so a partition
 //! is a unit the engine can hand over whole: a revoke drops its task, an
 //! assignment loads one, and a sweep takes due customers task by task.
-//! A customer is in one task at a time; the engine finds it by asking each.
+//! Customer ids are routed to their task by the engine's scope map.
 //!
 //! A customer is held *hot* (decoded) or *cold* (encoded, postcard: about
 //! 400 bytes against about 3 KB decoded). A customer is decoded when
