@@ -24,6 +24,11 @@ mod kafka;
 mod report;
 mod workload;
 
+/// tierd's allocator (see `tierd`'s `main.rs`), so the figures are tierd's.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::process::ExitCode;
 
 use anyhow::Result;
