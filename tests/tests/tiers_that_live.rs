@@ -512,18 +512,40 @@ async fn a_dry_run_predicts_exactly_what_applying_moves_while_get_tier_keeps_ans
         .unwrap()
         .into_inner();
     assert_eq!(info.text, text);
+    // Every customer answers under the new policy, the moved and the
+    // confirmed (not rewritten) alike.
+    let sample: Vec<String> = (0..N).step_by(997).map(|i| format!("c{i:06}")).collect();
+    let mut shown = Vec::new();
+    for id in &sample {
+        let t = tier(&sb, id).await;
+        assert_eq!(t.policy_version, "strict-2027.01", "{id}");
+        shown.push(t);
+    }
 
-    // The applied policy survives a restart (the policy file is unchanged).
+    // The applied policy survives a restart (the policy file is unchanged),
+    // with nothing left to rescore and every answer as before: the
+    // customers the rescore confirmed load confirmed from the store.
     sb.stop().await;
     sb.start().await;
-    let info = sb
-        .client()
-        .await
+    let mut client = sb.client().await;
+    let info = client
         .get_policy(GetPolicyRequest {})
         .await
         .unwrap()
         .into_inner();
     assert_eq!(info.version, "strict-2027.01");
+    let status = client
+        .get_policy_status(GetPolicyStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        !status.rescoring && status.total == 0,
+        "nothing to rescore again: {status:?}"
+    );
+    for (id, before) in sample.iter().zip(&shown) {
+        assert_eq!(&tier(&sb, id).await, before, "{id} after the restart");
+    }
     sb.stop().await;
 }
 

@@ -366,6 +366,46 @@ pub struct CustomerState {
     evaluated: Option<(Timestamp, usize)>,
 }
 
+/// The outcome of [`CustomerState::rescore_policy`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rescored {
+    pub change: Option<TierChange>,
+    /// The decision stands: only the decision instant and the policy
+    /// version moved (see [`CustomerState::confirm`]).
+    pub confirmed: bool,
+}
+
+/// What a policy rescore can change of a customer besides the decision
+/// instant and the policy version, compared before and after
+/// ([`CustomerState::rescore_policy`]). Tiers by index under the new
+/// policy (names are unique; `None` for a name it does not know), so
+/// nothing is copied.
+#[derive(Debug, PartialEq)]
+struct Decision {
+    assignment: Option<(Option<usize>, u64, Timestamp)>,
+    effective: Option<(Option<usize>, u64, Timestamp)>,
+    sequence: u64,
+    history: usize,
+    raise: bool,
+    manual: bool,
+    overrides: usize,
+}
+
+impl Decision {
+    fn of(state: &CustomerState, policy: &Policy) -> Self {
+        let held = |a: &TierAssignment| (policy.tier_index(&a.tier), a.score.to_bits(), a.since);
+        Self {
+            assignment: state.assignment.as_ref().map(held),
+            effective: state.effective.as_ref().map(held),
+            sequence: state.sequence,
+            history: state.history.len(),
+            raise: state.raise.is_some(),
+            manual: state.manual().is_some(),
+            overrides: state.override_history().len(),
+        }
+    }
+}
+
 /// The outcome of [`CustomerState::process`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Processed {
@@ -579,6 +619,35 @@ impl CustomerState {
             corrected: None,
         };
         self.rescore(customer_id, policy, at, trigger)
+    }
+
+    /// [`Self::reevaluate`] under a new policy (cause `Policy`) at `at`,
+    /// telling whether the decision merely stands: `confirmed` when
+    /// nothing the store keeps changed but what [`Self::confirm`] sets
+    /// (the decision instant and the policy version). A confirmed
+    /// customer need not be written again: its stored state, confirmed
+    /// with the same `policy.version()` and `at`, is this state.
+    pub fn rescore_policy(
+        &mut self,
+        customer_id: &str,
+        policy: &Policy,
+        at: Timestamp,
+    ) -> Rescored {
+        let before = Decision::of(self, policy);
+        let change = self.reevaluate(customer_id, policy, at, Cause::Policy);
+        let confirmed = change.is_none() && Decision::of(self, policy) == before;
+        Rescored { change, confirmed }
+    }
+
+    /// What a policy rescore at `at` that found the decision standing
+    /// (see [`Self::rescore_policy`]) leaves changed: the decision is now
+    /// `version`'s, made at `at` (or the decision instant, when later).
+    pub fn confirm(&mut self, version: &str, at: Timestamp) {
+        self.decided_at = self.decision_instant(Some(at));
+        if self.policy_version != version {
+            self.policy_version = version.to_owned();
+        }
+        self.evaluated = None;
     }
 
     /// An order after `lapsed_after_days` without one ends a lapse.

@@ -200,6 +200,7 @@ impl CommitUnit {
             || !self.extra_offsets.is_empty()
             || self.policy.is_some()
             || self.rank_cut.is_some()
+            || self.unit.confirmations.is_some()
     }
 
     /// Records in the unit.
@@ -298,6 +299,9 @@ impl Engine {
                     "applying a new policy; rescoring every customer in the background"
                 );
                 self.apply_policy(policy.policy.clone(), now);
+                // Stored with the policy: nothing confirmed under it yet,
+                // and the instant its rescore decides at.
+                batch.unit.confirmations = Some(self.confirmed.clone());
                 batch.policy = Some(policy);
                 batch.replies.push(PendingReply::Policy(reply));
                 ("apply_policy", true)

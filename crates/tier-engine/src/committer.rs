@@ -464,6 +464,9 @@ impl<S: Store + 'static> Worker<S> {
             // With the decisions made against them (see `cuts`).
             meta.push((crate::cuts::META_CUTS, crate::cuts::encode(cut)));
         }
+        if let Some(confirmed) = &unit.unit.confirmations {
+            meta.push((crate::confirmed::META_CONFIRMED, confirmed.encode()));
+        }
         let batch: CommitBatch<'_, CustomerState> = CommitBatch {
             customers: Vec::new(),
             moved: unit
@@ -595,6 +598,16 @@ impl Publisher {
             }
             Some(ReadUpdate::Prepared(publish)) => publish(),
             None => {}
+        }
+        if !work.confirmed.is_empty() {
+            // Confirmed by the policy rescore: shown as of it, under the
+            // policy in force (set above, with the unit that applied it).
+            let views: Vec<(&str, &CustomerState)> = work
+                .confirmed
+                .iter()
+                .map(|(id, s)| (id.as_str(), s))
+                .collect();
+            self.observer.committed(&views);
         }
         if !work.evicted.is_empty() {
             self.observer.evicted(&work.evicted);

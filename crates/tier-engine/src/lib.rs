@@ -23,7 +23,9 @@
 //!   them (the `task` module);
 //! - **policy changes**: [`Engine::dry_run`] (changes nothing),
 //!   [`Engine::apply_policy`] and [`Engine::rescore`] (a background
-//!   rescore in slices, cause `Policy`, with [`PolicyStatus`] progress).
+//!   rescore in slices, cause `Policy`, with [`PolicyStatus`] progress),
+//!   which rewrites only the customers whose decision it moves (the
+//!   `confirmed` module).
 //!
 //! Every change lands in a [`Unit`]: the customers it touched (each once),
 //! the tier changes and at-risk notices to publish. The adapter commits a
@@ -46,6 +48,7 @@
 pub mod batch;
 pub mod command;
 pub mod committer;
+pub mod confirmed;
 pub mod cuts;
 pub mod metrics;
 mod scope;
@@ -65,7 +68,8 @@ use tier_core::{Event, EventKind, Timestamp};
 use tier_store::Scope;
 use tier_wire::trace::TraceParent;
 
-use task::Task;
+use confirmed::Confirmed;
+use task::{Confirmation, Held, Slot, Task};
 
 pub use batch::{Batch, CommitUnit, DeadLetter, SealInfo};
 pub use command::{ActivePolicy, Command, CommandSender, PolicyHandle};
@@ -119,6 +123,13 @@ pub struct Unit {
     /// another instance; the read side drops them once the unit is
     /// durable (see `Engine::assign`).
     pub evicted: Vec<String>,
+    /// Customers the policy rescore confirmed (their decision stands, see
+    /// the `confirmed` module): not written, but the read side shows them
+    /// as of the rescore, under the policy in force.
+    pub confirmed: Vec<(String, CustomerState)>,
+    /// The record to store with the unit: the rescore finished (see
+    /// [`confirmed::META_CONFIRMED`]).
+    pub confirmations: Option<Confirmed>,
 }
 
 impl Unit {
@@ -244,6 +255,25 @@ struct Rescore {
     total: u64,
     done: u64,
     changed: u64,
+    /// What decoding a customer this rescore confirmed applies.
+    confirmation: Arc<Confirmation>,
+}
+
+impl Rescore {
+    /// A rescore at `at` under `version` of the customers `queue`.
+    fn new(version: &str, at: Timestamp, queue: Vec<String>) -> Self {
+        Self {
+            at,
+            total: queue.len() as u64,
+            queue,
+            done: 0,
+            changed: 0,
+            confirmation: Arc::new(Confirmation {
+                version: version.to_owned(),
+                at,
+            }),
+        }
+    }
 }
 
 /// The single writer of customer state. See the crate docs.
@@ -258,6 +288,9 @@ pub struct Engine {
     /// when `tasks[scope].states` holds the customer.
     scopes: CustomerMap<Scope>,
     rescore: Option<Rescore>,
+    /// The scopes whose customers the policy in force confirmed, as
+    /// stored (see the `confirmed` module).
+    confirmed: Confirmed,
     applied_at: Option<Timestamp>,
     /// The latest horizon a sweep reached (the at-risk checks' "today").
     swept_to: Option<Timestamp>,
@@ -317,11 +350,32 @@ impl Engine {
         now: Timestamp,
         hot_limit: usize,
     ) -> Self {
+        let confirmed = Confirmed::none(policy.version());
+        Self::with_confirmed(policy, states, now, hot_limit, confirmed)
+    }
+
+    /// [`Engine::with_scopes`] over stored states and the stored record
+    /// of what the policy in force confirmed ([`confirmed::META_CONFIRMED`]):
+    /// a customer decided under another version in a scope it covers is
+    /// confirmed as it loads instead of being queued for a rescore.
+    pub fn with_confirmed(
+        policy: Arc<Policy>,
+        states: impl IntoIterator<Item = (Scope, String, CustomerState)>,
+        now: Timestamp,
+        hot_limit: usize,
+        confirmed: Confirmed,
+    ) -> Self {
+        let confirmed = if confirmed.version == policy.version() {
+            confirmed
+        } else {
+            Confirmed::none(policy.version())
+        };
         let mut engine = Self {
             policy,
             tasks: BTreeMap::new(),
             scopes: CustomerMap::default(),
             rescore: None,
+            confirmed,
             applied_at: None,
             swept_to: None,
             overdue_open: BTreeMap::new(),
@@ -336,9 +390,12 @@ impl Engine {
             hot_limit,
         };
         let mut stale = Vec::new();
-        for (scope, id, state) in states {
+        for (scope, id, mut state) in states {
             if state.policy_version != engine.policy.version() {
-                stale.push(id.clone());
+                match engine.confirmed.at(engine.policy.version(), scope) {
+                    Some(at) => state.confirm(engine.policy.version(), at),
+                    None => stale.push(id.clone()),
+                }
             }
             // A customer stored twice (under two scopes) keeps the last.
             if let Some(old) = engine.scopes.insert(id.clone(), scope)
@@ -362,14 +419,10 @@ impl Engine {
         engine.rank_all(now);
         if !stale.is_empty() {
             stale.sort_unstable_by(|a, b| b.cmp(a));
-            engine.rescore = Some(Rescore {
-                at: now,
-                total: stale.len() as u64,
-                queue: stale,
-                done: 0,
-                changed: 0,
-            });
-            engine.applied_at = Some(now);
+            // A rescore a crash interrupted resumes at its own instant.
+            let at = engine.confirmed.at.unwrap_or(now);
+            engine.rescore = Some(Rescore::new(engine.policy.version(), at, stale));
+            engine.applied_at = Some(at);
         }
         engine
     }
@@ -383,11 +436,15 @@ impl Engine {
         now: Timestamp,
         hot_limit: usize,
     ) -> Result<Self, tier_store::StoreError> {
+        let confirmed = store
+            .meta(confirmed::META_CONFIRMED)?
+            .and_then(|bytes| Confirmed::decode(&bytes))
+            .unwrap_or_else(|| Confirmed::none(policy.version()));
         let mut scan_error = None;
         let states = store
             .scan_scoped::<CustomerState>(None)
             .map_while(|item| item.map_err(|e| scan_error = Some(e)).ok());
-        let engine = Self::with_scopes(policy, states, now, hot_limit);
+        let engine = Self::with_confirmed(policy, states, now, hot_limit, confirmed);
         match scan_error {
             Some(e) => Err(e),
             None => Ok(engine),
@@ -411,9 +468,7 @@ impl Engine {
     }
 
     fn all_states(&self) -> impl Iterator<Item = (&String, Cow<'_, CustomerState>)> {
-        self.tasks
-            .values()
-            .flat_map(|t| t.iter().map(|(id, slot)| (id, slot.read())))
+        self.tasks.values().flat_map(Task::states)
     }
 
     /// Customers held decoded.
@@ -1162,21 +1217,29 @@ impl Engine {
     pub fn apply_policy(&mut self, policy: Arc<Policy>, at: Timestamp) {
         let mut queue: Vec<String> = self.scopes.keys().cloned().collect();
         queue.sort_unstable_by(|a, b| b.cmp(a));
+        // Confirmations under the policy replaced hold no more: those
+        // customers are held as their bytes say, and rescored.
+        for task in self.tasks.values_mut() {
+            task.clear_confirmations();
+        }
         self.policy = policy;
+        self.confirmed = Confirmed {
+            at: Some(at),
+            ..Confirmed::none(self.policy.version())
+        };
         self.rank_all(at);
         self.applied_at = Some(at);
-        self.rescore = Some(Rescore {
-            at,
-            total: queue.len() as u64,
-            queue,
-            done: 0,
-            changed: 0,
-        });
+        self.rescore = Some(Rescore::new(self.policy.version(), at, queue));
     }
 
     /// Rescore up to `budget` customers under the policy in force (cause
     /// `Policy`); returns how many. Customers an event already moved to
     /// the new policy are skipped.
+    ///
+    /// A customer whose decision stands is not written: the unit lists it
+    /// under [`Unit::confirmed`] for the read side, and the unit that
+    /// takes the last customer stores which scopes are covered
+    /// ([`Unit::confirmations`], see the `confirmed` module).
     pub fn rescore(&mut self, unit: &mut Unit, budget: usize) -> usize {
         let mut n = 0;
         while n < budget {
@@ -1188,11 +1251,77 @@ impl Engine {
                 r.done += 1;
             }
             // Skipped when an event, sweep or command rescored it already.
-            if self.rescore_one(unit, &id) {
-                self.reindex(&id);
+            self.rescore_queued(unit, id);
+        }
+        if n > 0
+            && let Some(r) = &self.rescore
+            && r.queue.is_empty()
+        {
+            // Every customer in memory was visited: their scopes are
+            // covered (a scope covered before keeps its instant).
+            for scope in self.tasks.keys() {
+                self.confirmed.scopes.entry(*scope).or_insert(r.at);
             }
+            unit.confirmations = Some(self.confirmed.clone());
         }
         n
+    }
+
+    /// Rescore `id`, taken off the rescore queue, as [`Engine::rescore_one`]
+    /// does, except that a cold customer whose decision stands is not
+    /// decoded in place: its bytes stay, marked confirmed.
+    fn rescore_queued(&mut self, unit: &mut Unit, id: String) {
+        let Some(r) = &mut self.rescore else {
+            return;
+        };
+        let Some(scope) = self.scopes.get(id.as_str()).copied() else {
+            return;
+        };
+        let Some(task) = self.tasks.get_mut(&scope) else {
+            return;
+        };
+        let policy = &self.policy;
+        let version = policy.version();
+        // The rescored state when confirmed; whether it is held decoded.
+        let (rescored, confirmed, hot) = match task.rescore_view(&id) {
+            None | Some(Held::Confirmed) => return,
+            Some(Held::Hot(state)) => {
+                if state.policy_version == version {
+                    return;
+                }
+                let rescored = state.rescore_policy(&id, policy, r.at);
+                let copy = rescored.confirmed.then(|| state.clone());
+                (rescored, copy, true)
+            }
+            Some(Held::Cold(bytes)) => {
+                let mut state = Slot::decode(bytes);
+                if state.policy_version == version {
+                    return;
+                }
+                let rescored = state.rescore_policy(&id, policy, r.at);
+                if rescored.confirmed {
+                    task.confirm(&id, &r.confirmation);
+                    task.index(&id, due_at(policy, self.swept_to, &state));
+                    (rescored, Some(state), false)
+                } else {
+                    // Moved: held decoded, as any customer a unit changes.
+                    task.insert(id.clone(), state, self.epoch);
+                    (rescored, None, true)
+                }
+            }
+        };
+        if rescored.change.is_some() {
+            r.changed += 1;
+        }
+        unit.changes.extend(rescored.change);
+        unit.rescored += 1;
+        if hot {
+            self.reindex(&id);
+        }
+        match confirmed {
+            Some(state) => unit.confirmed.push((id, state)),
+            None => unit.touch(&id),
+        }
     }
 
     /// The policy in force and the progress of its rescore.

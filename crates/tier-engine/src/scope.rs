@@ -156,7 +156,7 @@ impl Engine {
     pub fn admit(
         &mut self,
         id: String,
-        state: CustomerState,
+        mut state: CustomerState,
         scope: Scope,
         now: Timestamp,
     ) -> bool {
@@ -166,7 +166,15 @@ impl Engine {
         for tier in open_overdue_tiers(&state) {
             *self.overdue_open.entry(tier).or_insert(0) += 1;
         }
-        let stale = state.policy_version != self.policy.version();
+        let version = self.policy.version();
+        if state.policy_version != version
+            && let Some(at) = self.confirmed.at(version, scope)
+        {
+            // Its scope was covered by the policy's rescore (see the
+            // `confirmed` module).
+            state.confirm(version, at);
+        }
+        let stale = state.policy_version != version;
         self.tasks
             .entry(scope)
             .or_default()
@@ -186,13 +194,7 @@ impl Engine {
                     r.total += 1;
                 }
                 None => {
-                    self.rescore = Some(Rescore {
-                        at: now,
-                        total: 1,
-                        queue: vec![id],
-                        done: 0,
-                        changed: 0,
-                    });
+                    self.rescore = Some(Rescore::new(self.policy.version(), now, vec![id]));
                     self.applied_at = Some(now);
                 }
             }

@@ -18,9 +18,16 @@
 //! `abc` and RFM rankings (a customer's band depends on every customer
 //! this instance grades), the rescore queue and the at-risk and overdue
 //! totals stay with the [`Engine`](crate::Engine).
+//!
+//! A policy rescore that finds a cold customer's decision standing
+//! leaves its bytes as they are and marks them *confirmed*: decoding
+//! them then applies the confirmation (`CustomerState::confirm` with the
+//! task's [`Confirmation`]), so every reader sees what a rewrite would
+//! have held, and the rescore neither encodes nor stores the customer.
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use tier_core::Timestamp;
 use tier_core::indicators::KeptIndicators;
@@ -39,8 +46,28 @@ pub(crate) enum Slot {
     /// stored form leaves out, the figures the next change's reasons
     /// compare with (see `CustomerState::take_change_baseline`).
     /// `at_risk` mirrors `state.at_risk.is_some()`, so counting the
-    /// customers with a drop announced decodes nothing.
-    Cold { bytes: Box<[u8]>, at_risk: bool },
+    /// customers with a drop announced decodes nothing. `confirmed`: the
+    /// policy rescore under way (or done) found the decision standing;
+    /// decoding applies the task's [`Confirmation`].
+    Cold {
+        bytes: Box<[u8]>,
+        at_risk: bool,
+        confirmed: bool,
+    },
+}
+
+/// The confirmation of the policy in force: its version and the rescore's
+/// instant (see `CustomerState::confirm`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Confirmation {
+    pub(crate) version: String,
+    pub(crate) at: Timestamp,
+}
+
+impl Confirmation {
+    fn apply(&self, state: &mut CustomerState) {
+        state.confirm(&self.version, self.at);
+    }
 }
 
 impl Slot {
@@ -52,7 +79,8 @@ impl Slot {
             .map(Vec::into_boxed_slice)
     }
 
-    fn decode(bytes: &[u8]) -> CustomerState {
+    /// The bytes' state, not confirmed.
+    pub(crate) fn decode(bytes: &[u8]) -> CustomerState {
         // The bytes are this engine's own encoding of a state it held a
         // moment before, never input: a failure is a bug in the codec.
         #[allow(clippy::expect_used)]
@@ -62,11 +90,26 @@ impl Slot {
         state
     }
 
+    /// A cold slot's state, with its confirmation when it has one.
+    fn decode_confirmed(
+        bytes: &[u8],
+        confirmed: bool,
+        confirmation: Option<&Confirmation>,
+    ) -> CustomerState {
+        let mut state = Self::decode(bytes);
+        if confirmed && let Some(c) = confirmation {
+            c.apply(&mut state);
+        }
+        state
+    }
+
     /// The state, borrowed when hot, decoded when cold.
-    pub(crate) fn read(&self) -> Cow<'_, CustomerState> {
+    fn read(&self, confirmation: Option<&Confirmation>) -> Cow<'_, CustomerState> {
         match self {
             Slot::Hot { state, .. } => Cow::Borrowed(state),
-            Slot::Cold { bytes, .. } => Cow::Owned(Self::decode(bytes)),
+            Slot::Cold {
+                bytes, confirmed, ..
+            } => Cow::Owned(Self::decode_confirmed(bytes, *confirmed, confirmation)),
         }
     }
 
@@ -85,12 +128,25 @@ impl Slot {
         }
     }
 
-    fn into_state(self) -> CustomerState {
+    fn into_state(self, confirmation: Option<&Confirmation>) -> CustomerState {
         match self {
             Slot::Hot { state, .. } => *state,
-            Slot::Cold { bytes, .. } => Self::decode(&bytes),
+            Slot::Cold {
+                bytes, confirmed, ..
+            } => Self::decode_confirmed(&bytes, confirmed, confirmation),
         }
     }
+}
+
+/// A cold customer as the policy rescore meets it (see
+/// [`Task::rescore_view`]).
+#[derive(Debug)]
+pub(crate) enum Held<'a> {
+    Hot(&'a mut CustomerState),
+    /// Encoded and not confirmed yet: its bytes.
+    Cold(&'a [u8]),
+    /// Encoded and confirmed under the policy in force already.
+    Confirmed,
 }
 
 /// `slot`'s state to change: decoded (counted in `hot`) if cold, marked
@@ -101,9 +157,13 @@ fn thaw<'a>(
     recent: &mut VecDeque<(u64, String)>,
     id: &str,
     epoch: u64,
+    confirmation: Option<&Confirmation>,
 ) -> &'a mut CustomerState {
-    if let Slot::Cold { bytes, .. } = slot {
-        let state = Box::new(Slot::decode(bytes));
+    if let Slot::Cold {
+        bytes, confirmed, ..
+    } = slot
+    {
+        let state = Box::new(Slot::decode_confirmed(bytes, *confirmed, confirmation));
         // `u64::MAX`: not used in any epoch yet, queued just below.
         *slot = Slot::Hot {
             state,
@@ -156,6 +216,10 @@ pub(crate) struct Task {
     /// epoch; stale ones are dropped as they are met, and in a compaction
     /// once the queue outgrows twice the hot count).
     recent: VecDeque<(u64, String)>,
+    /// What decoding a confirmed cold customer applies (set with the
+    /// first confirmation, cleared with every confirmation when another
+    /// policy comes into force).
+    confirmation: Option<Arc<Confirmation>>,
 }
 
 impl Task {
@@ -173,7 +237,61 @@ impl Task {
 
     /// `id`'s state (decoded when cold, leaving it cold).
     pub(crate) fn get(&self, id: &str) -> Option<Cow<'_, CustomerState>> {
-        self.states.get(id).map(|e| e.slot.read())
+        let confirmation = self.confirmation.as_deref();
+        self.states.get(id).map(|e| e.slot.read(confirmation))
+    }
+
+    /// Every customer's state (decoded when cold, leaving it cold).
+    pub(crate) fn states(&self) -> impl Iterator<Item = (&String, Cow<'_, CustomerState>)> {
+        let confirmation = self.confirmation.as_deref();
+        self.states
+            .iter()
+            .map(move |(id, e)| (id, e.slot.read(confirmation)))
+    }
+
+    /// `id` as the policy rescore meets it, leaving it as it is held.
+    pub(crate) fn rescore_view(&mut self, id: &str) -> Option<Held<'_>> {
+        Some(match &mut self.states.get_mut(id)?.slot {
+            Slot::Hot { state, .. } => Held::Hot(state),
+            Slot::Cold {
+                confirmed: true, ..
+            } => Held::Confirmed,
+            Slot::Cold { bytes, .. } => Held::Cold(bytes),
+        })
+    }
+
+    /// Mark cold `id` confirmed under `confirmation` (the policy in
+    /// force); false, changing nothing, when `id` is not held cold.
+    pub(crate) fn confirm(&mut self, id: &str, confirmation: &Arc<Confirmation>) -> bool {
+        let Some(Entry {
+            slot: Slot::Cold { confirmed, .. },
+            ..
+        }) = self.states.get_mut(id)
+        else {
+            return false;
+        };
+        *confirmed = true;
+        if self.confirmation.as_ref() != Some(confirmation) {
+            debug_assert!(
+                self.confirmation.is_none(),
+                "confirmations of another policy are cleared first"
+            );
+            self.confirmation = Some(Arc::clone(confirmation));
+        }
+        true
+    }
+
+    /// Drop every confirmation (another policy comes into force): each
+    /// confirmed customer is held as its bytes say again.
+    pub(crate) fn clear_confirmations(&mut self) {
+        if self.confirmation.take().is_none() {
+            return;
+        }
+        for e in self.states.values_mut() {
+            if let Slot::Cold { confirmed, .. } = &mut e.slot {
+                *confirmed = false;
+            }
+        }
     }
 
     /// `id`'s key and slot.
@@ -191,6 +309,7 @@ impl Task {
             &mut self.recent,
             id,
             epoch,
+            self.confirmation.as_deref(),
         ))
     }
 
@@ -287,7 +406,11 @@ impl Task {
             return false;
         };
         let at_risk = state.at_risk.is_some();
-        entry.slot = Slot::Cold { bytes, at_risk };
+        entry.slot = Slot::Cold {
+            bytes,
+            at_risk,
+            confirmed: false,
+        };
         self.hot -= 1;
         true
     }
@@ -299,9 +422,10 @@ impl Task {
 
     /// Every customer, decoded, consuming the task.
     pub(crate) fn into_states(self) -> impl Iterator<Item = (String, CustomerState)> {
+        let confirmation = self.confirmation;
         self.states
             .into_iter()
-            .map(|(id, e)| (id, e.slot.into_state()))
+            .map(move |(id, e)| (id, e.slot.into_state(confirmation.as_deref())))
     }
 
     /// The earliest instant anything of this task is due.
@@ -360,7 +484,7 @@ impl Task {
         if let Slot::Hot { .. } = entry.slot {
             self.hot -= 1;
         }
-        Some(entry.slot.into_state())
+        Some(entry.slot.into_state(self.confirmation.as_deref()))
     }
 }
 

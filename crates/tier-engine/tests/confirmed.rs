@@ -1,0 +1,295 @@
+//! A policy rescore writes only the customers whose decision it moves.
+//! Everyone else is confirmed in memory and by one stored record, and
+//! must then be indistinguishable from a rewrite: in memory, for the read
+//! side, after a restart from the store, after a crash in the middle of
+//! the rescore, and when a partition comes back to the instance.
+
+// Test helpers may panic: a failed step is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use tier_core::policy::{DEFAULT_POLICY_TOML, Policy};
+use tier_core::sim::Workload;
+use tier_core::sim::scenario::stricter_bands;
+use tier_core::state::{Cause, CustomerState, TierChange};
+use tier_core::time::date;
+use tier_core::{Event, Timestamp};
+use tier_engine::confirmed::Confirmed;
+use tier_engine::{Engine, Unit};
+use tier_store::Scope;
+
+/// Customers held decoded: almost everyone is cold, as at scale.
+const HOT: usize = 8;
+
+/// What the store keeps of a state (no caches, no reasons' baseline).
+fn stored(state: &CustomerState) -> CustomerState {
+    postcard::from_bytes(&postcard::to_allocvec(state).unwrap()).unwrap()
+}
+
+fn partition(id: &str) -> i32 {
+    id.bytes().last().map_or(0, |b| i32::from(b % 3))
+}
+
+/// The store as the committer leaves it: each unit's customers, and the
+/// confirmation record of the last unit that carried one.
+#[derive(Clone, Default)]
+struct Store {
+    states: BTreeMap<String, (Scope, CustomerState)>,
+    confirmed: Option<Confirmed>,
+    /// Customer writes, all units together.
+    writes: usize,
+}
+
+impl Store {
+    /// Seal `unit` and commit it.
+    fn commit(&mut self, engine: &mut Engine, unit: &Unit) {
+        engine.seal(unit);
+        for (scope, id, state) in engine.unit_customers(unit) {
+            self.states.insert(id.to_owned(), (scope, stored(state)));
+            self.writes += 1;
+        }
+        if let Some(c) = &unit.confirmations {
+            self.confirmed = Some(c.clone());
+        }
+    }
+
+    /// tierd starting on this store.
+    fn restart(&self, policy: &Arc<Policy>, now: Timestamp) -> Engine {
+        let states = self
+            .states
+            .iter()
+            .map(|(id, (scope, s))| (*scope, id.clone(), s.clone()));
+        let confirmed = self
+            .confirmed
+            .clone()
+            .unwrap_or_else(|| Confirmed::none(policy.version()));
+        Engine::with_confirmed(policy.clone(), states, now, HOT, confirmed)
+    }
+}
+
+struct World {
+    engine: Engine,
+    store: Store,
+    stricter: Arc<Policy>,
+    /// The instant the stricter policy is applied.
+    at: Timestamp,
+    /// Every customer as a full rewrite leaves it: each state before the
+    /// apply, re-evaluated under the stricter policy at `at`.
+    expected: BTreeMap<String, CustomerState>,
+    /// The changes that rewrite makes.
+    expected_changes: Vec<TierChange>,
+}
+
+/// 150 customers' history folded and committed, then a stricter policy
+/// applied (and committed) at the end of it.
+fn world() -> World {
+    let end = date(2026, 6, 30);
+    let events: Vec<Event> = Workload::new(150, 2_500, end).generate();
+    let mut engine = Engine::new(Arc::new(Policy::default_policy()), Vec::new(), end);
+    engine.set_hot_limit(HOT);
+    let mut store = Store::default();
+    for chunk in events.chunks(200) {
+        let mut unit = Unit::new();
+        for e in chunk {
+            engine.fold_from(&mut unit, e, None, partition(&e.customer_id));
+        }
+        store.commit(&mut engine, &unit);
+    }
+    let at = end.plus_days(1);
+    let mut unit = Unit::new();
+    while engine.sweep(&mut unit, at, 50) > 0 {}
+    store.commit(&mut engine, &unit);
+
+    let stricter = Arc::new(
+        Policy::from_toml_str(&stricter_bands(DEFAULT_POLICY_TOML, "strict-2027.01", 8.0)).unwrap(),
+    );
+    let mut expected = BTreeMap::new();
+    let mut expected_changes = Vec::new();
+    for (id, state) in engine.customers() {
+        let mut s = state.into_owned();
+        expected_changes.extend(s.reevaluate(id, &stricter, at, Cause::Policy));
+        expected.insert(id.to_owned(), stored(&s));
+    }
+    engine.apply_policy(stricter.clone(), at);
+    let mut unit = Unit::new();
+    // As the command path does: the record is reset with the policy.
+    unit.confirmations = Some(Confirmed {
+        at: Some(at),
+        ..Confirmed::none(stricter.version())
+    });
+    store.commit(&mut engine, &unit);
+    World {
+        engine,
+        store,
+        stricter,
+        at,
+        expected,
+        expected_changes,
+    }
+}
+
+/// Rescore in slices of `slice`, committing each, at most `slices`
+/// slices; returns every change and every customer shown confirmed.
+fn rescore(
+    engine: &mut Engine,
+    store: &mut Store,
+    slice: usize,
+    slices: usize,
+) -> (Vec<TierChange>, Vec<(String, CustomerState)>) {
+    let mut changes = Vec::new();
+    let mut shown = Vec::new();
+    for _ in 0..slices {
+        if !engine.rescoring() {
+            break;
+        }
+        let mut unit = Unit::new();
+        engine.rescore(&mut unit, slice);
+        store.commit(engine, &unit);
+        changes.extend(unit.changes.iter().cloned());
+        shown.extend(unit.confirmed.iter().cloned());
+    }
+    (changes, shown)
+}
+
+fn same_as_rewrite(engine: &Engine, expected: &BTreeMap<String, CustomerState>, what: &str) {
+    assert_eq!(engine.len(), expected.len(), "{what}");
+    for (id, want) in expected {
+        let held = engine.customer(id).unwrap();
+        assert_eq!(&stored(&held), want, "{what}: {id}");
+    }
+}
+
+fn sorted(mut changes: Vec<TierChange>) -> Vec<TierChange> {
+    changes.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
+    changes
+}
+
+#[test]
+fn a_rescore_writes_only_whom_it_moves_and_everyone_reads_as_a_rewrite() {
+    let World {
+        mut engine,
+        mut store,
+        stricter,
+        at,
+        expected,
+        expected_changes,
+    } = world();
+    let writes_before = store.writes;
+    let stored_before = store.states.clone();
+    let (changes, shown) = rescore(&mut engine, &mut store, 13, usize::MAX);
+    assert_eq!(sorted(changes), sorted(expected_changes.clone()));
+    assert!(!expected_changes.is_empty(), "the stricter bands move some");
+
+    // Written: exactly the customers whose stored state moved.
+    let rewrites = store.writes - writes_before;
+    let moved = expected
+        .iter()
+        .filter(|(id, want)| {
+            let mut before = stored_before[*id].1.clone();
+            before.confirm(stricter.version(), at);
+            stored(&before) != **want
+        })
+        .count();
+    assert_eq!(rewrites, moved, "one write per customer whose state moved");
+    assert!(
+        moved < expected.len() / 2,
+        "{moved} of {} rewritten",
+        expected.len()
+    );
+    // Shown to the read side: every other customer, as the rewrite.
+    assert_eq!(shown.len() + moved, expected.len());
+    for (id, state) in &shown {
+        assert_eq!(&stored(state), &expected[id], "shown {id}");
+    }
+
+    same_as_rewrite(&engine, &expected, "in memory");
+    let status = engine.status();
+    assert_eq!((status.rescored, status.total), (150, 150));
+    assert!(!status.rescoring);
+
+    // The record covers every scope at the apply instant.
+    let record = store.confirmed.clone().unwrap();
+    assert_eq!(record.version, "strict-2027.01");
+    let scopes: BTreeSet<Scope> = store.states.values().map(|(s, _)| *s).collect();
+    assert_eq!(
+        record.scopes.keys().copied().collect::<BTreeSet<_>>(),
+        scopes
+    );
+    assert!(record.scopes.values().all(|t| *t == at));
+
+    // A restart on the store holds the same, with nothing left to rescore.
+    let later = at.plus_days(3);
+    let restarted = store.restart(&stricter, later);
+    assert!(!restarted.rescoring(), "{:?}", restarted.status());
+    same_as_rewrite(&restarted, &expected, "after a restart");
+
+    // Without the record, the customers not rewritten would be rescored
+    // again: it is what saves that.
+    let mut no_record = store.clone();
+    no_record.confirmed = None;
+    let again = no_record.restart(&stricter, later);
+    assert_eq!(again.status().total as usize, expected.len() - moved);
+}
+
+#[test]
+fn a_rescore_cut_short_by_a_crash_resumes_at_its_own_instant() {
+    let World {
+        mut engine,
+        mut store,
+        stricter,
+        expected,
+        expected_changes,
+        at,
+    } = world();
+    let (before_crash, _) = rescore(&mut engine, &mut store, 13, 4);
+    assert!(engine.rescoring(), "cut short");
+    assert!(
+        store.confirmed.as_ref().unwrap().scopes.is_empty(),
+        "no scope covered before the rescore is through"
+    );
+    // tierd comes back two days later: every customer not rewritten is
+    // rescored again, at the policy's instant, not the restart's.
+    let mut restarted = store.restart(&stricter, at.plus_days(2));
+    let status = restarted.status();
+    assert!(status.rescoring);
+    assert_eq!(status.applied_at, Some(at));
+    let (after, _) = rescore(&mut restarted, &mut store, 13, usize::MAX);
+    let mut all = before_crash;
+    all.extend(after);
+    assert_eq!(sorted(all), sorted(expected_changes));
+    same_as_rewrite(&restarted, &expected, "resumed");
+    let again = store.restart(&stricter, at.plus_days(3));
+    assert!(!again.rescoring());
+    same_as_rewrite(&again, &expected, "restarted after the resumed rescore");
+}
+
+#[test]
+fn a_partition_that_comes_back_is_confirmed_as_it_loads() {
+    let World {
+        mut engine,
+        mut store,
+        expected,
+        at,
+        ..
+    } = world();
+    rescore(&mut engine, &mut store, 50, usize::MAX);
+    // Partition 1 goes to another instance, then comes back.
+    let mut unit = Unit::new();
+    let assigned = engine.assign(&mut unit, &BTreeSet::from([0, 2]));
+    assert!(assigned.evicted > 0);
+    store.commit(&mut engine, &unit);
+    let mut unit = Unit::new();
+    let back = engine.assign(&mut unit, &BTreeSet::from([0, 1, 2]));
+    store.commit(&mut engine, &unit);
+    let scope = Scope::partition(1).unwrap();
+    assert_eq!(back.to_load, vec![scope]);
+    for (id, (s, state)) in &store.states {
+        if *s == scope {
+            assert!(engine.admit(id.clone(), state.clone(), scope, at.plus_days(1)));
+        }
+    }
+    assert!(!engine.rescoring(), "{:?}", engine.status());
+    same_as_rewrite(&engine, &expected, "after the partition came back");
+}
