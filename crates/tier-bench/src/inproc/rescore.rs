@@ -173,11 +173,15 @@ pub(crate) fn run(
     let mut engine_time = Duration::ZERO;
     let mut submit_time = Duration::ZERO;
     let mut units = 0u64;
+    // Customers the rescore rewrote, and those it confirmed (not written).
+    let (mut written, mut confirmed) = (0u64, 0u64);
     loop {
         let turn = Instant::now();
         let mut batch = Batch::new();
         pop.engine
             .between_batches(&mut batch, &inbox, pop.end, false, SLICE);
+        written += batch.unit.touched().len() as u64;
+        confirmed += batch.unit.confirmed.len() as u64;
         let unit =
             pop.engine
                 .seal_batch_for(batch, Vec::new(), SealInfo::default(), observer.as_ref());
@@ -209,7 +213,7 @@ pub(crate) fn run(
     let status = handle.status();
     let publish_secs = observer.nanos.load(Ordering::Relaxed) as f64 / 1e9;
     eprintln!(
-        "  rescored {} customers ({} changed) in {secs:.2}s: engine {:.2}s, waiting on the committer {:.2}s, read model {publish_secs:.2}s, {units} units",
+        "  rescored {} customers ({} changed tier, {written} rewritten, {confirmed} confirmed) in {secs:.2}s: engine {:.2}s, waiting on the committer {:.2}s, read model {publish_secs:.2}s, {units} units",
         status.rescored,
         status.changed,
         engine_time.as_secs_f64(),
@@ -236,7 +240,8 @@ pub(crate) fn run(
                 "ApplyPolicy (default policy, bands +5) through between_batches/seal_batch in \
                  slices of {SLICE}, committed by tierd's Committer {store_note} (EveryCommit) with \
                  a read-model observer, until PolicyStatus is done; {} of {total} customers \
-                 changed tier; engine (rescore + seal) {:.2}s, blocked on the committer {:.2}s, \
+                 changed tier, {written} were rewritten and {confirmed} confirmed without a \
+                 write; engine (rescore + seal) {:.2}s, blocked on the committer {:.2}s, \
                  read-model publish (on the committer's publish thread) {publish_secs:.2}s; \
                  last unit submitted at {:.2}s; \
                  {} store batches",
