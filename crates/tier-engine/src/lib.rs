@@ -291,6 +291,8 @@ pub struct Engine {
     /// The scopes whose customers the policy in force confirmed, as
     /// stored (see the `confirmed` module).
     confirmed: Confirmed,
+    /// `confirmed` names an instant the store does not hold yet.
+    confirmations_unrecorded: bool,
     applied_at: Option<Timestamp>,
     /// The latest horizon a sweep reached (the at-risk checks' "today").
     swept_to: Option<Timestamp>,
@@ -375,6 +377,7 @@ impl Engine {
             tasks: BTreeMap::new(),
             scopes: CustomerMap::default(),
             rescore: None,
+            confirmations_unrecorded: false,
             confirmed,
             applied_at: None,
             swept_to: None,
@@ -419,8 +422,15 @@ impl Engine {
         engine.rank_all(now);
         if !stale.is_empty() {
             stale.sort_unstable_by(|a, b| b.cmp(a));
-            // A rescore a crash interrupted resumes at its own instant.
-            let at = engine.confirmed.at.unwrap_or(now);
+            // A rescore a crash interrupted resumes at its own instant;
+            // one starting now is to be recorded with it.
+            let at = match engine.confirmed.at {
+                Some(at) => at,
+                None => {
+                    engine.confirmations_unrecorded = true;
+                    *engine.confirmed.at.insert(now)
+                }
+            };
             engine.rescore = Some(Rescore::new(engine.policy.version(), at, stale));
             engine.applied_at = Some(at);
         }
@@ -453,6 +463,17 @@ impl Engine {
 
     pub fn policy(&self) -> &Arc<Policy> {
         &self.policy
+    }
+
+    /// The record of what the policy in force confirmed
+    /// ([`confirmed::META_CONFIRMED`]), once, when the store has yet to
+    /// hold it:
+    /// a rescore started as the engine was built (a policy changed while
+    /// tierd was down), which the store must record with its instant
+    /// before anything is confirmed under it. `None` when the store's
+    /// record is current.
+    pub fn take_unrecorded_confirmations(&mut self) -> Option<Confirmed> {
+        std::mem::take(&mut self.confirmations_unrecorded).then(|| self.confirmed.clone())
     }
 
     /// `id`'s state: borrowed when held decoded, a decoded copy when held
@@ -1227,6 +1248,8 @@ impl Engine {
             at: Some(at),
             ..Confirmed::none(self.policy.version())
         };
+        // Recorded with the unit that applies the policy.
+        self.confirmations_unrecorded = false;
         self.rank_all(at);
         self.applied_at = Some(at);
         self.rescore = Some(Rescore::new(self.policy.version(), at, queue));

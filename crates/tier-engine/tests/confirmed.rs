@@ -72,6 +72,8 @@ impl Store {
 struct World {
     engine: Engine,
     store: Store,
+    /// The store just before the stricter policy was applied.
+    before_apply: Store,
     stricter: Arc<Policy>,
     /// The instant the stricter policy is applied.
     at: Timestamp,
@@ -112,6 +114,7 @@ fn world() -> World {
         expected_changes.extend(s.reevaluate(id, &stricter, at, Cause::Policy));
         expected.insert(id.to_owned(), stored(&s));
     }
+    let before_apply = store.clone();
     engine.apply_policy(stricter.clone(), at);
     let mut unit = Unit::new();
     // As the command path does: the record is reset with the policy.
@@ -123,6 +126,7 @@ fn world() -> World {
     World {
         engine,
         store,
+        before_apply,
         stricter,
         at,
         expected,
@@ -175,6 +179,7 @@ fn a_rescore_writes_only_whom_it_moves_and_everyone_reads_as_a_rewrite() {
         at,
         expected,
         expected_changes,
+        ..
     } = world();
     let writes_before = store.writes;
     let stored_before = store.states.clone();
@@ -242,6 +247,7 @@ fn a_rescore_cut_short_by_a_crash_resumes_at_its_own_instant() {
         expected,
         expected_changes,
         at,
+        ..
     } = world();
     let (before_crash, _) = rescore(&mut engine, &mut store, 13, 4);
     assert!(engine.rescoring(), "cut short");
@@ -292,4 +298,50 @@ fn a_partition_that_comes_back_is_confirmed_as_it_loads() {
     }
     assert!(!engine.rescoring(), "{:?}", engine.status());
     same_as_rewrite(&engine, &expected, "after the partition came back");
+}
+
+#[test]
+fn a_policy_changed_while_tierd_was_down_keeps_the_instant_of_the_first_start() {
+    let World {
+        before_apply: mut store,
+        stricter,
+        expected,
+        expected_changes,
+        at,
+        ..
+    } = world();
+    // tierd starts with the stricter policy file at `at`: everyone is
+    // rescored, and the start records the instant (the pipeline commits
+    // this record before anything else).
+    let mut engine = store.restart(&stricter, at);
+    let record = engine.take_unrecorded_confirmations().unwrap();
+    assert_eq!(
+        (record.version.as_str(), record.at),
+        ("strict-2027.01", Some(at))
+    );
+    assert!(record.scopes.is_empty());
+    assert!(engine.take_unrecorded_confirmations().is_none(), "once");
+    store.confirmed = Some(record);
+    let (before_crash, _) = rescore(&mut engine, &mut store, 13, 4);
+    assert!(engine.rescoring());
+    // A crash, and a start two days later: the rescore resumes at `at`.
+    let mut restarted = store.restart(&stricter, at.plus_days(2));
+    assert!(restarted.take_unrecorded_confirmations().is_none());
+    assert_eq!(restarted.status().applied_at, Some(at));
+    let (after, _) = rescore(&mut restarted, &mut store, 13, usize::MAX);
+    let mut all = before_crash;
+    all.extend(after);
+    // Loaded from the store, the reasons compare with empty figures (the
+    // store does not keep their baseline); the decisions are the same.
+    let without_reasons = |changes: Vec<TierChange>| -> Vec<TierChange> {
+        sorted(changes)
+            .into_iter()
+            .map(|c| TierChange {
+                reasons: Vec::new(),
+                ..c
+            })
+            .collect()
+    };
+    assert_eq!(without_reasons(all), without_reasons(expected_changes));
+    same_as_rewrite(&restarted, &expected, "resumed");
 }

@@ -735,10 +735,17 @@ impl<S: Store + 'static> Pipeline<S> {
         // The read model holds everything stored: the outbox rows stored
         // before this start may be published (an empty commit names the
         // next outbox key and writes nothing).
+        // A rescore starting now (the policy changed while tierd was down)
+        // records its instant, so a crash cuts it short without changing
+        // what it decides (see `tier_engine::confirmed`).
+        let mut start_batch = tier_store::CommitBatch::<CustomerState>::new();
+        if let Some(record) = engine.take_unrecorded_confirmations() {
+            start_batch
+                .meta
+                .push((tier_engine::confirmed::META_CONFIRMED, record.encode()));
+        }
         let next_outbox = store
-            .commit_prepared(tier_store::PreparedBatch::prepare(
-                &tier_store::CommitBatch::<CustomerState>::new(),
-            )?)?
+            .commit_prepared(tier_store::PreparedBatch::prepare(&start_batch)?)?
             .outbox_keys
             .start;
         deps.outbox_gate.open_to(next_outbox);
