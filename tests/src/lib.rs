@@ -486,14 +486,32 @@ fn open_stored(data_dir: &std::path::Path) -> tier_store::AnyStore {
 }
 
 /// Every customer state in a (stopped) tierd's data directory.
+///
+/// Each as tierd loads it: a customer a policy rescore confirmed without
+/// rewriting it (see `tier_engine::confirmed`) with its confirmation
+/// applied.
 pub fn stored_states(
     data_dir: &std::path::Path,
 ) -> std::collections::BTreeMap<String, tier_core::state::CustomerState> {
+    use tier_engine::confirmed::{Confirmed, META_CONFIRMED};
     use tier_store::Store as _;
     let store = open_stored(data_dir);
+    let confirmed = store
+        .meta(META_CONFIRMED)
+        .expect("readable record")
+        .and_then(|bytes| Confirmed::decode(&bytes));
     store
-        .scan_customers::<tier_core::state::CustomerState>()
-        .map(|r| r.expect("readable customer"))
+        .scan_scoped::<tier_core::state::CustomerState>(None)
+        .map(|r| {
+            let (scope, id, mut state) = r.expect("readable customer");
+            if let Some(c) = &confirmed
+                && state.policy_version != c.version
+                && let Some(at) = c.at(&c.version, scope)
+            {
+                state.confirm(&c.version, at);
+            }
+            (id, state)
+        })
         .collect()
 }
 
