@@ -63,6 +63,8 @@ pub(crate) struct Freshness {
 pub(crate) struct BatchStats {
     pub(crate) commits: f64,
     pub(crate) commit_seconds: f64,
+    /// Commits that took longer than 100 ms (a stall of the store).
+    pub(crate) slow_commits: f64,
     pub(crate) records: f64,
     pub(crate) batches: f64,
 }
@@ -73,6 +75,8 @@ impl BatchStats {
         Self {
             commits: m.sum(&format!("{BATCH_COMMIT_SECONDS}_count")),
             commit_seconds: m.sum(&format!("{BATCH_COMMIT_SECONDS}_sum")),
+            slow_commits: m.sum(&format!("{BATCH_COMMIT_SECONDS}_count"))
+                - m.bucket(BATCH_COMMIT_SECONDS, "0.1"),
             records: m.sum(&format!("{BATCH_SIZE}_sum")),
             batches: m.sum(&format!("{BATCH_SIZE}_count")),
         }
@@ -82,12 +86,13 @@ impl BatchStats {
         Self {
             commits: self.commits - before.commits,
             commit_seconds: self.commit_seconds - before.commit_seconds,
+            slow_commits: self.slow_commits - before.slow_commits,
             records: self.records - before.records,
             batches: self.batches - before.batches,
         }
     }
 
-    /// `"N commits (mean X ms), mean Y records a batch"`.
+    /// `"N commits (mean X ms, K over 100 ms), mean Y records a batch"`.
     pub(crate) fn describe(&self) -> String {
         let mean_ms = if self.commits > 0.0 {
             self.commit_seconds / self.commits * 1e3
@@ -100,8 +105,8 @@ impl BatchStats {
             0.0
         };
         format!(
-            "tierd meanwhile: {} store commits (mean {mean_ms:.1} ms), {per_batch:.0} records a batch",
-            self.commits
+            "tierd meanwhile: {} store commits (mean {mean_ms:.1} ms, {} over 100 ms), {per_batch:.0} records a batch",
+            self.commits, self.slow_commits
         )
     }
 }

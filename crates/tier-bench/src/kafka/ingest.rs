@@ -88,6 +88,21 @@ impl Metrics {
         sum_series(&(self.render)(), name)
     }
 
+    /// The cumulative count of histogram `name`'s bucket `le` (every label
+    /// set), e.g. `bucket("tierd_batch_commit_duration_seconds", "0.1")`.
+    pub(crate) fn bucket(&self, name: &str, le: &str) -> f64 {
+        let text = (self.render)();
+        let label = format!("le=\"{le}\"");
+        text.lines()
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .and_then(|rest| rest.strip_prefix("_bucket{"))
+                    .is_some_and(|labels| labels.contains(&label))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     /// Records in committed units, all tierd instances of this process.
     pub(crate) fn committed(&self) -> u64 {
         self.sum(tier_kafka::metrics::EVENTS_CONSUMED) as u64
