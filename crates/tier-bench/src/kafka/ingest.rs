@@ -91,22 +91,28 @@ impl Metrics {
     /// The cumulative count of histogram `name`'s bucket `le` (every label
     /// set), e.g. `bucket("tierd_batch_commit_duration_seconds", "0.1")`.
     pub(crate) fn bucket(&self, name: &str, le: &str) -> f64 {
-        let text = (self.render)();
-        let label = format!("le=\"{le}\"");
-        text.lines()
-            .filter(|l| {
-                l.strip_prefix(name)
-                    .and_then(|rest| rest.strip_prefix("_bucket{"))
-                    .is_some_and(|labels| labels.contains(&label))
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        bucket_of(&(self.render)(), name, le)
     }
 
     /// Records in committed units, all tierd instances of this process.
     pub(crate) fn committed(&self) -> u64 {
         self.sum(tier_kafka::metrics::EVENTS_CONSUMED) as u64
     }
+}
+
+/// The cumulative count of histogram `name`'s bucket `le` in a Prometheus
+/// text exposition, summed over the other labels.
+fn bucket_of(text: &str, name: &str, le: &str) -> f64 {
+    let label = format!("le=\"{le}\"");
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix("_bucket{"))
+                .and_then(|rest| rest.split('}').next())
+                .is_some_and(|labels| labels.split(',').any(|kv| kv == label))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// The sum of the series of `name` in a Prometheus text exposition.
@@ -240,5 +246,21 @@ mod tests {
         assert_eq!(sum_series(text, "tierd_events_consumed_total"), 15.0);
         assert_eq!(sum_series(text, "tierd_outbox_backlog"), 3.0);
         assert_eq!(sum_series(text, "missing"), 0.0);
+    }
+
+    #[test]
+    fn a_bucket_is_read_by_its_exact_bound() {
+        let text = "tierd_batch_commit_duration_seconds_bucket{le=\"0.1\"} 7\n\
+            tierd_batch_commit_duration_seconds_bucket{le=\"0.25\"} 9\n\
+            tierd_batch_commit_duration_seconds_bucket{le=\"+Inf\"} 10\n\
+            tierd_batch_commit_duration_seconds_count 10\n";
+        let name = "tierd_batch_commit_duration_seconds";
+        assert_eq!(bucket_of(text, name, "0.1"), 7.0);
+        assert_eq!(bucket_of(text, name, "0.25"), 9.0);
+        assert_eq!(bucket_of(text, name, "1"), 0.0);
+        assert_eq!(
+            sum_series(text, &format!("{name}_count")) - bucket_of(text, name, "0.1"),
+            3.0
+        );
     }
 }
