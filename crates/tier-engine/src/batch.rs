@@ -390,7 +390,7 @@ impl Engine {
     ) -> CommitUnit {
         let Batch {
             records,
-            unit,
+            mut unit,
             dead,
             offsets,
             consumed,
@@ -399,6 +399,14 @@ impl Engine {
             rank_cut,
         } = batch;
         self.seal(&unit);
+        // A customer the rescore confirmed and something later in the unit
+        // changed (a sweep, a recut) reaches the read side as touched, as
+        // of the seal: its confirmed state is older and must not follow.
+        if !unit.confirmed.is_empty() {
+            let touched = &unit.touched_set;
+            unit.confirmed
+                .retain(|(id, _)| !touched.contains(id.as_str()));
+        }
         let touched = self.unit_customers(&unit);
         let customers = encode(&touched);
         let read = (!touched.is_empty()).then(|| {

@@ -10,15 +10,21 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use std::sync::Mutex;
+use std::time::Instant;
 use tier_core::policy::{DEFAULT_POLICY_TOML, Policy};
 use tier_core::sim::Workload;
 use tier_core::sim::scenario::stricter_bands;
 use tier_core::state::{Cause, CustomerState, TierChange};
 use tier_core::time::date;
 use tier_core::{Event, Timestamp};
+
 use tier_engine::confirmed::Confirmed;
-use tier_engine::{Engine, Unit};
-use tier_store::Scope;
+use tier_engine::{
+    ActivePolicy, Batch, CommitHooks, CommitObserver, Committer, CommitterDeps, DeadLetter,
+    DeadLetterSink, Durable, Engine, PolicyHandle, SealInfo, SinkError, Unit,
+};
+use tier_store::{MemStore, Scope};
 
 /// Customers held decoded: almost everyone is cold, as at scale.
 const HOT: usize = 8;
@@ -344,4 +350,84 @@ fn a_policy_changed_while_tierd_was_down_keeps_the_instant_of_the_first_start() 
     };
     assert_eq!(without_reasons(all), without_reasons(expected_changes));
     same_as_rewrite(&restarted, &expected, "resumed");
+}
+
+struct NoDeadLetters;
+
+impl DeadLetterSink for NoDeadLetters {
+    fn deliver(&mut self, _dead: &mut [DeadLetter]) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+struct NoHooks;
+
+impl CommitHooks for NoHooks {
+    fn durable(&mut self, _unit: &Durable<'_>) {}
+    fn trouble(&mut self, _since: Instant, reason: &'static str) {
+        panic!("a commit failed: {reason}");
+    }
+    fn progress(&mut self) {}
+    fn cancelled(&self) -> bool {
+        false
+    }
+}
+
+/// The read side: the last state it was told of each customer.
+#[derive(Default)]
+struct Shown(Mutex<BTreeMap<String, CustomerState>>);
+
+impl CommitObserver for Shown {
+    fn committed(&self, customers: &[(&str, &CustomerState)]) {
+        let mut shown = self.0.lock().unwrap();
+        for (id, state) in customers {
+            shown.insert((*id).to_owned(), stored(state));
+        }
+    }
+}
+
+#[test]
+fn a_customer_confirmed_then_swept_in_one_unit_is_shown_as_swept() {
+    let World {
+        mut engine,
+        stricter,
+        at,
+        ..
+    } = world();
+    let shown = Arc::new(Shown::default());
+    let handle = Arc::new(PolicyHandle::new(Arc::new(ActivePolicy::new(
+        (*stricter).clone(),
+        String::new(),
+        String::new(),
+    ))));
+    let mut committer = Committer::spawn(CommitterDeps {
+        store: Arc::new(MemStore::new()),
+        sink: Box::new(NoDeadLetters),
+        observer: shown.clone(),
+        policy: handle,
+        hooks: Box::new(NoHooks),
+    })
+    .unwrap();
+    let (_commands, inbox) = tier_engine::command::channel(1);
+    // One turn of the loop 200 days on: the rescore (at the policy's
+    // instant) confirms most customers, then the sweep moves many of them
+    // on to today.
+    let mut batch = Batch::new();
+    engine.between_batches(&mut batch, &inbox, at.plus_days(200), true, 1_000);
+    let both: Vec<String> = batch
+        .unit
+        .confirmed
+        .iter()
+        .map(|(id, _)| id.clone())
+        .filter(|id| batch.unit.touched().contains(id))
+        .collect();
+    assert!(!both.is_empty(), "some customers confirmed, then swept");
+    let unit = engine.seal_batch_for(batch, Vec::new(), SealInfo::default(), shown.as_ref());
+    committer.submit(unit).unwrap();
+    committer.finish().unwrap();
+    let shown = shown.0.lock().unwrap();
+    assert_eq!(shown.len(), engine.len(), "everyone shown");
+    for (id, state) in engine.customers() {
+        assert_eq!(shown[id], stored(&state), "{id} as shown");
+    }
 }
