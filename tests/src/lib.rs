@@ -504,11 +504,8 @@ pub fn stored_states(
         .scan_scoped::<tier_core::state::CustomerState>(None)
         .map(|r| {
             let (scope, id, mut state) = r.expect("readable customer");
-            if let Some(c) = &confirmed
-                && state.policy_version != c.version
-                && let Some(at) = c.at(&c.version, scope)
-            {
-                state.confirm(&c.version, at);
+            if let Some(c) = &confirmed {
+                c.apply(scope, &mut state);
             }
             (id, state)
         })

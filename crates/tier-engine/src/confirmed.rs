@@ -28,6 +28,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use tier_core::Timestamp;
+use tier_core::state::CustomerState;
 use tier_store::Scope;
 
 /// Application record: the scopes whose customers the policy in force
@@ -70,6 +71,23 @@ impl Confirmed {
             return None;
         }
         self.scopes.get(&scope).copied()
+    }
+
+    /// Load `state`, stored under `scope`, as this record says: decided
+    /// under another version in a covered scope, it is confirmed at the
+    /// scope's instant (`CustomerState::confirm`). Returns whether it is
+    /// now decided under the record's version.
+    pub fn apply(&self, scope: Scope, state: &mut CustomerState) -> bool {
+        if state.policy_version == self.version {
+            return true;
+        }
+        match self.at(&self.version, scope) {
+            Some(at) => {
+                state.confirm(&self.version, at);
+                true
+            }
+            None => false,
+        }
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -133,5 +151,25 @@ mod tests {
         assert_eq!(back.at("v2", Scope::partition(4).unwrap()), None);
         assert_eq!(back.at("v1", Scope::partition(3).unwrap()), None);
         assert_eq!(Confirmed::decode(b"\xff\xff"), None);
+    }
+
+    #[test]
+    fn a_state_loads_confirmed_only_in_a_covered_scope() {
+        let mut c = Confirmed::none("v2");
+        c.scopes
+            .insert(Scope::partition(3).unwrap(), Timestamp::from_millis(7));
+        let mut old = CustomerState::default();
+        old.policy_version = "v1".into();
+        let mut covered = old.clone();
+        assert!(c.apply(Scope::partition(3).unwrap(), &mut covered));
+        assert_eq!(covered.policy_version, "v2");
+        assert_eq!(covered.decided_at, Timestamp::from_millis(7));
+        let mut other = old.clone();
+        assert!(!c.apply(Scope::partition(4).unwrap(), &mut other));
+        assert_eq!(other, old, "left as stored");
+        let mut current = CustomerState::default();
+        current.policy_version = "v2".into();
+        assert!(c.apply(Scope::partition(4).unwrap(), &mut current));
+        assert_eq!(current.decided_at, Timestamp::default(), "left as stored");
     }
 }

@@ -394,11 +394,8 @@ impl Engine {
         };
         let mut stale = Vec::new();
         for (scope, id, mut state) in states {
-            if state.policy_version != engine.policy.version() {
-                match engine.confirmed.at(engine.policy.version(), scope) {
-                    Some(at) => state.confirm(engine.policy.version(), at),
-                    None => stale.push(id.clone()),
-                }
+            if !engine.confirmed.apply(scope, &mut state) {
+                stale.push(id.clone());
             }
             // A customer stored twice (under two scopes) keeps the last.
             if let Some(old) = engine.scopes.insert(id.clone(), scope)

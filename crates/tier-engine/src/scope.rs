@@ -166,15 +166,9 @@ impl Engine {
         for tier in open_overdue_tiers(&state) {
             *self.overdue_open.entry(tier).or_insert(0) += 1;
         }
-        let version = self.policy.version();
-        if state.policy_version != version
-            && let Some(at) = self.confirmed.at(version, scope)
-        {
-            // Its scope was covered by the policy's rescore (see the
-            // `confirmed` module).
-            state.confirm(version, at);
-        }
-        let stale = state.policy_version != version;
+        // Confirmed when its scope was covered by the policy's rescore
+        // (see the `confirmed` module).
+        let stale = !self.confirmed.apply(scope, &mut state);
         self.tasks
             .entry(scope)
             .or_default()
