@@ -22,6 +22,7 @@ pub mod error;
 pub use tier_engine::metrics;
 pub mod outbox;
 pub mod pipeline;
+pub mod slices;
 
 pub use broker::{EmbeddedBroker, ensure_topics};
 pub use client::client_config;

@@ -14,7 +14,8 @@
 //! 3. fold valid events into the engine (all customers are kept in memory;
 //!    sled is the durable copy); between polls the engine also applies
 //!    waiting commands, a slice of a policy rescore and, once caught up, a
-//!    slice of the due customers;
+//!    slice of the due customers, each slice sized to take about
+//!    `slice_target` (the `slices` module);
 //! 4. seal the batch into an owned commit unit and hand it to the engine's
 //!    committer (`tier_engine::committer`), whose commit thread delivers
 //!    its dead letters and commits its customers, offsets and outbox rows
@@ -84,6 +85,7 @@ use crate::clock::{Clock, MonotonicNow};
 use crate::dead_letter::KafkaDeadLetters;
 use crate::error::StreamError;
 use crate::metrics as m;
+use crate::slices::Slices;
 use tier_store::Store;
 use tier_wire::decode::Decoder;
 use tier_wire::trace::TraceParent;
@@ -124,6 +126,11 @@ pub struct PipelineConfig {
     pub time_sweeps: bool,
     /// Most customers swept, and most rescored, between two batches.
     pub slice: usize,
+    /// About how long a loop turn with a sweep or rescore slice may take:
+    /// slices are sized from the measured rate to fit it, between
+    /// [`crate::slices::MIN_SLICE`] and `slice` (see the `slices` module).
+    /// Zero: always `slice`.
+    pub slice_target: Duration,
     /// Customers the engine holds decoded (`Engine::set_hot_limit`).
     pub hot_customers: usize,
 }
@@ -144,6 +151,7 @@ impl PipelineConfig {
             stall_after: Duration::from_secs(10),
             time_sweeps: true,
             slice: 5_000,
+            slice_target: Duration::from_millis(20),
             hot_customers: tier_engine::DEFAULT_HOT_CUSTOMERS,
         }
     }
@@ -603,6 +611,8 @@ struct Pipeline<S> {
     /// The swept-to mark and policy status last handed to the committer.
     sent_swept_to: Option<tier_core::Timestamp>,
     sent_status: PolicyStatus,
+    /// Sizes the sweep and rescore slices.
+    slices: Slices,
 }
 
 /// The pipeline's side of the committer: health, the outbox wake-up,
@@ -840,6 +850,7 @@ impl<S: Store + 'static> Pipeline<S> {
         })?;
         let decoder_policy = engine.policy().clone();
         let decoder = Decoder::for_policy(&decoder_policy, config.limits);
+        let slices = Slices::new(config.slice, config.slice_target);
         Ok(Self {
             config,
             deps,
@@ -861,6 +872,7 @@ impl<S: Store + 'static> Pipeline<S> {
             last_activity: Instant::now(),
             sent_swept_to: None,
             sent_status: status,
+            slices,
         })
     }
 
@@ -915,6 +927,8 @@ impl<S: Store + 'static> Pipeline<S> {
             if batch.records > 0 {
                 self.last_activity = Instant::now();
             }
+            // What an event arriving now waits for before the next fill.
+            let turn = Instant::now();
             let now = self.now.now(self.deps.clock.as_ref());
             if !cancelled && lock(&self.assignment).is_some() {
                 // Before sweeping: never decide for a customer whose
@@ -928,14 +942,25 @@ impl<S: Store + 'static> Pipeline<S> {
                     &self.deps.commands,
                     now,
                     sweeping,
-                    self.config.slice,
+                    // Catching up, an event waits on the backlog more than
+                    // on a slice: a rescore takes whole slices.
+                    if self.caught_up {
+                        self.slices.size()
+                    } else {
+                        self.config.slice
+                    },
                 );
                 if !Arc::ptr_eq(self.engine.policy(), &self.decoder_policy) {
                     self.decoder_policy = self.engine.policy().clone();
                     self.decoder = Decoder::for_policy(&self.decoder_policy, self.config.limits);
                 }
             }
+            let sliced = batch.unit.swept + batch.unit.rescored;
             self.submit(batch, now, sweeping)?;
+            self.slices.observe(
+                usize::try_from(sliced).unwrap_or(usize::MAX),
+                turn.elapsed(),
+            );
             if cancelled {
                 return Ok(());
             }

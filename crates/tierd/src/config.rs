@@ -111,6 +111,12 @@ pub struct Config {
     /// rescores under a new policy: smaller keeps ingest latency lower
     /// during a rescore, larger finishes sooner.
     pub engine_slice: usize,
+    /// About how long, in milliseconds, one loop turn with a sweep or
+    /// rescore slice may take: each slice is sized from the measured rate
+    /// to fit it (at most `engine_slice` customers), so events arriving
+    /// during a large sweep wait about this long for it. 0: every slice
+    /// takes `engine_slice`.
+    pub engine_slice_ms: u64,
     /// Customers the engine holds decoded; the least recently used beyond
     /// it are held encoded (about 0.7 KB each instead of about 3 KB).
     pub hot_customers: usize,
@@ -194,6 +200,7 @@ impl Default for Config {
             auth_tokens_file: None,
             time_sweeps: true,
             engine_slice: 5_000,
+            engine_slice_ms: 20,
             hot_customers: tier_engine::DEFAULT_HOT_CUSTOMERS,
             grpc_tls_cert: None,
             grpc_tls_key: None,
@@ -323,6 +330,13 @@ pub struct Cli {
     #[arg(long, env = "TIERD_ENGINE_SLICE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub engine_slice: Option<usize>,
+    /// About how long one loop turn with a sweep or rescore slice may
+    /// take, in milliseconds: slices are sized from the measured rate to
+    /// fit it, at most --engine-slice customers (default 20; 0: always
+    /// --engine-slice).
+    #[arg(long, env = "TIERD_ENGINE_SLICE_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine_slice_ms: Option<u64>,
     /// Customers held decoded in memory; the least recently used beyond it
     /// are held encoded, about 0.7 KB each instead of about 3 KB (default
     /// 100000).

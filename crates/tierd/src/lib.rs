@@ -431,6 +431,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     pc.kafka = kafka.clone();
     pc.time_sweeps = config.time_sweeps;
     pc.slice = config.engine_slice.max(1);
+    pc.slice_target = Duration::from_millis(config.engine_slice_ms);
     pc.hot_customers = config.hot_customers;
     if !config.time_sweeps {
         tracing::warn!(

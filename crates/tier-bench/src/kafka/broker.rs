@@ -101,6 +101,21 @@ pub(crate) struct Broker {
 }
 
 impl Broker {
+    /// CPU seconds the broker process has used so far (user + system),
+    /// read from `/proc` on Linux; `None` elsewhere or when unreadable.
+    /// Its one mock-broker thread does all the work, so a second of
+    /// CPU a second means the broker is the limit of whatever runs.
+    pub(crate) fn cpu_seconds(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // Fields after the command (which may hold spaces), from field 3:
+        // utime and stime are fields 14 and 15, in clock ticks (USER_HZ,
+        // 100 on Linux's mainstream architectures).
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+        Some((ticks(11)? + ticks(12)?) / 100.0)
+    }
+
     /// Start the helper with these `(name, partitions)` topics.
     pub(crate) fn spawn(topics: &[(&str, i32)]) -> Result<Self> {
         let exe = std::env::current_exe().context("finding the tier-bench binary")?;

@@ -10,12 +10,30 @@
 //! which lifts it across the band edges into the top tier: every timed
 //! event causes exactly one `TierChanged`, matched by its
 //! `causing_event_id`. Each event is stamped with the instant just before
-//! it is handed to the producer (`linger.ms` 5, librdkafka's default). Existing customers
+//! it is handed to the producer (`linger.ms` 20, see below). Existing customers
 //! crossing a band edge is the live case; a first version that made every
 //! event a brand-new customer (2,500 new customers a second on top of the
 //! 100,000 of the backlog) saw tierd fall behind after ~13 s.
 //!
-//! Why `linger.ms` 5 and not less: librdkafka's mock broker answers a
+//! Why the timed producer lingers 20 ms ([`TIMED_LINGER_MS`]):
+//! librdkafka's mock broker finds a fetch's offset by walking the
+//! partition's message sets from the first (`rd_kafka_mock_msgset_find`:
+//! "FIXME: Maintain an index"), where Kafka seeks an offset index. Every
+//! fetch, tierd's and the watcher's, walks every set produced so far, on
+//! the broker's one thread. With 5 ms linger the 5,000 events/s land as
+//! about 3,000 sets of one or two records a second over the 16
+//! partitions: over the 30 s the broker's CPU climbed from 20% to all of
+//! a core, the broker's acknowledgement of an event alone reached a p99
+//! of 2.5-4.6 s and the freshness p99 ranged from 80 ms to 7 s from run
+//! to run, while tierd's own part (acknowledged to `TierChanged`
+//! created) kept a p50 of 13-30 ms. At 20 ms the sets are four times
+//! fewer and larger, and the broker's cost stays flat over the run. The
+//! 20 ms of batching are part of every event's latency, so the figure
+//! is if anything pessimistic for tierd. The stage split ([`Stages`])
+//! and the broker's CPU each second are printed to show where a slow
+//! run's time went.
+//!
+//! Why not 1 ms either: librdkafka's mock broker answers a
 //! fetch with ONE message set per partition (a `FIXME` in its Fetch
 //! handler), where Kafka returns up to `max.partition.fetch.bytes` of
 //! them. With 1 ms linger the sets hold about one record, and a consumer
@@ -46,6 +64,9 @@ use super::broker::Broker;
 use super::ingest::Metrics;
 use super::produce::{self, ORDERS, TIER_CHANGES};
 
+/// `linger.ms` of the timed events' producer (see the module docs).
+const TIMED_LINGER_MS: u32 = 20;
+
 /// What the freshness run measured.
 #[derive(Debug)]
 pub(crate) struct Freshness {
@@ -56,6 +77,45 @@ pub(crate) struct Freshness {
     pub(crate) rate: f64,
     /// What tierd's own metrics say about the run's batches.
     pub(crate) batches: BatchStats,
+    /// Where the matched events' time went (see [`Stages`]).
+    pub(crate) stages: Stages,
+}
+
+/// The freshness latency split at two instants: the broker's
+/// acknowledgement of the event (the producer's delivery report) and the
+/// `TierChanged` record's create time (set by tierd's producer when its
+/// outbox publisher hands the record over, millisecond resolution).
+///
+/// - `to_broker`: sent to acknowledged (the load generator's producer,
+///   the broker);
+/// - `in_tierd`: acknowledged to the `TierChanged` created (tierd's fetch,
+///   fold, durable commit and outbox publish);
+/// - `back`: created to received (tierd's producer, the broker, the
+///   watching consumer's fetch).
+///
+/// Each is a list of milliseconds, sorted.
+#[derive(Debug, Default)]
+pub(crate) struct Stages {
+    pub(crate) to_broker: Vec<f64>,
+    pub(crate) in_tierd: Vec<f64>,
+    pub(crate) back: Vec<f64>,
+}
+
+impl Stages {
+    /// `"to broker p50/p99 a/b ms, in tierd c/d ms, back e/f ms"`.
+    pub(crate) fn describe(&self) -> String {
+        let p =
+            |v: &[f64], q| percentile(v, q).map_or_else(|| "-".to_owned(), |x| format!("{x:.0}"));
+        format!(
+            "p50/p99 of each stage: to the broker's ack {}/{} ms, ack to TierChanged created (in tierd) {}/{} ms, created to received {}/{} ms",
+            p(&self.to_broker, 0.5),
+            p(&self.to_broker, 0.99),
+            p(&self.in_tierd, 0.5),
+            p(&self.in_tierd, 0.99),
+            p(&self.back, 0.5),
+            p(&self.back, 0.99),
+        )
+    }
 }
 
 /// tierd's batches during the run, from its histograms.
@@ -135,16 +195,29 @@ fn now_ts() -> Timestamp {
     Timestamp::from_millis(ms)
 }
 
+/// Wall-clock now, milliseconds since the Unix epoch.
+fn now_wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The id of `customer`'s timed event (see [`event`]).
+fn timed_event_id(customer: &str) -> String {
+    format!("{customer}-e2")
+}
+
 /// Customer `i`'s order: the seed (small) or the timed one (large).
 fn event(prefix: &str, i: usize, large: bool) -> Event {
     let customer = format!("{prefix}-c{i}");
-    let (n, amount) = if large {
-        (2, 1_000_000_000) // 10,000,000 CNY
+    let (event_id, amount) = if large {
+        (timed_event_id(&customer), 1_000_000_000) // 10,000,000 CNY
     } else {
-        (1, 100_000) // 1,000 CNY
+        (format!("{customer}-e1"), 100_000) // 1,000 CNY
     };
+    let n = if large { 2 } else { 1 };
     Event {
-        event_id: format!("{customer}-e{n}"),
+        event_id,
         occurred_at: now_ts(),
         source: "tier-bench".into(),
         kind: EventKind::OrderPlaced {
@@ -203,12 +276,16 @@ pub(crate) fn wait_outbox_drained(metrics: &Metrics, limit: Duration) -> Result<
     )
 }
 
-/// Consume the tier-changes topic from its current end, sending
-/// `(causing_event_id, received)` of every `TierChanged` until `stop`.
+/// A `TierChanged` seen: its causing event, when it was received and its
+/// record's create time (ms since the epoch, when it has one).
+type Seen = (String, Instant, Option<i64>);
+
+/// Consume the tier-changes topic from its current end, sending what
+/// was seen of every `TierChanged` until `stop`.
 fn watch_changes(
     consumer: &BaseConsumer,
     stop: &AtomicBool,
-    out: &mpsc::Sender<(String, Instant)>,
+    out: &mpsc::Sender<Seen>,
 ) -> Result<()> {
     while !stop.load(Ordering::Relaxed) {
         let Some(m) = consumer.poll(Duration::from_millis(20)) else {
@@ -226,7 +303,8 @@ fn watch_changes(
         }
         let Some(payload) = m.payload() else { continue };
         let msg = tier_wire::tier_changed::decode_row(payload).context("decoding a TierChanged")?;
-        if out.send((msg.causing_event_id, received)).is_err() {
+        let created = m.timestamp().to_millis();
+        if out.send((msg.causing_event_id, received, created)).is_err() {
             break;
         }
     }
@@ -276,19 +354,28 @@ pub(crate) fn run(
     // Let the consumer connect and start fetching before the clock runs.
     std::thread::sleep(Duration::from_millis(500));
 
-    let producer = produce::producer(broker.bootstrap(), 5)?;
+    let producer = produce::stamped_producer(broker.bootstrap(), TIMED_LINGER_MS)?;
     let mut sent_at: HashMap<String, Instant> = HashMap::with_capacity(total);
     let started = Instant::now();
+    let started_wall_ms = now_wall_ms();
     let committed_before = metrics.committed();
-    // Per second of the run: tierd's outbox backlog and how many sent
-    // events it had not yet committed (sampled at the second's end).
-    let mut stages: Vec<String> = Vec::new();
+    // Per second of the run: how many sent events tierd had not yet
+    // committed, its outbox backlog (both sampled at the second's end)
+    // and the broker process's share of a core.
+    let mut seconds: Vec<String> = Vec::new();
+    let mut broker_cpu = broker.cpu_seconds();
     let mut i = 0;
     while i < total {
-        if started.elapsed().as_secs() as usize > stages.len() {
+        if started.elapsed().as_secs() as usize > seconds.len() {
             let behind = (i as u64).saturating_sub(metrics.committed() - committed_before);
             let outbox = metrics.sum(tier_kafka::metrics::OUTBOX_BACKLOG);
-            stages.push(format!("{behind}/{outbox:.0}"));
+            let cpu = broker.cpu_seconds();
+            let share = match (broker_cpu, cpu) {
+                (Some(before), Some(now)) => format!("{:.0}%", (now - before) * 100.0),
+                _ => "-".to_owned(),
+            };
+            broker_cpu = cpu;
+            seconds.push(format!("{behind}/{outbox:.0}/{share}"));
         }
         let due = ((started.elapsed().as_secs_f64() * rate as f64) as usize).min(total);
         while i < due {
@@ -298,26 +385,41 @@ pub(crate) fn run(
             produce::send(&producer, ORDERS, &e.customer_id, &payload)?;
             i += 1;
         }
-        producer.poll(Duration::ZERO);
-        std::thread::sleep(Duration::from_micros(500));
+        // Serves delivery reports as they arrive (their instants are the
+        // broker's acknowledgements) for 0.5 ms, the loop's pace.
+        producer.poll(Duration::from_micros(500));
     }
     let send_secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "    each second: events sent but not committed / outbox backlog: {}",
-        stages.join(" ")
+        "    each second: events sent but not committed / outbox backlog / broker CPU: {}",
+        seconds.join(" ")
     );
     produce::finish(&producer, total as u64)?;
+    // The broker's acknowledgement of each timed event, by its id.
+    let acked_at: HashMap<String, Instant> = produce::take_acks(&producer)
+        .into_iter()
+        .map(|(key, at)| (timed_event_id(&String::from_utf8_lossy(&key)), at))
+        .collect();
 
     // Collect until every event is matched, or 5 s without a new one.
     let mut latencies = Vec::with_capacity(total);
+    let mut stages = Stages::default();
+    // An instant as milliseconds since `started`.
+    let since_start = |at: Instant| (at - started).as_secs_f64() * 1e3;
     // The worst latency of the events sent in each second of the run.
     let mut worst_by_second = vec![0.0f64; duration.as_secs() as usize + 1];
     let mut quiet_since = Instant::now();
     while latencies.len() < total && quiet_since.elapsed() < Duration::from_secs(5) {
         match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok((id, received)) => {
+            Ok((id, received, created)) => {
                 if let Some(sent) = sent_at.remove(&id) {
                     let ms = (received - sent).as_secs_f64() * 1e3;
+                    if let (Some(acked), Some(created)) = (acked_at.get(&id), created) {
+                        let created = (created - started_wall_ms) as f64;
+                        stages.to_broker.push((*acked - sent).as_secs_f64() * 1e3);
+                        stages.in_tierd.push(created - since_start(*acked));
+                        stages.back.push(since_start(received) - created);
+                    }
                     let second = (sent - started).as_secs() as usize;
                     if let Some(worst) = worst_by_second.get_mut(second) {
                         *worst = f64::max(*worst, ms);
@@ -338,6 +440,14 @@ pub(crate) fn run(
         Err(_) => bail!("the tier-changes consumer panicked"),
     }
     latencies.sort_by(f64::total_cmp);
+    for v in [
+        &mut stages.to_broker,
+        &mut stages.in_tierd,
+        &mut stages.back,
+    ] {
+        v.sort_by(f64::total_cmp);
+    }
+    eprintln!("    {}", stages.describe());
     let worst: Vec<String> = worst_by_second
         .iter()
         .map(|ms| format!("{ms:.0}"))
@@ -351,6 +461,7 @@ pub(crate) fn run(
         latencies_ms: latencies,
         rate: total as f64 / send_secs,
         batches,
+        stages,
     })
 }
 
@@ -375,6 +486,7 @@ mod tests {
         assert_eq!(seed.customer_id, "p-c3");
         assert_eq!(timed.customer_id, "p-c3");
         assert_ne!(seed.event_id, timed.event_id);
+        assert_eq!(timed.event_id, timed_event_id(&timed.customer_id));
         let amount = |e: &Event| match &e.kind {
             EventKind::OrderPlaced { amount, .. } => amount.minor(),
             _ => 0,

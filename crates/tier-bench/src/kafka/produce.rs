@@ -2,11 +2,13 @@
 //! `tierctl simulate`), keyed by customer id, in the protobuf wire format.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message as _;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext};
 use rdkafka::{ClientConfig, ClientContext};
 use tier_core::sim::Generator;
@@ -47,7 +49,13 @@ pub(crate) fn encode(event: &Event) -> Vec<u8> {
 pub(crate) struct Deliveries {
     pub(crate) acked: AtomicU64,
     pub(crate) failed: AtomicU64,
+    /// When kept (see [`stamped_producer`]): each acknowledged record's
+    /// key and the instant its acknowledgement arrived.
+    pub(crate) acks: Option<Mutex<Vec<Ack>>>,
 }
+
+/// An acknowledged record's key and when its acknowledgement arrived.
+pub(crate) type Ack = (Vec<u8>, Instant);
 
 impl ClientContext for Deliveries {}
 
@@ -56,7 +64,14 @@ impl ProducerContext for Deliveries {
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         match result {
-            Ok(_) => self.acked.fetch_add(1, Ordering::Relaxed),
+            Ok(m) => {
+                if let Some(acks) = &self.acks
+                    && let Ok(mut acks) = acks.lock()
+                {
+                    acks.push((m.key().unwrap_or_default().to_vec(), Instant::now()));
+                }
+                self.acked.fetch_add(1, Ordering::Relaxed)
+            }
             Err(_) => self.failed.fetch_add(1, Ordering::Relaxed),
         };
     }
@@ -64,6 +79,37 @@ impl ProducerContext for Deliveries {
 
 /// A producer that counts its deliveries.
 pub(crate) fn producer(bootstrap: &str, linger_ms: u32) -> Result<BaseProducer<Deliveries>> {
+    producer_with(bootstrap, linger_ms, Deliveries::default())
+}
+
+/// [`producer`] that keeps when each record was acknowledged (taken with
+/// [`take_acks`]).
+pub(crate) fn stamped_producer(
+    bootstrap: &str,
+    linger_ms: u32,
+) -> Result<BaseProducer<Deliveries>> {
+    let deliveries = Deliveries {
+        acks: Some(Mutex::new(Vec::new())),
+        ..Deliveries::default()
+    };
+    producer_with(bootstrap, linger_ms, deliveries)
+}
+
+/// The acknowledgements a [`stamped_producer`] kept: key, instant.
+pub(crate) fn take_acks(producer: &BaseProducer<Deliveries>) -> Vec<Ack> {
+    producer
+        .context()
+        .acks
+        .as_ref()
+        .and_then(|a| a.lock().ok().map(|mut v| std::mem::take(&mut *v)))
+        .unwrap_or_default()
+}
+
+fn producer_with(
+    bootstrap: &str,
+    linger_ms: u32,
+    deliveries: Deliveries,
+) -> Result<BaseProducer<Deliveries>> {
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("linger.ms", linger_ms.to_string())
@@ -71,7 +117,7 @@ pub(crate) fn producer(bootstrap: &str, linger_ms: u32) -> Result<BaseProducer<D
         .set("queue.buffering.max.messages", "500000")
         .set("queue.buffering.max.kbytes", "262144")
         .set("message.timeout.ms", "60000")
-        .create_with_context(Deliveries::default())
+        .create_with_context(deliveries)
         .context("creating a producer")
 }
 
