@@ -4,8 +4,10 @@
 //! policy with every band 5 points stricter, see
 //! `tier_core::sim::scenario::stricter_bands`) and is then driven the way
 //! the ingest loop drives it with no records coming in: per turn,
-//! `between_batches` (commands, then a rescore slice of tierd's default
-//! `engine_slice`), `seal_batch_for`, and the sealed unit goes to the real
+//! `between_batches` (commands, then a rescore slice sized as tierd's
+//! pipeline sizes it: `tier_kafka::slices::Slices` with tierd's default
+//! `engine_slice` and `engine_slice_ms`), `seal_batch_for`, and the
+//! sealed unit goes to the real
 //! [`Committer`] with the sled store (`EveryCommit`) and a read-model
 //! observer, exactly as tierd wires them. The clock stops when the
 //! committer's published [`PolicyStatus`](tier_engine::PolicyStatus) says
@@ -29,14 +31,12 @@ use tier_engine::{
     ActivePolicy, Batch, Command, CommitHooks, CommitObserver, Committer, CommitterDeps,
     DeadLetter, DeadLetterSink, Durable, PolicyHandle, SealInfo, SinkError,
 };
+use tier_kafka::slices::Slices;
 use tier_store::{SledStore, StoreOptions};
 
 use super::population::Population;
 use crate::config::BenchConfig;
 use crate::report::{Figure, Goal, Report};
-
-/// Customers rescored per turn: tierd's default `engine_slice`.
-const SLICE: usize = 5_000;
 
 /// Every customer's effective tier after the rescore.
 pub(crate) type Tiers = HashMap<String, String>;
@@ -175,11 +175,20 @@ pub(crate) fn run(
     let mut units = 0u64;
     // Customers the rescore rewrote, and those it confirmed (not written).
     let (mut written, mut confirmed) = (0u64, 0u64);
+    let defaults = tierd::Config::default();
+    let mut slices = Slices::new(
+        defaults.engine_slice,
+        Duration::from_millis(defaults.engine_slice_ms),
+    );
+    let (mut smallest, mut largest) = (usize::MAX, 0);
     loop {
         let turn = Instant::now();
         let mut batch = Batch::new();
+        let slice = slices.size();
+        (smallest, largest) = (smallest.min(slice), largest.max(slice));
         pop.engine
-            .between_batches(&mut batch, &inbox, pop.end, false, SLICE);
+            .between_batches(&mut batch, &inbox, pop.end, false, slice);
+        let rescored = batch.unit.rescored;
         written += batch.unit.touched().len() as u64;
         confirmed += batch.unit.confirmed.len() as u64;
         let unit =
@@ -191,6 +200,10 @@ pub(crate) fn run(
             .submit(unit)
             .context("the committer stopped during the rescore")?;
         submit_time += submit.elapsed();
+        slices.observe(
+            usize::try_from(rescored).unwrap_or(usize::MAX),
+            turn.elapsed(),
+        );
         units += 1;
         if !pop.engine.rescoring() {
             break;
@@ -238,13 +251,15 @@ pub(crate) fn run(
             .goal(Goal::AtMost(2.0))
             .note(format!(
                 "ApplyPolicy (default policy, bands +5) through between_batches/seal_batch in \
-                 slices of {SLICE}, committed by tierd's Committer {store_note} (EveryCommit) with \
+                 slices of {smallest}-{largest} customers (sized as tierd's pipeline does, \
+                 {} ms a turn), committed by tierd's Committer {store_note} (EveryCommit) with \
                  a read-model observer, until PolicyStatus is done; {} of {total} customers \
                  changed tier, {written} were rewritten and {confirmed} confirmed without a \
                  write; engine (rescore + seal) {:.2}s, blocked on the committer {:.2}s, \
                  read-model publish (on the committer's publish thread) {publish_secs:.2}s; \
                  last unit submitted at {:.2}s; \
                  {} store batches",
+                defaults.engine_slice_ms,
                 status.changed,
                 engine_time.as_secs_f64(),
                 submit_time.as_secs_f64(),
