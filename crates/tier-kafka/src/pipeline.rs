@@ -7,7 +7,8 @@
 //! 1. poll records until the committer is idle (group commit: a batch
 //!    is sealed as soon as the unit before it is durable, so a lone event
 //!    waits for no timer and a busy stream forms large units), bounded by
-//!    `batch_max_records` and `batch_max_wait`;
+//!    `batch_max_records` and `batch_max_wait`; a sweep or rescore slice
+//!    waiting to be taken counts as work in hand, like a record;
 //! 2. decode and validate each at once into an owned domain event; invalid
 //!    ones are parked in the batch for the dead-letter sink
 //!    ([`crate::dead_letter`]);
@@ -1014,10 +1015,24 @@ impl<S: Store + 'static> Pipeline<S> {
         committer.submit(unit).map_err(StreamError::from)
     }
 
+    /// Whether the engine has a slice to take at `now`: a rescore with
+    /// customers left, or (caught up, sweeping) customers due.
+    fn slice_pending(&self, now: tier_core::Timestamp) -> bool {
+        self.engine.rescoring()
+            || (self.caught_up
+                && self.config.time_sweeps
+                && self.engine.next_due().is_some_and(|d| d <= now))
+    }
+
     /// Poll records into `batch` until it is full or the wait is over.
     fn fill(&mut self, batch: &mut Batch) -> Result<(), StreamError> {
         let deadline = Instant::now() + self.config.batch_max_wait;
         let now = self.now.now(self.deps.clock.as_ref());
+        // A sweep or rescore slice waiting counts as work in hand: sealed
+        // as soon as the committer is free, not after the full wait (which
+        // would leave the engine idle between slices, a 50 ms wait for a
+        // 20 ms slice).
+        let pending = self.slice_pending(now);
         // The partition of the previous record: records come in runs per
         // partition, so its key is allocated once per run, not per record.
         let mut current: (String, i32) = (String::new(), -1);
@@ -1025,17 +1040,18 @@ impl<S: Store + 'static> Pipeline<S> {
         // have to apply a rebalance.
         let consumer = self.consumer.clone();
         while batch.records < self.config.batch_max_records {
-            // Group commit: records in hand and nothing being written: seal.
-            if batch.records > 0 && self.committer.as_ref().is_some_and(Committer::idle) {
+            // Group commit: work in hand and nothing being written: seal.
+            let in_hand = batch.records > 0 || pending;
+            if in_hand && self.committer.as_ref().is_some_and(Committer::idle) {
                 break;
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || self.deps.cancel.is_cancelled() {
                 break;
             }
-            // With records in hand, wait for more only in short steps, so a
-            // commit finishing while no record arrives is noticed.
-            let wait = if batch.records > 0 {
+            // With work in hand, wait for records only in short steps, so
+            // a commit finishing while no record arrives is noticed.
+            let wait = if in_hand {
                 left.min(GROUP_COMMIT_STEP)
             } else {
                 left
