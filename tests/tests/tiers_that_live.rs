@@ -17,9 +17,10 @@ use tier_core::{Event, Timestamp};
 use tier_kafka::ManualClock;
 use tier_proto::api::admin_service_client::AdminServiceClient;
 use tier_proto::api::{
-    self, ApplyPolicyRequest, ChangeCause, ClearOverrideRequest, DryRunPolicyRequest,
-    GetOverrideHistoryRequest, GetPolicyRequest, GetPolicyStatusRequest, GetTierRequest,
-    ListAtRiskCustomersRequest, OverrideMode, SetOverrideRequest, TierAtRisk, TierChanged,
+    self, ApplyPolicyRequest, BatchGetTiersRequest, ChangeCause, ClearOverrideRequest,
+    DryRunPolicyRequest, GetOverrideHistoryRequest, GetPolicyRequest, GetPolicyStatusRequest,
+    GetTierRequest, ListAtRiskCustomersRequest, OverrideMode, SetOverrideRequest, TierAtRisk,
+    TierChanged,
 };
 use tierd_tests::{Record, Sandbox, Wire, wait_for};
 use tonic::Code;
@@ -222,6 +223,57 @@ async fn a_lapsing_customer_drops_on_its_day_announced_ahead_and_a_restart_sweep
         1,
         "announced once"
     );
+    sb.stop().await;
+}
+
+/// A sweep takes slice after slice without waiting for the batch timer:
+/// a slice waiting to be taken is work in hand, sealed as soon as the
+/// committer is free. tierd starts 250 days after 600 customers' last
+/// orders: once caught up it sweeps every one of them (each dropped about
+/// 204 days after its last order, see the first test) in slices of at
+/// most 100, with a 20 s batch wait. With the timer between slices that
+/// takes over two minutes, so the wait below fails (checked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_takes_slice_after_slice_without_waiting_for_the_batch_timer() {
+    let last = date(2026, 3, 2);
+    let until = last.plus_days(250);
+    let (mut sb, _clock) = stepped(until);
+    sb.config.batch_max_wait_ms = 20_000;
+    sb.config.engine_slice = 100;
+    let ids: Vec<String> = (0..600).map(|i| format!("sweep-{i}")).collect();
+    let mut events: Vec<Event> = ids.iter().flat_map(|id| buyer(id, last, B_BUYER)).collect();
+    events.sort_by_key(|e| e.occurred_at);
+    let mine: Vec<Event> = events
+        .iter()
+        .filter(|e| e.customer_id == ids[0])
+        .cloned()
+        .collect();
+    let want = core_alone(&ids[0], &mine, until)
+        .effective
+        .map(|e| e.tier)
+        .unwrap();
+    assert_eq!(
+        core_alone(&ids[0], &mine, last).effective.unwrap().tier,
+        "B"
+    );
+    assert_ne!(want, "B");
+    sb.publish(sb.orders_topic(), &events, Wire::Protobuf).await;
+    sb.start().await;
+    sb.wait_consumed(T).await;
+    wait_for("all 600 swept into their new tier", T, || async {
+        let tiers = sb
+            .client()
+            .await
+            .batch_get_tiers(BatchGetTiersRequest {
+                customer_ids: ids.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .tiers;
+        (tiers.len() == ids.len() && tiers.iter().all(|t| t.tier == want)).then_some(())
+    })
+    .await;
     sb.stop().await;
 }
 
