@@ -112,6 +112,49 @@ async fn wait_swept(ready: ReadyInfo, timeout: Duration) {
     }
 }
 
+/// What a run is watched for before it is killed.
+#[derive(Debug, Clone, Copy)]
+enum Watch {
+    Sweeping,
+    /// A rescore of slices of 100 taken back to back is over within a
+    /// few hundred milliseconds: watched closely, killed soon after.
+    Rescoring,
+}
+
+impl Watch {
+    fn seen(self, d: Doing) -> bool {
+        match self {
+            Watch::Sweeping => d.sweeping,
+            Watch::Rescoring => d.rescoring,
+        }
+    }
+
+    fn poll(self) -> Duration {
+        match self {
+            Watch::Sweeping => Duration::from_millis(20),
+            Watch::Rescoring => Duration::from_millis(2),
+        }
+    }
+
+    /// The random delay between seeing it and the kill is below this.
+    fn delay_ms(self) -> u64 {
+        match self {
+            Watch::Sweeping => 300,
+            Watch::Rescoring => 20,
+        }
+    }
+}
+
+/// Wait until the run is seen doing `what`, at most `max_ms`.
+async fn wait_doing(ready: ReadyInfo, what: Watch, max_ms: u64) {
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_millis(max_ms)
+        && !what.seen(Doing::of(&http_get(ready.metrics, "/metrics").await))
+    {
+        tokio::time::sleep(what.poll()).await;
+    }
+}
+
 /// What a run was doing just before it was killed.
 #[derive(Debug, Clone, Copy, Default)]
 struct Doing {
@@ -165,17 +208,20 @@ impl World {
     /// Start and SIGKILL `kills` times: once the run is seen sweeping
     /// (or after `max_ms`), after a further random while of up to 300 ms.
     /// Returns what each run was doing when it was killed.
-    async fn kill_runs(&mut self, now: Timestamp, kills: usize, max_ms: u64) -> Vec<Doing> {
+    /// `kills` runs at `now`, each killed once it is seen doing `what`
+    /// (or after `max_ms`), after a random delay (see [`Watch::delay_ms`]).
+    async fn kill_runs(
+        &mut self,
+        now: Timestamp,
+        kills: usize,
+        what: Watch,
+        max_ms: u64,
+    ) -> Vec<Doing> {
         let mut doing = Vec::new();
         for _ in 0..kills {
             let (child, ready) = self.start(now).await;
-            let started = std::time::Instant::now();
-            while started.elapsed() < Duration::from_millis(max_ms)
-                && !Doing::of(&http_get(ready.metrics, "/metrics").await).sweeping
-            {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            tokio::time::sleep(Duration::from_millis(self.rng.next_u64() % 300)).await;
+            wait_doing(ready, what, max_ms).await;
+            tokio::time::sleep(Duration::from_millis(self.rng.next_u64() % what.delay_ms())).await;
             doing.push(Doing::of(&http_get(ready.metrics, "/metrics").await));
             child.sigkill().unwrap();
         }
@@ -327,7 +373,7 @@ fn kills_during_sweeps_and_rescores_lose_nothing_and_repeat_nothing() {
 
         // Phase 1 (t1): killed while consuming and sweeping, then a run
         // that finishes the sweep and takes the overrides.
-        let mut doing = w.kill_runs(t1, kills, 20_000).await;
+        let mut doing = w.kill_runs(t1, kills, Watch::Sweeping, 20_000).await;
         let (child, ready) = w.start(t1).await;
         wait_swept(ready, Duration::from_secs(180)).await;
         let mut admin = AdminServiceClient::connect(format!("http://{}", ready.grpc))
@@ -354,7 +400,7 @@ fn kills_during_sweeps_and_rescores_lose_nothing_and_repeat_nothing() {
         child.sigkill().unwrap();
 
         // Phase 2 (t2): killed while sweeping 40 days (overrides expire).
-        doing.extend(w.kill_runs(t2, kills, 20_000).await);
+        doing.extend(w.kill_runs(t2, kills, Watch::Sweeping, 20_000).await);
 
         // Phase 3 (t2): the new policy, then killed while rescoring.
         let (child, ready) = w.start(t2).await;
@@ -370,10 +416,15 @@ fn kills_during_sweeps_and_rescores_lose_nothing_and_repeat_nothing() {
             .unwrap()
             .into_inner();
         assert!(status.rescoring, "a rescore in slices of {SLICE}");
-        tokio::time::sleep(Duration::from_millis(w.rng.next_u64() % 300)).await;
+        wait_doing(ready, Watch::Rescoring, 3_000).await;
+        let delay = w.rng.next_u64() % Watch::Rescoring.delay_ms();
+        tokio::time::sleep(Duration::from_millis(delay)).await;
         doing.push(Doing::of(&http_get(ready.metrics, "/metrics").await));
         child.sigkill().unwrap();
-        doing.extend(w.kill_runs(t2, kills.saturating_sub(1), 3_000).await);
+        doing.extend(
+            w.kill_runs(t2, kills.saturating_sub(1), Watch::Rescoring, 3_000)
+                .await,
+        );
 
         // The last run finishes the rescore and the sweep, then stops.
         let (child, ready) = w.start(t2).await;
