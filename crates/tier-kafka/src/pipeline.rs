@@ -692,6 +692,9 @@ const VIEW_CHUNK: usize = 10_000;
 /// arrives.
 const GROUP_COMMIT_STEP: Duration = Duration::from_millis(2);
 
+/// The consumer's `fetch.queue.backoff.ms` (see `Pipeline::new`).
+const FETCH_QUEUE_BACKOFF_MS: &str = "10";
+
 /// Publish `customers` (committed state) to `observer` in chunks.
 fn publish_views<'a>(
     observer: &dyn CommitObserver,
@@ -811,6 +814,14 @@ impl<S: Store + 'static> Pipeline<S> {
             ("enable.partition.eof", "false"),
             ("topic.metadata.refresh.interval.ms", "10000"),
             ("statistics.interval.ms", "5000"),
+            // Once the prefetch queue passed librdkafka's thresholds, the
+            // next fetch of a partition waits `fetch.queue.backoff.ms`
+            // (1,000 ms by default) even when the queue drained long
+            // before: catching up on a backlog, the engine can then run
+            // dry for part of such a second. Measured alternately on the
+            // bench's backlog: 107.7k-113.8k records/s in 5 runs with the
+            // default, 110.4k-130.8k in 6 with 10 ms.
+            ("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS),
         ];
         if let Some(id) = &config.group_instance_id {
             consumer_defaults.push(("group.instance.id", id.as_str()));
