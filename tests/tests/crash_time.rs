@@ -205,11 +205,9 @@ impl World {
         (child, ready)
     }
 
-    /// Start and SIGKILL `kills` times: once the run is seen sweeping
-    /// (or after `max_ms`), after a further random while of up to 300 ms.
-    /// Returns what each run was doing when it was killed.
-    /// `kills` runs at `now`, each killed once it is seen doing `what`
-    /// (or after `max_ms`), after a random delay (see [`Watch::delay_ms`]).
+    /// Start and SIGKILL `kills` times at `now`, each run once it is seen
+    /// doing `what` (see [`World::kill_when`]). Returns what each run was
+    /// doing when it was killed.
     async fn kill_runs(
         &mut self,
         now: Timestamp,
@@ -220,11 +218,25 @@ impl World {
         let mut doing = Vec::new();
         for _ in 0..kills {
             let (child, ready) = self.start(now).await;
-            wait_doing(ready, what, max_ms).await;
-            tokio::time::sleep(Duration::from_millis(self.rng.next_u64() % what.delay_ms())).await;
-            doing.push(Doing::of(&http_get(ready.metrics, "/metrics").await));
-            child.sigkill().unwrap();
+            doing.push(self.kill_when(child, ready, what, max_ms).await);
         }
+        doing
+    }
+
+    /// SIGKILL a run once it is seen doing `what` (or after `max_ms`),
+    /// after a random delay (see [`Watch::delay_ms`]). Returns what it was
+    /// doing when it was killed.
+    async fn kill_when(
+        &mut self,
+        child: TierdChild,
+        ready: ReadyInfo,
+        what: Watch,
+        max_ms: u64,
+    ) -> Doing {
+        wait_doing(ready, what, max_ms).await;
+        tokio::time::sleep(Duration::from_millis(self.rng.next_u64() % what.delay_ms())).await;
+        let doing = Doing::of(&http_get(ready.metrics, "/metrics").await);
+        child.sigkill().unwrap();
         doing
     }
 }
@@ -416,11 +428,7 @@ fn kills_during_sweeps_and_rescores_lose_nothing_and_repeat_nothing() {
             .unwrap()
             .into_inner();
         assert!(status.rescoring, "a rescore in slices of {SLICE}");
-        wait_doing(ready, Watch::Rescoring, 3_000).await;
-        let delay = w.rng.next_u64() % Watch::Rescoring.delay_ms();
-        tokio::time::sleep(Duration::from_millis(delay)).await;
-        doing.push(Doing::of(&http_get(ready.metrics, "/metrics").await));
-        child.sigkill().unwrap();
+        doing.push(w.kill_when(child, ready, Watch::Rescoring, 3_000).await);
         doing.extend(
             w.kill_runs(t2, kills.saturating_sub(1), Watch::Rescoring, 3_000)
                 .await,

@@ -969,10 +969,7 @@ impl<S: Store + 'static> Pipeline<S> {
             }
             let sliced = batch.unit.swept + batch.unit.rescored;
             self.submit(batch, now, sweeping)?;
-            self.slices.observe(
-                usize::try_from(sliced).unwrap_or(usize::MAX),
-                turn.elapsed(),
-            );
+            self.slices.observe(sliced, turn.elapsed());
             if cancelled {
                 return Ok(());
             }

@@ -73,7 +73,7 @@ impl Slices {
     /// (from its fill's end to its unit's hand-over, the time an event
     /// waiting for the next batch waited on it). Turns without slice work
     /// teach nothing.
-    pub fn observe(&mut self, done: usize, took: Duration) {
+    pub fn observe(&mut self, done: u64, took: Duration) {
         if done == 0 {
             return;
         }
@@ -102,7 +102,7 @@ mod tests {
         assert_eq!(s.size(), 2_000);
         for _ in 0..50 {
             let n = s.size();
-            s.observe(n, Duration::from_secs_f64(n as f64 / 100_000.0));
+            s.observe(n as u64, Duration::from_secs_f64(n as f64 / 100_000.0));
         }
         assert_eq!(s.size(), 2_000);
     }

@@ -26,10 +26,6 @@ use crate::workload::workload;
 /// Records per unit, as tierd's default `batch_max_records`.
 pub(crate) const BATCH_RECORDS: usize = 20_000;
 
-/// Customers per sweep unit (tierd's default `engine_slice`: the most a
-/// caught-up tierd with no traffic sweeps a turn).
-const SWEEP_SLICE: usize = 5_000;
-
 /// The folded population.
 #[derive(Debug)]
 pub(crate) struct Population {
@@ -84,10 +80,13 @@ pub(crate) fn build(cfg: &BenchConfig, csv: Option<&Path>) -> Result<Population>
     let folded = started.elapsed();
     // Caught up, tierd sweeps what time decided (activity leaving the
     // window, lifecycle thresholds) up to the clock: do the same to `end`.
+    // Per unit, the most tierd's pipeline sweeps a turn (its default
+    // `engine_slice`).
+    let slice = tierd::Config::default().engine_slice;
     let mut swept = 0;
     loop {
         let mut unit = Unit::new();
-        let n = engine.sweep(&mut unit, end, SWEEP_SLICE);
+        let n = engine.sweep(&mut unit, end, slice);
         engine.seal(&unit);
         swept += n;
         if n == 0 {

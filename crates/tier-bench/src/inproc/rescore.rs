@@ -200,10 +200,7 @@ pub(crate) fn run(
             .submit(unit)
             .context("the committer stopped during the rescore")?;
         submit_time += submit.elapsed();
-        slices.observe(
-            usize::try_from(rescored).unwrap_or(usize::MAX),
-            turn.elapsed(),
-        );
+        slices.observe(rescored, turn.elapsed());
         units += 1;
         if !pop.engine.rescoring() {
             break;
