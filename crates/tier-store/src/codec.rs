@@ -14,13 +14,40 @@ pub(crate) const FORMAT_V1: u8 = 1;
 /// The format every write uses.
 pub(crate) const CURRENT_FORMAT: u8 = FORMAT_V1;
 
+/// Bytes of the per-thread scratch buffer states are encoded into; a state
+/// that does not fit is encoded into a growing vector instead.
+const SCRATCH_BYTES: usize = 64 * 1024;
+
+thread_local! {
+    /// Postcard writes a state a varint or a few bytes at a time: into a
+    /// slice each write is a bounds check and a copy, where a growing
+    /// vector checks its capacity and length on every one. The engine's
+    /// seal encodes every customer a unit touched, so this is its hot path.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; SCRATCH_BYTES]);
+}
+
 /// Encodes one customer state behind its format byte.
 pub(crate) fn encode<S: Serialize>(id: &str, value: &S) -> Result<Vec<u8>, StoreError> {
-    let mut buf = Vec::with_capacity(256);
-    buf.push(CURRENT_FORMAT);
-    postcard::to_extend(value, buf).map_err(|source| StoreError::Encode {
+    let err = |source| StoreError::Encode {
         id: id.to_owned(),
         source,
+    };
+    let fitted = SCRATCH.with_borrow_mut(|scratch| {
+        let (format, body) = scratch.split_first_mut()?;
+        *format = CURRENT_FORMAT;
+        match postcard::to_slice(value, body) {
+            Ok(written) => {
+                let len = 1 + written.len();
+                Some(Ok(scratch[..len].to_vec()))
+            }
+            Err(postcard::Error::SerializeBufferFull) => None,
+            Err(source) => Some(Err(err(source))),
+        }
+    });
+    fitted.unwrap_or_else(|| {
+        let mut buf = Vec::with_capacity(2 * SCRATCH_BYTES);
+        buf.push(CURRENT_FORMAT);
+        postcard::to_extend(value, buf).map_err(err)
     })
 }
 
@@ -48,6 +75,16 @@ pub(crate) fn decode<S: DeserializeOwned>(id: &str, bytes: &[u8]) -> Result<S, S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_state_larger_than_the_scratch_buffer_round_trips() {
+        let big: Vec<u64> = (0..SCRATCH_BYTES as u64).map(|i| i << 20).collect();
+        let bytes = encode("c1", &big).unwrap();
+        assert!(bytes.len() > SCRATCH_BYTES);
+        assert_eq!(decode::<Vec<u64>>("c1", &bytes).unwrap(), big);
+        let small = encode("c2", &(1u8, "x".to_owned())).unwrap();
+        assert_eq!(small, [FORMAT_V1, 1, 1, b'x']);
+    }
 
     #[test]
     fn round_trip_and_version_checks() {

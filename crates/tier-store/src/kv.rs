@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 
 use crate::layout::{self, CUSTOMER, META, OFFSET, OUTBOX, Scope};
+use crate::outbox;
 use crate::{
     Backend, CommitReceipt, FlushPolicy, PreparedBatch, StoreError, StoreOptions, VerifyReport,
     codec,
@@ -71,6 +72,8 @@ pub(crate) struct KvCore<E: Engine> {
     engine: Arc<E>,
     dir: PathBuf,
     flush: FlushPolicy,
+    /// Serializes outbox deletes: each rewrites the packs it reads.
+    deleting: Mutex<()>,
     /// Next outbox sequence; the lock also serializes applies so that keys
     /// are handed out in apply order.
     next_outbox: Mutex<u64>,
@@ -119,6 +122,15 @@ impl<E: Engine> KvCore<E> {
                 let found = layout::parse_u32("meta", layout::META_SCHEMA, &raw)?;
                 if found == 3 {
                     upgrade_v3(&*engine, dir)?;
+                } else if found == layout::SCHEMA_READ_AS_IS {
+                    engine.write(
+                        vec![Write::Put(
+                            layout::META_SCHEMA.to_vec(),
+                            layout::SCHEMA_VERSION.to_be_bytes().to_vec(),
+                        )],
+                        true,
+                        "marking a schema 4 data dir as schema 5",
+                    )?;
                 } else if found != layout::SCHEMA_VERSION {
                     return Err(StoreError::SchemaMismatch {
                         dir: dir.to_owned(),
@@ -148,6 +160,7 @@ impl<E: Engine> KvCore<E> {
             dir: dir.to_owned(),
             flush: opts.flush,
             next_outbox: Mutex::new(next_outbox),
+            deleting: Mutex::new(()),
             syncer,
         })
     }
@@ -187,7 +200,7 @@ impl<E: Engine> KvCore<E> {
                 + batch.customers.len()
                 + batch.offsets.len()
                 + batch.meta.len()
-                + batch.outbox.len()
+                + batch.outbox.len().div_ceil(outbox::PACK_MAX)
                 + 1,
         );
         writes.extend(batch.moved.into_iter().map(Write::Delete));
@@ -203,8 +216,8 @@ impl<E: Engine> KvCore<E> {
         for (key, value) in batch.meta {
             writes.push(Write::Put(key, value));
         }
-        for (seq, row) in (first..end).zip(batch.outbox) {
-            writes.push(Write::Put(layout::outbox_key(seq).to_vec(), row));
+        for (key, pack) in outbox::pack(first, &batch.outbox) {
+            writes.push(Write::Put(key.to_vec(), pack));
         }
         if rows > 0 {
             writes.push(Write::Put(
@@ -313,29 +326,68 @@ impl<E: Engine> KvCore<E> {
     }
 
     pub(crate) fn outbox_pending(&self, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        self.engine
-            .scan(OUTBOX, "reading the outbox")
-            .take(limit)
-            .map(|item| {
-                let (key, raw) = item?;
-                Ok((layout::parse_outbox_key(&key)?, raw))
-            })
-            .collect()
+        let during = "reading the outbox";
+        let mut rows = Vec::new();
+        for item in self.engine.scan(OUTBOX, during).take(limit) {
+            let (key, raw) = item?;
+            rows.push((layout::parse_outbox_key(&key)?, raw));
+        }
+        for item in self.engine.scan(outbox::PACKED, during) {
+            if rows.len() >= limit {
+                break;
+            }
+            let (key, pack) = item?;
+            let left = limit - rows.len();
+            rows.extend(
+                outbox::unpack(&key, &pack)?
+                    .into_iter()
+                    .take(left)
+                    .map(|(seq, row)| (seq, row.to_vec())),
+            );
+        }
+        Ok(rows)
     }
 
     pub(crate) fn outbox_delete(&self, keys: &[u64]) -> Result<(), StoreError> {
-        if keys.is_empty() {
+        let Some(sorted) = outbox::sorted(keys) else {
+            return Ok(());
+        };
+        let during = "deleting outbox rows";
+        let _deleting = self.deleting.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut writes = Vec::new();
+        if self.engine.last_key(OUTBOX, during)?.is_some() {
+            writes.extend(
+                sorted
+                    .iter()
+                    .map(|&seq| Write::Delete(layout::outbox_key(seq).to_vec())),
+            );
+        }
+        let last = sorted[sorted.len() - 1];
+        for item in self.engine.scan(outbox::PACKED, during) {
+            let (key, pack) = item?;
+            if outbox::parse_pack_key(&key)? > last {
+                break;
+            }
+            match outbox::edit(&key, &pack, &sorted)? {
+                outbox::PackEdit::Keep => {}
+                outbox::PackEdit::Remove => writes.push(Write::Delete(key)),
+                outbox::PackEdit::Rewrite(value) => writes.push(Write::Put(key, value)),
+            }
+        }
+        if writes.is_empty() {
             return Ok(());
         }
-        let removes = keys
-            .iter()
-            .map(|&seq| Write::Delete(layout::outbox_key(seq).to_vec()))
-            .collect();
-        self.engine.write(removes, false, "deleting outbox rows")
+        self.engine.write(writes, false, during)
     }
 
     pub(crate) fn outbox_len(&self) -> Result<usize, StoreError> {
-        self.count(OUTBOX, "counting outbox rows")
+        let during = "counting outbox rows";
+        let mut rows = self.count(OUTBOX, during)?;
+        for item in self.engine.scan(outbox::PACKED, during) {
+            let (key, pack) = item?;
+            rows += outbox::unpack(&key, &pack)?.len();
+        }
+        Ok(rows)
     }
 
     pub(crate) fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -380,6 +432,9 @@ impl<E: Engine> KvCore<E> {
                     ));
                 }
                 report.outbox_rows += 1;
+            } else if key.starts_with(outbox::PACKED) {
+                report.outbox_rows +=
+                    outbox::verify_pack(&key, &raw, &mut next_outbox, current_next)?;
             } else if key.starts_with(META) {
                 layout::verify_meta(&key, &raw)?;
             } else {
@@ -565,13 +620,20 @@ fn recover_outbox_next(engine: &impl Engine) -> Result<u64, StoreError> {
         Some(raw) => layout::parse_u64("meta", layout::META_OUTBOX_NEXT, &raw)?,
         None => 0,
     };
-    let after_last = match engine.last_key(OUTBOX, during)? {
+    let after_single = match engine.last_key(OUTBOX, during)? {
         Some(key) => layout::parse_outbox_key(&key)?
             .checked_add(1)
             .ok_or(StoreError::OutboxExhausted)?,
         None => 0,
     };
-    Ok(persisted.max(after_last))
+    let after_packs = match engine.last_key(outbox::PACKED, during)? {
+        Some(key) => match engine.get(&key, during)? {
+            Some(pack) => outbox::after_last(&key, &pack)?,
+            None => 0,
+        },
+        None => 0,
+    };
+    Ok(persisted.max(after_single).max(after_packs))
 }
 
 /// Implements [`Store`](crate::Store) for a struct with a `core: KvCore<_>`

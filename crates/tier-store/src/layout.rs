@@ -37,7 +37,15 @@ pub(crate) const META_CREATED_BY: &[u8] = b"m/created_by";
 ///   u32 BE + id, see [`Scope`]), so one partition's customers are one
 ///   key range. A version-3 dir is upgraded in place on open
 ///   ([`upgrade_v3`]), in one atomic write.
-pub const SCHEMA_VERSION: u32 = 4;
+/// - 5: outbox rows are packed, up to 256 to a key (`y/`, see the `outbox`
+///   module). A version-4 dir is version 5 with only single rows (`x/`),
+///   which are still read, so opening one just marks it 5; the mark keeps
+///   an older tierd from taking packs for damage.
+pub const SCHEMA_VERSION: u32 = 5;
+
+/// The last version whose dirs are read as they are (see
+/// [`SCHEMA_VERSION`]: only the version is rewritten).
+pub(crate) const SCHEMA_READ_AS_IS: u32 = 4;
 
 /// The input partition whose records reach a customer: the scope of its
 /// key. All of a partition's customers are one key range, so they can be

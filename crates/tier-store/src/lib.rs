@@ -52,7 +52,8 @@
 //! |--------|------------------------------------|----------------------------------------|
 //! | `c/`   | scope (input partition, u32 BE; `u32::MAX` unscoped), customer id (UTF-8) | format byte + postcard state |
 //! | `o/`   | topic, `0x00`, partition (i32 BE)  | next offset to consume (i64 BE)        |
-//! | `x/`   | outbox sequence (u64 BE)           | opaque bytes (an encoded TierChanged)  |
+//! | `y/`   | first outbox sequence of a pack (u64 BE) | up to 256 outbox rows: (sequence offset, length, opaque bytes) each, see the `outbox` module |
+//! | `x/`   | outbox sequence (u64 BE)           | one outbox row (stores written before packing) |
 //! | `m/`   | `schema`, `outbox_next`, `created_at_ms`, `created_by` | u32 BE, u64 BE, u64 BE, UTF-8 |
 //!
 //! A commit encodes and validates everything first (so a state that fails to
@@ -95,6 +96,7 @@ mod kv;
 mod layout;
 mod mem_store;
 mod options;
+mod outbox;
 mod quarantine;
 #[cfg(feature = "redb")]
 mod redb_store;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 
 use crate::layout::{self, CUSTOMER, META, OFFSET, OUTBOX, Scope};
+use crate::outbox;
 use crate::{
     CommitReceipt, FlushPolicy, PreparedBatch, Store, StoreError, StoreOptions, VerifyReport, codec,
 };
@@ -26,6 +27,8 @@ pub struct SledStore {
     /// Next outbox sequence; the lock also serializes commits so that keys
     /// are handed out in commit order.
     next_outbox: Mutex<u64>,
+    /// Serializes outbox deletes: each rewrites the packs it reads.
+    deleting: Mutex<()>,
 }
 
 impl fmt::Debug for SledStore {
@@ -86,6 +89,14 @@ impl SledStore {
                 let found = layout::parse_u32("meta", layout::META_SCHEMA, &raw)?;
                 if found == 3 {
                     upgrade_v3(&tree, dir)?;
+                } else if found == layout::SCHEMA_READ_AS_IS {
+                    let during = "marking a schema 4 data dir as schema 5";
+                    tree.insert(
+                        layout::META_SCHEMA,
+                        &layout::SCHEMA_VERSION.to_be_bytes()[..],
+                    )
+                    .map_err(sled_err(during))?;
+                    tree.flush().map_err(sled_err(during))?;
                 } else if found != layout::SCHEMA_VERSION {
                     return Err(StoreError::SchemaMismatch {
                         dir: dir.to_owned(),
@@ -103,6 +114,7 @@ impl SledStore {
             dir: dir.to_owned(),
             flush: opts.flush,
             next_outbox: Mutex::new(next_outbox),
+            deleting: Mutex::new(()),
         })
     }
 
@@ -237,7 +249,7 @@ fn init_meta(db: &sled::Db, tree: &sled::Tree) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Rewrites a version-3 keyspace to version 4 in one atomic batch (see
+/// Rewrites a version-3 keyspace to the current version in one atomic batch (see
 /// `layout::upgrade_v3`), flushed before the store is used.
 fn upgrade_v3(tree: &sled::Tree, dir: &Path) -> Result<(), StoreError> {
     let during = "upgrading the data dir from schema 3";
@@ -284,7 +296,7 @@ fn recover_outbox_next(tree: &sled::Tree) -> Result<u64, StoreError> {
         Some(raw) => layout::parse_u64("meta", layout::META_OUTBOX_NEXT, &raw)?,
         None => 0,
     };
-    let after_last = match tree.scan_prefix(OUTBOX).next_back() {
+    let after_single = match tree.scan_prefix(OUTBOX).next_back() {
         Some(item) => {
             let (key, _) = item.map_err(sled_err(during))?;
             layout::parse_outbox_key(&key)?
@@ -293,7 +305,14 @@ fn recover_outbox_next(tree: &sled::Tree) -> Result<u64, StoreError> {
         }
         None => 0,
     };
-    Ok(persisted.max(after_last))
+    let after_packs = match tree.scan_prefix(outbox::PACKED).next_back() {
+        Some(item) => {
+            let (key, value) = item.map_err(sled_err(during))?;
+            outbox::after_last(&key, &value)?
+        }
+        None => 0,
+    };
+    Ok(persisted.max(after_single).max(after_packs))
 }
 
 impl Store for SledStore {
@@ -334,8 +353,8 @@ impl Store for SledStore {
         for (key, value) in batch.meta {
             writes.insert(key, value);
         }
-        for (seq, row) in (first..end).zip(batch.outbox) {
-            writes.insert(&layout::outbox_key(seq)[..], row);
+        for (key, pack) in outbox::pack(first, &batch.outbox) {
+            writes.insert(&key[..], pack);
         }
         if rows > 0 {
             writes.insert(layout::META_OUTBOX_NEXT, &end.to_be_bytes()[..]);
@@ -420,31 +439,63 @@ impl Store for SledStore {
     }
 
     fn outbox_pending(&self, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        self.tree
-            .scan_prefix(OUTBOX)
-            .take(limit)
-            .map(|item| {
-                let (key, raw) = item.map_err(sled_err("reading the outbox"))?;
-                Ok((layout::parse_outbox_key(&key)?, raw.to_vec()))
-            })
-            .collect()
+        let during = "reading the outbox";
+        let mut rows = Vec::new();
+        for item in self.tree.scan_prefix(OUTBOX).take(limit) {
+            let (key, raw) = item.map_err(sled_err(during))?;
+            rows.push((layout::parse_outbox_key(&key)?, raw.to_vec()));
+        }
+        for item in self.tree.scan_prefix(outbox::PACKED) {
+            if rows.len() >= limit {
+                break;
+            }
+            let (key, pack) = item.map_err(sled_err(during))?;
+            let left = limit - rows.len();
+            rows.extend(
+                outbox::unpack(&key, &pack)?
+                    .into_iter()
+                    .take(left)
+                    .map(|(seq, row)| (seq, row.to_vec())),
+            );
+        }
+        Ok(rows)
     }
 
     fn outbox_delete(&self, keys: &[u64]) -> Result<(), StoreError> {
-        if keys.is_empty() {
+        let Some(sorted) = outbox::sorted(keys) else {
             return Ok(());
+        };
+        let during = "deleting outbox rows";
+        let _deleting = self.deleting.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut writes = sled::Batch::default();
+        if self.tree.scan_prefix(OUTBOX).next().is_some() {
+            for &seq in &sorted {
+                writes.remove(&layout::outbox_key(seq)[..]);
+            }
         }
-        let mut removes = sled::Batch::default();
-        for &seq in keys {
-            removes.remove(&layout::outbox_key(seq)[..]);
+        let last = sorted[sorted.len() - 1];
+        for item in self.tree.scan_prefix(outbox::PACKED) {
+            let (key, pack) = item.map_err(sled_err(during))?;
+            if outbox::parse_pack_key(&key)? > last {
+                break;
+            }
+            match outbox::edit(&key, &pack, &sorted)? {
+                outbox::PackEdit::Keep => {}
+                outbox::PackEdit::Remove => writes.remove(key),
+                outbox::PackEdit::Rewrite(value) => writes.insert(key, value),
+            }
         }
-        self.tree
-            .apply_batch(removes)
-            .map_err(sled_err("deleting outbox rows"))
+        self.tree.apply_batch(writes).map_err(sled_err(during))
     }
 
     fn outbox_len(&self) -> Result<usize, StoreError> {
-        count_prefix(&self.tree, OUTBOX, "counting outbox rows")
+        let during = "counting outbox rows";
+        let mut rows = count_prefix(&self.tree, OUTBOX, during)?;
+        for item in self.tree.scan_prefix(outbox::PACKED) {
+            let (key, pack) = item.map_err(sled_err(during))?;
+            rows += outbox::unpack(&key, &pack)?.len();
+        }
+        Ok(rows)
     }
 
     fn flush(&self) -> Result<(), StoreError> {
@@ -485,6 +536,9 @@ impl Store for SledStore {
                     ));
                 }
                 report.outbox_rows += 1;
+            } else if key.starts_with(outbox::PACKED) {
+                report.outbox_rows +=
+                    outbox::verify_pack(&key, &raw, &mut next_outbox, current_next)?;
             } else if key.starts_with(META) {
                 layout::verify_meta(&key, &raw)?;
             } else {
