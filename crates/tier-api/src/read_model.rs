@@ -42,6 +42,7 @@
 //! for longer than that.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::BuildHasherDefault;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -49,8 +50,8 @@ use tier_core::overrides::{Override, OverrideEntry};
 use tier_core::policy::{Grading, GradingClass, Policy};
 
 use crate::gradings::Population;
-use tier_core::projection::Deadline;
 use tier_core::projection::assessments::Assessment;
+use tier_core::projection::{Deadline, Fnv};
 use tier_core::state::{AtRisk, CustomerState, Lifecycle, TierStep};
 use tier_core::{Indicators, Severity, Timestamp};
 
@@ -836,7 +837,9 @@ impl Totals {
 /// One shard: its customers and their totals.
 #[derive(Debug, Default)]
 struct ShardData {
-    entries: HashMap<Arc<str>, Entry>,
+    /// Hashed with FNV, as the engine's customer map: each unit updates
+    /// every customer it touched here.
+    entries: HashMap<Arc<str>, Entry, BuildHasherDefault<Fnv>>,
     totals: Totals,
 }
 

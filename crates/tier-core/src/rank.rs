@@ -111,10 +111,11 @@ use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::hash::Hash;
+use std::hash::{BuildHasherDefault, Hash};
 
 use serde::{Deserialize, Serialize};
 
+use crate::projection::Fnv;
 use crate::time::Timestamp;
 
 /// Target chunk length `L` of a [`Ranking`]; chunks hold about `L/2..2L` entries.
@@ -211,9 +212,14 @@ pub struct Ranking<K> {
     fenwick: Vec<usize>,
     /// `chunks[i].last().key`: the first level of every search.
     last_keys: Vec<u64>,
-    values: HashMap<K, f64>,
+    /// Hashed with [`Fnv`], as the engine's customer map: every unit
+    /// looks each touched customer up here, once per ranking.
+    values: Values<K>,
     unknown: usize,
 }
+
+/// Each ranked customer's value.
+type Values<K> = HashMap<K, f64, BuildHasherDefault<Fnv>>;
 
 impl<K> fmt::Debug for Ranking<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -242,7 +248,7 @@ impl<K: Ord + Hash + Clone> Ranking<K> {
             chunks: Vec::new(),
             fenwick: Vec::new(),
             last_keys: Vec::new(),
-            values: HashMap::new(),
+            values: Values::default(),
             unknown: 0,
         }
     }
@@ -251,7 +257,7 @@ impl<K: Ord + Hash + Clone> Ranking<K> {
     /// policy-change path. A repeated id keeps its last value.
     pub fn from_values(direction: Direction, values: impl IntoIterator<Item = (K, f64)>) -> Self {
         let mut ranking = Self::new(direction);
-        let mut map: HashMap<K, f64> = HashMap::new();
+        let mut map: Values<K> = Values::default();
         for (id, value) in values {
             map.insert(id, value);
         }

@@ -115,6 +115,10 @@ pub struct PipelineConfig {
     pub dlq_topic: String,
     pub batch_max_records: usize,
     pub batch_max_wait: Duration,
+    /// While catching up, the records a batch holds before it is sealed
+    /// as soon as the committer is free (group commit); a smaller one is
+    /// sealed when full or at `batch_max_wait`.
+    pub catch_up_batch_min_records: usize,
     pub session_timeout_ms: u32,
     /// Extra librdkafka settings for consumer and DLQ producer.
     pub kafka: Vec<(String, String)>,
@@ -146,6 +150,7 @@ impl PipelineConfig {
             dlq_topic: "tierd.dlq".into(),
             batch_max_records: 20_000,
             batch_max_wait: Duration::from_millis(50),
+            catch_up_batch_min_records: 5_000,
             session_timeout_ms: 10_000,
             kafka: Vec::new(),
             limits: ValidationLimits::default(),
@@ -1047,9 +1052,20 @@ impl<S: Store + 'static> Pipeline<S> {
         // A handle of its own: a record borrows it while the pipeline may
         // have to apply a rebalance.
         let consumer = self.consumer.clone();
+        // Catching up, records keep coming: a batch is sealed early only
+        // once it holds enough of them that a customer met in many of them
+        // (a busy one, whose state is large) is encoded and written once
+        // for all of them, not once per small batch; or once a poll found
+        // no record waiting (the backlog ends, or the broker is slower).
+        let enough = if self.caught_up {
+            1
+        } else {
+            self.config.catch_up_batch_min_records.max(1)
+        };
+        let mut drained = false;
         while batch.records < self.config.batch_max_records {
             // Group commit: work in hand and nothing being written: seal.
-            let in_hand = batch.records > 0 || pending;
+            let in_hand = batch.records >= enough || (drained && batch.records > 0) || pending;
             if in_hand && self.committer.as_ref().is_some_and(Committer::idle) {
                 break;
             }
@@ -1057,14 +1073,16 @@ impl<S: Store + 'static> Pipeline<S> {
             if left.is_zero() || self.deps.cancel.is_cancelled() {
                 break;
             }
-            // With work in hand, wait for records only in short steps, so
-            // a commit finishing while no record arrives is noticed.
-            let wait = if in_hand {
+            // With records in hand, wait for more only in short steps, so
+            // a commit finishing (or the backlog ending) while no record
+            // arrives is noticed.
+            let wait = if in_hand || batch.records > 0 {
                 left.min(GROUP_COMMIT_STEP)
             } else {
                 left
             };
             let Some(polled) = consumer.poll(wait) else {
+                drained = true;
                 continue;
             };
             let msg = match polled {

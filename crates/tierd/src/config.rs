@@ -85,6 +85,10 @@ pub struct Config {
     pub replication: i32,
     pub batch_max_records: usize,
     pub batch_max_wait_ms: u64,
+    /// While catching up, the records a batch holds before the group
+    /// commit may seal it: a busy customer's state is then encoded and
+    /// written once per this many records, not once per small batch.
+    pub batch_catch_up_min_records: usize,
     /// 0: flush the store after every batch; N: flush every N ms.
     pub flush_every_ms: u64,
     /// The store backend of the data dir: `sled` (the default), or `fjall`
@@ -191,6 +195,7 @@ impl Default for Config {
             replication: 1,
             batch_max_records: 20_000,
             batch_max_wait_ms: 50,
+            batch_catch_up_min_records: 5_000,
             flush_every_ms: 0,
             store_backend: tier_store::Backend::Sled,
             session_timeout_ms: 10_000,
@@ -285,6 +290,11 @@ pub struct Cli {
     #[arg(long, env = "TIERD_BATCH_MAX_WAIT_MS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_max_wait_ms: Option<u64>,
+    /// While catching up, records a batch holds before the group commit may
+    /// seal it (smaller ones wait for more, up to the batch bounds).
+    #[arg(long, env = "TIERD_BATCH_CATCH_UP_MIN_RECORDS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_catch_up_min_records: Option<usize>,
     /// 0: flush the store after every batch; N: every N ms.
     #[arg(long, env = "TIERD_FLUSH_EVERY_MS")]
     #[serde(skip_serializing_if = "Option::is_none")]
