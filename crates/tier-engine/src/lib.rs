@@ -56,12 +56,13 @@ mod task;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use tier_core::IndicatorName;
 use tier_core::overrides::{Override, OverrideError, OverrideMode};
 use tier_core::policy::{Policy, Reason};
-use tier_core::projection::{Applied, CustomerMap};
+use tier_core::projection::{Applied, CustomerMap, Fnv};
 use tier_core::rank::{Ranking, RfmQuintiles, RfmRanking, RfmScore};
 use tier_core::state::{AtRisk, Cause, ComplaintOverdue, CustomerState, TierChange};
 use tier_core::{Event, EventKind, Timestamp};
@@ -91,7 +92,9 @@ pub const MAX_STEPS_PER_CUSTOMER: usize = 64;
 #[derive(Debug, Default)]
 pub struct Unit {
     touched: Vec<String>,
-    touched_set: HashSet<String>,
+    /// Hashed with FNV, as the engine's customer map: every record looks
+    /// its customer up here.
+    touched_set: HashSet<String, BuildHasherDefault<Fnv>>,
     /// Tier changes, in the order they were made (per customer: by
     /// sequence).
     pub changes: Vec<TierChange>,
