@@ -327,25 +327,11 @@ impl<E: Engine> KvCore<E> {
 
     pub(crate) fn outbox_pending(&self, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let during = "reading the outbox";
-        let mut rows = Vec::new();
-        for item in self.engine.scan(OUTBOX, during).take(limit) {
-            let (key, raw) = item?;
-            rows.push((layout::parse_outbox_key(&key)?, raw));
-        }
-        for item in self.engine.scan(outbox::PACKED, during) {
-            if rows.len() >= limit {
-                break;
-            }
-            let (key, pack) = item?;
-            let left = limit - rows.len();
-            rows.extend(
-                outbox::unpack(&key, &pack)?
-                    .into_iter()
-                    .take(left)
-                    .map(|(seq, row)| (seq, row.to_vec())),
-            );
-        }
-        Ok(rows)
+        outbox::pending(
+            self.engine.scan(OUTBOX, during),
+            self.engine.scan(outbox::PACKED, during),
+            limit,
+        )
     }
 
     pub(crate) fn outbox_delete(&self, keys: &[u64]) -> Result<(), StoreError> {
@@ -362,17 +348,11 @@ impl<E: Engine> KvCore<E> {
                     .map(|&seq| Write::Delete(layout::outbox_key(seq).to_vec())),
             );
         }
-        let last = sorted[sorted.len() - 1];
-        for item in self.engine.scan(outbox::PACKED, during) {
-            let (key, pack) = item?;
-            if outbox::parse_pack_key(&key)? > last {
-                break;
-            }
-            match outbox::edit(&key, &pack, &sorted)? {
-                outbox::PackEdit::Keep => {}
-                outbox::PackEdit::Remove => writes.push(Write::Delete(key)),
-                outbox::PackEdit::Rewrite(value) => writes.push(Write::Put(key, value)),
-            }
+        for (key, left) in outbox::edits(self.engine.scan(outbox::PACKED, during), &sorted)? {
+            writes.push(match left {
+                Some(value) => Write::Put(key, value),
+                None => Write::Delete(key),
+            });
         }
         if writes.is_empty() {
             return Ok(());
@@ -382,12 +362,10 @@ impl<E: Engine> KvCore<E> {
 
     pub(crate) fn outbox_len(&self) -> Result<usize, StoreError> {
         let during = "counting outbox rows";
-        let mut rows = self.count(OUTBOX, during)?;
-        for item in self.engine.scan(outbox::PACKED, during) {
-            let (key, pack) = item?;
-            rows += outbox::unpack(&key, &pack)?.len();
-        }
-        Ok(rows)
+        Ok(
+            self.count(OUTBOX, during)?
+                + outbox::rows_in(self.engine.scan(outbox::PACKED, during))?,
+        )
     }
 
     pub(crate) fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {

@@ -284,14 +284,24 @@ pub(crate) fn parse_offset_value(key: &[u8], value: &[u8]) -> Result<i64, StoreE
 }
 
 pub(crate) fn outbox_key(seq: u64) -> [u8; 10] {
+    seq_key(OUTBOX, seq)
+}
+
+pub(crate) fn parse_outbox_key(key: &[u8]) -> Result<u64, StoreError> {
+    parse_seq_key(OUTBOX, key)
+}
+
+/// An outbox key: a two-byte prefix (`x/` or `y/`), the sequence u64 BE.
+pub(crate) fn seq_key(prefix: &[u8], seq: u64) -> [u8; 10] {
     let mut key = [0u8; 10];
-    key[..2].copy_from_slice(OUTBOX);
+    key[..2].copy_from_slice(prefix);
     key[2..].copy_from_slice(&seq.to_be_bytes());
     key
 }
 
-pub(crate) fn parse_outbox_key(key: &[u8]) -> Result<u64, StoreError> {
-    key.strip_prefix(OUTBOX)
+/// The sequence of an outbox key under `prefix`.
+pub(crate) fn parse_seq_key(prefix: &[u8], key: &[u8]) -> Result<u64, StoreError> {
+    key.strip_prefix(prefix)
         .and_then(|rest| <[u8; 8]>::try_from(rest).ok())
         .map(u64::from_be_bytes)
         .ok_or_else(|| malformed("outbox", key, "key is not the prefix and 8 bytes"))

@@ -32,18 +32,12 @@ pub(crate) const PACK_MAX: usize = 256;
 
 /// The key of the pack whose first row is `first`.
 pub(crate) fn pack_key(first: u64) -> [u8; 10] {
-    let mut key = [0u8; 10];
-    key[..2].copy_from_slice(PACKED);
-    key[2..].copy_from_slice(&first.to_be_bytes());
-    key
+    layout::seq_key(PACKED, first)
 }
 
 /// The first sequence of the pack under `key`.
 pub(crate) fn parse_pack_key(key: &[u8]) -> Result<u64, StoreError> {
-    key.strip_prefix(PACKED)
-        .and_then(|rest| <[u8; 8]>::try_from(rest).ok())
-        .map(u64::from_be_bytes)
-        .ok_or_else(|| layout::malformed("outbox", key, "key is not the prefix and 8 bytes"))
+    layout::parse_seq_key(PACKED, key)
 }
 
 /// The packs of rows numbered from `first`, in order: `(key, value)`.
@@ -130,6 +124,78 @@ pub(crate) fn sorted(keys: &[u64]) -> Option<Vec<u64>> {
     sorted.sort_unstable();
     sorted.dedup();
     (!sorted.is_empty()).then_some(sorted)
+}
+
+/// What [`Store::outbox_pending`](crate::Store::outbox_pending) returns,
+/// from a backend's scans of the single rows and of the packs: up to
+/// `limit` rows, single rows first.
+pub(crate) fn pending<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+    singles: impl Iterator<Item = Result<(K, V), StoreError>>,
+    packs: impl Iterator<Item = Result<(K, V), StoreError>>,
+    limit: usize,
+) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    let mut rows = Vec::new();
+    for item in singles.take(limit) {
+        let (key, raw) = item?;
+        rows.push((
+            layout::parse_outbox_key(key.as_ref())?,
+            raw.as_ref().to_vec(),
+        ));
+    }
+    for item in packs {
+        if rows.len() >= limit {
+            break;
+        }
+        let (key, pack) = item?;
+        let left = limit - rows.len();
+        rows.extend(
+            unpack(key.as_ref(), pack.as_ref())?
+                .into_iter()
+                .take(left)
+                .map(|(seq, row)| (seq, row.to_vec())),
+        );
+    }
+    Ok(rows)
+}
+
+/// A pack's key and the value to write under it (`None`: remove the key).
+pub(crate) type PackChange<K> = (K, Option<Vec<u8>>);
+
+/// The packs (from a backend's scan, in key order) that deleting the
+/// rows in `sorted` changes: each with the value to write under its key,
+/// or `None` to remove it. The scan stops past the last of the rows.
+pub(crate) fn edits<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+    packs: impl Iterator<Item = Result<(K, V), StoreError>>,
+    sorted: &[u64],
+) -> Result<Vec<PackChange<K>>, StoreError> {
+    let Some(&last) = sorted.last() else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for item in packs {
+        let (key, pack) = item?;
+        if parse_pack_key(key.as_ref())? > last {
+            break;
+        }
+        match edit(key.as_ref(), pack.as_ref(), sorted)? {
+            PackEdit::Keep => {}
+            PackEdit::Remove => out.push((key, None)),
+            PackEdit::Rewrite(value) => out.push((key, Some(value))),
+        }
+    }
+    Ok(out)
+}
+
+/// The rows held by the packs of a backend's scan.
+pub(crate) fn rows_in<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+    packs: impl Iterator<Item = Result<(K, V), StoreError>>,
+) -> Result<usize, StoreError> {
+    packs
+        .map(|item| {
+            let (key, pack) = item?;
+            Ok(unpack(key.as_ref(), pack.as_ref())?.len())
+        })
+        .sum()
 }
 
 /// What deleting some rows does to one pack.

@@ -439,26 +439,8 @@ impl Store for SledStore {
     }
 
     fn outbox_pending(&self, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
-        let during = "reading the outbox";
-        let mut rows = Vec::new();
-        for item in self.tree.scan_prefix(OUTBOX).take(limit) {
-            let (key, raw) = item.map_err(sled_err(during))?;
-            rows.push((layout::parse_outbox_key(&key)?, raw.to_vec()));
-        }
-        for item in self.tree.scan_prefix(outbox::PACKED) {
-            if rows.len() >= limit {
-                break;
-            }
-            let (key, pack) = item.map_err(sled_err(during))?;
-            let left = limit - rows.len();
-            rows.extend(
-                outbox::unpack(&key, &pack)?
-                    .into_iter()
-                    .take(left)
-                    .map(|(seq, row)| (seq, row.to_vec())),
-            );
-        }
-        Ok(rows)
+        let scan = |prefix| scan(&self.tree, prefix, "reading the outbox");
+        outbox::pending(scan(OUTBOX), scan(outbox::PACKED), limit)
     }
 
     fn outbox_delete(&self, keys: &[u64]) -> Result<(), StoreError> {
@@ -473,16 +455,10 @@ impl Store for SledStore {
                 writes.remove(&layout::outbox_key(seq)[..]);
             }
         }
-        let last = sorted[sorted.len() - 1];
-        for item in self.tree.scan_prefix(outbox::PACKED) {
-            let (key, pack) = item.map_err(sled_err(during))?;
-            if outbox::parse_pack_key(&key)? > last {
-                break;
-            }
-            match outbox::edit(&key, &pack, &sorted)? {
-                outbox::PackEdit::Keep => {}
-                outbox::PackEdit::Remove => writes.remove(key),
-                outbox::PackEdit::Rewrite(value) => writes.insert(key, value),
+        for (key, left) in outbox::edits(scan(&self.tree, outbox::PACKED, during), &sorted)? {
+            match left {
+                Some(value) => writes.insert(key, value),
+                None => writes.remove(key),
             }
         }
         self.tree.apply_batch(writes).map_err(sled_err(during))
@@ -490,12 +466,8 @@ impl Store for SledStore {
 
     fn outbox_len(&self) -> Result<usize, StoreError> {
         let during = "counting outbox rows";
-        let mut rows = count_prefix(&self.tree, OUTBOX, during)?;
-        for item in self.tree.scan_prefix(outbox::PACKED) {
-            let (key, pack) = item.map_err(sled_err(during))?;
-            rows += outbox::unpack(&key, &pack)?.len();
-        }
-        Ok(rows)
+        Ok(count_prefix(&self.tree, OUTBOX, during)?
+            + outbox::rows_in(scan(&self.tree, outbox::PACKED, during))?)
     }
 
     fn flush(&self) -> Result<(), StoreError> {
@@ -551,6 +523,16 @@ impl Store for SledStore {
         }
         Ok(report)
     }
+}
+
+/// The entries under `prefix`, errors mapped.
+fn scan<'a>(
+    tree: &'a sled::Tree,
+    prefix: &'static [u8],
+    during: &'static str,
+) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec), StoreError>> + 'a {
+    tree.scan_prefix(prefix)
+        .map(move |item| item.map_err(sled_err(during)))
 }
 
 fn count_prefix(
