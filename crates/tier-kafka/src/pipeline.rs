@@ -118,7 +118,7 @@ pub struct PipelineConfig {
     /// While catching up, the records a batch holds before it is sealed
     /// as soon as the committer is free (group commit); a smaller one is
     /// sealed when full or at `batch_max_wait`.
-    pub catch_up_batch_min_records: usize,
+    pub batch_catch_up_min_records: usize,
     pub session_timeout_ms: u32,
     /// Extra librdkafka settings for consumer and DLQ producer.
     pub kafka: Vec<(String, String)>,
@@ -150,7 +150,7 @@ impl PipelineConfig {
             dlq_topic: "tierd.dlq".into(),
             batch_max_records: 20_000,
             batch_max_wait: Duration::from_millis(50),
-            catch_up_batch_min_records: 5_000,
+            batch_catch_up_min_records: 5_000,
             session_timeout_ms: 10_000,
             kafka: Vec::new(),
             limits: ValidationLimits::default(),
@@ -1060,7 +1060,7 @@ impl<S: Store + 'static> Pipeline<S> {
         let enough = if self.caught_up {
             1
         } else {
-            self.config.catch_up_batch_min_records.max(1)
+            self.config.batch_catch_up_min_records.max(1)
         };
         let mut drained = false;
         while batch.records < self.config.batch_max_records {
@@ -1076,7 +1076,7 @@ impl<S: Store + 'static> Pipeline<S> {
             // With records in hand, wait for more only in short steps, so
             // a commit finishing (or the backlog ending) while no record
             // arrives is noticed.
-            let wait = if in_hand || batch.records > 0 {
+            let wait = if batch.records > 0 || pending {
                 left.min(GROUP_COMMIT_STEP)
             } else {
                 left

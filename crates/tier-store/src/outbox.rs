@@ -47,9 +47,7 @@ pub(crate) fn pack(first: u64, rows: &[Vec<u8>]) -> Vec<([u8; 10], Vec<u8>)> {
         .map(|(chunk, start)| {
             let mut value = Vec::with_capacity(chunk.iter().map(|r| r.len() + 4).sum::<usize>());
             for (offset, row) in (0u64..).zip(chunk) {
-                put_varint(&mut value, offset);
-                put_varint(&mut value, row.len() as u64);
-                value.extend_from_slice(row);
+                put_row(&mut value, offset, row);
             }
             (pack_key(start), value)
         })
@@ -87,7 +85,11 @@ pub(crate) fn unpack<'a>(key: &[u8], value: &'a [u8]) -> Result<Vec<(u64, &'a [u
 
 /// One past the last sequence of the pack under `key`.
 pub(crate) fn after_last(key: &[u8], value: &[u8]) -> Result<u64, StoreError> {
-    let rows = unpack(key, value)?;
+    end_of(&unpack(key, value)?)
+}
+
+/// One past the last sequence of a pack's rows.
+fn end_of(rows: &[(u64, &[u8])]) -> Result<u64, StoreError> {
     rows.last()
         .and_then(|&(seq, _)| seq.checked_add(1))
         .ok_or(StoreError::OutboxExhausted)
@@ -103,8 +105,8 @@ pub(crate) fn verify_pack(
     next: &mut u64,
     current_next: impl Fn() -> u64,
 ) -> Result<usize, StoreError> {
-    let rows = unpack(key, value)?.len();
-    let end = after_last(key, value)?;
+    let rows = unpack(key, value)?;
+    let end = end_of(&rows)?;
     if end > *next {
         *next = current_next();
     }
@@ -115,7 +117,7 @@ pub(crate) fn verify_pack(
             "pack reaches past the outbox sequence",
         ));
     }
-    Ok(rows)
+    Ok(rows.len())
 }
 
 /// `keys` ascending without duplicates; `None` when empty.
@@ -226,12 +228,18 @@ pub(crate) fn edit(key: &[u8], value: &[u8], sorted: &[u64]) -> Result<PackEdit,
     } else {
         let mut value = Vec::with_capacity(value.len());
         for (seq, row) in kept {
-            put_varint(&mut value, seq - first);
-            put_varint(&mut value, row.len() as u64);
-            value.extend_from_slice(row);
+            put_row(&mut value, seq - first, row);
         }
         PackEdit::Rewrite(value)
     })
+}
+
+/// One row of a pack: its sequence's offset from the pack's key, its
+/// length, its bytes.
+fn put_row(out: &mut Vec<u8>, offset: u64, row: &[u8]) {
+    put_varint(out, offset);
+    put_varint(out, row.len() as u64);
+    out.extend_from_slice(row);
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
