@@ -253,8 +253,9 @@ pub struct PolicyStatus {
 #[derive(Debug)]
 struct Rescore {
     at: Timestamp,
-    /// Ids still to rescore, popped from the end.
-    queue: Vec<String>,
+    /// Customers still to rescore, with the task each was in when the
+    /// rescore began, popped from the end.
+    queue: Vec<(Scope, String)>,
     total: u64,
     done: u64,
     changed: u64,
@@ -264,7 +265,7 @@ struct Rescore {
 
 impl Rescore {
     /// A rescore at `at` under `version` of the customers `queue`.
-    fn new(version: &str, at: Timestamp, queue: Vec<String>) -> Self {
+    fn new(version: &str, at: Timestamp, queue: Vec<(Scope, String)>) -> Self {
         Self {
             at,
             total: queue.len() as u64,
@@ -398,7 +399,7 @@ impl Engine {
         let mut stale = Vec::new();
         for (scope, id, mut state) in states {
             if !engine.confirmed.apply(scope, &mut state) {
-                stale.push(id.clone());
+                stale.push((scope, id.clone()));
             }
             // A customer stored twice (under two scopes) keeps the last.
             if let Some(old) = engine.scopes.insert(id.clone(), scope)
@@ -421,7 +422,7 @@ impl Engine {
         }
         engine.rank_all(now);
         if !stale.is_empty() {
-            stale.sort_unstable_by(|a, b| b.cmp(a));
+            stale.sort_unstable_by(|(_, a), (_, b)| b.cmp(a));
             // A rescore a crash interrupted resumes at its own instant;
             // one starting now is to be recorded with it.
             let at = match engine.confirmed.at {
@@ -1236,8 +1237,16 @@ impl Engine {
     /// at once, and every customer is queued for a background rescore
     /// (see [`Engine::rescore`]).
     pub fn apply_policy(&mut self, policy: Arc<Policy>, at: Timestamp) {
-        let mut queue: Vec<String> = self.scopes.keys().cloned().collect();
-        queue.sort_unstable_by(|a, b| b.cmp(a));
+        // Task by task, each in the order its table holds them (popped
+        // from the end), not by id: the rescore then walks each table's
+        // memory in order instead of jumping across it customer by
+        // customer, and so does the read model's publish, whose maps hash
+        // ids with the same FNV. On 1,000,000 customers this took the
+        // rescore from about 6.2 s to 4.7 s (tier-bench, alternated).
+        let mut queue: Vec<(Scope, String)> = Vec::with_capacity(self.scopes.len());
+        for (scope, task) in &self.tasks {
+            queue.extend(task.iter().map(|(id, _)| (*scope, id.clone())));
+        }
         // Confirmations under the policy replaced hold no more: those
         // customers are held as their bytes say, and rescored.
         for task in self.tasks.values_mut() {
@@ -1264,9 +1273,13 @@ impl Engine {
     /// takes the last customer stores which scopes are covered
     /// ([`Unit::confirmations`], see the `confirmed` module).
     pub fn rescore(&mut self, unit: &mut Unit, budget: usize) -> usize {
+        // Most customers are confirmed: room for them up front.
+        if let Some(r) = &self.rescore {
+            unit.confirmed.reserve(budget.min(r.queue.len()));
+        }
         let mut n = 0;
         while n < budget {
-            let Some(id) = self.rescore.as_mut().and_then(|r| r.queue.pop()) else {
+            let Some((scope, id)) = self.rescore.as_mut().and_then(|r| r.queue.pop()) else {
                 break;
             };
             n += 1;
@@ -1274,7 +1287,7 @@ impl Engine {
                 r.done += 1;
             }
             // Skipped when an event, sweep or command rescored it already.
-            self.rescore_queued(unit, id);
+            self.rescore_queued(unit, scope, id);
         }
         if n > 0
             && let Some(r) = &self.rescore
@@ -1290,57 +1303,67 @@ impl Engine {
         n
     }
 
-    /// Rescore `id`, taken off the rescore queue, as [`Engine::rescore_one`]
-    /// does, except that a cold customer whose decision stands is not
-    /// decoded in place: its bytes stay, marked confirmed.
-    fn rescore_queued(&mut self, unit: &mut Unit, id: String) {
+    /// Rescore `id`, taken off the rescore queue with the task it was in
+    /// (`queued_in`), as [`Engine::rescore_one`] does, except that a cold
+    /// customer whose decision stands is not decoded in place: its bytes
+    /// stay, marked confirmed.
+    fn rescore_queued(&mut self, unit: &mut Unit, queued_in: Scope, id: String) {
         let Some(r) = &mut self.rescore else {
             return;
         };
-        let Some(scope) = self.scopes.get(id.as_str()).copied() else {
-            return;
+        // Still in that task unless a rebalance moved it since.
+        let scope = if self.tasks.get(&queued_in).is_some_and(|t| t.contains(&id)) {
+            queued_in
+        } else {
+            match self.scopes.get(id.as_str()) {
+                Some(scope) => *scope,
+                None => return,
+            }
         };
         let Some(task) = self.tasks.get_mut(&scope) else {
             return;
         };
         let policy = &self.policy;
         let version = policy.version();
-        // The rescored state when confirmed; whether it is held decoded.
-        let (rescored, confirmed, hot) = match task.rescore_view(&id) {
+        let swept_to = self.swept_to;
+        // The rescored state when confirmed (for the read side); the
+        // instant a customer held decoded is due next.
+        let (rescored, confirmed, hot_due) = match task.rescore_view(&id) {
             None | Some(Held::Confirmed) => return,
             Some(Held::Hot(state)) => {
                 if state.policy_version == version {
                     return;
                 }
                 let rescored = state.rescore_policy(&id, policy, r.at);
+                let due = due_at(policy, swept_to, state);
                 let copy = rescored.confirmed.then(|| state.clone());
-                (rescored, copy, true)
+                (rescored, copy, Some(due))
             }
-            Some(Held::Cold(bytes)) => {
-                let mut state = Slot::decode(bytes);
+            Some(Held::Cold(visit)) => {
+                let mut state = Slot::decode(visit.bytes());
                 if state.policy_version == version {
                     return;
                 }
                 let rescored = state.rescore_policy(&id, policy, r.at);
                 if rescored.confirmed {
-                    task.confirm(&id, &r.confirmation);
-                    task.index(&id, due_at(policy, self.swept_to, &state));
-                    (rescored, Some(state), false)
+                    visit.confirm(&r.confirmation, due_at(policy, swept_to, &state));
+                    (rescored, Some(state), None)
                 } else {
                     // Moved: held decoded, as any customer a unit changes.
+                    let due = due_at(policy, swept_to, &state);
                     task.insert(id.clone(), state, self.epoch);
-                    (rescored, None, true)
+                    (rescored, None, Some(due))
                 }
             }
         };
+        if let Some(due) = hot_due {
+            task.index(&id, due);
+        }
         if rescored.change.is_some() {
             r.changed += 1;
         }
         unit.changes.extend(rescored.change);
         unit.rescored += 1;
-        if hot {
-            self.reindex(&id);
-        }
         match confirmed {
             Some(state) => unit.confirmed.push((id, state)),
             None => unit.touch(&id),

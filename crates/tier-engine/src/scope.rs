@@ -184,11 +184,12 @@ impl Engine {
         if stale {
             match &mut self.rescore {
                 Some(r) => {
-                    r.queue.push(id);
+                    r.queue.push((scope, id));
                     r.total += 1;
                 }
                 None => {
-                    self.rescore = Some(Rescore::new(self.policy.version(), now, vec![id]));
+                    let queue = vec![(scope, id)];
+                    self.rescore = Some(Rescore::new(self.policy.version(), now, queue));
                     self.applied_at = Some(now);
                 }
             }

@@ -138,15 +138,70 @@ impl Slot {
     }
 }
 
-/// A cold customer as the policy rescore meets it (see
-/// [`Task::rescore_view`]).
+/// A customer as the policy rescore meets it (see [`Task::rescore_view`]),
+/// found with one lookup.
 #[derive(Debug)]
 pub(crate) enum Held<'a> {
     Hot(&'a mut CustomerState),
-    /// Encoded and not confirmed yet: its bytes.
-    Cold(&'a [u8]),
+    /// Encoded and not confirmed yet.
+    Cold(ColdVisit<'a>),
     /// Encoded and confirmed under the policy in force already.
     Confirmed,
+}
+
+/// A cold customer the policy rescore visits: its bytes, and its entry to
+/// mark confirmed and index again without looking it up a second time.
+#[derive(Debug)]
+pub(crate) struct ColdVisit<'a> {
+    id: &'a str,
+    entry: &'a mut Entry,
+    due: &'a mut BTreeSet<(Timestamp, String)>,
+    confirmation: &'a mut Option<Arc<Confirmation>>,
+}
+
+impl ColdVisit<'_> {
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match &self.entry.slot {
+            Slot::Cold { bytes, .. } => bytes,
+            Slot::Hot { .. } => unreachable!("a cold visit is made to a cold slot"),
+        }
+    }
+
+    /// The decision stands: mark the bytes confirmed under `confirmation`
+    /// (the policy in force; decoding them applies it) and index the
+    /// customer at `due`.
+    pub(crate) fn confirm(self, confirmation: &Arc<Confirmation>, due: Option<Timestamp>) {
+        if let Slot::Cold { confirmed, .. } = &mut self.entry.slot {
+            *confirmed = true;
+        }
+        if self.confirmation.as_ref() != Some(confirmation) {
+            debug_assert!(
+                self.confirmation.is_none(),
+                "confirmations of another policy are cleared first"
+            );
+            *self.confirmation = Some(Arc::clone(confirmation));
+        }
+        set_due(self.due, self.entry, self.id, due);
+    }
+}
+
+/// Index `entry` (customer `id`) at `at` in `due`, replacing its entry.
+fn set_due(
+    due: &mut BTreeSet<(Timestamp, String)>,
+    entry: &mut Entry,
+    id: &str,
+    at: Option<Timestamp>,
+) {
+    if entry.due == at {
+        return;
+    }
+    if let Some(old) = entry.due.take() {
+        due.remove(&(old, id.to_owned()));
+    }
+    if let Some(t) = at {
+        due.insert((t, id.to_owned()));
+        entry.due = Some(t);
+    }
 }
 
 /// `slot`'s state to change: decoded (counted in `hot`) if cold, marked
@@ -250,35 +305,20 @@ impl Task {
     }
 
     /// `id` as the policy rescore meets it, leaving it as it is held.
-    pub(crate) fn rescore_view(&mut self, id: &str) -> Option<Held<'_>> {
-        Some(match &mut self.states.get_mut(id)?.slot {
-            Slot::Hot { state, .. } => Held::Hot(state),
+    pub(crate) fn rescore_view<'a>(&'a mut self, id: &'a str) -> Option<Held<'a>> {
+        let entry = self.states.get_mut(id)?;
+        Some(match entry.slot {
             Slot::Cold {
                 confirmed: true, ..
             } => Held::Confirmed,
-            Slot::Cold { bytes, .. } => Held::Cold(bytes),
+            Slot::Cold { .. } => Held::Cold(ColdVisit {
+                id,
+                entry,
+                due: &mut self.due,
+                confirmation: &mut self.confirmation,
+            }),
+            Slot::Hot { ref mut state, .. } => Held::Hot(state),
         })
-    }
-
-    /// Mark cold `id` confirmed under `confirmation` (the policy in
-    /// force); false, changing nothing, when `id` is not held cold.
-    pub(crate) fn confirm(&mut self, id: &str, confirmation: &Arc<Confirmation>) -> bool {
-        let Some(Entry {
-            slot: Slot::Cold { confirmed, .. },
-            ..
-        }) = self.states.get_mut(id)
-        else {
-            return false;
-        };
-        *confirmed = true;
-        if self.confirmation.as_ref() != Some(confirmation) {
-            debug_assert!(
-                self.confirmation.is_none(),
-                "confirmations of another policy are cleared first"
-            );
-            self.confirmation = Some(Arc::clone(confirmation));
-        }
-        true
     }
 
     /// Drop every confirmation (another policy comes into force): each
@@ -460,18 +500,8 @@ impl Task {
     /// Index `id` (a customer of this task) at `at` (`None`: nothing
     /// due), replacing its entry.
     pub(crate) fn index(&mut self, id: &str, at: Option<Timestamp>) {
-        let Some(entry) = self.states.get_mut(id) else {
-            return;
-        };
-        if entry.due == at {
-            return;
-        }
-        if let Some(old) = entry.due.take() {
-            self.due.remove(&(old, id.to_owned()));
-        }
-        if let Some(t) = at {
-            self.due.insert((t, id.to_owned()));
-            entry.due = Some(t);
+        if let Some(entry) = self.states.get_mut(id) {
+            set_due(&mut self.due, entry, id, at);
         }
     }
 
