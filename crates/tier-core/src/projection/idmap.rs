@@ -213,4 +213,22 @@ mod tests {
         b.insert(1, 1);
         assert_eq!(a, b);
     }
+
+    #[test]
+    fn a_decoded_map_keeps_the_later_of_repeated_keys_and_refuses_a_damaged_length() {
+        for n in [3u64, 40] {
+            // Serialized as a sequence of pairs: the bytes of a map.
+            let mut pairs: Vec<(u64, u32)> = (0..n).map(|k| (k, 1)).collect();
+            pairs.push((1, 2));
+            let map: IdMap<u32> =
+                postcard::from_bytes(&postcard::to_allocvec(&pairs).unwrap()).unwrap();
+            assert_eq!(map.len(), n as usize, "{n}");
+            assert_eq!(map.get(&1), Some(&2), "{n}: the later value wins");
+            assert_eq!(matches!(map, IdMap::Large(_)), n as usize > SMALL_MAP);
+        }
+        // A length far past the one entry that follows: refused, having
+        // reserved room for a bounded number of entries only.
+        let damaged = postcard::to_allocvec(&(1u64 << 40, 7u64, 1u32)).unwrap();
+        assert!(postcard::from_bytes::<IdMap<u32>>(&damaged).is_err());
+    }
 }
