@@ -149,31 +149,31 @@ pub(crate) enum Held<'a> {
     Confirmed,
 }
 
-/// A cold customer the policy rescore visits: its bytes, and its entry to
-/// mark confirmed and index again without looking it up a second time.
+/// A cold customer the policy rescore visits: its bytes, and what of its
+/// entry it marks confirmed and indexes again, without looking it up a
+/// second time.
 #[derive(Debug)]
 pub(crate) struct ColdVisit<'a> {
     id: &'a str,
-    entry: &'a mut Entry,
+    bytes: &'a [u8],
+    confirmed: &'a mut bool,
+    /// The instant the entry is indexed at, and the task's due index.
+    due_at: &'a mut Option<Timestamp>,
     due: &'a mut BTreeSet<(Timestamp, String)>,
+    /// The task's confirmation.
     confirmation: &'a mut Option<Arc<Confirmation>>,
 }
 
 impl ColdVisit<'_> {
     pub(crate) fn bytes(&self) -> &[u8] {
-        match &self.entry.slot {
-            Slot::Cold { bytes, .. } => bytes,
-            Slot::Hot { .. } => unreachable!("a cold visit is made to a cold slot"),
-        }
+        self.bytes
     }
 
     /// The decision stands: mark the bytes confirmed under `confirmation`
     /// (the policy in force; decoding them applies it) and index the
     /// customer at `due`.
     pub(crate) fn confirm(self, confirmation: &Arc<Confirmation>, due: Option<Timestamp>) {
-        if let Slot::Cold { confirmed, .. } = &mut self.entry.slot {
-            *confirmed = true;
-        }
+        *self.confirmed = true;
         if self.confirmation.as_ref() != Some(confirmation) {
             debug_assert!(
                 self.confirmation.is_none(),
@@ -181,26 +181,27 @@ impl ColdVisit<'_> {
             );
             *self.confirmation = Some(Arc::clone(confirmation));
         }
-        set_due(self.due, self.entry, self.id, due);
+        set_due(self.due, self.due_at, self.id, due);
     }
 }
 
-/// Index `entry` (customer `id`) at `at` in `due`, replacing its entry.
+/// Index customer `id`, indexed at `indexed`, at `at` in `due`, replacing
+/// its entry.
 fn set_due(
     due: &mut BTreeSet<(Timestamp, String)>,
-    entry: &mut Entry,
+    indexed: &mut Option<Timestamp>,
     id: &str,
     at: Option<Timestamp>,
 ) {
-    if entry.due == at {
+    if *indexed == at {
         return;
     }
-    if let Some(old) = entry.due.take() {
+    if let Some(old) = indexed.take() {
         due.remove(&(old, id.to_owned()));
     }
     if let Some(t) = at {
         due.insert((t, id.to_owned()));
-        entry.due = Some(t);
+        *indexed = Some(t);
     }
 }
 
@@ -306,18 +307,22 @@ impl Task {
 
     /// `id` as the policy rescore meets it, leaving it as it is held.
     pub(crate) fn rescore_view<'a>(&'a mut self, id: &'a str) -> Option<Held<'a>> {
-        let entry = self.states.get_mut(id)?;
-        Some(match entry.slot {
+        let Entry { slot, due: due_at } = self.states.get_mut(id)?;
+        Some(match slot {
+            Slot::Hot { state, .. } => Held::Hot(state),
             Slot::Cold {
                 confirmed: true, ..
             } => Held::Confirmed,
-            Slot::Cold { .. } => Held::Cold(ColdVisit {
+            Slot::Cold {
+                bytes, confirmed, ..
+            } => Held::Cold(ColdVisit {
                 id,
-                entry,
+                bytes,
+                confirmed,
+                due_at,
                 due: &mut self.due,
                 confirmation: &mut self.confirmation,
             }),
-            Slot::Hot { ref mut state, .. } => Held::Hot(state),
         })
     }
 
@@ -501,7 +506,7 @@ impl Task {
     /// due), replacing its entry.
     pub(crate) fn index(&mut self, id: &str, at: Option<Timestamp>) {
         if let Some(entry) = self.states.get_mut(id) {
-            set_due(&mut self.due, entry, id, at);
+            set_due(&mut self.due, &mut entry.due, id, at);
         }
     }
 
