@@ -318,6 +318,25 @@ fn a_rescore_cut_short_by_a_crash_resumes_at_its_own_instant() {
     same_as_rewrite(&again, &expected, "restarted after the resumed rescore");
 }
 
+/// Partition 1 goes to another instance, then comes back: its customers
+/// are loaded from the store at `now`, as the adapter does.
+fn partition_1_leaves_and_comes_back(engine: &mut Engine, store: &mut Store, now: Timestamp) {
+    let mut unit = Unit::new();
+    let gone = engine.assign(&mut unit, &BTreeSet::from([0, 2]));
+    assert!(gone.evicted > 0);
+    store.commit(engine, &unit);
+    let mut unit = Unit::new();
+    let back = engine.assign(&mut unit, &BTreeSet::from([0, 1, 2]));
+    store.commit(engine, &unit);
+    let scope = Scope::partition(1).unwrap();
+    assert_eq!(back.to_load, vec![scope]);
+    for (id, (s, state)) in &store.states {
+        if *s == scope {
+            assert!(engine.admit(id.clone(), state.clone(), scope, now));
+        }
+    }
+}
+
 #[test]
 fn a_partition_that_comes_back_is_confirmed_as_it_loads() {
     let World {
@@ -329,20 +348,7 @@ fn a_partition_that_comes_back_is_confirmed_as_it_loads() {
     } = world();
     rescore(&mut engine, &mut store, 50, usize::MAX);
     // Partition 1 goes to another instance, then comes back.
-    let mut unit = Unit::new();
-    let assigned = engine.assign(&mut unit, &BTreeSet::from([0, 2]));
-    assert!(assigned.evicted > 0);
-    store.commit(&mut engine, &unit);
-    let mut unit = Unit::new();
-    let back = engine.assign(&mut unit, &BTreeSet::from([0, 1, 2]));
-    store.commit(&mut engine, &unit);
-    let scope = Scope::partition(1).unwrap();
-    assert_eq!(back.to_load, vec![scope]);
-    for (id, (s, state)) in &store.states {
-        if *s == scope {
-            assert!(engine.admit(id.clone(), state.clone(), scope, at.plus_days(1)));
-        }
-    }
+    partition_1_leaves_and_comes_back(&mut engine, &mut store, at.plus_days(1));
     assert!(!engine.rescoring(), "{:?}", engine.status());
     same_as_rewrite(&engine, &expected, "after the partition came back");
 }
@@ -362,24 +368,8 @@ fn a_partition_that_leaves_and_comes_back_during_the_rescore_is_rescored_once_in
     // Partition 1 goes to another instance with part of its customers
     // still queued, then comes back before the rescore is through: its
     // customers are queued again with their task as they load.
-    let mut unit = Unit::new();
-    let gone = engine.assign(&mut unit, &BTreeSet::from([0, 2]));
-    assert!(gone.evicted > 0);
-    store.commit(&mut engine, &unit);
-    let mut unit = Unit::new();
-    let back = engine.assign(&mut unit, &BTreeSet::from([0, 1, 2]));
-    store.commit(&mut engine, &unit);
-    let scope = Scope::partition(1).unwrap();
-    assert_eq!(back.to_load, vec![scope]);
     let total_before = engine.status().total;
-    let mut loaded = 0;
-    for (id, (s, state)) in &store.states.clone() {
-        if *s == scope {
-            assert!(engine.admit(id.clone(), state.clone(), scope, at.plus_days(1)));
-            loaded += 1;
-        }
-    }
-    assert!(loaded > 0);
+    partition_1_leaves_and_comes_back(&mut engine, &mut store, at.plus_days(1));
     assert!(
         engine.status().total > total_before,
         "the loaded customers not rewritten yet are queued again"
