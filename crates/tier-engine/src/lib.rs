@@ -396,10 +396,10 @@ impl Engine {
             epoch: 0,
             hot_limit,
         };
-        let mut stale = Vec::new();
+        let mut stale: HashSet<String, BuildHasherDefault<Fnv>> = HashSet::default();
         for (scope, id, mut state) in states {
             if !engine.confirmed.apply(scope, &mut state) {
-                stale.push((scope, id.clone()));
+                stale.insert(id.clone());
             }
             // A customer stored twice (under two scopes) keeps the last.
             if let Some(old) = engine.scopes.insert(id.clone(), scope)
@@ -422,7 +422,6 @@ impl Engine {
         }
         engine.rank_all(now);
         if !stale.is_empty() {
-            stale.sort_unstable_by(|(_, a), (_, b)| b.cmp(a));
             // A rescore a crash interrupted resumes at its own instant;
             // one starting now is to be recorded with it.
             let at = match engine.confirmed.at {
@@ -432,7 +431,8 @@ impl Engine {
                     *engine.confirmed.at.insert(now)
                 }
             };
-            engine.rescore = Some(Rescore::new(engine.policy.version(), at, stale));
+            let queue = engine.rescore_queue(|id| stale.contains(id));
+            engine.rescore = Some(Rescore::new(engine.policy.version(), at, queue));
             engine.applied_at = Some(at);
         }
         engine
@@ -1233,20 +1233,29 @@ impl Engine {
         }
     }
 
+    /// The rescore queue of the customers `queued` picks, each with its
+    /// task: task by task, each in the order its table holds them (popped
+    /// from the end), not by id. The rescore then walks each table's
+    /// memory in order instead of jumping across it customer by customer,
+    /// and so does the read model's publish, whose maps hash ids with the
+    /// same FNV (on 1,000,000 customers, about 1.3x faster than id order).
+    fn rescore_queue(&self, queued: impl Fn(&str) -> bool) -> Vec<(Scope, String)> {
+        let mut queue = Vec::new();
+        for (scope, task) in &self.tasks {
+            queue.extend(
+                task.iter()
+                    .filter(|(id, _)| queued(id))
+                    .map(|(id, _)| (*scope, id.clone())),
+            );
+        }
+        queue
+    }
+
     /// Make `policy` the policy in force at `at`: events and sweeps use it
     /// at once, and every customer is queued for a background rescore
     /// (see [`Engine::rescore`]).
     pub fn apply_policy(&mut self, policy: Arc<Policy>, at: Timestamp) {
-        // Task by task, each in the order its table holds them (popped
-        // from the end), not by id: the rescore then walks each table's
-        // memory in order instead of jumping across it customer by
-        // customer, and so does the read model's publish, whose maps hash
-        // ids with the same FNV. On 1,000,000 customers this took the
-        // rescore from about 6.2 s to 4.7 s (tier-bench, alternated).
-        let mut queue: Vec<(Scope, String)> = Vec::with_capacity(self.scopes.len());
-        for (scope, task) in &self.tasks {
-            queue.extend(task.iter().map(|(id, _)| (*scope, id.clone())));
-        }
+        let queue = self.rescore_queue(|_| true);
         // Confirmations under the policy replaced hold no more: those
         // customers are held as their bytes say, and rescored.
         for task in self.tasks.values_mut() {
@@ -1345,12 +1354,12 @@ impl Engine {
                     return;
                 }
                 let rescored = state.rescore_policy(&id, policy, r.at);
+                let due = due_at(policy, swept_to, &state);
                 if rescored.confirmed {
-                    visit.confirm(&r.confirmation, due_at(policy, swept_to, &state));
+                    visit.confirm(&r.confirmation, due);
                     (rescored, Some(state), None)
                 } else {
                     // Moved: held decoded, as any customer a unit changes.
-                    let due = due_at(policy, swept_to, &state);
                     task.insert(id.clone(), state, self.epoch);
                     (rescored, None, Some(due))
                 }
