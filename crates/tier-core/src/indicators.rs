@@ -10,6 +10,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod packed;
+use packed::Pack;
+
 /// Stable indicator names. Policies, explanations and the API use these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -411,8 +414,11 @@ macro_rules! kept_indicators {
         /// changes (the baseline of the next change's reasons): the same
         /// figures, exactly, with the assessment slots boxed apart and
         /// absent when none is set (most customers), so a state carries
-        /// about half the bytes of `Indicators`.
-        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        /// about half the bytes of `Indicators`. Serialized as bytes in
+        /// a compact form of their own (the `packed` module): whole
+        /// figures in a byte or a few, so storing them costs a state
+        /// about 40-100 bytes.
+        #[derive(Debug, Clone, PartialEq)]
         pub struct KeptIndicators {
             $($field: $ty,)*
             assessed: Option<Box<Assessed>>,
@@ -437,6 +443,23 @@ macro_rules! kept_indicators {
                     ]
                     .map(pack_score),
                 }
+            }
+
+            fn pack(&self, out: &mut Vec<u8>) {
+                $(self.$field.pack(out);)*
+                self.assessed.pack(out);
+                self.rfm.pack(out);
+            }
+
+            /// `None` when `bytes` are not exactly one packed value.
+            fn unpack(mut bytes: &[u8]) -> Option<Self> {
+                let input = &mut bytes;
+                let kept = Self {
+                    $($field: Pack::unpack(input)?,)*
+                    assessed: Pack::unpack(input)?,
+                    rfm: Pack::unpack(input)?,
+                };
+                input.is_empty().then_some(kept)
             }
 
             /// The indicators kept, as they were.
@@ -488,6 +511,36 @@ kept_indicators! {
     resolved_by_severity_12m: [u32; 5],
 }
 
+impl Serialize for KeptIndicators {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut out = Vec::with_capacity(96);
+        self.pack(&mut out);
+        serializer.serialize_bytes(&out)
+    }
+}
+
+impl<'de> Deserialize<'de> for KeptIndicators {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Packed;
+
+        impl serde::de::Visitor<'_> for Packed {
+            type Value = KeptIndicators;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("the packed figures of a tier change")
+            }
+
+            fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Self::Value, E> {
+                KeptIndicators::unpack(bytes).ok_or_else(|| {
+                    E::custom("damaged figures of a tier change (the reasons' baseline)")
+                })
+            }
+        }
+
+        deserializer.deserialize_bytes(Packed)
+    }
+}
+
 #[cfg(test)]
 mod kept_tests {
     use super::*;
@@ -511,5 +564,47 @@ mod kept_tests {
         ind.rfm_score = Some(11.0);
         assert_eq!(KeptIndicators::new(&ind).get(), ind);
         assert!(std::mem::size_of::<KeptIndicators>() < std::mem::size_of::<Indicators>() / 2 + 32);
+    }
+
+    #[test]
+    fn kept_indicators_are_stored_exactly_in_few_bytes() {
+        let quiet = Indicators {
+            order_amount_12m: 125_000.0,
+            order_count_12m: 4.0,
+            avg_order_value_12m: 31_250.0,
+            orders_per_month_12m: 4.0 / 12.0,
+            margin_12m: Some(30_000.0),
+            margin_rate_12m: Some(0.24),
+            on_time_payment_ratio: Some(1.0),
+            avg_days_late: Some(0.0),
+            max_days_late: Some(0.0),
+            days_since_last_order: Some(12.0),
+            tenure_days: 900.0,
+            ..Indicators::default()
+        };
+        let mut busy = quiet;
+        busy.assessed[0] = Some(0.75);
+        busy.growth_3m = Some(-0.125);
+        busy.rfm_score = Some(12.0);
+        busy.complaints_by_severity_12m = [0, 3, 0, 1, 0];
+        for (ind, most) in [(Indicators::default(), 40), (quiet, 64), (busy, 96)] {
+            let kept = KeptIndicators::new(&ind);
+            let bytes = postcard::to_allocvec(&Some(Box::new(kept.clone()))).unwrap();
+            let back: Option<Box<KeptIndicators>> = postcard::from_bytes(&bytes).unwrap();
+            assert_eq!(back.as_deref(), Some(&kept));
+            assert_eq!(back.unwrap().get(), ind);
+            // Postcard's fixed-width floats: over 150 bytes each.
+            assert!(bytes.len() <= most, "{} bytes for {ind:?}", bytes.len());
+        }
+        // Damaged: cut short, or with a byte too many.
+        let bytes = postcard::to_allocvec(&KeptIndicators::new(&quiet)).unwrap();
+        let mut short = bytes.clone();
+        short.truncate(bytes.len() - 1);
+        short[0] -= 1;
+        assert!(postcard::from_bytes::<KeptIndicators>(&short).is_err());
+        let mut long = bytes.clone();
+        long.push(0);
+        long[0] += 1;
+        assert!(postcard::from_bytes::<KeptIndicators>(&long).is_err());
     }
 }

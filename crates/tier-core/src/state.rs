@@ -342,14 +342,6 @@ pub struct CustomerState {
     /// The tier consumers act on (the override's, when one applies) and
     /// since when; `None` before the first decision.
     pub effective: Option<TierAssignment>,
-    /// Indicators at the last tier change: the baseline of the next
-    /// change's reasons ("what moved since the tier was last set"). Boxed
-    /// and written only on a change, so the per-event path neither copies
-    /// nor carries them; kept compact in memory (see [`KeptIndicators`]).
-    /// Not stored (it would double a customer's size on disk): after a
-    /// restart the first change's reasons compare with empty indicators.
-    #[serde(skip)]
-    indicators_at_change: Option<Box<KeptIndicators>>,
     /// The time-driven downgrade last announced as foreseen (published
     /// once; cleared when it no longer lies ahead).
     #[serde(default)]
@@ -359,6 +351,15 @@ pub struct CustomerState {
     /// was on a past date ([`Self::tier_as_of`]).
     #[serde(default)]
     history: Vec<TierStep>,
+    /// Indicators at the last tier change: the baseline of the next
+    /// change's reasons ("what moved since the tier was last set"). Boxed
+    /// and written only on a change, so the per-event path neither copies
+    /// nor carries them; kept compact in memory and stored packed (see
+    /// [`KeptIndicators`]), so the first change after a restart explains
+    /// itself as it would have without one. The last field serialized:
+    /// store format 1 is format 2 without it (tier-store's `codec`).
+    #[serde(default)]
+    indicators_at_change: Option<Box<KeptIndicators>>,
     /// The tier the figures gave at the last decision (before hysteresis),
     /// so [`Self::next_due`] need not evaluate again right after one.
     /// Derived; not stored.
@@ -1390,19 +1391,6 @@ impl CustomerState {
     fn scored_figures(&self, policy: &Policy, at: Timestamp) -> Indicators {
         self.projection
             .indicators_with(at, policy.fold_rules(), |n| policy.uses(n))
-    }
-
-    /// Take out the figures the next tier change's reasons compare with.
-    /// They are not part of the stored form (see the field), so a holder
-    /// that keeps states encoded in memory keeps them beside the bytes and
-    /// puts them back with [`Self::restore_change_baseline`].
-    pub fn take_change_baseline(&mut self) -> Option<Box<KeptIndicators>> {
-        self.indicators_at_change.take()
-    }
-
-    /// Put back what [`Self::take_change_baseline`] took out.
-    pub fn restore_change_baseline(&mut self, kept: Option<Box<KeptIndicators>>) {
-        self.indicators_at_change = kept;
     }
 
     /// The explanation of the held tier (the evaluated one when none is

@@ -30,7 +30,6 @@ use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use tier_core::Timestamp;
-use tier_core::indicators::KeptIndicators;
 use tier_core::projection::CustomerMap;
 use tier_core::state::CustomerState;
 
@@ -42,9 +41,7 @@ pub(crate) enum Slot {
         state: Box<CustomerState>,
         used: u64,
     },
-    /// Encoded (postcard): the stored form of the state, then what the
-    /// stored form leaves out, the figures the next change's reasons
-    /// compare with (see `CustomerState::take_change_baseline`).
+    /// Encoded (postcard): the stored form of the state.
     /// `at_risk` mirrors `state.at_risk.is_some()`, so counting the
     /// customers with a drop announced decodes nothing. `confirmed`: the
     /// policy rescore under way (or done) found the decision standing;
@@ -73,10 +70,8 @@ impl Confirmation {
 impl Slot {
     /// `state` encoded, or `None` (a state that cannot be encoded, none
     /// today, stays hot).
-    fn encode(state: &CustomerState, baseline: Option<&KeptIndicators>) -> Option<Box<[u8]>> {
-        postcard::to_allocvec(&(state, baseline))
-            .ok()
-            .map(Vec::into_boxed_slice)
+    fn encode(state: &CustomerState) -> Option<Box<[u8]>> {
+        postcard::to_allocvec(state).ok().map(Vec::into_boxed_slice)
     }
 
     /// The bytes' state, not confirmed.
@@ -84,10 +79,7 @@ impl Slot {
         // The bytes are this engine's own encoding of a state it held a
         // moment before, never input: a failure is a bug in the codec.
         #[allow(clippy::expect_used)]
-        let (mut state, baseline): (CustomerState, Option<Box<KeptIndicators>>) =
-            postcard::from_bytes(bytes).expect("a customer state this engine encoded decodes");
-        state.restore_change_baseline(baseline);
-        state
+        postcard::from_bytes(bytes).expect("a customer state this engine encoded decodes")
     }
 
     /// A cold slot's state, with its confirmation when it has one.
@@ -445,9 +437,7 @@ impl Task {
         let Slot::Hot { state, .. } = &mut entry.slot else {
             return false;
         };
-        let baseline = state.take_change_baseline();
-        let Some(bytes) = Slot::encode(state, baseline.as_deref()) else {
-            state.restore_change_baseline(baseline);
+        let Some(bytes) = Slot::encode(state) else {
             return false;
         };
         let at_risk = state.at_risk.is_some();

@@ -29,7 +29,9 @@ use tier_store::{MemStore, Scope};
 /// Customers held decoded: almost everyone is cold, as at scale.
 const HOT: usize = 8;
 
-/// What the store keeps of a state (no caches, no reasons' baseline).
+/// What the store keeps of a state (no caches; the reasons' baseline is
+/// kept, so a state loaded from the store explains its next change as
+/// the state in memory would).
 fn stored(state: &CustomerState) -> CustomerState {
     postcard::from_bytes(&postcard::to_allocvec(state).unwrap()).unwrap()
 }
@@ -176,36 +178,6 @@ fn sorted(mut changes: Vec<TierChange>) -> Vec<TierChange> {
     changes
 }
 
-/// The tier moves of `changes`, by customer: each change without its
-/// reasons (whose baseline, the figures at the last change, is not
-/// stored: a customer loaded from the store compares with none).
-fn moves(changes: &[TierChange]) -> Vec<(String, Option<String>, String, u64, Timestamp)> {
-    let mut out: Vec<_> = changes
-        .iter()
-        .map(|c| {
-            (
-                c.customer_id.clone(),
-                c.old_tier.clone(),
-                c.new_tier.clone(),
-                c.sequence,
-                c.changed_at,
-            )
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-/// The changes a rewrite under `policy` at `at` makes of the customers
-/// `engine` holds that are not decided under it yet.
-fn rewrite_of_the_rest(engine: &Engine, policy: &Policy, at: Timestamp) -> Vec<TierChange> {
-    engine
-        .customers()
-        .filter(|(_, s)| s.policy_version != policy.version())
-        .filter_map(|(id, s)| s.into_owned().reevaluate(id, policy, at, Cause::Policy))
-        .collect()
-}
-
 #[test]
 fn a_rescore_writes_only_whom_it_moves_and_everyone_reads_as_a_rewrite() {
     let World {
@@ -297,21 +269,17 @@ fn a_rescore_cut_short_by_a_crash_resumes_at_its_own_instant() {
     let status = restarted.status();
     assert!(status.rescoring);
     assert_eq!(status.applied_at, Some(at));
-    let rest = rewrite_of_the_rest(&restarted, &stricter, at);
     let (after, _) = rescore(&mut restarted, &mut store, 13, usize::MAX);
-    // Before the crash, exactly the rewrite's changes; after it, the
-    // rewrite of the states loaded from the store (their reasons compare
-    // with no baseline); together, every move of the rewrite, once.
-    let expected_before: Vec<TierChange> = expected_changes
-        .iter()
-        .filter(|c| before_crash.iter().any(|b| b.customer_id == c.customer_id))
-        .cloned()
-        .collect();
-    assert_eq!(sorted(before_crash.clone()), sorted(expected_before));
-    assert_eq!(sorted(after.clone()), sorted(rest));
+    // Every change of the rewrite, once, reasons included: the states
+    // loaded from the store compare their reasons with the figures they
+    // had at their last change, as the states in memory would have.
+    assert!(
+        !after.is_empty(),
+        "movers loaded from the store after the restart"
+    );
     let mut all = before_crash;
     all.extend(after);
-    assert_eq!(moves(&all), moves(&expected_changes));
+    assert_eq!(sorted(all), sorted(expected_changes));
     same_as_rewrite(&restarted, &expected, "resumed");
     let again = store.restart(&stricter, at.plus_days(3));
     assert!(!again.rescoring());
@@ -376,8 +344,9 @@ fn a_partition_that_leaves_and_comes_back_during_the_rescore_is_rescored_once_in
     );
     let (after, _) = rescore(&mut engine, &mut store, 13, usize::MAX);
     changes.extend(after);
-    // Each move is made once, at the policy's instant.
-    assert_eq!(moves(&changes), moves(&expected_changes));
+    // Each change is made once, at the policy's instant, and explained
+    // as the rewrite explains it.
+    assert_eq!(sorted(changes), sorted(expected_changes));
     assert!(!engine.rescoring(), "{:?}", engine.status());
     same_as_rewrite(
         &engine,

@@ -1,18 +1,29 @@
 //! Customer value format: one format-version byte, then postcard.
 //!
-//! Version 1 is the only one so far. When the state type changes
-//! incompatibly, add a version, keep decoding the old one in [`decode`] and
-//! upcast it to the new type there; writers always use [`CURRENT_FORMAT`].
+//! - 1: the state without the figures at its last tier change.
+//! - 2: the same state with those figures (tier-core's
+//!   `CustomerState::indicators_at_change`, an `Option`) as its last
+//!   field. A format-1 body is therefore a format-2 body whose last field
+//!   is absent: [`decode`] upcasts it by appending postcard's `None` (one
+//!   zero byte). Such a customer's next change compares its reasons with
+//!   no baseline, as it did before, once; writing it stores format 2.
+//!
+//! When the state type changes incompatibly, add a version, keep decoding
+//! the old ones in [`decode`] and upcast them there; writers always use
+//! [`CURRENT_FORMAT`].
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::StoreError;
 
-/// Version byte of postcard-encoded customer states.
+/// Version byte of postcard-encoded states without a trailing baseline.
 pub(crate) const FORMAT_V1: u8 = 1;
+/// Version byte of postcard-encoded states ending in the optional
+/// baseline of the next change's reasons.
+pub(crate) const FORMAT_V2: u8 = 2;
 /// The format every write uses.
-pub(crate) const CURRENT_FORMAT: u8 = FORMAT_V1;
+pub(crate) const CURRENT_FORMAT: u8 = FORMAT_V2;
 
 /// Bytes of the per-thread scratch buffer states are encoded into; a state
 /// that does not fit is encoded into a growing vector instead.
@@ -58,17 +69,25 @@ pub(crate) fn decode<S: DeserializeOwned>(id: &str, bytes: &[u8]) -> Result<S, S
             id: id.to_owned(),
             source: postcard::Error::DeserializeUnexpectedEnd,
         }),
+        Some((&FORMAT_V2, body)) => postcard::from_bytes(body).map_err(corrupt(id)),
         Some((&FORMAT_V1, body)) => {
-            postcard::from_bytes(body).map_err(|source| StoreError::Corrupt {
-                id: id.to_owned(),
-                source,
-            })
+            let mut upcast = Vec::with_capacity(body.len() + 1);
+            upcast.extend_from_slice(body);
+            upcast.push(0);
+            postcard::from_bytes(&upcast).map_err(corrupt(id))
         }
         Some((&version, _)) => Err(StoreError::UnknownFormatVersion {
             id: id.to_owned(),
             version,
             supported: CURRENT_FORMAT,
         }),
+    }
+}
+
+fn corrupt(id: &str) -> impl FnOnce(postcard::Error) -> StoreError + '_ {
+    move |source| StoreError::Corrupt {
+        id: id.to_owned(),
+        source,
     }
 }
 
@@ -83,15 +102,23 @@ mod tests {
         assert!(bytes.len() > SCRATCH_BYTES);
         assert_eq!(decode::<Vec<u64>>("c1", &bytes).unwrap(), big);
         let small = encode("c2", &(1u8, "x".to_owned())).unwrap();
-        assert_eq!(small, [FORMAT_V1, 1, 1, b'x']);
+        assert_eq!(small, [FORMAT_V2, 1, 1, b'x']);
     }
 
     #[test]
     fn round_trip_and_version_checks() {
         let bytes = encode("c1", &(7u32, "gold".to_owned())).unwrap();
-        assert_eq!(bytes[0], FORMAT_V1);
+        assert_eq!(bytes[0], FORMAT_V2);
         let back: (u32, String) = decode("c1", &bytes).unwrap();
         assert_eq!(back, (7, "gold".to_owned()));
+
+        // Format 1: the same value without its last field, an option.
+        let v1 = [&[FORMAT_V1][..], &bytes[1..]].concat();
+        let back: (u32, String, Option<u64>) = decode("c1", &v1).unwrap();
+        assert_eq!(back, (7, "gold".to_owned(), None));
+        let v2 = encode("c1", &(7u32, "gold".to_owned(), Some(3u64))).unwrap();
+        let back: (u32, String, Option<u64>) = decode("c1", &v2).unwrap();
+        assert_eq!(back, (7, "gold".to_owned(), Some(3)));
 
         let mut future = bytes.clone();
         future[0] = 9;
@@ -104,7 +131,7 @@ mod tests {
 
         let err = decode::<(u32, String)>("c1", &[]).unwrap_err();
         assert!(matches!(err, StoreError::Corrupt { .. }));
-        let err = decode::<(u32, String)>("c1", &[FORMAT_V1, 0xff]).unwrap_err();
+        let err = decode::<(u32, String)>("c1", &[FORMAT_V2, 0xff]).unwrap_err();
         assert_eq!(
             err.to_string().split(':').next(),
             Some("stored value for customer c1 is corrupt")

@@ -178,7 +178,7 @@ pub enum StoreError {
 
     /// A stored customer state carries a format version this build does not know.
     #[error(
-        "stored value for customer {id} has format version {version}, but this build reads only version {supported}"
+        "stored value for customer {id} has format version {version}, but this build reads versions 1 to {supported}"
     )]
     UnknownFormatVersion {
         /// The customer id.

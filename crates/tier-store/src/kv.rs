@@ -122,14 +122,14 @@ impl<E: Engine> KvCore<E> {
                 let found = layout::parse_u32("meta", layout::META_SCHEMA, &raw)?;
                 if found == 3 {
                     upgrade_v3(&*engine, dir)?;
-                } else if found == layout::SCHEMA_READ_AS_IS {
+                } else if layout::SCHEMA_READ_AS_IS.contains(&found) {
                     engine.write(
                         vec![Write::Put(
                             layout::META_SCHEMA.to_vec(),
                             layout::SCHEMA_VERSION.to_be_bytes().to_vec(),
                         )],
                         true,
-                        "marking a schema 4 data dir as schema 5",
+                        "marking a schema 4 or 5 data dir as schema 6",
                     )?;
                 } else if found != layout::SCHEMA_VERSION {
                     return Err(StoreError::SchemaMismatch {

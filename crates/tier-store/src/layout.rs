@@ -41,11 +41,16 @@ pub(crate) const META_CREATED_BY: &[u8] = b"m/created_by";
 ///   module). A version-4 dir is version 5 with only single rows (`x/`),
 ///   which are still read, so opening one just marks it 5; the mark keeps
 ///   an older tierd from taking packs for damage.
-pub const SCHEMA_VERSION: u32 = 5;
+/// - 6: customer values may be format 2 (a state stores the figures at
+///   its last tier change, the baseline of its next change's reasons; see
+///   the `codec` module). Format-1 values are still read, so a version 4
+///   or 5 dir is only marked 6; the mark keeps an older tierd from
+///   failing on every customer written since.
+pub const SCHEMA_VERSION: u32 = 6;
 
-/// The last version whose dirs are read as they are (see
-/// [`SCHEMA_VERSION`]: only the version is rewritten).
-pub(crate) const SCHEMA_READ_AS_IS: u32 = 4;
+/// The versions whose dirs are read as they are (see [`SCHEMA_VERSION`]:
+/// only the version is rewritten).
+pub(crate) const SCHEMA_READ_AS_IS: std::ops::Range<u32> = 4..SCHEMA_VERSION;
 
 /// The input partition whose records reach a customer: the scope of its
 /// key. All of a partition's customers are one key range, so they can be

@@ -40,9 +40,10 @@
 //! `benches/commit.rs`; run both with `--all-features`.
 //!
 //! # Value format
-//! Customer states are one format-version byte (currently 1) followed by
-//! postcard. An unknown version is [`StoreError::UnknownFormatVersion`]; an
-//! upcaster for an old version goes into `codec::decode`.
+//! Customer states are one format-version byte (currently 2) followed by
+//! postcard; format 1 is still read (see `codec`). An unknown version is
+//! [`StoreError::UnknownFormatVersion`]; an upcaster for an old version
+//! goes into `codec::decode`.
 //!
 //! # Layout: one tree, prefixed keys, one `apply_batch` per commit
 //! All keys live in a single sled tree, `tierd-state` (fjall: one keyspace,

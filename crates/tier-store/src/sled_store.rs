@@ -89,8 +89,8 @@ impl SledStore {
                 let found = layout::parse_u32("meta", layout::META_SCHEMA, &raw)?;
                 if found == 3 {
                     upgrade_v3(&tree, dir)?;
-                } else if found == layout::SCHEMA_READ_AS_IS {
-                    let during = "marking a schema 4 data dir as schema 5";
+                } else if layout::SCHEMA_READ_AS_IS.contains(&found) {
+                    let during = "marking a schema 4 or 5 data dir as schema 6";
                     tree.insert(
                         layout::META_SCHEMA,
                         &layout::SCHEMA_VERSION.to_be_bytes()[..],

@@ -1,0 +1,245 @@
+//! The stored form of [`super::KeptIndicators`]: every figure exactly, in
+//! few bytes.
+//!
+//! A customer state stores the figures at its last tier change (the
+//! baseline of the next change's reasons), so the store carries them for
+//! every customer. Most figures are whole numbers (counts, days, amounts in
+//! minor units), zero or unknown; plain postcard spends 8 bytes on every
+//! `f64`. Here a figure is one LEB128 header:
+//! - `0`: unknown (`None`);
+//! - odd: a whole number `n` with `|n| <= 2^53` (every such `f64` is
+//!   exact), zigzagged and shifted left past the odd bit: 0 is one byte,
+//!   an amount of a million minor units four;
+//! - `2`: any other value (fractions, -0.0, infinities, NaN), its 8 bytes
+//!   of IEEE bits follow (little-endian).
+//!
+//! Counts are LEB128 too, and the RFM scores one byte each. No figures
+//! at all take 37 bytes, a customer buying and paying on time about 60,
+//! one with an assessment, a complaint and a fractional growth about 90;
+//! postcard's fixed-width floats take over 150 for any of them.
+
+/// One field of the packed form.
+pub(super) trait Pack: Sized {
+    fn pack(&self, out: &mut Vec<u8>);
+    /// The value at the front of `input`, which moves past it; `None`
+    /// when the bytes are not a value of this field.
+    fn unpack(input: &mut &[u8]) -> Option<Self>;
+}
+
+/// The largest magnitude below which every whole `f64` is exact.
+const EXACT: f64 = 9_007_199_254_740_992.0;
+
+const UNKNOWN: u64 = 0;
+const BITS: u64 = 2;
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v & 0x7f) as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn take_varint(input: &mut &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&b, rest) = input.split_first()?;
+        *input = rest;
+        let bits = u64::from(b & 0x7f);
+        if shift == 63 && bits > 1 {
+            return None;
+        }
+        v |= bits << shift;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+impl Pack for Option<f64> {
+    fn pack(&self, out: &mut Vec<u8>) {
+        match *self {
+            None => put_varint(out, UNKNOWN),
+            Some(v)
+                if v.fract() == 0.0 && v.abs() <= EXACT && !(v == 0.0 && v.is_sign_negative()) =>
+            {
+                // Exact: |v| <= 2^53 fits an i64, and the zigzag (<= 2^54)
+                // shifted left once fits a u64.
+                let n = v as i64;
+                let zigzag = ((n << 1) ^ (n >> 63)) as u64;
+                put_varint(out, (zigzag << 1) | 1);
+            }
+            Some(v) => {
+                put_varint(out, BITS);
+                out.extend_from_slice(&v.to_bits().to_le_bytes());
+            }
+        }
+    }
+
+    fn unpack(input: &mut &[u8]) -> Option<Self> {
+        match take_varint(input)? {
+            UNKNOWN => Some(None),
+            BITS => {
+                let (bits, rest) = input.split_first_chunk::<8>()?;
+                *input = rest;
+                Some(Some(f64::from_bits(u64::from_le_bytes(*bits))))
+            }
+            h if h & 1 == 1 => {
+                let zigzag = h >> 1;
+                let n = ((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64);
+                let v = n as f64;
+                (v.abs() <= EXACT).then_some(Some(v))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Pack for f64 {
+    fn pack(&self, out: &mut Vec<u8>) {
+        Some(*self).pack(out);
+    }
+
+    fn unpack(input: &mut &[u8]) -> Option<Self> {
+        Option::<f64>::unpack(input)?
+    }
+}
+
+impl Pack for u32 {
+    fn pack(&self, out: &mut Vec<u8>) {
+        put_varint(out, u64::from(*self));
+    }
+
+    fn unpack(input: &mut &[u8]) -> Option<Self> {
+        u32::try_from(take_varint(input)?).ok()
+    }
+}
+
+impl Pack for u8 {
+    fn pack(&self, out: &mut Vec<u8>) {
+        out.push(*self);
+    }
+
+    fn unpack(input: &mut &[u8]) -> Option<Self> {
+        let (&b, rest) = input.split_first()?;
+        *input = rest;
+        Some(b)
+    }
+}
+
+impl<T: Pack + Copy + Default, const N: usize> Pack for [T; N] {
+    fn pack(&self, out: &mut Vec<u8>) {
+        for v in self {
+            v.pack(out);
+        }
+    }
+
+    fn unpack(input: &mut &[u8]) -> Option<Self> {
+        let mut out = [T::default(); N];
+        for v in &mut out {
+            *v = T::unpack(input)?;
+        }
+        Some(out)
+    }
+}
+
+impl<T: Pack> Pack for Option<Box<T>> {
+    fn pack(&self, out: &mut Vec<u8>) {
+        match self {
+            None => out.push(0),
+            Some(v) => {
+                out.push(1);
+                v.pack(out);
+            }
+        }
+    }
+
+    fn unpack(input: &mut &[u8]) -> Option<Self> {
+        match u8::unpack(input)? {
+            0 => Some(None),
+            1 => Some(Some(Box::new(T::unpack(input)?))),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn round_trip(v: Option<f64>) -> (Option<f64>, usize) {
+        let mut out = Vec::new();
+        v.pack(&mut out);
+        let mut input = out.as_slice();
+        let back = Option::<f64>::unpack(&mut input).unwrap();
+        assert!(input.is_empty(), "{v:?} left bytes");
+        (back, out.len())
+    }
+
+    fn same(a: Option<f64>, b: Option<f64>) -> bool {
+        a.map(f64::to_bits) == b.map(f64::to_bits)
+    }
+
+    #[test]
+    fn whole_figures_take_few_bytes_and_every_other_value_its_bits() {
+        for (v, len) in [
+            (None, 1),
+            (Some(0.0), 1),
+            (Some(1.0), 1),
+            (Some(-1.0), 1),
+            (Some(15.0), 1),
+            (Some(1_000_000.0), 4),
+            (Some(EXACT), 8),
+            (Some(-EXACT), 8),
+            (Some(EXACT * 2.0), 9),
+            (Some(0.5), 9),
+            (Some(-0.0), 9),
+            (Some(f64::INFINITY), 9),
+            (Some(f64::NAN), 9),
+        ] {
+            let (back, n) = round_trip(v);
+            assert!(same(back, v), "{v:?} came back as {back:?}");
+            assert_eq!(n, len, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn damaged_bytes_are_refused() {
+        // Cut short: a float header without its bits, a varint without end.
+        assert_eq!(Option::<f64>::unpack(&mut [2u8, 1, 2].as_slice()), None);
+        assert_eq!(Option::<f64>::unpack(&mut [0x81u8].as_slice()), None);
+        // An even header other than the two defined.
+        assert_eq!(Option::<f64>::unpack(&mut [4u8].as_slice()), None);
+        // A varint past 64 bits.
+        let long = [0xffu8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
+        assert_eq!(take_varint(&mut long.as_slice()), None);
+        // A figure that must be known, unknown.
+        assert_eq!(f64::unpack(&mut [0u8].as_slice()), None);
+        assert_eq!(
+            u32::unpack(&mut [0xffu8, 0xff, 0xff, 0xff, 0x7f].as_slice()),
+            None
+        );
+        assert_eq!(Option::<Box<u8>>::unpack(&mut [2u8].as_slice()), None);
+    }
+
+    proptest! {
+        #[test]
+        fn any_figure_comes_back_exactly(bits in any::<u64>(), whole in -(1i64 << 53)..=(1i64 << 53)) {
+            let v = f64::from_bits(bits);
+            prop_assert!(same(round_trip(Some(v)).0, Some(v)));
+            let w = whole as f64;
+            prop_assert!(same(round_trip(Some(w)).0, Some(w)));
+        }
+
+        #[test]
+        fn any_varint_comes_back(v in any::<u64>()) {
+            let mut out = Vec::new();
+            put_varint(&mut out, v);
+            let mut input = out.as_slice();
+            prop_assert_eq!(take_varint(&mut input), Some(v));
+            prop_assert!(input.is_empty());
+        }
+    }
+}
