@@ -405,76 +405,73 @@ mod tests {
     }
 }
 
-/// Declares [`KeptIndicators`] from the figures of [`Indicators`] but the
-/// assessment slots; `get` names every field, so a figure added to
-/// `Indicators` and not here fails to compile.
+/// Declares how [`KeptIndicators`] packs and unpacks [`Indicators`]: the
+/// figures listed, then the assessment slots and the RFM scores. `unpack`
+/// names every field, so a figure added to `Indicators` and not here
+/// fails to compile.
 macro_rules! kept_indicators {
-    ($($field:ident: $ty:ty),* $(,)?) => {
-        /// [`Indicators`] as a customer state keeps them between two tier
-        /// changes (the baseline of the next change's reasons): the same
-        /// figures, exactly, with the assessment slots boxed apart and
-        /// absent when none is set (most customers), so a state carries
-        /// about half the bytes of `Indicators`. Serialized as bytes in
-        /// a compact form of their own (the `packed` module): whole
-        /// figures in a byte or a few, so storing them costs a state
-        /// about 40-100 bytes.
-        #[derive(Debug, Clone, PartialEq)]
-        pub struct KeptIndicators {
-            $($field: $ty,)*
-            assessed: Option<Box<Assessed>>,
-            /// The RFM scores (whole numbers 1-15), 0 for unknown.
-            rfm: [u8; 4],
-        }
-
+    ($($field:ident),* $(,)?) => {
         impl KeptIndicators {
-            pub fn new(ind: &Indicators) -> Self {
-                Self {
-                    $($field: ind.$field,)*
-                    assessed: ind
-                        .assessed
-                        .iter()
-                        .any(Option::is_some)
-                        .then(|| Box::new(ind.assessed)),
-                    rfm: [
-                        ind.rfm_recency,
-                        ind.rfm_frequency,
-                        ind.rfm_monetary,
-                        ind.rfm_score,
-                    ]
-                    .map(pack_score),
-                }
-            }
-
-            fn pack(&self, out: &mut Vec<u8>) {
-                $(self.$field.pack(out);)*
-                self.assessed.pack(out);
-                self.rfm.pack(out);
+            fn pack(ind: &Indicators, out: &mut Vec<u8>) {
+                $(ind.$field.pack(out);)*
+                // The assessment slots, absent when none is set (most
+                // customers).
+                let assessed = ind.assessed.iter().any(Option::is_some);
+                assessed.then_some(Box::new(ind.assessed)).pack(out);
+                [ind.rfm_recency, ind.rfm_frequency, ind.rfm_monetary, ind.rfm_score]
+                    .map(pack_score)
+                    .pack(out);
             }
 
             /// `None` when `bytes` are not exactly one packed value.
-            fn unpack(mut bytes: &[u8]) -> Option<Self> {
+            fn unpack(mut bytes: &[u8]) -> Option<Indicators> {
                 let input = &mut bytes;
-                let kept = Self {
-                    $($field: Pack::unpack(input)?,)*
-                    assessed: Pack::unpack(input)?,
-                    rfm: Pack::unpack(input)?,
-                };
-                input.is_empty().then_some(kept)
-            }
-
-            /// The indicators kept, as they were.
-            pub fn get(&self) -> Indicators {
-                Indicators {
-                    $($field: self.$field,)*
-                    assessed: self.assessed.as_deref().copied().unwrap_or_default(),
-                    rfm_recency: unpack_score(self.rfm[0]),
-                    rfm_frequency: unpack_score(self.rfm[1]),
-                    rfm_monetary: unpack_score(self.rfm[2]),
-                    rfm_score: unpack_score(self.rfm[3]),
-                }
+                $(let $field = Pack::unpack(input)?;)*
+                let assessed: Option<Box<Assessed>> = Pack::unpack(input)?;
+                let rfm: [u8; 4] = Pack::unpack(input)?;
+                input.is_empty().then(|| Indicators {
+                    $($field,)*
+                    assessed: assessed.as_deref().copied().unwrap_or_default(),
+                    rfm_recency: unpack_score(rfm[0]),
+                    rfm_frequency: unpack_score(rfm[1]),
+                    rfm_monetary: unpack_score(rfm[2]),
+                    rfm_score: unpack_score(rfm[3]),
+                })
             }
         }
     };
+}
+
+/// [`Indicators`] as a customer state keeps them between two tier
+/// changes (the baseline of the next change's reasons): the same
+/// figures, exactly, packed (the `packed` module): whole figures in a
+/// byte or a few, the assessment slots only when one is set. About 60
+/// bytes for a typical customer, against 400 for `Indicators`; stored
+/// as they are held, so encoding a state copies them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeptIndicators(Box<[u8]>);
+
+impl KeptIndicators {
+    pub fn new(ind: &Indicators) -> Self {
+        let mut out = Vec::with_capacity(96);
+        Self::pack(ind, &mut out);
+        Self(out.into_boxed_slice())
+    }
+
+    /// The indicators kept, as they were.
+    pub fn get(&self) -> Indicators {
+        // Checked when made or decoded: always one packed value.
+        Self::unpack(&self.0).unwrap_or_default()
+    }
+
+    /// Bytes held.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// An RFM score (a whole number 1-15) in a byte; 0 for unknown.
@@ -487,35 +484,33 @@ fn unpack_score(byte: u8) -> Option<f64> {
 }
 
 kept_indicators! {
-    order_amount_12m: f64,
-    order_count_12m: f64,
-    avg_order_value_12m: f64,
-    orders_per_month_12m: f64,
-    margin_12m: Option<f64>,
-    margin_rate_12m: Option<f64>,
-    on_time_payment_ratio: Option<f64>,
-    avg_days_late: Option<f64>,
-    max_days_late: Option<f64>,
-    overdue_amount: f64,
-    oldest_overdue_days: f64,
-    purchase_potential: Option<f64>,
-    open_complaints: f64,
-    complaints_12m: f64,
-    complaints_weighted_12m: f64,
-    days_since_last_order: Option<f64>,
-    tenure_days: f64,
-    share_of_wallet: Option<f64>,
-    growth_3m: Option<f64>,
-    growth_streak_months: f64,
-    complaints_by_severity_12m: [u32; 5],
-    resolved_by_severity_12m: [u32; 5],
+    order_amount_12m,
+    order_count_12m,
+    avg_order_value_12m,
+    orders_per_month_12m,
+    margin_12m,
+    margin_rate_12m,
+    on_time_payment_ratio,
+    avg_days_late,
+    max_days_late,
+    overdue_amount,
+    oldest_overdue_days,
+    purchase_potential,
+    open_complaints,
+    complaints_12m,
+    complaints_weighted_12m,
+    days_since_last_order,
+    tenure_days,
+    share_of_wallet,
+    growth_3m,
+    growth_streak_months,
+    complaints_by_severity_12m,
+    resolved_by_severity_12m,
 }
 
 impl Serialize for KeptIndicators {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut out = Vec::with_capacity(96);
-        self.pack(&mut out);
-        serializer.serialize_bytes(&out)
+        serializer.serialize_bytes(&self.0)
     }
 }
 
@@ -531,9 +526,12 @@ impl<'de> Deserialize<'de> for KeptIndicators {
             }
 
             fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Self::Value, E> {
-                KeptIndicators::unpack(bytes).ok_or_else(|| {
-                    E::custom("damaged figures of a tier change (the reasons' baseline)")
-                })
+                match KeptIndicators::unpack(bytes) {
+                    Some(_) => Ok(KeptIndicators(bytes.into())),
+                    None => Err(E::custom(
+                        "damaged figures of a tier change (the reasons' baseline)",
+                    )),
+                }
             }
         }
 
@@ -556,14 +554,17 @@ mod kept_tests {
             ..Indicators::default()
         };
         assert_eq!(KeptIndicators::new(&ind).get(), ind);
-        assert!(KeptIndicators::new(&ind).assessed.is_none());
+        let without = KeptIndicators::new(&ind).len();
         ind.assessed[3] = Some(4.0);
         assert_eq!(KeptIndicators::new(&ind).get(), ind);
+        // The slots take room only when one is set.
+        assert!(KeptIndicators::new(&ind).len() > without + 15);
         ind.rfm_recency = Some(5.0);
         ind.rfm_monetary = Some(1.0);
         ind.rfm_score = Some(11.0);
         assert_eq!(KeptIndicators::new(&ind).get(), ind);
-        assert!(std::mem::size_of::<KeptIndicators>() < std::mem::size_of::<Indicators>() / 2 + 32);
+        assert_eq!(std::mem::size_of::<KeptIndicators>(), 16);
+        assert_eq!(std::mem::size_of::<Option<KeptIndicators>>(), 16);
     }
 
     #[test]
@@ -589,9 +590,9 @@ mod kept_tests {
         busy.complaints_by_severity_12m = [0, 3, 0, 1, 0];
         for (ind, most) in [(Indicators::default(), 40), (quiet, 64), (busy, 96)] {
             let kept = KeptIndicators::new(&ind);
-            let bytes = postcard::to_allocvec(&Some(Box::new(kept.clone()))).unwrap();
-            let back: Option<Box<KeptIndicators>> = postcard::from_bytes(&bytes).unwrap();
-            assert_eq!(back.as_deref(), Some(&kept));
+            let bytes = postcard::to_allocvec(&Some(kept.clone())).unwrap();
+            let back: Option<KeptIndicators> = postcard::from_bytes(&bytes).unwrap();
+            assert_eq!(back.as_ref(), Some(&kept));
             assert_eq!(back.unwrap().get(), ind);
             // Postcard's fixed-width floats: over 150 bytes each.
             assert!(bytes.len() <= most, "{} bytes for {ind:?}", bytes.len());

@@ -352,14 +352,14 @@ pub struct CustomerState {
     #[serde(default)]
     history: Vec<TierStep>,
     /// Indicators at the last tier change: the baseline of the next
-    /// change's reasons ("what moved since the tier was last set"). Boxed
-    /// and written only on a change, so the per-event path neither copies
-    /// nor carries them; kept compact in memory and stored packed (see
-    /// [`KeptIndicators`]), so the first change after a restart explains
-    /// itself as it would have without one. The last field serialized:
+    /// change's reasons ("what moved since the tier was last set").
+    /// Written only on a change, so the per-event path neither copies nor
+    /// carries them; held and stored packed (see [`KeptIndicators`]), so
+    /// the first change after a restart explains itself as it would have
+    /// without one. The last field serialized:
     /// store format 1 is format 2 without it (tier-store's `codec`).
     #[serde(default)]
-    indicators_at_change: Option<Box<KeptIndicators>>,
+    indicators_at_change: Option<KeptIndicators>,
     /// The tier the figures gave at the last decision (before hysteresis),
     /// so [`Self::next_due`] need not evaluate again right after one.
     /// Derived; not stored.
@@ -1235,8 +1235,9 @@ impl CustomerState {
             overridden,
             sequence: self.sequence,
         });
-        // Reasons compare with the figures at the previous change (a state
-        // loaded from the store starts from empty ones).
+        // Reasons compare with the figures at the previous change (stored
+        // with the state; empty before the first, and for a state stored
+        // before format 2 until its next change).
         let figures = match after {
             Some(f) => *f,
             None => self.indicators(policy),
@@ -1246,7 +1247,7 @@ impl CustomerState {
             .as_ref()
             .map_or_else(Indicators::default, |k| k.get());
         let reasons = policy.reasons(&baseline, &figures, MAX_REASONS);
-        self.indicators_at_change = Some(Box::new(KeptIndicators::new(&figures)));
+        self.indicators_at_change = Some(KeptIndicators::new(&figures));
         Some(TierChange {
             customer_id: customer_id.to_owned(),
             old_score: before.as_ref().map_or(0.0, |b| b.score),
