@@ -67,13 +67,13 @@ impl Engine {
         let id = &event.customer_id;
         // The common case, a customer already in this partition's task (or
         // new), costs one lookup in the scope map.
-        let old = match self.scopes.get(id) {
+        let old = match self.scopes.get(id.as_str()) {
             Some(old) if *old != scope => *old,
             _ => return self.fold_in(unit, event, trace, scope),
         };
         self.move_to(id, old, scope);
         let applied = self.fold_in(unit, event, trace, scope);
-        if self.scopes.contains_key(id) {
+        if self.scopes.contains_key(id.as_str()) {
             // Stored (or about to be) under the old scope: delete that key
             // and write the state under the new one, together.
             unit.moved.push((old, id.clone()));
@@ -90,8 +90,8 @@ impl Engine {
         self.tasks
             .entry(to)
             .or_default()
-            .insert(id.to_owned(), state, self.epoch);
-        self.scopes.insert(id.to_owned(), to);
+            .insert(id, state, self.epoch);
+        self.scopes.insert(id.into(), to);
         self.reindex(id);
     }
 
@@ -117,7 +117,7 @@ impl Engine {
             };
             for (id, state) in task.into_states() {
                 self.forget(&id, &state);
-                unit.evicted.push(id);
+                unit.evicted.push(id.into_string());
                 evicted += 1;
             }
         }
@@ -160,7 +160,7 @@ impl Engine {
         scope: Scope,
         now: Timestamp,
     ) -> bool {
-        if self.scopes.contains_key(&id) {
+        if self.scopes.contains_key(id.as_str()) {
             return false;
         }
         for tier in open_overdue_tiers(&state) {
@@ -172,8 +172,8 @@ impl Engine {
         self.tasks
             .entry(scope)
             .or_default()
-            .insert(id.clone(), state, self.epoch);
-        self.scopes.insert(id.clone(), scope);
+            .insert(id.as_str(), state, self.epoch);
+        self.scopes.insert(id.as_str().into(), scope);
         self.reindex(&id);
         if self.ranking.is_some() {
             self.rerank(&id);
@@ -184,11 +184,11 @@ impl Engine {
         if stale {
             match &mut self.rescore {
                 Some(r) => {
-                    r.queue.push((scope, id));
+                    r.queue.push((scope, id.into()));
                     r.total += 1;
                 }
                 None => {
-                    let queue = vec![(scope, id)];
+                    let queue = vec![(scope, id.into())];
                     self.rescore = Some(Rescore::new(self.policy.version(), now, queue));
                     self.applied_at = Some(now);
                 }

@@ -30,7 +30,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use tier_core::Timestamp;
-use tier_core::projection::CustomerMap;
+use tier_core::projection::Fnv;
 use tier_core::state::CustomerState;
 
 /// One customer, decoded or encoded.
@@ -52,6 +52,17 @@ pub(crate) enum Slot {
         confirmed: bool,
     },
 }
+
+/// A customer id as the engine holds it: inline up to 24 bytes (every id
+/// the generators and most ERPs make), so a table's key is in its bucket
+/// and a lookup compares it without a trip to the heap, and copying one
+/// (the use queue, the due index, the rescore queue) allocates nothing.
+pub type CustomerId = compact_str::CompactString;
+
+/// A map keyed by customer [`CustomerId`], hashed with FNV exactly as a
+/// `CustomerMap` hashes a `String`, so both walk customers in one order.
+pub(crate) type IdTable<V> =
+    std::collections::HashMap<CustomerId, V, std::hash::BuildHasherDefault<Fnv>>;
 
 /// The confirmation of the policy in force: its version and the rescore's
 /// instant (see `CustomerState::confirm`).
@@ -151,7 +162,7 @@ pub(crate) struct ColdVisit<'a> {
     confirmed: &'a mut bool,
     /// The instant the entry is indexed at, and the task's due index.
     due_at: &'a mut Option<Timestamp>,
-    due: &'a mut BTreeSet<(Timestamp, String)>,
+    due: &'a mut BTreeSet<(Timestamp, CustomerId)>,
     /// The task's confirmation.
     confirmation: &'a mut Option<Arc<Confirmation>>,
 }
@@ -180,7 +191,7 @@ impl ColdVisit<'_> {
 /// Index customer `id`, indexed at `indexed`, at `at` in `due`, replacing
 /// its entry.
 fn set_due(
-    due: &mut BTreeSet<(Timestamp, String)>,
+    due: &mut BTreeSet<(Timestamp, CustomerId)>,
     indexed: &mut Option<Timestamp>,
     id: &str,
     at: Option<Timestamp>,
@@ -189,10 +200,10 @@ fn set_due(
         return;
     }
     if let Some(old) = indexed.take() {
-        due.remove(&(old, id.to_owned()));
+        due.remove(&(old, CustomerId::from(id)));
     }
     if let Some(t) = at {
-        due.insert((t, id.to_owned()));
+        due.insert((t, CustomerId::from(id)));
         *indexed = Some(t);
     }
 }
@@ -202,7 +213,7 @@ fn set_due(
 fn thaw<'a>(
     slot: &'a mut Slot,
     hot: &mut usize,
-    recent: &mut VecDeque<(u64, String)>,
+    recent: &mut VecDeque<(u64, CustomerId)>,
     id: &str,
     epoch: u64,
     confirmation: Option<&Confirmation>,
@@ -223,7 +234,7 @@ fn thaw<'a>(
         Slot::Hot { state, used } => {
             if *used != epoch {
                 *used = epoch;
-                recent.push_back((epoch, id.to_owned()));
+                recent.push_back((epoch, CustomerId::from(id)));
             }
             state
         }
@@ -234,7 +245,7 @@ fn thaw<'a>(
 
 /// Whether the use-queue entry `(epoch, id)` is live: `id` is hot and
 /// was last used in `epoch`.
-fn live(states: &CustomerMap<Entry>, epoch: u64, id: &str) -> bool {
+fn live(states: &IdTable<Entry>, epoch: u64, id: &str) -> bool {
     states
         .get(id)
         .is_some_and(|e| matches!(e.slot, Slot::Hot { used, .. } if used == epoch))
@@ -251,19 +262,19 @@ struct Entry {
 /// One scope's customers and when each falls due.
 #[derive(Debug, Default)]
 pub(crate) struct Task {
-    states: CustomerMap<Entry>,
+    states: IdTable<Entry>,
     /// Customers held decoded.
     hot: usize,
     /// `(when, customer)`: the next instant the sweeper must look at a
     /// customer. Exactly one entry per customer with anything due (the
     /// one its `Entry::due` names).
-    due: BTreeSet<(Timestamp, String)>,
+    due: BTreeSet<(Timestamp, CustomerId)>,
     /// `(epoch, customer)` in the order customers were used: the least
     /// recently used hot customer is found at the front without a scan
     /// (an entry is live while its customer is hot and last used in that
     /// epoch; stale ones are dropped as they are met, and in a compaction
     /// once the queue outgrows twice the hot count).
-    recent: VecDeque<(u64, String)>,
+    recent: VecDeque<(u64, CustomerId)>,
     /// What decoding a confirmed cold customer applies (set with the
     /// first confirmation, cleared with every confirmation when another
     /// policy comes into force).
@@ -290,7 +301,7 @@ impl Task {
     }
 
     /// Every customer's state (decoded when cold, leaving it cold).
-    pub(crate) fn states(&self) -> impl Iterator<Item = (&String, Cow<'_, CustomerState>)> {
+    pub(crate) fn states(&self) -> impl Iterator<Item = (&CustomerId, Cow<'_, CustomerState>)> {
         let confirmation = self.confirmation.as_deref();
         self.states
             .iter()
@@ -332,7 +343,7 @@ impl Task {
     }
 
     /// `id`'s key and slot.
-    pub(crate) fn slot(&self, id: &str) -> Option<(&String, &Slot)> {
+    pub(crate) fn slot(&self, id: &str) -> Option<(&CustomerId, &Slot)> {
         self.states.get_key_value(id).map(|(k, e)| (k, &e.slot))
     }
 
@@ -351,7 +362,12 @@ impl Task {
     }
 
     /// A new customer `id` (not in the task), with a default state.
-    pub(crate) fn insert_new(&mut self, id: String, epoch: u64) -> &mut CustomerState {
+    pub(crate) fn insert_new(
+        &mut self,
+        id: impl Into<CustomerId>,
+        epoch: u64,
+    ) -> &mut CustomerState {
+        let id = id.into();
         self.compact_recent();
         self.hot += 1;
         self.recent.push_back((epoch, id.clone()));
@@ -372,7 +388,8 @@ impl Task {
 
     /// Hold `state` for `id` (hot), replacing what was held (its due
     /// entry stays until the next [`Task::index`]).
-    pub(crate) fn insert(&mut self, id: String, state: CustomerState, epoch: u64) {
+    pub(crate) fn insert(&mut self, id: impl Into<CustomerId>, state: CustomerState, epoch: u64) {
+        let id = id.into();
         self.compact_recent();
         let slot = Slot::Hot {
             state: Box::new(state),
@@ -418,14 +435,14 @@ impl Task {
 
     /// Take the least recently used hot customer off the use queue (it
     /// stays hot: cool it, or [`Task::requeue`] it).
-    pub(crate) fn pop_least_recent(&mut self) -> Option<(u64, String)> {
+    pub(crate) fn pop_least_recent(&mut self) -> Option<(u64, CustomerId)> {
         self.least_recent()?;
         self.recent.pop_front()
     }
 
     /// Put `(used, id)`, taken by [`Task::pop_least_recent`] and kept hot,
     /// back on the use queue.
-    pub(crate) fn requeue(&mut self, used: u64, id: String) {
+    pub(crate) fn requeue(&mut self, used: u64, id: CustomerId) {
         self.recent.push_back((used, id));
     }
 
@@ -451,12 +468,12 @@ impl Task {
     }
 
     /// Every customer with its slot.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&String, &Slot)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&CustomerId, &Slot)> {
         self.states.iter().map(|(id, e)| (id, &e.slot))
     }
 
     /// Every customer, decoded, consuming the task.
-    pub(crate) fn into_states(self) -> impl Iterator<Item = (String, CustomerState)> {
+    pub(crate) fn into_states(self) -> impl Iterator<Item = (CustomerId, CustomerState)> {
         let confirmation = self.confirmation;
         self.states
             .into_iter()
@@ -474,14 +491,14 @@ impl Task {
             .range(
                 ..(
                     Timestamp::from_millis(horizon.millis().saturating_add(1)),
-                    String::new(),
+                    CustomerId::default(),
                 ),
             )
             .count()
     }
 
     /// Take the first customer due at or before `horizon` off the index.
-    pub(crate) fn pop_due(&mut self, horizon: Timestamp) -> Option<String> {
+    pub(crate) fn pop_due(&mut self, horizon: Timestamp) -> Option<CustomerId> {
         if self.first_due()? > horizon {
             return None;
         }
@@ -504,7 +521,7 @@ impl Task {
     pub(crate) fn remove(&mut self, id: &str) -> Option<CustomerState> {
         let entry = self.states.remove(id)?;
         if let Some(t) = entry.due {
-            self.due.remove(&(t, id.to_owned()));
+            self.due.remove(&(t, CustomerId::from(id)));
         }
         if let Slot::Hot { .. } = entry.slot {
             self.hot -= 1;
@@ -522,10 +539,26 @@ mod tests {
     }
 
     #[test]
+    fn an_id_hashes_as_its_string_inline_or_not() {
+        use std::hash::BuildHasher;
+        let fnv = std::hash::BuildHasherDefault::<Fnv>::default();
+        let long = "customer-with-an-id-longer-than-twenty-four-bytes";
+        for id in ["c1", "cust-0000001", long] {
+            assert_eq!(
+                fnv.hash_one(CustomerId::from(id)),
+                fnv.hash_one(id.to_owned()),
+                "{id}"
+            );
+        }
+        assert!(!CustomerId::from("cust-0000001").is_heap_allocated());
+        assert!(CustomerId::from(long).is_heap_allocated());
+    }
+
+    #[test]
     fn the_due_index_pops_in_order_up_to_the_horizon_and_keeps_one_entry_per_customer() {
         let mut task = Task::default();
         for id in ["a", "b", "c"] {
-            task.insert(id.into(), CustomerState::default(), 0);
+            task.insert(id, CustomerState::default(), 0);
         }
         task.index("b", Some(at(20)));
         task.index("a", Some(at(30)));
@@ -545,8 +578,8 @@ mod tests {
         let mut task = Task::default();
         let mut state = CustomerState::default();
         state.policy_version = "v7".into();
-        task.insert("a".into(), state.clone(), 1);
-        task.insert("b".into(), CustomerState::default(), 1);
+        task.insert("a", state.clone(), 1);
+        task.insert("b", CustomerState::default(), 1);
         assert_eq!(task.hot_len(), 2);
         assert!(task.cool("a"));
         assert!(!task.cool("a"), "already cold");
@@ -557,19 +590,28 @@ mod tests {
         task.get_mut("a", 5).unwrap().policy_version.push('!');
         assert_eq!(task.hot_len(), 2, "a change thaws it");
         assert_eq!(task.least_recent(), Some(1), "b was used first");
-        assert_eq!(task.pop_least_recent(), Some((1, "b".to_owned())));
-        assert_eq!(task.pop_least_recent(), Some((5, "a".to_owned())));
+        assert_eq!(task.pop_least_recent(), Some((1, "b".into())));
+        assert_eq!(task.pop_least_recent(), Some((5, "a".into())));
         assert_eq!(
             task.pop_least_recent(),
             None,
             "each hot customer queued once"
         );
-        task.requeue(5, "a".to_owned());
+        task.requeue(5, "a".into());
         assert_eq!(task.least_recent(), Some(5));
         assert!(task.cool("a"));
         assert_eq!(task.remove("a").unwrap().policy_version, "v7!");
         assert_eq!((task.len(), task.hot_len()), (1, 1));
         assert_eq!(task.remove("b"), Some(CustomerState::default()));
         assert_eq!((task.len(), task.hot_len()), (0, 0));
+
+        // An id too long to be held inline behaves the same.
+        let long = "customer-with-an-id-longer-than-twenty-four-bytes";
+        task.insert(long, state.clone(), 6);
+        task.index(long, Some(at(3)));
+        assert!(task.cool(long));
+        assert_eq!(task.get(long).unwrap().as_ref(), &state);
+        assert_eq!(task.pop_due(at(3)).as_deref(), Some(long));
+        assert_eq!(task.remove(long), Some(state));
     }
 }

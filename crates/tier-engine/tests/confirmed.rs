@@ -160,7 +160,11 @@ fn rescore(
         engine.rescore(&mut unit, slice);
         store.commit(engine, &unit);
         changes.extend(unit.changes.iter().cloned());
-        shown.extend(unit.confirmed.iter().cloned());
+        shown.extend(
+            unit.confirmed
+                .iter()
+                .map(|(id, state)| (id.to_string(), state.clone())),
+        );
     }
     (changes, shown)
 }
@@ -474,7 +478,7 @@ fn a_customer_confirmed_then_swept_in_one_unit_is_shown_as_swept() {
         .unit
         .confirmed
         .iter()
-        .map(|(id, _)| id.clone())
+        .map(|(id, _)| id.to_string())
         .filter(|id| batch.unit.touched().contains(id))
         .collect();
     assert!(!both.is_empty(), "some customers confirmed, then swept");
