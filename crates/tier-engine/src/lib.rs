@@ -82,7 +82,7 @@ pub use committer::{
 
 /// Customers the engine holds decoded ("hot") by default; the least
 /// recently used beyond it are held encoded. About 3 KB each decoded,
-/// 0.7 KB encoded (with the reasons' baseline). See [`Engine::set_hot_limit`].
+/// 0.43 KB encoded. See [`Engine::set_hot_limit`].
 pub const DEFAULT_HOT_CUSTOMERS: usize = 100_000;
 
 /// Most time-driven decisions one sweep makes for one customer before it

@@ -5,10 +5,14 @@
 //! states of its customers and the instants they fall due, so a partition
 //! is a unit the engine can hand over whole: a revoke drops its task, an
 //! assignment loads one, and a sweep takes due customers task by task.
-//! Customer ids are routed to their task by the engine's scope map.
+//! Customer ids are routed to their task by the engine's scope map. Ids
+//! are held inline ([`CustomerId`]): a lookup compares the key in its
+//! bucket, where a `String` key sent every lookup to the heap (a profile
+//! of the policy rescore over 1,000,000 customers put 17% of the engine's
+//! samples on comparing keys, each after a cache miss).
 //!
 //! A customer is held *hot* (decoded) or *cold* (encoded, postcard: about
-//! 400 bytes against about 3 KB decoded). A customer is decoded when
+//! 430 bytes against about 3 KB decoded). A customer is decoded when
 //! anything changes it and stays hot while it is used; the engine cools
 //! the least recently used hot customers back when more than its hot
 //! limit are hot (see `Engine::set_hot_limit`). Reading a cold customer
