@@ -50,6 +50,7 @@ use tier_core::overrides::{Override, OverrideEntry};
 use tier_core::policy::{Grading, GradingClass, Policy};
 
 use crate::gradings::Population;
+use tier_core::indicators::KeptIndicators;
 use tier_core::projection::assessments::Assessment;
 use tier_core::projection::{Deadline, Fnv};
 use tier_core::state::{AtRisk, CustomerState, Lifecycle, TierStep};
@@ -135,8 +136,9 @@ impl CustomerView {
 
 /// What the model holds per customer: a [`CustomerView`] and its [`Book`],
 /// compact. Strings that repeat across customers (tiers, the policy
-/// version, account managers) are shared, the indicators are packed (only
-/// the figures that are not 0 or `None` are kept, bit for bit), lists are
+/// version, account managers) are shared, the indicators are packed as a
+/// customer state keeps them (tier-core's `KeptIndicators`: every figure
+/// exactly, whole ones in a byte or a few), lists are
 /// boxed slices (an empty one allocates nothing) and what few customers
 /// have (an override, an at-risk notice, open complaints, assessments) is
 /// behind one optional box. Every accessor gives back exactly what the
@@ -165,7 +167,7 @@ pub struct View {
     pub book: Book,
     /// As [`Relation::computed_tier`] (empty: same as `tier`).
     computed_tier: Arc<str>,
-    indicators: Packed,
+    indicators: KeptIndicators,
     history: Box<[TierStep]>,
     more: Option<Box<More>>,
 }
@@ -243,7 +245,7 @@ impl View {
             last_order_at: state.projection.last_order_at(),
             book,
             computed_tier: computed.map_or_else(|| intern(""), |c| intern(&c.tier)),
-            indicators: Packed::new(&indicators),
+            indicators: KeptIndicators::new(&indicators),
             history: state.tier_history().into(),
             more: more.boxed(),
         })
@@ -286,7 +288,7 @@ impl View {
             last_order_at,
             book,
             computed_tier: intern(&computed_tier),
-            indicators: Packed::new(&indicators),
+            indicators: KeptIndicators::new(&indicators),
             history: history.as_ref().into(),
             more: More {
                 manual,
@@ -401,204 +403,6 @@ fn intern(s: &str) -> Arc<str> {
             shared
         }
     })
-}
-
-/// [`Indicators`] packed: a bit per figure (set: kept), then the kept
-/// figures in field order, as bits. A plain figure is kept when its bits
-/// are not those of `0.0` (so `-0.0` and NaN come back as they were), an
-/// optional one when `Some`, a count when not 0. Empty (no allocation) when
-/// nothing is kept.
-#[derive(Debug, Clone, PartialEq, Default)]
-struct Packed(Box<[u64]>);
-
-/// Figures of [`Indicators`]: 11 plain, 13 optional, 10 counts and the
-/// assessment slots. One bit each must fit the mask.
-const PACKED_FIGURES: usize = 11 + 13 + 10 + tier_core::policy::MAX_ASSESSMENTS;
-const _: () = assert!(PACKED_FIGURES <= 64);
-
-struct Packer {
-    mask: u64,
-    bit: u32,
-    len: usize,
-    values: [u64; PACKED_FIGURES + 1],
-}
-
-impl Packer {
-    fn keep(&mut self, keep: bool, bits: u64) {
-        if keep {
-            self.mask |= 1 << self.bit;
-            self.len += 1;
-            if let Some(slot) = self.values.get_mut(self.len) {
-                *slot = bits;
-            }
-        }
-        self.bit += 1;
-    }
-
-    fn plain(&mut self, v: f64) {
-        self.keep(v.to_bits() != 0, v.to_bits());
-    }
-
-    fn opt(&mut self, v: Option<f64>) {
-        self.keep(v.is_some(), v.map_or(0, f64::to_bits));
-    }
-
-    fn counts(&mut self, v: &[u32]) {
-        for &c in v {
-            self.keep(c != 0, u64::from(c));
-        }
-    }
-}
-
-struct Unpacker<'a> {
-    mask: u64,
-    bit: u32,
-    values: std::slice::Iter<'a, u64>,
-}
-
-impl Unpacker<'_> {
-    fn next(&mut self) -> Option<u64> {
-        let kept = self.mask & (1 << self.bit) != 0;
-        self.bit += 1;
-        if kept {
-            self.values.next().copied()
-        } else {
-            None
-        }
-    }
-
-    fn plain(&mut self) -> f64 {
-        self.next().map_or(0.0, f64::from_bits)
-    }
-
-    fn opt(&mut self) -> Option<f64> {
-        self.next().map(f64::from_bits)
-    }
-
-    fn counts<const N: usize>(&mut self) -> [u32; N] {
-        std::array::from_fn(|_| {
-            self.next()
-                .map_or(0, |c| u32::try_from(c).unwrap_or(u32::MAX))
-        })
-    }
-}
-
-impl Packed {
-    fn new(ind: &Indicators) -> Self {
-        // Every field named, so a new one cannot be left out.
-        let Indicators {
-            order_amount_12m,
-            order_count_12m,
-            avg_order_value_12m,
-            orders_per_month_12m,
-            margin_12m,
-            margin_rate_12m,
-            on_time_payment_ratio,
-            avg_days_late,
-            max_days_late,
-            overdue_amount,
-            oldest_overdue_days,
-            purchase_potential,
-            open_complaints,
-            complaints_12m,
-            complaints_weighted_12m,
-            days_since_last_order,
-            tenure_days,
-            share_of_wallet,
-            growth_3m,
-            growth_streak_months,
-            complaints_by_severity_12m,
-            resolved_by_severity_12m,
-            assessed,
-            rfm_recency,
-            rfm_frequency,
-            rfm_monetary,
-            rfm_score,
-        } = *ind;
-        let mut p = Packer {
-            mask: 0,
-            bit: 0,
-            len: 0,
-            values: [0; PACKED_FIGURES + 1],
-        };
-        p.plain(order_amount_12m);
-        p.plain(order_count_12m);
-        p.plain(avg_order_value_12m);
-        p.plain(orders_per_month_12m);
-        p.opt(margin_12m);
-        p.opt(margin_rate_12m);
-        p.opt(on_time_payment_ratio);
-        p.opt(avg_days_late);
-        p.opt(max_days_late);
-        p.plain(overdue_amount);
-        p.plain(oldest_overdue_days);
-        p.opt(purchase_potential);
-        p.plain(open_complaints);
-        p.plain(complaints_12m);
-        p.plain(complaints_weighted_12m);
-        p.opt(days_since_last_order);
-        p.plain(tenure_days);
-        p.opt(share_of_wallet);
-        p.opt(growth_3m);
-        p.plain(growth_streak_months);
-        p.counts(&complaints_by_severity_12m);
-        p.counts(&resolved_by_severity_12m);
-        for a in assessed {
-            p.opt(a);
-        }
-        p.opt(rfm_recency);
-        p.opt(rfm_frequency);
-        p.opt(rfm_monetary);
-        p.opt(rfm_score);
-        if p.len == 0 {
-            return Packed::default();
-        }
-        p.values[0] = p.mask;
-        Packed(p.values.get(..=p.len).unwrap_or(&p.values).into())
-    }
-
-    fn get(&self) -> Indicators {
-        let (mask, values) = match self.0.split_first() {
-            Some((mask, values)) => (*mask, values),
-            None => (0, &[][..]),
-        };
-        let mut u = Unpacker {
-            mask,
-            bit: 0,
-            values: values.iter(),
-        };
-        // Fields in the order `new` packs them (a struct expression
-        // evaluates its fields in source order).
-        Indicators {
-            order_amount_12m: u.plain(),
-            order_count_12m: u.plain(),
-            avg_order_value_12m: u.plain(),
-            orders_per_month_12m: u.plain(),
-            margin_12m: u.opt(),
-            margin_rate_12m: u.opt(),
-            on_time_payment_ratio: u.opt(),
-            avg_days_late: u.opt(),
-            max_days_late: u.opt(),
-            overdue_amount: u.plain(),
-            oldest_overdue_days: u.plain(),
-            purchase_potential: u.opt(),
-            open_complaints: u.plain(),
-            complaints_12m: u.plain(),
-            complaints_weighted_12m: u.plain(),
-            days_since_last_order: u.opt(),
-            tenure_days: u.plain(),
-            share_of_wallet: u.opt(),
-            growth_3m: u.opt(),
-            growth_streak_months: u.plain(),
-            complaints_by_severity_12m: u.counts(),
-            resolved_by_severity_12m: u.counts(),
-            assessed: std::array::from_fn(|_| u.opt()),
-            rfm_recency: u.opt(),
-            rfm_frequency: u.opt(),
-            rfm_monetary: u.opt(),
-            rfm_score: u.opt(),
-        }
-    }
 }
 
 /// Who looks after a customer and what it brought in over the window, as
@@ -1662,7 +1466,7 @@ mod tests {
             ..Indicators::default()
         };
         for ind in [all, none, sparse] {
-            let back = Packed::new(&ind).get();
+            let back = KeptIndicators::new(&ind).get();
             // Debug prints every field, NaN and -0.0 included.
             assert_eq!(format!("{back:?}"), format!("{ind:?}"));
             assert_eq!(
@@ -1674,9 +1478,9 @@ mod tests {
                 ind.margin_rate_12m.map(f64::to_bits)
             );
         }
-        // Nothing kept: nothing allocated.
-        assert!(Packed::new(&none).0.is_empty());
-        assert_eq!(Packed::new(&sparse).0.len(), 3);
+        // Whole figures, zeros and unknowns in a byte each.
+        assert!(KeptIndicators::new(&none).len() < 40);
+        assert!(KeptIndicators::new(&sparse).len() < 45);
     }
 
     #[test]

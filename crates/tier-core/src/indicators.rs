@@ -406,7 +406,7 @@ mod tests {
 }
 
 /// Declares how [`KeptIndicators`] packs and unpacks [`Indicators`]: the
-/// figures listed, then the assessment slots and the RFM scores. `unpack`
+/// figures listed, then the assessment slots. `unpack`
 /// names every field, so a figure added to `Indicators` and not here
 /// fails to compile.
 macro_rules! kept_indicators {
@@ -418,9 +418,6 @@ macro_rules! kept_indicators {
                 // customers).
                 let assessed = ind.assessed.iter().any(Option::is_some);
                 assessed.then_some(Box::new(ind.assessed)).pack(out);
-                [ind.rfm_recency, ind.rfm_frequency, ind.rfm_monetary, ind.rfm_score]
-                    .map(pack_score)
-                    .pack(out);
             }
 
             /// `None` when `bytes` are not exactly one packed value.
@@ -428,14 +425,9 @@ macro_rules! kept_indicators {
                 let input = &mut bytes;
                 $(let $field = Pack::unpack(input)?;)*
                 let assessed: Option<Box<Assessed>> = Pack::unpack(input)?;
-                let rfm: [u8; 4] = Pack::unpack(input)?;
                 input.is_empty().then(|| Indicators {
                     $($field,)*
                     assessed: assessed.as_deref().copied().unwrap_or_default(),
-                    rfm_recency: unpack_score(rfm[0]),
-                    rfm_frequency: unpack_score(rfm[1]),
-                    rfm_monetary: unpack_score(rfm[2]),
-                    rfm_score: unpack_score(rfm[3]),
                 })
             }
         }
@@ -474,15 +466,6 @@ impl KeptIndicators {
     }
 }
 
-/// An RFM score (a whole number 1-15) in a byte; 0 for unknown.
-fn pack_score(score: Option<f64>) -> u8 {
-    score.map_or(0, |v| v.clamp(1.0, 255.0) as u8)
-}
-
-fn unpack_score(byte: u8) -> Option<f64> {
-    (byte > 0).then_some(f64::from(byte))
-}
-
 kept_indicators! {
     order_amount_12m,
     order_count_12m,
@@ -506,6 +489,10 @@ kept_indicators! {
     growth_streak_months,
     complaints_by_severity_12m,
     resolved_by_severity_12m,
+    rfm_recency,
+    rfm_frequency,
+    rfm_monetary,
+    rfm_score,
 }
 
 impl Serialize for KeptIndicators {

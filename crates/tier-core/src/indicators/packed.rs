@@ -13,7 +13,7 @@
 //! - `2`: any other value (fractions, -0.0, infinities, NaN), its 8 bytes
 //!   of IEEE bits follow (little-endian).
 //!
-//! Counts are LEB128 too, and the RFM scores one byte each. No figures
+//! Counts are LEB128 too. No figures
 //! at all take 37 bytes, a customer buying and paying on time about 60,
 //! one with an assessment, a complaint and a fractional growth about 90;
 //! postcard's fixed-width floats take over 150 for any of them.
