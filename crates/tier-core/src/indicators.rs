@@ -414,21 +414,25 @@ macro_rules! kept_indicators {
         impl KeptIndicators {
             fn pack(ind: &Indicators, out: &mut Vec<u8>) {
                 $(ind.$field.pack(out);)*
-                // The assessment slots, absent when none is set (most
-                // customers).
+                // The assessment slots behind a flag, absent when none is
+                // set (most customers).
                 let assessed = ind.assessed.iter().any(Option::is_some);
-                assessed.then_some(Box::new(ind.assessed)).pack(out);
+                u8::from(assessed).pack(out);
+                if assessed {
+                    ind.assessed.pack(out);
+                }
             }
 
             /// `None` when `bytes` are not exactly one packed value.
             fn unpack(mut bytes: &[u8]) -> Option<Indicators> {
                 let input = &mut bytes;
                 $(let $field = Pack::unpack(input)?;)*
-                let assessed: Option<Box<Assessed>> = Pack::unpack(input)?;
-                input.is_empty().then(|| Indicators {
-                    $($field,)*
-                    assessed: assessed.as_deref().copied().unwrap_or_default(),
-                })
+                let assessed: Assessed = match u8::unpack(input)? {
+                    0 => Assessed::default(),
+                    1 => Pack::unpack(input)?,
+                    _ => return None,
+                };
+                input.is_empty().then_some(Indicators { $($field,)* assessed })
             }
         }
     };
@@ -594,5 +598,12 @@ mod kept_tests {
         long.push(0);
         long[0] += 1;
         assert!(postcard::from_bytes::<KeptIndicators>(&long).is_err());
+        // The assessment flag, last when no slot is set, is 0 or 1.
+        let mut flag = postcard::to_allocvec(&KeptIndicators::new(&Indicators::default())).unwrap();
+        if let Some(last) = flag.last_mut() {
+            assert_eq!(*last, 0);
+            *last = 2;
+        }
+        assert!(postcard::from_bytes::<KeptIndicators>(&flag).is_err());
     }
 }

@@ -144,26 +144,6 @@ impl<T: Pack + Copy + Default, const N: usize> Pack for [T; N] {
     }
 }
 
-impl<T: Pack> Pack for Option<Box<T>> {
-    fn pack(&self, out: &mut Vec<u8>) {
-        match self {
-            None => out.push(0),
-            Some(v) => {
-                out.push(1);
-                v.pack(out);
-            }
-        }
-    }
-
-    fn unpack(input: &mut &[u8]) -> Option<Self> {
-        match u8::unpack(input)? {
-            0 => Some(None),
-            1 => Some(Some(Box::new(T::unpack(input)?))),
-            _ => None,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,7 +201,6 @@ mod tests {
             u32::unpack(&mut [0xffu8, 0xff, 0xff, 0xff, 0x7f].as_slice()),
             None
         );
-        assert_eq!(Option::<Box<u8>>::unpack(&mut [2u8].as_slice()), None);
     }
 
     proptest! {
