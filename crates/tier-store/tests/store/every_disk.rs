@@ -451,12 +451,19 @@ fn sync_and_the_interval_flush_make_applied_batches_durable() {
     });
 }
 
+/// A closed, empty `backend` store in `<tmp>/data`, for a test to poke
+/// an older layout into.
+fn created(backend: Backend) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    drop(AnyStore::open(backend, &dir, opts()).unwrap());
+    (tmp, dir)
+}
+
 #[test]
 fn rows_of_a_schema_4_dir_come_first_and_packed_rows_follow_in_order() {
     for_each_backend(|backend| {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("data");
-        drop(AnyStore::open(backend, &dir, opts()).unwrap());
+        let (_tmp, dir) = created(backend);
         // A schema 4 dir: one outbox row per key.
         poke(
             backend,
@@ -530,9 +537,7 @@ struct AccountV2 {
 #[test]
 fn a_schema_5_dir_is_marked_6_and_its_format_1_values_read_without_the_last_field() {
     for_each_backend(|backend| {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("data");
-        drop(AnyStore::open(backend, &dir, opts()).unwrap());
+        let (_tmp, dir) = created(backend);
         // A schema 5 dir holding one customer in format 1.
         let mut v1 = vec![1u8];
         v1.extend(postcard::to_allocvec(&account(7, "gold")).unwrap());
