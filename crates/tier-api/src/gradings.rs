@@ -10,14 +10,20 @@
 //! policy change (a new version), so every answer within a cadence agrees
 //! with every other. Classes are those of the
 //! committed state: a replay that rebuilds the read model rebuilds them.
+//!
+//! An answer classes a view by the figures it shows, against the cut
+//! points of the last recut ([`GradingCuts`]): a customer's class is
+//! where its own value falls among them, which the rankings' copy of that
+//! value would give too, so classing a view looks nothing up by id. The
+//! cut points are shared: a reader takes the population's lock once for
+//! them and classes any number of views without it.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tier_core::Indicators;
 use tier_core::policy::{Grading, GradingClass, GradingKind, Policy, RankBy};
 use tier_core::rank::{Cuts, Direction, Proportions, Ranking, RfmCuts, RfmRanking, RfmValues};
-
-use std::sync::Arc;
 
 use crate::read_model::View;
 
@@ -27,13 +33,11 @@ struct Abc {
     proportions: Proportions,
     classes: Vec<String>,
     ranking: Ranking<Arc<str>>,
-    cuts: Option<Cuts<Arc<str>>>,
 }
 
 struct Rfm {
     name: String,
     ranking: RfmRanking<Arc<str>>,
-    cuts: Option<RfmCuts<Arc<str>>>,
 }
 
 /// The population gradings of one policy version.
@@ -42,6 +46,8 @@ pub(crate) struct Population {
     version: Option<String>,
     abc: Vec<Abc>,
     rfm: Vec<Rfm>,
+    /// The cut points of the last recut.
+    cuts: Arc<GradingCuts>,
     /// The population changed since the last recut.
     dirty: bool,
     last_cut: Option<Instant>,
@@ -56,6 +62,63 @@ impl std::fmt::Debug for Population {
             .field("abc", &self.abc.len())
             .field("rfm", &self.rfm.len())
             .finish_non_exhaustive()
+    }
+}
+
+/// The cut points of one policy version's population gradings at their
+/// last recut, with what it takes to name a class: what every answer
+/// classes a view against (see the module docs).
+#[derive(Debug, Default)]
+pub struct GradingCuts {
+    abc: Vec<AbcCuts>,
+    rfm: Vec<(String, RfmCuts<Arc<str>>)>,
+}
+
+#[derive(Debug)]
+struct AbcCuts {
+    name: String,
+    by: RankBy,
+    classes: Vec<String>,
+    cuts: Cuts<Arc<str>>,
+}
+
+impl GradingCuts {
+    /// The class of customer `id`, whose view is `view` (with its
+    /// `indicators` unpacked), in population grading `g`: where the
+    /// view's value falls among the cut points. `None` when ungraded (an
+    /// unknown value, no order for RFM, a grading these cuts do not
+    /// have).
+    pub fn class(
+        &self,
+        g: &Grading,
+        id: &str,
+        view: &View,
+        indicators: &Indicators,
+    ) -> Option<GradingClass> {
+        let class = match &g.kind {
+            GradingKind::Abc { .. } => {
+                let a = self.abc.iter().find(|a| a.name == g.name)?;
+                let value = abc_value(&a.by, view, indicators);
+                let placement = a.cuts.placement(value, id)?;
+                let name = a.classes.get(placement.class)?;
+                if placement.flagged_low {
+                    format!("{name} (low value)")
+                } else {
+                    name.clone()
+                }
+            }
+            GradingKind::Rfm => {
+                let (_, cuts) = self.rfm.iter().find(|(name, _)| *name == g.name)?;
+                let s = cuts.score(&rfm_values(view, indicators), id);
+                format!("{}{}{}", s.recency?, s.frequency?, s.monetary?)
+            }
+            GradingKind::Matrix { .. } => return None,
+        };
+        Some(GradingClass {
+            grading: g.name.clone(),
+            kind: g.kind_name().to_owned(),
+            class,
+        })
     }
 }
 
@@ -122,7 +185,6 @@ impl Population {
                             proportions,
                             classes: classes.clone(),
                             ranking: Ranking::new(Direction::HigherIsBetter),
-                            cuts: None,
                         }),
                         Err(e) => {
                             tracing::error!(grading = %g.name, error = %e, "abc grading left out");
@@ -132,7 +194,6 @@ impl Population {
                 GradingKind::Rfm => self.rfm.push(Rfm {
                     name: g.name.clone(),
                     ranking: RfmRanking::new(),
-                    cuts: None,
                 }),
                 GradingKind::Matrix { .. } => {}
             }
@@ -172,12 +233,23 @@ impl Population {
 
     /// Recompute every cut point now.
     pub(crate) fn recut(&mut self) {
-        for a in &mut self.abc {
-            a.cuts = Some(a.ranking.cuts(&a.proportions));
-        }
-        for r in &mut self.rfm {
-            r.cuts = Some(r.ranking.cuts());
-        }
+        self.cuts = Arc::new(GradingCuts {
+            abc: self
+                .abc
+                .iter()
+                .map(|a| AbcCuts {
+                    name: a.name.clone(),
+                    by: a.by.clone(),
+                    classes: a.classes.clone(),
+                    cuts: a.ranking.cuts(&a.proportions),
+                })
+                .collect(),
+            rfm: self
+                .rfm
+                .iter()
+                .map(|r| (r.name.clone(), r.ranking.cuts()))
+                .collect(),
+        });
         self.dirty = false;
         self.last_cut = Some(Instant::now());
     }
@@ -194,15 +266,21 @@ impl Population {
         }
     }
 
-    /// The class of `id` in population grading `g`, by its current value
-    /// against the last cut points; `None` when ungraded (unknown value,
-    /// no order for RFM, not in the population).
-    pub(crate) fn class(&self, g: &Grading, id: &str) -> Option<GradingClass> {
+    /// The cut points of the last recut.
+    pub(crate) fn cuts(&self) -> Arc<GradingCuts> {
+        Arc::clone(&self.cuts)
+    }
+
+    /// The class of `id` by the rankings' own copy of its value (what
+    /// answers gave before they classed views by their figures): tests
+    /// hold [`GradingCuts::class`] to it.
+    #[cfg(test)]
+    fn ranked_class(&self, g: &Grading, id: &str) -> Option<GradingClass> {
         let class = match &g.kind {
             GradingKind::Abc { .. } => {
                 let a = self.abc.iter().find(|a| a.name == g.name)?;
-                let value = a.ranking.value(id)?;
-                let placement = a.cuts.as_ref()?.placement(value, id)?;
+                let cuts = &self.cuts.abc.iter().find(|c| c.name == g.name)?.cuts;
+                let placement = cuts.placement(a.ranking.value(id)?, id)?;
                 let name = a.classes.get(placement.class)?;
                 if placement.flagged_low {
                     format!("{name} (low value)")
@@ -212,7 +290,8 @@ impl Population {
             }
             GradingKind::Rfm => {
                 let r = self.rfm.iter().find(|r| r.name == g.name)?;
-                let s = r.ranking.score_of(r.cuts.as_ref()?, id)?;
+                let (_, cuts) = self.cuts.rfm.iter().find(|(name, _)| *name == g.name)?;
+                let s = r.ranking.score_of(cuts, id)?;
                 format!("{}{}{}", s.recency?, s.frequency?, s.monetary?)
             }
             GradingKind::Matrix { .. } => return None,
@@ -303,10 +382,11 @@ kind = \"rfm\"
         #![proptest_config(ProptestConfig::with_cases(200))]
 
         /// The shared harness of the gradings: every class is a configured
-        /// one (an RFM class is three scores 1-5), and a population built
-        /// one update at a time (with values changing on the way) classes
+        /// one (an RFM class is three scores 1-5), a population built one
+        /// update at a time (with values changing on the way) classes
         /// every customer exactly as one rebuilt from the final views (what
-        /// a restart or a replay does).
+        /// a restart or a replay does), and classing a view by its figures
+        /// gives the class the rankings' copy of its value gives.
         #[test]
         fn classes_are_configured_and_incremental_equals_replay(
             finals in prop::collection::vec(customer(), 0..60),
@@ -334,10 +414,13 @@ kind = \"rfm\"
             let mut replay = Population::default();
             replay.rebuild(&p, ids.iter().zip(&views));
 
+            let (incremental_cuts, replay_cuts) = (incremental.cuts(), replay.cuts());
             for g in p.gradings() {
-                for id in &ids {
-                    let a = incremental.class(g, id);
-                    prop_assert_eq!(&a, &replay.class(g, id));
+                for (id, v) in ids.iter().zip(&views) {
+                    let indicators = v.indicators();
+                    let a = incremental_cuts.class(g, id, v, &indicators);
+                    prop_assert_eq!(&a, &replay_cuts.class(g, id, v, &indicators));
+                    prop_assert_eq!(&a, &incremental.ranked_class(g, id));
                     let Some(a) = a else { continue };
                     match &g.kind {
                         GradingKind::Abc { classes, .. } => {

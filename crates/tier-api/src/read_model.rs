@@ -47,9 +47,9 @@ use std::ops::Bound;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tier_core::overrides::{Override, OverrideEntry};
-use tier_core::policy::{Grading, GradingClass, Policy};
+use tier_core::policy::{Grading, Policy};
 
-use crate::gradings::Population;
+use crate::gradings::{GradingCuts, Population};
 use tier_core::indicators::KeptIndicators;
 use tier_core::projection::assessments::Assessment;
 use tier_core::projection::{Deadline, Fnv};
@@ -863,17 +863,18 @@ impl ReadModel {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// `id`'s class in population grading `g` of `policy` (built from
-    /// every view when the policy's gradings are new to the model; cut
-    /// points at most the grading's `recut_seconds` old).
-    pub fn population_class(&self, policy: &Policy, g: &Grading, id: &str) -> Option<GradingClass> {
+    /// The cut points of `policy`'s population gradings, to class views
+    /// with ([`GradingCuts::class`]): built from every view when the
+    /// policy's gradings are new to the model, at most the gradings'
+    /// `recut_seconds` old. One lock for any number of views.
+    pub fn grading_cuts(&self, policy: &Policy) -> Arc<GradingCuts> {
         let mut population = self.population();
         if !population.is_for(policy) {
             let all = self.all_shared();
             population.rebuild(policy, all.iter().map(|(id, v)| (id, v.as_ref())));
         }
         population.recut_if_due();
-        population.class(g, id)
+        population.cuts()
     }
 
     /// Recompute the population gradings' cut points now (the cadence

@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 
 use tier_core::IndicatorName;
 use tier_core::overrides::{Override, OverrideAction, OverrideEntry, OverrideMode};
-use tier_core::policy::{Policy, TierSpec};
+use tier_core::policy::{Grading, Policy, TierSpec};
 use tier_engine::{ActivePolicy, Command, CommandSender, DryRun, PolicyHandle};
 use tier_proto::api::tier_service_server::TierService;
 use tier_proto::api::{
@@ -41,6 +41,7 @@ use tonic::{Request, Response, Status};
 
 use crate::convert::{advice, entitlements, failed_gate, timestamp, unit};
 use crate::error::ApiError;
+use crate::gradings::GradingCuts;
 use crate::metrics::{WATCHERS_LAGGED, instrument};
 use crate::read_model::{ReadModel, View};
 use crate::{assessments, complaints, history, reports};
@@ -133,35 +134,62 @@ impl TierServiceImpl {
 
     /// The customer's class in every secondary grading of the policy in
     /// force: per-customer ones from the view's figures, population ones
-    /// from the read model's rankings.
+    /// from where those figures fall among the population's cut points
+    /// (`cuts`, from [`ReadModel::grading_cuts`] when the policy has a
+    /// population grading).
     pub(crate) fn gradings_of(
-        &self,
         customer_id: &str,
         view: &View,
         policy: &Policy,
+        cuts: Option<&GradingCuts>,
     ) -> Vec<tier_proto::api::GradingClass> {
-        // Unpacked once, and only when a grading reads them.
-        let mut indicators = None;
-        policy
-            .gradings()
+        let gradings = policy.gradings();
+        if gradings.is_empty() {
+            return Vec::new();
+        }
+        let indicators = view.indicators();
+        gradings
             .iter()
             .filter_map(|g| {
                 if g.is_population() {
-                    self.read.population_class(policy, g, customer_id)
+                    cuts?.class(g, customer_id, view, &indicators)
                 } else {
-                    g.class_of(indicators.get_or_insert_with(|| view.indicators()))
+                    g.class_of(&indicators)
                 }
             })
             .map(|c| tier_wire::tier_changed::grading_to_proto(&c))
             .collect()
     }
 
+    /// The population gradings' cut points, when `policy` has any.
+    fn cuts_for(&self, policy: &Policy) -> Option<Arc<GradingCuts>> {
+        policy
+            .gradings()
+            .iter()
+            .any(Grading::is_population)
+            .then(|| self.read.grading_cuts(policy))
+    }
+
+    /// The answer about one customer (`view`: `None` when unknown) under
+    /// the policy in force.
     pub(crate) fn customer_tier(&self, customer_id: String, view: Option<&View>) -> CustomerTier {
         let policy = self.policy.policy();
+        let cuts = self.cuts_for(&policy);
+        Self::tier_answer(customer_id, view, &policy, cuts.as_deref())
+    }
+
+    /// [`Self::customer_tier`] under `policy`, the policy in force, whose
+    /// population gradings' cut points are `cuts` (see [`Self::cuts_for`]).
+    fn tier_answer(
+        customer_id: String,
+        view: Option<&View>,
+        policy: &Policy,
+        cuts: Option<&GradingCuts>,
+    ) -> CustomerTier {
         match view {
             Some(view) => {
-                let spec = Self::spec_for(&policy, view);
-                let gradings = self.gradings_of(&customer_id, view, &policy);
+                let spec = Self::spec_for(policy, view);
+                let gradings = Self::gradings_of(&customer_id, view, policy, cuts);
                 CustomerTier {
                     customer_id,
                     tier: view.tier.to_string(),
@@ -221,6 +249,9 @@ impl TierServiceImpl {
         req: BatchGetTiersRequest,
     ) -> Result<BatchGetTiersResponse, ApiError> {
         check_limit("customer_ids", req.customer_ids.len(), MAX_BATCH_IDS, "ids")?;
+        let policy = self.policy.policy();
+        // One look at the policy and the cut points for the whole batch.
+        let cuts = self.cuts_for(&policy);
         let mut tiers = Vec::with_capacity(req.customer_ids.len());
         for (i, id) in req.customer_ids.into_iter().enumerate() {
             if id.is_empty() {
@@ -230,7 +261,12 @@ impl TierServiceImpl {
                 ));
             }
             let view = self.read.get(&id);
-            tiers.push(self.customer_tier(id, view.as_deref()));
+            tiers.push(Self::tier_answer(
+                id,
+                view.as_deref(),
+                &policy,
+                cuts.as_deref(),
+            ));
         }
         Ok(BatchGetTiersResponse { tiers })
     }
@@ -331,7 +367,8 @@ impl TierServiceImpl {
                 contribution: 0.0,
             });
         }
-        let gradings = self.gradings_of(&req.customer_id, &view, &policy);
+        let cuts = self.cuts_for(&policy);
+        let gradings = Self::gradings_of(&req.customer_id, &view, &policy, cuts.as_deref());
         let assessments = explanation
             .assessments
             .iter()

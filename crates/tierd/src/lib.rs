@@ -101,8 +101,16 @@ pub fn starting_policy(
 fn population_gradings(read: Arc<ReadModel>, policy: Arc<PolicyHandle>) -> tier_kafka::Enrich {
     tier_kafka::Enrich(Arc::new(move |msg: &mut tier_proto::api::TierChanged| {
         let policy = policy.policy();
+        if !policy.gradings().iter().any(|g| g.is_population()) {
+            return;
+        }
+        let Some(view) = read.get(&msg.customer_id) else {
+            return;
+        };
+        let cuts = read.grading_cuts(&policy);
+        let indicators = view.indicators();
         for g in policy.gradings().iter().filter(|g| g.is_population()) {
-            if let Some(class) = read.population_class(&policy, g, &msg.customer_id) {
+            if let Some(class) = cuts.class(g, &msg.customer_id, &view, &indicators) {
                 msg.gradings
                     .push(tier_wire::tier_changed::grading_to_proto(&class));
             }
@@ -677,6 +685,63 @@ mod tests {
 
     fn tier(state: &CustomerState) -> String {
         state.effective.as_ref().expect("decided").tier.clone()
+    }
+
+    /// A published `TierChanged` carries the customer's classes in the
+    /// population gradings: where its committed figures fall among the
+    /// population's cut points (ten customers, the largest in ABC's top
+    /// 20%, the smallest flagged low; RFM as three scores: all ordered at
+    /// the same instants, as often, so recency and frequency tie and the
+    /// tie goes by id, c01 first), and nothing for a customer the read
+    /// side does not hold.
+    #[test]
+    fn tier_changes_carry_the_population_classes_of_the_committed_figures() {
+        let policy = Policy::default_policy();
+        let states: Vec<(String, CustomerState)> = (1..=10)
+            .map(|i| {
+                let id = format!("c{i:02}");
+                let state = customer(&id, 3, i * 1_000_000, &policy);
+                (id, state)
+            })
+            .collect();
+        let read = Arc::new(ReadModel::new());
+        let refs: Vec<(&str, &CustomerState)> =
+            states.iter().map(|(id, s)| (id.as_str(), s)).collect();
+        read.publish(&refs, &policy);
+        let text = tier_core::policy::DEFAULT_POLICY_TOML.to_owned();
+        let handle = Arc::new(PolicyHandle::new(Arc::new(ActivePolicy::new(
+            policy,
+            text,
+            String::new(),
+        ))));
+        let enrich = population_gradings(Arc::clone(&read), handle);
+        let classes = |id: &str| {
+            let mut msg = tier_proto::api::TierChanged {
+                customer_id: id.into(),
+                ..Default::default()
+            };
+            (enrich.0)(&mut msg);
+            msg.gradings
+                .into_iter()
+                .map(|g| (g.grading, g.class))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            classes("c10"),
+            [
+                ("abc_revenue".into(), "A".into()),
+                ("rfm".into(), "115".into())
+            ]
+        );
+        assert_eq!(
+            classes("c01"),
+            [
+                ("abc_revenue".into(), "C (low value)".into()),
+                ("rfm".into(), "551".into())
+            ]
+        );
+        assert_eq!(classes("c05")[0], ("abc_revenue".into(), "C".into()));
+        assert!(classes("nobody").is_empty());
     }
 
     /// `tierd_customers{tier=..}` by tier, from a Prometheus text.
