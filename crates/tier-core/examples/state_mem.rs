@@ -35,9 +35,9 @@ fn main() {
     let mut events = 0usize;
     for e in tier_core::sim::Generator::new(&w) {
         events += 1;
-        let s = match states.get_mut(&e.customer_id) {
+        let s = match states.get_mut(e.customer_id.as_str()) {
             Some(s) => s,
-            None => states.entry(e.customer_id.clone()).or_default(),
+            None => states.entry(e.customer_id.as_str().into()).or_default(),
         };
         s.process(&e.customer_id, &e, &policy);
     }

@@ -222,9 +222,11 @@ pub fn fold_all(
 ) -> usize {
     let mut changes = 0;
     for e in events {
-        let state = match states.get_mut(&e.customer_id) {
+        let state = match states.get_mut(e.customer_id.as_str()) {
             Some(s) => s,
-            None => states.entry(e.customer_id.clone()).or_default(),
+            None => states
+                .entry(crate::projection::CustomerId::from(e.customer_id.as_str()))
+                .or_default(),
         };
         if state.process(&e.customer_id, e, policy).change.is_some() {
             changes += 1;

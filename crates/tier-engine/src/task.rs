@@ -34,7 +34,6 @@ use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use tier_core::Timestamp;
-use tier_core::projection::Fnv;
 use tier_core::state::CustomerState;
 
 /// One customer, decoded or encoded.
@@ -57,16 +56,14 @@ pub(crate) enum Slot {
     },
 }
 
-/// A customer id as the engine holds it: inline up to 24 bytes (every id
-/// the generators and most ERPs make), so a table's key is in its bucket
-/// and a lookup compares it without a trip to the heap, and copying one
-/// (the use queue, the due index, the rescore queue) allocates nothing.
-pub type CustomerId = compact_str::CompactString;
+/// A customer id as the engine holds it (tier-core's): copying one (the
+/// use queue, the due index, the rescore queue) allocates nothing.
+pub use tier_core::projection::CustomerId;
 
-/// A map keyed by customer [`CustomerId`], hashed with FNV exactly as a
-/// `CustomerMap` hashes a `String`, so both walk customers in one order.
-pub(crate) type IdTable<V> =
-    std::collections::HashMap<CustomerId, V, std::hash::BuildHasherDefault<Fnv>>;
+/// A map keyed by customer [`CustomerId`], hashed with FNV: the read
+/// model's maps hash an id's bytes the same way, so both walk customers
+/// in one order.
+pub(crate) type IdTable<V> = tier_core::projection::CustomerMap<V>;
 
 /// The confirmation of the policy in force: its version and the rescore's
 /// instant (see `CustomerState::confirm`).
@@ -545,6 +542,7 @@ mod tests {
     #[test]
     fn an_id_hashes_as_its_string_inline_or_not() {
         use std::hash::BuildHasher;
+        use tier_core::projection::Fnv;
         let fnv = std::hash::BuildHasherDefault::<Fnv>::default();
         let long = "customer-with-an-id-longer-than-twenty-four-bytes";
         for id in ["c1", "cust-0000001", long] {

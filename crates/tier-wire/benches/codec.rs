@@ -64,7 +64,7 @@ fn bench(c: &mut Criterion) {
     let mut states: CustomerMap<CustomerState> = CustomerMap::default();
     let mut changes: Vec<TierChange> = Vec::new();
     for e in &events {
-        let state = states.entry(e.customer_id.clone()).or_default();
+        let state = states.entry(e.customer_id.as_str().into()).or_default();
         let processed = state.process(&e.customer_id, e, &policy);
         changes.extend(processed.due_first);
         changes.extend(processed.change);

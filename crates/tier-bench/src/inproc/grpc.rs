@@ -267,9 +267,9 @@ fn runtime(name: &str) -> Result<Runtime> {
 fn fill(cfg: &BenchConfig, read: &ReadModel, policy: &Policy) -> Vec<String> {
     let mut states: CustomerMap<CustomerState> = CustomerMap::default();
     for e in events(cfg) {
-        let state = match states.get_mut(&e.customer_id) {
+        let state = match states.get_mut(e.customer_id.as_str()) {
             Some(s) => s,
-            None => states.entry(e.customer_id.clone()).or_default(),
+            None => states.entry(e.customer_id.as_str().into()).or_default(),
         };
         state.process(&e.customer_id, &e, policy);
     }

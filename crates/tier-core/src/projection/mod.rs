@@ -438,8 +438,16 @@ impl std::hash::Hasher for Fnv {
     }
 }
 
-/// A `HashMap` keyed by customer id, hashed with [`Fnv`].
-pub type CustomerMap<V> = HashMap<String, V, std::hash::BuildHasherDefault<Fnv>>;
+/// A customer id as the service holds it in its tables: inline up to 24
+/// bytes (every id the generators and most ERPs make), so a table's key
+/// is in its bucket and a lookup compares it without a trip to the heap,
+/// and copying one allocates nothing. It hashes exactly as the `str` it
+/// holds.
+pub type CustomerId = compact_str::CompactString;
+
+/// A `HashMap` keyed by [`CustomerId`], hashed with [`Fnv`] (as its
+/// `str`): the engine's tables and the fold's map of states.
+pub type CustomerMap<V> = HashMap<CustomerId, V, std::hash::BuildHasherDefault<Fnv>>;
 
 /// 64-bit FNV-1a: a stable hash for persisted id sets (std's hashers are not
 /// guaranteed stable across Rust releases). Collisions among one customer's
