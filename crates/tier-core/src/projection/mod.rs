@@ -469,6 +469,59 @@ struct ProfileState {
     written_at: [Option<Timestamp>; 6],
 }
 
+/// Totals over the open invoices due before `before`: what scoring reads
+/// of the overdue ones, kept as invoices open, are paid and close, so a
+/// decision adds only the invoices that fell due since `before` (or takes
+/// away those due from a decision's day on) instead of walking every
+/// overdue invoice: a busy customer that pays late has hundreds, and
+/// every event was a walk over all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DueTotals {
+    before: Day,
+    count: i64,
+    /// Sum of their due days (`Day`'s number).
+    due_days: i64,
+    /// Sum of their unpaid parts, in base minor units.
+    unpaid: i128,
+}
+
+impl DueTotals {
+    fn add(&mut self, due_day: Day, unpaid: i128) {
+        self.count += 1;
+        self.due_days += i64::from(due_day.0);
+        self.unpaid += unpaid;
+    }
+
+    fn take(&mut self, due_day: Day, unpaid: i128) {
+        self.count -= 1;
+        self.due_days -= i64::from(due_day.0);
+        self.unpaid -= unpaid;
+    }
+}
+
+/// A projection's [`DueTotals`]: `None` until its first event after it was
+/// made or decoded (decisions before then walk the overdue invoices).
+/// A cache: two projections that hold the same facts are equal whatever
+/// it holds.
+#[derive(Debug, Clone, Copy, Default)]
+struct DueCache(Option<DueTotals>);
+
+impl PartialEq for DueCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// The open invoices past due on a day: how many, their days late summed,
+/// the oldest's days late, and their unpaid part (base minor units).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Overdue {
+    count: i64,
+    days_late: i64,
+    oldest: i64,
+    unpaid: i128,
+}
+
 /// Everything tierd knows about one customer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CustomerProjection {
@@ -484,6 +537,10 @@ pub struct CustomerProjection {
     invoices: IdMap<InvoiceRec>,
     /// Open invoices by due day: scoring scans only the overdue prefix.
     unsettled: BTreeSet<(Day, u64)>,
+    /// Totals over the first of them, kept as they open, pay and close
+    /// (see [`DueTotals`]). Not stored.
+    #[serde(skip)]
+    due: DueCache,
     complaints: BTreeMap<String, ComplaintRec>,
     /// Complaints opened and not resolved, whatever their age.
     open_complaints: u32,
@@ -536,6 +593,7 @@ impl CustomerProjection {
             self.clock = Some(at);
             self.advance_window(rules.window.start(day));
         }
+        self.advance_due(day);
         let in_window = day >= self.window_start;
         let fresh = if in_window {
             Applied::Applied
@@ -664,6 +722,103 @@ impl CustomerProjection {
     }
 
     /// Move the window start forward, dropping what left the window.
+    /// Move the [`DueTotals`] up to `day` (built from the open invoices
+    /// when the projection has none yet): the invoices that fell due since
+    /// are added once, here, rather than at every decision after.
+    fn advance_due(&mut self, day: Day) {
+        let mut totals = match self.due.0 {
+            Some(t) if t.before >= day => return,
+            Some(t) => t,
+            None => DueTotals {
+                before: Day(i32::MIN),
+                count: 0,
+                due_days: 0,
+                unpaid: 0,
+            },
+        };
+        for (due_day, key) in self.unsettled.range((totals.before, 0)..(day, 0)) {
+            if let Some(inv) = self.invoices.get(key) {
+                totals.add(*due_day, inv.unpaid_base());
+            }
+        }
+        totals.before = day;
+        self.due.0 = Some(totals);
+    }
+
+    /// Open invoice `key` was added to or taken from `unsettled` (`open`):
+    /// the [`DueTotals`] follow it.
+    fn due_moved(&mut self, key: u64, open: bool) {
+        let (Some(totals), Some(inv)) = (self.due.0.as_mut(), self.invoices.get(&key)) else {
+            return;
+        };
+        if inv.due_day < totals.before {
+            if open {
+                totals.add(inv.due_day, inv.unpaid_base());
+            } else {
+                totals.take(inv.due_day, inv.unpaid_base());
+            }
+        }
+    }
+
+    /// A payment moved open invoice `key`'s unpaid part from `was`: the
+    /// [`DueTotals`] follow it.
+    fn unpaid_moved(&mut self, key: u64, was: i128) {
+        let (Some(totals), Some(inv)) = (self.due.0.as_mut(), self.invoices.get(&key)) else {
+            return;
+        };
+        if inv.due_day < totals.before {
+            totals.unpaid += inv.unpaid_base() - was;
+        }
+    }
+
+    /// The open invoices past due on `today`.
+    fn overdue(&self, today: Day) -> Overdue {
+        let oldest = self
+            .unsettled
+            .first()
+            .filter(|(due_day, _)| *due_day < today)
+            .map_or(0, |(due_day, _)| i64::from(today.since(*due_day)));
+        let Some(mut totals) = self.due.0 else {
+            return self.overdue_walk(today);
+        };
+        if today >= totals.before {
+            for (due_day, key) in self.unsettled.range((totals.before, 0)..(today, 0)) {
+                if let Some(inv) = self.invoices.get(key) {
+                    totals.add(*due_day, inv.unpaid_base());
+                }
+            }
+        } else {
+            for (due_day, key) in self.unsettled.range((today, 0)..(totals.before, 0)) {
+                if let Some(inv) = self.invoices.get(key) {
+                    totals.take(*due_day, inv.unpaid_base());
+                }
+            }
+        }
+        Overdue {
+            count: totals.count,
+            days_late: totals.count * i64::from(today.0) - totals.due_days,
+            oldest,
+            unpaid: totals.unpaid,
+        }
+    }
+
+    /// [`Self::overdue`] by walking every overdue invoice: for a
+    /// projection without totals yet, and what tests hold the totals to.
+    fn overdue_walk(&self, today: Day) -> Overdue {
+        let mut o = Overdue::default();
+        for (due_day, key) in self.unsettled.range(..(today, 0)) {
+            let Some(inv) = self.invoices.get(key) else {
+                continue;
+            };
+            let days = i64::from(today.since(*due_day));
+            o.count += 1;
+            o.days_late += days;
+            o.oldest = o.oldest.max(days);
+            o.unpaid += inv.unpaid_base();
+        }
+        o
+    }
+
     fn advance_window(&mut self, start: Day) {
         if start <= self.window_start {
             return;
@@ -858,6 +1013,7 @@ impl CustomerProjection {
             rec.state = InvoiceState::Void;
             let due = rec.due_day;
             self.unsettled.remove(&(due, key));
+            self.due_moved(key, false);
         }
     }
 
@@ -898,6 +1054,7 @@ impl CustomerProjection {
                 .get(&order)
                 .is_some_and(|o| o.state == OrderState::Cancelled || o.cancel_pending);
         self.unsettled.insert((due_day, key));
+        self.due_moved(key, true);
         if void {
             self.void_invoice(key);
         } else {
@@ -943,6 +1100,7 @@ impl CustomerProjection {
                 .get_or_insert_with(key, || InvoiceRec::unissued(day)),
             None => return Applied::Stale,
         };
+        let mut unpaid_was = None;
         match rec.state {
             // An overpayment, a resend or a payment on a void invoice:
             // changes nothing (the same fact as far as the figures go).
@@ -952,9 +1110,15 @@ impl CustomerProjection {
                 .get_or_insert_with(Box::default)
                 .early
                 .push((paid, base.0)),
-            InvoiceState::Open => rec.credit(paid, base.0),
+            InvoiceState::Open => {
+                unpaid_was = Some(rec.unpaid_base());
+                rec.credit(paid, base.0);
+            }
         }
         rec.last_paid_at = Some(rec.last_paid_at.map_or(at, |t| t.max(at)));
+        if let Some(was) = unpaid_was {
+            self.unpaid_moved(key, was);
+        }
         self.settle_if_paid(key, rules);
         // A payment that leaves the invoice open is remembered on it: an
         // open invoice outlives the window's dedupe set, and a resend must
@@ -983,9 +1147,10 @@ impl CustomerProjection {
             return;
         }
         rec.state = InvoiceState::Settled;
-        let due_day = rec.due_day;
+        let (due_day, last_paid_at) = (rec.due_day, rec.last_paid_at);
         self.unsettled.remove(&(due_day, key));
-        let Some(paid_at) = rec.last_paid_at else {
+        self.due_moved(key, false);
+        let Some(paid_at) = last_paid_at else {
             // Billed zero: nothing was ever owed, no payment behaviour.
             return;
         };
@@ -1385,20 +1550,13 @@ impl CustomerProjection {
         } else {
             self.late.keys().next_back().copied().map_or(0, i64::from)
         };
-        let mut overdue: i128 = 0;
-        // Open invoices are ordered by due day: the first is the oldest.
-        let mut oldest_overdue: i64 = 0;
-        for (due_day, key) in self.unsettled.range(..(today, 0)) {
-            let Some(inv) = self.invoices.get(key) else {
-                continue;
-            };
-            let days = i64::from(today.since(*due_day));
-            due += 1;
-            late_sum += days;
-            late_max = late_max.max(days);
-            oldest_overdue = oldest_overdue.max(days);
-            overdue += inv.unpaid_base();
-        }
+        // Open invoices past due count with the days so far.
+        let past_due = self.overdue(today);
+        due = due.saturating_add(i32::try_from(past_due.count).unwrap_or(i32::MAX));
+        late_sum += past_due.days_late;
+        late_max = late_max.max(past_due.oldest);
+        let oldest_overdue = past_due.oldest;
+        let overdue = past_due.unpaid;
         let credit_known = due > 0;
 
         let amount = money_f64(sums.amount);
@@ -1664,5 +1822,139 @@ impl CustomerProjection {
             streak += 1;
         }
         (growth, streak)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::event::Currency;
+
+    const DAY_MS: i64 = 86_400_000;
+
+    /// An invoice's life in a few kinds of step, on days from a start.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Issue {
+            invoice: u8,
+            day: i64,
+            terms: i64,
+            amount: i64,
+        },
+        Pay {
+            invoice: u8,
+            day: i64,
+            amount: i64,
+        },
+        Cancel {
+            invoice: u8,
+            day: i64,
+        },
+        CancelOrder {
+            invoice: u8,
+            day: i64,
+        },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        let invoice = 0u8..12;
+        let day = 0i64..200;
+        prop_oneof![
+            4 => (invoice.clone(), day.clone(), -5i64..60, 0i64..5_000)
+                .prop_map(|(invoice, day, terms, amount)| Step::Issue { invoice, day, terms, amount }),
+            4 => (invoice.clone(), day.clone(), 1i64..3_000)
+                .prop_map(|(invoice, day, amount)| Step::Pay { invoice, day, amount }),
+            1 => (invoice.clone(), day.clone()).prop_map(|(invoice, day)| Step::Cancel { invoice, day }),
+            1 => (invoice, day).prop_map(|(invoice, day)| Step::CancelOrder { invoice, day }),
+        ]
+    }
+
+    fn event(n: usize, step: &Step) -> Event {
+        let start = crate::time::date(2026, 1, 5).millis();
+        let cny = Currency::parse("CNY").unwrap();
+        let at = |day: i64| Timestamp::from_millis(start + day * DAY_MS + 3_600_000);
+        let (day, kind) = match step {
+            Step::Issue {
+                invoice,
+                day,
+                terms,
+                amount,
+            } => (
+                *day,
+                EventKind::InvoiceIssued {
+                    invoice_id: format!("i{invoice}"),
+                    order_id: format!("o{invoice}"),
+                    amount: Money(*amount),
+                    billed: Amount::new(*amount, cny),
+                    due_at: at(day + terms),
+                },
+            ),
+            Step::Pay {
+                invoice,
+                day,
+                amount,
+            } => (
+                *day,
+                EventKind::PaymentReceived {
+                    invoice_id: format!("i{invoice}"),
+                    amount: Money(*amount),
+                    paid: Amount::new(*amount, cny),
+                },
+            ),
+            Step::Cancel { invoice, day } => (
+                *day,
+                EventKind::InvoiceCancelled {
+                    invoice_id: format!("i{invoice}"),
+                },
+            ),
+            Step::CancelOrder { invoice, day } => (
+                *day,
+                EventKind::OrderCancelled {
+                    order_id: format!("o{invoice}"),
+                },
+            ),
+        };
+        Event {
+            event_id: format!("e{n}"),
+            customer_id: "c".into(),
+            occurred_at: at(day),
+            source: "test".into(),
+            kind,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// The overdue figures kept as invoices open, are paid and close
+        /// are the ones a walk over every overdue invoice gives, on any
+        /// day before, at or after the latest event, and a projection
+        /// without them (as decoded) gives the same.
+        #[test]
+        fn kept_overdue_totals_equal_a_walk_over_the_invoices(
+            steps in prop::collection::vec(step(), 1..60),
+            probes in prop::collection::vec(-30i32..260, 1..6),
+        ) {
+            let rules = FoldRules::utc(12);
+            let mut p = CustomerProjection::new();
+            let first = rules.calendar.day(event(0, &steps[0]).occurred_at);
+            for (n, s) in steps.iter().enumerate() {
+                p.apply(&event(n, s), &rules);
+                prop_assert!(p.due.0.is_some());
+                let decoded: CustomerProjection =
+                    postcard::from_bytes(&postcard::to_allocvec(&p).unwrap()).unwrap();
+                prop_assert!(decoded.due.0.is_none());
+                for probe in &probes {
+                    let today = first.plus(*probe);
+                    let walked = p.overdue_walk(today);
+                    prop_assert_eq!(p.overdue(today), walked, "day {}", probe);
+                    prop_assert_eq!(decoded.overdue(today), walked);
+                }
+            }
+        }
     }
 }
