@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 
 use tier_core::Indicators;
 use tier_core::policy::{Grading, GradingClass, GradingKind, Policy, RankBy};
-use tier_core::rank::{Cuts, Direction, Proportions, Ranking, RfmCuts, RfmRanking, RfmValues};
+use tier_core::rank::{
+    Cuts, Direction, Placement, Proportions, Ranking, RfmCuts, RfmRanking, RfmScore, RfmValues,
+};
 
 use crate::read_model::View;
 
@@ -97,28 +99,51 @@ impl GradingCuts {
     ) -> Option<GradingClass> {
         let class = match &g.kind {
             GradingKind::Abc { .. } => {
-                let a = self.abc.iter().find(|a| a.name == g.name)?;
+                let a = self.abc(g)?;
                 let value = abc_value(&a.by, view, indicators);
-                let placement = a.cuts.placement(value, id)?;
-                let name = a.classes.get(placement.class)?;
-                if placement.flagged_low {
-                    format!("{name} (low value)")
-                } else {
-                    name.clone()
-                }
+                abc_class(&a.classes, a.cuts.placement(value, id)?)?
             }
             GradingKind::Rfm => {
-                let (_, cuts) = self.rfm.iter().find(|(name, _)| *name == g.name)?;
-                let s = cuts.score(&rfm_values(view, indicators), id);
-                format!("{}{}{}", s.recency?, s.frequency?, s.monetary?)
+                let cuts = self.rfm(g)?;
+                rfm_class(cuts.score(&rfm_values(view, indicators), id))?
             }
             GradingKind::Matrix { .. } => return None,
         };
-        Some(GradingClass {
-            grading: g.name.clone(),
-            kind: g.kind_name().to_owned(),
-            class,
-        })
+        Some(graded(g, class))
+    }
+
+    fn abc(&self, g: &Grading) -> Option<&AbcCuts> {
+        self.abc.iter().find(|a| a.name == g.name)
+    }
+
+    fn rfm(&self, g: &Grading) -> Option<&RfmCuts<Arc<str>>> {
+        self.rfm
+            .iter()
+            .find(|(name, _)| *name == g.name)
+            .map(|(_, cuts)| cuts)
+    }
+}
+
+/// The name of an `abc` class at `placement`.
+fn abc_class(classes: &[String], placement: Placement) -> Option<String> {
+    let name = classes.get(placement.class)?;
+    Some(if placement.flagged_low {
+        format!("{name} (low value)")
+    } else {
+        name.clone()
+    })
+}
+
+/// An RFM class: the three scores, `None` when one is unknown.
+fn rfm_class(s: RfmScore) -> Option<String> {
+    Some(format!("{}{}{}", s.recency?, s.frequency?, s.monetary?))
+}
+
+fn graded(g: &Grading, class: String) -> GradingClass {
+    GradingClass {
+        grading: g.name.clone(),
+        kind: g.kind_name().to_owned(),
+        class,
     }
 }
 
@@ -279,28 +304,16 @@ impl Population {
         let class = match &g.kind {
             GradingKind::Abc { .. } => {
                 let a = self.abc.iter().find(|a| a.name == g.name)?;
-                let cuts = &self.cuts.abc.iter().find(|c| c.name == g.name)?.cuts;
-                let placement = cuts.placement(a.ranking.value(id)?, id)?;
-                let name = a.classes.get(placement.class)?;
-                if placement.flagged_low {
-                    format!("{name} (low value)")
-                } else {
-                    name.clone()
-                }
+                let cuts = &self.cuts.abc(g)?.cuts;
+                abc_class(&a.classes, cuts.placement(a.ranking.value(id)?, id)?)?
             }
             GradingKind::Rfm => {
                 let r = self.rfm.iter().find(|r| r.name == g.name)?;
-                let (_, cuts) = self.cuts.rfm.iter().find(|(name, _)| *name == g.name)?;
-                let s = r.ranking.score_of(cuts, id)?;
-                format!("{}{}{}", s.recency?, s.frequency?, s.monetary?)
+                rfm_class(r.ranking.score_of(self.cuts.rfm(g)?, id)?)?
             }
             GradingKind::Matrix { .. } => return None,
         };
-        Some(GradingClass {
-            grading: g.name.clone(),
-            kind: g.kind_name().to_owned(),
-            class,
-        })
+        Some(graded(g, class))
     }
 }
 
