@@ -866,15 +866,19 @@ impl ReadModel {
     /// The cut points of `policy`'s population gradings, to class views
     /// with ([`GradingCuts::class`]): built from every view when the
     /// policy's gradings are new to the model, at most the gradings'
-    /// `recut_seconds` old. One lock for any number of views.
-    pub fn grading_cuts(&self, policy: &Policy) -> Arc<GradingCuts> {
+    /// `recut_seconds` old. One lock for any number of views; `None`
+    /// (and no lock) when the policy has no population grading.
+    pub fn grading_cuts(&self, policy: &Policy) -> Option<Arc<GradingCuts>> {
+        if !policy.gradings().iter().any(Grading::is_population) {
+            return None;
+        }
         let mut population = self.population();
         if !population.is_for(policy) {
             let all = self.all_shared();
             population.rebuild(policy, all.iter().map(|(id, v)| (id, v.as_ref())));
         }
         population.recut_if_due();
-        population.cuts()
+        Some(population.cuts())
     }
 
     /// Recompute the population gradings' cut points now (the cadence

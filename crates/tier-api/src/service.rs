@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 
 use tier_core::IndicatorName;
 use tier_core::overrides::{Override, OverrideAction, OverrideEntry, OverrideMode};
-use tier_core::policy::{Grading, Policy, TierSpec};
+use tier_core::policy::{Policy, TierSpec};
 use tier_engine::{ActivePolicy, Command, CommandSender, DryRun, PolicyHandle};
 use tier_proto::api::tier_service_server::TierService;
 use tier_proto::api::{
@@ -161,25 +161,16 @@ impl TierServiceImpl {
             .collect()
     }
 
-    /// The population gradings' cut points, when `policy` has any.
-    fn cuts_for(&self, policy: &Policy) -> Option<Arc<GradingCuts>> {
-        policy
-            .gradings()
-            .iter()
-            .any(Grading::is_population)
-            .then(|| self.read.grading_cuts(policy))
-    }
-
     /// The answer about one customer (`view`: `None` when unknown) under
     /// the policy in force.
     pub(crate) fn customer_tier(&self, customer_id: String, view: Option<&View>) -> CustomerTier {
         let policy = self.policy.policy();
-        let cuts = self.cuts_for(&policy);
+        let cuts = self.read.grading_cuts(&policy);
         Self::tier_answer(customer_id, view, &policy, cuts.as_deref())
     }
 
     /// [`Self::customer_tier`] under `policy`, the policy in force, whose
-    /// population gradings' cut points are `cuts` (see [`Self::cuts_for`]).
+    /// population gradings' cut points are `cuts` (see [`ReadModel::grading_cuts`]).
     fn tier_answer(
         customer_id: String,
         view: Option<&View>,
@@ -251,7 +242,7 @@ impl TierServiceImpl {
         check_limit("customer_ids", req.customer_ids.len(), MAX_BATCH_IDS, "ids")?;
         let policy = self.policy.policy();
         // One look at the policy and the cut points for the whole batch.
-        let cuts = self.cuts_for(&policy);
+        let cuts = self.read.grading_cuts(&policy);
         let mut tiers = Vec::with_capacity(req.customer_ids.len());
         for (i, id) in req.customer_ids.into_iter().enumerate() {
             if id.is_empty() {
@@ -367,7 +358,7 @@ impl TierServiceImpl {
                 contribution: 0.0,
             });
         }
-        let cuts = self.cuts_for(&policy);
+        let cuts = self.read.grading_cuts(&policy);
         let gradings = Self::gradings_of(&req.customer_id, &view, &policy, cuts.as_deref());
         let assessments = explanation
             .assessments

@@ -94,20 +94,20 @@ pub fn starting_policy(
 }
 
 /// Completes each published `TierChanged` with the customer's classes in
-/// the policy's population gradings (ABC, RFM), which only the read side's
-/// rankings know; per-customer gradings are in the record already. The
+/// the policy's population gradings (ABC, RFM): where its committed
+/// figures fall among the cut points only the read side knows
+/// (per-customer gradings are in the record already). The
 /// read model holds the change's state by then: the outbox publishes a row
 /// only once the read side has its unit (`tier_kafka::OutboxGate`).
 fn population_gradings(read: Arc<ReadModel>, policy: Arc<PolicyHandle>) -> tier_kafka::Enrich {
     tier_kafka::Enrich(Arc::new(move |msg: &mut tier_proto::api::TierChanged| {
         let policy = policy.policy();
-        if !policy.gradings().iter().any(|g| g.is_population()) {
+        let Some(cuts) = read.grading_cuts(&policy) else {
             return;
-        }
+        };
         let Some(view) = read.get(&msg.customer_id) else {
             return;
         };
-        let cuts = read.grading_cuts(&policy);
         let indicators = view.indicators();
         for g in policy.gradings().iter().filter(|g| g.is_population()) {
             if let Some(class) = cuts.class(g, &msg.customer_id, &view, &indicators) {

@@ -721,7 +721,6 @@ impl CustomerProjection {
         Applied::Applied
     }
 
-    /// Move the window start forward, dropping what left the window.
     /// Move the [`DueTotals`] up to `day` (built from the open invoices
     /// when the projection has none yet): the invoices that fell due since
     /// are added once, here, rather than at every decision after.
@@ -736,13 +735,19 @@ impl CustomerProjection {
                 unpaid: 0,
             },
         };
-        for (due_day, key) in self.unsettled.range((totals.before, 0)..(day, 0)) {
-            if let Some(inv) = self.invoices.get(key) {
-                totals.add(*due_day, inv.unpaid_base());
-            }
+        for (due_day, unpaid) in self.due_between(totals.before, day) {
+            totals.add(due_day, unpaid);
         }
         totals.before = day;
         self.due.0 = Some(totals);
+    }
+
+    /// The open invoices due on the days `from..to` (`from <= to`), with
+    /// their unpaid parts.
+    fn due_between(&self, from: Day, to: Day) -> impl Iterator<Item = (Day, i128)> + '_ {
+        self.unsettled
+            .range((from, 0)..(to, 0))
+            .filter_map(|(due_day, key)| Some((*due_day, self.invoices.get(key)?.unpaid_base())))
     }
 
     /// Open invoice `key` was added to or taken from `unsettled` (`open`):
@@ -773,27 +778,24 @@ impl CustomerProjection {
 
     /// The open invoices past due on `today`.
     fn overdue(&self, today: Day) -> Overdue {
+        let Some(mut totals) = self.due.0 else {
+            return self.overdue_walk(today);
+        };
+        if today >= totals.before {
+            for (due_day, unpaid) in self.due_between(totals.before, today) {
+                totals.add(due_day, unpaid);
+            }
+        } else {
+            for (due_day, unpaid) in self.due_between(today, totals.before) {
+                totals.take(due_day, unpaid);
+            }
+        }
+        // Open invoices are ordered by due day: the first is the oldest.
         let oldest = self
             .unsettled
             .first()
             .filter(|(due_day, _)| *due_day < today)
             .map_or(0, |(due_day, _)| i64::from(today.since(*due_day)));
-        let Some(mut totals) = self.due.0 else {
-            return self.overdue_walk(today);
-        };
-        if today >= totals.before {
-            for (due_day, key) in self.unsettled.range((totals.before, 0)..(today, 0)) {
-                if let Some(inv) = self.invoices.get(key) {
-                    totals.add(*due_day, inv.unpaid_base());
-                }
-            }
-        } else {
-            for (due_day, key) in self.unsettled.range((today, 0)..(totals.before, 0)) {
-                if let Some(inv) = self.invoices.get(key) {
-                    totals.take(*due_day, inv.unpaid_base());
-                }
-            }
-        }
         Overdue {
             count: totals.count,
             days_late: totals.count * i64::from(today.0) - totals.due_days,
@@ -806,19 +808,17 @@ impl CustomerProjection {
     /// projection without totals yet, and what tests hold the totals to.
     fn overdue_walk(&self, today: Day) -> Overdue {
         let mut o = Overdue::default();
-        for (due_day, key) in self.unsettled.range(..(today, 0)) {
-            let Some(inv) = self.invoices.get(key) else {
-                continue;
-            };
-            let days = i64::from(today.since(*due_day));
+        for (due_day, unpaid) in self.due_between(Day(i32::MIN), today) {
+            let days = i64::from(today.since(due_day));
             o.count += 1;
             o.days_late += days;
             o.oldest = o.oldest.max(days);
-            o.unpaid += inv.unpaid_base();
+            o.unpaid += unpaid;
         }
         o
     }
 
+    /// Move the window start forward, dropping what left the window.
     fn advance_window(&mut self, start: Day) {
         if start <= self.window_start {
             return;
