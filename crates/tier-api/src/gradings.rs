@@ -7,8 +7,11 @@
 //! and answers "which class is this customer in". Cut points are recomputed
 //! at most every `recut_seconds` of the grading (the policy's; shortest of
 //! them) while the population changes, and at once when the gradings of the
-//! policy change (a new version), so every answer within a cadence agrees
-//! with every other. Classes are those of the
+//! policy change, so every answer within a cadence agrees with every
+//! other. A new policy version with the same population gradings keeps
+//! the rankings (they rank the views' figures, not the policy's); one
+//! that changes them rebuilds them from every view, on the thread that
+//! publishes the first views under it (see `ReadModel::publish`). Classes are those of the
 //! committed state: a replay that rebuilds the read model rebuilds them.
 //!
 //! An answer classes a view by the figures it shows, against the cut
@@ -46,6 +49,8 @@ struct Rfm {
 #[derive(Default)]
 pub(crate) struct Population {
     version: Option<String>,
+    /// The policy's population gradings the rankings were built for.
+    gradings: Vec<Grading>,
     abc: Vec<Abc>,
     rfm: Vec<Rfm>,
     /// The cut points of the last recut.
@@ -169,6 +174,26 @@ impl Population {
         self.version.as_deref() == Some(policy.version())
     }
 
+    /// Become the population of `policy` by keeping the rankings, when
+    /// its population gradings are exactly the ones they were built for:
+    /// they rank the views' own figures, which a new version alone does
+    /// not change, so a rebuild would rank the same values (and the views
+    /// the new version republishes update them one by one). Returns
+    /// whether it did; a population built for nothing yet never does.
+    pub(crate) fn carry_to(&mut self, policy: &Policy) -> bool {
+        if self.version.is_none()
+            || !policy
+                .gradings()
+                .iter()
+                .filter(|g| g.is_population())
+                .eq(&self.gradings)
+        {
+            return false;
+        }
+        self.version = Some(policy.version().to_owned());
+        true
+    }
+
     /// Start over for `policy`'s gradings with the views of `all`.
     pub(crate) fn rebuild<'a>(
         &mut self,
@@ -177,6 +202,12 @@ impl Population {
     ) {
         *self = Population {
             version: Some(policy.version().to_owned()),
+            gradings: policy
+                .gradings()
+                .iter()
+                .filter(|g| g.is_population())
+                .cloned()
+                .collect(),
             recut_every: Duration::from_secs(u64::from(
                 policy
                     .gradings()
@@ -227,6 +258,10 @@ impl Population {
             self.upsert(id, view);
         }
         self.recut();
+        // Built by a publish, the population grows by the views that
+        // brought the policy (and, at start, by the rest of the fill):
+        // the first answer after it cuts again whatever the cadence.
+        self.last_cut = None;
     }
 
     /// A customer's view changed (or is new). `id` is kept shared (the
@@ -300,7 +335,7 @@ impl Population {
     /// answers gave before they classed views by their figures): tests
     /// hold [`GradingCuts::class`] to it.
     #[cfg(test)]
-    fn ranked_class(&self, g: &Grading, id: &str) -> Option<GradingClass> {
+    pub(crate) fn ranked_class(&self, g: &Grading, id: &str) -> Option<GradingClass> {
         let class = match &g.kind {
             GradingKind::Abc { .. } => {
                 let a = self.abc.iter().find(|a| a.name == g.name)?;

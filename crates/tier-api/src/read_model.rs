@@ -826,12 +826,11 @@ impl ReadModel {
             self.upsert_entries(entries);
             return;
         }
-        let mut population = self.population();
-        if !population.is_for(policy) {
-            drop(population);
-            self.upsert_entries(entries);
-            return;
-        }
+        // The first views under a policy (tierd's start-up fill, a policy
+        // change) bring its population here, on the publishing thread, so
+        // no request waits behind the population's lock for a build it
+        // happened to ask for first.
+        let mut population = self.population_for(policy);
         // The rankings share the model's id strings: each id is the one
         // the model holds (or will hold, for a new customer).
         let entries: Vec<(Arc<str>, Entry)> = entries
@@ -857,6 +856,18 @@ impl ReadModel {
         }
     }
 
+    /// The population, made `policy`'s first if it is not: carried over
+    /// when the policy keeps the gradings, else rebuilt from every view
+    /// (seconds at a million customers).
+    fn population_for(&self, policy: &Policy) -> std::sync::MutexGuard<'_, Population> {
+        let mut population = self.population();
+        if !population.is_for(policy) && !population.carry_to(policy) {
+            let all = self.all_shared();
+            population.rebuild(policy, all.iter().map(|(id, v)| (id, v.as_ref())));
+        }
+        population
+    }
+
     fn population(&self) -> std::sync::MutexGuard<'_, Population> {
         self.population
             .lock()
@@ -872,11 +883,7 @@ impl ReadModel {
         if !policy.gradings().iter().any(Grading::is_population) {
             return None;
         }
-        let mut population = self.population();
-        if !population.is_for(policy) {
-            let all = self.all_shared();
-            population.rebuild(policy, all.iter().map(|(id, v)| (id, v.as_ref())));
-        }
+        let mut population = self.population_for(policy);
         population.recut_if_due();
         Some(population.cuts())
     }
@@ -1341,6 +1348,131 @@ mod tests {
         let t = rm.totals();
         let total: i128 = t.cells().map(|(_, _, c)| c.revenue_12m).sum();
         assert_eq!(total, 333_333);
+    }
+
+    /// The population gradings (ABC, RFM) are built by the publish that
+    /// first brings views under a policy (tierd's start-up fill, a policy
+    /// change), on the publishing thread, from every view the model
+    /// holds: the first request finds them ready instead of building them
+    /// behind the population's lock while every other answer waits.
+    #[test]
+    fn the_publish_that_brings_a_policy_builds_its_population_gradings() {
+        use tier_core::policy::DEFAULT_POLICY_TOML;
+        use tier_core::time::date;
+        use tier_core::{Event, EventKind, Money};
+
+        let decided = |id: &str, amount: i64, policy: &Policy| {
+            let mut state = CustomerState::default();
+            let e = Event {
+                event_id: format!("{id}-o1"),
+                customer_id: id.into(),
+                occurred_at: date(2026, 3, 2),
+                source: String::new(),
+                kind: EventKind::OrderPlaced {
+                    order_id: "o1".into(),
+                    amount: Money(amount),
+                    cost: None,
+                },
+            };
+            state.process(id, &e, policy);
+            (id.to_owned(), state)
+        };
+        let policy = Policy::default_policy();
+        let population: Vec<&Grading> = policy
+            .gradings()
+            .iter()
+            .filter(|g| g.is_population())
+            .collect();
+        assert!(
+            population.len() >= 2,
+            "the default policy grades the population"
+        );
+        let states: Vec<(String, CustomerState)> = (1..=6)
+            .map(|i| decided(&format!("c{i}"), i * 1_000_000, &policy))
+            .collect();
+        let refs: Vec<(&str, &CustomerState)> =
+            states.iter().map(|(id, s)| (id.as_str(), s)).collect();
+        let classed = |rm: &ReadModel, id: &str| {
+            let p = rm.population();
+            population.iter().all(|g| p.ranked_class(g, id).is_some())
+        };
+
+        let rm = ReadModel::new();
+        assert!(!rm.population().is_for(&policy));
+        // The first chunk of the fill builds the rankings; later ones
+        // update them.
+        rm.publish(&refs[..3], &policy);
+        assert!(rm.population().is_for(&policy));
+        assert!(["c1", "c2", "c3"].iter().all(|id| classed(&rm, id)));
+        assert!(!classed(&rm, "c4"));
+        rm.publish(&refs[3..], &policy);
+        assert!(refs.iter().all(|(id, _)| classed(&rm, id)));
+        // The first answer classes by cut points of the whole fill, as a
+        // population built from every view at once would.
+        let answer = rm.grading_cuts(&policy).unwrap();
+        let mut whole = Population::default();
+        let all = rm.all_shared();
+        whole.rebuild(&policy, all.iter().map(|(id, v)| (id, v.as_ref())));
+        for (id, _) in &refs {
+            let view = rm.get(id).unwrap();
+            for g in &population {
+                assert_eq!(
+                    answer.class(g, id, &view, &view.indicators()),
+                    whole.ranked_class(g, id),
+                    "{id} in {}",
+                    g.name
+                );
+            }
+        }
+
+        // A new version with the same gradings: its first unit (one
+        // customer) carries the rankings over, exactly as a rebuild from
+        // every view would make them.
+        let version = |text: &str, v: &str| {
+            Policy::from_toml_str(&text.replacen(
+                "version = \"default-2027.01\"",
+                &format!("version = \"{v}\""),
+                1,
+            ))
+            .unwrap()
+        };
+        let renamed = version(DEFAULT_POLICY_TOML, "renamed");
+        assert_eq!(renamed.version(), "renamed");
+        let cuts = rm.population().cuts();
+        rm.publish(&refs[..1], &renamed);
+        assert!(rm.population().is_for(&renamed));
+        assert!(
+            Arc::ptr_eq(&cuts, &rm.population().cuts()),
+            "carried, not rebuilt"
+        );
+        // Cut both now (the carried one keeps the cadence of its recuts).
+        rm.recut_gradings();
+        let mut rebuilt = Population::default();
+        let all = rm.all_shared();
+        rebuilt.rebuild(&renamed, all.iter().map(|(id, v)| (id, v.as_ref())));
+        for (id, _) in &refs {
+            for g in &population {
+                assert_eq!(
+                    rm.population().ranked_class(g, id),
+                    rebuilt.ranked_class(g, id)
+                );
+            }
+        }
+
+        // Changed gradings: rebuilt for them from every view held.
+        let reshared = version(
+            &DEFAULT_POLICY_TOML.replacen("shares = [20, 30, 50]", "shares = [30, 30, 40]", 1),
+            "reshared",
+        );
+        assert_ne!(
+            reshared.gradings(),
+            policy.gradings(),
+            "the shares of a population grading changed"
+        );
+        rm.publish(&refs[..1], &reshared);
+        assert!(rm.population().is_for(&reshared));
+        assert!(!Arc::ptr_eq(&cuts, &rm.population().cuts()), "rebuilt");
+        assert!(refs.iter().all(|(id, _)| classed(&rm, id)));
     }
 
     /// The full view as it was built before the model held it compact
