@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use tier_core::Indicators;
 use tier_core::policy::{Grading, GradingClass, GradingKind, Policy, RankBy};
+use tier_core::projection::CustomerId;
 use tier_core::rank::{
     Cuts, Direction, Placement, Proportions, Ranking, RfmCuts, RfmRanking, RfmScore, RfmValues,
 };
@@ -37,12 +38,12 @@ struct Abc {
     by: RankBy,
     proportions: Proportions,
     classes: Vec<String>,
-    ranking: Ranking<Arc<str>>,
+    ranking: Ranking<CustomerId>,
 }
 
 struct Rfm {
     name: String,
-    ranking: RfmRanking<Arc<str>>,
+    ranking: RfmRanking<CustomerId>,
 }
 
 /// The population gradings of one policy version.
@@ -78,7 +79,7 @@ impl std::fmt::Debug for Population {
 #[derive(Debug, Default)]
 pub struct GradingCuts {
     abc: Vec<AbcCuts>,
-    rfm: Vec<(String, RfmCuts<Arc<str>>)>,
+    rfm: Vec<(String, RfmCuts<CustomerId>)>,
 }
 
 #[derive(Debug)]
@@ -86,7 +87,7 @@ struct AbcCuts {
     name: String,
     by: RankBy,
     classes: Vec<String>,
-    cuts: Cuts<Arc<str>>,
+    cuts: Cuts<CustomerId>,
 }
 
 impl GradingCuts {
@@ -121,7 +122,7 @@ impl GradingCuts {
         self.abc.iter().find(|a| a.name == g.name)
     }
 
-    fn rfm(&self, g: &Grading) -> Option<&RfmCuts<Arc<str>>> {
+    fn rfm(&self, g: &Grading) -> Option<&RfmCuts<CustomerId>> {
         self.rfm
             .iter()
             .find(|(name, _)| *name == g.name)
@@ -264,9 +265,8 @@ impl Population {
         self.last_cut = None;
     }
 
-    /// A customer's view changed (or is new). `id` is kept shared (the
-    /// read model's own string).
-    pub(crate) fn upsert(&mut self, id: &Arc<str>, view: &View) {
+    /// A customer's view changed (or is new).
+    pub(crate) fn upsert(&mut self, id: &str, view: &View) {
         if self.abc.is_empty() && self.rfm.is_empty() {
             return;
         }

@@ -673,15 +673,11 @@ impl std::fmt::Debug for ReadModel {
 /// Put `entry` in `shard` unless the held view is newer, keeping the
 /// shard's totals in step. Returns the id when it is new to the model
 /// (`customer_id` itself when it is shared already).
-fn put<K: AsRef<str> + Into<Arc<str>>>(
-    shard: &mut ShardData,
-    customer_id: K,
-    entry: Entry,
-) -> Option<Arc<str>> {
-    match shard.entries.get_mut(customer_id.as_ref()) {
+fn put(shard: &mut ShardData, customer_id: &str, entry: Entry) -> Option<Arc<str>> {
+    match shard.entries.get_mut(customer_id) {
         Some(held) if held.view.sequence > entry.view.sequence => {
             tracing::debug!(
-                customer_id = customer_id.as_ref(),
+                customer_id,
                 held = held.view.sequence,
                 offered = entry.view.sequence,
                 "ignoring a stale customer view"
@@ -695,7 +691,7 @@ fn put<K: AsRef<str> + Into<Arc<str>>>(
             None
         }
         None => {
-            let id: Arc<str> = customer_id.into();
+            let id: Arc<str> = Arc::from(customer_id);
             shard.totals.add(&entry.view.tier, &entry.view.book);
             shard.entries.insert(Arc::clone(&id), entry);
             Some(id)
@@ -822,38 +818,17 @@ impl ReadModel {
     }
 
     fn publish_entries(&self, entries: Vec<(&str, Entry)>, policy: &Policy) {
-        if !policy.gradings().iter().any(Grading::is_population) {
-            self.upsert_entries(entries);
-            return;
+        if policy.gradings().iter().any(Grading::is_population) {
+            // The first views under a policy (tierd's start-up fill, a
+            // policy change) bring its population here, on the publishing
+            // thread, so no request waits behind the population's lock for
+            // a build it happened to ask for first.
+            let mut population = self.population_for(policy);
+            for (id, entry) in &entries {
+                population.upsert(id, &entry.view);
+            }
         }
-        // The first views under a policy (tierd's start-up fill, a policy
-        // change) bring its population here, on the publishing thread, so
-        // no request waits behind the population's lock for a build it
-        // happened to ask for first.
-        let mut population = self.population_for(policy);
-        // The rankings share the model's id strings: each id is the one
-        // the model holds (or will hold, for a new customer).
-        let entries: Vec<(Arc<str>, Entry)> = entries
-            .into_iter()
-            .map(|(id, entry)| (self.shared_id(id), entry))
-            .collect();
-        for (id, entry) in &entries {
-            population.upsert(id, &entry.view);
-        }
-        drop(population);
-        self.upsert_keyed(entries);
-    }
-
-    /// The id string the model holds for `customer_id`, or a new one.
-    fn shared_id(&self, customer_id: &str) -> Arc<str> {
-        match self
-            .read(shard_of(customer_id))
-            .entries
-            .get_key_value(customer_id)
-        {
-            Some((id, _)) => Arc::clone(id),
-            None => Arc::from(customer_id),
-        }
+        self.upsert_entries(entries);
     }
 
     /// The population, made `policy`'s first if it is not: carried over
@@ -921,17 +896,9 @@ impl ReadModel {
 
     /// [`Self::upsert_many`] with books.
     pub fn upsert_entries<'a>(&self, entries: impl IntoIterator<Item = (&'a str, Entry)>) {
-        self.upsert_keyed(entries);
-    }
-
-    /// [`Self::upsert_entries`], ids borrowed or already shared.
-    fn upsert_keyed<K: AsRef<str> + Into<Arc<str>>>(
-        &self,
-        entries: impl IntoIterator<Item = (K, Entry)>,
-    ) {
-        let mut grouped: Vec<Vec<(K, Entry)>> = (0..SHARDS).map(|_| Vec::new()).collect();
+        let mut grouped: Vec<Vec<(&str, Entry)>> = (0..SHARDS).map(|_| Vec::new()).collect();
         for (id, entry) in entries {
-            grouped[shard_of(id.as_ref())].push((id, entry));
+            grouped[shard_of(id)].push((id, entry));
         }
         let mut new_ids = Vec::new();
         for (idx, group) in grouped.into_iter().enumerate() {

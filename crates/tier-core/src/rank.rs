@@ -330,12 +330,12 @@ impl<K: Ord + Hash + Clone> Ranking<K> {
     /// cloned only for a new customer (`Ranking<String>` takes a `&str`).
     pub fn upsert<Q>(&mut self, id: &Q, value: f64) -> Option<f64>
     where
-        K: Borrow<Q>,
-        Q: Hash + Ord + ToOwned<Owned = K> + ?Sized,
+        K: Borrow<Q> + From<Q::Owned>,
+        Q: Hash + Ord + ToOwned + ?Sized,
     {
         let key = order_key(self.direction, value);
         let Some(slot) = self.values.get_mut(id) else {
-            let owned = id.to_owned();
+            let owned = K::from(id.to_owned());
             self.values.insert(owned.clone(), value);
             if key == UNKNOWN_KEY {
                 self.unknown += 1;
@@ -357,7 +357,7 @@ impl<K: Ord + Hash + Clone> Ranking<K> {
         // Move the entry (and its owned id) to its new place.
         let id = match self.take_entry(old_key, id) {
             Some(entry) => entry.id,
-            None => id.to_owned(),
+            None => K::from(id.to_owned()),
         };
         self.insert_entry(Entry { key, id });
         Some(old)
@@ -1215,8 +1215,8 @@ impl<K: Ord + Hash + Clone> RfmRanking<K> {
     /// any ranked value changed (a new customer counts as a change).
     pub fn upsert<Q>(&mut self, id: &Q, values: &RfmValues) -> bool
     where
-        K: Borrow<Q>,
-        Q: Hash + Ord + ToOwned<Owned = K> + ?Sized,
+        K: Borrow<Q> + From<Q::Owned>,
+        Q: Hash + Ord + ToOwned + ?Sized,
     {
         let same = |old: Option<f64>, new: f64| {
             old.is_some_and(|o| o == new || (o.is_nan() && new.is_nan()))

@@ -69,7 +69,7 @@ fn population(policy: &Policy) -> Vec<(String, CustomerState)> {
 
 /// `policy` with the RFM cut points of `states` (what the engine does).
 fn cut(policy: &Policy, states: &[(String, CustomerState)]) -> Policy {
-    let mut ranking = RfmRanking::new();
+    let mut ranking = RfmRanking::<String>::new();
     for (id, s) in states {
         ranking.upsert(id.as_str(), &s.rfm_values(policy));
     }
@@ -225,7 +225,7 @@ fn equal_figures_get_equal_scores() {
     // Frequencies 5, 5, 5, 5, 1: the first fifth's cut point is 5, so all
     // four customers with 5 orders score 5 (ties to the better fifth),
     // whatever their ids; the one with 1 order scores 1.
-    let mut ranking = RfmRanking::new();
+    let mut ranking = RfmRanking::<String>::new();
     for (i, f) in [5.0, 5.0, 5.0, 5.0, 1.0].into_iter().enumerate() {
         ranking.upsert(
             &format!("c{i}"),
