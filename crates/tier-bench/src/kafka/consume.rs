@@ -64,7 +64,7 @@ pub(crate) fn backlog_consumer(broker: &Broker, group: &str) -> Result<BaseConsu
 }
 
 /// What one read of the backlog measured.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Timing {
     pub(crate) records: u64,
     /// From the moment the reader had its partitions (consumer assigned;
@@ -78,6 +78,9 @@ pub(crate) struct Timing {
     /// From the start (client created; `tierd::start` called: store open,
     /// group join) to the last.
     pub(crate) start_to_last: Duration,
+    /// tierd's runs: the note on where the headline window's CPU went
+    /// (see `cpu`); `None` for the peers.
+    pub(crate) cpu: Option<String>,
 }
 
 /// `n` records over `d`, per second.
@@ -152,5 +155,6 @@ pub(crate) fn consume_only(broker: &Broker, expected: u64) -> Result<Timing> {
         first_to_last: done - first,
         at_first: 1,
         start_to_last: done - started,
+        cpu: None,
     })
 }

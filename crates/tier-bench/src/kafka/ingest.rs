@@ -22,6 +22,7 @@ use tokio::runtime::Runtime;
 
 use super::broker::Broker;
 use super::consume::{IDLE_LIMIT, Timing};
+use super::cpu::{self, Threads};
 use super::produce::{DLQ, INPUTS, TIER_CHANGES};
 
 /// How often the committed-records counter is read (each read renders
@@ -175,6 +176,8 @@ pub(crate) fn ingest(rt: &Runtime, config: Config, expected: u64) -> Result<(Tim
     };
     let mut first: Option<(Instant, u64)> = None;
     let mut ready: Option<Instant> = None;
+    // The threads' CPU time as the headline window opens.
+    let mut cpu_at_ready: Option<Threads> = None;
     let mut last_count = 0;
     let mut last_progress = Instant::now();
     let mut reads = 0u32;
@@ -186,9 +189,13 @@ pub(crate) fn ingest(rt: &Runtime, config: Config, expected: u64) -> Result<(Tim
         reading += now.elapsed();
         if ready.is_none() && tierd.status() == PipelineStatus::Ready {
             ready = Some(now);
+            cpu_at_ready = Threads::now();
         }
         if n > 0 && first.is_none() {
             first = Some((now, n));
+            if cpu_at_ready.is_none() {
+                cpu_at_ready = Threads::now();
+            }
         }
         if n >= expected {
             break now;
@@ -208,6 +215,7 @@ pub(crate) fn ingest(rt: &Runtime, config: Config, expected: u64) -> Result<(Tim
         }
         std::thread::sleep(POLL_EVERY);
     };
+    let cpu_at_done = Threads::now();
     let committed = metrics.committed().saturating_sub(base);
     if committed != expected {
         bail!("tierd committed {committed} records, {expected} were produced");
@@ -215,6 +223,11 @@ pub(crate) fn ingest(rt: &Runtime, config: Config, expected: u64) -> Result<(Tim
     let (first_at, at_first) = first.unwrap_or((done, 0));
     // Ready is set on assignment, before any commit can count.
     let assigned = ready.unwrap_or(first_at).min(first_at);
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let groups = match (&cpu_at_done, &cpu_at_ready) {
+        (Some(done), Some(ready)) => done.since(ready),
+        _ => Vec::new(),
+    };
     eprintln!(
         "    {reads} reads of the metrics, {:.2} ms each",
         reading.as_secs_f64() * 1e3 / f64::from(reads.max(1))
@@ -226,6 +239,7 @@ pub(crate) fn ingest(rt: &Runtime, config: Config, expected: u64) -> Result<(Tim
             first_to_last: done - first_at,
             at_first,
             start_to_last: done - started,
+            cpu: Some(cpu::note(&groups, done - assigned, cores)),
         },
         tierd,
     ))

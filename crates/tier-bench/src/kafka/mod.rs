@@ -28,6 +28,7 @@
 
 mod broker;
 mod consume;
+mod cpu;
 mod freshness;
 mod ingest;
 mod postgres;
@@ -107,7 +108,7 @@ fn topics(partitions: i32) -> Vec<(&'static str, i32)> {
 
 /// A rate figure's note: what it counts and the rate in other windows.
 fn rate_note(t: &Timing, what: &str) -> String {
-    format!(
+    let rate = format!(
         "{} records; {what}; timed from partitions assigned to the last ({:.2} s); {} ev/s from the first record or batch to the last ({:.2} s), {} ev/s from the start ({:.2} s)",
         human(t.records as f64),
         t.assigned_to_last.as_secs_f64(),
@@ -115,7 +116,11 @@ fn rate_note(t: &Timing, what: &str) -> String {
         t.first_to_last.as_secs_f64(),
         human(t.rate_from_start()),
         t.start_to_last.as_secs_f64(),
-    )
+    );
+    match &t.cpu {
+        Some(cpu) => format!("{rate}; {cpu}"),
+        None => rate,
+    }
 }
 
 /// Publish the run's workload and run the scenarios that share it;

@@ -419,5 +419,6 @@ pub(crate) fn run(broker: &Broker, cluster: &Cluster, expected: u64) -> Result<T
         first_to_last: done - first_at,
         at_first,
         start_to_last: done - started,
+        cpu: None,
     })
 }
