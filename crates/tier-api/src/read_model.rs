@@ -819,21 +819,45 @@ impl ReadModel {
 
     fn publish_entries(&self, entries: Vec<(&str, Entry)>, policy: &Policy) {
         if policy.gradings().iter().any(Grading::is_population) {
-            // The first views under a policy (tierd's start-up fill, a
-            // policy change) bring its population here, on the publishing
-            // thread, so no request waits behind the population's lock for
-            // a build it happened to ask for first.
-            let mut population = self.population_for(policy);
-            for (id, entry) in &entries {
-                population.upsert(id, &entry.view);
+            let mut population = self.population();
+            if population.is_for(policy) || population.carry_to(policy) {
+                for (id, entry) in &entries {
+                    population.upsert(id, &entry.view);
+                }
+            } else if population.is_built() {
+                // A policy that changes the gradings: rebuilt at once, on
+                // this thread, from every view (these included), so no
+                // request waits behind the population's lock for it.
+                drop(population);
+                self.upsert_entries(entries);
+                drop(self.population_for(policy));
+                return;
             }
+            // Never built: the start-up fill, after which tierd builds
+            // the rankings once ([`Self::prepare_gradings`]), one sort
+            // each rather than an insert per customer.
         }
         self.upsert_entries(entries);
     }
 
+    /// Whether `policy`'s population gradings are built (or it has
+    /// none): an answer classes customers without building them first.
+    pub fn gradings_ready(&self, policy: &Policy) -> bool {
+        !policy.gradings().iter().any(Grading::is_population) || self.population().is_for(policy)
+    }
+
+    /// Build `policy`'s population gradings now if they are not (one
+    /// sort per ranking over every view) and cut them: what tierd does
+    /// once its start-up fill is published, before it serves, so no
+    /// answer waits for the build.
+    pub fn prepare_gradings(&self, policy: &Policy) {
+        if policy.gradings().iter().any(Grading::is_population) {
+            self.population_for(policy).recut();
+        }
+    }
+
     /// The population, made `policy`'s first if it is not: carried over
-    /// when the policy keeps the gradings, else rebuilt from every view
-    /// (seconds at a million customers).
+    /// when the policy keeps the gradings, else built from every view.
     fn population_for(&self, policy: &Policy) -> std::sync::MutexGuard<'_, Population> {
         let mut population = self.population();
         if !population.is_for(policy) && !population.carry_to(policy) {
@@ -1317,11 +1341,12 @@ mod tests {
         assert_eq!(total, 333_333);
     }
 
-    /// The population gradings (ABC, RFM) are built by the publish that
-    /// first brings views under a policy (tierd's start-up fill, a policy
-    /// change), on the publishing thread, from every view the model
-    /// holds: the first request finds them ready instead of building them
-    /// behind the population's lock while every other answer waits.
+    /// The population gradings (ABC, RFM) are built once tierd's start-up
+    /// fill is published, and by the publish that brings a policy with
+    /// other gradings, on the publishing thread, from every view the
+    /// model holds, one sort per ranking: no request builds them behind
+    /// the population's lock while every other answer waits. A new
+    /// version with the same gradings keeps the rankings.
     #[test]
     fn the_publish_that_brings_a_policy_builds_its_population_gradings() {
         use tier_core::policy::DEFAULT_POLICY_TOML;
@@ -1365,32 +1390,44 @@ mod tests {
         };
 
         let rm = ReadModel::new();
-        assert!(!rm.population().is_for(&policy));
-        // The first chunk of the fill builds the rankings; later ones
-        // update them.
+        // The start-up fill, in chunks, builds nothing per chunk...
         rm.publish(&refs[..3], &policy);
-        assert!(rm.population().is_for(&policy));
-        assert!(["c1", "c2", "c3"].iter().all(|id| classed(&rm, id)));
-        assert!(!classed(&rm, "c4"));
         rm.publish(&refs[3..], &policy);
-        assert!(refs.iter().all(|(id, _)| classed(&rm, id)));
-        // The first answer classes by cut points of the whole fill, as a
-        // population built from every view at once would.
+        assert!(!rm.population().is_built());
+        // ...tierd builds the rankings once it is published, in one sort
+        // each, ranking exactly as one insert per customer would.
+        rm.prepare_gradings(&policy);
+        assert!(rm.population().is_for(&policy));
+        let mut inserted = Population::default();
+        inserted.rebuild(&policy, std::iter::empty());
+        for (id, _) in &refs {
+            inserted.upsert(id, &rm.get(id).unwrap());
+        }
+        inserted.recut();
         let answer = rm.grading_cuts(&policy).unwrap();
-        let mut whole = Population::default();
-        let all = rm.all_shared();
-        whole.rebuild(&policy, all.iter().map(|(id, v)| (id, v.as_ref())));
         for (id, _) in &refs {
             let view = rm.get(id).unwrap();
             for g in &population {
+                let class = inserted.ranked_class(g, id);
+                assert!(class.is_some(), "{id} in {}", g.name);
+                assert_eq!(
+                    rm.population().ranked_class(g, id),
+                    class,
+                    "{id} in {}",
+                    g.name
+                );
                 assert_eq!(
                     answer.class(g, id, &view, &view.indicators()),
-                    whole.ranked_class(g, id),
+                    class,
                     "{id} in {}",
                     g.name
                 );
             }
         }
+        // Views published since update the built rankings.
+        let late = decided("c7", 50_000_000, &policy);
+        rm.publish(&[(late.0.as_str(), &late.1)], &policy);
+        assert!(classed(&rm, "c7"));
 
         // A new version with the same gradings: its first unit (one
         // customer) carries the rankings over, exactly as a rebuild from

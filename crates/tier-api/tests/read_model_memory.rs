@@ -72,6 +72,7 @@ fn fill(engine: &Engine, policy: &Policy) -> (ReadModel, i64) {
             chunk.iter().map(|(id, s)| (*id, s.as_ref())).collect();
         read.publish(&views, policy);
     }
+    read.prepare_gradings(policy);
     (read, rss_kib() - before)
 }
 

@@ -100,7 +100,7 @@
 //! | [`Ranking::cuts`] | O(k log n): one select per cut point, no walk of the population |
 //! | [`Cuts::placement`] | O(log k), no access to the ranking |
 //! | [`Ranking::diff`] | O(k log n + c) for c changes: every customer walked (between an old cut point and its new counterpart) has changed class or flag; O(n) only when the number of classes or the direction differs |
-//! | [`Ranking::from_values`] | O(n log n), one sort |
+//! | [`Ranking::from_values`], [`RfmRanking::from_values`] | O(n log n), one sort (a ranking) |
 //!
 //! Nothing sorts the population per update. At 1,000,000 customers the
 //! bench (`cargo bench -p tier-core --bench rank`) measures an update at
@@ -1208,6 +1208,24 @@ impl<K: Ord + Hash + Clone> RfmRanking<K> {
             recency: Ranking::new(Direction::HigherIsBetter),
             frequency: Ranking::new(Direction::HigherIsBetter),
             monetary: Ranking::new(Direction::HigherIsBetter),
+        }
+    }
+
+    /// Builds the three rankings in one sort each ([`Ranking::from_values`]):
+    /// the start-up or policy-change path. A repeated id keeps its last
+    /// values.
+    pub fn from_values(values: impl IntoIterator<Item = (K, RfmValues)>) -> Self {
+        let values: Vec<(K, RfmValues)> = values.into_iter().collect();
+        let ranked = |value: fn(&RfmValues) -> f64| {
+            Ranking::from_values(
+                Direction::HigherIsBetter,
+                values.iter().map(|(id, v)| (id.clone(), value(v))),
+            )
+        };
+        Self {
+            recency: ranked(recency_value),
+            frequency: ranked(|v| v.frequency),
+            monetary: ranked(|v| v.monetary),
         }
     }
 

@@ -135,6 +135,11 @@ pub trait CommitObserver: Send + Sync + 'static {
     fn evicted(&self, ids: &[String]) {
         let _ = ids;
     }
+
+    /// Every customer loaded at start was given to [`Self::committed`]
+    /// (the start-up fill is over; nothing is served from it before):
+    /// the moment to build what is built once over all of them.
+    fn filled(&self) {}
 }
 
 /// What a durable unit tells the adapter.

@@ -751,6 +751,7 @@ impl<S: Store + 'static> Pipeline<S> {
             );
         }
         publish_views(observer.as_ref(), engine.customers());
+        observer.filled();
         // The read model holds everything stored: the outbox rows stored
         // before this start may be published (an empty commit names the
         // next outbox key and writes nothing).

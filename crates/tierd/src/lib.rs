@@ -196,6 +196,12 @@ impl CommitObserver for ReadModelObserver {
         }))
     }
 
+    fn filled(&self) {
+        // The population gradings over the whole fill, before tierd
+        // reports ready: no answer or TierChanged waits for their build.
+        self.read.prepare_gradings(&self.policy.policy());
+    }
+
     fn evicted(&self, ids: &[String]) {
         self.read.remove(ids);
         self.set_tier_gauge();
@@ -742,6 +748,39 @@ mod tests {
         );
         assert_eq!(classes("c05")[0], ("abc_revenue".into(), "C".into()));
         assert!(classes("nobody").is_empty());
+    }
+
+    /// The start-up fill publishes every loaded customer in chunks and
+    /// builds no population grading per chunk; once it is over
+    /// (`filled`, before tierd reports ready) the ABC and RFM rankings
+    /// are built over all of them, so no answer or TierChanged builds
+    /// them behind the population's lock.
+    #[test]
+    fn the_start_up_fill_builds_the_population_gradings_once_it_is_over() {
+        let policy = Policy::default_policy();
+        let states: Vec<(String, CustomerState)> = (1..=6)
+            .map(|i| {
+                let id = format!("c{i:02}");
+                let state = customer(&id, 2, i * 1_000_000, &policy);
+                (id, state)
+            })
+            .collect();
+        let refs: Vec<(&str, &CustomerState)> =
+            states.iter().map(|(id, s)| (id.as_str(), s)).collect();
+        let read = Arc::new(ReadModel::new());
+        let text = tier_core::policy::DEFAULT_POLICY_TOML.to_owned();
+        let handle = Arc::new(PolicyHandle::new(Arc::new(ActivePolicy::new(
+            policy.clone(),
+            text,
+            String::new(),
+        ))));
+        let observer = ReadModelObserver::new(Arc::clone(&read), handle);
+        observer.committed(&refs[..3]);
+        observer.committed(&refs[3..]);
+        assert!(!read.gradings_ready(&policy));
+        observer.filled();
+        assert!(read.gradings_ready(&policy));
+        assert_eq!(read.len(), 6);
     }
 
     /// `tierd_customers{tier=..}` by tier, from a Prometheus text.

@@ -277,6 +277,8 @@ fn fill(cfg: &BenchConfig, read: &ReadModel, policy: &Policy) -> Vec<String> {
     for chunk in all.chunks(20_000) {
         read.publish(chunk, policy);
     }
+    // As tierd once its start-up fill is published.
+    read.prepare_gradings(policy);
     let mut ids: Vec<String> = read.all().into_iter().map(|(id, _)| id).collect();
     ids.sort_unstable();
     ids

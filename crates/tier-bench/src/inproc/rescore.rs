@@ -140,6 +140,7 @@ pub(crate) fn run(
                 chunk.iter().map(|(id, s)| (*id, s.as_ref())).collect();
             read.publish(&views, &handle.policy());
         }
+        read.prepare_gradings(&handle.policy());
     }
     eprintln!(
         "  read model filled with {} customers in {:.1}s",

@@ -138,8 +138,9 @@ pub(crate) fn run(
                 "VmRSS of a fresh process that opened the sled store (256 MiB cache), \
                  loaded the engine from it and filled the API's read model from the engine, \
                  as tierd starts ({} customers, {} held decoded, the rest encoded; due \
-                 index; {} views), in {:.1}s; peak {:.0} MiB; the engine alone (before the \
-                 read model): {:.0} MiB; {all_hot}; {in_process}",
+                 index; {} views and the population gradings' rankings), in {:.1}s; peak \
+                 {:.0} MiB; the engine alone (before the read model): {:.0} MiB; {all_hot}; \
+                 {in_process}",
                 r.customers,
                 r.hot,
                 r.views,
@@ -234,6 +235,8 @@ pub(crate) fn child_main() -> Option<std::process::ExitCode> {
                 chunk.iter().map(|(id, s)| (*id, s.as_ref())).collect();
             read.publish(&views, &policy);
         }
+        // And builds the population gradings over all of them.
+        read.prepare_gradings(&policy);
         let secs = started.elapsed().as_secs_f64();
         let mem = Memory::read()?;
         Ok(Restarted {
