@@ -8,11 +8,12 @@
 //! at most every `recut_seconds` of the grading (the policy's; shortest of
 //! them) while the population changes, and at once when the gradings of the
 //! policy change, so every answer within a cadence agrees with every
-//! other. A new policy version with the same population gradings keeps
-//! the rankings (they rank the views' figures, not the policy's); one
-//! that changes them rebuilds them from every view, on the thread that
-//! publishes the first views under it (see `ReadModel::publish`). Classes are those of the
-//! committed state: a replay that rebuilds the read model rebuilds them.
+//! other. The rankings are built in one sort each over every view: once
+//! tierd's start-up fill is published (`ReadModel::prepare_gradings`), and
+//! by the publish that brings a policy whose population gradings differ;
+//! a new version that keeps them keeps the rankings (they rank the views'
+//! figures, not the policy's). Classes are those of the committed state:
+//! a replay that rebuilds the read model rebuilds them.
 //!
 //! An answer classes a view by the figures it shows, against the cut
 //! points of the last recut ([`GradingCuts`]): a customer's class is

@@ -1348,7 +1348,7 @@ mod tests {
     /// the population's lock while every other answer waits. A new
     /// version with the same gradings keeps the rankings.
     #[test]
-    fn the_publish_that_brings_a_policy_builds_its_population_gradings() {
+    fn population_gradings_are_built_after_the_fill_and_by_a_policy_that_changes_them() {
         use tier_core::policy::DEFAULT_POLICY_TOML;
         use tier_core::time::date;
         use tier_core::{Event, EventKind, Money};
