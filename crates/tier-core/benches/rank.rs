@@ -8,9 +8,11 @@
 //!
 //! `cargo bench -p tier-core --bench rank`
 
+use std::borrow::Borrow;
+use std::hash::Hash;
 use std::hint::black_box;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Bencher, Criterion, criterion_group, criterion_main};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::LogNormal;
@@ -29,6 +31,19 @@ fn draw(rng: &mut StdRng, revenue: &LogNormal<f64>) -> f64 {
     } else {
         rng.sample(revenue).round()
     }
+}
+
+/// Each iteration updates the next customer of `updates` (in turn).
+fn upsert_in_turn<K>(b: &mut Bencher<'_>, ranking: &mut Ranking<K>, updates: &[(String, f64)])
+where
+    K: Ord + Hash + Clone + Borrow<str> + From<String>,
+{
+    let mut next = 0;
+    b.iter(|| {
+        let (who, value) = &updates[next % updates.len()];
+        next += 1;
+        black_box(ranking.upsert(who.as_str(), *value))
+    });
 }
 
 fn bench(c: &mut Criterion) {
@@ -55,13 +70,8 @@ fn bench(c: &mut Criterion) {
     let updates: Vec<(String, f64)> = (0..1 << 16)
         .map(|_| (id(rng.random_range(0..CUSTOMERS)), draw(&mut rng, &revenue)))
         .collect();
-    let mut next = 0;
     group.bench_function("upsert_existing_customer", |b| {
-        b.iter(|| {
-            let (who, value) = &updates[next % updates.len()];
-            next += 1;
-            black_box(ranking.upsert(who.as_str(), *value))
-        });
+        upsert_in_turn(b, &mut ranking, &updates);
     });
     // The same updates on ids held inline (tier-core's `CustomerId`, what
     // the read model's rankings hold): comparing two ids reads the
@@ -72,13 +82,8 @@ fn bench(c: &mut Criterion) {
             .iter()
             .map(|(id, v)| (CustomerId::from(id.as_str()), *v)),
     );
-    let mut next = 0;
     group.bench_function("upsert_existing_customer_inline_ids", |b| {
-        b.iter(|| {
-            let (who, value) = &updates[next % updates.len()];
-            next += 1;
-            black_box(inline.upsert(who.as_str(), *value))
-        });
+        upsert_in_turn(b, &mut inline, &updates);
     });
     drop(inline);
 

@@ -689,6 +689,17 @@ mod tests {
         state
     }
 
+    /// Customers `c01`..: the i-th with `orders` orders of i million.
+    fn customers(n: i64, orders: usize, policy: &Policy) -> Vec<(String, CustomerState)> {
+        (1..=n)
+            .map(|i| {
+                let id = format!("c{i:02}");
+                let state = customer(&id, orders, i * 1_000_000, policy);
+                (id, state)
+            })
+            .collect()
+    }
+
     fn tier(state: &CustomerState) -> String {
         state.effective.as_ref().expect("decided").tier.clone()
     }
@@ -703,13 +714,7 @@ mod tests {
     #[test]
     fn tier_changes_carry_the_population_classes_of_the_committed_figures() {
         let policy = Policy::default_policy();
-        let states: Vec<(String, CustomerState)> = (1..=10)
-            .map(|i| {
-                let id = format!("c{i:02}");
-                let state = customer(&id, 3, i * 1_000_000, &policy);
-                (id, state)
-            })
-            .collect();
+        let states = customers(10, 3, &policy);
         let read = Arc::new(ReadModel::new());
         let refs: Vec<(&str, &CustomerState)> =
             states.iter().map(|(id, s)| (id.as_str(), s)).collect();
@@ -758,13 +763,7 @@ mod tests {
     #[test]
     fn the_start_up_fill_builds_the_population_gradings_once_it_is_over() {
         let policy = Policy::default_policy();
-        let states: Vec<(String, CustomerState)> = (1..=6)
-            .map(|i| {
-                let id = format!("c{i:02}");
-                let state = customer(&id, 2, i * 1_000_000, &policy);
-                (id, state)
-            })
-            .collect();
+        let states = customers(6, 2, &policy);
         let refs: Vec<(&str, &CustomerState)> =
             states.iter().map(|(id, s)| (id.as_str(), s)).collect();
         let read = Arc::new(ReadModel::new());
