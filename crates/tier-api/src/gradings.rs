@@ -188,13 +188,7 @@ impl Population {
     /// the new version republishes update them one by one). Returns
     /// whether it did; a population built for nothing yet never does.
     pub(crate) fn carry_to(&mut self, policy: &Policy) -> bool {
-        if self.version.is_none()
-            || !policy
-                .gradings()
-                .iter()
-                .filter(|g| g.is_population())
-                .eq(&self.gradings)
-        {
+        if self.version.is_none() || !policy.population_gradings().eq(&self.gradings) {
             return false;
         }
         self.version = Some(policy.version().to_owned());
@@ -209,17 +203,10 @@ impl Population {
     ) {
         *self = Population {
             version: Some(policy.version().to_owned()),
-            gradings: policy
-                .gradings()
-                .iter()
-                .filter(|g| g.is_population())
-                .cloned()
-                .collect(),
+            gradings: policy.population_gradings().cloned().collect(),
             recut_every: Duration::from_secs(u64::from(
                 policy
-                    .gradings()
-                    .iter()
-                    .filter(|g| g.is_population())
+                    .population_gradings()
                     .map(|g| g.recut_seconds)
                     .min()
                     .unwrap_or(tier_core::policy::DEFAULT_RECUT_SECONDS),

@@ -47,7 +47,7 @@ use std::ops::Bound;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use tier_core::overrides::{Override, OverrideEntry};
-use tier_core::policy::{Grading, Policy};
+use tier_core::policy::Policy;
 
 use crate::gradings::{GradingCuts, Population};
 use tier_core::indicators::KeptIndicators;
@@ -671,8 +671,13 @@ impl std::fmt::Debug for ReadModel {
 }
 
 /// Put `entry` in `shard` unless the held view is newer, keeping the
-/// shard's totals in step. Returns the id when it is new to the model
-/// (`customer_id` itself when it is shared already).
+/// shard's totals in step. Returns the model's new id string when the
+/// customer is new to it.
+/// Whether `policy` has population gradings (the model ranks its views).
+fn grades_population(policy: &Policy) -> bool {
+    policy.population_gradings().next().is_some()
+}
+
 fn put(shard: &mut ShardData, customer_id: &str, entry: Entry) -> Option<Arc<str>> {
     match shard.entries.get_mut(customer_id) {
         Some(held) if held.view.sequence > entry.view.sequence => {
@@ -818,7 +823,7 @@ impl ReadModel {
     }
 
     fn publish_entries(&self, entries: Vec<(&str, Entry)>, policy: &Policy) {
-        if policy.gradings().iter().any(Grading::is_population) {
+        if grades_population(policy) {
             let mut population = self.population();
             if population.is_for(policy) || population.carry_to(policy) {
                 for (id, entry) in &entries {
@@ -843,16 +848,16 @@ impl ReadModel {
     /// Whether `policy`'s population gradings are built (or it has
     /// none): an answer classes customers without building them first.
     pub fn gradings_ready(&self, policy: &Policy) -> bool {
-        !policy.gradings().iter().any(Grading::is_population) || self.population().is_for(policy)
+        !grades_population(policy) || self.population().is_for(policy)
     }
 
     /// Build `policy`'s population gradings now if they are not (one
-    /// sort per ranking over every view) and cut them: what tierd does
+    /// sort per ranking over every view, then a cut): what tierd does
     /// once its start-up fill is published, before it serves, so no
     /// answer waits for the build.
     pub fn prepare_gradings(&self, policy: &Policy) {
-        if policy.gradings().iter().any(Grading::is_population) {
-            self.population_for(policy).recut();
+        if grades_population(policy) {
+            drop(self.population_for(policy));
         }
     }
 
@@ -879,7 +884,7 @@ impl ReadModel {
     /// `recut_seconds` old. One lock for any number of views; `None`
     /// (and no lock) when the policy has no population grading.
     pub fn grading_cuts(&self, policy: &Policy) -> Option<Arc<GradingCuts>> {
-        if !policy.gradings().iter().any(Grading::is_population) {
+        if !grades_population(policy) {
             return None;
         }
         let mut population = self.population_for(policy);
@@ -1370,11 +1375,7 @@ mod tests {
             (id.to_owned(), state)
         };
         let policy = Policy::default_policy();
-        let population: Vec<&Grading> = policy
-            .gradings()
-            .iter()
-            .filter(|g| g.is_population())
-            .collect();
+        let population: Vec<&tier_core::policy::Grading> = policy.population_gradings().collect();
         assert!(
             population.len() >= 2,
             "the default policy grades the population"

@@ -109,7 +109,7 @@ fn population_gradings(read: Arc<ReadModel>, policy: Arc<PolicyHandle>) -> tier_
             return;
         };
         let indicators = view.indicators();
-        for g in policy.gradings().iter().filter(|g| g.is_population()) {
+        for g in policy.population_gradings() {
             if let Some(class) = cuts.class(g, &msg.customer_id, &view, &indicators) {
                 msg.gradings
                     .push(tier_wire::tier_changed::grading_to_proto(&class));
@@ -700,6 +700,15 @@ mod tests {
             .collect()
     }
 
+    /// A handle on `policy` (no text, no hash: the tests read neither).
+    fn policy_handle(policy: &Policy) -> Arc<PolicyHandle> {
+        Arc::new(PolicyHandle::new(Arc::new(ActivePolicy::new(
+            policy.clone(),
+            String::new(),
+            String::new(),
+        ))))
+    }
+
     fn tier(state: &CustomerState) -> String {
         state.effective.as_ref().expect("decided").tier.clone()
     }
@@ -719,13 +728,7 @@ mod tests {
         let refs: Vec<(&str, &CustomerState)> =
             states.iter().map(|(id, s)| (id.as_str(), s)).collect();
         read.publish(&refs, &policy);
-        let text = tier_core::policy::DEFAULT_POLICY_TOML.to_owned();
-        let handle = Arc::new(PolicyHandle::new(Arc::new(ActivePolicy::new(
-            policy,
-            text,
-            String::new(),
-        ))));
-        let enrich = population_gradings(Arc::clone(&read), handle);
+        let enrich = population_gradings(Arc::clone(&read), policy_handle(&policy));
         let classes = |id: &str| {
             let mut msg = tier_proto::api::TierChanged {
                 customer_id: id.into(),
@@ -767,13 +770,7 @@ mod tests {
         let refs: Vec<(&str, &CustomerState)> =
             states.iter().map(|(id, s)| (id.as_str(), s)).collect();
         let read = Arc::new(ReadModel::new());
-        let text = tier_core::policy::DEFAULT_POLICY_TOML.to_owned();
-        let handle = Arc::new(PolicyHandle::new(Arc::new(ActivePolicy::new(
-            policy.clone(),
-            text,
-            String::new(),
-        ))));
-        let observer = ReadModelObserver::new(Arc::clone(&read), handle);
+        let observer = ReadModelObserver::new(Arc::clone(&read), policy_handle(&policy));
         observer.committed(&refs[..3]);
         observer.committed(&refs[3..]);
         assert!(!read.gradings_ready(&policy));
@@ -802,14 +799,7 @@ mod tests {
         let big = customer("big", 12, 100_000_000, &policy);
         let small = customer("small", 1, 10_000, &policy);
         assert_ne!(tier(&big), tier(&small), "the test needs two tiers");
-        let observer = ReadModelObserver::new(
-            Arc::new(ReadModel::new()),
-            Arc::new(PolicyHandle::new(Arc::new(ActivePolicy::new(
-                policy.clone(),
-                String::new(),
-                String::new(),
-            )))),
-        );
+        let observer = ReadModelObserver::new(Arc::new(ReadModel::new()), policy_handle(&policy));
         let expect = |held: &[&CustomerState]| -> BTreeMap<String, f64> {
             let mut want: BTreeMap<String, f64> = tiers.iter().map(|t| (t.clone(), 0.0)).collect();
             for s in held {

@@ -689,6 +689,12 @@ impl Policy {
         &self.gradings
     }
 
+    /// The gradings that rank the whole population (`abc`, `rfm`), in
+    /// policy order.
+    pub fn population_gradings(&self) -> impl Iterator<Item = &Grading> {
+        self.gradings.iter().filter(|g| g.is_population())
+    }
+
     pub fn tiers(&self) -> &[TierSpec] {
         &self.tiers
     }
