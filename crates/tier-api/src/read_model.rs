@@ -670,15 +670,28 @@ impl std::fmt::Debug for ReadModel {
     }
 }
 
-/// Put `entry` in `shard` unless the held view is newer, keeping the
-/// shard's totals in step. Returns the model's new id string when the
-/// customer is new to it.
 /// Whether `policy` has population gradings (the model ranks its views).
 fn grades_population(policy: &Policy) -> bool {
     policy.population_gradings().next().is_some()
 }
 
-fn put(shard: &mut ShardData, customer_id: &str, entry: Entry) -> Option<Arc<str>> {
+/// What [`put`] did.
+enum Put {
+    /// The customer is new to the model: its id string, for the index.
+    New(Arc<str>),
+    /// The customer's view replaced this one.
+    Replaced(Arc<View>),
+    /// The held view is newer: nothing changed.
+    Stale,
+}
+
+/// A customer's view as the rankings follow it: `(id, replaced view, new
+/// view)`.
+type Moved<'a> = (&'a str, Option<Arc<View>>, Arc<View>);
+
+/// Put `entry` in `shard` unless the held view is newer, keeping the
+/// shard's totals in step.
+fn put(shard: &mut ShardData, customer_id: &str, entry: Entry) -> Put {
     match shard.entries.get_mut(customer_id) {
         Some(held) if held.view.sequence > entry.view.sequence => {
             tracing::debug!(
@@ -687,19 +700,18 @@ fn put(shard: &mut ShardData, customer_id: &str, entry: Entry) -> Option<Arc<str
                 offered = entry.view.sequence,
                 "ignoring a stale customer view"
             );
-            None
+            Put::Stale
         }
         Some(held) => {
             shard.totals.remove(&held.view.tier, &held.view.book);
             shard.totals.add(&entry.view.tier, &entry.view.book);
-            *held = entry;
-            None
+            Put::Replaced(std::mem::replace(held, entry).view)
         }
         None => {
             let id: Arc<str> = Arc::from(customer_id);
             shard.totals.add(&entry.view.tier, &entry.view.book);
             shard.entries.insert(Arc::clone(&id), entry);
-            Some(id)
+            Put::New(id)
         }
     }
 }
@@ -823,26 +835,22 @@ impl ReadModel {
     }
 
     fn publish_entries(&self, entries: Vec<(&str, Entry)>, policy: &Policy) {
-        if grades_population(policy) {
-            let mut population = self.population();
-            if population.is_for(policy) || population.carry_to(policy) {
-                for (id, entry) in &entries {
-                    population.upsert(id, &entry.view);
-                }
-            } else if population.is_built() {
-                // A policy that changes the gradings: rebuilt at once, on
-                // this thread, from every view (these included), so no
-                // request waits behind the population's lock for it.
-                drop(population);
-                self.upsert_entries(entries);
-                drop(self.population_for(policy));
-                return;
-            }
-            // Never built: the start-up fill, after which tierd builds
-            // the rankings once ([`Self::prepare_gradings`]), one sort
-            // each rather than an insert per customer.
+        let mut population = self.population();
+        // A policy that changes the gradings: rebuilt at once, on this
+        // thread, from every view (these included), so no request waits
+        // behind the population's lock for it.
+        let rebuild = grades_population(policy)
+            && population.is_built()
+            && !(population.is_for(policy) || population.carry_to(policy));
+        // Never built: the start-up fill, after which tierd builds the
+        // rankings once ([`Self::prepare_gradings`]), one sort each
+        // rather than an insert per customer.
+        let rank = population.is_built() && !rebuild;
+        self.put_entries(entries, rank.then_some(&mut *population));
+        if rebuild {
+            let all = self.all_shared();
+            population.rebuild(policy, all.iter().map(|(id, v)| (id, v.as_ref())));
         }
-        self.upsert_entries(entries);
     }
 
     /// Whether `policy`'s population gradings are built (or it has
@@ -907,8 +915,7 @@ impl ReadModel {
 
     /// [`Self::upsert`] with a book.
     pub fn upsert_entry(&self, customer_id: &str, entry: Entry) {
-        let new = put(&mut self.write(shard_of(customer_id)), customer_id, entry);
-        self.index(new.into_iter().collect());
+        self.upsert_entries([(customer_id, entry)]);
     }
 
     /// Insert or replace many views (same rule as [`Self::upsert`]; for
@@ -925,11 +932,30 @@ impl ReadModel {
 
     /// [`Self::upsert_many`] with books.
     pub fn upsert_entries<'a>(&self, entries: impl IntoIterator<Item = (&'a str, Entry)>) {
+        let mut population = self.population();
+        let rank = population.is_built();
+        self.put_entries(entries, rank.then_some(&mut *population));
+    }
+
+    /// Put `entries` in their shards (one write lock per touched shard)
+    /// and, given the population, move each view that changed in its
+    /// rankings. Every writer holds the population's lock (taken before
+    /// any shard's), so the rankings, once built, hold exactly the views'
+    /// values: they keep no values of their own and find a customer by
+    /// the value its replaced view gave.
+    fn put_entries<'a>(
+        &self,
+        entries: impl IntoIterator<Item = (&'a str, Entry)>,
+        population: Option<&mut Population>,
+    ) {
         let mut grouped: Vec<Vec<(&str, Entry)>> = (0..SHARDS).map(|_| Vec::new()).collect();
         for (id, entry) in entries {
             grouped[shard_of(id)].push((id, entry));
         }
         let mut new_ids = Vec::new();
+        // Ranked once the shards are released: a reader waits for the
+        // puts, not for the rankings.
+        let mut moved: Vec<Moved<'_>> = Vec::new();
         for (idx, group) in grouped.into_iter().enumerate() {
             if group.is_empty() {
                 continue;
@@ -937,10 +963,23 @@ impl ReadModel {
             let mut shard = self.write(idx);
             shard.entries.reserve(group.len());
             for (id, entry) in group {
-                new_ids.extend(put(&mut shard, id, entry));
+                let view = population.is_some().then(|| Arc::clone(&entry.view));
+                match (put(&mut shard, id, entry), view) {
+                    (Put::New(shared), view) => {
+                        new_ids.push(shared);
+                        moved.extend(view.map(|v| (id, None, v)));
+                    }
+                    (Put::Replaced(old), Some(view)) => moved.push((id, Some(old), view)),
+                    (Put::Replaced(_) | Put::Stale, _) => {}
+                }
             }
         }
         self.index(new_ids);
+        if let Some(population) = population {
+            for (id, old, new) in &moved {
+                population.replace(id, old.as_deref(), new);
+            }
+        }
     }
 
     /// Drop customers this instance no longer owns (their input
@@ -951,6 +990,9 @@ impl ReadModel {
         if customer_ids.is_empty() {
             return;
         }
+        // Taken first, as every writer does (see `put_entries`).
+        let mut population = self.population();
+        let ranked = population.is_built();
         let mut grouped: Vec<Vec<&str>> = (0..SHARDS).map(|_| Vec::new()).collect();
         for id in customer_ids {
             grouped[shard_of(id)].push(id);
@@ -963,6 +1005,9 @@ impl ReadModel {
             for id in group {
                 if let Some(held) = shard.entries.remove(id) {
                     shard.totals.remove(&held.view.tier, &held.view.book);
+                    if ranked {
+                        population.remove(id, &held.view);
+                    }
                 }
             }
         }
@@ -974,10 +1019,6 @@ impl ReadModel {
             for id in customer_ids {
                 ids.remove(id.as_str());
             }
-        }
-        let mut population = self.population();
-        for id in customer_ids {
-            population.remove(id);
         }
     }
 
@@ -1346,6 +1387,119 @@ mod tests {
         assert_eq!(total, 333_333);
     }
 
+    /// The rankings keep no values of their own: they find a customer by
+    /// the value of the view it replaces. So they must hold exactly the
+    /// views the model holds, at each view's value, whatever reaches the
+    /// model: new figures, a stale view the model ignores, a customer
+    /// that leaves and comes back, a view put in directly, a policy that
+    /// grades nothing in between.
+    #[test]
+    fn the_rankings_hold_exactly_the_views_held() {
+        use tier_core::policy::DEFAULT_POLICY_TOML;
+        use tier_core::time::date;
+        use tier_core::{Event, EventKind, Money};
+
+        let policy = Policy::default_policy();
+        let order = |state: &mut CustomerState, id: &str, n: u32, amount: i64| {
+            let e = Event {
+                event_id: format!("{id}-o{n}"),
+                customer_id: id.into(),
+                occurred_at: date(2026, 3, 2),
+                source: String::new(),
+                kind: EventKind::OrderPlaced {
+                    order_id: format!("o{n}"),
+                    amount: Money(amount),
+                    cost: None,
+                },
+            };
+            state.process(id, &e, &policy);
+        };
+        let mut states: Vec<(String, CustomerState)> = (1..=8)
+            .map(|i| {
+                let id = format!("c{i}");
+                let mut state = CustomerState::default();
+                order(&mut state, &id, 1, i64::from(i) * 700_000);
+                (id, state)
+            })
+            .collect();
+        let publish = |rm: &ReadModel, states: &[(String, CustomerState)], policy: &Policy| {
+            let refs: Vec<(&str, &CustomerState)> =
+                states.iter().map(|(id, s)| (id.as_str(), s)).collect();
+            rm.publish(&refs, policy);
+        };
+        let gradings: Vec<&tier_core::policy::Grading> = policy.population_gradings().collect();
+        let consistent = |rm: &ReadModel, when: &str| {
+            let population = rm.population();
+            for (id, view) in rm.all() {
+                for g in &gradings {
+                    assert!(
+                        population.ranked_class(g, &id, &view).is_some(),
+                        "{when}: {id} not ranked at its view's value in {}",
+                        g.name
+                    );
+                }
+            }
+            let lens = population.ranked_lens();
+            assert!(!lens.is_empty());
+            assert!(
+                lens.iter().all(|&n| n == rm.len()),
+                "{when}: {lens:?} ranked, {} views",
+                rm.len()
+            );
+        };
+
+        let rm = ReadModel::new();
+        publish(&rm, &states, &policy);
+        rm.prepare_gradings(&policy);
+        consistent(&rm, "built");
+
+        // New figures move customers.
+        for (i, (id, state)) in states.iter_mut().enumerate().take(4) {
+            order(state, id, 2, (i as i64 + 1) * 9_000_000);
+        }
+        publish(&rm, &states[..4], &policy);
+        consistent(&rm, "moved");
+
+        // A stale view (an older sequence) is ignored, by the rankings too.
+        let (id, state) = &states[0];
+        let mut stale = state.clone();
+        order(&mut stale, id, 3, 500_000_000);
+        stale.sequence = 0;
+        assert!(rm.get(id).unwrap().sequence > 0);
+        rm.publish(&[(id.as_str(), &stale)], &policy);
+        consistent(&rm, "stale view ignored");
+
+        // A customer leaves (its partition went elsewhere) and comes back.
+        rm.remove(&[states[1].0.clone(), states[2].0.clone()]);
+        assert_eq!(rm.len(), states.len() - 2);
+        consistent(&rm, "left");
+        publish(&rm, &states[1..2], &policy);
+        consistent(&rm, "came back");
+
+        // A view put in directly is ranked as well.
+        rm.upsert("c-direct", rm.get("c4").unwrap().to_customer_view());
+        consistent(&rm, "put directly");
+
+        // A policy that grades nothing, then the first one again: the
+        // rankings carried over are those of the views held.
+        let plain = Policy::from_toml_str(
+            &DEFAULT_POLICY_TOML
+                .split("# --- Secondary gradings")
+                .next()
+                .unwrap_or_default()
+                .replacen("version = \"default-2027.01\"", "version = \"plain\"", 1),
+        )
+        .unwrap();
+        assert!(plain.population_gradings().next().is_none());
+        for (id, state) in states.iter_mut().skip(4) {
+            order(state, id, 4, 40_000_000);
+        }
+        publish(&rm, &states[4..], &plain);
+        publish(&rm, &states[..1], &policy);
+        assert!(rm.population().is_for(&policy));
+        consistent(&rm, "a policy without gradings in between");
+    }
+
     /// The population gradings (ABC, RFM) are built once tierd's start-up
     /// fill is published, and by the publish that brings a policy with
     /// other gradings, on the publishing thread, from every view the
@@ -1387,7 +1541,10 @@ mod tests {
             states.iter().map(|(id, s)| (id.as_str(), s)).collect();
         let classed = |rm: &ReadModel, id: &str| {
             let p = rm.population();
-            population.iter().all(|g| p.ranked_class(g, id).is_some())
+            let view = rm.get(id).unwrap();
+            population
+                .iter()
+                .all(|g| p.ranked_class(g, id, &view).is_some())
         };
 
         let rm = ReadModel::new();
@@ -1402,17 +1559,17 @@ mod tests {
         let mut inserted = Population::default();
         inserted.rebuild(&policy, std::iter::empty());
         for (id, _) in &refs {
-            inserted.upsert(id, &rm.get(id).unwrap());
+            inserted.replace(id, None, &rm.get(id).unwrap());
         }
         inserted.recut();
         let answer = rm.grading_cuts(&policy).unwrap();
         for (id, _) in &refs {
             let view = rm.get(id).unwrap();
             for g in &population {
-                let class = inserted.ranked_class(g, id);
+                let class = inserted.ranked_class(g, id, &view);
                 assert!(class.is_some(), "{id} in {}", g.name);
                 assert_eq!(
-                    rm.population().ranked_class(g, id),
+                    rm.population().ranked_class(g, id, &view),
                     class,
                     "{id} in {}",
                     g.name
@@ -1456,11 +1613,11 @@ mod tests {
         let all = rm.all_shared();
         rebuilt.rebuild(&renamed, all.iter().map(|(id, v)| (id, v.as_ref())));
         for (id, _) in &refs {
+            let view = rm.get(id).unwrap();
             for g in &population {
-                assert_eq!(
-                    rm.population().ranked_class(g, id),
-                    rebuilt.ranked_class(g, id)
-                );
+                let class = rm.population().ranked_class(g, id, &view);
+                assert!(class.is_some(), "{id} in {}", g.name);
+                assert_eq!(class, rebuilt.ranked_class(g, id, &view));
             }
         }
 

@@ -5,7 +5,8 @@
 //! customers, not on its own figures alone.
 //!
 //! - [`Ranking`]: every customer's value (a weighted score or any
-//!   indicator), kept sorted as values change, one customer at a time.
+//!   indicator), kept sorted as values change, one customer at a time;
+//!   [`Ranked`]: the same without an index from id to value.
 //! - [`Proportions`]: validated class shares (e.g. top 20% A, next 30% B,
 //!   rest C) and an optional "bottom x% flagged low value" share.
 //! - [`Cuts`]: the cut points of one [`Proportions`] over the population of
@@ -86,7 +87,12 @@
 //!   first level of every search;
 //! - a Fenwick tree over the chunk lengths: rank of a chunk, and the chunk
 //!   holding rank `p`, in O(log m);
-//! - a hash map id -> value, to find a customer's entry from its id.
+//! - in [`Ranking`], a hash map id -> value, to find a customer's entry
+//!   from its id. [`Ranked`] is the same list without it, for a caller
+//!   that holds every value already (the read model's views): the caller
+//!   names a customer's current value to move or remove it. At a million
+//!   customers the map is about 69 MB a ranking (a hash table sized to a
+//!   power of two), twice the sorted entries.
 //!
 //! The order key is a `u64` that sorts like the order above (IEEE-754
 //! total order of the value, mirrored for "higher is better", unknown =
@@ -198,12 +204,16 @@ impl<K: Ord> Entry<K> {
     }
 }
 
-/// Customers ranked by a value, kept sorted under updates.
+/// Customers ranked by a value, kept sorted under updates, with no index
+/// from id to value: the caller names a customer's current value to move,
+/// find or remove it. For a caller that holds every value already (the
+/// read model's views), so the ranking does not hold them a second time;
+/// [`Ranking`] adds the index.
 ///
 /// Position 0 is the best customer. See the [module docs](self) for the
 /// order, the tie rule and the costs.
 #[derive(Clone)]
-pub struct Ranking<K> {
+pub struct Ranked<K> {
     direction: Direction,
     load: usize,
     /// Sorted, none empty, concatenated in rank order.
@@ -212,10 +222,33 @@ pub struct Ranking<K> {
     fenwick: Vec<usize>,
     /// `chunks[i].last().key`: the first level of every search.
     last_keys: Vec<u64>,
+    len: usize,
+    unknown: usize,
+}
+
+impl<K> fmt::Debug for Ranked<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ranked")
+            .field("direction", &self.direction)
+            .field("len", &self.len)
+            .field("unknown", &self.unknown)
+            .field("chunks", &self.chunks.len())
+            .field("load", &self.load)
+            .finish()
+    }
+}
+
+/// Customers ranked by a value, kept sorted under updates: a [`Ranked`]
+/// with an index from id to value, so a customer is moved by its id alone.
+///
+/// Position 0 is the best customer. See the [module docs](self) for the
+/// order, the tie rule and the costs.
+#[derive(Clone)]
+pub struct Ranking<K> {
+    ranked: Ranked<K>,
     /// Hashed with [`Fnv`], as the engine's customer map: every unit
     /// looks each touched customer up here, once per ranking.
     values: Values<K>,
-    unknown: usize,
 }
 
 /// Each ranked customer's value.
@@ -224,12 +257,8 @@ type Values<K> = HashMap<K, f64, BuildHasherDefault<Fnv>>;
 impl<K> fmt::Debug for Ranking<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Ranking")
-            .field("direction", &self.direction)
-            .field("len", &self.values.len())
-            .field("unknown", &self.unknown)
-            .field("chunks", &self.chunks.len())
-            .field("load", &self.load)
-            .finish()
+            .field("ranked", &self.ranked)
+            .finish_non_exhaustive()
     }
 }
 
@@ -243,71 +272,51 @@ impl<K: Ord + Hash + Clone> Ranking<K> {
     /// small loads exercise the chunk splits and merges in tests).
     pub fn with_load(direction: Direction, load: usize) -> Self {
         Self {
-            direction,
-            load: load.max(1),
-            chunks: Vec::new(),
-            fenwick: Vec::new(),
-            last_keys: Vec::new(),
+            ranked: Ranked::with_load(direction, load),
             values: Values::default(),
-            unknown: 0,
         }
     }
 
     /// Builds a ranking in one sort (O(n log n)): the start-up or
     /// policy-change path. A repeated id keeps its last value.
     pub fn from_values(direction: Direction, values: impl IntoIterator<Item = (K, f64)>) -> Self {
-        let mut ranking = Self::new(direction);
         let mut map: Values<K> = Values::default();
         for (id, value) in values {
             map.insert(id, value);
         }
-        let mut entries: Vec<Entry<K>> = map
-            .iter()
-            .map(|(id, &value)| Entry {
-                key: order_key(direction, value),
-                id: id.clone(),
-            })
-            .collect();
-        entries.sort_unstable();
-        ranking.unknown = entries.iter().filter(|e| !e.is_known()).count();
-        let load = ranking.load;
-        let mut chunks = Vec::with_capacity(entries.len() / load + 1);
-        let mut rest = entries.into_iter();
-        loop {
-            let chunk: Vec<Entry<K>> = rest.by_ref().take(load).collect();
-            if chunk.is_empty() {
-                break;
-            }
-            chunks.push(chunk);
+        Self {
+            ranked: Ranked::from_values(direction, map.iter().map(|(id, &v)| (id.clone(), v))),
+            values: map,
         }
-        ranking.chunks = chunks;
-        ranking.values = map;
-        ranking.rebuild_index();
-        ranking
+    }
+
+    /// The ranking without its index.
+    pub fn ranked(&self) -> &Ranked<K> {
+        &self.ranked
     }
 
     pub fn direction(&self) -> Direction {
-        self.direction
+        self.ranked.direction
     }
 
     /// Customers ranked, unknown values included.
     pub fn len(&self) -> usize {
-        self.values.len()
+        self.ranked.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.ranked.len == 0
     }
 
     /// Customers with a known value: the population classes are cut from.
     /// They hold positions `0..known_len()`.
     pub fn known_len(&self) -> usize {
-        self.values.len() - self.unknown
+        self.ranked.known_len()
     }
 
     /// Customers whose value is unknown (`NaN`), ranked last.
     pub fn unknown_len(&self) -> usize {
-        self.unknown
+        self.ranked.unknown
     }
 
     /// The value ranked for `id` (`NaN` when unknown), `None` if absent.
@@ -333,33 +342,14 @@ impl<K: Ord + Hash + Clone> Ranking<K> {
         K: Borrow<Q> + From<Q::Owned>,
         Q: Hash + Ord + ToOwned + ?Sized,
     {
-        let key = order_key(self.direction, value);
         let Some(slot) = self.values.get_mut(id) else {
             let owned = K::from(id.to_owned());
             self.values.insert(owned.clone(), value);
-            if key == UNKNOWN_KEY {
-                self.unknown += 1;
-            }
-            self.insert_entry(Entry { key, id: owned });
+            self.ranked.insert(owned, value);
             return None;
         };
         let old = std::mem::replace(slot, value);
-        let old_key = order_key(self.direction, old);
-        if old_key == key {
-            return Some(old);
-        }
-        if old_key == UNKNOWN_KEY {
-            self.unknown -= 1;
-        }
-        if key == UNKNOWN_KEY {
-            self.unknown += 1;
-        }
-        // Move the entry (and its owned id) to its new place.
-        let id = match self.take_entry(old_key, id) {
-            Some(entry) => entry.id,
-            None => K::from(id.to_owned()),
-        };
-        self.insert_entry(Entry { key, id });
+        self.ranked.update(id, old, value);
         Some(old)
     }
 
@@ -369,11 +359,7 @@ impl<K: Ord + Hash + Clone> Ranking<K> {
         K: Borrow<Q>,
     {
         let value = self.values.remove(id)?;
-        let key = order_key(self.direction, value);
-        self.take_entry(key, id);
-        if key == UNKNOWN_KEY {
-            self.unknown -= 1;
-        }
+        self.ranked.remove(id, value);
         Some(value)
     }
 
@@ -382,8 +368,193 @@ impl<K: Ord + Hash + Clone> Ranking<K> {
     where
         K: Borrow<Q>,
     {
-        let value = self.values.get(id)?;
-        let key = order_key(self.direction, *value);
+        self.ranked.position(id, *self.values.get(id)?)
+    }
+
+    /// The customer at rank `position` and its value. O(log n).
+    pub fn get(&self, position: usize) -> Option<(&K, f64)> {
+        self.ranked.get(position)
+    }
+
+    /// Every customer in rank order (best first, unknown values last).
+    pub fn iter(&self) -> impl Iterator<Item = (&K, f64)> + '_ {
+        self.ranked.iter()
+    }
+
+    /// The customers from rank `position` on, in rank order: with
+    /// [`Cuts::class_range`] this lists the members of one class.
+    pub fn iter_from(&self, position: usize) -> impl Iterator<Item = (&K, f64)> + '_ {
+        self.ranked.iter_from(position)
+    }
+
+    /// [`Ranked::cuts`].
+    pub fn cuts(&self, proportions: &Proportions) -> Cuts<K> {
+        self.ranked.cuts(proportions)
+    }
+
+    /// [`Ranked::value_cuts`].
+    pub fn value_cuts(&self, proportions: &Proportions) -> Vec<f64> {
+        self.ranked.value_cuts(proportions)
+    }
+
+    /// [`Ranked::diff`].
+    pub fn diff(&self, old: &Cuts<K>, new: &Cuts<K>) -> Vec<ClassChange<K>> {
+        self.ranked.diff(old, new)
+    }
+
+    #[cfg(test)]
+    fn check_invariants(&self) {
+        self.ranked.check_invariants();
+        assert_eq!(self.ranked.len, self.values.len());
+        for e in self.ranked.chunks.iter().flatten() {
+            let v = self.values[&e.id];
+            assert_eq!(order_key(self.ranked.direction, v), e.key);
+        }
+    }
+}
+
+impl<K: Ord + Clone> Ranked<K> {
+    /// An empty ranking with the default chunk size.
+    pub fn new(direction: Direction) -> Self {
+        Self::with_load(direction, DEFAULT_LOAD)
+    }
+
+    /// An empty ranking whose chunks hold about `load` entries (at least 1).
+    pub fn with_load(direction: Direction, load: usize) -> Self {
+        Self {
+            direction,
+            load: load.max(1),
+            chunks: Vec::new(),
+            fenwick: Vec::new(),
+            last_keys: Vec::new(),
+            len: 0,
+            unknown: 0,
+        }
+    }
+
+    /// Builds a ranking in one sort (O(n log n)): the start-up or
+    /// policy-change path. The ids must be distinct (a repeated id would
+    /// be ranked twice).
+    pub fn from_values(direction: Direction, values: impl IntoIterator<Item = (K, f64)>) -> Self {
+        let mut ranking = Self::new(direction);
+        let mut entries: Vec<Entry<K>> = values
+            .into_iter()
+            .map(|(id, value)| Entry {
+                key: order_key(direction, value),
+                id,
+            })
+            .collect();
+        entries.sort_unstable();
+        ranking.len = entries.len();
+        ranking.unknown = entries.iter().filter(|e| !e.is_known()).count();
+        let load = ranking.load;
+        let mut chunks = Vec::with_capacity(entries.len() / load + 1);
+        let mut rest = entries.into_iter();
+        loop {
+            let chunk: Vec<Entry<K>> = rest.by_ref().take(load).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            chunks.push(chunk);
+        }
+        ranking.chunks = chunks;
+        ranking.rebuild_index();
+        ranking
+    }
+
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+
+    /// Customers ranked, unknown values included.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Customers with a known value: the population classes are cut from.
+    /// They hold positions `0..known_len()`.
+    pub fn known_len(&self) -> usize {
+        self.len - self.unknown
+    }
+
+    /// Customers whose value is unknown (`NaN`), ranked last.
+    pub fn unknown_len(&self) -> usize {
+        self.unknown
+    }
+
+    /// Ranks `id` at `value` (`NaN`: unknown). The caller knows it is not
+    /// ranked yet.
+    pub fn insert(&mut self, id: K, value: f64) {
+        let key = order_key(self.direction, value);
+        if key == UNKNOWN_KEY {
+            self.unknown += 1;
+        }
+        self.len += 1;
+        self.insert_entry(Entry { key, id });
+    }
+
+    /// Moves `id`, ranked at `old`, to `new`; returns whether its place
+    /// changed (equal values, `NaN`s included, leave it). An `id` not
+    /// ranked at `old` is a caller's bug: it is ranked at `new` all the
+    /// same (and a debug build panics).
+    pub fn update<Q>(&mut self, id: &Q, old: f64, new: f64) -> bool
+    where
+        K: Borrow<Q> + From<Q::Owned>,
+        Q: Ord + ToOwned + ?Sized,
+    {
+        let old_key = order_key(self.direction, old);
+        let key = order_key(self.direction, new);
+        if old_key == key {
+            return false;
+        }
+        // Move the entry (and its owned id) to its new place.
+        let id = match self.take_entry(old_key, id) {
+            Some(entry) => {
+                if old_key == UNKNOWN_KEY {
+                    self.unknown -= 1;
+                }
+                entry.id
+            }
+            None => {
+                debug_assert!(false, "moved a customer not ranked at its old value");
+                self.len += 1;
+                K::from(id.to_owned())
+            }
+        };
+        if key == UNKNOWN_KEY {
+            self.unknown += 1;
+        }
+        self.insert_entry(Entry { key, id });
+        true
+    }
+
+    /// Removes `id`, ranked at `value`; returns whether it was.
+    pub fn remove<Q: Ord + ?Sized>(&mut self, id: &Q, value: f64) -> bool
+    where
+        K: Borrow<Q>,
+    {
+        let key = order_key(self.direction, value);
+        if self.take_entry(key, id).is_none() {
+            return false;
+        }
+        self.len -= 1;
+        if key == UNKNOWN_KEY {
+            self.unknown -= 1;
+        }
+        true
+    }
+
+    /// 0-based rank of `id` ranked at `value` (0 = best), `None` if it is
+    /// not. O(log n).
+    pub fn position<Q: Ord + ?Sized>(&self, id: &Q, value: f64) -> Option<usize>
+    where
+        K: Borrow<Q>,
+    {
+        let key = order_key(self.direction, value);
         let ci = self.chunk_of(key, id);
         let chunk = self.chunks.get(ci)?;
         let at = chunk.binary_search_by(|e| e.cmp_to(key, id)).ok()?;
@@ -599,10 +770,7 @@ impl<K: Ord + Hash + Clone> Ranking<K> {
     {
         let ci = self.chunk_of(key, id);
         let chunk = self.chunks.get_mut(ci)?;
-        let Ok(at) = chunk.binary_search_by(|e| e.cmp_to(key, id)) else {
-            debug_assert!(false, "ranked entry missing");
-            return None;
-        };
+        let at = chunk.binary_search_by(|e| e.cmp_to(key, id)).ok()?;
         let entry = chunk.remove(at);
         if chunk.is_empty() {
             self.chunks.remove(ci);
@@ -718,17 +886,13 @@ impl<K: Ord + Hash + Clone> Ranking<K> {
         assert!(all.windows(2).all(|w| w[0] < w[1]), "not strictly sorted");
         assert!(self.chunks.iter().all(|c| !c.is_empty()), "empty chunk");
         assert!(self.chunks.iter().all(|c| c.len() <= 2 * self.load));
-        assert_eq!(all.len(), self.values.len());
+        assert_eq!(all.len(), self.len);
         assert_eq!(all.iter().filter(|e| !e.is_known()).count(), self.unknown);
         let last_keys: Vec<u64> = self.chunks.iter().map(|c| c[c.len() - 1].key).collect();
         assert_eq!(last_keys, self.last_keys);
         for (i, _) in self.chunks.iter().enumerate() {
             let naive: usize = self.chunks[..i].iter().map(Vec::len).sum();
             assert_eq!(self.prefix(i), naive);
-        }
-        for e in all {
-            let v = self.values[&e.id];
-            assert_eq!(order_key(self.direction, v), e.key);
         }
     }
 }
@@ -1152,6 +1316,14 @@ pub struct RfmValues {
     pub monetary: f64,
 }
 
+impl RfmValues {
+    /// What the recency, frequency and monetary rankings rank, in that
+    /// order (`NaN`: unknown; recency as the last order's millis).
+    pub fn ranked(&self) -> [f64; 3] {
+        [recency_value(self), self.frequency, self.monetary]
+    }
+}
+
 /// Quintile scores 1-5 (5 = best fifth); `None` where the value is unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct RfmScore {
@@ -1295,12 +1467,11 @@ impl<K: Ord + Hash + Clone> RfmRanking<K> {
 
     /// Quintile cuts of the current population. O(log n).
     pub fn cuts(&self) -> RfmCuts<K> {
-        let q = Proportions::quintiles();
-        RfmCuts {
-            recency: self.recency.cuts(&q),
-            frequency: self.frequency.cuts(&q),
-            monetary: self.monetary.cuts(&q),
-        }
+        RfmCuts::of([
+            self.recency.ranked(),
+            self.frequency.ranked(),
+            self.monetary.ranked(),
+        ])
     }
 
     /// Scores of a ranked customer under `cuts`; `None` if not ranked.
@@ -1337,6 +1508,19 @@ impl<K: Ord + Hash + Clone> RfmRanking<K> {
                 })
             })
             .collect()
+    }
+}
+
+impl<K: Ord + Clone> RfmCuts<K> {
+    /// Quintile cuts of the recency, frequency and monetary rankings (in
+    /// that order, each ranking what [`RfmValues::ranked`] gives). O(log n).
+    pub fn of([recency, frequency, monetary]: [&Ranked<K>; 3]) -> Self {
+        let q = Proportions::quintiles();
+        RfmCuts {
+            recency: recency.cuts(&q),
+            frequency: frequency.cuts(&q),
+            monetary: monetary.cuts(&q),
+        }
     }
 }
 
@@ -1444,6 +1628,58 @@ mod tests {
                 prop_assert_eq!(r.position(id), Some(p));
             }
             prop_assert!(r.get(r.len()).is_none());
+        }
+
+        /// A `Ranked` moved by values its caller holds ranks exactly as a
+        /// `Ranking` with its own index: same order, same cut points.
+        #[test]
+        fn ranked_with_values_held_by_the_caller_equals_ranking(
+            ops in ops(),
+            load in 1usize..6,
+            higher in any::<bool>(),
+        ) {
+            let direction = if higher { Direction::HigherIsBetter } else { Direction::LowerIsBetter };
+            let mut indexed: Ranking<u16> = Ranking::with_load(direction, load);
+            let mut ranked: Ranked<u16> = Ranked::with_load(direction, load);
+            let mut held: HashMap<u16, f64> = HashMap::new();
+            for op in ops {
+                match op {
+                    Op::Upsert(id, v) => {
+                        let before = indexed.upsert(&id, v);
+                        prop_assert_eq!(before.is_some(), held.contains_key(&id));
+                        match held.insert(id, v) {
+                            Some(old) => {
+                                let moved = ranked.update(&id, old, v);
+                                let same = order_key(direction, old) == order_key(direction, v);
+                                prop_assert_eq!(moved, !same);
+                            }
+                            None => ranked.insert(id, v),
+                        }
+                        prop_assert_eq!(ranked.position(&id, v), indexed.position(&id));
+                    }
+                    Op::Remove(id) => {
+                        let old = indexed.remove(&id);
+                        let value = held.remove(&id);
+                        prop_assert_eq!(old.is_some(), value.is_some());
+                        if let Some(v) = value {
+                            prop_assert!(ranked.remove(&id, v));
+                            prop_assert!(!ranked.remove(&id, v), "removed twice");
+                        }
+                    }
+                }
+                ranked.check_invariants();
+                prop_assert_eq!(ranked.len(), indexed.len());
+                prop_assert_eq!(ranked.unknown_len(), indexed.unknown_len());
+            }
+            let order = |it: &mut dyn Iterator<Item = (&u16, f64)>| -> Vec<(u16, u64)> {
+                it.map(|(id, v)| (*id, order_key(direction, v))).collect()
+            };
+            prop_assert_eq!(order(&mut ranked.iter()), order(&mut indexed.iter()));
+            let shares = Proportions::new(&[0.2, 0.3, 0.5]).unwrap().with_low_share(0.1).unwrap();
+            prop_assert_eq!(ranked.cuts(&shares), indexed.cuts(&shares));
+            for (id, v) in &held {
+                prop_assert_eq!(ranked.position(id, *v), indexed.position(id));
+            }
         }
     }
 }
