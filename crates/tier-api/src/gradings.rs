@@ -293,6 +293,12 @@ impl Population {
         if self.abc.is_empty() && self.rfm.is_empty() {
             return;
         }
+        // Most views a unit replaces keep their figures (a confirmed
+        // customer of a policy rescore keeps all of them): nothing to
+        // unpack or move.
+        if old.is_some_and(|old| old.same_figures(new)) {
+            return;
+        }
         let indicators = new.indicators();
         let old = old.map(|view| (view, view.indicators()));
         let mut moved = false;

@@ -334,6 +334,15 @@ impl View {
         self.indicators.get()
     }
 
+    /// Whether `other` has this view's figures bit for bit: the score, the
+    /// last order and the indicators (compared packed, nothing unpacked),
+    /// everything a population grading ranks by.
+    pub(crate) fn same_figures(&self, other: &View) -> bool {
+        self.score.to_bits() == other.score.to_bits()
+            && self.last_order_at == other.last_order_at
+            && self.indicators == other.indicators
+    }
+
     /// The tier the figures give (the held tier when they give the same
     /// one or when no tier was computed).
     pub fn computed_tier(&self) -> &str {
