@@ -454,6 +454,11 @@ impl KeptIndicators {
         Self(out.into_boxed_slice())
     }
 
+    /// Bytes held on the heap.
+    pub fn heap_size(&self) -> usize {
+        self.0.len()
+    }
+
     /// The indicators kept, as they were.
     pub fn get(&self) -> Indicators {
         // Checked when made or decoded: always one packed value.

@@ -642,6 +642,43 @@ impl CustomerState {
         Rescored { change, confirmed }
     }
 
+    /// Bytes this state holds on the heap, about: what holding it decoded
+    /// costs (the engine bounds the customers it holds decoded by this).
+    /// A light customer holds one or two kilobytes; the busiest, with
+    /// every applied event, order and invoice of their window in hash
+    /// tables and a bucket per active day, tens of kilobytes.
+    pub fn heap_size(&self) -> usize {
+        use std::mem::size_of;
+        let tier = |a: &Option<TierAssignment>| a.as_ref().map_or(0, |a| a.tier.capacity());
+        self.projection.heap_size()
+            + tier(&self.assignment)
+            + tier(&self.effective)
+            + self.policy_version.capacity()
+            + self
+                .raise
+                .as_ref()
+                .map_or(0, |r| size_of::<Raise>() + tier(&r.prior))
+            + self.overrides.as_ref().map_or(0, |o| {
+                size_of::<Overrides>() + o.history.capacity() * size_of::<OverrideEntry>()
+            })
+            + self.at_risk.as_ref().map_or(0, |a| {
+                size_of::<AtRisk>()
+                    + a.customer_id.capacity()
+                    + a.current_tier.capacity()
+                    + a.falls_to.capacity()
+            })
+            + self.history.capacity() * size_of::<TierStep>()
+            + self
+                .history
+                .iter()
+                .map(|s| s.to.capacity() + s.from.as_ref().map_or(0, String::capacity))
+                .sum::<usize>()
+            + self
+                .indicators_at_change
+                .as_ref()
+                .map_or(0, KeptIndicators::heap_size)
+    }
+
     /// What a policy rescore at `at` that found the decision standing
     /// (see [`Self::rescore_policy`]) leaves changed: the decision is now
     /// `version`'s, made at `at` (or the decision instant, when later).

@@ -18,9 +18,10 @@
 //!   [`Engine::admit`]); see the `scope` module. Tasks run in turn on the
 //!   engine's one thread: the `abc` and RFM rankings a policy grades
 //!   against are population-wide;
-//! - **memory**: beyond [`Engine::set_hot_limit`] customers, the least
-//!   recently used are held encoded and decoded when something changes
-//!   them (the `task` module);
+//! - **memory**: beyond [`Engine::set_hot_limit`] customers or
+//!   [`Engine::set_hot_bytes_limit`] bytes decoded, the least recently
+//!   used are held encoded and decoded when something changes them (the
+//!   `task` module);
 //! - **policy changes**: [`Engine::dry_run`] (changes nothing),
 //!   [`Engine::apply_policy`] and [`Engine::rescore`] (a background
 //!   rescore in slices, cause `Policy`, with [`PolicyStatus`] progress),
@@ -81,9 +82,34 @@ pub use committer::{
 };
 
 /// Customers the engine holds decoded ("hot") by default; the least
-/// recently used beyond it are held encoded. About 3 KB each decoded,
-/// 0.43 KB encoded. See [`Engine::set_hot_limit`].
+/// recently used beyond it are held encoded. See [`Engine::set_hot_limit`].
 pub const DEFAULT_HOT_CUSTOMERS: usize = 100_000;
+
+/// Heap bytes the customers held decoded may take by default (128 MiB,
+/// `CustomerState::heap_size`); the least recently used beyond it are
+/// held encoded. A light customer takes one or two kilobytes decoded, the
+/// busiest tens to hundreds: a count alone let the busiest 25,000 of a
+/// million customers hold 413 MiB more than encoded. See
+/// [`Engine::set_hot_bytes_limit`].
+pub const DEFAULT_HOT_BYTES: usize = 128 << 20;
+
+/// How many customers the engine holds decoded, and how many bytes they
+/// may take ([`Engine::set_hot_limit`], [`Engine::set_hot_bytes_limit`]);
+/// a count alone keeps [`DEFAULT_HOT_BYTES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HotLimits {
+    pub customers: usize,
+    pub bytes: usize,
+}
+
+impl From<usize> for HotLimits {
+    fn from(customers: usize) -> Self {
+        Self {
+            customers,
+            bytes: DEFAULT_HOT_BYTES,
+        }
+    }
+}
 
 /// Most time-driven decisions one sweep makes for one customer before it
 /// moves on (the customer stays due and is taken up again).
@@ -325,6 +351,8 @@ pub struct Engine {
     epoch: u64,
     /// Customers held decoded at most (after a seal).
     hot_limit: usize,
+    /// Most heap bytes the customers held decoded may take.
+    hot_bytes_limit: usize,
 }
 
 impl Engine {
@@ -348,17 +376,17 @@ impl Engine {
     }
 
     /// [`Engine::new`] over states loaded with their scopes: each scope's
-    /// customers become its task. At most `hot_limit` customers stay
+    /// customers become its task. At most `hot` customers (and bytes) stay
     /// decoded (see [`Engine::set_hot_limit`]); the rest are encoded as
     /// they are loaded, so loading never holds more.
     pub fn with_scopes(
         policy: Arc<Policy>,
         states: impl IntoIterator<Item = (Scope, String, CustomerState)>,
         now: Timestamp,
-        hot_limit: usize,
+        hot: impl Into<HotLimits>,
     ) -> Self {
         let confirmed = Confirmed::none(policy.version());
-        Self::with_confirmed(policy, states, now, hot_limit, confirmed)
+        Self::with_confirmed(policy, states, now, hot, confirmed)
     }
 
     /// [`Engine::with_scopes`] over stored states and the stored record
@@ -369,9 +397,10 @@ impl Engine {
         policy: Arc<Policy>,
         states: impl IntoIterator<Item = (Scope, String, CustomerState)>,
         now: Timestamp,
-        hot_limit: usize,
+        hot: impl Into<HotLimits>,
         confirmed: Confirmed,
     ) -> Self {
+        let hot = hot.into();
         let confirmed = if confirmed.version == policy.version() {
             confirmed
         } else {
@@ -395,7 +424,8 @@ impl Engine {
             cut_unpublished: false,
             owned: None,
             epoch: 0,
-            hot_limit,
+            hot_limit: hot.customers,
+            hot_bytes_limit: hot.bytes,
         };
         let mut stale: HashSet<String, BuildHasherDefault<Fnv>> = HashSet::default();
         for (scope, id, mut state) in states {
@@ -413,7 +443,8 @@ impl Engine {
             for tier in open_overdue_tiers(&state) {
                 *engine.overdue_open.entry(tier).or_insert(0) += 1;
             }
-            let over = engine.hot_customers() >= engine.hot_limit;
+            let over = engine.hot_customers() >= engine.hot_limit
+                || engine.hot_bytes() >= engine.hot_bytes_limit;
             let task = engine.tasks.entry(scope).or_default();
             task.insert(id.clone(), state, 0);
             engine.reindex(&id);
@@ -446,7 +477,7 @@ impl Engine {
         policy: Arc<Policy>,
         store: &S,
         now: Timestamp,
-        hot_limit: usize,
+        hot: impl Into<HotLimits>,
     ) -> Result<Self, tier_store::StoreError> {
         let confirmed = store
             .meta(confirmed::META_CONFIRMED)?
@@ -456,7 +487,7 @@ impl Engine {
         let states = store
             .scan_scoped::<CustomerState>(None)
             .map_while(|item| item.map_err(|e| scan_error = Some(e)).ok());
-        let engine = Self::with_confirmed(policy, states, now, hot_limit, confirmed);
+        let engine = Self::with_confirmed(policy, states, now, hot, confirmed);
         match scan_error {
             Some(e) => Err(e),
             None => Ok(engine),
@@ -497,6 +528,20 @@ impl Engine {
     /// Customers held decoded.
     pub fn hot_customers(&self) -> usize {
         self.tasks.values().map(Task::hot_len).sum()
+    }
+
+    /// What the customers held decoded take on the heap, as last measured
+    /// (at the seal of the unit that last changed each).
+    pub fn hot_bytes(&self) -> usize {
+        self.tasks.values().map(Task::hot_bytes).sum()
+    }
+
+    /// Let the customers held decoded take at most `bytes` on the heap
+    /// (besides [`Self::set_hot_limit`]): from the next seal on, the least
+    /// recently used beyond it are encoded. The customers of the unit
+    /// being sealed stay decoded whatever they take.
+    pub fn set_hot_bytes_limit(&mut self, bytes: usize) {
+        self.hot_bytes_limit = bytes;
     }
 
     /// Hold at most `limit` customers decoded: from the next seal on, the
@@ -667,6 +712,7 @@ impl Engine {
     pub fn seal(&mut self, unit: &Unit) {
         for id in &unit.touched {
             self.reindex(id);
+            self.measure(id);
         }
         self.cool(unit);
         self.epoch += 1;
@@ -690,9 +736,10 @@ impl Engine {
     /// time a quarter more than the limit are hot.
     fn cool(&mut self, unit: &Unit) {
         let mut hot = self.hot_customers();
+        let mut hot_bytes = self.hot_bytes();
         // This unit's customers met in the queue, put back afterwards.
         let mut kept: Vec<(Scope, u64, CustomerId)> = Vec::new();
-        while hot > self.hot_limit {
+        while hot > self.hot_limit || hot_bytes > self.hot_bytes_limit {
             // The task whose least recently used customer is the oldest.
             let Some((_, scope)) = self
                 .tasks
@@ -708,6 +755,7 @@ impl Engine {
             let Some((used, id)) = task.pop_least_recent() else {
                 break;
             };
+            let before = task.hot_bytes();
             if unit.touched_set.contains(id.as_str()) || !task.cool(&id) {
                 // Read by this unit's commit (or, none today, a state that
                 // cannot be encoded): stays hot.
@@ -715,6 +763,7 @@ impl Engine {
                 continue;
             }
             hot -= 1;
+            hot_bytes -= before - task.hot_bytes();
         }
         for (scope, used, id) in kept {
             if let Some(task) = self.tasks.get_mut(&scope) {
@@ -1011,6 +1060,13 @@ impl Engine {
     /// Put `id` in the due index at its next due instant, or the next
     /// at-risk check (the start of the day after the last sweep) for a
     /// customer above the lowest tier, whichever is first.
+    /// Measure again what `id` takes decoded (a unit changed it).
+    fn measure(&mut self, id: &str) {
+        if let Some(task) = self.scopes.get(id).and_then(|s| self.tasks.get_mut(s)) {
+            task.measure(id);
+        }
+    }
+
     fn reindex(&mut self, id: &str) {
         let Some(scope) = self.scopes.get(id).copied() else {
             return;

@@ -39,10 +39,13 @@ use tier_core::state::CustomerState;
 /// One customer, decoded or encoded.
 #[derive(Debug)]
 pub(crate) enum Slot {
-    /// Decoded; `used` is the engine's epoch (seal count) of its last use.
+    /// Decoded; `used` is the engine's epoch (seal count) of its last use,
+    /// `size` its heap size when last measured (`CustomerState::heap_size`,
+    /// counted in the task's `hot_bytes`).
     Hot {
         state: Box<CustomerState>,
         used: u64,
+        size: usize,
     },
     /// Encoded (postcard): the stored form of the state.
     /// `at_risk` mirrors `state.at_risk.is_some()`, so counting the
@@ -209,11 +212,12 @@ fn set_due(
     }
 }
 
-/// `slot`'s state to change: decoded (counted in `hot`) if cold, marked
-/// used in `epoch`. A first use in `epoch` queues `id` in `recent`.
+/// `slot`'s state to change: decoded (counted in `hot` and `hot_bytes`)
+/// if cold, marked used in `epoch`. A first use in `epoch` queues `id` in
+/// `recent`.
 fn thaw<'a>(
     slot: &'a mut Slot,
-    hot: &mut usize,
+    (hot, hot_bytes): (&mut usize, &mut usize),
     recent: &mut VecDeque<(u64, CustomerId)>,
     id: &str,
     epoch: u64,
@@ -224,15 +228,18 @@ fn thaw<'a>(
     } = slot
     {
         let state = Box::new(Slot::decode_confirmed(bytes, *confirmed, confirmation));
+        let size = state.heap_size();
         // `u64::MAX`: not used in any epoch yet, queued just below.
         *slot = Slot::Hot {
             state,
             used: u64::MAX,
+            size,
         };
         *hot += 1;
+        *hot_bytes += size;
     }
     match slot {
-        Slot::Hot { state, used } => {
+        Slot::Hot { state, used, .. } => {
             if *used != epoch {
                 *used = epoch;
                 recent.push_back((epoch, CustomerId::from(id)));
@@ -266,6 +273,8 @@ pub(crate) struct Task {
     states: IdTable<Entry>,
     /// Customers held decoded.
     hot: usize,
+    /// Their heap size, as last measured (the sum of their `size`).
+    hot_bytes: usize,
     /// `(when, customer)`: the next instant the sweeper must look at a
     /// customer. Exactly one entry per customer with anything due (the
     /// one its `Entry::due` names).
@@ -289,6 +298,22 @@ impl Task {
 
     pub(crate) fn hot_len(&self) -> usize {
         self.hot
+    }
+
+    /// What the customers held decoded hold on the heap, as last measured.
+    pub(crate) fn hot_bytes(&self) -> usize {
+        self.hot_bytes
+    }
+
+    /// Measure `id`'s heap size again if it is held decoded (a unit
+    /// changed it); returns the old and the new size.
+    pub(crate) fn measure(&mut self, id: &str) -> Option<(usize, usize)> {
+        let Slot::Hot { state, size, .. } = &mut self.states.get_mut(id)?.slot else {
+            return None;
+        };
+        let old = std::mem::replace(size, state.heap_size());
+        self.hot_bytes = self.hot_bytes - old + *size;
+        Some((old, *size))
     }
 
     pub(crate) fn contains(&self, id: &str) -> bool {
@@ -354,7 +379,7 @@ impl Task {
         let entry = self.states.get_mut(id)?;
         Some(thaw(
             &mut entry.slot,
-            &mut self.hot,
+            (&mut self.hot, &mut self.hot_bytes),
             &mut self.recent,
             id,
             epoch,
@@ -370,11 +395,15 @@ impl Task {
     ) -> &mut CustomerState {
         let id = id.into();
         self.compact_recent();
+        let state = Box::<CustomerState>::default();
+        let size = state.heap_size();
         self.hot += 1;
+        self.hot_bytes += size;
         self.recent.push_back((epoch, id.clone()));
         let slot = Slot::Hot {
-            state: Box::default(),
+            state,
             used: epoch,
+            size,
         };
         let entry = self
             .states
@@ -392,15 +421,19 @@ impl Task {
     pub(crate) fn insert(&mut self, id: impl Into<CustomerId>, state: CustomerState, epoch: u64) {
         let id = id.into();
         self.compact_recent();
+        let size = state.heap_size();
         let slot = Slot::Hot {
             state: Box::new(state),
             used: epoch,
+            size,
         };
         self.recent.push_back((epoch, id.clone()));
+        self.hot_bytes += size;
         match self.states.get_mut(&id) {
             Some(entry) => {
-                if !matches!(entry.slot, Slot::Hot { .. }) {
-                    self.hot += 1;
+                match entry.slot {
+                    Slot::Hot { size: old, .. } => self.hot_bytes -= old,
+                    Slot::Cold { .. } => self.hot += 1,
                 }
                 entry.slot = slot;
             }
@@ -452,13 +485,14 @@ impl Task {
         let Some(entry) = self.states.get_mut(id) else {
             return false;
         };
-        let Slot::Hot { state, .. } = &mut entry.slot else {
+        let Slot::Hot { state, size, .. } = &mut entry.slot else {
             return false;
         };
         let Some(bytes) = Slot::encode(state) else {
             return false;
         };
         let at_risk = state.at_risk.is_some();
+        self.hot_bytes -= *size;
         entry.slot = Slot::Cold {
             bytes,
             at_risk,
@@ -524,8 +558,9 @@ impl Task {
         if let Some(t) = entry.due {
             self.due.remove(&(t, CustomerId::from(id)));
         }
-        if let Slot::Hot { .. } = entry.slot {
+        if let Slot::Hot { size, .. } = entry.slot {
             self.hot -= 1;
+            self.hot_bytes -= size;
         }
         Some(entry.slot.into_state(self.confirmation.as_deref()))
     }

@@ -1,5 +1,6 @@
-//! Customers held encoded ("cold") beyond the engine's hot limit: an
-//! engine that keeps almost every customer encoded must decide exactly
+//! Customers held encoded ("cold") beyond the engine's hot limits (of
+//! customers, of bytes decoded): an engine that keeps almost every
+//! customer encoded must decide exactly
 //! what one holding every customer decoded decides, through events,
 //! sweeps, overrides, a policy rescore and a restart, and must still hand
 //! every touched customer to the commit.
@@ -19,22 +20,43 @@ use tier_core::{Event, Timestamp};
 use tier_engine::{DEFAULT_HOT_CUSTOMERS, Engine, SetOverride, Unit};
 use tier_store::Scope;
 
-/// Customers the cold engine holds decoded.
+/// Customers the cold engine holds decoded under a count limit.
 const LIMIT: usize = 3;
+
+/// Heap bytes the cold engine's decoded customers may take under a byte
+/// limit: a few light customers, less than one busy one.
+const BYTES: usize = 8 << 10;
+
+/// How the cold engine is held back.
+#[derive(Clone, Copy, Debug)]
+enum Limit {
+    Customers,
+    Bytes,
+}
+
+impl Limit {
+    fn set(self, engine: &mut Engine) {
+        match self {
+            Limit::Customers => engine.set_hot_limit(LIMIT),
+            Limit::Bytes => engine.set_hot_bytes_limit(BYTES),
+        }
+    }
+}
 
 /// The two engines side by side: `warm` holds everyone decoded.
 struct Pair {
     warm: Engine,
     cold: Engine,
+    limit: Limit,
 }
 
 impl Pair {
-    fn new(now: Timestamp) -> Self {
+    fn new(now: Timestamp, limit: Limit) -> Self {
         let policy = Arc::new(Policy::default_policy());
         let warm = Engine::new(policy.clone(), Vec::new(), now);
         let mut cold = Engine::new(policy, Vec::new(), now);
-        cold.set_hot_limit(LIMIT);
-        Self { warm, cold }
+        limit.set(&mut cold);
+        Self { warm, cold, limit }
     }
 
     /// Run `step` on both, seal, and require the same unit from each.
@@ -58,12 +80,18 @@ impl Pair {
         }
         // Beyond the limit, only this unit's customers stay decoded: each
         // seal cools the least recently used back to the limit.
-        let bound = LIMIT.max(b.touched().len());
-        assert!(
-            self.cold.hot_customers() <= bound,
-            "{what}: {} hot, bound {bound}",
-            self.cold.hot_customers()
-        );
+        let (hot, bytes) = (self.cold.hot_customers(), self.cold.hot_bytes());
+        match self.limit {
+            Limit::Customers => {
+                let bound = LIMIT.max(b.touched().len());
+                assert!(hot <= bound, "{what}: {hot} hot, bound {bound}");
+            }
+            Limit::Bytes => assert!(
+                bytes <= BYTES || hot <= b.touched().len(),
+                "{what}: {hot} hot taking {bytes} B, {} touched",
+                b.touched().len()
+            ),
+        }
         b
     }
 
@@ -105,10 +133,21 @@ fn states(engine: &Engine) -> Vec<(Scope, String, CustomerState)> {
 
 #[test]
 fn customers_held_encoded_decide_exactly_as_customers_held_decoded() {
+    held_back(Limit::Customers);
+}
+
+/// The same under a limit of bytes decoded: the busiest customers, whose
+/// decoded states are the largest, are encoded as the light ones are.
+#[test]
+fn customers_held_encoded_by_bytes_decide_exactly_as_customers_held_decoded() {
+    held_back(Limit::Bytes);
+}
+
+fn held_back(limit: Limit) {
     let end = date(2026, 6, 30);
     let events: Vec<Event> = Workload::new(60, 1_500, end).generate();
     let start = events[0].occurred_at;
-    let mut pair = Pair::new(start);
+    let mut pair = Pair::new(start, limit);
     let stricter = Arc::new(
         Policy::from_toml_str(&stricter_bands(DEFAULT_POLICY_TOML, "strict-2027.01", 8.0)).unwrap(),
     );
@@ -190,8 +229,23 @@ fn customers_held_encoded_decide_exactly_as_customers_held_decoded() {
                 next,
                 DEFAULT_HOT_CUSTOMERS,
             );
-            pair.cold = Engine::with_scopes(policy, states(&pair.cold), next, LIMIT);
-            assert!(pair.cold.hot_customers() <= LIMIT, "loading stays cold");
+            match limit {
+                Limit::Customers => {
+                    pair.cold = Engine::with_scopes(policy, states(&pair.cold), next, LIMIT);
+                    assert!(pair.cold.hot_customers() <= LIMIT, "loading stays cold");
+                }
+                Limit::Bytes => {
+                    // Loaded under the default limits, held back from the
+                    // next seal on.
+                    pair.cold = Engine::with_scopes(
+                        policy,
+                        states(&pair.cold),
+                        next,
+                        DEFAULT_HOT_CUSTOMERS,
+                    );
+                    limit.set(&mut pair.cold);
+                }
+            }
             pair.same_states("after the restart");
         }
         day = next;
@@ -201,6 +255,18 @@ fn customers_held_encoded_decide_exactly_as_customers_held_decoded() {
     assert!(pair.warm.len() > 50, "{} customers", pair.warm.len());
     assert_eq!(pair.warm.hot_customers(), pair.warm.len());
     assert!(pair.cold.hot_customers() < pair.cold.len() / 4);
+    if let Limit::Bytes = limit {
+        assert!(
+            pair.cold.hot_bytes() <= BYTES,
+            "{} B",
+            pair.cold.hot_bytes()
+        );
+        assert!(
+            pair.warm.hot_bytes() > 4 * BYTES,
+            "{} B",
+            pair.warm.hot_bytes()
+        );
+    }
 }
 
 /// Records on three input partitions, by customer.

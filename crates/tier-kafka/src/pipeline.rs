@@ -138,6 +138,8 @@ pub struct PipelineConfig {
     pub slice_target: Duration,
     /// Customers the engine holds decoded (`Engine::set_hot_limit`).
     pub hot_customers: usize,
+    /// Heap bytes they may take (`Engine::set_hot_bytes_limit`).
+    pub hot_bytes: usize,
 }
 
 impl PipelineConfig {
@@ -159,6 +161,7 @@ impl PipelineConfig {
             slice: 5_000,
             slice_target: Duration::from_millis(20),
             hot_customers: tier_engine::DEFAULT_HOT_CUSTOMERS,
+            hot_bytes: tier_engine::DEFAULT_HOT_BYTES,
         }
     }
 
@@ -740,7 +743,10 @@ impl<S: Store + 'static> Pipeline<S> {
             deps.policy.policy(),
             store.as_ref(),
             now,
-            config.hot_customers,
+            tier_engine::HotLimits {
+                customers: config.hot_customers,
+                bytes: config.hot_bytes,
+            },
         )?;
         let cuts = store.meta(tier_engine::cuts::META_CUTS)?;
         if let Some(stored) = cuts.as_deref().and_then(tier_engine::cuts::decode)

@@ -115,6 +115,7 @@ pub fn check(cli: &Cli) -> CheckReport {
         ("batch_max_records", config.batch_max_records as u64),
         ("engine_slice", config.engine_slice as u64),
         ("hot_customers", config.hot_customers as u64),
+        ("hot_mib", config.hot_mib),
         ("partitions", u64::try_from(config.partitions).unwrap_or(0)),
         (
             "replication",

@@ -124,6 +124,9 @@ pub struct Config {
     /// Customers the engine holds decoded; the least recently used beyond
     /// it are held encoded (about 0.7 KB each instead of about 3 KB).
     pub hot_customers: usize,
+    /// MiB the customers held decoded may take on the heap; the least
+    /// recently used beyond it are held encoded.
+    pub hot_mib: u64,
     /// gRPC TLS: the server certificate chain and key (PEM); both or
     /// neither.
     pub grpc_tls_cert: Option<PathBuf>,
@@ -207,6 +210,7 @@ impl Default for Config {
             engine_slice: 5_000,
             engine_slice_ms: 20,
             hot_customers: tier_engine::DEFAULT_HOT_CUSTOMERS,
+            hot_mib: (tier_engine::DEFAULT_HOT_BYTES >> 20) as u64,
             grpc_tls_cert: None,
             grpc_tls_key: None,
             grpc_tls_client_ca: None,
@@ -353,6 +357,13 @@ pub struct Cli {
     #[arg(long, env = "TIERD_HOT_CUSTOMERS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hot_customers: Option<usize>,
+    /// MiB the customers held decoded may take on the heap (a busy
+    /// customer takes tens to hundreds of KB decoded, a light one one or
+    /// two); the least recently used beyond it are held encoded (default
+    /// 128).
+    #[arg(long, env = "TIERD_HOT_MIB", value_name = "MIB")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hot_mib: Option<u64>,
     /// gRPC over TLS: the server certificate chain (PEM), with
     /// --grpc-tls-key.
     #[arg(long, env = "TIERD_GRPC_TLS_CERT", value_name = "FILE")]

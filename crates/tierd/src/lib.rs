@@ -448,6 +448,9 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     pc.slice = config.engine_slice.max(1);
     pc.slice_target = Duration::from_millis(config.engine_slice_ms);
     pc.hot_customers = config.hot_customers;
+    pc.hot_bytes = usize::try_from(config.hot_mib)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(1 << 20);
     if !config.time_sweeps {
         tracing::warn!(
             "--time-sweeps false: tiers move only with events, overrides and policy changes, never with time alone"

@@ -137,12 +137,15 @@ pub(crate) fn run(
             .note(format!(
                 "VmRSS of a fresh process that opened the sled store (256 MiB cache), \
                  loaded the engine from it and filled the API's read model from the engine, \
-                 as tierd starts ({} customers, {} held decoded, the rest encoded; due \
+                 as tierd starts ({} customers, {} held decoded ({:.0} MiB by their heap size, \
+                 tierd's --hot-mib {}), the rest encoded; due \
                  index; {} views and the population gradings' rankings), in {:.1}s; peak \
                  {:.0} MiB; the engine alone (before the read model): {:.0} MiB; {all_hot}; \
                  {in_process}",
                 r.customers,
                 r.hot,
+                r.hot_bytes as f64 / MIB,
+                tier_engine::DEFAULT_HOT_BYTES >> 20,
                 r.views,
                 r.secs,
                 r.hwm_kib as f64 / 1024.0,
@@ -170,6 +173,9 @@ pub(crate) const RESTART_ARG: &str = "__restart_rss";
 struct Restarted {
     customers: usize,
     hot: usize,
+    /// What they take on the heap (`Engine::hot_bytes`).
+    #[serde(default)]
+    hot_bytes: usize,
     secs: f64,
     /// VmRSS once the engine was loaded, before the read model was filled.
     engine_rss_kib: u64,
@@ -216,11 +222,20 @@ pub(crate) fn child_main() -> Option<std::process::ExitCode> {
         let started = Instant::now();
         let store = SledStore::open(Path::new(&dir), StoreOptions::default())
             .with_context(|| format!("opening the sled store in {dir}"))?;
+        // Holding every customer decoded lifts the byte limit too.
+        let limits = if hot == usize::MAX {
+            tier_engine::HotLimits {
+                customers: hot,
+                bytes: usize::MAX,
+            }
+        } else {
+            tier_engine::HotLimits::from(hot)
+        };
         let engine = tier_engine::Engine::load(
             Arc::new(tier_core::policy::Policy::default_policy()),
             &store,
             tier_core::Timestamp::from_millis(0),
-            hot,
+            limits,
         )
         .context("loading the engine from the store")?;
         let engine_rss_kib = Memory::read()?.rss_kib;
@@ -242,6 +257,7 @@ pub(crate) fn child_main() -> Option<std::process::ExitCode> {
         Ok(Restarted {
             customers: engine.len(),
             hot: engine.hot_customers(),
+            hot_bytes: engine.hot_bytes(),
             secs,
             engine_rss_kib,
             views: read.len(),

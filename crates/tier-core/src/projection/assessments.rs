@@ -76,6 +76,21 @@ pub(crate) struct AssessmentBook {
 }
 
 impl AssessmentBook {
+    /// Heap bytes held, about (see `CustomerProjection::heap_size`).
+    pub(crate) fn heap_size(&self) -> usize {
+        use std::mem::size_of;
+        let strings =
+            |a: &Assessment| a.indicator.capacity() + a.assessed_by.capacity() + a.note.capacity();
+        self.current.len() * (size_of::<String>() + size_of::<Assessment>()) * 3 / 2
+            + self
+                .current
+                .iter()
+                .map(|(k, a)| k.capacity() + strings(a))
+                .sum::<usize>()
+            + self.history.capacity() * size_of::<Assessment>()
+            + self.history.iter().map(strings).sum::<usize>()
+    }
+
     /// Whether the event (by id hash) was applied already.
     pub(crate) fn has_event(&self, event: u64) -> bool {
         self.history.iter().any(|a| a.event == event)

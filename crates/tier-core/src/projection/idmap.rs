@@ -59,6 +59,27 @@ impl<V> IdMap<V> {
         }
     }
 
+    /// Heap bytes held, about: a vector's capacity, or a hash table's
+    /// buckets (a power of two at most 7/8 full) and control bytes.
+    pub(crate) fn heap_size(&self) -> usize {
+        let entry = std::mem::size_of::<(u64, V)>();
+        match self {
+            IdMap::Small(v) => v.capacity() * entry,
+            IdMap::Large(m) => {
+                // hashbrown: a power of two of buckets, at most 7/8 full
+                // past 8 (one short of full below), a control byte each
+                // and a group's worth more.
+                let capacity = m.capacity();
+                let buckets = if capacity < 8 {
+                    (capacity + 1).next_power_of_two()
+                } else {
+                    (capacity * 8 / 7).next_power_of_two()
+                };
+                buckets * (entry + 1) + 16
+            }
+        }
+    }
+
     pub(crate) fn contains_key(&self, key: &u64) -> bool {
         self.get(key).is_some()
     }

@@ -580,6 +580,44 @@ impl CustomerProjection {
         self.clock
     }
 
+    /// Bytes this projection holds on the heap, about, its own box
+    /// included: what holding it decoded costs beyond its encoded form
+    /// (see `CustomerState::heap_size`). Counts capacities, not what is
+    /// in use; the ordered maps by their length (a B-tree's nodes hold
+    /// its entries at about two thirds full).
+    pub fn heap_size(&self) -> usize {
+        use std::mem::size_of;
+        fn btree<K, V>(len: usize) -> usize {
+            len * (size_of::<K>() + size_of::<V>()) * 3 / 2
+        }
+        let complaints = self
+            .complaints
+            .iter()
+            .map(|(id, c)| id.capacity() + c.category.capacity())
+            .sum::<usize>();
+        size_of::<Self>()
+            + self.days.heap_size()
+            + btree::<u32, u32>(self.late.len())
+            + btree::<Month, i128>(self.months.len())
+            + self.orders.heap_size()
+            + self.invoices.heap_size()
+            + btree::<(Day, u64), ()>(self.unsettled.len())
+            + btree::<String, ComplaintRec>(self.complaints.len())
+            + complaints
+            + self.seen.heap_size()
+            + self.profile.as_ref().map_or(0, |p| {
+                size_of::<ProfileState>()
+                    + p.profile.name.capacity()
+                    + p.profile.industry.capacity()
+                    + p.profile.region.capacity()
+                    + p.profile.account_manager.capacity()
+            })
+            + self
+                .assessments
+                .as_ref()
+                .map_or(0, |a| size_of::<AssessmentBook>() + a.heap_size())
+    }
+
     /// Fold one validated event in. Infallible: every invariant it needs was
     /// checked by [`Event::validate`].
     pub fn apply(&mut self, event: &Event, rules: &FoldRules) -> Applied {

@@ -116,6 +116,17 @@ const SMALL_BUCKETS: usize = 8;
 pub(crate) struct DayBuckets(std::collections::VecDeque<(Day, DayBucket)>);
 
 impl DayBuckets {
+    /// Heap bytes held, about: the buckets' capacity and each one's list
+    /// of days late.
+    pub(crate) fn heap_size(&self) -> usize {
+        self.0.capacity() * std::mem::size_of::<(Day, DayBucket)>()
+            + self
+                .0
+                .iter()
+                .map(|(_, b)| b.late.capacity() * std::mem::size_of::<u32>())
+                .sum::<usize>()
+    }
+
     fn position(&self, day: Day) -> Result<usize, usize> {
         // Fast path: the newest day.
         match self.0.back() {
