@@ -1402,32 +1402,36 @@ mod tests {
     /// model: new figures, a stale view the model ignores, a customer
     /// that leaves and comes back, a view put in directly, a policy that
     /// grades nothing in between.
-    #[test]
-    fn the_rankings_hold_exactly_the_views_held() {
-        use tier_core::policy::DEFAULT_POLICY_TOML;
+    /// Customer `id`'s order number `n` of `amount`, on 2 March 2026,
+    /// folded into `state` under `policy`.
+    fn order(state: &mut CustomerState, id: &str, n: u32, amount: i64, policy: &Policy) {
         use tier_core::time::date;
         use tier_core::{Event, EventKind, Money};
 
-        let policy = Policy::default_policy();
-        let order = |state: &mut CustomerState, id: &str, n: u32, amount: i64| {
-            let e = Event {
-                event_id: format!("{id}-o{n}"),
-                customer_id: id.into(),
-                occurred_at: date(2026, 3, 2),
-                source: String::new(),
-                kind: EventKind::OrderPlaced {
-                    order_id: format!("o{n}"),
-                    amount: Money(amount),
-                    cost: None,
-                },
-            };
-            state.process(id, &e, &policy);
+        let e = Event {
+            event_id: format!("{id}-o{n}"),
+            customer_id: id.into(),
+            occurred_at: date(2026, 3, 2),
+            source: String::new(),
+            kind: EventKind::OrderPlaced {
+                order_id: format!("o{n}"),
+                amount: Money(amount),
+                cost: None,
+            },
         };
+        state.process(id, &e, policy);
+    }
+
+    #[test]
+    fn the_rankings_hold_exactly_the_views_held() {
+        use tier_core::policy::DEFAULT_POLICY_TOML;
+
+        let policy = Policy::default_policy();
         let mut states: Vec<(String, CustomerState)> = (1..=8)
             .map(|i| {
                 let id = format!("c{i}");
                 let mut state = CustomerState::default();
-                order(&mut state, &id, 1, i64::from(i) * 700_000);
+                order(&mut state, &id, 1, i64::from(i) * 700_000, &policy);
                 (id, state)
             })
             .collect();
@@ -1464,7 +1468,7 @@ mod tests {
 
         // New figures move customers.
         for (i, (id, state)) in states.iter_mut().enumerate().take(4) {
-            order(state, id, 2, (i as i64 + 1) * 9_000_000);
+            order(state, id, 2, (i as i64 + 1) * 9_000_000, &policy);
         }
         publish(&rm, &states[..4], &policy);
         consistent(&rm, "moved");
@@ -1472,7 +1476,7 @@ mod tests {
         // A stale view (an older sequence) is ignored, by the rankings too.
         let (id, state) = &states[0];
         let mut stale = state.clone();
-        order(&mut stale, id, 3, 500_000_000);
+        order(&mut stale, id, 3, 500_000_000, &policy);
         stale.sequence = 0;
         assert!(rm.get(id).unwrap().sequence > 0);
         rm.publish(&[(id.as_str(), &stale)], &policy);
@@ -1501,7 +1505,7 @@ mod tests {
         .unwrap();
         assert!(plain.population_gradings().next().is_none());
         for (id, state) in states.iter_mut().skip(4) {
-            order(state, id, 4, 40_000_000);
+            order(state, id, 4, 40_000_000, &policy);
         }
         publish(&rm, &states[4..], &plain);
         publish(&rm, &states[..1], &policy);
@@ -1518,23 +1522,10 @@ mod tests {
     #[test]
     fn population_gradings_are_built_after_the_fill_and_by_a_policy_that_changes_them() {
         use tier_core::policy::DEFAULT_POLICY_TOML;
-        use tier_core::time::date;
-        use tier_core::{Event, EventKind, Money};
 
         let decided = |id: &str, amount: i64, policy: &Policy| {
             let mut state = CustomerState::default();
-            let e = Event {
-                event_id: format!("{id}-o1"),
-                customer_id: id.into(),
-                occurred_at: date(2026, 3, 2),
-                source: String::new(),
-                kind: EventKind::OrderPlaced {
-                    order_id: "o1".into(),
-                    amount: Money(amount),
-                    cost: None,
-                },
-            };
-            state.process(id, &e, policy);
+            order(&mut state, id, 1, amount, policy);
             (id.to_owned(), state)
         };
         let policy = Policy::default_policy();
