@@ -1006,6 +1006,9 @@ impl ReadModel {
         for id in customer_ids {
             grouped[shard_of(id)].push(id);
         }
+        // Taken out of the rankings once the shards are released, as
+        // `put_entries` moves them.
+        let mut left: Vec<(&str, Arc<View>)> = Vec::new();
         for (idx, group) in grouped.into_iter().enumerate() {
             if group.is_empty() {
                 continue;
@@ -1015,10 +1018,13 @@ impl ReadModel {
                 if let Some(held) = shard.entries.remove(id) {
                     shard.totals.remove(&held.view.tier, &held.view.book);
                     if ranked {
-                        population.remove(id, &held.view);
+                        left.push((id, held.view));
                     }
                 }
             }
+        }
+        for (id, view) in &left {
+            population.remove(id, view);
         }
         {
             let mut ids = self

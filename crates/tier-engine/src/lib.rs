@@ -1057,9 +1057,6 @@ impl Engine {
         Some(found)
     }
 
-    /// Put `id` in the due index at its next due instant, or the next
-    /// at-risk check (the start of the day after the last sweep) for a
-    /// customer above the lowest tier, whichever is first.
     /// Measure again what `id` takes decoded (a unit changed it).
     fn measure(&mut self, id: &str) {
         if let Some(task) = self.scopes.get(id).and_then(|s| self.tasks.get_mut(s)) {
@@ -1067,6 +1064,9 @@ impl Engine {
         }
     }
 
+    /// Put `id` in the due index at its next due instant, or the next
+    /// at-risk check (the start of the day after the last sweep) for a
+    /// customer above the lowest tier, whichever is first.
     fn reindex(&mut self, id: &str) {
         let Some(scope) = self.scopes.get(id).copied() else {
             return;

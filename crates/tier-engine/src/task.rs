@@ -306,14 +306,16 @@ impl Task {
     }
 
     /// Measure `id`'s heap size again if it is held decoded (a unit
-    /// changed it); returns the old and the new size.
-    pub(crate) fn measure(&mut self, id: &str) -> Option<(usize, usize)> {
-        let Slot::Hot { state, size, .. } = &mut self.states.get_mut(id)?.slot else {
-            return None;
-        };
-        let old = std::mem::replace(size, state.heap_size());
-        self.hot_bytes = self.hot_bytes - old + *size;
-        Some((old, *size))
+    /// changed it).
+    pub(crate) fn measure(&mut self, id: &str) {
+        if let Some(Entry {
+            slot: Slot::Hot { state, size, .. },
+            ..
+        }) = self.states.get_mut(id)
+        {
+            let old = std::mem::replace(size, state.heap_size());
+            self.hot_bytes = self.hot_bytes - old + *size;
+        }
     }
 
     pub(crate) fn contains(&self, id: &str) -> bool {
