@@ -63,10 +63,8 @@ pub(crate) enum Slot {
 /// use queue, the due index, the rescore queue) allocates nothing.
 pub use tier_core::projection::CustomerId;
 
-/// A map keyed by customer [`CustomerId`], hashed with FNV: the read
-/// model's maps hash an id's bytes the same way, so both walk customers
-/// in one order.
-pub(crate) type IdTable<V> = tier_core::projection::CustomerMap<V>;
+/// A map keyed by customer [`CustomerId`] (see the `dense` module).
+pub(crate) type IdTable<V> = crate::dense::DenseMap<V>;
 
 /// The confirmation of the policy in force: its version and the rescore's
 /// instant (see `CustomerState::confirm`).
@@ -407,11 +405,7 @@ impl Task {
             used: epoch,
             size,
         };
-        let entry = self
-            .states
-            .entry(id)
-            .insert_entry(Entry { slot, due: None })
-            .into_mut();
+        let entry = self.states.insert_mut(id, Entry { slot, due: None });
         match &mut entry.slot {
             Slot::Hot { state, .. } => state,
             Slot::Cold { .. } => unreachable!("inserted hot just above"),
@@ -513,7 +507,7 @@ impl Task {
     pub(crate) fn into_states(self) -> impl Iterator<Item = (CustomerId, CustomerState)> {
         let confirmation = self.confirmation;
         self.states
-            .into_iter()
+            .into_entries()
             .map(move |(id, e)| (id, e.slot.into_state(confirmation.as_deref())))
     }
 

@@ -1,0 +1,249 @@
+//! [`DenseMap`]: the engine's tables of customers, keyed by
+//! [`CustomerId`], with the entries in one dense vector and a hash index
+//! of positions beside it.
+//!
+//! A hash table holding its entries in its buckets is a power of two of
+//! buckets at most 7/8 full: at a million customers, 2,097,152 buckets,
+//! each as large as an entry (the id inline and the slot), half of them
+//! empty. Here a bucket holds a position (8 bytes) and the entries lie
+//! in a vector that grows by doubling, so the empty room is a vector's
+//! spare capacity, not half the table. A lookup hashes the id as
+//! tier-core's `CustomerMap` does (FNV of the id's bytes), finds the
+//! position and compares the id in the entry.
+//!
+//! The order of the entries is the order they were inserted in, except
+//! that a removal moves the last entry into the removed one's place.
+
+use std::fmt;
+use std::hash::{BuildHasher, BuildHasherDefault};
+
+use hashbrown::HashTable;
+use tier_core::projection::{CustomerId, Fnv};
+
+fn hash(id: &str) -> u64 {
+    BuildHasherDefault::<Fnv>::default().hash_one(id)
+}
+
+/// A map from customer id to `V`: dense entries, a hash index of positions.
+pub(crate) struct DenseMap<V> {
+    entries: Vec<(CustomerId, V)>,
+    index: HashTable<usize>,
+}
+
+impl<V> Default for DenseMap<V> {
+    fn default() -> Self {
+        Self {
+            entries: Vec::new(),
+            index: HashTable::new(),
+        }
+    }
+}
+
+impl<V: fmt::Debug> fmt::Debug for DenseMap<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl<V> DenseMap<V> {
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The position of `id`'s entry.
+    fn position(&self, id: &str) -> Option<usize> {
+        let entries = &self.entries;
+        self.index
+            .find(hash(id), |&i| entries[i].0.as_str() == id)
+            .copied()
+    }
+
+    pub(crate) fn contains_key(&self, id: &str) -> bool {
+        self.position(id).is_some()
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Option<&V> {
+        self.position(id).map(|i| &self.entries[i].1)
+    }
+
+    pub(crate) fn get_key_value(&self, id: &str) -> Option<(&CustomerId, &V)> {
+        self.position(id).map(|i| {
+            let (k, v) = &self.entries[i];
+            (k, v)
+        })
+    }
+
+    pub(crate) fn get_mut(&mut self, id: &str) -> Option<&mut V> {
+        let i = self.position(id)?;
+        Some(&mut self.entries[i].1)
+    }
+
+    /// Hold `value` for `id`; returns the value it replaces.
+    pub(crate) fn insert(&mut self, id: CustomerId, value: V) -> Option<V> {
+        match self.position(&id) {
+            Some(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
+            None => {
+                self.push(id, value);
+                None
+            }
+        }
+    }
+
+    /// Hold `value` for `id` and return it in place.
+    pub(crate) fn insert_mut(&mut self, id: CustomerId, value: V) -> &mut V {
+        let i = match self.position(&id) {
+            Some(i) => {
+                self.entries[i].1 = value;
+                i
+            }
+            None => self.push(id, value),
+        };
+        &mut self.entries[i].1
+    }
+
+    /// Append an entry for `id`, known to be absent; its position.
+    fn push(&mut self, id: CustomerId, value: V) -> usize {
+        let i = self.entries.len();
+        let entries = &self.entries;
+        self.index
+            .insert_unique(hash(&id), i, |&j| hash(&entries[j].0));
+        self.entries.push((id, value));
+        i
+    }
+
+    /// Take `id` out; the last entry moves into its place.
+    pub(crate) fn remove(&mut self, id: &str) -> Option<V> {
+        let entries = &self.entries;
+        let found = self
+            .index
+            .find_entry(hash(id), |&i| entries[i].0.as_str() == id)
+            .ok()?;
+        let (i, _) = found.remove();
+        let last = self.entries.len() - 1;
+        if i != last {
+            let entries = &self.entries;
+            let moved = entries[last].0.as_str();
+            if let Some(slot) = self.index.find_mut(hash(moved), |&j| j == last) {
+                *slot = i;
+            }
+        }
+        Some(self.entries.swap_remove(i).1)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&CustomerId, &V)> {
+        self.entries.iter().map(|(k, v)| (k, v))
+    }
+
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &CustomerId> {
+        self.entries.iter().map(|(k, _)| k)
+    }
+
+    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
+        self.entries.iter_mut().map(|(_, v)| v)
+    }
+
+    /// Every entry, in the map's order, consuming it.
+    pub(crate) fn into_entries(self) -> impl Iterator<Item = (CustomerId, V)> {
+        self.entries.into_iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u8, u32),
+        InsertMut(u8, u32),
+        Remove(u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (any::<u8>(), any::<u32>()).prop_map(|(k, v)| Op::Insert(k, v)),
+            (any::<u8>(), any::<u32>()).prop_map(|(k, v)| Op::InsertMut(k, v)),
+            any::<u8>().prop_map(Op::Remove),
+        ]
+    }
+
+    /// Ids short (inline) and long (on the heap), as customer ids are.
+    fn id(k: u8) -> String {
+        if k.is_multiple_of(3) {
+            format!("customer-with-a-long-identifier-{k:03}")
+        } else {
+            format!("c{k}")
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn behaves_as_a_hash_map(ops in proptest::collection::vec(op(), 0..400)) {
+            let mut dense = DenseMap::default();
+            let mut model = HashMap::new();
+            for op in ops {
+                match op {
+                    Op::Insert(k, v) => {
+                        prop_assert_eq!(dense.insert(id(k).into(), v), model.insert(id(k), v));
+                    }
+                    Op::InsertMut(k, v) => {
+                        let held = dense.insert_mut(id(k).into(), v);
+                        *held = held.wrapping_add(1);
+                        model.insert(id(k), v.wrapping_add(1));
+                    }
+                    Op::Remove(k) => {
+                        prop_assert_eq!(dense.remove(&id(k)), model.remove(&id(k)));
+                    }
+                }
+                prop_assert_eq!(dense.len(), model.len());
+            }
+            for (k, v) in &model {
+                prop_assert_eq!(dense.get(k), Some(v));
+                prop_assert!(dense.contains_key(k));
+                prop_assert_eq!(dense.get_key_value(k).map(|(id, _)| id.as_str()), Some(k.as_str()));
+            }
+            let listed: HashMap<String, u32> =
+                dense.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+            prop_assert_eq!(&listed, &model);
+            prop_assert_eq!(dense.keys().count(), model.len());
+            for k in 0..=u8::MAX {
+                if !model.contains_key(&id(k)) {
+                    prop_assert!(dense.get(&id(k)).is_none());
+                    prop_assert!(dense.get_mut(&id(k)).is_none());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn removing_moves_the_last_entry_into_the_gap_and_finds_it_there() {
+        let mut dense = DenseMap::default();
+        for k in 0..100u8 {
+            dense.insert(id(k).into(), u32::from(k));
+        }
+        assert_eq!(dense.remove(&id(3)), Some(3));
+        // The last one (99) now sits where 3 was, and is still found.
+        assert_eq!(
+            dense.keys().nth(3).map(|k| k.as_str()),
+            Some(id(99).as_str())
+        );
+        assert_eq!(dense.get(&id(99)), Some(&99));
+        assert_eq!(dense.remove(&id(99)), Some(99));
+        assert_eq!(dense.remove(&id(99)), None);
+        assert_eq!(dense.len(), 98);
+        for v in dense.values_mut() {
+            *v += 1000;
+        }
+        assert_eq!(dense.get(&id(50)), Some(&1050));
+        let all: Vec<_> = dense.into_entries().map(|(_, v)| v).collect();
+        assert_eq!(all.len(), 98);
+    }
+}
