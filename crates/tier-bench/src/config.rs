@@ -45,6 +45,10 @@ pub(crate) struct Args {
     /// replay): `sled` (tierd's default), `fjall` or `redb`.
     #[arg(long, default_value = "sled")]
     pub(crate) store_backend: tier_store::Backend,
+    /// MiB of the store's cache in every scenario (tierd's
+    /// `--store-cache-mib`; default tierd's default).
+    #[arg(long)]
+    pub(crate) store_cache_mib: Option<u64>,
 }
 
 /// The resolved scale of a run, shared by every scenario.
@@ -60,6 +64,8 @@ pub(crate) struct BenchConfig {
     pub(crate) seed: u64,
     pub(crate) hot_customers: usize,
     pub(crate) store_backend: tier_store::Backend,
+    /// MiB of the store's cache (tierd's `--store-cache-mib`).
+    pub(crate) store_cache_mib: u64,
     /// Removed when the run ends.
     pub(crate) work_dir: tempfile::TempDir,
 }
@@ -98,8 +104,17 @@ impl BenchConfig {
             seed: args.seed,
             hot_customers: args.hot_customers,
             store_backend: args.store_backend,
+            store_cache_mib: args
+                .store_cache_mib
+                .unwrap_or_else(|| tierd::Config::default().store_cache_mib),
             work_dir,
         })
+    }
+
+    /// The options the scenarios open their stores with: tierd's, with
+    /// this run's cache.
+    pub(crate) fn store_options(&self) -> tier_store::StoreOptions {
+        store_options(self.store_cache_mib)
     }
 
     /// Whether scenario `name` is selected (all are, without `--only`).
@@ -119,7 +134,7 @@ impl BenchConfig {
 
     pub(crate) fn describe(&self) -> String {
         format!(
-            "tier-bench{}: {} customers, {} orders (zipf s = {}), state figures at {} customers ({} held decoded), tierd on {}, {} cores",
+            "tier-bench{}: {} customers, {} orders (zipf s = {}), state figures at {} customers ({} held decoded), tierd on {} ({} MiB cache), {} cores",
             if self.quick { " --quick" } else { "" },
             self.customers,
             self.orders,
@@ -127,7 +142,16 @@ impl BenchConfig {
             self.state_customers,
             self.hot_customers.min(self.state_customers),
             self.store_backend,
+            self.store_cache_mib,
             std::thread::available_parallelism().map_or(1, |n| n.get()),
         )
+    }
+}
+
+/// tierd's store options with a cache of `cache_mib` MiB.
+pub(crate) fn store_options(cache_mib: u64) -> tier_store::StoreOptions {
+    tier_store::StoreOptions {
+        cache_capacity_bytes: cache_mib.saturating_mul(1 << 20),
+        ..tier_store::StoreOptions::default()
     }
 }

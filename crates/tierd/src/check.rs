@@ -116,6 +116,7 @@ pub fn check(cli: &Cli) -> CheckReport {
         ("engine_slice", config.engine_slice as u64),
         ("hot_customers", config.hot_customers as u64),
         ("hot_mib", config.hot_mib),
+        ("store_cache_mib", config.store_cache_mib),
         ("partitions", u64::try_from(config.partitions).unwrap_or(0)),
         (
             "replication",
@@ -274,6 +275,8 @@ mod tests {
             file.to_str().unwrap(),
             "--batch-max-records",
             "0",
+            "--store-cache-mib",
+            "0",
         ]);
         let text = r.render();
         for expected in [
@@ -284,10 +287,11 @@ mod tests {
             "dlq_topic: \"orders\" is also an input topic",
             "is not a directory",
             "batch_max_records: must be at least 1",
+            "store_cache_mib: must be at least 1",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
         }
-        assert_eq!(r.errors.len(), 7, "{text}");
+        assert_eq!(r.errors.len(), 8, "{text}");
         assert!(!text.contains("hunter2"), "a secret leaked:\n{text}");
         assert!(text.contains("sasl.password=****"), "{text}");
         assert!(text.contains("security.protocol=SASL_SSL"), "{text}");

@@ -94,6 +94,9 @@ pub struct Config {
     /// The store backend of the data dir: `sled` (the default), or `fjall`
     /// / `redb` in builds with the `store-fjall` / `store-redb` features.
     pub store_backend: tier_store::Backend,
+    /// MiB of the store backend's cache (sled's page cache, fjall's block
+    /// cache, redb's page cache).
+    pub store_cache_mib: u64,
     pub session_timeout_ms: u32,
     /// Extra librdkafka settings (`key=value`), e.g. SASL options.
     pub kafka: Vec<String>,
@@ -201,6 +204,7 @@ impl Default for Config {
             batch_catch_up_min_records: 5_000,
             flush_every_ms: 0,
             store_backend: tier_store::Backend::Sled,
+            store_cache_mib: tier_store::StoreOptions::default().cache_capacity_bytes >> 20,
             session_timeout_ms: 10_000,
             kafka: Vec::new(),
             frozen_now_ms: None,
@@ -309,6 +313,12 @@ pub struct Cli {
     #[arg(long, env = "TIERD_STORE_BACKEND")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store_backend: Option<tier_store::Backend>,
+    /// MiB of the store backend's cache (default 64). The engine holds
+    /// every customer in memory, so the store is read at start-up and
+    /// when a partition is assigned; its cache serves the commits.
+    #[arg(long, env = "TIERD_STORE_CACHE_MIB", value_name = "MIB")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_cache_mib: Option<u64>,
     /// Extra librdkafka setting key=value (repeatable).
     #[arg(long = "kafka", env = "TIERD_KAFKA", value_delimiter = ';')]
     #[serde(skip_serializing_if = "Option::is_none")]

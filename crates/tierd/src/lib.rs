@@ -341,6 +341,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         } else {
             tier_store::FlushPolicy::IntervalMs(config.flush_every_ms)
         },
+        cache_capacity_bytes: config.store_cache_mib.saturating_mul(1 << 20),
         ..tier_store::StoreOptions::default()
     };
     let data_dir = config.data_dir.clone();

@@ -32,7 +32,7 @@ use tier_engine::{
     DeadLetter, DeadLetterSink, Durable, PolicyHandle, SealInfo, SinkError,
 };
 use tier_kafka::slices::Slices;
-use tier_store::{SledStore, StoreOptions};
+use tier_store::SledStore;
 
 use super::population::Population;
 use crate::config::BenchConfig;
@@ -107,7 +107,7 @@ pub(crate) fn run(
         Some(s) => (s, "into the store the state scenario filled"),
         None => {
             let dir = cfg.scratch("rescore")?.join("data");
-            let s = SledStore::open(&dir, StoreOptions::default())
+            let s = SledStore::open(&dir, cfg.store_options())
                 .with_context(|| format!("opening a sled store in {}", dir.display()))?;
             (
                 Arc::new(s),

@@ -1,7 +1,7 @@
 //! `state`: what `state_customers` customers cost on disk and in memory.
 //!
 //! Every customer of the folded population is committed to a fresh
-//! [`SledStore`] (tierd's options: `EveryCommit`, 256 MiB cache) in
+//! [`SledStore`] (tierd's options: `EveryCommit`, its cache) in
 //! batches of [`BATCH_RECORDS`] customers, each prepared (encoded, no IO)
 //! then committed as the committer does, and the store is synced. The
 //! data dir's allocated size over the customers is `disk_bytes_per_customer`.
@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result};
 use tier_core::state::CustomerState;
-use tier_store::{CommitBatch, PreparedBatch, Scope, SledStore, Store as _, StoreOptions};
+use tier_store::{CommitBatch, PreparedBatch, Scope, SledStore, Store as _};
 
 use super::population::{BATCH_RECORDS, Population};
 use crate::config::BenchConfig;
@@ -36,7 +36,7 @@ pub(crate) fn run(
 ) -> Result<Arc<SledStore>> {
     let before = Memory::read()?;
     let dir = cfg.scratch("state")?.join("data");
-    let store = SledStore::open(&dir, StoreOptions::default())
+    let store = SledStore::open(&dir, cfg.store_options())
         .with_context(|| format!("opening a sled store in {}", dir.display()))?;
     let started = Instant::now();
     // Most customers are held encoded: each batch decodes its customers,
@@ -80,9 +80,9 @@ pub(crate) fn run(
     // The store is closed for the restarted process and opened again for
     // the rescore.
     drop(store);
-    let restart = restart_in_child(&dir, cfg.hot_customers);
+    let restart = restart_in_child(&dir, cfg.hot_customers, cfg.store_cache_mib);
     // The same restart holding every customer decoded: the baseline.
-    let all_hot = restart_in_child(&dir, usize::MAX).map_or_else(
+    let all_hot = restart_in_child(&dir, usize::MAX, cfg.store_cache_mib).map_or_else(
         |e| format!("holding every customer decoded, the restarted process failed: {e:#}"),
         |r| {
             format!(
@@ -93,7 +93,7 @@ pub(crate) fn run(
             )
         },
     );
-    let store = SledStore::open(&dir, StoreOptions::default())
+    let store = SledStore::open(&dir, cfg.store_options())
         .with_context(|| format!("opening the sled store in {} again", dir.display()))?;
     report.add(
         Figure::new(
@@ -135,13 +135,14 @@ pub(crate) fn run(
             )
             .goal(Goal::AtMost(1500.0))
             .note(format!(
-                "VmRSS of a fresh process that opened the sled store (256 MiB cache), \
+                "VmRSS of a fresh process that opened the sled store ({} MiB cache), \
                  loaded the engine from it and filled the API's read model from the engine, \
                  as tierd starts ({} customers, {} held decoded ({:.0} MiB by their heap size, \
                  tierd's --hot-mib {}), the rest encoded; due \
                  index; {} views and the population gradings' rankings), in {:.1}s; peak \
                  {:.0} MiB; the engine alone (before the read model): {:.0} MiB; {all_hot}; \
                  {in_process}",
+                cfg.store_cache_mib,
                 r.customers,
                 r.hot,
                 r.hot_bytes as f64 / MIB,
@@ -186,12 +187,13 @@ struct Restarted {
 }
 
 /// Run this binary as the restarted process over the store in `dir`.
-fn restart_in_child(dir: &Path, hot: usize) -> Result<Restarted> {
+fn restart_in_child(dir: &Path, hot: usize, cache_mib: u64) -> Result<Restarted> {
     let exe = std::env::current_exe().context("locating the tier-bench binary")?;
     let out = std::process::Command::new(exe)
         .arg(RESTART_ARG)
         .arg(dir)
         .arg(hot.to_string())
+        .arg(cache_mib.to_string())
         .output()
         .context("running the restarted process")?;
     if !out.status.success() {
@@ -206,21 +208,29 @@ fn restart_in_child(dir: &Path, hot: usize) -> Result<Restarted> {
     serde_json::from_str(line).with_context(|| format!("reading its figures from {line:?}"))
 }
 
-/// The restarted process: `RESTART_ARG DIR HOT`, prints one JSON line.
+/// The restarted process: `RESTART_ARG DIR HOT CACHE_MIB`, prints one
+/// JSON line.
 pub(crate) fn child_main() -> Option<std::process::ExitCode> {
     let mut args = std::env::args().skip(1);
     if args.next().as_deref() != Some(RESTART_ARG) {
         return None;
     }
     let mut run = || -> Result<Restarted> {
-        let dir = args.next().context("usage: __restart_rss DIR HOT")?;
+        let dir = args
+            .next()
+            .context("usage: __restart_rss DIR HOT CACHE_MIB")?;
         let hot: usize = args
             .next()
-            .context("usage: __restart_rss DIR HOT")?
+            .context("usage: __restart_rss DIR HOT CACHE_MIB")?
             .parse()
             .context("HOT must be a number")?;
+        let cache_mib: u64 = args
+            .next()
+            .context("usage: __restart_rss DIR HOT CACHE_MIB")?
+            .parse()
+            .context("CACHE_MIB must be a number")?;
         let started = Instant::now();
-        let store = SledStore::open(Path::new(&dir), StoreOptions::default())
+        let store = SledStore::open(Path::new(&dir), crate::config::store_options(cache_mib))
             .with_context(|| format!("opening the sled store in {dir}"))?;
         // Holding every customer decoded lifts the byte limit too.
         let limits = if hot == usize::MAX {

@@ -37,6 +37,7 @@ pub(crate) fn config(
     data_dir: PathBuf,
     group: &str,
     store_backend: tier_store::Backend,
+    store_cache_mib: u64,
 ) -> Result<Config> {
     let partitions = *broker
         .topics
@@ -61,6 +62,7 @@ pub(crate) fn config(
         // Kafka's early answer (no effect on a backlog: data is waiting).
         kafka: vec!["fetch.wait.max.ms=10".to_owned()],
         store_backend,
+        store_cache_mib,
         ..Config::default()
     })
 }

@@ -229,6 +229,7 @@ fn backlog_scenarios(
             data_dir.join("data"),
             "tier-bench-ingest",
             cfg.store_backend,
+            cfg.store_cache_mib,
         )?;
         match ingest::ingest(rt, config, expected) {
             Ok((t, tierd)) => {
@@ -427,6 +428,7 @@ fn replay(
         data_dir.join("data"),
         "tier-bench-replay",
         cfg.store_backend,
+        cfg.store_cache_mib,
     )?;
     let result = ingest::ingest(rt, config, expected);
     let outcome = result.and_then(|(t, tierd)| {
