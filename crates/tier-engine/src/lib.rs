@@ -709,11 +709,14 @@ impl Engine {
     }
 
     /// Finish a unit before it is committed: re-index every touched
-    /// customer (its next due instant may have moved).
+    /// customer (its next due instant may have moved) and measure it again
+    /// (its heap size may have moved).
     pub fn seal(&mut self, unit: &Unit) {
         for id in &unit.touched {
-            self.reindex(id);
-            self.measure(id);
+            let Some(task) = self.scopes.get(id).and_then(|s| self.tasks.get_mut(s)) else {
+                continue;
+            };
+            task.settle(id, |state| due_at(&self.policy, self.swept_to, state));
         }
         self.cool(unit);
         self.epoch += 1;
@@ -756,15 +759,19 @@ impl Engine {
             let Some((used, id)) = task.pop_least_recent() else {
                 break;
             };
-            let before = task.hot_bytes();
-            if unit.touched_set.contains(id.as_str()) || !task.cool(&id) {
+            let freed = if unit.touched_set.contains(id.as_str()) {
+                None
+            } else {
+                task.cool(&id)
+            };
+            let Some(freed) = freed else {
                 // Read by this unit's commit (or, none today, a state that
                 // cannot be encoded): stays hot.
                 kept.push((scope, used, id));
                 continue;
-            }
+            };
             hot -= 1;
-            hot_bytes -= before - task.hot_bytes();
+            hot_bytes -= freed;
         }
         for (scope, used, id) in kept {
             if let Some(task) = self.tasks.get_mut(&scope) {
@@ -1056,13 +1063,6 @@ impl Engine {
         }
         state.at_risk = found.clone().map(Box::new);
         Some(found)
-    }
-
-    /// Measure again what `id` takes decoded (a unit changed it).
-    fn measure(&mut self, id: &str) {
-        if let Some(task) = self.scopes.get(id).and_then(|s| self.tasks.get_mut(s)) {
-            task.measure(id);
-        }
     }
 
     /// Put `id` in the due index at its next due instant, or the next

@@ -303,14 +303,20 @@ impl Task {
         self.hot_bytes
     }
 
-    /// Measure `id`'s heap size again if it is held decoded (a unit
-    /// changed it).
-    pub(crate) fn measure(&mut self, id: &str) {
-        if let Some(Entry {
-            slot: Slot::Hot { state, size, .. },
-            ..
-        }) = self.states.get_mut(id)
-        {
+    /// After a unit changed `id`: index it at the instant `next_due`
+    /// gives for its state, and measure its heap size again if it is held
+    /// decoded. One lookup.
+    pub(crate) fn settle(
+        &mut self,
+        id: &str,
+        next_due: impl FnOnce(&CustomerState) -> Option<Timestamp>,
+    ) {
+        let Some(entry) = self.states.get_mut(id) else {
+            return;
+        };
+        let at = next_due(&entry.slot.read(self.confirmation.as_deref()));
+        set_due(&mut self.due, &mut entry.due, id, at);
+        if let Slot::Hot { state, size, .. } = &mut entry.slot {
             let old = std::mem::replace(size, state.heap_size());
             self.hot_bytes = self.hot_bytes - old + *size;
         }
@@ -476,26 +482,24 @@ impl Task {
         self.recent.push_back((used, id));
     }
 
-    /// Encode `id` if it is hot; true when it was cooled.
-    pub(crate) fn cool(&mut self, id: &str) -> bool {
-        let Some(entry) = self.states.get_mut(id) else {
-            return false;
-        };
+    /// Encode `id` if it is hot; when it was cooled, the heap bytes it
+    /// was counted for.
+    pub(crate) fn cool(&mut self, id: &str) -> Option<usize> {
+        let entry = self.states.get_mut(id)?;
         let Slot::Hot { state, size, .. } = &mut entry.slot else {
-            return false;
+            return None;
         };
-        let Some(bytes) = Slot::encode(state) else {
-            return false;
-        };
+        let bytes = Slot::encode(state)?;
         let at_risk = state.at_risk.is_some();
-        self.hot_bytes -= *size;
+        let freed = *size;
+        self.hot_bytes -= freed;
         entry.slot = Slot::Cold {
             bytes,
             at_risk,
             confirmed: false,
         };
         self.hot -= 1;
-        true
+        Some(freed)
     }
 
     /// Every customer with its slot.
@@ -607,6 +611,36 @@ mod tests {
     }
 
     #[test]
+    fn settling_a_changed_customer_indexes_it_and_measures_it_again() {
+        let mut task = Task::default();
+        task.insert("a", CustomerState::default(), 1);
+        let measured = task.hot_bytes();
+        assert_eq!(measured, CustomerState::default().heap_size());
+        // A unit changes it: it grows on the heap.
+        task.get_mut("a", 2)
+            .unwrap()
+            .policy_version
+            .push_str(&"v".repeat(4096));
+        assert_eq!(task.hot_bytes(), measured, "not measured until settled");
+        task.settle("a", |_| Some(at(7)));
+        let grown = task.slot("a").unwrap().1.hot().unwrap().heap_size();
+        assert!(grown >= measured + 4096);
+        assert_eq!(task.hot_bytes(), grown, "measured again");
+        assert_eq!(task.first_due(), Some(at(7)), "indexed at its next due");
+        // Settling a cold customer indexes it and counts nothing.
+        let freed = task.cool("a").expect("a was hot");
+        assert_eq!(freed, grown);
+        assert_eq!(task.hot_bytes(), 0);
+        task.settle("a", |s| {
+            assert!(s.policy_version.len() >= 4096, "read decoded");
+            Some(at(9))
+        });
+        assert_eq!(task.hot_bytes(), 0);
+        assert_eq!(task.first_due(), Some(at(9)));
+        task.settle("nobody", |_| unreachable!("no state to read"));
+    }
+
+    #[test]
     fn a_cooled_customer_reads_and_thaws_to_the_same_state_and_the_hot_count_follows() {
         let mut task = Task::default();
         let mut state = CustomerState::default();
@@ -614,8 +648,14 @@ mod tests {
         task.insert("a", state.clone(), 1);
         task.insert("b", CustomerState::default(), 1);
         assert_eq!(task.hot_len(), 2);
-        assert!(task.cool("a"));
-        assert!(!task.cool("a"), "already cold");
+        let before = task.hot_bytes();
+        let freed = task.cool("a").expect("a was hot");
+        assert_eq!(
+            task.hot_bytes(),
+            before - freed,
+            "its bytes leave the count"
+        );
+        assert!(task.cool("a").is_none(), "already cold");
         assert_eq!(task.hot_len(), 1);
         assert!(task.slot("a").unwrap().1.hot().is_none());
         assert_eq!(task.get("a").unwrap().as_ref(), &state, "a read decodes");
@@ -632,7 +672,7 @@ mod tests {
         );
         task.requeue(5, "a".into());
         assert_eq!(task.least_recent(), Some(5));
-        assert!(task.cool("a"));
+        assert!(task.cool("a").is_some());
         assert_eq!(task.remove("a").unwrap().policy_version, "v7!");
         assert_eq!((task.len(), task.hot_len()), (1, 1));
         assert_eq!(task.remove("b"), Some(CustomerState::default()));
@@ -642,7 +682,7 @@ mod tests {
         let long = "customer-with-an-id-longer-than-twenty-four-bytes";
         task.insert(long, state.clone(), 6);
         task.index(long, Some(at(3)));
-        assert!(task.cool(long));
+        assert!(task.cool(long).is_some());
         assert_eq!(task.get(long).unwrap().as_ref(), &state);
         assert_eq!(task.pop_due(at(3)).as_deref(), Some(long));
         assert_eq!(task.remove(long), Some(state));
