@@ -148,10 +148,11 @@ impl BenchConfig {
     }
 }
 
-/// tierd's store options with a cache of `cache_mib` MiB.
+/// tierd's store options (its defaults) with a cache of `cache_mib` MiB.
 pub(crate) fn store_options(cache_mib: u64) -> tier_store::StoreOptions {
-    tier_store::StoreOptions {
-        cache_capacity_bytes: cache_mib.saturating_mul(1 << 20),
-        ..tier_store::StoreOptions::default()
+    tierd::Config {
+        store_cache_mib: cache_mib,
+        ..tierd::Config::default()
     }
+    .store_options()
 }

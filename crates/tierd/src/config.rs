@@ -423,6 +423,20 @@ impl Cli {
 }
 
 impl Config {
+    /// The options tierd opens its store with: the flush policy of
+    /// `flush_every_ms` and a cache of `store_cache_mib`.
+    pub fn store_options(&self) -> tier_store::StoreOptions {
+        tier_store::StoreOptions {
+            flush: if self.flush_every_ms == 0 {
+                tier_store::FlushPolicy::EveryCommit
+            } else {
+                tier_store::FlushPolicy::IntervalMs(self.flush_every_ms)
+            },
+            cache_capacity_bytes: self.store_cache_mib.saturating_mul(1 << 20),
+            ..tier_store::StoreOptions::default()
+        }
+    }
+
     /// Parsed `--kafka key=value` settings.
     ///
     /// `partition.assignment.strategy` may only be `range` (tierd's
@@ -519,6 +533,27 @@ mod tests {
         assert_eq!(c.auth_tokens_file, Some(PathBuf::from("/run/tokens.toml")));
         let c = Cli::try_parse_from(["tierd"]).unwrap().resolve().unwrap();
         assert_eq!(c.auth_tokens_file, None);
+    }
+
+    #[test]
+    fn the_store_opens_with_the_configured_cache_and_flush() {
+        use tier_store::{FlushPolicy, StoreOptions};
+        let c = Cli::try_parse_from(["tierd"]).unwrap().resolve().unwrap();
+        assert_eq!(c.store_options(), StoreOptions::default());
+        assert_eq!(c.store_options().cache_capacity_bytes, 64 << 20);
+        let c = Cli::try_parse_from([
+            "tierd",
+            "--store-cache-mib",
+            "32",
+            "--flush-every-ms",
+            "200",
+        ])
+        .unwrap()
+        .resolve()
+        .unwrap();
+        let o = c.store_options();
+        assert_eq!(o.cache_capacity_bytes, 32 << 20);
+        assert_eq!(o.flush, FlushPolicy::IntervalMs(200));
     }
 
     #[test]

@@ -335,15 +335,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         tier_kafka::ensure_topics(&cc, &all_topics, config.partitions, config.replication).await?;
     }
 
-    let store_opts = tier_store::StoreOptions {
-        flush: if config.flush_every_ms == 0 {
-            tier_store::FlushPolicy::EveryCommit
-        } else {
-            tier_store::FlushPolicy::IntervalMs(config.flush_every_ms)
-        },
-        cache_capacity_bytes: config.store_cache_mib.saturating_mul(1 << 20),
-        ..tier_store::StoreOptions::default()
-    };
+    let store_opts = config.store_options();
     let data_dir = config.data_dir.clone();
     let backend = config.store_backend;
     let store = tokio::task::spawn_blocking(move || open_store(&data_dir, backend, store_opts))
