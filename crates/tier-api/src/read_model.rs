@@ -1402,32 +1402,20 @@ mod tests {
         assert_eq!(total, 333_333);
     }
 
+    /// Customer `id`'s order number `n` of `amount` (tier-core's scenario
+    /// order), on 2 March 2026, folded into `state` under `policy`.
+    fn order(state: &mut CustomerState, id: &str, n: usize, amount: i64, policy: &Policy) {
+        let at = tier_core::time::date(2026, 3, 2);
+        let e = tier_core::sim::scenario::order(id, n, at, amount);
+        state.process(id, &e, policy);
+    }
+
     /// The rankings keep no values of their own: they find a customer by
     /// the value of the view it replaces. So they must hold exactly the
     /// views the model holds, at each view's value, whatever reaches the
     /// model: new figures, a stale view the model ignores, a customer
     /// that leaves and comes back, a view put in directly, a policy that
     /// grades nothing in between.
-    /// Customer `id`'s order number `n` of `amount`, on 2 March 2026,
-    /// folded into `state` under `policy`.
-    fn order(state: &mut CustomerState, id: &str, n: u32, amount: i64, policy: &Policy) {
-        use tier_core::time::date;
-        use tier_core::{Event, EventKind, Money};
-
-        let e = Event {
-            event_id: format!("{id}-o{n}"),
-            customer_id: id.into(),
-            occurred_at: date(2026, 3, 2),
-            source: String::new(),
-            kind: EventKind::OrderPlaced {
-                order_id: format!("o{n}"),
-                amount: Money(amount),
-                cost: None,
-            },
-        };
-        state.process(id, &e, policy);
-    }
-
     #[test]
     fn the_rankings_hold_exactly_the_views_held() {
         use tier_core::policy::DEFAULT_POLICY_TOML;
