@@ -81,7 +81,7 @@ impl AssessmentBook {
         use std::mem::size_of;
         let strings =
             |a: &Assessment| a.indicator.capacity() + a.assessed_by.capacity() + a.note.capacity();
-        self.current.len() * (size_of::<String>() + size_of::<Assessment>()) * 3 / 2
+        super::btree::<String, Assessment>(self.current.len())
             + self
                 .current
                 .iter()

@@ -522,6 +522,12 @@ struct Overdue {
     unpaid: i128,
 }
 
+/// Heap bytes of an ordered map of `len` entries, about: a B-tree's nodes
+/// hold their entries at about two thirds full.
+fn btree<K, V>(len: usize) -> usize {
+    len * (std::mem::size_of::<K>() + std::mem::size_of::<V>()) * 3 / 2
+}
+
 /// Everything tierd knows about one customer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CustomerProjection {
@@ -587,9 +593,6 @@ impl CustomerProjection {
     /// its entries at about two thirds full).
     pub fn heap_size(&self) -> usize {
         use std::mem::size_of;
-        fn btree<K, V>(len: usize) -> usize {
-            len * (size_of::<K>() + size_of::<V>()) * 3 / 2
-        }
         let complaints = self
             .complaints
             .iter()
