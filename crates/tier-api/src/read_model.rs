@@ -809,10 +809,15 @@ impl ReadModel {
     /// each durable commit and for the start-up fill. Views and books are
     /// built here, once, under `policy` (the policy in force).
     pub fn publish(&self, customers: &[(&str, &CustomerState)], policy: &Policy) {
-        let entries: Vec<(&str, Entry)> = customers
-            .iter()
-            .filter_map(|(id, state)| Some((*id, Entry::from_state(state, policy)?)))
-            .collect();
+        // Sized up front: grown by doubling, a rescore's unit of
+        // thousands of customers was reallocated into fresh pages a dozen
+        // times over.
+        let mut entries: Vec<(&str, Entry)> = Vec::with_capacity(customers.len());
+        entries.extend(
+            customers
+                .iter()
+                .filter_map(|(id, state)| Some((*id, Entry::from_state(state, policy)?))),
+        );
         self.publish_entries(entries, policy);
     }
 
@@ -957,21 +962,31 @@ impl ReadModel {
         entries: impl IntoIterator<Item = (&'a str, Entry)>,
         population: Option<&mut Population>,
     ) {
-        let mut grouped: Vec<Vec<(&str, Entry)>> = (0..SHARDS).map(|_| Vec::new()).collect();
-        for (id, entry) in entries {
-            grouped[shard_of(id)].push((id, entry));
-        }
+        // Grouped by shard in one vector (a stable sort keeps each id's
+        // items in order), not in a vector per shard grown item by item.
+        let mut counts = [0usize; SHARDS];
+        let mut grouped: Vec<(usize, &str, Entry)> = entries
+            .into_iter()
+            .map(|(id, entry)| {
+                let idx = shard_of(id);
+                counts[idx] += 1;
+                (idx, id, entry)
+            })
+            .collect();
+        grouped.sort_by_key(|(idx, _, _)| *idx);
         let mut new_ids = Vec::new();
         // Ranked once the shards are released: a reader waits for the
         // puts, not for the rankings.
-        let mut moved: Vec<Moved<'_>> = Vec::new();
-        for (idx, group) in grouped.into_iter().enumerate() {
-            if group.is_empty() {
-                continue;
-            }
+        let mut moved: Vec<Moved<'_>> = Vec::with_capacity(if population.is_some() {
+            grouped.len()
+        } else {
+            0
+        });
+        let mut items = grouped.into_iter().peekable();
+        while let Some(&(idx, _, _)) = items.peek() {
             let mut shard = self.write(idx);
-            shard.entries.reserve(group.len());
-            for (id, entry) in group {
+            shard.entries.reserve(counts[idx]);
+            while let Some((_, id, entry)) = items.next_if(|(i, _, _)| *i == idx) {
                 let view = population.is_some().then(|| Arc::clone(&entry.view));
                 match (put(&mut shard, id, entry), view) {
                     (Put::New(shared), view) => {

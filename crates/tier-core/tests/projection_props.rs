@@ -611,6 +611,59 @@ proptest! {
         prop_assert_eq!(base, p);
     }
 
+    /// A state decoded for deciding only (how the engine's policy rescore
+    /// decodes a customer held encoded) decides under a new policy, and
+    /// shows, exactly as the whole state does: it leaves out only the
+    /// applied event ids and the orders by id, which events need and no
+    /// decision, figure or view reads. Outside the scope a decode is whole.
+    #[test]
+    fn a_state_decoded_for_deciding_only_decides_and_shows_as_the_whole(
+        actions in prop::collection::vec(action(), 0..30),
+        later in 0i64..400,
+    ) {
+        let policy = Policy::default_policy();
+        let stricter = Policy::from_toml_str(&tier_core::sim::scenario::stricter_bands(
+            tier_core::policy::DEFAULT_POLICY_TOML,
+            "stricter",
+            5.0,
+        ))
+        .unwrap();
+        let state = live(&expand(&actions), &[], &policy);
+        let bytes = postcard::to_stdvec(&state).unwrap();
+        let mut part: CustomerState =
+            tier_core::projection::deciding_only(|| postcard::from_bytes(&bytes).unwrap());
+        let mut whole: CustomerState = postcard::from_bytes(&bytes).unwrap();
+        prop_assert_eq!(&whole, &state);
+        let at = now().plus_days(later);
+        prop_assert_eq!(
+            part.rescore_policy("c", &stricter, at),
+            whole.rescore_policy("c", &stricter, at)
+        );
+        let rules = stricter.fold_rules();
+        let decided = whole.decided_at;
+        prop_assert_eq!(part.decided_at, decided);
+        prop_assert_eq!(part.indicators(&stricter), whole.indicators(&stricter));
+        prop_assert_eq!(&part.effective, &whole.effective);
+        prop_assert_eq!(&part.assignment, &whole.assignment);
+        prop_assert_eq!(part.sequence, whole.sequence);
+        prop_assert_eq!(&part.policy_version, &whole.policy_version);
+        prop_assert_eq!(part.tier_history(), whole.tier_history());
+        prop_assert_eq!(&part.at_risk, &whole.at_risk);
+        prop_assert_eq!(part.lifecycle(&stricter, decided), whole.lifecycle(&stricter, decided));
+        prop_assert_eq!(part.next_due(&stricter), whole.next_due(&stricter));
+        prop_assert_eq!(part.projection.last_order_at(), whole.projection.last_order_at());
+        prop_assert_eq!(
+            part.projection.order_amount(decided, rules),
+            whole.projection.order_amount(decided, rules)
+        );
+        prop_assert_eq!(
+            part.projection.margin(decided, rules),
+            whole.projection.margin(decided, rules)
+        );
+        prop_assert!(part.projection.complaints().eq(whole.projection.complaints()));
+        prop_assert_eq!(part.projection.profile(), whole.projection.profile());
+    }
+
     /// A projection survives serialisation (it lives in sled).
     #[test]
     fn serde_round_trip(actions in prop::collection::vec(action(), 0..25)) {

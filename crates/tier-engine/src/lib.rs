@@ -156,7 +156,10 @@ pub struct Unit {
     pub evicted: Vec<String>,
     /// Customers the policy rescore confirmed (their decision stands, see
     /// the `confirmed` module): not written, but the read side shows them
-    /// as of the rescore, under the policy in force.
+    /// as of the rescore, under the policy in force. States to read: one
+    /// the rescore met encoded is decoded for deciding only (tier-core's
+    /// `deciding_only`: no applied event ids, no orders by id), which is
+    /// all a view reads.
     pub confirmed: Vec<(CustomerId, CustomerState)>,
     /// The record to store with the unit: the rescore finished (see
     /// [`confirmed::META_CONFIRMED`]).
@@ -1408,17 +1411,25 @@ impl Engine {
                 (rescored, copy, Some(due))
             }
             Some(Held::Cold(visit)) => {
-                let mut state = Slot::decode(visit.bytes());
+                // Decided from what decisions read (most customers'
+                // decisions stand, and their bytes stay as they are).
+                let mut state = Slot::decode_deciding_only(visit.bytes());
                 if state.policy_version == version {
                     return;
                 }
                 let rescored = state.rescore_policy(&id, policy, r.at);
-                let due = due_at(policy, swept_to, &state);
                 if rescored.confirmed {
+                    let due = due_at(policy, swept_to, &state);
                     visit.confirm(&r.confirmation, due);
                     (rescored, Some(state), None)
                 } else {
-                    // Moved: held decoded, as any customer a unit changes.
+                    // Moved: decoded in full and rescored again (the same
+                    // decision: it reads nothing the first decode left
+                    // out), then held decoded, as any customer a unit
+                    // changes.
+                    let mut state = Slot::decode(visit.bytes());
+                    let rescored = state.rescore_policy(&id, policy, r.at);
+                    let due = due_at(policy, swept_to, &state);
                     task.insert(id.clone(), state, self.epoch);
                     (rescored, None, Some(due))
                 }

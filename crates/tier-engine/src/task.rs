@@ -95,6 +95,14 @@ impl Slot {
         postcard::from_bytes(bytes).expect("a customer state this engine encoded decodes")
     }
 
+    /// The bytes' state decoded for deciding only (tier-core's
+    /// `deciding_only`: without the applied event ids and the orders by
+    /// id): what the policy rescore decides and shows a customer from. To
+    /// read, never to hold, fold events into or store.
+    pub(crate) fn decode_deciding_only(bytes: &[u8]) -> CustomerState {
+        tier_core::projection::deciding_only(|| Self::decode(bytes))
+    }
+
     /// A cold slot's state, with its confirmation when it has one.
     fn decode_confirmed(
         bytes: &[u8],

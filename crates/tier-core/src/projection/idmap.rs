@@ -9,6 +9,7 @@
 //! hashing at these sizes. Serialized as a map, exactly like the
 //! `HashMap` it replaces, so stored states read the same.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::BuildHasherDefault;
@@ -187,8 +188,18 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for IdMap<V> {
                     None => IdMap::default(),
                 };
                 // A repeated key: the later value wins, as in a `HashMap`.
+                // A table takes each entry in one probe (a policy rescore
+                // decodes every customer held encoded: the maps' inserts
+                // were a fifth of its engine thread).
                 while let Some((k, v)) = access.next_entry::<u64, V>()? {
-                    map.insert(k, v);
+                    match &mut map {
+                        IdMap::Large(table) => {
+                            table.insert(k, v);
+                        }
+                        small => {
+                            small.insert(k, v);
+                        }
+                    }
                 }
                 Ok(map)
             }
@@ -198,9 +209,106 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for IdMap<V> {
     }
 }
 
+thread_local! {
+    /// Set while [`deciding_only`] runs on this thread.
+    static DECIDING_ONLY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Run `decode` with every customer state it deserializes (postcard, or
+/// any serde format) decoded for deciding only: the maps an event needs
+/// and no decision, figure or view reads (the applied event ids, kept to
+/// drop redeliveries, and the orders by id, kept for cancellations and
+/// returns) are read past and left empty.
+///
+/// What the engine's policy rescore does with a customer held encoded:
+/// deciding under the new policy and, when the decision stands, the
+/// customer's view read from the state, while the bytes stay as they are.
+/// Those two maps were most of the decode's allocations and hash table
+/// inserts, and the decode most of the rescore. A state decoded so is
+/// for reading: folding events into it would apply a redelivery twice
+/// and miss a cancellation's order, and storing it would lose both maps.
+/// A customer whose decision moves is decoded again in full.
+pub fn deciding_only<R>(decode: impl FnOnce() -> R) -> R {
+    /// Restores the flag however `decode` ends (a panic included).
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            DECIDING_ONLY.with(|d| d.set(self.0));
+        }
+    }
+    let _restore = Restore(DECIDING_ONLY.with(|d| d.replace(true)));
+    decode()
+}
+
+/// A projection map's deserializer: the map, or (inside
+/// [`deciding_only`]) its entries read past and an empty map.
+pub(crate) fn unless_deciding_only<'de, D, V>(d: D) -> Result<IdMap<V>, D::Error>
+where
+    D: Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Skip<V>(PhantomData<V>);
+
+    impl<'de, V: Deserialize<'de>> Visitor<'de> for Skip<V> {
+        type Value = IdMap<V>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map of hashed ids")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<IdMap<V>, A::Error> {
+            // Each entry is decoded (a format that is not self-describing,
+            // postcard, can only skip a value by reading it) and dropped.
+            while access.next_entry::<u64, V>()?.is_some() {}
+            Ok(IdMap::default())
+        }
+    }
+
+    if DECIDING_ONLY.with(Cell::get) {
+        d.deserialize_map(Skip(PhantomData))
+    } else {
+        IdMap::deserialize(d)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deciding_only_reads_past_a_map_and_ends_with_its_scope() {
+        #[derive(Serialize, Deserialize, PartialEq, Debug)]
+        struct Holder {
+            #[serde(deserialize_with = "unless_deciding_only")]
+            map: IdMap<u32>,
+            after: u32,
+        }
+        for n in [3u64, 40] {
+            let mut map = IdMap::default();
+            for k in 0..n {
+                map.insert(k.wrapping_mul(0x9e37_79b9_7f4a_7c15), k as u32);
+            }
+            let bytes = postcard::to_allocvec(&Holder {
+                map: map.clone(),
+                after: 99,
+            })
+            .unwrap();
+            let part: Holder = deciding_only(|| postcard::from_bytes(&bytes).unwrap());
+            assert_eq!(
+                part,
+                Holder {
+                    map: IdMap::default(),
+                    after: 99
+                },
+                "{n}: the map read past, what follows it read"
+            );
+            assert_eq!(postcard::from_bytes::<Holder>(&bytes).unwrap().map, map);
+            // A decode that panics inside the scope still ends it.
+            let failed = std::panic::catch_unwind(|| deciding_only(|| panic!("a decode failed")));
+            assert!(failed.is_err());
+            assert_eq!(postcard::from_bytes::<Holder>(&bytes).unwrap().map, map);
+        }
+    }
 
     #[test]
     fn small_and_large_maps_hold_and_compare_the_same() {

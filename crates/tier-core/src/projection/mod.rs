@@ -71,6 +71,7 @@ use crate::policy::AssessmentRules;
 use crate::time::{BusinessCalendar, Day, Month, Timestamp, Window};
 use assessments::{Assessment, AssessmentBook};
 use idmap::IdMap;
+pub use idmap::deciding_only;
 use sums::{DayBucket, DayBuckets, OrderFigures, Sums};
 
 /// The indicators [`CustomerProjection::indicators_step`] moves: the
@@ -539,6 +540,9 @@ pub struct CustomerProjection {
     late: BTreeMap<u32, u32>,
     /// Net order amount per business month (for growth).
     months: BTreeMap<Month, i128>,
+    /// Orders by id, for cancellations and returns: left empty by a
+    /// decode for deciding only (see [`deciding_only`]).
+    #[serde(deserialize_with = "idmap::unless_deciding_only")]
     orders: IdMap<OrderRec>,
     invoices: IdMap<InvoiceRec>,
     /// Open invoices by due day: scoring scans only the overdue prefix.
@@ -550,7 +554,9 @@ pub struct CustomerProjection {
     complaints: BTreeMap<String, ComplaintRec>,
     /// Complaints opened and not resolved, whatever their age.
     open_complaints: u32,
-    /// Hashes of applied event ids -> the day they are kept until.
+    /// Hashes of applied event ids -> the day they are kept until: left
+    /// empty by a decode for deciding only (see [`deciding_only`]).
+    #[serde(deserialize_with = "idmap::unless_deciding_only")]
     seen: IdMap<Day>,
     /// The merged profile, boxed: most events never touch it.
     profile: Option<Box<ProfileState>>,
