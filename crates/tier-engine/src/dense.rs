@@ -66,6 +66,28 @@ impl<V> DenseMap<V> {
         self.position(id).is_some()
     }
 
+    /// The position of `id`'s entry, looked for at `hint` first (where
+    /// the caller saw it last, see [`Self::positions`]): no hash lookup
+    /// while it is still there. A walk in the entries' order then reads
+    /// them one after another, not a bucket of the index at random each.
+    pub(crate) fn position_near(&self, id: &str, hint: usize) -> Option<usize> {
+        match self.entries.get(hint) {
+            Some((k, _)) if k.as_str() == id => Some(hint),
+            _ => self.position(id),
+        }
+    }
+
+    /// [`Self::get_mut`] by way of [`Self::position_near`].
+    pub(crate) fn get_mut_near(&mut self, id: &str, hint: usize) -> Option<&mut V> {
+        let i = self.position_near(id, hint)?;
+        Some(&mut self.entries[i].1)
+    }
+
+    /// Every entry with its position (for [`Self::position_near`]).
+    pub(crate) fn positions(&self) -> impl Iterator<Item = (usize, &CustomerId, &V)> {
+        self.entries.iter().enumerate().map(|(i, (k, v))| (i, k, v))
+    }
+
     pub(crate) fn get(&self, id: &str) -> Option<&V> {
         self.position(id).map(|i| &self.entries[i].1)
     }
@@ -214,7 +236,16 @@ mod tests {
                 dense.iter().map(|(k, v)| (k.to_string(), *v)).collect();
             prop_assert_eq!(&listed, &model);
             prop_assert_eq!(dense.keys().count(), model.len());
+            // A hint never changes the answer: right, it is the answer;
+            // stale or out of range, the id is looked up.
+            for (i, k, v) in dense.positions() {
+                prop_assert_eq!(dense.position_near(k, i), Some(i));
+                prop_assert_eq!(model.get(k.as_str()), Some(v));
+            }
             for k in 0..=u8::MAX {
+                for hint in [usize::from(k), usize::from(k) % (dense.len() + 1), usize::MAX] {
+                    prop_assert_eq!(dense.position_near(&id(k), hint), dense.position(&id(k)));
+                }
                 if !model.contains_key(&id(k)) {
                     prop_assert!(dense.get(&id(k)).is_none());
                     prop_assert!(dense.get_mut(&id(k)).is_none());

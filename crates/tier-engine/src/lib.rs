@@ -281,12 +281,23 @@ pub struct PolicyStatus {
     pub applied_at: Option<Timestamp>,
 }
 
+/// A customer on the rescore queue: the task it was in when the rescore
+/// began and its position in that task's table then. The rescore looks
+/// for it there first, so a walk of the queue reads each table's entries
+/// in order instead of a hash bucket at random per customer (the lookups
+/// were a tenth of the rescore's engine thread, mostly cache misses).
+#[derive(Debug)]
+struct Queued {
+    scope: Scope,
+    id: CustomerId,
+    position: usize,
+}
+
 #[derive(Debug)]
 struct Rescore {
     at: Timestamp,
-    /// Customers still to rescore, with the task each was in when the
-    /// rescore began, popped from the end.
-    queue: Vec<(Scope, CustomerId)>,
+    /// Customers still to rescore, popped from the end.
+    queue: Vec<Queued>,
     total: u64,
     done: u64,
     changed: u64,
@@ -296,7 +307,7 @@ struct Rescore {
 
 impl Rescore {
     /// A rescore at `at` under `version` of the customers `queue`.
-    fn new(version: &str, at: Timestamp, queue: Vec<(Scope, CustomerId)>) -> Self {
+    fn new(version: &str, at: Timestamp, queue: Vec<Queued>) -> Self {
         Self {
             at,
             total: queue.len() as u64,
@@ -1301,13 +1312,17 @@ impl Engine {
     /// order instead of jumping across it customer by customer (on
     /// 1,000,000 customers held in hash tables, walking them in table
     /// order measured about 1.3x faster than in id order).
-    fn rescore_queue(&self, queued: impl Fn(&str) -> bool) -> Vec<(Scope, CustomerId)> {
+    fn rescore_queue(&self, queued: impl Fn(&str) -> bool) -> Vec<Queued> {
         let mut queue = Vec::new();
         for (scope, task) in &self.tasks {
             queue.extend(
-                task.iter()
-                    .filter(|(id, _)| queued(id))
-                    .map(|(id, _)| (*scope, id.clone())),
+                task.positions()
+                    .filter(|(_, id)| queued(id))
+                    .map(|(position, id)| Queued {
+                        scope: *scope,
+                        id: id.clone(),
+                        position,
+                    }),
             );
         }
         queue
@@ -1350,7 +1365,7 @@ impl Engine {
         }
         let mut n = 0;
         while n < budget {
-            let Some((scope, id)) = self.rescore.as_mut().and_then(|r| r.queue.pop()) else {
+            let Some(queued) = self.rescore.as_mut().and_then(|r| r.queue.pop()) else {
                 break;
             };
             n += 1;
@@ -1358,7 +1373,7 @@ impl Engine {
                 r.done += 1;
             }
             // Skipped when an event, sweep or command rescored it already.
-            self.rescore_queued(unit, scope, id);
+            self.rescore_queued(unit, queued);
         }
         if n > 0
             && let Some(r) = &self.rescore
@@ -1374,22 +1389,31 @@ impl Engine {
         n
     }
 
-    /// Rescore `id`, taken off the rescore queue with the task it was in
-    /// (`queued_in`), as [`Engine::rescore_one`] does, except that a cold
+    /// Rescore the customer `queued` names, taken off the rescore queue,
+    /// as [`Engine::rescore_one`] does, except that a cold
     /// customer whose decision stands is not decoded in place: its bytes
     /// stay, marked confirmed.
-    fn rescore_queued(&mut self, unit: &mut Unit, queued_in: Scope, id: CustomerId) {
+    fn rescore_queued(&mut self, unit: &mut Unit, queued: Queued) {
+        let Queued {
+            scope: queued_in,
+            id,
+            position,
+        } = queued;
         let Some(r) = &mut self.rescore else {
             return;
         };
-        // Still in that task unless a rebalance moved it since.
-        let scope = if self.tasks.get(&queued_in).is_some_and(|t| t.contains(&id)) {
-            queued_in
-        } else {
-            match self.scopes.get(id.as_str()) {
-                Some(scope) => *scope,
+        // Still in that task unless a rebalance moved it since (and most
+        // likely where it was: an entry moves only when one is removed).
+        let (scope, hint) = match self
+            .tasks
+            .get(&queued_in)
+            .and_then(|t| t.position_near(&id, position))
+        {
+            Some(at) => (queued_in, at),
+            None => match self.scopes.get(id.as_str()) {
+                Some(scope) => (*scope, usize::MAX),
                 None => return,
-            }
+            },
         };
         let Some(task) = self.tasks.get_mut(&scope) else {
             return;
@@ -1399,7 +1423,7 @@ impl Engine {
         let swept_to = self.swept_to;
         // The rescored state when confirmed (for the read side); the
         // instant a customer held decoded is due next.
-        let (rescored, confirmed, hot_due) = match task.rescore_view(&id) {
+        let (rescored, confirmed, hot_due) = match task.rescore_view(&id, hint) {
             None | Some(Held::Confirmed) => return,
             Some(Held::Hot(state)) => {
                 if state.policy_version == version {

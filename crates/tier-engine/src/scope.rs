@@ -182,13 +182,19 @@ impl Engine {
             self.rerank_rfm(&id);
         }
         if stale {
+            // Found by its id (no position known: `usize::MAX`).
+            let queued = crate::Queued {
+                scope,
+                id: id.into(),
+                position: usize::MAX,
+            };
             match &mut self.rescore {
                 Some(r) => {
-                    r.queue.push((scope, id.into()));
+                    r.queue.push(queued);
                     r.total += 1;
                 }
                 None => {
-                    let queue = vec![(scope, id.into())];
+                    let queue = vec![queued];
                     self.rescore = Some(Rescore::new(self.policy.version(), now, queue));
                     self.applied_at = Some(now);
                 }

@@ -334,6 +334,18 @@ impl Task {
         self.states.contains_key(id)
     }
 
+    /// Where `id` sits in the task's table, looked for at `hint` first
+    /// (see [`Self::positions`]).
+    pub(crate) fn position_near(&self, id: &str, hint: usize) -> Option<usize> {
+        self.states.position_near(id, hint)
+    }
+
+    /// Every customer with its position in the task's table (a hint for
+    /// [`Self::position_near`] and [`Self::rescore_view`]).
+    pub(crate) fn positions(&self) -> impl Iterator<Item = (usize, &CustomerId)> {
+        self.states.positions().map(|(i, id, _)| (i, id))
+    }
+
     /// `id`'s state (decoded when cold, leaving it cold).
     pub(crate) fn get(&self, id: &str) -> Option<Cow<'_, CustomerState>> {
         let confirmation = self.confirmation.as_deref();
@@ -348,9 +360,10 @@ impl Task {
             .map(move |(id, e)| (id, e.slot.read(confirmation)))
     }
 
-    /// `id` as the policy rescore meets it, leaving it as it is held.
-    pub(crate) fn rescore_view<'a>(&'a mut self, id: &'a str) -> Option<Held<'a>> {
-        let Entry { slot, due: due_at } = self.states.get_mut(id)?;
+    /// `id` as the policy rescore meets it, leaving it as it is held;
+    /// looked for at position `hint` first (see [`Self::positions`]).
+    pub(crate) fn rescore_view<'a>(&'a mut self, id: &'a str, hint: usize) -> Option<Held<'a>> {
+        let Entry { slot, due: due_at } = self.states.get_mut_near(id, hint)?;
         Some(match slot {
             Slot::Hot { state, .. } => Held::Hot(state),
             Slot::Cold {
