@@ -167,45 +167,59 @@ impl<V: Serialize> Serialize for IdMap<V> {
     }
 }
 
-impl<'de, V: Deserialize<'de>> Deserialize<'de> for IdMap<V> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Entries<V>(PhantomData<V>);
+/// The visitor of a serialized [`IdMap`]: its entries into a map, or
+/// (`read_past`, see [`deciding_only`]) read and dropped.
+struct Entries<V> {
+    read_past: bool,
+    value: PhantomData<V>,
+}
 
-        impl<'de, V: Deserialize<'de>> Visitor<'de> for Entries<V> {
-            type Value = IdMap<V>;
+impl<'de, V: Deserialize<'de>> Visitor<'de> for Entries<V> {
+    type Value = IdMap<V>;
 
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map of hashed ids")
-            }
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map of hashed ids")
+    }
 
-            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<IdMap<V>, A::Error> {
-                let mut map = match access.size_hint() {
-                    Some(n) if n > SMALL_MAP => IdMap::Large(Table::with_capacity_and_hasher(
-                        n.min(1 << 16),
-                        BuildHasherDefault::default(),
-                    )),
-                    Some(n) => IdMap::Small(Vec::with_capacity(n)),
-                    None => IdMap::default(),
-                };
-                // A repeated key: the later value wins, as in a `HashMap`.
-                // A table takes each entry in one probe (a policy rescore
-                // decodes every customer held encoded: the maps' inserts
-                // were a fifth of its engine thread).
-                while let Some((k, v)) = access.next_entry::<u64, V>()? {
-                    match &mut map {
-                        IdMap::Large(table) => {
-                            table.insert(k, v);
-                        }
-                        small => {
-                            small.insert(k, v);
-                        }
-                    }
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<IdMap<V>, A::Error> {
+        if self.read_past {
+            // Each entry is decoded (a format that is not self-describing,
+            // postcard, can only skip a value by reading it) and dropped.
+            while access.next_entry::<u64, V>()?.is_some() {}
+            return Ok(IdMap::default());
+        }
+        let mut map = match access.size_hint() {
+            Some(n) if n > SMALL_MAP => IdMap::Large(Table::with_capacity_and_hasher(
+                n.min(1 << 16),
+                BuildHasherDefault::default(),
+            )),
+            Some(n) => IdMap::Small(Vec::with_capacity(n)),
+            None => IdMap::default(),
+        };
+        // A repeated key: the later value wins, as in a `HashMap`. A
+        // table takes each entry in one probe (a policy rescore decodes
+        // every customer held encoded: the maps' inserts were a fifth of
+        // its engine thread).
+        while let Some((k, v)) = access.next_entry::<u64, V>()? {
+            match &mut map {
+                IdMap::Large(table) => {
+                    table.insert(k, v);
                 }
-                Ok(map)
+                small => {
+                    small.insert(k, v);
+                }
             }
         }
+        Ok(map)
+    }
+}
 
-        d.deserialize_map(Entries(PhantomData))
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for IdMap<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(Entries {
+            read_past: false,
+            value: PhantomData,
+        })
     }
 }
 
@@ -247,28 +261,10 @@ where
     D: Deserializer<'de>,
     V: Deserialize<'de>,
 {
-    struct Skip<V>(PhantomData<V>);
-
-    impl<'de, V: Deserialize<'de>> Visitor<'de> for Skip<V> {
-        type Value = IdMap<V>;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a map of hashed ids")
-        }
-
-        fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<IdMap<V>, A::Error> {
-            // Each entry is decoded (a format that is not self-describing,
-            // postcard, can only skip a value by reading it) and dropped.
-            while access.next_entry::<u64, V>()?.is_some() {}
-            Ok(IdMap::default())
-        }
-    }
-
-    if DECIDING_ONLY.with(Cell::get) {
-        d.deserialize_map(Skip(PhantomData))
-    } else {
-        IdMap::deserialize(d)
-    }
+    d.deserialize_map(Entries {
+        read_past: DECIDING_ONLY.with(Cell::get),
+        value: PhantomData,
+    })
 }
 
 #[cfg(test)]
