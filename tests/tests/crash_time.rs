@@ -343,7 +343,7 @@ fn kills_during_sweeps_and_rescores_lose_nothing_and_repeat_nothing() {
         let mut targets: Vec<(String, String)> = o
             .engine
             .customers()
-            .filter_map(|(id, s)| Some((id.to_owned(), s.effective.as_ref()?.tier.clone())))
+            .filter_map(|(id, s)| Some((id.to_owned(), s.tier()?.to_owned())))
             .collect();
         targets.sort();
         let commands: Vec<SetOverride> = targets

@@ -538,7 +538,7 @@ async fn judge(
         let want = state
             .effective
             .as_ref()
-            .map(|a| (a.tier.clone(), a.score))
+            .map(|a| (a.tier.to_string(), a.score))
             .expect("an oracle customer has a tier");
         let knowers: Vec<(&str, &(String, f64))> = answers
             .iter()
@@ -596,7 +596,7 @@ async fn judge(
             .expect("gRPC connect");
         let mut per_tier: BTreeMap<String, f64> = BTreeMap::new();
         for (id, state) in &oracle.states {
-            let want = state.effective.as_ref().map(|a| a.tier.clone());
+            let want = state.tier().map(str::to_owned);
             let owner = mine.contains(&homes[id]);
             if owner && let Some(t) = &want {
                 *per_tier.entry(t.clone()).or_default() += 1.0;

@@ -24,8 +24,8 @@ use crate::read_model::ReadModel;
 fn step(s: &TierStep) -> api::TierStep {
     api::TierStep {
         at: Some(timestamp(s.at)),
-        from_tier: s.from.clone().unwrap_or_default(),
-        to_tier: s.to.clone(),
+        from_tier: s.from.as_deref().unwrap_or_default().to_owned(),
+        to_tier: s.to.to_string(),
         score: s.score,
         cause: cause_to_proto(s.cause) as i32,
         overridden: s.overridden,
@@ -71,7 +71,7 @@ pub(crate) fn as_of(read: &ReadModel, req: &GetTierAsOfRequest) -> Result<TierAs
     match step_at(view.history(), at) {
         Ok(None) => {}
         Ok(Some(s)) => {
-            out.tier = s.to.clone();
+            out.tier = s.to.to_string();
             out.step = Some(step(s));
         }
         Err(oldest) => {

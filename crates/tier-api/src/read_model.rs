@@ -1653,17 +1653,17 @@ mod tests {
         let e = state.effective.as_ref()?;
         let computed = state.assignment.as_ref();
         Some(CustomerView {
-            tier: e.tier.clone(),
+            tier: e.tier.to_string(),
             score: e.score,
             since: e.since,
             sequence: state.sequence,
             indicators: state.indicators(policy),
             scored_at: state.decided_at,
-            policy_version: state.policy_version.clone(),
+            policy_version: state.policy_version.to_string(),
             overridden: computed.is_none_or(|c| c.tier != e.tier)
                 || state.manual().is_some_and(|m| m.tier == e.tier),
             relation: Relation {
-                computed_tier: computed.map(|c| c.tier.clone()).unwrap_or_default(),
+                computed_tier: computed.map(|c| c.tier.to_string()).unwrap_or_default(),
                 lifecycle: Some(state.lifecycle(policy, state.decided_at)),
                 manual: state.manual().cloned(),
                 override_history: state.override_history().into(),

@@ -73,8 +73,8 @@ async fn the_queue_serves_better_tiers_first_and_lists_overdue_complaints_with_t
     let last = date(2026, 3, 1);
     let mut big = buyer("big", last, 300_000_000, &policy);
     let mut small = buyer("small", last, 2_000_000, &policy);
-    let big_tier = big.effective.clone().unwrap().tier;
-    let small_tier = small.effective.clone().unwrap().tier;
+    let big_tier = big.tier().unwrap().to_owned();
+    let small_tier = small.tier().unwrap().to_owned();
     let (bi, si) = (
         policy.tier_index(&big_tier).unwrap(),
         policy.tier_index(&small_tier).unwrap(),
@@ -102,9 +102,9 @@ async fn the_queue_serves_better_tiers_first_and_lists_overdue_complaints_with_t
     assert_eq!(big.announce_overdue("big", now).len(), 1);
     assert!(small.announce_overdue("small", now).is_empty());
 
-    let small_now = small.effective.clone().unwrap().tier;
+    let small_now = small.tier().unwrap().to_owned();
     assert!(
-        policy.tier_index(&big.effective.clone().unwrap().tier) < policy.tier_index(&small_now),
+        policy.tier_index(big.tier().unwrap()) < policy.tier_index(&small_now),
         "the big customer still holds the better tier"
     );
     let read = Arc::new(ReadModel::new());
@@ -134,7 +134,7 @@ async fn the_queue_serves_better_tiers_first_and_lists_overdue_complaints_with_t
     assert_eq!(first.deadline, Some(ts(hours(t0, 1 + big_sla))));
     // The deadline keeps the tier at the opening even though the critical
     // complaint since moved the customer down.
-    let big_now = big.effective.clone().unwrap().tier;
+    let big_now = big.tier().unwrap().to_owned();
     assert_eq!(
         (first.deadline_tier.as_str(), first.customer_tier.as_str()),
         (big_tier.as_str(), big_now.as_str())

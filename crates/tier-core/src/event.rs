@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{InvalidEvent, RejectReason};
@@ -153,16 +154,30 @@ impl ProfileField {
     }
 }
 
+/// A short text a customer's state keeps (a profile field): inline up to
+/// 24 bytes, so the common name, industry or region costs no allocation
+/// when a state is decoded, cloned or dropped. Serialized as a `str`.
+pub type Text = CompactString;
+
+/// Heap bytes a [`CompactString`] holds: none while it is inline.
+pub(crate) fn heap_bytes(s: &CompactString) -> usize {
+    if s.is_heap_allocated() {
+        s.capacity()
+    } else {
+        0
+    }
+}
+
 /// Facts about a customer that do not come from transactions: the merged
 /// result of every [`ProfileUpdate`].
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Profile {
-    pub name: String,
-    pub industry: String,
-    pub region: String,
+    pub name: Text,
+    pub industry: Text,
+    pub region: Text,
     /// Yearly purchase potential (a sales estimate), for share of wallet.
     pub purchase_potential: Option<Money>,
-    pub account_manager: String,
+    pub account_manager: Text,
     /// When the relationship began, when older than the first order tierd
     /// saw (tenure counts from the earlier of the two).
     pub customer_since: Option<Timestamp>,
@@ -229,11 +244,11 @@ impl ProfileUpdate {
     }
 }
 
-fn set_text(slot: &mut String, value: &Option<String>, clear: bool) {
+fn set_text(slot: &mut Text, value: &Option<String>, clear: bool) {
     if clear {
         slot.clear();
     } else if let Some(v) = value {
-        slot.clone_from(v);
+        *slot = Text::from(v.as_str());
     }
 }
 

@@ -42,7 +42,7 @@ pub mod time;
 pub use error::{InvalidEvent, RejectReason};
 pub use event::{
     Amount, Currency, CurrencyRules, Event, EventKind, Money, Profile, ProfileField, ProfileUpdate,
-    Severity, ValidationLimits,
+    Severity, Text, ValidationLimits,
 };
 pub use indicators::{IndicatorName, Indicators};
 pub use time::{BusinessCalendar, Day, Month, Timestamp, Window};

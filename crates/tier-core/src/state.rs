@@ -84,12 +84,14 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Event, EventKind};
+use compact_str::CompactString;
+
+use crate::event::{Event, EventKind, heap_bytes};
 use crate::indicators::{Indicators, KeptIndicators};
 use crate::overrides::{
     MAX_OVERRIDE_HISTORY, Override, OverrideAction, OverrideEntry, OverrideError,
 };
-use crate::policy::{Evaluation, Policy, Reason, TierAssignment};
+use crate::policy::{Evaluation, Policy, Reason, TierAssignment, TierName};
 use crate::projection::{Applied, CustomerProjection, Deadline, stable_hash};
 use crate::time::Timestamp;
 
@@ -282,8 +284,8 @@ pub const MAX_TIER_HISTORY: usize = 256;
 pub struct TierStep {
     pub at: Timestamp,
     /// `None`: the customer's first tier.
-    pub from: Option<String>,
-    pub to: String,
+    pub from: Option<TierName>,
+    pub to: TierName,
     pub score: f64,
     pub cause: Cause,
     pub overridden: bool,
@@ -330,8 +332,9 @@ pub struct CustomerState {
     pub assignment: Option<TierAssignment>,
     /// When the last decision was made (see the module docs).
     pub decided_at: Timestamp,
-    /// Version of the policy that made the last decision.
-    pub policy_version: String,
+    /// Version of the policy that made the last decision (inline up to
+    /// 24 bytes, as a [`TierName`]).
+    pub policy_version: CompactString,
     /// Sequence number of the last published tier change.
     pub sequence: u64,
     /// The last upgrade an order caused, while it is the held tier's cause.
@@ -464,6 +467,12 @@ struct Trigger<'a> {
 }
 
 impl CustomerState {
+    /// The tier the customer holds (an override's, when one applies);
+    /// `None` before the first decision.
+    pub fn tier(&self) -> Option<&str> {
+        self.effective.as_ref().map(|e| e.tier.as_str())
+    }
+
     /// Fold `event` in and rescore at the decision instant. Duplicates and
     /// stale events change nothing, not even the score.
     pub fn process(&mut self, customer_id: &str, event: &Event, policy: &Policy) -> Processed {
@@ -582,7 +591,7 @@ impl CustomerState {
     fn set_complaint_deadline(
         &mut self,
         complaint_id: &str,
-        held: Option<String>,
+        held: Option<TierName>,
         opened_at: Timestamp,
         policy: &Policy,
     ) {
@@ -649,11 +658,11 @@ impl CustomerState {
     /// tables and a bucket per active day, tens of kilobytes.
     pub fn heap_size(&self) -> usize {
         use std::mem::size_of;
-        let tier = |a: &Option<TierAssignment>| a.as_ref().map_or(0, |a| a.tier.capacity());
+        let tier = |a: &Option<TierAssignment>| a.as_ref().map_or(0, |a| heap_bytes(&a.tier));
         self.projection.heap_size()
             + tier(&self.assignment)
             + tier(&self.effective)
-            + self.policy_version.capacity()
+            + heap_bytes(&self.policy_version)
             + self
                 .raise
                 .as_ref()
@@ -671,7 +680,7 @@ impl CustomerState {
             + self
                 .history
                 .iter()
-                .map(|s| s.to.capacity() + s.from.as_ref().map_or(0, String::capacity))
+                .map(|s| heap_bytes(&s.to) + s.from.as_ref().map_or(0, heap_bytes))
                 .sum::<usize>()
             + self
                 .indicators_at_change
@@ -685,7 +694,7 @@ impl CustomerState {
     pub fn confirm(&mut self, version: &str, at: Timestamp) {
         self.decided_at = self.decision_instant(Some(at));
         if self.policy_version != version {
-            self.policy_version = version.to_owned();
+            self.policy_version = CompactString::from(version);
         }
         self.evaluated = None;
     }
@@ -1087,7 +1096,7 @@ impl CustomerState {
                     let keep = policy.explain(&figures, to).advice;
                     return Some(AtRisk {
                         customer_id: customer_id.to_owned(),
-                        current_tier: current.tier.clone(),
+                        current_tier: current.tier.to_string(),
                         falls_to: change.new_tier,
                         on: change.changed_at,
                         keep,
@@ -1133,7 +1142,7 @@ impl CustomerState {
         self.decided_at = now;
         self.evaluated = Some((now, eval.tier));
         if self.policy_version != policy.version() {
-            self.policy_version = policy.version().to_owned();
+            self.policy_version = CompactString::from(policy.version());
         }
         // A correction of the order that raised the held tier decides from
         // the assignment the order replaced.
@@ -1177,7 +1186,7 @@ impl CustomerState {
                     _ => None,
                 };
                 *current = Some(TierAssignment {
-                    tier: new_tier.clone(),
+                    tier: TierName::from(new_tier.as_str()),
                     score: eval.score,
                     since,
                 });
@@ -1252,7 +1261,7 @@ impl CustomerState {
             return None;
         }
         let before = self.effective.replace(TierAssignment {
-            tier: tier.clone(),
+            tier: TierName::from(tier.as_str()),
             score,
             since: now,
         });
@@ -1268,7 +1277,7 @@ impl CustomerState {
         self.history.push(TierStep {
             at: now,
             from: before.as_ref().map(|b| b.tier.clone()),
-            to: tier.clone(),
+            to: TierName::from(tier.as_str()),
             score,
             cause,
             overridden,
@@ -1290,12 +1299,12 @@ impl CustomerState {
         Some(TierChange {
             customer_id: customer_id.to_owned(),
             old_score: before.as_ref().map_or(0.0, |b| b.score),
-            old_tier: before.map(|b| b.tier),
+            old_tier: before.map(|b| b.tier.to_string()),
             new_tier: tier.clone(),
             computed_tier: self
                 .assignment
                 .as_ref()
-                .map_or_else(|| tier.clone(), |a| a.tier.clone()),
+                .map_or_else(|| tier.clone(), |a| a.tier.to_string()),
             overridden,
             new_score: score,
             cause,
@@ -1321,7 +1330,7 @@ impl CustomerState {
     /// The effective tier at `at`: the last change at or before it.
     pub fn tier_as_of(&self, at: Timestamp) -> TierAsOf {
         match step_at(&self.history, at) {
-            Ok(step) => TierAsOf::Known(step.map(|s| s.to.clone())),
+            Ok(step) => TierAsOf::Known(step.map(|s| s.to.to_string())),
             Err(oldest) => TierAsOf::Forgotten { oldest },
         }
     }

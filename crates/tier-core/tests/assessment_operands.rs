@@ -164,7 +164,7 @@ fn process(s: &mut CustomerState, p: &Policy, e: &Event) -> Option<TierChange> {
 }
 
 fn tier(s: &CustomerState) -> String {
-    s.effective.as_ref().unwrap().tier.clone()
+    s.tier().unwrap().to_owned()
 }
 
 /// 100,000 CNY of orders on 2 March 2026.

@@ -146,7 +146,7 @@ impl Given {
         Holding {
             policy: &self.policy,
             current: TierAssignment {
-                tier: held.to_owned(),
+                tier: held.into(),
                 score: 90.0,
                 since,
             },

@@ -717,7 +717,7 @@ fn check_decide(
 
     let held = held % p.tiers().len();
     let current = TierAssignment {
-        tier: p.tiers()[held].name.clone(),
+        tier: p.tiers()[held].name.as_str().into(),
         score: 50.0,
         since: Timestamp::from_millis(now.millis() - held_days * 86_400_000),
     };

@@ -166,7 +166,7 @@ fn a_rules_condition_and_a_gate_read_the_scores() {
         if let Some(c) = change {
             assert_eq!(c.cause, Cause::Rank);
         }
-        tiers.push(s.effective.as_ref().unwrap().tier.clone());
+        tiers.push(s.tier().unwrap().to_owned());
     }
     // A: rfm_score >= 10 and (gate) rfm_recency >= 4: c6 (4+5+2) and c9
     // (5+4+1); c2 (10) and c3 (11) reach A's rule but recency 2 fails the

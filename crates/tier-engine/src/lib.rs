@@ -1255,9 +1255,9 @@ impl Engine {
                 continue;
             };
             let mut copy = CustomerState::clone(&state);
-            let from = state.effective.as_ref().map(|e| e.tier.clone());
+            let from = state.tier().map(str::to_owned);
             let change = copy.reevaluate(id, policy, at, Cause::Policy);
-            let Some(to) = copy.effective.as_ref().map(|e| e.tier.clone()) else {
+            let Some(to) = copy.tier().map(str::to_owned) else {
                 continue;
             };
             *cells.entry((from.clone(), to.clone())).or_insert(0) += 1;

@@ -81,7 +81,7 @@ fn recut(engine: &mut Engine, now: Timestamp) -> Vec<TierChange> {
 }
 
 fn tier(engine: &Engine, id: &str) -> String {
-    engine.customer(id).unwrap().effective.clone().unwrap().tier
+    engine.customer(id).unwrap().tier().unwrap().to_owned()
 }
 
 #[test]

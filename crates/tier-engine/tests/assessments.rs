@@ -91,13 +91,7 @@ fn sweep_days(engine: &mut Engine, from: Timestamp, days: i64) -> Vec<(i64, Tier
 }
 
 fn tier(engine: &Engine) -> String {
-    engine
-        .customer("ada")
-        .unwrap()
-        .effective
-        .clone()
-        .unwrap()
-        .tier
+    engine.customer("ada").unwrap().tier().unwrap().to_owned()
 }
 
 /// 100,000 CNY of orders (B, 60 points), then a potential of 5 by alice on

@@ -66,7 +66,7 @@ fn overdue_in(engine: &Engine, tier: &str) -> i64 {
 /// A customer buying weekly, 3,000,000 CNY a year (the default policy's A).
 fn big(engine: &mut Engine, id: &str, last: Timestamp) -> String {
     fold(engine, &weekly_buyer(id, last, 300_000_000));
-    engine.customer(id).unwrap().effective.clone().unwrap().tier
+    engine.customer(id).unwrap().tier().unwrap().to_owned()
 }
 
 #[test]

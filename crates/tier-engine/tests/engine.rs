@@ -156,7 +156,7 @@ fn each_override_mode_wins_expires_and_is_in_the_history() {
     fold_all(&mut engine, &buyer("big", t0, cny(2_000_000)));
     fold_all(&mut engine, &buyer("small", t0, cny(20_000)));
     let computed = |e: &Engine, c: &str| e.customer(c).unwrap().assignment.clone().unwrap().tier;
-    let effective = |e: &Engine, c: &str| e.customer(c).unwrap().effective.clone().unwrap().tier;
+    let effective = |e: &Engine, c: &str| e.customer(c).unwrap().tier().unwrap().to_owned();
     assert_eq!(computed(&engine, "big"), "B");
     assert_eq!(computed(&engine, "small"), "D");
 

@@ -49,8 +49,20 @@ fn the_tier_as_of_any_instant_is_what_the_published_changes_said() {
         assert_eq!(history.len(), changes.len(), "{id}");
         for (step, c) in history.iter().zip(changes) {
             assert_eq!(
-                (step.at, &step.from, &step.to, step.cause, step.sequence),
-                (c.changed_at, &c.old_tier, &c.new_tier, c.cause, c.sequence),
+                (
+                    step.at,
+                    step.from.as_deref(),
+                    step.to.as_str(),
+                    step.cause,
+                    step.sequence
+                ),
+                (
+                    c.changed_at,
+                    c.old_tier.as_deref(),
+                    c.new_tier.as_str(),
+                    c.cause,
+                    c.sequence
+                ),
                 "{id}"
             );
         }

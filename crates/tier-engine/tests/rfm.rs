@@ -89,7 +89,7 @@ fn recut(engine: &mut Engine, now: Timestamp) -> Unit {
 }
 
 fn tier(engine: &Engine, id: &str) -> String {
-    engine.customer(id).unwrap().effective.clone().unwrap().tier
+    engine.customer(id).unwrap().tier().unwrap().to_owned()
 }
 
 /// `units` of revenue in two orders (one order when `single`), at `at`.

@@ -63,7 +63,7 @@ fn world() -> World {
     let last = date(2026, 3, 1);
     let mut big = buyer("big", last, 300_000_000, &policy);
     let mut small = buyer("small", last, 2_000_000, &policy);
-    let big_then = big.effective.clone().unwrap().tier;
+    let big_then = big.tier().unwrap().to_owned();
     let bi = policy.tier_index(&big_then).unwrap();
     let big_sla = policy.tiers()[bi].complaint_sla_hours;
 
@@ -82,7 +82,7 @@ fn world() -> World {
     let now = hours(t0, i64::from(big_sla) + 1);
     assert_eq!(big.announce_overdue("big", now).len(), 1);
     assert!(small.announce_overdue("small", now).is_empty());
-    let big_now = big.effective.clone().unwrap().tier;
+    let big_now = big.tier().unwrap().to_owned();
 
     let mut lapser = buyer("lapser", last, 200_000_000, &policy);
     let (_, done) = lapser.advance_to("lapser", &policy, last.plus_days(500), 100_000);

@@ -706,7 +706,7 @@ mod tests {
     }
 
     fn tier(state: &CustomerState) -> String {
-        state.effective.as_ref().expect("decided").tier.clone()
+        state.tier().expect("decided").to_owned()
     }
 
     /// A published `TierChanged` carries the customer's classes in the

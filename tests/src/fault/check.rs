@@ -212,7 +212,7 @@ pub fn check(
             });
             continue;
         };
-        let tier = |s: &CustomerState| s.assignment.as_ref().map(|a| a.tier.clone());
+        let tier = |s: &CustomerState| s.assignment.as_ref().map(|a| a.tier.to_string());
         if got.projection != want.projection
             || tier(got) != tier(want)
             || got.sequence != want.sequence

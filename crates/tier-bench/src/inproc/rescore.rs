@@ -268,6 +268,6 @@ pub(crate) fn run(
     Ok(pop
         .engine
         .customers()
-        .filter_map(|(id, s)| Some((id.to_owned(), s.effective.as_ref()?.tier.clone())))
+        .filter_map(|(id, s)| Some((id.to_owned(), s.tier()?.to_owned())))
         .collect())
 }

@@ -215,10 +215,15 @@ pub struct TierSpec {
     pub min_score: Option<f64>,
 }
 
+/// A tier's name as a customer's state holds it (in its assignment and
+/// history): inline up to 24 bytes, so holding, copying and dropping one
+/// allocates nothing. Serialized as a `str`.
+pub type TierName = compact_str::CompactString;
+
 /// The tier a customer holds. Persisted per customer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TierAssignment {
-    pub tier: String,
+    pub tier: TierName,
     pub score: f64,
     /// When the customer entered this tier.
     pub since: Timestamp,

@@ -64,7 +64,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{
-    Amount, Event, EventKind, Money, Profile, ProfileField, ProfileUpdate, Severity,
+    Amount, Event, EventKind, Money, Profile, ProfileField, ProfileUpdate, Severity, heap_bytes,
 };
 use crate::indicators::{IndicatorName, Indicators};
 use crate::policy::AssessmentRules;
@@ -616,10 +616,10 @@ impl CustomerProjection {
             + self.seen.heap_size()
             + self.profile.as_ref().map_or(0, |p| {
                 size_of::<ProfileState>()
-                    + p.profile.name.capacity()
-                    + p.profile.industry.capacity()
-                    + p.profile.region.capacity()
-                    + p.profile.account_manager.capacity()
+                    + heap_bytes(&p.profile.name)
+                    + heap_bytes(&p.profile.industry)
+                    + heap_bytes(&p.profile.region)
+                    + heap_bytes(&p.profile.account_manager)
             })
             + self
                 .assessments
