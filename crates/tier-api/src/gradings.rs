@@ -211,7 +211,7 @@ impl Population {
     pub(crate) fn rebuild<'a>(
         &mut self,
         policy: &Policy,
-        all: impl IntoIterator<Item = (&'a Arc<str>, &'a View)>,
+        all: impl IntoIterator<Item = (&'a CustomerId, &'a View)>,
     ) {
         *self = Population {
             version: Some(policy.version().to_owned()),
@@ -267,7 +267,7 @@ impl Population {
         let mut rfm_inputs: Vec<(CustomerId, [f64; 3])> = Vec::new();
         for (id, view) in all {
             let indicators = view.indicators();
-            let id = CustomerId::from(&**id);
+            let id = id.clone();
             for (a, inputs) in self.abc.iter().zip(&mut abc_inputs) {
                 inputs.push((id.clone(), abc_value(&a.by, view, &indicators)));
             }
@@ -526,7 +526,7 @@ kind = \"rfm\"
             earlier in prop::collection::vec((0usize..60, prop::option::weighted(0.8, customer())), 0..40),
         ) {
             let p = policy();
-            let ids: Vec<Arc<str>> = (0..finals.len()).map(|i| Arc::from(format!("c{i:03}"))).collect();
+            let ids: Vec<CustomerId> = (0..finals.len()).map(|i| CustomerId::from(format!("c{i:03}"))).collect();
             let views: Vec<View> = finals
                 .iter()
                 .map(|&(s, r, o, l)| view(s, r, o, l))
@@ -534,7 +534,7 @@ kind = \"rfm\"
 
             // The views held, as the read model holds them: the rankings
             // find a customer by its replaced view's values.
-            let mut held: std::collections::HashMap<Arc<str>, View> = Default::default();
+            let mut held: std::collections::HashMap<CustomerId, View> = Default::default();
             let mut incremental = Population::default();
             incremental.rebuild(&p, std::iter::empty());
             for (i, c) in &earlier {
@@ -543,7 +543,7 @@ kind = \"rfm\"
                     Some(c) => {
                         let v = view(c.0, c.1, c.2, c.3);
                         incremental.replace(id, held.get(id), &v);
-                        held.insert(Arc::clone(id), v);
+                        held.insert(id.clone(), v);
                     }
                     None => {
                         if let Some(old) = held.remove(id) {
@@ -554,7 +554,7 @@ kind = \"rfm\"
             }
             for (id, v) in ids.iter().zip(&views) {
                 incremental.replace(id, held.get(id), v);
-                held.insert(Arc::clone(id), v.clone());
+                held.insert(id.clone(), v.clone());
             }
             incremental.recut();
             prop_assert!(incremental.ranked_lens().iter().all(|&n| n == ids.len()));

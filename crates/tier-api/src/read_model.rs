@@ -42,7 +42,6 @@
 //! for longer than that.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::BuildHasherDefault;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -52,7 +51,7 @@ use tier_core::policy::Policy;
 use crate::gradings::{GradingCuts, Population};
 use tier_core::indicators::KeptIndicators;
 use tier_core::projection::assessments::Assessment;
-use tier_core::projection::{Deadline, Fnv};
+use tier_core::projection::{CustomerId, CustomerMap, Deadline, Fnv};
 use tier_core::state::{AtRisk, CustomerState, Lifecycle, TierStep};
 use tier_core::{Indicators, Severity, Timestamp};
 
@@ -399,8 +398,10 @@ const INTERNED_MAX: usize = 4_096;
 fn intern(s: &str) -> Arc<str> {
     use std::cell::RefCell;
     use std::collections::HashSet;
+    // FNV, as the other maps here: each view interns three or four strings.
+    type Table = HashSet<Arc<str>, std::hash::BuildHasherDefault<Fnv>>;
     thread_local! {
-        static TABLE: RefCell<HashSet<Arc<str>>> = RefCell::new(HashSet::new());
+        static TABLE: RefCell<Table> = RefCell::new(Table::default());
     }
     TABLE.with_borrow_mut(|table| match table.get(s) {
         Some(shared) => Arc::clone(shared),
@@ -580,8 +581,11 @@ impl Cell {
 /// replace; pairs left without customers are dropped.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Totals {
-    cells: HashMap<Arc<str>, HashMap<Arc<str>, Cell>>,
+    /// Hashed with FNV: every put looks its tier and manager up here.
+    cells: FnvMap<Arc<str>, FnvMap<Arc<str>, Cell>>,
 }
+
+type FnvMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
 
 impl Totals {
     fn add(&mut self, tier: &str, book: &Book) {
@@ -652,7 +656,7 @@ impl Totals {
 struct ShardData {
     /// Hashed with FNV, as the engine's customer map: each unit updates
     /// every customer it touched here.
-    entries: HashMap<Arc<str>, Entry, BuildHasherDefault<Fnv>>,
+    entries: CustomerMap<Entry>,
     totals: Totals,
 }
 
@@ -665,7 +669,7 @@ pub struct ReadModel {
     /// Every customer id, in byte order: inserted after the customer's
     /// entry, removed after it (only when the customer leaves this
     /// instance, see [`ReadModel::remove`]).
-    ids: RwLock<BTreeSet<Arc<str>>>,
+    ids: RwLock<BTreeSet<CustomerId>>,
     /// The population gradings (abc, rfm) of the policy in force.
     population: Mutex<Population>,
 }
@@ -687,7 +691,7 @@ fn grades_population(policy: &Policy) -> bool {
 /// What [`put`] did.
 enum Put {
     /// The customer is new to the model: its id string, for the index.
-    New(Arc<str>),
+    New(CustomerId),
     /// The customer's view replaced this one.
     Replaced(Arc<View>),
     /// The held view is newer: nothing changed.
@@ -712,14 +716,18 @@ fn put(shard: &mut ShardData, customer_id: &str, entry: Entry) -> Put {
             Put::Stale
         }
         Some(held) => {
-            shard.totals.remove(&held.view.tier, &held.view.book);
-            shard.totals.add(&entry.view.tier, &entry.view.book);
+            // Totals move only when the tier or the book does (a policy
+            // rescore's confirmed customers keep both).
+            if held.view.tier != entry.view.tier || held.view.book != entry.view.book {
+                shard.totals.remove(&held.view.tier, &held.view.book);
+                shard.totals.add(&entry.view.tier, &entry.view.book);
+            }
             Put::Replaced(std::mem::replace(held, entry).view)
         }
         None => {
-            let id: Arc<str> = Arc::from(customer_id);
+            let id = CustomerId::from(customer_id);
             shard.totals.add(&entry.view.tier, &entry.view.book);
-            shard.entries.insert(Arc::clone(&id), entry);
+            shard.entries.insert(id.clone(), entry);
             Put::New(id)
         }
     }
@@ -764,7 +772,7 @@ impl ReadModel {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn read_ids(&self) -> RwLockReadGuard<'_, BTreeSet<Arc<str>>> {
+    fn read_ids(&self) -> RwLockReadGuard<'_, BTreeSet<CustomerId>> {
         self.ids
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -772,7 +780,7 @@ impl ReadModel {
 
     /// Add ids new to the model to the index (after their entries are in
     /// their shards, so an indexed id always has an entry).
-    fn index(&self, new_ids: Vec<Arc<str>>) {
+    fn index(&self, new_ids: Vec<CustomerId>) {
         if new_ids.is_empty() {
             return;
         }
@@ -791,14 +799,14 @@ impl ReadModel {
     }
 
     /// [`Self::all`] with the model's own id strings.
-    pub(crate) fn all_shared(&self) -> Vec<(Arc<str>, Arc<View>)> {
+    pub(crate) fn all_shared(&self) -> Vec<(CustomerId, Arc<View>)> {
         let mut out = Vec::with_capacity(self.len());
         for i in 0..SHARDS {
             out.extend(
                 self.read(i)
                     .entries
                     .iter()
-                    .map(|(k, v)| (Arc::clone(k), Arc::clone(&v.view))),
+                    .map(|(k, v)| (k.clone(), Arc::clone(&v.view))),
             );
         }
         out
@@ -1070,7 +1078,7 @@ impl ReadModel {
 
     /// Up to `max` customer ids after `after` (from the first when
     /// `None`), in byte order: a copy, taken under the index's read lock.
-    pub fn ids_after(&self, after: Option<&str>, max: usize) -> Vec<Arc<str>> {
+    pub fn ids_after(&self, after: Option<&str>, max: usize) -> Vec<CustomerId> {
         let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
         self.read_ids()
             .range::<str, _>((lower, Bound::Unbounded))
@@ -1315,6 +1323,23 @@ mod tests {
             rm.count_by_tier(),
             BTreeMap::from([("silver".to_owned(), 3)])
         );
+        // c-3 keeps its tier and manager with new figures: its pair
+        // follows them; the same view again moves nothing.
+        let before = rm.totals();
+        rm.upsert_entry("c-3", entry("silver", 2, book("", 350, Some(-20))));
+        let after = rm.totals();
+        assert_eq!(
+            cell(&after, "silver", ""),
+            Some(Cell {
+                customers: 1,
+                revenue_12m: 350,
+                margin_12m: -20,
+                margin_known: 1,
+            })
+        );
+        assert_ne!(after, before);
+        rm.upsert_entry("c-3", entry("silver", 3, book("", 350, Some(-20))));
+        assert_eq!(rm.totals(), after);
     }
 
     #[test]

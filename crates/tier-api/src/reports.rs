@@ -57,7 +57,7 @@
 //! not an atomic, snapshot).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use tier_core::projection::CustomerId;
 
 use tier_core::policy::Policy;
 use tier_proto::api::{
@@ -292,10 +292,13 @@ pub fn list_customers(
     let filter = Filter::parse(req, policy)?;
     let fingerprint = filter.fingerprint();
     let limit = page_size(req.page_size)?;
-    let mut cursor: Option<Arc<str>> = if req.page_token.is_empty() {
+    let mut cursor: Option<CustomerId> = if req.page_token.is_empty() {
         None
     } else {
-        Some(Arc::from(decode_token(&req.page_token, fingerprint)?))
+        Some(CustomerId::from(decode_token(
+            &req.page_token,
+            fingerprint,
+        )?))
     };
     let mut customers = Vec::with_capacity(limit.min(CHUNK));
     let mut examined = 0usize;
@@ -594,7 +597,9 @@ mod tests {
         let policy = Policy::default_policy();
         let read = ReadModel::new();
         let ids: Vec<String> = (0..200_000).map(|i| format!("cust-{i:07}")).collect();
-        let managers: Vec<Arc<str>> = (0..80).map(|i| Arc::from(format!("rep-{i}"))).collect();
+        let managers: Vec<std::sync::Arc<str>> = (0..80)
+            .map(|i| std::sync::Arc::from(format!("rep-{i}")))
+            .collect();
         let t = std::time::Instant::now();
         read.upsert_entries(ids.iter().enumerate().map(|(i, id)| {
             let view = CustomerView {
@@ -609,7 +614,7 @@ mod tests {
                 relation: Default::default(),
             };
             let book = Book {
-                account_manager: Arc::clone(&managers[i % 80]),
+                account_manager: std::sync::Arc::clone(&managers[i % 80]),
                 revenue_12m: i as i64,
                 margin_12m: None,
             };
