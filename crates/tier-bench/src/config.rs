@@ -49,6 +49,10 @@ pub(crate) struct Args {
     /// `--store-cache-mib`; default tierd's default).
     #[arg(long)]
     pub(crate) store_cache_mib: Option<u64>,
+    /// tierd's `--batch-catch-up-min-records` in the Kafka scenarios
+    /// (default tierd's default).
+    #[arg(long)]
+    pub(crate) batch_catch_up_min_records: Option<usize>,
 }
 
 /// The resolved scale of a run, shared by every scenario.
@@ -66,6 +70,9 @@ pub(crate) struct BenchConfig {
     pub(crate) store_backend: tier_store::Backend,
     /// MiB of the store's cache (tierd's `--store-cache-mib`).
     pub(crate) store_cache_mib: u64,
+    /// Records a catch-up batch holds before it is sealed (tierd's
+    /// `--batch-catch-up-min-records`).
+    pub(crate) batch_catch_up_min_records: usize,
     /// Removed when the run ends.
     pub(crate) work_dir: tempfile::TempDir,
 }
@@ -107,6 +114,9 @@ impl BenchConfig {
             store_cache_mib: args
                 .store_cache_mib
                 .unwrap_or_else(|| tierd::Config::default().store_cache_mib),
+            batch_catch_up_min_records: args
+                .batch_catch_up_min_records
+                .unwrap_or_else(|| tierd::Config::default().batch_catch_up_min_records),
             work_dir,
         })
     }
@@ -134,7 +144,7 @@ impl BenchConfig {
 
     pub(crate) fn describe(&self) -> String {
         format!(
-            "tier-bench{}: {} customers, {} orders (zipf s = {}), state figures at {} customers ({} held decoded), tierd on {} ({} MiB cache), {} cores",
+            "tier-bench{}: {} customers, {} orders (zipf s = {}), state figures at {} customers ({} held decoded), tierd on {} ({} MiB cache, catch-up batches of {} records), {} cores",
             if self.quick { " --quick" } else { "" },
             self.customers,
             self.orders,
@@ -143,6 +153,7 @@ impl BenchConfig {
             self.hot_customers.min(self.state_customers),
             self.store_backend,
             self.store_cache_mib,
+            self.batch_catch_up_min_records,
             std::thread::available_parallelism().map_or(1, |n| n.get()),
         )
     }
@@ -155,4 +166,40 @@ pub(crate) fn store_options(cache_mib: u64) -> tier_store::StoreOptions {
         ..tierd::Config::default()
     }
     .store_options()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use clap::Parser as _;
+
+    use super::*;
+
+    fn config(args: &[&str]) -> BenchConfig {
+        let args = Args::try_parse_from(std::iter::once("tier-bench").chain(args.iter().copied()))
+            .unwrap();
+        BenchConfig::from_args(&args).unwrap()
+    }
+
+    #[test]
+    fn tierd_settings_default_to_tierds_and_follow_their_flags() {
+        let defaults = tierd::Config::default();
+        let cfg = config(&[]);
+        assert_eq!(
+            cfg.batch_catch_up_min_records,
+            defaults.batch_catch_up_min_records
+        );
+        assert_eq!(cfg.store_cache_mib, defaults.store_cache_mib);
+
+        let cfg = config(&[
+            "--batch-catch-up-min-records",
+            "20000",
+            "--store-cache-mib",
+            "256",
+        ]);
+        assert_eq!(cfg.batch_catch_up_min_records, 20_000);
+        assert_eq!(cfg.store_cache_mib, 256);
+        assert!(cfg.describe().contains("catch-up batches of 20000 records"));
+    }
 }

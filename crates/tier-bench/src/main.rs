@@ -17,6 +17,8 @@
 //! ```
 
 mod config;
+#[cfg(any(feature = "inproc", feature = "kafka"))]
+mod cpu;
 #[cfg(feature = "inproc")]
 mod inproc;
 #[cfg(feature = "kafka")]

@@ -36,6 +36,7 @@ use tier_store::SledStore;
 
 use super::population::Population;
 use crate::config::BenchConfig;
+use crate::cpu::{self, Threads};
 use crate::report::{Figure, Goal, Report};
 
 /// Every customer's effective tier after the rescore.
@@ -164,6 +165,7 @@ pub(crate) fn run(
     let (commands, inbox) = tier_engine::command::channel(16);
 
     let total = pop.engine.len() as u64;
+    let threads_before = Threads::now();
     let started = Instant::now();
     commands
         .send(Command::ApplyPolicy {
@@ -220,6 +222,17 @@ pub(crate) fn run(
         std::thread::sleep(Duration::from_micros(200));
     }
     let secs = started.elapsed().as_secs_f64();
+    // Where the cores went: the engine's thread (this one), the
+    // committer's two, and sled's own (its IO pool frees the nodes the
+    // commits replace and page out).
+    let cpu_note = match (threads_before, Threads::now()) {
+        (Some(before), Some(after)) => cpu::note(
+            &after.since(&before),
+            started.elapsed(),
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+        ),
+        _ => cpu::note(&[], started.elapsed(), 1),
+    };
     let commit_report = committer.finish().context("stopping the committer")?;
     let status = handle.status();
     let publish_secs = observer.nanos.load(Ordering::Relaxed) as f64 / 1e9;
@@ -256,7 +269,7 @@ pub(crate) fn run(
                  write; engine (rescore + seal) {:.2}s, blocked on the committer {:.2}s, \
                  read-model publish (on the committer's publish thread) {publish_secs:.2}s; \
                  last unit submitted at {:.2}s; \
-                 {} store batches",
+                 {} store batches; {cpu_note}",
                 defaults.engine_slice_ms,
                 status.changed,
                 engine_time.as_secs_f64(),

@@ -22,22 +22,22 @@ use tokio::runtime::Runtime;
 
 use super::broker::Broker;
 use super::consume::{IDLE_LIMIT, Timing};
-use super::cpu::{self, Threads};
 use super::produce::{DLQ, INPUTS, TIER_CHANGES};
+use crate::config::BenchConfig;
+use crate::cpu::{self, Threads};
 
 /// How often the committed-records counter is read (each read renders
 /// every metric, 0.1-0.8 ms: about 1-4% of a core at this rate).
 const POLL_EVERY: Duration = Duration::from_millis(20);
 
 /// tierd's settings for a run against `broker`: defaults, except the
-/// addresses (port 0), the data dir, the group, the store backend and that
-/// the topics exist.
+/// addresses (port 0), the data dir, the group, that the topics exist, and
+/// the run's store backend, store cache and catch-up batch size.
 pub(crate) fn config(
     broker: &Broker,
     data_dir: PathBuf,
     group: &str,
-    store_backend: tier_store::Backend,
-    store_cache_mib: u64,
+    cfg: &BenchConfig,
 ) -> Result<Config> {
     let partitions = *broker
         .topics
@@ -61,8 +61,9 @@ pub(crate) fn config(
         // up to 500 ms per fetch, an artefact of the mock. 10 ms emulates
         // Kafka's early answer (no effect on a backlog: data is waiting).
         kafka: vec!["fetch.wait.max.ms=10".to_owned()],
-        store_backend,
-        store_cache_mib,
+        store_backend: cfg.store_backend,
+        store_cache_mib: cfg.store_cache_mib,
+        batch_catch_up_min_records: cfg.batch_catch_up_min_records,
         ..Config::default()
     })
 }

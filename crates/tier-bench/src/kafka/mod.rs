@@ -28,7 +28,6 @@
 
 mod broker;
 mod consume;
-mod cpu;
 mod freshness;
 mod ingest;
 mod postgres;
@@ -224,13 +223,7 @@ fn backlog_scenarios(
     if cfg.wants("ingest") || cfg.wants("freshness") {
         let data_dir = cfg.scratch("ingest")?;
         eprintln!("  ingest: tierd in process, fresh data dir");
-        let config = ingest::config(
-            &broker,
-            data_dir.join("data"),
-            "tier-bench-ingest",
-            cfg.store_backend,
-            cfg.store_cache_mib,
-        )?;
+        let config = ingest::config(&broker, data_dir.join("data"), "tier-bench-ingest", cfg)?;
         match ingest::ingest(rt, config, expected) {
             Ok((t, tierd)) => {
                 if cfg.wants("ingest") {
@@ -423,13 +416,7 @@ fn replay(
     report.context("replay_backlog_records", json!(expected));
     report.context("replay_partitions", json!(REPLAY_PARTITIONS));
     let data_dir = cfg.scratch("replay")?;
-    let config = ingest::config(
-        &broker,
-        data_dir.join("data"),
-        "tier-bench-replay",
-        cfg.store_backend,
-        cfg.store_cache_mib,
-    )?;
+    let config = ingest::config(&broker, data_dir.join("data"), "tier-bench-replay", cfg)?;
     let result = ingest::ingest(rt, config, expected);
     let outcome = result.and_then(|(t, tierd)| {
         let r = tierd.stop(rt)?;
