@@ -64,6 +64,21 @@ fn group_of(name: &str) -> &str {
         .trim_end_matches(['-', '_', ':'])
 }
 
+/// The note of a window of `wall` from `before` to `after` on this
+/// machine's cores (no breakdown when either could not be read).
+pub(crate) fn window_note(
+    before: Option<&Threads>,
+    after: Option<&Threads>,
+    wall: Duration,
+) -> String {
+    let groups = match (before, after) {
+        (Some(before), Some(after)) => after.since(before),
+        _ => Vec::new(),
+    };
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    note(&groups, wall, cores)
+}
+
 /// The note of a window of `wall` on `cores` cores: the busiest groups,
 /// then the total against what the cores could give.
 pub(crate) fn note(groups: &[(String, f64)], wall: Duration, cores: usize) -> String {
@@ -150,6 +165,14 @@ mod tests {
             }
             let later = Threads::now().unwrap();
             assert!(later.since(&now).iter().map(|(_, s)| s).sum::<f64>() > 0.0);
+            let text = window_note(Some(&now), Some(&later), Duration::from_millis(20));
+            assert!(
+                text.starts_with("CPU seconds of this process's threads while timed: "),
+                "{text}"
+            );
         }
+        // Without either end there is no breakdown, and the note says so.
+        let text = window_note(None, Threads::now().as_ref(), Duration::from_millis(20));
+        assert!(text.contains("not available"), "{text}");
     }
 }

@@ -221,18 +221,12 @@ pub(crate) fn run(
         }
         std::thread::sleep(Duration::from_micros(200));
     }
-    let secs = started.elapsed().as_secs_f64();
+    let elapsed = started.elapsed();
+    let secs = elapsed.as_secs_f64();
     // Where the cores went: the engine's thread (this one), the
     // committer's two, and sled's own (its IO pool frees the nodes the
     // commits replace and page out).
-    let cpu_note = match (threads_before, Threads::now()) {
-        (Some(before), Some(after)) => cpu::note(
-            &after.since(&before),
-            started.elapsed(),
-            std::thread::available_parallelism().map_or(1, |n| n.get()),
-        ),
-        _ => cpu::note(&[], started.elapsed(), 1),
-    };
+    let cpu_note = cpu::window_note(threads_before.as_ref(), Threads::now().as_ref(), elapsed);
     let commit_report = committer.finish().context("stopping the committer")?;
     let status = handle.status();
     let publish_secs = observer.nanos.load(Ordering::Relaxed) as f64 / 1e9;

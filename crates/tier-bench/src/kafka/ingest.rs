@@ -226,11 +226,6 @@ pub(crate) fn ingest(rt: &Runtime, config: Config, expected: u64) -> Result<(Tim
     let (first_at, at_first) = first.unwrap_or((done, 0));
     // Ready is set on assignment, before any commit can count.
     let assigned = ready.unwrap_or(first_at).min(first_at);
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let groups = match (&cpu_at_done, &cpu_at_ready) {
-        (Some(done), Some(ready)) => done.since(ready),
-        _ => Vec::new(),
-    };
     eprintln!(
         "    {reads} reads of the metrics, {:.2} ms each",
         reading.as_secs_f64() * 1e3 / f64::from(reads.max(1))
@@ -242,7 +237,11 @@ pub(crate) fn ingest(rt: &Runtime, config: Config, expected: u64) -> Result<(Tim
             first_to_last: done - first_at,
             at_first,
             start_to_last: done - started,
-            cpu: Some(cpu::note(&groups, done - assigned, cores)),
+            cpu: Some(cpu::window_note(
+                cpu_at_ready.as_ref(),
+                cpu_at_done.as_ref(),
+                done - assigned,
+            )),
         },
         tierd,
     ))
