@@ -176,7 +176,7 @@ fn rfm_ranked(values: &[(CustomerId, [f64; 3])]) -> [Ranked<CustomerId>; 3] {
 
 fn rfm_values(view: &View, indicators: &Indicators) -> RfmValues {
     RfmValues {
-        last_order_at: view.last_order_at,
+        last_order_at: view.last_order_at(),
         frequency: indicators.order_count_12m,
         monetary: indicators.order_amount_12m,
     }

@@ -51,7 +51,7 @@ pub(crate) fn history(
     let steps = view.history();
     Ok(TierHistory {
         customer_id: id.to_owned(),
-        truncated: history_truncated(steps),
+        truncated: history_truncated(&steps),
         steps: steps.iter().map(step).collect(),
     })
 }
@@ -68,7 +68,7 @@ pub(crate) fn as_of(read: &ReadModel, req: &GetTierAsOfRequest) -> Result<TierAs
         known: true,
         ..TierAsOf::default()
     };
-    match step_at(view.history(), at) {
+    match step_at(&view.history(), at) {
         Ok(None) => {}
         Ok(Some(s)) => {
             out.tier = s.to.to_string();
@@ -101,7 +101,7 @@ pub(crate) fn movers(
     let rank = |t: &str| policy.tier_index(t);
     let mut all: Vec<(String, TierStep)> = Vec::new();
     for (id, view) in read.all_shared() {
-        for s in view.history() {
+        for s in view.history_steps() {
             if s.at < since || s.at >= until {
                 continue;
             }
@@ -116,7 +116,7 @@ pub(crate) fn movers(
                 MoveDirection::Down => moved == Some(std::cmp::Ordering::Greater),
             };
             if keep {
-                all.push((id.to_string(), s.clone()));
+                all.push((id.to_string(), s));
             }
         }
     }

@@ -49,10 +49,11 @@ use tier_core::overrides::{Override, OverrideEntry};
 use tier_core::policy::Policy;
 
 use crate::gradings::{GradingCuts, Population};
+use crate::name::{Name, intern};
 use tier_core::indicators::KeptIndicators;
 use tier_core::projection::assessments::Assessment;
 use tier_core::projection::{CustomerId, CustomerMap, Deadline, Fnv};
-use tier_core::state::{AtRisk, CustomerState, Lifecycle, TierStep};
+use tier_core::state::{AtRisk, Cause, CustomerState, Lifecycle, TierStep};
 use tier_core::{Indicators, Severity, Timestamp};
 
 /// Number of shards. A power of two, so a shard is a mask away.
@@ -135,17 +136,22 @@ impl CustomerView {
 
 /// What the model holds per customer: a [`CustomerView`] and its [`Book`],
 /// compact. Strings that repeat across customers (tiers, the policy
-/// version, account managers) are shared, the indicators are packed as a
-/// customer state keeps them (tier-core's `KeptIndicators`: every figure
-/// exactly, whole ones in a byte or a few), lists are
-/// boxed slices (an empty one allocates nothing) and what few customers
-/// have (an override, an at-risk notice, open complaints, assessments) is
-/// behind one optional box. Every accessor gives back exactly what the
-/// full view holds ([`View::to_customer_view`]).
+/// version, account managers) are shared [`Name`]s (one pointer each),
+/// the indicators are packed as a customer state keeps them (tier-core's
+/// `KeptIndicators`: every figure exactly, whole ones in a byte or a
+/// few), the tier history's steps name their tiers by [`Name`] too, lists
+/// are boxed slices (an empty one allocates nothing) and what few
+/// customers have (an override, an at-risk notice, open complaints,
+/// assessments) is behind one optional box. Every accessor gives back
+/// exactly what the full view holds ([`View::to_customer_view`]).
+///
+/// 144 bytes, so a view and its `Arc`'s counts fill one 160-byte
+/// allocation (the test `a_view_fills_one_160_byte_allocation` holds it
+/// there): a million customers' views are about 150 MiB.
 #[derive(Debug, Clone, PartialEq)]
 pub struct View {
     /// The tier held (an override's tier when `overridden`).
-    pub tier: Arc<str>,
+    pub tier: Name,
     /// The score at `scored_at`.
     pub score: f64,
     /// When the customer entered `tier`.
@@ -155,20 +161,63 @@ pub struct View {
     /// The decision instant the indicators and `score` are as of.
     pub scored_at: Timestamp,
     /// Version of the policy that made the decision.
-    pub policy_version: Arc<str>,
+    pub policy_version: Name,
     /// Whether `tier` was set by a manager rather than computed.
     pub overridden: bool,
     /// The lifecycle stage at the decision instant.
     pub lifecycle: Option<Lifecycle>,
-    /// The last order that still counts (RFM recency).
-    pub last_order_at: Option<Timestamp>,
     /// Who looks after the customer and what it brought in.
     pub book: Book,
+    /// The last order that still counts, when `has_last_order` (an
+    /// `Option<Timestamp>` would take 8 bytes more: the flag sits in the
+    /// padding beside `overridden`); see [`View::last_order_at`].
+    has_last_order: bool,
+    last_order_at: Timestamp,
     /// As [`Relation::computed_tier`] (empty: same as `tier`).
-    computed_tier: Arc<str>,
+    computed_tier: Name,
     indicators: KeptIndicators,
-    history: Box<[TierStep]>,
+    history: Box<[Step]>,
     more: Option<Box<More>>,
+}
+
+/// A step of a view's tier history, its tiers named by shared [`Name`]s:
+/// 48 bytes, where a [`TierStep`] holds both names inline in 80.
+#[derive(Debug, Clone, PartialEq)]
+struct Step {
+    at: Timestamp,
+    score: f64,
+    sequence: u64,
+    /// `None`: the customer's first tier.
+    from: Option<Name>,
+    to: Name,
+    cause: Cause,
+    overridden: bool,
+}
+
+impl Step {
+    fn new(s: &TierStep) -> Self {
+        Step {
+            at: s.at,
+            score: s.score,
+            sequence: s.sequence,
+            from: s.from.as_deref().map(intern),
+            to: intern(&s.to),
+            cause: s.cause,
+            overridden: s.overridden,
+        }
+    }
+
+    fn get(&self) -> TierStep {
+        TierStep {
+            at: self.at,
+            from: self.from.as_deref().map(Into::into),
+            to: (&*self.to).into(),
+            score: self.score,
+            cause: self.cause,
+            overridden: self.overridden,
+            sequence: self.sequence,
+        }
+    }
 }
 
 /// The parts of a [`Relation`] few customers have; `None` in a [`View`]
@@ -231,6 +280,7 @@ impl View {
             assessments: state.projection.assessments().cloned().collect(),
             assessment_history: state.projection.assessment_history().into(),
         };
+        let last_order_at = state.projection.last_order_at();
         Some(View {
             tier: intern(&e.tier),
             score: e.score,
@@ -241,11 +291,12 @@ impl View {
             overridden: computed.is_none_or(|c| c.tier != e.tier)
                 || state.manual().is_some_and(|m| m.tier == e.tier),
             lifecycle: Some(state.lifecycle(policy, state.decided_at)),
-            last_order_at: state.projection.last_order_at(),
+            has_last_order: last_order_at.is_some(),
+            last_order_at: last_order_at.unwrap_or_default(),
             book,
-            computed_tier: computed.map_or_else(|| intern(""), |c| intern(&c.tier)),
+            computed_tier: computed.map_or_else(Name::empty, |c| intern(&c.tier)),
             indicators: KeptIndicators::new(&indicators),
-            history: state.tier_history().into(),
+            history: state.tier_history().iter().map(Step::new).collect(),
             more: more.boxed(),
         })
     }
@@ -284,11 +335,12 @@ impl View {
             policy_version: intern(&policy_version),
             overridden,
             lifecycle,
-            last_order_at,
+            has_last_order: last_order_at.is_some(),
+            last_order_at: last_order_at.unwrap_or_default(),
             book,
             computed_tier: intern(&computed_tier),
             indicators: KeptIndicators::new(&indicators),
-            history: history.as_ref().into(),
+            history: history.iter().map(Step::new).collect(),
             more: More {
                 manual,
                 override_history: override_history.as_ref().into(),
@@ -320,7 +372,7 @@ impl View {
                 at_risk: self.at_risk().cloned(),
                 complaints: self.complaints().into(),
                 history: self.history().into(),
-                last_order_at: self.last_order_at,
+                last_order_at: self.last_order_at(),
                 assessments: self.assessments().into(),
                 assessment_history: self.assessment_history().into(),
             },
@@ -338,7 +390,7 @@ impl View {
     /// everything a population grading ranks by.
     pub(crate) fn same_figures(&self, other: &View) -> bool {
         self.score.to_bits() == other.score.to_bits()
-            && self.last_order_at == other.last_order_at
+            && self.last_order_at() == other.last_order_at()
             && self.indicators == other.indicators
     }
 
@@ -352,9 +404,26 @@ impl View {
         }
     }
 
-    /// Every change of the effective tier kept, oldest first.
-    pub fn history(&self) -> &[TierStep] {
-        &self.history
+    /// The last order that still counts (RFM recency).
+    pub fn last_order_at(&self) -> Option<Timestamp> {
+        self.has_last_order.then_some(self.last_order_at)
+    }
+
+    /// Every change of the effective tier kept, oldest first (copied out
+    /// of the view's compact steps).
+    pub fn history(&self) -> Vec<TierStep> {
+        self.history_steps().collect()
+    }
+
+    /// [`Self::history`] one step at a time, nothing allocated (tier
+    /// names of up to 24 bytes are held inline).
+    pub fn history_steps(&self) -> impl ExactSizeIterator<Item = TierStep> + '_ {
+        self.history.iter().map(Step::get)
+    }
+
+    /// Steps in the tier history.
+    pub fn history_len(&self) -> usize {
+        self.history.len()
     }
 
     /// The override in force.
@@ -388,40 +457,13 @@ impl View {
     }
 }
 
-/// Most distinct strings an [`intern`] table keeps (per thread): tiers,
-/// policy versions and account managers are few; past this, strings are
-/// no longer shared, only copied.
-const INTERNED_MAX: usize = 4_096;
-
-/// `s` as a shared string: one copy per distinct value (per thread that
-/// builds views), rather than one per customer.
-fn intern(s: &str) -> Arc<str> {
-    use std::cell::RefCell;
-    use std::collections::HashSet;
-    // FNV, as the other maps here: each view interns three or four strings.
-    type Table = HashSet<Arc<str>, std::hash::BuildHasherDefault<Fnv>>;
-    thread_local! {
-        static TABLE: RefCell<Table> = RefCell::new(Table::default());
-    }
-    TABLE.with_borrow_mut(|table| match table.get(s) {
-        Some(shared) => Arc::clone(shared),
-        None => {
-            let shared: Arc<str> = Arc::from(s);
-            if table.len() < INTERNED_MAX {
-                table.insert(Arc::clone(&shared));
-            }
-            shared
-        }
-    })
-}
-
 /// Who looks after a customer and what it brought in over the window, as
 /// of the view's decision: what the lists and reports filter and add up.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Book {
     /// The account manager of the customer's profile, trimmed; empty when
     /// it has none (the reports' "unassigned" bucket).
-    pub account_manager: Arc<str>,
+    pub account_manager: Name,
     /// Net order amount of the window (returns and cancellations
     /// subtracted), in minor units of the base currency: exact, saturated
     /// at the bounds of `i64`.
@@ -444,12 +486,6 @@ fn minor_of(v: f64) -> i64 {
     v.round() as i64
 }
 
-/// The account manager of customers without one: one shared empty name.
-fn no_manager() -> Arc<str> {
-    static EMPTY: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
-    Arc::clone(EMPTY.get_or_init(|| Arc::from("")))
-}
-
 impl Book {
     /// The book of a committed customer state whose view has
     /// `indicators`: the profile's account manager and the window's exact
@@ -460,7 +496,7 @@ impl Book {
         let projection = &state.projection;
         Book {
             account_manager: match projection.profile().map(|p| p.account_manager.trim()) {
-                None | Some("") => no_manager(),
+                None | Some("") => Name::empty(),
                 Some(name) => intern(name),
             },
             revenue_12m: saturate(projection.order_amount(at, rules)),
@@ -474,7 +510,7 @@ impl Book {
     /// views published without their state ([`ReadModel::upsert`]).
     pub fn from_indicators(indicators: &Indicators) -> Self {
         Book {
-            account_manager: no_manager(),
+            account_manager: Name::empty(),
             revenue_12m: minor_of(indicators.order_amount_12m),
             margin_12m: indicators.margin_12m.map(minor_of),
         }
@@ -582,7 +618,7 @@ impl Cell {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Totals {
     /// Hashed with FNV: every put looks its tier and manager up here.
-    cells: FnvMap<Arc<str>, FnvMap<Arc<str>, Cell>>,
+    cells: FnvMap<Name, FnvMap<Name, Cell>>,
 }
 
 type FnvMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
@@ -591,12 +627,12 @@ impl Totals {
     fn add(&mut self, tier: &str, book: &Book) {
         let managers = match self.cells.get_mut(tier) {
             Some(m) => m,
-            None => self.cells.entry(Arc::from(tier)).or_default(),
+            None => self.cells.entry(intern(tier)).or_default(),
         };
         match managers.get_mut(&*book.account_manager) {
             Some(cell) => cell.add(book),
             None => managers
-                .entry(Arc::clone(&book.account_manager))
+                .entry(book.account_manager.clone())
                 .or_default()
                 .add(book),
         }
@@ -620,9 +656,9 @@ impl Totals {
     /// Add every pair of `other` to this.
     pub fn merge(&mut self, other: &Totals) {
         for (tier, managers) in &other.cells {
-            let mine = self.cells.entry(Arc::clone(tier)).or_default();
+            let mine = self.cells.entry(tier.clone()).or_default();
             for (manager, cell) in managers {
-                mine.entry(Arc::clone(manager)).or_default().merge(cell);
+                mine.entry(manager.clone()).or_default().merge(cell);
             }
         }
     }
@@ -1253,7 +1289,7 @@ mod tests {
 
     fn book(manager: &str, revenue: i64, margin: Option<i64>) -> Book {
         Book {
-            account_manager: Arc::from(manager),
+            account_manager: Name::new(manager),
             revenue_12m: revenue,
             margin_12m: margin,
         }
@@ -1813,11 +1849,63 @@ mod tests {
     }
 
     #[test]
+    fn a_view_fills_one_160_byte_allocation() {
+        // An `Arc<View>` is the view and two counts: at 144 bytes it
+        // takes jemalloc's 160-byte class; 8 bytes more, the 192 one.
+        assert!(
+            std::mem::size_of::<View>() <= 144,
+            "a view grew to {} bytes",
+            std::mem::size_of::<View>()
+        );
+        assert_eq!(std::mem::size_of::<Step>(), 48, "a history step");
+    }
+
+    #[test]
+    fn a_view_gives_back_its_history_and_last_order_as_held() {
+        let step = |seq: u64, from: Option<&str>, to: &str| TierStep {
+            at: Timestamp::from_millis(seq as i64 * 1_000),
+            from: from.map(Into::into),
+            to: to.into(),
+            score: 0.25 * seq as f64,
+            cause: if seq == 2 {
+                Cause::Override
+            } else {
+                Cause::Event
+            },
+            overridden: seq == 2,
+            sequence: seq,
+        };
+        let mut full = view("gold", 1.0);
+        full.relation.history = vec![
+            step(1, None, "bronze"),
+            step(2, Some("bronze"), "gold"),
+            step(3, Some("gold"), "a tier name longer than twenty-four bytes"),
+        ]
+        .into();
+        for last in [
+            None,
+            Some(Timestamp::from_millis(0)),
+            Some(Timestamp::from_millis(-5)),
+        ] {
+            full.relation.last_order_at = last;
+            let e = Entry::new(full.clone(), book("li", 1, None));
+            assert_eq!(e.view.last_order_at(), last);
+            assert_eq!(e.view.history(), full.relation.history.to_vec());
+            assert_eq!(e.view.history_len(), 3);
+            assert_eq!(
+                e.view.to_customer_view(),
+                full,
+                "the full view, as handed in"
+            );
+        }
+    }
+
+    #[test]
     fn repeated_strings_are_shared() {
         let a = Entry::new(view("gold", 1.0), book("li", 1, None));
         let b = Entry::new(view("gold", 2.0), book("li", 2, None));
-        assert!(Arc::ptr_eq(&a.view.tier, &b.view.tier));
-        assert!(Arc::ptr_eq(&a.view.policy_version, &b.view.policy_version));
+        assert!(Name::ptr_eq(&a.view.tier, &b.view.tier));
+        assert!(Name::ptr_eq(&a.view.policy_version, &b.view.policy_version));
         // An empty computed tier is the held one.
         assert_eq!(a.view.computed_tier(), "gold");
         assert!(a.view.history().is_empty() && a.view.complaints().is_empty());

@@ -597,8 +597,8 @@ mod tests {
         let policy = Policy::default_policy();
         let read = ReadModel::new();
         let ids: Vec<String> = (0..200_000).map(|i| format!("cust-{i:07}")).collect();
-        let managers: Vec<std::sync::Arc<str>> = (0..80)
-            .map(|i| std::sync::Arc::from(format!("rep-{i}")))
+        let managers: Vec<crate::Name> = (0..80)
+            .map(|i| crate::name::intern(&format!("rep-{i}")))
             .collect();
         let t = std::time::Instant::now();
         read.upsert_entries(ids.iter().enumerate().map(|(i, id)| {
@@ -614,7 +614,7 @@ mod tests {
                 relation: Default::default(),
             };
             let book = Book {
-                account_manager: std::sync::Arc::clone(&managers[i % 80]),
+                account_manager: managers[i % 80].clone(),
                 revenue_12m: i as i64,
                 margin_12m: None,
             };

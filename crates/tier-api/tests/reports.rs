@@ -121,7 +121,7 @@ fn entry(tier: &str, sequence: u64, manager: &str, revenue: i64, margin: Option<
             },
         },
         Book {
-            account_manager: Arc::from(manager),
+            account_manager: tier_api::Name::new(manager),
             revenue_12m: revenue,
             margin_12m: margin,
         },

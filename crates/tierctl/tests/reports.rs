@@ -36,7 +36,7 @@ fn entry(tier: &str, manager: &str, revenue: i64, lifecycle: Lifecycle) -> Entry
             },
         },
         Book {
-            account_manager: Arc::from(manager),
+            account_manager: tier_api::Name::new(manager),
             revenue_12m: revenue,
             margin_12m: Some(revenue / 5),
         },
