@@ -195,13 +195,22 @@ struct Step {
 }
 
 impl Step {
-    fn new(s: &TierStep) -> Self {
+    /// The step `s`, its tier names shared: `held` (the view's tier, the
+    /// name most steps give) when equal, else interned.
+    fn new(s: &TierStep, held: &Name) -> Self {
+        let name = |t: &str| {
+            if **held == *t {
+                held.clone()
+            } else {
+                intern(t)
+            }
+        };
         Step {
             at: s.at,
             score: s.score,
             sequence: s.sequence,
-            from: s.from.as_deref().map(intern),
-            to: intern(&s.to),
+            from: s.from.as_deref().map(name),
+            to: name(&s.to),
             cause: s.cause,
             overridden: s.overridden,
         }
@@ -281,8 +290,14 @@ impl View {
             assessment_history: state.projection.assessment_history().into(),
         };
         let last_order_at = state.projection.last_order_at();
+        let tier = intern(&e.tier);
         Some(View {
-            tier: intern(&e.tier),
+            history: state
+                .tier_history()
+                .iter()
+                .map(|s| Step::new(s, &tier))
+                .collect(),
+            tier,
             score: e.score,
             since: e.since,
             sequence: state.sequence,
@@ -296,7 +311,6 @@ impl View {
             book,
             computed_tier: computed.map_or_else(Name::empty, |c| intern(&c.tier)),
             indicators: KeptIndicators::new(&indicators),
-            history: state.tier_history().iter().map(Step::new).collect(),
             more: more.boxed(),
         })
     }
@@ -326,8 +340,10 @@ impl View {
             assessments,
             assessment_history,
         } = relation;
+        let tier = intern(&tier);
         View {
-            tier: intern(&tier),
+            history: history.iter().map(|s| Step::new(s, &tier)).collect(),
+            tier,
             score,
             since,
             sequence,
@@ -340,7 +356,6 @@ impl View {
             book,
             computed_tier: intern(&computed_tier),
             indicators: KeptIndicators::new(&indicators),
-            history: history.iter().map(Step::new).collect(),
             more: More {
                 manual,
                 override_history: override_history.as_ref().into(),
@@ -1897,6 +1912,11 @@ mod tests {
                 full,
                 "the full view, as handed in"
             );
+            assert!(
+                Name::ptr_eq(&e.view.history[1].to, &e.view.tier),
+                "one shared name"
+            );
+            assert!(Name::ptr_eq(&e.view.history[0].to, &intern("bronze")));
         }
     }
 

@@ -449,9 +449,19 @@ pub struct KeptIndicators(Box<[u8]>);
 
 impl KeptIndicators {
     pub fn new(ind: &Indicators) -> Self {
-        let mut out = Vec::with_capacity(96);
-        Self::pack(ind, &mut out);
-        Self(out.into_boxed_slice())
+        thread_local! {
+            /// Packed into here, then copied into one allocation of the
+            /// exact size: packing into a vector and shrinking it to its
+            /// length reallocated (and copied) nearly every time, the
+            /// read model's publish builds one per view.
+            static SCRATCH: std::cell::RefCell<Vec<u8>> =
+                std::cell::RefCell::new(Vec::with_capacity(256));
+        }
+        SCRATCH.with_borrow_mut(|out| {
+            out.clear();
+            Self::pack(ind, out);
+            Self(Box::from(out.as_slice()))
+        })
     }
 
     /// Bytes held on the heap.
