@@ -688,6 +688,46 @@ impl CustomerState {
                 .map_or(0, KeptIndicators::heap_size)
     }
 
+    /// A copy to read, never to hold, fold events into or store: as
+    /// [`deciding_only`](crate::projection::deciding_only) decodes one,
+    /// without the applied event ids and the orders by id, which no
+    /// decision, figure or view reads. What the engine's policy rescore
+    /// hands the read side for a confirmed customer it holds decoded: the
+    /// busiest customers hold hundreds of thousands of applied ids, which
+    /// a full copy would clone only to drop.
+    pub fn clone_deciding_only(&self) -> Self {
+        let Self {
+            projection,
+            assignment,
+            decided_at,
+            policy_version,
+            sequence,
+            raise,
+            reactivated_at,
+            overrides,
+            effective,
+            at_risk,
+            history,
+            indicators_at_change,
+            evaluated,
+        } = self;
+        Self {
+            projection: Box::new(projection.clone_deciding_only()),
+            assignment: assignment.clone(),
+            decided_at: *decided_at,
+            policy_version: policy_version.clone(),
+            sequence: *sequence,
+            raise: raise.clone(),
+            reactivated_at: *reactivated_at,
+            overrides: overrides.clone(),
+            effective: effective.clone(),
+            at_risk: at_risk.clone(),
+            history: history.clone(),
+            indicators_at_change: indicators_at_change.clone(),
+            evaluated: *evaluated,
+        }
+    }
+
     /// What a policy rescore at `at` that found the decision standing
     /// (see [`Self::rescore_policy`]) leaves changed: the decision is now
     /// `version`'s, made at `at` (or the decision instant, when later).

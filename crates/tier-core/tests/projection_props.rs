@@ -634,6 +634,10 @@ proptest! {
             tier_core::projection::deciding_only(|| postcard::from_bytes(&bytes).unwrap());
         let mut whole: CustomerState = postcard::from_bytes(&bytes).unwrap();
         prop_assert_eq!(&whole, &state);
+        // A state held decoded, copied for deciding only, is that decode
+        // (compared as stored: a table's order is its own).
+        let copied = postcard::to_stdvec(&state.clone_deciding_only()).unwrap();
+        prop_assert_eq!(&postcard::from_bytes::<CustomerState>(&copied).unwrap(), &part);
         let at = now().plus_days(later);
         prop_assert_eq!(
             part.rescore_policy("c", &stricter, at),

@@ -156,10 +156,11 @@ pub struct Unit {
     pub evicted: Vec<String>,
     /// Customers the policy rescore confirmed (their decision stands, see
     /// the `confirmed` module): not written, but the read side shows them
-    /// as of the rescore, under the policy in force. States to read: one
-    /// the rescore met encoded is decoded for deciding only (tier-core's
-    /// `deciding_only`: no applied event ids, no orders by id), which is
-    /// all a view reads.
+    /// as of the rescore, under the policy in force. States to read, for
+    /// deciding only (tier-core's `deciding_only`: no applied event ids,
+    /// no orders by id), which is all a view reads: one the rescore met
+    /// encoded is decoded so, one held decoded is copied so
+    /// (`CustomerState::clone_deciding_only`).
     pub confirmed: Vec<(CustomerId, CustomerState)>,
     /// The record to store with the unit: the rescore finished (see
     /// [`confirmed::META_CONFIRMED`]).
@@ -1431,7 +1432,8 @@ impl Engine {
                 }
                 let rescored = state.rescore_policy(&id, policy, r.at);
                 let due = due_at(policy, swept_to, state);
-                let copy = rescored.confirmed.then(|| state.clone());
+                // For the read side, which reads no applied id or order.
+                let copy = rescored.confirmed.then(|| state.clone_deciding_only());
                 (rescored, copy, Some(due))
             }
             Some(Held::Cold(visit)) => {

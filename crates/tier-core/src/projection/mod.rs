@@ -587,6 +587,56 @@ impl CustomerProjection {
         Self::default()
     }
 
+    /// A copy without the applied event ids and the orders by id, as
+    /// [`deciding_only`] decodes one (see
+    /// `CustomerState::clone_deciding_only`): to read only.
+    pub fn clone_deciding_only(&self) -> Self {
+        let Self {
+            days,
+            totals,
+            late,
+            months,
+            orders: _,
+            invoices,
+            unsettled,
+            due,
+            complaints,
+            open_complaints,
+            seen: _,
+            profile,
+            customer_since,
+            purchase_potential,
+            first_order_at,
+            last_order_before_window,
+            clock,
+            window_start,
+            next_sweep,
+            assessments,
+        } = self;
+        Self {
+            days: days.clone(),
+            totals: totals.clone(),
+            late: late.clone(),
+            months: months.clone(),
+            orders: IdMap::default(),
+            invoices: invoices.clone(),
+            unsettled: unsettled.clone(),
+            due: due.clone(),
+            complaints: complaints.clone(),
+            open_complaints: *open_complaints,
+            seen: IdMap::default(),
+            profile: profile.clone(),
+            customer_since: *customer_since,
+            purchase_potential: purchase_potential.clone(),
+            first_order_at: *first_order_at,
+            last_order_before_window: *last_order_before_window,
+            clock: *clock,
+            window_start: *window_start,
+            next_sweep: *next_sweep,
+            assessments: assessments.clone(),
+        }
+    }
+
     /// The watermark: the latest `occurred_at` applied (`None` before any).
     pub fn clock(&self) -> Option<Timestamp> {
         self.clock
