@@ -703,6 +703,15 @@ const GROUP_COMMIT_STEP: Duration = Duration::from_millis(2);
 /// The consumer's `fetch.queue.backoff.ms` (see `Pipeline::new`).
 const FETCH_QUEUE_BACKOFF_MS: &str = "10";
 
+/// The start-up fill: every customer the engine loaded, in chunks, then
+/// [`CommitObserver::filled`] once, before anything is consumed (what is
+/// built once over all of them, the population gradings, is built before
+/// tierd reports ready).
+fn fill_read_side(observer: &dyn CommitObserver, engine: &Engine) {
+    publish_views(observer, engine.customers());
+    observer.filled();
+}
+
 /// Publish `customers` (committed state) to `observer` in chunks.
 fn publish_views<'a>(
     observer: &dyn CommitObserver,
@@ -756,8 +765,7 @@ impl<S: Store + 'static> Pipeline<S> {
                 "population cut points of the last run restored: the first recut rescores exactly the customers a fresh cut moves"
             );
         }
-        publish_views(observer.as_ref(), engine.customers());
-        observer.filled();
+        fill_read_side(observer.as_ref(), &engine);
         // The read model holds everything stored: the outbox rows stored
         // before this start may be published (an empty commit names the
         // next outbox key and writes nothing).
@@ -1355,6 +1363,43 @@ mod tests {
     fn health(stall_after: Duration) -> (Health, watch::Receiver<PipelineStatus>) {
         let (tx, rx) = watch::channel(PipelineStatus::Starting);
         (Health::new(Arc::new(tx), stall_after), rx)
+    }
+
+    /// What the read side was told, in order.
+    #[derive(Default)]
+    struct Recorded(Mutex<Vec<Result<Vec<String>, &'static str>>>);
+
+    impl CommitObserver for Recorded {
+        fn committed(&self, customers: &[(&str, &CustomerState)]) {
+            let ids = customers.iter().map(|(id, _)| (*id).to_owned()).collect();
+            lock(&self.0).push(Ok(ids));
+        }
+
+        fn filled(&self) {
+            lock(&self.0).push(Err("filled"));
+        }
+    }
+
+    #[test]
+    fn the_start_up_fill_publishes_every_customer_in_chunks_then_says_filled_once() {
+        let policy = Arc::new(tier_core::policy::Policy::default_policy());
+        let n = VIEW_CHUNK + 3;
+        let states = (0..n).map(|i| (format!("c{i:06}"), CustomerState::default()));
+        let engine = Engine::new(policy, states, tier_core::Timestamp::from_millis(0));
+        let observer = Recorded::default();
+        fill_read_side(&observer, &engine);
+        let calls = std::mem::take(&mut *lock(&observer.0));
+        let (last, chunks) = calls.split_last().unwrap();
+        assert_eq!(*last, Err("filled"), "filled comes last");
+        let sizes: Vec<usize> = chunks
+            .iter()
+            .map(|c| c.as_ref().map(Vec::len).unwrap())
+            .collect();
+        assert_eq!(sizes, [VIEW_CHUNK, 3], "chunks, then filled once");
+        let mut ids: Vec<String> = chunks.iter().flat_map(|c| c.clone().unwrap()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "every customer, once");
     }
 
     #[test]
