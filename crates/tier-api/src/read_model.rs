@@ -436,11 +436,6 @@ impl View {
         self.history.iter().map(Step::get)
     }
 
-    /// Steps in the tier history.
-    pub fn history_len(&self) -> usize {
-        self.history.len()
-    }
-
     /// The override in force.
     pub fn manual(&self) -> Option<&Override> {
         self.more.as_ref()?.manual.as_ref()
@@ -1906,7 +1901,7 @@ mod tests {
             let e = Entry::new(full.clone(), book("li", 1, None));
             assert_eq!(e.view.last_order_at(), last);
             assert_eq!(e.view.history(), full.relation.history.to_vec());
-            assert_eq!(e.view.history_len(), 3);
+            assert_eq!(e.view.history_steps().len(), 3);
             assert_eq!(
                 e.view.to_customer_view(),
                 full,
