@@ -249,6 +249,7 @@ fn check_dashboard(text: &str) {
         "consumer lag per partition",
         "dead letters by reason",
         "batch commit latency",
+        "state written per record",
         "tier distribution",
         "tier changes by cause",
         "customers at risk",

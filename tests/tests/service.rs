@@ -241,6 +241,21 @@ async fn every_format_in_every_rpc_out() {
     ] {
         assert!(metrics.contains(name), "/metrics lacks {name}");
     }
+    // What the commits wrote: every customer above at least once, each
+    // state its format byte and a body.
+    let counter = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("/metrics lacks {name}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let states = counter("tierd_states_written_total");
+    let bytes = counter("tierd_state_bytes_written_total");
+    assert!(states >= seqs.len() as f64, "{states} states written");
+    assert!(bytes >= 2.0 * states, "{bytes} bytes for {states} states");
 
     // The ready file names the actual addresses.
     let ready: serde_json::Value =

@@ -500,6 +500,10 @@ impl<S: Store + 'static> Worker<S> {
         );
         let elapsed = started.elapsed();
         metrics::histogram!(m::BATCH_COMMIT_SECONDS).record(elapsed.as_secs_f64());
+        if !customers.is_empty() {
+            metrics::counter!(m::STATES_WRITTEN).increment(customers.len() as u64);
+            metrics::counter!(m::STATE_BYTES_WRITTEN).increment(customers.bytes() as u64);
+        }
         tracing::debug!(
             records = unit.records,
             customers = customers.len(),

@@ -8,6 +8,12 @@ pub const EVENTS_DUPLICATE: &str = "tierd_events_duplicate_total";
 pub const EVENTS_STALE: &str = "tierd_events_stale_total";
 pub const BATCH_COMMIT_SECONDS: &str = "tierd_batch_commit_duration_seconds";
 pub const BATCH_SIZE: &str = "tierd_batch_records";
+/// Customer states written by commits (a customer a batch touched is
+/// written whole, once per batch).
+pub const STATES_WRITTEN: &str = "tierd_states_written_total";
+/// Bytes of those states as encoded for the store: against the records
+/// consumed, what one record costs the store in writes.
+pub const STATE_BYTES_WRITTEN: &str = "tierd_state_bytes_written_total";
 pub const CONSUMER_LAG: &str = "tierd_consumer_lag";
 pub const TIER_CHANGES: &str = "tierd_tier_changes_total";
 pub const CUSTOMERS_PER_TIER: &str = "tierd_customers";
@@ -55,6 +61,14 @@ pub fn describe() {
         "Latency of one atomic state + offsets + outbox commit."
     );
     describe_histogram!(BATCH_SIZE, "Records per processed batch.");
+    describe_counter!(
+        STATES_WRITTEN,
+        "Customer states written by commits (each customer a batch touched, whole, once)."
+    );
+    describe_counter!(
+        STATE_BYTES_WRITTEN,
+        "Bytes of customer state written by commits, as encoded for the store."
+    );
     describe_gauge!(
         CONSUMER_LAG,
         "Records behind the partition's high watermark, by topic and partition."

@@ -81,6 +81,9 @@ pub(crate) struct Timing {
     /// tierd's runs: the note on where the headline window's CPU went
     /// (see `cpu`); `None` for the peers.
     pub(crate) cpu: Option<String>,
+    /// tierd's runs: what its commits wrote (see `ingest::Writes`);
+    /// `None` for the peers.
+    pub(crate) writes: Option<String>,
 }
 
 /// `n` records over `d`, per second.
@@ -156,5 +159,6 @@ pub(crate) fn consume_only(broker: &Broker, expected: u64) -> Result<Timing> {
         at_first: 1,
         start_to_last: done - started,
         cpu: None,
+        writes: None,
     })
 }

@@ -98,9 +98,59 @@ impl Metrics {
         bucket_of(&(self.render)(), name, le)
     }
 
+    /// What tierd's commits wrote so far (see [`Writes`]).
+    pub(crate) fn writes(&self) -> Writes {
+        use tier_kafka::metrics::{BATCH_SIZE, STATE_BYTES_WRITTEN, STATES_WRITTEN};
+        Writes {
+            batches: self.sum(&format!("{BATCH_SIZE}_count")),
+            records: self.sum(&format!("{BATCH_SIZE}_sum")),
+            states: self.sum(STATES_WRITTEN),
+            bytes: self.sum(STATE_BYTES_WRITTEN),
+        }
+    }
+
     /// Records in committed units, all tierd instances of this process.
     pub(crate) fn committed(&self) -> u64 {
         self.sum(tier_kafka::metrics::EVENTS_CONSUMED) as u64
+    }
+}
+
+/// What tierd's commits wrote, from its metrics: each batch writes every
+/// customer it touched, whole, so a customer met in every batch of a
+/// catch-up (a busy one, whose state is large) is written once a batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Writes {
+    pub(crate) batches: f64,
+    pub(crate) records: f64,
+    /// Customer states written.
+    pub(crate) states: f64,
+    /// Their encoded bytes.
+    pub(crate) bytes: f64,
+}
+
+impl Writes {
+    pub(crate) fn since(self, before: Self) -> Self {
+        Self {
+            batches: self.batches - before.batches,
+            records: self.records - before.records,
+            states: self.states - before.states,
+            bytes: self.bytes - before.bytes,
+        }
+    }
+
+    /// `"N batches of R records on average wrote S customer states (s a
+    /// record), M MB (b bytes a record)"`.
+    pub(crate) fn describe(&self) -> String {
+        let per = |x: f64, n: f64| if n > 0.0 { x / n } else { 0.0 };
+        format!(
+            "{} batches of {:.0} records on average wrote {} customer states ({:.2} a record), {:.0} MB ({:.0} bytes a record)",
+            self.batches,
+            per(self.records, self.batches),
+            self.states,
+            per(self.states, self.records),
+            self.bytes / 1e6,
+            per(self.bytes, self.records),
+        )
     }
 }
 
@@ -170,6 +220,7 @@ impl Drop for Tierd {
 pub(crate) fn ingest(rt: &Runtime, config: Config, expected: u64) -> Result<(Timing, Tierd)> {
     let metrics = Metrics::new()?;
     let base = metrics.committed();
+    let writes_before = metrics.writes();
     let started = Instant::now();
     let running = rt
         .block_on(tierd::start(config))
@@ -219,6 +270,7 @@ pub(crate) fn ingest(rt: &Runtime, config: Config, expected: u64) -> Result<(Tim
         std::thread::sleep(POLL_EVERY);
     };
     let cpu_at_done = Threads::now();
+    let writes = metrics.writes().since(writes_before);
     let committed = metrics.committed().saturating_sub(base);
     if committed != expected {
         bail!("tierd committed {committed} records, {expected} were produced");
@@ -237,6 +289,7 @@ pub(crate) fn ingest(rt: &Runtime, config: Config, expected: u64) -> Result<(Tim
             first_to_last: done - first_at,
             at_first,
             start_to_last: done - started,
+            writes: Some(writes.describe()),
             cpu: Some(cpu::window_note(
                 cpu_at_ready.as_ref(),
                 cpu_at_done.as_ref(),
@@ -262,6 +315,27 @@ mod tests {
         assert_eq!(sum_series(text, "tierd_events_consumed_total"), 15.0);
         assert_eq!(sum_series(text, "tierd_outbox_backlog"), 3.0);
         assert_eq!(sum_series(text, "missing"), 0.0);
+    }
+
+    #[test]
+    fn writes_are_told_per_batch_and_per_record() {
+        let before = Writes {
+            batches: 1.0,
+            records: 100.0,
+            states: 10.0,
+            bytes: 1_000.0,
+        };
+        let after = Writes {
+            batches: 3.0,
+            records: 40_100.0,
+            states: 30_010.0,
+            bytes: 24_001_000.0,
+        };
+        assert_eq!(
+            after.since(before).describe(),
+            "2 batches of 20000 records on average wrote 30000 customer states (0.75 a record), 24 MB (600 bytes a record)"
+        );
+        assert!(Writes::default().describe().contains("(0 bytes a record)"));
     }
 
     #[test]

@@ -116,10 +116,10 @@ fn rate_note(t: &Timing, what: &str) -> String {
         human(t.rate_from_start()),
         t.start_to_last.as_secs_f64(),
     );
-    match &t.cpu {
-        Some(cpu) => format!("{rate}; {cpu}"),
-        None => rate,
-    }
+    [&t.writes, &t.cpu]
+        .into_iter()
+        .flatten()
+        .fold(rate, |note, more| format!("{note}; {more}"))
 }
 
 /// Publish the run's workload and run the scenarios that share it;

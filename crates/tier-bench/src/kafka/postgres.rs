@@ -420,5 +420,6 @@ pub(crate) fn run(broker: &Broker, cluster: &Cluster, expected: u64) -> Result<T
         at_first,
         start_to_last: done - started,
         cpu: None,
+        writes: None,
     })
 }
