@@ -57,7 +57,8 @@ mod scope;
 mod task;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet};
 use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
@@ -753,32 +754,43 @@ impl Engine {
     /// cools about as many customers as its unit thawed, without a scan:
     /// the cost is spread evenly over the seals instead of a pause each
     /// time a quarter more than the limit are hot.
+    ///
+    /// The tasks' least recently used customers wait in a heap, oldest
+    /// first: cooling one looks again only at its own task's queue, not
+    /// at every task's (a lookup each; with tens of partitions assigned,
+    /// that was most of a catch-up seal's cost).
     fn cool(&mut self, unit: &Unit) {
         let mut hot = self.hot_customers();
         let mut hot_bytes = self.hot_bytes();
+        if hot <= self.hot_limit && hot_bytes <= self.hot_bytes_limit {
+            return;
+        }
+        let mut oldest: BinaryHeap<Reverse<(u64, Scope)>> = self
+            .tasks
+            .iter_mut()
+            .filter_map(|(scope, t)| Some(Reverse((t.least_recent()?, *scope))))
+            .collect();
         // This unit's customers met in the queue, put back afterwards.
         let mut kept: Vec<(Scope, u64, CustomerId)> = Vec::new();
         while hot > self.hot_limit || hot_bytes > self.hot_bytes_limit {
             // The task whose least recently used customer is the oldest.
-            let Some((_, scope)) = self
-                .tasks
-                .iter_mut()
-                .filter_map(|(scope, t)| Some((t.least_recent()?, *scope)))
-                .min()
-            else {
+            let Some(Reverse((_, scope))) = oldest.pop() else {
                 break;
             };
             let Some(task) = self.tasks.get_mut(&scope) else {
                 break;
             };
             let Some((used, id)) = task.pop_least_recent() else {
-                break;
+                continue;
             };
             let freed = if unit.touched_set.contains(id.as_str()) {
                 None
             } else {
                 task.cool(&id)
             };
+            if let Some(next) = task.least_recent() {
+                oldest.push(Reverse((next, scope)));
+            }
             let Some(freed) = freed else {
                 // Read by this unit's commit (or, none today, a state that
                 // cannot be encoded): stays hot.
@@ -1562,4 +1574,83 @@ fn due_at(
         next = Some(next.map_or(check, |n| n.min(check)));
     }
     next
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use tier_core::sim::scenario::order;
+    use tier_core::time::date;
+
+    impl Engine {
+        /// Whether `id` is held decoded.
+        fn is_hot(&self, id: &str) -> bool {
+            let scope = self.scopes.get(id).unwrap();
+            let (_, slot) = self.tasks[scope].slot(id).unwrap();
+            slot.hot().is_some()
+        }
+    }
+
+    /// Customer `i` lives in partition `i % 5`.
+    fn touch(engine: &mut Engine, i: usize, n: usize) -> Unit {
+        let mut unit = Unit::new();
+        let at = date(2026, 3, 1);
+        let e = order(&format!("c{i}"), n, at, 100_000);
+        engine.fold_from(&mut unit, &e, None, (i % 5) as i32);
+        unit
+    }
+
+    #[test]
+    fn a_seal_cools_the_least_recently_used_customers_across_every_partition() {
+        const HOT: usize = 4;
+        let policy = Arc::new(Policy::default_policy());
+        let mut engine = Engine::with_scopes(policy, Vec::new(), date(2026, 3, 1), HOT);
+        // Used in this order, one unit each: c0, c1, ..., c11, then c2
+        // again and c7 again.
+        let mut order_of_use: Vec<usize> = (0..12).collect();
+        order_of_use.extend([2, 7]);
+        for (n, &i) in order_of_use.iter().enumerate() {
+            let unit = touch(&mut engine, i, n);
+            engine.seal(&unit);
+            // Hot: exactly the HOT customers used last (each once).
+            let mut last: Vec<usize> = Vec::new();
+            for &j in order_of_use[..=n].iter().rev() {
+                if !last.contains(&j) {
+                    last.push(j);
+                }
+            }
+            last.truncate(HOT);
+            for j in 0..12.min(n + 1) {
+                assert_eq!(
+                    engine.is_hot(&format!("c{j}")),
+                    last.contains(&j),
+                    "after use {n} (c{i}): c{j}, hot should be {last:?}"
+                );
+            }
+            assert_eq!(engine.hot_customers(), HOT.min(n + 1));
+        }
+    }
+
+    #[test]
+    fn a_seal_keeps_its_own_customers_decoded_beyond_the_limit() {
+        let policy = Arc::new(Policy::default_policy());
+        let mut engine = Engine::with_scopes(policy, Vec::new(), date(2026, 3, 1), 2);
+        let mut unit = Unit::new();
+        for i in 0..6 {
+            let e = order(&format!("c{i}"), i, date(2026, 3, 1), 100_000);
+            engine.fold_from(&mut unit, &e, None, (i % 5) as i32);
+        }
+        engine.seal(&unit);
+        assert_eq!(engine.hot_customers(), 6, "the unit's customers stay hot");
+        let next = touch(&mut engine, 9, 9);
+        engine.seal(&next);
+        // Back to the limit: c9 and one of the six (used in one unit, so
+        // equally recent).
+        let hot = (0..6).filter(|j| engine.is_hot(&format!("c{j}"))).count();
+        assert_eq!(hot, 1);
+        assert!(engine.is_hot("c9"));
+        assert_eq!(engine.hot_customers(), 2);
+    }
 }

@@ -84,7 +84,12 @@ impl Slot {
     /// `state` encoded, or `None` (a state that cannot be encoded, none
     /// today, stays hot).
     fn encode(state: &CustomerState) -> Option<Box<[u8]>> {
-        postcard::to_allocvec(state).ok().map(Vec::into_boxed_slice)
+        // Through a scratch slice into one exact allocation: a growing
+        // vector reallocated and copied several times per state, on the
+        // engine's thread at every seal that cools customers.
+        tier_store::postcard_after(&[], state)
+            .ok()
+            .map(Vec::into_boxed_slice)
     }
 
     /// The bytes' state, not confirmed.

@@ -39,26 +39,33 @@ thread_local! {
 
 /// Encodes one customer state behind its format byte.
 pub(crate) fn encode<S: Serialize>(id: &str, value: &S) -> Result<Vec<u8>, StoreError> {
-    let err = |source| StoreError::Encode {
+    postcard_after(&[CURRENT_FORMAT], value).map_err(|source| StoreError::Encode {
         id: id.to_owned(),
         source,
-    };
+    })
+}
+
+/// `prefix`, then `value` in postcard, in one allocation of exactly that
+/// length: written into a per-thread scratch slice first (a value that
+/// does not fit goes into a growing vector instead). Besides the store's
+/// values, the engine holds its cold customers this way.
+pub fn postcard_after<S: Serialize>(prefix: &[u8], value: &S) -> Result<Vec<u8>, postcard::Error> {
     let fitted = SCRATCH.with_borrow_mut(|scratch| {
-        let (format, body) = scratch.split_first_mut()?;
-        *format = CURRENT_FORMAT;
+        let (head, body) = scratch.split_at_mut_checked(prefix.len())?;
+        head.copy_from_slice(prefix);
         match postcard::to_slice(value, body) {
             Ok(written) => {
-                let len = 1 + written.len();
+                let len = prefix.len() + written.len();
                 Some(Ok(scratch[..len].to_vec()))
             }
             Err(postcard::Error::SerializeBufferFull) => None,
-            Err(source) => Some(Err(err(source))),
+            Err(e) => Some(Err(e)),
         }
     });
     fitted.unwrap_or_else(|| {
         let mut buf = Vec::with_capacity(2 * SCRATCH_BYTES);
-        buf.push(CURRENT_FORMAT);
-        postcard::to_extend(value, buf).map_err(err)
+        buf.extend_from_slice(prefix);
+        postcard::to_extend(value, buf)
     })
 }
 
@@ -103,6 +110,12 @@ mod tests {
         assert_eq!(decode::<Vec<u64>>("c1", &bytes).unwrap(), big);
         let small = encode("c2", &(1u8, "x".to_owned())).unwrap();
         assert_eq!(small, [FORMAT_V2, 1, 1, b'x']);
+        // Without a prefix: postcard alone, in an exact allocation.
+        let bare = postcard_after(&[], &(1u8, "x".to_owned())).unwrap();
+        assert_eq!(bare, [1, 1, b'x']);
+        assert_eq!(bare.capacity(), bare.len());
+        let bare_big = postcard_after(&[], &big).unwrap();
+        assert_eq!(bare_big, postcard::to_allocvec(&big).unwrap());
     }
 
     #[test]
