@@ -690,7 +690,12 @@ impl CustomerProjection {
             self.clock = Some(at);
             self.advance_window(rules.window.start(day));
         }
-        self.advance_due(day);
+        // Up to the watermark's day, not the event's: decisions are made
+        // at the watermark (or later), so totals kept up to an older day
+        // (an invoice or payment delivered after later orders, from
+        // another topic) would be walked forward again by every decision
+        // until a later event moved them.
+        self.advance_due(self.clock.map_or(day, |c| rules.calendar.day(c)));
         let in_window = day >= self.window_start;
         let fresh = if in_window {
             Applied::Applied
@@ -2022,6 +2027,33 @@ mod tests {
             source: "test".into(),
             kind,
         }
+    }
+
+    /// An invoice delivered after later orders (another topic, read
+    /// behind) as the first event after a decode (a customer held
+    /// encoded, thawed): the kept totals are built up to the watermark's
+    /// day, where the next decisions are made, not up to the late
+    /// event's, which every decision would walk forward from again.
+    #[test]
+    fn overdue_totals_are_kept_up_to_the_watermark_not_the_late_event() {
+        use crate::sim::scenario::{invoice, order};
+        let rules = FoldRules::utc(12);
+        let start = crate::time::date(2026, 1, 5);
+        let day_at = |d: i64| Timestamp::from_millis(start.millis() + d * DAY_MS);
+        let mut p = CustomerProjection::new();
+        p.apply(&invoice("c", 7, day_at(0), 100_000, 30), &rules);
+        p.apply(&order("c", 2, day_at(100), 100_000), &rules);
+        let mut p: CustomerProjection =
+            postcard::from_bytes(&postcard::to_allocvec(&p).unwrap()).unwrap();
+        assert!(p.due.0.is_none());
+        // Issued on day 10, due on day 40: overdue by the watermark.
+        p.apply(&invoice("c", 1, day_at(10), 100_000, 30), &rules);
+        let watermark = rules.calendar.day(day_at(100));
+        let kept = p.due.0.unwrap();
+        assert_eq!(kept.before, watermark);
+        assert_eq!(kept.count, 2);
+        assert_eq!(p.overdue(watermark), p.overdue_walk(watermark));
+        assert_eq!(p.overdue(watermark).count, 2);
     }
 
     proptest! {
