@@ -61,7 +61,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tier_core::{Event, EventKind, Money, Timestamp};
 
 use super::broker::Broker;
-use super::ingest::Metrics;
+use super::ingest::{Metrics, Writes};
 use super::produce::{self, ORDERS, TIER_CHANGES};
 
 /// `linger.ms` of the timed events' producer (see the module docs).
@@ -125,20 +125,19 @@ pub(crate) struct BatchStats {
     pub(crate) commit_seconds: f64,
     /// Commits that took longer than 100 ms (a stall of the store).
     pub(crate) slow_commits: f64,
-    pub(crate) records: f64,
-    pub(crate) batches: f64,
+    /// The batches and records (and what they wrote).
+    pub(crate) writes: Writes,
 }
 
 impl BatchStats {
     fn read(m: &Metrics) -> Self {
-        use tier_kafka::metrics::{BATCH_COMMIT_SECONDS, BATCH_SIZE};
+        use tier_kafka::metrics::BATCH_COMMIT_SECONDS;
         Self {
             commits: m.sum(&format!("{BATCH_COMMIT_SECONDS}_count")),
             commit_seconds: m.sum(&format!("{BATCH_COMMIT_SECONDS}_sum")),
             slow_commits: m.sum(&format!("{BATCH_COMMIT_SECONDS}_count"))
                 - m.bucket(BATCH_COMMIT_SECONDS, "0.1"),
-            records: m.sum(&format!("{BATCH_SIZE}_sum")),
-            batches: m.sum(&format!("{BATCH_SIZE}_count")),
+            writes: m.writes(),
         }
     }
 
@@ -147,8 +146,7 @@ impl BatchStats {
             commits: self.commits - before.commits,
             commit_seconds: self.commit_seconds - before.commit_seconds,
             slow_commits: self.slow_commits - before.slow_commits,
-            records: self.records - before.records,
-            batches: self.batches - before.batches,
+            writes: self.writes.since(before.writes),
         }
     }
 
@@ -159,14 +157,11 @@ impl BatchStats {
         } else {
             0.0
         };
-        let per_batch = if self.batches > 0.0 {
-            self.records / self.batches
-        } else {
-            0.0
-        };
         format!(
-            "tierd meanwhile: {} store commits (mean {mean_ms:.1} ms, {} over 100 ms), {per_batch:.0} records a batch",
-            self.commits, self.slow_commits
+            "tierd meanwhile: {} store commits (mean {mean_ms:.1} ms, {} over 100 ms), {:.0} records a batch",
+            self.commits,
+            self.slow_commits,
+            self.writes.records_per_batch()
         )
     }
 }

@@ -138,20 +138,29 @@ impl Writes {
         }
     }
 
+    /// Records per batch on average (0 without a batch).
+    pub(crate) fn records_per_batch(&self) -> f64 {
+        per(self.records, self.batches)
+    }
+
     /// `"N batches of R records on average wrote S customer states (s a
     /// record), M MB (b bytes a record)"`.
     pub(crate) fn describe(&self) -> String {
-        let per = |x: f64, n: f64| if n > 0.0 { x / n } else { 0.0 };
         format!(
             "{} batches of {:.0} records on average wrote {} customer states ({:.2} a record), {:.0} MB ({:.0} bytes a record)",
             self.batches,
-            per(self.records, self.batches),
+            self.records_per_batch(),
             self.states,
             per(self.states, self.records),
             self.bytes / 1e6,
             per(self.bytes, self.records),
         )
     }
+}
+
+/// `x / n`, or 0 when `n` is 0.
+fn per(x: f64, n: f64) -> f64 {
+    if n > 0.0 { x / n } else { 0.0 }
 }
 
 /// The cumulative count of histogram `name`'s bucket `le` in a Prometheus
