@@ -686,16 +686,20 @@ impl CustomerProjection {
         }
         let at = event.occurred_at;
         let day = rules.calendar.day(at);
-        if self.clock.is_none_or(|c| at > c) {
-            self.clock = Some(at);
-            self.advance_window(rules.window.start(day));
-        }
+        let watermark_day = match self.clock {
+            Some(c) if c >= at => rules.calendar.day(c),
+            _ => {
+                self.clock = Some(at);
+                self.advance_window(rules.window.start(day));
+                day
+            }
+        };
         // Up to the watermark's day, not the event's: decisions are made
         // at the watermark (or later), so totals kept up to an older day
         // (an invoice or payment delivered after later orders, from
         // another topic) would be walked forward again by every decision
         // until a later event moved them.
-        self.advance_due(self.clock.map_or(day, |c| rules.calendar.day(c)));
+        self.advance_due(watermark_day);
         let in_window = day >= self.window_start;
         let fresh = if in_window {
             Applied::Applied
