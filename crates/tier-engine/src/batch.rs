@@ -25,6 +25,7 @@ use tier_wire::at_risk::{encode_at_risk_row, encode_overdue_row};
 use crate::command::{Command, OverrideOutcome, Reply};
 use crate::committer::{CommitObserver, ReadUpdate};
 use crate::metrics as m;
+use crate::task::CustomerId;
 use crate::{ActivePolicy, Engine, PolicyStatus, Unit};
 
 /// Commands applied per pause between two polls, at most.
@@ -206,6 +207,12 @@ impl CommitUnit {
     /// Records in the unit.
     pub fn records(&self) -> usize {
         self.records
+    }
+
+    /// The engine's unit this commit carries (what it changed and
+    /// touched), dropping everything else.
+    pub fn into_unit(self) -> Unit {
+        self.unit
     }
 }
 
@@ -408,7 +415,8 @@ impl Engine {
                 .retain(|(id, _)| !touched.contains(id.as_str()));
         }
         let touched = self.unit_customers(&unit);
-        let customers = encode(&touched);
+        let mut stored = Vec::with_capacity(touched.len());
+        let customers = encode(&touched, &mut stored);
         let read = (!touched.is_empty()).then(|| {
             let states: Vec<(&str, &CustomerState)> =
                 touched.iter().map(|&(_, id, state)| (id, state)).collect();
@@ -418,6 +426,13 @@ impl Engine {
             }
         });
         drop(touched);
+        // Each customer keeps the value just encoded from it: cooling it
+        // before it changes again then encodes nothing.
+        for (scope, id, value) in stored {
+            if let Some(task) = self.tasks.get_mut(&scope) {
+                task.hold_stored(&id, value);
+            }
+        }
         let notice_rows = unit
             .at_risk
             .iter()
@@ -451,13 +466,16 @@ impl Engine {
 }
 
 /// The states of a unit's customers, encoded for the store under their
-/// scoped keys.
+/// scoped keys; each value is also pushed to `stored`, with its
+/// customer.
 fn encode(
     touched: &[(tier_store::Scope, &str, &CustomerState)],
+    stored: &mut Vec<(tier_store::Scope, CustomerId, Arc<[u8]>)>,
 ) -> Result<EncodedCustomers, StoreError> {
     let mut encoded = EncodedCustomers::with_capacity(touched.len());
     for &(scope, id, state) in touched {
-        encoded.push(scope, id, state)?;
+        let value = encoded.push(scope, id, state)?;
+        stored.push((scope, CustomerId::from(id), value));
     }
     Ok(encoded)
 }

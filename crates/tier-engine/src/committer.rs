@@ -484,7 +484,8 @@ impl<S: Store + 'static> Worker<S> {
             outbox,
             meta,
         };
-        // A copy per attempt: a failed attempt consumed its batch.
+        // A copy per attempt (a failed attempt consumed its batch): the
+        // keys and a count per state, the states themselves are shared.
         let prepared = PreparedBatch::prepare_encoded(&batch, customers.clone())
             .map_err(|e| CommitAttempt::Fatal(CommitError::Prepare(e)))?;
         let receipt = self.store.commit_prepared(prepared).map_err(|e| {

@@ -1653,4 +1653,45 @@ mod tests {
         assert!(engine.is_hot("c9"));
         assert_eq!(engine.hot_customers(), 2);
     }
+
+    #[test]
+    fn a_customer_cooled_after_its_commit_keeps_the_value_the_commit_stores() {
+        let policy = Arc::new(Policy::default_policy());
+        let mut engine = Engine::with_scopes(policy, Vec::new(), date(2026, 3, 1), 1);
+        let key = ("orders".to_owned(), 0);
+        let seal = |engine: &mut Engine, i: usize| {
+            let mut batch = Batch::new();
+            let e = order(&format!("c{i}"), i, date(2026, 3, 1), 100_000);
+            batch.record(&key, i as i64, e.kind.type_name());
+            engine.fold_from(&mut batch.unit, &e, None, 0);
+            engine.seal_batch(batch, Vec::new(), SealInfo::default())
+        };
+        let sealed = seal(&mut engine, 0);
+        fn slot(engine: &Engine) -> &task::Slot {
+            let scope = engine.scopes.get("c0").unwrap();
+            engine.tasks[scope].slot("c0").unwrap().1
+        }
+        let value = match slot(&engine) {
+            task::Slot::Hot { stored, .. } => stored.clone().expect("c0 holds its value"),
+            task::Slot::Cold { .. } => panic!("c0 was touched, so it is hot"),
+        };
+        // Held beside the state: the value of c0's commit.
+        let committed = sealed.customers.as_ref().unwrap();
+        assert_eq!((committed.len(), committed.bytes()), (1, value.len()));
+        let body = tier_store::current_body(&value).unwrap();
+        let encoded = |engine: &Engine| {
+            postcard::to_allocvec(engine.customer("c0").unwrap().as_ref()).unwrap()
+        };
+        assert_eq!(encoded(&engine), body, "the state's stored form");
+
+        // Cooled by c1's seal (hot limit 1): its cold bytes are the value's
+        // body, and read back as the state.
+        seal(&mut engine, 1);
+        assert!(engine.is_hot("c1"));
+        match slot(&engine) {
+            task::Slot::Cold { bytes, .. } => assert_eq!(&bytes[..], body),
+            task::Slot::Hot { .. } => panic!("c0 was cooled"),
+        }
+        assert_eq!(encoded(&engine), body);
+    }
 }

@@ -16,7 +16,10 @@
 //! anything changes it and stays hot while it is used; the engine cools
 //! the least recently used hot customers back when more than its hot
 //! limit are hot (see `Engine::set_hot_limit`). Reading a cold customer
-//! decodes a copy and leaves it cold.
+//! decodes a copy and leaves it cold. A hot customer keeps the value its
+//! last commit stored (shared with that commit) until something changes
+//! it, so cooling a customer that was committed and not changed since
+//! copies that value's body instead of encoding the state a second time.
 //!
 //! What a task does not hold is population-wide: the policy in force, the
 //! `abc` and RFM rankings (a customer's band depends on every customer
@@ -41,11 +44,18 @@ use tier_core::state::CustomerState;
 pub(crate) enum Slot {
     /// Decoded; `used` is the engine's epoch (seal count) of its last use,
     /// `size` its heap size when last measured (`CustomerState::heap_size`,
-    /// counted in the task's `hot_bytes`).
+    /// plus `stored`'s length; counted in the task's `hot_bytes`).
+    ///
+    /// `stored`: the value the store was last handed for this state (see
+    /// [`Task::hold_stored`]), while the state is exactly what it encodes:
+    /// every path that lends the state out mutably drops it first
+    /// ([`Slot::lend`]), so cooling the customer keeps its body instead of
+    /// encoding the state again.
     Hot {
         state: Box<CustomerState>,
         used: u64,
         size: usize,
+        stored: Option<Arc<[u8]>>,
     },
     /// Encoded (postcard): the stored form of the state.
     /// `at_risk` mirrors `state.at_risk.is_some()`, so counting the
@@ -87,9 +97,22 @@ impl Slot {
         // Through a scratch slice into one exact allocation: a growing
         // vector reallocated and copied several times per state, on the
         // engine's thread at every seal that cools customers.
-        tier_store::postcard_after(&[], state)
-            .ok()
-            .map(Vec::into_boxed_slice)
+        tier_store::postcard_after(&[], state).ok()
+    }
+
+    /// A hot state to change: the stored value it held no longer encodes
+    /// it and is dropped (its length leaves `size` and `hot_bytes`).
+    fn lend<'a>(
+        state: &'a mut CustomerState,
+        size: &mut usize,
+        stored: &mut Option<Arc<[u8]>>,
+        hot_bytes: &mut usize,
+    ) -> &'a mut CustomerState {
+        if let Some(value) = stored.take() {
+            *size -= value.len();
+            *hot_bytes -= value.len();
+        }
+        state
     }
 
     /// The bytes' state, not confirmed.
@@ -245,17 +268,23 @@ fn thaw<'a>(
             state,
             used: u64::MAX,
             size,
+            stored: None,
         };
         *hot += 1;
         *hot_bytes += size;
     }
     match slot {
-        Slot::Hot { state, used, .. } => {
+        Slot::Hot {
+            state,
+            used,
+            size,
+            stored,
+        } => {
             if *used != epoch {
                 *used = epoch;
                 recent.push_back((epoch, CustomerId::from(id)));
             }
-            state
+            Slot::lend(state, size, stored, hot_bytes)
         }
         // Replaced by a hot slot just above.
         Slot::Cold { .. } => unreachable!("a thawed slot is hot"),
@@ -329,8 +358,15 @@ impl Task {
         };
         let at = next_due(&entry.slot.read(self.confirmation.as_deref()));
         set_due(&mut self.due, &mut entry.due, id, at);
-        if let Slot::Hot { state, size, .. } = &mut entry.slot {
-            let old = std::mem::replace(size, state.heap_size());
+        if let Slot::Hot {
+            state,
+            size,
+            stored,
+            ..
+        } = &mut entry.slot
+        {
+            let measured = state.heap_size() + stored.as_ref().map_or(0, |v| v.len());
+            let old = std::mem::replace(size, measured);
             self.hot_bytes = self.hot_bytes - old + *size;
         }
     }
@@ -370,7 +406,12 @@ impl Task {
     pub(crate) fn rescore_view<'a>(&'a mut self, id: &'a str, hint: usize) -> Option<Held<'a>> {
         let Entry { slot, due: due_at } = self.states.get_mut_near(id, hint)?;
         Some(match slot {
-            Slot::Hot { state, .. } => Held::Hot(state),
+            Slot::Hot {
+                state,
+                size,
+                stored,
+                ..
+            } => Held::Hot(Slot::lend(state, size, stored, &mut self.hot_bytes)),
             Slot::Cold {
                 confirmed: true, ..
             } => Held::Confirmed,
@@ -436,6 +477,7 @@ impl Task {
             state,
             used: epoch,
             size,
+            stored: None,
         };
         let entry = self.states.insert_mut(id, Entry { slot, due: None });
         match &mut entry.slot {
@@ -454,6 +496,7 @@ impl Task {
             state: Box::new(state),
             used: epoch,
             size,
+            stored: None,
         };
         self.recent.push_back((epoch, id.clone()));
         self.hot_bytes += size;
@@ -512,10 +555,28 @@ impl Task {
     /// was counted for.
     pub(crate) fn cool(&mut self, id: &str) -> Option<usize> {
         let entry = self.states.get_mut(id)?;
-        let Slot::Hot { state, size, .. } = &mut entry.slot else {
+        let Slot::Hot {
+            state,
+            size,
+            stored,
+            ..
+        } = &mut entry.slot
+        else {
             return None;
         };
-        let bytes = Slot::encode(state)?;
+        let bytes = match stored.as_deref().and_then(tier_store::current_body) {
+            // The value the store was last handed encodes this very state
+            // (see `Slot::Hot`): its body is the cold form, copied.
+            Some(body) => {
+                debug_assert_eq!(
+                    Some(body),
+                    Slot::encode(state).as_deref(),
+                    "the stored value {id} holds encodes its state"
+                );
+                Box::from(body)
+            }
+            None => Slot::encode(state)?,
+        };
         let at_risk = state.at_risk.is_some();
         let freed = *size;
         self.hot_bytes -= freed;
@@ -526,6 +587,24 @@ impl Task {
         };
         self.hot -= 1;
         Some(freed)
+    }
+
+    /// Hold `value`, the store's value just encoded from hot customer
+    /// `id`'s state, beside it (counted in `hot_bytes`): cooling `id`
+    /// before anything changes it keeps the value's body. A cold or
+    /// unknown `id` is left alone.
+    pub(crate) fn hold_stored(&mut self, id: &str, value: Arc<[u8]>) {
+        let Some(Entry {
+            slot: Slot::Hot { size, stored, .. },
+            ..
+        }) = self.states.get_mut(id)
+        else {
+            return;
+        };
+        let old = stored.replace(value).map_or(0, |v| v.len());
+        let new = stored.as_ref().map_or(0, |v| v.len());
+        *size = *size - old + new;
+        self.hot_bytes = self.hot_bytes - old + new;
     }
 
     /// Every customer with its slot.
@@ -712,5 +791,75 @@ mod tests {
         assert_eq!(task.get(long).unwrap().as_ref(), &state);
         assert_eq!(task.pop_due(at(3)).as_deref(), Some(long));
         assert_eq!(task.remove(long), Some(state));
+    }
+
+    /// The value a commit stored for `state` as `id`.
+    fn stored_value(id: &str, state: &CustomerState) -> Arc<[u8]> {
+        let scope = tier_store::Scope::partition(0).unwrap();
+        tier_store::EncodedCustomers::default()
+            .push(scope, id, state)
+            .unwrap()
+    }
+
+    /// `id`'s cold bytes.
+    fn cold_bytes<'a>(task: &'a Task, id: &str) -> &'a [u8] {
+        match task.slot(id).unwrap().1 {
+            Slot::Cold { bytes, .. } => bytes,
+            Slot::Hot { .. } => panic!("{id} is hot"),
+        }
+    }
+
+    #[test]
+    fn a_customer_cooled_unchanged_keeps_its_stored_value_and_a_change_drops_it() {
+        let mut task = Task::default();
+        let mut state = CustomerState::default();
+        state.policy_version = "v7".into();
+        task.insert("a", state.clone(), 1);
+        let bare = task.hot_bytes();
+        let value = stored_value("a", &state);
+        task.hold_stored("a", Arc::clone(&value));
+        assert_eq!(task.hot_bytes(), bare + value.len(), "the value is counted");
+        task.settle("a", |_| None);
+        assert_eq!(task.hot_bytes(), bare + value.len(), "measured again");
+
+        // Cooled unchanged: the cold form is the value's body.
+        assert_eq!(task.cool("a"), Some(bare + value.len()));
+        assert_eq!(task.hot_bytes(), 0);
+        assert_eq!(
+            Some(cold_bytes(&task, "a")),
+            tier_store::current_body(&value)
+        );
+        assert_eq!(task.get("a").unwrap().as_ref(), &state);
+        task.hold_stored("a", Arc::clone(&value));
+        assert_eq!(task.hot_bytes(), 0, "a cold customer holds no value");
+
+        // Lent out to change (thawed): the value goes, and cooling encodes
+        // the changed state. (Were the value kept, the cold form would be
+        // the old state's: a debug build's check panics, a release build
+        // reads "v7".)
+        task.get_mut("a", 2).unwrap();
+        task.hold_stored("a", Arc::clone(&value));
+        task.get_mut("a", 3).unwrap().policy_version.push('!');
+        let thawed = task.slot("a").unwrap().1.hot().unwrap().heap_size();
+        assert_eq!(task.hot_bytes(), thawed, "the value left the count");
+        task.cool("a").unwrap();
+        assert_eq!(task.get("a").unwrap().policy_version, "v7!");
+
+        // Lent out to the policy rescore: the same.
+        let state = task.remove("a").unwrap();
+        task.insert("a", state.clone(), 4);
+        task.hold_stored("a", stored_value("a", &state));
+        let position = task
+            .positions()
+            .find(|(_, id)| id.as_str() == "a")
+            .unwrap()
+            .0;
+        match task.rescore_view("a", position) {
+            Some(Held::Hot(state)) => state.policy_version.push('?'),
+            other => panic!("a is hot: {other:?}"),
+        }
+        assert_eq!(task.hot_bytes(), state.heap_size());
+        task.cool("a").unwrap();
+        assert_eq!(task.get("a").unwrap().policy_version, "v7!?");
     }
 }

@@ -17,7 +17,7 @@ use tier_core::sim::scenario::stricter_bands;
 use tier_core::state::CustomerState;
 use tier_core::time::date;
 use tier_core::{Event, Timestamp};
-use tier_engine::{DEFAULT_HOT_CUSTOMERS, Engine, SetOverride, Unit};
+use tier_engine::{Batch, DEFAULT_HOT_CUSTOMERS, Engine, SealInfo, SetOverride, Unit};
 use tier_store::Scope;
 
 /// Customers the cold engine holds decoded under a count limit.
@@ -59,14 +59,20 @@ impl Pair {
         Self { warm, cold, limit }
     }
 
-    /// Run `step` on both, seal, and require the same unit from each.
+    /// Run `step` on both, seal, and require the same unit from each. The
+    /// cold engine seals for a commit: each touched customer keeps the
+    /// value its commit stores, and cooling it unchanged keeps that value's
+    /// body (a debug build checks it against a fresh encoding).
     fn step(&mut self, what: &str, step: impl Fn(&mut Engine, &mut Unit)) -> Unit {
         let mut a = Unit::new();
-        let mut b = Unit::new();
+        let mut batch = Batch::new();
         step(&mut self.warm, &mut a);
-        step(&mut self.cold, &mut b);
+        step(&mut self.cold, &mut batch.unit);
         self.warm.seal(&a);
-        self.cold.seal(&b);
+        let b = self
+            .cold
+            .seal_batch(batch, Vec::new(), SealInfo::default())
+            .into_unit();
         assert_eq!(a.changes, b.changes, "{what}: changes");
         assert_eq!(a.at_risk, b.at_risk, "{what}: at-risk notices");
         assert_eq!(a.overdue, b.overdue, "{what}: overdue notices");

@@ -1,6 +1,7 @@
 //! What one commit writes, and what it hands back.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -65,8 +66,10 @@ impl<S> Default for CommitBatch<'_, S> {
 /// [`PreparedBatch::prepare_encoded`].
 #[derive(Debug, Clone, Default)]
 pub struct EncodedCustomers {
-    /// `(customer key, format byte + postcard state)`, in push order.
-    entries: Vec<(Vec<u8>, Vec<u8>)>,
+    /// `(customer key, format byte + postcard state)`, in push order. The
+    /// values are shared: cloning the batch for another commit attempt
+    /// copies no state, and the engine keeps a hot customer's last value.
+    entries: Vec<(Vec<u8>, Arc<[u8]>)>,
 }
 
 impl EncodedCustomers {
@@ -78,17 +81,20 @@ impl EncodedCustomers {
     }
 
     /// Encode `state` for `id` under `scope`, as
-    /// [`PreparedBatch::prepare`] would. Should an id be pushed twice in
-    /// one scope, the later entry wins at the commit.
+    /// [`PreparedBatch::prepare`] would, and return the encoded value (to
+    /// hold beside the state: [`current_body`](crate::current_body) is its
+    /// postcard body). Should an id be pushed twice in one scope, the
+    /// later entry wins at the commit.
     pub fn push<S: Serialize>(
         &mut self,
         scope: Scope,
         id: &str,
         state: &S,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Arc<[u8]>, StoreError> {
+        let value = codec::encode(id, state)?;
         self.entries
-            .push((layout::customer_key(scope, id), codec::encode(id, state)?));
-        Ok(())
+            .push((layout::customer_key(scope, id), Arc::clone(&value)));
+        Ok(value)
     }
 
     /// Number of customers.
@@ -115,7 +121,7 @@ impl EncodedCustomers {
 #[derive(Debug, Default)]
 pub struct PreparedBatch {
     /// `(customer key, format byte + postcard state)`.
-    pub(crate) customers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub(crate) customers: Vec<(Vec<u8>, Arc<[u8]>)>,
     /// Customer keys to delete (before the upserts).
     pub(crate) moved: Vec<Vec<u8>>,
     pub(crate) offsets: Vec<(String, i32, i64)>,

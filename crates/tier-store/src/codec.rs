@@ -12,6 +12,8 @@
 //! the old ones in [`decode`] and upcast them there; writers always use
 //! [`CURRENT_FORMAT`].
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -37,26 +39,44 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; SCRATCH_BYTES]);
 }
 
-/// Encodes one customer state behind its format byte.
-pub(crate) fn encode<S: Serialize>(id: &str, value: &S) -> Result<Vec<u8>, StoreError> {
+/// Encodes one customer state behind its format byte, into one shared
+/// allocation: the engine hands it to the commit and may hold it (see
+/// [`current_body`]) without a copy.
+pub(crate) fn encode<S: Serialize>(id: &str, value: &S) -> Result<Arc<[u8]>, StoreError> {
     postcard_after(&[CURRENT_FORMAT], value).map_err(|source| StoreError::Encode {
         id: id.to_owned(),
         source,
     })
 }
 
+/// The postcard body of a customer value this build encoded (behind the
+/// current format byte), or `None` for any other value. The engine cools a
+/// customer whose stored value it still holds by keeping this body instead
+/// of encoding the state again.
+pub fn current_body(value: &[u8]) -> Option<&[u8]> {
+    match value.split_first() {
+        Some((&CURRENT_FORMAT, body)) => Some(body),
+        _ => None,
+    }
+}
+
 /// `prefix`, then `value` in postcard, in one allocation of exactly that
-/// length: written into a per-thread scratch slice first (a value that
-/// does not fit goes into a growing vector instead). Besides the store's
-/// values, the engine holds its cold customers this way.
-pub fn postcard_after<S: Serialize>(prefix: &[u8], value: &S) -> Result<Vec<u8>, postcard::Error> {
+/// length (a `Vec<u8>`, `Box<[u8]>` or `Arc<[u8]>`): written into a
+/// per-thread scratch slice first (a value that does not fit goes into a
+/// growing vector instead). Besides the store's values, the engine holds
+/// its cold customers this way.
+pub fn postcard_after<T, S>(prefix: &[u8], value: &S) -> Result<T, postcard::Error>
+where
+    T: for<'a> From<&'a [u8]> + From<Vec<u8>>,
+    S: Serialize + ?Sized,
+{
     let fitted = SCRATCH.with_borrow_mut(|scratch| {
         let (head, body) = scratch.split_at_mut_checked(prefix.len())?;
         head.copy_from_slice(prefix);
         match postcard::to_slice(value, body) {
             Ok(written) => {
                 let len = prefix.len() + written.len();
-                Some(Ok(scratch[..len].to_vec()))
+                Some(Ok(T::from(&scratch[..len])))
             }
             Err(postcard::Error::SerializeBufferFull) => None,
             Err(e) => Some(Err(e)),
@@ -65,7 +85,7 @@ pub fn postcard_after<S: Serialize>(prefix: &[u8], value: &S) -> Result<Vec<u8>,
     fitted.unwrap_or_else(|| {
         let mut buf = Vec::with_capacity(2 * SCRATCH_BYTES);
         buf.extend_from_slice(prefix);
-        postcard::to_extend(value, buf)
+        postcard::to_extend(value, buf).map(T::from)
     })
 }
 
@@ -109,13 +129,15 @@ mod tests {
         assert!(bytes.len() > SCRATCH_BYTES);
         assert_eq!(decode::<Vec<u64>>("c1", &bytes).unwrap(), big);
         let small = encode("c2", &(1u8, "x".to_owned())).unwrap();
-        assert_eq!(small, [FORMAT_V2, 1, 1, b'x']);
+        assert_eq!(*small, [FORMAT_V2, 1, 1, b'x']);
+        assert_eq!(current_body(&small), Some(&[1, 1, b'x'][..]));
         // Without a prefix: postcard alone, in an exact allocation.
-        let bare = postcard_after(&[], &(1u8, "x".to_owned())).unwrap();
+        let bare: Vec<u8> = postcard_after(&[], &(1u8, "x".to_owned())).unwrap();
         assert_eq!(bare, [1, 1, b'x']);
         assert_eq!(bare.capacity(), bare.len());
-        let bare_big = postcard_after(&[], &big).unwrap();
-        assert_eq!(bare_big, postcard::to_allocvec(&big).unwrap());
+        let bare_big: Box<[u8]> = postcard_after(&[], &big).unwrap();
+        assert_eq!(*bare_big, *postcard::to_allocvec(&big).unwrap());
+        assert_eq!(current_body(&bytes), Some(&bare_big[..]));
     }
 
     #[test]
@@ -133,8 +155,11 @@ mod tests {
         let back: (u32, String, Option<u64>) = decode("c1", &v2).unwrap();
         assert_eq!(back, (7, "gold".to_owned(), Some(3)));
 
-        let mut future = bytes.clone();
+        let mut future = bytes.to_vec();
         future[0] = 9;
+        assert_eq!(current_body(&future), None, "not this build's format");
+        assert_eq!(current_body(&v1), None);
+        assert_eq!(current_body(&[]), None);
         let err = decode::<(u32, String)>("c1", &future).unwrap_err();
         assert!(matches!(
             err,

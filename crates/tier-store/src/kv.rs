@@ -205,7 +205,7 @@ impl<E: Engine> KvCore<E> {
         );
         writes.extend(batch.moved.into_iter().map(Write::Delete));
         for (key, value) in batch.customers {
-            writes.push(Write::Put(key, value));
+            writes.push(Write::Put(key, value.to_vec()));
         }
         for (topic, partition, offset) in &batch.offsets {
             writes.push(Write::Put(

@@ -107,7 +107,7 @@ mod store;
 pub use any_store::AnyStore;
 pub use backend::Backend;
 pub use batch::{CommitBatch, CommitReceipt, EncodedCustomers, PreparedBatch, VerifyReport};
-pub use codec::postcard_after;
+pub use codec::{current_body, postcard_after};
 pub use error::StoreError;
 #[cfg(feature = "fjall")]
 pub use fjall_store::FjallStore;

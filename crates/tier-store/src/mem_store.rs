@@ -58,7 +58,12 @@ impl Store for MemStore {
         for key in batch.moved {
             state.customers.remove(&key);
         }
-        state.customers.extend(batch.customers);
+        state.customers.extend(
+            batch
+                .customers
+                .into_iter()
+                .map(|(key, value)| (key, value.to_vec())),
+        );
         for (topic, partition, offset) in batch.offsets {
             state.offsets.insert((topic, partition), offset);
         }

@@ -342,7 +342,7 @@ impl Store for SledStore {
             writes.remove(key);
         }
         for (key, value) in batch.customers {
-            writes.insert(key, value);
+            writes.insert(key, &*value);
         }
         for (topic, partition, offset) in &batch.offsets {
             writes.insert(
