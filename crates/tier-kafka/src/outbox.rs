@@ -383,4 +383,128 @@ mod tests {
         assert_eq!(keys(&through_gate(rows(&[2, 3, 4]), Some(&gate))), [2, 3]);
         assert_eq!(keys(&through_gate(rows(&[7, 8]), None)), [7, 8], "no gate");
     }
+
+    /// Every record of `topic` until `n` were read (or a minute passed):
+    /// `(customer, sequence)` in the order each partition holds them.
+    fn read_changes(bootstrap: &str, topic: &str, group: &str, n: usize) -> Vec<(String, u64)> {
+        use rdkafka::Message as _;
+        use rdkafka::consumer::{BaseConsumer, Consumer as _};
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", group)
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        consumer.subscribe(&[topic]).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let mut read = Vec::new();
+        while read.len() < n && std::time::Instant::now() < deadline {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                let change = api::TierChanged::decode(m.payload().unwrap()).unwrap();
+                assert_eq!(m.key(), Some(change.customer_id.as_bytes()));
+                read.push((change.customer_id, change.sequence));
+            }
+        }
+        read
+    }
+
+    fn changes_rows(customers: usize, sequences: std::ops::RangeInclusive<u64>) -> Vec<Vec<u8>> {
+        sequences
+            .flat_map(|sequence| {
+                (0..customers).map(move |c| {
+                    api::TierChanged {
+                        customer_id: format!("c{c}"),
+                        sequence,
+                        new_tier: "A".into(),
+                        ..Default::default()
+                    }
+                    .encode_to_vec()
+                })
+            })
+            .collect()
+    }
+
+    fn commit_rows(store: &tier_store::MemStore, rows: Vec<Vec<u8>>) {
+        let mut batch: tier_store::CommitBatch<'_, ()> = tier_store::CommitBatch::new();
+        batch.outbox = rows;
+        store.commit(&batch).unwrap();
+    }
+
+    /// A backlog of two full rounds and a partial one (sent by the
+    /// lingering producer, then the prompt one), then live changes: each
+    /// published once, every customer's in sequence order, and the outbox
+    /// emptied.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_backlog_and_then_live_changes_are_published_once_each_in_order() {
+        let broker = crate::EmbeddedBroker::start(1).unwrap();
+        let topic = "tier-changes-publisher";
+        broker.create_topic(topic, 3).unwrap();
+        let bootstrap = broker.bootstrap_servers().to_owned();
+        let store = Arc::new(tier_store::MemStore::new());
+        // 500 customers, five changes each: 2,500 rows.
+        commit_rows(&store, changes_rows(500, 1..=5));
+        let notify = Arc::new(Notify::new());
+        let (changes, mut seen) = broadcast::channel(4096);
+        let config = PublisherConfig {
+            brokers: bootstrap.clone(),
+            topic: topic.into(),
+            format: OutputFormat::Protobuf,
+            batch: 1000,
+            kafka: Vec::new(),
+            enrich: None,
+        };
+        let publisher =
+            Publisher::new(config, Arc::clone(&store), Arc::clone(&notify), changes).unwrap();
+        let stop = CancellationToken::new();
+        let running = tokio::spawn(publisher.run(stop.clone(), Duration::from_secs(10)));
+
+        let (b, t) = (bootstrap.clone(), topic.to_owned());
+        let backlog = tokio::task::spawn_blocking(move || read_changes(&b, &t, "backlog", 2_500))
+            .await
+            .unwrap();
+        assert_eq!(backlog.len(), 2_500);
+        // Live: three more changes of c7, committed after the backlog.
+        commit_rows(
+            &store,
+            (6..=8)
+                .map(|sequence| {
+                    api::TierChanged {
+                        customer_id: "c7".into(),
+                        sequence,
+                        ..Default::default()
+                    }
+                    .encode_to_vec()
+                })
+                .collect(),
+        );
+        notify.notify_one();
+        let (b, t) = (bootstrap.clone(), topic.to_owned());
+        let all = tokio::task::spawn_blocking(move || read_changes(&b, &t, "all", 2_503))
+            .await
+            .unwrap();
+        stop.cancel();
+        running.await.unwrap();
+
+        assert_eq!(all.len(), 2_503, "every change, once");
+        let mut by_customer: std::collections::BTreeMap<&str, Vec<u64>> = Default::default();
+        for (customer, sequence) in &all {
+            by_customer.entry(customer).or_default().push(*sequence);
+        }
+        assert_eq!(by_customer.len(), 500);
+        for (customer, sequences) in &by_customer {
+            let expected: Vec<u64> = if *customer == "c7" {
+                (1..=8).collect()
+            } else {
+                (1..=5).collect()
+            };
+            assert_eq!(sequences, &expected, "{customer}: once each, in order");
+        }
+        assert_eq!(store.outbox_len().unwrap(), 0, "acknowledged rows deleted");
+        let mut announced = 0;
+        while seen.try_recv().is_ok() {
+            announced += 1;
+        }
+        assert_eq!(announced, 2_503, "each change announced to the API once");
+    }
 }
