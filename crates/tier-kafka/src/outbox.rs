@@ -409,18 +409,21 @@ mod tests {
         read
     }
 
+    /// The outbox row of `customer`'s change number `sequence`.
+    fn change_row(customer: &str, sequence: u64) -> Vec<u8> {
+        api::TierChanged {
+            customer_id: customer.to_owned(),
+            sequence,
+            new_tier: "A".into(),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
     fn changes_rows(customers: usize, sequences: std::ops::RangeInclusive<u64>) -> Vec<Vec<u8>> {
         sequences
             .flat_map(|sequence| {
-                (0..customers).map(move |c| {
-                    api::TierChanged {
-                        customer_id: format!("c{c}"),
-                        sequence,
-                        new_tier: "A".into(),
-                        ..Default::default()
-                    }
-                    .encode_to_vec()
-                })
+                (0..customers).map(move |c| change_row(&format!("c{c}"), sequence))
             })
             .collect()
     }
@@ -467,16 +470,7 @@ mod tests {
         // Live: three more changes of c7, committed after the backlog.
         commit_rows(
             &store,
-            (6..=8)
-                .map(|sequence| {
-                    api::TierChanged {
-                        customer_id: "c7".into(),
-                        sequence,
-                        ..Default::default()
-                    }
-                    .encode_to_vec()
-                })
-                .collect(),
+            (6..=8).map(|sequence| change_row("c7", sequence)).collect(),
         );
         notify.notify_one();
         let (b, t) = (bootstrap.clone(), topic.to_owned());
