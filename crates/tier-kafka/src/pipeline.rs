@@ -939,6 +939,11 @@ impl<S: Store + 'static> Pipeline<S> {
         loop {
             let cancelled = self.deps.cancel.is_cancelled();
             let mut batch = Batch::new();
+            // What an event arriving now waits for before the next fill:
+            // this fill (with a slice waiting, it lasts until the commit
+            // before is durable, and that commit wrote the previous
+            // slice's customers), then this turn's work.
+            let began = Instant::now();
             if !cancelled {
                 self.fill(&mut batch)?;
             }
@@ -959,8 +964,6 @@ impl<S: Store + 'static> Pipeline<S> {
             if batch.records > 0 {
                 self.last_activity = Instant::now();
             }
-            // What an event arriving now waits for before the next fill.
-            let turn = Instant::now();
             let now = self.now.now(self.deps.clock.as_ref());
             if !cancelled && lock(&self.assignment).is_some() {
                 // Before sweeping: never decide for a customer whose
@@ -989,7 +992,7 @@ impl<S: Store + 'static> Pipeline<S> {
             }
             let sliced = batch.unit.swept + batch.unit.rescored;
             self.submit(batch, now, sweeping)?;
-            self.slices.observe(sliced, turn.elapsed());
+            self.slices.observe(sliced, began.elapsed());
             if cancelled {
                 return Ok(());
             }

@@ -13,7 +13,16 @@
 //! keeps a smoothed rate (customers per second of a loop turn with a
 //! slice in it, event work included, so a busy turn shrinks the next
 //! slice) and takes `rate x target` customers, at least [`MIN_SLICE`] so
-//! that the work always advances, at most the configured count. The
+//! that the work always advances, at most the configured count.
+//!
+//! A turn counts from the start of its fill: with a slice waiting, the
+//! fill lasts until the commit before it is durable, and that commit
+//! wrote the previous slice's customers. A swept customer is written
+//! again (a busy one is megabytes), so a sweep's commits, not its slices,
+//! were most of what a live event waited on: counting only the engine's
+//! part, the sweep a caught-up tierd starts with (the tens of thousands
+//! of customers a backlog just ingested left due, in the bench's
+//! freshness run) held live events for up to 300 ms, for two seconds. The
 //! pipeline reads the clock; the engine only ever sees a count. While
 //! the pipeline catches up with a backlog, an event waits on the backlog
 //! more than on a slice, and a rescore takes whole slices (sweeps wait
@@ -70,9 +79,9 @@ impl Slices {
     }
 
     /// A loop turn swept or rescored `done` customers and took `took`
-    /// (from its fill's end to its unit's hand-over, the time an event
-    /// waiting for the next batch waited on it). Turns without slice work
-    /// teach nothing.
+    /// (from its fill's start, which waits for the commit before, to its
+    /// unit's hand-over: the time an event waiting for the next batch
+    /// waited on it). Turns without slice work teach nothing.
     pub fn observe(&mut self, done: u64, took: Duration) {
         if done == 0 {
             return;
@@ -134,6 +143,20 @@ mod tests {
         // The smoothed rate nears 100,000/s again.
         let recovered = s.size();
         assert!((1_990..=2_000).contains(&recovered), "{recovered}");
+    }
+
+    /// A sweep whose commits are slow (swept customers written again)
+    /// takes slices that fit the target with their commit: a turn of
+    /// 10 ms of sweeping after a 90 ms wait for the commit of the slice
+    /// before is a 100 ms turn, and the next slice is a fifth of it.
+    #[test]
+    fn the_commit_a_slice_waits_for_counts_against_the_slice() {
+        let mut s = Slices::new(5_000, 20 * MS);
+        s.observe(1_000, 10 * MS); // the engine alone: 100,000/s
+        assert_eq!(s.size(), 2_000);
+        let mut waited = Slices::new(5_000, 20 * MS);
+        waited.observe(1_000, 10 * MS + 90 * MS); // 10,000/s
+        assert_eq!(waited.size(), 200);
     }
 
     #[test]
