@@ -460,11 +460,14 @@ impl Engine {
             for tier in open_overdue_tiers(&state) {
                 *engine.overdue_open.entry(tier).or_insert(0) += 1;
             }
-            let over = engine.hot_customers() >= engine.hot_limit
-                || engine.hot_bytes() >= engine.hot_bytes_limit;
             let task = engine.tasks.entry(scope).or_default();
             task.insert(id.clone(), state, 0);
             engine.reindex(&id);
+            // Held decoded only within both limits: the customer that
+            // would cross one (by count, or by its own bytes, which for a
+            // busy customer are many times a light one's) is held encoded.
+            let over = engine.hot_customers() > engine.hot_limit
+                || engine.hot_bytes() > engine.hot_bytes_limit;
             if over && let Some(task) = engine.tasks.get_mut(&scope) {
                 task.cool(&id);
             }
@@ -489,7 +492,7 @@ impl Engine {
 
     /// The engine over everything `store` holds, as tierd starts: every
     /// customer under its scope, streamed in, so loading never holds more
-    /// than `hot_limit` decoded (see [`Engine::with_scopes`]).
+    /// decoded than `hot` allows (see [`Engine::with_scopes`]).
     pub fn load<S: tier_store::Store>(
         policy: Arc<Policy>,
         store: &S,

@@ -17,7 +17,7 @@ use tier_core::sim::scenario::stricter_bands;
 use tier_core::state::CustomerState;
 use tier_core::time::date;
 use tier_core::{Event, Timestamp};
-use tier_engine::{Batch, DEFAULT_HOT_CUSTOMERS, Engine, SealInfo, SetOverride, Unit};
+use tier_engine::{Batch, DEFAULT_HOT_CUSTOMERS, Engine, HotLimits, SealInfo, SetOverride, Unit};
 use tier_store::Scope;
 
 /// Customers the cold engine holds decoded under a count limit.
@@ -241,15 +241,23 @@ fn held_back(limit: Limit) {
                     assert!(pair.cold.hot_customers() <= LIMIT, "loading stays cold");
                 }
                 Limit::Bytes => {
-                    // Loaded under the default limits, held back from the
-                    // next seal on.
+                    // Loaded under the byte limit, as tierd loads under
+                    // `--hot-mib`: the busiest customers stay encoded.
                     pair.cold = Engine::with_scopes(
                         policy,
                         states(&pair.cold),
                         next,
-                        DEFAULT_HOT_CUSTOMERS,
+                        HotLimits {
+                            customers: DEFAULT_HOT_CUSTOMERS,
+                            bytes: BYTES,
+                        },
                     );
-                    limit.set(&mut pair.cold);
+                    assert!(
+                        pair.cold.hot_bytes() <= BYTES,
+                        "loading stays cold: {} B decoded",
+                        pair.cold.hot_bytes()
+                    );
+                    assert!(pair.cold.hot_customers() < pair.cold.len());
                 }
             }
             pair.same_states("after the restart");
