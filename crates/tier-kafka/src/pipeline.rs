@@ -939,9 +939,9 @@ impl<S: Store + 'static> Pipeline<S> {
         loop {
             let cancelled = self.deps.cancel.is_cancelled();
             let mut batch = Batch::new();
-            // What an event arriving now waits for before the next fill:
-            // this fill (with a slice waiting, it lasts until the commit
-            // before is durable, and that commit wrote the previous
+            // The turn as a live event waits on it, which sizes the next
+            // slice: this fill (with a slice waiting, it lasts until the
+            // commit before is durable, and that commit wrote the previous
             // slice's customers), then this turn's work.
             let began = Instant::now();
             if !cancelled {

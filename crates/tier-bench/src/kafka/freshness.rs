@@ -18,9 +18,10 @@
 //! The clock starts once the seed's outbox is drained, not once tierd has
 //! swept the customers the ingested backlog left due (its events end on
 //! 2026-11-01, before any day the bench runs, so tens of thousands have
-//! time-driven decisions waiting): the first seconds time live events beside that sweep, as
-//! after any catch-up or at a business day's start. The per-second line
-//! shows the sweep backlog beside the events not yet committed.
+//! time-driven decisions waiting): the first seconds time live events
+//! beside that sweep, as after any catch-up or at a business day's
+//! start. The per-second line shows the sweep backlog beside the events
+//! not yet committed, and the note the worst latency of each second.
 //!
 //! Why the timed producer lingers 20 ms ([`TIMED_LINGER_MS`]):
 //! librdkafka's mock broker finds a fetch's offset by walking the
@@ -86,6 +87,9 @@ pub(crate) struct Freshness {
     pub(crate) batches: BatchStats,
     /// Where the matched events' time went (see [`Stages`]).
     pub(crate) stages: Stages,
+    /// The worst latency of the events sent in each second of the run,
+    /// `"a b c ..."` in milliseconds: where in the run the tail was.
+    pub(crate) worst_by_second: String,
 }
 
 /// The freshness latency split at two instants: the broker's
@@ -449,16 +453,13 @@ pub(crate) fn run(
         .iter()
         .map(|ms| format!("{ms:.0}"))
         .collect();
-    eprintln!(
-        "    worst latency (ms) of the events sent in each second: {}",
-        worst.join(" ")
-    );
     Ok(Freshness {
         sent: total,
         latencies_ms: latencies,
         rate: total as f64 / send_secs,
         batches,
         stages,
+        worst_by_second: worst.join(" "),
     })
 }
 

@@ -326,11 +326,12 @@ fn freshness_scenario(cfg: &BenchConfig, report: &mut Report, broker: &Broker) -
         Ok(f) => {
             let matched = f.latencies_ms.len();
             let note = format!(
-                "{matched} of {} events matched to the TierChanged they caused (by causing_event_id), sent at {} ev/s for {secs} s: each a large order lifting a customer seeded with a small order (first tier) into the top tier; {}; {}",
+                "{matched} of {} events matched to the TierChanged they caused (by causing_event_id), sent at {} ev/s for {secs} s: each a large order lifting a customer seeded with a small order (first tier) into the top tier; {}; {}; worst latency of the events sent in each second (ms): {}",
                 f.sent,
                 human(f.rate),
                 f.batches.describe(),
                 f.stages.describe(),
+                f.worst_by_second,
             );
             eprintln!("    {note}");
             if matched == 0 {
