@@ -241,7 +241,8 @@ impl<S: Store + 'static> Publisher<S> {
         // A round shorter than the batch saw every pending row: that is the
         // backlog. Behind a full round, count the outbox (a scan) at most
         // every COUNT_EVERY, not on every round of a catch-up.
-        if rows.len() < self.config.batch {
+        let every_pending = rows.len() < self.config.batch;
+        if every_pending {
             metrics::gauge!(m::OUTBOX_BACKLOG).set(rows.len() as f64);
         } else {
             let mut counted = self
@@ -256,7 +257,7 @@ impl<S: Store + 'static> Publisher<S> {
         if rows.is_empty() {
             return Ok(0);
         }
-        let producer = if rows.len() < self.config.batch {
+        let producer = if every_pending {
             &self.prompt
         } else {
             &self.producer
