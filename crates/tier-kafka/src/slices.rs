@@ -13,7 +13,11 @@
 //! keeps a smoothed rate (customers per second of a loop turn with a
 //! slice in it, event work included, so a busy turn shrinks the next
 //! slice) and takes `rate x target` customers, at least [`MIN_SLICE`] so
-//! that the work always advances, at most the configured count.
+//! that the work always advances, at most the configured count. The
+//! pipeline reads the clock; the engine only ever sees a count. While
+//! the pipeline catches up with a backlog, an event waits on the backlog
+//! more than on a slice, and a rescore takes whole slices (sweeps wait
+//! until caught up anyway).
 //!
 //! A turn counts from the start of its fill: with a slice waiting, the
 //! fill lasts until the commit before it is durable, and that commit
@@ -22,11 +26,7 @@
 //! were most of what a live event waited on: counting only the engine's
 //! part, the sweep a caught-up tierd starts with (the tens of thousands
 //! of customers a backlog just ingested left due, in the bench's
-//! freshness run) held live events for up to 300 ms, for two seconds. The
-//! pipeline reads the clock; the engine only ever sees a count. While
-//! the pipeline catches up with a backlog, an event waits on the backlog
-//! more than on a slice, and a rescore takes whole slices (sweeps wait
-//! until caught up anyway).
+//! freshness run) held live events for up to 300 ms, for two seconds.
 
 use std::time::Duration;
 
