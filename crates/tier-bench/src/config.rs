@@ -41,8 +41,9 @@ pub(crate) struct Args {
     /// Where scenarios put data directories (a fresh temp dir inside it).
     #[arg(long)]
     pub(crate) work_dir: Option<PathBuf>,
-    /// tierd's store backend in the Kafka scenarios (ingest, freshness,
-    /// replay): `sled` (tierd's default), `fjall` or `redb`.
+    /// The store backend of every scenario that stores (tierd's in
+    /// ingest, freshness and replay; state and rescore): `sled` (tierd's
+    /// default), `fjall` or `redb`.
     #[arg(long, default_value = "sled")]
     pub(crate) store_backend: tier_store::Backend,
     /// MiB of the store's cache in every scenario (tierd's

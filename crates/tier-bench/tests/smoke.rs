@@ -73,3 +73,56 @@ fn every_scenario_runs_and_the_json_line_has_every_key() {
     // The table a person reads is there too.
     assert!(stdout.contains("fold_events_per_sec"), "{stdout}");
 }
+
+/// The state and rescore scenarios run on the backend asked for, the
+/// restarted process included (it opens the data dir as that backend,
+/// and a data dir keeps the backend that created it: one opened as
+/// another is refused), so the README's per-backend figures are what
+/// they say.
+#[test]
+fn the_store_scenarios_run_on_each_backend() {
+    for backend in ["fjall", "redb"] {
+        let work = tempfile::tempdir().unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_tier-bench"))
+            .args([
+                "--quick",
+                "--json",
+                "--only",
+                "state,rescore",
+                "--store-backend",
+                backend,
+                "--customers",
+                "300",
+                "--orders",
+                "500",
+                "--state-customers",
+                "500",
+                "--work-dir",
+            ])
+            .arg(work.path())
+            .output()
+            .expect("tier-bench runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "tier-bench --store-backend {backend} failed: {}\n{}",
+            stdout,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let last = stdout.lines().last().expect("a JSON line");
+        let json: serde_json::Value = serde_json::from_str(last).expect("the last line is JSON");
+        for key in ["disk_bytes_per_customer", "rss_mib", "rescore_1m_seconds"] {
+            assert!(
+                json[key].is_number(),
+                "{backend}: {key} is not a figure: {last}"
+            );
+        }
+        let rss = json["notes"]["rss_mib"].as_str().unwrap_or_default();
+        assert!(
+            rss.contains(&format!("opened the {backend} store")),
+            "{backend}: the restarted process did not open a {backend} store: {rss}"
+        );
+        assert_eq!(json["context"]["store_backend"], backend, "{last}");
+        assert_eq!(json["failures"], serde_json::json!([]), "{last}");
+    }
+}

@@ -57,7 +57,10 @@ pub(crate) fn run(cfg: &BenchConfig, report: &mut Report) -> Result<()> {
         };
         let mut pop = population::build(cfg, csv.as_ref().map(|c| c.events.as_path()))?;
         let store = if want_state {
-            eprintln!("state: committing every customer to a fresh sled store");
+            eprintln!(
+                "state: committing every customer to a fresh {} store",
+                cfg.store_backend
+            );
             Some(state::run(cfg, &pop, report)?)
         } else {
             None

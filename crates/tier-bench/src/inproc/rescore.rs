@@ -8,7 +8,8 @@
 //! pipeline sizes it: `tier_kafka::slices::Slices` with tierd's default
 //! `engine_slice` and `engine_slice_ms`), `seal_batch_for`, and the
 //! sealed unit goes to the real
-//! [`Committer`] with the sled store (`EveryCommit`) and a read-model
+//! [`Committer`] with the run's store (`--store-backend`, tierd's default
+//! sled; `EveryCommit`) and a read-model
 //! observer, exactly as tierd wires them. The clock stops when the
 //! committer's published [`PolicyStatus`](tier_engine::PolicyStatus) says
 //! the rescore is done (every rescored customer durable and in the read
@@ -32,7 +33,7 @@ use tier_engine::{
     DeadLetter, DeadLetterSink, Durable, PolicyHandle, SealInfo, SinkError,
 };
 use tier_kafka::slices::Slices;
-use tier_store::SledStore;
+use tier_store::AnyStore;
 
 use super::population::Population;
 use crate::config::BenchConfig;
@@ -101,15 +102,16 @@ impl CommitObserver for ReadModelObserver {
 pub(crate) fn run(
     cfg: &BenchConfig,
     pop: &mut Population,
-    store: Option<Arc<SledStore>>,
+    store: Option<Arc<AnyStore>>,
     report: &mut Report,
 ) -> Result<Tiers> {
     let (store, store_note) = match store {
         Some(s) => (s, "into the store the state scenario filled"),
         None => {
             let dir = cfg.scratch("rescore")?.join("data");
-            let s = SledStore::open(&dir, cfg.store_options())
-                .with_context(|| format!("opening a sled store in {}", dir.display()))?;
+            let backend = cfg.store_backend;
+            let s = AnyStore::open(backend, &dir, cfg.store_options())
+                .with_context(|| format!("opening a {backend} store in {}", dir.display()))?;
             (
                 Arc::new(s),
                 "into a fresh store (run `state` too to rescore into a full one)",
@@ -224,8 +226,8 @@ pub(crate) fn run(
     let elapsed = started.elapsed();
     let secs = elapsed.as_secs_f64();
     // Where the cores went: the engine's thread (this one), the
-    // committer's two, and sled's own (its IO pool frees the nodes the
-    // commits replace and page out).
+    // committer's two, and the store's own (sled's IO pool frees the
+    // nodes the commits replace and page out).
     let cpu_note = cpu::window_note(threads_before.as_ref(), Threads::now().as_ref(), elapsed);
     let commit_report = committer.finish().context("stopping the committer")?;
     let status = handle.status();

@@ -1,7 +1,8 @@
 //! `state`: what `state_customers` customers cost on disk and in memory.
 //!
-//! Every customer of the folded population is committed to a fresh
-//! [`SledStore`] (tierd's options: `EveryCommit`, its cache) in
+//! Every customer of the folded population is committed to a fresh store
+//! of the run's backend (`--store-backend`, tierd's default sled; tierd's
+//! options: `EveryCommit`, its cache) in
 //! batches of [`BATCH_RECORDS`] customers, each prepared (encoded, no IO)
 //! then committed as the committer does, and the store is synced. The
 //! data dir's allocated size over the customers is `disk_bytes_per_customer`.
@@ -21,7 +22,7 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result};
 use tier_core::state::CustomerState;
-use tier_store::{CommitBatch, PreparedBatch, Scope, SledStore, Store as _};
+use tier_store::{AnyStore, Backend, CommitBatch, PreparedBatch, Scope, Store as _};
 
 use super::population::{BATCH_RECORDS, Population};
 use crate::config::BenchConfig;
@@ -33,11 +34,12 @@ pub(crate) fn run(
     cfg: &BenchConfig,
     pop: &Population,
     report: &mut Report,
-) -> Result<Arc<SledStore>> {
+) -> Result<Arc<AnyStore>> {
     let before = Memory::read()?;
+    let backend = cfg.store_backend;
     let dir = cfg.scratch("state")?.join("data");
-    let store = SledStore::open(&dir, cfg.store_options())
-        .with_context(|| format!("opening a sled store in {}", dir.display()))?;
+    let store = AnyStore::open(backend, &dir, cfg.store_options())
+        .with_context(|| format!("opening a {backend} store in {}", dir.display()))?;
     let started = Instant::now();
     // Most customers are held encoded: each batch decodes its customers,
     // commits them and drops the copies.
@@ -80,9 +82,9 @@ pub(crate) fn run(
     // The store is closed for the restarted process and opened again for
     // the rescore.
     drop(store);
-    let restart = restart_in_child(&dir, cfg.hot_customers, cfg.store_cache_mib);
+    let restart = restart_in_child(backend, &dir, cfg.hot_customers, cfg.store_cache_mib);
     // The same restart holding every customer decoded: the baseline.
-    let all_hot = restart_in_child(&dir, usize::MAX, cfg.store_cache_mib).map_or_else(
+    let all_hot = restart_in_child(backend, &dir, usize::MAX, cfg.store_cache_mib).map_or_else(
         |e| format!("holding every customer decoded, the restarted process failed: {e:#}"),
         |r| {
             format!(
@@ -93,12 +95,12 @@ pub(crate) fn run(
             )
         },
     );
-    let store = SledStore::open(&dir, cfg.store_options())
-        .with_context(|| format!("opening the sled store in {} again", dir.display()))?;
+    let store = AnyStore::open(backend, &dir, cfg.store_options())
+        .with_context(|| format!("opening the {backend} store in {} again", dir.display()))?;
     report.add(
         Figure::new(
             "disk_bytes_per_customer",
-            format!("sled data dir per customer ({n} customers)"),
+            format!("{backend} data dir per customer ({n} customers)"),
             per,
             " B",
         )
@@ -135,7 +137,7 @@ pub(crate) fn run(
             )
             .goal(Goal::AtMost(1500.0))
             .note(format!(
-                "VmRSS of a fresh process that opened the sled store ({} MiB cache), \
+                "VmRSS of a fresh process that opened the {backend} store ({} MiB cache), \
                  loaded the engine from it and filled the API's read model from the engine, \
                  as tierd starts ({} customers, {} held decoded ({:.0} MiB by their heap size, \
                  tierd's --hot-mib {}), the rest encoded; due \
@@ -186,11 +188,13 @@ struct Restarted {
     hwm_kib: u64,
 }
 
-/// Run this binary as the restarted process over the store in `dir`.
-fn restart_in_child(dir: &Path, hot: usize, cache_mib: u64) -> Result<Restarted> {
+/// Run this binary as the restarted process over the `backend` store in
+/// `dir`.
+fn restart_in_child(backend: Backend, dir: &Path, hot: usize, cache_mib: u64) -> Result<Restarted> {
     let exe = std::env::current_exe().context("locating the tier-bench binary")?;
     let out = std::process::Command::new(exe)
         .arg(RESTART_ARG)
+        .arg(backend.name())
         .arg(dir)
         .arg(hot.to_string())
         .arg(cache_mib.to_string())
@@ -208,30 +212,38 @@ fn restart_in_child(dir: &Path, hot: usize, cache_mib: u64) -> Result<Restarted>
     serde_json::from_str(line).with_context(|| format!("reading its figures from {line:?}"))
 }
 
-/// The restarted process: `RESTART_ARG DIR HOT CACHE_MIB`, prints one
-/// JSON line.
+/// The restarted process: `RESTART_ARG BACKEND DIR HOT CACHE_MIB`, prints
+/// one JSON line.
 pub(crate) fn child_main() -> Option<std::process::ExitCode> {
     let mut args = std::env::args().skip(1);
     if args.next().as_deref() != Some(RESTART_ARG) {
         return None;
     }
+    const USAGE: &str = "usage: __restart_rss BACKEND DIR HOT CACHE_MIB";
     let mut run = || -> Result<Restarted> {
-        let dir = args
+        let backend: Backend = args
             .next()
-            .context("usage: __restart_rss DIR HOT CACHE_MIB")?;
+            .context(USAGE)?
+            .parse()
+            .context("BACKEND must be sled, fjall or redb")?;
+        let dir = args.next().context(USAGE)?;
         let hot: usize = args
             .next()
-            .context("usage: __restart_rss DIR HOT CACHE_MIB")?
+            .context(USAGE)?
             .parse()
             .context("HOT must be a number")?;
         let cache_mib: u64 = args
             .next()
-            .context("usage: __restart_rss DIR HOT CACHE_MIB")?
+            .context(USAGE)?
             .parse()
             .context("CACHE_MIB must be a number")?;
         let started = Instant::now();
-        let store = SledStore::open(Path::new(&dir), crate::config::store_options(cache_mib))
-            .with_context(|| format!("opening the sled store in {dir}"))?;
+        let store = AnyStore::open(
+            backend,
+            Path::new(&dir),
+            crate::config::store_options(cache_mib),
+        )
+        .with_context(|| format!("opening the {backend} store in {dir}"))?;
         // Holding every customer decoded lifts the byte limit too.
         let limits = if hot == usize::MAX {
             tier_engine::HotLimits {
