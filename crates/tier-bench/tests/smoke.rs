@@ -31,13 +31,14 @@ const KEYS: [&str; 20] = [
     "notes",
 ];
 
-#[test]
-fn every_scenario_runs_and_the_json_line_has_every_key() {
+/// Run `tier-bench --quick --json` at a toy scale with `extra` flags in
+/// a fresh work dir; its stdout and the JSON object of its last line.
+fn toy_run(extra: &[&str]) -> (String, serde_json::Value) {
     let work = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_tier-bench"))
+        .args(["--quick", "--json"])
+        .args(extra)
         .args([
-            "--quick",
-            "--json",
             "--customers",
             "300",
             "--orders",
@@ -49,17 +50,23 @@ fn every_scenario_runs_and_the_json_line_has_every_key() {
         .arg(work.path())
         .output()
         .expect("tier-bench runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "tier-bench failed: {}\n{}",
+        "tier-bench {extra:?} failed: {}\n{}",
         stdout,
         String::from_utf8_lossy(&out.stderr)
     );
     let last = stdout.lines().last().expect("a JSON line");
-    let json: serde_json::Value = serde_json::from_str(last).expect("the last line is JSON");
+    let json = serde_json::from_str(last).expect("the last line is JSON");
+    (stdout, json)
+}
+
+#[test]
+fn every_scenario_runs_and_the_json_line_has_every_key() {
+    let (stdout, json) = toy_run(&[]);
     for key in KEYS {
-        assert!(json.get(key).is_some(), "{key} missing: {last}");
+        assert!(json.get(key).is_some(), "{key} missing: {json}");
     }
     let notes = &json["notes"];
     for key in &KEYS[..18] {
@@ -69,7 +76,7 @@ fn every_scenario_runs_and_the_json_line_has_every_key() {
             "{key} is neither a figure nor null with a note: {value}"
         );
     }
-    assert_eq!(json["failures"], serde_json::json!([]), "{last}");
+    assert_eq!(json["failures"], serde_json::json!([]), "{json}");
     // The table a person reads is there too.
     assert!(stdout.contains("fold_events_per_sec"), "{stdout}");
 }
@@ -82,39 +89,11 @@ fn every_scenario_runs_and_the_json_line_has_every_key() {
 #[test]
 fn the_store_scenarios_run_on_each_backend() {
     for backend in ["fjall", "redb"] {
-        let work = tempfile::tempdir().unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_tier-bench"))
-            .args([
-                "--quick",
-                "--json",
-                "--only",
-                "state,rescore",
-                "--store-backend",
-                backend,
-                "--customers",
-                "300",
-                "--orders",
-                "500",
-                "--state-customers",
-                "500",
-                "--work-dir",
-            ])
-            .arg(work.path())
-            .output()
-            .expect("tier-bench runs");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "tier-bench --store-backend {backend} failed: {}\n{}",
-            stdout,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let last = stdout.lines().last().expect("a JSON line");
-        let json: serde_json::Value = serde_json::from_str(last).expect("the last line is JSON");
+        let (_, json) = toy_run(&["--only", "state,rescore", "--store-backend", backend]);
         for key in ["disk_bytes_per_customer", "rss_mib", "rescore_1m_seconds"] {
             assert!(
                 json[key].is_number(),
-                "{backend}: {key} is not a figure: {last}"
+                "{backend}: {key} is not a figure: {json}"
             );
         }
         let rss = json["notes"]["rss_mib"].as_str().unwrap_or_default();
@@ -122,7 +101,7 @@ fn the_store_scenarios_run_on_each_backend() {
             rss.contains(&format!("opened the {backend} store")),
             "{backend}: the restarted process did not open a {backend} store: {rss}"
         );
-        assert_eq!(json["context"]["store_backend"], backend, "{last}");
-        assert_eq!(json["failures"], serde_json::json!([]), "{last}");
+        assert_eq!(json["context"]["store_backend"], backend, "{json}");
+        assert_eq!(json["failures"], serde_json::json!([]), "{json}");
     }
 }
