@@ -35,11 +35,21 @@ enum Limit {
 }
 
 impl Limit {
-    fn set(self, engine: &mut Engine) {
+    /// The cold engine's limits: this one, the other at its default.
+    fn hot_limits(self) -> HotLimits {
         match self {
-            Limit::Customers => engine.set_hot_limit(LIMIT),
-            Limit::Bytes => engine.set_hot_bytes_limit(BYTES),
+            Limit::Customers => HotLimits::from(LIMIT),
+            Limit::Bytes => HotLimits {
+                customers: DEFAULT_HOT_CUSTOMERS,
+                bytes: BYTES,
+            },
         }
+    }
+
+    fn set(self, engine: &mut Engine) {
+        let HotLimits { customers, bytes } = self.hot_limits();
+        engine.set_hot_limit(customers);
+        engine.set_hot_bytes_limit(bytes);
     }
 }
 
@@ -235,23 +245,15 @@ fn held_back(limit: Limit) {
                 next,
                 DEFAULT_HOT_CUSTOMERS,
             );
+            // Loaded under its limits, as tierd loads under
+            // `--hot-customers` and `--hot-mib`.
+            pair.cold = Engine::with_scopes(policy, states(&pair.cold), next, limit.hot_limits());
             match limit {
                 Limit::Customers => {
-                    pair.cold = Engine::with_scopes(policy, states(&pair.cold), next, LIMIT);
                     assert!(pair.cold.hot_customers() <= LIMIT, "loading stays cold");
                 }
                 Limit::Bytes => {
-                    // Loaded under the byte limit, as tierd loads under
-                    // `--hot-mib`: the busiest customers stay encoded.
-                    pair.cold = Engine::with_scopes(
-                        policy,
-                        states(&pair.cold),
-                        next,
-                        HotLimits {
-                            customers: DEFAULT_HOT_CUSTOMERS,
-                            bytes: BYTES,
-                        },
-                    );
+                    // The busiest customers stay encoded.
                     assert!(
                         pair.cold.hot_bytes() <= BYTES,
                         "loading stays cold: {} B decoded",
