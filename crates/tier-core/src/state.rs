@@ -323,11 +323,10 @@ pub enum TierAsOf {
 /// What the store keeps per customer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CustomerState {
-    /// Boxed: the service keeps every customer's state in one hash table,
-    /// whose slots (several per customer: a table is never full) hold
-    /// what is inline; the projection is most of it (448 bytes) and every
-    /// customer has one. Serialized as itself.
-    pub projection: Box<CustomerProjection>,
+    /// Inline: the engine holds each decoded state in a box of its own,
+    /// and every event reads the projection, so it is one pointer away
+    /// from the engine's table, not two.
+    pub projection: CustomerProjection,
     /// The tier currently held; `None` until the first event is scored.
     pub assignment: Option<TierAssignment>,
     /// When the last decision was made (see the module docs).
@@ -651,15 +650,17 @@ impl CustomerState {
         Rescored { change, confirmed }
     }
 
-    /// Bytes this state holds on the heap, about: what holding it decoded
-    /// costs (the engine bounds the customers it holds decoded by this).
+    /// Bytes this state takes on the heap when held boxed, as the engine
+    /// holds it, about: its own size and what it owns (the engine bounds
+    /// the customers it holds decoded by this).
     /// A light customer holds one or two kilobytes; the busiest, with
     /// every applied event, order and invoice of their window in hash
     /// tables and a bucket per active day, tens of kilobytes.
     pub fn heap_size(&self) -> usize {
         use std::mem::size_of;
         let tier = |a: &Option<TierAssignment>| a.as_ref().map_or(0, |a| heap_bytes(&a.tier));
-        self.projection.heap_size()
+        size_of::<Self>()
+            + self.projection.heap_size()
             + tier(&self.assignment)
             + tier(&self.effective)
             + heap_bytes(&self.policy_version)
@@ -712,7 +713,7 @@ impl CustomerState {
             evaluated,
         } = self;
         Self {
-            projection: Box::new(projection.clone_deciding_only()),
+            projection: projection.clone_deciding_only(),
             assignment: assignment.clone(),
             decided_at: *decided_at,
             policy_version: policy_version.clone(),
@@ -1509,5 +1510,24 @@ impl CustomerState {
     pub fn indicators(&self, policy: &Policy) -> Indicators {
         self.projection
             .indicators(self.decision_instant(None), policy.fold_rules())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every event reads the projection: the engine boxes each decoded
+    /// state, and the projection sits inside that box, one pointer from
+    /// the engine's table (a box of its own made it two, and cost the
+    /// fold about 8%, `tier-bench --only fold`).
+    #[test]
+    fn a_state_holds_its_projection_inline() {
+        assert!(
+            std::mem::size_of::<CustomerState>() > std::mem::size_of::<CustomerProjection>(),
+            "the projection is not inline: {} bytes a state, {} a projection",
+            std::mem::size_of::<CustomerState>(),
+            std::mem::size_of::<CustomerProjection>()
+        );
     }
 }

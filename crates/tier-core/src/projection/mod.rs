@@ -642,9 +642,8 @@ impl CustomerProjection {
         self.clock
     }
 
-    /// Bytes this projection holds on the heap, about, its own box
-    /// included: what holding it decoded costs beyond its encoded form
-    /// (see `CustomerState::heap_size`). Counts capacities, not what is
+    /// Bytes this projection holds on the heap, about, beyond its own
+    /// inline size (see `CustomerState::heap_size`). Counts capacities, not what is
     /// in use; the ordered maps by their length (a B-tree's nodes hold
     /// its entries at about two thirds full).
     pub fn heap_size(&self) -> usize {
@@ -654,8 +653,7 @@ impl CustomerProjection {
             .iter()
             .map(|(id, c)| id.capacity() + c.category.capacity())
             .sum::<usize>();
-        size_of::<Self>()
-            + self.days.heap_size()
+        self.days.heap_size()
             + btree::<u32, u32>(self.late.len())
             + btree::<Month, i128>(self.months.len())
             + self.orders.heap_size()
