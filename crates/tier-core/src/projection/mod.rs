@@ -643,9 +643,9 @@ impl CustomerProjection {
     }
 
     /// Bytes this projection holds on the heap, about, beyond its own
-    /// inline size (see `CustomerState::heap_size`). Counts capacities, not what is
-    /// in use; the ordered maps by their length (a B-tree's nodes hold
-    /// its entries at about two thirds full).
+    /// inline size (see `CustomerState::heap_size`). Counts capacities,
+    /// not what is in use; the ordered maps by their length (a B-tree's
+    /// nodes hold its entries at about two thirds full).
     pub fn heap_size(&self) -> usize {
         use std::mem::size_of;
         let complaints = self
