@@ -23,6 +23,7 @@ mod cpu;
 mod inproc;
 #[cfg(feature = "kafka")]
 mod kafka;
+mod machine;
 mod report;
 mod workload;
 
@@ -73,6 +74,10 @@ fn run(args: Args) -> Result<bool> {
     let cfg = BenchConfig::from_args(&args)?;
     let mut report = Report::new(&cfg);
     eprintln!("{}", cfg.describe());
+    // Before any scenario: how fast the machine is today (see `machine`).
+    let machine = machine::Machine::measure();
+    eprintln!("{}", machine.describe());
+    report.machine(machine);
 
     // The broker scenarios first: run after the in-process ones, tierd
     // shared the process with the gigabytes of allocator state the

@@ -114,6 +114,9 @@ pub(crate) struct Report {
     /// Section headings, by the index of their first figure.
     sections: Vec<(usize, &'static str)>,
     context: BTreeMap<&'static str, Value>,
+    /// The machine's speed at the start of the run (the line above the
+    /// table; `context.machine` in the JSON).
+    machine: Option<crate::machine::Machine>,
     started: Instant,
 }
 
@@ -136,6 +139,7 @@ impl Report {
             failures: Vec::new(),
             sections: Vec::new(),
             context,
+            machine: None,
             started: Instant::now(),
         }
     }
@@ -216,6 +220,12 @@ impl Report {
         self.context.insert(key, value);
     }
 
+    /// The machine's speed measured at the start of the run.
+    pub(crate) fn machine(&mut self, machine: crate::machine::Machine) {
+        self.context.insert("machine", machine.json());
+        self.machine = Some(machine);
+    }
+
     pub(crate) fn failed(&self) -> bool {
         !self.failures.is_empty()
     }
@@ -255,6 +265,9 @@ impl Report {
             }
         }
         let mut out = String::new();
+        if let Some(machine) = &self.machine {
+            let _ = writeln!(out, "{}", machine.describe());
+        }
         let line = |out: &mut String, cells: &[String; 5]| {
             let mut s = String::new();
             for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {

@@ -79,6 +79,19 @@ fn every_scenario_runs_and_the_json_line_has_every_key() {
     assert_eq!(json["failures"], serde_json::json!([]), "{json}");
     // The table a person reads is there too.
     assert!(stdout.contains("fold_events_per_sec"), "{stdout}");
+    // How fast the machine was, so runs of different days can be read
+    // side by side: in the JSON's context and above the table.
+    for key in ["random_read_ns", "compute_ns"] {
+        let v = json["context"]["machine"][key].as_f64();
+        assert!(
+            v.is_some_and(|v| v > 0.0 && v.is_finite()),
+            "context.machine.{key} is not a positive figure: {json}"
+        );
+    }
+    assert!(
+        stdout.contains("machine (this run): a dependent random read from 64 MiB"),
+        "{stdout}"
+    );
 }
 
 /// The state and rescore scenarios run on the backend asked for, the
