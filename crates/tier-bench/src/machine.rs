@@ -45,8 +45,9 @@ impl Machine {
     /// Measure (about a second).
     pub(crate) fn measure() -> Self {
         let table = single_cycle(TABLE_ENTRIES, 0x9e37_79b9_7f4a_7c15);
-        // One pass over a part of the cycle first, so the pages are
-        // faulted in and the timed reads are reads, not page faults.
+        // A part of the cycle first (the shuffle faulted every page in
+        // and left its last writes in the caches), so the timed reads
+        // start as a chase goes on: past the caches and the TLB.
         let warm = chase(&table, 0, READS / 4);
         let started = Instant::now();
         let end = chase(&table, warm, READS);
