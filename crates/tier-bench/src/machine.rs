@@ -24,6 +24,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use serde_json::{Value, json};
+use tier_core::sim::SplitMix64;
 
 /// Entries of the chased table: 8 Mi `usize`s, 64 MiB.
 const TABLE_ENTRIES: usize = 8 << 20;
@@ -90,14 +91,11 @@ fn round2(v: f64) -> f64 {
 /// comes back, in an order no prefetcher can guess.
 fn single_cycle(n: usize, seed: u64) -> Vec<usize> {
     let mut table: Vec<usize> = (0..n).collect();
-    let mut state = seed | 1;
+    // The workload generator's random numbers: plenty for an order of
+    // reads.
+    let mut rng = SplitMix64::new(seed);
     for i in (1..n).rev() {
-        // xorshift64*: cheap and plenty random for an order of reads.
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        let r = state.wrapping_mul(0x2545_f491_4f6c_dd1d);
-        let j = (r % i as u64) as usize;
+        let j = (rng.next_u64() % i as u64) as usize;
         table.swap(i, j);
     }
     table
