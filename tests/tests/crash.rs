@@ -116,15 +116,17 @@ impl World {
                 // are decoded, changed and encoded again.
                 "--hot-customers".into(),
                 "1000".into(),
-                "--kafka".into(),
-                std::iter::once(format!(
-                    "heartbeat.interval.ms={}",
-                    (session_ms / 5).max(50)
-                ))
-                .chain(std::env::var("TIERD_FAULT_KAFKA").ok())
-                .collect::<Vec<_>>()
-                .join(";"),
-            ],
+                "--kafka-consumer".into(),
+                format!("heartbeat.interval.ms={}", (session_ms / 5).max(50)),
+            ]
+            .into_iter()
+            .chain(
+                std::env::var("TIERD_FAULT_KAFKA")
+                    .ok()
+                    .into_iter()
+                    .flat_map(|kv| ["--kafka".to_owned(), kv]),
+            )
+            .collect(),
         };
         World {
             prefix,

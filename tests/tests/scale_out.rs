@@ -155,7 +155,7 @@ impl World {
                 "true",
                 "--batch-max-wait-ms",
                 "5",
-                "--kafka",
+                "--kafka-consumer",
                 "max.partition.fetch.bytes=2048",
             ],
         )
@@ -179,7 +179,7 @@ impl World {
             extra_args: vec![
                 "--policy".into(),
                 self.policy_file.to_string_lossy().into_owned(),
-                "--kafka".into(),
+                "--kafka-consumer".into(),
                 format!("heartbeat.interval.ms={}", SESSION_MS / 5),
             ]
             .into_iter()

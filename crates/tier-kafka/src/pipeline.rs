@@ -120,8 +120,10 @@ pub struct PipelineConfig {
     /// sealed when full or at `batch_max_wait`.
     pub batch_catch_up_min_records: usize,
     pub session_timeout_ms: u32,
-    /// Extra librdkafka settings for consumer and DLQ producer.
+    /// Extra librdkafka settings for the consumer.
     pub kafka: Vec<(String, String)>,
+    /// Extra librdkafka settings for the dead-letter producer.
+    pub dlq_kafka: Vec<(String, String)>,
     pub limits: ValidationLimits,
     /// How long the pipeline may fail to make progress (consumer errors,
     /// unreachable leaders, records it cannot fetch, dead letters or
@@ -155,6 +157,7 @@ impl PipelineConfig {
             batch_catch_up_min_records: 5_000,
             session_timeout_ms: 10_000,
             kafka: Vec::new(),
+            dlq_kafka: Vec::new(),
             limits: ValidationLimits::default(),
             stall_after: Duration::from_secs(10),
             time_sweeps: true,
@@ -862,7 +865,7 @@ impl<S: Store + 'static> Pipeline<S> {
                 ("acks", "all"),
                 ("message.timeout.ms", "10000"),
             ],
-            &config.kafka,
+            &config.dlq_kafka,
         );
         let sink =
             KafkaDeadLetters::new(dlq_config, config.dlq_topic.clone(), config.probe_timeout())?;

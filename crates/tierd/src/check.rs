@@ -212,10 +212,15 @@ fn check_data_dir(dir: &Path, errors: &mut Vec<String>) {
     }
 }
 
-/// `config` as TOML, `--kafka` secrets masked.
+/// `config` as TOML, the librdkafka settings' secrets masked.
 fn render_masked(config: &Config) -> String {
     let mut masked = config.clone();
-    for kv in &mut masked.kafka {
+    for kv in masked
+        .kafka
+        .iter_mut()
+        .chain(&mut masked.kafka_consumer)
+        .chain(&mut masked.kafka_producer)
+    {
         if let Some((k, _)) = kv.split_once('=')
             && is_secret(k)
         {
@@ -267,6 +272,8 @@ mod tests {
             tokens.to_str().unwrap(),
             "--kafka",
             "sasl.password=hunter2hunter2;security.protocol=SASL_SSL;oops",
+            "--kafka-producer",
+            "sasl.password=producer-secret",
             "--topics",
             "orders,bad topic",
             "--dlq-topic",
@@ -293,6 +300,10 @@ mod tests {
         }
         assert_eq!(r.errors.len(), 8, "{text}");
         assert!(!text.contains("hunter2"), "a secret leaked:\n{text}");
+        assert!(
+            !text.contains("producer-secret"),
+            "a secret leaked:\n{text}"
+        );
         assert!(text.contains("sasl.password=****"), "{text}");
         assert!(text.contains("security.protocol=SASL_SSL"), "{text}");
     }

@@ -98,8 +98,15 @@ pub struct Config {
     /// cache, redb's page cache).
     pub store_cache_mib: u64,
     pub session_timeout_ms: u32,
-    /// Extra librdkafka settings (`key=value`), e.g. SASL options.
+    /// Extra librdkafka settings (`key=value`) for every client, e.g.
+    /// SASL and TLS options.
     pub kafka: Vec<String>,
+    /// Extra librdkafka settings for the input consumer only (after
+    /// `kafka`), e.g. `fetch.wait.max.ms` or `max.partition.fetch.bytes`.
+    pub kafka_consumer: Vec<String>,
+    /// Extra librdkafka settings for the producers only (tier changes and
+    /// dead letters, after `kafka`), e.g. `compression.type`.
+    pub kafka_producer: Vec<String>,
     /// Freeze processing time at this instant (ms since the epoch): for
     /// replays "as of" a date and for deterministic tests.
     pub frozen_now_ms: Option<i64>,
@@ -207,6 +214,8 @@ impl Default for Config {
             store_cache_mib: tier_store::StoreOptions::default().cache_capacity_bytes >> 20,
             session_timeout_ms: 10_000,
             kafka: Vec::new(),
+            kafka_consumer: Vec::new(),
+            kafka_producer: Vec::new(),
             frozen_now_ms: None,
             stall_after_ms: 10_000,
             auth_tokens_file: None,
@@ -319,10 +328,28 @@ pub struct Cli {
     #[arg(long, env = "TIERD_STORE_CACHE_MIB", value_name = "MIB")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store_cache_mib: Option<u64>,
-    /// Extra librdkafka setting key=value (repeatable).
+    /// Extra librdkafka setting key=value for every client (repeatable).
     #[arg(long = "kafka", env = "TIERD_KAFKA", value_delimiter = ';')]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kafka: Option<Vec<String>>,
+    /// Extra librdkafka setting key=value for the consumer only
+    /// (repeatable; after --kafka).
+    #[arg(
+        long = "kafka-consumer",
+        env = "TIERD_KAFKA_CONSUMER",
+        value_delimiter = ';'
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka_consumer: Option<Vec<String>>,
+    /// Extra librdkafka setting key=value for the producers only
+    /// (repeatable; after --kafka).
+    #[arg(
+        long = "kafka-producer",
+        env = "TIERD_KAFKA_PRODUCER",
+        value_delimiter = ';'
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka_producer: Option<Vec<String>>,
     /// Freeze processing time at this instant, in ms since the epoch
     /// (replays "as of" a date; deterministic tests).
     #[arg(long, env = "TIERD_FROZEN_NOW_MS")]
@@ -437,32 +464,65 @@ impl Config {
         }
     }
 
-    /// Parsed `--kafka key=value` settings.
+    /// Parsed `--kafka`, `--kafka-consumer` and `--kafka-producer`
+    /// settings.
     ///
     /// `partition.assignment.strategy` may only be `range` (tierd's
     /// default): an instance owns a partition *number* of every input
     /// topic (they are co-partitioned by customer id), which only the
     /// range assignor guarantees, and tierd's rebalance handling is the
     /// eager protocol's (a cooperative assignor would stop consumption).
-    pub fn kafka_settings(&self) -> anyhow::Result<Vec<(String, String)>> {
-        self.kafka
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv
-                    .split_once('=')
-                    .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-                    .ok_or_else(|| anyhow::anyhow!("--kafka {kv:?}: expected key=value"))?;
-                if k == "partition.assignment.strategy" && v != "range" {
-                    anyhow::bail!(
-                        "--kafka {kv:?}: tierd needs the range assignor (an instance owns the same \
-                         partition number of every co-partitioned input topic, and rebalances are \
-                         handled eagerly); remove the setting or set it to range"
-                    );
-                }
-                Ok((k, v))
-            })
-            .collect()
+    pub fn kafka_settings(&self) -> anyhow::Result<KafkaSettings> {
+        Ok(KafkaSettings {
+            all: parse_kafka("--kafka", &self.kafka)?,
+            consumer: parse_kafka("--kafka-consumer", &self.kafka_consumer)?,
+            producer: parse_kafka("--kafka-producer", &self.kafka_producer)?,
+        })
     }
+}
+
+/// The operator's librdkafka settings, by the clients they are for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KafkaSettings {
+    /// For every client (`--kafka`).
+    pub all: Vec<(String, String)>,
+    /// For the consumer only (`--kafka-consumer`).
+    pub consumer: Vec<(String, String)>,
+    /// For the producers only (`--kafka-producer`).
+    pub producer: Vec<(String, String)>,
+}
+
+impl KafkaSettings {
+    /// The consumer's settings: every client's, then its own (which win).
+    pub fn for_consumer(&self) -> Vec<(String, String)> {
+        [self.all.as_slice(), &self.consumer].concat()
+    }
+
+    /// A producer's settings: every client's, then the producers' own.
+    pub fn for_producer(&self) -> Vec<(String, String)> {
+        [self.all.as_slice(), &self.producer].concat()
+    }
+}
+
+/// `key=value` settings given with `flag`.
+fn parse_kafka(flag: &str, settings: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    settings
+        .iter()
+        .map(|kv| {
+            let (k, v) = kv
+                .split_once('=')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                .ok_or_else(|| anyhow::anyhow!("{flag} {kv:?}: expected key=value"))?;
+            if k == "partition.assignment.strategy" && v != "range" {
+                anyhow::bail!(
+                    "{flag} {kv:?}: tierd needs the range assignor (an instance owns the same \
+                     partition number of every co-partitioned input topic, and rebalances are \
+                     handled eagerly); remove the setting or set it to range"
+                );
+            }
+            Ok((k, v))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -490,21 +550,80 @@ mod tests {
 
     #[test]
     fn only_the_range_assignor_is_accepted() {
-        let with = |v: &str| Config {
-            kafka: vec![format!("partition.assignment.strategy={v}")],
+        let setting = |v: &str| vec![format!("partition.assignment.strategy={v}")];
+        let everywhere = |v: &str| Config {
+            kafka: setting(v),
             ..Config::default()
         };
+        let consumer = |v: &str| Config {
+            kafka_consumer: setting(v),
+            ..Config::default()
+        };
+        let range = vec![(
+            "partition.assignment.strategy".to_owned(),
+            "range".to_owned(),
+        )];
         assert_eq!(
-            with("range").kafka_settings().unwrap(),
-            [(
-                "partition.assignment.strategy".to_owned(),
-                "range".to_owned()
-            )]
+            everywhere("range").kafka_settings().unwrap().for_consumer(),
+            range
+        );
+        assert_eq!(
+            consumer("range").kafka_settings().unwrap().for_consumer(),
+            range
         );
         for other in ["roundrobin", "cooperative-sticky", "range,roundrobin"] {
-            let err = with(other).kafka_settings().unwrap_err().to_string();
+            let err = everywhere(other).kafka_settings().unwrap_err().to_string();
             assert!(err.contains("range assignor"), "{other}: {err}");
+            assert!(err.starts_with("--kafka \""), "{other}: {err}");
+            let err = consumer(other).kafka_settings().unwrap_err().to_string();
+            assert!(err.contains("range assignor"), "{other}: {err}");
+            assert!(err.starts_with("--kafka-consumer \""), "{other}: {err}");
         }
+    }
+
+    #[test]
+    fn consumer_and_producer_settings_go_to_their_clients_only() {
+        let cli = Cli::try_parse_from([
+            "tierd",
+            "--kafka",
+            "security.protocol=SASL_SSL;linger.ms=1",
+            "--kafka-consumer",
+            "fetch.wait.max.ms=10",
+            "--kafka-producer",
+            "compression.type=zstd;linger.ms=20",
+        ])
+        .unwrap();
+        let settings = cli.resolve().unwrap().kafka_settings().unwrap();
+        let kv = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert_eq!(
+            settings.for_consumer(),
+            [
+                kv("security.protocol", "SASL_SSL"),
+                kv("linger.ms", "1"),
+                kv("fetch.wait.max.ms", "10"),
+            ]
+        );
+        // Set later, a producer's own setting wins over every client's.
+        assert_eq!(
+            settings.for_producer(),
+            [
+                kv("security.protocol", "SASL_SSL"),
+                kv("linger.ms", "1"),
+                kv("compression.type", "zstd"),
+                kv("linger.ms", "20"),
+            ]
+        );
+        let err = Config {
+            kafka_producer: vec!["oops".to_owned()],
+            ..Config::default()
+        }
+        .kafka_settings()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("--kafka-producer \"oops\": expected key=value"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -331,7 +331,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
             broker.create_topic(t, config.partitions)?;
         }
     } else if config.create_topics {
-        let cc = tier_kafka::client_config(&brokers, &[], &kafka);
+        let cc = tier_kafka::client_config(&brokers, &[], &kafka.all);
         tier_kafka::ensure_topics(&cc, &all_topics, config.partitions, config.replication).await?;
     }
 
@@ -436,7 +436,8 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     pc.batch_catch_up_min_records = config.batch_catch_up_min_records;
     pc.session_timeout_ms = config.session_timeout_ms;
     pc.stall_after = Duration::from_millis(config.stall_after_ms.max(100));
-    pc.kafka = kafka.clone();
+    pc.kafka = kafka.for_consumer();
+    pc.dlq_kafka = kafka.for_producer();
     pc.time_sweeps = config.time_sweeps;
     pc.slice = config.engine_slice.max(1);
     pc.slice_target = Duration::from_millis(config.engine_slice_ms);
@@ -476,7 +477,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
                 config::OutputFormatArg::Json => OutputFormat::Json,
             },
             batch: 1000,
-            kafka,
+            kafka: kafka.for_producer(),
             enrich: Some(population_gradings(read.clone(), policy_handle.clone())),
         },
         store.clone(),

@@ -60,7 +60,7 @@ pub(crate) fn config(
         // answers as soon as data arrives: a caught-up tierd would wait
         // up to 500 ms per fetch, an artefact of the mock. 10 ms emulates
         // Kafka's early answer (no effect on a backlog: data is waiting).
-        kafka: vec!["fetch.wait.max.ms=10".to_owned()],
+        kafka_consumer: vec!["fetch.wait.max.ms=10".to_owned()],
         store_backend: cfg.store_backend,
         store_cache_mib: cfg.store_cache_mib,
         batch_catch_up_min_records: cfg.batch_catch_up_min_records,
