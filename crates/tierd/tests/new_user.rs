@@ -4,9 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use common::Tierd;
 
 fn tierctl() -> PathBuf {
     let path = Path::new(env!("CARGO_BIN_EXE_tierd")).with_file_name("tierctl");
@@ -35,32 +39,7 @@ fn run(cmd: &mut Command) -> (bool, String) {
 #[test]
 fn run_simulate_explain_stop() {
     let dir = tempfile::tempdir().unwrap();
-    let ready = dir.path().join("ready.json");
-    let mut tierd = Command::new(env!("CARGO_BIN_EXE_tierd"))
-        .current_dir(dir.path())
-        .args([
-            "--grpc-listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--ready-file")
-        .arg(&ready)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !ready.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "tierd never wrote its ready file"
-        );
-        assert!(tierd.try_wait().unwrap().is_none(), "tierd exited early");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let info: serde_json::Value = serde_json::from_slice(&std::fs::read(&ready).unwrap()).unwrap();
+    let (mut tierd, info) = Tierd::start(dir.path(), &[], "warn", Stdio::null());
     let brokers = info["kafka_bootstrap"].as_str().unwrap().to_owned();
     let addr = format!("http://{}", info["grpc"].as_str().unwrap());
     assert!(
@@ -96,18 +75,6 @@ fn run_simulate_explain_stop() {
     assert!(ok && out.contains("tier"), "{out}");
 
     // SIGTERM: finish the batch, flush, exit 0.
-    let status = Command::new("kill")
-        .args(["-TERM", &tierd.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let exit = loop {
-        if let Some(s) = tierd.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "tierd did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let exit = tierd.stop();
     assert!(exit.success(), "tierd exit status {exit}");
 }

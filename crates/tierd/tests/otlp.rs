@@ -11,13 +11,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
+#[cfg(feature = "otlp")]
+mod common;
 
 #[cfg(not(feature = "otlp"))]
 #[test]
 fn without_the_feature_the_endpoint_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tierd"))
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tierd"))
         .current_dir(dir.path())
         .args(["--otlp-endpoint", "http://127.0.0.1:4318"])
         .output()
@@ -34,10 +35,9 @@ fn without_the_feature_the_endpoint_is_refused() {
 mod with_the_feature {
     use std::io::{BufRead as _, BufReader, Read as _, Write as _};
     use std::net::{TcpListener, TcpStream};
-    use std::path::Path;
-    use std::process::{Child, Stdio};
+    use std::process::Stdio;
     use std::sync::mpsc;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::common::v1::any_value::Value;
@@ -47,52 +47,7 @@ mod with_the_feature {
     use tier_proto::api::tier_service_client::TierServiceClient;
     use tier_proto::api::{GetPolicyRequest, OverrideMode, SetOverrideRequest};
 
-    use super::*;
-
-    /// Kills the child on drop, so a failed assertion leaves no tierd
-    /// behind.
-    struct KillOnDrop(Child);
-
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-
-    /// Start the `tierd` binary with `extra` flags; it and the ready
-    /// file's JSON once it is ready.
-    fn start_tierd(dir: &Path, extra: &[&str]) -> (KillOnDrop, serde_json::Value) {
-        let ready = dir.join("ready.json");
-        let child = Command::new(env!("CARGO_BIN_EXE_tierd"))
-            .current_dir(dir)
-            .args([
-                "--grpc-listen",
-                "127.0.0.1:0",
-                "--metrics-listen",
-                "127.0.0.1:0",
-            ])
-            .args(extra)
-            .arg("--ready-file")
-            .arg(&ready)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut tierd = KillOnDrop(child);
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while !ready.exists() {
-            assert!(
-                Instant::now() < deadline,
-                "tierd never wrote its ready file"
-            );
-            assert!(tierd.0.try_wait().unwrap().is_none(), "tierd exited early");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let info = serde_json::from_slice(&std::fs::read(&ready).unwrap()).unwrap();
-        (tierd, info)
-    }
+    use crate::common::Tierd;
 
     const READ_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
     const READ_PARENT: &str = "00f067aa0ba902b7";
@@ -182,7 +137,12 @@ mod with_the_feature {
     async fn traced_requests_are_exported_as_spans_of_the_callers_traces() {
         let (url, posts) = collector();
         let dir = tempfile::tempdir().unwrap();
-        let (mut tierd, info) = start_tierd(dir.path(), &["--otlp-endpoint", &url]);
+        let (mut tierd, info) = Tierd::start(
+            dir.path(),
+            &["--otlp-endpoint", &url],
+            "info",
+            Stdio::null(),
+        );
         let grpc = format!("http://{}", info["grpc"].as_str().unwrap());
 
         let mut read = TierServiceClient::connect(grpc.clone()).await.unwrap();
@@ -212,19 +172,7 @@ mod with_the_feature {
         let _ = admin.set_override(request).await;
 
         // SIGTERM: tierd stops, then sends the spans still pending.
-        let status = Command::new("kill")
-            .args(["-TERM", &tierd.0.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let exit = loop {
-            if let Some(s) = tierd.0.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "tierd did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(100));
-        };
+        let exit = tierd.stop();
         assert!(exit.success(), "tierd exited with {exit}");
 
         let mut spans: Vec<(String, Span)> = Vec::new();
