@@ -55,7 +55,8 @@ fn consumer_and_producer_settings_reach_only_their_clients() {
         assert!(tierd.running(), "tierd exited:\n{log}");
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(tierd.stop().success());
+    let exit = tierd.stop();
+    assert!(exit.success(), "tierd exit status {exit}");
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(
         !log.contains(&ignored("fetch.wait.max.ms", "consumer", "producer")),
