@@ -362,7 +362,7 @@ pub struct CustomerState {
     /// the first change after a restart explains itself as it would have
     /// without one. The last field serialized:
     /// store format 1 is format 2 without it (tier-store's `codec`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "kept_unless_deciding_only")]
     indicators_at_change: Option<KeptIndicators>,
     /// The tier the figures gave at the last decision (before hysteresis),
     /// so [`Self::next_due`] need not evaluate again right after one.
@@ -409,6 +409,19 @@ impl Decision {
             overrides: state.override_history().len(),
         }
     }
+}
+
+/// The figures at the last change: kept, or (inside
+/// [`deciding_only`](crate::projection::deciding_only)) read past.
+fn kept_unless_deciding_only<'de, D>(d: D) -> Result<Option<KeptIndicators>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    if crate::projection::is_deciding_only() {
+        let _: Option<&'de [u8]> = Deserialize::deserialize(d)?;
+        return Ok(None);
+    }
+    Deserialize::deserialize(d)
 }
 
 /// The outcome of [`CustomerState::process`].
@@ -691,8 +704,9 @@ impl CustomerState {
 
     /// A copy to read, never to hold, fold events into or store: as
     /// [`deciding_only`](crate::projection::deciding_only) decodes one,
-    /// without the applied event ids and the orders by id, which no
-    /// decision, figure or view reads. What the engine's policy rescore
+    /// without the applied event ids, the orders by id, the profile's
+    /// name, industry and region and the figures kept at the last change,
+    /// which no decision, figure or view reads. What the engine's policy rescore
     /// hands the read side for a confirmed customer it holds decoded: the
     /// busiest customers hold hundreds of thousands of applied ids, which
     /// a full copy would clone only to drop.
@@ -709,7 +723,7 @@ impl CustomerState {
             effective,
             at_risk,
             history,
-            indicators_at_change,
+            indicators_at_change: _,
             evaluated,
         } = self;
         Self {
@@ -724,7 +738,7 @@ impl CustomerState {
             effective: effective.clone(),
             at_risk: at_risk.clone(),
             history: history.clone(),
-            indicators_at_change: indicators_at_change.clone(),
+            indicators_at_change: None,
             evaluated: *evaluated,
         }
     }

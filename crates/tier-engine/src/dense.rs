@@ -77,6 +77,14 @@ impl<V> DenseMap<V> {
         }
     }
 
+    /// The entry at `hint` when it is `id`'s.
+    pub(crate) fn at(&self, id: &str, hint: usize) -> Option<&V> {
+        match self.entries.get(hint) {
+            Some((k, v)) if k.as_str() == id => Some(v),
+            _ => None,
+        }
+    }
+
     /// [`Self::get_mut`] by way of [`Self::position_near`].
     pub(crate) fn get_mut_near(&mut self, id: &str, hint: usize) -> Option<&mut V> {
         let i = self.position_near(id, hint)?;
@@ -245,6 +253,12 @@ mod tests {
             for k in 0..=u8::MAX {
                 for hint in [usize::from(k), usize::from(k) % (dense.len() + 1), usize::MAX] {
                     prop_assert_eq!(dense.position_near(&id(k), hint), dense.position(&id(k)));
+                }
+                // `at` answers at the hint only: the entry when it is
+                // the id's, nothing otherwise.
+                for hint in [usize::from(k), usize::MAX] {
+                    let here = dense.position(&id(k)) == Some(hint);
+                    prop_assert_eq!(dense.at(&id(k), hint), dense.get(&id(k)).filter(|_| here));
                 }
                 if !model.contains_key(&id(k)) {
                     prop_assert!(dense.get(&id(k)).is_none());

@@ -288,6 +288,16 @@ pub struct PolicyStatus {
 /// for it there first, so a walk of the queue reads each table's entries
 /// in order instead of a hash bucket at random per customer (the lookups
 /// were a tenth of the rescore's engine thread, mostly cache misses).
+/// How many places ahead in the rescore queue [`Engine::rescore`] reads
+/// the first byte of a customer held encoded, so that its bytes are in
+/// the cache by the time it is decoded. The decode of customers held
+/// encoded is most of the rescore's engine thread, and its first read of
+/// each customer's bytes a cache miss; a plain read is the prefetch safe
+/// Rust has. Measured (`tier-bench --only rescore`, PERFORMANCE.md's
+/// tenth sitting): 8 gained about as much as 4 and held in more runs; 2
+/// was slower and 16 no better.
+const TOUCH_AHEAD: usize = 8;
+
 #[derive(Debug)]
 struct Queued {
     scope: Scope,
@@ -1387,6 +1397,17 @@ impl Engine {
             n += 1;
             if let Some(r) = &mut self.rescore {
                 r.done += 1;
+                // The customer TOUCH_AHEAD places on: its bytes are on
+                // their way into the cache while this one is decided.
+                if let Some(q) = r
+                    .queue
+                    .len()
+                    .checked_sub(TOUCH_AHEAD)
+                    .and_then(|i| r.queue.get(i))
+                    && let Some(task) = self.tasks.get(&q.scope)
+                {
+                    task.touch_near(&q.id, q.position);
+                }
             }
             // Skipped when an event, sweep or command rescored it already.
             self.rescore_queued(unit, queued);

@@ -381,6 +381,19 @@ impl Task {
         self.states.position_near(id, hint)
     }
 
+    /// Read the first byte of `id`'s bytes when it is held encoded (at
+    /// `hint` only), so that they are in the cache when it is decoded.
+    pub(crate) fn touch_near(&self, id: &str, hint: usize) {
+        if let Some(Entry {
+            slot: Slot::Cold { bytes, .. },
+            ..
+        }) = self.states.at(id, hint)
+        {
+            // `black_box`: a read the compiler must not drop as unused.
+            std::hint::black_box(bytes.first().copied());
+        }
+    }
+
     /// Every customer with its position in the task's table (a hint for
     /// [`Self::position_near`] and [`Self::rescore_view`]).
     pub(crate) fn positions(&self) -> impl Iterator<Item = (usize, &CustomerId)> {

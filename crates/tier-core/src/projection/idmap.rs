@@ -225,10 +225,12 @@ thread_local! {
 }
 
 /// Run `decode` with every customer state it deserializes (postcard, or
-/// any serde format) decoded for deciding only: the maps an event needs
-/// and no decision, figure or view reads (the applied event ids, kept to
-/// drop redeliveries, and the orders by id, kept for cancellations and
-/// returns) are read past and left empty.
+/// any serde format) decoded for deciding only: what no decision, figure
+/// or view reads is read past and left empty. That is the maps an event
+/// needs (the applied event ids, kept to drop redeliveries, and the
+/// orders by id, kept for cancellations and returns), the profile's name,
+/// industry and region (the read side reads its account manager), and
+/// the figures kept at the last change (read to explain the next one).
 ///
 /// What the engine's policy rescore does with a customer held encoded:
 /// deciding under the new policy and, when the decision stands, the
@@ -236,8 +238,10 @@ thread_local! {
 /// Those two maps were most of the decode's allocations and hash table
 /// inserts, and the decode most of the rescore. A state decoded so is
 /// for reading: folding events into it would apply a redelivery twice
-/// and miss a cancellation's order, and storing it would lose both maps.
-/// A customer whose decision moves is decoded again in full.
+/// and miss a cancellation's order, storing it would lose what was read
+/// past, and a change decided on it would explain itself against no
+/// previous figures. A customer whose decision moves is decoded again in
+/// full.
 pub fn deciding_only<R>(decode: impl FnOnce() -> R) -> R {
     /// Restores the flag however `decode` ends (a panic included).
     struct Restore(bool);
@@ -248,6 +252,11 @@ pub fn deciding_only<R>(decode: impl FnOnce() -> R) -> R {
     }
     let _restore = Restore(DECIDING_ONLY.with(|d| d.replace(true)));
     decode()
+}
+
+/// Whether [`deciding_only`] runs on this thread.
+pub(crate) fn is_deciding_only() -> bool {
+    DECIDING_ONLY.with(Cell::get)
 }
 
 /// A projection map's deserializer: the map, or (inside

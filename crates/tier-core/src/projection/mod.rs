@@ -72,6 +72,7 @@ use crate::time::{BusinessCalendar, Day, Month, Timestamp, Window};
 use assessments::{Assessment, AssessmentBook};
 use idmap::IdMap;
 pub use idmap::deciding_only;
+pub(crate) use idmap::is_deciding_only;
 use sums::{DayBucket, DayBuckets, OrderFigures, Sums};
 
 /// The indicators [`CustomerProjection::indicators_step`] moves: the
@@ -462,6 +463,44 @@ pub fn stable_hash(s: &str) -> u64 {
     h
 }
 
+/// A projection's profile: whole, or (inside [`deciding_only`]) without
+/// the texts no decision, figure or view reads (name, industry, region),
+/// read past as bytes and left empty.
+fn profile_unless_deciding_only<'de, D>(d: D) -> Result<Option<Box<ProfileState>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    if !idmap::is_deciding_only() {
+        return Option::<Box<ProfileState>>::deserialize(d);
+    }
+    /// [`Profile`]'s fields as serialized, its texts borrowed.
+    #[derive(Deserialize)]
+    struct Read<'a> {
+        #[serde(borrow)]
+        _name: &'a [u8],
+        #[serde(borrow)]
+        _industry: &'a [u8],
+        #[serde(borrow)]
+        _region: &'a [u8],
+        purchase_potential: Option<Money>,
+        account_manager: crate::Text,
+        customer_since: Option<Timestamp>,
+        written_at: [Option<Timestamp>; 6],
+    }
+    let read: Option<Read<'de>> = Option::deserialize(d)?;
+    Ok(read.map(|r| {
+        Box::new(ProfileState {
+            profile: Profile {
+                purchase_potential: r.purchase_potential,
+                account_manager: r.account_manager,
+                customer_since: r.customer_since,
+                ..Profile::default()
+            },
+            written_at: r.written_at,
+        })
+    }))
+}
+
 /// The merged profile and when each field was last written.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct ProfileState {
@@ -559,6 +598,7 @@ pub struct CustomerProjection {
     #[serde(deserialize_with = "idmap::unless_deciding_only")]
     seen: IdMap<Day>,
     /// The merged profile, boxed: most events never touch it.
+    #[serde(deserialize_with = "profile_unless_deciding_only")]
     profile: Option<Box<ProfileState>>,
     /// The profile's figures the indicators read on every event, kept
     /// beside the box so scoring does not chase the pointer.
@@ -587,8 +627,9 @@ impl CustomerProjection {
         Self::default()
     }
 
-    /// A copy without the applied event ids and the orders by id, as
-    /// [`deciding_only`] decodes one (see
+    /// A copy without the applied event ids, the orders by id and the
+    /// profile's name, industry and region, as [`deciding_only`] decodes
+    /// one (see
     /// `CustomerState::clone_deciding_only`): to read only.
     pub fn clone_deciding_only(&self) -> Self {
         let Self {
@@ -625,7 +666,17 @@ impl CustomerProjection {
             complaints: complaints.clone(),
             open_complaints: *open_complaints,
             seen: IdMap::default(),
-            profile: profile.clone(),
+            profile: profile.as_ref().map(|p| {
+                Box::new(ProfileState {
+                    profile: Profile {
+                        purchase_potential: p.profile.purchase_potential,
+                        account_manager: p.profile.account_manager.clone(),
+                        customer_since: p.profile.customer_since,
+                        ..Profile::default()
+                    },
+                    written_at: p.written_at,
+                })
+            }),
             customer_since: *customer_since,
             purchase_potential: *purchase_potential,
             first_order_at: *first_order_at,
@@ -2087,5 +2138,48 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The profile read for deciding only reads past exactly the fields
+    /// `Profile` serializes (a field added to `Profile` and not to the
+    /// mirror would shift every field after it): what it keeps is as
+    /// written, and what follows the profile decodes as it was stored.
+    #[test]
+    fn a_profile_decoded_for_deciding_only_keeps_what_is_read_and_stays_in_step() {
+        let at = |ms: i64| Some(Timestamp::from_millis(1_700_000_000_000 + ms));
+        let mut p = CustomerProjection::new();
+        p.profile = Some(Box::new(ProfileState {
+            profile: Profile {
+                name: "Huadong Precision Castings".into(),
+                industry: "machinery".into(),
+                region: "east".into(),
+                purchase_potential: Some(Money(123_456_789)),
+                account_manager: "li.wei".into(),
+                customer_since: at(1),
+            },
+            written_at: [at(2), at(3), None, at(5), at(6), at(7)],
+        }));
+        p.customer_since = at(1);
+        p.purchase_potential = Some(Money(123_456_789));
+        p.first_order_at = at(8);
+        p.next_sweep = Day(20_400);
+        let bytes = postcard::to_stdvec(&p).unwrap();
+
+        let read: CustomerProjection = deciding_only(|| postcard::from_bytes(&bytes).unwrap());
+
+        assert_eq!(read, p.clone_deciding_only());
+        let kept = read.profile.as_deref().unwrap();
+        assert_eq!(kept.profile.account_manager, "li.wei");
+        assert_eq!(kept.profile.purchase_potential, Some(Money(123_456_789)));
+        assert_eq!(kept.profile.customer_since, at(1));
+        assert_eq!(kept.written_at, [at(2), at(3), None, at(5), at(6), at(7)]);
+        assert!(kept.profile.name.is_empty() && kept.profile.industry.is_empty());
+        assert!(kept.profile.region.is_empty());
+        assert_eq!((read.first_order_at, read.next_sweep), (at(8), Day(20_400)));
+        // Outside the scope the same bytes decode whole.
+        assert_eq!(
+            postcard::from_bytes::<CustomerProjection>(&bytes).unwrap(),
+            p
+        );
     }
 }
