@@ -2,8 +2,21 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use clap::Parser;
+
+/// The scenarios `--only` picks from, in the order the suite runs them.
+pub(crate) const SCENARIOS: [&str; 9] = [
+    "fold",
+    "grpc",
+    "state",
+    "rescore",
+    "consume",
+    "ingest",
+    "postgres",
+    "freshness",
+    "replay",
+];
 
 /// tierd's benchmark suite.
 #[derive(Debug, Parser)]
@@ -81,6 +94,19 @@ pub(crate) struct BenchConfig {
 impl BenchConfig {
     pub(crate) fn from_args(args: &Args) -> Result<Self> {
         let quick = args.quick;
+        let only: Vec<String> = args
+            .only
+            .iter()
+            .map(|s| s.trim().to_ascii_lowercase())
+            .collect();
+        // A misspelt name would otherwise select nothing and the run
+        // would print an empty table.
+        if let Some(unknown) = only.iter().find(|o| !SCENARIOS.contains(&o.as_str())) {
+            bail!(
+                "--only: unknown scenario `{unknown}` (the scenarios: {})",
+                SCENARIOS.join(", ")
+            );
+        }
         let work_dir = match &args.work_dir {
             Some(root) => tempfile::Builder::new()
                 .prefix("tier-bench-")
@@ -94,11 +120,7 @@ impl BenchConfig {
         Ok(Self {
             quick,
             json: args.json,
-            only: args
-                .only
-                .iter()
-                .map(|s| s.trim().to_ascii_lowercase())
-                .collect(),
+            only,
             customers: args
                 .customers
                 .unwrap_or(if quick { 20_000 } else { 100_000 }),
@@ -130,6 +152,7 @@ impl BenchConfig {
 
     /// Whether scenario `name` is selected (all are, without `--only`).
     pub(crate) fn wants(&self, name: &str) -> bool {
+        debug_assert!(SCENARIOS.contains(&name), "`{name}` is not in SCENARIOS");
         self.only.is_empty() || self.only.iter().any(|o| o == name)
     }
 
@@ -181,6 +204,82 @@ mod tests {
         let args = Args::try_parse_from(std::iter::once("tier-bench").chain(args.iter().copied()))
             .unwrap();
         BenchConfig::from_args(&args).unwrap()
+    }
+
+    #[test]
+    fn only_picks_known_scenarios_and_names_an_unknown_one() {
+        let cfg = config(&["--only", "state, Rescore"]);
+        assert!(cfg.wants("state") && cfg.wants("rescore"));
+        assert!(!cfg.wants("fold"));
+        assert!(config(&[]).wants("replay"));
+
+        let args = Args::try_parse_from(["tier-bench", "--only", "state,rescor"]).unwrap();
+        let err = BenchConfig::from_args(&args).unwrap_err().to_string();
+        assert!(err.contains("--only") && err.contains("`rescor`"), "{err}");
+        assert!(
+            err.contains("rescore"),
+            "the error lists the scenarios: {err}"
+        );
+    }
+
+    /// Every `tier-bench` command README and the performance log show
+    /// (inline code spans, which may wrap, and lines of fenced blocks)
+    /// parses and names known scenarios. An upper-case placeholder
+    /// (`N`) stands for a number; the suite's own helper processes
+    /// (`__broker`) are left out.
+    #[test]
+    fn every_tier_bench_command_in_the_docs_parses() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+        let mut checked = 0;
+        let mut failures = Vec::new();
+        for doc in ["README.md", "crates/tier-bench/PERFORMANCE.md"] {
+            let text = std::fs::read_to_string(format!("{root}/{doc}")).unwrap();
+            let mut prose = String::new();
+            let mut commands = Vec::new();
+            let mut fenced = false;
+            for line in text.lines() {
+                if line.trim_start().starts_with("```") {
+                    fenced = !fenced;
+                } else if fenced {
+                    commands.push(line.to_owned());
+                } else {
+                    prose.push_str(line);
+                    prose.push('\n');
+                }
+            }
+            commands.extend(prose.split('`').skip(1).step_by(2).map(str::to_owned));
+            for command in commands {
+                let words: Vec<&str> = command.split_whitespace().collect();
+                let Some(at) = words.iter().position(|w| *w == "tier-bench") else {
+                    continue;
+                };
+                let mut rest = &words[at + 1..];
+                if rest.first() == Some(&"--") {
+                    rest = &rest[1..];
+                }
+                // The helper processes the suite spawns for itself
+                // (`__broker`) are named, not run by hand.
+                if rest.first().is_some_and(|w| w.starts_with("__")) {
+                    continue;
+                }
+                let args = std::iter::once("tier-bench").chain(rest.iter().map(|w| {
+                    if w.chars().all(|c| c.is_ascii_uppercase()) {
+                        "1"
+                    } else {
+                        w
+                    }
+                }));
+                checked += 1;
+                let parsed = Args::try_parse_from(args)
+                    .map_err(|e| e.to_string())
+                    .and_then(|a| BenchConfig::from_args(&a).map_err(|e| e.to_string()));
+                if let Err(e) = parsed {
+                    failures.push(format!("{doc}: `{command}`: {e}"));
+                }
+            }
+        }
+        assert!(checked >= 5, "found only {checked} tier-bench commands");
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 
     #[test]
