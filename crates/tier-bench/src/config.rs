@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, bail};
 use clap::Parser;
 
-/// The scenarios `--only` picks from, in the order the suite runs them.
+/// The scenarios `--only` picks from (the broker scenarios run first,
+/// then the in-process ones, whatever the order here).
 pub(crate) const SCENARIOS: [&str; 9] = [
     "fold",
     "grpc",
