@@ -7,6 +7,11 @@
 //!   is absent: [`decode`] upcasts it by appending postcard's `None` (one
 //!   zero byte). Such a customer's next change compares its reasons with
 //!   no baseline, as it did before, once; writing it stores format 2.
+//! - 3: the state's window sums compact (only the nonzero figures; see
+//!   tier-core's `projection::sums`). The state's own decoder tells the
+//!   two window forms apart by a marker, so a format-2 body is decoded as
+//!   it is; the new version keeps an older build, which would misread a
+//!   compact window, from reading one.
 //!
 //! When the state type changes incompatibly, add a version, keep decoding
 //! the old ones in [`decode`] and upcast them there; writers always use
@@ -25,8 +30,10 @@ pub(crate) const FORMAT_V1: u8 = 1;
 /// Version byte of postcard-encoded states ending in the optional
 /// baseline of the next change's reasons.
 pub(crate) const FORMAT_V2: u8 = 2;
+/// Version byte of states whose window sums are compact.
+pub(crate) const FORMAT_V3: u8 = 3;
 /// The format every write uses.
-pub(crate) const CURRENT_FORMAT: u8 = FORMAT_V2;
+pub(crate) const CURRENT_FORMAT: u8 = FORMAT_V3;
 
 /// Bytes of the per-thread scratch buffer states are encoded into; a state
 /// that does not fit is encoded into a growing vector instead. The busiest
@@ -169,7 +176,7 @@ pub(crate) fn decode<S: DeserializeOwned>(id: &str, bytes: &[u8]) -> Result<S, S
             id: id.to_owned(),
             source: postcard::Error::DeserializeUnexpectedEnd,
         }),
-        Some((&FORMAT_V2, body)) => postcard::from_bytes(body).map_err(corrupt(id)),
+        Some((&(FORMAT_V3 | FORMAT_V2), body)) => postcard::from_bytes(body).map_err(corrupt(id)),
         Some((&FORMAT_V1, body)) => {
             let mut upcast = Vec::with_capacity(body.len() + 1);
             upcast.extend_from_slice(body);
@@ -202,7 +209,7 @@ mod tests {
         assert!(bytes.len() > SCRATCH_BYTES);
         assert_eq!(decode::<Vec<u64>>("c1", &bytes).unwrap(), big);
         let small = encode("c2", &(1u8, "x".to_owned())).unwrap();
-        assert_eq!(*small, [FORMAT_V2, 1, 1, b'x']);
+        assert_eq!(*small, [FORMAT_V3, 1, 1, b'x']);
         assert_eq!(current_body(&small), Some(&[1, 1, b'x'][..]));
         // Without a prefix: postcard alone, in an exact allocation.
         let bare: Vec<u8> = postcard_after(&[], &(1u8, "x".to_owned())).unwrap();
@@ -242,9 +249,16 @@ mod tests {
     #[test]
     fn round_trip_and_version_checks() {
         let bytes = encode("c1", &(7u32, "gold".to_owned())).unwrap();
-        assert_eq!(bytes[0], FORMAT_V2);
+        assert_eq!(bytes[0], FORMAT_V3);
         let back: (u32, String) = decode("c1", &bytes).unwrap();
         assert_eq!(back, (7, "gold".to_owned()));
+
+        // Format 2: the body as it is (the state's decoder tells its old
+        // window form from the new).
+        let v2 = [&[FORMAT_V2][..], &bytes[1..]].concat();
+        let back: (u32, String) = decode("c1", &v2).unwrap();
+        assert_eq!(back, (7, "gold".to_owned()));
+        assert_eq!(current_body(&v2), None, "not the format writes use");
 
         // Format 1: the same value without its last field, an option.
         let v1 = [&[FORMAT_V1][..], &bytes[1..]].concat();
@@ -268,7 +282,7 @@ mod tests {
 
         let err = decode::<(u32, String)>("c1", &[]).unwrap_err();
         assert!(matches!(err, StoreError::Corrupt { .. }));
-        let err = decode::<(u32, String)>("c1", &[FORMAT_V2, 0xff]).unwrap_err();
+        let err = decode::<(u32, String)>("c1", &[FORMAT_V3, 0xff]).unwrap_err();
         assert_eq!(
             err.to_string().split(':').next(),
             Some("stored value for customer c1 is corrupt")

@@ -90,7 +90,7 @@ impl SledStore {
                 if found == 3 {
                     upgrade_v3(&tree, dir)?;
                 } else if layout::SCHEMA_READ_AS_IS.contains(&found) {
-                    let during = "marking a schema 4 or 5 data dir as schema 6";
+                    let during = "marking a schema 4, 5 or 6 data dir as schema 7";
                     tree.insert(
                         layout::META_SCHEMA,
                         &layout::SCHEMA_VERSION.to_be_bytes()[..],

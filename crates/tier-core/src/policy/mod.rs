@@ -167,6 +167,7 @@ mod grading;
 mod new_customers;
 mod operand;
 mod parse;
+pub(crate) use parse::MAX_WINDOW_MONTHS;
 mod rules;
 mod weighted;
 

@@ -34,7 +34,8 @@ use crate::indicators::IndicatorName;
 use crate::projection::FoldRules;
 use crate::time::{BusinessCalendar, Window};
 
-const MAX_WINDOW_MONTHS: i64 = 36;
+/// The longest window a policy may set.
+pub(crate) const MAX_WINDOW_MONTHS: i64 = 36;
 const MAX_MIN_DAYS_IN_TIER: i64 = 3650;
 const MAX_VERSION_LEN: usize = 128;
 /// Tolerance when checking that percentages sum to 100.

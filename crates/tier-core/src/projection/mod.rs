@@ -73,7 +73,7 @@ use assessments::{Assessment, AssessmentBook};
 use idmap::IdMap;
 pub use idmap::deciding_only;
 pub(crate) use idmap::is_deciding_only;
-use sums::{DayBucket, DayBuckets, OrderFigures, Sums};
+use sums::{DayBucket, OrderFigures, Sums, WindowDays};
 
 /// The indicators [`CustomerProjection::indicators_step`] moves: the
 /// only ones that differ between two time-driven decisions it steps.
@@ -571,10 +571,8 @@ fn btree<K, V>(len: usize) -> usize {
 /// Everything tierd knows about one customer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CustomerProjection {
-    /// Days with activity, all within the window at the watermark.
-    days: DayBuckets,
-    /// The sums of every bucket in `days`.
-    totals: Sums,
+    /// The window's day buckets and their totals.
+    window: WindowDays,
     /// Days late of the late settlements in `days`: value -> count.
     late: BTreeMap<u32, u32>,
     /// Net order amount per business month (for growth).
@@ -633,8 +631,7 @@ impl CustomerProjection {
     /// `CustomerState::clone_deciding_only`): to read only.
     pub fn clone_deciding_only(&self) -> Self {
         let Self {
-            days,
-            totals,
+            window,
             late,
             months,
             orders: _,
@@ -655,8 +652,7 @@ impl CustomerProjection {
             assessments,
         } = self;
         Self {
-            days: days.clone(),
-            totals: *totals,
+            window: window.clone(),
             late: late.clone(),
             months: months.clone(),
             orders: IdMap::default(),
@@ -704,7 +700,7 @@ impl CustomerProjection {
             .iter()
             .map(|(id, c)| id.capacity() + c.category.capacity())
             .sum::<usize>();
-        self.days.heap_size()
+        self.window.days.heap_size()
             + btree::<u32, u32>(self.late.len())
             + btree::<Month, i128>(self.months.len())
             + self.orders.heap_size()
@@ -980,8 +976,8 @@ impl CustomerProjection {
         }
         let month_turned = start >= self.next_sweep;
         self.window_start = start;
-        while let Some(bucket) = self.days.pop_before(start) {
-            self.totals.sub(&bucket.sums);
+        while let Some(bucket) = self.window.days.pop_before(start) {
+            self.window.totals.sub(&bucket.sums);
             for d in bucket.late {
                 if let Some(n) = self.late.get_mut(&d) {
                     *n -= 1;
@@ -1019,11 +1015,11 @@ impl CustomerProjection {
     }
 
     fn bucket(&mut self, day: Day) -> &mut DayBucket {
-        self.days.entry(day)
+        self.window.days.entry(day)
     }
 
     fn drop_if_empty(&mut self, day: Day) {
-        self.days.remove_if_empty(day);
+        self.window.days.remove_if_empty(day);
     }
 
     /// Add `delta` to `day`'s bucket and the totals.
@@ -1032,7 +1028,7 @@ impl CustomerProjection {
             return;
         }
         self.bucket(day).sums.add(delta);
-        self.totals.add(delta);
+        self.window.totals.add(delta);
     }
 
     /// Apply the change of one order's figures.
@@ -1049,8 +1045,8 @@ impl CustomerProjection {
             *self.months.entry(day.month()).or_default() += delta.amount;
         }
         // Orders are only ever changed while their day is in the window.
-        self.totals.add(&delta);
-        let bucket = self.days.entry(day);
+        self.window.totals.add(&delta);
+        let bucket = self.window.days.entry(day);
         bucket.sums.add(&delta);
         if after.orders > 0 {
             bucket.last_order_at = Some(bucket.last_order_at.map_or(at, |l| l.max(at)));
@@ -1078,7 +1074,7 @@ impl CustomerProjection {
             .filter(|o| o.day == day && o.counts())
             .map(|o| o.at)
             .max();
-        if let Some(b) = self.days.get_mut(day) {
+        if let Some(b) = self.window.days.get_mut(day) {
             b.last_order_at = last;
         }
     }
@@ -1492,9 +1488,9 @@ impl CustomerProjection {
     /// The window's sums at `at` (at or after the watermark): the totals
     /// minus the days that left the window since the watermark.
     fn sums_at(&self, start: Day) -> Sums {
-        let mut sums = self.totals;
+        let mut sums = self.window.totals;
         if start > self.window_start {
-            for b in self.days.before(start) {
+            for b in self.window.days.before(start) {
                 sums.sub(&b.sums);
             }
         }
@@ -1550,7 +1546,7 @@ impl CustomerProjection {
         };
         // Days before the window at `at` have left already (the deque
         // drops them only when an event moves the watermark).
-        if let Some(oldest) = self.days.oldest_day_from(rules.window.start(today)) {
+        if let Some(oldest) = self.window.days.oldest_day_from(rules.window.start(today)) {
             consider(oldest.plus(len));
         }
         if let Some((due_day, _)) = self.unsettled.range((today, 0)..).next() {
@@ -1654,7 +1650,11 @@ impl CustomerProjection {
 
     /// The latest order that still counts at `at`, in or before the window.
     fn last_order(&self) -> Option<Timestamp> {
-        let in_window = self.days.newest_first().find_map(|b| b.last_order_at);
+        let in_window = self
+            .window
+            .days
+            .newest_first()
+            .find_map(|b| b.last_order_at);
         in_window.or(self.last_order_before_window)
     }
 
@@ -1696,7 +1696,8 @@ impl CustomerProjection {
         let mut late_max: i64 = if !want_max {
             0
         } else if start > self.window_start {
-            self.days
+            self.window
+                .days
                 .from(start)
                 .flat_map(|b| b.late.iter())
                 .copied()
@@ -1861,7 +1862,12 @@ impl CustomerProjection {
         }
         // The same buckets are in the window at both instants.
         let (from, to) = (rules.window.start(was), rules.window.start(today));
-        if self.days.oldest_day_from(from).is_some_and(|d| d < to) {
+        if self
+            .window
+            .days
+            .oldest_day_from(from)
+            .is_some_and(|d| d < to)
+        {
             return false;
         }
         self.day_figures(today, rules, &needed, ind);
@@ -1898,7 +1904,7 @@ impl CustomerProjection {
         }
         let len = i32::try_from(rules.window.len_days()).unwrap_or(i32::MAX);
         // It leaves when the window's start passes it: `start(d) = d - (len - 1)`.
-        if let Some(oldest) = self.days.oldest_day_from(rules.window.start(was)) {
+        if let Some(oldest) = self.window.days.oldest_day_from(rules.window.start(was)) {
             last = last.min(oldest.plus(len - 1));
         }
         let overdue = self.unsettled.first().is_some_and(|(due, _)| *due < was);

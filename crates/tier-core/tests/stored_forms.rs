@@ -1,0 +1,125 @@
+//! Customer states stored by earlier builds still decode: the fixtures
+//! are bytes those builds wrote, not this build's idea of them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use tier_core::event::Severity;
+use tier_core::policy::Policy;
+use tier_core::projection::deciding_only;
+use tier_core::sim::scenario::{complaint, invoice, order, payment, resolved};
+use tier_core::state::CustomerState;
+use tier_core::time::date;
+
+/// Ten events of one customer: three orders, two invoices paid (one
+/// late), two complaints (one resolved): day sums with every kind of figure.
+fn fixture_state() -> CustomerState {
+    let c = "acme";
+    let events = [
+        order(c, 1, date(2026, 3, 2), 120_000),
+        invoice(c, 1, date(2026, 3, 2), 120_000, 30),
+        order(c, 2, date(2026, 3, 5), 80_000),
+        invoice(c, 2, date(2026, 3, 5), 80_000, 14),
+        complaint(c, 1, date(2026, 3, 6), Severity::High),
+        resolved(c, 1, date(2026, 3, 9)),
+        payment(c, 2, date(2026, 3, 10), 80_000),
+        complaint(c, 2, date(2026, 4, 1), Severity::Low),
+        payment(c, 1, date(2026, 4, 20), 120_000),
+        order(c, 3, date(2026, 4, 21), 45_000),
+    ];
+    let policy = Policy::default_policy();
+    let mut state = CustomerState::default();
+    for e in &events {
+        state.process(c, e, &policy);
+    }
+    state
+}
+
+/// [`fixture_state`] in postcard as 8fed8a6 (store format 2) wrote it: the
+/// window's day sums field by field behind the number of its buckets.
+const FORMAT_2: &[&str] = &[
+    "07c4c00280d30e80d30ea0fe0a02000000000000000000000000000180e0c1bd",
+    "956700cac00280e20980e209c0a90702000000000000000000000000000180b0",
+    "dab4976700ccc00200000000000000020000000002000000000000d4c0020000",
+    "000000000000000000000000020200000080c102000000000002000000000000",
+    "00000000000000a6c1020000000000000000000000000000020026000113a8c1",
+    "0290bf0590bf05ac8f0402000000000000000000000000000180c0b1d5b56700",
+    "90f41d90f41d8cb716060002000200000000020004022601130102f4fb0280b5",
+    "18f6fb0290bf0503ae8899cdc8edf4928c0101c4c00280e0c1bd956780d30e01",
+    "a0fe0a00000000fb8499cdc8cdf4928c0101cac00280b0dab4976780e20901c0",
+    "a90700000000c88199cdc8adf4928c0101a8c10280c0b1d5b56790bf0501ac8f",
+    "040000000002d49fa0ede8bdfe8f970102c4c002ae8899cdc8edf4928c0180c1",
+    "0280d30e434e5980d30e80d30e000180d0fe82b56700eda9a0ede89dff8f9701",
+    "02cac002fb8499cdc8cdf4928c01e6c00280e209434e5980e20980e209000180",
+    "e0d8d09a670000020f61636d652d636f6d706c61696e74310180a08d87986703",
+    "077175616c6974790180f0a5fe9967ccc0020180d08ba39b67014478000f6163",
+    "6d652d636f6d706c61696e7432018080b8e5a86701077175616c6974790080c1",
+    "020180b0b681ac6701447801010ad0f0b0cec88d90a98c01d4c002f1ffd2ccc8",
+    "cdd4888c01cac002f2b4c6cdc8edd2998c01ccc002849bdfcdc8ed959d8c01c4",
+    "c002d8f5d2ccc8edd3888c01c4c002e9fab0cec8ed90a98c01a6c1028adeb5c0",
+    "df8da1f3eb01d2c0029da5dfcdc8cd969d8c01cac002befcd2ccc8add4888c01",
+    "a8c102bfb1c6cdc8cdd2998c0180c1020000000180e0c1bd9567000180c0b1d5",
+    "b567d0bb02e2bb02000101445c8fc2f5285c1d4080e0c1bd956780c0b1d5b567",
+    "0f64656661756c742d323032372e30310101ae8899cdc8edf4928c0100000001",
+    "01445c8fc2f5285c1d4080e0c1bd9567000180e0c1bd9567000144ae47e17a14",
+    "6e3140000001013181a61d0581a61d05c1a90702000000000000d03f00000001",
+    "01000101010001000001000000000000000000000000000000",
+];
+
+fn bytes(hex: &[&str]) -> Vec<u8> {
+    let hex = hex.concat();
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_state_written_before_compact_sums_decodes_to_the_same_state() {
+    let old = bytes(FORMAT_2);
+    // As this build stores and reads it back (without what a decision
+    // caches and no store keeps).
+    let state: CustomerState =
+        postcard::from_bytes(&postcard::to_allocvec(&fixture_state()).unwrap()).unwrap();
+    let read: CustomerState = postcard::from_bytes(&old).unwrap();
+    assert_eq!(read, state);
+    let policy = Policy::default_policy();
+    assert_eq!(read.indicators(&policy), state.indicators(&policy));
+    // As the policy rescore reads it, too.
+    let part: CustomerState = deciding_only(|| postcard::from_bytes(&old).unwrap());
+    assert_eq!(part, state.clone_deciding_only());
+}
+
+#[test]
+fn the_compact_form_is_shorter_and_reads_back() {
+    let old = bytes(FORMAT_2);
+    let state: CustomerState = postcard::from_bytes(&old).unwrap();
+    let new = postcard::to_allocvec(&state).unwrap();
+    // Seven day buckets and the totals: the zero figures of each are no
+    // longer written (a mask and the nonzero ones instead).
+    assert!(
+        new.len() + 70 < old.len(),
+        "compact {} bytes, field by field {}",
+        new.len(),
+        old.len()
+    );
+    assert_eq!(postcard::from_bytes::<CustomerState>(&new).unwrap(), state);
+}
+
+#[test]
+fn a_window_header_or_sums_mask_no_state_has_is_an_error() {
+    let new = postcard::to_allocvec(&fixture_state()).unwrap();
+    // The state begins with the window's header: 4096 + 7 buckets, a
+    // two-byte varint.
+    assert_eq!(new[..2], [0x87, 0x20]);
+    // 8191 buckets in the compact form (4096 + 4095 is no window)...
+    let mut many = new.clone();
+    many[..2].copy_from_slice(&[0xff, 0x3f]);
+    let err = postcard::from_bytes::<CustomerState>(&many).unwrap_err();
+    assert!(matches!(err, postcard::Error::SerdeDeCustom), "{err:?}");
+    // ...or a first day's sums with a mask bit past the 17 fields.
+    let mut mask = new.clone();
+    let day = 2 + 3; // header, then the day (a zigzag varint of three bytes)
+    mask[day..day + 3].copy_from_slice(&[0x80, 0x80, 0x08]);
+    let err = postcard::from_bytes::<CustomerState>(&mask).unwrap_err();
+    assert!(matches!(err, postcard::Error::SerdeDeCustom), "{err:?}");
+}
