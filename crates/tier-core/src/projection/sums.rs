@@ -249,7 +249,7 @@ mod codec {
     /// 1,116 days), so no window in the field-by-field form has as many
     /// buckets; in a varint, headers of up to 12,287 buckets still take
     /// two bytes.
-    pub(super) const COMPACT: u32 = 1 << 12;
+    const COMPACT: u32 = 1 << 12;
 
     const _: () = assert!(crate::policy::MAX_WINDOW_MONTHS * 31 < COMPACT as i64);
 
