@@ -167,7 +167,6 @@ mod grading;
 mod new_customers;
 mod operand;
 mod parse;
-pub(crate) use parse::MAX_WINDOW_MONTHS;
 mod rules;
 mod weighted;
 
@@ -186,6 +185,7 @@ pub use grading::{
 };
 pub use new_customers::NewCustomers;
 pub use operand::Operand;
+pub(crate) use parse::MAX_WINDOW_MONTHS;
 
 use crate::event::CurrencyRules;
 use crate::indicators::{IndicatorName, Indicators};

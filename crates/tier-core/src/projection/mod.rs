@@ -573,7 +573,8 @@ fn btree<K, V>(len: usize) -> usize {
 pub struct CustomerProjection {
     /// The window's day buckets and their totals.
     window: WindowDays,
-    /// Days late of the late settlements in `days`: value -> count.
+    /// Days late of the late settlements in the window's days: value ->
+    /// count.
     late: BTreeMap<u32, u32>,
     /// Net order amount per business month (for growth).
     months: BTreeMap<Month, i128>,

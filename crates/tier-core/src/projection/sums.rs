@@ -238,7 +238,7 @@ mod codec {
     use std::collections::VecDeque;
     use std::fmt;
 
-    use serde::de::{Error as _, SeqAccess, Visitor};
+    use serde::de::{Error as _, Expected, SeqAccess, Visitor};
     use serde::ser::{Error as _, SerializeTuple as _};
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -307,6 +307,16 @@ mod codec {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             Plain::deserialize(d).map(Legacy)
         }
+    }
+
+    /// The `i`th element of a tuple that must have it.
+    fn required<'de, A, T>(seq: &mut A, i: usize, tuple: &dyn Expected) -> Result<T, A::Error>
+    where
+        A: SeqAccess<'de>,
+        T: Deserialize<'de>,
+    {
+        seq.next_element()?
+            .ok_or_else(|| A::Error::invalid_length(i, tuple))
     }
 
     /// Bit of `days_late` in the mask: after the three amounts and the
@@ -400,8 +410,7 @@ mod codec {
         }
 
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Sums, A::Error> {
-            let missing = |i: usize| A::Error::invalid_length(i, &self);
-            let mask: u32 = seq.next_element()?.ok_or_else(|| missing(0))?;
+            let mask: u32 = required(&mut seq, 0, &self)?;
             if mask >> FIELDS != 0 {
                 return Err(A::Error::custom(format_args!(
                     "sums mask {mask:#x} has bits beyond the {FIELDS} fields"
@@ -414,15 +423,11 @@ mod codec {
                 let i = bits.trailing_zeros() as usize;
                 bits &= bits - 1;
                 match i {
-                    0 => out.amount = seq.next_element()?.ok_or_else(|| missing(read))?,
-                    1 => out.costed_amount = seq.next_element()?.ok_or_else(|| missing(read))?,
-                    2 => out.cost = seq.next_element()?.ok_or_else(|| missing(read))?,
-                    DAYS_LATE => {
-                        out.days_late = seq.next_element()?.ok_or_else(|| missing(read))?
-                    }
-                    _ => {
-                        *out.count_mut(i - 3) = seq.next_element()?.ok_or_else(|| missing(read))?
-                    }
+                    0 => out.amount = required(&mut seq, read, &self)?,
+                    1 => out.costed_amount = required(&mut seq, read, &self)?,
+                    2 => out.cost = required(&mut seq, read, &self)?,
+                    DAYS_LATE => out.days_late = required(&mut seq, read, &self)?,
+                    _ => *out.count_mut(i - 3) = required(&mut seq, read, &self)?,
                 }
                 read += 1;
             }
@@ -477,8 +482,7 @@ mod codec {
         }
 
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WindowDays, A::Error> {
-            let missing = |i: usize| A::Error::invalid_length(i, &self);
-            let header: u32 = seq.next_element()?.ok_or_else(|| missing(0))?;
+            let header: u32 = required(&mut seq, 0, &self)?;
             let (len, compact) = match header.checked_sub(COMPACT) {
                 Some(len) => (len, true),
                 None => (header, false),
@@ -491,22 +495,21 @@ mod codec {
             let len = len as usize;
             let mut days = VecDeque::with_capacity(len);
             for i in 1..=len {
-                let day = if compact {
-                    seq.next_element::<(Day, DayBucket)>()?
+                days.push_back(if compact {
+                    required::<_, (Day, DayBucket)>(&mut seq, i, &self)?
                 } else {
-                    seq.next_element::<(Day, LegacyBucket)>()?
-                        .map(|(day, b)| (day, b.into()))
-                };
-                days.push_back(day.ok_or_else(|| missing(i))?);
+                    let (day, b) = required::<_, (Day, LegacyBucket)>(&mut seq, i, &self)?;
+                    (day, b.into())
+                });
             }
             let totals = if compact {
-                seq.next_element::<Sums>()?
+                required(&mut seq, len + 1, &self)?
             } else {
-                seq.next_element::<Legacy>()?.map(|l| l.0)
+                required::<_, Legacy>(&mut seq, len + 1, &self)?.0
             };
             Ok(WindowDays {
                 days: DayBuckets(days),
-                totals: totals.ok_or_else(|| missing(len + 1))?,
+                totals,
             })
         }
     }
