@@ -19,7 +19,11 @@
 //! response type from a `HashMap` (filled with the real server's own
 //! answers, so the messages are byte for byte the same size), served the
 //! same way (TCP_NODELAY, no auth layer) and driven by the same client in
-//! the same run. `BatchGetTiers` of 1,000 Zipf-drawn ids per call is
+//! the same run. The two are measured alternately, [`ROUNDS`] rounds of
+//! one then the other, each round a [`ROUNDS`]th of the time, and each
+//! figure is over its rounds together: the VM's speed drifts within a
+//! minute, and a ratio of two back-to-back runs drifted with it (pairs
+//! of rounds in one process gave 0.65 to 0.86 in the fourteenth sitting). `BatchGetTiers` of 1,000 Zipf-drawn ids per call is
 //! measured with one caller (latency of one call on an idle server) and
 //! with the [`CONCURRENCY`] workers (in the note).
 //!
@@ -60,6 +64,9 @@ const CONCURRENCY: usize = 32;
 const BATCH_IDS: usize = 1_000;
 /// Ids each worker draws up front (cycled), so the clock sees no RNG.
 const DRAWS_PER_WORKER: usize = 50_000;
+/// Alternated rounds of the real server and the bare peer (see the
+/// module docs).
+const ROUNDS: u32 = 3;
 
 pub(crate) fn run(cfg: &BenchConfig, report: &mut Report) -> Result<()> {
     let duration = Duration::from_secs(if cfg.quick { 3 } else { 10 });
@@ -88,26 +95,6 @@ pub(crate) fn run(cfg: &BenchConfig, report: &mut Report) -> Result<()> {
         anyhow::Ok(addr)
     })?;
 
-    let draws = Draws::new(cfg, &ids)?;
-    let get = |addr: SocketAddr, channels: usize, what: &str| -> Result<Run> {
-        let r = client_rt.block_on(load(
-            addr,
-            channels,
-            CONCURRENCY,
-            &draws,
-            warmup,
-            duration,
-            Call::Get,
-        ))?;
-        eprintln!(
-            "  {what}: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms ({} errors)",
-            r.rps, r.p50_ms, r.p99_ms, r.errors
-        );
-        Ok(r)
-    };
-    let get_real = get(real, 1, "GetTier, 1 connection")?;
-    let get_real_4 = get(real, 4, "GetTier, 4 connections")?;
-
     // The bare peer, answering with the real server's own messages.
     let tiers = client_rt.block_on(answers(real, &ids))?;
     let bare = server_rt.block_on(async {
@@ -127,19 +114,70 @@ pub(crate) fn run(cfg: &BenchConfig, report: &mut Report) -> Result<()> {
         );
         anyhow::Ok(addr)
     })?;
-    let get_bare = get(bare, 1, "bare tonic GetTier, 1 connection")?;
-    let get_bare_4 = get(bare, 4, "bare tonic GetTier, 4 connections")?;
 
-    let batch = |concurrency: usize| -> Result<Run> {
-        let r = client_rt.block_on(load(
-            real,
-            1,
-            concurrency,
+    let draws = Draws::new(cfg, &ids)?;
+    let get = |addr: SocketAddr, channels: usize, duration: Duration| -> Result<Recorded> {
+        client_rt.block_on(load(
+            addr,
+            channels,
+            CONCURRENCY,
             &draws,
             warmup,
             duration,
-            Call::Batch,
-        ))?;
+            Call::Get,
+        ))
+    };
+    let (mut real_rounds, mut bare_rounds) = (Vec::new(), Vec::new());
+    let round = duration / ROUNDS;
+    for n in 1..=ROUNDS {
+        for (addr, what, rounds) in [
+            (real, "GetTier", &mut real_rounds),
+            (bare, "bare tonic GetTier", &mut bare_rounds),
+        ] {
+            let r = get(addr, 1, round)?;
+            eprintln!(
+                "  {what}, 1 connection, round {n} of {ROUNDS}: {:.0} req/s",
+                r.rps()
+            );
+            rounds.push(r);
+        }
+    }
+    let per_round = |rounds: &[Recorded]| {
+        rounds
+            .iter()
+            .map(|r| format!("{:.0}", r.rps()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (real_per_round, bare_per_round) = (per_round(&real_rounds), per_round(&bare_rounds));
+    let get_real = Recorded::merged(real_rounds).run();
+    let get_bare = Recorded::merged(bare_rounds).run();
+    let get_real_4 = get(real, 4, duration)?.run();
+    let get_bare_4 = get(bare, 4, duration)?.run();
+    for (what, r) in [
+        ("GetTier, 1 connection", &get_real),
+        ("GetTier, 4 connections", &get_real_4),
+        ("bare tonic GetTier, 1 connection", &get_bare),
+        ("bare tonic GetTier, 4 connections", &get_bare_4),
+    ] {
+        eprintln!(
+            "  {what}: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms ({} errors)",
+            r.rps, r.p50_ms, r.p99_ms, r.errors
+        );
+    }
+
+    let batch = |concurrency: usize| -> Result<Run> {
+        let r = client_rt
+            .block_on(load(
+                real,
+                1,
+                concurrency,
+                &draws,
+                warmup,
+                duration,
+                Call::Batch,
+            ))?
+            .run();
         eprintln!(
             "  BatchGetTiers x{BATCH_IDS}, {concurrency} caller(s): {:.0} calls/s, p50 {:.3} ms, p99 {:.3} ms ({} errors)",
             r.rps, r.p50_ms, r.p99_ms, r.errors
@@ -167,8 +205,8 @@ pub(crate) fn run(cfg: &BenchConfig, report: &mut Report) -> Result<()> {
 
     let setup = format!(
         "{} customers with a tier (of {}), Zipf s = {} over activity rank, {CONCURRENCY} \
-         concurrent callers on 1 HTTP/2 connection for {}s after {}ms warm-up; client and \
-         server share {} cores",
+         concurrent callers on 1 HTTP/2 connection for {}s in {ROUNDS} rounds alternated \
+         with the bare peer, each after {}ms warm-up; client and server share {} cores",
         ids.len(),
         cfg.customers,
         cfg.zipf_s,
@@ -192,7 +230,8 @@ pub(crate) fn run(cfg: &BenchConfig, report: &mut Report) -> Result<()> {
         )
         .peer(format!("bare tonic + HashMap: {:.0} req/s", get_bare.rps))
         .note(format!(
-            "{setup}; {} calls; with 4 connections: {:.0} req/s, p99 {:.3} ms{}",
+            "{setup}; {} calls; per round {real_per_round} req/s; with 4 connections: \
+             {:.0} req/s, p99 {:.3} ms{}",
             get_real.calls,
             get_real_4.rps,
             get_real_4.p99_ms,
@@ -214,14 +253,20 @@ pub(crate) fn run(cfg: &BenchConfig, report: &mut Report) -> Result<()> {
         )),
     );
     report.add(
-        Figure::new("bare_tonic_rps", "bare tonic GetTier (HashMap), 32 concurrent", get_bare.rps, " req/s")
-            .note(format!(
-                "same client, same messages; p99 {:.3} ms; with 4 connections: {:.0} req/s, p99 {:.3} ms{}",
-                get_bare.p99_ms,
-                get_bare_4.rps,
-                get_bare_4.p99_ms,
-                errors(&get_bare)
-            )),
+        Figure::new(
+            "bare_tonic_rps",
+            "bare tonic GetTier (HashMap), 32 concurrent",
+            get_bare.rps,
+            " req/s",
+        )
+        .note(format!(
+            "same client, same messages; per round {bare_per_round} req/s; p99 {:.3} ms; \
+                 with 4 connections: {:.0} req/s, p99 {:.3} ms{}",
+            get_bare.p99_ms,
+            get_bare_4.rps,
+            get_bare_4.p99_ms,
+            errors(&get_bare)
+        )),
     );
     report.ratio(
         "get_tier_vs_bare_tonic",
@@ -313,7 +358,49 @@ enum Call {
     Batch,
 }
 
-/// What one load run measured.
+/// What load runs recorded: every latency, the failed calls and the
+/// time measured, so alternated rounds add up to one figure.
+#[derive(Debug)]
+struct Recorded {
+    lat: Latencies,
+    errors: usize,
+    duration: Duration,
+}
+
+impl Recorded {
+    /// Calls per second of this run alone.
+    fn rps(&self) -> f64 {
+        self.lat.len() as f64 / self.duration.as_secs_f64()
+    }
+
+    /// Rounds taken together: their calls over their summed time.
+    fn merged(rounds: Vec<Recorded>) -> Recorded {
+        let mut all = Recorded {
+            lat: Latencies::default(),
+            errors: 0,
+            duration: Duration::ZERO,
+        };
+        for r in rounds {
+            all.lat.absorb(r.lat);
+            all.errors += r.errors;
+            all.duration += r.duration;
+        }
+        all
+    }
+
+    fn run(mut self) -> Run {
+        Run {
+            calls: self.lat.len(),
+            errors: self.errors,
+            rps: self.rps(),
+            p50_ms: self.lat.percentile_ms(50.0).unwrap_or(f64::NAN),
+            p99_ms: self.lat.percentile_ms(99.0).unwrap_or(f64::NAN),
+            p999_ms: self.lat.percentile_ms(99.9).unwrap_or(f64::NAN),
+        }
+    }
+}
+
+/// What one figure measured.
 #[derive(Debug)]
 struct Run {
     calls: usize,
@@ -343,7 +430,7 @@ async fn load(
     warmup: Duration,
     duration: Duration,
     call: Call,
-) -> Result<Run> {
+) -> Result<Recorded> {
     let mut conns = Vec::with_capacity(channels);
     for _ in 0..channels {
         conns.push(connect(addr).await?);
@@ -399,14 +486,10 @@ async fn load(
         lat.extend(samples);
         errors += e;
     }
-    let calls = lat.len();
-    Ok(Run {
-        calls,
+    Ok(Recorded {
+        lat,
         errors,
-        rps: calls as f64 / duration.as_secs_f64(),
-        p50_ms: lat.percentile_ms(50.0).unwrap_or(f64::NAN),
-        p99_ms: lat.percentile_ms(99.0).unwrap_or(f64::NAN),
-        p999_ms: lat.percentile_ms(99.9).unwrap_or(f64::NAN),
+        duration,
     })
 }
 

@@ -16,6 +16,11 @@ impl Latencies {
         self.sorted = false;
     }
 
+    /// Take in every sample of `other` (another run's).
+    pub(crate) fn absorb(&mut self, other: Latencies) {
+        self.extend(other.samples);
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.samples.len()
     }
@@ -79,5 +84,10 @@ mod tests {
         assert_eq!(l.percentile_ms(50.0), Some(20.0));
         l.extend(ms(&[1]));
         assert_eq!(l.percentile_ms(25.0), Some(1.0));
+        let mut other = Latencies::default();
+        other.extend(ms(&[40]));
+        l.absorb(other);
+        assert_eq!(l.len(), 5);
+        assert_eq!(l.percentile_ms(100.0), Some(40.0));
     }
 }
