@@ -23,7 +23,8 @@
 //! one then the other, each round a [`ROUNDS`]th of the time, and each
 //! figure is over its rounds together: the VM's speed drifts within a
 //! minute, and a ratio of two back-to-back runs drifted with it (pairs
-//! of rounds in one process gave 0.65 to 0.86 in the fourteenth sitting). `BatchGetTiers` of 1,000 Zipf-drawn ids per call is
+//! of rounds in one process gave 0.65 to 0.86 in the fourteenth
+//! sitting). `BatchGetTiers` of 1,000 Zipf-drawn ids per call is
 //! measured with one caller (latency of one call on an idle server) and
 //! with the [`CONCURRENCY`] workers (in the note).
 //!
