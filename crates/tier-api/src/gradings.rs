@@ -393,6 +393,22 @@ impl Population {
         Arc::clone(&self.cuts)
     }
 
+    /// The policy version the population is for (`None`: never built).
+    pub(crate) fn version(&self) -> Option<&str> {
+        self.version.as_deref()
+    }
+
+    /// Whether the population changed since the last recut.
+    pub(crate) fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// From when a changed population is due a recut (`None`: never cut,
+    /// due now).
+    pub(crate) fn recut_at(&self) -> Option<Instant> {
+        self.last_cut.map(|t| t + self.recut_every)
+    }
+
     /// The class of `id` whose view is `view` when every ranking of
     /// grading `g` holds it at the view's value, `None` when one does not
     /// (or it is ungraded): tests hold the rankings to the views with it.

@@ -40,10 +40,24 @@
 //! Readers take each lock for a bounded read (a chunk of ids, one entry,
 //! one shard's totals), so a report never holds the engine's commit up
 //! for longer than that.
+//!
+//! The population gradings' rankings sit behind one lock that every
+//! writer holds for its whole unit. Answers never wait for it: whoever
+//! cuts (a writer once the cut points are due, or the first reader to find
+//! them due while no writer holds the rankings) publishes the cut points
+//! in an [`ArcSwapOption`], which a reader loads without a lock. A reader
+//! takes the lock only for a policy whose gradings the rankings are not
+//! yet built or carried for.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{
+    Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError,
+};
+use std::time::Instant;
+
+use arc_swap::ArcSwapOption;
 
 use tier_core::overrides::{Override, OverrideEntry};
 use tier_core::policy::Policy;
@@ -718,6 +732,43 @@ pub struct ReadModel {
     ids: RwLock<BTreeSet<CustomerId>>,
     /// The population gradings (abc, rfm) of the policy in force.
     population: Mutex<Population>,
+    /// The population's cut points as answers read them (see the module
+    /// docs): set by [`ReadModel::settle`] only, under `population`'s lock.
+    cuts: ArcSwapOption<PublishedCuts>,
+    /// Whether the population changed since `cuts` were cut.
+    cuts_stale: AtomicBool,
+}
+
+/// The population gradings' cut points of one recut, as published.
+#[derive(Debug)]
+struct PublishedCuts {
+    /// The policy version the population was for.
+    version: String,
+    cuts: Arc<GradingCuts>,
+    /// From when a changed population is due a recut.
+    recut_at: Option<Instant>,
+}
+
+impl PublishedCuts {
+    /// Whether these cut points still answer for `policy`: its version,
+    /// and not due a recut of a changed population.
+    fn answer_for(&self, policy: &Policy, stale: &AtomicBool) -> Fresh {
+        if self.version != policy.version() {
+            Fresh::OtherPolicy
+        } else if stale.load(Ordering::Acquire) && self.recut_at.is_none_or(|t| Instant::now() >= t)
+        {
+            Fresh::Due
+        } else {
+            Fresh::Yes
+        }
+    }
+}
+
+/// What [`PublishedCuts::answer_for`] found.
+enum Fresh {
+    Yes,
+    Due,
+    OtherPolicy,
 }
 
 impl std::fmt::Debug for ReadModel {
@@ -803,25 +854,25 @@ impl ReadModel {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             ids: RwLock::default(),
             population: Mutex::default(),
+            cuts: ArcSwapOption::empty(),
+            cuts_stale: AtomicBool::new(false),
         }
     }
 
     fn read(&self, shard: usize) -> RwLockReadGuard<'_, ShardData> {
         self.shards[shard]
             .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn write(&self, shard: usize) -> RwLockWriteGuard<'_, ShardData> {
         self.shards[shard]
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn read_ids(&self) -> RwLockReadGuard<'_, BTreeSet<CustomerId>> {
-        self.ids
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.ids.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Add ids new to the model to the index (after their entries are in
@@ -832,7 +883,7 @@ impl ReadModel {
         }
         self.ids
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .extend(new_ids);
     }
 
@@ -919,6 +970,7 @@ impl ReadModel {
             let all = self.all_shared();
             population.rebuild(policy, all.iter().map(|(id, v)| (id, v.as_ref())));
         }
+        self.settle(&mut population);
     }
 
     /// Whether `policy`'s population gradings are built (or it has
@@ -933,45 +985,98 @@ impl ReadModel {
     /// answer waits for the build.
     pub fn prepare_gradings(&self, policy: &Policy) {
         if grades_population(policy) {
-            drop(self.population_for(policy));
+            self.cuts_for(self.population(), policy);
         }
     }
 
-    /// The population, made `policy`'s first if it is not: carried over
-    /// when the policy keeps the gradings, else built from every view.
-    fn population_for(&self, policy: &Policy) -> std::sync::MutexGuard<'_, Population> {
-        let mut population = self.population();
+    /// Make `population` `policy`'s if it is not (carried over when the
+    /// policy keeps the gradings, else built from every view), recut it if
+    /// due and publish its cut points.
+    fn cuts_for(
+        &self,
+        mut population: MutexGuard<'_, Population>,
+        policy: &Policy,
+    ) -> Arc<GradingCuts> {
         if !population.is_for(policy) && !population.carry_to(policy) {
             let all = self.all_shared();
             population.rebuild(policy, all.iter().map(|(id, v)| (id, v.as_ref())));
         }
-        population
+        self.settle(&mut population);
+        population.cuts()
     }
 
-    fn population(&self) -> std::sync::MutexGuard<'_, Population> {
+    /// Recut `population` if it is due and publish what answers read: for
+    /// whoever holds the population's lock, once done with it.
+    fn settle(&self, population: &mut Population) {
+        population.recut_if_due();
+        let cuts = population.cuts();
+        let unchanged = self.cuts.load().as_deref().is_some_and(|p| {
+            Arc::ptr_eq(&p.cuts, &cuts) && Some(p.version.as_str()) == population.version()
+        });
+        if !unchanged {
+            self.cuts.store(population.version().map(|version| {
+                Arc::new(PublishedCuts {
+                    version: version.to_owned(),
+                    cuts,
+                    recut_at: population.recut_at(),
+                })
+            }));
+        }
+        self.cuts_stale
+            .store(population.is_dirty(), Ordering::Release);
+    }
+
+    fn population(&self) -> MutexGuard<'_, Population> {
         self.population
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The cut points of `policy`'s population gradings, to class views
     /// with ([`GradingCuts::class`]): built from every view when the
     /// policy's gradings are new to the model, at most the gradings'
-    /// `recut_seconds` old. One lock for any number of views; `None`
-    /// (and no lock) when the policy has no population grading.
+    /// `recut_seconds` old (and, while a writer holds the rankings, as
+    /// long as it takes to publish its unit). `None` when the policy has
+    /// no population grading. See [`Self::with_grading_cuts`].
     pub fn grading_cuts(&self, policy: &Policy) -> Option<Arc<GradingCuts>> {
+        self.with_grading_cuts(policy, |cuts| cuts.cloned())
+    }
+
+    /// `f` of [`Self::grading_cuts`], without taking a reference of the
+    /// cut points: for what runs on every request. No lock unless the
+    /// policy's gradings are new to the model, or the cut points are due
+    /// and no writer holds the rankings (a writer recuts as it finishes).
+    pub fn with_grading_cuts<R>(
+        &self,
+        policy: &Policy,
+        f: impl FnOnce(Option<&Arc<GradingCuts>>) -> R,
+    ) -> R {
         if !grades_population(policy) {
-            return None;
+            return f(None);
         }
-        let mut population = self.population_for(policy);
-        population.recut_if_due();
-        Some(population.cuts())
+        let published = self.cuts.load();
+        let population = match published.as_deref() {
+            Some(p) => match p.answer_for(policy, &self.cuts_stale) {
+                Fresh::Yes => return f(Some(&p.cuts)),
+                Fresh::Due => match self.population.try_lock() {
+                    Ok(population) => population,
+                    Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+                    Err(TryLockError::WouldBlock) => return f(Some(&p.cuts)),
+                },
+                Fresh::OtherPolicy => self.population(),
+            },
+            None => self.population(),
+        };
+        drop(published);
+        f(Some(&self.cuts_for(population, policy)))
     }
 
     /// Recompute the population gradings' cut points now (the cadence
     /// does it by itself; tests and a policy change want it at once).
     pub fn recut_gradings(&self) {
-        self.population().recut();
+        let mut population = self.population();
+        population.recut();
+        self.settle(&mut population);
     }
 
     /// Insert or replace one customer's view (unless the held one has a
@@ -1003,6 +1108,7 @@ impl ReadModel {
         let mut population = self.population();
         let rank = population.is_built();
         self.put_entries(entries, rank.then_some(&mut *population));
+        self.settle(&mut population);
     }
 
     /// Put `entries` in their shards (one write lock per touched shard)
@@ -1096,14 +1202,12 @@ impl ReadModel {
             population.remove(id, view);
         }
         {
-            let mut ids = self
-                .ids
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut ids = self.ids.write().unwrap_or_else(PoisonError::into_inner);
             for id in customer_ids {
                 ids.remove(id.as_str());
             }
         }
+        self.settle(&mut population);
     }
 
     /// The latest view of a customer, if any event of it was processed.
@@ -1942,5 +2046,82 @@ mod tests {
         rm.upsert("c-1", view("gold", 2.0));
         assert_eq!(rm.get("c-1").map(|v| v.score), Some(2.0));
         assert_eq!(rm.count_by_tier().get("gold"), Some(&1));
+    }
+
+    /// Answers class customers against cut points they read without the
+    /// population's lock, which a writer holds for its whole unit: they
+    /// never wait for it. A changed population is recut once its
+    /// `recut_seconds` have passed, by the first answer that finds no
+    /// writer holding the rankings; until then answers use the last cut.
+    #[test]
+    fn answers_never_wait_for_a_writer_and_follow_the_population_once_due() {
+        use tier_core::policy::DEFAULT_POLICY_TOML;
+
+        let policy = Policy::from_toml_str(&DEFAULT_POLICY_TOML.replacen(
+            "low_value_share = 10\n",
+            "low_value_share = 10\nrecut_seconds = 1\n",
+            1,
+        ))
+        .unwrap();
+        let abc = policy
+            .population_gradings()
+            .find(|g| g.name == "abc_revenue")
+            .unwrap()
+            .clone();
+        assert_eq!(abc.recut_seconds, 1);
+        let mut states: Vec<(String, CustomerState)> = (1..=6)
+            .map(|i| {
+                let id = format!("c{i}");
+                let mut state = CustomerState::default();
+                order(&mut state, &id, 1, i64::from(i) * 1_000_000, &policy);
+                (id, state)
+            })
+            .collect();
+        let rm = ReadModel::new();
+        let refs: Vec<(&str, &CustomerState)> =
+            states.iter().map(|(id, s)| (id.as_str(), s)).collect();
+        rm.publish(&refs, &policy);
+        rm.prepare_gradings(&policy);
+        let class_of_c1 = |cuts: &GradingCuts| {
+            let view = rm.get("c1").unwrap();
+            cuts.class(&abc, "c1", &view, &view.indicators())
+                .map(|c| c.class)
+        };
+        // What an answer gets while a writer holds the rankings.
+        let read_while_held = || {
+            let held = rm.population();
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::scope(|s| {
+                s.spawn(|| {
+                    let _ = tx.send(rm.grading_cuts(&policy));
+                });
+                let got = rx.recv_timeout(std::time::Duration::from_secs(10));
+                drop(held);
+                got.expect("an answer waited for the writer holding the rankings")
+                    .expect("the policy grades the population")
+            })
+        };
+
+        let first = read_while_held();
+        assert!(Arc::ptr_eq(&first, &rm.population().cuts()));
+        assert_eq!(class_of_c1(&first).as_deref(), Some("C (low value)"));
+
+        // c1 becomes the biggest customer: ranked at once, cut only once
+        // the second has passed.
+        let (id, state) = &mut states[0];
+        order(state, id, 2, 90_000_000, &policy);
+        rm.publish(&[(id.as_str(), &*state)], &policy);
+        let before_due = rm.grading_cuts(&policy).unwrap();
+        assert!(Arc::ptr_eq(&before_due, &first), "recut before it was due");
+
+        std::thread::sleep(std::time::Duration::from_millis(1_100));
+        // Due, but a writer holds the rankings: the last cut answers...
+        let held_back = read_while_held();
+        assert!(Arc::ptr_eq(&held_back, &first));
+        // ...and the next answer with the rankings free recuts.
+        let recut = rm.grading_cuts(&policy).unwrap();
+        assert!(!Arc::ptr_eq(&recut, &first), "no recut once due");
+        assert_eq!(class_of_c1(&recut).as_deref(), Some("A"));
+        assert!(Arc::ptr_eq(&recut, &rm.grading_cuts(&policy).unwrap()));
     }
 }

@@ -157,16 +157,20 @@ impl TierServiceImpl {
                     g.class_of(&indicators)
                 }
             })
-            .map(|c| tier_wire::tier_changed::grading_to_proto(&c))
+            .map(tier_wire::tier_changed::grading_into_proto)
             .collect()
     }
 
     /// The answer about one customer (`view`: `None` when unknown) under
     /// the policy in force.
     pub(crate) fn customer_tier(&self, customer_id: String, view: Option<&View>) -> CustomerTier {
-        let policy = self.policy.policy();
-        let cuts = self.read.grading_cuts(&policy);
-        Self::tier_answer(customer_id, view, &policy, cuts.as_deref())
+        // Neither the policy nor the cut points are referenced: every
+        // request would count on the same shared counters.
+        self.policy.with_policy(|policy| {
+            self.read.with_grading_cuts(policy, |cuts| {
+                Self::tier_answer(customer_id, view, policy, cuts.map(AsRef::as_ref))
+            })
+        })
     }
 
     /// [`Self::customer_tier`] under `policy`, the policy in force, whose

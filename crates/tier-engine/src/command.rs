@@ -7,8 +7,9 @@
 //! so this crate needs no async runtime.
 
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 
+use arc_swap::ArcSwap;
 use sha2::{Digest as _, Sha256};
 use tier_core::policy::Policy;
 use tier_core::state::TierChange;
@@ -187,9 +188,13 @@ pub fn sha256_hex(text: &str) -> String {
 /// The one policy handle every reader of the policy uses: the policy in
 /// force (replaced only once a new one is durably recorded) and its rescore
 /// progress.
+///
+/// The policy is read on every request: it is held in an [`ArcSwap`], so
+/// a reader takes no lock and, through [`Self::with_policy`], touches no
+/// reference count the other threads share.
 #[derive(Debug)]
 pub struct PolicyHandle {
-    current: RwLock<Arc<ActivePolicy>>,
+    current: ArcSwap<ActivePolicy>,
     status: Mutex<PolicyStatus>,
 }
 
@@ -204,24 +209,27 @@ impl PolicyHandle {
             applied_at: None,
         };
         Self {
-            current: RwLock::new(active),
+            current: ArcSwap::new(active),
             status: Mutex::new(status),
         }
     }
 
     pub fn active(&self) -> Arc<ActivePolicy> {
-        self.current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.current.load_full()
     }
 
     pub fn policy(&self) -> Arc<Policy> {
-        self.active().policy.clone()
+        Arc::clone(&self.current.load().policy)
+    }
+
+    /// `f` of the policy in force, without taking a reference of it: for
+    /// what runs on every request.
+    pub fn with_policy<R>(&self, f: impl FnOnce(&Arc<Policy>) -> R) -> R {
+        f(&self.current.load().policy)
     }
 
     pub fn set(&self, active: Arc<ActivePolicy>) {
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = active;
+        self.current.store(active);
     }
 
     pub fn status(&self) -> PolicyStatus {

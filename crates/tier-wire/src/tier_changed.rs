@@ -42,10 +42,15 @@ pub fn tier_changed_to_proto(c: &TierChange) -> api::TierChanged {
 
 /// A grading class on the wire.
 pub fn grading_to_proto(g: &GradingClass) -> api::GradingClass {
+    grading_into_proto(g.clone())
+}
+
+/// [`grading_to_proto`] of a class the caller owns: its strings move.
+pub fn grading_into_proto(g: GradingClass) -> api::GradingClass {
     api::GradingClass {
-        grading: g.grading.clone(),
-        kind: g.kind.clone(),
-        class: g.class.clone(),
+        grading: g.grading,
+        kind: g.kind,
+        class: g.class,
     }
 }
 

@@ -112,7 +112,7 @@ fn population_gradings(read: Arc<ReadModel>, policy: Arc<PolicyHandle>) -> tier_
         for g in policy.population_gradings() {
             if let Some(class) = cuts.class(g, &msg.customer_id, &view, &indicators) {
                 msg.gradings
-                    .push(tier_wire::tier_changed::grading_to_proto(&class));
+                    .push(tier_wire::tier_changed::grading_into_proto(class));
             }
         }
     }))
