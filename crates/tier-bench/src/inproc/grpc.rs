@@ -30,6 +30,14 @@
 //!
 //! Both servers and the client share the machine's cores: on a 2-core
 //! machine the client's own work is a large part of each figure.
+//!
+//! tierd's read model is written while it answers: the committer
+//! publishes every durable unit's views, ranking each in the population
+//! gradings under their lock. One more run of the real server (1
+//! connection, a round's time) has a thread publish [`WRITER_UNIT`]
+//! customers' views every [`WRITER_EVERY`] meanwhile, about what a
+//! catch-up commits (`get_tier_p99_while_publishing_ms`, no goal): the
+//! answers' p99 beside the idle figure shows what they wait for.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -68,13 +76,17 @@ const DRAWS_PER_WORKER: usize = 50_000;
 /// Alternated rounds of the real server and the bare peer (see the
 /// module docs).
 const ROUNDS: u32 = 3;
+/// Customers of each unit the writer publishes while GetTier answers.
+const WRITER_UNIT: usize = 5_000;
+/// How often the writer publishes a unit.
+const WRITER_EVERY: Duration = Duration::from_millis(50);
 
 pub(crate) fn run(cfg: &BenchConfig, report: &mut Report) -> Result<()> {
     let duration = Duration::from_secs(if cfg.quick { 3 } else { 10 });
     let warmup = Duration::from_millis(if cfg.quick { 300 } else { 1_000 });
     let policy = Arc::new(Policy::default_policy());
     let read = Arc::new(ReadModel::new());
-    let ids = fill(cfg, &read, &policy);
+    let (states, ids) = fill(cfg, &read, &policy);
     eprintln!("  read model: {} customers with a tier", ids.len());
     anyhow::ensure!(!ids.is_empty(), "no customer has a tier to ask for");
 
@@ -155,11 +167,24 @@ pub(crate) fn run(cfg: &BenchConfig, report: &mut Report) -> Result<()> {
     let get_bare = Recorded::merged(bare_rounds).run();
     let get_real_4 = get(real, 4, duration)?.run();
     let get_bare_4 = get(bare, 4, duration)?.run();
+    let (get_writing, writes) = {
+        let writing = std::sync::atomic::AtomicBool::new(true);
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(|| write_units(&read, &policy, &states, &writing));
+            let r = get(real, 1, round);
+            writing.store(false, std::sync::atomic::Ordering::Relaxed);
+            let writes = writer
+                .join()
+                .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
+            anyhow::Ok((r?.run(), writes))
+        })?
+    };
     for (what, r) in [
         ("GetTier, 1 connection", &get_real),
         ("GetTier, 4 connections", &get_real_4),
         ("bare tonic GetTier, 1 connection", &get_bare),
         ("bare tonic GetTier, 4 connections", &get_bare_4),
+        ("GetTier, 1 connection, while publishing", &get_writing),
     ] {
         eprintln!(
             "  {what}: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms ({} errors)",
@@ -192,6 +217,7 @@ pub(crate) fn run(cfg: &BenchConfig, report: &mut Report) -> Result<()> {
     for (what, r) in [
         ("GetTier", &get_real),
         ("GetTier (4 connections)", &get_real_4),
+        ("GetTier (while publishing)", &get_writing),
         ("BatchGetTiers", &batch_1),
         ("BatchGetTiers (32 callers)", &batch_32),
     ] {
@@ -269,6 +295,29 @@ pub(crate) fn run(cfg: &BenchConfig, report: &mut Report) -> Result<()> {
             errors(&get_bare)
         )),
     );
+    report.add(
+        Figure::new(
+            "get_tier_p99_while_publishing_ms",
+            "GetTier p99 while the read model is written",
+            get_writing.p99_ms,
+            " ms",
+        )
+        .note(format!(
+            "1 connection for {:.1}s while a thread published {} units of {WRITER_UNIT} \
+             customers' views (one every {}ms, each {:.1} ms on average, the longest {:.1} ms: \
+             views put and ranked in the population gradings); {:.0} req/s, p50 {:.3} ms, \
+             p99.9 {:.3} ms{}",
+            round.as_secs_f64(),
+            writes.units,
+            WRITER_EVERY.as_millis(),
+            writes.mean_ms(),
+            writes.longest.as_secs_f64() * 1e3,
+            get_writing.rps,
+            get_writing.p50_ms,
+            get_writing.p999_ms,
+            errors(&get_writing)
+        )),
+    );
     report.ratio(
         "get_tier_vs_bare_tonic",
         "GetTier rps / bare tonic rps",
@@ -307,10 +356,59 @@ fn runtime(name: &str) -> Result<Runtime> {
         .with_context(|| format!("building the {name} runtime"))
 }
 
-/// Fold the run's workload and publish every state into `read`; the ids
-/// with a tier, by activity rank (the generator numbers customers by
-/// rank, zero-padded, so id order is rank order).
-fn fill(cfg: &BenchConfig, read: &ReadModel, policy: &Policy) -> Vec<String> {
+/// What the writer did while GetTier answered.
+struct Writes {
+    units: usize,
+    busy: Duration,
+    longest: Duration,
+}
+
+impl Writes {
+    fn mean_ms(&self) -> f64 {
+        self.busy.as_secs_f64() * 1e3 / self.units.max(1) as f64
+    }
+}
+
+/// Publish units of [`WRITER_UNIT`] of `states` (cycled) every
+/// [`WRITER_EVERY`] while `writing`: the views are published again as
+/// they are (equal sequences replace, and each is ranked again), as tierd's
+/// committer publishes a unit once it is durable.
+fn write_units(
+    read: &ReadModel,
+    policy: &Policy,
+    states: &CustomerMap<CustomerState>,
+    writing: &std::sync::atomic::AtomicBool,
+) -> Writes {
+    let all: Vec<(&str, &CustomerState)> = states.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let mut units = all.chunks(WRITER_UNIT).cycle();
+    let mut done = Writes {
+        units: 0,
+        busy: Duration::ZERO,
+        longest: Duration::ZERO,
+    };
+    let mut next = Instant::now();
+    while writing.load(std::sync::atomic::Ordering::Relaxed) {
+        let Some(unit) = units.next() else { break };
+        let started = Instant::now();
+        read.publish(unit, policy);
+        let took = started.elapsed();
+        done.units += 1;
+        done.busy += took;
+        done.longest = done.longest.max(took);
+        next += WRITER_EVERY;
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    done
+}
+
+/// Fold the run's workload and publish every state into `read`; the
+/// states, and the ids with a tier, by activity rank (the generator
+/// numbers customers by rank, zero-padded, so id order is rank order).
+fn fill(
+    cfg: &BenchConfig,
+    read: &ReadModel,
+    policy: &Policy,
+) -> (CustomerMap<CustomerState>, Vec<String>) {
     let mut states: CustomerMap<CustomerState> = CustomerMap::default();
     for e in events(cfg) {
         let state = match states.get_mut(e.customer_id.as_str()) {
@@ -327,7 +425,7 @@ fn fill(cfg: &BenchConfig, read: &ReadModel, policy: &Policy) -> Vec<String> {
     read.prepare_gradings(policy);
     let mut ids: Vec<String> = read.all().into_iter().map(|(id, _)| id).collect();
     ids.sort_unstable();
-    ids
+    (states, ids)
 }
 
 /// Pre-drawn customer ids, per worker.

@@ -7,7 +7,8 @@
 //! | `state`   | `disk_bytes_per_customer`, `rss_mib`                      |
 //! | `rescore` | `rescore_1m_seconds`, `duckdb_recompute_seconds`          |
 //! | `grpc`    | `get_tier_rps`, `get_tier_p99_ms`, `bare_tonic_rps`,      |
-//! |           | `get_tier_vs_bare_tonic`, `batch_get_1000_p99_ms`         |
+//! |           | `get_tier_vs_bare_tonic`, `batch_get_1000_p99_ms`,        |
+//! |           | `get_tier_p99_while_publishing_ms`                        |
 //!
 //! `state` and `rescore` share one population of `state_customers`
 //! customers, folded once through the engine ([`population`]); the store
