@@ -33,9 +33,10 @@ use serde::Deserialize;
 use tier_proto::api::admin_service_server::SERVICE_NAME as ADMIN_SERVICE;
 use tier_proto::api::tier_service_server::SERVICE_NAME as TIER_SERVICE;
 use toml::Spanned;
-use tonic::transport::server::TcpConnectInfo;
 use tonic::{Code, Status};
 use tower::{Layer, Service};
+
+use crate::connection::ConnectionInfo;
 
 /// Shortest token accepted in the tokens file, in characters.
 pub const MIN_TOKEN_LEN: usize = 16;
@@ -401,14 +402,11 @@ impl Auth {
         }
     }
 
-    /// Decide an HTTP request: classify its path, read its peer from
-    /// tonic's [`TcpConnectInfo`] extension.
+    /// Decide an HTTP request: classify its path, read its peer from its
+    /// connect info ([`ConnectionInfo::peer_of`]).
     pub fn check<B>(&self, request: &Request<B>) -> Result<Grant, Refusal> {
         let access = Access::of_path(request.uri().path());
-        let peer = request
-            .extensions()
-            .get::<TcpConnectInfo>()
-            .and_then(TcpConnectInfo::remote_addr);
+        let peer = ConnectionInfo::peer_of(request);
         self.decide(access, request.headers(), peer)
     }
 
@@ -589,7 +587,7 @@ where
             Err(refusal) => {
                 tracing::debug!(
                     path = request.uri().path(),
-                    peer = ?request.extensions().get::<TcpConnectInfo>().and_then(TcpConnectInfo::remote_addr),
+                    peer = ?ConnectionInfo::peer_of(&request),
                     %refusal,
                     "gRPC request refused"
                 );

@@ -21,6 +21,7 @@ pub mod admin;
 pub mod assessments;
 pub mod auth;
 pub mod complaints;
+pub mod connection;
 pub mod convert;
 pub mod error;
 pub mod gradings;

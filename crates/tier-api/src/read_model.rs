@@ -1596,6 +1596,19 @@ mod tests {
         state.process(id, &e, policy);
     }
 
+    /// Customers `c1` to `c{n}`, each with one order: `c{i}`'s of `i`
+    /// times `step`.
+    fn ordered(n: i64, step: i64, policy: &Policy) -> Vec<(String, CustomerState)> {
+        (1..=n)
+            .map(|i| {
+                let id = format!("c{i}");
+                let mut state = CustomerState::default();
+                order(&mut state, &id, 1, i * step, policy);
+                (id, state)
+            })
+            .collect()
+    }
+
     /// The rankings keep no values of their own: they find a customer by
     /// the value of the view it replaces. So they must hold exactly the
     /// views the model holds, at each view's value, whatever reaches the
@@ -1607,14 +1620,7 @@ mod tests {
         use tier_core::policy::DEFAULT_POLICY_TOML;
 
         let policy = Policy::default_policy();
-        let mut states: Vec<(String, CustomerState)> = (1..=8)
-            .map(|i| {
-                let id = format!("c{i}");
-                let mut state = CustomerState::default();
-                order(&mut state, &id, 1, i64::from(i) * 700_000, &policy);
-                (id, state)
-            })
-            .collect();
+        let mut states = ordered(8, 700_000, &policy);
         let publish = |rm: &ReadModel, states: &[(String, CustomerState)], policy: &Policy| {
             let refs: Vec<(&str, &CustomerState)> =
                 states.iter().map(|(id, s)| (id.as_str(), s)).collect();
@@ -2069,14 +2075,7 @@ mod tests {
             .unwrap()
             .clone();
         assert_eq!(abc.recut_seconds, 1);
-        let mut states: Vec<(String, CustomerState)> = (1..=6)
-            .map(|i| {
-                let id = format!("c{i}");
-                let mut state = CustomerState::default();
-                order(&mut state, &id, 1, i64::from(i) * 1_000_000, &policy);
-                (id, state)
-            })
-            .collect();
+        let mut states = ordered(6, 1_000_000, &policy);
         let rm = ReadModel::new();
         let refs: Vec<(&str, &CustomerState)> =
             states.iter().map(|(id, s)| (id.as_str(), s)).collect();

@@ -25,6 +25,7 @@
 
 use std::time::Duration;
 
+use futures::TryStreamExt as _;
 use tier_proto::api::admin_service_server::AdminServiceServer;
 use tier_proto::api::tier_service_server::TierServiceServer;
 use tokio::net::TcpListener;
@@ -35,6 +36,7 @@ use tonic_health::pb::health_server::HealthServer;
 
 use crate::admin::AdminServiceImpl;
 use crate::auth::{Auth, AuthLayer};
+use crate::connection::Counted;
 use crate::error::ApiError;
 use crate::health::HealthService;
 use crate::service::TierServiceImpl;
@@ -173,7 +175,10 @@ impl ApiServer {
         // `TcpIncoming` rather than a bare `TcpListenerStream`: the builder's
         // `tcp_nodelay` only applies to listeners tonic binds itself, and
         // without TCP_NODELAY small responses wait out delayed ACKs (~40 ms).
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        // Each connection gets its own requests-in-flight counter.
+        let incoming = TcpIncoming::from(listener)
+            .with_nodelay(Some(true))
+            .map_ok(Counted::new);
         let limits = self.limits;
         let mut builder = Server::builder();
         if let Some(tls) = &self.tls {

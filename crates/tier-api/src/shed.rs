@@ -7,43 +7,32 @@
 //! tonic's own `concurrency_limit_per_connection` + `load_shed` shed the
 //! same way, but outside every layer the server adds, so a shed request
 //! reached no handler and was counted nowhere. This layer sits inside
-//! tonic's stack instead and tells connections apart by their addresses
-//! (tonic's [`TcpConnectInfo`], present over plaintext and TLS alike): a
-//! TCP connection is the only one with its local and peer address while it
-//! is open. A request without connection info (not served over TCP) is
-//! not limited.
+//! tonic's stack instead and counts on the connection's own counter
+//! ([`ConnectionInfo`], which [`ApiServer`](crate::ApiServer) gives every
+//! connection it accepts): one atomic operation a request, no lock shared
+//! by every connection. A request without it (not served by `ApiServer`)
+//! is not limited.
 //!
 //! A request holds its place until its response starts (for a stream:
 //! until it opened), exactly as tower's concurrency limit does; a request
 //! dropped unanswered (the request timeout) gives its place back.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
 use http::{Request, Response};
-use tonic::transport::server::TcpConnectInfo;
 use tonic::{Code, Status};
 use tower::{Layer, Service};
 
+use crate::connection::ConnectionInfo;
 use crate::error::code_label;
 use crate::metrics::{GRPC_REQUESTS, method_label};
-
-/// A connection: its local and peer address.
-type Connection = (Option<SocketAddr>, Option<SocketAddr>);
-
-/// Requests in flight per open connection (connections with none are not
-/// kept).
-type InFlight = Arc<Mutex<HashMap<Connection, usize>>>;
 
 /// Sheds a connection's requests beyond `limit` in flight.
 #[derive(Debug, Clone)]
 pub struct ShedLayer {
     limit: usize,
-    in_flight: InFlight,
 }
 
 impl ShedLayer {
@@ -51,7 +40,6 @@ impl ShedLayer {
     pub fn new(limit: usize) -> Self {
         Self {
             limit: limit.max(1),
-            in_flight: InFlight::default(),
         }
     }
 }
@@ -63,7 +51,6 @@ impl<S> Layer<S> for ShedLayer {
         Shed {
             inner,
             limit: self.limit,
-            in_flight: Arc::clone(&self.in_flight),
         }
     }
 }
@@ -73,47 +60,6 @@ impl<S> Layer<S> for ShedLayer {
 pub struct Shed<S> {
     inner: S,
     limit: usize,
-    in_flight: InFlight,
-}
-
-/// A request's place on its connection, given back when dropped.
-struct Place {
-    connection: Connection,
-    in_flight: InFlight,
-}
-
-impl Drop for Place {
-    fn drop(&mut self) {
-        let mut map = self
-            .in_flight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(n) = map.get_mut(&self.connection) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                map.remove(&self.connection);
-            }
-        }
-    }
-}
-
-impl<S> Shed<S> {
-    /// A place for one more request of `connection`, if it has one free.
-    fn take_place(&self, connection: Connection) -> Option<Place> {
-        let mut map = self
-            .in_flight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let n = map.entry(connection).or_default();
-        if *n >= self.limit {
-            return None;
-        }
-        *n += 1;
-        Some(Place {
-            connection,
-            in_flight: Arc::clone(&self.in_flight),
-        })
-    }
 }
 
 impl<S, B, ResBody> Service<Request<B>> for Shed<S>
@@ -132,14 +78,11 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let Some(connection) = request
-            .extensions()
-            .get::<TcpConnectInfo>()
-            .map(|info| (info.local_addr, info.remote_addr))
-        else {
-            return self.inner.call(request).boxed();
+        let place = match request.extensions().get::<ConnectionInfo>() {
+            Some(connection) => connection.take_place(self.limit),
+            None => return self.inner.call(request).boxed(),
         };
-        match self.take_place(connection) {
+        match place {
             Some(place) => {
                 let response = self.inner.call(request);
                 async move {
@@ -153,7 +96,7 @@ where
                 let method = method_label(request.uri().path());
                 tracing::debug!(
                     path = request.uri().path(),
-                    peer = ?connection.1,
+                    peer = ?ConnectionInfo::peer_of(&request),
                     limit = self.limit,
                     "gRPC request shed: too many in flight on its connection"
                 );

@@ -16,8 +16,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
+use futures::TryStreamExt as _;
 use http::HeaderMap;
 use tier_api::auth::{Access, Grant, Refusal};
+use tier_api::connection::Counted;
 use tier_api::{ApiServer, Auth, AuthLayer, ReadModel, Scope, TierServiceImpl, health_pair};
 use tier_core::policy::Policy;
 use tier_proto::api::admin_service_client::AdminServiceClient;
@@ -271,8 +273,10 @@ async fn start(auth: Auth) -> Harness {
             .add_service(AdminServiceServer::new(fake.clone()))
             .add_service(TierServiceServer::new(fake.clone()))
             .add_service(tonic_health::pb::health_server::HealthServer::new(health))
+            // Each connection counted, as `ApiServer` serves them: the
+            // peer comes from its `ConnectionInfo`.
             .serve_with_incoming_shutdown(
-                TcpIncoming::from(listener),
+                TcpIncoming::from(listener).map_ok(Counted::new),
                 shutdown.clone().cancelled_owned(),
             ),
     );
