@@ -43,6 +43,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
@@ -168,11 +169,11 @@ pub(crate) fn run(cfg: &BenchConfig, report: &mut Report) -> Result<()> {
     let get_real_4 = get(real, 4, duration)?.run();
     let get_bare_4 = get(bare, 4, duration)?.run();
     let (get_writing, writes) = {
-        let writing = std::sync::atomic::AtomicBool::new(true);
+        let writing = AtomicBool::new(true);
         std::thread::scope(|scope| {
             let writer = scope.spawn(|| write_units(&read, &policy, &states, &writing));
             let r = get(real, 1, round);
-            writing.store(false, std::sync::atomic::Ordering::Relaxed);
+            writing.store(false, Ordering::Relaxed);
             let writes = writer
                 .join()
                 .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
@@ -288,7 +289,7 @@ pub(crate) fn run(cfg: &BenchConfig, report: &mut Report) -> Result<()> {
         )
         .note(format!(
             "same client, same messages; per round {bare_per_round} req/s; p99 {:.3} ms; \
-                 with 4 connections: {:.0} req/s, p99 {:.3} ms{}",
+             with 4 connections: {:.0} req/s, p99 {:.3} ms{}",
             get_bare.p99_ms,
             get_bare_4.rps,
             get_bare_4.p99_ms,
@@ -377,7 +378,7 @@ fn write_units(
     read: &ReadModel,
     policy: &Policy,
     states: &CustomerMap<CustomerState>,
-    writing: &std::sync::atomic::AtomicBool,
+    writing: &AtomicBool,
 ) -> Writes {
     let all: Vec<(&str, &CustomerState)> = states.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let mut units = all.chunks(WRITER_UNIT).cycle();
@@ -387,7 +388,7 @@ fn write_units(
         longest: Duration::ZERO,
     };
     let mut next = Instant::now();
-    while writing.load(std::sync::atomic::Ordering::Relaxed) {
+    while writing.load(Ordering::Relaxed) {
         let Some(unit) = units.next() else { break };
         let started = Instant::now();
         read.publish(unit, policy);
