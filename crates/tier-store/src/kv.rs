@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
 
-use crate::layout::{self, CUSTOMER, META, OFFSET, OUTBOX, Scope};
+use crate::layout::{self, CUSTOMER, OFFSET, OUTBOX, Scope};
 use crate::outbox;
 use crate::{
     Backend, CommitReceipt, FlushPolicy, PreparedBatch, StoreError, StoreOptions, VerifyReport,
@@ -378,52 +378,12 @@ impl<E: Engine> KvCore<E> {
     }
 
     pub(crate) fn verify<S: DeserializeOwned>(&self) -> Result<VerifyReport, StoreError> {
-        let current_next = || {
+        layout::verify_entries::<S, _, _>(self.engine.scan(b"", "verifying the store"), || {
             *self
                 .next_outbox
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-        };
-        let mut next_outbox = current_next();
-        let mut report = VerifyReport::default();
-        for item in self.engine.scan(b"", "verifying the store") {
-            let (key, raw) = item?;
-            if key.starts_with(CUSTOMER) {
-                let (_, id) = layout::parse_customer_key(&key)?;
-                codec::decode::<S>(&id, &raw)?;
-                report.customers += 1;
-            } else if key.starts_with(OFFSET) {
-                layout::parse_offset_key(&key)?;
-                layout::parse_offset_value(&key, &raw)?;
-                report.offsets += 1;
-            } else if key.starts_with(OUTBOX) {
-                let seq = layout::parse_outbox_key(&key)?;
-                if seq >= next_outbox {
-                    // A commit may have landed since verify started.
-                    next_outbox = current_next();
-                }
-                if seq >= next_outbox {
-                    return Err(layout::malformed(
-                        "outbox",
-                        &key,
-                        "key not below the outbox sequence",
-                    ));
-                }
-                report.outbox_rows += 1;
-            } else if key.starts_with(outbox::PACKED) {
-                report.outbox_rows +=
-                    outbox::verify_pack(&key, &raw, &mut next_outbox, current_next)?;
-            } else if key.starts_with(META) {
-                layout::verify_meta(&key, &raw)?;
-            } else {
-                return Err(layout::malformed(
-                    "unknown",
-                    &key,
-                    "key has no known prefix",
-                ));
-            }
-        }
-        Ok(report)
+        })
     }
 }
 

@@ -362,6 +362,61 @@ pub(crate) fn verify_meta(key: &[u8], raw: &[u8]) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Checks every entry of a store's keyspace, in key order, against this
+/// layout: each customer state decodes as `S`, each offset and meta record
+/// parses, each outbox row (single or packed) lies below the outbox
+/// sequence. `current_next` reads the sequence the store hands out now: a
+/// commit may land while the walk runs, so a row at or past the sequence
+/// first read is checked against a fresh one before it is called
+/// malformed. What every backend's `verify` runs over its own scan.
+pub(crate) fn verify_entries<S, K, V>(
+    entries: impl IntoIterator<Item = Result<(K, V), StoreError>>,
+    current_next: impl Fn() -> u64,
+) -> Result<crate::VerifyReport, StoreError>
+where
+    S: serde::de::DeserializeOwned,
+    K: AsRef<[u8]>,
+    V: AsRef<[u8]>,
+{
+    let mut next_outbox = current_next();
+    let mut report = crate::VerifyReport::default();
+    for item in entries {
+        let (key, raw) = item?;
+        let (key, raw) = (key.as_ref(), raw.as_ref());
+        if key.starts_with(CUSTOMER) {
+            let (_, id) = parse_customer_key(key)?;
+            crate::codec::decode::<S>(&id, raw)?;
+            report.customers += 1;
+        } else if key.starts_with(OFFSET) {
+            parse_offset_key(key)?;
+            parse_offset_value(key, raw)?;
+            report.offsets += 1;
+        } else if key.starts_with(OUTBOX) {
+            let seq = parse_outbox_key(key)?;
+            if seq >= next_outbox {
+                // A commit may have landed since the walk started.
+                next_outbox = current_next();
+            }
+            if seq >= next_outbox {
+                return Err(malformed(
+                    "outbox",
+                    key,
+                    "key not below the outbox sequence",
+                ));
+            }
+            report.outbox_rows += 1;
+        } else if key.starts_with(crate::outbox::PACKED) {
+            report.outbox_rows +=
+                crate::outbox::verify_pack(key, raw, &mut next_outbox, &current_next)?;
+        } else if key.starts_with(META) {
+            verify_meta(key, raw)?;
+        } else {
+            return Err(malformed("unknown", key, "key has no known prefix"));
+        }
+    }
+    Ok(report)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,6 +442,61 @@ mod tests {
         assert!(outbox_key(255) < outbox_key(256));
         assert_eq!(parse_outbox_key(&outbox_key(u64::MAX)).unwrap(), u64::MAX);
         assert!(parse_outbox_key(b"x/123").is_err());
+    }
+
+    /// The walk every backend's `verify` runs: each prefix counted, an
+    /// outbox row at the sequence first read accepted once a fresh read
+    /// shows a commit landed, and refused when none did.
+    #[test]
+    fn verify_entries_counts_each_record_and_rereads_the_outbox_sequence() {
+        type Entry = Result<(Vec<u8>, Vec<u8>), StoreError>;
+        let entries = |outbox_seq: u64| -> Vec<Entry> {
+            vec![
+                Ok((
+                    customer_key(Scope::UNSCOPED, "c1"),
+                    crate::codec::encode("c1", &7u32).unwrap().to_vec(),
+                )),
+                Ok((offset_key("orders", 0), 5i64.to_be_bytes().to_vec())),
+                Ok((outbox_key(outbox_seq).to_vec(), b"row".to_vec())),
+                Ok((META_OUTBOX_NEXT.to_vec(), 1u64.to_be_bytes().to_vec())),
+            ]
+        };
+        let report = verify_entries::<u32, _, _>(entries(0), || 1).unwrap();
+        assert_eq!(
+            (report.customers, report.offsets, report.outbox_rows),
+            (1, 1, 1)
+        );
+
+        // Row 1 is at the sequence first read (1); the second read (2)
+        // shows the commit that wrote it.
+        let reads = std::cell::Cell::new(0);
+        let landing = || {
+            reads.set(reads.get() + 1);
+            if reads.get() == 1 { 1 } else { 2 }
+        };
+        assert_eq!(
+            verify_entries::<u32, _, _>(entries(1), landing)
+                .unwrap()
+                .outbox_rows,
+            1
+        );
+        assert_eq!(reads.get(), 2);
+
+        let err = verify_entries::<u32, _, _>(entries(1), || 1).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("key not below the outbox sequence"),
+            "{err}"
+        );
+
+        let mut unknown = entries(0);
+        unknown.push(Ok((b"z/what".to_vec(), Vec::new())));
+        let err = verify_entries::<u32, _, _>(unknown, || 1).unwrap_err();
+        assert!(err.to_string().contains("key has no known prefix"), "{err}");
+
+        let mut damaged = entries(0);
+        damaged[0] = Ok((customer_key(Scope::UNSCOPED, "c1"), vec![0xff]));
+        assert!(verify_entries::<u32, _, _>(damaged, || 1).is_err());
     }
 
     #[test]

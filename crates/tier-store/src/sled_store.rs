@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
 
-use crate::layout::{self, CUSTOMER, META, OFFSET, OUTBOX, Scope};
+use crate::layout::{self, CUSTOMER, OFFSET, OUTBOX, Scope};
 use crate::outbox;
 use crate::{
     CommitReceipt, FlushPolicy, PreparedBatch, Store, StoreError, StoreOptions, VerifyReport, codec,
@@ -476,52 +476,16 @@ impl Store for SledStore {
     }
 
     fn verify<S: DeserializeOwned>(&self) -> Result<VerifyReport, StoreError> {
-        let current_next = || {
+        let entries = self
+            .tree
+            .iter()
+            .map(|item| item.map_err(sled_err("verifying the store")));
+        layout::verify_entries::<S, _, _>(entries, || {
             *self
                 .next_outbox
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-        };
-        let mut next_outbox = current_next();
-        let mut report = VerifyReport::default();
-        for item in self.tree.iter() {
-            let (key, raw) = item.map_err(sled_err("verifying the store"))?;
-            if key.starts_with(CUSTOMER) {
-                let (_, id) = layout::parse_customer_key(&key)?;
-                codec::decode::<S>(&id, &raw)?;
-                report.customers += 1;
-            } else if key.starts_with(OFFSET) {
-                layout::parse_offset_key(&key)?;
-                layout::parse_offset_value(&key, &raw)?;
-                report.offsets += 1;
-            } else if key.starts_with(OUTBOX) {
-                let seq = layout::parse_outbox_key(&key)?;
-                if seq >= next_outbox {
-                    // A commit may have landed since verify started.
-                    next_outbox = current_next();
-                }
-                if seq >= next_outbox {
-                    return Err(layout::malformed(
-                        "outbox",
-                        &key,
-                        "key not below the outbox sequence",
-                    ));
-                }
-                report.outbox_rows += 1;
-            } else if key.starts_with(outbox::PACKED) {
-                report.outbox_rows +=
-                    outbox::verify_pack(&key, &raw, &mut next_outbox, current_next)?;
-            } else if key.starts_with(META) {
-                layout::verify_meta(&key, &raw)?;
-            } else {
-                return Err(layout::malformed(
-                    "unknown",
-                    &key,
-                    "key has no known prefix",
-                ));
-            }
-        }
-        Ok(report)
+        })
     }
 }
 
