@@ -83,8 +83,10 @@
 //!   split into chunks of about `L/2..2L` entries (`L` = [`DEFAULT_LOAD`]
 //!   = 128), split in two when longer, merged with a neighbour when
 //!   shorter;
-//! - the last order key of every chunk, in one contiguous `Vec<u64>`: the
-//!   first level of every search;
+//! - a copy of every chunk's last entry, in one contiguous `Vec`: the
+//!   first level of every search, which finds the chunk (within a run of
+//!   tied values too, by id) without reading any chunk, and kept as
+//!   entries move, so a split or merge never reads every chunk either;
 //! - a Fenwick tree over the chunk lengths: rank of a chunk, and the chunk
 //!   holding rank `p`, in O(log m);
 //! - in [`Ranking`], a hash map id -> value, to find a customer's entry
@@ -101,7 +103,7 @@
 //!
 //! | operation | cost (n customers, k classes, m = n / L chunks) |
 //! |---|---|
-//! | [`Ranking::upsert`], [`Ranking::remove`] | O(log n) compares + a move of at most `2L` entries within one chunk; an O(m) index rebuild when a chunk splits or merges, i.e. amortised O(m / L) per update |
+//! | [`Ranking::upsert`], [`Ranking::remove`] | O(log n) compares + a move of at most `2L` entries within one chunk; when a chunk splits or merges, an O(m) move of the copies of the last entries and a rebuild of the Fenwick tree from the chunks' lengths, i.e. amortised O(m / L) per update |
 //! | [`Ranking::position`], [`Ranking::get`] | O(log n) |
 //! | [`Ranking::cuts`] | O(k log n): one select per cut point, no walk of the population |
 //! | [`Cuts::placement`] | O(log k), no access to the ranking |
@@ -220,8 +222,10 @@ pub struct Ranked<K> {
     chunks: Vec<Vec<Entry<K>>>,
     /// Fenwick tree over `chunks[i].len()`.
     fenwick: Vec<usize>,
-    /// `chunks[i].last().key`: the first level of every search.
-    last_keys: Vec<u64>,
+    /// A copy of every chunk's last entry, `chunks[i].last()`: the first
+    /// level of every search, contiguous, so that finding a chunk (within
+    /// a run of tied values too) reads no chunk.
+    lasts: Vec<Entry<K>>,
     len: usize,
     unknown: usize,
 }
@@ -426,7 +430,7 @@ impl<K: Ord + Clone> Ranked<K> {
             load: load.max(1),
             chunks: Vec::new(),
             fenwick: Vec::new(),
-            last_keys: Vec::new(),
+            lasts: Vec::new(),
             len: 0,
             unknown: 0,
         }
@@ -457,8 +461,9 @@ impl<K: Ord + Clone> Ranked<K> {
             }
             chunks.push(chunk);
         }
+        ranking.lasts = chunks.iter().filter_map(|c| c.last().cloned()).collect();
         ranking.chunks = chunks;
-        ranking.rebuild_index();
+        ranking.rebuild_fenwick();
         ranking
     }
 
@@ -717,33 +722,44 @@ impl<K: Ord + Clone> Ranked<K> {
     where
         K: Borrow<Q>,
     {
-        // First on the contiguous last keys (cache-friendly), then by id
-        // among the chunks whose last key equals `key` (a tie run).
-        let lo = self.last_keys.partition_point(|&k| k < key);
-        let tied = self
-            .last_keys
-            .get(lo..)
-            .map_or(0, |rest| rest.partition_point(|&k| k == key));
-        let within = self.chunks.get(lo..lo + tied).map_or(0, |run| {
-            run.partition_point(|c| c.last().is_some_and(|l| l.id.borrow() < id))
-        });
-        lo + within
+        self.lasts
+            .partition_point(|last| last.cmp_to(key, id) == Ordering::Less)
     }
 
-    /// Refreshes the last key of chunk `ci` after an in-place change.
-    fn refresh_last_key(&mut self, ci: usize) {
+    /// Copies chunk `ci`'s last entry into [`Self::lasts`] after it changed.
+    fn refresh_last(&mut self, ci: usize) {
         if let (Some(slot), Some(last)) = (
-            self.last_keys.get_mut(ci),
+            self.lasts.get_mut(ci),
             self.chunks.get(ci).and_then(|c| c.last()),
         ) {
-            *slot = last.key;
+            slot.clone_from(last);
         }
+    }
+
+    /// Splits chunk `ci` in two halves when it outgrew `2 * load`; returns
+    /// whether it did. The index is left to the caller.
+    fn split_if_long(&mut self, ci: usize) -> bool {
+        let Some(chunk) = self.chunks.get_mut(ci) else {
+            return false;
+        };
+        if chunk.len() <= 2 * self.load {
+            return false;
+        }
+        let tail = chunk.split_off(chunk.len() / 2);
+        // The tail keeps the chunk's last entry; the head has a new one.
+        let head_last = chunk.last().cloned();
+        self.chunks.insert(ci + 1, tail);
+        if let Some(head_last) = head_last {
+            self.lasts.insert(ci, head_last);
+        }
+        true
     }
 
     fn insert_entry(&mut self, entry: Entry<K>) {
         if self.chunks.is_empty() {
+            self.lasts.push(entry.clone());
             self.chunks.push(vec![entry]);
-            self.rebuild_index();
+            self.rebuild_fenwick();
             return;
         }
         let last = self.chunks.len() - 1;
@@ -752,14 +768,15 @@ impl<K: Ord + Clone> Ranked<K> {
             return;
         };
         let at = chunk.partition_point(|e| *e < entry);
+        let new_last = at == chunk.len();
         chunk.insert(at, entry);
-        if chunk.len() > 2 * self.load {
-            let tail = chunk.split_off(chunk.len() / 2);
-            self.chunks.insert(ci + 1, tail);
-            self.rebuild_index();
+        if new_last {
+            self.refresh_last(ci);
+        }
+        if self.split_if_long(ci) {
+            self.rebuild_fenwick();
         } else {
             self.fenwick_add(ci, true);
-            self.refresh_last_key(ci);
         }
     }
 
@@ -772,9 +789,11 @@ impl<K: Ord + Clone> Ranked<K> {
         let chunk = self.chunks.get_mut(ci)?;
         let at = chunk.binary_search_by(|e| e.cmp_to(key, id)).ok()?;
         let entry = chunk.remove(at);
+        let was_last = at == chunk.len();
         if chunk.is_empty() {
             self.chunks.remove(ci);
-            self.rebuild_index();
+            self.lasts.remove(ci);
+            self.rebuild_fenwick();
         } else if chunk.len() < self.load / 2 && self.chunks.len() > 1 {
             // Merge with a neighbour, then split again if too long.
             let left = if ci + 1 < self.chunks.len() {
@@ -783,27 +802,27 @@ impl<K: Ord + Clone> Ranked<K> {
                 ci - 1
             };
             let right = self.chunks.remove(left + 1);
+            self.lasts.remove(left + 1);
             if let Some(chunk) = self.chunks.get_mut(left) {
                 chunk.extend(right);
-                if chunk.len() > 2 * self.load {
-                    let tail = chunk.split_off(chunk.len() / 2);
-                    self.chunks.insert(left + 1, tail);
-                }
             }
-            self.rebuild_index();
+            // The merged chunk ends where the right one does now.
+            self.refresh_last(left);
+            self.split_if_long(left);
+            self.rebuild_fenwick();
         } else {
+            if was_last {
+                self.refresh_last(ci);
+            }
             self.fenwick_add(ci, false);
-            self.refresh_last_key(ci);
         }
         Some(entry)
     }
 
-    /// Rebuilds the Fenwick tree and the last keys after the chunk list
-    /// changed shape (a split, a merge, a chunk removed). O(m).
-    fn rebuild_index(&mut self) {
-        self.last_keys.clear();
-        self.last_keys
-            .extend(self.chunks.iter().map(|c| c.last().map_or(0, |e| e.key)));
+    /// Rebuilds the Fenwick tree after the chunk list changed shape (a
+    /// split, a merge, a chunk removed). O(m), reading only the chunks'
+    /// lengths.
+    fn rebuild_fenwick(&mut self) {
         let m = self.chunks.len();
         self.fenwick.clear();
         self.fenwick.extend(self.chunks.iter().map(Vec::len));
@@ -888,8 +907,14 @@ impl<K: Ord + Clone> Ranked<K> {
         assert!(self.chunks.iter().all(|c| c.len() <= 2 * self.load));
         assert_eq!(all.len(), self.len);
         assert_eq!(all.iter().filter(|e| !e.is_known()).count(), self.unknown);
-        let last_keys: Vec<u64> = self.chunks.iter().map(|c| c[c.len() - 1].key).collect();
-        assert_eq!(last_keys, self.last_keys);
+        assert_eq!(self.lasts.len(), self.chunks.len(), "a last per chunk");
+        assert!(
+            self.chunks
+                .iter()
+                .zip(&self.lasts)
+                .all(|(c, l)| c.last() == Some(l)),
+            "a stale copy of a chunk's last entry"
+        );
         for (i, _) in self.chunks.iter().enumerate() {
             let naive: usize = self.chunks[..i].iter().map(Vec::len).sum();
             assert_eq!(self.prefix(i), naive);
