@@ -63,6 +63,36 @@ pub(crate) struct Population {
     last_cut: Option<Instant>,
     /// Shortest `recut_seconds` of the policy's population gradings.
     recut_every: Duration,
+    /// What the cadence reads the time from.
+    clock: Monotonic,
+}
+
+/// The monotonic clock the recut cadence reads: the system's
+/// (`Instant::now`) unless a test sets one it moves by hand.
+#[derive(Clone)]
+pub(crate) struct Monotonic(Arc<dyn Fn() -> Instant + Send + Sync>);
+
+impl Monotonic {
+    #[cfg(test)]
+    pub(crate) fn new(now: impl Fn() -> Instant + Send + Sync + 'static) -> Self {
+        Self(Arc::new(now))
+    }
+
+    pub(crate) fn now(&self) -> Instant {
+        (self.0)()
+    }
+}
+
+impl Default for Monotonic {
+    fn default() -> Self {
+        Self(Arc::new(Instant::now))
+    }
+}
+
+impl std::fmt::Debug for Monotonic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Monotonic(..)")
+    }
 }
 
 impl std::fmt::Debug for Population {
@@ -183,6 +213,14 @@ fn rfm_values(view: &View, indicators: &Indicators) -> RfmValues {
 }
 
 impl Population {
+    /// An empty population whose cadence reads `clock`.
+    pub(crate) fn with_clock(clock: Monotonic) -> Self {
+        Self {
+            clock,
+            ..Self::default()
+        }
+    }
+
     /// Whether this population was ever built (for any policy).
     pub(crate) fn is_built(&self) -> bool {
         self.version.is_some()
@@ -223,6 +261,7 @@ impl Population {
                     .min()
                     .unwrap_or(tier_core::policy::DEFAULT_RECUT_SECONDS),
             )),
+            clock: self.clock.clone(),
             ..Population::default()
         };
         for g in policy.gradings() {
@@ -373,7 +412,7 @@ impl Population {
                 .collect(),
         });
         self.dirty = false;
-        self.last_cut = Some(Instant::now());
+        self.last_cut = Some(self.clock.now());
     }
 
     /// Recompute the cut points if the population changed and the last
@@ -382,7 +421,7 @@ impl Population {
         if self.dirty
             && self
                 .last_cut
-                .is_none_or(|t| t.elapsed() >= self.recut_every)
+                .is_none_or(|t| self.clock.now().duration_since(t) >= self.recut_every)
         {
             self.recut();
         }

@@ -62,7 +62,7 @@ use arc_swap::ArcSwapOption;
 use tier_core::overrides::{Override, OverrideEntry};
 use tier_core::policy::Policy;
 
-use crate::gradings::{GradingCuts, Population};
+use crate::gradings::{GradingCuts, Monotonic, Population};
 use crate::name::{Name, intern};
 use tier_core::indicators::KeptIndicators;
 use tier_core::projection::assessments::Assessment;
@@ -737,6 +737,8 @@ pub struct ReadModel {
     cuts: ArcSwapOption<PublishedCuts>,
     /// Whether the population changed since `cuts` were cut.
     cuts_stale: AtomicBool,
+    /// The population's cadence clock, which answers read too.
+    clock: Monotonic,
 }
 
 /// The population gradings' cut points of one recut, as published.
@@ -752,11 +754,10 @@ struct PublishedCuts {
 impl PublishedCuts {
     /// Whether these cut points still answer for `policy`: its version,
     /// and not due a recut of a changed population.
-    fn answer_for(&self, policy: &Policy, stale: &AtomicBool) -> Fresh {
+    fn answer_for(&self, policy: &Policy, stale: &AtomicBool, clock: &Monotonic) -> Fresh {
         if self.version != policy.version() {
             Fresh::OtherPolicy
-        } else if stale.load(Ordering::Acquire) && self.recut_at.is_none_or(|t| Instant::now() >= t)
-        {
+        } else if stale.load(Ordering::Acquire) && self.recut_at.is_none_or(|t| clock.now() >= t) {
             Fresh::Due
         } else {
             Fresh::Yes
@@ -850,12 +851,18 @@ fn shard_of(customer_id: &str) -> usize {
 impl ReadModel {
     /// An empty model.
     pub fn new() -> Self {
+        Self::with_clock(Monotonic::default())
+    }
+
+    /// An empty model whose population gradings' cadence reads `clock`.
+    fn with_clock(clock: Monotonic) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             ids: RwLock::default(),
-            population: Mutex::default(),
+            population: Mutex::new(Population::with_clock(clock.clone())),
             cuts: ArcSwapOption::empty(),
             cuts_stale: AtomicBool::new(false),
+            clock,
         }
     }
 
@@ -1056,7 +1063,7 @@ impl ReadModel {
         }
         let published = self.cuts.load();
         let population = match published.as_deref() {
-            Some(p) => match p.answer_for(policy, &self.cuts_stale) {
+            Some(p) => match p.answer_for(policy, &self.cuts_stale, &self.clock) {
                 Fresh::Yes => return f(Some(&p.cuts)),
                 Fresh::Due => match self.population.try_lock() {
                     Ok(population) => population,
@@ -2076,7 +2083,13 @@ mod tests {
             .clone();
         assert_eq!(abc.recut_seconds, 1);
         let mut states = ordered(6, 1_000_000, &policy);
-        let rm = ReadModel::new();
+        // The cadence's clock, moved by hand.
+        let start = std::time::Instant::now();
+        let elapsed_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let rm = ReadModel::with_clock(Monotonic::new({
+            let elapsed_ms = Arc::clone(&elapsed_ms);
+            move || start + std::time::Duration::from_millis(elapsed_ms.load(Ordering::Relaxed))
+        }));
         let refs: Vec<(&str, &CustomerState)> =
             states.iter().map(|(id, s)| (id.as_str(), s)).collect();
         rm.publish(&refs, &policy);
@@ -2112,8 +2125,14 @@ mod tests {
         rm.publish(&[(id.as_str(), &*state)], &policy);
         let before_due = rm.grading_cuts(&policy).unwrap();
         assert!(Arc::ptr_eq(&before_due, &first), "recut before it was due");
+        elapsed_ms.store(999, Ordering::Relaxed);
+        let still_before = rm.grading_cuts(&policy).unwrap();
+        assert!(
+            Arc::ptr_eq(&still_before, &first),
+            "recut a millisecond early"
+        );
 
-        std::thread::sleep(std::time::Duration::from_millis(1_100));
+        elapsed_ms.store(1_000, Ordering::Relaxed);
         // Due, but a writer holds the rankings: the last cut answers...
         let held_back = read_while_held();
         assert!(Arc::ptr_eq(&held_back, &first));
