@@ -76,11 +76,18 @@
 //!
 //! ## Corrections
 //! When an order's placement upgrades the tier, the state remembers the
-//! order and the assignment before it. A cancellation or return of that
-//! order decides again from that earlier assignment: the tier the order
-//! caused is taken back at once (hysteresis holds only organic drops),
-//! and a customer who had been held in a tier by hysteresis before the
-//! order is held there again, with the `since` it had.
+//! order and the assignment before it. A cancellation or return of an
+//! order that counted at that upgrade (the order that made it, or one
+//! placed before it and still in the window: the upgrade was decided on
+//! its figures too) decides again from that earlier assignment: the tier
+//! the orders caused is taken back at once as far as the figures left no
+//! longer hold it (hysteresis holds only organic drops), and a customer
+//! who had been held in a tier by hysteresis before the order is held
+//! there again, with the `since` it had. When the figures left still hold
+//! the raised tier, nothing moves, and a later correction is judged the
+//! same way. Only the last upgrade is remembered: after two upgrades by
+//! orders in a row, a correction decides from the tier between them, and
+//! a drop below that tier is an organic one.
 
 use serde::{Deserialize, Serialize};
 
@@ -888,9 +895,7 @@ impl CustomerState {
                 // A hold ends at the start of the business day it runs out
                 // on (or at once, when that day has started): time-driven
                 // decisions fall on day starts.
-                let end = a
-                    .since
-                    .plus_days(i64::from(policy.hysteresis().min_days_in_tier));
+                let end = policy.hold_ends(a.since);
                 let day = cal.day(end);
                 let start = cal.day_start(day);
                 exact(if start < end {
@@ -1199,10 +1204,14 @@ impl CustomerState {
         if self.policy_version != policy.version() {
             self.policy_version = CompactString::from(policy.version());
         }
-        // A correction of the order that raised the held tier decides from
-        // the assignment the order replaced.
+        // A correction of an order that counted when orders raised the
+        // held tier (the one that raised it last, or any placed before
+        // and still in the window) decides from the assignment before
+        // those upgrades.
         let undo = match (&self.raise, trigger.corrected) {
-            (Some(r), Some(order)) if r.order == order => self.raise.take(),
+            (Some(r), Some(order)) if r.order == order || self.counted_at_raise(order) => {
+                self.raise.take()
+            }
             _ => None,
         };
         // The held tier's index, looked up once (tier names are unique).
@@ -1227,7 +1236,14 @@ impl CustomerState {
         }
         let new_tier = &policy.tiers()[tier_idx].name;
         match &mut self.assignment {
-            Some(a) if held_idx == Some(tier_idx) => a.score = eval.score,
+            Some(a) if held_idx == Some(tier_idx) => {
+                a.score = eval.score;
+                // The figures left still hold the raised tier: the orders
+                // that raised it are still its cause.
+                if undo.is_some() {
+                    self.raise = undo;
+                }
+            }
             current => {
                 let old = current.take();
                 // Back to the tier the corrected order replaced: keep its since.
@@ -1275,6 +1291,20 @@ impl CustomerState {
             }
         }
         change
+    }
+
+    /// Whether order `order` counted when the held tier was raised: it
+    /// still counts in the window (placed, then perhaps cancelled or
+    /// returned) and was placed no later than the raise, which is the held
+    /// assignment's `since` (set by the upgrade, kept while the tier is).
+    fn counted_at_raise(&self, order: u64) -> bool {
+        let (Some(placed), Some(held)) = (
+            self.projection.order_placed_in_window(order),
+            &self.assignment,
+        ) else {
+            return false;
+        };
+        placed <= held.since
     }
 
     /// The effective tier index: the override's, bounded as its mode says,

@@ -401,6 +401,111 @@ fn given_a_cancelled_order_then_its_unpaid_invoice_is_void_and_a_credit_note_voi
     assert_eq!(f.on_time_payment_ratio, None, "nothing is owed any more");
 }
 
+#[test]
+fn given_an_order_older_than_the_window_partly_paid_when_cancelled_then_its_invoice_is_void() {
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.orders(date(2025, 1, 10), "o1", 50_000, Some(30_000));
+    c.is_invoiced(
+        date(2025, 1, 10),
+        "i1",
+        "o1",
+        cny(50_000),
+        50_000,
+        date(2025, 2, 9),
+    );
+    c.pays(date(2025, 2, 1), "i1", cny(20_000), 20_000);
+    // A year on, the order has left the window (and its record the
+    // projection); the rest of its invoice is still owed.
+    c.orders(date(2026, 3, 1), "o2", 1_000, Some(500));
+    assert_eq!(c.figures().order_count_12m, 1.0);
+    assert_eq!(c.figures().overdue_amount, 30_000.0);
+    let owed_since = c.figures().oldest_overdue_days;
+    assert!(owed_since > 365.0, "{owed_since}");
+    // The ERP cancels the old order, dated when it happened: nothing of
+    // it is owed any more.
+    let mut back_dated = Customer::given(c.policy.clone());
+    back_dated.state = c.state.clone();
+    back_dated.next_id = c.next_id;
+    back_dated.cancels(date(2025, 1, 20), "o1");
+    // ... or dated today.
+    c.cancels(date(2026, 3, 2), "o1");
+    for c in [&c, &back_dated] {
+        let f = c.figures();
+        assert_eq!(f.overdue_amount, 0.0);
+        assert_eq!(f.oldest_overdue_days, 0.0);
+        assert_eq!(f.order_count_12m, 1.0, "o2 still counts");
+    }
+    // Sent again, a back-dated cancellation changes nothing.
+    let before = back_dated.state.clone();
+    back_dated.cancels(date(2025, 1, 21), "o1");
+    assert_eq!(back_dated.state, before);
+}
+
+#[test]
+fn given_a_cancellation_seen_before_an_old_placement_then_the_invoice_already_issued_is_void() {
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.orders(date(2026, 3, 1), "o2", 1_000, Some(500));
+    // An invoice of an order placed in the window's first days, then
+    // the order's cancellation, both before its placement arrives.
+    c.is_invoiced(
+        date(2025, 6, 1),
+        "i1",
+        "o1",
+        cny(40_000),
+        40_000,
+        date(2025, 7, 1),
+    );
+    assert_eq!(c.figures().overdue_amount, 40_000.0);
+    c.cancels(date(2026, 3, 2), "o1");
+    assert_eq!(c.figures().overdue_amount, 0.0);
+}
+
+#[test]
+fn given_two_orders_that_raised_the_tier_when_the_first_is_cancelled_then_its_part_is_taken_back() {
+    // Hysteresis would hold B for 30 days against an organic drop, and
+    // the score left (58.4) is above B's hold floor: without the rule B
+    // would stay for good on a cancelled order's figures.
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.orders(date(2026, 3, 1), "x", 100_000_000, Some(75_000_000));
+    assert_eq!(c.tier(), "C");
+    let since_c = c.state.assignment.as_ref().unwrap().since;
+    c.orders(date(2026, 3, 2), "y", 100_000_000, Some(75_000_000));
+    assert_eq!(
+        c.tier(),
+        "B",
+        "y raised the tier on x's figures and its own"
+    );
+    c.cancels(date(2026, 3, 3), "x");
+    assert_eq!(c.tier(), "C");
+    assert_eq!(c.state.assignment.as_ref().unwrap().since, since_c);
+    // An order placed after the raise did not cause it: its correction
+    // is an organic drop, which hysteresis slows.
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.orders(date(2026, 3, 1), "x", 100_000_000, Some(75_000_000));
+    c.orders(date(2026, 3, 2), "y", 100_000_000, Some(75_000_000));
+    c.orders(date(2026, 3, 3), "z", 1_000_000, Some(750_000));
+    assert_eq!(c.tier(), "B");
+    c.cancels(date(2026, 3, 4), "z");
+    assert_eq!(c.tier(), "B");
+}
+
+#[test]
+fn given_a_partial_return_that_keeps_the_raised_tier_when_the_rest_is_returned_then_it_is_taken_back()
+ {
+    let mut c = steady_b_customer(policy(12, "UTC", 30), date(2026, 6, 30));
+    assert_eq!(c.tier(), "B");
+    let since_b = c.state.assignment.as_ref().unwrap().since;
+    c.orders(date(2026, 7, 1), "huge", 300_000_000, Some(200_000_000));
+    assert_eq!(c.tier(), "A");
+    // A tenth back: the figures left still hold A.
+    c.returns(date(2026, 7, 2), "huge", 30_000_000, Some(20_000_000));
+    assert_eq!(c.tier(), "A");
+    // The rest back: the tier the order caused goes with it, at once.
+    c.returns(date(2026, 7, 3), "huge", 270_000_000, Some(180_000_000));
+    assert_eq!(c.tier(), "B");
+    assert_eq!(c.state.assignment.as_ref().unwrap().since, since_b);
+}
+
 // --- 5. Money is exact -------------------------------------------------
 
 #[test]
@@ -424,6 +529,44 @@ fn given_a_usd_invoice_paid_in_three_instalments_then_it_settles_exactly() {
     let f = c.figures_at(date(2026, 4, 5));
     assert_eq!(f.overdue_amount, 0.0);
     assert_eq!(f.on_time_payment_ratio, Some(1.0));
+}
+
+#[test]
+fn given_a_usd_invoice_paid_in_full_in_cny_instalments_then_it_settles() {
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    // 100.00 USD, 710.00 CNY in base; paid in CNY: 236.67 + 236.67 +
+    // 236.66 = 710.00. Each converted alone rounds down to 33.33 USD
+    // (99.99 in all) and would leave a cent owed for ever.
+    c.is_invoiced(
+        date(2026, 3, 1),
+        "i1",
+        "",
+        usd(10_000),
+        71_000,
+        date(2026, 4, 1),
+    );
+    c.pays(date(2026, 3, 10), "i1", cny(23_667), 23_667);
+    c.pays(date(2026, 3, 20), "i1", cny(23_667), 23_667);
+    assert!(c.figures_at(date(2026, 4, 2)).overdue_amount > 23_000.0);
+    c.pays(date(2026, 3, 30), "i1", cny(23_666), 23_666);
+    let f = c.figures_at(date(2026, 7, 1));
+    assert_eq!(f.overdue_amount, 0.0);
+    assert_eq!(f.oldest_overdue_days, 0.0);
+    assert_eq!(f.on_time_payment_ratio, Some(1.0));
+    // A payment short by one fen in base leaves the invoice open.
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.is_invoiced(
+        date(2026, 3, 1),
+        "i1",
+        "",
+        usd(10_000),
+        71_000,
+        date(2026, 4, 1),
+    );
+    c.pays(date(2026, 3, 10), "i1", cny(35_500), 35_500);
+    c.pays(date(2026, 3, 20), "i1", cny(35_499), 35_499);
+    let f = c.figures_at(date(2026, 7, 1));
+    assert!(f.overdue_amount > 0.0, "{}", f.overdue_amount);
 }
 
 #[test]
@@ -528,6 +671,91 @@ fn given_an_order_late_on_the_last_utc_day_of_a_month_then_shanghai_counts_it_in
     }
     let f = c.figures_at(date(2026, 7, 15));
     assert_eq!(f.growth_3m, Some(1.0));
+}
+
+#[test]
+fn given_thirty_days_in_a_tier_across_the_spring_change_of_the_clocks_then_it_may_drop_on_the_thirtieth()
+ {
+    use tier_core::policy::{Evaluation, TierAssignment};
+    // Berlin's clocks go forward on 29 March 2026: the thirty days from
+    // 10 March to 9 April last 719 hours, not 720.
+    for zone in ["UTC", "Europe/Berlin"] {
+        let p = policy(12, zone, 30);
+        let cal = p.calendar();
+        let d0 = cal.day(date(2026, 3, 10).plus_days(1));
+        let held = TierAssignment {
+            tier: "A".into(),
+            score: 85.0,
+            since: cal.day_start(d0),
+        };
+        let low = Evaluation {
+            score: 50.0,
+            tier: 2,
+            ceiling: 0,
+        };
+        let at = |day: i32| cal.day_start(d0.plus(day));
+        assert_eq!(
+            p.decide(Some(&held), low, at(29)),
+            0,
+            "{zone}: held on day 29"
+        );
+        assert_eq!(
+            p.decide(Some(&held), low, at(30)),
+            2,
+            "{zone}: left on day 30"
+        );
+        // A tier entered in the afternoon is held until the same local
+        // time thirty days on.
+        let afternoon = TierAssignment {
+            since: Timestamp::from_millis(at(0).millis() + 15 * HOUR),
+            ..held.clone()
+        };
+        let t = Timestamp::from_millis(at(30).millis() + 15 * HOUR);
+        assert_eq!(p.hold_ends(afternoon.since), t, "{zone}");
+        assert_eq!(
+            p.decide(
+                Some(&afternoon),
+                low,
+                Timestamp::from_millis(t.millis() - 1)
+            ),
+            0
+        );
+        assert_eq!(p.decide(Some(&afternoon), low, t), 2, "{zone}");
+    }
+    // The time step finds the same day: a Berlin customer held in a tier
+    // by hysteresis drops at the start of its thirtieth day in it.
+    let mut c = Customer::given(policy(12, "Europe/Berlin", 30));
+    let berlin = c.policy.calendar().clone();
+    let start = berlin.day_start(berlin.day(date(2026, 3, 10).plus_days(1)));
+    c.orders(start, "x", 100_000_000, Some(75_000_000));
+    c.orders(start, "y", 100_000_000, Some(75_000_000));
+    assert_eq!(c.tier(), "B");
+    let since = c.state.assignment.as_ref().unwrap().since;
+    // Two critical complaints the next day: a drop of the score (30
+    // points of penalty), which hysteresis holds.
+    for id in ["k1", "k2"] {
+        c.event(
+            since.plus_days(1),
+            EventKind::ComplaintOpened {
+                complaint_id: id.into(),
+                severity: Severity::Critical,
+                category: "quality".into(),
+            },
+        );
+    }
+    assert_eq!(c.tier(), "B", "held by hysteresis");
+    let day = |n: i32| berlin.day_start(berlin.day(since).plus(n));
+    let p = c.policy.clone();
+    c.state.advance_to(
+        "c",
+        &p,
+        Timestamp::from_millis(day(30).millis() - 1),
+        usize::MAX,
+    );
+    assert_eq!(c.tier(), "B", "held through day 29");
+    let (changes, _) = c.state.advance_to("c", &p, day(30), usize::MAX);
+    assert_ne!(c.tier(), "B", "left at the start of day 30");
+    assert_eq!(changes.last().map(|ch| ch.changed_at), Some(day(30)));
 }
 
 // --- 7. Lateness sticks ------------------------------------------------

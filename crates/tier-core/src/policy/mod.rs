@@ -152,7 +152,8 @@
 //!
 //! ## Hysteresis
 //! Upgrades apply at once. A downgrade needs at least `min_days_in_tier` days
-//! in the current tier and, for the weighted method, a score below the
+//! in the current tier (days of the policy's time zone, see
+//! [`Policy::hold_ends`]) and, for the weighted method, a score below the
 //! current band's `min_score - downgrade_margin` (compared in hundredths).
 //! A tier a gate vetoes is left at once: hysteresis slows score drops, it
 //! does not override a veto. See [`Policy::decide`].
@@ -781,6 +782,18 @@ impl Policy {
         eval
     }
 
+    /// When a tier held since `since` may first be left by an organic
+    /// drop: `min_days_in_tier` days later in the policy's time zone, at
+    /// the same local time (a day across a change of the clocks lasts 23
+    /// or 25 hours, and counts as one day).
+    pub fn hold_ends(&self, since: Timestamp) -> Timestamp {
+        let cal = self.calendar();
+        let day = cal.day(since);
+        let into_day = since.millis() - cal.day_start(day).millis();
+        let days = i32::try_from(self.hysteresis.min_days_in_tier).unwrap_or(i32::MAX);
+        Timestamp::from_millis(cal.day_start(day.plus(days)).millis() + into_day)
+    }
+
     /// The tier index to hold, given the current assignment.
     ///
     /// Upgrades (and a first assignment) apply at once. A downgrade needs at
@@ -819,7 +832,7 @@ impl Policy {
         if evaluated <= held || held < eval.ceiling {
             return evaluated;
         }
-        if now.days_since(since) < f64::from(self.hysteresis.min_days_in_tier) {
+        if now < self.hold_ends(since) {
             return held;
         }
         // Validated at load to hold at most two decimals: exact.

@@ -25,7 +25,8 @@
 //! *stale*: it could never count again at any later instant, so it changes
 //! nothing ([`Applied::Stale`]). Exceptions, because they are true of the
 //! customer whatever their date: a payment, a credit note or a complaint
-//! resolution that closes a record still open, and a profile update.
+//! resolution that closes a record still open, an order's cancellation
+//! that voids an invoice still open, and a profile update.
 //!
 //! Tenure and recency are true durations, not window figures: the first
 //! order ever applied and the last order that still counts are kept when
@@ -44,14 +45,19 @@
 //! topics) updates the record and applies the difference. A cancellation
 //! or a full return therefore takes back the amount, cost, count and
 //! recency the order raised; a cancelled order also voids its unpaid
-//! invoices. A return without a cost takes the cost pro rata from the
-//! order.
+//! invoices, however old the order: one whose day left the window counts
+//! no more, but an invoice it left unpaid is owed until its cancellation
+//! voids it (as is one issued before a cancellation that arrives ahead of
+//! its placement). A return without a cost takes the cost pro rata from
+//! the order.
 //!
 //! ## Money
 //! Sums are `i128` (see [`crate::event::MAX_AMOUNT_MINOR`]). Invoices are
 //! settled in their own currency: payments in the invoice's currency are
 //! compared exactly; a payment in another currency is converted through the
-//! base-currency values of the two. The excess of an overpayment is not
+//! base-currency values of the two, all of an invoice's payments in other
+//! currencies together (instalments whose base values add up to the
+//! invoice's settle it). The excess of an overpayment is not
 //! carried to other invoices (credit balances are the ERP's business), and
 //! payments on a void invoice change nothing.
 
@@ -252,7 +258,10 @@ enum InvoiceState {
 /// The rare part of an invoice record.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct InvoicePayments {
-    /// Payments seen before the issue: (as paid, base value).
+    /// Payments as paid and their base values: while the invoice is
+    /// unissued, every payment seen; once issued, those in another
+    /// currency than the invoice's, which are converted together (see
+    /// [`InvoiceRec::credit`]).
     early: Vec<(Amount, i64)>,
     /// Hashes of the payment events that left the invoice open: an open
     /// invoice outlives the window's dedupe set, and a resent payment must
@@ -265,7 +274,8 @@ struct InvoiceRec {
     state: InvoiceState,
     /// Business day of the issue (of the first event seen, while unissued).
     day: Day,
-    /// Hash of the order it bills (0: none named).
+    /// Hash of the order it bills (of the empty id when none is named;
+    /// a cancellation always names one).
     order: u64,
     due_day: Day,
     /// As billed, in its own currency.
@@ -297,14 +307,24 @@ impl InvoiceRec {
         }
     }
 
-    /// A payment in the invoice's own currency.
+    /// Credit a payment to an issued invoice, in the invoice's currency.
+    /// A payment in another currency is converted through the base values
+    /// of the two, all such payments together: instalments whose base
+    /// values add up to the invoice's settle it, where converting each
+    /// alone would round every one down and leave a few minor units owed
+    /// for ever.
     fn credit(&mut self, paid: Amount, base: i64) {
+        let (billed, invoice_base) = (i128::from(self.billed.minor), i128::from(self.base));
         let own = if paid.currency == self.billed.currency {
             i128::from(paid.minor)
-        } else if self.base > 0 {
-            i128::from(base) * i128::from(self.billed.minor) / i128::from(self.base)
+        } else if invoice_base > 0 {
+            let foreign = &mut self.extra.get_or_insert_with(Box::default).early;
+            let before: i128 = foreign.iter().map(|(_, b)| i128::from(*b)).sum();
+            foreign.push((paid, base));
+            let after = before + i128::from(base);
+            after * billed / invoice_base - before * billed / invoice_base
         } else {
-            i128::from(self.billed.minor)
+            billed
         };
         self.paid = self.paid.saturating_add(own);
     }
@@ -685,6 +705,16 @@ impl CustomerProjection {
         }
     }
 
+    /// When order `key` was placed, while its day is in the window (a
+    /// cancelled or returned order's too; `None` for a correction seen
+    /// before its placement, or an order not known).
+    pub(crate) fn order_placed_in_window(&self, key: u64) -> Option<Timestamp> {
+        self.orders
+            .get(&key)
+            .filter(|o| o.state != OrderState::Pending && o.day >= self.window_start)
+            .map(|o| o.at)
+    }
+
     /// The watermark: the latest `occurred_at` applied (`None` before any).
     pub fn clock(&self) -> Option<Timestamp> {
         self.clock
@@ -764,13 +794,20 @@ impl CustomerProjection {
                 fresh
             }
             EventKind::OrderCancelled { order_id } => {
-                self.order_event(stable_hash(order_id), day, at, in_window, |rec| {
+                let key = stable_hash(order_id);
+                match self.order_event(key, day, at, in_window, |rec| {
                     if rec.state == OrderState::Pending {
                         rec.cancel_pending = true;
                     } else {
                         rec.state = OrderState::Cancelled;
                     }
-                })
+                }) {
+                    // An order whose day left the window counts no more,
+                    // but the invoices it left unpaid are still owed:
+                    // its cancellation voids them, however old.
+                    Applied::Stale if self.void_invoices_of(key) => Applied::Applied,
+                    applied => applied,
+                }
             }
             EventKind::OrderReturned {
                 order_id,
@@ -1135,27 +1172,32 @@ impl CustomerProjection {
             None => return Applied::Stale,
         };
         let before = rec.figures();
-        let was_cancelled = rec.state == OrderState::Cancelled;
+        let was_cancelled = rec.state == OrderState::Cancelled || rec.cancel_pending;
         update(rec);
-        let cancelled_now = !was_cancelled && rec.state == OrderState::Cancelled;
+        let cancelled_now =
+            !was_cancelled && (rec.state == OrderState::Cancelled || rec.cancel_pending);
         self.order_changed(key, before);
         if cancelled_now {
+            // Also for a cancellation seen before its placement: invoices
+            // of the order issued already (the placement may be older than
+            // the window, its record swept) are void as well.
             self.void_invoices_of(key);
         }
         Applied::Applied
     }
 
-    /// A cancelled order's unpaid invoices are void.
-    fn void_invoices_of(&mut self, order: u64) {
+    /// A cancelled order's unpaid invoices are void; whether there were any.
+    fn void_invoices_of(&mut self, order: u64) -> bool {
         let keys: Vec<u64> = self
             .invoices
             .iter()
             .filter(|(_, i)| i.order == order && i.state == InvoiceState::Open)
             .map(|(k, _)| *k)
             .collect();
-        for key in keys {
-            self.void_invoice(key);
+        for key in &keys {
+            self.void_invoice(*key);
         }
+        !keys.is_empty()
     }
 
     fn void_invoice(&mut self, key: u64) {
