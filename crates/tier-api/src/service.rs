@@ -317,11 +317,15 @@ impl TierServiceImpl {
             .ok_or_else(|| ApiError::NotFound {
                 customer_id: req.customer_id.clone(),
             })?;
-        let policy = self.policy.policy();
+        // Explained by the policy that made the decision: while the
+        // rescore of a policy change has not reached this customer, the
+        // one before (the figures' points then add up to the score shown).
+        let policy = self.policy.policy_of(&view.policy_version);
         let figures = view.indicators();
         let computed = policy.evaluate(&figures);
-        // Explain the held tier; one the current policy does not know
-        // (policy changed, recompute pending) is explained as the computed one.
+        // Explain the held tier; one the policy does not know (a decision
+        // of a policy older than the one before, the rescore pending) is
+        // explained as the computed one.
         let held = policy.tier_index(&view.tier).unwrap_or(computed.tier);
         let mut explanation = policy.explain(&figures, held);
         tier_core::projection::assessments::annotate(
@@ -374,8 +378,8 @@ impl TierServiceImpl {
             tier: view.tier.to_string(),
             // The held decision's score: the same figure GetTier and the
             // TierChanged that made the decision carry (the explanation
-            // recomputes it from the same indicators under the same
-            // policy version).
+            // recomputes it from the same indicators under the policy of
+            // the same version, while the handle still holds it).
             score: view.score,
             penalty: explanation.penalty,
             indicators,
@@ -1020,5 +1024,74 @@ mod tests {
         assert_eq!(e.advice.len(), 1);
         assert_eq!(e.advice[0].indicator, "on_time_payment_ratio");
         assert_eq!(e.advice[0].target, 0.8);
+    }
+
+    #[test]
+    fn a_decision_not_rescored_yet_is_explained_by_the_policy_that_made_it() {
+        // Given an A customer decided under the default policy, when a
+        // policy with A from 95 is put in force and the rescore has not
+        // reached the customer, then its explanation is the decision's:
+        // A's band, A computed, the points adding up to the score shown.
+        let old = Policy::default_policy();
+        let indicators = Indicators {
+            order_amount_12m: 300_000_000.0,
+            order_count_12m: 245.0,
+            orders_per_month_12m: 20.0,
+            margin_12m: Some(75_000_000.0),
+            margin_rate_12m: Some(0.25),
+            on_time_payment_ratio: Some(1.0),
+            avg_days_late: Some(0.0),
+            max_days_late: Some(0.0),
+            ..Indicators::default()
+        };
+        let eval = old.evaluate(&indicators);
+        assert!((80.0..95.0).contains(&eval.score), "{}", eval.score);
+        let read = ReadModel::new();
+        read.upsert(
+            "big",
+            CustomerView {
+                tier: old.tiers()[eval.tier].name.clone(),
+                score: eval.score,
+                since: Timestamp::from_millis(0),
+                sequence: 1,
+                indicators,
+                scored_at: Timestamp::from_millis(0),
+                policy_version: old.version().to_owned(),
+                overridden: false,
+                relation: Default::default(),
+            },
+        );
+        let (tx, _) = broadcast::channel(16);
+        let svc = TierServiceImpl::new(Arc::new(read), Arc::new(old.clone()), tx);
+        let text = tier_core::policy::DEFAULT_POLICY_TOML
+            .replace(old.version(), "stricter")
+            .replace("min_score = 80", "min_score = 95");
+        let new = Policy::from_toml_str(&text).unwrap();
+        svc.policy_handle()
+            .set(Arc::new(ActivePolicy::new(new, text, String::new())));
+        let explain = || {
+            svc.explain_tier_sync(ExplainTierRequest {
+                customer_id: "big".into(),
+            })
+            .unwrap()
+        };
+        let e = explain();
+        assert_eq!((e.tier.as_str(), e.computed_tier.as_str()), ("A", "A"));
+        assert_eq!(e.band, ">= 80");
+        assert_eq!(e.policy_version, old.version());
+        let points: f64 = e.indicators.iter().map(|i| i.contribution).sum::<f64>() - e.penalty;
+        assert!((points - e.score).abs() < 0.01, "{points} vs {}", e.score);
+        // Once the rescore is done, the policy in force explains.
+        svc.policy_handle().set_status(tier_engine::PolicyStatus {
+            version: "stricter".into(),
+            rescoring: false,
+            rescored: 1,
+            total: 1,
+            changed: 0,
+            applied_at: None,
+        });
+        let e = explain();
+        assert_eq!(e.computed_tier, "B");
+        assert_eq!(e.band, ">= 95");
     }
 }

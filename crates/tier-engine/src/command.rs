@@ -9,7 +9,7 @@
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use sha2::{Digest as _, Sha256};
 use tier_core::policy::Policy;
 use tier_core::state::TierChange;
@@ -192,9 +192,17 @@ pub fn sha256_hex(text: &str) -> String {
 /// The policy is read on every request: it is held in an [`ArcSwap`], so
 /// a reader takes no lock and, through [`Self::with_policy`], touches no
 /// reference count the other threads share.
+///
+/// While the rescore of a policy change has not reached every customer,
+/// some decisions were made under the policy before; the handle keeps that
+/// one until the rescore is done, so that an explanation of such a
+/// decision is the one of the policy that made it ([`Self::policy_of`]).
 #[derive(Debug)]
 pub struct PolicyHandle {
     current: ArcSwap<ActivePolicy>,
+    /// The policy in force before the last change of version, while the
+    /// rescore of that change runs.
+    previous: ArcSwapOption<Policy>,
     status: Mutex<PolicyStatus>,
 }
 
@@ -210,6 +218,7 @@ impl PolicyHandle {
         };
         Self {
             current: ArcSwap::new(active),
+            previous: ArcSwapOption::empty(),
             status: Mutex::new(status),
         }
     }
@@ -228,8 +237,31 @@ impl PolicyHandle {
         f(&self.current.load().policy)
     }
 
+    /// Put `active` in force. A new version keeps the one it replaces
+    /// for the decisions made under it, until a status says the rescore
+    /// of the change is done ([`Self::set_status`]).
     pub fn set(&self, active: Arc<ActivePolicy>) {
-        self.current.store(active);
+        let version_changed = active.policy.version() != self.current.load().policy.version();
+        let replaced = self.current.swap(active);
+        if version_changed {
+            self.previous.store(Some(Arc::clone(&replaced.policy)));
+        }
+    }
+
+    /// The policy a decision recorded under `version` was made by: the
+    /// policy in force, or the one before it while the rescore of the
+    /// change has not reached every customer. For a version neither is
+    /// (decided before a restart under an older policy, the rescore of
+    /// the newer one pending), the policy in force.
+    pub fn policy_of(&self, version: &str) -> Arc<Policy> {
+        let current = self.policy();
+        if current.version() == version {
+            return current;
+        }
+        match self.previous.load_full() {
+            Some(p) if p.version() == version => p,
+            _ => current,
+        }
     }
 
     pub fn status(&self) -> PolicyStatus {
@@ -240,6 +272,10 @@ impl PolicyHandle {
     }
 
     pub fn set_status(&self, s: PolicyStatus) {
+        if !s.rescoring && s.version == self.current.load().policy.version() {
+            // Every customer is decided under the policy in force.
+            self.previous.store(None);
+        }
         *self.status.lock().unwrap_or_else(PoisonError::into_inner) = s;
     }
 }
@@ -254,6 +290,46 @@ mod tests {
             text.to_owned(),
             String::new(),
         )
+    }
+
+    fn status(version: &str, rescoring: bool) -> PolicyStatus {
+        PolicyStatus {
+            version: version.to_owned(),
+            rescoring,
+            rescored: 0,
+            total: 0,
+            changed: 0,
+            applied_at: None,
+        }
+    }
+
+    #[test]
+    fn decisions_of_the_replaced_policy_find_it_until_the_rescore_is_done() {
+        let base = tier_core::policy::DEFAULT_POLICY_TOML;
+        let v1 = active(base);
+        let handle = PolicyHandle::new(Arc::new(v1));
+        let v1_version = handle.policy().version().to_owned();
+        assert!(Arc::ptr_eq(
+            &handle.policy_of(&v1_version),
+            &handle.policy()
+        ));
+        let text = base
+            .replace("default-2027.01", "v2")
+            .replace("min_score = 80", "min_score = 95");
+        handle.set(Arc::new(active(&text)));
+        handle.set_status(status("v2", true));
+        // A decision not rescored yet is v1's; a rescored one is v2's.
+        assert_eq!(handle.policy_of(&v1_version).version(), v1_version);
+        assert_eq!(handle.policy_of("v2").version(), "v2");
+        assert_eq!(handle.policy_of("older").version(), "v2");
+        // New cut points of v2 (same version) keep v1 for its decisions.
+        handle.set(Arc::new(active(&text)));
+        assert_eq!(handle.policy_of(&v1_version).version(), v1_version);
+        // Progress keeps it too; the end of the rescore lets it go.
+        handle.set_status(status("v2", true));
+        assert_eq!(handle.policy_of(&v1_version).version(), v1_version);
+        handle.set_status(status("v2", false));
+        assert_eq!(handle.policy_of(&v1_version).version(), "v2");
     }
 
     #[test]
