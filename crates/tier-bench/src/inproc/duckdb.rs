@@ -83,7 +83,8 @@ pub(crate) fn run(
             KEY,
             LABEL,
             " s",
-            "duckdb not installed (neither `python3 -c 'import duckdb'` nor a `duckdb` CLI)",
+            "duckdb not installed (neither `python3 -c 'import duckdb'` nor a `duckdb` CLI; \
+             `pip install duckdb` installs the module)",
         ));
         return Ok(());
     };
