@@ -794,6 +794,33 @@ impl Policy {
         Timestamp::from_millis(cal.day_start(day.plus(days)).millis() + into_day)
     }
 
+    /// Whether a tier held since `since` is still in its hold at `now`
+    /// (`now < hold_ends(since)`), without the calendar when the 24-hour
+    /// days between the two say it: local days differ from them by the
+    /// zone's change of offset in between, never by two days.
+    #[inline]
+    fn holds_at(&self, since: Timestamp, now: Timestamp) -> bool {
+        let (elapsed, days) = (
+            now.days_since(since),
+            f64::from(self.hysteresis.min_days_in_tier),
+        );
+        if elapsed >= days + 2.0 {
+            false
+        } else if elapsed < days - 2.0 {
+            true
+        } else {
+            self.holds_exactly_at(since, now)
+        }
+    }
+
+    /// [`Self::holds_at`] by the calendar: off the hot path, so that
+    /// [`Self::decide_held`] stays small enough to inline.
+    #[cold]
+    #[inline(never)]
+    fn holds_exactly_at(&self, since: Timestamp, now: Timestamp) -> bool {
+        now < self.hold_ends(since)
+    }
+
     /// The tier index to hold, given the current assignment.
     ///
     /// Upgrades (and a first assignment) apply at once. A downgrade needs at
@@ -832,7 +859,7 @@ impl Policy {
         if evaluated <= held || held < eval.ceiling {
             return evaluated;
         }
-        if now < self.hold_ends(since) {
+        if self.holds_at(since, now) {
             return held;
         }
         // Validated at load to hold at most two decimals: exact.
