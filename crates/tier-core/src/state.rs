@@ -542,9 +542,7 @@ impl CustomerState {
         }
         // A complaint's deadline follows the tier held at its opening.
         let tier_at_opening = match &event.kind {
-            EventKind::ComplaintOpened { .. } => {
-                Some(self.effective.as_ref().map(|e| e.tier.clone()))
-            }
+            EventKind::ComplaintOpened { .. } => Some(self.tier_held_at(event.occurred_at)),
             _ => None,
         };
         // Only a placement can end a lapse: read the last order for those.
@@ -1153,7 +1151,10 @@ impl CustomerState {
                 let to = policy.tier_index(&change.new_tier)?;
                 if to > held {
                     let figures = future.indicators(policy);
-                    let keep = policy.explain(&figures, to).advice;
+                    // What reaches the tier held now, from the tier just
+                    // below it (a drop may skip tiers: the way back to
+                    // the one above `to` would not keep it).
+                    let keep = policy.explain(&figures, held + 1).advice;
                     return Some(AtRisk {
                         customer_id: customer_id.to_owned(),
                         current_tier: current.tier.to_string(),
@@ -1235,6 +1236,9 @@ impl CustomerState {
             tier_idx = tier_idx.min(held);
         }
         let new_tier = &policy.tiers()[tier_idx].name;
+        // Whether the decision went back to the tier a corrected order
+        // replaced, with the since it had.
+        let mut restored = false;
         match &mut self.assignment {
             Some(a) if held_idx == Some(tier_idx) => {
                 a.score = eval.score;
@@ -1247,10 +1251,12 @@ impl CustomerState {
             current => {
                 let old = current.take();
                 // Back to the tier the corrected order replaced: keep its since.
-                let since = undo
+                let prior_since = undo
                     .and_then(|r| r.prior)
                     .filter(|p| p.tier == *new_tier)
-                    .map_or(now, |p| p.since);
+                    .map(|p| p.since);
+                restored = prior_since.is_some();
+                let since = prior_since.unwrap_or(now);
                 let upgrade = held_idx.is_none_or(|h| tier_idx < h);
                 self.raise = match trigger.placed {
                     Some(order) if upgrade => Some(Box::new(Raise { order, prior: old })),
@@ -1282,8 +1288,12 @@ impl CustomerState {
             now,
         );
         if let (Some(c), Some(a)) = (&change, &mut self.effective) {
-            // A return to the tier a corrected order replaced keeps its since.
-            if !c.overridden
+            // A return to the tier a corrected order replaced keeps its
+            // since. (Any other change of the effective tier enters it now:
+            // one to the computed tier at an override's expiry too, as
+            // after a clear.)
+            if restored
+                && !c.overridden
                 && let Some(assigned) = &self.assignment
                 && assigned.tier == a.tier
             {
@@ -1417,6 +1427,22 @@ impl CustomerState {
         match step_at(&self.history, at) {
             Ok(step) => TierAsOf::Known(step.map(|s| s.to.to_string())),
             Err(oldest) => TierAsOf::Forgotten { oldest },
+        }
+    }
+
+    /// The effective tier held at `at`: the one in force when its last
+    /// change is not later, else the tier history's (an event dated
+    /// before a change already made, by an override or a later order
+    /// from another topic); the one in force when the history no longer
+    /// reaches back that far; `None` before the first tier.
+    fn tier_held_at(&self, at: Timestamp) -> Option<TierName> {
+        let now = || self.effective.as_ref().map(|e| e.tier.clone());
+        if self.history.last().is_none_or(|s| s.at <= at) {
+            return now();
+        }
+        match step_at(&self.history, at) {
+            Ok(step) => step.map(|s| s.to.clone()),
+            Err(_) => now(),
         }
     }
 

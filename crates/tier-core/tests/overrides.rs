@@ -7,7 +7,7 @@
 
 use tier_core::overrides::{Override, OverrideAction, OverrideError, OverrideMode};
 use tier_core::policy::Policy;
-use tier_core::state::{Cause, CustomerState};
+use tier_core::state::{Cause, CustomerState, TierAsOf};
 use tier_core::time::date;
 use tier_core::{Event, EventKind, Money, Timestamp};
 
@@ -212,4 +212,52 @@ fn events_under_a_pin_move_the_computed_tier_only() {
     assert_eq!(processed.change, None, "the effective tier did not move");
     assert_eq!(computed(&s), "A");
     assert_eq!(effective(&s), "D");
+}
+
+#[test]
+fn after_an_expiry_the_tier_is_held_since_the_expiry_as_after_a_clear() {
+    // Given a customer the figures grade low since 2 March, pinned to A
+    // on the 3rd until the 10th, when the pin expires, then the computed
+    // tier is held since the expiry (as the tier history and the
+    // TierChanged say), as it is after a manual clear at that instant.
+    let policy = Policy::default_policy();
+    let (set, ends) = (date(2026, 3, 3), date(2026, 3, 10));
+    let mut expired = small_customer(&policy);
+    let low = computed(&expired).to_owned();
+    let low_since = expired.assignment.as_ref().unwrap().since;
+    assert!(low_since < set);
+    expired
+        .set_override(
+            "c",
+            &policy,
+            manual("A", OverrideMode::Pin, set, Some(ends)),
+        )
+        .unwrap();
+    let (changes, _) = expired.advance_to("c", &policy, ends, 100);
+    let back = changes
+        .iter()
+        .find(|c| c.cause == Cause::Override)
+        .expect("the expiry changes the tier");
+    assert_eq!(
+        (back.new_tier.as_str(), back.changed_at),
+        (low.as_str(), ends)
+    );
+    let held = expired.effective.as_ref().unwrap();
+    assert_eq!((held.tier.as_str(), held.since), (low.as_str(), ends));
+    assert_eq!(
+        expired.tier_as_of(date(2026, 3, 5)),
+        TierAsOf::Known(Some("A".into()))
+    );
+    // The computed tier itself did not change: it keeps its own since.
+    assert_eq!(expired.assignment.as_ref().unwrap().since, low_since);
+
+    let mut cleared = small_customer(&policy);
+    cleared
+        .set_override("c", &policy, manual("A", OverrideMode::Pin, set, None))
+        .unwrap();
+    cleared.advance_to("c", &policy, ends, 100);
+    cleared
+        .clear_override("c", &policy, "review", "li.wei", ends)
+        .unwrap();
+    assert_eq!(cleared.effective, expired.effective);
 }

@@ -226,6 +226,54 @@ fn given_a_backfill_of_several_years_in_time_order_then_tenure_counts_from_the_f
     assert_eq!(f.order_count_12m, 1.0);
 }
 
+#[test]
+fn given_a_complaint_that_arrives_after_a_later_override_then_its_deadline_is_the_tier_held_at_its_opening()
+ {
+    use tier_core::overrides::{Override, OverrideMode};
+    let p = policy(12, "UTC", 30);
+    let mut c = steady_b_customer(p.clone(), date(2026, 6, 30));
+    assert_eq!(c.tier(), "B");
+    let opened = Timestamp::from_millis(date(2026, 7, 1).millis() + 9 * HOUR);
+    // A manager pins the lowest tier at 10:00 (a credit hold); the
+    // complaint opened at 09:00 reaches tierd after it.
+    c.state
+        .set_override(
+            "c",
+            &p,
+            Override {
+                tier: "D".into(),
+                mode: OverrideMode::Pin,
+                reason: "credit hold".into(),
+                author: "finance".into(),
+                set_at: Timestamp::from_millis(opened.millis() + HOUR),
+                expires_at: None,
+            },
+        )
+        .unwrap();
+    c.event(
+        opened,
+        EventKind::ComplaintOpened {
+            complaint_id: "k1".into(),
+            severity: Severity::High,
+            category: "delivery".into(),
+        },
+    );
+    let (_, k) = c
+        .state
+        .projection
+        .complaints()
+        .find(|(id, _)| *id == "k1")
+        .unwrap();
+    let deadline = k.deadline.as_ref().unwrap();
+    let b = &p.tiers()[p.tier_index("B").unwrap()];
+    assert_eq!(deadline.tier, "B");
+    assert_eq!(deadline.sla_hours, b.complaint_sla_hours);
+    assert_eq!(
+        deadline.at.millis(),
+        opened.millis() + i64::from(b.complaint_sla_hours) * HOUR
+    );
+}
+
 // --- 2. Windows have a stable length ----------------------------------
 
 #[test]

@@ -216,3 +216,46 @@ fn nothing_scored_changes_before_the_due_instant() {
         .count();
     assert!(vetoed > 0, "no customer fails a gate");
 }
+
+#[test]
+fn given_a_drop_of_two_tiers_ahead_then_the_advice_keeps_the_tier_held_not_the_one_between() {
+    // Given an A customer whose big project order carries it, when that
+    // order is about to leave the window (A straight to C), then the
+    // at-risk notice's advice, followed, keeps A: not merely B.
+    let policy = Policy::default_policy();
+    let t0 = date(2025, 3, 3);
+    let mut s = CustomerState::default();
+    s.process("c", &order(0, t0, 300_000_000), &policy);
+    for n in 1..=52 {
+        s.process(
+            "c",
+            &order(n, t0.plus_days(7 * n as i64), 1_000_000),
+            &policy,
+        );
+    }
+    let mut future = s.clone();
+    let (changes, _) = future.advance_to("c", &policy, t0.plus_days(420), 10_000);
+    let drop = changes.first().expect("a time-driven drop").clone();
+    assert_eq!(
+        (drop.old_tier.as_deref(), drop.new_tier.as_str()),
+        (Some("A"), "C")
+    );
+    let near = drop.changed_at.plus_days(-5);
+    let mut before = s.clone();
+    before.advance_to("c", &policy, near, 10_000);
+    let risk = before.foresee_drop("c", &policy, near).expect("foreseen");
+    assert_eq!(
+        (risk.current_tier.as_str(), risk.falls_to.as_str()),
+        ("A", "C")
+    );
+    assert!(!risk.keep.is_empty(), "says what would keep A");
+    // Followed: the figures at the drop's instant, with each advised
+    // indicator at its target, grade A.
+    let mut at_drop = s.clone();
+    at_drop.advance_to("c", &policy, drop.changed_at, 10_000);
+    let mut figures = at_drop.indicators(&policy);
+    for a in &risk.keep {
+        figures.set(a.indicator, Some(a.target));
+    }
+    assert_eq!(policy.tiers()[policy.evaluate(&figures).tier].name, "A");
+}
