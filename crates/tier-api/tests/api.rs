@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tier_api::convert::timestamp;
+use tier_api::read_model::Relation;
 use tier_api::{
     ApiError, CustomerView, HealthHandle, LIVENESS_SERVICE, MAX_BATCH_IDS, ReadModel,
     TierServiceImpl, health_pair, serve,
@@ -108,12 +109,18 @@ fn scored(policy: &Policy, indicators: Indicators, since_ms: i64) -> CustomerVie
     }
 }
 
-/// A view whose tier was set by hand (an override, or a retired tier).
+/// A view whose tier was set by hand (an override, or a retired tier),
+/// beside the tier its figures give.
 fn held(policy: &Policy, tier: &str, indicators: Indicators) -> CustomerView {
+    let view = scored(policy, indicators, 1_700_000_000_000);
     CustomerView {
         tier: tier.to_owned(),
         overridden: true,
-        ..scored(policy, indicators, 1_700_000_000_000)
+        relation: Relation {
+            computed_tier: view.tier.clone(),
+            ..Relation::default()
+        },
+        ..view
     }
 }
 
@@ -647,6 +654,45 @@ async fn explain_a_tier() {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     assert!(err.message().contains("customer_id"), "{}", err.message());
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_tier_held_by_hysteresis_has_one_computed_tier_in_every_answer() {
+    // Given a customer hysteresis holds in the top tier while its figures
+    // alone give the lowest (no override), then GetTier and ExplainTier
+    // name the same computed tier, the decision's, and ExplainTier's
+    // score_tier says where the figures alone are.
+    let mut h = start().await;
+    let view = CustomerView {
+        tier: top_tier(&h.policy),
+        ..scored(&h.policy, weak(), 1_700_000_000_000)
+    };
+    let figures_alone = h.policy.tiers()[h.policy.evaluate(&weak()).tier]
+        .name
+        .clone();
+    assert_ne!(figures_alone, view.tier);
+    h.read.upsert("c-held", view);
+    let t = h
+        .client
+        .get_tier(GetTierRequest {
+            customer_id: "c-held".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let e = h
+        .client
+        .explain_tier(ExplainTierRequest {
+            customer_id: "c-held".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!t.overridden && !e.overridden);
+    assert_eq!(t.computed_tier, top_tier(&h.policy));
+    assert_eq!(e.computed_tier, t.computed_tier);
+    assert_eq!(e.score_tier, figures_alone);
     h.stop().await;
 }
 
