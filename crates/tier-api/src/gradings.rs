@@ -205,11 +205,11 @@ fn rfm_ranked(values: &[(CustomerId, [f64; 3])]) -> [Ranked<CustomerId>; 3] {
 }
 
 fn rfm_values(view: &View, indicators: &Indicators) -> RfmValues {
-    RfmValues {
-        last_order_at: view.last_order_at(),
-        frequency: indicators.order_count_12m,
-        monetary: indicators.order_amount_12m,
-    }
+    RfmValues::of(
+        view.last_order_at(),
+        indicators.order_count_12m,
+        indicators.order_amount_12m,
+    )
 }
 
 impl Population {
@@ -551,6 +551,43 @@ kind = \"rfm\"
 "
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn customers_without_an_order_are_not_in_the_rfm_population() {
+        // Given five buyers (1-5 orders) and five prospects (a profile,
+        // no order ever), then the buyers are scored among themselves:
+        // the smallest is 111, the middle one 333, and a prospect is not
+        // graded (a prospect ranked at the bottom of frequency and
+        // revenue would lift every buyer into a better fifth).
+        let p = policy();
+        let mut ids = Vec::new();
+        let mut views = Vec::new();
+        for i in 0..5i64 {
+            ids.push(CustomerId::from(format!("c{i}")));
+            views.push(view(
+                50.0,
+                1000.0 * (i + 1) as f64,
+                (i + 1) as f64,
+                Some(i + 1),
+            ));
+        }
+        for i in 0..5 {
+            ids.push(CustomerId::from(format!("p{i}")));
+            views.push(view(50.0, 0.0, 0.0, None));
+        }
+        let mut pop = Population::default();
+        pop.rebuild(&p, ids.iter().zip(&views));
+        let cuts = pop.cuts();
+        let g = p.gradings().iter().find(|g| g.name == "rfm").unwrap();
+        let class = |i: usize| {
+            cuts.class(g, &ids[i], &views[i], &views[i].indicators())
+                .map(|c| c.class)
+        };
+        assert_eq!(class(0).as_deref(), Some("111"));
+        assert_eq!(class(2).as_deref(), Some("333"));
+        assert_eq!(class(4).as_deref(), Some("555"));
+        assert_eq!(class(5), None);
     }
 
     type Customer = (f64, f64, f64, Option<i64>);

@@ -493,14 +493,22 @@ pub struct Book {
     /// at the bounds of `i64`.
     pub revenue_12m: i64,
     /// Gross margin of the window's orders with a known cost, in minor
-    /// units; `None` when no order of the window has a known cost (as the
-    /// `margin_12m` indicator: unknown, never 100%).
+    /// units; `None` when no order of the window has a known cost (also
+    /// when the window has no order, where the `margin_12m` indicator is
+    /// 0: such a customer is not among those with a known margin).
     pub margin_12m: Option<i64>,
 }
 
 /// An exact sum as `i64`, saturated at its bounds.
 fn saturate(v: i128) -> i64 {
     i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// Whether some order of the window has a known cost: the margin the
+/// book sums. (The `margin_12m` indicator is also known, 0, for a window
+/// without orders, which no report should count as a known margin.)
+fn margin_known(indicators: &Indicators) -> bool {
+    indicators.margin_rate_12m.is_some()
 }
 
 /// A money figure carried as `f64` (integral minor units) as `i64`:
@@ -524,9 +532,7 @@ impl Book {
                 Some(name) => intern(name),
             },
             revenue_12m: saturate(projection.order_amount(at, rules)),
-            margin_12m: indicators
-                .margin_12m
-                .map(|_| saturate(projection.margin(at, rules))),
+            margin_12m: margin_known(indicators).then(|| saturate(projection.margin(at, rules))),
         }
     }
 
@@ -536,7 +542,10 @@ impl Book {
         Book {
             account_manager: Name::empty(),
             revenue_12m: minor_of(indicators.order_amount_12m),
-            margin_12m: indicators.margin_12m.map(minor_of),
+            margin_12m: indicators
+                .margin_12m
+                .filter(|_| margin_known(indicators))
+                .map(minor_of),
         }
     }
 }
@@ -1593,6 +1602,26 @@ mod tests {
         let t = rm.totals();
         let total: i128 = t.cells().map(|(_, _, c)| c.revenue_12m).sum();
         assert_eq!(total, 333_333);
+
+        // Both orders taken back: no order in the window, so no known
+        // margin (the `margin_12m` indicator says 0 for such a window),
+        // and the customer is not among those with a known margin.
+        apply(
+            &mut state,
+            day,
+            EventKind::OrderCancelled {
+                order_id: "o2".into(),
+            },
+        );
+        rm.publish(&[("c-1", &state)], &policy);
+        let e = rm.entry("c-1").unwrap();
+        assert_eq!(e.view.indicators().margin_12m, Some(0.0));
+        assert_eq!((e.book().revenue_12m, e.book().margin_12m), (0, None));
+        let known: u64 = rm.totals().cells().map(|(_, _, c)| c.margin_known).sum();
+        assert_eq!(known, 0);
+        // The same from a view published without its state.
+        let from_view = Book::from_indicators(&e.view.indicators());
+        assert_eq!(from_view.margin_12m, None);
     }
 
     /// Customer `id`'s order number `n` of `amount` (tier-core's scenario

@@ -1342,6 +1342,21 @@ pub struct RfmValues {
 }
 
 impl RfmValues {
+    /// A customer's RFM values from its last order that still counts and
+    /// the window's order count and amount: unknown throughout without
+    /// such an order (nothing to score its buying on, and a prospect
+    /// ranked at the bottom of frequency and revenue would push the
+    /// customers who buy into better fifths). The one rule for the
+    /// `rfm_*` indicators and the read side's `rfm` grading.
+    pub fn of(last_order_at: Option<Timestamp>, orders: f64, amount: f64) -> Self {
+        let known = |v: f64| if last_order_at.is_some() { v } else { f64::NAN };
+        Self {
+            last_order_at,
+            frequency: known(orders),
+            monetary: known(amount),
+        }
+    }
+
     /// What the recency, frequency and monetary rankings rank, in that
     /// order (`NaN`: unknown; recency as the last order's millis).
     pub fn ranked(&self) -> [f64; 3] {

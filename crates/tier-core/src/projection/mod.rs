@@ -385,21 +385,15 @@ impl ComplaintRec {
     }
 }
 
+/// The RFM values of a customer (see [`crate::rank::RfmValues::of`]).
+fn rfm_values(last_order: Option<Timestamp>, orders: f64, amount: f64) -> crate::rank::RfmValues {
+    crate::rank::RfmValues::of(last_order, orders, amount)
+}
+
 /// An exact money sum as an indicator value. Sums almost always fit an
 /// `i64`, whose conversion is one instruction; `i128` to `f64` is a
 /// library call.
 #[inline]
-/// The RFM values of a customer: unknown throughout without an order that
-/// still counts (nothing to score its buying on).
-fn rfm_values(last_order: Option<Timestamp>, orders: f64, amount: f64) -> crate::rank::RfmValues {
-    let known = |v: f64| if last_order.is_some() { v } else { f64::NAN };
-    crate::rank::RfmValues {
-        last_order_at: last_order,
-        frequency: known(orders),
-        monetary: known(amount),
-    }
-}
-
 fn money_f64(v: i128) -> f64 {
     match i64::try_from(v) {
         Ok(small) => small as f64,
