@@ -318,3 +318,55 @@ fn by_score_parse_errors_name_line_and_field() {
     let e = Policy::from_toml_str(&with_penalty).unwrap_err();
     assert_eq!(e.field, "method.complaint_penalty");
 }
+
+#[test]
+fn a_tier_held_by_hysteresis_says_so_in_its_explanation() {
+    // Given ten customers ranked by revenue (1,000 to 10,000), when one
+    // now at 5,000 (C by today's cut points) is explained in the A it
+    // holds, then the gap says hysteresis holds it and where it stands.
+    let values: Vec<f64> = (1..=10).map(|i| f64::from(i) * 1000.0).collect();
+    let p = ranked(&policy(), &values);
+    let ind = revenue(5_000.0);
+    assert_eq!(p.evaluate(&ind).tier, 2);
+    let e = p.explain(&ind, 0);
+    assert!(e.gap.contains("held by hysteresis"), "{}", e.gap);
+    assert!(e.gap.contains("5,000"), "{}", e.gap);
+    // Not for a tier the figures reach.
+    let e = p.explain(&revenue(10_000.0), 0);
+    assert!(!e.gap.contains("hysteresis"), "{}", e.gap);
+}
+
+#[test]
+fn no_revenue_is_not_lifted_into_b_by_a_tie_at_zero() {
+    // Given ten customers, four with revenue and six with none in the
+    // window, then the six hold C (the bottom 50% the shares give), not
+    // B through a tie at B's cut point; equal figures still get equal
+    // tiers, and a tie above the bottom still goes to the better band.
+    let values = [5000.0, 4000.0, 3000.0, 2000.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+    let p = ranked(&policy(), &values);
+    assert_eq!(tier_of(&p, 4000.0), "A");
+    assert_eq!(tier_of(&p, 3000.0), "B");
+    assert_eq!(tier_of(&p, 2000.0), "B");
+    assert_eq!(tier_of(&p, 0.0), "C");
+    // B's cut point is its last customer with revenue: what a C customer
+    // is told to reach.
+    assert_eq!(tier_of(&p, 1999.0), "C");
+    let e = p.explain(&revenue(0.0), 2);
+    assert!(e.gap.contains("2,000"), "{}", e.gap);
+    // Nobody with revenue in B's band: B is empty in today's ranking.
+    let p = ranked(
+        &policy(),
+        &[5000.0, 4000.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+    );
+    assert_eq!(tier_of(&p, 0.0), "C");
+    assert!(p.explain(&revenue(0.0), 2).gap.contains("empty"));
+    let values = [
+        5000.0, 4000.0, 3000.0, 3000.0, 3000.0, 3000.0, 3000.0, 0.0, 0.0, 0.0,
+    ];
+    let p = ranked(&policy(), &values);
+    assert_eq!(tier_of(&p, 3000.0), "B");
+    assert_eq!(tier_of(&p, 0.0), "C");
+    // Everyone at the same value: one tier for all, the lowest.
+    let p = ranked(&policy(), &[0.0; 10]);
+    assert_eq!(tier_of(&p, 0.0), "C");
+}

@@ -246,6 +246,60 @@ impl AbcMethod {
             };
             return vec![unreachable; self.tiers() - 1];
         }
+        self.lowest_band_kept(ranking, cuts)
+    }
+
+    /// `cuts` with the lowest band kept for the population's worst value.
+    /// Ties at a cut point go to the better band, so when the last
+    /// customer of a better band shares the population's worst value (most
+    /// often nothing: no revenue, no margin in the window), every customer
+    /// at that value would reach it and the lowest band, which the shares
+    /// give customers, would be empty: a customer who bought nothing would
+    /// hold B. Such a band's cut point is instead the value of its last
+    /// customer better than the worst, or out of reach when it has none
+    /// (the band is empty in today's ranking); equal figures still get
+    /// equal tiers.
+    fn lowest_band_kept<K: Ord + std::hash::Hash + Clone>(
+        &self,
+        ranking: &Ranking<K>,
+        mut cuts: Vec<f64>,
+    ) -> Vec<f64> {
+        let n = ranking.known_len();
+        let value = |i: usize| ranking.get(i).map(|(_, v)| v);
+        let Some(worst) = n.checked_sub(1).and_then(value) else {
+            return cuts;
+        };
+        let ends = self.proportions.boundaries(n);
+        // Whether the shares give the lowest band anyone.
+        if ends.last().is_none_or(|&start| start >= n) || !cuts.contains(&worst) {
+            return cuts;
+        }
+        // Ranked best first: the worst value is the last block.
+        let mut lo = 0;
+        let mut hi = n - 1;
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if value(mid) == Some(worst) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        let first_worst = lo;
+        let unreachable = match self.direction {
+            Direction::HigherIsBetter => f64::INFINITY,
+            Direction::LowerIsBetter => f64::NEG_INFINITY,
+        };
+        let starts = std::iter::once(0).chain(ends.iter().copied());
+        for (t, start) in cuts.iter_mut().zip(starts) {
+            if *t == worst {
+                *t = if first_worst > start {
+                    value(first_worst - 1).unwrap_or(unreachable)
+                } else {
+                    unreachable
+                };
+            }
+        }
         cuts
     }
 
@@ -334,7 +388,7 @@ impl ScoringMethod for AbcMethod {
             .and_then(|n| self.cuts.get(n))
             .copied()
             .filter(|t| t.is_finite());
-        let gap = match (next, target) {
+        let mut gap = match (next, target) {
             (None, _) => "already in the top tier".to_owned(),
             (Some(_), _) if self.cuts.is_empty() => {
                 "the population is not ranked yet: tiers follow at the first ranking".to_owned()
@@ -357,6 +411,14 @@ impl ScoringMethod for AbcMethod {
                 format!("{name}'s band is empty in today's ranking")
             }
         };
+        if eval.tier > tier && !self.cuts.is_empty() {
+            gap.push_str(&format!(
+                "; held by hysteresis: {} {} no longer reaches this band ({})",
+                self.by_name(),
+                self.fmt_by(value),
+                self.band_text(tier)
+            ));
+        }
         let behind = eval.tier > next.unwrap_or(0);
         let advice = match (&self.by, target) {
             (RankedBy::Operand(o), Some(t)) if behind => o
