@@ -977,27 +977,29 @@ mod tests {
         assert!(p99 < std::time::Duration::from_millis(50), "p99 {p99:?}");
     }
 
-    #[test]
-    fn explain_names_the_gate_that_vetoed_the_score_tier() {
-        // Given a big customer who pays every invoice late (A by its score,
-        // B under the default policy's credit gate), when explained, then
-        // the answer carries the score's tier and the failed gate.
-        let policy = Policy::default_policy();
-        let indicators = Indicators {
+    /// A big customer's figures (A by its score under the default
+    /// policy), paying `on_time` of its invoices on time, `days_late` late.
+    fn big(on_time: f64, days_late: f64) -> Indicators {
+        Indicators {
             order_amount_12m: 300_000_000.0,
             order_count_12m: 245.0,
             orders_per_month_12m: 20.0,
             margin_12m: Some(75_000_000.0),
             margin_rate_12m: Some(0.25),
-            on_time_payment_ratio: Some(0.0),
-            avg_days_late: Some(5.0),
-            max_days_late: Some(5.0),
+            on_time_payment_ratio: Some(on_time),
+            avg_days_late: Some(days_late),
+            max_days_late: Some(days_late),
             ..Indicators::default()
-        };
+        }
+    }
+
+    /// A service answering for one customer `id`, decided by `policy`
+    /// from `indicators`.
+    fn one_customer(id: &str, indicators: Indicators, policy: &Policy) -> TierServiceImpl {
         let eval = policy.evaluate(&indicators);
         let read = ReadModel::new();
         read.upsert(
-            "late",
+            id,
             CustomerView {
                 tier: policy.tiers()[eval.tier].name.clone(),
                 score: eval.score,
@@ -1011,7 +1013,15 @@ mod tests {
             },
         );
         let (tx, _) = broadcast::channel(16);
-        let svc = TierServiceImpl::new(Arc::new(read), Arc::new(policy), tx);
+        TierServiceImpl::new(Arc::new(read), Arc::new(policy.clone()), tx)
+    }
+
+    #[test]
+    fn explain_names_the_gate_that_vetoed_the_score_tier() {
+        // Given a big customer who pays every invoice late (A by its score,
+        // B under the default policy's credit gate), when explained, then
+        // the answer carries the score's tier and the failed gate.
+        let svc = one_customer("late", big(0.0, 5.0), &Policy::default_policy());
         let e = svc
             .explain_tier_sync(ExplainTierRequest {
                 customer_id: "late".into(),
@@ -1041,36 +1051,9 @@ mod tests {
         // reached the customer, then its explanation is the decision's:
         // A's band, A computed, the points adding up to the score shown.
         let old = Policy::default_policy();
-        let indicators = Indicators {
-            order_amount_12m: 300_000_000.0,
-            order_count_12m: 245.0,
-            orders_per_month_12m: 20.0,
-            margin_12m: Some(75_000_000.0),
-            margin_rate_12m: Some(0.25),
-            on_time_payment_ratio: Some(1.0),
-            avg_days_late: Some(0.0),
-            max_days_late: Some(0.0),
-            ..Indicators::default()
-        };
-        let eval = old.evaluate(&indicators);
-        assert!((80.0..95.0).contains(&eval.score), "{}", eval.score);
-        let read = ReadModel::new();
-        read.upsert(
-            "big",
-            CustomerView {
-                tier: old.tiers()[eval.tier].name.clone(),
-                score: eval.score,
-                since: Timestamp::from_millis(0),
-                sequence: 1,
-                indicators,
-                scored_at: Timestamp::from_millis(0),
-                policy_version: old.version().to_owned(),
-                overridden: false,
-                relation: Default::default(),
-            },
-        );
-        let (tx, _) = broadcast::channel(16);
-        let svc = TierServiceImpl::new(Arc::new(read), Arc::new(old.clone()), tx);
+        let score = old.evaluate(&big(1.0, 0.0)).score;
+        assert!((80.0..95.0).contains(&score), "{score}");
+        let svc = one_customer("big", big(1.0, 0.0), &old);
         let text = tier_core::policy::DEFAULT_POLICY_TOML
             .replace(old.version(), "stricter")
             .replace("min_score = 80", "min_score = 95");
