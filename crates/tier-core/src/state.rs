@@ -550,6 +550,15 @@ impl CustomerState {
             EventKind::OrderPlaced { .. } => self.projection.last_order_at(),
             _ => None,
         };
+        // A cancellation or return corrects an order only while the order
+        // counts: not one outside the window, nor one cancelled already.
+        let counted = match &event.kind {
+            EventKind::OrderCancelled { order_id } | EventKind::OrderReturned { order_id, .. } => {
+                let key = stable_hash(order_id);
+                self.projection.order_counts(key).then_some(key)
+            }
+            _ => None,
+        };
         let applied = self.projection.apply(event, policy.fold_rules());
         if applied != Applied::Applied {
             return Processed {
@@ -564,9 +573,7 @@ impl CustomerState {
                 self.note_reactivation(last_order, event.occurred_at, policy);
                 (Some(stable_hash(order_id)), None)
             }
-            EventKind::OrderCancelled { order_id } | EventKind::OrderReturned { order_id, .. } => {
-                (None, Some(stable_hash(order_id)))
-            }
+            EventKind::OrderCancelled { .. } | EventKind::OrderReturned { .. } => (None, counted),
             _ => (None, None),
         };
         let at = self.decision_instant(None);
@@ -1206,13 +1213,11 @@ impl CustomerState {
             self.policy_version = CompactString::from(policy.version());
         }
         // A correction of an order that counted when orders raised the
-        // held tier (the one that raised it last, or any placed before
-        // and still in the window) decides from the assignment before
-        // those upgrades.
+        // held tier (the one that raised it, or any placed before it and
+        // still in the window) decides from the assignment before the
+        // upgrade.
         let undo = match (&self.raise, trigger.corrected) {
-            (Some(r), Some(order)) if r.order == order || self.counted_at_raise(order) => {
-                self.raise.take()
-            }
+            (Some(_), Some(order)) if self.counted_at_raise(order) => self.raise.take(),
             _ => None,
         };
         // The held tier's index, looked up once (tier names are unique).
@@ -1432,9 +1437,11 @@ impl CustomerState {
 
     /// The effective tier held at `at`: the one in force when its last
     /// change is not later, else the tier history's (an event dated
-    /// before a change already made, by an override or a later order
-    /// from another topic); the one in force when the history no longer
-    /// reaches back that far; `None` before the first tier.
+    /// before a change already recorded, such as an override); the one in
+    /// force when the history no longer reaches back that far; `None`
+    /// before the first tier. The history stamps a change at its decision
+    /// instant, so a change by an event dated before `at` but applied
+    /// after it counts as later.
     fn tier_held_at(&self, at: Timestamp) -> Option<TierName> {
         let now = || self.effective.as_ref().map(|e| e.tier.clone());
         if self.history.last().is_none_or(|s| s.at <= at) {

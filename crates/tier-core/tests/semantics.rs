@@ -490,6 +490,39 @@ fn given_an_order_older_than_the_window_partly_paid_when_cancelled_then_its_invo
 }
 
 #[test]
+fn given_an_old_order_cancelled_then_its_invoice_is_void_whichever_arrives_first() {
+    // The order's record is kept past the window until the month's sweep:
+    // the cancellation of an order that left the window is remembered
+    // either way, so an invoice of it issued later is void too.
+    let overdue = |cancel_first: bool| {
+        let mut c = Customer::given(policy(12, "UTC", 30));
+        c.orders(date(2025, 3, 5), "o", 50_000, Some(30_000));
+        // The month's sweep runs here; "o" stays in the window.
+        c.orders(date(2026, 3, 1), "o2", 1_000, Some(500));
+        let invoice = |c: &mut Customer| {
+            c.is_invoiced(
+                date(2026, 3, 10),
+                "i",
+                "o",
+                cny(50_000),
+                50_000,
+                date(2026, 4, 9),
+            );
+        };
+        if cancel_first {
+            c.cancels(date(2026, 3, 12), "o");
+            invoice(&mut c);
+        } else {
+            invoice(&mut c);
+            c.cancels(date(2026, 3, 12), "o");
+        }
+        c.figures_at(date(2026, 5, 1)).overdue_amount
+    };
+    assert_eq!(overdue(false), 0.0);
+    assert_eq!(overdue(true), 0.0);
+}
+
+#[test]
 fn given_a_cancellation_seen_before_an_old_placement_then_the_invoice_already_issued_is_void() {
     let mut c = Customer::given(policy(12, "UTC", 30));
     c.orders(date(2026, 3, 1), "o2", 1_000, Some(500));
@@ -535,6 +568,33 @@ fn given_two_orders_that_raised_the_tier_when_the_first_is_cancelled_then_its_pa
     assert_eq!(c.tier(), "B");
     c.cancels(date(2026, 3, 4), "z");
     assert_eq!(c.tier(), "B");
+}
+
+#[test]
+fn given_an_order_cancelled_before_a_raise_when_its_cancellation_is_sent_again_then_hysteresis_still_holds()
+ {
+    // x is placed and cancelled, then y raises the tier; complaints pull
+    // the score down, which hysteresis holds. A resent cancellation of x
+    // (a new event id) corrects nothing: x did not count at the raise.
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.orders(date(2026, 3, 1), "x", 100_000_000, Some(75_000_000));
+    c.cancels(date(2026, 3, 2), "x");
+    c.orders(date(2026, 3, 3), "y", 100_000_000, Some(75_000_000));
+    c.orders(date(2026, 3, 3), "y2", 100_000_000, Some(75_000_000));
+    assert_eq!(c.tier(), "B");
+    for id in ["k1", "k2"] {
+        c.event(
+            date(2026, 3, 4),
+            EventKind::ComplaintOpened {
+                complaint_id: id.into(),
+                severity: Severity::Critical,
+                category: "quality".into(),
+            },
+        );
+    }
+    assert_eq!(c.tier(), "B", "held by hysteresis");
+    c.cancels(date(2026, 3, 5), "x");
+    assert_eq!(c.tier(), "B", "still held");
 }
 
 #[test]

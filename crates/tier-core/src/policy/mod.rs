@@ -783,9 +783,11 @@ impl Policy {
     }
 
     /// When a tier held since `since` may first be left by an organic
-    /// drop: `min_days_in_tier` days later in the policy's time zone, at
-    /// the same local time (a day across a change of the clocks lasts 23
-    /// or 25 hours, and counts as one day).
+    /// drop: `min_days_in_tier` days later in the policy's time zone, as
+    /// long after that day's start as `since` was after its own (a day
+    /// across a change of the clocks lasts 23 or 25 hours, and counts as
+    /// one day; when `since` or the end falls on such a day, the end is
+    /// an hour off the wall clock, never a day).
     pub fn hold_ends(&self, since: Timestamp) -> Timestamp {
         let cal = self.calendar();
         let day = cal.day(since);

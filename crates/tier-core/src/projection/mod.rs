@@ -699,6 +699,14 @@ impl CustomerProjection {
         }
     }
 
+    /// Whether order `key` counts now: placed, in the window, not
+    /// cancelled nor returned in full.
+    pub(crate) fn order_counts(&self, key: u64) -> bool {
+        self.orders
+            .get(&key)
+            .is_some_and(|o| o.day >= self.window_start && o.counts())
+    }
+
     /// When order `key` was placed, while its day is in the window (a
     /// cancelled or returned order's too; `None` for a correction seen
     /// before its placement, or an order not known).
@@ -799,7 +807,15 @@ impl CustomerProjection {
                     // An order whose day left the window counts no more,
                     // but the invoices it left unpaid are still owed:
                     // its cancellation voids them, however old.
-                    Applied::Stale if self.void_invoices_of(key) => Applied::Applied,
+                    Applied::Stale => {
+                        let voided = self.void_invoices_of(key);
+                        let remembered = in_window && self.remember_cancellation(key, day, at);
+                        if voided || remembered {
+                            Applied::Applied
+                        } else {
+                            Applied::Stale
+                        }
+                    }
                     applied => applied,
                 }
             }
@@ -1180,6 +1196,26 @@ impl CustomerProjection {
         Applied::Applied
     }
 
+    /// A cancellation (dated in the window) of order `key`, whose record
+    /// is kept past the window until the next sweep: remembered as a
+    /// placeholder of the cancellation's day, as it is once the record is
+    /// swept, so that an invoice of the order issued later is void too
+    /// whether or not the sweep came first. Whether there was such a
+    /// record.
+    fn remember_cancellation(&mut self, key: u64, day: Day, at: Timestamp) -> bool {
+        if self
+            .orders
+            .get(&key)
+            .is_none_or(|o| o.day >= self.window_start)
+        {
+            return false;
+        }
+        let mut rec = OrderRec::pending(day, at);
+        rec.cancel_pending = true;
+        self.orders.insert(key, rec);
+        true
+    }
+
     /// A cancelled order's unpaid invoices are void; whether there were any.
     fn void_invoices_of(&mut self, order: u64) -> bool {
         let keys: Vec<u64> = self
@@ -1199,6 +1235,8 @@ impl CustomerProjection {
             && rec.state == InvoiceState::Open
         {
             rec.state = InvoiceState::Void;
+            // Payments on a void invoice change nothing: no memory needed.
+            rec.extra = None;
             let due = rec.due_day;
             self.unsettled.remove(&(due, key));
             self.due_moved(key, false);
@@ -1335,6 +1373,8 @@ impl CustomerProjection {
             return;
         }
         rec.state = InvoiceState::Settled;
+        // A resend finds it settled: its payments need no memory.
+        rec.extra = None;
         let (due_day, last_paid_at) = (rec.due_day, rec.last_paid_at);
         self.unsettled.remove(&(due_day, key));
         self.due_moved(key, false);
