@@ -1073,14 +1073,15 @@ mod tests {
         let points: f64 = e.indicators.iter().map(|i| i.contribution).sum::<f64>() - e.penalty;
         assert!((points - e.score).abs() < 0.01, "{points} vs {}", e.score);
         // Once the rescore is done, the policy in force explains.
-        svc.policy_handle().set_status(tier_engine::PolicyStatus {
-            version: "stricter".into(),
-            rescoring: false,
-            rescored: 1,
-            total: 1,
-            changed: 0,
-            applied_at: None,
-        });
+        svc.policy_handle()
+            .release_replaced(&tier_engine::PolicyStatus {
+                version: "stricter".into(),
+                rescoring: false,
+                rescored: 1,
+                total: 1,
+                changed: 0,
+                applied_at: None,
+            });
         let e = explain();
         assert_eq!(e.band, ">= 95");
     }

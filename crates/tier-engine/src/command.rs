@@ -238,8 +238,8 @@ impl PolicyHandle {
     }
 
     /// Put `active` in force. A new version keeps the one it replaces
-    /// for the decisions made under it, until a status says the rescore
-    /// of the change is done ([`Self::set_status`]).
+    /// for the decisions made under it, until the rescore of the change
+    /// is done ([`Self::release_replaced`]).
     pub fn set(&self, active: Arc<ActivePolicy>) {
         let version_changed = active.policy.version() != self.current.load().policy.version();
         let replaced = self.current.swap(active);
@@ -272,11 +272,17 @@ impl PolicyHandle {
     }
 
     pub fn set_status(&self, s: PolicyStatus) {
-        if !s.rescoring && s.version == self.current.load().policy.version() {
-            // Every customer is decided under the policy in force.
+        *self.status.lock().unwrap_or_else(PoisonError::into_inner) = s;
+    }
+
+    /// Let the replaced policy go once `status` says its rescore is done
+    /// and the views of the unit that finished it are published (the
+    /// committer calls this after them): every decision then readers see
+    /// is the policy in force's.
+    pub fn release_replaced(&self, status: &PolicyStatus) {
+        if !status.rescoring && status.version == self.current.load().policy.version() {
             self.previous.store(None);
         }
-        *self.status.lock().unwrap_or_else(PoisonError::into_inner) = s;
     }
 }
 
@@ -326,9 +332,11 @@ mod tests {
         handle.set(Arc::new(active(&text)));
         assert_eq!(handle.policy_of(&v1_version).version(), v1_version);
         // Progress keeps it too; the end of the rescore lets it go.
-        handle.set_status(status("v2", true));
+        handle.release_replaced(&status("v2", true));
         assert_eq!(handle.policy_of(&v1_version).version(), v1_version);
-        handle.set_status(status("v2", false));
+        handle.release_replaced(&status("v1", false));
+        assert_eq!(handle.policy_of(&v1_version).version(), v1_version);
+        handle.release_replaced(&status("v2", false));
         assert_eq!(handle.policy_of(&v1_version).version(), "v2");
     }
 

@@ -619,6 +619,9 @@ impl Publisher {
                 .collect();
             self.observer.committed(&views);
         }
+        // The views of this unit are published: a rescore it finished
+        // lets the replaced policy go (see `PolicyHandle::policy_of`).
+        self.policy.release_replaced(&status);
         if !work.evicted.is_empty() {
             self.observer.evicted(&work.evicted);
         }
