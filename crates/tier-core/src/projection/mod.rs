@@ -385,11 +385,6 @@ impl ComplaintRec {
     }
 }
 
-/// The RFM values of a customer (see [`crate::rank::RfmValues::of`]).
-fn rfm_values(last_order: Option<Timestamp>, orders: f64, amount: f64) -> crate::rank::RfmValues {
-    crate::rank::RfmValues::of(last_order, orders, amount)
-}
-
 /// An exact money sum as an indicator value. Sums almost always fit an
 /// `i64`, whose conversion is one instruction; `i128` to `f64` is a
 /// library call.
@@ -1740,7 +1735,7 @@ impl CustomerProjection {
     /// amount (all unknown for a customer without an order).
     pub fn rfm_values(&self, at: Timestamp, rules: &FoldRules) -> crate::rank::RfmValues {
         let ind = self.indicators_with(at, rules, |_| false);
-        rfm_values(self.last_order(), ind.order_count_12m, ind.order_amount_12m)
+        crate::rank::RfmValues::of(self.last_order(), ind.order_count_12m, ind.order_amount_12m)
     }
 
     /// Compute every indicator at instant `at` (taken as the watermark when
@@ -1814,9 +1809,11 @@ impl CustomerProjection {
         };
         let annual = 12.0 / f64::from(rules.window.len_months());
         let rfm = if IndicatorName::RFM.iter().any(|n| needed(*n)) {
-            rules
-                .rfm
-                .score(&rfm_values(self.last_order(), orders as f64, amount))
+            rules.rfm.score(&crate::rank::RfmValues::of(
+                self.last_order(),
+                orders as f64,
+                amount,
+            ))
         } else {
             crate::rank::RfmScore::default()
         };
