@@ -59,6 +59,9 @@ enum Action {
         /// (percent of the amount, days after, with an explicit cost).
         returns: Vec<(i64, i64, bool)>,
         cancel: bool,
+        /// An invoice of the order: days after it, percent of its amount
+        /// billed, and the invoice's terms and payments.
+        invoice: Option<(i64, i64, Terms)>,
     },
     Invoice {
         day: i64,
@@ -73,6 +76,17 @@ enum Action {
     },
 }
 
+/// An invoice's days until due and its payments (days after the issue,
+/// percent of the amount).
+type Terms = (i64, Vec<(i64, i64)>);
+
+fn terms() -> impl Strategy<Value = Terms> {
+    (
+        0i64..60,
+        prop::collection::vec((0i64..90, 1i64..=100), 0..3),
+    )
+}
+
 fn action() -> impl Strategy<Value = Action> {
     // Days relative to `now`: -500 (well before the window) .. 0.
     let day = -500i64..=0;
@@ -82,27 +96,29 @@ fn action() -> impl Strategy<Value = Action> {
             1i64..5_000_000,
             prop::option::weighted(0.8, 0i64..=100),
             prop::collection::vec((1i64..60, 0i64..=100, any::<bool>()), 0..3),
-            prop::bool::weighted(0.2)
+            prop::bool::weighted(0.3),
+            // An order billed: its cancellation (three days after it) may
+            // come before the invoice, between its payments or after.
+            prop::option::weighted(0.4, (0i64..10, 1i64..=100, terms())),
         )
-            .prop_map(|(day, amount, cost_pct, returns, cancel)| Action::Order {
-                day,
-                amount,
-                cost_pct,
-                returns,
-                cancel
-            }),
-        (
-            day.clone(),
-            1i64..1_000_000,
-            0i64..60,
-            prop::collection::vec((0i64..90, 1i64..=100), 0..3)
-        )
-            .prop_map(|(day, amount, due_in, pays)| Action::Invoice {
+            .prop_map(
+                |(day, amount, cost_pct, returns, cancel, invoice)| Action::Order {
+                    day,
+                    amount,
+                    cost_pct,
+                    returns,
+                    cancel,
+                    invoice,
+                }
+            ),
+        (day.clone(), 1i64..1_000_000, terms()).prop_map(|(day, amount, (due_in, pays))| {
+            Action::Invoice {
                 day,
                 amount,
                 due_in,
-                pays
-            }),
+                pays,
+            }
+        }),
         (day, 0usize..5, prop::option::of(0i64..60)).prop_map(|(day, severity, resolve_after)| {
             Action::Complaint {
                 day,
@@ -133,6 +149,7 @@ fn expand(actions: &[Action]) -> Vec<Event> {
                 cost_pct,
                 returns,
                 cancel,
+                invoice,
             } => {
                 let order_id = format!("o{i}");
                 let cost = cost_pct.map(|p| amount * p / 100);
@@ -156,6 +173,21 @@ fn expand(actions: &[Action]) -> Vec<Event> {
                         },
                     ));
                 }
+                if let Some((after, pct, (due_in, pays))) = invoice {
+                    let billed = (amount * pct / 100).max(1);
+                    let issued = (day + after).min(0);
+                    let invoice_id = format!("io{i}");
+                    invoice_events(
+                        &mut out,
+                        &mut next,
+                        &invoice_id,
+                        &order_id,
+                        issued,
+                        billed,
+                        *due_in,
+                        pays,
+                    );
+                }
                 if *cancel {
                     out.push(ev(
                         next(),
@@ -171,35 +203,16 @@ fn expand(actions: &[Action]) -> Vec<Event> {
                 pays,
             } => {
                 let invoice_id = format!("i{i}");
-                out.push(ev(
-                    next(),
-                    at(*day),
-                    EventKind::InvoiceIssued {
-                        invoice_id: invoice_id.clone(),
-                        order_id: String::new(),
-                        amount: Money(*amount),
-                        billed: cny(*amount),
-                        due_at: at(day + due_in),
-                    },
-                ));
-                // Payments never exceed the invoice in total.
-                let mut left = *amount;
-                for (after, pct) in pays {
-                    let pay = (amount * pct / 100).min(left);
-                    if pay == 0 {
-                        continue;
-                    }
-                    left -= pay;
-                    out.push(ev(
-                        next(),
-                        at((day + after).min(0)),
-                        EventKind::PaymentReceived {
-                            invoice_id: invoice_id.clone(),
-                            amount: Money(pay),
-                            paid: cny(pay),
-                        },
-                    ));
-                }
+                invoice_events(
+                    &mut out,
+                    &mut next,
+                    &invoice_id,
+                    "",
+                    *day,
+                    *amount,
+                    *due_in,
+                    pays,
+                );
             }
             Action::Complaint {
                 day,
@@ -230,6 +243,49 @@ fn expand(actions: &[Action]) -> Vec<Event> {
     // producer publishes them.
     out.sort_by_key(|e| e.occurred_at);
     out
+}
+
+/// An invoice's issue (billing `order_id`, empty for none) and its
+/// payments, which never exceed it in total.
+#[allow(clippy::too_many_arguments)]
+fn invoice_events(
+    out: &mut Vec<Event>,
+    next: &mut impl FnMut() -> usize,
+    invoice_id: &str,
+    order_id: &str,
+    day: i64,
+    amount: i64,
+    due_in: i64,
+    pays: &[(i64, i64)],
+) {
+    out.push(ev(
+        next(),
+        at(day),
+        EventKind::InvoiceIssued {
+            invoice_id: invoice_id.into(),
+            order_id: order_id.into(),
+            amount: Money(amount),
+            billed: cny(amount),
+            due_at: at(day + due_in),
+        },
+    ));
+    let mut left = amount;
+    for (after, pct) in pays {
+        let pay = (amount * pct / 100).min(left);
+        if pay == 0 {
+            continue;
+        }
+        left -= pay;
+        out.push(ev(
+            next(),
+            at((day + after).min(0)),
+            EventKind::PaymentReceived {
+                invoice_id: invoice_id.into(),
+                amount: Money(pay),
+                paid: cny(pay),
+            },
+        ));
+    }
 }
 
 fn fold(events: &[Event]) -> CustomerProjection {
@@ -347,6 +403,7 @@ fn naive_indicators(events: &[Event], now: Timestamp) -> Observed {
     for e in &all {
         if let EventKind::InvoiceIssued {
             invoice_id,
+            order_id,
             billed,
             due_at,
             ..
@@ -357,6 +414,12 @@ fn naive_indicators(events: &[Event], now: Timestamp) -> Observed {
                 .copied()
                 .unwrap_or((0, Timestamp::default()));
             let due_day = due_at.day();
+            // A cancelled order voids its invoice unless it is paid in
+            // full, whenever the payments and the cancellation arrive.
+            let voided = !order_id.is_empty()
+                && all.iter().any(
+                    |x| matches!(&x.kind, EventKind::OrderCancelled { order_id: o } if o == order_id),
+                );
             if paid >= billed.minor {
                 if last.day() >= ws {
                     due += 1;
@@ -364,7 +427,7 @@ fn naive_indicators(events: &[Event], now: Timestamp) -> Observed {
                     late_days += late;
                     on_time += u64::from(late == 0);
                 }
-            } else if due_day < today {
+            } else if !voided && due_day < today {
                 due += 1;
                 late_days += today - due_day;
                 overdue += billed.minor - paid;

@@ -523,6 +523,65 @@ fn given_an_old_order_cancelled_then_its_invoice_is_void_whichever_arrives_first
 }
 
 #[test]
+fn given_an_invoice_paid_when_its_order_is_cancelled_then_it_is_settled_whichever_arrives_first() {
+    // Orders and payments come from different topics: the cancellation
+    // (orders) may be folded before the payment it follows (payments).
+    let figures = |cancel_first: bool| {
+        let mut c = Customer::given(policy(12, "UTC", 30));
+        c.orders(date(2026, 3, 1), "o", 50_000, Some(30_000));
+        c.is_invoiced(
+            date(2026, 3, 2),
+            "i",
+            "o",
+            cny(50_000),
+            50_000,
+            date(2026, 4, 1),
+        );
+        if cancel_first {
+            c.cancels(date(2026, 4, 6), "o");
+            c.pays(date(2026, 4, 5), "i", cny(50_000), 50_000);
+        } else {
+            c.pays(date(2026, 4, 5), "i", cny(50_000), 50_000);
+            c.cancels(date(2026, 4, 6), "o");
+        }
+        c.figures_at(date(2026, 5, 1))
+    };
+    for cancel_first in [false, true] {
+        let f = figures(cancel_first);
+        assert_eq!(f.on_time_payment_ratio, Some(0.0), "paid, 4 days late");
+        assert_eq!(f.avg_days_late, Some(4.0));
+        assert_eq!(f.overdue_amount, 0.0);
+    }
+    assert_eq!(figures(false), figures(true));
+}
+
+#[test]
+fn given_a_partly_paid_invoice_voided_by_its_order_when_the_rest_is_paid_then_it_is_settled() {
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.orders(date(2026, 3, 1), "o", 50_000, Some(30_000));
+    c.is_invoiced(
+        date(2026, 3, 2),
+        "i",
+        "o",
+        cny(50_000),
+        50_000,
+        date(2026, 4, 1),
+    );
+    c.pays(date(2026, 3, 20), "i", cny(20_000), 20_000);
+    c.cancels(date(2026, 3, 25), "o");
+    // Void: owed no more, and no payment record yet.
+    let f = c.figures_at(date(2026, 4, 10));
+    assert_eq!(f.overdue_amount, 0.0);
+    assert_eq!(f.on_time_payment_ratio, None);
+    // The customer pays the rest after all: the invoice is paid in full,
+    // as it would be had the payment been folded before the cancellation.
+    c.pays(date(2026, 4, 1), "i", cny(30_000), 30_000);
+    let f = c.figures_at(date(2026, 4, 10));
+    assert_eq!(f.on_time_payment_ratio, Some(1.0));
+    assert_eq!(f.overdue_amount, 0.0);
+}
+
+#[test]
 fn given_a_cancellation_seen_before_an_old_placement_then_the_invoice_already_issued_is_void() {
     let mut c = Customer::given(policy(12, "UTC", 30));
     c.orders(date(2026, 3, 1), "o2", 1_000, Some(500));

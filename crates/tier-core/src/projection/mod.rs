@@ -58,8 +58,11 @@
 //! base-currency values of the two, all of an invoice's payments in other
 //! currencies together (instalments whose base values add up to the
 //! invoice's settle it). The excess of an overpayment is not
-//! carried to other invoices (credit balances are the ERP's business), and
-//! payments on a void invoice change nothing.
+//! carried to other invoices (credit balances are the ERP's business). A
+//! void invoice (a credit note, its order's cancellation) is owed no more,
+//! but payments that settle it in full settle it, whether they are folded
+//! before or after the void: events on different topics arrive in any
+//! order.
 
 pub mod assessments;
 mod idmap;
@@ -1229,9 +1232,9 @@ impl CustomerProjection {
         if let Some(rec) = self.invoices.get_mut(&key)
             && rec.state == InvoiceState::Open
         {
+            // Its payments stay on it: the rest may still arrive (see
+            // `settle_if_paid`).
             rec.state = InvoiceState::Void;
-            // Payments on a void invoice change nothing: no memory needed.
-            rec.extra = None;
             let due = rec.due_day;
             self.unsettled.remove(&(due, key));
             self.due_moved(key, false);
@@ -1276,10 +1279,10 @@ impl CustomerProjection {
                 .is_some_and(|o| o.state == OrderState::Cancelled || o.cancel_pending);
         self.unsettled.insert((due_day, key));
         self.due_moved(key, true);
+        // Paid in full already, it is settled, void or not.
+        self.settle_if_paid(key, rules);
         if void {
             self.void_invoice(key);
-        } else {
-            self.settle_if_paid(key, rules);
         }
     }
 
@@ -1323,9 +1326,12 @@ impl CustomerProjection {
         };
         let mut unpaid_was = None;
         match rec.state {
-            // An overpayment, a resend or a payment on a void invoice:
-            // changes nothing (the same fact as far as the figures go).
-            InvoiceState::Settled | InvoiceState::Void => return Applied::Duplicate,
+            // An overpayment or a resend: changes nothing (the same fact
+            // as far as the figures go).
+            InvoiceState::Settled => return Applied::Duplicate,
+            // Owed no more, but a payment that completes it settles it
+            // (see `settle_if_paid`).
+            InvoiceState::Void => rec.credit(paid, base.0),
             InvoiceState::Unissued => rec
                 .extra
                 .get_or_insert_with(Box::default)
@@ -1346,7 +1352,7 @@ impl CustomerProjection {
         // not count twice. (One that settles it needs no memory: a resend
         // finds it settled.)
         if let Some(rec) = self.invoices.get_mut(&key)
-            && matches!(rec.state, InvoiceState::Open | InvoiceState::Unissued)
+            && rec.state != InvoiceState::Settled
         {
             rec.extra
                 .get_or_insert_with(Box::default)
@@ -1356,23 +1362,36 @@ impl CustomerProjection {
         Applied::Applied
     }
 
-    /// Settle an open invoice once it is paid in full. Its payment record
-    /// (on time, days late) counts on the business day of the payment that
-    /// completed it: lateness counts when the debt is paid, however old
-    /// the invoice.
+    /// Settle an open or void invoice once it is paid in full. Its payment
+    /// record (on time, days late) counts on the business day of the
+    /// payment that completed it: lateness counts when the debt is paid,
+    /// however old the invoice.
+    ///
+    /// A void invoice (a credit note, its order's cancellation) paid in
+    /// full is settled too, as one paid before it was voided stays
+    /// settled: what it ends as depends on its payments, not on whether
+    /// they arrive before or after the void, which events on different
+    /// topics do in any order.
     fn settle_if_paid(&mut self, key: u64, rules: &FoldRules) {
         let Some(rec) = self.invoices.get_mut(&key) else {
             return;
         };
-        if rec.state != InvoiceState::Open || rec.paid < i128::from(rec.billed.minor) {
+        let was_open = match rec.state {
+            InvoiceState::Open => true,
+            InvoiceState::Void => false,
+            InvoiceState::Unissued | InvoiceState::Settled => return,
+        };
+        if rec.paid < i128::from(rec.billed.minor) {
             return;
         }
         rec.state = InvoiceState::Settled;
         // A resend finds it settled: its payments need no memory.
         rec.extra = None;
         let (due_day, last_paid_at) = (rec.due_day, rec.last_paid_at);
-        self.unsettled.remove(&(due_day, key));
-        self.due_moved(key, false);
+        if was_open {
+            self.unsettled.remove(&(due_day, key));
+            self.due_moved(key, false);
+        }
         let Some(paid_at) = last_paid_at else {
             // Billed zero: nothing was ever owed, no payment behaviour.
             return;
