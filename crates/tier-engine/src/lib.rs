@@ -380,6 +380,9 @@ pub struct Engine {
     hot_limit: usize,
     /// Most heap bytes the customers held decoded may take.
     hot_bytes_limit: usize,
+    /// Assessments set by command so far: part of their event ids, so two
+    /// at the same instant (one batch shares its `now`) are two events.
+    assessments_set: u64,
 }
 
 impl Engine {
@@ -453,6 +456,7 @@ impl Engine {
             epoch: 0,
             hot_limit: hot.customers,
             hot_bytes_limit: hot.bytes,
+            assessments_set: 0,
         };
         let mut stale: HashSet<String, BuildHasherDefault<Fnv>> = HashSet::default();
         for (scope, id, mut state) in states {
@@ -1187,8 +1191,10 @@ impl Engine {
 
     /// Record an assessment made at `now`, exactly as a `CustomerAssessed`
     /// event of that instant would be (its event id names the command:
-    /// `tierd-admin:{customer}:{indicator}:{millis}`). Returns the change
-    /// of the effective tier it caused, if any.
+    /// `tierd-admin:{customer}:{indicator}:{millis}:{n}`, `n` counting the
+    /// engine's assessments, so that a correction at the same instant is an
+    /// event of its own). Returns the change of the effective tier it caused,
+    /// if any.
     pub fn set_assessment(
         &mut self,
         unit: &mut Unit,
@@ -1209,12 +1215,14 @@ impl Engine {
                 },
                 reason: e.detail,
             })?;
+        self.assessments_set += 1;
         let event = Event {
             event_id: format!(
-                "tierd-admin:{}:{}:{}",
+                "tierd-admin:{}:{}:{}:{}",
                 cmd.customer_id,
                 cmd.indicator,
-                now.millis()
+                now.millis(),
+                self.assessments_set
             ),
             customer_id: cmd.customer_id.clone(),
             occurred_at: now,

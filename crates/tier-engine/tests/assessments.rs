@@ -15,7 +15,7 @@ use tier_core::sim::scenario::order;
 use tier_core::state::{Cause, TierChange};
 use tier_core::time::date;
 use tier_core::{Event, EventKind, RejectReason, Timestamp, ValidationLimits};
-use tier_engine::{Engine, Unit};
+use tier_engine::{Engine, SetAssessment, Unit};
 use tier_wire::decode::{Decoder, encode_json, encode_protobuf, event_to_proto};
 
 const HOUR: i64 = 3_600_000;
@@ -233,4 +233,30 @@ fn a_replay_reproduces_the_state_exactly() {
     assert_eq!(l.tier_history(), a.tier_history());
     assert_eq!(a.projection.assessment_history().len(), 4);
     assert_eq!(a.explain(&policy), l.explain(&policy));
+}
+
+#[test]
+fn a_correction_set_at_the_same_instant_is_the_one_in_force() {
+    // Commands of one batch share its `now`: a sales manager's slip (a
+    // potential of 5) and its correction (2) both count, the later last.
+    let policy = policy();
+    let now = at(date(2026, 3, 3), 2);
+    let mut engine = Engine::new(policy.clone(), Vec::new(), now);
+    fold(&mut engine, &decoded(&policy, &events()[..1]));
+    let mut unit = Unit::new();
+    for value in [5, 2] {
+        let cmd = SetAssessment {
+            customer_id: "ada".into(),
+            indicator: "potential".into(),
+            value,
+            assessed_by: "alice".into(),
+            note: String::new(),
+        };
+        engine.set_assessment(&mut unit, cmd, now).unwrap();
+    }
+    engine.seal(&unit);
+    let e = engine.customer("ada").unwrap().explain(&policy);
+    assert_eq!(e.assessments[0].value, Some(2.0), "the correction holds");
+    // 60 points of volume and a potential of 2 (a quarter of 60): B.
+    assert_eq!(tier(&engine), "B");
 }
