@@ -70,7 +70,10 @@ pub fn load_policy_text(path: Option<&Path>) -> anyhow::Result<(Policy, String)>
 /// with `ApplyPolicy` survives restarts. If the file changed (or nothing
 /// is remembered), the file's policy is put in force, exactly as a SIGHUP
 /// would; customers decided under another version are then rescored in
-/// the background.
+/// the background. As a SIGHUP would, a file that changes the rules but
+/// keeps the version in force is refused: the rescore goes by version, so
+/// the customers decided already would keep the old rules' tiers while
+/// ExplainTier explained them by the new.
 pub fn starting_policy(
     store: &AnyStore,
     path: Option<&Path>,
@@ -79,12 +82,20 @@ pub fn starting_policy(
     let file_hash = tier_engine::command::sha256_hex(&file_text);
     let stored_text = store.meta(pipeline::META_POLICY)?;
     let stored_source = store.meta(pipeline::META_POLICY_SOURCE)?;
-    if let (Some(text), Some(source)) = (stored_text, stored_source)
-        && source == file_hash.as_bytes()
-    {
+    if let (Some(text), Some(source)) = (stored_text, stored_source) {
         let text = String::from_utf8(text).context("the stored policy is not UTF-8")?;
         match Policy::from_toml_str(&text) {
-            Ok(p) => return Ok((ActivePolicy::new(p, text, file_hash), false)),
+            Ok(p) if source == file_hash.as_bytes() => {
+                return Ok((ActivePolicy::new(p, text, file_hash), false));
+            }
+            Ok(p) => {
+                ActivePolicy::new(p, text, String::new())
+                    .is_changed_by(&file_policy, &file_text)
+                    .with_context(|| match path {
+                        Some(p) => format!("policy file {}: field `version`", p.display()),
+                        None => "the built-in default policy: field `version`".to_owned(),
+                    })?;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "the policy recorded in the data dir no longer parses; using the policy file")
             }
@@ -695,6 +706,64 @@ mod tests {
                 (id, state)
             })
             .collect()
+    }
+
+    /// A restart with a policy file edited without a new version is
+    /// refused, naming the file and the field, as SIGHUP refuses it; a
+    /// new version, or the text in force, starts; an unchanged file keeps
+    /// the policy in force.
+    #[test]
+    fn a_start_with_changed_rules_under_the_version_in_force_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(
+            &dir.path().join("data"),
+            tier_store::Backend::Sled,
+            tier_store::StoreOptions::default(),
+        )
+        .unwrap();
+        let file = dir.path().join("policy.toml");
+        let default = tier_core::policy::DEFAULT_POLICY_TOML;
+        std::fs::write(&file, default).unwrap();
+        let record = |a: &ActivePolicy| {
+            store
+                .commit(&tier_store::CommitBatch::<'_, CustomerState> {
+                    meta: vec![
+                        (pipeline::META_POLICY, a.text.as_bytes().to_vec()),
+                        (
+                            pipeline::META_POLICY_SOURCE,
+                            a.source_hash.as_bytes().to_vec(),
+                        ),
+                    ],
+                    ..tier_store::CommitBatch::new()
+                })
+                .unwrap();
+        };
+        let (first, from_file) = starting_policy(&store, Some(&file)).unwrap();
+        assert!(from_file);
+        record(&first);
+        let (again, from_file) = starting_policy(&store, Some(&file)).unwrap();
+        assert!(!from_file, "unchanged: the policy in force stays");
+        assert_eq!(again.text, first.text);
+
+        let edited = default.replace("min_days_in_tier = 30", "min_days_in_tier = 7");
+        assert_ne!(edited, default);
+        std::fs::write(&file, &edited).unwrap();
+        let err = format!("{:#}", starting_policy(&store, Some(&file)).unwrap_err());
+        assert!(err.contains("policy.toml: field `version`"), "{err}");
+        assert!(
+            err.contains("give the changed policy a new version"),
+            "{err}"
+        );
+
+        let renamed = edited.replacen(
+            &format!("version = \"{}\"", first.policy.version()),
+            "version = \"default-2\"",
+            1,
+        );
+        std::fs::write(&file, &renamed).unwrap();
+        let (next, from_file) = starting_policy(&store, Some(&file)).unwrap();
+        assert!(from_file);
+        assert_eq!(next.policy.version(), "default-2");
     }
 
     /// A handle on `policy` (no text, no hash: the tests read neither).
