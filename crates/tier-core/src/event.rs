@@ -379,6 +379,11 @@ impl Default for ValidationLimits {
     }
 }
 
+/// How long before its issue an invoice's due instant may lie: a due date
+/// on the day of issue sent as midnight of that day in a zone up to 14 h
+/// ahead of UTC, for an invoice issued late in the day.
+const DUE_BEFORE_ISSUE_MS: i64 = 48 * 3_600_000;
+
 impl Event {
     /// Check the invariants the fold relies on. `now` is the processing time.
     pub fn validate(&self, now: Timestamp, limits: &ValidationLimits) -> Result<(), InvalidEvent> {
@@ -439,6 +444,25 @@ impl Event {
                         RejectReason::MissingField,
                         "invoice_issued.due_at",
                         "due_at must be set",
+                    ));
+                }
+                // Due on the day of issue is often sent as that day's
+                // midnight, in any zone: only a due date days before the
+                // issue is a mistake (a year typed wrong would count a
+                // year of lateness).
+                if due_at.millis()
+                    < self
+                        .occurred_at
+                        .millis()
+                        .saturating_sub(DUE_BEFORE_ISSUE_MS)
+                {
+                    return Err(InvalidEvent::new(
+                        RejectReason::InvalidField,
+                        "invoice_issued.due_at",
+                        format!(
+                            "due_at {due_at} is before the invoice's issue at {}",
+                            self.occurred_at
+                        ),
                     ));
                 }
             }

@@ -829,6 +829,33 @@ fn missing_time() {
 }
 
 #[test]
+fn a_due_date_before_the_issue_is_refused_but_due_on_the_day_is_not() {
+    let issued = placed().occurred_at.unwrap();
+    let due = |seconds: i64| {
+        with_payload(Payload::InvoiceIssued(ev::InvoiceIssued {
+            invoice_id: "i".into(),
+            order_id: String::new(),
+            amount: Some(ev::Money {
+                amount_minor: 10_000,
+                currency: BASE.into(),
+            }),
+            due_at: Some(prost_types::Timestamp { seconds, nanos: 0 }),
+        }))
+    };
+    // A year typed wrong would count a year of lateness.
+    let err = reject_msg(&due(issued.seconds - 365 * 86_400));
+    assert_reject(&err, RejectReason::InvalidField, "invoice_issued.due_at");
+    assert!(err.detail.contains("before the invoice's issue"), "{err}");
+    // Due on the day of issue, sent as that day's midnight in a zone
+    // 14 h ahead of UTC: accepted.
+    let midnight = issued.seconds - issued.seconds.rem_euclid(86_400) - 14 * 3_600;
+    let d = decoder();
+    for (format, bytes) in encodings(&due(midnight)) {
+        assert!(d.decode(None, Some(&bytes), now()).is_ok(), "{format}");
+    }
+}
+
+#[test]
 fn out_of_range_timestamps() {
     for (seconds, nanos) in [
         (1_770_000_000, -1),

@@ -520,6 +520,12 @@ fn arb_event() -> impl Strategy<Value = Event> {
             {
                 *since = Timestamp::from_millis(at);
             }
+            // Nor can an invoice fall due days before its issue (the same).
+            if let EventKind::InvoiceIssued { due_at, .. } = &mut kind
+                && due_at.millis() < at
+            {
+                *due_at = Timestamp::from_millis(at);
+            }
             Event {
                 event_id,
                 customer_id,
