@@ -866,7 +866,7 @@ impl CustomerState {
             consider(plus(last, rules.lapsed_after_days));
         }
         if let Some(first) = self.projection.first_order_at() {
-            consider(plus(first, rules.new_for_days).plus(1));
+            consider(plus(first, rules.new_for_days));
         }
         if let Some(r) = self.reactivated_at {
             consider(plus(r, rules.new_for_days));

@@ -259,3 +259,56 @@ fn given_a_drop_of_two_tiers_ahead_then_the_advice_keeps_the_tier_held_not_the_o
     }
     assert_eq!(policy.tiers()[policy.evaluate(&figures).tier].name, "A");
 }
+
+/// `tests/fixtures/thresholds.toml`, scoring `indicator` alone (0 to 100
+/// maps to 0 to 100 points; A from 80, B 60, C 40, D below).
+fn scoring_only(indicator: &str) -> Policy {
+    let text = include_str!("fixtures/thresholds.toml")
+        .replace("\"order_count_12m\"", &format!("\"{indicator}\""));
+    Policy::from_toml_str(&text).unwrap()
+}
+
+#[test]
+fn given_one_order_then_the_customer_is_due_the_day_it_stops_being_new() {
+    // Nothing scored moves daily (the order count), so the due instant is
+    // the first threshold ahead: the end of "new", 90 days on.
+    let policy = scoring_only("order_count_12m");
+    let t0 = date(2026, 1, 5);
+    let mut s = CustomerState::default();
+    s.process("c", &order(1, t0, 1_000), &policy);
+    assert_eq!(s.lifecycle(&policy, t0.plus_days(89)), Lifecycle::New);
+    assert_eq!(s.lifecycle(&policy, t0.plus_days(90)), Lifecycle::Active);
+    assert_eq!(s.next_due(&policy), Some(t0.plus_days(90)));
+}
+
+#[test]
+fn given_a_prospect_with_a_customer_since_then_tenure_moves_the_tier_day_by_day() {
+    // A prospect the CRM says has been a customer for 50 days (C, 50
+    // points on tenure): no order yet, but tenure counts from
+    // `customer_since` and grows every day, 60 days making B.
+    let policy = scoring_only("tenure_days");
+    let t0 = date(2026, 1, 5);
+    let mut s = CustomerState::default();
+    s.process(
+        "c",
+        &Event {
+            event_id: "p".into(),
+            customer_id: "c".into(),
+            occurred_at: t0,
+            source: String::new(),
+            kind: EventKind::ProfileUpdated(ProfileUpdate {
+                customer_since: Some(t0.plus_days(-50)),
+                ..ProfileUpdate::default()
+            }),
+        },
+        &policy,
+    );
+    assert_eq!(s.assignment.as_ref().unwrap().tier, "C");
+    assert_eq!(s.next_due(&policy), Some(t0.plus_days(1)));
+    let (changes, _) = s.advance_to("c", &policy, t0.plus_days(30), 1_000);
+    let moved: Vec<(&str, Timestamp)> = changes
+        .iter()
+        .map(|c| (c.new_tier.as_str(), c.changed_at))
+        .collect();
+    assert_eq!(moved, [("B", t0.plus_days(10)), ("A", t0.plus_days(30))]);
+}

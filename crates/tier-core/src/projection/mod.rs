@@ -1657,8 +1657,9 @@ impl CustomerProjection {
     /// Whether a scored figure changes on every business day after
     /// `today` (`today` no earlier than the watermark's day), so that the
     /// next change is tomorrow whatever else is pending: days late and
-    /// `oldest_overdue_days` while an invoice is overdue, recency and
-    /// tenure once there is an order, `orders_per_month_12m` while the
+    /// `oldest_overdue_days` while an invoice is overdue, recency once
+    /// there is an order, tenure once there is an order or a profile's
+    /// `customer_since`, `orders_per_month_12m` while the
     /// customer is younger than the window. The cheap test behind
     /// [`Self::next_change`]'s daily case, which `CustomerState::next_due`
     /// also takes as its fast path.
@@ -1668,9 +1669,11 @@ impl CustomerProjection {
         today: Day,
         uses: impl Fn(IndicatorName) -> bool,
     ) -> bool {
+        // Tenure counts from the first order or the profile's
+        // `customer_since`, recency from the last order.
         let has_orders = self.first_order_at.is_some();
-        if has_orders
-            && (uses(IndicatorName::DaysSinceLastOrder) || uses(IndicatorName::TenureDays))
+        if (has_orders && uses(IndicatorName::DaysSinceLastOrder))
+            || ((has_orders || self.customer_since.is_some()) && uses(IndicatorName::TenureDays))
         {
             return true;
         }
