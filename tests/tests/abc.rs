@@ -153,4 +153,29 @@ async fn the_population_sets_the_tiers() {
     let stored = store.meta(tier_engine::cuts::META_CUTS).unwrap().unwrap();
     let cuts = tier_engine::cuts::decode(&stored).unwrap();
     assert_eq!(cuts.rank, [90_000_000.0, 60_000_000.0]);
+    drop(store);
+
+    // Restarted on a quiet stream, tierd explains by the cut points it
+    // restored, from the first answer on and after recuts that move
+    // nobody (it explained "not ranked yet" until a cut point moved).
+    sb.start().await;
+    let mut client = sb.client().await;
+    for _ in 0..2 {
+        let e = client
+            .explain_tier(ExplainTierRequest {
+                customer_id: "c4".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(e.tier, "C");
+        assert!(
+            e.band.starts_with("bottom 50% by order_amount_12m"),
+            "after a restart: {}",
+            e.band
+        );
+        assert!(e.gap.contains("to reach B"), "{}", e.gap);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    sb.stop().await;
 }

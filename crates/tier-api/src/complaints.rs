@@ -3,8 +3,8 @@
 //! at its opening (tier-core) and its customer's tier priority now.
 //!
 //! Both read the read model's views (committed state only). Order: the
-//! customer's tier priority now (1 first; a tier no longer in the policy
-//! last), then, for the queue, the oldest opening, for the overdue list the
+//! customer's tier priority now (1 first; for a tier no longer in the
+//! policy, the evaluated tier's, as GetTier gives it), then, for the queue, the oldest opening, for the overdue list the
 //! earliest deadline; ties by customer and complaint id, so the order is
 //! stable between calls.
 
@@ -30,10 +30,9 @@ fn collect(
         if view.complaints().is_empty() {
             continue;
         }
-        let priority = policy
-            .tier_index(&view.tier)
-            .and_then(|i| policy.tiers().get(i))
-            .map_or(u32::MAX, |t| t.priority);
+        // As GetTier and RankByPriority give it: a tier the policy no
+        // longer has (its rescore pending) takes the evaluated tier's.
+        let priority = crate::service::TierServiceImpl::spec_for(policy, &view).priority;
         for c in view.complaints() {
             if overdue_only && !c.overdue {
                 continue;
@@ -72,7 +71,7 @@ fn item(customer_id: &str, tier: &str, priority: u32, c: &OpenComplaint) -> Comp
             .unwrap_or_default(),
         sla_hours: c.deadline.as_ref().map_or(0, |d| d.sla_hours),
         customer_tier: tier.to_owned(),
-        priority: if priority == u32::MAX { 0 } else { priority },
+        priority,
         overdue: c.overdue,
     }
 }

@@ -460,9 +460,16 @@ impl View {
         self.more.as_ref().map_or(&[], |m| &m.override_history)
     }
 
-    /// A foreseeable time-driven downgrade, announced.
+    /// A foreseeable time-driven downgrade, announced, of the tier held:
+    /// a notice about a tier the customer has left since (an event, an
+    /// override or a rescore moved it before the next daily check) is no
+    /// longer true.
     pub fn at_risk(&self) -> Option<&AtRisk> {
-        self.more.as_ref()?.at_risk.as_ref()
+        self.more
+            .as_ref()?
+            .at_risk
+            .as_ref()
+            .filter(|r| r.current_tier == self.tier.as_str())
     }
 
     /// The open complaints, by id.
@@ -1311,6 +1318,38 @@ impl ReadModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_at_risk_notice_of_a_tier_the_customer_left_is_not_shown() {
+        // Announced "A falls to B" at the day's check; an event (or an
+        // override, a rescore) moved the customer before the next check.
+        let policy = Policy::default_policy();
+        let mut state = CustomerState::default();
+        for e in tier_core::sim::scenario::weekly_buyer(
+            "c",
+            tier_core::time::date(2026, 3, 1),
+            300_000_000,
+        ) {
+            state.process("c", &e, &policy);
+        }
+        let held = state.tier().unwrap().to_owned();
+        let notice = |tier: &str| AtRisk {
+            customer_id: "c".into(),
+            current_tier: tier.into(),
+            falls_to: "D".into(),
+            on: tier_core::time::date(2026, 3, 20),
+            keep: Vec::new(),
+        };
+        let rm = ReadModel::new();
+        state.at_risk = Some(Box::new(notice(&held)));
+        rm.publish(&[("c", &state)], &policy);
+        let shown = |rm: &ReadModel| rm.all_shared()[0].1.at_risk().cloned();
+        assert_eq!(shown(&rm), Some(notice(&held)));
+        state.at_risk = Some(Box::new(notice("a tier left since")));
+        state.sequence += 1;
+        rm.publish(&[("c", &state)], &policy);
+        assert_eq!(shown(&rm), None);
+    }
 
     fn view(tier: &str, score: f64) -> CustomerView {
         CustomerView {

@@ -42,7 +42,18 @@ async fn start(
     CancellationToken,
     tokio::task::JoinHandle<Result<(), ApiError>>,
 ) {
-    let policy = Arc::new(Policy::default_policy());
+    start_with(read, Policy::default_policy()).await
+}
+
+async fn start_with(
+    read: Arc<ReadModel>,
+    policy: Policy,
+) -> (
+    TierServiceClient<Channel>,
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), ApiError>>,
+) {
+    let policy = Arc::new(policy);
     let (changes, _) = broadcast::channel(16);
     let service = TierServiceImpl::new(read, policy, changes);
     let (_health, health_service) = health_pair();
@@ -309,4 +320,48 @@ async fn the_tier_on_a_past_date_and_the_movers_of_a_period_follow_the_history()
         .unwrap()
         .unwrap()
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_complaint_of_a_tier_the_new_policy_dropped_is_queued_at_the_priority_get_tier_gives() {
+    // A policy change renamed the customer's tier and its rescore has not
+    // reached the customer: GetTier ranks it by the tier its figures give
+    // under the new policy, and so does the complaint queue (it sorted
+    // such a customer last, priority 0).
+    let old = Policy::default_policy();
+    let last = date(2026, 3, 1);
+    let mut big = buyer("big", last, 300_000_000, &old);
+    big.process(
+        "big",
+        &complaint("big", 1, hours(last, 8), Severity::High),
+        &old,
+    );
+    let held = big.tier().unwrap().to_owned();
+    let renamed = Policy::from_toml_str(
+        &tier_core::policy::DEFAULT_POLICY_TOML
+            .replacen(&format!("name = \"{held}\""), "name = \"renamed\"", 1)
+            .replacen("version = \"", "version = \"renamed-", 1),
+    )
+    .unwrap();
+    assert_eq!(renamed.tier_index(&held), None);
+    let read = Arc::new(ReadModel::new());
+    read.publish(&[("big", &big)], &old);
+    let (mut client, shutdown, task) = start_with(read, renamed).await;
+    let tier = client
+        .get_tier(tier_proto::api::GetTierRequest {
+            customer_id: "big".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(tier.priority > 0, "a tier of the new policy's");
+    let queue = client
+        .list_complaint_queue(ListComplaintQueueRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(queue.complaints.len(), 1);
+    assert_eq!(queue.complaints[0].priority, tier.priority);
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
 }

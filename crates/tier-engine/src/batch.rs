@@ -131,6 +131,7 @@ impl Batch {
             || !self.replies.is_empty()
             || !self.unit.evicted.is_empty()
             || self.policy.is_some()
+            || self.rank_cut.is_some()
     }
 }
 

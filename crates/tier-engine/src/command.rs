@@ -248,6 +248,21 @@ impl PolicyHandle {
         }
     }
 
+    /// New population cut points (`abc`, RFM) of the policy in force: the
+    /// same text and version, `cut` carrying them. A cut of another
+    /// version (one replaced meanwhile) is ignored.
+    pub fn set_cuts(&self, cut: Arc<Policy>) {
+        let current = self.active();
+        if current.policy.version() == cut.version() {
+            self.set(Arc::new(ActivePolicy {
+                policy: cut,
+                text: current.text.clone(),
+                hash: current.hash.clone(),
+                source_hash: current.source_hash.clone(),
+            }));
+        }
+    }
+
     /// The policy a decision recorded under `version` was made by: the
     /// policy in force, or the one before it while the rescore of the
     /// change has not reached every customer. For a version neither is

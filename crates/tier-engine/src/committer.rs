@@ -588,16 +588,7 @@ impl Publisher {
             self.policy.set(p);
         }
         if let Some(cut) = rank_cut {
-            // New cut points of the policy in force: same text and version.
-            let current = self.policy.active();
-            if current.policy.version() == cut.version() {
-                self.policy.set(Arc::new(crate::ActivePolicy {
-                    policy: cut,
-                    text: current.text.clone(),
-                    hash: current.hash.clone(),
-                    source_hash: current.source_hash.clone(),
-                }));
-            }
+            self.policy.set_cuts(cut);
         }
         set_status(&self.policy, &status);
         match read {

@@ -767,6 +767,8 @@ impl<S: Store + 'static> Pipeline<S> {
             tracing::info!(
                 "population cut points of the last run restored: the first recut rescores exactly the customers a fresh cut moves"
             );
+            // The read side explains and grades by them from the start.
+            deps.policy.set_cuts(engine.policy().clone());
         }
         fill_read_side(observer.as_ref(), &engine);
         // The read model holds everything stored: the outbox rows stored
