@@ -354,7 +354,8 @@ pub struct CustomerState {
     /// since when; `None` before the first decision.
     pub effective: Option<TierAssignment>,
     /// The time-driven downgrade last announced as foreseen (published
-    /// once; cleared when it no longer lies ahead).
+    /// once; cleared when it no longer lies ahead, and when the tier held
+    /// changes).
     #[serde(default)]
     pub at_risk: Option<Box<AtRisk>>,
     /// Every change of the effective tier, oldest first, at most
@@ -1365,6 +1366,9 @@ impl CustomerState {
             score,
             since: now,
         });
+        // A notice of the tier left is no longer true; the next at-risk
+        // check foresees from the new one.
+        self.at_risk = None;
         self.sequence += 1;
         if self.history.len() >= MAX_TIER_HISTORY {
             self.history.remove(0);

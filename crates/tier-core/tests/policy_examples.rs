@@ -461,6 +461,24 @@ fn retail_rules_example() {
 }
 
 #[test]
+fn retail_explanation_never_shows_a_missed_threshold_as_met() {
+    // 47 orders over 358 days of history are 3.996 orders a month: short of
+    // core's 4. Rounded to two decimals the gap read "(now 4)".
+    let p = retail();
+    let c = customer()
+        .buying_cny_a_year(60_000.0)
+        .orders_a_month(47.0 * 30.4375 / 358.0)
+        .paying(1.0, 0.0);
+    let e = p.explain(&c.0, p.evaluate(&c.0).tier);
+    assert_eq!(e.tier, "important");
+    assert!(
+        e.gap.contains("orders_per_month_12m >= 4 (now 3.996)"),
+        "{}",
+        e.gap
+    );
+}
+
+#[test]
 fn retail_explanation_names_the_rule_and_what_is_missing() {
     let p = retail();
     let c = customer()

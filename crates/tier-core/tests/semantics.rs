@@ -556,6 +556,48 @@ fn given_an_invoice_paid_when_its_order_is_cancelled_then_it_is_settled_whicheve
 }
 
 #[test]
+fn given_a_partly_paid_void_invoice_older_than_the_window_when_the_rest_is_paid_then_it_is_settled_either_way()
+ {
+    // Voided a year ago with half paid; the rest arrives now. Folded in
+    // time order the void invoice must outlive the month's sweep to be
+    // completed; folded with the cancellation last (stale by then) it was
+    // settled while open. Either way: settled, 389 days late.
+    let figures = |cancel_last: bool| {
+        let mut c = Customer::given(policy(12, "UTC", 30));
+        c.orders(date(2025, 1, 10), "o", 50_000, Some(30_000));
+        c.is_invoiced(
+            date(2025, 1, 10),
+            "i",
+            "o",
+            cny(50_000),
+            50_000,
+            date(2025, 2, 9),
+        );
+        c.pays(date(2025, 2, 1), "i", cny(25_000), 25_000);
+        if !cancel_last {
+            c.cancels(date(2025, 3, 1), "o");
+        }
+        // The month's sweep runs here: January 2025 has left the window.
+        c.orders(date(2026, 3, 1), "o2", 1_000, Some(500));
+        c.pays(date(2026, 3, 5), "i", cny(25_000), 25_000);
+        if cancel_last {
+            c.cancels(date(2025, 3, 1), "o");
+        }
+        // The payment figures (a cancellation older than the window
+        // cannot take back the tenure its order began: a known limit).
+        let f = c.figures_at(date(2026, 3, 10));
+        (
+            f.on_time_payment_ratio,
+            f.avg_days_late,
+            f.max_days_late,
+            f.overdue_amount,
+        )
+    };
+    assert_eq!(figures(false), (Some(0.0), Some(389.0), Some(389.0), 0.0));
+    assert_eq!(figures(true), figures(false));
+}
+
+#[test]
 fn given_a_partly_paid_invoice_voided_by_its_order_when_the_rest_is_paid_then_it_is_settled() {
     let mut c = Customer::given(policy(12, "UTC", 30));
     c.orders(date(2026, 3, 1), "o", 50_000, Some(30_000));
@@ -837,7 +879,12 @@ fn given_an_order_late_on_the_last_utc_day_of_a_month_then_shanghai_counts_it_in
         c.orders(at, &format!("o{i}"), amount, Some(50));
     }
     let f = c.figures_at(date(2026, 7, 15));
-    assert_eq!(f.growth_3m, Some(1.0));
+    // Twice the spend, per day: April to June has 91 days, January to
+    // March 90.
+    assert_eq!(
+        f.growth_3m,
+        Some((600.0 * 90.0 - 300.0 * 91.0) / (300.0 * 91.0))
+    );
 }
 
 #[test]
@@ -1023,7 +1070,35 @@ fn given_no_prior_quarter_then_growth_is_unknown_and_three_growing_months_make_a
     c.orders(date(2026, 7, 10), "o7", 400, Some(50));
     let f = c.figures_at(date(2026, 8, 2));
     assert_eq!(f.growth_streak_months, 3.0);
-    assert_eq!(f.growth_3m, Some((900.0 - 100.0) / 100.0));
+    // Per day: 900 over May to July (92 days) against 100 over February
+    // to April (89).
+    assert_eq!(
+        f.growth_3m,
+        Some((900.0 * 89.0 - 100.0 * 92.0) / (100.0 * 92.0))
+    );
+}
+
+#[test]
+fn given_a_customer_who_spends_the_same_every_day_then_growth_is_nil_in_every_month() {
+    // Quarters are 89 to 92 days long: compared as sums, a steady buyer
+    // "shrank" 3.3% in May and "grew" 2.2% in June, and each month after a
+    // short one counted as growing.
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    let firsts: Vec<Timestamp> = (7..=12).map(|m| date(2026, m, 1)).collect();
+    let mut t = date(2026, 1, 1);
+    let mut checked = 0;
+    while t < date(2027, 1, 1) {
+        // On the first of each month from July, before that day's order.
+        if firsts.contains(&t) {
+            let f = c.figures_at(t);
+            assert_eq!(f.growth_3m, Some(0.0), "on {t}");
+            assert_eq!(f.growth_streak_months, 0.0, "on {t}");
+            checked += 1;
+        }
+        c.orders(t, &format!("o{}", t.millis()), 10_000, Some(5_000));
+        t = t.plus_days(1);
+    }
+    assert_eq!(checked, 6);
 }
 
 #[test]

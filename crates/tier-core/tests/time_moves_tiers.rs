@@ -312,3 +312,30 @@ fn given_a_prospect_with_a_customer_since_then_tenure_moves_the_tier_day_by_day(
         .collect();
     assert_eq!(moved, [("B", t0.plus_days(10)), ("A", t0.plus_days(30))]);
 }
+
+#[test]
+fn a_notice_of_a_drop_is_withdrawn_when_the_tier_it_was_about_changes() {
+    // "C falls to D on 1 April" was announced; ten more orders lift the
+    // customer to B: the notice is about a tier left, and goes.
+    let policy = scoring_only("order_count_12m");
+    let t0 = date(2026, 1, 5);
+    let mut s = CustomerState::default();
+    for n in 0..50 {
+        s.process("c", &order(n, t0, 1_000), &policy);
+    }
+    assert_eq!(s.assignment.as_ref().unwrap().tier, "C");
+    s.at_risk = Some(Box::new(tier_core::state::AtRisk {
+        customer_id: "c".into(),
+        current_tier: "C".into(),
+        falls_to: "D".into(),
+        on: date(2026, 4, 1),
+        keep: Vec::new(),
+    }));
+    s.process("c", &order(50, t0.plus_days(1), 1_000), &policy);
+    assert!(s.at_risk.is_some(), "still C: the notice stands");
+    for n in 51..60 {
+        s.process("c", &order(n, t0.plus_days(1), 1_000), &policy);
+    }
+    assert_eq!(s.assignment.as_ref().unwrap().tier, "B");
+    assert_eq!(s.at_risk, None);
+}

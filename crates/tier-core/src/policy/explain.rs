@@ -219,6 +219,27 @@ pub(crate) fn fmt_value(v: f64, unit: Unit) -> String {
     }
 }
 
+/// [`fmt_opt`] of a value shown beside the threshold it is held to: with
+/// as many more decimals as it takes not to read as the threshold when it
+/// is not (3.99598 orders a month against `>= 4` reads "3.996", not "4",
+/// which would look met).
+pub(crate) fn fmt_beside(v: Option<f64>, unit: Unit, threshold: f64) -> String {
+    let shown = fmt_opt(v, unit);
+    let Some(v) = v.filter(|v| v.is_finite() && *v != threshold) else {
+        return shown;
+    };
+    if shown != fmt_value(threshold, unit) {
+        return shown;
+    }
+    (3..=9)
+        .map(|decimals| {
+            let s = format!("{v:.decimals$}");
+            s.trim_end_matches('0').trim_end_matches('.').to_owned()
+        })
+        .find(|s| s.parse::<f64>().is_ok_and(|x| x != threshold))
+        .unwrap_or_else(|| v.to_string())
+}
+
 /// [`fmt_value`] of a value that may be unknown.
 pub(crate) fn fmt_opt(v: Option<f64>, unit: Unit) -> String {
     v.map_or_else(|| "unknown".to_owned(), |v| fmt_value(v, unit))
@@ -287,6 +308,17 @@ mod tests {
         assert_eq!(fmt_value(0.953_46, Unit::Ratio), "0.9535");
         assert_eq!(fmt_value(0.5, Unit::Ratio), "0.5");
         assert_eq!(fmt_opt(None, Unit::Ratio), "unknown");
+        // Beside its threshold, a value that misses it never reads as it.
+        let per_month = 47.0 * 30.4375 / 358.0;
+        assert_eq!(fmt_opt(Some(per_month), Unit::OrdersPerMonth), "4");
+        assert_eq!(
+            fmt_beside(Some(per_month), Unit::OrdersPerMonth, 4.0),
+            "3.996"
+        );
+        assert_eq!(fmt_beside(Some(4.0), Unit::OrdersPerMonth, 4.0), "4");
+        assert_eq!(fmt_beside(Some(4.2), Unit::OrdersPerMonth, 4.0), "4.2");
+        assert_eq!(fmt_beside(Some(7.0001), Unit::Days, 7.0), "7.0001");
+        assert_eq!(fmt_beside(None, Unit::Days, 7.0), "unknown");
     }
 
     #[test]

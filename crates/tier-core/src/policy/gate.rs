@@ -30,7 +30,7 @@
 use serde::Deserialize;
 
 use super::TierSpec;
-use super::explain::{Advice, FailedGate, fmt_opt, fmt_value};
+use super::explain::{Advice, FailedGate, fmt_beside, fmt_value};
 use super::operand::Operand;
 use super::rules::{Op, target};
 use crate::indicators::{IndicatorName, Indicators};
@@ -93,7 +93,7 @@ impl Gate {
             self.operand,
             self.op.as_str(),
             fmt_value(self.value, unit),
-            fmt_opt(self.operand.value(ind), unit)
+            fmt_beside(self.operand.value(ind), unit, self.value)
         )
     }
 }

@@ -42,7 +42,7 @@
 
 use serde::Deserialize;
 
-use super::explain::{Advice, ExplainedIndicator, Explanation, fmt_num, fmt_opt, to_grid};
+use super::explain::{Advice, ExplainedIndicator, Explanation, fmt_beside, fmt_num, to_grid};
 use super::operand::Operand;
 use super::{Evaluation, ScoringMethod, TierSpec, from_centi, to_centi};
 use crate::indicators::{IndicatorName, Indicators, Unit};
@@ -379,7 +379,8 @@ impl ScoringMethod for RuleTiers {
                         rule.iter()
                             .filter(|c| !c.holds(ind))
                             .map(|c| {
-                                let now = fmt_opt(c.operand.value(ind), c.operand.unit());
+                                let now =
+                                    fmt_beside(c.operand.value(ind), c.operand.unit(), c.value);
                                 format!("{} (now {now})", c.text())
                             })
                             .collect()

@@ -1054,8 +1054,13 @@ impl CustomerProjection {
             self.next_sweep = start.month().plus(1).first_day();
             self.seen.retain(|_, d| *d >= start);
             self.orders.retain(|_, o| o.day >= start);
-            self.invoices
-                .retain(|_, i| i.day >= start || i.state == InvoiceState::Open);
+            // Open invoices are owed until paid; a void one partly paid
+            // may yet be settled by the rest (see `settle_if_paid`).
+            self.invoices.retain(|_, i| {
+                i.day >= start
+                    || i.state == InvoiceState::Open
+                    || (i.state == InvoiceState::Void && i.paid > 0)
+            });
             self.complaints.retain(|_, c| c.day >= start || c.is_open());
         }
     }
@@ -2010,7 +2015,8 @@ impl CustomerProjection {
     /// The last business day from `today` on through which
     /// [`Self::changes_daily`] holds, as long as no open invoice falls
     /// due: while one is overdue and days late are scored (every day),
-    /// tenure or recency scored once there is an order (every day),
+    /// recency scored once there is an order, tenure once there is an
+    /// order or a `customer_since` (every day),
     /// `orders_per_month_12m` scored while the customer is younger than
     /// the window; `None` when none holds on `today`. Each holds from a
     /// day on or until a day, never again after it stops.
@@ -2027,6 +2033,10 @@ impl CustomerProjection {
         if late_scored && self.unsettled.first().is_some_and(|(due, _)| *due < today) {
             return Some(Day(i32::MAX));
         }
+        // Tenure counts from the first order or `customer_since`.
+        if self.customer_since.is_some() && uses(IndicatorName::TenureDays) {
+            return Some(Day(i32::MAX));
+        }
         let first = self.first_order_at?;
         if uses(IndicatorName::DaysSinceLastOrder) || uses(IndicatorName::TenureDays) {
             return Some(Day(i32::MAX));
@@ -2041,6 +2051,11 @@ impl CustomerProjection {
     }
 
     /// `growth_3m` and `growth_streak_months` as of business day `today`.
+    ///
+    /// Months and quarters differ in length (a quarter is 89 to 92 days):
+    /// both compare spend per day, so a customer who spends the same every
+    /// day neither grows nor shrinks when a short month enters or leaves
+    /// the quarter.
     fn growth(&self, today: Day, rules: &FoldRules) -> (Option<f64>, u32) {
         let cal = &rules.calendar;
         let this_month = today.month();
@@ -2055,27 +2070,39 @@ impl CustomerProjection {
                 _ => 0,
             }
         };
+        // The days of the complete month `k` months before this one.
+        let days_back = |k: usize| -> i128 {
+            let m = this_month.minus(i32::try_from(k).unwrap_or(i32::MAX - 1) + 1);
+            i128::from(m.plus(1).first_day().since(m.first_day()))
+        };
         let mut back = [0i128; 6];
         for (k, slot) in back.iter_mut().enumerate() {
             *slot = amount_back(k);
         }
         let (recent, prior): (i128, i128) = (back[0..3].iter().sum(), back[3..6].iter().sum());
-        let growth =
-            (prior > 0).then(|| (money_f64(recent - prior) / money_f64(prior)).clamp(-1.0, 10.0));
+        let (recent_days, prior_days): (i128, i128) =
+            ((0..3).map(days_back).sum(), (3..6).map(days_back).sum());
+        // (recent / recent_days) / (prior / prior_days) - 1, exactly.
+        let growth = (prior > 0).then(|| {
+            let per_day_gain = recent * prior_days - prior * recent_days;
+            (money_f64(per_day_gain) / money_f64(prior * recent_days)).clamp(-1.0, 10.0)
+        });
         // Growing months count only within the customer's history.
         let history = self
             .first_order_at
             .map_or(0, |f| (this_month.0 - cal.day(f).month().0).max(0) as usize);
         let max_streak = (rules.window.len_months() as usize).min(history.saturating_sub(1));
         let mut streak = 0u32;
-        let mut later = back[0];
+        let (mut later, mut later_days) = (back[0], days_back(0));
         while (streak as usize) < max_streak {
             let k = streak as usize + 1;
             let earlier = back.get(k).copied().unwrap_or_else(|| amount_back(k));
-            if later <= earlier {
+            let earlier_days = days_back(k);
+            // Spend per day grew: later / later_days > earlier / earlier_days.
+            if later * earlier_days <= earlier * later_days {
                 break;
             }
-            later = earlier;
+            (later, later_days) = (earlier, earlier_days);
             streak += 1;
         }
         (growth, streak)
