@@ -426,6 +426,11 @@ async fn overrides_win_expire_and_are_in_the_history() {
         (bad(0, "A", "r"), "mode"),
         (bad(OverrideMode::Pin as i32, "Z", "r"), "tier"),
         (bad(OverrideMode::Pin as i32, "A", " "), "reason"),
+        // Kept in the override history, written with the customer's state.
+        (
+            bad(OverrideMode::Pin as i32, "A", &"r".repeat(2_001)),
+            "reason",
+        ),
     ] {
         let e = admin.set_override(req).await.unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");

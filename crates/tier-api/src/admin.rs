@@ -117,6 +117,7 @@ impl AdminServiceImpl {
         require("customer_id", &req.customer_id)?;
         require("indicator", &req.indicator)?;
         require("assessed_by", &req.assessed_by)?;
+        fits("note", &req.note)?;
         let customer_id = req.customer_id.clone();
         let cmd = tier_engine::SetAssessment {
             customer_id: req.customer_id,
@@ -159,7 +160,7 @@ impl AdminServiceImpl {
         let current = self.reads.policy_handle().active();
         let changed = current
             .is_changed_by(&policy, &req.policy_text)
-            .map_err(|e| ApiError::invalid("policy_text", e.to_string()))?;
+            .map_err(|e| ApiError::invalid("policy_text", format!("field `{}`: {e}", e.field())))?;
         if !changed {
             // Already in force: nothing to do.
             let mut out = status_to_proto(&self.reads.policy_handle().status());
@@ -192,9 +193,25 @@ pub(crate) fn trace_of<T>(request: &Request<T>) -> Option<TraceParent> {
         .and_then(TraceParent::parse)
 }
 
+/// A required text of a command: not empty, and within [`fits`].
 fn require(field: &str, value: &str) -> Result<(), ApiError> {
     if value.trim().is_empty() {
         return Err(ApiError::invalid(field, "must not be empty"));
+    }
+    fits(field, value)
+}
+
+/// A command's text is kept in the customer's state (its override history,
+/// its assessments), written again with every batch that touches the
+/// customer: at most [`tier_core::policy::MAX_NOTE_LEN`] bytes, as the same
+/// texts on Kafka.
+fn fits(field: &str, value: &str) -> Result<(), ApiError> {
+    let max = tier_core::policy::MAX_NOTE_LEN;
+    if value.len() > max {
+        return Err(ApiError::invalid(
+            field,
+            format!("is {} bytes, longer than {max}", value.len()),
+        ));
     }
     Ok(())
 }

@@ -4,9 +4,10 @@
 //!
 //! Both read the read model's views (committed state only). Order: the
 //! customer's tier priority now (1 first; for a tier no longer in the
-//! policy, the evaluated tier's, as GetTier gives it), then, for the queue, the oldest opening, for the overdue list the
-//! earliest deadline; ties by customer and complaint id, so the order is
-//! stable between calls.
+//! policy, the evaluated tier's, as GetTier gives it), then, for the
+//! queue, the oldest opening, for the overdue list the earliest deadline;
+//! ties by customer and complaint id, so the order is stable between
+//! calls.
 
 use tier_core::policy::Policy;
 use tier_proto::api::{

@@ -389,6 +389,7 @@ impl Event {
     pub fn validate(&self, now: Timestamp, limits: &ValidationLimits) -> Result<(), InvalidEvent> {
         check_id("event_id", &self.event_id, limits)?;
         check_id("customer_id", &self.customer_id, limits)?;
+        check_text("source", &self.source)?;
         if self.occurred_at.millis() <= 0 {
             return Err(InvalidEvent::new(
                 RejectReason::MissingField,
@@ -478,13 +479,28 @@ impl Event {
                 check_amount("payment_received.amount", *amount, limits)?;
                 check_amount("payment_received.amount", Money(paid.minor), limits)?;
             }
-            EventKind::ComplaintOpened { complaint_id, .. } => {
+            EventKind::ComplaintOpened {
+                complaint_id,
+                category,
+                ..
+            } => {
                 check_id("complaint_opened.complaint_id", complaint_id, limits)?;
+                check_text("complaint_opened.category", category)?;
             }
             EventKind::ComplaintResolved { complaint_id } => {
                 check_id("complaint_resolved.complaint_id", complaint_id, limits)?;
             }
             EventKind::ProfileUpdated(p) => {
+                for (field, text) in [
+                    ("profile_updated.name", &p.name),
+                    ("profile_updated.industry", &p.industry),
+                    ("profile_updated.region", &p.region),
+                    ("profile_updated.account_manager", &p.account_manager),
+                ] {
+                    if let Some(text) = text {
+                        check_text(field, text)?;
+                    }
+                }
                 if let Some(pp) = p.purchase_potential {
                     check_amount("profile_updated.purchase_potential", pp, limits)?;
                 }
@@ -520,17 +536,7 @@ impl Event {
             } => {
                 check_id("customer_assessed.indicator", indicator, limits)?;
                 check_id("customer_assessed.assessed_by", assessed_by, limits)?;
-                if note.len() > crate::policy::MAX_NOTE_LEN {
-                    return Err(InvalidEvent::new(
-                        RejectReason::InvalidField,
-                        "customer_assessed.note",
-                        format!(
-                            "customer_assessed.note is {} bytes, longer than {}",
-                            note.len(),
-                            crate::policy::MAX_NOTE_LEN
-                        ),
-                    ));
-                }
+                check_text("customer_assessed.note", note)?;
             }
         }
         Ok(())
@@ -563,6 +569,24 @@ fn field(prefix: &'static str, name: &'static str) -> &'static str {
         ("order_returned", "cost") => "order_returned.cost",
         _ => name,
     }
+}
+
+/// A free text (a name, a category, a source) fits
+/// [`crate::policy::MAX_NOTE_LEN`] bytes: it is kept in the customer's
+/// state, which every batch that touches the customer writes again.
+fn check_text(field: &'static str, value: &str) -> Result<(), InvalidEvent> {
+    if value.len() > crate::policy::MAX_NOTE_LEN {
+        return Err(InvalidEvent::new(
+            RejectReason::InvalidField,
+            field,
+            format!(
+                "{field} is {} bytes, longer than {}",
+                value.len(),
+                crate::policy::MAX_NOTE_LEN
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn check_id(

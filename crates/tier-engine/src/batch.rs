@@ -326,14 +326,23 @@ impl Engine {
     }
 
     /// Between polls: apply waiting commands (at most
-    /// [`COMMANDS_PER_BATCH`]), a slice of a policy rescore and, when
-    /// `sweep` is set, a slice of the customers due by `now`, all into the
-    /// batch in hand.
+    /// [`COMMANDS_PER_BATCH`]), a slice of a policy rescore, once
+    /// `caught_up` with the input a population recut ([`Engine::recut`])
+    /// and, when `sweep` is set, a slice of the customers due by `now`, all
+    /// into the batch in hand.
+    ///
+    /// A recut decides the customers it moves at `now`, the processing
+    /// clock: during a catch-up (a rebuild from Kafka, a takeover) that
+    /// would pull a customer whose history is half folded to today, and
+    /// score the rest of its history as of today. Newcomers are graded at
+    /// once against the cut points in force meanwhile.
+    #[allow(clippy::too_many_arguments)]
     pub fn between_batches(
         &mut self,
         batch: &mut Batch,
         commands: &Receiver<Command>,
         now: Timestamp,
+        caught_up: bool,
         sweep: bool,
         slice: usize,
     ) {
@@ -348,7 +357,7 @@ impl Engine {
         if self.rescoring() {
             self.rescore(&mut batch.unit, slice);
         }
-        if let Some(cut) = self.recut(&mut batch.unit, now) {
+        if caught_up && let Some(cut) = self.recut(&mut batch.unit, now) {
             batch.rank_cut = Some(cut);
         }
         if sweep {

@@ -151,29 +151,77 @@ impl ActivePolicy {
     }
 }
 
-/// A changed policy text that keeps the version in force.
+/// Why a policy cannot replace the one in force.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "version {version:?} is the version in force with a different text; give the changed policy a new version (every decision records the version that made it)"
-)]
-pub struct VersionReused {
-    pub version: String,
+pub enum PolicyChangeRefused {
+    /// A changed text under the version in force.
+    #[error(
+        "version {version:?} is the version in force with a different text; give the changed policy a new version (every decision records the version that made it)"
+    )]
+    VersionReused { version: String },
+    /// A change of what the stored figures were folded by: the day buckets
+    /// are of the policy's business days, and what lies before the window
+    /// was dropped as the window moved.
+    #[error(
+        "{field} {from} is what every stored figure was folded by; {to} needs them folded again: rebuild the data dir from Kafka (stop tierd, move the data dir away, start: it consumes the input from the earliest offsets), or keep {field} {from}"
+    )]
+    FoldChanged {
+        field: &'static str,
+        from: String,
+        to: String,
+    },
+}
+
+impl PolicyChangeRefused {
+    /// The policy field the refusal is about.
+    pub fn field(&self) -> &'static str {
+        match self {
+            Self::VersionReused { .. } => "version",
+            Self::FoldChanged { field, .. } => field,
+        }
+    }
 }
 
 impl ActivePolicy {
     /// Whether `text` (parsed as `policy`) would change the policy in
     /// force: `Ok(false)` for the same text, an error for a different text
-    /// under the same version. The one rule for `ApplyPolicy` and SIGHUP.
-    pub fn is_changed_by(&self, policy: &Policy, text: &str) -> Result<bool, VersionReused> {
+    /// under the same version, or for another window or time zone, which
+    /// the stored figures cannot follow. The one rule for `ApplyPolicy`,
+    /// SIGHUP and a start with a changed policy file.
+    pub fn is_changed_by(&self, policy: &Policy, text: &str) -> Result<bool, PolicyChangeRefused> {
         if text == self.text {
             return Ok(false);
         }
-        if policy.version() == self.policy.version() {
-            return Err(VersionReused {
+        let current = &self.policy;
+        if policy.version() == current.version() {
+            return Err(PolicyChangeRefused::VersionReused {
                 version: policy.version().to_owned(),
             });
         }
+        self.folds_as(policy)?;
         Ok(true)
+    }
+
+    /// Whether `policy` folds events as the policy in force does (the same
+    /// window and time zone): what the stored figures can be read by. A
+    /// dry run of another is refused too; its answer would read them.
+    pub fn folds_as(&self, policy: &Policy) -> Result<(), PolicyChangeRefused> {
+        let current = &self.policy;
+        if policy.window_months() != current.window_months() {
+            return Err(PolicyChangeRefused::FoldChanged {
+                field: "window_months",
+                from: current.window_months().to_string(),
+                to: policy.window_months().to_string(),
+            });
+        }
+        if policy.calendar() != current.calendar() {
+            return Err(PolicyChangeRefused::FoldChanged {
+                field: "time_zone",
+                from: format!("{:?}", current.calendar().name()),
+                to: format!("{:?}", policy.calendar().name()),
+            });
+        }
+        Ok(())
     }
 }
 
@@ -367,5 +415,31 @@ mod tests {
         let renamed = same_version.replace("default-2027.01", "default-2027.02");
         let p = Policy::from_toml_str(&renamed).unwrap();
         assert_eq!(current.is_changed_by(&p, &renamed), Ok(true));
+    }
+
+    #[test]
+    fn another_window_or_time_zone_is_refused_naming_the_field() {
+        // The stored figures are day buckets of the policy's business days,
+        // and what lay before the window was dropped: a 24-month window
+        // would read 12 months of history for every customer already
+        // folded (a rebuild would read 24).
+        let base = tier_core::policy::DEFAULT_POLICY_TOML;
+        let current = active(base);
+        let next = base.replace("default-2027.01", "default-2027.02");
+        for (from, to, field) in [
+            ("window_months = 12", "window_months = 24", "window_months"),
+            (
+                "time_zone = \"Asia/Shanghai\"",
+                "time_zone = \"Europe/Berlin\"",
+                "time_zone",
+            ),
+        ] {
+            let text = next.replace(from, to);
+            assert_ne!(text, next);
+            let p = Policy::from_toml_str(&text).unwrap();
+            let err = current.is_changed_by(&p, &text).unwrap_err();
+            assert_eq!(err.field(), field);
+            assert!(err.to_string().contains("rebuild the data dir"), "{err}");
+        }
     }
 }

@@ -380,9 +380,6 @@ pub struct Engine {
     hot_limit: usize,
     /// Most heap bytes the customers held decoded may take.
     hot_bytes_limit: usize,
-    /// Assessments set by command so far: part of their event ids, so two
-    /// at the same instant (one batch shares its `now`) are two events.
-    assessments_set: u64,
 }
 
 impl Engine {
@@ -456,7 +453,6 @@ impl Engine {
             epoch: 0,
             hot_limit: hot.customers,
             hot_bytes_limit: hot.bytes,
-            assessments_set: 0,
         };
         let mut stale: HashSet<String, BuildHasherDefault<Fnv>> = HashSet::default();
         for (scope, id, mut state) in states {
@@ -1098,7 +1094,11 @@ impl Engine {
         let state = locate(&mut self.tasks, &self.scopes, self.epoch, id)?;
         let found = state.foresee_drop(id, &self.policy, now);
         let same = match (&found, &state.at_risk) {
-            (Some(f), Some(held)) => f.falls_to == held.falls_to && f.on == held.on,
+            (Some(f), Some(held)) => {
+                f.current_tier == held.current_tier
+                    && f.falls_to == held.falls_to
+                    && f.on == held.on
+            }
             (None, None) => true,
             _ => false,
         };
@@ -1191,9 +1191,9 @@ impl Engine {
 
     /// Record an assessment made at `now`, exactly as a `CustomerAssessed`
     /// event of that instant would be (its event id names the command:
-    /// `tierd-admin:{customer}:{indicator}:{millis}:{n}`, `n` counting the
-    /// engine's assessments, so that a correction at the same instant is an
-    /// event of its own). Returns the change of the effective tier it caused,
+    /// `tierd-admin:{customer}:{indicator}:{millis}:{n}`, the `n`th of the
+    /// indicator at that instant, so that a correction at the same instant
+    /// is an event of its own). Returns the change of the effective tier it caused,
     /// if any.
     pub fn set_assessment(
         &mut self,
@@ -1215,14 +1215,24 @@ impl Engine {
                 },
                 reason: e.detail,
             })?;
-        self.assessments_set += 1;
+        // The how-manyth assessment of the indicator at this instant: two
+        // commands of one batch share its `now` (as may two runs, the
+        // clock stepped back between them), and the second is a correction
+        // of its own, not a resend of the first.
+        let n = 1 + self.customer(&cmd.customer_id).map_or(0, |state| {
+            state
+                .projection
+                .assessment_history()
+                .iter()
+                .filter(|a| a.assessed_at == now && a.indicator == cmd.indicator)
+                .count()
+        });
         let event = Event {
             event_id: format!(
-                "tierd-admin:{}:{}:{}:{}",
+                "tierd-admin:{}:{}:{}:{n}",
                 cmd.customer_id,
                 cmd.indicator,
                 now.millis(),
-                self.assessments_set
             ),
             customer_id: cmd.customer_id.clone(),
             occurred_at: now,

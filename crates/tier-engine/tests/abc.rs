@@ -15,7 +15,7 @@ use tier_core::sim::scenario::order;
 use tier_core::state::{Cause, TierChange};
 use tier_core::time::date;
 use tier_core::{Event, Timestamp};
-use tier_engine::{Engine, Unit};
+use tier_engine::{Batch, Engine, Unit};
 
 const ABC: &str = r#"
 version = "abc-engine-1"
@@ -326,4 +326,62 @@ fn a_restart_between_recuts_rescores_whom_the_missed_recut_moves() {
     let mut other = cuts::decode(&stored).unwrap();
     other.version = "another".into();
     assert!(!blind.restore_cuts(&other));
+}
+
+#[test]
+fn no_recut_while_catching_up() {
+    // A rebuild from Kafka: months of history being folded, the
+    // processing clock today. A recut now would decide the customers it
+    // moves today, with part of their history folded, and score the rest
+    // of it as of today; it waits for the catch-up to end.
+    let t0 = secs(date(2026, 3, 2), 7200);
+    let today = date(2026, 11, 30);
+    let mut engine = Engine::new(policy(), [], t0);
+    let first: Vec<Event> = (0..10)
+        .map(|i| order(&format!("c{i}"), 1, t0, UNIT * (i + 1)))
+        .collect();
+    fold(&mut engine, &first);
+    let (_commands, inbox) = tier_engine::command::channel(1);
+    let uncut = engine.policy().rank_cuts().to_vec();
+    let mut batch = Batch::new();
+    engine.between_batches(&mut batch, &inbox, today, false, false, 100);
+    assert!(batch.unit.changes.is_empty(), "{:?}", batch.unit.changes);
+    assert_eq!(engine.policy().rank_cuts(), uncut, "not cut yet");
+    assert_eq!(engine.customer("c9").unwrap().decided_at, t0);
+    // Caught up: the population is cut, as of the processing clock.
+    let mut batch = Batch::new();
+    engine.between_batches(&mut batch, &inbox, today, true, false, 100);
+    assert_eq!(batch.unit.changes.len(), 5);
+    assert!(batch.unit.changes.iter().all(|c| c.cause == Cause::Rank));
+    assert_eq!(tier(&engine, "c9"), "A");
+}
+
+#[test]
+fn a_cut_for_the_read_side_alone_is_work_to_commit() {
+    // Restarted with the cut points of the last run and a population that
+    // did not move: the first recut moves nobody, but the read side must
+    // still be given the cut points (a batch with nothing else was
+    // dropped, and ExplainTier said "not ranked yet" until a cut moved).
+    use tier_engine::cuts;
+
+    let t0 = secs(date(2026, 3, 2), 7200);
+    let mut engine = Engine::new(policy(), [], t0);
+    let first: Vec<Event> = (0..10)
+        .map(|i| order(&format!("c{i}"), 1, t0, UNIT * (i + 1)))
+        .collect();
+    fold(&mut engine, &first);
+    recut(&mut engine, secs(t0, 10));
+    let stored = cuts::encode(engine.policy());
+    let states: Vec<(String, tier_core::state::CustomerState)> = engine
+        .customers()
+        .map(|(k, v)| (k.to_owned(), v.into_owned()))
+        .collect();
+    let t1 = secs(t0, 3600);
+    let mut restarted = Engine::new(policy(), states, t1);
+    assert!(restarted.restore_cuts(&cuts::decode(&stored).unwrap()));
+    let (_commands, inbox) = tier_engine::command::channel(1);
+    let mut batch = Batch::new();
+    restarted.between_batches(&mut batch, &inbox, t1, true, false, 100);
+    assert!(batch.unit.changes.is_empty(), "nobody moves");
+    assert!(batch.has_work(), "the cut points must reach the read side");
 }

@@ -259,4 +259,21 @@ fn a_correction_set_at_the_same_instant_is_the_one_in_force() {
     assert_eq!(e.assessments[0].value, Some(2.0), "the correction holds");
     // 60 points of volume and a potential of 2 (a quarter of 60): B.
     assert_eq!(tier(&engine), "B");
+
+    // After a restart whose clock reads the same instant again (stepped
+    // back, or frozen for a replay), a third is a third.
+    let state = engine.customer("ada").unwrap().into_owned();
+    let mut restarted = Engine::new(policy.clone(), [("ada".to_owned(), state)], now);
+    let mut unit = Unit::new();
+    let cmd = SetAssessment {
+        customer_id: "ada".into(),
+        indicator: "potential".into(),
+        value: 4,
+        assessed_by: "alice".into(),
+        note: String::new(),
+    };
+    restarted.set_assessment(&mut unit, cmd, now).unwrap();
+    restarted.seal(&unit);
+    let e = restarted.customer("ada").unwrap().explain(&policy);
+    assert_eq!(e.assessments[0].value, Some(4.0));
 }

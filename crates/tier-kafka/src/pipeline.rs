@@ -981,6 +981,7 @@ impl<S: Store + 'static> Pipeline<S> {
                     &mut batch,
                     &self.deps.commands,
                     now,
+                    self.caught_up,
                     sweeping,
                     // Catching up, an event waits on the backlog more than
                     // on a slice: a rescore takes whole slices.

@@ -810,6 +810,35 @@ fn overlong_id() {
 }
 
 #[test]
+fn overlong_free_texts() {
+    // Kept in the customer's state, written again with every batch that
+    // touches the customer: a text is at most 2,000 bytes.
+    let long = "x".repeat(tier_core::policy::MAX_NOTE_LEN + 1);
+    let mut msg = placed();
+    msg.source = long.clone();
+    assert_reject(&reject_msg(&msg), RejectReason::InvalidField, "source");
+    let msg = with_payload(Payload::ComplaintOpened(ev::ComplaintOpened {
+        complaint_id: "k".into(),
+        severity: 1,
+        category: long.clone(),
+    }));
+    assert_reject(
+        &reject_msg(&msg),
+        RejectReason::InvalidField,
+        "complaint_opened.category",
+    );
+    let msg = with_payload(Payload::ProfileUpdated(ev::CustomerProfileUpdated {
+        account_manager: Some(long),
+        ..Default::default()
+    }));
+    assert_reject(
+        &reject_msg(&msg),
+        RejectReason::InvalidField,
+        "profile_updated.account_manager",
+    );
+}
+
+#[test]
 fn missing_time() {
     let mut msg = placed();
     msg.occurred_at = None;
@@ -853,6 +882,19 @@ fn a_due_date_before_the_issue_is_refused_but_due_on_the_day_is_not() {
     for (format, bytes) in encodings(&due(midnight)) {
         assert!(d.decode(None, Some(&bytes), now()).is_ok(), "{format}");
     }
+    // The edge: 48 hours before the issue passes, a second more does not.
+    let edge = |seconds: i64| {
+        let mut msg = due(seconds);
+        msg.occurred_at = Some(prost_types::Timestamp {
+            seconds: issued.seconds,
+            nanos: 0,
+        });
+        msg
+    };
+    let bytes = encode_protobuf(&edge(issued.seconds - 48 * 3_600));
+    assert!(d.decode(None, Some(&bytes), now()).is_ok());
+    let err = reject_msg(&edge(issued.seconds - 48 * 3_600 - 1));
+    assert_reject(&err, RejectReason::InvalidField, "invoice_issued.due_at");
 }
 
 #[test]

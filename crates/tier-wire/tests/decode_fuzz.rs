@@ -184,7 +184,8 @@ fn random_event(rng: &mut StdRng) -> Event {
     }
 }
 
-/// Valid encodings in all three formats, plus a few hand-written variants.
+/// Encodings in all three formats (mostly valid), plus a few hand-written
+/// variants.
 fn seed_corpus(rng: &mut StdRng) -> Vec<Vec<u8>> {
     let mut corpus = Vec::new();
     for i in 0..120 {

@@ -71,9 +71,10 @@ pub fn load_policy_text(path: Option<&Path>) -> anyhow::Result<(Policy, String)>
 /// is remembered), the file's policy is put in force, exactly as a SIGHUP
 /// would; customers decided under another version are then rescored in
 /// the background. As a SIGHUP would, a file that changes the rules but
-/// keeps the version in force is refused: the rescore goes by version, so
+/// keeps the version in force is refused (the rescore goes by version, so
 /// the customers decided already would keep the old rules' tiers while
-/// ExplainTier explained them by the new.
+/// ExplainTier explained them by the new), and so is one with another
+/// window or time zone than the stored figures were folded by.
 pub fn starting_policy(
     store: &AnyStore,
     path: Option<&Path>,
@@ -89,12 +90,15 @@ pub fn starting_policy(
                 return Ok((ActivePolicy::new(p, text, file_hash), false));
             }
             Ok(p) => {
-                ActivePolicy::new(p, text, String::new())
+                if let Err(e) = ActivePolicy::new(p, text, String::new())
                     .is_changed_by(&file_policy, &file_text)
-                    .with_context(|| match path {
-                        Some(p) => format!("policy file {}: field `version`", p.display()),
-                        None => "the built-in default policy: field `version`".to_owned(),
-                    })?;
+                {
+                    let file = match path {
+                        Some(p) => format!("policy file {}", p.display()),
+                        None => "the built-in default policy".to_owned(),
+                    };
+                    anyhow::bail!("{file}: field `{}`: {e}", e.field());
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "the policy recorded in the data dir no longer parses; using the policy file")
@@ -760,10 +764,48 @@ mod tests {
             "version = \"default-2\"",
             1,
         );
+        // Another window or zone: the stored figures cannot follow.
+        for (from, to, field) in [
+            ("window_months = 12", "window_months = 24", "window_months"),
+            (
+                "time_zone = \"Asia/Shanghai\"",
+                "time_zone = \"Europe/Berlin\"",
+                "time_zone",
+            ),
+        ] {
+            assert!(renamed.contains(from), "{from}");
+            std::fs::write(&file, renamed.replace(from, to)).unwrap();
+            let err = format!("{:#}", starting_policy(&store, Some(&file)).unwrap_err());
+            assert!(
+                err.contains(&format!("policy.toml: field `{field}`")),
+                "{err}"
+            );
+            assert!(err.contains("rebuild the data dir from Kafka"), "{err}");
+        }
         std::fs::write(&file, &renamed).unwrap();
         let (next, from_file) = starting_policy(&store, Some(&file)).unwrap();
         assert!(from_file);
         assert_eq!(next.policy.version(), "default-2");
+    }
+
+    /// The built-in default is recorded in every data dir that runs on
+    /// it: a release that changes its text must give it a new version, or
+    /// every such tierd would refuse to start (as it must for an edited
+    /// file). Changing `deploy/policy/default.toml`? Bump its `version`,
+    /// then this hash.
+    #[test]
+    fn the_built_in_default_changes_only_with_its_version() {
+        let text = tier_core::policy::DEFAULT_POLICY_TOML;
+        assert_eq!(
+            (
+                Policy::default_policy().version(),
+                tier_engine::command::sha256_hex(text).as_str()
+            ),
+            (
+                "default-2027.01",
+                "5c6971df68a49f58288702317af8348659314ce634cc88ba2fa655e959501a82"
+            ),
+        );
     }
 
     /// A handle on `policy` (no text, no hash: the tests read neither).
