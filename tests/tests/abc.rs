@@ -68,6 +68,27 @@ fn order(customer: &str, amount: i64) -> Event {
     }
 }
 
+/// c4 (the fifth of ten) is C, explained by the cut points in force.
+async fn c4_is_explained_by_the_cut(
+    client: &mut api::tier_service_client::TierServiceClient<tonic::transport::Channel>,
+    when: &str,
+) {
+    let e = client
+        .explain_tier(ExplainTierRequest {
+            customer_id: "c4".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(e.tier, "C", "{when}");
+    assert!(
+        e.band.starts_with("bottom 50% by order_amount_12m"),
+        "{when}: {}",
+        e.band
+    );
+    assert!(e.gap.contains("to reach B"), "{when}: {}", e.gap);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_population_sets_the_tiers() {
     let mut sb = Sandbox::new();
@@ -103,19 +124,7 @@ async fn the_population_sets_the_tiers() {
     .await;
     assert_eq!(tiers, expected);
 
-    let e = client
-        .explain_tier(ExplainTierRequest {
-            customer_id: "c4".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(
-        e.band.starts_with("bottom 50% by order_amount_12m"),
-        "{}",
-        e.band
-    );
-    assert!(e.gap.contains("to reach B"), "{}", e.gap);
+    c4_is_explained_by_the_cut(&mut client, "after the cut").await;
 
     // Every customer's last published change is to the tier the full
     // population's cut gives, and the cut moved customers with cause RANK.
@@ -161,20 +170,7 @@ async fn the_population_sets_the_tiers() {
     sb.start().await;
     let mut client = sb.client().await;
     for _ in 0..2 {
-        let e = client
-            .explain_tier(ExplainTierRequest {
-                customer_id: "c4".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(e.tier, "C");
-        assert!(
-            e.band.starts_with("bottom 50% by order_amount_12m"),
-            "after a restart: {}",
-            e.band
-        );
-        assert!(e.gap.contains("to reach B"), "{}", e.gap);
+        c4_is_explained_by_the_cut(&mut client, "after a restart").await;
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
     sb.stop().await;

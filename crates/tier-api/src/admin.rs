@@ -158,8 +158,9 @@ impl AdminServiceImpl {
     async fn apply_policy_async(&self, req: ApplyPolicyRequest) -> Result<PolicyStatus, ApiError> {
         let policy = parse_policy(&req.policy_text)?;
         let current = self.reads.policy_handle().active();
+        let folded = !self.reads.read_model().is_empty();
         let changed = current
-            .is_changed_by(&policy, &req.policy_text)
+            .is_changed_by(&policy, &req.policy_text, folded)
             .map_err(|e| ApiError::invalid("policy_text", format!("field `{}`: {e}", e.field())))?;
         if !changed {
             // Already in force: nothing to do.

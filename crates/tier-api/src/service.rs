@@ -441,10 +441,11 @@ impl TierServiceImpl {
         req: DryRunPolicyRequest,
     ) -> Result<DryRunPolicyResponse, ApiError> {
         let policy = Arc::new(parse_policy(&req.policy_text)?);
-        self.policy
-            .active()
-            .folds_as(&policy)
-            .map_err(|e| ApiError::invalid("policy_text", format!("field `{}`: {e}", e.field())))?;
+        if !self.read.is_empty() {
+            self.policy.active().folds_as(&policy).map_err(|e| {
+                ApiError::invalid("policy_text", format!("field `{}`: {e}", e.field()))
+            })?;
+        }
         let sample = match req.sample {
             0 => 20,
             n if n > 1000 => {

@@ -575,15 +575,15 @@ fn field(prefix: &'static str, name: &'static str) -> &'static str {
 /// [`crate::policy::MAX_NOTE_LEN`] bytes: it is kept in the customer's
 /// state, which every batch that touches the customer writes again.
 fn check_text(field: &'static str, value: &str) -> Result<(), InvalidEvent> {
-    if value.len() > crate::policy::MAX_NOTE_LEN {
+    check_len(field, value, crate::policy::MAX_NOTE_LEN)
+}
+
+fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), InvalidEvent> {
+    if value.len() > max {
         return Err(InvalidEvent::new(
             RejectReason::InvalidField,
             field,
-            format!(
-                "{field} is {} bytes, longer than {}",
-                value.len(),
-                crate::policy::MAX_NOTE_LEN
-            ),
+            format!("{field} is {} bytes, longer than {max}", value.len()),
         ));
     }
     Ok(())
@@ -601,18 +601,7 @@ fn check_id(
             format!("{field} is required"),
         ));
     }
-    if value.len() > limits.max_id_len {
-        return Err(InvalidEvent::new(
-            RejectReason::InvalidField,
-            field,
-            format!(
-                "{field} is {} bytes, longer than {}",
-                value.len(),
-                limits.max_id_len
-            ),
-        ));
-    }
-    Ok(())
+    check_len(field, value, limits.max_id_len)
 }
 
 fn check_amount(

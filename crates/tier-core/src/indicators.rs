@@ -68,14 +68,15 @@ pub enum IndicatorName {
     /// Yearly order amount (the window's amount annualised) over the
     /// profile's yearly purchase potential; unknown without a potential.
     ShareOfWallet,
-    /// Growth of the last 3 complete business months' amount over the 3
-    /// before, as a ratio (-1.0 ..= 10.0); unknown when the prior quarter
-    /// had no amount (no base to grow from).
+    /// Growth of the last 3 complete business months' amount per day over
+    /// the 3 before (quarters are 89 to 92 days), as a ratio (-1.0 ..=
+    /// 10.0); unknown when the prior quarter had no amount (no base to grow
+    /// from).
     #[serde(rename = "growth_3m")]
     Growth3m,
     /// Consecutive complete business months, up to the last one, each with
-    /// a larger net amount than the month before (DOMAIN's "three months
-    /// of growing spend" is `>= 3`).
+    /// a larger net amount per day than the month before (DOMAIN's "three
+    /// months of growing spend" is `>= 3`).
     GrowthStreakMonths,
     /// Business days the oldest unpaid invoice is past its due day, as of
     /// the decision instant (1 on the day after the due day); 0 when

@@ -220,7 +220,7 @@ impl Graded {
 fn the_policy_is_example_b_with_the_default_tiers() {
     // Given the shipped file, then it loads with its own version ...
     let p = policy();
-    assert_eq!(p.version(), "example-b-2027.01");
+    assert_eq!(p.version(), "example-b-2027.02");
     assert_eq!(p.method_kind(), "weighted_score");
     // ... its dimensions are example B's, in its order and weights ...
     let doc: toml::Table = EXAMPLE_B.parse().unwrap();

@@ -180,12 +180,9 @@ fn expand(actions: &[Action]) -> Vec<Event> {
                     invoice_events(
                         &mut out,
                         &mut next,
-                        &invoice_id,
-                        &order_id,
-                        issued,
-                        billed,
-                        *due_in,
-                        pays,
+                        (&invoice_id, &order_id),
+                        (issued, billed),
+                        (*due_in, pays),
                     );
                 }
                 if *cancel {
@@ -206,12 +203,9 @@ fn expand(actions: &[Action]) -> Vec<Event> {
                 invoice_events(
                     &mut out,
                     &mut next,
-                    &invoice_id,
-                    "",
-                    *day,
-                    *amount,
-                    *due_in,
-                    pays,
+                    (&invoice_id, ""),
+                    (*day, *amount),
+                    (*due_in, pays),
                 );
             }
             Action::Complaint {
@@ -245,18 +239,15 @@ fn expand(actions: &[Action]) -> Vec<Event> {
     out
 }
 
-/// An invoice's issue (billing `order_id`, empty for none) and its
-/// payments, which never exceed it in total.
-#[allow(clippy::too_many_arguments)]
+/// An invoice's issue and its payments, which never exceed it in total:
+/// its id and the order's it bills (empty for none), its day and amount,
+/// its terms.
 fn invoice_events(
     out: &mut Vec<Event>,
     next: &mut impl FnMut() -> usize,
-    invoice_id: &str,
-    order_id: &str,
-    day: i64,
-    amount: i64,
-    due_in: i64,
-    pays: &[(i64, i64)],
+    (invoice_id, order_id): (&str, &str),
+    (day, amount): (i64, i64),
+    (due_in, pays): (i64, &[(i64, i64)]),
 ) {
     out.push(ev(
         next(),

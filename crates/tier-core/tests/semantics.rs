@@ -128,6 +128,20 @@ impl Customer {
         )
     }
 
+    /// An order of `amount` CNY (cost 60%) invoiced in full the same
+    /// instant, due at `due`.
+    fn orders_billed(
+        &mut self,
+        at: Timestamp,
+        order: &str,
+        invoice: &str,
+        amount: i64,
+        due: Timestamp,
+    ) -> &mut Self {
+        self.orders(at, order, amount, Some(amount * 3 / 5));
+        self.is_invoiced(at, invoice, order, cny(amount), amount, due)
+    }
+
     fn pays(&mut self, at: Timestamp, invoice: &str, paid: Amount, base: i64) -> &mut Self {
         self.event(
             at,
@@ -452,15 +466,7 @@ fn given_a_cancelled_order_then_its_unpaid_invoice_is_void_and_a_credit_note_voi
 #[test]
 fn given_an_order_older_than_the_window_partly_paid_when_cancelled_then_its_invoice_is_void() {
     let mut c = Customer::given(policy(12, "UTC", 30));
-    c.orders(date(2025, 1, 10), "o1", 50_000, Some(30_000));
-    c.is_invoiced(
-        date(2025, 1, 10),
-        "i1",
-        "o1",
-        cny(50_000),
-        50_000,
-        date(2025, 2, 9),
-    );
+    c.orders_billed(date(2025, 1, 10), "o1", "i1", 50_000, date(2025, 2, 9));
     c.pays(date(2025, 2, 1), "i1", cny(20_000), 20_000);
     // A year on, the order has left the window (and its record the
     // projection); the rest of its invoice is still owed.
@@ -528,15 +534,7 @@ fn given_an_invoice_paid_when_its_order_is_cancelled_then_it_is_settled_whicheve
     // (orders) may be folded before the payment it follows (payments).
     let figures = |cancel_first: bool| {
         let mut c = Customer::given(policy(12, "UTC", 30));
-        c.orders(date(2026, 3, 1), "o", 50_000, Some(30_000));
-        c.is_invoiced(
-            date(2026, 3, 2),
-            "i",
-            "o",
-            cny(50_000),
-            50_000,
-            date(2026, 4, 1),
-        );
+        c.orders_billed(date(2026, 3, 1), "o", "i", 50_000, date(2026, 4, 1));
         if cancel_first {
             c.cancels(date(2026, 4, 6), "o");
             c.pays(date(2026, 4, 5), "i", cny(50_000), 50_000);
@@ -564,15 +562,7 @@ fn given_a_partly_paid_void_invoice_older_than_the_window_when_the_rest_is_paid_
     // settled while open. Either way: settled, 389 days late.
     let figures = |cancel_last: bool| {
         let mut c = Customer::given(policy(12, "UTC", 30));
-        c.orders(date(2025, 1, 10), "o", 50_000, Some(30_000));
-        c.is_invoiced(
-            date(2025, 1, 10),
-            "i",
-            "o",
-            cny(50_000),
-            50_000,
-            date(2025, 2, 9),
-        );
+        c.orders_billed(date(2025, 1, 10), "o", "i", 50_000, date(2025, 2, 9));
         c.pays(date(2025, 2, 1), "i", cny(25_000), 25_000);
         if !cancel_last {
             c.cancels(date(2025, 3, 1), "o");
@@ -600,15 +590,7 @@ fn given_a_partly_paid_void_invoice_older_than_the_window_when_the_rest_is_paid_
 #[test]
 fn given_a_partly_paid_invoice_voided_by_its_order_when_the_rest_is_paid_then_it_is_settled() {
     let mut c = Customer::given(policy(12, "UTC", 30));
-    c.orders(date(2026, 3, 1), "o", 50_000, Some(30_000));
-    c.is_invoiced(
-        date(2026, 3, 2),
-        "i",
-        "o",
-        cny(50_000),
-        50_000,
-        date(2026, 4, 1),
-    );
+    c.orders_billed(date(2026, 3, 1), "o", "i", 50_000, date(2026, 4, 1));
     c.pays(date(2026, 3, 20), "i", cny(20_000), 20_000);
     c.cancels(date(2026, 3, 25), "o");
     // Void: owed no more, and no payment record yet.

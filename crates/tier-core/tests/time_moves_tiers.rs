@@ -24,6 +24,16 @@ fn order(n: usize, at: Timestamp, amount: i64) -> Event {
     }
 }
 
+fn profile(at: Timestamp, update: ProfileUpdate) -> Event {
+    Event {
+        event_id: format!("p{}", at.millis()),
+        customer_id: "c".into(),
+        occurred_at: at,
+        source: String::new(),
+        kind: EventKind::ProfileUpdated(update),
+    }
+}
+
 /// A customer who bought 2,000,000 CNY a year in weekly orders until
 /// `last`, then stopped.
 fn buyer_until(policy: &Policy, last: Timestamp) -> CustomerState {
@@ -88,16 +98,13 @@ fn lifecycle_stages_follow_orders_and_time() {
     let t0 = date(2026, 1, 5);
     s.process(
         "c",
-        &Event {
-            event_id: "p".into(),
-            customer_id: "c".into(),
-            occurred_at: t0,
-            source: String::new(),
-            kind: EventKind::ProfileUpdated(ProfileUpdate {
+        &profile(
+            t0,
+            ProfileUpdate {
                 name: Some("ACME".into()),
                 ..ProfileUpdate::default()
-            }),
-        },
+            },
+        ),
         &policy,
     );
     assert_eq!(s.lifecycle(&policy, t0), Lifecycle::Prospect);
@@ -291,16 +298,13 @@ fn given_a_prospect_with_a_customer_since_then_tenure_moves_the_tier_day_by_day(
     let mut s = CustomerState::default();
     s.process(
         "c",
-        &Event {
-            event_id: "p".into(),
-            customer_id: "c".into(),
-            occurred_at: t0,
-            source: String::new(),
-            kind: EventKind::ProfileUpdated(ProfileUpdate {
+        &profile(
+            t0,
+            ProfileUpdate {
                 customer_since: Some(t0.plus_days(-50)),
                 ..ProfileUpdate::default()
-            }),
-        },
+            },
+        ),
         &policy,
     );
     assert_eq!(s.assignment.as_ref().unwrap().tier, "C");

@@ -335,7 +335,8 @@ impl Engine {
     /// clock: during a catch-up (a rebuild from Kafka, a takeover) that
     /// would pull a customer whose history is half folded to today, and
     /// score the rest of its history as of today. Newcomers are graded at
-    /// once against the cut points in force meanwhile.
+    /// once against the cut points in force meanwhile, which the read side
+    /// is given ([`Engine::pending_cut`]).
     #[allow(clippy::too_many_arguments)]
     pub fn between_batches(
         &mut self,
@@ -357,7 +358,12 @@ impl Engine {
         if self.rescoring() {
             self.rescore(&mut batch.unit, slice);
         }
-        if caught_up && let Some(cut) = self.recut(&mut batch.unit, now) {
+        let cut = if caught_up {
+            self.recut(&mut batch.unit, now)
+        } else {
+            self.pending_cut()
+        };
+        if let Some(cut) = cut {
             batch.rank_cut = Some(cut);
         }
         if sweep {

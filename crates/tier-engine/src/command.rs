@@ -163,7 +163,7 @@ pub enum PolicyChangeRefused {
     /// are of the policy's business days, and what lies before the window
     /// was dropped as the window moved.
     #[error(
-        "{field} {from} is what every stored figure was folded by; {to} needs them folded again: rebuild the data dir from Kafka (stop tierd, move the data dir away, start: it consumes the input from the earliest offsets), or keep {field} {from}"
+        "{field} {from} is what every stored figure was folded by; {to} needs them folded again: rebuild the data dir from Kafka (stop tierd, move the data dir away, start it with the new policy as --policy: it consumes the input from the earliest offsets), or keep {field} {from}"
     )]
     FoldChanged {
         field: &'static str,
@@ -185,10 +185,16 @@ impl PolicyChangeRefused {
 impl ActivePolicy {
     /// Whether `text` (parsed as `policy`) would change the policy in
     /// force: `Ok(false)` for the same text, an error for a different text
-    /// under the same version, or for another window or time zone, which
-    /// the stored figures cannot follow. The one rule for `ApplyPolicy`,
+    /// under the same version, or, once customers are `folded` under the
+    /// policy in force, for another window or time zone, which their
+    /// stored figures cannot follow. The one rule for `ApplyPolicy`,
     /// SIGHUP and a start with a changed policy file.
-    pub fn is_changed_by(&self, policy: &Policy, text: &str) -> Result<bool, PolicyChangeRefused> {
+    pub fn is_changed_by(
+        &self,
+        policy: &Policy,
+        text: &str,
+        folded: bool,
+    ) -> Result<bool, PolicyChangeRefused> {
         if text == self.text {
             return Ok(false);
         }
@@ -198,7 +204,9 @@ impl ActivePolicy {
                 version: policy.version().to_owned(),
             });
         }
-        self.folds_as(policy)?;
+        if folded {
+            self.folds_as(policy)?;
+        }
         Ok(true)
     }
 
@@ -407,14 +415,17 @@ mod tests {
     fn a_changed_text_needs_a_new_version_and_the_same_text_changes_nothing() {
         let base = tier_core::policy::DEFAULT_POLICY_TOML;
         let current = active(base);
-        assert_eq!(current.is_changed_by(&current.policy, base), Ok(false));
+        assert_eq!(
+            current.is_changed_by(&current.policy, base, true),
+            Ok(false)
+        );
         let same_version = base.replace("min_score = 80", "min_score = 81");
         let p = Policy::from_toml_str(&same_version).unwrap();
-        let err = current.is_changed_by(&p, &same_version).unwrap_err();
+        let err = current.is_changed_by(&p, &same_version, true).unwrap_err();
         assert!(err.to_string().contains("new version"), "{err}");
         let renamed = same_version.replace("default-2027.01", "default-2027.02");
         let p = Policy::from_toml_str(&renamed).unwrap();
-        assert_eq!(current.is_changed_by(&p, &renamed), Ok(true));
+        assert_eq!(current.is_changed_by(&p, &renamed, true), Ok(true));
     }
 
     #[test]
@@ -437,9 +448,11 @@ mod tests {
             let text = next.replace(from, to);
             assert_ne!(text, next);
             let p = Policy::from_toml_str(&text).unwrap();
-            let err = current.is_changed_by(&p, &text).unwrap_err();
+            let err = current.is_changed_by(&p, &text, true).unwrap_err();
             assert_eq!(err.field(), field);
             assert!(err.to_string().contains("rebuild the data dir"), "{err}");
+            // Nothing folded yet: nothing to fold again.
+            assert_eq!(current.is_changed_by(&p, &text, false), Ok(true));
         }
     }
 }

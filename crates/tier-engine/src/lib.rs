@@ -921,6 +921,13 @@ impl Engine {
             || (reads(IndicatorName::RfmScore) && old.total() != new.total())
     }
 
+    /// The cut points in force when the read side has not been given them
+    /// yet (a start, a policy applied), without cutting anew: what a
+    /// catch-up hands over in place of a [`Self::recut`].
+    pub fn pending_cut(&mut self) -> Option<Arc<Policy>> {
+        std::mem::take(&mut self.cut_unpublished).then(|| self.policy.clone())
+    }
+
     /// Under an `abc` policy or one reading an `rfm_*` score: recompute
     /// the cut points when a ranking moved and `recut_seconds` passed since
     /// the last cut (processing clock), and rescore every customer whose

@@ -90,9 +90,12 @@ pub fn starting_policy(
                 return Ok((ActivePolicy::new(p, text, file_hash), false));
             }
             Ok(p) => {
-                if let Err(e) = ActivePolicy::new(p, text, String::new())
-                    .is_changed_by(&file_policy, &file_text)
-                {
+                let folded = store.customer_count()? > 0;
+                if let Err(e) = ActivePolicy::new(p, text, String::new()).is_changed_by(
+                    &file_policy,
+                    &file_text,
+                    folded,
+                ) {
                     let file = match path {
                         Some(p) => format!("policy file {}", p.display()),
                         None => "the built-in default policy".to_owned(),
@@ -234,6 +237,8 @@ pub struct Running {
     main: JoinHandle<anyhow::Result<PipelineReport>>,
     policy_path: Option<std::path::PathBuf>,
     policy: Arc<PolicyHandle>,
+    /// Whether customers are folded (a changed window or zone is refused).
+    read: Arc<ReadModel>,
     commands: tier_engine::CommandSender,
     swept_to: tokio::sync::watch::Receiver<Option<Timestamp>>,
     stop_order: Vec<&'static str>,
@@ -262,8 +267,17 @@ impl Running {
             .await
             .context("policy reload task panicked")??;
         let source_hash = tier_engine::command::sha256_hex(&text);
-        if !self.policy.active().is_changed_by(&policy, &text)? {
-            return Ok(None);
+        let folded = !self.read.is_empty();
+        match self.policy.active().is_changed_by(&policy, &text, folded) {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(e) => {
+                let file = self.policy_path.as_deref().map_or_else(
+                    || "the built-in default policy".to_owned(),
+                    |p| format!("policy file {}", p.display()),
+                );
+                anyhow::bail!("{file}: field `{}`: {e}", e.field());
+            }
         }
         let version = policy.version().to_owned();
         let active = Arc::new(ActivePolicy::new(policy, text, source_hash));
@@ -598,6 +612,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         main,
         policy_path: config.policy.clone(),
         policy: policy_handle,
+        read,
         commands,
         swept_to: swept_rx,
         stop_order,
@@ -764,7 +779,18 @@ mod tests {
             "version = \"default-2\"",
             1,
         );
-        // Another window or zone: the stored figures cannot follow.
+        // Another window or zone: with no customer folded yet, nothing to
+        // fold again; once one is, the stored figures cannot follow.
+        let longer = renamed.replace("window_months = 12", "window_months = 24");
+        std::fs::write(&file, &longer).unwrap();
+        assert!(starting_policy(&store, Some(&file)).is_ok());
+        let c = customer("c01", 1, 1_000_000, &first.policy);
+        store
+            .commit(&tier_store::CommitBatch {
+                customers: vec![(tier_store::Scope::UNSCOPED, "c01", &c)],
+                ..tier_store::CommitBatch::new()
+            })
+            .unwrap();
         for (from, to, field) in [
             ("window_months = 12", "window_months = 24", "window_months"),
             (

@@ -231,13 +231,14 @@ pub(crate) fn fmt_beside(v: Option<f64>, unit: Unit, threshold: f64) -> String {
     if shown != fmt_value(threshold, unit) {
         return shown;
     }
-    (3..=9)
-        .map(|decimals| {
-            let s = format!("{v:.decimals$}");
-            s.trim_end_matches('0').trim_end_matches('.').to_owned()
-        })
-        .find(|s| s.parse::<f64>().is_ok_and(|x| x != threshold))
-        .unwrap_or_else(|| v.to_string())
+    let fixed = |x: f64, decimals: usize| {
+        let s = format!("{x:.decimals$}");
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    };
+    (3..=12)
+        .map(|decimals| (fixed(v, decimals), fixed(threshold, decimals)))
+        .find(|(v, t)| v != t)
+        .map_or_else(|| v.to_string(), |(v, _)| v)
 }
 
 /// [`fmt_value`] of a value that may be unknown.
@@ -319,6 +320,12 @@ mod tests {
         assert_eq!(fmt_beside(Some(4.2), Unit::OrdersPerMonth, 4.0), "4.2");
         assert_eq!(fmt_beside(Some(7.0001), Unit::Days, 7.0), "7.0001");
         assert_eq!(fmt_beside(None, Unit::Days, 7.0), "unknown");
+        // Printed at the same decimals as an off-grid threshold.
+        assert_eq!(
+            fmt_beside(Some(4.00036), Unit::OrdersPerMonth, 4.0004),
+            "4.00036"
+        );
+        assert_eq!(fmt_beside(Some(0.9549), Unit::Ratio, 0.955), "0.9549");
     }
 
     #[test]

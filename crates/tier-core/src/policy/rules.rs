@@ -42,7 +42,7 @@
 
 use serde::Deserialize;
 
-use super::explain::{Advice, ExplainedIndicator, Explanation, fmt_beside, fmt_num, to_grid};
+use super::explain::{Advice, ExplainedIndicator, Explanation, fmt_beside, fmt_value, to_grid};
 use super::operand::Operand;
 use super::{Evaluation, ScoringMethod, TierSpec, from_centi, to_centi};
 use crate::indicators::{IndicatorName, Indicators, Unit};
@@ -115,7 +115,7 @@ impl Condition {
             "{} {} {}",
             self.operand,
             self.op.as_str(),
-            fmt_num(self.value)
+            fmt_value(self.value, self.operand.unit())
         )
     }
 

@@ -1059,7 +1059,7 @@ impl CustomerProjection {
             self.invoices.retain(|_, i| {
                 i.day >= start
                     || i.state == InvoiceState::Open
-                    || (i.state == InvoiceState::Void && i.paid > 0)
+                    || (i.state == InvoiceState::Void && (i.paid > 0 || i.extra.is_some()))
             });
             self.complaints.retain(|_, c| c.day >= start || c.is_open());
         }
@@ -2062,17 +2062,18 @@ impl CustomerProjection {
         // Complete months before this one, newest first, read in one pass
         // (months without orders are 0).
         let mut months = self.months.range(..this_month).rev().peekable();
+        // The complete month `k` months before this one.
+        let month_back = |k: usize| this_month.minus(i32::try_from(k).unwrap_or(i32::MAX - 1) + 1);
         let mut amount_back = |k: usize| -> i128 {
-            let m = this_month.minus(i32::try_from(k).unwrap_or(i32::MAX - 1) + 1);
+            let m = month_back(k);
             while months.next_if(|(mm, _)| **mm > m).is_some() {}
             match months.peek() {
                 Some((mm, a)) if **mm == m => **a,
                 _ => 0,
             }
         };
-        // The days of the complete month `k` months before this one.
         let days_back = |k: usize| -> i128 {
-            let m = this_month.minus(i32::try_from(k).unwrap_or(i32::MAX - 1) + 1);
+            let m = month_back(k);
             i128::from(m.plus(1).first_day().since(m.first_day()))
         };
         let mut back = [0i128; 6];
