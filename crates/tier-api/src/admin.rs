@@ -159,9 +159,7 @@ impl AdminServiceImpl {
         let policy = parse_policy(&req.policy_text)?;
         let current = self.reads.policy_handle().active();
         let folded = !self.reads.read_model().is_empty();
-        let changed = current
-            .is_changed_by(&policy, &req.policy_text, folded)
-            .map_err(|e| ApiError::invalid("policy_text", format!("field `{}`: {e}", e.field())))?;
+        let changed = current.is_changed_by(&policy, &req.policy_text, folded)?;
         if !changed {
             // Already in force: nothing to do.
             let mut out = status_to_proto(&self.reads.policy_handle().status());

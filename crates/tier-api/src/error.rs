@@ -3,7 +3,7 @@
 
 use tier_core::overrides::OverrideError;
 use tier_engine::CommandError;
-use tier_engine::command::SendError;
+use tier_engine::command::{PolicyChangeRefused, SendError};
 use tonic::{Code, Status};
 
 use crate::auth::Refusal;
@@ -134,6 +134,14 @@ impl From<CommandError> for ApiError {
             }
         };
         ApiError::invalid(field, e.to_string())
+    }
+}
+
+impl From<PolicyChangeRefused> for ApiError {
+    /// A policy text refused: the request's `policy_text`, naming the
+    /// policy's field at fault.
+    fn from(e: PolicyChangeRefused) -> Self {
+        ApiError::invalid("policy_text", format!("field `{}`: {e}", e.field()))
     }
 }
 

@@ -442,9 +442,7 @@ impl TierServiceImpl {
     ) -> Result<DryRunPolicyResponse, ApiError> {
         let policy = Arc::new(parse_policy(&req.policy_text)?);
         if !self.read.is_empty() {
-            self.policy.active().folds_as(&policy).map_err(|e| {
-                ApiError::invalid("policy_text", format!("field `{}`: {e}", e.field()))
-            })?;
+            self.policy.active().folds_as(&policy)?;
         }
         let sample = match req.sample {
             0 => 20,

@@ -62,6 +62,16 @@ pub fn load_policy_text(path: Option<&Path>) -> anyhow::Result<(Policy, String)>
     }
 }
 
+/// A policy file (`None`: the built-in default) refused as a change of the
+/// policy in force, naming the file and the policy's field at fault.
+fn refused(path: Option<&Path>, e: &tier_engine::command::PolicyChangeRefused) -> anyhow::Error {
+    let file = match path {
+        Some(p) => format!("policy file {}", p.display()),
+        None => "the built-in default policy".to_owned(),
+    };
+    anyhow::anyhow!("{file}: field `{}`: {e}", e.field())
+}
+
 /// The policy tierd starts with.
 ///
 /// The data dir remembers the policy in force and the SHA-256 of the
@@ -91,17 +101,9 @@ pub fn starting_policy(
             }
             Ok(p) => {
                 let folded = store.customer_count()? > 0;
-                if let Err(e) = ActivePolicy::new(p, text, String::new()).is_changed_by(
-                    &file_policy,
-                    &file_text,
-                    folded,
-                ) {
-                    let file = match path {
-                        Some(p) => format!("policy file {}", p.display()),
-                        None => "the built-in default policy".to_owned(),
-                    };
-                    anyhow::bail!("{file}: field `{}`: {e}", e.field());
-                }
+                ActivePolicy::new(p, text, String::new())
+                    .is_changed_by(&file_policy, &file_text, folded)
+                    .map_err(|e| refused(path, &e))?;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "the policy recorded in the data dir no longer parses; using the policy file")
@@ -268,16 +270,13 @@ impl Running {
             .context("policy reload task panicked")??;
         let source_hash = tier_engine::command::sha256_hex(&text);
         let folded = !self.read.is_empty();
-        match self.policy.active().is_changed_by(&policy, &text, folded) {
-            Ok(true) => {}
-            Ok(false) => return Ok(None),
-            Err(e) => {
-                let file = self.policy_path.as_deref().map_or_else(
-                    || "the built-in default policy".to_owned(),
-                    |p| format!("policy file {}", p.display()),
-                );
-                anyhow::bail!("{file}: field `{}`: {e}", e.field());
-            }
+        let changed = self
+            .policy
+            .active()
+            .is_changed_by(&policy, &text, folded)
+            .map_err(|e| refused(self.policy_path.as_deref(), &e))?;
+        if !changed {
+            return Ok(None);
         }
         let version = policy.version().to_owned();
         let active = Arc::new(ActivePolicy::new(policy, text, source_hash));

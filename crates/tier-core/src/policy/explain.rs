@@ -207,16 +207,21 @@ pub(crate) fn to_grid(v: f64, unit: Unit, up: bool, extra: u32) -> f64 {
 /// decimals (their grid), so an advised ratio reads as it must be reached.
 pub(crate) fn fmt_value(v: f64, unit: Unit) -> String {
     if unit == Unit::Ratio && v.is_finite() && v.abs() < 1000.0 {
-        let s = format!("{v:.4}");
-        let s = s.trim_end_matches('0').trim_end_matches('.');
-        if s == "-0" {
-            "0".to_owned()
-        } else {
-            s.to_owned()
-        }
+        unsigned_zero(fixed(v, 4))
     } else {
         fmt_num(v)
     }
+}
+
+/// `v` with `decimals` decimals, trailing zeros (and a bare point) trimmed.
+fn fixed(v: f64, decimals: usize) -> String {
+    let s = format!("{v:.decimals$}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// A value that rounded to minus zero reads as zero.
+fn unsigned_zero(s: String) -> String {
+    if s == "-0" { "0".to_owned() } else { s }
 }
 
 /// [`fmt_opt`] of a value shown beside the threshold it is held to: with
@@ -231,10 +236,6 @@ pub(crate) fn fmt_beside(v: Option<f64>, unit: Unit, threshold: f64) -> String {
     if shown != fmt_value(threshold, unit) {
         return shown;
     }
-    let fixed = |x: f64, decimals: usize| {
-        let s = format!("{x:.decimals$}");
-        s.trim_end_matches('0').trim_end_matches('.').to_owned()
-    };
     (3..=12)
         .map(|decimals| (fixed(v, decimals), fixed(threshold, decimals)))
         .find(|(v, t)| v != t)
@@ -271,13 +272,7 @@ pub(crate) fn fmt_num(v: f64) -> String {
         }
         out
     } else {
-        let s = format!("{v:.2}");
-        let s = s.trim_end_matches('0').trim_end_matches('.');
-        if s == "-0" {
-            "0".to_owned()
-        } else {
-            s.to_owned()
-        }
+        unsigned_zero(fixed(v, 2))
     }
 }
 
