@@ -283,6 +283,56 @@ async fn a_failing_dead_letter_topic_holds_the_partition() {
     assert_eq!(offsets, [bad_offset, at2[0].1, at3[0].1]);
 }
 
+/// A dead letter larger than the dead-letter producer accepts can never be
+/// parked whole: before, the unit was retried for ever and every partition
+/// stopped. It is parked cut, saying so, and ingest goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_too_large_for_its_topic_is_parked_cut() {
+    let mut sb = Sandbox::frozen_at(NOW);
+    // tierd's producers take records up to 100 kB (a TierChanged is far
+    // smaller); the bad record is twice that.
+    sb.config.kafka_producer = vec!["message.max.bytes=100000".to_owned()];
+    sb.start().await;
+    let topic = sb.topic(0).to_owned();
+    let producer = sb.ordered_producer();
+    let c = "big-cust";
+    let mut garbage = vec![0xff, 0xfe];
+    garbage.extend(std::iter::repeat_n(b'x', 200_000));
+    let bad = RawRecord {
+        topic: topic.clone(),
+        key: Some(c.as_bytes().to_vec()),
+        payload: garbage,
+    };
+    let at = publish_records(
+        &producer,
+        &[
+            RawRecord::event(&topic, &order(c, "g1", 1_000)),
+            bad,
+            RawRecord::event(&topic, &order(c, "g2", 1_000)),
+        ],
+    )
+    .await;
+    sb.wait_consumed(T).await;
+    assert_eq!(
+        order_count(&sb, c).await,
+        Some(2.0),
+        "the orders around the oversized record are applied"
+    );
+    let dead = sb.read_topic(&sb.config.dlq_topic, 1, T);
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let d = &dead[0];
+    assert_eq!(d.header("tierd-reason"), Some("undecodable"));
+    assert_eq!(d.header("tierd-offset"), Some(at[1].1.to_string().as_str()));
+    let note = d.header("tierd-truncated").expect("tierd-truncated");
+    assert!(note.contains("payload of 200002 bytes"), "{note}");
+    assert_eq!(d.key.as_deref(), Some(c.as_bytes()));
+    let payload = d.payload.as_deref().expect("a payload");
+    assert_eq!(payload.len(), 1024);
+    assert_eq!(&payload[..3], &[0xff, 0xfe, b'x']);
+    let report = sb.stop().await;
+    assert_eq!((report.records, report.rejected), (3, 1), "{report:?}");
+}
+
 /// Malformed record number `i`: its key, payload and expected reason.
 fn malformed(i: usize) -> (Option<Vec<u8>>, Vec<u8>, &'static str) {
     let customer = format!("bad-{i}");

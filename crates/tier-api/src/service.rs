@@ -323,10 +323,15 @@ impl TierServiceImpl {
         let policy = self.policy.policy_of(&view.policy_version);
         let figures = view.indicators();
         let computed = policy.evaluate(&figures);
-        // Explain the held tier; one the policy does not know (a decision
-        // of a policy older than the one before, the rescore pending) is
-        // explained as the computed one.
-        let held = policy.tier_index(&view.tier).unwrap_or(computed.tier);
+        // Explain the tier the figures hold (the decision's computed tier,
+        // after hysteresis), not an override's: band, next tier, gap and
+        // advice say what the figures earn, and the gap names the override
+        // first. A tier the policy does not know (a decision of a policy
+        // older than the one before, the rescore pending) is explained as
+        // the tier the figures give now.
+        let held = policy
+            .tier_index(view.computed_tier())
+            .unwrap_or(computed.tier);
         let mut explanation = policy.explain(&figures, held);
         tier_core::projection::assessments::annotate(
             &mut explanation.assessments,
@@ -344,6 +349,15 @@ impl TierServiceImpl {
                 .get(computed.tier)
                 .map_or_else(|| explanation.tier.clone(), |t| t.name.clone()),
         };
+        if computed_tier != *view.tier
+            && let Some(manual) = view.manual()
+        {
+            explanation.gap = format!(
+                "{}; {}",
+                manual.note(&computed_tier, policy.calendar()),
+                explanation.gap
+            );
+        }
         // The scored indicators first, then every other known indicator
         // with weight 0, so managers see the whole picture.
         let mut indicators: Vec<Indicator> = explanation

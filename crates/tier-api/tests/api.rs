@@ -18,6 +18,7 @@ use tier_api::{
     ApiError, CustomerView, HealthHandle, LIVENESS_SERVICE, MAX_BATCH_IDS, ReadModel,
     TierServiceImpl, health_pair, serve,
 };
+use tier_core::overrides::{Override, OverrideMode};
 use tier_core::policy::Policy;
 use tier_core::{Indicators, Timestamp};
 use tier_proto::api::tier_service_client::TierServiceClient;
@@ -140,6 +141,18 @@ async fn start() -> Harness {
         ("c-top2", held(&policy, &top, weak())),
     ]);
     read.upsert("c-retired", held(&policy, RETIRED_TIER, strong()));
+    let mut pinned = held(&policy, &top, weak());
+    pinned.relation.manual = Some(Override {
+        tier: top.clone(),
+        mode: OverrideMode::Pin,
+        reason: "strategic account".into(),
+        author: "li.wei".into(),
+        set_at: Timestamp::from_millis(1_700_000_000_000),
+        // 2027-03-31T12:00:00Z: the policy's zone (Asia/Shanghai) says
+        // the 31st too.
+        expires_at: Some(Timestamp::from_millis(1_806_494_400_000)),
+    });
+    read.upsert("c-pinned", pinned);
 
     let (changes, _) = broadcast::channel(CHANGES_CAPACITY);
     let service = TierServiceImpl::new(Arc::clone(&read), Arc::clone(&policy), changes.clone());
@@ -604,7 +617,9 @@ async fn explain_a_tier() {
         assert_eq!(got.contribution, want.contribution);
     }
 
-    // Overridden to the top tier: nothing above it; computed tier differs.
+    // Held at the top tier by hand: the figures are explained for the
+    // tier they give (band, next tier, gap, advice: what they would have
+    // to earn), not as "already in the top tier; held by hysteresis".
     let top = h.read.get("c-top").unwrap();
     let e = h
         .client
@@ -616,9 +631,37 @@ async fn explain_a_tier() {
         .into_inner();
     assert_eq!(e.tier, top_tier(&h.policy));
     assert!(e.overridden);
-    assert_eq!(e.next_tier, "");
     let computed = h.policy.evaluate(&top.indicators()).tier;
+    assert!(computed > 0, "weak figures do not give the top tier");
+    let want = h.policy.explain(&top.indicators(), computed);
     assert_eq!(e.computed_tier, h.policy.tiers()[computed].name);
+    assert_eq!(e.next_tier, h.policy.tiers()[computed - 1].name);
+    assert_eq!(
+        (&e.band, &e.gap, e.advice.len()),
+        (&want.band, &want.gap, want.advice.len())
+    );
+    assert!(!e.gap.contains("hysteresis"), "{}", e.gap);
+
+    // Pinned there by a manager: the gap names the pin first.
+    let e = h
+        .client
+        .explain_tier(ExplainTierRequest {
+            customer_id: "c-pinned".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(e.tier, top_tier(&h.policy));
+    assert_eq!(e.next_tier, h.policy.tiers()[computed - 1].name);
+    assert_eq!(
+        e.gap,
+        format!(
+            "pinned to {} by li.wei (strategic account), ends on 2027-03-31; the figures give {}; {}",
+            top_tier(&h.policy),
+            e.computed_tier,
+            want.gap
+        )
+    );
 
     // A retired tier is explained as the computed one.
     let retired = h.read.get("c-retired").unwrap();

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::policy::Policy;
-use crate::time::Timestamp;
+use crate::time::{BusinessCalendar, Timestamp};
 
 /// How an override bounds the computed tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -55,6 +55,58 @@ impl Override {
             (OverrideMode::Ceiling, Some(c)) => c.max(own),
         })
     }
+
+    /// Why this override cannot be set under `policy` (as of its
+    /// `set_at`), if it cannot.
+    pub fn check(&self, policy: &Policy) -> Result<(), OverrideError> {
+        if policy.tier_index(&self.tier).is_none() {
+            return Err(OverrideError::UnknownTier {
+                tier: self.tier.clone(),
+                policy_version: policy.version().to_owned(),
+            });
+        }
+        check_signed(&self.reason, &self.author)?;
+        if let Some(e) = self.expires_at
+            && e <= self.set_at
+        {
+            return Err(OverrideError::ExpiresInThePast {
+                expires_at: e,
+                at: self.set_at,
+            });
+        }
+        Ok(())
+    }
+
+    /// What an explanation of a customer under this override says first:
+    /// "pinned to A by li.wei (strategic account), ends on 2027-03-31; the
+    /// figures give D". `computed` is the tier the figures give; the end
+    /// is the business day (in `calendar`) the override ends on.
+    pub fn note(&self, computed: &str, calendar: &BusinessCalendar) -> String {
+        let what = match self.mode {
+            OverrideMode::Pin => "pinned to",
+            OverrideMode::Floor => "held at least at",
+            OverrideMode::Ceiling => "held at most at",
+        };
+        let end = self.expires_at.map_or_else(
+            || "until cleared".to_owned(),
+            |t| format!("ends on {}", calendar.day(t)),
+        );
+        format!(
+            "{what} {} by {} ({}), {end}; the figures give {computed}",
+            self.tier, self.author, self.reason
+        )
+    }
+}
+
+/// Every override command says why and who: neither may be blank.
+pub fn check_signed(reason: &str, author: &str) -> Result<(), OverrideError> {
+    if reason.trim().is_empty() {
+        return Err(OverrideError::Missing { field: "reason" });
+    }
+    if author.trim().is_empty() {
+        return Err(OverrideError::Missing { field: "author" });
+    }
+    Ok(())
 }
 
 /// What happened to a customer's override, for its history.

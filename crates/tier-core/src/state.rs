@@ -379,6 +379,10 @@ pub struct CustomerState {
     evaluated: Option<(Timestamp, usize)>,
 }
 
+/// Who the override history names for an override a policy change ended
+/// (its tier retired).
+pub const RETIRING_AUTHOR: &str = "tierd (policy change)";
+
 /// The outcome of [`CustomerState::rescore_policy`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rescored {
@@ -671,8 +675,27 @@ impl CustomerState {
         at: Timestamp,
     ) -> Rescored {
         let before = Decision::of(self, policy);
+        // An override naming a tier the policy no longer has cannot apply:
+        // it ends here, in the override history, instead of staying shown
+        // as in force (and applying again should a later policy bring the
+        // tier back).
+        let retired = self
+            .manual()
+            .filter(|m| policy.tier_index(&m.tier).is_none())
+            .map(|m| m.tier.clone());
+        if let Some(tier) = &retired {
+            self.set_manual(None);
+            self.log_override(
+                at,
+                OverrideAction::Cleared {
+                    reason: format!("tier {tier} is not a tier of policy {}", policy.version()),
+                    author: RETIRING_AUTHOR.to_owned(),
+                },
+            );
+        }
         let change = self.reevaluate(customer_id, policy, at, Cause::Policy);
-        let confirmed = change.is_none() && Decision::of(self, policy) == before;
+        let confirmed =
+            retired.is_none() && change.is_none() && Decision::of(self, policy) == before;
         Rescored { change, confirmed }
     }
 
@@ -1332,8 +1355,14 @@ impl CustomerState {
                 .as_ref()
                 .and_then(|a| policy.tier_index(&a.tier))
         });
-        match self.manual().and_then(|m| m.apply(policy, computed)) {
-            Some(i) => Some((i, computed != Some(i))),
+        // Overridden: the override holds the tier, either against the
+        // figures or as its own bound (a pin equal to the computed tier
+        // still holds it), as the read side's views say.
+        match self
+            .manual()
+            .and_then(|m| Some((m.apply(policy, computed)?, policy.tier_index(&m.tier))))
+        {
+            Some((i, own)) => Some((i, computed != Some(i) || own == Some(i))),
             None => computed.map(|c| (c, false)),
         }
     }
@@ -1354,6 +1383,11 @@ impl CustomerState {
     ) -> Option<TierChange> {
         let (idx, overridden) = self.effective_index(policy, computed)?;
         let tier = &policy.tiers().get(idx)?.name;
+        // The effective tier never changes before its last change: an
+        // override command is recorded at its own instant, and an event
+        // dated before it (late, or still in a backlog the command did not
+        // wait for) is decided at its own.
+        let now = self.history.last().map_or(now, |step| now.max(step.at));
         let score = self.assignment.as_ref().map_or(0.0, |a| a.score);
         if let Some(e) = &mut self.effective
             && e.tier == *tier
@@ -1490,26 +1524,7 @@ impl CustomerState {
         policy: &Policy,
         o: Override,
     ) -> Result<Option<TierChange>, OverrideError> {
-        if policy.tier_index(&o.tier).is_none() {
-            return Err(OverrideError::UnknownTier {
-                tier: o.tier,
-                policy_version: policy.version().to_owned(),
-            });
-        }
-        if o.reason.trim().is_empty() {
-            return Err(OverrideError::Missing { field: "reason" });
-        }
-        if o.author.trim().is_empty() {
-            return Err(OverrideError::Missing { field: "author" });
-        }
-        if let Some(e) = o.expires_at
-            && e <= o.set_at
-        {
-            return Err(OverrideError::ExpiresInThePast {
-                expires_at: e,
-                at: o.set_at,
-            });
-        }
+        o.check(policy)?;
         let at = o.set_at;
         let action = OverrideAction::Set(o.clone());
         Ok(self.override_command(customer_id, policy, Some(o), action, at))
@@ -1529,12 +1544,7 @@ impl CustomerState {
                 customer_id: customer_id.to_owned(),
             });
         }
-        if reason.trim().is_empty() {
-            return Err(OverrideError::Missing { field: "reason" });
-        }
-        if author.trim().is_empty() {
-            return Err(OverrideError::Missing { field: "author" });
-        }
+        crate::overrides::check_signed(reason, author)?;
         let action = OverrideAction::Cleared {
             reason: reason.to_owned(),
             author: author.to_owned(),

@@ -261,3 +261,79 @@ fn after_an_expiry_the_tier_is_held_since_the_expiry_as_after_a_clear() {
         .unwrap();
     assert_eq!(cleared.effective, expired.effective);
 }
+
+/// A policy change that retires the override's tier ends the override,
+/// in its history, at the rescore: it is not left shown as in force while
+/// the computed tier applies (nor applied again should a later policy
+/// bring the tier back).
+#[test]
+fn an_override_of_a_tier_a_new_policy_retires_ends_in_the_history() {
+    let policy = Policy::default_policy();
+    let mut s = small_customer(&policy);
+    let low = computed(&s).to_owned();
+    let at = date(2026, 3, 3);
+    s.set_override("c", &policy, manual("A", OverrideMode::Pin, at, None))
+        .unwrap();
+    assert_eq!(effective(&s), "A");
+    let renamed = tier_core::policy::DEFAULT_POLICY_TOML
+        .replace("name = \"A\"                # core", "name = \"Gold\"")
+        .replace("version = \"default-2027.01\"", "version = \"gold-1\"");
+    let gold = Policy::from_toml_str(&renamed).unwrap();
+    assert!(gold.tier_index("A").is_none() && gold.tier_index("Gold").is_some());
+
+    let later = date(2026, 4, 1);
+    let rescored = s.rescore_policy("c", &gold, later);
+    assert!(!rescored.confirmed, "the state changed: stored");
+    let change = rescored.change.expect("the effective tier moved");
+    assert_eq!(change.cause, Cause::Policy);
+    assert_eq!(
+        (change.new_tier.as_str(), change.overridden),
+        (low.as_str(), false)
+    );
+    assert!(s.manual().is_none(), "no override left in force");
+    let last = s.override_history().last().unwrap();
+    assert_eq!(last.at, later);
+    match &last.action {
+        OverrideAction::Cleared { reason, author } => {
+            assert_eq!(reason, "tier A is not a tier of policy gold-1");
+            assert_eq!(author, tier_core::state::RETIRING_AUTHOR);
+        }
+        other => panic!("{other:?}"),
+    }
+    // The old policy back: the pin does not come back by itself.
+    s.rescore_policy("c", &policy, date(2026, 5, 1));
+    assert_eq!(effective(&s), low);
+}
+
+/// `overridden` says the override holds the tier, against the figures or
+/// as its own bound: a ceiling the computed tier rises to still holds it.
+/// The TierChanged and the tier history say so, as GetTier's view does.
+#[test]
+fn a_tier_at_the_overrides_own_bound_is_overridden_everywhere() {
+    use tier_core::sim::scenario::weekly_buyer;
+    let policy = Policy::default_policy();
+    let events = weekly_buyer("c", date(2026, 3, 2), 2_000_000 * 100);
+    let mut s = CustomerState::default();
+    s.process("c", &events[0], &policy);
+    let start = events[0].occurred_at;
+    s.set_override(
+        "c",
+        &policy,
+        manual("B", OverrideMode::Ceiling, start, None),
+    )
+    .unwrap();
+    let mut at_bound = Vec::new();
+    for e in &events[1..] {
+        if let Some(change) = s.process("c", e, &policy).change
+            && change.new_tier == "B"
+            && change.computed_tier == "B"
+        {
+            at_bound.push(change);
+        }
+    }
+    assert_eq!(computed(&s), "B", "the buyer's figures give B");
+    assert_eq!(at_bound.len(), 1, "the rise to the ceiling: {at_bound:?}");
+    assert!(at_bound[0].overridden);
+    let step = s.tier_history().last().unwrap();
+    assert_eq!((step.to.as_str(), step.overridden), ("B", true));
+}

@@ -347,6 +347,8 @@ impl Engine {
         sweep: bool,
         slice: usize,
     ) {
+        // Commands make time-driven decisions only when sweeps do.
+        self.commands_decide_time = sweep;
         for _ in 0..COMMANDS_PER_BATCH {
             let Ok(command) = commands.try_recv() else {
                 break;

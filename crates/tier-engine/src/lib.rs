@@ -216,6 +216,20 @@ pub enum CommandError {
     Assessment { field: &'static str, reason: String },
 }
 
+/// What an at-risk check found, against the notice out.
+#[derive(Debug, Clone, PartialEq)]
+enum Notice {
+    Same,
+    /// The same drop (tier, falls-to tier, instant), with other advice on
+    /// what would keep the tier (the figures moved, or the policy did):
+    /// stored and shown, not announced again.
+    Refreshed,
+    /// A drop to announce.
+    New(AtRisk),
+    /// The notice no longer holds: withdrawn.
+    Withdrawn,
+}
+
 /// An assessment an account manager makes through the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetAssessment {
@@ -354,6 +368,11 @@ pub struct Engine {
     applied_at: Option<Timestamp>,
     /// The latest horizon a sweep reached (the at-risk checks' "today").
     swept_to: Option<Timestamp>,
+    /// Whether a command first makes its customer's time-driven decisions
+    /// due by its instant (see [`Engine::bring_to`]): only when time sweeps
+    /// do, so [`Engine::between_batches`] sets it from its `sweep`; true
+    /// for a caller that drives the engine by hand.
+    commands_decide_time: bool,
     /// Open complaints announced overdue, per tier of their deadline.
     overdue_open: BTreeMap<String, i64>,
     /// An `abc` policy's population, ranked by its figure (`None` for
@@ -442,6 +461,7 @@ impl Engine {
             confirmed,
             applied_at: None,
             swept_to: None,
+            commands_decide_time: true,
             overdue_open: BTreeMap::new(),
             ranking: None,
             ranking_moved: false,
@@ -688,6 +708,7 @@ impl Engine {
         // customer without open complaints): any event may announce more.
         let overdue_before = open_overdue_tiers(state);
         let processed = state.process(id, event, &self.policy);
+        let notice_out = state.at_risk.is_some();
         let notices = processed.overdue;
         if event.kind.is_complaint() || !notices.is_empty() {
             let after = open_overdue_tiers(state);
@@ -733,6 +754,9 @@ impl Engine {
                 unit.traced.push((unit.changes.len(), trace));
             }
             unit.changes.push(change);
+        }
+        if processed.applied == Applied::Applied && notice_out {
+            self.recheck_notice(unit, id);
         }
         processed.applied
     }
@@ -1079,10 +1103,10 @@ impl Engine {
             let moved = moved || !overdue.is_empty();
             unit.overdue.extend(overdue);
             let notice = self.check_at_risk(&id, horizon);
-            if moved || notice.is_some() {
+            if moved || notice != Notice::Same {
                 unit.touch(&id);
             }
-            if let Some(Some(r)) = notice {
+            if let Notice::New(r) = notice {
                 unit.at_risk.push(r);
             }
             unit.swept += 1;
@@ -1093,27 +1117,52 @@ impl Engine {
         n
     }
 
-    /// Recompute the at-risk notice of `id` as of `now`. `Some(Some(r))`:
-    /// a new drop to announce; `Some(None)`: the old notice was withdrawn;
-    /// `None`: nothing changed.
-    #[allow(clippy::option_option)] // three outcomes, documented above
-    fn check_at_risk(&mut self, id: &str, now: Timestamp) -> Option<Option<AtRisk>> {
-        let state = locate(&mut self.tasks, &self.scopes, self.epoch, id)?;
-        let found = state.foresee_drop(id, &self.policy, now);
-        let same = match (&found, &state.at_risk) {
-            (Some(f), Some(held)) => {
-                f.current_tier == held.current_tier
-                    && f.falls_to == held.falls_to
-                    && f.on == held.on
-            }
-            (None, None) => true,
-            _ => false,
+    /// Recompute the at-risk notice of `id` as of `now` (see [`Notice`]).
+    fn check_at_risk(&mut self, id: &str, now: Timestamp) -> Notice {
+        let Some(state) = locate(&mut self.tasks, &self.scopes, self.epoch, id) else {
+            return Notice::Same;
         };
-        if same {
-            return None;
+        let found = state.foresee_drop(id, &self.policy, now);
+        let outcome = match (&found, state.at_risk.as_deref()) {
+            (None, None) => return Notice::Same,
+            (Some(f), Some(held)) if f == held => return Notice::Same,
+            (Some(f), Some(held))
+                if f.current_tier == held.current_tier
+                    && f.falls_to == held.falls_to
+                    && f.on == held.on =>
+            {
+                Notice::Refreshed
+            }
+            (Some(f), _) => Notice::New(f.clone()),
+            (None, Some(_)) => Notice::Withdrawn,
+        };
+        state.at_risk = found.map(Box::new);
+        outcome
+    }
+
+    /// An event or command moved `id`'s figures: a notice out for it is
+    /// checked again at once, as of the later of the last sweep and its
+    /// decision (an order in time withdraws it, a return may bring the
+    /// drop closer, a pin may cancel it), not at the next day's check.
+    /// Nothing before the first sweep: notices wait for time sweeps.
+    fn recheck_notice(&mut self, unit: &mut Unit, id: &str) {
+        let Some(today) = self.swept_to else {
+            return;
+        };
+        let Some(decided_at) = locate(&mut self.tasks, &self.scopes, self.epoch, id)
+            .filter(|s| s.at_risk.is_some())
+            .map(|s| s.decided_at)
+        else {
+            return;
+        };
+        match self.check_at_risk(id, today.max(decided_at)) {
+            Notice::Same => {}
+            Notice::New(r) => {
+                unit.touch(id);
+                unit.at_risk.push(r);
+            }
+            Notice::Refreshed | Notice::Withdrawn => unit.touch(id),
         }
-        state.at_risk = found.clone().map(Box::new);
-        Some(found)
     }
 
     /// Put `id` in the due index at its next due instant, or the next
@@ -1133,8 +1182,14 @@ impl Engine {
     }
 
     /// Advance `id` to `at` and make its decisions due by then (commands
-    /// act on a current customer).
+    /// act on a current customer), when time sweeps would: not while
+    /// catching up on a backlog (a customer is not downgraded for want of
+    /// events still in it) nor with time sweeps off (never with time
+    /// alone). The command then acts on the tier last decided.
     fn bring_to(&mut self, unit: &mut Unit, id: &str, at: Timestamp) {
+        if !self.commands_decide_time {
+            return;
+        }
         if let Some(state) = locate(&mut self.tasks, &self.scopes, self.epoch, id) {
             let before = state.decided_at;
             let (changes, _) = state.advance_to(id, &self.policy, at, usize::MAX);
@@ -1158,6 +1213,20 @@ impl Engine {
             return Err(CommandError::EmptyCustomerId);
         }
         self.ensure_current(unit, &cmd.customer_id);
+        // Checked before anything moves: a refused command changes nothing
+        // (the time-driven decisions it would make first among it).
+        let decided_at = locate(&mut self.tasks, &self.scopes, self.epoch, &cmd.customer_id)
+            .map(|s| s.decided_at);
+        let o = Override {
+            tier: cmd.tier,
+            mode: cmd.mode,
+            reason: cmd.reason,
+            author: cmd.author,
+            set_at: decided_at.map_or(now, |d| now.max(d)),
+            expires_at: cmd.expires_at,
+        };
+        o.check(&self.policy)?;
+        let advanced = self.commands_decide_time;
         self.bring_to(unit, &cmd.customer_id, now);
         // A customer tierd has not seen yet is unscoped until its records
         // arrive (see the `scope` module).
@@ -1168,20 +1237,13 @@ impl Engine {
             Some(s) => s,
             None => task.insert_new(cmd.customer_id.clone(), self.epoch),
         };
-        let at = now.max(state.decided_at);
-        let result = state.set_override(
-            &cmd.customer_id,
-            &self.policy,
-            Override {
-                tier: cmd.tier,
-                mode: cmd.mode,
-                reason: cmd.reason,
-                author: cmd.author,
-                set_at: at,
-                expires_at: cmd.expires_at,
-            },
-        );
-        if result.is_ok() && state.decided_at < at {
+        let at = o.set_at;
+        let result = state.set_override(&cmd.customer_id, &self.policy, o);
+        // The decision is as of the command only when the customer was
+        // brought to it: otherwise its figures stay those of the tier last
+        // decided, and the events still in the backlog are decided at
+        // their own instants.
+        if result.is_ok() && advanced && state.decided_at < at {
             state.decided_at = at;
         }
         if result.is_ok() {
@@ -1192,6 +1254,7 @@ impl Engine {
         let change = result?;
         unit.touch(&cmd.customer_id);
         unit.changes.extend(change.clone());
+        self.recheck_notice(unit, &cmd.customer_id);
         self.reindex(&cmd.customer_id);
         Ok(change)
     }
@@ -1274,17 +1337,27 @@ impl Engine {
             return Err(CommandError::EmptyCustomerId);
         }
         self.ensure_current(unit, customer_id);
+        // Checked before anything moves (see `set_override`); an override
+        // that expires on the way to `now` is then not there to clear.
+        let nothing = || {
+            CommandError::from(OverrideError::NothingToClear {
+                customer_id: customer_id.to_owned(),
+            })
+        };
+        let state = locate(&mut self.tasks, &self.scopes, self.epoch, customer_id);
+        if state.is_none_or(|s| s.manual().is_none()) {
+            return Err(nothing());
+        }
+        tier_core::overrides::check_signed(reason, author)?;
         self.bring_to(unit, customer_id, now);
         let Some(state) = locate(&mut self.tasks, &self.scopes, self.epoch, customer_id) else {
-            return Err(OverrideError::NothingToClear {
-                customer_id: customer_id.to_owned(),
-            }
-            .into());
+            return Err(nothing());
         };
         let at = now.max(state.decided_at);
         let change = state.clear_override(customer_id, &self.policy, reason, author, at)?;
         unit.touch(customer_id);
         unit.changes.extend(change.clone());
+        self.recheck_notice(unit, customer_id);
         self.reindex(customer_id);
         Ok(change)
     }

@@ -524,3 +524,150 @@ fn only_the_change_an_event_causes_carries_its_trace() {
     assert!(!plain.changes.is_empty());
     assert!(plain.traced.is_empty());
 }
+
+/// A customer due to drop with time alone: its first drop and the instant.
+fn due_to_drop(engine: &Engine, c: &str) -> (String, Timestamp) {
+    let policy = policy();
+    let mut alone = engine.customer(c).unwrap().into_owned();
+    let horizon = date(2028, 1, 1);
+    let (changes, _) = alone.advance_to(c, &policy, horizon, usize::MAX);
+    let first = changes.first().expect("a stopped buyer drops with time");
+    (first.new_tier.clone(), first.changed_at)
+}
+
+/// A command makes the time-driven decisions due by its instant only when
+/// sweeps would: while catching up (or with time sweeps off) a customer is
+/// not downgraded for want of events still in the backlog, and a refused
+/// command changes nothing at all.
+#[test]
+fn a_command_makes_no_time_decision_while_catching_up_nor_when_refused() {
+    use std::sync::mpsc::sync_channel;
+    use tier_engine::{Batch, Command};
+    let t0 = date(2026, 3, 2);
+    let start = || {
+        let mut engine = Engine::new(policy(), [], t0);
+        fold_all(&mut engine, &buyer("c", t0, cny(2_000_000)));
+        engine
+    };
+    let mut engine = start();
+    let (dropped_to, due) = due_to_drop(&engine, "c");
+    assert_eq!(engine.customer("c").unwrap().tier(), Some("B"));
+    assert_ne!(dropped_to, "B");
+    let now = due.plus_days(2);
+    let floor = |tier: &str| SetOverride {
+        customer_id: "c".into(),
+        tier: tier.into(),
+        mode: OverrideMode::Floor,
+        reason: "watch".into(),
+        author: "li.wei".into(),
+        expires_at: None,
+    };
+
+    // Catching up (no sweep): the floor below B is set, B stays, nothing
+    // is decided with time.
+    let (tx, rx) = sync_channel(4);
+    tx.send(Command::SetOverride {
+        cmd: floor("D"),
+        reply: Box::new(|_| {}),
+    })
+    .unwrap();
+    let mut batch = Batch::new();
+    engine.between_batches(&mut batch, &rx, now, false, false, 100);
+    assert!(
+        batch.unit.changes.iter().all(|c| c.cause != Cause::Time),
+        "{:?}",
+        batch.unit.changes
+    );
+    let s = engine.customer("c").unwrap();
+    assert_eq!(s.tier(), Some("B"));
+    assert_eq!(s.assignment.as_ref().unwrap().tier, "B");
+    assert!(s.decided_at < due, "the decision stays the last one made");
+    assert_eq!(s.manual().unwrap().set_at, now);
+
+    // Caught up, with sweeps: the same command brings the customer to now
+    // first (the drop is decided, with time, at its own instant).
+    let mut engine = start();
+    let (tx, rx) = sync_channel(4);
+    tx.send(Command::SetOverride {
+        cmd: floor("D"),
+        reply: Box::new(|_| {}),
+    })
+    .unwrap();
+    let mut batch = Batch::new();
+    engine.between_batches(&mut batch, &rx, now, true, true, 100);
+    let time: Vec<_> = batch
+        .unit
+        .changes
+        .iter()
+        .filter(|c| c.cause == Cause::Time && c.customer_id == "c")
+        .collect();
+    assert_eq!(time.first().map(|c| c.changed_at), Some(due), "{time:?}");
+
+    // Refused commands (a tier the policy lacks, nothing to clear, no
+    // author) change nothing, though the drop is due.
+    let mut engine = start();
+    let mut unit = Unit::new();
+    let err = engine.set_override(&mut unit, floor("Z"), now).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CommandError::Override(OverrideError::UnknownTier { .. })
+        ),
+        "{err:?}"
+    );
+    let err = engine
+        .clear_override(&mut unit, "c", "done", "li.wei", now)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CommandError::Override(OverrideError::NothingToClear { .. })
+        ),
+        "{err:?}"
+    );
+    let mut unsigned = floor("C");
+    unsigned.author = " ".into();
+    assert!(engine.set_override(&mut unit, unsigned, now).is_err());
+    assert!(unit.changes.is_empty(), "{:?}", unit.changes);
+    assert!(unit.touched().is_empty());
+    assert_eq!(engine.customer("c").unwrap().tier(), Some("B"));
+}
+
+/// A notice out is checked again when an event moves the customer's
+/// figures, not only at the next day's check: after each order the notice
+/// held is exactly the one foreseen from the new figures (an order in time
+/// withdraws it the same day).
+#[test]
+fn an_order_in_time_withdraws_the_notice_at_once() {
+    let policy = policy();
+    let last = date(2026, 3, 2);
+    let mut engine = Engine::new(policy.clone(), [], last);
+    fold_all(&mut engine, &buyer("c", last, cny(2_000_000)));
+    let (_, notices) = sweep_days(&mut engine, last, 400);
+    let (day, _) = *notices.first().expect("a notice");
+    // Again, up to the day of the notice only.
+    let mut engine = Engine::new(policy.clone(), [], last);
+    fold_all(&mut engine, &buyer("c", last, cny(2_000_000)));
+    sweep_days(&mut engine, last, day);
+    assert!(engine.customer("c").unwrap().at_risk.is_some());
+    let today = last.plus_days(day);
+    for (n, amount) in [(900, cny(100)), (901, cny(5_000)), (902, cny(300_000))] {
+        let at = Timestamp::from_millis(today.millis() + 3_600_000 * (n - 899));
+        let unit = fold_all(&mut engine, &[order("c", n as usize, at, amount)]);
+        assert!(unit.touched().contains(&"c".to_owned()));
+        let s = engine.customer("c").unwrap();
+        let fresh = s.foresee_drop("c", &policy, at);
+        assert_eq!(
+            s.at_risk.as_deref(),
+            fresh.as_ref(),
+            "after the order of {amount}"
+        );
+    }
+    let s = engine.customer("c").unwrap();
+    assert_eq!(s.tier(), Some("B"));
+    assert!(
+        s.at_risk.is_none(),
+        "a 300,000 CNY order keeps B: {:?}",
+        s.at_risk
+    );
+}

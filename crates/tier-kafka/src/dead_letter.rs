@@ -13,6 +13,7 @@
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use tier_engine::{DeadLetter, DeadLetterSink, SinkError};
@@ -63,83 +64,32 @@ impl DeadLetterSink for KafkaDeadLetters {
     /// Send the dead letters not yet acknowledged and wait for every
     /// acknowledgement, so that each outcome is known before a retry (no
     /// dead letter is sent twice within a run).
+    ///
+    /// A record the producer or the broker refuses as too large (over the
+    /// producer's `message.max.bytes` or the dead-letter topic's
+    /// `max.message.bytes`) can never be parked whole, and holding the unit
+    /// for it would stop every partition for good: it is sent again at once
+    /// with its key and payload cut to their first [`KEPT_BYTES`] bytes and
+    /// a `tierd-truncated` header saying so. The whole record stays on its
+    /// input topic, where `tierd-topic`, `tierd-partition` and
+    /// `tierd-offset` point.
     fn deliver(&mut self, dead: &mut [DeadLetter]) -> Result<(), SinkError> {
-        let mut sent = Vec::new();
-        let mut failure = None;
-        for (i, d) in dead.iter().enumerate().filter(|(_, d)| !d.delivered) {
-            let partition = d.partition.to_string();
-            let offset = d.offset.to_string();
-            let headers = OwnedHeaders::new()
-                .insert(Header {
-                    key: "tierd-reason",
-                    value: Some(d.error.reason.as_str()),
-                })
-                .insert(Header {
-                    key: "tierd-field",
-                    value: Some(d.error.field),
-                })
-                .insert(Header {
-                    key: "tierd-detail",
-                    value: Some(d.error.detail.as_str()),
-                })
-                .insert(Header {
-                    key: "tierd-topic",
-                    value: Some(d.topic.as_str()),
-                })
-                .insert(Header {
-                    key: "tierd-partition",
-                    value: Some(partition.as_str()),
-                })
-                .insert(Header {
-                    key: "tierd-offset",
-                    value: Some(offset.as_str()),
+        let whole: Vec<usize> = (0..dead.len()).filter(|&i| !dead[i].delivered).collect();
+        let (too_large, mut failure) = self.send(dead, &whole, Shape::Whole);
+        if !too_large.is_empty() {
+            let (still_too_large, cut_failure) = self.send(dead, &too_large, Shape::Cut);
+            failure = failure.or(cut_failure);
+            if let Some(&i) = still_too_large.first() {
+                let d = &dead[i];
+                failure.get_or_insert_with(|| SinkError {
+                    message: format!(
+                        "dead-lettering {}[{}]@{}: too large for the dead-letter topic even \
+                         cut to {KEPT_BYTES} bytes of key and payload (its headers: check \
+                         the dead-letter producer's message.max.bytes)",
+                        d.topic, d.partition, d.offset
+                    ),
+                    reason: "message_too_large",
                 });
-            let mut record: FutureRecord<'_, [u8], [u8]> =
-                FutureRecord::to(&self.topic).headers(headers);
-            if let Some(k) = &d.key {
-                record = record.key(k.as_slice());
-            }
-            if let Some(p) = &d.payload {
-                record = record.payload(p.as_slice());
-            }
-            match self.producer.send_result(record) {
-                Ok(fut) => sent.push((i, fut)),
-                Err((e, _)) => {
-                    // Stop sending, but still learn the fate of what was sent.
-                    failure = Some(SinkError {
-                        message: format!(
-                            "dead-lettering {}[{}]@{}: enqueue failed: {e}",
-                            d.topic, d.partition, d.offset
-                        ),
-                        reason: kafka_reason(&e),
-                    });
-                    break;
-                }
-            }
-        }
-        for (i, fut) in sent {
-            let d = &mut dead[i];
-            match futures::executor::block_on(fut) {
-                Ok(Ok(_)) => {
-                    d.delivered = true;
-                    metrics::counter!(m::EVENTS_REJECTED, "reason" => d.error.reason.as_str())
-                        .increment(1);
-                }
-                Ok(Err((e, _))) => {
-                    failure.get_or_insert_with(|| SinkError {
-                        message: format!(
-                            "dead-lettering {}[{}]@{}: {e}",
-                            d.topic, d.partition, d.offset
-                        ),
-                        reason: kafka_reason(&e),
-                    });
-                }
-                Err(_) => {
-                    failure.get_or_insert_with(|| SinkError {
-                        message: "dead-lettering: delivery cancelled".into(),
-                        reason: "cancelled",
-                    });
-                }
             }
         }
         failure.map_or(Ok(()), Err)
@@ -165,5 +115,171 @@ impl DeadLetterSink for KafkaDeadLetters {
         {
             tracing::debug!(error = %e, "refreshing the dead-letter topic's metadata failed");
         }
+    }
+}
+
+/// What of a dead letter's key and payload is sent (see
+/// [`KafkaDeadLetters::deliver`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Whole,
+    /// Key, payload and detail cut to their first [`KEPT_BYTES`] bytes.
+    Cut,
+}
+
+/// How much of a key, payload or detail a dead letter too large to park
+/// whole keeps: enough to tell the customer and the kind of event.
+const KEPT_BYTES: usize = 1024;
+
+/// True for the errors that no retry can cure: the record is larger than
+/// the producer or the broker accepts.
+fn is_too_large(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::MessageBatchTooLarge)
+    )
+}
+
+fn cut(bytes: &[u8]) -> &[u8] {
+    &bytes[..bytes.len().min(KEPT_BYTES)]
+}
+
+/// `detail` cut to at most [`KEPT_BYTES`] bytes on a char boundary.
+fn cut_str(text: &str) -> &str {
+    let mut end = text.len().min(KEPT_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+impl KafkaDeadLetters {
+    /// Send `dead[i]` for each `i` in `which`, shaped as `shape`, and wait
+    /// for each outcome. Returns the ones refused as too large (not marked
+    /// delivered) and the first other failure.
+    fn send(
+        &self,
+        dead: &mut [DeadLetter],
+        which: &[usize],
+        shape: Shape,
+    ) -> (Vec<usize>, Option<SinkError>) {
+        let mut sent = Vec::new();
+        let mut too_large = Vec::new();
+        let mut failure = None;
+        for &i in which {
+            let d = &dead[i];
+            match self.producer.send_result(self.record(d, shape)) {
+                Ok(fut) => sent.push((i, fut)),
+                Err((e, _)) if is_too_large(&e) => too_large.push(i),
+                Err((e, _)) => {
+                    // Stop sending, but still learn the fate of what was sent.
+                    failure = Some(SinkError {
+                        message: format!(
+                            "dead-lettering {}[{}]@{}: enqueue failed: {e}",
+                            d.topic, d.partition, d.offset
+                        ),
+                        reason: kafka_reason(&e),
+                    });
+                    break;
+                }
+            }
+        }
+        for (i, fut) in sent {
+            let d = &mut dead[i];
+            match futures::executor::block_on(fut) {
+                Ok(Ok(_)) => {
+                    d.delivered = true;
+                    metrics::counter!(m::EVENTS_REJECTED, "reason" => d.error.reason.as_str())
+                        .increment(1);
+                    if shape == Shape::Cut {
+                        tracing::warn!(
+                            topic = d.topic,
+                            partition = d.partition,
+                            offset = d.offset,
+                            kept = KEPT_BYTES,
+                            "a dead letter too large for the dead-letter topic was parked cut; the whole record stays on its input topic"
+                        );
+                    }
+                }
+                Ok(Err((e, _))) if is_too_large(&e) => too_large.push(i),
+                Ok(Err((e, _))) => {
+                    failure.get_or_insert_with(|| SinkError {
+                        message: format!(
+                            "dead-lettering {}[{}]@{}: {e}",
+                            d.topic, d.partition, d.offset
+                        ),
+                        reason: kafka_reason(&e),
+                    });
+                }
+                Err(_) => {
+                    failure.get_or_insert_with(|| SinkError {
+                        message: "dead-lettering: delivery cancelled".into(),
+                        reason: "cancelled",
+                    });
+                }
+            }
+        }
+        (too_large, failure)
+    }
+
+    /// The record for `d`: its key and payload (cut when `shape` says so)
+    /// and the headers that say why and where from.
+    fn record<'a>(&'a self, d: &'a DeadLetter, shape: Shape) -> FutureRecord<'a, [u8], [u8]> {
+        let partition = d.partition.to_string();
+        let offset = d.offset.to_string();
+        let detail = match shape {
+            Shape::Whole => d.error.detail.as_str(),
+            Shape::Cut => cut_str(&d.error.detail),
+        };
+        let mut headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "tierd-reason",
+                value: Some(d.error.reason.as_str()),
+            })
+            .insert(Header {
+                key: "tierd-field",
+                value: Some(d.error.field),
+            })
+            .insert(Header {
+                key: "tierd-detail",
+                value: Some(detail),
+            })
+            .insert(Header {
+                key: "tierd-topic",
+                value: Some(d.topic.as_str()),
+            })
+            .insert(Header {
+                key: "tierd-partition",
+                value: Some(partition.as_str()),
+            })
+            .insert(Header {
+                key: "tierd-offset",
+                value: Some(offset.as_str()),
+            });
+        if shape == Shape::Cut {
+            let note = format!(
+                "too large for the dead-letter topic: key of {} bytes and payload of {} \
+                 bytes cut to their first {KEPT_BYTES}; the whole record is at \
+                 tierd-topic/tierd-partition/tierd-offset",
+                d.key.as_ref().map_or(0, Vec::len),
+                d.payload.as_ref().map_or(0, Vec::len),
+            );
+            headers = headers.insert(Header {
+                key: "tierd-truncated",
+                value: Some(note.as_str()),
+            });
+        }
+        let keep = |bytes: &'a Vec<u8>| match shape {
+            Shape::Whole => bytes.as_slice(),
+            Shape::Cut => cut(bytes),
+        };
+        let mut record = FutureRecord::to(&self.topic).headers(headers);
+        if let Some(k) = &d.key {
+            record = record.key(keep(k));
+        }
+        if let Some(p) = &d.payload {
+            record = record.payload(keep(p));
+        }
+        record
     }
 }

@@ -80,6 +80,7 @@ pub fn at_risk_to_proto(r: &AtRisk, policy: &Policy) -> api::TierAtRisk {
         current_tier: r.current_tier.clone(),
         falls_to: r.falls_to.clone(),
         on: Some(time::to_proto(r.on)),
+        on_day: policy.calendar().day(r.on).to_string(),
         keep: r.keep.iter().map(advice_to_proto).collect(),
         summary: summary(r, policy, &currency),
         policy_version: policy.version().to_owned(),

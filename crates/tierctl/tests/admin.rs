@@ -338,6 +338,7 @@ impl TierService for Fake {
             summary: summary.into(),
             policy_version: "v7".into(),
             currency: "CNY".into(),
+            on_day: String::new(),
         };
         Ok(Response::new(ListAtRiskCustomersResponse {
             customers: vec![

@@ -42,7 +42,12 @@ pub fn render(customers: &[TierAtRisk]) -> String {
             c.customer_id.clone(),
             dash(&c.current_tier),
             dash(&c.falls_to),
-            day_start_date(c.on.as_ref()),
+            // The server's business day; an older server sends none.
+            if c.on_day.is_empty() {
+                day_start_date(c.on.as_ref())
+            } else {
+                c.on_day.clone()
+            },
             dash(&c.summary),
         ]);
     }
@@ -68,7 +73,21 @@ mod tests {
             summary: "orders of 120,000.00 CNY by 2027-01-31".into(),
             policy_version: "v7".into(),
             currency: "CNY".into(),
+            on_day: String::new(),
         };
+        // An override ending at 21:30 in Shanghai (13:30Z): the server's
+        // day, not the UTC midnight nearest the instant (2027-02-01).
+        let ending = TierAtRisk {
+            customer_id: "c-2".into(),
+            on: Some(prost_types::Timestamp {
+                seconds: 1_801_353_600 + 13 * 3600 + 1800,
+                nanos: 0,
+            }),
+            on_day: "2027-01-31".into(),
+            summary: "falls from A to B on 2027-01-31".into(),
+            ..c.clone()
+        };
+        assert!(render(&[ending]).contains("c-2       A     B         2027-01-31"));
         let text = render(&[c]);
         assert_eq!(
             text,
