@@ -185,8 +185,15 @@ fn graded(g: &Grading, class: String) -> GradingClass {
     }
 }
 
-/// The value an `abc` grading ranks a view by (`NaN`: unknown).
+/// The value an `abc` grading ranks a view by (`NaN`: unknown). Unknown
+/// for a customer with no order in the window (a prospect, a lapsed
+/// customer): the Pareto view grades who brings the revenue, and ranking
+/// such customers at the bottom would split their block of equal figures
+/// across classes by id (and push the customers who buy into better ones).
 fn abc_value(by: &RankBy, view: &View, indicators: &Indicators) -> f64 {
+    if indicators.order_count_12m <= 0.0 {
+        return f64::NAN;
+    }
     match by {
         RankBy::Score => view.score,
         RankBy::Indicator(name) => indicators.get(*name).unwrap_or(f64::NAN),

@@ -388,8 +388,13 @@ impl TierServiceImpl {
                 contribution: 0.0,
             });
         }
-        let cuts = self.read.grading_cuts(&policy);
-        let gradings = Self::gradings_of(&req.customer_id, &view, &policy, cuts.as_deref());
+        // Graded as GetTier grades (under the policy in force, against the
+        // population's cut points), also while the rescore of a policy
+        // change has not reached this customer: the same classes in every
+        // answer, and no read rebuilds the population for another version.
+        let in_force = self.policy.policy();
+        let cuts = self.read.grading_cuts(&in_force);
+        let gradings = Self::gradings_of(&req.customer_id, &view, &in_force, cuts.as_deref());
         let assessments = explanation
             .assessments
             .iter()

@@ -224,3 +224,131 @@ async fn the_matrix_quadrant_is_in_get_tier_and_explain_tier() {
     );
     shutdown.cancel();
 }
+
+/// A customer with no order in the window (a prospect, a lapsed customer)
+/// is not abc-graded: ranked at the bottom, the block of their equal
+/// figures was split by id across classes (prospects graded B beside
+/// others graded C), and a customer whose revenue fell to nothing could
+/// read A until the next recut.
+#[tokio::test]
+async fn customers_who_bought_nothing_in_the_window_are_not_abc_graded() {
+    let p = policy();
+    let last = date(2026, 3, 1);
+    let mut states: Vec<(String, CustomerState)> = Vec::new();
+    states.push(("big".into(), customer("big", last, 100_000_000, None, &p)));
+    states.push(("mid".into(), customer("mid", last, 50_000_000, None, &p)));
+    for i in 0..4 {
+        let id = format!("prospect{i}");
+        let mut s = CustomerState::default();
+        let profile = Event {
+            event_id: format!("{id}-profile"),
+            customer_id: id.clone(),
+            occurred_at: last,
+            source: "crm".into(),
+            kind: EventKind::ProfileUpdated(ProfileUpdate {
+                purchase_potential: Some(Money(100_000_000)),
+                ..ProfileUpdate::default()
+            }),
+        };
+        s.process(&id, &profile, &p);
+        states.push((id, s));
+    }
+    for i in 0..4 {
+        let id = format!("lapsed{i}");
+        let mut s = customer(&id, last.plus_days(-400), 80_000_000, None, &p);
+        s.advance_to(&id, &p, last, usize::MAX);
+        states.push((id, s));
+    }
+    let read = Arc::new(ReadModel::new());
+    let refs: Vec<(&str, &CustomerState)> = states.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    read.publish(&refs, &p);
+    read.recut_gradings();
+    let (mut client, shutdown) = client(Arc::clone(&read), p.clone()).await;
+    for (id, _) in states.iter().skip(2) {
+        assert_eq!(class_of(&mut client, id, "abc").await, None, "{id}");
+    }
+    // The two who buy are graded among themselves.
+    assert!(class_of(&mut client, "big", "abc").await.is_some());
+    assert!(class_of(&mut client, "mid", "abc").await.is_some());
+    shutdown.cancel();
+}
+
+/// While the rescore of a policy change has not reached a customer, its
+/// decision is explained by the policy that made it, but its gradings are
+/// those of the policy in force, as GetTier gives them: ExplainTier classed
+/// it under the old policy's gradings (and rebuilt the population for it).
+#[tokio::test]
+async fn explain_tier_grades_as_get_tier_while_a_rescore_is_pending() {
+    let p = policy();
+    let last = date(2026, 3, 1);
+    let states: Vec<(String, CustomerState)> = (1..=10)
+        .map(|i| {
+            let id = format!("c{i:02}");
+            let s = customer(&id, last.plus_days(i - 10), i * 10_000_000, None, &p);
+            (id, s)
+        })
+        .collect();
+    let read = Arc::new(ReadModel::new());
+    let refs: Vec<(&str, &CustomerState)> = states.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    read.publish(&refs, &p);
+    let (changes, _) = broadcast::channel(16);
+    let service = TierServiceImpl::new(Arc::clone(&read), Arc::new(p.clone()), changes);
+    // v2 gives half the population A; nobody is rescored yet.
+    let v1_text = format!(
+        "{}\n{GRADINGS}",
+        DEFAULT_POLICY_TOML
+            .split("# --- Secondary gradings")
+            .next()
+            .unwrap_or_default()
+    )
+    .replace("version = \"default-2027.01\"", "version = \"graded-1\"");
+    let v2_text = v1_text
+        .replace("version = \"graded-1\"", "version = \"graded-2\"")
+        .replace("shares = [20, 30, 50]", "shares = [50, 30, 20]");
+    let v2 = Policy::from_toml_str(&v2_text).unwrap();
+    service
+        .policy_handle()
+        .set(Arc::new(tier_engine::ActivePolicy::new(
+            v2,
+            v2_text,
+            String::new(),
+        )));
+    let (_health, health_service) = health_pair();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(serve(listener, service, health_service, shutdown.clone()));
+    let mut client = TierServiceClient::new(
+        Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
+    let explained = client
+        .explain_tier(ExplainTierRequest {
+            customer_id: "c07".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        explained.policy_version, "graded-1",
+        "the decision's policy"
+    );
+    let abc = |g: &[tier_proto::api::GradingClass]| {
+        g.iter()
+            .find(|g| g.grading == "abc")
+            .map(|g| g.class.clone())
+    };
+    assert_eq!(
+        abc(&explained.gradings).as_deref(),
+        Some("A"),
+        "v2's classes"
+    );
+    assert_eq!(
+        class_of(&mut client, "c07", "abc").await,
+        abc(&explained.gradings)
+    );
+    shutdown.cancel();
+}

@@ -401,6 +401,57 @@ impl<K: Ord + Hash + Clone> Ranking<K> {
         self.ranked.value_cuts(proportions)
     }
 
+    /// [`Self::value_cuts`] with the lowest class kept for the
+    /// population's worst value. Ties at a cut point go to the better
+    /// class, so when the last customer of a better class shares the
+    /// population's worst value (most often nothing: no revenue, no order
+    /// in the window), every customer at that value would reach it and the
+    /// lowest class, which the shares give customers, would be empty: a
+    /// customer who bought nothing would be graded as one who did. Such a
+    /// class's cut point is instead the value of its last customer better
+    /// than the worst, or out of reach when it has none (the class is
+    /// empty in today's ranking); equal figures still get equal classes.
+    pub fn value_cuts_lowest_kept(&self, proportions: &Proportions) -> Vec<f64> {
+        let mut cuts = self.value_cuts(proportions);
+        let n = self.known_len();
+        let value = |i: usize| self.get(i).map(|(_, v)| v);
+        let Some(worst) = n.checked_sub(1).and_then(value) else {
+            return cuts;
+        };
+        let ends = proportions.boundaries(n);
+        // Whether the shares give the lowest class anyone.
+        if ends.last().is_none_or(|&start| start >= n) || !cuts.contains(&worst) {
+            return cuts;
+        }
+        // Ranked best first: the worst value is the last block.
+        let mut lo = 0;
+        let mut hi = n - 1;
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if value(mid) == Some(worst) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        let first_worst = lo;
+        let unreachable = match self.direction() {
+            Direction::HigherIsBetter => f64::INFINITY,
+            Direction::LowerIsBetter => f64::NEG_INFINITY,
+        };
+        let starts = std::iter::once(0).chain(ends.iter().copied());
+        for (t, start) in cuts.iter_mut().zip(starts) {
+            if *t == worst {
+                *t = if first_worst > start {
+                    value(first_worst - 1).unwrap_or(unreachable)
+                } else {
+                    unreachable
+                };
+            }
+        }
+        cuts
+    }
+
     /// [`Ranked::diff`].
     pub fn diff(&self, old: &Cuts<K>, new: &Cuts<K>) -> Vec<ClassChange<K>> {
         self.ranked.diff(old, new)
@@ -1279,9 +1330,10 @@ pub fn value_class(direction: Direction, cuts: &[f64], value: Option<f64>) -> Op
 }
 
 /// RFM quintile cut points as values, for grading a customer by its own
-/// figures (the `rfm_*` indicators): one [`Ranking::value_cuts`] of the
-/// quintiles per ranking of an [`RfmRanking`], ties to the better
-/// quintile, so two customers with the same figure always get the same
+/// figures (the `rfm_*` indicators): one
+/// [`Ranking::value_cuts_lowest_kept`] of the quintiles per ranking of an
+/// [`RfmRanking`], ties to the better quintile (but the worst value to the
+/// worst), so two customers with the same figure always get the same
 /// score (unlike [`RfmCuts`], which splits ties by id to keep every
 /// quintile within one customer of its size, for a report). Scores are
 /// 1-5, 5 = the best fifth; a dimension with no cut points (no ranked
@@ -1297,11 +1349,14 @@ pub struct RfmQuintiles {
 impl RfmQuintiles {
     /// The quintile cut points of `ranking`'s current population.
     pub fn of<K: Ord + Hash + Clone>(ranking: &RfmRanking<K>) -> Self {
+        // The worst fifth kept for the worst value: customers with no order
+        // in the window (frequency and revenue 0) score 1, not the fifth
+        // of the last customer who bought.
         let q = Proportions::quintiles();
         Self {
-            recency: ranking.recency.value_cuts(&q),
-            frequency: ranking.frequency.value_cuts(&q),
-            monetary: ranking.monetary.value_cuts(&q),
+            recency: ranking.recency.value_cuts_lowest_kept(&q),
+            frequency: ranking.frequency.value_cuts_lowest_kept(&q),
+            monetary: ranking.monetary.value_cuts_lowest_kept(&q),
         }
     }
 

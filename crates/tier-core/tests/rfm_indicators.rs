@@ -252,3 +252,46 @@ fn equal_figures_get_equal_scores() {
     // Recency and monetary all tied: everyone in the best fifth.
     assert_eq!(of(5.0).total(), Some(15));
 }
+
+/// Customers whose last order lies before the window (frequency and
+/// revenue 0) score the worst fifth, 1, however many they are: ties go to
+/// the better fifth, and without the worst value kept for the worst fifth
+/// they scored that of the last customer who bought (3 here), or 5 once
+/// most of the population had lapsed.
+#[test]
+fn buying_nothing_in_the_window_scores_the_worst_fifth() {
+    let last = |d: i64| Some(plus_days(base(), d));
+    for lapsed in [5_usize, 9] {
+        let mut ranking = RfmRanking::<String>::new();
+        for (i, orders) in [5.0, 4.0, 3.0, 2.0, 1.0].into_iter().enumerate() {
+            let values = RfmValues {
+                last_order_at: last(-(i as i64)),
+                frequency: orders,
+                monetary: orders * 1_000.0,
+            };
+            ranking.upsert(format!("buyer{i}").as_str(), &values);
+        }
+        let nothing = RfmValues {
+            last_order_at: last(-500),
+            frequency: 0.0,
+            monetary: 0.0,
+        };
+        for i in 0..lapsed {
+            ranking.upsert(format!("lapsed{i}").as_str(), &nothing);
+        }
+        let q = RfmQuintiles::of(&ranking);
+        let s = q.score(&nothing);
+        assert_eq!(
+            (s.recency, s.frequency, s.monetary),
+            (Some(1), Some(1), Some(1)),
+            "{lapsed} lapsed: {q:?}"
+        );
+        // The buyers keep their fifths: the best still scores 5.
+        let best = q.score(&RfmValues {
+            last_order_at: last(0),
+            frequency: 5.0,
+            monetary: 5_000.0,
+        });
+        assert_eq!(best.frequency, Some(5), "{q:?}");
+    }
+}

@@ -211,7 +211,8 @@ impl ActivePolicy {
     }
 
     /// Whether `policy` folds events as the policy in force does (the same
-    /// window and time zone): what the stored figures can be read by. A
+    /// window, time zone and base currency): what the stored figures can
+    /// be read by. A
     /// dry run of another is refused too; its answer would read them.
     pub fn folds_as(&self, policy: &Policy) -> Result<(), PolicyChangeRefused> {
         let current = &self.policy;
@@ -227,6 +228,20 @@ impl ActivePolicy {
                 field: "time_zone",
                 from: format!("{:?}", current.calendar().name()),
                 to: format!("{:?}", policy.calendar().name()),
+            });
+        }
+        // Every stored sum is in minor units of the base currency it was
+        // folded in: another base would relabel them unconverted (and add
+        // new events in other units to them).
+        let (from, to) = (
+            current.currency_rules().base(),
+            policy.currency_rules().base(),
+        );
+        if from != to {
+            return Err(PolicyChangeRefused::FoldChanged {
+                field: "currency",
+                from: format!("{from:?}"),
+                to: format!("{to:?}"),
             });
         }
         Ok(())
@@ -429,7 +444,7 @@ mod tests {
     }
 
     #[test]
-    fn another_window_or_time_zone_is_refused_naming_the_field() {
+    fn another_window_time_zone_or_currency_is_refused_naming_the_field() {
         // The stored figures are day buckets of the policy's business days,
         // and what lay before the window was dropped: a 24-month window
         // would read 12 months of history for every customer already
@@ -444,6 +459,7 @@ mod tests {
                 "time_zone = \"Europe/Berlin\"",
                 "time_zone",
             ),
+            ("currency = \"CNY\"", "currency = \"USD\"", "currency"),
         ] {
             let text = next.replace(from, to);
             assert_ne!(text, next);

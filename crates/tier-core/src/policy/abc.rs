@@ -237,7 +237,7 @@ impl AbcMethod {
         &self,
         ranking: &Ranking<K>,
     ) -> Vec<f64> {
-        let cuts = ranking.value_cuts(&self.proportions);
+        let cuts = ranking.value_cuts_lowest_kept(&self.proportions);
         if cuts.is_empty() && self.tiers() > 1 {
             // Nobody ranked: every band but the lowest is out of reach.
             let unreachable = match self.direction {
@@ -245,60 +245,6 @@ impl AbcMethod {
                 Direction::LowerIsBetter => f64::NEG_INFINITY,
             };
             return vec![unreachable; self.tiers() - 1];
-        }
-        self.lowest_band_kept(ranking, cuts)
-    }
-
-    /// `cuts` with the lowest band kept for the population's worst value.
-    /// Ties at a cut point go to the better band, so when the last
-    /// customer of a better band shares the population's worst value (most
-    /// often nothing: no revenue, no margin in the window), every customer
-    /// at that value would reach it and the lowest band, which the shares
-    /// give customers, would be empty: a customer who bought nothing would
-    /// hold B. Such a band's cut point is instead the value of its last
-    /// customer better than the worst, or out of reach when it has none
-    /// (the band is empty in today's ranking); equal figures still get
-    /// equal tiers.
-    fn lowest_band_kept<K: Ord + std::hash::Hash + Clone>(
-        &self,
-        ranking: &Ranking<K>,
-        mut cuts: Vec<f64>,
-    ) -> Vec<f64> {
-        let n = ranking.known_len();
-        let value = |i: usize| ranking.get(i).map(|(_, v)| v);
-        let Some(worst) = n.checked_sub(1).and_then(value) else {
-            return cuts;
-        };
-        let ends = self.proportions.boundaries(n);
-        // Whether the shares give the lowest band anyone.
-        if ends.last().is_none_or(|&start| start >= n) || !cuts.contains(&worst) {
-            return cuts;
-        }
-        // Ranked best first: the worst value is the last block.
-        let mut lo = 0;
-        let mut hi = n - 1;
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if value(mid) == Some(worst) {
-                hi = mid;
-            } else {
-                lo = mid + 1;
-            }
-        }
-        let first_worst = lo;
-        let unreachable = match self.direction {
-            Direction::HigherIsBetter => f64::INFINITY,
-            Direction::LowerIsBetter => f64::NEG_INFINITY,
-        };
-        let starts = std::iter::once(0).chain(ends.iter().copied());
-        for (t, start) in cuts.iter_mut().zip(starts) {
-            if *t == worst {
-                *t = if first_worst > start {
-                    value(first_worst - 1).unwrap_or(unreachable)
-                } else {
-                    unreachable
-                };
-            }
         }
         cuts
     }
