@@ -303,11 +303,18 @@ async fn a_dead_letter_too_large_for_its_topic_is_parked_cut() {
         key: Some(c.as_bytes().to_vec()),
         payload: garbage,
     };
+    // A small bad record in the same unit is parked whole.
+    let small = RawRecord {
+        topic: topic.clone(),
+        key: Some(c.as_bytes().to_vec()),
+        payload: vec![0xff, 0xfe, b's'],
+    };
     let at = publish_records(
         &producer,
         &[
             RawRecord::event(&topic, &order(c, "g1", 1_000)),
             bad,
+            small,
             RawRecord::event(&topic, &order(c, "g2", 1_000)),
         ],
     )
@@ -318,8 +325,12 @@ async fn a_dead_letter_too_large_for_its_topic_is_parked_cut() {
         Some(2.0),
         "the orders around the oversized record are applied"
     );
-    let dead = sb.read_topic(&sb.config.dlq_topic, 1, T);
-    assert_eq!(dead.len(), 1, "{dead:?}");
+    let mut dead = sb.read_topic(&sb.config.dlq_topic, 2, T);
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    dead.sort_by_key(|r| r.header("tierd-offset").unwrap().parse::<i64>().unwrap());
+    let whole = &dead[1];
+    assert_eq!(whole.header("tierd-truncated"), None);
+    assert_eq!(whole.payload.as_deref(), Some(&[0xff, 0xfe, b's'][..]));
     let d = &dead[0];
     assert_eq!(d.header("tierd-reason"), Some("undecodable"));
     assert_eq!(d.header("tierd-offset"), Some(at[1].1.to_string().as_str()));
@@ -330,7 +341,7 @@ async fn a_dead_letter_too_large_for_its_topic_is_parked_cut() {
     assert_eq!(payload.len(), 1024);
     assert_eq!(&payload[..3], &[0xff, 0xfe, b'x']);
     let report = sb.stop().await;
-    assert_eq!((report.records, report.rejected), (3, 1), "{report:?}");
+    assert_eq!((report.records, report.rejected), (4, 2), "{report:?}");
 }
 
 /// Malformed record number `i`: its key, payload and expected reason.

@@ -186,18 +186,20 @@ fn graded(g: &Grading, class: String) -> GradingClass {
 }
 
 /// The value an `abc` grading ranks a view by (`NaN`: unknown). Unknown
-/// for a customer with no order in the window (a prospect, a lapsed
-/// customer): the Pareto view grades who brings the revenue, and ranking
-/// such customers at the bottom would split their block of equal figures
-/// across classes by id (and push the customers who buy into better ones).
+/// too for the 0 of a customer with no order in the window (a prospect's
+/// or a lapsed customer's revenue): ranked at the bottom, such customers'
+/// block of equal figures was split across classes by id (and pushed the
+/// customers who buy into better ones). A figure they do have (a score, a
+/// purchase potential, an assessment) still grades them.
 fn abc_value(by: &RankBy, view: &View, indicators: &Indicators) -> f64 {
-    if indicators.order_count_12m <= 0.0 {
-        return f64::NAN;
-    }
-    match by {
+    let value = match by {
         RankBy::Score => view.score,
         RankBy::Indicator(name) => indicators.get(*name).unwrap_or(f64::NAN),
+    };
+    if value == 0.0 && indicators.order_count_12m <= 0.0 {
+        return f64::NAN;
     }
+    value
 }
 
 /// The recency, frequency and monetary rankings of `values` (each

@@ -349,7 +349,7 @@ impl TierServiceImpl {
                 .get(computed.tier)
                 .map_or_else(|| explanation.tier.clone(), |t| t.name.clone()),
         };
-        if computed_tier != *view.tier
+        if view.overridden
             && let Some(manual) = view.manual()
         {
             explanation.gap = format!(

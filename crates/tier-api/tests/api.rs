@@ -153,6 +153,19 @@ async fn start() -> Harness {
         expires_at: Some(Timestamp::from_millis(1_806_494_400_000)),
     });
     read.upsert("c-pinned", pinned);
+    // Pinned at the tier its figures give: still held by the pin.
+    let weak_tier = scored(&policy, weak(), 0).tier;
+    let mut at_own = held(&policy, &weak_tier, weak());
+    at_own.relation.computed_tier = String::new();
+    at_own.relation.manual = Some(Override {
+        tier: weak_tier.clone(),
+        mode: OverrideMode::Pin,
+        reason: "watch".into(),
+        author: "li.wei".into(),
+        set_at: Timestamp::from_millis(1_700_000_000_000),
+        expires_at: None,
+    });
+    read.upsert("c-pinned-own", at_own);
 
     let (changes, _) = broadcast::channel(CHANGES_CAPACITY);
     let service = TierServiceImpl::new(Arc::clone(&read), Arc::clone(&policy), changes.clone());
@@ -661,6 +674,25 @@ async fn explain_a_tier() {
             e.computed_tier,
             want.gap
         )
+    );
+
+    // A pin at the tier the figures give is named too.
+    let e = h
+        .client
+        .explain_tier(ExplainTierRequest {
+            customer_id: "c-pinned-own".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(e.overridden);
+    assert!(
+        e.gap.starts_with(&format!(
+            "pinned to {} by li.wei (watch), until cleared; the figures give {}; ",
+            e.tier, e.tier
+        )),
+        "{}",
+        e.gap
     );
 
     // A retired tier is explained as the computed one.

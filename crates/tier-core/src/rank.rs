@@ -1331,9 +1331,10 @@ pub fn value_class(direction: Direction, cuts: &[f64], value: Option<f64>) -> Op
 
 /// RFM quintile cut points as values, for grading a customer by its own
 /// figures (the `rfm_*` indicators): one
-/// [`Ranking::value_cuts_lowest_kept`] of the quintiles per ranking of an
-/// [`RfmRanking`], ties to the better quintile (but the worst value to the
-/// worst), so two customers with the same figure always get the same
+/// [`Ranking::value_cuts`] of the quintiles per ranking of an
+/// [`RfmRanking`], ties to the better quintile (but frequency and revenue
+/// 0, no order in the window, to the worst, see
+/// [`Ranking::value_cuts_lowest_kept`]), so two customers with the same figure always get the same
 /// score (unlike [`RfmCuts`], which splits ties by id to keep every
 /// quintile within one customer of its size, for a report). Scores are
 /// 1-5, 5 = the best fifth; a dimension with no cut points (no ranked
@@ -1349,14 +1350,25 @@ pub struct RfmQuintiles {
 impl RfmQuintiles {
     /// The quintile cut points of `ranking`'s current population.
     pub fn of<K: Ord + Hash + Clone>(ranking: &RfmRanking<K>) -> Self {
-        // The worst fifth kept for the worst value: customers with no order
-        // in the window (frequency and revenue 0) score 1, not the fifth
-        // of the last customer who bought.
+        // Customers with no order in the window (frequency and revenue 0)
+        // score the worst fifth, not the fifth of the last customer who
+        // bought: the worst fifth is kept for 0. Only for 0: among
+        // customers who all bought, the usual ties to the better fifth
+        // stand (one customer lapsing must not move every one-order
+        // customer two fifths down).
         let q = Proportions::quintiles();
+        let nothing_worst = |r: &Ranking<K>| {
+            let n = r.known_len();
+            if n > 0 && r.get(n - 1).is_some_and(|(_, v)| v == 0.0) {
+                r.value_cuts_lowest_kept(&q)
+            } else {
+                r.value_cuts(&q)
+            }
+        };
         Self {
-            recency: ranking.recency.value_cuts_lowest_kept(&q),
-            frequency: ranking.frequency.value_cuts_lowest_kept(&q),
-            monetary: ranking.monetary.value_cuts_lowest_kept(&q),
+            recency: ranking.recency.value_cuts(&q),
+            frequency: nothing_worst(&ranking.frequency),
+            monetary: nothing_worst(&ranking.monetary),
         }
     }
 

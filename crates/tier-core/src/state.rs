@@ -1174,7 +1174,9 @@ impl CustomerState {
         let current = self.effective.as_ref()?;
         let held = policy.tier_index(&current.tier)?;
         let horizon = now.plus_days(i64::from(policy.lifecycle().at_risk_horizon_days));
-        let mut future = self.clone();
+        // What decisions read is all the future needs: not the applied
+        // event ids (hundreds of thousands for the busiest customers).
+        let mut future = self.clone_deciding_only();
         let limit = policy.lifecycle().at_risk_horizon_days as usize + 8;
         for _ in 0..limit {
             let due = future.next_due(policy).filter(|d| *d <= horizon)?;

@@ -254,10 +254,11 @@ fn equal_figures_get_equal_scores() {
 }
 
 /// Customers whose last order lies before the window (frequency and
-/// revenue 0) score the worst fifth, 1, however many they are: ties go to
-/// the better fifth, and without the worst value kept for the worst fifth
-/// they scored that of the last customer who bought (3 here), or 5 once
-/// most of the population had lapsed.
+/// revenue 0) score the worst fifth in frequency and revenue, 1, however
+/// many they are: ties go to the better fifth, and without 0 kept for the
+/// worst fifth they scored that of the last customer who bought (3 here),
+/// or 5 once most of the population had lapsed. Recency ranks them by
+/// their last order's date, as everyone.
 #[test]
 fn buying_nothing_in_the_window_scores_the_worst_fifth() {
     let last = |d: i64| Some(plus_days(base(), d));
@@ -282,10 +283,16 @@ fn buying_nothing_in_the_window_scores_the_worst_fifth() {
         let q = RfmQuintiles::of(&ranking);
         let s = q.score(&nothing);
         assert_eq!(
-            (s.recency, s.frequency, s.monetary),
-            (Some(1), Some(1), Some(1)),
+            (s.frequency, s.monetary),
+            (Some(1), Some(1)),
             "{lapsed} lapsed: {q:?}"
         );
+        // One who lapsed later: older is still worse in recency only.
+        let later = q.score(&RfmValues {
+            last_order_at: last(-450),
+            ..nothing
+        });
+        assert_eq!((later.frequency, later.monetary), (Some(1), Some(1)));
         // The buyers keep their fifths: the best still scores 5.
         let best = q.score(&RfmValues {
             last_order_at: last(0),
@@ -294,4 +301,25 @@ fn buying_nothing_in_the_window_scores_the_worst_fifth() {
         });
         assert_eq!(best.frequency, Some(5), "{q:?}");
     }
+    // Nobody without an order: ties at the fewest orders keep the better
+    // fifth (five of ten customers with one order score 3, not 1).
+    let mut ranking = RfmRanking::<String>::new();
+    for (i, orders) in [5.0, 4.0, 3.0, 2.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+        .into_iter()
+        .enumerate()
+    {
+        let values = RfmValues {
+            last_order_at: last(-(i as i64)),
+            frequency: orders,
+            monetary: 1_000.0 * (10 - i) as f64,
+        };
+        ranking.upsert(format!("buyer{i}").as_str(), &values);
+    }
+    let q = RfmQuintiles::of(&ranking);
+    let one = q.score(&RfmValues {
+        last_order_at: last(-9),
+        frequency: 1.0,
+        monetary: 1_000.0,
+    });
+    assert_eq!(one.frequency, Some(3), "{q:?}");
 }

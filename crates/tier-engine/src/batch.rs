@@ -423,6 +423,7 @@ impl Engine {
             policy,
             rank_cut,
         } = batch;
+        self.recheck_notices(&mut unit);
         self.seal(&unit);
         // A customer the rescore confirmed and something later in the unit
         // changed (a sweep, a recut) reaches the read side as touched, as

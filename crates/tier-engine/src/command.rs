@@ -186,8 +186,8 @@ impl ActivePolicy {
     /// Whether `text` (parsed as `policy`) would change the policy in
     /// force: `Ok(false)` for the same text, an error for a different text
     /// under the same version, or, once customers are `folded` under the
-    /// policy in force, for another window or time zone, which their
-    /// stored figures cannot follow. The one rule for `ApplyPolicy`,
+    /// policy in force, for another window, time zone or base currency,
+    /// which their stored figures cannot follow. The one rule for `ApplyPolicy`,
     /// SIGHUP and a start with a changed policy file.
     pub fn is_changed_by(
         &self,

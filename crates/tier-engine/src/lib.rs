@@ -166,6 +166,10 @@ pub struct Unit {
     /// The record to store with the unit: the rescore finished (see
     /// [`confirmed::META_CONFIRMED`]).
     pub confirmations: Option<Confirmed>,
+    /// Customers with an at-risk notice out whose figures an event moved:
+    /// their notice is checked again once, at seal
+    /// ([`Engine::recheck_notices`]), not after every event.
+    notices_to_check: Vec<String>,
 }
 
 impl Unit {
@@ -654,7 +658,9 @@ impl Engine {
         if state.policy_version == self.policy.version() {
             return false;
         }
-        let change = state.reevaluate(id, &self.policy, r.at, Cause::Policy);
+        // As the background rescore does (an override of a tier the policy
+        // retired ends here too, whichever reaches the customer first).
+        let change = state.rescore_policy(id, &self.policy, r.at).change;
         if change.is_some() {
             r.changed += 1;
         }
@@ -755,8 +761,11 @@ impl Engine {
             }
             unit.changes.push(change);
         }
-        if processed.applied == Applied::Applied && notice_out {
-            self.recheck_notice(unit, id);
+        if processed.applied == Applied::Applied
+            && notice_out
+            && !unit.notices_to_check.iter().any(|c| c == id)
+        {
+            unit.notices_to_check.push(id.to_string());
         }
         processed.applied
     }
@@ -1140,6 +1149,16 @@ impl Engine {
         outcome
     }
 
+    /// Check again the notices of the customers the unit's events moved
+    /// (see [`Engine::recheck_notice`]); the pipeline's seal does it, a
+    /// caller driving the engine by hand calls it before
+    /// [`Engine::seal`].
+    pub fn recheck_notices(&mut self, unit: &mut Unit) {
+        for id in std::mem::take(&mut unit.notices_to_check) {
+            self.recheck_notice(unit, &id);
+        }
+    }
+
     /// An event or command moved `id`'s figures: a notice out for it is
     /// checked again at once, as of the later of the last sweep and its
     /// decision (an order in time withdraws it, a return may bring the
@@ -1243,7 +1262,9 @@ impl Engine {
         // brought to it: otherwise its figures stay those of the tier last
         // decided, and the events still in the backlog are decided at
         // their own instants.
-        if result.is_ok() && advanced && state.decided_at < at {
+        // (A customer never decided has no figures to keep: as of the
+        // command.)
+        if result.is_ok() && (advanced || state.assignment.is_none()) && state.decided_at < at {
             state.decided_at = at;
         }
         if result.is_ok() {

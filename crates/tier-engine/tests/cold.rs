@@ -78,6 +78,7 @@ impl Pair {
         let mut batch = Batch::new();
         step(&mut self.warm, &mut a);
         step(&mut self.cold, &mut batch.unit);
+        self.warm.recheck_notices(&mut a);
         self.warm.seal(&a);
         let b = self
             .cold

@@ -30,6 +30,7 @@ fn fold_all(engine: &mut Engine, events: &[Event]) -> Unit {
     for e in events {
         engine.fold(&mut unit, e);
     }
+    engine.recheck_notices(&mut unit);
     engine.seal(&unit);
     unit
 }
@@ -670,4 +671,43 @@ fn an_order_in_time_withdraws_the_notice_at_once() {
         "a 300,000 CNY order keeps B: {:?}",
         s.at_risk
     );
+}
+
+/// An override of a tier the new policy retires ends whichever reaches the
+/// customer first, the background rescore or an event folded before it.
+#[test]
+fn an_override_of_a_retired_tier_ends_when_an_event_reaches_it_first() {
+    let t0 = date(2026, 3, 2);
+    let mut engine = Engine::new(policy(), [], t0);
+    fold_all(&mut engine, &buyer("c", t0, cny(20_000)));
+    let mut unit = Unit::new();
+    engine
+        .set_override(
+            &mut unit,
+            SetOverride {
+                customer_id: "c".into(),
+                tier: "A".into(),
+                mode: OverrideMode::Pin,
+                reason: "strategic account".into(),
+                author: "li.wei".into(),
+                expires_at: None,
+            },
+            t0.plus_days(1),
+        )
+        .unwrap();
+    engine.seal(&unit);
+    let renamed = tier_core::policy::DEFAULT_POLICY_TOML
+        .replace("name = \"A\"                # core", "name = \"Gold\"")
+        .replace("version = \"default-2027.01\"", "version = \"gold-1\"");
+    let gold = Arc::new(Policy::from_toml_str(&renamed).unwrap());
+    engine.apply_policy(gold, t0.plus_days(2));
+    // An order arrives before the rescore's slice reaches the customer.
+    fold_all(&mut engine, &[order("c", 900, t0.plus_days(3), cny(1_000))]);
+    let s = engine.customer("c").unwrap();
+    assert_eq!(s.policy_version, "gold-1");
+    assert!(s.manual().is_none(), "{:?}", s.manual());
+    assert!(matches!(
+        &s.override_history().last().unwrap().action,
+        OverrideAction::Cleared { author, .. } if author == tier_core::state::RETIRING_AUTHOR
+    ));
 }

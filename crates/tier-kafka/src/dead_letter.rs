@@ -76,10 +76,18 @@ impl DeadLetterSink for KafkaDeadLetters {
     fn deliver(&mut self, dead: &mut [DeadLetter]) -> Result<(), SinkError> {
         let whole: Vec<usize> = (0..dead.len()).filter(|&i| !dead[i].delivered).collect();
         let (too_large, mut failure) = self.send(dead, &whole, Shape::Whole);
-        if !too_large.is_empty() {
-            let (still_too_large, cut_failure) = self.send(dead, &too_large, Shape::Cut);
-            failure = failure.or(cut_failure);
-            if let Some(&i) = still_too_large.first() {
+        // A broker refuses a whole produce batch as too large, every dead
+        // letter in it alike: each is sent again alone, whole, and cut
+        // only if it is too large by itself.
+        for i in too_large {
+            let (alone, f) = self.send(dead, &[i], Shape::Whole);
+            failure = failure.or(f);
+            if alone.is_empty() {
+                continue;
+            }
+            let (still, f) = self.send(dead, &[i], Shape::Cut);
+            failure = failure.or(f);
+            if !still.is_empty() {
                 let d = &dead[i];
                 failure.get_or_insert_with(|| SinkError {
                     message: format!(
