@@ -40,14 +40,30 @@ x_min = 0.5
 y_min = 100000000
 "#;
 
-fn policy() -> Policy {
+/// The default policy with [`GRADINGS`] for its gradings, version
+/// `graded-1`.
+fn policy_text() -> String {
     let base = DEFAULT_POLICY_TOML
         .split("# --- Secondary gradings")
         .next()
         .unwrap_or_default();
-    let text = format!("{base}\n{GRADINGS}")
-        .replace("version = \"default-2027.01\"", "version = \"graded-1\"");
-    Policy::from_toml_str(&text).unwrap()
+    format!("{base}\n{GRADINGS}").replace("version = \"default-2027.01\"", "version = \"graded-1\"")
+}
+
+fn policy() -> Policy {
+    Policy::from_toml_str(&policy_text()).unwrap()
+}
+
+/// Ten customers, c01 the smallest (100,000 CNY a year) to c10 the
+/// largest (1,000,000), each buying weekly; c10 orders last.
+fn ten_customers(p: &Policy, last: Timestamp) -> Vec<(String, CustomerState)> {
+    (1..=10)
+        .map(|i| {
+            let id = format!("c{i:02}");
+            let s = customer(&id, last.plus_days(i - 10), i * 10_000_000, None, p);
+            (id, s)
+        })
+        .collect()
 }
 
 async fn client(
@@ -123,15 +139,7 @@ async fn class_of(
 async fn abc_classes_follow_the_population_and_rfm_scores_the_quintiles() {
     let p = policy();
     let last = date(2026, 3, 1);
-    // Ten customers, c01 the smallest (100,000 CNY a year) to c10 the
-    // largest (1,000,000), each buying weekly; c10 orders last.
-    let states: Vec<(String, CustomerState)> = (1..=10)
-        .map(|i| {
-            let id = format!("c{i:02}");
-            let s = customer(&id, last.plus_days(i - 10), i * 10_000_000, None, &p);
-            (id, s)
-        })
-        .collect();
+    let states = ten_customers(&p, last);
     let read = Arc::new(ReadModel::new());
     let refs: Vec<(&str, &CustomerState)> = states.iter().map(|(k, v)| (k.as_str(), v)).collect();
     read.publish(&refs, &p);
@@ -281,28 +289,14 @@ async fn customers_who_bought_nothing_in_the_window_are_not_abc_graded() {
 async fn explain_tier_grades_as_get_tier_while_a_rescore_is_pending() {
     let p = policy();
     let last = date(2026, 3, 1);
-    let states: Vec<(String, CustomerState)> = (1..=10)
-        .map(|i| {
-            let id = format!("c{i:02}");
-            let s = customer(&id, last.plus_days(i - 10), i * 10_000_000, None, &p);
-            (id, s)
-        })
-        .collect();
+    let states = ten_customers(&p, last);
     let read = Arc::new(ReadModel::new());
     let refs: Vec<(&str, &CustomerState)> = states.iter().map(|(k, v)| (k.as_str(), v)).collect();
     read.publish(&refs, &p);
     let (changes, _) = broadcast::channel(16);
     let service = TierServiceImpl::new(Arc::clone(&read), Arc::new(p.clone()), changes);
     // v2 gives half the population A; nobody is rescored yet.
-    let v1_text = format!(
-        "{}\n{GRADINGS}",
-        DEFAULT_POLICY_TOML
-            .split("# --- Secondary gradings")
-            .next()
-            .unwrap_or_default()
-    )
-    .replace("version = \"default-2027.01\"", "version = \"graded-1\"");
-    let v2_text = v1_text
+    let v2_text = policy_text()
         .replace("version = \"graded-1\"", "version = \"graded-2\"")
         .replace("shares = [20, 30, 50]", "shares = [50, 30, 20]");
     let v2 = Policy::from_toml_str(&v2_text).unwrap();

@@ -55,6 +55,24 @@ fn sweep_days(
     (changes, notices)
 }
 
+/// li.wei's override of `c`'s tier.
+fn by_li_wei(
+    c: &str,
+    tier: &str,
+    mode: OverrideMode,
+    reason: &str,
+    expires_at: Option<Timestamp>,
+) -> SetOverride {
+    SetOverride {
+        customer_id: c.into(),
+        tier: tier.into(),
+        mode,
+        reason: reason.into(),
+        author: "li.wei".into(),
+        expires_at,
+    }
+}
+
 fn states(engine: &Engine) -> Vec<(String, CustomerState)> {
     engine
         .customers()
@@ -161,14 +179,8 @@ fn each_override_mode_wins_expires_and_is_in_the_history() {
     assert_eq!(computed(&engine, "big"), "B");
     assert_eq!(computed(&engine, "small"), "D");
 
-    let set = |c: &str, tier: &str, mode, expires_at| SetOverride {
-        customer_id: c.into(),
-        tier: tier.into(),
-        mode,
-        reason: "key account".into(),
-        author: "li.wei".into(),
-        expires_at,
-    };
+    let set =
+        |c: &str, tier: &str, mode, expires_at| by_li_wei(c, tier, mode, "key account", expires_at);
     let at = t0.plus_days(1);
     let cases = [
         // (customer, tier, mode, effective)
@@ -471,14 +483,13 @@ fn an_override_that_expires_without_moving_the_tier_is_still_committed() {
     engine
         .set_override(
             &mut unit,
-            SetOverride {
-                customer_id: "big".into(),
-                tier: "C".into(),
-                mode: OverrideMode::Floor,
-                reason: "watch".into(),
-                author: "li.wei".into(),
-                expires_at: Some(t0.plus_days(5)),
-            },
+            by_li_wei(
+                "big",
+                "C",
+                OverrideMode::Floor,
+                "watch",
+                Some(t0.plus_days(5)),
+            ),
             t0.plus_days(1),
         )
         .unwrap();
@@ -555,14 +566,7 @@ fn a_command_makes_no_time_decision_while_catching_up_nor_when_refused() {
     assert_eq!(engine.customer("c").unwrap().tier(), Some("B"));
     assert_ne!(dropped_to, "B");
     let now = due.plus_days(2);
-    let floor = |tier: &str| SetOverride {
-        customer_id: "c".into(),
-        tier: tier.into(),
-        mode: OverrideMode::Floor,
-        reason: "watch".into(),
-        author: "li.wei".into(),
-        expires_at: None,
-    };
+    let floor = |tier: &str| by_li_wei("c", tier, OverrideMode::Floor, "watch", None);
 
     // Catching up (no sweep): the floor below B is set, B stays, nothing
     // is decided with time.
@@ -684,14 +688,7 @@ fn an_override_of_a_retired_tier_ends_when_an_event_reaches_it_first() {
     engine
         .set_override(
             &mut unit,
-            SetOverride {
-                customer_id: "c".into(),
-                tier: "A".into(),
-                mode: OverrideMode::Pin,
-                reason: "strategic account".into(),
-                author: "li.wei".into(),
-                expires_at: None,
-            },
+            by_li_wei("c", "A", OverrideMode::Pin, "strategic account", None),
             t0.plus_days(1),
         )
         .unwrap();

@@ -131,12 +131,13 @@ impl DeadLetterSink for KafkaDeadLetters {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Shape {
     Whole,
-    /// Key, payload and detail cut to their first [`KEPT_BYTES`] bytes.
+    /// Key and payload cut to their first [`KEPT_BYTES`] bytes (the
+    /// detail is short already: tier-wire's `MAX_DETAIL_LEN`).
     Cut,
 }
 
-/// How much of a key, payload or detail a dead letter too large to park
-/// whole keeps: enough to tell the customer and the kind of event.
+/// How much of its key and payload a dead letter too large to park whole
+/// keeps: enough to tell the customer and the kind of event.
 const KEPT_BYTES: usize = 1024;
 
 /// True for the errors that no retry can cure: the record is larger than
@@ -150,15 +151,6 @@ fn is_too_large(e: &KafkaError) -> bool {
 
 fn cut(bytes: &[u8]) -> &[u8] {
     &bytes[..bytes.len().min(KEPT_BYTES)]
-}
-
-/// `detail` cut to at most [`KEPT_BYTES`] bytes on a char boundary.
-fn cut_str(text: &str) -> &str {
-    let mut end = text.len().min(KEPT_BYTES);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 impl KafkaDeadLetters {
@@ -235,10 +227,6 @@ impl KafkaDeadLetters {
     fn record<'a>(&'a self, d: &'a DeadLetter, shape: Shape) -> FutureRecord<'a, [u8], [u8]> {
         let partition = d.partition.to_string();
         let offset = d.offset.to_string();
-        let detail = match shape {
-            Shape::Whole => d.error.detail.as_str(),
-            Shape::Cut => cut_str(&d.error.detail),
-        };
         let mut headers = OwnedHeaders::new()
             .insert(Header {
                 key: "tierd-reason",
@@ -250,7 +238,7 @@ impl KafkaDeadLetters {
             })
             .insert(Header {
                 key: "tierd-detail",
-                value: Some(detail),
+                value: Some(d.error.detail.as_str()),
             })
             .insert(Header {
                 key: "tierd-topic",
