@@ -155,6 +155,9 @@ impl Sandbox {
             // The sandbox creates its topics on the broker directly.
             create_topics: false,
             batch_max_wait_ms: 20,
+            // Sweeps right up to the stepped clock: the tests step it to
+            // the instants they check (the grace has its own test).
+            sweep_grace_ms: 0,
             stall_after_ms: 1_500,
             session_timeout_ms: 6_000,
             ..Config::default()
@@ -620,12 +623,15 @@ impl Sandbox {
     }
 
     /// Wait until tierd has committed every record now in the input topics
-    /// and, on a stepped clock, made every time-driven decision due by now.
+    /// and, on a stepped clock, made every time-driven decision due by now
+    /// (less the sweep grace).
     pub async fn wait_consumed(&self, timeout: Duration) {
         self.wait_committed(timeout).await;
         if let Some(clock) = self.clock.as_ref().filter(|_| self.config.time_sweeps) {
+            let grace = i64::try_from(self.config.sweep_grace_ms).unwrap_or(i64::MAX);
+            let horizon = tier_core::Timestamp::from_millis(clock.now().millis() - grace);
             self.running()
-                .swept_to(clock.now(), timeout)
+                .swept_to(horizon, timeout)
                 .await
                 .expect("the sweeper catches up");
         }

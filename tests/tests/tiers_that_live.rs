@@ -11,7 +11,7 @@ use std::time::Duration;
 use prost::Message as _;
 use tier_core::policy::Policy;
 use tier_core::sim::scenario::{order, stricter_bands, weekly_buyer as buyer};
-use tier_core::state::CustomerState;
+use tier_core::state::{Cause, CustomerState};
 use tier_core::time::date;
 use tier_core::{Event, Timestamp};
 use tier_kafka::ManualClock;
@@ -222,6 +222,93 @@ async fn a_lapsing_customer_drops_on_its_day_announced_ahead_and_a_restart_sweep
             .count(),
         1,
         "announced once"
+    );
+    sb.stop().await;
+}
+
+/// The order a customer placed at 23:59:50 on the evening its tier was
+/// due to drop (at the next day's start, as orders leave the window)
+/// reaches tierd at 00:00:10, as an ERP that publishes a little late
+/// sends it. With the sweep grace (60 s here, tierd's default) the
+/// midnight decision waits until 00:01, the order is folded first, and
+/// the customer keeps its tier: what a replay of the log decides, with
+/// no drop and rise back published. Swept right up to the clock (no
+/// grace), tierd would have dropped it at 00:00:00 on the figures
+/// without the order and raised it again on the order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_just_before_a_due_drop_that_arrives_just_after_it_is_folded_first() {
+    let policy = Policy::default_policy();
+    let last = date(2026, 3, 2);
+    let events = buyer("edge", last, B_BUYER);
+    // The drop time alone makes, and its instant (a business day's start).
+    let mut probe = core_alone("edge", &events, last);
+    let drop = (1..400)
+        .find_map(|d| {
+            let (c, _) = probe.advance_to("edge", &policy, last.plus_days(d), 100);
+            c.into_iter().next()
+        })
+        .expect("the buyer lapses");
+    assert_eq!(
+        (drop.old_tier.as_deref(), drop.cause),
+        (Some("B"), Cause::Time)
+    );
+    let due = drop.changed_at;
+    let at = |ms: i64| Timestamp::from_millis(due.millis() + ms);
+    let late = order("edge", 1_000, at(-10_000), B_BUYER / 4);
+    let mut all = events.clone();
+    all.push(late.clone());
+    // The replay: the order, then the midnight decision; it keeps B.
+    let replay = core_alone("edge", &all, at(60_000));
+    assert_eq!(replay.effective.as_ref().unwrap().tier, "B");
+    // Swept before the order came (what no grace does), it drops and
+    // comes back: more changes than the replay.
+    let mut swept_first = core_alone("edge", &events, due);
+    assert_eq!(swept_first.effective.as_ref().unwrap().tier, drop.new_tier);
+    swept_first.process("edge", &late, &policy);
+    assert!(swept_first.sequence > replay.sequence);
+
+    let (mut sb, clock) = stepped(last.plus_days(1));
+    sb.config.sweep_grace_ms = 60_000;
+    sb.publish(sb.orders_topic(), &events, Wire::Protobuf).await;
+    sb.start().await;
+    sb.wait_consumed(T).await;
+    wait_tier(&sb, "edge", "B").await;
+
+    // 00:00:10: the drop is due, the sweep waits for the grace; then the
+    // order comes.
+    clock.set(at(10_000));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(tier(&sb, "edge").await.tier, "B");
+    sb.publish(
+        sb.orders_topic(),
+        std::slice::from_ref(&late),
+        Wire::Protobuf,
+    )
+    .await;
+    sb.wait_consumed(T).await;
+    // 00:02: swept to 00:01, past the due instant.
+    clock.set(at(120_000));
+    sb.wait_consumed(T).await;
+
+    let got = tier(&sb, "edge").await;
+    let want = replay.effective.as_ref().unwrap();
+    assert_eq!(got.tier, want.tier.as_str());
+    assert_eq!(got.score, want.score);
+    assert_eq!(
+        got.since.map(|t| t.seconds),
+        Some(want.since.millis() / 1000)
+    );
+    let (changes, _) = published(&sb, replay.sequence as usize);
+    let mine: Vec<(u64, String, i32)> = changes
+        .iter()
+        .filter(|c| c.customer_id == "edge")
+        .map(|c| (c.sequence, c.new_tier.clone(), c.cause))
+        .collect();
+    assert_eq!(mine.len() as u64, replay.sequence, "{mine:?}");
+    assert!(
+        mine.iter()
+            .all(|(_, _, cause)| *cause != ChangeCause::Time as i32),
+        "no drop at midnight: {mine:?}"
     );
     sb.stop().await;
 }

@@ -328,8 +328,12 @@ impl Engine {
     /// Between polls: apply waiting commands (at most
     /// [`COMMANDS_PER_BATCH`]), a slice of a policy rescore, once
     /// `caught_up` with the input a population recut ([`Engine::recut`])
-    /// and, when `sweep` is set, a slice of the customers due by `now`, all
-    /// into the batch in hand.
+    /// and, with `sweep_to`, a slice of the customers due by that instant
+    /// (the adapter's horizon: the processing clock `now`, or a grace
+    /// before it, so that events dated just before a due instant and
+    /// arriving just after it are folded first), all into the batch in
+    /// hand. Commands make time-driven decisions (up to `now`) only when
+    /// the adapter sweeps.
     ///
     /// A recut decides the customers it moves at `now`, the processing
     /// clock: during a catch-up (a rebuild from Kafka, a takeover) that
@@ -344,11 +348,11 @@ impl Engine {
         commands: &Receiver<Command>,
         now: Timestamp,
         caught_up: bool,
-        sweep: bool,
+        sweep_to: Option<Timestamp>,
         slice: usize,
     ) {
         // Commands make time-driven decisions only when sweeps do.
-        self.commands_decide_time = sweep;
+        self.commands_decide_time = sweep_to.is_some();
         for _ in 0..COMMANDS_PER_BATCH {
             let Ok(command) = commands.try_recv() else {
                 break;
@@ -368,9 +372,9 @@ impl Engine {
         if let Some(cut) = cut {
             batch.rank_cut = Some(cut);
         }
-        if sweep {
-            let swept = self.sweep(&mut batch.unit, now, slice);
-            tracing::trace!(swept, next_due = ?self.next_due(), now = %now, "sweep");
+        if let Some(horizon) = sweep_to {
+            let swept = self.sweep(&mut batch.unit, horizon, slice);
+            tracing::trace!(swept, next_due = ?self.next_due(), horizon = %horizon, "sweep");
             if swept > 0 {
                 metrics::counter!(m::SWEPT).increment(swept as u64);
             }

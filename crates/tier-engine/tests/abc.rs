@@ -356,19 +356,19 @@ fn no_recut_while_catching_up() {
     let (_commands, inbox) = tier_engine::command::channel(1);
     let uncut = engine.policy().rank_cuts().to_vec();
     let mut batch = Batch::new();
-    engine.between_batches(&mut batch, &inbox, today, false, false, 100);
+    engine.between_batches(&mut batch, &inbox, today, false, None, 100);
     assert!(batch.unit.changes.is_empty(), "{:?}", batch.unit.changes);
     assert_eq!(engine.policy().rank_cuts(), uncut, "not cut yet");
     // The cut points in force (those of the start) still reach the read
     // side, which explains by them meanwhile; once.
     assert!(batch.has_work());
     let mut batch = Batch::new();
-    engine.between_batches(&mut batch, &inbox, today, false, false, 100);
+    engine.between_batches(&mut batch, &inbox, today, false, None, 100);
     assert!(!batch.has_work());
     assert_eq!(engine.customer("c9").unwrap().decided_at, t0);
     // Caught up: the population is cut, as of the processing clock.
     let mut batch = Batch::new();
-    engine.between_batches(&mut batch, &inbox, today, true, false, 100);
+    engine.between_batches(&mut batch, &inbox, today, true, None, 100);
     assert_eq!(batch.unit.changes.len(), 5);
     assert!(batch.unit.changes.iter().all(|c| c.cause == Cause::Rank));
     assert_eq!(tier(&engine, "c9"), "A");
@@ -390,7 +390,7 @@ fn a_cut_for_the_read_side_alone_is_work_to_commit() {
     assert!(restarted.restore_cuts(&cuts::decode(&stored).unwrap()));
     let (_commands, inbox) = tier_engine::command::channel(1);
     let mut batch = Batch::new();
-    restarted.between_batches(&mut batch, &inbox, t1, true, false, 100);
+    restarted.between_batches(&mut batch, &inbox, t1, true, None, 100);
     assert!(batch.unit.changes.is_empty(), "nobody moves");
     assert!(batch.has_work(), "the cut points must reach the read side");
 }

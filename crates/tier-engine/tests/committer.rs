@@ -476,7 +476,7 @@ fn a_command_is_answered_only_after_its_unit_is_stored() {
     .unwrap();
     let mut b = Batch::new();
     let now = date(2026, 1, 6);
-    r.engine.between_batches(&mut b, &rx, now, true, false, 100);
+    r.engine.between_batches(&mut b, &rx, now, true, None, 100);
     assert!(b.has_work());
     assert!(answer_rx.try_recv().is_err(), "answered before the commit");
     let u = seal(&mut r.engine, b);

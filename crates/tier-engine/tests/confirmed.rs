@@ -490,7 +490,14 @@ fn a_customer_confirmed_then_swept_in_one_unit_is_shown_as_swept() {
     // instant) confirms most customers, then the sweep moves many of them
     // on to today.
     let mut batch = Batch::new();
-    engine.between_batches(&mut batch, &inbox, at.plus_days(200), true, true, 1_000);
+    engine.between_batches(
+        &mut batch,
+        &inbox,
+        at.plus_days(200),
+        true,
+        Some(at.plus_days(200)),
+        1_000,
+    );
     let both: Vec<String> = batch
         .unit
         .confirmed

@@ -577,7 +577,7 @@ fn a_command_makes_no_time_decision_while_catching_up_nor_when_refused() {
     })
     .unwrap();
     let mut batch = Batch::new();
-    engine.between_batches(&mut batch, &rx, now, false, false, 100);
+    engine.between_batches(&mut batch, &rx, now, false, None, 100);
     assert!(
         batch.unit.changes.iter().all(|c| c.cause != Cause::Time),
         "{:?}",
@@ -599,7 +599,7 @@ fn a_command_makes_no_time_decision_while_catching_up_nor_when_refused() {
     })
     .unwrap();
     let mut batch = Batch::new();
-    engine.between_batches(&mut batch, &rx, now, true, true, 100);
+    engine.between_batches(&mut batch, &rx, now, true, Some(now), 100);
     let time: Vec<_> = batch
         .unit
         .changes

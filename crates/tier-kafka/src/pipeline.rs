@@ -131,6 +131,12 @@ pub struct PipelineConfig {
     pub stall_after: Duration,
     /// Sweep due customers once caught up (time-driven decisions).
     pub time_sweeps: bool,
+    /// How far sweeps stay behind the processing clock: a decision due at
+    /// `t` is made once the clock reads `t + sweep_grace`, so an event
+    /// dated before `t` that arrives within the grace (an ERP publishing
+    /// a little late) is folded before it, as a replay folds it, instead
+    /// of after a decision it should have been part of.
+    pub sweep_grace: Duration,
     /// Most customers swept, and most rescored, between two batches.
     pub slice: usize,
     /// About how long a loop turn with a sweep or rescore slice may take:
@@ -161,6 +167,7 @@ impl PipelineConfig {
             limits: ValidationLimits::default(),
             stall_after: Duration::from_secs(10),
             time_sweeps: true,
+            sweep_grace: Duration::ZERO,
             slice: 5_000,
             slice_target: Duration::from_millis(20),
             hot_customers: tier_engine::DEFAULT_HOT_CUSTOMERS,
@@ -975,14 +982,14 @@ impl<S: Store + 'static> Pipeline<S> {
                 // partition went elsewhere.
                 self.reassign(&mut batch, now)?;
             }
-            let sweeping = self.caught_up && self.config.time_sweeps;
+            let sweep_to = (self.caught_up && self.config.time_sweeps).then(|| self.horizon(now));
             if !cancelled {
                 self.engine.between_batches(
                     &mut batch,
                     &self.deps.commands,
                     now,
                     self.caught_up,
-                    sweeping,
+                    sweep_to,
                     // Catching up, an event waits on the backlog more than
                     // on a slice: a rescore takes whole slices.
                     if self.caught_up {
@@ -997,7 +1004,7 @@ impl<S: Store + 'static> Pipeline<S> {
                 }
             }
             let sliced = batch.unit.swept + batch.unit.rescored;
-            self.submit(batch, now, sweeping)?;
+            self.submit(batch, sweep_to)?;
             self.slices.observe(sliced, began.elapsed());
             if cancelled {
                 return Ok(());
@@ -1015,18 +1022,25 @@ impl<S: Store + 'static> Pipeline<S> {
         }
     }
 
+    /// The instant sweeps reach at processing instant `now`: the grace
+    /// before it (see [`PipelineConfig::sweep_grace`]).
+    fn horizon(&self, now: tier_core::Timestamp) -> tier_core::Timestamp {
+        let grace = i64::try_from(self.config.sweep_grace.as_millis()).unwrap_or(i64::MAX);
+        tier_core::Timestamp::from_millis(now.millis().saturating_sub(grace))
+    }
+
     /// Seal the batch and hand it to the committer, if it has anything to
     /// write or announce (a swept-to mark, a policy status that moved:
     /// a rescore can finish without a write of its own when its last
     /// customers were rescored ahead of the queue by sweeps or events).
+    /// `sweep_to`: the horizon this turn swept to, if it swept.
     fn submit(
         &mut self,
         batch: Batch,
-        now: tier_core::Timestamp,
-        sweeping: bool,
+        sweep_to: Option<tier_core::Timestamp>,
     ) -> Result<(), StreamError> {
         let resets = std::mem::take(&mut *lock(&self.resets));
-        let swept_to = (sweeping && self.engine.next_due().is_none_or(|d| d > now)).then_some(now);
+        let swept_to = sweep_to.filter(|&to| self.engine.next_due().is_none_or(|d| d > to));
         let status = self.engine.status();
         let announce =
             swept_to.is_some_and(|t| self.sent_swept_to != Some(t)) || status != self.sent_status;
@@ -1037,7 +1051,7 @@ impl<S: Store + 'static> Pipeline<S> {
             batch,
             resets,
             SealInfo {
-                backlog_at: sweeping.then_some(now),
+                backlog_at: sweep_to,
                 swept_to,
             },
             self.observer.as_ref(),
@@ -1058,7 +1072,10 @@ impl<S: Store + 'static> Pipeline<S> {
         self.engine.rescoring()
             || (self.caught_up
                 && self.config.time_sweeps
-                && self.engine.next_due().is_some_and(|d| d <= now))
+                && self
+                    .engine
+                    .next_due()
+                    .is_some_and(|d| d <= self.horizon(now)))
     }
 
     /// Poll records into `batch` until it is full or the wait is over.
@@ -1191,7 +1208,7 @@ impl<S: Store + 'static> Pipeline<S> {
             return Ok(());
         };
         let in_hand = std::mem::take(batch);
-        self.submit(in_hand, now, false)?;
+        self.submit(in_hand, None)?;
         let assigned = self.engine.assign(&mut batch.unit, &partitions);
         if !assigned.to_load.is_empty() {
             // Partitions new to this instance come with a backlog (from
@@ -1214,7 +1231,7 @@ impl<S: Store + 'static> Pipeline<S> {
         }
         let durable = batch.barrier();
         let unit = std::mem::take(batch);
-        self.submit(unit, now, false)?;
+        self.submit(unit, None)?;
         durable
             .recv()
             .map_err(|_| StreamError::Stopped("the committer stopped during a rebalance".into()))?;

@@ -15,6 +15,9 @@ use std::path::Path;
 
 use crate::config::{Cli, Config};
 
+/// The longest `sweep_grace_ms` accepted: a day.
+const MAX_SWEEP_GRACE_MS: u64 = 86_400_000;
+
 /// librdkafka settings whose values are secrets: shown as `****`.
 const SECRET_KEYS: [&str; 6] = [
     "password",
@@ -139,6 +142,13 @@ pub fn check(cli: &Cli) -> CheckReport {
             errors.push(format!("{name}: must be at least 1"));
         }
     }
+    if config.sweep_grace_ms > MAX_SWEEP_GRACE_MS {
+        errors.push(format!(
+            "sweep_grace_ms: {} is more than a day ({MAX_SWEEP_GRACE_MS}): time-driven \
+             decisions would be made a day late",
+            config.sweep_grace_ms
+        ));
+    }
     if config.grpc_listen == config.metrics_listen && config.grpc_listen.port() != 0 {
         errors.push(format!(
             "metrics_listen: {} is also grpc_listen",
@@ -253,6 +263,7 @@ mod tests {
             shown.contains("grpc_listen = \"127.0.0.1:50051\""),
             "{shown}"
         );
+        assert!(shown.contains("sweep_grace_ms = 60000"), "{shown}");
         assert!(r.render().contains("configuration OK"));
     }
 
@@ -284,6 +295,8 @@ mod tests {
             "0",
             "--store-cache-mib",
             "0",
+            "--sweep-grace-ms",
+            "90000000",
         ]);
         let text = r.render();
         for expected in [
@@ -295,10 +308,11 @@ mod tests {
             "is not a directory",
             "batch_max_records: must be at least 1",
             "store_cache_mib: must be at least 1",
+            "sweep_grace_ms: 90000000 is more than a day",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
         }
-        assert_eq!(r.errors.len(), 8, "{text}");
+        assert_eq!(r.errors.len(), 9, "{text}");
         assert!(!text.contains("hunter2"), "a secret leaked:\n{text}");
         assert!(
             !text.contains("producer-secret"),

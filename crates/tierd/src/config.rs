@@ -121,6 +121,12 @@ pub struct Config {
     /// processing clock passes them. Off: tiers move only with events,
     /// overrides and policy changes (what-if replays, audits).
     pub time_sweeps: bool,
+    /// How far, in milliseconds, sweeps stay behind the processing clock:
+    /// a decision due at midnight is made once the clock reads midnight
+    /// plus this, so an event dated just before it that reaches tierd
+    /// within it (the ERP's publishing delay) is folded first, as a replay
+    /// of the log would fold it. 0: sweep right up to the clock.
+    pub sweep_grace_ms: u64,
     /// Most customers one loop between batches sweeps, and most it
     /// rescores under a new policy: smaller keeps ingest latency lower
     /// during a rescore, larger finishes sooner.
@@ -220,6 +226,7 @@ impl Default for Config {
             stall_after_ms: 10_000,
             auth_tokens_file: None,
             time_sweeps: true,
+            sweep_grace_ms: 60_000,
             engine_slice: 5_000,
             engine_slice_ms: 20,
             hot_customers: tier_engine::DEFAULT_HOT_CUSTOMERS,
@@ -376,6 +383,13 @@ pub struct Cli {
     #[arg(long, env = "TIERD_TIME_SWEEPS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time_sweeps: Option<bool>,
+    /// How far sweeps stay behind the processing clock, in milliseconds:
+    /// an event dated before a due instant and arriving within this after
+    /// it is folded before that decision, as a replay would (default
+    /// 60000; 0: sweep right up to the clock).
+    #[arg(long, env = "TIERD_SWEEP_GRACE_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sweep_grace_ms: Option<u64>,
     /// Most customers swept, and most rescored under a new policy, between
     /// two batches (default 5000).
     #[arg(long, env = "TIERD_ENGINE_SLICE")]

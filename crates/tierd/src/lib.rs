@@ -467,6 +467,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     pc.kafka = kafka.for_consumer();
     pc.dlq_kafka = kafka.for_producer();
     pc.time_sweeps = config.time_sweeps;
+    pc.sweep_grace = Duration::from_millis(config.sweep_grace_ms);
     pc.slice = config.engine_slice.max(1);
     pc.slice_target = Duration::from_millis(config.engine_slice_ms);
     pc.hot_customers = config.hot_customers;

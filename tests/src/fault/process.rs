@@ -149,6 +149,9 @@ impl TierdSetup {
             "false",
             "--log-format",
             "json",
+            // The harness checks sweeps right up to the frozen instant.
+            "--sweep-grace-ms",
+            "0",
         ]
         .iter()
         .map(|s| (*s).to_owned())

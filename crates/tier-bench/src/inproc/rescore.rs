@@ -192,7 +192,7 @@ pub(crate) fn run(
         let slice = slices.size();
         (smallest, largest) = (smallest.min(slice), largest.max(slice));
         pop.engine
-            .between_batches(&mut batch, &inbox, pop.end, true, false, slice);
+            .between_batches(&mut batch, &inbox, pop.end, true, None, slice);
         let rescored = batch.unit.rescored;
         written += batch.unit.touched().len() as u64;
         confirmed += batch.unit.confirmed.len() as u64;
