@@ -70,7 +70,18 @@ impl TierServiceImpl {
         policy: Arc<Policy>,
         changes: broadcast::Sender<TierChanged>,
     ) -> Self {
-        let active = ActivePolicy::new((*policy).clone(), String::new(), String::new());
+        Self::with_policy_text(read, policy, String::new(), changes)
+    }
+
+    /// [`Self::new`] with the policy's text, which `GetPolicy` answers
+    /// (tierctl reads its `time_zone` there).
+    pub fn with_policy_text(
+        read: Arc<ReadModel>,
+        policy: Arc<Policy>,
+        text: String,
+        changes: broadcast::Sender<TierChanged>,
+    ) -> Self {
+        let active = ActivePolicy::new((*policy).clone(), text, String::new());
         Self {
             read,
             policy: Arc::new(PolicyHandle::new(Arc::new(active))),

@@ -272,9 +272,10 @@ pub struct HistoryArgs {
     /// The customer id.
     pub customer_id: String,
     /// Show only the tier held at this instant (the last change at or
-    /// before it): RFC 3339 or YYYY-MM-DD (midnight UTC).
-    #[arg(long, value_name = "TIME", value_parser = parse_instant)]
-    pub at: Option<prost_types::Timestamp>,
+    /// before it): RFC 3339 or YYYY-MM-DD (the start of that day in the
+    /// policy's time zone).
+    #[arg(long, value_name = "TIME", value_parser = parse_when)]
+    pub at: Option<When>,
 }
 
 /// Which tier changes `movers` lists.
@@ -290,13 +291,15 @@ pub enum DirectionArg {
 
 #[derive(Debug, Clone, Args)]
 pub struct MoversArgs {
-    /// Changes at or after this instant: RFC 3339 or YYYY-MM-DD (midnight
-    /// UTC).
-    #[arg(long, value_name = "TIME", value_parser = parse_instant)]
-    pub since: prost_types::Timestamp,
-    /// Changes before this instant (default: no end).
-    #[arg(long, value_name = "TIME", value_parser = parse_instant)]
-    pub until: Option<prost_types::Timestamp>,
+    /// Changes at or after this instant: RFC 3339 or YYYY-MM-DD (the start
+    /// of that day in the policy's time zone).
+    #[arg(long, value_name = "TIME", value_parser = parse_when)]
+    pub since: When,
+    /// Changes before this instant (default: no end): RFC 3339 or
+    /// YYYY-MM-DD (the start of that day: `--until 2026-12-01` ends with
+    /// November).
+    #[arg(long, value_name = "TIME", value_parser = parse_when)]
+    pub until: Option<When>,
     /// Only upgrades, only downgrades, or every change (a customer's
     /// first tier, and a tier the policy no longer has, count as neither
     /// up nor down).
@@ -384,10 +387,11 @@ pub struct OverrideSetArgs {
     /// Who decided (recorded in the history).
     #[arg(long)]
     pub author: String,
-    /// When the override lapses: RFC 3339 or YYYY-MM-DD (midnight UTC).
-    /// Without `--expires` or `--for`, it holds until cleared.
-    #[arg(long, value_name = "TIME", value_parser = parse_instant)]
-    pub expires: Option<prost_types::Timestamp>,
+    /// When the override lapses: RFC 3339 or YYYY-MM-DD (the start of
+    /// that day in the policy's time zone). Without `--expires` or
+    /// `--for`, it holds until cleared.
+    #[arg(long, value_name = "TIME", value_parser = parse_when)]
+    pub expires: Option<When>,
     /// How long the override holds from now: `30d`, `12h`, `2w`, `90m`.
     #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration, conflicts_with = "expires")]
     pub duration: Option<std::time::Duration>,
@@ -465,11 +469,46 @@ pub struct AtRiskArgs {
     pub limit: Option<u32>,
 }
 
+/// A time given on the command line: an instant, or a date, which means
+/// the start of that business day in the time zone of the policy in force
+/// on the server (where tierd's days begin: "November" under
+/// `Asia/Shanghai` starts at 2026-10-31T16:00:00Z).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    Instant(prost_types::Timestamp),
+    /// Year, month, day.
+    Date(i64, u32, u32),
+}
+
+impl When {
+    pub fn is_date(&self) -> bool {
+        matches!(self, Self::Date(..))
+    }
+
+    /// The instant: a date's first instant in `calendar`.
+    pub fn resolve(&self, calendar: &tier_core::time::BusinessCalendar) -> prost_types::Timestamp {
+        match *self {
+            Self::Instant(t) => t,
+            Self::Date(y, m, d) => {
+                // parse_when keeps dates to 1970-9999: the day fits.
+                let day = i32::try_from(tier_core::time::date(y, m, d).day()).unwrap_or(i32::MAX);
+                let start = calendar.day_start(tier_core::time::Day(day));
+                crate::format::to_proto_time(start.millis())
+            }
+        }
+    }
+}
+
 /// Parse an instant: RFC 3339 (`2027-01-31T00:00:00Z`) or a date
-/// (`2027-01-31`, midnight UTC).
-pub fn parse_instant(s: &str) -> Result<prost_types::Timestamp, String> {
-    let t = parse_time(s, "an RFC 3339 time or YYYY-MM-DD")?;
-    Ok(crate::format::to_proto_time(t.millis()))
+/// (`2027-01-31`, the start of that day where the server's policy says).
+pub fn parse_when(s: &str) -> Result<When, String> {
+    match parse_time_or_date(s, "an RFC 3339 time or YYYY-MM-DD")? {
+        Parsed::Instant(t) => Ok(When::Instant(crate::format::to_proto_time(t.millis()))),
+        Parsed::Date(t) => {
+            let (y, m, d) = t.ymd();
+            Ok(When::Date(y, m, d))
+        }
+    }
 }
 
 /// Parse a positive duration: a whole number and a unit, `s`, `m`, `h`,
@@ -679,12 +718,29 @@ pub fn parse_end(s: &str) -> Result<EndTime, String> {
 /// Parse an RFC 3339 instant or a date (midnight UTC) after 1970;
 /// `expected` describes the accepted forms in the error.
 fn parse_time(s: &str, expected: &str) -> Result<Timestamp, String> {
+    parse_time_or_date(s, expected).map(|p| match p {
+        Parsed::Instant(t) | Parsed::Date(t) => t,
+    })
+}
+
+/// What [`parse_time_or_date`] read.
+enum Parsed {
+    Instant(Timestamp),
+    /// A date, as its midnight UTC.
+    Date(Timestamp),
+}
+
+fn parse_time_or_date(s: &str, expected: &str) -> Result<Parsed, String> {
     let s = s.trim();
     let err = || format!("expected {expected}, got {s:?}");
-    if let Ok(ts) = s.parse::<prost_types::Timestamp>() {
+    // A time of day makes it an instant (prost's parser also takes a bare
+    // date, as its UTC midnight: a date is read here instead).
+    if s.contains(['T', 't', ' '])
+        && let Ok(ts) = s.parse::<prost_types::Timestamp>()
+    {
         let ms = crate::format::proto_millis(&ts);
         return if ms > 0 {
-            Ok(Timestamp(ms))
+            Ok(Parsed::Instant(Timestamp(ms)))
         } else {
             Err(format!("{s:?} is not after 1970-01-01"))
         };
@@ -704,7 +760,7 @@ fn parse_time(s: &str, expected: &str) -> Result<Timestamp, String> {
     if t.ymd() != (y, m, d) {
         return Err(err());
     }
-    Ok(t)
+    Ok(Parsed::Date(t))
 }
 
 #[derive(Debug, Clone, Args)]
@@ -1002,13 +1058,7 @@ mod tests {
         else {
             panic!("not override set");
         };
-        assert_eq!(
-            args.expires,
-            Some(prost_types::Timestamp {
-                seconds: 1_801_353_600,
-                nanos: 0
-            })
-        );
+        assert_eq!(args.expires, Some(When::Date(2027, 1, 31)));
 
         let cli = parse(&["policy", "apply", "p.toml", "--wait"]).unwrap();
         let Command::Policy(PolicyCommand::Apply(args)) = cli.command else {
@@ -1053,14 +1103,23 @@ mod tests {
         }
         assert!(parse_duration("99999999999999999w").is_err());
         assert_eq!(
-            parse_instant("2027-01-31T08:00:00+08:00"),
-            Ok(prost_types::Timestamp {
+            parse_when("2027-01-31T08:00:00+08:00"),
+            Ok(When::Instant(prost_types::Timestamp {
                 seconds: 1_801_353_600,
                 nanos: 0
-            })
+            }))
         );
-        assert!(parse_instant("now").is_err());
-        assert!(parse_instant("2027-02-30").is_err());
+        assert!(parse_when("now").is_err());
+        assert!(parse_when("2027-02-30").is_err());
+        // A date is the start of that day where the policy's days begin.
+        let date = parse_when("2027-01-31").unwrap();
+        assert_eq!(date, When::Date(2027, 1, 31));
+        let utc = tier_core::time::BusinessCalendar::utc();
+        let shanghai = tier_core::time::BusinessCalendar::from_iana("Asia/Shanghai").unwrap();
+        assert_eq!(date.resolve(&utc).seconds, 1_801_353_600);
+        assert_eq!(date.resolve(&shanghai).seconds, 1_801_353_600 - 8 * 3_600);
+        let instant = parse_when("2027-01-31T00:00:00Z").unwrap();
+        assert_eq!(instant.resolve(&shanghai).seconds, 1_801_353_600);
     }
 
     #[test]
@@ -1081,13 +1140,7 @@ mod tests {
             panic!("not history");
         };
         assert_eq!(args.customer_id, "c-1");
-        assert_eq!(
-            args.at,
-            Some(prost_types::Timestamp {
-                seconds: 1_801_353_600,
-                nanos: 0
-            })
-        );
+        assert_eq!(args.at, Some(When::Date(2027, 1, 31)));
         assert!(parse(&["history"]).is_err());
         let e = parse(&["history", "c-1", "--at", "yesterday"])
             .unwrap_err()

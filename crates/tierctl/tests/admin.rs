@@ -35,6 +35,9 @@ const READ_TOKEN: &str = "rd-41aa09c3";
 const JAN_1_2026: i64 = 1_767_225_600;
 /// 2027-01-31T00:00:00Z.
 const JAN_31_2027: i64 = 1_801_353_600;
+/// The fake's policy in force: where its business days begin is all
+/// tierctl reads of it (dates given on the command line).
+const POLICY_TEXT: &str = "version = \"v7\"\ntime_zone = \"Asia/Shanghai\"\n# the rest\n";
 
 fn ts(seconds: i64) -> Option<prost_types::Timestamp> {
     Some(prost_types::Timestamp { seconds, nanos: 0 })
@@ -268,7 +271,7 @@ impl TierService for Fake {
         Ok(Response::new(PolicyInfo {
             version: "v7".into(),
             hash: "9f2c".into(),
-            text: "version = \"v7\"\n# the rest\n".into(),
+            text: POLICY_TEXT.into(),
         }))
     }
 
@@ -666,7 +669,8 @@ fn override_set_sends_mode_and_expiry_and_shows_both_tiers() {
          policy          v7\n"
     );
 
-    // --for: from now; a date for --expires is its midnight UTC; no
+    // --for: from now; a date for --expires is the start of that day in
+    // the policy's zone (Asia/Shanghai: 16:00 UTC the day before); no
     // expiry at all holds until cleared.
     let before = prost_types::Timestamp::from(std::time::SystemTime::now()).seconds;
     let base = [
@@ -694,7 +698,7 @@ fn override_set_sends_mode_and_expiry_and_shows_both_tiers() {
             "{at}"
         );
         assert_eq!(log.set[2].mode(), OverrideMode::Ceiling);
-        assert_eq!(log.set[2].expires_at, ts(JAN_31_2027));
+        assert_eq!(log.set[2].expires_at, ts(JAN_31_2027 - 8 * 3_600));
         assert_eq!(log.set[3].expires_at, None);
     }
 
@@ -828,12 +832,9 @@ fn policy_show_and_status() {
     let (addr, _log) = serve(&rt);
 
     let text = ok(&admin(&addr, &["policy", "show"]));
-    assert_eq!(
-        text,
-        "version  v7\nhash     9f2c\n\nversion = \"v7\"\n# the rest\n"
-    );
+    assert_eq!(text, format!("version  v7\nhash     9f2c\n\n{POLICY_TEXT}"));
     let text = ok(&admin(&addr, &["policy", "show", "--text-only"]));
-    assert_eq!(text, "version = \"v7\"\n# the rest\n");
+    assert_eq!(text, POLICY_TEXT);
     let v: serde_json::Value =
         serde_json::from_str(&ok(&admin(&addr, &["policy", "show", "-o", "json"]))).unwrap();
     assert_eq!(v["hash"], "9f2c");

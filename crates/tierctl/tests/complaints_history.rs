@@ -364,12 +364,14 @@ fn history_and_the_tier_at_an_instant() {
     );
     assert_eq!(v["step"]["sequence"], first.sequence.to_string());
 
-    // Before the first tier: known, none yet; a date is midnight UTC.
+    // Before the first tier: known, none yet; a date is the start of
+    // that day in the policy's zone (Asia/Shanghai: 16:00 UTC the day
+    // before), as tierd's days are.
     let text = ok(&tierctl(
         &addr,
         &["history", "lapser", "--at", "2020-01-01"],
     ));
-    assert!(text.contains("at        2020-01-01T00:00:00Z\n"), "{text}");
+    assert!(text.contains("at        2019-12-31T16:00:00Z\n"), "{text}");
     assert!(
         text.contains("tier      none (the customer had no tier yet)\n"),
         "{text}"
@@ -384,7 +386,7 @@ fn history_and_the_tier_at_an_instant() {
         text,
         format!(
             "customer               churner\n\
-             at                     2024-02-01T00:00:00Z\n\
+             at                     2024-01-31T16:00:00Z\n\
              tier                   not known (the instant is before the oldest change kept)\n\
              history complete from  {oldest}\n"
         )
@@ -443,7 +445,11 @@ fn movers_of_a_period() {
     let w = world();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let addr = serve(&rt, w.read.clone());
-    let since = date(2026, 3, 2);
+    // `--since 2026-03-02`: the start of that day in the policy's zone.
+    let calendar = w.policy.calendar();
+    let day_start = |y, m, d| calendar.day_start(calendar.day(date(y, m, d)));
+    let since = day_start(2026, 3, 2);
+    assert_eq!(since.millis(), date(2026, 3, 2).millis() - 8 * HOUR);
     let rank = |t: &str| w.policy.tier_index(t);
 
     // Expected: every downgrade since `since`, newest first, ties by id.
@@ -490,7 +496,7 @@ fn movers_of_a_period() {
         &[
             "movers",
             "--since",
-            "2026-03-02T00:00:00Z",
+            "2026-03-01T16:00:00Z",
             "--direction",
             "down",
             "--limit",
@@ -588,6 +594,56 @@ fn movers_of_a_period() {
             &["movers", "--since", "2026-03-02", "--until", "2026-03-01"],
         ),
         1,
-        "error: --until (2026-03-01T00:00:00Z) is before --since (2026-03-02T00:00:00Z)\n",
+        "error: --until (2026-02-28T16:00:00Z) is before --since (2026-03-01T16:00:00Z)\n",
+    );
+
+    // A day's movers are that business day's: the lapser's first drop by
+    // time is decided at the start of a day in Asia/Shanghai (16:00 UTC
+    // the day before), so `--since` that local date finds it, and
+    // `--until` it does not (as UTC midnights, both would be 8 h late).
+    let drop = w
+        .history("lapser")
+        .iter()
+        .find(|s| s.cause == tier_core::state::Cause::Time)
+        .expect("the lapser drops by time");
+    let (y, m, d) = calendar.day(drop.at).ymd();
+    assert_eq!(day_start(y, m, d), drop.at, "a drop at a day's start");
+    let (date_of, next) = (
+        format!("{y:04}-{m:02}-{d:02}"),
+        calendar.day(drop.at).plus(1).ymd(),
+    );
+    let next = format!("{:04}-{:02}-{:02}", next.0, next.1, next.2);
+    let v = json(&ok(&tierctl(
+        &addr,
+        &[
+            "movers", "--since", &date_of, "--until", &next, "-o", "json",
+        ],
+    )));
+    let movers = v["movers"].as_array().unwrap();
+    assert!(
+        movers
+            .iter()
+            .any(|m| m["customer_id"] == "lapser" && m["step"]["at"] == drop.at.to_string()),
+        "{v}"
+    );
+    let v = json(&ok(&tierctl(
+        &addr,
+        &[
+            "movers",
+            "--since",
+            "2026-01-01",
+            "--until",
+            &date_of,
+            "-o",
+            "json",
+        ],
+    )));
+    assert!(
+        v["movers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["step"]["at"] != drop.at.to_string()),
+        "{v}"
     );
 }

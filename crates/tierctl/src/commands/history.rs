@@ -15,12 +15,13 @@ use crate::cli::{HistoryArgs, Output};
 use crate::format::{Table, cause_name, fixed, key_values, proto_time, tier_move, yes_no};
 
 pub async fn run(rpc: &RpcOptions, args: &HistoryArgs) -> Result<()> {
+    let calendar = rpc.calendar_for(&[args.at]).await?;
     let mut client = rpc.connect().await?;
     if let Some(at) = args.at {
         let as_of = client
             .get_tier_as_of(rpc.request(GetTierAsOfRequest {
                 customer_id: args.customer_id.clone(),
-                at: Some(at),
+                at: Some(at.resolve(&calendar)),
             }))
             .await
             .map_err(|s| rpc.rpc_error(s))?

@@ -24,6 +24,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use prost_reflect::{DynamicMessage, SerializeOptions};
+use tier_core::time::BusinessCalendar;
+use tier_proto::api::GetPolicyRequest;
 use tier_proto::api::admin_service_client::AdminServiceClient;
 use tier_proto::api::tier_service_client::TierServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -32,7 +34,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 
 use crate::cli::{
     AssessmentsCommand, Cli, Command, ComplaintsCommand, Output, OverrideCommand, PolicyCommand,
-    Token,
+    Token, When,
 };
 use crate::format::code_name;
 
@@ -238,6 +240,25 @@ impl RpcOptions {
         ))
     }
 
+    /// The business calendar of the policy in force on the server (its
+    /// `time_zone`, UTC when it names none): where a date given on the
+    /// command line begins, as tierd's own days and months do. Asked for
+    /// only when a date was given (`GetPolicy`, a read call).
+    pub async fn calendar_for(&self, whens: &[Option<When>]) -> Result<BusinessCalendar> {
+        if !whens.iter().flatten().any(When::is_date) {
+            return Ok(BusinessCalendar::utc());
+        }
+        let policy = self
+            .connect()
+            .await?
+            .get_policy(self.request(GetPolicyRequest {}))
+            .await
+            .map_err(|s| self.rpc_error(s))?
+            .into_inner();
+        policy_calendar(&policy.text)
+            .with_context(|| format!("reading the time zone of policy {}", policy.version))
+    }
+
     /// A unary request with the configured deadline.
     pub fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut req = tonic::Request::new(message);
@@ -253,6 +274,18 @@ impl RpcOptions {
             token_sent: self.auth.has_token(),
         }
         .into()
+    }
+}
+
+/// The calendar of a policy's top-level `time_zone` (UTC when absent).
+/// Only that key is read: a policy of a newer tierd, with settings this
+/// tierctl does not know, still gives its zone.
+pub fn policy_calendar(text: &str) -> Result<BusinessCalendar> {
+    let table: toml::Table = text.parse().context("the policy is not TOML")?;
+    match table.get("time_zone") {
+        None => Ok(BusinessCalendar::utc()),
+        Some(toml::Value::String(zone)) => Ok(BusinessCalendar::from_iana(zone)?),
+        Some(other) => bail!("time_zone is not a string: {other}"),
     }
 }
 

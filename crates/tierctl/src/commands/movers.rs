@@ -3,6 +3,7 @@
 //! orders its tiers).
 
 use anyhow::{Result, bail};
+use tier_core::time::BusinessCalendar;
 use tier_proto::api::{ListTierMoversRequest, ListTierMoversResponse, MoveDirection};
 
 use super::{RpcOptions, emit, proto_json_line};
@@ -19,28 +20,31 @@ impl From<DirectionArg> for MoveDirection {
     }
 }
 
-/// The request `movers` sends; refused when `--until` is before
-/// `--since`.
-pub fn request(args: &MoversArgs) -> Result<ListTierMoversRequest> {
-    if let Some(until) = &args.until
-        && proto_millis(until) < proto_millis(&args.since)
+/// The request `movers` sends, dates read in `calendar` (the policy's
+/// zone); refused when `--until` is before `--since`.
+pub fn request(args: &MoversArgs, calendar: &BusinessCalendar) -> Result<ListTierMoversRequest> {
+    let since = args.since.resolve(calendar);
+    let until = args.until.map(|u| u.resolve(calendar));
+    if let Some(until) = &until
+        && proto_millis(until) < proto_millis(&since)
     {
         bail!(
             "--until ({}) is before --since ({})",
             proto_time(Some(until)),
-            proto_time(Some(&args.since))
+            proto_time(Some(&since))
         );
     }
     Ok(ListTierMoversRequest {
-        since: Some(args.since),
-        until: args.until,
+        since: Some(since),
+        until,
         direction: MoveDirection::from(args.direction).into(),
         limit: args.limit.unwrap_or(0),
     })
 }
 
 pub async fn run(rpc: &RpcOptions, args: &MoversArgs) -> Result<()> {
-    let request = request(args)?;
+    let calendar = rpc.calendar_for(&[Some(args.since), args.until]).await?;
+    let request = request(args, &calendar)?;
     let mut client = rpc.connect().await?;
     let movers = client
         .list_tier_movers(rpc.request(request))
@@ -100,6 +104,7 @@ pub fn render(r: &ListTierMoversResponse, direction: DirectionArg) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::When;
     use tier_proto::api::{ChangeCause, TierMover, TierStep};
 
     fn ts(seconds: i64) -> prost_types::Timestamp {
@@ -137,22 +142,34 @@ mod tests {
             "no upgrades in the period\n"
         );
 
+        let shanghai = BusinessCalendar::from_iana("Asia/Shanghai").unwrap();
         let mut args = MoversArgs {
-            since: ts(1_767_225_600),
+            since: When::Instant(ts(1_767_225_600)),
             until: None,
             direction: DirectionArg::Down,
             limit: Some(5),
         };
-        let req = request(&args).unwrap();
+        let req = request(&args, &shanghai).unwrap();
         assert_eq!(req.direction(), MoveDirection::Down);
         assert_eq!(
             (req.since, req.until, req.limit),
             (Some(ts(1_767_225_600)), None, 5)
         );
-        args.until = Some(ts(1_767_225_599));
+        args.until = Some(When::Instant(ts(1_767_225_599)));
         assert_eq!(
-            request(&args).unwrap_err().to_string(),
+            request(&args, &shanghai).unwrap_err().to_string(),
             "--until (2025-12-31T23:59:59Z) is before --since (2026-01-01T00:00:00Z)"
+        );
+        // Dates: the starts of those days in the policy's zone.
+        args.since = When::Date(2026, 1, 1);
+        args.until = Some(When::Date(2026, 2, 1));
+        let req = request(&args, &shanghai).unwrap();
+        assert_eq!(
+            (req.since, req.until),
+            (
+                Some(ts(1_767_225_600 - 8 * 3_600)),
+                Some(ts(1_769_904_000 - 8 * 3_600))
+            )
         );
     }
 }

@@ -2,6 +2,7 @@
 //! overrides. Set and clear go to `AdminService` (an admin token).
 
 use anyhow::{Context as _, Result};
+use tier_core::time::BusinessCalendar;
 use tier_proto::api::{
     ClearOverrideRequest, GetOverrideHistoryRequest, OverrideHistory, OverrideHistoryEntry,
     OverrideMode, OverrideResponse, SetOverrideRequest,
@@ -23,11 +24,15 @@ impl From<OverrideModeArg> for OverrideMode {
     }
 }
 
-/// The request `override set` sends: `--expires` as given, `--for` from
-/// the wall clock now, neither for an override that holds until cleared.
-pub fn set_request(args: &OverrideSetArgs) -> Result<SetOverrideRequest> {
+/// The request `override set` sends: `--expires` as given (a date read
+/// in `calendar`, the policy's zone), `--for` from the wall clock now,
+/// neither for an override that holds until cleared.
+pub fn set_request(
+    args: &OverrideSetArgs,
+    calendar: &BusinessCalendar,
+) -> Result<SetOverrideRequest> {
     let expires_at = match (&args.expires, args.duration) {
-        (Some(at), _) => Some(*at),
+        (Some(at), _) => Some(at.resolve(calendar)),
         (None, Some(d)) => {
             let at = std::time::SystemTime::now()
                 .checked_add(d)
@@ -47,7 +52,8 @@ pub fn set_request(args: &OverrideSetArgs) -> Result<SetOverrideRequest> {
 }
 
 pub async fn set(rpc: &RpcOptions, args: &OverrideSetArgs) -> Result<()> {
-    let request = set_request(args)?;
+    let calendar = rpc.calendar_for(&[args.expires]).await?;
+    let request = set_request(args, &calendar)?;
     let mut client = rpc.connect_admin().await?;
     let response = client
         .set_override(rpc.request(request))
@@ -186,6 +192,7 @@ mod tests {
     use tier_proto::api::{CustomerTier, Override, TierChanged};
 
     use super::*;
+    use crate::cli::When;
 
     fn ts(seconds: i64) -> Option<prost_types::Timestamp> {
         Some(prost_types::Timestamp { seconds, nanos: 0 })
@@ -294,17 +301,26 @@ mod tests {
             mode: OverrideModeArg::Ceiling,
             reason: "r".into(),
             author: "a".into(),
-            expires: ts(1_801_353_600),
+            expires: ts(1_801_353_600).map(When::Instant),
             duration: None,
         };
-        let r = set_request(&args).unwrap();
+        let shanghai = BusinessCalendar::from_iana("Asia/Shanghai").unwrap();
+        let r = set_request(&args, &shanghai).unwrap();
         assert_eq!(r.mode(), OverrideMode::Ceiling);
         assert_eq!(r.expires_at, ts(1_801_353_600));
+        // A date: the start of that day in the policy's zone.
+        args.expires = Some(When::Date(2027, 1, 31));
+        let r = set_request(&args, &shanghai).unwrap();
+        assert_eq!(r.expires_at, ts(1_801_353_600 - 8 * 3_600));
         args.expires = None;
-        assert_eq!(set_request(&args).unwrap().expires_at, None);
+        assert_eq!(set_request(&args, &shanghai).unwrap().expires_at, None);
         args.duration = Some(std::time::Duration::from_secs(86_400));
         let now = prost_types::Timestamp::from(std::time::SystemTime::now()).seconds;
-        let at = set_request(&args).unwrap().expires_at.unwrap().seconds;
+        let at = set_request(&args, &shanghai)
+            .unwrap()
+            .expires_at
+            .unwrap()
+            .seconds;
         assert!((now + 86_400 - 5..=now + 86_400 + 5).contains(&at), "{at}");
     }
 }

@@ -11,14 +11,20 @@ use tier_core::policy::Policy;
 use tier_proto::api::tier_service_server::TierServiceServer;
 use tonic::transport::server::TcpIncoming;
 
-/// Serve the real service on a free loopback port.
+/// Serve the real service on a free loopback port, under the default
+/// policy (its text too: tierctl reads dates in its `time_zone`).
 pub(crate) fn serve(rt: &tokio::runtime::Runtime, read: Arc<ReadModel>) -> String {
     let incoming = rt
         .block_on(async { TcpIncoming::bind("127.0.0.1:0".parse().unwrap()) })
         .unwrap();
     let addr = incoming.local_addr().unwrap();
     let (changes, _) = tokio::sync::broadcast::channel(4);
-    let service = TierServiceImpl::new(read, Arc::new(Policy::default_policy()), changes);
+    let service = TierServiceImpl::with_policy_text(
+        read,
+        Arc::new(Policy::default_policy()),
+        tier_core::policy::DEFAULT_POLICY_TOML.to_owned(),
+        changes,
+    );
     rt.spawn(
         tonic::transport::Server::builder()
             .add_service(TierServiceServer::new(service))
