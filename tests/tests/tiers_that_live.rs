@@ -785,6 +785,42 @@ async fn sighup_rereads_the_policy_file() {
         log.contains("policy NOT reloaded"),
         "the bad file is logged"
     );
+
+    // A policy applied over gRPC after the reload survives a restart with
+    // the file unchanged: it is recorded against the file the reload read,
+    // not the one read at start (which restored the reloaded file's policy).
+    let mut admin = AdminServiceClient::connect(format!("http://{}", ready.grpc))
+        .await
+        .unwrap();
+    admin
+        .apply_policy(ApplyPolicyRequest {
+            policy_text: stricter("grpc-2027.03", 3.0),
+        })
+        .await
+        .unwrap();
+    wait_for("the applied policy", T, || {
+        let mut c = client.clone();
+        async move {
+            let v = c
+                .get_policy(GetPolicyRequest {})
+                .await
+                .ok()?
+                .into_inner()
+                .version;
+            (v == "grpc-2027.03").then_some(())
+        }
+    })
+    .await;
+    child.sigterm(T).await.unwrap();
+    let mut child = setup.spawn(2).unwrap();
+    let ready = child.wait_ready(T).await.unwrap();
+    let mut client = tier_proto::api::tier_service_client::TierServiceClient::connect(format!(
+        "http://{}",
+        ready.grpc
+    ))
+    .await
+    .unwrap();
+    assert_eq!(version(&mut client).await, "grpc-2027.03");
     child.sigkill().unwrap();
 }
 

@@ -29,22 +29,11 @@ use crate::service::{TierServiceImpl, ask, parse_policy, status_to_proto};
 pub struct AdminServiceImpl {
     reads: TierServiceImpl,
     commands: tier_engine::CommandSender,
-    /// SHA-256 of the `--policy` file an applied policy is recorded
-    /// against (see tierd's policy start-up rule).
-    source_hash: Arc<str>,
 }
 
 impl AdminServiceImpl {
-    pub fn new(
-        reads: TierServiceImpl,
-        commands: tier_engine::CommandSender,
-        source_hash: impl Into<Arc<str>>,
-    ) -> Self {
-        Self {
-            reads,
-            commands,
-            source_hash: source_hash.into(),
-        }
+    pub fn new(reads: TierServiceImpl, commands: tier_engine::CommandSender) -> Self {
+        Self { reads, commands }
     }
 
     /// The answer to an override or assessment: the customer's tier now
@@ -166,17 +155,21 @@ impl AdminServiceImpl {
             out.hash.clone_from(&current.hash);
             return Ok(out);
         }
+        // Recorded against the `--policy` file the policy in force was
+        // recorded against (the start-up rule: an applied policy survives
+        // restarts while that file is unchanged), which a SIGHUP moves: not
+        // the file read at start.
         let active = Arc::new(ActivePolicy::new(
             policy,
             req.policy_text,
-            self.source_hash.to_string(),
+            current.source_hash.clone(),
         ));
         let hash = active.hash.clone();
         let status = ask(&self.commands, |reply| Command::ApplyPolicy {
             policy: active,
             reply,
         })
-        .await?;
+        .await??;
         let mut out = status_to_proto(&status);
         out.hash = hash;
         Ok(out)

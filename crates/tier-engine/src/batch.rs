@@ -22,7 +22,7 @@ use tier_core::state::{CustomerState, TierChange};
 use tier_store::{EncodedCustomers, StoreError};
 use tier_wire::at_risk::{encode_at_risk_row, encode_overdue_row};
 
-use crate::command::{Command, OverrideOutcome, Reply};
+use crate::command::{Command, OverrideOutcome, PolicyChangeRefused, Reply};
 use crate::committer::{CommitObserver, ReadUpdate};
 use crate::metrics as m;
 use crate::task::CustomerId;
@@ -47,7 +47,7 @@ pub struct DeadLetter {
 /// A reply to send once the unit is durable.
 pub(crate) enum PendingReply {
     Override(Reply<OverrideOutcome>, Option<Box<TierChange>>),
-    Policy(Reply<PolicyStatus>),
+    Policy(Reply<Result<PolicyStatus, PolicyChangeRefused>>),
     /// Told once this unit and every one before it are durable.
     Barrier(std::sync::mpsc::SyncSender<()>),
 }
@@ -300,6 +300,23 @@ impl Engine {
                 }
             }
             Command::ApplyPolicy { policy, reply } => {
+                // Checked against the policy in force when it was sent,
+                // which another change may have replaced since (a SIGHUP
+                // racing an ApplyPolicy, two calls at once): the version in
+                // force again is refused, so one version never names two
+                // texts (the rescore would take the customers the first
+                // decided as decided by the second).
+                if policy.policy.version() == self.policy().version() {
+                    if self.applied_hash.as_deref() == Some(policy.hash.as_str()) {
+                        reply(Ok(self.status()));
+                        return ("apply_policy", true);
+                    }
+                    reply(Err(PolicyChangeRefused::VersionReused {
+                        version: policy.policy.version().to_owned(),
+                    }));
+                    return ("apply_policy", false);
+                }
+                self.applied_hash = Some(policy.hash.clone());
                 tracing::info!(
                     version = policy.policy.version(),
                     hash = %policy.hash,

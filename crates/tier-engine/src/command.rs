@@ -42,7 +42,9 @@ pub enum Command {
     /// Make `policy` the policy in force (already validated).
     ApplyPolicy {
         policy: Arc<ActivePolicy>,
-        reply: Reply<PolicyStatus>,
+        /// Refused when another change put the same version in force
+        /// after the caller checked it (see `is_changed_by`).
+        reply: Reply<Result<PolicyStatus, PolicyChangeRefused>>,
     },
     /// What applying `policy` would do now; changes nothing.
     DryRun {

@@ -634,7 +634,7 @@ impl Publisher {
         for r in replies {
             match r {
                 PendingReply::Override(reply, change) => reply(Ok(change.map(|c| *c))),
-                PendingReply::Policy(reply) => reply(status.clone()),
+                PendingReply::Policy(reply) => reply(Ok(status.clone())),
                 PendingReply::Barrier(tx) => {
                     let _ = tx.send(());
                 }

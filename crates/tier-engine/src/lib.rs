@@ -370,6 +370,9 @@ pub struct Engine {
     /// `confirmed` names an instant the store does not hold yet.
     confirmations_unrecorded: bool,
     applied_at: Option<Timestamp>,
+    /// SHA-256 of the text of the last policy applied by a command (see
+    /// the `ApplyPolicy` command's own check).
+    applied_hash: Option<String>,
     /// The latest horizon a sweep reached (the at-risk checks' "today").
     swept_to: Option<Timestamp>,
     /// Whether a command first makes its customer's time-driven decisions
@@ -464,6 +467,7 @@ impl Engine {
             confirmations_unrecorded: false,
             confirmed,
             applied_at: None,
+            applied_hash: None,
             swept_to: None,
             commands_decide_time: true,
             overdue_open: BTreeMap::new(),
@@ -1049,6 +1053,14 @@ impl Engine {
         if policy.rank_cuts() == old.rank_cuts() && policy.rfm_cuts() == old.rfm_cuts() {
             self.policy = old;
             return std::mem::take(&mut self.cut_unpublished).then(|| self.policy.clone());
+        }
+        // A customer a policy's rescore has not reached yet is rescored
+        // first, under the cut points it was ranked by, as an event would
+        // rescore it: the policy's change is published as one (cause
+        // POLICY, at the apply instant, with its no-downgrade rule and an
+        // override of a retired tier ended), not as the cut's.
+        for id in &moved {
+            self.ensure_current(unit, id);
         }
         self.policy = Arc::new(policy);
         for id in &moved {

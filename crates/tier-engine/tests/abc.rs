@@ -166,6 +166,46 @@ fn the_population_moves_the_tiers_with_cause_rank() {
 }
 
 #[test]
+fn a_recut_during_a_policy_rescore_decides_the_policy_first() {
+    // A new policy renames A "Top" and is rescored in the background; before
+    // the rescore reaches c8, a newcomer takes a top place and the recut
+    // moves c8 down. Its policy change is decided first, as the rescore (or
+    // an event) would decide it, at the apply instant with cause POLICY;
+    // then the cut's, with cause RANK. It was one RANK change from A, and
+    // the rescore, finding c8 on the new version, never made the POLICY one.
+    let t0 = secs(date(2026, 3, 2), 7200);
+    let (mut engine, _) = ten_cut(t0);
+    let renamed = ABC
+        .replace("abc-engine-1", "abc-engine-2")
+        .replace("name = \"A\"", "name = \"Top\"");
+    let t1 = secs(t0, 60);
+    engine.apply_policy(Arc::new(Policy::from_toml_str(&renamed).unwrap()), t1);
+    let t2 = secs(t1, 1);
+    fold(&mut engine, &[order("c10", 1, t2, UNIT * 20)]);
+    let now = secs(t2, 10);
+    let changes = recut(&mut engine, now);
+    let c8: Vec<(Option<&str>, &str, Cause, Timestamp)> = changes
+        .iter()
+        .filter(|c| c.customer_id == "c8")
+        .map(|c| {
+            (
+                c.old_tier.as_deref(),
+                c.new_tier.as_str(),
+                c.cause,
+                c.changed_at,
+            )
+        })
+        .collect();
+    assert_eq!(
+        c8,
+        [
+            (Some("A"), "Top", Cause::Policy, t1),
+            (Some("Top"), "B", Cause::Rank, now)
+        ]
+    );
+}
+
+#[test]
 fn a_cut_in_the_unit_that_folded_customers_sees_them_before_the_seal() {
     // The ingest loop folds a batch, then recuts (between batches), then
     // seals. Customers folded by the unit must be in the cut, and be moved

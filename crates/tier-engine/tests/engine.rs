@@ -708,3 +708,59 @@ fn an_override_of_a_retired_tier_ends_when_an_event_reaches_it_first() {
         OverrideAction::Cleared { author, .. } if author == tier_core::state::RETIRING_AUTHOR
     ));
 }
+
+#[test]
+fn a_policy_change_racing_another_under_the_same_version_is_refused() {
+    // Two changes checked against the policy in force before either was
+    // applied (a SIGHUP and an ApplyPolicy, two calls at once) name v2
+    // with different texts: the first is applied, the second refused
+    // naming the version (two texts under one version would leave the
+    // customers the first decided with its tiers under the second). The
+    // same text twice is applied once.
+    use std::sync::Mutex;
+    use std::sync::mpsc::sync_channel;
+    use tier_engine::command::{ActivePolicy, PolicyChangeRefused};
+    use tier_engine::{Batch, Command};
+    let t0 = date(2026, 3, 2);
+    let mut engine = Engine::new(policy(), [], t0);
+    fold_all(&mut engine, &buyer("c", t0, cny(2_000_000)));
+    let base = tier_core::policy::DEFAULT_POLICY_TOML;
+    let (x, y) = (
+        stricter_bands(base, "v2", 1.0),
+        stricter_bands(base, "v2", 2.0),
+    );
+    let active = |text: &str| {
+        let p = Policy::from_toml_str(text).unwrap();
+        Arc::new(ActivePolicy::new(p, text.to_owned(), String::new()))
+    };
+    let answers = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = sync_channel(4);
+    for text in [&x, &x, &y] {
+        let answers = answers.clone();
+        tx.send(Command::ApplyPolicy {
+            policy: active(text),
+            reply: Box::new(move |r| answers.lock().unwrap().push(r.map(|s| s.version))),
+        })
+        .unwrap();
+    }
+    let mut batch = Batch::new();
+    engine.between_batches(&mut batch, &rx, t0, true, None, 100);
+    // The first is answered once its unit is durable; the others at once.
+    assert_eq!(
+        *answers.lock().unwrap(),
+        [
+            Ok("v2".to_owned()),
+            Err(PolicyChangeRefused::VersionReused {
+                version: "v2".into()
+            })
+        ]
+    );
+    assert_eq!(engine.policy().version(), "v2");
+    let bands = |p: &Policy| p.tiers().iter().map(|t| t.min_score).collect::<Vec<_>>();
+    assert_eq!(
+        bands(engine.policy()),
+        bands(&active(&x).policy),
+        "the first text is in force"
+    );
+    assert_ne!(bands(&active(&x).policy), bands(&active(&y).policy));
+}

@@ -285,7 +285,8 @@ impl Running {
             reply,
         })
         .await
-        .context("applying the policy")?;
+        .context("applying the policy")?
+        .map_err(|e| refused(self.policy_path.as_deref(), &e))?;
         Ok(Some(version))
     }
 
@@ -431,11 +432,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         changes_tx.clone(),
     )
     .with_shutdown(api_stop.clone());
-    let admin = AdminServiceImpl::new(
-        service.clone(),
-        commands.clone(),
-        active.source_hash.as_str(),
-    );
+    let admin = AdminServiceImpl::new(service.clone(), commands.clone());
     let auth = match &config.auth_tokens_file {
         Some(path) => tier_api::Auth::from_file(path)?,
         None => tier_api::Auth::none(),
