@@ -723,6 +723,78 @@ fn given_a_usd_invoice_paid_in_three_instalments_then_it_settles_exactly() {
 }
 
 #[test]
+fn given_an_on_time_payment_and_a_later_overpayment_then_the_order_they_arrive_in_does_not_make_it_late()
+ {
+    // Paid in full on 20 March, due 31 March; 10 more paid on 15 April.
+    // Invoices and payments come on different topics (a rebuild reads them
+    // at different paces): whatever order the three arrive in, the invoice
+    // was covered on 20 March, on time. It read 15 days late when the
+    // overpayment came before the payment that settled it.
+    let (issue, on_time, extra) = (0, 1, 2);
+    let orders = [
+        [issue, on_time, extra],
+        [issue, extra, on_time],
+        [on_time, issue, extra],
+        [on_time, extra, issue],
+        [extra, issue, on_time],
+        [extra, on_time, issue],
+    ];
+    for order in orders {
+        let mut c = Customer::given(policy(12, "Asia/Shanghai", 30));
+        for step in order {
+            match step {
+                0 => c.is_invoiced(
+                    date(2026, 3, 1),
+                    "i1",
+                    "",
+                    cny(100_000),
+                    100_000,
+                    date(2026, 3, 31),
+                ),
+                1 => c.pays(date(2026, 3, 20), "i1", cny(100_000), 100_000),
+                _ => c.pays(date(2026, 4, 15), "i1", cny(1_000), 1_000),
+            };
+        }
+        let f = c.figures_at(date(2026, 5, 1));
+        assert_eq!(f.on_time_payment_ratio, Some(1.0), "{order:?}");
+        assert_eq!(f.avg_days_late, Some(0.0), "{order:?}");
+        assert_eq!(f.overdue_amount, 0.0, "{order:?}");
+    }
+}
+
+#[test]
+fn given_instalments_that_arrive_out_of_order_then_the_invoice_is_late_from_the_one_that_completed_it()
+ {
+    // 100.00 USD (710.00 CNY), due 31 March: 236.67 CNY on 10 March, on
+    // 20 April and, last, 236.66 on 15 May. Whichever arrives last, the
+    // debt was paid on 15 May, 45 days late (in instalments converted
+    // together, as they settle).
+    let payments = [
+        (date(2026, 3, 10), 23_667),
+        (date(2026, 4, 20), 23_667),
+        (date(2026, 5, 15), 23_666),
+    ];
+    for order in [[0, 1, 2], [2, 1, 0], [1, 2, 0], [2, 0, 1]] {
+        let mut c = Customer::given(policy(12, "UTC", 30));
+        c.is_invoiced(
+            date(2026, 3, 1),
+            "i1",
+            "",
+            usd(10_000),
+            71_000,
+            date(2026, 3, 31),
+        );
+        for i in order {
+            let (at, minor) = payments[i];
+            c.pays(at, "i1", cny(minor), minor);
+        }
+        let f = c.figures_at(date(2026, 6, 1));
+        assert_eq!(f.on_time_payment_ratio, Some(0.0), "{order:?}");
+        assert_eq!(f.avg_days_late, Some(45.0), "{order:?}");
+    }
+}
+
+#[test]
 fn given_a_usd_invoice_paid_in_full_in_cny_instalments_then_it_settles() {
     let mut c = Customer::given(policy(12, "UTC", 30));
     // 100.00 USD, 710.00 CNY in base; paid in CNY: 236.67 + 236.67 +

@@ -12,6 +12,10 @@
 //!   two window forms apart by a marker, so a format-2 body is decoded as
 //!   it is; the new version keeps an older build, which would misread a
 //!   compact window, from reading one.
+//! - 4: an open invoice's payments keep their instants (tier-core's
+//!   projection: when the payments first covered the invoice in event
+//!   time). Told apart from format 3's by a marker in the state too, so a
+//!   format-3 body is decoded as it is.
 //!
 //! When the state type changes incompatibly, add a version, keep decoding
 //! the old ones in [`decode`] and upcast them there; writers always use
@@ -32,8 +36,10 @@ pub(crate) const FORMAT_V1: u8 = 1;
 pub(crate) const FORMAT_V2: u8 = 2;
 /// Version byte of states whose window sums are compact.
 pub(crate) const FORMAT_V3: u8 = 3;
+/// Version byte of states whose invoices' payments keep their instants.
+pub(crate) const FORMAT_V4: u8 = 4;
 /// The format every write uses.
-pub(crate) const CURRENT_FORMAT: u8 = FORMAT_V3;
+pub(crate) const CURRENT_FORMAT: u8 = FORMAT_V4;
 
 /// Bytes of the per-thread scratch buffer states are encoded into; a state
 /// that does not fit is encoded into a growing vector instead. The busiest
@@ -176,7 +182,9 @@ pub(crate) fn decode<S: DeserializeOwned>(id: &str, bytes: &[u8]) -> Result<S, S
             id: id.to_owned(),
             source: postcard::Error::DeserializeUnexpectedEnd,
         }),
-        Some((&(FORMAT_V3 | FORMAT_V2), body)) => postcard::from_bytes(body).map_err(corrupt(id)),
+        Some((&(FORMAT_V4 | FORMAT_V3 | FORMAT_V2), body)) => {
+            postcard::from_bytes(body).map_err(corrupt(id))
+        }
         Some((&FORMAT_V1, body)) => {
             let mut upcast = Vec::with_capacity(body.len() + 1);
             upcast.extend_from_slice(body);
@@ -209,7 +217,7 @@ mod tests {
         assert!(bytes.len() > SCRATCH_BYTES);
         assert_eq!(decode::<Vec<u64>>("c1", &bytes).unwrap(), big);
         let small = encode("c2", &(1u8, "x".to_owned())).unwrap();
-        assert_eq!(*small, [FORMAT_V3, 1, 1, b'x']);
+        assert_eq!(*small, [CURRENT_FORMAT, 1, 1, b'x']);
         assert_eq!(current_body(&small), Some(&[1, 1, b'x'][..]));
         // Without a prefix: postcard alone, in an exact allocation.
         let bare: Vec<u8> = postcard_after(&[], &(1u8, "x".to_owned())).unwrap();
@@ -249,9 +257,16 @@ mod tests {
     #[test]
     fn round_trip_and_version_checks() {
         let bytes = encode("c1", &(7u32, "gold".to_owned())).unwrap();
-        assert_eq!(bytes[0], FORMAT_V3);
+        assert_eq!(bytes[0], FORMAT_V4);
         let back: (u32, String) = decode("c1", &bytes).unwrap();
         assert_eq!(back, (7, "gold".to_owned()));
+
+        // Format 3: the body as it is (the state's decoder tells its old
+        // invoice payments' form from the new).
+        let v3 = [&[FORMAT_V3][..], &bytes[1..]].concat();
+        let back: (u32, String) = decode("c1", &v3).unwrap();
+        assert_eq!(back, (7, "gold".to_owned()));
+        assert_eq!(current_body(&v3), None, "not the format writes use");
 
         // Format 2: the body as it is (the state's decoder tells its old
         // window form from the new).

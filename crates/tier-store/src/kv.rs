@@ -129,7 +129,7 @@ impl<E: Engine> KvCore<E> {
                             layout::SCHEMA_VERSION.to_be_bytes().to_vec(),
                         )],
                         true,
-                        "marking a schema 4, 5 or 6 data dir as schema 7",
+                        "marking a schema 4 to 7 data dir as schema 8",
                     )?;
                 } else if found != layout::SCHEMA_VERSION {
                     return Err(StoreError::SchemaMismatch {

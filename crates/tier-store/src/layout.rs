@@ -49,7 +49,10 @@ pub(crate) const META_CREATED_BY: &[u8] = b"m/created_by";
 /// - 7: customer values may be format 3 (a state's window sums compact;
 ///   see the `codec` module). Format-2 values are still read as they are,
 ///   so a version 4, 5 or 6 dir is only marked 7, for the same reason.
-pub const SCHEMA_VERSION: u32 = 7;
+/// - 8: customer values may be format 4 (an open invoice's payments keep
+///   their instants). Format-3 values are still read as they are, so a
+///   version 4 to 7 dir is only marked 8, for the same reason.
+pub const SCHEMA_VERSION: u32 = 8;
 
 /// The versions whose dirs are read as they are (see [`SCHEMA_VERSION`]:
 /// only the version is rewritten).

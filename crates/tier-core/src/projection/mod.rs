@@ -259,7 +259,7 @@ enum InvoiceState {
 }
 
 /// The rare part of an invoice record.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct InvoicePayments {
     /// Payments as paid and their base values: while the invoice is
     /// unissued, every payment seen; once issued, those in another
@@ -270,6 +270,117 @@ struct InvoicePayments {
     /// invoice outlives the window's dedupe set, and a resent payment must
     /// not count twice.
     applied: Vec<u64>,
+    /// Every payment that left the invoice unsettled (held while unissued,
+    /// or credited), with its instant and base value: when the payments,
+    /// taken in event time, first covered the invoice
+    /// ([`InvoiceRec::covered_at`]), whatever order they arrived in.
+    timed: Vec<(Timestamp, Amount, i64)>,
+    /// Some of those payments were stored before their instants were
+    /// (store format 3 or older): the latest payment's instant stands in.
+    untimed: bool,
+}
+
+/// [`InvoicePayments`] in a binary format: a tuple of a header, the early
+/// payments (as many as the header says), the applied hashes, then the
+/// timed payments and the `untimed` flag. Before store format 4 the
+/// header was the number of early payments alone (the length of a
+/// sequence) and the tuple ended with the applied hashes; the header of
+/// the current form adds [`TIMED`], which no early list reaches, so both
+/// are read (the marker, as the window sums' codec tells its two forms
+/// apart: the store stays ignorant of the state's layout). Human-readable
+/// formats write the fields by name.
+mod invoice_payments_codec {
+    use serde::de::{Error as _, SeqAccess, Visitor};
+    use serde::ser::{Error as _, SerializeTuple as _};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{Amount, InvoicePayments, Timestamp};
+
+    /// Added to the number of early payments in the current form's header
+    /// (a 5-byte varint): an early list of 2^31 payments would not fit in
+    /// memory, so no header of the older form reaches it.
+    const TIMED: u64 = 1 << 31;
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(remote = "InvoicePayments")]
+    struct Named {
+        early: Vec<(Amount, i64)>,
+        applied: Vec<u64>,
+        timed: Vec<(Timestamp, Amount, i64)>,
+        untimed: bool,
+    }
+
+    impl Serialize for InvoicePayments {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            if s.is_human_readable() {
+                return Named::serialize(self, s);
+            }
+            let header = u64::try_from(self.early.len())
+                .ok()
+                .and_then(|n| n.checked_add(TIMED))
+                .ok_or_else(|| S::Error::custom("too many early payments"))?;
+            let mut t = s.serialize_tuple(self.early.len() + 4)?;
+            t.serialize_element(&header)?;
+            for e in &self.early {
+                t.serialize_element(e)?;
+            }
+            t.serialize_element(&self.applied)?;
+            t.serialize_element(&self.timed)?;
+            t.serialize_element(&self.untimed)?;
+            t.end()
+        }
+    }
+
+    impl<'de> Deserialize<'de> for InvoicePayments {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            if d.is_human_readable() {
+                return Named::deserialize(d);
+            }
+            // The tuple's length is not known before its header: read as
+            // many elements as the header says (postcard reads a tuple's
+            // elements one after another, with no length of its own).
+            d.deserialize_tuple(usize::MAX, Form)
+        }
+    }
+
+    struct Form;
+
+    impl<'de> Visitor<'de> for Form {
+        type Value = InvoicePayments;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an invoice's payments")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let missing = || A::Error::custom("an invoice's payments end early");
+            let header: u64 = seq.next_element()?.ok_or_else(missing)?;
+            let timed_form = header >= TIMED;
+            let n = if timed_form { header - TIMED } else { header };
+            let n = usize::try_from(n).map_err(|_| A::Error::custom("too many early payments"))?;
+            let mut early = Vec::with_capacity(n.min(1024));
+            for _ in 0..n {
+                early.push(seq.next_element()?.ok_or_else(missing)?);
+            }
+            let applied = seq.next_element()?.ok_or_else(missing)?;
+            if !timed_form {
+                return Ok(InvoicePayments {
+                    early,
+                    applied,
+                    timed: Vec::new(),
+                    untimed: true,
+                });
+            }
+            let timed = seq.next_element()?.ok_or_else(missing)?;
+            let untimed = seq.next_element()?.ok_or_else(missing)?;
+            Ok(InvoicePayments {
+                early,
+                applied,
+                timed,
+                untimed,
+            })
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -330,6 +441,52 @@ impl InvoiceRec {
             billed
         };
         self.paid = self.paid.saturating_add(own);
+    }
+
+    /// When the payments, taken in event time, first covered the invoice,
+    /// as [`Self::credit`] credits them: those kept in `timed`, and
+    /// `current`, the one just credited (not kept when it settles the
+    /// invoice). `None` when some payment's instant is not known (see
+    /// `InvoicePayments::untimed`) or they never did.
+    ///
+    /// In the order payments arrive, a later overpayment seen before the
+    /// payment that settled the invoice on time (payments before their
+    /// invoice, a rebuild reading the topics at different paces) would
+    /// settle it only with the later one, late.
+    fn covered_at(&self, current: Option<(Timestamp, Amount, i64)>) -> Option<Timestamp> {
+        let kept = self.extra.as_deref();
+        if kept.is_some_and(|x| x.untimed) {
+            return None;
+        }
+        let mut payments: Vec<(Timestamp, Amount, i64)> = kept
+            .map(|x| x.timed.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .copied()
+            .chain(current)
+            .collect();
+        // Stable: payments of one instant in the order they arrived.
+        payments.sort_by_key(|(at, _, _)| *at);
+        let (billed, invoice_base) = (i128::from(self.billed.minor), i128::from(self.base));
+        let (mut own, mut foreign) = (0i128, 0i128);
+        for (at, paid, base) in payments {
+            if paid.currency == self.billed.currency {
+                own = own.saturating_add(i128::from(paid.minor));
+            } else if invoice_base > 0 {
+                foreign = foreign.saturating_add(i128::from(base));
+            } else {
+                return Some(at);
+            }
+            let converted = if invoice_base > 0 {
+                foreign.saturating_mul(billed) / invoice_base
+            } else {
+                0
+            };
+            if own.saturating_add(converted) >= billed {
+                return Some(at);
+            }
+        }
+        None
     }
 
     /// The unpaid part, in base minor units.
@@ -1351,18 +1508,19 @@ impl CustomerProjection {
         if let Some(was) = unpaid_was {
             self.unpaid_moved(key, was);
         }
-        self.settle_if_paid(key, rules);
+        let payment = (at, paid, base.0);
+        self.settle_if_paid_by(key, Some(payment), rules);
         // A payment that leaves the invoice open is remembered on it: an
         // open invoice outlives the window's dedupe set, and a resend must
-        // not count twice. (One that settles it needs no memory: a resend
-        // finds it settled.)
+        // not count twice; and its instant, for when the payments cover
+        // the invoice. (One that settles it needs no memory: a resend finds
+        // it settled.)
         if let Some(rec) = self.invoices.get_mut(&key)
             && rec.state != InvoiceState::Settled
         {
-            rec.extra
-                .get_or_insert_with(Box::default)
-                .applied
-                .push(event);
+            let kept = rec.extra.get_or_insert_with(Box::default);
+            kept.applied.push(event);
+            kept.timed.push(payment);
         }
         Applied::Applied
     }
@@ -1378,6 +1536,19 @@ impl CustomerProjection {
     /// they arrive before or after the void, which events on different
     /// topics do in any order.
     fn settle_if_paid(&mut self, key: u64, rules: &FoldRules) {
+        self.settle_if_paid_by(key, None, rules);
+    }
+
+    /// [`Self::settle_if_paid`] right after `payment` was credited (not
+    /// kept on the record yet). The payment record counts on the day the
+    /// payments, in event time, first covered the invoice (see
+    /// [`InvoiceRec::covered_at`]), not on the day of the latest payment.
+    fn settle_if_paid_by(
+        &mut self,
+        key: u64,
+        payment: Option<(Timestamp, Amount, i64)>,
+        rules: &FoldRules,
+    ) {
         let Some(rec) = self.invoices.get_mut(&key) else {
             return;
         };
@@ -1390,14 +1561,15 @@ impl CustomerProjection {
             return;
         }
         rec.state = InvoiceState::Settled;
+        let paid_at = rec.covered_at(payment).or(rec.last_paid_at);
         // A resend finds it settled: its payments need no memory.
         rec.extra = None;
-        let (due_day, last_paid_at) = (rec.due_day, rec.last_paid_at);
+        let due_day = rec.due_day;
         if was_open {
             self.unsettled.remove(&(due_day, key));
             self.due_moved(key, false);
         }
-        let Some(paid_at) = last_paid_at else {
+        let Some(paid_at) = paid_at else {
             // Billed zero: nothing was ever owed, no payment behaviour.
             return;
         };

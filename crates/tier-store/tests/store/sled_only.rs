@@ -261,7 +261,7 @@ fn damaged_values_are_found_by_verify_not_by_open() {
     );
     assert_eq!(
         err.to_string(),
-        "stored value for customer b has format version 9, but this build reads versions 1 to 3"
+        "stored value for customer b has format version 9, but this build reads versions 1 to 4"
     );
 }
 
