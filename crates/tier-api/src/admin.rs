@@ -147,7 +147,7 @@ impl AdminServiceImpl {
     async fn apply_policy_async(&self, req: ApplyPolicyRequest) -> Result<PolicyStatus, ApiError> {
         let policy = parse_policy(&req.policy_text)?;
         let current = self.reads.policy_handle().active();
-        let folded = !self.reads.read_model().is_empty();
+        let folded = self.reads.read_model().has_folded();
         let changed = current.is_changed_by(&policy, &req.policy_text, folded)?;
         if !changed {
             // Already in force: nothing to do.

@@ -755,6 +755,10 @@ pub struct ReadModel {
     cuts_stale: AtomicBool,
     /// The population's cadence clock, which answers read too.
     clock: Monotonic,
+    /// Whether customers were ever folded where this model serves: a view
+    /// was put, or the data dir held customers when it opened (see
+    /// [`Self::has_folded`]).
+    folded: AtomicBool,
 }
 
 /// The population gradings' cut points of one recut, as published.
@@ -879,7 +883,23 @@ impl ReadModel {
             cuts: ArcSwapOption::empty(),
             cuts_stale: AtomicBool::new(false),
             clock,
+            folded: AtomicBool::new(false),
         }
+    }
+
+    /// The data dir held customers when tierd opened it: figures were
+    /// folded under the policy in force, before any view is put.
+    pub fn mark_folded(&self) {
+        self.folded.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether figures were folded under the policy in force (stored or
+    /// shown): what a policy change must keep its window, time zone and
+    /// base currency for. Not whether views are held now: before the
+    /// start-up fill, or with every partition revoked, the model is empty
+    /// while the data dir holds customers.
+    pub fn has_folded(&self) -> bool {
+        self.folded.load(Ordering::Relaxed) || !self.is_empty()
     }
 
     fn read(&self, shard: usize) -> RwLockReadGuard<'_, ShardData> {
@@ -1157,6 +1177,9 @@ impl ReadModel {
             })
             .collect();
         grouped.sort_by_key(|(idx, _, _)| *idx);
+        if !grouped.is_empty() {
+            self.folded.store(true, Ordering::Relaxed);
+        }
         let mut new_ids = Vec::new();
         // Ranked once the shards are released: a reader waits for the
         // puts, not for the rankings.
@@ -1363,6 +1386,24 @@ mod tests {
             overridden: false,
             relation: Relation::default(),
         }
+    }
+
+    #[test]
+    fn figures_folded_are_remembered_though_no_view_is_held() {
+        // A policy change must keep the window, zone and currency the
+        // stored figures were folded by: before the start-up fill, or with
+        // every partition revoked, the model holds no view while they exist.
+        let rm = ReadModel::new();
+        assert!(!rm.has_folded());
+        rm.mark_folded();
+        assert!(
+            rm.is_empty() && rm.has_folded(),
+            "the data dir held customers"
+        );
+        let rm = ReadModel::new();
+        rm.upsert("c-1", view("gold", 90.0));
+        rm.remove(&["c-1".to_owned()]);
+        assert!(rm.is_empty() && rm.has_folded(), "a partition revoked");
     }
 
     #[test]

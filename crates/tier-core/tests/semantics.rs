@@ -288,6 +288,55 @@ fn given_a_complaint_that_arrives_after_a_later_override_then_its_deadline_is_th
     );
 }
 
+#[test]
+fn given_a_complaint_opened_in_a_tier_a_policy_change_renamed_then_its_deadline_is_the_renamed_tiers()
+ {
+    // B is renamed "Key" by a policy change at 10:00; the complaint opened
+    // at 09:00, while the customer held B, reaches tierd after it. B's SLA
+    // is not in the policy in force: the tier the customer holds under it
+    // gives the deadline, not the lowest tier (which sank it to the bottom
+    // of the complaint queue).
+    let p = policy(12, "UTC", 30);
+    let mut c = steady_b_customer(p.clone(), date(2026, 6, 30));
+    assert_eq!(c.tier(), "B");
+    let text = tier_core::policy::DEFAULT_POLICY_TOML
+        .replace("version = \"default-2027.01\"", "version = \"renamed\"")
+        .replace("name = \"B\" ", "name = \"Key\" ")
+        .replace(
+            "classes = [\"A\", \"B\", \"C\"]",
+            "classes = [\"A\", \"Key\", \"C\"]",
+        );
+    let renamed = Policy::from_toml_str(&text).unwrap();
+    let opened = Timestamp::from_millis(date(2026, 7, 1).millis() + 9 * HOUR);
+    let rescored = c.state.rescore_policy(
+        "c",
+        &renamed,
+        Timestamp::from_millis(opened.millis() + HOUR),
+    );
+    assert_eq!(rescored.change.map(|c| c.new_tier), Some("Key".to_owned()));
+    c.policy = renamed.clone();
+    c.event(
+        opened,
+        EventKind::ComplaintOpened {
+            complaint_id: "k1".into(),
+            severity: Severity::High,
+            category: "delivery".into(),
+        },
+    );
+    let (_, k) = c
+        .state
+        .projection
+        .complaints()
+        .find(|(id, _)| *id == "k1")
+        .unwrap();
+    let deadline = k.deadline.as_ref().unwrap();
+    let key = &renamed.tiers()[renamed.tier_index("Key").unwrap()];
+    assert_eq!(deadline.tier, "Key");
+    assert_eq!(deadline.sla_hours, key.complaint_sla_hours);
+    let lowest = renamed.tiers().last().unwrap();
+    assert!(key.complaint_sla_hours < lowest.complaint_sla_hours);
+}
+
 // --- 2. Windows have a stable length ----------------------------------
 
 #[test]

@@ -269,7 +269,7 @@ impl Running {
             .await
             .context("policy reload task panicked")??;
         let source_hash = tier_engine::command::sha256_hex(&text);
-        let folded = !self.read.is_empty();
+        let folded = self.read.has_folded();
         let changed = self
             .policy
             .active()
@@ -407,6 +407,12 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     let (swept_tx, swept_rx) = tokio::sync::watch::channel(None);
 
     let read = Arc::new(ReadModel::new());
+    // Customers in the data dir: their figures were folded under the
+    // policy in force, which a change must keep folding as (window, zone,
+    // base currency), also while the start-up fill has not shown them.
+    if store.scan_scoped::<CustomerState>(None).next().is_some() {
+        read.mark_folded();
+    }
     let (changes_tx, _) = broadcast::channel(4096);
     let notify = Arc::new(Notify::new());
     // The outbox publishes a row only once its unit is in the read model
