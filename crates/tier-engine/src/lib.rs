@@ -1608,6 +1608,11 @@ impl Engine {
                 // decisions stand, and their bytes stay as they are).
                 let mut state = Slot::decode_deciding_only(visit.bytes());
                 if state.policy_version == version {
+                    // Decided under this very version (a change back to a
+                    // policy in force before): the decision its bytes hold
+                    // stands, and the read side, which may show it as a
+                    // policy since replaced confirmed it, is shown it.
+                    unit.confirmed.push((id, state));
                     return;
                 }
                 let rescored = state.rescore_policy(&id, policy, r.at);
