@@ -17,6 +17,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("tiering_descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure()
+        // Prost's codec, with a message that does not decode the sender's
+        // error (INVALID_ARGUMENT), not the server's (INTERNAL).
+        .codec_path("crate::codec::SenderCodec")
         .build_server(true)
         .build_client(true)
         .compile_fds(fds)?;

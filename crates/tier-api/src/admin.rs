@@ -21,7 +21,7 @@ use tonic::{Request, Response, Status};
 
 use crate::error::ApiError;
 use crate::metrics::instrument;
-use crate::service::{TierServiceImpl, ask, parse_policy, status_to_proto};
+use crate::service::{TierServiceImpl, ask, parse_policy, require_id, status_to_proto};
 
 /// The `AdminService` implementation; shares the read side with a
 /// [`TierServiceImpl`] built with `with_engine`.
@@ -63,7 +63,7 @@ impl AdminServiceImpl {
         req: SetOverrideRequest,
         trace: Option<TraceParent>,
     ) -> Result<OverrideResponse, ApiError> {
-        require("customer_id", &req.customer_id)?;
+        require_id("customer_id", &req.customer_id)?;
         require("tier", &req.tier)?;
         require("reason", &req.reason)?;
         require("author", &req.author)?;
@@ -103,9 +103,9 @@ impl AdminServiceImpl {
         req: tier_proto::api::SetAssessmentRequest,
         trace: Option<TraceParent>,
     ) -> Result<OverrideResponse, ApiError> {
-        require("customer_id", &req.customer_id)?;
+        require_id("customer_id", &req.customer_id)?;
         require("indicator", &req.indicator)?;
-        require("assessed_by", &req.assessed_by)?;
+        require_id("assessed_by", &req.assessed_by)?;
         fits("note", &req.note)?;
         let customer_id = req.customer_id.clone();
         let cmd = tier_engine::SetAssessment {
@@ -127,7 +127,7 @@ impl AdminServiceImpl {
         req: ClearOverrideRequest,
         trace: Option<TraceParent>,
     ) -> Result<OverrideResponse, ApiError> {
-        require("customer_id", &req.customer_id)?;
+        require_id("customer_id", &req.customer_id)?;
         require("reason", &req.reason)?;
         require("author", &req.author)?;
         let customer_id = req.customer_id.clone();

@@ -37,9 +37,7 @@ pub(crate) fn history(
     policy: &Policy,
     req: &GetAssessmentHistoryRequest,
 ) -> Result<AssessmentHistory, ApiError> {
-    if req.customer_id.is_empty() {
-        return Err(ApiError::invalid("customer_id", "must not be empty"));
-    }
+    crate::service::require_id("customer_id", &req.customer_id)?;
     let view = read
         .get(&req.customer_id)
         .ok_or_else(|| ApiError::NotFound {

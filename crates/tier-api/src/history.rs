@@ -34,9 +34,7 @@ fn step(s: &TierStep) -> api::TierStep {
 }
 
 fn customer(field_value: &str) -> Result<&str, ApiError> {
-    if field_value.is_empty() {
-        return Err(ApiError::invalid("customer_id", "must not be empty"));
-    }
+    crate::service::require_id("customer_id", field_value)?;
     Ok(field_value)
 }
 

@@ -323,7 +323,10 @@ impl View {
             has_last_order: last_order_at.is_some(),
             last_order_at: last_order_at.unwrap_or_default(),
             book,
-            computed_tier: computed.map_or_else(Name::empty, |c| intern(&c.tier)),
+            computed_tier: match computed {
+                Some(c) => intern(&c.tier),
+                None => intern(&state.computed_tier(policy, &indicators)),
+            },
             indicators: KeptIndicators::new(&indicators),
             more: more.boxed(),
         })
@@ -1389,6 +1392,32 @@ mod tests {
     }
 
     #[test]
+    fn a_customer_known_only_by_an_override_is_not_computed_at_its_pin() {
+        use tier_core::overrides::{Override, OverrideMode};
+        let policy = Policy::default_policy();
+        let mut state = CustomerState::default();
+        state
+            .set_override(
+                "new-acct",
+                &policy,
+                Override {
+                    tier: "A".into(),
+                    mode: OverrideMode::Pin,
+                    reason: "strategic".into(),
+                    author: "li.wei".into(),
+                    set_at: tier_core::time::date(2026, 3, 2),
+                    expires_at: None,
+                },
+            )
+            .unwrap();
+        let view = View::from_state(&state, &policy).unwrap();
+        assert_eq!(&*view.tier, "A");
+        let none = &policy.tiers()[policy.evaluate(&Indicators::default()).tier].name;
+        assert_ne!(none, "A");
+        assert_eq!(view.computed_tier(), none);
+    }
+
+    #[test]
     fn figures_folded_are_remembered_though_no_view_is_held() {
         // A policy change must keep the window, zone and currency the
         // stored figures were folded by: before the start-up fill, or with
@@ -1956,7 +1985,7 @@ mod tests {
             overridden: computed.is_none_or(|c| c.tier != e.tier)
                 || state.manual().is_some_and(|m| m.tier == e.tier),
             relation: Relation {
-                computed_tier: computed.map(|c| c.tier.to_string()).unwrap_or_default(),
+                computed_tier: state.computed_tier(policy, &state.indicators(policy)),
                 lifecycle: Some(state.lifecycle(policy, state.decided_at)),
                 manual: state.manual().cloned(),
                 override_history: state.override_history().into(),

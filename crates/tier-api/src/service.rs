@@ -260,12 +260,7 @@ impl TierServiceImpl {
         let cuts = self.read.grading_cuts(&policy);
         let mut tiers = Vec::with_capacity(req.customer_ids.len());
         for (i, id) in req.customer_ids.into_iter().enumerate() {
-            if id.is_empty() {
-                return Err(ApiError::invalid(
-                    format!("customer_ids[{i}]"),
-                    "must not be empty",
-                ));
-            }
+            require_id(&format!("customer_ids[{i}]"), &id)?;
             let view = self.read.get(&id);
             tiers.push(Self::tier_answer(
                 id,
@@ -287,18 +282,8 @@ impl TierServiceImpl {
         let lowest = policy.lowest_tier();
         let mut items = Vec::with_capacity(req.items.len());
         for (i, item) in req.items.into_iter().enumerate() {
-            if item.customer_id.is_empty() {
-                return Err(ApiError::invalid(
-                    format!("items[{i}].customer_id"),
-                    "must not be empty",
-                ));
-            }
-            if item.id.is_empty() {
-                return Err(ApiError::invalid(
-                    format!("items[{i}].id"),
-                    "must not be empty",
-                ));
-            }
+            require_id(&format!("items[{i}].customer_id"), &item.customer_id)?;
+            require_id(&format!("items[{i}].id"), &item.id)?;
             let view = self.read.get(&item.customer_id);
             let (tier, priority) = match view.as_deref() {
                 Some(view) => (
@@ -647,9 +632,20 @@ pub(crate) fn status_to_proto(s: &tier_engine::PolicyStatus) -> PolicyStatus {
     }
 }
 
-fn require_id(field: &str, value: &str) -> Result<(), ApiError> {
-    if value.is_empty() {
+/// An id in a request (a customer's, an order's, an assessor's): not
+/// blank, and no longer than an event's ids may be (256 bytes): no
+/// customer or order has another, and a NOT_FOUND must not carry a
+/// megabyte of it back in its message.
+pub(crate) fn require_id(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.trim().is_empty() {
         return Err(ApiError::invalid(field, "must not be empty"));
+    }
+    let max = tier_core::event::ValidationLimits::default().max_id_len;
+    if value.len() > max {
+        return Err(ApiError::invalid(
+            field,
+            format!("is {} bytes, longer than {max}", value.len()),
+        ));
     }
     Ok(())
 }

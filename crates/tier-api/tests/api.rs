@@ -400,6 +400,37 @@ async fn batch_keeps_request_order_and_puts_unknown_customers_in_the_lowest_tier
 }
 
 #[tokio::test]
+async fn a_blank_or_overlong_id_is_invalid_argument_naming_the_field() {
+    // No customer has either id (events refuse them): an answer of
+    // NOT_FOUND, or the lowest tier, would read as a real customer's, and
+    // NOT_FOUND carried the whole id back in its message.
+    let mut h = start().await;
+    let long = "c".repeat(300);
+    for id in [" ".to_owned(), long.clone()] {
+        let err = h
+            .client
+            .get_tier(GetTierRequest {
+                customer_id: id.clone(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+        assert!(err.message().contains("customer_id"), "{err:?}");
+        assert!(err.message().len() < 200, "{err:?}");
+        let err = h
+            .client
+            .batch_get_tiers(BatchGetTiersRequest {
+                customer_ids: vec!["c-weak".into(), id],
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+        assert!(err.message().contains("customer_ids[1]"), "{err:?}");
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn batch_errors_name_the_field_and_the_limit() {
     let mut h = start().await;
     let err = h
@@ -1093,5 +1124,35 @@ async fn batch_of_1000_ids_meets_the_latency_goal() {
     let p99 = took[took.len() * 99 / 100];
     println!("BatchGetTiers over gRPC, 1000 ids: p50 {p50:?}, p99 {p99:?}");
     assert!(p99 <= Duration::from_millis(10), "p99 {p99:?}");
+    h.stop().await;
+}
+
+/// A request whose bytes do not decode as its message (here a
+/// `customer_id` that is not UTF-8) is the caller's error: INVALID_ARGUMENT
+/// naming the field, where prost's codec answered INTERNAL, a server fault
+/// on every dashboard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_does_not_decode_is_invalid_argument_naming_the_field() {
+    /// `GetTierRequest`'s wire shape with raw bytes for its string field.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct RawGetTier {
+        #[prost(bytes = "vec", tag = "1")]
+        customer_id: Vec<u8>,
+    }
+    let h = start().await;
+    let mut grpc = tonic::client::Grpc::new(h.channel.clone());
+    grpc.ready().await.unwrap();
+    let status = grpc
+        .unary(
+            tonic::Request::new(RawGetTier {
+                customer_id: vec![0xff, 0xfe],
+            }),
+            http::uri::PathAndQuery::from_static("/tiering.v1.TierService/GetTier"),
+            tonic_prost::ProstCodec::<RawGetTier, tier_proto::api::CustomerTier>::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("customer_id"), "{status:?}");
     h.stop().await;
 }

@@ -432,12 +432,17 @@ impl Event {
             }
             EventKind::InvoiceIssued {
                 invoice_id,
+                order_id,
                 amount,
                 billed,
                 due_at,
-                ..
             } => {
                 check_id("invoice_issued.invoice_id", invoice_id, limits)?;
+                // Optional (an invoice need not bill one order), but an id
+                // when given.
+                if !order_id.is_empty() {
+                    check_id("invoice_issued.order_id", order_id, limits)?;
+                }
                 check_amount("invoice_issued.amount", *amount, limits)?;
                 check_amount("invoice_issued.amount", Money(billed.minor), limits)?;
                 if due_at.millis() <= 0 {
@@ -737,6 +742,27 @@ mod tests {
             occurred_at: date(2026, 1, 1),
             source: String::new(),
             kind,
+        }
+    }
+
+    #[test]
+    fn an_invoices_order_id_is_optional_but_an_id_when_given() {
+        let now = date(2026, 1, 2);
+        let l = ValidationLimits::default();
+        let invoice = |order_id: &str| {
+            ev(EventKind::InvoiceIssued {
+                invoice_id: "i1".into(),
+                order_id: order_id.into(),
+                amount: Money(100),
+                billed: Amount::new(100, Currency(*b"CNY")),
+                due_at: date(2026, 1, 31),
+            })
+        };
+        assert!(invoice("").validate(now, &l).is_ok());
+        assert!(invoice("SO-1").validate(now, &l).is_ok());
+        for bad in ["  ".to_owned(), "o".repeat(257)] {
+            let err = invoice(&bad).validate(now, &l).unwrap_err();
+            assert_eq!(err.field, "invoice_issued.order_id", "{bad:?}");
         }
     }
 

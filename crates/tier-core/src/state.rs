@@ -497,6 +497,20 @@ impl CustomerState {
         self.effective.as_ref().map(|e| e.tier.as_str())
     }
 
+    /// The tier the figures give: the last decision's (hysteresis
+    /// included), or, for a customer no decision was made for yet (known
+    /// only by a manager's override), what its `figures` give under
+    /// `policy`: not the override's tier, which no figure gave.
+    pub fn computed_tier(&self, policy: &Policy, figures: &Indicators) -> String {
+        match &self.assignment {
+            Some(a) => a.tier.to_string(),
+            None => policy
+                .tiers()
+                .get(policy.evaluate(figures).tier)
+                .map_or_else(String::new, |t| t.name.clone()),
+        }
+    }
+
     /// Fold `event` in and rescore at the decision instant. Duplicates and
     /// stale events change nothing, not even the score.
     pub fn process(&mut self, customer_id: &str, event: &Event, policy: &Policy) -> Processed {
@@ -1393,6 +1407,7 @@ impl CustomerState {
     ) -> Option<TierChange> {
         let (idx, overridden) = self.effective_index(policy, computed)?;
         let tier = &policy.tiers().get(idx)?.name;
+        let decided = now;
         // The effective tier never changes before its last change: an
         // override command is recorded at its own instant, and an event
         // dated before it (late, or still in a backlog the command did not
@@ -1449,10 +1464,7 @@ impl CustomerState {
             old_score: before.as_ref().map_or(0.0, |b| b.score),
             old_tier: before.map(|b| b.tier.to_string()),
             new_tier: tier.clone(),
-            computed_tier: self
-                .assignment
-                .as_ref()
-                .map_or_else(|| tier.clone(), |a| a.tier.to_string()),
+            computed_tier: self.computed_tier(policy, &figures),
             overridden,
             new_score: score,
             cause,
@@ -1462,11 +1474,20 @@ impl CustomerState {
             sequence: self.sequence,
             changed_at: now,
             lifecycle: self.lifecycle(policy, now),
-            gradings: policy
-                .gradings()
-                .iter()
-                .filter_map(|g| g.class_of(&figures))
-                .collect(),
+            gradings: {
+                // The gradings read the whole figures: on the event path
+                // `after` holds only the scored ones, and a grading on
+                // another (recency, say) would find it blank and give no
+                // class, where GetTier gives one.
+                let whole = (after.is_some() && policy.gradings_read_unscored())
+                    .then(|| self.projection.indicators(decided, policy.fold_rules()));
+                let graded = whole.as_ref().unwrap_or(&figures);
+                policy
+                    .gradings()
+                    .iter()
+                    .filter_map(|g| g.class_of(graded))
+                    .collect()
+            },
         })
     }
 

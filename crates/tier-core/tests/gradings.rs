@@ -178,6 +178,41 @@ fn the_matrix_puts_customers_in_quadrants_by_share_of_wallet_and_potential() {
 }
 
 #[test]
+fn a_tier_change_by_an_event_carries_the_gradings_of_the_whole_figures() {
+    // A matrix grading on recency, which the default policy does not
+    // score: the decision an order makes computes only the scored figures,
+    // and the TierChanged carried no class for it, where GetTier (the
+    // whole figures) gives one.
+    use tier_core::sim::scenario::weekly_buyer;
+    use tier_core::state::CustomerState;
+    use tier_core::time::date;
+
+    let p = Policy::from_toml_str(&with(
+        "[[gradings]]\nname = \"recent\"\nkind = \"matrix\"\nx = \"days_since_last_order\"\nx_min = 30\ny = \"order_amount_12m\"\ny_min = 0\n",
+    ))
+    .unwrap();
+    assert!(p.gradings_read_unscored());
+    let mut s = CustomerState::default();
+    let mut changes = 0;
+    for e in weekly_buyer("kai", date(2026, 3, 1), 150_000_000) {
+        let Some(c) = s.process("kai", &e, &p).change else {
+            continue;
+        };
+        changes += 1;
+        let whole = s.indicators(&p);
+        assert!(whole.days_since_last_order.is_some());
+        let want: Vec<_> = p
+            .gradings()
+            .iter()
+            .filter_map(|g| g.class_of(&whole))
+            .collect();
+        assert!(!want.is_empty());
+        assert_eq!(c.gradings, want, "{:?}", c.changed_at);
+    }
+    assert!(changes > 0);
+}
+
+#[test]
 fn a_tier_change_carries_the_per_customer_gradings() {
     use tier_core::event::{Event, EventKind, Money, ProfileUpdate};
     use tier_core::sim::scenario::weekly_buyer;

@@ -352,6 +352,27 @@ fn reject_rules(edit: impl Fn(&str) -> String) -> PolicyError {
 }
 
 #[test]
+fn a_complaint_sla_past_ten_years_is_refused_with_line_and_field() {
+    // Its deadlines would lie past what a protobuf timestamp may hold.
+    let src = fixture("valid_weighted.toml");
+    let (line, _) = src
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.starts_with("complaint_sla_hours"))
+        .unwrap();
+    let first = src.lines().nth(line).unwrap();
+    let e = reject_weighted(|s| s.replacen(first, "complaint_sla_hours = 4000000000", 1));
+    assert_eq!(
+        (e.line, e.field.as_str()),
+        (Some(line + 1), "tiers[0].complaint_sla_hours")
+    );
+    assert!(e.message.contains("at most 87600"), "{e}");
+    // Ten years is accepted.
+    let ten = src.replacen(first, "complaint_sla_hours = 87600", 1);
+    assert!(Policy::from_toml_str(&ten).is_ok());
+}
+
+#[test]
 fn more_semantic_checks_name_line_and_field() {
     // One indicator scored in both directions would break monotonicity.
     let e = reject_weighted(|s| {

@@ -772,6 +772,54 @@ fn given_a_usd_invoice_paid_in_three_instalments_then_it_settles_exactly() {
 }
 
 #[test]
+fn given_an_order_or_invoice_published_again_under_another_event_id_then_the_first_counts_and_the_second_is_a_duplicate()
+ {
+    use tier_core::projection::Applied;
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.orders(date(2026, 3, 1), "SO-1", 10_000, Some(8_000));
+    let again = Event {
+        event_id: "republished".into(),
+        customer_id: "c".into(),
+        occurred_at: date(2026, 3, 2),
+        source: String::new(),
+        kind: EventKind::OrderPlaced {
+            order_id: "SO-1".into(),
+            amount: Money(500_000_000),
+            cost: None,
+        },
+    };
+    let p = c.state.process("c", &again, &c.policy.clone());
+    assert_eq!(
+        p.applied,
+        Applied::Duplicate,
+        "counted as a duplicate, not applied"
+    );
+    assert_eq!(c.figures().order_amount_12m, 10_000.0);
+    c.is_invoiced(
+        date(2026, 3, 1),
+        "i1",
+        "SO-1",
+        cny(10_000),
+        10_000,
+        date(2026, 3, 31),
+    );
+    let again = Event {
+        event_id: "republished-invoice".into(),
+        kind: EventKind::InvoiceIssued {
+            invoice_id: "i1".into(),
+            order_id: "SO-1".into(),
+            amount: Money(99_000),
+            billed: cny(99_000),
+            due_at: date(2026, 3, 10),
+        },
+        ..again
+    };
+    let p = c.state.process("c", &again, &c.policy.clone());
+    assert_eq!(p.applied, Applied::Duplicate);
+    assert_eq!(c.figures_at(date(2026, 4, 5)).overdue_amount, 10_000.0);
+}
+
+#[test]
 fn given_an_on_time_payment_and_a_later_overpayment_then_the_order_they_arrive_in_does_not_make_it_late()
  {
     // Paid in full on 20 March, due 31 March; 10 more paid on 15 April.

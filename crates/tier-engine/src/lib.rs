@@ -166,15 +166,24 @@ pub struct Unit {
     /// The record to store with the unit: the rescore finished (see
     /// [`confirmed::META_CONFIRMED`]).
     pub confirmations: Option<Confirmed>,
-    /// Customers with an at-risk notice out whose figures an event moved:
-    /// their notice is checked again once, at seal
-    /// ([`Engine::recheck_notices`]), not after every event.
+    /// Customers with an at-risk notice out whose figures an event moved,
+    /// or that a policy rescore judged again: their notice is checked
+    /// again once, at seal ([`Engine::recheck_notices`]), not after every
+    /// event.
     notices_to_check: Vec<String>,
 }
 
 impl Unit {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Check `id`'s at-risk notice again at seal (once per unit): its
+    /// figures, or the policy judging them, moved.
+    fn check_notice(&mut self, id: &str) {
+        if !self.notices_to_check.iter().any(|c| c == id) {
+            self.notices_to_check.push(id.to_owned());
+        }
     }
 
     /// Customers this unit changed, each once, in first-touch order.
@@ -665,6 +674,9 @@ impl Engine {
         // As the background rescore does (an override of a tier the policy
         // retired ends here too, whichever reaches the customer first).
         let change = state.rescore_policy(id, &self.policy, r.at).change;
+        if state.at_risk.is_some() {
+            unit.check_notice(id);
+        }
         if change.is_some() {
             r.changed += 1;
         }
@@ -765,11 +777,8 @@ impl Engine {
             }
             unit.changes.push(change);
         }
-        if processed.applied == Applied::Applied
-            && notice_out
-            && !unit.notices_to_check.iter().any(|c| c == id)
-        {
-            unit.notices_to_check.push(id.to_string());
+        if processed.applied == Applied::Applied && notice_out {
+            unit.check_notice(id);
         }
         processed.applied
     }
@@ -1598,6 +1607,9 @@ impl Engine {
                     return;
                 }
                 let rescored = state.rescore_policy(&id, policy, r.at);
+                if state.at_risk.is_some() {
+                    unit.check_notice(&id);
+                }
                 let due = due_at(policy, swept_to, state);
                 // For the read side, which reads no applied id or order.
                 let copy = rescored.confirmed.then(|| state.clone_deciding_only());
@@ -1616,6 +1628,9 @@ impl Engine {
                     return;
                 }
                 let rescored = state.rescore_policy(&id, policy, r.at);
+                if state.at_risk.is_some() {
+                    unit.check_notice(&id);
+                }
                 if rescored.confirmed {
                     let due = due_at(policy, swept_to, &state);
                     visit.confirm(&r.confirmation, due);

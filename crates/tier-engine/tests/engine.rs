@@ -764,3 +764,77 @@ fn a_policy_change_racing_another_under_the_same_version_is_refused() {
     );
     assert_ne!(bands(&active(&x).policy), bands(&active(&y).policy));
 }
+
+#[test]
+fn a_customer_known_only_by_an_override_computes_what_no_figures_give() {
+    // A manager pins a customer tierd has never seen to A. No figure gave
+    // A: its TierChanged's computed tier, and the view's, are what its
+    // figures (none) give, where they read A.
+    let t0 = date(2026, 3, 2);
+    let mut engine = Engine::new(policy(), [], t0);
+    let mut unit = Unit::new();
+    let change = engine
+        .set_override(
+            &mut unit,
+            by_li_wei("new-acct", "A", OverrideMode::Pin, "strategic", None),
+            t0,
+        )
+        .unwrap()
+        .expect("a first tier");
+    let p = policy();
+    let none = p.tiers()[p.evaluate(&tier_core::Indicators::default()).tier]
+        .name
+        .clone();
+    assert_ne!(none, "A");
+    assert_eq!((change.new_tier.as_str(), change.overridden), ("A", true));
+    assert_eq!(change.computed_tier, none);
+    let state = engine.customer("new-acct").unwrap();
+    assert_eq!(state.computed_tier(&p, &state.indicators(&p)), none);
+}
+
+/// A policy change that lifts a customer clear of the drop its notice
+/// foresaw withdraws the notice as its rescore reaches it: it stayed
+/// listed, with the old policy's tier to fall to and advice, until the
+/// next day's check.
+#[test]
+fn a_policy_rescore_rechecks_the_at_risk_notice() {
+    let policy = policy();
+    let last = date(2026, 3, 2);
+    let mut engine = Engine::new(policy.clone(), [], last);
+    fold_all(&mut engine, &buyer("c", last, cny(2_000_000)));
+    let (_, notices) = sweep_days(&mut engine, last, 400);
+    let (day, _) = *notices.first().expect("a notice");
+    let mut engine = Engine::new(policy.clone(), [], last);
+    fold_all(&mut engine, &buyer("c", last, cny(2_000_000)));
+    sweep_days(&mut engine, last, day);
+    let old = engine
+        .customer("c")
+        .unwrap()
+        .at_risk
+        .clone()
+        .expect("a notice");
+    // Every band 15 points lower: B holds longer, or for good.
+    let lenient = Arc::new(
+        Policy::from_toml_str(&stricter_bands(
+            tier_core::policy::DEFAULT_POLICY_TOML,
+            "lenient",
+            -15.0,
+        ))
+        .unwrap(),
+    );
+    let today = last.plus_days(day);
+    engine.apply_policy(lenient.clone(), today);
+    let mut unit = Unit::new();
+    while engine.rescore(&mut unit, 10) > 0 {}
+    engine.recheck_notices(&mut unit);
+    engine.seal(&unit);
+    let s = engine.customer("c").unwrap();
+    assert_eq!(s.policy_version, "lenient");
+    let fresh = s.foresee_drop("c", &lenient, today);
+    assert_ne!(
+        fresh.as_ref(),
+        Some(&*old),
+        "the new policy foresees otherwise"
+    );
+    assert_eq!(s.at_risk.as_deref(), fresh.as_ref());
+}

@@ -31,6 +31,70 @@ pub mod tiering {
 pub use events::v1 as ev;
 pub use tiering::v1 as api;
 
+/// The codec of tierd's gRPC services and clients: prost's, except that a
+/// message that does not decode is its sender's error, `INVALID_ARGUMENT`,
+/// with prost's account of it (which names the message and field, e.g.
+/// `GetTierRequest.customer_id: invalid string value: data is not UTF-8
+/// encoded`). Prost's codec calls it `INTERNAL`, which reads as a fault of
+/// the server on every dashboard and alert.
+pub mod codec {
+    use std::marker::PhantomData;
+
+    use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
+    use tonic::{Code, Status};
+    use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
+
+    #[derive(Debug, Clone)]
+    pub struct SenderCodec<T, U>(PhantomData<(T, U)>);
+
+    impl<T, U> Default for SenderCodec<T, U> {
+        fn default() -> Self {
+            Self(PhantomData)
+        }
+    }
+
+    impl<T, U> Codec for SenderCodec<T, U>
+    where
+        T: prost::Message + Send + 'static,
+        U: prost::Message + Default + Send + 'static,
+    {
+        type Encode = T;
+        type Decode = U;
+        type Encoder = ProstEncoder<T>;
+        type Decoder = SenderDecoder<U>;
+
+        fn encoder(&mut self) -> Self::Encoder {
+            ProstCodec::<T, U>::default().encoder()
+        }
+
+        fn decoder(&mut self) -> Self::Decoder {
+            SenderDecoder(ProstCodec::<T, U>::default().decoder())
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    pub struct SenderDecoder<U>(ProstDecoder<U>);
+
+    impl<U: prost::Message + Default> Decoder for SenderDecoder<U> {
+        type Item = U;
+        type Error = Status;
+
+        fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
+            self.0.decode(buf).map_err(|s| {
+                if s.code() == Code::Internal {
+                    Status::invalid_argument(s.message())
+                } else {
+                    s
+                }
+            })
+        }
+
+        fn buffer_settings(&self) -> BufferSettings {
+            self.0.buffer_settings()
+        }
+    }
+}
+
 /// The descriptor pool of every tierd message, built once.
 pub fn descriptor_pool() -> &'static prost_reflect::DescriptorPool {
     static POOL: std::sync::OnceLock<prost_reflect::DescriptorPool> = std::sync::OnceLock::new();

@@ -14,8 +14,10 @@
 //!   compact window, from reading one.
 //! - 4: an open invoice's payments keep their instants (tier-core's
 //!   projection: when the payments first covered the invoice in event
-//!   time). Told apart from format 3's by a marker in the state too, so a
-//!   format-3 body is decoded as it is.
+//!   time), and the profile writes an instant its fields share once.
+//!   Told apart from format 3's by a marker in the state (and the
+//!   profile's older form is a special case of the new), so a format-3
+//!   body is decoded as it is.
 //!
 //! When the state type changes incompatibly, add a version, keep decoding
 //! the old ones in [`decode`] and upcast them there; writers always use

@@ -536,6 +536,19 @@ impl Policy {
         self.hysteresis
     }
 
+    /// Whether a per-customer grading reads an indicator the scoring does
+    /// not (see [`Self::uses`]): the figures a decision computes on the
+    /// event path are only the scored ones, so such a grading needs the
+    /// whole figures.
+    pub fn gradings_read_unscored(&self) -> bool {
+        self.gradings.iter().any(|g| {
+            !g.is_population()
+                && IndicatorName::ALL
+                    .iter()
+                    .any(|&n| g.uses(n) && !self.uses(n))
+        })
+    }
+
     /// Whether the scoring or a tier gate reads indicator `name`: what can
     /// move a score or a tier as time passes depends on it.
     #[inline]

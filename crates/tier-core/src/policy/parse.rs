@@ -552,6 +552,30 @@ fn to_u32(ctx: Ctx<'_>, v: &Spanned<i64>, field: &str, min: u32, what: &str) -> 
     }
 }
 
+/// The longest complaint SLA a tier may have: ten years. A deadline is an
+/// instant the API sends as a protobuf timestamp; `u32::MAX` hours put it
+/// in the year 490,000, past what that type may hold.
+const MAX_COMPLAINT_SLA_HOURS: u32 = 87_600;
+
+/// `value` (read from `v`), refused with its line and field above `max`.
+fn at_most(
+    ctx: Ctx<'_>,
+    v: &Spanned<i64>,
+    field: &str,
+    value: u32,
+    max: u32,
+    what: &str,
+) -> Result<u32> {
+    if value > max {
+        return Err(ctx.err(
+            v.span(),
+            field,
+            format!("{what} must be at most {max}, got {value}"),
+        ));
+    }
+    Ok(value)
+}
+
 fn build_tiers(ctx: Ctx<'_>, raw: &Spanned<Vec<RawTier>>) -> Result<Vec<TierSpec>> {
     if raw.get_ref().is_empty() {
         return Err(ctx.err(raw.span(), "tiers", "at least one tier is required"));
@@ -578,11 +602,18 @@ fn build_tiers(ctx: Ctx<'_>, raw: &Spanned<Vec<RawTier>>) -> Result<Vec<TierSpec
         tiers.push(TierSpec {
             name: name.clone(),
             priority: to_u32(ctx, &t.priority, &field("priority"), 1, "priority")?,
-            complaint_sla_hours: to_u32(
+            complaint_sla_hours: at_most(
                 ctx,
                 &t.complaint_sla_hours,
                 &field("complaint_sla_hours"),
-                1,
+                to_u32(
+                    ctx,
+                    &t.complaint_sla_hours,
+                    &field("complaint_sla_hours"),
+                    1,
+                    "complaint_sla_hours",
+                )?,
+                MAX_COMPLAINT_SLA_HOURS,
                 "complaint_sla_hours",
             )?,
             visit_every_days: to_u32(
