@@ -159,11 +159,10 @@ impl AdminServiceImpl {
         // recorded against (the start-up rule: an applied policy survives
         // restarts while that file is unchanged), which a SIGHUP moves: not
         // the file read at start.
-        let active = Arc::new(ActivePolicy::new(
-            policy,
-            req.policy_text,
-            current.source_hash.clone(),
-        ));
+        let active = Arc::new(
+            ActivePolicy::new(policy, req.policy_text, current.source_hash.clone())
+                .replacing(&current),
+        );
         let hash = active.hash.clone();
         let status = ask(&self.commands, |reply| Command::ApplyPolicy {
             policy: active,

@@ -140,6 +140,10 @@ pub struct ActivePolicy {
     /// SHA-256 of the `--policy` file (or built-in default) this policy
     /// was last loaded from; an applied policy keeps its file's hash.
     pub source_hash: String,
+    /// The text of the policy (of another version) this one replaced, as
+    /// the change recorded it: a restart during the rescore explains the
+    /// decisions not rescored yet by it ([`PolicyHandle::keep_replaced`]).
+    pub replaced: Option<String>,
 }
 
 impl ActivePolicy {
@@ -149,7 +153,18 @@ impl ActivePolicy {
             hash: sha256_hex(&text),
             text,
             source_hash,
+            replaced: None,
         }
+    }
+
+    /// This policy as the change from `previous` (the policy in force):
+    /// its text is recorded with it, unless the version is the same.
+    #[must_use]
+    pub fn replacing(mut self, previous: &ActivePolicy) -> Self {
+        if previous.policy.version() != self.policy.version() {
+            self.replaced = Some(previous.text.clone());
+        }
+        self
     }
 }
 
@@ -332,6 +347,7 @@ impl PolicyHandle {
                 text: current.text.clone(),
                 hash: current.hash.clone(),
                 source_hash: current.source_hash.clone(),
+                replaced: current.replaced.clone(),
             }));
         }
     }
@@ -361,6 +377,17 @@ impl PolicyHandle {
 
     pub fn set_status(&self, s: PolicyStatus) {
         *self.status.lock().unwrap_or_else(PoisonError::into_inner) = s;
+    }
+
+    /// Keep `replaced` for the decisions made under it (see
+    /// [`Self::policy_of`]) until the rescore of the policy in force is
+    /// done: at start, the policy the data dir recorded and the file
+    /// replaces, or the one a change recorded replaced when its rescore
+    /// was cut short. The same version as the policy in force is ignored.
+    pub fn keep_replaced(&self, replaced: Arc<Policy>) {
+        if replaced.version() != self.current.load().policy.version() {
+            self.previous.store(Some(replaced));
+        }
     }
 
     /// Let the replaced policy go once `status` says its rescore is done

@@ -57,6 +57,9 @@ pub const CANCEL_GRACE: Duration = Duration::from_secs(3);
 pub const META_POLICY: &str = "policy";
 /// Application record: SHA-256 of the `--policy` file it came from.
 pub const META_POLICY_SOURCE: &str = "policy.source";
+/// Application record: the text of the policy the one in force replaced
+/// (see `ActivePolicy::replaced`).
+pub const META_POLICY_REPLACED: &str = "policy.replaced";
 
 /// Why delivering dead letters failed (always retried).
 #[derive(Debug, thiserror::Error)]
@@ -459,10 +462,18 @@ impl<S: Store + 'static> Worker<S> {
             .collect();
         outbox.extend(unit.notice_rows.iter().cloned());
         let mut meta = match &unit.policy {
-            Some(p) => vec![
-                (META_POLICY, p.text.as_bytes().to_vec()),
-                (META_POLICY_SOURCE, p.source_hash.as_bytes().to_vec()),
-            ],
+            Some(p) => {
+                let mut meta = vec![
+                    (META_POLICY, p.text.as_bytes().to_vec()),
+                    (META_POLICY_SOURCE, p.source_hash.as_bytes().to_vec()),
+                ];
+                meta.extend(
+                    p.replaced
+                        .as_ref()
+                        .map(|t| (META_POLICY_REPLACED, t.as_bytes().to_vec())),
+                );
+                meta
+            }
             None => Vec::new(),
         };
         if let Some(cut) = &unit.rank_cut {

@@ -486,6 +486,39 @@ fn a_command_is_answered_only_after_its_unit_is_stored() {
     assert_eq!(r.handle.status().version, r.engine.status().version);
 }
 
+/// A policy change is recorded with the text of the policy it replaced,
+/// so a restart during its rescore explains the decisions not rescored yet
+/// by the policy that made them.
+#[test]
+fn a_policy_change_records_the_policy_it_replaced() {
+    let mut r = rig(0);
+    let (tx, rx) = sync_channel(4);
+    let old = r.handle.active();
+    let text = tier_core::sim::scenario::stricter_bands(
+        tier_core::policy::DEFAULT_POLICY_TOML,
+        "stricter",
+        5.0,
+    );
+    let new = ActivePolicy::new(Policy::from_toml_str(&text).unwrap(), text, String::new())
+        .replacing(&old);
+    tx.send(Command::ApplyPolicy {
+        policy: Arc::new(new),
+        reply: Box::new(|_| {}),
+    })
+    .unwrap();
+    let mut b = Batch::new();
+    r.engine
+        .between_batches(&mut b, &rx, date(2026, 1, 6), true, None, 100);
+    let u = seal(&mut r.engine, b);
+    r.committer.submit(u).unwrap();
+    r.committer.finish().unwrap();
+    let replaced = r
+        .store
+        .meta(tier_engine::committer::META_POLICY_REPLACED)
+        .unwrap();
+    assert_eq!(replaced.as_deref(), Some(old.text.as_bytes()));
+}
+
 /// A batch of orders `(customer, partition, amount)` from offset `first`
 /// on, each folded as a record of its partition.
 fn scoped_batch(engine: &mut Engine, first: i64, orders: &[(&str, i32, i64)]) -> Batch {

@@ -240,7 +240,7 @@ impl PipelineHandle {
     }
 }
 
-pub use tier_engine::committer::{META_POLICY, META_POLICY_SOURCE};
+pub use tier_engine::committer::{META_POLICY, META_POLICY_REPLACED, META_POLICY_SOURCE};
 
 /// Everything the pipeline needs from the daemon.
 #[derive(Debug)]

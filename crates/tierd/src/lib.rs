@@ -113,6 +113,28 @@ pub fn starting_policy(
     Ok((ActivePolicy::new(file_policy, file_text, file_hash), true))
 }
 
+/// The policy the decisions not rescored yet were made by, when it is
+/// not the one in force (ExplainTier explains each decision by the policy
+/// that made it, also right after a restart): the policy the data dir
+/// recorded, when the policy file replaces it at this start; else the one
+/// the last recorded change replaced (its rescore may have been cut short
+/// by a crash; once the rescore is done, the handle lets it go). Read
+/// before the start records the file's policy.
+pub fn replaced_policy(
+    store: &AnyStore,
+    active: &ActivePolicy,
+    from_file: bool,
+) -> Option<(Policy, String)> {
+    let key = if from_file {
+        pipeline::META_POLICY
+    } else {
+        pipeline::META_POLICY_REPLACED
+    };
+    let text = String::from_utf8(store.meta(key).ok()??).ok()?;
+    let policy = Policy::from_toml_str(&text).ok()?;
+    (policy.version() != active.policy.version()).then_some((policy, text))
+}
+
 /// Completes each published `TierChanged` with the customer's classes in
 /// the policy's population gradings (ABC, RFM): where its committed
 /// figures fall among the cut points only the read side knows
@@ -279,7 +301,8 @@ impl Running {
             return Ok(None);
         }
         let version = policy.version().to_owned();
-        let active = Arc::new(ActivePolicy::new(policy, text, source_hash));
+        let active =
+            Arc::new(ActivePolicy::new(policy, text, source_hash).replacing(&self.policy.active()));
         tier_api::service::ask(&self.commands, |reply| Command::ApplyPolicy {
             policy: active,
             reply,
@@ -374,6 +397,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     let store = Arc::new(store);
 
     let (active, from_file) = starting_policy(&store, config.policy.as_deref())?;
+    let replaced = replaced_policy(&store, &active, from_file);
     tracing::info!(
         version = active.policy.version(),
         hash = %active.hash,
@@ -383,18 +407,22 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     );
     let active = Arc::new(active);
     if from_file {
-        // Record it, so an unchanged file keeps whatever is applied later.
+        // Record it, so an unchanged file keeps whatever is applied later
+        // (and the policy it replaces, for a restart during its rescore).
         let s = store.clone();
         let a = active.clone();
+        let replaced_text = replaced.as_ref().map(|(_, text)| text.clone());
         tokio::task::spawn_blocking(move || {
+            let mut meta = vec![
+                (pipeline::META_POLICY, a.text.as_bytes().to_vec()),
+                (
+                    pipeline::META_POLICY_SOURCE,
+                    a.source_hash.as_bytes().to_vec(),
+                ),
+            ];
+            meta.extend(replaced_text.map(|t| (pipeline::META_POLICY_REPLACED, t.into_bytes())));
             s.commit(&tier_store::CommitBatch::<'_, CustomerState> {
-                meta: vec![
-                    (pipeline::META_POLICY, a.text.as_bytes().to_vec()),
-                    (
-                        pipeline::META_POLICY_SOURCE,
-                        a.source_hash.as_bytes().to_vec(),
-                    ),
-                ],
+                meta,
                 ..tier_store::CommitBatch::new()
             })
         })
@@ -403,6 +431,10 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         .context("recording the policy in force")?;
     }
     let policy_handle = Arc::new(PolicyHandle::new(active.clone()));
+    if let Some((replaced, _)) = replaced {
+        // Until the rescore is done (released with its last unit).
+        policy_handle.keep_replaced(Arc::new(replaced));
+    }
     let (commands, inbox) = tier_engine::command::channel(1024);
     let (swept_tx, swept_rx) = tokio::sync::watch::channel(None);
 
@@ -728,6 +760,83 @@ mod tests {
                 (id, state)
             })
             .collect()
+    }
+
+    /// ExplainTier explains a decision by the policy that made it, also
+    /// right after a restart that changes the policy (the file edited
+    /// while tierd was down) or resumes a rescore a crash cut short: the
+    /// replaced policy is found in the data dir and kept for the
+    /// decisions not rescored yet.
+    #[test]
+    fn a_restart_keeps_the_replaced_policy_for_decisions_not_rescored_yet() {
+        use tier_core::sim::scenario::stricter_bands;
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(
+            &dir.path().join("data"),
+            tier_store::Backend::Sled,
+            tier_store::StoreOptions::default(),
+        )
+        .unwrap();
+        let file = dir.path().join("policy.toml");
+        let default = tier_core::policy::DEFAULT_POLICY_TOML;
+        std::fs::write(&file, default).unwrap();
+        let record = |meta: Vec<(&'static str, &str)>| {
+            store
+                .commit(&tier_store::CommitBatch::<'_, CustomerState> {
+                    meta: meta
+                        .into_iter()
+                        .map(|(k, v)| (k, v.as_bytes().to_vec()))
+                        .collect(),
+                    ..tier_store::CommitBatch::new()
+                })
+                .unwrap();
+        };
+        let (first, _) = starting_policy(&store, Some(&file)).unwrap();
+        assert!(
+            replaced_policy(&store, &first, true).is_none(),
+            "nothing recorded"
+        );
+        record(vec![
+            (pipeline::META_POLICY, first.text.as_str()),
+            (pipeline::META_POLICY_SOURCE, first.source_hash.as_str()),
+        ]);
+        // The file edited while tierd was down: the recorded policy is the
+        // one replaced.
+        let stricter = stricter_bands(default, "stricter", 5.0);
+        std::fs::write(&file, &stricter).unwrap();
+        let (next, from_file) = starting_policy(&store, Some(&file)).unwrap();
+        assert!(from_file);
+        let (replaced, text) = replaced_policy(&store, &next, true).unwrap();
+        assert_eq!(replaced.version(), first.policy.version());
+        assert_eq!(text, first.text);
+        let next = Arc::new(next);
+        let handle = PolicyHandle::new(next.clone());
+        handle.keep_replaced(Arc::new(replaced));
+        assert_eq!(
+            handle.policy_of(first.policy.version()).version(),
+            first.policy.version()
+        );
+        assert_eq!(handle.policy_of("stricter").version(), "stricter");
+        // Recorded as a change (by a start or an ApplyPolicy), then a
+        // crash: the next start finds the replaced one in its own record.
+        let applied = ActivePolicy::new(
+            (*next.policy).clone(),
+            next.text.clone(),
+            next.source_hash.clone(),
+        )
+        .replacing(&first);
+        record(vec![
+            (pipeline::META_POLICY, applied.text.as_str()),
+            (pipeline::META_POLICY_SOURCE, applied.source_hash.as_str()),
+            (
+                pipeline::META_POLICY_REPLACED,
+                applied.replaced.as_deref().unwrap(),
+            ),
+        ]);
+        let (again, from_file) = starting_policy(&store, Some(&file)).unwrap();
+        assert!(!from_file);
+        let (replaced, _) = replaced_policy(&store, &again, false).unwrap();
+        assert_eq!(replaced.version(), first.policy.version());
     }
 
     /// A restart with a policy file edited without a new version is
