@@ -169,3 +169,56 @@ fn payments_stored_without_their_instants_settle_at_the_latest_payment() {
     let back: CustomerState = postcard::from_bytes(&again).unwrap();
     assert_eq!(postcard::to_allocvec(&back).unwrap(), again);
 }
+
+/// A customer as 2417ae4 (store format 3) wrote it: invoice 1 (1,200.00
+/// CNY, due 1 April) with 10.00 paid on 15 April, the payment of the whole
+/// sum dated 20 March not seen yet.
+const FORMAT_3_OVERPAID: &[&str] = &[
+    "8120c4c0020f80d30e80d30ea0fe0a020180e0c1bd9567000f80d30e80d30ea0",
+    "fe0a020001f4fb0280d30e01ae8899cdc8edf4928c0101c4c00280e0c1bd9567",
+    "80d30e01a0fe0a0000000001d49fa0ede8bdfe8f970101c4c002ae8899cdc8ed",
+    "f4928c0180c10280d30e434e5980d30ed00f010001ca9995ffdeb2b7f4100180",
+    "a080e7b167000180c102d49fa0ede8bdfe8f9701000003d8f5d2ccc8edd3888c",
+    "01c4c002849bdfcdc8ed959d8c01c4c002ca9995ffdeb2b7f4109cc102000000",
+    "0180e0c1bd9567000180a080e7b167c4bb02e2bb02000101440000000000802b",
+    "4080e0c1bd956780a080e7b1670f64656661756c742d323032372e30310101ae",
+    "8899cdc8edf4928c010000000101440000000000802b4080e0c1bd9567000180",
+    "e0c1bd9567000144ae47e17a146e3140000001013181a61d0581a61d05c1a907",
+    "02000000000000d03f0000000101000101010001000001000000000000000000",
+    "000000000000",
+];
+
+#[test]
+fn an_invoice_stored_without_its_payments_instants_falls_back_to_the_latest_payment() {
+    // The instant of the 15 April payment was not kept: when the payment
+    // of 20 March completes the invoice, the payments cannot be taken in
+    // event time, and the invoice counts as paid on 15 April, as the
+    // build that stored it counted it (14 days late). The same events
+    // folded by this build count it paid on 20 March, on time.
+    let c = "acme";
+    let policy = Policy::default_policy();
+    let mut read: CustomerState = postcard::from_bytes(&bytes(FORMAT_3_OVERPAID)).unwrap();
+    let whole = payment(c, 1, date(2026, 3, 20), 120_000);
+    read.process(c, &whole, &policy);
+    let f = read
+        .projection
+        .indicators(date(2026, 5, 1), policy.fold_rules());
+    assert_eq!(f.on_time_payment_ratio, Some(0.0));
+    assert_eq!(f.avg_days_late, Some(14.0));
+
+    let mut extra = payment(c, 1, date(2026, 4, 15), 1_000);
+    extra.event_id = "acme-p1-extra".into();
+    let mut now = CustomerState::default();
+    for e in [
+        order(c, 1, date(2026, 3, 2), 120_000),
+        invoice(c, 1, date(2026, 3, 2), 120_000, 30),
+        extra,
+        whole,
+    ] {
+        now.process(c, &e, &policy);
+    }
+    let f = now
+        .projection
+        .indicators(date(2026, 5, 1), policy.fold_rules());
+    assert_eq!(f.on_time_payment_ratio, Some(1.0));
+}

@@ -308,7 +308,9 @@ impl Engine {
                 // decided as decided by the second).
                 if policy.policy.version() == self.policy().version() {
                     if self.applied_hash.as_deref() == Some(policy.hash.as_str()) {
-                        reply(Ok(self.status()));
+                        // The same change again (a retry): answered as the
+                        // first is, once what is in hand is durable.
+                        batch.replies.push(PendingReply::Policy(reply));
                         return ("apply_policy", true);
                     }
                     reply(Err(PolicyChangeRefused::VersionReused {

@@ -178,12 +178,11 @@ impl Unit {
         Self::default()
     }
 
-    /// Check `id`'s at-risk notice again at seal (once per unit): its
-    /// figures, or the policy judging them, moved.
+    /// Check `id`'s at-risk notice again at seal (once per unit, see
+    /// [`Engine::recheck_notices`]): its figures, or the policy judging
+    /// them, moved.
     fn check_notice(&mut self, id: &str) {
-        if !self.notices_to_check.iter().any(|c| c == id) {
-            self.notices_to_check.push(id.to_owned());
-        }
+        self.notices_to_check.push(id.to_owned());
     }
 
     /// Customers this unit changed, each once, in first-touch order.
@@ -1037,6 +1036,11 @@ impl Engine {
                 .is_some_and(IndicatorName::is_rfm);
             if rank_by_rfm && !moved.is_empty() {
                 let ids: Vec<String> = moved.iter().cloned().collect();
+                // A policy's rescore first, under the cut points in force
+                // (see below).
+                for id in &ids {
+                    self.ensure_current(unit, id);
+                }
                 self.policy = Arc::new(policy.clone());
                 for id in &ids {
                     self.rerank(id);
@@ -1175,7 +1179,11 @@ impl Engine {
     /// caller driving the engine by hand calls it before
     /// [`Engine::seal`].
     pub fn recheck_notices(&mut self, unit: &mut Unit) {
-        for id in std::mem::take(&mut unit.notices_to_check) {
+        let mut ids = std::mem::take(&mut unit.notices_to_check);
+        // Once each (a rescore slice may name thousands).
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
             self.recheck_notice(unit, &id);
         }
     }

@@ -306,8 +306,15 @@ mod invoice_payments_codec {
     struct Named {
         early: Vec<(Amount, i64)>,
         applied: Vec<u64>,
+        /// Absent before store format 4: no instant is known then.
+        #[serde(default)]
         timed: Vec<(Timestamp, Amount, i64)>,
+        #[serde(default = "untimed_before_format_4")]
         untimed: bool,
+    }
+
+    fn untimed_before_format_4() -> bool {
+        true
     }
 
     impl Serialize for InvoicePayments {
@@ -454,17 +461,16 @@ impl InvoiceRec {
     /// invoice, a rebuild reading the topics at different paces) would
     /// settle it only with the later one, late.
     fn covered_at(&self, current: Option<(Timestamp, Amount, i64)>) -> Option<Timestamp> {
-        let kept = self.extra.as_deref();
-        if kept.is_some_and(|x| x.untimed) {
+        let Some(kept) = self.extra.as_deref() else {
+            // No payment kept: `current` is the only one, and it covers the
+            // invoice (it is settled by it).
+            return current.map(|(at, _, _)| at);
+        };
+        if kept.untimed {
             return None;
         }
-        let mut payments: Vec<(Timestamp, Amount, i64)> = kept
-            .map(|x| x.timed.as_slice())
-            .unwrap_or_default()
-            .iter()
-            .copied()
-            .chain(current)
-            .collect();
+        let mut payments: Vec<(Timestamp, Amount, i64)> =
+            kept.timed.iter().copied().chain(current).collect();
         // Stable: payments of one instant in the order they arrived.
         payments.sort_by_key(|(at, _, _)| *at);
         let (billed, invoice_base) = (i128::from(self.billed.minor), i128::from(self.base));
