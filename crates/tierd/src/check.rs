@@ -13,10 +13,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::config::{Cli, Config};
-
-/// The longest `sweep_grace_ms` accepted: a day.
-const MAX_SWEEP_GRACE_MS: u64 = 86_400_000;
+use crate::config::{Cli, Config, MAX_SWEEP_GRACE_MS};
 
 /// librdkafka settings whose values are secrets: shown as `****`.
 const SECRET_KEYS: [&str; 6] = [

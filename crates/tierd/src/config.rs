@@ -57,6 +57,10 @@ Examples:
 
 Signals: SIGTERM/SIGINT stop gracefully; SIGHUP re-reads --policy.";
 
+/// The longest `sweep_grace_ms`: a day (`check-config` refuses more, a
+/// start sweeps a day behind).
+pub const MAX_SWEEP_GRACE_MS: u64 = 86_400_000;
+
 /// The effective settings of one tierd process.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

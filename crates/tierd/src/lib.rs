@@ -503,13 +503,13 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     pc.dlq_kafka = kafka.for_producer();
     pc.time_sweeps = config.time_sweeps;
     // At most a day (`check-config` refuses more; a start takes a day).
-    if config.sweep_grace_ms > 86_400_000 {
+    if config.sweep_grace_ms > config::MAX_SWEEP_GRACE_MS {
         tracing::warn!(
             sweep_grace_ms = config.sweep_grace_ms,
             "sweep_grace_ms is more than a day; sweeping a day behind the clock"
         );
     }
-    pc.sweep_grace = Duration::from_millis(config.sweep_grace_ms.min(86_400_000));
+    pc.sweep_grace = Duration::from_millis(config.sweep_grace_ms.min(config::MAX_SWEEP_GRACE_MS));
     pc.slice = config.engine_slice.max(1);
     pc.slice_target = Duration::from_millis(config.engine_slice_ms);
     pc.hot_customers = config.hot_customers;

@@ -443,7 +443,7 @@ impl InvoiceRec {
             let before: i128 = foreign.iter().map(|(_, b)| i128::from(*b)).sum();
             foreign.push((paid, base));
             let after = before + i128::from(base);
-            after * billed / invoice_base - before * billed / invoice_base
+            converted(after, billed, invoice_base) - converted(before, billed, invoice_base)
         } else {
             billed
         };
@@ -483,12 +483,7 @@ impl InvoiceRec {
             } else {
                 return Some(at);
             }
-            let converted = if invoice_base > 0 {
-                foreign.saturating_mul(billed) / invoice_base
-            } else {
-                0
-            };
-            if own.saturating_add(converted) >= billed {
+            if own.saturating_add(converted(foreign, billed, invoice_base)) >= billed {
                 return Some(at);
             }
         }
@@ -506,6 +501,18 @@ impl InvoiceRec {
         } else {
             i128::from(self.base) * left / billed
         }
+    }
+}
+
+/// Payments in other currencies than an invoice's, `foreign_base` base
+/// minor units of them together, in the invoice's minor units: through
+/// the base values of the two (`billed` is worth `invoice_base`), rounded
+/// down once for all of them; nothing for an invoice worth nothing.
+fn converted(foreign_base: i128, billed: i128, invoice_base: i128) -> i128 {
+    if invoice_base > 0 {
+        foreign_base.saturating_mul(billed) / invoice_base
+    } else {
+        0
     }
 }
 
@@ -1024,10 +1031,8 @@ impl CustomerProjection {
                 amount,
                 cost,
             } => {
-                if in_window && !self.order_placed(stable_hash(order_id), day, at, *amount, *cost) {
-                    // The same order placed again under another event id
-                    // (an ERP publishing it twice): the first counts.
-                    return Applied::Duplicate;
+                if in_window {
+                    self.order_placed(stable_hash(order_id), day, at, *amount, *cost);
                 }
                 fresh
             }
@@ -1073,8 +1078,8 @@ impl CustomerProjection {
                 billed,
                 due_at,
             } => {
-                if in_window
-                    && !self.invoice_issued(
+                if in_window {
+                    self.invoice_issued(
                         stable_hash(invoice_id),
                         stable_hash(order_id),
                         day,
@@ -1082,11 +1087,7 @@ impl CustomerProjection {
                         *amount,
                         rules.calendar.day(*due_at),
                         rules,
-                    )
-                {
-                    // The same invoice issued again under another event
-                    // id: the first counts.
-                    return Applied::Duplicate;
+                    );
                 }
                 fresh
             }
@@ -1396,13 +1397,13 @@ impl CustomerProjection {
         at: Timestamp,
         amount: Money,
         cost: Option<Money>,
-    ) -> bool {
+    ) {
         let rec = self
             .orders
             .get_or_insert_with(key, || OrderRec::pending(day, at));
         if rec.state != OrderState::Pending {
-            // The same order placed again under another event id: first wins.
-            return false;
+            // Placed already (`apply` calls the event a duplicate first).
+            return;
         }
         let before = rec.figures();
         rec.day = day;
@@ -1419,7 +1420,6 @@ impl CustomerProjection {
         if cancelled {
             self.void_invoices_of(key);
         }
-        true
     }
 
     /// A cancellation or return: update the record (a placeholder when the
@@ -1516,12 +1516,13 @@ impl CustomerProjection {
         base: Money,
         due_day: Day,
         rules: &FoldRules,
-    ) -> bool {
+    ) {
         let rec = self
             .invoices
             .get_or_insert_with(key, || InvoiceRec::unissued(day));
         if rec.state != InvoiceState::Unissued {
-            return false;
+            // Issued already (`apply` calls the event a duplicate first).
+            return;
         }
         rec.state = InvoiceState::Open;
         rec.day = day;
@@ -1549,7 +1550,6 @@ impl CustomerProjection {
         if void {
             self.void_invoice(key);
         }
-        true
     }
 
     /// A credit note. Voiding a void invoice again is the same fact
