@@ -118,7 +118,7 @@ pub(crate) fn movers(
             }
         }
     }
-    all.sort_by(|(a, x), (b, y)| y.at.cmp(&x.at).then_with(|| a.cmp(b)));
+    newest_first(&mut all);
     Ok(ListTierMoversResponse {
         total: u32::try_from(all.len()).unwrap_or(u32::MAX),
         movers: all
@@ -130,4 +130,47 @@ pub(crate) fn movers(
             })
             .collect(),
     })
+}
+
+/// Movers newest first, then by customer; a customer that moved twice at
+/// one instant (a late event decided at its decision instant) lists its
+/// later step first, as its history and its last `TierChanged` have it.
+fn newest_first(movers: &mut [(String, TierStep)]) {
+    movers.sort_by(|(a, x), (b, y)| {
+        y.at.cmp(&x.at)
+            .then_with(|| a.cmp(b))
+            .then_with(|| y.sequence.cmp(&x.sequence))
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tier_core::state::Cause;
+
+    #[test]
+    fn two_moves_of_one_customer_at_one_instant_list_the_later_first() {
+        let at = Timestamp::from_millis(1_700_000_000_000);
+        let step = |from: &str, to: &str, sequence| TierStep {
+            at,
+            from: Some(from.into()),
+            to: to.into(),
+            score: 0.0,
+            cause: Cause::Event,
+            overridden: false,
+            sequence,
+        };
+        // In history order, as the read model yields them.
+        let mut movers = vec![
+            ("c".to_owned(), step("D", "C", 5)),
+            ("c".to_owned(), step("C", "B", 6)),
+            ("b".to_owned(), step("C", "D", 2)),
+        ];
+        newest_first(&mut movers);
+        let order: Vec<(&str, u64)> = movers
+            .iter()
+            .map(|(c, s)| (c.as_str(), s.sequence))
+            .collect();
+        assert_eq!(order, [("b", 2), ("c", 6), ("c", 5)]);
+    }
 }

@@ -285,18 +285,20 @@ impl TierServiceImpl {
             require_id(&format!("items[{i}].customer_id"), &item.customer_id)?;
             require_id(&format!("items[{i}].id"), &item.id)?;
             let view = self.read.get(&item.customer_id);
-            let (tier, priority) = match view.as_deref() {
+            let (tier, priority, known) = match view.as_deref() {
                 Some(view) => (
                     view.tier.to_string(),
                     Self::spec_for(&policy, view).priority,
+                    true,
                 ),
-                None => (lowest.name.clone(), lowest.priority),
+                None => (lowest.name.clone(), lowest.priority, false),
             };
             items.push(RankedWorkItem {
                 id: item.id,
                 customer_id: item.customer_id,
                 tier,
                 priority,
+                known,
             });
         }
         // `sort_by_key` is stable: equal priorities keep request order.

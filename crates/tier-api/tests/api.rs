@@ -539,7 +539,18 @@ async fn rank_orders_by_priority_and_is_stable_within_a_priority() {
     {
         assert_eq!(item.tier, lowest.name);
         assert_eq!(item.priority, lowest.priority);
+        assert!(!item.known, "{item:?}");
     }
+    assert!(
+        resp.items
+            .iter()
+            .filter(|i| !i.customer_id.starts_with("nobody"))
+            .all(|i| i.known)
+    );
+    assert!(
+        resp.items.iter().any(|i| !i.known),
+        "the test asks for some"
+    );
     // Every item comes back with its customer id.
     for item in &resp.items {
         let input = items.iter().find(|i| i.id == item.id).unwrap();

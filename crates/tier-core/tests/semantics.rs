@@ -1167,6 +1167,40 @@ fn given_an_open_complaint_older_than_the_window_when_resolved_then_it_closes() 
     assert_eq!(c.figures().open_complaints, 0.0);
 }
 
+#[test]
+fn given_a_complaint_opened_again_under_another_event_id_then_it_is_a_duplicate_and_stays_resolved()
+{
+    use tier_core::projection::Applied;
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.orders(date(2026, 3, 1), "o1", 1_000, Some(500));
+    let opening = |at: Timestamp| Event {
+        event_id: format!("open-k1-{}", at.millis()),
+        customer_id: "c".into(),
+        occurred_at: at,
+        source: String::new(),
+        kind: EventKind::ComplaintOpened {
+            complaint_id: "k1".into(),
+            severity: Severity::Critical,
+            category: "quality".into(),
+        },
+    };
+    let p = c.policy.clone();
+    let first = c.state.process("c", &opening(date(2026, 3, 2)), &p);
+    assert_eq!(first.applied, Applied::Applied);
+    c.event(
+        date(2026, 3, 3),
+        EventKind::ComplaintResolved {
+            complaint_id: "k1".into(),
+        },
+    );
+    assert_eq!(c.figures().open_complaints, 0.0);
+    // Sent again a week later: counted as a duplicate, not silently
+    // applied; the complaint stays resolved (a reopening is a new id).
+    let again = c.state.process("c", &opening(date(2026, 3, 10)), &p);
+    assert_eq!(again.applied, Applied::Duplicate);
+    assert_eq!(c.figures().open_complaints, 0.0);
+}
+
 // --- 9. Profiles and potential -------------------------------------------
 
 #[test]

@@ -306,19 +306,36 @@ impl Engine {
                 // force again is refused, so one version never names two
                 // texts (the rescore would take the customers the first
                 // decided as decided by the second).
-                if policy.policy.version() == self.policy().version() {
-                    if self.applied_hash.as_deref() == Some(policy.hash.as_str()) {
+                let version = policy.policy.version();
+                if version == self.policy().version() {
+                    if self.versions.hash_of(version) == Some(policy.hash.as_str()) {
                         // The same change again (a retry): answered as the
                         // first is, once what is in hand is durable.
                         batch.replies.push(PendingReply::Policy(reply));
                         return ("apply_policy", true);
                     }
                     reply(Err(PolicyChangeRefused::VersionReused {
-                        version: policy.policy.version().to_owned(),
+                        version: version.to_owned(),
                     }));
                     return ("apply_policy", false);
                 }
-                self.applied_hash = Some(policy.hash.clone());
+                // Nor may it edit a version in force before (A v1, B v2,
+                // then A' v1: the customers B's rescore has not reached
+                // would count as decided by A').
+                if let Err(e) = self.versions.check(version, &policy.hash) {
+                    reply(Err(e));
+                    return ("apply_policy", false);
+                }
+                self.versions.record(version, &policy.hash);
+                // Recorded with every version the engine knows: the
+                // caller's copy misses a change that raced its check.
+                let policy = if policy.versions == self.versions {
+                    policy
+                } else {
+                    let mut merged = (*policy).clone();
+                    merged.versions = self.versions.clone();
+                    Arc::new(merged)
+                };
                 tracing::info!(
                     version = policy.policy.version(),
                     hash = %policy.hash,

@@ -131,7 +131,7 @@ pub fn channel(capacity: usize) -> (CommandSender, Receiver<Command>) {
 }
 
 /// A policy with the text it was parsed from.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ActivePolicy {
     pub policy: Arc<Policy>,
     pub text: String,
@@ -144,27 +144,92 @@ pub struct ActivePolicy {
     /// the change recorded it: a restart during the rescore explains the
     /// decisions not rescored yet by it ([`PolicyHandle::keep_replaced`]).
     pub replaced: Option<String>,
+    /// The text each version put in force so far named, this one's
+    /// included: a version names one policy for the data dir's life.
+    pub versions: PolicyVersions,
 }
 
 impl ActivePolicy {
     pub fn new(policy: Policy, text: String, source_hash: String) -> Self {
+        let hash = sha256_hex(&text);
+        let mut versions = PolicyVersions::default();
+        versions.record(policy.version(), &hash);
         Self {
             policy: Arc::new(policy),
-            hash: sha256_hex(&text),
+            hash,
             text,
             source_hash,
             replaced: None,
+            versions,
         }
     }
 
     /// This policy as the change from `previous` (the policy in force):
-    /// its text is recorded with it, unless the version is the same.
+    /// its text is recorded with it, unless the version is the same, and
+    /// it knows the versions `previous` knew.
     #[must_use]
     pub fn replacing(mut self, previous: &ActivePolicy) -> Self {
         if previous.policy.version() != self.policy.version() {
             self.replaced = Some(previous.text.clone());
         }
+        let mut versions = previous.versions.clone();
+        versions.record(self.policy.version(), &self.hash);
+        self.versions = versions;
         self
+    }
+}
+
+/// The text (its SHA-256) each policy version named when it was put in
+/// force, recorded with every change
+/// ([`crate::committer::META_POLICY_VERSIONS`]).
+///
+/// Every decision, history entry and `TierChanged` records the version
+/// that made it, and a rescore takes a customer decided under the version
+/// in force as decided by it: a version put in force again must be the
+/// same text (v1, v2, v1 again is a change back), never an edit under a
+/// version used before.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PolicyVersions(std::collections::BTreeMap<String, String>);
+
+impl PolicyVersions {
+    /// The SHA-256 of the text `version` named, if it was ever in force.
+    pub fn hash_of(&self, version: &str) -> Option<&str> {
+        self.0.get(version).map(String::as_str)
+    }
+
+    /// `version` names the text whose SHA-256 is `hash`.
+    pub fn record(&mut self, version: &str, hash: &str) {
+        if self.hash_of(version) != Some(hash) {
+            self.0.insert(version.to_owned(), hash.to_owned());
+        }
+    }
+
+    /// Refuses `version` for a text (SHA-256 `hash`) other than it named.
+    pub fn check(&self, version: &str, hash: &str) -> Result<(), PolicyChangeRefused> {
+        match self.hash_of(version) {
+            Some(named) if named != hash => Err(PolicyChangeRefused::VersionUsed {
+                version: version.to_owned(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        // A map of strings always encodes.
+        postcard::to_allocvec(self).unwrap_or_default()
+    }
+
+    /// `None` for bytes no build wrote.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        postcard::from_bytes(bytes).ok()
     }
 }
 
@@ -176,6 +241,11 @@ pub enum PolicyChangeRefused {
         "version {version:?} is the version in force with a different text; give the changed policy a new version (every decision records the version that made it)"
     )]
     VersionReused { version: String },
+    /// A changed text under a version put in force before.
+    #[error(
+        "version {version:?} was in force before with a different text; give the changed policy a new version (every decision and history entry records the version that made it, so a version names one policy)"
+    )]
+    VersionUsed { version: String },
     /// A change of what the stored figures were folded by: the day buckets
     /// are of the policy's business days, and what lies before the window
     /// was dropped as the window moved.
@@ -193,7 +263,7 @@ impl PolicyChangeRefused {
     /// The policy field the refusal is about.
     pub fn field(&self) -> &'static str {
         match self {
-            Self::VersionReused { .. } => "version",
+            Self::VersionReused { .. } | Self::VersionUsed { .. } => "version",
             Self::FoldChanged { field, .. } => field,
         }
     }
@@ -202,7 +272,8 @@ impl PolicyChangeRefused {
 impl ActivePolicy {
     /// Whether `text` (parsed as `policy`) would change the policy in
     /// force: `Ok(false)` for the same text, an error for a different text
-    /// under the same version, or, once customers are `folded` under the
+    /// under the same version or under a version in force before
+    /// ([`PolicyVersions`]), or, once customers are `folded` under the
     /// policy in force, for another window, time zone or base currency,
     /// which their stored figures cannot follow. The one rule for `ApplyPolicy`,
     /// SIGHUP and a start with a changed policy file.
@@ -221,6 +292,7 @@ impl ActivePolicy {
                 version: policy.version().to_owned(),
             });
         }
+        self.versions.check(policy.version(), &sha256_hex(text))?;
         if folded {
             self.folds_as(policy)?;
         }
@@ -348,6 +420,7 @@ impl PolicyHandle {
                 hash: current.hash.clone(),
                 source_hash: current.source_hash.clone(),
                 replaced: current.replaced.clone(),
+                versions: current.versions.clone(),
             }));
         }
     }
@@ -470,6 +543,31 @@ mod tests {
         let renamed = same_version.replace("default-2027.01", "default-2027.02");
         let p = Policy::from_toml_str(&renamed).unwrap();
         assert_eq!(current.is_changed_by(&p, &renamed, true), Ok(true));
+    }
+
+    #[test]
+    fn a_version_in_force_before_names_its_text_for_good() {
+        // A v1, then B v2, then A edited under v1: refused (the customers
+        // B's rescore has not reached would count as decided by it); A
+        // again, the same text, is a change back.
+        let a = tier_core::policy::DEFAULT_POLICY_TOML;
+        let v1 = Policy::default_policy().version().to_owned();
+        let b = a
+            .replace(&v1, "v2")
+            .replace("min_score = 80", "min_score = 90");
+        let current = active(&b).replacing(&active(a));
+        assert_eq!(current.versions.len(), 2);
+        let edited = a.replace("min_score = 80", "min_score = 70");
+        let p = Policy::from_toml_str(&edited).unwrap();
+        let err = current.is_changed_by(&p, &edited, true).unwrap_err();
+        assert_eq!(err, PolicyChangeRefused::VersionUsed { version: v1 });
+        assert_eq!(err.field(), "version");
+        let p = Policy::from_toml_str(a).unwrap();
+        assert_eq!(current.is_changed_by(&p, a, true), Ok(true));
+        // What a change records reads back.
+        let back = active(a).replacing(&current);
+        let decoded = PolicyVersions::decode(&back.versions.encode()).unwrap();
+        assert_eq!(decoded, current.versions);
     }
 
     #[test]

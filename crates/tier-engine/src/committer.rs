@@ -60,6 +60,29 @@ pub const META_POLICY_SOURCE: &str = "policy.source";
 /// Application record: the text of the policy the one in force replaced
 /// (see `ActivePolicy::replaced`).
 pub const META_POLICY_REPLACED: &str = "policy.replaced";
+/// Application record: the text (SHA-256) each version put in force named
+/// ([`crate::command::PolicyVersions`]).
+pub const META_POLICY_VERSIONS: &str = "policy.versions";
+
+/// The application records of `policy` put in force: what a start reads
+/// back (its text, the file it came from, the versions before it, and the
+/// policy it replaced, for a restart during its rescore). The one writer
+/// of them, for a change through the engine and for a start with a
+/// changed policy file.
+pub fn policy_records(policy: &crate::ActivePolicy) -> Vec<(&'static str, Vec<u8>)> {
+    let mut meta = vec![
+        (META_POLICY, policy.text.as_bytes().to_vec()),
+        (META_POLICY_SOURCE, policy.source_hash.as_bytes().to_vec()),
+        (META_POLICY_VERSIONS, policy.versions.encode()),
+    ];
+    meta.extend(
+        policy
+            .replaced
+            .as_ref()
+            .map(|t| (META_POLICY_REPLACED, t.as_bytes().to_vec())),
+    );
+    meta
+}
 
 /// Why delivering dead letters failed (always retried).
 #[derive(Debug, thiserror::Error)]
@@ -461,21 +484,11 @@ impl<S: Store + 'static> Worker<S> {
             })
             .collect();
         outbox.extend(unit.notice_rows.iter().cloned());
-        let mut meta = match &unit.policy {
-            Some(p) => {
-                let mut meta = vec![
-                    (META_POLICY, p.text.as_bytes().to_vec()),
-                    (META_POLICY_SOURCE, p.source_hash.as_bytes().to_vec()),
-                ];
-                meta.extend(
-                    p.replaced
-                        .as_ref()
-                        .map(|t| (META_POLICY_REPLACED, t.as_bytes().to_vec())),
-                );
-                meta
-            }
-            None => Vec::new(),
-        };
+        let mut meta = unit
+            .policy
+            .as_deref()
+            .map(policy_records)
+            .unwrap_or_default();
         if let Some(cut) = &unit.rank_cut {
             // With the decisions made against them (see `cuts`).
             meta.push((crate::cuts::META_CUTS, crate::cuts::encode(cut)));

@@ -378,9 +378,9 @@ pub struct Engine {
     /// `confirmed` names an instant the store does not hold yet.
     confirmations_unrecorded: bool,
     applied_at: Option<Timestamp>,
-    /// SHA-256 of the text of the last policy applied by a command (see
-    /// the `ApplyPolicy` command's own check).
-    applied_hash: Option<String>,
+    /// The text each version put in force named (see the `ApplyPolicy`
+    /// command's own check and [`Engine::set_policy_versions`]).
+    versions: command::PolicyVersions,
     /// The latest horizon a sweep reached (the at-risk checks' "today").
     swept_to: Option<Timestamp>,
     /// Whether a command first makes its customer's time-driven decisions
@@ -475,7 +475,7 @@ impl Engine {
             confirmations_unrecorded: false,
             confirmed,
             applied_at: None,
-            applied_hash: None,
+            versions: command::PolicyVersions::default(),
             swept_to: None,
             commands_decide_time: true,
             overdue_open: BTreeMap::new(),
@@ -562,6 +562,14 @@ impl Engine {
 
     pub fn policy(&self) -> &Arc<Policy> {
         &self.policy
+    }
+
+    /// The versions put in force before this engine was built and the
+    /// texts they named (the starting policy's
+    /// [`ActivePolicy::versions`]): an `ApplyPolicy` that edits one under
+    /// its version is refused even when it raced the caller's own check.
+    pub fn set_policy_versions(&mut self, versions: command::PolicyVersions) {
+        self.versions = versions;
     }
 
     /// The record of what the policy in force confirmed

@@ -764,6 +764,60 @@ fn a_policy_change_racing_another_under_the_same_version_is_refused() {
 }
 
 #[test]
+fn a_version_in_force_before_is_refused_with_another_text_even_racing_the_check() {
+    // v1 in force, then v2 applied; a v1 edited was checked against v1's
+    // record before v2 was known to the caller (built from v1 alone): the
+    // engine refuses it, and the record it commits with v2 names v1's
+    // text. v1's own text again is a change back, applied.
+    use std::sync::Mutex;
+    use std::sync::mpsc::sync_channel;
+    use tier_engine::command::{ActivePolicy, PolicyChangeRefused};
+    use tier_engine::{Batch, Command};
+    let t0 = date(2026, 3, 2);
+    let base = tier_core::policy::DEFAULT_POLICY_TOML;
+    let active = |text: &str| {
+        let p = Policy::from_toml_str(text).unwrap();
+        ActivePolicy::new(p, text.to_owned(), String::new())
+    };
+    let v1 = Arc::new(active(base));
+    let mut engine = Engine::new(v1.policy.clone(), [], t0);
+    engine.set_policy_versions(v1.versions.clone());
+    fold_all(&mut engine, &buyer("c", t0, cny(2_000_000)));
+    let v1_version = v1.policy.version().to_owned();
+    let edited = base.replace("min_score = 80", "min_score = 70");
+    let answers = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = sync_channel(4);
+    let v2 = stricter_bands(base, "v2", 1.0);
+    for next in [
+        active(&v2).replacing(&v1),
+        active(&edited),
+        active(base).replacing(&v1),
+    ] {
+        let answers = answers.clone();
+        tx.send(Command::ApplyPolicy {
+            policy: Arc::new(next),
+            reply: Box::new(move |r| answers.lock().unwrap().push(r.map(|s| s.version))),
+        })
+        .unwrap();
+    }
+    let mut batch = Batch::new();
+    engine.between_batches(&mut batch, &rx, t0, true, None, 100);
+    assert_eq!(
+        *answers.lock().unwrap(),
+        [Err(PolicyChangeRefused::VersionUsed {
+            version: v1_version.clone()
+        })],
+        "the edit is refused at once; v2 and v1's text again wait for their unit"
+    );
+    assert_eq!(engine.policy().version(), v1_version, "changed back");
+    assert_eq!(
+        engine.policy().tiers()[0].min_score,
+        v1.policy.tiers()[0].min_score,
+        "under v1's own text"
+    );
+}
+
+#[test]
 fn a_customer_known_only_by_an_override_computes_what_no_figures_give() {
     // A manager pins a customer tierd has never seen to A. No figure gave
     // A: its TierChanged's computed tier, and the view's, are what its

@@ -240,7 +240,9 @@ impl PipelineHandle {
     }
 }
 
-pub use tier_engine::committer::{META_POLICY, META_POLICY_REPLACED, META_POLICY_SOURCE};
+pub use tier_engine::committer::{
+    META_POLICY, META_POLICY_REPLACED, META_POLICY_SOURCE, META_POLICY_VERSIONS, policy_records,
+};
 
 /// Everything the pipeline needs from the daemon.
 #[derive(Debug)]
@@ -767,6 +769,7 @@ impl<S: Store + 'static> Pipeline<S> {
                 bytes: config.hot_bytes,
             },
         )?;
+        engine.set_policy_versions(deps.policy.active().versions.clone());
         let cuts = store.meta(tier_engine::cuts::META_CUTS)?;
         if let Some(stored) = cuts.as_deref().and_then(tier_engine::cuts::decode)
             && engine.restore_cuts(&stored)

@@ -91,26 +91,60 @@ pub fn starting_policy(
 ) -> anyhow::Result<(ActivePolicy, bool)> {
     let (file_policy, file_text) = load_policy_text(path)?;
     let file_hash = tier_engine::command::sha256_hex(&file_text);
+    let file = ActivePolicy::new(file_policy, file_text, file_hash);
     let stored_text = store.meta(pipeline::META_POLICY)?;
     let stored_source = store.meta(pipeline::META_POLICY_SOURCE)?;
     if let (Some(text), Some(source)) = (stored_text, stored_source) {
         let text = String::from_utf8(text).context("the stored policy is not UTF-8")?;
         match Policy::from_toml_str(&text) {
-            Ok(p) if source == file_hash.as_bytes() => {
-                return Ok((ActivePolicy::new(p, text, file_hash), false));
-            }
             Ok(p) => {
+                let mut stored = ActivePolicy::new(p, text, file.source_hash.clone());
+                stored.versions = recorded_versions(store, &stored)?;
+                if source == file.source_hash.as_bytes() {
+                    return Ok((stored, false));
+                }
                 let folded = store.customer_count()? > 0;
-                ActivePolicy::new(p, text, String::new())
-                    .is_changed_by(&file_policy, &file_text, folded)
+                stored
+                    .is_changed_by(&file.policy, &file.text, folded)
                     .map_err(|e| refused(path, &e))?;
+                return Ok((file.replacing(&stored), true));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "the policy recorded in the data dir no longer parses; using the policy file")
             }
         }
     }
-    Ok((ActivePolicy::new(file_policy, file_text, file_hash), true))
+    Ok((file, true))
+}
+
+/// The versions put in force in this data dir and the texts they named
+/// (`stored` is the policy in force recorded): as recorded, or, in a data
+/// dir older than that record, the recorded policy's and the one it
+/// replaced.
+fn recorded_versions(
+    store: &AnyStore,
+    stored: &ActivePolicy,
+) -> anyhow::Result<tier_engine::command::PolicyVersions> {
+    if let Some(versions) = store
+        .meta(pipeline::META_POLICY_VERSIONS)?
+        .as_deref()
+        .and_then(tier_engine::command::PolicyVersions::decode)
+    {
+        let mut versions = versions;
+        versions.record(stored.policy.version(), &stored.hash);
+        return Ok(versions);
+    }
+    let mut versions = stored.versions.clone();
+    let replaced = store
+        .meta(pipeline::META_POLICY_REPLACED)?
+        .and_then(|t| String::from_utf8(t).ok());
+    if let Some(text) = replaced
+        && let Ok(p) = Policy::from_toml_str(&text)
+        && p.version() != stored.policy.version()
+    {
+        versions.record(p.version(), &tier_engine::command::sha256_hex(&text));
+    }
+    Ok(versions)
 }
 
 /// The policy the decisions not rescored yet were made by, when it is
@@ -410,17 +444,8 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
         // Record it, so an unchanged file keeps whatever is applied later
         // (and the policy it replaces, for a restart during its rescore).
         let s = store.clone();
-        let a = active.clone();
-        let replaced_text = replaced.as_ref().map(|(_, text)| text.clone());
+        let meta = pipeline::policy_records(&active);
         tokio::task::spawn_blocking(move || {
-            let mut meta = vec![
-                (pipeline::META_POLICY, a.text.as_bytes().to_vec()),
-                (
-                    pipeline::META_POLICY_SOURCE,
-                    a.source_hash.as_bytes().to_vec(),
-                ),
-            ];
-            meta.extend(replaced_text.map(|t| (pipeline::META_POLICY_REPLACED, t.into_bytes())));
             s.commit(&tier_store::CommitBatch::<'_, CustomerState> {
                 meta,
                 ..tier_store::CommitBatch::new()
@@ -938,6 +963,72 @@ mod tests {
     /// every such tierd would refuse to start (as it must for an edited
     /// file). Changing `deploy/policy/default.toml`? Bump its `version`,
     /// then this hash.
+    /// A version in force before names its text for the data dir's life:
+    /// a start with a file that edits it under that version is refused,
+    /// also in a data dir recorded before the versions were (read from
+    /// the policy the one in force replaced).
+    #[test]
+    fn a_start_with_a_version_in_force_before_edited_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(
+            &dir.path().join("data"),
+            tier_store::Backend::Sled,
+            tier_store::StoreOptions::default(),
+        )
+        .unwrap();
+        let file = dir.path().join("policy.toml");
+        let a = tier_core::policy::DEFAULT_POLICY_TOML;
+        std::fs::write(&file, a).unwrap();
+        let record = |meta: Vec<(&'static str, Vec<u8>)>| {
+            store
+                .commit(&tier_store::CommitBatch::<'_, CustomerState> {
+                    meta,
+                    ..tier_store::CommitBatch::new()
+                })
+                .unwrap();
+        };
+        let (first, _) = starting_policy(&store, Some(&file)).unwrap();
+        record(pipeline::policy_records(&first));
+        // B v2 applied over gRPC (recorded against the unchanged file).
+        let b = tier_core::sim::scenario::stricter_bands(a, "v2", 5.0);
+        let applied = ActivePolicy::new(
+            Policy::from_toml_str(&b).unwrap(),
+            b.clone(),
+            first.source_hash.clone(),
+        )
+        .replacing(&first);
+        record(pipeline::policy_records(&applied));
+        let edited = a.replace("min_days_in_tier = 30", "min_days_in_tier = 7");
+        assert_ne!(edited, a);
+        std::fs::write(&file, &edited).unwrap();
+        let err = format!("{:#}", starting_policy(&store, Some(&file)).unwrap_err());
+        assert!(err.contains("policy.toml: field `version`"), "{err}");
+        assert!(err.contains("was in force before"), "{err}");
+        // A data dir without the record of versions reads v1's from the
+        // policy v2 replaced.
+        record(vec![(pipeline::META_POLICY_VERSIONS, Vec::new())]);
+        let err = format!("{:#}", starting_policy(&store, Some(&file)).unwrap_err());
+        assert!(err.contains("was in force before"), "{err}");
+        // The file as it was recorded: B, applied since, stays in force,
+        // knowing both versions.
+        std::fs::write(&file, a).unwrap();
+        let (kept, from_file) = starting_policy(&store, Some(&file)).unwrap();
+        assert!(!from_file);
+        assert_eq!(kept.text, b);
+        assert_eq!(kept.versions.hash_of("v2"), Some(applied.hash.as_str()));
+        assert_eq!(
+            kept.versions.hash_of(first.policy.version()),
+            Some(first.hash.as_str())
+        );
+        // A v3 file then is a change from B, its record knowing all three.
+        let c = tier_core::sim::scenario::stricter_bands(a, "v3", 1.0);
+        std::fs::write(&file, &c).unwrap();
+        let (next, from_file) = starting_policy(&store, Some(&file)).unwrap();
+        assert!(from_file);
+        assert_eq!(next.versions.len(), 3);
+        assert_eq!(next.replaced.as_deref(), Some(b.as_str()));
+    }
+
     #[test]
     fn the_built_in_default_changes_only_with_its_version() {
         let text = tier_core::policy::DEFAULT_POLICY_TOML;

@@ -1174,6 +1174,13 @@ impl CustomerProjection {
                 .invoices
                 .get(&stable_hash(invoice_id))
                 .is_some_and(|i| i.state != InvoiceState::Unissued),
+            // A complaint opens once: an opening sent again (a resend, or
+            // a CRM "reopening" the same id) neither reopens a resolved
+            // complaint nor moves its deadline.
+            EventKind::ComplaintOpened { complaint_id, .. } => self
+                .complaints
+                .get(complaint_id)
+                .is_some_and(|c| c.opened_at.is_some()),
             _ => false,
         }
     }

@@ -35,19 +35,34 @@ pub async fn run(rpc: &RpcOptions, args: &RankArgs) -> Result<()> {
     }
 }
 
-/// Position, item, customer, tier, priority; in the server's order.
+/// Position, item, customer, tier, priority; in the server's order. A
+/// customer the server holds no event of ranks at the lowest tier, marked
+/// so (it may be another instance's, or new).
 pub fn render(items: &[RankedWorkItem]) -> String {
     let mut table = Table::new(["#", "item", "customer", "tier", "priority"]).right(&[0, 4]);
+    let mut unknown = 0;
     for (n, item) in items.iter().enumerate() {
+        let tier = if item.known {
+            item.tier.clone()
+        } else {
+            unknown += 1;
+            format!("{} (unknown)", item.tier)
+        };
         table.row([
             (n + 1).to_string(),
             item.id.clone(),
             item.customer_id.clone(),
-            item.tier.clone(),
+            tier,
             item.priority.to_string(),
         ]);
     }
-    table.render()
+    let mut text = table.render();
+    if unknown > 0 {
+        text.push_str(&format!(
+            "{unknown} customer(s) unknown to this instance rank at the lowest tier (new to tierd, or of a partition another instance owns)\n"
+        ));
+    }
+    text
 }
 
 #[cfg(test)]
@@ -61,11 +76,28 @@ mod tests {
             customer_id: c.into(),
             tier: tier.into(),
             priority,
+            known: true,
         };
         let text = render(&[item("o2", "c2", "S", 1), item("o1", "c1", "C", 4)]);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "#  item  customer  tier  priority");
         assert_eq!(lines[2], "1  o2    c2        S            1");
         assert_eq!(lines[3], "2  o1    c1        C            4");
+        assert_eq!(lines.len(), 4, "{text}");
+    }
+
+    #[test]
+    fn a_customer_unknown_to_the_server_is_marked() {
+        let items = [RankedWorkItem {
+            id: "o9".into(),
+            customer_id: "c9".into(),
+            tier: "C".into(),
+            priority: 4,
+            known: false,
+        }];
+        let text = render(&items);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[2], "1  o9    c9        C (unknown)         4");
+        assert!(lines[3].starts_with("1 customer(s) unknown"), "{text}");
     }
 }
