@@ -77,6 +77,66 @@ fn item(customer_id: &str, tier: &str, priority: u32, c: &OpenComplaint) -> Comp
     }
 }
 
+/// A list's order as a key: priority, instant, customer, complaint.
+type Key = (u32, i64, String, String);
+
+fn key(((priority, instant), item): &((u32, i64), ComplaintItem)) -> Key {
+    (
+        *priority,
+        *instant,
+        item.customer_id.clone(),
+        item.complaint_id.clone(),
+    )
+}
+
+/// One page of a complaint list (see [`crate::page`]): the items, the
+/// total and the next page's token.
+fn page(
+    tokens: &crate::page::Tokens,
+    all: Vec<((u32, i64), ComplaintItem)>,
+    token: &str,
+    limit: usize,
+) -> Result<(Vec<ComplaintItem>, u32, String), ApiError> {
+    // No filter: every token of the list fits every request.
+    const FINGERPRINT: u64 = 0;
+    let bad = || {
+        ApiError::invalid(
+            "page_token",
+            format!("not a token of this server's {}", tokens.rpc),
+        )
+    };
+    let cursor = match token {
+        "" => None,
+        token => match tokens.decode(token, FINGERPRINT, 4)?.as_slice() {
+            [priority, instant, customer, complaint] => Some((
+                priority.parse().map_err(|_| bad())?,
+                instant.parse().map_err(|_| bad())?,
+                customer.clone(),
+                complaint.clone(),
+            )),
+            _ => return Err(bad()),
+        },
+    };
+    let total = u32::try_from(all.len()).unwrap_or(u32::MAX);
+    let (page, next) = crate::page::after(all, key, cursor.as_ref(), limit);
+    let next = next.map_or_else(String::new, |(p, at, c, k)| {
+        tokens.encode(FINGERPRINT, &[p.to_string(), at.to_string(), c, k])
+    });
+    Ok((page.into_iter().map(|(_, i)| i).collect(), total, next))
+}
+
+const QUEUE_TOKENS: crate::page::Tokens = crate::page::Tokens {
+    rpc: "ListComplaintQueue",
+    tag: "q1",
+    filter: "no other field",
+};
+
+const OVERDUE_TOKENS: crate::page::Tokens = crate::page::Tokens {
+    rpc: "ListOverdueComplaints",
+    tag: "o1",
+    filter: "no other field",
+};
+
 pub(crate) fn queue(
     read: &ReadModel,
     policy: &Policy,
@@ -84,9 +144,11 @@ pub(crate) fn queue(
 ) -> Result<ListComplaintQueueResponse, ApiError> {
     let limit = limit(req.limit)?;
     let all = collect(read, policy, false);
+    let (complaints, total, next_page_token) = page(&QUEUE_TOKENS, all, &req.page_token, limit)?;
     Ok(ListComplaintQueueResponse {
-        total: u32::try_from(all.len()).unwrap_or(u32::MAX),
-        complaints: all.into_iter().take(limit).map(|(_, i)| i).collect(),
+        total,
+        complaints,
+        next_page_token,
     })
 }
 
@@ -97,8 +159,10 @@ pub(crate) fn overdue(
 ) -> Result<ListOverdueComplaintsResponse, ApiError> {
     let limit = limit(req.limit)?;
     let all = collect(read, policy, true);
+    let (complaints, total, next_page_token) = page(&OVERDUE_TOKENS, all, &req.page_token, limit)?;
     Ok(ListOverdueComplaintsResponse {
-        total: u32::try_from(all.len()).unwrap_or(u32::MAX),
-        complaints: all.into_iter().take(limit).map(|(_, i)| i).collect(),
+        total,
+        complaints,
+        next_page_token,
     })
 }

@@ -8,6 +8,8 @@
 //! policy in force (a customer's first tier, and a tier the policy no
 //! longer has, count as neither).
 
+use std::cmp::Reverse;
+
 use tier_core::Timestamp;
 use tier_core::policy::Policy;
 use tier_core::state::{TierStep, history_truncated, step_at};
@@ -119,17 +121,62 @@ pub(crate) fn movers(
         }
     }
     newest_first(&mut all);
+    let fingerprint = {
+        let mut h = crate::reports::Fnv::new();
+        h.write(&since.millis().to_le_bytes());
+        h.write(&until.millis().to_le_bytes());
+        h.write(&req.direction.to_le_bytes());
+        h.finish()
+    };
+    let cursor = match req.page_token.as_str() {
+        "" => None,
+        token => Some(mover_cursor(&MOVER_TOKENS.decode(
+            token,
+            fingerprint,
+            3,
+        )?)?),
+    };
+    let total = u32::try_from(all.len()).unwrap_or(u32::MAX);
+    let (page, next) = crate::page::after(all, mover_key, cursor.as_ref(), limit);
     Ok(ListTierMoversResponse {
-        total: u32::try_from(all.len()).unwrap_or(u32::MAX),
-        movers: all
+        total,
+        movers: page
             .iter()
-            .take(limit)
             .map(|(id, s)| TierMover {
                 customer_id: id.clone(),
                 step: Some(step(s)),
             })
             .collect(),
+        next_page_token: next.map_or_else(String::new, |(at, id, seq)| {
+            MOVER_TOKENS.encode(fingerprint, &[at.0.to_string(), id, seq.0.to_string()])
+        }),
     })
+}
+
+const MOVER_TOKENS: crate::page::Tokens = crate::page::Tokens {
+    rpc: "ListTierMovers",
+    tag: "m1",
+    filter: "since, until and direction",
+};
+
+/// The movers' order as a key: newest first, then by customer, a
+/// customer's later step first (see [`newest_first`]).
+type MoverKey = (Reverse<i64>, String, Reverse<u64>);
+
+fn mover_key((id, s): &(String, TierStep)) -> MoverKey {
+    (Reverse(s.at.millis()), id.clone(), Reverse(s.sequence))
+}
+
+fn mover_cursor(fields: &[String]) -> Result<MoverKey, ApiError> {
+    let bad = || ApiError::invalid("page_token", "not a token of this server's ListTierMovers");
+    match fields {
+        [at, id, seq] => Ok((
+            Reverse(at.parse().map_err(|_| bad())?),
+            id.clone(),
+            Reverse(seq.parse().map_err(|_| bad())?),
+        )),
+        _ => Err(bad()),
+    }
 }
 
 /// Movers newest first, then by customer; a customer that moved twice at
@@ -141,6 +188,7 @@ fn newest_first(movers: &mut [(String, TierStep)]) {
             .then_with(|| a.cmp(b))
             .then_with(|| y.sequence.cmp(&x.sequence))
     });
+    debug_assert!(movers.is_sorted_by_key(mover_key));
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ pub mod health;
 pub mod history;
 pub mod metrics;
 pub mod name;
+pub(crate) mod page;
 pub mod read_model;
 pub mod reports;
 pub mod server;

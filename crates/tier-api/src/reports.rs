@@ -161,21 +161,21 @@ fn lifecycle_of(entry: &Entry) -> Lifecycle {
 }
 
 /// FNV-1a, 64 bits: stable across builds and platforms.
-struct Fnv(u64);
+pub(crate) struct Fnv(u64);
 
 impl Fnv {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self(0xcbf2_9ce4_8422_2325)
     }
 
-    fn write(&mut self, bytes: &[u8]) {
+    pub(crate) fn write(&mut self, bytes: &[u8]) {
         for b in bytes {
             self.0 ^= u64::from(*b);
             self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
 
-    fn finish(&self) -> u64 {
+    pub(crate) fn finish(&self) -> u64 {
         self.0
     }
 }
@@ -183,7 +183,7 @@ impl Fnv {
 /// Version tag of the page-token format.
 const TOKEN_VERSION: &str = "c1";
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -193,7 +193,7 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) {
         return None;
     }
@@ -209,7 +209,7 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 }
 
 /// The checksum of a token's body (everything before the last `.`).
-fn token_check(body: &str) -> u64 {
+pub(crate) fn token_check(body: &str) -> u64 {
     let mut h = Fnv::new();
     h.write(body.as_bytes());
     h.finish()

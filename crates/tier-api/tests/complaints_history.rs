@@ -167,17 +167,59 @@ async fn the_queue_serves_better_tiers_first_and_lists_overdue_complaints_with_t
     assert_eq!(overdue.complaints[0].complaint_id, "big-complaint1");
 
     let err = client
-        .list_complaint_queue(ListComplaintQueueRequest { limit: 10_001 })
+        .list_complaint_queue(ListComplaintQueueRequest {
+            limit: 10_001,
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("limit"), "{}", err.message());
-    let one = client
-        .list_complaint_queue(ListComplaintQueueRequest { limit: 1 })
+    // Pages of one: the queue's order, each once, then no token.
+    let mut walked = Vec::new();
+    let mut token = String::new();
+    loop {
+        let one = client
+            .list_complaint_queue(ListComplaintQueueRequest {
+                limit: 1,
+                page_token: token,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!((one.complaints.len(), one.total), (1, 3));
+        walked.push((
+            one.complaints[0].customer_id.clone(),
+            one.complaints[0].complaint_id.clone(),
+        ));
+        token = one.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+    }
+    let walked: Vec<(&str, &str)> = walked
+        .iter()
+        .map(|(c, k)| (c.as_str(), k.as_str()))
+        .collect();
+    assert_eq!(walked, order);
+    // A token of the queue is not one of the overdue list.
+    let first_page = client
+        .list_complaint_queue(ListComplaintQueueRequest {
+            limit: 1,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!((one.complaints.len(), one.total), (1, 3));
+    let err = client
+        .list_overdue_complaints(ListOverdueComplaintsRequest {
+            limit: 1,
+            page_token: first_page.next_page_token,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("page_token"), "{}", err.message());
 
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(5), task)
@@ -248,6 +290,43 @@ async fn the_tier_on_a_past_date_and_the_movers_of_a_period_follow_the_history()
         .into_inner();
     let drops = history.iter().filter(|x| x.at >= since).count();
     assert_eq!(down.total as usize, drops);
+    assert!(down.next_page_token.is_empty(), "one page holds them");
+    // Page by page, the same list; a token sent with another period is
+    // refused naming page_token.
+    let mut paged = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = client
+            .list_tier_movers(ListTierMoversRequest {
+                since: Some(ts(since)),
+                direction: MoveDirection::Down as i32,
+                limit: 1,
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(page.total as usize, drops);
+        paged.extend(page.movers);
+        token = page.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+        let err = client
+            .list_tier_movers(ListTierMoversRequest {
+                since: Some(ts(since.plus_days(-1))),
+                direction: MoveDirection::Down as i32,
+                limit: 1,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(err.message().contains("page_token"), "{}", err.message());
+    }
+    assert_eq!(paged, down.movers);
     assert!(
         down.movers
             .windows(2)

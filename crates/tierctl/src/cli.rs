@@ -262,9 +262,13 @@ pub enum ComplaintsCommand {
 
 #[derive(Debug, Clone, Args)]
 pub struct ComplaintListArgs {
-    /// Most complaints to list (the server's default is 100).
+    /// Most complaints to list (the server's default is 100); with
+    /// `--all`, the page size.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub limit: Option<u32>,
+    /// Every complaint, fetched page by page.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -305,9 +309,13 @@ pub struct MoversArgs {
     /// up nor down).
     #[arg(long, value_enum, default_value_t = DirectionArg::Any)]
     pub direction: DirectionArg,
-    /// Most changes to list (the server's default is 100).
+    /// Most changes to list (the server's default is 100); with `--all`,
+    /// the page size.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub limit: Option<u32>,
+    /// Every change of the period, fetched page by page.
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// A lifecycle stage, for filters.

@@ -206,7 +206,7 @@ fn complaint_lists_in_each_format() {
     assert_eq!(lines.len(), 2 + 2 + 1, "{text}");
     assert_eq!(
         lines[4],
-        "showing 2 of 3 open complaints (raise --limit to see more)"
+        "showing 2 of 3 open complaints (--all lists every one)"
     );
 
     // Overdue: big's first complaint only, not cut.
@@ -256,10 +256,35 @@ fn complaint_lists_in_each_format() {
     assert_eq!(lines.len(), 3);
     assert_eq!(
         stderr(&out),
-        "showing 2 of 3 open complaints (raise --limit to see more)\n"
+        "showing 2 of 3 open complaints (--all lists every one)\n"
     );
     let text = ok(&tierctl(&addr, &["complaints", "overdue", "-o", "csv"]));
     assert_eq!(text.lines().count(), 2);
+    // --all walks the pages (of one here): every complaint, in order, no cut.
+    let out = tierctl(
+        &addr,
+        &["complaints", "queue", "-o", "csv", "--limit", "1", "--all"],
+    );
+    let all: Vec<String> = ok(&out)
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').take(2).collect::<Vec<_>>().join(","))
+        .collect();
+    assert_eq!(
+        all,
+        [
+            "big,big-complaint1",
+            "big,big-complaint2",
+            "small,small-complaint1"
+        ]
+    );
+    assert_eq!(stderr(&out), "");
+    let v = json(&ok(&tierctl(
+        &addr,
+        &["complaints", "queue", "--limit", "1", "--all", "-o", "json"],
+    )));
+    assert_eq!(v["total"], 3);
+    assert_eq!(v["complaints"].as_array().unwrap().len(), 3);
 
     // Refused before any call.
     refused(
@@ -506,11 +531,30 @@ fn movers_of_a_period() {
     assert_eq!(text.lines().count(), 2 + 2 + 1);
     assert!(
         text.ends_with(&format!(
-            "showing 2 of {} downgrades (raise --limit to see more)\n",
+            "showing 2 of {} downgrades (--all lists every one)\n",
             down.len()
         )),
         "{text}"
     );
+    // --all: pages of two, walked to the end: the whole list, uncut.
+    let all = ok(&tierctl(
+        &addr,
+        &[
+            "movers",
+            "--since",
+            "2026-03-02",
+            "--direction",
+            "down",
+            "--limit",
+            "2",
+            "--all",
+        ],
+    ));
+    let whole = ok(&tierctl(
+        &addr,
+        &["movers", "--since", "2026-03-02", "--direction", "down"],
+    ));
+    assert_eq!(all, whole);
 
     // --until bounds the period; nobody moved up.
     let until = down[0].1.at.to_string();

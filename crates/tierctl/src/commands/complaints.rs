@@ -6,10 +6,14 @@
 //! deadline it got at its opening (from the tier held then, which may
 //! differ). The server cuts the list at `--limit` and says how many there
 //! are in all: the table ends with a line saying so, CSV says it on stderr
-//! (stdout stays clean for scripts), JSON carries `total`.
+//! (stdout stays clean for scripts), JSON carries `total`. `--all` walks
+//! every page (`--limit` is then the page size).
 
 use anyhow::Result;
-use tier_proto::api::{ComplaintItem, ListComplaintQueueRequest, ListOverdueComplaintsRequest};
+use tier_proto::api::{
+    ComplaintItem, ListComplaintQueueRequest, ListComplaintQueueResponse,
+    ListOverdueComplaintsRequest, ListOverdueComplaintsResponse,
+};
 
 use super::{RpcOptions, emit, proto_json_line};
 use crate::cli::{ComplaintListArgs, OutputFormat};
@@ -42,28 +46,64 @@ pub async fn run(
 ) -> Result<()> {
     let mut client = rpc.connect().await?;
     let limit = args.limit.unwrap_or(0);
-    let (complaints, total, json) = match which {
-        Which::Queue => {
-            let r = client
-                .list_complaint_queue(rpc.request(ListComplaintQueueRequest { limit }))
-                .await
-                .map_err(|s| rpc.rpc_error(s))?
-                .into_inner();
-            let json = proto_json_line(&r, "tiering.v1.ListComplaintQueueResponse")?;
-            (r.complaints, r.total, json)
+    let mut complaints = Vec::new();
+    let mut total;
+    let mut page_token = String::new();
+    // One page, or with --all every page (keyset pages: each complaint
+    // once, however the list changes meanwhile).
+    loop {
+        let (page, all, next) = match which {
+            Which::Queue => {
+                let r = client
+                    .list_complaint_queue(
+                        rpc.request(ListComplaintQueueRequest { limit, page_token }),
+                    )
+                    .await
+                    .map_err(|s| rpc.rpc_error(s))?
+                    .into_inner();
+                (r.complaints, r.total, r.next_page_token)
+            }
+            Which::Overdue => {
+                let r = client
+                    .list_overdue_complaints(
+                        rpc.request(ListOverdueComplaintsRequest { limit, page_token }),
+                    )
+                    .await
+                    .map_err(|s| rpc.rpc_error(s))?
+                    .into_inner();
+                (r.complaints, r.total, r.next_page_token)
+            }
+        };
+        complaints.extend(page);
+        total = all;
+        page_token = next;
+        if !args.all || page_token.is_empty() {
+            break;
         }
-        Which::Overdue => {
-            let r = client
-                .list_overdue_complaints(rpc.request(ListOverdueComplaintsRequest { limit }))
-                .await
-                .map_err(|s| rpc.rpc_error(s))?
-                .into_inner();
-            let json = proto_json_line(&r, "tiering.v1.ListOverdueComplaintsResponse")?;
-            (r.complaints, r.total, json)
-        }
-    };
+    }
+    if args.all {
+        // What was walked is the whole list, as of the walk.
+        total = u32::try_from(complaints.len()).unwrap_or(u32::MAX);
+    }
     match format {
-        OutputFormat::Json => emit(&json),
+        OutputFormat::Json => emit(&match which {
+            Which::Queue => proto_json_line(
+                &ListComplaintQueueResponse {
+                    complaints,
+                    total,
+                    next_page_token: page_token,
+                },
+                "tiering.v1.ListComplaintQueueResponse",
+            )?,
+            Which::Overdue => proto_json_line(
+                &ListOverdueComplaintsResponse {
+                    complaints,
+                    total,
+                    next_page_token: page_token,
+                },
+                "tiering.v1.ListOverdueComplaintsResponse",
+            )?,
+        }),
         OutputFormat::Csv => {
             emit(&csv(&complaints))?;
             if let Some(note) = cut_note(which, complaints.len(), total) {
@@ -75,13 +115,13 @@ pub async fn run(
     }
 }
 
-/// `showing 2 of 3 open complaints (raise --limit to see more)` when the
+/// `showing 2 of 3 open complaints (--all lists every one)` when the
 /// list was cut, else `None`.
 pub fn cut_note(which: Which, shown: usize, total: u32) -> Option<String> {
     let total = usize::try_from(total).unwrap_or(usize::MAX);
     (total > shown).then(|| {
         format!(
-            "showing {shown} of {total} {} (raise --limit to see more)\n",
+            "showing {shown} of {total} {} (--all lists every one)\n",
             which.noun()
         )
     })
@@ -229,7 +269,7 @@ mod tests {
              --------  ---------  --------  ----  --------  --------------------  --------------------  -----------------  -------\n\
              c-1       k1         high      B            2  2026-01-01T00:00:00Z  2026-01-04T00:00:00Z  A/72h              yes\n\
              c-1       k2         high      B            2  2026-01-01T00:00:00Z  -                     -                  no\n\
-             showing 2 of 5 open complaints (raise --limit to see more)\n"
+             showing 2 of 5 open complaints (--all lists every one)\n"
         );
         assert!(!render(Which::Overdue, &items, 2).contains("showing"));
         assert_eq!(render(Which::Overdue, &[], 0), "no overdue complaints\n");

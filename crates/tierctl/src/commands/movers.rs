@@ -39,18 +39,33 @@ pub fn request(args: &MoversArgs, calendar: &BusinessCalendar) -> Result<ListTie
         until,
         direction: MoveDirection::from(args.direction).into(),
         limit: args.limit.unwrap_or(0),
+        page_token: String::new(),
     })
 }
 
 pub async fn run(rpc: &RpcOptions, args: &MoversArgs) -> Result<()> {
     let calendar = rpc.calendar_for(&[Some(args.since), args.until]).await?;
-    let request = request(args, &calendar)?;
+    let mut request = request(args, &calendar)?;
     let mut client = rpc.connect().await?;
-    let movers = client
-        .list_tier_movers(rpc.request(request))
-        .await
-        .map_err(|s| rpc.rpc_error(s))?
-        .into_inner();
+    let mut movers = ListTierMoversResponse::default();
+    // One page, or with --all every page (keyset pages: each change once).
+    loop {
+        let page = client
+            .list_tier_movers(rpc.request(request.clone()))
+            .await
+            .map_err(|s| rpc.rpc_error(s))?
+            .into_inner();
+        movers.movers.extend(page.movers);
+        movers.total = page.total;
+        movers.next_page_token = page.next_page_token;
+        if !args.all || movers.next_page_token.is_empty() {
+            break;
+        }
+        request.page_token.clone_from(&movers.next_page_token);
+    }
+    if args.all {
+        movers.total = u32::try_from(movers.movers.len()).unwrap_or(u32::MAX);
+    }
     match rpc.output {
         Output::Json => emit(&proto_json_line(
             &movers,
@@ -93,7 +108,7 @@ pub fn render(r: &ListTierMoversResponse, direction: DirectionArg) -> String {
     let mut out = table.render();
     if total > r.movers.len() {
         out.push_str(&format!(
-            "showing {} of {total} {} (raise --limit to see more)\n",
+            "showing {} of {total} {} (--all lists every one)\n",
             r.movers.len(),
             noun(direction)
         ));
@@ -128,6 +143,7 @@ mod tests {
         let r = ListTierMoversResponse {
             movers: vec![mover("c-1", "A", "B"), mover("c-22", "", "D")],
             total: 3,
+            next_page_token: "m1.next".into(),
         };
         assert_eq!(
             render(&r, DirectionArg::Any),
@@ -135,7 +151,7 @@ mod tests {
              --------  --------------------  -----------  -----  -----\n\
              c-1       2026-01-01T00:00:00Z  A -> B       event  41.50\n\
              c-22      2026-01-01T00:00:00Z  (none) -> D  event  41.50\n\
-             showing 2 of 3 tier changes (raise --limit to see more)\n"
+             showing 2 of 3 tier changes (--all lists every one)\n"
         );
         assert_eq!(
             render(&ListTierMoversResponse::default(), DirectionArg::Up),
@@ -148,6 +164,7 @@ mod tests {
             until: None,
             direction: DirectionArg::Down,
             limit: Some(5),
+            all: false,
         };
         let req = request(&args, &shanghai).unwrap();
         assert_eq!(req.direction(), MoveDirection::Down);
