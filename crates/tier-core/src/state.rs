@@ -168,7 +168,10 @@ pub struct TierChange {
 pub enum Lifecycle {
     /// Known (a profile, an invoice, a complaint) but no order yet.
     Prospect,
-    /// First order less than `new_for_days` ago.
+    /// The relationship began less than `new_for_days` ago: the tenure's
+    /// start, the first order or the profile's `customer_since` when
+    /// earlier (a customer the CRM has known for years is not new on its
+    /// first order in the stream).
     New,
     Active,
     /// No order for `lapsed_after_days` or more.
@@ -843,8 +846,10 @@ impl CustomerState {
         {
             return Lifecycle::Reactivated;
         }
-        match self.projection.first_order_at() {
-            Some(first) if days_since(first) < i64::from(rules.new_for_days) => Lifecycle::New,
+        // From where tenure counts, so that a stage and a tenure shown
+        // side by side never disagree.
+        match self.projection.tenure_start() {
+            Some(start) if days_since(start) < i64::from(rules.new_for_days) => Lifecycle::New,
             _ => Lifecycle::Active,
         }
     }
@@ -911,8 +916,25 @@ impl CustomerState {
         if let Some(last) = self.projection.last_order_at() {
             consider(plus(last, rules.lapsed_after_days));
         }
-        if let Some(first) = self.projection.first_order_at() {
-            consider(plus(first, rules.new_for_days));
+        // "New" ends `new_for_days` after the tenure's start (see
+        // `lifecycle`); a customer without an order is a prospect.
+        if self.projection.first_order_at().is_some()
+            && let Some(start) = self.projection.tenure_start()
+        {
+            consider(plus(start, rules.new_for_days));
+        }
+        // A new-customer rule on the order count stops reading it the day
+        // the tenure start leaves the window (see `NewCustomers::is_new`):
+        // when `customer_since` precedes the first order no figure's
+        // change marks that day. Without an assessment the rule grades no
+        // one (and one applied later is an event, which makes this due).
+        if self.projection.has_assessments()
+            && let Some(day) = policy
+                .new_customers()
+                .zip(self.projection.tenure_start())
+                .and_then(|(n, start)| n.history_before_window_from(cal.day(start)))
+        {
+            consider(day);
         }
         if let Some(r) = self.reactivated_at {
             consider(plus(r, rules.new_for_days));

@@ -461,6 +461,152 @@ fn a_new_customer_moves_to_the_normal_grading_once_it_has_the_history() {
     let e = s.explain(&p);
     assert_eq!(e.new_customer, None, "graded by the method now");
     assert_eq!(e.score_tier, "D");
+
+    // A year on, its first judgement long expired, its manager judges it
+    // exceptional again (day 300, counting 180 days). On day 366 its first
+    // order leaves the window, which then holds two orders: fewer than 3,
+    // but it has a year of trading history, so it is not new again. Time
+    // alone does not lift it to B, and ExplainTier does not call it new.
+    let rejudged = Event {
+        event_id: "rookie-a2".into(),
+        occurred_at: start.plus_days(300),
+        ..judged
+    };
+    let out = s.process(id, &rejudged, &p);
+    let mut later: Vec<TierChange> = out.due_first.into_iter().chain(out.change).collect();
+    for day in 300..=380 {
+        later.extend(s.advance_to(id, &p, start.plus_days(day), 1_000).0);
+    }
+    // (Its score moves it between C and D as growth and recency move.)
+    assert!(later.iter().all(|c| c.new_tier != "B"), "{later:?}");
+    let ind = s.indicators(&p);
+    assert_eq!(
+        (ind.order_count_12m, ind.assessed[0]),
+        (2.0, Some(5.0)),
+        "two orders in the window, judged exceptional"
+    );
+    assert!(ind.tenure_days > 365.0, "{}", ind.tenure_days);
+    let e = s.explain(&p);
+    assert_eq!(e.new_customer, None);
+    assert_eq!(e.tier, e.score_tier);
+}
+
+#[test]
+fn a_long_standing_customer_is_not_made_new_by_old_orders_leaving_the_window() {
+    let p = policy();
+    // Given a customer since 2019 (by its profile's customer_since, or by
+    // a first order then, long out of the window) that ordered on 1 March
+    // 2025, 1 September 2025 and 1 February 2026 (2,000 CNY each: D or C
+    // by its score), and judged exceptional potential on 20 January 2026
+    // (counting 180 days): 2 or 3 orders in the window, never fewer than
+    // 3 ever.
+    let since = at(date(2019, 3, 1), 2);
+    for history in ["profile", "first order"] {
+        let id = "since-2019";
+        let mut events = vec![match history {
+            "profile" => Event {
+                event_id: "since-2019-p1".into(),
+                customer_id: id.into(),
+                occurred_at: at(date(2025, 2, 1), 2),
+                source: "crm".into(),
+                kind: EventKind::ProfileUpdated(tier_core::ProfileUpdate {
+                    customer_since: Some(since),
+                    ..tier_core::ProfileUpdate::default()
+                }),
+            },
+            _ => order(id, 900, since, 1_000 * CNY),
+        }];
+        for (n, (y, m, d)) in [(1, (2025, 3, 1)), (2, (2025, 9, 1)), (3, (2026, 2, 1))] {
+            events.push(order(id, n, at(date(y, m, d), 2), 2_000 * CNY));
+        }
+        events.push(Event {
+            event_id: "since-2019-a1".into(),
+            customer_id: id.into(),
+            occurred_at: at(date(2026, 1, 20), 2),
+            source: "crm".into(),
+            kind: EventKind::CustomerAssessed {
+                indicator: "judged_potential".into(),
+                value: 5,
+                assessed_by: "alice".into(),
+                note: "big plans".into(),
+            },
+        });
+        events.sort_by_key(|e| e.occurred_at);
+        let mut s = CustomerState::default();
+        let mut changes = Vec::new();
+        for e in &events {
+            let out = s.process(id, e, &p);
+            changes.extend(out.due_first);
+            changes.extend(out.change);
+        }
+        // When the sweep runs every day through March 2026 (the March 2025
+        // order leaves the window on 1 March: two orders left in it) ...
+        for day in 0..=40 {
+            let until = at(date(2026, 2, 20), 2).plus_days(day);
+            changes.extend(s.advance_to(id, &p, until, 1_000).0);
+        }
+        // ... then the new-customer rule never grades it: never the rule's
+        // B, its score's tier all along (D, then C from 1 March, when
+        // growth first compares two quarters with an order), active, and
+        // ExplainTier does not call it new.
+        assert!(
+            changes.iter().all(|c| c.new_tier != "B"),
+            "{history}: {changes:?}"
+        );
+        let ind = s.indicators(&p);
+        assert_eq!(ind.order_count_12m, 2.0, "{history}");
+        assert_eq!(ind.assessed[0], Some(5.0), "{history}");
+        // Tenure counts from 2019: the first order is kept past the window.
+        assert!(ind.tenure_days > 2_500.0, "{history}: {}", ind.tenure_days);
+        assert!(!p.new_customers().unwrap().is_new(&ind), "{history}");
+        assert_eq!(
+            s.lifecycle(&p, at(date(2026, 4, 1), 2)),
+            tier_core::state::Lifecycle::Active,
+            "{history}"
+        );
+        let e = s.explain(&p);
+        assert_eq!(e.new_customer, None, "{history}");
+        assert_eq!(e.tier, e.score_tier, "{history}");
+    }
+}
+
+#[test]
+fn explain_names_the_new_customer_rule_only_when_it_lifts_the_tier() {
+    let p = policy();
+    // Given the core customer's figures with a tenure of 60 days: new by
+    // the rule, judged high potential (4), which gives C ...
+    let g = weekly("young", 3_000_000)
+        .judged(4, 4, 5, 4, 1)
+        .when_processed(&p);
+    let mut ind = g.state.indicators(&p);
+    ind.tenure_days = 60.0;
+    let rules = p.new_customers().unwrap();
+    assert!(rules.is_new(&ind));
+    // ... when its score alone reaches a better tier, then that is the
+    // tier, and ExplainTier explains it by the score, not by the rule.
+    let eval = p.evaluate(&ind);
+    assert!(eval.tier < 2, "the score reaches better than C: {eval:?}");
+    let e = p.explain(&ind, eval.tier);
+    assert_eq!(
+        e.new_customer, None,
+        "the rule gives C, the score {}",
+        e.score_tier
+    );
+
+    // Judged exceptional (B) with a score in D, the rule grades it and
+    // ExplainTier says so.
+    let mut weak = tier_core::Indicators {
+        tenure_days: 60.0,
+        ..tier_core::Indicators::default()
+    };
+    weak.assessed[0] = Some(5.0);
+    let eval = p.evaluate(&weak);
+    let e = p.explain(&weak, eval.tier);
+    assert_eq!((eval.tier, e.score_tier.as_str()), (1, "D"));
+    assert_eq!(
+        e.new_customer.as_deref(),
+        Some("new customer (fewer than 3 orders or under 90 days): judged_potential 5 gives B")
+    );
 }
 
 // --- expiry -------------------------------------------------------------------

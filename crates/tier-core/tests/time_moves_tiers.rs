@@ -289,6 +289,103 @@ fn given_one_order_then_the_customer_is_due_the_day_it_stops_being_new() {
 }
 
 #[test]
+fn given_a_customer_since_before_the_first_order_then_it_is_new_only_while_its_tenure_is_short() {
+    let policy = scoring_only("order_count_12m");
+    let t0 = date(2026, 1, 5);
+    let known_since = |since: Timestamp| {
+        let mut s = CustomerState::default();
+        s.process(
+            "c",
+            &profile(
+                t0.plus_days(-1),
+                ProfileUpdate {
+                    customer_since: Some(since),
+                    ..ProfileUpdate::default()
+                },
+            ),
+            &policy,
+        );
+        assert_eq!(s.lifecycle(&policy, t0.plus_days(-1)), Lifecycle::Prospect);
+        s.process("c", &order(1, t0, 1_000), &policy);
+        s
+    };
+    // Known to the CRM 30 days before its first order: new for the 60
+    // days its tenure (counted from customer_since) stays under 90, and
+    // due the day that ends.
+    let s = known_since(t0.plus_days(-30));
+    assert_eq!(s.lifecycle(&policy, t0), Lifecycle::New);
+    assert_eq!(s.lifecycle(&policy, t0.plus_days(59)), Lifecycle::New);
+    assert_eq!(s.lifecycle(&policy, t0.plus_days(60)), Lifecycle::Active);
+    assert_eq!(s.next_due(&policy), Some(t0.plus_days(60)));
+    // README's m-5001: a customer since 2019 whose first order in the
+    // stream is today has years of tenure, and is active, not new: the
+    // next stage it can reach with time alone is lapsed, 180 days on.
+    let s = known_since(date(2019, 3, 1));
+    assert_eq!(s.lifecycle(&policy, t0), Lifecycle::Active);
+    assert_eq!(s.lifecycle(&policy, t0.plus_days(179)), Lifecycle::Active);
+    assert_eq!(s.next_due(&policy), Some(t0.plus_days(180)));
+}
+
+#[test]
+fn given_a_new_customer_rule_on_orders_then_it_ends_the_day_the_tenure_start_leaves_the_window() {
+    // The order count alone scored, a new-customer rule on it (fewer than
+    // 3 orders, tenure not read): a customer the CRM has known since 100
+    // days before its one order, judged 5, is B by the rule while its
+    // whole history is in the window.
+    let text = format!(
+        "{}\n[[assessments]]\nname = \"judged_potential\"\n\
+         scale = {{ min = 1, max = 5 }}\nvalid_days = 3650\n\n\
+         [new_customers]\norders = 3\nassessment = \"judged_potential\"\n\
+         tiers = [{{ min_level = 5, tier = \"B\" }}]\n",
+        include_str!("fixtures/thresholds.toml")
+    );
+    let policy = Policy::from_toml_str(&text).unwrap();
+    assert!(!policy.uses(tier_core::IndicatorName::TenureDays));
+    let t0 = date(2026, 1, 5);
+    let mut s = CustomerState::default();
+    s.process(
+        "c",
+        &profile(
+            t0.plus_days(-1),
+            ProfileUpdate {
+                customer_since: Some(t0.plus_days(-100)),
+                ..ProfileUpdate::default()
+            },
+        ),
+        &policy,
+    );
+    s.process("c", &order(1, t0, 1_000), &policy);
+    let judged = Event {
+        event_id: "a1".into(),
+        customer_id: "c".into(),
+        occurred_at: t0,
+        source: String::new(),
+        kind: EventKind::CustomerAssessed {
+            indicator: "judged_potential".into(),
+            value: 5,
+            assessed_by: "alice".into(),
+            note: String::new(),
+        },
+    };
+    s.process("c", &judged, &policy);
+    assert_eq!(s.assignment.as_ref().unwrap().tier, "B");
+    // When time passes, then on the day customer_since leaves the window
+    // (365 days on, the order still in it: no figure changes that day)
+    // the customer has history before the window, is no longer new, and
+    // its score grades it: D, cause TIME, on both paths.
+    let mut reference = s.clone();
+    let until = t0.plus_days(300);
+    let (changes, _) = s.advance_to("c", &policy, until, 1_000);
+    let (by_reference, _) = reference.advance_to_reference("c", &policy, until, 1_000);
+    let moved: Vec<(&str, Timestamp, Cause)> = changes
+        .iter()
+        .map(|c| (c.new_tier.as_str(), c.changed_at, c.cause))
+        .collect();
+    assert_eq!(moved, [("D", t0.plus_days(265), Cause::Time)]);
+    assert_eq!(changes, by_reference);
+}
+
+#[test]
 fn given_a_prospect_with_a_customer_since_then_tenure_moves_the_tier_day_by_day() {
     // A prospect the CRM says has been a customer for 50 days (C, 50
     // points on tenure): no order yet, but tenure counts from

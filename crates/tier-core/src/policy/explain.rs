@@ -59,7 +59,9 @@ pub struct Explanation {
     #[serde(default)]
     pub failed_gates: Vec<FailedGate>,
     /// Set while the new-customer rule set grades the customer (see
-    /// `new_customers.rs`): which rule and what it gives.
+    /// `new_customers.rs`): which rule and what it gives. Not while the
+    /// score alone reaches as good a tier (`score_tier`): the customer
+    /// holds the better of the two, so the score explains it then.
     pub new_customer: Option<String>,
     /// Every assessment indicator the policy declares, in policy order,
     /// beside the event-derived `indicators`: its value and label, its

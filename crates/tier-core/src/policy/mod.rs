@@ -907,7 +907,7 @@ impl Policy {
         e.new_customer = self
             .new_customers
             .as_ref()
-            .and_then(|n| n.describe(ind, &self.tiers));
+            .and_then(|n| n.describe(ind, &self.tiers, scored));
         if self.gates.is_empty() {
             return e;
         }

@@ -377,7 +377,13 @@ impl<M> RawPolicy<M> {
         let hysteresis = build_hysteresis(ctx, self.hysteresis.as_ref(), &method)?;
         let gradings = build_gradings(ctx, &self.gradings, &assessments)?;
         let new_customers = match &self.new_customers {
-            Some(raw) => Some(build_new_customers(ctx, raw, &tiers, &assessments)?),
+            Some(raw) => Some(build_new_customers(
+                ctx,
+                raw,
+                &tiers,
+                &assessments,
+                Window::months(window_months),
+            )?),
             None => None,
         };
         Ok(Policy {
@@ -409,6 +415,11 @@ impl<M> RawPolicy<M> {
                     || gates.uses(n)
                     // The move from the new-customer rule to the method
                     // happens when tenure or orders pass their thresholds.
+                    // The order count is read only while the tenure start
+                    // is in the window; the day it leaves is due when the
+                    // tenure is not scored (`CustomerState::next_due_reference`).
+                    // An order leaving the window never makes a customer
+                    // new: its tenure start has left first.
                     || new_customers.as_ref().is_some_and(|c| match n {
                         IndicatorName::TenureDays => c.tenure_days.is_some(),
                         IndicatorName::OrderCount12m => c.orders.is_some(),
@@ -699,6 +710,7 @@ fn build_new_customers(
     raw: &Spanned<RawNewCustomers>,
     tiers: &[TierSpec],
     assessments: &super::AssessmentRules,
+    window: Window,
 ) -> Result<NewCustomers> {
     let r = raw.get_ref();
     let count = |v: &Option<Spanned<i64>>, field: &str| -> Result<Option<u32>> {
@@ -767,6 +779,7 @@ fn build_new_customers(
     Ok(NewCustomers {
         orders,
         tenure_days,
+        window_days: window.len_days(),
         assessment: name.to_owned(),
         slot,
         rules,

@@ -1899,6 +1899,18 @@ impl CustomerProjection {
         self.first_order_at
     }
 
+    /// When the relationship began: the first order ever or the profile's
+    /// `customer_since`, whichever is earlier (`None` with neither). What
+    /// `tenure_days` counts from, and so what the lifecycle's "new" and
+    /// the new-customer rule read: a customer the CRM has known since
+    /// 2019 is not new on its first order in the stream.
+    pub fn tenure_start(&self) -> Option<Timestamp> {
+        match (self.first_order_at, self.customer_since) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// The first business day after `at` on which a figure that `uses`
     /// says is scored can change with time alone, `None` when none can:
     /// the day the oldest activity leaves the window, the day after an
@@ -2188,11 +2200,7 @@ impl CustomerProjection {
         ind: &mut Indicators,
     ) {
         let cal = &rules.calendar;
-        let first = match (self.first_order_at, self.customer_since) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let first_day = first.map(|f| cal.day(f));
+        let first_day = self.tenure_start().map(|f| cal.day(f));
         let covered_days = first_day.map_or(0, |f| {
             (today.since(f) + 1).clamp(1, rules.window.len_days() as i32)
         });
