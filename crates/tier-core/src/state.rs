@@ -953,7 +953,7 @@ impl CustomerState {
         if let Some(end) =
             self.projection
                 .next_assessment_expiry(policy.fold_rules(), now, |slot| {
-                    policy.uses_assessment(slot)
+                    policy.expiry_matters(slot)
                 })
         {
             exact(end);

@@ -330,6 +330,34 @@ fn a_matrix_axis_may_be_an_assessment() {
 }
 
 #[test]
+fn a_matrix_axis_on_an_assessment_stops_grading_when_the_judgement_expires() {
+    // Only the grading reads "potential" (the tier never does): its
+    // expiry is due all the same, so the class GetTier shows from the
+    // decision's figures stops reading a judgement no longer in force.
+    let p = gated_policy();
+    let grading = &p.gradings()[0];
+    let slot = p
+        .assessments()
+        .specs()
+        .iter()
+        .position(|a| a.name == "potential")
+        .unwrap();
+    assert!(!p.uses_assessment(slot) && p.expiry_matters(slot));
+    let mut s = buyer(&p);
+    process(
+        &mut s,
+        &p,
+        &assessed("a1", at(date(2026, 3, 3), 2), "potential", 4),
+    );
+    assert_eq!(grading.classify(&s.indicators(&p)), Some("key"));
+    let expires = s.projection.assessment("potential").unwrap().expires_at;
+    assert_eq!(s.next_due(&p), Some(expires));
+    s.advance_to("ada", &p, expires, 1000);
+    assert_eq!(s.decided_at, expires);
+    assert_eq!(grading.classify(&s.indicators(&p)), None);
+}
+
+#[test]
 fn naming_an_undeclared_assessment_is_rejected_with_line_and_field() {
     let bad = |from: &str, to: &str| {
         let text = gated_text().replacen(from, to, 1);

@@ -132,6 +132,16 @@ impl Grading {
         !matches!(self.kind, GradingKind::Matrix { .. })
     }
 
+    /// Whether the grading reads the assessment in `slot` (a matrix axis).
+    pub fn uses_assessment(&self, slot: usize) -> bool {
+        match &self.kind {
+            GradingKind::Matrix { x, y, .. } => {
+                x.assessment_slot() == Some(slot) || y.assessment_slot() == Some(slot)
+            }
+            GradingKind::Abc { .. } | GradingKind::Rfm => false,
+        }
+    }
+
     /// Indicators the grading reads.
     pub fn uses(&self, name: IndicatorName) -> bool {
         match &self.kind {

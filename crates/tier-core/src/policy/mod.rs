@@ -345,6 +345,9 @@ pub struct Policy {
     scored: [bool; IndicatorName::ALL.len()],
     /// `scored_assessments[slot]`: whether the method reads that assessment.
     scored_assessments: [bool; MAX_ASSESSMENTS],
+    /// `graded_assessments[slot]`: whether a grading reads that assessment
+    /// (and no scoring does).
+    graded_assessments: [bool; MAX_ASSESSMENTS],
     /// See [`Policy::day_figures_only_lower`].
     day_figures_only_lower: bool,
 }
@@ -584,6 +587,16 @@ impl Policy {
     #[inline]
     pub fn uses_assessment(&self, slot: usize) -> bool {
         self.scored_assessments.get(slot).copied().unwrap_or(false)
+    }
+
+    /// Whether the expiry of the assessment in `slot` changes an answer:
+    /// the scoring reads it, or a grading (a matrix axis) does. Unlike the
+    /// figures only gradings read, which change every day, an assessment
+    /// changes at one instant: its expiry is due, so GetTier's class
+    /// stops reading a judgement no longer in force when it expires.
+    #[inline]
+    pub fn expiry_matters(&self, slot: usize) -> bool {
+        self.uses_assessment(slot) || self.graded_assessments.get(slot).copied().unwrap_or(false)
     }
 
     /// For the `abc` method: the figure the population is ranked by (an

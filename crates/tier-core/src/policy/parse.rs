@@ -398,6 +398,9 @@ impl<M> RawPolicy<M> {
                         Method::Abc(m) => m.uses_assessment(slot),
                     }
             }),
+            graded_assessments: std::array::from_fn(|slot| {
+                gradings.iter().any(|g| g.uses_assessment(slot))
+            }),
             fold: FoldRules {
                 window: Window::months(window_months),
                 calendar,
