@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tier_core::Indicators;
-use tier_core::policy::{Grading, GradingClass, GradingKind, Policy, RankBy};
+use tier_core::policy::{Grading, GradingClass, GradingKind, Policy, RankBy, abc_rank_value};
 use tier_core::projection::CustomerId;
 use tier_core::rank::{
     Cuts, Direction, Placement, Proportions, Ranked, RfmCuts, RfmScore, RfmValues,
@@ -185,21 +185,21 @@ fn graded(g: &Grading, class: String) -> GradingClass {
     }
 }
 
-/// The value an `abc` grading ranks a view by (`NaN`: unknown). Unknown
-/// too for the 0 of a customer with no order in the window (a prospect's
-/// or a lapsed customer's revenue): ranked at the bottom, such customers'
-/// block of equal figures was split across classes by id (and pushed the
-/// customers who buy into better ones). A figure they do have (a score, a
-/// purchase potential, an assessment) still grades them.
+/// The value an `abc` grading ranks a view by (`NaN`: not ranked): by
+/// tier-core's rule for the `abc` method ([`abc_rank_value`]), so a
+/// grading and an `abc` tier rank the same customers. Not ranked: an
+/// unknown figure, and any figure of a customer with no order in the
+/// window (a prospect, a lapsed customer): ranked at the bottom, such
+/// customers' block of equal figures was split across classes by id, and
+/// ranked at all they pushed the customers who buy into better classes
+/// (a score they all have, a prospect's purchase potential, as much as
+/// the 0 of their revenue).
 fn abc_value(by: &RankBy, view: &View, indicators: &Indicators) -> f64 {
-    let value = match by {
-        RankBy::Score => view.score,
-        RankBy::Indicator(name) => indicators.get(*name).unwrap_or(f64::NAN),
+    let figure = match by {
+        RankBy::Score => Some(view.score),
+        RankBy::Indicator(name) => indicators.get(*name),
     };
-    if value == 0.0 && indicators.order_count_12m <= 0.0 {
-        return f64::NAN;
-    }
-    value
+    abc_rank_value(figure, indicators).unwrap_or(f64::NAN)
 }
 
 /// The recency, frequency and monetary rankings of `values` (each

@@ -404,10 +404,12 @@ impl<K: Ord + Hash + Clone> Ranking<K> {
     /// [`Self::value_cuts`] with the lowest class kept for the
     /// population's worst value. Ties at a cut point go to the better
     /// class, so when the last customer of a better class shares the
-    /// population's worst value (most often nothing: no revenue, no order
-    /// in the window), every customer at that value would reach it and the
-    /// lowest class, which the shares give customers, would be empty: a
-    /// customer who bought nothing would be graded as one who did. Such a
+    /// population's worst value (RFM's nothing: no revenue, no order in
+    /// the window; for the `abc` method, which ranks only customers who
+    /// bought, many who bought alike), every customer at that value would
+    /// reach it and the lowest class, which the shares give customers,
+    /// would be empty: a customer who bought nothing (or the least) would
+    /// be graded as one who bought more. Such a
     /// class's cut point is instead the value of its last customer better
     /// than the worst, or out of reach when it has none (the class is
     /// empty in today's ranking); equal figures still get equal classes.

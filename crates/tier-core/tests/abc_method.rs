@@ -53,9 +53,11 @@ fn policy() -> Policy {
     Policy::from_toml_str(&text("")).unwrap()
 }
 
+/// A customer who bought in the window, with revenue `v`.
 fn revenue(v: f64) -> Indicators {
     Indicators {
         order_amount_12m: v,
+        order_count_12m: 1.0,
         ..Indicators::default()
     }
 }
@@ -124,6 +126,7 @@ fn lower_is_better_and_unknown_figures() {
     let p = p.with_rank_cuts(p.rank_cuts_of(&ranking).unwrap());
     let days = |d: Option<f64>| Indicators {
         days_since_last_order: d,
+        order_count_12m: 1.0,
         ..Indicators::default()
     };
     assert_eq!(p.tiers()[p.evaluate(&days(Some(5.0))).tier].name, "A");
@@ -336,37 +339,159 @@ fn a_tier_held_by_hysteresis_says_so_in_its_explanation() {
     assert!(!e.gap.contains("hysteresis"), "{}", e.gap);
 }
 
+/// [`text`] ranking by the 12-month margin, as `abc-margin.toml` does.
+fn by_margin() -> Policy {
+    Policy::from_toml_str(&text("").replacen("by = \"order_amount_12m\"", "by = \"margin_12m\"", 1))
+        .unwrap()
+}
+
+/// A customer who bought in the window at a margin of `v`.
+fn margin(v: f64) -> Indicators {
+    Indicators {
+        margin_12m: Some(v),
+        order_count_12m: 1.0,
+        ..Indicators::default()
+    }
+}
+
+/// A customer with no order in the window, as the projection gives it: a
+/// margin of 0 (a prospect, a lapsed customer).
+fn nothing() -> Indicators {
+    Indicators {
+        margin_12m: Some(0.0),
+        ..Indicators::default()
+    }
+}
+
+fn tiers_of<'a>(p: &'a Policy, ind: &[Indicators]) -> Vec<&'a str> {
+    ind.iter()
+        .map(|x| p.tiers()[p.evaluate(x).tier].name.as_str())
+        .collect()
+}
+
 #[test]
 fn no_revenue_is_not_lifted_into_b_by_a_tie_at_zero() {
-    // Given ten customers, four with revenue and six with none in the
-    // window, then the six hold C (the bottom 50% the shares give), not
-    // B through a tie at B's cut point; equal figures still get equal
-    // tiers, and a tie above the bottom still goes to the better band.
-    let values = [5000.0, 4000.0, 3000.0, 2000.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
-    let p = ranked(&policy(), &values);
-    assert_eq!(tier_of(&p, 4000.0), "A");
-    assert_eq!(tier_of(&p, 3000.0), "B");
-    assert_eq!(tier_of(&p, 2000.0), "B");
-    assert_eq!(tier_of(&p, 0.0), "C");
-    // B's cut point is its last customer with revenue: what a C customer
-    // is told to reach.
-    assert_eq!(tier_of(&p, 1999.0), "C");
-    let e = p.explain(&revenue(0.0), 2);
-    assert!(e.gap.contains("2,000"), "{}", e.gap);
-    // Nobody with revenue in B's band: B is empty in today's ranking.
-    let p = ranked(
-        &policy(),
-        &[5000.0, 4000.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+    // Given ten customers ranked by margin as the engine ranks them, five
+    // who bought (5,000, 4,000, 3,000, 2,000 and -100) and five with no
+    // order in the window (a margin of 0), then the five who bought
+    // nothing hold C: they are not ranked, and the shares are those of the
+    // five who bought (A one, B two, C two). Ranked, their 0 was B's cut
+    // point (not the worst value, which is -100) and all five held B.
+    let mut ind: Vec<Indicators> = [5000.0, 4000.0, 3000.0, 2000.0, -100.0]
+        .iter()
+        .map(|v| margin(*v))
+        .collect();
+    ind.extend((0..5).map(|_| nothing()));
+    let p = ranked_by_value(&by_margin(), &ind);
+    assert_eq!(p.rank_cuts(), [5000.0, 3000.0]);
+    assert_eq!(
+        tiers_of(&p, &ind),
+        ["A", "B", "B", "C", "C", "C", "C", "C", "C", "C"]
     );
-    assert_eq!(tier_of(&p, 0.0), "C");
-    assert!(p.explain(&revenue(0.0), 2).gap.contains("empty"));
-    let values = [
-        5000.0, 4000.0, 3000.0, 3000.0, 3000.0, 3000.0, 3000.0, 0.0, 0.0, 0.0,
-    ];
-    let p = ranked(&policy(), &values);
-    assert_eq!(tier_of(&p, 3000.0), "B");
-    assert_eq!(tier_of(&p, 0.0), "C");
-    // Everyone at the same value: one tier for all, the lowest.
-    let p = ranked(&policy(), &[0.0; 10]);
-    assert_eq!(tier_of(&p, 0.0), "C");
+    // A 0 that was bought at cost is ranked; a 0 of no order never is.
+    assert_eq!(p.rank_value(&margin(0.0)), Some(0.0));
+    assert_eq!(p.rank_value(&nothing()), None);
+    // Whatever its figure: a lapsed customer's return in the window of an
+    // older order is no margin to rank either.
+    let returned = Indicators {
+        margin_12m: Some(4000.0),
+        ..nothing()
+    };
+    assert_eq!(p.rank_value(&returned), None);
+    assert_eq!(tiers_of(&p, &[returned]), ["C"]);
+    // The explanation says why it holds C, and the advice (an order, and
+    // B's cut point) followed reaches B.
+    let e = p.explain(&nothing(), 2);
+    assert!(
+        e.gap
+            .starts_with("no order in the window: not ranked, so the lowest tier; once it buys, to reach B: margin_12m >= 3,000"),
+        "{}",
+        e.gap
+    );
+    let mut after = nothing();
+    for a in &e.advice {
+        after.set(a.indicator, Some(a.target));
+    }
+    assert_eq!(e.advice.len(), 2, "{:?}", e.advice);
+    assert_eq!(tiers_of(&p, &[after]), ["B"]);
+
+    // Two who bought among ten: the shares are of two (A's 20% rounds to
+    // nobody, B one, C one), so 4,000 is C, not the A the eight
+    // non-buyers made it; A's band is empty in today's ranking.
+    let mut ind = vec![margin(5000.0), margin(4000.0)];
+    ind.extend((0..8).map(|_| nothing()));
+    let p = ranked_by_value(&by_margin(), &ind);
+    assert_eq!(
+        tiers_of(&p, &ind),
+        ["B", "C", "C", "C", "C", "C", "C", "C", "C", "C"]
+    );
+    assert!(p.explain(&margin(5000.0), 1).gap.contains("empty"));
+
+    // A tie above the worst value bought still goes to the better band.
+    let mut ind: Vec<Indicators> = [
+        5000.0, 4000.0, 3000.0, 3000.0, 3000.0, 3000.0, 3000.0, 1000.0,
+    ]
+    .iter()
+    .map(|v| margin(*v))
+    .collect();
+    ind.extend((0..2).map(|_| nothing()));
+    let p = ranked_by_value(&by_margin(), &ind);
+    assert_eq!(
+        tiers_of(&p, &ind),
+        ["A", "A", "B", "B", "B", "B", "B", "C", "C", "C"]
+    );
+    // Everyone who bought at the same value: one tier for all, the lowest
+    // (a tie at the worst value ranked keeps the lowest band the shares
+    // give, or ten customers buying alike would all be A).
+    let ind = vec![margin(3000.0); 10];
+    let p = ranked_by_value(&by_margin(), &ind);
+    assert_eq!(tiers_of(&p, &ind), ["C"; 10]);
+    // Nobody bought: nobody ranked, everyone C.
+    let ind = vec![nothing(); 10];
+    let p = ranked_by_value(&by_margin(), &ind);
+    assert_eq!(tiers_of(&p, &ind), ["C"; 10]);
+}
+
+#[test]
+fn by_score_ranks_only_customers_who_bought() {
+    // Given a score where half the points are for paying on time and a
+    // customer with no invoice due earns them all (missing_points = 100),
+    // five customers who bought (revenue 200,000 .. 1,000,000: scores 60
+    // .. 100) and twenty prospects (score 50: a score exists for everyone),
+    // then the shares are those of the five who bought (A one, B two, C
+    // two), not of 25: ranked, the prospects made all five the top 20% (A)
+    // and held B's band themselves. A prospect's score is still reported.
+    let text = by_score("").replacen(
+        r#"weight = 100
+parts = [
+  { indicator = "order_amount_12m", share = 100, higher_is_better = true, curve = [[0, 0], [1000000, 100]] },
+]"#,
+        r#"weight = 50
+parts = [
+  { indicator = "order_amount_12m", share = 100, higher_is_better = true, curve = [[0, 0], [1000000, 100]] },
+]
+
+[[method.dimensions]]
+name = "credit"
+weight = 50
+parts = [
+  { indicator = "on_time_payment_ratio", share = 100, higher_is_better = true, curve = [[0.5, 0], [1.0, 100]], missing_points = 100 },
+]"#,
+        1,
+    );
+    let p = Policy::from_toml_str(&text).unwrap();
+    let prospect = Indicators::default();
+    assert_eq!(p.evaluate(&prospect).score, 50.0);
+    assert_eq!(p.rank_value(&prospect), None);
+    let mut ind: Vec<Indicators> = (1..=5).map(|i| revenue(f64::from(i) * 200_000.0)).collect();
+    ind.extend((0..20).map(|_| prospect));
+    let p = ranked_by_value(&p, &ind);
+    assert_eq!(p.rank_cuts(), [100.0, 80.0]);
+    let tiers = tiers_of(&p, &ind);
+    assert_eq!(tiers[..5], ["C", "C", "B", "B", "A"]);
+    assert!(tiers[5..].iter().all(|t| *t == "C"));
+    let eval = p.evaluate(&prospect);
+    assert_eq!((eval.score, eval.tier), (50.0, 2));
+    let e = p.explain(&prospect, 2);
+    assert!(e.gap.starts_with("no order in the window"), "{}", e.gap);
 }

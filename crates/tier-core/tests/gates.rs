@@ -494,6 +494,76 @@ fn a_vetoed_tier_is_left_at_once_whatever_hysteresis_says() {
 }
 
 #[test]
+fn a_veto_during_the_hold_drops_to_the_best_tier_the_gates_allow() {
+    // Given the default policy (30 days in a tier before a downgrade) and
+    // a customer who entered A on day 0 with a score of 84 whose
+    // complaints have since dropped its score into C's band (A's hold
+    // keeps it in A), when on day 12 an invoice 61 days overdue fails A's
+    // `oldest_overdue_days <= 60` gate, then it leaves A at once for B:
+    // the gate vetoes A only, B's gates hold, and without the veto the
+    // hold would have kept A. It moved to C, the score's tier, as if the
+    // veto had lifted the hold of every tier.
+    let p = Policy::default_policy();
+    let day0 = date(2026, 5, 1);
+    let held = tier_core::policy::TierAssignment {
+        tier: "A".into(),
+        score: 84.0,
+        since: day0,
+    };
+    let entered = Indicators {
+        order_amount_12m: 200_000_000.0,
+        orders_per_month_12m: 4.0,
+        margin_12m: Some(50_000_000.0),
+        margin_rate_12m: Some(0.25),
+        on_time_payment_ratio: Some(1.0),
+        avg_days_late: Some(0.0),
+        max_days_late: Some(0.0),
+        ..Indicators::default()
+    };
+    let eval = p.evaluate(&entered);
+    assert_eq!(eval.tier, 0, "{eval:?}");
+    // Day 10: a critical, a high and a medium complaint (26 points).
+    let mut complained = entered;
+    complained.complaints_by_severity_12m = [0, 0, 1, 1, 1];
+    complained.complaints_12m = 3.0;
+    complained.open_complaints = 3.0;
+    let eval = p.evaluate(&complained);
+    assert_eq!((eval.tier, eval.ceiling), (2, 0), "{eval:?}");
+    assert_eq!(p.decide(Some(&held), eval, day0.plus_days(10)), 0);
+    // Day 12: the invoice 61 days overdue.
+    let overdue = Indicators {
+        oldest_overdue_days: 61.0,
+        overdue_amount: 1_000_000.0,
+        on_time_payment_ratio: Some(0.9),
+        avg_days_late: Some(10.0),
+        max_days_late: Some(61.0),
+        ..complained
+    };
+    let eval = p.evaluate(&overdue);
+    assert!((40.0..60.0).contains(&eval.score), "{eval:?}");
+    assert_eq!((eval.tier, eval.ceiling), (2, 1), "{eval:?}");
+    assert_eq!(p.decide(Some(&held), eval, day0.plus_days(12)), 1);
+    // Once A's hold is over, the score's tier: C.
+    assert_eq!(p.decide(Some(&held), eval, day0.plus_days(31)), 2);
+    // B, entered on day 12, is held like any tier.
+    let in_b = tier_core::policy::TierAssignment {
+        tier: "B".into(),
+        score: eval.score,
+        since: day0.plus_days(12),
+    };
+    assert_eq!(p.decide(Some(&in_b), eval, day0.plus_days(31)), 1);
+    assert_eq!(p.decide(Some(&in_b), eval, day0.plus_days(42)), 2);
+    // A gate of B failing too caps at C: the veto still wins.
+    let older = Indicators {
+        oldest_overdue_days: 91.0,
+        ..overdue
+    };
+    let eval = p.evaluate(&older);
+    assert_eq!((eval.tier, eval.ceiling), (2, 2), "{eval:?}");
+    assert_eq!(p.decide(Some(&held), eval, day0.plus_days(12)), 2);
+}
+
+#[test]
 fn a_figure_only_a_gate_reads_still_moves_the_tier_on_its_day() {
     // Given a policy scoring the order count only (no credit figure is
     // scored) whose A requires no debt more than 60 days past due, and a

@@ -434,3 +434,90 @@ fn a_cut_for_the_read_side_alone_is_work_to_commit() {
     assert!(batch.unit.changes.is_empty(), "nobody moves");
     assert!(batch.has_work(), "the cut points must reach the read side");
 }
+
+/// `deploy/policy/abc-margin.toml`: ranked by the 12-month margin, shares
+/// 20/30/50, with the default policy's credit gates.
+fn abc_margin() -> Arc<Policy> {
+    Arc::new(Policy::from_toml_str(include_str!("../../../deploy/policy/abc-margin.toml")).unwrap())
+}
+
+/// An order of `customer` at `at` worth 100,000 fen, at a margin of
+/// `margin` fen (negative: sold at a loss).
+fn order_at_margin(customer: &str, at: Timestamp, margin: i64) -> Event {
+    let amount = 10_000_000;
+    Event {
+        event_id: format!("{customer}-e1"),
+        customer_id: customer.into(),
+        occurred_at: at,
+        source: "scenario".into(),
+        kind: tier_core::event::EventKind::OrderPlaced {
+            order_id: format!("{customer}-o1"),
+            amount: tier_core::event::Money(amount),
+            cost: Some(tier_core::event::Money(amount - margin)),
+        },
+    }
+}
+
+/// A prospect: a profile with a purchase potential, no order.
+fn prospect(customer: &str, at: Timestamp) -> Event {
+    Event {
+        event_id: format!("{customer}-profile"),
+        customer_id: customer.into(),
+        occurred_at: at,
+        source: "crm".into(),
+        kind: tier_core::event::EventKind::ProfileUpdated(tier_core::event::ProfileUpdate {
+            purchase_potential: Some(tier_core::event::Money(100_000_000)),
+            ..tier_core::event::ProfileUpdate::default()
+        }),
+    }
+}
+
+#[test]
+fn customers_who_bought_nothing_are_not_ranked_and_hold_the_lowest_tier() {
+    let t0 = secs(date(2026, 3, 2), 7200);
+    // Given abc-margin.toml, five customers who bought at margins of
+    // 5,000, 4,000, 3,000, 2,000 and -100 fen and five prospects (a margin
+    // of 0 in the window), when the population is cut, then the prospects
+    // hold C and the shares are those of the five who bought. Ranked, the
+    // prospects' 0 was B's cut point (the -100 below it kept it from being
+    // taken for the population's "nothing") and all five held B.
+    let mut engine = Engine::new(abc_margin(), [], t0);
+    let margins = [5000, 4000, 3000, 2000, -100];
+    let mut events: Vec<Event> = margins
+        .iter()
+        .enumerate()
+        .map(|(i, m)| order_at_margin(&format!("b{i}"), t0, *m))
+        .collect();
+    events.extend((0..5).map(|i| prospect(&format!("p{i}"), t0)));
+    fold(&mut engine, &events);
+    recut(&mut engine, secs(t0, 10));
+    assert_eq!(engine.policy().rank_cuts(), [5000.0, 3000.0]);
+    let tiers: Vec<String> = (0..5).map(|i| tier(&engine, &format!("b{i}"))).collect();
+    assert_eq!(tiers, ["A", "B", "B", "C", "C"]);
+    for i in 0..5 {
+        assert_eq!(tier(&engine, &format!("p{i}")), "C", "p{i}");
+    }
+
+    // Given 100 customers of whom 20 bought (margins 1..=20 units), then
+    // the top 20% of the twenty are A, the next 30% B, the rest C: the
+    // share boundaries were taken over the 80 prospects too, which made
+    // every buyer A and left B empty.
+    let mut engine = Engine::new(abc_margin(), [], t0);
+    let mut events: Vec<Event> = (0..20)
+        .map(|i| order(&format!("b{i:02}"), 1, t0, 4 * UNIT * (i + 1)))
+        .collect();
+    events.extend((0..80).map(|i| prospect(&format!("p{i:02}"), t0)));
+    fold(&mut engine, &events);
+    recut(&mut engine, secs(t0, 10));
+    let count = |want: &str| {
+        engine
+            .customers()
+            .filter(|(_, s)| s.tier() == Some(want))
+            .count()
+    };
+    assert_eq!((count("A"), count("B"), count("C")), (4, 6, 90));
+    assert_eq!(tier(&engine, "b16"), "A");
+    assert_eq!(tier(&engine, "b15"), "B");
+    assert_eq!(tier(&engine, "b09"), "C");
+    assert!((0..80).all(|i| tier(&engine, &format!("p{i:02}")) == "C"));
+}

@@ -66,6 +66,21 @@
 //! assessment never made) is not ranked and holds the lowest tier; so does
 //! everyone before the first cut (an empty population has no cut points).
 //!
+//! So does a customer with no order in the window (a prospect, a lapsed
+//! customer), whatever its figure ([`abc_rank_value`]): the shares are
+//! shares of the customers who buy. Ranked, the `0` of its revenue or
+//! margin sat among the real figures: with a buyer below it (a negative
+//! margin) a band's cut point fell at 0 and every non-buyer reached that
+//! band, and the shares were counted over prospects and lapsed customers
+//! too, so with 100 customers of whom 20 bought every buyer was in the top
+//! 20% and the middle band empty. The same holds for `by = "score"`: a
+//! weighted score exists for everyone (a part on a missing figure earns
+//! its `missing_points`), so a non-buyer's score would be ranked among the
+//! buyers' and move the share boundaries alike; its score is still
+//! reported and explained, but not ranked. A promising prospect is lifted
+//! by `[new_customers]`, not by the ranking. The explanation says why such
+//! a customer holds the lowest tier, and its advice includes the order.
+//!
 //! ## Score
 //! Ranked by an indicator or an assessment, the tier is the band, and the
 //! score says how high the band is: with `k` tiers, band `i` (0 = best)
@@ -94,6 +109,26 @@ use crate::rank::{Direction, Proportions, Ranking};
 
 /// How often cut points follow the population, unless the policy says.
 pub(crate) const DEFAULT_ABC_RECUT_SECONDS: u32 = 10;
+
+/// Whether `ind` has an order in the window: who a proportional ranking
+/// ranks.
+#[inline]
+fn bought_in_window(ind: &Indicators) -> bool {
+    ind.order_count_12m > 0.0
+}
+
+/// The value a customer holds in a proportional (ABC) ranking, from the
+/// figure it is ranked by: `None` (not ranked) when the figure is unknown
+/// or not finite, and when the customer has no order in the window,
+/// whatever the figure (a prospect's or lapsed customer's 0 of revenue or
+/// margin is no figure to rank: ranked, it was lifted into a better band
+/// by a tie, and the shares were counted over customers who buy nothing;
+/// see the module docs). The one rule for the `abc` method's tier and the
+/// read side's `abc` gradings, so both rank the same customers.
+#[inline]
+pub fn abc_rank_value(figure: Option<f64>, ind: &Indicators) -> Option<f64> {
+    figure.filter(|v| v.is_finite() && bought_in_window(ind))
+}
 
 /// What the population is ranked by.
 #[derive(Clone, Debug)]
@@ -179,13 +214,21 @@ impl AbcMethod {
         self.proportions.classes()
     }
 
-    /// The value `ind` is ranked by; `None` when unknown.
+    /// The figure `ind` is ranked by, as the customer has it (what an
+    /// explanation shows); `None` when unknown.
     #[inline]
-    pub(crate) fn value(&self, ind: &Indicators) -> Option<f64> {
+    fn figure(&self, ind: &Indicators) -> Option<f64> {
         match &self.by {
             RankedBy::Operand(o) => o.value(ind),
             RankedBy::Score(w) => Some(w.evaluate(ind).score),
         }
+    }
+
+    /// The value `ind` is ranked by; `None` when not ranked (unknown, or
+    /// no order in the window: [`abc_rank_value`]).
+    #[inline]
+    pub(crate) fn value(&self, ind: &Indicators) -> Option<f64> {
+        abc_rank_value(self.figure(ind), ind)
     }
 
     /// The ranked figure's name: the operand's, or `score`.
@@ -232,7 +275,12 @@ impl AbcMethod {
     }
 
     /// The cut points of `ranking` (ranked by this method's figure, in its
-    /// direction) for these proportions (see [`Ranking::value_cuts`]).
+    /// direction) for these proportions (see [`Ranking::value_cuts`]), the
+    /// lowest band kept for a tie at the worst value ranked
+    /// ([`Ranking::value_cuts_lowest_kept`]). The ranking holds only
+    /// customers who bought ([`abc_rank_value`]), but they too can tie at
+    /// the bottom (one order each, ranked by `order_count_12m`; everyone
+    /// at one margin): ties to the better band would make them all A.
     pub(crate) fn cuts_of<K: Ord + std::hash::Hash + Clone>(
         &self,
         ranking: &Ranking<K>,
@@ -287,8 +335,10 @@ impl ScoringMethod for AbcMethod {
     fn evaluate(&self, ind: &Indicators) -> Evaluation {
         let (tier, score) = match &self.by {
             RankedBy::Score(w) => {
+                // The weighted score is reported for everyone; only a
+                // customer who bought is ranked by it.
                 let score = w.evaluate(ind).score;
-                (self.band_of_value(Some(score)), score)
+                (self.band_of_value(abc_rank_value(Some(score), ind)), score)
             }
             RankedBy::Operand(_) => {
                 let tier = self.band(ind);
@@ -312,7 +362,10 @@ impl ScoringMethod for AbcMethod {
 
     fn explain(&self, ind: &Indicators, tier: usize, tiers: &[TierSpec]) -> Explanation {
         let eval = self.evaluate(ind);
-        let value = self.value(ind);
+        // The customer's own figure: what it is told it has, also when it
+        // is not ranked.
+        let value = self.figure(ind);
+        let unranked = !bought_in_window(ind);
         let (indicators, penalty) = match &self.by {
             RankedBy::Score(w) => (w.explained(ind), w.penalty(ind)),
             RankedBy::Operand(o) => (
@@ -358,15 +411,29 @@ impl ScoringMethod for AbcMethod {
             }
         };
         if eval.tier > tier && !self.cuts.is_empty() {
+            let why = if unranked {
+                "no order in the window, not ranked".to_owned()
+            } else {
+                format!(
+                    "{} {} no longer reaches this band",
+                    self.by_name(),
+                    self.fmt_by(value)
+                )
+            };
             gap.push_str(&format!(
-                "; held by hysteresis: {} {} no longer reaches this band ({})",
-                self.by_name(),
-                self.fmt_by(value),
+                "; held by hysteresis: {why} ({})",
                 self.band_text(tier)
             ));
+        } else if unranked && !self.cuts.is_empty() && next.is_some() {
+            // Its figure may reach a band (a prospect's purchase
+            // potential, a score of missing points): say why it does not
+            // count.
+            gap = format!(
+                "no order in the window: not ranked, so the lowest tier; once it buys, {gap}"
+            );
         }
         let behind = eval.tier > next.unwrap_or(0);
-        let advice = match (&self.by, target) {
+        let mut advice = match (&self.by, target) {
             (RankedBy::Operand(o), Some(t)) if behind => o
                 .indicator()
                 .map(|indicator| Advice::new(indicator, value, t))
@@ -381,6 +448,19 @@ impl ScoringMethod for AbcMethod {
             }
             _ => Vec::new(),
         };
+        // Not ranked without an order: the figure alone reaches nothing.
+        if unranked
+            && !advice.is_empty()
+            && !advice
+                .iter()
+                .any(|a| a.indicator == IndicatorName::OrderCount12m)
+        {
+            advice.push(Advice::new(
+                IndicatorName::OrderCount12m,
+                Some(ind.order_count_12m),
+                1.0,
+            ));
+        }
         Explanation {
             tier: tiers.get(tier).map(|t| t.name.clone()).unwrap_or_default(),
             score: eval.score,

@@ -38,7 +38,8 @@
 //! - **`abc`** (DOMAIN.md method 2): the tier is the customer's share band
 //!   of the population ranked by one figure (top 20% A, ...), against cut
 //!   points the engine recomputes as the population moves; equal figures
-//!   hold equal tiers. The figure is an indicator, an assessment, or
+//!   hold equal tiers, and only customers with an order in the window are
+//!   ranked (the rest hold the lowest tier). The figure is an indicator, an assessment, or
 //!   (`by = "score"`) a weighted score the method declares with the
 //!   `weighted_score` method's `[[method.dimensions]]`, which is then the
 //!   score reported. Details in `abc.rs`.
@@ -156,7 +157,9 @@
 //! [`Policy::hold_ends`]) and, for the weighted method, a score below the
 //! current band's `min_score - downgrade_margin` (compared in hundredths).
 //! A tier a gate vetoes is left at once: hysteresis slows score drops, it
-//! does not override a veto. See [`Policy::decide`].
+//! does not override a veto. Nor does a veto override hysteresis below
+//! the vetoed tiers: the customer moves to the tier hysteresis would keep,
+//! capped at the best tier the gates allow. See [`Policy::decide`].
 
 mod abc;
 mod assessment;
@@ -176,6 +179,7 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
+pub use abc::abc_rank_value;
 pub use assessment::{
     AssessmentRules, AssessmentSpec, MAX_ASSESSMENTS, MAX_NOTE_LEN, MAX_VALID_DAYS, SCALE_LIMIT,
 };
@@ -609,8 +613,9 @@ impl Policy {
         }
     }
 
-    /// For the `abc` method: the value `ind` is ranked by (`None`: unknown,
-    /// not ranked). `None` for other methods.
+    /// For the `abc` method: the value `ind` is ranked by (`None`: not
+    /// ranked, the figure unknown or no order in the window, see
+    /// [`abc_rank_value`]). `None` for other methods.
     pub fn rank_value(&self, ind: &Indicators) -> Option<f64> {
         match &self.method {
             Method::Abc(m) => m.value(ind).filter(|v| v.is_finite()),
@@ -858,8 +863,11 @@ impl Policy {
     /// rounded to hundredths first); otherwise the held tier is kept. A
     /// held tier a gate vetoes (better than `eval.ceiling`) is left at
     /// once: hysteresis never keeps a customer in a tier it is not fit
-    /// for. When the held tier no longer exists in this policy, the
-    /// evaluated tier is taken.
+    /// for. It is left for the best tier the gates allow, as far as
+    /// hysteresis would have kept it: the tier hysteresis decides without
+    /// the veto, capped at `eval.ceiling` (held in A in its hold, the
+    /// score fallen to C and A vetoed: B, not C). When the held tier no
+    /// longer exists in this policy, the evaluated tier is taken.
     pub fn decide(
         &self,
         current: Option<&TierAssignment>,
@@ -884,18 +892,28 @@ impl Policy {
         let Some((held, since)) = held else {
             return evaluated;
         };
-        if evaluated <= held || held < eval.ceiling {
+        if evaluated <= held {
             return evaluated;
         }
-        if self.holds_at(since, now) {
-            return held;
-        }
-        // Validated at load to hold at most two decimals: exact.
-        let margin_centi = (self.hysteresis.downgrade_margin * 100.0).round() as i64;
-        match self.method.hold_floor(held, margin_centi) {
-            Some(floor) if eval.score_centi() >= floor => held,
-            _ => evaluated,
-        }
+        // What hysteresis keeps, the veto aside; then capped at the best
+        // tier the gates allow (indexes: 0 is the best, so the worse of
+        // the two is the larger). A gate vetoes its tier and the better
+        // ones only: returning `evaluated` for a vetoed held tier dropped
+        // a customer held in A whose score fell to C and whose A gate
+        // failed straight to C, past the B its gates allow and the hold
+        // would have kept. `eval.tier` is never better than the ceiling,
+        // so the result lies between the ceiling and `evaluated`.
+        let kept = if self.holds_at(since, now) {
+            held
+        } else {
+            // Validated at load to hold at most two decimals: exact.
+            let margin_centi = (self.hysteresis.downgrade_margin * 100.0).round() as i64;
+            match self.method.hold_floor(held, margin_centi) {
+                Some(floor) if eval.score_centi() >= floor => held,
+                _ => evaluated,
+            }
+        };
+        kept.max(eval.ceiling)
     }
 
     /// Explain the score of `ind` and what tier `tier` (normally the held
