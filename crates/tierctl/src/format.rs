@@ -333,6 +333,18 @@ pub fn proto_time(ts: Option<&prost_types::Timestamp>) -> String {
     )
 }
 
+/// RFC 3339 in UTC to the millisecond (`.250` only when not whole
+/// seconds): for machine output, where a script compares a resolution
+/// with a deadline and a dropped fraction could move it across.
+pub fn proto_time_exact(ts: &prost_types::Timestamp) -> String {
+    let ms = proto_millis(ts);
+    let whole = tier_core::Timestamp(ms).to_string();
+    match ms.rem_euclid(1000) {
+        0 => whole,
+        frac => format!("{}.{frac:03}Z", whole.trim_end_matches('Z')),
+    }
+}
+
 /// Milliseconds since the epoch as a protobuf timestamp.
 pub fn to_proto_time(ms: i64) -> prost_types::Timestamp {
     prost_types::Timestamp {
@@ -848,6 +860,22 @@ mod tests {
         assert_eq!(cause_name(9), "cause 9");
         assert_eq!(tier_move("A", "B"), "A -> B");
         assert_eq!(tier_move("", "C"), "(none) -> C");
+    }
+
+    #[test]
+    fn exact_times_keep_their_milliseconds() {
+        assert_eq!(
+            proto_time_exact(&to_proto_time(1_767_225_600_000)),
+            "2026-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            proto_time_exact(&to_proto_time(1_767_225_600_250)),
+            "2026-01-01T00:00:00.250Z"
+        );
+        assert_eq!(
+            proto_time_exact(&to_proto_time(-1)),
+            "1969-12-31T23:59:59.999Z"
+        );
     }
 
     #[test]

@@ -189,7 +189,7 @@ pub fn render(which: Which, complaints: &[ComplaintItem], total: u32) -> String 
 
 /// A timestamp for CSV: RFC 3339, empty when unset.
 fn csv_time(ts: Option<&prost_types::Timestamp>) -> String {
-    ts.map_or_else(String::new, |t| proto_time(Some(t)))
+    ts.map_or_else(String::new, crate::format::proto_time_exact)
 }
 
 /// A header line, then one line per complaint; an unset deadline, its
