@@ -298,7 +298,7 @@ impl TierServiceImpl {
                 customer_id: item.customer_id,
                 tier,
                 priority,
-                known,
+                known: Some(known),
             });
         }
         // `sort_by_key` is stable: equal priorities keep request order.

@@ -539,16 +539,16 @@ async fn rank_orders_by_priority_and_is_stable_within_a_priority() {
     {
         assert_eq!(item.tier, lowest.name);
         assert_eq!(item.priority, lowest.priority);
-        assert!(!item.known, "{item:?}");
+        assert_eq!(item.known, Some(false), "{item:?}");
     }
     assert!(
         resp.items
             .iter()
             .filter(|i| !i.customer_id.starts_with("nobody"))
-            .all(|i| i.known)
+            .all(|i| i.known == Some(true))
     );
     assert!(
-        resp.items.iter().any(|i| !i.known),
+        resp.items.iter().any(|i| i.known == Some(false)),
         "the test asks for some"
     );
     // Every item comes back with its customer id.

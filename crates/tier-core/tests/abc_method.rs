@@ -495,3 +495,62 @@ parts = [
     let e = p.explain(&prospect, 2);
     assert!(e.gap.starts_with("no order in the window"), "{}", e.gap);
 }
+
+#[test]
+fn a_customer_ranked_by_a_figure_time_keeps_leaves_the_ranking_when_its_last_order_leaves_the_window()
+ {
+    // Ranked by purchase potential (a profile figure no order moves): the
+    // day its only order leaves the window the customer has no order in
+    // it, is no longer ranked and falls to the lowest tier with cause
+    // TIME, though the figure it is ranked by never changed (that day is
+    // due: the lifecycle reads the last order in the window).
+    use tier_core::state::{Cause, CustomerState};
+    use tier_core::time::date;
+    use tier_core::{Event, EventKind, Money, ProfileUpdate};
+    let p = Policy::from_toml_str(
+        &text("").replace("by = \"order_amount_12m\"", "by = \"purchase_potential\""),
+    )
+    .unwrap();
+    let values: Vec<f64> = (1..=10).map(|i| f64::from(i) * 100_000.0).collect();
+    let p = ranked(&p, &values);
+    let t0 = date(2026, 3, 2);
+    let event = |id: &str, kind| Event {
+        event_id: id.into(),
+        customer_id: "c".into(),
+        occurred_at: t0,
+        source: String::new(),
+        kind,
+    };
+    let mut s = CustomerState::default();
+    s.process(
+        "c",
+        &event(
+            "p1",
+            EventKind::ProfileUpdated(ProfileUpdate {
+                purchase_potential: Some(Money(2_000_000)),
+                ..ProfileUpdate::default()
+            }),
+        ),
+        &p,
+    );
+    s.process(
+        "c",
+        &event(
+            "o1",
+            EventKind::OrderPlaced {
+                order_id: "o1".into(),
+                amount: Money(1_000),
+                cost: None,
+            },
+        ),
+        &p,
+    );
+    assert_eq!(s.tier(), Some("A"));
+    let (changes, done) = s.advance_to("c", &p, t0.plus_days(400), 1_000);
+    assert!(done);
+    assert_eq!(s.tier(), Some("C"), "{changes:?}");
+    let last = changes.last().unwrap();
+    assert_eq!(last.cause, Cause::Time);
+    // At the start of the day the order leaves the window, not later.
+    assert_eq!(last.changed_at, date(2027, 3, 2), "{last:?}");
+}

@@ -71,6 +71,13 @@ pub struct Batch {
     rank_cut: Option<Arc<tier_core::policy::Policy>>,
 }
 
+impl Batch {
+    /// The policy this batch puts in force (recorded with it), if any.
+    pub fn applied_policy(&self) -> Option<&Arc<crate::command::ActivePolicy>> {
+        self.policy.as_ref()
+    }
+}
+
 impl std::fmt::Debug for Batch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Batch")

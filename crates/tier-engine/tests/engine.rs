@@ -810,6 +810,12 @@ fn a_version_in_force_before_is_refused_with_another_text_even_racing_the_check(
         "the edit is refused at once; v2 and v1's text again wait for their unit"
     );
     assert_eq!(engine.policy().version(), v1_version, "changed back");
+    // The change back was built from v1 alone (it raced v2): what the
+    // batch records with it knows v2's text too, so an edit of v2 after a
+    // restart is refused.
+    let recorded = &batch.applied_policy().unwrap().versions;
+    assert_eq!(recorded.len(), 2, "{recorded:?}");
+    assert!(recorded.hash_of("v2").is_some(), "{recorded:?}");
     assert_eq!(
         engine.policy().tiers()[0].min_score,
         v1.policy.tiers()[0].min_score,

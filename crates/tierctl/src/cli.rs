@@ -260,6 +260,9 @@ pub enum ComplaintsCommand {
     Overdue(ComplaintListArgs),
 }
 
+/// The most entries the server's lists serve per request.
+pub const MAX_LIST_LIMIT: u32 = 10_000;
+
 #[derive(Debug, Clone, Args)]
 pub struct ComplaintListArgs {
     /// Most complaints to list (the server's default is 100); with

@@ -112,7 +112,7 @@ impl TierService for Fake {
                     customer_id: i.customer_id,
                     tier: t.tier,
                     priority: t.priority,
-                    known: t.known,
+                    known: Some(t.known),
                 }
             })
             .collect();

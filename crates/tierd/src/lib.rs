@@ -958,11 +958,6 @@ mod tests {
         assert_eq!(next.policy.version(), "default-2");
     }
 
-    /// The built-in default is recorded in every data dir that runs on
-    /// it: a release that changes its text must give it a new version, or
-    /// every such tierd would refuse to start (as it must for an edited
-    /// file). Changing `deploy/policy/default.toml`? Bump its `version`,
-    /// then this hash.
     /// A version in force before names its text for the data dir's life:
     /// a start with a file that edits it under that version is refused,
     /// also in a data dir recorded before the versions were (read from
@@ -1029,6 +1024,11 @@ mod tests {
         assert_eq!(next.replaced.as_deref(), Some(b.as_str()));
     }
 
+    /// The built-in default is recorded in every data dir that runs on
+    /// it: a release that changes its text must give it a new version, or
+    /// every such tierd would refuse to start (as it must for an edited
+    /// file). Changing `deploy/policy/default.toml`? Bump its `version`,
+    /// then this hash.
     #[test]
     fn the_built_in_default_changes_only_with_its_version() {
         let text = tier_core::policy::DEFAULT_POLICY_TOML;

@@ -157,9 +157,7 @@
 //! [`Policy::hold_ends`]) and, for the weighted method, a score below the
 //! current band's `min_score - downgrade_margin` (compared in hundredths).
 //! A tier a gate vetoes is left at once: hysteresis slows score drops, it
-//! does not override a veto. Nor does a veto override hysteresis below
-//! the vetoed tiers: the customer moves to the tier hysteresis would keep,
-//! capped at the best tier the gates allow. See [`Policy::decide`].
+//! does not override a veto. See [`Policy::decide`].
 
 mod abc;
 mod assessment;
@@ -863,11 +861,12 @@ impl Policy {
     /// rounded to hundredths first); otherwise the held tier is kept. A
     /// held tier a gate vetoes (better than `eval.ceiling`) is left at
     /// once: hysteresis never keeps a customer in a tier it is not fit
-    /// for. It is left for the best tier the gates allow, as far as
-    /// hysteresis would have kept it: the tier hysteresis decides without
-    /// the veto, capped at `eval.ceiling` (held in A in its hold, the
-    /// score fallen to C and A vetoed: B, not C). When the held tier no
-    /// longer exists in this policy, the evaluated tier is taken.
+    /// for. It is left for the evaluated tier, not for the best tier the
+    /// gates allow: that tier, entered now, would start a hold of its own
+    /// and keep the customer whose payment failed a gate above the tier
+    /// the same customer without the failure drops to when the first hold
+    /// ends. When the held tier no longer exists in this policy, the
+    /// evaluated tier is taken.
     pub fn decide(
         &self,
         current: Option<&TierAssignment>,
@@ -892,28 +891,18 @@ impl Policy {
         let Some((held, since)) = held else {
             return evaluated;
         };
-        if evaluated <= held {
+        if evaluated <= held || held < eval.ceiling {
             return evaluated;
         }
-        // What hysteresis keeps, the veto aside; then capped at the best
-        // tier the gates allow (indexes: 0 is the best, so the worse of
-        // the two is the larger). A gate vetoes its tier and the better
-        // ones only: returning `evaluated` for a vetoed held tier dropped
-        // a customer held in A whose score fell to C and whose A gate
-        // failed straight to C, past the B its gates allow and the hold
-        // would have kept. `eval.tier` is never better than the ceiling,
-        // so the result lies between the ceiling and `evaluated`.
-        let kept = if self.holds_at(since, now) {
-            held
-        } else {
-            // Validated at load to hold at most two decimals: exact.
-            let margin_centi = (self.hysteresis.downgrade_margin * 100.0).round() as i64;
-            match self.method.hold_floor(held, margin_centi) {
-                Some(floor) if eval.score_centi() >= floor => held,
-                _ => evaluated,
-            }
-        };
-        kept.max(eval.ceiling)
+        if self.holds_at(since, now) {
+            return held;
+        }
+        // Validated at load to hold at most two decimals: exact.
+        let margin_centi = (self.hysteresis.downgrade_margin * 100.0).round() as i64;
+        match self.method.hold_floor(held, margin_centi) {
+            Some(floor) if eval.score_centi() >= floor => held,
+            _ => evaluated,
+        }
     }
 
     /// Explain the score of `ind` and what tier `tier` (normally the held

@@ -45,7 +45,12 @@ pub async fn run(
     args: &ComplaintListArgs,
 ) -> Result<()> {
     let mut client = rpc.connect().await?;
-    let limit = args.limit.unwrap_or(0);
+    // Walking every page: the largest pages, the fewest full scans.
+    let limit = args.limit.unwrap_or(if args.all {
+        crate::cli::MAX_LIST_LIMIT
+    } else {
+        0
+    });
     let mut complaints = Vec::new();
     let mut total;
     let mut page_token = String::new();
@@ -80,10 +85,6 @@ pub async fn run(
         if !args.all || page_token.is_empty() {
             break;
         }
-    }
-    if args.all {
-        // What was walked is the whole list, as of the walk.
-        total = u32::try_from(complaints.len()).unwrap_or(u32::MAX);
     }
     match format {
         OutputFormat::Json => emit(&match which {

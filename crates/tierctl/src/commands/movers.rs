@@ -38,7 +38,12 @@ pub fn request(args: &MoversArgs, calendar: &BusinessCalendar) -> Result<ListTie
         since: Some(since),
         until,
         direction: MoveDirection::from(args.direction).into(),
-        limit: args.limit.unwrap_or(0),
+        // Walking every page: the largest pages, the fewest full scans.
+        limit: args.limit.unwrap_or(if args.all {
+            crate::cli::MAX_LIST_LIMIT
+        } else {
+            0
+        }),
         page_token: String::new(),
     })
 }
@@ -63,9 +68,7 @@ pub async fn run(rpc: &RpcOptions, args: &MoversArgs) -> Result<()> {
         }
         request.page_token.clone_from(&movers.next_page_token);
     }
-    if args.all {
-        movers.total = u32::try_from(movers.movers.len()).unwrap_or(u32::MAX);
-    }
+
     match rpc.output {
         Output::Json => emit(&proto_json_line(
             &movers,

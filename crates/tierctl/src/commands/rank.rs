@@ -42,7 +42,8 @@ pub fn render(items: &[RankedWorkItem]) -> String {
     let mut table = Table::new(["#", "item", "customer", "tier", "priority"]).right(&[0, 4]);
     let mut unknown = 0;
     for (n, item) in items.iter().enumerate() {
-        let tier = if item.known {
+        // Unset: a server older than the field, which says nothing.
+        let tier = if item.known != Some(false) {
             item.tier.clone()
         } else {
             unknown += 1;
@@ -76,7 +77,7 @@ mod tests {
             customer_id: c.into(),
             tier: tier.into(),
             priority,
-            known: true,
+            known: Some(true),
         };
         let text = render(&[item("o2", "c2", "S", 1), item("o1", "c1", "C", 4)]);
         let lines: Vec<&str> = text.lines().collect();
@@ -93,7 +94,7 @@ mod tests {
             customer_id: "c9".into(),
             tier: "C".into(),
             priority: 4,
-            known: false,
+            known: Some(false),
         }];
         let text = render(&items);
         let lines: Vec<&str> = text.lines().collect();
