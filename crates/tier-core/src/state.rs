@@ -1617,7 +1617,26 @@ impl CustomerState {
     ) -> Option<TierChange> {
         self.set_manual(manual);
         self.log_override(at, action);
-        self.effective_changed(customer_id, policy, None, None, Cause::Override, None, at)
+        // A customer known only by commands has no decision yet: what its
+        // figures (none) give is its computed tier, as every answer shows
+        // it, so a ceiling caps it rather than lifting it and clearing a
+        // pin lets it fall; and it is shown under the policy in force
+        // (with no decision to be stale, a restart has nothing to rescore).
+        let computed = if self.assignment.is_none() {
+            self.policy_version = policy.version().into();
+            Some(policy.evaluate(&self.scored_figures(policy, at)).tier)
+        } else {
+            None
+        };
+        self.effective_changed(
+            customer_id,
+            policy,
+            computed,
+            None,
+            Cause::Override,
+            None,
+            at,
+        )
     }
 
     /// Only the indicators the policy reads, at `at`: scoring is the hot

@@ -337,3 +337,41 @@ fn a_tier_at_the_overrides_own_bound_is_overridden_everywhere() {
     let step = s.tier_history().last().unwrap();
     assert_eq!((step.to.as_str(), step.overridden), ("B", true));
 }
+
+#[test]
+fn a_customer_known_only_by_commands_falls_when_its_pin_is_cleared_and_is_capped_by_a_ceiling() {
+    // A manager pins a new account to A before its first event, then the
+    // deal falls through and the pin is cleared: it falls to what its
+    // figures (none) give, with a change, instead of keeping A unpinned.
+    let policy = Policy::default_policy();
+    let none = policy.tiers()[policy.evaluate(&Default::default()).tier]
+        .name
+        .clone();
+    assert_ne!(none, "A");
+    let at = date(2026, 3, 3);
+    let mut s = CustomerState::default();
+    s.set_override("new", &policy, manual("A", OverrideMode::Pin, at, None))
+        .unwrap()
+        .expect("a first tier");
+    assert_eq!(effective(&s), "A");
+    assert_eq!(
+        s.policy_version,
+        policy.version(),
+        "shown under the policy in force"
+    );
+    let change = s
+        .clear_override("new", &policy, "deal lost", "li.wei", at.plus_days(1))
+        .unwrap()
+        .expect("the pin's tier is left");
+    assert_eq!(
+        (change.new_tier.as_str(), change.overridden),
+        (none.as_str(), false)
+    );
+    assert_eq!(change.cause, Cause::Override);
+    assert_eq!(effective(&s), none);
+    // A ceiling above what the figures give caps: it lifts no one.
+    let mut s = CustomerState::default();
+    s.set_override("cap", &policy, manual("B", OverrideMode::Ceiling, at, None))
+        .unwrap();
+    assert_eq!(effective(&s), none);
+}

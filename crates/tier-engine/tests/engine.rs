@@ -848,6 +848,11 @@ fn a_customer_known_only_by_an_override_computes_what_no_figures_give() {
     assert_eq!(change.computed_tier, none);
     let state = engine.customer("new-acct").unwrap();
     assert_eq!(state.computed_tier(&p, &state.indicators(&p)), none);
+    // Shown under the policy in force; a restart has nothing to rescore
+    // (it rescored the customer with cause POLICY though no policy moved).
+    assert_eq!(state.policy_version, p.version());
+    let restarted = Engine::new(policy(), [("new-acct".to_owned(), state.into_owned())], t0);
+    assert!(!restarted.rescoring());
 }
 
 /// A policy change that lifts a customer clear of the drop its notice
