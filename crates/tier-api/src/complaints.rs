@@ -99,12 +99,7 @@ fn page(
 ) -> Result<(Vec<ComplaintItem>, u32, String), ApiError> {
     // No filter: every token of the list fits every request.
     const FINGERPRINT: u64 = 0;
-    let bad = || {
-        ApiError::invalid(
-            "page_token",
-            format!("not a token of this server's {}", tokens.rpc),
-        )
-    };
+    let bad = || tokens.foreign();
     let cursor = match token {
         "" => None,
         token => match tokens.decode(token, FINGERPRINT, 4)?.as_slice() {

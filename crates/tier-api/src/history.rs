@@ -168,7 +168,7 @@ fn mover_key((id, s): &(String, TierStep)) -> MoverKey {
 }
 
 fn mover_cursor(fields: &[String]) -> Result<MoverKey, ApiError> {
-    let bad = || ApiError::invalid("page_token", "not a token of this server's ListTierMovers");
+    let bad = || MOVER_TOKENS.foreign();
     match fields {
         [at, id, seq] => Ok((
             Reverse(at.parse().map_err(|_| bad())?),

@@ -13,7 +13,7 @@
 //! this server is `INVALID_ARGUMENT` naming `page_token`.
 
 use crate::error::ApiError;
-use crate::reports::{hex, token_check, unhex};
+use crate::reports::Fnv;
 
 /// The page token format of one list.
 pub(crate) struct Tokens {
@@ -26,6 +26,17 @@ pub(crate) struct Tokens {
 }
 
 impl Tokens {
+    /// The refusal of a token this list did not issue.
+    pub(crate) fn foreign(&self) -> ApiError {
+        ApiError::invalid(
+            "page_token",
+            format!(
+                "not a token of this server's {}: send the next_page_token of the previous page unchanged, or none for the first page",
+                self.rpc
+            ),
+        )
+    }
+
     /// `<tag>.<fingerprint>.<hex field>...<checksum>`.
     pub(crate) fn encode(&self, fingerprint: u64, fields: &[String]) -> String {
         let mut body = format!("{}.{fingerprint:016x}", self.tag);
@@ -45,15 +56,7 @@ impl Tokens {
         fingerprint: u64,
         n: usize,
     ) -> Result<Vec<String>, ApiError> {
-        let foreign = || {
-            ApiError::invalid(
-                "page_token",
-                format!(
-                    "not a token of this server's {}: send the next_page_token of the previous page unchanged, or none for the first page",
-                    self.rpc
-                ),
-            )
-        };
+        let foreign = || self.foreign();
         let (body, check) = token.rsplit_once('.').ok_or_else(foreign)?;
         if check.len() != 16 || u64::from_str_radix(check, 16).ok() != Some(token_check(body)) {
             return Err(foreign());
@@ -75,13 +78,45 @@ impl Tokens {
             return Err(ApiError::invalid(
                 "page_token",
                 format!(
-                    "was issued for another request: send {} as in the walk's first request, or start over without a page_token",
+                    "was issued for another filter: send {} as in the walk's first request, or start over without a page_token",
                     self.filter
                 ),
             ));
         }
         Ok(fields)
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    text.as_bytes()
+        .chunks(2)
+        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
+        .collect()
+}
+
+/// The checksum of a token's body (everything before the last `.`).
+fn token_check(body: &str) -> u64 {
+    let mut h = Fnv::new();
+    h.write(body.as_bytes());
+    h.finish()
 }
 
 /// The page of `sorted` (ascending by `key`, keys unique) after `cursor`

@@ -180,80 +180,24 @@ impl Fnv {
     }
 }
 
-/// Version tag of the page-token format.
-const TOKEN_VERSION: &str = "c1";
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
-}
-
-pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    text.as_bytes()
-        .chunks(2)
-        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
-        .collect()
-}
-
-/// The checksum of a token's body (everything before the last `.`).
-pub(crate) fn token_check(body: &str) -> u64 {
-    let mut h = Fnv::new();
-    h.write(body.as_bytes());
-    h.finish()
-}
-
+/// `ListCustomers`' page tokens:
 /// `c1.<filter fingerprint>.<hex of the last id>.<checksum>`.
+const TOKENS: crate::page::Tokens = crate::page::Tokens {
+    rpc: "ListCustomers",
+    tag: "c1",
+    filter: "tier, account_manager and lifecycle",
+};
+
 fn encode_token(last_id: &str, fingerprint: u64) -> String {
-    let body = format!(
-        "{TOKEN_VERSION}.{fingerprint:016x}.{}",
-        hex(last_id.as_bytes())
-    );
-    let check = token_check(&body);
-    format!("{body}.{check:016x}")
+    TOKENS.encode(fingerprint, &[last_id.to_owned()])
 }
 
 /// The last id a token carries, if it was issued for `fingerprint`.
 fn decode_token(token: &str, fingerprint: u64) -> Result<String, ApiError> {
-    let foreign = || {
-        ApiError::invalid(
-            "page_token",
-            "not a token of this server's ListCustomers: send the next_page_token of the previous page unchanged, or none for the first page",
-        )
-    };
-    let (body, check) = token.rsplit_once('.').ok_or_else(foreign)?;
-    if u64::from_str_radix(check, 16).ok() != Some(token_check(body)) || check.len() != 16 {
-        return Err(foreign());
+    match <[String; 1]>::try_from(TOKENS.decode(token, fingerprint, 1)?) {
+        Ok([id]) if !id.is_empty() => Ok(id),
+        _ => Err(TOKENS.foreign()),
     }
-    let mut parts = body.splitn(3, '.');
-    let (Some(TOKEN_VERSION), Some(fp), Some(id)) = (parts.next(), parts.next(), parts.next())
-    else {
-        return Err(foreign());
-    };
-    let fp = u64::from_str_radix(fp, 16).map_err(|_| foreign())?;
-    let id = unhex(id)
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .filter(|id| !id.is_empty())
-        .ok_or_else(foreign)?;
-    if fp != fingerprint {
-        return Err(ApiError::invalid(
-            "page_token",
-            "was issued for another filter: send tier, account_manager and lifecycle as in the walk's first request, or start over without a page_token",
-        ));
-    }
-    Ok(id)
 }
 
 fn page_size(requested: u32) -> Result<usize, ApiError> {
