@@ -176,6 +176,17 @@ pub enum StoreError {
         source: postcard::Error,
     },
 
+    /// A stored customer state's compressed form does not decompress.
+    #[error(
+        "stored value for customer {id} is corrupt: its compressed form does not decompress ({reason})"
+    )]
+    Undecompressable {
+        /// The customer id.
+        id: String,
+        /// What zstd or the frame's header said.
+        reason: String,
+    },
+
     /// A stored customer state carries a format version this build does not know.
     #[error(
         "stored value for customer {id} has format version {version}, but this build reads versions 1 to {supported}"
@@ -267,6 +278,7 @@ impl StoreError {
             Self::Unrecoverable { .. }
             | Self::SchemaMissing { .. }
             | Self::Corrupt { .. }
+            | Self::Undecompressable { .. }
             | Self::UnknownFormatVersion { .. }
             | Self::MalformedEntry { .. }
             | Self::NotAStore { .. } => true,

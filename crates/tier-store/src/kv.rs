@@ -129,7 +129,7 @@ impl<E: Engine> KvCore<E> {
                             layout::SCHEMA_VERSION.to_be_bytes().to_vec(),
                         )],
                         true,
-                        "marking a schema 4 to 7 data dir as schema 8",
+                        "marking a schema 4 to 8 data dir as schema 9",
                     )?;
                 } else if found != layout::SCHEMA_VERSION {
                     return Err(StoreError::SchemaMismatch {
@@ -205,7 +205,7 @@ impl<E: Engine> KvCore<E> {
         );
         writes.extend(batch.moved.into_iter().map(Write::Delete));
         for (key, value) in batch.customers {
-            writes.push(Write::Put(key, value.to_vec()));
+            writes.push(Write::Put(key, codec::stored(&value)));
         }
         for (topic, partition, offset) in &batch.offsets {
             writes.push(Write::Put(
@@ -715,6 +715,54 @@ mod tests {
             assert_eq!(store.verify::<u32>().unwrap().customers, 2);
             assert_eq!(store.get_customer::<u32>("b").unwrap(), Some(9));
         }
+    }
+
+    /// A customer's value goes to the engine compressed (format 5) and
+    /// reads back, also after a reopen.
+    fn states_are_stored_compressed<E: Engine, St: Store>(open: impl Fn(&Path) -> St) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let store = open(&dir);
+        let p0 = Scope::partition(0).unwrap();
+        let orders: Vec<(String, u64)> = (0..50).map(|i| (format!("order-{i}"), i % 4)).collect();
+        store
+            .commit(&CommitBatch {
+                customers: vec![(p0, "a", &orders)],
+                ..CommitBatch::new()
+            })
+            .unwrap();
+        drop(store);
+        let engine = E::open(&dir, false, &StoreOptions::default()).unwrap();
+        let stored: Vec<_> = engine
+            .scan(CUSTOMER, "test")
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let encoded = codec::encode("a", &orders).unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].1[0], codec::FORMAT_V5_ZSTD);
+        assert!(stored[0].1.len() < encoded.len() / 2);
+        drop(engine);
+        let store = open(&dir);
+        assert_eq!(
+            store.get_customer::<Vec<(String, u64)>>("a").unwrap(),
+            Some(orders)
+        );
+    }
+
+    #[cfg(feature = "fjall")]
+    #[test]
+    fn fjall_stores_states_compressed() {
+        states_are_stored_compressed::<crate::fjall_store::FjallEngine, _>(|dir| {
+            crate::FjallStore::open(dir, StoreOptions::default()).unwrap()
+        });
+    }
+
+    #[cfg(feature = "redb")]
+    #[test]
+    fn redb_stores_states_compressed() {
+        states_are_stored_compressed::<crate::redb_store::RedbEngine, _>(|dir| {
+            crate::RedbStore::open(dir, StoreOptions::default()).unwrap()
+        });
     }
 
     #[cfg(feature = "fjall")]

@@ -52,7 +52,11 @@ pub(crate) const META_CREATED_BY: &[u8] = b"m/created_by";
 /// - 8: customer values may be format 4 (an open invoice's payments keep
 ///   their instants). Format-3 values are still read as they are, so a
 ///   version 4 to 7 dir is only marked 8, for the same reason.
-pub const SCHEMA_VERSION: u32 = 8;
+/// - 9: customer values may be format 5 (a format-4 body compressed with
+///   zstd and the built-in dictionary). Format-4 values are still read as
+///   they are, so a version 4 to 8 dir is only marked 9, for the same
+///   reason.
+pub const SCHEMA_VERSION: u32 = 9;
 
 /// The versions whose dirs are read as they are (see [`SCHEMA_VERSION`]:
 /// only the version is rewritten).

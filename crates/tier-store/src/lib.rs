@@ -40,10 +40,13 @@
 //! `benches/commit.rs`; run both with `--all-features`.
 //!
 //! # Value format
-//! Customer states are one format-version byte (currently 2) followed by
-//! postcard; format 1 is still read (see `codec`). An unknown version is
-//! [`StoreError::UnknownFormatVersion`]; an upcaster for an old version
-//! goes into `codec::decode`.
+//! Customer states are one format-version byte followed by postcard
+//! (format 4, what the engine encodes and holds), written compressed as
+//! format 5 (zstd with a dictionary built into the binary) where that is
+//! shorter; formats 1 to 3 are still read (see `codec`). An unknown
+//! version is [`StoreError::UnknownFormatVersion`], a compressed value that
+//! does not decompress [`StoreError::Undecompressable`]; an upcaster for
+//! an old version goes into `codec::decode`.
 //!
 //! # Layout: one tree, prefixed keys, one `apply_batch` per commit
 //! All keys live in a single sled tree, `tierd-state` (fjall: one keyspace,
@@ -51,7 +54,7 @@
 //!
 //! | prefix | key after the prefix               | value                                  |
 //! |--------|------------------------------------|----------------------------------------|
-//! | `c/`   | scope (input partition, u32 BE; `u32::MAX` unscoped), customer id (UTF-8) | format byte + postcard state |
+//! | `c/`   | scope (input partition, u32 BE; `u32::MAX` unscoped), customer id (UTF-8) | format byte + postcard state (format 5: zstd-compressed) |
 //! | `o/`   | topic, `0x00`, partition (i32 BE)  | next offset to consume (i64 BE)        |
 //! | `y/`   | first outbox sequence of a pack (u64 BE) | up to 256 outbox rows: (sequence offset, length, opaque bytes) each, see the `outbox` module |
 //! | `x/`   | outbox sequence (u64 BE)           | one outbox row (stores written before packing) |

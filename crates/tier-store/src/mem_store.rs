@@ -62,7 +62,7 @@ impl Store for MemStore {
             batch
                 .customers
                 .into_iter()
-                .map(|(key, value)| (key, value.to_vec())),
+                .map(|(key, value)| (key, codec::stored(&value))),
         );
         for (topic, partition, offset) in batch.offsets {
             state.offsets.insert((topic, partition), offset);

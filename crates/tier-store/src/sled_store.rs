@@ -90,7 +90,7 @@ impl SledStore {
                 if found == 3 {
                     upgrade_v3(&tree, dir)?;
                 } else if layout::SCHEMA_READ_AS_IS.contains(&found) {
-                    let during = "marking a schema 4, 5 or 6 data dir as schema 7";
+                    let during = "marking a schema 4 to 8 data dir as schema 9";
                     tree.insert(
                         layout::META_SCHEMA,
                         &layout::SCHEMA_VERSION.to_be_bytes()[..],
@@ -342,7 +342,7 @@ impl Store for SledStore {
             writes.remove(key);
         }
         for (key, value) in batch.customers {
-            writes.insert(key, &*value);
+            writes.insert(key, codec::stored(&value));
         }
         for (topic, partition, offset) in &batch.offsets {
             writes.insert(

@@ -118,7 +118,8 @@ pub(crate) fn run(
              in batches of {BATCH_RECORDS}, a sync, the store closed, opened and closed again \
              by the two restarts; right after the sync {:.0} MiB ({:.0} B per customer, an LSM \
              backend may be compacting then); encoded states average {:.0} B \
-             (format byte + postcard), ids {} B; committed at {:.0} customers/s",
+             (format byte + postcard, before the store compresses them), ids {} B; committed \
+             at {:.0} customers/s",
             allocated as f64 / MIB,
             apparent as f64 / MIB,
             busy_allocated as f64 / MIB,

@@ -590,12 +590,38 @@ fn a_schema_7_dir_is_marked_8_and_its_format_3_values_read_as_they_are() {
             &[(b"m/schema", &7u32.to_be_bytes()), (b"c/\0\0\0\0a", &v3)],
         );
         let store = AnyStore::open(backend, &dir, opts()).unwrap();
-        // `verify` checks the schema marker: the dir is marked current (8),
+        // `verify` checks the schema marker: the dir is marked current,
         // so a build that reads no format past 3 refuses it.
         assert_eq!(store.verify::<Account>().unwrap().customers, 1);
         assert_eq!(
             store.get_customer::<Account>("a").unwrap().unwrap(),
             account(7, "gold")
+        );
+    });
+}
+
+#[test]
+fn a_schema_8_dir_is_marked_9_and_its_format_4_values_read_as_they_are() {
+    for_each_backend(|backend| {
+        let (_tmp, dir) = created(backend);
+        // A schema 8 dir holding one customer in format 4, uncompressed,
+        // as every build before format 5 wrote it.
+        let mut v4 = vec![4u8];
+        let orders: Vec<(String, u64)> = (0..50).map(|i| (format!("order-{i}"), i % 4)).collect();
+        v4.extend(postcard::to_allocvec(&orders).unwrap());
+        poke(
+            backend,
+            &dir,
+            &[(b"m/schema", &8u32.to_be_bytes()), (b"c/\0\0\0\0a", &v4)],
+        );
+        let store = AnyStore::open(backend, &dir, opts()).unwrap();
+        // `verify` checks the schema marker: the dir is marked current (9),
+        // so a build that reads no format past 4 refuses it instead of
+        // failing on every customer written compressed since.
+        assert_eq!(store.verify::<Vec<(String, u64)>>().unwrap().customers, 1);
+        assert_eq!(
+            store.get_customer::<Vec<(String, u64)>>("a").unwrap(),
+            Some(orders)
         );
     });
 }
