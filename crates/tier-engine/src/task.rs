@@ -305,6 +305,20 @@ fn live(states: &IdTable<Entry>, epoch: u64, id: &str) -> bool {
 struct Entry {
     slot: Slot,
     due: Option<Timestamp>,
+    /// Counted in the task's `at_risk`: whether the slot's state had a
+    /// drop announced when the task last looked (at a settle, an insert,
+    /// a cooling).
+    at_risk: bool,
+}
+
+/// Count `entry` (counted as `counted`) in `total` as `now` says.
+fn recount(total: &mut usize, counted: &mut bool, now: bool) {
+    match (*counted, now) {
+        (false, true) => *total += 1,
+        (true, false) => *total -= 1,
+        _ => {}
+    }
+    *counted = now;
 }
 
 /// One scope's customers and when each falls due.
@@ -315,6 +329,10 @@ pub(crate) struct Task {
     hot: usize,
     /// Their heap size, as last measured (the sum of their `size`).
     hot_bytes: usize,
+    /// Customers with a drop announced, as last looked at (the entries
+    /// whose `at_risk` is set): the engine's at-risk gauge sums these
+    /// instead of visiting every customer at every seal.
+    at_risk: usize,
     /// `(when, customer)`: the next instant the sweeper must look at a
     /// customer. Exactly one entry per customer with anything due (the
     /// one its `Entry::due` names).
@@ -345,6 +363,12 @@ impl Task {
         self.hot_bytes
     }
 
+    /// Customers with a drop announced, as of the last settle of each
+    /// customer changed (exact after a seal).
+    pub(crate) fn at_risk_len(&self) -> usize {
+        self.at_risk
+    }
+
     /// After a unit changed `id`: index it at the instant `next_due`
     /// gives for its state, and measure its heap size again if it is held
     /// decoded. One lookup.
@@ -358,6 +382,7 @@ impl Task {
         };
         let at = next_due(&entry.slot.read(self.confirmation.as_deref()));
         set_due(&mut self.due, &mut entry.due, id, at);
+        recount(&mut self.at_risk, &mut entry.at_risk, entry.slot.at_risk());
         if let Slot::Hot {
             state,
             size,
@@ -417,7 +442,9 @@ impl Task {
     /// `id` as the policy rescore meets it, leaving it as it is held;
     /// looked for at position `hint` first (see [`Self::positions`]).
     pub(crate) fn rescore_view<'a>(&'a mut self, id: &'a str, hint: usize) -> Option<Held<'a>> {
-        let Entry { slot, due: due_at } = self.states.get_mut_near(id, hint)?;
+        let Entry {
+            slot, due: due_at, ..
+        } = self.states.get_mut_near(id, hint)?;
         Some(match slot {
             Slot::Hot {
                 state,
@@ -492,7 +519,15 @@ impl Task {
             size,
             stored: None,
         };
-        let entry = self.states.insert_mut(id, Entry { slot, due: None });
+        // A default state has no drop announced.
+        let entry = self.states.insert_mut(
+            id,
+            Entry {
+                slot,
+                due: None,
+                at_risk: false,
+            },
+        );
         match &mut entry.slot {
             Slot::Hot { state, .. } => state,
             Slot::Cold { .. } => unreachable!("inserted hot just above"),
@@ -505,6 +540,7 @@ impl Task {
         let id = id.into();
         self.compact_recent();
         let size = state.heap_size();
+        let at_risk = state.at_risk.is_some();
         let slot = Slot::Hot {
             state: Box::new(state),
             used: epoch,
@@ -520,10 +556,19 @@ impl Task {
                     Slot::Cold { .. } => self.hot += 1,
                 }
                 entry.slot = slot;
+                recount(&mut self.at_risk, &mut entry.at_risk, at_risk);
             }
             None => {
                 self.hot += 1;
-                self.states.insert(id, Entry { slot, due: None });
+                self.at_risk += usize::from(at_risk);
+                self.states.insert(
+                    id,
+                    Entry {
+                        slot,
+                        due: None,
+                        at_risk,
+                    },
+                );
             }
         }
     }
@@ -598,6 +643,7 @@ impl Task {
             at_risk,
             confirmed: false,
         };
+        recount(&mut self.at_risk, &mut entry.at_risk, at_risk);
         self.hot -= 1;
         Some(freed)
     }
@@ -675,6 +721,9 @@ impl Task {
         let entry = self.states.remove(id)?;
         if let Some(t) = entry.due {
             self.due.remove(&(t, CustomerId::from(id)));
+        }
+        if entry.at_risk {
+            self.at_risk -= 1;
         }
         if let Slot::Hot { size, .. } = entry.slot {
             self.hot -= 1;

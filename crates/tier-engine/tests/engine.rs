@@ -677,6 +677,70 @@ fn an_order_in_time_withdraws_the_notice_at_once() {
     );
 }
 
+/// The at-risk count (the gauge set at every seal) follows the notices of
+/// customers held encoded as well as decoded: each task counts its
+/// customers as it settles, cools and inserts them, so it visits none.
+/// (A debug build also checks it against a count of every customer.)
+#[test]
+fn the_at_risk_count_follows_notices_of_customers_held_encoded() {
+    let policy = policy();
+    let last = date(2026, 3, 2);
+    let ids = ["c1", "c2", "c3", "c4"];
+    let everyone: Vec<Event> = ids
+        .iter()
+        .flat_map(|c| buyer(c, last, cny(2_000_000)))
+        .collect();
+    // The day the notices go out.
+    let mut probe = Engine::new(policy.clone(), [], last);
+    fold_all(&mut probe, &everyone);
+    let (_, notices) = sweep_days(&mut probe, last, 400);
+    let (day, _) = *notices.first().expect("a notice");
+    assert_eq!(notices.iter().filter(|(d, _)| *d == day).count(), ids.len());
+
+    let mut engine = Engine::new(policy.clone(), [], last);
+    engine.set_hot_limit(1);
+    fold_all(&mut engine, &everyone);
+    assert_eq!(engine.at_risk_count(), 0);
+    sweep_days(&mut engine, last, day);
+    // The unit that announced the drops keeps its customers decoded; the
+    // next seal encodes all but one.
+    engine.seal(&Unit::new());
+    assert_eq!(engine.hot_customers(), 1, "the others are held encoded");
+    assert_eq!(engine.at_risk_count(), ids.len());
+
+    // An order in time withdraws c2's notice: one fewer.
+    let today = last.plus_days(day);
+    fold_all(
+        &mut engine,
+        &[order("c2", 900, today.plus_days(0), cny(300_000))],
+    );
+    assert!(engine.customer("c2").unwrap().at_risk.is_none());
+    assert_eq!(engine.at_risk_count(), ids.len() - 1);
+
+    // A restart holds the same customers at risk.
+    let states: Vec<(String, CustomerState)> = engine
+        .customers()
+        .map(|(id, s)| (id.to_owned(), s.into_owned()))
+        .collect();
+    let mut restarted = Engine::new(policy.clone(), states, today);
+    restarted.set_hot_limit(1);
+    assert_eq!(restarted.at_risk_count(), ids.len() - 1);
+
+    // The drops come: the notices they announced are spent (a customer
+    // may hold a notice of its next drop by then).
+    let (changes, _) = sweep_days(&mut restarted, today, 60);
+    let dropped: Vec<&str> = changes.iter().map(|c| c.customer_id.as_str()).collect();
+    for c in ["c1", "c3", "c4"] {
+        assert!(dropped.contains(&c), "{c} dropped: {changes:?}");
+    }
+    restarted.seal(&Unit::new());
+    let held = restarted
+        .customers()
+        .filter(|(_, s)| s.at_risk.is_some())
+        .count();
+    assert_eq!(restarted.at_risk_count(), held);
+}
+
 /// An override of a tier the new policy retires ends whichever reaches the
 /// customer first, the background rescore or an event folded before it.
 #[test]
