@@ -169,7 +169,7 @@ pub struct CommitUnit {
     pub(crate) rank_cut: Option<Arc<tier_core::policy::Policy>>,
     /// The policy status as of the seal.
     pub(crate) status: PolicyStatus,
-    /// Customers with a drop announced, when the unit may have moved it.
+    /// Customers with a drop announced, as of the seal.
     pub(crate) at_risk_total: Option<usize>,
     /// Customers due and not swept yet, when the engine sweeps.
     pub(crate) sweep_backlog: Option<usize>,
@@ -506,8 +506,9 @@ impl Engine {
             .chain(unit.overdue.iter().map(encode_overdue_row))
             .collect();
         let overdue_by_tier = unit.overdue_moved.then(|| self.overdue_by_tier());
-        let at_risk_total =
-            (!unit.at_risk.is_empty() || unit.swept > 0).then(|| self.at_risk_count());
+        // Counted per task, so set at every seal (a notice withdrawn by
+        // an event, a command or a rescore moves it as well).
+        let at_risk_total = Some(self.at_risk_count());
         CommitUnit {
             records,
             customers,

@@ -11,8 +11,9 @@ pub const BATCH_SIZE: &str = "tierd_batch_records";
 /// Customer states written by commits (a customer a batch touched is
 /// written whole, once per batch).
 pub const STATES_WRITTEN: &str = "tierd_states_written_total";
-/// Bytes of those states as encoded for the store: against the records
-/// consumed, what one record costs the store in writes.
+/// Bytes of those states as encoded (before the store compresses them,
+/// about half as many reach the disk): against the records consumed,
+/// what one record costs the store in writes.
 pub const STATE_BYTES_WRITTEN: &str = "tierd_state_bytes_written_total";
 pub const CONSUMER_LAG: &str = "tierd_consumer_lag";
 pub const TIER_CHANGES: &str = "tierd_tier_changes_total";
@@ -67,7 +68,7 @@ pub fn describe() {
     );
     describe_counter!(
         STATE_BYTES_WRITTEN,
-        "Bytes of customer state written by commits, as encoded for the store."
+        "Bytes of customer state written by commits, as encoded (before the store compresses them)."
     );
     describe_gauge!(
         CONSUMER_LAG,

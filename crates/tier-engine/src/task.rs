@@ -777,6 +777,81 @@ mod tests {
         assert_eq!(task.first_due(), None);
     }
 
+    /// A state with a drop announced, or without.
+    fn with_notice(at_risk: bool) -> CustomerState {
+        let mut state = CustomerState::default();
+        state.at_risk = at_risk.then(|| {
+            Box::new(tier_core::state::AtRisk {
+                customer_id: "c".into(),
+                current_tier: "B".into(),
+                falls_to: "C".into(),
+                on: at(50),
+                keep: Vec::new(),
+            })
+        });
+        state
+    }
+
+    /// One step of a unit on a task: what the engine does to a customer.
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// Hold a new or replacing state (a load, a rescore's re-decode).
+        Insert(u8, bool),
+        /// A new customer's default state.
+        InsertNew(u8),
+        /// Change the notice, then settle (a unit's change and its seal).
+        Change(u8, bool),
+        Cool(u8),
+        Remove(u8),
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0..6u8, any::<bool>()).prop_map(|(c, r)| Step::Insert(c, r)),
+            (0..6u8).prop_map(Step::InsertNew),
+            (0..6u8, any::<bool>()).prop_map(|(c, r)| Step::Change(c, r)),
+            (0..6u8).prop_map(Step::Cool),
+            (0..6u8).prop_map(Step::Remove),
+        ]
+    }
+
+    proptest::proptest! {
+        /// The task's at-risk count is the number of its customers with a
+        /// drop announced after every step, whichever way each is held.
+        #[test]
+        fn the_at_risk_count_is_the_customers_with_a_notice(
+            steps in proptest::collection::vec(step(), 0..60),
+        ) {
+            let mut task = Task::default();
+            for (epoch, s) in steps.into_iter().enumerate() {
+                let epoch = epoch as u64;
+                match s {
+                    Step::Insert(c, r) => task.insert(c.to_string(), with_notice(r), epoch),
+                    Step::InsertNew(c) => {
+                        if !task.contains(&c.to_string()) {
+                            task.insert_new(c.to_string(), epoch);
+                        }
+                    }
+                    Step::Change(c, r) => {
+                        if let Some(state) = task.get_mut(&c.to_string(), epoch) {
+                            state.at_risk = with_notice(r).at_risk;
+                            task.settle(&c.to_string(), |_| None);
+                        }
+                    }
+                    Step::Cool(c) => {
+                        task.cool(&c.to_string());
+                    }
+                    Step::Remove(c) => {
+                        task.remove(&c.to_string());
+                    }
+                }
+                let scanned = task.iter().filter(|(_, slot)| slot.at_risk()).count();
+                proptest::prop_assert_eq!(task.at_risk_len(), scanned);
+            }
+        }
+    }
+
     #[test]
     fn settling_a_changed_customer_indexes_it_and_measures_it_again() {
         let mut task = Task::default();

@@ -1,4 +1,5 @@
-//! Customer value format: one format-version byte, then postcard.
+//! Customer value format: one format-version byte, then postcard (format
+//! 5: then a zstd frame of a format-4 body).
 //!
 //! - 1: the state without the figures at its last tier change.
 //! - 2: the same state with those figures (tier-core's
@@ -70,6 +71,9 @@ const LEVEL: i32 = 1;
 /// Bodies shorter than this are stored as they are: a frame's header and
 /// the block's own header leave too little to save.
 const MIN_COMPRESSED_BODY: usize = 32;
+/// How many times its own length a zstd frame can decompress to at most:
+/// a block of up to 128 KiB written as one repeated byte takes 4 bytes.
+const MAX_BLOCK_RATIO: u64 = 128 * 1024 / 4;
 /// The largest body a format-5 value may claim (its frame's content
 /// size); a larger claim is a corrupt value, not an allocation. The
 /// busiest customers of the bench workload encode to a few MiB.
@@ -82,7 +86,7 @@ static DECODER_DICTIONARY: std::sync::LazyLock<zstd::dict::DecoderDictionary<'st
 
 thread_local! {
     /// A compression context per thread, with the dictionary loaded once
-    /// (`None` where zstd could not create one: values are then stored
+    /// (`None` when setting its parameters failed: values are then stored
     /// uncompressed), and the buffer it compresses into.
     static COMPRESSOR: std::cell::RefCell<(Option<zstd::bulk::Compressor<'static>>, Vec<u8>)> =
         std::cell::RefCell::new((compressor(), Vec::new()));
@@ -140,12 +144,21 @@ pub fn current_body(value: &[u8]) -> Option<&[u8]> {
 /// any other value as it is.
 pub(crate) fn stored(value: &[u8]) -> Vec<u8> {
     match value.split_first() {
-        Some((&CURRENT_FORMAT, body)) if body.len() >= MIN_COMPRESSED_BODY => {
+        // Format 5 is format 4 compressed: a later current format needs a
+        // compressed format of its own.
+        Some((&FORMAT_V4, body))
+            if body.len() >= MIN_COMPRESSED_BODY && body.len() as u64 <= MAX_BODY =>
+        {
             compressed(body).unwrap_or_else(|| value.to_vec())
         }
         _ => value.to_vec(),
     }
 }
+
+const _: () = assert!(
+    CURRENT_FORMAT == FORMAT_V4,
+    "format 5 compresses format-4 bodies: a new current format needs its own compressed format"
+);
 
 /// `body` as a format-5 value, or `None` when that is not shorter than the
 /// format-4 value (or zstd failed: the value is then stored as it is).
@@ -154,13 +167,18 @@ fn compressed(body: &[u8]) -> Option<Vec<u8>> {
         let c = c.as_mut()?;
         frame.clear();
         frame.reserve(zstd::zstd_safe::compress_bound(body.len()));
-        c.compress_to_buffer(body, frame).ok()?;
-        (frame.len() < body.len()).then(|| {
+        let done = c.compress_to_buffer(body, frame);
+        let out = (done.is_ok() && frame.len() < body.len()).then(|| {
             let mut out = Vec::with_capacity(1 + frame.len());
             out.push(FORMAT_V5_ZSTD);
             out.extend_from_slice(frame);
             out
-        })
+        });
+        // The busiest customer's frame is not kept for every later one.
+        if frame.capacity() > SCRATCH_BYTES {
+            *frame = Vec::new();
+        }
+        out
     })
 }
 
@@ -170,8 +188,12 @@ fn decompressed(id: &str, frame: &[u8]) -> Result<Vec<u8>, StoreError> {
         id: id.to_owned(),
         reason,
     };
+    // No frame holds more than 128 KiB per 4 bytes (an RLE block), so a
+    // header claiming more is damage, refused before anything is
+    // allocated for it.
+    let most = MAX_BODY.min((frame.len() as u64).saturating_mul(MAX_BLOCK_RATIO));
     let len = match zstd::zstd_safe::get_frame_content_size(frame) {
-        Ok(Some(len)) if len <= MAX_BODY => len,
+        Ok(Some(len)) if len <= most => len,
         Ok(Some(len)) => return Err(bad(format!("it claims {len} bytes"))),
         Ok(None) => return Err(bad("its frame has no content size".to_owned())),
         Err(_) => return Err(bad("its frame header is not zstd's".to_owned())),
@@ -181,7 +203,9 @@ fn decompressed(id: &str, frame: &[u8]) -> Result<Vec<u8>, StoreError> {
         let d = d
             .as_mut()
             .ok_or_else(|| bad("zstd could not create a decompression context".to_owned()))?;
-        let mut body = Vec::with_capacity(len);
+        let mut body = Vec::new();
+        body.try_reserve_exact(len)
+            .map_err(|_| bad(format!("{len} bytes could not be allocated for it")))?;
         d.decompress_to_buffer(frame, &mut body)
             .map_err(|e| bad(e.to_string()))?;
         if body.len() == len {
@@ -463,6 +487,10 @@ mod tests {
         let frame = zstd_frame_claiming(MAX_BODY + 1);
         let err = read(&[&[FORMAT_V5_ZSTD][..], &frame].concat()).unwrap_err();
         assert!(err.to_string().contains("claims"), "{err}");
+        // Under the cap, but more than a frame of its length can hold.
+        let frame = zstd_frame_claiming(100 << 20);
+        let err = read(&[&[FORMAT_V5_ZSTD][..], &frame].concat()).unwrap_err();
+        assert!(err.to_string().contains("claims 104857600 bytes"), "{err}");
 
         // A frame without its content size.
         let mut c = zstd::bulk::Compressor::new(1).unwrap();

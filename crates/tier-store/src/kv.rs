@@ -175,19 +175,25 @@ impl<E: Engine> KvCore<E> {
 
     fn write_batch(
         &self,
-        batch: PreparedBatch,
+        mut batch: PreparedBatch,
         durable: bool,
     ) -> Result<CommitReceipt, StoreError> {
         // Everything was encoded and validated by `prepare`; only the
         // outbox counter can still fail, before the engine is touched.
+        // The states are compressed before the counter's lock is taken.
         let rows = u64::try_from(batch.outbox.len()).map_err(|_| StoreError::OutboxExhausted)?;
+        let empty = batch.is_empty();
+        let customers: Vec<(Vec<u8>, Vec<u8>)> = std::mem::take(&mut batch.customers)
+            .into_iter()
+            .map(|(key, value)| (key, codec::stored(&value)))
+            .collect();
         let mut next = self
             .next_outbox
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let first = *next;
         let end = first.checked_add(rows).ok_or(StoreError::OutboxExhausted)?;
-        if batch.is_empty() {
+        if empty {
             if durable {
                 self.engine.sync("flushing a committed batch")?;
             }
@@ -197,16 +203,18 @@ impl<E: Engine> KvCore<E> {
         }
         let mut writes = Vec::with_capacity(
             batch.moved.len()
-                + batch.customers.len()
+                + customers.len()
                 + batch.offsets.len()
                 + batch.meta.len()
                 + batch.outbox.len().div_ceil(outbox::PACK_MAX)
                 + 1,
         );
         writes.extend(batch.moved.into_iter().map(Write::Delete));
-        for (key, value) in batch.customers {
-            writes.push(Write::Put(key, codec::stored(&value)));
-        }
+        writes.extend(
+            customers
+                .into_iter()
+                .map(|(key, value)| Write::Put(key, value)),
+        );
         for (topic, partition, offset) in &batch.offsets {
             writes.push(Write::Put(
                 layout::offset_key(topic, *partition),

@@ -322,17 +322,23 @@ impl Store for SledStore {
         Ok(receipt)
     }
 
-    fn apply(&self, batch: PreparedBatch) -> Result<CommitReceipt, StoreError> {
+    fn apply(&self, mut batch: PreparedBatch) -> Result<CommitReceipt, StoreError> {
         // Everything was encoded and validated by `prepare`; only the
-        // outbox counter can still fail, before sled is touched.
+        // outbox counter can still fail, before sled is touched. The
+        // states are compressed before the counter's lock is taken.
         let rows = u64::try_from(batch.outbox.len()).map_err(|_| StoreError::OutboxExhausted)?;
+        let empty = batch.is_empty();
+        let customers: Vec<(Vec<u8>, Vec<u8>)> = std::mem::take(&mut batch.customers)
+            .into_iter()
+            .map(|(key, value)| (key, codec::stored(&value)))
+            .collect();
         let mut next = self
             .next_outbox
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let first = *next;
         let end = first.checked_add(rows).ok_or(StoreError::OutboxExhausted)?;
-        if batch.is_empty() {
+        if empty {
             return Ok(CommitReceipt {
                 outbox_keys: first..end,
             });
@@ -341,8 +347,8 @@ impl Store for SledStore {
         for key in batch.moved {
             writes.remove(key);
         }
-        for (key, value) in batch.customers {
-            writes.insert(key, codec::stored(&value));
+        for (key, value) in customers {
+            writes.insert(key, value);
         }
         for (topic, partition, offset) in &batch.offsets {
             writes.insert(
