@@ -170,7 +170,7 @@ pub struct CommitUnit {
     /// The policy status as of the seal.
     pub(crate) status: PolicyStatus,
     /// Customers with a drop announced, as of the seal.
-    pub(crate) at_risk_total: Option<usize>,
+    pub(crate) at_risk_total: usize,
     /// Customers due and not swept yet, when the engine sweeps.
     pub(crate) sweep_backlog: Option<usize>,
     /// Every time-driven decision up to this instant is in this unit or an
@@ -508,7 +508,7 @@ impl Engine {
         let overdue_by_tier = unit.overdue_moved.then(|| self.overdue_by_tier());
         // Counted per task, so set at every seal (a notice withdrawn by
         // an event, a command or a rescore moves it as well).
-        let at_risk_total = Some(self.at_risk_count());
+        let at_risk_total = self.at_risk_count();
         CommitUnit {
             records,
             customers,

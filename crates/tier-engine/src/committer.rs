@@ -643,9 +643,7 @@ impl Publisher {
         if let Some(backlog) = sweep_backlog {
             metrics::gauge!(m::SWEEP_BACKLOG).set(backlog as f64);
         }
-        if let Some(n) = at_risk_total {
-            metrics::gauge!(m::AT_RISK).set(n as f64);
-        }
+        metrics::gauge!(m::AT_RISK).set(at_risk_total as f64);
         for (tier, n) in overdue_by_tier.iter().flatten() {
             metrics::gauge!(m::COMPLAINTS_OVERDUE, "tier" => tier.clone()).set(*n as f64);
         }

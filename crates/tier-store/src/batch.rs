@@ -197,6 +197,16 @@ impl PreparedBatch {
     pub fn customer_bytes(&self) -> usize {
         self.customers.iter().map(|(_, v)| v.len()).sum()
     }
+
+    /// The customers' keys and the values every backend writes for them
+    /// (compressed where that is shorter, see `codec::stored`), taken out
+    /// of the batch: a backend calls it before it takes its commit lock.
+    pub(crate) fn take_stored_customers(&mut self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        std::mem::take(&mut self.customers)
+            .into_iter()
+            .map(|(key, value)| (key, codec::stored(&value)))
+            .collect()
+    }
 }
 
 /// What a successful commit assigned.

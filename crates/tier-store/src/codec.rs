@@ -140,8 +140,8 @@ pub fn current_body(value: &[u8]) -> Option<&[u8]> {
 }
 
 /// What the store writes for `value`, an encoded customer value: a
-/// current-format value compressed (format 5) when that makes it shorter,
-/// any other value as it is.
+/// format-4 value compressed (format 5) when that makes it shorter, any
+/// other value as it is.
 pub(crate) fn stored(value: &[u8]) -> Vec<u8> {
     match value.split_first() {
         // Format 5 is format 4 compressed: a later current format needs a

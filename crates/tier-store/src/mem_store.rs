@@ -49,8 +49,9 @@ impl Store for MemStore {
         self.apply(batch)
     }
 
-    fn apply(&self, batch: PreparedBatch) -> Result<CommitReceipt, StoreError> {
+    fn apply(&self, mut batch: PreparedBatch) -> Result<CommitReceipt, StoreError> {
         let rows = u64::try_from(batch.outbox.len()).map_err(|_| StoreError::OutboxExhausted)?;
+        let customers = batch.take_stored_customers();
         let mut state = self.lock();
         let first = state.next_outbox;
         let end = first.checked_add(rows).ok_or(StoreError::OutboxExhausted)?;
@@ -58,12 +59,7 @@ impl Store for MemStore {
         for key in batch.moved {
             state.customers.remove(&key);
         }
-        state.customers.extend(
-            batch
-                .customers
-                .into_iter()
-                .map(|(key, value)| (key, codec::stored(&value))),
-        );
+        state.customers.extend(customers);
         for (topic, partition, offset) in batch.offsets {
             state.offsets.insert((topic, partition), offset);
         }

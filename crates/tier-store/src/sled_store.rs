@@ -328,10 +328,7 @@ impl Store for SledStore {
         // states are compressed before the counter's lock is taken.
         let rows = u64::try_from(batch.outbox.len()).map_err(|_| StoreError::OutboxExhausted)?;
         let empty = batch.is_empty();
-        let customers: Vec<(Vec<u8>, Vec<u8>)> = std::mem::take(&mut batch.customers)
-            .into_iter()
-            .map(|(key, value)| (key, codec::stored(&value)))
-            .collect();
+        let customers = batch.take_stored_customers();
         let mut next = self
             .next_outbox
             .lock()
