@@ -263,6 +263,13 @@ pub enum ComplaintsCommand {
 /// The most entries the server's lists serve per request.
 pub const MAX_LIST_LIMIT: u32 = 10_000;
 
+/// The page size a list asks for: `--limit`, else the largest pages when
+/// walking every page (`--all`: the fewest full scans), else the server's
+/// default (0).
+pub(crate) fn page_limit(limit: Option<u32>, all: bool) -> u32 {
+    limit.unwrap_or(if all { MAX_LIST_LIMIT } else { 0 })
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ComplaintListArgs {
     /// Most complaints to list (the server's default is 100); with

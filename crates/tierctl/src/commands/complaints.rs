@@ -45,12 +45,7 @@ pub async fn run(
     args: &ComplaintListArgs,
 ) -> Result<()> {
     let mut client = rpc.connect().await?;
-    // Walking every page: the largest pages, the fewest full scans.
-    let limit = args.limit.unwrap_or(if args.all {
-        crate::cli::MAX_LIST_LIMIT
-    } else {
-        0
-    });
+    let limit = crate::cli::page_limit(args.limit, args.all);
     let mut complaints = Vec::new();
     let mut total;
     let mut page_token = String::new();

@@ -38,12 +38,7 @@ pub fn request(args: &MoversArgs, calendar: &BusinessCalendar) -> Result<ListTie
         since: Some(since),
         until,
         direction: MoveDirection::from(args.direction).into(),
-        // Walking every page: the largest pages, the fewest full scans.
-        limit: args.limit.unwrap_or(if args.all {
-            crate::cli::MAX_LIST_LIMIT
-        } else {
-            0
-        }),
+        limit: crate::cli::page_limit(args.limit, args.all),
         page_token: String::new(),
     })
 }
