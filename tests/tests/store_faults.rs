@@ -116,7 +116,11 @@ async fn corrupt_data_dirs_are_quarantined_and_rebuilt_from_kafka() {
     let bad_value = sb.dir.path().join("bad-value");
     copy_dir(&original, &bad_value);
     {
-        let db = sled::open(&bad_value).unwrap();
+        let db = sled::Config::new()
+            .path(&bad_value)
+            .segment_size(tier_store::SLED_SEGMENT_BYTES)
+            .open()
+            .unwrap();
         let tree = db.open_tree("tierd-state").unwrap();
         // Layout: `c/`, the input partition (4 bytes), the id.
         let key = tree

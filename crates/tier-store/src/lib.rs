@@ -120,5 +120,5 @@ pub use options::{FlushPolicy, StoreOptions};
 pub use quarantine::quarantine;
 #[cfg(feature = "redb")]
 pub use redb_store::RedbStore;
-pub use sled_store::SledStore;
+pub use sled_store::{SLED_SEGMENT_BYTES, SledStore};
 pub use store::Store;

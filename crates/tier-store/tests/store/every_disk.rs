@@ -57,7 +57,11 @@ fn assert_populated(store: &AnyStore) {
 fn raw_sled(dir: &Path) -> sled::Db {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        match sled::open(dir) {
+        match sled::Config::new()
+            .path(dir)
+            .segment_size(tier_store::SLED_SEGMENT_BYTES)
+            .open()
+        {
             Err(sled::Error::Io(_)) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(10));
             }

@@ -5,7 +5,9 @@ use crate::common::p0;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tier_store::{CommitBatch, FlushPolicy, Scope, SledStore, Store, StoreError, StoreOptions};
+use tier_store::{
+    CommitBatch, FlushPolicy, SLED_SEGMENT_BYTES, Scope, SledStore, Store, StoreError, StoreOptions,
+};
 
 use crate::common::{Account, Backend, account, copy_dir, snapshot};
 
@@ -44,12 +46,24 @@ fn open_err(dir: &Path) -> StoreError {
     SledStore::open(dir, opts()).unwrap_err()
 }
 
-/// Opens sled directly, waiting for a store dropped a moment ago to release
-/// its lock (the store's own `open` does the same).
+/// sled's default segment size: what every dir a tierd before
+/// [`SLED_SEGMENT_BYTES`] created was written with.
+const SLED_DEFAULT_SEGMENT_BYTES: usize = 512 * 1024;
+
+/// Opens sled directly on a dir the store created, waiting for a store
+/// dropped a moment ago to release its lock (the store's own `open` does the
+/// same).
 fn raw_sled(dir: &Path) -> sled::Db {
+    raw_sled_with(dir, SLED_SEGMENT_BYTES)
+}
+
+/// [`raw_sled`] with segments of `segment_size` bytes (sled refuses to open
+/// a dir with another size than it was created with).
+fn raw_sled_with(dir: &Path, segment_size: usize) -> sled::Db {
+    let config = sled::Config::new().path(dir).segment_size(segment_size);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        match sled::open(dir) {
+        match config.open() {
             Err(sled::Error::Io(e)) if Instant::now() < deadline => {
                 eprintln!("retrying: {e}");
                 std::thread::sleep(Duration::from_millis(10));
@@ -152,7 +166,7 @@ fn a_healthy_store_is_not_moved() {
 fn foreign_sled_data_without_schema_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    let db = raw_sled(&dir);
+    let db = raw_sled_with(&dir, SLED_DEFAULT_SEGMENT_BYTES);
     db.insert("someone else's", "data").unwrap();
     db.flush().unwrap();
     drop(db);
@@ -368,6 +382,78 @@ fn outbox_keys_continue_after_the_newest_row_even_if_the_counter_lags() {
     };
     assert_eq!(store.commit(&batch).unwrap().outbox_keys, 257..258);
     assert_eq!(store.verify::<Account>().unwrap().outbox_rows, 3);
+}
+
+/// sled's configuration file in `dir`, as text (without its CRC).
+fn sled_conf(dir: &Path) -> String {
+    let conf = std::fs::read(dir.join("conf")).unwrap();
+    String::from_utf8_lossy(&conf[..conf.len() - 4]).into_owned()
+}
+
+/// A new store is written in segments of [`SLED_SEGMENT_BYTES`] (a fourth
+/// of sled's default, for a third less disk), and stays so across opens.
+#[test]
+fn a_new_store_uses_small_segments() {
+    let (_tmp, dir) = populated();
+    let size = format!("segment_size: {SLED_SEGMENT_BYTES}\n");
+    assert!(sled_conf(&dir).contains(&size), "{}", sled_conf(&dir));
+    let store = SledStore::open(&dir, opts()).unwrap();
+    assert_eq!(store.customer_count().unwrap(), 2);
+    drop(store);
+    assert!(sled_conf(&dir).contains(&size), "{}", sled_conf(&dir));
+}
+
+/// A dir an earlier tierd wrote with sled's default segments (sled refuses
+/// to open it with others) is opened with its own: its customers, offsets
+/// and outbox are read, it takes new commits, and it keeps its segments.
+#[test]
+fn a_dir_written_in_sleds_default_segments_keeps_them() {
+    let (tmp, dir) = populated();
+    let older = tmp.path().join("older");
+    {
+        let from = raw_sled(&dir);
+        let from = from.open_tree("tierd-state").unwrap();
+        let to = raw_sled_with(&older, SLED_DEFAULT_SEGMENT_BYTES);
+        let to_tree = to.open_tree("tierd-state").unwrap();
+        for item in from.iter() {
+            let (k, v) = item.unwrap();
+            to_tree.insert(k, v).unwrap();
+        }
+        to.flush().unwrap();
+    }
+    let default = format!("segment_size: {SLED_DEFAULT_SEGMENT_BYTES}\n");
+    assert!(
+        sled_conf(&older).contains(&default),
+        "{}",
+        sled_conf(&older)
+    );
+
+    let (store, moved) = SledStore::open_or_quarantine(&older, opts()).unwrap();
+    assert_eq!(moved, None, "opened, not set aside");
+    assert_eq!(store.customer_count().unwrap(), 2);
+    assert_eq!(store.offset("orders", 0).unwrap(), Some(10));
+    assert_eq!(store.outbox_len().unwrap(), 1);
+    let c = account(3, "bronze");
+    store
+        .commit(&CommitBatch {
+            customers: p0(vec![("c", &c)]),
+            moved: Vec::new(),
+            offsets: vec![("orders", 0, 11)],
+            outbox: Vec::new(),
+            meta: Vec::new(),
+        })
+        .unwrap();
+    drop(store);
+    let store = SledStore::open(&older, opts()).unwrap();
+    assert_eq!(store.customer_count().unwrap(), 3);
+    assert_eq!(store.offset("orders", 0).unwrap(), Some(11));
+    assert_eq!(store.verify::<Account>().unwrap().customers, 3);
+    drop(store);
+    assert!(
+        sled_conf(&older).contains(&default),
+        "{}",
+        sled_conf(&older)
+    );
 }
 
 /// Rewrites a closed store into the version-3 layout (customer keys
