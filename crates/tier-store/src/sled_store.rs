@@ -18,18 +18,22 @@ use crate::{
 const STATE_TREE: &str = "tierd-state";
 
 /// sled's log segment size for a new data dir, in bytes (sled's default is
-/// 512 KiB). sled keeps a segment until at most half of it is live, so
-/// its space amplification is paid per segment: at 1,000,000 customers
-/// (`tier-bench --only state`) a 128 KiB segment gave 376 bytes a customer
-/// on disk against 609 at 512 KiB, and a faster bulk commit (67,648
-/// against 42,675 customers/s). A page over a quarter of a segment (a
-/// leaf holding a busy customer's state) is written to a blob file of its
-/// own either way.
+/// 512 KiB). Measured at 1,000,000 customers (`tier-bench --only state`,
+/// see the bench's performance log): 376 bytes a customer on disk against
+/// 609 in 512 KiB segments, with a faster bulk commit (67,648 against
+/// 42,675 customers/s); 64 KiB saves nothing more. The cost: sled writes
+/// a page over a quarter of a segment (a leaf holding a busy customer's
+/// state) to a blob file of its own, so more leaves are files, and a
+/// replay from offset 0 was about 6% slower.
 ///
 /// sled refuses to open a dir with another segment size than it was
 /// created with, so a dir keeps the size it was created with (an older
 /// dir, sled's 512 KiB).
 pub const SLED_SEGMENT_BYTES: usize = 128 * 1024;
+
+/// sled's default segment size: what every dir an earlier tierd created
+/// was written with.
+const SLED_DEFAULT_SEGMENT_BYTES: usize = 512 * 1024;
 
 /// sled's configuration file in a data dir: `key: value` lines (one is
 /// `segment_size: N`), then a CRC of four bytes.
@@ -158,10 +162,41 @@ impl SledStore {
 
     fn flush_if_every_commit(&self, during: &'static str) -> Result<(), StoreError> {
         if self.flush == FlushPolicy::EveryCommit {
-            self.db.flush().map_err(sled_err(during))?;
+            self.flush_durably(during)?;
         }
         Ok(())
     }
+
+    /// sled's flush (its log made durable), then the blob files sled does
+    /// not sync itself ([`sync_blobs`]).
+    fn flush_durably(&self, during: &'static str) -> Result<(), StoreError> {
+        self.db.flush().map_err(sled_err(during))?;
+        sync_blobs(&self.dir).map_err(|e| StoreError::Sled {
+            during,
+            source: sled::Error::Io(e),
+        })
+    }
+}
+
+/// sled 0.34.7 writes a page over a quarter of a segment (a leaf holding a
+/// busy customer's state) to a file of its own under `blobs/`, and never
+/// syncs those files: only its log. Once its flush has made the log
+/// durable, a power loss could leave the log pointing at a blob still in
+/// the page cache. So when `blobs/` holds any file, the filesystem holding
+/// the dir is synced as well: one `syncfs`, where syncing each new file
+/// would be a journal commit each. What stays open is the moment between
+/// sled's sync and this one, instead of the kernel's writeback delay.
+fn sync_blobs(dir: &Path) -> std::io::Result<()> {
+    let blobs = dir.join("blobs");
+    let holds_any = match std::fs::read_dir(&blobs) {
+        Ok(mut entries) => entries.next().is_some(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(e),
+    };
+    if holds_any {
+        rustix::fs::syncfs(File::open(&blobs)?)?;
+    }
+    Ok(())
 }
 
 /// Opens sled, waiting while its `db` file is locked: sled releases the lock
@@ -196,21 +231,26 @@ fn db_file_is_locked(dir: &Path) -> bool {
     }
 }
 
-/// The segment size `dir`'s sled files were written with (what its
-/// configuration file names): a dir created before [`SLED_SEGMENT_BYTES`]
-/// has sled's default, 512 KiB, and sled opens it only with that.
-/// [`SLED_SEGMENT_BYTES`] when the file is missing or names none: sled
-/// then writes a new one, or reports the dir's damage itself.
+/// The segment size `dir`'s sled files were written with, as its
+/// configuration file names it (sled opens a dir only with that size).
+/// sled's own 512 KiB when the file is missing, as short as sled takes
+/// for absent (8 bytes or fewer), or names no size: every dir this build
+/// creates has a durable file (see [`create_aside`]), so one without is
+/// from an earlier build, which used sled's default. sled then writes the
+/// file again, or reports a damaged one itself.
 fn segment_size_of(dir: &Path) -> usize {
     let Ok(conf) = std::fs::read(dir.join(SLED_CONF)) else {
-        return SLED_SEGMENT_BYTES;
+        return SLED_DEFAULT_SEGMENT_BYTES;
     };
-    // The text ends where the CRC's four bytes begin.
-    let text = conf.get(..conf.len().saturating_sub(4)).unwrap_or_default();
-    String::from_utf8_lossy(text)
+    if conf.len() <= 8 {
+        return SLED_DEFAULT_SEGMENT_BYTES;
+    }
+    // The text ends where the CRC's four bytes begin; sled writes each key
+    // once.
+    String::from_utf8_lossy(&conf[..conf.len() - 4])
         .lines()
-        .find_map(|line| line.strip_prefix("segment_size: ")?.trim().parse().ok())
-        .unwrap_or(SLED_SEGMENT_BYTES)
+        .find_map(|line| line.strip_prefix("segment_size: ")?.parse().ok())
+        .unwrap_or(SLED_DEFAULT_SEGMENT_BYTES)
 }
 
 /// True if `dir` does not exist or has no entries.
@@ -253,6 +293,15 @@ fn create_aside(dir: &Path, opts: &StoreOptions) -> Result<(), StoreError> {
         let tree = db.open_tree(STATE_TREE).map_err(open_err)?;
         init_meta(&db, &tree)?;
         db.flush().map_err(open_err)?;
+    }
+    // sled writes its configuration file without syncing it; the dir's
+    // segment size is read from it at every open (see `segment_size_of`),
+    // so it is made durable, with its directory entry, before the dir
+    // takes its place.
+    for durable in [tmp.join(SLED_CONF), tmp.clone()] {
+        File::open(&durable)
+            .and_then(|f| f.sync_all())
+            .map_err(data_dir_err)?;
     }
     if dir.exists() {
         std::fs::remove_dir(dir).map_err(data_dir_err)?;
@@ -511,8 +560,7 @@ impl Store for SledStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().map_err(sled_err("flushing"))?;
-        Ok(())
+        self.flush_durably("flushing")
     }
 
     fn verify<S: DeserializeOwned>(&self) -> Result<VerifyReport, StoreError> {

@@ -409,18 +409,7 @@ fn a_new_store_uses_small_segments() {
 #[test]
 fn a_dir_written_in_sleds_default_segments_keeps_them() {
     let (tmp, dir) = populated();
-    let older = tmp.path().join("older");
-    {
-        let from = raw_sled(&dir);
-        let from = from.open_tree("tierd-state").unwrap();
-        let to = raw_sled_with(&older, SLED_DEFAULT_SEGMENT_BYTES);
-        let to_tree = to.open_tree("tierd-state").unwrap();
-        for item in from.iter() {
-            let (k, v) = item.unwrap();
-            to_tree.insert(k, v).unwrap();
-        }
-        to.flush().unwrap();
-    }
+    let older = written_by_an_earlier_build(&tmp, &dir);
     let default = format!("segment_size: {SLED_DEFAULT_SEGMENT_BYTES}\n");
     assert!(
         sled_conf(&older).contains(&default),
@@ -454,6 +443,93 @@ fn a_dir_written_in_sleds_default_segments_keeps_them() {
         "{}",
         sled_conf(&older)
     );
+}
+
+/// A customer whose state is a leaf of its own larger than a quarter of a
+/// segment is written by sled to a blob file (which sled does not sync;
+/// the store syncs the filesystem after sled's flush when blobs exist):
+/// its commit, a reopen and a check all read it back.
+#[test]
+fn a_state_sled_writes_as_a_blob_file_is_committed_and_read_back() {
+    let (_tmp, dir) = populated();
+    // Orders that do not compress: xorshift.
+    let mut x = 0x9e37_79b9_u32;
+    let orders: Vec<u32> = (0..SLED_SEGMENT_BYTES / 2)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x
+        })
+        .collect();
+    let big = Account {
+        score: 9,
+        tier: "platinum".to_owned(),
+        orders,
+    };
+    let store = SledStore::open(&dir, opts()).unwrap();
+    store
+        .commit(&CommitBatch {
+            customers: p0(vec![("big", &big)]),
+            ..CommitBatch::new()
+        })
+        .unwrap();
+    store.flush().unwrap();
+    assert!(
+        std::fs::read_dir(dir.join("blobs"))
+            .unwrap()
+            .next()
+            .is_some(),
+        "the big state's leaf is a blob file"
+    );
+    drop(store);
+    let store = SledStore::open(&dir, opts()).unwrap();
+    assert_eq!(store.get_customer::<Account>("big").unwrap(), Some(big));
+    assert_eq!(store.verify::<Account>().unwrap().customers, 3);
+}
+
+/// A copy of the closed store `dir` in sled's default segments, as an
+/// earlier tierd wrote its dirs.
+fn written_by_an_earlier_build(tmp: &tempfile::TempDir, dir: &Path) -> PathBuf {
+    let older = tmp.path().join("older");
+    let from = raw_sled(dir);
+    let from = from.open_tree("tierd-state").unwrap();
+    let to = raw_sled_with(&older, SLED_DEFAULT_SEGMENT_BYTES);
+    let to_tree = to.open_tree("tierd-state").unwrap();
+    for item in from.iter() {
+        let (k, v) = item.unwrap();
+        to_tree.insert(k, v).unwrap();
+    }
+    to.flush().unwrap();
+    older
+}
+
+/// sled never syncs its configuration file, so an earlier build's dir can
+/// come back from a power loss without it (or with it empty): the dir is
+/// opened in sled's default segments, what every earlier build wrote, and
+/// keeps its customers.
+#[test]
+fn an_earlier_builds_dir_without_its_sled_conf_opens_in_sleds_default_segments() {
+    for damage in ["removed", "emptied"] {
+        let (tmp, dir) = populated();
+        let older = written_by_an_earlier_build(&tmp, &dir);
+        match damage {
+            "removed" => std::fs::remove_file(older.join("conf")).unwrap(),
+            _ => std::fs::write(older.join("conf"), b"").unwrap(),
+        }
+        let (store, moved) = SledStore::open_or_quarantine(&older, opts()).unwrap();
+        assert_eq!(moved, None, "{damage}: opened, not set aside");
+        assert_eq!(store.customer_count().unwrap(), 2, "{damage}");
+        assert_eq!(store.verify::<Account>().unwrap().customers, 2, "{damage}");
+        assert_eq!(store.offset("orders", 0).unwrap(), Some(10), "{damage}");
+        drop(store);
+        let default = format!("segment_size: {SLED_DEFAULT_SEGMENT_BYTES}\n");
+        assert!(
+            sled_conf(&older).contains(&default),
+            "{}",
+            sled_conf(&older)
+        );
+    }
 }
 
 /// Rewrites a closed store into the version-3 layout (customer keys
