@@ -104,6 +104,7 @@ mod outbox;
 mod quarantine;
 #[cfg(feature = "redb")]
 mod redb_store;
+mod sled_blobs;
 mod sled_store;
 mod store;
 

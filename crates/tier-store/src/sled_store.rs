@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::layout::{self, CUSTOMER, OFFSET, OUTBOX, Scope};
 use crate::outbox;
+use crate::sled_blobs::BlobSyncer;
 use crate::{
     CommitReceipt, FlushPolicy, PreparedBatch, Store, StoreError, StoreOptions, VerifyReport, codec,
 };
@@ -51,6 +52,10 @@ pub struct SledStore {
     next_outbox: Mutex<u64>,
     /// Serializes outbox deletes: each rewrites the packs it reads.
     deleting: Mutex<()>,
+    /// Syncs the blob files sled writes and does not sync. Declared last,
+    /// so it is dropped after sled's handles (whose drop flushes the log)
+    /// and syncs once more.
+    blobs: BlobSyncer,
 }
 
 impl fmt::Debug for SledStore {
@@ -138,6 +143,12 @@ impl SledStore {
             flush: opts.flush,
             next_outbox: Mutex::new(next_outbox),
             deleting: Mutex::new(()),
+            blobs: BlobSyncer::start(dir, flush_every_ms.map(Duration::from_millis)).map_err(
+                |source| StoreError::DataDir {
+                    dir: dir.to_owned(),
+                    source,
+                },
+            )?,
         })
     }
 
@@ -168,35 +179,21 @@ impl SledStore {
     }
 
     /// sled's flush (its log made durable), then the blob files sled does
-    /// not sync itself ([`sync_blobs`]).
+    /// not sync itself (see the `sled_blobs` module; reported here when an
+    /// earlier sync of them failed).
     fn flush_durably(&self, during: &'static str) -> Result<(), StoreError> {
         self.db.flush().map_err(sled_err(during))?;
-        sync_blobs(&self.dir).map_err(|e| StoreError::Sled {
-            during,
-            source: sled::Error::Io(e),
-        })
+        self.blobs.flushed().map_err(blob_err)
     }
 }
 
-/// sled 0.34.7 writes a page over a quarter of a segment (a leaf holding a
-/// busy customer's state) to a file of its own under `blobs/`, and never
-/// syncs those files: only its log. Once its flush has made the log
-/// durable, a power loss could leave the log pointing at a blob still in
-/// the page cache. So when `blobs/` holds any file, the filesystem holding
-/// the dir is synced as well: one `syncfs`, where syncing each new file
-/// would be a journal commit each. What stays open is the moment between
-/// sled's sync and this one, instead of the kernel's writeback delay.
-fn sync_blobs(dir: &Path) -> std::io::Result<()> {
-    let blobs = dir.join("blobs");
-    let holds_any = match std::fs::read_dir(&blobs) {
-        Ok(mut entries) => entries.next().is_some(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-        Err(e) => return Err(e),
-    };
-    if holds_any {
-        rustix::fs::syncfs(File::open(&blobs)?)?;
+/// A failed sync of sled's blob files (see the `sled_blobs` module), as
+/// the failed sled I/O it is.
+fn blob_err(source: std::io::Error) -> StoreError {
+    StoreError::Sled {
+        during: "syncing sled's blob files",
+        source: sled::Error::Io(source),
     }
-    Ok(())
 }
 
 /// Opens sled, waiting while its `db` file is locked: sled releases the lock
@@ -409,6 +406,9 @@ impl Store for SledStore {
     }
 
     fn apply(&self, mut batch: PreparedBatch) -> Result<CommitReceipt, StoreError> {
+        // Once a sync of the blob files has failed, nothing more is written
+        // (as once sled's own log sync has failed).
+        self.blobs.check().map_err(blob_err)?;
         // Everything was encoded and validated by `prepare`; only the
         // outbox counter can still fail, before sled is touched. The
         // states are compressed before the counter's lock is taken.
@@ -560,7 +560,8 @@ impl Store for SledStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.flush_durably("flushing")
+        self.db.flush().map_err(sled_err("flushing"))?;
+        self.blobs.sync_now().map_err(blob_err)
     }
 
     fn verify<S: DeserializeOwned>(&self) -> Result<VerifyReport, StoreError> {
