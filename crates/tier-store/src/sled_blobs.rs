@@ -136,8 +136,7 @@ impl BlobSyncer {
     pub(crate) fn flushed(&self) -> io::Result<()> {
         if self.thread.as_ref().is_none_or(JoinHandle::is_finished) {
             // No thread (or it panicked): sync here.
-            self.check()?;
-            return self.shared.sync(&self.dir);
+            return self.sync_now();
         }
         let mut state = self.shared.lock();
         Shared::failure(&state)?;

@@ -1,11 +1,14 @@
 //! Test state types and the backend harness.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use serde::ser::Error as _;
 use serde::{Deserialize, Serialize, Serializer};
 use tempfile::TempDir;
-use tier_store::{AnyStore, FlushPolicy, MemStore, Scope, SledStore, Store, StoreOptions};
+use tier_store::{
+    AnyStore, FlushPolicy, MemStore, SLED_SEGMENT_BYTES, Scope, SledStore, Store, StoreOptions,
+};
 
 /// Stand-in for the customer projection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,6 +211,29 @@ pub(crate) fn copy_dir(from: &Path, to: &Path) {
             copy_dir(&entry.path(), &target);
         } else {
             std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Opens sled directly on a dir the store created, waiting for a store
+/// dropped a moment ago to release its lock (the store's own `open` does
+/// the same).
+pub(crate) fn raw_sled(dir: &Path) -> sled::Db {
+    raw_sled_with(dir, SLED_SEGMENT_BYTES)
+}
+
+/// [`raw_sled`] with segments of `segment_size` bytes (sled refuses to open
+/// a dir with another size than it was created with).
+pub(crate) fn raw_sled_with(dir: &Path, segment_size: usize) -> sled::Db {
+    let config = sled::Config::new().path(dir).segment_size(segment_size);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e)) if Instant::now() < deadline => {
+                eprintln!("retrying: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            result => return result.unwrap(),
         }
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tier_store::{AnyStore, Backend, CommitBatch, FlushPolicy, Store, StoreError, StoreOptions};
 
-use crate::common::{Account, account, copy_dir};
+use crate::common::{Account, account, copy_dir, raw_sled};
 
 fn opts() -> StoreOptions {
     StoreOptions {
@@ -50,24 +50,6 @@ fn assert_populated(store: &AnyStore) {
         store.outbox_pending(10).unwrap(),
         vec![(0, b"row".to_vec())]
     );
-}
-
-/// Opens sled directly, waiting for a store dropped a moment ago to release
-/// its lock.
-fn raw_sled(dir: &Path) -> sled::Db {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match sled::Config::new()
-            .path(dir)
-            .segment_size(tier_store::SLED_SEGMENT_BYTES)
-            .open()
-        {
-            Err(sled::Error::Io(_)) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            result => return result.unwrap(),
-        }
-    }
 }
 
 /// Writes raw key/values into the store's keyspace, bypassing the store.

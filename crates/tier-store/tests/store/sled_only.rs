@@ -9,7 +9,7 @@ use tier_store::{
     CommitBatch, FlushPolicy, SLED_SEGMENT_BYTES, Scope, SledStore, Store, StoreError, StoreOptions,
 };
 
-use crate::common::{Account, Backend, account, copy_dir, snapshot};
+use crate::common::{Account, Backend, account, copy_dir, raw_sled, raw_sled_with, snapshot};
 
 fn opts() -> StoreOptions {
     StoreOptions {
@@ -49,29 +49,6 @@ fn open_err(dir: &Path) -> StoreError {
 /// sled's default segment size: what every dir a tierd before
 /// [`SLED_SEGMENT_BYTES`] created was written with.
 const SLED_DEFAULT_SEGMENT_BYTES: usize = 512 * 1024;
-
-/// Opens sled directly on a dir the store created, waiting for a store
-/// dropped a moment ago to release its lock (the store's own `open` does the
-/// same).
-fn raw_sled(dir: &Path) -> sled::Db {
-    raw_sled_with(dir, SLED_SEGMENT_BYTES)
-}
-
-/// [`raw_sled`] with segments of `segment_size` bytes (sled refuses to open
-/// a dir with another size than it was created with).
-fn raw_sled_with(dir: &Path, segment_size: usize) -> sled::Db {
-    let config = sled::Config::new().path(dir).segment_size(segment_size);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match config.open() {
-            Err(sled::Error::Io(e)) if Instant::now() < deadline => {
-                eprintln!("retrying: {e}");
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            result => return result.unwrap(),
-        }
-    }
-}
 
 /// Writes raw key/values into the store's tree, bypassing the store.
 fn poke(dir: &Path, entries: &[(&[u8], &[u8])]) {
