@@ -108,14 +108,20 @@ fn the_compact_form_is_shorter_and_reads_back() {
 #[test]
 fn a_window_header_or_sums_mask_no_state_has_is_an_error() {
     let new = postcard::to_allocvec(&fixture_state()).unwrap();
-    // The state begins with the window's header: 4096 + 7 buckets, a
-    // two-byte varint.
-    assert_eq!(new[..2], [0x87, 0x20]);
-    // 8191 buckets in the compact form (4096 + 4095 is no window)...
-    let mut many = new.clone();
-    many[..2].copy_from_slice(&[0xff, 0x3f]);
-    let err = postcard::from_bytes::<CustomerState>(&many).unwrap_err();
-    assert!(matches!(err, postcard::Error::SerdeDeCustom), "{err:?}");
+    // The state begins with the window's header: 8192 (compact, the
+    // applied ids packed) + 7 buckets, a two-byte varint.
+    assert_eq!(new[..2], [0x87, 0x40]);
+    // 4095 buckets in the compact form (4096 + 4095: what follows is not
+    // as many buckets), or a header past the three forms (3 * 4096 + 7)...
+    for header in [[0xff, 0x3f], [0x87, 0x60]] {
+        let mut many = new.clone();
+        many[..2].copy_from_slice(&header);
+        let err = postcard::from_bytes::<CustomerState>(&many).unwrap_err();
+        assert!(
+            matches!(err, postcard::Error::SerdeDeCustom),
+            "{header:x?}: {err:?}"
+        );
+    }
     // ...or a first day's sums with a mask bit past the 17 fields.
     let mut mask = new.clone();
     let day = 2 + 3; // header, then the day (a zigzag varint of three bytes)
@@ -221,4 +227,93 @@ fn an_invoice_stored_without_its_payments_instants_falls_back_to_the_latest_paym
         .projection
         .indicators(date(2026, 5, 1), policy.fold_rules());
     assert_eq!(f.on_time_payment_ratio, Some(1.0));
+}
+
+/// [`fixture_state`] in postcard as 8fa9e2a (store format 4) wrote it:
+/// the applied event ids a map of varint hashes and days.
+const FORMAT_4: &[&str] = &[
+    "8720c4c0020f80d30e80d30ea0fe0a020180e0c1bd956700cac0020f80e20980",
+    "e209c0a907020180b0dab4976700ccc002802102020000d4c002808003020200",
+    "0080c10220020000a6c1028080050226000113a8c1020f90bf0590bf05ac8f04",
+    "020180c0b1d5b56700afa10790f41d90f41d8cb7160602020204022601130102",
+    "f4fb0280b518f6fb0290bf0503ae8899cdc8edf4928c0101c4c00280e0c1bd95",
+    "6780d30e01a0fe0a00000000fb8499cdc8cdf4928c0101cac00280b0dab49767",
+    "80e20901c0a90700000000c88199cdc8adf4928c0101a8c10280c0b1d5b56790",
+    "bf0501ac8f040000000002d49fa0ede8bdfe8f970102c4c002ae8899cdc8edf4",
+    "928c0180c10280d30e434e5980d30e80d30e000180d0fe82b56700eda9a0ede8",
+    "9dff8f970102cac002fb8499cdc8cdf4928c01e6c00280e209434e5980e20980",
+    "e209000180e0d8d09a670000020f61636d652d636f6d706c61696e74310180a0",
+    "8d87986703077175616c6974790180f0a5fe9967ccc0020180d08ba39b670144",
+    "78000f61636d652d636f6d706c61696e7432018080b8e5a86701077175616c69",
+    "74790080c1020180b0b681ac6701447801010ad0f0b0cec88d90a98c01d4c002",
+    "f1ffd2ccc8cdd4888c01cac002f2b4c6cdc8edd2998c01ccc002849bdfcdc8ed",
+    "959d8c01c4c002d8f5d2ccc8edd3888c01c4c002e9fab0cec8ed90a98c01a6c1",
+    "028adeb5c0df8da1f3eb01d2c0029da5dfcdc8cd969d8c01cac002befcd2ccc8",
+    "add4888c01a8c102bfb1c6cdc8cdd2998c0180c1020000000180e0c1bd956700",
+    "0180c0b1d5b567d0bb02e2bb02000101445c8fc2f5285c1d4080e0c1bd956780",
+    "c0b1d5b5670f64656661756c742d323032372e30310101ae8899cdc8edf4928c",
+    "010000000101445c8fc2f5285c1d4080e0c1bd9567000180e0c1bd9567000144",
+    "ae47e17a146e3140000001013181a61d0581a61d05c1a90702000000000000d0",
+    "3f0000000101000101010001000001000000000000000000000000000000",
+];
+
+#[test]
+fn a_state_written_before_packed_ids_decodes_to_the_same_state() {
+    let old = bytes(FORMAT_4);
+    // As this build stores and reads it back (without what a decision
+    // caches and no store keeps).
+    let new = postcard::to_allocvec(&fixture_state()).unwrap();
+    let state: CustomerState = postcard::from_bytes(&new).unwrap();
+    let read: CustomerState = postcard::from_bytes(&old).unwrap();
+    assert_eq!(read, state);
+    let policy = Policy::default_policy();
+    assert_eq!(read.indicators(&policy), state.indicators(&policy));
+    // The ids are there: a redelivered event changes nothing.
+    let mut again = read.clone();
+    again.process(
+        "acme",
+        &order("acme", 3, date(2026, 4, 21), 45_000),
+        &policy,
+    );
+    assert_eq!(again, read, "a redelivery is dropped");
+    // As the policy rescore reads either form.
+    for bytes in [&old, &new] {
+        let part: CustomerState = deciding_only(|| postcard::from_bytes(bytes).unwrap());
+        assert_eq!(part, state.clone_deciding_only());
+    }
+    // Ten ids, about 3 bytes shorter each.
+    assert!(
+        new.len() + 25 < old.len(),
+        "packed {} bytes, map {}",
+        new.len(),
+        old.len()
+    );
+    let rewritten = postcard::to_allocvec(&read).unwrap();
+    assert_eq!(
+        postcard::from_bytes::<CustomerState>(&rewritten).unwrap(),
+        state
+    );
+}
+
+#[test]
+fn damaged_packed_ids_are_an_error() {
+    let new = postcard::to_allocvec(&fixture_state()).unwrap();
+    let state: CustomerState = postcard::from_bytes(&new).unwrap();
+    // The same state with one more id than its string holds: the
+    // string's length (94: the count, the earliest day in three bytes,
+    // ten hashes and ten days), then its count raised from 10 to 11.
+    let at: Vec<usize> = new
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| *w == [94, 10])
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(at.len(), 1, "the packed ids' length and count, once");
+    let mut damaged = new.clone();
+    damaged[at[0] + 1] = 11;
+    let err = postcard::from_bytes::<CustomerState>(&damaged).unwrap_err();
+    assert!(matches!(err, postcard::Error::SerdeDeCustom), "{err:?}");
+    // Read past for deciding only, as the rescore reads it.
+    let part: CustomerState = deciding_only(|| postcard::from_bytes(&damaged).unwrap());
+    assert_eq!(part, state.clone_deciding_only());
 }

@@ -1,5 +1,5 @@
-//! Customer value format: one format-version byte, then postcard (format
-//! 5: then a zstd frame of a format-4 body).
+//! Customer value format: one format-version byte, then postcard (formats
+//! 5 and 7: then a zstd frame of a format-4 or format-6 body).
 //!
 //! - 1: the state without the figures at its last tier change.
 //! - 2: the same state with those figures (tier-core's
@@ -27,10 +27,17 @@
 //!   fjall and redb check their own pages) and no dictionary id: the
 //!   format byte names the dictionary, so `states.zdict` never changes;
 //!   another dictionary is another format.
+//! - 6: the state's applied event ids are packed into one byte string
+//!   (fixed-width hashes, then their days; tier-core's
+//!   `projection::applied`), where they were a map. Told apart from
+//!   format 4's by a marker in the state (its window's header), so a
+//!   format-4 body is decoded as it is.
+//! - 7: a format-6 body compressed as format 5 compresses a format-4 one,
+//!   with the same dictionary.
 //!
-//! The engine encodes format 4 ([`encode`]) and holds that value; the
+//! The engine encodes format 6 ([`encode`]) and holds that value; the
 //! store compresses it as it writes ([`stored`], on the committing
-//! thread), keeping format 4 where compression saves nothing.
+//! thread), keeping format 6 where compression saves nothing.
 //!
 //! When the state type changes incompatibly, add a version, keep decoding
 //! the old ones in [`decode`] and upcast them there; writers always use
@@ -55,13 +62,17 @@ pub(crate) const FORMAT_V3: u8 = 3;
 pub(crate) const FORMAT_V4: u8 = 4;
 /// Version byte of format-4 bodies compressed with [`DICTIONARY`].
 pub(crate) const FORMAT_V5_ZSTD: u8 = 5;
+/// Version byte of states whose applied event ids are packed.
+pub(crate) const FORMAT_V6: u8 = 6;
+/// Version byte of format-6 bodies compressed with [`DICTIONARY`].
+pub(crate) const FORMAT_V7_ZSTD: u8 = 7;
 /// The format every encoding uses: the engine's values and a store
 /// value that compression would not shrink.
-pub(crate) const CURRENT_FORMAT: u8 = FORMAT_V4;
+pub(crate) const CURRENT_FORMAT: u8 = FORMAT_V6;
 /// The newest format this build reads.
-pub(crate) const NEWEST_FORMAT: u8 = FORMAT_V5_ZSTD;
+pub(crate) const NEWEST_FORMAT: u8 = FORMAT_V7_ZSTD;
 
-/// The zstd dictionary of format 5. Never edit it: values written with it
+/// The zstd dictionary of formats 5 and 7. Never edit it: values written with it
 /// are read with it.
 const DICTIONARY: &[u8] = include_bytes!("states.zdict");
 /// zstd's level for stored states: level 1 with the dictionary keeps a
@@ -74,7 +85,7 @@ const MIN_COMPRESSED_BODY: usize = 32;
 /// How many times its own length a zstd frame can decompress to at most:
 /// a block of up to 128 KiB written as one repeated byte takes 4 bytes.
 const MAX_BLOCK_RATIO: u64 = 128 * 1024 / 4;
-/// The largest body a format-5 value may claim (its frame's content
+/// The largest body a compressed value (format 5 or 7) may claim (its frame's content
 /// size); a larger claim is a corrupt value, not an allocation. The
 /// busiest customers of the bench workload encode to a few MiB.
 const MAX_BODY: u64 = 1 << 30;
@@ -140,29 +151,30 @@ pub fn current_body(value: &[u8]) -> Option<&[u8]> {
 }
 
 /// What the store writes for `value`, an encoded customer value: a
-/// format-4 value compressed (format 5) when that makes it shorter, any
+/// format-6 value compressed (format 7) when that makes it shorter, any
 /// other value as it is.
 pub(crate) fn stored(value: &[u8]) -> Vec<u8> {
     match value.split_first() {
-        // Format 5 is format 4 compressed: a later current format needs a
+        // Format 7 is format 6 compressed: a later current format needs a
         // compressed format of its own.
-        Some((&FORMAT_V4, body))
+        Some((&FORMAT_V6, body))
             if body.len() >= MIN_COMPRESSED_BODY && body.len() as u64 <= MAX_BODY =>
         {
-            compressed(body).unwrap_or_else(|| value.to_vec())
+            compressed(FORMAT_V7_ZSTD, body).unwrap_or_else(|| value.to_vec())
         }
         _ => value.to_vec(),
     }
 }
 
 const _: () = assert!(
-    CURRENT_FORMAT == FORMAT_V4,
-    "format 5 compresses format-4 bodies: a new current format needs its own compressed format"
+    CURRENT_FORMAT == FORMAT_V6,
+    "format 7 compresses format-6 bodies: a new current format needs its own compressed format"
 );
 
-/// `body` as a format-5 value, or `None` when that is not shorter than the
-/// format-4 value (or zstd failed: the value is then stored as it is).
-fn compressed(body: &[u8]) -> Option<Vec<u8>> {
+/// `body` as a value of `format` (a compressed one), or `None` when that
+/// is not shorter than the uncompressed value (or zstd failed: the value
+/// is then stored as it is).
+fn compressed(format: u8, body: &[u8]) -> Option<Vec<u8>> {
     COMPRESSOR.with_borrow_mut(|(c, frame)| {
         let c = c.as_mut()?;
         frame.clear();
@@ -170,7 +182,7 @@ fn compressed(body: &[u8]) -> Option<Vec<u8>> {
         let done = c.compress_to_buffer(body, frame);
         let out = (done.is_ok() && frame.len() < body.len()).then(|| {
             let mut out = Vec::with_capacity(1 + frame.len());
-            out.push(FORMAT_V5_ZSTD);
+            out.push(format);
             out.extend_from_slice(frame);
             out
         });
@@ -182,7 +194,7 @@ fn compressed(body: &[u8]) -> Option<Vec<u8>> {
     })
 }
 
-/// A format-5 value's body, decompressed.
+/// A format-5 or format-7 value's body, decompressed.
 fn decompressed(id: &str, frame: &[u8]) -> Result<Vec<u8>, StoreError> {
     let bad = |reason: String| StoreError::Undecompressable {
         id: id.to_owned(),
@@ -323,10 +335,10 @@ pub(crate) fn decode<S: DeserializeOwned>(id: &str, bytes: &[u8]) -> Result<S, S
             id: id.to_owned(),
             source: postcard::Error::DeserializeUnexpectedEnd,
         }),
-        Some((&(FORMAT_V4 | FORMAT_V3 | FORMAT_V2), body)) => {
+        Some((&(FORMAT_V6 | FORMAT_V4 | FORMAT_V3 | FORMAT_V2), body)) => {
             postcard::from_bytes(body).map_err(corrupt(id))
         }
-        Some((&FORMAT_V5_ZSTD, frame)) => {
+        Some((&(FORMAT_V7_ZSTD | FORMAT_V5_ZSTD), frame)) => {
             postcard::from_bytes(&decompressed(id, frame)?).map_err(corrupt(id))
         }
         Some((&FORMAT_V1, body)) => {
@@ -417,7 +429,7 @@ mod tests {
         let state = state_like(40);
         let value = encode("c1", &state).unwrap();
         let packed = stored(&value);
-        assert_eq!(packed[0], FORMAT_V5_ZSTD);
+        assert_eq!(packed[0], FORMAT_V7_ZSTD);
         assert!(
             packed.len() < value.len() / 2,
             "{} bytes stored for {}",
@@ -448,14 +460,16 @@ mod tests {
         assert_eq!(stored(&noisy), noisy.to_vec());
         assert_eq!(decode::<Vec<u8>>("c3", &stored(&noisy)).unwrap(), noise);
         // An older format is never rewritten by the store.
-        let v3 = [&[FORMAT_V3][..], &value[1..]].concat();
-        assert_eq!(stored(&v3), v3);
+        for older in [FORMAT_V3, FORMAT_V4] {
+            let old = [&[older][..], &value[1..]].concat();
+            assert_eq!(stored(&old), old);
+        }
 
         // A state larger than the scratch buffer (the busiest customers).
         let big = state_like(100_000);
         let value = encode("c4", &big).unwrap();
         let packed = stored(&value);
-        assert_eq!(packed[0], FORMAT_V5_ZSTD);
+        assert_eq!(packed[0], FORMAT_V7_ZSTD);
         assert!(packed.len() < value.len() / 4);
         assert_eq!(
             decode::<Vec<(String, u32, Option<i64>)>>("c4", &packed).unwrap(),
@@ -466,7 +480,7 @@ mod tests {
     #[test]
     fn a_damaged_compressed_value_is_corrupt_and_says_so() {
         let value = stored(&encode("c1", &state_like(40)).unwrap());
-        assert_eq!(value[0], FORMAT_V5_ZSTD);
+        assert_eq!(value[0], FORMAT_V7_ZSTD);
         let read = |bytes: &[u8]| decode::<Vec<(String, u32, Option<i64>)>>("c1", bytes);
 
         let truncated = &value[..value.len() - 3];
@@ -561,9 +575,16 @@ mod tests {
     #[test]
     fn round_trip_and_version_checks() {
         let bytes = encode("c1", &(7u32, "gold".to_owned())).unwrap();
-        assert_eq!(bytes[0], FORMAT_V4);
+        assert_eq!(bytes[0], FORMAT_V6);
         let back: (u32, String) = decode("c1", &bytes).unwrap();
         assert_eq!(back, (7, "gold".to_owned()));
+
+        // Format 4: the body as it is (the state's decoder tells its old
+        // applied ids' form from the new).
+        let v4 = [&[FORMAT_V4][..], &bytes[1..]].concat();
+        let back: (u32, String) = decode("c1", &v4).unwrap();
+        assert_eq!(back, (7, "gold".to_owned()));
+        assert_eq!(current_body(&v4), None, "not the format writes use");
 
         // Format 3: the body as it is (the state's decoder tells its old
         // invoice payments' form from the new).

@@ -129,7 +129,7 @@ impl<E: Engine> KvCore<E> {
                             layout::SCHEMA_VERSION.to_be_bytes().to_vec(),
                         )],
                         true,
-                        "marking a schema 4 to 8 data dir as schema 9",
+                        "marking a schema 4 to 9 data dir as schema 10",
                     )?;
                 } else if found != layout::SCHEMA_VERSION {
                     return Err(StoreError::SchemaMismatch {
@@ -722,7 +722,7 @@ mod tests {
         }
     }
 
-    /// A customer's value goes to the engine compressed (format 5) and
+    /// A customer's value goes to the engine compressed (format 7) and
     /// reads back, also after a reopen.
     fn states_are_stored_compressed<E: Engine, St: Store>(open: impl Fn(&Path) -> St) {
         let tmp = tempfile::tempdir().unwrap();
@@ -744,7 +744,7 @@ mod tests {
             .unwrap();
         let encoded = codec::encode("a", &orders).unwrap();
         assert_eq!(stored.len(), 1);
-        assert_eq!(stored[0].1[0], codec::FORMAT_V5_ZSTD);
+        assert_eq!(stored[0].1[0], codec::FORMAT_V7_ZSTD);
         assert!(stored[0].1.len() < encoded.len() / 2);
         drop(engine);
         let store = open(&dir);

@@ -56,7 +56,11 @@ pub(crate) const META_CREATED_BY: &[u8] = b"m/created_by";
 ///   zstd and the built-in dictionary). Format-4 values are still read as
 ///   they are, so a version 4 to 8 dir is only marked 9, for the same
 ///   reason.
-pub const SCHEMA_VERSION: u32 = 9;
+/// - 10: customer values may be format 6 or 7 (a state's applied event
+///   ids packed; format 7 compressed as format 5). Format-4 and format-5
+///   values are still read as they are, so a version 4 to 9 dir is only
+///   marked 10, for the same reason.
+pub const SCHEMA_VERSION: u32 = 10;
 
 /// The versions whose dirs are read as they are (see [`SCHEMA_VERSION`]:
 /// only the version is rewritten).

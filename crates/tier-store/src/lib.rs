@@ -41,9 +41,9 @@
 //!
 //! # Value format
 //! Customer states are one format-version byte followed by postcard
-//! (format 4, what the engine encodes and holds), written compressed as
-//! format 5 (zstd with a dictionary built into the binary) where that is
-//! shorter; formats 1 to 3 are still read (see `codec`). An unknown
+//! (format 6, what the engine encodes and holds), written compressed as
+//! format 7 (zstd with a dictionary built into the binary) where that is
+//! shorter; formats 1 to 5 are still read (see `codec`). An unknown
 //! version is [`StoreError::UnknownFormatVersion`], a compressed value that
 //! does not decompress [`StoreError::Undecompressable`]; an upcaster for
 //! an old version goes into `codec::decode`.
@@ -54,7 +54,7 @@
 //!
 //! | prefix | key after the prefix               | value                                  |
 //! |--------|------------------------------------|----------------------------------------|
-//! | `c/`   | scope (input partition, u32 BE; `u32::MAX` unscoped), customer id (UTF-8) | format byte + postcard state (format 5: zstd-compressed) |
+//! | `c/`   | scope (input partition, u32 BE; `u32::MAX` unscoped), customer id (UTF-8) | format byte + postcard state (formats 5 and 7: zstd-compressed) |
 //! | `o/`   | topic, `0x00`, partition (i32 BE)  | next offset to consume (i64 BE)        |
 //! | `y/`   | first outbox sequence of a pack (u64 BE) | up to 256 outbox rows: (sequence offset, length, opaque bytes) each, see the `outbox` module |
 //! | `x/`   | outbox sequence (u64 BE)           | one outbox row (stores written before packing) |

@@ -118,7 +118,7 @@ impl SledStore {
                 if found == 3 {
                     upgrade_v3(&tree, dir)?;
                 } else if layout::SCHEMA_READ_AS_IS.contains(&found) {
-                    let during = "marking a schema 4 to 8 data dir as schema 9";
+                    let during = "marking a schema 4 to 9 data dir as schema 10";
                     tree.insert(
                         layout::META_SCHEMA,
                         &layout::SCHEMA_VERSION.to_be_bytes()[..],

@@ -7,7 +7,8 @@
 //! entries it has, and its growth doubles. The short vector grows 1, 2, 4,
 //! 8 and is searched by comparing keys (already hashes), which beats
 //! hashing at these sizes. Serialized as a map, exactly like the
-//! `HashMap` it replaces, so stored states read the same.
+//! `HashMap` it replaces, so stored states read the same (the applied
+//! event ids are packed instead since store format 6: see `applied`).
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -39,6 +40,19 @@ impl<V> Default for IdMap<V> {
 }
 
 impl<V> IdMap<V> {
+    /// An empty map with room for `n` entries (at most 65,536 reserved:
+    /// a length read from input claims no more).
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        if n > SMALL_MAP {
+            IdMap::Large(Table::with_capacity_and_hasher(
+                n.min(1 << 16),
+                BuildHasherDefault::default(),
+            ))
+        } else {
+            IdMap::Small(Vec::with_capacity(n))
+        }
+    }
+
     pub(crate) fn len(&self) -> usize {
         match self {
             IdMap::Small(v) => v.len(),
@@ -194,14 +208,9 @@ impl<'de, V: Deserialize<'de>> Visitor<'de> for Entries<V> {
             while access.next_entry::<u64, V>()?.is_some() {}
             return Ok(IdMap::default());
         }
-        let mut map = match access.size_hint() {
-            Some(n) if n > SMALL_MAP => IdMap::Large(Table::with_capacity_and_hasher(
-                n.min(1 << 16),
-                BuildHasherDefault::default(),
-            )),
-            Some(n) => IdMap::Small(Vec::with_capacity(n)),
-            None => IdMap::default(),
-        };
+        let mut map = access
+            .size_hint()
+            .map_or_else(IdMap::default, IdMap::with_capacity);
         // A repeated key: the later value wins, as in a `HashMap`.
         while let Some((k, v)) = access.next_entry::<u64, V>()? {
             map.insert(k, v);

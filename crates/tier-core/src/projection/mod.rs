@@ -64,6 +64,7 @@
 //! before or after the void: events on different topics arrive in any
 //! order.
 
+mod applied;
 pub mod assessments;
 mod idmap;
 mod sums;
@@ -849,7 +850,8 @@ pub struct CustomerProjection {
     open_complaints: u32,
     /// Hashes of applied event ids -> the day they are kept until: left
     /// empty by a decode for deciding only (see [`deciding_only`]).
-    #[serde(deserialize_with = "idmap::unless_deciding_only")]
+    /// Packed in binary formats (see [`applied`]).
+    #[serde(with = "applied")]
     seen: IdMap<Day>,
     /// The merged profile, boxed: most events never touch it.
     #[serde(deserialize_with = "profile_unless_deciding_only")]

@@ -232,8 +232,11 @@ impl DayBuckets {
 /// length of a sequence) and every sums field by field; no window holds
 /// [`COMPACT`] buckets, so the header tells the two forms apart and both
 /// are read (the marker, not the store's format byte: the store stays
-/// ignorant of the state's layout). Human-readable formats write the
-/// fields by name.
+/// ignorant of the state's layout). Since format 6 the header is
+/// [`PACKED_IDS`] plus the number of buckets: the window is as in format
+/// 3, and the projection's applied event ids, read after it, are packed
+/// (see `applied`); the window's decode announces which form they take.
+/// Human-readable formats write the fields by name.
 mod codec {
     use std::collections::VecDeque;
     use std::fmt;
@@ -252,7 +255,13 @@ mod codec {
     /// two bytes.
     const COMPACT: u32 = 1 << 12;
 
+    /// Added to the number of buckets in the header since store format 6
+    /// (the window compact, the applied ids packed); still two bytes in a
+    /// varint.
+    const PACKED_IDS: u32 = 2 * COMPACT;
+
     const _: () = assert!(crate::policy::MAX_WINDOW_MONTHS * 31 < COMPACT as i64);
+    const _: () = assert!(PACKED_IDS + COMPACT <= 1 << 14);
 
     /// Fields of [`Sums`], and bits of its mask.
     const FIELDS: usize = 17;
@@ -451,7 +460,7 @@ mod codec {
                     ))
                 })?;
             let mut t = s.serialize_tuple(buckets.len() + 2)?;
-            t.serialize_element(&(COMPACT + header))?;
+            t.serialize_element(&(PACKED_IDS + header))?;
             for day in buckets {
                 t.serialize_element(day)?;
             }
@@ -483,15 +492,17 @@ mod codec {
 
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<WindowDays, A::Error> {
             let header: u32 = required(&mut seq, 0, &self)?;
-            let (len, compact) = match header.checked_sub(COMPACT) {
-                Some(len) => (len, true),
-                None => (header, false),
+            let (len, compact, packed_ids) = match header / COMPACT {
+                0 => (header, false, false),
+                1 => (header - COMPACT, true, false),
+                2 => (header - PACKED_IDS, true, true),
+                _ => {
+                    return Err(A::Error::custom(format_args!(
+                        "window header {header}: no form of the window has it"
+                    )));
+                }
             };
-            if len >= COMPACT {
-                return Err(A::Error::custom(format_args!(
-                    "{len} day buckets: no window holds {COMPACT}"
-                )));
-            }
+            super::super::applied::announce(packed_ids);
             let len = len as usize;
             let mut days = VecDeque::with_capacity(len);
             for i in 1..=len {

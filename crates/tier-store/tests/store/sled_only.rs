@@ -244,7 +244,7 @@ fn states_are_stored_compressed_and_read_back() {
     let db = raw_sled(&dir);
     let tree = db.open_tree("tierd-state").unwrap();
     let (_, raw) = tree.scan_prefix(b"c/").next().unwrap().unwrap();
-    assert_eq!(raw[0], 5, "format 5: compressed");
+    assert_eq!(raw[0], 7, "format 7: compressed");
     let plain = postcard::to_allocvec(&orders).unwrap();
     assert!(
         raw.len() < plain.len() / 2,
@@ -284,7 +284,7 @@ fn damaged_values_are_found_by_verify_not_by_open() {
     );
     assert_eq!(
         err.to_string(),
-        "stored value for customer b has format version 9, but this build reads versions 1 to 5"
+        "stored value for customer b has format version 9, but this build reads versions 1 to 7"
     );
 }
 
