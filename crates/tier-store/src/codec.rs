@@ -160,7 +160,7 @@ pub(crate) fn stored(value: &[u8]) -> Vec<u8> {
         Some((&FORMAT_V6, body))
             if body.len() >= MIN_COMPRESSED_BODY && body.len() as u64 <= MAX_BODY =>
         {
-            compressed(FORMAT_V7_ZSTD, body).unwrap_or_else(|| value.to_vec())
+            compressed(body).unwrap_or_else(|| value.to_vec())
         }
         _ => value.to_vec(),
     }
@@ -171,10 +171,9 @@ const _: () = assert!(
     "format 7 compresses format-6 bodies: a new current format needs its own compressed format"
 );
 
-/// `body` as a value of `format` (a compressed one), or `None` when that
-/// is not shorter than the uncompressed value (or zstd failed: the value
-/// is then stored as it is).
-fn compressed(format: u8, body: &[u8]) -> Option<Vec<u8>> {
+/// `body` as a format-7 value, or `None` when that is not shorter than the
+/// format-6 value (or zstd failed: the value is then stored as it is).
+fn compressed(body: &[u8]) -> Option<Vec<u8>> {
     COMPRESSOR.with_borrow_mut(|(c, frame)| {
         let c = c.as_mut()?;
         frame.clear();
@@ -182,7 +181,7 @@ fn compressed(format: u8, body: &[u8]) -> Option<Vec<u8>> {
         let done = c.compress_to_buffer(body, frame);
         let out = (done.is_ok() && frame.len() < body.len()).then(|| {
             let mut out = Vec::with_capacity(1 + frame.len());
-            out.push(format);
+            out.push(FORMAT_V7_ZSTD);
             out.extend_from_slice(frame);
             out
         });

@@ -298,6 +298,14 @@ mod tests {
         }
     }
 
+    /// A dir whose `blobs/` holds one file, as sled leaves it.
+    fn with_a_blob() -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("blobs")).unwrap();
+        std::fs::write(tmp.path().join("blobs").join("42"), b"a page").unwrap();
+        tmp
+    }
+
     #[test]
     fn a_failed_sync_fails_every_later_commit() {
         let tmp = tempfile::tempdir().unwrap();
@@ -317,9 +325,7 @@ mod tests {
 
     #[test]
     fn each_flush_is_followed_by_a_sync_and_close_syncs_once_more() {
-        let tmp = tempfile::tempdir().unwrap();
-        std::fs::create_dir(tmp.path().join("blobs")).unwrap();
-        std::fs::write(tmp.path().join("blobs").join("42"), b"a page").unwrap();
+        let tmp = with_a_blob();
         let syncer = BlobSyncer::start(tmp.path(), None).unwrap();
         eventually("the sync at open", || syncer.syncs() >= 1);
         for round in 0..5 {
@@ -337,9 +343,7 @@ mod tests {
 
     #[test]
     fn flushes_within_the_gap_are_synced_once_after_it() {
-        let tmp = tempfile::tempdir().unwrap();
-        std::fs::create_dir(tmp.path().join("blobs")).unwrap();
-        std::fs::write(tmp.path().join("blobs").join("42"), b"a page").unwrap();
+        let tmp = with_a_blob();
         let gap = Duration::from_millis(300);
         let syncer = BlobSyncer::with_gap(tmp.path(), None, gap).unwrap();
         eventually("the sync at open", || syncer.syncs() >= 1);
@@ -355,9 +359,7 @@ mod tests {
 
     #[test]
     fn a_stop_does_not_wait_out_the_gap_and_close_syncs_what_was_pending() {
-        let tmp = tempfile::tempdir().unwrap();
-        std::fs::create_dir(tmp.path().join("blobs")).unwrap();
-        std::fs::write(tmp.path().join("blobs").join("42"), b"a page").unwrap();
+        let tmp = with_a_blob();
         let syncer = BlobSyncer::with_gap(tmp.path(), None, Duration::from_secs(3600)).unwrap();
         eventually("the sync at open", || syncer.syncs() >= 1);
         syncer.flushed().unwrap();
