@@ -358,6 +358,23 @@ impl Month {
         Self(self.0.saturating_add(n))
     }
 
+    /// The days of this month (28 to 31): from its first day to the
+    /// next month's, without a calendar conversion of either.
+    pub fn len_days(self) -> i32 {
+        let year = self.0.div_euclid(12);
+        // Past about five million years a first day no longer fits a
+        // `Day` (see `first_day`): the days between the clamped ones.
+        if year.unsigned_abs() > 5_000_000 {
+            return self.plus(1).first_day().since(self.first_day());
+        }
+        match self.0.rem_euclid(12) + 1 {
+            2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        }
+    }
+
     /// The first day of this month.
     pub fn first_day(self) -> Day {
         let year = i64::from(self.0.div_euclid(12));
@@ -400,6 +417,38 @@ pub fn date(year: i64, month: u32, day: u32) -> Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// A month's length is the days from its first day to the next
+        /// month's, for every month a `Month` holds.
+        #[test]
+        fn a_months_length_is_the_days_to_the_next(m in proptest::prelude::any::<i32>()) {
+            let m = Month(m);
+            proptest::prop_assert_eq!(m.len_days(), m.plus(1).first_day().since(m.first_day()));
+        }
+    }
+
+    #[test]
+    fn months_have_their_calendar_lengths() {
+        let len = |y, m| Month::from_ym(y, m).len_days();
+        assert_eq!(
+            (len(2024, 2), len(2023, 2), len(1900, 2), len(2000, 2)),
+            (29, 28, 28, 29)
+        );
+        assert_eq!((len(2026, 1), len(2026, 4), len(2026, 12)), (31, 30, 31));
+        assert_eq!(
+            (len(-4, 2), len(-1, 2), len(-100, 2), len(-400, 2)),
+            (29, 28, 28, 29)
+        );
+        for m in [i32::MIN, i32::MIN + 11, -1, 0, i32::MAX - 1, i32::MAX] {
+            let m = Month(m);
+            assert_eq!(
+                m.len_days(),
+                m.plus(1).first_day().since(m.first_day()),
+                "{m:?}"
+            );
+        }
+    }
 
     #[test]
     fn civil_round_trip_over_centuries() {

@@ -475,10 +475,8 @@ impl Engine {
         // A customer the rescore confirmed and something later in the unit
         // changed (a sweep, a recut) reaches the read side as touched, as
         // of the seal: its confirmed state is older and must not follow.
-        if !unit.confirmed.is_empty() {
-            let touched = &unit.touched_set;
-            unit.confirmed
-                .retain(|(id, _)| !touched.contains(id.as_str()));
+        if !unit.confirmed.is_empty() && !unit.touched_set.is_empty() {
+            drop_touched(&mut unit.confirmed, &unit.touched_set);
         }
         let touched = self.unit_customers(&unit);
         let mut stored = Vec::with_capacity(touched.len());
@@ -532,6 +530,27 @@ impl Engine {
     }
 }
 
+/// Drop from `confirmed` the customers `touched` names (a sweep, a recut
+/// or a refreshed notice changed them after the rescore confirmed them:
+/// the read side gets their state as of the seal instead). Few are: each
+/// is swapped out for the last entry, so the other states, some hundred
+/// bytes each, are not shifted along as `retain` shifts everything after
+/// the first it drops. The order does not matter: a unit confirms a
+/// customer at most once (one rescore slice, under one policy).
+fn drop_touched<S: std::hash::BuildHasher>(
+    confirmed: &mut Vec<(CustomerId, CustomerState)>,
+    touched: &std::collections::HashSet<String, S>,
+) {
+    let mut i = 0;
+    while let Some((id, _)) = confirmed.get(i) {
+        if touched.contains(id.as_str()) {
+            confirmed.swap_remove(i);
+        } else {
+            i += 1;
+        }
+    }
+}
+
 /// The states of a unit's customers, encoded for the store under their
 /// scoped keys; each value is also pushed to `stored`, with its
 /// customer.
@@ -545,4 +564,31 @@ fn encode(
         stored.push((scope, CustomerId::from(id), value));
     }
     Ok(encoded)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn touched_customers_leave_the_confirmed_and_the_rest_stay() {
+        let ids = ["a", "b", "c", "d", "e", "f"];
+        let mut confirmed: Vec<(CustomerId, CustomerState)> = ids
+            .iter()
+            .map(|id| (CustomerId::from(*id), CustomerState::default()))
+            .collect();
+        // The first, one in the middle, the last, and one never confirmed.
+        let touched: HashSet<String> = ["a", "c", "f", "z"].map(String::from).into();
+        drop_touched(&mut confirmed, &touched);
+        let mut left: Vec<&str> = confirmed.iter().map(|(id, _)| id.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["b", "d", "e"]);
+
+        // Every one touched: none is left.
+        let all: HashSet<String> = ids.map(String::from).into();
+        drop_touched(&mut confirmed, &all);
+        assert!(confirmed.is_empty());
+    }
 }

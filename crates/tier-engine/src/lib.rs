@@ -159,7 +159,7 @@ pub struct Unit {
     /// the `confirmed` module): not written, but the read side shows them
     /// as of the rescore, under the policy in force. States to read, for
     /// deciding only (tier-core's `deciding_only`: no applied event ids,
-    /// no orders by id), which is all a view reads: one the rescore met
+    /// no orders by id, only the open invoices), which is all a view reads: one the rescore met
     /// encoded is decoded so, one held decoded is copied so
     /// (`CustomerState::clone_deciding_only`).
     pub confirmed: Vec<(CustomerId, CustomerState)>,

@@ -14,7 +14,6 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::BuildHasherDefault;
-use std::marker::PhantomData;
 
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
@@ -187,11 +186,20 @@ impl<V: Serialize> Serialize for IdMap<V> {
     }
 }
 
-/// The visitor of a serialized [`IdMap`]: its entries into a map, or
-/// (`read_past`, see [`deciding_only`]) read and dropped.
+/// Which entries of a serialized [`IdMap`] its visitor keeps.
+enum Keep<V> {
+    /// Every entry: the map.
+    All,
+    /// None: each is read and dropped (see [`deciding_only`]).
+    None,
+    /// Those the function keeps (see [`deciding_only`]).
+    Where(fn(&V) -> bool),
+}
+
+/// The visitor of a serialized [`IdMap`]: its entries into a map, all or
+/// some of them (see [`Keep`]).
 struct Entries<V> {
-    read_past: bool,
-    value: PhantomData<V>,
+    keep: Keep<V>,
 }
 
 impl<'de, V: Deserialize<'de>> Visitor<'de> for Entries<V> {
@@ -202,29 +210,43 @@ impl<'de, V: Deserialize<'de>> Visitor<'de> for Entries<V> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<IdMap<V>, A::Error> {
-        if self.read_past {
+        // A repeated key: the later value wins, as in a `HashMap`.
+        match self.keep {
+            Keep::All => {
+                let mut map = access
+                    .size_hint()
+                    .map_or_else(IdMap::default, IdMap::with_capacity);
+                while let Some((k, v)) = access.next_entry::<u64, V>()? {
+                    map.insert(k, v);
+                }
+                Ok(map)
+            }
             // Each entry is decoded (a format that is not self-describing,
             // postcard, can only skip a value by reading it) and dropped.
-            while access.next_entry::<u64, V>()?.is_some() {}
-            return Ok(IdMap::default());
+            Keep::None => {
+                while access.next_entry::<u64, V>()?.is_some() {}
+                Ok(IdMap::default())
+            }
+            // Not sized by the hint: most entries are dropped, and a map
+            // left empty allocates nothing.
+            Keep::Where(keep) => {
+                let mut map = IdMap::default();
+                // (A map serializes each key once: no later entry can
+                // replace one kept.)
+                while let Some((k, v)) = access.next_entry::<u64, V>()? {
+                    if keep(&v) {
+                        map.insert(k, v);
+                    }
+                }
+                Ok(map)
+            }
         }
-        let mut map = access
-            .size_hint()
-            .map_or_else(IdMap::default, IdMap::with_capacity);
-        // A repeated key: the later value wins, as in a `HashMap`.
-        while let Some((k, v)) = access.next_entry::<u64, V>()? {
-            map.insert(k, v);
-        }
-        Ok(map)
     }
 }
 
 impl<'de, V: Deserialize<'de>> Deserialize<'de> for IdMap<V> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(Entries {
-            read_past: false,
-            value: PhantomData,
-        })
+        d.deserialize_map(Entries { keep: Keep::All })
     }
 }
 
@@ -237,9 +259,11 @@ thread_local! {
 /// any serde format) decoded for deciding only: what no decision, figure
 /// or view reads is read past and left empty. That is the maps an event
 /// needs (the applied event ids, kept to drop redeliveries, and the
-/// orders by id, kept for cancellations and returns), the profile's name,
-/// industry and region (the read side reads its account manager), and
-/// the figures kept at the last change (read to explain the next one).
+/// orders by id, kept for cancellations and returns), the invoices no
+/// longer open (kept for late payments and credit notes; the overdue
+/// figures read only the open ones), the profile's name, industry and
+/// region (the read side reads its account manager), and the figures kept
+/// at the last change (read to explain the next one).
 ///
 /// What the engine's policy rescore does with a customer held encoded:
 /// deciding under the new policy and, when the decision stands, the
@@ -276,8 +300,31 @@ where
     V: Deserialize<'de>,
 {
     d.deserialize_map(Entries {
-        read_past: DECIDING_ONLY.with(Cell::get),
-        value: PhantomData,
+        keep: if is_deciding_only() {
+            Keep::None
+        } else {
+            Keep::All
+        },
+    })
+}
+
+/// A projection map's deserializer: the map, or (inside
+/// [`deciding_only`]) only the entries `keep` keeps, the others read
+/// past.
+pub(crate) fn some_if_deciding_only<'de, D, V>(
+    d: D,
+    keep: fn(&V) -> bool,
+) -> Result<IdMap<V>, D::Error>
+where
+    D: Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    d.deserialize_map(Entries {
+        keep: if is_deciding_only() {
+            Keep::Where(keep)
+        } else {
+            Keep::All
+        },
     })
 }
 
