@@ -765,9 +765,9 @@ impl CustomerState {
 
     /// A copy to read, never to hold, fold events into or store: as
     /// [`deciding_only`](crate::projection::deciding_only) decodes one,
-    /// without the applied event ids, the orders by id, the invoices no
-    /// longer open, the profile's name, industry and region and the
-    /// figures kept at the last change,
+    /// without the applied event ids, the orders by id, the invoices not
+    /// open, the profile's name, industry and region and the figures kept
+    /// at the last change,
     /// which no decision, figure or view reads. What the engine's policy rescore
     /// hands the read side for a confirmed customer it holds decoded: the
     /// busiest customers hold hundreds of thousands of applied ids, which

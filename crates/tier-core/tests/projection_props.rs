@@ -668,9 +668,10 @@ proptest! {
     /// A state decoded for deciding only (how the engine's policy rescore
     /// decodes a customer held encoded) decides under a new policy, and
     /// shows, exactly as the whole state does: it leaves out only the
-    /// applied event ids, the orders by id and the invoices no longer
-    /// open (which events need), the profile's texts but its account manager, and the figures kept at
-    /// the last change (which explain the next one). A change decided on
+    /// applied event ids, the orders by id and the invoices not open
+    /// (which events need), the profile's texts but its account manager,
+    /// and the figures kept at the last change (which explain the next
+    /// one). A change decided on
     /// it is the same change but for its reasons; the engine decodes a
     /// moved customer again in full. Outside the scope a decode is whole.
     #[test]

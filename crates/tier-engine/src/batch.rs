@@ -12,7 +12,8 @@
 //! engine can fold the next batch while the committer makes this one
 //! durable and publishes the one before.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 
@@ -535,12 +536,19 @@ impl Engine {
 /// the read side gets their state as of the seal instead). Few are: each
 /// is swapped out for the last entry, so the other states, some hundred
 /// bytes each, are not shifted along as `retain` shifts everything after
-/// the first it drops. The order does not matter: a unit confirms a
-/// customer at most once (one rescore slice, under one policy).
-fn drop_touched<S: std::hash::BuildHasher>(
+/// the first it drops. The order does not matter: a unit holds each
+/// customer at most once (see [`Unit::confirmed`]; a debug build checks).
+fn drop_touched<S: BuildHasher>(
     confirmed: &mut Vec<(CustomerId, CustomerState)>,
-    touched: &std::collections::HashSet<String, S>,
+    touched: &HashSet<String, S>,
 ) {
+    debug_assert!(
+        {
+            let mut ids = HashSet::with_capacity(confirmed.len());
+            confirmed.iter().all(|(id, _)| ids.insert(id.as_str()))
+        },
+        "a unit confirms a customer at most once"
+    );
     let mut i = 0;
     while let Some((id, _)) = confirmed.get(i) {
         if touched.contains(id.as_str()) {
@@ -568,8 +576,6 @@ fn encode(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
-
     use super::*;
 
     #[test]

@@ -159,9 +159,13 @@ pub struct Unit {
     /// the `confirmed` module): not written, but the read side shows them
     /// as of the rescore, under the policy in force. States to read, for
     /// deciding only (tier-core's `deciding_only`: no applied event ids,
-    /// no orders by id, only the open invoices), which is all a view reads: one the rescore met
-    /// encoded is decoded so, one held decoded is copied so
-    /// (`CustomerState::clone_deciding_only`).
+    /// no orders by id, only the open invoices), which is all a view
+    /// reads: one the rescore met encoded is decoded so, one held decoded
+    /// is copied so (`CustomerState::clone_deciding_only`). Each customer
+    /// at most once: a policy's rescore queues it once, and a unit holds
+    /// the rescore of one policy (tierd seals a unit per turn, its
+    /// commands before its rescore slice). The seal drops the customers
+    /// something touched after, out of order.
     pub confirmed: Vec<(CustomerId, CustomerState)>,
     /// The record to store with the unit: the rescore finished (see
     /// [`confirmed::META_CONFIRMED`]).

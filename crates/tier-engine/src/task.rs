@@ -125,8 +125,9 @@ impl Slot {
 
     /// The bytes' state decoded for deciding only (tier-core's
     /// `deciding_only`: without the applied event ids, the orders by id
-    /// and the invoices no longer open): what the policy rescore decides and shows a customer from. To
-    /// read, never to hold, fold events into or store.
+    /// and the invoices not open): what the policy rescore decides and
+    /// shows a customer from. To read, never to hold, fold events into or
+    /// store.
     pub(crate) fn decode_deciding_only(bytes: &[u8]) -> CustomerState {
         tier_core::projection::deciding_only(|| Self::decode(bytes))
     }

@@ -223,7 +223,8 @@ fn a_rescore_writes_only_whom_it_moves_and_everyone_reads_as_a_rewrite() {
     );
     // Shown to the read side: every other customer, as the rewrite (one
     // held encoded as decoded for deciding only: without the applied
-    // event ids and the orders by id, which no view reads).
+    // event ids, the orders by id and the invoices not open, which no
+    // view reads).
     assert_eq!(shown.len() + moved, expected.len());
     let mut read_past = 0;
     for (id, state) in &shown {

@@ -190,8 +190,8 @@ impl<V: Serialize> Serialize for IdMap<V> {
 enum Keep<V> {
     /// Every entry: the map.
     All,
-    /// None: each is read and dropped (see [`deciding_only`]).
-    None,
+    /// Not one: each is read and dropped (see [`deciding_only`]).
+    Nothing,
     /// Those the function keeps (see [`deciding_only`]).
     Where(fn(&V) -> bool),
 }
@@ -223,7 +223,7 @@ impl<'de, V: Deserialize<'de>> Visitor<'de> for Entries<V> {
             }
             // Each entry is decoded (a format that is not self-describing,
             // postcard, can only skip a value by reading it) and dropped.
-            Keep::None => {
+            Keep::Nothing => {
                 while access.next_entry::<u64, V>()?.is_some() {}
                 Ok(IdMap::default())
             }
@@ -231,8 +231,9 @@ impl<'de, V: Deserialize<'de>> Visitor<'de> for Entries<V> {
             // left empty allocates nothing.
             Keep::Where(keep) => {
                 let mut map = IdMap::default();
-                // (A map serializes each key once: no later entry can
-                // replace one kept.)
+                // A map serializes each key once. (Were a key repeated,
+                // a later entry dropped would leave an earlier one kept,
+                // where the whole map holds the later.)
                 while let Some((k, v)) = access.next_entry::<u64, V>()? {
                     if keep(&v) {
                         map.insert(k, v);
@@ -259,19 +260,21 @@ thread_local! {
 /// any serde format) decoded for deciding only: what no decision, figure
 /// or view reads is read past and left empty. That is the maps an event
 /// needs (the applied event ids, kept to drop redeliveries, and the
-/// orders by id, kept for cancellations and returns), the invoices no
-/// longer open (kept for late payments and credit notes; the overdue
-/// figures read only the open ones), the profile's name, industry and
+/// orders by id, kept for cancellations and returns), the invoices not
+/// open (not yet issued, settled or void: kept for early and late
+/// payments and credit notes; the overdue figures read only the open
+/// ones), the profile's name, industry and
 /// region (the read side reads its account manager), and the figures kept
 /// at the last change (read to explain the next one).
 ///
 /// What the engine's policy rescore does with a customer held encoded:
 /// deciding under the new policy and, when the decision stands, the
 /// customer's view read from the state, while the bytes stay as they are.
-/// Those two maps were most of the decode's allocations and hash table
-/// inserts, and the decode most of the rescore. A state decoded so is
-/// for reading: folding events into it would apply a redelivery twice
-/// and miss a cancellation's order, storing it would lose what was read
+/// The maps left out were most of the decode's allocations and hash
+/// table inserts, and the decode most of the rescore. A state decoded so
+/// is for reading: folding events into it would apply a redelivery twice,
+/// miss a cancellation's order, open a republished invoice again and
+/// lose a payment to an invoice it does not hold, storing it would lose what was read
 /// past, and a change decided on it would explain itself against no
 /// previous figures. A customer whose decision moves is decoded again in
 /// full.
@@ -301,7 +304,7 @@ where
 {
     d.deserialize_map(Entries {
         keep: if is_deciding_only() {
-            Keep::None
+            Keep::Nothing
         } else {
             Keep::All
         },

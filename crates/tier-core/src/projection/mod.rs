@@ -904,9 +904,8 @@ impl CustomerProjection {
     }
 
     /// A copy without the applied event ids, the orders by id, the
-    /// invoices no longer open and the profile's name, industry and
-    /// region, as [`deciding_only`] decodes
-    /// one (see
+    /// invoices not open and the profile's name, industry and region, as
+    /// [`deciding_only`] decodes one (see
     /// `CustomerState::clone_deciding_only`): to read only.
     pub fn clone_deciding_only(&self) -> Self {
         let Self {
@@ -1240,7 +1239,13 @@ impl CustomerProjection {
     fn due_between(&self, from: Day, to: Day) -> impl Iterator<Item = (Day, i128)> + '_ {
         self.unsettled
             .range((from, 0)..(to, 0))
-            .filter_map(|(due_day, key)| Some((*due_day, self.invoices.get(key)?.unpaid_base())))
+            .filter_map(|(due_day, key)| {
+                // Only open invoices are listed; a decode for deciding
+                // only holds no other (see `open_unless_deciding_only`),
+                // so the whole state reads none either.
+                let invoice = self.invoices.get(key).filter(|i| i.is_open())?;
+                Some((*due_day, invoice.unpaid_base()))
+            })
     }
 
     /// Open invoice `key` was added to or taken from `unsettled` (`open`):
