@@ -767,11 +767,11 @@ impl CustomerState {
     /// [`deciding_only`](crate::projection::deciding_only) decodes one,
     /// without the applied event ids, the orders by id, the invoices not
     /// open, the profile's name, industry and region and the figures kept
-    /// at the last change,
-    /// which no decision, figure or view reads. What the engine's policy rescore
-    /// hands the read side for a confirmed customer it holds decoded: the
-    /// busiest customers hold hundreds of thousands of applied ids, which
-    /// a full copy would clone only to drop.
+    /// at the last change, which no decision, figure or view reads. What
+    /// the engine's policy rescore hands the read side for a confirmed
+    /// customer it holds decoded: the busiest customers hold hundreds of
+    /// thousands of applied ids, which a full copy would clone only to
+    /// drop.
     pub fn clone_deciding_only(&self) -> Self {
         let Self {
             projection,

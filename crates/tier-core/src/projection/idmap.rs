@@ -263,9 +263,9 @@ thread_local! {
 /// orders by id, kept for cancellations and returns), the invoices not
 /// open (not yet issued, settled or void: kept for early and late
 /// payments and credit notes; the overdue figures read only the open
-/// ones), the profile's name, industry and
-/// region (the read side reads its account manager), and the figures kept
-/// at the last change (read to explain the next one).
+/// ones), the profile's name, industry and region (the read side reads
+/// its account manager), and the figures kept at the last change (read
+/// to explain the next one).
 ///
 /// What the engine's policy rescore does with a customer held encoded:
 /// deciding under the new policy and, when the decision stands, the
@@ -274,9 +274,9 @@ thread_local! {
 /// table inserts, and the decode most of the rescore. A state decoded so
 /// is for reading: folding events into it would apply a redelivery twice,
 /// miss a cancellation's order, open a republished invoice again and
-/// lose a payment to an invoice it does not hold, storing it would lose what was read
-/// past, and a change decided on it would explain itself against no
-/// previous figures. A customer whose decision moves is decoded again in
+/// lose a payment to an invoice it does not hold; storing it would lose
+/// what was read past; and a change decided on it would explain itself
+/// against no previous figures. A customer whose decision moves is decoded again in
 /// full.
 pub fn deciding_only<R>(decode: impl FnOnce() -> R) -> R {
     /// Restores the flag however `decode` ends (a panic included).
