@@ -38,6 +38,7 @@ pub mod rank;
 pub mod sim;
 pub mod state;
 pub mod time;
+mod varint;
 
 pub use error::{InvalidEvent, RejectReason};
 pub use event::{

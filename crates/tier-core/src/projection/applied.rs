@@ -36,6 +36,7 @@ use serde::{Deserializer, Serialize, Serializer};
 
 use super::idmap::{self, IdMap};
 use crate::time::Day;
+use crate::varint::{self, put as put_varint};
 
 thread_local! {
     /// Whether the ids of the projection being decoded on this thread are
@@ -130,7 +131,7 @@ fn pack(ids: &IdMap<Day>, out: &mut Vec<u8>) {
     };
     out.reserve(2 + 5 + ids.len() * (MIN_ID_BYTES + 1));
     put_varint(out, ids.len() as u64);
-    put_varint(out, zigzag(base));
+    put_varint(out, varint::zigzag(i64::from(base)));
     for (hash, _) in ids.iter() {
         out.extend_from_slice(&hash.to_le_bytes());
     }
@@ -162,7 +163,7 @@ fn unpack(mut bytes: &[u8]) -> Result<IdMap<Day>, Damaged> {
         return Ok(IdMap::default());
     }
     let count = take_varint(&mut bytes)?;
-    let base = unzigzag(take_varint(&mut bytes)?);
+    let base = varint::unzigzag(take_varint(&mut bytes)?);
     let fits = bytes.len() / MIN_ID_BYTES;
     let n = usize::try_from(count)
         .ok()
@@ -191,38 +192,12 @@ fn unpack(mut bytes: &[u8]) -> Result<IdMap<Day>, Damaged> {
     }
 }
 
-fn zigzag(v: i32) -> u64 {
-    u64::from(((v << 1) ^ (v >> 31)) as u32)
-}
-
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-/// A LEB128 varint off the front of `bytes`.
+/// A varint off the front of `bytes`.
 fn take_varint(bytes: &mut &[u8]) -> Result<u64, Damaged> {
-    let mut v: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let (&b, rest) = bytes.split_first().ok_or(Damaged::Truncated)?;
-        *bytes = rest;
-        let part = u64::from(b & 0x7f);
-        if shift == 63 && part > 1 {
-            return Err(Damaged::Overlong);
-        }
-        v |= part << shift;
-        if b & 0x80 == 0 {
-            return Ok(v);
-        }
-    }
-    Err(Damaged::Overlong)
+    varint::take(bytes).map_err(|bad| match bad {
+        varint::Bad::Truncated => Damaged::Truncated,
+        varint::Bad::Overlong => Damaged::Overlong,
+    })
 }
 
 #[cfg(test)]
@@ -305,7 +280,7 @@ mod tests {
         // A day past i32.
         let mut far = Vec::new();
         put_varint(&mut far, 1);
-        put_varint(&mut far, zigzag(i32::MAX));
+        put_varint(&mut far, varint::zigzag(i64::from(i32::MAX)));
         far.extend_from_slice(&[1; 8]);
         put_varint(&mut far, 1);
         assert_eq!(

@@ -186,20 +186,10 @@ impl<V: Serialize> Serialize for IdMap<V> {
     }
 }
 
-/// Which entries of a serialized [`IdMap`] its visitor keeps.
-enum Keep<V> {
-    /// Every entry: the map.
-    All,
-    /// Not one: each is read and dropped (see [`deciding_only`]).
-    Nothing,
-    /// Those the function keeps (see [`deciding_only`]).
-    Where(fn(&V) -> bool),
-}
-
-/// The visitor of a serialized [`IdMap`]: its entries into a map, all or
-/// some of them (see [`Keep`]).
+/// The visitor of a serialized [`IdMap`]: its entries into a map, all of
+/// them or (see [`deciding_only`]) those `keep` keeps.
 struct Entries<V> {
-    keep: Keep<V>,
+    keep: Option<fn(&V) -> bool>,
 }
 
 impl<'de, V: Deserialize<'de>> Visitor<'de> for Entries<V> {
@@ -210,44 +200,29 @@ impl<'de, V: Deserialize<'de>> Visitor<'de> for Entries<V> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<IdMap<V>, A::Error> {
-        // A repeated key: the later value wins, as in a `HashMap`.
-        match self.keep {
-            Keep::All => {
-                let mut map = access
-                    .size_hint()
-                    .map_or_else(IdMap::default, IdMap::with_capacity);
-                while let Some((k, v)) = access.next_entry::<u64, V>()? {
-                    map.insert(k, v);
-                }
-                Ok(map)
-            }
-            // Each entry is decoded (a format that is not self-describing,
-            // postcard, can only skip a value by reading it) and dropped.
-            Keep::Nothing => {
-                while access.next_entry::<u64, V>()?.is_some() {}
-                Ok(IdMap::default())
-            }
-            // Not sized by the hint: most entries are dropped, and a map
-            // left empty allocates nothing.
-            Keep::Where(keep) => {
-                let mut map = IdMap::default();
-                // A map serializes each key once. (Were a key repeated,
-                // a later entry dropped would leave an earlier one kept,
-                // where the whole map holds the later.)
-                while let Some((k, v)) = access.next_entry::<u64, V>()? {
-                    if keep(&v) {
-                        map.insert(k, v);
-                    }
-                }
-                Ok(map)
+        // Not sized by the hint when entries are dropped: most are, and
+        // a map left empty allocates nothing.
+        let mut map = match (self.keep, access.size_hint()) {
+            (None, Some(n)) => IdMap::with_capacity(n),
+            _ => IdMap::default(),
+        };
+        // Each entry is decoded, kept or not (a format that is not
+        // self-describing, postcard, can only skip a value by reading
+        // it). A repeated key: the later value wins, as in a `HashMap`,
+        // among the entries kept (a map serializes each key once, so
+        // none is repeated in what this build reads).
+        while let Some((k, v)) = access.next_entry::<u64, V>()? {
+            if self.keep.is_none_or(|keep| keep(&v)) {
+                map.insert(k, v);
             }
         }
+        Ok(map)
     }
 }
 
 impl<'de, V: Deserialize<'de>> Deserialize<'de> for IdMap<V> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(Entries { keep: Keep::All })
+        d.deserialize_map(Entries { keep: None })
     }
 }
 
@@ -302,13 +277,7 @@ where
     D: Deserializer<'de>,
     V: Deserialize<'de>,
 {
-    d.deserialize_map(Entries {
-        keep: if is_deciding_only() {
-            Keep::Nothing
-        } else {
-            Keep::All
-        },
-    })
+    some_if_deciding_only(d, |_| false)
 }
 
 /// A projection map's deserializer: the map, or (inside
@@ -323,11 +292,7 @@ where
     V: Deserialize<'de>,
 {
     d.deserialize_map(Entries {
-        keep: if is_deciding_only() {
-            Keep::Where(keep)
-        } else {
-            Keep::All
-        },
+        keep: is_deciding_only().then_some(keep),
     })
 }
 
