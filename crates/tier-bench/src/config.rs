@@ -68,6 +68,11 @@ pub(crate) struct Args {
     /// (default tierd's default).
     #[arg(long)]
     pub(crate) batch_catch_up_min_records: Option<usize>,
+    /// Policy rescores after the measured one, each timed alike (printed,
+    /// with their median, beside `rescore_1m_seconds`): a steadier measure
+    /// than one run's single rescore, for comparing two builds.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) rescore_repeats: usize,
 }
 
 /// The resolved scale of a run, shared by every scenario.
@@ -88,6 +93,8 @@ pub(crate) struct BenchConfig {
     /// Records a catch-up batch holds before it is sealed (tierd's
     /// `--batch-catch-up-min-records`).
     pub(crate) batch_catch_up_min_records: usize,
+    /// Rescores after the measured one (`--rescore-repeats`).
+    pub(crate) rescore_repeats: usize,
     /// Removed when the run ends.
     pub(crate) work_dir: tempfile::TempDir,
 }
@@ -141,6 +148,7 @@ impl BenchConfig {
             batch_catch_up_min_records: args
                 .batch_catch_up_min_records
                 .unwrap_or_else(|| tierd::Config::default().batch_catch_up_min_records),
+            rescore_repeats: args.rescore_repeats,
             work_dir,
         })
     }

@@ -99,11 +99,19 @@ fn every_scenario_runs_and_the_json_line_has_every_key() {
 /// restarted process included (it opens the data dir as that backend,
 /// and a data dir keeps the backend that created it: one opened as
 /// another is refused), so the README's per-backend figures are what
-/// they say.
+/// they say. Each also rescores twice more (`--rescore-repeats`), every
+/// repeat durable before the next, and the rescore's note gives both.
 #[test]
 fn the_store_scenarios_run_on_each_backend() {
     for backend in ["fjall", "redb"] {
-        let (_, json) = toy_run(&["--only", "state,rescore", "--store-backend", backend]);
+        let (_, json) = toy_run(&[
+            "--only",
+            "state,rescore",
+            "--store-backend",
+            backend,
+            "--rescore-repeats",
+            "2",
+        ]);
         for key in ["disk_bytes_per_customer", "rss_mib", "rescore_1m_seconds"] {
             assert!(
                 json[key].is_number(),
@@ -114,6 +122,13 @@ fn the_store_scenarios_run_on_each_backend() {
         assert!(
             rss.contains(&format!("opened the {backend} store")),
             "{backend}: the restarted process did not open a {backend} store: {rss}"
+        );
+        let rescore = json["notes"]["rescore_1m_seconds"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            rescore.contains("2 rescores more") && rescore.contains("median"),
+            "{backend}: the repeats are not in the rescore's note: {rescore}"
         );
         assert_eq!(json["context"]["store_backend"], backend, "{json}");
         assert_eq!(json["failures"], serde_json::json!([]), "{json}");

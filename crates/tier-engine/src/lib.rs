@@ -313,11 +313,6 @@ pub struct PolicyStatus {
     pub applied_at: Option<Timestamp>,
 }
 
-/// A customer on the rescore queue: the task it was in when the rescore
-/// began and its position in that task's table then. The rescore looks
-/// for it there first, so a walk of the queue reads each table's entries
-/// in order instead of a hash bucket at random per customer (the lookups
-/// were a tenth of the rescore's engine thread, mostly cache misses).
 /// How many places ahead in the rescore queue [`Engine::rescore`] reads
 /// the first byte of a customer held encoded, so that its bytes are in
 /// the cache by the time it is decoded. The decode of customers held
@@ -325,9 +320,16 @@ pub struct PolicyStatus {
 /// each customer's bytes a cache miss; a plain read is the prefetch safe
 /// Rust has. Measured (`tier-bench --only rescore`, PERFORMANCE.md's
 /// tenth sitting): 8 gained about as much as 4 and held in more runs; 2
-/// was slower and 16 no better.
+/// was slower and 16 no better. Reading a group of 8 together every 8
+/// customers (the twenty-sixth sitting) took the reads' samples down but
+/// the decode's up by as many: not adopted.
 const TOUCH_AHEAD: usize = 8;
 
+/// A customer on the rescore queue: the task it was in when the rescore
+/// began and its position in that task's table then. The rescore looks
+/// for it there first, so a walk of the queue reads each table's entries
+/// in order instead of a hash bucket at random per customer (the lookups
+/// were a tenth of the rescore's engine thread, mostly cache misses).
 #[derive(Debug)]
 struct Queued {
     scope: Scope,

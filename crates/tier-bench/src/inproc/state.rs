@@ -318,16 +318,27 @@ pub(crate) fn child_main() -> Option<std::process::ExitCode> {
     })
 }
 
-/// Allocated (blocks) and apparent bytes of every file under `dir`.
+/// Allocated (blocks) and apparent bytes of every file under `dir`. A
+/// file or directory the store removes while it is walked (the first
+/// reading is taken with the store open: sled drops a replaced file
+/// whenever its IO threads get to it) is not counted.
 fn dir_size(dir: &Path) -> Result<(u64, u64)> {
+    use std::io::ErrorKind::NotFound;
     use std::os::unix::fs::MetadataExt as _;
     let mut allocated = 0;
     let mut apparent = 0;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
-            let entry = entry?;
-            let meta = entry.metadata()?;
+        let entries = match std::fs::read_dir(&d) {
+            Err(e) if e.kind() == NotFound && d != dir => continue,
+            read => read.with_context(|| format!("reading {}", d.display()))?,
+        };
+        for entry in entries {
+            let entry = entry.with_context(|| format!("reading {}", d.display()))?;
+            let meta = match entry.metadata() {
+                Err(e) if e.kind() == NotFound => continue,
+                read => read.with_context(|| format!("reading {}", entry.path().display()))?,
+            };
             if meta.is_dir() {
                 stack.push(entry.path());
             } else {
@@ -362,5 +373,26 @@ impl Memory {
             rss_kib: field("VmRSS:")?,
             hwm_kib: field("VmHWM:")?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_directory_s_size_counts_every_file_below_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a"), [0u8; 1000]).unwrap();
+        std::fs::create_dir_all(dir.path().join("sub/deeper")).unwrap();
+        std::fs::write(dir.path().join("sub/b"), [0u8; 20]).unwrap();
+        std::fs::write(dir.path().join("sub/deeper/c"), [0u8; 3]).unwrap();
+        let (_, apparent) = dir_size(dir.path()).unwrap();
+        assert_eq!(apparent, 1023);
+        // The directory itself gone is an error, not a size of zero.
+        let gone = dir.path().join("gone");
+        assert!(dir_size(&gone).is_err());
     }
 }
