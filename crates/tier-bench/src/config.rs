@@ -69,8 +69,8 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) batch_catch_up_min_records: Option<usize>,
     /// Policy rescores after the measured one, each timed alike (printed,
-    /// with their median, beside `rescore_1m_seconds`): a steadier measure
-    /// than one run's single rescore, for comparing two builds.
+    /// with their median, in `rescore_1m_seconds`' note): a steadier
+    /// reading of one process; compare builds across processes.
     #[arg(long, default_value_t = 0)]
     pub(crate) rescore_repeats: usize,
 }

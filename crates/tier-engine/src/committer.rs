@@ -607,14 +607,14 @@ impl Publisher {
         }
 
         // Durable: now readers may see it, in this order: the metrics
-        // above, the policy in force, the customers, the hooks, the replies.
+        // above, the policy in force, the customers, the policy's status,
+        // the hooks, the replies.
         if let Some(p) = policy {
             self.policy.set(p);
         }
         if let Some(cut) = rank_cut {
             self.policy.set_cuts(cut);
         }
-        set_status(&self.policy, &status);
         match read {
             Some(ReadUpdate::States(states)) => {
                 let views: Vec<(&str, &CustomerState)> =
@@ -634,8 +634,12 @@ impl Publisher {
                 .collect();
             self.observer.committed(&views);
         }
-        // The views of this unit are published: a rescore it finished
-        // lets the replaced policy go (see `PolicyHandle::policy_of`).
+        // After the views: a rescore this unit finished is reported done
+        // once every customer shows it (a client waiting for "done", as
+        // `tierctl policy apply --wait` does, then reads the new policy's
+        // decisions), and lets the replaced policy go (see
+        // `PolicyHandle::policy_of`).
+        set_status(&self.policy, &status);
         self.policy.release_replaced(&status);
         if !work.evicted.is_empty() {
             self.observer.evicted(&work.evicted);

@@ -322,7 +322,7 @@ pub struct PolicyStatus {
 /// tenth sitting): 8 gained about as much as 4 and held in more runs; 2
 /// was slower and 16 no better. Reading a group of 8 together every 8
 /// customers (the twenty-sixth sitting) took the reads' samples down but
-/// the decode's up by as many: not adopted.
+/// the decode's up by more: not adopted.
 const TOUCH_AHEAD: usize = 8;
 
 /// A customer on the rescore queue: the task it was in when the rescore

@@ -25,7 +25,8 @@ use tier_engine::command::Command;
 use tier_engine::committer::ReadUpdate;
 use tier_engine::{
     ActivePolicy, Batch, CommitHooks, CommitObserver, CommitUnit, Committer, CommitterDeps,
-    DeadLetter, DeadLetterSink, Durable, Engine, PolicyHandle, SealInfo, SetOverride, SinkError,
+    DeadLetter, DeadLetterSink, Durable, Engine, PolicyHandle, PolicyStatus, SealInfo, SetOverride,
+    SinkError,
 };
 use tier_store::{MemStore, Scope, Store};
 
@@ -64,6 +65,18 @@ struct Reader {
     prepared: Mutex<Vec<String>>,
     /// Customers told as copies of their states (`seal_batch`).
     copies: AtomicUsize,
+    /// The policy status readers saw as each view was published.
+    statuses: Arc<Mutex<Vec<PolicyStatus>>>,
+    /// The status a reader sees (set once the rig has it).
+    handle: OnceLock<Arc<PolicyHandle>>,
+}
+
+impl Reader {
+    fn note_status(handle: Option<&Arc<PolicyHandle>>, statuses: &Mutex<Vec<PolicyStatus>>) {
+        if let Some(h) = handle {
+            statuses.lock().unwrap().push(h.status());
+        }
+    }
 }
 
 impl CommitObserver for Reader {
@@ -77,14 +90,22 @@ impl CommitObserver for Reader {
                 .expect("a reader saw a customer before it was stored");
             // The store may hold a later unit's state already (the read
             // model is updated while the next unit commits), never an
-            // earlier one.
+            // earlier one. A customer a policy rescore confirmed is not
+            // written: the store holds the same decision, made under the
+            // policy replaced.
+            let confirmed = stored.sequence == state.sequence
+                && stored.effective == state.effective
+                && stored.policy_version != state.policy_version;
             assert!(
-                durable_part(&stored) == durable_part(state) || age(&stored) > age(state),
+                durable_part(&stored) == durable_part(state)
+                    || age(&stored) > age(state)
+                    || confirmed,
                 "a reader saw state the store does not have: stored {:?}, seen {:?}",
                 durable_part(&stored),
                 durable_part(state)
             );
             self.seen.lock().unwrap().push((*id).to_owned());
+            Reader::note_status(self.handle.get(), &self.statuses);
         }
     }
 
@@ -100,6 +121,8 @@ impl CommitObserver for Reader {
             .extend(sealed.iter().map(|(id, _, _)| id.clone()));
         let store = self.store.clone();
         let seen = self.seen.clone();
+        let handle = self.handle.get().cloned();
+        let statuses = self.statuses.clone();
         ReadUpdate::Prepared(Box::new(move || {
             for (id, part, sealed_age) in sealed {
                 let stored: CustomerState = store
@@ -111,6 +134,7 @@ impl CommitObserver for Reader {
                     "a prepared view was published before its state was stored"
                 );
                 seen.lock().unwrap().push(id);
+                Reader::note_status(handle.as_ref(), &statuses);
             }
         }))
     }
@@ -215,6 +239,8 @@ fn rig(fail: usize) -> Rig {
         evicted: Mutex::new(Vec::new()),
         prepared: Mutex::new(Vec::new()),
         copies: AtomicUsize::new(0),
+        statuses: Arc::new(Mutex::new(Vec::new())),
+        handle: OnceLock::new(),
     });
     let told = Arc::new(Mutex::new(Told::default()));
     let fail = Arc::new(AtomicUsize::new(fail));
@@ -227,6 +253,7 @@ fn rig(fail: usize) -> Rig {
     ));
     let policy = active.policy.clone();
     let handle = Arc::new(PolicyHandle::new(active));
+    let _ = reader.handle.set(handle.clone());
     let committer = Committer::spawn(CommitterDeps {
         store: store.clone(),
         sink: Box::new(FlakySink {
@@ -517,6 +544,68 @@ fn a_policy_change_records_the_policy_it_replaced() {
         .meta(tier_engine::committer::META_POLICY_REPLACED)
         .unwrap();
     assert_eq!(replaced.as_deref(), Some(old.text.as_bytes()));
+}
+
+/// `GetPolicyStatus` says a rescore is done only once every customer's
+/// view shows it: the unit that finishes the rescore publishes its views
+/// (moved and confirmed customers alike) before the status, so a client
+/// that waits for "done" (`tierctl policy apply --wait`) and then reads
+/// a customer sees the new policy's decision.
+#[test]
+fn a_rescore_is_reported_done_only_once_its_last_views_are_published() {
+    let mut r = rig(0);
+    let customers: Vec<(&str, i32, i64)> = ["ann", "ben", "cai", "dee", "eve", "fay", "gus"]
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (*c, 0, 20_000 * (i as i64 + 1) * (i as i64 + 1)))
+        .collect();
+    let b = scoped_batch(&mut r.engine, 0, &customers);
+    let u = seal(&mut r.engine, b);
+    r.committer.submit(u).unwrap();
+    let (tx, rx) = sync_channel(4);
+    let old = r.handle.active();
+    let text = tier_core::sim::scenario::stricter_bands(
+        tier_core::policy::DEFAULT_POLICY_TOML,
+        "stricter",
+        5.0,
+    );
+    let new = ActivePolicy::new(Policy::from_toml_str(&text).unwrap(), text, String::new())
+        .replacing(&old);
+    tx.send(Command::ApplyPolicy {
+        policy: Arc::new(new),
+        reply: Box::new(|_| {}),
+    })
+    .unwrap();
+    // Two customers a unit: the rescore takes several.
+    let mut units = 0;
+    loop {
+        let mut b = Batch::new();
+        r.engine
+            .between_batches(&mut b, &rx, date(2026, 1, 6), true, None, 2);
+        let u = seal(&mut r.engine, b);
+        r.committer.submit(u).unwrap();
+        units += 1;
+        if !r.engine.rescoring() {
+            break;
+        }
+    }
+    r.committer.finish().unwrap();
+    assert!(units >= 4, "{units} units");
+    let done = |s: &PolicyStatus| s.version == "stricter" && !s.rescoring && s.rescored == s.total;
+    let statuses = r.reader.statuses.lock().unwrap().clone();
+    assert!(
+        statuses
+            .iter()
+            .any(|s| s.version == "stricter" && s.rescoring),
+        "views published during the rescore: {statuses:?}"
+    );
+    assert!(
+        !statuses.iter().any(done),
+        "a reader saw the rescore done before its last views: {statuses:?}"
+    );
+    let status = r.handle.status();
+    assert!(done(&status), "{status:?}");
+    assert_eq!(status.total, customers.len() as u64);
 }
 
 /// A batch of orders `(customer, partition, amount)` from offset `first`

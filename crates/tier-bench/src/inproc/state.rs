@@ -320,8 +320,8 @@ pub(crate) fn child_main() -> Option<std::process::ExitCode> {
 
 /// Allocated (blocks) and apparent bytes of every file under `dir`. A
 /// file or directory the store removes while it is walked (the first
-/// reading is taken with the store open: sled drops a replaced file
-/// whenever its IO threads get to it) is not counted.
+/// reading is taken with the store open, and every backend deletes the
+/// files its compactions or its IO threads replace) is not counted.
 fn dir_size(dir: &Path) -> Result<(u64, u64)> {
     use std::io::ErrorKind::NotFound;
     use std::os::unix::fs::MetadataExt as _;
@@ -331,13 +331,13 @@ fn dir_size(dir: &Path) -> Result<(u64, u64)> {
     while let Some(d) = stack.pop() {
         let entries = match std::fs::read_dir(&d) {
             Err(e) if e.kind() == NotFound && d != dir => continue,
-            read => read.with_context(|| format!("reading {}", d.display()))?,
+            other => other.with_context(|| format!("reading {}", d.display()))?,
         };
         for entry in entries {
             let entry = entry.with_context(|| format!("reading {}", d.display()))?;
             let meta = match entry.metadata() {
                 Err(e) if e.kind() == NotFound => continue,
-                read => read.with_context(|| format!("reading {}", entry.path().display()))?,
+                other => other.with_context(|| format!("reading {}", entry.path().display()))?,
             };
             if meta.is_dir() {
                 stack.push(entry.path());
