@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -513,6 +513,23 @@ fn a_command_is_answered_only_after_its_unit_is_stored() {
     assert_eq!(r.handle.status().version, r.engine.status().version);
 }
 
+/// Send the engine `ApplyPolicy` of the default policy with every band 5
+/// points stricter (version `stricter`), replacing the one in force.
+fn apply_stricter(r: &Rig, tx: &SyncSender<Command>) {
+    let text = tier_core::sim::scenario::stricter_bands(
+        tier_core::policy::DEFAULT_POLICY_TOML,
+        "stricter",
+        5.0,
+    );
+    let new = ActivePolicy::new(Policy::from_toml_str(&text).unwrap(), text, String::new())
+        .replacing(&r.handle.active());
+    tx.send(Command::ApplyPolicy {
+        policy: Arc::new(new),
+        reply: Box::new(|_| {}),
+    })
+    .unwrap();
+}
+
 /// A policy change is recorded with the text of the policy it replaced,
 /// so a restart during its rescore explains the decisions not rescored yet
 /// by the policy that made them.
@@ -521,18 +538,7 @@ fn a_policy_change_records_the_policy_it_replaced() {
     let mut r = rig(0);
     let (tx, rx) = sync_channel(4);
     let old = r.handle.active();
-    let text = tier_core::sim::scenario::stricter_bands(
-        tier_core::policy::DEFAULT_POLICY_TOML,
-        "stricter",
-        5.0,
-    );
-    let new = ActivePolicy::new(Policy::from_toml_str(&text).unwrap(), text, String::new())
-        .replacing(&old);
-    tx.send(Command::ApplyPolicy {
-        policy: Arc::new(new),
-        reply: Box::new(|_| {}),
-    })
-    .unwrap();
+    apply_stricter(&r, &tx);
     let mut b = Batch::new();
     r.engine
         .between_batches(&mut b, &rx, date(2026, 1, 6), true, None, 100);
@@ -563,19 +569,7 @@ fn a_rescore_is_reported_done_only_once_its_last_views_are_published() {
     let u = seal(&mut r.engine, b);
     r.committer.submit(u).unwrap();
     let (tx, rx) = sync_channel(4);
-    let old = r.handle.active();
-    let text = tier_core::sim::scenario::stricter_bands(
-        tier_core::policy::DEFAULT_POLICY_TOML,
-        "stricter",
-        5.0,
-    );
-    let new = ActivePolicy::new(Policy::from_toml_str(&text).unwrap(), text, String::new())
-        .replacing(&old);
-    tx.send(Command::ApplyPolicy {
-        policy: Arc::new(new),
-        reply: Box::new(|_| {}),
-    })
-    .unwrap();
+    apply_stricter(&r, &tx);
     // Two customers a unit: the rescore takes several.
     let mut units = 0;
     loop {
