@@ -65,16 +65,21 @@ struct Reader {
     prepared: Mutex<Vec<String>>,
     /// Customers told as copies of their states (`seal_batch`).
     copies: AtomicUsize,
-    /// The policy status readers saw as each view was published.
-    statuses: Arc<Mutex<Vec<PolicyStatus>>>,
+    /// The version of the policy in force and the policy status readers
+    /// saw as each view was published.
+    statuses: Arc<Mutex<Vec<(String, PolicyStatus)>>>,
     /// The status a reader sees (set once the rig has it).
     handle: OnceLock<Arc<PolicyHandle>>,
 }
 
 impl Reader {
-    fn note_status(handle: Option<&Arc<PolicyHandle>>, statuses: &Mutex<Vec<PolicyStatus>>) {
+    fn note_status(
+        handle: Option<&Arc<PolicyHandle>>,
+        statuses: &Mutex<Vec<(String, PolicyStatus)>>,
+    ) {
         if let Some(h) = handle {
-            statuses.lock().unwrap().push(h.status());
+            let in_force = h.active().policy.version().to_owned();
+            statuses.lock().unwrap().push((in_force, h.status()));
         }
     }
 }
@@ -91,10 +96,13 @@ impl CommitObserver for Reader {
             // The store may hold a later unit's state already (the read
             // model is updated while the next unit commits), never an
             // earlier one. A customer a policy rescore confirmed is not
-            // written: the store holds the same decision, made under the
-            // policy replaced.
+            // written: the store holds the same decision on the same
+            // events, made earlier under the policy replaced.
             let confirmed = stored.sequence == state.sequence
                 && stored.effective == state.effective
+                && stored.assignment == state.assignment
+                && stored.projection.last_event_at() == state.projection.last_event_at()
+                && stored.decided_at <= state.decided_at
                 && stored.policy_version != state.policy_version;
             assert!(
                 durable_part(&stored) == durable_part(state)
@@ -590,13 +598,18 @@ fn a_rescore_is_reported_done_only_once_its_last_views_are_published() {
     assert!(
         statuses
             .iter()
-            .any(|s| s.version == "stricter" && s.rescoring),
+            .any(|(_, s)| s.version == "stricter" && s.rescoring),
         "views published during the rescore: {statuses:?}"
     );
     assert!(
-        !statuses.iter().any(done),
+        !statuses.iter().any(|(_, s)| done(s)),
         "a reader saw the rescore done before its last views: {statuses:?}"
     );
+    // Nor, once the new policy is in force, the status of the one it
+    // replaced (`GetPolicy` and `GetPolicyStatus` name the same version).
+    for (in_force, s) in &statuses {
+        assert_eq!(in_force, &s.version, "{statuses:?}");
+    }
     let status = r.handle.status();
     assert!(done(&status), "{status:?}");
     assert_eq!(status.total, customers.len() as u64);
