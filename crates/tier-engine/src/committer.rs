@@ -10,10 +10,11 @@
 //!    it moved, its outbox rows (tier changes, then at-risk notices) and
 //!    the policy it applied;
 //! 3. (publish thread, `tierd-publish`) only then its effects: metrics,
-//!    the policy in force, the read model ([`CommitObserver`]), the
-//!    policy's status (after the views: a rescore is reported done once
-//!    every customer shows it), the adapter's hooks (outbox wake-up,
-//!    Kafka bookkeeping, the swept-to mark) and the command replies.
+//!    the policy in force (with a status naming it, none rescored yet),
+//!    the read model ([`CommitObserver`]), the policy's status (after the
+//!    views: a rescore is reported done once every customer shows it),
+//!    the adapter's hooks (outbox wake-up, Kafka bookkeeping, the
+//!    swept-to mark) and the command replies.
 //!
 //! The commit thread hands each durable unit to the publish thread, in
 //! commit order, and goes on with the next unit: the read-model update of
@@ -612,19 +613,19 @@ impl Publisher {
         // customers, the policy's status, the hooks, the replies.
         if let Some(p) = policy {
             self.policy.set(p);
-            // The status names the policy in force from now on: its
-            // progress counts from this unit's views, published below.
-            if self.policy.status().version != status.version {
-                set_status(
-                    &self.policy,
-                    &PolicyStatus {
-                        rescoring: status.total > 0,
-                        rescored: 0,
-                        changed: 0,
-                        ..status.clone()
-                    },
-                );
-            }
+            // The status names the policy in force from now on (also a
+            // change back to the one in force before, whose rescore
+            // starts again): its progress counts from this unit's views,
+            // published below.
+            set_status(
+                &self.policy,
+                &PolicyStatus {
+                    rescoring: status.total > 0,
+                    rescored: 0,
+                    changed: 0,
+                    ..status.clone()
+                },
+            );
         }
         if let Some(cut) = rank_cut {
             self.policy.set_cuts(cut);
