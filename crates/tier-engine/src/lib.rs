@@ -473,6 +473,9 @@ impl Engine {
         } else {
             Confirmed::none(policy.version())
         };
+        // When the policy in force was applied, as its record says: a
+        // restart after its rescore still tells it (`GetPolicyStatus`).
+        let applied_at = confirmed.at;
         let mut engine = Self {
             policy,
             tasks: BTreeMap::new(),
@@ -480,7 +483,7 @@ impl Engine {
             rescore: None,
             confirmations_unrecorded: false,
             confirmed,
-            applied_at: None,
+            applied_at,
             versions: command::PolicyVersions::default(),
             swept_to: None,
             commands_decide_time: true,

@@ -259,6 +259,8 @@ fn a_rescore_writes_only_whom_it_moves_and_everyone_reads_as_a_rewrite() {
     let restarted = store.restart(&stricter, later);
     assert!(!restarted.rescoring(), "{:?}", restarted.status());
     same_as_rewrite(&restarted, &expected, "after a restart");
+    // And still tells when the policy in force was applied.
+    assert_eq!(restarted.status().applied_at, Some(at));
 
     // Without the record, the customers not rewritten would be rescored
     // again: it is what saves that.
