@@ -468,10 +468,14 @@ impl Engine {
         confirmed: Confirmed,
     ) -> Self {
         let hot = hot.into();
-        let confirmed = if confirmed.version == policy.version() {
-            confirmed
+        // A record of another policy is replaced in the store too, even
+        // when no customer needs a rescore: left there, it would confirm
+        // the customers decided under this policy as that one's at a
+        // later start with it (a change away and back across starts).
+        let (confirmed, replaced) = if confirmed.version == policy.version() {
+            (confirmed, false)
         } else {
-            Confirmed::none(policy.version())
+            (Confirmed::none(policy.version()), true)
         };
         // When the policy in force was applied, as its record says: a
         // restart after its rescore still tells it (`GetPolicyStatus`).
@@ -481,7 +485,7 @@ impl Engine {
             tasks: BTreeMap::new(),
             scopes: IdTable::default(),
             rescore: None,
-            confirmations_unrecorded: false,
+            confirmations_unrecorded: replaced,
             confirmed,
             applied_at,
             versions: command::PolicyVersions::default(),

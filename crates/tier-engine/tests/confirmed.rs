@@ -386,6 +386,51 @@ fn a_partition_that_leaves_and_comes_back_during_the_rescore_is_rescored_once_in
     }
 }
 
+/// A policy's record does not outlive a start under another policy: v2
+/// applied and confirming everyone (moving nobody), then a start with v1
+/// (nothing to rescore: every customer's bytes say v1) replaces the
+/// record, so a later start with v2 rescores every customer instead of
+/// taking the decisions made under v1 meanwhile as v2's.
+#[test]
+fn a_start_under_another_policy_replaces_the_record_of_the_one_before() {
+    let World {
+        before_apply,
+        stricter,
+        at,
+        expected,
+        ..
+    } = world();
+    let default = Arc::new(Policy::default_policy());
+    // As if the stricter policy had confirmed everyone and moved nobody.
+    let mut store = before_apply;
+    let scopes = store.states.values().map(|(s, _)| (*s, at)).collect();
+    store.confirmed = Some(Confirmed {
+        version: stricter.version().to_owned(),
+        at: Some(at),
+        scopes,
+    });
+    let later = at.plus_days(5);
+    let mut back = store.restart(&default, later);
+    assert!(!back.rescoring(), "{:?}", back.status());
+    let record = back
+        .take_unrecorded_confirmations()
+        .expect("the start records the policy in force's record");
+    assert_eq!(record, Confirmed::none(default.version()));
+    // The pipeline commits it before anything else.
+    store.confirmed = Some(record);
+    let again = store.restart(&stricter, later.plus_days(5));
+    assert!(again.rescoring());
+    assert_eq!(again.status().total as usize, expected.len());
+    // Without the replacement, the old record would confirm them all.
+    let mut kept = store.clone();
+    kept.confirmed = Some(Confirmed {
+        version: stricter.version().to_owned(),
+        at: Some(at),
+        scopes: kept.states.values().map(|(s, _)| (*s, at)).collect(),
+    });
+    assert!(!kept.restart(&stricter, later).rescoring());
+}
+
 #[test]
 fn a_policy_changed_while_tierd_was_down_keeps_the_instant_of_the_first_start() {
     let World {
