@@ -381,7 +381,8 @@ pub struct Engine {
     /// The scopes whose customers the policy in force confirmed, as
     /// stored (see the `confirmed` module).
     confirmed: Confirmed,
-    /// `confirmed` names an instant the store does not hold yet.
+    /// The store does not hold `confirmed` yet: it names an instant the
+    /// store does not hold, or replaces another policy's record.
     confirmations_unrecorded: bool,
     applied_at: Option<Timestamp>,
     /// The text each version put in force named (see the `ApplyPolicy`
@@ -590,8 +591,9 @@ impl Engine {
     /// hold it:
     /// a rescore started as the engine was built (a policy changed while
     /// tierd was down), which the store must record with its instant
-    /// before anything is confirmed under it. `None` when the store's
-    /// record is current.
+    /// before anything is confirmed under it, or the policy in force's
+    /// record replacing another policy's (which must not outlive this
+    /// start). `None` when the store's record is current.
     pub fn take_unrecorded_confirmations(&mut self) -> Option<Confirmed> {
         std::mem::take(&mut self.confirmations_unrecorded).then(|| self.confirmed.clone())
     }

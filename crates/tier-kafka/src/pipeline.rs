@@ -786,7 +786,8 @@ impl<S: Store + 'static> Pipeline<S> {
         // next outbox key and writes nothing).
         // A rescore starting now (the policy changed while tierd was down)
         // records its instant, so a crash cuts it short without changing
-        // what it decides (see `tier_engine::confirmed`).
+        // what it decides; and another policy's record is replaced (see
+        // `tier_engine::confirmed`).
         let mut start_batch = tier_store::CommitBatch::<CustomerState>::new();
         if let Some(record) = engine.take_unrecorded_confirmations() {
             start_batch
