@@ -671,9 +671,9 @@ proptest! {
     /// applied event ids, the orders by id and the invoices not open
     /// (which events need), the profile's texts but its account manager,
     /// and the figures kept at the last change (which explain the next
-    /// one). A change decided on
-    /// it is the same change but for its reasons; the engine decodes a
-    /// moved customer again in full. Outside the scope a decode is whole.
+    /// one). A change decided on it is the same change but for its
+    /// reasons; the engine decodes a moved customer again in full.
+    /// Outside the scope a decode is whole.
     #[test]
     fn a_state_decoded_for_deciding_only_decides_and_shows_as_the_whole(
         actions in prop::collection::vec(action(), 0..30),

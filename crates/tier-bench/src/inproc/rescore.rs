@@ -197,10 +197,10 @@ pub(crate) fn run(
     }
     // The tiers DuckDB is compared with: the changed policy's, so taken
     // before any repeat applies another.
+    let read_under = handle.status().version;
     ensure!(
-        handle.status().version == CHANGED_VERSION,
-        "the tiers for DuckDB are read under {:?}",
-        handle.status().version
+        read_under == CHANGED_VERSION,
+        "the tiers for DuckDB are read under {read_under:?}"
     );
     let tiers: Tiers = pop
         .engine

@@ -251,8 +251,8 @@ thread_local! {
 /// miss a cancellation's order, open a republished invoice again and
 /// lose a payment to an invoice it does not hold; storing it would lose
 /// what was read past; and a change decided on it would explain itself
-/// against no previous figures. A customer whose decision moves is decoded again in
-/// full.
+/// against no previous figures. A customer whose decision moves is
+/// decoded again in full.
 pub fn deciding_only<R>(decode: impl FnOnce() -> R) -> R {
     /// Restores the flag however `decode` ends (a panic included).
     struct Restore(bool);
