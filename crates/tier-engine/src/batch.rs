@@ -351,6 +351,10 @@ impl Engine {
                     "applying a new policy; rescoring every customer in the background"
                 );
                 self.apply_policy(policy.policy.clone(), now);
+                // A customer this unit touched before is still under the
+                // policy replaced, and its rescore may confirm it in this
+                // very unit: the seal must look.
+                batch.unit.confirmed_may_be_touched |= !batch.unit.touched_set.is_empty();
                 // Stored with the policy: nothing confirmed under it yet,
                 // and the instant its rescore decides at.
                 batch.unit.confirmations = Some(self.confirmed.clone());
@@ -476,9 +480,15 @@ impl Engine {
         // A customer the rescore confirmed and something later in the unit
         // changed (a sweep, a recut) reaches the read side as touched, as
         // of the seal: its confirmed state is older and must not follow.
-        if !unit.confirmed.is_empty() && !unit.touched_set.is_empty() {
+        if unit.confirmed_may_be_touched {
             drop_touched(&mut unit.confirmed, &unit.touched_set);
         }
+        debug_assert!(
+            unit.confirmed
+                .iter()
+                .all(|(id, _)| !unit.touched_set.contains(id.as_str())),
+            "a customer both confirmed and touched in one unit"
+        );
         let touched = self.unit_customers(&unit);
         let mut stored = Vec::with_capacity(touched.len());
         let customers = encode(&touched, &mut stored);

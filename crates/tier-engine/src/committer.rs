@@ -50,7 +50,7 @@ use tier_wire::tier_changed::encode_row_traced;
 
 use crate::batch::{CommitUnit, DeadLetter, PendingReply};
 use crate::metrics as m;
-use crate::{PolicyHandle, PolicyStatus};
+use crate::{ConfirmedBuffers, PolicyHandle, PolicyStatus};
 
 /// How long a stopping committer keeps retrying the unit in hand.
 pub const CANCEL_GRACE: Duration = Duration::from_secs(3);
@@ -234,6 +234,12 @@ pub struct CommitterDeps<S> {
     pub observer: Arc<dyn CommitObserver>,
     pub policy: Arc<PolicyHandle>,
     pub hooks: Box<dyn CommitHooks>,
+    /// Where the publish thread hands each unit's emptied
+    /// [`Unit::confirmed`](crate::Unit::confirmed) buffer once its
+    /// customers are shown: the engine's
+    /// ([`Engine::confirmed_buffers`](crate::Engine::confirmed_buffers)),
+    /// which fills it again in its next rescore slice.
+    pub confirmed_buffers: ConfirmedBuffers,
 }
 
 impl<S> std::fmt::Debug for CommitterDeps<S> {
@@ -260,6 +266,7 @@ impl Committer {
         let publisher = Publisher {
             observer: deps.observer,
             policy: deps.policy,
+            confirmed_buffers: deps.confirmed_buffers,
             hooks: Arc::clone(&hooks),
             report: CommitReport::default(),
         };
@@ -550,6 +557,7 @@ impl<S: Store + 'static> Worker<S> {
 struct Publisher {
     observer: Arc<dyn CommitObserver>,
     policy: Arc<PolicyHandle>,
+    confirmed_buffers: ConfirmedBuffers,
     hooks: Arc<Mutex<Box<dyn CommitHooks>>>,
     /// Records, applied and rejected of the units published.
     report: CommitReport,
@@ -569,7 +577,7 @@ impl Publisher {
             records,
             read,
             offsets,
-            unit: work,
+            unit: mut work,
             notice_rows,
             dead,
             consumed,
@@ -648,6 +656,9 @@ impl Publisher {
                 .map(|(id, s)| (id.as_str(), s))
                 .collect();
             self.observer.committed(&views);
+            drop(views);
+            self.confirmed_buffers
+                .give(std::mem::take(&mut work.confirmed));
         }
         // After the views: a rescore this unit finished is reported done
         // once every customer shows it (a client waiting for "done", as

@@ -60,7 +60,7 @@ use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet};
 use std::hash::BuildHasherDefault;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tier_core::IndicatorName;
 use tier_core::overrides::{Override, OverrideError, OverrideMode};
@@ -166,7 +166,16 @@ pub struct Unit {
     /// the rescore of one policy (tierd seals a unit per turn, its
     /// commands before its rescore slice). The seal drops the customers
     /// something touched after, out of order.
-    pub confirmed: Vec<(CustomerId, CustomerState)>,
+    pub confirmed: ConfirmedCustomers,
+    /// A customer may be both confirmed and touched, so the seal must
+    /// look (`drop_touched`): something touched a customer while
+    /// `confirmed` held some (an event, a sweep, a recut, a refreshed
+    /// notice; not the rescore's own moved customers, which it never
+    /// confirms), or a policy was applied after the unit touched some
+    /// (touched under the policy replaced, its rescore may confirm them).
+    /// Otherwise none is: a customer touched under the policy in force is
+    /// decided under it, and its rescore passes it by.
+    confirmed_may_be_touched: bool,
     /// The record to store with the unit: the rescore finished (see
     /// [`confirmed::META_CONFIRMED`]).
     pub confirmations: Option<Confirmed>,
@@ -200,10 +209,62 @@ impl Unit {
     }
 
     fn touch(&mut self, id: &str) {
+        self.confirmed_may_be_touched |= !self.confirmed.is_empty();
+        self.touch_unconfirmed(id);
+    }
+
+    /// [`Self::touch`] for a customer not in `confirmed` (one the
+    /// rescore moved as it took it off its queue, see
+    /// [`Unit::confirmed_may_be_touched`]).
+    fn touch_unconfirmed(&mut self, id: &str) {
         if !self.touched_set.contains(id) {
             self.touched_set.insert(id.to_owned());
             self.touched.push(id.to_owned());
         }
+    }
+}
+
+/// Emptied [`Unit::confirmed`] buffers, handed back by the committer's
+/// publish thread once it has shown their customers
+/// ([`CommitterDeps::confirmed_buffers`]) for the engine's next rescore
+/// slices ([`Engine::confirmed_buffers`]). A rescore unit's confirmed
+/// customers take megabytes: allocated afresh each unit, they were fresh
+/// pages, faulted in one by one as the rescore filled them, and handed
+/// back to the OS by the allocator soon after the publish thread freed
+/// them. At most [`ConfirmedBuffers::KEPT`] are kept, emptied (a unit's
+/// worth of a rescore's confirmed customers each, a few MiB).
+#[derive(Debug, Clone, Default)]
+pub struct ConfirmedBuffers(Arc<Mutex<Vec<ConfirmedCustomers>>>);
+
+/// A unit's confirmed customers ([`Unit::confirmed`]).
+pub type ConfirmedCustomers = Vec<(CustomerId, CustomerState)>;
+
+impl ConfirmedBuffers {
+    /// Buffers kept: one in the engine's unit, one being published, one
+    /// waiting between them.
+    pub const KEPT: usize = 2;
+
+    /// An emptied buffer, if one is kept.
+    fn take(&self) -> Option<ConfirmedCustomers> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).pop()
+    }
+
+    /// Keep `buffer`, emptied, unless [`Self::KEPT`] are kept already (its
+    /// customers are dropped here, by the caller's thread).
+    pub fn give(&self, mut buffer: ConfirmedCustomers) {
+        buffer.clear();
+        if buffer.capacity() == 0 {
+            return;
+        }
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.len() < Self::KEPT {
+            kept.push(buffer);
+        }
+    }
+
+    /// Buffers kept now.
+    pub fn kept(&self) -> usize {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
 }
 
@@ -421,6 +482,8 @@ pub struct Engine {
     hot_limit: usize,
     /// Most heap bytes the customers held decoded may take.
     hot_bytes_limit: usize,
+    /// Where the committer hands emptied [`Unit::confirmed`] buffers back.
+    confirmed_buffers: ConfirmedBuffers,
 }
 
 impl Engine {
@@ -503,6 +566,7 @@ impl Engine {
             epoch: 0,
             hot_limit: hot.customers,
             hot_bytes_limit: hot.bytes,
+            confirmed_buffers: ConfirmedBuffers::default(),
         };
         let mut stale: HashSet<String, BuildHasherDefault<Fnv>> = HashSet::default();
         for (scope, id, mut state) in states {
@@ -1556,8 +1620,14 @@ impl Engine {
     /// takes the last customer stores which scopes are covered
     /// ([`Unit::confirmations`], see the `confirmed` module).
     pub fn rescore(&mut self, unit: &mut Unit, budget: usize) -> usize {
-        // Most customers are confirmed: room for them up front.
+        // Most customers are confirmed: room for them up front, in a
+        // buffer a unit before used if the committer handed one back.
         if let Some(r) = &self.rescore {
+            if unit.confirmed.capacity() == 0
+                && let Some(buffer) = self.confirmed_buffers.take()
+            {
+                unit.confirmed = buffer;
+            }
             unit.confirmed.reserve(budget.min(r.queue.len()));
         }
         let mut n = 0;
@@ -1689,8 +1759,15 @@ impl Engine {
         unit.rescored += 1;
         match confirmed {
             Some(state) => unit.confirmed.push((id, state)),
-            None => unit.touch(&id),
+            // Queued once, so never confirmed in this unit.
+            None => unit.touch_unconfirmed(&id),
         }
+    }
+
+    /// Where a committer hands this engine's emptied [`Unit::confirmed`]
+    /// buffers back ([`CommitterDeps::confirmed_buffers`]).
+    pub fn confirmed_buffers(&self) -> ConfirmedBuffers {
+        self.confirmed_buffers.clone()
     }
 
     /// The policy in force and the progress of its rescore.

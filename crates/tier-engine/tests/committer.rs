@@ -25,8 +25,8 @@ use tier_engine::command::Command;
 use tier_engine::committer::ReadUpdate;
 use tier_engine::{
     ActivePolicy, Batch, CommitHooks, CommitObserver, CommitUnit, Committer, CommitterDeps,
-    DeadLetter, DeadLetterSink, Durable, Engine, PolicyHandle, PolicyStatus, SealInfo, SetOverride,
-    SinkError,
+    ConfirmedBuffers, DeadLetter, DeadLetterSink, Durable, Engine, PolicyHandle, PolicyStatus,
+    SealInfo, SetOverride, SinkError,
 };
 use tier_store::{MemStore, Scope, Store};
 
@@ -262,6 +262,7 @@ fn rig(fail: usize) -> Rig {
     let policy = active.policy.clone();
     let handle = Arc::new(PolicyHandle::new(active));
     let _ = reader.handle.set(handle.clone());
+    let engine = Engine::new(policy, Vec::new(), date(2026, 1, 1));
     let committer = Committer::spawn(CommitterDeps {
         store: store.clone(),
         sink: Box::new(FlakySink {
@@ -275,9 +276,9 @@ fn rig(fail: usize) -> Rig {
             told: told.clone(),
             cancelled: cancelled.clone(),
         }),
+        confirmed_buffers: engine.confirmed_buffers(),
     })
     .unwrap();
-    let engine = Engine::new(policy, Vec::new(), date(2026, 1, 1));
     Rig {
         store,
         reader,
@@ -613,6 +614,39 @@ fn a_rescore_is_reported_done_only_once_its_last_views_are_published() {
     let status = r.handle.status();
     assert!(done(&status), "{status:?}");
     assert_eq!(status.total, customers.len() as u64);
+    // The publish thread handed the units' emptied confirmed buffers back
+    // to the engine (the last at least: nothing took it since).
+    let kept = r.engine.confirmed_buffers().kept();
+    assert!((1..=ConfirmedBuffers::KEPT).contains(&kept), "{kept} kept");
+}
+
+/// A rescore slice fills a confirmed buffer the committer handed back
+/// rather than a fresh one; no more than [`ConfirmedBuffers::KEPT`] are
+/// kept, and none without room.
+#[test]
+fn a_rescore_slice_fills_a_buffer_handed_back() {
+    let mut r = rig(0);
+    let b = scoped_batch(&mut r.engine, 0, &[("ann", 0, 20_000), ("ben", 0, 80_000)]);
+    let u = seal(&mut r.engine, b);
+    r.committer.submit(u).unwrap();
+    let buffers = r.engine.confirmed_buffers();
+    buffers.give(Vec::new());
+    assert_eq!(buffers.kept(), 0, "a buffer without room is not kept");
+    for _ in 0..=ConfirmedBuffers::KEPT {
+        buffers.give(Vec::with_capacity(64));
+    }
+    assert_eq!(buffers.kept(), ConfirmedBuffers::KEPT);
+    let (tx, rx) = sync_channel(4);
+    apply_stricter(&r, &tx);
+    let mut b = Batch::new();
+    r.engine
+        .between_batches(&mut b, &rx, date(2026, 1, 6), true, None, 2);
+    assert_eq!(b.unit.confirmed.len(), 2, "both decisions stand");
+    assert!(b.unit.confirmed.capacity() >= 64);
+    assert_eq!(buffers.kept(), ConfirmedBuffers::KEPT - 1, "one taken");
+    r.committer.submit(seal(&mut r.engine, b)).unwrap();
+    r.committer.finish().unwrap();
+    assert_eq!(buffers.kept(), ConfirmedBuffers::KEPT, "handed back");
 }
 
 /// A batch of orders `(customer, partition, amount)` from offset `first`

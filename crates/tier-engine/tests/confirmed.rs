@@ -531,6 +531,7 @@ fn a_customer_confirmed_then_swept_in_one_unit_is_shown_as_swept() {
         observer: shown.clone(),
         policy: handle,
         hooks: Box::new(NoHooks),
+        confirmed_buffers: engine.confirmed_buffers(),
     })
     .unwrap();
     let (_commands, inbox) = tier_engine::command::channel(1);

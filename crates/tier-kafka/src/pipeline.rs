@@ -895,6 +895,7 @@ impl<S: Store + 'static> Pipeline<S> {
                 swept_to: deps.swept_to.clone(),
                 cancel: deps.cancel.clone(),
             }),
+            confirmed_buffers: engine.confirmed_buffers(),
         })?;
         let decoder_policy = engine.policy().clone();
         let decoder = Decoder::for_policy(&decoder_policy, config.limits);

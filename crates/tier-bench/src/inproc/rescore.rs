@@ -166,6 +166,7 @@ pub(crate) fn run(
         observer: observer.clone(),
         policy: handle.clone(),
         hooks: Box::new(Hooks),
+        confirmed_buffers: pop.engine.confirmed_buffers(),
     })
     .context("starting the committer")?;
     let (commands, inbox) = tier_engine::command::channel(16);

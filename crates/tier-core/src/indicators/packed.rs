@@ -42,13 +42,17 @@ impl Pack for Option<f64> {
     fn pack(&self, out: &mut Vec<u8>) {
         match *self {
             None => put_varint(out, UNKNOWN),
+            // Whole: |v| <= 2^53 fits an i64 exactly, so the cast back
+            // gives v again only when v has no fraction (`fract` would
+            // call libm's `trunc`, once per figure of every view the read
+            // model builds); NaN fails the first test. The zigzag
+            // (<= 2^54) shifted left once fits a u64.
             Some(v)
-                if v.fract() == 0.0 && v.abs() <= EXACT && !(v == 0.0 && v.is_sign_negative()) =>
+                if v.abs() <= EXACT
+                    && (v as i64) as f64 == v
+                    && !(v == 0.0 && v.is_sign_negative()) =>
             {
-                // Exact: |v| <= 2^53 fits an i64, and the zigzag (<= 2^54)
-                // shifted left once fits a u64.
-                let n = v as i64;
-                put_varint(out, (zigzag(n) << 1) | 1);
+                put_varint(out, (zigzag(v as i64) << 1) | 1);
             }
             Some(v) => {
                 put_varint(out, BITS);
@@ -153,6 +157,10 @@ mod tests {
             (Some(-EXACT), 8),
             (Some(EXACT * 2.0), 9),
             (Some(0.5), 9),
+            (Some(-2.5), 9),
+            // The last fractions below 2^52 and 2^53 (each as exact).
+            (Some(4_503_599_627_370_495.5), 9),
+            (Some(EXACT - 1.0), 8),
             (Some(-0.0), 9),
             (Some(f64::INFINITY), 9),
             (Some(f64::NAN), 9),
@@ -188,6 +196,19 @@ mod tests {
             prop_assert!(same(round_trip(Some(v)).0, Some(v)));
             let w = whole as f64;
             prop_assert!(same(round_trip(Some(w)).0, Some(w)));
+        }
+
+        /// The stored form: a value is packed whole exactly when it is a
+        /// whole number within 2^53 (and not -0.0), as `fract` tells it.
+        #[test]
+        fn the_whole_form_is_chosen_as_fract_chooses_it(bits in any::<u64>(), whole in -(1i64 << 53)..=(1i64 << 53), half in any::<bool>()) {
+            for v in [f64::from_bits(bits), whole as f64 + if half { 0.5 } else { 0.0 }] {
+                let mut out = Vec::new();
+                Some(v).pack(&mut out);
+                let whole_form = out[0] & 1 == 1;
+                let by_fract = v.fract() == 0.0 && v.abs() <= EXACT && !(v == 0.0 && v.is_sign_negative());
+                prop_assert_eq!(whole_form, by_fract, "{:?}", v);
+            }
         }
     }
 }
