@@ -351,10 +351,6 @@ impl Engine {
                     "applying a new policy; rescoring every customer in the background"
                 );
                 self.apply_policy(policy.policy.clone(), now);
-                // A customer this unit touched before is still under the
-                // policy replaced, and its rescore may confirm it in this
-                // very unit: the seal must look.
-                batch.unit.confirmed_may_be_touched |= !batch.unit.touched_set.is_empty();
                 // Stored with the policy: nothing confirmed under it yet,
                 // and the instant its rescore decides at.
                 batch.unit.confirmations = Some(self.confirmed.clone());
@@ -411,6 +407,8 @@ impl Engine {
         }
         if self.rescoring() {
             self.rescore(&mut batch.unit, slice);
+        } else {
+            self.confirmed_buffers.release();
         }
         let cut = if caught_up {
             self.recut(&mut batch.unit, now)
@@ -548,6 +546,8 @@ impl Engine {
 /// bytes each, are not shifted along as `retain` shifts everything after
 /// the first it drops. The order does not matter: a unit holds each
 /// customer at most once (see [`Unit::confirmed`]; a debug build checks).
+/// Called only when one can be in both (`Unit::confirmed_may_be_touched`;
+/// the seal checks, in a debug build, that none is otherwise).
 fn drop_touched<S: BuildHasher>(
     confirmed: &mut Vec<(CustomerId, CustomerState)>,
     touched: &HashSet<String, S>,

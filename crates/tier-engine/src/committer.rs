@@ -656,9 +656,6 @@ impl Publisher {
                 .map(|(id, s)| (id.as_str(), s))
                 .collect();
             self.observer.committed(&views);
-            drop(views);
-            self.confirmed_buffers
-                .give(std::mem::take(&mut work.confirmed));
         }
         // After the views: a rescore this unit finished is reported done
         // once every customer shows it (a client waiting for "done", as
@@ -695,6 +692,10 @@ impl Publisher {
         self.report.records += records as u64;
         self.report.applied += work.applied;
         self.report.rejected += dead.len() as u64;
+        // Last: emptying it drops the unit's confirmed customers, which
+        // nobody waiting for the status, the hooks or a reply needs.
+        self.confirmed_buffers
+            .give(std::mem::take(&mut work.confirmed));
     }
 }
 

@@ -165,16 +165,19 @@ pub struct Unit {
     /// at most once: a policy's rescore queues it once, and a unit holds
     /// the rescore of one policy (tierd seals a unit per turn, its
     /// commands before its rescore slice). The seal drops the customers
-    /// something touched after, out of order.
+    /// also touched, out of order, when any can be (see
+    /// [`Unit::confirmed_may_be_touched`]).
     pub confirmed: ConfirmedCustomers,
     /// A customer may be both confirmed and touched, so the seal must
     /// look (`drop_touched`): something touched a customer while
     /// `confirmed` held some (an event, a sweep, a recut, a refreshed
     /// notice; not the rescore's own moved customers, which it never
-    /// confirms), or a policy was applied after the unit touched some
-    /// (touched under the policy replaced, its rescore may confirm them).
-    /// Otherwise none is: a customer touched under the policy in force is
-    /// decided under it, and its rescore passes it by.
+    /// confirms), or a rescore slice took customers queued in this very
+    /// unit (a policy applied, customers admitted) while the unit had
+    /// touched or confirmed some (touched under the policy replaced, its
+    /// rescore may confirm them; confirmed under it, its rescore may move
+    /// them). Otherwise none is: a customer touched under the policy in
+    /// force is decided under it, and its rescore passes it by.
     confirmed_may_be_touched: bool,
     /// The record to store with the unit: the rescore finished (see
     /// [`confirmed::META_CONFIRMED`]).
@@ -240,8 +243,8 @@ pub struct ConfirmedBuffers(Arc<Mutex<Vec<ConfirmedCustomers>>>);
 pub type ConfirmedCustomers = Vec<(CustomerId, CustomerState)>;
 
 impl ConfirmedBuffers {
-    /// Buffers kept: one in the engine's unit, one being published, one
-    /// waiting between them.
+    /// Spare buffers kept (besides the one in the engine's unit): the
+    /// units in flight between the engine and the publish thread.
     pub const KEPT: usize = 2;
 
     /// An emptied buffer, if one is kept.
@@ -265,6 +268,13 @@ impl ConfirmedBuffers {
     /// Buffers kept now.
     pub fn kept(&self) -> usize {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// Let the kept buffers go (no rescore runs: the next one allocates
+    /// afresh).
+    fn release(&self) {
+        let kept = std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner));
+        drop(kept);
     }
 }
 
@@ -408,12 +418,19 @@ struct Rescore {
     changed: u64,
     /// What decoding a customer this rescore confirmed applies.
     confirmation: Arc<Confirmation>,
+    /// The engine's epoch (its unit) when customers were last queued: a
+    /// customer that unit touched before may be under the policy
+    /// replaced, and confirmed by a slice of the same unit (see
+    /// [`Unit::confirmed_may_be_touched`]).
+    queued_in: u64,
 }
 
 impl Rescore {
-    /// A rescore at `at` under `version` of the customers `queue`.
-    fn new(version: &str, at: Timestamp, queue: Vec<Queued>) -> Self {
+    /// A rescore at `at` under `version` of the customers `queue`, queued
+    /// in the engine's `epoch`.
+    fn new(version: &str, at: Timestamp, queue: Vec<Queued>, epoch: u64) -> Self {
         Self {
+            queued_in: epoch,
             at,
             total: queue.len() as u64,
             queue,
@@ -608,7 +625,12 @@ impl Engine {
                 }
             };
             let queue = engine.rescore_queue(|id| stale.contains(id));
-            engine.rescore = Some(Rescore::new(engine.policy.version(), at, queue));
+            engine.rescore = Some(Rescore::new(
+                engine.policy.version(),
+                at,
+                queue,
+                engine.epoch,
+            ));
             engine.applied_at = Some(at);
         }
         engine
@@ -1608,7 +1630,7 @@ impl Engine {
         self.confirmations_unrecorded = false;
         self.rank_all(at);
         self.applied_at = Some(at);
-        self.rescore = Some(Rescore::new(self.policy.version(), at, queue));
+        self.rescore = Some(Rescore::new(self.policy.version(), at, queue, self.epoch));
     }
 
     /// Rescore up to `budget` customers under the policy in force (cause
@@ -1620,16 +1642,27 @@ impl Engine {
     /// takes the last customer stores which scopes are covered
     /// ([`Unit::confirmations`], see the `confirmed` module).
     pub fn rescore(&mut self, unit: &mut Unit, budget: usize) -> usize {
+        let Some(r) = &self.rescore else {
+            return 0;
+        };
+        if r.queue.is_empty() {
+            return 0;
+        }
+        // Customers queued in this very unit may have been touched before
+        // under the policy replaced (or confirmed by the slice of a policy
+        // it replaced): the seal must look.
+        if r.queued_in == self.epoch {
+            unit.confirmed_may_be_touched |=
+                !unit.touched_set.is_empty() || !unit.confirmed.is_empty();
+        }
         // Most customers are confirmed: room for them up front, in a
         // buffer a unit before used if the committer handed one back.
-        if let Some(r) = &self.rescore {
-            if unit.confirmed.capacity() == 0
-                && let Some(buffer) = self.confirmed_buffers.take()
-            {
-                unit.confirmed = buffer;
-            }
-            unit.confirmed.reserve(budget.min(r.queue.len()));
+        if unit.confirmed.capacity() == 0
+            && let Some(buffer) = self.confirmed_buffers.take()
+        {
+            unit.confirmed = buffer;
         }
+        unit.confirmed.reserve(budget.min(r.queue.len()));
         let mut n = 0;
         while n < budget {
             let Some(queued) = self.rescore.as_mut().and_then(|r| r.queue.pop()) else {
@@ -1759,7 +1792,9 @@ impl Engine {
         unit.rescored += 1;
         match confirmed {
             Some(state) => unit.confirmed.push((id, state)),
-            // Queued once, so never confirmed in this unit.
+            // Queued once under this policy, so not confirmed under it in
+            // this unit (one a slice of a policy replaced in this unit
+            // confirmed is seen as the slice starts, by `queued_in`).
             None => unit.touch_unconfirmed(&id),
         }
     }

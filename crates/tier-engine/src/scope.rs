@@ -192,10 +192,12 @@ impl Engine {
                 Some(r) => {
                     r.queue.push(queued);
                     r.total += 1;
+                    r.queued_in = self.epoch;
                 }
                 None => {
                     let queue = vec![queued];
-                    self.rescore = Some(Rescore::new(self.policy.version(), now, queue));
+                    self.rescore =
+                        Some(Rescore::new(self.policy.version(), now, queue, self.epoch));
                     self.applied_at = Some(now);
                 }
             }

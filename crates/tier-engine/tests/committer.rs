@@ -620,6 +620,31 @@ fn a_rescore_is_reported_done_only_once_its_last_views_are_published() {
     assert!((1..=ConfirmedBuffers::KEPT).contains(&kept), "{kept} kept");
 }
 
+/// A customer an event touched earlier in a unit, under the policy a
+/// command of the same unit then replaced, is shown as of the seal, not
+/// also as the rescore confirmed it (the older state would be shown over
+/// the newer; the seal looks for it, and a debug build checks that no
+/// customer is left in both).
+#[test]
+fn a_customer_touched_before_a_policy_change_in_its_unit_is_not_also_confirmed() {
+    let mut r = rig(0);
+    let b = scoped_batch(&mut r.engine, 0, &[("ann", 0, 20_000), ("ben", 0, 80_000)]);
+    let u = seal(&mut r.engine, b);
+    r.committer.submit(u).unwrap();
+    let (tx, rx) = sync_channel(4);
+    // One unit: an order of ann's (under the default policy), then the
+    // stricter policy and a slice of its rescore, which reaches ann too.
+    let mut b = scoped_batch(&mut r.engine, 2, &[("ann", 0, 1_000)]);
+    apply_stricter(&r, &tx);
+    r.engine
+        .between_batches(&mut b, &rx, date(2026, 1, 6), true, None, 10);
+    assert_eq!(b.unit.rescored, 2, "both rescored in this unit");
+    let unit = seal(&mut r.engine, b).into_unit();
+    assert!(unit.touched().iter().any(|id| id == "ann"));
+    let confirmed: Vec<&str> = unit.confirmed.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(confirmed, ["ben"], "ann is shown from the seal only");
+}
+
 /// A rescore slice fills a confirmed buffer the committer handed back
 /// rather than a fresh one; no more than [`ConfirmedBuffers::KEPT`] are
 /// kept, and none without room.

@@ -158,7 +158,8 @@ mod tests {
             (Some(EXACT * 2.0), 9),
             (Some(0.5), 9),
             (Some(-2.5), 9),
-            // The last fractions below 2^52 and 2^53 (each as exact).
+            // The last fraction below 2^52 (none lies above it), the
+            // last whole number below 2^53.
             (Some(4_503_599_627_370_495.5), 9),
             (Some(EXACT - 1.0), 8),
             (Some(-0.0), 9),
@@ -201,14 +202,54 @@ mod tests {
         /// The stored form: a value is packed whole exactly when it is a
         /// whole number within 2^53 (and not -0.0), as `fract` tells it.
         #[test]
-        fn the_whole_form_is_chosen_as_fract_chooses_it(bits in any::<u64>(), whole in -(1i64 << 53)..=(1i64 << 53), half in any::<bool>()) {
-            for v in [f64::from_bits(bits), whole as f64 + if half { 0.5 } else { 0.0 }] {
-                let mut out = Vec::new();
-                Some(v).pack(&mut out);
-                let whole_form = out[0] & 1 == 1;
-                let by_fract = v.fract() == 0.0 && v.abs() <= EXACT && !(v == 0.0 && v.is_sign_negative());
-                prop_assert_eq!(whole_form, by_fract, "{:?}", v);
+        fn the_whole_form_is_chosen_as_fract_chooses_it(
+            bits in any::<u64>(),
+            whole in -(1i64 << 53)..=(1i64 << 53),
+            half in any::<bool>(),
+        ) {
+            let near = whole as f64 + if half { 0.5 } else { 0.0 };
+            for v in [f64::from_bits(bits), near] {
+                prop_assert_eq!(packed_whole(v), whole_by_fract(v), "{:?}", v);
             }
+        }
+    }
+
+    /// Whether `v` is packed in the whole-number form (an odd header: the
+    /// low bit of a LEB128's first byte is the number's).
+    fn packed_whole(v: f64) -> bool {
+        let mut out = Vec::new();
+        Some(v).pack(&mut out);
+        out[0] & 1 == 1
+    }
+
+    /// The choice as the first stored form made it.
+    fn whole_by_fract(v: f64) -> bool {
+        v.fract() == 0.0 && v.abs() <= EXACT && !(v == 0.0 && v.is_sign_negative())
+    }
+
+    #[test]
+    fn the_whole_form_is_chosen_as_fract_chooses_it_at_the_edges() {
+        for v in [
+            EXACT,
+            -EXACT,
+            EXACT + 2.0,
+            -(EXACT + 2.0),
+            4_503_599_627_370_495.5,
+            -4_503_599_627_370_495.5,
+            -0.5,
+            0.0,
+            -0.0,
+            f64::MIN_POSITIVE / 2.0,
+            -f64::MIN_POSITIVE,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            f64::MAX,
+            f64::MIN,
+            i64::MAX as f64,
+            i64::MIN as f64,
+        ] {
+            assert_eq!(packed_whole(v), whole_by_fract(v), "{v:?}");
         }
     }
 }
