@@ -475,9 +475,10 @@ impl Engine {
         } = batch;
         self.recheck_notices(&mut unit);
         self.seal(&unit);
-        // A customer the rescore confirmed and something later in the unit
-        // changed (a sweep, a recut) reaches the read side as touched, as
-        // of the seal: its confirmed state is older and must not follow.
+        // A customer the rescore confirmed and something else in the unit
+        // changed (a sweep or a recut after, an event before the policy
+        // changed) reaches the read side as touched, as of the seal: its
+        // confirmed state is older and must not follow.
         if unit.confirmed_may_be_touched {
             drop_touched(&mut unit.confirmed, &unit.touched_set);
         }
@@ -540,8 +541,9 @@ impl Engine {
 }
 
 /// Drop from `confirmed` the customers `touched` names (a sweep, a recut
-/// or a refreshed notice changed them after the rescore confirmed them:
-/// the read side gets their state as of the seal instead). Few are: each
+/// or a refreshed notice changed them after the rescore confirmed them,
+/// or an event before the unit's policy change: the read side gets their
+/// state as of the seal instead). Few are: each
 /// is swapped out for the last entry, so the other states, some hundred
 /// bytes each, are not shifted along as `retain` shifts everything after
 /// the first it drops. The order does not matter: a unit holds each

@@ -173,11 +173,11 @@ pub struct Unit {
     /// `confirmed` held some (an event, a sweep, a recut, a refreshed
     /// notice; not the rescore's own moved customers, which it never
     /// confirms), or a rescore slice took customers queued in this very
-    /// unit (a policy applied, customers admitted) while the unit had
-    /// touched or confirmed some (touched under the policy replaced, its
-    /// rescore may confirm them; confirmed under it, its rescore may move
+    /// unit (a policy applied, customers admitted) after the unit touched
+    /// some (touched under the policy replaced, its rescore may confirm
     /// them). Otherwise none is: a customer touched under the policy in
-    /// force is decided under it, and its rescore passes it by.
+    /// force is decided under it, and its rescore passes it by. (A unit
+    /// holds the slices of one policy's rescore, see [`Unit::confirmed`].)
     confirmed_may_be_touched: bool,
     /// The record to store with the unit: the rescore finished (see
     /// [`confirmed::META_CONFIRMED`]).
@@ -243,8 +243,9 @@ pub struct ConfirmedBuffers(Arc<Mutex<Vec<ConfirmedCustomers>>>);
 pub type ConfirmedCustomers = Vec<(CustomerId, CustomerState)>;
 
 impl ConfirmedBuffers {
-    /// Spare buffers kept (besides the one in the engine's unit): the
-    /// units in flight between the engine and the publish thread.
+    /// Spare buffers kept at most (besides the one in the engine's
+    /// unit): a cap, below the units that can be in flight between the
+    /// engine and the publish thread (up to four).
     pub const KEPT: usize = 2;
 
     /// An emptied buffer, if one is kept.
@@ -1649,11 +1650,9 @@ impl Engine {
             return 0;
         }
         // Customers queued in this very unit may have been touched before
-        // under the policy replaced (or confirmed by the slice of a policy
-        // it replaced): the seal must look.
+        // it, under the policy replaced: the seal must look.
         if r.queued_in == self.epoch {
-            unit.confirmed_may_be_touched |=
-                !unit.touched_set.is_empty() || !unit.confirmed.is_empty();
+            unit.confirmed_may_be_touched |= !unit.touched_set.is_empty();
         }
         // Most customers are confirmed: room for them up front, in a
         // buffer a unit before used if the committer handed one back.
@@ -1792,9 +1791,8 @@ impl Engine {
         unit.rescored += 1;
         match confirmed {
             Some(state) => unit.confirmed.push((id, state)),
-            // Queued once under this policy, so not confirmed under it in
-            // this unit (one a slice of a policy replaced in this unit
-            // confirmed is seen as the slice starts, by `queued_in`).
+            // Queued once, so not confirmed in this unit (which holds the
+            // slices of one policy's rescore).
             None => unit.touch_unconfirmed(&id),
         }
     }

@@ -639,6 +639,7 @@ fn a_customer_touched_before_a_policy_change_in_its_unit_is_not_also_confirmed()
     r.engine
         .between_batches(&mut b, &rx, date(2026, 1, 6), true, None, 10);
     assert_eq!(b.unit.rescored, 2, "both rescored in this unit");
+    assert_eq!(b.unit.confirmed.len(), 2, "ann's decision stands too");
     let unit = seal(&mut r.engine, b).into_unit();
     assert!(unit.touched().iter().any(|id| id == "ann"));
     let confirmed: Vec<&str> = unit.confirmed.iter().map(|(id, _)| id.as_str()).collect();
