@@ -543,13 +543,13 @@ impl Engine {
 /// Drop from `confirmed` the customers `touched` names (a sweep, a recut
 /// or a refreshed notice changed them after the rescore confirmed them,
 /// or an event before the unit's policy change: the read side gets their
-/// state as of the seal instead). Few are: each
-/// is swapped out for the last entry, so the other states, some hundred
-/// bytes each, are not shifted along as `retain` shifts everything after
-/// the first it drops. The order does not matter: a unit holds each
-/// customer at most once (see [`Unit::confirmed`]; a debug build checks).
-/// Called only when one can be in both (`Unit::confirmed_may_be_touched`;
-/// the seal checks, in a debug build, that none is otherwise).
+/// state as of the seal instead). Few are: each is swapped out for the
+/// last entry, so the other states, some hundred bytes each, are not
+/// shifted along as `retain` shifts everything after the first it drops.
+/// The order does not matter: a unit holds each customer at most once
+/// (see [`Unit::confirmed`]; a debug build checks). Called only when one
+/// can be in both (`Unit::confirmed_may_be_touched`; the seal checks, in
+/// a debug build, that none is otherwise).
 fn drop_touched<S: BuildHasher>(
     confirmed: &mut Vec<(CustomerId, CustomerState)>,
     touched: &HashSet<String, S>,

@@ -620,6 +620,16 @@ fn a_rescore_is_reported_done_only_once_its_last_views_are_published() {
     assert!((1..=ConfirmedBuffers::KEPT).contains(&kept), "{kept} kept");
 }
 
+/// A rig whose store holds ann and ben, each with one small order (in the
+/// lowest tier under the default policy and the stricter one alike).
+fn rig_with_ann_and_ben() -> Rig {
+    let mut r = rig(0);
+    let b = scoped_batch(&mut r.engine, 0, &[("ann", 0, 20_000), ("ben", 0, 80_000)]);
+    let u = seal(&mut r.engine, b);
+    r.committer.submit(u).unwrap();
+    r
+}
+
 /// A customer an event touched earlier in a unit, under the policy a
 /// command of the same unit then replaced, is shown as of the seal, not
 /// also as the rescore confirmed it (the older state would be shown over
@@ -627,10 +637,7 @@ fn a_rescore_is_reported_done_only_once_its_last_views_are_published() {
 /// customer is left in both).
 #[test]
 fn a_customer_touched_before_a_policy_change_in_its_unit_is_not_also_confirmed() {
-    let mut r = rig(0);
-    let b = scoped_batch(&mut r.engine, 0, &[("ann", 0, 20_000), ("ben", 0, 80_000)]);
-    let u = seal(&mut r.engine, b);
-    r.committer.submit(u).unwrap();
+    let mut r = rig_with_ann_and_ben();
     let (tx, rx) = sync_channel(4);
     // One unit: an order of ann's (under the default policy), then the
     // stricter policy and a slice of its rescore, which reaches ann too.
@@ -651,10 +658,7 @@ fn a_customer_touched_before_a_policy_change_in_its_unit_is_not_also_confirmed()
 /// kept, and none without room.
 #[test]
 fn a_rescore_slice_fills_a_buffer_handed_back() {
-    let mut r = rig(0);
-    let b = scoped_batch(&mut r.engine, 0, &[("ann", 0, 20_000), ("ben", 0, 80_000)]);
-    let u = seal(&mut r.engine, b);
-    r.committer.submit(u).unwrap();
+    let mut r = rig_with_ann_and_ben();
     let buffers = r.engine.confirmed_buffers();
     buffers.give(Vec::new());
     assert_eq!(buffers.kept(), 0, "a buffer without room is not kept");
