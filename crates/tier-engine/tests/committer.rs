@@ -568,15 +568,12 @@ fn a_policy_change_records_the_policy_it_replaced() {
 /// a customer sees the new policy's decision.
 #[test]
 fn a_rescore_is_reported_done_only_once_its_last_views_are_published() {
-    let mut r = rig(0);
     let customers: Vec<(&str, i32, i64)> = ["ann", "ben", "cai", "dee", "eve", "fay", "gus"]
         .iter()
         .enumerate()
         .map(|(i, c)| (*c, 0, 20_000 * (i as i64 + 1) * (i as i64 + 1)))
         .collect();
-    let b = scoped_batch(&mut r.engine, 0, &customers);
-    let u = seal(&mut r.engine, b);
-    r.committer.submit(u).unwrap();
+    let mut r = rig_with(&customers);
     let (tx, rx) = sync_channel(4);
     apply_stricter(&r, &tx);
     // Two customers a unit: the rescore takes several.
@@ -620,15 +617,19 @@ fn a_rescore_is_reported_done_only_once_its_last_views_are_published() {
     assert!((1..=ConfirmedBuffers::KEPT).contains(&kept), "{kept} kept");
 }
 
-/// A rig whose store holds ann and ben, each with one small order (in the
-/// lowest tier under the default policy and the stricter one alike).
-fn rig_with_ann_and_ben() -> Rig {
+/// A rig whose engine folded and committed one order of each
+/// `(customer, partition, amount)` (see [`scoped_batch`]).
+fn rig_with(orders: &[(&str, i32, i64)]) -> Rig {
     let mut r = rig(0);
-    let b = scoped_batch(&mut r.engine, 0, &[("ann", 0, 20_000), ("ben", 0, 80_000)]);
+    let b = scoped_batch(&mut r.engine, 0, orders);
     let u = seal(&mut r.engine, b);
     r.committer.submit(u).unwrap();
     r
 }
+
+/// Ann and ben, each with one small order: in the lowest tier under the
+/// default policy and the stricter one alike.
+const ANN_AND_BEN: &[(&str, i32, i64)] = &[("ann", 0, 20_000), ("ben", 0, 80_000)];
 
 /// A customer an event touched earlier in a unit, under the policy a
 /// command of the same unit then replaced, is shown as of the seal, not
@@ -637,7 +638,7 @@ fn rig_with_ann_and_ben() -> Rig {
 /// customer is left in both).
 #[test]
 fn a_customer_touched_before_a_policy_change_in_its_unit_is_not_also_confirmed() {
-    let mut r = rig_with_ann_and_ben();
+    let mut r = rig_with(ANN_AND_BEN);
     let (tx, rx) = sync_channel(4);
     // One unit: an order of ann's (under the default policy), then the
     // stricter policy and a slice of its rescore, which reaches ann too.
@@ -658,7 +659,7 @@ fn a_customer_touched_before_a_policy_change_in_its_unit_is_not_also_confirmed()
 /// kept, and none without room.
 #[test]
 fn a_rescore_slice_fills_a_buffer_handed_back() {
-    let mut r = rig_with_ann_and_ben();
+    let mut r = rig_with(ANN_AND_BEN);
     let buffers = r.engine.confirmed_buffers();
     buffers.give(Vec::new());
     assert_eq!(buffers.kept(), 0, "a buffer without room is not kept");

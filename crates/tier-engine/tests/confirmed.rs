@@ -403,12 +403,12 @@ fn a_start_under_another_policy_replaces_the_record_of_the_one_before() {
     let default = Arc::new(Policy::default_policy());
     // As if the stricter policy had confirmed everyone and moved nobody.
     let mut store = before_apply;
-    let scopes = store.states.values().map(|(s, _)| (*s, at)).collect();
-    store.confirmed = Some(Confirmed {
+    let stricter_record = Confirmed {
         version: stricter.version().to_owned(),
         at: Some(at),
-        scopes,
-    });
+        scopes: store.states.values().map(|(s, _)| (*s, at)).collect(),
+    };
+    store.confirmed = Some(stricter_record.clone());
     let later = at.plus_days(5);
     let mut back = store.restart(&default, later);
     assert!(!back.rescoring(), "{:?}", back.status());
@@ -423,11 +423,7 @@ fn a_start_under_another_policy_replaces_the_record_of_the_one_before() {
     assert_eq!(again.status().total as usize, expected.len());
     // Without the replacement, the old record would confirm them all.
     let mut kept = store.clone();
-    kept.confirmed = Some(Confirmed {
-        version: stricter.version().to_owned(),
-        at: Some(at),
-        scopes: kept.states.values().map(|(s, _)| (*s, at)).collect(),
-    });
+    kept.confirmed = Some(stricter_record);
     assert!(!kept.restart(&stricter, later).rescoring());
 }
 
