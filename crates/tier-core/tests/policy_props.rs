@@ -807,13 +807,22 @@ fn check_reasons(
             case.name
         );
     }
-    for pair in reasons.windows(2) {
+    // Every change, merged by name: the first k are the ones kept, and
+    // a tie in size is broken by name.
+    let all = case.policy.reasons(old, new, usize::MAX);
+    prop_assert_eq!(&reasons[..], &all[..k.min(all.len())], "{}", case.name);
+    for pair in all.windows(2) {
+        let (a, b) = (pair[0].delta.abs(), pair[1].delta.abs());
         prop_assert!(
-            pair[0].delta.abs() >= pair[1].delta.abs(),
-            "{}: {reasons:?}",
+            a > b || (a == b && pair[0].name < pair[1].name),
+            "{}: {all:?}",
             case.name
         );
     }
+    let mut names: Vec<&str> = all.iter().map(|r| r.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    prop_assert_eq!(names.len(), all.len(), "{}: {:?}", case.name, all);
     prop_assert!(case.policy.reasons(new, new, k).is_empty());
     Ok(())
 }

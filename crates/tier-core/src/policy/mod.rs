@@ -172,7 +172,6 @@ mod parse;
 mod rules;
 mod weighted;
 
-use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
@@ -256,6 +255,10 @@ impl Evaluation {
 
 /// Hundredths of a point in a whole score (100.00).
 pub(crate) const FULL_CENTI: i64 = 10_000;
+
+/// Room for a method's contribution terms in [`Policy::reasons`]: the
+/// shipped policies name at most a dozen (a longer list grows).
+const REASON_TERMS: usize = 16;
 
 /// A score in whole hundredths of a point: rounded to the nearest
 /// hundredth (half away from zero), clamped to `0..=10_000`; NaN is 0.
@@ -995,33 +998,49 @@ impl Policy {
     /// Terms on the same indicator are merged. Contributions are not
     /// rounded: the deltas add up to the score change within 0.01.
     pub fn reasons(&self, old: &Indicators, new: &Indicators, k: usize) -> Vec<Reason> {
-        let mut terms = Vec::new();
+        // A method names a handful of terms, so the merge is a short list
+        // searched in place, not a map; names are copied for the `k` kept
+        // only. Every tier change of every customer explains itself here.
+        let mut terms = Vec::with_capacity(REASON_TERMS);
+        let mut by_name: Vec<(&str, f64, f64)> = Vec::with_capacity(REASON_TERMS);
+        fn merged<'a, 'b>(
+            by_name: &'b mut Vec<(&'a str, f64, f64)>,
+            name: &'a str,
+        ) -> &'b mut (&'a str, f64, f64) {
+            let i = match by_name.iter().position(|(n, ..)| *n == name) {
+                Some(i) => i,
+                None => {
+                    by_name.push((name, 0.0, 0.0));
+                    by_name.len() - 1
+                }
+            };
+            &mut by_name[i]
+        }
         self.method.contributions(old, &mut terms);
-        let mut by_name: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
         for (name, c) in terms.drain(..) {
-            by_name.entry(name).or_default().0 += c;
+            merged(&mut by_name, name).1 += c;
         }
         self.method.contributions(new, &mut terms);
         for (name, c) in terms {
-            by_name.entry(name).or_default().1 += c;
+            merged(&mut by_name, name).2 += c;
         }
-        let mut reasons: Vec<Reason> = by_name
-            .into_iter()
-            .map(|(name, (old, new))| Reason {
-                name: name.to_owned(),
-                contribution: new,
-                delta: new - old,
-            })
-            .filter(|r| r.delta.abs() > 1e-9)
-            .collect();
-        reasons.sort_by(|a, b| {
-            b.delta
+        let delta = |&(_, old, new): &(&str, f64, f64)| new - old;
+        by_name.retain(|t| delta(t).abs() > 1e-9);
+        by_name.sort_by(|a, b| {
+            delta(b)
                 .abs()
-                .total_cmp(&a.delta.abs())
-                .then_with(|| a.name.cmp(&b.name))
+                .total_cmp(&delta(a).abs())
+                .then_with(|| a.0.cmp(b.0))
         });
-        reasons.truncate(k);
-        reasons
+        by_name.truncate(k);
+        by_name
+            .iter()
+            .map(|t| Reason {
+                name: t.0.to_owned(),
+                contribution: t.2,
+                delta: delta(t),
+            })
+            .collect()
     }
 }
 
