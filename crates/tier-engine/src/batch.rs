@@ -27,7 +27,7 @@ use crate::command::{Command, OverrideOutcome, PolicyChangeRefused, Reply};
 use crate::committer::{CommitObserver, ReadUpdate};
 use crate::metrics as m;
 use crate::task::CustomerId;
-use crate::{ActivePolicy, Engine, PolicyStatus, Unit};
+use crate::{ActivePolicy, Engine, Place, PolicyStatus, Unit};
 
 /// Commands applied per pause between two polls, at most.
 pub const COMMANDS_PER_BATCH: usize = 64;
@@ -488,7 +488,7 @@ impl Engine {
                 .all(|(id, _)| !unit.touched_set.contains(id.as_str())),
             "a customer both confirmed and touched in one unit"
         );
-        let touched = self.unit_customers(&unit);
+        let touched = self.unit_places(&unit);
         let mut stored = Vec::with_capacity(touched.len());
         let customers = encode(&touched, &mut stored);
         let read = (!touched.is_empty()).then(|| {
@@ -502,9 +502,9 @@ impl Engine {
         drop(touched);
         // Each customer keeps the value just encoded from it: cooling it
         // before it changes again then encodes nothing.
-        for (scope, id, value) in stored {
+        for ((scope, at), id, value) in stored {
             if let Some(task) = self.tasks.get_mut(&scope) {
-                task.hold_stored(&id, value);
+                task.hold_stored(&id, at, value);
             }
         }
         let notice_rows = unit
@@ -552,7 +552,7 @@ impl Engine {
 /// a debug build, that none is otherwise).
 fn drop_touched<S: BuildHasher>(
     confirmed: &mut Vec<(CustomerId, CustomerState)>,
-    touched: &HashSet<String, S>,
+    touched: &HashSet<CustomerId, S>,
 ) {
     debug_assert!(
         {
@@ -573,15 +573,15 @@ fn drop_touched<S: BuildHasher>(
 
 /// The states of a unit's customers, encoded for the store under their
 /// scoped keys; each value is also pushed to `stored`, with its
-/// customer.
+/// customer and where it is held.
 fn encode(
-    touched: &[(tier_store::Scope, &str, &CustomerState)],
-    stored: &mut Vec<(tier_store::Scope, CustomerId, Arc<[u8]>)>,
+    touched: &[(Place, &str, &CustomerState)],
+    stored: &mut Vec<(Place, CustomerId, Arc<[u8]>)>,
 ) -> Result<EncodedCustomers, StoreError> {
     let mut encoded = EncodedCustomers::with_capacity(touched.len());
-    for &(scope, id, state) in touched {
-        let value = encoded.push(scope, id, state)?;
-        stored.push((scope, CustomerId::from(id), value));
+    for &(place, id, state) in touched {
+        let value = encoded.push(place.0, id, state)?;
+        stored.push((place, CustomerId::from(id), value));
     }
     Ok(encoded)
 }
@@ -598,14 +598,14 @@ mod tests {
             .map(|id| (CustomerId::from(*id), CustomerState::default()))
             .collect();
         // The first, one in the middle, the last, and one never confirmed.
-        let touched: HashSet<String> = ["a", "c", "f", "z"].map(String::from).into();
+        let touched: HashSet<CustomerId> = ["a", "c", "f", "z"].map(CustomerId::from).into();
         drop_touched(&mut confirmed, &touched);
         let mut left: Vec<&str> = confirmed.iter().map(|(id, _)| id.as_str()).collect();
         left.sort_unstable();
         assert_eq!(left, ["b", "d", "e"]);
 
         // Every one touched: none is left.
-        let all: HashSet<String> = ids.map(String::from).into();
+        let all: HashSet<CustomerId> = ids.map(CustomerId::from).into();
         drop_touched(&mut confirmed, &all);
         assert!(confirmed.is_empty());
     }

@@ -20,6 +20,10 @@ use std::hash::{BuildHasher, BuildHasherDefault};
 use hashbrown::HashTable;
 use tier_core::projection::{CustomerId, Fnv};
 
+/// A hint for [`DenseMap::position_near`] that is no position: the id is
+/// looked up.
+pub(crate) const NO_HINT: usize = usize::MAX;
+
 fn hash(id: &str) -> u64 {
     BuildHasherDefault::<Fnv>::default().hash_one(id)
 }
@@ -55,7 +59,7 @@ impl<V> DenseMap<V> {
     }
 
     /// The position of `id`'s entry.
-    fn position(&self, id: &str) -> Option<usize> {
+    pub(crate) fn position(&self, id: &str) -> Option<usize> {
         let entries = &self.entries;
         self.index
             .find(hash(id), |&i| entries[i].0.as_str() == id)
@@ -100,13 +104,6 @@ impl<V> DenseMap<V> {
         self.position(id).map(|i| &self.entries[i].1)
     }
 
-    pub(crate) fn get_key_value(&self, id: &str) -> Option<(&CustomerId, &V)> {
-        self.position(id).map(|i| {
-            let (k, v) = &self.entries[i];
-            (k, v)
-        })
-    }
-
     pub(crate) fn get_mut(&mut self, id: &str) -> Option<&mut V> {
         let i = self.position(id)?;
         Some(&mut self.entries[i].1)
@@ -123,16 +120,22 @@ impl<V> DenseMap<V> {
         }
     }
 
-    /// Hold `value` for `id` and return it in place.
-    pub(crate) fn insert_mut(&mut self, id: CustomerId, value: V) -> &mut V {
-        let i = match self.position(&id) {
-            Some(i) => {
-                self.entries[i].1 = value;
-                i
-            }
-            None => self.push(id, value),
-        };
-        &mut self.entries[i].1
+    /// Hold `value` for `id`, known to be absent (the caller just looked),
+    /// and return it in place: no lookup before the insert.
+    pub(crate) fn insert_absent(&mut self, id: CustomerId, value: V) -> (usize, &mut V) {
+        debug_assert!(self.position(&id).is_none(), "{id} is in the map already");
+        let i = self.push(id, value);
+        (i, &mut self.entries[i].1)
+    }
+
+    /// The entry at position `i`.
+    pub(crate) fn entry_at(&self, i: usize) -> Option<(&CustomerId, &V)> {
+        self.entries.get(i).map(|(k, v)| (k, v))
+    }
+
+    /// The value at position `i`.
+    pub(crate) fn value_mut_at(&mut self, i: usize) -> Option<&mut V> {
+        self.entries.get_mut(i).map(|(_, v)| v)
     }
 
     /// Append an entry for `id`, known to be absent; its position.
@@ -193,14 +196,15 @@ mod tests {
     #[derive(Debug, Clone)]
     enum Op {
         Insert(u8, u32),
-        InsertMut(u8, u32),
+        /// `insert_absent` when the id is absent, else `insert`.
+        InsertAbsent(u8, u32),
         Remove(u8),
     }
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             (any::<u8>(), any::<u32>()).prop_map(|(k, v)| Op::Insert(k, v)),
-            (any::<u8>(), any::<u32>()).prop_map(|(k, v)| Op::InsertMut(k, v)),
+            (any::<u8>(), any::<u32>()).prop_map(|(k, v)| Op::InsertAbsent(k, v)),
             any::<u8>().prop_map(Op::Remove),
         ]
     }
@@ -224,10 +228,14 @@ mod tests {
                     Op::Insert(k, v) => {
                         prop_assert_eq!(dense.insert(id(k).into(), v), model.insert(id(k), v));
                     }
-                    Op::InsertMut(k, v) => {
-                        let held = dense.insert_mut(id(k).into(), v);
+                    Op::InsertAbsent(k, v) if !model.contains_key(&id(k)) => {
+                        let (at, held) = dense.insert_absent(id(k).into(), v);
                         *held = held.wrapping_add(1);
+                        prop_assert_eq!(dense.position(&id(k)), Some(at));
                         model.insert(id(k), v.wrapping_add(1));
+                    }
+                    Op::InsertAbsent(k, v) => {
+                        prop_assert_eq!(dense.insert(id(k).into(), v), model.insert(id(k), v));
                     }
                     Op::Remove(k) => {
                         prop_assert_eq!(dense.remove(&id(k)), model.remove(&id(k)));
@@ -238,7 +246,9 @@ mod tests {
             for (k, v) in &model {
                 prop_assert_eq!(dense.get(k), Some(v));
                 prop_assert!(dense.contains_key(k));
-                prop_assert_eq!(dense.get_key_value(k).map(|(id, _)| id.as_str()), Some(k.as_str()));
+                let at = dense.position(k);
+                prop_assert_eq!(at.and_then(|i| dense.entry_at(i)).map(|(id, _)| id.as_str()), Some(k.as_str()));
+                prop_assert_eq!(dense.position_near(k, NO_HINT), at);
             }
             let listed: HashMap<String, u32> =
                 dense.iter().map(|(k, v)| (k.to_string(), *v)).collect();

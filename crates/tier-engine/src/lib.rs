@@ -73,6 +73,7 @@ use tier_store::Scope;
 use tier_wire::trace::TraceParent;
 
 use confirmed::Confirmed;
+use dense::NO_HINT;
 pub use task::CustomerId;
 use task::{Confirmation, Held, IdTable, Slot, Task};
 
@@ -117,13 +118,34 @@ impl From<usize> for HotLimits {
 /// moves on (the customer stays due and is taken up again).
 pub const MAX_STEPS_PER_CUSTOMER: usize = 64;
 
+/// What the caller of [`Engine::fold_in`] learned of where the event's
+/// customer is held, so the fold does not look it up again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Found {
+    /// In the task, at this position of its table when looked at.
+    At(usize),
+    /// In no task: the scope map does not know it.
+    Nowhere,
+    /// Not looked for.
+    Unknown,
+}
+
+/// Where a customer is held: its task (scope) and its position in the
+/// task's table, as a hint (see [`Unit::places`]).
+type Place = (Scope, usize);
+
 /// What one batch of work changed; committed atomically by the adapter.
 #[derive(Debug, Default)]
 pub struct Unit {
-    touched: Vec<String>,
+    touched: Vec<CustomerId>,
+    /// Where each customer of `touched` was held when an event's fold
+    /// touched it: its task and its position in the task's table (`None`
+    /// when something else touched it first). The seal looks there before
+    /// it looks the customer up; a position is only ever a hint.
+    places: Vec<Option<Place>>,
     /// Hashed with FNV, as the engine's customer tables: every record
     /// looks its customer up here.
-    touched_set: HashSet<String, BuildHasherDefault<Fnv>>,
+    touched_set: HashSet<CustomerId, BuildHasherDefault<Fnv>>,
     /// Tier changes, in the order they were made (per customer: by
     /// sequence).
     pub changes: Vec<TierChange>,
@@ -202,7 +224,7 @@ impl Unit {
     }
 
     /// Customers this unit changed, each once, in first-touch order.
-    pub fn touched(&self) -> &[String] {
+    pub fn touched(&self) -> &[CustomerId] {
         &self.touched
     }
 
@@ -212,18 +234,36 @@ impl Unit {
     }
 
     fn touch(&mut self, id: &str) {
+        self.touch_at(id, None);
+    }
+
+    /// [`Self::touch`] by an event's fold, which knows where `id` is held
+    /// (see [`Unit::places`]).
+    fn touch_at(&mut self, id: &str, place: Option<Place>) {
         self.confirmed_may_be_touched |= !self.confirmed.is_empty();
-        self.touch_unconfirmed(id);
+        self.touch_unconfirmed_at(id, place);
     }
 
     /// [`Self::touch`] for a customer not in `confirmed` (one the
     /// rescore moved as it took it off its queue, see
     /// [`Unit::confirmed_may_be_touched`]).
     fn touch_unconfirmed(&mut self, id: &str) {
+        self.touch_unconfirmed_at(id, None);
+    }
+
+    fn touch_unconfirmed_at(&mut self, id: &str, place: Option<Place>) {
         if !self.touched_set.contains(id) {
-            self.touched_set.insert(id.to_owned());
-            self.touched.push(id.to_owned());
+            let id = CustomerId::from(id);
+            self.touched_set.insert(id.clone());
+            self.touched.push(id);
+            self.places.push(place);
         }
+    }
+
+    /// Every touched customer with where an event's fold found it.
+    fn touched_places(&self) -> impl Iterator<Item = (&CustomerId, Option<Place>)> {
+        debug_assert_eq!(self.touched.len(), self.places.len());
+        self.touched.iter().zip(self.places.iter().copied())
     }
 }
 
@@ -745,15 +785,35 @@ impl Engine {
     /// the commit. A customer a unit touched is held decoded until the
     /// seal after the one that sealed the unit.
     pub fn unit_customers<'a>(&'a self, unit: &Unit) -> Vec<(Scope, &'a str, &'a CustomerState)> {
-        unit.touched
-            .iter()
-            .filter_map(|id| {
-                let scope = *self.scopes.get(id.as_str())?;
-                let (k, slot) = self.tasks.get(&scope)?.slot(id)?;
+        self.unit_places(unit)
+            .into_iter()
+            .map(|(place, id, state)| (place.0, id, state))
+            .collect()
+    }
+
+    /// [`Self::unit_customers`] with each one's position in its task's
+    /// table.
+    fn unit_places<'a>(&'a self, unit: &Unit) -> Vec<(Place, &'a str, &'a CustomerState)> {
+        unit.touched_places()
+            .filter_map(|(id, place)| {
+                let (scope, at) = self.place_of(id, place)?;
+                let (k, slot) = self.tasks.get(&scope)?.slot_at(at)?;
                 debug_assert!(slot.hot().is_some(), "{id} was touched, so it is hot");
-                Some((scope, k.as_str(), slot.hot()?))
+                Some(((scope, at), k.as_str(), slot.hot()?))
             })
             .collect()
+    }
+
+    /// Where `id` is held (its scope and position in that task's table):
+    /// at `place` when it is still there, else looked up.
+    fn place_of(&self, id: &str, place: Option<Place>) -> Option<Place> {
+        if let Some((scope, at)) = place
+            && self.tasks.get(&scope).is_some_and(|t| t.is_at(id, at))
+        {
+            return Some((scope, at));
+        }
+        let scope = *self.scopes.get(id)?;
+        Some((scope, self.tasks.get(&scope)?.position(id)?))
     }
 
     /// While a policy rescore is under way, a customer not rescored yet is
@@ -811,27 +871,39 @@ impl Engine {
         trace: Option<TraceParent>,
     ) -> Applied {
         let scope = self.scope_of(&event.customer_id);
-        self.fold_in(unit, event, trace, scope)
+        self.fold_in(unit, event, trace, scope, Found::Unknown)
     }
 
     /// Fold `event` on task `scope`: the task its customer is in, or joins
-    /// when new.
+    /// when new. `found`: what the caller learned of where it is.
     fn fold_in(
         &mut self,
         unit: &mut Unit,
         event: &Event,
         trace: Option<TraceParent>,
         scope: Scope,
+        found: Found,
     ) -> Applied {
         if self.rescore.is_some() {
             self.ensure_current(unit, &event.customer_id);
         }
         let id = &event.customer_id;
         let task = self.tasks.entry(scope).or_default();
-        let state = match task.get_mut(id, self.epoch) {
-            Some(s) => s,
+        let held = match found {
+            // Checked at that position (the rescore above moves nothing,
+            // but a position is only ever a hint).
+            Found::At(at) => task.get_mut_near(id, at, self.epoch),
+            Found::Nowhere => None,
+            Found::Unknown => task.get_mut_near(id, NO_HINT, self.epoch),
+        };
+        let (at, state) = match held {
+            Some(held) => held,
             None => {
-                self.scopes.insert(id.as_str().into(), scope);
+                if found == Found::Nowhere {
+                    self.scopes.insert_absent(id.as_str().into(), scope);
+                } else {
+                    self.scopes.insert(id.as_str().into(), scope);
+                }
                 task.insert_new(id.as_str(), self.epoch)
             }
         };
@@ -868,7 +940,7 @@ impl Engine {
             Applied::Stale => unit.stale += 1,
         }
         if processed.applied == Applied::Applied || moved {
-            unit.touch(id);
+            unit.touch_at(id, Some((scope, at)));
         } else if let Some(task) = self.tasks.get_mut(&scope)
             && task
                 .get(id)
@@ -896,11 +968,14 @@ impl Engine {
     /// customer (its next due instant may have moved) and measure it again
     /// (its heap size may have moved).
     pub fn seal(&mut self, unit: &Unit) {
-        for id in &unit.touched {
-            let Some(task) = self.scopes.get(id).and_then(|s| self.tasks.get_mut(s)) else {
+        for (id, place) in unit.touched_places() {
+            let Some((scope, at)) = self.place_of(id, place) else {
                 continue;
             };
-            task.settle(id, |state| due_at(&self.policy, self.swept_to, state));
+            let Some(task) = self.tasks.get_mut(&scope) else {
+                continue;
+            };
+            task.settle(id, at, |state| due_at(&self.policy, self.swept_to, state));
         }
         self.cool(unit);
         self.epoch += 1;
@@ -1393,7 +1468,7 @@ impl Engine {
         let known = task.contains(&cmd.customer_id);
         let state = match task.get_mut(&cmd.customer_id, self.epoch) {
             Some(s) => s,
-            None => task.insert_new(cmd.customer_id.clone(), self.epoch),
+            None => task.insert_new(cmd.customer_id.clone(), self.epoch).1,
         };
         let at = o.set_at;
         let result = state.set_override(&cmd.customer_id, &self.policy, o);

@@ -31,7 +31,7 @@ use tier_core::{Event, Timestamp};
 use tier_store::Scope;
 use tier_wire::trace::TraceParent;
 
-use crate::{Engine, Rescore, Unit, open_overdue_tiers};
+use crate::{Engine, Found, Rescore, Unit, open_overdue_tiers};
 
 /// What an assignment changed in memory.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -65,14 +65,19 @@ impl Engine {
             return self.fold_traced(unit, event, trace);
         };
         let id = &event.customer_id;
-        // The common case, a customer already in this partition's task (or
-        // new), costs one lookup in the scope map.
+        // The common case, a customer already in this partition's task,
+        // costs one lookup, in that task: the fold takes the position found.
+        if let Some(at) = self.tasks.get(&scope).and_then(|t| t.position(id)) {
+            return self.fold_in(unit, event, trace, scope, Found::At(at));
+        }
+        // New, or held under another scope.
         let old = match self.scopes.get(id.as_str()) {
             Some(old) if *old != scope => *old,
-            _ => return self.fold_in(unit, event, trace, scope),
+            Some(_) => return self.fold_in(unit, event, trace, scope, Found::Unknown),
+            None => return self.fold_in(unit, event, trace, scope, Found::Nowhere),
         };
         self.move_to(id, old, scope);
-        let applied = self.fold_in(unit, event, trace, scope);
+        let applied = self.fold_in(unit, event, trace, scope, Found::Unknown);
         if self.scopes.contains_key(id.as_str()) {
             // Stored (or about to be) under the old scope: delete that key
             // and write the state under the new one, together.

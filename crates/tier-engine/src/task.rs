@@ -39,6 +39,8 @@ use std::sync::Arc;
 use tier_core::Timestamp;
 use tier_core::state::CustomerState;
 
+use crate::dense::NO_HINT;
+
 /// One customer, decoded or encoded.
 #[derive(Debug)]
 pub(crate) enum Slot {
@@ -372,13 +374,15 @@ impl Task {
 
     /// After a unit changed `id`: index it at the instant `next_due`
     /// gives for its state, and measure its heap size again if it is held
-    /// decoded. One lookup.
+    /// decoded. Looks at position `hint` first (where the caller found it;
+    /// [`NO_HINT`] when it did not look), else one lookup.
     pub(crate) fn settle(
         &mut self,
         id: &str,
+        hint: usize,
         next_due: impl FnOnce(&CustomerState) -> Option<Timestamp>,
     ) {
-        let Some(entry) = self.states.get_mut(id) else {
+        let Some(entry) = self.states.get_mut_near(id, hint) else {
             return;
         };
         let at = next_due(&entry.slot.read(self.confirmation.as_deref()));
@@ -483,30 +487,63 @@ impl Task {
     }
 
     /// `id`'s key and slot.
+    #[cfg(test)]
     pub(crate) fn slot(&self, id: &str) -> Option<(&CustomerId, &Slot)> {
-        self.states.get_key_value(id).map(|(k, e)| (k, &e.slot))
+        self.slot_at(self.states.position(id)?)
+    }
+
+    /// The customer at position `at` of the task's table, with its slot.
+    pub(crate) fn slot_at(&self, at: usize) -> Option<(&CustomerId, &Slot)> {
+        self.states.entry_at(at).map(|(k, e)| (k, &e.slot))
+    }
+
+    /// Whether `id` is at position `at` of the task's table.
+    pub(crate) fn is_at(&self, id: &str, at: usize) -> bool {
+        self.states.at(id, at).is_some()
+    }
+
+    /// Where `id` sits in the task's table (for [`Self::get_mut_near`]).
+    pub(crate) fn position(&self, id: &str) -> Option<usize> {
+        self.states.position(id)
     }
 
     /// `id`'s state to change: decoded if cold, marked used in `epoch`.
     pub(crate) fn get_mut(&mut self, id: &str, epoch: u64) -> Option<&mut CustomerState> {
+        self.get_mut_near(id, NO_HINT, epoch)
+            .map(|(_, state)| state)
+    }
+
+    /// [`Self::get_mut`], looking at position `hint` first (where the
+    /// caller just found `id`), with the position it is at.
+    pub(crate) fn get_mut_near(
+        &mut self,
+        id: &str,
+        hint: usize,
+        epoch: u64,
+    ) -> Option<(usize, &mut CustomerState)> {
         self.compact_recent();
-        let entry = self.states.get_mut(id)?;
-        Some(thaw(
-            &mut entry.slot,
-            (&mut self.hot, &mut self.hot_bytes),
-            &mut self.recent,
-            id,
-            epoch,
-            self.confirmation.as_deref(),
+        let at = self.states.position_near(id, hint)?;
+        let entry = self.states.value_mut_at(at)?;
+        Some((
+            at,
+            thaw(
+                &mut entry.slot,
+                (&mut self.hot, &mut self.hot_bytes),
+                &mut self.recent,
+                id,
+                epoch,
+                self.confirmation.as_deref(),
+            ),
         ))
     }
 
-    /// A new customer `id` (not in the task), with a default state.
+    /// A new customer `id` (not in the task), with a default state, and
+    /// the position it is at.
     pub(crate) fn insert_new(
         &mut self,
         id: impl Into<CustomerId>,
         epoch: u64,
-    ) -> &mut CustomerState {
+    ) -> (usize, &mut CustomerState) {
         let id = id.into();
         self.compact_recent();
         let state = Box::<CustomerState>::default();
@@ -521,7 +558,7 @@ impl Task {
             stored: None,
         };
         // A default state has no drop announced.
-        let entry = self.states.insert_mut(
+        let (at, entry) = self.states.insert_absent(
             id,
             Entry {
                 slot,
@@ -530,7 +567,7 @@ impl Task {
             },
         );
         match &mut entry.slot {
-            Slot::Hot { state, .. } => state,
+            Slot::Hot { state, .. } => (at, state),
             Slot::Cold { .. } => unreachable!("inserted hot just above"),
         }
     }
@@ -652,12 +689,13 @@ impl Task {
     /// Hold `value`, the store's value just encoded from hot customer
     /// `id`'s state, beside it (counted in `hot_bytes`): cooling `id`
     /// before anything changes it keeps the value's body. A cold or
-    /// unknown `id` is left alone.
-    pub(crate) fn hold_stored(&mut self, id: &str, value: Arc<[u8]>) {
+    /// unknown `id` is left alone. Looks at position `hint` first (see
+    /// [`Self::settle`]).
+    pub(crate) fn hold_stored(&mut self, id: &str, hint: usize, value: Arc<[u8]>) {
         let Some(Entry {
             slot: Slot::Hot { size, stored, .. },
             ..
-        }) = self.states.get_mut(id)
+        }) = self.states.get_mut_near(id, hint)
         else {
             return;
         };
@@ -800,8 +838,9 @@ mod tests {
         Insert(u8, bool),
         /// A new customer's default state.
         InsertNew(u8),
-        /// Change the notice, then settle (a unit's change and its seal).
-        Change(u8, bool),
+        /// Change the notice, then settle (a unit's change and its seal)
+        /// with a hint (right, stale or out of range: never the answer).
+        Change(u8, bool, u8),
         Cool(u8),
         Remove(u8),
     }
@@ -811,7 +850,7 @@ mod tests {
         prop_oneof![
             (0..6u8, any::<bool>()).prop_map(|(c, r)| Step::Insert(c, r)),
             (0..6u8).prop_map(Step::InsertNew),
-            (0..6u8, any::<bool>()).prop_map(|(c, r)| Step::Change(c, r)),
+            (0..6u8, any::<bool>(), 0..8u8).prop_map(|(c, r, h)| Step::Change(c, r, h)),
             (0..6u8).prop_map(Step::Cool),
             (0..6u8).prop_map(Step::Remove),
         ]
@@ -834,10 +873,10 @@ mod tests {
                             task.insert_new(c.to_string(), epoch);
                         }
                     }
-                    Step::Change(c, r) => {
+                    Step::Change(c, r, hint) => {
                         if let Some(state) = task.get_mut(&c.to_string(), epoch) {
                             state.at_risk = with_notice(r).at_risk;
-                            task.settle(&c.to_string(), |_| None);
+                            task.settle(&c.to_string(), hint.into(), |_| None);
                         }
                     }
                     Step::Cool(c) => {
@@ -865,7 +904,7 @@ mod tests {
             .policy_version
             .push_str(&"v".repeat(4096));
         assert_eq!(task.hot_bytes(), measured, "not measured until settled");
-        task.settle("a", |_| Some(at(7)));
+        task.settle("a", NO_HINT, |_| Some(at(7)));
         let grown = task.slot("a").unwrap().1.hot().unwrap().heap_size();
         assert!(grown >= measured + 4096);
         assert_eq!(task.hot_bytes(), grown, "measured again");
@@ -874,13 +913,13 @@ mod tests {
         let freed = task.cool("a").expect("a was hot");
         assert_eq!(freed, grown);
         assert_eq!(task.hot_bytes(), 0);
-        task.settle("a", |s| {
+        task.settle("a", NO_HINT, |s| {
             assert!(s.policy_version.len() >= 4096, "read decoded");
             Some(at(9))
         });
         assert_eq!(task.hot_bytes(), 0);
         assert_eq!(task.first_due(), Some(at(9)));
-        task.settle("nobody", |_| unreachable!("no state to read"));
+        task.settle("nobody", NO_HINT, |_| unreachable!("no state to read"));
     }
 
     #[test]
@@ -955,9 +994,9 @@ mod tests {
         task.insert("a", state.clone(), 1);
         let bare = task.hot_bytes();
         let value = stored_value("a", &state);
-        task.hold_stored("a", Arc::clone(&value));
+        task.hold_stored("a", NO_HINT, Arc::clone(&value));
         assert_eq!(task.hot_bytes(), bare + value.len(), "the value is counted");
-        task.settle("a", |_| None);
+        task.settle("a", NO_HINT, |_| None);
         assert_eq!(task.hot_bytes(), bare + value.len(), "measured again");
 
         // Cooled unchanged: the cold form is the value's body.
@@ -968,7 +1007,7 @@ mod tests {
             tier_store::current_body(&value)
         );
         assert_eq!(task.get("a").unwrap().as_ref(), &state);
-        task.hold_stored("a", Arc::clone(&value));
+        task.hold_stored("a", NO_HINT, Arc::clone(&value));
         assert_eq!(task.hot_bytes(), 0, "a cold customer holds no value");
 
         // Lent out to change (thawed): the value goes, and cooling encodes
@@ -976,7 +1015,7 @@ mod tests {
         // the old state's: a debug build's check panics, a release build
         // reads "v7".)
         task.get_mut("a", 2).unwrap();
-        task.hold_stored("a", Arc::clone(&value));
+        task.hold_stored("a", NO_HINT, Arc::clone(&value));
         task.get_mut("a", 3).unwrap().policy_version.push('!');
         let thawed = task.slot("a").unwrap().1.hot().unwrap().heap_size();
         assert_eq!(task.hot_bytes(), thawed, "the value left the count");
@@ -986,7 +1025,7 @@ mod tests {
         // Lent out to the policy rescore: the same.
         let state = task.remove("a").unwrap();
         task.insert("a", state.clone(), 4);
-        task.hold_stored("a", stored_value("a", &state));
+        task.hold_stored("a", NO_HINT, stored_value("a", &state));
         let position = task
             .positions()
             .find(|(_, id)| id.as_str() == "a")

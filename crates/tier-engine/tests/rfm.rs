@@ -174,7 +174,7 @@ fn a_recut_rescores_exactly_the_customers_whose_rfm_score_moved() {
         engine.policy().rfm_cuts().monetary,
         [15.0 * u, 8.0 * u, 6.0 * u, 3.0 * u]
     );
-    let touched: BTreeSet<&str> = unit.touched().iter().map(String::as_str).collect();
+    let touched: BTreeSet<&str> = unit.touched().iter().map(|id| id.as_str()).collect();
     assert_eq!(touched, BTreeSet::from(["c4", "c6", "c8", "c9"]));
     // Of those, c8 leaves A and c4 leaves B; c9 (gated to B) and c6
     // (still monetary 3) keep their tiers.

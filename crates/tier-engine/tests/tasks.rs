@@ -219,3 +219,37 @@ fn a_customer_whose_records_move_partition_takes_its_due_entry_to_the_new_task()
     assert!(!a.is_empty());
     assert_eq!(a, b, "the move changes no decision");
 }
+
+#[test]
+fn a_seal_finds_every_customer_its_unit_touched_after_positions_moved() {
+    // The fold notes where each customer is held for the seal; a move to
+    // another partition shifts others in the old task's table (the last
+    // takes the place of the one that left), so those notes go stale.
+    let day = date(2026, 3, 2);
+    let first = |id: &str, n: usize| order(id, n, day, cny(50_000));
+    let mut records = on(0, vec![first("a", 1), first("b", 2), first("c", 3)]);
+    records.push((Some(1), order("a", 4, day.plus_days(1), cny(70_000))));
+    let mut moved = Engine::new(policy(), [], day);
+    let unit = fold(&mut moved, &records);
+    assert_eq!(unit.moved, [(p(0), "a".to_owned())]);
+    // The same records with a's on partition 1 from the start: nothing moves.
+    let mut straight = Engine::new(policy(), [], day);
+    let mut direct = records.clone();
+    direct[0].0 = Some(1);
+    fold(&mut straight, &direct);
+
+    let held: Vec<(Scope, &str)> = moved
+        .unit_customers(&unit)
+        .into_iter()
+        .map(|(scope, id, state)| {
+            assert_eq!(Some(state), moved.customer(id).as_deref(), "{id}");
+            (scope, id)
+        })
+        .collect();
+    assert_eq!(held, [(p(1), "a"), (p(0), "b"), (p(0), "c")]);
+    // Each was indexed at its next due instant by the seal.
+    let far = day.plus_days(4000);
+    assert_eq!(moved.due_count(far), 3);
+    assert_eq!(moved.due_count(far), straight.due_count(far));
+    assert_eq!(moved.next_due(), straight.next_due());
+}
