@@ -89,10 +89,11 @@ impl<V> DenseMap<V> {
         }
     }
 
-    /// [`Self::get_mut`] by way of [`Self::position_near`].
-    pub(crate) fn get_mut_near(&mut self, id: &str, hint: usize) -> Option<&mut V> {
+    /// [`Self::get_mut`] by way of [`Self::position_near`], with the
+    /// position.
+    pub(crate) fn get_mut_near(&mut self, id: &str, hint: usize) -> Option<(usize, &mut V)> {
         let i = self.position_near(id, hint)?;
-        Some(&mut self.entries[i].1)
+        Some((i, &mut self.entries[i].1))
     }
 
     /// Every entry with its position (for [`Self::position_near`]).
@@ -131,11 +132,6 @@ impl<V> DenseMap<V> {
     /// The entry at position `i`.
     pub(crate) fn entry_at(&self, i: usize) -> Option<(&CustomerId, &V)> {
         self.entries.get(i).map(|(k, v)| (k, v))
-    }
-
-    /// The value at position `i`.
-    pub(crate) fn value_mut_at(&mut self, i: usize) -> Option<&mut V> {
-        self.entries.get_mut(i).map(|(_, v)| v)
     }
 
     /// Append an entry for `id`, known to be absent; its position.

@@ -1796,7 +1796,7 @@ impl Engine {
         {
             Some(at) => (queued_in, at),
             None => match self.scopes.get(id.as_str()) {
-                Some(scope) => (*scope, usize::MAX),
+                Some(scope) => (*scope, NO_HINT),
                 None => return,
             },
         };

@@ -31,6 +31,7 @@ use tier_core::{Event, Timestamp};
 use tier_store::Scope;
 use tier_wire::trace::TraceParent;
 
+use crate::dense::NO_HINT;
 use crate::{Engine, Found, Rescore, Unit, open_overdue_tiers};
 
 /// What an assignment changed in memory.
@@ -68,9 +69,13 @@ impl Engine {
         // The common case, a customer already in this partition's task,
         // costs one lookup, in that task: the fold takes the position found.
         if let Some(at) = self.tasks.get(&scope).and_then(|t| t.position(id)) {
+            // A customer in a task is in the scope map under that task's
+            // scope (the old lookup order read the scope map first).
+            debug_assert_eq!(self.scopes.get(id.as_str()), Some(&scope), "{id}");
             return self.fold_in(unit, event, trace, scope, Found::At(at));
         }
-        // New, or held under another scope.
+        // New, held under another scope, or (not expected: see above) in
+        // the scope map under this one but not in its task.
         let old = match self.scopes.get(id.as_str()) {
             Some(old) if *old != scope => *old,
             Some(_) => return self.fold_in(unit, event, trace, scope, Found::Unknown),
@@ -187,11 +192,11 @@ impl Engine {
             self.rerank_rfm(&id);
         }
         if stale {
-            // Found by its id (no position known: `usize::MAX`).
+            // Found by its id (no position known).
             let queued = crate::Queued {
                 scope,
                 id: id.into(),
-                position: usize::MAX,
+                position: NO_HINT,
             };
             match &mut self.rescore {
                 Some(r) => {

@@ -382,7 +382,7 @@ impl Task {
         hint: usize,
         next_due: impl FnOnce(&CustomerState) -> Option<Timestamp>,
     ) {
-        let Some(entry) = self.states.get_mut_near(id, hint) else {
+        let Some((_, entry)) = self.states.get_mut_near(id, hint) else {
             return;
         };
         let at = next_due(&entry.slot.read(self.confirmation.as_deref()));
@@ -447,9 +447,12 @@ impl Task {
     /// `id` as the policy rescore meets it, leaving it as it is held;
     /// looked for at position `hint` first (see [`Self::positions`]).
     pub(crate) fn rescore_view<'a>(&'a mut self, id: &'a str, hint: usize) -> Option<Held<'a>> {
-        let Entry {
-            slot, due: due_at, ..
-        } = self.states.get_mut_near(id, hint)?;
+        let (
+            _,
+            Entry {
+                slot, due: due_at, ..
+            },
+        ) = self.states.get_mut_near(id, hint)?;
         Some(match slot {
             Slot::Hot {
                 state,
@@ -522,8 +525,7 @@ impl Task {
         epoch: u64,
     ) -> Option<(usize, &mut CustomerState)> {
         self.compact_recent();
-        let at = self.states.position_near(id, hint)?;
-        let entry = self.states.value_mut_at(at)?;
+        let (at, entry) = self.states.get_mut_near(id, hint)?;
         Some((
             at,
             thaw(
@@ -692,10 +694,13 @@ impl Task {
     /// unknown `id` is left alone. Looks at position `hint` first (see
     /// [`Self::settle`]).
     pub(crate) fn hold_stored(&mut self, id: &str, hint: usize, value: Arc<[u8]>) {
-        let Some(Entry {
-            slot: Slot::Hot { size, stored, .. },
-            ..
-        }) = self.states.get_mut_near(id, hint)
+        let Some((
+            _,
+            Entry {
+                slot: Slot::Hot { size, stored, .. },
+                ..
+            },
+        )) = self.states.get_mut_near(id, hint)
         else {
             return;
         };
@@ -839,7 +844,8 @@ mod tests {
         /// A new customer's default state.
         InsertNew(u8),
         /// Change the notice, then settle (a unit's change and its seal)
-        /// with a hint (right, stale or out of range: never the answer).
+        /// with a hint, right, stale or out of range: it is checked, never
+        /// trusted.
         Change(u8, bool, u8),
         Cool(u8),
         Remove(u8),

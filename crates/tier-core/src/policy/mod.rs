@@ -257,7 +257,8 @@ impl Evaluation {
 pub(crate) const FULL_CENTI: i64 = 10_000;
 
 /// Room for a method's contribution terms in [`Policy::reasons`]: the
-/// shipped policies name at most a dozen (a longer list grows).
+/// shipped policies name at most 14 (`example-b.toml`); a longer list
+/// grows.
 const REASON_TERMS: usize = 16;
 
 /// A score in whole hundredths of a point: rounded to the nearest
@@ -1214,5 +1215,88 @@ mod tests {
         };
         assert_eq!(p.decide(Some(&gone), eval, date(2026, 1, 2)), 2);
         assert_eq!(p.decide(None, eval, date(2026, 1, 2)), 2);
+    }
+
+    /// [`Policy::reasons`] as first written (a map by name), kept as the
+    /// reference the short-list merge must match to the bit.
+    fn reasons_by_map(p: &Policy, old: &Indicators, new: &Indicators, k: usize) -> Vec<Reason> {
+        let mut terms = Vec::new();
+        p.method.contributions(old, &mut terms);
+        let mut by_name: std::collections::BTreeMap<&str, (f64, f64)> = Default::default();
+        for (name, c) in terms.drain(..) {
+            by_name.entry(name).or_default().0 += c;
+        }
+        p.method.contributions(new, &mut terms);
+        for (name, c) in terms {
+            by_name.entry(name).or_default().1 += c;
+        }
+        let mut reasons: Vec<Reason> = by_name
+            .into_iter()
+            .map(|(name, (old, new))| Reason {
+                name: name.to_owned(),
+                contribution: new,
+                delta: new - old,
+            })
+            .filter(|r| r.delta.abs() > 1e-9)
+            .collect();
+        reasons.sort_by(|a, b| {
+            b.delta
+                .abs()
+                .total_cmp(&a.delta.abs())
+                .then_with(|| a.name.cmp(&b.name))
+        });
+        reasons.truncate(k);
+        reasons
+    }
+
+    static SHIPPED: std::sync::LazyLock<Vec<Policy>> = std::sync::LazyLock::new(|| {
+        [
+            DEFAULT_POLICY_TOML,
+            include_str!("../../../../deploy/policy/example-b.toml"),
+            include_str!("../../../../deploy/policy/retail-rules.toml"),
+            include_str!("../../../../deploy/policy/abc-score.toml"),
+            include_str!("../../../../deploy/policy/abc-margin.toml"),
+        ]
+        .into_iter()
+        .map(|text| Policy::from_toml_str(text).unwrap())
+        .collect()
+    });
+
+    /// A figure on any of the indicators' scales: a ratio, days or
+    /// points, money in minor units; sometimes unknown.
+    fn figure() -> impl proptest::strategy::Strategy<Value = Option<f64>> {
+        use proptest::prelude::*;
+        proptest::option::weighted(
+            0.85,
+            prop_oneof![Just(0.0), -0.5..1.5f64, -10.0..400.0f64, 0.0..5.0e8f64],
+        )
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn reasons_are_those_of_a_merge_by_map(
+            old in proptest::collection::vec(figure(), IndicatorName::ALL.len()),
+            new in proptest::collection::vec(figure(), IndicatorName::ALL.len()),
+            moved in proptest::collection::vec(proptest::bool::weighted(0.4), IndicatorName::ALL.len()),
+            k in 0usize..20,
+        ) {
+            let mut before = Indicators::default();
+            let mut after = Indicators::default();
+            for (i, name) in IndicatorName::ALL.into_iter().enumerate() {
+                before.set(name, old[i]);
+                // Most figures stay: those terms have no delta.
+                after.set(name, if moved[i] { new[i] } else { old[i] });
+            }
+            for p in SHIPPED.iter() {
+                let got = p.reasons(&before, &after, k);
+                let want = reasons_by_map(p, &before, &after, k);
+                proptest::prop_assert_eq!(got.len(), want.len(), "{}", p.version());
+                for (g, w) in got.iter().zip(&want) {
+                    proptest::prop_assert_eq!(&g.name, &w.name);
+                    proptest::prop_assert_eq!(g.contribution.to_bits(), w.contribution.to_bits());
+                    proptest::prop_assert_eq!(g.delta.to_bits(), w.delta.to_bits());
+                }
+            }
+        }
     }
 }
