@@ -244,13 +244,9 @@ impl Unit {
         self.touch_unconfirmed_at(id, place);
     }
 
-    /// [`Self::touch`] for a customer not in `confirmed` (one the
+    /// [`Self::touch_at`] for a customer not in `confirmed` (one the
     /// rescore moved as it took it off its queue, see
     /// [`Unit::confirmed_may_be_touched`]).
-    fn touch_unconfirmed(&mut self, id: &str) {
-        self.touch_unconfirmed_at(id, None);
-    }
-
     fn touch_unconfirmed_at(&mut self, id: &str, place: Option<Place>) {
         if !self.touched_set.contains(id) {
             let id = CustomerId::from(id);
@@ -1868,7 +1864,7 @@ impl Engine {
             Some(state) => unit.confirmed.push((id, state)),
             // Queued once, so not confirmed in this unit (which holds the
             // slices of one policy's rescore).
-            None => unit.touch_unconfirmed(&id),
+            None => unit.touch_unconfirmed_at(&id, None),
         }
     }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use tier_core::overrides::OverrideMode;
 use tier_core::policy::Policy;
-use tier_core::sim::scenario::{complaint, resolved, weekly_buyer};
+use tier_core::sim::scenario::{complaint, order, resolved, weekly_buyer};
 use tier_core::state::ComplaintOverdue;
 use tier_core::time::date;
 use tier_core::{Event, Severity, Timestamp};
@@ -148,14 +148,23 @@ fn the_deadline_follows_the_tier_at_opening_and_passes_on_the_hour_once() {
     assert!(sweep_hours(&mut engine, late, 500).is_empty());
 }
 
+/// An engine holding `ids`, each buying as the default policy's A (by
+/// 2026-03-01), with that tier and its SLA in hours.
+fn holding_a(policy: &Arc<Policy>, ids: &[&str]) -> (Engine, String, i64) {
+    let mut engine = Engine::new(policy.clone(), Vec::new(), date(2026, 1, 1));
+    let mut tier = String::new();
+    for id in ids {
+        tier = big(&mut engine, id, date(2026, 3, 1));
+    }
+    let hours = sla(policy, &tier);
+    (engine, tier, hours)
+}
+
 #[test]
 fn resolved_in_time_is_never_overdue_and_resolved_late_while_catching_up_is_announced_once() {
     let policy = policy();
     let opened = at_hours(date(2026, 3, 2), 9);
-    let mut engine = Engine::new(policy.clone(), Vec::new(), date(2026, 1, 1));
-    let tier = big(&mut engine, "bo", date(2026, 3, 1));
-    big(&mut engine, "cy", date(2026, 3, 1));
-    let hours = sla(&policy, &tier);
+    let (mut engine, tier, hours) = holding_a(&policy, &["bo", "cy"]);
 
     // Caught up and sweeping: resolved one hour before the deadline.
     fold(&mut engine, &[complaint("bo", 1, opened, Severity::Medium)]);
@@ -193,6 +202,69 @@ fn resolved_in_time_is_never_overdue_and_resolved_late_while_catching_up_is_anno
         ],
     );
     assert_eq!(again.overdue, unit.overdue);
+}
+
+#[test]
+fn a_late_resolution_read_before_its_opening_announces_the_complaint_overdue_once() {
+    // A complaint resolved a day past its deadline, its resolution read
+    // before its opening, is overdue as much as when read in order; one
+    // resolved in time is not, whatever was read before it.
+    let policy = policy();
+    let opened = at_hours(date(2026, 3, 2), 9);
+    let (mut engine, tier, hours) = holding_a(&policy, &["ev", "fay"]);
+    let late = at_hours(opened, hours + 24);
+
+    let unit = fold(
+        &mut engine,
+        &[
+            resolved("ev", 1, late),
+            complaint("ev", 1, opened, Severity::Critical),
+        ],
+    );
+    assert_eq!(unit.overdue.len(), 1, "{:?}", unit.overdue);
+    let n = &unit.overdue[0];
+    assert_eq!(n.deadline.at, at_hours(opened, hours));
+    assert_eq!(n.resolved_at, Some(late));
+    assert_eq!(overdue_in(&engine, &tier), 0, "resolved: not open");
+    assert!(sweep_hours(&mut engine, late, 200).is_empty(), "once");
+
+    // Read in order, the same notice.
+    let (mut in_order, ..) = holding_a(&policy, &["ev"]);
+    let again = fold(
+        &mut in_order,
+        &[
+            complaint("ev", 1, opened, Severity::Critical),
+            resolved("ev", 1, late),
+        ],
+    );
+    assert_eq!(again.overdue, unit.overdue);
+
+    // Resolved an hour before the deadline, read first: never overdue.
+    let unit = fold(
+        &mut engine,
+        &[
+            resolved("fay", 1, at_hours(opened, hours - 1)),
+            complaint("fay", 1, opened, Severity::Critical),
+        ],
+    );
+    assert!(unit.overdue.is_empty(), "{:?}", unit.overdue);
+    assert!(sweep_hours(&mut engine, late, 200).is_empty());
+
+    // An order read ahead of the complaints (another topic), dated past
+    // the deadline, then an opening and its resolution in time: never
+    // overdue either, though the customer's latest event is past the
+    // deadline when the opening is read.
+    let (mut ahead, ..) = holding_a(&policy, &["gus"]);
+    let unit = fold(
+        &mut ahead,
+        &[
+            order("gus", 900, at_hours(opened, hours + 48), 10_000_000),
+            complaint("gus", 1, opened, Severity::Critical),
+            resolved("gus", 1, at_hours(opened, 1)),
+        ],
+    );
+    assert!(unit.overdue.is_empty(), "{:?}", unit.overdue);
+    assert_eq!(overdue_in(&ahead, &tier), 0);
 }
 
 #[test]

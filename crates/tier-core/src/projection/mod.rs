@@ -1864,11 +1864,15 @@ impl CustomerProjection {
     }
 
     /// Mark the complaints overdue by `now` and not announced yet as
-    /// announced, and return them (id and record), in id order.
+    /// announced, and return them (id and record), in id order. A resolved
+    /// complaint is judged by its resolution: resolved past its deadline,
+    /// it is overdue once its opening and resolution are both known,
+    /// whichever was read first (the topics are read at their own pace).
     pub fn announce_overdue(&mut self, now: Timestamp) -> Vec<(String, ComplaintRec)> {
         let mut out = Vec::new();
         for (id, rec) in &mut self.complaints {
-            if !rec.overdue_announced && rec.is_overdue(now) {
+            let by = rec.resolved_at.map_or(now, |r| r.max(now));
+            if !rec.overdue_announced && rec.is_overdue(by) {
                 rec.overdue_announced = true;
                 out.push((id.clone(), rec.clone()));
             }
