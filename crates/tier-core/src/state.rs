@@ -219,7 +219,8 @@ pub struct ComplaintOverdue {
     pub opened_at: Timestamp,
     pub deadline: Deadline,
     /// Set when the complaint was found overdue only after it was
-    /// resolved late (while tierd caught up on a backlog).
+    /// resolved late (while tierd caught up on a backlog, or its
+    /// resolution was read before its opening).
     pub resolved_at: Option<Timestamp>,
 }
 

@@ -1863,11 +1863,11 @@ impl CustomerProjection {
         }
     }
 
-    /// Mark the complaints overdue by `now` and not announced yet as
-    /// announced, and return them (id and record), in id order. A resolved
-    /// complaint is judged by its resolution: resolved past its deadline,
-    /// it is overdue once its opening and resolution are both known,
-    /// whichever was read first (the topics are read at their own pace).
+    /// Mark as announced, and return (id and record, in id order), the
+    /// complaints not announced yet that are overdue: open ones past their
+    /// deadline at `now`, resolved ones resolved past it, whatever `now`.
+    /// So a complaint resolved late is overdue once its opening and
+    /// resolution are both known, whichever was read first.
     pub fn announce_overdue(&mut self, now: Timestamp) -> Vec<(String, ComplaintRec)> {
         let mut out = Vec::new();
         for (id, rec) in &mut self.complaints {
