@@ -387,6 +387,16 @@ pub struct CustomerState {
 /// (its tier retired).
 pub const RETIRING_AUTHOR: &str = "tierd (policy change)";
 
+/// The orders an order placement falls between in event time, read
+/// before it is folded in (see `CustomerState::note_reactivation`).
+#[derive(Debug, Clone, Copy)]
+struct OrderNeighbours {
+    /// The latest order placed before it.
+    before: Option<Timestamp>,
+    /// The earliest order known.
+    first: Option<Timestamp>,
+}
+
 /// The outcome of [`CustomerState::rescore_policy`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rescored {
@@ -568,9 +578,17 @@ impl CustomerState {
             EventKind::ComplaintOpened { .. } => Some(self.tier_held_at(event.occurred_at)),
             _ => None,
         };
-        // Only a placement can end a lapse: read the last order for those.
-        let last_order = match event.kind {
-            EventKind::OrderPlaced { .. } => self.projection.last_order_at(),
+        // Only a placement can end a lapse: read the order it follows in
+        // event time (not the last one read: an order posted late may fall
+        // between two others).
+        let neighbours = match event.kind {
+            EventKind::OrderPlaced { .. } => {
+                let at = event.occurred_at;
+                Some(OrderNeighbours {
+                    before: self.projection.order_before(at, policy.calendar().day(at)),
+                    first: self.projection.first_order_at(),
+                })
+            }
             _ => None,
         };
         // A cancellation or return corrects an order only while the order
@@ -593,10 +611,18 @@ impl CustomerState {
         }
         let (placed, corrected) = match &event.kind {
             EventKind::OrderPlaced { order_id, .. } => {
-                self.note_reactivation(last_order, event.occurred_at, policy);
-                (Some(stable_hash(order_id)), None)
+                let key = stable_hash(order_id);
+                if let Some(n) = neighbours {
+                    self.note_reactivation(n, event.occurred_at, key, policy);
+                }
+                (Some(key), None)
             }
-            EventKind::OrderCancelled { .. } | EventKind::OrderReturned { .. } => (None, counted),
+            EventKind::OrderCancelled { .. } | EventKind::OrderReturned { .. } => {
+                if counted.is_some_and(|key| !self.projection.order_counts(key)) {
+                    self.reconsider_reactivation(policy);
+                }
+                (None, counted)
+            }
             _ => (None, None),
         };
         let at = self.decision_instant(None);
@@ -817,16 +843,68 @@ impl CustomerState {
         self.evaluated = None;
     }
 
-    /// An order after `lapsed_after_days` without one ends a lapse.
-    fn note_reactivation(&mut self, before: Option<Timestamp>, at: Timestamp, policy: &Policy) {
-        let Some(before) = before else {
-            return;
-        };
+    /// An order placed at `at` after `lapsed_after_days` without one ends a
+    /// lapse; the latest order that ended one is the reactivation. The
+    /// orders are taken in event time, whatever was read first:
+    /// - an order posted late can fall inside the gap that made a later
+    ///   order the reactivation: that order ended no lapse after all;
+    /// - an order posted late before every other one can open a gap that
+    ///   makes the first order known until now a reactivation.
+    ///
+    /// An earlier reactivation than a voided one is not kept: it is at
+    /// least `lapsed_after_days` before the voided one, so it can only
+    /// still show under a policy whose `new_for_days` is the longer.
+    ///
+    /// An order that does not count (its cancellation was read first) ends
+    /// no lapse and voids none.
+    fn note_reactivation(
+        &mut self,
+        around: OrderNeighbours,
+        at: Timestamp,
+        key: u64,
+        policy: &Policy,
+    ) {
         let cal = policy.calendar();
-        let gap = cal.day(at).since(cal.day(before));
-        if i64::from(gap) >= i64::from(policy.lifecycle().lapsed_after_days) {
-            self.reactivated_at = Some(self.reactivated_at.map_or(at, |r| r.max(at)));
+        let lapsed = i64::from(policy.lifecycle().lapsed_after_days);
+        let lapse_between =
+            |from: Timestamp, to: Timestamp| i64::from(cal.day(to).since(cal.day(from))) >= lapsed;
+        let ends_lapse = around
+            .before
+            .is_some_and(|b| lapse_between(b, at))
+            .then_some(at);
+        // The reactivation stands unless this order fell inside its gap.
+        let standing = self
+            .reactivated_at
+            .filter(|&r| r <= at || lapse_between(at, r));
+        // An order of the reactivation's day after it ends no lapse (the
+        // window keeps each day's latest order, so `before` can miss it).
+        let ends_lapse = ends_lapse.filter(|_| standing.is_none_or(|r| cal.day(r) != cal.day(at)));
+        // With nothing known before it, this order precedes the first.
+        let next_ends_lapse = around
+            .first
+            .filter(|&f| around.before.is_none() && f > at && lapse_between(at, f));
+        let reactivated_at = standing.max(ends_lapse).max(next_ends_lapse);
+        if reactivated_at != self.reactivated_at && self.projection.order_counts(key) {
+            self.reactivated_at = reactivated_at;
         }
+    }
+
+    /// After a cancellation or a full return took an order out of the
+    /// count: the reactivation is the order that ended the last lapse
+    /// among the orders that still count. Cancelling the order that ended
+    /// a lapse ends the reactivation (or moves it to a later order that
+    /// now ends the lapse); cancelling an order inside a gap can make the
+    /// order after it end a lapse. The window's days answer; a
+    /// reactivation from before the window stands unless one in it
+    /// follows.
+    fn reconsider_reactivation(&mut self, policy: &Policy) {
+        let cal = policy.calendar();
+        let lapsed = i64::from(policy.lifecycle().lapsed_after_days);
+        let found = self.projection.last_lapse_end(cal, lapsed);
+        self.reactivated_at = match self.reactivated_at {
+            Some(r) if cal.day(r) < self.projection.window_first_day() => Some(r).max(found),
+            _ => found,
+        };
     }
 
     /// The lifecycle stage at `at` (no earlier than the decision instant).

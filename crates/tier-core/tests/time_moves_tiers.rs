@@ -440,3 +440,161 @@ fn a_notice_of_a_drop_is_withdrawn_when_the_tier_it_was_about_changes() {
     assert_eq!(s.assignment.as_ref().unwrap().tier, "B");
     assert_eq!(s.at_risk, None);
 }
+
+/// The lifecycle stage on each of `days` (offsets from `t0`).
+fn stages(
+    s: &CustomerState,
+    policy: &Policy,
+    t0: Timestamp,
+    days: std::ops::Range<i64>,
+) -> Vec<Lifecycle> {
+    days.map(|d| s.lifecycle(policy, t0.plus_days(d))).collect()
+}
+
+fn orders_read_in(policy: &Policy, t0: Timestamp, days: &[i64]) -> CustomerState {
+    let mut s = CustomerState::default();
+    for (n, d) in days.iter().enumerate() {
+        s.process("c", &order(n, t0.plus_days(*d), 1_000), policy);
+    }
+    s
+}
+
+#[test]
+fn given_an_order_posted_late_into_the_gap_then_the_later_order_ended_no_lapse() {
+    let policy = Policy::default_policy(); // new 90 days, lapsed after 180
+    let t0 = date(2026, 1, 10);
+    // 01-10, then 09-01: 234 days without an order, so 09-01 reactivates.
+    let read_in_time = orders_read_in(&policy, t0, &[0, 234]);
+    assert_eq!(
+        read_in_time.lifecycle(&policy, t0.plus_days(235)),
+        Lifecycle::Reactivated
+    );
+    // An order of 05-01 (day 111) posted after both: the gaps are 111 and
+    // 123 days, neither a lapse. The customer never lapsed: active.
+    let late = orders_read_in(&policy, t0, &[0, 234, 111]);
+    let in_order = orders_read_in(&policy, t0, &[0, 111, 234]);
+    assert_eq!(
+        late.lifecycle(&policy, t0.plus_days(235)),
+        Lifecycle::Active
+    );
+    assert_eq!(
+        stages(&late, &policy, t0, 234..500),
+        stages(&in_order, &policy, t0, 234..500)
+    );
+    // ...and nothing is due for the reactivation's end any more: the
+    // same due instant as read in order.
+    assert_eq!(late.next_due(&policy), in_order.next_due(&policy));
+}
+
+#[test]
+fn given_an_order_posted_late_that_ended_the_lapse_then_the_reactivation_runs_from_it() {
+    let policy = Policy::default_policy();
+    let t0 = date(2026, 1, 10);
+    // 01-10, then 09-20 (day 253); an order of 08-30 (day 232) posted
+    // last ended the lapse, and 09-20 followed it three weeks later.
+    let late = orders_read_in(&policy, t0, &[0, 253, 232]);
+    let in_order = orders_read_in(&policy, t0, &[0, 232, 253]);
+    // Reactivated for 90 days from 08-30, not from 09-20.
+    assert_eq!(
+        late.lifecycle(&policy, t0.plus_days(232 + 89)),
+        Lifecycle::Reactivated
+    );
+    assert_eq!(
+        late.lifecycle(&policy, t0.plus_days(232 + 90)),
+        Lifecycle::Active
+    );
+    assert_eq!(
+        stages(&late, &policy, t0, 253..600),
+        stages(&in_order, &policy, t0, 253..600)
+    );
+    assert_eq!(late.next_due(&policy), in_order.next_due(&policy));
+    // A late order that falls outside the gap leaves the reactivation.
+    let before_lapse = orders_read_in(&policy, t0, &[0, 232, 253, 20]);
+    assert_eq!(
+        before_lapse.lifecycle(&policy, t0.plus_days(300)),
+        Lifecycle::Reactivated
+    );
+}
+
+/// The stage a reader of the whole order history gives on `today`:
+/// lapsed `lapsed` days after the last order, reactivated for `new` days
+/// from the last order that followed a lapse, new for `new` days from the
+/// first, else active.
+fn stage_from_history(days: &[i64], today: i64, new: i64, lapsed: i64) -> Lifecycle {
+    let mut sorted: Vec<i64> = days.to_vec();
+    sorted.sort_unstable();
+    let (Some(first), Some(last)) = (sorted.first(), sorted.last()) else {
+        return Lifecycle::Prospect;
+    };
+    if today - last >= lapsed {
+        return Lifecycle::Lapsed;
+    }
+    let reactivation = sorted
+        .windows(2)
+        .filter(|w| w[1] - w[0] >= lapsed)
+        .map(|w| w[1])
+        .next_back();
+    if reactivation.is_some_and(|r| today - r < new) {
+        Lifecycle::Reactivated
+    } else if today - first < new {
+        Lifecycle::New
+    } else {
+        Lifecycle::Active
+    }
+}
+
+fn cancel(n: usize, at: Timestamp) -> Event {
+    Event {
+        event_id: format!("x{n}"),
+        customer_id: "c".into(),
+        occurred_at: at,
+        source: String::new(),
+        kind: EventKind::OrderCancelled {
+            order_id: format!("o{n}"),
+        },
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+    /// Orders, some cancelled later, read in any order (all within the
+    /// window) give the stage the history of the orders that stand gives,
+    /// every day: whatever topic or producer was late.
+    #[test]
+    fn the_lifecycle_follows_the_orders_in_event_time_whatever_the_reading_order(
+        orders in proptest::collection::vec((0i64..330, proptest::option::weighted(0.25, 0i64..30)), 1..8),
+        seed in proptest::prelude::any::<u64>(),
+    ) {
+        let policy = Policy::default_policy();
+        let t0 = date(2026, 1, 10);
+        let mut events = Vec::new();
+        for (n, (day, cancelled_after)) in orders.iter().enumerate() {
+            events.push(order(n, t0.plus_days(*day), 1_000));
+            if let Some(after) = cancelled_after {
+                events.push(cancel(n, t0.plus_days(day + after)));
+            }
+        }
+        let mut x = seed | 1;
+        for i in (1..events.len()).rev() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            events.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        let mut s = CustomerState::default();
+        for e in &events {
+            s.process("c", e, &policy);
+        }
+        let standing: Vec<i64> = orders.iter().filter(|(_, c)| c.is_none()).map(|(d, _)| *d).collect();
+        let last = orders.iter().map(|(d, c)| d + c.unwrap_or(0)).max().unwrap();
+        for today in last..last + 300 {
+            proptest::prop_assert_eq!(
+                s.lifecycle(&policy, t0.plus_days(today)),
+                stage_from_history(&standing, today, 90, 180),
+                "day {} of {:?} read as {:?}", today, orders,
+                events.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>()
+            );
+        }
+    }
+}

@@ -976,6 +976,11 @@ impl CustomerProjection {
             .is_some_and(|o| o.day >= self.window_start && o.counts())
     }
 
+    /// The window's first day at the watermark.
+    pub(crate) fn window_first_day(&self) -> Day {
+        self.window_start
+    }
+
     /// When order `key` was placed, while its day is in the window (a
     /// cancelled or returned order's too; `None` for a correction seen
     /// before its placement, or an order not known).
@@ -2078,6 +2083,51 @@ impl CustomerProjection {
     /// The latest order that still counts, in or before the window.
     pub fn last_order_at(&self) -> Option<Timestamp> {
         self.last_order()
+    }
+
+    /// The latest order that still counts placed before `at` (on `day`,
+    /// its business day), in or before the window: what an order placed
+    /// at `at` follows, whatever was read first. Day-exact: when an order
+    /// later on `day` is known, an earlier one that day may be missed (the
+    /// window keeps each day's latest), and an earlier day's answers.
+    pub fn order_before(&self, at: Timestamp, day: Day) -> Option<Timestamp> {
+        let in_window = self
+            .window
+            .days
+            .newest_first_with_day()
+            .skip_while(|(d, _)| *d > day)
+            .find_map(|(d, b)| b.last_order_at.filter(|t| d < day || *t < at));
+        in_window.or(self.last_order_before_window.filter(|t| *t < at))
+    }
+
+    /// The first order that still counts of the latest day in the window
+    /// with an order `lapsed_days` or more after the order before it (in
+    /// or before the window): the order that ended the last lapse the
+    /// window shows, from what counts now. A walk over the window's days
+    /// (and the orders of that day): for after a correction, not for every
+    /// event.
+    pub(crate) fn last_lapse_end(
+        &self,
+        calendar: &BusinessCalendar,
+        lapsed_days: i64,
+    ) -> Option<Timestamp> {
+        let mut previous = self.last_order_before_window.map(|t| calendar.day(t));
+        let mut ended = None;
+        for (day, bucket) in self.window.days.oldest_first_with_day() {
+            if bucket.last_order_at.is_none() {
+                continue;
+            }
+            if previous.is_some_and(|p| i64::from(day.since(p)) >= lapsed_days) {
+                ended = Some(day);
+            }
+            previous = Some(day);
+        }
+        let day = ended?;
+        self.orders
+            .values()
+            .filter(|o| o.day == day && o.counts())
+            .map(|o| o.at)
+            .min()
     }
 
     /// The latest order that still counts at `at`, in or before the window.

@@ -213,6 +213,16 @@ impl DayBuckets {
     pub(crate) fn newest_first(&self) -> impl Iterator<Item = &DayBucket> {
         self.0.iter().rev().map(|(_, b)| b)
     }
+
+    /// Buckets with their days, oldest first.
+    pub(crate) fn oldest_first_with_day(&self) -> impl Iterator<Item = (Day, &DayBucket)> {
+        self.0.iter().map(|(d, b)| (*d, b))
+    }
+
+    /// Buckets with their days, newest first.
+    pub(crate) fn newest_first_with_day(&self) -> impl Iterator<Item = (Day, &DayBucket)> {
+        self.0.iter().rev().map(|(d, b)| (*d, b))
+    }
 }
 
 /// The stored form of [`WindowDays`] and [`Sums`].
