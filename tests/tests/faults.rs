@@ -522,3 +522,48 @@ async fn malformed_floods_and_resent_duplicates_change_nothing() {
     );
     assert_state_matches_oracle(&sb, &events);
 }
+
+/// An event dated 26 hours after its record reached Kafka is dead-lettered
+/// also when tierd reads it 20 hours later (a replay, a restart after an
+/// outage): it is judged against the record's time, not the processing
+/// time, so the same records are rejected whenever the log is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_dated_too_far_past_its_record_is_dead_lettered_however_late_it_is_read() {
+    use rdkafka::producer::FutureRecord;
+
+    let mut sb = Sandbox::frozen_at(NOW);
+    sb.start().await;
+    let producer = sb.ordered_producer();
+    // The records reached Kafka 20 hours before tierd reads them.
+    let written = NOW.millis() - 20 * 3_600_000;
+    let dated = |id: &str, hours_after_written: i64| {
+        let mut e = order("read-late", id, 1_000);
+        e.occurred_at = Timestamp::from_millis(written + hours_after_written * 3_600_000);
+        e
+    };
+    // 26 h after its record, 6 h after the processing time: rejected.
+    let too_far = dated("far", 26);
+    // 23 h after its record: accepted.
+    let in_bound = dated("near", 23);
+    for e in [&too_far, &in_bound] {
+        let payload = encode_protobuf(&event_to_proto(e, "CNY"));
+        let record = FutureRecord::to(sb.topic(0))
+            .key(e.customer_id.as_bytes())
+            .payload(payload.as_slice())
+            .timestamp(written);
+        producer
+            .send(record, T)
+            .await
+            .map_err(|(e, _)| e)
+            .expect("delivered");
+    }
+    sb.wait_consumed(T).await;
+
+    let dead = sb.read_topic(&sb.config.dlq_topic, 1, T);
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].header("tierd-reason"), Some("future_timestamp"));
+    assert_eq!(dead[0].header("tierd-field"), Some("occurred_at"));
+    assert_eq!(order_count(&sb, "read-late").await, Some(1.0));
+    let report = sb.stop().await;
+    assert_eq!((report.records, report.rejected), (2, 1), "{report:?}");
+}

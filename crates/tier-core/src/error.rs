@@ -14,7 +14,7 @@ pub enum RejectReason {
     NegativeAmount,
     /// A currency the policy has no rate for.
     UnknownCurrency,
-    /// `occurred_at` lies too far after the processing time.
+    /// `occurred_at` lies too far after the event was received.
     FutureTimestamp,
     /// The Kafka key differs from the payload's `customer_id`.
     KeyMismatch,

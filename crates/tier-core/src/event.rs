@@ -385,7 +385,10 @@ impl Default for ValidationLimits {
 const DUE_BEFORE_ISSUE_MS: i64 = 48 * 3_600_000;
 
 impl Event {
-    /// Check the invariants the fold relies on. `now` is the processing time.
+    /// Check the invariants the fold relies on. `now` is the instant the
+    /// event is judged at: when it was received (the Kafka adapter passes
+    /// the record's timestamp, or the processing time when that is
+    /// earlier, so that a replay judges a record as live processing did).
     pub fn validate(&self, now: Timestamp, limits: &ValidationLimits) -> Result<(), InvalidEvent> {
         check_id("event_id", &self.event_id, limits)?;
         check_id("customer_id", &self.customer_id, limits)?;
@@ -402,7 +405,7 @@ impl Event {
                 RejectReason::FutureTimestamp,
                 "occurred_at",
                 format!(
-                    "occurred_at {} is more than {} h after the processing time {}",
+                    "occurred_at {} is more than {} h after the event was received ({})",
                     self.occurred_at,
                     limits.max_future_ms / 3_600_000,
                     now

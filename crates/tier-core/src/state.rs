@@ -393,7 +393,7 @@ pub const RETIRING_AUTHOR: &str = "tierd (policy change)";
 struct OrderNeighbours {
     /// The latest order placed before it.
     before: Option<Timestamp>,
-    /// The earliest order known.
+    /// The earliest order that counts.
     first: Option<Timestamp>,
 }
 
@@ -459,9 +459,11 @@ pub struct Processed {
     /// Empty unless time moved the tier since the customer's last decision.
     pub due_first: Vec<TierChange>,
     pub change: Option<TierChange>,
-    /// Complaints this event shows past their deadline (its late
-    /// resolution, or an instant past one), announced now; a sweep that
-    /// reached the deadline first announced them already.
+    /// Complaints this complaint event shows past their deadline (its
+    /// late resolution, or an opening or resolution dated past another's
+    /// deadline), announced now; a sweep that reached the deadline first
+    /// announced them already. Other events announce none (see
+    /// `CustomerState::process`).
     pub overdue: Vec<ComplaintOverdue>,
 }
 
@@ -618,7 +620,9 @@ impl CustomerState {
                 (Some(key), None)
             }
             EventKind::OrderCancelled { .. } | EventKind::OrderReturned { .. } => {
-                if counted.is_some_and(|key| !self.projection.order_counts(key)) {
+                // Stages count whole days: only a day left without an order
+                // can end or start a lapse.
+                if counted.is_some_and(|key| self.projection.order_left_its_day_empty(key)) {
                     self.reconsider_reactivation(policy);
                 }
                 (None, counted)
@@ -638,13 +642,14 @@ impl CustomerState {
         {
             self.set_complaint_deadline(complaint_id, held, event.occurred_at, policy);
         }
-        let complaint_event = event.kind.is_complaint();
-        let overdue = if complaint_event
-            || self
-                .projection
-                .next_complaint_deadline()
-                .is_some_and(|d| d <= event.occurred_at)
-        {
+        // Only a complaint event announces: the complaints topic keeps a
+        // customer's complaints in order, so a resolution in time is read
+        // before any complaint event dated past the deadline. An order or
+        // invoice dated past it (another topic, read at its own pace) may be
+        // read before that resolution while catching up: the sweep, which
+        // has every open deadline in its due index, announces what is still
+        // open once tierd has caught up.
+        let overdue = if event.kind.is_complaint() {
             self.announce_overdue(customer_id, event.occurred_at)
         } else {
             Vec::new()
@@ -851,9 +856,9 @@ impl CustomerState {
     /// - an order posted late before every other one can open a gap that
     ///   makes the first order known until now a reactivation.
     ///
-    /// An earlier reactivation than a voided one is not kept: it is at
-    /// least `lapsed_after_days` before the voided one, so it can only
-    /// still show under a policy whose `new_for_days` is the longer.
+    /// When the reactivation is voided, the order that ended the lapse
+    /// before it (it may still show, under a policy whose `new_for_days`
+    /// is the longer) is found again from the window's days.
     ///
     /// An order that does not count (its cancellation was read first) ends
     /// no lapse and voids none.
@@ -884,9 +889,16 @@ impl CustomerState {
             .first
             .filter(|&f| around.before.is_none() && f > at && lapse_between(at, f));
         let reactivated_at = standing.max(ends_lapse).max(next_ends_lapse);
-        if reactivated_at != self.reactivated_at && self.projection.order_counts(key) {
-            self.reactivated_at = reactivated_at;
+        if reactivated_at == self.reactivated_at || !self.projection.order_counts(key) {
+            return;
         }
+        self.reactivated_at = if standing.is_none() && self.reactivated_at.is_some() {
+            // Voided (this order is in the window and before it, so it was
+            // in the window too): the window's days know every lapse since.
+            self.projection.last_lapse_end(cal, lapsed)
+        } else {
+            reactivated_at
+        };
     }
 
     /// After a cancellation or a full return took an order out of the

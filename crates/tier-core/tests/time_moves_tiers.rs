@@ -508,7 +508,7 @@ fn given_an_order_posted_late_that_ended_the_lapse_then_the_reactivation_runs_fr
         stages(&in_order, &policy, t0, 253..600)
     );
     assert_eq!(late.next_due(&policy), in_order.next_due(&policy));
-    // A late order that falls outside the gap leaves the reactivation.
+    // A late order more than 180 days before the reactivation leaves it.
     let before_lapse = orders_read_in(&policy, t0, &[0, 232, 253, 20]);
     assert_eq!(
         before_lapse.lifecycle(&policy, t0.plus_days(300)),
@@ -543,36 +543,69 @@ fn stage_from_history(days: &[i64], today: i64, new: i64, lapsed: i64) -> Lifecy
     }
 }
 
-fn cancel(n: usize, at: Timestamp) -> Event {
+/// Order `n` taken out of the count: cancelled, or returned in full.
+fn taken_back(n: usize, at: Timestamp, returned: bool) -> Event {
+    let order_id = format!("o{n}");
     Event {
         event_id: format!("x{n}"),
         customer_id: "c".into(),
         occurred_at: at,
         source: String::new(),
-        kind: EventKind::OrderCancelled {
-            order_id: format!("o{n}"),
+        kind: if returned {
+            EventKind::OrderReturned {
+                order_id,
+                amount: Money(1_000),
+                cost: Some(Money(750)),
+            }
+        } else {
+            EventKind::OrderCancelled { order_id }
         },
     }
 }
 
-proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+/// An order `n` with `hour` hours after `day`'s first moment (up to 15:
+/// the same business day in Asia/Shanghai, 8 hours ahead of UTC).
+fn order_at(n: usize, t0: Timestamp, day: i64, hour: i64) -> Event {
+    order(
+        n,
+        Timestamp::from_millis(t0.plus_days(day).millis() + hour * 3_600_000),
+        1_000,
+    )
+}
 
-    /// Orders, some cancelled later, read in any order (all within the
-    /// window) give the stage the history of the orders that stand gives,
-    /// every day: whatever topic or producer was late.
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+
+    /// Orders at any hour, some cancelled or returned in full later, read
+    /// in any order (all within the window) give the stage the history of
+    /// the orders that stand gives, every day: whatever topic or producer
+    /// was late. Under the default lifecycle (new 90 days, lapsed after
+    /// 180) and one where "reactivated" outlasts a lapse (new 120, lapsed
+    /// after 30), where a voided reactivation uncovers an earlier one.
     #[test]
     fn the_lifecycle_follows_the_orders_in_event_time_whatever_the_reading_order(
-        orders in proptest::collection::vec((0i64..330, proptest::option::weighted(0.25, 0i64..30)), 1..8),
+        orders in proptest::collection::vec(
+            (0i64..330, 0i64..16, proptest::option::weighted(0.25, (0i64..30, proptest::prelude::any::<bool>()))),
+            1..9,
+        ),
+        short_lapse in proptest::prelude::any::<bool>(),
         seed in proptest::prelude::any::<u64>(),
     ) {
-        let policy = Policy::default_policy();
+        let (policy, new, lapsed) = if short_lapse {
+            let text = tier_core::policy::DEFAULT_POLICY_TOML.replace(
+                "[hysteresis]",
+                "[lifecycle]\nnew_for_days = 120\nlapsed_after_days = 30\n\n[hysteresis]",
+            );
+            (Policy::from_toml_str(&text).unwrap(), 120, 30)
+        } else {
+            (Policy::default_policy(), 90, 180)
+        };
         let t0 = date(2026, 1, 10);
         let mut events = Vec::new();
-        for (n, (day, cancelled_after)) in orders.iter().enumerate() {
-            events.push(order(n, t0.plus_days(*day), 1_000));
-            if let Some(after) = cancelled_after {
-                events.push(cancel(n, t0.plus_days(day + after)));
+        for (n, (day, hour, taken)) in orders.iter().enumerate() {
+            events.push(order_at(n, t0, *day, *hour));
+            if let Some((after, returned)) = taken {
+                events.push(taken_back(n, t0.plus_days(day + after), *returned));
             }
         }
         let mut x = seed | 1;
@@ -586,15 +619,44 @@ proptest::proptest! {
         for e in &events {
             s.process("c", e, &policy);
         }
-        let standing: Vec<i64> = orders.iter().filter(|(_, c)| c.is_none()).map(|(d, _)| *d).collect();
-        let last = orders.iter().map(|(d, c)| d + c.unwrap_or(0)).max().unwrap();
+        let standing: Vec<i64> = orders.iter().filter(|(.., t)| t.is_none()).map(|(d, ..)| *d).collect();
+        let last = orders.iter().map(|(d, _, t)| d + t.map_or(0, |(a, _)| a)).max().unwrap();
         for today in last..last + 300 {
             proptest::prop_assert_eq!(
                 s.lifecycle(&policy, t0.plus_days(today)),
-                stage_from_history(&standing, today, 90, 180),
+                stage_from_history(&standing, today, new, lapsed),
                 "day {} of {:?} read as {:?}", today, orders,
                 events.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>()
             );
         }
     }
+}
+
+#[test]
+fn given_a_reactivation_voided_by_a_late_order_then_the_one_before_it_shows_again() {
+    // "Reactivated" for 90 days outlasts a lapse of 60.
+    let text = tier_core::policy::DEFAULT_POLICY_TOML.replace(
+        "[hysteresis]",
+        "[lifecycle]\nnew_for_days = 90\nlapsed_after_days = 60\n\n[hysteresis]",
+    );
+    let policy = Policy::from_toml_str(&text).unwrap();
+    let t0 = date(2026, 1, 10);
+    // Orders on days 0, 70 (ends a lapse) and 140 (ends another); one of
+    // day 100, posted last, splits the second gap: day 70's reactivation
+    // is the last, and runs to day 160.
+    let late = orders_read_in(&policy, t0, &[0, 70, 140, 100]);
+    let in_order = orders_read_in(&policy, t0, &[0, 70, 100, 140]);
+    assert_eq!(
+        late.lifecycle(&policy, t0.plus_days(159)),
+        Lifecycle::Reactivated
+    );
+    assert_eq!(
+        late.lifecycle(&policy, t0.plus_days(160)),
+        Lifecycle::Active
+    );
+    assert_eq!(
+        stages(&late, &policy, t0, 140..400),
+        stages(&in_order, &policy, t0, 140..400)
+    );
+    assert_eq!(late.next_due(&policy), in_order.next_due(&policy));
 }

@@ -59,3 +59,44 @@ impl MonotonicNow {
         Timestamp::from_millis(self.last)
     }
 }
+
+/// The instant a record's `occurred_at` is judged against (how far ahead
+/// an event may be dated, `ValidationLimits::max_future_ms`): when the
+/// record reached Kafka (its timestamp), or the processing time when that
+/// is earlier or the record has none. The record's timestamp never
+/// changes, so a replay on a later day rejects exactly the records live
+/// processing rejected, where the processing time alone would accept a
+/// record dated 30 hours ahead once it is read a day later.
+pub fn judged_at(record: rdkafka::Timestamp, now: Timestamp) -> Timestamp {
+    record
+        .to_millis()
+        .filter(|ms| *ms > 0)
+        .map_or(now, |ms| now.min(Timestamp::from_millis(ms)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_is_judged_at_its_kafka_time_unless_processing_is_earlier() {
+        let now = Timestamp::from_millis(1_772_323_200_000);
+        let earlier = now.millis() - 86_400_000;
+        // Written a day ago: judged as of then, on any later day.
+        assert_eq!(
+            judged_at(rdkafka::Timestamp::CreateTime(earlier), now).millis(),
+            earlier
+        );
+        assert_eq!(
+            judged_at(rdkafka::Timestamp::LogAppendTime(earlier), now).millis(),
+            earlier
+        );
+        // A producer clock ahead of ours is not trusted past our own.
+        let ahead = now.millis() + 86_400_000;
+        assert_eq!(judged_at(rdkafka::Timestamp::CreateTime(ahead), now), now);
+        // None, or none usable: the processing time.
+        assert_eq!(judged_at(rdkafka::Timestamp::NotAvailable, now), now);
+        assert_eq!(judged_at(rdkafka::Timestamp::CreateTime(0), now), now);
+        assert_eq!(judged_at(rdkafka::Timestamp::CreateTime(-1), now), now);
+    }
+}

@@ -9,9 +9,11 @@
 //!    waits for no timer and a busy stream forms large units), bounded by
 //!    `batch_max_records` and `batch_max_wait`; a sweep or rescore slice
 //!    waiting to be taken counts as work in hand, like a record;
-//! 2. decode and validate each at once into an owned domain event; invalid
-//!    ones are parked in the batch for the dead-letter sink
-//!    ([`crate::dead_letter`]);
+//! 2. decode and validate each at once into an owned domain event (its
+//!    date judged against when the record reached Kafka,
+//!    [`crate::clock::judged_at`], so a replay rejects what live
+//!    processing rejected); invalid ones are parked in the batch for the
+//!    dead-letter sink ([`crate::dead_letter`]);
 //! 3. fold valid events into the engine (all customers are kept in memory;
 //!    sled is the durable copy); between polls the engine also applies
 //!    waiting commands, a slice of a policy rescore and, once caught up, a
@@ -1169,7 +1171,8 @@ impl<S: Store + 'static> Pipeline<S> {
                 }
             }
             let trace = traceparent(&msg);
-            match self.decoder.decode(msg.key(), msg.payload(), now) {
+            let judged_at = crate::clock::judged_at(msg.timestamp(), now);
+            match self.decoder.decode(msg.key(), msg.payload(), judged_at) {
                 Ok(decoded) => {
                     let event = decoded.event;
                     batch.record(&current, offset, event.kind.type_name());

@@ -246,7 +246,8 @@ impl Decoder {
 
     /// Decode, convert and validate. `key` is the Kafka key (must equal the
     /// payload's `customer_id` when present; a missing or empty key is
-    /// allowed). `now` = processing time.
+    /// allowed). `now`: the instant the event is judged at (see
+    /// [`Event::validate`]).
     pub fn decode(
         &self,
         key: Option<&[u8]>,

@@ -976,6 +976,19 @@ impl CustomerProjection {
             .is_some_and(|o| o.day >= self.window_start && o.counts())
     }
 
+    /// Whether order `key` no longer counts and no order of its day does
+    /// (after a cancellation or a full return took it out).
+    pub(crate) fn order_left_its_day_empty(&self, key: u64) -> bool {
+        self.orders.get(&key).is_some_and(|o| {
+            !o.counts()
+                && self
+                    .window
+                    .days
+                    .get(o.day)
+                    .is_none_or(|b| b.last_order_at.is_none())
+        })
+    }
+
     /// The window's first day at the watermark.
     pub(crate) fn window_first_day(&self) -> Day {
         self.window_start
@@ -2089,7 +2102,8 @@ impl CustomerProjection {
     /// its business day), in or before the window: what an order placed
     /// at `at` follows, whatever was read first. Day-exact: when an order
     /// later on `day` is known, an earlier one that day may be missed (the
-    /// window keeps each day's latest), and an earlier day's answers.
+    /// window keeps each day's latest), and the latest order of an earlier
+    /// day is returned.
     pub fn order_before(&self, at: Timestamp, day: Day) -> Option<Timestamp> {
         let in_window = self
             .window
@@ -2104,8 +2118,9 @@ impl CustomerProjection {
     /// with an order `lapsed_days` or more after the order before it (in
     /// or before the window): the order that ended the last lapse the
     /// window shows, from what counts now. A walk over the window's days
-    /// (and the orders of that day): for after a correction, not for every
-    /// event.
+    /// (and the orders of that day): for after a correction or a voided
+    /// reactivation, not for every event. Reads the orders by id, so only
+    /// on a whole state, never on one decoded for deciding only.
     pub(crate) fn last_lapse_end(
         &self,
         calendar: &BusinessCalendar,

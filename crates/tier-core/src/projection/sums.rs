@@ -166,6 +166,11 @@ impl DayBuckets {
         &mut self.0[i].1
     }
 
+    pub(crate) fn get(&self, day: Day) -> Option<&DayBucket> {
+        let i = self.position(day).ok()?;
+        Some(&self.0[i].1)
+    }
+
     pub(crate) fn get_mut(&mut self, day: Day) -> Option<&mut DayBucket> {
         let i = self.position(day).ok()?;
         Some(&mut self.0[i].1)
