@@ -75,8 +75,9 @@
 //! does not, with sweeps limited to a few decisions.
 //!
 //! ## Corrections
-//! When an order's placement upgrades the tier, the state remembers the
-//! order and the assignment before it. A cancellation or return of an
+//! When an event or time upgrades the tier (an order's placement, a
+//! payment that clears a gate the orders already passed), the state
+//! remembers the assignment before it. A cancellation or return of an
 //! order that counted at that upgrade (the order that made it, or one
 //! placed before it and still in the window: the upgrade was decided on
 //! its figures too) decides again from that earlier assignment: the tier
@@ -85,9 +86,12 @@
 //! who had been held in a tier by hysteresis before the order is held
 //! there again, with the `since` it had. When the figures left still hold
 //! the raised tier, nothing moves, and a later correction is judged the
-//! same way. Only the last upgrade is remembered: after two upgrades by
-//! orders in a row, a correction decides from the tier between them, and
-//! a drop below that tier is an organic one.
+//! same way. A drop that leaves the tier above the one before the upgrade
+//! (an invoice falling overdue) keeps it remembered: the orders still
+//! lift the customer. Only the last upgrade is remembered: after two
+//! upgrades in a row, a correction decides from the tier between them,
+//! and a drop below that tier is an organic one. A policy change, an
+//! override or a population move forgets it.
 
 use serde::{Deserialize, Serialize};
 
@@ -278,10 +282,14 @@ struct Overrides {
     history: Vec<OverrideEntry>,
 }
 
-/// An upgrade caused by an order's placement.
+/// The last upgrade an event or time made, while the tier held is above
+/// the one before it (see the module docs, "Corrections").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Raise {
-    /// Hash of the order's id.
+    /// Hash of the id of the order whose placement made the upgrade; 0
+    /// when another event (a payment clearing a gate) or time made it.
+    /// Kept for the record: the orders a correction undoes from are those
+    /// placed no later than the held tier's `since`.
     order: u64,
     /// The assignment before the upgrade (`None`: it was the first).
     prior: Option<TierAssignment>,
@@ -1425,8 +1433,24 @@ impl CustomerState {
                 restored = prior_since.is_some();
                 let since = prior_since.unwrap_or(now);
                 let upgrade = held_idx.is_none_or(|h| tier_idx < h);
-                self.raise = match trigger.placed {
-                    Some(order) if upgrade => Some(Box::new(Raise { order, prior: old })),
+                let kept = self.raise.take();
+                self.raise = match trigger.cause {
+                    // Any upgrade an event or time made was decided on the
+                    // orders counted then: remembered, so that correcting
+                    // one of them decides from the tier before it.
+                    Cause::Event | Cause::Time if upgrade => Some(Box::new(Raise {
+                        order: trigger.placed.unwrap_or_default(),
+                        prior: old,
+                    })),
+                    // A drop that leaves the tier above the one before the
+                    // upgrade: the orders still lift the customer.
+                    Cause::Event | Cause::Time => kept.filter(|r| {
+                        r.prior.as_ref().is_none_or(|p| {
+                            policy.tier_index(&p.tier).is_some_and(|i| tier_idx < i)
+                        })
+                    }),
+                    // A policy, an override or the population changed the
+                    // tier: what the orders caused is no longer known.
                     _ => None,
                 };
                 *current = Some(TierAssignment {

@@ -300,6 +300,50 @@ type Observed = (
     Option<f64>,
 );
 
+/// Whether order `order_id` was placed and returned in full while its
+/// record counted: each return read while the order's day (or, before its
+/// placement is read, the return's day) was in the window at the
+/// watermark then. Events in arrival order, duplicates dropped.
+fn returned_in_full(all: &[&Event], order_id: &str) -> bool {
+    let rules = rules();
+    let mut watermark: Option<Timestamp> = None;
+    // (day, placed amount, returned so far)
+    let mut rec: Option<(i64, Option<i64>, i128)> = None;
+    for e in all {
+        watermark = Some(watermark.map_or(e.occurred_at, |w| w.max(e.occurred_at)));
+        let start = i64::from(rules.window_start(watermark.unwrap_or(e.occurred_at)).0);
+        let day = e.occurred_at.day();
+        match &e.kind {
+            EventKind::OrderPlaced {
+                order_id: o,
+                amount,
+                ..
+            } if o == order_id && day >= start => {
+                let returned = rec.map_or(0, |r| r.2);
+                rec = Some((day, Some(amount.0), returned));
+            }
+            EventKind::OrderReturned {
+                order_id: o,
+                amount,
+                ..
+            } if o == order_id => match &mut rec {
+                Some(r) if r.0 >= start => r.2 += i128::from(amount.0),
+                Some(_) => {}
+                None if day >= start => rec = Some((day, None, i128::from(amount.0))),
+                None => {}
+            },
+            _ => continue,
+        }
+        if let Some((_, Some(amount), returned)) = rec
+            && returned > 0
+            && returned >= i128::from(amount)
+        {
+            return true;
+        }
+    }
+    false
+}
+
 /// Independent recomputation from the whole list, in time order, at `now`.
 fn naive_indicators(events: &[Event], now: Timestamp) -> Observed {
     use std::collections::{HashMap, HashSet};
@@ -406,11 +450,12 @@ fn naive_indicators(events: &[Event], now: Timestamp) -> Observed {
                 .unwrap_or((0, Timestamp::default()));
             let due_day = due_at.day();
             // A cancelled order voids its invoice unless it is paid in
-            // full, whenever the payments and the cancellation arrive.
+            // full, whenever the payments and the cancellation arrive; so
+            // does one returned in full while it counted.
             let voided = !order_id.is_empty()
-                && all.iter().any(
+                && (all.iter().any(
                     |x| matches!(&x.kind, EventKind::OrderCancelled { order_id: o } if o == order_id),
-                );
+                ) || returned_in_full(&all, order_id));
             if paid >= billed.minor {
                 if last.day() >= ws {
                     due += 1;
@@ -586,7 +631,9 @@ proptest! {
     }
 
     /// Cancelling (or fully returning) an order restores every indicator
-    /// and the tier to what they were without it.
+    /// and the tier to what they were without it: its unpaid invoice too
+    /// (void: nothing is owed for goods taken back), whichever of the
+    /// invoice and the correction is read first.
     #[test]
     fn corrections_restore_figures_and_tier(
         actions in prop::collection::vec(action(), 1..20),
@@ -594,6 +641,7 @@ proptest! {
         amount in 1i64..2_000_000_000,
         cost_pct in prop::option::of(0i64..=100),
         full_return in any::<bool>(),
+        invoice in prop::option::of((0i64..60, any::<bool>())),
     ) {
         let policy = Policy::default_policy();
         let base = expand(&actions);
@@ -602,11 +650,26 @@ proptest! {
         with.push(ev(90_001, place_at, EventKind::OrderPlaced {
             order_id: "x".into(), amount: Money(amount), cost: cost_pct.map(|p| Money(amount * p / 100)),
         }));
+        let billed = invoice.map(|(due_in, first)| {
+            (first, ev(90_003, place_at, EventKind::InvoiceIssued {
+                invoice_id: "x-inv".into(),
+                order_id: "x".into(),
+                amount: Money(amount),
+                billed: cny(amount),
+                due_at: at(day + due_in),
+            }))
+        });
+        if let Some((true, e)) = &billed {
+            with.push(e.clone());
+        }
         with.push(ev(90_002, place_at, if full_return {
             EventKind::OrderReturned { order_id: "x".into(), amount: Money(amount), cost: None }
         } else {
             EventKind::OrderCancelled { order_id: "x".into() }
         }));
+        if let Some((false, e)) = billed {
+            with.push(e);
+        }
         // Evaluated at the same instant: the later of both watermarks.
         let t = now();
         prop_assert_eq!(fold(&base).indicators(t, &rules()), fold(&with).indicators(t, &rules()));

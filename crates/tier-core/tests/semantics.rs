@@ -513,6 +513,103 @@ fn given_a_cancelled_order_then_its_unpaid_invoice_is_void_and_a_credit_note_voi
 }
 
 #[test]
+fn given_an_order_returned_in_full_then_its_unpaid_invoice_is_void_whichever_arrives_first() {
+    // Returned, then invoiced (the invoices topic behind): nothing owed.
+    for invoice_first in [true, false] {
+        let mut c = Customer::given(policy(12, "UTC", 30));
+        c.orders(date(2026, 3, 1), "o1", 10_000, Some(6_000));
+        let invoice = |c: &mut Customer| {
+            c.is_invoiced(
+                date(2026, 3, 2),
+                "i1",
+                "o1",
+                cny(10_000),
+                10_000,
+                date(2026, 4, 1),
+            );
+        };
+        if invoice_first {
+            invoice(&mut c);
+        }
+        // Two returns make it whole.
+        c.returns(date(2026, 3, 10), "o1", 4_000, None);
+        c.returns(date(2026, 3, 12), "o1", 6_000, None);
+        if !invoice_first {
+            invoice(&mut c);
+        }
+        let f = c.figures_at(date(2026, 5, 1));
+        assert_eq!(f.overdue_amount, 0.0, "invoice first: {invoice_first}");
+        assert_eq!(f.on_time_payment_ratio, None, "nothing is owed");
+        assert_eq!(f.order_count_12m, 0.0);
+    }
+    // A partial return leaves the invoice owed in full until it is paid
+    // or voided (there is no partial credit note).
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.orders_billed(date(2026, 3, 1), "o1", "i1", 10_000, date(2026, 4, 1));
+    c.returns(date(2026, 3, 10), "o1", 4_000, None);
+    assert_eq!(c.figures_at(date(2026, 5, 1)).overdue_amount, 10_000.0);
+}
+
+#[test]
+fn given_a_payment_that_let_an_order_lift_the_tier_when_the_order_is_cancelled_then_the_lift_is_taken_back()
+ {
+    // A B customer with an invoice 76 days overdue: A's gate (oldest
+    // overdue at most 60 days) holds it in B though a huge order scores
+    // A. Paying the invoice lets the order lift it to A; cancelling the
+    // order then takes A back at once, as if it had never been placed,
+    // not after the 30 days hysteresis holds an organic drop for.
+    let mut c = steady_b_customer(policy(12, "UTC", 30), date(2026, 6, 30));
+    c.orders_billed(
+        date(2026, 4, 1),
+        "late",
+        "late-inv",
+        1_000,
+        date(2026, 4, 15),
+    );
+    assert_eq!(c.tier(), "B");
+    let since_b = c.state.assignment.as_ref().unwrap().since;
+    c.orders(date(2026, 7, 1), "huge", 300_000_000, Some(200_000_000));
+    assert_eq!(c.tier(), "B", "held by A's overdue gate");
+    c.pays(date(2026, 7, 2), "late-inv", cny(1_000), 1_000);
+    assert_eq!(c.tier(), "A", "the gate cleared");
+    c.cancels(date(2026, 7, 3), "huge");
+    assert_eq!(c.tier(), "B");
+    assert_eq!(c.state.assignment.as_ref().unwrap().since, since_b);
+
+    // An invoice falling overdue after an order's lift keeps the lift
+    // known: the order still causes the tier above the one before it.
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.orders(date(2026, 3, 1), "small", 1_000, Some(500));
+    let before = c.tier().to_owned();
+    c.orders_billed(
+        date(2026, 3, 3),
+        "huge",
+        "huge-inv",
+        300_000_000,
+        date(2026, 3, 4),
+    );
+    let lifted = c.tier().to_owned();
+    assert_ne!(lifted, before);
+    // 95 days on, the huge order's invoice is past B's 90-day gate.
+    c.orders(date(2026, 6, 7), "tiny", 10, Some(5));
+    let dropped = c.tier().to_owned();
+    assert!(
+        dropped != lifted && dropped != before,
+        "dropped by the gate to a tier between: {before} {lifted} {dropped}"
+    );
+    c.cancels(date(2026, 6, 8), "huge");
+    // Where the same events without the order lead.
+    let mut never = Customer::given(policy(12, "UTC", 30));
+    never.orders(date(2026, 3, 1), "small", 1_000, Some(500));
+    never.orders(date(2026, 6, 7), "tiny", 10, Some(5));
+    assert_eq!(
+        c.tier(),
+        never.tier(),
+        "the order's part taken back at once"
+    );
+}
+
+#[test]
 fn given_an_order_older_than_the_window_partly_paid_when_cancelled_then_its_invoice_is_void() {
     let mut c = Customer::given(policy(12, "UTC", 30));
     c.orders_billed(date(2025, 1, 10), "o1", "i1", 50_000, date(2025, 2, 9));

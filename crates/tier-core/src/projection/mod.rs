@@ -248,6 +248,18 @@ impl OrderRec {
     fn counts(&self) -> bool {
         self.figures().orders > 0
     }
+
+    /// Whether the order's unpaid invoices are void: it was cancelled
+    /// (also before its placement arrived), or placed and returned in
+    /// full. Nothing is owed for goods taken back.
+    fn voids_invoices(&self) -> bool {
+        match self.state {
+            OrderState::Cancelled => true,
+            _ if self.cancel_pending => true,
+            OrderState::Placed => self.returned > 0 && self.returned >= self.amount,
+            OrderState::Pending => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -1474,9 +1486,10 @@ impl CustomerProjection {
         } else {
             OrderState::Placed
         };
-        let cancelled = rec.state == OrderState::Cancelled;
+        // Cancelled or returned in full before the placement was read.
+        let voids = rec.voids_invoices();
         self.order_changed(key, before);
-        if cancelled {
+        if voids {
             self.void_invoices_of(key);
         }
     }
@@ -1504,15 +1517,15 @@ impl CustomerProjection {
             None => return Applied::Stale,
         };
         let before = rec.figures();
-        let was_cancelled = rec.state == OrderState::Cancelled || rec.cancel_pending;
+        let voided_before = rec.voids_invoices();
         update(rec);
-        let cancelled_now =
-            !was_cancelled && (rec.state == OrderState::Cancelled || rec.cancel_pending);
+        let voids_now = !voided_before && rec.voids_invoices();
         self.order_changed(key, before);
-        if cancelled_now {
-            // Also for a cancellation seen before its placement: invoices
-            // of the order issued already (the placement may be older than
-            // the window, its record swept) are void as well.
+        if voids_now {
+            // Cancelled or returned in full. Also for a cancellation seen
+            // before its placement: invoices of the order issued already
+            // (the placement may be older than the window, its record
+            // swept) are void as well.
             self.void_invoices_of(key);
         }
         Applied::Applied
@@ -1538,7 +1551,8 @@ impl CustomerProjection {
         true
     }
 
-    /// A cancelled order's unpaid invoices are void; whether there were any.
+    /// A cancelled (or fully returned) order's unpaid invoices are void;
+    /// whether there were any.
     fn void_invoices_of(&mut self, order: u64) -> bool {
         let keys: Vec<u64> = self
             .invoices
@@ -1601,7 +1615,7 @@ impl CustomerProjection {
             || self
                 .orders
                 .get(&order)
-                .is_some_and(|o| o.state == OrderState::Cancelled || o.cancel_pending);
+                .is_some_and(OrderRec::voids_invoices);
         self.unsettled.insert((due_day, key));
         self.due_moved(key, true);
         // Paid in full already, it is settled, void or not.
