@@ -567,3 +567,67 @@ async fn an_event_dated_too_far_past_its_record_is_dead_lettered_however_late_it
     let report = sb.stop().await;
     assert_eq!((report.records, report.rejected), (2, 1), "{report:?}");
 }
+
+/// A rebuild from offset 0 loses no history to the order the topics are
+/// read in: each customer's profile update, dated yesterday, sits in a
+/// small topic that is read first (each topic is fetched at its own pace;
+/// here the first one, which librdkafka fetches first), ahead of two years
+/// of weekly orders in another. Folded first, it would move the
+/// customer's watermark to yesterday and make the orders of more than a
+/// year before stale on arrival: the tenure would start a year late. Read
+/// merged by event time, every customer ends as the core's fold of its
+/// events in time order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_counts_old_history_though_a_small_topic_holds_later_events() {
+    let mut sb = Sandbox::frozen_at(NOW);
+    // Small fetches: the orders come in many rounds, the profile updates
+    // in the first.
+    sb.config
+        .kafka_consumer
+        .push("max.partition.fetch.bytes=16384".into());
+    let mut orders = Vec::new();
+    let mut profiles = Vec::new();
+    for c in 0..60 {
+        let customer = format!("hist-{c}");
+        for w in 0..104 {
+            let mut e = order(&customer, &format!("{c}-{w}"), 100_000 + w);
+            e.occurred_at = Timestamp::from_millis(NOW.millis() - (730 - 7 * w) * 86_400_000);
+            orders.push(e);
+        }
+        profiles.push(Event {
+            event_id: format!("profile-{customer}"),
+            customer_id: customer.clone(),
+            occurred_at: Timestamp::from_millis(NOW.millis() - 86_400_000),
+            source: "faults".into(),
+            kind: EventKind::ProfileUpdated(tier_core::ProfileUpdate {
+                name: Some(format!("Customer {c}")),
+                ..tier_core::ProfileUpdate::default()
+            }),
+        });
+    }
+    // The whole backlog is in Kafka before tierd starts.
+    let producer = sb.ordered_producer();
+    let profile_records: Vec<RawRecord> = profiles
+        .iter()
+        .map(|e| RawRecord::event(sb.topic(0), e))
+        .collect();
+    let order_records: Vec<RawRecord> = orders
+        .iter()
+        .map(|e| RawRecord::event(sb.topic(3), e))
+        .collect();
+    publish_records(&producer, &profile_records).await;
+    publish_records(&producer, &order_records).await;
+    sb.start().await;
+    sb.wait_consumed(T).await;
+    let report = sb.stop().await;
+    assert_eq!(report.rejected, 0, "{report:?}");
+
+    let mut in_time_order: Vec<Event> = orders.iter().chain(&profiles).cloned().collect();
+    in_time_order.sort_by_key(|e| e.occurred_at);
+    let applied = assert_state_matches_oracle(&sb, &in_time_order);
+    assert_eq!(applied, in_time_order.len() as u64, "no event was stale");
+    // The tenure starts two years ago, not one.
+    let stored = stored_states(&sb.config.data_dir);
+    let first = stored["hist-0"].projection.first_order_at();
+    assert_eq!(first, Some(orders[0].occurred_at));
+}

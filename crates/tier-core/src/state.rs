@@ -75,9 +75,8 @@
 //! does not, with sweeps limited to a few decisions.
 //!
 //! ## Corrections
-//! When an event or time upgrades the tier (an order's placement, a
-//! payment that clears a gate the orders already passed), the state
-//! remembers the assignment before it. A cancellation or return of an
+//! When an order's placement upgrades the tier, the state remembers the
+//! order and the assignment before it. A cancellation or return of an
 //! order that counted at that upgrade (the order that made it, or one
 //! placed before it and still in the window: the upgrade was decided on
 //! its figures too) decides again from that earlier assignment: the tier
@@ -86,12 +85,14 @@
 //! who had been held in a tier by hysteresis before the order is held
 //! there again, with the `since` it had. When the figures left still hold
 //! the raised tier, nothing moves, and a later correction is judged the
-//! same way. A drop that leaves the tier above the one before the upgrade
-//! (an invoice falling overdue) keeps it remembered: the orders still
-//! lift the customer. Only the last upgrade is remembered: after two
-//! upgrades in a row, a correction decides from the tier between them,
-//! and a drop below that tier is an organic one. A policy change, an
-//! override or a population move forgets it.
+//! same way. A drop an event or time makes that leaves the tier above the
+//! one before the upgrade (an invoice falling overdue) keeps it
+//! remembered: the orders still lift the customer (orders placed up to
+//! that drop then count as placed before the upgrade, since the held
+//! tier's `since` is the drop's). Only the last upgrade by an order is
+//! remembered: after two in a row, a correction decides from the tier
+//! between them, and a drop below that tier is an organic one. Any other
+//! upgrade, or a change a policy rescore makes, forgets it.
 
 use serde::{Deserialize, Serialize};
 
@@ -282,14 +283,13 @@ struct Overrides {
     history: Vec<OverrideEntry>,
 }
 
-/// The last upgrade an event or time made, while the tier held is above
-/// the one before it (see the module docs, "Corrections").
+/// An upgrade caused by an order's placement, while the tier held is
+/// above the one before it (see the module docs, "Corrections").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Raise {
-    /// Hash of the id of the order whose placement made the upgrade; 0
-    /// when another event (a payment clearing a gate) or time made it.
-    /// Kept for the record: the orders a correction undoes from are those
-    /// placed no later than the held tier's `since`.
+    /// Hash of the order's id. Kept for the record: the orders a
+    /// correction undoes from are those placed no later than the held
+    /// tier's `since`.
     order: u64,
     /// The assignment before the upgrade (`None`: it was the first).
     prior: Option<TierAssignment>,
@@ -467,11 +467,9 @@ pub struct Processed {
     /// Empty unless time moved the tier since the customer's last decision.
     pub due_first: Vec<TierChange>,
     pub change: Option<TierChange>,
-    /// Complaints this complaint event shows past their deadline (its
-    /// late resolution, or an opening or resolution dated past another's
-    /// deadline), announced now; a sweep that reached the deadline first
-    /// announced them already. Other events announce none (see
-    /// `CustomerState::process`).
+    /// Complaints this event shows past their deadline (its late
+    /// resolution, or an instant past one), announced now; a sweep that
+    /// reached the deadline first announced them already.
     pub overdue: Vec<ComplaintOverdue>,
 }
 
@@ -650,14 +648,17 @@ impl CustomerState {
         {
             self.set_complaint_deadline(complaint_id, held, event.occurred_at, policy);
         }
-        // Only a complaint event announces: the complaints topic keeps a
-        // customer's complaints in order, so a resolution in time is read
-        // before any complaint event dated past the deadline. An order or
-        // invoice dated past it (another topic, read at its own pace) may be
-        // read before that resolution while catching up: the sweep, which
-        // has every open deadline in its due index, announces what is still
-        // open once tierd has caught up.
-        let overdue = if event.kind.is_complaint() {
+        // An event dated past an open complaint's deadline shows it overdue
+        // (while catching up, no sweep has); the Kafka adapter reads the
+        // input topics merged by event time while catching up, so an order
+        // dated past the deadline is not read before a resolution in time
+        // still waiting in the complaints topic.
+        let overdue = if event.kind.is_complaint()
+            || self
+                .projection
+                .next_complaint_deadline()
+                .is_some_and(|d| d <= event.occurred_at)
+        {
             self.announce_overdue(customer_id, event.occurred_at)
         } else {
             Vec::new()
@@ -1434,23 +1435,18 @@ impl CustomerState {
                 let since = prior_since.unwrap_or(now);
                 let upgrade = held_idx.is_none_or(|h| tier_idx < h);
                 let kept = self.raise.take();
-                self.raise = match trigger.cause {
-                    // Any upgrade an event or time made was decided on the
-                    // orders counted then: remembered, so that correcting
-                    // one of them decides from the tier before it.
-                    Cause::Event | Cause::Time if upgrade => Some(Box::new(Raise {
-                        order: trigger.placed.unwrap_or_default(),
-                        prior: old,
-                    })),
-                    // A drop that leaves the tier above the one before the
-                    // upgrade: the orders still lift the customer.
-                    Cause::Event | Cause::Time => kept.filter(|r| {
-                        r.prior.as_ref().is_none_or(|p| {
+                self.raise = match (trigger.placed, trigger.cause) {
+                    (Some(order), _) if upgrade => Some(Box::new(Raise { order, prior: old })),
+                    // A drop an event or time made that leaves the tier
+                    // above the one before the upgrade (an invoice falling
+                    // overdue): the orders still lift the customer.
+                    (_, Cause::Event | Cause::Time) if !upgrade => kept.filter(|r| {
+                        r.prior.as_ref().is_some_and(|p| {
                             policy.tier_index(&p.tier).is_some_and(|i| tier_idx < i)
                         })
                     }),
-                    // A policy, an override or the population changed the
-                    // tier: what the orders caused is no longer known.
+                    // Another upgrade, or a change a policy made: what the
+                    // orders caused is no longer known.
                     _ => None,
                 };
                 *current = Some(TierAssignment {

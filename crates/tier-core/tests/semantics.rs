@@ -551,62 +551,24 @@ fn given_an_order_returned_in_full_then_its_unpaid_invoice_is_void_whichever_arr
 }
 
 #[test]
-fn given_a_payment_that_let_an_order_lift_the_tier_when_the_order_is_cancelled_then_the_lift_is_taken_back()
+fn given_an_order_lift_cut_by_its_own_overdue_invoice_when_the_order_is_cancelled_then_the_lift_is_taken_back()
  {
-    // A B customer with an invoice 76 days overdue: A's gate (oldest
-    // overdue at most 60 days) holds it in B though a huge order scores
-    // A. Paying the invoice lets the order lift it to A; cancelling the
-    // order then takes A back at once, as if it had never been placed,
-    // not after the 30 days hysteresis holds an organic drop for.
-    let mut c = steady_b_customer(policy(12, "UTC", 30), date(2026, 6, 30));
-    c.orders_billed(
-        date(2026, 4, 1),
-        "late",
-        "late-inv",
-        1_000,
-        date(2026, 4, 15),
-    );
-    assert_eq!(c.tier(), "B");
-    let since_b = c.state.assignment.as_ref().unwrap().since;
-    c.orders(date(2026, 7, 1), "huge", 300_000_000, Some(200_000_000));
-    assert_eq!(c.tier(), "B", "held by A's overdue gate");
-    c.pays(date(2026, 7, 2), "late-inv", cny(1_000), 1_000);
-    assert_eq!(c.tier(), "A", "the gate cleared");
-    c.cancels(date(2026, 7, 3), "huge");
-    assert_eq!(c.tier(), "B");
-    assert_eq!(c.state.assignment.as_ref().unwrap().since, since_b);
-
-    // An invoice falling overdue after an order's lift keeps the lift
-    // known: the order still causes the tier above the one before it.
-    let mut c = Customer::given(policy(12, "UTC", 30));
-    c.orders(date(2026, 3, 1), "small", 1_000, Some(500));
-    let before = c.tier().to_owned();
-    c.orders_billed(
-        date(2026, 3, 3),
-        "huge",
-        "huge-inv",
-        300_000_000,
-        date(2026, 3, 4),
-    );
-    let lifted = c.tier().to_owned();
-    assert_ne!(lifted, before);
-    // 95 days on, the huge order's invoice is past B's 90-day gate.
-    c.orders(date(2026, 6, 7), "tiny", 10, Some(5));
-    let dropped = c.tier().to_owned();
-    assert!(
-        dropped != lifted && dropped != before,
-        "dropped by the gate to a tier between: {before} {lifted} {dropped}"
-    );
-    c.cancels(date(2026, 6, 8), "huge");
-    // Where the same events without the order lead.
-    let mut never = Customer::given(policy(12, "UTC", 30));
-    never.orders(date(2026, 3, 1), "small", 1_000, Some(500));
-    never.orders(date(2026, 6, 7), "tiny", 10, Some(5));
-    assert_eq!(
-        c.tier(),
-        never.tier(),
-        "the order's part taken back at once"
-    );
+    // A D customer (a one-fen invoice a day overdue). An order posted late,
+    // dated 48 days before, lifts it to A; its invoice, due that day and
+    // unpaid, is 48 days overdue at once and cuts the lift to B. The
+    // order's cancellation takes back all of it at once: D, as without
+    // the order, not B held by hysteresis as an organic drop.
+    let mut c = Customer::given(Policy::default_policy());
+    let today = date(2026, 11, 19);
+    c.is_invoiced(today, "tiny", "", cny(1), 1, today);
+    assert_eq!(c.tier(), "D");
+    let placed = today.plus_days(-48);
+    c.orders(placed, "x", 95_663_155, Some(0));
+    assert_eq!(c.tier(), "A");
+    c.is_invoiced(placed, "x-inv", "x", cny(95_663_155), 95_663_155, placed);
+    assert_eq!(c.tier(), "B", "cut by its own overdue invoice");
+    c.cancels(placed, "x");
+    assert_eq!(c.tier(), "D", "the order's part taken back at once");
 }
 
 #[test]

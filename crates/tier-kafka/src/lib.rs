@@ -1,7 +1,8 @@
 //! # tier-kafka: tierd's Kafka adapter
 //!
 //! Owns everything that touches Kafka: the loop that polls batches,
-//! decodes records at the edge, hands events, commands, the processing
+//! decodes records at the edge, merges the input topics by event time
+//! while catching up (the `align` module), hands events, commands, the processing
 //! instant and sweep/rescore slices to `tier-engine` and commits each
 //! resulting unit with its offsets atomically ([`pipeline`]); the
 //! dead-letter path; the outbox publisher ([`outbox`]); topic creation and
@@ -14,6 +15,7 @@
 //! layout (in `tier-store`); records are turned into owned, typed events at
 //! once and never passed further as bytes.
 
+pub(crate) mod align;
 pub mod broker;
 pub mod client;
 pub mod clock;

@@ -83,6 +83,7 @@ use tier_engine::{
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::align::Aligner;
 use crate::client::client_config;
 use crate::clock::{Clock, MonotonicNow};
 use crate::dead_letter::KafkaDeadLetters;
@@ -443,6 +444,8 @@ struct IngestContext {
     assignment: Arc<Mutex<Option<BTreeSet<i32>>>>,
     /// The reason of a client error event not yet seen by the pipeline.
     client_error: Arc<Mutex<Option<&'static str>>>,
+    /// Log start and end per partition, from the statistics.
+    ends: LogEnds,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -450,10 +453,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl ClientContext for IngestContext {
-    /// librdkafka statistics (every few seconds): consumer lag per partition.
+    /// librdkafka statistics (every second): consumer lag per partition,
+    /// and the log ends the aligner reads.
     fn stats(&self, stats: rdkafka::Statistics) {
+        let mut ends = lock(&self.ends);
         for (topic, t) in &stats.topics {
             for (partition, p) in &t.partitions {
+                if *partition >= 0 && p.hi_offset >= 0 {
+                    ends.insert((topic.clone(), *partition), (p.lo_offset, p.hi_offset));
+                }
                 if *partition < 0 || p.consumer_lag < 0 {
                     continue;
                 }
@@ -636,6 +644,50 @@ struct Pipeline<S> {
     sent_status: PolicyStatus,
     /// Sizes the sweep and rescore slices.
     slices: Slices,
+    /// Polled records not yet folded, merged by event time across the
+    /// input topics while catching up (see the `align` module).
+    aligner: Aligner<Polled>,
+    /// The log ends librdkafka last reported.
+    ends: LogEnds,
+}
+
+/// A decoded record waiting in the [`Aligner`]. Events are the common
+/// case and held inline (no allocation per record); dead letters, rare
+/// and large, are boxed.
+#[allow(clippy::large_enum_variant)]
+enum Polled {
+    Event {
+        event: tier_core::Event,
+        trace: Option<TraceParent>,
+    },
+    Invalid(Box<DeadLetter>),
+}
+
+/// The log start and end of every assigned partition, as librdkafka's
+/// statistics last reported them (`statistics.interval.ms`, one second):
+/// whether a partition is consumed to its end, for the aligner, without a
+/// request to the brokers. A partition not reported yet is not known to be
+/// at its end (the aligner's `max_hold` bounds the wait).
+type LogEnds = Arc<Mutex<HashMap<(String, i32), (i64, i64)>>>;
+
+/// Whether `topic` `partition` is consumed to its end: `next` (the next
+/// offset to poll; else the offset processed, else the log start) is at
+/// the log end last reported.
+fn at_end(
+    ends: &LogEnds,
+    positions: &Positions,
+    topic: &str,
+    partition: i32,
+    next: Option<i64>,
+) -> bool {
+    let key = (topic.to_owned(), partition);
+    let Some((start, end)) = lock(ends).get(&key).copied() else {
+        return false;
+    };
+    let next = next
+        .or_else(|| lock(positions).get(&key).copied())
+        .unwrap_or(start);
+    end >= 0 && next >= end
 }
 
 /// The pipeline's side of the committer: health, the outbox wake-up,
@@ -708,6 +760,11 @@ fn kafka_bookkeeping(
 /// once (at start, after a reassignment): most are held encoded, so each
 /// chunk is decoded, published and dropped before the next.
 const VIEW_CHUNK: usize = 10_000;
+
+/// Most records the aligner holds before it releases without waiting.
+const ALIGN_CAP: usize = 100_000;
+/// Longest a record waits in the aligner.
+const ALIGN_MAX_HOLD: Duration = Duration::from_secs(2);
 
 /// How long a poll waits while records are in hand and a commit is being
 /// written: the longest a finished commit goes unnoticed when no record
@@ -831,12 +888,14 @@ impl<S: Store + 'static> Pipeline<S> {
         let assigned = Arc::new(Mutex::new(false));
         let assignment = Arc::new(Mutex::new(None));
         let client_error = Arc::new(Mutex::new(None));
+        let ends = LogEnds::default();
         let ctx = IngestContext {
             positions: positions.clone(),
             resets: resets.clone(),
             assigned: assigned.clone(),
             assignment: assignment.clone(),
             client_error: client_error.clone(),
+            ends: ends.clone(),
         };
         let session_timeout = config.session_timeout_ms.to_string();
         let mut consumer_defaults = vec![
@@ -851,7 +910,8 @@ impl<S: Store + 'static> Pipeline<S> {
             ("session.timeout.ms", session_timeout.as_str()),
             ("enable.partition.eof", "false"),
             ("topic.metadata.refresh.interval.ms", "10000"),
-            ("statistics.interval.ms", "5000"),
+            // The log ends the aligner reads (and the lag gauges).
+            ("statistics.interval.ms", "1000"),
             // Once the prefetch queue passed librdkafka's thresholds, the
             // next fetch of a partition waits `fetch.queue.backoff.ms`
             // (1,000 ms by default) even when the queue drained long
@@ -902,6 +962,7 @@ impl<S: Store + 'static> Pipeline<S> {
         let decoder_policy = engine.policy().clone();
         let decoder = Decoder::for_policy(&decoder_policy, config.limits);
         let slices = Slices::new(config.slice, config.slice_target);
+        let topics_for_aligner = config.topics.clone();
         Ok(Self {
             config,
             deps,
@@ -924,6 +985,8 @@ impl<S: Store + 'static> Pipeline<S> {
             sent_swept_to: None,
             sent_status: status,
             slices,
+            aligner: Aligner::new(&topics_for_aligner, ALIGN_CAP, ALIGN_MAX_HOLD),
+            ends,
         })
     }
 
@@ -1158,42 +1221,39 @@ impl<S: Store + 'static> Pipeline<S> {
                 self.reassign(batch, now)?;
             }
             let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
-            if current.1 != partition || current.0 != topic {
-                current = (topic.to_owned(), partition);
-            }
-            {
-                let mut positions = lock(&self.positions);
-                match positions.get_mut(&current) {
-                    Some(v) => *v = offset + 1,
-                    None => {
-                        positions.insert(current.clone(), offset + 1);
-                    }
-                }
-            }
             let trace = traceparent(&msg);
             let judged_at = crate::clock::judged_at(msg.timestamp(), now);
-            match self.decoder.decode(msg.key(), msg.payload(), judged_at) {
-                Ok(decoded) => {
-                    let event = decoded.event;
-                    batch.record(&current, offset, event.kind.type_name());
-                    self.engine
-                        .fold_from(&mut batch.unit, &event, trace, partition);
-                }
+            let (at, polled) = match self.decoder.decode(msg.key(), msg.payload(), judged_at) {
+                Ok(decoded) => (
+                    Some(decoded.event.occurred_at),
+                    Polled::Event {
+                        event: decoded.event,
+                        trace,
+                    },
+                ),
                 Err(error) => {
-                    batch.record(&current, offset, "invalid");
                     let trace_id = trace.map(|t| t.trace_id());
                     tracing::warn!(topic, partition, offset, reason = error.reason.as_str(), field = error.field, detail = %error.detail, trace_id, "rejected record; dead-lettering it");
-                    batch.dead_letter(DeadLetter {
-                        topic: topic.to_owned(),
-                        partition,
-                        offset,
-                        key: msg.key().map(<[u8]>::to_vec),
-                        payload: msg.payload().map(<[u8]>::to_vec),
-                        error,
-                        delivered: false,
-                    });
+                    (
+                        None,
+                        Polled::Invalid(Box::new(DeadLetter {
+                            topic: topic.to_owned(),
+                            partition,
+                            offset,
+                            key: msg.key().map(<[u8]>::to_vec),
+                            payload: msg.payload().map(<[u8]>::to_vec),
+                            error,
+                            delivered: false,
+                        })),
+                    )
                 }
-            }
+            };
+            self.aligner
+                .push(topic, partition, offset, at, polled, Instant::now());
+            self.fold_aligned(batch, &mut current);
+        }
+        if self.aligner.held() > 0 {
+            self.fold_aligned(batch, &mut current);
         }
         // A client error event whose poll result was not seen (cannot
         // happen with the current librdkafka bindings, but cheap to check).
@@ -1201,6 +1261,47 @@ impl<S: Store + 'static> Pipeline<S> {
             lock(&self.health).trouble(reason);
         }
         Ok(())
+    }
+
+    /// Fold (or dead-letter) the records the aligner releases. Caught up,
+    /// every partition is at its end: nothing waits.
+    fn fold_aligned(&mut self, batch: &mut Batch, current: &mut (String, i32)) {
+        let align = !self.caught_up;
+        let Self {
+            aligner,
+            positions,
+            engine,
+            ends,
+            ..
+        } = self;
+        aligner.release(
+            Instant::now(),
+            |topic, partition, next| !align || at_end(ends, positions, topic, partition, next),
+            |r| {
+                if current.1 != r.partition || *current.0 != *r.topic {
+                    *current = (r.topic.to_string(), r.partition);
+                }
+                {
+                    let mut positions = lock(positions);
+                    match positions.get_mut(&*current) {
+                        Some(v) => *v = r.offset + 1,
+                        None => {
+                            positions.insert(current.clone(), r.offset + 1);
+                        }
+                    }
+                }
+                match r.item {
+                    Polled::Event { event, trace } => {
+                        batch.record(current, r.offset, event.kind.type_name());
+                        engine.fold_from(&mut batch.unit, &event, trace, r.partition);
+                    }
+                    Polled::Invalid(dead) => {
+                        batch.record(current, r.offset, "invalid");
+                        batch.dead_letter(*dead);
+                    }
+                }
+            },
+        );
     }
 
     /// Apply a new assignment to the engine: commit the batch in hand
@@ -1215,6 +1316,10 @@ impl<S: Store + 'static> Pipeline<S> {
         let Some(partitions) = lock(&self.assignment).take() else {
             return Ok(());
         };
+        // What the aligner holds of partitions assigned elsewhere now goes;
+        // a partition kept may be consumed again from the offsets processed,
+        // and the aligner drops what it holds already.
+        self.aligner.retain_partitions(&partitions);
         let in_hand = std::mem::take(batch);
         self.submit(in_hand, None)?;
         let assigned = self.engine.assign(&mut batch.unit, &partitions);

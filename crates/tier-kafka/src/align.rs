@@ -1,0 +1,339 @@
+//! Event-time alignment of the input topics.
+//!
+//! A customer's events come from the same partition number of every input
+//! topic (all keyed by customer), and librdkafka fetches each partition at
+//! its own pace: catching up on a backlog (a rebuild from offset 0, a
+//! restart after an outage), a small topic is read to its end while a big
+//! one is still years behind. Folded in that order, a profile update dated
+//! today moves a customer's watermark to today, so its orders of two years
+//! ago, still in the backlog, are stale when they arrive; and a payment
+//! read ahead of the orders makes time-driven decisions without orders
+//! still waiting in Kafka.
+//!
+//! The [`Aligner`] holds polled records and hands them on merged by event
+//! time within each partition number: a record is released once no other
+//! topic of its partition number can still deliver an earlier one, that is
+//! every other topic of the partition number either holds a record of its
+//! own (the earliest is released first), has already delivered one dated
+//! as late, or is consumed to its end. Records of one topic partition keep
+//! their order (offsets are committed in order). Live, every partition is
+//! at its end almost always, so a record is released as soon as it is
+//! polled.
+//!
+//! Two bounds keep it from holding records for good: a record held longer
+//! than `max_hold` (a partition whose end is not known yet, a broker that
+//! does not answer) and every record while more than `cap` are held (a
+//! topic whose history starts years later than another's) are released in
+//! event-time order without waiting, as they would be without alignment.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tier_core::Timestamp;
+
+/// A record handed on by [`Aligner::release`].
+#[derive(Debug)]
+pub(crate) struct Released<T> {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+    pub item: T,
+}
+
+#[derive(Debug)]
+struct Held<T> {
+    /// The event's `occurred_at`; `None` for a record without one (a dead
+    /// letter), released as soon as it heads its queue.
+    at: Option<Timestamp>,
+    offset: i64,
+    since: Instant,
+    item: T,
+}
+
+/// The records polled from one topic partition and not yet released.
+#[derive(Debug)]
+struct Queue<T> {
+    topic: Arc<str>,
+    items: VecDeque<Held<T>>,
+    /// The next offset to poll (the last polled plus one).
+    next_offset: Option<i64>,
+    /// The latest event time polled from it.
+    seen: Option<Timestamp>,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub(crate) struct Aligner<T> {
+    topics: Vec<Arc<str>>,
+    /// By partition number: one queue per input topic, in `topics` order.
+    groups: BTreeMap<i32, Vec<Queue<T>>>,
+    held: usize,
+    cap: usize,
+    max_hold: Duration,
+}
+
+impl<T> Aligner<T> {
+    pub(crate) fn new(topics: &[String], cap: usize, max_hold: Duration) -> Self {
+        Self {
+            topics: topics.iter().map(|t| Arc::from(t.as_str())).collect(),
+            groups: BTreeMap::new(),
+            held: 0,
+            cap,
+            max_hold,
+        }
+    }
+
+    /// Records held.
+    pub(crate) fn held(&self) -> usize {
+        self.held
+    }
+
+    /// Drop what is held of partitions other than `partitions` (after a
+    /// rebalance: they are consumed elsewhere, or again from the offsets
+    /// processed when they come back).
+    pub(crate) fn retain_partitions(&mut self, partitions: &BTreeSet<i32>) {
+        self.groups.retain(|p, _| partitions.contains(p));
+        self.held = self
+            .groups
+            .values()
+            .flat_map(|g| g.iter().map(|q| q.items.len()))
+            .sum();
+    }
+
+    /// Hold a polled record of `topic` partition `partition` at `offset`,
+    /// dated `at` (`None`: no event time). A record polled again (a
+    /// partition kept through a rebalance is consumed again from the
+    /// offsets processed, which the records held follow) is held already:
+    /// dropped, and `false` returned.
+    pub(crate) fn push(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        at: Option<Timestamp>,
+        item: T,
+        now: Instant,
+    ) -> bool {
+        let topics = &self.topics;
+        let group = self.groups.entry(partition).or_insert_with(|| {
+            topics
+                .iter()
+                .map(|t| Queue {
+                    topic: t.clone(),
+                    items: VecDeque::new(),
+                    next_offset: None,
+                    seen: None,
+                })
+                .collect()
+        });
+        let i = match group.iter().position(|q| &*q.topic == topic) {
+            Some(i) => i,
+            None => {
+                // A topic the pipeline was not configured with (cannot
+                // happen: it subscribes to those only); aligned all the same.
+                group.push(Queue {
+                    topic: Arc::from(topic),
+                    items: VecDeque::new(),
+                    next_offset: None,
+                    seen: None,
+                });
+                group.len() - 1
+            }
+        };
+        let q = &mut group[i];
+        if q.next_offset.is_some_and(|next| offset < next) {
+            return false;
+        }
+        q.next_offset = Some(offset + 1);
+        if let Some(at) = at {
+            q.seen = Some(q.seen.map_or(at, |s| s.max(at)));
+        }
+        q.items.push_back(Held {
+            at,
+            offset,
+            since: now,
+            item,
+        });
+        self.held += 1;
+        true
+    }
+
+    /// Hand on, in event-time order within each partition number, every
+    /// record that can be: see the module docs. `at_end(topic, partition,
+    /// next_offset)` says whether a topic partition is consumed to its end
+    /// (`next_offset`: the next offset to poll, `None` if nothing was
+    /// polled from it since the last [`Self::clear`]).
+    pub(crate) fn release(
+        &mut self,
+        now: Instant,
+        mut at_end: impl FnMut(&str, i32, Option<i64>) -> bool,
+        mut out: impl FnMut(Released<T>),
+    ) {
+        for (&partition, group) in &mut self.groups {
+            // The queue whose first record is earliest (no time first).
+            while let Some(i) = (0..group.len())
+                .filter(|&i| !group[i].items.is_empty())
+                .min_by_key(|&i| group[i].items.front().map(|h| h.at))
+            {
+                let Some(head) = group[i].items.front() else {
+                    break;
+                };
+                let forced = self.held > self.cap
+                    || now.saturating_duration_since(head.since) >= self.max_hold;
+                if let (Some(at), false) = (head.at, forced) {
+                    // Another topic of this partition number that may still
+                    // deliver an earlier record: nothing held, nothing seen
+                    // as late, and not at its end.
+                    let waits = group.iter().enumerate().any(|(j, q)| {
+                        j != i
+                            && q.items.is_empty()
+                            && q.seen.is_none_or(|s| s < at)
+                            && !at_end(&q.topic, partition, q.next_offset)
+                    });
+                    if waits {
+                        break;
+                    }
+                }
+                let Some(h) = group[i].items.pop_front() else {
+                    break;
+                };
+                self.held -= 1;
+                out(Released {
+                    topic: group[i].topic.clone(),
+                    partition,
+                    offset: h.offset,
+                    item: h.item,
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    const TOPICS: [&str; 3] = ["orders", "invoices", "customers"];
+
+    fn aligner(cap: usize) -> Aligner<&'static str> {
+        let topics: Vec<String> = TOPICS.iter().map(|t| (*t).to_owned()).collect();
+        Aligner::new(&topics, cap, Duration::from_secs(5))
+    }
+
+    fn day(d: i64) -> Option<Timestamp> {
+        Some(Timestamp::from_millis(d * 86_400_000))
+    }
+
+    fn drain(
+        a: &mut Aligner<&'static str>,
+        now: Instant,
+        ended: &[(&str, i32)],
+    ) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        a.release(now, |t, p, _| ended.contains(&(t, p)), |r| out.push(r.item));
+        out
+    }
+
+    #[test]
+    fn a_record_waits_for_the_topics_that_may_still_deliver_an_earlier_one() {
+        let now = Instant::now();
+        let mut a = aligner(1_000);
+        // A profile update dated day 700 is polled first: the orders and
+        // invoices of partition 0 may still hold older events.
+        a.push("customers", 0, 0, day(700), "profile", now);
+        assert!(drain(&mut a, now, &[]).is_empty());
+        // The orders of day 10 and 20 come: still waiting for invoices.
+        a.push("orders", 0, 0, day(10), "o10", now);
+        a.push("orders", 0, 1, day(20), "o20", now);
+        assert!(drain(&mut a, now, &[]).is_empty());
+        // An invoice of day 15: the earliest of the heads goes first, as
+        // far as no topic without a record may deliver an earlier one.
+        a.push("invoices", 0, 0, day(15), "i15", now);
+        assert_eq!(drain(&mut a, now, &[]), vec!["o10", "i15"]);
+        // Invoices (seen up to day 15) may still hold events before day
+        // 20: o20 waits, until invoices is at its end.
+        assert_eq!(
+            drain(&mut a, now, &[("invoices", 0)]),
+            vec!["o20"],
+            "the orders go on while the profile waits for the orders"
+        );
+        assert_eq!(
+            drain(&mut a, now, &[("invoices", 0), ("orders", 0)]),
+            vec!["profile"]
+        );
+        assert_eq!(a.held(), 0);
+    }
+
+    #[test]
+    fn partitions_are_aligned_apart_and_a_topic_keeps_its_order() {
+        let now = Instant::now();
+        let mut a = aligner(1_000);
+        a.push("customers", 1, 0, day(700), "p1-profile", now);
+        a.push("orders", 0, 0, day(30), "p0-o30", now);
+        a.push("orders", 0, 1, day(5), "p0-o5", now);
+        // Partition 0 needs nothing from partition 1; within a topic
+        // partition the offsets' order holds, whatever the dates.
+        let all_ended: Vec<(&str, i32)> = TOPICS.iter().map(|t| (*t, 0)).collect();
+        assert_eq!(drain(&mut a, now, &all_ended), vec!["p0-o30", "p0-o5"]);
+        assert_eq!(a.held(), 1, "partition 1's profile still waits");
+    }
+
+    #[test]
+    fn records_without_a_time_pass_at_once_and_late_topics_seen_as_late_do_not_hold() {
+        let now = Instant::now();
+        let mut a = aligner(1_000);
+        a.push("orders", 0, 0, None, "dead-letter", now);
+        assert_eq!(drain(&mut a, now, &[]), vec!["dead-letter"]);
+        // Invoices and customers hold later records: an order of day 40
+        // goes first; then i50 waits, for orders (seen up to day 40) may
+        // still deliver one before it.
+        a.push("invoices", 0, 0, day(50), "i50", now);
+        a.push("customers", 0, 0, day(60), "c60", now);
+        a.push("orders", 0, 1, day(40), "o40", now);
+        assert_eq!(drain(&mut a, now, &[]), vec!["o40"]);
+        assert_eq!(a.held(), 2);
+        // An order of day 55 seen: i50 goes; o55 waits for invoices (seen
+        // up to day 50), until invoices is at its end.
+        a.push("orders", 0, 2, day(55), "o55", now);
+        assert_eq!(drain(&mut a, now, &[]), vec!["i50"]);
+        assert_eq!(drain(&mut a, now, &[("invoices", 0)]), vec!["o55"]);
+        // c60 waits for orders (seen up to day 55) too.
+        assert!(drain(&mut a, now, &[("invoices", 0)]).is_empty());
+        assert_eq!(
+            drain(&mut a, now, &[("invoices", 0), ("orders", 0)]),
+            vec!["c60"]
+        );
+    }
+
+    #[test]
+    fn a_full_aligner_or_a_long_hold_releases_in_time_order_without_waiting() {
+        let now = Instant::now();
+        let mut a = aligner(2);
+        a.push("customers", 0, 0, day(700), "c700", now);
+        a.push("customers", 0, 1, day(701), "c701", now);
+        assert!(drain(&mut a, now, &[]).is_empty(), "at the cap, not over");
+        a.push("customers", 0, 2, day(702), "c702", now);
+        assert_eq!(drain(&mut a, now, &[]), vec!["c700"], "back to the cap");
+        let later = now + Duration::from_secs(5);
+        assert_eq!(drain(&mut a, later, &[]), vec!["c701", "c702"]);
+    }
+
+    #[test]
+    fn a_rebalance_drops_what_is_held_of_partitions_gone_and_records_polled_again() {
+        let now = Instant::now();
+        let mut a = aligner(10);
+        assert!(a.push("customers", 0, 0, day(700), "c0", now));
+        assert!(a.push("customers", 1, 0, day(700), "c1", now));
+        a.retain_partitions(&BTreeSet::from([1]));
+        assert_eq!(a.held(), 1);
+        // Partition 1 is consumed again from the offset processed (0):
+        // the record held already is not held twice.
+        assert!(!a.push("customers", 1, 0, day(700), "c1-again", now));
+        assert!(a.push("customers", 1, 1, day(701), "c1-next", now));
+        let ended: Vec<(&str, i32)> = TOPICS.iter().map(|t| (*t, 1)).collect();
+        assert_eq!(drain(&mut a, now, &ended), vec!["c1", "c1-next"]);
+    }
+}
