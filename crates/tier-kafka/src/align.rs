@@ -20,13 +20,16 @@
 //! at its end almost always, so a record is released as soon as it is
 //! polled.
 //!
-//! Two bounds keep it from holding records for good: a record held longer
-//! than `max_hold` (a partition whose end is not known yet, a broker that
-//! does not answer) and every record while more than `cap` are held (a
-//! topic whose history starts years later than another's) are released in
-//! event-time order without waiting, as they would be without alignment.
+//! Two bounds keep it from holding records for good. A topic partition
+//! that delivered nothing for `max_hold` and is not known to be at its end
+//! (its end not reported yet, a topic with fewer partitions, a broker that
+//! does not answer) is not waited for; one that keeps delivering is, however
+//! long the backlog takes. And while more than `cap` records are held (a
+//! topic whose history starts years after another's), they are released
+//! in event-time order without waiting, as they would be without
+//! alignment.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,7 +50,6 @@ struct Held<T> {
     /// letter), released as soon as it heads its queue.
     at: Option<Timestamp>,
     offset: i64,
-    since: Instant,
     item: T,
 }
 
@@ -58,8 +60,24 @@ struct Queue<T> {
     items: VecDeque<Held<T>>,
     /// The next offset to poll (the last polled plus one).
     next_offset: Option<i64>,
-    /// The latest event time polled from it.
+    /// The event time of the last record polled from it (the last, not the
+    /// latest: one record dated ahead does not stop it holding others).
     seen: Option<Timestamp>,
+    /// When it last delivered a record (or, before any, when its partition
+    /// number was first met).
+    last_polled: Instant,
+}
+
+impl<T> Queue<T> {
+    fn new(topic: Arc<str>, now: Instant) -> Self {
+        Self {
+            topic,
+            items: VecDeque::new(),
+            next_offset: None,
+            seen: None,
+            last_polled: now,
+        }
+    }
 }
 
 /// See the module docs.
@@ -89,23 +107,15 @@ impl<T> Aligner<T> {
         self.held
     }
 
-    /// Drop what is held of partitions other than `partitions` (after a
-    /// rebalance: they are consumed elsewhere, or again from the offsets
-    /// processed when they come back).
-    pub(crate) fn retain_partitions(&mut self, partitions: &BTreeSet<i32>) {
-        self.groups.retain(|p, _| partitions.contains(p));
-        self.held = self
-            .groups
-            .values()
-            .flat_map(|g| g.iter().map(|q| q.items.len()))
-            .sum();
+    /// Drop every record held: after a rebalance every assigned partition
+    /// is consumed again from the offsets processed, so they come back.
+    pub(crate) fn clear(&mut self) {
+        self.groups.clear();
+        self.held = 0;
     }
 
     /// Hold a polled record of `topic` partition `partition` at `offset`,
-    /// dated `at` (`None`: no event time). A record polled again (a
-    /// partition kept through a rebalance is consumed again from the
-    /// offsets processed, which the records held follow) is held already:
-    /// dropped, and `false` returned.
+    /// dated `at` (`None`: no event time).
     pub(crate) fn push(
         &mut self,
         topic: &str,
@@ -114,99 +124,102 @@ impl<T> Aligner<T> {
         at: Option<Timestamp>,
         item: T,
         now: Instant,
-    ) -> bool {
+    ) {
         let topics = &self.topics;
-        let group = self.groups.entry(partition).or_insert_with(|| {
-            topics
-                .iter()
-                .map(|t| Queue {
-                    topic: t.clone(),
-                    items: VecDeque::new(),
-                    next_offset: None,
-                    seen: None,
-                })
-                .collect()
-        });
+        let group = self
+            .groups
+            .entry(partition)
+            .or_insert_with(|| topics.iter().map(|t| Queue::new(t.clone(), now)).collect());
         let i = match group.iter().position(|q| &*q.topic == topic) {
             Some(i) => i,
             None => {
                 // A topic the pipeline was not configured with (cannot
                 // happen: it subscribes to those only); aligned all the same.
-                group.push(Queue {
-                    topic: Arc::from(topic),
-                    items: VecDeque::new(),
-                    next_offset: None,
-                    seen: None,
-                });
+                group.push(Queue::new(Arc::from(topic), now));
                 group.len() - 1
             }
         };
         let q = &mut group[i];
-        if q.next_offset.is_some_and(|next| offset < next) {
-            return false;
-        }
         q.next_offset = Some(offset + 1);
-        if let Some(at) = at {
-            q.seen = Some(q.seen.map_or(at, |s| s.max(at)));
+        q.last_polled = now;
+        if at.is_some() {
+            q.seen = at;
         }
-        q.items.push_back(Held {
-            at,
-            offset,
-            since: now,
-            item,
-        });
+        q.items.push_back(Held { at, offset, item });
         self.held += 1;
-        true
     }
 
-    /// Hand on, in event-time order within each partition number, every
-    /// record that can be: see the module docs. `at_end(topic, partition,
-    /// next_offset)` says whether a topic partition is consumed to its end
-    /// (`next_offset`: the next offset to poll, `None` if nothing was
-    /// polled from it since the last [`Self::clear`]).
+    /// Hand on, in event-time order within each partition number, at most
+    /// `limit` records that can be (see the module docs); returns how many.
+    /// `at_end(topic, partition, next_offset)` says whether a topic
+    /// partition is consumed to its end (`next_offset`: the next offset to
+    /// poll, `None` if nothing was polled from it since the last
+    /// [`Self::clear`]).
     pub(crate) fn release(
         &mut self,
         now: Instant,
+        limit: usize,
         mut at_end: impl FnMut(&str, i32, Option<i64>) -> bool,
         mut out: impl FnMut(Released<T>),
-    ) {
-        for (&partition, group) in &mut self.groups {
-            // The queue whose first record is earliest (no time first).
-            while let Some(i) = (0..group.len())
+    ) -> usize {
+        let mut released = 0;
+        let partitions: Vec<i32> = self.groups.keys().copied().collect();
+        for partition in partitions {
+            released +=
+                self.release_partition(partition, now, limit - released, &mut at_end, &mut out);
+        }
+        released
+    }
+
+    /// [`Self::release`] for one partition number: after a push, only its
+    /// records can have become free.
+    pub(crate) fn release_partition(
+        &mut self,
+        partition: i32,
+        now: Instant,
+        limit: usize,
+        mut at_end: impl FnMut(&str, i32, Option<i64>) -> bool,
+        mut out: impl FnMut(Released<T>),
+    ) -> usize {
+        let Some(group) = self.groups.get_mut(&partition) else {
+            return 0;
+        };
+        let mut released = 0;
+        // The queue whose first record is earliest (no time first).
+        while released < limit
+            && let Some(i) = (0..group.len())
                 .filter(|&i| !group[i].items.is_empty())
                 .min_by_key(|&i| group[i].items.front().map(|h| h.at))
-            {
-                let Some(head) = group[i].items.front() else {
-                    break;
-                };
-                let forced = self.held > self.cap
-                    || now.saturating_duration_since(head.since) >= self.max_hold;
-                if let (Some(at), false) = (head.at, forced) {
-                    // Another topic of this partition number that may still
-                    // deliver an earlier record: nothing held, nothing seen
-                    // as late, and not at its end.
-                    let waits = group.iter().enumerate().any(|(j, q)| {
-                        j != i
-                            && q.items.is_empty()
-                            && q.seen.is_none_or(|s| s < at)
-                            && !at_end(&q.topic, partition, q.next_offset)
-                    });
-                    if waits {
-                        break;
-                    }
-                }
-                let Some(h) = group[i].items.pop_front() else {
-                    break;
-                };
-                self.held -= 1;
-                out(Released {
-                    topic: group[i].topic.clone(),
-                    partition,
-                    offset: h.offset,
-                    item: h.item,
+        {
+            let head_at = group[i].items.front().and_then(|h| h.at);
+            if let (Some(at), false) = (head_at, self.held > self.cap) {
+                // Another topic of this partition number that may still
+                // deliver an earlier record: nothing held, nothing seen
+                // as late, not at its end, and not silent.
+                let waits = group.iter().enumerate().any(|(j, q)| {
+                    j != i
+                        && q.items.is_empty()
+                        && q.seen.is_none_or(|s| s < at)
+                        && now.saturating_duration_since(q.last_polled) < self.max_hold
+                        && !at_end(&q.topic, partition, q.next_offset)
                 });
+                if waits {
+                    break;
+                }
             }
+            let Some(h) = group[i].items.pop_front() else {
+                break;
+            };
+            self.held -= 1;
+            released += 1;
+            out(Released {
+                topic: group[i].topic.clone(),
+                partition,
+                offset: h.offset,
+                item: h.item,
+            });
         }
+        released
     }
 }
 
@@ -217,10 +230,11 @@ mod tests {
     use super::*;
 
     const TOPICS: [&str; 3] = ["orders", "invoices", "customers"];
+    const HOLD: Duration = Duration::from_secs(2);
 
     fn aligner(cap: usize) -> Aligner<&'static str> {
         let topics: Vec<String> = TOPICS.iter().map(|t| (*t).to_owned()).collect();
-        Aligner::new(&topics, cap, Duration::from_secs(5))
+        Aligner::new(&topics, cap, HOLD)
     }
 
     fn day(d: i64) -> Option<Timestamp> {
@@ -233,7 +247,12 @@ mod tests {
         ended: &[(&str, i32)],
     ) -> Vec<&'static str> {
         let mut out = Vec::new();
-        a.release(now, |t, p, _| ended.contains(&(t, p)), |r| out.push(r.item));
+        a.release(
+            now,
+            usize::MAX,
+            |t, p, _| ended.contains(&(t, p)),
+            |r| out.push(r.item),
+        );
         out
     }
 
@@ -253,7 +272,7 @@ mod tests {
         // far as no topic without a record may deliver an earlier one.
         a.push("invoices", 0, 0, day(15), "i15", now);
         assert_eq!(drain(&mut a, now, &[]), vec!["o10", "i15"]);
-        // Invoices (seen up to day 15) may still hold events before day
+        // Invoices (last seen at day 15) may still hold events before day
         // 20: o20 waits, until invoices is at its end.
         assert_eq!(
             drain(&mut a, now, &[("invoices", 0)]),
@@ -279,10 +298,16 @@ mod tests {
         let all_ended: Vec<(&str, i32)> = TOPICS.iter().map(|t| (*t, 0)).collect();
         assert_eq!(drain(&mut a, now, &all_ended), vec!["p0-o30", "p0-o5"]);
         assert_eq!(a.held(), 1, "partition 1's profile still waits");
+        // Releasing one partition number leaves the others alone.
+        let mut out = Vec::new();
+        a.release_partition(0, now, usize::MAX, |_, _, _| true, |r| out.push(r.item));
+        assert!(out.is_empty());
+        a.release_partition(1, now, usize::MAX, |_, _, _| true, |r| out.push(r.item));
+        assert_eq!(out, vec!["p1-profile"]);
     }
 
     #[test]
-    fn records_without_a_time_pass_at_once_and_late_topics_seen_as_late_do_not_hold() {
+    fn records_without_a_time_pass_at_once_and_topics_seen_as_late_do_not_hold() {
         let now = Instant::now();
         let mut a = aligner(1_000);
         a.push("orders", 0, 0, None, "dead-letter", now);
@@ -309,7 +334,34 @@ mod tests {
     }
 
     #[test]
-    fn a_full_aligner_or_a_long_hold_releases_in_time_order_without_waiting() {
+    fn a_topic_that_keeps_delivering_is_waited_for_however_long_a_silent_one_is_not() {
+        let start = Instant::now();
+        let mut a = aligner(1_000_000);
+        a.push("customers", 0, 0, day(730), "profile", start);
+        // Ten seconds of orders, older than the profile, one every 10 ms:
+        // the profile waits for all of them (the orders topic is not at its
+        // end and never silent), though held far past `max_hold`.
+        let invoices_ended = [("invoices", 0)];
+        for k in 0..1_000 {
+            let now = start + Duration::from_millis(10 * k);
+            a.push("orders", 0, k as i64, day(k as i64 % 730), "order", now);
+            let out = drain(&mut a, now, &invoices_ended);
+            assert_eq!(out, vec!["order"], "at {k}");
+        }
+        // The orders fall silent: after `max_hold` the profile goes on.
+        let last = start + Duration::from_millis(10 * 999);
+        assert!(drain(&mut a, last + HOLD / 2, &invoices_ended).is_empty());
+        assert_eq!(drain(&mut a, last + HOLD, &invoices_ended), vec!["profile"]);
+        // A topic never heard of is silent from when its partition number
+        // was first met.
+        let mut a = aligner(1_000);
+        a.push("customers", 0, 0, day(730), "profile", start);
+        assert!(drain(&mut a, start + HOLD / 2, &[]).is_empty());
+        assert_eq!(drain(&mut a, start + HOLD, &[]), vec!["profile"]);
+    }
+
+    #[test]
+    fn a_full_aligner_releases_in_time_order_without_waiting_and_a_limit_holds() {
         let now = Instant::now();
         let mut a = aligner(2);
         a.push("customers", 0, 0, day(700), "c700", now);
@@ -317,23 +369,18 @@ mod tests {
         assert!(drain(&mut a, now, &[]).is_empty(), "at the cap, not over");
         a.push("customers", 0, 2, day(702), "c702", now);
         assert_eq!(drain(&mut a, now, &[]), vec!["c700"], "back to the cap");
-        let later = now + Duration::from_secs(5);
-        assert_eq!(drain(&mut a, later, &[]), vec!["c701", "c702"]);
+        let mut out = Vec::new();
+        let n = a.release(now + HOLD, 1, |_, _, _| false, |r| out.push(r.item));
+        assert_eq!((n, out), (1, vec!["c701"]), "no more than the limit");
     }
 
     #[test]
-    fn a_rebalance_drops_what_is_held_of_partitions_gone_and_records_polled_again() {
+    fn clear_drops_what_is_held() {
         let now = Instant::now();
         let mut a = aligner(10);
-        assert!(a.push("customers", 0, 0, day(700), "c0", now));
-        assert!(a.push("customers", 1, 0, day(700), "c1", now));
-        a.retain_partitions(&BTreeSet::from([1]));
-        assert_eq!(a.held(), 1);
-        // Partition 1 is consumed again from the offset processed (0):
-        // the record held already is not held twice.
-        assert!(!a.push("customers", 1, 0, day(700), "c1-again", now));
-        assert!(a.push("customers", 1, 1, day(701), "c1-next", now));
-        let ended: Vec<(&str, i32)> = TOPICS.iter().map(|t| (*t, 1)).collect();
-        assert_eq!(drain(&mut a, now, &ended), vec!["c1", "c1-next"]);
+        a.push("customers", 0, 0, day(700), "c", now);
+        a.clear();
+        assert_eq!(a.held(), 0);
+        assert!(drain(&mut a, now + HOLD, &[]).is_empty());
     }
 }

@@ -83,7 +83,7 @@ use tier_engine::{
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::align::Aligner;
+use crate::align::{Aligner, Released};
 use crate::client::client_config;
 use crate::clock::{Clock, MonotonicNow};
 use crate::dead_letter::KafkaDeadLetters;
@@ -460,7 +460,24 @@ impl ClientContext for IngestContext {
         for (topic, t) in &stats.topics {
             for (partition, p) in &t.partitions {
                 if *partition >= 0 && p.hi_offset >= 0 {
-                    ends.insert((topic.clone(), *partition), (p.lo_offset, p.hi_offset));
+                    let end = if p.ls_offset >= 0 {
+                        p.ls_offset
+                    } else {
+                        p.hi_offset
+                    };
+                    let log = LogEnd {
+                        start: p.lo_offset,
+                        end,
+                        position: p.app_offset,
+                    };
+                    match ends.get_mut(topic) {
+                        Some(t) => {
+                            t.insert(*partition, log);
+                        }
+                        None => {
+                            ends.insert(topic.clone(), HashMap::from([(*partition, log)]));
+                        }
+                    }
                 }
                 if *partition < 0 || p.consumer_lag < 0 {
                     continue;
@@ -491,6 +508,8 @@ impl ConsumerContext for IngestContext {
     ) {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                // Log ends reported under the last assignment may be old.
+                lock(&self.ends).clear();
                 let positions = lock(&self.positions).clone();
                 let assigned: Vec<(String, i32)> = tpl
                     .elements()
@@ -663,16 +682,30 @@ enum Polled {
     Invalid(Box<DeadLetter>),
 }
 
-/// The log start and end of every assigned partition, as librdkafka's
-/// statistics last reported them (`statistics.interval.ms`, one second):
-/// whether a partition is consumed to its end, for the aligner, without a
-/// request to the brokers. A partition not reported yet is not known to be
-/// at its end (the aligner's `max_hold` bounds the wait).
-type LogEnds = Arc<Mutex<HashMap<(String, i32), (i64, i64)>>>;
+/// Where each assigned partition's log stands, as librdkafka's statistics
+/// last reported it (`statistics.interval.ms`, one second), by topic and
+/// partition: whether a partition is consumed to its end, for the
+/// aligner, without a request to the brokers. Cleared on every assignment,
+/// so a partition back from another instance is not judged by its old
+/// end; a partition not reported yet is not known to be at its end (the
+/// aligner stops waiting for one that delivers nothing).
+type LogEnds = Arc<Mutex<HashMap<String, HashMap<i32, LogEnd>>>>;
 
-/// Whether `topic` `partition` is consumed to its end: `next` (the next
-/// offset to poll; else the offset processed, else the log start) is at
-/// the log end last reported.
+#[derive(Debug, Clone, Copy)]
+struct LogEnd {
+    /// The log start.
+    start: i64,
+    /// What a consumer can reach: the last stable offset (under
+    /// `read_committed`, a transaction's markers are never delivered),
+    /// else the high watermark.
+    end: i64,
+    /// The consumer's application position (past transaction markers).
+    position: i64,
+}
+
+/// Whether `topic` `partition` is consumed to its end: the next offset to
+/// poll (`next`; else the offset processed, else the log start), or the
+/// application position, is at the end last reported.
 fn at_end(
     ends: &LogEnds,
     positions: &Positions,
@@ -680,14 +713,17 @@ fn at_end(
     partition: i32,
     next: Option<i64>,
 ) -> bool {
-    let key = (topic.to_owned(), partition);
-    let Some((start, end)) = lock(ends).get(&key).copied() else {
+    let Some(log) = lock(ends)
+        .get(topic)
+        .and_then(|t| t.get(&partition))
+        .copied()
+    else {
         return false;
     };
     let next = next
-        .or_else(|| lock(positions).get(&key).copied())
-        .unwrap_or(start);
-    end >= 0 && next >= end
+        .or_else(|| lock(positions).get(&(topic.to_owned(), partition)).copied())
+        .unwrap_or(log.start);
+    log.end >= 0 && next.max(log.position) >= log.end
 }
 
 /// The pipeline's side of the committer: health, the outbox wake-up,
@@ -763,8 +799,12 @@ const VIEW_CHUNK: usize = 10_000;
 
 /// Most records the aligner holds before it releases without waiting.
 const ALIGN_CAP: usize = 100_000;
-/// Longest a record waits in the aligner.
+/// How long a partition that delivers nothing and is not known to be at
+/// its end is waited for by the aligner.
 const ALIGN_MAX_HOLD: Duration = Duration::from_secs(2);
+/// How long a poll waits while the aligner holds records and none is in
+/// the batch.
+const ALIGN_POLL_STEP: Duration = Duration::from_millis(20);
 
 /// How long a poll waits while records are in hand and a commit is being
 /// written: the longest a finished commit goes unnoticed when no record
@@ -1026,9 +1066,7 @@ impl<S: Store + 'static> Pipeline<S> {
             // commit before is durable, and that commit wrote the previous
             // slice's customers), then this turn's work.
             let began = Instant::now();
-            if !cancelled {
-                self.fill(&mut batch)?;
-            }
+            let polled = if cancelled { 0 } else { self.fill(&mut batch)? };
             let full = batch.records >= self.config.batch_max_records;
             if full {
                 self.caught_up = false;
@@ -1038,12 +1076,13 @@ impl<S: Store + 'static> Pipeline<S> {
                 if *lock(&self.assigned) {
                     health.started = true;
                 }
-                if batch.records > 0 {
+                // Records polled and held by the aligner are progress too.
+                if batch.records > 0 || polled > 0 {
                     health.progress();
                 }
                 health.update();
             }
-            if batch.records > 0 {
+            if batch.records > 0 || polled > 0 {
                 self.last_activity = Instant::now();
             }
             let now = self.now.now(self.deps.clock.as_ref());
@@ -1149,7 +1188,10 @@ impl<S: Store + 'static> Pipeline<S> {
     }
 
     /// Poll records into `batch` until it is full or the wait is over.
-    fn fill(&mut self, batch: &mut Batch) -> Result<(), StreamError> {
+    /// Poll records into `batch` (see the module docs); returns how many
+    /// were polled (some may be held by the aligner).
+    fn fill(&mut self, batch: &mut Batch) -> Result<usize, StreamError> {
+        let mut polled_records = 0;
         let deadline = Instant::now() + self.config.batch_max_wait;
         let now = self.now.now(self.deps.clock.as_ref());
         // A sweep or rescore slice waiting counts as work in hand: sealed
@@ -1189,11 +1231,18 @@ impl<S: Store + 'static> Pipeline<S> {
             // arrives is noticed.
             let wait = if batch.records > 0 || pending {
                 left.min(GROUP_COMMIT_STEP)
+            } else if self.aligner.held() > 0 {
+                // Held records may go once a log end is reported or a
+                // partition falls silent, with no record arriving.
+                left.min(ALIGN_POLL_STEP)
             } else {
                 left
             };
             let Some(polled) = consumer.poll(wait) else {
                 drained = true;
+                if self.aligner.held() > 0 {
+                    self.fold_aligned(batch, &mut current, None);
+                }
                 continue;
             };
             let msg = match polled {
@@ -1223,7 +1272,7 @@ impl<S: Store + 'static> Pipeline<S> {
             let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
             let trace = traceparent(&msg);
             let judged_at = crate::clock::judged_at(msg.timestamp(), now);
-            let (at, polled) = match self.decoder.decode(msg.key(), msg.payload(), judged_at) {
+            let (at, held) = match self.decoder.decode(msg.key(), msg.payload(), judged_at) {
                 Ok(decoded) => (
                     Some(decoded.event.occurred_at),
                     Polled::Event {
@@ -1248,25 +1297,33 @@ impl<S: Store + 'static> Pipeline<S> {
                     )
                 }
             };
+            polled_records += 1;
             self.aligner
-                .push(topic, partition, offset, at, polled, Instant::now());
-            self.fold_aligned(batch, &mut current);
+                .push(topic, partition, offset, at, held, Instant::now());
+            self.fold_aligned(batch, &mut current, Some(partition));
         }
         if self.aligner.held() > 0 {
-            self.fold_aligned(batch, &mut current);
+            self.fold_aligned(batch, &mut current, None);
         }
         // A client error event whose poll result was not seen (cannot
         // happen with the current librdkafka bindings, but cheap to check).
         if let Some(reason) = lock(&self.client_error).take() {
             lock(&self.health).trouble(reason);
         }
-        Ok(())
+        Ok(polled_records)
     }
 
-    /// Fold (or dead-letter) the records the aligner releases. Caught up,
-    /// every partition is at its end: nothing waits.
-    fn fold_aligned(&mut self, batch: &mut Batch, current: &mut (String, i32)) {
+    /// Fold (or dead-letter) the records the aligner releases (of
+    /// partition number `only`, after a push; else of every one), up to the
+    /// batch's size. Caught up, every partition is at its end: nothing
+    /// waits. Not while an assignment is waiting to be applied: the records
+    /// held may be of partitions now owned elsewhere.
+    fn fold_aligned(&mut self, batch: &mut Batch, current: &mut (String, i32), only: Option<i32>) {
+        if lock(&self.assignment).is_some() {
+            return;
+        }
         let align = !self.caught_up;
+        let limit = self.config.batch_max_records.saturating_sub(batch.records);
         let Self {
             aligner,
             positions,
@@ -1274,34 +1331,38 @@ impl<S: Store + 'static> Pipeline<S> {
             ends,
             ..
         } = self;
-        aligner.release(
-            Instant::now(),
-            |topic, partition, next| !align || at_end(ends, positions, topic, partition, next),
-            |r| {
-                if current.1 != r.partition || *current.0 != *r.topic {
-                    *current = (r.topic.to_string(), r.partition);
-                }
-                {
-                    let mut positions = lock(positions);
-                    match positions.get_mut(&*current) {
-                        Some(v) => *v = r.offset + 1,
-                        None => {
-                            positions.insert(current.clone(), r.offset + 1);
-                        }
+        let at_end = |topic: &str, partition, next| {
+            !align || at_end(ends, positions, topic, partition, next)
+        };
+        let out = |r: Released<Polled>| {
+            if current.1 != r.partition || *current.0 != *r.topic {
+                *current = (r.topic.to_string(), r.partition);
+            }
+            {
+                let mut positions = lock(positions);
+                match positions.get_mut(&*current) {
+                    Some(v) => *v = r.offset + 1,
+                    None => {
+                        positions.insert(current.clone(), r.offset + 1);
                     }
                 }
-                match r.item {
-                    Polled::Event { event, trace } => {
-                        batch.record(current, r.offset, event.kind.type_name());
-                        engine.fold_from(&mut batch.unit, &event, trace, r.partition);
-                    }
-                    Polled::Invalid(dead) => {
-                        batch.record(current, r.offset, "invalid");
-                        batch.dead_letter(*dead);
-                    }
+            }
+            match r.item {
+                Polled::Event { event, trace } => {
+                    batch.record(current, r.offset, event.kind.type_name());
+                    engine.fold_from(&mut batch.unit, &event, trace, r.partition);
                 }
-            },
-        );
+                Polled::Invalid(dead) => {
+                    batch.record(current, r.offset, "invalid");
+                    batch.dead_letter(*dead);
+                }
+            }
+        };
+        let now = Instant::now();
+        match only {
+            Some(partition) => aligner.release_partition(partition, now, limit, at_end, out),
+            None => aligner.release(now, limit, at_end, out),
+        };
     }
 
     /// Apply a new assignment to the engine: commit the batch in hand
@@ -1316,10 +1377,10 @@ impl<S: Store + 'static> Pipeline<S> {
         let Some(partitions) = lock(&self.assignment).take() else {
             return Ok(());
         };
-        // What the aligner holds of partitions assigned elsewhere now goes;
-        // a partition kept may be consumed again from the offsets processed,
-        // and the aligner drops what it holds already.
-        self.aligner.retain_partitions(&partitions);
+        // Every assigned partition is consumed again from the offsets
+        // processed (the rebalance callback assigns them): what the aligner
+        // held comes back.
+        self.aligner.clear();
         let in_hand = std::mem::take(batch);
         self.submit(in_hand, None)?;
         let assigned = self.engine.assign(&mut batch.unit, &partitions);
