@@ -451,6 +451,28 @@ fn stages(
     days.map(|d| s.lifecycle(policy, t0.plus_days(d))).collect()
 }
 
+/// Orders on `days` (offsets from `t0`) read in that order: the state,
+/// checked to give the stage read in time order would on each of `check`
+/// and the same next due instant.
+fn read_late(
+    policy: &Policy,
+    t0: Timestamp,
+    days: &[i64],
+    check: std::ops::Range<i64>,
+) -> CustomerState {
+    let late = orders_read_in(policy, t0, days);
+    let mut sorted = days.to_vec();
+    sorted.sort_unstable();
+    let in_order = orders_read_in(policy, t0, &sorted);
+    assert_eq!(
+        stages(&late, policy, t0, check.clone()),
+        stages(&in_order, policy, t0, check),
+        "read as {days:?}"
+    );
+    assert_eq!(late.next_due(policy), in_order.next_due(policy));
+    late
+}
+
 fn orders_read_in(policy: &Policy, t0: Timestamp, days: &[i64]) -> CustomerState {
     let mut s = CustomerState::default();
     for (n, d) in days.iter().enumerate() {
@@ -471,19 +493,12 @@ fn given_an_order_posted_late_into_the_gap_then_the_later_order_ended_no_lapse()
     );
     // An order of 05-01 (day 111) posted after both: the gaps are 111 and
     // 123 days, neither a lapse. The customer never lapsed: active.
-    let late = orders_read_in(&policy, t0, &[0, 234, 111]);
-    let in_order = orders_read_in(&policy, t0, &[0, 111, 234]);
+    // Nothing is due for the reactivation's end any more either.
+    let late = read_late(&policy, t0, &[0, 234, 111], 234..500);
     assert_eq!(
         late.lifecycle(&policy, t0.plus_days(235)),
         Lifecycle::Active
     );
-    assert_eq!(
-        stages(&late, &policy, t0, 234..500),
-        stages(&in_order, &policy, t0, 234..500)
-    );
-    // ...and nothing is due for the reactivation's end any more: the
-    // same due instant as read in order.
-    assert_eq!(late.next_due(&policy), in_order.next_due(&policy));
 }
 
 #[test]
@@ -492,8 +507,7 @@ fn given_an_order_posted_late_that_ended_the_lapse_then_the_reactivation_runs_fr
     let t0 = date(2026, 1, 10);
     // 01-10, then 09-20 (day 253); an order of 08-30 (day 232) posted
     // last ended the lapse, and 09-20 followed it three weeks later.
-    let late = orders_read_in(&policy, t0, &[0, 253, 232]);
-    let in_order = orders_read_in(&policy, t0, &[0, 232, 253]);
+    let late = read_late(&policy, t0, &[0, 253, 232], 253..600);
     // Reactivated for 90 days from 08-30, not from 09-20.
     assert_eq!(
         late.lifecycle(&policy, t0.plus_days(232 + 89)),
@@ -503,11 +517,6 @@ fn given_an_order_posted_late_that_ended_the_lapse_then_the_reactivation_runs_fr
         late.lifecycle(&policy, t0.plus_days(232 + 90)),
         Lifecycle::Active
     );
-    assert_eq!(
-        stages(&late, &policy, t0, 253..600),
-        stages(&in_order, &policy, t0, 253..600)
-    );
-    assert_eq!(late.next_due(&policy), in_order.next_due(&policy));
     // A late order more than 180 days before the reactivation leaves it.
     let before_lapse = orders_read_in(&policy, t0, &[0, 232, 253, 20]);
     assert_eq!(
@@ -644,8 +653,7 @@ fn given_a_reactivation_voided_by_a_late_order_then_the_one_before_it_shows_agai
     // Orders on days 0, 70 (ends a lapse) and 140 (ends another); one of
     // day 100, posted last, splits the second gap: day 70's reactivation
     // is the last, and runs to day 160.
-    let late = orders_read_in(&policy, t0, &[0, 70, 140, 100]);
-    let in_order = orders_read_in(&policy, t0, &[0, 70, 100, 140]);
+    let late = read_late(&policy, t0, &[0, 70, 140, 100], 140..400);
     assert_eq!(
         late.lifecycle(&policy, t0.plus_days(159)),
         Lifecycle::Reactivated
@@ -654,9 +662,4 @@ fn given_a_reactivation_voided_by_a_late_order_then_the_one_before_it_shows_agai
         late.lifecycle(&policy, t0.plus_days(160)),
         Lifecycle::Active
     );
-    assert_eq!(
-        stages(&late, &policy, t0, 140..400),
-        stages(&in_order, &policy, t0, 140..400)
-    );
-    assert_eq!(late.next_due(&policy), in_order.next_due(&policy));
 }
