@@ -703,27 +703,25 @@ struct LogEnd {
     position: i64,
 }
 
-/// Whether `topic` `partition` is consumed to its end: the next offset to
-/// poll (`next`; else the offset processed, else the log start), or the
-/// application position, is at the end last reported.
+/// Whether `topic` `partition` is consumed to its end (`None`: its end
+/// was not reported): the next offset to poll (`next`; else the offset
+/// processed, else the log start), or the application position, is at the
+/// end last reported.
 fn at_end(
     ends: &LogEnds,
     positions: &Positions,
     topic: &str,
     partition: i32,
     next: Option<i64>,
-) -> bool {
-    let Some(log) = lock(ends)
+) -> Option<bool> {
+    let log = lock(ends)
         .get(topic)
         .and_then(|t| t.get(&partition))
-        .copied()
-    else {
-        return false;
-    };
+        .copied()?;
     let next = next
         .or_else(|| lock(positions).get(&(topic.to_owned(), partition)).copied())
         .unwrap_or(log.start);
-    log.end >= 0 && next.max(log.position) >= log.end
+    Some(next.max(log.position) >= log.end)
 }
 
 /// The pipeline's side of the committer: health, the outbox wake-up,
@@ -1192,6 +1190,14 @@ impl<S: Store + 'static> Pipeline<S> {
     /// were polled (some may be held by the aligner).
     fn fill(&mut self, batch: &mut Batch) -> Result<usize, StreamError> {
         let mut polled_records = 0;
+        // The partition of the previous record: records come in runs per
+        // partition, so its key is allocated once per run, not per record.
+        let mut current: (String, i32) = (String::new(), -1);
+        // What the last batch had no room for, or what a partition number
+        // that delivers nothing more may now release.
+        if self.aligner.held() > 0 {
+            self.fold_aligned(batch, &mut current, None);
+        }
         let deadline = Instant::now() + self.config.batch_max_wait;
         let now = self.now.now(self.deps.clock.as_ref());
         // A sweep or rescore slice waiting counts as work in hand: sealed
@@ -1199,9 +1205,6 @@ impl<S: Store + 'static> Pipeline<S> {
         // would leave the engine idle between slices, a 50 ms wait for a
         // 20 ms slice).
         let pending = self.slice_pending(now);
-        // The partition of the previous record: records come in runs per
-        // partition, so its key is allocated once per run, not per record.
-        let mut current: (String, i32) = (String::new(), -1);
         // A handle of its own: a record borrows it while the pipeline may
         // have to apply a rebalance.
         let consumer = self.consumer.clone();
@@ -1316,10 +1319,11 @@ impl<S: Store + 'static> Pipeline<S> {
     /// Fold (or dead-letter) the records the aligner releases (of
     /// partition number `only`, after a push; else of every one), up to the
     /// batch's size. Caught up, every partition is at its end: nothing
-    /// waits. Not while an assignment is waiting to be applied: the records
-    /// held may be of partitions now owned elsewhere.
+    /// waits. Not between a revocation and the assignment after it, nor
+    /// while an assignment waits to be applied: the records held may be of
+    /// partitions now owned elsewhere.
     fn fold_aligned(&mut self, batch: &mut Batch, current: &mut (String, i32), only: Option<i32>) {
-        if lock(&self.assignment).is_some() {
+        if lock(&self.assignment).is_some() || !*lock(&self.assigned) {
             return;
         }
         let align = !self.caught_up;
@@ -1332,7 +1336,11 @@ impl<S: Store + 'static> Pipeline<S> {
             ..
         } = self;
         let at_end = |topic: &str, partition, next| {
-            !align || at_end(ends, positions, topic, partition, next)
+            if align {
+                at_end(ends, positions, topic, partition, next)
+            } else {
+                Some(true)
+            }
         };
         let out = |r: Released<Polled>| {
             if current.1 != r.partition || *current.0 != *r.topic {
