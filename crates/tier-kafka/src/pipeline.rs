@@ -1185,9 +1185,9 @@ impl<S: Store + 'static> Pipeline<S> {
                     .is_some_and(|d| d <= self.horizon(now)))
     }
 
-    /// Poll records into `batch` until it is full or the wait is over.
-    /// Poll records into `batch` (see the module docs); returns how many
-    /// were polled (some may be held by the aligner).
+    /// Poll records into `batch` until it is full or the wait is over;
+    /// returns how many were polled (some may be held by the aligner, and
+    /// records it held before may be folded).
     fn fill(&mut self, batch: &mut Batch) -> Result<usize, StreamError> {
         let mut polled_records = 0;
         // The partition of the previous record: records come in runs per
