@@ -335,7 +335,7 @@ fn returned_in_full(all: &[&Event], order_id: &str) -> bool {
             _ => continue,
         }
         if let Some((_, Some(amount), returned)) = rec
-            && returned > 0
+            && amount > 0
             && returned >= i128::from(amount)
         {
             return true;

@@ -542,6 +542,20 @@ fn given_an_order_returned_in_full_then_its_unpaid_invoice_is_void_whichever_arr
         assert_eq!(f.on_time_payment_ratio, None, "nothing is owed");
         assert_eq!(f.order_count_12m, 0.0);
     }
+    // An order of no amount (free goods) is never returned in full: its
+    // invoice (freight) stands.
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.orders(date(2026, 3, 1), "free", 0, None);
+    c.is_invoiced(
+        date(2026, 3, 1),
+        "freight",
+        "free",
+        cny(5_000),
+        5_000,
+        date(2026, 4, 1),
+    );
+    c.returns(date(2026, 3, 10), "free", 1, None);
+    assert_eq!(c.figures_at(date(2026, 5, 1)).overdue_amount, 5_000.0);
     // A partial return leaves the invoice owed in full until it is paid
     // or voided (there is no partial credit note).
     let mut c = Customer::given(policy(12, "UTC", 30));

@@ -251,12 +251,14 @@ impl OrderRec {
 
     /// Whether the order's unpaid invoices are void: it was cancelled
     /// (also before its placement arrived), or placed and returned in
-    /// full. Nothing is owed for goods taken back.
+    /// full. Nothing is owed for goods taken back. An order of no amount
+    /// (free goods) is never returned in full: its invoice (freight, say)
+    /// stands until a credit note voids it.
     fn voids_invoices(&self) -> bool {
         match self.state {
             OrderState::Cancelled => true,
             _ if self.cancel_pending => true,
-            OrderState::Placed => self.returned > 0 && self.returned >= self.amount,
+            OrderState::Placed => self.amount > 0 && self.returned >= self.amount,
             OrderState::Pending => false,
         }
     }
