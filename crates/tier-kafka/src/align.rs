@@ -244,19 +244,25 @@ mod tests {
         Some(Timestamp::from_millis(d * 86_400_000))
     }
 
+    /// Release everything that can be, the ends as `end` says.
+    fn drain_with(
+        a: &mut Aligner<&'static str>,
+        now: Instant,
+        end: impl Fn(&str, i32) -> Option<bool>,
+    ) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        a.release(now, usize::MAX, |t, p, _| end(t, p), |r| out.push(r.item));
+        out
+    }
+
+    /// [`drain_with`] with the ends of `ended` reached and all others known
+    /// to have records left.
     fn drain(
         a: &mut Aligner<&'static str>,
         now: Instant,
         ended: &[(&str, i32)],
     ) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        a.release(
-            now,
-            usize::MAX,
-            |t, p, _| Some(ended.contains(&(t, p))),
-            |r| out.push(r.item),
-        );
-        out
+        drain_with(a, now, |t, p| Some(ended.contains(&(t, p))))
     }
 
     #[test]
@@ -348,7 +354,7 @@ mod tests {
         );
     }
 
-    /// `drain` with the ends known for `ended` (at their end) and
+    /// [`drain_with`] with the ends known for `ended` (reached) and
     /// `behind` (records left); others unknown.
     fn drain_known(
         a: &mut Aligner<&'static str>,
@@ -356,22 +362,15 @@ mod tests {
         ended: &[(&str, i32)],
         behind: &[(&str, i32)],
     ) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        a.release(
-            now,
-            usize::MAX,
-            |t, p, _| {
-                if ended.contains(&(t, p)) {
-                    Some(true)
-                } else if behind.contains(&(t, p)) {
-                    Some(false)
-                } else {
-                    None
-                }
-            },
-            |r| out.push(r.item),
-        );
-        out
+        drain_with(a, now, |t, p| {
+            if ended.contains(&(t, p)) {
+                Some(true)
+            } else if behind.contains(&(t, p)) {
+                Some(false)
+            } else {
+                None
+            }
+        })
     }
 
     #[test]
