@@ -901,17 +901,18 @@ impl CustomerState {
         if reactivated_at == self.reactivated_at || !self.projection.order_counts(key) {
             return;
         }
-        self.reactivated_at = if standing.is_none() && self.reactivated_at.is_some() {
+        if standing.is_none() && self.reactivated_at.is_some() {
             // Voided (this order is in the window and before it, so it was
             // in the window too): the window's days know every lapse since.
-            self.projection.last_lapse_end(cal, lapsed)
+            self.reconsider_reactivation(policy);
         } else {
-            reactivated_at
-        };
+            self.reactivated_at = reactivated_at;
+        }
     }
 
     /// After a cancellation or a full return took an order out of the
-    /// count: the reactivation is the order that ended the last lapse
+    /// count, or a late order voided the reactivation: the reactivation is
+    /// the order that ended the last lapse
     /// among the orders that still count. Cancelling the order that ended
     /// a lapse ends the reactivation (or moves it to a later order that
     /// now ends the lapse); cancelling an order inside a gap can make the

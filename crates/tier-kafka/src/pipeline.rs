@@ -1000,7 +1000,7 @@ impl<S: Store + 'static> Pipeline<S> {
         let decoder_policy = engine.policy().clone();
         let decoder = Decoder::for_policy(&decoder_policy, config.limits);
         let slices = Slices::new(config.slice, config.slice_target);
-        let topics_for_aligner = config.topics.clone();
+        let aligner = Aligner::new(&config.topics, ALIGN_CAP, ALIGN_MAX_HOLD);
         Ok(Self {
             config,
             deps,
@@ -1023,7 +1023,7 @@ impl<S: Store + 'static> Pipeline<S> {
             sent_swept_to: None,
             sent_status: status,
             slices,
-            aligner: Aligner::new(&topics_for_aligner, ALIGN_CAP, ALIGN_MAX_HOLD),
+            aligner,
             ends,
         })
     }

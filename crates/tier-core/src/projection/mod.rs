@@ -1451,13 +1451,16 @@ impl CustomerProjection {
         self.drop_if_empty(day);
     }
 
-    fn recompute_last_order(&mut self, day: Day) {
-        let last = self
-            .orders
+    /// When the orders of `day` that still count were placed.
+    fn counted_orders_on(&self, day: Day) -> impl Iterator<Item = Timestamp> + '_ {
+        self.orders
             .values()
-            .filter(|o| o.day == day && o.counts())
+            .filter(move |o| o.day == day && o.counts())
             .map(|o| o.at)
-            .max();
+    }
+
+    fn recompute_last_order(&mut self, day: Day) {
+        let last = self.counted_orders_on(day).max();
         if let Some(b) = self.window.days.get_mut(day) {
             b.last_order_at = last;
         }
@@ -2153,12 +2156,7 @@ impl CustomerProjection {
             }
             previous = Some(day);
         }
-        let day = ended?;
-        self.orders
-            .values()
-            .filter(|o| o.day == day && o.counts())
-            .map(|o| o.at)
-            .min()
+        self.counted_orders_on(ended?).min()
     }
 
     /// The latest order that still counts at `at`, in or before the window.

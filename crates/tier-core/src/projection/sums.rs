@@ -216,7 +216,7 @@ impl DayBuckets {
 
     /// Buckets, newest first.
     pub(crate) fn newest_first(&self) -> impl Iterator<Item = &DayBucket> {
-        self.0.iter().rev().map(|(_, b)| b)
+        self.newest_first_with_day().map(|(_, b)| b)
     }
 
     /// Buckets with their days, oldest first.
