@@ -277,6 +277,12 @@ pub enum EventKind {
         amount: Money,
         /// `None`: the cost is taken pro rata from the order.
         cost: Option<Money>,
+        /// The return's own id in the source system, empty when not
+        /// given. When given, it is what makes a return one fact: the
+        /// same `return_id` for the same order counts once, whatever its
+        /// `event_id` (see [`EventKind::business_key`]).
+        #[serde(default)]
+        return_id: String,
     },
     InvoiceIssued {
         invoice_id: String,
@@ -293,6 +299,12 @@ pub enum EventKind {
         invoice_id: String,
         amount: Money,
         paid: Amount,
+        /// The payment's own id in the source system, empty when not
+        /// given. When given, the same `payment_id` for the same invoice
+        /// counts once, whatever its `event_id` (see
+        /// [`EventKind::business_key`]).
+        #[serde(default)]
+        payment_id: String,
     },
     ComplaintOpened {
         complaint_id: String,
@@ -315,6 +327,28 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// What makes the event one business fact when its source system names
+    /// it: a payment's `payment_id` within its invoice, a return's
+    /// `return_id` within its order, as `(scope, id)`. `None` when not
+    /// given: the `event_id` alone then tells a resend from a new fact.
+    /// Scoped, because one bank transfer that pays two invoices is two
+    /// payments with one `payment_id`.
+    pub fn business_key(&self) -> Option<(&str, &str)> {
+        match self {
+            EventKind::PaymentReceived {
+                invoice_id,
+                payment_id,
+                ..
+            } if !payment_id.is_empty() => Some((invoice_id, payment_id)),
+            EventKind::OrderReturned {
+                order_id,
+                return_id,
+                ..
+            } if !return_id.is_empty() => Some((order_id, return_id)),
+            _ => None,
+        }
+    }
+
     /// A complaint opened or resolved: what can start, end or reveal a
     /// complaint's overdue state.
     pub const fn is_complaint(&self) -> bool {
@@ -422,12 +456,16 @@ impl Event {
                 order_id,
                 amount,
                 cost,
+                ..
             } => {
                 let prefix = self.kind.type_name();
                 check_id(field(prefix, "order_id"), order_id, limits)?;
                 check_amount(field(prefix, "amount"), *amount, limits)?;
                 if let Some(cost) = cost {
                     check_amount(field(prefix, "cost"), *cost, limits)?;
+                }
+                if let EventKind::OrderReturned { return_id, .. } = &self.kind {
+                    check_optional_id("order_returned.return_id", return_id, limits)?;
                 }
             }
             EventKind::OrderCancelled { order_id } => {
@@ -482,8 +520,10 @@ impl Event {
                 invoice_id,
                 amount,
                 paid,
+                payment_id,
             } => {
                 check_id("payment_received.invoice_id", invoice_id, limits)?;
+                check_optional_id("payment_received.payment_id", payment_id, limits)?;
                 check_amount("payment_received.amount", *amount, limits)?;
                 check_amount("payment_received.amount", Money(paid.minor), limits)?;
             }
@@ -607,6 +647,26 @@ fn check_id(
             RejectReason::MissingField,
             field,
             format!("{field} is required"),
+        ));
+    }
+    check_len(field, value, limits.max_id_len)
+}
+
+/// An id that may be left out (empty), but is an id when given: not
+/// blank, not too long.
+fn check_optional_id(
+    field: &'static str,
+    value: &str,
+    limits: &ValidationLimits,
+) -> Result<(), InvalidEvent> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    if value.trim().is_empty() {
+        return Err(InvalidEvent::new(
+            RejectReason::InvalidField,
+            field,
+            format!("{field} is blank: leave it out or give the id"),
         ));
     }
     check_len(field, value, limits.max_id_len)
@@ -767,6 +827,41 @@ mod tests {
             let err = invoice(&bad).validate(now, &l).unwrap_err();
             assert_eq!(err.field, "invoice_issued.order_id", "{bad:?}");
         }
+    }
+
+    #[test]
+    fn payment_and_return_ids_are_optional_but_ids_when_given() {
+        let now = date(2026, 1, 2);
+        let l = ValidationLimits::default();
+        let payment = |id: &str| {
+            ev(EventKind::PaymentReceived {
+                invoice_id: "i1".into(),
+                amount: Money(100),
+                paid: Amount::new(100, Currency(*b"CNY")),
+                payment_id: id.into(),
+            })
+        };
+        let ret = |id: &str| {
+            ev(EventKind::OrderReturned {
+                order_id: "o1".into(),
+                amount: Money(100),
+                cost: None,
+                return_id: id.into(),
+            })
+        };
+        for ok in ["", "BANK-1"] {
+            assert!(payment(ok).validate(now, &l).is_ok());
+            assert!(ret(ok).validate(now, &l).is_ok());
+        }
+        for bad in [" ".to_owned(), "p".repeat(257)] {
+            let err = payment(&bad).validate(now, &l).unwrap_err();
+            assert_eq!(err.field, "payment_received.payment_id", "{bad:?}");
+            let err = ret(&bad).validate(now, &l).unwrap_err();
+            assert_eq!(err.field, "order_returned.return_id", "{bad:?}");
+        }
+        assert_eq!(payment("").kind.business_key(), None);
+        assert_eq!(payment("B").kind.business_key(), Some(("i1", "B")));
+        assert_eq!(ret("R").kind.business_key(), Some(("o1", "R")));
     }
 
     #[test]

@@ -295,6 +295,7 @@ impl Generator {
                     order_id: order_id.clone(),
                     amount: Money(amount * pct / 100),
                     cost: Some(Money(cost * pct / 100)),
+                    return_id: String::new(),
                 },
             ));
         }
@@ -325,6 +326,7 @@ impl Generator {
                     invoice_id,
                     amount: Money(billed),
                     paid: Amount::new(billed, self.currency),
+                    payment_id: String::new(),
                 },
             ));
         }
@@ -454,6 +456,7 @@ pub mod scenario {
                 invoice_id: format!("{customer}-inv{n}"),
                 amount: Money(amount),
                 paid: Amount::new(amount, Currency(*b"CNY")),
+                payment_id: String::new(),
             },
         }
     }

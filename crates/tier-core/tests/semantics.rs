@@ -64,15 +64,7 @@ impl Customer {
     }
 
     fn event(&mut self, at: Timestamp, kind: EventKind) -> &mut Self {
-        self.next_id += 1;
-        let e = Event {
-            event_id: format!("e{}", self.next_id),
-            customer_id: "c".into(),
-            occurred_at: at,
-            source: String::new(),
-            kind,
-        };
-        self.state.process("c", &e, &self.policy);
+        self.outcome_of(at, kind);
         self
     }
 
@@ -97,12 +89,25 @@ impl Customer {
     }
 
     fn returns(&mut self, at: Timestamp, id: &str, amount: i64, cost: Option<i64>) -> &mut Self {
+        self.returns_as(at, id, "", amount, cost)
+    }
+
+    /// A return the source system names `return_id` (empty: none).
+    fn returns_as(
+        &mut self,
+        at: Timestamp,
+        id: &str,
+        return_id: &str,
+        amount: i64,
+        cost: Option<i64>,
+    ) -> &mut Self {
         self.event(
             at,
             EventKind::OrderReturned {
                 order_id: id.into(),
                 amount: Money(amount),
                 cost: cost.map(Money),
+                return_id: return_id.into(),
             },
         )
     }
@@ -143,14 +148,40 @@ impl Customer {
     }
 
     fn pays(&mut self, at: Timestamp, invoice: &str, paid: Amount, base: i64) -> &mut Self {
+        self.pays_as(at, invoice, "", paid, base)
+    }
+
+    /// A payment the source system names `payment_id` (empty: none).
+    fn pays_as(
+        &mut self,
+        at: Timestamp,
+        invoice: &str,
+        payment_id: &str,
+        paid: Amount,
+        base: i64,
+    ) -> &mut Self {
         self.event(
             at,
             EventKind::PaymentReceived {
                 invoice_id: invoice.into(),
                 amount: Money(base),
                 paid,
+                payment_id: payment_id.into(),
             },
         )
+    }
+
+    /// What processing the next event did (its id is new).
+    fn outcome_of(&mut self, at: Timestamp, kind: EventKind) -> tier_core::projection::Applied {
+        self.next_id += 1;
+        let e = Event {
+            event_id: format!("e{}", self.next_id),
+            customer_id: "c".into(),
+            occurred_at: at,
+            source: String::new(),
+            kind,
+        };
+        self.state.process("c", &e, &self.policy).applied
     }
 
     fn profile(&mut self, at: Timestamp, update: ProfileUpdate) -> &mut Self {
@@ -890,6 +921,82 @@ fn given_an_order_or_invoice_published_again_under_another_event_id_then_the_fir
     let p = c.state.process("c", &again, &c.policy.clone());
     assert_eq!(p.applied, Applied::Duplicate);
     assert_eq!(c.figures_at(date(2026, 4, 5)).overdue_amount, 10_000.0);
+}
+
+#[test]
+fn given_a_payment_sent_again_under_another_event_id_then_its_payment_id_counts_it_once() {
+    use tier_core::projection::Applied;
+    // Half of an invoice paid; the ERP re-exports the payment under a new
+    // event id. Counted twice, the invoice would read as settled on time
+    // while half of it is still owed.
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.orders_billed(date(2026, 3, 1), "o1", "i1", 10_000, date(2026, 3, 31));
+    c.pays_as(date(2026, 3, 20), "i1", "PAY-7", cny(5_000), 5_000);
+    let resent = EventKind::PaymentReceived {
+        invoice_id: "i1".into(),
+        amount: Money(5_000),
+        paid: cny(5_000),
+        payment_id: "PAY-7".into(),
+    };
+    assert_eq!(
+        c.outcome_of(date(2026, 3, 20), resent.clone()),
+        Applied::Duplicate
+    );
+    let f = c.figures_at(date(2026, 4, 10));
+    assert_eq!(f.overdue_amount, 5_000.0, "half is still owed");
+    assert_eq!(f.on_time_payment_ratio, Some(0.0), "and overdue");
+    // Resent weeks later, after other events moved the watermark: still once.
+    c.orders(date(2026, 4, 20), "o9", 100, None);
+    assert_eq!(
+        c.outcome_of(date(2026, 4, 21), resent.clone()),
+        Applied::Duplicate
+    );
+    assert_eq!(c.figures_at(date(2026, 4, 25)).overdue_amount, 5_000.0);
+    // One transfer paying two invoices is one payment id on each: both count.
+    c.orders_billed(date(2026, 3, 2), "o2", "i2", 3_000, date(2026, 3, 31));
+    c.pays_as(date(2026, 3, 21), "i2", "PAY-7", cny(3_000), 3_000);
+    let f = c.figures_at(date(2026, 4, 25));
+    assert_eq!(f.overdue_amount, 5_000.0, "i2 is paid, i1 owes half");
+    assert_eq!(f.on_time_payment_ratio, Some(0.5));
+    // The rest of i1, under its own payment id, settles it.
+    c.pays_as(date(2026, 4, 26), "i1", "PAY-8", cny(5_000), 5_000);
+    assert_eq!(c.figures_at(date(2026, 4, 27)).overdue_amount, 0.0);
+    // Without a payment id only the event id tells a resend from a second
+    // payment: the same sum twice under two event ids is paid twice.
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.orders_billed(date(2026, 3, 1), "o1", "i1", 10_000, date(2026, 3, 31));
+    c.pays(date(2026, 3, 20), "i1", cny(5_000), 5_000);
+    c.pays(date(2026, 3, 20), "i1", cny(5_000), 5_000);
+    assert_eq!(c.figures_at(date(2026, 4, 10)).overdue_amount, 0.0);
+}
+
+#[test]
+fn given_a_return_sent_again_under_another_event_id_then_its_return_id_counts_it_once() {
+    use tier_core::projection::Applied;
+    // 40% of an order sent back; the return re-exported under a new event
+    // id. Counted twice, 80% would be taken back.
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.orders(date(2026, 3, 1), "o1", 10_000, Some(6_000));
+    c.returns_as(date(2026, 3, 10), "o1", "RMA-1", 4_000, None);
+    let resent = EventKind::OrderReturned {
+        order_id: "o1".into(),
+        amount: Money(4_000),
+        cost: None,
+        return_id: "RMA-1".into(),
+    };
+    assert_eq!(c.outcome_of(date(2026, 3, 10), resent), Applied::Duplicate);
+    let f = c.figures_at(date(2026, 4, 1));
+    assert_eq!(f.order_amount_12m, 6_000.0);
+    assert_eq!(f.margin_12m, Some(2_400.0), "cost taken back pro rata once");
+    // The same returns note naming another order is that order's return.
+    c.orders(date(2026, 3, 2), "o2", 5_000, None);
+    c.returns_as(date(2026, 3, 10), "o2", "RMA-1", 5_000, None);
+    assert_eq!(c.figures_at(date(2026, 4, 1)).order_count_12m, 1.0);
+    // A second return of o1 under its own id takes the rest back.
+    c.returns_as(date(2026, 3, 12), "o1", "RMA-2", 6_000, None);
+    let f = c.figures_at(date(2026, 4, 1));
+    assert_eq!(f.order_amount_12m, 0.0);
+    assert_eq!(f.order_count_12m, 0.0);
 }
 
 #[test]

@@ -565,6 +565,7 @@ fn taken_back(n: usize, at: Timestamp, returned: bool) -> Event {
                 order_id,
                 amount: Money(1_000),
                 cost: Some(Money(750)),
+                return_id: String::new(),
             }
         } else {
             EventKind::OrderCancelled { order_id }

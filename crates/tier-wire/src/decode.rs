@@ -557,6 +557,7 @@ fn convert(msg: CustomerEvent, rules: &CurrencyRules) -> Result<Event, InvalidEv
             amount: required_money("order_returned.amount", p.amount.as_ref(), rules)?,
             cost: optional_money("order_returned.cost", p.cost.as_ref(), rules)?,
             order_id: p.order_id,
+            return_id: p.return_id,
         },
         Payload::InvoiceIssued(p) => {
             let (billed, amount) =
@@ -588,6 +589,7 @@ fn convert(msg: CustomerEvent, rules: &CurrencyRules) -> Result<Event, InvalidEv
                 amount,
                 paid,
                 invoice_id: p.invoice_id,
+                payment_id: p.payment_id,
             }
         }
         Payload::ComplaintOpened(p) => EventKind::ComplaintOpened {
@@ -754,10 +756,12 @@ pub fn event_to_proto(ev: &Event, currency: &str) -> CustomerEvent {
             order_id,
             amount,
             cost,
+            return_id,
         } => Payload::OrderReturned(ev::OrderReturned {
             order_id: order_id.clone(),
             amount: Some(money(*amount)),
             cost: cost.map(money),
+            return_id: return_id.clone(),
         }),
         EventKind::InvoiceIssued {
             invoice_id,
@@ -780,9 +784,11 @@ pub fn event_to_proto(ev: &Event, currency: &str) -> CustomerEvent {
             invoice_id,
             amount: _,
             paid,
+            payment_id,
         } => Payload::PaymentReceived(ev::PaymentReceived {
             invoice_id: invoice_id.clone(),
             amount: Some(own(paid)),
+            payment_id: payment_id.clone(),
         }),
         EventKind::ComplaintOpened {
             complaint_id,
@@ -934,6 +940,7 @@ pub const FIELD_PATHS: &[&str] = &[
     "order_returned.cost",
     "order_returned.cost.amount_minor",
     "order_returned.cost.currency",
+    "order_returned.return_id",
     "invoice_issued",
     "invoice_issued.invoice_id",
     "invoice_issued.order_id",
@@ -950,6 +957,7 @@ pub const FIELD_PATHS: &[&str] = &[
     "payment_received.amount",
     "payment_received.amount.amount_minor",
     "payment_received.amount.currency",
+    "payment_received.payment_id",
     "complaint_opened",
     "complaint_opened.complaint_id",
     "complaint_opened.severity",

@@ -91,6 +91,7 @@ fn every_kind() -> Vec<Event> {
                 order_id: "o-1".into(),
                 amount: Money(500),
                 cost: Some(Money(400)),
+                return_id: "rma-1".into(),
             },
         ),
         event(
@@ -99,6 +100,7 @@ fn every_kind() -> Vec<Event> {
                 order_id: "o-3".into(),
                 amount: Money(9_990),
                 cost: None,
+                return_id: String::new(),
             },
         ),
         event(
@@ -134,6 +136,7 @@ fn every_kind() -> Vec<Event> {
                 invoice_id: "i-1".into(),
                 amount: Money(1_000_000_000_000_000), // the default limit
                 paid: Amount::new(1_000_000_000_000_000, cny()),
+                payment_id: "pay-1".into(),
             },
         ),
         event(
@@ -142,6 +145,7 @@ fn every_kind() -> Vec<Event> {
                 invoice_id: "i-2".into(),
                 amount: Money(7),
                 paid: Amount::new(1, usd()),
+                payment_id: String::new(),
             },
         ),
         event(
@@ -430,6 +434,7 @@ fn invoices_and_payments_keep_their_own_currency() {
             amount_minor: 1_001,
             currency: String::new(),
         }),
+        payment_id: String::new(),
     }));
     for (format, bytes) in encodings(&msg) {
         let got = decoder().decode(None, Some(&bytes), now()).unwrap().event;
@@ -439,6 +444,7 @@ fn invoices_and_payments_keep_their_own_currency() {
                 invoice_id: "i".into(),
                 amount: Money(1_001),
                 paid: Amount::new(1_001, cny()),
+                payment_id: String::new(),
             },
             "{format}"
         );
@@ -564,6 +570,7 @@ fn negative_amount() {
             amount_minor: -1,
             currency: String::new(),
         }),
+        return_id: String::new(),
     }));
     assert_reject(
         &reject_msg(&msg),
@@ -632,6 +639,7 @@ fn bad_currency_code_on_an_invoice() {
             amount_minor: 10,
             currency: "cny".into(),
         }),
+        payment_id: String::new(),
     }));
     assert_reject(
         &reject_msg(&msg),
@@ -755,6 +763,7 @@ fn missing_amount() {
     let msg = with_payload(Payload::PaymentReceived(ev::PaymentReceived {
         invoice_id: "i".into(),
         amount: None,
+        payment_id: String::new(),
     }));
     assert_reject(
         &reject_msg(&msg),

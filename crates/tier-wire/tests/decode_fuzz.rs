@@ -137,6 +137,11 @@ fn random_event(rng: &mut StdRng) -> Event {
             order_id: random_id(rng),
             amount: random_money(rng),
             cost: rng.random_bool(0.5).then(|| random_money(rng)),
+            return_id: if rng.random_bool(0.5) {
+                random_id(rng)
+            } else {
+                String::new()
+            },
         },
         3 => {
             let (billed, amount) = random_own_money(rng);
@@ -154,6 +159,11 @@ fn random_event(rng: &mut StdRng) -> Event {
                 invoice_id: random_id(rng),
                 amount,
                 paid,
+                payment_id: if rng.random_bool(0.5) {
+                    random_id(rng)
+                } else {
+                    String::new()
+                },
             }
         }
         5 => EventKind::ComplaintOpened {
@@ -467,13 +477,20 @@ fn arb_kind() -> impl Strategy<Value = EventKind> {
             }
         ),
         arb_id().prop_map(|order_id| EventKind::OrderCancelled { order_id }),
-        (arb_id(), arb_money(), proptest::option::of(arb_money())).prop_map(
-            |(order_id, amount, cost)| EventKind::OrderReturned {
-                order_id,
-                amount,
-                cost,
-            }
-        ),
+        (
+            arb_id(),
+            arb_money(),
+            proptest::option::of(arb_money()),
+            proptest::option::of(arb_id()),
+        )
+            .prop_map(
+                |(order_id, amount, cost, return_id)| EventKind::OrderReturned {
+                    order_id,
+                    amount,
+                    cost,
+                    return_id: return_id.unwrap_or_default(),
+                }
+            ),
         (arb_id(), any::<String>(), arb_own_money(), arb_due()).prop_map(
             |(invoice_id, order_id, (billed, amount), due_at)| EventKind::InvoiceIssued {
                 invoice_id,
@@ -484,13 +501,14 @@ fn arb_kind() -> impl Strategy<Value = EventKind> {
             }
         ),
         arb_id().prop_map(|invoice_id| EventKind::InvoiceCancelled { invoice_id }),
-        (arb_id(), arb_own_money()).prop_map(|(invoice_id, (paid, amount))| {
-            EventKind::PaymentReceived {
+        (arb_id(), arb_own_money(), proptest::option::of(arb_id())).prop_map(
+            |(invoice_id, (paid, amount), payment_id)| EventKind::PaymentReceived {
                 invoice_id,
                 amount,
                 paid,
+                payment_id: payment_id.unwrap_or_default(),
             }
-        }),
+        ),
         (arb_id(), 0usize..5, any::<String>()).prop_map(|(complaint_id, s, category)| {
             EventKind::ComplaintOpened {
                 complaint_id,
@@ -587,7 +605,7 @@ proptest! {
                 }),
                 1 => ev::customer_event::Payload::PaymentReceived(ev::PaymentReceived {
                     invoice_id: "i".into(),
-                    amount: Some(ev::Money { amount_minor: amount, currency }),
+                    amount: Some(ev::Money { amount_minor: amount, currency }), payment_id: String::new(),
                 }),
                 2 => ev::customer_event::Payload::InvoiceIssued(ev::InvoiceIssued {
                     invoice_id: "i".into(),

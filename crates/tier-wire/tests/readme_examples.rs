@@ -46,6 +46,7 @@ fn every_readme_event_decodes() {
     let records = examples(&readme());
     assert!(records.len() >= 9, "found only {} examples", records.len());
     let mut kinds = Vec::new();
+    let mut named = 0;
     for (key, value) in &records {
         let decoded = decoder
             .decode(
@@ -72,8 +73,14 @@ fn every_readme_event_decodes() {
             other => panic!("unexpected example kind {other:?}"),
         };
         assert!(value.contains(&format!("\"{kind}\":")), "{kind}: {value}");
+        // The business ids README shows are read, not dropped.
+        if let Some((_, id)) = event.kind.business_key() {
+            assert!(value.contains(&format!("Id\":\"{id}\"")), "{id}: {value}");
+            named += 1;
+        }
         kinds.push(kind);
     }
+    assert_eq!(named, 2, "a payment and a return with their own ids");
     kinds.sort_unstable();
     kinds.dedup();
     assert_eq!(

@@ -133,6 +133,7 @@ fn write_csv_row(out: &mut impl std::io::Write, e: &Event) -> std::io::Result<()
             order_id,
             amount,
             cost,
+            ..
         } => {
             let cost = cost.map(|m| m.0.to_string()).unwrap_or_default();
             writeln!(

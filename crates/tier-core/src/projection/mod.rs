@@ -656,12 +656,31 @@ pub type CustomerMap<V> = HashMap<CustomerId, V, std::hash::BuildHasherDefault<F
 /// guaranteed stable across Rust releases). Collisions among one customer's
 /// ids within one window are negligible (~n^2 / 2^65).
 pub fn stable_hash(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.as_bytes() {
+    fnv_extend(0xcbf2_9ce4_8422_2325, s.as_bytes())
+}
+
+fn fnv_extend(mut h: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h
+}
+
+/// The id under which an event is remembered once applied: its
+/// business key when its source names one ([`EventKind::business_key`]),
+/// else its `event_id`. The key's parts are framed by a byte no UTF-8
+/// text holds (0xFF), so no event id hashes the same input.
+fn applied_id(event: &Event) -> u64 {
+    match event.kind.business_key() {
+        Some((scope, id)) => {
+            let h = fnv_extend(0xcbf2_9ce4_8422_2325, &[0xFF]);
+            let h = fnv_extend(h, scope.as_bytes());
+            let h = fnv_extend(h, &[0xFF]);
+            fnv_extend(h, id.as_bytes())
+        }
+        None => stable_hash(&event.event_id),
+    }
 }
 
 /// A projection's invoices: all, or (inside [`deciding_only`]) the open
@@ -1059,7 +1078,7 @@ impl CustomerProjection {
     /// Fold one validated event in. Infallible: every invariant it needs was
     /// checked by [`Event::validate`].
     pub fn apply(&mut self, event: &Event, rules: &FoldRules) -> Applied {
-        let id = stable_hash(&event.event_id);
+        let id = applied_id(event);
         if self.seen.contains_key(&id) || self.republished(&event.kind) {
             return Applied::Duplicate;
         }
@@ -1124,6 +1143,7 @@ impl CustomerProjection {
                 order_id,
                 amount,
                 cost,
+                ..
             } => self.order_event(stable_hash(order_id), day, at, in_window, |rec| {
                 rec.returned = rec.returned.saturating_add(amount.0);
                 match cost {
@@ -1158,6 +1178,7 @@ impl CustomerProjection {
                 invoice_id,
                 amount,
                 paid,
+                ..
             } => {
                 let key = stable_hash(invoice_id);
                 if self
@@ -2593,6 +2614,7 @@ mod tests {
                     invoice_id: format!("i{invoice}"),
                     amount: Money(*amount),
                     paid: Amount::new(*amount, cny),
+                    payment_id: String::new(),
                 },
             ),
             Step::Cancel { invoice, day } => (
