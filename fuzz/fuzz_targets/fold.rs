@@ -80,6 +80,15 @@ fn own_money(minor: i64, usd: bool) -> (Amount, Money) {
 fn compact_event(input: &mut Input<'_>, now_ms: i64) -> Event {
     let kind_byte = input.u8();
     let id = |b: u8| format!("x{}", b % 8);
+    // A payment's or return's own id, for half of them: few, so that
+    // resends under other event ids are drawn.
+    let named = |b: u8| {
+        if b & 0x40 != 0 {
+            format!("n{}", (b >> 3) % 4)
+        } else {
+            String::new()
+        }
+    };
     let business = input.u8();
     let minor = i64::from(input.u32());
     let amount = Money(minor);
@@ -88,7 +97,7 @@ fn compact_event(input: &mut Input<'_>, now_ms: i64) -> Event {
     let cost = cost_word
         .is_multiple_of(2)
         .then_some(Money(i64::from(cost_word)));
-    let kind = match kind_byte % 9 {
+    let kind = match kind_byte % 10 {
         0 => EventKind::OrderPlaced {
             order_id: id(business),
             amount,
@@ -101,6 +110,7 @@ fn compact_event(input: &mut Input<'_>, now_ms: i64) -> Event {
             order_id: id(business),
             amount,
             cost,
+            return_id: named(business),
         },
         3 => {
             let (billed, amount) = own_money(minor, kind_byte & 0x80 != 0);
@@ -118,6 +128,15 @@ fn compact_event(input: &mut Input<'_>, now_ms: i64) -> Event {
                 invoice_id: id(business),
                 amount,
                 paid,
+                payment_id: named(business),
+            }
+        }
+        8 => {
+            let (credited, amount) = own_money(minor, kind_byte & 0x80 != 0);
+            EventKind::InvoiceCredited {
+                invoice_id: id(business),
+                amount,
+                credited,
             }
         }
         5 => EventKind::ComplaintOpened {

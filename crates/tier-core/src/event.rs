@@ -295,6 +295,15 @@ pub enum EventKind {
     InvoiceCancelled {
         invoice_id: String,
     },
+    /// A credit note for part of an invoice: `credited` (in its own
+    /// currency; `amount` is its base value) is no longer owed. Payments
+    /// and credits together settle the invoice; credits that cover it
+    /// with nothing paid void it.
+    InvoiceCredited {
+        invoice_id: String,
+        amount: Money,
+        credited: Amount,
+    },
     PaymentReceived {
         invoice_id: String,
         amount: Money,
@@ -366,6 +375,7 @@ impl EventKind {
             EventKind::OrderReturned { .. } => "order_returned",
             EventKind::InvoiceIssued { .. } => "invoice_issued",
             EventKind::InvoiceCancelled { .. } => "invoice_cancelled",
+            EventKind::InvoiceCredited { .. } => "invoice_credited",
             EventKind::PaymentReceived { .. } => "payment_received",
             EventKind::ComplaintOpened { .. } => "complaint_opened",
             EventKind::ComplaintResolved { .. } => "complaint_resolved",
@@ -515,6 +525,15 @@ impl Event {
             }
             EventKind::InvoiceCancelled { invoice_id } => {
                 check_id("invoice_cancelled.invoice_id", invoice_id, limits)?;
+            }
+            EventKind::InvoiceCredited {
+                invoice_id,
+                amount,
+                credited,
+            } => {
+                check_id("invoice_credited.invoice_id", invoice_id, limits)?;
+                check_amount("invoice_credited.amount", *amount, limits)?;
+                check_amount("invoice_credited.amount", Money(credited.minor), limits)?;
             }
             EventKind::PaymentReceived {
                 invoice_id,

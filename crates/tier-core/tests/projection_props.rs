@@ -67,7 +67,7 @@ enum Action {
         day: i64,
         amount: i64,
         due_in: i64,
-        pays: Vec<(i64, i64)>,
+        pays: Vec<Pay>,
     },
     Complaint {
         day: i64,
@@ -77,13 +77,18 @@ enum Action {
 }
 
 /// An invoice's days until due and its payments (days after the issue,
-/// percent of the amount).
-type Terms = (i64, Vec<(i64, i64)>);
+/// percent of the amount, whether it is a credit note rather than a
+/// payment).
+type Terms = (i64, Vec<Pay>);
+
+/// A payment or credit note: days after the issue, percent of the amount,
+/// a credit note.
+type Pay = (i64, i64, bool);
 
 fn terms() -> impl Strategy<Value = Terms> {
     (
         0i64..60,
-        prop::collection::vec((0i64..90, 1i64..=100), 0..3),
+        prop::collection::vec((0i64..90, 1i64..=100, prop::bool::weighted(0.25)), 0..3),
     )
 }
 
@@ -248,7 +253,7 @@ fn invoice_events(
     next: &mut impl FnMut() -> usize,
     (invoice_id, order_id): (&str, &str),
     (day, amount): (i64, i64),
-    (due_in, pays): (i64, &[(i64, i64)]),
+    (due_in, pays): (i64, &[Pay]),
 ) {
     out.push(ev(
         next(),
@@ -262,22 +267,27 @@ fn invoice_events(
         },
     ));
     let mut left = amount;
-    for (k, (after, pct)) in pays.iter().enumerate() {
+    for (k, (after, pct, credit_note)) in pays.iter().enumerate() {
         let pay = (amount * pct / 100).min(left);
         if pay == 0 {
             continue;
         }
         left -= pay;
-        out.push(ev(
-            next(),
-            at((day + after).min(0)),
+        let kind = if *credit_note {
+            EventKind::InvoiceCredited {
+                invoice_id: invoice_id.into(),
+                amount: Money(pay),
+                credited: cny(pay),
+            }
+        } else {
             EventKind::PaymentReceived {
                 invoice_id: invoice_id.into(),
                 amount: Money(pay),
                 paid: cny(pay),
                 payment_id: business_id("p", k),
-            },
-        ));
+            }
+        };
+        out.push(ev(next(), at((day + after).min(0)), kind));
     }
 }
 
@@ -438,16 +448,25 @@ fn naive_indicators(events: &[Event], now: Timestamp) -> Observed {
     // Invoices: settled ones on the day of the payment that completed
     // them (when that day is in the window), overdue ones as of today.
     let (mut due, mut on_time, mut late_days, mut overdue) = (0u64, 0u64, 0i64, 0i64);
-    let mut payments: HashMap<&str, (i64, Timestamp)> = HashMap::new();
+    // Paid, credited by credit notes, and the latest of either (they
+    // never exceed the invoice, so the latest completed a cover).
+    let mut payments: HashMap<&str, (i64, i64, Timestamp)> = HashMap::new();
     for e in &all {
-        if let EventKind::PaymentReceived {
-            invoice_id, paid, ..
-        } = &e.kind
-        {
-            let p = payments.entry(invoice_id).or_insert((0, e.occurred_at));
-            p.0 += paid.minor;
-            p.1 = p.1.max(e.occurred_at);
-        }
+        let (invoice_id, paid, credited) = match &e.kind {
+            EventKind::PaymentReceived {
+                invoice_id, paid, ..
+            } => (invoice_id, paid.minor, 0),
+            EventKind::InvoiceCredited {
+                invoice_id,
+                credited,
+                ..
+            } => (invoice_id, 0, credited.minor),
+            _ => continue,
+        };
+        let p = payments.entry(invoice_id).or_insert((0, 0, e.occurred_at));
+        p.0 += paid;
+        p.1 += credited;
+        p.2 = p.2.max(e.occurred_at);
     }
     for e in &all {
         if let EventKind::InvoiceIssued {
@@ -458,10 +477,11 @@ fn naive_indicators(events: &[Event], now: Timestamp) -> Observed {
             ..
         } = &e.kind
         {
-            let (paid, last) = payments
-                .get(invoice_id.as_str())
-                .copied()
-                .unwrap_or((0, Timestamp::default()));
+            let (paid, credited, last) =
+                payments
+                    .get(invoice_id.as_str())
+                    .copied()
+                    .unwrap_or((0, 0, Timestamp::default()));
             let due_day = due_at.day();
             // A cancelled order voids its invoice unless it is paid in
             // full, whenever the payments and the cancellation arrive; so
@@ -470,8 +490,9 @@ fn naive_indicators(events: &[Event], now: Timestamp) -> Observed {
                 && (all.iter().any(
                     |x| matches!(&x.kind, EventKind::OrderCancelled { order_id: o } if o == order_id),
                 ) || returned_in_full(&all, order_id));
-            if paid >= billed.minor {
-                if last.day() >= ws {
+            if paid + credited >= billed.minor {
+                // Covered by credit notes alone: void, no payment record.
+                if paid > 0 && last.day() >= ws {
                     due += 1;
                     let late = (last.day() - due_day).max(0);
                     late_days += late;
@@ -480,7 +501,7 @@ fn naive_indicators(events: &[Event], now: Timestamp) -> Observed {
             } else if !voided && due_day < today {
                 due += 1;
                 late_days += today - due_day;
-                overdue += billed.minor - paid;
+                overdue += billed.minor - paid - credited;
             }
         }
     }
@@ -752,7 +773,7 @@ proptest! {
             // Ids unknown to the projection: nothing open to close.
             match &mut e.kind {
                 EventKind::OrderPlaced { order_id, .. } | EventKind::OrderCancelled { order_id } | EventKind::OrderReturned { order_id, .. } => *order_id = format!("old-{order_id}"),
-                EventKind::InvoiceIssued { invoice_id, .. } | EventKind::PaymentReceived { invoice_id, .. } | EventKind::InvoiceCancelled { invoice_id } => *invoice_id = format!("old-{invoice_id}"),
+                EventKind::InvoiceIssued { invoice_id, .. } | EventKind::PaymentReceived { invoice_id, .. } | EventKind::InvoiceCancelled { invoice_id } | EventKind::InvoiceCredited { invoice_id, .. } => *invoice_id = format!("old-{invoice_id}"),
                 EventKind::ComplaintOpened { complaint_id, .. } | EventKind::ComplaintResolved { complaint_id } => *complaint_id = format!("old-{complaint_id}"),
                 EventKind::ProfileUpdated(_) | EventKind::CustomerAssessed { .. } => {}
             }

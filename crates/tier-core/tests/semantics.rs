@@ -171,6 +171,18 @@ impl Customer {
         )
     }
 
+    /// A credit note for `credited` of invoice `invoice` (worth `base`).
+    fn credits(&mut self, at: Timestamp, invoice: &str, credited: Amount, base: i64) -> &mut Self {
+        self.event(
+            at,
+            EventKind::InvoiceCredited {
+                invoice_id: invoice.into(),
+                amount: Money(base),
+                credited,
+            },
+        )
+    }
+
     /// What processing the next event did (its id is new).
     fn outcome_of(&mut self, at: Timestamp, kind: EventKind) -> tier_core::projection::Applied {
         self.next_id += 1;
@@ -593,6 +605,95 @@ fn given_an_order_returned_in_full_then_its_unpaid_invoice_is_void_whichever_arr
     c.orders_billed(date(2026, 3, 1), "o1", "i1", 10_000, date(2026, 4, 1));
     c.returns(date(2026, 3, 10), "o1", 4_000, None);
     assert_eq!(c.figures_at(date(2026, 5, 1)).overdue_amount, 10_000.0);
+}
+
+#[test]
+fn given_a_partial_return_credited_when_the_rest_is_paid_on_time_then_the_invoice_is_settled_on_time_whichever_arrives_first()
+ {
+    // 10,000 billed, due 31 March; 4,000 of the goods come back and the
+    // ERP credits them; the customer pays the 6,000 left on 20 March.
+    let steps: [&dyn Fn(&mut Customer); 3] = [
+        &|c| {
+            c.is_invoiced(
+                date(2026, 3, 1),
+                "i1",
+                "o1",
+                cny(10_000),
+                10_000,
+                date(2026, 3, 31),
+            );
+        },
+        &|c| {
+            c.credits(date(2026, 3, 12), "i1", cny(4_000), 4_000);
+        },
+        &|c| {
+            c.pays(date(2026, 3, 20), "i1", cny(6_000), 6_000);
+        },
+    ];
+    for order in [
+        [0, 1, 2],
+        [0, 2, 1],
+        [1, 0, 2],
+        [1, 2, 0],
+        [2, 0, 1],
+        [2, 1, 0],
+    ] {
+        let mut c = Customer::given(policy(12, "UTC", 30));
+        c.orders(date(2026, 3, 1), "o1", 10_000, Some(6_000));
+        c.returns(date(2026, 3, 10), "o1", 4_000, None);
+        for k in order {
+            steps[k](&mut c);
+        }
+        let f = c.figures_at(date(2026, 4, 10));
+        assert_eq!(f.overdue_amount, 0.0, "read in the order {order:?}");
+        assert_eq!(f.on_time_payment_ratio, Some(1.0), "{order:?}");
+        assert_eq!(f.order_amount_12m, 6_000.0);
+    }
+    // Without the credit note the 4,000 stays owed: a return is not a
+    // credit note (unless the whole order comes back).
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.orders_billed(date(2026, 3, 1), "o1", "i1", 10_000, date(2026, 3, 31));
+    c.returns(date(2026, 3, 10), "o1", 4_000, None);
+    c.pays(date(2026, 3, 20), "i1", cny(6_000), 6_000);
+    assert_eq!(c.figures_at(date(2026, 4, 10)).overdue_amount, 4_000.0);
+}
+
+#[test]
+fn given_credit_notes_that_cover_an_invoice_with_nothing_paid_then_it_is_void_not_paid() {
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.orders_billed(date(2026, 3, 1), "o1", "i1", 10_000, date(2026, 3, 31));
+    c.credits(date(2026, 3, 5), "i1", cny(3_000), 3_000);
+    let f = c.figures_at(date(2026, 4, 10));
+    assert_eq!(f.overdue_amount, 7_000.0, "what is still owed is overdue");
+    c.credits(date(2026, 4, 12), "i1", cny(7_000), 7_000);
+    let f = c.figures_at(date(2026, 4, 20));
+    assert_eq!(f.overdue_amount, 0.0);
+    assert_eq!(
+        f.on_time_payment_ratio, None,
+        "nothing was paid: no payment record, on time or late"
+    );
+    // A payment that arrives after all is one: covered since 12 April,
+    // 12 days after it was due.
+    c.pays(date(2026, 4, 25), "i1", cny(100), 100);
+    let f = c.figures_at(date(2026, 4, 30));
+    assert_eq!(f.on_time_payment_ratio, Some(0.0));
+    assert_eq!(f.avg_days_late, Some(12.0));
+}
+
+#[test]
+fn given_a_credit_note_that_completes_a_short_payment_after_the_due_date_then_the_invoice_clears_late()
+ {
+    // Paid 6,000 of 10,000 on time, the 4,000 disputed and credited five
+    // days after the due date: the invoice clears when the two cover it.
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.orders_billed(date(2026, 3, 1), "o1", "i1", 10_000, date(2026, 3, 31));
+    c.pays(date(2026, 3, 20), "i1", cny(6_000), 6_000);
+    assert_eq!(c.figures_at(date(2026, 4, 3)).overdue_amount, 4_000.0);
+    c.credits(date(2026, 4, 5), "i1", cny(4_000), 4_000);
+    let f = c.figures_at(date(2026, 4, 10));
+    assert_eq!(f.overdue_amount, 0.0);
+    assert_eq!(f.on_time_payment_ratio, Some(0.0));
+    assert_eq!(f.avg_days_late, Some(5.0));
 }
 
 #[test]

@@ -540,7 +540,7 @@ fn convert(msg: CustomerEvent, rules: &CurrencyRules) -> Result<Event, InvalidEv
             RejectReason::EmptyPayload,
             "payload",
             "the event has no payload (none of order_placed, order_cancelled, order_returned, \
-             invoice_issued, invoice_cancelled, payment_received, complaint_opened, \
+             invoice_issued, invoice_cancelled, invoice_credited, payment_received, complaint_opened, \
              complaint_resolved, profile_updated, customer_assessed is set)",
         ));
     };
@@ -582,6 +582,15 @@ fn convert(msg: CustomerEvent, rules: &CurrencyRules) -> Result<Event, InvalidEv
         Payload::InvoiceCancelled(p) => EventKind::InvoiceCancelled {
             invoice_id: p.invoice_id,
         },
+        Payload::InvoiceCredited(p) => {
+            let (credited, amount) =
+                required_amount("invoice_credited.amount", p.amount.as_ref(), rules)?;
+            EventKind::InvoiceCredited {
+                amount,
+                credited,
+                invoice_id: p.invoice_id,
+            }
+        }
         Payload::PaymentReceived(p) => {
             let (paid, amount) =
                 required_amount("payment_received.amount", p.amount.as_ref(), rules)?;
@@ -780,6 +789,14 @@ pub fn event_to_proto(ev: &Event, currency: &str) -> CustomerEvent {
                 invoice_id: invoice_id.clone(),
             })
         }
+        EventKind::InvoiceCredited {
+            invoice_id,
+            amount: _,
+            credited,
+        } => Payload::InvoiceCredited(ev::InvoiceCredited {
+            invoice_id: invoice_id.clone(),
+            amount: Some(own(credited)),
+        }),
         EventKind::PaymentReceived {
             invoice_id,
             amount: _,
@@ -952,6 +969,11 @@ pub const FIELD_PATHS: &[&str] = &[
     "invoice_issued.due_at.nanos",
     "invoice_cancelled",
     "invoice_cancelled.invoice_id",
+    "invoice_credited",
+    "invoice_credited.invoice_id",
+    "invoice_credited.amount",
+    "invoice_credited.amount.amount_minor",
+    "invoice_credited.amount.currency",
     "payment_received",
     "payment_received.invoice_id",
     "payment_received.amount",
@@ -991,6 +1013,7 @@ fn variant_of(message: &str) -> Option<&'static str> {
         "OrderReturned" => "order_returned",
         "InvoiceIssued" => "invoice_issued",
         "InvoiceCancelled" => "invoice_cancelled",
+        "InvoiceCredited" => "invoice_credited",
         "PaymentReceived" => "payment_received",
         "ComplaintOpened" => "complaint_opened",
         "ComplaintResolved" => "complaint_resolved",

@@ -131,6 +131,14 @@ fn every_kind() -> Vec<Event> {
             },
         ),
         event(
+            "e-invoice-credited",
+            EventKind::InvoiceCredited {
+                invoice_id: "i-1".into(),
+                amount: Money(34_567),
+                credited: Amount::new(34_567, cny()),
+            },
+        ),
+        event(
             "e-payment",
             EventKind::PaymentReceived {
                 invoice_id: "i-1".into(),

@@ -124,7 +124,7 @@ fn random_profile(rng: &mut StdRng) -> ProfileUpdate {
 }
 
 fn random_event(rng: &mut StdRng) -> Event {
-    let kind = match rng.random_range(0..10) {
+    let kind = match rng.random_range(0..11) {
         0 => EventKind::OrderPlaced {
             order_id: random_id(rng),
             amount: random_money(rng),
@@ -177,6 +177,14 @@ fn random_event(rng: &mut StdRng) -> Event {
         7 => EventKind::InvoiceCancelled {
             invoice_id: random_id(rng),
         },
+        10 => {
+            let (credited, amount) = random_own_money(rng);
+            EventKind::InvoiceCredited {
+                invoice_id: random_id(rng),
+                amount,
+                credited,
+            }
+        }
         _ => EventKind::ProfileUpdated(random_profile(rng)),
     };
     Event {
@@ -501,6 +509,13 @@ fn arb_kind() -> impl Strategy<Value = EventKind> {
             }
         ),
         arb_id().prop_map(|invoice_id| EventKind::InvoiceCancelled { invoice_id }),
+        (arb_id(), arb_own_money()).prop_map(|(invoice_id, (credited, amount))| {
+            EventKind::InvoiceCredited {
+                invoice_id,
+                amount,
+                credited,
+            }
+        }),
         (arb_id(), arb_own_money(), proptest::option::of(arb_id())).prop_map(
             |(invoice_id, (paid, amount), payment_id)| EventKind::PaymentReceived {
                 invoice_id,

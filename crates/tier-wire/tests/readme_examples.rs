@@ -67,6 +67,7 @@ fn every_readme_event_decodes() {
             EventKind::InvoiceIssued { .. } => "invoiceIssued",
             EventKind::PaymentReceived { .. } => "paymentReceived",
             EventKind::InvoiceCancelled { .. } => "invoiceCancelled",
+            EventKind::InvoiceCredited { .. } => "invoiceCredited",
             EventKind::ComplaintOpened { .. } => "complaintOpened",
             EventKind::ComplaintResolved { .. } => "complaintResolved",
             EventKind::ProfileUpdated { .. } => "profileUpdated",
@@ -85,7 +86,7 @@ fn every_readme_event_decodes() {
     kinds.dedup();
     assert_eq!(
         kinds.len(),
-        9,
+        10,
         "every event type but assessments: {kinds:?}"
     );
 }

@@ -162,6 +162,9 @@ fn write_csv_row(out: &mut impl std::io::Write, e: &Event) -> std::io::Result<()
         }
         EventKind::PaymentReceived {
             invoice_id, amount, ..
+        }
+        | EventKind::InvoiceCredited {
+            invoice_id, amount, ..
         } => writeln!(out, "{c},{kind},{at},{invoice_id},,{},,,", amount.0),
         EventKind::ComplaintOpened {
             complaint_id,

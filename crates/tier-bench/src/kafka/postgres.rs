@@ -297,6 +297,9 @@ impl Batch {
                 row[6] += amount.minor();
             }
             EventKind::InvoiceCancelled { .. } => row[5] -= 1,
+            // Counted toward the invoice's cover as a payment is (the
+            // generated workload sends none).
+            EventKind::InvoiceCredited { amount, .. } => row[8] += amount.minor(),
             EventKind::PaymentReceived { amount, .. } => {
                 row[7] += 1;
                 row[8] += amount.minor();

@@ -33,6 +33,7 @@ pub(crate) fn topic_for(kind: &EventKind) -> &'static str {
         | EventKind::OrderReturned { .. } => ORDERS,
         EventKind::InvoiceIssued { .. }
         | EventKind::InvoiceCancelled { .. }
+        | EventKind::InvoiceCredited { .. }
         | EventKind::PaymentReceived { .. } => PAYMENTS,
         EventKind::ComplaintOpened { .. } | EventKind::ComplaintResolved { .. } => COMPLAINTS,
         EventKind::ProfileUpdated(_) | EventKind::CustomerAssessed { .. } => CUSTOMERS,

@@ -264,6 +264,14 @@ impl OrderRec {
     }
 }
 
+/// What a sum credited to an invoice is: the customer paying, or a
+/// credit note (part of it no longer owed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Toward {
+    Payment,
+    Credit,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 enum InvoiceState {
     /// Only payments (or a credit note) have been seen so far.
@@ -281,9 +289,9 @@ struct InvoicePayments {
     /// currency than the invoice's, which are converted together (see
     /// [`InvoiceRec::credit`]).
     early: Vec<(Amount, i64)>,
-    /// Hashes of the payment events that left the invoice open: an open
-    /// invoice outlives the window's dedupe set, and a resent payment must
-    /// not count twice.
+    /// Hashes of the payment events (and credit notes) that left the
+    /// invoice unsettled: an open invoice outlives the window's dedupe
+    /// set, and a resent payment must not count twice.
     applied: Vec<u64>,
     /// Every payment that left the invoice unsettled (held while unissued,
     /// or credited), with its instant and base value: when the payments,
@@ -1180,15 +1188,20 @@ impl CustomerProjection {
                 paid,
                 ..
             } => {
-                let key = stable_hash(invoice_id);
-                if self
-                    .invoices
-                    .get(&key)
-                    .is_some_and(|i| i.extra.as_ref().is_some_and(|x| x.applied.contains(&id)))
-                {
-                    return Applied::Duplicate;
-                }
-                self.payment_received(key, id, day, at, *paid, *amount, in_window, rules)
+                let toward = Toward::Payment;
+                self.toward_invoice(
+                    invoice_id, toward, id, day, at, *paid, *amount, in_window, rules,
+                )
+            }
+            EventKind::InvoiceCredited {
+                invoice_id,
+                amount,
+                credited,
+            } => {
+                let toward = Toward::Credit;
+                self.toward_invoice(
+                    invoice_id, toward, id, day, at, *credited, *amount, in_window, rules,
+                )
             }
             EventKind::ComplaintOpened {
                 complaint_id,
@@ -1670,10 +1683,41 @@ impl CustomerProjection {
         Applied::Applied
     }
 
+    /// A payment or a credit note of invoice `invoice_id`, unless one of
+    /// the same id is on it already (an open invoice outlives the window's
+    /// dedupe set).
+    #[allow(clippy::too_many_arguments)]
+    fn toward_invoice(
+        &mut self,
+        invoice_id: &str,
+        toward: Toward,
+        event: u64,
+        day: Day,
+        at: Timestamp,
+        sum: Amount,
+        base: Money,
+        in_window: bool,
+        rules: &FoldRules,
+    ) -> Applied {
+        let key = stable_hash(invoice_id);
+        if self
+            .invoices
+            .get(&key)
+            .is_some_and(|i| i.extra.as_ref().is_some_and(|x| x.applied.contains(&event)))
+        {
+            return Applied::Duplicate;
+        }
+        self.payment_received(key, toward, event, day, at, sum, base, in_window, rules)
+    }
+
+    /// A payment, or a credit note (`toward`), of `paid` (worth `base`):
+    /// both count toward covering the invoice; only a payment is the
+    /// customer paying (see `settle_if_paid_by`).
     #[allow(clippy::too_many_arguments)]
     fn payment_received(
         &mut self,
         key: u64,
+        toward: Toward,
         event: u64,
         day: Day,
         at: Timestamp,
@@ -1707,7 +1751,9 @@ impl CustomerProjection {
                 rec.credit(paid, base.0);
             }
         }
-        rec.last_paid_at = Some(rec.last_paid_at.map_or(at, |t| t.max(at)));
+        if toward == Toward::Payment {
+            rec.last_paid_at = Some(rec.last_paid_at.map_or(at, |t| t.max(at)));
+        }
         if let Some(was) = unpaid_was {
             self.unpaid_moved(key, was);
         }
@@ -1728,10 +1774,12 @@ impl CustomerProjection {
         Applied::Applied
     }
 
-    /// Settle an open or void invoice once it is paid in full. Its payment
-    /// record (on time, days late) counts on the business day of the
-    /// payment that completed it: lateness counts when the debt is paid,
-    /// however old the invoice.
+    /// Settle an open or void invoice once it is paid in full: its
+    /// payments and credit notes (`InvoiceCredited`) together cover it,
+    /// and something was paid (covered by credit notes alone, it is void).
+    /// Its payment record (on time, days late) counts on the business day
+    /// of the payment or credit note that completed it: lateness counts
+    /// when the debt is cleared, however old the invoice.
     ///
     /// A void invoice (a credit note, its order's cancellation) paid in
     /// full is settled too, as one paid before it was voided stays
@@ -1761,6 +1809,15 @@ impl CustomerProjection {
             InvoiceState::Unissued | InvoiceState::Settled => return,
         };
         if rec.paid < i128::from(rec.billed.minor) {
+            return;
+        }
+        if rec.last_paid_at.is_none() && rec.billed.minor > 0 {
+            // Covered by credit notes alone: nothing was paid and nothing
+            // is owed. Void, as a credit note of the whole makes it; a
+            // payment that arrives later settles it (it is covered).
+            if was_open {
+                self.void_invoice(key);
+            }
             return;
         }
         rec.state = InvoiceState::Settled;

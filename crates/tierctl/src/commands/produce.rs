@@ -38,9 +38,10 @@ pub fn topic_for_payload<'t>(payload: Option<&Payload>, topics: &'t TopicArgs) -
         Payload::OrderPlaced(_) | Payload::OrderCancelled(_) | Payload::OrderReturned(_) => {
             &topics.orders_topic
         }
-        Payload::InvoiceIssued(_) | Payload::InvoiceCancelled(_) | Payload::PaymentReceived(_) => {
-            &topics.payments_topic
-        }
+        Payload::InvoiceIssued(_)
+        | Payload::InvoiceCancelled(_)
+        | Payload::InvoiceCredited(_)
+        | Payload::PaymentReceived(_) => &topics.payments_topic,
         Payload::ComplaintOpened(_) | Payload::ComplaintResolved(_) => &topics.complaints_topic,
         Payload::ProfileUpdated(_) | Payload::CustomerAssessed(_) => &topics.customers_topic,
     })

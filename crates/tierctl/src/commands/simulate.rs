@@ -78,6 +78,7 @@ pub fn topic_for<'t>(kind: &EventKind, topics: &'t TopicArgs) -> &'t str {
         | EventKind::OrderReturned { .. } => &topics.orders_topic,
         EventKind::InvoiceIssued { .. }
         | EventKind::InvoiceCancelled { .. }
+        | EventKind::InvoiceCredited { .. }
         | EventKind::PaymentReceived { .. } => &topics.payments_topic,
         EventKind::ComplaintOpened { .. } | EventKind::ComplaintResolved { .. } => {
             &topics.complaints_topic
@@ -315,7 +316,10 @@ impl Stats {
                 self.customers[c].complaints += 1;
                 self.customers[c].complaints_weighted += u64::from(severity.weight());
             }
+            // The simulation sends no partial credit notes (it bills
+            // orders net of their returns).
             EventKind::OrderCancelled { .. }
+            | EventKind::InvoiceCredited { .. }
             | EventKind::ComplaintResolved { .. }
             | EventKind::ProfileUpdated(_)
             | EventKind::CustomerAssessed { .. } => {}
