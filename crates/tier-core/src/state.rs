@@ -91,8 +91,10 @@
 //! that drop then count as placed before the upgrade, since the held
 //! tier's `since` is the drop's). Only the last upgrade by an order is
 //! remembered: after two in a row, a correction decides from the tier
-//! between them, and a drop below that tier is an organic one. Any other
-//! upgrade, or a change a policy rescore makes, forgets it.
+//! between them, and a drop below that tier is an organic one. An upgrade
+//! by the invoice of an order that counted at the upgrade keeps it (the
+//! order's correction voids that invoice too: its lift is the order's).
+//! Any other upgrade, or a change a policy rescore makes, forgets it.
 
 use serde::{Deserialize, Serialize};
 
@@ -510,6 +512,9 @@ struct Trigger<'a> {
     placed: Option<u64>,
     /// The order an event corrected (cancellation or return).
     corrected: Option<u64>,
+    /// The order an issued invoice bills (`None` for an invoice of no
+    /// order, and for any other event).
+    billed: Option<u64>,
 }
 
 impl CustomerState {
@@ -617,6 +622,12 @@ impl CustomerState {
                 overdue: Vec::new(),
             };
         }
+        let billed = match &event.kind {
+            EventKind::InvoiceIssued { order_id, .. } if !order_id.is_empty() => {
+                Some(stable_hash(order_id))
+            }
+            _ => None,
+        };
         let (placed, corrected) = match &event.kind {
             EventKind::OrderPlaced { order_id, .. } => {
                 let key = stable_hash(order_id);
@@ -641,6 +652,7 @@ impl CustomerState {
             event_id: Some(&event.event_id),
             placed,
             corrected,
+            billed,
         };
         let change = self.rescore(customer_id, policy, at, trigger);
         if let (Some(held), EventKind::ComplaintOpened { complaint_id, .. }) =
@@ -724,6 +736,7 @@ impl CustomerState {
             event_id: None,
             placed: None,
             corrected: None,
+            billed: None,
         };
         self.rescore(customer_id, policy, at, trigger)
     }
@@ -1137,6 +1150,7 @@ impl CustomerState {
             event_id: None,
             placed: None,
             corrected: None,
+            billed: None,
         };
         let mut steps = 0;
         while steps < max_steps {
@@ -1392,6 +1406,10 @@ impl CustomerState {
             (Some(_), Some(order)) if self.counted_at_raise(order) => self.raise.take(),
             _ => None,
         };
+        let billed_counted = self.raise.is_some()
+            && trigger
+                .billed
+                .is_some_and(|order| self.counted_at_raise(order));
         // The held tier's index, looked up once (tier names are unique).
         let held_idx = self
             .assignment
@@ -1438,6 +1456,10 @@ impl CustomerState {
                 let kept = self.raise.take();
                 self.raise = match (trigger.placed, trigger.cause) {
                     (Some(order), _) if upgrade => Some(Box::new(Raise { order, prior: old })),
+                    // An upgrade by the invoice of an order that counted at
+                    // the raise: its correction voids the invoice too, so
+                    // it is part of what the orders caused.
+                    (None, Cause::Event) if upgrade && billed_counted => kept,
                     // A drop an event or time made that leaves the tier
                     // above the one before the upgrade (an invoice falling
                     // overdue): the orders still lift the customer.

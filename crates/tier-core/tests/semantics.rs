@@ -718,6 +718,34 @@ fn given_an_order_lift_cut_by_its_own_overdue_invoice_when_the_order_is_cancelle
 }
 
 #[test]
+fn given_an_order_whose_own_invoice_raised_the_tier_further_when_the_order_is_cancelled_then_both_lifts_are_taken_back()
+ {
+    // A D customer: a two-fen invoice long overdue, half paid. A huge
+    // order posted late lifts it to C; the order's own invoice, read next,
+    // lifts it to B (its days late, fewer than the old invoice's, improve
+    // the average). Cancelling the order voids that invoice too: D, as
+    // without the order, not B held by hysteresis as an organic drop.
+    let mut c = Customer::given(Policy::default_policy());
+    c.is_invoiced(date(2026, 2, 17), "i0", "", cny(2), 2, date(2026, 2, 22));
+    c.pays(date(2026, 5, 8), "i0", cny(1), 1);
+    assert_eq!(c.tier(), "D");
+    let placed = date(2026, 3, 26);
+    c.orders(placed, "x", 1_439_496_501, Some(1_396_311_605));
+    assert_eq!(c.tier(), "C");
+    c.is_invoiced(
+        placed,
+        "x-inv",
+        "x",
+        cny(1_439_496_501),
+        1_439_496_501,
+        date(2026, 4, 25),
+    );
+    assert_eq!(c.tier(), "B", "the order's invoice lifted it further");
+    c.cancels(placed, "x");
+    assert_eq!(c.tier(), "D");
+}
+
+#[test]
 fn given_an_order_older_than_the_window_partly_paid_when_cancelled_then_its_invoice_is_void() {
     let mut c = Customer::given(policy(12, "UTC", 30));
     c.orders_billed(date(2025, 1, 10), "o1", "i1", 50_000, date(2025, 2, 9));
