@@ -646,8 +646,7 @@ proptest! {
     }
 
     /// A payment or return sent again under another event id, with the
-    /// business id it was first sent with, changes nothing; without one,
-    /// it is a new fact (the event id is all there is to tell).
+    /// business id it was first sent with, changes nothing.
     #[test]
     fn resent_business_facts_change_nothing(actions in prop::collection::vec(action(), 1..25), pick in any::<prop::sample::Index>()) {
         let events = expand(&actions);

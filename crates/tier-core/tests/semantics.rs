@@ -186,8 +186,19 @@ impl Customer {
     /// What processing the next event did (its id is new).
     fn outcome_of(&mut self, at: Timestamp, kind: EventKind) -> tier_core::projection::Applied {
         self.next_id += 1;
+        let id = format!("e{}", self.next_id);
+        self.outcome_as(&id, at, kind)
+    }
+
+    /// What processing an event of id `event_id` did.
+    fn outcome_as(
+        &mut self,
+        event_id: &str,
+        at: Timestamp,
+        kind: EventKind,
+    ) -> tier_core::projection::Applied {
         let e = Event {
-            event_id: format!("e{}", self.next_id),
+            event_id: event_id.into(),
             customer_id: "c".into(),
             occurred_at: at,
             source: String::new(),
@@ -1097,6 +1108,67 @@ fn given_a_payment_sent_again_under_another_event_id_then_its_payment_id_counts_
     c.pays(date(2026, 3, 20), "i1", cny(5_000), 5_000);
     c.pays(date(2026, 3, 20), "i1", cny(5_000), 5_000);
     assert_eq!(c.figures_at(date(2026, 4, 10)).overdue_amount, 0.0);
+}
+
+#[test]
+fn given_a_payment_resent_under_its_event_id_with_a_payment_id_added_or_changed_then_it_counts_once()
+ {
+    use tier_core::projection::Applied;
+    let payment = |payment_id: &str| EventKind::PaymentReceived {
+        invoice_id: "i1".into(),
+        amount: Money(5_000),
+        paid: cny(5_000),
+        payment_id: payment_id.into(),
+    };
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.orders_billed(date(2026, 3, 1), "o1", "i1", 10_000, date(2026, 3, 31));
+    let at = date(2026, 3, 20);
+    // Sent before the producer named its payments, then re-published
+    // after (an outbox replayed by the upgraded producer), then with a
+    // corrected id: one payment.
+    assert_eq!(c.outcome_as("E1", at, payment("")), Applied::Applied);
+    assert_eq!(c.outcome_as("E1", at, payment("X")), Applied::Duplicate);
+    assert_eq!(c.outcome_as("E1", at, payment("Y")), Applied::Duplicate);
+    assert_eq!(c.figures_at(date(2026, 4, 10)).overdue_amount, 5_000.0);
+    // Named from its first send, a re-export under a new event id is one
+    // payment too.
+    assert_eq!(c.outcome_as("E2", at, payment("Z")), Applied::Applied);
+    assert_eq!(c.outcome_as("E3", at, payment("Z")), Applied::Duplicate);
+    assert_eq!(c.figures_at(date(2026, 4, 10)).overdue_amount, 0.0);
+}
+
+#[test]
+fn given_a_payment_and_a_return_whose_ids_and_scopes_are_spelled_alike_then_both_count() {
+    // An ERP that numbers an invoice as its order, and payments and returns
+    // from 1 each: payment "1" of invoice "SO-1" and return "1" of order
+    // "SO-1" are two facts.
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.orders_billed(date(2026, 3, 1), "SO-1", "SO-1", 10_000, date(2026, 3, 31));
+    c.pays_as(date(2026, 3, 5), "SO-1", "1", cny(10_000), 10_000);
+    c.returns_as(date(2026, 3, 10), "SO-1", "1", 4_000, None);
+    let f = c.figures_at(date(2026, 4, 10));
+    assert_eq!(f.order_amount_12m, 6_000.0, "the return counts");
+    assert_eq!(f.on_time_payment_ratio, Some(1.0), "and the payment");
+}
+
+#[test]
+fn given_an_invoice_open_past_the_window_when_its_part_payment_is_re_exported_then_it_counts_once()
+{
+    use tier_core::projection::Applied;
+    // Half paid in January 2025 and still open in March 2026, past the
+    // window's memory of event ids: the invoice remembers the payment.
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.orders_billed(date(2025, 1, 2), "o1", "i1", 10_000, date(2025, 2, 1));
+    c.pays_as(date(2025, 1, 20), "i1", "PAY-1", cny(5_000), 5_000);
+    c.orders(date(2026, 3, 1), "o2", 100, None);
+    let resent = EventKind::PaymentReceived {
+        invoice_id: "i1".into(),
+        amount: Money(5_000),
+        paid: cny(5_000),
+        payment_id: "PAY-1".into(),
+    };
+    assert_eq!(c.outcome_of(date(2025, 1, 20), resent), Applied::Duplicate);
+    assert_eq!(c.figures_at(date(2026, 3, 2)).overdue_amount, 5_000.0);
 }
 
 #[test]

@@ -71,8 +71,8 @@
 //!   accepted event can be re-encoded as JSON. Sub-millisecond precision is
 //!   truncated (the domain keeps milliseconds).
 //! - An empty `oneof payload` is [`RejectReason::EmptyPayload`].
-//! - `amount` is required on orders, returns, invoices and payments
-//!   ([`RejectReason::MissingField`]). `cost` on orders and returns is
+//! - `amount` is required on orders, returns, invoices, credit notes
+//!   (`invoice_credited`) and payments ([`RejectReason::MissingField`]). `cost` on orders and returns is
 //!   optional and stays `None` when absent: not every producer knows its
 //!   cost of goods, and an unknown cost is not a zero cost (the order adds
 //!   nothing to the margin figures rather than a 100% margin; a return
@@ -80,11 +80,16 @@
 //!   `amount_minor: 0` is a known cost of 0.
 //! - Order, return and purchase-potential money is converted with
 //!   [`CurrencyRules::to_base`] under the field's path (an empty currency
-//!   code means the base currency). Invoice and payment money is read with
+//!   code means the base currency). Invoice, credit note and payment money
+//!   is read with
 //!   [`CurrencyRules::amount`]: kept exactly in its own currency (`billed`,
 //!   `paid`) with its base value beside it (`amount`). Either way a
 //!   currency the policy has no rate for is [`RejectReason::UnknownCurrency`],
 //!   a negative amount [`RejectReason::NegativeAmount`].
+//! - `payment_received.payment_id` and `order_returned.return_id` are
+//!   optional (empty: none); given, they are ids (not blank, at most the
+//!   id length limit), else [`RejectReason::InvalidField`] on the field,
+//!   from [`Event::validate`].
 //! - A `severity` outside the enum is [`RejectReason::InvalidField`].
 //! - `invoice_issued.due_at` is required.
 //! - `profile_updated` is a partial update: an absent field (the strings

@@ -10,8 +10,9 @@
 //! - the orders, invoices and complaints of the window, keyed by id, so a
 //!   cancellation or return takes back exactly what its order added and a
 //!   repeated business id is applied once;
-//! - the ids of applied events (64-bit FNV-1a hashes), so a resent event
-//!   changes nothing.
+//! - the ids of applied events (64-bit FNV-1a hashes), with the payment or
+//!   return id their source gave, so a resent event changes nothing, nor a
+//!   payment or return re-exported under another event id.
 //!
 //! ## The clock model
 //! The projection has its own clock: the latest `occurred_at` it has
@@ -121,7 +122,9 @@ pub const fn moves_with_days(name: IndicatorName) -> Option<bool> {
 pub enum Applied {
     /// The event changed the projection.
     Applied,
-    /// The same `event_id` was applied before: nothing changed.
+    /// The same `event_id` (or the same fact: an order or invoice held
+    /// already, a payment or return of the same id) was applied before:
+    /// nothing changed.
     Duplicate,
     /// The event lies before the window at the projection's watermark.
     Stale,
@@ -675,19 +678,46 @@ fn fnv_extend(mut h: u64, bytes: &[u8]) -> u64 {
     h
 }
 
-/// The id under which an event is remembered once applied: its
-/// business key when its source names one ([`EventKind::business_key`]),
-/// else its `event_id`. The key's parts are framed by a byte no UTF-8
-/// text holds (0xFF), so no event id hashes the same input.
-fn applied_id(event: &Event) -> u64 {
-    match event.kind.business_key() {
-        Some((scope, id)) => {
-            let h = fnv_extend(0xcbf2_9ce4_8422_2325, &[0xFF]);
+/// The ids an applied event is remembered under: its `event_id`, and the
+/// fact it reports when its source names one ([`EventKind::business_key`]).
+/// Either seen again makes it a duplicate: a resend under another event
+/// id with the same payment id, and one under the same event id that
+/// gained (or changed) its payment id on the way, both count once.
+#[derive(Debug, Clone, Copy)]
+struct AppliedIds {
+    event: u64,
+    fact: Option<u64>,
+}
+
+impl AppliedIds {
+    /// The fact's hash frames its kind, scope and id with bytes no UTF-8
+    /// text holds (0xFE, 0xFF), so it never hashes the input of an event
+    /// id, and a payment never that of a return (an ERP may number an
+    /// invoice as its order, and payments and returns from 1 each).
+    fn of(event: &Event) -> Self {
+        let fact = event.kind.business_key().map(|(scope, id)| {
+            let kind: &[u8] = match event.kind {
+                EventKind::PaymentReceived { .. } => &[0xFF, 0xFF],
+                _ => &[0xFF, 0xFE],
+            };
+            let h = fnv_extend(0xcbf2_9ce4_8422_2325, kind);
             let h = fnv_extend(h, scope.as_bytes());
             let h = fnv_extend(h, &[0xFF]);
             fnv_extend(h, id.as_bytes())
+        });
+        Self {
+            event: stable_hash(&event.event_id),
+            fact,
         }
-        None => stable_hash(&event.event_id),
+    }
+
+    /// Whether `known` holds either id.
+    fn any(&self, known: impl Fn(&u64) -> bool) -> bool {
+        known(&self.event) || self.fact.as_ref().is_some_and(known)
+    }
+
+    fn each(&self) -> impl Iterator<Item = u64> {
+        std::iter::once(self.event).chain(self.fact)
     }
 }
 
@@ -909,7 +939,8 @@ pub struct CustomerProjection {
     complaints: BTreeMap<String, ComplaintRec>,
     /// Complaints opened and not resolved, whatever their age.
     open_complaints: u32,
-    /// Hashes of applied event ids -> the day they are kept until: left
+    /// Hashes of applied event ids (and of the payment and return ids their
+    /// sources gave, see `AppliedIds`) -> the day they are kept until: left
     /// empty by a decode for deciding only (see [`deciding_only`]).
     /// Packed in binary formats (see [`applied`]).
     #[serde(with = "applied")]
@@ -1086,8 +1117,9 @@ impl CustomerProjection {
     /// Fold one validated event in. Infallible: every invariant it needs was
     /// checked by [`Event::validate`].
     pub fn apply(&mut self, event: &Event, rules: &FoldRules) -> Applied {
-        let id = applied_id(event);
-        if self.seen.contains_key(&id) || self.republished(&event.kind) {
+        let ids = AppliedIds::of(event);
+        let id = ids.event;
+        if ids.any(|k| self.seen.contains_key(k)) || self.republished(&event.kind) {
             return Applied::Duplicate;
         }
         let at = event.occurred_at;
@@ -1190,7 +1222,7 @@ impl CustomerProjection {
             } => {
                 let toward = Toward::Payment;
                 self.toward_invoice(
-                    invoice_id, toward, id, day, at, *paid, *amount, in_window, rules,
+                    invoice_id, toward, ids, day, at, *paid, *amount, in_window, rules,
                 )
             }
             EventKind::InvoiceCredited {
@@ -1200,7 +1232,7 @@ impl CustomerProjection {
             } => {
                 let toward = Toward::Credit;
                 self.toward_invoice(
-                    invoice_id, toward, id, day, at, *credited, *amount, in_window, rules,
+                    invoice_id, toward, ids, day, at, *credited, *amount, in_window, rules,
                 )
             }
             EventKind::ComplaintOpened {
@@ -1248,9 +1280,12 @@ impl CustomerProjection {
         if applied != Applied::Applied {
             return applied;
         }
-        // Keep the id for a whole window, also for an old event applied
+        // Keep the ids for a whole window, also for an old event applied
         // because it closed an open record.
-        self.seen.insert(id, day.max(self.window_start));
+        let until = day.max(self.window_start);
+        for key in ids.each() {
+            self.seen.insert(key, until);
+        }
         Applied::Applied
     }
 
@@ -1691,7 +1726,7 @@ impl CustomerProjection {
         &mut self,
         invoice_id: &str,
         toward: Toward,
-        event: u64,
+        ids: AppliedIds,
         day: Day,
         at: Timestamp,
         sum: Amount,
@@ -1700,14 +1735,14 @@ impl CustomerProjection {
         rules: &FoldRules,
     ) -> Applied {
         let key = stable_hash(invoice_id);
-        if self
-            .invoices
-            .get(&key)
-            .is_some_and(|i| i.extra.as_ref().is_some_and(|x| x.applied.contains(&event)))
-        {
+        if self.invoices.get(&key).is_some_and(|i| {
+            i.extra
+                .as_ref()
+                .is_some_and(|x| ids.any(|k| x.applied.contains(k)))
+        }) {
             return Applied::Duplicate;
         }
-        self.payment_received(key, toward, event, day, at, sum, base, in_window, rules)
+        self.payment_received(key, toward, ids, day, at, sum, base, in_window, rules)
     }
 
     /// A payment, or a credit note (`toward`), of `paid` (worth `base`):
@@ -1718,7 +1753,7 @@ impl CustomerProjection {
         &mut self,
         key: u64,
         toward: Toward,
-        event: u64,
+        ids: AppliedIds,
         day: Day,
         at: Timestamp,
         paid: Amount,
@@ -1768,7 +1803,7 @@ impl CustomerProjection {
             && rec.state != InvoiceState::Settled
         {
             let kept = rec.extra.get_or_insert_with(Box::default);
-            kept.applied.push(event);
+            kept.applied.extend(ids.each());
             kept.timed.push(payment);
         }
         Applied::Applied
