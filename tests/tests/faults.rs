@@ -580,8 +580,30 @@ async fn an_event_dated_too_far_past_its_record_is_dead_lettered_however_late_it
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebuild_counts_old_history_though_a_small_topic_holds_later_events() {
     let mut sb = Sandbox::frozen_at(NOW);
+    rebuild_with_a_newer_topic(&mut sb, 1).await;
+}
+
+/// The same rebuild with fifty profile updates a customer in the last
+/// fifty days, 3,000 records newer than most orders, and an aligner that
+/// holds at most 400: the newer topic's partitions are paused (at 8
+/// records each) until the orders catch up. Released without waiting once
+/// 400 are held, as before the pause, the updates would make the older
+/// orders stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_whose_newer_topic_outgrows_the_aligner_pauses_it_and_loses_no_history() {
+    let mut sb = Sandbox::frozen_at(NOW);
+    sb.config.align_max_held = 400;
+    rebuild_with_a_newer_topic(&mut sb, 50).await;
+}
+
+/// Sixty customers with two years of weekly orders in one topic and
+/// `newer` profile updates each, one a day up to yesterday, in the topic
+/// librdkafka fetches first, all published before tierd starts; every
+/// customer must end as the core's fold of its events in time order, no
+/// event stale, its tenure from two years back.
+async fn rebuild_with_a_newer_topic(sb: &mut Sandbox, newer: i64) {
     // Small fetches: the orders come in many rounds, the profile updates
-    // in the first.
+    // in the first ones.
     sb.config
         .kafka_consumer
         .push("max.partition.fetch.bytes=16384".into());
@@ -594,16 +616,18 @@ async fn a_rebuild_counts_old_history_though_a_small_topic_holds_later_events() 
             e.occurred_at = Timestamp::from_millis(NOW.millis() - (730 - 7 * w) * 86_400_000);
             orders.push(e);
         }
-        profiles.push(Event {
-            event_id: format!("profile-{customer}"),
-            customer_id: customer.clone(),
-            occurred_at: Timestamp::from_millis(NOW.millis() - 86_400_000),
-            source: "faults".into(),
-            kind: EventKind::ProfileUpdated(tier_core::ProfileUpdate {
-                name: Some(format!("Customer {c}")),
-                ..tier_core::ProfileUpdate::default()
-            }),
-        });
+        for d in 1..=newer {
+            profiles.push(Event {
+                event_id: format!("profile-{customer}-{d}"),
+                customer_id: customer.clone(),
+                occurred_at: Timestamp::from_millis(NOW.millis() - (newer + 1 - d) * 86_400_000),
+                source: "faults".into(),
+                kind: EventKind::ProfileUpdated(tier_core::ProfileUpdate {
+                    name: Some(format!("Customer {c}, {d}")),
+                    ..tier_core::ProfileUpdate::default()
+                }),
+            });
+        }
     }
     // The whole backlog is in Kafka before tierd starts.
     let producer = sb.ordered_producer();
@@ -624,7 +648,7 @@ async fn a_rebuild_counts_old_history_though_a_small_topic_holds_later_events() 
 
     let mut in_time_order: Vec<Event> = orders.iter().chain(&profiles).cloned().collect();
     in_time_order.sort_by_key(|e| e.occurred_at);
-    let applied = assert_state_matches_oracle(&sb, &in_time_order);
+    let applied = assert_state_matches_oracle(sb, &in_time_order);
     assert_eq!(applied, in_time_order.len() as u64, "no event was stale");
     // The tenure starts two years ago, not one.
     let stored = stored_states(&sb.config.data_dir);

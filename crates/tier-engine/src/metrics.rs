@@ -16,6 +16,9 @@ pub const STATES_WRITTEN: &str = "tierd_states_written_total";
 /// what one record costs the store in writes.
 pub const STATE_BYTES_WRITTEN: &str = "tierd_state_bytes_written_total";
 pub const CONSUMER_LAG: &str = "tierd_consumer_lag";
+/// Input partitions paused for being ahead of their partition number's
+/// other topics while catching up.
+pub const ALIGN_PAUSED: &str = "tierd_align_paused_partitions";
 pub const TIER_CHANGES: &str = "tierd_tier_changes_total";
 pub const CUSTOMERS_PER_TIER: &str = "tierd_customers";
 pub const OUTBOX_BACKLOG: &str = "tierd_outbox_backlog";
@@ -73,6 +76,10 @@ pub fn describe() {
     describe_gauge!(
         CONSUMER_LAG,
         "Records behind the partition's high watermark, by topic and partition."
+    );
+    describe_gauge!(
+        ALIGN_PAUSED,
+        "Input partitions paused while catching up for being ahead of their partition number's other topics."
     );
     describe_counter!(TIER_CHANGES, "Tier changes, by from and to tier.");
     describe_gauge!(CUSTOMERS_PER_TIER, "Customers per tier.");

@@ -24,10 +24,18 @@
 //! whose end is not known (not reported yet, a topic with fewer
 //! partitions, statistics turned off) is not waited for once it delivered
 //! nothing for `max_hold`; one known to have records left is waited for,
-//! however long the backlog takes. And while more than `cap` records are
-//! held (a topic whose history starts years after another's), they are
-//! released in event-time order without waiting, as they would be without
-//! alignment.
+//! however long the backlog takes.
+//!
+//! Memory is bounded by pausing, not by giving up the order: a topic
+//! partition that holds [`Aligner::pause_at`] records (it is ahead: a
+//! topic whose history starts years after another's) is to be paused,
+//! and resumed once it holds half as many ([`Aligner::take_flow`] says
+//! which; the pipeline pauses and resumes them in librdkafka, which
+//! fetches a resumed partition from the record after the last one polled,
+//! so nothing held is fetched twice). Only while more than `cap` records
+//! are held all the same (every partition number with a topic ahead), they
+//! are released in event-time order without waiting, as they would be
+//! without alignment.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -66,6 +74,8 @@ struct Queue<T> {
     /// When it last delivered a record (or, before any, when its partition
     /// number was first met).
     last_polled: Instant,
+    /// Paused (to be, or already) for holding [`Aligner::pause_at`].
+    paused: bool,
 }
 
 impl<T> Queue<T> {
@@ -76,8 +86,18 @@ impl<T> Queue<T> {
             next_offset: None,
             seen: None,
             last_polled: now,
+            paused: false,
         }
     }
+}
+
+/// A topic partition to pause (`pause`) or resume, from
+/// [`Aligner::take_flow`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Flow {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub pause: bool,
 }
 
 /// See the module docs.
@@ -88,7 +108,10 @@ pub(crate) struct Aligner<T> {
     groups: BTreeMap<i32, Vec<Queue<T>>>,
     held: usize,
     cap: usize,
+    pause_at: usize,
     max_hold: Duration,
+    /// Pauses and resumes not taken yet, in the order they arose.
+    flow: Vec<Flow>,
 }
 
 impl<T> Aligner<T> {
@@ -98,8 +121,32 @@ impl<T> Aligner<T> {
             groups: BTreeMap::new(),
             held: 0,
             cap,
+            pause_at: Self::pause_at(cap),
             max_hold,
+            flow: Vec::new(),
         }
+    }
+
+    /// The records a topic partition holds when it is paused: a hundredth
+    /// of `cap` (at least 8), so that a hundred partitions ahead at once
+    /// stay within it.
+    pub(crate) fn pause_at(cap: usize) -> usize {
+        (cap / 100).max(8)
+    }
+
+    /// The pauses and resumes due since the last call: the last word on
+    /// each partition, in the order they arose.
+    pub(crate) fn take_flow(&mut self) -> Vec<Flow> {
+        if self.flow.is_empty() {
+            return Vec::new();
+        }
+        let mut flow = std::mem::take(&mut self.flow);
+        // Only the last word on each partition counts.
+        let mut seen = std::collections::HashSet::new();
+        flow.reverse();
+        flow.retain(|f| seen.insert((f.topic.clone(), f.partition)));
+        flow.reverse();
+        flow
     }
 
     /// Records held.
@@ -109,8 +156,18 @@ impl<T> Aligner<T> {
 
     /// Drop every record held: after a rebalance every assigned partition
     /// is consumed again from the offsets processed, so they come back.
+    /// The partitions paused are resumed (librdkafka keeps an
+    /// application's pause across assignments).
     pub(crate) fn clear(&mut self) {
-        self.groups.clear();
+        for (partition, group) in std::mem::take(&mut self.groups) {
+            for q in group.into_iter().filter(|q| q.paused) {
+                self.flow.push(Flow {
+                    topic: q.topic,
+                    partition,
+                    pause: false,
+                });
+            }
+        }
         self.held = 0;
     }
 
@@ -147,6 +204,14 @@ impl<T> Aligner<T> {
         }
         q.items.push_back(Held { at, offset, item });
         self.held += 1;
+        if !q.paused && q.items.len() >= self.pause_at {
+            q.paused = true;
+            self.flow.push(Flow {
+                topic: q.topic.clone(),
+                partition,
+                pause: true,
+            });
+        }
     }
 
     /// Hand on, in event-time order within each partition number, at most
@@ -215,6 +280,15 @@ impl<T> Aligner<T> {
             };
             self.held -= 1;
             released += 1;
+            let q = &mut group[i];
+            if q.paused && q.items.len() <= self.pause_at / 2 {
+                q.paused = false;
+                self.flow.push(Flow {
+                    topic: q.topic.clone(),
+                    partition,
+                    pause: false,
+                });
+            }
             out(Released {
                 topic: group[i].topic.clone(),
                 partition,
@@ -429,6 +503,54 @@ mod tests {
         let mut out = Vec::new();
         let n = a.release(now + HOLD, 1, |_, _, _| None, |r| out.push(r.item));
         assert_eq!((n, out), (1, vec!["c701"]), "no more than the limit");
+    }
+
+    #[test]
+    fn a_partition_ahead_is_paused_at_its_share_and_resumed_at_half_keeping_the_order() {
+        let now = Instant::now();
+        let mut a = aligner(1_000);
+        let pause_at = Aligner::<&str>::pause_at(1_000);
+        assert_eq!(pause_at, 10);
+        let flow = |topic: &str, pause| Flow {
+            topic: Arc::from(topic),
+            partition: 0,
+            pause,
+        };
+        // Profiles years ahead of the orders, which have records left.
+        for k in 0..pause_at - 1 {
+            a.push("customers", 0, k as i64, day(700), "profile", now);
+        }
+        assert!(a.take_flow().is_empty(), "below its share");
+        a.push("customers", 0, 9, day(700), "profile", now);
+        assert_eq!(a.take_flow(), vec![flow("customers", true)]);
+        // Paused, not given up: the profiles still wait for the orders.
+        assert!(drain(&mut a, now, &[]).is_empty());
+        assert_eq!(a.held(), pause_at);
+        // The orders catch up past day 700 (the invoices are at their
+        // end); the profiles go, and the topic is resumed once it holds
+        // half its share.
+        a.push("orders", 0, 0, day(1), "o1", now);
+        a.push("orders", 0, 1, day(800), "o800", now);
+        let ends = |t: &str, _, _| Some(t == "invoices");
+        let mut out = Vec::new();
+        a.release(now, 3, ends, |r| out.push(r.item));
+        assert_eq!(out, vec!["o1", "profile", "profile"]);
+        assert!(a.take_flow().is_empty(), "8 held, more than half");
+        a.release(now, 3, ends, |r| out.push(r.item));
+        assert_eq!(a.take_flow(), vec![flow("customers", false)]);
+        // Paused again, then cleared by a rebalance: resumed.
+        for k in 10..20 {
+            a.push("customers", 0, k, day(701), "profile", now);
+        }
+        assert_eq!(a.take_flow(), vec![flow("customers", true)]);
+        a.clear();
+        assert_eq!(a.take_flow(), vec![flow("customers", false)]);
+        // A pause and a resume before the flow is taken: the last counts.
+        for k in 0..10 {
+            a.push("invoices", 0, k, day(5), "i", now);
+        }
+        drain(&mut a, now, &TOPICS.map(|t| (t, 0)));
+        assert_eq!(a.take_flow(), vec![flow("invoices", false)]);
     }
 
     #[test]

@@ -122,6 +122,10 @@ pub struct PipelineConfig {
     /// as soon as the committer is free (group commit); a smaller one is
     /// sealed when full or at `batch_max_wait`.
     pub batch_catch_up_min_records: usize,
+    /// Most records held while catching up to merge the input topics by
+    /// event time (see the `align` module): a partition ahead is paused at
+    /// a hundredth of it; past it records go on without waiting.
+    pub align_max_held: usize,
     pub session_timeout_ms: u32,
     /// Extra librdkafka settings for the consumer.
     pub kafka: Vec<(String, String)>,
@@ -164,6 +168,7 @@ impl PipelineConfig {
             batch_max_records: 20_000,
             batch_max_wait: Duration::from_millis(50),
             batch_catch_up_min_records: 5_000,
+            align_max_held: 100_000,
             session_timeout_ms: 10_000,
             kafka: Vec::new(),
             dlq_kafka: Vec::new(),
@@ -666,6 +671,8 @@ struct Pipeline<S> {
     /// Polled records not yet folded, merged by event time across the
     /// input topics while catching up (see the `align` module).
     aligner: Aligner<Polled>,
+    /// Partitions the aligner had paused (`tierd_align_paused_partitions`).
+    paused: usize,
     /// The log ends librdkafka last reported.
     ends: LogEnds,
 }
@@ -795,8 +802,6 @@ fn kafka_bookkeeping(
 /// chunk is decoded, published and dropped before the next.
 const VIEW_CHUNK: usize = 10_000;
 
-/// Most records the aligner holds before it releases without waiting.
-const ALIGN_CAP: usize = 100_000;
 /// How long a partition that delivers nothing and is not known to be at
 /// its end is waited for by the aligner.
 const ALIGN_MAX_HOLD: Duration = Duration::from_secs(2);
@@ -1000,7 +1005,7 @@ impl<S: Store + 'static> Pipeline<S> {
         let decoder_policy = engine.policy().clone();
         let decoder = Decoder::for_policy(&decoder_policy, config.limits);
         let slices = Slices::new(config.slice, config.slice_target);
-        let aligner = Aligner::new(&config.topics, ALIGN_CAP, ALIGN_MAX_HOLD);
+        let aligner = Aligner::new(&config.topics, config.align_max_held, ALIGN_MAX_HOLD);
         Ok(Self {
             config,
             deps,
@@ -1024,6 +1029,7 @@ impl<S: Store + 'static> Pipeline<S> {
             sent_status: status,
             slices,
             aligner,
+            paused: 0,
             ends,
         })
     }
@@ -1371,6 +1377,50 @@ impl<S: Store + 'static> Pipeline<S> {
             Some(partition) => aligner.release_partition(partition, now, limit, at_end, out),
             None => aligner.release(now, limit, at_end, out),
         };
+        self.apply_flow();
+    }
+
+    /// Pause and resume in librdkafka the partitions the aligner says
+    /// (see the `align` module). librdkafka fetches a resumed partition
+    /// from the record after the last one polled: nothing held is fetched
+    /// again, nothing is skipped. A pause that fails leaves the aligner's
+    /// cap to bound what it holds; one that fails to resume is logged (a
+    /// partition no longer assigned, after a rebalance).
+    fn apply_flow(&mut self) {
+        let flows = self.aligner.take_flow();
+        if flows.is_empty() {
+            return;
+        }
+        for flow in flows {
+            let mut tpl = Tpl::new();
+            tpl.add_partition(&flow.topic, flow.partition);
+            let (done, verb) = if flow.pause {
+                (self.consumer.pause(&tpl), "pause")
+            } else {
+                (self.consumer.resume(&tpl), "resume")
+            };
+            if let Err(e) = done {
+                tracing::warn!(
+                    topic = &*flow.topic,
+                    partition = flow.partition,
+                    error = %e,
+                    "could not {verb} a partition for event-time alignment"
+                );
+                continue;
+            }
+            if flow.pause {
+                self.paused += 1;
+            } else {
+                self.paused = self.paused.saturating_sub(1);
+            }
+            tracing::debug!(
+                topic = &*flow.topic,
+                partition = flow.partition,
+                held = self.aligner.held(),
+                "{verb}d a partition for event-time alignment"
+            );
+        }
+        metrics::gauge!(m::ALIGN_PAUSED).set(self.paused as f64);
     }
 
     /// Apply a new assignment to the engine: commit the batch in hand
@@ -1389,6 +1439,7 @@ impl<S: Store + 'static> Pipeline<S> {
         // processed (the rebalance callback assigns them): what the aligner
         // held comes back.
         self.aligner.clear();
+        self.apply_flow();
         let in_hand = std::mem::take(batch);
         self.submit(in_hand, None)?;
         let assigned = self.engine.assign(&mut batch.unit, &partitions);

@@ -93,6 +93,11 @@ pub struct Config {
     /// commit may seal it: a busy customer's state is then encoded and
     /// written once per this many records, not once per small batch.
     pub batch_catch_up_min_records: usize,
+    /// Most records held while catching up to merge the input topics by
+    /// event time: a topic partition ahead of its partition number's other
+    /// topics is paused once it holds a hundredth of it; past it, records
+    /// go on in event-time order without waiting.
+    pub align_max_held: usize,
     /// 0: flush the store after every batch; N: flush every N ms.
     pub flush_every_ms: u64,
     /// The store backend of the data dir: `sled` (the default), or `fjall`
@@ -219,6 +224,7 @@ impl Default for Config {
             batch_max_records: 20_000,
             batch_max_wait_ms: 50,
             batch_catch_up_min_records: 5_000,
+            align_max_held: 100_000,
             flush_every_ms: 0,
             store_backend: tier_store::Backend::Sled,
             store_cache_mib: tier_store::StoreOptions::default().cache_capacity_bytes >> 20,
@@ -323,6 +329,11 @@ pub struct Cli {
     #[arg(long, env = "TIERD_BATCH_CATCH_UP_MIN_RECORDS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_catch_up_min_records: Option<usize>,
+    /// Most records held while catching up to merge the input topics by
+    /// event time (a partition ahead is paused at a hundredth of it).
+    #[arg(long, env = "TIERD_ALIGN_MAX_HELD")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub align_max_held: Option<usize>,
     /// 0: flush the store after every batch; N: every N ms.
     #[arg(long, env = "TIERD_FLUSH_EVERY_MS")]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -522,6 +522,7 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::
     pc.batch_max_records = config.batch_max_records.max(1);
     pc.batch_max_wait = Duration::from_millis(config.batch_max_wait_ms.max(1));
     pc.batch_catch_up_min_records = config.batch_catch_up_min_records;
+    pc.align_max_held = config.align_max_held.max(1);
     pc.session_timeout_ms = config.session_timeout_ms;
     pc.stall_after = Duration::from_millis(config.stall_after_ms.max(100));
     pc.kafka = kafka.for_consumer();
