@@ -137,6 +137,7 @@ fn compact_event(input: &mut Input<'_>, now_ms: i64) -> Event {
                 invoice_id: id(business),
                 amount,
                 credited,
+                credit_note_id: named(business),
             }
         }
         5 => EventKind::ComplaintOpened {

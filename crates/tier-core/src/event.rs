@@ -303,6 +303,11 @@ pub enum EventKind {
         invoice_id: String,
         amount: Money,
         credited: Amount,
+        /// The credit note's own id, empty when not given: the same id
+        /// for the same invoice counts once (see
+        /// [`EventKind::business_key`]).
+        #[serde(default)]
+        credit_note_id: String,
     },
     PaymentReceived {
         invoice_id: String,
@@ -337,8 +342,9 @@ pub enum EventKind {
 
 impl EventKind {
     /// What makes the event one business fact when its source system names
-    /// it: a payment's `payment_id` within its invoice, a return's
-    /// `return_id` within its order, as `(scope, id)`. `None` when not
+    /// it: a payment's `payment_id` or a credit note's `credit_note_id`
+    /// within its invoice, a return's `return_id` within its order, as
+    /// `(scope, id)`. `None` when not
     /// given: the `event_id` alone then tells a resend from a new fact.
     /// Scoped, because one bank transfer that pays two invoices is two
     /// payments with one `payment_id`.
@@ -354,6 +360,11 @@ impl EventKind {
                 return_id,
                 ..
             } if !return_id.is_empty() => Some((order_id, return_id)),
+            EventKind::InvoiceCredited {
+                invoice_id,
+                credit_note_id,
+                ..
+            } if !credit_note_id.is_empty() => Some((invoice_id, credit_note_id)),
             _ => None,
         }
     }
@@ -530,8 +541,10 @@ impl Event {
                 invoice_id,
                 amount,
                 credited,
+                credit_note_id,
             } => {
                 check_id("invoice_credited.invoice_id", invoice_id, limits)?;
+                check_optional_id("invoice_credited.credit_note_id", credit_note_id, limits)?;
                 check_amount("invoice_credited.amount", *amount, limits)?;
                 check_amount("invoice_credited.amount", Money(credited.minor), limits)?;
             }

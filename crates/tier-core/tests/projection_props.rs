@@ -278,6 +278,7 @@ fn invoice_events(
                 invoice_id: invoice_id.into(),
                 amount: Money(pay),
                 credited: cny(pay),
+                credit_note_id: business_id("c", k),
             }
         } else {
             EventKind::PaymentReceived {

@@ -179,6 +179,7 @@ impl Customer {
                 invoice_id: invoice.into(),
                 amount: Money(base),
                 credited,
+                credit_note_id: String::new(),
             },
         )
     }
@@ -667,6 +668,45 @@ fn given_a_partial_return_credited_when_the_rest_is_paid_on_time_then_the_invoic
     c.returns(date(2026, 3, 10), "o1", 4_000, None);
     c.pays(date(2026, 3, 20), "i1", cny(6_000), 6_000);
     assert_eq!(c.figures_at(date(2026, 4, 10)).overdue_amount, 4_000.0);
+}
+
+#[test]
+fn given_a_credit_note_re_exported_under_another_event_id_then_its_id_counts_it_once() {
+    use tier_core::projection::Applied;
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.orders_billed(date(2026, 3, 1), "o1", "i1", 10_000, date(2026, 3, 31));
+    let credit = EventKind::InvoiceCredited {
+        invoice_id: "i1".into(),
+        amount: Money(4_000),
+        credited: cny(4_000),
+        credit_note_id: "CN-1".into(),
+    };
+    assert_eq!(
+        c.outcome_of(date(2026, 3, 5), credit.clone()),
+        Applied::Applied
+    );
+    assert_eq!(
+        c.outcome_of(date(2026, 3, 5), credit.clone()),
+        Applied::Duplicate
+    );
+    assert_eq!(c.figures_at(date(2026, 4, 10)).overdue_amount, 6_000.0);
+    // Paid the rest: settled; a credit note after that changes nothing
+    // but is remembered (applied, not a resend).
+    c.pays(date(2026, 3, 20), "i1", cny(6_000), 6_000);
+    let late = EventKind::InvoiceCredited {
+        invoice_id: "i1".into(),
+        amount: Money(4_000),
+        credited: cny(4_000),
+        credit_note_id: "CN-2".into(),
+    };
+    assert_eq!(
+        c.outcome_of(date(2026, 4, 2), late.clone()),
+        Applied::Applied
+    );
+    assert_eq!(c.outcome_of(date(2026, 4, 2), late), Applied::Duplicate);
+    let f = c.figures_at(date(2026, 4, 10));
+    assert_eq!(f.overdue_amount, 0.0);
+    assert_eq!(f.on_time_payment_ratio, Some(1.0));
 }
 
 #[test]

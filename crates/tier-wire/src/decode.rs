@@ -86,8 +86,8 @@
 //!   `paid`) with its base value beside it (`amount`). Either way a
 //!   currency the policy has no rate for is [`RejectReason::UnknownCurrency`],
 //!   a negative amount [`RejectReason::NegativeAmount`].
-//! - `payment_received.payment_id` and `order_returned.return_id` are
-//!   optional (empty: none); given, they are ids (not blank, at most the
+//! - `payment_received.payment_id`, `order_returned.return_id` and
+//!   `invoice_credited.credit_note_id` are optional (empty: none); given, they are ids (not blank, at most the
 //!   id length limit), else [`RejectReason::InvalidField`] on the field,
 //!   from [`Event::validate`].
 //! - A `severity` outside the enum is [`RejectReason::InvalidField`].
@@ -594,6 +594,7 @@ fn convert(msg: CustomerEvent, rules: &CurrencyRules) -> Result<Event, InvalidEv
                 amount,
                 credited,
                 invoice_id: p.invoice_id,
+                credit_note_id: p.credit_note_id,
             }
         }
         Payload::PaymentReceived(p) => {
@@ -798,9 +799,11 @@ pub fn event_to_proto(ev: &Event, currency: &str) -> CustomerEvent {
             invoice_id,
             amount: _,
             credited,
+            credit_note_id,
         } => Payload::InvoiceCredited(ev::InvoiceCredited {
             invoice_id: invoice_id.clone(),
             amount: Some(own(credited)),
+            credit_note_id: credit_note_id.clone(),
         }),
         EventKind::PaymentReceived {
             invoice_id,
@@ -979,6 +982,7 @@ pub const FIELD_PATHS: &[&str] = &[
     "invoice_credited.amount",
     "invoice_credited.amount.amount_minor",
     "invoice_credited.amount.currency",
+    "invoice_credited.credit_note_id",
     "payment_received",
     "payment_received.invoice_id",
     "payment_received.amount",

@@ -136,6 +136,7 @@ fn every_kind() -> Vec<Event> {
                 invoice_id: "i-1".into(),
                 amount: Money(34_567),
                 credited: Amount::new(34_567, cny()),
+                credit_note_id: "CN-1".into(),
             },
         ),
         event(

@@ -183,6 +183,11 @@ fn random_event(rng: &mut StdRng) -> Event {
                 invoice_id: random_id(rng),
                 amount,
                 credited,
+                credit_note_id: if rng.random_bool(0.5) {
+                    random_id(rng)
+                } else {
+                    String::new()
+                },
             }
         }
         _ => EventKind::ProfileUpdated(random_profile(rng)),
@@ -509,13 +514,14 @@ fn arb_kind() -> impl Strategy<Value = EventKind> {
             }
         ),
         arb_id().prop_map(|invoice_id| EventKind::InvoiceCancelled { invoice_id }),
-        (arb_id(), arb_own_money()).prop_map(|(invoice_id, (credited, amount))| {
-            EventKind::InvoiceCredited {
+        (arb_id(), arb_own_money(), proptest::option::of(arb_id())).prop_map(
+            |(invoice_id, (credited, amount), credit_note_id)| EventKind::InvoiceCredited {
                 invoice_id,
                 amount,
                 credited,
+                credit_note_id: credit_note_id.unwrap_or_default(),
             }
-        }),
+        ),
         (arb_id(), arb_own_money(), proptest::option::of(arb_id())).prop_map(
             |(invoice_id, (paid, amount), payment_id)| EventKind::PaymentReceived {
                 invoice_id,

@@ -81,7 +81,10 @@ fn every_readme_event_decodes() {
         }
         kinds.push(kind);
     }
-    assert_eq!(named, 2, "a payment and a return with their own ids");
+    assert_eq!(
+        named, 3,
+        "a payment, a return and a credit note with their own ids"
+    );
     kinds.sort_unstable();
     kinds.dedup();
     assert_eq!(

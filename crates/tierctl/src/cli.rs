@@ -667,7 +667,7 @@ pub struct TopicArgs {
     /// Topic for order placed / cancelled / returned.
     #[arg(long, default_value = "orders")]
     pub orders_topic: String,
-    /// Topic for invoices (issued and cancelled) and payments.
+    /// Topic for invoices (issued, cancelled and credited) and payments.
     #[arg(long, default_value = "payments")]
     pub payments_topic: String,
     /// Topic for complaints opened / resolved.

@@ -698,7 +698,8 @@ impl AppliedIds {
         let fact = event.kind.business_key().map(|(scope, id)| {
             let kind: &[u8] = match event.kind {
                 EventKind::PaymentReceived { .. } => &[0xFF, 0xFF],
-                _ => &[0xFF, 0xFE],
+                EventKind::OrderReturned { .. } => &[0xFF, 0xFE],
+                _ => &[0xFF, 0xFD],
             };
             let h = fnv_extend(0xcbf2_9ce4_8422_2325, kind);
             let h = fnv_extend(h, scope.as_bytes());
@@ -1040,6 +1041,12 @@ impl CustomerProjection {
         }
     }
 
+    /// Whether invoice `key` is issued and open (owed, not settled nor
+    /// void).
+    pub(crate) fn invoice_is_open(&self, key: u64) -> bool {
+        self.invoices.get(&key).is_some_and(InvoiceRec::is_open)
+    }
+
     /// Whether order `key` counts now: placed, in the window, not
     /// cancelled nor returned in full.
     pub(crate) fn order_counts(&self, key: u64) -> bool {
@@ -1229,6 +1236,7 @@ impl CustomerProjection {
                 invoice_id,
                 amount,
                 credited,
+                ..
             } => {
                 let toward = Toward::Credit;
                 self.toward_invoice(
@@ -1457,11 +1465,13 @@ impl CustomerProjection {
             self.seen.retain(|_, d| *d >= start);
             self.orders.retain(|_, o| o.day >= start);
             // Open invoices are owed until paid; a void one partly paid
-            // may yet be settled by the rest (see `settle_if_paid`).
+            // may yet be settled by the rest (see `settle_if_paid`). One
+            // nothing was paid on (credit notes are not payments) is
+            // forgotten, as a void one is.
             self.invoices.retain(|_, i| {
                 i.day >= start
                     || i.state == InvoiceState::Open
-                    || (i.state == InvoiceState::Void && (i.paid > 0 || i.extra.is_some()))
+                    || (i.state == InvoiceState::Void && i.last_paid_at.is_some())
             });
             self.complaints.retain(|_, c| c.day >= start || c.is_open());
         }
@@ -1772,6 +1782,10 @@ impl CustomerProjection {
         match rec.state {
             // An overpayment or a resend: changes nothing (the same fact
             // as far as the figures go).
+            // A credit note on a paid invoice (goods returned after paying,
+            // refunded elsewhere): applied, with nothing left to take off;
+            // remembered, so a re-export is a duplicate.
+            InvoiceState::Settled if toward == Toward::Credit => return Applied::Applied,
             InvoiceState::Settled => return Applied::Duplicate,
             // Owed no more, but a payment that completes it settles it
             // (see `settle_if_paid`).
@@ -1856,7 +1870,12 @@ impl CustomerProjection {
             return;
         }
         rec.state = InvoiceState::Settled;
-        let paid_at = rec.covered_at(payment).or(rec.last_paid_at);
+        // Nothing paid (an invoice billed zero, credited before its
+        // issue): no payment behaviour.
+        let paid_at = match rec.last_paid_at {
+            Some(last) => rec.covered_at(payment).or(Some(last)),
+            None => None,
+        };
         // A resend finds it settled: its payments need no memory.
         rec.extra = None;
         let due_day = rec.due_day;
