@@ -585,10 +585,10 @@ async fn a_rebuild_counts_old_history_though_a_small_topic_holds_later_events() 
 
 /// The same rebuild with fifty profile updates a customer in the last
 /// fifty days, 3,000 records newer than most orders, and an aligner that
-/// holds at most 400: the newer topic's partitions are paused (at 8
-/// records each) until the orders catch up. Released without waiting once
-/// 400 are held, as before the pause, the updates would make the older
-/// orders stale.
+/// holds at most 400: from 200 held, the newer topic's partitions are
+/// paused until the orders catch up. Released without waiting once 400
+/// are held, as before the pause, the updates would make the older orders
+/// stale.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebuild_whose_newer_topic_outgrows_the_aligner_pauses_it_and_loses_no_history() {
     let mut sb = Sandbox::frozen_at(NOW);

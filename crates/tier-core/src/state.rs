@@ -92,9 +92,10 @@
 //! tier's `since` is the drop's). Only the last upgrade by an order is
 //! remembered: after two in a row, a correction decides from the tier
 //! between them, and a drop below that tier is an organic one. An upgrade
-//! by the issue of an unpaid invoice of an order that counted at the
-//! upgrade keeps it (the order's cancellation voids that invoice too: its
-//! lift is the order's).
+//! by the issue of an invoice of an order that counted at the upgrade
+//! keeps it: the lift is the order's, whether the invoice is read before
+//! or after its payments (a correction then decides from before the
+//! order on the figures left, a paid invoice's payment record included).
 //! Any other upgrade, or a change a policy rescore makes, forgets it.
 
 use serde::{Deserialize, Serialize};
@@ -513,8 +514,8 @@ struct Trigger<'a> {
     placed: Option<u64>,
     /// The order an event corrected (cancellation or return).
     corrected: Option<u64>,
-    /// The order an issued invoice bills, while the order counts and the
-    /// invoice is open (`None` otherwise, and for any other event).
+    /// The order an issued invoice bills, while the order counts (`None`
+    /// otherwise, and for any other event).
     billed: Option<u64>,
 }
 
@@ -623,17 +624,13 @@ impl CustomerState {
                 overdue: Vec::new(),
             };
         }
-        // An invoice of an order that still counts, left open: what its
-        // correction would void (a paid one stays settled).
+        // An invoice of an order that still counts: a lift its issue
+        // brings is the order's (whether it is read before or after its
+        // payments).
         let billed = match &event.kind {
-            EventKind::InvoiceIssued {
-                order_id,
-                invoice_id,
-                ..
-            } if !order_id.is_empty() => Some(stable_hash(order_id)).filter(|&order| {
-                self.projection.order_counts(order)
-                    && self.projection.invoice_is_open(stable_hash(invoice_id))
-            }),
+            EventKind::InvoiceIssued { order_id, .. } if !order_id.is_empty() => {
+                Some(stable_hash(order_id)).filter(|&order| self.projection.order_counts(order))
+            }
             _ => None,
         };
         let (placed, corrected) = match &event.kind {

@@ -732,6 +732,17 @@ fn given_credit_notes_that_cover_an_invoice_with_nothing_paid_then_it_is_void_no
 }
 
 #[test]
+fn given_an_invoice_of_nothing_credited_before_its_issue_then_it_leaves_no_payment_record() {
+    let mut c = Customer::given(policy(12, "UTC", 30));
+    c.orders(date(2026, 3, 1), "o1", 10_000, None);
+    c.credits(date(2026, 3, 2), "i0", cny(500), 500);
+    c.is_invoiced(date(2026, 3, 3), "i0", "o1", cny(0), 0, date(2026, 3, 4));
+    let f = c.figures_at(date(2026, 4, 10));
+    assert_eq!(f.overdue_amount, 0.0);
+    assert_eq!(f.on_time_payment_ratio, None, "nothing was owed or paid");
+}
+
+#[test]
 fn given_a_credit_note_that_completes_a_short_payment_after_the_due_date_then_the_invoice_clears_late()
  {
     // Paid 6,000 of 10,000 on time, the 4,000 disputed and credited five
@@ -794,6 +805,36 @@ fn given_an_order_whose_own_invoice_raised_the_tier_further_when_the_order_is_ca
     assert_eq!(c.tier(), "B", "the order's invoice lifted it further");
     c.cancels(placed, "x");
     assert_eq!(c.tier(), "D");
+    // The invoice paid in full: its issue, read before or after the
+    // payment, lifts the customer to B; the cancellation leaves the
+    // payment record standing (a paid invoice stays settled), but the
+    // lift was the order's: D, whichever was read first.
+    for invoice_first in [false, true] {
+        let mut c = Customer::given(Policy::default_policy());
+        c.is_invoiced(date(2026, 2, 17), "i0", "", cny(2), 2, date(2026, 2, 22));
+        c.pays(date(2026, 5, 8), "i0", cny(1), 1);
+        c.orders(placed, "x", 1_439_496_501, Some(1_396_311_605));
+        let invoice = |c: &mut Customer| {
+            c.is_invoiced(
+                placed,
+                "x-inv",
+                "x",
+                cny(1_439_496_501),
+                1_439_496_501,
+                date(2026, 4, 25),
+            );
+        };
+        if invoice_first {
+            invoice(&mut c);
+        }
+        c.pays(placed, "x-inv", cny(1_439_496_501), 1_439_496_501);
+        if !invoice_first {
+            invoice(&mut c);
+        }
+        assert_eq!(c.tier(), "B", "invoice first: {invoice_first}");
+        c.cancels(placed, "x");
+        assert_eq!(c.tier(), "D", "invoice first: {invoice_first}");
+    }
 }
 
 #[test]

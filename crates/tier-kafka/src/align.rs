@@ -20,21 +20,22 @@
 //! at its end almost always, so a record is released as soon as it is
 //! polled.
 //!
-//! Two bounds keep it from holding records for good. A topic partition
-//! whose end is not known (not reported yet, a topic with fewer
-//! partitions, statistics turned off) is not waited for once it delivered
-//! nothing for `max_hold`; one known to have records left is waited for,
-//! however long the backlog takes.
+//! A topic partition whose end is not known (not reported yet, a topic
+//! with fewer partitions, statistics turned off) is not waited for once it
+//! delivered nothing for `max_hold`; one known to have records left is
+//! waited for, however long the backlog takes.
 //!
-//! Memory is bounded by pausing, not by giving up the order: a topic
-//! partition that holds [`Aligner::pause_at`] records (it is ahead: a
-//! topic whose history starts years after another's) is to be paused,
-//! and resumed once it holds half as many ([`Aligner::take_flow`] says
-//! which; the pipeline pauses and resumes them in librdkafka, which
-//! fetches a resumed partition from the record after the last one polled,
-//! so nothing held is fetched twice). Only while more than `cap` records
-//! are held all the same (every partition number with a topic ahead), they
-//! are released in event-time order without waiting, as they would be
+//! Memory is bounded by pausing, not by giving up the order. Once half of
+//! `cap` records are held (a topic whose history starts years after
+//! another's), every topic partition whose records must wait is to be
+//! paused; one is resumed once it has released all it held (another topic
+//! may then wait for it), and all are once a quarter of `cap` or fewer are
+//! held ([`Aligner::take_flow`] says which; the pipeline pauses and
+//! resumes them in librdkafka, which fetches a resumed partition from the
+//! record after the last one polled, so nothing held is fetched twice).
+//! Below half of `cap` nothing is paused: a pause drops what librdkafka
+//! fetched ahead, to be fetched again. Only past `cap` all the same do
+//! records go on in event-time order without waiting, as they would
 //! without alignment.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -74,7 +75,8 @@ struct Queue<T> {
     /// When it last delivered a record (or, before any, when its partition
     /// number was first met).
     last_polled: Instant,
-    /// Paused (to be, or already) for holding [`Aligner::pause_at`].
+    /// Paused (to be, or already): its records must wait while the
+    /// aligner holds half its cap.
     paused: bool,
 }
 
@@ -108,7 +110,8 @@ pub(crate) struct Aligner<T> {
     groups: BTreeMap<i32, Vec<Queue<T>>>,
     held: usize,
     cap: usize,
-    pause_at: usize,
+    /// Queues paused (to be, or already).
+    paused: usize,
     max_hold: Duration,
     /// Pauses and resumes not taken yet, in the order they arose.
     flow: Vec<Flow>,
@@ -121,17 +124,15 @@ impl<T> Aligner<T> {
             groups: BTreeMap::new(),
             held: 0,
             cap,
-            pause_at: Self::pause_at(cap),
+            paused: 0,
             max_hold,
             flow: Vec::new(),
         }
     }
 
-    /// The records a topic partition holds when it is paused: a hundredth
-    /// of `cap` (at least 8), so that a hundred partitions ahead at once
-    /// stay within it.
-    pub(crate) fn pause_at(cap: usize) -> usize {
-        (cap / 100).max(8)
+    /// Topic partitions paused (to be, or already).
+    pub(crate) fn paused(&self) -> usize {
+        self.paused
     }
 
     /// The pauses and resumes due since the last call: the last word on
@@ -169,6 +170,7 @@ impl<T> Aligner<T> {
             }
         }
         self.held = 0;
+        self.paused = 0;
     }
 
     /// Hold a polled record of `topic` partition `partition` at `offset`,
@@ -204,14 +206,6 @@ impl<T> Aligner<T> {
         }
         q.items.push_back(Held { at, offset, item });
         self.held += 1;
-        if !q.paused && q.items.len() >= self.pause_at {
-            q.paused = true;
-            self.flow.push(Flow {
-                topic: q.topic.clone(),
-                partition,
-                pause: true,
-            });
-        }
     }
 
     /// Hand on, in event-time order within each partition number, at most
@@ -281,8 +275,10 @@ impl<T> Aligner<T> {
             self.held -= 1;
             released += 1;
             let q = &mut group[i];
-            if q.paused && q.items.len() <= self.pause_at / 2 {
+            if q.paused && q.items.is_empty() {
+                // Another topic may wait for it now.
                 q.paused = false;
+                self.paused -= 1;
                 self.flow.push(Flow {
                     topic: q.topic.clone(),
                     partition,
@@ -296,7 +292,39 @@ impl<T> Aligner<T> {
                 item: h.item,
             });
         }
+        if self.held >= self.cap / 2 {
+            // What is left must wait: pause its topic partitions.
+            for q in group
+                .iter_mut()
+                .filter(|q| !q.paused && !q.items.is_empty())
+            {
+                q.paused = true;
+                self.paused += 1;
+                self.flow.push(Flow {
+                    topic: q.topic.clone(),
+                    partition,
+                    pause: true,
+                });
+            }
+        } else if self.paused > 0 && self.held <= self.cap / 4 {
+            self.resume_all();
+        }
         released
+    }
+
+    /// Resume every topic partition paused.
+    fn resume_all(&mut self) {
+        for (&partition, group) in &mut self.groups {
+            for q in group.iter_mut().filter(|q| q.paused) {
+                q.paused = false;
+                self.flow.push(Flow {
+                    topic: q.topic.clone(),
+                    partition,
+                    pause: false,
+                });
+            }
+        }
+        self.paused = 0;
     }
 }
 
@@ -506,51 +534,71 @@ mod tests {
     }
 
     #[test]
-    fn a_partition_ahead_is_paused_at_its_share_and_resumed_at_half_keeping_the_order() {
+    fn under_memory_pressure_the_partitions_that_must_wait_are_paused_and_the_order_kept() {
         let now = Instant::now();
-        let mut a = aligner(1_000);
-        let pause_at = Aligner::<&str>::pause_at(1_000);
-        assert_eq!(pause_at, 10);
-        let flow = |topic: &str, pause| Flow {
+        // Paused from 10 records held (half the cap), all resumed at 5.
+        let mut a = aligner(20);
+        let flow = |topic: &str, partition, pause| Flow {
             topic: Arc::from(topic),
-            partition: 0,
+            partition,
             pause,
         };
-        // Profiles years ahead of the orders, which have records left.
-        for k in 0..pause_at - 1 {
-            a.push("customers", 0, k as i64, day(700), "profile", now);
-        }
-        assert!(a.take_flow().is_empty(), "below its share");
-        a.push("customers", 0, 9, day(700), "profile", now);
-        assert_eq!(a.take_flow(), vec![flow("customers", true)]);
-        // Paused, not given up: the profiles still wait for the orders.
-        assert!(drain(&mut a, now, &[]).is_empty());
-        assert_eq!(a.held(), pause_at);
-        // The orders catch up past day 700 (the invoices are at their
-        // end); the profiles go, and the topic is resumed once it holds
-        // half its share.
-        a.push("orders", 0, 0, day(1), "o1", now);
-        a.push("orders", 0, 1, day(800), "o800", now);
         let ends = |t: &str, _, _| Some(t == "invoices");
         let mut out = Vec::new();
-        a.release(now, 3, ends, |r| out.push(r.item));
-        assert_eq!(out, vec!["o1", "profile", "profile"]);
-        assert!(a.take_flow().is_empty(), "8 held, more than half");
-        a.release(now, 3, ends, |r| out.push(r.item));
-        assert_eq!(a.take_flow(), vec![flow("customers", false)]);
+        let mut push = |a: &mut Aligner<&'static str>, topic, partition, offset, d, item| {
+            a.push(topic, partition, offset, day(d), item, now);
+            a.release_partition(partition, now, usize::MAX, ends, |r| out.push(r.item));
+        };
+        // Profiles years ahead of the orders, which have records left.
+        for k in 0..9 {
+            push(&mut a, "customers", 0, k, 700, "profile");
+        }
+        assert!(a.take_flow().is_empty(), "below half the cap: no pause");
+        push(&mut a, "customers", 0, 9, 700, "profile");
+        assert_eq!(a.take_flow(), vec![flow("customers", 0, true)]);
+        assert_eq!(a.paused(), 1);
+        // Paused, not given up: the profiles wait for the orders; an order
+        // that can go goes, and its topic is not paused.
+        push(&mut a, "orders", 0, 0, 1, "o1");
+        assert!(a.take_flow().is_empty());
+        // The orders pass day 700: the profiles go, and their topic,
+        // emptied, is resumed (another might wait for it now).
+        push(&mut a, "orders", 0, 1, 800, "o800");
+        assert_eq!(a.take_flow(), vec![flow("customers", 0, false)]);
+        assert_eq!(a.paused(), 0);
+        assert_eq!(&out[..3], ["o1", "profile", "profile"]);
+        assert_eq!(out.len(), 11, "o1 and the ten profiles; o800 still waits");
+        // Two partitions ahead, paused; one drains to a quarter of the cap
+        // or less: all are resumed.
+        let mut a = aligner(20);
+        for k in 0..6 {
+            a.push("customers", 0, k, day(700), "p0", now);
+            a.push("customers", 1, k, day(700), "p1", now);
+        }
+        drain_with(&mut a, now, |_, _| Some(false));
+        let mut paused = a.take_flow();
+        paused.sort_by_key(|f| f.partition);
+        assert_eq!(
+            paused,
+            vec![flow("customers", 0, true), flow("customers", 1, true)]
+        );
+        // Every other topic at its end: all twelve go.
+        assert_eq!(drain_with(&mut a, now, |_, _| Some(true)).len(), 12);
+        let mut resumed = a.take_flow();
+        resumed.sort_by_key(|f| f.partition);
+        assert_eq!(
+            resumed,
+            vec![flow("customers", 0, false), flow("customers", 1, false)]
+        );
         // Paused again, then cleared by a rebalance: resumed.
-        for k in 10..20 {
+        for k in 0..10 {
             a.push("customers", 0, k, day(701), "profile", now);
         }
-        assert_eq!(a.take_flow(), vec![flow("customers", true)]);
+        drain_with(&mut a, now, |_, _| Some(false));
+        assert_eq!(a.take_flow(), vec![flow("customers", 0, true)]);
         a.clear();
-        assert_eq!(a.take_flow(), vec![flow("customers", false)]);
-        // A pause and a resume before the flow is taken: the last counts.
-        for k in 0..10 {
-            a.push("invoices", 0, k, day(5), "i", now);
-        }
-        drain(&mut a, now, &TOPICS.map(|t| (t, 0)));
-        assert_eq!(a.take_flow(), vec![flow("invoices", false)]);
+        assert_eq!(a.take_flow(), vec![flow("customers", 0, false)]);
+        assert_eq!(a.paused(), 0);
     }
 
     #[test]

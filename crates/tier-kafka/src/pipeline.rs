@@ -123,8 +123,9 @@ pub struct PipelineConfig {
     /// sealed when full or at `batch_max_wait`.
     pub batch_catch_up_min_records: usize,
     /// Most records held while catching up to merge the input topics by
-    /// event time (see the `align` module): a partition ahead is paused at
-    /// a hundredth of it; past it records go on without waiting.
+    /// event time (see the `align` module): from half of it the partitions
+    /// whose records must wait are paused; past it records go on without
+    /// waiting.
     pub align_max_held: usize,
     pub session_timeout_ms: u32,
     /// Extra librdkafka settings for the consumer.
@@ -671,8 +672,6 @@ struct Pipeline<S> {
     /// Polled records not yet folded, merged by event time across the
     /// input topics while catching up (see the `align` module).
     aligner: Aligner<Polled>,
-    /// Partitions the aligner had paused (`tierd_align_paused_partitions`).
-    paused: usize,
     /// The log ends librdkafka last reported.
     ends: LogEnds,
 }
@@ -1006,6 +1005,7 @@ impl<S: Store + 'static> Pipeline<S> {
         let decoder = Decoder::for_policy(&decoder_policy, config.limits);
         let slices = Slices::new(config.slice, config.slice_target);
         let aligner = Aligner::new(&config.topics, config.align_max_held, ALIGN_MAX_HOLD);
+        metrics::gauge!(m::ALIGN_PAUSED).set(0.0);
         Ok(Self {
             config,
             deps,
@@ -1029,7 +1029,6 @@ impl<S: Store + 'static> Pipeline<S> {
             sent_status: status,
             slices,
             aligner,
-            paused: 0,
             ends,
         })
     }
@@ -1383,9 +1382,10 @@ impl<S: Store + 'static> Pipeline<S> {
     /// Pause and resume in librdkafka the partitions the aligner says
     /// (see the `align` module). librdkafka fetches a resumed partition
     /// from the record after the last one polled: nothing held is fetched
-    /// again, nothing is skipped. A pause that fails leaves the aligner's
-    /// cap to bound what it holds; one that fails to resume is logged (a
-    /// partition no longer assigned, after a rebalance).
+    /// again, nothing is skipped. librdkafka reports a partition it could
+    /// not pause or resume (one no longer assigned) in the list; it is
+    /// logged: a pause missed leaves the aligner's cap to bound what it
+    /// holds.
     fn apply_flow(&mut self) {
         let flows = self.aligner.take_flow();
         if flows.is_empty() {
@@ -1399,28 +1399,28 @@ impl<S: Store + 'static> Pipeline<S> {
             } else {
                 (self.consumer.resume(&tpl), "resume")
             };
-            if let Err(e) = done {
-                tracing::warn!(
+            let done = done.and_then(|()| {
+                tpl.elements().first().map_or(
+                    Ok(()),
+                    rdkafka::topic_partition_list::TopicPartitionListElem::error,
+                )
+            });
+            match done {
+                Ok(()) => tracing::debug!(
+                    topic = &*flow.topic,
+                    partition = flow.partition,
+                    held = self.aligner.held(),
+                    "{verb}d a partition for event-time alignment"
+                ),
+                Err(e) => tracing::warn!(
                     topic = &*flow.topic,
                     partition = flow.partition,
                     error = %e,
                     "could not {verb} a partition for event-time alignment"
-                );
-                continue;
+                ),
             }
-            if flow.pause {
-                self.paused += 1;
-            } else {
-                self.paused = self.paused.saturating_sub(1);
-            }
-            tracing::debug!(
-                topic = &*flow.topic,
-                partition = flow.partition,
-                held = self.aligner.held(),
-                "{verb}d a partition for event-time alignment"
-            );
         }
-        metrics::gauge!(m::ALIGN_PAUSED).set(self.paused as f64);
+        metrics::gauge!(m::ALIGN_PAUSED).set(self.aligner.paused() as f64);
     }
 
     /// Apply a new assignment to the engine: commit the batch in hand

@@ -113,6 +113,7 @@ pub fn check(cli: &Cli) -> CheckReport {
     check_data_dir(&config.data_dir, errors);
     let positive = [
         ("batch_max_records", config.batch_max_records as u64),
+        ("align_max_held", config.align_max_held as u64),
         ("engine_slice", config.engine_slice as u64),
         ("hot_customers", config.hot_customers as u64),
         ("hot_mib", config.hot_mib),
@@ -292,6 +293,8 @@ mod tests {
             "0",
             "--store-cache-mib",
             "0",
+            "--align-max-held",
+            "0",
             "--sweep-grace-ms",
             "90000000",
         ]);
@@ -305,11 +308,12 @@ mod tests {
             "is not a directory",
             "batch_max_records: must be at least 1",
             "store_cache_mib: must be at least 1",
+            "align_max_held: must be at least 1",
             "sweep_grace_ms: 90000000 is more than a day",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
         }
-        assert_eq!(r.errors.len(), 9, "{text}");
+        assert_eq!(r.errors.len(), 10, "{text}");
         assert!(!text.contains("hunter2"), "a secret leaked:\n{text}");
         assert!(
             !text.contains("producer-secret"),

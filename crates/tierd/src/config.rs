@@ -94,9 +94,9 @@ pub struct Config {
     /// written once per this many records, not once per small batch.
     pub batch_catch_up_min_records: usize,
     /// Most records held while catching up to merge the input topics by
-    /// event time: a topic partition ahead of its partition number's other
-    /// topics is paused once it holds a hundredth of it; past it, records
-    /// go on in event-time order without waiting.
+    /// event time: from half of it the topic partitions whose records must
+    /// wait are paused; past it, records go on in event-time order without
+    /// waiting.
     pub align_max_held: usize,
     /// 0: flush the store after every batch; N: flush every N ms.
     pub flush_every_ms: u64,
@@ -330,7 +330,8 @@ pub struct Cli {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_catch_up_min_records: Option<usize>,
     /// Most records held while catching up to merge the input topics by
-    /// event time (a partition ahead is paused at a hundredth of it).
+    /// event time (from half of it, the partitions that must wait are
+    /// paused).
     #[arg(long, env = "TIERD_ALIGN_MAX_HELD")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub align_max_held: Option<usize>,

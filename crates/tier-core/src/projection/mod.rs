@@ -691,15 +691,18 @@ struct AppliedIds {
 
 impl AppliedIds {
     /// The fact's hash frames its kind, scope and id with bytes no UTF-8
-    /// text holds (0xFE, 0xFF), so it never hashes the input of an event
-    /// id, and a payment never that of a return (an ERP may number an
-    /// invoice as its order, and payments and returns from 1 each).
+    /// text holds (0xFC to 0xFF), so it never hashes the input of an
+    /// event id, and one kind's never another's (an ERP may number an
+    /// invoice as its order, and payments, returns and credit notes from
+    /// 1 each).
     fn of(event: &Event) -> Self {
         let fact = event.kind.business_key().map(|(scope, id)| {
             let kind: &[u8] = match event.kind {
                 EventKind::PaymentReceived { .. } => &[0xFF, 0xFF],
                 EventKind::OrderReturned { .. } => &[0xFF, 0xFE],
-                _ => &[0xFF, 0xFD],
+                EventKind::InvoiceCredited { .. } => &[0xFF, 0xFD],
+                // No other kind names a fact of its own.
+                _ => &[0xFF, 0xFC],
             };
             let h = fnv_extend(0xcbf2_9ce4_8422_2325, kind);
             let h = fnv_extend(h, scope.as_bytes());
@@ -1041,12 +1044,6 @@ impl CustomerProjection {
         }
     }
 
-    /// Whether invoice `key` is issued and open (owed, not settled nor
-    /// void).
-    pub(crate) fn invoice_is_open(&self, key: u64) -> bool {
-        self.invoices.get(&key).is_some_and(InvoiceRec::is_open)
-    }
-
     /// Whether order `key` counts now: placed, in the window, not
     /// cancelled nor returned in full.
     pub(crate) fn order_counts(&self, key: u64) -> bool {
@@ -1224,23 +1221,21 @@ impl CustomerProjection {
             EventKind::PaymentReceived {
                 invoice_id,
                 amount,
-                paid,
+                paid: sum,
                 ..
-            } => {
-                let toward = Toward::Payment;
-                self.toward_invoice(
-                    invoice_id, toward, ids, day, at, *paid, *amount, in_window, rules,
-                )
             }
-            EventKind::InvoiceCredited {
+            | EventKind::InvoiceCredited {
                 invoice_id,
                 amount,
-                credited,
+                credited: sum,
                 ..
             } => {
-                let toward = Toward::Credit;
+                let toward = match event.kind {
+                    EventKind::PaymentReceived { .. } => Toward::Payment,
+                    _ => Toward::Credit,
+                };
                 self.toward_invoice(
-                    invoice_id, toward, ids, day, at, *credited, *amount, in_window, rules,
+                    invoice_id, toward, ids, day, at, *sum, *amount, in_window, rules,
                 )
             }
             EventKind::ComplaintOpened {
@@ -1466,8 +1461,8 @@ impl CustomerProjection {
             self.orders.retain(|_, o| o.day >= start);
             // Open invoices are owed until paid; a void one partly paid
             // may yet be settled by the rest (see `settle_if_paid`). One
-            // nothing was paid on (credit notes are not payments) is
-            // forgotten, as a void one is.
+            // voided with nothing paid (credit notes are not payments) is
+            // forgotten.
             self.invoices.retain(|_, i| {
                 i.day >= start
                     || i.state == InvoiceState::Open
@@ -1785,7 +1780,13 @@ impl CustomerProjection {
             // A credit note on a paid invoice (goods returned after paying,
             // refunded elsewhere): applied, with nothing left to take off;
             // remembered, so a re-export is a duplicate.
-            InvoiceState::Settled if toward == Toward::Credit => return Applied::Applied,
+            InvoiceState::Settled if toward == Toward::Credit => {
+                return if in_window {
+                    Applied::Applied
+                } else {
+                    Applied::Stale
+                };
+            }
             InvoiceState::Settled => return Applied::Duplicate,
             // Owed no more, but a payment that completes it settles it
             // (see `settle_if_paid`).
