@@ -92,10 +92,11 @@
 //! tier's `since` is the drop's). Only the last upgrade by an order is
 //! remembered: after two in a row, a correction decides from the tier
 //! between them, and a drop below that tier is an organic one. An upgrade
-//! by the issue of an invoice of an order that counted at the upgrade
-//! keeps it: the lift is the order's, whether the invoice is read before
-//! or after its payments (a correction then decides from before the
-//! order on the figures left, a paid invoice's payment record included).
+//! by the issue, a payment or a credit note of an invoice of an order
+//! that counted at the upgrade keeps it: the lift is the order's, whether
+//! the invoice is read before or after its payments (a correction then
+//! decides from before the order on the figures left, a paid invoice's
+//! payment record included).
 //! Any other upgrade, or a change a policy rescore makes, forgets it.
 
 use serde::{Deserialize, Serialize};
@@ -514,8 +515,8 @@ struct Trigger<'a> {
     placed: Option<u64>,
     /// The order an event corrected (cancellation or return).
     corrected: Option<u64>,
-    /// The order an issued invoice bills, while the order counts (`None`
-    /// otherwise, and for any other event).
+    /// The order an invoice issued, paid or credited bills, while the
+    /// order counts (`None` otherwise, and for any other event).
     billed: Option<u64>,
 }
 
@@ -624,15 +625,20 @@ impl CustomerState {
                 overdue: Vec::new(),
             };
         }
-        // An invoice of an order that still counts: a lift its issue
-        // brings is the order's (whether it is read before or after its
-        // payments).
+        // The issue, a payment or a credit note of an invoice of an order
+        // that still counts: a lift it brings is the order's (whichever of
+        // the invoice and its payments is read first).
         let billed = match &event.kind {
             EventKind::InvoiceIssued { order_id, .. } if !order_id.is_empty() => {
-                Some(stable_hash(order_id)).filter(|&order| self.projection.order_counts(order))
+                Some(stable_hash(order_id))
+            }
+            EventKind::PaymentReceived { invoice_id, .. }
+            | EventKind::InvoiceCredited { invoice_id, .. } => {
+                self.projection.invoice_order(stable_hash(invoice_id))
             }
             _ => None,
-        };
+        }
+        .filter(|&order| self.projection.order_counts(order));
         let (placed, corrected) = match &event.kind {
             EventKind::OrderPlaced { order_id, .. } => {
                 let key = stable_hash(order_id);

@@ -809,20 +809,20 @@ fn given_an_order_whose_own_invoice_raised_the_tier_further_when_the_order_is_ca
     // payment, lifts the customer to B; the cancellation leaves the
     // payment record standing (a paid invoice stays settled), but the
     // lift was the order's: D, whichever was read first.
-    for invoice_first in [false, true] {
+    // Due after the watermark, the invoice lifts nothing when issued
+    // open: its payment does, read before or after it.
+    for (invoice_first, due) in [
+        (false, date(2026, 4, 25)),
+        (true, date(2026, 4, 25)),
+        (false, date(2026, 6, 30)),
+        (true, date(2026, 6, 30)),
+    ] {
         let mut c = Customer::given(Policy::default_policy());
         c.is_invoiced(date(2026, 2, 17), "i0", "", cny(2), 2, date(2026, 2, 22));
         c.pays(date(2026, 5, 8), "i0", cny(1), 1);
         c.orders(placed, "x", 1_439_496_501, Some(1_396_311_605));
         let invoice = |c: &mut Customer| {
-            c.is_invoiced(
-                placed,
-                "x-inv",
-                "x",
-                cny(1_439_496_501),
-                1_439_496_501,
-                date(2026, 4, 25),
-            );
+            c.is_invoiced(placed, "x-inv", "x", cny(1_439_496_501), 1_439_496_501, due);
         };
         if invoice_first {
             invoice(&mut c);
@@ -831,9 +831,9 @@ fn given_an_order_whose_own_invoice_raised_the_tier_further_when_the_order_is_ca
         if !invoice_first {
             invoice(&mut c);
         }
-        assert_eq!(c.tier(), "B", "invoice first: {invoice_first}");
+        assert_eq!(c.tier(), "B", "invoice first: {invoice_first}, {due}");
         c.cancels(placed, "x");
-        assert_eq!(c.tier(), "D", "invoice first: {invoice_first}");
+        assert_eq!(c.tier(), "D", "invoice first: {invoice_first}, {due}");
     }
 }
 

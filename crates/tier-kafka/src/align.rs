@@ -27,16 +27,18 @@
 //!
 //! Memory is bounded by pausing, not by giving up the order. Once half of
 //! `cap` records are held (a topic whose history starts years after
-//! another's), every topic partition whose records must wait is to be
+//! another's) and a partition number's earliest record must wait, its
+//! topic partitions holding at least [`Aligner::share`] records are to be
 //! paused; one is resumed once it has released all it held (another topic
 //! may then wait for it), and all are once a quarter of `cap` or fewer are
 //! held ([`Aligner::take_flow`] says which; the pipeline pauses and
 //! resumes them in librdkafka, which fetches a resumed partition from the
 //! record after the last one polled, so nothing held is fetched twice).
-//! Below half of `cap` nothing is paused: a pause drops what librdkafka
-//! fetched ahead, to be fetched again. Only past `cap` all the same do
-//! records go on in event-time order without waiting, as they would
-//! without alignment.
+//! Nothing is paused while fewer than half are held, nor a topic behind
+//! that holds a record or two while it waits for another: a pause drops
+//! what librdkafka fetched ahead, to be fetched again. Only past `cap` all
+//! the same do records go on in event-time order without waiting, as
+//! they would without alignment.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -244,6 +246,9 @@ impl<T> Aligner<T> {
             return 0;
         };
         let mut released = 0;
+        // The pass stopped because the earliest record must wait (not at
+        // the limit, nor with nothing left).
+        let mut blocked = false;
         // The queue whose first record is earliest (no time first).
         while released < limit
             && let Some(i) = (0..group.len())
@@ -266,6 +271,7 @@ impl<T> Aligner<T> {
                         }
                 });
                 if waits {
+                    blocked = true;
                     break;
                 }
             }
@@ -276,8 +282,10 @@ impl<T> Aligner<T> {
             released += 1;
             let q = &mut group[i];
             if q.paused && q.items.is_empty() {
-                // Another topic may wait for it now.
+                // Another topic may wait for it now; not silent for having
+                // been paused.
                 q.paused = false;
+                q.last_polled = now;
                 self.paused -= 1;
                 self.flow.push(Flow {
                     topic: q.topic.clone(),
@@ -292,11 +300,14 @@ impl<T> Aligner<T> {
                 item: h.item,
             });
         }
-        if self.held >= self.cap / 2 {
-            // What is left must wait: pause its topic partitions.
+        if blocked && self.held >= self.cap / 2 {
+            // What is left must wait: pause the topic partitions that hold
+            // a share of it (a topic behind, holding a record or two while
+            // it waits for another behind, goes on being fetched).
+            let share = Self::share(self.cap);
             for q in group
                 .iter_mut()
-                .filter(|q| !q.paused && !q.items.is_empty())
+                .filter(|q| !q.paused && q.items.len() >= share)
             {
                 q.paused = true;
                 self.paused += 1;
@@ -307,16 +318,24 @@ impl<T> Aligner<T> {
                 });
             }
         } else if self.paused > 0 && self.held <= self.cap / 4 {
-            self.resume_all();
+            self.resume_all(now);
         }
         released
     }
 
-    /// Resume every topic partition paused.
-    fn resume_all(&mut self) {
+    /// The records a topic partition must hold to be paused under
+    /// pressure: a hundredth of `cap`, at least 64.
+    pub(crate) fn share(cap: usize) -> usize {
+        (cap / 100).max(64)
+    }
+
+    /// Resume every topic partition paused (`now`: the instant, from which
+    /// each counts as delivering again).
+    fn resume_all(&mut self, now: Instant) {
         for (&partition, group) in &mut self.groups {
             for q in group.iter_mut().filter(|q| q.paused) {
                 q.paused = false;
+                q.last_polled = now;
                 self.flow.push(Flow {
                     topic: q.topic.clone(),
                     partition,
@@ -536,8 +555,10 @@ mod tests {
     #[test]
     fn under_memory_pressure_the_partitions_that_must_wait_are_paused_and_the_order_kept() {
         let now = Instant::now();
-        // Paused from 10 records held (half the cap), all resumed at 5.
-        let mut a = aligner(20);
+        // Paused from 100 records held (half the cap), if holding 64;
+        // all resumed at 50.
+        let mut a = aligner(200);
+        assert_eq!(Aligner::<&str>::share(200), 64);
         let flow = |topic: &str, partition, pause| Flow {
             topic: Arc::from(topic),
             partition,
@@ -550,11 +571,11 @@ mod tests {
             a.release_partition(partition, now, usize::MAX, ends, |r| out.push(r.item));
         };
         // Profiles years ahead of the orders, which have records left.
-        for k in 0..9 {
+        for k in 0..99 {
             push(&mut a, "customers", 0, k, 700, "profile");
         }
         assert!(a.take_flow().is_empty(), "below half the cap: no pause");
-        push(&mut a, "customers", 0, 9, 700, "profile");
+        push(&mut a, "customers", 0, 99, 700, "profile");
         assert_eq!(a.take_flow(), vec![flow("customers", 0, true)]);
         assert_eq!(a.paused(), 1);
         // Paused, not given up: the profiles wait for the orders; an order
@@ -567,37 +588,42 @@ mod tests {
         assert_eq!(a.take_flow(), vec![flow("customers", 0, false)]);
         assert_eq!(a.paused(), 0);
         assert_eq!(&out[..3], ["o1", "profile", "profile"]);
-        assert_eq!(out.len(), 11, "o1 and the ten profiles; o800 still waits");
-        // Two partitions ahead, paused; one drains to a quarter of the cap
-        // or less: all are resumed.
-        let mut a = aligner(20);
-        for k in 0..6 {
-            a.push("customers", 0, k, day(700), "p0", now);
+        assert_eq!(out.len(), 101, "o1 and the profiles; o800 still waits");
+
+        // Under pressure, a topic behind that holds a record while it
+        // waits for another behind is not paused: it must go on.
+        let mut a = aligner(200);
+        for k in 0..100 {
             a.push("customers", 1, k, day(700), "p1", now);
         }
         drain_with(&mut a, now, |_, _| Some(false));
-        let mut paused = a.take_flow();
-        paused.sort_by_key(|f| f.partition);
-        assert_eq!(
-            paused,
-            vec![flow("customers", 0, true), flow("customers", 1, true)]
-        );
-        // Every other topic at its end: all twelve go.
-        assert_eq!(drain_with(&mut a, now, |_, _| Some(true)).len(), 12);
-        let mut resumed = a.take_flow();
-        resumed.sort_by_key(|f| f.partition);
-        assert_eq!(
-            resumed,
-            vec![flow("customers", 0, false), flow("customers", 1, false)]
-        );
-        // Paused again, then cleared by a rebalance: resumed.
-        for k in 0..10 {
-            a.push("customers", 0, k, day(701), "profile", now);
+        assert_eq!(a.take_flow(), vec![flow("customers", 1, true)]);
+        a.push("orders", 0, 0, day(5), "o5", now);
+        drain_with(&mut a, now, |_, _| Some(false));
+        assert!(a.take_flow().is_empty(), "orders of partition 0 go on");
+        // A pass cut short by the batch limit pauses nothing: its records
+        // can go.
+        for k in 0..70 {
+            a.push("invoices", 2, k, day(5), "i", now);
+        }
+        a.release(now, 1, |_, _, _| Some(true), |_| {});
+        assert!(a.take_flow().is_empty(), "cut by the limit, not waiting");
+        // Partition 1 drains to a quarter of the cap or less, partly (a
+        // limit): all paused are resumed.
+        drain_with(&mut a, now, |_, p| Some(p != 1));
+        let mut n = 0;
+        a.release(now, 60, |_, _, _| Some(true), |_| n += 1);
+        assert_eq!(n, 60);
+        assert_eq!(a.take_flow(), vec![flow("customers", 1, false)]);
+        assert_eq!(a.paused(), 0);
+        // Paused again, then cleared by a rebalance before the pause was
+        // taken: the last word, a resume, counts.
+        for k in 0..100 {
+            a.push("customers", 3, k, day(701), "profile", now);
         }
         drain_with(&mut a, now, |_, _| Some(false));
-        assert_eq!(a.take_flow(), vec![flow("customers", 0, true)]);
         a.clear();
-        assert_eq!(a.take_flow(), vec![flow("customers", 0, false)]);
+        assert_eq!(a.take_flow(), vec![flow("customers", 3, false)]);
         assert_eq!(a.paused(), 0);
     }
 

@@ -1383,9 +1383,10 @@ impl<S: Store + 'static> Pipeline<S> {
     /// (see the `align` module). librdkafka fetches a resumed partition
     /// from the record after the last one polled: nothing held is fetched
     /// again, nothing is skipped. librdkafka reports a partition it could
-    /// not pause or resume (one no longer assigned) in the list; it is
-    /// logged: a pause missed leaves the aligner's cap to bound what it
-    /// holds.
+    /// not pause or resume (of a topic it does not know) in the list; it
+    /// is logged: a pause missed leaves the aligner's cap to bound what it
+    /// holds. One no longer assigned is paused or resumed all the same
+    /// (librdkafka keeps the flag on the partition).
     fn apply_flow(&mut self) {
         let flows = self.aligner.take_flow();
         if flows.is_empty() {

@@ -1044,6 +1044,15 @@ impl CustomerProjection {
         }
     }
 
+    /// The order invoice `key` bills, once issued (`None` before, and for
+    /// an invoice of no order).
+    pub(crate) fn invoice_order(&self, key: u64) -> Option<u64> {
+        self.invoices
+            .get(&key)
+            .filter(|i| i.state != InvoiceState::Unissued && i.order != stable_hash(""))
+            .map(|i| i.order)
+    }
+
     /// Whether order `key` counts now: placed, in the window, not
     /// cancelled nor returned in full.
     pub(crate) fn order_counts(&self, key: u64) -> bool {
@@ -1778,8 +1787,9 @@ impl CustomerProjection {
             // An overpayment or a resend: changes nothing (the same fact
             // as far as the figures go).
             // A credit note on a paid invoice (goods returned after paying,
-            // refunded elsewhere): applied, with nothing left to take off;
-            // remembered, so a re-export is a duplicate.
+            // refunded elsewhere): nothing left to take off. In the window
+            // it is applied (remembered, so a re-export is a duplicate);
+            // before it, stale.
             InvoiceState::Settled if toward == Toward::Credit => {
                 return if in_window {
                     Applied::Applied
