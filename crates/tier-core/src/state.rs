@@ -92,9 +92,9 @@
 //! tier's `since` is the drop's). Only the last upgrade by an order is
 //! remembered: after two in a row, a correction decides from the tier
 //! between them, and a drop below that tier is an organic one. An upgrade
-//! by the issue, a payment or a credit note of an invoice of an order
-//! that counted at the upgrade keeps it: the lift is the order's, whether
-//! the invoice is read before or after its payments (a correction then
+//! by the issue, a payment or a credit note of an invoice of the order
+//! that made the upgrade keeps it: the lift is the order's, whether the
+//! invoice is read before or after its payments (a correction then
 //! decides from before the order on the figures left, a paid invoice's
 //! payment record included).
 //! Any other upgrade, or a change a policy rescore makes, forgets it.
@@ -626,14 +626,16 @@ impl CustomerState {
             };
         }
         // The issue, a payment or a credit note of an invoice of an order
-        // that still counts: a lift it brings is the order's (whichever of
-        // the invoice and its payments is read first).
+        // that still counts: a lift it brings is the order's, when the
+        // order made the raise (whichever of the invoice and its payments
+        // is read first).
         let billed = match &event.kind {
             EventKind::InvoiceIssued { order_id, .. } if !order_id.is_empty() => {
                 Some(stable_hash(order_id))
             }
             EventKind::PaymentReceived { invoice_id, .. }
-            | EventKind::InvoiceCredited { invoice_id, .. } => {
+            | EventKind::InvoiceCredited { invoice_id, .. }
+            | EventKind::InvoiceCancelled { invoice_id } => {
                 self.projection.invoice_order(stable_hash(invoice_id))
             }
             _ => None,
@@ -1417,10 +1419,10 @@ impl CustomerState {
             (Some(_), Some(order)) if self.counted_at_raise(order) => self.raise.take(),
             _ => None,
         };
-        let billed_counted = self.raise.is_some()
-            && trigger
-                .billed
-                .is_some_and(|order| self.counted_at_raise(order));
+        // An upgrade by an invoice of the order that made the raise: its
+        // lift is the order's.
+        let billed_counted =
+            trigger.billed.is_some() && self.raise.as_ref().map(|r| r.order) == trigger.billed;
         // The held tier's index, looked up once (tier names are unique).
         let held_idx = self
             .assignment
@@ -1467,9 +1469,9 @@ impl CustomerState {
                 let kept = self.raise.take();
                 self.raise = match (trigger.placed, trigger.cause) {
                     (Some(order), _) if upgrade => Some(Box::new(Raise { order, prior: old })),
-                    // An upgrade by the invoice of an order that counted at
-                    // the raise: its correction voids the invoice too, so
-                    // it is part of what the orders caused.
+                    // An upgrade by an invoice of the order that made the
+                    // raise (its issue, a payment, a credit note): part of
+                    // what the order caused.
                     (None, Cause::Event) if upgrade && billed_counted => kept,
                     // A drop an event or time made that leaves the tier
                     // above the one before the upgrade (an invoice falling

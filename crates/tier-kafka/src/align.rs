@@ -29,14 +29,15 @@
 //! `cap` records are held (a topic whose history starts years after
 //! another's) and a partition number's earliest record must wait, its
 //! topic partitions holding at least [`Aligner::share`] records are to be
-//! paused; one is resumed once it has released all it held (another topic
+//! paused (from three quarters, every one holding any); one is resumed once it has released all it held (another topic
 //! may then wait for it), and all are once a quarter of `cap` or fewer are
 //! held ([`Aligner::take_flow`] says which; the pipeline pauses and
 //! resumes them in librdkafka, which fetches a resumed partition from the
 //! record after the last one polled, so nothing held is fetched twice).
-//! Nothing is paused while fewer than half are held, nor a topic behind
-//! that holds a record or two while it waits for another: a pause drops
-//! what librdkafka fetched ahead, to be fetched again. Only past `cap` all
+//! Nothing is paused while fewer than half are held, nor, below three
+//! quarters, a topic behind that holds fewer than a share while it waits
+//! for another: a pause drops what librdkafka fetched ahead, to be
+//! fetched again. Only past `cap` all
 //! the same do records go on in event-time order without waiting, as
 //! they would without alignment.
 
@@ -303,8 +304,14 @@ impl<T> Aligner<T> {
         if blocked && self.held >= self.cap / 2 {
             // What is left must wait: pause the topic partitions that hold
             // a share of it (a topic behind, holding a record or two while
-            // it waits for another behind, goes on being fetched).
-            let share = Self::share(self.cap);
+            // it waits for another behind, goes on being fetched), or, at
+            // three quarters, every one that holds any (many partitions
+            // ahead at once must not reach the cap).
+            let share = if self.held >= self.cap / 4 * 3 {
+                1
+            } else {
+                Self::share(self.cap)
+            };
             for q in group
                 .iter_mut()
                 .filter(|q| !q.paused && q.items.len() >= share)
@@ -324,9 +331,10 @@ impl<T> Aligner<T> {
     }
 
     /// The records a topic partition must hold to be paused under
-    /// pressure: a hundredth of `cap`, at least 64.
+    /// pressure: a hundredth of `cap`, at least 64 (at most a quarter of
+    /// `cap`).
     pub(crate) fn share(cap: usize) -> usize {
-        (cap / 100).max(64)
+        (cap / 100).max(64).min((cap / 4).max(1))
     }
 
     /// Resume every topic partition paused (`now`: the instant, from which
@@ -555,10 +563,10 @@ mod tests {
     #[test]
     fn under_memory_pressure_the_partitions_that_must_wait_are_paused_and_the_order_kept() {
         let now = Instant::now();
-        // Paused from 100 records held (half the cap), if holding 64;
-        // all resumed at 50.
+        // Paused from 100 records held (half the cap), if holding a share
+        // (50: at most a quarter of the cap); all resumed at 50.
         let mut a = aligner(200);
-        assert_eq!(Aligner::<&str>::share(200), 64);
+        assert_eq!(Aligner::<&str>::share(200), 50);
         let flow = |topic: &str, partition, pause| Flow {
             topic: Arc::from(topic),
             partition,
@@ -625,6 +633,28 @@ mod tests {
         a.clear();
         assert_eq!(a.take_flow(), vec![flow("customers", 3, false)]);
         assert_eq!(a.paused(), 0);
+    }
+
+    #[test]
+    fn from_three_quarters_every_partition_that_must_wait_is_paused() {
+        let now = Instant::now();
+        let mut a = aligner(200);
+        for k in 0..100 {
+            a.push("customers", 1, k, day(700), "p1", now);
+            a.release_partition(1, now, usize::MAX, |_, _, _| Some(false), |_| {});
+        }
+        assert_eq!(a.paused(), 1, "a share held at half the cap");
+        // Many partitions ahead, each below a share: from 150 held, the
+        // next that must wait is paused, whatever it holds.
+        let mut paused_at = None;
+        for k in 0..60 {
+            a.push("customers", 2, k, day(700), "p2", now);
+            a.release_partition(2, now, usize::MAX, |_, _, _| Some(false), |_| {});
+            if paused_at.is_none() && a.paused() == 2 {
+                paused_at = Some(a.held());
+            }
+        }
+        assert_eq!(paused_at, Some(150));
     }
 
     #[test]
