@@ -10,9 +10,10 @@
 //! - the orders, invoices and complaints of the window, keyed by id, so a
 //!   cancellation or return takes back exactly what its order added and a
 //!   repeated business id is applied once;
-//! - the ids of applied events (64-bit FNV-1a hashes), with the payment or
-//!   return id their source gave, so a resent event changes nothing, nor a
-//!   payment or return re-exported under another event id.
+//! - the ids of applied events (64-bit FNV-1a hashes), with the payment,
+//!   return or credit note id their source gave, so a resent event changes
+//!   nothing, nor a payment, return or credit note re-exported under
+//!   another event id.
 //!
 //! ## The clock model
 //! The projection has its own clock: the latest `occurred_at` it has
@@ -123,8 +124,8 @@ pub enum Applied {
     /// The event changed the projection.
     Applied,
     /// The same `event_id` (or the same fact: an order or invoice held
-    /// already, a payment or return of the same id) was applied before:
-    /// nothing changed.
+    /// already, a payment, return or credit note of the same id) was
+    /// applied before: nothing changed.
     Duplicate,
     /// The event lies before the window at the projection's watermark.
     Stale,
@@ -682,7 +683,8 @@ fn fnv_extend(mut h: u64, bytes: &[u8]) -> u64 {
 /// fact it reports when its source names one ([`EventKind::business_key`]).
 /// Either seen again makes it a duplicate: a resend under another event
 /// id with the same payment id, and one under the same event id that
-/// gained (or changed) its payment id on the way, both count once.
+/// gained (or changed) its payment id on the way, both count once (and so
+/// for returns and credit notes).
 #[derive(Debug, Clone, Copy)]
 struct AppliedIds {
     event: u64,
@@ -943,9 +945,10 @@ pub struct CustomerProjection {
     complaints: BTreeMap<String, ComplaintRec>,
     /// Complaints opened and not resolved, whatever their age.
     open_complaints: u32,
-    /// Hashes of applied event ids (and of the payment and return ids their
-    /// sources gave, see `AppliedIds`) -> the day they are kept until: left
-    /// empty by a decode for deciding only (see [`deciding_only`]).
+    /// Hashes of applied event ids (and of the payment, return and credit
+    /// note ids their sources gave, see `AppliedIds`) -> the day they are
+    /// kept until: left empty by a decode for deciding only (see
+    /// [`deciding_only`]).
     /// Packed in binary formats (see [`applied`]).
     #[serde(with = "applied")]
     seen: IdMap<Day>,
