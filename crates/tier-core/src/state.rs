@@ -515,9 +515,18 @@ struct Trigger<'a> {
     placed: Option<u64>,
     /// The order an event corrected (cancellation or return).
     corrected: Option<u64>,
-    /// The order an invoice issued, paid or credited bills, while the
-    /// order counts (`None` otherwise, and for any other event).
-    billed: Option<u64>,
+    /// The invoice an event issued, paid, credited or cancelled, or the
+    /// order it bills (`None` for any other event): looked up only for an
+    /// upgrade while a raise is remembered (see [`CustomerState::raised_by`]).
+    billed: Option<Billed<'a>>,
+}
+
+/// What an invoice event names: the order the invoice bills (its issue),
+/// or the invoice (a payment, a credit note, a cancellation).
+#[derive(Debug, Clone, Copy)]
+enum Billed<'a> {
+    Order(&'a str),
+    Invoice(&'a str),
 }
 
 impl CustomerState {
@@ -625,22 +634,18 @@ impl CustomerState {
                 overdue: Vec::new(),
             };
         }
-        // The issue, a payment or a credit note of an invoice of an order
-        // that still counts: a lift it brings is the order's, when the
-        // order made the raise (whichever of the invoice and its payments
-        // is read first).
+        // The issue, a payment, a credit note or a cancellation of an
+        // invoice: a lift it brings is the order's when the order made the
+        // raise (whichever of the invoice and its payments is read first).
         let billed = match &event.kind {
             EventKind::InvoiceIssued { order_id, .. } if !order_id.is_empty() => {
-                Some(stable_hash(order_id))
+                Some(Billed::Order(order_id))
             }
             EventKind::PaymentReceived { invoice_id, .. }
             | EventKind::InvoiceCredited { invoice_id, .. }
-            | EventKind::InvoiceCancelled { invoice_id } => {
-                self.projection.invoice_order(stable_hash(invoice_id))
-            }
+            | EventKind::InvoiceCancelled { invoice_id } => Some(Billed::Invoice(invoice_id)),
             _ => None,
-        }
-        .filter(|&order| self.projection.order_counts(order));
+        };
         let (placed, corrected) = match &event.kind {
             EventKind::OrderPlaced { order_id, .. } => {
                 let key = stable_hash(order_id);
@@ -1419,10 +1424,6 @@ impl CustomerState {
             (Some(_), Some(order)) if self.counted_at_raise(order) => self.raise.take(),
             _ => None,
         };
-        // An upgrade by an invoice of the order that made the raise: its
-        // lift is the order's.
-        let billed_counted =
-            trigger.billed.is_some() && self.raise.as_ref().map(|r| r.order) == trigger.billed;
         // The held tier's index, looked up once (tier names are unique).
         let held_idx = self
             .assignment
@@ -1443,6 +1444,12 @@ impl CustomerState {
             // Lower index = better tier: keep the held one.
             tier_idx = tier_idx.min(held);
         }
+        // An upgrade by an invoice of the order that made the raise: its
+        // lift is the order's. (Looked up only then: upgrades are rare.)
+        let billed_counted = trigger.placed.is_none()
+            && trigger.cause == Cause::Event
+            && held_idx.is_none_or(|h| tier_idx < h)
+            && self.raised_by(trigger.billed);
         let new_tier = &policy.tiers()[tier_idx].name;
         // Whether the decision went back to the tier a corrected order
         // replaced, with the since it had.
@@ -1524,6 +1531,22 @@ impl CustomerState {
             }
         }
         change
+    }
+
+    /// Whether `billed` names an invoice of the order that made the raise
+    /// remembered, while the order counts.
+    fn raised_by(&self, billed: Option<Billed<'_>>) -> bool {
+        let (Some(raise), Some(billed)) = (&self.raise, billed) else {
+            return false;
+        };
+        let order = match billed {
+            Billed::Order(id) => stable_hash(id),
+            Billed::Invoice(id) => match self.projection.invoice_order(stable_hash(id)) {
+                Some(order) => order,
+                None => return false,
+            },
+        };
+        order == raise.order && self.projection.order_counts(order)
     }
 
     /// Whether order `order` counted when the held tier was raised: it
