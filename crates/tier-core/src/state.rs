@@ -92,11 +92,14 @@
 //! tier's `since` is the drop's). Only the last upgrade by an order is
 //! remembered: after two in a row, a correction decides from the tier
 //! between them, and a drop below that tier is an organic one. An upgrade
-//! by the issue, a payment or a credit note of an invoice of the order
-//! that made the upgrade keeps it: the lift is the order's, whether the
-//! invoice is read before or after its payments (a correction then
-//! decides from before the order on the figures left, a paid invoice's
-//! payment record included).
+//! by the issue, a payment, a credit note or a cancellation of an invoice
+//! of an order that counts is the order's, as if its placement had made
+//! it: it keeps a raise that order made (the prior is from before the
+//! order), and is remembered as the order's raise otherwise (its
+//! placement lifted nothing, a gate held it), whether the invoice is read
+//! before or after its payments. A correction then decides from before
+//! the order on the figures left, a paid invoice's payment record
+//! included.
 //! Any other upgrade, or a change a policy rescore makes, forgets it.
 
 use serde::{Deserialize, Serialize};
@@ -517,7 +520,7 @@ struct Trigger<'a> {
     corrected: Option<u64>,
     /// The invoice an event issued, paid, credited or cancelled, or the
     /// order it bills (`None` for any other event): looked up only for an
-    /// upgrade while a raise is remembered (see [`CustomerState::raised_by`]).
+    /// upgrade (see [`CustomerState::billed_order`]).
     billed: Option<Billed<'a>>,
 }
 
@@ -1444,12 +1447,17 @@ impl CustomerState {
             // Lower index = better tier: keep the held one.
             tier_idx = tier_idx.min(held);
         }
-        // An upgrade by an invoice of the order that made the raise: its
-        // lift is the order's. (Looked up only then: upgrades are rare.)
-        let billed_counted = trigger.placed.is_none()
+        // An upgrade by an invoice of an order that counts: its lift is
+        // the order's, as if its placement had made it. (Looked up only
+        // then: upgrades are rare.)
+        let billed_order = if trigger.placed.is_none()
             && trigger.cause == Cause::Event
             && held_idx.is_none_or(|h| tier_idx < h)
-            && self.raised_by(trigger.billed);
+        {
+            self.billed_order(trigger.billed)
+        } else {
+            None
+        };
         let new_tier = &policy.tiers()[tier_idx].name;
         // Whether the decision went back to the tier a corrected order
         // replaced, with the since it had.
@@ -1476,10 +1484,18 @@ impl CustomerState {
                 let kept = self.raise.take();
                 self.raise = match (trigger.placed, trigger.cause) {
                     (Some(order), _) if upgrade => Some(Box::new(Raise { order, prior: old })),
-                    // An upgrade by an invoice of the order that made the
-                    // raise (its issue, a payment, a credit note): part of
-                    // what the order caused.
-                    (None, Cause::Event) if upgrade && billed_counted => kept,
+                    // An upgrade by an invoice of an order (its issue, a
+                    // payment, a credit note, a cancellation): the order's
+                    // lift. Raised by that order already, the raise stands
+                    // (its prior is from before the order); else the order
+                    // raises it now.
+                    (None, Cause::Event) if upgrade && billed_order.is_some() => {
+                        match (kept, billed_order) {
+                            (Some(r), Some(order)) if r.order == order => Some(r),
+                            (_, Some(order)) => Some(Box::new(Raise { order, prior: old })),
+                            (kept, None) => kept,
+                        }
+                    }
                     // A drop an event or time made that leaves the tier
                     // above the one before the upgrade (an invoice falling
                     // overdue): the orders still lift the customer.
@@ -1533,20 +1549,13 @@ impl CustomerState {
         change
     }
 
-    /// Whether `billed` names an invoice of the order that made the raise
-    /// remembered, while the order counts.
-    fn raised_by(&self, billed: Option<Billed<'_>>) -> bool {
-        let (Some(raise), Some(billed)) = (&self.raise, billed) else {
-            return false;
-        };
-        let order = match billed {
+    /// The order `billed` names an invoice of, while the order counts.
+    fn billed_order(&self, billed: Option<Billed<'_>>) -> Option<u64> {
+        let order = match billed? {
             Billed::Order(id) => stable_hash(id),
-            Billed::Invoice(id) => match self.projection.invoice_order(stable_hash(id)) {
-                Some(order) => order,
-                None => return false,
-            },
+            Billed::Invoice(id) => self.projection.invoice_order(stable_hash(id))?,
         };
-        order == raise.order && self.projection.order_counts(order)
+        self.projection.order_counts(order).then_some(order)
     }
 
     /// Whether order `order` counted when the held tier was raised: it

@@ -1319,3 +1319,80 @@ fn next_due_fast_path_agrees_day_by_day() {
         }
     }
 }
+
+/// A huge order posted late lifts nothing (two old one-fen invoices
+/// overdue hold the customer down); its own invoice, issued a day overdue,
+/// lowers the average days late and lifts it to C. Cancelling the order
+/// voids that invoice: D, as without the order (found by
+/// `corrections_restore_figures_and_tier`; before, C held by hysteresis).
+#[test]
+fn a_lift_by_the_invoice_of_an_order_whose_placement_lifted_nothing_is_taken_back() {
+    let policy = Policy::default_policy();
+    let actions = vec![
+        Action::Order {
+            day: -78,
+            amount: 2_430_056,
+            cost_pct: Some(41),
+            returns: vec![],
+            cancel: false,
+            invoice: None,
+        },
+        Action::Invoice {
+            day: -133,
+            amount: 1,
+            due_in: 7,
+            pays: vec![],
+        },
+        Action::Invoice {
+            day: -236,
+            amount: 1,
+            due_in: 0,
+            pays: vec![],
+        },
+    ];
+    let base = expand(&actions);
+    let (placed, amount) = (at(-89), 463_602_904);
+    let mut with = base.clone();
+    with.push(ev(
+        90_001,
+        placed,
+        EventKind::OrderPlaced {
+            order_id: "x".into(),
+            amount: Money(amount),
+            cost: None,
+        },
+    ));
+    with.push(ev(
+        90_003,
+        placed,
+        EventKind::InvoiceIssued {
+            invoice_id: "x-inv".into(),
+            order_id: "x".into(),
+            amount: Money(amount),
+            billed: cny(amount),
+            due_at: at(-79),
+        },
+    ));
+    let (lifted, _) = live_changes(&with, &[], &policy);
+    assert_eq!(
+        lifted.assignment.as_ref().map(|a| a.tier.as_str()),
+        Some("C")
+    );
+    with.push(ev(
+        90_002,
+        placed,
+        EventKind::OrderCancelled {
+            order_id: "x".into(),
+        },
+    ));
+    let without = live(&base, &[], &policy);
+    let corrected = live(&with, &[], &policy);
+    assert_eq!(
+        without.assignment.as_ref().map(|a| a.tier.as_str()),
+        Some("D")
+    );
+    assert_eq!(
+        corrected.assignment.as_ref().map(|a| a.tier.as_str()),
+        Some("D")
+    );
+}
