@@ -638,8 +638,8 @@ impl CustomerState {
             };
         }
         // The issue, a payment, a credit note or a cancellation of an
-        // invoice: a lift it brings is the order's when the order made the
-        // raise (whichever of the invoice and its payments is read first).
+        // invoice: a lift it brings is the order's (whichever of the
+        // invoice and its payments is read first), looked up on an upgrade.
         let billed = match &event.kind {
             EventKind::InvoiceIssued { order_id, .. } if !order_id.is_empty() => {
                 Some(Billed::Order(order_id))
@@ -1489,13 +1489,10 @@ impl CustomerState {
                     // lift. Raised by that order already, the raise stands
                     // (its prior is from before the order); else the order
                     // raises it now.
-                    (None, Cause::Event) if upgrade && billed_order.is_some() => {
-                        match (kept, billed_order) {
-                            (Some(r), Some(order)) if r.order == order => Some(r),
-                            (_, Some(order)) => Some(Box::new(Raise { order, prior: old })),
-                            (kept, None) => kept,
-                        }
-                    }
+                    (None, Cause::Event) if upgrade => billed_order.map(|order| match kept {
+                        Some(r) if r.order == order => r,
+                        _ => Box::new(Raise { order, prior: old }),
+                    }),
                     // A drop an event or time made that leaves the tier
                     // above the one before the upgrade (an invoice falling
                     // overdue): the orders still lift the customer.
