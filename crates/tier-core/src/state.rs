@@ -75,32 +75,32 @@
 //! does not, with sweeps limited to a few decisions.
 //!
 //! ## Corrections
-//! When an order's placement upgrades the tier, the state remembers the
-//! order and the assignment before it. A cancellation or return of an
-//! order that counted at that upgrade (the order that made it, or one
-//! placed before it and still in the window: the upgrade was decided on
-//! its figures too) decides again from that earlier assignment: the tier
-//! the orders caused is taken back at once as far as the figures left no
-//! longer hold it (hysteresis holds only organic drops), and a customer
-//! who had been held in a tier by hysteresis before the order is held
-//! there again, with the `since` it had. When the figures left still hold
-//! the raised tier, nothing moves, and a later correction is judged the
-//! same way. A drop an event or time makes that leaves the tier above the
-//! one before the upgrade (an invoice falling overdue) keeps it
-//! remembered: the orders still lift the customer (orders placed up to
-//! that drop then count as placed before the upgrade, since the held
-//! tier's `since` is the drop's). Only the last upgrade by an order is
-//! remembered: after two in a row, a correction decides from the tier
-//! between them, and a drop below that tier is an organic one. An upgrade
-//! by the issue, a payment, a credit note or a cancellation of an invoice
-//! of an order that counts is the order's, as if its placement had made
-//! it: it keeps a raise that order made (the prior is from before the
-//! order), and is remembered as the order's raise otherwise (its
-//! placement lifted nothing, a gate held it), whether the invoice is read
-//! before or after its payments. A correction then decides from before
-//! the order on the figures left, a paid invoice's payment record
-//! included.
-//! Any other upgrade, or a change a policy rescore makes, forgets it.
+//! When an event or time upgrades the tier, the state remembers the
+//! assignment before it. A cancellation or return of an order that
+//! counted at that upgrade (one placed no later than it and still in the
+//! window: the upgrade was decided on its figures) decides again from
+//! that earlier assignment: the tier the orders caused is taken back at
+//! once as far as the figures left no longer hold it (hysteresis holds
+//! only organic drops), and a customer who had been held in a tier by
+//! hysteresis before the upgrade is held there again, with the `since` it
+//! had. When the figures left still hold the raised tier, nothing moves,
+//! and a later correction is judged the same way. A drop an event or time
+//! makes that leaves the tier above the one before the upgrade (an
+//! invoice falling overdue, a correction the other orders still lift
+//! past it) keeps it remembered: the orders still lift the customer
+//! (orders placed up to that drop then count as placed before the
+//! upgrade, since the held tier's `since` is the drop's).
+//!
+//! An upgrade by anything but a placement (an invoice's issue, a payment,
+//! a credit note, a cancellation, time) after others remembered keeps the
+//! assignment before them: an order that lifted the customer and a
+//! payment of another invoice that lifted it further are both taken back
+//! by the order's cancellation, as far as the payment alone does not hold
+//! them (the customer then enters the tier the payment gives anew). An
+//! upgrade by a placement is remembered from the tier just before it:
+//! after two placements in a row lifted the customer, a correction of the
+//! first decides from the tier between them. A change a policy rescore,
+//! an override or the population makes forgets what was remembered.
 
 use serde::{Deserialize, Serialize};
 
@@ -291,17 +291,21 @@ struct Overrides {
     history: Vec<OverrideEntry>,
 }
 
-/// An upgrade caused by an order's placement, while the tier held is
-/// above the one before it (see the module docs, "Corrections").
+/// The upgrades events and time made, while the tier held is above the
+/// one before the first of them (see the module docs, "Corrections").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Raise {
-    /// Hash of the order's id. Kept for the record: the orders a
-    /// correction undoes from are those placed no later than the held
-    /// tier's `since`.
+    /// Hash of the id of the order whose placement made the first upgrade
+    /// ([`NO_ORDER`]: another event or time made it). Read by nothing: the
+    /// orders a correction decides again for are those placed no later
+    /// than the held tier's `since`; kept so stored states keep their form.
     order: u64,
-    /// The assignment before the upgrade (`None`: it was the first).
+    /// The assignment before the first upgrade (`None`: it was the first).
     prior: Option<TierAssignment>,
 }
+
+/// [`Raise::order`] of upgrades no placement made.
+const NO_ORDER: u64 = 0;
 
 /// Most tier changes a customer's history keeps.
 pub const MAX_TIER_HISTORY: usize = 256;
@@ -518,18 +522,6 @@ struct Trigger<'a> {
     placed: Option<u64>,
     /// The order an event corrected (cancellation or return).
     corrected: Option<u64>,
-    /// The invoice an event issued, paid, credited or cancelled, or the
-    /// order it bills (`None` for any other event): looked up only for an
-    /// upgrade (see [`CustomerState::billed_order`]).
-    billed: Option<Billed<'a>>,
-}
-
-/// What an invoice event names: the order the invoice bills (its issue),
-/// or the invoice (a payment, a credit note, a cancellation).
-#[derive(Debug, Clone, Copy)]
-enum Billed<'a> {
-    Order(&'a str),
-    Invoice(&'a str),
 }
 
 impl CustomerState {
@@ -637,18 +629,6 @@ impl CustomerState {
                 overdue: Vec::new(),
             };
         }
-        // The issue, a payment, a credit note or a cancellation of an
-        // invoice: a lift it brings is the order's (whichever of the
-        // invoice and its payments is read first), looked up on an upgrade.
-        let billed = match &event.kind {
-            EventKind::InvoiceIssued { order_id, .. } if !order_id.is_empty() => {
-                Some(Billed::Order(order_id))
-            }
-            EventKind::PaymentReceived { invoice_id, .. }
-            | EventKind::InvoiceCredited { invoice_id, .. }
-            | EventKind::InvoiceCancelled { invoice_id } => Some(Billed::Invoice(invoice_id)),
-            _ => None,
-        };
         let (placed, corrected) = match &event.kind {
             EventKind::OrderPlaced { order_id, .. } => {
                 let key = stable_hash(order_id);
@@ -673,7 +653,6 @@ impl CustomerState {
             event_id: Some(&event.event_id),
             placed,
             corrected,
-            billed,
         };
         let change = self.rescore(customer_id, policy, at, trigger);
         if let (Some(held), EventKind::ComplaintOpened { complaint_id, .. }) =
@@ -757,7 +736,6 @@ impl CustomerState {
             event_id: None,
             placed: None,
             corrected: None,
-            billed: None,
         };
         self.rescore(customer_id, policy, at, trigger)
     }
@@ -1171,7 +1149,6 @@ impl CustomerState {
             event_id: None,
             placed: None,
             corrected: None,
-            billed: None,
         };
         let mut steps = 0;
         while steps < max_steps {
@@ -1419,10 +1396,9 @@ impl CustomerState {
         if self.policy_version != policy.version() {
             self.policy_version = CompactString::from(policy.version());
         }
-        // A correction of an order that counted when orders raised the
-        // held tier (the one that raised it, or any placed before it and
-        // still in the window) decides from the assignment before the
-        // upgrade.
+        // A correction of an order that counted when the held tier was
+        // raised (placed no later than the last upgrade remembered, still
+        // in the window) decides from the assignment before the upgrades.
         let undo = match (&self.raise, trigger.corrected) {
             (Some(_), Some(order)) if self.counted_at_raise(order) => self.raise.take(),
             _ => None,
@@ -1447,20 +1423,9 @@ impl CustomerState {
             // Lower index = better tier: keep the held one.
             tier_idx = tier_idx.min(held);
         }
-        // An upgrade by an invoice of an order that counts: its lift is
-        // the order's, as if its placement had made it. (Looked up only
-        // then: upgrades are rare.)
-        let billed_order = if trigger.placed.is_none()
-            && trigger.cause == Cause::Event
-            && held_idx.is_none_or(|h| tier_idx < h)
-        {
-            self.billed_order(trigger.billed)
-        } else {
-            None
-        };
         let new_tier = &policy.tiers()[tier_idx].name;
-        // Whether the decision went back to the tier a corrected order
-        // replaced, with the since it had.
+        // Whether the decision went back to the tier before the upgrades
+        // a correction took back, with the since it had.
         let mut restored = false;
         match &mut self.assignment {
             Some(a) if held_idx == Some(tier_idx) => {
@@ -1473,36 +1438,43 @@ impl CustomerState {
             }
             current => {
                 let old = current.take();
-                // Back to the tier the corrected order replaced: keep its since.
+                // Back to the tier before the upgrades: keep its since.
                 let prior_since = undo
-                    .and_then(|r| r.prior)
+                    .as_ref()
+                    .and_then(|r| r.prior.as_ref())
                     .filter(|p| p.tier == *new_tier)
                     .map(|p| p.since);
                 restored = prior_since.is_some();
                 let since = prior_since.unwrap_or(now);
                 let upgrade = held_idx.is_none_or(|h| tier_idx < h);
-                let kept = self.raise.take();
-                self.raise = match (trigger.placed, trigger.cause) {
-                    (Some(order), _) if upgrade => Some(Box::new(Raise { order, prior: old })),
-                    // An upgrade by an invoice of an order (its issue, a
-                    // payment, a credit note, a cancellation): the order's
-                    // lift. Raised by that order already, the raise stands
-                    // (its prior is from before the order); else the order
-                    // raises it now.
-                    (None, Cause::Event) if upgrade => billed_order.map(|order| match kept {
-                        Some(r) if r.order == order => r,
-                        _ => Box::new(Raise { order, prior: old }),
+                // The upgrades remembered: the ones a correction took back
+                // (what the figures left still lift), else those held.
+                let kept = undo.or_else(|| self.raise.take());
+                self.raise = match trigger.cause {
+                    // An upgrade an event or time made: the figures of
+                    // every order counted then made it too. A placement's
+                    // is decided from the tier before it; another's (a
+                    // payment, an invoice, time) after upgrades remembered
+                    // from the tier before them.
+                    Cause::Event | Cause::Time if upgrade => Some(match (trigger.placed, kept) {
+                        (Some(order), _) => Box::new(Raise { order, prior: old }),
+                        (None, Some(raise)) => raise,
+                        (None, None) => Box::new(Raise {
+                            order: NO_ORDER,
+                            prior: old,
+                        }),
                     }),
-                    // A drop an event or time made that leaves the tier
-                    // above the one before the upgrade (an invoice falling
-                    // overdue): the orders still lift the customer.
-                    (_, Cause::Event | Cause::Time) if !upgrade => kept.filter(|r| {
+                    // A drop that leaves the tier above the one before the
+                    // upgrades (an invoice falling overdue, a correction
+                    // the other orders still lift past it): they still lift
+                    // the customer.
+                    Cause::Event | Cause::Time => kept.filter(|r| {
                         r.prior.as_ref().is_some_and(|p| {
                             policy.tier_index(&p.tier).is_some_and(|i| tier_idx < i)
                         })
                     }),
-                    // Another upgrade, or a change a policy made: what the
-                    // orders caused is no longer known.
+                    // A change a policy, an override or the population made:
+                    // what the orders caused is no longer known.
                     _ => None,
                 };
                 *current = Some(TierAssignment {
@@ -1544,15 +1516,6 @@ impl CustomerState {
             }
         }
         change
-    }
-
-    /// The order `billed` names an invoice of, while the order counts.
-    fn billed_order(&self, billed: Option<Billed<'_>>) -> Option<u64> {
-        let order = match billed? {
-            Billed::Order(id) => stable_hash(id),
-            Billed::Invoice(id) => self.projection.invoice_order(stable_hash(id))?,
-        };
-        self.projection.order_counts(order).then_some(order)
     }
 
     /// Whether order `order` counted when the held tier was raised: it

@@ -687,7 +687,9 @@ proptest! {
     /// Cancelling (or fully returning) an order restores every indicator
     /// and the tier to what they were without it: its unpaid invoice too
     /// (void: nothing is owed for goods taken back), whichever of the
-    /// invoice and the correction is read first.
+    /// invoice and the correction is read first, and whatever the
+    /// payments and credit notes of other invoices read between the order
+    /// and its correction lifted while it counted.
     #[test]
     fn corrections_restore_figures_and_tier(
         actions in prop::collection::vec(action(), 1..20),
@@ -696,9 +698,25 @@ proptest! {
         cost_pct in prop::option::of(0i64..=100),
         full_return in any::<bool>(),
         invoice in prop::option::of((0i64..60, any::<bool>())),
+        read_between in any::<u64>(),
     ) {
         let policy = Policy::default_policy();
-        let base = expand(&actions);
+        // The payments and credit notes `read_between` picks (a bit each)
+        // are read after the order, before its correction.
+        let mut base = Vec::new();
+        let mut between = Vec::new();
+        let mut settlements = 0u32;
+        for e in expand(&actions) {
+            let settles = matches!(e.kind, EventKind::PaymentReceived { .. } | EventKind::InvoiceCredited { .. });
+            if settles {
+                settlements += 1;
+            }
+            if settles && read_between & (1u64 << ((settlements - 1) % 64)) != 0 {
+                between.push(e);
+            } else {
+                base.push(e);
+            }
+        }
         let place_at = at(day);
         let mut with = base.clone();
         with.push(ev(90_001, place_at, EventKind::OrderPlaced {
@@ -716,6 +734,8 @@ proptest! {
         if let Some((true, e)) = &billed {
             with.push(e.clone());
         }
+        with.extend(between.iter().cloned());
+        base.extend(between);
         with.push(ev(90_002, place_at, if full_return {
             EventKind::OrderReturned { order_id: "x".into(), amount: Money(amount), cost: None, return_id: String::new() }
         } else {

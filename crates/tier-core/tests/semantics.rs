@@ -841,6 +841,88 @@ fn given_an_order_whose_own_invoice_raised_the_tier_further_when_the_order_is_ca
 }
 
 #[test]
+fn given_an_order_that_lifted_the_tier_and_a_payment_that_lifted_it_further_when_the_order_is_cancelled_then_the_tier_is_what_the_payment_alone_gives()
+ {
+    // A D customer (an order, an invoice of 3 CNY overdue). A large order
+    // lifts it to C; the ERP then posts a payment of the old invoice (made
+    // on time), which lifts it to B with the large order counted. The
+    // large order is cancelled: the tier is what the payment alone gives
+    // (D for the smaller customer, C for the larger), taken back at once,
+    // not B held by hysteresis as if the customer's buying had faded.
+    for (regular, without_the_order) in [(5_000_000, "D"), (10_000_000, "C")] {
+        let given = || {
+            let mut c = Customer::given(Policy::default_policy());
+            c.orders(date(2026, 11, 10), "y", regular, Some(regular / 2));
+            c.is_invoiced(
+                date(2026, 10, 1),
+                "i0",
+                "",
+                cny(300),
+                300,
+                date(2026, 10, 31),
+            );
+            assert_eq!(c.tier(), "D");
+            c
+        };
+        let mut without = given();
+        without.pays(date(2026, 10, 30), "i0", cny(300), 300);
+        assert_eq!(without.tier(), without_the_order);
+
+        let mut c = given();
+        c.orders(date(2026, 11, 5), "x", 40_000_000, Some(20_000_000));
+        assert_eq!(c.tier(), "C", "the large order lifted it");
+        c.pays(date(2026, 10, 30), "i0", cny(300), 300);
+        assert_eq!(c.tier(), "B", "the payment lifted it further");
+        c.cancels(date(2026, 11, 6), "x");
+        assert_eq!(c.tier(), without_the_order, "{regular}");
+        assert_eq!(
+            c.state.decided_at, without.state.decided_at,
+            "decided at the same instant"
+        );
+    }
+}
+
+#[test]
+fn given_an_order_that_lifted_the_tier_and_time_that_lifted_it_further_when_the_order_is_cancelled_then_the_tier_is_what_time_alone_gives()
+ {
+    // A critical complaint of a year ago weighs on a D customer. A large
+    // order lifts it to C; the complaint leaves the window and the
+    // customer rises to B, with the large order counted. The order is
+    // cancelled: the tier is what the complaint's leaving alone gives (D
+    // for the smaller customer, C for the larger), at once.
+    for (regular, without_the_order) in [(10_000_000, "D"), (20_000_000, "C")] {
+        let given = || {
+            let mut c = Customer::given(Policy::default_policy());
+            c.event(
+                date(2025, 11, 25),
+                EventKind::ComplaintOpened {
+                    complaint_id: "k".into(),
+                    severity: Severity::Critical,
+                    category: "quality".into(),
+                },
+            );
+            c.orders(date(2026, 11, 10), "y", regular, Some(regular / 2));
+            assert_eq!(c.tier(), "D");
+            c
+        };
+        let later = date(2026, 12, 1);
+        let mut without = given();
+        without
+            .state
+            .advance_to("c", &without.policy, later, usize::MAX);
+        assert_eq!(without.tier(), without_the_order);
+
+        let mut c = given();
+        c.orders(date(2026, 11, 5), "x", 40_000_000, Some(20_000_000));
+        assert_eq!(c.tier(), "C", "the large order lifted it");
+        c.state.advance_to("c", &c.policy, later, usize::MAX);
+        assert_eq!(c.tier(), "B", "the complaint's leaving lifted it further");
+        c.cancels(later, "x");
+        assert_eq!(c.tier(), without_the_order, "{regular}");
+    }
+}
+
+#[test]
 fn given_an_order_older_than_the_window_partly_paid_when_cancelled_then_its_invoice_is_void() {
     let mut c = Customer::given(policy(12, "UTC", 30));
     c.orders_billed(date(2025, 1, 10), "o1", "i1", 50_000, date(2025, 2, 9));

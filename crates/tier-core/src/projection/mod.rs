@@ -1047,15 +1047,6 @@ impl CustomerProjection {
         }
     }
 
-    /// The order invoice `key` bills, once issued (`None` before, and for
-    /// an invoice of no order).
-    pub(crate) fn invoice_order(&self, key: u64) -> Option<u64> {
-        self.invoices
-            .get(&key)
-            .filter(|i| i.state != InvoiceState::Unissued && i.order != stable_hash(""))
-            .map(|i| i.order)
-    }
-
     /// Whether order `key` counts now: placed, in the window, not
     /// cancelled nor returned in full.
     pub(crate) fn order_counts(&self, key: u64) -> bool {
