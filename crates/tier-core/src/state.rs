@@ -83,8 +83,9 @@
 //! once as far as the figures left no longer hold it (hysteresis holds
 //! only organic drops), and a customer who had been held in a tier by
 //! hysteresis before the upgrade is held there again, with the `since` it
-//! had. When the figures left still hold the raised tier, nothing moves,
-//! and a later correction is judged the same way. A drop an event or time
+//! had (a tier passed on the way up keeps the `since` of its entry). When
+//! the figures left still hold the raised tier, nothing moves, and a
+//! later correction is judged the same way. A drop an event or time
 //! makes that leaves the tier above the one before the upgrade (an
 //! invoice falling overdue, a correction the other orders still lift
 //! past it) keeps it remembered: the orders still lift the customer
@@ -96,11 +97,20 @@
 //! assignment before them: an order that lifted the customer and a
 //! payment of another invoice that lifted it further are both taken back
 //! by the order's cancellation, as far as the payment alone does not hold
-//! them (the customer then enters the tier the payment gives anew). An
-//! upgrade by a placement is remembered from the tier just before it:
-//! after two placements in a row lifted the customer, a correction of the
-//! first decides from the tier between them. A change a policy rescore,
-//! an override or the population makes forgets what was remembered.
+//! them. An upgrade by a placement is remembered from the tier just
+//! before it: after two placements in a row lifted the customer, a
+//! correction of the first decides from the tier between them. A change
+//! of tier a policy rescore or the population's move makes forgets what
+//! was remembered (an override changes only the effective tier, and
+//! forgets nothing).
+//!
+//! Not every correction of an order that counted made the tier: one that
+//! takes back the whole order whose placement made the upgrades always
+//! decides again from before them; any other does so only when it lowers
+//! the tier the figures give, or takes more off the score than the held
+//! tier was entered with above its band (for a weighted score; for other
+//! methods, always). A sliver of an order returned while hysteresis
+//! holds an organic drop therefore leaves the hold standing.
 
 use serde::{Deserialize, Serialize};
 
@@ -296,9 +306,8 @@ struct Overrides {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Raise {
     /// Hash of the id of the order whose placement made the first upgrade
-    /// ([`NO_ORDER`]: another event or time made it). Read by nothing: the
-    /// orders a correction decides again for are those placed no later
-    /// than the held tier's `since`; kept so stored states keep their form.
+    /// ([`NO_ORDER`]: another event or time made it): its cancellation
+    /// always decides again from `prior`.
     order: u64,
     /// The assignment before the first upgrade (`None`: it was the first).
     prior: Option<TierAssignment>,
@@ -306,6 +315,30 @@ struct Raise {
 
 /// [`Raise::order`] of upgrades no placement made.
 const NO_ORDER: u64 = 0;
+
+/// The `since` a correction that decides from `prior` (the assignment
+/// before the upgrades remembered) keeps for `tier`: `prior`'s when it is
+/// that tier, else that of the last change into it since `prior` (an
+/// upgrade remembered, or the first tier) that no override made; `None`
+/// when there is none (the customer enters the tier anew).
+fn since_before_raise(
+    history: &[TierStep],
+    prior: Option<&TierAssignment>,
+    tier: &str,
+) -> Option<Timestamp> {
+    if let Some(p) = prior
+        && p.tier == tier
+    {
+        return Some(p.since);
+    }
+    let floor = prior.map(|p| p.since);
+    history
+        .iter()
+        .rev()
+        .take_while(|s| floor.is_none_or(|f| s.at >= f))
+        .find(|s| !s.overridden && s.to == tier)
+        .map(|s| s.at)
+}
 
 /// Most tier changes a customer's history keeps.
 pub const MAX_TIER_HISTORY: usize = 256;
@@ -367,7 +400,8 @@ pub struct CustomerState {
     pub policy_version: CompactString,
     /// Sequence number of the last published tier change.
     pub sequence: u64,
-    /// The last upgrade an order caused, while it is the held tier's cause.
+    /// The upgrades events and time made, while they are the held tier's
+    /// cause (see the module docs, "Corrections").
     raise: Option<Box<Raise>>,
     /// The order that ended the last lapse (lifecycle `reactivated`).
     reactivated_at: Option<Timestamp>,
@@ -520,8 +554,21 @@ struct Trigger<'a> {
     event_id: Option<&'a str>,
     /// The order an event placed (`Some` for a placement).
     placed: Option<u64>,
-    /// The order an event corrected (cancellation or return).
-    corrected: Option<u64>,
+    /// A correction (cancellation or return) of an order that counted at
+    /// the upgrades remembered.
+    correction: Option<Correction>,
+}
+
+/// A correction of an order that counted at the upgrades remembered.
+#[derive(Debug, Clone, Copy)]
+struct Correction {
+    /// Hash of the order's id.
+    order: u64,
+    /// What the figures gave just before it, at the decision instant.
+    before: Evaluation,
+    /// Whether it took the whole order back (a cancellation, or a return
+    /// of all of it).
+    whole: bool,
 }
 
 impl CustomerState {
@@ -620,6 +667,19 @@ impl CustomerState {
             }
             _ => None,
         };
+        // A correction of an order that counted at the upgrades remembered:
+        // what the figures give just before it, read before it is folded in
+        // (what the order adds is the difference).
+        let correction = counted
+            .filter(|&order| self.raise.is_some() && self.counted_at_raise(order))
+            .map(|order| {
+                let at = self.decision_instant(Some(event.occurred_at));
+                Correction {
+                    order,
+                    before: policy.evaluate(&self.scored_figures(policy, at)),
+                    whole: false,
+                }
+            });
         let applied = self.projection.apply(event, policy.fold_rules());
         if applied != Applied::Applied {
             return Processed {
@@ -629,13 +689,13 @@ impl CustomerState {
                 overdue: Vec::new(),
             };
         }
-        let (placed, corrected) = match &event.kind {
+        let placed = match &event.kind {
             EventKind::OrderPlaced { order_id, .. } => {
                 let key = stable_hash(order_id);
                 if let Some(n) = neighbours {
                     self.note_reactivation(n, event.occurred_at, key, policy);
                 }
-                (Some(key), None)
+                Some(key)
             }
             EventKind::OrderCancelled { .. } | EventKind::OrderReturned { .. } => {
                 // Stages count whole days: only a day left without an order
@@ -643,16 +703,20 @@ impl CustomerState {
                 if counted.is_some_and(|key| self.projection.order_left_its_day_empty(key)) {
                     self.reconsider_reactivation(policy);
                 }
-                (None, counted)
+                None
             }
-            _ => (None, None),
+            _ => None,
         };
+        let correction = correction.map(|c| Correction {
+            whole: !self.projection.order_counts(c.order),
+            ..c
+        });
         let at = self.decision_instant(None);
         let trigger = Trigger {
             cause: Cause::Event,
             event_id: Some(&event.event_id),
             placed,
-            corrected,
+            correction,
         };
         let change = self.rescore(customer_id, policy, at, trigger);
         if let (Some(held), EventKind::ComplaintOpened { complaint_id, .. }) =
@@ -735,7 +799,7 @@ impl CustomerState {
             cause,
             event_id: None,
             placed: None,
-            corrected: None,
+            correction: None,
         };
         self.rescore(customer_id, policy, at, trigger)
     }
@@ -1148,7 +1212,7 @@ impl CustomerState {
             cause: Cause::Time,
             event_id: None,
             placed: None,
-            corrected: None,
+            correction: None,
         };
         let mut steps = 0;
         while steps < max_steps {
@@ -1396,18 +1460,29 @@ impl CustomerState {
         if self.policy_version != policy.version() {
             self.policy_version = CompactString::from(policy.version());
         }
-        // A correction of an order that counted when the held tier was
-        // raised (placed no later than the last upgrade remembered, still
-        // in the window) decides from the assignment before the upgrades.
-        let undo = match (&self.raise, trigger.corrected) {
-            (Some(_), Some(order)) if self.counted_at_raise(order) => self.raise.take(),
-            _ => None,
-        };
         // The held tier's index, looked up once (tier names are unique).
         let held_idx = self
             .assignment
             .as_ref()
             .and_then(|a| policy.tier_index(&a.tier));
+        // A correction of an order that counted when the held tier was
+        // raised (placed no later than the last upgrade remembered, still
+        // in the window) decides from the assignment before the upgrades:
+        // always when it takes back the whole order whose placement made
+        // them, else unless the order's part plainly did not make the tier
+        // (the correction lowers neither the tier the figures give nor the
+        // score below what entering the held tier took): a small return
+        // while hysteresis holds an organic drop stays organic.
+        let undo = match trigger.correction {
+            Some(c)
+                if (c.whole && self.raise.as_ref().is_some_and(|r| r.order == c.order))
+                    || eval.tier > c.before.tier
+                    || !self.entered_without(policy, held_idx, c.before.score - eval.score) =>
+            {
+                self.raise.take()
+            }
+            _ => None,
+        };
         let mut tier_idx = match &undo {
             Some(r) => policy.decide(r.prior.as_ref(), eval, now),
             None => policy.decide_held(
@@ -1438,12 +1513,11 @@ impl CustomerState {
             }
             current => {
                 let old = current.take();
-                // Back to the tier before the upgrades: keep its since.
+                // Back to a tier held before the upgrades taken back: keep
+                // the since it had.
                 let prior_since = undo
                     .as_ref()
-                    .and_then(|r| r.prior.as_ref())
-                    .filter(|p| p.tier == *new_tier)
-                    .map(|p| p.since);
+                    .and_then(|r| since_before_raise(&self.history, r.prior.as_ref(), new_tier));
                 restored = prior_since.is_some();
                 let since = prior_since.unwrap_or(now);
                 let upgrade = held_idx.is_none_or(|h| tier_idx < h);
@@ -1473,8 +1547,8 @@ impl CustomerState {
                             policy.tier_index(&p.tier).is_some_and(|i| tier_idx < i)
                         })
                     }),
-                    // A change a policy, an override or the population made:
-                    // what the orders caused is no longer known.
+                    // A change a policy or the population made: what the
+                    // orders caused is no longer known.
                     _ => None,
                 };
                 *current = Some(TierAssignment {
@@ -1516,6 +1590,27 @@ impl CustomerState {
             }
         }
         change
+    }
+
+    /// Whether the held tier (index `held`) would have been entered
+    /// without `lost` points of score, what a correction took off: the
+    /// score it was entered with, less them, still reaches its band. Not
+    /// when that is unknown (a method whose tiers are not bands of a score,
+    /// a tier an override entered, a history that no longer keeps the
+    /// entry): the correction then decides from before the upgrades.
+    fn entered_without(&self, policy: &Policy, held: Option<usize>, lost: f64) -> bool {
+        let (Some(held), Some(assigned)) = (held, &self.assignment) else {
+            return false;
+        };
+        let Some(floor) = policy.band_floor_centi(held) else {
+            return false;
+        };
+        self.history
+            .iter()
+            .rev()
+            .take_while(|s| s.at >= assigned.since)
+            .find(|s| !s.overridden && s.to == assigned.tier)
+            .is_some_and(|entry| crate::policy::to_centi(entry.score - lost) >= floor)
     }
 
     /// Whether order `order` counted when the held tier was raised: it

@@ -883,6 +883,56 @@ fn given_an_order_that_lifted_the_tier_and_a_payment_that_lifted_it_further_when
 }
 
 #[test]
+fn given_a_payment_lifted_tier_held_by_hysteresis_when_a_sliver_of_an_order_is_returned_then_the_hold_stands_and_the_orders_cancellation_takes_it_back()
+ {
+    // A customer's first order makes it D (an invoice of 3 CNY overdue);
+    // paying the invoice lifts it to C. A critical complaint then puts
+    // the figures in D's band, which hysteresis holds for 30 days in C.
+    let mut c = Customer::given(Policy::default_policy());
+    c.orders(date(2026, 11, 10), "y", 10_000_000, Some(5_000_000));
+    let first = c.state.assignment.as_ref().unwrap().since;
+    c.is_invoiced(
+        date(2026, 10, 1),
+        "i0",
+        "",
+        cny(300),
+        300,
+        date(2026, 10, 31),
+    );
+    assert_eq!(c.tier(), "D");
+    c.pays(date(2026, 10, 30), "i0", cny(300), 300);
+    assert_eq!(c.tier(), "C", "the payment lifted it");
+    let entered_c = c.state.assignment.as_ref().unwrap().since;
+    c.event(
+        date(2026, 11, 11),
+        EventKind::ComplaintOpened {
+            complaint_id: "k".into(),
+            severity: Severity::Critical,
+            category: "quality".into(),
+        },
+    );
+    assert_eq!(c.tier(), "C", "held by hysteresis");
+    let evaluated = |c: &Customer| {
+        c.policy.tiers()[c.policy.evaluate(&c.figures()).tier]
+            .name
+            .clone()
+    };
+    assert_eq!(evaluated(&c), "D", "the figures are in D's band");
+    // A cent of the order comes back: it did not make the tier (C was
+    // entered with far more than a cent to spare), so the organic drop is
+    // still held, with the since it had.
+    c.returns(date(2026, 11, 12), "y", 1, Some(0));
+    assert_eq!(evaluated(&c), "D");
+    assert_eq!(c.tier(), "C", "a sliver returned ends no hold");
+    assert_eq!(c.state.assignment.as_ref().unwrap().since, entered_c);
+    // The order cancelled: without it the customer never left D. Back at
+    // once, in D since the first decision.
+    c.cancels(date(2026, 11, 13), "y");
+    assert_eq!(c.tier(), "D");
+    assert_eq!(c.state.assignment.as_ref().unwrap().since, first);
+}
+
+#[test]
 fn given_an_order_that_lifted_the_tier_and_time_that_lifted_it_further_when_the_order_is_cancelled_then_the_tier_is_what_time_alone_gives()
  {
     // A critical complaint of a year ago weighs on a D customer. A large

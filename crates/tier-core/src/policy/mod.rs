@@ -881,6 +881,13 @@ impl Policy {
         self.decide_held(held, eval, now)
     }
 
+    /// The score, in hundredths, at which tier `tier` (an index) begins
+    /// under the method; `None` for a method whose tiers are not bands of
+    /// one score (see `ScoringMethod::hold_floor`).
+    pub(crate) fn band_floor_centi(&self, tier: usize) -> Option<i64> {
+        self.method.hold_floor(tier, 0)
+    }
+
     /// [`Self::decide`] with the held tier's index (`None`: no tier held,
     /// or one this policy does not know) and since when it is held: the
     /// hot path, which knows the index already.
