@@ -550,12 +550,35 @@ fn rfm_policy() -> Policy {
 /// and cost (percent), whether it is returned in full rather than
 /// cancelled, and its invoice (days until due, read before the
 /// correction).
+#[derive(Debug, Clone)]
 struct Correcting {
     day: i64,
     amount: i64,
     cost_pct: Option<i64>,
     full_return: bool,
     invoice: Option<(i64, bool)>,
+}
+
+/// Actions, and an order to place and correct among them.
+fn correcting() -> impl Strategy<Value = (Vec<Action>, Correcting)> {
+    (
+        prop::collection::vec(action(), 1..20),
+        -300i64..=-5,
+        1i64..2_000_000_000,
+        prop::option::of(0i64..=100),
+        any::<bool>(),
+        prop::option::of((0i64..60, any::<bool>())),
+    )
+        .prop_map(|(actions, day, amount, cost_pct, full_return, invoice)| {
+            let x = Correcting {
+                day,
+                amount,
+                cost_pct,
+                full_return,
+                invoice,
+            };
+            (actions, x)
+        })
 }
 
 /// Folds `actions` with and without order `x` placed and corrected; the
@@ -818,15 +841,8 @@ proptest! {
     /// (void: nothing is owed for goods taken back), whichever of the
     /// invoice and the correction is read first.
     #[test]
-    fn corrections_restore_figures_and_tier(
-        actions in prop::collection::vec(action(), 1..20),
-        day in -300i64..=-5,
-        amount in 1i64..2_000_000_000,
-        cost_pct in prop::option::of(0i64..=100),
-        full_return in any::<bool>(),
-        invoice in prop::option::of((0i64..60, any::<bool>())),
-    ) {
-        check_correction(&actions, Correcting { day, amount, cost_pct, full_return, invoice }, 0)?;
+    fn corrections_restore_figures_and_tier((actions, x) in correcting()) {
+        check_correction(&actions, x, 0)?;
     }
 
     /// As `corrections_restore_figures_and_tier`, whatever the payments
@@ -834,15 +850,10 @@ proptest! {
     /// correction lifted while it counted.
     #[test]
     fn corrections_take_back_what_payments_lifted_on_the_order(
-        actions in prop::collection::vec(action(), 1..20),
-        day in -300i64..=-5,
-        amount in 1i64..2_000_000_000,
-        cost_pct in prop::option::of(0i64..=100),
-        full_return in any::<bool>(),
-        invoice in prop::option::of((0i64..60, any::<bool>())),
+        (actions, x) in correcting(),
         read_between in any::<u64>(),
     ) {
-        check_correction(&actions, Correcting { day, amount, cost_pct, full_return, invoice }, read_between)?;
+        check_correction(&actions, x, read_between)?;
     }
 
     /// A return subtracts exactly its amount and cost (pro rata when it

@@ -840,6 +840,24 @@ fn given_an_order_whose_own_invoice_raised_the_tier_further_when_the_order_is_ca
     }
 }
 
+/// A D customer under the default policy: an order of `amount` (cost
+/// half) on 2026-11-10, its first event, and an invoice of 3 CNY overdue
+/// since 2026-10-31 ("i0", of no order).
+fn ordered_with_an_invoice_overdue(amount: i64) -> Customer {
+    let mut c = Customer::given(Policy::default_policy());
+    c.orders(date(2026, 11, 10), "y", amount, Some(amount / 2));
+    c.is_invoiced(
+        date(2026, 10, 1),
+        "i0",
+        "",
+        cny(300),
+        300,
+        date(2026, 10, 31),
+    );
+    assert_eq!(c.tier(), "D");
+    c
+}
+
 #[test]
 fn given_an_order_that_lifted_the_tier_and_a_payment_that_lifted_it_further_when_the_order_is_cancelled_then_the_tier_is_what_the_payment_alone_gives()
  {
@@ -850,20 +868,7 @@ fn given_an_order_that_lifted_the_tier_and_a_payment_that_lifted_it_further_when
     // (D for the smaller customer, C for the larger), taken back at once,
     // not B held by hysteresis as if the customer's buying had faded.
     for (regular, without_the_order) in [(5_000_000, "D"), (10_000_000, "C")] {
-        let given = || {
-            let mut c = Customer::given(Policy::default_policy());
-            c.orders(date(2026, 11, 10), "y", regular, Some(regular / 2));
-            c.is_invoiced(
-                date(2026, 10, 1),
-                "i0",
-                "",
-                cny(300),
-                300,
-                date(2026, 10, 31),
-            );
-            assert_eq!(c.tier(), "D");
-            c
-        };
+        let given = || ordered_with_an_invoice_overdue(regular);
         let mut without = given();
         without.pays(date(2026, 10, 30), "i0", cny(300), 300);
         assert_eq!(without.tier(), without_the_order);
@@ -888,18 +893,8 @@ fn given_a_payment_lifted_tier_held_by_hysteresis_when_a_sliver_of_an_order_is_r
     // A customer's first order makes it D (an invoice of 3 CNY overdue);
     // paying the invoice lifts it to C. A critical complaint then puts
     // the figures in D's band, which hysteresis holds for 30 days in C.
-    let mut c = Customer::given(Policy::default_policy());
-    c.orders(date(2026, 11, 10), "y", 10_000_000, Some(5_000_000));
-    let first = c.state.assignment.as_ref().unwrap().since;
-    c.is_invoiced(
-        date(2026, 10, 1),
-        "i0",
-        "",
-        cny(300),
-        300,
-        date(2026, 10, 31),
-    );
-    assert_eq!(c.tier(), "D");
+    let mut c = ordered_with_an_invoice_overdue(10_000_000);
+    let first = c.state.tier_history()[0].at;
     c.pays(date(2026, 10, 30), "i0", cny(300), 300);
     assert_eq!(c.tier(), "C", "the payment lifted it");
     let entered_c = c.state.assignment.as_ref().unwrap().since;
