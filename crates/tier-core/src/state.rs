@@ -83,9 +83,8 @@
 //! once as far as the figures left no longer hold it (hysteresis holds
 //! only organic drops), and a customer who had been held in a tier by
 //! hysteresis before the upgrade is held there again, with the `since` it
-//! had (a tier passed on the way up keeps the `since` of its entry). When
-//! the figures left still hold the raised tier, nothing moves, and a
-//! later correction is judged the same way. A drop an event or time
+//! had. When the figures left still hold the raised tier, nothing moves,
+//! and a later correction is judged the same way. A drop an event or time
 //! makes that leaves the tier above the one before the upgrade (an
 //! invoice falling overdue, a correction the other orders still lift
 //! past it) keeps it remembered: the orders still lift the customer
@@ -97,20 +96,29 @@
 //! assignment before them: an order that lifted the customer and a
 //! payment of another invoice that lifted it further are both taken back
 //! by the order's cancellation, as far as the payment alone does not hold
-//! them. An upgrade by a placement is remembered from the tier just
-//! before it: after two placements in a row lifted the customer, a
-//! correction of the first decides from the tier between them. A change
-//! of tier a policy rescore or the population's move makes forgets what
-//! was remembered (an override changes only the effective tier, and
-//! forgets nothing).
+//! them. An order placed between two such upgrades can have made only the
+//! later: its correction decides again from the tier in force just before
+//! its placement (with that tier's `since`, from the tier history). An
+//! upgrade by a placement is remembered from the tier just before it:
+//! after two placements in a row lifted the customer, a correction of the
+//! first decides from the tier between them. A change of tier a policy
+//! rescore or the population's move makes forgets what was remembered (an
+//! override changes only the effective tier, and forgets nothing).
 //!
-//! Not every correction of an order that counted made the tier: one that
-//! takes back the whole order whose placement made the upgrades always
-//! decides again from before them; any other does so only when it lowers
-//! the tier the figures give, or takes more off the score than the held
-//! tier was entered with above its band (for a weighted score; for other
-//! methods, always). A sliver of an order returned while hysteresis
-//! holds an organic drop therefore leaves the hold standing.
+//! Not every correction of an order that counted made the tier. One
+//! decides again from before the upgrades when it takes back the whole
+//! order whose placement made them, when it lowers the tier the figures
+//! give, or when it takes more off the score than the held tier was
+//! entered with above its band; otherwise it is organic (hysteresis holds
+//! it), so a sliver of an order returned while hysteresis holds an organic
+//! drop leaves the hold standing. Known limits: each correction is judged
+//! alone (two orders cancelled one after the other, each under that
+//! margin, leave the tier held though together they made it); the margin
+//! is known only for a weighted score, so under the `rules` and `abc`
+//! methods, and when the tier history no longer keeps the entry (or an
+//! override made it), every correction of an order that counted decides
+//! again; and an entry score computed under an earlier policy is compared
+//! with the current policy's band.
 
 use serde::{Deserialize, Serialize};
 
@@ -1473,18 +1481,27 @@ impl CustomerState {
         // (the correction lowers neither the tier the figures give nor the
         // score below what entering the held tier took): a small return
         // while hysteresis holds an organic drop stays organic.
+        // (The order is looked at again after the fold: one whose day the
+        // event moved out of the window counts no more.)
         let undo = match trigger.correction {
             Some(c)
-                if (c.whole && self.raise.as_ref().is_some_and(|r| r.order == c.order))
-                    || eval.tier > c.before.tier
-                    || !self.entered_without(policy, held_idx, c.before.score - eval.score) =>
+                if self.counted_at_raise(c.order)
+                    && ((c.whole && self.raise.as_ref().is_some_and(|r| r.order == c.order))
+                        || eval.tier > c.before.tier
+                        || !self.entered_without(
+                            policy,
+                            held_idx,
+                            c.before.score - eval.score,
+                        )) =>
             {
-                self.raise.take()
+                self.raise
+                    .take()
+                    .map(|raise| (self.undone_from(&raise, c.order), raise))
             }
             _ => None,
         };
         let mut tier_idx = match &undo {
-            Some(r) => policy.decide(r.prior.as_ref(), eval, now),
+            Some((from, _)) => policy.decide(from.as_ref(), eval, now),
             None => policy.decide_held(
                 held_idx.zip(self.assignment.as_ref().map(|a| a.since)),
                 eval,
@@ -1507,23 +1524,23 @@ impl CustomerState {
                 a.score = eval.score;
                 // The figures left still hold the raised tier: the orders
                 // that raised it are still its cause.
-                if undo.is_some() {
-                    self.raise = undo;
+                if let Some((_, raise)) = undo {
+                    self.raise = Some(raise);
                 }
             }
             current => {
                 let old = current.take();
                 // Back to a tier held before the upgrades taken back: keep
                 // the since it had.
-                let prior_since = undo
-                    .as_ref()
-                    .and_then(|r| since_before_raise(&self.history, r.prior.as_ref(), new_tier));
+                let prior_since = undo.as_ref().and_then(|(from, _)| {
+                    since_before_raise(&self.history, from.as_ref(), new_tier)
+                });
                 restored = prior_since.is_some();
                 let since = prior_since.unwrap_or(now);
                 let upgrade = held_idx.is_none_or(|h| tier_idx < h);
                 // The upgrades remembered: the ones a correction took back
                 // (what the figures left still lift), else those held.
-                let kept = undo.or_else(|| self.raise.take());
+                let kept = undo.map(|(_, raise)| raise).or_else(|| self.raise.take());
                 self.raise = match trigger.cause {
                     // An upgrade an event or time made: the figures of
                     // every order counted then made it too. A placement's
@@ -1590,6 +1607,27 @@ impl CustomerState {
             }
         }
         change
+    }
+
+    /// The assignment a correction of `order` decides again from, taking
+    /// back `raise`: the one before the upgrades remembered, or, when the
+    /// order was placed after the first of them, the tier in force just
+    /// before its placement (the order can have made only the later ones;
+    /// a tier an override set is passed over).
+    fn undone_from(&self, raise: &Raise, order: u64) -> Option<TierAssignment> {
+        let floor = raise.prior.as_ref().map(|p| p.since);
+        self.projection
+            .order_placed_in_window(order)
+            .and_then(|placed| {
+                let before = self.history.partition_point(|s| s.at < placed);
+                let step = self.history.get(before.checked_sub(1)?)?;
+                (!step.overridden && floor.is_none_or(|f| step.at > f)).then(|| TierAssignment {
+                    tier: step.to.clone(),
+                    score: step.score,
+                    since: step.at,
+                })
+            })
+            .or_else(|| raise.prior.clone())
     }
 
     /// Whether the held tier (index `held`) would have been entered

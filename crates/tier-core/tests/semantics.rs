@@ -928,6 +928,85 @@ fn given_a_payment_lifted_tier_held_by_hysteresis_when_a_sliver_of_an_order_is_r
 }
 
 #[test]
+fn given_two_lifts_in_a_row_and_an_order_placed_between_them_when_it_is_cancelled_during_a_hold_then_only_the_later_lift_is_taken_back()
+ {
+    // A critical complaint of a year ago weighs on a customer; paying an
+    // overdue invoice lifts it from D to C on 15 November; an order of
+    // 50,000 CNY follows on the 17th; the complaint leaves the window and
+    // the customer rises to B. Two new critical complaints put the
+    // figures in D's band: hysteresis holds B.
+    let critical = |c: &mut Customer, at: Timestamp, id: &str| {
+        c.event(
+            at,
+            EventKind::ComplaintOpened {
+                complaint_id: id.into(),
+                severity: Severity::Critical,
+                category: "quality".into(),
+            },
+        );
+    };
+    let mut c = Customer::given(Policy::default_policy());
+    critical(&mut c, date(2025, 11, 20), "k1");
+    c.orders(date(2026, 11, 15), "y", 40_000_000, Some(20_000_000));
+    c.is_invoiced(
+        date(2026, 10, 1),
+        "i0",
+        "",
+        cny(300),
+        300,
+        date(2026, 10, 31),
+    );
+    assert_eq!(c.tier(), "D");
+    c.pays(date(2026, 10, 30), "i0", cny(300), 300);
+    assert_eq!(c.tier(), "C", "the payment lifted it");
+    let entered_c = c.state.assignment.as_ref().unwrap().since;
+    c.orders(date(2026, 11, 17), "o5", 5_000_000, Some(2_500_000));
+    assert_eq!(c.tier(), "C");
+    c.state
+        .advance_to("c", &c.policy, date(2026, 11, 22), usize::MAX);
+    assert_eq!(c.tier(), "B", "the complaint's leaving lifted it further");
+    critical(&mut c, date(2026, 11, 22), "k2");
+    critical(&mut c, date(2026, 11, 22), "k3");
+    assert_eq!(c.tier(), "B", "held by hysteresis");
+    // The order is cancelled: it can have made only the lift to B, so
+    // the customer is back in C, where hysteresis holds it (entered 7 days
+    // before), as without the order; not in D, where the payment's lift,
+    // made before the order existed, would be taken back too.
+    c.cancels(date(2026, 11, 23), "o5");
+    assert_eq!(c.tier(), "C");
+    assert_eq!(c.state.assignment.as_ref().unwrap().since, entered_c);
+}
+
+#[test]
+fn given_an_order_that_made_the_tier_and_has_left_the_window_when_it_is_cancelled_then_the_drop_is_organic()
+ {
+    // An order of 400,000 CNY made a customer C on 20 November 2025; a
+    // regular order followed in October. A year on, the large order has
+    // left the window: the figures are just below C's band, within the
+    // downgrade margin, which holds C. The ERP cancels the old order: it
+    // counts in no figure any more, so its cancellation changes nothing.
+    let cancelled_after = |advance_first: bool| {
+        let mut c = Customer::given(Policy::default_policy());
+        c.orders(date(2025, 11, 20), "o1", 40_000_000, Some(20_000_000));
+        c.orders(date(2026, 10, 1), "r", 18_000_000, Some(9_000_000));
+        assert_eq!(c.tier(), "C");
+        if advance_first {
+            c.state
+                .advance_to("c", &c.policy, date(2026, 11, 25), usize::MAX);
+            assert_eq!(c.tier(), "C", "held by the margin");
+        }
+        c.cancels(date(2026, 11, 25), "o1");
+        c.tier().to_owned()
+    };
+    assert_eq!(cancelled_after(true), "C");
+    assert_eq!(
+        cancelled_after(false),
+        "C",
+        "the cancellation moves the window"
+    );
+}
+
+#[test]
 fn given_an_order_that_lifted_the_tier_and_time_that_lifted_it_further_when_the_order_is_cancelled_then_the_tier_is_what_time_alone_gives()
  {
     // A critical complaint of a year ago weighs on a D customer. A large
