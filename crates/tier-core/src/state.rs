@@ -78,7 +78,8 @@
 //! When an event or time upgrades the tier, the state remembers the
 //! assignment before it. A cancellation or return of an order that
 //! counted at that upgrade (one placed no later than it and still in the
-//! window: the upgrade was decided on its figures) decides again from
+//! window at the decision instant: the upgrade was decided on its
+//! figures) decides again from
 //! that earlier assignment: the tier the orders caused is taken back at
 //! once as far as the figures left no longer hold it (hysteresis holds
 //! only organic drops), and a customer who had been held in a tier by
@@ -98,7 +99,9 @@
 //! by the order's cancellation, as far as the payment alone does not hold
 //! them. An order placed between two such upgrades can have made only the
 //! later: its correction decides again from the tier in force just before
-//! its placement (with that tier's `since`, from the tier history). An
+//! its placement (with that tier's `since`, from the tier history), when
+//! that tier lies between the one before the upgrades and the held one
+//! (not one left since, nor one an override set). An
 //! upgrade by a placement is remembered from the tier just before it:
 //! after two placements in a row lifted the customer, a correction of the
 //! first decides from the tier between them. A change of tier a policy
@@ -1481,11 +1484,12 @@ impl CustomerState {
         // (the correction lowers neither the tier the figures give nor the
         // score below what entering the held tier took): a small return
         // while hysteresis holds an organic drop stays organic.
-        // (The order is looked at again after the fold: one whose day the
-        // event moved out of the window counts no more.)
+        // (The order is looked at again after the fold and at the decision
+        // instant: one whose day the event, or a sweep, moved out of the
+        // window counts no more.)
         let undo = match trigger.correction {
             Some(c)
-                if self.counted_at_raise(c.order)
+                if self.counted_at_raise_at(c.order, now, policy)
                     && ((c.whole && self.raise.as_ref().is_some_and(|r| r.order == c.order))
                         || eval.tier > c.before.tier
                         || !self.entered_without(
@@ -1496,7 +1500,7 @@ impl CustomerState {
             {
                 self.raise
                     .take()
-                    .map(|raise| (self.undone_from(&raise, c.order), raise))
+                    .map(|raise| (self.undone_from(policy, &raise, c.order), raise))
             }
             _ => None,
         };
@@ -1612,19 +1616,30 @@ impl CustomerState {
     /// The assignment a correction of `order` decides again from, taking
     /// back `raise`: the one before the upgrades remembered, or, when the
     /// order was placed after the first of them, the tier in force just
-    /// before its placement (the order can have made only the later ones;
-    /// a tier an override set is passed over).
-    fn undone_from(&self, raise: &Raise, order: u64) -> Option<TierAssignment> {
-        let floor = raise.prior.as_ref().map(|p| p.since);
+    /// before its placement (the order can have made only the later
+    /// ones). That tier is taken only when it lies strictly between the
+    /// one before the upgrades and the held one, entered after the former
+    /// and not by an override: a tier left since (a drop after the
+    /// placement, the held tier entered before) gives no ground to hold.
+    fn undone_from(&self, policy: &Policy, raise: &Raise, order: u64) -> Option<TierAssignment> {
+        let index = |tier: &TierName| policy.tier_index(tier);
+        let held = self.assignment.as_ref().and_then(|a| index(&a.tier));
+        let prior = raise.prior.as_ref();
+        let (floor, below) = (prior.map(|p| p.since), prior.and_then(|p| index(&p.tier)));
         self.projection
             .order_placed_in_window(order)
             .and_then(|placed| {
                 let before = self.history.partition_point(|s| s.at < placed);
                 let step = self.history.get(before.checked_sub(1)?)?;
-                (!step.overridden && floor.is_none_or(|f| step.at > f)).then(|| TierAssignment {
-                    tier: step.to.clone(),
-                    score: step.score,
-                    since: step.at,
+                let i = index(&step.to)?;
+                // Lower index = better tier.
+                let between = held.is_some_and(|h| i > h) && below.is_none_or(|b| i < b);
+                (between && !step.overridden && floor.is_none_or(|f| step.at > f)).then(|| {
+                    TierAssignment {
+                        tier: step.to.clone(),
+                        score: step.score,
+                        since: step.at,
+                    }
                 })
             })
             .or_else(|| raise.prior.clone())
@@ -1663,6 +1678,18 @@ impl CustomerState {
             return false;
         };
         placed <= held.since
+    }
+
+    /// [`Self::counted_at_raise`], with the window as it stands at the
+    /// decision instant `now` (a sweep may have moved it past the order
+    /// while the projection's window, which events move, still holds it).
+    fn counted_at_raise_at(&self, order: u64, now: Timestamp, policy: &Policy) -> bool {
+        let rules = policy.fold_rules();
+        self.counted_at_raise(order)
+            && self
+                .projection
+                .order_placed_in_window(order)
+                .is_some_and(|placed| rules.calendar.day(placed) >= rules.window_start(now))
     }
 
     /// The effective tier index: the override's, bounded as its mode says,
@@ -1952,6 +1979,74 @@ impl CustomerState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A correction decides again from the tier in force before the
+    /// order's placement only while that tier lies between the one before
+    /// the upgrades remembered and the held one: never from the held tier
+    /// entered before, a tier above it, or one an override set.
+    #[test]
+    fn a_correction_decides_from_no_tier_left_since_the_orders_placement() {
+        let policy = Policy::default_policy();
+        let t = |day: i64| Timestamp::from_millis(1_800_000_000_000 + day * 86_400_000);
+        let mut state = CustomerState::default();
+        let placed = Event {
+            event_id: "e1".into(),
+            customer_id: "c".into(),
+            occurred_at: t(2),
+            source: String::new(),
+            kind: EventKind::OrderPlaced {
+                order_id: "o".into(),
+                amount: crate::Money(1_000),
+                cost: None,
+            },
+        };
+        assert_eq!(
+            state.projection.apply(&placed, policy.fold_rules()),
+            Applied::Applied
+        );
+        let order = stable_hash("o");
+        let step = |day: i64, to: &str| TierStep {
+            at: t(day),
+            from: None,
+            to: TierName::from(to),
+            score: 50.0,
+            cause: Cause::Event,
+            overridden: false,
+            sequence: 0,
+        };
+        let assigned = |tier: &str, day: i64| TierAssignment {
+            tier: TierName::from(tier),
+            score: 50.0,
+            since: t(day),
+        };
+        let raise = Raise {
+            order: NO_ORDER,
+            prior: Some(assigned("D", 0)),
+        };
+        // D, B, the order, A: the order can have made only the lift to A.
+        state.history = vec![step(0, "D"), step(1, "B"), step(3, "A")];
+        state.assignment = Some(assigned("A", 3));
+        assert_eq!(
+            state.undone_from(&policy, &raise, order),
+            Some(assigned("B", 1))
+        );
+        // B entered by an override: passed over.
+        state.history[1].overridden = true;
+        assert_eq!(state.undone_from(&policy, &raise, order), raise.prior);
+        // D, B, the order, C, B: B is the held tier, entered again.
+        state.history = vec![step(0, "D"), step(1, "B"), step(3, "C"), step(4, "B")];
+        state.assignment = Some(assigned("B", 4));
+        assert_eq!(state.undone_from(&policy, &raise, order), raise.prior);
+        // D, B, the order, C: B lies above the held tier.
+        state.history.pop();
+        state.assignment = Some(assigned("C", 3));
+        assert_eq!(state.undone_from(&policy, &raise, order), raise.prior);
+        // D since day 0, an override's clear back to D on day 1, the
+        // order, A: the tier before the upgrades, with its own since.
+        state.history = vec![step(0, "D"), step(1, "D"), step(3, "A")];
+        state.assignment = Some(assigned("A", 3));
+        assert_eq!(state.undone_from(&policy, &raise, order), raise.prior);
+    }
 
     /// Every event reads the projection: the engine boxes each decoded
     /// state, and the projection sits inside that box, one pointer from

@@ -603,7 +603,8 @@ fn check_correction(
     let mut settlements = 0u32;
     let events = expand(actions);
     // Settlements of an old invoice of an order cancelled or returned do
-    // not move: void, with nothing paid, it is forgotten once its day
+    // not move: void (the order taken back whole), with nothing paid, it
+    // is forgotten once its day
     // leaves the window, which the order's placement may make happen
     // before they are read (they then settle nothing; a known limit of
     // the fold, not of corrections).

@@ -969,7 +969,7 @@ fn given_two_lifts_in_a_row_and_an_order_placed_between_them_when_it_is_cancelle
     critical(&mut c, date(2026, 11, 22), "k3");
     assert_eq!(c.tier(), "B", "held by hysteresis");
     // The order is cancelled: it can have made only the lift to B, so
-    // the customer is back in C, where hysteresis holds it (entered 7 days
+    // the customer is back in C, where hysteresis holds it (entered 8 days
     // before), as without the order; not in D, where the payment's lift,
     // made before the order existed, would be taken back too.
     c.cancels(date(2026, 11, 23), "o5");
@@ -985,24 +985,33 @@ fn given_an_order_that_made_the_tier_and_has_left_the_window_when_it_is_cancelle
     // left the window: the figures are just below C's band, within the
     // downgrade margin, which holds C. The ERP cancels the old order: it
     // counts in no figure any more, so its cancellation changes nothing.
-    let cancelled_after = |advance_first: bool| {
+    let cancelled_after = |advance_first: bool, dated: Timestamp| {
         let mut c = Customer::given(Policy::default_policy());
         c.orders(date(2025, 11, 20), "o1", 40_000_000, Some(20_000_000));
         c.orders(date(2026, 10, 1), "r", 18_000_000, Some(9_000_000));
         assert_eq!(c.tier(), "C");
+        let entered = c.state.assignment.as_ref().unwrap().since;
         if advance_first {
             c.state
                 .advance_to("c", &c.policy, date(2026, 11, 25), usize::MAX);
             assert_eq!(c.tier(), "C", "held by the margin");
         }
-        c.cancels(date(2026, 11, 25), "o1");
+        c.cancels(dated, "o1");
+        assert_eq!(c.state.assignment.as_ref().unwrap().since, entered);
         c.tier().to_owned()
     };
-    assert_eq!(cancelled_after(true), "C");
+    assert_eq!(cancelled_after(true, date(2026, 11, 25)), "C");
     assert_eq!(
-        cancelled_after(false),
+        cancelled_after(false, date(2026, 11, 25)),
         "C",
         "the cancellation moves the window"
+    );
+    // Posted a week late, after time moved the window past the order
+    // (the events read so far have not).
+    assert_eq!(
+        cancelled_after(true, date(2026, 11, 18)),
+        "C",
+        "posted late"
     );
 }
 
