@@ -98,15 +98,17 @@
 //! payment of another invoice that lifted it further are both taken back
 //! by the order's cancellation, as far as the payment alone does not hold
 //! them. An order placed between two such upgrades can have made only the
-//! later: its correction decides again from the tier in force just before
-//! its placement (with that tier's `since`, from the tier history), when
-//! that tier lies between the one before the upgrades and the held one
-//! (not one left since, nor one an override set). An
-//! upgrade by a placement is remembered from the tier just before it:
-//! after two placements in a row lifted the customer, a correction of the
-//! first decides from the tier between them. A change of tier a policy
-//! rescore or the population's move makes forgets what was remembered (an
-//! override changes only the effective tier, and forgets nothing).
+//! later: its correction decides again from the worst tier held from its
+//! placement on (with the `since` of its last entry, from the tier
+//! history) when that tier lies between the one before the upgrades and
+//! the held one, and from the held tier (nothing to undo) when nothing
+//! worse was held since; an override on the way leaves the one before the
+//! upgrades. An upgrade by a placement is remembered from the tier just
+//! before it: after two placements in a row lifted the customer, a
+//! correction of the first decides from the tier between them. A change
+//! of tier a policy rescore or the population's move makes forgets what
+//! was remembered (an override changes only the effective tier, and
+//! forgets nothing).
 //!
 //! Not every correction of an order that counted made the tier. One
 //! decides again from before the upgrades when it takes back the whole
@@ -1614,35 +1616,52 @@ impl CustomerState {
     }
 
     /// The assignment a correction of `order` decides again from, taking
-    /// back `raise`: the one before the upgrades remembered, or, when the
-    /// order was placed after the first of them, the tier in force just
-    /// before its placement (the order can have made only the later
-    /// ones). That tier is taken only when it lies strictly between the
-    /// one before the upgrades and the held one, entered after the former
-    /// and not by an override: a tier left since (a drop after the
-    /// placement, the held tier entered before) gives no ground to hold.
+    /// back `raise`: the one before the upgrades remembered, unless the
+    /// order was placed after the first of them. Then the order can have
+    /// made only the lifts after its placement: it decides again from the
+    /// worst tier the customer held from its placement on, entered last
+    /// at that instant, when that tier lies strictly between the one
+    /// before the upgrades and the held one; from the held tier itself
+    /// (no lift to undo) when the customer held nothing worse since. Any
+    /// doubt (an override's tier on the way, a tier the policy no longer
+    /// knows, a placement before the history kept) decides from the one
+    /// before the upgrades.
     fn undone_from(&self, policy: &Policy, raise: &Raise, order: u64) -> Option<TierAssignment> {
         let index = |tier: &TierName| policy.tier_index(tier);
-        let held = self.assignment.as_ref().and_then(|a| index(&a.tier));
         let prior = raise.prior.as_ref();
-        let (floor, below) = (prior.map(|p| p.since), prior.and_then(|p| index(&p.tier)));
-        self.projection
-            .order_placed_in_window(order)
-            .and_then(|placed| {
-                let before = self.history.partition_point(|s| s.at < placed);
-                let step = self.history.get(before.checked_sub(1)?)?;
+        let from_placement = || {
+            let placed = self.projection.order_placed_in_window(order)?;
+            let before = self.history.partition_point(|s| s.at < placed);
+            let in_force = self.history.get(before.checked_sub(1)?..)?;
+            let held = self.assignment.as_ref()?;
+            let held_idx = index(&held.tier)?;
+            // The worst tier held since the placement (lower index =
+            // better), its last entry.
+            let mut worst: Option<(usize, &TierStep)> = None;
+            for step in in_force {
+                if step.overridden || step.cause == Cause::Override {
+                    return None;
+                }
                 let i = index(&step.to)?;
-                // Lower index = better tier.
-                let between = held.is_some_and(|h| i > h) && below.is_none_or(|b| i < b);
-                (between && !step.overridden && floor.is_none_or(|f| step.at > f)).then(|| {
-                    TierAssignment {
-                        tier: step.to.clone(),
-                        score: step.score,
-                        since: step.at,
-                    }
-                })
+                if worst.is_none_or(|(w, _)| i >= w) {
+                    worst = Some((i, step));
+                }
+            }
+            let (worst_idx, step) = worst?;
+            if worst_idx <= held_idx {
+                return Some(held.clone());
+            }
+            let above_prior = match prior {
+                None => true,
+                Some(p) => index(&p.tier).is_some_and(|b| worst_idx < b) && step.at > p.since,
+            };
+            above_prior.then(|| TierAssignment {
+                tier: step.to.clone(),
+                score: step.score,
+                since: step.at,
             })
-            .or_else(|| raise.prior.clone())
+        };
+        from_placement().or_else(|| raise.prior.clone())
     }
 
     /// Whether the held tier (index `held`) would have been entered
@@ -1685,11 +1704,13 @@ impl CustomerState {
     /// while the projection's window, which events move, still holds it).
     fn counted_at_raise_at(&self, order: u64, now: Timestamp, policy: &Policy) -> bool {
         let rules = policy.fold_rules();
-        self.counted_at_raise(order)
-            && self
-                .projection
-                .order_placed_in_window(order)
-                .is_some_and(|placed| rules.calendar.day(placed) >= rules.window_start(now))
+        let (Some(placed), Some(held)) = (
+            self.projection.order_placed_in_window(order),
+            &self.assignment,
+        ) else {
+            return false;
+        };
+        placed <= held.since && rules.calendar.day(placed) >= rules.window_start(now)
     }
 
     /// The effective tier index: the override's, bounded as its mode says,
@@ -1980,12 +2001,13 @@ impl CustomerState {
 mod tests {
     use super::*;
 
-    /// A correction decides again from the tier in force before the
-    /// order's placement only while that tier lies between the one before
-    /// the upgrades remembered and the held one: never from the held tier
-    /// entered before, a tier above it, or one an override set.
+    /// A correction of an order placed after the first of the upgrades
+    /// remembered decides again from the worst tier the customer held from
+    /// the placement on, while it lies between the tier before the
+    /// upgrades and the held one; from the held tier when nothing worse
+    /// was held since; else, and in any doubt, from the tier before.
     #[test]
-    fn a_correction_decides_from_no_tier_left_since_the_orders_placement() {
+    fn a_correction_decides_from_the_worst_tier_held_since_the_orders_placement() {
         let policy = Policy::default_policy();
         let t = |day: i64| Timestamp::from_millis(1_800_000_000_000 + day * 86_400_000);
         let mut state = CustomerState::default();
@@ -2019,33 +2041,52 @@ mod tests {
             score: 50.0,
             since: t(day),
         };
-        let raise = Raise {
+        let mut raise = Raise {
             order: NO_ORDER,
             prior: Some(assigned("D", 0)),
         };
+        let from = |state: &mut CustomerState, steps: Vec<TierStep>, raise: &Raise| {
+            let held = steps.last().map(|s| (s.to.clone(), s.at));
+            state.history = steps;
+            state.assignment = held.map(|(tier, since)| TierAssignment {
+                tier,
+                score: 50.0,
+                since,
+            });
+            state.undone_from(&policy, raise, order)
+        };
         // D, B, the order, A: the order can have made only the lift to A.
-        state.history = vec![step(0, "D"), step(1, "B"), step(3, "A")];
-        state.assignment = Some(assigned("A", 3));
+        let lifted = vec![step(0, "D"), step(1, "B"), step(3, "A")];
         assert_eq!(
-            state.undone_from(&policy, &raise, order),
+            from(&mut state, lifted.clone(), &raise),
             Some(assigned("B", 1))
         );
-        // B entered by an override: passed over.
-        state.history[1].overridden = true;
-        assert_eq!(state.undone_from(&policy, &raise, order), raise.prior);
-        // D, B, the order, C, B: B is the held tier, entered again.
-        state.history = vec![step(0, "D"), step(1, "B"), step(3, "C"), step(4, "B")];
-        state.assignment = Some(assigned("B", 4));
-        assert_eq!(state.undone_from(&policy, &raise, order), raise.prior);
-        // D, B, the order, C: B lies above the held tier.
-        state.history.pop();
-        state.assignment = Some(assigned("C", 3));
-        assert_eq!(state.undone_from(&policy, &raise, order), raise.prior);
-        // D since day 0, an override's clear back to D on day 1, the
-        // order, A: the tier before the upgrades, with its own since.
-        state.history = vec![step(0, "D"), step(1, "D"), step(3, "A")];
-        state.assignment = Some(assigned("A", 3));
-        assert_eq!(state.undone_from(&policy, &raise, order), raise.prior);
+        // D, B, the order, C, A: only the lift from C.
+        let dropped = vec![step(0, "D"), step(1, "B"), step(3, "C"), step(4, "A")];
+        assert_eq!(from(&mut state, dropped, &raise), Some(assigned("C", 3)));
+        // D, B, the order, C, B: B entered again from C.
+        let again = vec![step(0, "D"), step(1, "B"), step(3, "C"), step(4, "B")];
+        assert_eq!(from(&mut state, again, &raise), Some(assigned("C", 3)));
+        // D, B, the order, C: no lift since the order, nothing to undo.
+        let fell = vec![step(0, "D"), step(1, "B"), step(3, "C")];
+        assert_eq!(from(&mut state, fell, &raise), Some(assigned("C", 3)));
+        // D, C, the order, D, A: D held since, the tier before the lifts.
+        let low = vec![step(0, "D"), step(1, "C"), step(3, "D"), step(4, "A")];
+        assert_eq!(from(&mut state, low, &raise), raise.prior);
+        // An override on the way (B set, or cleared to): in doubt.
+        let mut pinned = lifted.clone();
+        pinned[1].overridden = true;
+        assert_eq!(from(&mut state, pinned, &raise), raise.prior);
+        let mut cleared = lifted.clone();
+        cleared[1].cause = Cause::Override;
+        assert_eq!(from(&mut state, cleared, &raise), raise.prior);
+        // The first tier remembered (no tier before): any tier below the
+        // held one.
+        raise.prior = None;
+        assert_eq!(from(&mut state, lifted, &raise), Some(assigned("B", 1)));
+        // Placed before the history kept.
+        let later = vec![step(5, "B"), step(6, "A")];
+        assert_eq!(from(&mut state, later, &raise), None);
     }
 
     /// Every event reads the projection: the engine boxes each decoded
