@@ -1619,13 +1619,13 @@ impl CustomerState {
     /// back `raise`: the one before the upgrades remembered, unless the
     /// order was placed after the first of them. Then the order can have
     /// made only the lifts after its placement: it decides again from the
-    /// worst tier the customer held from its placement on, entered last
-    /// at that instant, when that tier lies strictly between the one
+    /// worst tier the customer held from its placement on (its last
+    /// entry), when that tier lies strictly between the one
     /// before the upgrades and the held one; from the held tier itself
     /// (no lift to undo) when the customer held nothing worse since. Any
-    /// doubt (an override's tier on the way, a tier the policy no longer
-    /// knows, a placement before the history kept) decides from the one
-    /// before the upgrades.
+    /// doubt (an override in force or set since, a tier the policy no
+    /// longer knows, a placement before the history kept) decides from the
+    /// one before the upgrades.
     fn undone_from(&self, policy: &Policy, raise: &Raise, order: u64) -> Option<TierAssignment> {
         let index = |tier: &TierName| policy.tier_index(tier);
         let prior = raise.prior.as_ref();
@@ -1633,6 +1633,12 @@ impl CustomerState {
             let placed = self.projection.order_placed_in_window(order)?;
             let before = self.history.partition_point(|s| s.at < placed);
             let in_force = self.history.get(before.checked_sub(1)?..)?;
+            // An override in force or set since (a pin to the tier held
+            // leaves no step in the history): in doubt.
+            let since = in_force.first()?.at;
+            if self.manual().is_some() || self.override_history().iter().any(|e| e.at >= since) {
+                return None;
+            }
             let held = self.assignment.as_ref()?;
             let held_idx = index(&held.tier)?;
             // The worst tier held since the placement (lower index =
@@ -2067,9 +2073,22 @@ mod tests {
         // D, B, the order, C, B: B entered again from C.
         let again = vec![step(0, "D"), step(1, "B"), step(3, "C"), step(4, "B")];
         assert_eq!(from(&mut state, again, &raise), Some(assigned("C", 3)));
-        // D, B, the order, C: no lift since the order, nothing to undo.
-        let fell = vec![step(0, "D"), step(1, "B"), step(3, "C")];
-        assert_eq!(from(&mut state, fell, &raise), Some(assigned("C", 3)));
+        // D, B, the order, C, B, C, A: C since its last entry.
+        let twice = vec![
+            step(0, "D"),
+            step(1, "B"),
+            step(3, "C"),
+            step(4, "B"),
+            step(5, "C"),
+            step(6, "A"),
+        ];
+        assert_eq!(from(&mut state, twice, &raise), Some(assigned("C", 5)));
+        // D, B, the order, C: no lift since the order, nothing to undo:
+        // the held assignment, as it is.
+        let mut fell = vec![step(0, "D"), step(1, "B"), step(3, "C")];
+        fell[2].score = 41.0;
+        let held = from(&mut state, fell, &raise);
+        assert_eq!(held.as_ref(), state.assignment.as_ref());
         // D, C, the order, D, A: D held since, the tier before the lifts.
         let low = vec![step(0, "D"), step(1, "C"), step(3, "D"), step(4, "A")];
         assert_eq!(from(&mut state, low, &raise), raise.prior);
@@ -2083,10 +2102,27 @@ mod tests {
         // The first tier remembered (no tier before): any tier below the
         // held one.
         raise.prior = None;
-        assert_eq!(from(&mut state, lifted, &raise), Some(assigned("B", 1)));
-        // Placed before the history kept.
-        let later = vec![step(5, "B"), step(6, "A")];
-        assert_eq!(from(&mut state, later, &raise), None);
+        assert_eq!(
+            from(&mut state, lifted.clone(), &raise),
+            Some(assigned("B", 1))
+        );
+        // A pin (to the tier held: no step) set after the placement.
+        raise.prior = Some(assigned("D", 0));
+        state.overrides = Some(Box::new(Overrides {
+            active: None,
+            history: vec![OverrideEntry {
+                at: t(3),
+                action: OverrideAction::Expired,
+            }],
+        }));
+        assert_eq!(from(&mut state, lifted.clone(), &raise), raise.prior);
+        state.overrides = None;
+        // Placed before the history kept (its oldest changes dropped).
+        let mut later = vec![step(5, "B"), step(6, "A")];
+        for s in &mut later {
+            s.sequence = 40;
+        }
+        assert_eq!(from(&mut state, later, &raise), raise.prior);
     }
 
     /// Every event reads the projection: the engine boxes each decoded
