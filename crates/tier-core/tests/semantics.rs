@@ -79,6 +79,34 @@ impl Customer {
         )
     }
 
+    /// Order "y" of `amount` (cost half) at `at`, and invoice "i0" of 3
+    /// CNY (of no order) overdue since 2026-10-31: the customer is D.
+    fn orders_with_an_invoice_overdue(&mut self, at: Timestamp, amount: i64) -> &mut Self {
+        self.orders(at, "y", amount, Some(amount / 2));
+        self.is_invoiced(
+            date(2026, 10, 1),
+            "i0",
+            "",
+            cny(300),
+            300,
+            date(2026, 10, 31),
+        );
+        assert_eq!(self.tier(), "D");
+        self
+    }
+
+    /// A critical complaint `id` (category "quality"), opened at `at`.
+    fn complains_critically(&mut self, at: Timestamp, id: &str) -> &mut Self {
+        self.event(
+            at,
+            EventKind::ComplaintOpened {
+                complaint_id: id.into(),
+                severity: Severity::Critical,
+                category: "quality".into(),
+            },
+        )
+    }
+
     fn cancels(&mut self, at: Timestamp, id: &str) -> &mut Self {
         self.event(
             at,
@@ -845,16 +873,7 @@ fn given_an_order_whose_own_invoice_raised_the_tier_further_when_the_order_is_ca
 /// since 2026-10-31 ("i0", of no order).
 fn ordered_with_an_invoice_overdue(amount: i64) -> Customer {
     let mut c = Customer::given(Policy::default_policy());
-    c.orders(date(2026, 11, 10), "y", amount, Some(amount / 2));
-    c.is_invoiced(
-        date(2026, 10, 1),
-        "i0",
-        "",
-        cny(300),
-        300,
-        date(2026, 10, 31),
-    );
-    assert_eq!(c.tier(), "D");
+    c.orders_with_an_invoice_overdue(date(2026, 11, 10), amount);
     c
 }
 
@@ -898,14 +917,7 @@ fn given_a_payment_lifted_tier_held_by_hysteresis_when_a_sliver_of_an_order_is_r
     c.pays(date(2026, 10, 30), "i0", cny(300), 300);
     assert_eq!(c.tier(), "C", "the payment lifted it");
     let entered_c = c.state.assignment.as_ref().unwrap().since;
-    c.event(
-        date(2026, 11, 11),
-        EventKind::ComplaintOpened {
-            complaint_id: "k".into(),
-            severity: Severity::Critical,
-            category: "quality".into(),
-        },
-    );
+    c.complains_critically(date(2026, 11, 11), "k");
     assert_eq!(c.tier(), "C", "held by hysteresis");
     let evaluated = |c: &Customer| {
         c.policy.tiers()[c.policy.evaluate(&c.figures()).tier]
@@ -935,28 +947,9 @@ fn given_two_lifts_in_a_row_and_an_order_placed_between_them_when_it_is_cancelle
     // 50,000 CNY follows on the 17th; the complaint leaves the window and
     // the customer rises to B. Two new critical complaints put the
     // figures in D's band: hysteresis holds B.
-    let critical = |c: &mut Customer, at: Timestamp, id: &str| {
-        c.event(
-            at,
-            EventKind::ComplaintOpened {
-                complaint_id: id.into(),
-                severity: Severity::Critical,
-                category: "quality".into(),
-            },
-        );
-    };
     let mut c = Customer::given(Policy::default_policy());
-    critical(&mut c, date(2025, 11, 20), "k1");
-    c.orders(date(2026, 11, 15), "y", 40_000_000, Some(20_000_000));
-    c.is_invoiced(
-        date(2026, 10, 1),
-        "i0",
-        "",
-        cny(300),
-        300,
-        date(2026, 10, 31),
-    );
-    assert_eq!(c.tier(), "D");
+    c.complains_critically(date(2025, 11, 20), "k1");
+    c.orders_with_an_invoice_overdue(date(2026, 11, 15), 40_000_000);
     c.pays(date(2026, 10, 30), "i0", cny(300), 300);
     assert_eq!(c.tier(), "C", "the payment lifted it");
     let entered_c = c.state.assignment.as_ref().unwrap().since;
@@ -965,8 +958,8 @@ fn given_two_lifts_in_a_row_and_an_order_placed_between_them_when_it_is_cancelle
     c.state
         .advance_to("c", &c.policy, date(2026, 11, 22), usize::MAX);
     assert_eq!(c.tier(), "B", "the complaint's leaving lifted it further");
-    critical(&mut c, date(2026, 11, 22), "k2");
-    critical(&mut c, date(2026, 11, 22), "k3");
+    c.complains_critically(date(2026, 11, 22), "k2");
+    c.complains_critically(date(2026, 11, 22), "k3");
     assert_eq!(c.tier(), "B", "held by hysteresis");
     // The order is cancelled: it can have made only the lift to B, so
     // the customer is back in C, where hysteresis holds it (entered 8 days
@@ -1026,14 +1019,7 @@ fn given_an_order_that_lifted_the_tier_and_time_that_lifted_it_further_when_the_
     for (regular, without_the_order) in [(10_000_000, "D"), (20_000_000, "C")] {
         let given = || {
             let mut c = Customer::given(Policy::default_policy());
-            c.event(
-                date(2025, 11, 25),
-                EventKind::ComplaintOpened {
-                    complaint_id: "k".into(),
-                    severity: Severity::Critical,
-                    category: "quality".into(),
-                },
-            );
+            c.complains_critically(date(2025, 11, 25), "k");
             c.orders(date(2026, 11, 10), "y", regular, Some(regular / 2));
             assert_eq!(c.tier(), "D");
             c
