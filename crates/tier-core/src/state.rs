@@ -1480,12 +1480,13 @@ impl CustomerState {
             .and_then(|a| policy.tier_index(&a.tier));
         // A correction of an order that counted when the held tier was
         // raised (placed no later than the last upgrade remembered, still
-        // in the window) decides from the assignment before the upgrades:
-        // always when it takes back the whole order whose placement made
-        // them, else unless the order's part plainly did not make the tier
-        // (the correction lowers neither the tier the figures give nor the
-        // score below what entering the held tier took): a small return
-        // while hysteresis holds an organic drop stays organic.
+        // in the window) decides again from an earlier assignment (see
+        // `undone_from`): always when it takes back the whole order whose
+        // placement made the upgrades, else unless the order's part plainly
+        // did not make the tier (the correction lowers neither the tier
+        // the figures give nor the score below what entering the held tier
+        // took): a small return while hysteresis holds an organic drop
+        // stays organic.
         // (The order is looked at again after the fold and at the decision
         // instant: one whose day the event, or a sweep, moved out of the
         // window counts no more.)
