@@ -79,12 +79,11 @@
 //! assignment before it. A cancellation or return of an order that
 //! counted at that upgrade (one placed no later than it and still in the
 //! window at the decision instant: the upgrade was decided on its
-//! figures) decides again from
-//! that earlier assignment: the tier the orders caused is taken back at
-//! once as far as the figures left no longer hold it (hysteresis holds
-//! only organic drops), and a customer who had been held in a tier by
-//! hysteresis before the upgrade is held there again, with the `since` it
-//! had. When the figures left still hold the raised tier, nothing moves,
+//! figures) decides again from that earlier assignment: the tier the
+//! orders caused is taken back at once as far as the figures left no
+//! longer hold it (hysteresis holds only organic drops), and a customer
+//! who had been held in a tier by hysteresis before the upgrade is held
+//! there again, with the `since` it had. When the figures left still hold the raised tier, nothing moves,
 //! and a later correction is judged the same way. A drop an event or time
 //! makes that leaves the tier above the one before the upgrade (an
 //! invoice falling overdue, a correction the other orders still lift
@@ -329,6 +328,20 @@ struct Raise {
 /// [`Raise::order`] of upgrades no placement made.
 const NO_ORDER: u64 = 0;
 
+/// The last change into `tier` at or after `floor` (any, for `None`)
+/// that no override made, in a tier history kept oldest first.
+fn last_entry<'h>(
+    history: &'h [TierStep],
+    tier: &str,
+    floor: Option<Timestamp>,
+) -> Option<&'h TierStep> {
+    history
+        .iter()
+        .rev()
+        .take_while(|s| floor.is_none_or(|f| s.at >= f))
+        .find(|s| !s.overridden && s.to == tier)
+}
+
 /// The `since` a correction that decides from `prior` (the assignment
 /// before the upgrades remembered) keeps for `tier`: `prior`'s when it is
 /// that tier, else that of the last change into it since `prior` (an
@@ -344,13 +357,7 @@ fn since_before_raise(
     {
         return Some(p.since);
     }
-    let floor = prior.map(|p| p.since);
-    history
-        .iter()
-        .rev()
-        .take_while(|s| floor.is_none_or(|f| s.at >= f))
-        .find(|s| !s.overridden && s.to == tier)
-        .map(|s| s.at)
+    last_entry(history, tier, prior.map(|p| p.since)).map(|s| s.at)
 }
 
 /// Most tier changes a customer's history keeps.
@@ -579,9 +586,6 @@ struct Correction {
     order: u64,
     /// What the figures gave just before it, at the decision instant.
     before: Evaluation,
-    /// Whether it took the whole order back (a cancellation, or a return
-    /// of all of it).
-    whole: bool,
 }
 
 impl CustomerState {
@@ -683,16 +687,14 @@ impl CustomerState {
         // A correction of an order that counted at the upgrades remembered:
         // what the figures give just before it, read before it is folded in
         // (what the order adds is the difference).
-        let correction = counted
-            .filter(|&order| self.raise.is_some() && self.counted_at_raise(order))
-            .map(|order| {
-                let at = self.decision_instant(Some(event.occurred_at));
-                Correction {
+        let correction = counted.filter(|_| self.raise.is_some()).and_then(|order| {
+            let at = self.decision_instant(Some(event.occurred_at));
+            self.counted_at_raise(order, at, policy)
+                .then(|| Correction {
                     order,
                     before: policy.evaluate(&self.scored_figures(policy, at)),
-                    whole: false,
-                }
-            });
+                })
+        });
         let applied = self.projection.apply(event, policy.fold_rules());
         if applied != Applied::Applied {
             return Processed {
@@ -720,10 +722,6 @@ impl CustomerState {
             }
             _ => None,
         };
-        let correction = correction.map(|c| Correction {
-            whole: !self.projection.order_counts(c.order),
-            ..c
-        });
         let at = self.decision_instant(None);
         let trigger = Trigger {
             cause: Cause::Event,
@@ -1492,8 +1490,11 @@ impl CustomerState {
         // window counts no more.)
         let undo = match trigger.correction {
             Some(c)
-                if self.counted_at_raise_at(c.order, now, policy)
-                    && ((c.whole && self.raise.as_ref().is_some_and(|r| r.order == c.order))
+                if self.counted_at_raise(c.order, now, policy)
+                    // The whole order back (a cancellation, or a return of
+                    // all of it): it counts no more after the fold.
+                    && ((self.raise.as_ref().is_some_and(|r| r.order == c.order)
+                        && !self.projection.order_counts(c.order))
                         || eval.tier > c.before.tier
                         || !self.entered_without(
                             policy,
@@ -1684,32 +1685,17 @@ impl CustomerState {
         let Some(floor) = policy.band_floor_centi(held) else {
             return false;
         };
-        self.history
-            .iter()
-            .rev()
-            .take_while(|s| s.at >= assigned.since)
-            .find(|s| !s.overridden && s.to == assigned.tier)
+        last_entry(&self.history, &assigned.tier, Some(assigned.since))
             .is_some_and(|entry| crate::policy::to_centi(entry.score - lost) >= floor)
     }
 
     /// Whether order `order` counted when the held tier was raised: it
-    /// still counts in the window (placed, then perhaps cancelled or
-    /// returned) and was placed no later than the raise, which is the held
+    /// still counts in the window at the decision instant `now` (placed,
+    /// then perhaps cancelled or returned; a sweep may have moved the
+    /// window past it while the projection's, which events move, still
+    /// holds it) and was placed no later than the raise, which is the held
     /// assignment's `since` (set by the upgrade, kept while the tier is).
-    fn counted_at_raise(&self, order: u64) -> bool {
-        let (Some(placed), Some(held)) = (
-            self.projection.order_placed_in_window(order),
-            &self.assignment,
-        ) else {
-            return false;
-        };
-        placed <= held.since
-    }
-
-    /// [`Self::counted_at_raise`], with the window as it stands at the
-    /// decision instant `now` (a sweep may have moved it past the order
-    /// while the projection's window, which events move, still holds it).
-    fn counted_at_raise_at(&self, order: u64, now: Timestamp, policy: &Policy) -> bool {
+    fn counted_at_raise(&self, order: u64, now: Timestamp, policy: &Policy) -> bool {
         let rules = policy.fold_rules();
         let (Some(placed), Some(held)) = (
             self.projection.order_placed_in_window(order),

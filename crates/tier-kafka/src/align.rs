@@ -29,17 +29,17 @@
 //! `cap` records are held (a topic whose history starts years after
 //! another's) and a partition number's earliest record must wait, its
 //! topic partitions holding at least [`Aligner::share`] records are to be
-//! paused (from three quarters, every one holding any); one is resumed once it has released all it held (another topic
-//! may then wait for it), and all are once a quarter of `cap` or fewer are
-//! held ([`Aligner::take_flow`] says which; the pipeline pauses and
-//! resumes them in librdkafka, which fetches a resumed partition from the
-//! record after the last one polled, so nothing held is fetched twice).
-//! Nothing is paused while fewer than half are held, nor, below three
-//! quarters, a topic behind that holds fewer than a share while it waits
-//! for another: a pause drops what librdkafka fetched ahead, to be
-//! fetched again. Only past `cap` all
-//! the same do records go on in event-time order without waiting, as
-//! they would without alignment.
+//! paused (from three quarters, every one holding any); one is resumed
+//! once it has released all it held (another topic may then wait for it),
+//! and all are once a quarter of `cap` or fewer are held
+//! ([`Aligner::take_flow`] says which; the pipeline pauses and resumes
+//! them in librdkafka, which fetches a resumed partition from the record
+//! after the last one polled, so nothing held is fetched twice). Nothing
+//! is paused while fewer than half are held, nor, below three quarters, a
+//! topic behind that holds fewer than a share while it waits for another:
+//! a pause drops what librdkafka fetched ahead, to be fetched again. Only
+//! past `cap` all the same do records go on in event-time order without
+//! waiting, as they would without alignment.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
